@@ -1,0 +1,50 @@
+# Strongroom — two commands: `make run` and `make test`. Everything else is set up by them.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEV_DATA := var/dev
+
+.PHONY: run test lint typecheck pytest bench bench-quick fuzz demo audit clean browser-deps
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	@bash scripts/bootstrap.sh $(VENV)
+	@touch $(STAMP)
+
+## make run: set up (first time only), initialise a dev box under var/dev and start it.
+run: $(STAMP)
+	@$(BIN)/strongroom dev --data $(DEV_DATA)
+
+## make test: set up, then ruff, mypy and the whole pytest suite (browser tests included).
+test: $(STAMP) browser-deps lint typecheck pytest
+
+browser-deps:
+	@bash scripts/ensure-system-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check app firmware tests scripts
+	$(BIN)/ruff format --check app firmware tests scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+## make bench: every benchmark, one table in docs/benchmarks.md (under 15 minutes on 2 cores).
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py --write docs/benchmarks.md
+
+bench-quick: $(STAMP)
+	$(BIN)/python scripts/bench.py --quick
+
+demo: $(STAMP)
+	@bash scripts/demo.sh
+
+## make audit: pip-audit against the pinned set (needs the vulnerability feed; not part of make test).
+audit: $(STAMP)
+	$(BIN)/pip install -q pip-audit
+	$(BIN)/pip-audit --skip-editable
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/artifacts

@@ -1,0 +1,1 @@
+"""The front panel of the box: PAIR button and status LEDs (gpiozero)."""

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages the tests need: Debian's chromium (driven by Playwright, no
+# browser download), openssl (export verification), systemd (unit checks).
+# Installed when we are root; otherwise one line names what is missing.
+set -euo pipefail
+needed=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || needed+=(chromium)
+command -v openssl >/dev/null 2>&1 || needed+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || needed+=(systemd)
+command -v sha256sum >/dev/null 2>&1 || needed+=(coreutils)
+command -v shellcheck >/dev/null 2>&1 || needed+=(shellcheck)
+[ ${#needed[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null
+else
+    echo "strongroom: missing Debian package(s): ${needed[*]} (run: sudo apt-get install ${needed[*]})" >&2
+    exit 1
+fi
