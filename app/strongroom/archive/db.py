@@ -1,0 +1,88 @@
+"""Opening the SQCipher archive file: key, durability pragmas, migrations.
+
+The key is the raw 256-bit archive key derived from the box identity, passed
+as `x'…'` so SQLCipher skips its PBKDF2 (opening takes milliseconds).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import cast
+
+import sqlcipher3
+
+from strongroom.archive.errors import SchemaTooNew, WrongArchiveKey
+from strongroom.archive.schema import MIGRATIONS, SCHEMA_VERSION
+
+# sqlcipher3 mirrors the stdlib sqlite3 API; we type against the stdlib's stubs.
+Connection = sqlite3.Connection
+
+KEY_BYTES = 32
+
+
+def _key_pragma(key: bytes) -> str:
+    if len(key) != KEY_BYTES:
+        raise ValueError("the archive key must be 32 bytes")
+    return f"PRAGMA key = \"x'{key.hex()}'\""
+
+
+def connect(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
+    """Open (or create) the archive; raise WrongArchiveKey if the key is wrong."""
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    conn = cast(
+        Connection,
+        sqlcipher3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0
+        ),
+    )
+    try:
+        # SQLCipher otherwise prints decryption failures to stderr itself.
+        conn.execute("PRAGMA cipher_log_level = NONE")
+        conn.execute(_key_pragma(key))
+        # Fail here, on a clear error, rather than at the first query.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError as exc:
+        conn.close()
+        raise WrongArchiveKey(f"cannot open {path.name}: wrong key or not an archive") from exc
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit returns only once the WAL is fsynced. An ack means durable.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # Freed pages are zeroed, so destroyed records do not linger in the file.
+    conn.execute("PRAGMA secure_delete = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    return conn
+
+
+def schema_version(conn: Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: Connection) -> int:
+    """Bring the schema forward to SCHEMA_VERSION; return the version found."""
+    found = schema_version(conn)
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNew(f"archive schema {found} is newer than this software ({SCHEMA_VERSION})")
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        script = MIGRATIONS[version - 1]
+        # executescript commits implicitly; wrap the whole step ourselves so the
+        # version bump and the DDL land together or not at all.
+        statements = f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+        try:
+            conn.executescript(statements)
+        except (sqlcipher3.Error, sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return found
+
+
+def open_archive_db(path: Path, key: bytes) -> Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path, key)
+    migrate(conn)
+    return conn

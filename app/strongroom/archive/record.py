@@ -1,0 +1,180 @@
+"""Conversation records as phones sign and push them.
+
+A record is a CBOR map in canonical (deterministic) encoding. The phone signs
+`RECORD_SIGNING_CONTEXT || record_bytes` with its Ed25519 device key and
+pushes `{"record": bstr, "sig": bstr}`. The record id is SHA-256 of the record
+bytes, so pushing the same record twice names the same record.
+
+Everything here treats input as hostile: `parse_record` accepts only the
+documented fields with the documented types and bounds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from strongroom.archive.errors import RecordRejected
+
+RECORD_VERSION = 1
+RECORD_SIGNING_CONTEXT = b"strongroom-record-v1\x00"
+KINDS = ("message", "edit", "deletion", "receipt", "attachment")
+MAX_TEXT_CHARS = 64 * 1024
+MAX_ID_CHARS = 128
+MAX_NAME_CHARS = 256
+MAX_RECORD_BYTES = 96 * 1024
+
+_REQUIRED = {
+    "message": {"v", "kind", "id", "conv", "dir", "from", "at", "text"},
+    "edit": {"v", "kind", "id", "conv", "dir", "from", "at", "text", "ref"},
+    "deletion": {"v", "kind", "id", "conv", "dir", "from", "at", "ref"},
+    "receipt": {"v", "kind", "id", "conv", "from", "at", "ref", "receipt"},
+    "attachment": {"v", "kind", "id", "conv", "dir", "from", "at", "ref", "blob"},
+}
+_OPTIONAL = {"peer", "dev"}
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    sha256: bytes
+    size: int
+    name: str
+    mime: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """A validated record; `raw` is exactly the bytes the device signed."""
+
+    raw: bytes
+    signature: bytes
+    kind: str
+    client_id: str
+    conversation: str
+    peer: str
+    direction: str | None
+    sender: str
+    sent_at: int
+    text: str | None
+    ref: str | None
+    receipt: str | None
+    blob: BlobRef | None
+
+    @property
+    def record_id(self) -> bytes:
+        return hashlib.sha256(self.raw).digest()
+
+
+def _text(fields: dict[str, Any], key: str, limit: int, *, allow_empty: bool = False) -> str:
+    value = fields[key]
+    if not isinstance(value, str):
+        raise RecordRejected(f"field {key!r} must be text")
+    if not allow_empty and not value:
+        raise RecordRejected(f"field {key!r} must not be empty")
+    if len(value) > limit:
+        raise RecordRejected(f"field {key!r} is longer than {limit} characters")
+    if "\x00" in value:
+        raise RecordRejected(f"field {key!r} contains a NUL character")
+    return value
+
+
+def _int(fields: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = fields[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise RecordRejected(f"field {key!r} must be an integer in [{low}, {high}]")
+    return value
+
+
+def _blob(value: Any, max_size: int) -> BlobRef:
+    if not isinstance(value, dict) or set(value) != {"sha256", "size", "name", "mime"}:
+        raise RecordRejected("field 'blob' must be a map of sha256, size, name, mime")
+    sha = value["sha256"]
+    if not isinstance(sha, bytes) or len(sha) != 32:
+        raise RecordRejected("blob sha256 must be 32 bytes")
+    size = _int(value, "size", 0, max_size)
+    name = _text(value, "name", MAX_NAME_CHARS)
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise RecordRejected("blob name must be a plain file name")
+    return BlobRef(sha, size, name, _text(value, "mime", 128))
+
+
+def parse_record(raw: bytes, signature: bytes, *, max_blob_size: int) -> Record:
+    """Decode and validate one record's bytes; raise RecordRejected with a reason."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise RecordRejected("record too large")
+    if not isinstance(signature, bytes) or len(signature) != 64:
+        raise RecordRejected("signature must be 64 bytes")
+    try:
+        fields = cbor2.loads(raw)
+    except Exception as exc:  # cbor2 raises several unrelated types on garbage
+        raise RecordRejected("record is not valid CBOR") from exc
+    if not isinstance(fields, dict) or not all(isinstance(k, str) for k in fields):
+        raise RecordRejected("record must be a CBOR map with text keys")
+    if cbor2.dumps(fields, canonical=True) != raw:
+        raise RecordRejected("record is not in canonical CBOR encoding")
+    kind = fields.get("kind")
+    if kind not in KINDS:
+        raise RecordRejected(f"unknown record kind {kind!r}")
+    required = _REQUIRED[kind]
+    missing = required - fields.keys()
+    if missing:
+        raise RecordRejected(f"{kind} record lacks {', '.join(sorted(missing))}")
+    unknown = fields.keys() - required - _OPTIONAL
+    if unknown:
+        raise RecordRejected(f"{kind} record has unknown fields {', '.join(sorted(unknown))}")
+    if fields["v"] != RECORD_VERSION:
+        raise RecordRejected(f"unsupported record version {fields['v']!r}")
+    direction = fields.get("dir")
+    if "dir" in required and direction not in ("in", "out"):
+        raise RecordRejected("field 'dir' must be 'in' or 'out'")
+    receipt = fields.get("receipt")
+    if kind == "receipt" and receipt not in ("delivered", "read"):
+        raise RecordRejected("field 'receipt' must be 'delivered' or 'read'")
+    return Record(
+        raw=raw,
+        signature=signature,
+        kind=kind,
+        client_id=_text(fields, "id", MAX_ID_CHARS),
+        conversation=_text(fields, "conv", MAX_ID_CHARS),
+        peer=_text(fields, "peer", MAX_NAME_CHARS, allow_empty=True) if "peer" in fields else "",
+        direction=direction if isinstance(direction, str) else None,
+        sender=_text(fields, "from", MAX_NAME_CHARS),
+        sent_at=_int(fields, "at", 0, 2**53),
+        text=_text(fields, "text", MAX_TEXT_CHARS, allow_empty=True) if "text" in fields else None,
+        ref=_text(fields, "ref", MAX_ID_CHARS) if "ref" in fields else None,
+        receipt=receipt if isinstance(receipt, str) else None,
+        blob=_blob(fields["blob"], max_blob_size) if "blob" in fields else None,
+    )
+
+
+def verify_record_signature(record: Record, device_key: bytes) -> None:
+    """Check the device's Ed25519 signature; raise RecordRejected if it fails."""
+    try:
+        VerifyKey(device_key).verify(RECORD_SIGNING_CONTEXT + record.raw, record.signature)
+    except (BadSignatureError, ValueError) as exc:
+        raise RecordRejected("record signature does not verify with the device key") from exc
+
+
+def encode_record(fields: dict[str, Any]) -> bytes:
+    """Canonical CBOR bytes of a record (used by the reference client and tests)."""
+    return cbor2.dumps(fields, canonical=True)
+
+
+def leaf_data(kind: str, content_sha256: bytes, at_ms: int) -> bytes:
+    """What a log leaf commits to: a hash of the content, never the content.
+
+    Canonical CBOR array [1, kind, sha256(content), at_ms]. Destroying the
+    content later leaves this, so the Merkle tree still verifies.
+    """
+    return cbor2.dumps([1, kind, content_sha256, at_ms], canonical=True)
+
+
+def sign_record(signing_key: SigningKey, fields: dict[str, Any]) -> tuple[bytes, bytes]:
+    """Encode and sign a record as a phone does: returns (record bytes, signature)."""
+    raw = encode_record(fields)
+    return raw, signing_key.sign(RECORD_SIGNING_CONTEXT + raw).signature

@@ -1,0 +1,208 @@
+"""The archive: one SQLCipher file, encrypted blobs beside it, and the log.
+
+All writes go through `Archive.write_batch`, which runs a list of write
+operations in ONE durable transaction (group commit). Each operation runs in
+its own savepoint, so a rejected record never takes the batch down with it.
+At the end of the batch the new log leaves are added to the Merkle tree and a
+fresh signed tree head is stored, in the same transaction: the log and the
+data can never disagree, whatever moment the power goes.
+
+The writer connection is used by one thread at a time (the group committer,
+or a CLI command); readers open their own connections with `reader()`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlcipher3
+from nacl.signing import SigningKey
+
+from strongroom.archive.blobs import BlobStore
+from strongroom.archive.db import Connection, connect, open_archive_db
+from strongroom.archive.errors import ArchiveError, StorageFull
+from strongroom.archive.nodes import SqlNodeStore
+from strongroom.archive.record import leaf_data
+from strongroom.proof.merkle import MerkleLog, leaf_hash
+from strongroom.proof.sth import SignedTreeHead, sign_tree_head
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+
+def now_ms(clock: Clock = time.time) -> int:
+    return int(clock() * 1000)
+
+
+@dataclass
+class Txn:
+    """What a write operation sees: the connection and a way to add log leaves."""
+
+    conn: Connection
+    first_index: int
+    at_ms: int
+    leaves: list[bytes] = field(default_factory=list)
+
+    def append_leaf(self, kind: str, content_sha256: bytes) -> int:
+        """Insert a log leaf committing to `content_sha256`; return its index."""
+        index = self.first_index + len(self.leaves)
+        data = leaf_data(kind, content_sha256, self.at_ms)
+        self.conn.execute(
+            "INSERT INTO log_leaves (idx, kind, leaf_data, at) VALUES (?, ?, ?, ?)",
+            (index, kind, data, self.at_ms),
+        )
+        self.leaves.append(leaf_hash(data))
+        return index
+
+
+WriteOp = Callable[[Txn], Any]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Per-operation results (a value or the exception it raised) and the new head."""
+
+    results: list[Any]
+    tree_head: SignedTreeHead | None
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    return "full" in str(exc).lower() or "disk i/o" in str(exc).lower()
+
+
+class Archive:
+    def __init__(
+        self,
+        path: Path,
+        archive_key: bytes,
+        blob_store: BlobStore,
+        signing_key: SigningKey,
+        *,
+        clock: Clock = time.time,
+    ) -> None:
+        self.path = path
+        self._key = archive_key
+        self.blobs = blob_store
+        self.signing_key = signing_key
+        self.clock = clock
+        self.conn = open_archive_db(path, archive_key)
+        self.log = MerkleLog(SqlNodeStore(self.conn))
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        archive_key: bytes,
+        blob_key: bytes,
+        signing_key: SigningKey,
+        *,
+        clock: Clock = time.time,
+    ) -> Archive:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        blobs = BlobStore(data_dir / "blobs", blob_key)
+        return cls(data_dir / "archive.db", archive_key, blobs, signing_key, clock=clock)
+
+    def reader(self) -> Connection:
+        """A separate connection for reads (web UI, history), safe in another thread."""
+        return connect(self.path, self._key)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- writing -------------------------------------------------------------
+
+    def write_batch(self, ops: Sequence[WriteOp], *, sign: bool = True) -> BatchResult:
+        """Run ops in one durable transaction; return once it is on disk.
+
+        An op that raises ArchiveError (e.g. RecordRejected) is rolled back
+        alone and its exception becomes its result. Any other failure rolls
+        back the whole batch and is raised (StorageFull when the disk is full).
+        """
+        with self._write_lock:
+            return self._write_batch_locked(ops, sign)
+
+    def _write_batch_locked(self, ops: Sequence[WriteOp], sign: bool) -> BatchResult:
+        conn = self.conn
+        txn = Txn(conn, self.log.size, now_ms(self.clock))
+        results: list[Any] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op in ops:
+                mark = len(txn.leaves)
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append(op(txn))
+                except ArchiveError as exc:
+                    conn.execute("ROLLBACK TO op")
+                    del txn.leaves[mark:]
+                    results.append(exc)
+                conn.execute("RELEASE op")
+            head = None
+            if txn.leaves:
+                self.log.append_many(txn.leaves)
+            if txn.leaves or (sign and self.latest_tree_head() is None):
+                head = self._sign_head(txn.at_ms)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.log.reload()
+            if isinstance(exc, sqlcipher3.OperationalError | sqlite3.OperationalError):
+                if _is_disk_full(exc):
+                    raise StorageFull("the disk is full; nothing was written") from exc
+            raise
+        return BatchResult(results, head)
+
+    def write(self, op: Callable[[Txn], T]) -> T:
+        """Run a single op in its own transaction; re-raise its exception."""
+        result = self.write_batch([op]).results[0]
+        if isinstance(result, ArchiveError):
+            raise result
+        return result  # type: ignore[no-any-return]
+
+    def _sign_head(self, at_ms: int) -> SignedTreeHead:
+        head = sign_tree_head(self.signing_key, self.log.size, self.log.root(), at_ms)
+        self.conn.execute(
+            "INSERT OR REPLACE INTO tree_heads (tree_size, root_hash, timestamp_ms, signature)"
+            " VALUES (?, ?, ?, ?)",
+            (head.tree_size, head.root_hash, head.timestamp_ms, head.signature),
+        )
+        return head
+
+    # -- reading the log -------------------------------------------------------
+
+    def latest_tree_head(self, conn: Connection | None = None) -> SignedTreeHead | None:
+        row = (
+            (conn or self.conn)
+            .execute(
+                "SELECT tree_size, root_hash, timestamp_ms, signature FROM tree_heads"
+                " ORDER BY tree_size DESC LIMIT 1"
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return SignedTreeHead(int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]))
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        with self._write_lock:
+            return self.log.inclusion_proof(index, tree_size)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        with self._write_lock:
+            return self.log.consistency_proof(old_size, new_size)
+
+
+def reader_log(conn: Connection) -> MerkleLog:
+    """A read-only view of the log over a reader connection (for proofs off the writer)."""
+    return MerkleLog(SqlNodeStore(conn))
+
+
+__all__ = ["Archive", "ArchiveError", "BatchResult", "Txn", "WriteOp", "now_ms", "reader_log"]

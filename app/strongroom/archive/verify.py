@@ -1,0 +1,267 @@
+"""`strongroom verify`: re-check the whole archive and say what is wrong, where.
+
+Checks, streaming so a million records fit in a Pi's memory:
+1. SQLCipher page integrity (`PRAGMA quick_check`; a flipped byte in the file
+   fails its page HMAC and surfaces here or at the first read of that page).
+2. Every log leaf: its stored hash is SHA-256(0x00 || leaf_data), indexes are
+   contiguous, and the root recomputed from all leaves matches the latest
+   signed tree head, whose Ed25519 signature must verify.
+3. Every record still holding content: SHA-256(body) is its id and its leaf
+   commits to that hash; the device's signature over it verifies. Destroyed
+   records are checked through their leaf only.
+4. Every audit event and device event recomputes to its leaf.
+5. Every blob decrypts, authenticates chunk by chunk and hashes to its name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlcipher3
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from strongroom.archive.blobs import BlobLocation, BlobStore
+from strongroom.archive.db import Connection
+from strongroom.archive.errors import BlobError
+from strongroom.archive.record import RECORD_SIGNING_CONTEXT, leaf_data
+from strongroom.archive.writes import audit_content, device_event_content
+from strongroom.proof.merkle import EMPTY_ROOT, leaf_hash, node_hash
+from strongroom.proof.sth import SignedTreeHead, verify_tree_head
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class VerifyReport:
+    leaves: int = 0
+    records: int = 0
+    destroyed: int = 0
+    blobs: int = 0
+    audit_events: int = 0
+    device_events: int = 0
+    tree_head: SignedTreeHead | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+
+class RootAccumulator:
+    """Streaming RFC 6962 root: O(log n) memory whatever the number of leaves."""
+
+    def __init__(self) -> None:
+        self._frontier: list[tuple[int, bytes]] = []  # (height, hash), heights decreasing
+        self.size = 0
+
+    def add(self, leaf: bytes) -> None:
+        height, node = 0, leaf
+        while self._frontier and self._frontier[-1][0] == height:
+            _, left = self._frontier.pop()
+            node = node_hash(left, node)
+            height += 1
+        self._frontier.append((height, node))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._frontier:
+            return EMPTY_ROOT
+        node = self._frontier[-1][1]
+        for _, left in reversed(self._frontier[:-1]):
+            node = node_hash(left, node)
+        return node
+
+
+def _noop(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
+def verify_archive(
+    conn: Connection,
+    blobs: BlobStore,
+    box_verify_key: bytes,
+    progress: Progress = _noop,
+) -> VerifyReport:
+    report = VerifyReport()
+    try:
+        _verify(conn, blobs, box_verify_key, progress, report)
+    except sqlcipher3.DatabaseError as exc:
+        report.problem(f"database file: unreadable page ({exc}); restore from a backup")
+    return report
+
+
+def _verify(
+    conn: Connection, blobs: BlobStore, box_key: bytes, progress: Progress, report: VerifyReport
+) -> None:
+    for (line,) in conn.execute("PRAGMA quick_check"):
+        if line != "ok":
+            report.problem(f"database file: {line}")
+    head_row = conn.execute(
+        "SELECT tree_size, root_hash, timestamp_ms, signature FROM tree_heads"
+        " ORDER BY tree_size DESC LIMIT 1"
+    ).fetchone()
+    head = (
+        SignedTreeHead(int(head_row[0]), bytes(head_row[1]), int(head_row[2]), bytes(head_row[3]))
+        if head_row
+        else None
+    )
+    report.tree_head = head
+    _verify_leaves(conn, head, progress, report)
+    _verify_records(conn, progress, report)
+    _verify_events(conn, report)
+    _verify_blobs(conn, blobs, progress, report)
+    accounted = report.records + report.audit_events + report.blobs + report.device_events
+    if accounted != report.leaves:
+        report.problem(f"log: {report.leaves} leaves but {accounted} archive entries refer to them")
+    if head is None:
+        report.problem("log: no signed tree head")
+    elif not verify_tree_head(head, box_key):
+        report.problem(f"log: the signature of the tree head of size {head.tree_size} is invalid")
+
+
+def _verify_leaves(
+    conn: Connection, head: SignedTreeHead | None, progress: Progress, report: VerifyReport
+) -> None:
+    total = int(conn.execute("SELECT count(*) FROM log_leaves").fetchone()[0])
+    acc = RootAccumulator()
+    expected = 0
+    rows = conn.execute(
+        "SELECT l.idx, l.leaf_data, n.hash FROM log_leaves l"
+        " LEFT JOIN log_nodes n ON n.level = 0 AND n.idx = l.idx ORDER BY l.idx"
+    )
+    for idx, data, stored in rows:
+        if idx != expected:
+            report.problem(f"log: leaf {expected} is missing (next is {idx})")
+            expected = idx
+        computed = leaf_hash(bytes(data))
+        if stored is None or bytes(stored) != computed:
+            report.problem(f"log leaf {idx}: stored hash does not match its data")
+        acc.add(computed)
+        expected += 1
+        if head is not None and acc.size == head.tree_size and acc.root() != head.root_hash:
+            report.problem(
+                f"log: recomputed root at size {head.tree_size} differs from the signed tree head"
+            )
+        if expected % 50_000 == 0:
+            progress("log", expected, total)
+    report.leaves = acc.size
+    if head is not None and head.tree_size > acc.size:
+        report.problem(
+            f"log: the signed tree head covers {head.tree_size} leaves, only {acc.size} exist"
+        )
+    elif head is not None and head.tree_size == 0 and head.root_hash != EMPTY_ROOT:
+        report.problem("log: the signed empty tree head has a wrong root")
+
+
+def _check_leaf(
+    report: VerifyReport, index: int, stored: bytes | None, expected: bytes, what: str
+) -> None:
+    if stored is None:
+        report.problem(f"{what}: its log leaf {index} is missing")
+    elif bytes(stored) != expected:
+        report.problem(f"{what}: content does not match log leaf {index}")
+
+
+def _verify_records(conn: Connection, progress: Progress, report: VerifyReport) -> None:
+    total = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+    keys: dict[int, VerifyKey] = {
+        int(i): VerifyKey(bytes(k)) for i, k in conn.execute("SELECT id, sign_key FROM devices")
+    }
+    rows = conn.execute(
+        "SELECT r.id, r.record_id, r.device_id, r.kind, r.received_at, r.body, r.signature,"
+        " r.content_sha256, r.log_index, r.destroyed_at, l.leaf_data FROM records r"
+        " LEFT JOIN log_leaves l ON l.idx = r.log_index ORDER BY r.id"
+    )
+    for row in rows:
+        rid, record_id, device_id, kind, received_at, body, signature, content_sha = row[:8]
+        index, gone, stored_leaf = row[8:]
+        what = f"record {rid} (log {index})"
+        content_sha = bytes(content_sha)
+        if gone is not None:
+            report.destroyed += 1
+        elif body is None:
+            report.problem(f"{what}: content missing but not marked destroyed")
+        else:
+            body = bytes(body)
+            if hashlib.sha256(body).digest() != content_sha or bytes(record_id) != content_sha:
+                report.problem(f"{what}: content does not match its hash")
+            key = keys.get(int(device_id))
+            try:
+                if key is None:
+                    raise BadSignatureError("unknown device")
+                key.verify(RECORD_SIGNING_CONTEXT + body, bytes(signature))
+            except (BadSignatureError, ValueError, TypeError):
+                report.problem(f"{what}: the device signature does not verify")
+        _check_leaf(report, index, stored_leaf, leaf_data(kind, content_sha, received_at), what)
+        report.records += 1
+        if report.records % 50_000 == 0:
+            progress("records", report.records, total)
+
+
+def _verify_events(conn: Connection, report: VerifyReport) -> None:
+    for at, actor, action, target, details, index, stored_leaf in conn.execute(
+        "SELECT a.at, a.actor, a.action, a.target, a.details, a.log_index, l.leaf_data"
+        " FROM audit_events a LEFT JOIN log_leaves l ON l.idx = a.log_index"
+    ):
+        content = audit_content(at, actor, action, target, details)
+        expected = leaf_data("audit", hashlib.sha256(content).digest(), at)
+        _check_leaf(report, index, stored_leaf, expected, f"audit event at log {index}")
+        report.audit_events += 1
+    expected_device: set[bytes] = set()
+    for sign_key, noise_key, owner, name, method, paired_at, revoked_at, reason in conn.execute(
+        "SELECT sign_key, noise_key, owner, name, pairing_method, paired_at, revoked_at,"
+        " revoked_reason FROM devices"
+    ):
+        paired = device_event_content(
+            {
+                "event": "paired",
+                "sign_key": bytes(sign_key),
+                "noise_key": bytes(noise_key),
+                "owner": owner,
+                "name": name,
+                "method": method,
+                "at": paired_at,
+            }
+        )
+        expected_device.add(leaf_data("device", hashlib.sha256(paired).digest(), paired_at))
+        if revoked_at is not None:
+            revoked = device_event_content(
+                {
+                    "event": "revoked",
+                    "sign_key": bytes(sign_key),
+                    "reason": reason,
+                    "at": revoked_at,
+                }
+            )
+            expected_device.add(leaf_data("device", hashlib.sha256(revoked).digest(), revoked_at))
+    for index, data in conn.execute("SELECT idx, leaf_data FROM log_leaves WHERE kind = 'device'"):
+        report.device_events += 1
+        if bytes(data) not in expected_device:
+            report.problem(f"device event at log {index}: no device matches it")
+
+
+def _verify_blobs(
+    conn: Connection, blobs: BlobStore, progress: Progress, report: VerifyReport
+) -> None:
+    rows = conn.execute(
+        "SELECT b.sha256, b.size, b.file_name, b.key_salt, b.created_at, b.log_index,"
+        " b.destroyed_at, l.leaf_data FROM blobs b LEFT JOIN log_leaves l ON l.idx = b.log_index"
+    ).fetchall()
+    for sha, size, file_name, salt, created_at, index, destroyed, stored_leaf in rows:
+        sha = bytes(sha)
+        what = f"blob {sha.hex()[:16]}"
+        _check_leaf(report, index, stored_leaf, leaf_data("blob", sha, created_at), what)
+        report.blobs += 1
+        if destroyed is not None:
+            continue
+        try:
+            blobs.verify(BlobLocation(file_name, bytes(salt)), int(size), sha)
+        except BlobError as exc:
+            report.problem(f"{what}: {exc}")
+        progress("blobs", report.blobs, len(rows))

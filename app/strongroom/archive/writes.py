@@ -1,0 +1,282 @@
+"""Write operations for `Archive.write_batch`: each is a callable on a Txn.
+
+They validate against the archive's current state (duplicates, revoked
+devices, unknown blobs) and raise an ArchiveError subclass to reject, which
+rolls back that operation alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from strongroom.archive.blobs import BlobLocation
+from strongroom.archive.errors import RecordRejected
+from strongroom.archive.record import Record
+from strongroom.archive.store import Txn
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """What the box tells a phone about a record it holds."""
+
+    record_id: bytes
+    log_index: int
+    duplicate: bool
+
+
+def _conversation_id(txn: Txn, owner: str, ref: str, peer: str, at: int) -> int:
+    row = txn.conn.execute(
+        "SELECT id FROM conversations WHERE owner = ? AND ref = ?", (owner, ref)
+    ).fetchone()
+    if row is not None:
+        txn.conn.execute(
+            "UPDATE conversations SET last_at = max(last_at, ?),"
+            " peer = CASE WHEN peer = '' THEN ? ELSE peer END WHERE id = ?",
+            (at, peer, row[0]),
+        )
+        return int(row[0])
+    cur = txn.conn.execute(
+        "INSERT INTO conversations (owner, ref, peer, created_at, last_at) VALUES (?, ?, ?, ?, ?)",
+        (owner, ref, peer, at, at),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def store_record(record: Record, device_id: int, owner: str) -> Any:
+    """Store one validated, signature-checked record; idempotent on record_id."""
+
+    def op(txn: Txn) -> StoredRecord:
+        record_id = record.record_id
+        existing = txn.conn.execute(
+            "SELECT log_index FROM records WHERE record_id = ?", (record_id,)
+        ).fetchone()
+        if existing is not None:
+            return StoredRecord(record_id, int(existing[0]), duplicate=True)
+        revoked = txn.conn.execute(
+            "SELECT revoked_at FROM devices WHERE id = ?", (device_id,)
+        ).fetchone()
+        if revoked is None or revoked[0] is not None:
+            raise RecordRejected("device is unknown or revoked")
+        conv = _conversation_id(txn, owner, record.conversation, record.peer, record.sent_at)
+        log_index = txn.append_leaf(record.kind, record_id)
+        cur = txn.conn.execute(
+            "INSERT INTO records (record_id, device_id, conversation_id, kind, client_id, sent_at,"
+            " received_at, body, signature, content_sha256, log_index)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record_id,
+                device_id,
+                conv,
+                record.kind,
+                record.client_id,
+                record.sent_at,
+                txn.at_ms,
+                record.raw,
+                record.signature,
+                record_id,
+                log_index,
+            ),
+        )
+        row_id = cur.lastrowid
+        if record.kind in ("message", "edit", "deletion"):
+            txn.conn.execute(
+                "INSERT INTO messages (record_id, conversation_id, direction, sender, text,"
+                " sent_at, edits_client_id, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row_id,
+                    conv,
+                    record.direction,
+                    record.sender,
+                    record.text,
+                    record.sent_at,
+                    record.ref,
+                    1 if record.kind == "deletion" else 0,
+                ),
+            )
+        elif record.kind == "receipt":
+            txn.conn.execute(
+                "INSERT INTO receipts (record_id, conversation_id, target_client_id, receipt, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (row_id, conv, record.ref, record.receipt, record.sent_at),
+            )
+        elif record.kind == "attachment" and record.blob is not None:
+            blob = record.blob
+            txn.conn.execute(
+                "INSERT INTO attachments (record_id, conversation_id, message_client_id,"
+                " blob_sha256, size, name, mime) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (row_id, conv, record.ref, blob.sha256, blob.size, blob.name, blob.mime),
+            )
+            txn.conn.execute(
+                "UPDATE messages SET has_attachment = 1 WHERE conversation_id = ? AND record_id IN"
+                " (SELECT id FROM records WHERE conversation_id = ? AND client_id = ?)",
+                (conv, conv, record.ref),
+            )
+        return StoredRecord(record_id, log_index, duplicate=False)
+
+    return op
+
+
+def canonical_event(fields: dict[str, Any]) -> bytes:
+    return cbor2.dumps(fields, canonical=True)
+
+
+def audit(actor: str, action: str, target: str = "", details: dict[str, Any] | None = None) -> Any:
+    """An audit event, itself a log leaf so the trail is tamper-evident."""
+    details_json = json.dumps(details or {}, sort_keys=True, ensure_ascii=False)
+
+    def op(txn: Txn) -> int:
+        content = canonical_event(
+            {
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "details": details_json,
+                "at": txn.at_ms,
+            }
+        )
+        index = txn.append_leaf("audit", hashlib.sha256(content).digest())
+        txn.conn.execute(
+            "INSERT INTO audit_events (at, actor, action, target, details, log_index)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (txn.at_ms, actor, action, target, details_json, index),
+        )
+        return index
+
+    return op
+
+
+def audit_content(at: int, actor: str, action: str, target: str, details: str) -> bytes:
+    """The bytes an audit leaf commits to (used by verify to recompute it)."""
+    return canonical_event(
+        {"actor": actor, "action": action, "target": target, "details": details, "at": at}
+    )
+
+
+@dataclass(frozen=True)
+class NewDevice:
+    sign_key: bytes
+    noise_key: bytes
+    name: str
+    owner: str
+    role: str
+    method: str
+
+
+def device_event_content(fields: dict[str, Any]) -> bytes:
+    return canonical_event(fields)
+
+
+def add_device(device: NewDevice) -> Any:
+    """Register a paired device and log the pairing."""
+
+    def op(txn: Txn) -> int:
+        existing = txn.conn.execute(
+            "SELECT id, revoked_at FROM devices WHERE sign_key = ? OR noise_key = ?",
+            (device.sign_key, device.noise_key),
+        ).fetchone()
+        if existing is not None:
+            if existing[1] is not None:
+                raise RecordRejected("this device key was revoked; a new key must be paired")
+            return int(existing[0])
+        cur = txn.conn.execute(
+            "INSERT INTO devices (sign_key, noise_key, name, owner, role, paired_at,"
+            " pairing_method) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                device.sign_key,
+                device.noise_key,
+                device.name,
+                device.owner,
+                device.role,
+                txn.at_ms,
+                device.method,
+            ),
+        )
+        content = device_event_content(
+            {
+                "event": "paired",
+                "sign_key": device.sign_key,
+                "noise_key": device.noise_key,
+                "owner": device.owner,
+                "name": device.name,
+                "method": device.method,
+                "at": txn.at_ms,
+            }
+        )
+        txn.append_leaf("device", hashlib.sha256(content).digest())
+        return int(cur.lastrowid or 0)
+
+    return op
+
+
+def revoke_device(device_id: int, reason: str) -> Any:
+    def op(txn: Txn) -> bool:
+        row = txn.conn.execute(
+            "SELECT sign_key, revoked_at FROM devices WHERE id = ?", (device_id,)
+        ).fetchone()
+        if row is None:
+            raise RecordRejected(f"no device {device_id}")
+        if row[1] is not None:
+            return False
+        txn.conn.execute(
+            "UPDATE devices SET revoked_at = ?, revoked_reason = ? WHERE id = ?",
+            (txn.at_ms, reason, device_id),
+        )
+        content = device_event_content(
+            {"event": "revoked", "sign_key": bytes(row[0]), "reason": reason, "at": txn.at_ms}
+        )
+        txn.append_leaf("device", hashlib.sha256(content).digest())
+        return True
+
+    return op
+
+
+def touch_device(device_id: int, at_ms: int) -> Any:
+    def op(txn: Txn) -> None:
+        txn.conn.execute("UPDATE devices SET last_seen = ? WHERE id = ?", (at_ms, device_id))
+
+    return op
+
+
+def begin_upload(sha256: bytes, size: int, location: BlobLocation) -> Any:
+    """Remember an upload in progress so it can resume after a reconnect or restart."""
+
+    def op(txn: Txn) -> BlobLocation:
+        row = txn.conn.execute(
+            "SELECT file_name, key_salt, size FROM uploads WHERE sha256 = ?", (sha256,)
+        ).fetchone()
+        if row is not None:
+            if int(row[2]) != size:
+                raise RecordRejected("an upload of this blob with another size is in progress")
+            return BlobLocation(str(row[0]), bytes(row[1]))
+        txn.conn.execute(
+            "INSERT INTO uploads (sha256, size, file_name, key_salt, started_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (sha256, size, location.file_name, location.salt, txn.at_ms),
+        )
+        return location
+
+    return op
+
+
+def register_blob(sha256: bytes, size: int, location: BlobLocation) -> Any:
+    """A verified blob is in place: record it and log its hash."""
+
+    def op(txn: Txn) -> int:
+        row = txn.conn.execute("SELECT log_index FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+        txn.conn.execute("DELETE FROM uploads WHERE sha256 = ?", (sha256,))
+        if row is not None:
+            return int(row[0])
+        index = txn.append_leaf("blob", sha256)
+        txn.conn.execute(
+            "INSERT INTO blobs (sha256, size, file_name, key_salt, created_at, log_index)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (sha256, size, location.file_name, location.salt, txn.at_ms, index),
+        )
+        return index
+
+    return op

@@ -1,0 +1,31 @@
+"""Fixtures that build real parts: archives on disk, keys, whole boxes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from strongroom.archive.store import Archive
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def archive_keys() -> dict[str, bytes]:
+    return {"archive": os.urandom(32), "blob": os.urandom(32), "sign_seed": os.urandom(32)}
+
+
+@pytest.fixture
+def archive(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Archive]:
+    box = Archive.open(
+        tmp_path / "data",
+        archive_keys["archive"],
+        archive_keys["blob"],
+        SigningKey(archive_keys["sign_seed"]),
+    )
+    yield box
+    box.close()
