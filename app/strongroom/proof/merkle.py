@@ -32,6 +32,7 @@ __all__ = [
     "HASH_SIZE",
     "MemoryNodeStore",
     "MerkleLog",
+    "Node",
     "NodeMissingError",
     "NodeStore",
     "TreeSizeError",
