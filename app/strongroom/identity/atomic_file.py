@@ -8,12 +8,15 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_atomically(
+    path: Path, data: bytes, mode: int = 0o600, *, exclusive: bool = False
+) -> None:
     """Write `data` to `path` via a temporary file in the same directory.
 
     Sequence: write + fsync the temporary file, os.replace() it over `path`, then fsync the
     directory so the rename itself survives a power cut. The temporary file is removed if
-    anything fails before the rename.
+    anything fails before the rename. With `exclusive`, the file is hard-linked into place
+    instead, which fails with FileExistsError rather than replace an existing `path`.
     """
     directory = path.parent
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -23,7 +26,11 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
+        if exclusive:
+            os.link(tmp_name, path)
+            os.unlink(tmp_name)
+        else:
+            os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)

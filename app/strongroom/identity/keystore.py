@@ -67,7 +67,10 @@ class Keystore:
                 entropy, passphrase, opslimit=opslimit, memlimit=memlimit
             ),
         )
-        keystore._write(document)
+        try:
+            write_atomically(keystore.path, fmt.encode(document), exclusive=True)
+        except FileExistsError:  # created by someone else since the check above
+            raise KeystoreExists(f"a keystore already exists at {keystore.path}") from None
         return keystore
 
     @staticmethod
@@ -113,6 +116,7 @@ class Keystore:
         keyfile_path = Path(keyfile_path)
         if not keyfile_path.exists():
             # Written before the slot: a crash in between leaves a keyfile a retry reuses.
+            # Not exclusive: USB keys are often FAT, which has no hard links.
             write_atomically(keyfile_path, nacl.utils.random(fmt.KEYFILE_BYTES))
         keyfile = _read_keyfile(keyfile_path)
         slot = fmt.seal_with_keyfile(entropy, keyfile)
