@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from strongroom.noise import (
     MAX_PLAINTEXT_LEN,
     HandshakeState,
+    NoiseConnection,
     NoiseError,
     TransportSession,
     generate_keypair,
@@ -147,3 +148,21 @@ def test_prologue_mismatch_is_detected(prologue_a: bytes, prologue_b: bytes) -> 
         except NoiseError:
             return
         raise AssertionError("a different prologue was accepted")
+
+
+@settings(max_examples=30, deadline=None)
+@given(hello=payloads, reply=payloads, records=st.lists(payloads, max_size=5))
+def test_noise_connection_switches_to_transport_by_itself(
+    hello: bytes, reply: bytes, records: list[bytes]
+) -> None:
+    phone = NoiseConnection.initialize(IK, True, b"p", s=ALICE.private, rs=BOB.public)
+    box = NoiseConnection.initialize(IK, False, b"p", s=BOB.private)
+    assert box.read_handshake(phone.write_handshake(hello)) == hello
+    assert not box.is_handshake_complete
+    assert phone.read_handshake(box.write_handshake(reply)) == reply
+    assert phone.is_handshake_complete and box.is_handshake_complete
+    assert box.handshake.remote_static == ALICE.public
+    assert phone.transport.handshake_hash == box.transport.handshake_hash
+    for record in records:
+        assert box.decrypt(phone.encrypt(record)) == record
+        assert phone.decrypt(box.encrypt(record)) == record
