@@ -92,7 +92,8 @@ class Archive:
         self.signing_key = signing_key
         self.clock = clock
         self.conn = open_archive_db(path, archive_key)
-        self.log = MerkleLog(SqlNodeStore(self.conn))
+        self._nodes = SqlNodeStore(self.conn)
+        self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
 
     @classmethod
@@ -153,6 +154,7 @@ class Archive:
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self._nodes.forget()
             self.log.reload()
             if isinstance(exc, sqlcipher3.OperationalError | sqlite3.OperationalError):
                 if _is_disk_full(exc):

@@ -1,0 +1,145 @@
+"""Group commit: many pushes from many phones share one durable transaction.
+
+The asyncio side calls `await committer.submit(op)`. One writer thread takes
+everything queued, runs it as one `Archive.write_batch` (one fsync), computes
+the inclusion proof of every new log entry against the batch's signed tree
+head, and wakes each waiter. While a batch is being fsynced the next one
+accumulates, so throughput grows with load while every ack still means "on
+disk".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from strongroom.archive.errors import ArchiveError
+from strongroom.archive.store import Archive, Txn
+from strongroom.proof.sth import SignedTreeHead
+
+
+@dataclass(frozen=True)
+class Committed:
+    """An op's result, the tree head that covers it, and (if logged) its proof."""
+
+    result: Any
+    tree_head: SignedTreeHead | None
+    inclusion_proof: list[bytes] | None
+
+
+@dataclass
+class _Job:
+    op: Callable[[Txn], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Committed]
+    log_index_of: Callable[[Any], int | None] | None
+
+
+_STOP = object()
+
+
+class CommitterStopped(ArchiveError):
+    """The committer is not running; nothing was written."""
+
+
+class GroupCommitter:
+    def __init__(self, archive: Archive, *, max_batch: int = 1024) -> None:
+        self.archive = archive
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.committed = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    async def submit(
+        self,
+        op: Callable[[Txn], Any],
+        *,
+        log_index_of: Callable[[Any], int | None] | None = None,
+    ) -> Committed:
+        """Queue op; return once its batch is durable. Raises what the op raised."""
+        if self._thread is None:
+            raise CommitterStopped("the archive is not accepting writes")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Committed] = loop.create_future()
+        self._queue.put(_Job(op, loop, future, log_index_of))
+        committed = await future
+        if isinstance(committed.result, BaseException):
+            raise committed.result
+        return committed
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            jobs: list[_Job] = [first]  # type: ignore[list-item]
+            stop_after = False
+            while len(jobs) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop_after = True
+                    break
+                jobs.append(item)  # type: ignore[arg-type]
+            self._commit(jobs)
+            if stop_after:
+                return
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        try:
+            batch = self.archive.write_batch([job.op for job in jobs])
+        except BaseException as exc:  # the whole batch failed: every waiter learns why
+            for job in jobs:
+                _resolve(job, exc)
+            return
+        self.batches += 1
+        self.committed += len(jobs)
+        head = batch.tree_head or self.archive.latest_tree_head()
+        for job, result in zip(jobs, batch.results, strict=True):
+            proof = None
+            if (
+                job.log_index_of is not None
+                and head is not None
+                and not isinstance(result, BaseException)
+            ):
+                index = job.log_index_of(result)
+                if index is not None and 0 <= index < head.tree_size:
+                    proof = self.archive.log.inclusion_proof(index, head.tree_size)
+            _resolve(job, Committed(result, head, proof))
+
+
+def _resolve(job: _Job, outcome: Committed | BaseException) -> None:
+    def deliver() -> None:
+        if job.future.done():
+            return
+        if isinstance(outcome, BaseException):
+            job.future.set_exception(outcome)
+        else:
+            job.future.set_result(outcome)
+
+    try:
+        job.loop.call_soon_threadsafe(deliver)
+    except RuntimeError:
+        pass  # the loop is closed: nobody is waiting any more

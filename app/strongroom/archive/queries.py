@@ -1,0 +1,332 @@
+"""Read-side queries for the web UI, the CLI and exports (never write here)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from strongroom.archive.db import Connection
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+MAX_QUERY_TERMS = 16
+
+
+def fts_query(text: str) -> str | None:
+    """Turn what a person typed into a safe FTS5 query (no FTS syntax gets through).
+
+    Each word becomes a quoted prefix term, all terms must match. Accents are
+    folded by the index's tokenizer, for the query as for the text.
+    """
+    terms = _TOKEN.findall(text)[:MAX_QUERY_TERMS]
+    if not terms:
+        return None
+    return " ".join(f'"{term}"*' for term in terms)
+
+
+@dataclass(frozen=True)
+class MessageHit:
+    record_row: int
+    conversation_id: int
+    owner: str
+    peer: str
+    direction: str
+    sender: str
+    text: str | None
+    sent_at: int
+    device_name: str
+    has_attachment: bool
+    destroyed: bool
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    owner: str | None = None
+    device_id: int | None = None
+    conversation_id: int | None = None
+    direction: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    has_attachment: bool | None = None
+
+
+_HIT_COLUMNS = (
+    "m.record_id, m.conversation_id, c.owner, c.peer, m.direction, m.sender, m.text,"
+    " m.sent_at, d.name, m.has_attachment, r.destroyed_at IS NOT NULL"
+)
+
+
+def _hit(row: tuple[object, ...]) -> MessageHit:
+    return MessageHit(
+        record_row=int(row[0]),  # type: ignore[call-overload]
+        conversation_id=int(row[1]),  # type: ignore[call-overload]
+        owner=str(row[2]),
+        peer=str(row[3]),
+        direction=str(row[4]),
+        sender=str(row[5]),
+        text=None if row[6] is None else str(row[6]),
+        sent_at=int(row[7]),  # type: ignore[call-overload]
+        device_name=str(row[8]),
+        has_attachment=bool(row[9]),
+        destroyed=bool(row[10]),
+    )
+
+
+def search_messages(
+    conn: Connection,
+    text: str = "",
+    filters: SearchFilters | None = None,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[MessageHit]:
+    """Full-text search with filters, newest first."""
+    f = filters or SearchFilters()
+    where: list[str] = []
+    args: list[object] = []
+    query = fts_query(text)
+    source = (
+        "messages m JOIN records r ON r.id = m.record_id"
+        " JOIN conversations c ON c.id = m.conversation_id JOIN devices d ON d.id = r.device_id"
+    )
+    if query is not None:
+        source = "messages_fts JOIN " + source.replace(
+            "messages m JOIN", "messages m ON m.record_id = messages_fts.rowid JOIN", 1
+        )
+        where.append("messages_fts MATCH ?")
+        args.append(query)
+    for clause, value in (
+        ("c.owner = ?", f.owner),
+        ("r.device_id = ?", f.device_id),
+        ("m.conversation_id = ?", f.conversation_id),
+        ("m.direction = ?", f.direction),
+        ("m.sent_at >= ?", f.since_ms),
+        ("m.sent_at < ?", f.until_ms),
+    ):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    if f.has_attachment is not None:
+        where.append("m.has_attachment = ?")
+        args.append(1 if f.has_attachment else 0)
+    # Only fixed fragments are interpolated; every value is a bound parameter.
+    sql = f"SELECT {_HIT_COLUMNS} FROM {source}"  # noqa: S608
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY m.sent_at DESC LIMIT ? OFFSET ?"
+    args += [max(1, min(limit, 500)), max(0, offset)]
+    return [_hit(row) for row in conn.execute(sql, args)]
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: int
+    owner: str
+    ref: str
+    peer: str
+    created_at: int
+    last_at: int
+    messages: int
+
+
+def list_conversations(conn: Connection, owner: str | None = None) -> list[ConversationRow]:
+    sql = (
+        "SELECT c.id, c.owner, c.ref, c.peer, c.created_at, c.last_at,"
+        " (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) FROM conversations c"
+    )
+    args: list[object] = []
+    if owner is not None:
+        sql += " WHERE c.owner = ?"
+        args.append(owner)
+    sql += " ORDER BY c.last_at DESC"
+    return [
+        ConversationRow(int(a), str(b), str(c), str(d), int(e), int(f), int(g))
+        for a, b, c, d, e, f, g in conn.execute(sql, args)
+    ]
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    id: int
+    name: str
+    owner: str
+    role: str
+    paired_at: int
+    pairing_method: str
+    last_seen: int | None
+    revoked_at: int | None
+    records: int
+    fingerprint: str
+
+
+def list_devices(conn: Connection) -> list[DeviceRow]:
+    rows = conn.execute(
+        "SELECT d.id, d.name, d.owner, d.role, d.paired_at, d.pairing_method, d.last_seen,"
+        " d.revoked_at, (SELECT count(*) FROM records r WHERE r.device_id = d.id), d.sign_key"
+        " FROM devices d ORDER BY d.revoked_at IS NOT NULL, d.owner, d.name"
+    )
+    return [
+        DeviceRow(
+            int(r[0]),
+            str(r[1]),
+            str(r[2]),
+            str(r[3]),
+            int(r[4]),
+            str(r[5]),
+            None if r[6] is None else int(r[6]),
+            None if r[7] is None else int(r[7]),
+            int(r[8]),
+            bytes(r[9])[:8].hex(),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class RecordView:
+    row_id: int
+    record_id: bytes
+    kind: str
+    log_index: int
+    received_at: int
+    sent_at: int
+    body: bytes | None
+    signature: bytes | None
+    device_name: str
+    device_sign_key: bytes
+    owner: str
+    peer: str
+    conversation_id: int
+    client_id: str
+    destroyed_at: int | None
+    leaf_data: bytes
+
+
+def get_record(conn: Connection, row_id: int) -> RecordView | None:
+    row = conn.execute(
+        "SELECT r.id, r.record_id, r.kind, r.log_index, r.received_at, r.sent_at, r.body,"
+        " r.signature, d.name, d.sign_key, c.owner, c.peer, r.conversation_id, r.client_id,"
+        " r.destroyed_at, l.leaf_data FROM records r JOIN devices d ON d.id = r.device_id"
+        " JOIN conversations c ON c.id = r.conversation_id"
+        " JOIN log_leaves l ON l.idx = r.log_index WHERE r.id = ?",
+        (row_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return RecordView(
+        int(row[0]),
+        bytes(row[1]),
+        str(row[2]),
+        int(row[3]),
+        int(row[4]),
+        int(row[5]),
+        None if row[6] is None else bytes(row[6]),
+        None if row[7] is None else bytes(row[7]),
+        str(row[8]),
+        bytes(row[9]),
+        str(row[10]),
+        str(row[11]),
+        int(row[12]),
+        str(row[13]),
+        None if row[14] is None else int(row[14]),
+        bytes(row[15]),
+    )
+
+
+@dataclass(frozen=True)
+class ReceiptRow:
+    receipt: str
+    at: int
+    device_name: str
+    log_index: int
+
+
+def receipts_for(conn: Connection, conversation_id: int, client_id: str) -> list[ReceiptRow]:
+    return [
+        ReceiptRow(str(a), int(b), str(c), int(d))
+        for a, b, c, d in conn.execute(
+            "SELECT x.receipt, x.at, d.name, r.log_index FROM receipts x"
+            " JOIN records r ON r.id = x.record_id JOIN devices d ON d.id = r.device_id"
+            " WHERE x.conversation_id = ? AND x.target_client_id = ? ORDER BY x.at",
+            (conversation_id, client_id),
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class AttachmentRow:
+    record_row: int
+    blob_sha256: bytes
+    size: int
+    name: str
+    mime: str
+    stored: bool
+
+
+def attachments_for(conn: Connection, conversation_id: int, client_id: str) -> list[AttachmentRow]:
+    return [
+        AttachmentRow(int(a), bytes(b), int(c), str(d), str(e), bool(f))
+        for a, b, c, d, e, f in conn.execute(
+            "SELECT a.record_id, a.blob_sha256, a.size, a.name, a.mime,"
+            " EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = a.blob_sha256"
+            " AND b.destroyed_at IS NULL) FROM attachments a"
+            " WHERE a.conversation_id = ? AND a.message_client_id = ?",
+            (conversation_id, client_id),
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: int
+    actor: str
+    action: str
+    target: str
+    details: str
+    log_index: int
+
+
+def audit_events(
+    conn: Connection,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    limit: int = 200,
+) -> list[AuditRow]:
+    where: list[str] = []
+    args: list[object] = []
+    for clause, value in (
+        ("action = ?", action),
+        ("actor = ?", actor),
+        ("at >= ?", since_ms),
+        ("at < ?", until_ms),
+    ):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    sql = "SELECT id, at, actor, action, target, details, log_index FROM audit_events"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC LIMIT ?"
+    args.append(max(1, min(limit, 1000)))
+    return [
+        AuditRow(int(a), int(b), str(c), str(d), str(e), str(f), int(g))
+        for a, b, c, d, e, f, g in conn.execute(sql, args)
+    ]
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """Headline numbers for the dashboard."""
+    out: dict[str, int] = {}
+    for name, sql in (
+        ("records", "SELECT count(*) FROM records"),
+        ("messages", "SELECT count(*) FROM messages"),
+        ("devices", "SELECT count(*) FROM devices WHERE revoked_at IS NULL"),
+        ("log_size", "SELECT count(*) FROM log_leaves"),
+        ("blobs", "SELECT count(*) FROM blobs WHERE destroyed_at IS NULL"),
+        ("pending_mail", "SELECT count(*) FROM mail WHERE acked_at IS NULL"),
+    ):
+        out[name] = int(conn.execute(sql).fetchone()[0])
+    return out

@@ -1,0 +1,1 @@
+"""Pairing phones with the box: button window, comparison codes, QR, admission."""
