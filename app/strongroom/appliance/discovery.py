@@ -1,0 +1,147 @@
+"""Announce the box on the LAN by mDNS/DNS-SD (zeroconf's asyncio API).
+
+Two services point at the same host `<name>.local.` and port:
+- `_strongroom._tcp.local.` for phones: TXT `pv` (protocol version), `fp` (the
+  box's key fingerprint, so a phone can tell its own box from a look-alike
+  before the Noise handshake proves it), `path` (the WebSocket endpoint, /peer).
+- `_https._tcp.local.` for people: the web UI. Its TXT `path` is "/" because
+  generic DNS-SD browsers build the URL to open from it; it also carries `fp`.
+
+Nothing here leaves the LAN: mDNS is link-local multicast (224.0.0.251 / ff02::fb).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from zeroconf import InterfaceChoice, IPVersion
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+from strongroom import PROTOCOL_VERSION
+
+PEER_SERVICE_TYPE = "_strongroom._tcp.local."
+WEB_SERVICE_TYPE = "_https._tcp.local."
+PEER_PATH = "/peer"
+DEFAULT_HOST_NAME = "strongroom"
+
+
+class AdvertiserStateError(RuntimeError):
+    """start/update/stop called in the wrong order."""
+
+
+def _parse_addresses(addresses: Sequence[str]) -> list[bytes]:
+    # Packed form, sorted, so that "did the set change?" is a plain comparison.
+    packed = {ipaddress.ip_address(a).packed for a in addresses}
+    return sorted(packed)
+
+
+class Advertiser:
+    """Registers the box's two DNS-SD services and keeps their addresses current.
+
+    `interfaces`: where to speak mDNS, as addresses of local interfaces (tests
+    pass ["127.0.0.1"]); None means every interface. `addresses`: the IPs to
+    publish for `<name>.local.`.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        fingerprint: str,
+        addresses: Sequence[str],
+        name: str = DEFAULT_HOST_NAME,
+        interfaces: Sequence[str] | None = None,
+        protocol_version: int = PROTOCOL_VERSION,
+    ) -> None:
+        if not 0 < port < 65536:
+            raise ValueError(f"port out of range: {port}")
+        self.port = port
+        self.fingerprint = fingerprint
+        self.name = name
+        self.host = f"{name}.local."
+        self.protocol_version = protocol_version
+        self._interfaces = list(interfaces) if interfaces is not None else None
+        self._addresses = _parse_addresses(addresses)
+        self._zc: AsyncZeroconf | None = None
+        self._infos: list[AsyncServiceInfo] = []
+
+    @property
+    def addresses(self) -> list[str]:
+        """The addresses currently published."""
+        return [str(ipaddress.ip_address(a)) for a in self._addresses]
+
+    @property
+    def service_names(self) -> list[str]:
+        """Registered instance names (zeroconf may append ' (2)' on a name clash)."""
+        return [info.name for info in self._infos]
+
+    def _build_infos(self) -> list[AsyncServiceInfo]:
+        peer_txt = {"pv": str(self.protocol_version), "fp": self.fingerprint, "path": PEER_PATH}
+        web_txt = {"fp": self.fingerprint, "path": "/"}
+        return [
+            AsyncServiceInfo(
+                service_type,
+                f"{self.name}.{service_type}",
+                port=self.port,
+                properties=txt,
+                server=self.host,
+                addresses=self._addresses,
+            )
+            for service_type, txt in ((PEER_SERVICE_TYPE, peer_txt), (WEB_SERVICE_TYPE, web_txt))
+        ]
+
+    def _ip_version(self) -> IPVersion:
+        if self._interfaces is None:
+            return IPVersion.All
+        versions = {ipaddress.ip_address(i.split("%")[0]).version for i in self._interfaces}
+        if versions == {4}:
+            return IPVersion.V4Only
+        if versions == {6}:
+            return IPVersion.V6Only
+        return IPVersion.All
+
+    async def start(self) -> None:
+        """Probe, register and announce both services; returns once announced."""
+        if self._zc is not None:
+            raise AdvertiserStateError("advertiser already started")
+        interfaces = self._interfaces if self._interfaces is not None else InterfaceChoice.All
+        zc = AsyncZeroconf(interfaces=interfaces, ip_version=self._ip_version())
+        self._zc = zc
+        try:
+            for info in self._build_infos():
+                # The first await queues the registration; the second waits
+                # for probing and the announcement to finish.
+                await (await zc.async_register_service(info, allow_name_change=True))
+                self._infos.append(info)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def update_addresses(self, addresses: Sequence[str]) -> bool:
+        """Publish a new address set (e.g. DHCP renewed); re-announces only on change.
+
+        Returns True when the set changed and was re-announced.
+        """
+        if self._zc is None:
+            raise AdvertiserStateError("advertiser not started")
+        new = _parse_addresses(addresses)
+        if new == self._addresses:
+            return False
+        self._addresses = new
+        for info in self._infos:
+            info.addresses = new
+            await (await self._zc.async_update_service(info))
+        return True
+
+    async def stop(self) -> None:
+        """Unregister (mDNS goodbye, TTL 0) and close. Safe to call twice."""
+        zc, self._zc = self._zc, None
+        if zc is None:
+            return
+        try:
+            if self._infos:
+                await zc.async_unregister_all_services()
+        finally:
+            self._infos = []
+            await zc.async_close()
