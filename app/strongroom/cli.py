@@ -1,18 +1,244 @@
-"""Command-line interface: `strongroom …` and `python -m strongroom …`."""
+"""Command-line interface: `strongroom …` and `python -m strongroom …`.
+
+Each command is a small function taking parsed arguments and returning an
+exit code. Secrets are read from a file or the terminal, never from argv
+(argv is visible to every user of the machine) and never logged.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from strongroom import __version__
+from strongroom.config import BoxConfig, ConfigError, load_config
+from strongroom.identity import (
+    KeystoreError,
+    WordsError,
+    WrongPassphrase,
+    derive_box_keys,
+    entropy_to_words,
+    new_entropy,
+    words_to_entropy,
+)
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _config(args: argparse.Namespace) -> BoxConfig:
+    data = Path(args.data) if args.data else Path("/var/lib/strongroom")
+    return load_config(data, Path(args.config) if args.config else None)
+
+
+def _read_secret(prompt: str, path: str | None, *, confirm: bool = False) -> str:
+    if path:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Again / Encore : ") != first:
+        raise SystemExit("strongroom: the two passphrases differ; nothing was written")
+    return first
+
+
+def check_passphrase(passphrase: str) -> str | None:
+    """Why a passphrase is refused, or None. Same rule in the CLI and the wizard."""
+    if len(passphrase) < 12:
+        return "the passphrase needs at least 12 characters"
+    classes = sum(
+        (
+            any(c.islower() for c in passphrase),
+            any(c.isupper() for c in passphrase),
+            any(c.isdigit() for c in passphrase),
+            any(not c.isalnum() for c in passphrase),
+        )
+    )
+    if classes < 2 and len(passphrase) < 20:
+        return "mix letters with digits or symbols, or use 20 characters or more"
+    return None
+
+
+def _new_passphrase(args: argparse.Namespace) -> str:
+    passphrase = _read_secret(
+        "Admin passphrase / Phrase secrète : ", args.passphrase_file, confirm=True
+    )
+    problem = check_passphrase(passphrase)
+    if problem:
+        raise SystemExit(f"strongroom: {problem}; nothing was written")
+    return passphrase
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from strongroom.box import Box
+
+    config = _config(args)
+    if config.keystore_path.exists():
+        print(
+            f"strongroom: {config.data_dir} already has an identity; nothing was written",
+            file=sys.stderr,
+        )
+        return 1
+    passphrase = _new_passphrase(args)
+    entropy = new_entropy()
+    words = entropy_to_words(entropy, "french" if args.language == "fr" else "english")
+    box = Box(config)
+    box.initialise(entropy, passphrase)
+    try:
+        print("Write these 24 words on paper and keep them safe. They are shown only once.")
+        print(
+            "Notez ces 24 mots sur papier et gardez-les en lieu sûr."
+            " Ils ne sont montrés qu'une fois."
+        )
+        for number, word in enumerate(words, start=1):
+            print(f"{number:2d}. {word}")
+        print(f"Box fingerprint / empreinte : {box.fingerprint}")
+    finally:
+        import asyncio
+
+        asyncio.run(box.stop())
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from strongroom.box import Box
+
+    config = _config(args)
+    if config.keystore_path.exists():
+        print(
+            f"strongroom: {config.data_dir} already has an identity; nothing was written",
+            file=sys.stderr,
+        )
+        return 1
+    text = (
+        Path(args.words_file).read_text(encoding="utf-8")
+        if args.words_file
+        else input("24 words / 24 mots : ")
+    )
+    try:
+        entropy = words_to_entropy(text)
+    except WordsError as exc:
+        print(f"strongroom: {exc}; nothing was written", file=sys.stderr)
+        return 2
+    passphrase = _new_passphrase(args)
+    box = Box(config)
+    box.initialise(entropy, passphrase)
+    print(f"Identity restored. Box fingerprint / empreinte : {box.fingerprint}")
+    import asyncio
+
+    asyncio.run(box.stop())
+    return 0
+
+
+def _unlocked_box(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from strongroom.box import Box
+
+    config = _config(args)
+    box = Box(config)
+    if config.unlock_mode == "unattended" and config.unlock_keyfile is not None:
+        box.unlock_unattended()
+    else:
+        box.unlock(_read_secret("Admin passphrase / Phrase secrète : ", args.passphrase_file))
+    return box
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from strongroom.archive.verify import verify_archive
+
+    box = _unlocked_box(args)
+    archive = box.require_archive()
+    report = verify_archive(archive.reader(), archive.blobs, box.keys.signing_public)
+    asyncio.run(
+        box.audit("cli", "verify", "archive", {"ok": report.ok, "problems": len(report.problems)})
+    )
+    print(
+        f"log leaves: {report.leaves}  records: {report.records} "
+        f"(destroyed: {report.destroyed})  blobs: {report.blobs}"
+        f"  audit events: {report.audit_events}"
+    )
+    if report.tree_head is not None:
+        print(
+            f"signed tree head: size {report.tree_head.tree_size} "
+            f"root {report.tree_head.root_hash.hex()}"
+        )
+    for problem in report.problems:
+        print(f"PROBLEM: {problem}")
+    print("OK: the archive verifies" if report.ok else f"FAILED: {len(report.problems)} problem(s)")
+    asyncio.run(box.stop())
+    return 0 if report.ok else 1
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from strongroom.archive.queries import list_devices
+
+    box = _unlocked_box(args)
+    rows = list_devices(box.require_archive().reader())
+    if not rows:
+        print("no paired device")
+    for row in rows:
+        state = "revoked" if row.revoked_at else "active"
+        print(
+            f"{row.id:4d}  {row.name:20s}  {row.owner:20s}  {row.pairing_method:7s}  "
+            f"{state:8s}  records={row.records}  key={row.fingerprint}"
+        )
+    asyncio.run(box.stop())
+    return 0
+
+
+def cmd_words_check(args: argparse.Namespace) -> int:
+    """Check 24 words without writing anything (used by support staff)."""
+    text = Path(args.words_file).read_text(encoding="utf-8") if args.words_file else input()
+    try:
+        entropy = words_to_entropy(text)
+    except WordsError as exc:
+        print(f"strongroom: {exc}", file=sys.stderr)
+        return 2
+    print(f"valid; box fingerprint / empreinte : {derive_box_keys(entropy).fingerprint}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Command, str]] = {
+    "init": (cmd_init, "create a new box identity (24 words) and an empty archive"),
+    "restore": (cmd_restore, "recreate the box identity from its 24 words"),
+    "verify": (cmd_verify, "re-check the whole archive: log, records, blobs, signed tree head"),
+    "devices": (cmd_devices, "list paired phones"),
+    "check-words": (cmd_words_check, "check 24 words without writing anything"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="strongroom", description=__doc__)
-    parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="strongroom", description="Strongroom box")
+    parser.add_argument("--version", action="version", version=f"strongroom {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_func, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("--data", help="data directory (default /var/lib/strongroom)")
+        cmd.add_argument("--config", help="box.toml (default: DATA/box.toml)")
+        cmd.add_argument("--passphrase-file", help="read the admin passphrase from this file")
+        if name == "init":
+            cmd.add_argument("--language", choices=("fr", "en"), default="fr")
+        if name in ("restore", "check-words"):
+            cmd.add_argument("--words-file", help="read the 24 words from this file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    parser.parse_args(argv if argv is not None else sys.argv[1:])
-    return 0
+    args = build_parser().parse_args(argv if argv is not None else sys.argv[1:])
+    func = COMMANDS[args.command][0]
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"strongroom: configuration: {exc}", file=sys.stderr)
+        return 2
+    except WrongPassphrase:
+        print("strongroom: wrong passphrase", file=sys.stderr)
+        return 3
+    except KeystoreError as exc:
+        print(f"strongroom: {exc}", file=sys.stderr)
+        return 3

@@ -95,6 +95,10 @@ class Archive:
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
+        if self.latest_tree_head() is None:
+            # A new archive starts with a signed empty tree, so even an empty
+            # box can prove what it held (nothing) and when.
+            self.write_batch([])
 
     @classmethod
     def open(

@@ -24,7 +24,7 @@ class Refusal(StrEnum):
     REJECTED = "rejected"  # the admin pressed "reject"
     EXPIRED = "expired"  # the window closed before anyone confirmed
     CANCELLED = "cancelled"  # PAIR pressed again / window cancelled
-    BAD_SECRET = "bad-secret"  # QR secret wrong, used or expired
+    BAD_SECRET = "bad-secret"  # noqa: S105  (a refusal reason, not a secret)
     REVOKED = "revoked"  # this device key was revoked
 
 

@@ -1,0 +1,129 @@
+"""The whole box, with one lifecycle: start, unlock, stop.
+
+A Box owns its parts and wires them together: the archive and its group
+committer, the peer service (phones), pairing, the web UI, the front panel,
+mDNS and systemd notifications. Tests build a whole Box on loopback with mock
+pins; the dev box and the appliance run the very same object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from strongroom.archive import writes
+from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.store import Archive
+from strongroom.config import BoxConfig
+from strongroom.identity import BoxKeys, Keystore
+from strongroom.unlock import BoxPhase, keys_from_keyfile, keys_from_passphrase, phase_on_disk
+
+log = logging.getLogger(__name__)
+
+
+class BoxLocked(Exception):
+    """The operation needs the unlocked archive."""
+
+
+class Box:
+    def __init__(self, config: BoxConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.phase = phase_on_disk(config)
+        self.keys: BoxKeys | None = None
+        self.archive: Archive | None = None
+        self.committer: GroupCommitter | None = None
+        self.started_at = clock()
+        self._on_unlock: list[Callable[[], Any]] = []
+        self._on_change: list[Callable[[], Any]] = []
+
+    # -- identity -------------------------------------------------------------
+
+    @property
+    def fingerprint(self) -> str | None:
+        if self.keys is not None:
+            return self.keys.fingerprint
+        if self.phase is BoxPhase.LOCKED:
+            return Keystore(self.config.keystore_path).fingerprint
+        return None
+
+    def initialise(self, entropy: bytes, passphrase: str, **limits: int) -> None:
+        """Seal a new identity and open the archive (wizard and `strongroom init`)."""
+        self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        Keystore.create(self.config.keystore_path, entropy, passphrase, **limits)
+        self.phase = BoxPhase.LOCKED
+        self.unlock(passphrase)
+
+    def unlock(self, passphrase: str) -> None:
+        """Attended mode: raise identity.WrongPassphrase if the passphrase is wrong."""
+        if self.phase is BoxPhase.READY:
+            return
+        self._open(keys_from_passphrase(self.config, passphrase))
+
+    def unlock_unattended(self) -> None:
+        self._open(keys_from_keyfile(self.config))
+
+    def _open(self, keys: BoxKeys) -> None:
+        self.keys = keys
+        self.archive = Archive.open(
+            self.config.data_dir,
+            keys.archive_key,
+            keys.blob_key,
+            keys.signing_key,
+            clock=self.clock,
+        )
+        self.committer = GroupCommitter(self.archive)
+        self.committer.start()
+        self.phase = BoxPhase.READY
+        for callback in self._on_unlock:
+            callback()
+        self.changed()
+
+    def require_archive(self) -> Archive:
+        if self.archive is None:
+            raise BoxLocked("the box is locked")
+        return self.archive
+
+    # -- events ---------------------------------------------------------------
+
+    def on_unlock(self, callback: Callable[[], Any]) -> None:
+        self._on_unlock.append(callback)
+
+    def on_change(self, callback: Callable[[], Any]) -> None:
+        """Called whenever something the panel or the UI shows may have changed."""
+        self._on_change.append(callback)
+
+    def changed(self) -> None:
+        for callback in self._on_change:
+            try:
+                callback()
+            except Exception:  # a display must never take the box down
+                log.exception("state change listener failed")
+
+    async def audit(
+        self, actor: str, action: str, target: str = "", details: dict[str, Any] | None = None
+    ) -> None:
+        """Write an audit event (a log leaf) durably; silently nothing while locked."""
+        if self.committer is None:
+            return
+        await self.committer.submit(writes.audit(actor, action, target, details))
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def stop(self) -> None:
+        if self.committer is not None:
+            await asyncio.to_thread(self.committer.stop)
+            self.committer = None
+        if self.archive is not None:
+            with contextlib.suppress(Exception):
+                self.archive.close()
+            self.archive = None
+
+
+__all__ = ["Box", "BoxLocked", "BoxPhase", "web"]
