@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from strongroom.appliance.health import Health, read_health
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.store import Archive
@@ -40,6 +41,9 @@ class Box:
         self.archive: Archive | None = None
         self.committer: GroupCommitter | None = None
         self.started_at = clock()
+        # Wired by the runtime: the pairing rules and the phones' service.
+        self.pairing: Any = None
+        self.peers: Any = None
         self._on_unlock: list[Callable[[], Any]] = []
         self._on_change: list[Callable[[], Any]] = []
 
@@ -113,6 +117,20 @@ class Box:
         if self.committer is None:
             return
         await self.committer.submit(writes.audit(actor, action, target, details))
+
+    async def revoke_device(self, device_id: int, actor: str, reason: str) -> bool:
+        """Revoke a phone: refused from its next frame, open sessions closed, event logged."""
+        if self.committer is None:
+            raise BoxLocked("the box is locked")
+        committed = await self.committer.submit(writes.revoke_device(device_id, reason))
+        if self.peers is not None:
+            self.peers.revoke(device_id)
+        await self.audit(actor, "device.revoke", str(device_id), {"reason": reason})
+        self.changed()
+        return bool(committed.result)
+
+    def health(self) -> Health:
+        return read_health(self.config.data_dir)
 
     # -- lifecycle --------------------------------------------------------------
 

@@ -203,7 +203,52 @@ def cmd_words_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    from strongroom.devbox import run_dev
+
+    return run_dev(Path(args.data or "var/dev"))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from strongroom.devbox import run_serve
+
+    return run_serve(_config(args))
+
+
+def _control(args: argparse.Namespace, method: str, route: str) -> int:
+    import asyncio
+
+    from strongroom.control import call
+
+    config = _config(args)
+    try:
+        status, body = asyncio.run(call(config.data_dir, method, route))
+    except OSError:
+        print(f"strongroom: no box is running with data in {config.data_dir}", file=sys.stderr)
+        return 1
+    print(body)
+    return 0 if status == 200 else 1
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    """Same as pressing the PAIR button of the running box."""
+    return _control(args, "POST", "/pair")
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    return _control(args, "POST", f"/revoke/{int(args.device_id)}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return _control(args, "GET", "/status")
+
+
 COMMANDS: dict[str, tuple[Command, str]] = {
+    "dev": (cmd_dev, "start a dev box under var/dev (mock GPIO, loopback): what `make run` does"),
+    "serve": (cmd_serve, "run the box service (systemd runs this on the appliance)"),
+    "pair": (cmd_pair, "open the pairing window of the running box (like pressing PAIR)"),
+    "revoke": (cmd_revoke, "revoke a paired phone on the running box"),
+    "status": (cmd_status, "show the running box's state"),
     "init": (cmd_init, "create a new box identity (24 words) and an empty archive"),
     "restore": (cmd_restore, "recreate the box identity from its 24 words"),
     "verify": (cmd_verify, "re-check the whole archive: log, records, blobs, signed tree head"),
@@ -223,13 +268,21 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--passphrase-file", help="read the admin passphrase from this file")
         if name == "init":
             cmd.add_argument("--language", choices=("fr", "en"), default="fr")
+        if name == "revoke":
+            cmd.add_argument("device_id", type=int)
         if name in ("restore", "check-words"):
             cmd.add_argument("--words-file", help="read the 24 words from this file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv if argv is not None else sys.argv[1:])
+    argv = list(argv if argv is not None else sys.argv[1:])
+    if argv[:1] == ["phone"]:
+        # The reference phone client has its own commands and options.
+        from strongroom.client.cli import main as phone_main
+
+        return phone_main(argv[1:])
+    args = build_parser().parse_args(argv)
     func = COMMANDS[args.command][0]
     try:
         return func(args)

@@ -1,0 +1,265 @@
+"""Running a box: the web server, phones, panel, mDNS and systemd, started and stopped together.
+
+`BoxRuntime` is what `strongroom serve` (the appliance) and `strongroom dev`
+(`make run`) run, and what end-to-end tests start on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from strongroom.appliance.health import read_health
+from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from strongroom.box import Box
+from strongroom.config import BoxConfig
+from strongroom.control import start_control
+from strongroom.panel_link import panel_inputs
+from strongroom.unlock import BoxPhase
+
+log = logging.getLogger(__name__)
+
+
+class BoxRuntime:
+    def __init__(
+        self,
+        config: BoxConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        pin_factory: Any = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.box = Box(config, clock=clock)
+        self.notifier = notifier or Notifier()
+        self._pin_factory = pin_factory
+        self.panel: Any = None
+        self.port = config.port
+        self._runner: web.AppRunner | None = None
+        self._control: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._advertiser: Any = None
+        self._booting = True
+        self.integrity_ok = True
+        self.error: str | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.config.tls else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
+
+    # -- start / stop -------------------------------------------------------------
+
+    async def start(self) -> None:
+        from strongroom.pairing.service import PairingService
+        from strongroom.web.app import build_web_app
+
+        loop = asyncio.get_running_loop()
+        self.box.pairing = PairingService(self.clock, on_change=self.refresh_panel)
+        self.box.on_unlock(self._start_peers)
+        self.box.on_change(self.refresh_panel)
+        self._start_panel(loop)
+        if self.config.unlock_mode == "unattended" and self.box.phase is BoxPhase.LOCKED:
+            try:
+                self.box.unlock_unattended()
+            except Exception as exc:  # stay up, locked: an admin can still unlock by hand
+                log.error("unattended unlock failed: %s", type(exc).__name__)
+        app = build_web_app(self.box)
+        app.router.add_get("/peer", self._peer_endpoint)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.config.host, self.config.port, ssl_context=self._tls_context()
+        )
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        self._control = await start_control(self._control_app(), self.config.data_dir)
+        self._tasks.append(asyncio.create_task(self._tick_loop()))
+        interval = watchdog_interval()
+        if interval:
+            self._tasks.append(asyncio.create_task(watchdog_loop(self.notifier, interval)))
+        if self.config.advertise_mdns:
+            await self._start_mdns()
+        self._booting = False
+        self.refresh_panel()
+        self.notifier.ready()
+        self.notifier.status(f"{self.box.phase.value} at {self.url}")
+
+    async def stop(self) -> None:
+        self.notifier.stopping()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._advertiser is not None:
+            with contextlib.suppress(Exception):
+                await self._advertiser.stop()
+        peers = getattr(self.box, "peers", None)
+        if peers is not None:
+            await peers.close_all()
+        for runner in (self._control, self._runner):
+            if runner is not None:
+                await runner.cleanup()
+        await self.box.stop()
+        if self.panel is not None:
+            self.panel.close()
+
+    # -- parts ---------------------------------------------------------------------
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if not self.config.tls:
+            return None
+        from strongroom.web.tls import ensure_certificate
+
+        cert, key = ensure_certificate(self.config.tls_dir, self.config.box_name)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert, key)
+        return context
+
+    def _start_peers(self) -> None:
+        from strongroom.peer.server import PeerService
+
+        box = self.box
+        assert box.archive is not None and box.committer is not None and box.keys is not None
+        box.peers = PeerService(
+            box.archive,
+            box.committer,
+            box.keys,
+            self.config.limits,
+            box.pairing,
+            clock=self.clock,
+        )
+
+    async def _peer_endpoint(self, request: web.Request) -> web.StreamResponse:
+        peers = getattr(self.box, "peers", None)
+        if peers is None:
+            # Locked: phones keep their records and retry later.
+            return web.json_response({"error": "locked"}, status=503, headers={"Retry-After": "30"})
+        return await peers.handle(request)  # type: ignore[no-any-return]
+
+    def _start_panel(self, loop: asyncio.AbstractEventLoop) -> None:
+        from strongroom_panel.panel import FrontPanel
+        from strongroom_panel.pins import load_panel_config
+
+        factory = self._pin_factory
+        if factory is None and self.config.mock_gpio:
+            from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+            factory = MockFactory(pin_class=MockPWMPin)
+        panel_config = load_panel_config()
+        try:
+            self.panel = FrontPanel(
+                panel_config.pins,
+                panel_config.rgb,
+                hold_seconds=panel_config.hold_seconds,
+                on_pair_press=lambda: loop.call_soon_threadsafe(self.press_pair, "button"),
+                on_long_hold=lambda: log.info("PAIR held: nothing destructive happens"),
+                pin_factory=factory,
+            )
+        except Exception as exc:  # no GPIO: the box still works from the web UI
+            log.warning("front panel unavailable: %s", exc)
+            self.panel = None
+
+    def press_pair(self, source: str = "button") -> None:
+        """PAIR button, web UI button and `strongroom pair` all end here."""
+        self.box.pairing.press()
+        self.refresh_panel()
+
+    def refresh_panel(self) -> None:
+        if self.panel is None:
+            return
+        from strongroom_panel.state import derive_state
+
+        try:
+            disk = read_health(self.config.data_dir).disk.percent
+        except OSError:
+            disk = 0.0
+        status = self.box.pairing.status() if getattr(self.box, "pairing", None) else None
+        inputs = panel_inputs(
+            now=self.clock(),
+            phase=self.box.phase,
+            booting=self._booting,
+            pairing_status=status,
+            disk_percent=disk,
+            backup_running=False,
+            integrity_ok=self.integrity_ok,
+            error=self.error,
+        )
+        self.panel.show(derive_state(inputs))
+
+    async def _tick_loop(self) -> None:
+        """Once a second: pairing window expiry, audit of pairing events, LEDs."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                pairing = self.box.pairing
+                pairing.tick()
+                for event in pairing.drain_events():
+                    await self.box.audit(
+                        "pairing", f"pairing.{event.kind}", event.target, event.details
+                    )
+                self.refresh_panel()
+            except Exception:
+                log.exception("tick failed")
+
+    async def _start_mdns(self) -> None:
+        from strongroom.appliance.discovery import Advertiser
+
+        fingerprint = self.box.fingerprint or ""
+        wildcard = self.config.host in ("0.0.0.0", "::")  # noqa: S104  (a comparison, not a bind)
+        addresses = [] if wildcard else [self.config.host]
+        self._advertiser = Advertiser(
+            port=self.port,
+            fingerprint=fingerprint,
+            addresses=addresses or ["127.0.0.1"],
+            name=self.config.box_name,
+            interfaces=list(self.config.mdns_interfaces) or None,
+        )
+        await self._advertiser.start()
+
+    # -- control socket --------------------------------------------------------------
+
+    def _control_app(self) -> web.Application:
+        app = web.Application()
+        routes = web.RouteTableDef()
+
+        @routes.get("/status")
+        async def status(_request: web.Request) -> web.Response:
+            pairing = self.box.pairing.status()
+            return web.json_response(
+                {
+                    "phase": self.box.phase.value,
+                    "url": self.url,
+                    "fingerprint": self.box.fingerprint,
+                    "pairing_open": bool(getattr(pairing, "open", False)),
+                }
+            )
+
+        @routes.post("/pair")
+        async def pair(_request: web.Request) -> web.Response:
+            self.press_pair("cli")
+            await self.box.audit("cli", "pairing.press", "control socket")
+            return web.json_response({"pairing_open": bool(self.box.pairing.status().open)})
+
+        @routes.post("/revoke/{device_id:\\d+}")
+        async def revoke(request: web.Request) -> web.Response:
+            device_id = int(request.match_info["device_id"])
+            revoked = await self.box.revoke_device(device_id, "cli", "revoked from the CLI")
+            return web.json_response({"revoked": revoked})
+
+        app.add_routes(routes)
+        return app
