@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import ifaddr
 import pytest
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
@@ -21,6 +22,7 @@ from strongroom.appliance.discovery import (
     WEB_SERVICE_TYPE,
     Advertiser,
     AdvertiserStateError,
+    lan_addresses,
 )
 
 LOOPBACK = ["127.0.0.1"]
@@ -130,3 +132,16 @@ def test_nonsense_arguments_are_refused() -> None:
         Advertiser(port=0, fingerprint="x", addresses=["127.0.0.1"])
     with pytest.raises(ValueError):
         Advertiser(port=443, fingerprint="x", addresses=["strongroom.local"])
+
+
+def test_lan_addresses_leave_out_loopback_and_scopeless_link_local() -> None:
+    def adapter(name: str, *ips: str | tuple[str, int, int]) -> ifaddr.Adapter:
+        return ifaddr.Adapter(name, name, [ifaddr.IP(ip, 64, name) for ip in ips])
+
+    adapters = [
+        adapter("lo", "127.0.0.1", ("::1", 0, 0)),
+        adapter("eth0", "192.168.1.20", ("fd00::20", 0, 0), ("fe80::1", 0, 2)),
+        adapter("wlan0", "10.0.0.7"),
+    ]
+    assert lan_addresses(adapters) == ["10.0.0.7", "192.168.1.20", "fd00::20"]
+    assert all(isinstance(a, str) for a in lan_addresses())  # the real machine's

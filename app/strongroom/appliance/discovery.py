@@ -13,8 +13,9 @@ Nothing here leaves the LAN: mDNS is link-local multicast (224.0.0.251 / ff02::f
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+import ifaddr
 from zeroconf import InterfaceChoice, IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
@@ -24,6 +25,28 @@ PEER_SERVICE_TYPE = "_strongroom._tcp.local."
 WEB_SERVICE_TYPE = "_https._tcp.local."
 PEER_PATH = "/peer"
 DEFAULT_HOST_NAME = "strongroom"
+
+
+def lan_addresses(adapters: Iterable[ifaddr.Adapter] | None = None) -> list[str]:
+    """The addresses phones on the LAN can reach this box at, to publish.
+
+    Every IPv4 and routable IPv6 (ULA, global) address of every interface except
+    loopback; IPv6 link-local is left out because it is useless without a scope.
+    `adapters` defaults to the machine's (ifaddr, which zeroconf itself uses).
+    Call again and pass the result to `Advertiser.update_addresses` when DHCP
+    or SLAAC changes them.
+    """
+    found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    for adapter in ifaddr.get_adapters() if adapters is None else adapters:
+        for ip in adapter.ips:
+            raw = ip.ip if isinstance(ip.ip, str) else ip.ip[0]
+            address = ipaddress.ip_address(raw.split("%")[0])
+            if address.is_loopback or address.is_unspecified:
+                continue
+            if address.version == 6 and address.is_link_local:
+                continue
+            found.add(address)
+    return [str(a) for a in sorted(found, key=lambda a: (a.version, a.packed))]
 
 
 class AdvertiserStateError(RuntimeError):
