@@ -115,7 +115,13 @@ def parse_record(raw: bytes, signature: bytes, *, max_blob_size: int) -> Record:
         raise RecordRejected("record is not valid CBOR") from exc
     if not isinstance(fields, dict) or not all(isinstance(k, str) for k in fields):
         raise RecordRejected("record must be a CBOR map with text keys")
-    if cbor2.dumps(fields, canonical=True) != raw:
+    try:
+        # Some tags decode to objects cbor2 cannot encode back (cyclic shared
+        # references, MIME messages): those are not canonical records either.
+        canonical = cbor2.dumps(fields, canonical=True)
+    except Exception as exc:
+        raise RecordRejected("record is not in canonical CBOR encoding") from exc
+    if canonical != raw:
         raise RecordRejected("record is not in canonical CBOR encoding")
     kind = fields.get("kind")
     if kind not in KINDS:
@@ -127,7 +133,8 @@ def parse_record(raw: bytes, signature: bytes, *, max_blob_size: int) -> Record:
     unknown = fields.keys() - required - _OPTIONAL
     if unknown:
         raise RecordRejected(f"{kind} record has unknown fields {', '.join(sorted(unknown))}")
-    if fields["v"] != RECORD_VERSION:
+    # type() check: True == 1 in Python, but a boolean is not version 1.
+    if type(fields["v"]) is not int or fields["v"] != RECORD_VERSION:
         raise RecordRejected(f"unsupported record version {fields['v']!r}")
     direction = fields.get("dir")
     if "dir" in required and direction not in ("in", "out"):
@@ -135,6 +142,9 @@ def parse_record(raw: bytes, signature: bytes, *, max_blob_size: int) -> Record:
     receipt = fields.get("receipt")
     if kind == "receipt" and receipt not in ("delivered", "read"):
         raise RecordRejected("field 'receipt' must be 'delivered' or 'read'")
+    if "dev" in fields:
+        # Not stored apart, but signed and archived as is: keep it a bounded text.
+        _text(fields, "dev", MAX_ID_CHARS)
     return Record(
         raw=raw,
         signature=signature,

@@ -86,7 +86,11 @@ def store_record(record: Record, device_id: int, owner: str) -> Any:
         if record.kind in ("message", "edit", "deletion"):
             txn.conn.execute(
                 "INSERT INTO messages (record_id, conversation_id, direction, sender, text,"
-                " sent_at, edits_client_id, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " sent_at, edits_client_id, deleted, has_attachment)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+                # A phone may push the attachment manifest before its message.
+                " EXISTS (SELECT 1 FROM attachments WHERE conversation_id = ?"
+                " AND message_client_id = ?))",
                 (
                     row_id,
                     conv,
@@ -96,6 +100,8 @@ def store_record(record: Record, device_id: int, owner: str) -> Any:
                     record.sent_at,
                     record.ref,
                     1 if record.kind == "deletion" else 0,
+                    conv,
+                    record.client_id,
                 ),
             )
         elif record.kind == "receipt":
