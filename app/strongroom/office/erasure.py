@@ -1,0 +1,146 @@
+"""Erasing records' content while their log leaves stay, so the archive still verifies.
+
+What goes, for each record: the signed body and signature (records), the message
+text and sender (messages, and with them the full-text index entries through the
+messages_ad trigger), receipt and attachment rows, and every attachment blob no
+surviving record still refers to: its key salt is nulled in the database (the
+file's key can no longer be derived) and its file is deleted after commit.
+What stays: the record's row with its hashes, kind, dates and log index, marked
+``destroyed_at``, and the log leaf that commits to its hash.
+
+Then `scrub_storage` makes sure nothing survives below SQL: the FTS index is
+merged ('optimize' rewrites its segments without the deleted terms), the WAL is
+checkpointed and truncated, and VACUUM rebuilds the file so no free page or
+slack space keeps old bytes (secure_delete already zeroes freed space).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from strongroom.archive.blobs import BlobStore
+from strongroom.archive.errors import BlobError
+from strongroom.archive.store import Archive, Txn
+
+
+@dataclass(frozen=True)
+class ErasedRecord:
+    row_id: int
+    record_id: bytes
+    log_index: int
+    kind: str
+    content_sha256: bytes
+    received_at: int
+    sent_at: int
+    conversation_id: int
+
+
+@dataclass(frozen=True)
+class ErasedBlob:
+    sha256: bytes
+    log_index: int
+    file_name: str
+
+
+@dataclass(frozen=True)
+class Erasure:
+    records: list[ErasedRecord]
+    blobs: list[ErasedBlob]
+
+
+def erase_in_txn(txn: Txn, row_ids: Sequence[int]) -> Erasure:
+    """Erase the content of these records (already destroyed ones are skipped)."""
+    conn = txn.conn
+    erased: list[ErasedRecord] = []
+    blob_candidates: set[bytes] = set()
+    conversations: set[int] = set()
+    for row_id in row_ids:
+        row = conn.execute(
+            "SELECT record_id, log_index, kind, content_sha256, received_at, sent_at,"
+            " conversation_id FROM records WHERE id = ? AND destroyed_at IS NULL",
+            (row_id,),
+        ).fetchone()
+        if row is None:
+            continue
+        for (sha,) in conn.execute(
+            "SELECT blob_sha256 FROM attachments WHERE record_id = ?", (row_id,)
+        ):
+            blob_candidates.add(bytes(sha))
+        # Deleting the messages row fires messages_ad, which removes its FTS entry.
+        conn.execute("DELETE FROM messages WHERE record_id = ?", (row_id,))
+        conn.execute("DELETE FROM attachments WHERE record_id = ?", (row_id,))
+        conn.execute("DELETE FROM receipts WHERE record_id = ?", (row_id,))
+        conn.execute(
+            "UPDATE records SET body = NULL, signature = NULL, destroyed_at = ? WHERE id = ?",
+            (txn.at_ms, row_id),
+        )
+        conversations.add(int(row[6]))
+        erased.append(
+            ErasedRecord(
+                row_id=row_id,
+                record_id=bytes(row[0]),
+                log_index=int(row[1]),
+                kind=str(row[2]),
+                content_sha256=bytes(row[3]),
+                received_at=int(row[4]),
+                sent_at=int(row[5]),
+                conversation_id=int(row[6]),
+            )
+        )
+    blobs: list[ErasedBlob] = []
+    for sha in sorted(blob_candidates):
+        still_used = conn.execute(
+            "SELECT 1 FROM attachments WHERE blob_sha256 = ? LIMIT 1", (sha,)
+        ).fetchone()
+        if still_used is not None:
+            continue
+        row = conn.execute(
+            "SELECT log_index, file_name FROM blobs WHERE sha256 = ? AND destroyed_at IS NULL",
+            (sha,),
+        ).fetchone()
+        if row is None:
+            continue
+        conn.execute(
+            "UPDATE blobs SET key_salt = NULL, destroyed_at = ? WHERE sha256 = ?",
+            (txn.at_ms, sha),
+        )
+        blobs.append(ErasedBlob(sha, int(row[0]), str(row[1])))
+    for conversation_id in conversations:
+        # Nothing left of the conversation: its contact's name goes too.
+        conn.execute(
+            "UPDATE conversations SET peer = '' WHERE id = ? AND NOT EXISTS"
+            " (SELECT 1 FROM records WHERE conversation_id = ? AND destroyed_at IS NULL)",
+            (conversation_id, conversation_id),
+        )
+    if erased:
+        conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+    return Erasure(erased, blobs)
+
+
+def delete_blob_files(store: BlobStore, blobs: Sequence[ErasedBlob]) -> list[str]:
+    """Delete erased blobs' files (after commit); return the names that could not be."""
+    failed: list[str] = []
+    for blob in blobs:
+        try:
+            store.delete(blob.file_name)
+        except (OSError, BlobError):
+            # The salt is already gone, so the file is unreadable; a later run retries.
+            failed.append(blob.file_name)
+    return failed
+
+
+def scrub_storage(archive: Archive) -> None:
+    """Checkpoint and truncate the WAL, VACUUM, and truncate again.
+
+    Runs on its own connection (with secure_delete, like every archive
+    connection) so it waits politely for the writer instead of sharing its
+    connection across threads.
+    """
+    conn = archive.reader()
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()

@@ -1,0 +1,208 @@
+"""The retention engine: what is due, what is held, and the daily destruction run.
+
+`find_due(conn, now_ms)` is a pure read: for every record still holding content
+it resolves the governing policy, computes its due date, and sorts it into
+to_destroy / to_review / held (a hold always wins; a reviewer's "keep until"
+postpones). `run(archive, now_ms, approver)` is the daily job: it destroys what
+is due under a "destroy" policy and leaves review items listed;
+`approve_review` destroys reviewed items on a named person's approval.
+
+Every destruction re-plans inside its write transaction, so a hold placed
+between planning and destroying still protects its records, and produces one
+signed destruction certificate, logged in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from strongroom.archive import writes
+from strongroom.archive.db import Connection
+from strongroom.archive.store import Archive, Txn, WriteOp
+from strongroom.office.certificates import (
+    CertificateInfo,
+    build_certificate,
+    head_before,
+    record_certificate,
+)
+from strongroom.office.erasure import delete_blob_files, erase_in_txn, scrub_storage
+from strongroom.office.errors import InvalidPolicy
+from strongroom.office.holds import list_holds
+from strongroom.office.policies import Policy, PolicyResolver
+
+
+@dataclass(frozen=True)
+class DueItem:
+    record: int  # records.id
+    log_index: int
+    kind: str
+    conversation_id: int
+    sent_at: int
+    policy: Policy
+    due_at: int
+
+
+@dataclass(frozen=True)
+class HeldItem:
+    item: DueItem
+    hold_ids: tuple[int, ...]
+
+
+@dataclass
+class DuePlan:
+    now_ms: int
+    to_destroy: list[DueItem] = field(default_factory=list)
+    to_review: list[DueItem] = field(default_factory=list)
+    held: list[HeldItem] = field(default_factory=list)
+    kept: list[DueItem] = field(default_factory=list)  # postponed by a reviewer
+
+    @property
+    def empty(self) -> bool:
+        return not (self.to_destroy or self.to_review or self.held or self.kept)
+
+
+def find_due(conn: Connection, now_ms: int) -> DuePlan:
+    """Classify every record whose retention has run out at `now_ms`."""
+    resolver = PolicyResolver.load(conn)
+    holds = list_holds(conn, active_only=True)
+    plan = DuePlan(now_ms)
+    if not resolver.by_scope:
+        return plan
+    rows = conn.execute(
+        "SELECT r.id, r.log_index, r.kind, r.sent_at, c.id, c.peer, c.owner, c.last_at,"
+        " c.closed_at, k.keep_until FROM records r"
+        " JOIN conversations c ON c.id = r.conversation_id"
+        " LEFT JOIN retention_keeps k ON k.record_id = r.id"
+        " WHERE r.destroyed_at IS NULL ORDER BY r.id"
+    )
+    for row_id, log_index, kind, sent_at, conv, peer, owner, last_at, closed_at, keep in rows:
+        policy = resolver.for_conversation(int(conv), str(peer), str(owner))
+        if policy is None:
+            continue
+        due_at = policy.due_at(
+            int(sent_at), int(last_at), None if closed_at is None else int(closed_at)
+        )
+        if due_at is None or due_at > now_ms:
+            continue
+        item = DueItem(
+            int(row_id), int(log_index), str(kind), int(conv), int(sent_at), policy, due_at
+        )
+        covering = tuple(
+            h.id for h in holds if h.covers(int(conv), str(peer), str(owner), int(sent_at))
+        )
+        if covering:
+            plan.held.append(HeldItem(item, covering))
+        elif keep is not None and int(keep) > now_ms:
+            plan.kept.append(item)
+        elif policy.action == "destroy":
+            plan.to_destroy.append(item)
+        else:
+            plan.to_review.append(item)
+    return plan
+
+
+@dataclass(frozen=True)
+class Destruction:
+    """What a destruction did: the certificate (None when nothing was due) and leftovers."""
+
+    certificate: CertificateInfo | None
+    destroyed: int
+    skipped: tuple[int, ...]  # asked for but no longer due, or held, at destruction time
+    undeleted_blob_files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    plan: DuePlan
+    destruction: Destruction
+
+
+def _destroy(
+    archive: Archive,
+    now_ms: int,
+    approver: str,
+    trigger: str,
+    pick: Any,
+    requested: Sequence[int] | None,
+) -> Destruction:
+    if not approver.strip():
+        raise InvalidPolicy("a destruction needs a named approver")
+    box_key = bytes(archive.signing_key.verify_key)
+
+    def op(txn: Txn) -> tuple[CertificateInfo | None, Any, tuple[int, ...]]:
+        # Re-plan inside the transaction: holds placed since the caller looked win.
+        fresh = find_due(txn.conn, now_ms)
+        eligible: dict[int, DueItem] = {i.record: i for i in pick(fresh)}
+        wanted = list(eligible) if requested is None else [r for r in requested if r in eligible]
+        skipped = () if requested is None else tuple(r for r in requested if r not in eligible)
+        if not wanted:
+            return None, None, skipped
+        head = head_before(txn)
+        erasure = erase_in_txn(txn, wanted)
+        certificate = build_certificate(
+            erasure,
+            {r: eligible[r].policy for r in wanted},
+            approver=approver,
+            trigger=trigger,
+            at_ms=txn.at_ms,
+            tree_head=head,
+            box_public_key=box_key,
+        )
+        info = record_certificate(
+            txn, certificate, archive.signing_key, approver, len(erasure.records), trigger
+        )
+        return info, erasure, skipped
+
+    info, erasure, skipped = archive.write(op)
+    if info is None:
+        return Destruction(None, 0, skipped, ())
+    failed = delete_blob_files(archive.blobs, erasure.blobs)
+    scrub_storage(archive)
+    return Destruction(info, info.record_count, skipped, tuple(failed))
+
+
+def run(archive: Archive, now_ms: int, approver: str = "retention-job") -> RunResult:
+    """The daily job: destroy everything due under a 'destroy' policy and not held."""
+    conn = archive.reader()
+    try:
+        plan = find_due(conn, now_ms)
+    finally:
+        conn.close()
+    if not plan.to_destroy:
+        return RunResult(plan, Destruction(None, 0, (), ()))
+    destruction = _destroy(archive, now_ms, approver, "retention-run", lambda p: p.to_destroy, None)
+    return RunResult(plan, destruction)
+
+
+def approve_review(
+    archive: Archive, record_ids: Iterable[int], approver: str, now_ms: int
+) -> Destruction:
+    """Destroy reviewed records (records.id). Held or no-longer-due ones are skipped."""
+    requested = list(dict.fromkeys(record_ids))
+    return _destroy(archive, now_ms, approver, "review-approval", lambda p: p.to_review, requested)
+
+
+def keep_after_review(
+    record_ids: Iterable[int], reviewer: str, keep_until_ms: int, reason: str
+) -> WriteOp:
+    """A reviewer keeps records past their due date, until `keep_until_ms` (audited)."""
+    ids = list(dict.fromkeys(record_ids))
+    if not reason.strip() or not reviewer.strip():
+        raise InvalidPolicy("keeping a record after review needs a reviewer and a reason")
+
+    def op(txn: Txn) -> int:
+        for record in ids:
+            txn.conn.execute(
+                "INSERT INTO retention_keeps (record_id, keep_until, decided_by, decided_at,"
+                " reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT (record_id) DO UPDATE SET"
+                " keep_until = excluded.keep_until, decided_by = excluded.decided_by,"
+                " decided_at = excluded.decided_at, reason = excluded.reason",
+                (record, keep_until_ms, reviewer, txn.at_ms, reason),
+            )
+        details = {"records": ids, "keep_until": keep_until_ms, "reason": reason}
+        writes.audit(reviewer, "retention.keep", f"records:{len(ids)}", details)(txn)
+        return len(ids)
+
+    return op
