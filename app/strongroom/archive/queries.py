@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from strongroom.archive.db import Connection
@@ -17,7 +18,9 @@ def fts_query(text: str) -> str | None:
     Each word becomes a quoted prefix term, all terms must match. Accents are
     folded by the index's tokenizer, for the query as for the text.
     """
-    terms = _TOKEN.findall(text)[:MAX_QUERY_TERMS]
+    # NFC first: in decomposed text (macOS, some pastes) a combining accent is
+    # not a word character and would split "réunion" into "re" + "union".
+    terms = _TOKEN.findall(unicodedata.normalize("NFC", text))[:MAX_QUERY_TERMS]
     if not terms:
         return None
     return " ".join(f'"{term}"*' for term in terms)
