@@ -205,9 +205,10 @@ class QrPairing:
 
     def consume(self) -> bool:
         """Burn the secret (one use, successful or not); True if a live one was burnt."""
-        live = self.offer is not None
+        if self.offer is None:
+            return False  # nothing live; an expired offer stays for `expire_due` to report
         self._offer = None
-        return live
+        return True
 
     def withdraw(self) -> bool:
         """Cancel the offer (the admin closed the QR dialog); True if one was live."""

@@ -23,8 +23,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from strongroom.pairing.gate import PairingAttempt, PairingMethod, PairingOutcome, Refusal
+from strongroom.pairing.gate import (
+    PairingAttempt,
+    PairingGate,
+    PairingMethod,
+    PairingOutcome,
+    Refusal,
+)
 from strongroom.pairing.qr import DEFAULT_QR_TTL_S, QrOffer, QrPairing
 from strongroom.pairing.window import (
     DEFAULT_LOOKBACK_S,
@@ -237,3 +244,9 @@ class PairingService:
         except Exception:
             # A failing LED refresh must never decide a pairing.
             log.exception("pairing on_change callback failed")
+
+
+if TYPE_CHECKING:
+
+    def _is_a_gate(service: PairingService) -> PairingGate:
+        return service  # mypy proves PairingService satisfies the PairingGate Protocol
