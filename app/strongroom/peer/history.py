@@ -1,0 +1,147 @@
+"""Read-side queries of the peer service (on reader connections, never the writer).
+
+Devices by key, mail waiting for a device, history pages of an owner's
+records, and the blobs an owner may download.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from strongroom.archive.blobs import BlobLocation
+from strongroom.archive.db import Connection
+from strongroom.peer.mailbox import PENDING_MAIL_SQL
+
+
+@dataclass(frozen=True)
+class Device:
+    id: int
+    owner: str
+    name: str
+    sign_key: bytes
+    noise_key: bytes
+    revoked: bool
+
+
+def device_by_noise_key(conn: Connection, noise_key: bytes) -> Device | None:
+    row = conn.execute(
+        "SELECT id, owner, name, sign_key, noise_key, revoked_at FROM devices WHERE noise_key = ?",
+        (noise_key,),
+    ).fetchone()
+    if row is None:
+        return None
+    return Device(int(row[0]), row[1], row[2], bytes(row[3]), bytes(row[4]), row[5] is not None)
+
+
+def device_revoked(conn: Connection, device_id: int) -> bool:
+    row = conn.execute("SELECT revoked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
+    return row is None or row[0] is not None
+
+
+@dataclass(frozen=True)
+class MailItem:
+    mail_id: bytes
+    sender_owner: str
+    sender_device: int
+    at: int
+    payload: bytes
+
+
+def pending_mail(conn: Connection, device_id: int, owner: str, limit: int) -> list[MailItem]:
+    """Mail this device may take, oldest first."""
+    rows = conn.execute(
+        PENDING_MAIL_SQL, {"owner": owner, "device": device_id, "limit": limit}
+    ).fetchall()
+    return [MailItem(bytes(r[0]), r[1], int(r[2]), int(r[3]), bytes(r[4])) for r in rows]
+
+
+@dataclass(frozen=True)
+class Notice:
+    mail_id: bytes
+    device: int
+    at: int
+
+
+def pending_notices(conn: Connection, device_id: int, limit: int) -> list[Notice]:
+    """Delivery notices for mail this device sent and the recipient took."""
+    rows = conn.execute(
+        "SELECT mail_id, recipient_device, acked_at FROM mail"
+        " WHERE sender_device = ? AND acked_at IS NOT NULL ORDER BY id LIMIT ?",
+        (device_id, limit),
+    ).fetchall()
+    return [Notice(bytes(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    items: list[dict[str, Any]]
+    cursor: int
+    done: bool
+
+
+def history_page(
+    conn: Connection, owner: str, cursor: int, limit: int, max_bytes: int
+) -> HistoryPage:
+    """Records of every device of `owner` after `cursor`, in archive order.
+
+    The page holds at most `limit` records and stops before `max_bytes` of
+    record bytes (always at least one record). Destroyed records are skipped.
+    """
+    rows = conn.execute(
+        "SELECT r.id, r.body, r.signature, r.log_index, r.device_id FROM records r"
+        " JOIN devices d ON d.id = r.device_id"
+        " WHERE d.owner = ? AND r.id > ? AND r.body IS NOT NULL ORDER BY r.id LIMIT ?",
+        (owner, cursor, limit + 1),
+    ).fetchall()
+    items: list[dict[str, Any]] = []
+    size = 0
+    for row_id, body, sig, log_index, device in rows[:limit]:
+        size += len(body) + len(sig) + 32
+        if items and size > max_bytes:
+            return HistoryPage(items, cursor, False)
+        items.append(
+            {
+                "record": bytes(body),
+                "sig": bytes(sig),
+                "log_index": int(log_index),
+                "device": device,
+            }
+        )
+        cursor = int(row_id)
+    return HistoryPage(items, cursor, len(rows) <= limit)
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    size: int
+    location: BlobLocation
+    log_index: int
+
+
+def stored_blob(conn: Connection, sha256: bytes) -> StoredBlob | None:
+    row = conn.execute(
+        "SELECT size, file_name, key_salt, log_index FROM blobs"
+        " WHERE sha256 = ? AND destroyed_at IS NULL",
+        (sha256,),
+    ).fetchone()
+    if row is None:
+        return None
+    return StoredBlob(int(row[0]), BlobLocation(row[1], bytes(row[2])), int(row[3]))
+
+
+def upload_in_progress(conn: Connection, sha256: bytes) -> tuple[int, BlobLocation] | None:
+    row = conn.execute(
+        "SELECT size, file_name, key_salt FROM uploads WHERE sha256 = ?", (sha256,)
+    ).fetchone()
+    return None if row is None else (int(row[0]), BlobLocation(row[1], bytes(row[2])))
+
+
+def owner_has_blob(conn: Connection, owner: str, sha256: bytes) -> bool:
+    """Whether an attachment record of one of `owner`'s devices names this blob."""
+    row = conn.execute(
+        "SELECT 1 FROM attachments a JOIN records r ON r.id = a.record_id"
+        " JOIN devices d ON d.id = r.device_id WHERE a.blob_sha256 = ? AND d.owner = ? LIMIT 1",
+        (sha256, owner),
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,96 @@
+"""Blob uploads of one connection: the I/O behind the session's Upload* actions.
+
+Bytes go straight from each blob_chunk frame into `BlobUpload` (encrypted in
+64 KiB chunks on disk), in a worker thread, so an attachment is never held
+whole in memory. An upload that stops (dropped link, box restart) keeps its
+whole sealed chunks; `blob_begin` for the same hash resumes from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from strongroom.archive import writes
+from strongroom.archive.blobs import BlobLocation, BlobUpload
+from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.db import Connection
+from strongroom.archive.errors import ArchiveError, BlobError, RecordRejected
+from strongroom.archive.store import Archive
+from strongroom.peer import history
+from strongroom.peer.actions import BlobStored, UploadFailed, UploadOpened
+from strongroom.peer.frames import ErrorCode
+
+Read = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
+
+
+class UploadDriver:
+    def __init__(
+        self, archive: Archive, committer: GroupCommitter, read: Read, active: set[bytes]
+    ) -> None:
+        self._archive = archive
+        self._committer = committer
+        self._read = read
+        self._active = active  # hashes being uploaded on any connection of the service
+        self._upload: BlobUpload | None = None
+        self._sha256 = b""
+        self._location: BlobLocation | None = None
+
+    async def open(self, sha256: bytes, size: int) -> BlobStored | UploadOpened | UploadFailed:
+        await self.abort()
+        if await self._read(lambda conn: history.stored_blob(conn, sha256)) is not None:
+            return BlobStored()
+        if sha256 in self._active:
+            return UploadFailed(ErrorCode.BUSY, "this blob is being uploaded on another connection")
+        self._active.add(sha256)
+        try:
+            location = self._archive.blobs.new_location()
+            committed = await self._committer.submit(writes.begin_upload(sha256, size, location))
+            location = committed.result
+            start = self._archive.blobs.start_upload
+            upload = await asyncio.to_thread(start, location, size, sha256)
+        except RecordRejected as exc:
+            self._active.discard(sha256)
+            return UploadFailed(ErrorCode.REJECTED, str(exc))
+        except (ArchiveError, OSError) as exc:
+            self._active.discard(sha256)
+            return UploadFailed(ErrorCode.UNAVAILABLE, f"cannot start the upload: {exc}")
+        self._upload, self._sha256, self._location = upload, sha256, location
+        return UploadOpened(upload.offset)
+
+    async def write(self, data: bytes) -> UploadFailed | None:
+        if self._upload is None:
+            return UploadFailed(ErrorCode.NO_UPLOAD, "no upload is open")
+        try:
+            await asyncio.to_thread(self._upload.write, data)
+        except (BlobError, OSError) as exc:
+            await self.abort()
+            return UploadFailed(ErrorCode.UNAVAILABLE, f"cannot store the bytes: {exc}")
+        return None
+
+    async def finish(self) -> BlobLocation | UploadFailed:
+        upload, location = self._upload, self._location
+        if upload is None or location is None:
+            return UploadFailed(ErrorCode.NO_UPLOAD, "no upload is open")
+        self._upload = None
+        try:
+            await asyncio.to_thread(upload.finish)
+            await asyncio.to_thread(self._archive.blobs.complete, upload, location)
+        except BlobError as exc:
+            return UploadFailed(ErrorCode.HASH_MISMATCH, str(exc))
+        except OSError as exc:
+            return UploadFailed(ErrorCode.UNAVAILABLE, f"cannot store the blob: {exc}")
+        finally:
+            self._active.discard(self._sha256)
+        return location
+
+    async def abort(self) -> None:
+        upload, self._upload = self._upload, None
+        if upload is None:
+            return
+        self._active.discard(self._sha256)
+        try:
+            await asyncio.to_thread(upload.abort)
+        except OSError:
+            pass  # the next resume re-reads what is on disk and keeps what authenticates
