@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# Turn a stock Raspberry Pi OS Lite (arm64, bookworm) into a Strongroom box.
+#
+#   sudo scripts/install.sh                     install or upgrade (safe to run again)
+#   sudo scripts/install.sh --uninstall         remove the software, KEEP the records
+#   sudo scripts/install.sh --uninstall --purge also destroy the records (asks first)
+#
+# Options:
+#   --root DIR   install into DIR instead of / (a scratch root for tests and image
+#                builds): no apt, no systemctl, no user accounts, no chown
+#   --no-apt     do not install Debian packages
+#   --no-venv    do not create the virtualenv / pip install the code
+#   --source DIR the Strongroom source tree (default: this script's repository)
+#   --yes        with --purge: do not ask for confirmation
+#
+# Every step checks before it writes, so a second run changes nothing.
+set -euo pipefail
+
+readonly PROG="strongroom-install"
+SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT=""
+DO_APT=1
+DO_VENV=1
+UNINSTALL=0
+PURGE=0
+ASSUME_YES=0
+
+readonly SERVICE_USER="strongroom"
+readonly OPT_DIR="/opt/strongroom"
+readonly VENV_DIR="$OPT_DIR/venv"
+readonly ETC_DIR="/etc/strongroom"
+readonly DATA_DIR="/var/lib/strongroom"
+readonly BACKUP_DIR="/mnt/strongroom-backup"
+readonly UNIT_DIR="/etc/systemd/system"
+readonly WATCHDOG_DROPIN="/etc/systemd/system.conf.d/strongroom-watchdog.conf"
+readonly BOOT_BEGIN="# >>> strongroom >>>"
+readonly BOOT_END="# <<< strongroom <<<"
+readonly UNITS=(
+    strongroom.service
+    strongroom-retention.service strongroom-retention.timer
+    strongroom-backup.service strongroom-backup.timer
+    strongroom-verify.service strongroom-verify.timer
+)
+readonly ENABLED_UNITS=(
+    strongroom.service
+    strongroom-retention.timer strongroom-backup.timer strongroom-verify.timer
+)
+# Debian packages: python3-lgpio is gpiozero's pin driver on bookworm (the venv
+# sees it through --system-site-packages); libsqlcipher-dev and a compiler build
+# the sqlcipher3 wheel; openssl verifies sealed exports.
+readonly APT_PACKAGES=(
+    python3 python3-venv python3-dev build-essential libsqlcipher-dev
+    python3-lgpio openssl ca-certificates
+)
+
+CHANGED=0       # something the running service reads changed: restart it
+REBOOT_NEEDED=0 # config.txt changed: takes effect after a reboot
+
+log() { printf '%s: %s\n' "$PROG" "$*"; }
+die() {
+    printf '%s: error: %s\n' "$PROG" "$*" >&2
+    exit 1
+}
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+}
+
+parse_args() {
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+        --root)
+            [[ $# -ge 2 ]] || die "--root needs a directory"
+            ROOT="$(cd "$2" && pwd)" || die "--root: no such directory: $2"
+            shift
+            ;;
+        --source)
+            [[ $# -ge 2 ]] || die "--source needs a directory"
+            SOURCE="$(cd "$2" && pwd)" || die "--source: no such directory: $2"
+            shift
+            ;;
+        --no-apt) DO_APT=0 ;;
+        --no-venv) DO_VENV=0 ;;
+        --uninstall) UNINSTALL=1 ;;
+        --purge) PURGE=1 ;;
+        --yes) ASSUME_YES=1 ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *) die "unknown option: $1 (see --help)" ;;
+        esac
+        shift
+    done
+    if [[ $PURGE -eq 1 && $UNINSTALL -eq 0 ]]; then
+        die "--purge only makes sense with --uninstall"
+    fi
+    if [[ -n $ROOT ]]; then
+        # A scratch root has no init system, package manager or accounts of its own.
+        DO_APT=0
+    fi
+    [[ -f $SOURCE/pyproject.toml && -d $SOURCE/systemd ]] ||
+        die "$SOURCE is not a Strongroom source tree"
+}
+
+live() { [[ -z $ROOT ]]; }
+
+# Run a command that acts on the live system; skipped in a scratch root.
+on_live_system() {
+    if live; then
+        "$@"
+    fi
+}
+
+# install_file SRC DEST MODE: write DEST only when its content differs.
+install_file() {
+    local src="$1" dest="$ROOT$2" mode="$3"
+    if [[ -f $dest ]] && cmp -s "$src" "$dest"; then
+        return 0
+    fi
+    install -D -m "$mode" "$src" "$dest"
+    CHANGED=1
+    log "wrote $2"
+}
+
+# install_once SRC DEST MODE: configuration is the administrator's once written.
+install_once() {
+    local src="$1" dest="$ROOT$2" mode="$3"
+    if [[ -e $dest ]]; then
+        cmp -s "$src" "$dest" || log "kept your $2 (the shipped one is $src)"
+        return 0
+    fi
+    install -D -m "$mode" "$src" "$dest"
+    CHANGED=1
+    log "wrote $2"
+}
+
+make_dir() {
+    local dir="$ROOT$1" mode="$2"
+    if [[ ! -d $dir ]]; then
+        install -d -m "$mode" "$dir"
+        log "created $1"
+    fi
+}
+
+preflight() {
+    if live; then
+        [[ $(id -u) -eq 0 ]] || die "run as root (sudo), or use --root DIR"
+        local codename=""
+        if [[ -r /etc/os-release ]]; then
+            codename="$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release | tr -d '"')"
+        fi
+        [[ $codename == bookworm ]] ||
+            log "warning: made for Raspberry Pi OS bookworm, this is '${codename:-unknown}'"
+        [[ $(uname -m) == aarch64 ]] || log "warning: made for arm64, this is $(uname -m)"
+    fi
+}
+
+install_packages() {
+    [[ $DO_APT -eq 1 ]] || return 0
+    local missing=() pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$pkg")
+    done
+    [[ ${#missing[@]} -gt 0 ]] || return 0
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+create_user() {
+    live || return 0
+    if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
+        useradd --system --user-group --home-dir "$DATA_DIR" --no-create-home \
+            --shell /usr/sbin/nologin --comment "Strongroom box" "$SERVICE_USER"
+        log "created system user $SERVICE_USER"
+    fi
+    # gpio: the front panel. The group exists on Raspberry Pi OS only.
+    if getent group gpio >/dev/null && ! id -nG "$SERVICE_USER" | grep -qw gpio; then
+        usermod -a -G gpio "$SERVICE_USER"
+        log "added $SERVICE_USER to group gpio"
+    fi
+}
+
+source_digest() {
+    # Everything pip installs from: reinstall only when one of these changed.
+    (
+        cd "$SOURCE"
+        find pyproject.toml app firmware/strongroom_panel -type f \
+            ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 |
+            LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+    )
+}
+
+install_venv() {
+    [[ $DO_VENV -eq 1 ]] || return 0
+    local venv="$ROOT$VENV_DIR" stamp="$ROOT$OPT_DIR/.source-sha256" digest
+    digest="$(source_digest)"
+    if [[ -x $venv/bin/strongroom && -f $stamp && $(<"$stamp") == "$digest" ]]; then
+        return 0
+    fi
+    if [[ ! -x $venv/bin/python ]]; then
+        log "creating $VENV_DIR"
+        python3 -m venv --system-site-packages "$venv"
+    fi
+    log "installing Strongroom and its pinned dependencies into $VENV_DIR"
+    "$venv/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check "$SOURCE"
+    printf '%s\n' "$digest" >"$stamp"
+    CHANGED=1
+}
+
+install_config() {
+    make_dir "$ETC_DIR" 0755
+    install_once "$SOURCE/firmware/box.toml" "$ETC_DIR/box.toml" 0640
+    install_once "$SOURCE/firmware/panel.toml" "$ETC_DIR/panel.toml" 0644
+    on_live_system chgrp "$SERVICE_USER" "$ETC_DIR/box.toml" "$ETC_DIR/panel.toml"
+    install_file "$SOURCE/docs/hardware.md" "$OPT_DIR/docs/hardware.md" 0644
+    make_dir "$DATA_DIR" 0700
+    on_live_system chown "$SERVICE_USER:$SERVICE_USER" "$DATA_DIR"
+    make_dir "$BACKUP_DIR" 0755
+}
+
+install_units() {
+    local unit
+    for unit in "${UNITS[@]}"; do
+        install_file "$SOURCE/systemd/$unit" "$UNIT_DIR/$unit" 0644
+    done
+    install_file "$SOURCE/firmware/boot/watchdog.conf" "$WATCHDOG_DROPIN" 0644
+}
+
+boot_config_path() {
+    # bookworm moved the boot partition to /boot/firmware.
+    local candidate
+    for candidate in /boot/firmware/config.txt /boot/config.txt; do
+        if [[ -f $ROOT$candidate ]]; then
+            printf '%s\n' "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# The text between our markers (markers included), or nothing.
+current_boot_block() {
+    sed -n "\\|^$BOOT_BEGIN|,\\|^$BOOT_END|p" "$1"
+}
+
+remove_boot_block() {
+    # A begin marker without its end would make the range run to the end of the
+    # file and delete the administrator's own settings: refuse instead.
+    if grep -q "^$BOOT_BEGIN" "$1" && ! grep -q "^$BOOT_END" "$1"; then
+        die "$1 has '$BOOT_BEGIN' without '$BOOT_END'; fix it by hand"
+    fi
+    sed -i "\\|^$BOOT_BEGIN|,\\|^$BOOT_END|d" "$1"
+}
+
+install_boot_config() {
+    local rel file fragment="$SOURCE/firmware/boot/config.txt"
+    if ! rel="$(boot_config_path)"; then
+        log "warning: no /boot/firmware/config.txt: not a Raspberry Pi OS boot partition, skipped"
+        return 0
+    fi
+    file="$ROOT$rel"
+    if [[ "$(current_boot_block "$file")" == "$(<"$fragment")" ]]; then
+        return 0
+    fi
+    remove_boot_block "$file"
+    # Start on a fresh line even if the file lacks a final newline.
+    if [[ -s $file && -n "$(tail -c 1 "$file")" ]]; then
+        printf '\n' >>"$file"
+    fi
+    cat "$fragment" >>"$file"
+    REBOOT_NEEDED=1
+    log "added the Strongroom block to $rel"
+}
+
+enable_units() {
+    live || return 0
+    systemctl daemon-reload
+    systemctl enable --quiet "${ENABLED_UNITS[@]}"
+    if systemctl is-active --quiet strongroom.service; then
+        if [[ $CHANGED -eq 1 ]]; then
+            log "restarting strongroom.service"
+            systemctl restart strongroom.service
+        fi
+    else
+        systemctl start strongroom.service
+    fi
+    systemctl start strongroom-retention.timer strongroom-backup.timer strongroom-verify.timer
+}
+
+print_first_run_url() {
+    local addresses=() address
+    if live; then
+        read -r -a addresses <<<"$(hostname -I 2>/dev/null || true)"
+    fi
+    printf '\n'
+    log "Strongroom is installed. Open the first-run page from a computer on this network:"
+    printf '    https://strongroom.local/\n'
+    for address in "${addresses[@]}"; do
+        if [[ $address == *:* ]]; then
+            printf '    https://[%s]/\n' "$address"
+        else
+            printf '    https://%s/\n' "$address"
+        fi
+    done
+    printf '  The browser will warn about the self-signed certificate: compare the\n'
+    printf '  fingerprint it shows with the one on the first-run page.\n'
+    if [[ $REBOOT_NEEDED -eq 1 ]]; then
+        log "reboot once to turn on the hardware watchdog: sudo reboot"
+    fi
+}
+
+confirm_purge() {
+    [[ $ASSUME_YES -eq 1 ]] && return 0
+    [[ -t 0 ]] || die "--purge destroys every record; add --yes to confirm non-interactively"
+    printf 'This destroys the archive in %s: every record, key and proof.\n' "$ROOT$DATA_DIR"
+    printf 'Without a backup and the 24 words it cannot be recovered. Type "destroy": '
+    local answer
+    read -r answer
+    [[ $answer == destroy ]] || die "not confirmed; nothing was destroyed"
+}
+
+uninstall() {
+    if [[ $PURGE -eq 1 ]]; then
+        confirm_purge
+    fi
+    if live; then
+        systemctl disable --now --quiet "${ENABLED_UNITS[@]}" 2>/dev/null || true
+    fi
+    local unit
+    for unit in "${UNITS[@]}"; do
+        if [[ -e $ROOT$UNIT_DIR/$unit ]]; then
+            rm -f "$ROOT$UNIT_DIR/$unit"
+            log "removed $UNIT_DIR/$unit"
+        fi
+    done
+    if [[ -e $ROOT$WATCHDOG_DROPIN ]]; then
+        rm -f "$ROOT$WATCHDOG_DROPIN"
+        log "removed $WATCHDOG_DROPIN"
+    fi
+    on_live_system systemctl daemon-reload
+    local rel
+    if rel="$(boot_config_path)" && [[ -n "$(current_boot_block "$ROOT$rel")" ]]; then
+        remove_boot_block "$ROOT$rel"
+        log "removed the Strongroom block from $rel (effective after a reboot)"
+    fi
+    if [[ -d $ROOT$OPT_DIR ]]; then
+        rm -rf -- "$ROOT$OPT_DIR"
+        log "removed $OPT_DIR"
+    fi
+    if [[ $PURGE -eq 1 ]]; then
+        rm -rf -- "$ROOT$DATA_DIR" "$ROOT$ETC_DIR"
+        log "destroyed $DATA_DIR and $ETC_DIR"
+        if live && id -u "$SERVICE_USER" >/dev/null 2>&1; then
+            userdel "$SERVICE_USER"
+            log "removed user $SERVICE_USER"
+        fi
+    else
+        log "kept the records in $DATA_DIR and the configuration in $ETC_DIR"
+        log "(a later install picks them up again; --uninstall --purge destroys them)"
+    fi
+}
+
+main() {
+    parse_args "$@"
+    if [[ $UNINSTALL -eq 1 ]]; then
+        uninstall
+        return 0
+    fi
+    preflight
+    install_packages
+    create_user
+    install_venv
+    install_config
+    install_units
+    install_boot_config
+    enable_units
+    print_first_run_url
+}
+
+main "$@"

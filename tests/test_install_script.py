@@ -1,0 +1,209 @@
+"""scripts/install.sh: shellcheck-clean, and a scratch-root install that is idempotent
+and whose uninstall keeps the records."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from strongroom.config import parse_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "install.sh"
+STOCK_CONFIG_TXT = (
+    "# For more options and information see\n"
+    "# http://rptl.io/configtxt\n"
+    "dtparam=audio=on\n"
+    "[cm4]\n"
+    "otg_mode=1\n"
+    "[all]\n"
+    "arm_boost=1"  # no final newline: the installer must still start a new line
+)
+UNITS = sorted(p.name for p in (REPO / "systemd").iterdir())
+
+
+def run_install(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        input=stdin,
+        # No tty, no PATH tricks: exactly what CI and an image build see.
+        env={"PATH": os.environ["PATH"], "LC_ALL": "C.UTF-8"},
+    )
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
+    """Every path under root with its content digest, mtime and mode."""
+    out: dict[str, tuple[str, int, int]] = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+        out[str(path.relative_to(root))] = (digest, st.st_mtime_ns, st.st_mode)
+    return out
+
+
+@pytest.fixture
+def pi_root(tmp_path: Path) -> Path:
+    """A scratch root shaped like a freshly flashed Raspberry Pi OS."""
+    root = tmp_path / "root"
+    (root / "boot" / "firmware").mkdir(parents=True)
+    (root / "boot" / "firmware" / "config.txt").write_text(STOCK_CONFIG_TXT)
+    return root
+
+
+def install(root: Path) -> subprocess.CompletedProcess[str]:
+    result = run_install("--root", str(root), "--no-apt", "--no-venv")
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_shellcheck_is_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck missing: run scripts/ensure-system-deps.sh"
+    result = subprocess.run(
+        [shellcheck, "--severity=style", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_script_is_strict() -> None:
+    lines = SCRIPT.read_text().splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    assert "set -euo pipefail" in lines
+
+
+def test_install_lays_out_the_appliance(pi_root: Path) -> None:
+    result = install(pi_root)
+    unit_dir = pi_root / "etc" / "systemd" / "system"
+    for unit in UNITS:
+        assert (unit_dir / unit).read_bytes() == (REPO / "systemd" / unit).read_bytes()
+    dropin = pi_root / "etc" / "systemd" / "system.conf.d" / "strongroom-watchdog.conf"
+    assert dropin.read_bytes() == (REPO / "firmware" / "boot" / "watchdog.conf").read_bytes()
+    etc = pi_root / "etc" / "strongroom"
+    assert (etc / "box.toml").read_bytes() == (REPO / "firmware" / "box.toml").read_bytes()
+    assert (etc / "box.toml").stat().st_mode & 0o777 == 0o640
+    assert (etc / "panel.toml").read_bytes() == (REPO / "firmware" / "panel.toml").read_bytes()
+    assert (pi_root / "var" / "lib" / "strongroom").stat().st_mode & 0o777 == 0o700
+    assert (pi_root / "mnt" / "strongroom-backup").is_dir()
+    assert (pi_root / "opt" / "strongroom" / "docs" / "hardware.md").is_file()
+
+    config_txt = (pi_root / "boot" / "firmware" / "config.txt").read_text()
+    fragment = (REPO / "firmware" / "boot" / "config.txt").read_text()
+    assert config_txt == STOCK_CONFIG_TXT + "\n" + fragment
+    assert "https://strongroom.local/" in result.stdout
+    assert "reboot" in result.stdout
+
+
+def test_second_run_changes_nothing(pi_root: Path) -> None:
+    install(pi_root)
+    before = snapshot(pi_root)
+    again = install(pi_root)
+    assert snapshot(pi_root) == before
+    assert "wrote" not in again.stdout
+    assert "reboot" not in again.stdout  # config.txt untouched
+
+
+def test_the_administrators_config_is_never_overwritten(pi_root: Path) -> None:
+    install(pi_root)
+    box_toml = pi_root / "etc" / "strongroom" / "box.toml"
+    box_toml.write_text('port = 8443\nbox_name = "cabinet-martin"\n')
+    result = install(pi_root)
+    assert box_toml.read_text() == 'port = 8443\nbox_name = "cabinet-martin"\n'
+    assert "kept your /etc/strongroom/box.toml" in result.stdout
+
+
+def test_an_updated_unit_is_replaced(pi_root: Path) -> None:
+    install(pi_root)
+    unit = pi_root / "etc" / "systemd" / "system" / "strongroom.service"
+    unit.write_text("[Service]\nExecStart=/bin/false\n")  # an older release's unit
+    result = install(pi_root)
+    assert unit.read_bytes() == (REPO / "systemd" / "strongroom.service").read_bytes()
+    assert "wrote /etc/systemd/system/strongroom.service" in result.stdout
+
+
+def test_uninstall_removes_software_and_keeps_records(pi_root: Path) -> None:
+    install(pi_root)
+    data = pi_root / "var" / "lib" / "strongroom"
+    (data / "archive.db").write_bytes(b"SQLCipher pages")
+    result = run_install("--root", str(pi_root), "--uninstall")
+    assert result.returncode == 0, result.stderr
+    unit_dir = pi_root / "etc" / "systemd" / "system"
+    assert [p.name for p in unit_dir.iterdir()] == []
+    assert not (pi_root / "etc" / "systemd" / "system.conf.d" / "strongroom-watchdog.conf").exists()
+    assert not (pi_root / "opt" / "strongroom").exists()
+    assert (pi_root / "boot" / "firmware" / "config.txt").read_text() == STOCK_CONFIG_TXT + "\n"
+    assert (data / "archive.db").read_bytes() == b"SQLCipher pages"
+    assert (pi_root / "etc" / "strongroom" / "box.toml").is_file()
+    assert "kept the records" in result.stdout
+    # And installing again picks the records up untouched.
+    install(pi_root)
+    assert (data / "archive.db").read_bytes() == b"SQLCipher pages"
+
+
+def test_purge_needs_confirmation(pi_root: Path) -> None:
+    install(pi_root)
+    data = pi_root / "var" / "lib" / "strongroom"
+    (data / "archive.db").write_bytes(b"records")
+    refused = run_install("--root", str(pi_root), "--uninstall", "--purge", stdin="destroy\n")
+    assert refused.returncode != 0  # no tty and no --yes: never destroy on a guess
+    assert (data / "archive.db").exists()
+    assert (pi_root / "etc" / "systemd" / "system" / "strongroom.service").exists()
+    purged = run_install("--root", str(pi_root), "--uninstall", "--purge", "--yes")
+    assert purged.returncode == 0, purged.stderr
+    assert not data.exists()
+    assert not (pi_root / "etc" / "strongroom").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--purge"], ["--frobnicate"], ["--root"], ["--root", "/nonexistent/strongroom"]],
+)
+def test_bad_arguments_are_refused_before_anything_happens(args: list[str], pi_root: Path) -> None:
+    before = snapshot(pi_root)
+    result = run_install(*args)
+    assert result.returncode != 0
+    assert "error" in result.stderr
+    assert snapshot(pi_root) == before
+
+
+def test_without_a_boot_partition_the_rest_still_installs(tmp_path: Path) -> None:
+    result = install(tmp_path)
+    assert "no /boot/firmware/config.txt" in result.stdout
+    assert (tmp_path / "etc" / "systemd" / "system" / "strongroom.service").is_file()
+
+
+def test_shipped_box_toml_is_valid_for_the_service() -> None:
+    # The service refuses unknown keys: a stale template would stop the box booting.
+    config = parse_config((REPO / "firmware" / "box.toml").read_text(), Path("/unused"))
+    assert config.data_dir == Path("/var/lib/strongroom")
+    assert (config.port, config.tls, config.mock_gpio) == (443, True, False)
+    assert config.backup_target == Path("/mnt/strongroom-backup")
+
+
+def test_hardware_watchdog_timeout_fits_the_soc() -> None:
+    text = (REPO / "firmware" / "boot" / "watchdog.conf").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("RuntimeWatchdogSec="))
+    # The BCM283x/2711/2712 watchdog counts at most ~15.9 s; more is silently clamped.
+    assert 0 < int(line.split("=")[1]) <= 15
+
+
+def test_a_damaged_boot_block_is_left_for_a_human(pi_root: Path) -> None:
+    config_txt = pi_root / "boot" / "firmware" / "config.txt"
+    damaged = "# >>> strongroom >>> (half edited)\ndtparam=watchdog=on\n[all]\nmy_own_setting=1\n"
+    config_txt.write_text(damaged)
+    result = run_install("--root", str(pi_root), "--no-apt", "--no-venv")
+    assert result.returncode != 0
+    assert "fix it by hand" in result.stderr
+    assert config_txt.read_text() == damaged
