@@ -347,10 +347,15 @@ uninstall() {
         remove_boot_block "$ROOT$rel"
         log "removed the Strongroom block from $rel (effective after a reboot)"
     fi
-    if [[ -d $ROOT$OPT_DIR ]]; then
-        rm -rf -- "$ROOT$OPT_DIR"
-        log "removed $OPT_DIR"
-    fi
+    # Only what we put in /opt/strongroom: the source tree may live there too.
+    local item
+    for item in "$VENV_DIR" "$OPT_DIR/docs" "$OPT_DIR/.source-sha256"; do
+        if [[ -e $ROOT$item ]]; then
+            rm -rf -- "$ROOT$item"
+            log "removed $item"
+        fi
+    done
+    rmdir -- "$ROOT$OPT_DIR" 2>/dev/null || true
     if [[ $PURGE -eq 1 ]]; then
         rm -rf -- "$ROOT$DATA_DIR" "$ROOT$ETC_DIR"
         log "destroyed $DATA_DIR and $ETC_DIR"

@@ -137,12 +137,19 @@ def test_uninstall_removes_software_and_keeps_records(pi_root: Path) -> None:
     install(pi_root)
     data = pi_root / "var" / "lib" / "strongroom"
     (data / "archive.db").write_bytes(b"SQLCipher pages")
+    venv_python = pi_root / "opt" / "strongroom" / "venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text("")  # stands for the virtualenv --no-venv skipped
+    clone = pi_root / "opt" / "strongroom" / "src" / "pyproject.toml"
+    clone.parent.mkdir(parents=True)
+    clone.write_text("")  # docs/operations.md clones the source here
     result = run_install("--root", str(pi_root), "--uninstall")
     assert result.returncode == 0, result.stderr
     unit_dir = pi_root / "etc" / "systemd" / "system"
     assert [p.name for p in unit_dir.iterdir()] == []
     assert not (pi_root / "etc" / "systemd" / "system.conf.d" / "strongroom-watchdog.conf").exists()
-    assert not (pi_root / "opt" / "strongroom").exists()
+    assert sorted(p.name for p in (pi_root / "opt" / "strongroom").iterdir()) == ["src"]
+    assert clone.exists()
     assert (pi_root / "boot" / "firmware" / "config.txt").read_text() == STOCK_CONFIG_TXT + "\n"
     assert (data / "archive.db").read_bytes() == b"SQLCipher pages"
     assert (pi_root / "etc" / "strongroom" / "box.toml").is_file()
