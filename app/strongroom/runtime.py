@@ -217,19 +217,32 @@ class BoxRuntime:
                 log.exception("tick failed")
 
     async def _start_mdns(self) -> None:
-        from strongroom.appliance.discovery import Advertiser
+        from strongroom.appliance.discovery import Advertiser, lan_addresses
 
-        fingerprint = self.box.fingerprint or ""
-        wildcard = self.config.host in ("0.0.0.0", "::")  # noqa: S104  (a comparison, not a bind)
-        addresses = [] if wildcard else [self.config.host]
         self._advertiser = Advertiser(
             port=self.port,
-            fingerprint=fingerprint,
-            addresses=addresses or ["127.0.0.1"],
+            fingerprint=self.box.fingerprint or "",
+            addresses=self._advertised_addresses(lan_addresses),
             name=self.config.box_name,
             interfaces=list(self.config.mdns_interfaces) or None,
         )
         await self._advertiser.start()
+        self._tasks.append(asyncio.create_task(self._follow_addresses(lan_addresses)))
+
+    def _advertised_addresses(self, lan_addresses: Callable[[], list[str]]) -> list[str]:
+        # Listening on every interface: publish the LAN addresses, never loopback,
+        # or phones would be told to connect to themselves.
+        wildcard = self.config.host in ("0.0.0.0", "::")  # noqa: S104  (a comparison, not a bind)
+        return lan_addresses() if wildcard else [self.config.host]
+
+    async def _follow_addresses(self, lan_addresses: Callable[[], list[str]]) -> None:
+        """DHCP may move the box: re-announce when its addresses change."""
+        while True:
+            await asyncio.sleep(30.0)
+            try:
+                await self._advertiser.update_addresses(self._advertised_addresses(lan_addresses))
+            except Exception:
+                log.exception("mDNS address update failed")
 
     # -- control socket --------------------------------------------------------------
 
