@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from strongroom.pairing.gate import Refusal
+from strongroom.pairing.window import PairingEvent, PairingStatus
 from strongroom.unlock import BoxPhase
 from strongroom_panel.state import PairingResult, PanelInputs
 
@@ -18,34 +20,47 @@ def panel_inputs(
     now: float,
     phase: BoxPhase,
     booting: bool,
-    pairing_status: Any | None,
+    pairing: PairingStatus | None,
     disk_percent: float,
     backup_running: bool,
     integrity_ok: bool,
     error: str | None,
 ) -> PanelInputs:
-    window_open = bool(getattr(pairing_status, "open", False))
-    seconds_left = float(getattr(pairing_status, "seconds_left", 0.0) or 0.0)
-    last = getattr(pairing_status, "last_result", None)
-    last_at = getattr(pairing_status, "last_result_at", None)
     result: PairingResult | None = None
-    if last is not None:
-        text = str(getattr(last, "value", last))
-        if text in ("accepted", "paired"):
+    last_at: float | None = None
+    # A fresh press must blink at once, so a recent result only shows while no
+    # window is open (the panel ranks a recent result above an open window).
+    if pairing is not None and pairing.last_result is not None and not pairing.open:
+        last = pairing.last_result
+        if last.accepted:
             result = PairingResult.PAIRED
-        elif text == "overlap":
+        elif last.refusal is Refusal.OVERLAP:
             result = PairingResult.OVERLAP
+        last_at = last.at
     return PanelInputs(
         now=now,
         booting=booting,
         locked=phase is not BoxPhase.READY,
-        pairing_window_open=window_open,
-        pairing_seconds_left=seconds_left,
+        pairing_window_open=bool(pairing and pairing.open),
+        pairing_seconds_left=pairing.seconds_left if pairing else 0.0,
         last_pairing_result=result,
         last_pairing_at=last_at,
-        overlap=bool(getattr(pairing_status, "overlap", False)),
+        overlap=bool(pairing and pairing.overlap),
         error=error,
         disk_percent=disk_percent,
         backup_running=backup_running,
         integrity_ok=integrity_ok,
     )
+
+
+def audit_fields(event: PairingEvent) -> tuple[str, str, dict[str, Any]]:
+    """(action, target, details) of a pairing event for the audit trail."""
+    details: dict[str, Any] = {
+        "method": event.method.value if event.method else None,
+        "refusal": event.refusal.value if event.refusal else None,
+        "owner": event.owner,
+        "confirmed_by": event.confirmed_by.value if event.confirmed_by else None,
+        "key": event.noise_key.hex()[:16] if event.noise_key else None,
+    }
+    target = event.device_name or ""
+    return f"pairing.{event.kind.value}", target, {k: v for k, v in details.items() if v}

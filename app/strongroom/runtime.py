@@ -21,7 +21,7 @@ from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.control import start_control
-from strongroom.panel_link import panel_inputs
+from strongroom.panel_link import audit_fields, panel_inputs
 from strongroom.unlock import BoxPhase
 
 log = logging.getLogger(__name__)
@@ -188,12 +188,12 @@ class BoxRuntime:
             disk = read_health(self.config.data_dir).disk.percent
         except OSError:
             disk = 0.0
-        status = self.box.pairing.status() if getattr(self.box, "pairing", None) else None
+        status = self.box.pairing.status() if self.box.pairing is not None else None
         inputs = panel_inputs(
             now=self.clock(),
             phase=self.box.phase,
             booting=self._booting,
-            pairing_status=status,
+            pairing=status,
             disk_percent=disk,
             backup_running=False,
             integrity_ok=self.integrity_ok,
@@ -209,9 +209,8 @@ class BoxRuntime:
                 pairing = self.box.pairing
                 pairing.tick()
                 for event in pairing.drain_events():
-                    await self.box.audit(
-                        "pairing", f"pairing.{event.kind}", event.target, event.details
-                    )
+                    action, target, details = audit_fields(event)
+                    await self.box.audit("pairing", action, target, details)
                 self.refresh_panel()
             except Exception:
                 log.exception("tick failed")
