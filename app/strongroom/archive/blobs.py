@@ -138,8 +138,10 @@ def _decrypt_file(path: Path, key: bytes, size: int) -> Iterator[bytes]:
         remaining = size
         for index in range(total):
             final = index == total - 1
-            sealed = handle.read(SEALED_CHUNK_BYTES)
             expected_plain = min(CHUNK_BYTES, remaining)
+            # Read exactly the chunk's sealed length, so bytes appended after a
+            # short last chunk are reported as trailing, not as a truncation.
+            sealed = handle.read(expected_plain + crypto_aead_xchacha20poly1305_ietf_ABYTES)
             if len(sealed) != expected_plain + crypto_aead_xchacha20poly1305_ietf_ABYTES:
                 raise BlobError(f"blob file {path.name} is truncated at chunk {index}")
             try:

@@ -5,19 +5,25 @@ Checks, streaming so a million records fit in a Pi's memory:
    fails its page HMAC and surfaces here or at the first read of that page).
 2. Every log leaf: its stored hash is SHA-256(0x00 || leaf_data), indexes are
    contiguous, and the root recomputed from all leaves matches the latest
-   signed tree head, whose Ed25519 signature must verify.
+   signed tree head, whose Ed25519 signature must verify. Every stored
+   interior node (what inclusion proofs are built from) is the hash of its
+   two children.
 3. Every record still holding content: SHA-256(body) is its id and its leaf
-   commits to that hash; the device's signature over it verifies. Destroyed
-   records are checked through their leaf only.
-4. Every audit event and device event recomputes to its leaf.
+   commits to that hash; the device's signature over it verifies; the rows
+   the UI shows and searches (messages, receipts, attachments) say what the
+   signed body says. Destroyed records are checked through their leaf only.
+4. Every audit event and device event recomputes to its leaf, and every
+   pairing or revocation the devices table shows is in the log.
 5. Every blob decrypts, authenticates chunk by chunk and hashes to its name.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlcipher3
 from nacl.exceptions import BadSignatureError
@@ -25,8 +31,8 @@ from nacl.signing import VerifyKey
 
 from strongroom.archive.blobs import BlobLocation, BlobStore
 from strongroom.archive.db import Connection
-from strongroom.archive.errors import BlobError
-from strongroom.archive.record import RECORD_SIGNING_CONTEXT, leaf_data
+from strongroom.archive.errors import BlobError, RecordRejected
+from strongroom.archive.record import RECORD_SIGNING_CONTEXT, Record, leaf_data, parse_record
 from strongroom.archive.writes import audit_content, device_event_content
 from strongroom.proof.merkle import EMPTY_ROOT, leaf_hash, node_hash
 from strongroom.proof.sth import SignedTreeHead, verify_tree_head
@@ -89,11 +95,34 @@ def verify_archive(
     progress: Progress = _noop,
 ) -> VerifyReport:
     report = VerifyReport()
+    # Text that is not UTF-8 (written by someone with the key) must be reported
+    # as a mismatch, not abort the whole check as an "unreadable page".
+    saved_text_factory = conn.text_factory
+    conn.text_factory = _lenient_text
     try:
         _verify(conn, blobs, box_verify_key, progress, report)
     except sqlcipher3.DatabaseError as exc:
         report.problem(f"database file: unreadable page ({exc}); restore from a backup")
+    except Exception as exc:  # a value of the wrong type somewhere: say so, do not crash
+        report.problem(f"verify stopped early: {type(exc).__name__}: {exc}")
+    finally:
+        conn.text_factory = saved_text_factory
     return report
+
+
+def _lenient_text(value: bytes) -> str:
+    return value.decode("utf-8", errors="replace")
+
+
+@contextmanager
+def _guarded(report: VerifyReport, what: str) -> Iterator[None]:
+    """Check one entry; a malformed entry is named and the rest still checked."""
+    try:
+        yield
+    except sqlcipher3.DatabaseError:
+        raise
+    except Exception as exc:
+        report.problem(f"{what}: malformed entry ({type(exc).__name__}: {exc})")
 
 
 def _verify(
@@ -113,6 +142,7 @@ def _verify(
     )
     report.tree_head = head
     _verify_leaves(conn, head, progress, report)
+    _verify_nodes(conn, report.leaves, report)
     _verify_records(conn, progress, report)
     _verify_events(conn, report)
     _verify_blobs(conn, blobs, progress, report)
@@ -159,6 +189,109 @@ def _verify_leaves(
         report.problem("log: the signed empty tree head has a wrong root")
 
 
+def _verify_nodes(conn: Connection, size: int, report: VerifyReport) -> None:
+    """Each interior node must hash its two children (streamed level by level).
+
+    Level 0 is checked against leaf_data above; with this, every node a proof
+    is built from is tied to the leaves, whose root the tree head signs.
+    """
+    for level in range(1, max(size.bit_length(), 1)):
+        count = size >> level
+        children = conn.execute(
+            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx < ? ORDER BY idx",
+            (level - 1, 2 * count),
+        )
+        parents = conn.execute(
+            "SELECT idx, hash FROM log_nodes WHERE level = ? ORDER BY idx", (level,)
+        )
+        expected = 0
+        for idx, stored in parents:
+            if idx >= count:
+                report.problem(f"log node (level {level}, {idx}): beyond the tree of {size}")
+                break
+            if idx != expected:
+                report.problem(f"log node (level {level}, {expected}) is missing")
+                break
+            left, right = children.fetchone(), children.fetchone()
+            if left is None or right is None or (left[0], right[0]) != (2 * idx, 2 * idx + 1):
+                report.problem(f"log nodes at level {level - 1} below node {idx} are missing")
+                break
+            if bytes(stored) != node_hash(bytes(left[1]), bytes(right[1])):
+                report.problem(f"log node (level {level}, {idx}): hash does not match its children")
+            expected += 1
+        else:
+            if expected != count:
+                report.problem(f"log node (level {level}, {expected}) is missing")
+
+
+def _derived_rows_problem(conn: Connection, row_id: int, record: Record) -> str | None:
+    """What the UI shows of a record must be what the device signed."""
+    signed: tuple[object, ...]
+    if record.kind in ("message", "edit", "deletion"):
+        row = conn.execute(
+            "SELECT direction, sender, text, sent_at, edits_client_id, deleted"
+            " FROM messages WHERE record_id = ?",
+            (row_id,),
+        ).fetchone()
+        signed = (
+            record.direction,
+            record.sender,
+            record.text,
+            record.sent_at,
+            record.ref,
+            int(record.kind == "deletion"),
+        )
+        table = "message"
+    elif record.kind == "receipt":
+        row = conn.execute(
+            "SELECT target_client_id, receipt, at FROM receipts WHERE record_id = ?", (row_id,)
+        ).fetchone()
+        signed = (record.ref, record.receipt, record.sent_at)
+        table = "receipt"
+    else:
+        blob = record.blob
+        row = conn.execute(
+            "SELECT message_client_id, blob_sha256, size, name, mime FROM attachments"
+            " WHERE record_id = ?",
+            (row_id,),
+        ).fetchone()
+        signed = (
+            record.ref,
+            None if blob is None else blob.sha256,
+            None if blob is None else blob.size,
+            None if blob is None else blob.name,
+            None if blob is None else blob.mime,
+        )
+        table = "attachment"
+    if row is None:
+        return f"its {table} row is missing"
+    stored = tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+    if stored != signed:
+        return f"its {table} row differs from the signed record"
+    return None
+
+
+def _check_derived(
+    conn: Connection,
+    report: VerifyReport,
+    what: str,
+    row_id: int,
+    body: bytes,
+    signature: bytes,
+    stored: tuple[object, ...],
+) -> None:
+    try:
+        record = parse_record(body, signature, max_blob_size=2**62)
+    except RecordRejected as exc:
+        report.problem(f"{what}: the signed body is not a valid record ({exc})")
+        return
+    if stored != (record.kind, record.client_id, record.sent_at, record.conversation):
+        report.problem(f"{what}: its kind, id, date or conversation differs from the signed record")
+    problem = _derived_rows_problem(conn, row_id, record)
+    if problem is not None:
+        report.problem(f"{what}: {problem}")
+
+
 def _check_leaf(
     report: VerifyReport, index: int, stored: bytes | None, expected: bytes, what: str
 ) -> None:
@@ -175,47 +308,93 @@ def _verify_records(conn: Connection, progress: Progress, report: VerifyReport) 
     }
     rows = conn.execute(
         "SELECT r.id, r.record_id, r.device_id, r.kind, r.received_at, r.body, r.signature,"
-        " r.content_sha256, r.log_index, r.destroyed_at, l.leaf_data FROM records r"
-        " LEFT JOIN log_leaves l ON l.idx = r.log_index ORDER BY r.id"
+        " r.content_sha256, r.log_index, r.destroyed_at, l.leaf_data, r.client_id, r.sent_at,"
+        " c.ref FROM records r LEFT JOIN log_leaves l ON l.idx = r.log_index"
+        " LEFT JOIN conversations c ON c.id = r.conversation_id ORDER BY r.id"
     )
     for row in rows:
-        rid, record_id, device_id, kind, received_at, body, signature, content_sha = row[:8]
-        index, gone, stored_leaf = row[8:]
-        what = f"record {rid} (log {index})"
-        content_sha = bytes(content_sha)
-        if gone is not None:
-            report.destroyed += 1
-        elif body is None:
-            report.problem(f"{what}: content missing but not marked destroyed")
-        else:
-            body = bytes(body)
-            if hashlib.sha256(body).digest() != content_sha or bytes(record_id) != content_sha:
-                report.problem(f"{what}: content does not match its hash")
-            key = keys.get(int(device_id))
-            try:
-                if key is None:
-                    raise BadSignatureError("unknown device")
-                key.verify(RECORD_SIGNING_CONTEXT + body, bytes(signature))
-            except (BadSignatureError, ValueError, TypeError):
-                report.problem(f"{what}: the device signature does not verify")
-        _check_leaf(report, index, stored_leaf, leaf_data(kind, content_sha, received_at), what)
+        what = f"record {row[0]} (log {row[8]})"
+        with _guarded(report, what):
+            _verify_record(conn, keys, row, what, report)
         report.records += 1
         if report.records % 50_000 == 0:
             progress("records", report.records, total)
 
 
+def _verify_record(
+    conn: Connection,
+    keys: dict[int, VerifyKey],
+    row: tuple[Any, ...],
+    what: str,
+    report: VerifyReport,
+) -> None:
+    rid, record_id, device_id, kind, received_at, body, signature, content_sha = row[:8]
+    index, gone, stored_leaf, client_id, sent_at, conv_ref = row[8:]
+    content_sha = bytes(content_sha)
+    if gone is not None:
+        report.destroyed += 1
+    elif body is None:
+        report.problem(f"{what}: content missing but not marked destroyed")
+    else:
+        body = bytes(body)
+        authentic = True
+        if hashlib.sha256(body).digest() != content_sha or bytes(record_id) != content_sha:
+            report.problem(f"{what}: content does not match its hash")
+            authentic = False
+        key = keys.get(int(device_id))
+        try:
+            if key is None:
+                raise BadSignatureError("unknown device")
+            key.verify(RECORD_SIGNING_CONTEXT + body, bytes(signature))
+        except (BadSignatureError, ValueError, TypeError):
+            report.problem(f"{what}: the device signature does not verify")
+            authentic = False
+        if authentic:
+            _check_derived(
+                conn,
+                report,
+                what,
+                int(rid),
+                body,
+                bytes(signature),
+                (kind, client_id, sent_at, conv_ref),
+            )
+    _check_leaf(report, index, stored_leaf, leaf_data(kind, content_sha, received_at), what)
+
+
+def _verify_audit_event(row: tuple[Any, ...], what: str, report: VerifyReport) -> None:
+    at, actor, action, target, details, index, stored_leaf = row
+    content = audit_content(at, actor, action, target, details)
+    expected = leaf_data("audit", hashlib.sha256(content).digest(), at)
+    _check_leaf(report, index, stored_leaf, expected, what)
+
+
 def _verify_events(conn: Connection, report: VerifyReport) -> None:
-    for at, actor, action, target, details, index, stored_leaf in conn.execute(
+    for row in conn.execute(
         "SELECT a.at, a.actor, a.action, a.target, a.details, a.log_index, l.leaf_data"
         " FROM audit_events a LEFT JOIN log_leaves l ON l.idx = a.log_index"
     ):
-        content = audit_content(at, actor, action, target, details)
-        expected = leaf_data("audit", hashlib.sha256(content).digest(), at)
-        _check_leaf(report, index, stored_leaf, expected, f"audit event at log {index}")
+        what = f"audit event at log {row[5]}"
+        with _guarded(report, what):
+            _verify_audit_event(row, what, report)
         report.audit_events += 1
+    logged_device = {
+        bytes(data)
+        for (data,) in conn.execute("SELECT leaf_data FROM log_leaves WHERE kind = 'device'")
+    }
     expected_device: set[bytes] = set()
-    for sign_key, noise_key, owner, name, method, paired_at, revoked_at, reason in conn.execute(
-        "SELECT sign_key, noise_key, owner, name, pairing_method, paired_at, revoked_at,"
+    for (
+        device_id,
+        sign_key,
+        noise_key,
+        owner,
+        name,
+        method,
+        paired_at,
+        revoked_at,
+        reason,
+    ) in conn.execute(
+        "SELECT id, sign_key, noise_key, owner, name, pairing_method, paired_at, revoked_at,"
         " revoked_reason FROM devices"
     ):
         paired = device_event_content(
@@ -229,7 +408,10 @@ def _verify_events(conn: Connection, report: VerifyReport) -> None:
                 "at": paired_at,
             }
         )
-        expected_device.add(leaf_data("device", hashlib.sha256(paired).digest(), paired_at))
+        paired_leaf = leaf_data("device", hashlib.sha256(paired).digest(), paired_at)
+        expected_device.add(paired_leaf)
+        if paired_leaf not in logged_device:
+            report.problem(f"device {device_id} ({name}): its pairing is not in the log")
         if revoked_at is not None:
             revoked = device_event_content(
                 {
@@ -239,7 +421,10 @@ def _verify_events(conn: Connection, report: VerifyReport) -> None:
                     "at": revoked_at,
                 }
             )
-            expected_device.add(leaf_data("device", hashlib.sha256(revoked).digest(), revoked_at))
+            revoked_leaf = leaf_data("device", hashlib.sha256(revoked).digest(), revoked_at)
+            expected_device.add(revoked_leaf)
+            if revoked_leaf not in logged_device:
+                report.problem(f"device {device_id} ({name}): its revocation is not in the log")
     for index, data in conn.execute("SELECT idx, leaf_data FROM log_leaves WHERE kind = 'device'"):
         report.device_events += 1
         if bytes(data) not in expected_device:
