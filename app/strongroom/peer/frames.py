@@ -153,6 +153,7 @@ SCHEMAS: dict[tuple[Direction, str], Schema] = {
         },
         {},
     ),
+    (Direction.TO_PHONE, "reveal"): ({"nonce": bytes32}, {}),
     (Direction.TO_BOX, "pair"): (
         {"name": text(1, 64), "owner": text(1, 128), "sign_key": bytes32, "sig": bytes64},
         {},

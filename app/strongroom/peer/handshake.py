@@ -82,24 +82,53 @@ def initiator(
     )
 
 
-def box_payload(box_sign_public: bytes) -> bytes:
-    """The payload of the box's handshake message: its Ed25519 key, so the phone can
-    check the box fingerprint (from mDNS or the QR code) before sending anything."""
-    return cbor2.dumps({"v": 1, "sign_key": box_sign_public}, canonical=True)
+def box_payload(box_sign_public: bytes, commitment: bytes | None) -> bytes:
+    """The payload of the box's handshake message (message 2).
+
+    It carries the box's Ed25519 key, so the phone can check the box fingerprint (from
+    mDNS or the QR code) before sending anything, and in XX/XXpsk3 the commitment to the
+    box's comparison-code nonce (strongroom.pairing.codes: commit, then reveal).
+    """
+    fields: dict[str, object] = {"v": 1, "sign_key": box_sign_public}
+    if commitment is not None:
+        fields["commit"] = commitment
+    return cbor2.dumps(fields, canonical=True)
 
 
-def parse_box_payload(payload: bytes) -> bytes:
-    """The box's Ed25519 public key from its handshake payload; ValueError if malformed."""
+def _payload_map(payload: bytes, who: str) -> dict[object, object]:
     try:
         value = cbor2.loads(payload)
     except Exception as exc:  # cbor2 raises several types on garbage
-        raise ValueError("the box's handshake payload is not CBOR") from exc
+        raise ValueError(f"the {who}'s handshake payload is not CBOR") from exc
     if not isinstance(value, dict) or value.get("v") != 1:
-        raise ValueError("unsupported handshake payload version")
-    key = value.get("sign_key")
-    if not isinstance(key, bytes) or len(key) != 32:
-        raise ValueError("the box's handshake payload lacks its signing key")
-    return key
+        raise ValueError(f"unsupported {who} handshake payload version")
+    return value
+
+
+def _bytes32(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise ValueError(f"{what} must be 32 bytes")
+    return value
+
+
+def parse_box_payload(payload: bytes) -> tuple[bytes, bytes | None]:
+    """(box Ed25519 public key, code commitment or None); ValueError if malformed."""
+    value = _payload_map(payload, "box")
+    commitment = value.get("commit")
+    return (
+        _bytes32(value.get("sign_key"), "the box's signing key"),
+        None if commitment is None else _bytes32(commitment, "the code commitment"),
+    )
+
+
+def phone_payload(code_nonce: bytes) -> bytes:
+    """The payload of the phone's XX/XXpsk3 message 3: its comparison-code nonce."""
+    return cbor2.dumps({"v": 1, "nonce": code_nonce}, canonical=True)
+
+
+def parse_phone_payload(payload: bytes) -> bytes:
+    """The phone's comparison-code nonce from message 3; ValueError if malformed."""
+    return _bytes32(_payload_map(payload, "phone").get("nonce"), "the phone's code nonce")
 
 
 def pair_message(handshake_hash: bytes) -> bytes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from strongroom.archive.store import Archive
 from strongroom.config import Limits
 from strongroom.identity import BoxKeys
 from strongroom.noise import MAX_MESSAGE_LEN, HandshakeState, NoiseError, TransportSession
+from strongroom.pairing.codes import code_commitment, committed_comparison_code, new_code_nonce
 from strongroom.pairing.gate import PairingGate, PairingOutcome, Refusal
 from strongroom.peer import history
 from strongroom.peer.actions import (
@@ -58,21 +58,16 @@ from strongroom.peer.handshake import (
     HandshakeKind,
     UnknownSelector,
     box_payload,
+    parse_phone_payload,
     responder,
     split_first_message,
 )
-from strongroom.peer.session import BoxInfo, PeerSession, State
+from strongroom.peer.session import BoxInfo, CodeFunction, PeerSession, State
 from strongroom.peer.uploads import UploadDriver
 
 log = logging.getLogger(__name__)
 
 READERS = 4  # reader connections for queries, used from worker threads
-
-
-def default_comparison_code(handshake_hash: bytes) -> str:
-    """The pairing package's comparison code, imported when first needed."""
-    codes = importlib.import_module("strongroom.pairing.codes")
-    return str(codes.comparison_code(handshake_hash))
 
 
 class _Readers:
@@ -110,7 +105,7 @@ class PeerService:
         clock: Callable[[], float] = time.time,
         *,
         box_name: str = "strongroom",
-        comparison_code: Callable[[bytes], str] = default_comparison_code,
+        comparison_code: CodeFunction = committed_comparison_code,
     ) -> None:
         self.archive = archive
         self.committer = committer
@@ -217,19 +212,24 @@ class PeerService:
             device = await self._identify(ws, _remote(hs), pairing=False)
             if device is None:
                 return None
-        await ws.send_bytes(hs.write_message(box_payload(self.keys.signing_public)))
-        if kind is not HandshakeKind.IK:
+            await ws.send_bytes(hs.write_message(box_payload(self.keys.signing_public, None)))
+            nonces = None
+        else:
+            box_nonce = new_code_nonce()
+            commitment = code_commitment(box_nonce)
+            await ws.send_bytes(hs.write_message(box_payload(self.keys.signing_public, commitment)))
             try:
                 third = await _receive_binary(ws)
                 if third is None:
                     return None
-                hs.read_message(third)
-            except NoiseError:
+                phone_nonce = parse_phone_payload(hs.read_message(third))
+            except (NoiseError, ValueError):
                 await _close(ws, CloseCode.PROTOCOL, "handshake failed")
                 return None
             finally:
                 if psk is not None:
                     self.gate.consume_qr_secret()  # one attempt per secret, success or not
+            nonces = (phone_nonce, box_nonce)
             device = await self._identify(ws, _remote(hs), pairing=True)
             if device is None and ws.closed:
                 return None
@@ -243,6 +243,7 @@ class PeerService:
             remote_static=_remote(hs),
             handshake_hash=hs.handshake_hash,
             device=device,
+            code_nonces=nonces,
             comparison_code=self.comparison_code,
         )
         conn = _Connection(self, ws, SecureChannel(transport, self.limits.max_frame_bytes), session)

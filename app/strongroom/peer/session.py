@@ -27,6 +27,7 @@ from strongroom.archive.committer import Committed, CommitterStopped
 from strongroom.archive.errors import ArchiveError, BlobError, RecordRejected, StorageFull
 from strongroom.archive.record import parse_record, verify_record_signature
 from strongroom.config import Limits
+from strongroom.pairing.codes import committed_comparison_code
 from strongroom.pairing.gate import PairingAttempt, PairingMethod, PairingOutcome
 from strongroom.peer import history, ingest, mailbox
 from strongroom.peer.actions import (
@@ -61,6 +62,7 @@ from strongroom.peer.handshake import HandshakeKind, pair_message
 from strongroom.peer.history import Device
 
 CAPABILITIES = ["blobs", "fragments", "history", "mail"]
+CodeFunction = Callable[[bytes, bytes, bytes], str]  # (handshake hash, phone nonce, box nonce)
 MAIL_WINDOW = 32  # deliveries (and notices) sent but not yet acknowledged, per session
 
 
@@ -111,7 +113,8 @@ class PeerSession:
         remote_static: bytes,
         handshake_hash: bytes,
         device: Device | None,
-        comparison_code: Callable[[bytes], str],
+        code_nonces: tuple[bytes, bytes] | None = None,
+        comparison_code: CodeFunction = committed_comparison_code,
     ) -> None:
         self.box = box
         self.limits = limits
@@ -120,6 +123,7 @@ class PeerSession:
         self.handshake_hash = handshake_hash
         self.device = device
         self._code = comparison_code
+        self._code_nonces = code_nonces  # (phone's, box's): XX and XXpsk3 only
         self.state = State.READY if device is not None else State.PAIRING
         self.pairing_pending = False
         self._upload: _Upload | None = None
@@ -136,10 +140,17 @@ class PeerSession:
         return self.pairing_pending
 
     def start(self) -> list[Action]:
-        """Actions when the transport opens: a ready device gets its waiting mail."""
+        """Actions when the transport opens.
+
+        After XX/XXpsk3 the box first reveals its comparison-code nonce (it committed
+        to it in handshake message 2); a ready device then gets its waiting mail.
+        """
+        actions: list[Action] = []
+        if self._code_nonces is not None:
+            actions.append(Send(Frame("reveal", 0, {"nonce": self._code_nonces[1]})))
         if self.state is State.READY:
-            return self._on_ready()
-        return []
+            actions += self._on_ready()
+        return actions
 
     def _on_ready(self) -> list[Action]:
         assert self.device is not None
@@ -219,6 +230,8 @@ class PeerSession:
     def _pair(self, frame: Frame) -> list[Action]:
         if self.pairing_pending:
             return [self._error(ErrorCode.BUSY, "a pairing request is already pending", frame.id)]
+        if self._code_nonces is None:
+            return [self._error(ErrorCode.NOT_PAIRED, "pair over XX or XXpsk3", frame.id)]
         body = frame.body
         try:
             VerifyKey(body["sign_key"]).verify(pair_message(self.handshake_hash), body["sig"])
@@ -235,7 +248,7 @@ class PeerSession:
             device_name=body["name"],
             owner=body["owner"],
             handshake_hash=self.handshake_hash,
-            comparison_code=self._code(self.handshake_hash),
+            comparison_code=self._code(self.handshake_hash, *self._code_nonces),
         )
         self.pairing_pending = True
         return [AskGate(attempt, lambda outcome: self._pair_decided(frame.id, attempt, outcome))]

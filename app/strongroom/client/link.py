@@ -1,0 +1,260 @@
+"""One encrypted WebSocket session from a phone to the box: handshake, then frames.
+
+`open_link` runs the Noise handshake chosen by the selector byte; `Link`
+then sends frames, matches replies to requests by id, hands streamed replies
+(blob_data) to their reader and everything the box sends on its own (mail,
+delivery notices, reveal) to a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from strongroom.identity import compute_fingerprint
+from strongroom.noise import MAX_MESSAGE_LEN, NoiseError, TransportSession
+from strongroom.pairing.codes import new_code_nonce
+from strongroom.peer.channel import ChannelError, SecureChannel
+from strongroom.peer.frames import Direction, Frame, FrameError, decode_frame, encode_frame
+from strongroom.peer.handshake import (
+    HandshakeKind,
+    initiator,
+    parse_box_payload,
+    phone_payload,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 1024 * 1024  # what this client accepts from the box
+
+
+class LinkError(Exception):
+    """Base class of the reference client's connection failures."""
+
+
+class ConnectionLost(LinkError):
+    """The connection closed (or broke) before the reply arrived; retry after reconnecting."""
+
+
+class HandshakeRefused(LinkError):
+    """The box closed the connection during the handshake (unknown device, revoked...)."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"the box refused the connection ({code}): {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class FingerprintMismatch(LinkError):
+    """The box's keys do not match the fingerprint the phone expected: not our box."""
+
+
+class BoxError(LinkError):
+    """The box answered a request with an `error` frame."""
+
+    def __init__(self, code: str, message: str, reason: str | None = None) -> None:
+        super().__init__(f"{code}: {message}" + (f" ({reason})" if reason else ""))
+        self.code = code
+        self.message = message
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What the handshake established, beyond the transport keys."""
+
+    kind: HandshakeKind
+    handshake_hash: bytes
+    box_noise_public: bytes
+    box_sign_public: bytes
+    code_commitment: bytes | None
+    phone_code_nonce: bytes | None
+
+
+def _error_of(frame: Frame) -> BoxError:
+    body = frame.body
+    return BoxError(str(body.get("code")), str(body.get("message")), body.get("reason"))
+
+
+class Link:
+    def __init__(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        channel: SecureChannel,
+        handshake: Handshake,
+        on_frame: Callable[[Frame], None],
+        window: int = 64,
+    ) -> None:
+        self.ws = ws
+        self.handshake = handshake
+        self._channel = channel
+        self._on_frame = on_frame
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Frame]] = {}
+        self._streams: dict[int, asyncio.Queue[Frame | None]] = {}
+        self._send_lock = asyncio.Lock()
+        self._window = asyncio.Semaphore(window)
+        self.close_reason: str = ""
+        self.closed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    def set_window(self, size: int) -> None:
+        """Requests in flight at once (the box's max_in_flight from its hello)."""
+        self._window = asyncio.Semaphore(max(1, size))
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    async def send(self, frame: Frame) -> None:
+        if self.closed.is_set():
+            raise ConnectionLost(self.close_reason or "the connection is closed")
+        raw = encode_frame(frame)
+        async with self._send_lock:  # nonces are implicit: seal and send in one order
+            try:
+                for message in self._channel.seal(raw):
+                    await self.ws.send_bytes(message)
+            except (ConnectionError, RuntimeError) as exc:
+                raise ConnectionLost(str(exc)) from exc
+
+    async def request(self, frame_type: str, body: Mapping[str, Any]) -> Frame:
+        """Send a request and wait for the frame that answers it (BoxError for `error`)."""
+        async with self._window:
+            request_id = self.next_id()
+            future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+            self._pending[request_id] = future
+            try:
+                await self.send(Frame(frame_type, request_id, body))
+                return await future
+            finally:
+                self._pending.pop(request_id, None)
+
+    def watch(self) -> tuple[int, asyncio.Future[Frame]]:
+        """An id whose only possible answer is an error (e.g. for blob_chunk frames)."""
+        request_id = self.next_id()
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        return request_id, future
+
+    def unwatch(self, request_id: int) -> None:
+        future = self._pending.pop(request_id, None)
+        if future is not None and not future.done():
+            future.cancel()
+
+    async def stream(self, frame_type: str, body: Mapping[str, Any]) -> AsyncIterator[Frame]:
+        """Send a request answered by several frames with its id (blob_data); yield them."""
+        request_id = self.next_id()
+        queue: asyncio.Queue[Frame | None] = asyncio.Queue()
+        self._streams[request_id] = queue
+        try:
+            await self.send(Frame(frame_type, request_id, body))
+            while True:
+                frame = await queue.get()
+                if frame is None:
+                    raise ConnectionLost(self.close_reason or "the connection closed")
+                if frame.type == "error":
+                    raise _error_of(frame)
+                yield frame
+        finally:
+            self._streams.pop(request_id, None)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                msg = await self.ws.receive()
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    self.close_reason = f"closed by the box ({self.ws.close_code}): {msg.extra}"
+                    return
+                raw = self._channel.open(bytes(msg.data))
+                if raw is None:
+                    continue
+                try:
+                    frame = decode_frame(raw, Direction.TO_PHONE, max_bytes=MAX_FRAME_BYTES)
+                except FrameError as exc:
+                    log.warning("ignoring a malformed frame from the box: %s", exc.message)
+                    continue
+                self._dispatch(frame)
+        except (NoiseError, ChannelError) as exc:
+            self.close_reason = f"the box's transport message was rejected: {exc}"
+        except (ConnectionError, asyncio.CancelledError, aiohttp.ClientError) as exc:
+            self.close_reason = f"connection lost: {exc!r}"
+        finally:
+            self.closed.set()
+            lost = ConnectionLost(self.close_reason or "the connection closed")
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(lost)
+            for queue in self._streams.values():
+                queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+
+    def _dispatch(self, frame: Frame) -> None:
+        if frame.id in self._streams:
+            self._streams[frame.id].put_nowait(frame)
+            return
+        future = self._pending.get(frame.id) if frame.id else None
+        if future is None or future.done():
+            self._on_frame(frame)
+        elif frame.type == "error":
+            future.set_exception(_error_of(frame))
+        else:
+            future.set_result(frame)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        with contextlib.suppress(BaseException):
+            await self._reader
+
+    def drop(self) -> None:
+        """Cut the TCP connection without a goodbye (tests: a phone losing its network)."""
+        sock = self.ws.get_extra_info("socket")
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+async def open_link(
+    http: aiohttp.ClientSession,
+    url: str,
+    kind: HandshakeKind,
+    noise_private: bytes,
+    on_frame: Callable[[Frame], None],
+    *,
+    box_noise_public: bytes | None = None,
+    psk: bytes | None = None,
+    expected_fingerprint: str | None = None,
+    max_frame_bytes: int = MAX_FRAME_BYTES,
+) -> Link:
+    """Connect to `url` and run the handshake; the Link is ready for frames."""
+    ws = await http.ws_connect(url, max_msg_size=MAX_MESSAGE_LEN + 1, autoping=True)
+    try:
+        hs = initiator(kind, noise_private, box_noise_public, psk)
+        await ws.send_bytes(bytes([kind.value]) + hs.write_message(b""))
+        reply = await ws.receive()
+        if reply.type != aiohttp.WSMsgType.BINARY:
+            raise HandshakeRefused(ws.close_code, str(reply.extra or "connection closed"))
+        box_sign, commitment = parse_box_payload(hs.read_message(bytes(reply.data)))
+        box_noise = hs.remote_static
+        assert box_noise is not None
+        if expected_fingerprint is not None:
+            if compute_fingerprint(box_noise, box_sign) != expected_fingerprint:
+                raise FingerprintMismatch("the box's keys do not match the expected fingerprint")
+        phone_nonce = None
+        if kind is not HandshakeKind.IK:
+            phone_nonce = new_code_nonce()
+            await ws.send_bytes(hs.write_message(phone_payload(phone_nonce)))
+        handshake = Handshake(kind, hs.handshake_hash, box_noise, box_sign, commitment, phone_nonce)
+        channel = SecureChannel(TransportSession.from_handshake(hs), max_frame_bytes)
+    except BaseException:
+        await ws.close()
+        raise
+    return Link(ws, channel, handshake, on_frame)
