@@ -171,6 +171,7 @@ class BlobUpload:
         self._digest = hashlib.sha256()
         self._pending = bytearray()
         self._chunks_written = 0
+        self._chunks_durable = 0
         self._total_chunks = chunk_count(size)
         self._resume()
         self._file = self.path.open("ab")
@@ -195,7 +196,7 @@ class BlobUpload:
                     whole = index
                     break
                 self._digest.update(plain)
-        self._chunks_written = whole
+        self._chunks_written = self._chunks_durable = whole
 
     @property
     def offset(self) -> int:
@@ -204,7 +205,8 @@ class BlobUpload:
 
     @property
     def durable_offset(self) -> int:
-        return self._chunks_written * CHUNK_BYTES
+        """Plaintext bytes that survive a crash: whole chunks fsynced by flush()."""
+        return self._chunks_durable * CHUNK_BYTES
 
     def write(self, data: bytes) -> None:
         if self.offset + len(data) > self.size:
@@ -228,6 +230,7 @@ class BlobUpload:
         """Make the whole chunks written so far durable (resume point survives a crash)."""
         self._file.flush()
         os.fsync(self._file.fileno())
+        self._chunks_durable = self._chunks_written
 
     def finish(self) -> None:
         """Seal the last chunk, check the hash, fsync. Raise BlobError on mismatch."""
