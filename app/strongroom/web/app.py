@@ -1,0 +1,90 @@
+"""The web UI application: `build_web_app(box)`.
+
+Server-rendered pages (aiohttp + aiohttp-jinja2) that work without JavaScript;
+`static/app.js` only adds live countdowns and progress. The box's server adds
+the phones' `/peer` endpoint to this app itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from strongroom.box import Box
+from strongroom.web import (
+    account_views,
+    archive_views,
+    audit_views,
+    dashboard_views,
+    device_views,
+    i18n,
+    office_views,
+    setup_views,
+)
+from strongroom.web.auth import RateLimiter
+from strongroom.web.jobs import JobRegistry
+from strongroom.web.middleware import MIDDLEWARES
+from strongroom.web.render import setup_templates
+from strongroom.web.sessions import DEFAULT_IDLE_TIMEOUT_S, SessionStore
+from strongroom.web.state import STATE, WebState
+from strongroom.web.tls import certificate_fingerprint
+from strongroom.web.users import DEFAULT_HASHER, PasswordHasher
+
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_FORM_BYTES = 1024 * 1024  # forms are small; backups are read from a path, not uploaded
+
+
+def build_web_app(
+    box: Box,
+    *,
+    clock: Callable[[], float] = time.time,
+    hasher: PasswordHasher = DEFAULT_HASHER,
+    keystore_limits: dict[str, int] | None = None,
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    work_dir: Path | None = None,
+) -> web.Application:
+    """The whole web UI for `box`.
+
+    `clock` drives session expiry and login lockouts (tests inject one);
+    `hasher` sets the Argon2id cost of account passwords and `keystore_limits`
+    (opslimit/memlimit) the cost of sealing the identity in the wizard: tests
+    lower both, the box keeps the defaults.
+    """
+    i18n.load_all()  # a broken catalogue fails now, not on a page
+    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=MAX_FORM_BYTES)
+    if work_dir is None:
+        work_dir = box.config.data_dir / "web-jobs"
+    state = WebState(
+        box=box,
+        clock=clock,
+        sessions=SessionStore(idle_timeout_s=idle_timeout_s, clock=clock),
+        login_limiter=RateLimiter(clock=clock),
+        unlock_limiter=RateLimiter(clock=clock),
+        jobs=JobRegistry(clock=clock),
+        hasher=hasher,
+        keystore_limits=dict(keystore_limits or {}),
+        work_dir=work_dir,
+        tls_fingerprint=certificate_fingerprint(box.config.tls_dir) if box.config.tls else None,
+    )
+    app[STATE] = state
+    setup_templates(app)
+    for module in (
+        setup_views,
+        account_views,
+        dashboard_views,
+        device_views,
+        archive_views,
+        office_views,
+        audit_views,
+    ):
+        app.router.add_routes(module.routes)
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+
+    async def close_jobs(_app: web.Application) -> None:
+        await state.jobs.close()
+
+    app.on_cleanup.append(close_jobs)
+    return app

@@ -1,0 +1,87 @@
+"""The admin's dashboard: is the box healthy, and is a pairing window open?"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from strongroom.appliance.health import Health, disk_forecast_days, read_health
+from strongroom.archive.db import Connection
+from strongroom.archive.queries import counts
+from strongroom.box import Box
+from strongroom.web.auth import ADMIN, require_role
+from strongroom.web.device_views import online_device_ids, pairing_view
+from strongroom.web.render import render
+from strongroom.web.settings import PRACTICE_NAME, get_setting
+from strongroom.web.state import read, state_of
+
+routes = web.RouteTableDef()
+
+# Audit actions that mark a finished backup / integrity check (ours and the office's).
+BACKUP_ACTIONS = ("backup.done", "backup.create", "backup")
+VERIFY_ACTIONS = ("integrity.verify", "verify")
+
+
+@dataclass(frozen=True)
+class ArchiveFacts:
+    counts: dict[str, int]
+    practice_name: str | None
+    last_backup_ms: int | None
+    last_verify_ms: int | None
+    last_verify_ok: bool | None
+
+
+def _last(conn: Connection, actions: tuple[str, ...]) -> tuple[int, str] | None:
+    marks = ",".join("?" * len(actions))
+    row = conn.execute(
+        f"SELECT at, details FROM audit_events WHERE action IN ({marks})"  # noqa: S608
+        " ORDER BY id DESC LIMIT 1",
+        actions,
+    ).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def archive_facts(conn: Connection) -> ArchiveFacts:
+    backup = _last(conn, BACKUP_ACTIONS)
+    verify = _last(conn, VERIFY_ACTIONS)
+    return ArchiveFacts(
+        counts=counts(conn),
+        practice_name=get_setting(conn, PRACTICE_NAME),
+        last_backup_ms=backup[0] if backup else None,
+        last_verify_ms=verify[0] if verify else None,
+        last_verify_ok=('"ok": true' in verify[1]) if verify else None,
+    )
+
+
+async def box_health(box: Box) -> Health:
+    """The box's own health reading if it offers one, else the board read directly."""
+    reader = getattr(box, "health", None)
+    if callable(reader):
+        value = reader()
+        if inspect.isawaitable(value):
+            value = await value
+        if isinstance(value, Health):
+            return value
+    return await asyncio.to_thread(read_health, box.config.data_dir)
+
+
+@routes.get("/dashboard")
+@require_role(ADMIN)
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    state = state_of(request)
+    health = await box_health(state.box)
+    state.sample_disk(health.disk.used)
+    facts = await read(request, archive_facts)
+    online = online_device_ids(state.box)
+    context: dict[str, Any] = {
+        "health": health,
+        "forecast_days": disk_forecast_days(state.disk_samples, health.disk.total),
+        "facts": facts,
+        "devices_online": None if online is None else len(online),
+        "pairing": pairing_view(state.box),
+    }
+    return render(request, "dashboard.html", context)

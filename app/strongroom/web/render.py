@@ -1,0 +1,144 @@
+"""Rendering pages: the Jinja environment, what every template sees, formatting."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from babel.dates import format_datetime
+from babel.numbers import format_decimal
+
+from strongroom.web import i18n
+from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, session_of
+from strongroom.web.csrf import CSRF_FIELD
+from strongroom.web.i18n import N_
+from strongroom.web.state import state_of
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TRANSLATOR_KEY = "translator"
+
+# (path, msgid, roles): the navigation bar; each handler still checks the role itself.
+NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("/dashboard", "Dashboard", frozenset({ADMIN})),
+    ("/devices", "Devices", frozenset({ADMIN})),
+    ("/archive", "Archive", frozenset({ADMIN, ARCHIVIST})),
+    ("/exports", "Exports", frozenset({ADMIN, ARCHIVIST})),
+    ("/office", "Records office", frozenset({ADMIN, ARCHIVIST})),
+    ("/audit", "Audit trail", frozenset({ADMIN, AUDITOR})),
+    ("/users", "Users", frozenset({ADMIN})),
+)
+
+
+ROLE_NAMES = {ADMIN: N_("Administrator"), ARCHIVIST: N_("Archivist"), AUDITOR: N_("Auditor")}
+# Each language is offered under its own name.
+LANGUAGE_NAMES = {"fr": N_("Français"), "en": N_("English")}
+
+
+JOB_NAMES = {
+    "export": N_("Sealed export"),
+    "verify": N_("Integrity check"),
+    "backup": N_("Backup"),
+    "restore": N_("Restore"),
+}
+JOB_STATES = {"running": N_("running"), "done": N_("finished"), "failed": N_("failed")}
+DURATION_UNITS = {"days": N_("days"), "months": N_("months"), "years": N_("years")}
+START_EVENTS = {
+    "record_date": N_("the record's date"),
+    "last_activity": N_("the last activity"),
+    "matter_closed": N_("the closing of the matter"),
+}
+END_ACTIONS = {"destroy": N_("destroy"), "review": N_("review")}
+
+
+def translator_of(request: web.Request) -> i18n.Translator:
+    translator: i18n.Translator = request[TRANSLATOR_KEY]
+    return translator
+
+
+def _datetime(ms: int | None, language: str) -> str:
+    if ms is None:
+        return "—"
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).astimezone()
+    return str(format_datetime(moment, format="medium", locale=language))
+
+
+def _bytes(size: int | None, language: str) -> str:
+    if size is None:
+        return "—"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            digits = "#,##0" if unit == "B" else "#,##0.0"
+            return f"{format_decimal(value, format=digits, locale=language)} {unit}"
+        value /= 1024
+    return str(size)
+
+
+def _number(value: float | int | None, language: str) -> str:
+    if value is None:
+        return "—"
+    return str(format_decimal(value, locale=language))
+
+
+async def page_context(request: web.Request) -> dict[str, Any]:
+    """What every template sees: translation, session, CSRF token, navigation, box facts."""
+    translator = translator_of(request)
+    session = session_of(request)
+    state = state_of(request)
+    language = translator.language
+    nav = [
+        (path, label) for path, label, roles in NAVIGATION if session.role and session.role in roles
+    ]
+    return {
+        "_": translator.gettext,
+        "lang": language,
+        "other_languages": [code for code in i18n.LANGUAGES if code != language],
+        "session": session,
+        "user": session.username,
+        "role": session.role,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": session.csrf_token,
+        "flashes": session.take_flashes(),
+        "nav": nav,
+        "path": request.path,
+        "path_qs": request.path_qs,
+        "phase": state.box.phase.value,
+        "box_fingerprint": state.box.fingerprint,
+        "tls_fingerprint": state.tls_fingerprint,
+        "role_names": ROLE_NAMES,
+        "job_names": JOB_NAMES,
+        "job_states": JOB_STATES,
+        "duration_units": DURATION_UNITS,
+        "start_events": START_EVENTS,
+        "end_actions": END_ACTIONS,
+        "language_names": LANGUAGE_NAMES,
+        "static_url": lambda name: str(request.app.router["static"].url_for(filename=name)),
+        "fmt_datetime": lambda ms: _datetime(ms, language),
+        "fmt_bytes": lambda size: _bytes(size, language),
+        "fmt_number": lambda value: _number(value, language),
+    }
+
+
+def setup_templates(app: web.Application) -> jinja2.Environment:
+    return aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        context_processors=[page_context],
+        default_helpers=False,
+    )
+
+
+def render(
+    request: web.Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> web.Response:
+    response = aiohttp_jinja2.render_template(template, request, context or {}, status=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,27 @@
+"""Box settings kept in the archive's `settings` table (practice name, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strongroom.archive.db import Connection
+from strongroom.archive.store import Txn
+
+PRACTICE_NAME = "practice_name"
+MAX_VALUE_CHARS = 200
+
+
+def get_setting(conn: Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_setting_op(key: str, value: str) -> Any:
+    def op(txn: Txn) -> None:
+        txn.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    return op

@@ -1,0 +1,309 @@
+"""First run (no identity yet) and the unlock page (identity sealed, box locked).
+
+Wizard: language -> create (24 words shown once, then 3 of them confirmed) or
+restore (24 words) -> first admin (the same passphrase seals the keystore) ->
+practice name -> done. Its progress lives in the visitor's server-side
+session; the entropy is dropped from memory as soon as the keystore is sealed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from strongroom.identity import (
+    WORD_COUNT,
+    KeystoreError,
+    KeystoreExists,
+    WordsError,
+    WrongPassphrase,
+    entropy_to_words,
+    lookup_word,
+    new_entropy,
+    words_to_entropy,
+)
+from strongroom.unlock import BoxPhase
+from strongroom.web import i18n, settings
+from strongroom.web.auth import ADMIN, SESSION_KEY, client_address, require_role, session_of
+from strongroom.web.forms import text_field
+from strongroom.web.i18n import N_
+from strongroom.web.render import render, translator_of
+from strongroom.web.state import audit, state_of, submit
+from strongroom.web.users import (
+    BadUserInput,
+    check_new_user,
+    insert_user_op,
+    passphrase_problem,
+)
+
+routes = web.RouteTableDef()
+CONFIRM_COUNT = 3
+WIZARD = "wizard"
+
+WORDS_ERRORS = {
+    "wrong_count": N_("24 words are needed; %(count)s were given."),
+    "unknown_word": N_("Word %(position)s (“%(word)s”) is not in the word list."),
+    "mixed_languages": N_(
+        "Word %(position)s (“%(word)s”) is from the other language: all 24 words must come "
+        "from the same list."
+    ),
+    "bad_checksum": N_(
+        "The words do not check out: the last word is wrong, or a word was mistyped, "
+        "or two words were swapped."
+    ),
+}
+PASSPHRASE_ERRORS = {
+    "too_short": N_("The passphrase needs at least 12 characters."),
+    "one_class": N_("Mix letters with digits or symbols, or use 20 characters or more."),
+    "username": N_(
+        "The username must be 1 to 64 characters: lower-case letters, digits, dot, dash, "
+        "underscore."
+    ),
+    "role": N_("Unknown role."),
+    "mismatch": N_("The two passphrases differ."),
+}
+
+
+def _wizard(request: web.Request) -> dict[str, Any]:
+    data: dict[str, Any] = session_of(request).data.setdefault(WIZARD, {})
+    return data
+
+
+def _word_language(wizard: dict[str, Any], request: web.Request) -> str:
+    language = wizard.get("language") or translator_of(request).language
+    return i18n.WORD_LIST_FOR.get(language, "french")
+
+
+
+# -- language ---------------------------------------------------------------------
+
+
+@routes.get("/setup")
+async def setup_start(request: web.Request) -> web.StreamResponse:
+    return render(request, "setup_language.html", {"step": 1})
+
+
+@routes.post("/setup/language")
+async def setup_language(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    language = text_field(form, "language")
+    if language not in i18n.LANGUAGES:
+        language = i18n.DEFAULT_LANGUAGE
+    _wizard(request)["language"] = language
+    response = web.HTTPSeeOther("/setup/identity")
+    response.set_cookie(i18n.LANG_COOKIE, language, samesite="Strict", path="/", max_age=31536000)
+    raise response
+
+
+@routes.get("/setup/identity")
+async def setup_identity(request: web.Request) -> web.StreamResponse:
+    return render(request, "setup_identity.html", {"step": 2})
+
+
+# -- create: words shown once, then three confirmed --------------------------------
+
+
+@routes.post("/setup/create")
+async def setup_create(request: web.Request) -> web.StreamResponse:
+    wizard = _wizard(request)
+    picker = secrets.SystemRandom()
+    wizard.update(
+        mode="create",
+        entropy=new_entropy(),
+        positions=sorted(picker.sample(range(WORD_COUNT), CONFIRM_COUNT)),
+        confirmed=False,
+    )
+    raise web.HTTPSeeOther("/setup/words")
+
+
+@routes.get("/setup/words")
+async def setup_words(request: web.Request) -> web.StreamResponse:
+    wizard = _wizard(request)
+    if wizard.get("mode") != "create" or wizard.get("confirmed"):
+        raise web.HTTPSeeOther("/setup/identity")
+    words = entropy_to_words(wizard["entropy"], _word_language(wizard, request))
+    return render(request, "setup_words.html", {"step": 2, "words": words})
+
+
+@routes.get("/setup/confirm")
+async def setup_confirm_form(request: web.Request) -> web.StreamResponse:
+    wizard = _wizard(request)
+    if wizard.get("mode") != "create" or wizard.get("confirmed"):
+        raise web.HTTPSeeOther("/setup/identity")
+    return _confirm_page(request, wizard, error=False, status=200)
+
+
+def _confirm_page(
+    request: web.Request, wizard: dict[str, Any], *, error: bool, status: int
+) -> web.Response:
+    positions = [p + 1 for p in wizard["positions"]]
+    return render(
+        request,
+        "setup_confirm.html",
+        {"step": 2, "positions": positions, "error": error},
+        status=status,
+    )
+
+
+@routes.post("/setup/confirm")
+async def setup_confirm(request: web.Request) -> web.StreamResponse:
+    wizard = _wizard(request)
+    if wizard.get("mode") != "create" or wizard.get("confirmed"):
+        raise web.HTTPSeeOther("/setup/identity")
+    form = await request.post()
+    language = _word_language(wizard, request)
+    words = entropy_to_words(wizard["entropy"], language)
+    ok = True
+    for position in wizard["positions"]:
+        typed = text_field(form, f"word_{position + 1}")
+        ok &= lookup_word(typed, language) == words[position]
+    if not ok:
+        return _confirm_page(request, wizard, error=True, status=400)
+    wizard["confirmed"] = True
+    raise web.HTTPSeeOther("/setup/admin")
+
+
+# -- restore -------------------------------------------------------------------------
+
+
+@routes.get("/setup/restore")
+async def setup_restore_form(request: web.Request) -> web.StreamResponse:
+    return render(request, "setup_restore.html", {"step": 2, "error": None, "typed": ""})
+
+
+@routes.post("/setup/restore")
+async def setup_restore(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    typed = text_field(form, "words")
+    try:
+        entropy = words_to_entropy(typed)
+    except WordsError as exc:
+        translate = translator_of(request)
+        message = translate(
+            WORDS_ERRORS.get(exc.reason, WORDS_ERRORS["bad_checksum"]),
+            count=len(typed.split()),
+            position=exc.position or "",
+            word=exc.word or "",
+        )
+        return render(
+            request,
+            "setup_restore.html",
+            {"step": 2, "error": message, "typed": typed},
+            status=400,
+        )
+    _wizard(request).update(mode="restore", entropy=entropy, confirmed=True)
+    raise web.HTTPSeeOther("/setup/admin")
+
+
+# -- first admin: seals the identity ---------------------------------------------------
+
+
+@routes.get("/setup/admin")
+async def setup_admin_form(request: web.Request) -> web.StreamResponse:
+    if not _wizard(request).get("confirmed"):
+        raise web.HTTPSeeOther("/setup/identity")
+    return render(request, "setup_admin.html", {"step": 3, "error": None, "username": ""})
+
+
+@routes.post("/setup/admin")
+async def setup_admin(request: web.Request) -> web.StreamResponse:
+    wizard = _wizard(request)
+    if not wizard.get("confirmed"):
+        raise web.HTTPSeeOther("/setup/identity")
+    state = state_of(request)
+    form = await request.post()
+    username, password = text_field(form, "username"), text_field(form, "password")
+    try:
+        if password != text_field(form, "password_again"):
+            raise BadUserInput("mismatch")
+        name = check_new_user(username, password, ADMIN)
+    except BadUserInput as exc:
+        message = translator_of(request)(PASSPHRASE_ERRORS[str(exc)])
+        context = {"step": 3, "error": message, "username": username}
+        return render(request, "setup_admin.html", context, status=400)
+    entropy: bytes = wizard["entropy"]
+    try:
+        # On the event loop thread on purpose: unlocking runs the box's on_unlock
+        # callbacks (the peer service starts), which belong to the loop.
+        state.box.initialise(entropy, password, **state.keystore_limits)
+    except KeystoreExists:
+        raise web.HTTPSeeOther("/unlock") from None
+    password_hash = await asyncio.to_thread(state.hasher.hash, password)
+    await submit(request, insert_user_op(name, ADMIN, password_hash))
+    wizard.pop("entropy", None)
+    wizard.pop("positions", None)
+    old = session_of(request)
+    request[SESSION_KEY] = state.sessions.log_in(old, name, ADMIN)
+    await audit(request, "setup.identity", wizard.get("mode", ""), {"admin": name})
+    raise web.HTTPSeeOther("/setup/practice")
+
+
+# -- practice name and done ---------------------------------------------------------------
+
+
+@routes.get("/setup/practice")
+@require_role(ADMIN)
+async def setup_practice_form(request: web.Request) -> web.StreamResponse:
+    return render(request, "setup_practice.html", {"step": 4, "error": None})
+
+
+@routes.post("/setup/practice")
+@require_role(ADMIN)
+async def setup_practice(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    name = " ".join(text_field(form, "practice_name").split())
+    if not 1 <= len(name) <= settings.MAX_VALUE_CHARS:
+        message = translator_of(request)("Please give the practice a name.")
+        return render(request, "setup_practice.html", {"step": 4, "error": message}, status=400)
+    await submit(request, settings.set_setting_op(settings.PRACTICE_NAME, name))
+    await audit(request, "settings.change", settings.PRACTICE_NAME, {"value": name})
+    raise web.HTTPSeeOther("/setup/done")
+
+
+@routes.get("/setup/done")
+@require_role(ADMIN)
+async def setup_done(request: web.Request) -> web.StreamResponse:
+    session_of(request).data.pop(WIZARD, None)
+    return render(request, "setup_done.html", {"step": 5})
+
+
+# -- unlock (attended mode) ------------------------------------------------------------------
+
+
+@routes.get("/unlock")
+async def unlock_form(request: web.Request) -> web.StreamResponse:
+    return render(request, "unlock.html", {"error": None})
+
+
+@routes.post("/unlock")
+async def unlock(request: web.Request) -> web.StreamResponse:
+    state = state_of(request)
+    limiter, address = state.unlock_limiter, f"ip:{client_address(request)}"
+    translate = translator_of(request)
+    if limiter.locked(address):
+        message = translate("Too many attempts. Wait 15 minutes and try again.")
+        return render(request, "unlock.html", {"error": message}, status=429)
+    form = await request.post()
+    passphrase = text_field(form, "passphrase")
+    try:
+        state.box.unlock(passphrase)  # on the loop thread: see setup_admin
+    except WrongPassphrase:
+        limiter.failed(address)
+        message = translate("Wrong passphrase.")
+        return render(request, "unlock.html", {"error": message}, status=403)
+    except KeystoreError:
+        message = translate("The sealed identity cannot be read. Restore from the 24 words.")
+        return render(request, "unlock.html", {"error": message}, status=500)
+    limiter.succeeded(address)
+    if state.box.phase is BoxPhase.READY:
+        await audit(request, "box.unlock", "", {"from": client_address(request)})
+    session_of(request).flash("success", "The box is unlocked. Please log in.")
+    raise web.HTTPSeeOther("/login")
+
+
+def passphrase_message(request: web.Request, passphrase: str) -> str | None:
+    problem = passphrase_problem(passphrase)
+    return None if problem is None else translator_of(request)(PASSPHRASE_ERRORS[problem.value])

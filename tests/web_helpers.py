@@ -1,0 +1,69 @@
+"""Shared by the web UI tests: a real Box on a tmp data dir, cheap Argon2id, form helpers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nacl.pwhash
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from strongroom.box import Box
+from strongroom.config import BoxConfig
+from strongroom.identity import new_entropy
+from strongroom.web.app import build_web_app
+from strongroom.web.users import PasswordHasher, create_user
+
+# The cheapest Argon2id libsodium accepts: the tests exercise logic, not cost.
+CHEAP_LIMITS = {
+    "opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN,
+    "memlimit": nacl.pwhash.argon2id.MEMLIMIT_MIN,
+}
+CHEAP_HASHER = PasswordHasher(**CHEAP_LIMITS)
+ADMIN_PASSWORD = "Correct horse 42 battery"
+ARCHIVIST_PASSWORD = "Archives du cabinet 2024"
+AUDITOR_PASSWORD = "Auditeur externe 2024!"
+
+
+def new_box(data_dir: Path, *, ready: bool = True) -> Box:
+    box = Box(BoxConfig(data_dir=data_dir))
+    if ready:
+        box.initialise(new_entropy(), ADMIN_PASSWORD, **CHEAP_LIMITS)
+        create_user(box, "admin", ADMIN_PASSWORD, "admin", hasher=CHEAP_HASHER)
+        create_user(box, "archiviste", ARCHIVIST_PASSWORD, "archivist", hasher=CHEAP_HASHER)
+        create_user(box, "auditeur", AUDITOR_PASSWORD, "auditor", hasher=CHEAP_HASHER)
+    return box
+
+
+def web_app(box: Box, **kwargs: object) -> web.Application:
+    return build_web_app(
+        box,
+        hasher=CHEAP_HASHER,
+        keystore_limits=dict(CHEAP_LIMITS),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+async def get_csrf(client: TestClient, path: str = "/login") -> str:
+    response = await client.get(path)
+    return csrf_of(await response.text())
+
+
+async def login(client: TestClient, username: str, password: str) -> None:
+    token = await get_csrf(client, "/login")
+    response = await client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
