@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from strongroom.archive.errors import ArchiveError
+from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.store import Archive, Txn
 from strongroom.proof.sth import SignedTreeHead
 
@@ -65,6 +65,14 @@ class GroupCommitter:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+            # A submit that raced with stop() queued behind _STOP: tell it, or it waits forever.
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Job):
+                    _resolve(item, CommitterStopped("the archive stopped accepting writes"))
 
     @property
     def running(self) -> bool:
@@ -110,24 +118,34 @@ class GroupCommitter:
     def _commit(self, jobs: list[_Job]) -> None:
         try:
             batch = self.archive.write_batch([job.op for job in jobs])
-        except BaseException as exc:  # the whole batch failed: every waiter learns why
-            for job in jobs:
+        except BaseException as exc:
+            if len(jobs) > 1 and isinstance(exc, Exception) and not isinstance(exc, StorageFull):
+                # One op failed in a way that took the batch down (a bug, a
+                # constraint): replay them one by one so only its caller fails.
+                for job in jobs:
+                    self._commit([job])
+                return
+            for job in jobs:  # the disk is full (or worse): every waiter learns why
                 _resolve(job, exc)
             return
         self.batches += 1
         self.committed += len(jobs)
         head = batch.tree_head or self.archive.latest_tree_head()
         for job, result in zip(jobs, batch.results, strict=True):
-            proof = None
-            if (
-                job.log_index_of is not None
-                and head is not None
-                and not isinstance(result, BaseException)
-            ):
-                index = job.log_index_of(result)
-                if index is not None and 0 <= index < head.tree_size:
-                    proof = self.archive.log.inclusion_proof(index, head.tree_size)
+            try:
+                proof = self._proof(job, result, head)
+            except Exception as exc:  # e.g. a faulty log_index_of: its caller only
+                _resolve(job, exc)
+                continue
             _resolve(job, Committed(result, head, proof))
+
+    def _proof(self, job: _Job, result: Any, head: SignedTreeHead | None) -> list[bytes] | None:
+        if job.log_index_of is None or head is None or isinstance(result, BaseException):
+            return None
+        index = job.log_index_of(result)
+        if index is None or not 0 <= index < head.tree_size:
+            return None
+        return self.archive.log.inclusion_proof(index, head.tree_size)
 
 
 def _resolve(job: _Job, outcome: Committed | BaseException) -> None:

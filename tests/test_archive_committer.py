@@ -1,0 +1,263 @@
+"""Group commit: many phones share one durable transaction, each gets its own proof."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from archive_helpers import message, new_phone
+from strongroom.archive import writes
+from strongroom.archive.committer import Committed, CommitterStopped, GroupCommitter
+from strongroom.archive.errors import RecordRejected, StorageFull
+from strongroom.archive.store import Archive, Txn
+from strongroom.archive.verify import verify_archive
+from strongroom.archive.writes import StoredRecord
+from strongroom.proof.merkle import leaf_hash, verify_consistency, verify_inclusion
+from strongroom.proof.sth import verify_tree_head
+
+OWNER = "maitre.durand"
+
+
+def index_of(result: Any) -> int | None:
+    return result.log_index if isinstance(result, StoredRecord) else None
+
+
+@pytest.fixture
+async def committer(archive: Archive) -> AsyncIterator[GroupCommitter]:
+    c = GroupCommitter(archive)
+    c.start()
+    yield c
+    await asyncio.to_thread(c.stop)
+
+
+def assert_proven(archive: Archive, committed: Committed) -> None:
+    head = committed.tree_head
+    assert head is not None and committed.inclusion_proof is not None
+    assert verify_tree_head(head, bytes(archive.signing_key.verify_key))
+    index = committed.result.log_index
+    data = (
+        archive.reader()
+        .execute("SELECT leaf_data FROM log_leaves WHERE idx = ?", (index,))
+        .fetchone()[0]
+    )
+    assert verify_inclusion(
+        leaf_hash(bytes(data)), index, head.tree_size, committed.inclusion_proof, head.root_hash
+    )
+
+
+class Gate:
+    """An op that holds the writer until released, so the next ops queue up behind it."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def op(self, txn: Txn) -> None:
+        self.entered.set()
+        self.release.wait()
+
+
+async def queue_behind_gate(
+    committer: GroupCommitter, ops: list[Callable[[Txn], Any]]
+) -> list[Any]:
+    gate = Gate()
+    blocker = asyncio.create_task(committer.submit(gate.op))
+    await asyncio.to_thread(gate.entered.wait)
+    tasks = [asyncio.create_task(committer.submit(op, log_index_of=index_of)) for op in ops]
+    await asyncio.sleep(0)  # let every task reach the queue (a yield, not a delay)
+    gate.release.set()
+    await blocker
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_500_concurrent_pushes_share_few_batches_and_all_prove(
+    archive: Archive, committer: GroupCommitter
+) -> None:
+    phone, key = new_phone(archive, owner=OWNER)
+    records = [message(key, f"message {i}") for i in range(500)]
+    results = await asyncio.gather(
+        *(
+            committer.submit(writes.store_record(r, phone, OWNER), log_index_of=index_of)
+            for r in records
+        )
+    )
+    assert committer.committed == 500
+    assert committer.batches < 500
+    assert sorted(c.result.log_index for c in results) == list(range(1, 501))
+    for committed in results:
+        assert_proven(archive, committed)
+    # Every head handed out is a prefix of the final log.
+    final = archive.latest_tree_head()
+    assert final is not None and final.tree_size == 501
+    for head in {c.tree_head for c in results}:
+        assert head is not None
+        proof = archive.consistency_proof(head.tree_size, final.tree_size)
+        assert verify_consistency(
+            head.tree_size, final.tree_size, head.root_hash, final.root_hash, proof
+        )
+
+
+async def test_ops_queued_while_a_batch_commits_go_in_the_next_one(
+    archive: Archive, committer: GroupCommitter
+) -> None:
+    phone, key = new_phone(archive, owner=OWNER)
+    before = committer.batches
+    results = await queue_behind_gate(
+        committer, [writes.store_record(message(key, f"m{i}"), phone, OWNER) for i in range(300)]
+    )
+    assert committer.batches - before == 2  # the gate's batch, then all 300 together
+    heads = {r.tree_head for r in results}
+    assert len(heads) == 1
+    for committed in results:
+        assert_proven(archive, committed)
+
+
+async def test_a_failing_op_raises_to_its_own_caller_only(
+    archive: Archive, committer: GroupCommitter
+) -> None:
+    phone, key = new_phone(archive, owner=OWNER)
+
+    def rejected(txn: Txn) -> None:
+        raise RecordRejected("not for you")
+
+    def buggy(txn: Txn) -> None:
+        txn.conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    def violates_constraint(txn: Txn) -> None:
+        txn.conn.execute("INSERT INTO devices (id) VALUES (NULL)")  # NOT NULL columns
+
+    ops: list[Callable[[Txn], Any]] = [
+        writes.store_record(message(key, "a"), phone, OWNER),
+        rejected,
+        writes.store_record(message(key, "b"), phone, OWNER),
+        buggy,
+        violates_constraint,
+        writes.store_record(message(key, "c"), phone, OWNER),
+    ]
+    results = await queue_behind_gate(committer, ops)
+    assert isinstance(results[1], RecordRejected)
+    assert "no_such_table" in str(results[3])
+    assert "NOT NULL" in str(results[4])
+    good = [results[i] for i in (0, 2, 5)]
+    assert all(isinstance(r, Committed) for r in good)
+    for committed in good:
+        assert_proven(archive, committed)
+    texts = {row[0] for row in archive.conn.execute("SELECT text FROM messages")}
+    assert texts == {"a", "b", "c"}
+
+
+async def test_a_faulty_index_function_fails_its_caller_and_nothing_else(
+    archive: Archive, committer: GroupCommitter
+) -> None:
+    phone, key = new_phone(archive, owner=OWNER)
+
+    def broken(result: Any) -> int:
+        raise KeyError("log_index")
+
+    with pytest.raises(KeyError):
+        await committer.submit(
+            writes.store_record(message(key, "x"), phone, OWNER), log_index_of=broken
+        )
+    after = await committer.submit(
+        writes.store_record(message(key, "y"), phone, OWNER), log_index_of=index_of
+    )
+    assert_proven(archive, after)
+
+
+async def test_storage_full_is_reported_nothing_half_written_then_recovers(
+    archive: Archive, committer: GroupCommitter
+) -> None:
+    phone, key = new_phone(archive, owner=OWNER)
+    first = await committer.submit(
+        writes.store_record(message(key, "avant"), phone, OWNER), log_index_of=index_of
+    )
+    head_before = first.tree_head
+    assert head_before is not None
+    pages = int(archive.conn.execute("PRAGMA page_count").fetchone()[0])
+    # The writer connection may not grow the file: what a full disk looks like to SQLite.
+    archive.conn.execute(f"PRAGMA max_page_count = {pages + 1}")
+    bulky = [message(key, f"{i} " + "texte long " * 400) for i in range(40)]
+    outcomes = await asyncio.gather(
+        *(committer.submit(writes.store_record(r, phone, OWNER)) for r in bulky),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, StorageFull) for o in outcomes), outcomes
+    assert archive.log.size == head_before.tree_size
+    reader = archive.reader()
+    assert reader.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+    assert reader.execute("SELECT count(*) FROM log_leaves").fetchone()[0] == 2
+    report = verify_archive(reader, archive.blobs, bytes(archive.signing_key.verify_key))
+    assert report.ok, report.problems
+    assert report.tree_head == head_before
+
+    archive.conn.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    retried = await asyncio.gather(
+        *(
+            committer.submit(writes.store_record(r, phone, OWNER), log_index_of=index_of)
+            for r in bulky
+        )
+    )
+    for committed in retried:
+        assert_proven(archive, committed)
+    head_after = retried[-1].tree_head
+    assert head_after is not None and head_after.tree_size == head_before.tree_size + 40
+    assert verify_consistency(
+        head_before.tree_size,
+        head_after.tree_size,
+        head_before.root_hash,
+        head_after.root_hash,
+        archive.consistency_proof(head_before.tree_size, head_after.tree_size),
+    )
+    report = verify_archive(archive.reader(), archive.blobs, bytes(archive.signing_key.verify_key))
+    assert report.ok, report.problems
+
+
+async def test_submit_after_stop_is_refused(archive: Archive) -> None:
+    c = GroupCommitter(archive)
+    with pytest.raises(CommitterStopped):
+        await c.submit(writes.audit("admin", "noop"))
+    c.start()
+    await c.submit(writes.audit("admin", "ok"))
+    await asyncio.to_thread(c.stop)
+    with pytest.raises(CommitterStopped):
+        await c.submit(writes.audit("admin", "late"))
+
+
+class _SpyQueue(queue.SimpleQueue[Any]):
+    """The committer's queue, telling the test when stop() has queued its marker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.puts = 0
+        self.stop_queued = threading.Event()
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        self.puts += 1
+        if self.puts == 2:  # the gate's job, then stop()'s marker
+            self.stop_queued.set()
+
+
+async def test_a_submit_racing_with_stop_is_answered(archive: Archive) -> None:
+    c = GroupCommitter(archive)
+    spy = _SpyQueue()
+    c._queue = spy
+    c.start()
+    gate = Gate()
+    blocker = asyncio.create_task(c.submit(gate.op))
+    await asyncio.to_thread(gate.entered.wait)
+    stopping = asyncio.create_task(asyncio.to_thread(c.stop))
+    await asyncio.to_thread(spy.stop_queued.wait)
+    late = asyncio.create_task(c.submit(writes.audit("admin", "late")))
+    await asyncio.sleep(0)
+    gate.release.set()
+    await blocker
+    await stopping
+    # Without an answer this would hang forever; the guard only bounds a failure.
+    with pytest.raises(CommitterStopped):
+        await asyncio.wait_for(late, timeout=10)
