@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
 import nacl.pwhash
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from nacl.signing import SigningKey
 
+from strongroom.archive import writes
+from strongroom.archive.record import Record, parse_record, sign_record
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.identity import new_entropy
@@ -67,3 +71,33 @@ async def login(client: TestClient, username: str, password: str) -> None:
         allow_redirects=False,
     )
     assert response.status == 303, await response.text()
+
+
+
+def attach_file(
+    box: Box, device_id: int, key: SigningKey, message: Record, name: str, data: bytes
+) -> str:
+    """Upload an encrypted blob and attach it to `message`, as a phone would; return its sha hex."""
+    archive = box.require_archive()
+    sha = hashlib.sha256(data).digest()
+    location = archive.blobs.new_location()
+    upload = archive.blobs.start_upload(location, len(data), sha)
+    upload.write(data)
+    upload.finish()
+    archive.blobs.complete(upload, location)
+    archive.write(writes.register_blob(sha, len(data), location))
+    fields = {
+        "v": 1,
+        "kind": "attachment",
+        "id": f"a-{message.client_id}",
+        "conv": message.conversation,
+        "dir": "out",
+        "from": "Maître Durand",
+        "at": message.sent_at + 1,
+        "ref": message.client_id,
+        "blob": {"sha256": sha, "size": len(data), "name": name, "mime": "application/pdf"},
+    }
+    raw, sig = sign_record(key, fields)
+    record = parse_record(raw, sig, max_blob_size=1 << 30)
+    archive.write(writes.store_record(record, device_id, "maitre.durand"))
+    return sha.hex()

@@ -41,7 +41,6 @@ routes = web.RouteTableDef()
 HOME_BY_ROLE = {ADMIN: "/dashboard", ARCHIVIST: "/archive", AUDITOR: "/audit"}
 
 
-
 @routes.get("/")
 async def home(request: web.Request) -> web.StreamResponse:
     session = session_of(request)

@@ -28,7 +28,7 @@ AUDITOR = "auditor"
 # record view, export, retention, holds; auditor the audit trail and reports.
 ALL_ROLES = (ADMIN, ARCHIVIST, AUDITOR)
 
-SESSION_KEY = "session"
+SESSION_KEY: web.RequestKey[Session] = web.RequestKey("session", Session)
 
 
 @dataclass
@@ -80,8 +80,7 @@ class RateLimiter:
 
 
 def session_of(request: web.Request) -> Session:
-    session: Session = request[SESSION_KEY]
-    return session
+    return request[SESSION_KEY]
 
 
 def client_address(request: web.Request) -> str:

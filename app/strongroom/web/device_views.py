@@ -17,6 +17,7 @@ from strongroom.archive.errors import RecordRejected
 from strongroom.archive.queries import list_devices
 from strongroom.archive.store import Txn
 from strongroom.box import Box
+from strongroom.pairing.errors import InvalidQrOffer, TicketNotPending
 from strongroom.web.auth import ADMIN, require_role, session_of
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
@@ -150,24 +151,29 @@ async def _decide(request: web.Request, *, accept: bool) -> None:
         # The page was stale: the attempt it showed is decided or gone.
         session_of(request).flash("error", "This pairing request is no longer pending.")
         return
-    result = pairing.confirm(ticket) if accept else pairing.reject(ticket)
-    if inspect.isawaitable(result):
-        await result
+    try:
+        if accept:
+            pairing.confirm(ticket)
+        else:
+            pairing.reject(ticket)
+    except TicketNotPending:
+        session_of(request).flash("error", "This pairing request is no longer pending.")
+        return
     await audit(
         request,
         "pairing.confirm" if accept else "pairing.reject",
         pending.attempt.device_name,
         {"owner": pending.attempt.owner, "code": pending.attempt.comparison_code},
     )
-    session_of(request).flash(
-        "success", "Pairing confirmed." if accept else "Pairing rejected."
-    )
+    session_of(request).flash("success", "Pairing confirmed." if accept else "Pairing rejected.")
 
 
 @routes.get("/devices/qr")
 @require_role(ADMIN)
 async def pair_qr_page(request: web.Request) -> web.StreamResponse:
-    return render(request, "devices_qr.html", {"svg": None, "pairing": pairing_view(state_of(request).box)})
+    return render(
+        request, "devices_qr.html", {"svg": None, "pairing": pairing_view(state_of(request).box)}
+    )
 
 
 @routes.post("/devices/qr")
@@ -177,7 +183,11 @@ async def pair_qr(request: web.Request) -> web.StreamResponse:
     pairing = _require_pairing(box)
     host = (request.host or box.config.host).rsplit(":", 1)[0].strip("[]")
     port = request.url.port or box.config.port
-    offer = pairing.qr_offer(host, port)
+    try:
+        offer = pairing.issue_qr(host, port, box.fingerprint or "")
+    except InvalidQrOffer:
+        # Reached through a name the phone cannot use: fall back to the configured address.
+        offer = pairing.issue_qr(box.config.host, box.config.port, box.fingerprint or "")
     await audit(request, "pairing.qr", "web", {"host": host, "port": port})
     # The SVG is made by segno from our own offer (no user input in it): safe inline.
     svg = Markup(offer.svg())  # noqa: S704

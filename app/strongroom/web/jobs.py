@@ -59,6 +59,7 @@ class Job:
     error: str | None = None
     finished_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def report(self, fraction: float, stage: str = "") -> None:
         with self._lock:
@@ -111,6 +112,7 @@ class JobRegistry:
             job.state = JobState.DONE
         finally:
             job.finished_at = self.clock()
+            job._finished.set()
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
@@ -121,8 +123,8 @@ class JobRegistry:
 
     async def wait(self, job_id: str) -> Job:
         """Wait for a job to finish (tests, CLI)."""
-        while (job := self._jobs[job_id]).state is JobState.RUNNING:
-            await asyncio.sleep(0.01)
+        job = self._jobs[job_id]
+        await job._finished.wait()
         return job
 
     def _prune(self) -> None:

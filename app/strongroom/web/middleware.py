@@ -133,7 +133,9 @@ async def phase_middleware(request: web.Request, handler: Handler) -> web.Stream
     elif phase is BoxPhase.LOCKED:
         if path != "/unlock":
             raise web.HTTPSeeOther("/unlock")
-    elif path == "/unlock" or (path.startswith("/setup") and not path.startswith(_WIZARD_AFTER_INIT)):
+    elif path == "/unlock" or (
+        path.startswith("/setup") and not path.startswith(_WIZARD_AFTER_INIT)
+    ):
         raise web.HTTPSeeOther("/")
     return await handler(request)
 

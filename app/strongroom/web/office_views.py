@@ -20,8 +20,8 @@ from strongroom.archive.verify import verify_archive
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
 from strongroom.web.auth import ADMIN, ARCHIVIST, require_role, session_of
-from strongroom.web.i18n import N_
 from strongroom.web.forms import day_ms, int_or_none, text_field
+from strongroom.web.i18n import N_
 from strongroom.web.jobs import Job, JobResult, JobState, Progress
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
@@ -161,7 +161,12 @@ async def start_export(request: web.Request) -> web.StreamResponse:
     async def body(progress: Progress) -> JobResult:
         def run() -> Any:
             return exports.export_for_web(  # the office's entry point for the UI
-                archive, kind, subject, state.work_dir, actor=actor, reason=reason,
+                archive,
+                kind,
+                subject,
+                state.work_dir,
+                actor=actor,
+                reason=reason,
                 progress=progress,
             )
 

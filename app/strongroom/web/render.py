@@ -19,7 +19,7 @@ from strongroom.web.i18n import N_
 from strongroom.web.state import state_of
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
-TRANSLATOR_KEY = "translator"
+TRANSLATOR_KEY: web.RequestKey[i18n.Translator] = web.RequestKey("translator", i18n.Translator)
 
 # (path, msgid, roles): the navigation bar; each handler still checks the role itself.
 NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
@@ -55,8 +55,7 @@ END_ACTIONS = {"destroy": N_("destroy"), "review": N_("review")}
 
 
 def translator_of(request: web.Request) -> i18n.Translator:
-    translator: i18n.Translator = request[TRANSLATOR_KEY]
-    return translator
+    return request[TRANSLATOR_KEY]
 
 
 def _datetime(ms: int | None, language: str) -> str:
@@ -84,7 +83,7 @@ def _number(value: float | int | None, language: str) -> str:
     return str(format_decimal(value, locale=language))
 
 
-async def page_context(request: web.Request) -> dict[str, Any]:
+def page_context(request: web.Request) -> dict[str, Any]:
     """What every template sees: translation, session, CSRF token, navigation, box facts."""
     translator = translator_of(request)
     session = session_of(request)
@@ -131,7 +130,6 @@ def setup_templates(app: web.Application) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        context_processors=[page_context],
         default_helpers=False,
     )
 
@@ -139,6 +137,10 @@ def setup_templates(app: web.Application) -> jinja2.Environment:
 def render(
     request: web.Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> web.Response:
-    response = aiohttp_jinja2.render_template(template, request, context or {}, status=status)
+    # The page context is computed here rather than by aiohttp_jinja2's context
+    # processors, whose middleware is innermost and so misses error pages that
+    # outer middlewares render (CSRF refusals, 403).
+    full = {**page_context(request), **(context or {})}
+    response = aiohttp_jinja2.render_template(template, request, full, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response

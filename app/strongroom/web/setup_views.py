@@ -77,7 +77,6 @@ def _word_language(wizard: dict[str, Any], request: web.Request) -> str:
     return i18n.WORD_LIST_FOR.get(language, "french")
 
 
-
 # -- language ---------------------------------------------------------------------
 
 
