@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ class DeviceState:
     def noise_public(self) -> bytes:
         return crypto_scalarmult_base(self.noise_private)
 
-    @property
+    @cached_property
     def signing_key(self) -> SigningKey:
         return SigningKey(self.sign_seed)
 

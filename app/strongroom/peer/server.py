@@ -116,7 +116,7 @@ class PeerService:
         self.comparison_code = comparison_code
         self.box = BoxInfo(box_name, keys.fingerprint, keys.signing_public)
         self.readers = _Readers(archive, READERS)
-        self.active_uploads: set[bytes] = set()
+        self.active_uploads: dict[bytes, UploadDriver] = {}
         self._connections: set[_Connection] = set()
         self._handshaking = 0
         self._by_device: dict[int, set[_Connection]] = {}
@@ -327,7 +327,14 @@ class _Connection:
         self.channel = channel
         self.session = session
         self.uploads = UploadDriver(
-            service.archive, service.committer, service.readers.run, service.active_uploads
+            service.archive,
+            service.committer,
+            service.readers.run,
+            service.active_uploads,
+            device=lambda: None if session.device is None else session.device.id,
+            close_connection=lambda: self.close(
+                CloseCode.GOING_AWAY, "replaced by a newer connection"
+            ),
         )
         self._slots = asyncio.Semaphore(service.limits.max_in_flight_frames)
         self._send_lock = asyncio.Lock()

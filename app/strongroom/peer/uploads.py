@@ -9,6 +9,7 @@ whole sealed chunks; `blob_begin` for the same hash resumes from there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,25 +26,58 @@ from strongroom.peer.frames import ErrorCode
 Read = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 
 
+EVICT_WAIT_S = 5.0
+
+
 class UploadDriver:
     def __init__(
-        self, archive: Archive, committer: GroupCommitter, read: Read, active: set[bytes]
+        self,
+        archive: Archive,
+        committer: GroupCommitter,
+        read: Read,
+        active: dict[bytes, UploadDriver],
+        *,
+        device: Callable[[], int | None],
+        close_connection: Callable[[], Awaitable[None]],
     ) -> None:
         self._archive = archive
         self._committer = committer
         self._read = read
-        self._active = active  # hashes being uploaded on any connection of the service
+        self._active = active  # blob hash -> the driver uploading it, on any connection
+        self._device = device
+        self._close_connection = close_connection
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._upload: BlobUpload | None = None
         self._sha256 = b""
         self._location: BlobLocation | None = None
+
+    async def _evict(self) -> None:
+        """Close this driver's connection and wait until its upload is put away."""
+        await self._close_connection()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), EVICT_WAIT_S)
+
+    def _release(self) -> None:
+        if self._active.get(self._sha256) is self:
+            del self._active[self._sha256]
+        self._idle.set()
 
     async def open(self, sha256: bytes, size: int) -> BlobStored | UploadOpened | UploadFailed:
         await self.abort()
         if await self._read(lambda conn: history.stored_blob(conn, sha256)) is not None:
             return BlobStored()
-        if sha256 in self._active:
+        holder = self._active.get(sha256)
+        if holder is not None and holder._device() == self._device():
+            # The same phone reconnected before its old connection was noticed dead:
+            # the new connection wins, and resumes from what the old one wrote.
+            await holder._evict()
+            holder = self._active.get(sha256)
+        if holder is not None:
             return UploadFailed(ErrorCode.BUSY, "this blob is being uploaded on another connection")
-        self._active.add(sha256)
+        self._active[sha256] = self
+        self._sha256 = sha256
+        self._idle.clear()
         try:
             location = self._archive.blobs.new_location()
             committed = await self._committer.submit(writes.begin_upload(sha256, size, location))
@@ -51,12 +85,12 @@ class UploadDriver:
             start = self._archive.blobs.start_upload
             upload = await asyncio.to_thread(start, location, size, sha256)
         except RecordRejected as exc:
-            self._active.discard(sha256)
+            self._release()
             return UploadFailed(ErrorCode.REJECTED, str(exc))
         except (ArchiveError, OSError) as exc:
-            self._active.discard(sha256)
+            self._release()
             return UploadFailed(ErrorCode.UNAVAILABLE, f"cannot start the upload: {exc}")
-        self._upload, self._sha256, self._location = upload, sha256, location
+        self._upload, self._location = upload, location
         return UploadOpened(upload.offset)
 
     async def write(self, data: bytes) -> UploadFailed | None:
@@ -82,15 +116,16 @@ class UploadDriver:
         except OSError as exc:
             return UploadFailed(ErrorCode.UNAVAILABLE, f"cannot store the blob: {exc}")
         finally:
-            self._active.discard(self._sha256)
+            self._release()
         return location
 
     async def abort(self) -> None:
         upload, self._upload = self._upload, None
         if upload is None:
             return
-        self._active.discard(self._sha256)
         try:
             await asyncio.to_thread(upload.abort)
         except OSError:
             pass  # the next resume re-reads what is on disk and keeps what authenticates
+        finally:
+            self._release()
