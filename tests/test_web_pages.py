@@ -1,0 +1,243 @@
+"""The everyday pages over HTTP: archive search and proof, devices and pairing, jobs, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+from archive_helpers import message, new_phone
+from web_helpers import ADMIN_PASSWORD, ARCHIVIST_PASSWORD, AUDITOR_PASSWORD, csrf_of, login, new_box, web_app
+
+from strongroom.archive import writes
+from strongroom.archive.queries import audit_events, list_devices
+from strongroom.box import Box
+from strongroom.pairing.gate import PairingAttempt, PairingMethod
+from strongroom.pairing.service import PairingService
+from strongroom.web.state import STATE
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def box(tmp_path: Path) -> AsyncIterator[Box]:
+    box = new_box(tmp_path / "data")
+    archive = box.require_archive()
+    device_id, key = new_phone(archive, owner="maitre.durand", name="Pixel de Maître Durand")
+    for text, direction in (
+        ("Réunion avec le client mardi à 10 h", "out"),
+        ("Merci pour la réunion, voici le devis", "in"),
+        ("Facture réglée", "in"),
+    ):
+        archive.write(writes.store_record(message(key, text, direction=direction), device_id, "maitre.durand"))
+    yield box
+    await box.stop()
+
+
+@pytest.fixture
+async def client(box: Box, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+    return await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
+
+
+def _events(box: Box, action: str) -> list[object]:
+    conn = box.require_archive().reader()
+    try:
+        return list(audit_events(conn, action=action))
+    finally:
+        conn.close()
+
+
+async def test_search_folds_french_accents_and_is_audited(client, box) -> None:
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    html = await (await client.get("/archive", params={"q": "REUNION"})).text()
+    assert html.count('class="hit"') == 2
+    assert "Facture" not in html
+    html = await (await client.get("/archive", params={"q": "réunion", "direction": "in"})).text()
+    assert html.count('class="hit"') == 1 and "devis" in html
+    searches = _events(box, "archive.search")
+    assert [e.target for e in searches] == ["réunion", "REUNION"]  # type: ignore[attr-defined]
+    assert all(e.actor == "archiviste" for e in searches)  # type: ignore[attr-defined]
+
+
+async def test_search_filters_by_date_and_attachment(client) -> None:
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    html = await (await client.get("/archive", params={"since": "2100-01-01"})).text()
+    assert html.count('class="hit"') == 0
+    html = await (await client.get("/archive", params={"attachment": "no"})).text()
+    assert html.count('class="hit"') == 3
+
+
+async def test_conversations_listed_by_person_and_device(client) -> None:
+    await login(client, "admin", ADMIN_PASSWORD)
+    html = await (await client.get("/archive")).text()
+    assert "maitre.durand" in html and "Pixel de Maître Durand" in html
+    assert "3 messages" in html or "3 messages" in html.replace("\xa0", " ")
+
+
+async def test_record_page_checks_the_proof_live(client, box) -> None:
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    html = await (await client.get("/archive/records/1")).text()
+    assert 'id="proof-badge"' in html and "verified" in html and "not verified" not in html
+    assert "Réunion avec le client" in html
+    assert [e.target for e in _events(box, "archive.view")] == ["1"]  # type: ignore[attr-defined]
+
+    # Someone edits the stored message bytes behind the box's back: the page says so.
+    archive = box.require_archive()
+    archive.conn.execute("UPDATE records SET body = ? WHERE id = 1", (os.urandom(40),))
+    html = await (await client.get("/archive/records/1")).text()
+    assert "not verified" in html
+
+
+async def test_record_page_detects_a_forged_tree_head(client, box) -> None:
+    await login(client, "admin", ADMIN_PASSWORD)
+    # After the login (whose audit event signed a new head), forge every stored head.
+    box.require_archive().conn.execute("UPDATE tree_heads SET signature = ?", (bytes(64),))
+    html = await (await client.get("/archive/records/2")).text()
+    assert "not verified" in html
+
+
+async def test_unknown_record_is_404(client) -> None:
+    await login(client, "admin", ADMIN_PASSWORD)
+    assert (await client.get("/archive/records/999")).status == 404
+
+
+async def test_rename_and_revoke_a_device_are_audited(client, box) -> None:
+    await login(client, "admin", ADMIN_PASSWORD)
+    page = await (await client.get("/devices")).text()
+    token = csrf_of(page)
+    await client.post("/devices/1/rename", data={"name": "iPhone de l'accueil", "csrf_token": token})
+    confirm = await (await client.get("/devices/1/revoke")).text()
+    assert "iPhone de l&#39;accueil" in confirm
+    await client.post("/devices/1/revoke", data={"csrf_token": token})
+    conn = box.require_archive().reader()
+    device = list_devices(conn)[0]
+    conn.close()
+    assert device.name == "iPhone de l'accueil" and device.revoked_at is not None
+    assert len(_events(box, "device.rename")) == 1
+    assert len(_events(box, "device.revoke")) == 1
+
+
+async def test_pairing_confirmation_through_the_ui(box, aiohttp_client) -> None:
+    clock = FakeClock()
+    box.pairing = PairingService(clock)  # type: ignore[attr-defined]
+    client = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
+    await login(client, "admin", ADMIN_PASSWORD)
+    token = csrf_of(await (await client.get("/devices")).text())
+    await client.post("/devices/pair", data={"csrf_token": token})
+    status = await (await client.get("/devices/pairing.json")).json()
+    assert status["open"] is True and status["seconds_left"] == 120
+
+    attempt = PairingAttempt(
+        method=PairingMethod.BUTTON,
+        noise_key=os.urandom(32),
+        sign_key=os.urandom(32),
+        device_name="<b>Galaxy</b> de Léa",
+        owner="lea.martin",
+        handshake_hash=os.urandom(32),
+        comparison_code="482 915",
+    )
+    waiting = asyncio.ensure_future(box.pairing.request(attempt))  # type: ignore[attr-defined]
+    await asyncio.sleep(0)
+    page = await (await client.get("/devices")).text()
+    assert "482 915" in page and "&lt;b&gt;Galaxy&lt;/b&gt; de Léa" in page
+    ticket = re.search(r'name="ticket" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    await client.post("/devices/pair/confirm", data={"ticket": ticket, "csrf_token": token})
+    outcome = await asyncio.wait_for(waiting, 2)
+    assert outcome.accepted
+    assert [e.target for e in _events(box, "pairing.confirm")] == ["<b>Galaxy</b> de Léa"]  # type: ignore[attr-defined]
+    # A stale page cannot confirm anything later.
+    response = await client.post("/devices/pair/confirm", data={"ticket": ticket, "csrf_token": token})
+    assert "no longer pending" in await response.text()
+
+
+async def test_pair_with_qr_shows_an_inline_svg(box, aiohttp_client) -> None:
+    box.pairing = PairingService(FakeClock())  # type: ignore[attr-defined]
+    client = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
+    await login(client, "admin", ADMIN_PASSWORD)
+    token = csrf_of(await (await client.get("/devices/qr")).text())
+    html = await (await client.post("/devices/qr", data={"csrf_token": token})).text()
+    assert "<svg" in html and "<path" in html
+    assert len(_events(box, "pairing.qr")) == 1
+
+
+async def test_pages_without_a_pairing_service_say_so(client) -> None:
+    await login(client, "admin", ADMIN_PASSWORD)
+    html = await (await client.get("/devices")).text()
+    assert "Pairing is not available" in html or "L&#39;appairage n&#39;est pas disponible" in html
+
+
+async def test_integrity_check_runs_as_a_background_job(client, box) -> None:
+    await login(client, "admin", ADMIN_PASSWORD)
+    token = csrf_of(await (await client.get("/dashboard")).text())
+    response = await client.post("/verify", data={"csrf_token": token}, allow_redirects=False)
+    job_path = response.headers["Location"]
+    job_id = job_path.rsplit("/", 1)[1]
+    await client.server.app[STATE].jobs.wait(job_id)
+    status = await (await client.get(f"{job_path}/status")).json()
+    assert status == {**status, "state": "done", "percent": 100}
+    html = await (await client.get(job_path, headers={"Accept-Language": "en"})).text()
+    assert "The archive verifies." in html
+    events = _events(box, "integrity.verify")
+    assert len(events) == 1 and '"ok": true' in events[0].details  # type: ignore[attr-defined]
+    dashboard = await (await client.get("/dashboard", headers={"Accept-Language": "en"})).text()
+    assert "passed" in dashboard
+
+
+async def test_someone_elses_job_is_not_visible(client, box, aiohttp_client) -> None:
+    await login(client, "admin", ADMIN_PASSWORD)
+    token = csrf_of(await (await client.get("/dashboard")).text())
+    job_path = (await client.post("/verify", data={"csrf_token": token}, allow_redirects=False)).headers["Location"]
+    archivist = await aiohttp_client(client.server.app, headers={"Accept-Language": "en"})
+    await login(archivist, "archiviste", ARCHIVIST_PASSWORD)
+    assert (await archivist.get(job_path)).status == 404
+
+
+async def test_audit_trail_filters(client, box) -> None:
+    await login(client, "admin", ADMIN_PASSWORD)
+    await client.get("/archive", params={"q": "facture"})
+    auditor = client
+    await login(auditor, "auditeur", AUDITOR_PASSWORD)
+    html = await (await auditor.get("/audit", params={"action": "archive.search"})).text()
+    assert html.count("<code>archive.search</code>") == 1
+    html = await (await auditor.get("/audit", params={"actor": "nobody"})).text()
+    assert "archive.search</code>" not in html
+
+
+async def test_users_page_creates_accounts(client, box) -> None:
+    await login(client, "admin", ADMIN_PASSWORD)
+    token = csrf_of(await (await client.get("/users")).text())
+    form = {"username": "Secretariat", "password": "Secret du cabinet 9", "role": "archivist"}
+    await client.post("/users", data={**form, "csrf_token": token})
+    duplicate = await client.post("/users", data={**form, "csrf_token": token})
+    assert duplicate.status == 409
+    assert [e.target for e in _events(box, "user.create")] == ["secretariat"]  # type: ignore[attr-defined]
+
+
+async def test_office_page_places_and_lifts_a_hold(client, box) -> None:
+    from strongroom.office.migrations import ensure_office_schema
+
+    ensure_office_schema(box.require_archive().conn)
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    token = csrf_of(await (await client.get("/office")).text())
+    await client.post(
+        "/office/holds",
+        data={"scope": "conversation", "conversation": "1", "reason": "Contentieux Martin", "csrf_token": token},
+    )
+    html = await (await client.get("/office")).text()
+    assert "Contentieux Martin" in html
+    hold_id = re.search(r"/office/holds/(\d+)/lift", html).group(1)  # type: ignore[union-attr]
+    refused = await client.post(f"/office/holds/{hold_id}/lift", data={"reason": "", "csrf_token": token})
+    assert "/office/holds/" in await refused.text()
+    await client.post(f"/office/holds/{hold_id}/lift", data={"reason": "Affaire close", "csrf_token": token})
+    html = await (await client.get("/office")).text()
+    assert "/office/holds/" not in html.split("Place a hold")[0].split("Geler")[0]
