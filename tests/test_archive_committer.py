@@ -6,6 +6,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -40,11 +41,9 @@ def assert_proven(archive: Archive, committed: Committed) -> None:
     assert head is not None and committed.inclusion_proof is not None
     assert verify_tree_head(head, bytes(archive.signing_key.verify_key))
     index = committed.result.log_index
-    data = (
-        archive.reader()
-        .execute("SELECT leaf_data FROM log_leaves WHERE idx = ?", (index,))
-        .fetchone()[0]
-    )
+    with closing(archive.reader()) as reader:
+        query = "SELECT leaf_data FROM log_leaves WHERE idx = ?"
+        data = reader.execute(query, (index,)).fetchone()[0]
     assert verify_inclusion(
         leaf_hash(bytes(data)), index, head.tree_size, committed.inclusion_proof, head.root_hash
     )
@@ -194,6 +193,7 @@ async def test_storage_full_is_reported_nothing_half_written_then_recovers(
     report = verify_archive(reader, archive.blobs, bytes(archive.signing_key.verify_key))
     assert report.ok, report.problems
     assert report.tree_head == head_before
+    reader.close()
 
     archive.conn.execute("PRAGMA max_page_count = 1073741823")  # space freed
     retried = await asyncio.gather(
@@ -213,7 +213,8 @@ async def test_storage_full_is_reported_nothing_half_written_then_recovers(
         head_after.root_hash,
         archive.consistency_proof(head_before.tree_size, head_after.tree_size),
     )
-    report = verify_archive(archive.reader(), archive.blobs, bytes(archive.signing_key.verify_key))
+    with closing(archive.reader()) as reader:
+        report = verify_archive(reader, archive.blobs, bytes(archive.signing_key.verify_key))
     assert report.ok, report.problems
 
 

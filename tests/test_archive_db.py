@@ -220,3 +220,24 @@ def test_a_failing_migration_leaves_the_previous_version(
         conn.execute("SELECT count(*) FROM sqlite_master WHERE name='half_done'").fetchone()[0] == 0
     )
     conn.close()
+
+
+def test_a_refused_open_does_not_leak_the_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = os.urandom(32)
+    conn = db.open_archive_db(tmp_path / "a.db", key)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    opened: list[Any] = []
+    real_connect = db.connect
+
+    def spy(path: Path, k: bytes, *, readonly: bool = False) -> Any:
+        opened.append(real_connect(path, k, readonly=readonly))
+        return opened[-1]
+
+    monkeypatch.setattr(db, "connect", spy)
+    with pytest.raises(SchemaTooNew):
+        db.open_archive_db(tmp_path / "a.db", key)
+    with pytest.raises(sqlcipher3.ProgrammingError, match="closed"):
+        opened[0].execute("SELECT 1")

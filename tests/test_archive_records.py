@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +216,8 @@ def test_a_rejected_record_rolls_back_alone(
     texts = {r[0] for r in archive.conn.execute("SELECT text FROM messages")}
     assert texts == {"premier", "second"}
     assert archive.conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 1
-    report = verify_archive(archive.reader(), archive.blobs, bytes(archive.signing_key.verify_key))
+    with closing(archive.reader()) as reader:
+        report = verify_archive(reader, archive.blobs, bytes(archive.signing_key.verify_key))
     assert report.ok, report.problems
     assert report.records == 2
 

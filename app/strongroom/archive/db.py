@@ -1,4 +1,4 @@
-"""Opening the SQCipher archive file: key, durability pragmas, migrations.
+"""Opening the SQLCipher archive file: key, durability pragmas, migrations.
 
 The key is the raw 256-bit archive key derived from the box identity, passed
 as `x'…'` so SQLCipher skips its PBKDF2 (opening takes milliseconds).
@@ -84,5 +84,9 @@ def migrate(conn: Connection) -> int:
 def open_archive_db(path: Path, key: bytes) -> Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path, key)
-    migrate(conn)
+    try:
+        migrate(conn)
+    except BaseException:
+        conn.close()  # a refused or failed migration must not leak an open handle
+        raise
     return conn
