@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 from archive_helpers import message, new_phone
-from web_helpers import ADMIN_PASSWORD, ARCHIVIST_PASSWORD, AUDITOR_PASSWORD, csrf_of, login, new_box, web_app
+from web_helpers import (
+    ADMIN_PASSWORD,
+    ARCHIVIST_PASSWORD,
+    AUDITOR_PASSWORD,
+    csrf_of,
+    login,
+    new_box,
+    web_app,
+)
 
 from strongroom.archive import writes
 from strongroom.archive.queries import audit_events, list_devices
@@ -39,7 +47,9 @@ async def box(tmp_path: Path) -> AsyncIterator[Box]:
         ("Merci pour la réunion, voici le devis", "in"),
         ("Facture réglée", "in"),
     ):
-        archive.write(writes.store_record(message(key, text, direction=direction), device_id, "maitre.durand"))
+        archive.write(
+            writes.store_record(message(key, text, direction=direction), device_id, "maitre.durand")
+        )
     yield box
     await box.stop()
 
@@ -115,7 +125,9 @@ async def test_rename_and_revoke_a_device_are_audited(client, box) -> None:
     await login(client, "admin", ADMIN_PASSWORD)
     page = await (await client.get("/devices")).text()
     token = csrf_of(page)
-    await client.post("/devices/1/rename", data={"name": "iPhone de l'accueil", "csrf_token": token})
+    await client.post(
+        "/devices/1/rename", data={"name": "iPhone de l'accueil", "csrf_token": token}
+    )
     confirm = await (await client.get("/devices/1/revoke")).text()
     assert "iPhone de l&#39;accueil" in confirm
     await client.post("/devices/1/revoke", data={"csrf_token": token})
@@ -156,7 +168,9 @@ async def test_pairing_confirmation_through_the_ui(box, aiohttp_client) -> None:
     assert outcome.accepted
     assert [e.target for e in _events(box, "pairing.confirm")] == ["<b>Galaxy</b> de Léa"]  # type: ignore[attr-defined]
     # A stale page cannot confirm anything later.
-    response = await client.post("/devices/pair/confirm", data={"ticket": ticket, "csrf_token": token})
+    response = await client.post(
+        "/devices/pair/confirm", data={"ticket": ticket, "csrf_token": token}
+    )
     assert "no longer pending" in await response.text()
 
 
@@ -196,7 +210,9 @@ async def test_integrity_check_runs_as_a_background_job(client, box) -> None:
 async def test_someone_elses_job_is_not_visible(client, box, aiohttp_client) -> None:
     await login(client, "admin", ADMIN_PASSWORD)
     token = csrf_of(await (await client.get("/dashboard")).text())
-    job_path = (await client.post("/verify", data={"csrf_token": token}, allow_redirects=False)).headers["Location"]
+    job_path = (
+        await client.post("/verify", data={"csrf_token": token}, allow_redirects=False)
+    ).headers["Location"]
     archivist = await aiohttp_client(client.server.app, headers={"Accept-Language": "en"})
     await login(archivist, "archiviste", ARCHIVIST_PASSWORD)
     assert (await archivist.get(job_path)).status == 404
@@ -231,13 +247,22 @@ async def test_office_page_places_and_lifts_a_hold(client, box) -> None:
     token = csrf_of(await (await client.get("/office")).text())
     await client.post(
         "/office/holds",
-        data={"scope": "conversation", "conversation": "1", "reason": "Contentieux Martin", "csrf_token": token},
+        data={
+            "scope": "conversation",
+            "conversation": "1",
+            "reason": "Contentieux Martin",
+            "csrf_token": token,
+        },
     )
     html = await (await client.get("/office")).text()
     assert "Contentieux Martin" in html
     hold_id = re.search(r"/office/holds/(\d+)/lift", html).group(1)  # type: ignore[union-attr]
-    refused = await client.post(f"/office/holds/{hold_id}/lift", data={"reason": "", "csrf_token": token})
+    refused = await client.post(
+        f"/office/holds/{hold_id}/lift", data={"reason": "", "csrf_token": token}
+    )
     assert "/office/holds/" in await refused.text()
-    await client.post(f"/office/holds/{hold_id}/lift", data={"reason": "Affaire close", "csrf_token": token})
+    await client.post(
+        f"/office/holds/{hold_id}/lift", data={"reason": "Affaire close", "csrf_token": token}
+    )
     html = await (await client.get("/office")).text()
     assert "/office/holds/" not in html.split("Place a hold")[0].split("Geler")[0]

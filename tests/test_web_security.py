@@ -93,7 +93,9 @@ async def test_login_form_needs_csrf_too(client) -> None:
     assert response.status == 403
 
 
-async def test_csrf_token_of_one_session_does_not_work_in_another(client, box, aiohttp_client) -> None:
+async def test_csrf_token_of_one_session_does_not_work_in_another(
+    client, box, aiohttp_client
+) -> None:
     await login(client, "admin", ADMIN_PASSWORD)
     other = await aiohttp_client(client.server.app)
     foreign_token = await get_csrf(other, "/login")
@@ -359,8 +361,12 @@ async def test_unlock_is_rate_limited(tmp_path: Path, aiohttp_client) -> None:
     client = await aiohttp_client(web_app(locked))
     token = await get_csrf(client, "/unlock")
     for _ in range(5):
-        response = await client.post("/unlock", data={"passphrase": "bad guess 123", "csrf_token": token})
+        response = await client.post(
+            "/unlock", data={"passphrase": "bad guess 123", "csrf_token": token}
+        )
         assert response.status == 403
-    response = await client.post("/unlock", data={"passphrase": ADMIN_PASSWORD, "csrf_token": token})
+    response = await client.post(
+        "/unlock", data={"passphrase": ADMIN_PASSWORD, "csrf_token": token}
+    )
     assert response.status == 429
     assert locked.archive is None

@@ -78,7 +78,9 @@ async def test_create_identity_happy_path(client, fresh_box) -> None:
     assert response.headers["Location"] == "/setup/practice"  # type: ignore[attr-defined]
     assert fresh_box.phase is BoxPhase.READY
     token = csrf_of(await (await client.get("/setup/practice")).text())
-    response = await _post(client, "/setup/practice", token, practice_name="Cabinet Durand & <Associés>")
+    response = await _post(
+        client, "/setup/practice", token, practice_name="Cabinet Durand & <Associés>"
+    )
     assert response.headers["Location"] == "/setup/done"  # type: ignore[attr-defined]
     done = await (await client.get("/setup/done")).text()
     assert 'href="/devices"' in done and "Pair your first phone" in done
@@ -107,7 +109,9 @@ async def test_words_follow_the_chosen_language(client) -> None:
 async def test_wrong_confirmation_is_refused_and_nothing_is_created(client, fresh_box) -> None:
     token = await _start(client, "en")
     words = await _create_and_read_words(client, token)
-    positions = [int(p) for p in POSITION.findall(await (await client.get("/setup/confirm")).text())]
+    positions = [
+        int(p) for p in POSITION.findall(await (await client.get("/setup/confirm")).text())
+    ]
     answers = {f"word_{p}": words[p - 1] for p in positions}
     wrong_position = positions[0]
     answers[f"word_{wrong_position}"] = words[wrong_position % 24]  # a real word, wrong place
@@ -165,10 +169,14 @@ async def test_restore_error_in_french(client) -> None:
         (ADMIN_PASSWORD, ADMIN_PASSWORD + "x", "differ"),
     ],
 )
-async def test_weak_or_mismatched_passphrase_is_refused(client, fresh_box, password, again, message) -> None:
+async def test_weak_or_mismatched_passphrase_is_refused(
+    client, fresh_box, password, again, message
+) -> None:
     token = await _start(client, "en")
     words = await _create_and_read_words(client, token)
-    positions = [int(p) for p in POSITION.findall(await (await client.get("/setup/confirm")).text())]
+    positions = [
+        int(p) for p in POSITION.findall(await (await client.get("/setup/confirm")).text())
+    ]
     await _post(client, "/setup/confirm", token, **{f"word_{p}": words[p - 1] for p in positions})
     response = await _post(
         client, "/setup/admin", token, username="admin", password=password, password_again=again
@@ -186,8 +194,17 @@ async def test_nothing_but_the_wizard_before_first_run(client) -> None:
 
 async def test_wizard_then_login_works(client, fresh_box, aiohttp_client) -> None:
     token = await _start(client, "en")
-    await _post(client, "/setup/restore", token, words=" ".join(entropy_to_words(new_entropy(), "english")))
-    await _post(client, "/setup/admin", token, username="admin", password=ADMIN_PASSWORD, password_again=ADMIN_PASSWORD)
+    await _post(
+        client, "/setup/restore", token, words=" ".join(entropy_to_words(new_entropy(), "english"))
+    )
+    await _post(
+        client,
+        "/setup/admin",
+        token,
+        username="admin",
+        password=ADMIN_PASSWORD,
+        password_again=ADMIN_PASSWORD,
+    )
     other = await aiohttp_client(client.server.app)
     await login(other, "admin", ADMIN_PASSWORD)
     assert (await other.get("/dashboard")).status == 200

@@ -73,7 +73,6 @@ async def login(client: TestClient, username: str, password: str) -> None:
     assert response.status == 303, await response.text()
 
 
-
 def attach_file(
     box: Box, device_id: int, key: SigningKey, message: Record, name: str, data: bytes
 ) -> str:

@@ -38,6 +38,7 @@ ROLE_NAMES = {ADMIN: N_("Administrator"), ARCHIVIST: N_("Archivist"), AUDITOR: N
 LANGUAGE_NAMES = {"fr": N_("Français"), "en": N_("English")}
 
 
+SETUP_STEPS = (N_("Language"), N_("Identity"), N_("Administrator"), N_("Practice"), N_("Done"))
 JOB_NAMES = {
     "export": N_("Sealed export"),
     "verify": N_("Integrity check"),
@@ -110,6 +111,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "tls_fingerprint": state.tls_fingerprint,
         "role_names": ROLE_NAMES,
         "job_names": JOB_NAMES,
+        "setup_steps": SETUP_STEPS,
         "job_states": JOB_STATES,
         "duration_units": DURATION_UNITS,
         "start_events": START_EVENTS,

@@ -1,0 +1,40 @@
+"""The box certificate (made with the openssl CLI) and the http -> https redirect."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from strongroom.web.tls import certificate_fingerprint, ensure_certificate, http_redirect_app
+
+
+def _openssl(*args: str) -> str:
+    return subprocess.run(["openssl", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_certificate_is_ec_p256_with_names_and_stable(tmp_path: Path) -> None:
+    cert, key = ensure_certificate(tmp_path / "tls", "cabinet-durand", addresses=["192.168.1.20"])
+    text = _openssl("x509", "-in", str(cert), "-noout", "-text")
+    assert "prime256v1" in text or "P-256" in text
+    assert "DNS:cabinet-durand.local" in text and "DNS:strongroom.local" in text
+    assert "IP Address:192.168.1.20" in text
+    assert key.stat().st_mode & 0o077 == 0
+    fingerprint = certificate_fingerprint(tmp_path / "tls")
+    expected = _openssl("x509", "-in", str(cert), "-noout", "-fingerprint", "-sha256")
+    assert expected.strip().split("=", 1)[1] == fingerprint
+    # A second start reuses the same certificate (the fingerprint users checked stays valid).
+    assert ensure_certificate(tmp_path / "tls", "cabinet-durand") == (cert, key)
+    assert certificate_fingerprint(tmp_path / "tls") == fingerprint
+
+
+def test_no_certificate_no_fingerprint(tmp_path: Path) -> None:
+    assert certificate_fingerprint(tmp_path) is None
+
+
+async def test_http_redirects_to_https(aiohttp_client) -> None:
+    client = await aiohttp_client(http_redirect_app(8443))
+    response = await client.get(
+        "/archive?q=x", allow_redirects=False, headers={"Host": "strongroom.local"}
+    )
+    assert response.status == 308
+    assert response.headers["Location"] == "https://strongroom.local:8443/archive?q=x"
