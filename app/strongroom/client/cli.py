@@ -1,0 +1,192 @@
+"""`strongroom phone …`: play a phone from a terminal against a running box.
+
+    strongroom phone pair ws://127.0.0.1:8080/peer --name "Pixel" --owner claire
+    strongroom phone send "Bonjour" --conv client-martin [--to paul]
+    strongroom phone inbox
+    strongroom phone restore
+    strongroom phone attach scan.pdf --conv client-martin
+
+The phone's keys, pairing and outbox live in a JSON file (--state, default
+$STRONGROOM_PHONE or var/phone.json). Mail payloads sent by this tool are the
+signed record bytes, NOT end-to-end encrypted: real apps encrypt them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import mimetypes
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import cbor2
+
+from strongroom.client.link import LinkError
+from strongroom.client.phone import PhoneClient
+from strongroom.client.proofs import ProofError
+from strongroom.client.state import DeviceState, StateError
+
+DEFAULT_STATE = "var/phone.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="strongroom phone", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=Path(os.environ.get("STRONGROOM_PHONE", DEFAULT_STATE)),
+        help="the phone's state file (keys, pairing, outbox)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    pair = commands.add_parser("pair", help="pair with a box (button window or QR code)")
+    pair.add_argument("url", help="the box's peer endpoint, e.g. ws://127.0.0.1:8080/peer")
+    pair.add_argument("--name", required=True, help="this phone's name, shown on the box")
+    pair.add_argument("--owner", required=True, help="the staff member owning this phone")
+    pair.add_argument("--fingerprint", help="the box fingerprint to check (from mDNS)")
+    pair.add_argument("--qr", help="the pairing URI read from the box's QR code")
+    send = commands.add_parser("send", help="archive a sent message (and mail it)")
+    send.add_argument("text")
+    send.add_argument("--conv", required=True, help="conversation id")
+    send.add_argument("--to", help="also leave it as mail for this owner's phones")
+    inbox = commands.add_parser("inbox", help="receive waiting mail and archive it")
+    inbox.add_argument("--wait", type=float, default=2.0, help="seconds to wait for mail")
+    restore = commands.add_parser("restore", help="fetch the owner's whole history")
+    restore.add_argument("--attachments", type=Path, help="download attachments here")
+    attach = commands.add_parser("attach", help="upload a file and archive it as an attachment")
+    attach.add_argument("file", type=Path)
+    attach.add_argument("--conv", required=True)
+    return parser
+
+
+def _message(text: str, conv: str, direction: str, sender: str) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "kind": "message",
+        "id": str(uuid.uuid4()),
+        "conv": conv,
+        "dir": direction,
+        "from": sender,
+        "at": int(time.time() * 1000),
+        "text": text,
+    }
+
+
+async def _pair(phone: PhoneClient, args: argparse.Namespace) -> None:
+    def show(code: str) -> None:
+        print(f"Comparison code: {code}  (check that the box shows the same code)", flush=True)
+
+    if args.qr:
+        paired = await phone.pair_qr(args.url, args.qr, args.name, args.owner, on_code=show)
+    else:
+        print("Waiting for the box to accept (press PAIR, confirm the code)…", flush=True)
+        paired = await phone.pair_button(
+            args.url, args.fingerprint, args.name, args.owner, on_code=show
+        )
+    print(f"Paired as device {paired.device_id} with box {paired.fingerprint}")
+
+
+async def _send(phone: PhoneClient, args: argparse.Namespace) -> None:
+    state = phone.state
+    await phone.connect()
+    fields = _message(args.text, args.conv, "out", state.owner)
+    ack = await phone.push(fields)
+    size = ack.tree_head.tree_size
+    print(f"archived at log index {ack.log_index} (proof verified, tree size {size})")
+    if args.to:
+        raw, sig = phone.sign(fields)
+        await phone.send_mail(args.to, cbor2.dumps({"record": raw, "sig": sig}, canonical=True))
+        print(f"mail left for {args.to}")
+
+
+async def _inbox(phone: PhoneClient, args: argparse.Namespace) -> None:
+    await phone.connect()
+    mails = await phone.receive_mail(wait_s=args.wait)
+    while mails and (more := await phone.receive_mail(wait_s=0.3)):  # until quiet
+        mails += more
+    for mail in mails:
+        try:
+            envelope = cbor2.loads(mail.payload)
+            fields = cbor2.loads(envelope["record"])
+            text, conv = str(fields["text"]), str(fields["conv"])
+        except Exception:  # not from this tool: show it raw
+            print(f"[{mail.sender_owner}] {mail.payload.hex()}")
+            continue
+        print(f"[{mail.sender_owner}] {text}")
+        await phone.push(_message(text, conv, "in", mail.sender_owner))
+    print(f"{len(mails)} message(s)")
+
+
+async def _restore(phone: PhoneClient, args: argparse.Namespace) -> None:
+    await phone.connect()
+
+    def progress(count: int) -> None:
+        print(f"\r{count} records", end="", flush=True)
+
+    items = await phone.restore_history(progress, attachments_dir=args.attachments)
+    print()
+    for item in items[-10:]:
+        fields = item.fields
+        print(
+            f"#{item.log_index} {fields.get('kind')} {fields.get('conv')}: {fields.get('text', '')}"
+        )
+
+
+async def _attach(phone: PhoneClient, args: argparse.Namespace) -> None:
+    state = phone.state
+    await phone.connect()
+    path: Path = args.file
+
+    def progress(offset: int, size: int) -> None:
+        print(f"\r{offset}/{size} bytes", end="", flush=True)
+
+    ack = await phone.upload_attachment(path, progress=progress)
+    print()
+    size = (await asyncio.to_thread(path.stat)).st_size
+    fields = _message("", args.conv, "out", state.owner)
+    del fields["text"]
+    fields.update(
+        kind="attachment",
+        ref=fields["id"],
+        blob={
+            "sha256": ack.ref,
+            "size": size,
+            "name": path.name,
+            "mime": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+        },
+    )
+    record_ack = await phone.push(fields)
+    print(f"attachment {ack.ref.hex()[:16]}… archived at log index {record_ack.log_index}")
+
+
+COMMANDS = {"pair": _pair, "send": _send, "inbox": _inbox, "restore": _restore, "attach": _attach}
+
+
+async def _run(args: argparse.Namespace) -> None:
+    path: Path = args.state
+    if args.command == "pair":
+        if await asyncio.to_thread(path.exists):
+            raise StateError(f"{path} already holds a phone; choose another --state")
+        state = DeviceState.generate(args.name, args.owner)
+    else:
+        state = DeviceState.load(path)
+    phone = PhoneClient(state, state_path=path)
+    try:
+        await COMMANDS[args.command](phone, args)
+    finally:
+        await phone.close()
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for `strongroom phone ARGS`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        asyncio.run(_run(args))
+    except (LinkError, ProofError, StateError, OSError, aiohttp.ClientError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
