@@ -8,10 +8,10 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from web_helpers import new_box, web_app
 
 from strongroom.web import i18n
 from strongroom.web.i18n import choose_language, parse_accept_language, read_catalogue
+from web_helpers import new_box, web_app
 
 WEB = Path(i18n.__file__).parent
 TEMPLATES = sorted((WEB / "templates").glob("*.html"))

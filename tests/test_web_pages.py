@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+
 from archive_helpers import message, new_phone
+from strongroom.archive import writes
+from strongroom.archive.queries import audit_events, list_devices
+from strongroom.box import Box
+from strongroom.pairing.gate import PairingAttempt, PairingMethod
+from strongroom.pairing.service import PairingService
+from strongroom.web.state import STATE
 from web_helpers import (
     ADMIN_PASSWORD,
     ARCHIVIST_PASSWORD,
@@ -20,13 +27,6 @@ from web_helpers import (
     new_box,
     web_app,
 )
-
-from strongroom.archive import writes
-from strongroom.archive.queries import audit_events, list_devices
-from strongroom.box import Box
-from strongroom.pairing.gate import PairingAttempt, PairingMethod
-from strongroom.pairing.service import PairingService
-from strongroom.web.state import STATE
 
 
 class FakeClock:

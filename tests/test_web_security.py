@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+
 from archive_helpers import message, new_phone
+from strongroom.archive import writes
+from strongroom.archive.queries import audit_events, list_devices
+from strongroom.box import Box
+from strongroom.web.sessions import SESSION_COOKIE
+from strongroom.web.users import get_user
 from web_helpers import (
     ADMIN_PASSWORD,
     ARCHIVIST_PASSWORD,
@@ -19,12 +25,6 @@ from web_helpers import (
     new_box,
     web_app,
 )
-
-from strongroom.archive import writes
-from strongroom.archive.queries import audit_events, list_devices
-from strongroom.box import Box
-from strongroom.web.sessions import SESSION_COOKIE
-from strongroom.web.users import get_user
 
 ClientMaker = Callable[..., "object"]
 
@@ -327,7 +327,7 @@ async def test_pages_have_no_inline_script(client) -> None:
         assert "<script>" not in html and " onclick=" not in html and "style=" not in html, path
 
 
-# -- a locked box serves only the unlock page -------------------------------------------------------
+# -- a locked box serves only the unlock page ------------------------------------------------
 
 
 async def test_locked_box_serves_only_the_unlock_page(tmp_path: Path, aiohttp_client) -> None:

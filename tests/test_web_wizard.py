@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
-from web_helpers import ADMIN_PASSWORD, csrf_of, login, new_box, web_app
 
 from strongroom.archive.queries import audit_events
 from strongroom.box import Box
@@ -16,6 +15,7 @@ from strongroom.identity import entropy_to_words, new_entropy
 from strongroom.unlock import BoxPhase
 from strongroom.web.settings import PRACTICE_NAME, get_setting
 from strongroom.web.users import get_user
+from web_helpers import ADMIN_PASSWORD, csrf_of, login, new_box, web_app
 
 WORD = re.compile(r'<span class="w">([^<]+)</span>')
 POSITION = re.compile(r'name="word_(\d+)"')
