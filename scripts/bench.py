@@ -1,0 +1,445 @@
+"""`make bench`: run every benchmark and write ONE table to docs/benchmarks.md.
+
+    python scripts/bench.py --write docs/benchmarks.md   # full run (< 15 min on 2 cores)
+    python scripts/bench.py --quick                      # smoke run (< 60 s), table on stdout
+
+Each figure is shown with a ceiling measured in the same run on the same
+machine and the ratio value / ceiling, so the numbers mean something on any
+machine. A benchmark that cannot run says why in its row; no figure is ever
+invented.
+
+Peer-level figures (ingest over Noise, attachments, handshakes, box memory)
+come from `scripts/bench_peer.py` when it exists: its functions `bench_ingest`,
+`bench_attachments` and `bench_handshakes` each return a list of
+`bench_archive.Figure` (or of dicts with the same field names: name, value,
+unit, ceiling, ceiling_what, aim, note). They may take `quick` and `work_dir`
+keyword arguments and may be coroutines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import inspect
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCRIPTS = Path(__file__).resolve().parent
+REPO = SCRIPTS.parent
+sys.path.insert(0, str(SCRIPTS))
+sys.path.insert(0, str(REPO / "app"))
+
+import bench_archive as ba  # noqa: E402
+from bench_archive import Figure  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big each benchmark is: the full run and the quick smoke run differ only here."""
+
+    quick: bool
+    ingest_messages: int
+    paced_seconds: float
+    search_messages: int
+    search_rounds: int
+    verify_records: int
+    export_messages: int
+    soak_seconds: float
+
+
+def make_plan(quick: bool, soak_seconds: float | None) -> Plan:
+    if quick:
+        return Plan(True, 3_000, 1.0, 20_000, 3, 20_000, 1_000, soak_seconds or 15.0)
+    return Plan(False, 20_000, 5.0, 1_000_000, 5, 100_000, 10_000, soak_seconds or 120.0)
+
+
+# -- the machine -------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "?"
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        ram = f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{os.cpu_count()} CPU ({model}), {ram} RAM, Python {platform.python_version()}"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out + (" (with uncommitted changes)" if dirty else "")
+
+
+# -- the sections -------------------------------------------------------------------------
+
+
+def ingest_section(plan: Plan, work: Path) -> list[Figure]:
+    ceiling = ba.ingest_ceiling(work, plan.ingest_messages)
+    run = ba.committer_ingest(work, plan.ingest_messages)
+    paced = ba.committer_ingest(work, int(1000 * plan.paced_seconds), rate=1000.0)
+    who = f"{plan.ingest_messages:,} x 1 KiB"
+    return [
+        Figure(
+            "archive ingest ceiling: direct write_batch of store_record, 500/batch",
+            ceiling,
+            "msgs/s",
+            note=f"{who}, one thread, SQLCipher WAL synchronous=FULL",
+        ),
+        Figure(
+            "archive ingest through GroupCommitter (10 producers x 64 in flight)",
+            run.msgs_per_s,
+            "msgs/s",
+            ceiling,
+            "direct write_batch",
+            "peer-level: >= 5,000 msgs/s and >= 0.5 of ceiling",
+            f"{who}, {run.batches} group commits",
+        ),
+        Figure(
+            "GroupCommitter ack latency p50 (saturated)",
+            run.p50_ms,
+            "ms",
+            note="submit to durable ack, 640 in flight",
+        ),
+        Figure(
+            "GroupCommitter ack latency p99 (saturated)",
+            run.p99_ms,
+            "ms",
+            note="queueing dominates at saturation",
+        ),
+        Figure(
+            "GroupCommitter ack latency p99 at 1,000 msgs/s offered",
+            paced.p99_ms,
+            "ms",
+            aim="< 50 ms (peer-level)",
+            note=f"p50 {paced.p50_ms:.1f} ms, achieved {paced.msgs_per_s:.0f} msgs/s",
+        ),
+        Figure(
+            "bench process RSS idle (archive open, records pre-signed)",
+            run.idle_rss_mib,
+            "MiB",
+            aim="box idle < 60 MiB (peer-level)",
+        ),
+        Figure(
+            "bench process peak RSS during committer ingest",
+            run.peak_rss_mib,
+            "MiB",
+            aim="box under load < 150 MiB (peer-level)",
+            note="VmHWM reset before the run; includes the pre-signed records",
+        ),
+    ]
+
+
+def search_section(plan: Plan, work: Path) -> list[Figure]:
+    archive_dir = ba.cached_archive(work, plan.search_messages, log=_log)
+    run = ba.search_latency(archive_dir, plan.search_rounds)
+    size = f"{plan.search_messages:,} messages, {run.queries} queries"
+    what = "same query, plain sqlite3 copy"
+    return [
+        Figure(
+            f"full-text search p50 over {plan.search_messages:,} messages",
+            run.p50_ms,
+            "ms",
+            run.plain_p50_ms,
+            what,
+            note=size + ", newest 50 with joins",
+        ),
+        Figure(
+            f"full-text search p95 over {plan.search_messages:,} messages",
+            run.p95_ms,
+            "ms",
+            run.plain_p95_ms,
+            what,
+            note=size,
+        ),
+    ]
+
+
+def verify_section(plan: Plan, work: Path) -> list[Figure]:
+    archive_dir = ba.cached_archive(work, plan.verify_records, log=_log)
+    run = ba.verify_time(archive_dir)
+    scale = 100_000 / run.records
+    return [
+        Figure(
+            "verify_archive time per 100,000 records",
+            run.seconds * scale,
+            "s",
+            run.crypto_floor_seconds * scale,
+            "SHA-256 + Ed25519 verify of the same records",
+            note=f"measured on {run.records:,} records, {'OK' if run.ok else 'PROBLEMS FOUND'}",
+        )
+    ]
+
+
+def export_section(plan: Plan, work: Path) -> list[Figure]:
+    name = f"sealed export of a {plan.export_messages:,}-message conversation"
+    try:
+        import strongroom.office.export  # noqa: F401
+    except ImportError as exc:
+        return [Figure(name, None, "s", note=f"not available: {exc}")]
+    run = ba.export_time(work, plan.export_messages)
+    verdict = "verifies" if run.verified else "DOES NOT VERIFY"
+    return [
+        Figure(
+            name,
+            run.seconds,
+            "s",
+            run.zip_floor_seconds,
+            "zip of the same signed records, SHA-256 each",
+            note=f"{run.records:,} records, HTML + PDF + proofs, {run.bundle_mib:.1f} MiB",
+        ),
+        Figure(
+            "verify-export of that bundle",
+            run.verify_seconds,
+            "s",
+            note=f"office.verify_export.verify_bundle: {verdict}",
+        ),
+    ]
+
+
+def start_section(plan: Plan, work: Path) -> list[Figure]:
+    archive_dir = ba.cached_archive(work, plan.search_messages, log=_log)
+    run = ba.start_to_ready(archive_dir)
+    size = f"{plan.search_messages:,}-message archive"
+    what = "plain sqlite3 open + same tree-head query"
+    return [
+        Figure(
+            f"Archive.open + first signed tree head, {size}",
+            run.archive_open_ms,
+            "ms",
+            run.plain_open_ms,
+            what,
+            "milliseconds (raw key, no PBKDF2)",
+            "median of 5",
+        ),
+        Figure(
+            f"service start to first HTTP 200, {size}",
+            run.runtime_ready_ms,
+            "ms",
+            run.plain_open_ms,
+            what,
+            note=run.runtime_note,
+        ),
+    ]
+
+
+def soak_section(plan: Plan, work: Path) -> list[Figure]:
+    run = ba.soak(work, plan.soak_seconds)
+    what = f"{run.cycles} cycles, {run.messages:,} messages, {plan.soak_seconds:.0f} s"
+    verified = "every verify OK" if run.verify_ok else "A VERIFY FAILED"
+    return [
+        Figure(
+            "soak: RSS at end (committer ingest + search + verify cycles)",
+            run.rss_end_mib,
+            "MiB",
+            run.rss_start_mib,
+            "RSS at start",
+            "flat",
+            f"{what}; {verified}",
+        ),
+        Figure(
+            "soak: open file descriptors at end",
+            run.fds_end,
+            "fds",
+            run.fds_start,
+            "fds at start",
+            "flat",
+            what,
+        ),
+    ]
+
+
+def _as_figures(source: str, result: Any) -> list[Figure]:
+    """Accept Figure objects, dicts with Figure's field names, or lists of either."""
+    if result is None:
+        return []
+    if isinstance(result, list | tuple):
+        return [f for item in result for f in _as_figures(source, item)]
+    if isinstance(result, Figure):
+        return [result]
+    fields = (
+        result
+        if isinstance(result, dict)
+        else vars(result)
+        if hasattr(result, "__dict__")
+        else None
+    )
+    if isinstance(fields, dict) and "value" in fields:
+        value = fields.get("value")
+        ceiling = fields.get("ceiling")
+        return [
+            Figure(
+                str(fields.get("name") or fields.get("figure") or source),
+                None if value is None else float(value),
+                str(fields.get("unit", "")),
+                None if ceiling is None else float(ceiling),
+                str(fields.get("ceiling_what", "")),
+                str(fields.get("aim", "")),
+                str(fields.get("note", "")),
+            )
+        ]
+    return [Figure(source, None, "", note=f"unrecognised result: {result!r}"[:160])]
+
+
+def peer_section(plan: Plan, work: Path) -> list[Figure]:
+    try:
+        import bench_peer  # type: ignore[import-not-found]
+    except ModuleNotFoundError:
+        print("peer benchmarks: not available")
+        return [
+            Figure(
+                "peer benchmarks (ingest over Noise, attachments, handshakes)",
+                None,
+                "",
+                note="not available: scripts/bench_peer.py is absent",
+            )
+        ]
+    figures: list[Figure] = []
+    for name in ("bench_ingest", "bench_attachments", "bench_handshakes"):
+        function = getattr(bench_peer, name, None)
+        if function is None:
+            figures.append(Figure(f"bench_peer.{name}", None, "", note="not available"))
+            continue
+        offered = {"quick": plan.quick, "work_dir": work / "peer"}
+        accepted = inspect.signature(function).parameters
+        kwargs = {k: v for k, v in offered.items() if k in accepted}
+        try:
+            result = function(**kwargs)
+            if inspect.iscoroutine(result):
+                result = asyncio.run(result)
+            figures += _as_figures(f"bench_peer.{name}", result)
+        except Exception as exc:
+            traceback.print_exc()
+            figures.append(Figure(f"bench_peer.{name}", None, "", note=f"failed: {exc!r}"[:160]))
+    return figures
+
+
+SECTIONS: list[tuple[str, Callable[[Plan, Path], list[Figure]]]] = [
+    ("ingest and memory", ingest_section),
+    ("peer protocol", peer_section),
+    ("full-text search", search_section),
+    ("verify", verify_section),
+    ("export", export_section),
+    ("start to ready", start_section),
+    ("soak", soak_section),
+]
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render(figures: list[Figure], header: list[str]) -> str:
+    lines = [*header, ""]
+    lines.append(
+        "| Figure | Value | Unit | Ceiling (same run) | Ratio value/ceiling | Aim (issue) | Notes |"
+    )
+    lines.append("|---|---:|---|---:|---:|---|---|")
+    for f in figures:
+        ceiling = _num(f.ceiling) + (f" ({f.ceiling_what})" if f.ceiling_what else "")
+        ratio = "—" if f.ratio is None else f"{f.ratio:.2f}"
+        cells = [f.name, _num(f.value), f.unit, ceiling, ratio, f.aim or "—", f.note]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smoke run, table on stdout only")
+    parser.add_argument("--write", type=Path, help="write the report to this markdown file")
+    parser.add_argument("--soak-seconds", type=float, help="soak length (120 full, 15 quick)")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=REPO / "var" / "bench",
+        help="where cached archives live (default var/bench)",
+    )
+    args = parser.parse_args(argv)
+    plan = make_plan(args.quick, args.soak_seconds)
+    work: Path = args.work_dir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    figures: list[Figure] = []
+    failed = 0
+    for title, section in SECTIONS:
+        t0 = time.perf_counter()
+        _log(f"bench: {title} ...")
+        try:
+            figures += section(plan, work)
+        except Exception as exc:  # one broken benchmark must not hide the others
+            traceback.print_exc()
+            failed += 1
+            figures.append(Figure(f"{title}", None, "", note=f"failed: {exc!r}"[:160]))
+        _log(f"bench: {title} done in {time.perf_counter() - t0:.1f} s")
+    total = time.perf_counter() - started
+    mode = "quick smoke run (`--quick`)" if plan.quick else "full run (`make bench`)"
+    header = [
+        "# Benchmarks",
+        "",
+        "Written by `scripts/bench.py` (`make bench`); do not edit by hand. Every ceiling is"
+        " measured in the same run on the same machine; ratio = value / ceiling (for times and"
+        " latencies a ratio above 1 is the cost over the ceiling).",
+        "",
+        f"- Machine: {machine()}",
+        f"- Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Commit: {git_commit()}",
+        f"- Mode: {mode}; whole run {total:.0f} s",
+    ]
+    report = render(figures, header)
+    print(report)
+    if args.write and not plan.quick:
+        args.write.write_text(report, encoding="utf-8")
+        _log(f"bench: wrote {args.write}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
