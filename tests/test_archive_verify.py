@@ -6,8 +6,8 @@ import hashlib
 import os
 import random
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,32 @@ def put_blob(archive: Archive, data: bytes) -> tuple[BlobLocation, bytes]:
     return location, sha
 
 
+def _open(data_dir: Path, keys: dict[str, bytes]) -> Archive:
+    return Archive.open(data_dir, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Populated]:
+    """Built once per module, closed (WAL checkpointed), then copied for each test."""
+    keys = {"archive": os.urandom(32), "blob": os.urandom(32), "sign_seed": os.urandom(32)}
+    data_dir = tmp_path_factory.mktemp("template") / "data"
+    archive = _open(data_dir, keys)
+    built = _populate(archive, keys)
+    archive.close()
+    return data_dir, built
+
+
 @pytest.fixture
-def populated(archive: Archive, archive_keys: dict[str, bytes]) -> Populated:
+def populated(template: tuple[Path, Populated], tmp_path: Path) -> Iterator[Populated]:
+    source, built = template
+    data_dir = tmp_path / "data"
+    shutil.copytree(source, data_dir)
+    archive = _open(data_dir, built.keys)
+    yield replace(built, archive=archive)
+    archive.close()
+
+
+def _populate(archive: Archive, archive_keys: dict[str, bytes]) -> Populated:
     phone, key = new_phone(archive, owner=OWNER, name="Pixel")
     lost, lost_key = new_phone(archive, owner=OWNER, name="Vieux téléphone")
     archive.write(writes.store_record(message(lost_key, "avant la perte"), lost, OWNER))
