@@ -266,3 +266,43 @@ async def test_office_page_places_and_lifts_a_hold(client, box) -> None:
     )
     html = await (await client.get("/office")).text()
     assert "/office/holds/" not in html.split("Place a hold")[0].split("Geler")[0]
+
+
+async def test_export_runs_in_the_background_and_downloads(client, box) -> None:
+    import io
+    import zipfile
+
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    page = await (await client.get("/exports")).text()
+    token = csrf_of(page)
+    form = {
+        "kind": "conversation",
+        "conversation": "1",
+        "recipient": "Tribunal judiciaire",
+        "reason": "Demande du juge",
+        "csrf_token": token,
+    }
+    response = await client.post("/exports", data=form, allow_redirects=False)
+    job_path = response.headers["Location"]
+    await client.server.app[STATE].jobs.wait(job_path.rsplit("/", 1)[1])
+    html = await (await client.get(job_path)).text()
+    assert "The export is ready." in html and 'id="download"' in html
+    download = await client.get(f"{job_path}/download")
+    assert download.status == 200
+    names = zipfile.ZipFile(io.BytesIO(await download.read())).namelist()
+    assert any(name.endswith("export.json") for name in names)
+    assert [e.actor for e in _events(box, "export")] == ["archiviste"]  # type: ignore[attr-defined]
+
+
+async def test_export_without_a_reason_is_refused(client) -> None:
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    token = csrf_of(await (await client.get("/exports")).text())
+    form = {
+        "kind": "conversation",
+        "conversation": "1",
+        "recipient": "",
+        "reason": "",
+        "csrf_token": token,
+    }
+    html = await (await client.post("/exports", data=form)).text()
+    assert "Say what to export" in html

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import secrets
 from typing import Any
 
 from aiohttp import web
@@ -130,11 +131,11 @@ async def start_verify(request: web.Request) -> web.StreamResponse:
 async def exports_page(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     conversations = await read(request, list_conversations)
-    owners = sorted({c.owner for c in conversations})
+    owners = sorted({c.owner for c in conversations} | {c.peer for c in conversations if c.peer})
     context = {
-        "available": _office("exports") is not None,
+        "available": _office("export") is not None,
         "conversations": conversations,
-        "owners": owners,
+        "people": owners,
         "jobs": state.jobs.for_owner(session_of(request).username),
     }
     return render(request, "exports.html", context)
@@ -143,38 +144,40 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/exports")
 @require_role(ADMIN, ARCHIVIST)
 async def start_export(request: web.Request) -> web.StreamResponse:
-    exports = _office("exports")
-    if exports is None:
+    export = _office("export")
+    if export is None:
         raise web.HTTPNotFound()
     state = state_of(request)
     form = await request.post()
     kind = text_field(form, "kind", 20)
-    subject = text_field(form, "subject", 200)
-    reason = text_field(form, "reason", 500)
-    if kind not in ("conversation", "person") or not subject:
-        session_of(request).flash("error", "Choose what to export.")
-        raise web.HTTPSeeOther("/exports")
     actor = session_of(request).username or ""
+    try:
+        if kind == "person":
+            scope = export.ExportScope("person", person=text_field(form, "person", 200))
+        else:
+            conversation = int_or_none(text_field(form, "conversation", 20))
+            scope = export.ExportScope("conversation", conversation_id=conversation)
+        export_request = export.ExportRequest(
+            scope,
+            actor=actor,
+            recipient=text_field(form, "recipient", 200),
+            reason=text_field(form, "reason", 500),
+        )
+    except OfficeError:
+        session_of(request).flash("error", "Say what to export, for whom and why.")
+        raise web.HTTPSeeOther("/exports") from None
     archive = state.box.require_archive()
     state.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     async def body(progress: Progress) -> JobResult:
-        def run() -> Any:
-            return exports.export_for_web(  # the office's entry point for the UI
-                archive,
-                kind,
-                subject,
-                state.work_dir,
-                actor=actor,
-                reason=reason,
-                progress=progress,
-            )
-
-        path = await asyncio.to_thread(run)
-        return JobResult(summary=N_("The export is ready."), file=path, download_name=path.name)
+        progress(0.05, "export")
+        out_path = state.work_dir / f"export-{secrets.token_hex(6)}.zip"
+        # export_bundle logs the export itself (an audit event naming the manifest hash).
+        result = await asyncio.to_thread(export.export_bundle, archive, export_request, out_path)
+        name = f"strongroom-export-{scope.describe().replace(':', '-')}.zip"
+        return JobResult(summary=N_("The export is ready."), file=result.path, download_name=name)
 
     job = state.jobs.start("export", actor, body)
-    await audit(request, "export.start", f"{kind}:{subject}", {"reason": reason, "job": job.id})
     raise web.HTTPSeeOther(f"/jobs/{job.id}")
 
 
