@@ -104,7 +104,9 @@ class RunningBox:
 async def start_box(
     data_dir: Path, *, limits: Limits | None = None, gate: TestGate | None = None
 ) -> RunningBox:
-    box = RunningBox(data_dir, derive_box_keys(os.urandom(32)), limits or Limits(), gate or TestGate())
+    box = RunningBox(
+        data_dir, derive_box_keys(os.urandom(32)), limits or Limits(), gate or TestGate()
+    )
     return await box.start()
 
 

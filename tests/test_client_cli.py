@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from peer_helpers import RunningBox, running_box
 
+from peer_helpers import RunningBox, running_box
 from strongroom.client.cli import main
 from strongroom.client.state import DeviceState, StateError
 

@@ -1,0 +1,209 @@
+"""The frame codec, the strict CBOR pre-check and the fragmenting channel, with hostile input."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import cbor2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from strongroom.noise import HandshakeState, TransportSession
+from strongroom.peer.cbor_check import MAX_DEPTH, CborRejected, check_cbor
+from strongroom.peer.channel import MAX_FRAGMENT, ChannelError, SecureChannel
+from strongroom.peer.frames import (
+    BLOB_PIECE_BYTES,
+    SCHEMAS,
+    Direction,
+    ErrorCode,
+    Frame,
+    FrameError,
+    decode_frame,
+    encode_frame,
+)
+from strongroom.peer.handshake import HandshakeKind, initiator, responder
+
+MAX = 256 * 1024
+HEAD = {"tree_size": 3, "timestamp_ms": 1, "root_hash": "ab" * 32, "signature": "cd" * 64}
+
+
+def _raw(value: Any) -> bytes:
+    return cbor2.dumps(value, canonical=True)
+
+
+def test_a_push_frame_round_trips() -> None:
+    frame = Frame("push", 7, {"record": b"\xa0", "sig": bytes(64)})
+    raw = encode_frame(frame)
+    assert decode_frame(raw, Direction.TO_BOX, max_bytes=MAX) == frame
+    # A body valid for one direction is checked against that direction's schema.
+    with pytest.raises(FrameError) as wrong_way:
+        decode_frame(raw, Direction.TO_PHONE, max_bytes=MAX)
+    assert wrong_way.value.code == ErrorCode.UNKNOWN_TYPE
+
+
+def test_an_ack_with_proof_round_trips() -> None:
+    body = {
+        "kind": "record",
+        "ref": bytes(32),
+        "log_index": 2,
+        "at": 5,
+        "tree_head": HEAD,
+        "proof": [bytes(32)] * 3,
+        "duplicate": False,
+    }
+    frame = Frame("ack", 9, body)
+    assert decode_frame(encode_frame(frame), Direction.TO_PHONE, max_bytes=MAX) == frame
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"", ErrorCode.MALFORMED),
+        (b"\xff", ErrorCode.MALFORMED),
+        (_raw([1, 2]), ErrorCode.MALFORMED),
+        (_raw({"t": "ping", "id": 1}), ErrorCode.MALFORMED),
+        (_raw({"t": "ping", "id": -1, "b": {}}), ErrorCode.MALFORMED),
+        (_raw({"t": "ping", "id": 2**53, "b": {}}), ErrorCode.MALFORMED),
+        (_raw({"t": "ping", "id": True, "b": {}}), ErrorCode.MALFORMED),
+        (_raw({"t": "ping", "id": 1, "b": {"x": 1}}), ErrorCode.MALFORMED),
+        (_raw({"t": "warp", "id": 4, "b": {}}), ErrorCode.UNKNOWN_TYPE),
+        (
+            _raw({"t": "push", "id": 1, "b": {"record": "text", "sig": bytes(64)}}),
+            ErrorCode.MALFORMED,
+        ),
+        (
+            _raw({"t": "push", "id": 1, "b": {"record": b"x", "sig": bytes(63)}}),
+            ErrorCode.MALFORMED,
+        ),
+        (
+            _raw(
+                {
+                    "t": "blob_chunk",
+                    "id": 1,
+                    "b": {"offset": 0, "data": bytes(BLOB_PIECE_BYTES + 1)},
+                }
+            ),
+            ErrorCode.MALFORMED,
+        ),
+        (_raw({"t": "ping", "id": 1, "b": {}}) + b"\x00", ErrorCode.MALFORMED),
+        # Not canonical: keys out of order, a long-form integer.
+        (b"\xa3\x61t\x64ping\x61b\xa0\x62id\x01", ErrorCode.MALFORMED),
+        (b"\xa3\x61b\xa0\x61t\x64ping\x62id\x18\x01", ErrorCode.MALFORMED),
+        # A tag (here a bignum), a float, an indefinite-length map.
+        (b"\xa3\x61b\xa0\x61t\x64ping\x62id\xc2\x41\x01", ErrorCode.MALFORMED),
+        (b"\xa3\x61b\xa0\x61t\x64ping\x62id\xf9\x3c\x00", ErrorCode.MALFORMED),
+        (b"\xbf\x61b\xa0\x61t\x64ping\x62id\x01\xff", ErrorCode.MALFORMED),
+    ],
+)
+def test_hostile_frames_are_refused_with_a_code(raw: bytes, code: ErrorCode) -> None:
+    with pytest.raises(FrameError) as refused:
+        decode_frame(raw, Direction.TO_BOX, max_bytes=MAX)
+    assert refused.value.code == code
+
+
+def test_unknown_type_error_echoes_the_request_id() -> None:
+    with pytest.raises(FrameError) as refused:
+        decode_frame(_raw({"t": "warp", "id": 42, "b": {}}), Direction.TO_BOX, max_bytes=MAX)
+    assert refused.value.request_id == 42
+
+
+def test_size_and_depth_limits() -> None:
+    big = encode_frame(Frame("push", 1, {"record": bytes(1000), "sig": bytes(64)}))
+    with pytest.raises(FrameError) as too_big:
+        decode_frame(big, Direction.TO_BOX, max_bytes=500)
+    assert too_big.value.code == ErrorCode.TOO_LARGE
+    deep: Any = 0
+    for _ in range(MAX_DEPTH + 1):
+        deep = [deep]
+    with pytest.raises(CborRejected):
+        check_cbor(_raw(deep))
+    # A container that claims more items than bytes could hold is refused before decoding.
+    with pytest.raises(CborRejected):
+        check_cbor(b"\x9b" + (2**62).to_bytes(8, "big"))
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=512))
+def test_random_bytes_raise_only_frame_error(raw: bytes) -> None:
+    for direction in Direction:
+        try:
+            decode_frame(raw, direction, max_bytes=MAX)
+        except FrameError:
+            pass
+
+
+_cbor_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.binary(max_size=40)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(_cbor_values)
+def test_the_cbor_subset_is_accepted_and_decodes_only_to_frame_errors(value: Any) -> None:
+    raw = _raw(value)
+    check_cbor(raw)  # plain data the protocol could carry is never refused by the pre-check
+    for direction in Direction:
+        try:
+            decode_frame(raw, direction, max_bytes=MAX)
+        except FrameError:
+            pass
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(sorted({t for _, t in SCHEMAS})), st.integers(0, 2**53 - 1), _cbor_values)
+def test_random_bodies_for_real_types_raise_only_frame_error(
+    kind: str, rid: int, body: Any
+) -> None:
+    raw = _raw({"t": kind, "id": rid, "b": body})
+    for direction in Direction:
+        try:
+            frame = decode_frame(raw, direction, max_bytes=MAX)
+        except FrameError as exc:
+            assert exc.request_id in (0, rid)
+        else:
+            assert frame.type == kind and frame.id == rid
+
+
+def _channel_pair(max_frame: int) -> tuple[SecureChannel, SecureChannel]:
+    phone_key, box_key = os.urandom(32), os.urandom(32)
+    phone: HandshakeState = initiator(HandshakeKind.XX, phone_key)
+    box: HandshakeState = responder(HandshakeKind.XX, box_key, None)
+    box.read_message(phone.write_message())
+    phone.read_message(box.write_message())
+    box.read_message(phone.write_message())
+    return (
+        SecureChannel(TransportSession.from_handshake(phone), max_frame),
+        SecureChannel(TransportSession.from_handshake(box), max_frame),
+    )
+
+
+def test_large_frames_travel_in_fragments_and_reassemble() -> None:
+    phone, box = _channel_pair(MAX)
+    frame = os.urandom(3 * MAX_FRAGMENT + 17)
+    messages = phone.seal(frame)
+    assert len(messages) == 4
+    assert [box.open(m) for m in messages] == [None, None, None, frame]
+    small = phone.seal(b"hello")
+    assert len(small) == 1 and box.open(small[0]) == b"hello"
+
+
+def test_reassembly_is_bounded_and_framing_errors_are_fatal() -> None:
+    phone, box = _channel_pair(100_000)
+    messages = phone.seal(os.urandom(150_000))  # the box allows 100 kB frames
+    box.open(messages[0])
+    with pytest.raises(ChannelError):
+        box.open(messages[1])
+    phone, box = _channel_pair(MAX)
+    bad_flag = phone._transport.encrypt(b"\x07hello")
+    with pytest.raises(ChannelError):
+        box.open(bad_flag)
