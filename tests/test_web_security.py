@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -370,3 +371,12 @@ async def test_unlock_is_rate_limited(tmp_path: Path, aiohttp_client) -> None:
     )
     assert response.status == 429
     assert locked.archive is None
+
+
+async def test_static_assets_are_served_without_a_session(client) -> None:
+    html = await (await client.get("/login")).text()
+    for name in ("style.css", "app.js"):
+        url = re.search(rf'"(/static/{re.escape(name)}\?v=[^"]+)"', html).group(1)  # type: ignore[union-attr]
+        response = await client.get(url)
+        assert response.status == 200, name
+        assert response.headers["X-Content-Type-Options"] == "nosniff"

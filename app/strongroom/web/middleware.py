@@ -11,7 +11,7 @@ from strongroom.box import BoxLocked
 from strongroom.unlock import BoxPhase
 from strongroom.web import i18n
 from strongroom.web.auth import SESSION_KEY, Forbidden, Handler, session_of
-from strongroom.web.csrf import CsrfRejected, check_request
+from strongroom.web.csrf import SAFE_METHODS, CsrfRejected, check_request
 from strongroom.web.render import TRANSLATOR_KEY, render
 from strongroom.web.sessions import SESSION_COOKIE
 from strongroom.web.state import state_of
@@ -142,7 +142,8 @@ async def phase_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    await check_request(request, session_of(request).csrf_token)
+    if request.method not in SAFE_METHODS:
+        await check_request(request, session_of(request).csrf_token)
     return await handler(request)
 
 
