@@ -117,9 +117,11 @@ async def running_box(tmp_path: Path) -> AsyncIterator[RunningBox]:
     await running.stop()
 
 
-async def paired_phone(box: RunningBox, owner: str, name: str = "Pixel") -> PhoneClient:
+async def paired_phone(
+    box: RunningBox, owner: str, name: str = "Pixel", *, keepalive: bool = True
+) -> PhoneClient:
     """A phone paired over button pairing (XX), its session left open."""
-    phone = PhoneClient(DeviceState.generate(name, owner))
+    phone = PhoneClient(DeviceState.generate(name, owner), keepalive=keepalive)
     await phone.pair_button(box.url, box.keys.fingerprint)
     return phone
 

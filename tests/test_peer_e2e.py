@@ -348,10 +348,15 @@ async def test_idle_and_handshake_timeouts_close_the_connection(tmp_path: Path) 
     limits = Limits(idle_timeout_s=0.3, handshake_timeout_s=0.3)
     box = await start_box(tmp_path / "box", limits=limits)
     try:
-        phone = await paired_phone(box, "claire")
-        link = phone._require_link()
+        quiet = await paired_phone(box, "claire", keepalive=False)
+        link = quiet._require_link()
         await asyncio.wait_for(link.closed.wait(), 10)
         assert link.ws.close_code == CloseCode.TIMEOUT
+        await quiet.close()
+        # A phone that pings stays connected through several idle periods.
+        phone = await paired_phone(box, "paul")
+        await asyncio.sleep(1.0)
+        await phone.push(message("toujours là"))
         async with aiohttp.ClientSession() as http, http.ws_connect(box.url) as ws:
             msg = await ws.receive(timeout=10)
             assert msg.type == aiohttp.WSMsgType.CLOSE

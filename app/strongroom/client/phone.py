@@ -107,8 +107,10 @@ class PhoneClient:
         *,
         state_path: Path | None = None,
         http: aiohttp.ClientSession | None = None,
+        keepalive: bool = True,
     ) -> None:
         self.state = state
+        self.keepalive = keepalive
         self.state_path = state_path
         self._http = http
         self._own_http = http is None
@@ -194,6 +196,9 @@ class PhoneClient:
             self._on_frame,
             box_noise_public=state.box_noise_public,
         )
+        if self._link.handshake.box_sign_public != state.box_sign_public:
+            await self._link.close()
+            raise ProofError("the box presented another signing key than at pairing")
         state.url = url
         self._verifier = AckVerifier(state.box_sign_public)
         await self._hello()
@@ -206,7 +211,17 @@ class PhoneClient:
             "hello", {"name": self.state.name, "app": "strongroom-reference/1", "caps": ["mail"]}
         )
         self.box_hello = reply.body
-        link.set_window(int(reply.body["limits"]["max_in_flight"]))
+        limits = reply.body["limits"]
+        link.set_window(int(limits["max_in_flight"]))
+        if self.keepalive:
+            self._spawn(self._keep_alive(link, int(limits["idle_timeout_ms"]) / 3000))
+
+    async def _keep_alive(self, link: Link, every_s: float) -> None:
+        """Ping when idle so the box's idle timeout does not close a quiet session."""
+        with contextlib.suppress(LinkError):
+            while not link.closed.is_set():
+                await asyncio.sleep(every_s)
+                await link.request("ping", {})
 
     # -- pairing ---------------------------------------------------------------------------------
 
