@@ -7,6 +7,8 @@ the phones' `/peer` endpoint to this app itself.
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,8 +85,14 @@ def build_web_app(
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
 
+    async def wipe_work_dir(_app: web.Application) -> None:
+        # Finished exports are plaintext bundles: none outlives the process serving them.
+        await asyncio.to_thread(shutil.rmtree, state.work_dir, True)
+
     async def close_jobs(_app: web.Application) -> None:
         await state.jobs.close()
+        await wipe_work_dir(_app)
 
+    app.on_startup.append(wipe_work_dir)
     app.on_cleanup.append(close_jobs)
     return app

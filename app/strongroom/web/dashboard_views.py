@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,14 @@ def _last(conn: Connection, actions: tuple[str, ...]) -> tuple[int, str] | None:
     return None if row is None else (int(row[0]), str(row[1]))
 
 
+def _ok_flag(details: str) -> bool | None:
+    try:
+        value = json.loads(details).get("ok")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, bool) else None
+
+
 def archive_facts(conn: Connection) -> ArchiveFacts:
     backup = _last(conn, BACKUP_ACTIONS)
     verify = _last(conn, VERIFY_ACTIONS)
@@ -53,7 +62,7 @@ def archive_facts(conn: Connection) -> ArchiveFacts:
         practice_name=get_setting(conn, PRACTICE_NAME),
         last_backup_ms=backup[0] if backup else None,
         last_verify_ms=verify[0] if verify else None,
-        last_verify_ok=('"ok": true' in verify[1]) if verify else None,
+        last_verify_ok=_ok_flag(verify[1]) if verify else None,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -36,7 +37,7 @@ class WebState:
     jobs: JobRegistry
     hasher: PasswordHasher
     keystore_limits: dict[str, int]
-    work_dir: Any  # Path where jobs write their files
+    work_dir: Path  # where jobs write their files (exports in clear: wiped at start and stop)
     tls_fingerprint: str | None = None
     disk_samples: list[DiskSample] = field(default_factory=list)
 
