@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_office_support import DAY_MS, T0, Box, attach, new_box, new_phone, say
 
 from strongroom.archive.db import Connection
 from strongroom.archive.verify import verify_archive
 from strongroom.office import retention
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
+from test_office_support import DAY_MS, T0, Box, attach, new_box, new_phone, say
 
 SECRET_WORD = "qqxplaintextmarkerzz"  # FTS folds case; prefix-compressed terms keep the tail
 SECRET_TEXT = f"Diagnostic confidentiel {SECRET_WORD} pour M. Martin"

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_office_support import DAY_MS, T0, YEAR_MS, Box, conversation_id, new_box, new_phone, say
 
 from strongroom.archive.verify import verify_archive
 from strongroom.office import matters, retention
@@ -26,6 +25,7 @@ from strongroom.office.policies import (
     policy_by_preset,
     update_policy,
 )
+from test_office_support import DAY_MS, T0, YEAR_MS, Box, conversation_id, new_box, new_phone, say
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive_helpers import message, new_phone
 from nacl.signing import SigningKey
 
+from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.record import parse_record, sign_record
 from strongroom.archive.store import Archive

@@ -124,12 +124,69 @@ class SealedBundleWriter:
         manifest_bytes = manifest.encode("utf-8")
         self._zip.writestr(f"{self.root}/{MANIFEST}", manifest_bytes)
         self._zip.writestr(f"{self.root}/{MANIFEST_SIG}", self._key.sign(manifest_bytes).signature)
+        self._zip.comment = seal_placeholder()
         self._zip.close()
+        seal_container(self.path, self._key)
         return hashlib.sha256(manifest_bytes).digest()
 
     def abort(self) -> None:
         self._zip.close()
         self.path.unlink(missing_ok=True)
+
+
+# The container seal: the zip comment (the file's last bytes) holds the box's
+# signature over SHA-256 of every byte before it. The manifest covers the
+# content; the seal covers the container too (timestamps, attributes, headers),
+# so a flipped byte anywhere in the .zip is detected by verify-export.
+SEAL_PREFIX = b"strongroom-seal-v1 "
+SEAL_BYTES = len(SEAL_PREFIX) + 128
+
+
+def seal_placeholder() -> bytes:
+    return SEAL_PREFIX + b"0" * 128
+
+
+def seal_message(digest: bytes) -> bytes:
+    return b"strongroom-zip-v1\n" + digest.hex().encode() + b"\n"
+
+
+def container_digest(path: Path) -> bytes:
+    """SHA-256 of the file without its trailing seal."""
+    digest = hashlib.sha256()
+    remaining = path.stat().st_size - SEAL_BYTES
+    with path.open("rb") as handle:
+        while remaining > 0:
+            chunk = handle.read(min(1 << 20, remaining))
+            if not chunk:
+                break
+            digest.update(chunk)
+            remaining -= len(chunk)
+    return digest.digest()
+
+
+def seal_container(path: Path, key: SigningKey) -> None:
+    signature = key.sign(seal_message(container_digest(path))).signature
+    with path.open("r+b") as handle:
+        handle.seek(-SEAL_BYTES, 2)
+        if handle.read(len(SEAL_PREFIX)) != SEAL_PREFIX:
+            raise ValueError("the zip does not end with the seal placeholder")
+        handle.seek(-128, 2)
+        handle.write(signature.hex().encode())
+
+
+def read_seal(path: Path) -> bytes | None:
+    """The container signature at the end of a bundle, or None if there is none."""
+    if path.stat().st_size < SEAL_BYTES:
+        return None
+    with path.open("rb") as handle:
+        handle.seek(-SEAL_BYTES, 2)
+        tail = handle.read()
+    if not tail.startswith(SEAL_PREFIX):
+        return None
+    try:
+        return bytes.fromhex(tail[len(SEAL_PREFIX) :].decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def box_key_fingerprint(verify_key: bytes) -> str:

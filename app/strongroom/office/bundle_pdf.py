@@ -1,0 +1,212 @@
+"""Human-readable renderings of records: streaming HTML and a PDF made with fpdf2.
+
+French accents (and most of Unicode) need a TrueType font embedded in the PDF.
+We use DejaVu Sans from the Debian package ``fonts-dejavu-core``
+(/usr/share/fonts/truetype/dejavu), present on Raspberry Pi OS. fpdf2 bundles no
+TTF, so without that package we fall back to the core Helvetica font and
+replace what Latin-1 cannot show (accented French letters still render).
+"""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from fpdf import FPDF
+
+DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
+FONT_PACKAGE = "fonts-dejavu-core"
+
+
+@dataclass(frozen=True)
+class RenderedRecord:
+    """What a reader needs to see of one record."""
+
+    log_index: int
+    kind: str
+    sent_at: int
+    sender: str
+    direction: str
+    text: str
+    conversation: str
+    detail: str  # attachment name/size, receipt, edited message…
+
+
+def when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_KIND_FR = {
+    "message": "message",
+    "edit": "modification",
+    "deletion": "suppression",
+    "receipt": "accusé",
+    "attachment": "pièce jointe",
+}
+
+
+class ByteSink(Protocol):
+    """Anything with write(bytes): a zip member, a file, a hashing writer."""
+
+    def write(self, data: bytes, /) -> Any: ...
+
+
+def write_html_head(out: ByteSink, title: str, meta: Iterable[tuple[str, str]]) -> None:
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in meta)
+    out.write(
+        (
+            '<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+            "table.meta th{text-align:left;padding-right:1em}"
+            ".rec{border-top:1px solid #ccc;padding:.4em 0}.rec .h{color:#555;font-size:.85em}"
+            ".out{margin-left:3em}.t{white-space:pre-wrap}"
+            f"</style></head><body><h1>{html.escape(title)}</h1>"
+            f'<table class="meta">{rows}</table>\n'
+        ).encode()
+    )
+
+
+def write_html_record(out: ByteSink, record: RenderedRecord) -> None:
+    head = (
+        f"#{record.log_index} · {when(record.sent_at)} · {_KIND_FR.get(record.kind, record.kind)}"
+        f" · {record.sender} · {record.conversation}"
+    )
+    detail = f'<div class="d">{html.escape(record.detail)}</div>' if record.detail else ""
+    css = "rec out" if record.direction == "out" else "rec"
+    out.write(
+        (
+            f'<div class="{css}" id="L{record.log_index}"><div class="h">{html.escape(head)}'
+            f'</div><div class="t">{html.escape(record.text)}</div>{detail}</div>\n'
+        ).encode()
+    )
+
+
+def write_html_tail(out: ByteSink) -> None:
+    out.write(b"</body></html>\n")
+
+
+def _printable(text: str) -> str:
+    # Control characters other than newline make fpdf2 (and readers) stumble.
+    return "".join(c if c == "\n" or unicodedata.category(c)[0] != "C" else " " for c in text)
+
+
+class PdfRenderer:
+    """Build a PDF of records one at a time (fpdf2 keeps pages in memory until output)."""
+
+    def __init__(
+        self, title: str, meta: Iterable[tuple[str, str]], font_dir: Path = DEJAVU_DIR
+    ) -> None:
+        pdf = FPDF(format="A4")
+        pdf.set_auto_page_break(auto=True, margin=15)
+        regular, bold = font_dir / "DejaVuSans.ttf", font_dir / "DejaVuSans-Bold.ttf"
+        self.unicode = regular.is_file() and bold.is_file()
+        if self.unicode:
+            pdf.add_font("DejaVu", "", str(regular))
+            pdf.add_font("DejaVu", "B", str(bold))
+            self._family = "DejaVu"
+        else:
+            self._family = "helvetica"
+        self._widths: dict[tuple[str, float, str], float] = {}
+        pdf.set_title(title)
+        pdf.set_creator("Strongroom")
+        pdf.add_page()
+        self.pdf = pdf
+        self._font("B", 14)
+        self._text(title, 8)
+        self._font("", 9)
+        for key, value in meta:
+            self._text(f"{key} : {value}", 5)
+        pdf.ln(3)
+
+    def _font(self, style: str, size: int) -> None:
+        self.pdf.set_font(self._family, style, size)
+
+    def _clean(self, text: str) -> str:
+        text = _printable(text)
+        if not self.unicode:
+            text = text.encode("latin-1", "replace").decode("latin-1")
+        return text
+
+    def _width(self, word: str) -> float:
+        key = (self.pdf.font_style, self.pdf.font_size_pt, word)
+        width = self._widths.get(key)
+        if width is None:
+            if len(self._widths) > 50_000:
+                self._widths.clear()
+            width = self._widths[key] = self.pdf.get_string_width(word)
+        return width
+
+    def _wrap(self, text: str, limit: float) -> list[str]:
+        """Greedy word wrap with cached word widths.
+
+        fpdf2's multi_cell re-measures the whole line at every character, which
+        made a 10,000-message export take minutes; measuring each word once
+        keeps it linear.
+        """
+        lines: list[str] = []
+        space = self._width(" ")
+        for paragraph in text.split("\n"):
+            line: list[str] = []
+            used = 0.0
+            for word in paragraph.split(" "):
+                width = self._width(word)
+                while width > limit and len(word) > 1:  # a word wider than the page
+                    cut = len(word) - 1
+                    while cut > 1 and self._width(word[:cut]) > limit:
+                        cut = max(1, cut * 3 // 4)
+                    if line:
+                        lines.append(" ".join(line))
+                        line, used = [], 0.0
+                    lines.append(word[:cut])
+                    word = word[cut:]
+                    width = self._width(word)
+                grown = width if not line else used + space + width
+                if line and grown > limit:
+                    lines.append(" ".join(line))
+                    line, used = [word], width
+                else:
+                    line.append(word)
+                    used = grown
+            lines.append(" ".join(line))
+        return lines
+
+    def _text(self, text: str, height: float) -> None:
+        pdf = self.pdf
+        limit = pdf.w - pdf.l_margin - pdf.r_margin
+        for line in self._wrap(self._clean(text), limit):
+            pdf.cell(0, height, line, new_x="LMARGIN", new_y="NEXT")
+
+    def add_record(self, record: RenderedRecord) -> None:
+        self._font("B", 8)
+        kind = _KIND_FR.get(record.kind, record.kind)
+        self._text(
+            f"#{record.log_index} · {when(record.sent_at)} · {kind} · {record.sender}"
+            f" · {record.conversation}",
+            4.5,
+        )
+        self._font("", 10)
+        if record.text:
+            self._text(record.text, 5)
+        if record.detail:
+            self._font("", 8)
+            self._text(record.detail, 4.5)
+        self.pdf.ln(2)
+
+    def add_heading(self, text: str) -> None:
+        self._font("B", 12)
+        self.pdf.ln(2)
+        self._text(text, 7)
+        self._font("", 10)
+
+    def add_paragraph(self, text: str, size: int = 10) -> None:
+        self._font("", size)
+        self._text(text, 5)
+
+    def output(self) -> bytes:
+        return bytes(self.pdf.output())
