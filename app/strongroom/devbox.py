@@ -49,9 +49,9 @@ def prepare_dev_box(data_dir: Path) -> tuple[BoxConfig, bool]:
     box = Box(config)
     box.initialise(entropy, passphrase)
     Keystore(config.keystore_path).add_keyfile_slot(entropy, keyfile)
-    from strongroom.web.users import create_user_sync
+    from strongroom.web.users import create_user
 
-    create_user_sync(box.require_archive(), DEV_ADMIN, passphrase, "admin")
+    create_user(box, DEV_ADMIN, passphrase, "admin")
     _write_private(data_dir / "admin-passphrase.txt", passphrase + "\n")
     words = entropy_to_words(entropy, "french")
     _write_private(data_dir / "words.txt", " ".join(words) + "\n")

@@ -166,13 +166,17 @@ class BoxRuntime:
                 panel_config.pins,
                 panel_config.rgb,
                 hold_seconds=panel_config.hold_seconds,
-                on_pair_press=lambda: loop.call_soon_threadsafe(self.press_pair, "button"),
+                on_pair_press=lambda: self._from_panel_thread(loop),
                 on_long_hold=lambda: log.info("PAIR held: nothing destructive happens"),
                 pin_factory=factory,
             )
         except Exception as exc:  # no GPIO: the box still works from the web UI
             log.warning("front panel unavailable: %s", exc)
             self.panel = None
+
+    def _from_panel_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        # gpiozero calls back on its own thread; the pairing service lives on the loop.
+        loop.call_soon_threadsafe(self.press_pair, "button")
 
     def press_pair(self, source: str = "button") -> None:
         """PAIR button, web UI button and `strongroom pair` all end here."""

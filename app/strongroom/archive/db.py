@@ -44,7 +44,9 @@ def connect(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlcipher3.DatabaseError as exc:
         conn.close()
-        raise WrongArchiveKey(f"cannot open {path.name}: wrong key or not an archive") from exc
+        raise WrongArchiveKey(
+            f"cannot open {path.name}: wrong key, not an archive, or a damaged file header"
+        ) from exc
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit returns only once the WAL is fsynced. An ack means durable.

@@ -73,7 +73,9 @@ class BatchResult:
 
 
 def _is_disk_full(exc: BaseException) -> bool:
-    return "full" in str(exc).lower() or "disk i/o" in str(exc).lower()
+    # Only SQLITE_FULL: a "disk I/O error" is a failing card, not a full one,
+    # and must not be reported as "retry later".
+    return "database or disk is full" in str(exc).lower()
 
 
 class Archive:
