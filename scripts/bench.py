@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import datetime
 import inspect
+import math
 import os
 import platform
 import subprocess
@@ -247,8 +248,8 @@ def start_section(plan: Plan, work: Path) -> list[Figure]:
             f"service start to first HTTP 200, {size}",
             run.runtime_ready_ms,
             "ms",
-            run.plain_open_ms,
-            what,
+            run.archive_open_ms,
+            "Archive.open + tree head: the archive's share",
             note=run.runtime_note,
         ),
     ]
@@ -362,7 +363,9 @@ SECTIONS: list[tuple[str, Callable[[Plan, Path], list[Figure]]]] = [
 def _num(value: float | None) -> str:
     if value is None:
         return "—"
-    if value >= 100:
+    if not math.isfinite(value):
+        return str(value)
+    if value == int(value) or value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
         return f"{value:.1f}"

@@ -1,0 +1,84 @@
+"""`scripts/bench.py --quick` (the smoke run of `make bench`) runs end to end and prints
+a table with a row for every figure. Values are printed, never compared with the aims:
+performance belongs to the benchmark report, not to a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Rows the archive benchmarks always fill with a number.
+MEASURED_ROWS = [
+    "archive ingest ceiling",
+    "archive ingest through GroupCommitter",
+    "GroupCommitter ack latency p50 (saturated)",
+    "GroupCommitter ack latency p99 (saturated)",
+    "GroupCommitter ack latency p99 at 1,000 msgs/s offered",
+    "bench process RSS idle",
+    "bench process peak RSS during committer ingest",
+    "full-text search p50 over 20,000 messages",
+    "full-text search p95 over 20,000 messages",
+    "verify_archive time per 100,000 records",
+    "Archive.open + first signed tree head",
+    "soak: RSS at end",
+    "soak: open file descriptors at end",
+]
+# Rows that depend on parts other sessions are building: a number, or the reason there is none.
+DEPENDENT_ROWS = ["service start to first HTTP 200", "sealed export of a 1,000-message"]
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in output.splitlines():
+        if line.startswith("| ") and not line.startswith(("| Figure", "|---")):
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            rows[cells[0]] = cells
+    return rows
+
+
+def find(rows: dict[str, list[str]], prefix: str) -> list[str]:
+    matches = [cells for name, cells in rows.items() if name.startswith(prefix)]
+    assert matches, f"no row for {prefix!r} in the bench table"
+    return matches[0]
+
+
+def test_quick_bench_prints_every_figure(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench.py"),
+            "--quick",
+            "--soak-seconds",
+            "3",
+            "--work-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| Figure | Value | Unit | Ceiling (same run) | Ratio value/ceiling |" in done.stdout
+    assert re.search(r"Machine: \d+ CPU", done.stdout)
+    assert "Commit: " in done.stdout and "Date: " in done.stdout
+    rows = table_rows(done.stdout)
+    for prefix in MEASURED_ROWS:
+        cells = find(rows, prefix)
+        float(cells[1].replace(",", ""))  # a number, whatever it is
+    for prefix in ("archive ingest through", "full-text search p50", "verify_archive"):
+        cells = find(rows, prefix)
+        float(cells[4])  # a ratio to a ceiling measured in the same run
+    for prefix in DEPENDENT_ROWS:
+        cells = find(rows, prefix)
+        assert cells[1] != "—" or cells[-1], f"{prefix!r} has neither a value nor a reason"
+    if not (REPO / "scripts" / "bench_peer.py").exists():
+        assert "peer benchmarks: not available" in done.stdout
+        assert "not available" in find(rows, "peer benchmarks")[-1]
+    # The quick run prints; only the full run writes docs/benchmarks.md.
+    assert not (tmp_path / "benchmarks.md").exists()
