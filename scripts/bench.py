@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import importlib
 import inspect
 import math
 import os
@@ -315,7 +316,7 @@ def _as_figures(source: str, result: Any) -> list[Figure]:
 
 def peer_section(plan: Plan, work: Path) -> list[Figure]:
     try:
-        import bench_peer  # type: ignore[import-not-found]
+        bench_peer = importlib.import_module("bench_peer")
     except ModuleNotFoundError:
         print("peer benchmarks: not available")
         return [
@@ -332,6 +333,7 @@ def peer_section(plan: Plan, work: Path) -> list[Figure]:
         if function is None:
             figures.append(Figure(f"bench_peer.{name}", None, "", note="not available"))
             continue
+        (work / "peer").mkdir(exist_ok=True)
         offered = {"quick": plan.quick, "work_dir": work / "peer"}
         accepted = inspect.signature(function).parameters
         kwargs = {k: v for k, v in offered.items() if k in accepted}
