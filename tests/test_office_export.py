@@ -18,7 +18,7 @@ import pytest
 
 from strongroom.office import retention
 from strongroom.office.bundle_pdf import DEJAVU_DIR
-from strongroom.office.certificates import list_certificates, write_certificate_bundle
+from strongroom.office.certificates import write_certificate_bundle
 from strongroom.office.errors import NothingToExport
 from strongroom.office.export import ExportRequest, ExportScope, export_bundle
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
@@ -203,10 +203,6 @@ def test_certificate_bundle_content(sealed: tuple[Path, Path]) -> None:
     assert report.ok, report.problems
     assert report.kind == "destruction-certificate" and report.records == 1
     assert verify_main([str(sealed[1])]) == 0
-
-
-def test_certificates_are_listed(box: Box) -> None:
-    assert list_certificates(box.archive.conn) == []
 
 
 # -- tampering -------------------------------------------------------------------------
