@@ -24,6 +24,7 @@ from strongroom.identity import (
     new_entropy,
     words_to_entropy,
 )
+from strongroom.office.errors import BackupError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -120,7 +121,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     try:
         entropy = words_to_entropy(text)
     except WordsError as exc:
-        print(f"strongroom: {exc}; nothing was written", file=sys.stderr)
+        print(f"strongroom: {str(exc).rstrip('.')}; nothing was written", file=sys.stderr)
         return 2
     passphrase = _new_passphrase(args)
     box = Box(config)
@@ -243,6 +244,91 @@ def cmd_status(args: argparse.Namespace) -> int:
     return _control(args, "GET", "/status")
 
 
+def cmd_verify_export(args: argparse.Namespace) -> int:
+    from strongroom.office.verify_export import main as verify_export_main
+
+    return verify_export_main([args.file])
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    """The daily job (systemd timer): destroy what is due and not held; list reviews."""
+    import asyncio
+    import time
+
+    from strongroom.office import retention
+
+    box = _unlocked_box(args)
+    try:
+        result = retention.run(box.require_archive(), int(time.time() * 1000))
+        plan = result.plan
+        print(
+            f"destroyed: {result.destruction.destroyed}  to review: {len(plan.to_review)}  "
+            f"held: {len(plan.held)}"
+        )
+        if result.destruction.certificate is not None:
+            print(f"destruction certificate: {result.destruction.certificate}")
+    finally:
+        asyncio.run(box.stop())
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """The nightly job: an encrypted backup set on the local target."""
+    import asyncio
+
+    from strongroom.office import backup
+
+    box = _unlocked_box(args)
+    target = Path(args.target) if args.target else box.config.backup_target
+    if target is None:
+        print(
+            "strongroom: no backup target (set backup_target in box.toml or --target)",
+            file=sys.stderr,
+        )
+        asyncio.run(box.stop())
+        return 2
+    try:
+        result = backup.run(box.require_archive(), target, box.keys.backup_key)
+        print(
+            f"backup set {result.set_dir.name}: tree size {result.tree_size}, "
+            f"{result.blobs} blobs ({result.blobs_copied} new)"
+        )
+    finally:
+        asyncio.run(box.stop())
+    return 0
+
+
+def cmd_restore_backup(args: argparse.Namespace) -> int:
+    """Rebuild a box from its 24 words and a backup set, into an empty data dir."""
+    from strongroom.identity import Keystore
+    from strongroom.office import restore
+
+    config = _config(args)
+    text = (
+        Path(args.words_file).read_text(encoding="utf-8")
+        if args.words_file
+        else input("24 words / 24 mots : ")
+    )
+    try:
+        entropy = words_to_entropy(text)
+    except WordsError as exc:
+        print(f"strongroom: {str(exc).rstrip('.')}; nothing was written", file=sys.stderr)
+        return 2
+    passphrase = _new_passphrase(args)
+    try:
+        result = restore.run(Path(args.backup), entropy, config.data_dir)
+    except BackupError as exc:
+        print(f"strongroom: {str(exc).rstrip('.')}; nothing was written", file=sys.stderr)
+        return 2
+    # The archive is in place and verified by restore; seal the identity last.
+    Keystore.create(config.keystore_path, entropy, passphrase)
+    print(
+        f"restored set {result.set_name}: {result.records} records, {result.blobs} blobs, "
+        f"log size {result.tree_size}"
+    )
+    return 0
+
+
 COMMANDS: dict[str, tuple[Command, str]] = {
     "dev": (cmd_dev, "start a dev box under var/dev (mock GPIO, loopback): what `make run` does"),
     "serve": (cmd_serve, "run the box service (systemd runs this on the appliance)"),
@@ -254,6 +340,10 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "verify": (cmd_verify, "re-check the whole archive: log, records, blobs, signed tree head"),
     "devices": (cmd_devices, "list paired phones"),
     "check-words": (cmd_words_check, "check 24 words without writing anything"),
+    "verify-export": (cmd_verify_export, "check a sealed export or destruction certificate"),
+    "retention-run": (cmd_retention_run, "destroy what retention says is due (daily timer)"),
+    "backup": (cmd_backup, "write an encrypted backup set to the local target (nightly timer)"),
+    "restore-backup": (cmd_restore_backup, "rebuild a box from its 24 words and a backup"),
 }
 
 
@@ -270,7 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--language", choices=("fr", "en"), default="fr")
         if name == "revoke":
             cmd.add_argument("device_id", type=int)
-        if name in ("restore", "check-words"):
+        if name == "verify-export":
+            cmd.add_argument("file")
+        if name == "backup":
+            cmd.add_argument("--target", help="backup directory (default: backup_target)")
+        if name == "restore-backup":
+            cmd.add_argument("backup", help="the backup directory (USB drive, share)")
+        if name in ("restore", "check-words", "restore-backup"):
             cmd.add_argument("--words-file", help="read the 24 words from this file")
     return parser
 
@@ -295,3 +391,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeystoreError as exc:
         print(f"strongroom: {exc}", file=sys.stderr)
         return 3
+    except BackupError as exc:
+        print(f"strongroom: backup: {exc}", file=sys.stderr)
+        return 2
