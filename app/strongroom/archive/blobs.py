@@ -29,6 +29,7 @@ from nacl.bindings import (
 from nacl.exceptions import CryptoError
 
 from strongroom.archive.errors import BlobError
+from strongroom.durable import fsync_dir
 
 CHUNK_BYTES = 64 * 1024
 SEALED_CHUNK_BYTES = CHUNK_BYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES
@@ -60,14 +61,6 @@ def chunk_count(size: int) -> int:
 class BlobLocation:
     file_name: str
     salt: bytes
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BlobStore:
@@ -102,8 +95,8 @@ class BlobStore:
         final = self.path_for(location.file_name)
         final.parent.mkdir(exist_ok=True, mode=0o700)
         os.replace(upload.path, final)
-        _fsync_dir(final.parent)
-        _fsync_dir(self.partial_dir)
+        fsync_dir(final.parent)
+        fsync_dir(self.partial_dir)
         return final
 
     def read_chunks(self, location: BlobLocation, size: int) -> Iterator[bytes]:
@@ -125,7 +118,7 @@ class BlobStore:
                 path.unlink()
             except FileNotFoundError:
                 continue
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
 
 def _decrypt_file(path: Path, key: bytes, size: int) -> Iterator[bytes]:

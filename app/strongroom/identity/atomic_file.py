@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from strongroom.durable import fsync_dir
+
 
 def write_atomically(
     path: Path, data: bytes, mode: int = 0o600, *, exclusive: bool = False
@@ -35,12 +37,4 @@ def write_atomically(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(directory)

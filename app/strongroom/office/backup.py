@@ -26,6 +26,7 @@ from strongroom.archive import writes
 from strongroom.archive.db import Connection
 from strongroom.archive.schema import SCHEMA_VERSION
 from strongroom.archive.store import Archive
+from strongroom.durable import fsync_dir
 from strongroom.office.backup_format import (
     DB_FILE,
     FORMAT,
@@ -59,14 +60,6 @@ class BackupResult:
 
 def _noop(_stage: str, _done: int, _total: int) -> None:
     return None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:
@@ -169,9 +162,9 @@ def run(
         (partial / HEADER_FILE).write_bytes(header_document(backup_key))
         for member in (MANIFEST_FILE, HEADER_FILE):
             _fsync_file(partial / member)
-        _fsync_dir(partial)
+        fsync_dir(partial)
         os.rename(partial, final)
-        _fsync_dir(target_dir)
+        fsync_dir(target_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -216,7 +209,7 @@ def _copy_blobs(
                 dst.flush()
                 os.fsync(dst.fileno())
             os.replace(temporary, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             copied += 1
         entries.append({"file_name": file_name, "size": length, "blake2b": digest})
         progress("blobs", done, len(blobs))
