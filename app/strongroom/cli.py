@@ -8,10 +8,13 @@ exit code. Secrets are read from a file or the terminal, never from argv
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strongroom import __version__
 from strongroom.config import BoxConfig, ConfigError, load_config
@@ -25,6 +28,9 @@ from strongroom.identity import (
     words_to_entropy,
 )
 from strongroom.office.errors import BackupError
+
+if TYPE_CHECKING:
+    from strongroom.box import Box
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -76,11 +82,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from strongroom.box import Box
 
     config = _config(args)
-    if config.keystore_path.exists():
-        print(
-            f"strongroom: {config.data_dir} already has an identity; nothing was written",
-            file=sys.stderr,
-        )
+    if _has_identity(config):
         return 1
     passphrase = _new_passphrase(args)
     entropy = new_entropy()
@@ -97,8 +99,6 @@ def cmd_init(args: argparse.Namespace) -> int:
             print(f"{number:2d}. {word}")
         print(f"Box fingerprint / empreinte : {box.fingerprint}")
     finally:
-        import asyncio
-
         asyncio.run(box.stop())
     return 0
 
@@ -107,33 +107,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from strongroom.box import Box
 
     config = _config(args)
-    if config.keystore_path.exists():
-        print(
-            f"strongroom: {config.data_dir} already has an identity; nothing was written",
-            file=sys.stderr,
-        )
+    if _has_identity(config):
         return 1
-    text = (
-        Path(args.words_file).read_text(encoding="utf-8")
-        if args.words_file
-        else input("24 words / 24 mots : ")
-    )
-    try:
-        entropy = words_to_entropy(text)
-    except WordsError as exc:
-        print(f"strongroom: {str(exc).rstrip('.')}; nothing was written", file=sys.stderr)
+    entropy = _read_words(args)
+    if entropy is None:
         return 2
     passphrase = _new_passphrase(args)
     box = Box(config)
     box.initialise(entropy, passphrase)
     print(f"Identity restored. Box fingerprint / empreinte : {box.fingerprint}")
-    import asyncio
-
     asyncio.run(box.stop())
     return 0
 
 
-def _unlocked_box(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _unlocked_box(args: argparse.Namespace) -> Iterator[Box]:
+    """The box of this data dir, unlocked (key file or passphrase), stopped on exit."""
     from strongroom.box import Box
 
     config = _config(args)
@@ -142,20 +131,49 @@ def _unlocked_box(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         box.unlock_unattended()
     else:
         box.unlock(_read_secret("Admin passphrase / Phrase secrète : ", args.passphrase_file))
-    return box
+    try:
+        yield box
+    finally:
+        asyncio.run(box.stop())
+
+
+def _nothing_written(exc: Exception) -> None:
+    print(f"strongroom: {str(exc).rstrip('.')}; nothing was written", file=sys.stderr)
+
+
+def _read_words(args: argparse.Namespace) -> bytes | None:
+    """The entropy behind the 24 words typed or given in a file; None (and why) if refused."""
+    text = (
+        Path(args.words_file).read_text(encoding="utf-8")
+        if args.words_file
+        else input("24 words / 24 mots : ")
+    )
+    try:
+        return words_to_entropy(text)
+    except WordsError as exc:
+        _nothing_written(exc)
+        return None
+
+
+def _has_identity(config: BoxConfig) -> bool:
+    if config.keystore_path.exists():
+        print(
+            f"strongroom: {config.data_dir} already has an identity; nothing was written",
+            file=sys.stderr,
+        )
+        return True
+    return False
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    import asyncio
-
     from strongroom.archive.verify import verify_archive
 
-    box = _unlocked_box(args)
-    archive = box.require_archive()
-    report = verify_archive(archive.reader(), archive.blobs, box.keys.signing_public)
-    asyncio.run(
-        box.audit("cli", "verify", "archive", {"ok": report.ok, "problems": len(report.problems)})
-    )
+    with _unlocked_box(args) as box:
+        archive = box.require_archive()
+        assert box.keys is not None
+        report = verify_archive(archive.reader(), archive.blobs, box.keys.signing_public)
+        details = {"ok": report.ok, "problems": len(report.problems)}
+        asyncio.run(box.audit("cli", "verify", "archive", details))
     print(
         f"log leaves: {report.leaves}  records: {report.records} "
         f"(destroyed: {report.destroyed})  blobs: {report.blobs}"
@@ -169,17 +187,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(f"PROBLEM: {problem}")
     print("OK: the archive verifies" if report.ok else f"FAILED: {len(report.problems)} problem(s)")
-    asyncio.run(box.stop())
     return 0 if report.ok else 1
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    import asyncio
-
     from strongroom.archive.queries import list_devices
 
-    box = _unlocked_box(args)
-    rows = list_devices(box.require_archive().reader())
+    with _unlocked_box(args) as box:
+        rows = list_devices(box.require_archive().reader())
     if not rows:
         print("no paired device")
     for row in rows:
@@ -188,7 +203,6 @@ def cmd_devices(args: argparse.Namespace) -> int:
             f"{row.id:4d}  {row.name:20s}  {row.owner:20s}  {row.pairing_method:7s}  "
             f"{state:8s}  records={row.records}  key={row.fingerprint}"
         )
-    asyncio.run(box.stop())
     return 0
 
 
@@ -217,8 +231,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace, method: str, route: str) -> int:
-    import asyncio
-
     from strongroom.control import call
 
     config = _config(args)
@@ -252,49 +264,40 @@ def cmd_verify_export(args: argparse.Namespace) -> int:
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
     """The daily job (systemd timer): destroy what is due and not held; list reviews."""
-    import asyncio
     import time
 
     from strongroom.office import retention
 
-    box = _unlocked_box(args)
-    try:
+    with _unlocked_box(args) as box:
         result = retention.run(box.require_archive(), int(time.time() * 1000))
-        plan = result.plan
-        print(
-            f"destroyed: {result.destruction.destroyed}  to review: {len(plan.to_review)}  "
-            f"held: {len(plan.held)}"
-        )
-        if result.destruction.certificate is not None:
-            print(f"destruction certificate: {result.destruction.certificate}")
-    finally:
-        asyncio.run(box.stop())
+    plan = result.plan
+    print(
+        f"destroyed: {result.destruction.destroyed}  to review: {len(plan.to_review)}  "
+        f"held: {len(plan.held)}"
+    )
+    if result.destruction.certificate is not None:
+        print(f"destruction certificate: {result.destruction.certificate}")
     return 0
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """The nightly job: an encrypted backup set on the local target."""
-    import asyncio
-
     from strongroom.office import backup
 
-    box = _unlocked_box(args)
-    target = Path(args.target) if args.target else box.config.backup_target
+    target = Path(args.target) if args.target else _config(args).backup_target
     if target is None:
         print(
             "strongroom: no backup target (set backup_target in box.toml or --target)",
             file=sys.stderr,
         )
-        asyncio.run(box.stop())
         return 2
-    try:
+    with _unlocked_box(args) as box:
+        assert box.keys is not None
         result = backup.run(box.require_archive(), target, box.keys.backup_key)
-        print(
-            f"backup set {result.set_dir.name}: tree size {result.tree_size}, "
-            f"{result.blobs} blobs ({result.blobs_copied} new)"
-        )
-    finally:
-        asyncio.run(box.stop())
+    print(
+        f"backup set {result.set_dir.name}: tree size {result.tree_size}, "
+        f"{result.blobs} blobs ({result.blobs_copied} new)"
+    )
     return 0
 
 
@@ -304,21 +307,16 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
     from strongroom.office import restore
 
     config = _config(args)
-    text = (
-        Path(args.words_file).read_text(encoding="utf-8")
-        if args.words_file
-        else input("24 words / 24 mots : ")
-    )
-    try:
-        entropy = words_to_entropy(text)
-    except WordsError as exc:
-        print(f"strongroom: {str(exc).rstrip('.')}; nothing was written", file=sys.stderr)
+    if _has_identity(config):
+        return 1
+    entropy = _read_words(args)
+    if entropy is None:
         return 2
     passphrase = _new_passphrase(args)
     try:
         result = restore.run(Path(args.backup), entropy, config.data_dir)
     except BackupError as exc:
-        print(f"strongroom: {str(exc).rstrip('.')}; nothing was written", file=sys.stderr)
+        _nothing_written(exc)
         return 2
     # The archive is in place and verified by restore; seal the identity last.
     Keystore.create(config.keystore_path, entropy, passphrase)
