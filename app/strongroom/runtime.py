@@ -21,6 +21,12 @@ from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.control import start_control
+from strongroom.integrity import (
+    DEFAULT_INTERVAL_S,
+    IntegrityStatus,
+    check_archive,
+    run_periodically,
+)
 from strongroom.panel_link import audit_fields, panel_inputs
 from strongroom.unlock import BoxPhase
 
@@ -50,6 +56,11 @@ class BoxRuntime:
         self._booting = True
         self.integrity_ok = True
         self.error: str | None = None
+        # Periodic integrity check: the latest result, shown by the dashboard and the panel.
+        self.integrity: IntegrityStatus | None = None
+        self.integrity_interval_s: float = getattr(
+            config, "integrity_interval_s", DEFAULT_INTERVAL_S
+        )
 
     @property
     def url(self) -> str:
@@ -86,6 +97,11 @@ class BoxRuntime:
             self.port = int(sockets[0].getsockname()[1])
         self._control = await start_control(self._control_app(), self.config.data_dir)
         self._tasks.append(asyncio.create_task(self._tick_loop()))
+        self._tasks.append(
+            asyncio.create_task(
+                run_periodically(self.check_integrity_now, lambda: self.integrity_interval_s)
+            )
+        )
         interval = watchdog_interval()
         if interval:
             self._tasks.append(asyncio.create_task(watchdog_loop(self.notifier, interval)))
@@ -219,6 +235,30 @@ class BoxRuntime:
             except Exception:
                 log.exception("tick failed")
 
+    # -- periodic integrity check --------------------------------------------------------
+
+    async def check_integrity_now(self) -> IntegrityStatus | None:
+        """Verify the whole archive now; None while the box is locked.
+
+        A failure turns the panel to INTEGRITY_FAILURE and stays so until a
+        later check passes; either way the verdict is an audit event.
+        """
+        archive = self.box.archive
+        if archive is None:
+            return None
+        status = await asyncio.to_thread(check_archive, archive, self.clock)
+        self.integrity = status
+        self.box.integrity = status  # type: ignore[attr-defined]  # read by the dashboard
+        self.integrity_ok = status.ok
+        if not status.ok:
+            log.error("integrity check failed: %s", "; ".join(status.problems[:3]))
+        self.refresh_panel()
+        try:
+            await self.box.audit("box", status.audit_action, "archive", status.audit_details())
+        except Exception:  # a damaged archive may refuse the write: the panel already says so
+            log.exception("could not record the integrity check in the audit trail")
+        return status
+
     async def _start_mdns(self) -> None:
         from strongroom.appliance.discovery import Advertiser, lan_addresses
 
@@ -270,6 +310,13 @@ class BoxRuntime:
             self.press_pair("cli")
             await self.box.audit("cli", "pairing.press", "control socket")
             return web.json_response({"pairing_open": bool(self.box.pairing.status().open)})
+
+        @routes.post("/integrity")
+        async def integrity(_request: web.Request) -> web.Response:
+            status = await self.check_integrity_now()
+            if status is None:
+                return web.json_response({"phase": self.box.phase.value}, status=409)
+            return web.json_response({"ok": status.ok, "problems": list(status.problems)})
 
         @routes.post("/revoke/{device_id:\\d+}")
         async def revoke(request: web.Request) -> web.Response:
