@@ -57,6 +57,13 @@ class AskGate:
 
 
 @dataclass(frozen=True)
+class DeviceSeen:
+    """The device connected: remember when (the glue may throttle the write)."""
+
+    device_id: int
+
+
+@dataclass(frozen=True)
 class WakeMail:
     """New mail for `owner` (maybe one device): online recipients should fetch it."""
 
@@ -132,6 +139,7 @@ Action = (
     | Commit
     | Query
     | AskGate
+    | DeviceSeen
     | WakeMail
     | WakeNotices
     | UploadOpen

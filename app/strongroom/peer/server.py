@@ -29,12 +29,13 @@ from strongroom.identity import BoxKeys
 from strongroom.noise import MAX_MESSAGE_LEN, HandshakeState, NoiseError, TransportSession
 from strongroom.pairing.codes import code_commitment, committed_comparison_code, new_code_nonce
 from strongroom.pairing.gate import PairingGate, PairingOutcome, Refusal
-from strongroom.peer import history
+from strongroom.peer import history, ingest
 from strongroom.peer.actions import (
     Action,
     AskGate,
     Close,
     Commit,
+    DeviceSeen,
     Query,
     Send,
     StreamBlob,
@@ -68,6 +69,7 @@ from strongroom.peer.uploads import UploadDriver
 log = logging.getLogger(__name__)
 
 READERS = 4  # reader connections for queries, used from worker threads
+SEEN_EVERY_S = 60.0
 
 
 class _Readers:
@@ -122,6 +124,8 @@ class PeerService:
         self._by_device: dict[int, set[_Connection]] = {}
         self._revoked: set[int] = set()
         self._closing = False
+        self._last_seen: dict[int, float] = {}
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -273,6 +277,22 @@ class PeerService:
             return None
         return device
 
+    def device_seen(self, device_id: int) -> None:
+        """Record `last_seen` at most once a minute per device (it costs a durable write)."""
+        now = self.clock()
+        if now - self._last_seen.get(device_id, float("-inf")) < SEEN_EVERY_S:
+            return
+        self._last_seen[device_id] = now
+        task = asyncio.create_task(self._touch(device_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _touch(self, device_id: int) -> None:
+        try:
+            await self.committer.submit(ingest.touch(device_id))
+        except Exception as exc:  # bookkeeping only: never fail a session for it
+            log.warning("could not record last_seen of device %d: %s", device_id, exc)
+
     def register(self, conn: _Connection) -> None:
         assert conn.session.device is not None
         self._by_device.setdefault(conn.session.device.id, set()).add(conn)
@@ -400,6 +420,8 @@ class _Connection:
                 await self.send(action.frame)
             elif isinstance(action, Close):
                 await self.close(action.code, action.reason)
+            elif isinstance(action, DeviceSeen):
+                self.service.device_seen(action.device_id)
             elif isinstance(action, WakeMail):
                 self.service.wake_mail(action.owner, action.device)
             elif isinstance(action, WakeNotices):

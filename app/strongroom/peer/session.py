@@ -36,6 +36,7 @@ from strongroom.peer.actions import (
     BlobStored,
     Close,
     Commit,
+    DeviceSeen,
     Query,
     Send,
     StreamBlob,
@@ -154,8 +155,7 @@ class PeerSession:
 
     def _on_ready(self) -> list[Action]:
         assert self.device is not None
-        touch = Commit(ingest.touch(self.device.id), None, lambda _: [])
-        return [touch, *self.wake_mail(), *self.wake_notices()]
+        return [DeviceSeen(self.device.id), *self.wake_mail(), *self.wake_notices()]
 
     def revoke(self) -> list[Action]:
         """The device was revoked: refuse everything from now on and close."""

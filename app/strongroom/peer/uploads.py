@@ -27,6 +27,7 @@ Read = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 
 
 EVICT_WAIT_S = 5.0
+WRITE_QUEUE = 4  # pieces received but not yet on disk: the reader runs ahead this far
 
 
 class UploadDriver:
@@ -51,6 +52,10 @@ class UploadDriver:
         self._upload: BlobUpload | None = None
         self._sha256 = b""
         self._location: BlobLocation | None = None
+        # Pieces go to disk in a worker thread while the next ones are decrypted.
+        self._pieces: asyncio.Queue[bytes | None] = asyncio.Queue(WRITE_QUEUE)
+        self._writer: asyncio.Task[None] | None = None
+        self._write_error: UploadFailed | None = None
 
     async def _evict(self) -> None:
         """Close this driver's connection and wait until its upload is put away."""
@@ -91,22 +96,49 @@ class UploadDriver:
             self._release()
             return UploadFailed(ErrorCode.UNAVAILABLE, f"cannot start the upload: {exc}")
         self._upload, self._location = upload, location
+        self._write_error = None
+        self._pieces = asyncio.Queue(WRITE_QUEUE)
+        self._writer = asyncio.create_task(self._write_pieces(upload, self._pieces))
         return UploadOpened(upload.offset)
 
+    async def _write_pieces(self, upload: BlobUpload, pieces: asyncio.Queue[bytes | None]) -> None:
+        while (data := await pieces.get()) is not None:
+            if self._write_error is not None:
+                continue  # keep draining so the reader never blocks on a dead upload
+            try:
+                await asyncio.to_thread(upload.write, data)
+            except (BlobError, OSError) as exc:
+                self._write_error = UploadFailed(
+                    ErrorCode.UNAVAILABLE, f"cannot store the bytes: {exc}"
+                )
+
+    async def _drain(self) -> None:
+        """Wait until every queued piece is written (or failed)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await self._pieces.put(None)
+            await writer
+
     async def write(self, data: bytes) -> UploadFailed | None:
-        if self._upload is None:
+        """Queue a piece for the disk; a failure of an earlier piece is reported here."""
+        if self._upload is None or self._writer is None:
             return UploadFailed(ErrorCode.NO_UPLOAD, "no upload is open")
-        try:
-            await asyncio.to_thread(self._upload.write, data)
-        except (BlobError, OSError) as exc:
+        if self._write_error is not None:
+            failed = self._write_error
             await self.abort()
-            return UploadFailed(ErrorCode.UNAVAILABLE, f"cannot store the bytes: {exc}")
+            return failed
+        await self._pieces.put(data)
         return None
 
     async def finish(self) -> BlobLocation | UploadFailed:
         upload, location = self._upload, self._location
         if upload is None or location is None:
             return UploadFailed(ErrorCode.NO_UPLOAD, "no upload is open")
+        await self._drain()
+        if self._write_error is not None:
+            failed = self._write_error
+            await self.abort()
+            return failed
         self._upload = None
         try:
             await asyncio.to_thread(upload.finish)
@@ -120,6 +152,7 @@ class UploadDriver:
         return location
 
     async def abort(self) -> None:
+        await self._drain()
         upload, self._upload = self._upload, None
         if upload is None:
             return

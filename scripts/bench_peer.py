@@ -1,0 +1,451 @@
+"""Peer-protocol benchmarks: ingest over Noise, attachments, handshakes, box memory.
+
+Each function returns a list of figures (dicts: name, value, unit, ceiling,
+ceiling_what, aim, note) with its ceiling measured in the same run:
+
+- bench_ingest: phones pushing 1 KiB records, ack after durable commit, vs
+  direct batched inserts into the same SQLCipher schema (no network, no Noise);
+  also p50/p99 ack latency at a paced 1,000 msgs/s and the box's RSS.
+- bench_attachments: MiB/s of an upload through Noise (encrypted to disk,
+  hash-checked) vs the same bytes over a raw WebSocket on loopback.
+- bench_handshakes: full connect + Noise IK + close per second vs a raw
+  WebSocket connect + close.
+
+The box runs in this process; the phones run in a child process, so the
+figures are the box's, not the client's, on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from strongroom.archive import writes
+from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.record import parse_record, sign_record
+from strongroom.archive.store import Archive
+from strongroom.client import DeviceState, PhoneClient
+from strongroom.client.link import open_link
+from strongroom.config import Limits
+from strongroom.identity import derive_box_keys
+from strongroom.pairing.gate import PairingAttempt, PairingOutcome
+from strongroom.peer.frames import BLOB_PIECE_BYTES
+from strongroom.peer.handshake import HandshakeKind
+from strongroom.peer.server import PeerService
+
+MESSAGE_BYTES = 1024
+RAW_PATH = "/raw"
+
+
+class AcceptAll:
+    """A pairing gate for benchmarks: every phone is welcome."""
+
+    def qr_secret(self) -> bytes | None:
+        return None
+
+    def consume_qr_secret(self) -> None:
+        return None
+
+    def note_unknown_contact(self, noise_key: bytes) -> None:
+        return None
+
+    async def request(self, attempt: PairingAttempt) -> PairingOutcome:
+        return PairingOutcome.accept()
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _raw_sink(request: web.Request) -> web.WebSocketResponse:
+    """The ceiling's endpoint: a WebSocket that reads binary messages and answers b"ok"."""
+    ws = web.WebSocketResponse(max_msg_size=1 << 17)
+    await ws.prepare(request)
+    async for msg in ws:
+        if msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) == 1:
+            await ws.send_bytes(b"ok")
+    return ws
+
+
+class Box:
+    """A box in this process: archive, committer, PeerService, and the raw endpoint."""
+
+    def __init__(self, data_dir: Path, limits: Limits) -> None:
+        self.keys = derive_box_keys(os.urandom(32))
+        self.archive = Archive.open(
+            data_dir, self.keys.archive_key, self.keys.blob_key, self.keys.signing_key
+        )
+        self.committer = GroupCommitter(self.archive)
+        self.service = PeerService(self.archive, self.committer, self.keys, limits, AcceptAll())
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Box:
+        self.committer.start()
+        app = web.Application()
+        self.service.add_routes(app)
+        app.router.add_get(RAW_PATH, _raw_sink)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"ws://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.service.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.committer.stop()
+        self.archive.close()
+
+
+def _in_child(target: Callable[..., Awaitable[Any]], *args: Any) -> tuple[Any, Any]:
+    """Start `asyncio.run(target(*args))` in a fresh process: (result queue, process)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child_main, args=(queue, target, args))
+    process.start()
+    return queue, process
+
+
+def _child_main(queue: Any, target: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+    try:
+        queue.put(("ok", asyncio.run(target(*args))))
+    except BaseException as exc:
+        queue.put(("error", repr(exc)))
+
+
+async def _child_result(queue: Any, process: Any) -> Any:
+    status, value = await asyncio.to_thread(queue.get)
+    await asyncio.to_thread(process.join)
+    if status != "ok":
+        raise RuntimeError(f"the phones' process failed: {value}")
+    return value
+
+
+def _message(n: int) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "kind": "message",
+        "id": f"bench-{n}-{os.urandom(4).hex()}",
+        "conv": f"conv-{n % 50}",
+        "dir": "out",
+        "from": "Bench",
+        "at": 1_700_000_000_000 + n,
+        "text": "x" * MESSAGE_BYTES,
+    }
+
+
+# -- ingest ----------------------------------------------------------------------------------
+
+
+async def _phones_push(
+    url: str, fingerprint: str, phones: int, seconds: float, rate: float | None
+) -> dict[str, Any]:
+    """Child process: pair `phones` phones, push for `seconds`; latencies in seconds."""
+    async with aiohttp.ClientSession() as http:
+        clients = []
+        for i in range(phones):
+            client = PhoneClient(DeviceState.generate(f"bench-{i}", f"owner-{i}"), http=http)
+            await client.pair_button(url, fingerprint)
+            clients.append(client)
+        latencies: list[float] = []
+        # Sign ahead of the clock: signing is the phone's work, not the box's.
+        budget = int(seconds * (rate or 6000)) + 1000
+        signed = {id(c): [c.sign(_message(n)) for n in range(budget // phones)] for c in clients}
+        deadline = time.perf_counter() + seconds
+
+        async def one(client: PhoneClient) -> None:
+            pool = signed[id(client)]
+            raw, sig = pool.pop() if pool else client.sign(_message(len(latencies)))
+            start = time.perf_counter()
+            await client.push_signed(raw, sig)
+            latencies.append(time.perf_counter() - start)
+
+        async def saturate(client: PhoneClient) -> None:
+            while time.perf_counter() < deadline:
+                await one(client)
+
+        async def paced(client: PhoneClient, every: float) -> None:
+            tasks = set()
+            next_at = time.perf_counter()
+            while next_at < deadline:
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                task = asyncio.create_task(one(client))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                next_at += every
+            await asyncio.gather(*tasks)
+
+        started = time.perf_counter()
+        if rate is None:
+            await asyncio.gather(*(saturate(c) for c in clients for _ in range(32)))
+        else:
+            await asyncio.gather(*(paced(c, phones / rate) for c in clients))
+        elapsed = time.perf_counter() - started
+        for client in clients:
+            await client.close()
+    latencies.sort()
+    return {
+        "count": len(latencies),
+        "elapsed": elapsed,
+        "p50": latencies[len(latencies) // 2] if latencies else 0.0,
+        "p99": latencies[int(len(latencies) * 0.99)] if latencies else 0.0,
+    }
+
+
+def _ingest_ceiling(data_dir: Path, count: int) -> float:
+    """Direct batched inserts of signed 1 KiB records into the same schema: msgs/s."""
+    keys = derive_box_keys(os.urandom(32))
+    archive = Archive.open(data_dir, keys.archive_key, keys.blob_key, keys.signing_key)
+    try:
+        phone = DeviceState.generate("ceiling", "owner")
+        device_id = archive.write(
+            writes.add_device(
+                writes.NewDevice(
+                    bytes(phone.signing_key.verify_key),
+                    phone.noise_public,
+                    "ceiling",
+                    "owner",
+                    "staff",
+                    "test",
+                )
+            )
+        )
+        records = [
+            parse_record(*sign_record(phone.signing_key, _message(n)), max_blob_size=0)
+            for n in range(count)
+        ]
+        start = time.perf_counter()
+        for i in range(0, count, 512):
+            batch = records[i : i + 512]
+            archive.write_batch([writes.store_record(r, device_id, "owner") for r in batch])
+        return count / (time.perf_counter() - start)
+    finally:
+        archive.close()
+
+
+async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[dict[str, Any]]:
+    limits = Limits(max_connections_per_device=4)
+    async with Box(work / "box", limits) as box:
+        idle_rss = _rss_mib()
+        url = box.url + "/peer"
+        saturated = await _child_result(
+            *_in_child(_phones_push, url, box.keys.fingerprint, phones, seconds, None)
+        )
+        load_rss = _peak_rss_mib()
+        steady = await _child_result(
+            *_in_child(_phones_push, url, box.keys.fingerprint, phones, seconds, rate)
+        )
+    msgs = saturated["count"] / saturated["elapsed"]
+    ceiling = await asyncio.to_thread(
+        _ingest_ceiling, work / "ceiling", max(2000, min(saturated["count"], 20_000))
+    )
+    return [
+        {
+            "name": f"ingest over Noise, {phones} phones, 1 KiB records, ack after durable",
+            "value": msgs,
+            "unit": "msgs/s",
+            "ceiling": ceiling,
+            "ceiling_what": "direct batched inserts, same schema",
+            "aim": "≥ 5,000 msgs/s and ≥ 0.5 of ceiling",
+        },
+        {
+            "name": "ingest ack latency p50 / p99 (saturated)",
+            "value": saturated["p50"] * 1000,
+            "unit": "ms",
+            "note": f"p99 {saturated['p99'] * 1000:.1f} ms",
+        },
+        {
+            "name": f"ingest ack latency p99 at {rate:.0f} msgs/s",
+            "value": steady["p99"] * 1000,
+            "unit": "ms",
+            "aim": "< 50 ms",
+            "note": f"p50 {steady['p50'] * 1000:.1f} ms, {steady['count']} acks",
+        },
+        {"name": "box RSS, idle", "value": idle_rss, "unit": "MiB", "aim": "< 60 MiB"},
+        {
+            "name": "box peak RSS under ingest",
+            "value": load_rss,
+            "unit": "MiB",
+            "aim": "< 150 MiB",
+            "note": "box and benchmark harness share the process",
+        },
+    ]
+
+
+def bench_ingest(
+    phones: int = 10,
+    seconds: float = 10.0,
+    *,
+    rate: float = 1000.0,
+    quick: bool = False,
+    work_dir: Path | None = None,
+) -> list[dict[str, Any]]:
+    if quick:
+        seconds = min(seconds, 2.0)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        return asyncio.run(_ingest(Path(tmp), phones, seconds, rate))
+
+
+# -- attachments -----------------------------------------------------------------------------
+
+
+async def _phone_upload(url: str, fingerprint: str, size: int) -> dict[str, float]:
+    """Child: upload `size` random bytes through Noise, then the same over a raw WebSocket."""
+    data = os.urandom(size)
+    async with aiohttp.ClientSession() as http:
+        client = PhoneClient(DeviceState.generate("bench", "owner"), http=http)
+        await client.pair_button(url + "/peer", fingerprint)
+        start = time.perf_counter()
+        await client.upload_attachment(data)
+        noise = time.perf_counter() - start
+        await client.close()
+        async with http.ws_connect(url + RAW_PATH) as ws:
+            start = time.perf_counter()
+            view = memoryview(data)
+            for offset in range(0, size, BLOB_PIECE_BYTES):
+                await ws.send_bytes(bytes(view[offset : offset + BLOB_PIECE_BYTES]))
+            await ws.send_bytes(b"!")
+            await ws.receive()
+            raw = time.perf_counter() - start
+    return {"noise": noise, "raw": raw}
+
+
+async def _attachments(work: Path, size: int) -> list[dict[str, Any]]:
+    async with Box(work / "box", Limits()) as box:
+        timing = await _child_result(*_in_child(_phone_upload, box.url, box.keys.fingerprint, size))
+    mib = size / 2**20
+    return [
+        {
+            "name": f"attachment upload through Noise ({mib:.0f} MiB, encrypted to disk)",
+            "value": mib / timing["noise"],
+            "unit": "MiB/s",
+            "ceiling": mib / timing["raw"],
+            "ceiling_what": "raw WebSocket on loopback",
+            "aim": "≥ 0.5 of raw",
+        }
+    ]
+
+
+def bench_attachments(
+    size_mib: int = 128, *, quick: bool = False, work_dir: Path | None = None
+) -> list[dict[str, Any]]:
+    if quick:
+        size_mib = min(size_mib, 8)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        return asyncio.run(_attachments(Path(tmp), size_mib << 20))
+
+
+# -- handshakes ------------------------------------------------------------------------------
+
+
+async def _phone_handshakes(
+    url: str, fingerprint: str, seconds: float, concurrency: int
+) -> dict[str, float]:
+    """Child: connect + IK + close in `concurrency` loops, then raw connect + close."""
+    async with aiohttp.ClientSession() as http:
+        client = PhoneClient(DeviceState.generate("bench", "owner"), http=http)
+        await client.pair_button(url + "/peer", fingerprint)
+        await client.close()
+        state = client.state
+        assert state.box_noise_public is not None
+
+        def ignore(_frame: Any) -> None:
+            return None
+
+        async def ik() -> None:
+            link = await open_link(
+                http,
+                url + "/peer",
+                HandshakeKind.IK,
+                state.noise_private,
+                ignore,
+                box_noise_public=state.box_noise_public,
+            )
+            await link.request("ping", {})  # the box accepted us: the session is usable
+            await link.close()
+
+        async def raw() -> None:
+            async with http.ws_connect(url + RAW_PATH):
+                pass
+
+        async def rate(action: Callable[[], Awaitable[None]]) -> float:
+            count = 0
+            deadline = time.perf_counter() + seconds
+
+            async def loop() -> None:
+                nonlocal count
+                while time.perf_counter() < deadline:
+                    await action()
+                    count += 1
+
+            start = time.perf_counter()
+            await asyncio.gather(*(loop() for _ in range(concurrency)))
+            return count / (time.perf_counter() - start)
+
+        return {"ik": await rate(ik), "raw": await rate(raw)}
+
+
+async def _handshakes(work: Path, seconds: float, concurrency: int) -> list[dict[str, Any]]:
+    limits = Limits(max_connections_per_device=concurrency + 2)
+    async with Box(work / "box", limits) as box:
+        rates = await _child_result(
+            *_in_child(_phone_handshakes, box.url, box.keys.fingerprint, seconds, concurrency)
+        )
+    return [
+        {
+            "name": "connect + Noise IK handshake + first reply + close",
+            "value": rates["ik"],
+            "unit": "handshakes/s",
+            "ceiling": rates["raw"],
+            "ceiling_what": "raw WebSocket connect + close",
+            "aim": "≥ 300/s",
+        }
+    ]
+
+
+def bench_handshakes(
+    seconds: float = 5.0,
+    concurrency: int = 8,
+    *,
+    quick: bool = False,
+    work_dir: Path | None = None,
+) -> list[dict[str, Any]]:
+    if quick:
+        seconds = min(seconds, 1.0)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        return asyncio.run(_handshakes(Path(tmp), seconds, concurrency))
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    for bench in (bench_ingest, bench_attachments, bench_handshakes):
+        for figure in bench(quick=quick):
+            ceiling = figure.get("ceiling")
+            ratio = f" ratio {figure['value'] / ceiling:.2f}" if ceiling else ""
+            print(
+                f"{figure['name']}: {figure['value']:.1f} {figure['unit']}{ratio} "
+                f"{figure.get('note', '')}"
+            )
