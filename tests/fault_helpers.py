@@ -1,0 +1,170 @@
+"""The box as a real process (tests/box_child.py) and what the fault and abuse tests check after.
+
+`BoxProcess` starts the box, waits for its URL, and stops it cleanly (SIGTERM)
+or as a power cut would (SIGKILL). `open_archive` reopens the data dir with
+the unattended key file, as the box itself does at boot, so a test can look
+at what survived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strongroom.archive.store import Archive
+from strongroom.archive.verify import VerifyReport, verify_archive
+from strongroom.client import DeviceState, PhoneClient
+from strongroom.config import load_config
+from strongroom.unlock import keys_from_keyfile
+
+CHILD = Path(__file__).with_name("box_child.py")
+START_TIMEOUT_S = 20.0
+
+
+@dataclass
+class BoxProcess:
+    """One run of the box process on `data_dir` (restart = a new BoxProcess, same dir)."""
+
+    data_dir: Path
+    limits: dict[str, Any] = field(default_factory=dict)
+    auto_pair: bool = True
+    host: str = "127.0.0.1"
+    prefix: Sequence[str] = ()  # e.g. ("ip", "netns", "exec", "box-ns")
+    extra_args: Sequence[str] = ()
+    proc: asyncio.subprocess.Process | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return str(self.info["url"])
+
+    @property
+    def peer_url(self) -> str:
+        return str(self.info["peer"])
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.info["fingerprint"])
+
+    @property
+    def pid(self) -> int:
+        return int(self.info["pid"])
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}-box.log"
+
+    async def start(self) -> BoxProcess:
+        args = [*self.prefix, sys.executable, str(CHILD), str(self.data_dir), "--host", self.host]
+        args += ["--limits", json.dumps(self.limits), *self.extra_args]
+        if self.auto_pair:
+            args.append("--auto-pair")
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *args, stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.DEVNULL
+            )
+        finally:
+            log.close()
+        assert self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT_S)
+        except TimeoutError:
+            line = b""
+        if not line:
+            await self.kill()
+            raise AssertionError(f"the box did not start: {self.log_text()[-3000:]}")
+        self.info = json.loads(line)
+        return self
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def kill(self) -> None:
+        """A power cut: SIGKILL, nothing flushed or closed by the box."""
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    async def stop(self) -> None:
+        """A clean stop (SIGTERM), falling back to SIGKILL."""
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10.0)
+            except TimeoutError:
+                await self.kill()
+
+    def rss_kib(self) -> int:
+        """Resident memory of the box process now (from /proc)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS line")
+
+
+def open_archive(data_dir: Path) -> Archive:
+    """Open the box's archive as the box does at boot (unattended key file)."""
+    config = load_config(data_dir)
+    keys = keys_from_keyfile(config)
+    return Archive.open(data_dir, keys.archive_key, keys.blob_key, keys.signing_key)
+
+
+def verify_data_dir(data_dir: Path) -> VerifyReport:
+    archive = open_archive(data_dir)
+    try:
+        reader = archive.reader()
+        try:
+            return verify_archive(reader, archive.blobs, bytes(archive.signing_key.verify_key))
+        finally:
+            reader.close()
+    finally:
+        archive.close()
+
+
+def count(data_dir: Path, sql: str, *args: object) -> int:
+    archive = open_archive(data_dir)
+    try:
+        return int(archive.conn.execute(sql, args).fetchone()[0])
+    finally:
+        archive.close()
+
+
+async def pair_phone(
+    box: BoxProcess, owner: str, name: str = "Pixel", *, keepalive: bool = True
+) -> PhoneClient:
+    """A phone paired with the box process (its test gate accepts everyone), left connected."""
+    phone = PhoneClient(DeviceState.generate(name, owner), keepalive=keepalive)
+    await phone.pair_button(box.peer_url, box.fingerprint)
+    return phone
+
+
+def message(n: int, text: str, *, conv: str = "client-martin") -> dict[str, Any]:
+    return {
+        "v": 1,
+        "kind": "message",
+        "id": f"m-{n}-{os.urandom(4).hex()}",
+        "conv": conv,
+        "dir": "out",
+        "from": "Me",
+        "at": 1_700_000_000_000 + n,
+        "text": text,
+    }
