@@ -47,6 +47,12 @@ MESSAGE_BYTES = 1024
 RAW_PATH = "/raw"
 
 
+def _scratch(work_dir: Path | None) -> tempfile.TemporaryDirectory[str]:
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=work_dir)
+
+
 class AcceptAll:
     """A pairing gate for benchmarks: every phone is welcome."""
 
@@ -305,7 +311,7 @@ def bench_ingest(
 ) -> list[dict[str, Any]]:
     if quick:
         seconds = min(seconds, 2.0)
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+    with _scratch(work_dir) as tmp:
         return asyncio.run(_ingest(Path(tmp), phones, seconds, rate))
 
 
@@ -354,7 +360,7 @@ def bench_attachments(
 ) -> list[dict[str, Any]]:
     if quick:
         size_mib = min(size_mib, 8)
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+    with _scratch(work_dir) as tmp:
         return asyncio.run(_attachments(Path(tmp), size_mib << 20))
 
 
@@ -435,7 +441,7 @@ def bench_handshakes(
 ) -> list[dict[str, Any]]:
     if quick:
         seconds = min(seconds, 1.0)
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+    with _scratch(work_dir) as tmp:
         return asyncio.run(_handshakes(Path(tmp), seconds, concurrency))
 
 
