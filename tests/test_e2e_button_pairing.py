@@ -19,7 +19,6 @@ from e2e_helpers import (
     WebAdmin,
     message,
     new_phone,
-    pair_by_button,
     prepare_data_dir,
     start_box,
     until,
