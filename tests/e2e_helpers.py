@@ -10,6 +10,7 @@ comes from an injectable `Clock` that follows real time and can jump ahead.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -247,3 +248,28 @@ def message(text: str, *, conv: str, sender: str, n: int, direction: str = "out"
         "at": 1_700_000_000_000 + n,
         "text": text,
     }
+
+
+async def pair_by_qr(running: E2EBox, name: str, owner: str) -> tuple[PhoneClient, Paired]:
+    """A phone paired with a fresh QR offer (the path that needs no confirmation)."""
+    offer = running.box.pairing.issue_qr("127.0.0.1", running.runtime.port, running.fingerprint)
+    phone = new_phone(name, owner)
+    return phone, await phone.pair_qr(running.peer_url, offer.uri)
+
+
+def attachment(message_fields: Mapping[str, Any], data: bytes, name: str) -> dict[str, Any]:
+    """The attachment record of a file sent with `message_fields` (upload the bytes first)."""
+    fields = {k: v for k, v in message_fields.items() if k != "text"}
+    fields.update(
+        id=f"a-{message_fields['id']}",
+        kind="attachment",
+        ref=message_fields["id"],
+        at=int(message_fields["at"]) + 1,
+        blob={
+            "sha256": hashlib.sha256(data).digest(),
+            "size": len(data),
+            "name": name,
+            "mime": "application/pdf",
+        },
+    )
+    return fields
