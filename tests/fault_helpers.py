@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from strongroom.archive.store import Archive
 from strongroom.archive.verify import VerifyReport, verify_archive
@@ -168,3 +171,41 @@ def message(n: int, text: str, *, conv: str = "client-martin") -> dict[str, Any]
         "at": 1_700_000_000_000 + n,
         "text": text,
     }
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def web_login(url: str, data_dir: Path) -> aiohttp.ClientSession:
+    """A browser-like session logged in as the dev box's admin (cookies on an IP address)."""
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    try:
+        page = await (await session.get(f"{url}/login")).text()
+        match = _CSRF.search(page)
+        assert match, "no CSRF token on the login page"
+        passphrase = (data_dir / "admin-passphrase.txt").read_text().strip()
+        response = await session.post(
+            f"{url}/login",
+            data={"username": "admin", "password": passphrase, "csrf_token": match.group(1)},
+            allow_redirects=False,
+        )
+        assert response.status == 303, await response.text()
+    except BaseException:
+        await session.close()
+        raise
+    return session
+
+
+def csrf_of(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def flip_byte(path: Path, offset: int, mask: int = 0x01) -> None:
+    """Flip bits of one byte in place, as a failing SD card would."""
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        value = handle.read(1)[0]
+        handle.seek(offset)
+        handle.write(bytes([value ^ mask]))
