@@ -20,6 +20,7 @@ from aiohttp import web
 from strongroom.appliance.health import Health, read_health
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive
 from strongroom.config import BoxConfig
 from strongroom.identity import BoxKeys, Keystore
@@ -40,6 +41,7 @@ class Box:
         self.keys: BoxKeys | None = None
         self.archive: Archive | None = None
         self.committer: GroupCommitter | None = None
+        self.readers: ReaderPool | None = None
         self.started_at = clock()
         # Wired by the runtime: the pairing rules and the phones' service.
         self.pairing: Any = None
@@ -84,6 +86,7 @@ class Box:
         )
         self.committer = GroupCommitter(self.archive)
         self.committer.start()
+        self.readers = ReaderPool(self.archive)
         self.phase = BoxPhase.READY
         for callback in self._on_unlock:
             callback()
@@ -135,6 +138,9 @@ class Box:
     # -- lifecycle --------------------------------------------------------------
 
     async def stop(self) -> None:
+        if self.readers is not None:
+            self.readers.close()
+            self.readers = None
         if self.committer is not None:
             await asyncio.to_thread(self.committer.stop)
             self.committer = None

@@ -7,7 +7,6 @@ writes an audit event as the logged-in user.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,17 +61,12 @@ def state_of(request: web.Request) -> WebState:
 
 
 async def read(request: web.Request, query: Callable[[Connection], T]) -> T:
-    """Run `query` on its own reader connection in a worker thread."""
-    archive = state_of(request).box.require_archive()
-
-    def run() -> T:
-        conn = archive.reader()
-        try:
-            return query(conn)
-        finally:
-            conn.close()
-
-    return await asyncio.to_thread(run)
+    """Run `query` on one of the box's pooled reader connections, off the event loop."""
+    box = state_of(request).box
+    box.require_archive()
+    if box.readers is None:
+        raise web.HTTPServiceUnavailable(text="the box is locked")
+    return await box.readers.run(query)
 
 
 async def audit(
