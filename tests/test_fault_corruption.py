@@ -266,3 +266,22 @@ async def test_a_log_leaf_rewritten_with_the_key_is_reported_and_the_record_show
             assert 'class="badge failed" id="proof-badge"' in page
             page = await (await session.get(f"{runtime.url}/archive/records/{row_id + 1}")).text()
             assert "texte falsifié" not in page, "the record page shows the forged text"
+
+
+async def test_a_box_whose_log_pages_are_damaged_starts_showing_integrity_failure(
+    data_dir: Path,
+) -> None:
+    archive = open_archive(data_dir)
+    root_page = int(
+        archive.conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'log_nodes'"
+        ).fetchone()[0]
+    )
+    archive.close()
+    flip_byte(data_dir / "archive.db", (root_page - 1) * PAGE + PAGE // 2)
+    async with live_box(data_dir) as runtime:
+        # The log is read at unlock: the box cannot open, and must not merely say "locked".
+        assert runtime.box.archive is None
+        assert runtime.integrity is not None and not runtime.integrity.ok
+        assert "database file" in runtime.integrity.problems[0]
+        assert runtime.panel.state is BoxState.INTEGRITY_FAILURE

@@ -98,6 +98,20 @@ def check_archive(archive: Archive, clock: Callable[[], float] = time.time) -> I
     )
 
 
+def damaged_at_open(
+    exc: BaseException, clock: Callable[[], float] = time.time
+) -> IntegrityStatus | None:
+    """The status to show when unlocking failed because the file is damaged (not a wrong key).
+
+    Such a box cannot serve anything: the panel must say "integrity failure",
+    not merely "locked", so that someone restores from a backup.
+    """
+    if not isinstance(exc, sqlcipher3.DatabaseError):
+        return None
+    problem = f"database file: cannot be opened ({exc}); restore from a backup"
+    return IntegrityStatus(clock(), False, (problem,), 1, 0, 0.0)
+
+
 async def run_periodically(
     check: Callable[[], Awaitable[object]],
     interval_s: Callable[[], float],
@@ -124,5 +138,6 @@ __all__ = [
     "DEFAULT_INTERVAL_S",
     "IntegrityStatus",
     "check_archive",
+    "damaged_at_open",
     "run_periodically",
 ]

@@ -25,6 +25,7 @@ from strongroom.integrity import (
     DEFAULT_INTERVAL_S,
     IntegrityStatus,
     check_archive,
+    damaged_at_open,
     run_periodically,
 )
 from strongroom.panel_link import audit_fields, panel_inputs
@@ -83,6 +84,8 @@ class BoxRuntime:
                 self.box.unlock_unattended()
             except Exception as exc:  # stay up, locked: an admin can still unlock by hand
                 log.error("unattended unlock failed: %s", type(exc).__name__)
+                if (damage := damaged_at_open(exc, self.clock)) is not None:
+                    self.integrity, self.integrity_ok = damage, False
         app = build_web_app(self.box)
         app.router.add_get("/peer", self._peer_endpoint)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
