@@ -208,3 +208,87 @@ async def test_wizard_then_login_works(client, fresh_box, aiohttp_client) -> Non
     other = await aiohttp_client(client.server.app)
     await login(other, "admin", ADMIN_PASSWORD)
     assert (await other.get("/dashboard")).status == 200
+
+
+async def _through_to_practice(client: TestClient) -> str:
+    token = await _start(client, "en")
+    words = await _create_and_read_words(client, token)
+    form_html = await (await client.get("/setup/confirm")).text()
+    answers = {f"word_{p}": words[int(p) - 1] for p in POSITION.findall(form_html)}
+    await _post(client, "/setup/confirm", token, **answers)
+    await _post(
+        client,
+        "/setup/admin",
+        token,
+        username="gerante",
+        password=ADMIN_PASSWORD,
+        password_again=ADMIN_PASSWORD,
+    )
+    return csrf_of(await (await client.get("/setup/practice")).text())
+
+
+async def test_unattended_unlock_chosen_in_the_wizard_unlocks_the_next_boot(
+    client, fresh_box, tmp_path
+) -> None:
+    token = await _through_to_practice(client)
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    keyfile = usb / "unlock.key"
+
+    refused = await _post(
+        client,
+        "/setup/practice",
+        token,
+        practice_name="Cabinet Durand",
+        unlock_mode="unattended",
+        keyfile=str(keyfile),
+        unlock_passphrase="not-the-passphrase-1",
+    )
+    assert refused.status == 400  # type: ignore[attr-defined]
+    assert "Wrong passphrase." in await refused.text()  # type: ignore[attr-defined]
+    assert not keyfile.exists()
+    unmounted = await _post(
+        client,
+        "/setup/practice",
+        token,
+        practice_name="Cabinet Durand",
+        unlock_mode="unattended",
+        keyfile=str(tmp_path / "not-mounted" / "unlock.key"),
+        unlock_passphrase=ADMIN_PASSWORD,
+    )
+    assert "plug in the USB key" in await unmounted.text()  # type: ignore[attr-defined]
+
+    chosen = await _post(
+        client,
+        "/setup/practice",
+        token,
+        practice_name="Cabinet Durand",
+        unlock_mode="unattended",
+        keyfile=str(keyfile),
+        unlock_passphrase=ADMIN_PASSWORD,
+    )
+    assert chosen.headers["Location"] == "/setup/done"  # type: ignore[attr-defined]
+    assert keyfile.exists() and keyfile.stat().st_mode & 0o077 == 0
+
+    # "Reboot": a new Box on the same data dir opens with the key file alone.
+    rebooted = Box(fresh_box.config)
+    assert rebooted.phase is BoxPhase.LOCKED
+    rebooted.unlock_unattended()
+    assert rebooted.phase is BoxPhase.READY
+    assert rebooted.fingerprint == fresh_box.fingerprint
+    await rebooted.stop()
+
+
+async def test_attended_is_the_default_and_needs_the_passphrase_after_a_reboot(
+    client, fresh_box
+) -> None:
+    token = await _through_to_practice(client)
+    done = await _post(client, "/setup/practice", token, practice_name="Cabinet Martin")
+    assert done.headers["Location"] == "/setup/done"  # type: ignore[attr-defined]
+    rebooted = Box(fresh_box.config)
+    with pytest.raises(ValueError, match="key file"):
+        rebooted.unlock_unattended()
+    assert rebooted.phase is BoxPhase.LOCKED
+    rebooted.unlock(ADMIN_PASSWORD)
+    assert rebooted.phase is BoxPhase.READY
+    await rebooted.stop()

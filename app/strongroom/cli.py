@@ -124,10 +124,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def _unlocked_box(args: argparse.Namespace) -> Iterator[Box]:
     """The box of this data dir, unlocked (key file or passphrase), stopped on exit."""
     from strongroom.box import Box
+    from strongroom.unlock import read_unlock_choice
 
     config = _config(args)
     box = Box(config)
-    if config.unlock_mode == "unattended" and config.unlock_keyfile is not None:
+    if read_unlock_choice(config).mode == "unattended":
         box.unlock_unattended()
     else:
         box.unlock(_read_secret("Admin passphrase / Phrase secrète : ", args.passphrase_file))

@@ -29,7 +29,7 @@ from strongroom.integrity import (
     run_periodically,
 )
 from strongroom.panel_link import audit_fields, panel_inputs
-from strongroom.unlock import BoxPhase
+from strongroom.unlock import BoxPhase, read_unlock_choice
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ class BoxRuntime:
         self.box.on_unlock(self._start_peers)
         self.box.on_change(self.refresh_panel)
         self._start_panel(loop)
-        if self.config.unlock_mode == "unattended" and self.box.phase is BoxPhase.LOCKED:
+        unattended = read_unlock_choice(self.config).mode == "unattended"
+        if unattended and self.box.phase is BoxPhase.LOCKED:
             try:
                 self.box.unlock_unattended()
             except Exception as exc:  # stay up, locked: an admin can still unlock by hand

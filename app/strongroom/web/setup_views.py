@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from strongroom.identity import (
     new_entropy,
     words_to_entropy,
 )
-from strongroom.unlock import BoxPhase
+from strongroom.unlock import DEFAULT_KEYFILE, BoxPhase, choose_attended, choose_unattended
 from strongroom.web import i18n, settings
 from strongroom.web.auth import ADMIN, SESSION_KEY, client_address, require_role, session_of
 from strongroom.web.forms import text_field
@@ -246,7 +247,42 @@ async def setup_admin(request: web.Request) -> web.StreamResponse:
 @routes.get("/setup/practice")
 @require_role(ADMIN)
 async def setup_practice_form(request: web.Request) -> web.StreamResponse:
-    return render(request, "setup_practice.html", {"step": 4, "error": None})
+    return render(request, "setup_practice.html", _practice_context(None))
+
+
+def _practice_context(
+    error: str | None, name: str = "", mode: str = "attended", keyfile: str = ""
+) -> dict[str, Any]:
+    return {
+        "step": 4,
+        "error": error,
+        "practice_name": name,
+        "unlock_mode": mode,
+        "keyfile": keyfile or str(DEFAULT_KEYFILE),
+    }
+
+
+def _apply_unlock_choice(
+    request: web.Request, mode: str, keyfile: str, passphrase: str
+) -> str | None:
+    """Record the unlock mode; return why it was refused (translated), or None."""
+    translate = translator_of(request)
+    config = state_of(request).box.config
+    if mode != "unattended":
+        choose_attended(config)
+        return None
+    path = Path(keyfile)
+    if not path.is_absolute() or ".." in path.parts:
+        return translate("Give an absolute path for the key file.")
+    if not path.parent.is_dir():
+        return translate("Nothing is mounted there: plug in the USB key and try again.")
+    try:
+        choose_unattended(config, passphrase, path)
+    except WrongPassphrase:
+        return translate("Wrong passphrase.")
+    except OSError:
+        return translate("The key file cannot be written there.")
+    return None
 
 
 @routes.post("/setup/practice")
@@ -254,11 +290,22 @@ async def setup_practice_form(request: web.Request) -> web.StreamResponse:
 async def setup_practice(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name = " ".join(text_field(form, "practice_name").split())
+    mode = "unattended" if text_field(form, "unlock_mode") == "unattended" else "attended"
+    keyfile = text_field(form, "keyfile").strip()
     if not 1 <= len(name) <= settings.MAX_VALUE_CHARS:
         message = translator_of(request)("Please give the practice a name.")
-        return render(request, "setup_practice.html", {"step": 4, "error": message}, status=400)
+        context = _practice_context(message, name, mode, keyfile)
+        return render(request, "setup_practice.html", context, status=400)
+    refused = await asyncio.to_thread(
+        _apply_unlock_choice, request, mode, keyfile, text_field(form, "unlock_passphrase")
+    )
+    if refused is not None:
+        context = _practice_context(refused, name, mode, keyfile)
+        return render(request, "setup_practice.html", context, status=400)
     await submit(request, settings.set_setting_op(settings.PRACTICE_NAME, name))
     await audit(request, "settings.change", settings.PRACTICE_NAME, {"value": name})
+    details = {"mode": mode, "keyfile": keyfile if mode == "unattended" else None}
+    await audit(request, "settings.change", "unlock_mode", details)
     raise web.HTTPSeeOther("/setup/done")
 
 
