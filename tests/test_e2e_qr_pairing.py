@@ -13,7 +13,16 @@ from pathlib import Path
 import nacl.utils
 import pytest
 
-from e2e_helpers import Clock, E2EBox, WebAdmin, new_phone, prepare_data_dir, start_box, until
+from e2e_helpers import (
+    Clock,
+    E2EBox,
+    WebAdmin,
+    new_phone,
+    pair_by_qr,
+    prepare_data_dir,
+    start_box,
+    until,
+)
 from strongroom.archive.queries import list_devices
 from strongroom.client import HandshakeRefused
 from strongroom.pairing.qr import QrOffer, make_offer
@@ -133,3 +142,21 @@ async def test_a_wrong_qr_secret_is_refused_and_burns_the_real_one(
     assert device_count(running) == 1
     await phone.close()
     await honest.close()
+
+
+async def test_pairing_events_reach_the_audit_trail_when_the_box_stops_right_after(
+    tmp_path: Path,
+) -> None:
+    """The tick loop writes pairing events about once a second; a stop (power button,
+    systemd restart) just after a pairing must not lose them."""
+    config = await prepare_data_dir(tmp_path / "box")
+    first = await start_box(config, clock=Clock())
+    phone, _ = await pair_by_qr(first, "Pixel", "dr.martin")
+    await phone.close()
+    await first.stop()
+    again = await start_box(config, clock=Clock())
+    try:
+        actions = set(again.audit_actions("pairing."))
+        assert {"pairing.qr-issued", "pairing.qr-used", "pairing.accepted"} <= actions
+    finally:
+        await again.stop()
