@@ -25,7 +25,12 @@ import aiohttp
 from strongroom.archive.store import Archive
 from strongroom.archive.verify import VerifyReport, verify_archive
 from strongroom.client import DeviceState, PhoneClient
+from strongroom.client.link import HandshakeRefused
 from strongroom.config import load_config
+from strongroom.noise import TransportSession
+from strongroom.peer.channel import SecureChannel
+from strongroom.peer.frames import Direction, Frame, decode_frame, encode_frame
+from strongroom.peer.handshake import HandshakeKind, initiator
 from strongroom.unlock import keys_from_keyfile
 
 CHILD = Path(__file__).with_name("box_child.py")
@@ -209,3 +214,86 @@ def flip_byte(path: Path, offset: int, mask: int = 0x01) -> None:
         value = handle.read(1)[0]
         handle.seek(offset)
         handle.write(bytes([value ^ mask]))
+
+
+ABUSE_LIMITS: dict[str, Any] = {
+    "idle_timeout_s": 2.0,
+    "handshake_timeout_s": 1.0,
+    "max_connections": 8,
+    "max_connections_per_device": 2,
+    "max_in_flight_frames": 8,
+    "max_frame_bytes": 64 * 1024,
+}
+
+
+@dataclass
+class RawSession:
+    """A phone's IK session driven by hand, so a test can capture, replay and forge messages."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    channel: SecureChannel
+    first_message: bytes
+    next_id: int = 1
+
+    @classmethod
+    async def open(
+        cls,
+        http: aiohttp.ClientSession,
+        url: str,
+        state: DeviceState,
+        *,
+        first_message: bytes | None = None,
+    ) -> RawSession:
+        """IK handshake; with `first_message`, replay that captured message 1 instead."""
+        assert state.box_noise_public is not None
+        ws = await http.ws_connect(url, max_msg_size=0, autoping=True)
+        hs = initiator(HandshakeKind.IK, state.noise_private, state.box_noise_public)
+        first = bytes([HandshakeKind.IK.value]) + hs.write_message(b"")
+        await ws.send_bytes(first_message or first)
+        reply = await ws.receive(timeout=10)
+        if reply.type != aiohttp.WSMsgType.BINARY:
+            await ws.close()
+            raise HandshakeRefused(ws.close_code, str(reply.extra))
+        if first_message is not None:
+            # A replayed message 1 carries someone else's ephemeral key: we cannot read
+            # the box's answer. Keep a channel that will never authenticate.
+            return cls(ws, _DeadChannel(), first_message)  # type: ignore[arg-type]
+        hs.read_message(bytes(reply.data))
+        channel = SecureChannel(TransportSession.from_handshake(hs), 1 << 20)
+        return cls(ws, channel, first)
+
+    def seal(self, frame_type: str, body: dict[str, Any]) -> list[bytes]:
+        frame = Frame(frame_type, self.next_id, body)
+        self.next_id += 1
+        return self.channel.seal(encode_frame(frame))
+
+    async def send_all(self, messages: list[bytes]) -> None:
+        for raw in messages:
+            await self.ws.send_bytes(raw)
+
+    async def receive_frame(self, wait_s: float = 10.0) -> Frame | None:
+        """The next frame from the box, or None once it closed the connection."""
+        while True:
+            msg = await self.ws.receive(timeout=wait_s)
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                return None
+            raw = self.channel.open(bytes(msg.data))
+            if raw is not None:
+                return decode_frame(raw, Direction.TO_PHONE, max_bytes=1 << 20)
+
+    async def wait_closed(self, wait_s: float = 10.0) -> int | None:
+        """Read until the box closes the connection; return its close code."""
+        while True:
+            msg = await self.ws.receive(timeout=wait_s)
+            if msg.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                return self.ws.close_code
+
+
+class _DeadChannel:
+    def seal(self, frame: bytes) -> list[bytes]:
+        raise AssertionError("a replayed handshake has no usable channel")
