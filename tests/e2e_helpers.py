@@ -26,8 +26,10 @@ from strongroom.client import DeviceState, Paired, PhoneClient
 from strongroom.config import BoxConfig
 from strongroom.identity import Keystore, new_entropy
 from strongroom.runtime import BoxRuntime
+from strongroom.unlock import BoxPhase
 from strongroom.web.users import create_user
 from strongroom_panel.pins import PanelPins
+from strongroom_panel.state import BoxState
 from web_helpers import ADMIN_PASSWORD, CHEAP_HASHER, CHEAP_LIMITS, csrf_of
 
 PINS = PanelPins()  # the defaults of firmware/panel.toml
@@ -106,6 +108,14 @@ class E2EBox:
     @property
     def data_dir(self) -> Path:
         return self.runtime.config.data_dir
+
+    def panel_state(self) -> BoxState | None:
+        """What the front panel shows now (a call: the LEDs change under our feet)."""
+        state: BoxState | None = self.runtime.panel.state
+        return state
+
+    def phase(self) -> BoxPhase:
+        return self.box.phase
 
     async def press_button(self) -> None:
         """A person pressing PAIR: the button line goes low, then high again."""

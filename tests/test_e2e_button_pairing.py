@@ -56,10 +56,10 @@ def _archive_counts(running: E2EBox) -> tuple[int, int, int]:
 async def test_press_blink_compare_confirm_in_the_web_ui_then_push(
     running: E2EBox, admin: WebAdmin
 ) -> None:
-    assert running.runtime.panel.state is BoxState.READY
+    assert running.panel_state() is BoxState.READY
     await running.press_button()
     await until(lambda: running.box.pairing.status().open, what="the window to open")
-    assert running.runtime.panel.state is BoxState.PAIRING_OPEN
+    assert running.panel_state() is BoxState.PAIRING_OPEN
     await running.led_blinks("pairing")
     assert running.led("status").state == 1.0
 
@@ -79,7 +79,7 @@ async def test_press_blink_compare_confirm_in_the_web_ui_then_push(
     paired = await asyncio.wait_for(attempt, 10)
     assert paired.comparison_code == shown
     assert paired.fingerprint == running.fingerprint
-    await until(lambda: running.runtime.panel.state is BoxState.PAIRED_OK, what="PAIRED_OK")
+    await until(lambda: running.panel_state() is BoxState.PAIRED_OK, what="PAIRED_OK")
     assert running.led("pairing").state == 1.0  # steady: success
 
     # Later: the phone reconnects with Noise IK and its records are acked with proofs.
@@ -131,7 +131,7 @@ async def test_two_phones_in_one_window_are_both_refused_and_overlap_is_shown(
 
     status = running.box.pairing.status()
     assert status.overlap and not status.open and status.pending is None
-    await until(lambda: running.runtime.panel.state is BoxState.OVERLAP, what="OVERLAP")
+    await until(lambda: running.panel_state() is BoxState.OVERLAP, what="OVERLAP")
     assert running.led("alert").state == 1.0  # steady alert, urgent pairing blink
     await running.led_blinks("pairing")
     code, dashboard = await admin.get("/dashboard")
@@ -170,7 +170,7 @@ async def test_outside_a_window_an_unknown_phone_is_refused_and_nothing_is_store
     assert refused.value.reason == "no-window"
     assert not stranger.state.paired
     assert _archive_counts(running) == before
-    assert running.runtime.panel.state is BoxState.READY
+    assert running.panel_state() is BoxState.READY
     await stranger.close()
 
 
@@ -181,15 +181,15 @@ async def test_press_while_open_cancels_and_the_cli_path_opens_a_window_that_exp
     await until(lambda: running.box.pairing.status().open, what="the window to open")
     await running.press_button()
     await until(lambda: not running.box.pairing.status().open, what="the window to close")
-    await until(lambda: running.runtime.panel.state is BoxState.READY, what="READY")
+    await until(lambda: running.panel_state() is BoxState.READY, what="READY")
     assert running.led("pairing").state == 0.0
 
     # `strongroom pair` talks to the control socket: same effect as the button.
     status, body = await call(running.data_dir, "POST", "/pair")
     assert (status, body) == (200, {"pairing_open": True})
-    assert running.runtime.panel.state is BoxState.PAIRING_OPEN
+    assert running.panel_state() is BoxState.PAIRING_OPEN
     running.clock.advance(121.0)  # nobody came: the window closes at 120 s
-    await until(lambda: running.runtime.panel.state is BoxState.READY, what="expiry")
+    await until(lambda: running.panel_state() is BoxState.READY, what="expiry")
     assert not running.box.pairing.status().open
     wanted = {"pairing.window-cancelled", "pairing.window-expired"}
     await until(lambda: wanted <= set(running.audit_actions("pairing.")), what="audit events")

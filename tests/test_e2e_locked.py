@@ -42,8 +42,8 @@ async def test_a_locked_box_serves_only_the_unlock_page_and_tells_phones_locked(
 ) -> None:
     _, phone, box = await paired_then_rebooted(tmp_path)
     try:
-        assert box.box.phase is BoxPhase.LOCKED
-        assert box.runtime.panel.state is BoxState.LOCKED
+        assert box.phase() is BoxPhase.LOCKED
+        assert box.panel_state() is BoxState.LOCKED
         async with aiohttp.ClientSession() as http:
             for path in ("/", "/devices", "/archive"):
                 async with http.get(box.url + path, allow_redirects=False) as response:
@@ -90,17 +90,17 @@ async def test_the_phone_retries_and_its_outbox_is_stored_once_after_the_web_unl
 
         status, page, _ = await admin.post_form("/unlock", {"passphrase": "not the passphrase"})
         assert status == 403 and "Wrong passphrase." in page
-        assert box.box.phase is BoxPhase.LOCKED
+        assert box.phase() is BoxPhase.LOCKED
         status, _, location = await admin.post_form("/unlock", {"passphrase": ADMIN_PASSWORD})
         assert (status, location) == (303, "/login")
-        assert box.box.phase is BoxPhase.READY
+        assert box.phase() is BoxPhase.READY
 
         await asyncio.wait_for(retrying, 10)
         assert not phone.outbox  # every record acked, with a verified proof
         for text in texts:
             assert box.count("SELECT count(*) FROM messages WHERE text = ?", text) == 1
         assert box.count("SELECT count(*) FROM records") == len(texts) + 1
-        await until(lambda: box.runtime.panel.state is BoxState.READY, what="READY")
+        await until(lambda: box.panel_state() is BoxState.READY, what="READY")
         assert "box.unlock" in box.audit_actions("box.")
     finally:
         await admin.close()
@@ -112,15 +112,15 @@ async def test_an_unattended_box_unlocks_itself_at_start(tmp_path: Path) -> None
     (tmp_path / "usb").mkdir()
     config = await prepare_data_dir(tmp_path / "box", keyfile=tmp_path / "usb" / "unlock.key")
     first = await start_box(config, clock=Clock(), unlock=False)
-    assert first.box.phase is BoxPhase.READY
+    assert first.phase() is BoxPhase.READY
     phone, _ = await pair_by_qr(first, "Pixel", "dr.martin")
     await phone.close()
     await first.stop()
 
     rebooted = await start_box(config, clock=Clock(), unlock=False)  # nobody types anything
     try:
-        assert rebooted.box.phase is BoxPhase.READY
-        assert rebooted.runtime.panel.state is BoxState.READY
+        assert rebooted.phase() is BoxPhase.READY
+        assert rebooted.panel_state() is BoxState.READY
         await phone.connect(rebooted.peer_url)
         ack = await phone.push(message("après le redémarrage", conv="c", sender="Me", n=1))
         assert ack.log_index > 0
