@@ -11,7 +11,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -88,6 +88,9 @@ class BoxRuntime:
                 if (damage := damaged_at_open(exc, self.clock)) is not None:
                     self.integrity, self.integrity_ok = damage, False
         app = build_web_app(self.box)
+        # Phones are not browsers: /peer bypasses the web UI's session/phase/CSRF
+        # middlewares, which would redirect a locked box's /peer to /unlock.
+        app.middlewares.insert(0, self._peer_first)
         app.router.add_get("/peer", self._peer_endpoint)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -163,6 +166,14 @@ class BoxRuntime:
             box.pairing,
             clock=self.clock,
         )
+
+    @web.middleware
+    async def _peer_first(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path == "/peer":
+            return await self._peer_endpoint(request)
+        return await handler(request)
 
     async def _peer_endpoint(self, request: web.Request) -> web.StreamResponse:
         peers = getattr(self.box, "peers", None)
