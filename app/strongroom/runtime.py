@@ -136,6 +136,10 @@ class BoxRuntime:
         for runner in (self._control, self._runner):
             if runner is not None:
                 await runner.cleanup()
+        if self.box.pairing is not None:
+            # What the tick loop had not written yet (a pairing just before the stop).
+            with contextlib.suppress(Exception):
+                await self._audit_pairing_events()
         await self.box.stop()
         if self.panel is not None:
             self.panel.close()
@@ -236,16 +240,18 @@ class BoxRuntime:
         )
         self.panel.show(derive_state(inputs))
 
+    async def _audit_pairing_events(self) -> None:
+        for event in self.box.pairing.drain_events():
+            action, target, details = audit_fields(event)
+            await self.box.audit("pairing", action, target, details)
+
     async def _tick_loop(self) -> None:
         """Once a second: pairing window expiry, audit of pairing events, LEDs."""
         while True:
             await asyncio.sleep(1.0)
             try:
-                pairing = self.box.pairing
-                pairing.tick()
-                for event in pairing.drain_events():
-                    action, target, details = audit_fields(event)
-                    await self.box.audit("pairing", action, target, details)
+                self.box.pairing.tick()
+                await self._audit_pairing_events()
                 self.refresh_panel()
             except Exception:
                 log.exception("tick failed")
