@@ -371,6 +371,7 @@ def committer_ingest(
 
 _BUILD_CHUNK = 10_000
 _BUILD_PHONES = 20
+_BUILD_CHUNKS_PER_COMMIT = 10
 
 
 def bulk_store_messages(records: Sequence[Record], device_id: int, owner: str) -> WriteOp:
@@ -477,14 +478,19 @@ def cached_archive(work: Path, size: int, log: Callable[[str], None] = print) ->
             # At most two chunks signed ahead: imap would queue the whole corpus in memory.
             chunks = list(_chunks(size))
             pending = [pool.apply_async(_signed_chunk, (c,)) for c in chunks[:2]]
+            batch: list[WriteOp] = []
             for chunk in range(len(chunks)):
                 records = pending.pop(0).get()
                 if chunk + 2 < len(chunks):
                     pending.append(pool.apply_async(_signed_chunk, (chunks[chunk + 2],)))
                 device, owner, _ = phones[chunk % _BUILD_PHONES]
-                archive.write_batch([bulk_store_messages(records, device, owner)])
+                batch.append(bulk_store_messages(records, device, owner))
                 done += len(records)
-                if done % 100_000 == 0 or done == size:
+                # Big transactions: random record ids dirty pages all over their unique
+                # index, so the pages written per record fall as the batch grows.
+                if len(batch) == _BUILD_CHUNKS_PER_COMMIT or done == size:
+                    archive.write_batch(batch)
+                    batch = []
                     log(f"  built {done:,}/{size:,} messages ({time.perf_counter() - t0:.0f} s)")
     finally:
         archive.close()

@@ -196,6 +196,20 @@ def test_damaged_bundles_never_crash_the_verifier_and_changed_files_are_flagged(
         assert not report.ok, "a bundle whose files changed was reported intact"
 
 
+def test_a_member_with_an_unknown_compression_method_is_reported_not_raised(
+    tmp_path: Path,
+) -> None:
+    from strongroom.office.verify_export import verify_bundle
+
+    damaged = bytearray(sealed_bundle())
+    central = damaged.index(b"PK\x01\x02")  # first central directory entry
+    damaged[central + 10 : central + 12] = (99).to_bytes(2, "little")  # AES: not in zipfile
+    path = tmp_path / "damaged.zip"
+    path.write_bytes(bytes(damaged))
+    report = verify_bundle(path)
+    assert not report.ok
+
+
 # -- the committer under bad records --------------------------------------------------------
 
 
