@@ -137,10 +137,11 @@ class Archive:
 
     def _write_batch_locked(self, ops: Sequence[WriteOp], sign: bool) -> BatchResult:
         conn = self.conn
-        txn = Txn(conn, self.log.size, now_ms(self.clock))
         results: list[Any] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._catch_up_with_other_writers()
+            txn = Txn(conn, self.log.size, now_ms(self.clock))
             for op in ops:
                 mark = len(txn.leaves)
                 conn.execute("SAVEPOINT op")
@@ -167,6 +168,18 @@ class Archive:
                     raise StorageFull("the disk is full; nothing was written") from exc
             raise
         return BatchResult(results, head)
+
+    def _catch_up_with_other_writers(self) -> None:
+        """Another process (a CLI command) may have appended to the log since our last batch.
+
+        Under BEGIN IMMEDIATE nobody else can write, so the newest leaf index is
+        final: reload the in-memory tree edge if it moved (cheap primary-key lookup).
+        """
+        row = self.conn.execute("SELECT max(idx) FROM log_leaves").fetchone()
+        size = 0 if row[0] is None else int(row[0]) + 1
+        if size != self.log.size:
+            self._nodes.forget()
+            self.log.reload()
 
     def write(self, op: Callable[[Txn], T]) -> T:
         """Run a single op in its own transaction; re-raise its exception."""

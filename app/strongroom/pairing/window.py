@@ -250,8 +250,11 @@ class PairingWindow:
         now = self._advance()
         key = attempt.noise_key
         if self._opened_at is None:
-            self._record_attempt(EventKind.REFUSED, now, attempt, refusal=Refusal.NO_WINDOW)
-            return Refusal.NO_WINDOW
+            # Right after an overlap closed the window, the late phone must hear
+            # "overlap" too, so its owner pairs one phone at a time.
+            refusal = Refusal.OVERLAP if self._overlap_at is not None else Refusal.NO_WINDOW
+            self._record_attempt(EventKind.REFUSED, now, attempt, refusal=refusal)
+            return refusal
         self._remember(key, now)
         if self._other_device_seen(key):
             self._overlap(now, attempt, key)

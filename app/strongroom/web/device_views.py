@@ -6,13 +6,11 @@ shows its status and forwards the admin's decisions. Every action is audited.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from aiohttp import web
 from markupsafe import Markup
 
-from strongroom.archive import writes
 from strongroom.archive.errors import RecordRejected
 from strongroom.archive.queries import list_devices
 from strongroom.archive.store import Txn
@@ -229,17 +227,12 @@ async def revoke_confirm_page(request: web.Request) -> web.StreamResponse:
 async def revoke_device(request: web.Request) -> web.StreamResponse:
     box = state_of(request).box
     device_id = _device_id(request)
-    peers = getattr(box, "peers", None)
+    actor = session_of(request).username or ""
     try:
-        if peers is not None:
-            # The peer service also closes the device's open sessions.
-            result = peers.revoke(device_id)
-            if inspect.isawaitable(result):
-                await result
-        else:
-            await submit(request, writes.revoke_device(device_id, "revoked in the web UI"))
+        # Logged and signed, then the peer service closes the device's sessions,
+        # then the audit event: one path for the web UI and the CLI.
+        await box.revoke_device(device_id, actor, "revoked in the web UI")
     except RecordRejected:
         raise web.HTTPNotFound() from None
-    await audit(request, "device.revoke", str(device_id))
     session_of(request).flash("success", "Device revoked.")
     raise web.HTTPSeeOther("/devices")
