@@ -119,7 +119,14 @@ def _hash_members(zf: zipfile.ZipFile, report: ExportReport) -> _Bundle | None:
             with zf.open(info) as member:
                 while chunk := member.read(1 << 16):
                     digest.update(chunk)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            EOFError,
+            OSError,
+            ValueError,
+            NotImplementedError,
+        ) as exc:
             report.problem(rel, f"damaged inside the zip ({exc})")
             continue
         bundle.digests[rel] = digest.hexdigest()
