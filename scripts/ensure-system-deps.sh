@@ -11,6 +11,7 @@ command -v sha256sum >/dev/null 2>&1 || needed+=(coreutils)
 command -v shellcheck >/dev/null 2>&1 || needed+=(shellcheck)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || needed+=(fonts-dejavu-core)
 command -v ip >/dev/null 2>&1 || needed+=(iproute2)
+command -v nft >/dev/null 2>&1 || needed+=(nftables)
 [ ${#needed[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive

@@ -24,6 +24,7 @@ from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive
 from strongroom.config import BoxConfig
 from strongroom.identity import BoxKeys, Keystore
+from strongroom.integrity import IntegrityStatus
 from strongroom.unlock import BoxPhase, keys_from_keyfile, keys_from_passphrase, phase_on_disk
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Box:
         # Wired by the runtime: the pairing rules and the phones' service.
         self.pairing: Any = None
         self.peers: Any = None
+        # The latest periodic integrity check (runtime), shown by the dashboard.
+        self.integrity: IntegrityStatus | None = None
         self._on_unlock: list[Callable[[], Any]] = []
         self._on_change: list[Callable[[], Any]] = []
 

@@ -46,6 +46,9 @@ class BoxConfig:
     advertise_mdns: bool = False
     mdns_interfaces: tuple[str, ...] = ()
     pairing_window_s: float = 120.0
+    # How often the running box re-verifies the whole archive (the weekly timer
+    # runs `strongroom verify` too; this one feeds the LEDs and the dashboard).
+    integrity_interval_s: float = 24 * 3600.0
     unlock_mode: str = "attended"
     unlock_keyfile: Path | None = None
     backup_target: Path | None = None
@@ -84,6 +87,7 @@ _SCALARS: dict[str, type] = {
     "box_name": str,
     "advertise_mdns": bool,
     "pairing_window_s": float,
+    "integrity_interval_s": float,
     "unlock_mode": str,
 }
 

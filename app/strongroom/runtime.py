@@ -20,9 +20,8 @@ from strongroom.appliance.health import read_health
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from strongroom.box import Box
 from strongroom.config import BoxConfig
-from strongroom.control import start_control
+from strongroom.control import socket_path, start_control
 from strongroom.integrity import (
-    DEFAULT_INTERVAL_S,
     IntegrityStatus,
     check_archive,
     damaged_at_open,
@@ -59,9 +58,7 @@ class BoxRuntime:
         self.error: str | None = None
         # Periodic integrity check: the latest result, shown by the dashboard and the panel.
         self.integrity: IntegrityStatus | None = None
-        self.integrity_interval_s: float = getattr(
-            config, "integrity_interval_s", DEFAULT_INTERVAL_S
-        )
+        self.integrity_interval_s: float = config.integrity_interval_s
 
     @property
     def url(self) -> str:
@@ -136,6 +133,7 @@ class BoxRuntime:
         for runner in (self._control, self._runner):
             if runner is not None:
                 await runner.cleanup()
+        socket_path(self.config.data_dir).unlink(missing_ok=True)
         if self.box.pairing is not None:
             # What the tick loop had not written yet (a pairing just before the stop).
             with contextlib.suppress(Exception):
@@ -269,7 +267,7 @@ class BoxRuntime:
             return None
         status = await asyncio.to_thread(check_archive, archive, self.clock)
         self.integrity = status
-        self.box.integrity = status  # type: ignore[attr-defined]  # read by the dashboard
+        self.box.integrity = status
         self.integrity_ok = status.ok
         if not status.ok:
             log.error("integrity check failed: %s", "; ".join(status.problems[:3]))

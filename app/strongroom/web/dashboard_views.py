@@ -24,7 +24,7 @@ routes = web.RouteTableDef()
 
 # Audit actions that mark a finished backup / integrity check (ours and the office's).
 BACKUP_ACTIONS = ("backup.done", "backup.create", "backup")
-VERIFY_ACTIONS = ("integrity.verify", "verify")
+VERIFY_ACTIONS = ("integrity.verify", "verify", "integrity.ok", "integrity.failed")
 
 
 @dataclass(frozen=True)
