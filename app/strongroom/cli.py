@@ -167,12 +167,10 @@ def _has_identity(config: BoxConfig) -> bool:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from strongroom.archive.verify import verify_archive
+    from strongroom.archive.verify import verify_open_archive
 
     with _unlocked_box(args) as box:
-        archive = box.require_archive()
-        assert box.keys is not None
-        report = verify_archive(archive.reader(), archive.blobs, box.keys.signing_public)
+        report = verify_open_archive(box.require_archive())
         details = {"ok": report.ok, "problems": len(report.problems)}
         asyncio.run(box.audit("cli", "verify", "archive", details))
     print(

@@ -24,7 +24,7 @@ import sqlcipher3
 
 from strongroom.archive.errors import ArchiveError
 from strongroom.archive.store import Archive
-from strongroom.archive.verify import verify_archive
+from strongroom.archive.verify import verify_open_archive
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def check_archive(archive: Archive, clock: Callable[[], float] = time.time) -> I
     else:
         try:
             conn.execute("BEGIN")  # one snapshot for the whole check
-            report = verify_archive(conn, archive.blobs, bytes(archive.signing_key.verify_key))
+            report = verify_open_archive(archive, conn)
             problems = list(report.problems)
             leaves = report.leaves
         except sqlcipher3.DatabaseError as exc:

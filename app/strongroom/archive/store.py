@@ -13,6 +13,8 @@ or a CLI command); readers open their own connections with `reader()`.
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import threading
 import time
@@ -30,9 +32,10 @@ from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.nodes import SqlNodeStore
 from strongroom.archive.record import leaf_data
 from strongroom.proof.merkle import MerkleLog, leaf_hash
-from strongroom.proof.sth import SignedTreeHead, sign_tree_head
+from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, sign_tree_head
 
 T = TypeVar("T")
+WITNESS_FILE = "tree_head.latest"
 Clock = Callable[[], float]
 
 
@@ -167,7 +170,32 @@ class Archive:
                 if _is_disk_full(exc):
                     raise StorageFull("the disk is full; nothing was written") from exc
             raise
+        if head is not None:
+            self._keep_witness(head)
         return BatchResult(results, head)
+
+    # A copy of the newest signed head outside the database file. If the WAL is
+    # damaged, SQLite drops the last commits when it recovers and the shorter
+    # archive still agrees with itself; this copy is how verify notices. It is
+    # replaced atomically but not fsynced: after a power cut it may lag behind
+    # (an older head the log still contains), which verify accepts.
+    @property
+    def witness_path(self) -> Path:
+        return self.path.parent / WITNESS_FILE
+
+    def _keep_witness(self, head: SignedTreeHead) -> None:
+        tmp = self.witness_path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(head.to_dict()), encoding="ascii")
+            os.replace(tmp, self.witness_path)
+        except OSError:
+            pass  # the disk is full or read-only: the database already has the head
+
+    def witness_head(self) -> SignedTreeHead | None:
+        try:
+            return SignedTreeHead.from_dict(json.loads(self.witness_path.read_text("ascii")))
+        except (OSError, ValueError, MalformedTreeHeadError):
+            return None
 
     def _catch_up_with_other_writers(self) -> None:
         """Another process (a CLI command) may have appended to the log since our last batch.

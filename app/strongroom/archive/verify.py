@@ -33,6 +33,7 @@ from strongroom.archive.blobs import BlobLocation, BlobStore
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import BlobError, RecordRejected
 from strongroom.archive.record import RECORD_SIGNING_CONTEXT, Record, leaf_data, parse_record
+from strongroom.archive.store import Archive
 from strongroom.archive.writes import audit_content, device_event_content
 from strongroom.proof.merkle import EMPTY_ROOT, leaf_hash, node_hash
 from strongroom.proof.sth import SignedTreeHead, verify_tree_head
@@ -93,14 +94,23 @@ def verify_archive(
     blobs: BlobStore,
     box_verify_key: bytes,
     progress: Progress = _noop,
+    *,
+    witness: SignedTreeHead | None = None,
 ) -> VerifyReport:
+    """Check everything; `witness` is a head the box signed earlier and kept outside the DB.
+
+    The witness catches what no check inside the file can: a damaged WAL makes
+    SQLite drop the last commits on recovery, leaving a shorter archive that is
+    consistent with itself. A signed head larger than the log, or whose root
+    the log no longer reproduces, names that loss.
+    """
     report = VerifyReport()
     # Text that is not UTF-8 (written by someone with the key) must be reported
     # as a mismatch, not abort the whole check as an "unreadable page".
     saved_text_factory = conn.text_factory
     conn.text_factory = _lenient_text
     try:
-        _verify(conn, blobs, box_verify_key, progress, report)
+        _verify(conn, blobs, box_verify_key, progress, report, witness)
     except sqlcipher3.DatabaseError as exc:
         report.problem(f"database file: unreadable page ({exc}); restore from a backup")
     except Exception as exc:  # a value of the wrong type somewhere: say so, do not crash
@@ -126,7 +136,12 @@ def _guarded(report: VerifyReport, what: str) -> Iterator[None]:
 
 
 def _verify(
-    conn: Connection, blobs: BlobStore, box_key: bytes, progress: Progress, report: VerifyReport
+    conn: Connection,
+    blobs: BlobStore,
+    box_key: bytes,
+    progress: Progress,
+    report: VerifyReport,
+    witness: SignedTreeHead | None,
 ) -> None:
     for (line,) in conn.execute("PRAGMA quick_check"):
         if line != "ok":
@@ -141,7 +156,10 @@ def _verify(
         else None
     )
     report.tree_head = head
-    _verify_leaves(conn, head, progress, report)
+    if witness is not None and not verify_tree_head(witness, box_key):
+        report.problem("log: the kept tree head (tree_head.latest) is not signed by this box")
+        witness = None
+    _verify_leaves(conn, head, witness, progress, report)
     _verify_nodes(conn, report.leaves, report)
     _verify_records(conn, progress, report)
     _verify_events(conn, report)
@@ -156,7 +174,11 @@ def _verify(
 
 
 def _verify_leaves(
-    conn: Connection, head: SignedTreeHead | None, progress: Progress, report: VerifyReport
+    conn: Connection,
+    head: SignedTreeHead | None,
+    witness: SignedTreeHead | None,
+    progress: Progress,
+    report: VerifyReport,
 ) -> None:
     total = int(conn.execute("SELECT count(*) FROM log_leaves").fetchone()[0])
     acc = RootAccumulator()
@@ -178,9 +200,24 @@ def _verify_leaves(
             report.problem(
                 f"log: recomputed root at size {head.tree_size} differs from the signed tree head"
             )
+        if (
+            witness is not None
+            and acc.size == witness.tree_size
+            and acc.root() != witness.root_hash
+        ):
+            report.problem(
+                f"log: the records under the head the box signed at size {witness.tree_size}"
+                " were rewritten"
+            )
         if expected % 50_000 == 0:
             progress("log", expected, total)
     report.leaves = acc.size
+    if witness is not None and witness.tree_size > acc.size:
+        report.problem(
+            f"log: the box signed a tree head of size {witness.tree_size} but only {acc.size}"
+            " leaves remain: acknowledged records were lost (damaged WAL or database file);"
+            " restore from a backup"
+        )
     if head is not None and head.tree_size > acc.size:
         report.problem(
             f"log: the signed tree head covers {head.tree_size} leaves, only {acc.size} exist"
@@ -450,3 +487,21 @@ def _verify_blobs(
         except BlobError as exc:
             report.problem(f"{what}: {exc}")
         progress("blobs", report.blobs, len(rows))
+
+
+def verify_open_archive(
+    archive: Archive, conn: Connection | None = None, progress: Progress = _noop
+) -> VerifyReport:
+    """verify_archive with this archive's blobs, box key and kept head, on a reader by default."""
+    reader = conn if conn is not None else archive.reader()
+    try:
+        return verify_archive(
+            reader,
+            archive.blobs,
+            bytes(archive.signing_key.verify_key),
+            progress,
+            witness=archive.witness_head(),
+        )
+    finally:
+        if conn is None:
+            reader.close()

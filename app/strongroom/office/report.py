@@ -17,7 +17,7 @@ import jinja2
 
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Archive
-from strongroom.archive.verify import VerifyReport, verify_archive
+from strongroom.archive.verify import VerifyReport, verify_open_archive
 from strongroom.office.bundle_pdf import DEJAVU_DIR, PdfRenderer
 from strongroom.office.certificates import CertificateInfo, list_certificates
 from strongroom.office.holds import Hold, list_holds
@@ -68,11 +68,7 @@ class IntegrityStatus:
 
 def check_integrity(archive: Archive, now_ms: int) -> IntegrityStatus:
     """Run verify_archive now (for the report's integrity line)."""
-    conn = archive.reader()
-    try:
-        report = verify_archive(conn, archive.blobs, bytes(archive.signing_key.verify_key))
-    finally:
-        conn.close()
+    report = verify_open_archive(archive)
     return IntegrityStatus.from_report(report, now_ms)
 
 

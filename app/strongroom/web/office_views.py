@@ -17,7 +17,7 @@ from aiohttp import web
 
 from strongroom.archive.db import Connection
 from strongroom.archive.queries import list_conversations
-from strongroom.archive.verify import verify_archive
+from strongroom.archive.verify import verify_open_archive
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
 from strongroom.web.auth import ADMIN, ARCHIVIST, require_role, session_of
@@ -102,16 +102,10 @@ async def start_verify(request: web.Request) -> web.StreamResponse:
 
     async def body(progress: Progress) -> JobResult:
         def run() -> Any:
-            conn = archive.reader()
-            try:
-                return verify_archive(
-                    conn,
-                    archive.blobs,
-                    bytes(archive.signing_key.verify_key),
-                    lambda stage, done, total: progress(done / total if total else 0.0, stage),
-                )
-            finally:
-                conn.close()
+            return verify_open_archive(
+                archive,
+                progress=lambda stage, done, total: progress(done / total if total else 0.0, stage),
+            )
 
         report = await asyncio.to_thread(run)
         details = {"ok": report.ok, "leaves": report.leaves, "problems": len(report.problems)}
