@@ -21,6 +21,7 @@ from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.control import socket_path, start_control
+from strongroom.header_deadline import HeaderDeadline
 from strongroom.integrity import (
     IntegrityStatus,
     check_archive,
@@ -50,6 +51,7 @@ class BoxRuntime:
         self.panel: Any = None
         self.port = config.port
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._control: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._advertiser: Any = None
@@ -89,16 +91,14 @@ class BoxRuntime:
         # middlewares, which would redirect a locked box's /peer to /unlock.
         app.middlewares.insert(0, self._peer_first)
         app.router.add_get("/peer", self._peer_endpoint)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.config.host, self.config.port, ssl_context=self._tls_context()
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handler_cancellation=True,
+            keepalive_timeout=self.config.limits.idle_timeout_s,
         )
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        await self._runner.setup()
+        self._listener = await self._listen(loop, self._runner.server)
         self._control = await start_control(self._control_app(), self.config.data_dir)
         self._tasks.append(asyncio.create_task(self._tick_loop()))
         self._tasks.append(
@@ -130,6 +130,8 @@ class BoxRuntime:
         peers = getattr(self.box, "peers", None)
         if peers is not None:
             await peers.close_all()
+        if self._listener is not None:
+            self._listener.close()
         for runner in (self._control, self._runner):
             if runner is not None:
                 await runner.cleanup()
@@ -141,6 +143,22 @@ class BoxRuntime:
         await self.box.stop()
         if self.panel is not None:
             self.panel.close()
+
+    async def _listen(
+        self, loop: asyncio.AbstractEventLoop, handler_factory: Any
+    ) -> asyncio.Server:
+        """Listen with aiohttp's handler behind a header deadline (against slowloris)."""
+        deadline = self.config.limits.handshake_timeout_s
+        server = await loop.create_server(
+            lambda: HeaderDeadline(handler_factory(), deadline, loop),
+            self.config.host,
+            self.config.port,
+            ssl=self._tls_context(),
+            reuse_address=True,
+            backlog=128,
+        )
+        self.port = int(server.sockets[0].getsockname()[1])
+        return server
 
     # -- parts ---------------------------------------------------------------------
 
