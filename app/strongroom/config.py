@@ -41,6 +41,8 @@ class BoxConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     tls: bool = False
+    # With TLS, plain http:// on this port redirects to https:// (0: no redirect).
+    http_redirect_port: int = 0
     mock_gpio: bool = True
     box_name: str = "strongroom"
     advertise_mdns: bool = False
@@ -83,6 +85,7 @@ _SCALARS: dict[str, type] = {
     "host": str,
     "port": int,
     "tls": bool,
+    "http_redirect_port": int,
     "mock_gpio": bool,
     "box_name": str,
     "advertise_mdns": bool,

@@ -52,6 +52,7 @@ class BoxRuntime:
         self.port = config.port
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
+        self._redirect: web.AppRunner | None = None
         self._control: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._advertiser: Any = None
@@ -86,6 +87,8 @@ class BoxRuntime:
                 log.error("unattended unlock failed: %s", type(exc).__name__)
                 if (damage := damaged_at_open(exc, self.clock)) is not None:
                     self.integrity, self.integrity_ok = damage, False
+        # The certificate first: the web UI shows its fingerprint on every page.
+        ssl_context = self._tls_context()
         app = build_web_app(self.box)
         # Phones are not browsers: /peer bypasses the web UI's session/phase/CSRF
         # middlewares, which would redirect a locked box's /peer to /unlock.
@@ -98,7 +101,9 @@ class BoxRuntime:
             keepalive_timeout=self.config.limits.idle_timeout_s,
         )
         await self._runner.setup()
-        self._listener = await self._listen(loop, self._runner.server)
+        self._listener = await self._listen(loop, self._runner.server, ssl_context)
+        if self.config.tls and self.config.http_redirect_port:
+            await self._start_http_redirect()
         self._control = await start_control(self._control_app(), self.config.data_dir)
         self._tasks.append(asyncio.create_task(self._tick_loop()))
         self._tasks.append(
@@ -132,7 +137,7 @@ class BoxRuntime:
             await peers.close_all()
         if self._listener is not None:
             self._listener.close()
-        for runner in (self._control, self._runner):
+        for runner in (self._control, self._redirect, self._runner):
             if runner is not None:
                 await runner.cleanup()
         socket_path(self.config.data_dir).unlink(missing_ok=True)
@@ -144,8 +149,20 @@ class BoxRuntime:
         if self.panel is not None:
             self.panel.close()
 
+    async def _start_http_redirect(self) -> None:
+        """http://strongroom.local/… → https://…: people type the short form."""
+        from strongroom.web.tls import http_redirect_app
+
+        self._redirect = web.AppRunner(http_redirect_app(self.port), access_log=None)
+        await self._redirect.setup()
+        site = web.TCPSite(self._redirect, self.config.host, self.config.http_redirect_port)
+        await site.start()
+
     async def _listen(
-        self, loop: asyncio.AbstractEventLoop, handler_factory: Any
+        self,
+        loop: asyncio.AbstractEventLoop,
+        handler_factory: Any,
+        ssl_context: ssl.SSLContext | None,
     ) -> asyncio.Server:
         """Listen with aiohttp's handler behind a header deadline (against slowloris)."""
         deadline = self.config.limits.handshake_timeout_s
@@ -153,7 +170,7 @@ class BoxRuntime:
             lambda: HeaderDeadline(handler_factory(), deadline, loop),
             self.config.host,
             self.config.port,
-            ssl=self._tls_context(),
+            ssl=ssl_context,
             reuse_address=True,
             backlog=128,
         )
