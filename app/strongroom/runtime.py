@@ -149,6 +149,13 @@ class BoxRuntime:
         if self.panel is not None:
             self.panel.close()
 
+    def _tls_fingerprint(self) -> str | None:
+        if not self.config.tls:
+            return None
+        from strongroom.web.tls import certificate_fingerprint
+
+        return certificate_fingerprint(self.config.tls_dir)
+
     async def _start_http_redirect(self) -> None:
         """http://strongroom.local/… → https://…: people type the short form."""
         from strongroom.web.tls import http_redirect_app
@@ -322,6 +329,7 @@ class BoxRuntime:
             addresses=self._advertised_addresses(lan_addresses),
             name=self.config.box_name,
             interfaces=list(self.config.mdns_interfaces) or None,
+            tls_fingerprint=self._tls_fingerprint(),
         )
         await self._advertiser.start()
         self._tasks.append(asyncio.create_task(self._follow_addresses(lan_addresses)))
@@ -355,6 +363,7 @@ class BoxRuntime:
                     "phase": self.box.phase.value,
                     "url": self.url,
                     "fingerprint": self.box.fingerprint,
+                    "tls_fingerprint": self._tls_fingerprint(),
                     "pairing_open": bool(getattr(pairing, "open", False)),
                 }
             )

@@ -76,11 +76,13 @@ class Advertiser:
         name: str = DEFAULT_HOST_NAME,
         interfaces: Sequence[str] | None = None,
         protocol_version: int = PROTOCOL_VERSION,
+        tls_fingerprint: str | None = None,
     ) -> None:
         if not 0 < port < 65536:
             raise ValueError(f"port out of range: {port}")
         self.port = port
         self.fingerprint = fingerprint
+        self.tls_fingerprint = tls_fingerprint
         self.name = name
         self.host = f"{name}.local."
         self.protocol_version = protocol_version
@@ -102,6 +104,9 @@ class Advertiser:
     def _build_infos(self) -> list[AsyncServiceInfo]:
         peer_txt = {"pv": str(self.protocol_version), "fp": self.fingerprint, "path": PEER_PATH}
         web_txt = {"fp": self.fingerprint, "path": "/"}
+        if self.tls_fingerprint:
+            # SHA-256 of the HTTPS certificate, so a browser user can compare it.
+            peer_txt["tls"] = web_txt["tls"] = self.tls_fingerprint
         return [
             AsyncServiceInfo(
                 service_type,
