@@ -39,6 +39,7 @@ class MessageHit:
     device_name: str
     has_attachment: bool
     destroyed: bool
+    conversation_ref: str
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class SearchFilters:
 
 _HIT_COLUMNS = (
     "m.record_id, m.conversation_id, c.owner, c.peer, m.direction, m.sender, m.text,"
-    " m.sent_at, d.name, m.has_attachment, r.destroyed_at IS NOT NULL"
+    " m.sent_at, d.name, m.has_attachment, r.destroyed_at IS NOT NULL, c.ref"
 )
 
 
@@ -71,6 +72,7 @@ def _hit(row: tuple[object, ...]) -> MessageHit:
         device_name=str(row[8]),
         has_attachment=bool(row[9]),
         destroyed=bool(row[10]),
+        conversation_ref=str(row[11]),
     )
 
 
