@@ -125,39 +125,88 @@ class GroupCommitter:
                 for job in jobs:
                     self._commit([job])
                 return
-            for job in jobs:  # the disk is full (or worse): every waiter learns why
-                _resolve(job, exc)
+            # The disk is full (or worse): every waiter learns why.
+            _resolve_all(jobs, [exc] * len(jobs))
             return
         self.batches += 1
         self.committed += len(jobs)
         head = batch.tree_head or self.archive.latest_tree_head()
-        for job, result in zip(jobs, batch.results, strict=True):
+        outcomes: list[Committed | BaseException] = []
+        wanted: list[tuple[int, int]] = []  # (position in jobs, log index) needing a proof
+        for position, (job, result) in enumerate(zip(jobs, batch.results, strict=True)):
+            outcomes.append(Committed(result, head, None))
             try:
-                proof = self._proof(job, result, head)
+                index = self._proof_index(job, result, head)
             except Exception as exc:  # e.g. a faulty log_index_of: its caller only
-                _resolve(job, exc)
+                outcomes[position] = exc
                 continue
-            _resolve(job, Committed(result, head, proof))
+            if index is not None:
+                wanted.append((position, index))
+        if wanted and head is not None:
+            self._add_proofs(wanted, head, batch.results, outcomes)
+        _resolve_all(jobs, outcomes)
 
-    def _proof(self, job: _Job, result: Any, head: SignedTreeHead | None) -> list[bytes] | None:
+    def _add_proofs(
+        self,
+        wanted: list[tuple[int, int]],
+        head: SignedTreeHead,
+        results: list[Any],
+        outcomes: list[Committed | BaseException],
+    ) -> None:
+        try:
+            # One pass for the whole batch: the new leaves' paths share most nodes.
+            proofs = self.archive.inclusion_proofs([i for _, i in wanted], head.tree_size)
+        except Exception:
+            # A damaged node store: find out whose proof fails, fail only those.
+            for position, index in wanted:
+                try:
+                    proof = self.archive.inclusion_proof(index, head.tree_size)
+                except Exception as exc:
+                    outcomes[position] = exc
+                else:
+                    outcomes[position] = Committed(results[position], head, proof)
+            return
+        for (position, _), proof in zip(wanted, proofs, strict=True):
+            outcomes[position] = Committed(results[position], head, proof)
+
+    @staticmethod
+    def _proof_index(job: _Job, result: Any, head: SignedTreeHead | None) -> int | None:
         if job.log_index_of is None or head is None or isinstance(result, BaseException):
             return None
         index = job.log_index_of(result)
         if index is None or not 0 <= index < head.tree_size:
             return None
-        return self.archive.log.inclusion_proof(index, head.tree_size)
+        return index
+
+
+def _resolve_all(jobs: list[_Job], outcomes: list[Committed | BaseException]) -> None:
+    """Wake every waiter of a batch with one call into each event loop, not one per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Committed | BaseException]]] = {}
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job, outcome))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_deliver_all, items)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
+
+
+def _deliver_all(items: list[tuple[_Job, Committed | BaseException]]) -> None:
+    for job, outcome in items:
+        _deliver(job, outcome)
+
+
+def _deliver(job: _Job, outcome: Committed | BaseException) -> None:
+    if job.future.done():
+        return
+    if isinstance(outcome, BaseException):
+        job.future.set_exception(outcome)
+    else:
+        job.future.set_result(outcome)
 
 
 def _resolve(job: _Job, outcome: Committed | BaseException) -> None:
-    def deliver() -> None:
-        if job.future.done():
-            return
-        if isinstance(outcome, BaseException):
-            job.future.set_exception(outcome)
-        else:
-            job.future.set_result(outcome)
-
     try:
-        job.loop.call_soon_threadsafe(deliver)
+        job.loop.call_soon_threadsafe(_deliver, job, outcome)
     except RuntimeError:
         pass  # the loop is closed: nobody is waiting any more

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from strongroom.archive.db import Connection
-from strongroom.proof.node_store import NodeMissingError
+from strongroom.proof.merkle import TreeSizeError, node_hash
+from strongroom.proof.node_store import NodeMissingError, NodeStore
 
 
 class SqlNodeStore:
@@ -38,8 +39,63 @@ class SqlNodeStore:
         self._cache.clear()
 
     def put_many(self, items: Iterable[tuple[int, int, bytes]]) -> None:
-        self._conn.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", items)
+        rows = list(items)
+        self._conn.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
+        # The ack of each new leaf needs its proof right after this batch commits:
+        # keep the new nodes so those proofs read nothing back from the database.
+        # (A rollback calls forget(), so uncommitted nodes never outlive their batch.)
+        if len(self._cache) + len(rows) >= self.CACHE_ENTRIES:
+            self._cache.clear()
+        for level, index, value in rows:
+            self._cache[(level, index)] = value
 
     def leaf_count(self) -> int:
         row = self._conn.execute("SELECT count(*) FROM log_nodes WHERE level = 0").fetchone()
         return int(row[0])
+
+
+class SharedProofs:
+    """Inclusion proofs of many leaves against one tree size, sharing their work.
+
+    The group committer needs one proof per record of a batch: consecutive new
+    leaves on the right edge of the same tree. Their audit paths share most
+    entries, and the entries on the right edge are not stored nodes but folds
+    of several of them. Each subtree hash is computed once here and reused, so
+    k proofs cost about k + log2(n)^2 hashes instead of k * log2(n)^2. The
+    proofs are exactly `MerkleLog.inclusion_proof`'s (RFC 9162 2.1.3.1).
+    """
+
+    def __init__(self, store: NodeStore, tree_size: int) -> None:
+        self._store = store
+        self._size = tree_size
+        self._ranges: dict[tuple[int, int], bytes] = {}
+
+    def proof(self, index: int) -> list[bytes]:
+        """The audit path of leaf `index` (0 <= index < tree size), bottom-up."""
+        if not 0 <= index < self._size:
+            raise TreeSizeError(f"leaf index {index} is outside a tree of {self._size} leaves")
+        path: list[bytes] = []
+        start, end = 0, self._size
+        while end - start > 1:
+            middle = start + (1 << ((end - start - 1).bit_length() - 1))
+            if index < middle:
+                path.append(self._range_hash(middle, end))
+                end = middle
+            else:
+                path.append(self._range_hash(start, middle))
+                start = middle
+        path.reverse()
+        return path
+
+    def _range_hash(self, start: int, end: int) -> bytes:
+        width = end - start
+        if width & (width - 1) == 0:  # a perfect subtree: one stored node
+            return self._store.get(width.bit_length() - 1, start // width)
+        known = self._ranges.get((start, end))
+        if known is not None:
+            return known
+        # RFC 6962 splits off the largest power of two on the left.
+        middle = start + (1 << ((width - 1).bit_length() - 1))
+        value = node_hash(self._range_hash(start, middle), self._range_hash(middle, end))
+        self._ranges[(start, end)] = value
+        return value

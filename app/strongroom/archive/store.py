@@ -29,9 +29,9 @@ from nacl.signing import SigningKey
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
-from strongroom.archive.nodes import SqlNodeStore
+from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.record import leaf_data
-from strongroom.proof.merkle import MerkleLog, leaf_hash
+from strongroom.proof.merkle import MerkleLog, TreeSizeError, leaf_hash
 from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, sign_tree_head
 
 T = TypeVar("T")
@@ -243,6 +243,18 @@ class Archive:
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         with self._write_lock:
             return self.log.inclusion_proof(index, tree_size)
+
+    def inclusion_proofs(self, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
+        """`inclusion_proof` of each index against one tree size, sharing their common work.
+
+        A group commit's new leaves are neighbours on the tree's right edge: their
+        paths share most nodes, computed once here instead of once per leaf.
+        """
+        with self._write_lock:
+            if not 0 <= tree_size <= self.log.size:
+                raise TreeSizeError(f"tree size {tree_size} is outside 0..{self.log.size}")
+            shared = SharedProofs(self._nodes, tree_size)
+            return [shared.proof(index) for index in indices]
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         with self._write_lock:

@@ -42,7 +42,8 @@ def push_record(record: Record, device_id: int, owner: str) -> Any:
 
     def op(txn: Txn) -> Logged:
         stored: writes.StoredRecord = store(txn)
-        at = _leaf_at(txn, stored.log_index)
+        # A new record's leaf was written by this transaction, at its time.
+        at = _leaf_at(txn, stored.log_index) if stored.duplicate else txn.at_ms
         return Logged(stored.record_id, record.kind, stored.log_index, at, stored.duplicate)
 
     return op

@@ -1,0 +1,49 @@
+"""The group committer's shared proofs are exactly the log's own proofs.
+
+SharedProofs computes a batch's inclusion proofs together for speed; a phone
+checks each against the signed root, so each must be the RFC 9162 audit path,
+byte for byte, for any tree size and any set of leaves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strongroom.archive.nodes import SharedProofs
+from strongroom.proof.merkle import MemoryNodeStore, MerkleLog, TreeSizeError, verify_inclusion
+
+
+def _log(size: int) -> tuple[MerkleLog, MemoryNodeStore]:
+    store = MemoryNodeStore()
+    log = MerkleLog(store)
+    log.append_many(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(size))
+    return log, store
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 700).flatmap(lambda n: st.tuples(st.just(n), st.integers(1, n))))
+def test_shared_proofs_equal_the_logs_proofs_at_every_past_size(case: tuple[int, int]) -> None:
+    size, tree_size = case
+    log, store = _log(size)
+    shared = SharedProofs(store, tree_size)
+    root = log.root(tree_size)
+    # The leaves a batch acks (the right edge) and a sprinkling of older ones.
+    indices = sorted({*range(max(0, tree_size - 70), tree_size), *range(0, tree_size, 37)})
+    for index in indices:
+        proof = shared.proof(index)
+        assert proof == log.inclusion_proof(index, tree_size)
+        leaf = store.get(0, index)
+        assert verify_inclusion(leaf, index, tree_size, proof, root)
+
+
+def test_an_index_outside_the_tree_is_refused() -> None:
+    shared = SharedProofs(_log(5)[1], 5)
+    for index in (-1, 5):
+        try:
+            shared.proof(index)
+        except TreeSizeError:
+            continue
+        raise AssertionError(f"index {index} was accepted")
