@@ -165,9 +165,14 @@ def parse_record(raw: bytes, signature: bytes, *, max_blob_size: int) -> Record:
 def verify_record_signature(record: Record, device_key: bytes) -> None:
     """Check the device's Ed25519 signature; raise RecordRejected if it fails."""
     try:
-        VerifyKey(device_key).verify(RECORD_SIGNING_CONTEXT + record.raw, record.signature)
+        VerifyKey(device_key).verify(signed_message(record), record.signature)
     except (BadSignatureError, ValueError) as exc:
         raise RecordRejected("record signature does not verify with the device key") from exc
+
+
+def signed_message(record: Record) -> bytes:
+    """The exact bytes the device's signature covers: the context, then the record."""
+    return RECORD_SIGNING_CONTEXT + record.raw
 
 
 def encode_record(fields: dict[str, Any]) -> bytes:

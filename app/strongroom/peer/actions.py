@@ -43,6 +43,19 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class CheckSignature:
+    """Check an Ed25519 signature (the glue may do it off the event loop, in batches).
+
+    `then` gets whether it holds; nothing may reach the archive before that.
+    """
+
+    public_key: bytes
+    message: bytes
+    signature: bytes
+    then: Callable[[bool], list[Action]]
+
+
+@dataclass(frozen=True)
 class Query:
     """Run `read(conn)` on a reader connection (off the event loop); `then` gets the result."""
 
@@ -137,6 +150,7 @@ Action = (
     Send
     | Close
     | Commit
+    | CheckSignature
     | Query
     | AskGate
     | DeviceSeen

@@ -33,6 +33,7 @@ from strongroom.peer import history, ingest
 from strongroom.peer.actions import (
     Action,
     AskGate,
+    CheckSignature,
     Close,
     Commit,
     DeviceSeen,
@@ -64,11 +65,13 @@ from strongroom.peer.handshake import (
     split_first_message,
 )
 from strongroom.peer.session import BoxInfo, CodeFunction, PeerSession, State
+from strongroom.peer.signatures import SignatureChecker
 from strongroom.peer.uploads import UploadDriver
 
 log = logging.getLogger(__name__)
 
 READERS = 4  # reader connections for queries, used from worker threads
+SIGNATURE_WORKERS = 2  # threads checking record signatures (libsodium releases the GIL)
 SEEN_EVERY_S = 60.0
 
 
@@ -118,6 +121,7 @@ class PeerService:
         self.comparison_code = comparison_code
         self.box = BoxInfo(box_name, keys.fingerprint, keys.signing_public)
         self.readers = _Readers(archive, READERS)
+        self.signatures = SignatureChecker(SIGNATURE_WORKERS)
         self.active_uploads: dict[bytes, UploadDriver] = {}
         self._connections: set[_Connection] = set()
         self._handshaking = 0
@@ -155,6 +159,7 @@ class PeerService:
             return_exceptions=True,
         )
         self.readers.close()
+        self.signatures.close()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """GET /peer: the WebSocket endpoint."""
@@ -249,6 +254,7 @@ class PeerService:
             device=device,
             code_nonces=nonces,
             comparison_code=self.comparison_code,
+            check_signatures_apart=True,
         )
         conn = _Connection(self, ws, SecureChannel(transport, self.limits.max_frame_bytes), session)
         if device is not None:
@@ -471,6 +477,11 @@ class _Connection:
             except Exception as exc:
                 outcome = exc
             await self.execute(action.then(outcome), spawn=False)
+        elif isinstance(action, CheckSignature):
+            holds = await self.service.signatures.check(
+                action.public_key, action.message, action.signature
+            )
+            await self.execute(action.then(holds), spawn=False)
         elif isinstance(action, Query):
             result = await self.service.readers.run(action.read)
             await self.execute(action.then(result), spawn=False)

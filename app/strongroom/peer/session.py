@@ -25,7 +25,12 @@ from strongroom.archive import writes
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.committer import Committed, CommitterStopped
 from strongroom.archive.errors import ArchiveError, BlobError, RecordRejected, StorageFull
-from strongroom.archive.record import parse_record, verify_record_signature
+from strongroom.archive.record import (
+    Record,
+    parse_record,
+    signed_message,
+    verify_record_signature,
+)
 from strongroom.config import Limits
 from strongroom.pairing.codes import committed_comparison_code
 from strongroom.pairing.gate import PairingAttempt, PairingMethod, PairingOutcome
@@ -34,6 +39,7 @@ from strongroom.peer.actions import (
     Action,
     AskGate,
     BlobStored,
+    CheckSignature,
     Close,
     Commit,
     DeviceSeen,
@@ -116,7 +122,10 @@ class PeerSession:
         device: Device | None,
         code_nonces: tuple[bytes, bytes] | None = None,
         comparison_code: CodeFunction = committed_comparison_code,
+        check_signatures_apart: bool = False,
     ) -> None:
+        """`check_signatures_apart`: a push yields a CheckSignature action (for the glue
+        to run off the event loop) instead of being checked inside `receive`."""
         self.box = box
         self.limits = limits
         self.kind = kind
@@ -124,6 +133,7 @@ class PeerSession:
         self.handshake_hash = handshake_hash
         self.device = device
         self._code = comparison_code
+        self._check_signatures_apart = check_signatures_apart
         self._code_nonces = code_nonces  # (phone's, box's): XX and XXpsk3 only
         self.state = State.READY if device is not None else State.PAIRING
         self.pairing_pending = False
@@ -321,18 +331,35 @@ class PeerSession:
     # -- records -------------------------------------------------------------------------------
 
     def _push(self, frame: Frame) -> list[Action]:
-        assert self.device is not None
+        device = self.device
+        assert device is not None
         try:
             record = parse_record(
                 frame.body["record"],
                 frame.body["sig"],
                 max_blob_size=self.limits.max_attachment_bytes,
             )
-            verify_record_signature(record, self.device.sign_key)
+            if not self._check_signatures_apart:
+                verify_record_signature(record, device.sign_key)
         except RecordRejected as exc:
             return [self._error(ErrorCode.REJECTED, str(exc), frame.id)]
-        op = ingest.push_record(record, self.device.id, self.device.owner)
-        return [Commit(op, ingest.log_index_of, lambda r: self._logged(frame.id, "record", r))]
+        if not self._check_signatures_apart:
+            return [self._store(frame.id, record, device)]
+
+        def checked(holds: bool) -> list[Action]:
+            if not holds:
+                message = "record signature does not verify with the device key"
+                return [self._error(ErrorCode.REJECTED, message, frame.id)]
+            if self.state is State.CLOSED:
+                return []
+            return [self._store(frame.id, record, device)]
+
+        return [CheckSignature(device.sign_key, signed_message(record), record.signature, checked)]
+
+    def _store(self, request_id: int, record: Record, device: Device) -> Commit:
+        """Commit a record whose signature holds; the ack follows the durable commit."""
+        op = ingest.push_record(record, device.id, device.owner)
+        return Commit(op, ingest.log_index_of, lambda r: self._logged(request_id, "record", r))
 
     def _logged(self, request_id: int, kind: str, result: Committed | Exception) -> list[Action]:
         if isinstance(result, Exception):

@@ -1,0 +1,104 @@
+"""Record signatures checked off the event loop: same verdicts, same order, nothing early.
+
+The box checks push signatures in worker threads (SignatureChecker) when the
+session is built with check_signatures_apart. A phone must not notice: forged
+records are still rejected before anything reaches the archive, and pushes of
+one connection still reach the log in the order they were sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from nacl.signing import SigningKey
+
+from strongroom.archive.record import sign_record
+from strongroom.config import Limits
+from strongroom.peer.actions import CheckSignature, Commit, Send
+from strongroom.peer.frames import Frame, encode_frame
+from strongroom.peer.handshake import HandshakeKind
+from strongroom.peer.history import Device
+from strongroom.peer.session import BoxInfo, PeerSession
+from strongroom.peer.signatures import SignatureChecker
+
+KEY = SigningKey.generate()
+PUBLIC = bytes(KEY.verify_key)
+
+
+def _signed(n: int) -> tuple[bytes, bytes]:
+    message = f"record {n}".encode()
+    return message, KEY.sign(message).signature
+
+
+async def test_verdicts_come_back_in_the_order_they_were_asked() -> None:
+    checker = SignatureChecker(workers=2)
+    try:
+        requests = []
+        for n in range(300):
+            message, signature = _signed(n)
+            if n % 7 == 3:
+                signature = bytes(64)  # forged
+            if n % 11 == 5:
+                message += b"!"  # tampered
+            requests.append((PUBLIC, message, signature))
+        requests.append((PUBLIC[:31], *_signed(1)))  # a malformed key never verifies
+        order: list[int] = []
+
+        async def ask(n: int) -> bool:
+            holds = await checker.check(*requests[n])
+            order.append(n)
+            return holds
+
+        verdicts = await asyncio.gather(*(ask(n) for n in range(len(requests))))
+    finally:
+        checker.close()
+    expected = [n % 7 != 3 and n % 11 != 5 for n in range(300)] + [False]
+    assert verdicts == expected
+    assert order == sorted(order)
+
+
+def _session() -> PeerSession:
+    return PeerSession(
+        box=BoxInfo("cabinet", "fingerprint", bytes(32)),
+        limits=Limits(),
+        kind=HandshakeKind.IK,
+        remote_static=bytes(32),
+        handshake_hash=os.urandom(64),
+        device=Device(5, "claire", "Pixel", PUBLIC, bytes(32), False),
+        check_signatures_apart=True,
+    )
+
+
+def _push(signature: bytes | None = None) -> bytes:
+    fields = {
+        "v": 1,
+        "kind": "message",
+        "id": "m1",
+        "conv": "c",
+        "dir": "out",
+        "from": "C",
+        "at": 1,
+        "text": "bonjour",
+    }
+    raw, sig = sign_record(KEY, fields)
+    return encode_frame(Frame("push", 9, {"record": raw, "sig": signature or sig}))
+
+
+def test_a_push_is_committed_only_after_its_signature_holds() -> None:
+    session = _session()
+    [check] = session.receive(_push())
+    assert isinstance(check, CheckSignature)
+    assert check.public_key == PUBLIC
+    assert KEY.verify_key.verify(check.message, check.signature)
+    [commit] = check.then(True)
+    assert isinstance(commit, Commit)
+
+
+def test_a_forged_push_gets_a_rejected_error_and_never_a_commit() -> None:
+    session = _session()
+    [check] = session.receive(_push(bytes(64)))
+    assert isinstance(check, CheckSignature)
+    actions = check.then(False)
+    assert [a.frame.body["code"] for a in actions if isinstance(a, Send)] == ["rejected"]
+    assert not any(isinstance(a, Commit) for a in actions)
