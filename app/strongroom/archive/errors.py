@@ -21,5 +21,9 @@ class StorageFull(ArchiveError):
     """The disk is full: nothing was committed, the caller may retry later."""
 
 
+class ArchiveClosed(ArchiveError):
+    """The box is stopping: no new reads or writes start."""
+
+
 class BlobError(ArchiveError):
     """An attachment blob is missing, truncated or does not match its hash."""

@@ -124,7 +124,10 @@ class Archive:
         return connect(self.path, self._key)
 
     def close(self) -> None:
-        self.conn.close()
+        # Under the write lock: a batch or a proof still running on the writer
+        # connection finishes first (closing it under a statement would crash).
+        with self._write_lock:
+            self.conn.close()
 
     # -- writing -------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from aiohttp import WSMsgType, web
 
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.committer import Committed, GroupCommitter
-from strongroom.archive.db import Connection
 from strongroom.archive.errors import BlobError
+from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive
 from strongroom.config import Limits
 from strongroom.identity import BoxKeys
@@ -75,28 +75,6 @@ SIGNATURE_WORKERS = 2  # threads checking record signatures (libsodium releases 
 SEEN_EVERY_S = 60.0
 
 
-class _Readers:
-    """A few archive reader connections, each used by one worker thread at a time."""
-
-    def __init__(self, archive: Archive, size: int) -> None:
-        self._archive = archive
-        self._free: list[Connection] = []
-        self._slots = asyncio.Semaphore(size)
-
-    async def run(self, read: Callable[[Connection], Any]) -> Any:
-        async with self._slots:
-            conn = self._free.pop() if self._free else await asyncio.to_thread(self._archive.reader)
-            try:
-                return await asyncio.to_thread(read, conn)
-            finally:
-                self._free.append(conn)
-
-    def close(self) -> None:
-        for conn in self._free:
-            conn.close()
-        self._free.clear()
-
-
 class PeerService:
     """Serves phones at /peer: handshakes, sessions, mail wake-ups, revocation."""
 
@@ -120,7 +98,7 @@ class PeerService:
         self.clock = clock
         self.comparison_code = comparison_code
         self.box = BoxInfo(box_name, keys.fingerprint, keys.signing_public)
-        self.readers = _Readers(archive, READERS)
+        self.readers = ReaderPool(archive, READERS)
         self.signatures = SignatureChecker(SIGNATURE_WORKERS)
         self.active_uploads: dict[bytes, UploadDriver] = {}
         self._connections: set[_Connection] = set()

@@ -1,0 +1,47 @@
+"""The shared reader pool: connections reused, and never closed under a running query."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from strongroom.archive.errors import ArchiveClosed
+from strongroom.archive.readers import ReaderPool
+from strongroom.archive.store import Archive
+
+
+async def test_connections_are_reused_not_reopened(archive: Archive) -> None:
+    pool = ReaderPool(archive, size=2)
+    seen = [await pool.run(id) for _ in range(10)]
+    assert len(set(seen)) == 1  # one connection served ten sequential queries
+    pool.close()
+
+
+async def test_a_cancelled_caller_does_not_return_a_busy_connection(archive: Archive) -> None:
+    pool = ReaderPool(archive, size=1)
+    started, release = threading.Event(), threading.Event()
+    finished: list[int] = []
+
+    def slow(conn):  # type: ignore[no-untyped-def]
+        started.set()
+        release.wait(5)
+        finished.append(conn.execute("SELECT count(*) FROM log_leaves").fetchone()[0])
+        return finished[-1]
+
+    caller = asyncio.create_task(pool.run(slow))
+    await asyncio.to_thread(started.wait, 5)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    # The box stops now, while the worker thread still holds the connection.
+    pool.close()
+    release.set()
+    for _ in range(100):
+        if finished:
+            break
+        await asyncio.sleep(0.02)
+    assert finished == [archive.log.size]  # the query ran to the end on an open connection
+    with pytest.raises(ArchiveClosed):
+        await pool.run(id)
