@@ -38,6 +38,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python scripts/bench.py --quick
 
+## make fuzz: bounded-time fuzzer over every parser that reads outside input.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --seconds $(FUZZ_SECONDS)
+
 demo: $(STAMP)
 	@bash scripts/demo.sh
 

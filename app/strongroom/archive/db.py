@@ -56,6 +56,9 @@ def connect(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
     conn.execute("PRAGMA secure_delete = ON")
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA temp_store = MEMORY")
+    # 16 MiB of page cache per connection (the default is 2 MiB): record ids are
+    # random hashes, so index inserts touch pages all over a large archive.
+    conn.execute("PRAGMA cache_size = -16384")
     return conn
 
 

@@ -117,7 +117,16 @@ def search_messages(
     sql = f"SELECT {_HIT_COLUMNS} FROM {source}"  # noqa: S608
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY m.sent_at DESC LIMIT ? OFFSET ?"
+    # Newest first, in an order an index can stream (LIMIT stops early instead of
+    # sorting every match): arrival order for text and archive-wide listings,
+    # sent time within one conversation (indexed by conversation, sent_at).
+    if query is not None:
+        sql += " ORDER BY messages_fts.rowid DESC"
+    elif f.conversation_id is not None:
+        sql += " ORDER BY m.sent_at DESC"
+    else:
+        sql += " ORDER BY m.record_id DESC"
+    sql += " LIMIT ? OFFSET ?"
     args += [max(1, min(limit, 500)), max(0, offset)]
     return [_hit(row) for row in conn.execute(sql, args)]
 

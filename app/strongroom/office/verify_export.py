@@ -362,7 +362,7 @@ def verify_bundle(path: Path) -> ExportReport:
     report = ExportReport(path)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
         report.problem(path.name, f"not a readable zip file ({exc})")
         return report
     with zf:
