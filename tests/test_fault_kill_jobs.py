@@ -176,6 +176,7 @@ def kill_job(
     finishes (DONE); with no trigger and no pause point, it is expected to kill
     itself (the migration child does).
     """
+    assert pause == "none" or trigger is None, "a paused job is killed at its pause point"
     proc = subprocess.Popen(
         [sys.executable, str(CHILD), str(box.data_dir), box.entropy.hex(), pause, job, *args],
         stdin=subprocess.PIPE,
@@ -366,7 +367,8 @@ def test_a_killed_retention_run_destroys_all_or_nothing(box: Box, pause: str, se
     now = now_ms()
     # The whole run takes about 0.1 s here: most random kills land inside it.
     delay = random.Random(seed).uniform(0.0, 0.12)
-    killed = kill_job(box, pause, "retention", str(now), trigger="START".__eq__, delay=delay)
+    trigger = "START".__eq__ if pause == "none" else None  # else: killed at the pause point
+    killed = kill_job(box, pause, "retention", str(now), trigger=trigger, delay=delay)
 
     with opened(box) as archive:
         destroyed = check_retention(archive, scene)
@@ -500,7 +502,8 @@ def test_a_killed_backup_never_leaves_a_restorable_partial_set(
         new_ids = record_ids(archive)
     # The whole backup takes about 0.1 s here: most random kills land inside it.
     delay = random.Random(seed).uniform(0.0, 0.15)
-    killed = kill_job(box, pause, "backup", str(target), "1", trigger="START".__eq__, delay=delay)
+    trigger = "START".__eq__ if pause == "none" else None  # else: killed at the pause point
+    killed = kill_job(box, pause, "backup", str(target), "1", trigger=trigger, delay=delay)
 
     with opened(box) as archive:
         assert_verifies(archive)
