@@ -78,9 +78,38 @@ def pool_path(target_dir: Path, file_name: str) -> Path:
     return target_dir / POOL_DIR / file_name[:2] / file_name
 
 
+SNAPSHOT_PREFIX = ".backup-snapshot-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_snapshots(data_dir: Path) -> None:
+    """A killed backup leaves its full copy of the archive behind; remove such copies.
+
+    Only copies of processes that no longer run: a backup started from the web
+    UI and one from the CLI at the same time must not delete each other's.
+    A stale copy would also keep records that retention has since destroyed.
+    """
+    for path in data_dir.glob(f"{SNAPSHOT_PREFIX}*.db"):
+        pid_text = path.name[len(SNAPSHOT_PREFIX) :].split("-", 1)[0]
+        if pid_text.isdigit() and _pid_alive(int(pid_text)):
+            continue
+        path.unlink(missing_ok=True)
+
+
 def _snapshot(archive: Archive) -> tuple[Path, Connection]:
     """VACUUM INTO a keyed copy inside the data dir; attach it to a reader as 'snap'."""
-    snapshot = archive.path.parent / f".backup-snapshot-{secrets.token_hex(8)}.db"
+    _remove_stale_snapshots(archive.path.parent)
+    name = f"{SNAPSHOT_PREFIX}{os.getpid()}-{secrets.token_hex(8)}.db"
+    snapshot = archive.path.parent / name
     conn = archive.reader()
     try:
         # VACUUM INTO on a SQLCipher connection writes a copy under the same key.

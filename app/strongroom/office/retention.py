@@ -27,7 +27,7 @@ from strongroom.office.certificates import (
     head_before,
     record_certificate,
 )
-from strongroom.office.erasure import delete_blob_files, erase_in_txn, scrub_storage
+from strongroom.office.erasure import ErasedBlob, delete_blob_files, erase_in_txn, scrub_storage
 from strongroom.office.errors import InvalidPolicy
 from strongroom.office.holds import list_holds
 from strongroom.office.policies import Policy, PolicyResolver
@@ -163,13 +163,28 @@ def _destroy(
     return Destruction(info, info.record_count, skipped, tuple(failed))
 
 
+def _blob_files_left_behind(conn: Connection, archive: Archive) -> list[ErasedBlob]:
+    rows = conn.execute(
+        "SELECT sha256, log_index, file_name FROM blobs WHERE destroyed_at IS NOT NULL"
+    ).fetchall()
+    return [
+        ErasedBlob(bytes(sha), int(index), str(name))
+        for sha, index, name in rows
+        if archive.blobs.path_for(str(name)).exists()
+    ]
+
+
 def run(archive: Archive, now_ms: int, approver: str = "retention-job") -> RunResult:
     """The daily job: destroy everything due under a 'destroy' policy and not held."""
     conn = archive.reader()
     try:
         plan = find_due(conn, now_ms)
+        leftovers = _blob_files_left_behind(conn, archive)
     finally:
         conn.close()
+    # A power cut between a destruction's commit and its file deletions leaves
+    # unreadable (key-less) files: erasure still promises they go, so finish it.
+    delete_blob_files(archive.blobs, leftovers)
     if not plan.to_destroy:
         return RunResult(plan, Destruction(None, 0, (), ()))
     destruction = _destroy(archive, now_ms, approver, "retention-run", lambda p: p.to_destroy, None)
