@@ -15,7 +15,9 @@ from strongroom.archive.store import Archive
 _counter = itertools.count()
 
 
-def new_phone(archive: Archive, owner: str = "maitre.durand", name: str = "Pixel") -> tuple[int, SigningKey]:
+def new_phone(
+    archive: Archive, owner: str = "maitre.durand", name: str = "Pixel"
+) -> tuple[int, SigningKey]:
     key = SigningKey.generate()
     device_id = archive.write(
         writes.add_device(
@@ -32,8 +34,15 @@ def new_phone(archive: Archive, owner: str = "maitre.durand", name: str = "Pixel
     return int(device_id), key
 
 
-def message(key: SigningKey, text: str, *, conv: str = "client-martin", direction: str = "out",
-            at: int | None = None, **extra: Any) -> Record:
+def message(
+    key: SigningKey,
+    text: str,
+    *,
+    conv: str = "client-martin",
+    direction: str = "out",
+    at: int | None = None,
+    **extra: Any,
+) -> Record:
     n = next(_counter)
     fields: dict[str, Any] = {
         "v": 1,
