@@ -20,10 +20,12 @@ from strongroom.web import (
     account_views,
     archive_views,
     audit_views,
+    backup_views,
     dashboard_views,
     device_views,
     i18n,
     office_views,
+    restore_views,
     setup_views,
 )
 from strongroom.web.auth import RateLimiter
@@ -75,11 +77,13 @@ def build_web_app(
     setup_templates(app)
     for module in (
         setup_views,
+        restore_views,
         account_views,
         dashboard_views,
         device_views,
         archive_views,
         office_views,
+        backup_views,
         audit_views,
     ):
         app.router.add_routes(module.routes)

@@ -41,7 +41,8 @@ SECURITY_HEADERS = {
 
 # Paths served whatever the phase (assets, the language switch).
 _ALWAYS = ("/static/", "/lang")
-_WIZARD_AFTER_INIT = ("/setup/practice", "/setup/done")
+# Wizard pages still shown once the box is READY (the last steps, a restore's outcome).
+_WIZARD_AFTER_INIT = ("/setup/practice", "/setup/done", "/setup/restored")
 
 
 def _add_headers(response: web.StreamResponse, tls: bool) -> None:

@@ -28,6 +28,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/archive", "Archive", frozenset({ADMIN, ARCHIVIST})),
     ("/exports", "Exports", frozenset({ADMIN, ARCHIVIST})),
     ("/office", "Records office", frozenset({ADMIN, ARCHIVIST})),
+    ("/backups", "Backups", frozenset({ADMIN})),
     ("/audit", "Audit trail", frozenset({ADMIN, AUDITOR})),
     ("/users", "Users", frozenset({ADMIN})),
 )

@@ -8,6 +8,8 @@ from strongroom.archive.db import Connection
 from strongroom.archive.store import Txn
 
 PRACTICE_NAME = "practice_name"
+# The backup directory chosen in the web UI when box.toml names none.
+BACKUP_TARGET = "backup_target"
 MAX_VALUE_CHARS = 200
 
 

@@ -1,7 +1,7 @@
 """First run (no identity yet) and the unlock page (identity sealed, box locked).
 
 Wizard: language -> create (24 words shown once, then 3 of them confirmed) or
-restore (24 words) -> first admin (the same passphrase seals the keystore) ->
+restore (24 words, `restore_views`) -> first admin (the same passphrase seals the keystore) ->
 practice name -> done. Its progress lives in the visitor's server-side
 session; the entropy is dropped from memory as soon as the keystore is sealed.
 """
@@ -19,12 +19,10 @@ from strongroom.identity import (
     WORD_COUNT,
     KeystoreError,
     KeystoreExists,
-    WordsError,
     WrongPassphrase,
     entropy_to_words,
     lookup_word,
     new_entropy,
-    words_to_entropy,
 )
 from strongroom.unlock import DEFAULT_KEYFILE, BoxPhase, choose_attended, choose_unattended
 from strongroom.web import i18n, settings
@@ -166,36 +164,7 @@ async def setup_confirm(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/setup/admin")
 
 
-# -- restore -------------------------------------------------------------------------
-
-
-@routes.get("/setup/restore")
-async def setup_restore_form(request: web.Request) -> web.StreamResponse:
-    return render(request, "setup_restore.html", {"step": 2, "error": None, "typed": ""})
-
-
-@routes.post("/setup/restore")
-async def setup_restore(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    typed = text_field(form, "words")
-    try:
-        entropy = words_to_entropy(typed)
-    except WordsError as exc:
-        translate = translator_of(request)
-        message = translate(
-            WORDS_ERRORS.get(exc.reason, WORDS_ERRORS["bad_checksum"]),
-            count=len(typed.split()),
-            position=exc.position or "",
-            word=exc.word or "",
-        )
-        return render(
-            request,
-            "setup_restore.html",
-            {"step": 2, "error": message, "typed": typed},
-            status=400,
-        )
-    _wizard(request).update(mode="restore", entropy=entropy, confirmed=True)
-    raise web.HTTPSeeOther("/setup/admin")
+# -- restore: see restore_views (the 24 words, and optionally a backup) -------------------
 
 
 # -- first admin: seals the identity ---------------------------------------------------
