@@ -282,17 +282,26 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     """The nightly job: an encrypted backup set on the local target."""
     from strongroom.office import backup
+    from strongroom.web.settings import BACKUP_TARGET, get_setting
 
-    target = Path(args.target) if args.target else _config(args).backup_target
-    if target is None:
-        print(
-            "strongroom: no backup target (set backup_target in box.toml or --target)",
-            file=sys.stderr,
-        )
-        return 2
     with _unlocked_box(args) as box:
+        archive = box.require_archive()
+        # --target, else box.toml, else the drive chosen on the web UI's Backups page.
+        target = Path(args.target) if args.target else box.config.backup_target
+        if target is None:
+            chosen = get_setting(archive.conn, BACKUP_TARGET)
+            target = Path(chosen) if chosen else None
+        if target is None:
+            print(
+                "strongroom: no backup target (Backups page, backup_target in box.toml,"
+                " or --target)",
+                file=sys.stderr,
+            )
+            return 2
         assert box.keys is not None
-        result = backup.run(box.require_archive(), target, box.keys.backup_key)
+        result = backup.run(archive, target, box.keys.backup_key)
+        details = {"set": result.set_dir.name, "tree_size": result.tree_size}
+        asyncio.run(box.audit("backup-job", "backup.done", str(target), details))
     print(
         f"backup set {result.set_dir.name}: tree size {result.tree_size}, "
         f"{result.blobs} blobs ({result.blobs_copied} new)"
