@@ -309,6 +309,33 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The GDPR art. 30 register from live data: HTML, or PDF when --out ends in .pdf."""
+    import time
+
+    from strongroom.office import report
+
+    out = Path(args.out)
+    with _unlocked_box(args) as box:
+        archive = box.require_archive()
+        now_ms = int(time.time() * 1000)
+        integrity = report.check_integrity(archive, now_ms)
+        register = report.build_register(
+            archive.conn,
+            now_ms=now_ms,
+            data_dir=box.config.data_dir,
+            box_public_key=bytes(archive.signing_key.verify_key),
+            integrity=integrity,
+        )
+        asyncio.run(box.audit("cli", "report.view", "art30", {"format": out.suffix}))
+    if out.suffix.lower() == ".pdf":
+        out.write_bytes(report.render_pdf(register))
+    else:
+        out.write_text(report.render_html(register), encoding="utf-8")
+    print(f"register written to {out}: {integrity.summary()}")
+    return 0
+
+
 def cmd_restore_backup(args: argparse.Namespace) -> int:
     """Rebuild a box from its 24 words and a backup set, into an empty data dir."""
     from strongroom.identity import Keystore
@@ -350,6 +377,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "retention-run": (cmd_retention_run, "destroy what retention says is due (daily timer)"),
     "backup": (cmd_backup, "write an encrypted backup set to the local target (nightly timer)"),
     "restore-backup": (cmd_restore_backup, "rebuild a box from its 24 words and a backup"),
+    "report": (cmd_report, "write the GDPR art. 30 register (HTML, or PDF with --out x.pdf)"),
 }
 
 
@@ -366,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--language", choices=("fr", "en"), default="fr")
         if name == "revoke":
             cmd.add_argument("device_id", type=int)
+        if name == "report":
+            cmd.add_argument("--out", required=True, help="register.html or register.pdf")
         if name == "verify-export":
             cmd.add_argument("file")
         if name == "backup":

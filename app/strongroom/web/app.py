@@ -25,6 +25,7 @@ from strongroom.web import (
     device_views,
     i18n,
     office_views,
+    report_views,
     restore_views,
     setup_views,
 )
@@ -85,6 +86,7 @@ def build_web_app(
         office_views,
         backup_views,
         audit_views,
+        report_views,
     ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

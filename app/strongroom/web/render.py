@@ -30,6 +30,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/office", "Records office", frozenset({ADMIN, ARCHIVIST})),
     ("/backups", "Backups", frozenset({ADMIN})),
     ("/audit", "Audit trail", frozenset({ADMIN, AUDITOR})),
+    ("/report", "GDPR register", frozenset({ADMIN, ARCHIVIST, AUDITOR})),
     ("/users", "Users", frozenset({ADMIN})),
 )
 

@@ -1,0 +1,68 @@
+"""The GDPR art. 30 register (compliance report), live from the archive, as HTML and PDF.
+
+Admins, archivists and auditors may read it; every reading is audited. The
+integrity line comes from the box's periodic check when there is one (a full
+verify of a large archive takes minutes), otherwise it is checked now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from strongroom.office import report
+from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role
+from strongroom.web.state import audit, state_of
+
+routes = web.RouteTableDef()
+
+
+async def _register(request: web.Request) -> report.Register:
+    box = state_of(request).box
+    archive = box.require_archive()
+    now_ms = int(time.time() * 1000)
+    periodic = box.integrity
+    if periodic is not None:
+        integrity = report.IntegrityStatus(
+            int(periodic.checked_at * 1000), periodic.ok, periodic.problems, periodic.leaves
+        )
+    else:
+        integrity = await asyncio.to_thread(report.check_integrity, archive, now_ms)
+
+    def build() -> report.Register:
+        conn = archive.reader()
+        try:
+            return report.build_register(
+                conn,
+                now_ms=now_ms,
+                data_dir=box.config.data_dir,
+                box_public_key=bytes(archive.signing_key.verify_key),
+                integrity=integrity,
+            )
+        finally:
+            conn.close()
+
+    return await asyncio.to_thread(build)
+
+
+@routes.get("/report")
+@require_role(ADMIN, ARCHIVIST, AUDITOR)
+async def report_html(request: web.Request) -> web.StreamResponse:
+    register = await _register(request)
+    await audit(request, "report.view", "art30", {"format": "html"})
+    return web.Response(text=report.render_html(register), content_type="text/html")
+
+
+@routes.get("/report.pdf")
+@require_role(ADMIN, ARCHIVIST, AUDITOR)
+async def report_pdf(request: web.Request) -> web.StreamResponse:
+    register = await _register(request)
+    pdf = await asyncio.to_thread(report.render_pdf, register)
+    await audit(request, "report.view", "art30", {"format": "pdf"})
+    return web.Response(
+        body=pdf,
+        content_type="application/pdf",
+        headers={"Content-Disposition": 'attachment; filename="registre-art30.pdf"'},
+    )
