@@ -181,6 +181,22 @@ def test_person_and_record_list_exports(box: Box, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*partial"))
 
 
+def test_a_killed_exports_partial_is_removed_by_the_next_export(box: Box, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # exited and reaped: no process has its pid any more
+    dead_pid = ended.pid
+    stale = out_dir / f".e.zip.{dead_pid}.partial"
+    stale.write_bytes(b"PK a complete plaintext bundle of a killed export")
+    running = out_dir / f".e.zip.{os.getppid()}.partial"  # a live process's export in progress
+    running.write_bytes(b"PK still being written")
+    other = out_dir / f".other.zip.{dead_pid}.partial"  # another export's: not ours to judge
+    other.write_bytes(b"PK")
+    assert verify_bundle(export(box, out_dir / "e.zip")).ok
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(["e.zip", running.name, other.name])
+
+
 def test_destroyed_records_are_left_out_but_counted(box: Box, tmp_path: Path) -> None:
     policy = box.archive.write(
         create_policy(PolicySpec("court", Duration(1, "days"), "record_date", "destroy"), "a")

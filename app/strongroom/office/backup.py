@@ -43,6 +43,7 @@ from strongroom.office.backup_format import (
     stream_key,
 )
 from strongroom.office.errors import BackupCorrupted, BackupError
+from strongroom.office.leftovers import remove_files_of_dead_processes
 from strongroom.proof.sth import SignedTreeHead
 
 DEFAULT_KEEP = 7
@@ -81,28 +82,12 @@ def pool_path(target_dir: Path, file_name: str) -> Path:
 SNAPSHOT_PREFIX = ".backup-snapshot-"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_snapshots(data_dir: Path) -> None:
     """A killed backup leaves its full copy of the archive behind; remove such copies.
 
-    Only copies of processes that no longer run: a backup started from the web
-    UI and one from the CLI at the same time must not delete each other's.
     A stale copy would also keep records that retention has since destroyed.
     """
-    for path in data_dir.glob(f"{SNAPSHOT_PREFIX}*.db"):
-        pid_text = path.name[len(SNAPSHOT_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and _pid_alive(int(pid_text)):
-            continue
-        path.unlink(missing_ok=True)
+    remove_files_of_dead_processes(data_dir, SNAPSHOT_PREFIX, ".db")
 
 
 def _snapshot(archive: Archive) -> tuple[Path, Connection]:

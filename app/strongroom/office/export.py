@@ -12,9 +12,11 @@ Contents (under one top directory, see `sealed` for the signed envelope)::
     proofs/L<n>.leaf|.json   the log leaf and its inclusion proof to sth.txt
     check_proofs.py          stdlib-only proof checker
 
-The bundle is built in a temporary file next to the target, streamed member by
-member (records come from a cursor, attachments chunk by chunk), logged as an
-audit event naming the manifest hash, and only then renamed into place.
+The bundle is built in a temporary file next to the target (`.<name>.<pid>.partial`,
+so that the next export can tell a killed run's leftover from a running one's),
+streamed member by member (records come from a cursor, attachments chunk by
+chunk), logged as an audit event naming the manifest hash, and only then
+renamed into place.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from strongroom.office.bundle_pdf import (
 )
 from strongroom.office.errors import NothingToExport
 from strongroom.office.holds import normalise_person
+from strongroom.office.leftovers import remove_files_of_dead_processes
 from strongroom.office.proofs import entry_stem, json_bytes, write_proof
 from strongroom.office.sealed import (
     CHECK_PROOFS_PY,
@@ -58,6 +61,7 @@ from strongroom.proof.pem import ed25519_public_key_pem
 EXPORT_FORMAT = "strongroom-export-v1"
 EXPORT_INDEX = "export.json"
 SCOPE_KINDS = ("conversation", "person", "records")
+PARTIAL_SUFFIX = ".partial"
 
 
 @dataclass(frozen=True)
@@ -200,7 +204,10 @@ def export_bundle(
     at_ms = int(archive.clock() * 1000)
     stamp = datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y%m%d-%H%M%S")
     root = f"strongroom-export-{stamp}"
-    partial = out_path.with_name(f".{out_path.name}.partial")
+    # The partial bundle may be complete plaintext: a killed export's is removed
+    # here, once its process is gone (a concurrent export of the same name keeps its own).
+    remove_files_of_dead_processes(out_path.parent, f".{out_path.name}.", PARTIAL_SUFFIX)
+    partial = out_path.with_name(f".{out_path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
     conn = archive.reader()
     try:
         conn.execute("BEGIN")  # one snapshot: records, nodes and tree head agree
