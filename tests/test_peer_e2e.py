@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
 from pathlib import Path
@@ -208,6 +209,34 @@ async def test_200_mib_attachment_resumes_after_a_dropped_connection(
     box: RunningBox, tmp_path: Path
 ) -> None:
     await _upload_with_a_drop(box, tmp_path, 200 << 20)
+
+
+async def test_an_upload_cut_by_a_dropped_link_leaves_no_unretrieved_error(
+    box: RunningBox,
+) -> None:
+    phone = await paired_phone(box, "claire")
+    link = phone._require_link()
+    send = link.send
+
+    async def drop_before_the_first_chunk(frame: Frame) -> None:
+        if frame.type == "blob_chunk":
+            # The link is gone before the chunk goes out: every watch gets ConnectionLost.
+            link.drop()
+            await link.closed.wait()
+        await send(frame)
+
+    link.send = drop_before_the_first_chunk  # type: ignore[method-assign]
+    reported: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
+    try:
+        with pytest.raises(ConnectionLost):
+            await phone.upload_attachment(os.urandom(1000))
+        await phone.close()
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []
 
 
 async def test_a_corrupted_upload_is_refused_by_hash(box: RunningBox) -> None:

@@ -144,9 +144,16 @@ class Link:
         return request_id, future
 
     def unwatch(self, request_id: int) -> None:
+        """Stop watching `request_id`. An error it caught and nobody awaited is retrieved
+        here (the caller is already raising its own, e.g. ConnectionLost from `send`), so
+        asyncio does not log "Future exception was never retrieved"."""
         future = self._pending.pop(request_id, None)
-        if future is not None and not future.done():
+        if future is None:
+            return
+        if not future.done():
             future.cancel()
+        elif not future.cancelled():
+            future.exception()
 
     async def stream(self, frame_type: str, body: Mapping[str, Any]) -> AsyncIterator[Frame]:
         """Send a request answered by several frames with its id (blob_data); yield them."""
