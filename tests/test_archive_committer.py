@@ -262,3 +262,41 @@ async def test_a_submit_racing_with_stop_is_answered(archive: Archive) -> None:
     # Without an answer this would hang forever; the guard only bounds a failure.
     with pytest.raises(CommitterStopped):
         await asyncio.wait_for(late, timeout=10)
+
+
+def test_the_latest_head_never_shows_a_batch_that_is_then_rolled_back(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phone, key = new_phone(archive, owner=OWNER)
+    before = archive.latest_tree_head()
+    signed, fail_now = threading.Event(), threading.Event()
+    sign_head = archive._sign_head
+
+    def sign_then_fail(at_ms: int) -> Any:
+        sign_head(at_ms)  # the new head is in the batch, not yet committed
+        signed.set()
+        fail_now.wait()
+        raise RuntimeError("the batch fails after signing")
+
+    monkeypatch.setattr(archive, "_sign_head", sign_then_fail)
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            archive.write(writes.store_record(message(key, "never kept"), phone, OWNER))
+        except RuntimeError as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    signed.wait()
+    seen: list[Any] = []
+    reader = threading.Thread(target=lambda: seen.append(archive.latest_tree_head()))
+    reader.start()
+    reader.join(timeout=0.5)  # give an unlocked read the chance to see the batch
+    fail_now.set()
+    writer.join()
+    reader.join()
+    assert len(failures) == 1
+    assert seen == [before], "a head was handed out for a batch that never committed"
+    assert archive.latest_tree_head() == before

@@ -161,7 +161,7 @@ class Archive:
             head = None
             if txn.leaves:
                 self.log.append_many(txn.leaves)
-            if txn.leaves or (sign and self.latest_tree_head() is None):
+            if txn.leaves or (sign and _latest_tree_head(conn) is None):
                 head = self._sign_head(txn.at_ms)
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -231,17 +231,15 @@ class Archive:
     # -- reading the log -------------------------------------------------------
 
     def latest_tree_head(self, conn: Connection | None = None) -> SignedTreeHead | None:
-        row = (
-            (conn or self.conn)
-            .execute(
-                "SELECT tree_size, root_hash, timestamp_ms, signature FROM tree_heads"
-                " ORDER BY tree_size DESC LIMIT 1"
-            )
-            .fetchone()
-        )
-        if row is None:
-            return None
-        return SignedTreeHead(int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]))
+        """The newest signed head, read on `conn` or (under the write lock) on the writer.
+
+        Unlocked, a read on the writer connection from another thread would run
+        inside a batch in progress and could see a head that batch then rolls back.
+        """
+        if conn is not None:
+            return _latest_tree_head(conn)
+        with self._write_lock:
+            return _latest_tree_head(self.conn)
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         with self._write_lock:
@@ -262,6 +260,16 @@ class Archive:
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         with self._write_lock:
             return self.log.consistency_proof(old_size, new_size)
+
+
+def _latest_tree_head(conn: Connection) -> SignedTreeHead | None:
+    row = conn.execute(
+        "SELECT tree_size, root_hash, timestamp_ms, signature FROM tree_heads"
+        " ORDER BY tree_size DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return SignedTreeHead(int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]))
 
 
 def reader_log(conn: Connection) -> MerkleLog:
