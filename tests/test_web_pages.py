@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.queries import audit_events, list_devices
 from strongroom.box import Box
+from strongroom.integrity import IntegrityStatus
 from strongroom.pairing.gate import PairingAttempt, PairingMethod
 from strongroom.pairing.service import PairingService
 from strongroom.web.state import STATE
@@ -92,6 +94,29 @@ async def test_conversations_listed_by_person_and_device(client) -> None:
     html = await (await client.get("/archive")).text()
     assert "maitre.durand" in html and "Pixel de Maître Durand" in html
     assert "3 messages" in html or "3 messages" in html.replace("\xa0", " ")
+
+
+async def test_search_results_warn_after_a_failed_integrity_check(client, box) -> None:
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    html = await (await client.get("/archive", params={"q": "facture"})).text()
+    assert 'id="integrity-warning"' not in html
+    box.integrity = IntegrityStatus(
+        checked_at=1_800_000_000.0,
+        ok=False,
+        problems=("leaf 2: the record does not match its log entry",),
+        problem_count=1,
+        leaves=3,
+        duration_s=0.1,
+    )
+    html = await (await client.get("/archive", params={"q": "facture"})).text()
+    assert 'id="integrity-warning"' in html and "may have been tampered with" in html
+    assert html.count('class="hit"') == 1  # the results are still shown, under the warning
+    client.session.cookie_jar.update_cookies({"lang": "fr"})
+    html = await (await client.get("/archive")).text()
+    assert 'id="integrity-warning"' in html and "a pu être altéré" in html
+    box.integrity = replace(box.integrity, ok=True, problems=(), problem_count=0)
+    html = await (await client.get("/archive")).text()
+    assert 'id="integrity-warning"' not in html
 
 
 async def test_record_page_checks_the_proof_live(client, box) -> None:

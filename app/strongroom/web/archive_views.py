@@ -146,8 +146,11 @@ async def archive_page(request: web.Request) -> web.StreamResponse:
     index = await read(request, lambda conn: _archive_index(conn, form))
     if form.active:
         await audit(request, "archive.search", form.text, form.as_details())
+    integrity = state_of(request).box.integrity
     context = {
         "form": form,
+        # Results show messages.text, not the signed body: after a failed check, say so.
+        "integrity_failed": integrity is not None and not integrity.ok,
         "people": by_owner(index.conversations),
         "conversations": index.conversations,
         "devices": index.devices,
