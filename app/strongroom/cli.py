@@ -192,8 +192,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_devices(args: argparse.Namespace) -> int:
     from strongroom.archive.queries import list_devices
 
-    with _unlocked_box(args) as box:
-        rows = list_devices(box.require_archive().reader())
+    with _unlocked_box(args) as box, contextlib.closing(box.require_archive().reader()) as conn:
+        rows = list_devices(conn)
     if not rows:
         print("no paired device")
     for row in rows:
