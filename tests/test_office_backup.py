@@ -215,3 +215,23 @@ def test_stream_detects_truncation_reordering_and_trailing_bytes() -> None:
     )
     with pytest.raises(BackupCorrupted):
         decrypt_stream(io.BytesIO(swapped + data[header + 2 * frame :]), io.BytesIO(), key, "db")
+
+
+def test_a_second_backup_to_the_same_target_waits_its_turn(box: Box, target: Path) -> None:
+    # The web UI, the nightly timer and the CLI may start a backup at the same
+    # moment: the second is refused clearly while the first holds the target,
+    # instead of both pruning each other's partial set and pool files.
+    second: list[BaseException] = []
+
+    def during_first(stage: str, _done: int, _total: int) -> None:
+        if stage == "blobs" and not second:
+            try:
+                back_up(box, target)
+            except BackupError as exc:
+                second.append(exc)
+
+    first = backup.run(box.archive, target, box.keys.backup_key, during_first)
+    assert len(second) == 1 and "another backup" in str(second[0])
+    assert [s.name for s in backup.list_sets(target)] == [first.set_dir.name]
+    again = back_up(box, target)  # once the first has finished, backups work again
+    assert again.set_dir.exists()

@@ -15,9 +15,11 @@ See `backup_format` for the layout.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +109,25 @@ def _snapshot(archive: Archive) -> tuple[Path, Connection]:
     return snapshot, conn
 
 
+@contextlib.contextmanager
+def _target_lock(target_dir: Path) -> Iterator[None]:
+    """One backup at a time per target (web UI, timer and CLI may all start one).
+
+    The cleanup of a run removes partial sets and unreferenced pool files, which
+    would break a second run copying into the same target at that moment. The
+    lock is taken on the target directory itself, so nothing is added to it.
+    """
+    fd = os.open(target_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupError("another backup to this target is running; try later") from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def run(
     archive: Archive,
     target_dir: Path,
@@ -121,6 +142,18 @@ def run(
         raise BackupError("keep at least one backup set")
     if not target_dir.is_dir():
         raise BackupError(f"the backup target {target_dir} is not mounted or does not exist")
+    with _target_lock(target_dir):
+        return _run_locked(archive, target_dir, backup_key, progress, keep, actor)
+
+
+def _run_locked(
+    archive: Archive,
+    target_dir: Path,
+    backup_key: bytes,
+    progress: Progress,
+    keep: int,
+    actor: str,
+) -> BackupResult:
     at_ms = int(archive.clock() * 1000)
     name = SET_PREFIX + datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y%m%dT%H%M%S%fZ")
     final = target_dir / name
