@@ -89,7 +89,9 @@ def _remove_stale_snapshots(data_dir: Path) -> None:
 
     A stale copy would also keep records that retention has since destroyed.
     """
-    remove_files_of_dead_processes(data_dir, SNAPSHOT_PREFIX, ".db")
+    # The copy and the companions SQLite may leave beside it when killed mid-write.
+    for suffix in (".db", ".db-journal", ".db-wal", ".db-shm"):
+        remove_files_of_dead_processes(data_dir, SNAPSHOT_PREFIX, suffix)
 
 
 def _snapshot(archive: Archive) -> tuple[Path, Connection]:
