@@ -19,6 +19,7 @@ import random
 from pathlib import Path
 
 from fault_helpers import BoxProcess, message, open_archive, pair_phone, verify_data_dir
+from strongroom.archive.blobs import SEALED_CHUNK_BYTES
 from strongroom.client import PhoneClient
 from strongroom.client.link import LinkError
 from strongroom.client.proofs import Ack, record_id
@@ -154,6 +155,15 @@ async def test_sigkill_during_a_push_storm_loses_nothing_acked_and_stores_each_r
     assert set(stored) == pushed, "the archive holds records nobody pushed"
 
 
+async def _partial_on_disk(data_dir: Path, at_least: int) -> None:
+    partial = data_dir / "blobs" / "partial"
+    for _ in range(1500):  # polled: the box is another process, no event to wait on
+        if any(p.stat().st_size >= at_least for p in partial.glob("*") if p.is_file()):
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("the box sealed nothing to disk")
+
+
 async def test_a_blob_upload_cut_by_sigkill_resumes_after_restart_and_verifies(
     tmp_path: Path,
 ) -> None:
@@ -174,6 +184,9 @@ async def test_a_blob_upload_cut_by_sigkill_resumes_after_restart_and_verifies(
 
         upload = asyncio.create_task(phone.upload_attachment(data, progress=progress))
         await asyncio.wait_for(cut.wait(), 15)
+        # What the phone has sent may still sit in loopback socket buffers: kill only
+        # once the box has sealed a few chunks to disk, so there is something to resume.
+        await asyncio.wait_for(_partial_on_disk(data_dir, 4 * SEALED_CHUNK_BYTES), 15)
         await box.kill()
         with contextlib.suppress(LinkError, ConnectionError):
             await asyncio.wait_for(upload, 15)
