@@ -47,6 +47,15 @@ def connect(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
         raise WrongArchiveKey(
             f"cannot open {path.name}: wrong key, not an archive, or a damaged file header"
         ) from exc
+    try:
+        _tune(conn, readonly)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _tune(conn: Connection, readonly: bool) -> None:
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit returns only once the WAL is fsynced. An ack means durable.
@@ -59,7 +68,6 @@ def connect(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
     # 16 MiB of page cache per connection (the default is 2 MiB): record ids are
     # random hashes, so index inserts touch pages all over a large archive.
     conn.execute("PRAGMA cache_size = -16384")
-    return conn
 
 
 def schema_version(conn: Connection) -> int:

@@ -103,7 +103,11 @@ class Archive:
         if self.latest_tree_head() is None:
             # A new archive starts with a signed empty tree, so even an empty
             # box can prove what it held (nothing) and when.
-            self.write_batch([])
+            try:
+                self.write_batch([])
+            except BaseException:  # e.g. a full disk: do not leak the connection
+                self.conn.close()
+                raise
 
     @classmethod
     def open(
