@@ -132,7 +132,7 @@ class BoxRuntime:
         if self._advertiser is not None:
             with contextlib.suppress(Exception):
                 await self._advertiser.stop()
-        peers = getattr(self.box, "peers", None)
+        peers = self.box.peers
         if peers is not None:
             await peers.close_all()
         if self._listener is not None:
@@ -220,7 +220,7 @@ class BoxRuntime:
         return await handler(request)
 
     async def _peer_endpoint(self, request: web.Request) -> web.StreamResponse:
-        peers = getattr(self.box, "peers", None)
+        peers = self.box.peers
         if peers is None:
             # Locked: phones keep their records and retry later.
             return web.json_response({"error": "locked"}, status=503, headers={"Retry-After": "30"})
@@ -364,7 +364,7 @@ class BoxRuntime:
                     "url": self.url,
                     "fingerprint": self.box.fingerprint,
                     "tls_fingerprint": self._tls_fingerprint(),
-                    "pairing_open": bool(getattr(pairing, "open", False)),
+                    "pairing_open": pairing.open,
                 }
             )
 
