@@ -234,6 +234,7 @@ class RawSession:
     channel: SecureChannel
     first_message: bytes
     next_id: int = 1
+    unread: list[bytes] = field(default_factory=list)  # frames opened, not yet returned
 
     @classmethod
     async def open(
@@ -273,13 +274,12 @@ class RawSession:
 
     async def receive_frame(self, wait_s: float = 10.0) -> Frame | None:
         """The next frame from the box, or None once it closed the connection."""
-        while True:
+        while not self.unread:
             msg = await self.ws.receive(timeout=wait_s)
             if msg.type != aiohttp.WSMsgType.BINARY:
                 return None
-            raw = self.channel.open(bytes(msg.data))
-            if raw is not None:
-                return decode_frame(raw, Direction.TO_PHONE, max_bytes=1 << 20)
+            self.unread += self.channel.open(bytes(msg.data))  # a bundle brings several
+        return decode_frame(self.unread.pop(0), Direction.TO_PHONE, max_bytes=1 << 20)
 
     async def wait_closed(self, wait_s: float = 10.0) -> int | None:
         """Read until the box closes the connection; return its close code."""

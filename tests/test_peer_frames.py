@@ -192,9 +192,48 @@ def test_large_frames_travel_in_fragments_and_reassemble() -> None:
     frame = os.urandom(3 * MAX_FRAGMENT + 17)
     messages = phone.seal(frame)
     assert len(messages) == 4
-    assert [box.open(m) for m in messages] == [None, None, None, frame]
+    assert [box.open(m) for m in messages] == [[], [], [], [frame]]
     small = phone.seal(b"hello")
-    assert len(small) == 1 and box.open(small[0]) == b"hello"
+    assert len(small) == 1 and box.open(small[0]) == [b"hello"]
+
+
+def test_frames_ready_together_share_bundles_in_order() -> None:
+    phone, box = _channel_pair(MAX)
+    frames = [os.urandom(n) for n in (40, 1, 36_000, 36_000, 70_000, 900, 10)]
+    messages = phone.seal_many(frames)
+    # 40+1+36000 | 36000 (alone: plain) | 70000 alone (two fragments) | 900+10
+    assert len(messages) == 5
+    opened = [f for m in messages for f in box.open(m)]
+    assert opened == frames
+    # One frame alone goes as a plain message a peer without bundles can read too.
+    (single,) = phone.seal_many([b"ping"])
+    assert box.open(single) == [b"ping"]
+
+
+@pytest.mark.parametrize(
+    "plain",
+    [
+        b"\x02\x00\x05hello",  # a bundle of one frame: never sent, so refused
+        b"\x02\x00\x05hello\x00\x00",  # an empty frame
+        b"\x02\x00\x05hello\x00\x09short",  # a length past the end
+        b"\x02",  # nothing at all
+    ],
+)
+def test_malformed_bundles_are_fatal(plain: bytes) -> None:
+    phone, box = _channel_pair(MAX)
+    with pytest.raises(ChannelError):
+        box.open(phone._transport.encrypt(plain))
+
+
+def test_a_bundle_cannot_interrupt_a_fragmented_frame_nor_exceed_the_frame_limit() -> None:
+    phone, box = _channel_pair(MAX)
+    first_fragment = phone._transport.encrypt(b"\x01" + os.urandom(100))
+    assert box.open(first_fragment) == []
+    with pytest.raises(ChannelError):
+        box.open(phone.seal_many([b"a", b"b"])[0])
+    phone, box = _channel_pair(100)
+    with pytest.raises(ChannelError):
+        box.open(phone.seal_many([b"a", bytes(101)])[0])
 
 
 def test_reassembly_is_bounded_and_framing_errors_are_fatal() -> None:
@@ -207,3 +246,35 @@ def test_reassembly_is_bounded_and_framing_errors_are_fatal() -> None:
     bad_flag = phone._transport.encrypt(b"\x07hello")
     with pytest.raises(ChannelError):
         box.open(bad_flag)
+
+
+_any_keys = st.text(max_size=8) | st.integers(-1000, 2**40) | st.binary(max_size=6)
+_keyed_values = st.recursive(
+    st.integers(0, 2**20) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_any_keys, inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400)
+@given(_keyed_values)
+def test_the_pre_check_accepts_exactly_the_canonical_encoding(value: Any) -> None:
+    # decode_frame relies on this: bytes that pass the pre-check need no re-encoding
+    # to prove them canonical. cbor2 without canonical=True keeps insertion order.
+    canonical = cbor2.dumps(value, canonical=True)
+    check_cbor(canonical)
+    in_insertion_order = cbor2.dumps(value)
+    if in_insertion_order != canonical:
+        with pytest.raises(CborRejected) as refused:
+            check_cbor(in_insertion_order)
+        assert refused.value.canonical
+
+
+def test_repeated_keys_are_refused_even_when_otherwise_in_order() -> None:
+    body_with_two_names = b"\xa2\x64name\x61a\x64name\x61b"
+    with pytest.raises(CborRejected):
+        check_cbor(body_with_two_names)
+    frame = b"\xa3\x61b" + body_with_two_names + b"\x61t\x65hello\x62id\x01"
+    with pytest.raises(FrameError) as refused:
+        decode_frame(frame, Direction.TO_BOX, max_bytes=MAX)
+    assert refused.value.code == ErrorCode.MALFORMED

@@ -30,6 +30,7 @@ from strongroom.peer.handshake import (
     parse_box_payload,
     phone_payload,
 )
+from strongroom.peer.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ class Link:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Frame]] = {}
         self._streams: dict[int, asyncio.Queue[Frame | None]] = {}
-        self._send_lock = asyncio.Lock()
+        # Bundles frames once the box's hello lists "bundles" (see PhoneClient._hello).
+        self.outbox = Outbox(self._channel, self.ws.send_bytes)
         self._window = asyncio.Semaphore(window)
         self.close_reason: str = ""
         self.closed = asyncio.Event()
@@ -116,13 +118,10 @@ class Link:
     async def send(self, frame: Frame) -> None:
         if self.closed.is_set():
             raise ConnectionLost(self.close_reason or "the connection is closed")
-        raw = encode_frame(frame)
-        async with self._send_lock:  # nonces are implicit: seal and send in one order
-            try:
-                for message in self._channel.seal(raw):
-                    await self.ws.send_bytes(message)
-            except (ConnectionError, RuntimeError) as exc:
-                raise ConnectionLost(str(exc)) from exc
+        try:
+            await self.outbox.send(encode_frame(frame))
+        except (ConnectionError, RuntimeError) as exc:
+            raise ConnectionLost(str(exc)) from exc
 
     async def request(self, frame_type: str, body: Mapping[str, Any]) -> Frame:
         """Send a request and wait for the frame that answers it (BoxError for `error`)."""
@@ -179,15 +178,13 @@ class Link:
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     self.close_reason = f"closed by the box ({self.ws.close_code}): {msg.extra}"
                     return
-                raw = self._channel.open(bytes(msg.data))
-                if raw is None:
-                    continue
-                try:
-                    frame = decode_frame(raw, Direction.TO_PHONE, max_bytes=MAX_FRAME_BYTES)
-                except FrameError as exc:
-                    log.warning("ignoring a malformed frame from the box: %s", exc.message)
-                    continue
-                self._dispatch(frame)
+                for raw in self._channel.open(bytes(msg.data)):
+                    try:
+                        frame = decode_frame(raw, Direction.TO_PHONE, max_bytes=MAX_FRAME_BYTES)
+                    except FrameError as exc:
+                        log.warning("ignoring a malformed frame from the box: %s", exc.message)
+                        continue
+                    self._dispatch(frame)
         except (NoiseError, ChannelError) as exc:
             self.close_reason = f"the box's transport message was rejected: {exc}"
         except (ConnectionError, asyncio.CancelledError, aiohttp.ClientError) as exc:

@@ -208,9 +208,12 @@ class PhoneClient:
     async def _hello(self) -> None:
         link = self._require_link()
         reply = await link.request(
-            "hello", {"name": self.state.name, "app": "strongroom-reference/1", "caps": ["mail"]}
+            "hello",
+            {"name": self.state.name, "app": "strongroom-reference/1", "caps": ["bundles", "mail"]},
         )
         self.box_hello = reply.body
+        # Frames ready together (a burst of pushes) may now share transport messages.
+        link.outbox.bundling = "bundles" in reply.body["caps"]
         limits = reply.body["limits"]
         link.set_window(int(limits["max_in_flight"]))
         if self.keepalive:

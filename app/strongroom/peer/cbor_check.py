@@ -7,15 +7,32 @@ true and null, all of definite length, nested at most MAX_DEPTH deep. No tags
 (cbor2 would otherwise compile regular expressions or build shared
 references), no floats, no indefinite lengths. The walk is iterative, so a
 hostile nesting depth cannot exhaust the Python stack.
+
+The walk also proves the bytes are deterministic (canonical) CBOR, as
+RFC 7049 section 3.9 and cbor2's `canonical=True` define it: every head in its
+shortest form, and the keys of every map in strictly increasing order of
+their encoded bytes, shorter first (which also forbids duplicate keys). So a
+frame that passes needs no re-encoding to prove it canonical: that used to
+cost a second encoding of every frame, attachments' 64 KiB pieces included.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 MAX_DEPTH = 8
 
 
 class CborRejected(ValueError):
-    """The bytes use CBOR outside the protocol's subset, or are malformed."""
+    """The bytes use CBOR outside the protocol's subset, are malformed, or not canonical.
+
+    `canonical` is True when the bytes are well-formed CBOR of the subset in a
+    non-canonical encoding (a long head, keys out of order or repeated).
+    """
+
+    def __init__(self, message: str, *, canonical: bool = False) -> None:
+        super().__init__(message)
+        self.canonical = canonical
 
 
 def _argument(data: bytes, pos: int, info: int) -> tuple[int, int]:
@@ -31,20 +48,42 @@ def _argument(data: bytes, pos: int, info: int) -> tuple[int, int]:
     value = int.from_bytes(data[pos:end], "big")
     # Deterministic encoding: the shortest head, always.
     if (size == 1 and value < 24) or (size > 1 and value < (1 << (4 * size))):
-        raise CborRejected("integer or length not in its shortest form")
+        raise CborRejected("integer or length not in its shortest form", canonical=True)
     return value, end
 
 
+def _key_order(key: bytes) -> tuple[int, bytes]:
+    return len(key), key
+
+
 def check_cbor(data: bytes) -> None:
-    """Raise CborRejected unless `data` is exactly one item of the protocol's CBOR subset."""
+    """Raise CborRejected unless `data` is exactly one canonical item of the protocol's subset."""
     pos = 0
     # Each entry counts the items still expected at one nesting level.
     pending = [1]
+    # Per nesting level: None for an array (or the top), else the map's state:
+    # [position of the current key's first byte (or -1 when a value is next),
+    #  the previous key's encoded bytes].
+    maps: list[list[Any] | None] = [None]
     while pending:
         if pending[-1] == 0:
             pending.pop()
+            maps.pop()
             continue
         pending[-1] -= 1
+        state = maps[-1]
+        if state is not None:
+            if pending[-1] % 2 == 1:  # a key starts here: remember where
+                state[0] = pos
+            elif state[0] >= 0:
+                # The key just ended where this value starts: compare it with the previous one.
+                key = data[state[0] : pos]
+                if state[1] is not None and _key_order(key) <= _key_order(state[1]):
+                    raise CborRejected(
+                        "map keys are not in canonical order (or repeat)", canonical=True
+                    )
+                state[1] = key
+                state[0] = -1
         if pos >= len(data):
             raise CborRejected("truncated: an item is missing")
         head = data[pos]
@@ -76,5 +115,6 @@ def check_cbor(data: bytes) -> None:
         if len(pending) > MAX_DEPTH:
             raise CborRejected(f"nested deeper than {MAX_DEPTH}")
         pending.append(count)
+        maps.append([-1, None] if major == 5 else None)
     if pos != len(data):
         raise CborRejected("trailing bytes after the item")

@@ -64,6 +64,7 @@ from strongroom.peer.handshake import (
     responder,
     split_first_message,
 )
+from strongroom.peer.outbox import Outbox
 from strongroom.peer.session import BoxInfo, CodeFunction, PeerSession, State
 from strongroom.peer.signatures import SignatureChecker
 from strongroom.peer.uploads import UploadDriver
@@ -341,7 +342,7 @@ class _Connection:
             ),
         )
         self._slots = asyncio.Semaphore(service.limits.max_in_flight_frames)
-        self._send_lock = asyncio.Lock()
+        self.outbox = Outbox(channel, ws.send_bytes)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_input = time.monotonic()
         self._closed = False
@@ -360,12 +361,13 @@ class _Connection:
                         await self.close(CloseCode.PROTOCOL, "binary messages only")
                     break
                 try:
-                    raw = self.channel.open(bytes(msg.data))
+                    frames = self.channel.open(bytes(msg.data))
                 except (NoiseError, ChannelError):
                     await self.close(CloseCode.PROTOCOL, "transport message rejected")
                     break
-                if raw is not None:
+                for raw in frames:
                     await self.execute(self.session.receive(raw), spawn=True)
+                self.outbox.bundling = self.session.peer_bundles
         finally:
             watchdog.cancel()
             self._closed = True
@@ -478,15 +480,10 @@ class _Connection:
     async def send(self, frame: Frame) -> None:
         if self._closed:
             return
-        raw = encode_frame(frame)
-        # Nonces are implicit: seal and send under one lock so the order on the wire
-        # is the order of encryption.
-        async with self._send_lock:
-            try:
-                for message in self.channel.seal(raw):
-                    await self.ws.send_bytes(message)
-            except (ConnectionError, RuntimeError):
-                self._closed = True
+        try:
+            await self.outbox.send(encode_frame(frame))
+        except (ConnectionError, RuntimeError):
+            self._closed = True
 
     async def _stream_blob(
         self, request_id: int, location: BlobLocation, size: int, offset: int

@@ -68,7 +68,7 @@ from strongroom.peer.frames import (
 from strongroom.peer.handshake import HandshakeKind, pair_message
 from strongroom.peer.history import Device
 
-CAPABILITIES = ["blobs", "fragments", "history", "mail"]
+CAPABILITIES = ["blobs", "bundles", "fragments", "history", "mail"]
 CodeFunction = Callable[[bytes, bytes, bytes], str]  # (handshake hash, phone nonce, box nonce)
 MAIL_WINDOW = 32  # deliveries (and notices) sent but not yet acknowledged, per session
 
@@ -137,6 +137,7 @@ class PeerSession:
         self._code_nonces = code_nonces  # (phone's, box's): XX and XXpsk3 only
         self.state = State.READY if device is not None else State.PAIRING
         self.pairing_pending = False
+        self.peer_bundles = False  # the phone listed "bundles" in its hello caps
         self._upload: _Upload | None = None
         self._mail_out: set[bytes] = set()  # delivered in this session, not yet acknowledged
         self._notices_out: set[bytes] = set()
@@ -202,6 +203,8 @@ class PeerSession:
         if frame.type in ("pong", "error"):
             return []
         if frame.type == "hello":
+            # From now on the glue may bundle frames to a phone that reads bundles.
+            self.peer_bundles = "bundles" in frame.body["caps"]
             return [Send(self._hello_reply(frame.id))]
         if self.state is State.PAIRING:
             if frame.type == "pair":
