@@ -331,3 +331,25 @@ def test_signature_check_binds_the_device_key(tmp_path: Path) -> None:
         verify_record_signature(record, bytes(other.verify_key))
     with pytest.raises(RecordRejected, match="signature"):
         verify_record_signature(record, b"short")
+
+
+def test_a_conversation_keeps_its_first_time_newest_time_and_first_known_contact(
+    archive: Archive,
+) -> None:
+    device_id, key = new_phone(archive, owner=OWNER, name="Pixel de Maître Durand")
+    t0 = 1_700_000_000_000
+    late_first = [
+        # Phones push out of order (an offline backlog): the newest message comes first.
+        signed(key, fields("message", "m3", dir="in", text="c", at=t0 + 3_000, peer="")),
+        signed(key, fields("message", "m1", dir="in", text="a", at=t0 + 1_000, peer="")),
+        signed(key, fields("message", "m2", dir="in", text="b", at=t0 + 2_000)),
+        signed(key, fields("message", "m4", dir="in", text="d", at=t0 + 500, peer="Mme Autre")),
+    ]
+    for record in late_first:  # one transaction each, as separate pushes would be
+        archive.write(writes.store_record(record, device_id, OWNER))
+    (conv,) = queries.list_conversations(archive.reader(), owner=OWNER)
+    # Created when first seen (at m3's time); last_at never goes back; the contact's
+    # name fills in once known and is not overwritten by a later different one.
+    assert (conv.created_at, conv.last_at) == (t0 + 3_000, t0 + 3_000)
+    assert conv.peer == "M. Martin"
+    assert conv.messages == 4
