@@ -26,30 +26,38 @@ class Outbox:
         # order on the wire is the order of encryption.
         self._lock = asyncio.Lock()
         self._queued: list[bytes] = []
-        self._flush_pending = False
+        # Resolves once the frames queued so far are written: every sender waits
+        # for its own frame, so a peer that stops reading stops the senders too
+        # (back-pressure) instead of letting frames pile up here.
+        self._written: asyncio.Future[None] | None = None
         self.bundling = False
 
     async def send(self, frame: bytes) -> None:
-        """Send one encoded frame. Raises what `write` raises (to the sender that wrote)."""
+        """Send one encoded frame; return once it is written. Raises what `write` raises."""
         if not self.bundling:
             async with self._lock:
                 for message in self._channel.seal(frame):
                     await self._write(message)
             return
         self._queued.append(frame)
-        if self._flush_pending:
-            return  # the sender that queued first sends this frame with its own
-        self._flush_pending = True
-        taken = False
+        if self._written is not None:
+            # Another sender writes this frame with its own; wait for that write.
+            await asyncio.shield(self._written)
+            return
+        written = self._written = asyncio.get_running_loop().create_future()
         try:
             await asyncio.sleep(0)  # one loop turn: let the frames ready now join
             async with self._lock:
                 frames, self._queued = self._queued, []
-                self._flush_pending = False
-                taken = True
+                self._written = None
                 for message in self._channel.seal_many(frames):
                     await self._write(message)
-        finally:
-            if not taken:
-                # Cancelled before sending: the next sender flushes what is queued.
-                self._flush_pending = False
+        except BaseException as exc:
+            if self._written is written:  # cancelled before taking the frames
+                self._written = None
+            if not written.done():
+                failure = exc if isinstance(exc, Exception) else ConnectionResetError("cancelled")
+                written.set_exception(failure)
+                written.exception()  # retrieved here: the waiters may all be gone
+            raise
+        written.set_result(None)
