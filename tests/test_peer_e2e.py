@@ -373,6 +373,27 @@ async def test_connection_cap_per_device(tmp_path: Path) -> None:
         await box.stop()
 
 
+async def test_the_device_cap_holds_when_its_connections_race(tmp_path: Path) -> None:
+    box = await start_box(tmp_path / "box", limits=Limits(max_connections_per_device=2))
+    try:
+        phone = await paired_phone(box, "claire")
+        await phone.close()
+        twins = [PhoneClient(phone.state) for _ in range(6)]
+        outcomes = await asyncio.gather(*(t.connect() for t in twins), return_exceptions=True)
+        accepted = [o for o in outcomes if not isinstance(o, BaseException)]
+        refused = [o for o in outcomes if isinstance(o, HandshakeRefused)]
+        assert len(accepted) == 2, outcomes
+        assert len(refused) == 4 and {r.code for r in refused} == {CloseCode.TOO_MANY}
+        for twin in twins:
+            await twin.close()
+        # Closed connections give their slots back.
+        again = PhoneClient(phone.state)
+        await again.connect()
+        await again.close()
+    finally:
+        await box.stop()
+
+
 async def test_idle_and_handshake_timeouts_close_the_connection(tmp_path: Path) -> None:
     limits = Limits(idle_timeout_s=0.3, handshake_timeout_s=0.3)
     box = await start_box(tmp_path / "box", limits=limits)

@@ -105,6 +105,7 @@ class PeerService:
         self._connections: set[_Connection] = set()
         self._handshaking = 0
         self._by_device: dict[int, set[_Connection]] = {}
+        self._claims: dict[int, int] = {}  # device -> handshakes past the cap check, unregistered
         self._revoked: set[int] = set()
         self._closing = False
         self._last_seen: dict[int, float] = {}
@@ -174,6 +175,18 @@ class PeerService:
     # -- handshake -----------------------------------------------------------------------------
 
     async def _handshake(self, ws: web.WebSocketResponse) -> _Connection | None:
+        claims: list[int] = []  # devices whose connection slot this handshake holds
+        try:
+            return await self._shake_hands(ws, claims)
+        finally:
+            for device_id in claims:  # registered by now, or refused: the claim is done
+                self._claims[device_id] -= 1
+                if not self._claims[device_id]:
+                    del self._claims[device_id]
+
+    async def _shake_hands(
+        self, ws: web.WebSocketResponse, claims: list[int]
+    ) -> _Connection | None:
         first = await _receive_binary(ws)
         if first is None:
             return None
@@ -197,7 +210,7 @@ class PeerService:
         device = None
         if kind is HandshakeKind.IK:
             # The phone's key is known now: refuse it before anything else happens.
-            device = await self._identify(ws, _remote(hs), pairing=False)
+            device = await self._identify(ws, _remote(hs), claims, pairing=False)
             if device is None:
                 return None
             await ws.send_bytes(hs.write_message(box_payload(self.keys.signing_public, None)))
@@ -218,7 +231,7 @@ class PeerService:
                 if psk is not None:
                     self.gate.consume_qr_secret()  # one attempt per secret, success or not
             nonces = (phone_nonce, box_nonce)
-            device = await self._identify(ws, _remote(hs), pairing=True)
+            device = await self._identify(ws, _remote(hs), claims, pairing=True)
             if device is None and ws.closed:
                 return None
             if device is None and kind is HandshakeKind.XX:
@@ -241,11 +254,14 @@ class PeerService:
         return conn
 
     async def _identify(
-        self, ws: web.WebSocketResponse, noise_key: bytes, *, pairing: bool
+        self, ws: web.WebSocketResponse, noise_key: bytes, claims: list[int], *, pairing: bool
     ) -> history.Device | None:
         """The paired device with this key; closes the socket if it may not connect.
 
-        When `pairing`, an unknown key is fine (None, socket left open).
+        When `pairing`, an unknown key is fine (None, socket left open). An accepted
+        device's id goes to `claims`: it holds one of the device's connection slots
+        until the caller has registered the connection (handshakes of one device
+        running side by side cannot all pass the cap while none is registered yet).
         """
         device: history.Device | None = await self.readers.run(
             lambda c: history.device_by_noise_key(c, noise_key)
@@ -257,9 +273,12 @@ class PeerService:
         if device.revoked or device.id in self._revoked:
             await _close(ws, CloseCode.REFUSED, "revoked")
             return None
-        if len(self._by_device.get(device.id, ())) >= self.limits.max_connections_per_device:
+        open_or_claimed = len(self._by_device.get(device.id, ())) + self._claims.get(device.id, 0)
+        if open_or_claimed >= self.limits.max_connections_per_device:
             await _close(ws, CloseCode.TOO_MANY, "too many connections for this device")
             return None
+        self._claims[device.id] = self._claims.get(device.id, 0) + 1
+        claims.append(device.id)
         return device
 
     def device_seen(self, device_id: int) -> None:
