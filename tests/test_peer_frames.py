@@ -22,8 +22,10 @@ from strongroom.peer.frames import (
     FrameError,
     decode_frame,
     encode_frame,
+    record_ack,
 )
 from strongroom.peer.handshake import HandshakeKind, initiator, responder
+from strongroom.proof.sth import SignedTreeHead
 
 MAX = 256 * 1024
 HEAD = {"tree_size": 3, "timestamp_ms": 1, "root_hash": "ab" * 32, "signature": "cd" * 64}
@@ -278,3 +280,34 @@ def test_repeated_keys_are_refused_even_when_otherwise_in_order() -> None:
     with pytest.raises(FrameError) as refused:
         decode_frame(frame, Direction.TO_BOX, max_bytes=MAX)
     assert refused.value.code == ErrorCode.MALFORMED
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(0, 2**53 - 1),
+    st.sampled_from(["record", "blob"]),
+    st.binary(min_size=32, max_size=32),
+    st.integers(0, 2**40),
+    st.integers(0, 2**53 - 1),
+    st.lists(st.binary(min_size=32, max_size=32), max_size=40),
+    st.booleans(),
+)
+def test_record_acks_are_encoded_canonically_without_sorting(
+    rid: int, kind: str, ref: bytes, index: int, at: int, proof: list[bytes], duplicate: bool
+) -> None:
+    head = SignedTreeHead(index + 1, os.urandom(32), at, os.urandom(64))
+    ack = record_ack(
+        rid,
+        kind=kind,
+        ref=ref,
+        log_index=index,
+        at=at,
+        tree_head=head,
+        proof=proof,
+        duplicate=duplicate,
+    )
+    raw = encode_frame(ack)
+    assert raw == cbor2.dumps({"t": "ack", "id": rid, "b": ack.body}, canonical=True)
+    decoded = decode_frame(raw, Direction.TO_PHONE, max_bytes=MAX)
+    assert decoded == ack
+    assert SignedTreeHead.from_dict(decoded.body["tree_head"]) == head

@@ -11,6 +11,7 @@ documented fields with the documented types and bounds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +66,9 @@ class Record:
     receipt: str | None
     blob: BlobRef | None
 
-    @property
+    @functools.cached_property
     def record_id(self) -> bytes:
+        # Cached: the dedup lookup, the row, the log leaf and the ack all need it.
         return hashlib.sha256(self.raw).digest()
 
 

@@ -64,6 +64,7 @@ from strongroom.peer.frames import (
     FrameError,
     decode_frame,
     error_frame,
+    record_ack,
 )
 from strongroom.peer.handshake import HandshakeKind, pair_message
 from strongroom.peer.history import Device
@@ -371,16 +372,17 @@ class PeerSession:
         logged: ingest.Logged = result.result
         if result.tree_head is None or result.inclusion_proof is None:
             return [self._error(ErrorCode.INTERNAL, "no proof for a logged entry", request_id)]
-        body = {
-            "kind": kind,
-            "ref": logged.content_sha256,
-            "log_index": logged.log_index,
-            "at": logged.at,
-            "tree_head": result.tree_head.to_dict(),
-            "proof": list(result.inclusion_proof),
-            "duplicate": logged.duplicate,
-        }
-        return [Send(Frame("ack", request_id, body))]
+        ack = record_ack(
+            request_id,
+            kind=kind,
+            ref=logged.content_sha256,
+            log_index=logged.log_index,
+            at=logged.at,
+            tree_head=result.tree_head,
+            proof=result.inclusion_proof,
+            duplicate=logged.duplicate,
+        )
+        return [Send(ack)]
 
     # -- mail ----------------------------------------------------------------------------------
 
