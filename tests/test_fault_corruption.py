@@ -211,6 +211,7 @@ async def test_a_flipped_byte_in_the_wal_is_reported_not_silently_dropped(
         await box.kill()
     finally:
         await phone.close()
+        await box.kill()  # idempotent; never leave a box process behind a failed connect
     wal = data_dir / "archive.db-wal"
     assert wal.stat().st_size > 32 * PAGE, "nothing in the WAL: the test proves nothing"
     flip_byte(wal, wal.stat().st_size // 3)
