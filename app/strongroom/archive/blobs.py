@@ -13,10 +13,11 @@ upload resumes at the last whole chunk.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import secrets
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from strongroom.durable import fsync_dir
 CHUNK_BYTES = 64 * 1024
 SEALED_CHUNK_BYTES = CHUNK_BYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES
 SALT_BYTES = 16
+_IOV_MAX = 512  # buffers per writev call (Linux allows 1024)
 _PERSON = b"strongroom-blob1"  # 16 bytes: BLAKE2b personalisation
 
 
@@ -99,11 +101,24 @@ class BlobStore:
         fsync_dir(self.partial_dir)
         return final
 
-    def read_chunks(self, location: BlobLocation, size: int) -> Iterator[bytes]:
-        """Decrypt a stored blob chunk by chunk; raise BlobError on any tampering."""
+    def read_chunks(self, location: BlobLocation, size: int, offset: int = 0) -> Iterator[bytes]:
+        """Decrypt a stored blob chunk by chunk from `offset`; raise BlobError on any tampering.
+
+        Only the chunks from the one holding `offset` are read and decrypted (the first
+        one trimmed to start at `offset`), so resuming a download costs what remains.
+        The final chunk is always read: its "last chunk" seal proves nothing was cut.
+        """
+        if not 0 <= offset <= size:
+            raise ValueError(f"offset {offset} outside a blob of {size} bytes")
         path = self.path_for(location.file_name)
         key = file_key(self._blob_key, location.salt)
-        return _decrypt_file(path, key, size)
+        return _decrypt_file(path, key, size, offset)
+
+    def read_batches(
+        self, location: BlobLocation, size: int, offset: int = 0, *, chunks: int = 8
+    ) -> Iterator[list[bytes]]:
+        """read_chunks, up to `chunks` at a time (one worker-thread trip per batch)."""
+        return _batched(self.read_chunks(location, size, offset), chunks)
 
     def verify(self, location: BlobLocation, size: int, sha256: bytes) -> None:
         digest = hashlib.sha256()
@@ -121,15 +136,21 @@ class BlobStore:
             fsync_dir(path.parent)
 
 
-def _decrypt_file(path: Path, key: bytes, size: int) -> Iterator[bytes]:
+def _decrypt_file(path: Path, key: bytes, size: int, offset: int) -> Iterator[bytes]:
     total = chunk_count(size)
+    first = min(offset // CHUNK_BYTES, total - 1)
+    skip = offset - first * CHUNK_BYTES  # bytes of the first chunk before `offset`
     try:
         handle = path.open("rb")
     except FileNotFoundError as exc:
         raise BlobError(f"blob file {path.name} is missing") from exc
     with handle:
-        remaining = size
-        for index in range(total):
+        # Chunks are fixed-size on disk, so chunk i starts at i * SEALED_CHUNK_BYTES. Its
+        # nonce and associated data name its index: bytes found there that belong to
+        # another place do not authenticate.
+        handle.seek(first * SEALED_CHUNK_BYTES)
+        remaining = size - first * CHUNK_BYTES
+        for index in range(first, total):
             final = index == total - 1
             expected_plain = min(CHUNK_BYTES, remaining)
             # Read exactly the chunk's sealed length, so bytes appended after a
@@ -146,13 +167,40 @@ def _decrypt_file(path: Path, key: bytes, size: int) -> Iterator[bytes]:
                     f"blob file {path.name}: chunk {index} fails to authenticate"
                 ) from exc
             remaining -= len(plain)
+            if skip:
+                plain, skip = plain[skip:], 0
             yield plain
         if handle.read(1):
             raise BlobError(f"blob file {path.name} has trailing bytes")
 
 
+def _batched(plain: Iterator[bytes], chunks: int) -> Iterator[list[bytes]]:
+    while batch := list(itertools.islice(plain, chunks)):
+        yield batch
+
+
+def _write_fully(fd: int, buffers: Sequence[bytes]) -> None:
+    """Write `buffers` in order with as few system calls as the kernel allows."""
+    views = [memoryview(b) for b in buffers if b]
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        done = 0
+        while done < len(views) and written >= len(views[done]):
+            written -= len(views[done])
+            done += 1
+        del views[:done]
+        if written:  # a short write stopped inside this buffer
+            views[0] = views[0][written:]
+
+
 class BlobUpload:
-    """One attachment being received: feed bytes in order, then finish()."""
+    """One attachment being received: feed bytes in order, then finish().
+
+    `write(data)` seals and writes. The two halves are also callable apart, so a
+    caller can seal in one thread and write in another: `seal(data)` returns the
+    sealed chunks that `data` completes (no I/O), `append(sealed)` writes them, in
+    the order seal() returned them. The final chunk is sealed by finish() only.
+    """
 
     def __init__(self, path: Path, key: bytes, size: int, sha256: bytes) -> None:
         if size < 0:
@@ -162,12 +210,16 @@ class BlobUpload:
         self.expected_sha256 = sha256
         self._key = key
         self._digest = hashlib.sha256()
-        self._pending = bytearray()
+        # Bytes of the chunk being filled: views of the caller's pieces, joined (one
+        # copy) once the chunk is whole. A 64 KiB chunk usually spans two pieces.
+        self._parts: list[memoryview] = []
+        self._parts_bytes = 0
+        self._chunks_sealed = 0
         self._chunks_written = 0
         self._chunks_durable = 0
         self._total_chunks = chunk_count(size)
         self._resume()
-        self._file = self.path.open("ab")
+        self._file = self.path.open("ab", buffering=0)
 
     def _resume(self) -> None:
         """Keep the whole sealed chunks already on disk; rehash them to continue."""
@@ -189,12 +241,12 @@ class BlobUpload:
                     whole = index
                     break
                 self._digest.update(plain)
-        self._chunks_written = self._chunks_durable = whole
+        self._chunks_sealed = self._chunks_written = self._chunks_durable = whole
 
     @property
     def offset(self) -> int:
-        """How many plaintext bytes are safely stored (the resume point)."""
-        return self._chunks_written * CHUNK_BYTES + len(self._pending)
+        """How many plaintext bytes were taken so far (the resume point at the start)."""
+        return self._chunks_sealed * CHUNK_BYTES + self._parts_bytes
 
     @property
     def durable_offset(self) -> int:
@@ -202,26 +254,44 @@ class BlobUpload:
         return self._chunks_durable * CHUNK_BYTES
 
     def write(self, data: bytes) -> None:
+        self.append(self.seal(data))
+
+    def seal(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Take the attachment's next bytes; return the whole chunks they complete, sealed."""
         if self.offset + len(data) > self.size:
             raise BlobError("more bytes than the announced attachment size")
-        self._pending += data
-        while len(self._pending) >= CHUNK_BYTES and self._chunks_written < self._total_chunks - 1:
-            self._seal(bytes(self._pending[:CHUNK_BYTES]), final=False)
-            del self._pending[:CHUNK_BYTES]
+        if not isinstance(data, bytes):
+            data = bytes(data)  # we keep views of it: it must not change under us
+        view = memoryview(data)
+        sealed: list[bytes] = []
+        last = self._total_chunks - 1  # the final chunk waits for finish()
+        while self._parts_bytes + len(view) >= CHUNK_BYTES and self._chunks_sealed < last:
+            take = CHUNK_BYTES - self._parts_bytes
+            self._parts.append(view[:take])
+            view = view[take:]
+            sealed.append(self._seal(b"".join(self._parts), final=False))
+            self._parts.clear()
+            self._parts_bytes = 0
+        if view:
+            self._parts.append(view)
+            self._parts_bytes += len(view)
+        return sealed
 
-    def _seal(self, plain: bytes, *, final: bool) -> None:
-        index = self._chunks_written
+    def _seal(self, plain: bytes, *, final: bool) -> bytes:
+        index = self._chunks_sealed
         self._digest.update(plain)
-        self._file.write(
-            crypto_aead_xchacha20poly1305_ietf_encrypt(
-                plain, _chunk_aad(index, final), _chunk_nonce(index), self._key
-            )
+        self._chunks_sealed += 1
+        return crypto_aead_xchacha20poly1305_ietf_encrypt(
+            plain, _chunk_aad(index, final), _chunk_nonce(index), self._key
         )
-        self._chunks_written += 1
+
+    def append(self, sealed: Sequence[bytes]) -> None:
+        """Write chunks returned by seal(), in order (one system call for the lot)."""
+        _write_fully(self._file.fileno(), sealed)
+        self._chunks_written += len(sealed)
 
     def flush(self) -> None:
         """Make the whole chunks written so far durable (resume point survives a crash)."""
-        self._file.flush()
         os.fsync(self._file.fileno())
         self._chunks_durable = self._chunks_written
 
@@ -229,8 +299,12 @@ class BlobUpload:
         """Seal the last chunk, check the hash, fsync. Raise BlobError on mismatch."""
         if self.offset != self.size:
             raise BlobError(f"attachment incomplete: {self.offset} of {self.size} bytes")
-        self._seal(bytes(self._pending), final=True)
-        self._pending.clear()
+        if self._chunks_written != self._chunks_sealed:
+            raise BlobError("finish() before every sealed chunk was appended")
+        last = self._seal(b"".join(self._parts), final=True)
+        self._parts.clear()
+        self._parts_bytes = 0
+        self.append([last])
         self.flush()
         self._file.close()
         if self._digest.digest() != self.expected_sha256:

@@ -1,9 +1,10 @@
 """Blob uploads of one connection: the I/O behind the session's Upload* actions.
 
-Bytes go straight from each blob_chunk frame into `BlobUpload` (encrypted in
-64 KiB chunks on disk), in a worker thread, so an attachment is never held
-whole in memory. An upload that stops (dropped link, box restart) keeps its
-whole sealed chunks; `blob_begin` for the same hash resumes from there.
+Bytes go from the blob_chunk frames into `BlobUpload` (hashed, encrypted in
+64 KiB chunks on disk) in a worker thread, about 512 KiB per trip, so an
+attachment is never held whole in memory. An upload that stops (dropped link,
+box restart) keeps its whole sealed chunks; `blob_begin` for the same hash
+resumes from there.
 """
 
 from __future__ import annotations
@@ -27,12 +28,19 @@ Read = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 
 
 EVICT_WAIT_S = 5.0
-WRITE_QUEUE = 16  # pieces received but not yet on disk (1 MiB): the reader runs ahead this far
+# Bytes handed to a worker thread per trip. A trip (wake a thread, get its result
+# back on the loop) costs about as much as sealing a 64 KiB chunk, so pieces travel
+# in batches. One batch is on its way to disk while the next one fills: about
+# 1 MiB of an upload is in memory, never the attachment.
+BATCH_BYTES = 512 * 1024
 
 
-def _write_all(upload: BlobUpload, pieces: list[bytes]) -> None:
+def _seal_and_append(upload: BlobUpload, pieces: list[bytes]) -> None:
+    """Worker thread: hash and seal the pieces into chunks, then one write for them all."""
+    sealed: list[bytes] = []
     for piece in pieces:
-        upload.write(piece)
+        sealed += upload.seal(piece)
+    upload.append(sealed)
 
 
 class UploadDriver:
@@ -57,9 +65,11 @@ class UploadDriver:
         self._upload: BlobUpload | None = None
         self._sha256 = b""
         self._location: BlobLocation | None = None
-        # Pieces go to disk in a worker thread while the next ones are decrypted.
-        self._pieces: asyncio.Queue[bytes | None] = asyncio.Queue(WRITE_QUEUE)
-        self._writer: asyncio.Task[None] | None = None
+        # The pieces that go to disk next, and the batch a worker thread is sealing
+        # and writing meanwhile (batches go one at a time: chunks stay in order).
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
+        self._flight: asyncio.Future[None] | None = None
         self._write_error: UploadFailed | None = None
 
     async def _evict(self) -> None:
@@ -102,49 +112,59 @@ class UploadDriver:
             return UploadFailed(ErrorCode.UNAVAILABLE, f"cannot start the upload: {exc}")
         self._upload, self._location = upload, location
         self._write_error = None
-        self._pieces = asyncio.Queue(WRITE_QUEUE)
-        self._writer = asyncio.create_task(self._write_pieces(upload, self._pieces))
+        self._batch, self._batch_bytes = [], 0
         return UploadOpened(upload.offset)
 
-    async def _write_pieces(self, upload: BlobUpload, pieces: asyncio.Queue[bytes | None]) -> None:
-        done = False
-        while not done:
-            # Everything queued goes to the worker thread in one trip: a thread hop
-            # per 64 KiB piece cost about as much as writing the piece.
-            batch: list[bytes] = []
-            item = await pieces.get()
-            while item is not None:
-                batch.append(item)
-                if pieces.empty():
-                    break
-                item = pieces.get_nowait()
-            done = item is None
-            if self._write_error is not None or not batch:
-                continue  # keep draining so the reader never blocks on a dead upload
-            try:
-                await asyncio.to_thread(_write_all, upload, batch)
-            except (BlobError, OSError) as exc:
-                self._write_error = UploadFailed(
-                    ErrorCode.UNAVAILABLE, f"cannot store the bytes: {exc}"
-                )
-
-    async def _drain(self) -> None:
-        """Wait until every queued piece is written (or failed)."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            await self._pieces.put(None)
-            await writer
-
     async def write(self, data: bytes) -> UploadFailed | None:
-        """Queue a piece for the disk; a failure of an earlier piece is reported here."""
-        if self._upload is None or self._writer is None:
+        """Take a piece for the disk; a failure of an earlier piece is reported here."""
+        upload = self._upload
+        if upload is None:
             return UploadFailed(ErrorCode.NO_UPLOAD, "no upload is open")
+        if self._flight is not None and self._flight.done():
+            await self._settle()  # collects an error without waiting
         if self._write_error is not None:
             failed = self._write_error
             await self.abort()
             return failed
-        await self._pieces.put(data)
+        # Hashing and sealing happen in the worker thread, off the event loop.
+        self._batch.append(data)
+        self._batch_bytes += len(data)
+        if self._batch_bytes >= BATCH_BYTES:
+            # Back-pressure: while the previous batch is still being written, the
+            # session waits here, so it stops reading the phone's frames.
+            await self._launch()
         return None
+
+    async def _launch(self) -> None:
+        """Hand the batch to a worker thread once the previous one is written."""
+        await self._settle()
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        upload = self._upload
+        if upload is None or self._write_error is not None or not batch:
+            return  # a failed upload is aborted: its resume rereads what reached the disk
+        loop = asyncio.get_running_loop()
+        self._flight = loop.run_in_executor(None, _seal_and_append, upload, batch)
+
+    async def _settle(self) -> None:
+        """Wait for the batch in flight; remember its failure for the next write."""
+        flight = self._flight
+        if flight is None:
+            return
+        try:
+            # Shielded: a cancelled caller must not leave the thread writing to a file
+            # that abort() closes; the next _settle() waits for it again.
+            await asyncio.shield(flight)
+        except (BlobError, OSError) as exc:
+            if self._write_error is None:
+                self._write_error = UploadFailed(
+                    ErrorCode.UNAVAILABLE, f"cannot store the bytes: {exc}"
+                )
+        self._flight = None
+
+    async def _drain(self) -> None:
+        """Write every piece taken so far (or fail)."""
+        await self._launch()
+        await self._settle()
 
     async def finish(self) -> BlobLocation | UploadFailed:
         upload, location = self._upload, self._location
