@@ -13,12 +13,13 @@ import contextlib
 import itertools
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from strongroom.client.stream_buffer import StreamBuffer
 from strongroom.identity import compute_fingerprint
 from strongroom.noise import MAX_MESSAGE_LEN, NoiseError, TransportSession
 from strongroom.pairing.codes import new_code_nonce
@@ -100,7 +101,7 @@ class Link:
         self._on_frame = on_frame
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Frame]] = {}
-        self._streams: dict[int, asyncio.Queue[Frame | None]] = {}
+        self._streams: dict[int, StreamBuffer[Frame]] = {}
         # Bundles frames once the box's hello lists "bundles" (see PhoneClient._hello).
         self.outbox = Outbox(self._channel, self.ws.send_bytes)
         self._window = asyncio.Semaphore(window)
@@ -154,15 +155,21 @@ class Link:
         elif not future.cancelled():
             future.exception()
 
-    async def stream(self, frame_type: str, body: Mapping[str, Any]) -> AsyncIterator[Frame]:
-        """Send a request answered by several frames with its id (blob_data); yield them."""
+    async def stream(self, frame_type: str, body: Mapping[str, Any]) -> AsyncGenerator[Frame, None]:
+        """Send a request answered by several frames with its id (blob_data); yield them.
+
+        At most STREAM_FRAMES frames wait for the caller: beyond that the link stops
+        reading the connection until the caller takes one (so do not wait for another
+        reply of this link while frames of the stream are left untaken). Close the
+        iterator (`contextlib.aclosing`) when leaving it early.
+        """
         request_id = self.next_id()
-        queue: asyncio.Queue[Frame | None] = asyncio.Queue()
-        self._streams[request_id] = queue
+        frames: StreamBuffer[Frame] = StreamBuffer()
+        self._streams[request_id] = frames
         try:
             await self.send(Frame(frame_type, request_id, body))
             while True:
-                frame = await queue.get()
+                frame = await frames.get()
                 if frame is None:
                     raise ConnectionLost(self.close_reason or "the connection closed")
                 if frame.type == "error":
@@ -170,6 +177,7 @@ class Link:
                 yield frame
         finally:
             self._streams.pop(request_id, None)
+            frames.abandon()  # a reader waiting for room must not wait for us forever
 
     async def _read(self) -> None:
         try:
@@ -184,7 +192,13 @@ class Link:
                     except FrameError as exc:
                         log.warning("ignoring a malformed frame from the box: %s", exc.message)
                         continue
-                    self._dispatch(frame)
+                    stream = self._streams.get(frame.id)
+                    if stream is not None:
+                        # Back-pressure: with the stream's buffer full, wait (reading no
+                        # more from the socket, so TCP slows the box) rather than buffer.
+                        await stream.put(frame)
+                    else:
+                        self._dispatch(frame)
         except (NoiseError, ChannelError) as exc:
             self.close_reason = f"the box's transport message was rejected: {exc}"
         except (ConnectionError, asyncio.CancelledError, aiohttp.ClientError) as exc:
@@ -195,15 +209,12 @@ class Link:
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(lost)
-            for queue in self._streams.values():
-                queue.put_nowait(None)
+            for stream in self._streams.values():
+                stream.end()
             with contextlib.suppress(Exception):
                 await self.ws.close()
 
     def _dispatch(self, frame: Frame) -> None:
-        if frame.id in self._streams:
-            self._streams[frame.id].put_nowait(frame)
-            return
         future = self._pending.get(frame.id) if frame.id else None
         if future is None or future.done():
             self._on_frame(frame)

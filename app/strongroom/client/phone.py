@@ -528,16 +528,20 @@ class PhoneClient:
         digest = hashlib.sha256()
         parts: list[bytes] = []
         handle = dest.open("wb") if dest is not None else None
+        frames = link.stream("blob_get", {"sha256": sha256, "offset": 0})
         try:
-            async for frame in link.stream("blob_get", {"sha256": sha256, "offset": 0}):
-                data: bytes = frame.body["data"]
-                digest.update(data)
-                if handle is not None:
-                    handle.write(data)
-                else:
-                    parts.append(data)
-                if frame.body["end"]:
-                    break
+            # The link buffers only a few frames of the stream (back-pressure on the box);
+            # aclosing releases the stream as soon as this loop ends, even on an error.
+            async with contextlib.aclosing(frames):
+                async for frame in frames:
+                    data: bytes = frame.body["data"]
+                    digest.update(data)
+                    if handle is not None:
+                        handle.write(data)
+                    else:
+                        parts.append(data)
+                    if frame.body["end"]:
+                        break
         finally:
             if handle is not None:
                 handle.close()
