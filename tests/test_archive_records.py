@@ -312,6 +312,27 @@ def test_cbor_that_decodes_but_cannot_be_reencoded_is_rejected(raw: bytes) -> No
         parse_record(raw, bytes(64), max_blob_size=MAX_BLOB)
 
 
+@pytest.mark.parametrize(
+    ("tagged", "why"),
+    [
+        (cbor2.CBORTag(35, "(a+)+$"), "tags"),  # a regular expression cbor2 would compile
+        (cbor2.CBORTag(2, b"\xff" * 4000), "tags"),  # a 32,000-bit bignum
+        (1.5, "floats"),
+    ],
+)
+def test_record_bytes_outside_the_subset_never_reach_the_decoder(
+    tagged: Any, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = cbor2.dumps({**fields("message", "m", dir="out"), "text": tagged}, canonical=True)
+
+    def decoder_must_not_run(_raw: bytes) -> Any:
+        raise AssertionError("cbor2 decoded bytes the pre-check should have refused")
+
+    monkeypatch.setattr(cbor2, "loads", decoder_must_not_run)
+    with pytest.raises(RecordRejected, match=why):
+        parse_record(raw, bytes(64), max_blob_size=MAX_BLOB)
+
+
 def test_tagged_or_boolean_values_in_optional_fields_are_rejected() -> None:
     key = SigningKey.generate()
     base = fields("message", "m", dir="out", text="x")

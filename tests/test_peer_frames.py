@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from strongroom.cbor_check import MAX_DEPTH, CborRejected, check_cbor
 from strongroom.noise import HandshakeState, TransportSession
-from strongroom.peer.cbor_check import MAX_DEPTH, CborRejected, check_cbor
 from strongroom.peer.channel import MAX_FRAGMENT, ChannelError, SecureChannel
 from strongroom.peer.frames import (
     BLOB_PIECE_BYTES,

@@ -21,6 +21,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from strongroom.archive.errors import RecordRejected
+from strongroom.cbor_check import CborRejected, check_cbor
 
 RECORD_VERSION = 1
 RECORD_SIGNING_CONTEXT = b"strongroom-record-v1\x00"
@@ -112,19 +113,18 @@ def parse_record(raw: bytes, signature: bytes, *, max_blob_size: int) -> Record:
     if not isinstance(signature, bytes) or len(signature) != 64:
         raise RecordRejected("signature must be 64 bytes")
     try:
+        # The bytes come from a phone: walk them before cbor2 builds anything (no
+        # tags, floats or indefinite lengths), which also proves them canonical.
+        check_cbor(raw)
         fields = cbor2.loads(raw)
+    except CborRejected as exc:
+        if exc.canonical:
+            raise RecordRejected("record is not in canonical CBOR encoding") from exc
+        raise RecordRejected(f"record is not valid CBOR of the protocol's subset: {exc}") from exc
     except Exception as exc:  # cbor2 raises several unrelated types on garbage
         raise RecordRejected("record is not valid CBOR") from exc
     if not isinstance(fields, dict) or not all(isinstance(k, str) for k in fields):
         raise RecordRejected("record must be a CBOR map with text keys")
-    try:
-        # Some tags decode to objects cbor2 cannot encode back (cyclic shared
-        # references, MIME messages): those are not canonical records either.
-        canonical = cbor2.dumps(fields, canonical=True)
-    except Exception as exc:
-        raise RecordRejected("record is not in canonical CBOR encoding") from exc
-    if canonical != raw:
-        raise RecordRejected("record is not in canonical CBOR encoding")
     kind = fields.get("kind")
     if kind not in KINDS:
         raise RecordRejected(f"unknown record kind {kind!r}")

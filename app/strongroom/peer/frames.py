@@ -21,7 +21,7 @@ from typing import Any
 import cbor2
 
 from strongroom.archive.record import MAX_RECORD_BYTES
-from strongroom.peer.cbor_check import CborRejected, check_cbor
+from strongroom.cbor_check import CborRejected, check_cbor
 from strongroom.proof.sth import SignedTreeHead
 
 MAX_REQUEST_ID = 2**53 - 1

@@ -1,7 +1,8 @@
 """A strict pre-check of CBOR bytes before any decoder sees them.
 
-Frames come from the network, so before cbor2 builds Python objects we walk
-the bytes ourselves and accept only the small CBOR subset the protocol uses:
+Frames and the records inside them come from the network, so before cbor2
+builds Python objects we walk the bytes ourselves and accept only the small
+CBOR subset the protocol uses:
 unsigned and negative integers, byte and text strings, arrays, maps, false,
 true and null, all of definite length, nested at most MAX_DEPTH deep. No tags
 (cbor2 would otherwise compile regular expressions or build shared
