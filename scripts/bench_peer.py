@@ -30,7 +30,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from strongroom.appliance.interpreter import tune_for_box
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.record import parse_record, sign_record
@@ -107,7 +106,6 @@ class Box:
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Box:
-        tune_for_box()  # as the real box process does at start
         self.committer.start()
         app = web.Application()
         self.service.add_routes(app)

@@ -16,7 +16,6 @@ import secrets
 import signal
 from pathlib import Path
 
-from strongroom.appliance.interpreter import tune_for_box
 from strongroom.config import CONFIG_FILE_NAME, BoxConfig, load_config
 from strongroom.identity import Keystore, entropy_to_words, new_entropy
 from strongroom.runtime import BoxRuntime
@@ -61,7 +60,6 @@ def prepare_dev_box(data_dir: Path) -> tuple[BoxConfig, bool]:
 
 
 async def _serve(runtime: BoxRuntime, banner: str | None) -> None:
-    tune_for_box()
     await runtime.start()
     if banner:
         print(banner.format(url=runtime.url), flush=True)
