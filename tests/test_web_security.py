@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -352,6 +356,42 @@ async def test_locked_box_serves_only_the_unlock_page(tmp_path: Path, aiohttp_cl
     assert right.status == 303 and right.headers["Location"] == "/login"
     assert locked.archive is not None
     assert (await client.get("/unlock", allow_redirects=False)).status == 303
+    await locked.stop()
+
+
+async def test_the_web_ui_keeps_answering_while_the_passphrase_is_checked(
+    tmp_path: Path, aiohttp_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready = new_box(tmp_path / "data")
+    await ready.stop()
+    locked = Box(ready.config)
+    slow_kdf_started = threading.Event()
+    real_keys_for = locked.keys_for
+
+    def slow_keys_for(passphrase: str) -> Any:
+        slow_kdf_started.set()
+        time.sleep(1.0)  # Argon2id on a Pi: about a second of CPU, no await inside
+        return real_keys_for(passphrase)
+
+    monkeypatch.setattr(locked, "keys_for", slow_keys_for)
+    client = await aiohttp_client(web_app(locked))
+    token = await get_csrf(client, "/unlock")
+    finished: list[str] = []
+
+    async def unlock() -> None:
+        data = {"passphrase": ADMIN_PASSWORD, "csrf_token": token}
+        response = await client.post("/unlock", data=data, allow_redirects=False)
+        assert response.status == 303
+        finished.append("unlock")
+
+    async def meanwhile() -> None:
+        await asyncio.to_thread(slow_kdf_started.wait, 10)
+        assert (await client.get("/unlock")).status == 200
+        finished.append("page")
+
+    await asyncio.gather(unlock(), meanwhile())
+    assert finished == ["page", "unlock"]  # the page did not wait for the key derivation
+    assert locked.archive is not None
     await locked.stop()
 
 

@@ -23,7 +23,7 @@ from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive
 from strongroom.config import BoxConfig
-from strongroom.identity import BoxKeys, Keystore
+from strongroom.identity import BoxKeys, Keystore, derive_box_keys
 from strongroom.integrity import IntegrityStatus
 from strongroom.unlock import BoxPhase, keys_from_keyfile, keys_from_passphrase, phase_on_disk
 
@@ -63,17 +63,38 @@ class Box:
         return None
 
     def initialise(self, entropy: bytes, passphrase: str, **limits: int) -> None:
-        """Seal a new identity and open the archive (wizard and `strongroom init`)."""
+        """Seal a new identity and open the archive (`strongroom init`, restores)."""
+        self.open_with(self.seal_identity(entropy, passphrase, **limits))
+
+    def seal_identity(self, entropy: bytes, passphrase: str, **limits: int) -> BoxKeys:
+        """Seal a new identity in the keystore and return its keys; opens nothing.
+
+        Argon2id takes about a second on a Pi: the web wizard runs this in a
+        worker thread, then `open_with` on the loop. Raises KeystoreExists.
+        """
         self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         Keystore.create(self.config.keystore_path, entropy, passphrase, **limits)
-        self.phase = BoxPhase.LOCKED
-        self.unlock(passphrase)
+        return derive_box_keys(entropy)
+
+    def keys_for(self, passphrase: str) -> BoxKeys:
+        """The keys the passphrase unseals (Argon2id; fine in a worker thread).
+
+        Raises identity.WrongPassphrase if the passphrase is wrong.
+        """
+        return keys_from_passphrase(self.config, passphrase)
 
     def unlock(self, passphrase: str) -> None:
         """Attended mode: raise identity.WrongPassphrase if the passphrase is wrong."""
         if self.phase is BoxPhase.READY:
             return
-        self._open(keys_from_passphrase(self.config, passphrase))
+        self._open(self.keys_for(passphrase))
+
+    def open_with(self, keys: BoxKeys) -> None:
+        """Open the archive with unsealed keys (on the loop thread: the on-unlock
+        callbacks, such as starting the peer service, belong to the loop)."""
+        if self.phase is BoxPhase.READY:
+            return
+        self._open(keys)
 
     def unlock_unattended(self) -> None:
         self._open(keys_from_keyfile(self.config))

@@ -195,11 +195,15 @@ async def setup_admin(request: web.Request) -> web.StreamResponse:
         return render(request, "setup_admin.html", context, status=400)
     entropy: bytes = wizard["entropy"]
     try:
-        # On the event loop thread on purpose: unlocking runs the box's on_unlock
-        # callbacks (the peer service starts), which belong to the loop.
-        state.box.initialise(entropy, password, **state.keystore_limits)
+        # Argon2id (about a second on a Pi) in a worker thread, so the web UI and
+        # the panel keep running; opening stays on the loop thread: it runs the
+        # box's on_unlock callbacks (the peer service starts), which belong there.
+        keys = await asyncio.to_thread(
+            state.box.seal_identity, entropy, password, **state.keystore_limits
+        )
     except KeystoreExists:
         raise web.HTTPSeeOther("/unlock") from None
+    state.box.open_with(keys)
     password_hash = await asyncio.to_thread(state.hasher.hash, password)
     await submit(request, insert_user_op(name, ADMIN, password_hash))
     wizard.pop("entropy", None)
@@ -304,7 +308,7 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     passphrase = text_field(form, "passphrase")
     try:
-        state.box.unlock(passphrase)  # on the loop thread: see setup_admin
+        keys = await asyncio.to_thread(state.box.keys_for, passphrase)  # see setup_admin
     except WrongPassphrase:
         limiter.failed(address)
         message = translate("Wrong passphrase.")
@@ -312,6 +316,7 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     except KeystoreError:
         message = translate("The sealed identity cannot be read. Restore from the 24 words.")
         return render(request, "unlock.html", {"error": message}, status=500)
+    state.box.open_with(keys)
     limiter.succeeded(address)
     if state.box.phase is BoxPhase.READY:
         await audit(request, "box.unlock", "", {"from": client_address(request)})
