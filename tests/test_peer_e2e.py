@@ -123,6 +123,28 @@ async def test_mail_is_held_for_an_offline_phone_and_delivered_on_reconnect(
     await paul.close()
 
 
+async def test_a_full_inbox_leaves_mail_at_the_box_until_there_is_room(box: RunningBox) -> None:
+    claire = await paired_phone(box, "claire")
+    paul = await paired_phone(box, "paul")
+    await paul.close()
+    for i in range(5):
+        await claire.send_mail("paul", f"dossier {i}".encode())
+    small = PhoneClient(paul.state, inbox_limit=3)
+    await small.connect(box.url)
+    await asyncio.sleep(0.5)  # all five are offered; two find the inbox full
+    first = await small.receive_mail(count=3, wait_s=10)
+    assert len(first) == 3
+    assert await small.receive_mail(wait_s=0.3) == []  # not offered again in this session
+    assert box.count("SELECT count(*) FROM mail WHERE acked_at IS NULL") == 2
+    await small.close()
+    await small.connect(box.url)  # a later session delivers what was left
+    rest = await small.receive_mail(count=2, wait_s=10)
+    payloads = sorted(m.payload for m in first + rest)
+    assert payloads == [f"dossier {i}".encode() for i in range(5)]
+    await small.close()
+    await claire.close()
+
+
 async def test_mail_to_an_online_phone_arrives_at_once_and_unknown_owner_is_refused(
     box: RunningBox,
 ) -> None:

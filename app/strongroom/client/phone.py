@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -100,6 +101,13 @@ def _kind_of(record: bytes) -> str:
     return kind
 
 
+log = logging.getLogger(__name__)
+
+# Mail delivered but not yet taken by receive_mail. The box keeps at most 32
+# deliveries unacknowledged per session; this leaves room for two sessions.
+INBOX_LIMIT = 64
+
+
 class PhoneClient:
     def __init__(
         self,
@@ -108,6 +116,7 @@ class PhoneClient:
         state_path: Path | None = None,
         http: aiohttp.ClientSession | None = None,
         keepalive: bool = True,
+        inbox_limit: int = INBOX_LIMIT,
     ) -> None:
         self.state = state
         self.keepalive = keepalive
@@ -119,7 +128,8 @@ class PhoneClient:
         self._outbox: dict[bytes, tuple[bytes, bytes]] = {
             record_id(raw): (raw, sig) for raw, sig in state.outbox
         }
-        self._inbox: asyncio.Queue[Mail] = asyncio.Queue()
+        # Bounded: a box (honest or not) cannot fill the phone's memory with mail.
+        self._inbox: asyncio.Queue[Mail] = asyncio.Queue(max(1, inbox_limit))
         self._seen_mail: set[bytes] = set()
         self.delivered: dict[bytes, DeliveryNotice] = {}
         self._delivered_event = asyncio.Event()
@@ -351,11 +361,17 @@ class PhoneClient:
                 self._reveal.set_result(body["nonce"])
         elif frame.type == "mail":
             mail_id = body["mail_id"]
-            if mail_id not in self._seen_mail:
-                self._seen_mail.add(mail_id)
-                self._inbox.put_nowait(
-                    Mail(mail_id, body["from"], body["device"], body["at"], body["payload"])
-                )
+            if mail_id in self._seen_mail:
+                return
+            if self._inbox.full():
+                # Not taken, so not acknowledged: the box keeps it and delivers it
+                # again in a later session, once receive_mail has made room.
+                log.warning("inbox full (%d): mail left at the box", self._inbox.maxsize)
+                return
+            self._seen_mail.add(mail_id)
+            self._inbox.put_nowait(
+                Mail(mail_id, body["from"], body["device"], body["at"], body["payload"])
+            )
         elif frame.type == "mail_ack":
             notice = DeliveryNotice(body["mail_id"], body["device"], body["at"])
             self.delivered[notice.mail_id] = notice
