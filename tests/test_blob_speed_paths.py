@@ -29,7 +29,7 @@ from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.errors import BlobError
 from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive
-from strongroom.client import PhoneClient
+from strongroom.client import PhoneClient, ProofError
 from strongroom.client.stream_buffer import STREAM_FRAMES, StreamBuffer
 from strongroom.peer import uploads
 from strongroom.peer.actions import UploadFailed, UploadOpened
@@ -320,6 +320,53 @@ async def test_leaving_a_download_early_keeps_the_link_usable(box: RunningBox) -
         reply = await link.request("ping", {})
     assert reply.type == "pong"
     assert await phone.download_blob(sha) == data
+    await phone.close()
+
+
+async def test_a_download_to_a_file_cut_off_midway_resumes_from_what_is_on_disk(
+    box: RunningBox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phone, sha, data = await _stored_attachment(box, 4 << 20)
+    dest = tmp_path / "scan.pdf"
+    partial = tmp_path / "scan.pdf.partial"
+    cut = asyncio.create_task(phone.download_blob(sha, dest))
+    for _ in range(2000):  # wait until a few pieces are on disk
+        if partial.exists() and partial.stat().st_size >= 3 * BLOB_PIECE_BYTES:
+            break
+        await asyncio.sleep(0.005)
+    cut.cancel()  # the app is killed mid-download
+    with contextlib.suppress(asyncio.CancelledError):
+        await cut
+    kept = partial.stat().st_size
+    assert 0 < kept < len(data) and not dest.exists()
+
+    link = phone._require_link()
+    asked: list[int] = []
+    real_stream = link.stream
+
+    def spy(frame_type: str, body: dict[str, object]) -> object:
+        asked.append(int(body["offset"]))  # type: ignore[call-overload]
+        return real_stream(frame_type, body)
+
+    monkeypatch.setattr(link, "stream", spy)
+    assert await phone.download_blob(sha, dest) == b""
+    assert asked == [kept]  # only the missing bytes were asked for
+    assert dest.read_bytes() == data and not partial.exists()
+
+    # A partial file that does not belong to this blob is detected by the hash and
+    # removed, and the next attempt starts over.
+    other = tmp_path / "other.bin"
+    (tmp_path / "other.bin.partial").write_bytes(b"not the start of this attachment")
+    with pytest.raises(ProofError):
+        await phone.download_blob(sha, other)
+    assert not (tmp_path / "other.bin.partial").exists() and not other.exists()
+    await phone.download_blob(sha, other)
+    assert other.read_bytes() == data
+    # One longer than the blob: the box refuses the offset, the phone starts over.
+    longer = tmp_path / "longer.bin"
+    (tmp_path / "longer.bin.partial").write_bytes(bytes(len(data) + 1))
+    await phone.download_blob(sha, longer)
+    assert longer.read_bytes() == data
     await phone.close()
 
 

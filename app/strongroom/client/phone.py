@@ -538,22 +538,42 @@ class PhoneClient:
     async def download_blob(self, sha256: bytes, dest: Path | None = None) -> bytes:
         """Download an attachment of this owner; verify its hash; optionally write `dest`.
 
-        Returns the bytes when `dest` is None, else b"" (the file holds them).
+        Returns the bytes when `dest` is None, else b"" (the file holds them). With
+        `dest`, bytes go to `<dest>.partial` first and the file appears only once its
+        hash is verified; a download cut off (dropped link, app killed) resumes from
+        the partial file's size: the box streams only what is missing.
         """
+        partial = dest.with_name(dest.name + ".partial") if dest is not None else None
+        try:
+            return await self._download(sha256, partial, dest)
+        except BoxError as exc:
+            if partial is None or exc.code != "bad-offset":
+                raise
+            # The partial file is longer than the blob (not this blob's): start over.
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+            return await self._download(sha256, partial, dest)
+
+    async def _download(self, sha256: bytes, partial: Path | None, dest: Path | None) -> bytes:
         link = self._require_link()
         digest = hashlib.sha256()
         parts: list[bytes] = []
-        handle = dest.open("wb") if dest is not None else None
-        frames = link.stream("blob_get", {"sha256": sha256, "offset": 0})
+        offset = 0
+        if partial is not None:
+            offset = await asyncio.to_thread(_hash_partial, partial, digest)
+        handle = partial.open("ab") if partial is not None else None
+        frames = link.stream("blob_get", {"sha256": sha256, "offset": offset})
         try:
             # The link buffers only a few frames of the stream (back-pressure on the box);
             # aclosing releases the stream as soon as this loop ends, even on an error.
             async with contextlib.aclosing(frames):
                 async for frame in frames:
+                    if frame.body["offset"] != offset:
+                        raise ProofError("the box sent the attachment's bytes out of order")
                     data: bytes = frame.body["data"]
                     digest.update(data)
+                    offset += len(data)
                     if handle is not None:
-                        handle.write(data)
+                        await asyncio.to_thread(_write_flushed, handle, data)
                     else:
                         parts.append(data)
                     if frame.body["end"]:
@@ -562,21 +582,43 @@ class PhoneClient:
             if handle is not None:
                 handle.close()
         if digest.digest() != sha256:
-            if dest is not None:
-                await asyncio.to_thread(dest.unlink, missing_ok=True)
+            if partial is not None:
+                await asyncio.to_thread(partial.unlink, missing_ok=True)  # start over next time
             raise ProofError("the downloaded attachment does not match its hash")
+        if partial is not None and dest is not None:
+            await asyncio.to_thread(os.replace, partial, dest)
         return b"".join(parts)
+
+
+def _hash_into(path: Path, digest: Any) -> int:
+    """Feed a file to `digest` in 1 MiB blocks; return its size."""
+    size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1024 * 1024):
+            digest.update(block)
+            size += len(block)
+    return size
+
+
+def _hash_partial(path: Path, digest: Any) -> int:
+    """An earlier cut-off download's bytes into `digest`; its size, 0 if there is none."""
+    try:
+        return _hash_into(path, digest)
+    except FileNotFoundError:
+        return 0
+
+
+def _write_flushed(handle: Any, data: bytes) -> None:
+    # Flushed per piece: what a killed app leaves behind is what a resume counts on.
+    handle.write(data)
+    handle.flush()
 
 
 def _digest(source: Path | bytes) -> tuple[bytes, int]:
     if isinstance(source, bytes):
         return hashlib.sha256(source).digest(), len(source)
     digest = hashlib.sha256()
-    size = 0
-    with source.open("rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-            size += len(block)
+    size = _hash_into(source, digest)
     return digest.digest(), size
 
 
