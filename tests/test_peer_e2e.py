@@ -7,6 +7,7 @@ import gc
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -28,10 +29,12 @@ from strongroom.client import (
     FingerprintMismatch,
     HandshakeRefused,
     PhoneClient,
+    ProofError,
 )
 from strongroom.config import Limits
 from strongroom.pairing.gate import Refusal
 from strongroom.pairing.qr import make_offer
+from strongroom.peer import history
 from strongroom.peer.frames import CloseCode, Frame
 
 box = pytest.fixture(running_box)
@@ -187,6 +190,30 @@ async def test_a_wiped_phone_restores_the_owners_whole_history(
     assert foreign.value.code == "not-found"
     for phone in (new, other, stranger):
         await phone.close()
+
+
+async def test_restored_history_is_proven_in_the_log_and_a_lying_box_is_caught(
+    box: RunningBox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = await paired_phone(box, "claire", "vieux téléphone")
+    await old.push_many([message(f"note {i}") for i in range(30)])
+    await old.close()
+    new = await paired_phone(box, "claire", "nouveau téléphone")
+    items = await new.restore_history()  # every item's proof checked against the page's head
+    assert len(items) == 30
+
+    real_page = history.history_page
+
+    def shifted_page(*args: Any) -> history.HistoryPage:
+        page = real_page(*args)
+        # A box that claims a record sits at another place in its log.
+        page.items[3]["log_index"] += 1
+        return page
+
+    monkeypatch.setattr(history, "history_page", shifted_page)
+    with pytest.raises(ProofError, match="inclusion proof"):
+        await new.restore_history()
+    await new.close()
 
 
 async def _upload_with_a_drop(box: RunningBox, tmp_path: Path, size: int) -> None:

@@ -165,7 +165,7 @@ class Archive:
             head = None
             if txn.leaves:
                 self.log.append_many(txn.leaves)
-            if txn.leaves or (sign and _latest_tree_head(conn) is None):
+            if txn.leaves or (sign and latest_tree_head(conn) is None):
                 head = self._sign_head(txn.at_ms)
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -241,9 +241,9 @@ class Archive:
         inside a batch in progress and could see a head that batch then rolls back.
         """
         if conn is not None:
-            return _latest_tree_head(conn)
+            return latest_tree_head(conn)
         with self._write_lock:
-            return _latest_tree_head(self.conn)
+            return latest_tree_head(self.conn)
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         with self._write_lock:
@@ -266,7 +266,7 @@ class Archive:
             return self.log.consistency_proof(old_size, new_size)
 
 
-def _latest_tree_head(conn: Connection) -> SignedTreeHead | None:
+def latest_tree_head(conn: Connection) -> SignedTreeHead | None:
     row = conn.execute(
         "SELECT tree_size, root_hash, timestamp_ms, signature FROM tree_heads"
         " ORDER BY tree_size DESC LIMIT 1"
@@ -281,4 +281,13 @@ def reader_log(conn: Connection) -> MerkleLog:
     return MerkleLog(SqlNodeStore(conn))
 
 
-__all__ = ["Archive", "ArchiveError", "BatchResult", "Txn", "WriteOp", "now_ms", "reader_log"]
+__all__ = [
+    "Archive",
+    "ArchiveError",
+    "BatchResult",
+    "Txn",
+    "WriteOp",
+    "latest_tree_head",
+    "now_ms",
+    "reader_log",
+]

@@ -483,6 +483,8 @@ class PhoneClient:
         while True:
             page = (await link.request("history", {"cursor": cursor})).body
             for item in page["items"]:
+                if "tree_head" in page:
+                    self._check_in_log(item, page["tree_head"])
                 items.append(
                     HistoryItem(item["record"], item["sig"], item["log_index"], item["device"])
                 )
@@ -501,6 +503,24 @@ class PhoneClient:
                     if not target.exists():
                         await self.download_blob(sha, target)
         return items
+
+    def _check_in_log(self, item: Mapping[str, Any], tree_head: Any) -> None:
+        """A restored record is in the box's signed log: its proof leads to the page's
+        tree head (signature checked by the same verifier as acks). ProofError if not."""
+        assert self._verifier is not None
+        proof = {
+            "kind": "record",
+            "ref": record_id(item["record"]),
+            "log_index": item["log_index"],
+            "at": item.get("at"),
+            "tree_head": tree_head,
+            "proof": item.get("proof"),
+        }
+        try:
+            kind = _kind_of(item["record"])
+        except ValueError as exc:
+            raise ProofError(f"a restored record is unreadable: {exc}") from exc
+        self._verifier.verify(proof, kind="record", leaf_kind=kind, ref=proof["ref"])
 
     # -- attachments -----------------------------------------------------------------------------
 

@@ -140,7 +140,9 @@ LIMITS = shape(
     }
 )
 HISTORY_ITEM = shape(
-    {"record": data(1, MAX_RECORD_BYTES), "sig": bytes64, "log_index": uint(), "device": uint()}
+    {"record": data(1, MAX_RECORD_BYTES), "sig": bytes64, "log_index": uint(), "device": uint()},
+    # Boxes since the history proofs: the leaf's time and the inclusion proof.
+    {"at": uint(), "proof": list_of(bytes32, 64)},
 )
 _PIECE = data(0, BLOB_PIECE_BYTES)
 _CAPS = list_of(text(1, 32), 16)
@@ -213,7 +215,7 @@ SCHEMAS: dict[tuple[Direction, str], Schema] = {
             "cursor": uint(),
             "done": boolean,
         },
-        {},
+        {"tree_head": TREE_HEAD},
     ),
     (Direction.TO_BOX, "blob_begin"): ({"sha256": bytes32, "size": uint()}, {}),
     (Direction.TO_PHONE, "blob_status"): (

@@ -11,7 +11,10 @@ from typing import Any
 
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.db import Connection
+from strongroom.archive.nodes import SharedProofs, SqlNodeStore
+from strongroom.archive.store import latest_tree_head
 from strongroom.peer.mailbox import PENDING_MAIL_SQL
+from strongroom.proof.sth import SignedTreeHead
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class HistoryPage:
     items: list[dict[str, Any]]
     cursor: int
     done: bool
+    tree_head: dict[str, Any] | None = None  # what every item's proof leads to
 
 
 def history_page(
@@ -85,31 +89,49 @@ def history_page(
 ) -> HistoryPage:
     """Records of every device of `owner` after `cursor`, in archive order.
 
-    The page holds at most `limit` records and stops before `max_bytes` of
-    record bytes (always at least one record). Destroyed records are skipped.
+    Each item carries its log leaf's time and an inclusion proof against the
+    page's signed tree head, so a restored phone checks that every record is
+    in the box's log, not only that its device signed it. The page holds at
+    most `limit` records and stops before `max_bytes` (records, signatures and
+    proofs; always at least one record). Destroyed records are skipped.
     """
-    rows = conn.execute(
-        "SELECT r.id, r.body, r.signature, r.log_index, r.device_id FROM records r"
-        " JOIN devices d ON d.id = r.device_id"
-        " WHERE d.owner = ? AND r.id > ? AND r.body IS NOT NULL ORDER BY r.id LIMIT ?",
-        (owner, cursor, limit + 1),
-    ).fetchall()
-    items: list[dict[str, Any]] = []
-    size = 0
-    for row_id, body, sig, log_index, device in rows[:limit]:
-        size += len(body) + len(sig) + 32
-        if items and size > max_bytes:
-            return HistoryPage(items, cursor, False)
-        items.append(
-            {
+    # One read transaction: the tree head and the rows come from the same snapshot,
+    # so every record listed is inside the head it is proven against.
+    conn.execute("BEGIN")
+    try:
+        head = latest_tree_head(conn)
+        rows = conn.execute(
+            "SELECT r.id, r.body, r.signature, r.log_index, r.device_id, l.at FROM records r"
+            " JOIN devices d ON d.id = r.device_id JOIN log_leaves l ON l.idx = r.log_index"
+            " WHERE d.owner = ? AND r.id > ? AND r.body IS NOT NULL ORDER BY r.id LIMIT ?",
+            (owner, cursor, limit + 1),
+        ).fetchall()
+        proofs = SharedProofs(SqlNodeStore(conn), head.tree_size) if head is not None else None
+        items: list[dict[str, Any]] = []
+        size = 0
+        for row_id, body, sig, log_index, device, at in rows[:limit]:
+            item: dict[str, Any] = {
                 "record": bytes(body),
                 "sig": bytes(sig),
                 "log_index": int(log_index),
                 "device": device,
+                "at": int(at),
             }
-        )
-        cursor = int(row_id)
-    return HistoryPage(items, cursor, len(rows) <= limit)
+            if proofs is not None:
+                item["proof"] = proofs.proof(int(log_index))
+            # Bytes plus CBOR: keys, heads and integers take < 128 per item, 2 per hash.
+            size += len(body) + len(sig) + 34 * len(item.get("proof", ())) + 128
+            if items and size > max_bytes:
+                return HistoryPage(items, cursor, False, _head_dict(head))
+            items.append(item)
+            cursor = int(row_id)
+        return HistoryPage(items, cursor, len(rows) <= limit, _head_dict(head))
+    finally:
+        conn.execute("COMMIT")
+
+
+def _head_dict(head: SignedTreeHead | None) -> dict[str, Any] | None:
+    return None if head is None else head.to_dict()
 
 
 @dataclass(frozen=True)

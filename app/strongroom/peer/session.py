@@ -497,7 +497,13 @@ class PeerSession:
         budget = max(self.limits.max_frame_bytes - 4096, 1)
 
         def page(result: history.HistoryPage) -> list[Action]:
-            body = {"items": result.items, "cursor": result.cursor, "done": result.done}
+            body: dict[str, Any] = {
+                "items": result.items,
+                "cursor": result.cursor,
+                "done": result.done,
+            }
+            if result.tree_head is not None:
+                body["tree_head"] = result.tree_head
             return [Send(Frame("history_page", frame.id, body))]
 
         return [Query(lambda c: history.history_page(c, owner, cursor, limit, budget), page)]
