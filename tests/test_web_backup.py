@@ -19,7 +19,7 @@ from strongroom.archive.verify import verify_open_archive
 from strongroom.box import Box
 from strongroom.identity import entropy_to_words, new_entropy
 from strongroom.office.backup import list_sets
-from strongroom.unlock import BoxPhase
+from strongroom.unlock import BoxPhase, read_unlock_choice
 from strongroom.web.jobs import Job, JobState
 from strongroom.web.state import STATE
 from strongroom.web.users import create_user
@@ -163,6 +163,33 @@ async def test_back_up_from_the_page_then_restore_a_fresh_box_in_the_wizard(
     outcome = await (await new_client.get("/setup/restored")).text()
     assert "The archive is restored." in outcome and 'href="/login"' in outcome
     assert fresh.phase is BoxPhase.READY and fresh.fingerprint == fingerprint
+
+    # As in the create path, the restored box can be told to unlock itself at boot.
+    assert 'name="unlock_mode" value="unattended"' in outcome
+    token = csrf_of(outcome)
+    usb_key = fresh.config.data_dir.parent / "usb-key"
+    usb_key.mkdir()
+    wrong = await post(
+        new_client,
+        "/setup/restored/unlock",
+        token,
+        unlock_mode="unattended",
+        keyfile=str(usb_key / "unlock.key"),
+        unlock_passphrase="not the passphrase",
+    )
+    assert wrong.status == 400  # type: ignore[attr-defined]
+    assert "Wrong passphrase." in await wrong.text()  # type: ignore[attr-defined]
+    chosen = await post(
+        new_client,
+        "/setup/restored/unlock",
+        token,
+        unlock_mode="unattended",
+        keyfile=str(usb_key / "unlock.key"),
+        unlock_passphrase=BOX_PASSPHRASE,
+    )
+    assert chosen.headers["Location"] == "/login"  # type: ignore[attr-defined]
+    assert read_unlock_choice(fresh.config).mode == "unattended"
+    assert (usb_key / "unlock.key").exists()
     assert (fresh.config.data_dir / "tls" / "cert.pem").read_text() == "not the archive"
     assert not list(fresh.config.data_dir.glob("*restore*"))  # no staging dir left behind
     archive = fresh.require_archive()
@@ -179,12 +206,16 @@ async def test_back_up_from_the_page_then_restore_a_fresh_box_in_the_wizard(
     conn = archive.reader()
     assert [e.action for e in audit_events(conn, action="setup.restore")] == ["setup.restore"]
     conn.close()
-    # The new passphrase seals the identity on this box.
+    # The new passphrase seals the identity on this box, and the key file opens it too.
     rebooted = Box(fresh.config)
     assert rebooted.phase is BoxPhase.LOCKED
     rebooted.unlock(BOX_PASSPHRASE)
     assert rebooted.fingerprint == fingerprint
     await rebooted.stop()
+    at_boot = Box(fresh.config)
+    at_boot.unlock_unattended()
+    assert at_boot.fingerprint == fingerprint
+    await at_boot.stop()
 
 
 async def test_backups_need_an_admin_and_a_csrf_token(source: Source) -> None:

@@ -44,8 +44,14 @@ from strongroom.web.i18n import N_
 from strongroom.web.jobs import Job, JobResult, JobState, Progress
 from strongroom.web.mounts import NOT_MOUNTED, parse_directory
 from strongroom.web.render import render, translator_of
-from strongroom.web.setup_views import PASSPHRASE_ERRORS, WORDS_ERRORS, _wizard
-from strongroom.web.state import state_of
+from strongroom.web.setup_views import (
+    PASSPHRASE_ERRORS,
+    WORDS_ERRORS,
+    _apply_unlock_choice,
+    _wizard,
+    unlock_choice_context,
+)
+from strongroom.web.state import audit, state_of
 from strongroom.web.users import passphrase_problem
 
 routes = web.RouteTableDef()
@@ -337,6 +343,40 @@ async def restore_outcome(request: web.Request) -> web.StreamResponse:
     if job is None:
         ready = state_of(request).box.phase is BoxPhase.READY
         raise web.HTTPSeeOther("/" if ready else "/setup/restore")
+    return _outcome_page(request, job)
+
+
+@routes.post(OUTCOME_PATH + "/unlock")
+async def restored_unlock_choice(request: web.Request) -> web.StreamResponse:
+    """How the restored box unlocks after a power cut (the create path asks the same).
+
+    Only the browser session that ran the restore, once it succeeded; choosing
+    unattended also needs the box passphrase, which seals the key file.
+    """
+    job = _wizard_job(request)
+    if job is None or job.state is not JobState.DONE:
+        raise web.HTTPSeeOther("/setup/restore")
+    form = await request.post()
+    mode = "unattended" if text_field(form, "unlock_mode") == "unattended" else "attended"
+    keyfile = text_field(form, "keyfile").strip()
+    passphrase = text_field(form, "unlock_passphrase")
+    refused = await asyncio.to_thread(_apply_unlock_choice, request, mode, keyfile, passphrase)
+    if refused is not None:
+        return _outcome_page(request, job, error=refused, mode=mode, keyfile=keyfile, status=400)
+    details = {"mode": mode, "keyfile": keyfile if mode == "unattended" else None}
+    await audit(request, "settings.change", "unlock_mode", details)
+    raise web.HTTPSeeOther("/login")
+
+
+def _outcome_page(
+    request: web.Request,
+    job: Job,
+    *,
+    error: str | None = None,
+    mode: str = "attended",
+    keyfile: str = "",
+    status: int = 200,
+) -> web.Response:
     wizard = _wizard(request)
     failure = wizard.get("restore_failure") or {}
     context = {
@@ -346,8 +386,10 @@ async def restore_outcome(request: web.Request) -> web.StreamResponse:
         "failure": RESTORE_ERRORS.get(failure.get("reason", "failed"), RESTORE_ERRORS["failed"]),
         "failure_detail": failure.get("detail") or job.error or "",
         "restored": wizard.get("restore_result") or {},
+        **unlock_choice_context(mode, keyfile),
+        "error": error,
     }
-    return render(request, "setup_restored.html", context)
+    return render(request, "setup_restored.html", context, status=status)
 
 
 @routes.get(OUTCOME_PATH + "/status")

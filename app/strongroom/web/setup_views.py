@@ -226,13 +226,13 @@ async def setup_practice_form(request: web.Request) -> web.StreamResponse:
 def _practice_context(
     error: str | None, name: str = "", mode: str = "attended", keyfile: str = ""
 ) -> dict[str, Any]:
-    return {
-        "step": 4,
-        "error": error,
-        "practice_name": name,
-        "unlock_mode": mode,
-        "keyfile": keyfile or str(DEFAULT_KEYFILE),
-    }
+    choice = unlock_choice_context(mode, keyfile)
+    return {"step": 4, "error": error, "practice_name": name, **choice}
+
+
+def unlock_choice_context(mode: str, keyfile: str) -> dict[str, Any]:
+    """What the unlock-mode fieldset (macros.html unlock_choice) shows."""
+    return {"unlock_mode": mode, "keyfile": keyfile or str(DEFAULT_KEYFILE)}
 
 
 def _apply_unlock_choice(
