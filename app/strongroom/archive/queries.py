@@ -7,9 +7,17 @@ import unicodedata
 from dataclasses import dataclass
 
 from strongroom.archive.db import Connection
+from strongroom.archive.schema import LIGATURES
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_TERMS = 16
+
+
+def fold_ligatures(text: str) -> str:
+    """œ/æ spelled out, as the full-text index holds them (schema migration 3)."""
+    for ligature, spelled in LIGATURES.items():
+        text = text.replace(ligature, spelled)
+    return text
 
 
 def fts_query(text: str) -> str | None:
@@ -20,7 +28,8 @@ def fts_query(text: str) -> str | None:
     """
     # NFC first: in decomposed text (macOS, some pastes) a combining accent is
     # not a word character and would split "réunion" into "re" + "union".
-    terms = _TOKEN.findall(unicodedata.normalize("NFC", text))[:MAX_QUERY_TERMS]
+    typed = fold_ligatures(unicodedata.normalize("NFC", text))
+    terms = _TOKEN.findall(typed)[:MAX_QUERY_TERMS]
     if not terms:
         return None
     return " ".join(f'"{term}"*' for term in terms)

@@ -7,6 +7,11 @@ previous version intact. Never edit a shipped migration: append a new one.
 
 from __future__ import annotations
 
+# The ligatures French writes and unicode61 does not decompose, as migration 3's
+# index spells them (queries.fold_ligatures does the same to what a person types).
+LIGATURES = {"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE"}
+
+
 MIGRATIONS: list[str] = [
     # 1: the first schema.
     """
@@ -281,6 +286,41 @@ VALUES
      'Code de commerce, art. L.123-22 : pièces justificatives conservées 10 ans',
      'pieces-comptables', 0, 0);
 """,
+    # 3: ligatures folded in the full-text index. unicode61 folds accents and case
+    # but keeps œ and æ as letters of their own, so "soeur" typed on a keyboard
+    # without œ did not find "sœur". The index now holds the text with œ/æ
+    # spelled out (the query is folded the same way: queries.fold_ligatures);
+    # the messages table keeps the text as signed. Nothing reads the index's
+    # content back (no snippet/highlight), so the difference is only in tokens.
+    # Written out, not generated: a migration's text never changes once shipped.
+    """
+    DROP TRIGGER messages_ai;
+    DROP TRIGGER messages_ad;
+    DROP TRIGGER messages_au;
+    CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts(rowid, text) VALUES (new.record_id,
+            replace(replace(replace(replace(new.text,
+                'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE'));
+    END;
+    CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.record_id,
+            replace(replace(replace(replace(old.text,
+                'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE'));
+    END;
+    CREATE TRIGGER messages_au AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.record_id,
+            replace(replace(replace(replace(old.text,
+                'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE'));
+        INSERT INTO messages_fts(rowid, text) VALUES (new.record_id,
+            replace(replace(replace(replace(new.text,
+                'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE'));
+    END;
+    INSERT INTO messages_fts(messages_fts) VALUES ('delete-all');
+    INSERT INTO messages_fts(rowid, text)
+        SELECT record_id,
+            replace(replace(replace(replace(text, 'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE')
+        FROM messages WHERE text IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
