@@ -166,6 +166,7 @@ async def test_back_up_from_the_page_then_restore_a_fresh_box_in_the_wizard(
 
     # As in the create path, the restored box can be told to unlock itself at boot.
     assert 'name="unlock_mode" value="unattended"' in outcome
+    assert "Box passphrase you have just chosen" in outcome  # not the admin's: none is chosen
     token = csrf_of(outcome)
     usb_key = fresh.config.data_dir.parent / "usb-key"
     usb_key.mkdir()
