@@ -213,6 +213,14 @@ async def test_restored_history_is_proven_in_the_log_and_a_lying_box_is_caught(
     monkeypatch.setattr(history, "history_page", shifted_page)
     with pytest.raises(ProofError, match="inclusion proof"):
         await new.restore_history()
+
+    def unproven_page(*args: Any) -> history.HistoryPage:
+        page = real_page(*args)
+        return history.HistoryPage(page.items, page.cursor, page.done, None)
+
+    monkeypatch.setattr(history, "history_page", unproven_page)
+    with pytest.raises(ProofError, match="without its signed tree head"):
+        await new.restore_history()
     await new.close()
 
 

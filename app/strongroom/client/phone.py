@@ -482,9 +482,11 @@ class PhoneClient:
         cursor = 0
         while True:
             page = (await link.request("history", {"cursor": cursor})).body
+            if page["items"] and "tree_head" not in page:
+                # A box that leaves the proofs out would escape the check below.
+                raise ProofError("the box sent history without its signed tree head")
             for item in page["items"]:
-                if "tree_head" in page:
-                    self._check_in_log(item, page["tree_head"])
+                self._check_in_log(item, page["tree_head"])
                 items.append(
                     HistoryItem(item["record"], item["sig"], item["log_index"], item["device"])
                 )
