@@ -272,12 +272,6 @@ def record_ack(
     keys below are written in canonical order (shorter first, then bytewise),
     and a test checks the bytes against cbor2's canonical encoding.
     """
-    head = {
-        "root_hash": tree_head.root_hash.hex(),
-        "signature": tree_head.signature.hex(),
-        "tree_size": tree_head.tree_size,
-        "timestamp_ms": tree_head.timestamp_ms,
-    }
     body = {
         "at": at,
         "ref": ref,
@@ -285,7 +279,7 @@ def record_ack(
         "proof": list(proof),
         "duplicate": duplicate,
         "log_index": log_index,
-        "tree_head": head,
+        "tree_head": tree_head.to_dict(),  # its keys are in canonical order too
     }
     return Frame("ack", request_id, body, presorted=True)
 

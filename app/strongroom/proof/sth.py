@@ -95,12 +95,16 @@ class SignedTreeHead:
         return tree_head_message(self.tree_size, self.timestamp_ms, self.root_hash)
 
     def to_dict(self) -> dict[str, int | str]:
-        """JSON/CBOR form: integers stay integers, byte fields become lowercase hex."""
+        """JSON/CBOR form: integers stay integers, byte fields become lowercase hex.
+
+        The keys come in canonical CBOR order (shorter first, then bytewise), so an
+        `ack` can embed this map and be encoded without sorting (frames.record_ack).
+        """
         return {
-            "tree_size": self.tree_size,
-            "timestamp_ms": self.timestamp_ms,
             "root_hash": self.root_hash.hex(),
             "signature": self.signature.hex(),
+            "tree_size": self.tree_size,
+            "timestamp_ms": self.timestamp_ms,
         }
 
     @classmethod
