@@ -47,11 +47,10 @@ from strongroom.web.render import render, translator_of
 from strongroom.web.setup_views import (
     PASSPHRASE_ERRORS,
     WORDS_ERRORS,
-    _apply_unlock_choice,
+    UnlockChoiceForm,
     _wizard,
-    unlock_choice_context,
 )
-from strongroom.web.state import audit, state_of
+from strongroom.web.state import state_of
 from strongroom.web.users import passphrase_problem
 
 routes = web.RouteTableDef()
@@ -356,15 +355,11 @@ async def restored_unlock_choice(request: web.Request) -> web.StreamResponse:
     job = _wizard_job(request)
     if job is None or job.state is not JobState.DONE:
         raise web.HTTPSeeOther("/setup/restore")
-    form = await request.post()
-    mode = "unattended" if text_field(form, "unlock_mode") == "unattended" else "attended"
-    keyfile = text_field(form, "keyfile").strip()
-    passphrase = text_field(form, "unlock_passphrase")
-    refused = await asyncio.to_thread(_apply_unlock_choice, request, mode, keyfile, passphrase)
+    choice = UnlockChoiceForm.posted(await request.post())
+    refused = await choice.apply(request)
     if refused is not None:
-        return _outcome_page(request, job, error=refused, mode=mode, keyfile=keyfile, status=400)
-    details = {"mode": mode, "keyfile": keyfile if mode == "unattended" else None}
-    await audit(request, "settings.change", "unlock_mode", details)
+        return _outcome_page(request, job, error=refused, choice=choice, status=400)
+    await choice.audit(request)
     raise web.HTTPSeeOther("/login")
 
 
@@ -373,8 +368,7 @@ def _outcome_page(
     job: Job,
     *,
     error: str | None = None,
-    mode: str = "attended",
-    keyfile: str = "",
+    choice: UnlockChoiceForm | None = None,
     status: int = 200,
 ) -> web.Response:
     wizard = _wizard(request)
@@ -386,7 +380,7 @@ def _outcome_page(
         "failure": RESTORE_ERRORS.get(failure.get("reason", "failed"), RESTORE_ERRORS["failed"]),
         "failure_detail": failure.get("detail") or job.error or "",
         "restored": wizard.get("restore_result") or {},
-        **unlock_choice_context(mode, keyfile),
+        **(choice or UnlockChoiceForm()).context(),
         "error": error,
     }
     return render(request, "setup_restored.html", context, status=status)

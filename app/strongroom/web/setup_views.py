@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -224,38 +225,60 @@ async def setup_practice_form(request: web.Request) -> web.StreamResponse:
 
 
 def _practice_context(
-    error: str | None, name: str = "", mode: str = "attended", keyfile: str = ""
+    error: str | None, name: str = "", choice: UnlockChoiceForm | None = None
 ) -> dict[str, Any]:
-    choice = unlock_choice_context(mode, keyfile)
-    return {"step": 4, "error": error, "practice_name": name, **choice}
+    choice = choice or UnlockChoiceForm()
+    return {"step": 4, "error": error, "practice_name": name, **choice.context()}
 
 
-def unlock_choice_context(mode: str, keyfile: str) -> dict[str, Any]:
-    """What the unlock-mode fieldset (macros.html unlock_choice) shows."""
-    return {"unlock_mode": mode, "keyfile": keyfile or str(DEFAULT_KEYFILE)}
+@dataclass(frozen=True)
+class UnlockChoiceForm:
+    """The unlock-mode fieldset (macros.html unlock_choice), as posted.
 
+    The create path asks it with the practice name, the restore path once the
+    backup is restored; both read, apply and audit it the same way.
+    """
 
-def _apply_unlock_choice(
-    request: web.Request, mode: str, keyfile: str, passphrase: str
-) -> str | None:
-    """Record the unlock mode; return why it was refused (translated), or None."""
-    translate = translator_of(request)
-    config = state_of(request).box.config
-    if mode != "unattended":
-        choose_attended(config)
+    mode: str = "attended"
+    keyfile: str = ""
+    passphrase: str = ""
+
+    @classmethod
+    def posted(cls, form: Any) -> UnlockChoiceForm:
+        mode = "unattended" if text_field(form, "unlock_mode") == "unattended" else "attended"
+        keyfile = text_field(form, "keyfile").strip()
+        return cls(mode, keyfile, text_field(form, "unlock_passphrase"))
+
+    def context(self) -> dict[str, Any]:
+        return {"unlock_mode": self.mode, "keyfile": self.keyfile or str(DEFAULT_KEYFILE)}
+
+    async def apply(self, request: web.Request) -> str | None:
+        """Record the unlock mode; return why it was refused (translated), or None."""
+        return await asyncio.to_thread(self._apply, request)
+
+    async def audit(self, request: web.Request) -> None:
+        keyfile = self.keyfile if self.mode == "unattended" else None
+        details = {"mode": self.mode, "keyfile": keyfile}
+        await audit(request, "settings.change", "unlock_mode", details)
+
+    def _apply(self, request: web.Request) -> str | None:
+        translate = translator_of(request)
+        config = state_of(request).box.config
+        if self.mode != "unattended":
+            choose_attended(config)
+            return None
+        path = Path(self.keyfile)
+        if not path.is_absolute() or ".." in path.parts:
+            return translate("Give an absolute path for the key file.")
+        if not path.parent.is_dir():
+            return translate("Nothing is mounted there: plug in the USB key and try again.")
+        try:
+            choose_unattended(config, self.passphrase, path)
+        except WrongPassphrase:
+            return translate("Wrong passphrase.")
+        except OSError:
+            return translate("The key file cannot be written there.")
         return None
-    path = Path(keyfile)
-    if not path.is_absolute() or ".." in path.parts:
-        return translate("Give an absolute path for the key file.")
-    if not path.parent.is_dir():
-        return translate("Nothing is mounted there: plug in the USB key and try again.")
-    try:
-        choose_unattended(config, passphrase, path)
-    except WrongPassphrase:
-        return translate("Wrong passphrase.")
-    except OSError:
-        return translate("The key file cannot be written there.")
-    return None
 
 
 @routes.post("/setup/practice")
@@ -263,22 +286,18 @@ def _apply_unlock_choice(
 async def setup_practice(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name = " ".join(text_field(form, "practice_name").split())
-    mode = "unattended" if text_field(form, "unlock_mode") == "unattended" else "attended"
-    keyfile = text_field(form, "keyfile").strip()
+    choice = UnlockChoiceForm.posted(form)
     if not 1 <= len(name) <= settings.MAX_VALUE_CHARS:
         message = translator_of(request)("Please give the practice a name.")
-        context = _practice_context(message, name, mode, keyfile)
+        context = _practice_context(message, name, choice)
         return render(request, "setup_practice.html", context, status=400)
-    refused = await asyncio.to_thread(
-        _apply_unlock_choice, request, mode, keyfile, text_field(form, "unlock_passphrase")
-    )
+    refused = await choice.apply(request)
     if refused is not None:
-        context = _practice_context(refused, name, mode, keyfile)
+        context = _practice_context(refused, name, choice)
         return render(request, "setup_practice.html", context, status=400)
     await submit(request, settings.set_setting_op(settings.PRACTICE_NAME, name))
     await audit(request, "settings.change", settings.PRACTICE_NAME, {"value": name})
-    details = {"mode": mode, "keyfile": keyfile if mode == "unattended" else None}
-    await audit(request, "settings.change", "unlock_mode", details)
+    await choice.audit(request)
     raise web.HTTPSeeOther("/setup/done")
 
 
