@@ -19,12 +19,10 @@ keyword arguments and may be coroutines.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import importlib
 import inspect
 import math
-import multiprocessing
 import os
 import platform
 import subprocess
@@ -315,31 +313,6 @@ def _as_figures(source: str, result: Any) -> list[Figure]:
     return [Figure(source, None, "", note=f"unrecognised result: {result!r}"[:160])]
 
 
-def _call_into(queue: Any, function: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-    try:
-        result = function(**kwargs)
-        if inspect.iscoroutine(result):
-            result = asyncio.run(result)
-        queue.put(("ok", result))
-    except BaseException as exc:
-        traceback.print_exc()
-        queue.put(("error", repr(exc)))
-
-
-def _in_fresh_process(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_call_into, args=(queue, function, kwargs))
-    process.start()
-    try:
-        status, value = queue.get()
-    finally:
-        process.join()
-    if status != "ok":
-        raise RuntimeError(value)
-    return value
-
-
 def peer_section(plan: Plan, work: Path) -> list[Figure]:
     try:
         bench_peer = importlib.import_module("bench_peer")
@@ -366,7 +339,9 @@ def peer_section(plan: Plan, work: Path) -> list[Figure]:
         try:
             # A fresh process each: the box's RSS figures are then the box's own, not
             # this process's after the archive benchmarks (it holds their corpora).
-            result = _in_fresh_process(function, kwargs)
+            result = bench_peer.wait_for_child(
+                bench_peer.start_in_fresh_process(function, **kwargs)
+            )
             figures += _as_figures(f"bench_peer.{name}", result)
         except Exception as exc:
             traceback.print_exc()

@@ -18,11 +18,13 @@ figures are the box's, not the client's, on a 2-core machine.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import multiprocessing
 import os
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -126,28 +128,43 @@ class Box:
         self.archive.close()
 
 
-def _in_child(target: Callable[..., Awaitable[Any]], *args: Any) -> tuple[Any, Any]:
-    """Start `asyncio.run(target(*args))` in a fresh process: (result queue, process)."""
+def start_in_fresh_process(target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run `target(*args, **kwargs)` (a coroutine result is run to its end) in a fresh
+    spawned process; returns the handle `wait_for_child` takes."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_child_main, args=(queue, target, args))
+    process = context.Process(target=_child_main, args=(queue, target, args, kwargs))
     process.start()
     return queue, process
 
 
-def _child_main(queue: Any, target: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+def _child_main(
+    queue: Any, target: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     try:
-        queue.put(("ok", asyncio.run(target(*args))))
+        result = target(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+        queue.put(("ok", result))
     except BaseException as exc:
+        traceback.print_exc()
         queue.put(("error", repr(exc)))
 
 
-async def _child_result(queue: Any, process: Any) -> Any:
-    status, value = await asyncio.to_thread(queue.get)
-    await asyncio.to_thread(process.join)
+def wait_for_child(child: Any, who: str = "the child process") -> Any:
+    """Block until the process of `start_in_fresh_process` ends; its result, or RuntimeError."""
+    queue, process = child
+    status, value = queue.get()
+    process.join()
     if status != "ok":
-        raise RuntimeError(f"the phones' process failed: {value}")
+        raise RuntimeError(f"{who} failed: {value}")
     return value
+
+
+async def _phones(target: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """Run the phones' side in their own process while this loop serves them."""
+    child = start_in_fresh_process(target, *args)
+    return await asyncio.to_thread(wait_for_child, child, "the phones' process")
 
 
 def _message(n: int) -> dict[str, Any]:
@@ -261,14 +278,10 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
         idle_rss = _rss_mib()
         url = box.url + "/peer"
         box_cpu = time.process_time()  # every thread of the box: loop, committer, workers
-        saturated = await _child_result(
-            *_in_child(_phones_push, url, box.keys.fingerprint, phones, seconds, None)
-        )
+        saturated = await _phones(_phones_push, url, box.keys.fingerprint, phones, seconds, None)
         box_cpu = time.process_time() - box_cpu
         load_rss = _peak_rss_mib()
-        steady = await _child_result(
-            *_in_child(_phones_push, url, box.keys.fingerprint, phones, seconds, rate)
-        )
+        steady = await _phones(_phones_push, url, box.keys.fingerprint, phones, seconds, rate)
     msgs = saturated["count"] / saturated["elapsed"]
     ceiling = await asyncio.to_thread(
         _ingest_ceiling, work / "ceiling", max(2000, min(saturated["count"], 20_000))
@@ -404,9 +417,9 @@ def _disk_write_mib_s(directory: Path, size: int) -> float:
 async def _attachments(work: Path, size: int) -> list[dict[str, Any]]:
     async with Box(work / "box", Limits()) as box:
         box_cpu = time.process_time()  # every thread of the box (includes the pairing)
-        upload = await _child_result(*_in_child(_phone_upload, box.url, box.keys.fingerprint, size))
+        upload = await _phones(_phone_upload, box.url, box.keys.fingerprint, size)
         box_cpu = time.process_time() - box_cpu
-        raw = await _child_result(*_in_child(_phone_raw, box.url, size))
+        raw = await _phones(_phone_raw, box.url, size)
     disk = await asyncio.to_thread(_disk_write_mib_s, work / "box", size)
     crypto = await asyncio.to_thread(_crypto_mib_s, size)
     mib = size / 2**20
@@ -500,8 +513,8 @@ async def _phone_handshakes(
 async def _handshakes(work: Path, seconds: float, concurrency: int) -> list[dict[str, Any]]:
     limits = Limits(max_connections_per_device=concurrency + 2)
     async with Box(work / "box", limits) as box:
-        rates = await _child_result(
-            *_in_child(_phone_handshakes, box.url, box.keys.fingerprint, seconds, concurrency)
+        rates = await _phones(
+            _phone_handshakes, box.url, box.keys.fingerprint, seconds, concurrency
         )
     return [
         {
