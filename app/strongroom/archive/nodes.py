@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from strongroom.archive.db import Connection
-from strongroom.proof.merkle import TreeSizeError, node_hash
+from strongroom.proof.merkle import TreeSizeError, audit_path, node_hash, split_point
 from strongroom.proof.node_store import NodeMissingError, NodeStore
 
 
@@ -76,18 +76,7 @@ class SharedProofs:
         """The audit path of leaf `index` (0 <= index < tree size), bottom-up."""
         if not 0 <= index < self._size:
             raise TreeSizeError(f"leaf index {index} is outside a tree of {self._size} leaves")
-        path: list[bytes] = []
-        start, end = 0, self._size
-        while end - start > 1:
-            middle = start + (1 << ((end - start - 1).bit_length() - 1))
-            if index < middle:
-                path.append(self._range_hash(middle, end))
-                end = middle
-            else:
-                path.append(self._range_hash(start, middle))
-                start = middle
-        path.reverse()
-        return path
+        return audit_path(index, self._size, self._range_hash)
 
     def _range_hash(self, start: int, end: int) -> bytes:
         width = end - start
@@ -97,7 +86,7 @@ class SharedProofs:
         if known is not None:
             return known
         # RFC 6962 splits off the largest power of two on the left.
-        middle = start + (1 << ((width - 1).bit_length() - 1))
+        middle = start + split_point(width)
         value = node_hash(self._range_hash(start, middle), self._range_hash(middle, end))
         self._ranges[(start, end)] = value
         return value

@@ -23,7 +23,7 @@ be checkable with ``sha256sum``/``openssl``, which PyNaCl's hashes are not.
 """
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from strongroom.proof.node_store import MemoryNodeStore, NodeMissingError, NodeStore
 
@@ -169,9 +169,27 @@ def verify_consistency(
     return fr == old_root and sr == new_root and sn == 0
 
 
-def _split_point(size: int) -> int:
+def split_point(size: int) -> int:
     """The largest power of two strictly smaller than ``size`` (``size >= 2``)."""
     return 1 << ((size - 1).bit_length() - 1)
+
+
+def audit_path(index: int, size: int, range_hash: Callable[[int, int], bytes]) -> list[bytes]:
+    """RFC 9162 2.1.3.1 audit path of leaf ``index`` (checked by the caller) in a
+    tree of ``size`` leaves, with ``range_hash(start, end)`` giving subtree hashes."""
+    path: list[bytes] = []
+    start, end = 0, size
+    # Descend from the root; siblings are collected top-down, the proof is bottom-up.
+    while end - start > 1:
+        middle = start + split_point(end - start)
+        if index < middle:
+            path.append(range_hash(middle, end))
+            end = middle
+        else:
+            path.append(range_hash(start, middle))
+            start = middle
+    path.reverse()
+    return path
 
 
 class MerkleLog:
@@ -260,19 +278,7 @@ class MerkleLog:
         self._check_size(size)
         if not 0 <= index < size:
             raise TreeSizeError(f"leaf index {index} is outside a tree of {size} leaves")
-        path: list[bytes] = []
-        start, end = 0, size
-        # Descend from the root; siblings are collected top-down, the proof is bottom-up.
-        while end - start > 1:
-            middle = start + _split_point(end - start)
-            if index < middle:
-                path.append(self._range_hash(middle, end))
-                end = middle
-            else:
-                path.append(self._range_hash(start, middle))
-                start = middle
-        path.reverse()
-        return path
+        return audit_path(index, size, self._range_hash)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """RFC 9162 2.1.4.1 proof that the ``old_size`` tree is a prefix of ``new_size``.
@@ -289,7 +295,7 @@ class MerkleLog:
         start, end = 0, size
         complete = True  # RFC's "b": the current subtree is exactly an old-tree subtree
         while end != old_size:
-            middle = start + _split_point(end - start)
+            middle = start + split_point(end - start)
             if old_size <= middle:
                 path.append(self._range_hash(middle, end))
                 end = middle
