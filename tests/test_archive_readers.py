@@ -12,6 +12,26 @@ from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive
 
 
+class SlowQuery:
+    """A query that holds its connection until released, then reads the log size."""
+
+    def __init__(self) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+        self.finished: list[int] = []
+
+    def __call__(self, conn):  # type: ignore[no-untyped-def]
+        self.started.set()
+        self.release.wait(5)
+        self.finished.append(conn.execute("SELECT count(*) FROM log_leaves").fetchone()[0])
+        return self.finished[-1]
+
+    async def wait_finished(self) -> None:
+        for _ in range(100):
+            if self.finished:
+                return
+            await asyncio.sleep(0.02)
+
+
 async def test_connections_are_reused_not_reopened(archive: Archive) -> None:
     pool = ReaderPool(archive, size=2)
     seen = [await pool.run(id) for _ in range(10)]
@@ -21,28 +41,18 @@ async def test_connections_are_reused_not_reopened(archive: Archive) -> None:
 
 async def test_a_cancelled_caller_does_not_return_a_busy_connection(archive: Archive) -> None:
     pool = ReaderPool(archive, size=1)
-    started, release = threading.Event(), threading.Event()
-    finished: list[int] = []
-
-    def slow(conn):  # type: ignore[no-untyped-def]
-        started.set()
-        release.wait(5)
-        finished.append(conn.execute("SELECT count(*) FROM log_leaves").fetchone()[0])
-        return finished[-1]
+    slow = SlowQuery()
 
     caller = asyncio.create_task(pool.run(slow))
-    await asyncio.to_thread(started.wait, 5)
+    await asyncio.to_thread(slow.started.wait, 5)
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
     # The box stops now, while the worker thread still holds the connection.
     pool.close()
-    release.set()
-    for _ in range(100):
-        if finished:
-            break
-        await asyncio.sleep(0.02)
-    assert finished == [archive.log.size]  # the query ran to the end on an open connection
+    slow.release.set()
+    await slow.wait_finished()
+    assert slow.finished == [archive.log.size]  # the query ran to the end on an open connection
     with pytest.raises(ArchiveClosed):
         await pool.run(id)
 
@@ -54,17 +64,10 @@ async def test_a_loop_shutdown_cancelling_every_task_never_closes_a_busy_connect
     # A query tracked by an asyncio task looked finished then, and its connection was
     # closed under the running thread: a segfault, once in about 40 test runs.
     pool = ReaderPool(archive, size=1)
-    started, release = threading.Event(), threading.Event()
-    finished: list[int] = []
-
-    def slow(conn):  # type: ignore[no-untyped-def]
-        started.set()
-        release.wait(5)
-        finished.append(conn.execute("SELECT count(*) FROM log_leaves").fetchone()[0])
-        return finished[-1]
+    slow = SlowQuery()
 
     caller = asyncio.create_task(pool.run(slow))
-    await asyncio.to_thread(started.wait, 5)
+    await asyncio.to_thread(slow.started.wait, 5)
     pool.close()  # the box stops...
     for task in asyncio.all_tasks():  # ...and the loop shuts down
         if task is not asyncio.current_task():
@@ -72,9 +75,6 @@ async def test_a_loop_shutdown_cancelling_every_task_never_closes_a_busy_connect
     with pytest.raises(asyncio.CancelledError):
         await caller
     await asyncio.sleep(0.05)  # every cancellation has run
-    release.set()
-    for _ in range(100):
-        if finished:
-            break
-        await asyncio.sleep(0.02)
-    assert finished == [archive.log.size]  # the query ran to the end on an open connection
+    slow.release.set()
+    await slow.wait_finished()
+    assert slow.finished == [archive.log.size]  # the query ran to the end on an open connection
