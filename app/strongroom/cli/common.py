@@ -1,0 +1,135 @@
+"""What every command group shares: the data directory, secrets, the unlocked box.
+
+Secrets are read from a file or the terminal, never from argv (argv is
+visible to every user of the machine) and never logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from strongroom.config import BoxConfig, load_config
+from strongroom.identity import WordsError, words_to_entropy
+
+if TYPE_CHECKING:
+    from strongroom.box import Box
+
+Command = Callable[[argparse.Namespace], int]
+AddArguments = Callable[[argparse.ArgumentParser], None]
+
+
+class Spec(NamedTuple):
+    """One `strongroom NAME` command: what runs, its help line, its own options."""
+
+    run: Command
+    help: str
+    arguments: AddArguments | None = None
+
+
+def box_config(args: argparse.Namespace) -> BoxConfig:
+    data = Path(args.data) if args.data else Path("/var/lib/strongroom")
+    return load_config(data, Path(args.config) if args.config else None)
+
+
+def read_secret(prompt: str, path: str | None, *, confirm: bool = False) -> str:
+    if path:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Again / Encore : ") != first:
+        raise SystemExit("strongroom: the two passphrases differ; nothing was written")
+    return first
+
+
+def check_passphrase(passphrase: str) -> str | None:
+    """Why a passphrase is refused, or None. Same rule in the CLI and the wizard."""
+    if len(passphrase) < 12:
+        return "the passphrase needs at least 12 characters"
+    classes = sum(
+        (
+            any(c.islower() for c in passphrase),
+            any(c.isupper() for c in passphrase),
+            any(c.isdigit() for c in passphrase),
+            any(not c.isalnum() for c in passphrase),
+        )
+    )
+    if classes < 2 and len(passphrase) < 20:
+        return "mix letters with digits or symbols, or use 20 characters or more"
+    return None
+
+
+def new_passphrase(args: argparse.Namespace) -> str:
+    passphrase = read_secret(
+        "Admin passphrase / Phrase secrète : ", args.passphrase_file, confirm=True
+    )
+    problem = check_passphrase(passphrase)
+    if problem:
+        raise SystemExit(f"strongroom: {problem}; nothing was written")
+    return passphrase
+
+
+@contextlib.contextmanager
+def unlocked_box(args: argparse.Namespace) -> Iterator[Box]:
+    """The box of this data dir, unlocked (key file or passphrase), stopped on exit."""
+    from strongroom.box import Box
+    from strongroom.unlock import read_unlock_choice
+
+    config = box_config(args)
+    box = Box(config)
+    if read_unlock_choice(config).mode == "unattended":
+        box.unlock_unattended()
+    else:
+        box.unlock(read_secret("Admin passphrase / Phrase secrète : ", args.passphrase_file))
+    try:
+        yield box
+    finally:
+        asyncio.run(box.stop())
+
+
+def nothing_written(exc: Exception) -> None:
+    print(f"strongroom: {str(exc).rstrip('.')}; nothing was written", file=sys.stderr)
+
+
+def read_words(args: argparse.Namespace) -> bytes | None:
+    """The entropy behind the 24 words typed or given in a file; None (and why) if refused."""
+    text = (
+        Path(args.words_file).read_text(encoding="utf-8")
+        if args.words_file
+        else input("24 words / 24 mots : ")
+    )
+    try:
+        return words_to_entropy(text)
+    except WordsError as exc:
+        nothing_written(exc)
+        return None
+
+
+def has_identity(config: BoxConfig) -> bool:
+    if config.keystore_path.exists():
+        print(
+            f"strongroom: {config.data_dir} already has an identity; nothing was written",
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
+def control(args: argparse.Namespace, method: str, route: str) -> int:
+    from strongroom.control import call
+
+    config = box_config(args)
+    try:
+        status, body = asyncio.run(call(config.data_dir, method, route))
+    except OSError:
+        print(f"strongroom: no box is running with data in {config.data_dir}", file=sys.stderr)
+        return 1
+    print(body)
+    return 0 if status == 200 else 1

@@ -1,0 +1,149 @@
+"""`strongroom retention-run | backup | restore-backup | report`: the records office's jobs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from strongroom.cli.common import (
+    Spec,
+    box_config,
+    has_identity,
+    new_passphrase,
+    nothing_written,
+    read_words,
+    unlocked_box,
+)
+from strongroom.office.errors import BackupError
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    """The daily job (systemd timer): destroy what is due and not held; list reviews."""
+    import time
+
+    from strongroom.office import retention
+
+    with unlocked_box(args) as box:
+        result = retention.run(box.require_archive(), int(time.time() * 1000))
+    plan = result.plan
+    print(
+        f"destroyed: {result.destruction.destroyed}  to review: {len(plan.to_review)}  "
+        f"held: {len(plan.held)}"
+    )
+    if result.destruction.certificate is not None:
+        print(f"destruction certificate: {result.destruction.certificate}")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """The nightly job: an encrypted backup set on the local target."""
+    from strongroom.office import backup
+    from strongroom.web.settings import BACKUP_TARGET, get_setting
+
+    with unlocked_box(args) as box:
+        archive = box.require_archive()
+        # --target, else box.toml, else the drive chosen on the web UI's Backups page.
+        target = Path(args.target) if args.target else box.config.backup_target
+        if target is None:
+            chosen = get_setting(archive.conn, BACKUP_TARGET)
+            target = Path(chosen) if chosen else None
+        if target is None:
+            print(
+                "strongroom: no backup target (Backups page, backup_target in box.toml,"
+                " or --target)",
+                file=sys.stderr,
+            )
+            return 2
+        assert box.keys is not None
+        result = backup.run(archive, target, box.keys.backup_key)
+        details = {"set": result.set_dir.name, "tree_size": result.tree_size}
+        asyncio.run(box.audit("backup-job", "backup.done", str(target), details))
+    print(
+        f"backup set {result.set_dir.name}: tree size {result.tree_size}, "
+        f"{result.blobs} blobs ({result.blobs_copied} new)"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The GDPR art. 30 register from live data: HTML, or PDF when --out ends in .pdf."""
+    import time
+
+    from strongroom.office import report
+
+    out = Path(args.out)
+    with unlocked_box(args) as box:
+        archive = box.require_archive()
+        now_ms = int(time.time() * 1000)
+        integrity = report.check_integrity(archive, now_ms)
+        register = report.build_register(
+            archive.conn,
+            now_ms=now_ms,
+            data_dir=box.config.data_dir,
+            box_public_key=bytes(archive.signing_key.verify_key),
+            integrity=integrity,
+        )
+        asyncio.run(box.audit("cli", "report.view", "art30", {"format": out.suffix}))
+    if out.suffix.lower() == ".pdf":
+        out.write_bytes(report.render_pdf(register))
+    else:
+        out.write_text(report.render_html(register), encoding="utf-8")
+    print(f"register written to {out}: {integrity.summary()}")
+    return 0
+
+
+def cmd_restore_backup(args: argparse.Namespace) -> int:
+    """Rebuild a box from its 24 words and a backup set, into an empty data dir."""
+    from strongroom.identity import Keystore
+    from strongroom.office import restore
+
+    config = box_config(args)
+    if has_identity(config):
+        return 1
+    entropy = read_words(args)
+    if entropy is None:
+        return 2
+    passphrase = new_passphrase(args)
+    try:
+        result = restore.run(Path(args.backup), entropy, config.data_dir)
+    except BackupError as exc:
+        nothing_written(exc)
+        return 2
+    # The archive is in place and verified by restore; seal the identity last.
+    Keystore.create(config.keystore_path, entropy, passphrase)
+    print(
+        f"restored set {result.set_name}: {result.records} records, {result.blobs} blobs, "
+        f"log size {result.tree_size}"
+    )
+    return 0
+
+
+def _backup_target(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--target", help="backup directory (default: backup_target)")
+
+
+def _report_out(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--out", required=True, help="register.html or register.pdf")
+
+
+def _backup_source(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("backup", help="the backup directory (USB drive, share)")
+    cmd.add_argument("--words-file", help="read the 24 words from this file")
+
+
+COMMANDS: dict[str, Spec] = {
+    "retention-run": Spec(cmd_retention_run, "destroy what retention says is due (daily timer)"),
+    "backup": Spec(
+        cmd_backup,
+        "write an encrypted backup set to the local target (nightly timer)",
+        _backup_target,
+    ),
+    "restore-backup": Spec(
+        cmd_restore_backup, "rebuild a box from its 24 words and a backup", _backup_source
+    ),
+    "report": Spec(
+        cmd_report, "write the GDPR art. 30 register (HTML, or PDF with --out x.pdf)", _report_out
+    ),
+}

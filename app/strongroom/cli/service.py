@@ -1,0 +1,48 @@
+"""`strongroom dev | serve | pair | revoke | status`: running the box and talking to it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from strongroom.cli.common import Spec, box_config, control
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from strongroom.devbox import run_dev
+
+    return run_dev(Path(args.data or "var/dev"))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from strongroom.devbox import run_serve
+
+    return run_serve(box_config(args))
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    """Same as pressing the PAIR button of the running box."""
+    return control(args, "POST", "/pair")
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    return control(args, "POST", f"/revoke/{int(args.device_id)}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return control(args, "GET", "/status")
+
+
+def _device_id(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("device_id", type=int)
+
+
+COMMANDS: dict[str, Spec] = {
+    "dev": Spec(
+        cmd_dev, "start a dev box under var/dev (mock GPIO, loopback): what `make run` does"
+    ),
+    "serve": Spec(cmd_serve, "run the box service (systemd runs this on the appliance)"),
+    "pair": Spec(cmd_pair, "open the pairing window of the running box (like pressing PAIR)"),
+    "revoke": Spec(cmd_revoke, "revoke a paired phone on the running box", _device_id),
+    "status": Spec(cmd_status, "show the running box's state"),
+}
