@@ -109,6 +109,15 @@ def test_disk_threshold_and_backup() -> None:
     assert derive_state(replace(below, backup_running=True)) is BoxState.BACKUP_RUNNING
 
 
+def test_a_failed_night_job_shows_until_it_succeeds_but_pairing_comes_first() -> None:
+    failed = PanelInputs(now=100.0, job_failed=True, disk_percent=99.0)
+    assert derive_state(failed) is BoxState.JOB_FAILED
+    window = replace(failed, pairing_window_open=True, pairing_seconds_left=90.0)
+    assert derive_state(window) is BoxState.PAIRING_OPEN
+    assert derive_state(replace(failed, locked=True)) is BoxState.LOCKED
+    assert derive_state(replace(failed, job_failed=False)) is BoxState.DISK_NEARLY_FULL
+
+
 # ---------------------------------------------------------------- leds_for
 
 
@@ -126,6 +135,7 @@ def test_led_roles_follow_the_documented_rules() -> None:
         BoxState.ERROR,
         BoxState.DISK_NEARLY_FULL,
         BoxState.INTEGRITY_FAILURE,
+        BoxState.JOB_FAILED,
     }
     for state in BoxState:
         pattern = leds_for(state)

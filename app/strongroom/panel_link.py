@@ -25,6 +25,7 @@ def panel_inputs(
     backup_running: bool,
     integrity_ok: bool,
     error: str | None,
+    job_failed: bool = False,
 ) -> PanelInputs:
     result: PairingResult | None = None
     last_at: float | None = None
@@ -50,6 +51,7 @@ def panel_inputs(
         disk_percent=disk_percent,
         backup_running=backup_running,
         integrity_ok=integrity_ok,
+        job_failed=job_failed,
     )
 
 

@@ -16,7 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
+from strongroom.appliance.control_routes import control_app
 from strongroom.appliance.health import read_health
+from strongroom.appliance.nightjobs import NightJobs
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from strongroom.box import Box
 from strongroom.config import BoxConfig
@@ -62,6 +64,8 @@ class BoxRuntime:
         # Periodic integrity check: the latest result, shown by the dashboard and the panel.
         self.integrity: IntegrityStatus | None = None
         self.integrity_interval_s: float = config.integrity_interval_s
+        self.night_jobs = NightJobs(self.box, clock, self.check_integrity_now, self.refresh_panel)
+        self._status_line = ""
 
     @property
     def url(self) -> str:
@@ -77,6 +81,7 @@ class BoxRuntime:
         loop = asyncio.get_running_loop()
         self.box.pairing = PairingService(self.clock, on_change=self.refresh_panel)
         self.box.on_unlock(self._start_peers)
+        self.box.on_unlock(self._after_unlock)
         self.box.on_change(self.refresh_panel)
         self._start_panel(loop)
         unattended = read_unlock_choice(self.config).mode == "unattended"
@@ -104,7 +109,7 @@ class BoxRuntime:
         self._listener = await self._listen(loop, self._runner.server, ssl_context)
         if self.config.tls and self.config.http_redirect_port:
             await self._start_http_redirect()
-        self._control = await start_control(self._control_app(), self.config.data_dir)
+        self._control = await start_control(control_app(self), self.config.data_dir)
         self._tasks.append(asyncio.create_task(self._tick_loop()))
         self._tasks.append(
             asyncio.create_task(
@@ -119,7 +124,7 @@ class BoxRuntime:
         self._booting = False
         self.refresh_panel()
         self.notifier.ready()
-        self.notifier.status(f"{self.box.phase.value} at {self.url}")
+        self.publish_status()
 
     async def stop(self) -> None:
         self.notifier.stopping()
@@ -149,7 +154,7 @@ class BoxRuntime:
         if self.panel is not None:
             self.panel.close()
 
-    def _tls_fingerprint(self) -> str | None:
+    def tls_fingerprint(self) -> str | None:
         if not self.config.tls:
             return None
         from strongroom.web.tls import certificate_fingerprint
@@ -259,6 +264,7 @@ class BoxRuntime:
         self.refresh_panel()
 
     def refresh_panel(self) -> None:
+        self.publish_status()
         if self.panel is None:
             return
         from strongroom_panel.state import derive_state
@@ -277,8 +283,33 @@ class BoxRuntime:
             backup_running=False,
             integrity_ok=self.integrity_ok,
             error=self.error,
+            job_failed=self.night_jobs.failed,
         )
         self.panel.show(derive_state(inputs))
+
+    def publish_status(self) -> None:
+        """The line `systemctl status strongroom` shows: phase, URL and failed night jobs."""
+        line = f"{self.box.phase.value} at {self.url}"
+        if failures := self.night_jobs.status_line():
+            line += f" | {failures}"
+        if line != self._status_line:
+            self._status_line = line
+            self.notifier.status(line)
+
+    def _after_unlock(self) -> None:
+        # on_unlock callbacks are synchronous; the audit writes are not.
+        self._tasks.append(asyncio.create_task(self._catch_up_night_jobs()))
+
+    async def _catch_up_night_jobs(self) -> None:
+        """Last outcomes from the audit trail, and the runs skipped while locked."""
+        archive = self.box.require_archive()
+        conn = archive.reader()
+        try:
+            self.night_jobs.load_last(conn)
+        finally:
+            conn.close()
+        await self.night_jobs.flush_skipped()
+        self.refresh_panel()
 
     async def _audit_pairing_events(self) -> None:
         for event in self.box.pairing.drain_events():
@@ -329,7 +360,7 @@ class BoxRuntime:
             addresses=self._advertised_addresses(lan_addresses),
             name=self.config.box_name,
             interfaces=list(self.config.mdns_interfaces) or None,
-            tls_fingerprint=self._tls_fingerprint(),
+            tls_fingerprint=self.tls_fingerprint(),
         )
         await self._advertiser.start()
         self._tasks.append(asyncio.create_task(self._follow_addresses(lan_addresses)))
@@ -348,44 +379,3 @@ class BoxRuntime:
                 await self._advertiser.update_addresses(self._advertised_addresses(lan_addresses))
             except Exception:
                 log.exception("mDNS address update failed")
-
-    # -- control socket --------------------------------------------------------------
-
-    def _control_app(self) -> web.Application:
-        app = web.Application()
-        routes = web.RouteTableDef()
-
-        @routes.get("/status")
-        async def status(_request: web.Request) -> web.Response:
-            pairing = self.box.pairing.status()
-            return web.json_response(
-                {
-                    "phase": self.box.phase.value,
-                    "url": self.url,
-                    "fingerprint": self.box.fingerprint,
-                    "tls_fingerprint": self._tls_fingerprint(),
-                    "pairing_open": pairing.open,
-                }
-            )
-
-        @routes.post("/pair")
-        async def pair(_request: web.Request) -> web.Response:
-            self.press_pair("cli")
-            await self.box.audit("cli", "pairing.press", "control socket")
-            return web.json_response({"pairing_open": bool(self.box.pairing.status().open)})
-
-        @routes.post("/integrity")
-        async def integrity(_request: web.Request) -> web.Response:
-            status = await self.check_integrity_now()
-            if status is None:
-                return web.json_response({"phase": self.box.phase.value}, status=409)
-            return web.json_response({"ok": status.ok, "problems": list(status.problems)})
-
-        @routes.post("/revoke/{device_id:\\d+}")
-        async def revoke(request: web.Request) -> web.Response:
-            device_id = int(request.match_info["device_id"])
-            revoked = await self.box.revoke_device(device_id, "cli", "revoked from the CLI")
-            return web.json_response({"revoked": revoked})
-
-        app.add_routes(routes)
-        return app

@@ -10,7 +10,7 @@ Design rules for the table:
   the person in front of it; it goes dark only for ERROR and INTEGRITY_FAILURE.
 - The pairing LED is only ever lit by pairing states.
 - The alert LED is only ever lit by states that need a human (overlap, error,
-  disk nearly full, integrity failure); fast blinking means "act now".
+  a failed night job, disk nearly full, integrity failure); fast blinking means "act now".
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ _WINDOW = Blink(on_time=0.5, off_time=0.5)
 _URGENT = Blink(on_time=0.1, off_time=0.1)
 _DISK = Blink(on_time=1.0, off_time=1.0)
 _BUSY = Blink(on_time=0.9, off_time=0.1)
+# A short flash every two seconds: "something failed overnight, look at the dashboard".
+_FAULT = Blink(on_time=0.2, off_time=1.8)
 
 _TABLE: dict[BoxState, PanelPattern] = {
     BoxState.BOOTING: PanelPattern(_BOOT, Off(), Off(), RgbPattern(WHITE, _BOOT)),
@@ -99,6 +101,7 @@ _TABLE: dict[BoxState, PanelPattern] = {
     BoxState.DISK_NEARLY_FULL: PanelPattern(Steady(), Off(), _DISK, RgbPattern(AMBER, _DISK)),
     BoxState.BACKUP_RUNNING: PanelPattern(_BUSY, Off(), Off(), RgbPattern(GREEN, _BUSY)),
     BoxState.INTEGRITY_FAILURE: PanelPattern(Off(), Off(), _URGENT, RgbPattern(RED, _URGENT)),
+    BoxState.JOB_FAILED: PanelPattern(Steady(), Off(), _FAULT, RgbPattern(RED, _FAULT)),
 }
 
 

@@ -16,10 +16,13 @@ Priority (first match wins), and why:
                       refused: the person at the box must see that now.
 6. PAIRED_OK          a device paired in the last `RESULT_SHOWN_FOR_S` seconds.
 7. PAIRING_OPEN       the pairing window is open (someone just pressed PAIR).
-8. DISK_NEARLY_FULL   persistent warning; below the pairing states because those
+8. JOB_FAILED         a night job (backup, retention, verify) failed: nobody is
+                      at the box at night, so the fault stays until the job
+                      succeeds; below the pairing states for the same reason.
+9. DISK_NEARLY_FULL   persistent warning; below the pairing states because those
                       answer a person standing at the box right now.
-9. BACKUP_RUNNING     informational.
-10. READY             everything is fine.
+10. BACKUP_RUNNING    informational.
+11. READY             everything is fine.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class BoxState(enum.Enum):
     DISK_NEARLY_FULL = "disk_nearly_full"
     BACKUP_RUNNING = "backup_running"
     INTEGRITY_FAILURE = "integrity_failure"
+    JOB_FAILED = "job_failed"
 
 
 class PairingResult(enum.Enum):
@@ -75,6 +79,7 @@ class PanelInputs:
     disk_percent: float = 0.0
     backup_running: bool = False
     integrity_ok: bool = True
+    job_failed: bool = False
 
 
 def _recent_result(inputs: PanelInputs) -> PairingResult | None:
@@ -105,6 +110,8 @@ def derive_state(inputs: PanelInputs) -> BoxState:
     # the flag may lag behind the timer by one refresh.
     if inputs.pairing_window_open and inputs.pairing_seconds_left > 0.0:
         return BoxState.PAIRING_OPEN
+    if inputs.job_failed:
+        return BoxState.JOB_FAILED
     if inputs.disk_percent >= DISK_NEARLY_FULL_PERCENT:
         return BoxState.DISK_NEARLY_FULL
     if inputs.backup_running:

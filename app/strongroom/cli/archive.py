@@ -6,10 +6,15 @@ import argparse
 import asyncio
 import contextlib
 
-from strongroom.cli.common import Spec, unlocked_box
+from strongroom.cli.common import Spec, night_job, unlocked_box
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """The weekly job: re-check everything, in the running box if there is one."""
+    return night_job(args, "verify", _verify_here)
+
+
+def _verify_here(args: argparse.Namespace) -> int:
     from strongroom.archive.verify import verify_open_archive
 
     with unlocked_box(args) as box:

@@ -13,7 +13,9 @@ import getpass
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import aiohttp
 
 from strongroom.config import BoxConfig, load_config
 from strongroom.identity import WordsError, words_to_entropy
@@ -120,6 +122,35 @@ def has_identity(config: BoxConfig) -> bool:
         )
         return True
     return False
+
+
+def night_job(args: argparse.Namespace, job: str, here: Command, body: Any = None) -> int:
+    """Run a night job in the running box (over the control socket), else `here`.
+
+    In attended mode only the running box has the keys: a batch process has no
+    passphrase. With no box running the command opens the archive itself.
+    Exit code: 0 done, 1 failed, 75 skipped (box locked).
+    """
+    from strongroom.control import call
+
+    config = box_config(args)
+    try:
+        status, answer = asyncio.run(
+            call(config.data_dir, "POST", f"/jobs/{job}", body, timeout_s=None)
+        )
+    except OSError:  # nobody listens on the control socket: no box is running
+        return here(args)
+    except aiohttp.ClientError as exc:
+        print(f"strongroom: {job}: the box stopped answering ({exc})", file=sys.stderr)
+        return 1
+    if not isinstance(answer, dict) or "outcome" not in answer:
+        print(f"strongroom: {job}: unexpected answer from the box ({status})", file=sys.stderr)
+        return 1
+    if answer["outcome"] == "done":
+        print(answer["summary"])
+    else:
+        print(f"strongroom: {job} {answer['outcome']}: {answer['summary']}", file=sys.stderr)
+    return int(answer["exit_code"])
 
 
 def control(args: argparse.Namespace, method: str, route: str) -> int:

@@ -12,6 +12,7 @@ from strongroom.cli.common import (
     box_config,
     has_identity,
     new_passphrase,
+    night_job,
     nothing_written,
     read_words,
     unlocked_box,
@@ -21,6 +22,10 @@ from strongroom.office.errors import BackupError
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
     """The daily job (systemd timer): destroy what is due and not held; list reviews."""
+    return night_job(args, "retention", _retention_here)
+
+
+def _retention_here(args: argparse.Namespace) -> int:
     import time
 
     from strongroom.office import retention
@@ -39,6 +44,10 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """The nightly job: an encrypted backup set on the local target."""
+    return night_job(args, "backup", _backup_here, {"target": args.target})
+
+
+def _backup_here(args: argparse.Namespace) -> int:
     from strongroom.office import backup
     from strongroom.web.settings import BACKUP_TARGET, get_setting
 

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from strongroom.appliance.health import Health, disk_forecast_days, read_health
+from strongroom.appliance.nightjobs import JobOutcome, last_outcomes
 from strongroom.archive.db import Connection
 from strongroom.archive.queries import counts
 from strongroom.box import Box
@@ -34,6 +35,8 @@ class ArchiveFacts:
     last_backup_ms: int | None
     last_verify_ms: int | None
     last_verify_ok: bool | None
+    # The last run of each night job (backup, retention, verify), from the audit trail.
+    night_jobs: dict[str, JobOutcome]
 
 
 def _last(conn: Connection, actions: tuple[str, ...]) -> tuple[int, str] | None:
@@ -63,6 +66,7 @@ def archive_facts(conn: Connection) -> ArchiveFacts:
         last_backup_ms=backup[0] if backup else None,
         last_verify_ms=verify[0] if verify else None,
         last_verify_ok=_ok_flag(verify[1]) if verify else None,
+        night_jobs=last_outcomes(conn),
     )
 
 

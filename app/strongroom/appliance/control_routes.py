@@ -1,0 +1,74 @@
+"""What the control socket offers (strongroom.control): the CLI's view of a running box.
+
+Each endpoint maps to what the PAIR button, the web UI or a timer would do.
+The night jobs (`POST /jobs/<name>`) answer with the job's outcome; the HTTP
+status mirrors it (200 done, 409 skipped because locked, 500 failed) so that a
+client that only looks at the status still gets it right.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from strongroom.appliance.nightjobs import DONE, JOBS, SKIPPED
+
+if TYPE_CHECKING:
+    from strongroom.runtime import BoxRuntime
+
+_HTTP_STATUS = {DONE: 200, SKIPPED: 409}
+
+
+def control_app(runtime: BoxRuntime) -> web.Application:
+    app = web.Application()
+    routes = web.RouteTableDef()
+    box = runtime.box
+
+    @routes.get("/status")
+    async def status(_request: web.Request) -> web.Response:
+        pairing = box.pairing.status()
+        return web.json_response(
+            {
+                "phase": box.phase.value,
+                "url": runtime.url,
+                "fingerprint": box.fingerprint,
+                "tls_fingerprint": runtime.tls_fingerprint(),
+                "pairing_open": pairing.open,
+                "night_jobs": {o.job: o.to_json() for o in runtime.night_jobs.last.values()},
+            }
+        )
+
+    @routes.post("/pair")
+    async def pair(_request: web.Request) -> web.Response:
+        runtime.press_pair("cli")
+        await box.audit("cli", "pairing.press", "control socket")
+        return web.json_response({"pairing_open": bool(box.pairing.status().open)})
+
+    @routes.post("/integrity")
+    async def integrity(_request: web.Request) -> web.Response:
+        status = await runtime.check_integrity_now()
+        if status is None:
+            return web.json_response({"phase": box.phase.value}, status=409)
+        return web.json_response({"ok": status.ok, "problems": list(status.problems)})
+
+    @routes.post("/revoke/{device_id:\\d+}")
+    async def revoke(request: web.Request) -> web.Response:
+        device_id = int(request.match_info["device_id"])
+        revoked = await box.revoke_device(device_id, "cli", "revoked from the CLI")
+        return web.json_response({"revoked": revoked})
+
+    @routes.post("/jobs/{job}")
+    async def night_job(request: web.Request) -> web.Response:
+        job = request.match_info["job"]
+        if job not in JOBS:
+            return web.json_response({"error": f"unknown job {job!r}"}, status=404)
+        body = await request.json() if request.can_read_body else None
+        target = body.get("target") if isinstance(body, dict) else None
+        path = Path(target) if isinstance(target, str) and target else None
+        outcome = await runtime.night_jobs.run(job, path)
+        return web.json_response(outcome.to_json(), status=_HTTP_STATUS.get(outcome.outcome, 500))
+
+    app.add_routes(routes)
+    return app
