@@ -11,27 +11,44 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import sqlcipher3
 from aiohttp import web
+from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from strongroom.appliance.control_routes import control_app
+from strongroom.appliance.discovery import Advertiser, lan_addresses
 from strongroom.appliance.health import read_health
 from strongroom.appliance.nightjobs import NightJobs
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from strongroom.archive.errors import ArchiveError
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.control import socket_path, start_control
 from strongroom.header_deadline import HeaderDeadline
+from strongroom.identity import KeystoreError
 from strongroom.integrity import (
     IntegrityStatus,
     check_archive,
     damaged_at_open,
     run_periodically,
 )
+from strongroom.pairing.service import PairingService
 from strongroom.panel_link import audit_fields, panel_inputs
+from strongroom.peer.server import PeerService
 from strongroom.unlock import BoxPhase, read_unlock_choice
+from strongroom.web.app import build_web_app
+from strongroom.web.tls import (
+    certificate_fingerprint,
+    ensure_certificate,
+    http_redirect_app,
+    server_ssl_context,
+)
+from strongroom_panel.panel import FrontPanel
+from strongroom_panel.pins import load_panel_config
+from strongroom_panel.state import derive_state
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +69,9 @@ class BoxRuntime:
         self._pin_factory = pin_factory
         self.panel: Any = None
         self.port = config.port
-        self._runner: web.AppRunner | None = None
-        self._listener: asyncio.Server | None = None
-        self._redirect: web.AppRunner | None = None
-        self._control: web.AppRunner | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._advertiser: Any = None
+        self._advertiser: Advertiser | None = None
         self._booting = True
         self.integrity_ok = True
         self.error: str | None = None
@@ -73,102 +87,123 @@ class BoxRuntime:
         return f"{scheme}://{self.config.host}:{self.port}"
 
     # -- start / stop -------------------------------------------------------------
+    #
+    # One AsyncExitStack: each part is set up and, on the next line, its teardown
+    # is pushed. Teardown runs in reverse order, so `stop` undoes exactly what
+    # `start` did, and a start that fails half-way undoes what it had done
+    # before re-raising (no panel pins left claimed, no archive left open).
 
     async def start(self) -> None:
-        from strongroom.pairing.service import PairingService
-        from strongroom.web.app import build_web_app
+        async with contextlib.AsyncExitStack() as stack:
+            await self._start_parts(stack)
+            self._stack = stack.pop_all()  # success: keep everything until stop()
 
+    async def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _start_parts(self, stack: contextlib.AsyncExitStack) -> None:
         loop = asyncio.get_running_loop()
         self.box.pairing = PairingService(self.clock, on_change=self.refresh_panel)
         self.box.on_unlock(self._start_peers)
         self.box.on_unlock(self._after_unlock)
         self.box.on_change(self.refresh_panel)
         self._start_panel(loop)
-        unattended = read_unlock_choice(self.config).mode == "unattended"
-        if unattended and self.box.phase is BoxPhase.LOCKED:
-            try:
-                self.box.unlock_unattended()
-            except Exception as exc:  # stay up, locked: an admin can still unlock by hand
-                log.error("unattended unlock failed: %s", type(exc).__name__)
-                if (damage := damaged_at_open(exc, self.clock)) is not None:
-                    self.integrity, self.integrity_ok = damage, False
+        stack.callback(self._close_panel)
+        stack.push_async_callback(self.box.stop)
+        # What the tick loop had not written yet (a pairing just before the stop).
+        stack.push_async_callback(self._audit_pairing_events)
+        stack.push_async_callback(self._cancel_tasks)
+        self._unlock_unattended()
         # The certificate first: the web UI shows its fingerprint on every page.
         ssl_context = self._tls_context()
-        app = build_web_app(self.box)
-        # Phones are not browsers: /peer bypasses the web UI's session/phase/CSRF
-        # middlewares, which would redirect a locked box's /peer to /unlock.
-        app.middlewares.insert(0, self._peer_first)
-        app.router.add_get("/peer", self._peer_endpoint)
-        self._runner = web.AppRunner(
-            app,
+        runner = web.AppRunner(
+            self._web_app(),
             access_log=None,
             handler_cancellation=True,
             keepalive_timeout=self.config.limits.idle_timeout_s,
         )
-        await self._runner.setup()
-        self._listener = await self._listen(loop, self._runner.server, ssl_context)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        listener = await self._listen(loop, runner.server, ssl_context)
+        stack.callback(listener.close)
+        stack.push_async_callback(self._close_peers)
         if self.config.tls and self.config.http_redirect_port:
-            await self._start_http_redirect()
-        self._control = await start_control(control_app(self), self.config.data_dir)
-        self._tasks.append(asyncio.create_task(self._tick_loop()))
-        self._tasks.append(
-            asyncio.create_task(
-                run_periodically(self.check_integrity_now, lambda: self.integrity_interval_s)
-            )
-        )
-        interval = watchdog_interval()
-        if interval:
-            self._tasks.append(asyncio.create_task(watchdog_loop(self.notifier, interval)))
+            redirect = await self._start_http_redirect()
+            stack.push_async_callback(redirect.cleanup)
+        control = await start_control(control_app(self), self.config.data_dir)
+        stack.callback(socket_path(self.config.data_dir).unlink, missing_ok=True)
+        stack.push_async_callback(control.cleanup)
+        self._spawn(self._tick_loop())
+        self._spawn(run_periodically(self.check_integrity_now, lambda: self.integrity_interval_s))
+        if interval := watchdog_interval():
+            self._spawn(watchdog_loop(self.notifier, interval))
         if self.config.advertise_mdns:
-            await self._start_mdns()
+            advertiser = await self._start_mdns()
+            stack.push_async_callback(advertiser.stop)
+        stack.callback(self.notifier.stopping)  # the first thing systemd hears at stop
         self._booting = False
         self.refresh_panel()
         self.notifier.ready()
         self.publish_status()
 
-    async def stop(self) -> None:
-        self.notifier.stopping()
-        for task in self._tasks:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(coro))
+
+    async def _cancel_tasks(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        if self._advertiser is not None:
-            with contextlib.suppress(Exception):
-                await self._advertiser.stop()
-        peers = self.box.peers
-        if peers is not None:
-            await peers.close_all()
-        if self._listener is not None:
-            self._listener.close()
-        for runner in (self._control, self._redirect, self._runner):
-            if runner is not None:
-                await runner.cleanup()
-        socket_path(self.config.data_dir).unlink(missing_ok=True)
-        if self.box.pairing is not None:
-            # What the tick loop had not written yet (a pairing just before the stop).
-            with contextlib.suppress(Exception):
-                await self._audit_pairing_events()
-        await self.box.stop()
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("background task ended with %r", result)
+
+    async def _close_peers(self) -> None:
+        if self.box.peers is not None:
+            await self.box.peers.close_all()
+
+    def _close_panel(self) -> None:
         if self.panel is not None:
             self.panel.close()
+
+    def _unlock_unattended(self) -> None:
+        if read_unlock_choice(self.config).mode != "unattended":
+            return
+        if self.box.phase is not BoxPhase.LOCKED:
+            return
+        try:
+            self.box.unlock_unattended()
+        except (KeystoreError, ArchiveError, OSError, ValueError, sqlcipher3.Error) as exc:
+            # Stay up, locked: an admin can still unlock by hand on the web UI.
+            log.error("unattended unlock failed: %s", type(exc).__name__)
+            if (damage := damaged_at_open(exc, self.clock)) is not None:
+                self.integrity, self.integrity_ok = damage, False
+
+    def _web_app(self) -> web.Application:
+        app = build_web_app(self.box)
+        # Phones are not browsers: /peer bypasses the web UI's session/phase/CSRF
+        # middlewares, which would redirect a locked box's /peer to /unlock.
+        app.middlewares.insert(0, self._peer_first)
+        app.router.add_get("/peer", self._peer_endpoint)
+        return app
 
     def tls_fingerprint(self) -> str | None:
         if not self.config.tls:
             return None
-        from strongroom.web.tls import certificate_fingerprint
-
         return certificate_fingerprint(self.config.tls_dir)
 
-    async def _start_http_redirect(self) -> None:
+    async def _start_http_redirect(self) -> web.AppRunner:
         """http://strongroom.local/… → https://…: people type the short form."""
-        from strongroom.web.tls import http_redirect_app
-
-        self._redirect = web.AppRunner(http_redirect_app(self.port), access_log=None)
-        await self._redirect.setup()
-        site = web.TCPSite(self._redirect, self.config.host, self.config.http_redirect_port)
-        await site.start()
+        redirect = web.AppRunner(http_redirect_app(self.port), access_log=None)
+        await redirect.setup()
+        try:
+            site = web.TCPSite(redirect, self.config.host, self.config.http_redirect_port)
+            await site.start()
+        except BaseException:
+            await redirect.cleanup()
+            raise
+        return redirect
 
     async def _listen(
         self,
@@ -194,17 +229,10 @@ class BoxRuntime:
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self.config.tls:
             return None
-        from strongroom.web.tls import ensure_certificate
-
         cert, key = ensure_certificate(self.config.tls_dir, self.config.box_name)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(cert, key)
-        return context
+        return server_ssl_context(cert, key)
 
     def _start_peers(self) -> None:
-        from strongroom.peer.server import PeerService
-
         box = self.box
         assert box.archive is not None and box.committer is not None and box.keys is not None
         box.peers = PeerService(
@@ -232,13 +260,8 @@ class BoxRuntime:
         return await peers.handle(request)  # type: ignore[no-any-return]
 
     def _start_panel(self, loop: asyncio.AbstractEventLoop) -> None:
-        from strongroom_panel.panel import FrontPanel
-        from strongroom_panel.pins import load_panel_config
-
         factory = self._pin_factory
         if factory is None and self.config.mock_gpio:
-            from gpiozero.pins.mock import MockFactory, MockPWMPin
-
             factory = MockFactory(pin_class=MockPWMPin)
         panel_config = load_panel_config()
         try:
@@ -267,8 +290,6 @@ class BoxRuntime:
         self.publish_status()
         if self.panel is None:
             return
-        from strongroom_panel.state import derive_state
-
         try:
             disk = read_health(self.config.data_dir).disk.percent
         except OSError:
@@ -298,7 +319,7 @@ class BoxRuntime:
 
     def _after_unlock(self) -> None:
         # on_unlock callbacks are synchronous; the audit writes are not.
-        self._tasks.append(asyncio.create_task(self._catch_up_night_jobs()))
+        self._spawn(self._catch_up_night_jobs())
 
     async def _catch_up_night_jobs(self) -> None:
         """Last outcomes from the audit trail, and the runs skipped while locked."""
@@ -351,9 +372,7 @@ class BoxRuntime:
             log.exception("could not record the integrity check in the audit trail")
         return status
 
-    async def _start_mdns(self) -> None:
-        from strongroom.appliance.discovery import Advertiser, lan_addresses
-
+    async def _start_mdns(self) -> Advertiser:
         self._advertiser = Advertiser(
             port=self.port,
             fingerprint=self.box.fingerprint or "",
@@ -363,7 +382,8 @@ class BoxRuntime:
             tls_fingerprint=self.tls_fingerprint(),
         )
         await self._advertiser.start()
-        self._tasks.append(asyncio.create_task(self._follow_addresses(lan_addresses)))
+        self._spawn(self._follow_addresses(self._advertiser))
+        return self._advertiser
 
     def _advertised_addresses(self, lan_addresses: Callable[[], list[str]]) -> list[str]:
         # Listening on every interface: publish the LAN addresses, never loopback,
@@ -371,11 +391,11 @@ class BoxRuntime:
         wildcard = self.config.host in ("0.0.0.0", "::")  # noqa: S104  (a comparison, not a bind)
         return lan_addresses() if wildcard else [self.config.host]
 
-    async def _follow_addresses(self, lan_addresses: Callable[[], list[str]]) -> None:
+    async def _follow_addresses(self, advertiser: Advertiser) -> None:
         """DHCP may move the box: re-announce when its addresses change."""
         while True:
             await asyncio.sleep(30.0)
             try:
-                await self._advertiser.update_addresses(self._advertised_addresses(lan_addresses))
+                await advertiser.update_addresses(self._advertised_addresses(lan_addresses))
             except Exception:
                 log.exception("mDNS address update failed")
