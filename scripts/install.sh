@@ -40,6 +40,7 @@ readonly UNITS=(
     strongroom-retention.service strongroom-retention.timer
     strongroom-backup.service strongroom-backup.timer
     strongroom-verify.service strongroom-verify.timer
+    strongroom-fault.service
 )
 readonly ENABLED_UNITS=(
     strongroom.service
@@ -177,8 +178,14 @@ create_user() {
             --shell /usr/sbin/nologin --comment "Strongroom box" "$SERVICE_USER"
         log "created system user $SERVICE_USER"
     fi
-    # gpio: the front panel. The group exists on Raspberry Pi OS only.
-    if getent group gpio >/dev/null && ! id -nG "$SERVICE_USER" | grep -qw gpio; then
+    # gpio: the front panel. Raspberry Pi OS has the group (and the udev rule
+    # giving it /dev/gpiochip*); plain Debian does not, and the units'
+    # SupplementaryGroups=gpio would then fail with 216/GROUP: create it.
+    if ! getent group gpio >/dev/null; then
+        groupadd --system gpio
+        log "created group gpio"
+    fi
+    if ! id -nG "$SERVICE_USER" | grep -qw gpio; then
         usermod -a -G gpio "$SERVICE_USER"
         log "added $SERVICE_USER to group gpio"
     fi
@@ -280,6 +287,9 @@ enable_units() {
     live || return 0
     systemctl daemon-reload
     systemctl enable --quiet "${ENABLED_UNITS[@]}"
+    # Timers first: a service that fails to start must not leave them stopped
+    # (set -e would stop the script at that line).
+    systemctl start strongroom-retention.timer strongroom-backup.timer strongroom-verify.timer
     if systemctl is-active --quiet strongroom.service; then
         if [[ $CHANGED -eq 1 ]]; then
             log "restarting strongroom.service"
@@ -288,7 +298,6 @@ enable_units() {
     else
         systemctl start strongroom.service
     fi
-    systemctl start strongroom-retention.timer strongroom-backup.timer strongroom-verify.timer
 }
 
 print_first_run_url() {
@@ -329,6 +338,7 @@ uninstall() {
     fi
     if live; then
         systemctl disable --now --quiet "${ENABLED_UNITS[@]}" 2>/dev/null || true
+        systemctl stop --quiet strongroom-fault.service 2>/dev/null || true
     fi
     local unit
     for unit in "${UNITS[@]}"; do

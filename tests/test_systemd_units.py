@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 UNIT_DIR = REPO / "systemd"
 UNITS = sorted(p.name for p in UNIT_DIR.iterdir() if p.suffix in {".service", ".timer"})
 SERVICES = [u for u in UNITS if u.endswith(".service")]
-ONESHOTS = [u for u in SERVICES if u != "strongroom.service"]
+ONESHOTS = [u for u in SERVICES if u not in ("strongroom.service", "strongroom-fault.service")]
 PRODUCTION_BINARY = "/opt/strongroom/venv/bin/strongroom"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
@@ -53,6 +53,7 @@ def test_the_expected_units_exist() -> None:
     assert UNITS == [
         "strongroom-backup.service",
         "strongroom-backup.timer",
+        "strongroom-fault.service",
         "strongroom-retention.service",
         "strongroom-retention.timer",
         "strongroom-verify.service",
@@ -156,6 +157,40 @@ def test_main_service_reaches_only_the_lan_and_only_gpio_devices() -> None:
     assert sorted(devices) == ["/dev/gpiomem", "char-gpiochip"]
     assert _one(unit, "Service", "CapabilityBoundingSet") == "CAP_NET_BIND_SERVICE"
     assert _one(unit, "Service", "AmbientCapabilities") == "CAP_NET_BIND_SERVICE"
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_no_service_dumps_core(unit: str) -> None:
+    # A core file of any of them would hold the archive keys (the watchdog's
+    # SIGABRT would otherwise write one).
+    assert _one(unit, "Service", "LimitCORE") == "0"
+
+
+def test_main_service_gives_lgpio_a_writable_working_directory() -> None:
+    unit = "strongroom.service"
+    assert _one(unit, "Service", "RuntimeDirectory") == "strongroom"
+    assert _one(unit, "Service", "WorkingDirectory") == "%t/strongroom"
+    assert "LG_WD=%t/strongroom" in _values(unit, "Service", "Environment")
+
+
+def test_a_service_that_failed_for_good_lights_the_fault_led() -> None:
+    assert _one("strongroom.service", "Unit", "OnFailure") == "strongroom-fault.service"
+    fault = "strongroom-fault.service"
+    assert _one(fault, "Service", "ExecStart") == (
+        f"{PRODUCTION_BINARY} panel-fault --config /etc/strongroom/box.toml"
+    )
+    # The box takes the pins back as soon as it starts again.
+    assert _one(fault, "Unit", "Conflicts") == "strongroom.service"
+    assert _one(fault, "Unit", "Before") == "strongroom.service"
+    assert _one(fault, "Service", "PrivateNetwork") == "yes"
+    assert _one(fault, "Service", "CapabilityBoundingSet") == ""
+    devices = [v.split()[0] for v in _values(fault, "Service", "DeviceAllow")]
+    assert sorted(devices) == ["/dev/gpiomem", "char-gpiochip"]
+    assert "LG_WD=%t/strongroom-fault" in _values(fault, "Service", "Environment")
+    boot = (REPO / "firmware" / "boot" / "config.txt").read_text(encoding="utf-8")
+    assert "\ndtparam=strict_gpiod\n" in boot
+    doc = (REPO / "docs" / "hardware.md").read_text(encoding="utf-8")
+    assert "StartLimitBurst=5" in doc and "reset-failed strongroom" in doc
 
 
 # Hardening every service carries with the same value. Network, device and

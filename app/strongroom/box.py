@@ -49,6 +49,9 @@ class Box:
         self.peers: Any = None
         # The latest periodic integrity check (runtime), shown by the dashboard.
         self.integrity: IntegrityStatus | None = None
+        # What the appliance found wrong with itself (front panel, clock), by name:
+        # shown on the dashboard and in `systemctl status`.
+        self.faults: dict[str, str] = {}
         self._on_unlock: list[Callable[[], Any]] = []
         self._on_change: list[Callable[[], Any]] = []
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import faulthandler
 import logging
 import secrets
 import signal
@@ -99,5 +100,8 @@ def run_dev(data_dir: Path) -> int:
 
 def run_serve(config: BoxConfig) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # The watchdog kills a hung loop with SIGABRT: print where it hung to the
+    # journal (no core file: LimitCORE=0, it would hold the keys).
+    faulthandler.enable()
     asyncio.run(_serve(BoxRuntime(config), "strongroom: serving at {url}"))
     return 0

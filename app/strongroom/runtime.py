@@ -16,10 +16,10 @@ from typing import Any
 
 import sqlcipher3
 from aiohttp import web
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from strongroom.appliance.control_routes import control_app
 from strongroom.appliance.discovery import Advertiser, lan_addresses
+from strongroom.appliance.gpio import pin_factory_for
 from strongroom.appliance.health import read_health
 from strongroom.appliance.nightjobs import NightJobs
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
@@ -51,6 +51,8 @@ from strongroom_panel.pins import load_panel_config
 from strongroom_panel.state import derive_state
 
 log = logging.getLogger(__name__)
+
+PANEL_FAULT = "panel"
 
 
 class BoxRuntime:
@@ -260,11 +262,9 @@ class BoxRuntime:
         return await peers.handle(request)  # type: ignore[no-any-return]
 
     def _start_panel(self, loop: asyncio.AbstractEventLoop) -> None:
-        factory = self._pin_factory
-        if factory is None and self.config.mock_gpio:
-            factory = MockFactory(pin_class=MockPWMPin)
         panel_config = load_panel_config()
         try:
+            factory = self._pin_factory or pin_factory_for(self.config)
             self.panel = FrontPanel(
                 panel_config.pins,
                 panel_config.rgb,
@@ -273,9 +273,12 @@ class BoxRuntime:
                 on_long_hold=lambda: log.info("PAIR held: nothing destructive happens"),
                 pin_factory=factory,
             )
-        except Exception as exc:  # no GPIO: the box still works from the web UI
-            log.warning("front panel unavailable: %s", exc)
+        except Exception as exc:  # the hardware edge: whatever lgpio/gpiozero raise
+            # The box still works from the web UI, but nobody may think the
+            # panel is fine: a fault on the dashboard and in systemctl status.
+            log.error("front panel unavailable: %s", exc)
             self.panel = None
+            self.box.faults[PANEL_FAULT] = f"{type(exc).__name__}: {exc}"
 
     def _from_panel_thread(self, loop: asyncio.AbstractEventLoop) -> None:
         # gpiozero calls back on its own thread; the pairing service lives on the loop.
@@ -311,6 +314,8 @@ class BoxRuntime:
     def publish_status(self) -> None:
         """The line `systemctl status strongroom` shows: phase, URL and failed night jobs."""
         line = f"{self.box.phase.value} at {self.url}"
+        for name, why in sorted(self.box.faults.items()):
+            line += f" | {name} fault: {why}"
         if failures := self.night_jobs.status_line():
             line += f" | {failures}"
         if line != self._status_line:

@@ -96,5 +96,6 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "facts": facts,
         "devices_online": None if online is None else len(online),
         "pairing": pairing_view(state.box),
+        "faults": dict(state.box.faults),
     }
     return render(request, "dashboard.html", context)
