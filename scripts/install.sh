@@ -33,6 +33,7 @@ readonly DATA_DIR="/var/lib/strongroom"
 readonly BACKUP_DIR="/mnt/strongroom-backup"
 readonly UNIT_DIR="/etc/systemd/system"
 readonly WATCHDOG_DROPIN="/etc/systemd/system.conf.d/strongroom-watchdog.conf"
+readonly TIME_SYNC_DROPIN="/etc/systemd/system/systemd-time-wait-sync.service.d/strongroom.conf"
 readonly BOOT_BEGIN="# >>> strongroom >>>"
 readonly BOOT_END="# <<< strongroom <<<"
 readonly UNITS=(
@@ -235,6 +236,7 @@ install_units() {
         install_file "$SOURCE/systemd/$unit" "$UNIT_DIR/$unit" 0644
     done
     install_file "$SOURCE/firmware/boot/watchdog.conf" "$WATCHDOG_DROPIN" 0644
+    install_file "$SOURCE/firmware/boot/time-wait-sync.conf" "$TIME_SYNC_DROPIN" 0644
 }
 
 boot_config_path() {
@@ -287,6 +289,10 @@ enable_units() {
     live || return 0
     systemctl daemon-reload
     systemctl enable --quiet "${ENABLED_UNITS[@]}"
+    # A time source is configured: make time-sync.target wait for it (90 s at most).
+    if systemctl is-enabled --quiet systemd-timesyncd.service 2>/dev/null; then
+        systemctl enable --quiet systemd-time-wait-sync.service
+    fi
     # Timers first: a service that fails to start must not leave them stopped
     # (set -e would stop the script at that line).
     systemctl start strongroom-retention.timer strongroom-backup.timer strongroom-verify.timer
@@ -347,10 +353,15 @@ uninstall() {
             log "removed $UNIT_DIR/$unit"
         fi
     done
-    if [[ -e $ROOT$WATCHDOG_DROPIN ]]; then
-        rm -f "$ROOT$WATCHDOG_DROPIN"
-        log "removed $WATCHDOG_DROPIN"
-    fi
+    local dropin
+    for dropin in "$WATCHDOG_DROPIN" "$TIME_SYNC_DROPIN"; do
+        if [[ -e $ROOT$dropin ]]; then
+            rm -f "$ROOT$dropin"
+            log "removed $dropin"
+        fi
+    done
+    # Our drop-in directory, unless the administrator put something else there.
+    rmdir --ignore-fail-on-non-empty "$ROOT${TIME_SYNC_DROPIN%/*}" 2>/dev/null || true
     on_live_system systemctl daemon-reload
     local rel
     if rel="$(boot_config_path)" && [[ -n "$(current_boot_block "$ROOT$rel")" ]]; then

@@ -91,6 +91,9 @@ def test_install_lays_out_the_appliance(pi_root: Path) -> None:
         assert (unit_dir / unit).read_bytes() == (REPO / "systemd" / unit).read_bytes()
     dropin = pi_root / "etc" / "systemd" / "system.conf.d" / "strongroom-watchdog.conf"
     assert dropin.read_bytes() == (REPO / "firmware" / "boot" / "watchdog.conf").read_bytes()
+    time_sync = unit_dir / "systemd-time-wait-sync.service.d" / "strongroom.conf"
+    shipped = REPO / "firmware" / "boot" / "time-wait-sync.conf"
+    assert time_sync.read_bytes() == shipped.read_bytes()
     etc = pi_root / "etc" / "strongroom"
     assert (etc / "box.toml").read_bytes() == (REPO / "firmware" / "box.toml").read_bytes()
     assert (etc / "box.toml").stat().st_mode & 0o777 == 0o640

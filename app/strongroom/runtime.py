@@ -17,6 +17,7 @@ from typing import Any
 import sqlcipher3
 from aiohttp import web
 
+from strongroom.appliance import clockwatch
 from strongroom.appliance.control_routes import control_app
 from strongroom.appliance.discovery import Advertiser, lan_addresses
 from strongroom.appliance.gpio import pin_factory_for
@@ -80,7 +81,14 @@ class BoxRuntime:
         # Periodic integrity check: the latest result, shown by the dashboard and the panel.
         self.integrity: IntegrityStatus | None = None
         self.integrity_interval_s: float = config.integrity_interval_s
-        self.night_jobs = NightJobs(self.box, clock, self.check_integrity_now, self.refresh_panel)
+        self.clock_watch = clockwatch.ClockWatch(clock)
+        self.night_jobs = NightJobs(
+            self.box,
+            clock,
+            self.check_integrity_now,
+            self.refresh_panel,
+            retention_guard=self.clock_watch.problem,
+        )
         self._status_line = ""
 
     @property
@@ -332,9 +340,25 @@ class BoxRuntime:
         conn = archive.reader()
         try:
             self.night_jobs.load_last(conn)
+            self.clock_watch.learn_from(conn)
         finally:
             conn.close()
         await self.night_jobs.flush_skipped()
+        await self.watch_clock()
+        self.refresh_panel()
+
+    async def watch_clock(self) -> None:
+        """A clock earlier than what the box already signed: fault, audit, until it catches up."""
+        change = self.clock_watch.check()
+        if change is None:
+            return
+        if change.behind:
+            self.box.faults[clockwatch.FAULT] = self.clock_watch.problem() or "clock went back"
+            log.error("clock went back: %s", self.box.faults[clockwatch.FAULT])
+        else:
+            self.box.faults.pop(clockwatch.FAULT, None)
+            log.warning("the clock is past the newest recorded time again")
+        await self.box.audit("box", change.action, "clock", change.details())
         self.refresh_panel()
 
     async def _audit_pairing_events(self) -> None:
@@ -349,6 +373,7 @@ class BoxRuntime:
             try:
                 self.box.pairing.tick()
                 await self._audit_pairing_events()
+                await self.watch_clock()
                 self.refresh_panel()
             except Exception:
                 log.exception("tick failed")

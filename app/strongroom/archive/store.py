@@ -151,7 +151,7 @@ class Archive:
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._catch_up_with_other_writers()
-            txn = Txn(conn, self.log.size, now_ms(self.clock))
+            txn = Txn(conn, self.log.size, self._batch_time_ms(conn))
             for op in ops:
                 mark = len(txn.leaves)
                 conn.execute("SAVEPOINT op")
@@ -222,6 +222,20 @@ class Archive:
         if isinstance(result, ArchiveError):
             raise result
         return result  # type: ignore[no-any-return]
+
+    def _batch_time_ms(self, conn: Connection) -> int:
+        """The clock, but never earlier than the newest signed head (time only moves on).
+
+        A Pi has no RTC: after a power cut its clock may start in the past until
+        NTP answers. Leaves, audit events and heads then carry the newest head's
+        time instead; the runtime shows and audits the clock itself
+        (strongroom.appliance.clockwatch).
+        """
+        row = conn.execute(
+            "SELECT timestamp_ms FROM tree_heads ORDER BY tree_size DESC LIMIT 1"
+        ).fetchone()
+        clock_ms = now_ms(self.clock)
+        return clock_ms if row is None else max(clock_ms, int(row[0]))
 
     def _sign_head(self, at_ms: int) -> SignedTreeHead:
         head = sign_tree_head(self.signing_key, self.log.size, self.log.root(), at_ms)

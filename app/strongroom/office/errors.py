@@ -37,6 +37,15 @@ class UnknownCertificate(OfficeError):
     """No destruction certificate has this id."""
 
 
+class ClockBehind(OfficeError):
+    """The clock is earlier than the newest signed tree head: no destruction until it is fixed.
+
+    A Pi has no battery-backed clock; after a power cut it may start in the
+    past until NTP answers. Deciding what is "due" on such a clock, and dating
+    a certificate before the log it covers, would both be wrong.
+    """
+
+
 class BackupError(Exception):
     """Base class for backup and restore failures."""
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from strongroom.archive import writes
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Archive, Txn, WriteOp
+from strongroom.archive.store import Archive, Txn, WriteOp, latest_tree_head
 from strongroom.office.certificates import (
     CertificateInfo,
     build_certificate,
@@ -28,7 +28,7 @@ from strongroom.office.certificates import (
     record_certificate,
 )
 from strongroom.office.erasure import ErasedBlob, delete_blob_files, erase_in_txn, scrub_storage
-from strongroom.office.errors import InvalidPolicy
+from strongroom.office.errors import ClockBehind, InvalidPolicy
 from strongroom.office.holds import list_holds
 from strongroom.office.policies import Policy, PolicyResolver
 
@@ -132,6 +132,12 @@ def _destroy(
     box_key = bytes(archive.signing_key.verify_key)
 
     def op(txn: Txn) -> tuple[CertificateInfo | None, Any, tuple[int, ...]]:
+        newest = latest_tree_head(txn.conn)
+        if newest is not None and now_ms < newest.timestamp_ms:
+            raise ClockBehind(
+                f"the clock ({now_ms} ms) is earlier than the newest signed tree head"
+                f" ({newest.timestamp_ms} ms): nothing is destroyed until it is set right"
+            )
         # Re-plan inside the transaction: holds placed since the caller looked win.
         fresh = find_due(txn.conn, now_ms)
         eligible: dict[int, DueItem] = {i.record: i for i in pick(fresh)}
