@@ -36,12 +36,14 @@ async def start_control(app: web.Application, data_dir: Path) -> web.AppRunner:
     return runner
 
 
-async def call(data_dir: Path, method: str, route: str, body: Any = None) -> tuple[int, Any]:
+async def call(
+    data_dir: Path, method: str, route: str, body: Any = None, *, timeout_s: float = 10
+) -> tuple[int, Any]:
     """Client side: send one request to the running box; raise OSError if it is not running."""
     connector = aiohttp.UnixConnector(path=str(socket_path(data_dir)))
     async with aiohttp.ClientSession(connector=connector) as session:
         async with session.request(
-            method, f"http://box{route}", json=body, timeout=aiohttp.ClientTimeout(total=10)
+            method, f"http://box{route}", json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
         ) as response:
             text = await response.text()
             return response.status, json.loads(text) if text else None

@@ -28,6 +28,7 @@ from strongroom.integrity import (
     damaged_at_open,
     run_periodically,
 )
+from strongroom.office.control_routes import office_routes
 from strongroom.panel_link import audit_fields, panel_inputs
 from strongroom.unlock import BoxPhase, read_unlock_choice
 
@@ -388,4 +389,5 @@ class BoxRuntime:
             return web.json_response({"revoked": revoked})
 
         app.add_routes(routes)
+        app.add_routes(office_routes(self.box))  # the records office (#13): hold, retention…
         return app

@@ -11,7 +11,16 @@ import argparse
 import sys
 
 from strongroom import __version__
-from strongroom.cli import archive, identity, office, service
+from strongroom.cli import (
+    archive,
+    certificates,
+    holds,
+    identity,
+    matters,
+    office,
+    retention,
+    service,
+)
 from strongroom.cli.common import Spec
 from strongroom.config import ConfigError
 from strongroom.identity import KeystoreError, WrongPassphrase
@@ -22,6 +31,10 @@ COMMANDS: dict[str, Spec] = {
     **identity.COMMANDS,
     **archive.COMMANDS,
     **office.COMMANDS,
+    **holds.COMMANDS,
+    **retention.COMMANDS,
+    **certificates.COMMANDS,
+    **matters.COMMANDS,
 }
 
 
