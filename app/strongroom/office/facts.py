@@ -9,7 +9,8 @@ whichever phone recorded it. A conversation's persons are therefore:
 * when the other party is unknown (older phones sent no ``peer``), everyone the
   owner exchanged box mail with: when in doubt, protect.
 
-Names are compared normalised (case-folded, inner spaces squeezed). A
+Names are compared normalised (`normalise_person`: case, accents, spaces and
+punctuation ignored). A
 conversation belongs to a matter when it is attached to it, or when one of its
 persons other than its owner is attached to it (attaching the client attaches
 their conversations; attaching a lawyer does not pull in all of theirs).
@@ -17,13 +18,20 @@ their conversations; attaching a lawyer does not pull in all of theirs).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 from strongroom.archive.db import Connection
 
 
 def normalise_person(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    """Case, accents, spaces and punctuation ignored: "Dr. Martin" = "dr.martin" = "DR MARTIN".
+
+    Looser than equality on purpose: a hold must not miss a person spelled
+    differently by two phones (when in doubt, protect).
+    """
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if c.isalnum()).casefold()
 
 
 @dataclass(frozen=True)
