@@ -113,3 +113,24 @@ class Resolver:
             beaten = tuple((a, p) for _, a, p, _ in scored[1:])
             return Governing(policy, winner, due, beaten)
         return None
+
+
+@dataclass(frozen=True)
+class RecordRetention:
+    """What the record page says: the policy, where it comes from, when due, what holds it."""
+
+    governing: Governing | None
+    hold_ids: tuple[int, ...]
+    matters: tuple[str, ...]
+
+
+def explain_record(conn: Connection, conversation_id: int, record_ms: int) -> RecordRetention:
+    from strongroom.office.facts import load_facts
+    from strongroom.office.holds import list_holds
+
+    facts = load_facts(conn).get(conversation_id)
+    if facts is None:
+        return RecordRetention(None, (), ())
+    governing = Resolver.load(conn).governing(facts, record_ms)
+    holds = tuple(h.id for h in list_holds(conn, active_only=True) if h.covers(facts, record_ms))
+    return RecordRetention(governing, holds, tuple(m.ref for m in facts.matters))

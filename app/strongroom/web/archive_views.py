@@ -170,6 +170,16 @@ def _decode_body(body: bytes | None) -> dict[str, Any]:
     return fields if isinstance(fields, dict) else {}
 
 
+def _retention_of(conn: Connection, conversation_id: int, sent_at: int) -> Any:
+    """Which policy governs this record and why (None on a box without the office tables)."""
+    from strongroom.office.resolve import explain_record
+
+    try:
+        return explain_record(conn, conversation_id, sent_at)
+    except Exception:  # an archive from before the records office: say nothing
+        return None
+
+
 @routes.get("/archive/records/{row_id:[0-9]{1,18}}")
 @require_role(ADMIN, ARCHIVIST)
 async def record_page(request: web.Request) -> web.StreamResponse:
@@ -186,6 +196,7 @@ async def record_page(request: web.Request) -> web.StreamResponse:
             "attachments": attachments_for(conn, record.conversation_id, record.client_id),
             "receipts": receipts_for(conn, record.conversation_id, record.client_id),
             "proof": check_record_proof(conn, archive, record),
+            "retention": _retention_of(conn, record.conversation_id, record.sent_at),
         }
 
     context = await read(request, load)
