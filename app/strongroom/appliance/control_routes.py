@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from strongroom.appliance.nightjobs import DONE, JOBS, SKIPPED
+from strongroom.office.control_routes import office_routes
 
 if TYPE_CHECKING:
     from strongroom.runtime import BoxRuntime
@@ -71,4 +72,5 @@ def control_app(runtime: BoxRuntime) -> web.Application:
         return web.json_response(outcome.to_json(), status=_HTTP_STATUS.get(outcome.outcome, 500))
 
     app.add_routes(routes)
+    app.add_routes(office_routes(box))  # the records office: hold, retention, matter…
     return app

@@ -321,6 +321,83 @@ VALUES
             replace(replace(replace(replace(text, 'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE')
         FROM messages WHERE text IS NOT NULL;
     """,
+    # 4: the records office reachable end to end: matters (dossiers) with their
+    # conversations and persons, holds on a matter with a case name, policy
+    # assignments to a matter and a default policy, retired policies, and the
+    # approvals a two-person ("four-eyes") destruction needs. legal_holds and
+    # retention_assignments are rebuilt because SQLite cannot widen a CHECK.
+    """
+    CREATE TABLE matters (
+        id INTEGER PRIMARY KEY,
+        ref TEXT NOT NULL UNIQUE,               -- the practice's file number
+        client TEXT NOT NULL DEFAULT '',
+        responsible TEXT NOT NULL DEFAULT '',
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        closed_at INTEGER                       -- the "end of matter" start event
+    );
+    CREATE TABLE matter_conversations (
+        matter_id INTEGER NOT NULL REFERENCES matters(id),
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+        PRIMARY KEY (matter_id, conversation_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE matter_persons (
+        matter_id INTEGER NOT NULL REFERENCES matters(id),
+        person TEXT NOT NULL,                   -- normalised (case-folded, spaces squeezed)
+        PRIMARY KEY (matter_id, person)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE legal_holds_v4 (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL
+            CHECK (scope IN ('conversation', 'person', 'date_range', 'matter')),
+        conversation_id INTEGER REFERENCES conversations(id),
+        person TEXT,
+        from_ms INTEGER,
+        to_ms INTEGER,
+        matter_id INTEGER REFERENCES matters(id),
+        case_name TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL,
+        placed_by TEXT NOT NULL,
+        placed_at INTEGER NOT NULL,
+        lifted_by TEXT,
+        lifted_at INTEGER,
+        lift_reason TEXT
+    );
+    INSERT INTO legal_holds_v4 (id, scope, conversation_id, person, from_ms, to_ms, reason,
+        placed_by, placed_at, lifted_by, lifted_at, lift_reason)
+        SELECT id, scope, conversation_id, person, from_ms, to_ms, reason, placed_by,
+            placed_at, lifted_by, lifted_at, lift_reason FROM legal_holds;
+    DROP TABLE legal_holds;
+    ALTER TABLE legal_holds_v4 RENAME TO legal_holds;
+    CREATE INDEX legal_holds_active ON legal_holds(lifted_at);
+
+    CREATE TABLE retention_assignments_v4 (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL
+            CHECK (scope IN ('conversation', 'matter', 'contact', 'owner', 'default')),
+        subject TEXT NOT NULL,
+        policy_id INTEGER NOT NULL REFERENCES retention_policies(id),
+        assigned_by TEXT NOT NULL,
+        assigned_at INTEGER NOT NULL,
+        UNIQUE (scope, subject)
+    );
+    INSERT INTO retention_assignments_v4
+        SELECT id, scope, subject, policy_id, assigned_by, assigned_at
+        FROM retention_assignments;
+    DROP TABLE retention_assignments;
+    ALTER TABLE retention_assignments_v4 RENAME TO retention_assignments;
+
+    ALTER TABLE retention_policies ADD COLUMN retired_at INTEGER;
+
+    CREATE TABLE retention_approvals (
+        record_id INTEGER NOT NULL REFERENCES records(id),
+        approver TEXT NOT NULL,
+        approved_at INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (record_id, approver)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

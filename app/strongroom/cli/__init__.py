@@ -11,7 +11,17 @@ import argparse
 import sys
 
 from strongroom import __version__
-from strongroom.cli import appliance, archive, identity, office, service
+from strongroom.cli import (
+    appliance,
+    archive,
+    certificates,
+    holds,
+    identity,
+    matters,
+    office,
+    retention,
+    service,
+)
 from strongroom.cli.common import Spec
 from strongroom.config import ConfigError
 from strongroom.identity import KeystoreError, WrongPassphrase
@@ -23,6 +33,10 @@ COMMANDS: dict[str, Spec] = {
     **archive.COMMANDS,
     **office.COMMANDS,
     **appliance.COMMANDS,
+    **holds.COMMANDS,
+    **retention.COMMANDS,
+    **certificates.COMMANDS,
+    **matters.COMMANDS,
 }
 
 

@@ -26,20 +26,10 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
 
 
 def _retention_here(args: argparse.Namespace) -> int:
-    import time
+    from strongroom.cli.records import run_and_show
+    from strongroom.cli.retention import show_destruction
 
-    from strongroom.office import retention
-
-    with unlocked_box(args) as box:
-        result = retention.run(box.require_archive(), int(time.time() * 1000))
-    plan = result.plan
-    print(
-        f"destroyed: {result.destruction.destroyed}  to review: {len(plan.to_review)}  "
-        f"held: {len(plan.held)}"
-    )
-    if result.destruction.certificate is not None:
-        print(f"destruction certificate: {result.destruction.certificate}")
-    return 0
+    return run_and_show(args, "retention.run", {}, show_destruction)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -129,6 +119,10 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_flag(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
 def _backup_target(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--target", help="backup directory (default: backup_target)")
 
@@ -143,7 +137,11 @@ def _backup_source(cmd: argparse.ArgumentParser) -> None:
 
 
 COMMANDS: dict[str, Spec] = {
-    "retention-run": Spec(cmd_retention_run, "destroy what retention says is due (daily timer)"),
+    "retention-run": Spec(
+        cmd_retention_run,
+        "destroy what retention says is due (daily timer)",
+        _json_flag,
+    ),
     "backup": Spec(
         cmd_backup,
         "write an encrypted backup set to the local target (nightly timer)",

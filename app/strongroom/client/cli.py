@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("text")
     send.add_argument("--conv", required=True, help="conversation id")
     send.add_argument("--to", help="also leave it as mail for this owner's phones")
+    send.add_argument("--peer", help="the other party (default: --to)")
     inbox = commands.add_parser("inbox", help="receive waiting mail and archive it")
     inbox.add_argument("--wait", type=float, default=2.0, help="seconds to wait for mail")
     restore = commands.add_parser("restore", help="fetch the owner's whole history")
@@ -60,11 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     attach = commands.add_parser("attach", help="upload a file and archive it as an attachment")
     attach.add_argument("file", type=Path)
     attach.add_argument("--conv", required=True)
+    attach.add_argument("--peer", help="the other party")
     return parser
 
 
-def _message(text: str, conv: str, direction: str, sender: str) -> dict[str, Any]:
-    return {
+def _message(text: str, conv: str, direction: str, sender: str, peer: str) -> dict[str, Any]:
+    # `peer` names the other party (protocol 6.1): holds and exports on a person use it.
+    fields = {
         "v": 1,
         "kind": "message",
         "id": str(uuid.uuid4()),
@@ -74,6 +77,9 @@ def _message(text: str, conv: str, direction: str, sender: str) -> dict[str, Any
         "at": int(time.time() * 1000),
         "text": text,
     }
+    if peer:
+        fields["peer"] = peer
+    return fields
 
 
 async def _pair(phone: PhoneClient, args: argparse.Namespace) -> None:
@@ -93,7 +99,7 @@ async def _pair(phone: PhoneClient, args: argparse.Namespace) -> None:
 async def _send(phone: PhoneClient, args: argparse.Namespace) -> None:
     state = phone.state
     await phone.connect()
-    fields = _message(args.text, args.conv, "out", state.owner)
+    fields = _message(args.text, args.conv, "out", state.owner, args.peer or args.to or "")
     ack = await phone.push(fields)
     size = ack.tree_head.tree_size
     print(f"archived at log index {ack.log_index} (proof verified, tree size {size})")
@@ -117,7 +123,7 @@ async def _inbox(phone: PhoneClient, args: argparse.Namespace) -> None:
             print(f"[{mail.sender_owner}] {mail.payload.hex()}")
             continue
         print(f"[{mail.sender_owner}] {text}")
-        await phone.push(_message(text, conv, "in", mail.sender_owner))
+        await phone.push(_message(text, conv, "in", mail.sender_owner, mail.sender_owner))
     print(f"{len(mails)} message(s)")
 
 
@@ -147,7 +153,7 @@ async def _attach(phone: PhoneClient, args: argparse.Namespace) -> None:
     ack = await phone.upload_attachment(path, progress=progress)
     print()
     size = (await asyncio.to_thread(path.stat)).st_size
-    fields = _message("", args.conv, "out", state.owner)
+    fields = _message("", args.conv, "out", state.owner, args.peer or "")
     del fields["text"]
     fields.update(
         kind="attachment",

@@ -64,6 +64,8 @@ def build_certificate(
     erasure: Erasure,
     policy_of: dict[int, Policy],
     *,
+    assignment_of: dict[int, str] | None = None,
+    holds_checked: list[int] | None = None,
     approver: str,
     trigger: str,
     at_ms: int,
@@ -77,6 +79,11 @@ def build_certificate(
         if policy is not None:
             counts[policy.id] = counts.get(policy.id, 0) + 1
     policies = {p.id: p for p in policy_of.values()}
+    assignment_of = assignment_of or {}
+    origins: dict[int, set[str]] = {}
+    for row_id, policy in policy_of.items():
+        if row_id in assignment_of:
+            origins.setdefault(policy.id, set()).add(assignment_of[row_id])
     document: dict[str, Any] = {
         "format": CERT_FORMAT,
         "box_public_key": box_public_key.hex(),
@@ -86,8 +93,14 @@ def build_certificate(
         "trigger": trigger,
         "count": len(erasure.records),
         "policies": [
-            {**policies[pid].describe(), "records": count} for pid, count in sorted(counts.items())
+            {
+                **policies[pid].describe(),
+                "records": count,
+                "assigned_through": sorted(origins.get(pid, set())),
+            }
+            for pid, count in sorted(counts.items())
         ],
+        "holds_checked": sorted(holds_checked or []),
         "records": [
             {
                 "row_id": r.row_id,
@@ -99,6 +112,7 @@ def build_certificate(
                 "sent_at": r.sent_at,
                 "conversation_id": r.conversation_id,
                 "policy": policy_of[r.row_id].name if r.row_id in policy_of else None,
+                "assignment": assignment_of.get(r.row_id),
             }
             for r in erasure.records
         ],

@@ -1,12 +1,14 @@
-"""Legal holds: a conversation, a person or a date range frozen against destruction.
+"""Legal holds: a conversation, a person, a matter or a date range frozen against destruction.
 
 A hold beats every policy: while it is active no record it covers is destroyed,
 whatever is due, approved or scheduled. Placing and lifting are audit events
 (log leaves) naming who did it and why.
 
-A person hold covers every conversation whose contact (``peer``) or owner is that
-person (compared case-insensitively, surrounding spaces ignored). A date-range
-hold covers every record dated within [from, to], both ends included.
+A person hold covers every conversation that person is part of: owner, other
+party, sender of one of its messages, or (when the other party is unknown) mail
+partner of its owner; see `facts`. Names are compared case-insensitively,
+spaces squeezed. A matter hold covers every conversation of the matter. A
+date-range hold covers every record dated within [from, to], both ends included.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from strongroom.archive import writes
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Txn, WriteOp
 from strongroom.office.errors import InvalidHold, UnknownHold
+from strongroom.office.facts import ConversationFacts, normalise_person
 
-HOLD_SCOPES = ("conversation", "person", "date_range")
+HOLD_SCOPES = ("conversation", "person", "matter", "date_range")
+MAX_CASE_CHARS = 200
 
-
-def normalise_person(name: str) -> str:
-    return " ".join(name.split()).casefold()
+__all__ = ["HOLD_SCOPES", "Hold", "HoldSpec", "lift_hold", "list_holds", "normalise_person"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class HoldSpec:
     person: str | None = None
     from_ms: int | None = None
     to_ms: int | None = None
+    matter_id: int | None = None
+    case_name: str = ""
 
     def __post_init__(self) -> None:
         if self.scope not in HOLD_SCOPES:
@@ -44,6 +48,10 @@ class HoldSpec:
             raise InvalidHold("a conversation hold names the conversation")
         if self.scope == "person" and not (self.person or "").strip():
             raise InvalidHold("a person hold names the person")
+        if self.scope == "matter" and self.matter_id is None:
+            raise InvalidHold("a matter hold names the matter")
+        if len(self.case_name) > MAX_CASE_CHARS:
+            raise InvalidHold(f"a case name has at most {MAX_CASE_CHARS} characters")
         if self.scope == "date_range":
             if self.from_ms is None or self.to_ms is None:
                 raise InvalidHold("a date-range hold needs both dates")
@@ -55,6 +63,8 @@ class HoldSpec:
             return f"conversation:{self.conversation_id}"
         if self.scope == "person":
             return f"person:{self.person}"
+        if self.scope == "matter":
+            return f"matter:{self.matter_id}"
         return f"dates:{self.from_ms}..{self.to_ms}"
 
 
@@ -72,23 +82,24 @@ class Hold:
     def active(self) -> bool:
         return self.lifted_at is None
 
-    def covers(self, conversation_id: int, peer: str, owner: str, record_ms: int) -> bool:
-        """Pure: does this (active) hold cover a record with these facts?"""
+    def covers(self, facts: ConversationFacts, record_ms: int) -> bool:
+        """Pure: does this (active) hold cover a record of this conversation, of this date?"""
         if not self.active:
             return False
         spec = self.spec
         if spec.scope == "conversation":
-            return spec.conversation_id == conversation_id
+            return spec.conversation_id == facts.id
         if spec.scope == "person":
-            wanted = normalise_person(spec.person or "")
-            return wanted in (normalise_person(peer), normalise_person(owner))
+            return facts.involves(spec.person or "")
+        if spec.scope == "matter":
+            return any(m.id == spec.matter_id for m in facts.matters)
         assert spec.from_ms is not None and spec.to_ms is not None
         return spec.from_ms <= record_ms <= spec.to_ms
 
 
 _COLUMNS = (
     "id, scope, reason, conversation_id, person, from_ms, to_ms, placed_by, placed_at,"
-    " lifted_by, lifted_at, lift_reason"
+    " lifted_by, lifted_at, lift_reason, matter_id, case_name"
 )
 
 
@@ -100,6 +111,8 @@ def _hold(row: Any) -> Hold:
         person=None if row[4] is None else str(row[4]),
         from_ms=None if row[5] is None else int(row[5]),
         to_ms=None if row[6] is None else int(row[6]),
+        matter_id=None if row[12] is None else int(row[12]),
+        case_name=str(row[13] or ""),
     )
     return Hold(
         id=int(row[0]),
@@ -128,22 +141,35 @@ def place_hold(spec: HoldSpec, actor: str) -> WriteOp:
             ).fetchone()
             if row is None:
                 raise InvalidHold(f"no conversation {spec.conversation_id}")
+        if spec.matter_id is not None:
+            row = txn.conn.execute(
+                "SELECT 1 FROM matters WHERE id = ?", (spec.matter_id,)
+            ).fetchone()
+            if row is None:
+                raise InvalidHold(f"no matter {spec.matter_id}")
         cur = txn.conn.execute(
-            "INSERT INTO legal_holds (scope, conversation_id, person, from_ms, to_ms, reason,"
-            " placed_by, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO legal_holds (scope, conversation_id, person, from_ms, to_ms, matter_id,"
+            " case_name, reason, placed_by, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 spec.scope,
                 spec.conversation_id,
                 spec.person,
                 spec.from_ms,
                 spec.to_ms,
+                spec.matter_id,
+                spec.case_name,
                 spec.reason,
                 actor,
                 txn.at_ms,
             ),
         )
         hold_id = int(cur.lastrowid or 0)
-        details = {"hold": hold_id, "subject": spec.subject(), "reason": spec.reason}
+        details = {
+            "hold": hold_id,
+            "subject": spec.subject(),
+            "case": spec.case_name,
+            "reason": spec.reason,
+        }
         writes.audit(actor, "hold.place", spec.subject(), details)(txn)
         return hold_id
 
@@ -171,3 +197,33 @@ def lift_hold(hold_id: int, actor: str, reason: str) -> WriteOp:
         writes.audit(actor, "hold.lift", hold.spec.subject(), details)(txn)
 
     return op
+
+
+@dataclass(frozen=True)
+class HoldReach:
+    """What an active hold protects right now: conversations and records still held."""
+
+    conversations: int
+    records: int
+
+
+def hold_reach(conn: Connection, hold_list: list[Hold]) -> dict[int, HoldReach]:
+    """Counts for the holds list: how many conversations and live records each covers."""
+    from strongroom.office.facts import load_facts
+
+    facts = load_facts(conn)
+    convs: dict[int, set[int]] = {h.id: set() for h in hold_list}
+    records: dict[int, int] = {h.id: 0 for h in hold_list}
+    active = [h for h in hold_list if h.active]
+    if active:
+        for cid, sent_at in conn.execute(
+            "SELECT conversation_id, sent_at FROM records WHERE destroyed_at IS NULL"
+        ):
+            f = facts.get(int(cid))
+            if f is None:
+                continue
+            for h in active:
+                if h.covers(f, int(sent_at)):
+                    convs[h.id].add(f.id)
+                    records[h.id] += 1
+    return {h.id: HoldReach(len(convs[h.id]), records[h.id]) for h in hold_list}

@@ -1,15 +1,219 @@
-"""Closing and reopening a matter (a conversation): the start event of
-"matter closed" retention policies. Both are audit events."""
+"""Matters (dossiers): a client's file, its conversations and persons, opened and closed.
+
+A matter has a reference (the practice's file number, unique), a client name
+and a responsible person. Conversations are attached to it directly, or through
+a person attached to it (see `facts`). Its closing date is the start event of
+"end of matter" policies ("5 years from the end of the matter"); reopening it
+stops that clock. Every change is an audit event.
+
+`close_matter(conversation_id)` / `reopen_matter` close a single conversation
+that belongs to no matter (the older, per-conversation form).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from strongroom.archive import writes
+from strongroom.archive.db import Connection
 from strongroom.archive.store import Txn, WriteOp
 from strongroom.office.errors import InvalidPolicy
+from strongroom.office.facts import normalise_person
+
+MAX_FIELD_CHARS = 200
+
+
+class InvalidMatter(InvalidPolicy):
+    """A matter request that cannot be done (unknown, duplicate reference, empty name)."""
+
+
+@dataclass(frozen=True)
+class Matter:
+    id: int
+    ref: str
+    client: str
+    responsible: str
+    created_by: str
+    created_at: int
+    closed_at: int | None
+    conversations: tuple[int, ...] = ()
+    persons: tuple[str, ...] = ()
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ref": self.ref,
+            "client": self.client,
+            "responsible": self.responsible,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+            "closed_at": self.closed_at,
+            "conversations": list(self.conversations),
+            "persons": list(self.persons),
+        }
+
+
+def _field(value: str, what: str, *, required: bool = False) -> str:
+    value = " ".join(value.split())
+    if required and not value:
+        raise InvalidMatter(f"a matter needs a {what}")
+    if len(value) > MAX_FIELD_CHARS:
+        raise InvalidMatter(f"a matter's {what} has at most {MAX_FIELD_CHARS} characters")
+    return value
+
+
+def list_matters(conn: Connection) -> list[Matter]:
+    convs: dict[int, list[int]] = {}
+    for mid, cid in conn.execute(
+        "SELECT matter_id, conversation_id FROM matter_conversations ORDER BY conversation_id"
+    ):
+        convs.setdefault(int(mid), []).append(int(cid))
+    persons: dict[int, list[str]] = {}
+    for mid, person in conn.execute("SELECT matter_id, person FROM matter_persons ORDER BY person"):
+        persons.setdefault(int(mid), []).append(str(person))
+    return [
+        Matter(
+            int(i),
+            str(ref),
+            str(client),
+            str(resp),
+            str(by),
+            int(at),
+            None if closed is None else int(closed),
+            tuple(convs.get(int(i), [])),
+            tuple(persons.get(int(i), [])),
+        )
+        for i, ref, client, resp, by, at, closed in conn.execute(
+            "SELECT id, ref, client, responsible, created_by, created_at, closed_at FROM matters"
+            " ORDER BY closed_at IS NOT NULL, ref"
+        )
+    ]
+
+
+def find_matter(conn: Connection, ref_or_id: str) -> Matter:
+    """A matter by its reference, or by its number."""
+    wanted = ref_or_id.strip()
+    for matter in list_matters(conn):
+        if matter.ref == wanted or str(matter.id) == wanted:
+            return matter
+    raise InvalidMatter(f"no matter {wanted!r}")
+
+
+def _matter_row(txn: Txn, matter_id: int) -> tuple[str, int | None]:
+    row = txn.conn.execute(
+        "SELECT ref, closed_at FROM matters WHERE id = ?", (matter_id,)
+    ).fetchone()
+    if row is None:
+        raise InvalidMatter(f"no matter {matter_id}")
+    return str(row[0]), None if row[1] is None else int(row[1])
+
+
+def create_matter(ref: str, client: str, responsible: str, actor: str) -> WriteOp:
+    ref = _field(ref, "reference", required=True)
+    client = _field(client, "client name")
+    responsible = _field(responsible, "responsible person")
+
+    def op(txn: Txn) -> int:
+        if txn.conn.execute("SELECT 1 FROM matters WHERE ref = ?", (ref,)).fetchone():
+            raise InvalidMatter(f"a matter {ref!r} already exists")
+        cur = txn.conn.execute(
+            "INSERT INTO matters (ref, client, responsible, created_by, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (ref, client, responsible, actor, txn.at_ms),
+        )
+        matter_id = int(cur.lastrowid or 0)
+        details = {"ref": ref, "client": client, "responsible": responsible}
+        writes.audit(actor, "matter.create", f"matter:{matter_id}", details)(txn)
+        return matter_id
+
+    return op
+
+
+def rename_matter(matter_id: int, ref: str, client: str, responsible: str, actor: str) -> WriteOp:
+    ref = _field(ref, "reference", required=True)
+    client = _field(client, "client name")
+    responsible = _field(responsible, "responsible person")
+
+    def op(txn: Txn) -> None:
+        before, _ = _matter_row(txn, matter_id)
+        clash = txn.conn.execute(
+            "SELECT 1 FROM matters WHERE ref = ? AND id != ?", (ref, matter_id)
+        ).fetchone()
+        if clash:
+            raise InvalidMatter(f"a matter {ref!r} already exists")
+        txn.conn.execute(
+            "UPDATE matters SET ref = ?, client = ?, responsible = ? WHERE id = ?",
+            (ref, client, responsible, matter_id),
+        )
+        details = {"before": before, "ref": ref, "client": client, "responsible": responsible}
+        writes.audit(actor, "matter.rename", f"matter:{matter_id}", details)(txn)
+
+    return op
+
+
+def set_matter_closed(
+    matter_id: int, actor: str, *, closed: bool, closed_at_ms: int | None = None
+) -> WriteOp:
+    """Close (now, or at a given past date) or reopen a matter."""
+
+    def op(txn: Txn) -> None:
+        ref, _ = _matter_row(txn, matter_id)
+        at = (txn.at_ms if closed_at_ms is None else closed_at_ms) if closed else None
+        txn.conn.execute("UPDATE matters SET closed_at = ? WHERE id = ?", (at, matter_id))
+        action = "matter.close" if closed else "matter.reopen"
+        writes.audit(actor, action, f"matter:{matter_id}", {"ref": ref, "closed_at": at})(txn)
+
+    return op
+
+
+def attach(
+    matter_id: int,
+    actor: str,
+    *,
+    conversation_id: int | None = None,
+    person: str | None = None,
+    detach: bool = False,
+) -> WriteOp:
+    """Attach (or detach) a conversation or a person to a matter."""
+    if (conversation_id is None) == (person is None or not person.strip()):
+        raise InvalidMatter("attach a conversation or a person")
+    name = normalise_person(person or "")
+
+    def op(txn: Txn) -> None:
+        ref, _ = _matter_row(txn, matter_id)
+        if conversation_id is not None:
+            if not txn.conn.execute(
+                "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone():
+                raise InvalidMatter(f"no conversation {conversation_id}")
+            sql = (
+                "DELETE FROM matter_conversations WHERE matter_id = ? AND conversation_id = ?"
+                if detach
+                else "INSERT OR IGNORE INTO matter_conversations VALUES (?, ?)"
+            )
+            txn.conn.execute(sql, (matter_id, conversation_id))
+            target: dict[str, Any] = {"conversation": conversation_id}
+        else:
+            sql = (
+                "DELETE FROM matter_persons WHERE matter_id = ? AND person = ?"
+                if detach
+                else "INSERT OR IGNORE INTO matter_persons VALUES (?, ?)"
+            )
+            txn.conn.execute(sql, (matter_id, name))
+            target = {"person": name}
+        action = "matter.detach" if detach else "matter.attach"
+        writes.audit(actor, action, f"matter:{matter_id}", {"ref": ref, **target})(txn)
+
+    return op
 
 
 def close_matter(conversation_id: int, actor: str, *, closed_at_ms: int | None = None) -> WriteOp:
-    """Mark a conversation's matter closed (now, or at a given past date)."""
+    """Mark a single conversation's matter closed (now, or at a given past date)."""
 
     def op(txn: Txn) -> None:
         at = txn.at_ms if closed_at_ms is None else closed_at_ms

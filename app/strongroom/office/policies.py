@@ -10,9 +10,10 @@ Start events:
 * ``matter_closed``: the day the matter was closed (``conversations.closed_at``);
   an open matter is never due.
 
-Assignments: a conversation's own assignment beats its contact's (``peer``),
-which beats its device owner's. A record with no assignment is kept forever.
-Every change is an audit event (a log leaf): who changed which rule, when.
+Assignments (to a conversation, a matter, a contact, a device owner, or the
+default) and which one wins: see `resolve` and docs/records-office.md. A
+retired policy keeps governing what it was assigned to but cannot be assigned
+again. Every change is an audit event (a log leaf): who changed which rule, when.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from strongroom.office.errors import InvalidPolicy, UnknownPolicy
 UNITS = ("days", "months", "years")
 START_EVENTS = ("record_date", "last_activity", "matter_closed")
 ACTIONS = ("destroy", "review")
-SCOPES = ("conversation", "contact", "owner")
+SCOPES = ("conversation", "matter", "contact", "owner", "default")
+DEFAULT_SUBJECT = "*"
 MAX_NAME_CHARS = 120
 
 
@@ -71,6 +73,7 @@ class Policy:
     action: str
     legal_basis: str
     preset: str | None
+    retired_at: int | None = None
 
     def due_at(self, record_ms: int, last_activity_ms: int, closed_ms: int | None) -> int | None:
         """When a record under this policy falls due, or None (matter still open)."""
@@ -152,7 +155,7 @@ PRESETS: dict[str, PolicySpec] = {
 }
 
 _POLICY_COLUMNS = (
-    "id, name, duration_value, duration_unit, start_event, action, legal_basis, preset"
+    "id, name, duration_value, duration_unit, start_event, action, legal_basis, preset, retired_at"
 )
 
 
@@ -165,6 +168,7 @@ def _policy(row: Any) -> Policy:
         action=str(row[5]),
         legal_basis=str(row[6]),
         preset=None if row[7] is None else str(row[7]),
+        retired_at=None if row[8] is None else int(row[8]),
     )
 
 
@@ -281,13 +285,33 @@ def delete_policy(policy_id: int, actor: str) -> WriteOp:
     return op
 
 
+def retire_policy(policy_id: int, actor: str) -> WriteOp:
+    """Retire a policy: what it governs stays governed, nothing new can be assigned to it."""
+
+    def op(txn: Txn) -> None:
+        before = get_policy(txn.conn, policy_id)
+        if before.retired_at is not None:
+            raise InvalidPolicy(f"policy {before.name!r} is already retired")
+        txn.conn.execute(
+            "UPDATE retention_policies SET retired_at = ?, updated_at = ? WHERE id = ?",
+            (txn.at_ms, txn.at_ms, policy_id),
+        )
+        writes.audit(actor, "retention.policy.retire", f"policy:{policy_id}", before.describe())(
+            txn
+        )
+
+    return op
+
+
 def _check_scope(scope: str, subject: str) -> None:
     if scope not in SCOPES:
         raise InvalidPolicy(f"scope must be one of {', '.join(SCOPES)}")
     if not subject.strip():
         raise InvalidPolicy("an assignment needs a subject")
-    if scope == "conversation" and not subject.isdigit():
-        raise InvalidPolicy("a conversation assignment names the conversation id")
+    if scope in ("conversation", "matter") and not subject.isdigit():
+        raise InvalidPolicy(f"a {scope} assignment names the {scope} id")
+    if scope == "default" and subject != DEFAULT_SUBJECT:
+        raise InvalidPolicy("the default assignment has no subject")
 
 
 def assign_policy(scope: str, subject: str, policy_id: int, actor: str) -> WriteOp:
@@ -296,6 +320,16 @@ def assign_policy(scope: str, subject: str, policy_id: int, actor: str) -> Write
 
     def op(txn: Txn) -> None:
         policy = get_policy(txn.conn, policy_id)
+        if policy.retired_at is not None:
+            raise InvalidPolicy(f"policy {policy.name!r} is retired")
+        if scope in ("conversation", "matter"):
+            table = "conversations" if scope == "conversation" else "matters"
+            row = txn.conn.execute(
+                f"SELECT 1 FROM {table} WHERE id = ?",  # noqa: S608  (one of two names)
+                (int(subject),),
+            ).fetchone()
+            if row is None:
+                raise InvalidPolicy(f"no {scope} {subject}")
         txn.conn.execute(
             "INSERT INTO retention_assignments (scope, subject, policy_id, assigned_by,"
             " assigned_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, subject) DO UPDATE SET"
@@ -342,27 +376,3 @@ def list_assignments(conn: Connection) -> list[Assignment]:
             " ORDER BY scope, subject"
         )
     ]
-
-
-@dataclass(frozen=True)
-class PolicyResolver:
-    """Pure lookup: which policy governs a conversation (most specific assignment wins)."""
-
-    policies: dict[int, Policy]
-    by_scope: dict[tuple[str, str], int]
-
-    @classmethod
-    def load(cls, conn: Connection) -> PolicyResolver:
-        policies = {p.id: p for p in list_policies(conn)}
-        by_scope = {(a.scope, a.subject): a.policy_id for a in list_assignments(conn)}
-        return cls(policies, by_scope)
-
-    def for_conversation(self, conversation_id: int, peer: str, owner: str) -> Policy | None:
-        keys: list[tuple[str, str]] = [("conversation", str(conversation_id)), ("owner", owner)]
-        if peer:  # a conversation without a known contact matches no contact rule
-            keys.insert(1, ("contact", peer))
-        for key in keys:
-            policy_id = self.by_scope.get(key)
-            if policy_id is not None:
-                return self.policies.get(policy_id)
-        return None

@@ -29,8 +29,10 @@ from strongroom.office.certificates import (
 )
 from strongroom.office.erasure import ErasedBlob, delete_blob_files, erase_in_txn, scrub_storage
 from strongroom.office.errors import ClockBehind, InvalidPolicy
+from strongroom.office.facts import load_facts
 from strongroom.office.holds import list_holds
-from strongroom.office.policies import Policy, PolicyResolver
+from strongroom.office.policies import Policy
+from strongroom.office.resolve import Resolver
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class DueItem:
     sent_at: int
     policy: Policy
     due_at: int
+    assignment: str = ""  # where the policy came from: "matter:3", "default:*"…
+    matters: tuple[str, ...] = ()  # the refs of the conversation's matters
 
 
 @dataclass(frozen=True)
@@ -65,38 +69,42 @@ class DuePlan:
 
 def find_due(conn: Connection, now_ms: int) -> DuePlan:
     """Classify every record whose retention has run out at `now_ms`."""
-    resolver = PolicyResolver.load(conn)
-    holds = list_holds(conn, active_only=True)
+    resolver = Resolver.load(conn)
     plan = DuePlan(now_ms)
-    if not resolver.by_scope:
+    if resolver.empty:
         return plan
+    holds = list_holds(conn, active_only=True)
+    facts = load_facts(conn)
     rows = conn.execute(
-        "SELECT r.id, r.log_index, r.kind, r.sent_at, c.id, c.peer, c.owner, c.last_at,"
-        " c.closed_at, k.keep_until FROM records r"
-        " JOIN conversations c ON c.id = r.conversation_id"
-        " LEFT JOIN retention_keeps k ON k.record_id = r.id"
+        "SELECT r.id, r.log_index, r.kind, r.sent_at, r.conversation_id, k.keep_until"
+        " FROM records r LEFT JOIN retention_keeps k ON k.record_id = r.id"
         " WHERE r.destroyed_at IS NULL ORDER BY r.id"
     )
-    for row_id, log_index, kind, sent_at, conv, peer, owner, last_at, closed_at, keep in rows:
-        policy = resolver.for_conversation(int(conv), str(peer), str(owner))
-        if policy is None:
+    for row_id, log_index, kind, sent_at, conv, keep in rows:
+        f = facts.get(int(conv))
+        if f is None:
             continue
-        due_at = policy.due_at(
-            int(sent_at), int(last_at), None if closed_at is None else int(closed_at)
-        )
-        if due_at is None or due_at > now_ms:
+        governing = resolver.governing(f, int(sent_at))
+        if governing is None or governing.due_at is None or governing.due_at > now_ms:
             continue
+        a = governing.assignment
         item = DueItem(
-            int(row_id), int(log_index), str(kind), int(conv), int(sent_at), policy, due_at
+            int(row_id),
+            int(log_index),
+            str(kind),
+            int(conv),
+            int(sent_at),
+            governing.policy,
+            governing.due_at,
+            f"{a.scope}:{a.subject}",
+            tuple(m.ref for m in f.matters),
         )
-        covering = tuple(
-            h.id for h in holds if h.covers(int(conv), str(peer), str(owner), int(sent_at))
-        )
+        covering = tuple(h.id for h in holds if h.covers(f, int(sent_at)))
         if covering:
             plan.held.append(HeldItem(item, covering))
         elif keep is not None and int(keep) > now_ms:
             plan.kept.append(item)
-        elif policy.action == "destroy":
+        elif governing.policy.action == "destroy":
             plan.to_destroy.append(item)
         else:
             plan.to_review.append(item)
@@ -150,6 +158,8 @@ def _destroy(
         certificate = build_certificate(
             erasure,
             {r: eligible[r].policy for r in wanted},
+            assignment_of={r: eligible[r].assignment for r in wanted},
+            holds_checked=[h.id for h in list_holds(txn.conn, active_only=True)],
             approver=approver,
             trigger=trigger,
             at_ms=txn.at_ms,
@@ -200,13 +210,24 @@ def run(archive: Archive, now_ms: int, approver: str = "retention-job") -> RunRe
 def approve_review(
     archive: Archive, record_ids: Iterable[int], approver: str, now_ms: int
 ) -> Destruction:
-    """Destroy reviewed records (records.id). Held or no-longer-due ones are skipped."""
+    """Destroy approved due records (records.id). Held or no-longer-due ones are skipped."""
     requested = list(dict.fromkeys(record_ids))
-    return _destroy(archive, now_ms, approver, "review-approval", lambda p: p.to_review, requested)
+    return _destroy(
+        archive,
+        now_ms,
+        approver,
+        "review-approval",
+        lambda p: [*p.to_review, *p.to_destroy],
+        requested,
+    )
 
 
 def keep_after_review(
-    record_ids: Iterable[int], reviewer: str, keep_until_ms: int, reason: str
+    record_ids: Iterable[int],
+    reviewer: str,
+    keep_until_ms: int,
+    reason: str,
+    action: str = "retention.keep",
 ) -> WriteOp:
     """A reviewer keeps records past their due date, until `keep_until_ms` (audited)."""
     ids = list(dict.fromkeys(record_ids))
@@ -223,7 +244,7 @@ def keep_after_review(
                 (record, keep_until_ms, reviewer, txn.at_ms, reason),
             )
         details = {"records": ids, "keep_until": keep_until_ms, "reason": reason}
-        writes.audit(reviewer, "retention.keep", f"records:{len(ids)}", details)(txn)
+        writes.audit(reviewer, action, f"records:{len(ids)}", details)(txn)
         return len(ids)
 
     return op

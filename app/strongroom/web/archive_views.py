@@ -32,6 +32,7 @@ from strongroom.archive.queries import (
     receipts_for,
     search_messages,
 )
+from strongroom.web.attachment_search import FileHit, search_files
 from strongroom.web.auth import ADMIN, ARCHIVIST, require_role
 from strongroom.web.forms import day_ms, int_or_none
 from strongroom.web.proofview import check_record_proof
@@ -115,6 +116,7 @@ class ArchiveIndex:
     devices: list[DeviceRow]
     hits: list[MessageHit] | None
     more: bool
+    files: list[FileHit] | None = None
 
 
 def _archive_index(conn: Connection, form: SearchForm) -> ArchiveIndex:
@@ -129,7 +131,10 @@ def _archive_index(conn: Connection, form: SearchForm) -> ArchiveIndex:
         limit=PAGE_SIZE + 1,
         offset=(form.page - 1) * PAGE_SIZE,
     )
-    return ArchiveIndex(conversations, devices, hits[:PAGE_SIZE], len(hits) > PAGE_SIZE)
+    files = None
+    if form.attachment != "no" and form.direction == "" and (form.text or form.attachment):
+        files = search_files(conn, form.text, form.filters())
+    return ArchiveIndex(conversations, devices, hits[:PAGE_SIZE], len(hits) > PAGE_SIZE, files)
 
 
 def by_owner(conversations: list[ConversationRow]) -> list[tuple[str, list[ConversationRow]]]:
@@ -156,6 +161,7 @@ async def archive_page(request: web.Request) -> web.StreamResponse:
         "devices": index.devices,
         "hits": index.hits,
         "more": index.more,
+        "files": index.files,
     }
     return render(request, "archive.html", context)
 
@@ -168,6 +174,16 @@ def _decode_body(body: bytes | None) -> dict[str, Any]:
     except Exception:  # a stored record is validated on the way in; be safe anyway
         return {}
     return fields if isinstance(fields, dict) else {}
+
+
+def _retention_of(conn: Connection, conversation_id: int, sent_at: int) -> Any:
+    """Which policy governs this record and why (None on a box without the office tables)."""
+    from strongroom.office.resolve import explain_record
+
+    try:
+        return explain_record(conn, conversation_id, sent_at)
+    except Exception:  # an archive from before the records office: say nothing
+        return None
 
 
 @routes.get("/archive/records/{row_id:[0-9]{1,18}}")
@@ -186,6 +202,7 @@ async def record_page(request: web.Request) -> web.StreamResponse:
             "attachments": attachments_for(conn, record.conversation_id, record.client_id),
             "receipts": receipts_for(conn, record.conversation_id, record.client_id),
             "proof": check_record_proof(conn, archive, record),
+            "retention": _retention_of(conn, record.conversation_id, record.sent_at),
         }
 
     context = await read(request, load)

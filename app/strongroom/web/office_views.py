@@ -20,7 +20,7 @@ from strongroom.archive.queries import list_conversations
 from strongroom.archive.verify import verify_open_archive
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
-from strongroom.web.auth import ADMIN, ARCHIVIST, require_role, session_of
+from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import day_ms, int_or_none, text_field
 from strongroom.web.i18n import N_
 from strongroom.web.jobs import Job, JobResult, JobState, Progress
@@ -179,16 +179,34 @@ async def start_export(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/office")
-@require_role(ADMIN, ARCHIVIST)
+@require_role(ADMIN, ARCHIVIST, AUDITOR)
 async def office_page(request: web.Request) -> web.StreamResponse:
+    from strongroom.office import matters, review
+    from strongroom.office.facts import persons_of
+
     def load(conn: Connection) -> dict[str, Any]:
         ready = _office_ready(conn)
+        if not ready:
+            return {"ready": False}
+        hold_list = holds.list_holds(conn)
+        conversations = list_conversations(conn)
+        all_policies = policies.list_policies(conn)
+        assignments = policies.list_assignments(conn)
         return {
-            "ready": ready,
-            "holds": holds.list_holds(conn) if ready else [],
-            "policies": policies.list_policies(conn) if ready else [],
-            "assignments": policies.list_assignments(conn) if ready else [],
-            "conversations": list_conversations(conn),
+            "ready": True,
+            "holds": hold_list,
+            "reach": holds.hold_reach(conn, hold_list),
+            "policies": all_policies,
+            "policy_names": {p.id: p.name for p in all_policies},
+            "assignments": [a for a in assignments if a.scope != "default"],
+            "default": next((a for a in assignments if a.scope == "default"), None),
+            "conversations": conversations,
+            "conversation_names": {c.id: f"{c.owner} ↔ {c.peer or c.ref}" for c in conversations},
+            "matters": matters.list_matters(conn),
+            "persons": persons_of(conn),
+            "four_eyes": review.two_approvals(conn),
+            "can_edit": session_of(request).role in (ADMIN, ARCHIVIST),
+            "is_admin": session_of(request).role == ADMIN,
         }
 
     return render(request, "office.html", await read(request, load))
@@ -208,8 +226,10 @@ async def place_hold(request: web.Request) -> web.StreamResponse:
             if scope == "conversation"
             else None,
             person=(text_field(form, "person", 200) or None) if scope == "person" else None,
+            matter_id=int_or_none(text_field(form, "matter", 20)) if scope == "matter" else None,
             from_ms=day_ms(text_field(form, "since", 20)) if dated else None,
             to_ms=day_ms(text_field(form, "until", 20), next_day=True) if dated else None,
+            case_name=text_field(form, "case", 200),
         )
         await submit(request, holds.place_hold(spec, session_of(request).username or ""))
     except OfficeError:

@@ -27,7 +27,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/devices", "Devices", frozenset({ADMIN})),
     ("/archive", "Archive", frozenset({ADMIN, ARCHIVIST})),
     ("/exports", "Exports", frozenset({ADMIN, ARCHIVIST})),
-    ("/office", "Records office", frozenset({ADMIN, ARCHIVIST})),
+    ("/office", "Records office", frozenset({ADMIN, ARCHIVIST, AUDITOR})),
     ("/backups", "Backups", frozenset({ADMIN})),
     ("/audit", "Audit trail", frozenset({ADMIN, AUDITOR})),
     ("/report", "GDPR register", frozenset({ADMIN, ARCHIVIST, AUDITOR})),
@@ -46,6 +46,8 @@ JOB_NAMES = {
     "verify": N_("Integrity check"),
     "backup": N_("Backup"),
     "restore": N_("Restore"),
+    "destruction": N_("Destruction"),
+    "retention": N_("Retention run"),
 }
 JOB_STATES = {"running": N_("running"), "done": N_("finished"), "failed": N_("failed")}
 DURATION_UNITS = {"days": N_("days"), "months": N_("months"), "years": N_("years")}

@@ -1,0 +1,80 @@
+"""`strongroom hold add|list|lift`: legal holds from scripts and SSH."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from strongroom.cli.common import Spec
+from strongroom.cli.records import (
+    common_options,
+    day,
+    run_and_show,
+    subject_options,
+    subject_params,
+    table,
+)
+
+
+def _rows(holds: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            h["id"],
+            h["subject"],
+            h["case"] or "-",
+            h["reason"],
+            f"{h['placed_by']} {day(h['placed_at'])}",
+            (
+                f"active: {h['conversations']} conversations, {h['records']} records"
+                if h["active"]
+                else f"lifted by {h['lifted_by']} {day(h['lifted_at'])}: {h['lift_reason']}"
+            ),
+        ]
+        for h in holds
+    ]
+
+
+HEADERS = ("ID", "ON", "CASE", "REASON", "PLACED", "PROTECTS")
+
+
+def cmd_hold(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return run_and_show(
+            args,
+            "hold.list",
+            {},
+            lambda r: table(HEADERS, _rows(r["holds"]), "No legal hold."),
+        )
+    if args.action == "add":
+        params = {**subject_params(args), "reason": args.reason, "case": args.case or ""}
+        params["actor"] = args.actor
+
+        def show_added(r: dict[str, Any]) -> None:
+            h = r["hold"]
+            print(
+                f"hold {h['id']} placed on {h['subject']}: protects {h['conversations']}"
+                f" conversations, {h['records']} records"
+            )
+
+        return run_and_show(args, "hold.add", params, show_added)
+    params = {"id": args.id, "reason": args.reason, "actor": args.actor}
+    return run_and_show(args, "hold.lift", params, lambda r: print(f"hold {r['lifted']} lifted"))
+
+
+def _arguments(cmd: argparse.ArgumentParser) -> None:
+    sub = cmd.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="place a legal hold on a person, conversation or matter")
+    subject_options(add)
+    add.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    add.add_argument("--case", help="the case name")
+    common_options(add, writes=True)
+    common_options(sub.add_parser("list", help="every hold, with what it protects"))
+    lift = sub.add_parser("lift", help="lift a hold (needs a reason)")
+    lift.add_argument("id", type=int)
+    lift.add_argument("--reason", required=True)
+    common_options(lift, writes=True)
+
+
+COMMANDS: dict[str, Spec] = {
+    "hold": Spec(cmd_hold, "legal holds: add, list, lift", _arguments),
+}

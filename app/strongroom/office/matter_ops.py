@@ -1,0 +1,108 @@
+"""Matter operations by name for `service.run_op` (the CLI, running box or not)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from strongroom.archive.db import Connection
+from strongroom.office import matters
+from strongroom.office.service import Ctx, _text, find_conversation
+
+
+def _matter(ctx: Ctx, params: dict[str, Any]) -> matters.Matter:
+    ref = _text(params, "matter")
+    return ctx.read(lambda conn: matters.find_matter(conn, ref))  # type: ignore[no-any-return]
+
+
+def matter_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
+    return {"matters": [m.as_json() for m in ctx.read(matters.list_matters)]}
+
+
+def _show(ctx: Ctx, matter_id: int) -> dict[str, Any]:
+    found = ctx.read(matters.list_matters)
+    return {"matter": next(m.as_json() for m in found if m.id == matter_id)}
+
+
+def matter_create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    op = matters.create_matter(
+        _text(params, "ref"),
+        _text(params, "client"),
+        _text(params, "responsible"),
+        _text(params, "actor"),
+    )
+    return _show(ctx, int(ctx.archive.write(op)))
+
+
+def matter_rename(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    m = _matter(ctx, params)
+    op = matters.rename_matter(
+        m.id,
+        _text(params, "ref") or m.ref,
+        _text(params, "client") or m.client,
+        _text(params, "responsible") or m.responsible,
+        _text(params, "actor"),
+    )
+    ctx.archive.write(op)
+    return _show(ctx, m.id)
+
+
+def day_ms(text: str) -> int | None:
+    if not text:
+        return None
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise matters.InvalidMatter("dates are written YYYY-MM-DD") from exc
+    return int(day.timestamp() * 1000)
+
+
+def matter_close(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    m = _matter(ctx, params)
+    at = day_ms(_text(params, "on"))
+    ctx.archive.write(
+        matters.set_matter_closed(m.id, _text(params, "actor"), closed=True, closed_at_ms=at)
+    )
+    return _show(ctx, m.id)
+
+
+def matter_reopen(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    m = _matter(ctx, params)
+    ctx.archive.write(matters.set_matter_closed(m.id, _text(params, "actor"), closed=False))
+    return _show(ctx, m.id)
+
+
+def _attach(ctx: Ctx, params: dict[str, Any], detach: bool) -> dict[str, Any]:
+    m = _matter(ctx, params)
+    conv_ref = _text(params, "conversation")
+
+    def q(conn: Connection) -> int | None:
+        return find_conversation(conn, conv_ref) if conv_ref else None
+
+    conversation = ctx.read(q)
+    person = _text(params, "person") or None
+    op = matters.attach(
+        m.id, _text(params, "actor"), conversation_id=conversation, person=person, detach=detach
+    )
+    ctx.archive.write(op)
+    return _show(ctx, m.id)
+
+
+def matter_attach(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    return _attach(ctx, params, False)
+
+
+def matter_detach(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    return _attach(ctx, params, True)
+
+
+MATTER_OPS: dict[str, Callable[[Ctx, dict[str, Any]], dict[str, Any]]] = {
+    "matter.list": matter_list,
+    "matter.create": matter_create,
+    "matter.rename": matter_rename,
+    "matter.close": matter_close,
+    "matter.reopen": matter_reopen,
+    "matter.attach": matter_attach,
+    "matter.detach": matter_detach,
+}

@@ -1,0 +1,242 @@
+"""Records office pages: the due queue and its decisions, destruction certificates, matters.
+
+Reading is open to the auditor; deciding, and changing matters, to admins and
+archivists. Every decision is taken by the logged-in user, with a reason, and
+is an audit event (the office functions write it). Approving runs as a job with
+a progress page that ends on the certificate's download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+
+from strongroom.archive.db import Connection
+from strongroom.archive.queries import list_conversations
+from strongroom.office import certificates, matters, retention, review
+from strongroom.office.errors import OfficeError
+from strongroom.office.facts import persons_of
+from strongroom.office.service import certificate_zip
+from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
+from strongroom.web.forms import day_ms, int_or_none, text_field
+from strongroom.web.i18n import N_
+from strongroom.web.jobs import JobResult, Progress
+from strongroom.web.render import render
+from strongroom.web.state import audit, read, state_of, submit
+
+routes = web.RouteTableDef()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _actor(request: web.Request) -> str:
+    return session_of(request).username or ""
+
+
+# -- the due queue -------------------------------------------------------------------------
+
+
+@routes.get("/office/due")
+@require_role(ADMIN, ARCHIVIST, AUDITOR)
+async def due_page(request: web.Request) -> web.StreamResponse:
+    now = _now_ms()
+    queue = await read(request, lambda conn: review.due_queue(conn, now))
+    context = {"queue": queue, "groups": queue.groups(), "can_decide": _can_decide(request)}
+    return render(request, "office_due.html", context)
+
+
+def _can_decide(request: web.Request) -> bool:
+    return session_of(request).role in (ADMIN, ARCHIVIST)
+
+
+@routes.post("/office/due")
+@require_role(ADMIN, ARCHIVIST)
+async def decide(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    ids = [i for i in (int_or_none(str(v)) for v in form.getall("record", [])) if i is not None]
+    decision = text_field(form, "decision", 20)
+    reason = text_field(form, "reason", 500)
+    actor = _actor(request)
+    session = session_of(request)
+    if not ids or not reason.strip():
+        session.flash("error", "Choose records and give a reason.")
+        raise web.HTTPSeeOther("/office/due")
+    now = _now_ms()
+    if decision in ("reject", "extend"):
+        try:
+            if decision == "reject":
+                op = review.reject(ids, actor, reason, now)
+            else:
+                until = day_ms(text_field(form, "until", 20))
+                op = review.extend(ids, actor, until or 0, reason, now)
+            await submit(request, op)
+        except OfficeError:
+            session.flash("error", "Extending needs a date in the future.")
+            raise web.HTTPSeeOther("/office/due") from None
+        session.flash("success", "Decision recorded.")
+        raise web.HTTPSeeOther("/office/due")
+    if decision != "approve":
+        raise web.HTTPBadRequest()
+    state = state_of(request)
+    archive = state.box.require_archive()
+    state.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    async def body(progress: Progress) -> JobResult:
+        progress(0.1, "approve")
+        result = await asyncio.to_thread(review.approve, archive, ids, actor, reason, now)
+        destruction = result.destruction
+        if destruction is None or destruction.certificate is None:
+            if result.waiting:
+                return JobResult(summary=N_("Approval recorded: a second approver is needed."))
+            return JobResult(
+                summary=N_("Nothing was destroyed: the records are held or no longer due.")
+            )
+        progress(0.8, "certificate")
+        cert_id = destruction.certificate.id
+        data = await asyncio.to_thread(certificate_zip, archive, cert_id)
+        out = state.work_dir / f"certificate-{cert_id:06d}.zip"
+        out.write_bytes(data)
+        return JobResult(
+            summary=N_("The records are destroyed; the signed certificate is ready."),
+            file=out,
+            download_name=out.name,
+        )
+
+    job = state.jobs.start("destruction", actor, body)
+    raise web.HTTPSeeOther(f"/jobs/{job.id}")
+
+
+@routes.post("/office/run")
+@require_role(ADMIN)
+async def run_retention(request: web.Request) -> web.StreamResponse:
+    """What the nightly timer does, now: destroy what is due under "destroy" and not held."""
+    state = state_of(request)
+    archive = state.box.require_archive()
+    actor = _actor(request)
+
+    async def body(progress: Progress) -> JobResult:
+        progress(0.1, "retention")
+        result = await asyncio.to_thread(retention.run, archive, _now_ms(), actor)
+        if result.destruction.certificate is None:
+            return JobResult(summary=N_("The retention run destroyed nothing."))
+        return JobResult(
+            summary=N_("The retention run destroyed what was due; its certificate is listed.")
+        )
+
+    job = state.jobs.start("retention", actor, body)
+    raise web.HTTPSeeOther(f"/jobs/{job.id}")
+
+
+# -- certificates ------------------------------------------------------------------------------
+
+
+@routes.get("/office/certificates")
+@require_role(ADMIN, ARCHIVIST, AUDITOR)
+async def certificates_page(request: web.Request) -> web.StreamResponse:
+    found = await read(request, certificates.list_certificates)
+    return render(request, "office_certificates.html", {"certificates": found})
+
+
+@routes.get("/office/certificates/{cert_id:[0-9]{1,18}}.zip")
+@require_role(ADMIN, ARCHIVIST, AUDITOR)
+async def certificate_download(request: web.Request) -> web.StreamResponse:
+    cert_id = int(request.match_info["cert_id"])
+    archive = state_of(request).box.require_archive()
+    try:
+        data = await asyncio.to_thread(certificate_zip, archive, cert_id)
+    except OfficeError:
+        raise web.HTTPNotFound() from None
+    await audit(request, "certificate.download", f"certificate:{cert_id}")
+    name = f"strongroom-destruction-{cert_id:06d}.zip"
+    return web.Response(
+        body=data,
+        headers={
+            "Content-Type": "application/zip",
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+# -- matters -------------------------------------------------------------------------------
+
+
+@routes.get("/office/matters")
+@require_role(ADMIN, ARCHIVIST, AUDITOR)
+async def matters_page(request: web.Request) -> web.StreamResponse:
+    def load(conn: Connection) -> dict[str, Any]:
+        conversations = list_conversations(conn)
+        return {
+            "matters": matters.list_matters(conn),
+            "conversations": conversations,
+            "conversation_names": {c.id: f"{c.owner} ↔ {c.peer or c.ref}" for c in conversations},
+            "persons": persons_of(conn),
+            "can_edit": _can_decide(request),
+        }
+
+    return render(request, "office_matters.html", await read(request, load))
+
+
+@routes.post("/office/matters")
+@require_role(ADMIN, ARCHIVIST)
+async def create_matter(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        op = matters.create_matter(
+            text_field(form, "ref", 200),
+            text_field(form, "client", 200),
+            text_field(form, "responsible", 200),
+            _actor(request),
+        )
+        await submit(request, op)
+    except OfficeError:
+        session_of(request).flash("error", "A matter needs a reference no other matter has.")
+        raise web.HTTPSeeOther("/office/matters") from None
+    session_of(request).flash("success", "Matter created.")
+    raise web.HTTPSeeOther("/office/matters")
+
+
+@routes.post("/office/matters/{matter_id:[0-9]{1,18}}")
+@require_role(ADMIN, ARCHIVIST)
+async def change_matter(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    matter_id = int(request.match_info["matter_id"])
+    action = text_field(form, "action", 20)
+    actor = _actor(request)
+    try:
+        if action == "rename":
+            op = matters.rename_matter(
+                matter_id,
+                text_field(form, "ref", 200),
+                text_field(form, "client", 200),
+                text_field(form, "responsible", 200),
+                actor,
+            )
+        elif action in ("close", "reopen"):
+            closed_at = day_ms(text_field(form, "closed_on", 20)) if action == "close" else None
+            op = matters.set_matter_closed(
+                matter_id, actor, closed=action == "close", closed_at_ms=closed_at
+            )
+        elif action in ("attach", "detach"):
+            conversation = int_or_none(text_field(form, "conversation", 20))
+            person = text_field(form, "person", 200) or None
+            op = matters.attach(
+                matter_id,
+                actor,
+                conversation_id=None if person else conversation,
+                person=person,
+                detach=action == "detach",
+            )
+        else:
+            raise web.HTTPBadRequest()
+        await submit(request, op)
+    except OfficeError:
+        session_of(request).flash("error", "The matter was not changed: check what you entered.")
+        raise web.HTTPSeeOther("/office/matters") from None
+    session_of(request).flash("success", "Matter updated.")
+    raise web.HTTPSeeOther("/office/matters")

@@ -1,0 +1,129 @@
+"""The records office through the `strongroom` CLI, box running (control socket) then stopped.
+
+Two phones push 2015 conversations; an admin opens a matter, holds dr.martin,
+runs retention (the held conversations survive, the unprotected one goes with a
+readable summary), lifts the hold, approves the due queue, downloads the
+certificate and checks it with openssl alone; `strongroom verify` passes and
+the destroyed texts are nowhere, on disk or in the decrypted database.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from e2e_helpers import Clock, prepare_data_dir, start_box
+from records_office_helpers import (
+    HELD_TEXTS,
+    PETIT_TEXT,
+    astrongroom,
+    strongroom,
+    texts_in_archive,
+    texts_left_on_disk,
+    two_phones_push_the_past,
+    verify_certificate_with_openssl,
+)
+from web_helpers import ADMIN_PASSWORD
+
+
+async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> None:
+    config = await prepare_data_dir(tmp_path / "box")
+    data = config.data_dir
+    secret = tmp_path / "passphrase"
+    secret.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
+    running = await start_box(config, clock=Clock())
+    try:
+        await two_phones_push_the_past(running)
+        out = await astrongroom(
+            data, "matter", "create", "D-2015-007", "--client", "Dr Martin", "--as", "secretariat"
+        )
+        assert "D-2015-007" in out and "open" in out
+        await astrongroom(data, "matter", "attach", "D-2015-007", "--person", "dr.martin")
+        await astrongroom(
+            data, "matter", "attach", "D-2015-007", "--conversation", "dr.martin/c-durand"
+        )
+        await astrongroom(data, "matter", "close", "D-2015-007", "--on", "2016-01-31")
+        await astrongroom(
+            data, "retention", "assign", "--matter", "D-2015-007", "--policy", "dossier-avocat"
+        )
+        await astrongroom(
+            data,
+            "retention",
+            "assign",
+            "--person",
+            "M. Petit",
+            "--policy",
+            "correspondance-generale",
+        )
+        policies = await astrongroom(data, "retention", "policies")
+        assert "Dossier d'avocat" in policies and "matter" in policies
+
+        added = await astrongroom(
+            data,
+            "hold",
+            "add",
+            "--person",
+            "DR.MARTIN",
+            "--reason",
+            "Plainte ordinale",
+            "--case",
+            "Ordre c/ Martin",
+            "--as",
+            "secretariat",
+        )
+        # Owner, other party and mere sender: all three conversations of dr.martin.
+        assert "protects 3 conversations, 4 records" in added, added
+        listed = json.loads(await astrongroom(data, "hold", "list", "--json"))
+        (hold,) = listed["holds"]
+        assert (hold["case"], hold["placed_by"], hold["records"]) == (
+            "Ordre c/ Martin",
+            "secretariat",
+            4,
+        )
+
+        summary = await astrongroom(data, "retention-run")
+        assert "Retention run: 1 records destroyed" in summary, summary
+        assert "4 protected by a legal hold" in summary and "Destruction(" not in summary
+        assert running.count("SELECT count(*) FROM messages WHERE text = ?", PETIT_TEXT) == 0
+        assert running.count("SELECT count(*) FROM messages") == 4
+
+        due = json.loads(await astrongroom(data, "retention", "due", "--json"))
+        assert {i["state"] for i in due["items"]} == {"held"}
+        assert all(i["matters"] == ["D-2015-007"] for i in due["items"])
+        await astrongroom(data, "hold", "lift", str(hold["id"]), "--reason", "Plainte classée")
+        table = await astrongroom(data, "retention", "due")
+        assert "D-2015-007" in table and "review" in table
+
+        approved = await astrongroom(
+            data,
+            "retention",
+            "approve",
+            "--all-due",
+            "--as",
+            "archiviste",
+            "--reason",
+            "Délai de 5 ans écoulé",
+        )
+        assert "Destroyed 4 records" in approved, approved
+        certs = json.loads(await astrongroom(data, "certificates", "list", "--json"))
+        assert [c["records"] for c in certs["certificates"]] == [1, 4]
+        second = certs["certificates"][1]
+        assert second["approver"] == "archiviste"
+        zip_path = tmp_path / "certificat.zip"
+        await astrongroom(data, "certificates", "get", str(second["id"]), "--out", str(zip_path))
+        document = verify_certificate_with_openssl(zip_path, tmp_path / "clean")
+        assert document["count"] == 4 and document["approver"] == "archiviste"
+        assert document["policies"][0]["assigned_through"] == ["matter:1"]
+        assert document["holds_checked"] == []
+        assert "retention.approve" in running.audit_actions("retention.")
+        assert texts_in_archive(running, (*HELD_TEXTS, PETIT_TEXT), "zqxw") == []
+    finally:
+        await running.stop()
+
+    # Box stopped: the same commands open the archive themselves.
+    listed_stopped = strongroom(data, "hold", "list", passphrase_file=secret)
+    assert "lifted by cli" in listed_stopped and "Plainte classée" in listed_stopped
+    assert "No destruction" not in strongroom(data, "certificates", "list", passphrase_file=secret)
+    verify = strongroom(data, "verify", passphrase_file=secret)
+    assert "OK: the archive verifies" in verify
+    assert texts_left_on_disk(data, (*HELD_TEXTS, PETIT_TEXT)) == []

@@ -1,0 +1,120 @@
+"""Records-office pages over HTTP: attachments found by file name, roles, refusals."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from archive_helpers import message, new_phone
+from strongroom.archive import writes
+from strongroom.archive.record import parse_record, sign_record
+from strongroom.box import Box
+from strongroom.office.policies import DEFAULT_SUBJECT, assign_policy, policy_by_preset
+from web_helpers import ADMIN_PASSWORD, AUDITOR_PASSWORD, csrf_of, login, new_box, web_app
+
+OLD = 1_400_000_000_000  # 2014
+
+
+@pytest.fixture
+async def box(tmp_path: Path) -> AsyncIterator[Box]:
+    box = new_box(tmp_path / "data")
+    archive = box.require_archive()
+    device_id, key = new_phone(archive, owner="maitre.durand", name="Pixel")
+    archive.write(
+        writes.store_record(
+            message(key, "Compte rendu d'audience", at=OLD, peer="M. Martin"),
+            device_id,
+            "maitre.durand",
+        )
+    )
+    data = b"%PDF-1.4 conclusions"
+    sha = hashlib.sha256(data).digest()
+    location = archive.blobs.new_location()
+    upload = archive.blobs.start_upload(location, len(data), sha)
+    upload.write(data)
+    upload.finish()
+    archive.blobs.complete(upload, location)
+    archive.write(writes.register_blob(sha, len(data), location))
+    # As the reference client sends it: an attachment record referring to itself.
+    fields = {
+        "v": 1,
+        "kind": "attachment",
+        "id": "a-1",
+        "conv": "client-martin",
+        "dir": "out",
+        "from": "Maître Durand",
+        "at": OLD,
+        "ref": "a-1",
+        "blob": {
+            "sha256": sha,
+            "size": len(data),
+            "name": "conclusions-Martin.pdf",
+            "mime": "application/pdf",
+        },
+    }
+    raw, sig = sign_record(key, fields)
+    archive.write(
+        writes.store_record(
+            parse_record(raw, sig, max_blob_size=1 << 20), device_id, "maitre.durand"
+        )
+    )
+    yield box
+    await box.stop()
+
+
+@pytest.fixture
+async def client(box: Box, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+    return await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
+
+
+async def test_an_attachment_sent_on_its_own_is_found_by_name_and_filter(client) -> None:
+    await login(client, "admin", ADMIN_PASSWORD)
+    html = await (await client.get("/archive", params={"q": "CONCLUSIONS"})).text()
+    assert 'id="file-hits"' in html and "conclusions-Martin.pdf" in html
+    assert "sent on its own" in html
+    html = await (await client.get("/archive", params={"attachment": "yes"})).text()
+    assert "conclusions-Martin.pdf" in html
+    html = await (await client.get("/archive", params={"q": "audience"})).text()
+    assert "conclusions-Martin.pdf" not in html
+
+
+async def test_the_auditor_reads_the_office_but_decides_nothing(client, box) -> None:
+    archive = box.require_archive()
+    policy = policy_by_preset(archive.conn, "correspondance-generale")
+    archive.write(assign_policy("default", DEFAULT_SUBJECT, policy.id, "admin"))
+    await login(client, "auditeur", AUDITOR_PASSWORD)
+    for path in ("/office", "/office/due", "/office/certificates", "/office/matters"):
+        response = await client.get(path)
+        assert response.status == 200, path
+    due = await (await client.get("/office/due")).text()
+    assert 'name="record"' not in due and 'data-state="destroy"' in due
+    response = await client.post(
+        "/office/due",
+        data={"record": "1", "decision": "approve", "reason": "x", "csrf_token": csrf_of(due)},
+        allow_redirects=False,
+    )
+    assert response.status == 403
+    assert archive.conn.execute("SELECT count(*) FROM destruction_certificates").fetchone()[0] == 0
+
+
+async def test_a_decision_without_a_reason_is_refused_and_nothing_is_destroyed(client, box) -> None:
+    archive = box.require_archive()
+    policy = policy_by_preset(archive.conn, "correspondance-generale")
+    archive.write(assign_policy("default", DEFAULT_SUBJECT, policy.id, "admin"))
+    await login(client, "admin", ADMIN_PASSWORD)
+    due = await (await client.get("/office/due")).text()
+    response = await client.post(
+        "/office/due",
+        data={"record": "1", "decision": "approve", "reason": " ", "csrf_token": csrf_of(due)},
+    )
+    assert "Choose records and give a reason." in await response.text()
+    assert (
+        archive.conn.execute(
+            "SELECT count(*) FROM records WHERE destroyed_at IS NOT NULL"
+        ).fetchone()[0]
+        == 0
+    )
