@@ -35,6 +35,7 @@ from strongroom_panel.state import (
     PanelInputs,
     derive_state,
 )
+from support.clock import Clock
 from support.wait import until_sync
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,14 +184,6 @@ def test_rgb_lines_may_reuse_unused_single_led_lines() -> None:
 
 
 # ---------------------------------------------------------------- FrontPanel on mock pins
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -365,7 +358,7 @@ class Recorder:
 
 
 def test_short_press_calls_on_pair_press(factory: MockFactory) -> None:
-    clock, calls = FakeClock(), Recorder()
+    clock, calls = Clock(1000.0), Recorder()
     button = _pin(factory, PINS.button)
     with FrontPanel(
         PINS, rgb=False, clock=clock, on_pair_press=calls.pair, on_long_hold=calls.hold
@@ -378,7 +371,7 @@ def test_short_press_calls_on_pair_press(factory: MockFactory) -> None:
 
 
 def test_contact_bounce_is_not_a_press(factory: MockFactory) -> None:
-    clock, calls = FakeClock(), Recorder()
+    clock, calls = Clock(1000.0), Recorder()
     button = _pin(factory, PINS.button)
     with FrontPanel(PINS, rgb=False, clock=clock, on_pair_press=calls.pair):
         button.drive_low()
@@ -414,7 +407,7 @@ def test_production_hold_time_is_ten_seconds(factory: MockFactory) -> None:
 
 
 def test_a_failing_callback_does_not_break_the_button(factory: MockFactory) -> None:
-    clock = FakeClock()
+    clock = Clock(1000.0)
     button = _pin(factory, PINS.button)
     presses = []
 

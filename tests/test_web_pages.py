@@ -22,6 +22,7 @@ from strongroom.office.verify_export import verify_bundle
 from strongroom.pairing.gate import PairingAttempt, PairingMethod
 from strongroom.pairing.service import PairingService
 from strongroom.web.state import STATE
+from support.clock import Clock
 from web_helpers import (
     ADMIN_PASSWORD,
     ARCHIVIST_PASSWORD,
@@ -31,14 +32,6 @@ from web_helpers import (
     new_box,
     web_app,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -176,7 +169,7 @@ async def test_rename_and_revoke_a_device_are_audited(client, box) -> None:
 
 
 async def test_pairing_confirmation_through_the_ui(box, aiohttp_client) -> None:
-    clock = FakeClock()
+    clock = Clock(1_800_000_000.0)
     box.pairing = PairingService(clock)  # type: ignore[attr-defined]
     client = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
     await login(client, "admin", ADMIN_PASSWORD)
@@ -211,7 +204,7 @@ async def test_pairing_confirmation_through_the_ui(box, aiohttp_client) -> None:
 
 
 async def test_pair_with_qr_shows_an_inline_svg(box, aiohttp_client) -> None:
-    box.pairing = PairingService(FakeClock())  # type: ignore[attr-defined]
+    box.pairing = PairingService(Clock(1_800_000_000.0))  # type: ignore[attr-defined]
     client = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
     await login(client, "admin", ADMIN_PASSWORD)
     token = csrf_of(await (await client.get("/devices/qr")).text())

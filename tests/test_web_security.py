@@ -19,6 +19,7 @@ from strongroom.archive.queries import audit_events, list_devices
 from strongroom.box import Box
 from strongroom.web.sessions import SESSION_COOKIE
 from strongroom.web.users import get_user
+from support.clock import Clock
 from web_helpers import (
     ADMIN_PASSWORD,
     ARCHIVIST_PASSWORD,
@@ -34,14 +35,6 @@ from web_helpers import (
 ClientMaker = Callable[..., "object"]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def box(tmp_path: Path) -> AsyncIterator[Box]:
     box = new_box(tmp_path / "data")
@@ -50,12 +43,12 @@ async def box(tmp_path: Path) -> AsyncIterator[Box]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> Clock:
+    return Clock(1_800_000_000.0)
 
 
 @pytest.fixture
-async def client(box: Box, clock: FakeClock, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+async def client(box: Box, clock: Clock, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
     return await aiohttp_client(web_app(box, clock=clock))
 
 
