@@ -29,9 +29,9 @@ from strongroom.unlock import BoxPhase
 from strongroom.web.users import create_user
 from strongroom_panel.pins import PanelPins
 from strongroom_panel.state import BoxState
-from support.clock import Clock  # Clock(): real time that a test can push forward
+from support.clock import Clock as Clock  # Clock(): real time a test can push forward
 from support.records import message_fields
-from support.wait import until  # LED lines and the tick loop signal nothing to await
+from support.wait import until as until  # LED lines and the tick loop signal nothing
 from web_helpers import ADMIN_PASSWORD, CHEAP_HASHER, CHEAP_LIMITS, csrf_of
 
 PINS = PanelPins()  # the defaults of firmware/panel.toml

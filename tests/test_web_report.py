@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_aiohttp import AiohttpClient
+
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.queries import audit_events
@@ -13,8 +15,8 @@ from web_helpers import ADMIN_PASSWORD, CHEAP_HASHER, login, new_box, web_app
 
 
 async def test_an_auditor_reads_the_register_in_html_and_pdf(
-    tmp_path: Path, aiohttp_client
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
     box = new_box(tmp_path / "data")
     archive = box.require_archive()
     device_id, key = new_phone(archive, owner="dr.martin", name="iPhone du Dr Martin")

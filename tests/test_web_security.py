@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
@@ -24,6 +24,7 @@ from web_helpers import (
     ADMIN_PASSWORD,
     ARCHIVIST_PASSWORD,
     AUDITOR_PASSWORD,
+    Client,
     attach_file,
     csrf_of,
     get_csrf,
@@ -48,7 +49,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def client(box: Box, clock: Clock, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+async def client(box: Box, clock: Clock, aiohttp_client: AiohttpClient) -> Client:
     return await aiohttp_client(web_app(box, clock=clock))
 
 
@@ -95,7 +96,7 @@ async def test_csrf_token_of_one_session_does_not_work_in_another(
     client, box, aiohttp_client
 ) -> None:
     await login(client, "admin", ADMIN_PASSWORD)
-    other = await aiohttp_client(client.server.app)
+    other = await aiohttp_client(client.app)
     foreign_token = await get_csrf(other, "/login")
     form = {"username": "x1", "password": "Mot de passe 12345", "role": "admin"}
     response = await client.post(
@@ -140,7 +141,7 @@ async def test_anonymous_visitor_is_sent_to_login(client) -> None:
 
 
 async def test_disabled_user_cannot_log_in_and_is_logged_out(client, box, aiohttp_client) -> None:
-    archivist = await aiohttp_client(client.server.app)
+    archivist = await aiohttp_client(client.app)
     await login(archivist, "archiviste", ARCHIVIST_PASSWORD)
     await login(client, "admin", ADMIN_PASSWORD)
     token = csrf_of(await (await client.get("/users")).text())
@@ -159,7 +160,7 @@ async def test_disabled_user_cannot_log_in_and_is_logged_out(client, box, aiohtt
 # -- login throttling, fixation, expiry --------------------------------------------------------
 
 
-async def _try_login(client: TestClient, username: str, password: str) -> int:
+async def _try_login(client: Client, username: str, password: str) -> int:
     token = await get_csrf(client)
     response = await client.post(
         "/login",

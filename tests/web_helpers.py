@@ -15,6 +15,7 @@ from strongroom.archive.record import Record
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.identity import new_entropy
+from strongroom.unlock import BoxPhase
 from strongroom.web.app import build_web_app
 from strongroom.web.users import PasswordHasher, create_user
 from support.box import upload_blob
@@ -39,6 +40,12 @@ def new_box(data_dir: Path, *, ready: bool = True) -> Box:
         create_user(box, "archiviste", ARCHIVIST_PASSWORD, "archivist", hasher=CHEAP_HASHER)
         create_user(box, "auditeur", AUDITOR_PASSWORD, "auditor", hasher=CHEAP_HASHER)
     return box
+
+
+def phase_of(box: Box) -> BoxPhase:
+    """The box's phase, read afresh: after unlock() or a restore job the phase has moved,
+    which a type checker that narrowed `box.phase` on an earlier assert cannot know."""
+    return box.phase
 
 
 def web_app(box: Box, **kwargs: object) -> web.Application:
