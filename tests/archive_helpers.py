@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import os
-from typing import Any
 
 from nacl.signing import SigningKey
 
 from strongroom.archive import writes
-from strongroom.archive.record import Record, parse_record, sign_record
 from strongroom.archive.store import Archive
-
-_counter = itertools.count()
+from support.records import signed_message as message
 
 
 def new_phone(
@@ -34,26 +30,4 @@ def new_phone(
     return int(device_id), key
 
 
-def message(
-    key: SigningKey,
-    text: str,
-    *,
-    conv: str = "client-martin",
-    direction: str = "out",
-    at: int | None = None,
-    **extra: Any,
-) -> Record:
-    n = next(_counter)
-    fields: dict[str, Any] = {
-        "v": 1,
-        "kind": "message",
-        "id": f"m-{n}-{os.urandom(4).hex()}",
-        "conv": conv,
-        "dir": direction,
-        "from": "Maître Durand" if direction == "out" else "M. Martin",
-        "at": at if at is not None else 1_700_000_000_000 + n,
-        "text": text,
-    }
-    fields.update(extra)
-    raw, sig = sign_record(key, fields)
-    return parse_record(raw, sig, max_blob_size=1 << 30)
+__all__ = ["message", "new_phone"]  # message: a signed Record (support.records)

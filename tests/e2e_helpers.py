@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,35 +29,15 @@ from strongroom.unlock import BoxPhase
 from strongroom.web.users import create_user
 from strongroom_panel.pins import PanelPins
 from strongroom_panel.state import BoxState
+from support.clock import Clock as Clock  # Clock(): real time a test can push forward
+from support.records import message_fields
+from support.wait import until as until  # LED lines and the tick loop signal nothing
 from web_helpers import ADMIN_PASSWORD, CHEAP_HASHER, CHEAP_LIMITS, csrf_of
 
 PINS = PanelPins()  # the defaults of firmware/panel.toml
 LED_PINS = {"status": PINS.status, "pairing": PINS.pairing, "alert": PINS.alert}
 # Longer than the panel's contact-bounce filter (50 ms on its monotonic clock).
 PRESS_S = 0.08
-
-
-class Clock:
-    """Real time plus an offset that a test can push forward (never sleep 120 s)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0, what: str = "") -> None:
-    """Poll `condition` (LED lines and the tick loop signal nothing we could await)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.01)
 
 
 async def prepare_data_dir(data_dir: Path, *, keyfile: Path | None = None) -> BoxConfig:
@@ -248,16 +227,7 @@ async def pair_by_button(
 
 
 def message(text: str, *, conv: str, sender: str, n: int, direction: str = "out") -> dict[str, Any]:
-    return {
-        "v": 1,
-        "kind": "message",
-        "id": f"m-{conv}-{n}-{time.time_ns()}",
-        "conv": conv,
-        "dir": direction,
-        "from": sender,
-        "at": 1_700_000_000_000 + n,
-        "text": text,
-    }
+    return message_fields(text, conv=conv, sender=sender, n=n, direction=direction)
 
 
 async def pair_by_qr(running: E2EBox, name: str, owner: str) -> tuple[PhoneClient, Paired]:

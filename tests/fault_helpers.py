@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import signal
 import sys
@@ -32,6 +31,7 @@ from strongroom.peer.channel import SecureChannel
 from strongroom.peer.frames import Direction, Frame, decode_frame, encode_frame
 from strongroom.peer.handshake import HandshakeKind, initiator
 from strongroom.unlock import keys_from_keyfile
+from support.records import message_fields
 
 CHILD = Path(__file__).with_name("box_child.py")
 START_TIMEOUT_S = 20.0
@@ -166,16 +166,7 @@ async def pair_phone(
 
 
 def message(n: int, text: str, *, conv: str = "client-martin") -> dict[str, Any]:
-    return {
-        "v": 1,
-        "kind": "message",
-        "id": f"m-{n}-{os.urandom(4).hex()}",
-        "conv": conv,
-        "dir": "out",
-        "from": "Me",
-        "at": 1_700_000_000_000 + n,
-        "text": text,
-    }
+    return message_fields(text, conv=conv, sender="Me", n=n)
 
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -20,6 +20,7 @@ from strongroom.config import Limits
 from strongroom.identity import BoxKeys, derive_box_keys
 from strongroom.pairing.gate import PairingAttempt, PairingOutcome, Refusal
 from strongroom.peer.server import PeerService
+from support.records import attachment_fields, message_fields
 
 _counter = itertools.count()
 
@@ -129,25 +130,8 @@ async def paired_phone(
 def message(
     text: str, *, conv: str = "client-martin", direction: str = "out", sender: str = "Me"
 ) -> dict[str, Any]:
-    n = next(_counter)
-    return {
-        "v": 1,
-        "kind": "message",
-        "id": f"m-{n}-{os.urandom(4).hex()}",
-        "conv": conv,
-        "dir": direction,
-        "from": sender,
-        "at": 1_700_000_000_000 + n,
-        "text": text,
-    }
+    return message_fields(text, conv=conv, direction=direction, sender=sender)
 
 
 def attachment_record(message_id: str, sha256: bytes, size: int) -> dict[str, Any]:
-    fields = message("")
-    del fields["text"]
-    fields.update(
-        kind="attachment",
-        ref=message_id,
-        blob={"sha256": sha256, "size": size, "name": "scan.pdf", "mime": "application/pdf"},
-    )
-    return fields
+    return attachment_fields(message_id, sha256, size, sender="Me")

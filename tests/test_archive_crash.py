@@ -104,8 +104,8 @@ def test_every_returned_write_survives_sigkill(
             int(i): bytes(r).hex()
             for i, r in archive.conn.execute("SELECT log_index, record_id FROM records")
         }
-        for index, record_id in reported.items():
-            assert stored.get(index) == record_id, f"acked record at log {index} is lost"
+        for acked_index, acked_id in reported.items():
+            assert stored.get(acked_index) == acked_id, f"acked record at log {acked_index} is lost"
         # And the archive still takes writes after the crashes.
         archive.write(writes.audit("test", "after-crash"))
         assert_verifies(archive)

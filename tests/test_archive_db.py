@@ -12,7 +12,7 @@ import sqlcipher3
 from nacl.signing import SigningKey
 
 from archive_helpers import message, new_phone
-from strongroom.archive import db, writes
+from strongroom.archive import db, schema, writes
 from strongroom.archive.errors import SchemaTooNew, WrongArchiveKey
 from strongroom.archive.schema import SCHEMA_VERSION
 from strongroom.archive.store import Archive
@@ -195,7 +195,7 @@ def test_reopening_does_not_rerun_migrations(
     conn = db.open_archive_db(tmp_path / "a.db", key)
     conn.execute("INSERT INTO settings (key, value) VALUES ('practice', 'Cabinet Quesnel')")
     conn.close()
-    spy = _SpyList(list(db.MIGRATIONS))
+    spy = _SpyList(list(schema.MIGRATIONS))
     monkeypatch.setattr(db, "MIGRATIONS", spy)
     conn = db.open_archive_db(tmp_path / "a.db", key)
     assert spy.reads == []
@@ -210,7 +210,7 @@ def test_a_failing_migration_leaves_the_previous_version(
     key = os.urandom(32)
     db.open_archive_db(tmp_path / "a.db", key).close()
     broken = "CREATE TABLE half_done (x); INSERT INTO no_such_table VALUES (1);"
-    monkeypatch.setattr(db, "MIGRATIONS", [*db.MIGRATIONS, broken])
+    monkeypatch.setattr(db, "MIGRATIONS", [*schema.MIGRATIONS, broken])
     monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(sqlcipher3.OperationalError, match="no_such_table"):
         db.open_archive_db(tmp_path / "a.db", key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_init_shows_24_words_that_restore_the_same_box(
     ],
 )
 def test_restore_refuses_bad_words_naming_the_problem_and_writes_nothing(
-    tmp_path: Path, passphrase_file: Path, mangle, expected: str
+    tmp_path: Path, passphrase_file: Path, mangle: Callable[[list[str]], list[str]], expected: str
 ) -> None:
     words = entropy_to_words(new_entropy(), "french")
     words_file = tmp_path / "words.txt"

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -103,7 +104,7 @@ async def live_box(data_dir: Path, *, interval_s: float | None = None) -> AsyncI
         await runtime.stop()
 
 
-def audit_actions(data_dir: Path) -> list[tuple[str, dict[str, object]]]:
+def audit_actions(data_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     archive = open_archive(data_dir)
     try:
         rows = archive.conn.execute("SELECT action, details FROM audit_events ORDER BY id")
@@ -137,7 +138,8 @@ def record_row(data_dir: Path, offset: int = 10) -> tuple[int, int]:
 async def test_an_intact_archive_passes_and_the_check_is_audited(data_dir: Path) -> None:
     async with live_box(data_dir) as runtime:
         status = await runtime.check_integrity_now()
-        assert status is not None and status.ok, status.problems
+        assert status is not None
+        assert status.ok, status.problems
         assert runtime.integrity_ok and runtime.panel.state is not BoxState.INTEGRITY_FAILURE
     assert ("integrity.ok", status.audit_details()) in [
         (a, d) for a, d in audit_actions(data_dir) if a == "integrity.ok"

@@ -13,7 +13,6 @@ finishes it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -22,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +32,9 @@ from archive_helpers import message, new_phone
 from strongroom.archive import db, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.queries import search_messages
-from strongroom.archive.record import parse_record, sign_record
 from strongroom.archive.schema import SCHEMA_VERSION
 from strongroom.archive.store import Archive
 from strongroom.archive.verify import verify_open_archive
-from strongroom.identity import BoxKeys, derive_box_keys
 from strongroom.office import backup, restore, retention
 from strongroom.office.errors import BackupError, NotABackup
 from strongroom.office.export import ExportRequest, ExportScope, export_bundle
@@ -45,6 +42,9 @@ from strongroom.office.holds import HoldSpec, place_hold
 from strongroom.office.migrations import OFFICE_TABLES
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
 from strongroom.office.verify_export import verify_bundle
+from support.box import ArchiveBox as Box
+from support.box import upload_blob
+from support.records import attachment_fields, signed
 
 CHILD = Path(__file__).with_name("kill_jobs_child.py")
 DAY_MS = 86_400_000
@@ -56,32 +56,13 @@ SNAPSHOT_GLOB = ".backup-snapshot-*"
 # -- the box, its records, and the child that gets killed ---------------------------------------
 
 
-@dataclass
-class Box:
-    data_dir: Path
-    entropy: bytes
-
-    @property
-    def keys(self) -> BoxKeys:
-        return derive_box_keys(self.entropy)
-
-    def open(self) -> Archive:
-        keys = self.keys
-        return Archive.open(self.data_dir, keys.archive_key, keys.blob_key, keys.signing_key)
-
-
 @pytest.fixture
 def box(tmp_path: Path) -> Box:
-    return Box(tmp_path / "data", os.urandom(32))
+    return Box(tmp_path / "data", os.urandom(32))  # on the wall clock, as the child is
 
 
-@contextlib.contextmanager
-def opened(box: Box) -> Iterator[Archive]:
-    archive = box.open()
-    try:
-        yield archive
-    finally:
-        archive.close()
+def opened(box: Box) -> contextlib.AbstractContextManager[Archive]:
+    return box.opened()
 
 
 def now_ms() -> int:
@@ -127,30 +108,14 @@ def attach(
     archive: Archive, phone: tuple[int, SigningKey], data: bytes, *, conv: str, peer: str, at: int
 ) -> Attached:
     """Upload a blob and store the attachment record that names it."""
-    sha = hashlib.sha256(data).digest()
-    location = archive.blobs.new_location()
-    upload = archive.blobs.start_upload(location, len(data), sha)
-    upload.write(data)
-    upload.finish()
-    archive.blobs.complete(upload, location)
-    archive.write(writes.register_blob(sha, len(data), location))
-    fields = {
-        "v": 1,
-        "kind": "attachment",
-        "id": f"a-{os.urandom(4).hex()}",
-        "conv": conv,
-        "peer": peer,
-        "dir": "in",
-        "from": peer,
-        "at": at,
-        "ref": "m-1",
-        "blob": {"sha256": sha, "size": len(data), "name": "scan.pdf", "mime": "application/pdf"},
-    }
-    raw, sig = sign_record(phone[1], fields)
-    record = parse_record(raw, sig, max_blob_size=1 << 30)
+    sha, file_name = upload_blob(archive, data)
+    fields = attachment_fields(
+        "m-1", sha, len(data), conv=conv, peer=peer, direction="in", sender=peer, at=at
+    )
+    record = signed(phone[1], fields)
     archive.write(writes.store_record(record, phone[0], OWNER))
     row = int(str(scalar(archive, "SELECT id FROM records WHERE record_id = ?", record.record_id)))
-    return Attached(row, sha, location.file_name)
+    return Attached(row, sha, file_name)
 
 
 @dataclass

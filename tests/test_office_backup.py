@@ -47,7 +47,7 @@ def target(tmp_path: Path) -> Path:
 
 
 def back_up(box: Box, target: Path, **kwargs: int) -> backup.BackupResult:
-    box.clock_ms[0] += 1000  # each set gets its own timestamped name
+    box.clock.advance(1)  # each set gets its own timestamped name
     return backup.run(box.archive, target, box.keys.backup_key, **kwargs)  # type: ignore[arg-type]
 
 

@@ -9,6 +9,7 @@ from strongroom.office import backup, report, retention
 from strongroom.office.export import ExportRequest, ExportScope, export_bundle
 from strongroom.office.holds import HoldSpec, place_hold
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
+from support.pdf import pdf_words
 from test_office_support import DAY_MS, T0, attach, new_box, new_phone, say
 
 
@@ -79,7 +80,23 @@ def test_register_reflects_the_box(tmp_path: Path) -> None:
             assert expected in page, expected
         assert "<script>Pixel" not in page and "&lt;script&gt;Pixel" in page
         pdf = report.render_pdf(register)
-        assert pdf.startswith(b"%PDF")
+        # The PDF says what the page says (its text, not only a %PDF header).
+        text = pdf_words(pdf)
+        for expected in (
+            "RGPD art. 30",
+            "Dossier médical",
+            "Code de la santé publique",
+            "Courte",
+            "M. Ancien",
+            "contentieux ordinal",
+            "droit d'accès",
+            "secretariat",
+            "Intègre / intact",
+            "SQLCipher (AES-256",
+            "<script>Pixel</script>",
+            register.box_fingerprint,
+        ):
+            assert expected in text, expected
     finally:
         box.close()
 

@@ -25,17 +25,11 @@ from strongroom_panel.state import (
     PanelInputs,
     derive_state,
 )
+from support.clock import Clock
+from support.wait import until  # LED lines change on gpiozero's threads: polled
 
 PINS = PanelPins()
 LED_LINES = {"status": PINS.status, "pairing": PINS.pairing, "alert": PINS.alert}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def phone(n: int) -> PairingAttempt:
@@ -97,7 +91,7 @@ class Box:
 @pytest.fixture
 async def box() -> AsyncIterator[Box]:
     loop = asyncio.get_running_loop()
-    clock = Clock()
+    clock = Clock(50_000.0)
     factory = MockFactory(pin_class=MockPWMPin)
     refresh: list[Callable[[], None]] = []
     service = PairingService(clock, on_change=lambda: refresh[0]())
@@ -117,15 +111,6 @@ async def box() -> AsyncIterator[Box]:
     finally:
         panel.close()
         factory.reset()
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    # Polling: LED lines change on gpiozero's blink threads, which signal nothing.
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("timed out waiting for the panel")
 
 
 def reads(pin: MockPWMPin, level: float) -> Callable[[], bool]:

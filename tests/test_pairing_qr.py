@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from strongroom.noise import HandshakeState, NoiseError, generate_keypair
 from strongroom.pairing.errors import InvalidQrOffer
 from strongroom.pairing.qr import QrPairing, make_offer, parse_offer
+from support.clock import Clock
 
 FP = "16ec-fa3d-fc93-0617-3c9b-4e04-63d0-43e4"
 XXPSK3 = "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b"
@@ -20,17 +21,9 @@ K = base64.urlsafe_b64encode(SECRET).rstrip(b"=").decode()
 GOOD = f"strongroom://pair?h=strongroom.local&p=8443&fp={FP}&k={K}&v=1"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(100.0)
 
 
 def test_issued_offer_round_trips_through_its_uri(clock: Clock) -> None:

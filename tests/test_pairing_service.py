@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
@@ -17,16 +16,10 @@ from strongroom.pairing.gate import (
 )
 from strongroom.pairing.service import PairingService
 from strongroom.pairing.window import ConfirmedBy, EventKind, PressEffect
+from support.clock import Clock
+from support.wait import until
 
 FP = "16ec-fa3d-fc93-0617-3c9b-4e04-63d0-43e4"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 10_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def phone(n: int, method: PairingMethod = PairingMethod.BUTTON) -> PairingAttempt:
@@ -52,7 +45,7 @@ class Changes:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(10_000.0)
 
 
 @pytest.fixture
@@ -63,14 +56,6 @@ def changes() -> Changes:
 @pytest.fixture
 def service(clock: Clock, changes: Changes) -> PairingService:
     return PairingService(clock, on_change=changes)
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(100):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never became true")
 
 
 async def pending_request(

@@ -14,17 +14,7 @@ from strongroom.pairing.window import (
     PairingWindow,
     PressEffect,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from support.clock import Clock
 
 
 def phone(n: int, name: str | None = None) -> PairingAttempt:
@@ -42,7 +32,7 @@ def phone(n: int, name: str | None = None) -> PairingAttempt:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(5000.0)
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from math import isclose
 from pathlib import Path
@@ -36,6 +35,8 @@ from strongroom_panel.state import (
     PanelInputs,
     derive_state,
 )
+from support.clock import Clock
+from support.wait import until_sync
 
 REPO = Path(__file__).resolve().parents[1]
 PINS = PanelPins()
@@ -195,14 +196,6 @@ def test_rgb_lines_may_reuse_unused_single_led_lines() -> None:
 # ---------------------------------------------------------------- FrontPanel on mock pins
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def factory() -> Iterator[MockFactory]:
     previous = Device.pin_factory
@@ -241,12 +234,8 @@ def _expected_for(state: BoxState, rgb: bool) -> dict[str, LedPattern]:
     return out
 
 
-def _wait_for(condition: object, timeout: float = 5.0) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the panel"
-        time.sleep(0.01)
+def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    until_sync(condition, timeout, "the panel")
 
 
 @pytest.mark.parametrize("rgb", [False, True], ids=["three-leds", "rgb"])
@@ -340,13 +329,15 @@ def test_showing_the_same_state_again_does_not_restart_the_blink(factory: MockFa
         panel.show(BoxState.PAIRING_OPEN)
         _wait_for(lambda: pin.state == 1.0)
         _wait_for(lambda: pin.state == 0.0)  # now in the 0.5 s off phase
-        pin.clear_states()
+        seen = len(pin.states)
         for _ in range(5):
             panel.show(BoxState.PAIRING_OPEN)  # the box refreshes often
-        time.sleep(0.05)
-        history = [s.state for s in pin.states]
-    # A restarted blink would have switched the LED on again at once.
-    assert history == [0.0]
+        _wait_for(lambda: pin.state == 1.0)  # the next on phase, whenever it comes
+        after = pin.states[seen:]
+    # A restarted blink would have switched the LED on again at once; the running
+    # one waits out its off phase (each state's timestamp is the time since the last).
+    assert after[0].state == 1.0
+    assert after[0].timestamp >= 0.5 * 0.9 - 0.02, after
 
 
 def test_close_turns_leds_off_and_releases_lines(factory: MockFactory) -> None:
@@ -377,7 +368,7 @@ class Recorder:
 
 
 def test_short_press_calls_on_pair_press(factory: MockFactory) -> None:
-    clock, calls = FakeClock(), Recorder()
+    clock, calls = Clock(1000.0), Recorder()
     button = _pin(factory, PINS.button)
     with FrontPanel(
         PINS, rgb=False, clock=clock, on_pair_press=calls.pair, on_long_hold=calls.hold
@@ -390,7 +381,7 @@ def test_short_press_calls_on_pair_press(factory: MockFactory) -> None:
 
 
 def test_contact_bounce_is_not_a_press(factory: MockFactory) -> None:
-    clock, calls = FakeClock(), Recorder()
+    clock, calls = Clock(1000.0), Recorder()
     button = _pin(factory, PINS.button)
     with FrontPanel(PINS, rgb=False, clock=clock, on_pair_press=calls.pair):
         button.drive_low()
@@ -410,7 +401,9 @@ def test_long_hold_calls_only_on_long_hold_and_changes_nothing(factory: MockFact
         before = {role: _pin(factory, bcm).state for role, bcm in lines.items()}
         button.drive_low()
         assert calls.held.wait(timeout=3.0)
-        time.sleep(0.3)  # keep holding: the gesture must not repeat
+        calls.held.clear()
+        # Keep holding for longer than the hold time again: the gesture must not repeat.
+        assert not calls.held.wait(timeout=0.3)
         button.drive_high()
         assert panel.state is BoxState.READY
         after = {role: _pin(factory, bcm).state for role, bcm in lines.items()}
@@ -424,7 +417,7 @@ def test_production_hold_time_is_ten_seconds(factory: MockFactory) -> None:
 
 
 def test_a_failing_callback_does_not_break_the_button(factory: MockFactory) -> None:
-    clock = FakeClock()
+    clock = Clock(1000.0)
     button = _pin(factory, PINS.button)
     presses = []
 

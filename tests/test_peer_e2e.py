@@ -36,6 +36,7 @@ from strongroom.pairing.gate import Refusal
 from strongroom.pairing.qr import make_offer
 from strongroom.peer import history
 from strongroom.peer.frames import CloseCode, Frame
+from support.wait import until
 
 box = pytest.fixture(running_box)
 
@@ -117,16 +118,14 @@ async def test_mail_is_held_for_an_offline_phone_and_delivered_on_reconnect(
         notices = [await claire.wait_delivered(mail_id) for mail_id in ids]
     assert {n.device for n in notices} == {paul.state.device_id}
     # Once the sender has its notices, the box forgets the mail.
-    for _ in range(200):
-        if box.count("SELECT count(*) FROM mail") == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert box.count("SELECT count(*) FROM mail") == 0
+    await until(lambda: box.count("SELECT count(*) FROM mail") == 0, 10, "the mail to be forgotten")
     await claire.close()
     await paul.close()
 
 
-async def test_a_full_inbox_leaves_mail_at_the_box_until_there_is_room(box: RunningBox) -> None:
+async def test_a_full_inbox_leaves_mail_at_the_box_until_there_is_room(
+    box: RunningBox, caplog: pytest.LogCaptureFixture
+) -> None:
     claire = await paired_phone(box, "claire")
     paul = await paired_phone(box, "paul")
     await paul.close()
@@ -134,7 +133,8 @@ async def test_a_full_inbox_leaves_mail_at_the_box_until_there_is_room(box: Runn
         await claire.send_mail("paul", f"dossier {i}".encode())
     small = PhoneClient(paul.state, inbox_limit=3)
     await small.connect(box.url)
-    await asyncio.sleep(0.5)  # all five are offered; two find the inbox full
+    # All five are offered; the last two find the inbox full (the phone logs each).
+    await until(lambda: caplog.text.count("inbox full (3)") == 2, 10, "two mails refused")
     first = await small.receive_mail(count=3, wait_s=10)
     assert len(first) == 3
     assert await small.receive_mail(wait_s=0.3) == []  # not offered again in this session
@@ -462,7 +462,9 @@ async def test_idle_and_handshake_timeouts_close_the_connection(tmp_path: Path) 
         await quiet.close()
         # A phone that pings stays connected through several idle periods.
         phone = await paired_phone(box, "paul")
-        await asyncio.sleep(1.0)
+        pinging = phone._require_link()
+        with pytest.raises(TimeoutError):  # over three idle periods, the link is never closed
+            await asyncio.wait_for(pinging.closed.wait(), 1.0)
         await phone.push(message("toujours là"))
         async with aiohttp.ClientSession() as http, http.ws_connect(box.url) as ws:
             msg = await ws.receive(timeout=10)

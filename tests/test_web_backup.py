@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
@@ -28,10 +28,12 @@ from web_helpers import (
     ARCHIVIST_PASSWORD,
     CHEAP_HASHER,
     CHEAP_LIMITS,
+    Client,
     attach_file,
     csrf_of,
     login,
     new_box,
+    phase_of,
     web_app,
 )
 
@@ -45,7 +47,7 @@ class Source:
     box: Box
     words: str
     usb: Path
-    client: TestClient
+    client: Client
 
 
 @pytest.fixture
@@ -86,7 +88,7 @@ def files_under(root: Path) -> dict[str, int]:
     }
 
 
-async def post(client: TestClient, path: str, token: str | None, **fields: str) -> object:
+async def post(client: Client, path: str, token: str | None, **fields: str) -> object:
     data = dict(fields) if token is None else {**fields, "csrf_token": token}
     return await client.post(path, data=data, allow_redirects=False)
 
@@ -101,10 +103,10 @@ async def back_up(source: Source) -> Job:
     started = await post(client, "/backups", token)
     location = started.headers["Location"]  # type: ignore[attr-defined]
     assert location.startswith("/jobs/")
-    return await client.server.app[STATE].jobs.wait(location.removeprefix("/jobs/"))
+    return await client.app[STATE].jobs.wait(location.removeprefix("/jobs/"))
 
 
-async def start_wizard(client: TestClient, language: str = "en") -> str:
+async def start_wizard(client: Client, language: str = "en") -> str:
     page = await client.get("/setup")
     token = csrf_of(await page.text())
     await post(client, "/setup/language", token, language=language)
@@ -112,7 +114,7 @@ async def start_wizard(client: TestClient, language: str = "en") -> str:
 
 
 async def restore_through_wizard(
-    client: TestClient, words: str, backup_dir: Path, language: str = "en"
+    client: Client, words: str, backup_dir: Path, language: str = "en"
 ) -> Job:
     token = await start_wizard(client, language)
     form = await post(client, "/setup/restore", token, words=words, backup_dir=str(backup_dir))
@@ -128,12 +130,12 @@ async def restore_through_wizard(
     )
     assert started.headers["Location"] == "/setup/restored"  # type: ignore[attr-defined]
     status = await (await client.get("/setup/restored/status")).json()
-    return await client.server.app[STATE].jobs.wait(status["id"])
+    return await client.app[STATE].jobs.wait(status["id"])
 
 
 async def test_back_up_from_the_page_then_restore_a_fresh_box_in_the_wizard(
-    source: Source, fresh: Box, aiohttp_client
-) -> None:  # type: ignore[no-untyped-def]
+    source: Source, fresh: Box, aiohttp_client: AiohttpClient
+) -> None:
     client = source.client
     job = await back_up(source)
     assert job.state is JobState.DONE, job.error
@@ -232,7 +234,7 @@ async def test_backups_need_an_admin_and_a_csrf_token(source: Source) -> None:
     await post(client, "/backups/target", token, target=str(source.usb))
     assert (await post(client, "/backups", None)).status == 403  # type: ignore[attr-defined]
     assert (await post(client, "/backups", "forged-token")).status == 403  # type: ignore[attr-defined]
-    assert client.server.app[STATE].jobs.for_owner() == []
+    assert client.app[STATE].jobs.for_owner() == []
     assert list_sets(source.usb) == []
 
 
@@ -259,12 +261,12 @@ async def test_a_target_that_is_not_mounted_is_refused(source: Source, tmp_path:
     assert "Nothing is mounted there" in page and 'id="start-backup"' not in page
     forced = await client.post("/backups", data={"csrf_token": token})
     assert "Nothing is mounted there" in await forced.text()
-    assert client.server.app[STATE].jobs.for_owner() == []
+    assert client.app[STATE].jobs.for_owner() == []
 
 
 async def test_wrong_words_leave_the_new_box_untouched_and_the_wizard_can_be_retried(
-    source: Source, fresh: Box, aiohttp_client
-) -> None:  # type: ignore[no-untyped-def]
+    source: Source, fresh: Box, aiohttp_client: AiohttpClient
+) -> None:
     assert (await back_up(source)).state is JobState.DONE
     before = files_under(fresh.config.data_dir)
     client = await aiohttp_client(web_app(fresh), headers={"Accept-Language": "en"})
@@ -278,12 +280,12 @@ async def test_wrong_words_leave_the_new_box_untouched_and_the_wizard_can_be_ret
 
     retried = await restore_through_wizard(client, source.words, source.usb)
     assert retried.state is JobState.DONE, retried.error
-    assert fresh.phase is BoxPhase.READY and fresh.fingerprint == source.box.fingerprint
+    assert phase_of(fresh) is BoxPhase.READY and fresh.fingerprint == source.box.fingerprint
 
 
 async def test_a_directory_that_is_not_a_backup_is_refused_on_the_form(
-    source: Source, fresh: Box, aiohttp_client, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    source: Source, fresh: Box, aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
     before = files_under(fresh.config.data_dir)
     client = await aiohttp_client(web_app(fresh), headers={"Accept-Language": "en"})
     token = await start_wizard(client)
@@ -313,8 +315,8 @@ async def test_a_directory_that_is_not_a_backup_is_refused_on_the_form(
 
 
 async def test_a_truncated_backup_fails_cleanly_in_french(
-    source: Source, fresh: Box, aiohttp_client
-) -> None:  # type: ignore[no-untyped-def]
+    source: Source, fresh: Box, aiohttp_client: AiohttpClient
+) -> None:
     assert (await back_up(source)).state is JobState.DONE
     (set_dir,) = list_sets(source.usb)
     database = set_dir / "archive.db.enc"

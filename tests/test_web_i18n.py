@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from pytest_aiohttp import AiohttpClient
 
 from strongroom.web import i18n
 from strongroom.web.i18n import choose_language, parse_accept_language, read_catalogue
@@ -23,7 +24,9 @@ def template_msgids() -> set[str]:
     env = jinja2.Environment(extensions=["jinja2.ext.i18n"])
     found: set[str] = set()
     for path in TEMPLATES:
-        for _line, _func, msg in env.extract_translations(path.read_text(encoding="utf-8")):
+        # jinja2.ext.i18n adds extract_translations to the environment at run time.
+        extract = env.extract_translations  # type: ignore[attr-defined]
+        for _line, _func, msg in extract(path.read_text(encoding="utf-8")):
             first = msg[0] if isinstance(msg, tuple) else msg
             if isinstance(first, str):
                 found.add(first)
@@ -103,7 +106,9 @@ def test_accept_language_parsing() -> None:
     assert choose_language("xx", "en") == "en"
 
 
-async def test_language_from_header_and_switch_cookie(tmp_path: Path, aiohttp_client) -> None:
+async def test_language_from_header_and_switch_cookie(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
     box = new_box(tmp_path / "data")
     client = await aiohttp_client(web_app(box))
     french = await (await client.get("/login")).text()

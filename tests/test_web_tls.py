@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from pytest_aiohttp import AiohttpClient
+
 from strongroom.web.tls import certificate_fingerprint, ensure_certificate, http_redirect_app
 
 
@@ -31,7 +33,7 @@ def test_no_certificate_no_fingerprint(tmp_path: Path) -> None:
     assert certificate_fingerprint(tmp_path) is None
 
 
-async def test_http_redirects_to_https(aiohttp_client) -> None:
+async def test_http_redirects_to_https(aiohttp_client: AiohttpClient) -> None:
     client = await aiohttp_client(http_redirect_app(8443))
     response = await client.get(
         "/archive?q=x", allow_redirects=False, headers={"Host": "strongroom.local"}

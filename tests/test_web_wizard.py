@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from strongroom.archive.queries import audit_events
 from strongroom.box import Box
@@ -15,7 +15,7 @@ from strongroom.identity import entropy_to_words, new_entropy
 from strongroom.unlock import BoxPhase
 from strongroom.web.settings import PRACTICE_NAME, get_setting
 from strongroom.web.users import get_user
-from web_helpers import ADMIN_PASSWORD, csrf_of, login, new_box, web_app
+from web_helpers import ADMIN_PASSWORD, Client, csrf_of, login, new_box, phase_of, web_app
 
 WORD = re.compile(r'<span class="w">([^<]+)</span>')
 POSITION = re.compile(r'name="word_(\d+)"')
@@ -29,15 +29,15 @@ async def fresh_box(tmp_path: Path) -> AsyncIterator[Box]:
 
 
 @pytest.fixture
-async def client(fresh_box: Box, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+async def client(fresh_box: Box, aiohttp_client: AiohttpClient) -> Client:
     return await aiohttp_client(web_app(fresh_box))
 
 
-async def _post(client: TestClient, path: str, token: str, **fields: str) -> object:
+async def _post(client: Client, path: str, token: str, **fields: str) -> object:
     return await client.post(path, data={**fields, "csrf_token": token}, allow_redirects=False)
 
 
-async def _start(client: TestClient, language: str) -> str:
+async def _start(client: Client, language: str) -> str:
     page = await client.get("/", allow_redirects=True)
     assert page.url.path == "/setup"
     token = csrf_of(await page.text())
@@ -46,7 +46,7 @@ async def _start(client: TestClient, language: str) -> str:
     return token
 
 
-async def _create_and_read_words(client: TestClient, token: str) -> list[str]:
+async def _create_and_read_words(client: Client, token: str) -> list[str]:
     await _post(client, "/setup/create", token)
     html = await (await client.get("/setup/words")).text()
     words = WORD.findall(html)
@@ -205,12 +205,12 @@ async def test_wizard_then_login_works(client, fresh_box, aiohttp_client) -> Non
         password=ADMIN_PASSWORD,
         password_again=ADMIN_PASSWORD,
     )
-    other = await aiohttp_client(client.server.app)
+    other = await aiohttp_client(client.app)
     await login(other, "admin", ADMIN_PASSWORD)
     assert (await other.get("/dashboard")).status == 200
 
 
-async def _through_to_practice(client: TestClient) -> str:
+async def _through_to_practice(client: Client) -> str:
     token = await _start(client, "en")
     words = await _create_and_read_words(client, token)
     form_html = await (await client.get("/setup/confirm")).text()
@@ -274,7 +274,7 @@ async def test_unattended_unlock_chosen_in_the_wizard_unlocks_the_next_boot(
     rebooted = Box(fresh_box.config)
     assert rebooted.phase is BoxPhase.LOCKED
     rebooted.unlock_unattended()
-    assert rebooted.phase is BoxPhase.READY
+    assert phase_of(rebooted) is BoxPhase.READY
     assert rebooted.fingerprint == fresh_box.fingerprint
     await rebooted.stop()
 
@@ -290,5 +290,5 @@ async def test_attended_is_the_default_and_needs_the_passphrase_after_a_reboot(
         rebooted.unlock_unattended()
     assert rebooted.phase is BoxPhase.LOCKED
     rebooted.unlock(ADMIN_PASSWORD)
-    assert rebooted.phase is BoxPhase.READY
+    assert phase_of(rebooted) is BoxPhase.READY
     await rebooted.stop()

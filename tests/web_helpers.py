@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -12,12 +11,15 @@ from aiohttp.test_utils import TestClient
 from nacl.signing import SigningKey
 
 from strongroom.archive import writes
-from strongroom.archive.record import Record, parse_record, sign_record
+from strongroom.archive.record import Record
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.identity import new_entropy
+from strongroom.unlock import BoxPhase
 from strongroom.web.app import build_web_app
 from strongroom.web.users import PasswordHasher, create_user
+from support.box import upload_blob
+from support.records import attachment_fields, signed
 
 # The cheapest Argon2id libsodium accepts: the tests exercise logic, not cost.
 CHEAP_LIMITS = {
@@ -40,6 +42,12 @@ def new_box(data_dir: Path, *, ready: bool = True) -> Box:
     return box
 
 
+def phase_of(box: Box) -> BoxPhase:
+    """The box's phase, read afresh: after unlock() or a restore job the phase has moved,
+    which a type checker that narrowed `box.phase` on an earlier assert cannot know."""
+    return box.phase
+
+
 def web_app(box: Box, **kwargs: object) -> web.Application:
     return build_web_app(
         box,
@@ -49,6 +57,7 @@ def web_app(box: Box, **kwargs: object) -> web.Application:
     )
 
 
+Client = TestClient[web.Request, web.Application]  # the aiohttp test client of the web app
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -58,12 +67,12 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-async def get_csrf(client: TestClient, path: str = "/login") -> str:
+async def get_csrf(client: Client, path: str = "/login") -> str:
     response = await client.get(path)
     return csrf_of(await response.text())
 
 
-async def login(client: TestClient, username: str, password: str) -> None:
+async def login(client: Client, username: str, password: str) -> None:
     token = await get_csrf(client, "/login")
     response = await client.post(
         "/login",
@@ -78,25 +87,16 @@ def attach_file(
 ) -> str:
     """Upload an encrypted blob and attach it to `message`, as a phone would; return its sha hex."""
     archive = box.require_archive()
-    sha = hashlib.sha256(data).digest()
-    location = archive.blobs.new_location()
-    upload = archive.blobs.start_upload(location, len(data), sha)
-    upload.write(data)
-    upload.finish()
-    archive.blobs.complete(upload, location)
-    archive.write(writes.register_blob(sha, len(data), location))
-    fields = {
-        "v": 1,
-        "kind": "attachment",
-        "id": f"a-{message.client_id}",
-        "conv": message.conversation,
-        "dir": "out",
-        "from": "Maître Durand",
-        "at": message.sent_at + 1,
-        "ref": message.client_id,
-        "blob": {"sha256": sha, "size": len(data), "name": name, "mime": "application/pdf"},
-    }
-    raw, sig = sign_record(key, fields)
-    record = parse_record(raw, sig, max_blob_size=1 << 30)
+    sha, _ = upload_blob(archive, data)
+    fields = attachment_fields(
+        message.client_id,
+        sha,
+        len(data),
+        name=name,
+        conv=message.conversation,
+        at=message.sent_at + 1,
+        id=f"a-{message.client_id}",
+    )
+    record = signed(key, fields)
     archive.write(writes.store_record(record, device_id, "maitre.durand"))
     return sha.hex()

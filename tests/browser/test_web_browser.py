@@ -55,6 +55,7 @@ class LiveBox:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.box: Box | None = None
+        self.pairing = PairingService(time.time)
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -77,7 +78,7 @@ class LiveBox:
 
     async def _start(self) -> None:
         self.box = Box(BoxConfig(data_dir=self.data_dir))
-        self.box.pairing = PairingService(time.time)  # type: ignore[attr-defined]
+        self.box.pairing = self.pairing
         self.runner = web.AppRunner(web_app(self.box))
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -173,7 +174,7 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
             handshake_hash=os.urandom(32),
             comparison_code="482 915",
         )
-        outcome: Future[PairingOutcome] = live.submit(live.box.pairing.request(attempt))  # type: ignore[attr-defined]
+        outcome: Future[PairingOutcome] = live.submit(live.pairing.request(attempt))
         # No reload by us: the page's script notices the pending phone by itself.
         page.wait_for_selector("#comparison-code")
         assert page.inner_text("#comparison-code") == "482 915"
