@@ -12,7 +12,7 @@ from typing import cast
 
 import sqlcipher3
 
-from strongroom.archive.errors import SchemaTooNew, WrongArchiveKey
+from strongroom.archive.errors import SchemaMigrationFailed, SchemaTooNew, WrongArchiveKey
 from strongroom.archive.schema import MIGRATIONS, SCHEMA_VERSION
 
 # sqlcipher3 mirrors the stdlib sqlite3 API; we type against the stdlib's stubs.
@@ -80,18 +80,37 @@ def migrate(conn: Connection) -> int:
     found = schema_version(conn)
     if found > SCHEMA_VERSION:
         raise SchemaTooNew(f"archive schema {found} is newer than this software ({SCHEMA_VERSION})")
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        script = MIGRATIONS[version - 1]
-        # executescript commits implicitly; wrap the whole step ourselves so the
-        # version bump and the DDL land together or not at all.
-        statements = f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
-        try:
-            conn.executescript(statements)
-        except (sqlcipher3.Error, sqlite3.Error):
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    if found == SCHEMA_VERSION:
+        return found
+    # A migration may copy a table others refer to (migration 4 copies records):
+    # foreign keys are off while it runs (the pragma is a no-op inside a
+    # transaction), and checked before each step commits.
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            _migrate_step(conn, version)
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
     return found
+
+
+def _migrate_step(conn: Connection, version: int) -> None:
+    script = MIGRATIONS[version - 1]
+    # executescript commits implicitly; wrap the whole step ourselves so the
+    # version bump and the DDL land together or not at all.
+    statements = f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};"
+    try:
+        conn.executescript(statements)
+        broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+        if broken is not None:
+            raise SchemaMigrationFailed(
+                f"migration {version} left a dangling reference in {broken[0]}; nothing changed"
+            )
+        conn.execute("COMMIT")
+    except (sqlcipher3.Error, sqlite3.Error, SchemaMigrationFailed):
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def open_archive_db(path: Path, key: bytes) -> Connection:

@@ -27,3 +27,7 @@ class ArchiveClosed(ArchiveError):
 
 class BlobError(ArchiveError):
     """An attachment blob is missing, truncated or does not match its hash."""
+
+
+class SchemaMigrationFailed(ArchiveError):
+    """A schema migration would leave the archive inconsistent; it was rolled back."""

@@ -111,7 +111,8 @@ def search_messages(
     for clause, value in (
         ("c.owner = ?", f.owner),
         ("r.device_id = ?", f.device_id),
-        ("m.conversation_id = ?", f.conversation_id),
+        # records_conversation is the one (conversation_id, sent_at) index (migration 4).
+        ("r.conversation_id = ?", f.conversation_id),
         ("m.direction = ?", f.direction),
         ("m.sent_at >= ?", f.since_ms),
         ("m.sent_at < ?", f.until_ms),
@@ -128,11 +129,11 @@ def search_messages(
         sql += " WHERE " + " AND ".join(where)
     # Newest first, in an order an index can stream (LIMIT stops early instead of
     # sorting every match): arrival order for text and archive-wide listings,
-    # sent time within one conversation (indexed by conversation, sent_at).
+    # sent time within one conversation (records_conversation: conversation, sent_at).
     if query is not None:
         sql += " ORDER BY messages_fts.rowid DESC"
     elif f.conversation_id is not None:
-        sql += " ORDER BY m.sent_at DESC"
+        sql += " ORDER BY r.sent_at DESC"
     else:
         sql += " ORDER BY m.record_id DESC"
     sql += " LIMIT ? OFFSET ?"
@@ -154,7 +155,8 @@ class ConversationRow:
 def list_conversations(conn: Connection, owner: str | None = None) -> list[ConversationRow]:
     sql = (
         "SELECT c.id, c.owner, c.ref, c.peer, c.created_at, c.last_at,"
-        " (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) FROM conversations c"
+        " (SELECT count(*) FROM records r JOIN messages m ON m.record_id = r.id"
+        " WHERE r.conversation_id = c.id) FROM conversations c"
     )
     args: list[object] = []
     if owner is not None:

@@ -31,6 +31,7 @@ from strongroom.archive.db import Connection, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.record import leaf_data
+from strongroom.archive.schema import FTS_INDEX_PENDING, FTS_MARK_INDEXED
 from strongroom.proof.merkle import MerkleLog, TreeSizeError, leaf_hash
 from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, sign_tree_head
 
@@ -97,6 +98,9 @@ class Archive:
         self.signing_key = signing_key
         self.clock = clock
         self.conn = open_archive_db(path, archive_key)
+        # From migration 4 the full-text index is fed once per batch; before it
+        # (a test building an old archive), the schema's trigger feeds it.
+        self._fts_per_batch = fts_fed_per_batch(self.conn)
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
@@ -162,6 +166,11 @@ class Archive:
                     del txn.leaves[mark:]
                     results.append(exc)
                 conn.execute("RELEASE op")
+            if ops and self._fts_per_batch:
+                # Outside every op's savepoint, inside the batch's transaction: one
+                # FTS5 segment per batch, committed with the rows or not at all.
+                conn.execute(FTS_INDEX_PENDING)
+                conn.execute(FTS_MARK_INDEXED)
             head = None
             if txn.leaves:
                 self.log.append_many(txn.leaves)
@@ -288,6 +297,13 @@ def latest_tree_head(conn: Connection) -> SignedTreeHead | None:
     if row is None:
         return None
     return SignedTreeHead(int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]))
+
+
+def fts_fed_per_batch(conn: Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fts_state'"
+    ).fetchone()
+    return row is not None
 
 
 def reader_log(conn: Connection) -> MerkleLog:

@@ -47,8 +47,11 @@ def store_record(record: Record, device_id: int, owner: str) -> Any:
 
     def op(txn: Txn) -> StoredRecord:
         record_id = record.record_id
+        # records_dedup (device_id, sent_at, record_id): a phone's records come in
+        # time order, so this index grows at the end of each phone's slice.
         existing = txn.conn.execute(
-            "SELECT log_index FROM records WHERE record_id = ?", (record_id,)
+            "SELECT log_index FROM records WHERE device_id = ? AND sent_at = ? AND record_id = ?",
+            (device_id, record.sent_at, record_id),
         ).fetchone()
         if existing is not None:
             return StoredRecord(record_id, int(existing[0]), duplicate=True)

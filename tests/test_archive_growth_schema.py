@@ -1,0 +1,225 @@
+"""Migration 4: an ordered duplicate key, one conversation index, FTS fed once per batch.
+
+An archive written at schema 3 is upgraded on open and keeps its search
+results, verify result and full-text index; a crash anywhere in a batch never
+loses or doubles an index entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from archive_helpers import message, new_phone
+from strongroom.archive import db, writes
+from strongroom.archive.errors import ArchiveError
+from strongroom.archive.queries import SearchFilters, list_conversations, search_messages
+from strongroom.archive.schema import SCHEMA_VERSION
+from strongroom.archive.store import Archive
+from strongroom.archive.verify import verify_archive
+from strongroom.office.erasure import erase_in_txn
+
+T0 = 1_760_000_000_000
+QUERIES = ["oeuvre", "coeur", "reunion", "RÉUNION", "dossier", "facture", "absent", ""]
+TEXTS = [
+    "Une œuvre saisie chez le client",
+    "Le cœur du dossier",
+    "Réunion lundi à 9 h",
+    "reunion reportée, dossier complet",
+    "Facture jointe",
+    "Sans ligature ni accent",
+]
+
+
+def open_at(data: Path, keys: dict[str, bytes]) -> Archive:
+    return Archive.open(data, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
+
+
+def snapshot(archive: Archive) -> dict[str, object]:
+    """What a user sees: search hits, conversation counts, verify, the index's health."""
+    with closing(archive.reader()) as conn:
+        hits = {q: [(h.record_row, h.text) for h in search_messages(conn, q)] for q in QUERIES}
+        conv = list_conversations(conn)
+        in_conv = [
+            [h.record_row for h in search_messages(conn, "", SearchFilters(conversation_id=c.id))]
+            for c in conv
+        ]
+        report = verify_archive(conn, archive.blobs, bytes(archive.signing_key.verify_key))
+        fts_integrity(conn)
+        return {
+            "hits": hits,
+            "conversations": [(c.ref, c.messages) for c in conv],
+            "in_conversation": in_conv,
+            "verify": (report.ok, report.problems, report.records, report.destroyed, report.leaves),
+        }
+
+
+def fts_integrity(conn: db.Connection, *, against_content: bool = False) -> None:
+    """FTS5's own check; with the content table too when no text needs ligature folding."""
+    if against_content:
+        conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+    else:
+        conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')")
+
+
+def fill(archive: Archive) -> tuple[int, SigningKey]:
+    phone, key = new_phone(archive, owner="maitre.durand")
+    other, other_key = new_phone(archive, owner="dr.martin", name="iPhone")
+    for i, text in enumerate(TEXTS):
+        conv = "client-a" if i % 2 else "client-b"
+        archive.write(
+            writes.store_record(message(key, text, conv=conv, at=T0 + i), phone, "maitre.durand")
+        )
+    for i in range(20):
+        record = message(other_key, f"dossier patient {i}", conv="patient-x", at=T0 + i)
+        archive.write(writes.store_record(record, other, "dr.martin"))
+    # Retention erased one message: its row stays, its text and index entry go.
+    row = archive.conn.execute("SELECT min(id) FROM records WHERE device_id = ?", (other,))
+    archive.write(lambda txn: erase_in_txn(txn, [int(row.fetchone()[0])]))
+    return phone, key
+
+
+@pytest.fixture
+def v3_data(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Path]:
+    """A data dir written by software that knew migrations 1 to 3 (their trigger fed FTS)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "SCHEMA_VERSION", 3)
+        old = open_at(tmp_path / "data", archive_keys)
+        try:
+            assert db.schema_version(old.conn) == 3
+            fill(old)
+        finally:
+            old.close()
+    yield tmp_path / "data"
+
+
+def test_a_v3_archive_upgrades_with_the_same_search_verify_and_index(
+    v3_data: Path, archive_keys: dict[str, bytes]
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "SCHEMA_VERSION", 3)
+        old = open_at(v3_data, archive_keys)
+        before = snapshot(old)
+        old.close()
+    assert before["verify"][0] is True  # type: ignore[index]
+    assert before["hits"]["oeuvre"] and before["hits"]["reunion"]  # type: ignore[index]
+
+    archive = open_at(v3_data, archive_keys)  # this software migrates on open
+    try:
+        assert db.schema_version(archive.conn) == SCHEMA_VERSION
+        assert snapshot(archive) == before
+        conn = archive.conn
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        indexes = {
+            str(r[1]): bool(r[2]) for r in conn.execute("PRAGMA index_list(records)").fetchall()
+        }
+        # No index on the random hash alone any more; the ordered key is the unique one.
+        columns = {
+            name: [str(c[2]) for c in conn.execute(f"PRAGMA index_info({name})")]
+            for name in indexes
+        }
+        assert ["record_id"] not in columns.values(), columns
+        assert columns["records_dedup"] == ["device_id", "sent_at", "record_id"]
+        assert indexes["records_dedup"] is True
+        names = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "messages_conversation" not in names
+        assert "attachments_message" in names
+        assert "messages_ai" not in names
+    finally:
+        archive.close()
+
+
+def test_after_the_upgrade_duplicates_are_recognised_and_new_messages_found(
+    v3_data: Path, archive_keys: dict[str, bytes]
+) -> None:
+    archive = open_at(v3_data, archive_keys)
+    try:
+        device, key = new_phone(archive, owner="maitre.martin")
+        first = message(key, "Première consultation", at=T0)
+        stored = archive.write(writes.store_record(first, device, "maitre.martin"))
+        # The phone did not get its ack and pushes the same record again.
+        again = archive.write(writes.store_record(first, device, "maitre.martin"))
+        assert again.duplicate and again.log_index == stored.log_index
+        # An old record, pushed again after the upgrade, is recognised too.
+        old_row = archive.conn.execute(
+            "SELECT body, signature, device_id FROM records WHERE body IS NOT NULL LIMIT 1"
+        ).fetchone()
+        from strongroom.archive.record import parse_record
+
+        old = parse_record(bytes(old_row[0]), bytes(old_row[1]), max_blob_size=1 << 20)
+        owner = archive.conn.execute(
+            "SELECT owner FROM devices WHERE id = ?", (old_row[2],)
+        ).fetchone()[0]
+        assert archive.write(writes.store_record(old, int(old_row[2]), owner)).duplicate
+        with closing(archive.reader()) as conn:
+            assert [h.text for h in search_messages(conn, "premiere")] == ["Première consultation"]
+            assert len(search_messages(conn, "reunion")) == 2
+            fts_integrity(conn)
+            assert verify_archive(conn, archive.blobs, bytes(archive.signing_key.verify_key)).ok
+    finally:
+        archive.close()
+
+
+def index_entries(conn: db.Connection, word: str) -> int:
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (word,)
+        ).fetchone()[0]
+    )
+
+
+def test_a_batch_cut_short_anywhere_leaves_rows_and_index_together(archive: Archive) -> None:
+    """The power goes at every point of a batch, the index insert included."""
+    device, key = new_phone(archive)
+    # How many SQLite VM steps one whole batch takes, measured on a twin batch.
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    def batch(n: int) -> list[object]:
+        return [
+            writes.store_record(
+                message(key, f"lot{n} numero {i}", at=T0 + 100 * n + i), device, "o"
+            )
+            for i in range(12)
+        ]
+
+    archive.conn.set_progress_handler(count, 1)
+    archive.write_batch(batch(0))
+    archive.conn.set_progress_handler(None, 0)
+    total = steps[0]
+    assert total > 100
+    stored = 12
+    for n, cut in enumerate(range(1, 2 * total, max(1, total // 60)), start=1):
+        calls = [0]
+
+        def cut_here(cut: int = cut) -> int:
+            calls[0] += 1
+            return 1 if calls[0] == cut else 0  # interrupt one statement: the batch fails
+
+        archive.conn.set_progress_handler(cut_here, 1)
+        try:
+            archive.write_batch(batch(n))  # type: ignore[arg-type]
+            committed = True
+        except Exception as exc:
+            assert not isinstance(exc, ArchiveError) or "interrupt" in str(exc).lower()
+            committed = False
+        finally:
+            archive.conn.set_progress_handler(None, 0)
+        stored += 12 if committed else 0
+        with closing(archive.reader()) as conn:
+            rows = int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+            assert rows == stored
+            # Every row is in the index exactly once, and nothing else is.
+            assert index_entries(conn, "numero") == rows
+            assert index_entries(conn, f"lot{n}") == (12 if committed else 0)
+            fts_integrity(conn, against_content=True)
+    assert stored > 12  # the sweep reached past the end of the batch too
