@@ -397,6 +397,7 @@ VALUES
             replace(replace(replace(replace(new.text,
                 'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE'));
     END;
+    """,
     # 5: the records office reachable end to end: matters (dossiers) with their
     # conversations and persons, holds on a matter with a case name, policy
     # assignments to a matter and a default policy, retired policies, and the
