@@ -239,6 +239,9 @@ def _check_leaf(
     if proof.leaf_index != log_index:
         report.problem(proof_name, f"is for leaf {proof.leaf_index}, not {log_index}")
         return
+    path_name = f"proofs/{stem}.path"  # the raw nodes check_proofs.sh walks
+    if bundle.has(path_name) and bundle.read(path_name) != b"".join(proof.audit_path):
+        report.problem(path_name, f"is not the audit path of {proof_name}")
     if head is not None:
         why = proof_holds(proof, leaf, head.tree_size, head.root_hash)
         if why is not None:
