@@ -28,6 +28,7 @@ from strongroom.integrity import (
     damaged_at_open,
     run_periodically,
 )
+from strongroom.office.export_control import control_routes as export_control_routes
 from strongroom.panel_link import audit_fields, panel_inputs
 from strongroom.unlock import BoxPhase, read_unlock_choice
 
@@ -388,4 +389,5 @@ class BoxRuntime:
             return web.json_response({"revoked": revoked})
 
         app.add_routes(routes)
+        app.add_routes(export_control_routes(self.box))  # fingerprint, export (#14)
         return app
