@@ -99,7 +99,7 @@ def _ask(value: str | None, prompt: str, option: str) -> str:
 
 
 def _request_body(args: argparse.Namespace) -> dict[str, Any]:
-    tz_name = args.time_zone or "Europe/Paris"
+    tz_name = args.time_zone or "Europe/Paris"  # for --from/--to; the box's setting otherwise
     try:
         from_ms, to_ms = (
             _day(args.from_day, tz_name, end=False),
@@ -117,7 +117,7 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
         "recipient": _ask(args.recipient, "Pour qui / for whom: ", "--recipient"),
         "reason": _ask(args.reason, "Motif / reason: ", "--reason"),
         "zip_name": Path(args.out).name,
-        "time_zone": tz_name,
+        "time_zone": args.time_zone,
     }
 
 
@@ -197,9 +197,7 @@ def _export_here(
                 if conversation is None:
                     raise ValueError(f"no single conversation matches {body['conversation']!r}")
             request = parse_request(body, conversation)
-            result = export_bundle(
-                archive, request, out, progress=bar, time_zone=str(body["time_zone"])
-            )
+            result = export_bundle(archive, request, out, progress=bar, time_zone=body["time_zone"])
         except (OfficeError, ValueError) as exc:
             bar.close()
             print(f"strongroom: {exc}; nothing was written", file=sys.stderr)

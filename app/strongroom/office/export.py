@@ -44,7 +44,7 @@ from strongroom.office.bundle_pdf import (
     write_html_tail,
 )
 from strongroom.office.errors import NothingToExport
-from strongroom.office.export_render import BundleText, rendered_record
+from strongroom.office.export_render import DEFAULT_TIME_ZONE, BundleText, rendered_record
 from strongroom.office.export_scope import (
     SCOPE_KINDS,
     ExportRequest,
@@ -59,6 +59,7 @@ from strongroom.office.sealed import (
     CHECK_PROOFS_SH_NAME,
     PROOF_SECTION_EN,
     PROOF_SECTION_FR,
+    ByteSink,
     SealedBundleWriter,
     box_key_fingerprint,
     unicode_file_name,
@@ -94,6 +95,7 @@ class ExportResult:
     log_index: int
     tree_size: int
     root: str = ""
+    log_indexes: tuple[int, ...] = ()  # the records it holds (a pending download checks them)
 
 
 @dataclass
@@ -118,7 +120,7 @@ def export_bundle(
     *,
     font_dir: Path = DEJAVU_DIR,
     progress: ExportProgress | None = None,
-    time_zone: str = "Europe/Paris",
+    time_zone: str | None = None,
 ) -> ExportResult:
     """Write the sealed export to `out_path` and log it; return what it holds."""
     # The partial bundle may be complete plaintext: a killed export's is removed
@@ -150,6 +152,7 @@ def export_bundle(
         result.log_index,
         result.tree_size,
         result.root,
+        result.log_indexes,
     )
 
 
@@ -161,12 +164,12 @@ def _flush(sink: IO[bytes]) -> None:
 def export_to_stream(
     archive: Archive,
     request: ExportRequest,
-    sink: IO[bytes],
+    sink: ByteSink,
     *,
     zip_name: str | None = None,
     font_dir: Path = DEJAVU_DIR,
     progress: ExportProgress | None = None,
-    time_zone: str = "Europe/Paris",
+    time_zone: str | None = None,
     before_audit: Callable[[], None] | None = None,
 ) -> ExportResult:
     """Write the sealed export to `sink` (sequentially, no seek), then log it."""
@@ -180,7 +183,8 @@ def export_to_stream(
             raise NothingToExport("the archive is empty")
         total = count_records(conn, request.scope)
         bundle = SealedBundleWriter(sink, root, archive.signing_key, head)
-        text = BundleText(request, head, at_ms, time_zone, _names(conn, request.scope))
+        zone_name = time_zone or practice_time_zone(conn)
+        text = BundleText(request, head, at_ms, zone_name, _names(conn, request.scope))
         try:
             counts = _write_content(archive, conn, bundle, text, font_dir, total, progress)
             fingerprint = box_key_fingerprint(bytes(archive.signing_key.verify_key))
@@ -212,6 +216,7 @@ def export_to_stream(
         int(index),
         head.tree_size,
         root,
+        tuple(counts.log_indexes),
     )
 
 
@@ -281,6 +286,20 @@ def _write_content(
     bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
     bundle.add_bytes(EXPORT_INDEX, json_bytes(_index(archive, text, head, counts)))
     return counts
+
+
+TIME_ZONE_SETTING = "time_zone"
+
+
+def practice_time_zone(conn: Connection) -> str:
+    """The practice's zone (settings table, key time_zone), Europe/Paris by default."""
+    try:
+        row = conn.execute(
+            "SELECT value FROM settings WHERE key = ?", (TIME_ZONE_SETTING,)
+        ).fetchone()
+    except Exception:  # an archive without the settings table: the default
+        return DEFAULT_TIME_ZONE
+    return str(row[0]) if row is not None and row[0] else DEFAULT_TIME_ZONE
 
 
 def _names(conn: Connection, scope: ExportScope) -> tuple[str, ...]:

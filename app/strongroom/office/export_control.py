@@ -144,12 +144,12 @@ def control_routes(box: Any) -> web.RouteTableDef:
                 result = export_to_stream(
                     archive,
                     export_request,
-                    sink,  # type: ignore[arg-type]  # write/flush is all the writer uses
+                    sink,
                     zip_name=body.get("zip_name") or None,
                     progress=lambda done, total: sink.put(
                         frame(b"P", json.dumps({"done": done, "total": total}).encode())
                     ),
-                    time_zone=str(body.get("time_zone") or "Europe/Paris"),
+                    time_zone=body.get("time_zone") or None,
                 )
                 sink.flush()
                 summary = {

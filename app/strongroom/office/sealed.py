@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from nacl.signing import SigningKey
 
@@ -108,6 +108,14 @@ class _HashingWriter:
         return self._target.write(data)
 
 
+class ByteSink(Protocol):
+    """Where a bundle goes: written strictly in sequence, never read or sought."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class SealedBundleWriter:
     """Write members, then `finish()` adds the tree head, key, VERIFY.txt and manifest.
 
@@ -118,15 +126,19 @@ class SealedBundleWriter:
 
     def __init__(
         self,
-        target: Path | IO[bytes],
+        target: Path | ByteSink,
         root: str,
         signing_key: SigningKey,
         tree_head: SignedTreeHead,
     ) -> None:
         self.path = target if isinstance(target, Path) else None
         self._file: IO[bytes] | None = target.open("wb") if isinstance(target, Path) else None
-        sink = self._file if self._file is not None else target
-        assert not isinstance(sink, Path)
+        sink: ByteSink
+        if self._file is not None:
+            sink = self._file
+        else:
+            assert not isinstance(target, Path)
+            sink = target
         self.root = root
         self._key = signing_key
         self.tree_head = tree_head
@@ -201,7 +213,7 @@ class SealingStream:
     here and replaced by the signature over the hash of everything before it.
     """
 
-    def __init__(self, target: IO[bytes]) -> None:
+    def __init__(self, target: ByteSink) -> None:
         self._target = target
         self._digest = hashlib.sha256()
         self._held = b""
