@@ -26,7 +26,11 @@ from typing import Any
 from e2e_helpers import E2EBox, pair_by_qr
 
 AT_2015 = int(datetime(2015, 3, 2, 9, 0, tzinfo=UTC).timestamp() * 1000)
-HELD_TEXTS = ("Rendez-vous confidentiel Martin", "Bien reçu, Martin", "Note ancienne de Martin")
+HELD_TEXTS: tuple[str, ...] = (
+    "Rendez-vous confidentiel Martin",
+    "Bien reçu, Martin",
+    "Note ancienne de Martin",
+)
 HELD_TEXTS += ("Note de Martin pour Durand",)
 PETIT_TEXT = "Facture soldée Petit zqxw"
 MATTER_TEXT_PREFIX = "Rendez-vous confidentiel"

@@ -19,7 +19,7 @@ from strongroom.archive import db, writes
 from strongroom.archive.errors import ArchiveError
 from strongroom.archive.queries import SearchFilters, list_conversations, search_messages
 from strongroom.archive.schema import SCHEMA_VERSION
-from strongroom.archive.store import Archive
+from strongroom.archive.store import Archive, WriteOp
 from strongroom.archive.verify import verify_archive
 from strongroom.office.erasure import erase_in_txn
 
@@ -184,7 +184,7 @@ def test_a_batch_cut_short_anywhere_leaves_rows_and_index_together(archive: Arch
         steps[0] += 1
         return 0
 
-    def batch(n: int) -> list[object]:
+    def batch(n: int) -> list[WriteOp]:
         return [
             writes.store_record(
                 message(key, f"lot{n} numero {i}", at=T0 + 100 * n + i), device, "o"
@@ -207,7 +207,7 @@ def test_a_batch_cut_short_anywhere_leaves_rows_and_index_together(archive: Arch
 
         archive.conn.set_progress_handler(cut_here, 1)
         try:
-            archive.write_batch(batch(n))  # type: ignore[arg-type]
+            archive.write_batch(batch(n))
             committed = True
         except Exception as exc:
             assert not isinstance(exc, ArchiveError) or "interrupt" in str(exc).lower()

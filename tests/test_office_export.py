@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import tracemalloc
 import zipfile
@@ -22,8 +23,11 @@ from strongroom.office.certificates import write_certificate_bundle
 from strongroom.office.errors import NothingToExport
 from strongroom.office.export import ExportRequest, ExportScope, export_bundle
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
+from strongroom.office.sealed import box_key_fingerprint
 from strongroom.office.verify_export import main as verify_main
 from strongroom.office.verify_export import verify_bundle
+from strongroom.office.verify_text import EXPECTED_PLACEHOLDER_EN, command_lines
+from strongroom.proof.pem import ed25519_public_key_from_pem
 from support.pdf import pdf_words
 from test_office_support import DAY_MS, T0, Box, attach, conversation_id, new_box, new_phone, say
 
@@ -80,14 +84,6 @@ def unzip(bundle: Path, where: Path) -> Path:
     return where / root
 
 
-def commands(verify_txt: str) -> list[str]:
-    """The command lines of VERIFY.txt's English part (indented lines that start a tool)."""
-    english = verify_txt.split("--- ENGLISH")[1]
-    tools = ("sha256sum ", "openssl ", "python3 ")
-    lines = [line.strip() for line in english.splitlines()]
-    return [line for line in lines if line.startswith(tools) and "<" not in line]
-
-
 def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True, check=False)
 
@@ -96,20 +92,22 @@ def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_verify_txt_commands_pass_with_the_real_tools(
     sealed: tuple[Path, Path], tmp_path: Path, which: int
 ) -> None:
-    root = unzip(sealed[which], tmp_path)
-    text = (root / "VERIFY.txt").read_text(encoding="utf-8")
-    assert "sha256sum -c MANIFEST.sha256" in text and "Vérifiez" in text
-    found = commands(text)
-    assert any(c.startswith("sha256sum -c") for c in found)
-    assert sum(c.startswith("openssl pkeyutl -verify") for c in found) == 2 + which
-    assert any(c == "python3 check_proofs.py" for c in found)
-    for command in found:
-        done = run(command, root)
-        assert done.returncode == 0, (command, done.stdout, done.stderr)
-        if "pkeyutl" in command:
-            assert "Signature Verified Successfully" in done.stdout
-    fingerprint = run("openssl pkey -pubin -in box.pem -outform DER | sha256sum", root).stdout
-    assert fingerprint.split()[0] in text
+    with zipfile.ZipFile(sealed[which]) as zf:
+        text = zf.read(next(n for n in zf.namelist() if n.endswith("VERIFY.txt"))).decode()
+    assert "sha256sum --quiet --strict -c MANIFEST.sha256" in text and "FRANÇAIS" in text
+    found = command_lines(text)
+    assert sum(c.startswith("openssl pkeyutl -verify") for c in found) == 3 + which
+    assert "sh check_proofs.sh" in found and not any("python" in c for c in found)
+    (zip_name,) = [c[2:] for c in found if c.startswith("Z=")]
+    shutil.copyfile(sealed[which], tmp_path / zip_name)
+    with zipfile.ZipFile(sealed[which]) as zf:
+        pem = zf.read(next(n for n in zf.namelist() if n.endswith("/box.pem"))).decode()
+    fingerprint = box_key_fingerprint(ed25519_public_key_from_pem(pem))
+    lines = [c.replace(EXPECTED_PLACEHOLDER_EN, fingerprint) for c in found]
+    done = run("set -e\n" + "\n".join(lines), tmp_path)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert done.stdout.count("Signature Verified Successfully") == 3 + which
+    assert "ALL CHECKS PASSED" in done.stdout
 
 
 def test_each_phone_signature_verifies_with_openssl(
@@ -136,7 +134,7 @@ def test_export_content(sealed: tuple[Path, Path], tmp_path: Path) -> None:
     root = unzip(sealed[0], tmp_path)
     (attachment,) = (root / "attachments").iterdir()
     assert attachment.read_bytes() == ATTACHMENT
-    assert attachment.name.endswith("arr_t_de_travail.pdf")
+    assert attachment.name.endswith("-arrêt de travail.pdf")
     page = (root / "records.html").read_text(encoding="utf-8")
     assert "« arrêt de travail », ça presse" in page and "Autre client" not in page
     pdf = (root / "records.pdf").read_bytes()
@@ -240,12 +238,13 @@ EXPORT_MEMBERS = [
     "export.json",
     "records.html",
     "records.pdf",
-    "check_proofs.py",
+    "check_proofs.sh",
     "records/*.cbor",
     "records/*.sig",
     "records/*.json",
     "proofs/*.leaf",
     "proofs/*.json",
+    "proofs/*.path",
     "devices/*.pem",
     "attachments/*",
 ]
@@ -258,9 +257,10 @@ CERT_MEMBERS = [
     "box.pem",
     "certificate.json",
     "certificate.sig",
-    "check_proofs.py",
+    "check_proofs.sh",
     "proofs/*.leaf",
     "proofs/*.json",
+    "proofs/*.path",
 ]
 
 
@@ -373,5 +373,8 @@ def test_verify_txt_is_bilingual_and_names_the_fingerprint(sealed: tuple[Path, P
     with zipfile.ZipFile(sealed[0]) as zf:
         text = zf.read(next(n for n in zf.namelist() if n.endswith("VERIFY.txt"))).decode()
     assert "--- FRANÇAIS" in text and "--- ENGLISH" in text
-    assert re.search(r"Attendu : [0-9a-f]{64}", text) and re.search(r"Expected: [0-9a-f]{64}", text)
+    assert re.search(r"contient la clé [0-9a-f]{64}", text)
+    assert re.search(r"holds the key [0-9a-f]{64}", text)
+    assert "Empreinte de la clé de signature (exports scellés, SHA-256)" in text
+    assert "Signing key fingerprint (sealed exports, SHA-256)" in text
     assert io.StringIO(text).readline().startswith("VÉRIFIER")

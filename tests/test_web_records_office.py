@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.record import parse_record, sign_record
 from strongroom.box import Box
 from strongroom.office.policies import DEFAULT_SUBJECT, assign_policy, policy_by_preset
-from web_helpers import ADMIN_PASSWORD, AUDITOR_PASSWORD, csrf_of, login, new_box, web_app
+from web_helpers import ADMIN_PASSWORD, AUDITOR_PASSWORD, Client, csrf_of, login, new_box, web_app
 
 OLD = 1_400_000_000_000  # 2014
 
@@ -67,11 +67,11 @@ async def box(tmp_path: Path) -> AsyncIterator[Box]:
 
 
 @pytest.fixture
-async def client(box: Box, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+async def client(box: Box, aiohttp_client: AiohttpClient) -> Client:
     return await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
 
 
-async def test_an_attachment_sent_on_its_own_is_found_by_name_and_filter(client) -> None:
+async def test_an_attachment_sent_on_its_own_is_found_by_name_and_filter(client: Client) -> None:
     await login(client, "admin", ADMIN_PASSWORD)
     html = await (await client.get("/archive", params={"q": "CONCLUSIONS"})).text()
     assert 'id="file-hits"' in html and "conclusions-Martin.pdf" in html
@@ -82,7 +82,7 @@ async def test_an_attachment_sent_on_its_own_is_found_by_name_and_filter(client)
     assert "conclusions-Martin.pdf" not in html
 
 
-async def test_the_auditor_reads_the_office_but_decides_nothing(client, box) -> None:
+async def test_the_auditor_reads_the_office_but_decides_nothing(client: Client, box: Box) -> None:
     archive = box.require_archive()
     policy = policy_by_preset(archive.conn, "correspondance-generale")
     archive.write(assign_policy("default", DEFAULT_SUBJECT, policy.id, "admin"))
@@ -101,7 +101,9 @@ async def test_the_auditor_reads_the_office_but_decides_nothing(client, box) -> 
     assert archive.conn.execute("SELECT count(*) FROM destruction_certificates").fetchone()[0] == 0
 
 
-async def test_a_decision_without_a_reason_is_refused_and_nothing_is_destroyed(client, box) -> None:
+async def test_a_decision_without_a_reason_is_refused_and_nothing_is_destroyed(
+    client: Client, box: Box
+) -> None:
     archive = box.require_archive()
     policy = policy_by_preset(archive.conn, "correspondance-generale")
     archive.write(assign_policy("default", DEFAULT_SUBJECT, policy.id, "admin"))

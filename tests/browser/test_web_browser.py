@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +30,20 @@ from strongroom.pairing.service import PairingService
 from web_helpers import ADMIN_PASSWORD, web_app
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _openssl_fingerprint(bundle: Path, where: Path) -> str:
+    """What a court expert computes from the box.pem inside a downloaded export."""
+    import zipfile
+
+    with zipfile.ZipFile(bundle) as zf:
+        pem = next(n for n in zf.namelist() if n.endswith("/box.pem"))
+        (where / "box.pem").write_bytes(zf.read(pem))
+    command = "openssl pkey -pubin -in box.pem -outform DER | sha256sum"
+    done = subprocess.run(command, shell=True, cwd=where, capture_output=True, check=True)
+    return done.stdout.decode().split()[0]
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -217,6 +232,15 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
         with page.expect_download() as download_info:
             page.click("#download")
         assert download_info.value.suggested_filename.endswith(".zip")
+        bundle = Path(download_info.value.path())
+
+        # -- whose key: the Identity page shows what openssl computes from the bundle's key ---
+        page.click("nav a[href='/identity']")
+        shown = page.inner_text("[data-fingerprint='signing']").strip()
+        assert shown == _openssl_fingerprint(bundle, tmp_path)
+        assert shown in page.inner_text("footer")
+        assert "-" in page.inner_text("[data-fingerprint='protocol']")  # the phones' own
+        _shot(page, language, "09b-identity")
 
         # -- the dashboard and the audit trail ------------------------------------------------
         page.click("nav a[href='/dashboard']")

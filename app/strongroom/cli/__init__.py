@@ -15,6 +15,7 @@ from strongroom.cli import (
     appliance,
     archive,
     certificates,
+    exports,
     holds,
     identity,
     matters,
@@ -37,6 +38,7 @@ COMMANDS: dict[str, Spec] = {
     **retention.COMMANDS,
     **certificates.COMMANDS,
     **matters.COMMANDS,
+    **exports.COMMANDS,
 }
 
 

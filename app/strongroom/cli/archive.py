@@ -54,19 +54,34 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_export(args: argparse.Namespace) -> int:
+    """Check a bundle offline; with --expect-fingerprint or --data, also whose key signed it."""
     from strongroom.office.verify_export import main as verify_export_main
 
-    return verify_export_main([args.file])
+    expected: list[tuple[str, str]] = []
+    if args.expect_fingerprint:
+        expected.append((args.expect_fingerprint, "--expect-fingerprint"))
+    if args.data:
+        from strongroom.cli.exports import local_identity
+
+        facts = local_identity(args)
+        expected.append((facts.signing_fingerprint, f"the box in {args.data}"))
+    return verify_export_main([args.file], expected=expected)
 
 
 def _export_file(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("file")
+    cmd.add_argument(
+        "--expect-fingerprint",
+        help="the signing key fingerprint the box shows (Identity page): refuse any other key",
+    )
 
 
 COMMANDS: dict[str, Spec] = {
     "verify": Spec(cmd_verify, "re-check the whole archive: log, records, blobs, signed tree head"),
     "devices": Spec(cmd_devices, "list paired phones"),
     "verify-export": Spec(
-        cmd_verify_export, "check a sealed export or destruction certificate", _export_file
+        cmd_verify_export,
+        "check a sealed export or destruction certificate (compare with --data's box)",
+        _export_file,
     ),
 }

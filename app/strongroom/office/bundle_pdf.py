@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,35 @@ class RenderedRecord:
     text: str
     conversation: str
     detail: str  # attachment name/size, receipt, edited message…
+    recipient: str = ""
+    direction_label: str = ""  # "envoyé / sent", "reçu / received"
+    device: str = ""  # the phone that recorded it: name (owner)
+    phone_time: str = ""  # the phone's time, local and UTC
+    box_time: str = ""  # when the box received it, local and UTC
+    attachment: str | None = None  # the attachment's path inside the bundle
+    gap: bool = False  # a destroyed record: only its place remains
+
+    def heading(self) -> str:
+        """The line above the text: number, kind, who → whom, direction."""
+        kind = _KIND_FR.get(self.kind, self.kind)
+        if self.gap:
+            return f"#{self.log_index} · {kind} · [détruit / destroyed] · {self.conversation}"
+        who = f"{self.sender} → {self.recipient}" if self.recipient else self.sender
+        parts = [f"#{self.log_index}", kind, who, self.direction_label or self.direction]
+        return " · ".join(p for p in parts if p)
+
+    def facts(self) -> list[str]:
+        """Times and recording device, one fact a line (the same in HTML and PDF)."""
+        lines = []
+        if self.phone_time:
+            lines.append(f"Heure du téléphone / phone time : {self.phone_time}")
+        else:
+            lines.append(f"Heure / time : {when(self.sent_at)}")
+        if self.box_time:
+            lines.append(f"Reçu par le boîtier / box time : {self.box_time}")
+        if self.device:
+            lines.append(f"Appareil / recording device : {self.device}")
+        return lines
 
 
 def when(ms: int) -> str:
@@ -66,6 +96,7 @@ def write_html_head(out: ByteSink, title: str, meta: Iterable[tuple[str, str]]) 
             "table.meta th{text-align:left;padding-right:1em}"
             ".rec{border-top:1px solid #ccc;padding:.4em 0}.rec .h{color:#555;font-size:.85em}"
             ".out{margin-left:3em}.t{white-space:pre-wrap}"
+            ".gap{background:#eee;color:#555;font-style:italic}"
             f"</style></head><body><h1>{html.escape(title)}</h1>"
             f'<table class="meta">{rows}</table>\n'
         ).encode()
@@ -73,16 +104,20 @@ def write_html_head(out: ByteSink, title: str, meta: Iterable[tuple[str, str]]) 
 
 
 def write_html_record(out: ByteSink, record: RenderedRecord) -> None:
-    head = (
-        f"#{record.log_index} · {when(record.sent_at)} · {_KIND_FR.get(record.kind, record.kind)}"
-        f" · {record.sender} · {record.conversation}"
-    )
-    detail = f'<div class="d">{html.escape(record.detail)}</div>' if record.detail else ""
-    css = "rec out" if record.direction == "out" else "rec"
+    detail = html.escape(record.detail)
+    if record.attachment:
+        # The bundle's own relative path, percent-encoded: a click opens the file.
+        href = html.escape(urllib.parse.quote(record.attachment), quote=True)
+        name = html.escape(record.attachment.split("/", 1)[-1].split("-", 1)[-1])
+        detail += f' — <a href="{href}">{name}</a>'
+    detail_div = f'<div class="d">{detail}</div>' if detail else ""
+    facts = "".join(f"<div>{html.escape(line)}</div>" for line in record.facts())
+    css = "rec gap" if record.gap else ("rec out" if record.direction == "out" else "rec")
     out.write(
         (
-            f'<div class="{css}" id="L{record.log_index}"><div class="h">{html.escape(head)}'
-            f'</div><div class="t">{html.escape(record.text)}</div>{detail}</div>\n'
+            f'<div class="{css}" id="L{record.log_index}"><div class="h">'
+            f"<strong>{html.escape(record.heading())}</strong>{facts}</div>"
+            f'<div class="t">{html.escape(record.text)}</div>{detail_div}</div>\n'
         ).encode()
     )
 
@@ -184,18 +219,19 @@ class PdfRenderer:
 
     def add_record(self, record: RenderedRecord) -> None:
         self._font("B", 8)
-        kind = _KIND_FR.get(record.kind, record.kind)
-        self._text(
-            f"#{record.log_index} · {when(record.sent_at)} · {kind} · {record.sender}"
-            f" · {record.conversation}",
-            4.5,
-        )
+        self._text(record.heading(), 4.5)
+        self._font("", 7)
+        for line in record.facts():
+            self._text(line, 3.5)
         self._font("", 10)
         if record.text:
             self._text(record.text, 5)
         if record.detail:
             self._font("", 8)
             self._text(record.detail, 4.5)
+        if record.attachment:
+            self._font("", 8)
+            self._text(f"Fichier / file : {record.attachment}", 4.5)
         self.pdf.ln(2)
 
     def add_heading(self, text: str) -> None:

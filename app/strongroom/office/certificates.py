@@ -31,7 +31,8 @@ from strongroom.office.errors import UnknownCertificate
 from strongroom.office.policies import Policy
 from strongroom.office.proofs import json_bytes, write_proof
 from strongroom.office.sealed import (
-    CHECK_PROOFS_PY,
+    CHECK_PROOFS_SH,
+    CHECK_PROOFS_SH_NAME,
     PROOF_SECTION_EN,
     PROOF_SECTION_FR,
     SealedBundleWriter,
@@ -178,11 +179,11 @@ def load_certificate(conn: Connection, cert_id: int) -> tuple[bytes, bytes]:
 
 _CERT_FR = f"""
 6. Vérifiez la signature du certificat de destruction :
-    {openssl_verify_command(CERT_FILE, CERT_SIG)}
+    $ {openssl_verify_command(CERT_FILE, CERT_SIG)}
 """
 _CERT_EN = f"""
 6. Check the signature of the destruction certificate:
-    {openssl_verify_command(CERT_FILE, CERT_SIG)}
+    $ {openssl_verify_command(CERT_FILE, CERT_SIG)}
 """
 
 
@@ -208,7 +209,7 @@ def write_certificate_bundle(
                 "SELECT leaf_data FROM log_leaves WHERE idx = ?", (index,)
             ).fetchone()
             write_proof(bundle, index, bytes(row[0]), log.inclusion_proof(index, head.tree_size))
-        bundle.add_bytes("check_proofs.py", CHECK_PROOFS_PY.encode())
+        bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
         fingerprint = box_key_fingerprint(bytes(signing_key.verify_key))
         text = verify_instructions(
             root,

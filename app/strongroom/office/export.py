@@ -9,25 +9,26 @@ Contents (under one top directory, see `sealed` for the signed envelope)::
     records/L<n>.json        the same record decoded, with device and log facts
     devices/D<id>.pem        each signing phone's public key
     attachments/L<n>-<name>  decrypted attachments
-    proofs/L<n>.leaf|.json   the log leaf and its inclusion proof to sth.txt
-    check_proofs.py          stdlib-only proof checker
+    proofs/L<n>.leaf|.json|.path  the log leaf and its inclusion proof to sth.txt
+    check_proofs.sh          the proofs and signatures checked with sh, coreutils, openssl
 
-The bundle is built in a temporary file next to the target (`.<name>.<pid>.partial`,
-so that the next export can tell a killed run's leftover from a running one's),
-streamed member by member (records come from a cursor, attachments chunk by
-chunk), logged as an audit event naming the manifest hash, and only then
-renamed into place.
+`export_bundle` writes to a file: a temporary one next to the target
+(`.<name>.<pid>.partial`, so that the next export can tell a killed run's
+leftover from a running one's), logged as an audit event naming the manifest
+hash, and only then renamed into place. `export_to_stream` writes the same
+bundle to any sink (an encrypted spool, the control socket) and never touches
+the disk itself: the HTML is written in a second pass over the same snapshot
+instead of through a temporary file.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import cbor2
 
@@ -38,154 +39,63 @@ from strongroom.archive.store import Archive, reader_log
 from strongroom.office.bundle_pdf import (
     DEJAVU_DIR,
     PdfRenderer,
-    RenderedRecord,
     write_html_head,
     write_html_record,
     write_html_tail,
 )
 from strongroom.office.errors import NothingToExport
-from strongroom.office.holds import normalise_person
+from strongroom.office.export_render import DEFAULT_TIME_ZONE, BundleText, rendered_record
+from strongroom.office.export_scope import (
+    SCOPE_KINDS,
+    ExportRequest,
+    ExportScope,
+    count_records,
+    select_records,
+)
 from strongroom.office.leftovers import remove_files_of_dead_processes
 from strongroom.office.proofs import entry_stem, json_bytes, write_proof
 from strongroom.office.sealed import (
-    CHECK_PROOFS_PY,
+    CHECK_PROOFS_SH,
+    CHECK_PROOFS_SH_NAME,
     PROOF_SECTION_EN,
     PROOF_SECTION_FR,
+    ByteSink,
     SealedBundleWriter,
     box_key_fingerprint,
-    safe_file_name,
+    unicode_file_name,
 )
 from strongroom.office.sealed import verify_instructions as envelope_instructions
 from strongroom.proof.pem import ed25519_public_key_pem
+from strongroom.proof.sth import SignedTreeHead
+
+__all__ = [
+    "SCOPE_KINDS",
+    "ExportRequest",
+    "ExportResult",
+    "ExportScope",
+    "export_bundle",
+    "export_to_stream",
+]
 
 EXPORT_FORMAT = "strongroom-export-v1"
 EXPORT_INDEX = "export.json"
-SCOPE_KINDS = ("conversation", "person", "records")
 PARTIAL_SUFFIX = ".partial"
 
-
-@dataclass(frozen=True)
-class ExportScope:
-    kind: str
-    conversation_id: int | None = None
-    person: str | None = None
-    record_ids: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.kind not in SCOPE_KINDS:
-            raise NothingToExport(f"export scope must be one of {', '.join(SCOPE_KINDS)}")
-        if self.kind == "conversation" and self.conversation_id is None:
-            raise NothingToExport("a conversation export names the conversation")
-        if self.kind == "person" and not (self.person or "").strip():
-            raise NothingToExport("a person export names the person")
-        if self.kind == "records" and not self.record_ids:
-            raise NothingToExport("a record-list export needs at least one record")
-
-    def describe(self) -> str:
-        if self.kind == "conversation":
-            return f"conversation:{self.conversation_id}"
-        if self.kind == "person":
-            return f"person:{self.person}"
-        return f"records:{len(self.record_ids)}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "conversation_id": self.conversation_id,
-            "person": self.person,
-            "record_ids": list(self.record_ids),
-        }
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    scope: ExportScope
-    actor: str  # who exports
-    recipient: str  # for whom (a court, the patient, a bar association)
-    reason: str  # why
-
-    def __post_init__(self) -> None:
-        if not (self.actor.strip() and self.recipient.strip() and self.reason.strip()):
-            raise NothingToExport("an export names who makes it, for whom and why")
+# progress(done, total): records written so far out of those selected.
+ExportProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    path: Path
+    path: Path | None
     records: int
     attachments: int
     destroyed_in_selection: int
     manifest_sha256: bytes
     log_index: int
     tree_size: int
-
-
-_SELECT = (
-    "SELECT r.id, r.record_id, r.kind, r.body, r.signature, r.log_index, r.received_at,"
-    " r.sent_at, r.destroyed_at, d.id, d.name, d.owner, d.sign_key, c.ref, c.peer, c.owner"
-    " FROM records r JOIN devices d ON d.id = r.device_id"
-    " JOIN conversations c ON c.id = r.conversation_id"
-)
-_ORDER = " ORDER BY r.conversation_id, r.sent_at, r.id"
-
-
-def _person_conversations(conn: Connection, person: str) -> list[int]:
-    wanted = normalise_person(person)
-    return [
-        int(cid)
-        for cid, peer, owner in conn.execute("SELECT id, peer, owner FROM conversations")
-        if wanted in (normalise_person(str(peer)), normalise_person(str(owner)))
-    ]
-
-
-def select_records(conn: Connection, scope: ExportScope) -> Iterator[Any]:
-    """Rows for the scope, in reading order, as a cursor (never all in memory)."""
-    import json
-
-    if scope.kind == "conversation":
-        return conn.execute(
-            _SELECT + " WHERE r.conversation_id = ?" + _ORDER, (scope.conversation_id,)
-        )
-    if scope.kind == "person":
-        ids = _person_conversations(conn, scope.person or "")
-        where = " WHERE r.conversation_id IN (SELECT value FROM json_each(?))"
-        return conn.execute(_SELECT + where + _ORDER, (json.dumps(ids),))
-    where = " WHERE r.id IN (SELECT value FROM json_each(?))"
-    return conn.execute(_SELECT + where + _ORDER, (json.dumps(list(scope.record_ids)),))
-
-
-def _plain(value: Any) -> Any:
-    """CBOR values as JSON: bytes become lowercase hex."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _rendered(row: Any, fields: dict[str, Any]) -> RenderedRecord:
-    kind = str(row[2])
-    detail = ""
-    if kind == "attachment":
-        blob = fields.get("blob", {})
-        detail = f"Pièce jointe / attachment : {blob.get('name', '')} ({blob.get('size', 0)} o)"
-    elif kind == "receipt":
-        detail = f"{fields.get('receipt', '')} → {fields.get('ref', '')}"
-    elif kind in ("edit", "deletion"):
-        detail = f"→ {fields.get('ref', '')}"
-    peer = str(row[14])
-    return RenderedRecord(
-        log_index=int(row[5]),
-        kind=kind,
-        sent_at=int(row[7]),
-        sender=str(fields.get("from", "")),
-        direction=str(fields.get("dir", "")),
-        text=str(fields.get("text", "") or ""),
-        conversation=f"{row[13]}" + (f" ({peer})" if peer else ""),
-        detail=detail,
-    )
+    root: str = ""
+    log_indexes: tuple[int, ...] = ()  # the records it holds (a pending download checks them)
 
 
 @dataclass
@@ -197,59 +107,116 @@ class _Counts:
     devices: set[int] = field(default_factory=set)
 
 
+def bundle_root(archive: Archive) -> str:
+    """The top directory (and default file name) of an export made now."""
+    stamp = datetime.fromtimestamp(archive.clock(), UTC).strftime("%Y%m%d-%H%M%S")
+    return f"strongroom-export-{stamp}"
+
+
 def export_bundle(
-    archive: Archive, request: ExportRequest, out_path: Path, *, font_dir: Path = DEJAVU_DIR
+    archive: Archive,
+    request: ExportRequest,
+    out_path: Path,
+    *,
+    font_dir: Path = DEJAVU_DIR,
+    progress: ExportProgress | None = None,
+    time_zone: str | None = None,
 ) -> ExportResult:
     """Write the sealed export to `out_path` and log it; return what it holds."""
-    at_ms = int(archive.clock() * 1000)
-    stamp = datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y%m%d-%H%M%S")
-    root = f"strongroom-export-{stamp}"
     # The partial bundle may be complete plaintext: a killed export's is removed
     # here, once its process is gone (a concurrent export of the same name keeps its own).
     remove_files_of_dead_processes(out_path.parent, f".{out_path.name}.", PARTIAL_SUFFIX)
     partial = out_path.with_name(f".{out_path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
-    conn = archive.reader()
     try:
-        conn.execute("BEGIN")  # one snapshot: records, nodes and tree head agree
-        head = archive.latest_tree_head(conn)
-        if head is None:
-            raise NothingToExport("the archive is empty")
-        bundle = SealedBundleWriter(partial, root, archive.signing_key, head)
-        try:
-            counts = _write_content(archive, conn, bundle, request, at_ms, font_dir)
-            fingerprint = box_key_fingerprint(bytes(archive.signing_key.verify_key))
-            manifest_sha = bundle.finish(_instructions(root, fingerprint))
-        except BaseException:
-            bundle.abort()
-            raise
-    finally:
-        conn.close()
-    try:
-        details = {
-            "scope": request.scope.describe(),
-            "recipient": request.recipient,
-            "reason": request.reason,
-            "records": counts.records,
-            "attachments": counts.attachments,
-            "manifest_sha256": manifest_sha.hex(),
-            "tree_size": head.tree_size,
-            "file": out_path.name,
-        }
-        index = archive.write(
-            writes.audit(request.actor, "export", request.scope.describe(), details)
-        )
+        with partial.open("wb") as sink:
+            result = export_to_stream(
+                archive,
+                request,
+                sink,
+                zip_name=out_path.name,
+                font_dir=font_dir,
+                progress=progress,
+                time_zone=time_zone,
+                before_audit=lambda: _flush(sink),
+            )
         os.replace(partial, out_path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return ExportResult(
         out_path,
+        result.records,
+        result.attachments,
+        result.destroyed_in_selection,
+        result.manifest_sha256,
+        result.log_index,
+        result.tree_size,
+        result.root,
+        result.log_indexes,
+    )
+
+
+def _flush(sink: IO[bytes]) -> None:
+    sink.flush()
+    os.fsync(sink.fileno())
+
+
+def export_to_stream(
+    archive: Archive,
+    request: ExportRequest,
+    sink: ByteSink,
+    *,
+    zip_name: str | None = None,
+    font_dir: Path = DEJAVU_DIR,
+    progress: ExportProgress | None = None,
+    time_zone: str | None = None,
+    before_audit: Callable[[], None] | None = None,
+) -> ExportResult:
+    """Write the sealed export to `sink` (sequentially, no seek), then log it."""
+    at_ms = int(archive.clock() * 1000)
+    root = bundle_root(archive)
+    conn = archive.reader()
+    try:
+        conn.execute("BEGIN")  # one snapshot: records, nodes and tree head agree
+        head = archive.latest_tree_head(conn)
+        if head is None:
+            raise NothingToExport("the archive is empty")
+        total = count_records(conn, request.scope)
+        bundle = SealedBundleWriter(sink, root, archive.signing_key, head)
+        zone_name = time_zone or practice_time_zone(conn)
+        text = BundleText(request, head, at_ms, zone_name, _names(conn, request.scope))
+        try:
+            counts = _write_content(archive, conn, bundle, text, font_dir, total, progress)
+            fingerprint = box_key_fingerprint(bytes(archive.signing_key.verify_key))
+            manifest_sha = bundle.finish(_instructions(root, fingerprint, zip_name))
+        except BaseException:
+            bundle.abort()
+            raise
+    finally:
+        conn.close()
+    if before_audit is not None:
+        before_audit()
+    details = {
+        "scope": request.scope.describe(),
+        "recipient": request.recipient,
+        "reason": request.reason,
+        "records": counts.records,
+        "attachments": counts.attachments,
+        "manifest_sha256": manifest_sha.hex(),
+        "tree_size": head.tree_size,
+        "file": zip_name or f"{root}.zip",
+    }
+    index = archive.write(writes.audit(request.actor, "export", request.scope.describe(), details))
+    return ExportResult(
+        None,
         counts.records,
         counts.attachments,
         counts.destroyed,
         manifest_sha,
         int(index),
         head.tree_size,
+        root,
+        tuple(counts.log_indexes),
     )
 
 
@@ -257,84 +224,126 @@ def _write_content(
     archive: Archive,
     conn: Connection,
     bundle: SealedBundleWriter,
-    request: ExportRequest,
-    at_ms: int,
+    text: BundleText,
     font_dir: Path,
+    total: int,
+    progress: ExportProgress | None,
 ) -> _Counts:
     head = bundle.tree_head
     log = reader_log(conn)
-    title = f"Export Strongroom — {request.scope.describe()}"
-    meta = [
-        ("Exporté par / exported by", request.actor),
-        ("Pour / for", request.recipient),
-        ("Motif / reason", request.reason),
-        ("Date", datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="seconds")),
-        ("Journal / log", f"{head.tree_size} entrées, racine {head.root_hash.hex()}"),
-    ]
-    pdf = PdfRenderer(title, meta, font_dir)
+    request = text.request
+    pdf = PdfRenderer(text.title, text.meta(), font_dir)
     counts = _Counts()
     device_keys: dict[int, bytes] = {}
-    # zipfile writes one member at a time: the HTML grows in a temporary file
-    # beside the bundle (which holds the same plaintext) and is copied in after.
-    with tempfile.TemporaryFile(dir=bundle.path.parent) as page:
-        write_html_head(page, title, meta)
-        for row in select_records(conn, request.scope):
-            if row[8] is not None or row[3] is None:
-                counts.destroyed += 1
-                continue
-            body, log_index = bytes(row[3]), int(row[5])
-            fields = cbor2.loads(body)
-            stem = entry_stem(log_index)
-            bundle.add_bytes(f"records/{stem}.cbor", body)
-            bundle.add_bytes(f"records/{stem}.sig", bytes(row[4]))
-            device_keys[int(row[9])] = bytes(row[12])
-            attachment_file = _write_attachment(archive, conn, bundle, row, fields, stem)
-            document = {
-                "log_index": log_index,
-                "record_id": bytes(row[1]).hex(),
-                "kind": str(row[2]),
-                "received_at": int(row[6]),
-                "signature": bytes(row[4]).hex(),
-                "device": {
-                    "id": int(row[9]),
-                    "name": str(row[10]),
-                    "owner": str(row[11]),
-                    "sign_key": bytes(row[12]).hex(),
-                    "pem": f"devices/D{int(row[9])}.pem",
-                },
-                "conversation": {"ref": str(row[13]), "peer": str(row[14]), "owner": str(row[15])},
-                "fields": _plain(fields),
-                "attachment_file": attachment_file,
-            }
-            bundle.add_bytes(f"records/{stem}.json", json_bytes(document))
-            leaf = conn.execute(
-                "SELECT leaf_data FROM log_leaves WHERE idx = ?", (log_index,)
-            ).fetchone()
-            write_proof(
-                bundle, log_index, bytes(leaf[0]), log.inclusion_proof(log_index, head.tree_size)
-            )
-            rendered = _rendered(row, fields)
-            write_html_record(page, rendered)
-            pdf.add_record(rendered)
-            counts.records += 1
-            counts.attachments += attachment_file is not None
-            counts.log_indexes.append(log_index)
-        write_html_tail(page)
-        page.seek(0)
-        bundle.add_chunks("records.html", iter(lambda: page.read(1 << 16), b""))
+    attachments: dict[int, str] = {}
+    for row in select_records(conn, request.scope):
+        if row[8] is not None or row[3] is None:
+            counts.destroyed += 1
+            pdf.add_record(text.gap(row))
+            continue
+        body, log_index = bytes(row[3]), int(row[5])
+        fields = cbor2.loads(body)
+        stem = entry_stem(log_index)
+        bundle.add_bytes(f"records/{stem}.cbor", body)
+        bundle.add_bytes(f"records/{stem}.sig", bytes(row[4]))
+        device_keys[int(row[9])] = bytes(row[12])
+        attachment_file = _write_attachment(archive, conn, bundle, row, fields, stem)
+        if attachment_file is not None:
+            attachments[log_index] = attachment_file
+        bundle.add_bytes(
+            f"records/{stem}.json", json_bytes(_document(row, fields, attachment_file))
+        )
+        leaf = conn.execute(
+            "SELECT leaf_data FROM log_leaves WHERE idx = ?", (log_index,)
+        ).fetchone()
+        write_proof(
+            bundle, log_index, bytes(leaf[0]), log.inclusion_proof(log_index, head.tree_size)
+        )
+        pdf.add_record(rendered_record(row, fields, attachment_file, text))
+        counts.records += 1
+        counts.attachments += attachment_file is not None
+        counts.log_indexes.append(log_index)
+        if progress is not None:
+            progress(counts.records + counts.destroyed, total)
     if counts.records == 0:
         raise NothingToExport("no record with content matches this export")
+    # Second pass over the same snapshot: the HTML goes straight into its member,
+    # never through a temporary file (it is the whole conversation in clear).
+    with bundle.open("records.html") as page:
+        write_html_head(page, text.title, text.meta())
+        for row in select_records(conn, request.scope):
+            if row[8] is not None or row[3] is None:
+                write_html_record(page, text.gap(row))
+                continue
+            fields = cbor2.loads(bytes(row[3]))
+            write_html_record(
+                page, rendered_record(row, fields, attachments.get(int(row[5])), text)
+            )
+        write_html_tail(page)
     for device_id, key in sorted(device_keys.items()):
         bundle.add_bytes(f"devices/D{device_id}.pem", ed25519_public_key_pem(key).encode())
     bundle.add_bytes("records.pdf", pdf.output())
-    bundle.add_bytes("check_proofs.py", CHECK_PROOFS_PY.encode())
-    index = {
+    bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
+    bundle.add_bytes(EXPORT_INDEX, json_bytes(_index(archive, text, head, counts)))
+    return counts
+
+
+TIME_ZONE_SETTING = "time_zone"
+
+
+def practice_time_zone(conn: Connection) -> str:
+    """The practice's zone (settings table, key time_zone), Europe/Paris by default."""
+    try:
+        row = conn.execute(
+            "SELECT value FROM settings WHERE key = ?", (TIME_ZONE_SETTING,)
+        ).fetchone()
+    except Exception:  # an archive without the settings table: the default
+        return DEFAULT_TIME_ZONE
+    return str(row[0]) if row is not None and row[0] else DEFAULT_TIME_ZONE
+
+
+def _names(conn: Connection, scope: ExportScope) -> tuple[str, ...]:
+    """A conversation's two sides, for the title (never its internal number)."""
+    if scope.kind != "conversation":
+        return ()
+    row = conn.execute(
+        "SELECT owner, peer, ref FROM conversations WHERE id = ?", (scope.conversation_id,)
+    ).fetchone()
+    return () if row is None else (str(row[0]), str(row[1]) or str(row[2]))
+
+
+def _document(row: Any, fields: dict[str, Any], attachment_file: str | None) -> dict[str, Any]:
+    return {
+        "log_index": int(row[5]),
+        "record_id": bytes(row[1]).hex(),
+        "kind": str(row[2]),
+        "received_at": int(row[6]),
+        "signature": bytes(row[4]).hex(),
+        "device": {
+            "id": int(row[9]),
+            "name": str(row[10]),
+            "owner": str(row[11]),
+            "sign_key": bytes(row[12]).hex(),
+            "pem": f"devices/D{int(row[9])}.pem",
+        },
+        "conversation": {"ref": str(row[13]), "peer": str(row[14]), "owner": str(row[15])},
+        "fields": _plain(fields),
+        "attachment_file": attachment_file,
+    }
+
+
+def _index(
+    archive: Archive, text: BundleText, head: SignedTreeHead, counts: _Counts
+) -> dict[str, Any]:
+    request = text.request
+    return {
         "format": EXPORT_FORMAT,
-        "created_at_ms": at_ms,
+        "created_at_ms": text.at_ms,
         "exported_by": request.actor,
         "recipient": request.recipient,
         "reason": request.reason,
         "scope": request.scope.to_dict(),
+        "time_zone": text.time_zone,
         "box_public_key": bytes(archive.signing_key.verify_key).hex(),
         "tree_head": head.to_dict(),
         "record_count": counts.records,
@@ -342,8 +351,17 @@ def _write_content(
         "destroyed_in_selection": counts.destroyed,
         "records": counts.log_indexes,
     }
-    bundle.add_bytes(EXPORT_INDEX, json_bytes(index))
-    return counts
+
+
+def _plain(value: Any) -> Any:
+    """CBOR values as JSON: bytes become lowercase hex."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _write_attachment(
@@ -363,7 +381,7 @@ def _write_attachment(
     ).fetchone()
     if blob is None:
         return None  # not uploaded yet, or destroyed: the record still proves what it was
-    name = f"attachments/{stem}-{safe_file_name(str(fields['blob']['name']))}"
+    name = f"attachments/{stem}-{unicode_file_name(str(fields['blob']['name']))}"
     location = BlobLocation(str(blob[0]), bytes(blob[1]))
     bundle.add_chunks(name, archive.blobs.read_chunks(location, int(blob[2])))
     return name
@@ -374,7 +392,7 @@ _DEVICE_CMD = (
     " -sigfile records/<n>.sig"
 )
 _RECORDS_FR = f"""
-7. Chaque message est signé par le téléphone qui l'a écrit. Pour vérifier
+6. Chaque message est signé par le téléphone qui l'a écrit. Pour vérifier
    records/<n>.cbor avec la clé du téléphone indiquée dans records/<n>.json :
        (printf 'strongroom-record-v1\\000'; cat records/<n>.cbor) > message.bin
        {_DEVICE_CMD}
@@ -382,7 +400,7 @@ _RECORDS_FR = f"""
    contient la feuille proofs/<n>.leaf.
 """
 _RECORDS_EN = f"""
-7. Each message is signed by the phone that wrote it. To check records/<n>.cbor
+6. Each message is signed by the phone that wrote it. To check records/<n>.cbor
    with the phone key named in records/<n>.json:
        (printf 'strongroom-record-v1\\000'; cat records/<n>.cbor) > message.bin
        {_DEVICE_CMD}
@@ -391,7 +409,11 @@ _RECORDS_EN = f"""
 """
 
 
-def _instructions(root: str, fingerprint: str) -> str:
+def _instructions(root: str, fingerprint: str, zip_name: str | None) -> str:
     return envelope_instructions(
-        root, fingerprint, PROOF_SECTION_FR + _RECORDS_FR, PROOF_SECTION_EN + _RECORDS_EN
+        root,
+        fingerprint,
+        _RECORDS_FR + PROOF_SECTION_FR.replace("6.", "7.", 1),
+        _RECORDS_EN + PROOF_SECTION_EN.replace("6.", "7.", 1),
+        zip_name=zip_name,
     )

@@ -1,7 +1,9 @@
 """Inclusion-proof files inside sealed bundles (shared by exports and certificates).
 
-For log entry n: ``proofs/L<n>.leaf`` holds the raw leaf bytes and
-``proofs/L<n>.json`` the RFC 9162 audit path to the bundle's tree head.
+For log entry n: ``proofs/L<n>.leaf`` holds the raw leaf bytes,
+``proofs/L<n>.json`` the RFC 9162 audit path to the bundle's tree head, and
+``proofs/L<n>.path`` the same path as raw 32-byte nodes one after the other,
+which `check_proofs.sh` walks with head/tail and openssl (no hex decoding).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def write_proof(
     head = bundle.tree_head
     stem = entry_stem(log_index)
     bundle.add_bytes(f"proofs/{stem}.leaf", leaf)
+    bundle.add_bytes(f"proofs/{stem}.path", b"".join(audit_path))
     document = {
         "leaf_index": log_index,
         "tree_size": head.tree_size,

@@ -23,6 +23,7 @@ from strongroom.office.certificates import CertificateInfo, list_certificates
 from strongroom.office.holds import Hold, list_holds
 from strongroom.office.policies import Assignment, Policy, list_assignments, list_policies
 from strongroom.office.sealed import box_key_fingerprint
+from strongroom.office.verify_text import SIGNING_LABEL_EN, SIGNING_LABEL_FR
 
 PROTECTION = (
     "Base d'archives chiffrée par SQLCipher (AES-256, pages authentifiées HMAC-SHA512),"
@@ -239,7 +240,7 @@ table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #bbb;p
 text-align:left}</style></head><body>
 <h1>Registre des activités de traitement — RGPD art. 30</h1>
 <p>Records of processing activities. Généré le / generated {{ date(r.generated_at_ms) }} ·
-empreinte du boîtier / box fingerprint <code>{{ r.box_fingerprint }}</code> ·
+{{ signing_label }} <code>{{ r.box_fingerprint }}</code> ·
 données / data <code>{{ r.data_dir }}</code></p>
 <h2>Intégrité / integrity</h2><p>{{ r.integrity.summary() }}</p>
 <h2>Catégories de données / data categories</h2>
@@ -295,7 +296,8 @@ _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 
 
 def render_html(register: Register) -> str:
-    return _ENV.from_string(_TEMPLATE).render(r=register, date=_date)
+    signing_label = f"{SIGNING_LABEL_FR} / {SIGNING_LABEL_EN}"
+    return _ENV.from_string(_TEMPLATE).render(r=register, date=_date, signing_label=signing_label)
 
 
 def render_pdf(register: Register, font_dir: Path = DEJAVU_DIR) -> bytes:
@@ -304,7 +306,7 @@ def render_pdf(register: Register, font_dir: Path = DEJAVU_DIR) -> bytes:
         "Registre des activités de traitement — RGPD art. 30",
         [
             ("Généré le / generated", _date(r.generated_at_ms)),
-            ("Empreinte du boîtier / box fingerprint", r.box_fingerprint),
+            (f"{SIGNING_LABEL_FR} / {SIGNING_LABEL_EN}", r.box_fingerprint),
             ("Données / data", r.data_dir),
         ],
         font_dir,

@@ -18,18 +18,38 @@ without holding it in memory.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import hashlib
 import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from nacl.signing import SigningKey
 
+from strongroom.office.verify_text import (
+    CHECK_PROOFS_SH,
+    CHECK_PROOFS_SH_NAME,
+    PROOF_SECTION_EN,
+    PROOF_SECTION_FR,
+    SEAL_B64_CHARS,
+    SEAL_PREFIX_TEXT,
+    verify_instructions,
+)
 from strongroom.proof.pem import ed25519_public_key_pem
 from strongroom.proof.sth import SignedTreeHead
+
+__all__ = [
+    "CHECK_PROOFS_SH",
+    "CHECK_PROOFS_SH_NAME",
+    "PROOF_SECTION_EN",
+    "PROOF_SECTION_FR",
+    "verify_instructions",
+]
 
 MANIFEST = "MANIFEST.sha256"
 MANIFEST_SIG = "manifest.sig"
@@ -60,6 +80,22 @@ def safe_file_name(name: str, limit: int = 80) -> str:
     return cleaned[:limit]
 
 
+# What no file name in a bundle may hold: path separators, characters Windows
+# refuses, and backslash/control characters (sha256sum would escape the line).
+_UNSAFE_UNICODE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f-\x9f]+')
+
+
+def unicode_file_name(name: str, limit_bytes: int = 180) -> str:
+    """The sender's own file name (accents, spaces, any script), made safe to unzip."""
+    import unicodedata
+
+    cleaned = _UNSAFE_UNICODE.sub("_", unicodedata.normalize("NFC", name)).strip(" .") or "file"
+    while len(cleaned.encode("utf-8")) > limit_bytes:
+        stem, dot, ext = cleaned.rpartition(".")
+        cleaned = f"{stem[:-1]}.{ext}" if dot and stem and len(ext) < 10 else cleaned[:-1]
+    return cleaned
+
+
 class _HashingWriter:
     def __init__(self, target: IO[bytes]) -> None:
         self._target = target
@@ -72,17 +108,47 @@ class _HashingWriter:
         return self._target.write(data)
 
 
+class ByteSink(Protocol):
+    """Where a bundle goes: written strictly in sequence, never read or sought."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class SealedBundleWriter:
-    """Write members, then `finish()` adds the tree head, key, VERIFY.txt and manifest."""
+    """Write members, then `finish()` adds the tree head, key, VERIFY.txt and manifest.
+
+    The target is a path, or any binary sink written strictly in sequence (no
+    seek: zipfile then uses data descriptors), so a bundle can go straight to
+    an encrypted spool or a socket. The seal is computed on the way out.
+    """
 
     def __init__(
-        self, path: Path, root: str, signing_key: SigningKey, tree_head: SignedTreeHead
+        self,
+        target: Path | ByteSink,
+        root: str,
+        signing_key: SigningKey,
+        tree_head: SignedTreeHead,
     ) -> None:
-        self.path = path
+        self.path = target if isinstance(target, Path) else None
+        self._file: IO[bytes] | None = target.open("wb") if isinstance(target, Path) else None
+        sink: ByteSink
+        if self._file is not None:
+            sink = self._file
+        else:
+            assert not isinstance(target, Path)
+            sink = target
         self.root = root
         self._key = signing_key
         self.tree_head = tree_head
-        self._zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+        self._stream = SealingStream(sink)
+        self._zip = zipfile.ZipFile(
+            self._stream,
+            "w",
+            compression=zipfile.ZIP_DEFLATED,
+            compresslevel=6,
+        )
         self._entries: list[tuple[str, str]] = []
         self._names: set[str] = set()
 
@@ -126,24 +192,68 @@ class SealedBundleWriter:
         self._zip.writestr(f"{self.root}/{MANIFEST_SIG}", self._key.sign(manifest_bytes).signature)
         self._zip.comment = seal_placeholder()
         self._zip.close()
-        seal_container(self.path, self._key)
+        self._stream.seal(self._key)
+        if self._file is not None:
+            self._file.close()
         return hashlib.sha256(manifest_bytes).digest()
 
     def abort(self) -> None:
-        self._zip.close()
-        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(Exception):  # a half-written zip may fail to close
+            self._zip.close()
+        if self._file is not None:
+            self._file.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class SealingStream:
+    """A write-only sink that hashes all but the last SEAL_BYTES bytes it is given.
+
+    zipfile writes the comment (the seal placeholder) last; it is held back
+    here and replaced by the signature over the hash of everything before it.
+    """
+
+    def __init__(self, target: ByteSink) -> None:
+        self._target = target
+        self._digest = hashlib.sha256()
+        self._held = b""
+
+    def write(self, data: bytes) -> int:
+        buffer = self._held + bytes(data)
+        if len(buffer) > SEAL_BYTES:
+            out, self._held = buffer[:-SEAL_BYTES], buffer[-SEAL_BYTES:]
+            self._digest.update(out)
+            self._target.write(out)
+        else:
+            self._held = buffer
+        return len(data)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def close(self) -> None:
+        """zipfile never closes a sink it was given; the owner of the target does."""
+
+    def seal(self, key: SigningKey) -> None:
+        if self._held != seal_placeholder():
+            raise ValueError("the zip does not end with the seal placeholder")
+        signature = key.sign(seal_message(self._digest.digest())).signature
+        self._target.write(SEAL_PREFIX + base64.b64encode(signature))
+        self._target.flush()
 
 
 # The container seal: the zip comment (the file's last bytes) holds the box's
-# signature over SHA-256 of every byte before it. The manifest covers the
-# content; the seal covers the container too (timestamps, attributes, headers),
-# so a flipped byte anywhere in the .zip is detected by verify-export.
-SEAL_PREFIX = b"strongroom-seal-v1 "
-SEAL_BYTES = len(SEAL_PREFIX) + 128
+# signature (base64, so `tail -c 88 | base64 -d` gives it back) over SHA-256 of
+# every byte before the comment's prefix. The manifest covers the content; the
+# seal covers the container too (timestamps, attributes, headers, added
+# members), so a flipped byte anywhere in the .zip is detected, by verify-export
+# and by the shell lines of VERIFY.txt.
+SEAL_PREFIX = SEAL_PREFIX_TEXT.encode("ascii")
+SEAL_BYTES = len(SEAL_PREFIX) + SEAL_B64_CHARS
 
 
 def seal_placeholder() -> bytes:
-    return SEAL_PREFIX + b"0" * 128
+    return SEAL_PREFIX + b"=" * SEAL_B64_CHARS
 
 
 def seal_message(digest: bytes) -> bytes:
@@ -170,8 +280,8 @@ def seal_container(path: Path, key: SigningKey) -> None:
         handle.seek(-SEAL_BYTES, 2)
         if handle.read(len(SEAL_PREFIX)) != SEAL_PREFIX:
             raise ValueError("the zip does not end with the seal placeholder")
-        handle.seek(-128, 2)
-        handle.write(signature.hex().encode())
+        handle.seek(-SEAL_B64_CHARS, 2)
+        handle.write(base64.b64encode(signature))
 
 
 def read_seal(path: Path) -> bytes | None:
@@ -184,8 +294,8 @@ def read_seal(path: Path) -> bytes | None:
     if not tail.startswith(SEAL_PREFIX):
         return None
     try:
-        return bytes.fromhex(tail[len(SEAL_PREFIX) :].decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
+        return base64.b64decode(tail[len(SEAL_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
         return None
 
 
@@ -194,148 +304,3 @@ def box_key_fingerprint(verify_key: bytes) -> str:
     from strongroom.proof.pem import ED25519_SPKI_PREFIX
 
     return hashlib.sha256(ED25519_SPKI_PREFIX + verify_key).hexdigest()
-
-
-def verify_instructions(root: str, fingerprint: str, extra_fr: str = "", extra_en: str = "") -> str:
-    """VERIFY.txt: the exact commands, in French then English."""
-    return f"""\
-VÉRIFIER CE DOSSIER SCELLÉ / VERIFYING THIS SEALED BUNDLE
-==========================================================
-
-Aucun logiciel Strongroom n'est nécessaire : sha256sum et openssl (3.0 ou plus)
-suffisent. No Strongroom software is needed: sha256sum and openssl (3.0 or later).
-
---- FRANÇAIS ---------------------------------------------------------------
-
-1. Décompressez l'archive puis placez-vous dans le dossier :
-       cd {root}
-
-2. Vérifiez l'empreinte de la clé publique du boîtier. Elle doit être égale à
-   celle affichée par le boîtier (page Santé / Identité) :
-       openssl pkey -pubin -in box.pem -outform DER | sha256sum
-   Attendu : {fingerprint}
-
-3. Vérifiez l'intégrité de chaque fichier (chaque ligne doit finir par « OK » /
-   « Réussi ») :
-    {SHA256SUM_CMD}
-
-4. Vérifiez que la liste des empreintes a été signée par le boîtier :
-    {VERIFY_MANIFEST_CMD}
-   Réponse attendue : « Signature Verified Successfully ».
-
-5. Vérifiez la tête d'arbre signée (taille du journal, date, racine Merkle) :
-    {VERIFY_STH_CMD}
-       cat sth.txt
-{extra_fr}
-Si une seule commande échoue, le dossier a été modifié après sa création.
-
---- ENGLISH ----------------------------------------------------------------
-
-1. Unzip the file and enter the folder:
-       cd {root}
-
-2. Check the box public key fingerprint. It must equal the one the box shows
-   (Health / Identity page):
-       openssl pkey -pubin -in box.pem -outform DER | sha256sum
-   Expected: {fingerprint}
-
-3. Check every file (every line must end with "OK"):
-    {SHA256SUM_CMD}
-
-4. Check the box signed the list of checksums:
-    {VERIFY_MANIFEST_CMD}
-   Expected answer: "Signature Verified Successfully".
-
-5. Check the signed tree head (log size, time, Merkle root):
-    {VERIFY_STH_CMD}
-       cat sth.txt
-{extra_en}
-If any command fails, the bundle was changed after it was made.
-"""
-
-
-PROOF_SECTION_FR = """
-6. Preuves d'inclusion dans le journal (RFC 6962, SHA-256). Pour chaque entrée,
-   proofs/<n>.leaf contient les octets exacts de la feuille ; son empreinte est
-   SHA-256(0x00 || feuille) :
-       (printf '\\000'; cat proofs/<n>.leaf) | sha256sum
-   et doit être égale à "leaf_hash" dans proofs/<n>.json. La feuille (CBOR
-   [1, type, sha256(contenu), date_ms]) contient l'empreinte du contenu :
-       xxd -p proofs/<n>.leaf | tr -d '\\n'
-   affiche cette empreinte. Le chemin "audit_path" relie la feuille à la racine
-   de sth.txt (RFC 9162 §2.1.3.2) ; le script check_proofs.py (Python 3 seul,
-   lisible en 60 lignes) refait ce calcul pour toutes les entrées :
-       python3 check_proofs.py
-"""
-
-PROOF_SECTION_EN = """
-6. Inclusion proofs in the log (RFC 6962, SHA-256). For each entry,
-   proofs/<n>.leaf holds the exact leaf bytes; its hash is SHA-256(0x00 || leaf):
-       (printf '\\000'; cat proofs/<n>.leaf) | sha256sum
-   and must equal "leaf_hash" in proofs/<n>.json. The leaf (CBOR
-   [1, kind, sha256(content), time_ms]) contains the content hash:
-       xxd -p proofs/<n>.leaf | tr -d '\\n'
-   shows it. "audit_path" links the leaf to the root in sth.txt (RFC 9162
-   §2.1.3.2); check_proofs.py (plain Python 3, 60 readable lines) recomputes it
-   for every entry:
-       python3 check_proofs.py
-"""
-
-# Shipped inside bundles: stdlib only, so a verifier needs nothing but python3.
-CHECK_PROOFS_PY = '''\
-"""Recompute every inclusion proof in proofs/ against the root in sth.txt.
-
-RFC 9162 section 2.1.3.2, SHA-256, standard library only. Run: python3 check_proofs.py
-"""
-import hashlib
-import json
-import pathlib
-import sys
-
-
-def leaf_hash(data):
-    return hashlib.sha256(b"\\x00" + data).digest()
-
-
-def node_hash(left, right):
-    return hashlib.sha256(b"\\x01" + left + right).digest()
-
-
-def root_from_path(leaf, index, size, path):
-    if not 0 <= index < size:
-        return None
-    fn, sn, r = index, size - 1, leaf
-    for p in path:
-        if sn == 0:
-            return None
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return r if sn == 0 else None
-
-
-here = pathlib.Path(__file__).resolve().parent
-lines = (here / "sth.txt").read_text(encoding="ascii").split("\\n")
-size, root = int(lines[1]), bytes.fromhex(lines[3])
-bad = 0
-proofs = sorted((here / "proofs").glob("*.json"))
-for proof_file in proofs:
-    proof = json.loads(proof_file.read_text(encoding="utf-8"))
-    leaf = (here / "proofs" / (proof_file.stem + ".leaf")).read_bytes()
-    path = [bytes.fromhex(h) for h in proof["audit_path"]]
-    ok = (
-        proof["tree_size"] == size
-        and leaf_hash(leaf).hex() == proof["leaf_hash"]
-        and root_from_path(leaf_hash(leaf), proof["leaf_index"], size, path) == root
-    )
-    print(("OK      " if ok else "FAILED  ") + proof_file.name)
-    bad += not ok
-print(f"{len(proofs) - bad} of {len(proofs)} proofs verify against sth.txt")
-sys.exit(1 if bad else 0)
-'''

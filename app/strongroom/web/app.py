@@ -24,6 +24,7 @@ from strongroom.web import (
     dashboard_views,
     device_views,
     i18n,
+    identity_views,
     office_views,
     policy_views,
     records_views,
@@ -91,6 +92,7 @@ def build_web_app(
         backup_views,
         audit_views,
         report_views,
+        identity_views,
     ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -40,6 +40,10 @@ class JobResult:
     file: Path | None = None
     download_name: str | None = None
     problems: tuple[str, ...] = ()
+    # An encrypted spool's key (office.spool), held in memory only, and the log
+    # entries the file holds: the download refuses once any has been destroyed.
+    file_key: bytes | None = field(default=None, repr=False)
+    log_indexes: tuple[int, ...] = ()
 
 
 Progress = Callable[[float, str], None]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import secrets
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +19,7 @@ from strongroom.archive.queries import list_conversations
 from strongroom.archive.verify import verify_open_archive
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
+from strongroom.web import exports_web
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import day_ms, int_or_none, text_field
 from strongroom.web.i18n import N_
@@ -73,20 +73,21 @@ async def job_status(request: web.Request) -> web.StreamResponse:
 @require_role(ADMIN, ARCHIVIST)
 async def job_download(request: web.Request) -> web.StreamResponse:
     job = _job_for(request)
-    if job.result is None or job.result.file is None or not job.result.file.exists():
+    result = job.result
+    if result is None or result.file is None or not result.file.exists():
         raise web.HTTPNotFound()
     from strongroom.web.archive_views import content_disposition
 
-    name = job.result.download_name or job.result.file.name
-    await audit(request, "export.download", job.id, {"file": name})
-    return web.FileResponse(
-        job.result.file,
-        headers={
-            "Content-Type": "application/octet-stream",
-            "Content-Disposition": content_disposition(name, "export.bin"),
-            "Cache-Control": "no-store",
-        },
-    )
+    name = result.download_name or result.file.name
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": content_disposition(name, "export.bin"),
+        "Cache-Control": "no-store",
+    }
+    if result.file_key is None:
+        await audit(request, "export.download", job.id, {"file": name})
+        return web.FileResponse(result.file, headers=headers)
+    return await exports_web.download_spool(request, job, name, headers)
 
 
 # -- integrity check ------------------------------------------------------------------------
@@ -138,40 +139,13 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/exports")
 @require_role(ADMIN, ARCHIVIST)
 async def start_export(request: web.Request) -> web.StreamResponse:
-    export = _office("export")
-    if export is None:
-        raise web.HTTPNotFound()
-    state = state_of(request)
     form = await request.post()
-    kind = text_field(form, "kind", 20)
-    actor = session_of(request).username or ""
     try:
-        if kind == "person":
-            scope = export.ExportScope("person", person=text_field(form, "person", 200))
-        else:
-            conversation = int_or_none(text_field(form, "conversation", 20))
-            scope = export.ExportScope("conversation", conversation_id=conversation)
-        export_request = export.ExportRequest(
-            scope,
-            actor=actor,
-            recipient=text_field(form, "recipient", 200),
-            reason=text_field(form, "reason", 500),
-        )
+        export_request = exports_web.request_from_form(form, session_of(request).username or "")
     except OfficeError:
         session_of(request).flash("error", "Say what to export, for whom and why.")
         raise web.HTTPSeeOther("/exports") from None
-    archive = state.box.require_archive()
-    state.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-    async def body(progress: Progress) -> JobResult:
-        progress(0.05, "export")
-        out_path = state.work_dir / f"export-{secrets.token_hex(6)}.zip"
-        # export_bundle logs the export itself (an audit event naming the manifest hash).
-        result = await asyncio.to_thread(export.export_bundle, archive, export_request, out_path)
-        name = f"strongroom-export-{scope.describe().replace(':', '-')}.zip"
-        return JobResult(summary=N_("The export is ready."), file=result.path, download_name=name)
-
-    job = state.jobs.start("export", actor, body)
+    job = exports_web.start_export_job(state_of(request), export_request)
     raise web.HTTPSeeOther(f"/jobs/{job.id}")
 
 

@@ -12,6 +12,7 @@ from aiohttp import web
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
+from strongroom.identity import BoxKeys
 from strongroom.web import i18n
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, session_of
 from strongroom.web.csrf import CSRF_FIELD
@@ -32,6 +33,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/audit", "Audit trail", frozenset({ADMIN, AUDITOR})),
     ("/report", "GDPR register", frozenset({ADMIN, ARCHIVIST, AUDITOR})),
     ("/users", "Users", frozenset({ADMIN})),
+    ("/identity", "Identity", frozenset({ADMIN, ARCHIVIST, AUDITOR})),
 )
 
 
@@ -88,6 +90,13 @@ def _number(value: float | int | None, language: str) -> str:
     return str(format_decimal(value, locale=language))
 
 
+def signing_fingerprint(keys: BoxKeys | None) -> str | None:
+    """The export-signing key's SHA-256 fingerprint, once the box is unlocked."""
+    from strongroom.office.sealed import box_key_fingerprint
+
+    return box_key_fingerprint(keys.signing_public) if keys is not None else None
+
+
 def page_context(request: web.Request) -> dict[str, Any]:
     """What every template sees: translation, session, CSRF token, navigation, box facts."""
     translator = translator_of(request)
@@ -112,6 +121,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "path_qs": request.path_qs,
         "phase": state.box.phase.value,
         "box_fingerprint": state.box.fingerprint,
+        "signing_fingerprint": signing_fingerprint(state.box.keys),
         "tls_fingerprint": state.tls_fingerprint,
         "role_names": ROLE_NAMES,
         "job_names": JOB_NAMES,

@@ -1,0 +1,232 @@
+"""`strongroom fingerprint | export`: the signing key a court expert checks, and sealed exports.
+
+Both ask the running box over the control socket; when the box is stopped they
+unlock it themselves (key file, or the admin passphrase).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from strongroom.cli.common import Spec, box_config, read_secret
+
+
+def local_identity(args: argparse.Namespace) -> Any:
+    """IdentityFacts from the running box, else from the keystore (unlocking it)."""
+    from strongroom.control import call
+    from strongroom.identity import BoxKeys
+    from strongroom.office.identity_facts import IdentityFacts
+    from strongroom.unlock import keys_from_keyfile, keys_from_passphrase, read_unlock_choice
+
+    config = box_config(args)
+    try:
+        status, body = asyncio.run(call(config.data_dir, "GET", "/fingerprint"))
+        if status == 200:
+            return IdentityFacts(**body)
+    except OSError:
+        pass  # no box running on this data directory: read the keystore
+    keys: BoxKeys
+    if read_unlock_choice(config).mode == "unattended":
+        keys = keys_from_keyfile(config)
+    else:
+        secret = read_secret("Admin passphrase / Phrase secrète : ", args.passphrase_file)
+        keys = keys_from_passphrase(config, secret)
+    return IdentityFacts.of(keys)
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    from strongroom.office.verify_text import (
+        PROTOCOL_LABEL_EN,
+        PROTOCOL_LABEL_FR,
+        SIGNING_LABEL_EN,
+        SIGNING_LABEL_FR,
+    )
+
+    if not box_config(args).keystore_path.exists():
+        print("strongroom: this data directory has no box identity", file=sys.stderr)
+        return 1
+    facts = local_identity(args)
+    print(f"{PROTOCOL_LABEL_FR} / {PROTOCOL_LABEL_EN}:")
+    print(f"  {facts.protocol_fingerprint}")
+    print(f"{SIGNING_LABEL_FR} / {SIGNING_LABEL_EN}:")
+    print(facts.signing_fingerprint)  # the last line: 64 hex digits, for scripts
+    return 0
+
+
+def _day(text: str | None, tz_name: str, *, end: bool) -> int | None:
+    """A YYYY-MM-DD day in the practice's zone, as ms; `end` gives the next day's start."""
+    from strongroom.office.export_render import zone
+
+    if not text:
+        return None
+    day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
+    moment = datetime(day.year, day.month, day.day, tzinfo=zone(tz_name))
+    return int(moment.timestamp() * 1000)
+
+
+class ProgressBar:
+    """A one-line bar on a terminal (stderr); silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self.shown = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.shown or total <= 0:
+            return
+        filled = done * 30 // total
+        bar = "#" * filled + "-" * (30 - filled)
+        print(f"\r[{bar}] {done}/{total} records", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+
+
+def _ask(value: str | None, prompt: str, option: str) -> str:
+    if value:
+        return value
+    if sys.stdin.isatty():
+        return input(prompt).strip()
+    raise SystemExit(f"strongroom: say {option} (an export names for whom and why)")
+
+
+def _request_body(args: argparse.Namespace) -> dict[str, Any]:
+    tz_name = args.time_zone or "Europe/Paris"  # for --from/--to; the box's setting otherwise
+    try:
+        from_ms, to_ms = (
+            _day(args.from_day, tz_name, end=False),
+            _day(args.to_day, tz_name, end=True),
+        )
+    except ValueError:
+        raise SystemExit("strongroom: dates are written YYYY-MM-DD; nothing was written") from None
+    return {
+        "kind": "conversation" if args.conversation else "person",
+        "conversation": args.conversation,
+        "person": args.person,
+        "from_ms": from_ms,
+        "to_ms": to_ms,
+        "actor": args.actor or f"cli:{getpass.getuser()}",
+        "recipient": _ask(args.recipient, "Pour qui / for whom: ", "--recipient"),
+        "reason": _ask(args.reason, "Motif / reason: ", "--reason"),
+        "zip_name": Path(args.out).name,
+        "time_zone": args.time_zone,
+    }
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() != ".zip":
+        print("strongroom: --out must name a .zip file; nothing was written", file=sys.stderr)
+        return 2
+    if out.exists():
+        print(f"strongroom: {out} already exists; nothing was written", file=sys.stderr)
+        return 2
+    body = _request_body(args)
+    bar = ProgressBar()
+    summary: dict[str, Any] | None
+    try:
+        summary = asyncio.run(_export_via_box(box_config(args).data_dir, body, out, bar))
+    except OSError:
+        summary = _export_here(args, body, out, bar)  # the box is stopped
+    except ValueError as exc:
+        bar.close()
+        print(f"strongroom: {exc}; nothing was written", file=sys.stderr)
+        return 2
+    bar.close()
+    if summary is None:
+        return 2
+    print(
+        f"{out}: {summary['records']} records, {summary['attachments']} attachments,"
+        f" manifest SHA-256 {summary['manifest_sha256']}"
+    )
+    print(f"check it with: strongroom verify-export {out}  (or follow VERIFY.txt inside)")
+    return 0
+
+
+async def _export_via_box(
+    data_dir: Path, body: dict[str, Any], out: Path, bar: ProgressBar
+) -> dict[str, Any]:
+    from strongroom.office.export_control import stream_export
+
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    summary: dict[str, Any] | None = None
+    try:
+        with partial.open("wb") as sink:
+            async for kind, payload in stream_export(data_dir, body):
+                if kind == b"D":
+                    sink.write(payload)
+                elif kind == b"P":
+                    progress = json.loads(payload)
+                    bar(int(progress["done"]), int(progress["total"]))
+                elif kind == b"R":
+                    summary = json.loads(payload)
+                elif kind == b"E":
+                    raise ValueError(json.loads(payload)["error"])
+            sink.flush()
+            os.fsync(sink.fileno())
+        if summary is None:
+            raise ValueError("the box stopped before the bundle was complete")
+        os.replace(partial, out)
+        return summary
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _export_here(
+    args: argparse.Namespace, body: dict[str, Any], out: Path, bar: ProgressBar
+) -> dict[str, Any] | None:
+    from strongroom.cli.common import unlocked_box
+    from strongroom.office.errors import OfficeError
+    from strongroom.office.export import export_bundle
+    from strongroom.office.export_control import _find_conversation, parse_request
+
+    with unlocked_box(args) as box:
+        archive = box.require_archive()
+        try:
+            conversation = None
+            if body["conversation"]:
+                conversation = _find_conversation(archive, str(body["conversation"]))
+                if conversation is None:
+                    raise ValueError(f"no single conversation matches {body['conversation']!r}")
+            request = parse_request(body, conversation)
+            result = export_bundle(archive, request, out, progress=bar, time_zone=body["time_zone"])
+        except (OfficeError, ValueError) as exc:
+            bar.close()
+            print(f"strongroom: {exc}; nothing was written", file=sys.stderr)
+            return None
+    return {
+        "records": result.records,
+        "attachments": result.attachments,
+        "manifest_sha256": result.manifest_sha256.hex(),
+    }
+
+
+def _export_options(cmd: argparse.ArgumentParser) -> None:
+    what = cmd.add_mutually_exclusive_group(required=True)
+    what.add_argument("--conversation", help="conversation number, phone reference or party name")
+    what.add_argument("--person", help="everything about one person (an access request)")
+    cmd.add_argument("--from", dest="from_day", help="first day, YYYY-MM-DD (practice time zone)")
+    cmd.add_argument("--to", dest="to_day", help="last day included, YYYY-MM-DD")
+    cmd.add_argument("--out", required=True, help="the .zip to write")
+    cmd.add_argument("--recipient", help="for whom (a court, the patient…)")
+    cmd.add_argument("--reason", help="why (case number, request…)")
+    cmd.add_argument("--actor", help="who exports (default: cli:<your login>)")
+    cmd.add_argument("--time-zone", help="the practice's time zone (default Europe/Paris)")
+
+
+COMMANDS: dict[str, Spec] = {
+    "fingerprint": Spec(
+        cmd_fingerprint, "print the signing key fingerprint a sealed export is checked against"
+    ),
+    "export": Spec(
+        cmd_export, "write a sealed export (.zip) of a conversation or a person", _export_options
+    ),
+}

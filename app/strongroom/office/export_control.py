@@ -1,0 +1,214 @@
+"""Exports and the signing fingerprint over the control socket (a running box).
+
+`strongroom export` sends one JSON request; the box answers with a stream of
+frames, each ``type (1 byte) || length (4 bytes, big endian) || payload``:
+
+    P  progress, JSON {"done": n, "total": m}
+    D  bundle bytes, to append to the output file in order
+    R  the result, JSON (records, attachments, manifest hash…): the bundle is complete
+    E  an error, JSON {"error": "…"}: nothing valid was sent
+
+The bundle goes from the export's snapshot straight to the socket: the box
+writes nothing to its own disk (the CLI writes the file the user asked for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import struct
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from strongroom.office.errors import OfficeError
+from strongroom.office.export import export_to_stream
+from strongroom.office.export_scope import ExportRequest, ExportScope, find_conversation
+from strongroom.office.identity_facts import IdentityFacts
+
+FRAME_HEADER = struct.Struct(">cI")
+CHUNK = 1 << 16
+_END = object()
+
+
+class ExportCancelled(Exception):
+    """The client went away: stop building the bundle."""
+
+
+def frame(kind: bytes, payload: bytes) -> bytes:
+    return FRAME_HEADER.pack(kind, len(payload)) + payload
+
+
+def parse_request(body: Any, conversation_id: int | None) -> ExportRequest:
+    """The export a JSON body asks for; raise OfficeError/ValueError if it is incomplete."""
+    if not isinstance(body, dict):
+        raise ValueError("the export request must be a JSON object")
+    kind = str(body.get("kind", ""))
+    scope = ExportScope(
+        kind,
+        conversation_id=conversation_id,
+        person=body.get("person"),
+        from_ms=_int_or_none(body.get("from_ms")),
+        to_ms=_int_or_none(body.get("to_ms")),
+    )
+    return ExportRequest(
+        scope,
+        str(body.get("actor", "")),
+        str(body.get("recipient", "")),
+        str(body.get("reason", "")),
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class _QueueSink:
+    """What the export thread writes to: 64 KiB frames into a bounded queue."""
+
+    def __init__(self, frames: queue.Queue[object], cancelled: threading.Event) -> None:
+        self._frames = frames
+        self._cancelled = cancelled
+        self._buffer = bytearray()
+
+    def put(self, item: object) -> None:
+        while True:
+            if self._cancelled.is_set():
+                raise ExportCancelled("the client closed the connection")
+            try:
+                self._frames.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        if len(self._buffer) >= CHUNK:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self.put(frame(b"D", bytes(self._buffer)))
+            self._buffer.clear()
+
+
+def _find_conversation(archive: Any, ref: str) -> int | None:
+    conn = archive.reader()
+    try:
+        return find_conversation(conn, ref)
+    finally:
+        conn.close()
+
+
+def control_routes(box: Any) -> web.RouteTableDef:
+    """The routes the runtime adds to its control socket app."""
+    routes = web.RouteTableDef()
+
+    @routes.get("/fingerprint")
+    async def fingerprint(_request: web.Request) -> web.Response:
+        if box.keys is None:
+            return web.json_response({"phase": box.phase.value}, status=409)
+        return web.json_response(IdentityFacts.of(box.keys).as_json())
+
+    @routes.post("/export")
+    async def export(request: web.Request) -> web.StreamResponse:
+        if box.archive is None:
+            return web.json_response({"error": "the box is locked"}, status=409)
+        archive = box.archive
+        try:
+            body = await request.json()
+            conversation = None
+            if isinstance(body, dict) and body.get("conversation"):
+                conversation = await asyncio.to_thread(
+                    _find_conversation, archive, str(body["conversation"])
+                )
+                if conversation is None:
+                    raise ValueError(f"no single conversation matches {body['conversation']!r}")
+            export_request = parse_request(body, conversation)
+        except (OfficeError, ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await response.prepare(request)
+        frames: queue.Queue[object] = queue.Queue(maxsize=32)
+        cancelled = threading.Event()
+        sink = _QueueSink(frames, cancelled)
+
+        def work() -> None:
+            try:
+                result = export_to_stream(
+                    archive,
+                    export_request,
+                    sink,
+                    zip_name=body.get("zip_name") or None,
+                    progress=lambda done, total: sink.put(
+                        frame(b"P", json.dumps({"done": done, "total": total}).encode())
+                    ),
+                    time_zone=body.get("time_zone") or None,
+                )
+                sink.flush()
+                summary = {
+                    "records": result.records,
+                    "attachments": result.attachments,
+                    "destroyed_in_selection": result.destroyed_in_selection,
+                    "manifest_sha256": result.manifest_sha256.hex(),
+                    "tree_size": result.tree_size,
+                }
+                sink.put(frame(b"R", json.dumps(summary).encode()))
+            except ExportCancelled:
+                pass
+            except Exception as exc:  # reported to the CLI; the box keeps running
+                with_error = frame(b"E", json.dumps({"error": str(exc)}).encode())
+                if not cancelled.is_set():
+                    sink.put(with_error)
+            finally:
+                if not cancelled.is_set():
+                    sink.put(_END)
+
+        worker = asyncio.get_running_loop().run_in_executor(None, work)
+        try:
+            while (item := await asyncio.to_thread(frames.get)) is not _END:
+                assert isinstance(item, bytes)
+                await response.write(item)
+        except BaseException:
+            cancelled.set()  # the worker stops at its next write (within half a second)
+            raise
+        await worker
+        await response.write_eof()
+        return response
+
+    return routes
+
+
+async def stream_export(data_dir: Path, body: dict[str, Any]) -> AsyncIterator[tuple[bytes, bytes]]:
+    """Client side: ask the running box for an export; yield its (type, payload) frames.
+
+    Raise OSError if no box is running, ValueError with the box's reason if it refuses.
+    """
+    from strongroom.control import socket_path
+
+    connector = aiohttp.UnixConnector(path=str(socket_path(data_dir)))
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+        session.post("http://box/export", json=body) as response,
+    ):
+        if response.status != 200:
+            text = await response.text()
+            try:
+                reason = json.loads(text).get("error") or text
+            except ValueError:
+                reason = text
+            raise ValueError(str(reason))
+        while True:
+            try:
+                header = await response.content.readexactly(FRAME_HEADER.size)
+            except asyncio.IncompleteReadError:
+                return
+            kind, length = FRAME_HEADER.unpack(header)
+            yield kind, await response.content.readexactly(length)

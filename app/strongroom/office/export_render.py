@@ -1,0 +1,146 @@
+"""What a reader of an export sees: titles by name, who wrote to whom, on which
+phone, at what time (the practice's time zone and UTC), and the gaps left by
+destroyed records. The HTML and the PDF are both made from these values, so
+they say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from strongroom.office.bundle_pdf import RenderedRecord
+from strongroom.office.export_scope import ExportRequest
+from strongroom.proof.sth import SignedTreeHead
+
+DEFAULT_TIME_ZONE = "Europe/Paris"
+
+_DIRECTION = {
+    "out": "envoyé / sent",
+    "in": "reçu / received",
+}
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_TIME_ZONE)
+
+
+def local_and_utc(ms: int, tz: ZoneInfo) -> str:
+    """`13/09/2020 14:26:40 (Europe/Paris) = 2020-09-13 12:26:40 UTC`."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    local = moment.astimezone(tz).strftime("%d/%m/%Y %H:%M:%S")
+    return f"{local} ({tz.key}) = {moment.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+
+
+@dataclass(frozen=True)
+class BundleText:
+    """The export's title and facts, and how its records are told."""
+
+    request: ExportRequest
+    head: SignedTreeHead
+    at_ms: int
+    time_zone: str
+    names: tuple[str, ...] = ()  # conversation's owner and other party, when one conversation
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return zone(self.time_zone)
+
+    @property
+    def title(self) -> str:
+        scope = self.request.scope
+        if scope.kind == "conversation" and self.names:
+            subject = "Conversation " + " ↔ ".join(n for n in self.names if n)
+        elif scope.kind == "person":
+            subject = f"Dossier de / file of {scope.person}"
+        elif scope.kind == "records":
+            subject = f"{len(scope.record_ids)} enregistrements / records"
+        else:
+            subject = "Conversation"
+        return f"Export Strongroom — {subject}"
+
+    def meta(self) -> list[tuple[str, str]]:
+        scope = self.request.scope
+        rows = [
+            ("Exporté par / exported by", self.request.actor),
+            ("Pour / for", self.request.recipient),
+            ("Motif / reason", self.request.reason),
+            ("Date", local_and_utc(self.at_ms, self.tz)),
+        ]
+        if scope.from_ms is not None or scope.to_ms is not None:
+            start = local_and_utc(scope.from_ms, self.tz) if scope.from_ms is not None else "—"
+            end = local_and_utc(scope.to_ms, self.tz) if scope.to_ms is not None else "—"
+            rows.append(("Période / period", f"{start} → {end}"))
+        rows.append(
+            (
+                "Journal / log",
+                f"{self.head.tree_size} entrées / entries, racine / root "
+                f"{self.head.root_hash.hex()}, {local_and_utc(self.head.timestamp_ms, self.tz)}",
+            )
+        )
+        return rows
+
+    def gap(self, row: Any) -> RenderedRecord:
+        """A destroyed record: where it was, and that its destruction is certified."""
+        return RenderedRecord(
+            log_index=int(row[5]),
+            kind=str(row[2]),
+            sent_at=int(row[7]),
+            sender="",
+            direction="",
+            text="",
+            conversation=_conversation(row),
+            detail=(
+                "Enregistrement détruit (conservation) : voir son certificat de destruction,"
+                f" entrée {int(row[5])} du journal / record destroyed under retention: see its"
+                f" destruction certificate, log entry {int(row[5])}"
+            ),
+            gap=True,
+            phone_time=local_and_utc(int(row[7]), self.tz),
+        )
+
+
+def _conversation(row: Any) -> str:
+    owner, peer, ref = str(row[15]), str(row[14]), str(row[13])
+    return f"{owner} ↔ {peer or ref}"
+
+
+def rendered_record(
+    row: Any, fields: dict[str, Any], attachment_file: str | None, text: BundleText
+) -> RenderedRecord:
+    kind = str(row[2])
+    detail = ""
+    if kind == "attachment":
+        blob = fields.get("blob", {})
+        detail = f"Pièce jointe / attachment : {blob.get('name', '')} ({blob.get('size', 0)} o)"
+        if attachment_file is None:
+            detail += " — fichier absent / file not in this export"
+    elif kind == "receipt":
+        detail = f"{fields.get('receipt', '')} → {fields.get('ref', '')}"
+    elif kind in ("edit", "deletion"):
+        detail = f"→ {fields.get('ref', '')}"
+    owner, peer = str(row[15]), str(row[14]) or str(row[13])
+    direction = str(fields.get("dir", ""))
+    sender = str(fields.get("from", "")) or (owner if direction == "out" else peer)
+    recipient = peer if direction == "out" else owner
+    return RenderedRecord(
+        log_index=int(row[5]),
+        kind=kind,
+        sent_at=int(row[7]),
+        sender=sender,
+        direction=direction,
+        text=str(fields.get("text", "") or ""),
+        conversation=_conversation(row),
+        detail=detail,
+        recipient=recipient,
+        direction_label=_DIRECTION.get(direction, direction),
+        device=f"{row[10]} ({row[11]})",
+        phone_time=local_and_utc(int(row[7]), text.tz),
+        box_time=local_and_utc(int(row[6]), text.tz),
+        attachment=attachment_file,
+    )

@@ -1,0 +1,137 @@
+"""What an export holds: a conversation, a person's records or a list of records,
+optionally cut to a date range, and who asks for it, for whom and why.
+
+The date range applies to the phone's time of each record (`sent_at`), the
+time the sender saw; `from` is inclusive, `to` exclusive (ms since 1970, UTC).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from strongroom.archive.db import Connection
+from strongroom.office.errors import NothingToExport
+from strongroom.office.holds import normalise_person
+
+SCOPE_KINDS = ("conversation", "person", "records")
+
+
+@dataclass(frozen=True)
+class ExportScope:
+    kind: str
+    conversation_id: int | None = None
+    person: str | None = None
+    record_ids: tuple[int, ...] = ()
+    from_ms: int | None = None
+    to_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCOPE_KINDS:
+            raise NothingToExport(f"export scope must be one of {', '.join(SCOPE_KINDS)}")
+        if self.kind == "conversation" and self.conversation_id is None:
+            raise NothingToExport("a conversation export names the conversation")
+        if self.kind == "person" and not (self.person or "").strip():
+            raise NothingToExport("a person export names the person")
+        if self.kind == "records" and not self.record_ids:
+            raise NothingToExport("a record-list export needs at least one record")
+        if self.from_ms is not None and self.to_ms is not None and self.from_ms >= self.to_ms:
+            raise NothingToExport("the date range ends before it starts")
+
+    def describe(self) -> str:
+        if self.kind == "conversation":
+            return f"conversation:{self.conversation_id}"
+        if self.kind == "person":
+            return f"person:{self.person}"
+        return f"records:{len(self.record_ids)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "conversation_id": self.conversation_id,
+            "person": self.person,
+            "record_ids": list(self.record_ids),
+            "from_ms": self.from_ms,
+            "to_ms": self.to_ms,
+        }
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    scope: ExportScope
+    actor: str  # who exports
+    recipient: str  # for whom (a court, the patient, a bar association)
+    reason: str  # why
+
+    def __post_init__(self) -> None:
+        if not (self.actor.strip() and self.recipient.strip() and self.reason.strip()):
+            raise NothingToExport("an export names who makes it, for whom and why")
+
+
+# Columns, by position: 0 id, 1 record_id, 2 kind, 3 body, 4 signature, 5 log_index,
+# 6 received_at, 7 sent_at, 8 destroyed_at, 9 device id, 10 device name, 11 device owner,
+# 12 device sign_key, 13 conversation ref, 14 peer, 15 conversation owner.
+_COLUMNS = (
+    "r.id, r.record_id, r.kind, r.body, r.signature, r.log_index, r.received_at,"
+    " r.sent_at, r.destroyed_at, d.id, d.name, d.owner, d.sign_key, c.ref, c.peer, c.owner"
+)
+_FROM = (
+    " FROM records r JOIN devices d ON d.id = r.device_id"
+    " JOIN conversations c ON c.id = r.conversation_id"
+)
+_ORDER = " ORDER BY r.conversation_id, r.sent_at, r.id"
+
+
+def _person_conversations(conn: Connection, person: str) -> list[int]:
+    wanted = normalise_person(person)
+    return [
+        int(cid)
+        for cid, peer, owner in conn.execute("SELECT id, peer, owner FROM conversations")
+        if wanted in (normalise_person(str(peer)), normalise_person(str(owner)))
+    ]
+
+
+def _where(conn: Connection, scope: ExportScope) -> tuple[str, list[Any]]:
+    args: list[Any]
+    if scope.kind == "conversation":
+        clauses, args = ["r.conversation_id = ?"], [scope.conversation_id]
+    elif scope.kind == "person":
+        ids = _person_conversations(conn, scope.person or "")
+        clauses = ["r.conversation_id IN (SELECT value FROM json_each(?))"]
+        args = [json.dumps(ids)]
+    else:
+        clauses = ["r.id IN (SELECT value FROM json_each(?))"]
+        args = [json.dumps(list(scope.record_ids))]
+    if scope.from_ms is not None:
+        clauses.append("r.sent_at >= ?")
+        args.append(scope.from_ms)
+    if scope.to_ms is not None:
+        clauses.append("r.sent_at < ?")
+        args.append(scope.to_ms)
+    return " WHERE " + " AND ".join(clauses), args
+
+
+def select_records(conn: Connection, scope: ExportScope) -> Iterator[Any]:
+    """Rows for the scope, in reading order, as a cursor (never all in memory)."""
+    where, args = _where(conn, scope)
+    return conn.execute("SELECT " + _COLUMNS + _FROM + where + _ORDER, args)
+
+
+def count_records(conn: Connection, scope: ExportScope) -> int:
+    where, args = _where(conn, scope)
+    return int(conn.execute("SELECT count(*)" + _FROM + where, args).fetchone()[0])
+
+
+def find_conversation(conn: Connection, ref: str) -> int | None:
+    """A conversation by its number, its phone reference or its other party's name."""
+    text = ref.strip()
+    if text.isdigit():
+        row = conn.execute("SELECT id FROM conversations WHERE id = ?", (int(text),)).fetchone()
+        if row is not None:
+            return int(row[0])
+    rows = conn.execute("SELECT id, ref, peer FROM conversations").fetchall()
+    wanted = normalise_person(text)
+    matches = [int(i) for i, r, p in rows if text == r or wanted == normalise_person(str(p))]
+    return matches[0] if len(matches) == 1 else None

@@ -1,0 +1,121 @@
+"""Web exports: by date range, never in clear on the box's disk, removed once downloaded,
+and destroyed with their records if retention destroys any before the download."""
+
+from __future__ import annotations
+
+import asyncio
+import zipfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pytest_aiohttp import AiohttpClient
+
+from archive_helpers import message, new_phone
+from strongroom.archive import writes
+from strongroom.box import Box
+from strongroom.office import retention
+from strongroom.office.migrations import ensure_office_schema
+from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
+from strongroom.office.verify_export import verify_bundle
+from strongroom.web.state import STATE
+from web_helpers import ARCHIVIST_PASSWORD, Client, csrf_of, login, new_box, web_app
+
+TEXTS = {
+    "2024-01-10": "Janvier : premier rendez-vous",
+    "2024-02-10": "Février : la pièce confidentielle",
+    "2024-03-10": "Mars : la suite",
+}
+
+
+def noon(day: str) -> int:
+    return int(datetime.fromisoformat(f"{day}T12:00:00").replace(tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.fixture
+async def box(tmp_path: Path) -> AsyncIterator[Box]:
+    box = new_box(tmp_path / "data")
+    archive = box.require_archive()
+    ensure_office_schema(archive.conn)
+    device_id, key = new_phone(archive, owner="maitre.durand", name="Pixel de Maître Durand")
+    for day, text in TEXTS.items():
+        record = message(key, text, at=noon(day), peer="M. Martin")
+        archive.write(writes.store_record(record, device_id, "maitre.durand"))
+    yield box
+    await box.stop()
+
+
+async def start(client: Client, **fields: str) -> str:
+    token = csrf_of(await (await client.get("/exports")).text())
+    form = {"kind": "conversation", "conversation": "1", "recipient": "Tribunal"}
+    form |= {"reason": "RG 24/1", "csrf_token": token, **fields}
+    response = await client.post("/exports", data=form, allow_redirects=False)
+    job_path = response.headers["Location"]
+    job = await client.app[STATE].jobs.wait(job_path.rsplit("/", 1)[1])
+    assert job.state.value == "done", job.error
+    return job_path
+
+
+def files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()]
+
+
+async def test_a_date_range_export_never_lies_in_clear_and_goes_once_downloaded(
+    box: Box,
+    aiohttp_client: AiohttpClient,
+    tmp_path: Path,
+) -> None:
+    client: Client = await aiohttp_client(web_app(box), headers={"Accept-Language": "fr"})
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    page = await (await client.get("/exports")).text()
+    assert 'name="since" type="date"' in page and "Période (facultatif)" in page
+    job_path = await start(client, since="2024-02-01", until="2024-02-28")
+
+    # Waiting for its download: nothing on the box's disk says what it holds.
+    work_dir = client.app[STATE].work_dir
+    (spool,) = await asyncio.to_thread(files_under, work_dir)
+    for path in await asyncio.to_thread(files_under, box.config.data_dir):
+        data = await asyncio.to_thread(path.read_bytes)
+        assert b"confidentielle" not in data, path
+        assert b"PK\x03\x04" not in data and b"export.json" not in data, path
+
+    download = await client.get(f"{job_path}/download")
+    assert download.status == 200
+    bundle = tmp_path / "export.zip"
+    bundle.write_bytes(await download.read())
+    report = await asyncio.to_thread(verify_bundle, bundle)
+    assert report.ok and report.records == 1, report.problems
+    with zipfile.ZipFile(bundle) as zf:
+        html = zf.read(next(n for n in zf.namelist() if n.endswith("records.html"))).decode()
+    assert TEXTS["2024-02-10"] in html
+    assert TEXTS["2024-01-10"] not in html and TEXTS["2024-03-10"] not in html
+
+    # Downloaded: removed from the box; the link is gone.
+    assert not await asyncio.to_thread(spool.exists)
+    assert (await client.get(f"{job_path}/download")).status == 404
+    assert 'id="download"' not in await (await client.get(job_path)).text()
+
+
+async def test_an_export_waiting_for_download_is_destroyed_with_its_records(
+    box: Box,
+    aiohttp_client: AiohttpClient,
+) -> None:
+    client: Client = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    job_path = await start(client)
+    (spool,) = await asyncio.to_thread(files_under, client.app[STATE].work_dir)
+    archive = box.require_archive()
+    policy = archive.write(
+        create_policy(PolicySpec("court", Duration(1, "days"), "record_date", "destroy"), "a")
+    )
+    archive.write(assign_policy("contact", "M. Martin", int(policy), "admin"))
+    result = await asyncio.to_thread(retention.run, archive, noon("2025-01-01"))
+    assert result.destruction.destroyed == 3
+
+    refused = await client.get(f"{job_path}/download", allow_redirects=False)
+    assert refused.status == 303
+    assert not await asyncio.to_thread(spool.exists)
+    page = await (await client.get(refused.headers["Location"])).text()
+    assert "the export was destroyed too" in page
+    assert (await client.get(f"{job_path}/download")).status == 404
