@@ -66,7 +66,7 @@ def test_file_is_private_versioned_json_without_secrets(store: Keystore, store_p
     raw = store_path.read_bytes()
     body = json.loads(raw)
     assert body["format"] == "strongroom-keystore"
-    assert body["version"] == 1
+    assert body["version"] == 2
     assert [slot["type"] for slot in body["slots"]] == ["passphrase"]
     assert PASSPHRASE.encode() not in raw
     assert ENTROPY not in raw and ENTROPY.hex().encode() not in raw
@@ -238,7 +238,7 @@ def edit(path: Path, change: Edit) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        lambda b: b.update(version=2),
+        lambda b: b.update(version=3),
         lambda b: b.pop("fingerprint"),
         lambda b: b.update(slots=[]),
         lambda b: b["slots"].append(dict(b["slots"][0])),
@@ -254,7 +254,7 @@ def edit(path: Path, change: Edit) -> None:
         "version",
         "no-fingerprint",
         "no-slots",
-        "two-passphrase-slots",
+        "two-slots-same-owner",
         "unknown-slot",
         "bad-hex",
         "short-box",

@@ -368,10 +368,10 @@ async def test_the_web_ui_keeps_answering_while_the_passphrase_is_checked(
     slow_kdf_started = threading.Event()
     real_keys_for = locked.keys_for
 
-    def slow_keys_for(passphrase: str) -> Any:
+    def slow_keys_for(passphrase: str, owner: str | None = None) -> Any:
         slow_kdf_started.set()
         time.sleep(1.0)  # Argon2id on a Pi: about a second of CPU, no await inside
-        return real_keys_for(passphrase)
+        return real_keys_for(passphrase, owner)
 
     monkeypatch.setattr(locked, "keys_for", slow_keys_for)
     client = await aiohttp_client(web_app(locked))

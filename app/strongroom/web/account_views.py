@@ -19,6 +19,7 @@ from strongroom.web.auth import (
 )
 from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
+from strongroom.web.people_views import claim_legacy_slot, disable_slot, seal_slot, slot_owners
 from strongroom.web.render import render, translator_of
 from strongroom.web.setup_views import PASSPHRASE_ERRORS
 from strongroom.web.state import audit, read, state_of, submit
@@ -83,6 +84,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         await audit(request, "login.failed", username, {"from": client_address(request)})
         return refuse(N_("Wrong username or passphrase."), 403)
     state.login_limiter.succeeded(*keys)
+    if user.role == ADMIN:
+        await claim_legacy_slot(state, user.username, password)
     request[SESSION_KEY] = state.sessions.log_in(session_of(request), user.username, user.role)
     await audit(request, "login", user.username, {"from": client_address(request)})
     if target == "/":
@@ -126,7 +129,14 @@ async def _users_page(
     request: web.Request, *, error: str | None = None, status: int = 200, username: str = ""
 ) -> web.Response:
     users = await read(request, list_users)
-    context = {"users": users, "roles": ROLES, "error": error, "username": username}
+    owners = await asyncio.to_thread(slot_owners, state_of(request))
+    context = {
+        "users": users,
+        "roles": ROLES,
+        "error": error,
+        "username": username,
+        "slot_owners": owners,
+    }
     return render(request, "users.html", context, status=status)
 
 
@@ -158,7 +168,10 @@ async def create_user(request: web.Request) -> web.StreamResponse:
     except UserExists:
         message = translate("This username is already taken.")
         return await _users_page(request, error=message, status=409, username=username)
-    await audit(request, "user.create", name, {"role": role})
+    if role == ADMIN:
+        # Their own keystore slot: this admin can unlock the box after a power cut too.
+        await asyncio.to_thread(seal_slot, state, name, password)
+    await audit(request, "user.create", name, {"role": role, "unlock_slot": role == ADMIN})
     session_of(request).flash("success", "User created.")
     raise web.HTTPSeeOther("/users")
 
@@ -168,6 +181,8 @@ async def _set_disabled(request: web.Request, disabled: bool) -> web.StreamRespo
     name = request.match_info["username"]
     if name == session_of(request).username:
         session_of(request).flash("error", "You cannot disable your own account.")
+        raise web.HTTPSeeOther("/users")
+    if disabled and not await disable_slot(request, name):
         raise web.HTTPSeeOther("/users")
     try:
         await submit(request, set_disabled_op(name, disabled))

@@ -36,6 +36,7 @@ from strongroom.web.users import (
     BadUserInput,
     check_new_user,
     insert_user_op,
+    normalise_username,
     passphrase_problem,
 )
 
@@ -200,7 +201,7 @@ async def setup_admin(request: web.Request) -> web.StreamResponse:
         # the panel keep running; opening stays on the loop thread: it runs the
         # box's on_unlock callbacks (the peer service starts), which belong there.
         keys = await asyncio.to_thread(
-            state.box.seal_identity, entropy, password, **state.keystore_limits
+            state.box.seal_identity, entropy, password, owner=name, **state.keystore_limits
         )
     except KeystoreExists:
         raise web.HTTPSeeOther("/unlock") from None
@@ -326,8 +327,10 @@ async def unlock(request: web.Request) -> web.StreamResponse:
         return render(request, "unlock.html", {"error": message}, status=429)
     form = await request.post()
     passphrase = text_field(form, "passphrase")
+    # Any administrator's passphrase opens the box: their own slot is tried first.
+    owner = normalise_username(text_field(form, "username")) or None
     try:
-        keys = await asyncio.to_thread(state.box.keys_for, passphrase)  # see setup_admin
+        keys = await asyncio.to_thread(state.box.keys_for, passphrase, owner)  # see setup_admin
     except WrongPassphrase:
         limiter.failed(address)
         message = translate("Wrong passphrase.")
@@ -338,7 +341,7 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     state.box.open_with(keys)
     limiter.succeeded(address)
     if state.box.phase is BoxPhase.READY:
-        await audit(request, "box.unlock", "", {"from": client_address(request)})
+        await audit(request, "box.unlock", owner or "", {"from": client_address(request)})
     session_of(request).flash("success", "The box is unlocked. Please log in.")
     raise web.HTTPSeeOther("/login")
 
