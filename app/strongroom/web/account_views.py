@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from strongroom.web import i18n
+from strongroom.web import i18n, persist
 from strongroom.web.auth import (
     ADMIN,
     ARCHIVIST,
@@ -23,6 +23,7 @@ from strongroom.web.people_views import claim_legacy_slot, disable_slot, seal_sl
 from strongroom.web.render import render, translator_of
 from strongroom.web.setup_views import PASSPHRASE_ERRORS
 from strongroom.web.state import audit, read, state_of, submit
+from strongroom.web.throttle import locked_message
 from strongroom.web.users import (
     ROLES,
     BadUserInput,
@@ -66,28 +67,36 @@ async def login(request: web.Request) -> web.StreamResponse:
     password = text_field(form, "password")
     target = safe_next(text_field(form, "next"))
     username = normalise_username(typed_name) or typed_name.strip().lower()[:64]
-    keys = (f"user:{username}", f"ip:{client_address(request)}")
+    address = client_address(request)
+    throttle = state.login_limiter
     translate = translator_of(request)
 
-    def refuse(msgid: str, status: int) -> web.Response:
-        context = {"error": translate(msgid), "username": typed_name, "next": target}
+    def refuse(message: str, status: int) -> web.Response:
+        context = {"error": message, "username": typed_name, "next": target}
         return render(request, "login.html", context, status=status)
 
-    if state.login_limiter.locked(*keys):
-        await audit(request, "login.locked_out", username)
-        return refuse(N_("Too many failed attempts. Wait 15 minutes and try again."), 429)
+    # Per account *and* address: a colleague's typos never lock this person out.
+    wait = throttle.wait_s(username, address)
+    if wait > 0:
+        await audit(request, "login.locked_out", username, {"from": address})
+        return refuse(locked_message(translate, wait), 429)
     user = await read(request, lambda conn: get_user(conn, username))
     stored = user.password_hash if user is not None else dummy_hash(state.hasher)
     matches = await asyncio.to_thread(state.hasher.verify, stored, password)
     if user is None or not matches or user.disabled:
-        state.login_limiter.failed(*keys)
-        await audit(request, "login.failed", username, {"from": client_address(request)})
-        return refuse(N_("Wrong username or passphrase."), 403)
-    state.login_limiter.succeeded(*keys)
+        lock = throttle.failed(username, address)
+        await persist.save_now(request)
+        await audit(request, "login.failed", username, {"from": address})
+        message = translate(N_("Wrong username or passphrase."))
+        if lock > 0:
+            message += " " + locked_message(translate, lock)
+        return refuse(message, 403)
+    throttle.succeeded(username, address)
     if user.role == ADMIN:
         await claim_legacy_slot(state, user.username, password)
     request[SESSION_KEY] = state.sessions.log_in(session_of(request), user.username, user.role)
-    await audit(request, "login", user.username, {"from": client_address(request)})
+    await persist.save_now(request)
+    await audit(request, "login", user.username, {"from": address})
     if target == "/":
         target = HOME_BY_ROLE[user.role]
     raise web.HTTPSeeOther(target)
@@ -101,6 +110,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         await audit(request, "logout", session.username or "")
     state.sessions.end(session)
     request[SESSION_KEY] = state.sessions.new()
+    await persist.save_now(request)
     raise web.HTTPSeeOther("/login")
 
 

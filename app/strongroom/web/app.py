@@ -26,16 +26,17 @@ from strongroom.web import (
     i18n,
     office_views,
     people_views,
+    persist,
     report_views,
     restore_views,
     setup_views,
 )
-from strongroom.web.auth import RateLimiter
 from strongroom.web.jobs import JobRegistry
 from strongroom.web.middleware import MIDDLEWARES
 from strongroom.web.render import setup_templates
 from strongroom.web.sessions import DEFAULT_IDLE_TIMEOUT_S, SessionStore
 from strongroom.web.state import STATE, WebState
+from strongroom.web.throttle import Throttle
 from strongroom.web.tls import certificate_fingerprint
 from strongroom.web.users import DEFAULT_HASHER, PasswordHasher
 
@@ -67,8 +68,8 @@ def build_web_app(
         box=box,
         clock=clock,
         sessions=SessionStore(idle_timeout_s=idle_timeout_s, clock=clock),
-        login_limiter=RateLimiter(clock=clock),
-        unlock_limiter=RateLimiter(clock=clock),
+        login_limiter=Throttle(clock=clock),
+        unlock_limiter=Throttle(clock=clock),
         jobs=JobRegistry(clock=clock),
         hasher=hasher,
         keystore_limits=dict(keystore_limits or {}),
@@ -102,5 +103,6 @@ def build_web_app(
         await wipe_work_dir(_app)
 
     app.on_startup.append(wipe_work_dir)
+    persist.attach(app)
     app.on_cleanup.append(close_jobs)
     return app

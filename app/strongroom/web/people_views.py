@@ -134,7 +134,7 @@ async def reset_login(request: web.Request) -> web.StreamResponse:
     if sealed:
         await asyncio.to_thread(seal_slot, state, name, new)
     state.sessions.end_user(name)
-    state.login_limiter.succeeded(f"user:{name}")
+    state.login_limiter.forgive(name)
     await audit(request, "user.reset", name, {"unlock_slot": sealed})
     session.flash("success", N_("The login is reset: give the new passphrase to its owner."))
     raise web.HTTPSeeOther("/users")
