@@ -10,6 +10,7 @@ command -v systemd-analyze >/dev/null 2>&1 || needed+=(systemd)
 command -v sha256sum >/dev/null 2>&1 || needed+=(coreutils)
 command -v shellcheck >/dev/null 2>&1 || needed+=(shellcheck)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || needed+=(fonts-dejavu-core)
+command -v pdftotext >/dev/null 2>&1 || needed+=(poppler-utils)  # reading the recovery sheet PDF back
 command -v ip >/dev/null 2>&1 || needed+=(iproute2)
 command -v nft >/dev/null 2>&1 || needed+=(nftables)
 [ ${#needed[@]} -eq 0 ] && exit 0
