@@ -24,6 +24,7 @@ from strongroom.web import (
     dashboard_views,
     device_views,
     i18n,
+    kit_views,
     office_views,
     people_views,
     persist,
@@ -80,6 +81,7 @@ def build_web_app(
     setup_templates(app)
     for module in (
         setup_views,
+        kit_views,
         restore_views,
         account_views,
         people_views,

@@ -30,6 +30,7 @@ from strongroom.web import i18n, persist, settings
 from strongroom.web.auth import ADMIN, SESSION_KEY, client_address, require_role, session_of
 from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
+from strongroom.web.kit_views import allow_kit
 from strongroom.web.render import render, translator_of
 from strongroom.web.state import audit, state_of, submit
 from strongroom.web.throttle import locked_message
@@ -213,6 +214,7 @@ async def setup_admin(request: web.Request) -> web.StreamResponse:
     wizard.pop("positions", None)
     old = session_of(request)
     request[SESSION_KEY] = state.sessions.log_in(old, name, ADMIN)
+    allow_kit(request, request[SESSION_KEY].data, _word_language(wizard, request))
     await audit(request, "setup.identity", wizard.get("mode", ""), {"admin": name})
     raise web.HTTPSeeOther("/setup/practice")
 
