@@ -42,8 +42,11 @@ def walk_wizard(page: Any, url: str, language: str, admin: str, password: str) -
     page.fill("#password", password)
     page.fill("#password_again", password)
     page.click("button[type=submit].primary")
+    assert page.locator("header nav").count() == 0  # no menu until the wizard ends
     page.fill("#practice_name", "Cabinet Durand & Associés")
     page.click("button[type=submit].primary")
+    assert page.url.endswith("/setup/done")
+    assert page.locator("header nav").count() == 1
     return words
 
 

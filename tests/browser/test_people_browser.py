@@ -55,6 +55,12 @@ def test_a_second_admin_unlocks_the_box_after_a_restart(
         page = context.new_page()
         page.set_default_timeout(15_000)
         walk_wizard(page, url, language, "claire", CLAIRE)
+        # "What next": the checklist, second admin still to do.
+        todo = page.locator("#checklist li.todo").evaluate_all(
+            "els => els.map(e => e.dataset.step)"
+        )
+        assert todo == ["backup", "phone", "retention", "second_admin"]
+        shot(page, language, "people-00-what-next")
         page.goto(url + "/users")
         page.fill("#new-username", "bruno")
         page.select_option("#new-role", "admin")
@@ -63,6 +69,11 @@ def test_a_second_admin_unlocks_the_box_after_a_restart(
         row = page.locator("tr", has_text="bruno")
         assert text["yes"] in row.inner_text()
         shot(page, language, "people-01-users-two-admins")
+        page.click("nav a[href='/dashboard']")
+        todo = page.locator("#checklist li.todo").evaluate_all(
+            "els => els.map(e => e.dataset.step)"
+        )
+        assert todo == ["backup", "phone", "retention"]
         context.close()
     finally:
         assert first.stop() == 0

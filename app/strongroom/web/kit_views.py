@@ -81,8 +81,10 @@ async def kit_pdf_download(request: web.Request) -> web.StreamResponse:
     sheet = await _sheet(request)
     translate = translator_of(request)
     body = kit_pdf(sheet, translate)
-    name = "strongroom-fiche-de-secours.pdf" if translate.language == "fr" else (
-        "strongroom-recovery-sheet.pdf"
+    name = (
+        "strongroom-fiche-de-secours.pdf"
+        if translate.language == "fr"
+        else ("strongroom-recovery-sheet.pdf")
     )
     return web.Response(
         body=body,

@@ -30,9 +30,10 @@ from strongroom.web import i18n, persist, settings
 from strongroom.web.auth import ADMIN, SESSION_KEY, client_address, require_role, session_of
 from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
-from strongroom.web.kit_views import allow_kit
+from strongroom.web.kit_views import KIT, allow_kit
+from strongroom.web.onboarding import checklist
 from strongroom.web.render import render, translator_of
-from strongroom.web.state import audit, state_of, submit
+from strongroom.web.state import audit, read, state_of, submit
 from strongroom.web.throttle import locked_message
 from strongroom.web.users import (
     BadUserInput,
@@ -308,8 +309,12 @@ async def setup_practice(request: web.Request) -> web.StreamResponse:
 @routes.get("/setup/done")
 @require_role(ADMIN)
 async def setup_done(request: web.Request) -> web.StreamResponse:
-    session_of(request).data.pop(WIZARD, None)
-    return render(request, "setup_done.html", {"step": 5})
+    """The wizard's end: what next (the same checklist as the dashboard)."""
+    session_of(request).data.pop(WIZARD, None)  # the menu appears from here on
+    in_config = state_of(request).box.config.backup_target is not None
+    steps = await read(request, lambda conn: checklist(conn, backup_in_config=in_config))
+    kit = session_of(request).data.get(KIT, {}).get("until", 0) > state_of(request).clock()
+    return render(request, "setup_done.html", {"step": 5, "checklist": steps, "kit": kit})
 
 
 # -- unlock (attended mode) ------------------------------------------------------------------
