@@ -12,6 +12,7 @@ command -v shellcheck >/dev/null 2>&1 || needed+=(shellcheck)
 command -v unzip >/dev/null 2>&1 || needed+=(unzip)  # VERIFY.txt's lines, run by the tests
 command -v pdftotext >/dev/null 2>&1 || needed+=(poppler-utils)  # the exports' PDF text
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || needed+=(fonts-dejavu-core)
+command -v pdftotext >/dev/null 2>&1 || needed+=(poppler-utils)  # reading the recovery sheet PDF back
 command -v ip >/dev/null 2>&1 || needed+=(iproute2)
 command -v nft >/dev/null 2>&1 || needed+=(nftables)
 [ ${#needed[@]} -eq 0 ] && exit 0

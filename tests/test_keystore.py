@@ -25,9 +25,10 @@ from strongroom.identity import (
     WrongPassphrase,
     derive_box_keys,
 )
+from support.limits import ArgonLimits
 
 # The smallest Argon2id cost libsodium allows: keeps the tests fast, same code path.
-FAST = {"opslimit": 1, "memlimit": 8192}
+FAST: ArgonLimits = {"opslimit": 1, "memlimit": 8192}
 ENTROPY = bytes(range(32))
 OTHER_ENTROPY = bytes(range(1, 33))
 PASSPHRASE = "Secret professionnel, article 226-13"
@@ -66,7 +67,7 @@ def test_file_is_private_versioned_json_without_secrets(store: Keystore, store_p
     raw = store_path.read_bytes()
     body = json.loads(raw)
     assert body["format"] == "strongroom-keystore"
-    assert body["version"] == 1
+    assert body["version"] == 2
     assert [slot["type"] for slot in body["slots"]] == ["passphrase"]
     assert PASSPHRASE.encode() not in raw
     assert ENTROPY not in raw and ENTROPY.hex().encode() not in raw
@@ -238,7 +239,7 @@ def edit(path: Path, change: Edit) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        lambda b: b.update(version=2),
+        lambda b: b.update(version=3),
         lambda b: b.pop("fingerprint"),
         lambda b: b.update(slots=[]),
         lambda b: b["slots"].append(dict(b["slots"][0])),
@@ -254,7 +255,7 @@ def edit(path: Path, change: Edit) -> None:
         "version",
         "no-fingerprint",
         "no-slots",
-        "two-passphrase-slots",
+        "two-slots-same-owner",
         "unknown-slot",
         "bad-hex",
         "short-box",

@@ -158,7 +158,7 @@ async def test_restore_names_the_wrong_word(client, fresh_box) -> None:
 async def test_restore_error_in_french(client) -> None:
     token = await _start(client, "fr")
     response = await _post(client, "/setup/restore", token, words="abandon " * 5)
-    assert "Il faut 24 mots ; 5 ont été saisis." in await response.text()  # type: ignore[attr-defined]
+    assert "Il faut 24 mots\u202f; 5 ont été saisis." in await response.text()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -65,32 +65,40 @@ class Box:
             return Keystore(self.config.keystore_path).fingerprint
         return None
 
-    def initialise(self, entropy: bytes, passphrase: str, **limits: int) -> None:
+    def initialise(
+        self, entropy: bytes, passphrase: str, *, owner: str = "", **limits: int
+    ) -> None:
         """Seal a new identity and open the archive (`strongroom init`, restores)."""
-        self.open_with(self.seal_identity(entropy, passphrase, **limits))
+        self.open_with(self.seal_identity(entropy, passphrase, owner=owner, **limits))
 
-    def seal_identity(self, entropy: bytes, passphrase: str, **limits: int) -> BoxKeys:
+    def seal_identity(
+        self, entropy: bytes, passphrase: str, *, owner: str = "", **limits: int
+    ) -> BoxKeys:
         """Seal a new identity in the keystore and return its keys; opens nothing.
 
         Argon2id takes about a second on a Pi: the web wizard runs this in a
         worker thread, then `open_with` on the loop. Raises KeystoreExists.
         """
         self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        Keystore.create(self.config.keystore_path, entropy, passphrase, **limits)
+        Keystore.create(self.config.keystore_path, entropy, passphrase, owner=owner, **limits)
         return derive_box_keys(entropy)
 
-    def keys_for(self, passphrase: str) -> BoxKeys:
-        """The keys the passphrase unseals (Argon2id; fine in a worker thread).
+    def keys_for(self, passphrase: str, owner: str | None = None) -> BoxKeys:
+        """The keys any admin's passphrase unseals (Argon2id; fine in a worker thread).
 
-        Raises identity.WrongPassphrase if the passphrase is wrong.
+        Raises identity.WrongPassphrase if the passphrase opens no slot.
         """
-        return keys_from_passphrase(self.config, passphrase)
+        return keys_from_passphrase(self.config, passphrase, owner)
 
-    def unlock(self, passphrase: str) -> None:
+    def keystore(self, **limits: int) -> Keystore:
+        """The keystore file (slots are added and removed with the admins' accounts)."""
+        return Keystore(self.config.keystore_path, **limits)
+
+    def unlock(self, passphrase: str, owner: str | None = None) -> None:
         """Attended mode: raise identity.WrongPassphrase if the passphrase is wrong."""
         if self.phase is BoxPhase.READY:
             return
-        self._open(self.keys_for(passphrase))
+        self._open(self.keys_for(passphrase, owner))
 
     def open_with(self, keys: BoxKeys) -> None:
         """Open the archive with unsealed keys (on the loop thread: the on-unlock

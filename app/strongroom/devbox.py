@@ -3,7 +3,11 @@
 A dev box lives under var/dev: on first run it gets an identity, a key file
 that unlocks it unattended (so a second `make run` starts in well under two
 seconds, without Argon2), and an admin account whose passphrase is written to
-a 0600 file beside it. Nothing here is used on a real box except `serve`.
+a 0600 file beside it. `--fresh` instead starts a box with no identity, at the
+first-run wizard, as a practice sees it out of the box (an existing var/dev is
+moved aside, never deleted). `--port N` serves on another port; if the port is
+taken the command says so, and without `--port` it picks a free one and prints
+it. Nothing here is used on a real box except `serve`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import faulthandler
 import logging
 import secrets
 import signal
+import sys
+import time
 from pathlib import Path
 
 from strongroom.config import CONFIG_FILE_NAME, BoxConfig, load_config
@@ -60,8 +66,27 @@ def prepare_dev_box(data_dir: Path) -> tuple[BoxConfig, bool]:
     return config, True
 
 
+def prepare_fresh_dev_box(data_dir: Path) -> BoxConfig:
+    """A dev box with no identity (the wizard runs), attended unlock like a real box."""
+    if data_dir.exists() and any(data_dir.iterdir()):
+        aside = data_dir.with_name(f"{data_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        data_dir.rename(aside)
+        print(f"strongroom: the previous dev box is kept in {aside}", flush=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_private(
+        data_dir / CONFIG_FILE_NAME,
+        "# Fresh dev box: loopback only, mock GPIO, no identity yet (first-run wizard).\n"
+        'host = "127.0.0.1"\nport = 8080\nmock_gpio = true\nunlock_mode = "attended"\n',
+    )
+    return load_config(data_dir)
+
+
 async def _serve(runtime: BoxRuntime, banner: str | None) -> None:
-    await runtime.start()
+    try:
+        await runtime.start()
+    except BaseException:
+        await runtime.stop()  # a busy port: let go of what was already opened
+        raise
     if banner:
         print(banner.format(url=runtime.url), flush=True)
     stop = asyncio.Event()
@@ -75,26 +100,49 @@ async def _serve(runtime: BoxRuntime, banner: str | None) -> None:
         await runtime.stop()
 
 
-def run_dev(data_dir: Path) -> int:
+def run_dev(data_dir: Path, *, port: int | None = None, fresh: bool = False) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config, new = prepare_dev_box(data_dir)
-    runtime = BoxRuntime(config)
+    if fresh:
+        config, new = prepare_fresh_dev_box(data_dir), True
+    else:
+        config, new = prepare_dev_box(data_dir)
+    if port is not None:
+        config = config.with_overrides(port=port)
+    if Keystore.exists(config.keystore_path):
+        login = f"  login: {DEV_ADMIN}   passphrase: see {data_dir / 'admin-passphrase.txt'}"
+        if not (data_dir / "admin-passphrase.txt").exists():
+            login = "  log in with the administrator made in the wizard"
+    else:
+        login = "  first-run wizard: open the address above / assistant de mise en service"
     lines = [
         "",
         "Strongroom dev box is running / la box de développement tourne :",
         "  {url}",
-        f"  login: {DEV_ADMIN}   passphrase: see {data_dir / 'admin-passphrase.txt'}",
+        login,
         f"  data: {data_dir}  (first run: {'yes' if new else 'no'})",
+        "  see the first-run wizard: strongroom dev --fresh",
         "  play a phone:  .venv/bin/strongroom phone --help",
         "  stop: Ctrl+C",
     ]
+    banner = "\n".join(lines)
     try:
-        asyncio.run(_serve(runtime, "\n".join(lines)))
+        asyncio.run(_serve(BoxRuntime(config), banner))
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            print(f"strongroom: port {config.port} is busy; set port in {data_dir}/box.toml")
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        if port is not None:
+            print(
+                f"strongroom: port {port} is already in use (another dev box?); "
+                "choose another with --port N, or stop the other program",
+                file=sys.stderr,
+                flush=True,
+            )
             return 1
-        raise
+        print(
+            f"strongroom: port {config.port} is already in use; using a free port instead",
+            flush=True,
+        )
+        asyncio.run(_serve(BoxRuntime(config.with_overrides(port=0)), banner))
     return 0
 
 

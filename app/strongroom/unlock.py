@@ -22,9 +22,10 @@ def phase_on_disk(config: BoxConfig) -> BoxPhase:
     return BoxPhase.LOCKED if Keystore.exists(config.keystore_path) else BoxPhase.UNINITIALISED
 
 
-def keys_from_passphrase(config: BoxConfig, passphrase: str) -> BoxKeys:
-    """Raise identity.WrongPassphrase / KeystoreMissing / KeystoreCorrupt on failure."""
-    return derive_box_keys(Keystore(config.keystore_path).unlock(passphrase))
+def keys_from_passphrase(config: BoxConfig, passphrase: str, owner: str | None = None) -> BoxKeys:
+    """Any admin's passphrase (`owner`'s slot tried first). Raise identity.WrongPassphrase /
+    KeystoreMissing / KeystoreCorrupt on failure."""
+    return derive_box_keys(Keystore(config.keystore_path).unlock(passphrase, owner))
 
 
 def keys_from_keyfile(config: BoxConfig) -> BoxKeys:

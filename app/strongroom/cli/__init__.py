@@ -20,6 +20,7 @@ from strongroom.cli import (
     identity,
     matters,
     office,
+    people,
     retention,
     service,
 )
@@ -39,6 +40,7 @@ COMMANDS: dict[str, Spec] = {
     **certificates.COMMANDS,
     **matters.COMMANDS,
     **exports.COMMANDS,
+    **people.COMMANDS,
 }
 
 

@@ -11,7 +11,7 @@ from strongroom.cli.common import Spec, box_config, control
 def cmd_dev(args: argparse.Namespace) -> int:
     from strongroom.devbox import run_dev
 
-    return run_dev(Path(args.data or "var/dev"))
+    return run_dev(Path(args.data or "var/dev"), port=args.port, fresh=args.fresh)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -33,13 +33,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return control(args, "GET", "/status")
 
 
+def _dev_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--port", type=int, help="web port (default 8080; a free one if busy)")
+    cmd.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new box at the first-run wizard (the old var/dev is kept aside)",
+    )
+
+
 def _device_id(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("device_id", type=int)
 
 
 COMMANDS: dict[str, Spec] = {
     "dev": Spec(
-        cmd_dev, "start a dev box under var/dev (mock GPIO, loopback): what `make run` does"
+        cmd_dev,
+        "start a dev box under var/dev (mock GPIO, loopback): what `make run` does",
+        _dev_options,
     ),
     "serve": Spec(cmd_serve, "run the box service (systemd runs this on the appliance)"),
     "pair": Spec(cmd_pair, "open the pairing window of the running box (like pressing PAIR)"),

@@ -4,7 +4,7 @@
     words = entropy_to_words(entropy, "french")
     entropy == words_to_entropy(" ".join(words))
     keys = derive_box_keys(entropy)              # signing, Noise static, archive, ...
-    Keystore.create(path, entropy, passphrase)   # at rest, sealed under the admin passphrase
+    Keystore.create(path, entropy, passphrase, owner="claire")  # one slot per admin
 
 docs/identity.md is the normative description (KDF, formats, test vectors).
 """
@@ -15,6 +15,7 @@ from .errors import (
     KeystoreError,
     KeystoreExists,
     KeystoreMissing,
+    LastPassphraseSlot,
     NoKeyfileSlot,
     WrongKeyfile,
     WrongPassphrase,
@@ -45,6 +46,7 @@ __all__ = [
     "KeystoreError",
     "KeystoreExists",
     "KeystoreMissing",
+    "LastPassphraseSlot",
     "NoKeyfileSlot",
     "WordsError",
     "WordsErrorReason",

@@ -33,3 +33,7 @@ class KeyfileMissing(KeystoreError):
 
 class WrongKeyfile(KeystoreError):
     """The keyfile does not open the keyfile slot (another box's key, or damaged)."""
+
+
+class LastPassphraseSlot(KeystoreError):
+    """Refusing to remove the only passphrase slot: nobody could unlock the box any more."""

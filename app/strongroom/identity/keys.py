@@ -75,6 +75,9 @@ class BoxKeys:
     backup_key: bytes = field(repr=False)
     web_session_secret: bytes = field(repr=False)
     fingerprint: str
+    # Kept while the box is unlocked so an admin can seal a keystore slot for another
+    # admin (docs/identity.md §4); every key above derives from it anyway.
+    entropy: bytes = field(default=b"", repr=False)
 
     @property
     def signing_public(self) -> bytes:
@@ -105,4 +108,5 @@ def derive_box_keys(entropy: bytes) -> BoxKeys:
         backup_key=derive_subkey(entropy, LABEL_BACKUP_KEY),
         web_session_secret=derive_subkey(entropy, LABEL_WEB_SESSION),
         fingerprint=compute_fingerprint(noise_public, bytes(signing_key.verify_key)),
+        entropy=bytes(entropy),
     )

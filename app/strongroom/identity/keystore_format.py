@@ -2,17 +2,20 @@
 
     {
       "format": "strongroom-keystore",
-      "version": 1,
+      "version": 2,
       "fingerprint": "<box fingerprint, public, shown while locked>",
       "slots": [
-        {"type": "passphrase", "kdf": "argon2id", "opslimit": 3, "memlimit": 67108864,
-         "salt": "<16 bytes hex>", "box": "<hex: 24-byte nonce || XSalsa20-Poly1305 ciphertext>"},
+        {"type": "passphrase", "owner": "claire", "kdf": "argon2id", "opslimit": 3,
+         "memlimit": 67108864, "salt": "<16 bytes hex>",
+         "box": "<hex: 24-byte nonce || XSalsa20-Poly1305 ciphertext>"},
         {"type": "keyfile", "kdf": "blake2b", "box": "<hex>"}
       ]
     }
 
-Exactly one passphrase slot, at most one keyfile slot. "box" is nacl.secret.SecretBox
-output (nonce prepended). docs/identity.md describes the format for other implementations.
+One passphrase slot per admin (at least one; owners distinct; "" is a slot whose owner
+is not known yet, as every version-1 slot), at most one keyfile slot. "box" is
+nacl.secret.SecretBox output (nonce prepended). Version 1 files (one passphrase slot, no
+owner) are read; every write is version 2. docs/identity.md describes the format.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from .keys import PERSONALIZATION
 from .words import ENTROPY_BYTES
 
 FORMAT_NAME = "strongroom-keystore"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MAX_OWNER_CHARS = 64
 
 # ~0.1 s on a current x86 server core; estimated well under 1 s on a Raspberry Pi 4 (not
 # measured here: benchmarks will confirm). 64 MiB also fits the 1 GB Pi 4 next to the service.
@@ -51,6 +56,7 @@ _SEALED_BYTES = nacl.secret.SecretBox.NONCE_SIZE + ENTROPY_BYTES + nacl.secret.S
 
 @dataclass(frozen=True)
 class PassphraseSlot:
+    owner: str  # the admin's username ("" = not known yet); a hint, not authenticated
     opslimit: int
     memlimit: int
     salt: bytes
@@ -65,8 +71,11 @@ class KeyfileSlot:
 @dataclass(frozen=True)
 class KeystoreDocument:
     fingerprint: str
-    passphrase_slot: PassphraseSlot
+    passphrase_slots: tuple[PassphraseSlot, ...]
     keyfile_slot: KeyfileSlot | None = None
+
+    def owners(self) -> list[str]:
+        return [slot.owner for slot in self.passphrase_slots]
 
 
 def passphrase_bytes(passphrase: str) -> bytes:
@@ -75,7 +84,7 @@ def passphrase_bytes(passphrase: str) -> bytes:
 
 
 def seal_with_passphrase(
-    entropy: bytes, passphrase: str, *, opslimit: int, memlimit: int
+    entropy: bytes, passphrase: str, *, opslimit: int, memlimit: int, owner: str = ""
 ) -> PassphraseSlot:
     if not passphrase:
         raise ValueError("the passphrase must not be empty")
@@ -83,7 +92,7 @@ def seal_with_passphrase(
     salt = nacl.utils.random(argon2id.SALTBYTES)
     key = _passphrase_slot_key(passphrase, salt, opslimit, memlimit)
     box = bytes(nacl.secret.SecretBox(key).encrypt(_checked_entropy(entropy)))
-    return PassphraseSlot(opslimit=opslimit, memlimit=memlimit, salt=salt, box=box)
+    return PassphraseSlot(owner=owner, opslimit=opslimit, memlimit=memlimit, salt=salt, box=box)
 
 
 def open_passphrase_slot(slot: PassphraseSlot, passphrase: str) -> bytes:
@@ -117,16 +126,17 @@ def open_keyfile_slot(slot: KeyfileSlot, keyfile: bytes) -> bytes:
 
 
 def encode(document: KeystoreDocument) -> bytes:
-    p = document.passphrase_slot
     slots: list[dict[str, Any]] = [
         {
             "type": "passphrase",
+            "owner": p.owner,
             "kdf": "argon2id",
             "opslimit": p.opslimit,
             "memlimit": p.memlimit,
             "salt": p.salt.hex(),
             "box": p.box.hex(),
         }
+        for p in document.passphrase_slots
     ]
     if document.keyfile_slot is not None:
         slots.append({"type": "keyfile", "kdf": "blake2b", "box": document.keyfile_slot.box.hex()})
@@ -147,21 +157,29 @@ def decode(raw: bytes) -> KeystoreDocument:
         raise KeystoreCorrupt(f"keystore is not valid JSON: {exc}") from None
     if not isinstance(body, dict) or body.get("format") != FORMAT_NAME:
         raise KeystoreCorrupt("not a Strongroom keystore")
-    if body.get("version") != FORMAT_VERSION:
-        raise KeystoreCorrupt(f"unsupported keystore version {body.get('version')!r}")
+    version = body.get("version")
+    if version not in READABLE_VERSIONS or type(version) is not int:
+        raise KeystoreCorrupt(f"unsupported keystore version {version!r}")
     fingerprint = body.get("fingerprint")
     slots = body.get("slots")
     if not isinstance(fingerprint, str) or not isinstance(slots, list):
         raise KeystoreCorrupt("keystore lacks a fingerprint or slots")
-    passphrase_slots = [_decode_passphrase_slot(s) for s in slots if _slot_type(s) == "passphrase"]
+    passphrase_slots = [
+        _decode_passphrase_slot(s, version) for s in slots if _slot_type(s) == "passphrase"
+    ]
     keyfile_slots = [_decode_keyfile_slot(s) for s in slots if _slot_type(s) == "keyfile"]
-    if len(passphrase_slots) != 1 or len(keyfile_slots) > 1:
-        raise KeystoreCorrupt("a keystore has one passphrase slot and at most one keyfile slot")
+    if version == 1 and len(passphrase_slots) != 1:
+        raise KeystoreCorrupt("a version 1 keystore has exactly one passphrase slot")
+    if not passphrase_slots or len(keyfile_slots) > 1:
+        raise KeystoreCorrupt("a keystore has passphrase slots and at most one keyfile slot")
+    owners = [slot.owner for slot in passphrase_slots]
+    if len(set(owners)) != len(owners):
+        raise KeystoreCorrupt("two passphrase slots have the same owner")
     if len(passphrase_slots) + len(keyfile_slots) != len(slots):
         raise KeystoreCorrupt("keystore has a slot of unknown type")
     return KeystoreDocument(
         fingerprint=fingerprint,
-        passphrase_slot=passphrase_slots[0],
+        passphrase_slots=tuple(passphrase_slots),
         keyfile_slot=keyfile_slots[0] if keyfile_slots else None,
     )
 
@@ -172,7 +190,10 @@ def _slot_type(slot: object) -> object:
     return slot.get("type")
 
 
-def _decode_passphrase_slot(slot: dict[str, Any]) -> PassphraseSlot:
+def _decode_passphrase_slot(slot: dict[str, Any], version: int) -> PassphraseSlot:
+    owner = slot.get("owner", "") if version >= 2 else ""
+    if not isinstance(owner, str) or len(owner) > MAX_OWNER_CHARS:
+        raise KeystoreCorrupt("passphrase slot owner must be a short string")
     if slot.get("kdf") != "argon2id":
         raise KeystoreCorrupt(f"unsupported passphrase KDF {slot.get('kdf')!r}")
     opslimit, memlimit = slot.get("opslimit"), slot.get("memlimit")
@@ -180,6 +201,7 @@ def _decode_passphrase_slot(slot: dict[str, Any]) -> PassphraseSlot:
         raise KeystoreCorrupt("passphrase slot limits must be integers")
     _check_limits(opslimit, memlimit, error=KeystoreCorrupt)
     return PassphraseSlot(
+        owner=owner,
         opslimit=opslimit,
         memlimit=memlimit,
         salt=_hex_field(slot, "salt", argon2id.SALTBYTES),

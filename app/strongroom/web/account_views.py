@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from strongroom.web import i18n
+from strongroom.web import i18n, persist
 from strongroom.web.auth import (
     ADMIN,
     ARCHIVIST,
@@ -19,9 +19,11 @@ from strongroom.web.auth import (
 )
 from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
+from strongroom.web.people_views import claim_legacy_slot, disable_slot, seal_slot, slot_owners
 from strongroom.web.render import render, translator_of
 from strongroom.web.setup_views import PASSPHRASE_ERRORS
 from strongroom.web.state import audit, read, state_of, submit
+from strongroom.web.throttle import locked_message
 from strongroom.web.users import (
     ROLES,
     BadUserInput,
@@ -65,26 +67,36 @@ async def login(request: web.Request) -> web.StreamResponse:
     password = text_field(form, "password")
     target = safe_next(text_field(form, "next"))
     username = normalise_username(typed_name) or typed_name.strip().lower()[:64]
-    keys = (f"user:{username}", f"ip:{client_address(request)}")
+    address = client_address(request)
+    throttle = state.login_limiter
     translate = translator_of(request)
 
-    def refuse(msgid: str, status: int) -> web.Response:
-        context = {"error": translate(msgid), "username": typed_name, "next": target}
+    def refuse(message: str, status: int) -> web.Response:
+        context = {"error": message, "username": typed_name, "next": target}
         return render(request, "login.html", context, status=status)
 
-    if state.login_limiter.locked(*keys):
-        await audit(request, "login.locked_out", username)
-        return refuse(N_("Too many failed attempts. Wait 15 minutes and try again."), 429)
+    # Per account *and* address: a colleague's typos never lock this person out.
+    wait = throttle.wait_s(username, address)
+    if wait > 0:
+        await audit(request, "login.locked_out", username, {"from": address})
+        return refuse(locked_message(translate, wait), 429)
     user = await read(request, lambda conn: get_user(conn, username))
     stored = user.password_hash if user is not None else dummy_hash(state.hasher)
     matches = await asyncio.to_thread(state.hasher.verify, stored, password)
     if user is None or not matches or user.disabled:
-        state.login_limiter.failed(*keys)
-        await audit(request, "login.failed", username, {"from": client_address(request)})
-        return refuse(N_("Wrong username or passphrase."), 403)
-    state.login_limiter.succeeded(*keys)
+        lock = throttle.failed(username, address)
+        await persist.save_now(request)
+        await audit(request, "login.failed", username, {"from": address})
+        message = translate(N_("Wrong username or passphrase."))
+        if lock > 0:
+            message += " " + locked_message(translate, lock)
+        return refuse(message, 403)
+    throttle.succeeded(username, address)
+    if user.role == ADMIN:
+        await claim_legacy_slot(state, user.username, password)
     request[SESSION_KEY] = state.sessions.log_in(session_of(request), user.username, user.role)
-    await audit(request, "login", user.username, {"from": client_address(request)})
+    await persist.save_now(request)
+    await audit(request, "login", user.username, {"from": address})
     if target == "/":
         target = HOME_BY_ROLE[user.role]
     raise web.HTTPSeeOther(target)
@@ -98,6 +110,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         await audit(request, "logout", session.username or "")
     state.sessions.end(session)
     request[SESSION_KEY] = state.sessions.new()
+    await persist.save_now(request)
     raise web.HTTPSeeOther("/login")
 
 
@@ -126,7 +139,14 @@ async def _users_page(
     request: web.Request, *, error: str | None = None, status: int = 200, username: str = ""
 ) -> web.Response:
     users = await read(request, list_users)
-    context = {"users": users, "roles": ROLES, "error": error, "username": username}
+    owners = await asyncio.to_thread(slot_owners, state_of(request))
+    context = {
+        "users": users,
+        "roles": ROLES,
+        "error": error,
+        "username": username,
+        "slot_owners": owners,
+    }
     return render(request, "users.html", context, status=status)
 
 
@@ -158,7 +178,10 @@ async def create_user(request: web.Request) -> web.StreamResponse:
     except UserExists:
         message = translate("This username is already taken.")
         return await _users_page(request, error=message, status=409, username=username)
-    await audit(request, "user.create", name, {"role": role})
+    if role == ADMIN:
+        # Their own keystore slot: this admin can unlock the box after a power cut too.
+        await asyncio.to_thread(seal_slot, state, name, password)
+    await audit(request, "user.create", name, {"role": role, "unlock_slot": role == ADMIN})
     session_of(request).flash("success", "User created.")
     raise web.HTTPSeeOther("/users")
 
@@ -168,6 +191,8 @@ async def _set_disabled(request: web.Request, disabled: bool) -> web.StreamRespo
     name = request.match_info["username"]
     if name == session_of(request).username:
         session_of(request).flash("error", "You cannot disable your own account.")
+        raise web.HTTPSeeOther("/users")
+    if disabled and not await disable_slot(request, name):
         raise web.HTTPSeeOther("/users")
     try:
         await submit(request, set_disabled_op(name, disabled))

@@ -25,19 +25,22 @@ from strongroom.web import (
     device_views,
     i18n,
     identity_views,
+    kit_views,
     office_views,
+    people_views,
+    persist,
     policy_views,
     records_views,
     report_views,
     restore_views,
     setup_views,
 )
-from strongroom.web.auth import RateLimiter
 from strongroom.web.jobs import JobRegistry
 from strongroom.web.middleware import MIDDLEWARES
 from strongroom.web.render import setup_templates
 from strongroom.web.sessions import DEFAULT_IDLE_TIMEOUT_S, SessionStore
 from strongroom.web.state import STATE, WebState
+from strongroom.web.throttle import Throttle
 from strongroom.web.tls import certificate_fingerprint
 from strongroom.web.users import DEFAULT_HASHER, PasswordHasher
 
@@ -69,8 +72,8 @@ def build_web_app(
         box=box,
         clock=clock,
         sessions=SessionStore(idle_timeout_s=idle_timeout_s, clock=clock),
-        login_limiter=RateLimiter(clock=clock),
-        unlock_limiter=RateLimiter(clock=clock),
+        login_limiter=Throttle(clock=clock),
+        unlock_limiter=Throttle(clock=clock),
         jobs=JobRegistry(clock=clock),
         hasher=hasher,
         keystore_limits=dict(keystore_limits or {}),
@@ -81,8 +84,10 @@ def build_web_app(
     setup_templates(app)
     for module in (
         setup_views,
+        kit_views,
         restore_views,
         account_views,
+        people_views,
         dashboard_views,
         device_views,
         archive_views,
@@ -106,5 +111,6 @@ def build_web_app(
         await wipe_work_dir(_app)
 
     app.on_startup.append(wipe_work_dir)
+    persist.attach(app)
     app.on_cleanup.append(close_jobs)
     return app

@@ -2,17 +2,13 @@
 
 Every handler is wrapped with `require_role(...)`: the check runs on the
 server for every request, whatever the page shows or hides. Failed logins are
-counted per username and per client address; five failures lock that key out
-for fifteen minutes (the counter is in memory: a restart clears it, and a
-restart needs physical access or the admin).
+counted per account and address, with a growing back-off (`throttle.py`).
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 from yarl import URL
@@ -29,54 +25,6 @@ AUDITOR = "auditor"
 ALL_ROLES = (ADMIN, ARCHIVIST, AUDITOR)
 
 SESSION_KEY: web.RequestKey[Session] = web.RequestKey("session", Session)
-
-
-@dataclass
-class _Failures:
-    count: int
-    first_at: float
-    locked_until: float = 0.0
-
-
-class RateLimiter:
-    """Counts failures per key; `max_failures` within `window_s` locks the key for `lockout_s`."""
-
-    def __init__(
-        self,
-        *,
-        max_failures: int = 5,
-        window_s: float = 15 * 60.0,
-        lockout_s: float = 15 * 60.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self.lockout_s = lockout_s
-        self.clock = clock
-        self._failures: dict[str, _Failures] = {}
-
-    def locked(self, *keys: str) -> bool:
-        now = self.clock()
-        return any(
-            (entry := self._failures.get(key)) is not None and entry.locked_until > now
-            for key in keys
-        )
-
-    def failed(self, *keys: str) -> None:
-        now = self.clock()
-        for key in keys:
-            entry = self._failures.get(key)
-            if entry is None or now - entry.first_at > self.window_s:
-                entry = self._failures[key] = _Failures(0, now)
-            entry.count += 1
-            if entry.count >= self.max_failures:
-                entry.locked_until = now + self.lockout_s
-                entry.count = 0
-                entry.first_at = now
-
-    def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
 
 
 def session_of(request: web.Request) -> Session:

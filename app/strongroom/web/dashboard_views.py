@@ -17,6 +17,7 @@ from strongroom.archive.queries import counts
 from strongroom.box import Box
 from strongroom.web.auth import ADMIN, require_role
 from strongroom.web.device_views import online_device_ids, pairing_view
+from strongroom.web.onboarding import all_done, checklist
 from strongroom.web.render import render
 from strongroom.web.settings import PRACTICE_NAME, get_setting
 from strongroom.web.state import read, state_of
@@ -89,6 +90,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     health = await box_health(state.box)
     state.sample_disk(health.disk.used)
     facts = await read(request, archive_facts)
+    in_config = state.box.config.backup_target is not None
+    steps = await read(request, lambda conn: checklist(conn, backup_in_config=in_config))
     online = online_device_ids(state.box)
     context: dict[str, Any] = {
         "health": health,
@@ -97,5 +100,6 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "devices_online": None if online is None else len(online),
         "pairing": pairing_view(state.box),
         "faults": dict(state.box.faults),
+        "checklist": None if all_done(steps) else steps,
     }
     return render(request, "dashboard.html", context)

@@ -11,8 +11,10 @@ Accept-Language, else French: the box is sold to French practices first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import gettext
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -32,26 +34,74 @@ def catalogue_path(language: str) -> Path:
     return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-def read_catalogue(language: str) -> dict[str, str]:
-    """msgid -> msgstr for one language (plural entries are not used by the UI)."""
+def _read(language: str) -> tuple[dict[str, str], dict[str, tuple[str, ...]], str]:
     with catalogue_path(language).open("rb") as handle:
         catalog = read_po(handle, locale=language, domain=DOMAIN)
-    out: dict[str, str] = {}
+    singles: dict[str, str] = {}
+    plurals: dict[str, tuple[str, ...]] = {}
     for message in catalog:
-        if message.id and isinstance(message.id, str) and isinstance(message.string, str):
-            out[message.id] = message.string
-    return out
+        if isinstance(message.id, str) and message.id and isinstance(message.string, str):
+            singles[message.id] = message.string
+        elif isinstance(message.id, tuple | list) and message.id[0]:
+            forms = tuple(str(form) for form in message.string or ())
+            plurals[str(message.id[0])] = forms
+            singles[str(message.id[0])] = forms[0] if forms else ""
+    return singles, plurals, str(catalog.plural_expr)
+
+
+def read_catalogue(language: str) -> dict[str, str]:
+    """msgid -> msgstr for one language (a plural entry under its singular, first form)."""
+    return _read(language)[0]
+
+
+# French typography: a narrow no-break space before ; ! ? and a no-break space
+# before : (and inside « »), so a line never starts with the sign. Times (10:30)
+# and URLs (http://) have no space before their colon and are left alone.
+NBSP, NNBSP = "\u00a0", "\u202f"
+_FRENCH_SPACES = (
+    (re.compile(r"[ \u00a0\u202f]+([;!?])"), NNBSP + r"\1"),
+    (re.compile(r"(?<=[^\s\d/:\u00a0\u202f])([;!?])(?=\s|$)"), NNBSP + r"\1"),
+    (re.compile(r"[ \u00a0\u202f]+:"), NBSP + ":"),
+    (re.compile(r"(?<=[^\s\d/:\u00a0\u202f%(])(:)(?=\s|$)"), NBSP + r"\1"),
+    (re.compile(r"« *"), "«" + NBSP),
+    (re.compile(r" *»"), NBSP + "»"),
+)
+
+
+def french_typography(text: str) -> str:
+    for pattern, replacement in _FRENCH_SPACES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+_french = cache(french_typography)
 
 
 @dataclass(frozen=True)
 class Translator:
     language: str
     messages: Mapping[str, str]
+    plurals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    plural_index: Callable[[int], int] = lambda n: 0 if n == 1 else 1
 
     def gettext(self, msgid: str, /, **params: Any) -> str:
         """The translation of msgid (msgid itself if missing), with %(name)s filled in."""
-        text = self.messages.get(msgid) or msgid
+        # Typography applies to our text, not to the names filled into it.
+        text = self._finish(self.messages.get(msgid) or msgid)
         return text % params if params else text
+
+    def ngettext(self, singular: str, plural: str, n: int, /, **params: Any) -> str:
+        """The form for `n` (Babel catalogue, the language's Plural-Forms); %(num)s is n."""
+        forms = self.plurals.get(singular)
+        index = self.plural_index(n)
+        if forms and index < len(forms) and forms[index]:
+            text = forms[index]
+        else:
+            text = singular if n == 1 else plural
+        return self._finish(text) % {"num": n, **params}
+
+    def _finish(self, text: str) -> str:
+        return _french(text) if self.language == "fr" else text
 
     __call__ = gettext
 
@@ -60,7 +110,8 @@ class Translator:
 def translator(language: str) -> Translator:
     if language not in LANGUAGES:
         language = DEFAULT_LANGUAGE
-    return Translator(language, read_catalogue(language))
+    singles, plurals, expression = _read(language)
+    return Translator(language, singles, plurals, gettext.c2py(expression))
 
 
 def load_all() -> dict[str, Translator]:

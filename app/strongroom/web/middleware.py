@@ -42,7 +42,7 @@ SECURITY_HEADERS = {
 # Paths served whatever the phase (assets, the language switch).
 _ALWAYS = ("/static/", "/lang")
 # Wizard pages still shown once the box is READY (the last steps, a restore's outcome).
-_WIZARD_AFTER_INIT = ("/setup/practice", "/setup/done", "/setup/restored")
+_WIZARD_AFTER_INIT = ("/setup/practice", "/setup/done", "/setup/restored", "/setup/kit")
 
 
 def _add_headers(response: web.StreamResponse, tls: bool) -> None:

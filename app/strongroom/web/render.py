@@ -106,8 +106,11 @@ def page_context(request: web.Request) -> dict[str, Any]:
     nav = [
         (path, label) for path, label, roles in NAVIGATION if session.role and session.role in roles
     ]
+    if (session.data.get("wizard") or {}).get("mode") == "create":
+        nav = []  # the first-run wizard is walked to its end, not left half-way by the menu
     return {
         "_": translator.gettext,
+        "ngettext": translator.ngettext,
         "lang": language,
         "other_languages": [code for code in i18n.LANGUAGES if code != language],
         "session": session,

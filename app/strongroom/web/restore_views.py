@@ -262,7 +262,7 @@ def _restore_job(
             # From here on the loop thread, without an await until the box is READY:
             # no other wizard step (another visitor creating an identity) can interleave.
             _move_into_place(box, staging)
-            box.initialise(entropy, passphrase, **limits)
+            box.initialise(entropy, passphrase, owner="", **limits)
         except BaseException as exc:
             wizard["restore_failure"] = {"reason": _failure_reason(exc), "detail": str(exc)}
             await asyncio.to_thread(shutil.rmtree, staging, True)

@@ -5,10 +5,16 @@ need a CSRF token before anyone is logged in). Logging in *replaces* the
 session with a new id, so an id planted in a victim's browser before login is
 worthless after it (no session fixation). Sessions end after an idle period,
 measured with an injectable clock so tests need not sleep.
+
+Sessions are looked up by the SHA-256 of their id. Logged-in sessions (never
+their scratch data: the wizard keeps the entropy there) are saved with that
+digest by `persist.py`, so a restart does not log everyone out and the file
+holds no usable cookie.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -45,6 +51,10 @@ class Session:
         return out
 
 
+def digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
 class SessionStore:
     def __init__(
         self,
@@ -54,7 +64,8 @@ class SessionStore:
     ) -> None:
         self.idle_timeout_s = idle_timeout_s
         self.clock = clock
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, Session] = {}  # by digest(id)
+        self.dirty = False  # a logged-in session changed since the last save
 
     def new(self) -> Session:
         self._evict()
@@ -65,52 +76,93 @@ class SessionStore:
             created_at=now,
             last_seen=now,
         )
-        self._sessions[session.id] = session
+        self._sessions[digest(session.id)] = session
         return session
 
     def get(self, session_id: str | None) -> tuple[Session | None, bool]:
         """The live session for an id, touched; and whether it just expired."""
         if not session_id:
             return None, False
-        session = self._sessions.get(session_id)
+        key = digest(session_id)
+        session = self._sessions.get(key)
         if session is None:
             return None, False
         now = self.clock()
         if now - session.last_seen > self.idle_timeout_s:
-            del self._sessions[session_id]
+            del self._sessions[key]
+            self.dirty |= session.logged_in
             return None, session.logged_in
+        session.id = session_id  # a session restored from disk only knew the digest
         session.last_seen = now
+        self.dirty |= session.logged_in
         return session, False
 
     def log_in(self, old: Session, username: str, role: str) -> Session:
         """A fresh session (new id, new CSRF token) for a user; the old id dies."""
-        self._sessions.pop(old.id, None)
+        self._sessions.pop(digest(old.id), None)
         session = self.new()
         session.username = username
         session.role = role
+        self.dirty = True
         session.data = {k: v for k, v in old.data.items() if k == "wizard"}
         return session
 
     def end(self, session: Session) -> None:
-        self._sessions.pop(session.id, None)
+        self._sessions.pop(digest(session.id), None)
+        self.dirty |= session.logged_in
 
     def end_user(self, username: str) -> None:
         """Log a user out everywhere (when an admin disables the account)."""
-        for sid in [s.id for s in self._sessions.values() if s.username == username]:
-            del self._sessions[sid]
+        for key in [k for k, s in self._sessions.items() if s.username == username]:
+            del self._sessions[key]
+            self.dirty = True
 
     def _evict(self) -> None:
         now = self.clock()
-        expired = [s.id for s in self._sessions.values() if now - s.last_seen > self.idle_timeout_s]
-        for sid in expired:
-            del self._sessions[sid]
+        expired = [k for k, s in self._sessions.items() if now - s.last_seen > self.idle_timeout_s]
+        for key in expired:
+            self.dirty |= self._sessions.pop(key).logged_in
         if len(self._sessions) >= MAX_SESSIONS:
             # Drop the oldest anonymous sessions first: they hold nothing of value.
             anonymous = sorted(
                 (s for s in self._sessions.values() if not s.logged_in), key=lambda s: s.last_seen
             )
             for session in anonymous[: len(self._sessions) - MAX_SESSIONS + 1]:
-                del self._sessions[session.id]
+                del self._sessions[digest(session.id)]
+
+    def dump(self) -> list[dict[str, Any]]:
+        """The logged-in sessions, by digest, without their scratch data or flashes."""
+        now = self.clock()
+        return [
+            {
+                "digest": key,
+                "csrf_token": s.csrf_token,
+                "created_at": s.created_at,
+                "last_seen": s.last_seen,
+                "username": s.username,
+                "role": s.role,
+            }
+            for key, s in self._sessions.items()
+            if s.logged_in and now - s.last_seen <= self.idle_timeout_s
+        ]
+
+    def load(self, rows: Any) -> None:
+        if not isinstance(rows, list):
+            return
+        for row in rows[:MAX_SESSIONS]:
+            try:
+                key, username, role = str(row["digest"]), str(row["username"]), str(row["role"])
+                session = Session(
+                    id="",
+                    csrf_token=str(row["csrf_token"]),
+                    created_at=float(row["created_at"]),
+                    last_seen=float(row["last_seen"]),
+                    username=username,
+                    role=role,
+                )
+            except (KeyError, TypeError, ValueError):
+                continue  # a damaged row is dropped, the others kept
+            self._sessions[key] = session
 
     def __len__(self) -> int:
         return len(self._sessions)

@@ -26,16 +26,20 @@ from strongroom.identity import (
     new_entropy,
 )
 from strongroom.unlock import DEFAULT_KEYFILE, BoxPhase, choose_attended, choose_unattended
-from strongroom.web import i18n, settings
+from strongroom.web import i18n, persist, settings
 from strongroom.web.auth import ADMIN, SESSION_KEY, client_address, require_role, session_of
 from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
+from strongroom.web.kit_views import KIT, allow_kit
+from strongroom.web.onboarding import checklist
 from strongroom.web.render import render, translator_of
-from strongroom.web.state import audit, state_of, submit
+from strongroom.web.state import audit, read, state_of, submit
+from strongroom.web.throttle import locked_message
 from strongroom.web.users import (
     BadUserInput,
     check_new_user,
     insert_user_op,
+    normalise_username,
     passphrase_problem,
 )
 
@@ -200,7 +204,7 @@ async def setup_admin(request: web.Request) -> web.StreamResponse:
         # the panel keep running; opening stays on the loop thread: it runs the
         # box's on_unlock callbacks (the peer service starts), which belong there.
         keys = await asyncio.to_thread(
-            state.box.seal_identity, entropy, password, **state.keystore_limits
+            state.box.seal_identity, entropy, password, owner=name, **state.keystore_limits
         )
     except KeystoreExists:
         raise web.HTTPSeeOther("/unlock") from None
@@ -211,6 +215,7 @@ async def setup_admin(request: web.Request) -> web.StreamResponse:
     wizard.pop("positions", None)
     old = session_of(request)
     request[SESSION_KEY] = state.sessions.log_in(old, name, ADMIN)
+    allow_kit(request, request[SESSION_KEY].data, _word_language(wizard, request))
     await audit(request, "setup.identity", wizard.get("mode", ""), {"admin": name})
     raise web.HTTPSeeOther("/setup/practice")
 
@@ -304,8 +309,12 @@ async def setup_practice(request: web.Request) -> web.StreamResponse:
 @routes.get("/setup/done")
 @require_role(ADMIN)
 async def setup_done(request: web.Request) -> web.StreamResponse:
-    session_of(request).data.pop(WIZARD, None)
-    return render(request, "setup_done.html", {"step": 5})
+    """The wizard's end: what next (the same checklist as the dashboard)."""
+    session_of(request).data.pop(WIZARD, None)  # the menu appears from here on
+    in_config = state_of(request).box.config.backup_target is not None
+    steps = await read(request, lambda conn: checklist(conn, backup_in_config=in_config))
+    kit = session_of(request).data.get(KIT, {}).get("until", 0) > state_of(request).clock()
+    return render(request, "setup_done.html", {"step": 5, "checklist": steps, "kit": kit})
 
 
 # -- unlock (attended mode) ------------------------------------------------------------------
@@ -319,26 +328,36 @@ async def unlock_form(request: web.Request) -> web.StreamResponse:
 @routes.post("/unlock")
 async def unlock(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
-    limiter, address = state.unlock_limiter, f"ip:{client_address(request)}"
+    limiter, address = state.unlock_limiter, client_address(request)
     translate = translator_of(request)
-    if limiter.locked(address):
-        message = translate("Too many attempts. Wait 15 minutes and try again.")
-        return render(request, "unlock.html", {"error": message}, status=429)
     form = await request.post()
     passphrase = text_field(form, "passphrase")
+    # Any administrator's passphrase opens the box: their own slot is tried first.
+    owner = normalise_username(text_field(form, "username")) or None
+    # Counted per slot owner and address; names without a slot share one counter
+    # (they try every slot), so inventing names buys no extra guesses.
+    owners = await asyncio.to_thread(lambda: state.box.keystore().owners)
+    account = owner if owner in owners else "*"
+    wait = limiter.wait_s(account, address)
+    if wait > 0:
+        message = locked_message(translate, wait)
+        return render(request, "unlock.html", {"error": message}, status=429)
     try:
-        keys = await asyncio.to_thread(state.box.keys_for, passphrase)  # see setup_admin
+        keys = await asyncio.to_thread(state.box.keys_for, passphrase, owner)  # see setup_admin
     except WrongPassphrase:
-        limiter.failed(address)
+        lock = limiter.failed(account, address)
+        await persist.save_now(request)
         message = translate("Wrong passphrase.")
+        if lock > 0:
+            message += " " + locked_message(translate, lock)
         return render(request, "unlock.html", {"error": message}, status=403)
     except KeystoreError:
         message = translate("The sealed identity cannot be read. Restore from the 24 words.")
         return render(request, "unlock.html", {"error": message}, status=500)
     state.box.open_with(keys)
-    limiter.succeeded(address)
+    limiter.succeeded(account, address)
     if state.box.phase is BoxPhase.READY:
-        await audit(request, "box.unlock", "", {"from": client_address(request)})
+        await audit(request, "box.unlock", owner or "", {"from": client_address(request)})
     session_of(request).flash("success", "The box is unlocked. Please log in.")
     raise web.HTTPSeeOther("/login")
 

@@ -17,9 +17,10 @@ from aiohttp import web
 from strongroom.appliance.health import DiskSample
 from strongroom.archive.db import Connection
 from strongroom.box import Box
-from strongroom.web.auth import RateLimiter, session_of
+from strongroom.web.auth import session_of
 from strongroom.web.jobs import JobRegistry
 from strongroom.web.sessions import SessionStore
+from strongroom.web.throttle import Throttle
 from strongroom.web.users import PasswordHasher
 
 T = TypeVar("T")
@@ -31,8 +32,8 @@ class WebState:
     box: Box
     clock: Callable[[], float]
     sessions: SessionStore
-    login_limiter: RateLimiter
-    unlock_limiter: RateLimiter
+    login_limiter: Throttle
+    unlock_limiter: Throttle
     jobs: JobRegistry
     hasher: PasswordHasher
     keystore_limits: dict[str, int]

@@ -196,3 +196,16 @@ def create_user(
         archive = archive_or_box.require_archive()  # type: ignore[union-attr]
     name = check_new_user(username, password, role)
     return int(archive.write(insert_user_op(name, role, hasher.hash(password))))
+
+
+def set_password_op(username: str, password_hash: bytes) -> Any:
+    """Write op: a new passphrase hash (own change, or an admin's reset)."""
+
+    def op(txn: Txn) -> None:
+        cur = txn.conn.execute(
+            "UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username)
+        )
+        if cur.rowcount == 0:
+            raise UnknownUser(f"no user {username!r}")
+
+    return op

@@ -1,0 +1,58 @@
+"""Shared by the browser tests: Debian's Chromium, screenshots, the wizard walk, width checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+PHONE_WIDTH = 390
+
+
+def shot(page: Any, language: str, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{language}-{name}.png"), full_page=True)
+
+
+def walk_wizard(page: Any, url: str, language: str, admin: str, password: str) -> list[str]:
+    """Create a box in the first-run wizard as a person would; return the 24 words."""
+    page.goto(url + "/")
+    assert page.url.endswith("/setup")
+    page.check(f"input[name=language][value={language}]")
+    page.click("button[type=submit].primary")
+    page.click("form[action='/setup/create'] button")
+    words: list[str] = page.locator("#words .w").all_inner_texts()
+    assert len(words) == 24
+    page.click("a[href='/setup/confirm']")
+    for field in page.locator("input[name^=word_]").all():
+        position = int(field.get_attribute("name").split("_")[1])
+        field.fill(words[position - 1])
+    page.click("button[type=submit].primary")
+    page.fill("#username", admin)
+    page.fill("#password", password)
+    page.fill("#password_again", password)
+    page.click("button[type=submit].primary")
+    assert page.locator("header nav").count() == 0  # no menu until the wizard ends
+    page.fill("#practice_name", "Cabinet Durand & Associés")
+    page.click("button[type=submit].primary")
+    assert page.url.endswith("/setup/done")
+    assert page.locator("header nav").count() == 1
+    return words
+
+
+def no_sideways_scroll(page: Any) -> None:
+    """The page fits the viewport's width (nothing to scroll sideways on a phone)."""
+    widths = page.evaluate(
+        "() => [document.documentElement.scrollWidth, window.innerWidth, location.pathname]"
+    )
+    assert widths[0] <= widths[1], f"{widths[2]} is {widths[0]} px wide in {widths[1]} px"

@@ -1,0 +1,135 @@
+"""The recovery sheet: HTML print view and PDF (read back with pdftotext), FR and EN,
+offered in the wizard only, never written to the box's disk."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from pytest_aiohttp import AiohttpClient
+
+from strongroom.box import Box
+from web_helpers import ADMIN_PASSWORD, Client, csrf_of, login, new_box, web_app
+
+WORD = re.compile(r'<span class="w">([^<]+)</span>')
+POSITION = re.compile(r'name="word_(\d+)"')
+TEXT = {
+    "fr": {
+        "title": "Fiche de secours Strongroom",
+        "restore": "Comment restaurer",
+        "date_month": "janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|"
+        "novembre|décembre",
+    },
+    "en": {
+        "title": "Strongroom recovery sheet",
+        "restore": "How to restore",
+        "date_month": "January|February|March|April|May|June|July|August|September|"
+        "October|November|December",
+    },
+}
+
+
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext is missing: apt-get install poppler-utils", pytrace=False)
+    path = tmp_path / "sheet.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    path.unlink()
+    return " ".join(out.stdout.split())
+
+
+async def post(client: Client, path: str, token: str, **fields: str) -> int:
+    response = await client.post(path, data={**fields, "csrf_token": token}, allow_redirects=False)
+    return response.status
+
+
+async def start_wizard(client: Client, language: str) -> tuple[str, list[str]]:
+    page = await client.get("/", allow_redirects=True)
+    token = csrf_of(await page.text())
+    await post(client, "/setup/language", token, language=language)
+    await post(client, "/setup/create", token)
+    words = WORD.findall(await (await client.get("/setup/words")).text())
+    assert len(words) == 24
+    return token, words
+
+
+async def finish_wizard(client: Client, token: str, words: list[str]) -> None:
+    form = await (await client.get("/setup/confirm")).text()
+    answers = {f"word_{p}": words[int(p) - 1] for p in POSITION.findall(form)}
+    assert await post(client, "/setup/confirm", token, **answers) == 303
+    fields = {"username": "gerante", "password": ADMIN_PASSWORD, "password_again": ADMIN_PASSWORD}
+    assert await post(client, "/setup/admin", token, **fields) == 303
+    token = csrf_of(await (await client.get("/setup/practice")).text())
+    assert (
+        await post(
+            client,
+            "/setup/practice",
+            token,
+            practice_name="Cabinet Lætitia Brûlé",
+            unlock_mode="attended",
+        )
+        == 303
+    )
+
+
+def files_containing(root: Path, needle: bytes) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+async def test_the_sheet_carries_the_words_fingerprint_date_and_instructions(
+    tmp_path: Path, aiohttp_client: AiohttpClient, language: str
+) -> None:
+    text = TEXT[language]
+    box = new_box(tmp_path / "data", ready=False)
+    client = await aiohttp_client(web_app(box))
+    token, words = await start_wizard(client, language)
+    html = await (await client.get("/setup/kit")).text()
+    assert WORD.findall(html) == words
+    assert text["title"] in html and text["restore"] in html
+
+    # During the words step: the practice is not named yet, a line is left to write it.
+    early = pdf_text(await (await client.get("/setup/kit.pdf")).read(), tmp_path)
+    assert text["title"] in early and "______" in early
+
+    await finish_wizard(client, token, words)
+    response = await client.get("/setup/kit.pdf")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/pdf"
+    assert response.headers["Cache-Control"] == "no-store"
+    sheet = pdf_text(await response.read(), tmp_path)
+    for number, word in enumerate(words, start=1):
+        assert f"{number}. {word}" in sheet, word
+    assert box.fingerprint is not None and box.fingerprint in sheet
+    assert "Cabinet Lætitia Brûlé" in sheet
+    assert re.search(rf"\d{{1,2}} ({text['date_month']})|({text['date_month']}) \d", sheet)
+    assert text["restore"] in sheet
+
+    # Nothing of the sheet was written to the box's disk.
+    data = tmp_path / "data"
+    assert files_containing(data, " ".join(words[:3]).encode()) == []
+    assert list(data.rglob("*.pdf")) == []
+    await client.close()
+    await box.stop()
+
+
+async def test_outside_the_wizard_nobody_can_print_the_words(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    box: Box = new_box(tmp_path / "data")
+    client = await aiohttp_client(web_app(box))
+    await login(client, "admin", ADMIN_PASSWORD)
+    assert (await client.get("/setup/kit.pdf", allow_redirects=False)).status == 404
+    assert (await client.get("/setup/kit", allow_redirects=False)).status == 404
+    await client.close()
+    await box.stop()
