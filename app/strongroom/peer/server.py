@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 READERS = 4  # reader connections for queries, used from worker threads
 SIGNATURE_WORKERS = 2  # threads checking record signatures (libsodium releases the GIL)
 SEEN_EVERY_S = 60.0
+WIND_DOWN_S = 10.0  # how long close_all waits for the connections to put their work away
 
 
 class PeerService:
@@ -109,7 +110,7 @@ class PeerService:
         self._revoked: set[int] = set()
         self._closing = False
         self._last_seen: dict[int, float] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -138,6 +139,12 @@ class PeerService:
             *(c.close(CloseCode.GOING_AWAY, "the box is shutting down") for c in conns),
             return_exceptions=True,
         )
+        # Every connection winds down (its upload put away) and last_seen writes end
+        # before the archive they write to is closed.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(WIND_DOWN_S):
+                await asyncio.gather(*(c.finished.wait() for c in conns))
+                await asyncio.gather(*list(self._background), return_exceptions=True)
         self.readers.close()
         self.signatures.close()
 
@@ -297,6 +304,11 @@ class PeerService:
         except Exception as exc:  # bookkeeping only: never fail a session for it
             log.warning("could not record last_seen of device %d: %s", device_id, exc)
 
+    def track(self, task: asyncio.Future[Any]) -> None:
+        """Keep a connection's wind-down alive until it ends; close_all waits for it."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def register(self, conn: _Connection) -> None:
         assert conn.session.device is not None
         self._by_device.setdefault(conn.session.device.id, set()).add(conn)
@@ -365,6 +377,7 @@ class _Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_input = time.monotonic()
         self._closed = False
+        self.finished = asyncio.Event()  # set once the wind-down is over
 
     # -- main loop -----------------------------------------------------------------------------
 
@@ -390,11 +403,26 @@ class _Connection:
         finally:
             watchdog.cancel()
             self._closed = True
+            # The box runs aiohttp with handler_cancellation: once the socket is gone
+            # (right after a clean close, too) this task is cancelled, and a cancel
+            # landing in the middle of putting an upload away left its blob claimed
+            # (`busy` to every later blob_begin). The wind-down runs in a task of its
+            # own that a cancellation cannot stop half-way.
+            wind_down = asyncio.ensure_future(self._wind_down())
+            self.service.track(wind_down)
+            await asyncio.shield(wind_down)
+
+    async def _wind_down(self) -> None:
+        """Keep a partial upload for resuming, let its claim go, stop the tasks."""
+        try:
             await self.execute(self.session.closed(), spawn=False)
+        finally:
+            await self.uploads.abort()  # idempotent; also covers a blob_begin cut short
             for task in list(self._tasks):
                 task.cancel()
             if not self.ws.closed:
                 await _close(self.ws, CloseCode.GOING_AWAY, "closing")
+            self.finished.set()
 
     async def _idle_watchdog(self) -> None:
         idle = self.service.limits.idle_timeout_s
