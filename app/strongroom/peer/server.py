@@ -26,7 +26,7 @@ from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive
 from strongroom.config import Limits
 from strongroom.identity import BoxKeys
-from strongroom.noise import MAX_MESSAGE_LEN, HandshakeState, NoiseError, TransportSession
+from strongroom.noise import HandshakeState, NoiseError, TransportSession
 from strongroom.pairing.codes import code_commitment, committed_comparison_code, new_code_nonce
 from strongroom.pairing.gate import PairingGate, PairingOutcome, Refusal
 from strongroom.peer import history, ingest
@@ -47,7 +47,7 @@ from strongroom.peer.actions import (
     WakeMail,
     WakeNotices,
 )
-from strongroom.peer.channel import ChannelError, SecureChannel
+from strongroom.peer.channel import WS_MAX_MSG_SIZE, ChannelError, SecureChannel
 from strongroom.peer.frames import (
     BLOB_PIECE_BYTES,
     CloseCode,
@@ -156,7 +156,7 @@ class PeerService:
         ):
             raise web.HTTPServiceUnavailable(text="too many connections")
         # One Noise message (plus the selector byte) per WebSocket message, never more.
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_LEN + 1, autoping=True)
+        ws = web.WebSocketResponse(max_msg_size=WS_MAX_MSG_SIZE, autoping=True)
         await ws.prepare(request)
         self._handshaking += 1
         try:
