@@ -28,6 +28,7 @@ from strongroom.integrity import (
     damaged_at_open,
     run_periodically,
 )
+from strongroom.pairing.control_routes import pairing_routes
 from strongroom.panel_link import audit_fields, panel_inputs
 from strongroom.unlock import BoxPhase, read_unlock_choice
 
@@ -388,4 +389,6 @@ class BoxRuntime:
             return web.json_response({"revoked": revoked})
 
         app.add_routes(routes)
+        # `strongroom pair --qr` (#19): issue a QR offer without a browser.
+        app.add_routes(pairing_routes(self.box, lambda: (self.config.host, self.port)))
         return app
