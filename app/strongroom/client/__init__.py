@@ -10,12 +10,12 @@ from strongroom.client.link import (
     HandshakeRefused,
     LinkError,
 )
+from strongroom.client.pairing import Paired
 from strongroom.client.phone import (
     DeliveryNotice,
     HistoryItem,
     Mail,
     NotPaired,
-    Paired,
     PhoneClient,
 )
 from strongroom.client.proofs import Ack, ProofError

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -29,36 +28,25 @@ import aiohttp
 import cbor2
 
 from strongroom.archive.record import sign_record
+from strongroom.client import attachments
+from strongroom.client.attachments import Progress
 from strongroom.client.link import (
     BoxError,
     ConnectionLost,
-    HandshakeRefused,
     Link,
     LinkError,
     open_link,
 )
+from strongroom.client.pairing import Paired, pair_over
 from strongroom.client.proofs import Ack, AckVerifier, ProofError, record_id
 from strongroom.client.state import DeviceState
-from strongroom.identity import compute_fingerprint
-from strongroom.pairing.codes import committed_comparison_code, verify_code_commitment
 from strongroom.pairing.qr import parse_offer
-from strongroom.peer.frames import BLOB_PIECE_BYTES, Frame
-from strongroom.peer.handshake import HandshakeKind, pair_message
-from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, verify_tree_head
-
-Progress = Callable[[int, int], None]
+from strongroom.peer.frames import Frame
+from strongroom.peer.handshake import HandshakeKind
 
 
 class NotPaired(LinkError):
     """This phone has no pairing yet: pair_button or pair_qr first."""
-
-
-@dataclass(frozen=True)
-class Paired:
-    device_id: int
-    fingerprint: str
-    comparison_code: str
-    tree_head: SignedTreeHead
 
 
 @dataclass(frozen=True)
@@ -304,53 +292,14 @@ class PhoneClient:
     async def _pair_over(
         self, link: Link, url: str, on_code: Callable[[str], None] | None
     ) -> Paired:
-        state = self.state
-        handshake = link.handshake
         assert self._reveal is not None
-        # The box's first frame reveals the nonce it committed to in handshake message 2.
-        closed: asyncio.Future[Any] = asyncio.ensure_future(link.closed.wait())
-        reveal: asyncio.Future[Any] = self._reveal
-        await asyncio.wait([reveal, closed], return_when=asyncio.FIRST_COMPLETED)
-        closed.cancel()
-        if not self._reveal.done():
-            raise HandshakeRefused(link.ws.close_code, link.close_reason or "handshake failed")
-        box_nonce = self._reveal.result()
-        commitment, phone_nonce = handshake.code_commitment, handshake.phone_code_nonce
-        if commitment is None or phone_nonce is None:
-            raise ProofError("the box sent no comparison-code commitment")
-        if not verify_code_commitment(commitment, box_nonce):
-            raise ProofError("the box revealed a nonce it had not committed to")
-        code = committed_comparison_code(handshake.handshake_hash, phone_nonce, box_nonce)
-        if on_code is not None:
-            on_code(code)
-        signing_key = state.signing_key
-        body = {
-            "name": state.name,
-            "owner": state.owner,
-            "sign_key": bytes(signing_key.verify_key),
-            "sig": signing_key.sign(pair_message(handshake.handshake_hash)).signature,
-        }
-        reply = await link.request("pair", body)
-        paired = reply.body
-        fingerprint = compute_fingerprint(handshake.box_noise_public, handshake.box_sign_public)
-        if paired["sign_key"] != handshake.box_sign_public or paired["fingerprint"] != fingerprint:
-            raise ProofError("the paired frame names another box")
-        try:
-            head = SignedTreeHead.from_dict(paired["tree_head"])
-        except MalformedTreeHeadError as exc:
-            raise ProofError(str(exc)) from exc
-        if not verify_tree_head(head, handshake.box_sign_public):
-            raise ProofError("the box's tree head signature does not verify")
-        state.device_id = int(paired["device_id"])
-        state.box_noise_public = handshake.box_noise_public
-        state.box_sign_public = handshake.box_sign_public
-        state.box_fingerprint = fingerprint
-        state.url = url
-        self._verifier = AckVerifier(handshake.box_sign_public)
+        paired = await pair_over(link, self.state, url, self._reveal, on_code)
+        assert self.state.box_sign_public is not None
+        self._verifier = AckVerifier(self.state.box_sign_public)
         self.save()
         # The same session continues as the newly paired device.
         await self._hello()
-        return Paired(state.device_id, fingerprint, code, head)
+        return paired
 
     # -- frames the box sends on its own ---------------------------------------------------------
 
@@ -524,7 +473,7 @@ class PhoneClient:
             raise ProofError(f"a restored record is unreadable: {exc}") from exc
         self._verifier.verify(proof, kind="record", leaf_kind=kind, ref=proof["ref"])
 
-    # -- attachments -----------------------------------------------------------------------------
+    # -- attachments (client/attachments.py) ---------------------------------------------------
 
     async def upload_attachment(
         self, source: Path | bytes, *, progress: Progress | None = None
@@ -534,122 +483,11 @@ class PhoneClient:
         `progress(offset, size)` is called first with the offset the upload resumes
         from, then after every piece. Push the attachment record after this returns.
         """
-        sha256, size = await asyncio.to_thread(_digest, source)
         link = self._require_link()
-        reply = await link.request("blob_begin", {"sha256": sha256, "size": size})
         assert self._verifier is not None
-        if reply.type == "ack":  # the box already holds this blob
-            return self._verifier.verify(reply.body, kind="blob", leaf_kind="blob", ref=sha256)
-        offset = int(reply.body["offset"])
-        if progress is not None:
-            progress(offset, size)
-        chunk_id, failure = link.watch()
-        try:
-            for piece in _pieces(source, offset):
-                if failure.done():
-                    await failure  # raises the box's error
-                await link.send(Frame("blob_chunk", chunk_id, {"offset": offset, "data": piece}))
-                offset += len(piece)
-                if progress is not None:
-                    progress(offset, size)
-            end = await link.request("blob_end", {"sha256": sha256})
-        finally:
-            link.unwatch(chunk_id)
-        return self._verifier.verify(end.body, kind="blob", leaf_kind="blob", ref=sha256)
+        return await attachments.upload(link, self._verifier, source, progress)
 
     async def download_blob(self, sha256: bytes, dest: Path | None = None) -> bytes:
-        """Download an attachment of this owner; verify its hash; optionally write `dest`.
-
-        Returns the bytes when `dest` is None, else b"" (the file holds them). With
-        `dest`, bytes go to `<dest>.partial` first and the file appears only once its
-        hash is verified; a download cut off (dropped link, app killed) resumes from
-        the partial file's size: the box streams only what is missing.
-        """
-        partial = dest.with_name(dest.name + ".partial") if dest is not None else None
-        try:
-            return await self._download(sha256, partial, dest)
-        except BoxError as exc:
-            if partial is None or exc.code != "bad-offset":
-                raise
-            # The partial file is longer than the blob (not this blob's): start over.
-            await asyncio.to_thread(partial.unlink, missing_ok=True)
-            return await self._download(sha256, partial, dest)
-
-    async def _download(self, sha256: bytes, partial: Path | None, dest: Path | None) -> bytes:
-        link = self._require_link()
-        digest = hashlib.sha256()
-        parts: list[bytes] = []
-        offset = 0
-        if partial is not None:
-            offset = await asyncio.to_thread(_hash_partial, partial, digest)
-        handle = partial.open("ab") if partial is not None else None
-        frames = link.stream("blob_get", {"sha256": sha256, "offset": offset})
-        try:
-            # The link buffers only a few frames of the stream (back-pressure on the box);
-            # aclosing releases the stream as soon as this loop ends, even on an error.
-            async with contextlib.aclosing(frames):
-                async for frame in frames:
-                    if frame.body["offset"] != offset:
-                        raise ProofError("the box sent the attachment's bytes out of order")
-                    data: bytes = frame.body["data"]
-                    digest.update(data)
-                    offset += len(data)
-                    if handle is not None:
-                        await asyncio.to_thread(_write_flushed, handle, data)
-                    else:
-                        parts.append(data)
-                    if frame.body["end"]:
-                        break
-        finally:
-            if handle is not None:
-                handle.close()
-        if digest.digest() != sha256:
-            if partial is not None:
-                await asyncio.to_thread(partial.unlink, missing_ok=True)  # start over next time
-            raise ProofError("the downloaded attachment does not match its hash")
-        if partial is not None and dest is not None:
-            await asyncio.to_thread(os.replace, partial, dest)
-        return b"".join(parts)
-
-
-def _hash_into(path: Path, digest: Any) -> int:
-    """Feed a file to `digest` in 1 MiB blocks; return its size."""
-    size = 0
-    with path.open("rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-            size += len(block)
-    return size
-
-
-def _hash_partial(path: Path, digest: Any) -> int:
-    """An earlier cut-off download's bytes into `digest`; its size, 0 if there is none."""
-    try:
-        return _hash_into(path, digest)
-    except FileNotFoundError:
-        return 0
-
-
-def _write_flushed(handle: Any, data: bytes) -> None:
-    # Flushed per piece: what a killed app leaves behind is what a resume counts on.
-    handle.write(data)
-    handle.flush()
-
-
-def _digest(source: Path | bytes) -> tuple[bytes, int]:
-    if isinstance(source, bytes):
-        return hashlib.sha256(source).digest(), len(source)
-    digest = hashlib.sha256()
-    size = _hash_into(source, digest)
-    return digest.digest(), size
-
-
-def _pieces(source: Path | bytes, offset: int) -> Iterable[bytes]:
-    if isinstance(source, bytes):
-        for start in range(offset, len(source), BLOB_PIECE_BYTES):
-            yield source[start : start + BLOB_PIECE_BYTES]
-        return
-    with source.open("rb") as handle:
-        handle.seek(offset)
-        while piece := handle.read(BLOB_PIECE_BYTES):
-            yield piece
+        """Download an attachment of this owner and verify its hash (see attachments.download:
+        with `dest`, a cut-off download resumes from its partial file)."""
+        return await attachments.download(self._require_link(), sha256, dest)
