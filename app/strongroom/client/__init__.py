@@ -13,12 +13,12 @@ from strongroom.client.link import (
 from strongroom.client.pairing import Paired
 from strongroom.client.phone import (
     DeliveryNotice,
-    HistoryItem,
     Mail,
     NotPaired,
     PhoneClient,
 )
 from strongroom.client.proofs import Ack, ProofError
+from strongroom.client.restore import HistoryItem, HistoryStore
 from strongroom.client.state import DeviceState, StateError
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "FingerprintMismatch",
     "HandshakeRefused",
     "HistoryItem",
+    "HistoryStore",
     "LinkError",
     "Mail",
     "NotPaired",

@@ -19,13 +19,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import cbor2
 
 from strongroom.archive.record import sign_record
 from strongroom.client import attachments
@@ -39,6 +39,13 @@ from strongroom.client.link import (
 )
 from strongroom.client.pairing import Paired, pair_over
 from strongroom.client.proofs import Ack, AckVerifier, ProofError, record_id
+from strongroom.client.restore import (
+    Checker,
+    HistoryItem,
+    HistoryStore,
+    record_kind,
+    restore,
+)
 from strongroom.client.state import DeviceState
 from strongroom.pairing.qr import parse_offer
 from strongroom.peer.frames import Frame
@@ -63,30 +70,6 @@ class DeliveryNotice:
     mail_id: bytes
     device: int
     at: int
-
-
-@dataclass(frozen=True)
-class HistoryItem:
-    record: bytes
-    sig: bytes
-    log_index: int
-    device: int
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        value = cbor2.loads(self.record)
-        return value if isinstance(value, dict) else {}
-
-
-def _kind_of(record: bytes) -> str:
-    try:
-        fields = cbor2.loads(record)
-    except Exception as exc:  # cbor2 raises several types on garbage
-        raise ValueError("the record is not CBOR") from exc
-    kind = fields.get("kind") if isinstance(fields, dict) else None
-    if not isinstance(kind, str):
-        raise ValueError("the record has no kind")
-    return kind
 
 
 log = logging.getLogger(__name__)
@@ -356,7 +339,7 @@ class PhoneClient:
 
     async def push_signed(self, raw: bytes, sig: bytes) -> Ack:
         rid = record_id(raw)
-        kind = _kind_of(raw)
+        kind = record_kind(raw)
         self._outbox.setdefault(rid, (raw, sig))
         link = self._require_link()
         reply = await link.request("push", {"record": raw, "sig": sig})
@@ -418,60 +401,48 @@ class PhoneClient:
 
     # -- history ---------------------------------------------------------------------------------
 
+    async def restore_to(
+        self,
+        directory: Path,
+        progress: Callable[[int], None] | None = None,
+        *,
+        attachments_dir: Path | None = None,
+    ) -> int:
+        """Restore every record of this phone's owner (all their devices) into the
+        HistoryStore at `directory`, checking each one (client/restore.py); returns how
+        many it holds. Memory holds one page at a time. Run it again after a cut-off:
+        it resumes after the last stored page (and fetches records pushed since).
+        With `attachments_dir`, every attachment blob is downloaded there too (named by
+        hash; a cut-off download resumes from its partial file)."""
+        link = self._require_link()
+        assert self._verifier is not None and self.state.device_id is not None
+        own_key = bytes(self.state.signing_key.verify_key)
+        checker = Checker(self._verifier, self.state.device_id, own_key)
+        store = HistoryStore(directory)
+        done = await restore(link, checker, store, progress)
+        if attachments_dir is not None:
+            await asyncio.to_thread(attachments_dir.mkdir, parents=True, exist_ok=True)
+            # Read back one record at a time: the history is never in memory whole.
+            records = store.items()
+            while (item := await asyncio.to_thread(next, records, None)) is not None:
+                blob = item.fields.get("blob")
+                if item.fields.get("kind") == "attachment" and isinstance(blob, dict):
+                    target = attachments_dir / blob["sha256"].hex()
+                    if not await asyncio.to_thread(target.exists):
+                        await self.download_blob(blob["sha256"], target)
+        return done.count
+
     async def restore_history(
         self,
         progress: Callable[[int], None] | None = None,
         *,
         attachments_dir: Path | None = None,
     ) -> list[HistoryItem]:
-        """Every record of this phone's owner (all their devices), oldest first; with
-        `attachments_dir`, every attachment blob is downloaded there too (named by hash)."""
-        link = self._require_link()
-        items: list[HistoryItem] = []
-        cursor = 0
-        while True:
-            page = (await link.request("history", {"cursor": cursor})).body
-            if page["items"] and "tree_head" not in page:
-                # A box that leaves the proofs out would escape the check below.
-                raise ProofError("the box sent history without its signed tree head")
-            for item in page["items"]:
-                self._check_in_log(item, page["tree_head"])
-                items.append(
-                    HistoryItem(item["record"], item["sig"], item["log_index"], item["device"])
-                )
-            cursor = page["cursor"]
-            if progress is not None:
-                progress(len(items))
-            if page["done"]:
-                break
-        if attachments_dir is not None:
-            await asyncio.to_thread(attachments_dir.mkdir, parents=True, exist_ok=True)
-            for item in items:
-                blob = item.fields.get("blob")
-                if item.fields.get("kind") == "attachment" and isinstance(blob, dict):
-                    sha = blob["sha256"]
-                    target = attachments_dir / sha.hex()
-                    if not target.exists():
-                        await self.download_blob(sha, target)
-        return items
-
-    def _check_in_log(self, item: Mapping[str, Any], tree_head: Any) -> None:
-        """A restored record is in the box's signed log: its proof leads to the page's
-        tree head (signature checked by the same verifier as acks). ProofError if not."""
-        assert self._verifier is not None
-        proof = {
-            "kind": "record",
-            "ref": record_id(item["record"]),
-            "log_index": item["log_index"],
-            "at": item.get("at"),
-            "tree_head": tree_head,
-            "proof": item.get("proof"),
-        }
-        try:
-            kind = _kind_of(item["record"])
-        except ValueError as exc:
-            raise ProofError(f"a restored record is unreadable: {exc}") from exc
-        self._verifier.verify(proof, kind="record", leaf_kind=kind, ref=proof["ref"])
+        """`restore_to` into a temporary store, returned as a list (small histories,
+        tests): a phone app restores into its storage with `restore_to`."""
+        with tempfile.TemporaryDirectory(prefix="strongroom-restore-") as directory:
+            await self.restore_to(Path(directory), progress, attachments_dir=attachments_dir)
+            return list(HistoryStore(Path(directory)).items())
 
     # -- attachments (client/attachments.py) ---------------------------------------------------
 

@@ -144,6 +144,8 @@ HISTORY_ITEM = shape(
     # Boxes since the history proofs: the leaf's time and the inclusion proof.
     {"at": uint(), "proof": list_of(bytes32, 64)},
 )
+# The key of each device a history page's items name (§8: the phone checks signatures).
+DEVICE_KEY = shape({"device": uint(), "sign_key": bytes32})
 _PIECE = data(0, BLOB_PIECE_BYTES)
 _CAPS = list_of(text(1, 32), 16)
 
@@ -215,7 +217,7 @@ SCHEMAS: dict[tuple[Direction, str], Schema] = {
             "cursor": uint(),
             "done": boolean,
         },
-        {"tree_head": TREE_HEAD},
+        {"tree_head": TREE_HEAD, "devices": list_of(DEVICE_KEY, MAX_HISTORY_ITEMS)},
     ),
     (Direction.TO_BOX, "blob_begin"): ({"sha256": bytes32, "size": uint()}, {}),
     (Direction.TO_PHONE, "blob_status"): (

@@ -55,6 +55,7 @@ from strongroom.peer.actions import (
     WakeMail,
     WakeNotices,
 )
+from strongroom.peer.device_keys import device_keys
 from strongroom.peer.frames import (
     BLOB_PIECE_BYTES,
     CloseCode,
@@ -493,12 +494,19 @@ class PeerSession:
             frame.body.get("limit", self.limits.history_page_size), self.limits.history_page_size
         )
         limit = max(limit, 1)
-        # Leave room in the frame for the page's own CBOR around the records.
-        budget = max(self.limits.max_frame_bytes - 4096, 1)
+        # Leave room in the frame for the page's own CBOR around the records, and for
+        # the key of each device its items name (at most one per item, ~50 bytes each).
+        budget = max(self.limits.max_frame_bytes - 4096 - 50 * limit, 1)
 
-        def page(result: history.HistoryPage) -> list[Action]:
+        def read(conn: Any) -> tuple[history.HistoryPage, list[dict[str, Any]]]:
+            result = history.history_page(conn, owner, cursor, limit, budget)
+            return result, device_keys(conn, (item["device"] for item in result.items))
+
+        def page(found: tuple[history.HistoryPage, list[dict[str, Any]]]) -> list[Action]:
+            result, keys = found
             body: dict[str, Any] = {
                 "items": result.items,
+                "devices": keys,  # so the phone can check every record's signature
                 "cursor": result.cursor,
                 "done": result.done,
             }
@@ -506,7 +514,7 @@ class PeerSession:
                 body["tree_head"] = result.tree_head
             return [Send(Frame("history_page", frame.id, body))]
 
-        return [Query(lambda c: history.history_page(c, owner, cursor, limit, budget), page)]
+        return [Query(read, page)]
 
     # -- blobs ---------------------------------------------------------------------------------
 
