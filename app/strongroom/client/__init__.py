@@ -10,13 +10,9 @@ from strongroom.client.link import (
     HandshakeRefused,
     LinkError,
 )
+from strongroom.client.mail import DeliveryNotice, Mail
 from strongroom.client.pairing import Paired
-from strongroom.client.phone import (
-    DeliveryNotice,
-    Mail,
-    NotPaired,
-    PhoneClient,
-)
+from strongroom.client.phone import NotPaired, PhoneClient
 from strongroom.client.proofs import Ack, ProofError
 from strongroom.client.restore import HistoryItem, HistoryStore
 from strongroom.client.state import DeviceState, StateError

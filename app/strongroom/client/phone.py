@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +34,7 @@ from strongroom.client.link import (
     LinkError,
     open_link,
 )
+from strongroom.client.mail import INBOX_LIMIT, DeliveryNotice, Mail, MailBox, send_mail
 from strongroom.client.pairing import Paired, pair_over
 from strongroom.client.proofs import Ack, AckVerifier, ProofError, record_id
 from strongroom.client.restore import (
@@ -54,29 +52,6 @@ from strongroom.peer.handshake import HandshakeKind
 
 class NotPaired(LinkError):
     """This phone has no pairing yet: pair_button or pair_qr first."""
-
-
-@dataclass(frozen=True)
-class Mail:
-    mail_id: bytes
-    sender_owner: str
-    sender_device: int
-    at: int
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class DeliveryNotice:
-    mail_id: bytes
-    device: int
-    at: int
-
-
-log = logging.getLogger(__name__)
-
-# Mail delivered but not yet taken by receive_mail. The box keeps at most 32
-# deliveries unacknowledged per session; this leaves room for two sessions.
-INBOX_LIMIT = 64
 
 
 class PhoneClient:
@@ -99,11 +74,7 @@ class PhoneClient:
         self._outbox: dict[bytes, tuple[bytes, bytes]] = {
             record_id(raw): (raw, sig) for raw, sig in state.outbox
         }
-        # Bounded: a box (honest or not) cannot fill the phone's memory with mail.
-        self._inbox: asyncio.Queue[Mail] = asyncio.Queue(max(1, inbox_limit))
-        self._seen_mail: set[bytes] = set()
-        self.delivered: dict[bytes, DeliveryNotice] = {}
-        self._delivered_event = asyncio.Event()
+        self.mailbox = MailBox(inbox_limit)  # bounded: see client/mail.py
         self._reveal: asyncio.Future[bytes] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.box_hello: Mapping[str, Any] = {}
@@ -292,22 +263,9 @@ class PhoneClient:
             if self._reveal is not None and not self._reveal.done():
                 self._reveal.set_result(body["nonce"])
         elif frame.type == "mail":
-            mail_id = body["mail_id"]
-            if mail_id in self._seen_mail:
-                return
-            if self._inbox.full():
-                # Not taken, so not acknowledged: the box keeps it and delivers it
-                # again in a later session, once receive_mail has made room.
-                log.warning("inbox full (%d): mail left at the box", self._inbox.maxsize)
-                return
-            self._seen_mail.add(mail_id)
-            self._inbox.put_nowait(
-                Mail(mail_id, body["from"], body["device"], body["at"], body["payload"])
-            )
+            self.mailbox.on_mail(body)
         elif frame.type == "mail_ack":
-            notice = DeliveryNotice(body["mail_id"], body["device"], body["at"])
-            self.delivered[notice.mail_id] = notice
-            self._delivered_event.set()
+            notice = self.mailbox.on_notice(body)
             # Acknowledge the notice so the box can forget the mail.
             self._spawn(self._send_quietly(Frame("mail_ack", 0, {"mail_id": notice.mail_id})))
         elif frame.type == "ping":
@@ -357,47 +315,25 @@ class PhoneClient:
 
     # -- mail ------------------------------------------------------------------------------------
 
+    @property
+    def delivered(self) -> dict[bytes, DeliveryNotice]:
+        """Delivery notices received: mail id -> which device took it, when."""
+        return self.mailbox.delivered
+
     async def send_mail(self, to_owner: str, payload: bytes, *, device: int | None = None) -> bytes:
         """Leave `payload` (already end-to-end encrypted by the app) for another owner's
         devices, or one device; returns the mail id once the box holds it durably."""
-        mail_id = os.urandom(16)
-        body: dict[str, Any] = {"mail_id": mail_id, "to": to_owner, "payload": payload}
-        if device is not None:
-            body["device"] = device
-        reply = await self._require_link().request("mail", body)
-        if reply.type != "ack" or reply.body.get("ref") != mail_id:
-            raise ProofError("the box acknowledged other mail")
-        return mail_id
+        return await send_mail(self._require_link(), to_owner, payload, device)
 
     async def receive_mail(self, *, count: int | None = None, wait_s: float = 2.0) -> list[Mail]:
         """Mail delivered so far (waiting up to `wait_s` for `count` of them, or for the
         first one); each is acknowledged to the box, which then tells its sender."""
-        received: list[Mail] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        want = count if count is not None else 1
-        while True:
-            while not self._inbox.empty():
-                received.append(self._inbox.get_nowait())
-            remaining = deadline - loop.time()
-            if len(received) >= want or remaining <= 0:
-                break
-            try:
-                received.append(await asyncio.wait_for(self._inbox.get(), remaining))
-            except TimeoutError:
-                break
-        link = self._require_link()
-        for mail in received:  # a real app stores each one durably before acknowledging it
-            await link.send(Frame("mail_ack", 0, {"mail_id": mail.mail_id}))
-        return received
+        return await self.mailbox.receive(self._require_link(), count, wait_s)
 
     async def wait_delivered(self, mail_id: bytes) -> DeliveryNotice:
         """Wait for the box's notice that a recipient device took this mail (wrap it in
         asyncio.timeout: the recipient may stay offline for days)."""
-        while mail_id not in self.delivered:
-            self._delivered_event.clear()
-            await self._delivered_event.wait()
-        return self.delivered[mail_id]
+        return await self.mailbox.wait_delivered(mail_id)
 
     # -- history ---------------------------------------------------------------------------------
 
