@@ -185,3 +185,38 @@ async def test_a_restore_run_again_fetches_only_what_was_pushed_since(
     assert _texts(tmp_path / "store") == [*texts, "plus tard"]
     assert later.log_index > 0
     await new.close()
+
+
+async def test_a_box_whose_history_goes_backwards_or_stalls_is_refused(
+    box: RunningBox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rule("refuse a tree head smaller than one it already saw in this restore")
+    rule("a page whose `cursor` did not move forward, and an empty page")
+    await _history(box, 10)
+    new = await paired_phone(box, "claire", "nouveau")
+    real_page = session.history.history_page
+
+    def stalled(*args: Any) -> Any:
+        page = real_page(*args)
+        return session.history.HistoryPage(page.items, 0, False, page.tree_head)
+
+    monkeypatch.setattr(session.history, "history_page", stalled)
+    with pytest.raises(ProofError, match="cursor did not move forward"):
+        await new.restore_to(tmp_path / "a")
+
+    def empty_forever(*args: Any) -> Any:
+        page = real_page(*args)
+        return session.history.HistoryPage([], page.cursor, False, page.tree_head)
+
+    monkeypatch.setattr(session.history, "history_page", empty_forever)
+    with pytest.raises(ProofError, match="empty history page that is not the last"):
+        await new.restore_to(tmp_path / "b")
+    monkeypatch.undo()
+    # A restore that already saw a larger log (its stored progress says so).
+    store = HistoryStore(tmp_path / "c")
+    progress = store.load()
+    progress.tree_size = 10_000
+    store.append([], progress)
+    with pytest.raises(ProofError, match="log shrank"):
+        await new.restore_to(tmp_path / "c")
+    await new.close()

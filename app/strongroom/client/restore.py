@@ -149,6 +149,10 @@ class Checker:
             raise ProofError("the box's history cursor did not move forward")
         if not raw_items and not body["done"]:
             raise ProofError("the box sent an empty history page that is not the last")
+        if raw_items:
+            size = int(body["tree_head"]["tree_size"])
+            if size < progress.tree_size:
+                raise ProofError("the box's log shrank between two history pages")
         keys = {int(d["device"]): bytes(d["sign_key"]) for d in body.get("devices", ())}
         items = []
         for raw in raw_items:
@@ -159,10 +163,7 @@ class Checker:
             self._in_log(raw, body["tree_head"])
             items.append(item)
         if raw_items:
-            size = int(body["tree_head"]["tree_size"])
-            if size < progress.tree_size:
-                raise ProofError("the box's log shrank between two history pages")
-            progress.tree_size = size
+            progress.tree_size = int(body["tree_head"]["tree_size"])
         return items
 
     def _signed(
