@@ -76,7 +76,8 @@ class RunningBox:
         self.service = PeerService(self.archive, self.committer, keys, self.limits, self.gate)
         app = web.Application()
         self.service.add_routes(app)
-        self.runner = web.AppRunner(app)
+        # As the box runs it (runtime.py): aiohttp cancels a handler whose socket is gone.
+        self.runner = web.AppRunner(app, handler_cancellation=True)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()

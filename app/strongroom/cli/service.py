@@ -21,8 +21,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
-    """Same as pressing the PAIR button of the running box."""
-    return control(args, "POST", "/pair")
+    """Same as pressing the PAIR button of the running box; `--qr`: a QR offer instead."""
+    if not args.qr:
+        return control(args, "POST", "/pair")
+    from strongroom.cli.pair_qr import show_qr_offer
+
+    return show_qr_offer(args)
+
+
+def _pair_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--qr",
+        action="store_true",
+        help="issue a one-time QR pairing offer and draw it in the terminal",
+    )
+    cmd.add_argument(
+        "--json", action="store_true", help="with --qr: print the offer's payload as JSON"
+    )
+    cmd.add_argument(
+        "--host", help="with --qr: the address phones use to reach the box (default: its own)"
+    )
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -53,7 +71,11 @@ COMMANDS: dict[str, Spec] = {
         _dev_options,
     ),
     "serve": Spec(cmd_serve, "run the box service (systemd runs this on the appliance)"),
-    "pair": Spec(cmd_pair, "open the pairing window of the running box (like pressing PAIR)"),
+    "pair": Spec(
+        cmd_pair,
+        "open the pairing window of the running box (like pressing PAIR); --qr: a QR offer",
+        _pair_options,
+    ),
     "revoke": Spec(cmd_revoke, "revoke a paired phone on the running box", _device_id),
     "status": Spec(cmd_status, "show the running box's state"),
 }

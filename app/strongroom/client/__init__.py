@@ -10,15 +10,11 @@ from strongroom.client.link import (
     HandshakeRefused,
     LinkError,
 )
-from strongroom.client.phone import (
-    DeliveryNotice,
-    HistoryItem,
-    Mail,
-    NotPaired,
-    Paired,
-    PhoneClient,
-)
+from strongroom.client.mail import DeliveryNotice, Mail
+from strongroom.client.pairing import Paired
+from strongroom.client.phone import NotPaired, PhoneClient
 from strongroom.client.proofs import Ack, ProofError
+from strongroom.client.restore import HistoryItem, HistoryStore
 from strongroom.client.state import DeviceState, StateError
 
 __all__ = [
@@ -30,6 +26,7 @@ __all__ = [
     "FingerprintMismatch",
     "HandshakeRefused",
     "HistoryItem",
+    "HistoryStore",
     "LinkError",
     "Mail",
     "NotPaired",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import mimetypes
 import os
 import sys
@@ -29,6 +30,7 @@ import cbor2
 from strongroom.client.link import LinkError
 from strongroom.client.phone import PhoneClient
 from strongroom.client.proofs import ProofError
+from strongroom.client.restore import HistoryStore
 from strongroom.client.state import DeviceState, StateError
 
 DEFAULT_STATE = "var/phone.json"
@@ -133,13 +135,18 @@ async def _restore(phone: PhoneClient, args: argparse.Namespace) -> None:
     def progress(count: int) -> None:
         print(f"\r{count} records", end="", flush=True)
 
-    items = await phone.restore_history(progress, attachments_dir=args.attachments)
+    # Records go to a store next to the state file, a page at a time: a restore that is
+    # cut off (Ctrl-C, lost link) goes on from the last stored page when run again.
+    directory = Path(f"{args.state}.history")
+    count = await phone.restore_to(directory, progress, attachments_dir=args.attachments)
     print()
-    for item in items[-10:]:
+    last = collections.deque(HistoryStore(directory).items(), maxlen=10)
+    for item in last:
         fields = item.fields
         print(
             f"#{item.log_index} {fields.get('kind')} {fields.get('conv')}: {fields.get('text', '')}"
         )
+    print(f"{count} records in {directory}")
 
 
 async def _attach(phone: PhoneClient, args: argparse.Namespace) -> None:

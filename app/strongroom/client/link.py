@@ -21,9 +21,9 @@ import aiohttp
 
 from strongroom.client.stream_buffer import StreamBuffer
 from strongroom.identity import compute_fingerprint
-from strongroom.noise import MAX_MESSAGE_LEN, NoiseError, TransportSession
+from strongroom.noise import NoiseError, TransportSession
 from strongroom.pairing.codes import new_code_nonce
-from strongroom.peer.channel import ChannelError, SecureChannel
+from strongroom.peer.channel import WS_MAX_MSG_SIZE, ChannelError, SecureChannel
 from strongroom.peer.frames import Direction, Frame, FrameError, decode_frame, encode_frame
 from strongroom.peer.handshake import (
     HandshakeKind,
@@ -250,7 +250,7 @@ async def open_link(
     max_frame_bytes: int = MAX_FRAME_BYTES,
 ) -> Link:
     """Connect to `url` and run the handshake; the Link is ready for frames."""
-    ws = await http.ws_connect(url, max_msg_size=MAX_MESSAGE_LEN + 1, autoping=True)
+    ws = await http.ws_connect(url, max_msg_size=WS_MAX_MSG_SIZE, autoping=True)
     try:
         hs = initiator(kind, noise_private, box_noise_public, psk)
         await ws.send_bytes(bytes([kind.value]) + hs.write_message(b""))

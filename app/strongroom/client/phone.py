@@ -17,95 +17,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import logging
-import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import cbor2
 
 from strongroom.archive.record import sign_record
+from strongroom.client import attachments
+from strongroom.client.attachments import Progress
 from strongroom.client.link import (
     BoxError,
     ConnectionLost,
-    HandshakeRefused,
     Link,
     LinkError,
     open_link,
 )
+from strongroom.client.mail import INBOX_LIMIT, DeliveryNotice, Mail, MailBox, send_mail
+from strongroom.client.pairing import Paired, pair_over
 from strongroom.client.proofs import Ack, AckVerifier, ProofError, record_id
+from strongroom.client.restore import (
+    Checker,
+    HistoryItem,
+    HistoryStore,
+    record_kind,
+    restore,
+)
 from strongroom.client.state import DeviceState
-from strongroom.identity import compute_fingerprint
-from strongroom.pairing.codes import committed_comparison_code, verify_code_commitment
 from strongroom.pairing.qr import parse_offer
-from strongroom.peer.frames import BLOB_PIECE_BYTES, Frame
-from strongroom.peer.handshake import HandshakeKind, pair_message
-from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, verify_tree_head
-
-Progress = Callable[[int, int], None]
+from strongroom.peer.frames import Frame
+from strongroom.peer.handshake import HandshakeKind
 
 
 class NotPaired(LinkError):
     """This phone has no pairing yet: pair_button or pair_qr first."""
-
-
-@dataclass(frozen=True)
-class Paired:
-    device_id: int
-    fingerprint: str
-    comparison_code: str
-    tree_head: SignedTreeHead
-
-
-@dataclass(frozen=True)
-class Mail:
-    mail_id: bytes
-    sender_owner: str
-    sender_device: int
-    at: int
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class DeliveryNotice:
-    mail_id: bytes
-    device: int
-    at: int
-
-
-@dataclass(frozen=True)
-class HistoryItem:
-    record: bytes
-    sig: bytes
-    log_index: int
-    device: int
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        value = cbor2.loads(self.record)
-        return value if isinstance(value, dict) else {}
-
-
-def _kind_of(record: bytes) -> str:
-    try:
-        fields = cbor2.loads(record)
-    except Exception as exc:  # cbor2 raises several types on garbage
-        raise ValueError("the record is not CBOR") from exc
-    kind = fields.get("kind") if isinstance(fields, dict) else None
-    if not isinstance(kind, str):
-        raise ValueError("the record has no kind")
-    return kind
-
-
-log = logging.getLogger(__name__)
-
-# Mail delivered but not yet taken by receive_mail. The box keeps at most 32
-# deliveries unacknowledged per session; this leaves room for two sessions.
-INBOX_LIMIT = 64
 
 
 class PhoneClient:
@@ -128,11 +74,7 @@ class PhoneClient:
         self._outbox: dict[bytes, tuple[bytes, bytes]] = {
             record_id(raw): (raw, sig) for raw, sig in state.outbox
         }
-        # Bounded: a box (honest or not) cannot fill the phone's memory with mail.
-        self._inbox: asyncio.Queue[Mail] = asyncio.Queue(max(1, inbox_limit))
-        self._seen_mail: set[bytes] = set()
-        self.delivered: dict[bytes, DeliveryNotice] = {}
-        self._delivered_event = asyncio.Event()
+        self.mailbox = MailBox(inbox_limit)  # bounded: see client/mail.py
         self._reveal: asyncio.Future[bytes] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.box_hello: Mapping[str, Any] = {}
@@ -304,53 +246,14 @@ class PhoneClient:
     async def _pair_over(
         self, link: Link, url: str, on_code: Callable[[str], None] | None
     ) -> Paired:
-        state = self.state
-        handshake = link.handshake
         assert self._reveal is not None
-        # The box's first frame reveals the nonce it committed to in handshake message 2.
-        closed: asyncio.Future[Any] = asyncio.ensure_future(link.closed.wait())
-        reveal: asyncio.Future[Any] = self._reveal
-        await asyncio.wait([reveal, closed], return_when=asyncio.FIRST_COMPLETED)
-        closed.cancel()
-        if not self._reveal.done():
-            raise HandshakeRefused(link.ws.close_code, link.close_reason or "handshake failed")
-        box_nonce = self._reveal.result()
-        commitment, phone_nonce = handshake.code_commitment, handshake.phone_code_nonce
-        if commitment is None or phone_nonce is None:
-            raise ProofError("the box sent no comparison-code commitment")
-        if not verify_code_commitment(commitment, box_nonce):
-            raise ProofError("the box revealed a nonce it had not committed to")
-        code = committed_comparison_code(handshake.handshake_hash, phone_nonce, box_nonce)
-        if on_code is not None:
-            on_code(code)
-        signing_key = state.signing_key
-        body = {
-            "name": state.name,
-            "owner": state.owner,
-            "sign_key": bytes(signing_key.verify_key),
-            "sig": signing_key.sign(pair_message(handshake.handshake_hash)).signature,
-        }
-        reply = await link.request("pair", body)
-        paired = reply.body
-        fingerprint = compute_fingerprint(handshake.box_noise_public, handshake.box_sign_public)
-        if paired["sign_key"] != handshake.box_sign_public or paired["fingerprint"] != fingerprint:
-            raise ProofError("the paired frame names another box")
-        try:
-            head = SignedTreeHead.from_dict(paired["tree_head"])
-        except MalformedTreeHeadError as exc:
-            raise ProofError(str(exc)) from exc
-        if not verify_tree_head(head, handshake.box_sign_public):
-            raise ProofError("the box's tree head signature does not verify")
-        state.device_id = int(paired["device_id"])
-        state.box_noise_public = handshake.box_noise_public
-        state.box_sign_public = handshake.box_sign_public
-        state.box_fingerprint = fingerprint
-        state.url = url
-        self._verifier = AckVerifier(handshake.box_sign_public)
+        paired = await pair_over(link, self.state, url, self._reveal, on_code)
+        assert self.state.box_sign_public is not None
+        self._verifier = AckVerifier(self.state.box_sign_public)
         self.save()
         # The same session continues as the newly paired device.
         await self._hello()
-        return Paired(state.device_id, fingerprint, code, head)
+        return paired
 
     # -- frames the box sends on its own ---------------------------------------------------------
 
@@ -360,22 +263,9 @@ class PhoneClient:
             if self._reveal is not None and not self._reveal.done():
                 self._reveal.set_result(body["nonce"])
         elif frame.type == "mail":
-            mail_id = body["mail_id"]
-            if mail_id in self._seen_mail:
-                return
-            if self._inbox.full():
-                # Not taken, so not acknowledged: the box keeps it and delivers it
-                # again in a later session, once receive_mail has made room.
-                log.warning("inbox full (%d): mail left at the box", self._inbox.maxsize)
-                return
-            self._seen_mail.add(mail_id)
-            self._inbox.put_nowait(
-                Mail(mail_id, body["from"], body["device"], body["at"], body["payload"])
-            )
+            self.mailbox.on_mail(body)
         elif frame.type == "mail_ack":
-            notice = DeliveryNotice(body["mail_id"], body["device"], body["at"])
-            self.delivered[notice.mail_id] = notice
-            self._delivered_event.set()
+            notice = self.mailbox.on_notice(body)
             # Acknowledge the notice so the box can forget the mail.
             self._spawn(self._send_quietly(Frame("mail_ack", 0, {"mail_id": notice.mail_id})))
         elif frame.type == "ping":
@@ -407,7 +297,7 @@ class PhoneClient:
 
     async def push_signed(self, raw: bytes, sig: bytes) -> Ack:
         rid = record_id(raw)
-        kind = _kind_of(raw)
+        kind = record_kind(raw)
         self._outbox.setdefault(rid, (raw, sig))
         link = self._require_link()
         reply = await link.request("push", {"record": raw, "sig": sig})
@@ -425,49 +315,58 @@ class PhoneClient:
 
     # -- mail ------------------------------------------------------------------------------------
 
+    @property
+    def delivered(self) -> dict[bytes, DeliveryNotice]:
+        """Delivery notices received: mail id -> which device took it, when."""
+        return self.mailbox.delivered
+
     async def send_mail(self, to_owner: str, payload: bytes, *, device: int | None = None) -> bytes:
         """Leave `payload` (already end-to-end encrypted by the app) for another owner's
         devices, or one device; returns the mail id once the box holds it durably."""
-        mail_id = os.urandom(16)
-        body: dict[str, Any] = {"mail_id": mail_id, "to": to_owner, "payload": payload}
-        if device is not None:
-            body["device"] = device
-        reply = await self._require_link().request("mail", body)
-        if reply.type != "ack" or reply.body.get("ref") != mail_id:
-            raise ProofError("the box acknowledged other mail")
-        return mail_id
+        return await send_mail(self._require_link(), to_owner, payload, device)
 
     async def receive_mail(self, *, count: int | None = None, wait_s: float = 2.0) -> list[Mail]:
         """Mail delivered so far (waiting up to `wait_s` for `count` of them, or for the
         first one); each is acknowledged to the box, which then tells its sender."""
-        received: list[Mail] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        want = count if count is not None else 1
-        while True:
-            while not self._inbox.empty():
-                received.append(self._inbox.get_nowait())
-            remaining = deadline - loop.time()
-            if len(received) >= want or remaining <= 0:
-                break
-            try:
-                received.append(await asyncio.wait_for(self._inbox.get(), remaining))
-            except TimeoutError:
-                break
-        link = self._require_link()
-        for mail in received:  # a real app stores each one durably before acknowledging it
-            await link.send(Frame("mail_ack", 0, {"mail_id": mail.mail_id}))
-        return received
+        return await self.mailbox.receive(self._require_link(), count, wait_s)
 
     async def wait_delivered(self, mail_id: bytes) -> DeliveryNotice:
         """Wait for the box's notice that a recipient device took this mail (wrap it in
         asyncio.timeout: the recipient may stay offline for days)."""
-        while mail_id not in self.delivered:
-            self._delivered_event.clear()
-            await self._delivered_event.wait()
-        return self.delivered[mail_id]
+        return await self.mailbox.wait_delivered(mail_id)
 
     # -- history ---------------------------------------------------------------------------------
+
+    async def restore_to(
+        self,
+        directory: Path,
+        progress: Callable[[int], None] | None = None,
+        *,
+        attachments_dir: Path | None = None,
+    ) -> int:
+        """Restore every record of this phone's owner (all their devices) into the
+        HistoryStore at `directory`, checking each one (client/restore.py); returns how
+        many it holds. Memory holds one page at a time. Run it again after a cut-off:
+        it resumes after the last stored page (and fetches records pushed since).
+        With `attachments_dir`, every attachment blob is downloaded there too (named by
+        hash; a cut-off download resumes from its partial file)."""
+        link = self._require_link()
+        assert self._verifier is not None and self.state.device_id is not None
+        own_key = bytes(self.state.signing_key.verify_key)
+        checker = Checker(self._verifier, self.state.device_id, own_key)
+        store = HistoryStore(directory)
+        done = await restore(link, checker, store, progress)
+        if attachments_dir is not None:
+            await asyncio.to_thread(attachments_dir.mkdir, parents=True, exist_ok=True)
+            # Read back one record at a time: the history is never in memory whole.
+            records = store.items()
+            while (item := await asyncio.to_thread(next, records, None)) is not None:
+                blob = item.fields.get("blob")
+                if item.fields.get("kind") == "attachment" and isinstance(blob, dict):
+                    target = attachments_dir / blob["sha256"].hex()
+                    if not await asyncio.to_thread(target.exists):
+                        await self.download_blob(blob["sha256"], target)
+        return done.count
 
     async def restore_history(
         self,
@@ -475,56 +374,13 @@ class PhoneClient:
         *,
         attachments_dir: Path | None = None,
     ) -> list[HistoryItem]:
-        """Every record of this phone's owner (all their devices), oldest first; with
-        `attachments_dir`, every attachment blob is downloaded there too (named by hash)."""
-        link = self._require_link()
-        items: list[HistoryItem] = []
-        cursor = 0
-        while True:
-            page = (await link.request("history", {"cursor": cursor})).body
-            if page["items"] and "tree_head" not in page:
-                # A box that leaves the proofs out would escape the check below.
-                raise ProofError("the box sent history without its signed tree head")
-            for item in page["items"]:
-                self._check_in_log(item, page["tree_head"])
-                items.append(
-                    HistoryItem(item["record"], item["sig"], item["log_index"], item["device"])
-                )
-            cursor = page["cursor"]
-            if progress is not None:
-                progress(len(items))
-            if page["done"]:
-                break
-        if attachments_dir is not None:
-            await asyncio.to_thread(attachments_dir.mkdir, parents=True, exist_ok=True)
-            for item in items:
-                blob = item.fields.get("blob")
-                if item.fields.get("kind") == "attachment" and isinstance(blob, dict):
-                    sha = blob["sha256"]
-                    target = attachments_dir / sha.hex()
-                    if not target.exists():
-                        await self.download_blob(sha, target)
-        return items
+        """`restore_to` into a temporary store, returned as a list (small histories,
+        tests): a phone app restores into its storage with `restore_to`."""
+        with tempfile.TemporaryDirectory(prefix="strongroom-restore-") as directory:
+            await self.restore_to(Path(directory), progress, attachments_dir=attachments_dir)
+            return list(HistoryStore(Path(directory)).items())
 
-    def _check_in_log(self, item: Mapping[str, Any], tree_head: Any) -> None:
-        """A restored record is in the box's signed log: its proof leads to the page's
-        tree head (signature checked by the same verifier as acks). ProofError if not."""
-        assert self._verifier is not None
-        proof = {
-            "kind": "record",
-            "ref": record_id(item["record"]),
-            "log_index": item["log_index"],
-            "at": item.get("at"),
-            "tree_head": tree_head,
-            "proof": item.get("proof"),
-        }
-        try:
-            kind = _kind_of(item["record"])
-        except ValueError as exc:
-            raise ProofError(f"a restored record is unreadable: {exc}") from exc
-        self._verifier.verify(proof, kind="record", leaf_kind=kind, ref=proof["ref"])
-
-    # -- attachments -----------------------------------------------------------------------------
+    # -- attachments (client/attachments.py) ---------------------------------------------------
 
     async def upload_attachment(
         self, source: Path | bytes, *, progress: Progress | None = None
@@ -534,122 +390,11 @@ class PhoneClient:
         `progress(offset, size)` is called first with the offset the upload resumes
         from, then after every piece. Push the attachment record after this returns.
         """
-        sha256, size = await asyncio.to_thread(_digest, source)
         link = self._require_link()
-        reply = await link.request("blob_begin", {"sha256": sha256, "size": size})
         assert self._verifier is not None
-        if reply.type == "ack":  # the box already holds this blob
-            return self._verifier.verify(reply.body, kind="blob", leaf_kind="blob", ref=sha256)
-        offset = int(reply.body["offset"])
-        if progress is not None:
-            progress(offset, size)
-        chunk_id, failure = link.watch()
-        try:
-            for piece in _pieces(source, offset):
-                if failure.done():
-                    await failure  # raises the box's error
-                await link.send(Frame("blob_chunk", chunk_id, {"offset": offset, "data": piece}))
-                offset += len(piece)
-                if progress is not None:
-                    progress(offset, size)
-            end = await link.request("blob_end", {"sha256": sha256})
-        finally:
-            link.unwatch(chunk_id)
-        return self._verifier.verify(end.body, kind="blob", leaf_kind="blob", ref=sha256)
+        return await attachments.upload(link, self._verifier, source, progress)
 
     async def download_blob(self, sha256: bytes, dest: Path | None = None) -> bytes:
-        """Download an attachment of this owner; verify its hash; optionally write `dest`.
-
-        Returns the bytes when `dest` is None, else b"" (the file holds them). With
-        `dest`, bytes go to `<dest>.partial` first and the file appears only once its
-        hash is verified; a download cut off (dropped link, app killed) resumes from
-        the partial file's size: the box streams only what is missing.
-        """
-        partial = dest.with_name(dest.name + ".partial") if dest is not None else None
-        try:
-            return await self._download(sha256, partial, dest)
-        except BoxError as exc:
-            if partial is None or exc.code != "bad-offset":
-                raise
-            # The partial file is longer than the blob (not this blob's): start over.
-            await asyncio.to_thread(partial.unlink, missing_ok=True)
-            return await self._download(sha256, partial, dest)
-
-    async def _download(self, sha256: bytes, partial: Path | None, dest: Path | None) -> bytes:
-        link = self._require_link()
-        digest = hashlib.sha256()
-        parts: list[bytes] = []
-        offset = 0
-        if partial is not None:
-            offset = await asyncio.to_thread(_hash_partial, partial, digest)
-        handle = partial.open("ab") if partial is not None else None
-        frames = link.stream("blob_get", {"sha256": sha256, "offset": offset})
-        try:
-            # The link buffers only a few frames of the stream (back-pressure on the box);
-            # aclosing releases the stream as soon as this loop ends, even on an error.
-            async with contextlib.aclosing(frames):
-                async for frame in frames:
-                    if frame.body["offset"] != offset:
-                        raise ProofError("the box sent the attachment's bytes out of order")
-                    data: bytes = frame.body["data"]
-                    digest.update(data)
-                    offset += len(data)
-                    if handle is not None:
-                        await asyncio.to_thread(_write_flushed, handle, data)
-                    else:
-                        parts.append(data)
-                    if frame.body["end"]:
-                        break
-        finally:
-            if handle is not None:
-                handle.close()
-        if digest.digest() != sha256:
-            if partial is not None:
-                await asyncio.to_thread(partial.unlink, missing_ok=True)  # start over next time
-            raise ProofError("the downloaded attachment does not match its hash")
-        if partial is not None and dest is not None:
-            await asyncio.to_thread(os.replace, partial, dest)
-        return b"".join(parts)
-
-
-def _hash_into(path: Path, digest: Any) -> int:
-    """Feed a file to `digest` in 1 MiB blocks; return its size."""
-    size = 0
-    with path.open("rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-            size += len(block)
-    return size
-
-
-def _hash_partial(path: Path, digest: Any) -> int:
-    """An earlier cut-off download's bytes into `digest`; its size, 0 if there is none."""
-    try:
-        return _hash_into(path, digest)
-    except FileNotFoundError:
-        return 0
-
-
-def _write_flushed(handle: Any, data: bytes) -> None:
-    # Flushed per piece: what a killed app leaves behind is what a resume counts on.
-    handle.write(data)
-    handle.flush()
-
-
-def _digest(source: Path | bytes) -> tuple[bytes, int]:
-    if isinstance(source, bytes):
-        return hashlib.sha256(source).digest(), len(source)
-    digest = hashlib.sha256()
-    size = _hash_into(source, digest)
-    return digest.digest(), size
-
-
-def _pieces(source: Path | bytes, offset: int) -> Iterable[bytes]:
-    if isinstance(source, bytes):
-        for start in range(offset, len(source), BLOB_PIECE_BYTES):
-            yield source[start : start + BLOB_PIECE_BYTES]
-        return
-    with source.open("rb") as handle:
-        handle.seek(offset)
-        while piece := handle.read(BLOB_PIECE_BYTES):
-            yield piece
+        """Download an attachment of this owner and verify its hash (see attachments.download:
+        with `dest`, a cut-off download resumes from its partial file)."""
+        return await attachments.download(self._require_link(), sha256, dest)

@@ -23,11 +23,12 @@ whichever comes first, so a photo of the screen taken later is worthless.
 from __future__ import annotations
 
 import base64
+import io
 import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import nacl.utils
 import segno
@@ -126,6 +127,23 @@ class QrOffer:
     def png_data_uri(self, scale: int = 4) -> str:
         """The QR code as a data:image/png;base64 URI (for an <img>)."""
         return str(self._qr().png_data_uri(scale=scale))
+
+    def terminal(self, out: TextIO) -> None:
+        """Draw the QR code in a terminal (`strongroom pair --qr`), 57 columns wide.
+
+        Half-block characters, two modules per line, with the quiet zone around;
+        a phone reads it off the screen like the web UI's. A terminal that cannot
+        show them (no UTF-8) gets segno's ANSI-colour drawing instead."""
+        drawing = io.StringIO()
+        self._qr().terminal(out=drawing, compact=True)
+        text = drawing.getvalue()
+        try:
+            text.encode(getattr(out, "encoding", None) or "utf-8")
+        except (UnicodeEncodeError, LookupError):
+            drawing = io.StringIO()
+            self._qr().terminal(out=drawing)
+            text = drawing.getvalue()
+        out.write(text)
 
 
 def make_offer(

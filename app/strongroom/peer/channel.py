@@ -18,13 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from strongroom.noise import MAX_PLAINTEXT_LEN, TransportSession
+from strongroom.noise import MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, TransportSession
 
 FINAL = 0x00
 MORE = 0x01
 BUNDLE = 0x02
 MAX_FRAGMENT = MAX_PLAINTEXT_LEN - 1
 _LENGTH = 2  # bytes of each frame's length inside a bundle
+
+# The largest WebSocket message either side accepts (protocol.md §1): a Noise
+# message of at most 65 535 bytes plus the selector byte in the first message.
+MAX_WS_MESSAGE = MAX_MESSAGE_LEN + 1
+# aiohttp refuses (1009) a message whose size is >= its `max_msg_size`, not only
+# one above it: it is given one more than the largest size we accept. A test sends
+# 65 536 and 65 537 bytes and checks both sides of the edge.
+WS_MAX_MSG_SIZE = MAX_WS_MESSAGE + 1
 
 
 class ChannelError(Exception):

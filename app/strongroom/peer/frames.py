@@ -22,9 +22,9 @@ import cbor2
 
 from strongroom.archive.record import MAX_RECORD_BYTES
 from strongroom.cbor_check import CborRejected, check_cbor
+from strongroom.peer.request_id import MAX_REQUEST_ID, readable_request_id
 from strongroom.proof.sth import SignedTreeHead
 
-MAX_REQUEST_ID = 2**53 - 1
 BLOB_PIECE_BYTES = 65_280  # a blob_chunk / blob_data frame fits one Noise message
 MAX_MAIL_PAYLOAD = 64 * 1024
 MAX_TEXT = 256
@@ -144,6 +144,8 @@ HISTORY_ITEM = shape(
     # Boxes since the history proofs: the leaf's time and the inclusion proof.
     {"at": uint(), "proof": list_of(bytes32, 64)},
 )
+# The key of each device a history page's items name (§8: the phone checks signatures).
+DEVICE_KEY = shape({"device": uint(), "sign_key": bytes32})
 _PIECE = data(0, BLOB_PIECE_BYTES)
 _CAPS = list_of(text(1, 32), 16)
 
@@ -215,7 +217,7 @@ SCHEMAS: dict[tuple[Direction, str], Schema] = {
             "cursor": uint(),
             "done": boolean,
         },
-        {"tree_head": TREE_HEAD},
+        {"tree_head": TREE_HEAD, "devices": list_of(DEVICE_KEY, MAX_HISTORY_ITEMS)},
     ),
     (Direction.TO_BOX, "blob_begin"): ({"sha256": bytes32, "size": uint()}, {}),
     (Direction.TO_PHONE, "blob_status"): (
@@ -286,8 +288,11 @@ def record_ack(
 
 def decode_frame(raw: bytes, direction: Direction, *, max_bytes: int) -> Frame:
     """Parse and validate one frame travelling in `direction`; raise FrameError otherwise."""
+    # Errors about a frame carry its id whenever it can be read, even from bytes the
+    # strict decoder refuses (protocol.md §5; see request_id.py).
     if len(raw) > max_bytes:
-        raise FrameError(ErrorCode.TOO_LARGE, f"frame of {len(raw)} bytes exceeds {max_bytes}")
+        message = f"frame of {len(raw)} bytes exceeds {max_bytes}"
+        raise FrameError(ErrorCode.TOO_LARGE, message, readable_request_id(raw))
     try:
         # The pre-check also proves the encoding canonical (shortest heads, ordered
         # unique keys), so no re-encoding is needed to compare.
@@ -295,14 +300,17 @@ def decode_frame(raw: bytes, direction: Direction, *, max_bytes: int) -> Frame:
         value = cbor2.loads(raw)
     except CborRejected as exc:
         message = "frame is not in canonical CBOR" if exc.canonical else f"not a frame: {exc}"
-        raise FrameError(ErrorCode.MALFORMED, message) from None
+        raise FrameError(ErrorCode.MALFORMED, message, readable_request_id(raw)) from None
     except (cbor2.CBORError, ValueError) as exc:
-        raise FrameError(ErrorCode.MALFORMED, f"not a frame: {exc}") from None
-    if not isinstance(value, dict) or value.keys() != {"t", "id", "b"}:
+        message = f"not a frame: {exc}"
+        raise FrameError(ErrorCode.MALFORMED, message, readable_request_id(raw)) from None
+    if not isinstance(value, dict):
         raise FrameError(ErrorCode.MALFORMED, "a frame is a map of exactly t, id and b")
-    request_id = value["id"]
+    request_id: Any = value.get("id")  # an int once the next line has checked it
     if not _REQUEST_ID(request_id):
         raise FrameError(ErrorCode.MALFORMED, "id must be an unsigned integer below 2^53")
+    if value.keys() != {"t", "id", "b"}:
+        raise FrameError(ErrorCode.MALFORMED, "a frame is a map of exactly t, id and b", request_id)
     frame_type, body = value["t"], value["b"]
     if not isinstance(frame_type, str) or not isinstance(body, dict):
         raise FrameError(ErrorCode.MALFORMED, "t must be text and b a map", request_id)

@@ -14,17 +14,14 @@ close) for the network glue to run. A session starts in one of two states:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any, ClassVar
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from strongroom.archive import writes
-from strongroom.archive.blobs import BlobLocation
-from strongroom.archive.committer import Committed, CommitterStopped
-from strongroom.archive.errors import ArchiveError, BlobError, RecordRejected, StorageFull
+from strongroom.archive.committer import Committed
+from strongroom.archive.errors import RecordRejected
 from strongroom.archive.record import (
     Record,
     parse_record,
@@ -34,27 +31,18 @@ from strongroom.archive.record import (
 from strongroom.config import Limits
 from strongroom.pairing.codes import committed_comparison_code
 from strongroom.pairing.gate import PairingAttempt, PairingMethod, PairingOutcome
-from strongroom.peer import history, ingest, mailbox
+from strongroom.peer import history, ingest
 from strongroom.peer.actions import (
     Action,
     AskGate,
-    BlobStored,
     CheckSignature,
     Close,
     Commit,
     DeviceSeen,
     Query,
     Send,
-    StreamBlob,
-    UploadAbort,
-    UploadFailed,
-    UploadFinish,
-    UploadOpen,
-    UploadOpened,
-    UploadWrite,
-    WakeMail,
-    WakeNotices,
 )
+from strongroom.peer.device_keys import device_keys
 from strongroom.peer.frames import (
     BLOB_PIECE_BYTES,
     CloseCode,
@@ -64,51 +52,17 @@ from strongroom.peer.frames import (
     FrameError,
     decode_frame,
     error_frame,
-    record_ack,
 )
 from strongroom.peer.handshake import HandshakeKind, pair_message
 from strongroom.peer.history import Device
+from strongroom.peer.session_blobs import BlobFlow
+from strongroom.peer.session_common import BoxInfo, State, error, error_for, logged
+from strongroom.peer.session_mail import MailFlow
+
+__all__ = ["CAPABILITIES", "BoxInfo", "CodeFunction", "PeerSession", "State"]
 
 CAPABILITIES = ["blobs", "bundles", "fragments", "history", "mail"]
 CodeFunction = Callable[[bytes, bytes, bytes], str]  # (handshake hash, phone nonce, box nonce)
-MAIL_WINDOW = 32  # deliveries (and notices) sent but not yet acknowledged, per session
-
-
-class State(Enum):
-    PAIRING = "pairing"
-    READY = "ready"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class BoxInfo:
-    name: str
-    fingerprint: str
-    sign_public: bytes
-
-
-@dataclass
-class _Upload:
-    sha256: bytes
-    size: int
-    offset: int
-    failed: bool = False
-
-
-def _error_for(exc: BaseException) -> tuple[ErrorCode, str]:
-    if isinstance(exc, mailbox.UnknownRecipient):
-        return ErrorCode.UNKNOWN_RECIPIENT, str(exc)
-    if isinstance(exc, RecordRejected):
-        return ErrorCode.REJECTED, str(exc)
-    if isinstance(exc, StorageFull):
-        return ErrorCode.STORAGE_FULL, "the box's disk is full; retry later"
-    if isinstance(exc, CommitterStopped):
-        return ErrorCode.UNAVAILABLE, "the archive is not accepting writes"
-    if isinstance(exc, BlobError):
-        return ErrorCode.HASH_MISMATCH, str(exc)
-    if isinstance(exc, ArchiveError):
-        return ErrorCode.INTERNAL, str(exc)
-    return ErrorCode.INTERNAL, "internal error"
 
 
 class PeerSession:
@@ -139,11 +93,8 @@ class PeerSession:
         self.state = State.READY if device is not None else State.PAIRING
         self.pairing_pending = False
         self.peer_bundles = False  # the phone listed "bundles" in its hello caps
-        self._upload: _Upload | None = None
-        self._mail_out: set[bytes] = set()  # delivered in this session, not yet acknowledged
-        self._notices_out: set[bytes] = set()
-        self._mail_query = False
-        self._notice_query = False
+        self.mail = MailFlow(self)
+        self.blobs = BlobFlow(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -174,9 +125,8 @@ class PeerSession:
         if self.state is State.CLOSED:
             return []
         self.state = State.CLOSED
-        abort: list[Action] = [UploadAbort()] if self._upload is not None else []
         return [
-            *abort,
+            *self.blobs.abort(),
             Send(error_frame(ErrorCode.REVOKED, "this device was revoked")),
             Close(CloseCode.REFUSED, "revoked"),
         ]
@@ -184,10 +134,7 @@ class PeerSession:
     def closed(self) -> list[Action]:
         """The connection went away: keep a partial upload for resuming."""
         self.state = State.CLOSED
-        if self._upload is not None:
-            self._upload = None
-            return [UploadAbort()]
-        return []
+        return self.blobs.abort()
 
     # -- input -------------------------------------------------------------------------------
 
@@ -198,7 +145,7 @@ class PeerSession:
         try:
             frame = decode_frame(raw, Direction.TO_BOX, max_bytes=self.limits.max_frame_bytes)
         except FrameError as exc:
-            return [Send(error_frame(exc.code, exc.message, exc.request_id))]
+            return [error(exc.code, exc.message, exc.request_id)]
         if frame.type == "ping":
             return [Send(Frame("pong", frame.id))]
         if frame.type in ("pong", "error"):
@@ -210,15 +157,11 @@ class PeerSession:
         if self.state is State.PAIRING:
             if frame.type == "pair":
                 return self._pair(frame)
-            return [self._error(ErrorCode.NOT_PAIRED, "pair this device first", frame.id)]
+            return [error(ErrorCode.NOT_PAIRED, "pair this device first", frame.id)]
         handler = self._HANDLERS.get(frame.type)
         if handler is None:
-            return [self._error(ErrorCode.MALFORMED, f"{frame.type} is not expected now", frame.id)]
+            return [error(ErrorCode.MALFORMED, f"{frame.type} is not expected now", frame.id)]
         return handler(self, frame)
-
-    @staticmethod
-    def _error(code: ErrorCode, message: str, request_id: int, **kw: Any) -> Send:
-        return Send(error_frame(code, message, request_id, **kw))
 
     def _hello_reply(self, request_id: int) -> Frame:
         limits = self.limits
@@ -243,15 +186,15 @@ class PeerSession:
 
     def _pair(self, frame: Frame) -> list[Action]:
         if self.pairing_pending:
-            return [self._error(ErrorCode.BUSY, "a pairing request is already pending", frame.id)]
+            return [error(ErrorCode.BUSY, "a pairing request is already pending", frame.id)]
         if self._code_nonces is None:
-            return [self._error(ErrorCode.NOT_PAIRED, "pair over XX or XXpsk3", frame.id)]
+            return [error(ErrorCode.NOT_PAIRED, "pair over XX or XXpsk3", frame.id)]
         body = frame.body
         try:
             VerifyKey(body["sign_key"]).verify(pair_message(self.handshake_hash), body["sig"])
         except (BadSignatureError, ValueError):
             return [
-                self._error(ErrorCode.REJECTED, "pair signature does not verify", frame.id),
+                error(ErrorCode.REJECTED, "pair signature does not verify", frame.id),
                 Close(CloseCode.REFUSED, "bad pair signature"),
             ]
         method = PairingMethod.QR if self.kind is HandshakeKind.XXPSK3 else PairingMethod.BUTTON
@@ -271,7 +214,7 @@ class PeerSession:
         self.pairing_pending = False
         self.state = State.CLOSED
         return [
-            self._error(ErrorCode.PAIRING_REFUSED, "pairing refused", request_id, reason=reason),
+            error(ErrorCode.PAIRING_REFUSED, "pairing refused", request_id, reason=reason),
             Close(CloseCode.REFUSED, f"pairing refused: {reason}"),
         ]
 
@@ -297,8 +240,8 @@ class PeerSession:
                 return self._refuse(request_id, "revoked")
             if isinstance(result, Exception):
                 self.pairing_pending = False
-                code, message = _error_for(result)
-                return [self._error(code, message, request_id)]
+                code, message = error_for(result)
+                return [error(code, message, request_id)]
             return self._paired(request_id, attempt, int(result.result), result)
 
         return [Commit(writes.add_device(device), None, registered)]
@@ -346,14 +289,14 @@ class PeerSession:
             if not self._check_signatures_apart:
                 verify_record_signature(record, device.sign_key)
         except RecordRejected as exc:
-            return [self._error(ErrorCode.REJECTED, str(exc), frame.id)]
+            return [error(ErrorCode.REJECTED, str(exc), frame.id)]
         if not self._check_signatures_apart:
             return [self._store(frame.id, record, device)]
 
         def checked(holds: bool) -> list[Action]:
             if not holds:
                 message = "record signature does not verify with the device key"
-                return [self._error(ErrorCode.REJECTED, message, frame.id)]
+                return [error(ErrorCode.REJECTED, message, frame.id)]
             if self.state is State.CLOSED:
                 return []
             return [self._store(frame.id, record, device)]
@@ -363,127 +306,19 @@ class PeerSession:
     def _store(self, request_id: int, record: Record, device: Device) -> Commit:
         """Commit a record whose signature holds; the ack follows the durable commit."""
         op = ingest.push_record(record, device.id, device.owner)
-        return Commit(op, ingest.log_index_of, lambda r: self._logged(request_id, "record", r))
+        return Commit(op, ingest.log_index_of, lambda r: logged(request_id, "record", r))
 
-    def _logged(self, request_id: int, kind: str, result: Committed | Exception) -> list[Action]:
-        if isinstance(result, Exception):
-            code, message = _error_for(result)
-            return [self._error(code, message, request_id)]
-        logged: ingest.Logged = result.result
-        if result.tree_head is None or result.inclusion_proof is None:
-            return [self._error(ErrorCode.INTERNAL, "no proof for a logged entry", request_id)]
-        ack = record_ack(
-            request_id,
-            kind=kind,
-            ref=logged.content_sha256,
-            log_index=logged.log_index,
-            at=logged.at,
-            tree_head=result.tree_head,
-            proof=result.inclusion_proof,
-            duplicate=logged.duplicate,
-        )
-        return [Send(ack)]
-
-    # -- mail ----------------------------------------------------------------------------------
-
-    def _mail(self, frame: Frame) -> list[Action]:
-        assert self.device is not None
-        body = frame.body
-        mail_id: bytes = body["mail_id"]
-        device = body.get("device")
-        op = mailbox.hold_mail(mail_id, self.device.id, body["to"], device, body["payload"])
-
-        def held(result: Committed | Exception) -> list[Action]:
-            if isinstance(result, Exception):
-                code, message = _error_for(result)
-                return [self._error(code, message, frame.id)]
-            ack = Frame("ack", frame.id, {"kind": "mail", "ref": mail_id})
-            return [Send(ack), WakeMail(body["to"], device)]
-
-        return [Commit(op, None, held)]
-
-    def _mail_ack(self, frame: Frame) -> list[Action]:
-        assert self.device is not None
-        mail_id: bytes = frame.body["mail_id"]
-
-        def recorded(result: Committed | Exception) -> list[Action]:
-            if isinstance(result, Exception):
-                code, message = _error_for(result)
-                return [self._error(code, message, frame.id)]
-            actions: list[Action] = []
-            outcome = result.result
-            if isinstance(outcome, mailbox.Delivered):
-                actions.append(WakeNotices(outcome.sender_device))
-            if mail_id in self._mail_out:
-                self._mail_out.discard(mail_id)
-                actions += self.wake_mail()
-            if mail_id in self._notices_out:
-                self._notices_out.discard(mail_id)
-                actions += self.wake_notices()
-            return actions
-
-        return [
-            Commit(mailbox.ack_mail(mail_id, self.device.id, self.device.owner), None, recorded)
-        ]
+    # -- mail (session_mail.py) -----------------------------------------------------------------
 
     def wake_mail(self) -> list[Action]:
         """Fetch and deliver waiting mail, keeping at most MAIL_WINDOW unacknowledged."""
-        if self.state is not State.READY or self._mail_query or self.device is None:
-            return []
-        room = MAIL_WINDOW - len(self._mail_out)
-        if room <= 0:
-            return []
-        self._mail_query = True
-        device = self.device
-        limit = room + len(self._mail_out)
-
-        def deliver(items: list[history.MailItem]) -> list[Action]:
-            self._mail_query = False
-            if self.state is not State.READY:
-                return []
-            actions: list[Action] = []
-            for item in items:
-                if item.mail_id in self._mail_out or len(self._mail_out) >= MAIL_WINDOW:
-                    continue
-                self._mail_out.add(item.mail_id)
-                body = {
-                    "mail_id": item.mail_id,
-                    "from": item.sender_owner,
-                    "device": item.sender_device,
-                    "at": item.at,
-                    "payload": item.payload,
-                }
-                actions.append(Send(Frame("mail", 0, body)))
-            return actions
-
-        return [Query(lambda c: history.pending_mail(c, device.id, device.owner, limit), deliver)]
+        return self.mail.wake_mail()
 
     def wake_notices(self) -> list[Action]:
         """Send delivery notices for this device's mail that its recipients took."""
-        if self.state is not State.READY or self._notice_query or self.device is None:
-            return []
-        if len(self._notices_out) >= MAIL_WINDOW:
-            return []
-        self._notice_query = True
-        device_id = self.device.id
-        limit = MAIL_WINDOW + len(self._notices_out)
+        return self.mail.wake_notices()
 
-        def notify(items: list[history.Notice]) -> list[Action]:
-            self._notice_query = False
-            if self.state is not State.READY:
-                return []
-            actions: list[Action] = []
-            for item in items:
-                if item.mail_id in self._notices_out or len(self._notices_out) >= MAIL_WINDOW:
-                    continue
-                self._notices_out.add(item.mail_id)
-                body = {"mail_id": item.mail_id, "device": item.device, "at": item.at}
-                actions.append(Send(Frame("mail_ack", 0, body)))
-            return actions
-
-        return [Query(lambda c: history.pending_notices(c, device_id, limit), notify)]
-
-    # -- history -------------------------------------------------------------------------------
+    # -- history; blobs are in session_blobs.py ---------------------------------------------
 
     def _history(self, frame: Frame) -> list[Action]:
         assert self.device is not None
@@ -493,12 +328,19 @@ class PeerSession:
             frame.body.get("limit", self.limits.history_page_size), self.limits.history_page_size
         )
         limit = max(limit, 1)
-        # Leave room in the frame for the page's own CBOR around the records.
-        budget = max(self.limits.max_frame_bytes - 4096, 1)
+        # Leave room in the frame for the page's own CBOR around the records, and for
+        # the key of each device its items name (at most one per item, ~50 bytes each).
+        budget = max(self.limits.max_frame_bytes - 4096 - 50 * limit, 1)
 
-        def page(result: history.HistoryPage) -> list[Action]:
+        def read(conn: Any) -> tuple[history.HistoryPage, list[dict[str, Any]]]:
+            result = history.history_page(conn, owner, cursor, limit, budget)
+            return result, device_keys(conn, (item["device"] for item in result.items))
+
+        def page(found: tuple[history.HistoryPage, list[dict[str, Any]]]) -> list[Action]:
+            result, keys = found
             body: dict[str, Any] = {
                 "items": result.items,
+                "devices": keys,  # so the phone can check every record's signature
                 "cursor": result.cursor,
                 "done": result.done,
             }
@@ -506,111 +348,15 @@ class PeerSession:
                 body["tree_head"] = result.tree_head
             return [Send(Frame("history_page", frame.id, body))]
 
-        return [Query(lambda c: history.history_page(c, owner, cursor, limit, budget), page)]
-
-    # -- blobs ---------------------------------------------------------------------------------
-
-    def _blob_begin(self, frame: Frame) -> list[Action]:
-        sha256: bytes = frame.body["sha256"]
-        size: int = frame.body["size"]
-        if size > self.limits.max_attachment_bytes:
-            return [
-                self._error(
-                    ErrorCode.TOO_LARGE,
-                    f"attachments are limited to {self.limits.max_attachment_bytes} bytes",
-                    frame.id,
-                )
-            ]
-        actions: list[Action] = []
-        if self._upload is not None:
-            actions.append(UploadAbort())
-            self._upload = None
-
-        def opened(result: BlobStored | UploadOpened | UploadFailed) -> list[Action]:
-            if isinstance(result, UploadFailed):
-                return [self._error(ErrorCode(result.code), result.message, frame.id)]
-            if isinstance(result, BlobStored):
-                op = ingest.existing_blob(sha256)
-                return [
-                    Commit(op, ingest.log_index_of, lambda r: self._logged(frame.id, "blob", r))
-                ]
-            self._upload = _Upload(sha256, size, result.offset)
-            body = {"sha256": sha256, "offset": result.offset, "size": size}
-            return [Send(Frame("blob_status", frame.id, body))]
-
-        return [*actions, UploadOpen(sha256, size, opened)]
-
-    def _blob_chunk(self, frame: Frame) -> list[Action]:
-        upload = self._upload
-        if upload is None or upload.failed:
-            return [self._error(ErrorCode.NO_UPLOAD, "send blob_begin first", frame.id)]
-        offset: int = frame.body["offset"]
-        data: bytes = frame.body["data"]
-        if offset != upload.offset:
-            return [
-                self._error(
-                    ErrorCode.BAD_OFFSET, f"expected offset {upload.offset}, got {offset}", frame.id
-                )
-            ]
-        if offset + len(data) > upload.size:
-            return [self._error(ErrorCode.TOO_LARGE, "more bytes than announced", frame.id)]
-        upload.offset += len(data)
-
-        def failed(result: UploadFailed) -> list[Action]:
-            upload.failed = True
-            return [self._error(ErrorCode(result.code), result.message, frame.id)]
-
-        return [UploadWrite(data, failed)]
-
-    def _blob_end(self, frame: Frame) -> list[Action]:
-        upload = self._upload
-        if upload is None or upload.failed or upload.sha256 != frame.body["sha256"]:
-            return [self._error(ErrorCode.NO_UPLOAD, "no such upload on this connection", frame.id)]
-        if upload.offset != upload.size:
-            return [
-                self._error(
-                    ErrorCode.BAD_OFFSET,
-                    f"only {upload.offset} of {upload.size} bytes received",
-                    frame.id,
-                )
-            ]
-        self._upload = None
-
-        def finished(result: BlobLocation | UploadFailed) -> list[Action]:
-            if isinstance(result, UploadFailed):
-                return [self._error(ErrorCode(result.code), result.message, frame.id)]
-            op = ingest.register_blob(upload.sha256, upload.size, result)
-            return [Commit(op, ingest.log_index_of, lambda r: self._logged(frame.id, "blob", r))]
-
-        return [UploadFinish(finished)]
-
-    def _blob_get(self, frame: Frame) -> list[Action]:
-        assert self.device is not None
-        owner = self.device.owner
-        sha256: bytes = frame.body["sha256"]
-        offset: int = frame.body["offset"]
-
-        def read(conn: Any) -> history.StoredBlob | None:
-            if not history.owner_has_blob(conn, owner, sha256):
-                return None
-            return history.stored_blob(conn, sha256)
-
-        def found(blob: history.StoredBlob | None) -> list[Action]:
-            if blob is None:
-                return [self._error(ErrorCode.NOT_FOUND, "no such attachment", frame.id)]
-            if offset > blob.size:
-                return [self._error(ErrorCode.BAD_OFFSET, "offset beyond the blob", frame.id)]
-            return [StreamBlob(frame.id, blob.location, blob.size, offset)]
-
-        return [Query(read, found)]
+        return [Query(read, page)]
 
     _HANDLERS: ClassVar[dict[str, Callable[[PeerSession, Frame], list[Action]]]] = {
-        "push": _push,
-        "mail": _mail,
-        "mail_ack": _mail_ack,
-        "history": _history,
-        "blob_begin": _blob_begin,
-        "blob_chunk": _blob_chunk,
-        "blob_end": _blob_end,
-        "blob_get": _blob_get,
+        "push": lambda s, f: s._push(f),
+        "mail": lambda s, f: s.mail.mail(f),
+        "mail_ack": lambda s, f: s.mail.mail_ack(f),
+        "history": lambda s, f: s._history(f),
+        "blob_begin": lambda s, f: s.blobs.begin(f),
+        "blob_chunk": lambda s, f: s.blobs.chunk(f),
+        "blob_end": lambda s, f: s.blobs.end(f),
+        "blob_get": lambda s, f: s.blobs.get(f),
     }

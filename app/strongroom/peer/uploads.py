@@ -5,6 +5,11 @@ Bytes go from the blob_chunk frames into `BlobUpload` (hashed, encrypted in
 attachment is never held whole in memory. An upload that stops (dropped link,
 box restart) keeps its whole sealed chunks; `blob_begin` for the same hash
 resumes from there.
+
+Each hash is claimed by one driver at a time (`active`). The claim must be let go
+whatever ends the upload: finish, abort, a connection that closes cleanly (aiohttp
+then cancels its handler, see PeerService) or a newer connection of the same
+device taking over. A claim left behind answers `busy` to that hash for good.
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ EVICT_WAIT_S = 5.0
 # in batches. One batch is on its way to disk while the next one fills: about
 # 1 MiB of an upload is in memory, never the attachment.
 BATCH_BYTES = 512 * 1024
+
+
+def _quiet(task: asyncio.Future[None]) -> None:
+    """Done callback: a close that failed has nothing left to report."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _seal_and_append(upload: BlobUpload, pieces: list[bytes]) -> None:
@@ -71,10 +82,17 @@ class UploadDriver:
         self._batch_bytes = 0
         self._flight: asyncio.Future[None] | None = None
         self._write_error: UploadFailed | None = None
+        # The claim-to-open step runs as a task of its own: a cancelled caller must
+        # not leave a claim with no upload behind it (abort waits for this task).
+        self._opening: asyncio.Task[BlobStored | UploadOpened | UploadFailed] | None = None
 
     async def _evict(self) -> None:
-        """Close this driver's connection and wait until its upload is put away."""
-        await self._close_connection()
+        """Ask this driver's connection to close and wait until its upload is put away.
+
+        The close runs on its own: waiting for a dead phone's closing handshake
+        must not hold the newer connection (the old reader stops at once anyway)."""
+        closing = asyncio.ensure_future(self._close_connection())
+        closing.add_done_callback(_quiet)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), EVICT_WAIT_S)
 
@@ -98,6 +116,11 @@ class UploadDriver:
         self._active[sha256] = self
         self._sha256 = sha256
         self._idle.clear()
+        self._opening = asyncio.ensure_future(self._start(sha256, size))
+        return await asyncio.shield(self._opening)
+
+    async def _start(self, sha256: bytes, size: int) -> BlobStored | UploadOpened | UploadFailed:
+        """Claim taken: register the upload and open its file (or let the claim go)."""
         try:
             location = self._archive.blobs.new_location()
             committed = await self._committer.submit(writes.begin_upload(sha256, size, location))
@@ -110,6 +133,9 @@ class UploadDriver:
         except (ArchiveError, OSError) as exc:
             self._release()
             return UploadFailed(ErrorCode.UNAVAILABLE, f"cannot start the upload: {exc}")
+        except BaseException:
+            self._release()
+            raise
         self._upload, self._location = upload, location
         self._write_error = None
         self._batch, self._batch_bytes = [], 0
@@ -188,12 +214,16 @@ class UploadDriver:
         return location
 
     async def abort(self) -> None:
-        await self._drain()
-        upload, self._upload = self._upload, None
-        if upload is None:
-            return
+        """Put the upload away (its sealed chunks stay for a resume); let the claim go."""
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            with contextlib.suppress(Exception):
+                await opening  # an open still under way: abort what it opened
         try:
-            await asyncio.to_thread(upload.abort)
+            await self._drain()
+            upload, self._upload = self._upload, None
+            if upload is not None:
+                await asyncio.to_thread(upload.abort)
         except OSError:
             pass  # the next resume re-reads what is on disk and keeps what authenticates
         finally:

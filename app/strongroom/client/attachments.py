@@ -1,0 +1,152 @@
+"""Attachments of the reference client (protocol.md §9): resumable upload and download.
+
+Upload: `blob_begin`, then `blob_chunk` frames from the offset the box returns
+(what it had made durable), then `blob_end`; the ack is verified like a record's.
+Download: `blob_get` from the size of a partial file, its SHA-256 checked before
+the file takes its final name. Neither holds an attachment whole in memory when
+it comes from or goes to a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from strongroom.client.link import BoxError, Link
+from strongroom.client.proofs import Ack, AckVerifier, ProofError
+from strongroom.peer.frames import BLOB_PIECE_BYTES, Frame
+
+Progress = Callable[[int, int], None]
+
+
+async def upload(
+    link: Link, verifier: AckVerifier, source: Path | bytes, progress: Progress | None
+) -> Ack:
+    """Upload an attachment's bytes, resuming where the box's durable copy stops.
+
+    `progress(offset, size)` is called first with the offset the upload resumes
+    from, then after every piece. Push the attachment record after this returns.
+    """
+    sha256, size = await asyncio.to_thread(_digest, source)
+    reply = await link.request("blob_begin", {"sha256": sha256, "size": size})
+    if reply.type == "ack":  # the box already holds this blob
+        return verifier.verify(reply.body, kind="blob", leaf_kind="blob", ref=sha256)
+    offset = int(reply.body["offset"])
+    if progress is not None:
+        progress(offset, size)
+    chunk_id, failure = link.watch()
+    try:
+        for piece in _pieces(source, offset):
+            if failure.done():
+                await failure  # raises the box's error
+            await link.send(Frame("blob_chunk", chunk_id, {"offset": offset, "data": piece}))
+            offset += len(piece)
+            if progress is not None:
+                progress(offset, size)
+        end = await link.request("blob_end", {"sha256": sha256})
+    finally:
+        link.unwatch(chunk_id)
+    return verifier.verify(end.body, kind="blob", leaf_kind="blob", ref=sha256)
+
+
+async def download(link: Link, sha256: bytes, dest: Path | None) -> bytes:
+    """Download an attachment of this owner; verify its hash; optionally write `dest`.
+
+    Returns the bytes when `dest` is None, else b"" (the file holds them). With
+    `dest`, bytes go to `<dest>.partial` first and the file appears only once its
+    hash is verified; a download cut off (dropped link, app killed) resumes from
+    the partial file's size: the box streams only what is missing.
+    """
+    partial = dest.with_name(dest.name + ".partial") if dest is not None else None
+    try:
+        return await _download(link, sha256, partial, dest)
+    except BoxError as exc:
+        if partial is None or exc.code != "bad-offset":
+            raise
+        # The partial file is longer than the blob (not this blob's): start over.
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        return await _download(link, sha256, partial, dest)
+
+
+async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path | None) -> bytes:
+    digest = hashlib.sha256()
+    parts: list[bytes] = []
+    offset = 0
+    if partial is not None:
+        offset = await asyncio.to_thread(_hash_partial, partial, digest)
+    handle = partial.open("ab") if partial is not None else None
+    frames = link.stream("blob_get", {"sha256": sha256, "offset": offset})
+    try:
+        # The link buffers only a few frames of the stream (back-pressure on the box);
+        # aclosing releases the stream as soon as this loop ends, even on an error.
+        async with contextlib.aclosing(frames):
+            async for frame in frames:
+                if frame.body["offset"] != offset:
+                    raise ProofError("the box sent the attachment's bytes out of order")
+                data: bytes = frame.body["data"]
+                digest.update(data)
+                offset += len(data)
+                if handle is not None:
+                    await asyncio.to_thread(_write_flushed, handle, data)
+                else:
+                    parts.append(data)
+                if frame.body["end"]:
+                    break
+    finally:
+        if handle is not None:
+            handle.close()
+    if digest.digest() != sha256:
+        if partial is not None:
+            await asyncio.to_thread(partial.unlink, missing_ok=True)  # start over next time
+        raise ProofError("the downloaded attachment does not match its hash")
+    if partial is not None and dest is not None:
+        await asyncio.to_thread(os.replace, partial, dest)
+    return b"".join(parts)
+
+
+def _hash_into(path: Path, digest: Any) -> int:
+    """Feed a file to `digest` in 1 MiB blocks; return its size."""
+    size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1024 * 1024):
+            digest.update(block)
+            size += len(block)
+    return size
+
+
+def _hash_partial(path: Path, digest: Any) -> int:
+    """An earlier cut-off download's bytes into `digest`; its size, 0 if there is none."""
+    try:
+        return _hash_into(path, digest)
+    except FileNotFoundError:
+        return 0
+
+
+def _write_flushed(handle: Any, data: bytes) -> None:
+    # Flushed per piece: what a killed app leaves behind is what a resume counts on.
+    handle.write(data)
+    handle.flush()
+
+
+def _digest(source: Path | bytes) -> tuple[bytes, int]:
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).digest(), len(source)
+    digest = hashlib.sha256()
+    size = _hash_into(source, digest)
+    return digest.digest(), size
+
+
+def _pieces(source: Path | bytes, offset: int) -> Iterable[bytes]:
+    if isinstance(source, bytes):
+        for start in range(offset, len(source), BLOB_PIECE_BYTES):
+            yield source[start : start + BLOB_PIECE_BYTES]
+        return
+    with source.open("rb") as handle:
+        handle.seek(offset)
+        while piece := handle.read(BLOB_PIECE_BYTES):
+            yield piece

@@ -1,0 +1,294 @@
+"""One phone's connection: the I/O side of a PeerSession, run by PeerService.
+
+Reads transport messages, feeds whole frames to the sans-I/O session and runs
+the actions it returns: sends and closes at once, uploads in order, waiting work
+(commits, reads, signature checks, the pairing gate, blob streams) in background
+tasks, at most `max_in_flight_frames` of them; when all are busy the reader stops
+reading, so TCP pushes back on the phone. Its wind-down (the upload put away, the
+blob's claim let go) cannot be cut half-way by a cancelled handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from strongroom.archive.blobs import BlobLocation
+from strongroom.archive.committer import Committed
+from strongroom.archive.errors import BlobError
+from strongroom.noise import NoiseError
+from strongroom.pairing.gate import PairingOutcome, Refusal
+from strongroom.peer.actions import (
+    Action,
+    AskGate,
+    CheckSignature,
+    Close,
+    Commit,
+    DeviceSeen,
+    Query,
+    Send,
+    StreamBlob,
+    UploadAbort,
+    UploadFinish,
+    UploadOpen,
+    UploadWrite,
+    WakeMail,
+    WakeNotices,
+)
+from strongroom.peer.channel import ChannelError, SecureChannel
+from strongroom.peer.frames import (
+    BLOB_PIECE_BYTES,
+    CloseCode,
+    ErrorCode,
+    Frame,
+    encode_frame,
+    error_frame,
+)
+from strongroom.peer.outbox import Outbox
+from strongroom.peer.session import PeerSession, State
+from strongroom.peer.uploads import UploadDriver
+
+if TYPE_CHECKING:
+    from strongroom.peer.server import PeerService
+
+log = logging.getLogger(__name__)
+
+
+async def receive_binary(ws: web.WebSocketResponse) -> bytes | None:
+    msg = await ws.receive()
+    if msg.type == WSMsgType.BINARY:
+        return bytes(msg.data)
+    if msg.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+        await close_ws(ws, CloseCode.PROTOCOL, "binary messages only")
+    return None
+
+
+async def close_ws(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.close(code=code, message=reason.encode()[:120])
+
+
+class Connection:
+    """The I/O side of one authenticated (or pairing) session."""
+
+    def __init__(
+        self,
+        service: PeerService,
+        ws: web.WebSocketResponse,
+        channel: SecureChannel,
+        session: PeerSession,
+    ) -> None:
+        self.service = service
+        self.ws = ws
+        self.channel = channel
+        self.session = session
+        self.uploads = UploadDriver(
+            service.archive,
+            service.committer,
+            service.readers.run,
+            service.active_uploads,
+            device=lambda: None if session.device is None else session.device.id,
+            close_connection=lambda: self.close(
+                CloseCode.GOING_AWAY, "replaced by a newer connection"
+            ),
+        )
+        self._slots = asyncio.Semaphore(service.limits.max_in_flight_frames)
+        self.outbox = Outbox(channel, ws.send_bytes)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_input = time.monotonic()
+        self._closed = False
+        self.finished = asyncio.Event()  # set once the wind-down is over
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        watchdog = asyncio.create_task(self._idle_watchdog())
+        try:
+            await self.execute(self.session.start(), spawn=True)
+            while not self._closed:
+                msg = await self.ws.receive()
+                self._last_input = time.monotonic()
+                if msg.type != WSMsgType.BINARY:
+                    if msg.type == WSMsgType.TEXT:
+                        await self.close(CloseCode.PROTOCOL, "binary messages only")
+                    break
+                try:
+                    frames = self.channel.open(bytes(msg.data))
+                except (NoiseError, ChannelError):
+                    await self.close(CloseCode.PROTOCOL, "transport message rejected")
+                    break
+                for raw in frames:
+                    await self.execute(self.session.receive(raw), spawn=True)
+                self.outbox.bundling = self.session.peer_bundles
+        finally:
+            watchdog.cancel()
+            self._closed = True
+            # The box runs aiohttp with handler_cancellation: once the socket is gone
+            # (right after a clean close, too) this task is cancelled, and a cancel
+            # landing in the middle of putting an upload away left its blob claimed
+            # (`busy` to every later blob_begin). The wind-down runs in a task of its
+            # own that a cancellation cannot stop half-way.
+            wind_down = asyncio.ensure_future(self._wind_down())
+            self.service.track(wind_down)
+            await asyncio.shield(wind_down)
+
+    async def _wind_down(self) -> None:
+        """Keep a partial upload for resuming, let its claim go, stop the tasks."""
+        try:
+            await self.execute(self.session.closed(), spawn=False)
+        finally:
+            await self.uploads.abort()  # idempotent; also covers a blob_begin cut short
+            for task in list(self._tasks):
+                task.cancel()
+            if not self.ws.closed:
+                await close_ws(self.ws, CloseCode.GOING_AWAY, "closing")
+            self.finished.set()
+
+    async def _idle_watchdog(self) -> None:
+        idle = self.service.limits.idle_timeout_s
+        while not self._closed:
+            await asyncio.sleep(min(idle / 4, 1.0))
+            quiet = time.monotonic() - self._last_input
+            if quiet > idle and not self.session.busy:
+                await self.close(CloseCode.TIMEOUT, "idle timeout")
+                return
+
+    async def close(self, code: int, reason: str) -> None:
+        self._closed = True
+        await close_ws(self.ws, code, reason)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def spawn_inline(self, actions: list[Action]) -> None:
+        """Run actions in a task of their own (wake-ups from other sessions, revocation)."""
+        if actions and not self._closed:
+            task = asyncio.create_task(self.execute(actions, spawn=False))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def execute(self, actions: list[Action], *, spawn: bool) -> None:
+        """Run the session's actions in order; waiting ones go to background tasks if `spawn`."""
+        for action in actions:
+            if isinstance(action, Send):
+                await self.send(action.frame)
+            elif isinstance(action, Close):
+                await self.close(action.code, action.reason)
+            elif isinstance(action, DeviceSeen):
+                self.service.device_seen(action.device_id)
+            elif isinstance(action, WakeMail):
+                self.service.wake_mail(action.owner, action.device)
+            elif isinstance(action, WakeNotices):
+                self.service.wake_notices(action.device)
+            elif isinstance(action, UploadOpen):
+                opened = await self.uploads.open(action.sha256, action.size)
+                await self.execute(action.then(opened), spawn=spawn)
+            elif isinstance(action, UploadWrite):
+                failed = await self.uploads.write(action.data)
+                if failed is not None:
+                    await self.execute(action.on_error(failed), spawn=spawn)
+            elif isinstance(action, UploadFinish):
+                finished = await self.uploads.finish()
+                await self.execute(action.then(finished), spawn=spawn)
+            elif isinstance(action, UploadAbort):
+                await self.uploads.abort()
+            elif spawn:
+                # Back-pressure: with every slot busy, we stop reading the socket here.
+                await self._slots.acquire()
+                task = asyncio.create_task(self._background(action))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                await self._perform(action)
+        if self.session.device is not None and self.session.state is State.READY:
+            if self not in self.service._by_device.get(self.session.device.id, ()):
+                self.service.register(self)
+
+    async def _background(self, action: Action) -> None:
+        try:
+            await self._perform(action)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("peer action %s failed", type(action).__name__)
+            await self.send(error_frame(ErrorCode.INTERNAL, "internal error"))
+        finally:
+            self._slots.release()
+
+    async def _perform(self, action: Action) -> None:
+        if isinstance(action, Commit):
+            outcome: Committed | Exception
+            try:
+                outcome = await self.service.committer.submit(
+                    action.op, log_index_of=action.log_index_of
+                )
+            except Exception as exc:
+                outcome = exc
+            await self.execute(action.then(outcome), spawn=False)
+        elif isinstance(action, CheckSignature):
+            holds = await self.service.signatures.check(
+                action.public_key, action.message, action.signature
+            )
+            await self.execute(action.then(holds), spawn=False)
+        elif isinstance(action, Query):
+            result = await self.service.readers.run(action.read)
+            await self.execute(action.then(result), spawn=False)
+        elif isinstance(action, AskGate):
+            try:
+                decision = await self.service.gate.request(action.attempt)
+            except Exception:
+                log.exception("the pairing gate failed")
+                decision = PairingOutcome.refuse(Refusal.REJECTED)
+            await self.execute(action.then(decision), spawn=False)
+        elif isinstance(action, StreamBlob):
+            await self._stream_blob(action.request_id, action.location, action.size, action.offset)
+        else:
+            raise TypeError(f"not a waiting action: {action!r}")
+
+    async def send(self, frame: Frame) -> None:
+        if self._closed:
+            return
+        try:
+            await self.outbox.send(encode_frame(frame))
+        except (ConnectionError, RuntimeError):
+            self._closed = True
+
+    async def _stream_blob(
+        self, request_id: int, location: BlobLocation, size: int, offset: int
+    ) -> None:
+        # Decryption starts at the chunk holding `offset`, so a resumed download costs
+        # only what remains; chunks come from the disk thread eight at a time.
+        batches = self.service.archive.blobs.read_batches(location, size, offset)
+        pending = bytearray()
+        sent = offset
+        try:
+            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+                for chunk in batch:
+                    pending += chunk
+                taken = 0
+                with memoryview(pending) as view:
+                    # The last piece waits for the end of the blob: it carries end=True.
+                    while len(pending) - taken > BLOB_PIECE_BYTES:
+                        piece = bytes(view[taken : taken + BLOB_PIECE_BYTES])
+                        await self._send_piece(request_id, sent, piece, end=False)
+                        taken += len(piece)
+                        sent += len(piece)
+                del pending[:taken]
+                if self._closed:
+                    return
+        except BlobError as exc:
+            log.error("blob stream failed: %s", exc)
+            await self.send(
+                error_frame(ErrorCode.INTERNAL, "the stored blob is damaged", request_id)
+            )
+            return
+        await self._send_piece(request_id, sent, bytes(pending), end=True)
+
+    async def _send_piece(self, request_id: int, offset: int, data: bytes, *, end: bool) -> None:
+        await self.send(
+            Frame("blob_data", request_id, {"offset": offset, "data": data, "end": end})
+        )
