@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
-import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from e2e_helpers import E2EBox, pair_by_qr
+from strongroom.office.sealed import box_key_fingerprint
+from strongroom.office.verify_text import command_lines
+from strongroom.proof.pem import ed25519_public_key_from_pem
 
 AT_2015 = int(datetime(2015, 3, 2, 9, 0, tzinfo=UTC).timestamp() * 1000)
 HELD_TEXTS: tuple[str, ...] = (
@@ -83,26 +86,37 @@ async def astrongroom(data_dir: Path, *argv: str, passphrase_file: Path | None =
 
 
 def verify_certificate_with_openssl(bundle: Path, clean_dir: Path) -> dict[str, Any]:
-    """Unzip in an empty directory and run VERIFY.txt's openssl and sha256sum lines there."""
+    """Run VERIFY.txt's own `$` lines with /bin/sh in an empty directory holding the .zip.
+
+    The same procedure a stranger follows for an export (unzip, seal, manifest,
+    sha256sum, proofs), then the certificate's own signature. The expected
+    fingerprint pasted in is the one box.pem gives, as the box shows it.
+    """
     import json
 
+    from test_export_verify_txt import members, script
+
     clean_dir.mkdir()
-    with zipfile.ZipFile(bundle) as zf:
-        zf.extractall(clean_dir)
-        (root_name,) = {n.split("/")[0] for n in zf.namelist()}
-    root = clean_dir / root_name
-    text = (root / "VERIFY.txt").read_text(encoding="utf-8")
-    english = text.split("--- ENGLISH")[1]
-    lines = [line.strip() for line in english.splitlines()]
-    checks = [line for line in lines if line.startswith(("openssl ", "sha256sum -c"))]
-    assert sum(line.startswith("openssl pkeyutl -verify") for line in checks) >= 3, checks
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C"}
-    for line in checks:
-        done = subprocess.run(
-            line, shell=True, cwd=root, capture_output=True, text=True, check=False, env=env
-        )
-        assert done.returncode == 0, (line, done.stdout, done.stderr)
-    document: dict[str, Any] = json.loads((root / "certificate.json").read_text(encoding="utf-8"))
+    _, files, _ = members(bundle)
+    text = files["VERIFY.txt"].decode("utf-8")
+    (zip_name,) = [line[2:] for line in command_lines(text) if line.startswith("Z=")]
+    shutil.copyfile(bundle, clean_dir / zip_name)
+    key = ed25519_public_key_from_pem(files["box.pem"].decode("ascii"))
+    shell = clean_dir.parent / f"{clean_dir.name}.sh"
+    shell.write_text(script(bundle, box_key_fingerprint(key)), encoding="utf-8")
+    done = subprocess.run(
+        ["/bin/sh", "-e", str(shell)],
+        cwd=clean_dir,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(clean_dir), "LC_ALL": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The container seal, the manifest, the tree head, then the certificate itself.
+    assert done.stdout.count("Signature Verified Successfully") >= 4, done.stdout
+    document: dict[str, Any] = json.loads(files["certificate.json"])
     return document
 
 

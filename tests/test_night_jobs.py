@@ -147,7 +147,7 @@ async def test_timer_jobs_skip_on_a_locked_box_then_run_after_an_unlock(
         assert len(backup.list_sets(target)) == 1
         retention = await run_timer_job("strongroom-retention.service", box_toml)
         assert retention.returncode == 0, retention.stdout + retention.stderr
-        assert "destroyed: 0" in retention.stdout
+        assert "Retention run: 0 records destroyed" in retention.stdout
         verify = await run_timer_job("strongroom-verify.service", box_toml)
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert "OK: the archive verifies" in verify.stdout

@@ -4,6 +4,7 @@ and destroyed with their records if retention destroys any before the download."
 from __future__ import annotations
 
 import asyncio
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -110,7 +111,8 @@ async def test_an_export_waiting_for_download_is_destroyed_with_its_records(
         create_policy(PolicySpec("court", Duration(1, "days"), "record_date", "destroy"), "a")
     )
     archive.write(assign_policy("contact", "M. Martin", int(policy), "admin"))
-    result = await asyncio.to_thread(retention.run, archive, noon("2025-01-01"))
+    # Now, on the box's own clock: a decision dated before its newest head is refused.
+    result = await asyncio.to_thread(retention.run, archive, int(time.time() * 1000))
     assert result.destruction.destroyed == 3
 
     refused = await client.get(f"{job_path}/download", allow_redirects=False)

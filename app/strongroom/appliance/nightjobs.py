@@ -34,7 +34,8 @@ from typing import Any
 from strongroom.archive.db import Connection
 from strongroom.box import Box
 from strongroom.integrity import IntegrityStatus
-from strongroom.office import backup, retention
+from strongroom.office import backup
+from strongroom.office.service import retention_summary, run_op
 from strongroom.web.settings import BACKUP_TARGET, get_setting
 
 log = logging.getLogger(__name__)
@@ -176,15 +177,11 @@ class NightJobs:
         refusal = self._retention_guard()
         if refusal is not None:
             raise JobFailed(refusal)
-        archive = self.box.require_archive()
-        result = retention.run(archive, int(self.clock() * 1000))
-        plan = result.plan
-        summary = (
-            f"destroyed: {result.destruction.destroyed}  to review: {len(plan.to_review)}  "
-            f"held: {len(plan.held)}"
-        )
-        details = {"destroyed": result.destruction.destroyed, "to_review": len(plan.to_review)}
-        return summary, details
+        # The records office's own daily run, so the timer, the CLI and the
+        # web page report it in the same words.
+        result = run_op(self.box.require_archive(), "retention.run", {}, int(self.clock() * 1000))
+        details = {k: result[k] for k in ("destroyed", "to_review", "held", "kept")}
+        return retention_summary(result).replace("\n", " "), details
 
     async def _verify_archive(self) -> tuple[str, dict[str, Any]]:
         status = await self._verify()

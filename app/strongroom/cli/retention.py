@@ -14,6 +14,7 @@ from strongroom.cli.records import (
     subject_params,
     table,
 )
+from strongroom.office.service import retention_summary
 
 
 def _show_policies(r: dict[str, Any]) -> None:
@@ -60,21 +61,18 @@ def show_due(r: dict[str, Any]) -> None:
 def show_destruction(r: dict[str, Any]) -> None:
     d = r.get("destruction")
     if "to_review" in r:  # the daily run
-        print(
-            f"Retention run: {r['destroyed']} records destroyed, {r['to_review']} waiting for"
-            f" review, {r['held']} protected by a legal hold, {r['kept']} kept by a reviewer."
-        )
+        print(retention_summary(r))
     else:
         print(f"Approved: {r['approved']} records.", end="")
         if r["waiting_second_approval"]:
             print(f" {r['waiting_second_approval']} wait for a second approver.", end="")
         print()
-    if d and d["certificate"] is not None:
-        print(
-            f"Destroyed {d['destroyed']} records; destruction certificate {d['certificate']}"
-            f" (SHA-256 {d['certificate_sha256']})."
-        )
-        print(f"Download it: strongroom certificates get {d['certificate']} --out FILE.zip")
+        if d and d["certificate"] is not None:
+            print(
+                f"Destroyed {d['destroyed']} records; destruction certificate {d['certificate']}"
+                f" (SHA-256 {d['certificate_sha256']})."
+            )
+            print(f"Download it: strongroom certificates get {d['certificate']} --out FILE.zip")
     if d and d["skipped"]:
         print(f"Not destroyed (held or no longer due): {', '.join(map(str, d['skipped']))}")
 

@@ -34,6 +34,9 @@ from strongroom.office.holds import list_holds
 from strongroom.office.policies import Policy
 from strongroom.office.resolve import Resolver
 
+# How far a destruction's decision time may trail the newest signed head.
+CLOCK_SLACK_MS = 5 * 60 * 1000
+
 
 @dataclass(frozen=True)
 class DueItem:
@@ -141,7 +144,10 @@ def _destroy(
 
     def op(txn: Txn) -> tuple[CertificateInfo | None, Any, tuple[int, ...]]:
         newest = latest_tree_head(txn.conn)
-        if newest is not None and now_ms < newest.timestamp_ms:
+        # The decision time is read before the approvals and audit events that
+        # lead here are written (and signed): allow that much, not a clock that
+        # went back.
+        if newest is not None and now_ms + CLOCK_SLACK_MS < newest.timestamp_ms:
             raise ClockBehind(
                 f"the clock ({now_ms} ms) is earlier than the newest signed tree head"
                 f" ({newest.timestamp_ms} ms): nothing is destroyed until it is set right"

@@ -246,6 +246,25 @@ def retention_run(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def retention_summary(result: dict[str, Any]) -> str:
+    """What a daily run did, for a person: the CLI, the night job's STATUS= and dashboard."""
+    lines = [
+        f"Retention run: {result['destroyed']} records destroyed, {result['to_review']} waiting"
+        f" for review, {result['held']} protected by a legal hold, {result['kept']} kept by a"
+        " reviewer."
+    ]
+    destruction = result.get("destruction")
+    if destruction and destruction["certificate"] is not None:
+        lines.append(
+            f"Destroyed {destruction['destroyed']} records; destruction certificate"
+            f" {destruction['certificate']} (SHA-256 {destruction['certificate_sha256']})."
+        )
+        lines.append(
+            f"Download it: strongroom certificates get {destruction['certificate']} --out FILE.zip"
+        )
+    return "\n".join(lines)
+
+
 def certificates_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
     found = ctx.read(certificates.list_certificates)
     return {
