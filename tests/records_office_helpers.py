@@ -90,7 +90,11 @@ def verify_certificate_with_openssl(bundle: Path, clean_dir: Path) -> dict[str, 
     text = (root / "VERIFY.txt").read_text(encoding="utf-8")
     english = text.split("--- ENGLISH")[1]
     lines = [line.strip() for line in english.splitlines()]
-    checks = [line for line in lines if line.startswith(("openssl ", "sha256sum -c"))]
+    checks = [
+        line
+        for line in lines
+        if line.startswith(("openssl ", "sha256sum -c", "(cd later && openssl"))
+    ]
     assert sum(line.startswith("openssl pkeyutl -verify") for line in checks) >= 3, checks
     env = {"PATH": "/usr/bin:/bin", "LANG": "C"}
     for line in checks:
@@ -98,6 +102,17 @@ def verify_certificate_with_openssl(bundle: Path, clean_dir: Path) -> dict[str, 
             line, shell=True, cwd=root, capture_output=True, text=True, check=False, env=env
         )
         assert done.returncode == 0, (line, done.stdout, done.stderr)
+    # The certificate's own log entry, under the later head (python3, stdlib only).
+    later = subprocess.run(
+        ["python3", "check_later.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert later.returncode == 0 and "FAILED" not in later.stdout, later.stdout + later.stderr
+    assert any(line.startswith("(cd later && openssl") for line in checks)
     document: dict[str, Any] = json.loads((root / "certificate.json").read_text(encoding="utf-8"))
     return document
 

@@ -254,6 +254,8 @@ CERT_MEMBERS = [
     "check_proofs.py",
     "proofs/*.leaf",
     "proofs/*.json",
+    "check_later.py",  # the certificate's own log entry under a later head (#13)
+    "later/*",
 ]
 
 
