@@ -173,3 +173,18 @@ def test_a_retired_policy_cannot_be_assigned_again(box: Box) -> None:
     box.archive.write(retire_policy(policy.id, "admin"))
     with pytest.raises(InvalidPolicy, match="retired"):
         box.archive.write(assign_policy("owner", "maitre.durand", policy.id, "admin"))
+
+
+def test_a_person_attached_to_a_matter_keeps_their_spelling_and_detaches_by_any(box: Box) -> None:
+    phone = new_phone(box.archive)
+    push(box, phone, "x", "c1", "maitre.durand", peer="Dr. Martin")
+    m = int(box.archive.write(matters.create_matter("D-1", "", "", "admin")))
+    box.archive.write(matters.attach(m, "admin", person="Dr.  Martin"))
+    box.archive.write(matters.attach(m, "admin", person="dr martin"))  # the same person
+    (matter,) = matters.list_matters(box.archive.conn)
+    assert matter.persons == ("Dr. Martin",)
+    assert [x.ref for x in load_facts(box.archive.conn)[conversation_id(box, "c1")].matters] == [
+        "D-1"
+    ]
+    box.archive.write(matters.attach(m, "admin", person="DR MARTIN", detach=True))
+    assert matters.list_matters(box.archive.conn)[0].persons == ()
