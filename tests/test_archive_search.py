@@ -253,7 +253,7 @@ def test_an_archive_indexed_before_ligature_folding_is_reindexed_when_opened(
         old.close()
     archive = open_archive()  # this software migrates on open
     try:
-        assert db.schema_version(archive.conn) == SCHEMA_VERSION == 3
+        assert db.schema_version(archive.conn) == SCHEMA_VERSION  # 3 or later
         assert texts(archive, "oeuvre") == {"Une œuvre saisie"}
         assert texts(archive, "cœur") == {"Le cœur du dossier"}
         assert texts(archive, "ligature") == {"Sans ligature"}
