@@ -188,3 +188,18 @@ def test_a_person_attached_to_a_matter_keeps_their_spelling_and_detaches_by_any(
     ]
     box.archive.write(matters.attach(m, "admin", person="DR MARTIN", detach=True))
     assert matters.list_matters(box.archive.conn)[0].persons == ()
+
+
+def test_a_person_export_takes_every_conversation_a_person_hold_protects(box: Box) -> None:
+    from strongroom.office.export import ExportScope, select_records
+
+    durand = new_phone(box.archive, "maitre.durand")
+    martin = new_phone(box.archive, "dr.martin", "Fairphone")
+    push(box, durand, "named", "c-named", "maitre.durand", peer="Dr. Martin")
+    push(box, martin, "own", "c-own", "dr.martin", peer="maitre.durand")
+    push(
+        box, durand, "sender", "c-sender", "maitre.durand", direction="in", **{"from": "DR MARTIN"}
+    )
+    push(box, durand, "other", "c-other", "maitre.durand", peer="M. Petit")
+    rows = list(select_records(box.archive.conn, ExportScope("person", person="dr.martin")))
+    assert sorted(str(r[13]) for r in rows) == ["c-named", "c-own", "c-sender"]

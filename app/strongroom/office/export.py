@@ -44,7 +44,6 @@ from strongroom.office.bundle_pdf import (
     write_html_tail,
 )
 from strongroom.office.errors import NothingToExport
-from strongroom.office.holds import normalise_person
 from strongroom.office.leftovers import remove_files_of_dead_processes
 from strongroom.office.proofs import entry_stem, json_bytes, write_proof
 from strongroom.office.sealed import (
@@ -130,12 +129,10 @@ _ORDER = " ORDER BY r.conversation_id, r.sent_at, r.id"
 
 
 def _person_conversations(conn: Connection, person: str) -> list[int]:
-    wanted = normalise_person(person)
-    return [
-        int(cid)
-        for cid, peer, owner in conn.execute("SELECT id, peer, owner FROM conversations")
-        if wanted in (normalise_person(str(peer)), normalise_person(str(owner)))
-    ]
+    # The same rule as a hold on the person (#13): owner, other party, sender, mail partner.
+    from strongroom.office.facts import load_facts
+
+    return sorted(f.id for f in load_facts(conn).values() if f.involves(person))
 
 
 def select_records(conn: Connection, scope: ExportScope) -> Iterator[Any]:
