@@ -80,6 +80,9 @@ async def test_an_attachment_sent_on_its_own_is_found_by_name_and_filter(client)
     assert "conclusions-Martin.pdf" in html
     html = await (await client.get("/archive", params={"q": "audience"})).text()
     assert "conclusions-Martin.pdf" not in html
+    # The conversation's own view lists it beside its messages.
+    html = await (await client.get("/archive", params={"conversation": "1"})).text()
+    assert "conclusions-Martin.pdf" in html and "Compte rendu d&#39;audience" in html
 
 
 async def test_the_auditor_reads_the_office_but_decides_nothing(client, box) -> None:
