@@ -9,7 +9,10 @@ the destroyed texts are nowhere, on disk or in the decrypted database.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from e2e_helpers import Clock, prepare_data_dir, start_box
@@ -81,6 +84,8 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
             4,
         )
 
+        # The check below finds the texts while they exist (so its empty answer means gone).
+        assert len(texts_in_archive(running, (PETIT_TEXT,), "zqxw")) >= 3
         summary = await astrongroom(data, "retention-run")
         assert "Retention run: 1 records destroyed" in summary, summary
         assert "4 protected by a legal hold" in summary and "Destruction(" not in summary
@@ -127,3 +132,48 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
     verify = strongroom(data, "verify", passphrase_file=secret)
     assert "OK: the archive verifies" in verify
     assert texts_left_on_disk(data, (*HELD_TEXTS, PETIT_TEXT)) == []
+
+
+def _refused(data: Path, *argv: str, secret: Path | None = None) -> str:
+    command = [sys.executable, "-m", "strongroom", *argv, "--data", str(data)]
+    if secret is not None:
+        command += ["--passphrase-file", str(secret)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, (argv, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    return done.stderr
+
+
+async def test_bad_requests_are_refused_clearly_and_the_box_goes_on(tmp_path: Path) -> None:
+    config = await prepare_data_dir(tmp_path / "box")
+    data = config.data_dir
+    secret = tmp_path / "passphrase"
+    secret.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
+    running = await start_box(config, clock=Clock())
+    try:
+        await two_phones_push_the_past(running)
+        cases = [
+            (("hold", "lift", "99", "--reason", "x"), "no active legal hold 99"),
+            (("hold", "add", "--conversation", "c-nulle", "--reason", "x"), "no conversation"),
+            (("hold", "add", "--person", "dr.martin", "--reason", "  "), "needs a reason"),
+            (
+                ("retention", "assign", "--person", "x", "--policy", "inconnue"),
+                "no retention policy",
+            ),
+            (("retention", "approve", "--reason", "r", "--as", "a"), "name the records"),
+            (("certificates", "get", "7", "--out", str(tmp_path / "c.zip")), "certificate 7"),
+            (("matter", "close", "D-404"), "no matter"),
+        ]
+        for argv, why in cases:
+            stderr = await asyncio.to_thread(_refused, data, *argv)
+            assert why in stderr and "nothing was" in stderr, (argv, stderr)
+        assert not (tmp_path / "c.zip").exists()
+        assert running.box.phase.value == "ready"
+        assert "No legal hold." in await astrongroom(data, "hold", "list")
+        assert running.audit_actions("hold.") == []
+    finally:
+        await running.stop()
+    # Stopped: the same refusal, from the archive opened by the command itself.
+    assert "no active legal hold 5" in _refused(
+        data, "hold", "lift", "5", "--reason", "x", secret=secret
+    )

@@ -173,3 +173,33 @@ def test_a_retired_policy_cannot_be_assigned_again(box: Box) -> None:
     box.archive.write(retire_policy(policy.id, "admin"))
     with pytest.raises(InvalidPolicy, match="retired"):
         box.archive.write(assign_policy("owner", "maitre.durand", policy.id, "admin"))
+
+
+def test_a_person_attached_to_a_matter_keeps_their_spelling_and_detaches_by_any(box: Box) -> None:
+    phone = new_phone(box.archive)
+    push(box, phone, "x", "c1", "maitre.durand", peer="Dr. Martin")
+    m = int(box.archive.write(matters.create_matter("D-1", "", "", "admin")))
+    box.archive.write(matters.attach(m, "admin", person="Dr.  Martin"))
+    box.archive.write(matters.attach(m, "admin", person="dr martin"))  # the same person
+    (matter,) = matters.list_matters(box.archive.conn)
+    assert matter.persons == ("Dr. Martin",)
+    assert [x.ref for x in load_facts(box.archive.conn)[conversation_id(box, "c1")].matters] == [
+        "D-1"
+    ]
+    box.archive.write(matters.attach(m, "admin", person="DR MARTIN", detach=True))
+    assert matters.list_matters(box.archive.conn)[0].persons == ()
+
+
+def test_a_person_export_takes_every_conversation_a_person_hold_protects(box: Box) -> None:
+    from strongroom.office.export_scope import ExportScope, select_records
+
+    durand = new_phone(box.archive, "maitre.durand")
+    martin = new_phone(box.archive, "dr.martin", "Fairphone")
+    push(box, durand, "named", "c-named", "maitre.durand", peer="Dr. Martin")
+    push(box, martin, "own", "c-own", "dr.martin", peer="maitre.durand")
+    push(
+        box, durand, "sender", "c-sender", "maitre.durand", direction="in", **{"from": "DR MARTIN"}
+    )
+    push(box, durand, "other", "c-other", "maitre.durand", peer="M. Petit")
+    rows = list(select_records(box.archive.conn, ExportScope("person", person="dr.martin")))
+    assert sorted(str(r[13]) for r in rows) == ["c-named", "c-own", "c-sender"]

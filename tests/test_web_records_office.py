@@ -80,6 +80,9 @@ async def test_an_attachment_sent_on_its_own_is_found_by_name_and_filter(client:
     assert "conclusions-Martin.pdf" in html
     html = await (await client.get("/archive", params={"q": "audience"})).text()
     assert "conclusions-Martin.pdf" not in html
+    # The conversation's own view lists it beside its messages.
+    html = await (await client.get("/archive", params={"conversation": "1"})).text()
+    assert "conclusions-Martin.pdf" in html and "Compte rendu d&#39;audience" in html
 
 
 async def test_the_auditor_reads_the_office_but_decides_nothing(client: Client, box: Box) -> None:
@@ -120,3 +123,41 @@ async def test_a_decision_without_a_reason_is_refused_and_nothing_is_destroyed(
         ).fetchone()[0]
         == 0
     )
+
+
+async def test_the_office_manager_edits_retires_and_sets_the_default_policy(
+    client: Client, box: Box
+) -> None:
+    archive = box.require_archive()
+    await login(client, "admin", ADMIN_PASSWORD)
+
+    async def post(path: str, data: dict[str, str]) -> str:
+        page = await (await client.get("/office")).text()
+        response = await client.post(path, data={**data, "csrf_token": csrf_of(page)})
+        return await response.text()
+
+    fields = {"name": "Courrier", "duration": "2", "unit": "years"}
+    fields |= {"start_event": "record_date", "action": "destroy", "legal_basis": "usage"}
+    assert "Policy created." in await post("/office/policies", fields)
+    (pid,) = archive.conn.execute(
+        "SELECT id FROM retention_policies WHERE name = 'Courrier'"
+    ).fetchone()
+    html = await post(f"/office/policies/{pid}", {**fields, "duration": "3", "action": "review"})
+    assert "Policy saved." in html
+    assert archive.conn.execute(
+        "SELECT duration_value, action FROM retention_policies WHERE id = ?", (pid,)
+    ).fetchone() == (3, "review")
+    html = await post("/office/assign", {"scope": "default", "policy": str(pid)})
+    assert "Policy assigned." in html and 'id="default-policy"' in html
+    assert "Courrier" in html.split('id="default-policy"')[1].split("</p>")[0]
+    # A bad duration is refused with a message, nothing changes.
+    html = await post(f"/office/policies/{pid}", {**fields, "duration": "zéro"})
+    assert "The policy is incomplete or its name is taken." in html
+    assert "Setting saved." in await post("/office/four-eyes", {"enabled": "1"})
+    html = await post(f"/office/policies/{pid}", {"op": "retire"})
+    assert "Policy retired." in html
+    html = await post("/office/assign", {"scope": "contact", "person": "x", "policy": str(pid)})
+    assert "Choose what the policy applies to, and a policy." in html
+    actions = {r[0] for r in archive.conn.execute("SELECT action FROM audit_events")}
+    assert {"retention.policy.create", "retention.policy.update", "retention.assign"} <= actions
+    assert {"retention.four_eyes", "retention.policy.retire"} <= actions

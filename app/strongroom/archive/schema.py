@@ -420,7 +420,7 @@ VALUES
     ) WITHOUT ROWID;
     CREATE TABLE matter_persons (
         matter_id INTEGER NOT NULL REFERENCES matters(id),
-        person TEXT NOT NULL,                   -- normalised (case-folded, spaces squeezed)
+        person TEXT NOT NULL,                   -- as typed (matched loosely, see facts)
         PRIMARY KEY (matter_id, person)
     ) WITHOUT ROWID;
 

@@ -32,7 +32,11 @@ def cmd_certificates(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     data = base64.b64decode(answer["zip"])
-    out.write_bytes(data)
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        print(f"strongroom: cannot write {out}: {exc.strerror}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps({"id": args.id, "out": str(out), "bytes": len(data)}))
     else:

@@ -26,6 +26,7 @@ from strongroom.archive import writes
 from strongroom.archive.db import Connection
 from strongroom.archive.record import leaf_data
 from strongroom.archive.store import Txn, reader_log
+from strongroom.office.cert_later import LATER_EN, LATER_FR, add_later_entry
 from strongroom.office.erasure import Erasure
 from strongroom.office.errors import UnknownCertificate
 from strongroom.office.policies import Policy
@@ -210,12 +211,16 @@ def write_certificate_bundle(
             ).fetchone()
             write_proof(bundle, index, bytes(row[0]), log.inclusion_proof(index, head.tree_size))
         bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
+        own = conn.execute(
+            "SELECT log_index FROM destruction_certificates WHERE id = ?", (cert_id,)
+        ).fetchone()
+        later = add_later_entry(bundle, conn, int(own[0]))
         fingerprint = box_key_fingerprint(bytes(signing_key.verify_key))
         text = verify_instructions(
             root,
             fingerprint,
-            _CERT_FR + PROOF_SECTION_FR.replace("6.", "7.", 1),
-            _CERT_EN + PROOF_SECTION_EN.replace("6.", "7.", 1),
+            _CERT_FR + PROOF_SECTION_FR.replace("6.", "7.", 1) + (LATER_FR if later else ""),
+            _CERT_EN + PROOF_SECTION_EN.replace("6.", "7.", 1) + (LATER_EN if later else ""),
         )
         bundle.finish(text)
     except BaseException:

@@ -85,12 +85,11 @@ _ORDER = " ORDER BY r.conversation_id, r.sent_at, r.id"
 
 
 def _person_conversations(conn: Connection, person: str) -> list[int]:
-    wanted = normalise_person(person)
-    return [
-        int(cid)
-        for cid, peer, owner in conn.execute("SELECT id, peer, owner FROM conversations")
-        if wanted in (normalise_person(str(peer)), normalise_person(str(owner)))
-    ]
+    # The same rule as a hold on the person: owner, other party, sender, mail
+    # partner (office.facts); an export for a person misses none of theirs.
+    from strongroom.office.facts import load_facts
+
+    return sorted(f.id for f in load_facts(conn).values() if f.involves(person))
 
 
 def _where(conn: Connection, scope: ExportScope) -> tuple[str, list[Any]]:

@@ -117,7 +117,7 @@ def _attach_matters(conn: Connection, facts: dict[int, ConversationFacts]) -> No
         members.setdefault(int(cid), set()).add(int(mid))
     by_person: dict[str, set[int]] = {}
     for mid, person in conn.execute("SELECT matter_id, person FROM matter_persons"):
-        by_person.setdefault(str(person), set()).add(int(mid))
+        by_person.setdefault(normalise_person(str(person)), set()).add(int(mid))
     for f in facts.values():
         ids = set(members.get(f.id, set()))
         for person in f.persons - {normalise_person(f.owner)}:

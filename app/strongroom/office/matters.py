@@ -182,7 +182,9 @@ def attach(
     """Attach (or detach) a conversation or a person to a matter."""
     if (conversation_id is None) == (person is None or not person.strip()):
         raise InvalidMatter("attach a conversation or a person")
-    name = normalise_person(person or "")
+    name = " ".join((person or "").split())  # kept as typed, compared normalised
+    if person is not None and not normalise_person(name):
+        raise InvalidMatter("attach a conversation or a person")
 
     def op(txn: Txn) -> None:
         ref, _ = _matter_row(txn, matter_id)
@@ -199,12 +201,21 @@ def attach(
             txn.conn.execute(sql, (matter_id, conversation_id))
             target: dict[str, Any] = {"conversation": conversation_id}
         else:
-            sql = (
-                "DELETE FROM matter_persons WHERE matter_id = ? AND person = ?"
-                if detach
-                else "INSERT OR IGNORE INTO matter_persons VALUES (?, ?)"
-            )
-            txn.conn.execute(sql, (matter_id, name))
+            same = [
+                str(p)
+                for (p,) in txn.conn.execute(
+                    "SELECT person FROM matter_persons WHERE matter_id = ?", (matter_id,)
+                )
+                if normalise_person(str(p)) == normalise_person(name)
+            ]
+            if detach:
+                for p in same:
+                    txn.conn.execute(
+                        "DELETE FROM matter_persons WHERE matter_id = ? AND person = ?",
+                        (matter_id, p),
+                    )
+            elif not same:
+                txn.conn.execute("INSERT INTO matter_persons VALUES (?, ?)", (matter_id, name))
             target = {"person": name}
         action = "matter.detach" if detach else "matter.attach"
         writes.audit(actor, action, f"matter:{matter_id}", {"ref": ref, **target})(txn)

@@ -132,7 +132,12 @@ def _archive_index(conn: Connection, form: SearchForm) -> ArchiveIndex:
         offset=(form.page - 1) * PAGE_SIZE,
     )
     files = None
-    if form.attachment != "no" and form.direction == "" and (form.text or form.attachment):
+    # A conversation's view, a file name typed, or "with attachment": show its files too.
+    if (
+        form.attachment != "no"
+        and not form.direction
+        and (form.text or form.attachment or form.conversation)
+    ):
         files = search_files(conn, form.text, form.filters())
     return ArchiveIndex(conversations, devices, hits[:PAGE_SIZE], len(hits) > PAGE_SIZE, files)
 
