@@ -254,6 +254,9 @@ CERT_MEMBERS = [
     "proofs/*.leaf",
     "proofs/*.json",
     "proofs/*.path",
+    "consistency/*.txt",
+    "consistency/*.sig",
+    "consistency/*.path",
 ]
 
 

@@ -26,6 +26,7 @@ from strongroom.archive import writes
 from strongroom.archive.db import Connection
 from strongroom.archive.record import leaf_data
 from strongroom.archive.store import Txn, reader_log
+from strongroom.office.consistency import write_consistency
 from strongroom.office.erasure import Erasure
 from strongroom.office.errors import UnknownCertificate
 from strongroom.office.policies import Policy
@@ -40,6 +41,7 @@ from strongroom.office.sealed import (
     openssl_verify_command,
     verify_instructions,
 )
+from strongroom.office.verify_text import CONSISTENCY_EN, CONSISTENCY_FR
 from strongroom.proof.sth import SignedTreeHead
 
 CERT_FORMAT = "strongroom-destruction-certificate-v1"
@@ -196,12 +198,13 @@ def write_certificate_bundle(
             ).fetchone()
             write_proof(bundle, index, bytes(row[0]), log.inclusion_proof(index, head.tree_size))
         bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
+        write_consistency(bundle, log, conn)  # from the heads published before (#14)
         fingerprint = box_key_fingerprint(bytes(signing_key.verify_key))
         text = verify_instructions(
             root,
             fingerprint,
-            _CERT_FR + PROOF_SECTION_FR.replace("6.", "7.", 1),
-            _CERT_EN + PROOF_SECTION_EN.replace("6.", "7.", 1),
+            _CERT_FR + PROOF_SECTION_FR.replace("6.", "7.", 1) + CONSISTENCY_FR,
+            _CERT_EN + PROOF_SECTION_EN.replace("6.", "7.", 1) + CONSISTENCY_EN,
         )
         bundle.finish(text)
     except BaseException:

@@ -43,6 +43,7 @@ from strongroom.office.bundle_pdf import (
     write_html_record,
     write_html_tail,
 )
+from strongroom.office.consistency import write_consistency
 from strongroom.office.errors import NothingToExport
 from strongroom.office.export_render import DEFAULT_TIME_ZONE, BundleText, rendered_record
 from strongroom.office.export_scope import (
@@ -65,6 +66,7 @@ from strongroom.office.sealed import (
     unicode_file_name,
 )
 from strongroom.office.sealed import verify_instructions as envelope_instructions
+from strongroom.office.verify_text import CONSISTENCY_EN, CONSISTENCY_FR
 from strongroom.proof.pem import ed25519_public_key_pem
 from strongroom.proof.sth import SignedTreeHead
 
@@ -284,6 +286,7 @@ def _write_content(
         bundle.add_bytes(f"devices/D{device_id}.pem", ed25519_public_key_pem(key).encode())
     bundle.add_bytes("records.pdf", pdf.output())
     bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
+    write_consistency(bundle, log, conn)
     bundle.add_bytes(EXPORT_INDEX, json_bytes(_index(archive, text, head, counts)))
     return counts
 
@@ -413,7 +416,7 @@ def _instructions(root: str, fingerprint: str, zip_name: str | None) -> str:
     return envelope_instructions(
         root,
         fingerprint,
-        _RECORDS_FR + PROOF_SECTION_FR.replace("6.", "7.", 1),
-        _RECORDS_EN + PROOF_SECTION_EN.replace("6.", "7.", 1),
+        _RECORDS_FR + PROOF_SECTION_FR.replace("6.", "7.", 1) + CONSISTENCY_FR,
+        _RECORDS_EN + PROOF_SECTION_EN.replace("6.", "7.", 1) + CONSISTENCY_EN,
         zip_name=zip_name,
     )

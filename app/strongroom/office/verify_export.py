@@ -65,6 +65,7 @@ class ExportReport:
     records: int = 0
     proofs: int = 0
     attachments: int = 0
+    consistency: int = 0  # earlier signed heads this log is proven to extend
     tree_head: SignedTreeHead | None = None
     signing_fingerprint: str | None = None  # SHA-256 of box.pem's DER key, as openssl prints it
     problems: list[Problem] = field(default_factory=list)
@@ -352,6 +353,24 @@ def _check_certificate(bundle: _Bundle, head: SignedTreeHead | None, key: Verify
         report.records += kind != "blob"
 
 
+def _check_consistency(bundle: _Bundle, head: SignedTreeHead | None, key: VerifyKey | None) -> None:
+    from strongroom.office.consistency import DIRECTORY, check_consistency
+
+    names = [n for n in bundle.digests if n.startswith(f"{DIRECTORY}/") and n.endswith(".txt")]
+    if head is None:
+        return
+    for name in sorted(names):
+        base = name[: -len(".txt")]
+        text, sig, path = bundle.read(name), bundle.read(f"{base}.sig"), bundle.read(f"{base}.path")
+        if text is None or sig is None or path is None:
+            continue
+        checked = check_consistency(text, sig, path, head, lambda m, s: _verify_sig(key, m, s))
+        if checked.ok:
+            bundle.report.consistency += 1
+        else:
+            bundle.report.problem(name, checked.why)
+
+
 def _check_seal(path: Path, key: VerifyKey | None, report: ExportReport) -> None:
     signature = read_seal(path)
     if signature is None:
@@ -385,6 +404,7 @@ def verify_bundle(path: Path) -> ExportReport:
         _check_seal(path, key, report)
         _check_manifest(bundle, key)
         head = _check_sth(bundle, key)
+        _check_consistency(bundle, head, key)
         if bundle.has("export.json"):
             _check_export(bundle, head, box_key)
         elif bundle.has("certificate.json"):
