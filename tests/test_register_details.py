@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
+from archive_helpers import message, new_phone
 from e2e_helpers import prepare_data_dir
+from strongroom.archive import writes
+from strongroom.web.state import STATE
 from web_helpers import ADMIN_PASSWORD, AUDITOR_PASSWORD, csrf_of, login, new_box, web_app
 
 
@@ -46,6 +51,30 @@ async def test_an_admin_names_the_controller_and_dpo_on_the_web(
         for value in form.values():
             if value != form["csrf_token"]:
                 assert value in register, value
+
+        # The practice's time zone: a wrong one is refused, a right one shows in exports.
+        page = await (await client2.get("/report/details")).text()
+        form |= {"csrf_token": csrf_of(page), "time_zone": "Mars/Olympus"}
+        refused = await (await client2.post("/report/details", data=form)).text()
+        assert "Fuseau horaire inconnu" in refused
+        form |= {"csrf_token": csrf_of(refused), "time_zone": "America/New_York"}
+        await client2.post("/report/details", data=form)
+        archive = box.require_archive()
+        device_id, key = new_phone(archive, owner="maitre.durand", name="Pixel")
+        record = message(key, "Bonjour", at=1_700_000_000_000, peer="M. Martin")
+        archive.write(writes.store_record(record, device_id, "maitre.durand"))
+        exports = await (await client2.get("/exports")).text()
+        start = {"kind": "conversation", "conversation": "1", "recipient": "Cour"}
+        start |= {"reason": "RG", "csrf_token": csrf_of(exports)}
+        job_path = (await client2.post("/exports", data=start, allow_redirects=False)).headers[
+            "Location"
+        ]
+        await client2.server.app[STATE].jobs.wait(job_path.rsplit("/", 1)[1])
+        bundle = await (await client2.get(f"{job_path}/download")).read()
+        with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
+            page = zf.read(next(n for n in zf.namelist() if n.endswith("records.html")))
+        # 1_700_000_000_000 ms = 2023-11-14 22:13:20 UTC = 17:13:20 in New York
+        assert "14/11/2023 17:13:20 (America/New_York)" in html.unescape(page.decode())
     finally:
         await box.stop()
 
@@ -65,6 +94,8 @@ async def test_register_details_from_the_cli_reach_the_register(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     assert "Délégué à la protection des données / DPO: M. Petit, 01 02 03 04 05" in done.stdout
+    wrong = await asyncio.to_thread(strongroom, "register-details", *common, "--zone", "Mars/X")
+    assert wrong.returncode == 2 and "unknown time zone" in wrong.stderr
     out = tmp_path / "registre.pdf"
     done = await asyncio.to_thread(strongroom, "report", *common, "--out", str(out))
     assert done.returncode == 0, done.stderr

@@ -218,6 +218,7 @@ def cmd_register_details(args: argparse.Namespace) -> int:
         register_facts.PRACTICE_NAME: args.controller,
         register_facts.CONTROLLER_ADDRESS: args.address,
         register_facts.DPO: args.dpo,
+        register_facts.TIME_ZONE: args.zone,
     }
     details = {key: text for key, text in wanted.items() if text is not None}
     actor = f"cli:{getpass.getuser()}"
@@ -227,19 +228,27 @@ def cmd_register_details(args: argparse.Namespace) -> int:
             call(box_config(args).data_dir, "POST", "/register-details", body)
         )
         if status != 200:
-            print(f"strongroom: {current.get('error', current)}", file=sys.stderr)
-            return 1
+            print(
+                f"strongroom: {current.get('error', current)}; nothing was written", file=sys.stderr
+            )
+            return 2
     except OSError:  # the box is stopped: write it ourselves
         from strongroom.cli.common import unlocked_box
 
+        try:
+            op = register_facts.set_details_op(details, actor)
+        except ValueError as exc:
+            print(f"strongroom: {exc}; nothing was written", file=sys.stderr)
+            return 2
         with unlocked_box(args) as box:
             archive = box.require_archive()
-            archive.write(register_facts.set_details_op(details, actor))
+            archive.write(op)
             current = register_facts.read_details(archive.conn)
     labels = {
         register_facts.PRACTICE_NAME: "Responsable du traitement / controller",
         register_facts.CONTROLLER_ADDRESS: "Adresse / address",
         register_facts.DPO: "Délégué à la protection des données / DPO",
+        register_facts.TIME_ZONE: "Fuseau horaire / time zone",
     }
     for key, label in labels.items():
         print(f"{label}: {current.get(key) or register_facts.NOT_SET}")
@@ -250,6 +259,7 @@ def _register_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--controller", help="the controller's name (the practice)")
     cmd.add_argument("--address", help="the controller's address")
     cmd.add_argument("--dpo", help="the data protection officer: name and contact")
+    cmd.add_argument("--zone", help="the practice's time zone for exports (e.g. Europe/Paris)")
 
 
 def _export_options(cmd: argparse.ArgumentParser) -> None:

@@ -55,6 +55,7 @@ from strongroom.office.export_scope import (
 )
 from strongroom.office.leftovers import remove_files_of_dead_processes
 from strongroom.office.proofs import entry_stem, json_bytes, write_proof
+from strongroom.office.register_facts import TIME_ZONE
 from strongroom.office.sealed import (
     CHECK_PROOFS_SH,
     CHECK_PROOFS_SH_NAME,
@@ -291,7 +292,7 @@ def _write_content(
     return counts
 
 
-TIME_ZONE_SETTING = "time_zone"
+TIME_ZONE_SETTING = TIME_ZONE
 
 
 def practice_time_zone(conn: Connection) -> str:

@@ -21,7 +21,8 @@ from strongroom.archive.store import Txn, WriteOp
 PRACTICE_NAME = "practice_name"  # the wizard's setting (web.settings.PRACTICE_NAME)
 CONTROLLER_ADDRESS = "register_controller_address"
 DPO = "register_dpo"
-DETAIL_KEYS = (PRACTICE_NAME, CONTROLLER_ADDRESS, DPO)
+TIME_ZONE = "time_zone"  # the practice's zone: exports show local times in it (and UTC)
+DETAIL_KEYS = (PRACTICE_NAME, CONTROLLER_ADDRESS, DPO, TIME_ZONE)
 NOT_SET = "non renseigné / not set"
 MAX_DETAIL_CHARS = 200
 
@@ -113,7 +114,7 @@ def read_details(conn: Connection) -> dict[str, str]:
     found = {key: "" for key in DETAIL_KEYS}
     try:
         rows = conn.execute(
-            "SELECT key, value FROM settings WHERE key IN (?, ?, ?)", DETAIL_KEYS
+            "SELECT key, value FROM settings WHERE key IN (?, ?, ?, ?)", DETAIL_KEYS
         ).fetchall()
     except Exception:  # an archive without a settings table
         rows = []
@@ -163,6 +164,13 @@ def set_details_op(details: dict[str, str], actor: str) -> WriteOp:
     unknown = set(changes) - set(DETAIL_KEYS)
     if unknown:
         raise ValueError(f"unknown register details {sorted(unknown)}")
+    if changes.get(TIME_ZONE):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(changes[TIME_ZONE])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {changes[TIME_ZONE]!r}") from None
 
     def op(txn: Txn) -> None:
         for key, text in changes.items():

@@ -75,7 +75,8 @@ async def report_pdf(request: web.Request) -> web.StreamResponse:
 @require_role(ADMIN)
 async def register_details(request: web.Request) -> web.StreamResponse:
     details = await read(request, register_facts.read_details)
-    return render(request, "register_details.html", {"details": details})
+    context = {"details": details, "default_zone": "Europe/Paris"}
+    return render(request, "register_details.html", context)
 
 
 @routes.post("/report/details")
@@ -85,6 +86,11 @@ async def save_register_details(request: web.Request) -> web.StreamResponse:
     limit = register_facts.MAX_DETAIL_CHARS
     details = {key: text_field(form, key, limit) for key in register_facts.DETAIL_KEYS}
     actor = session_of(request).username or ""
-    await submit(request, register_facts.set_details_op(details, actor))
+    try:
+        op = register_facts.set_details_op(details, actor)
+    except ValueError:
+        session_of(request).flash("error", "Unknown time zone: write it as Europe/Paris.")
+        raise web.HTTPSeeOther("/report/details") from None
+    await submit(request, op)
     session_of(request).flash("success", "Register details saved.")
     raise web.HTTPSeeOther("/report/details")
