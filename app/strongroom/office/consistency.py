@@ -19,6 +19,7 @@ forked its log and its signatures prove it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from strongroom.archive.db import Connection
@@ -119,3 +120,19 @@ def check_consistency(
     if not verify_consistency(size, head.tree_size, old.root_hash, head.root_hash, nodes):
         return ConsistencyCheck(size, False, "the log in sth.txt does not extend it")
     return ConsistencyCheck(size, True)
+
+
+def check_bundle_consistency(
+    names: Iterable[str],
+    read: Callable[[str], bytes | None],
+    head: SignedTreeHead,
+    verify: Callable[[bytes, bytes], bool],
+) -> list[tuple[str, ConsistencyCheck]]:
+    """Every consistency/S<m>.txt of a bundle, checked against its tree head."""
+    results = []
+    for name in sorted(n for n in names if n.startswith(f"{DIRECTORY}/") and n.endswith(".txt")):
+        base = name[: -len(".txt")]
+        text, sig, path = read(name), read(f"{base}.sig"), read(f"{base}.path")
+        if text is not None and sig is not None and path is not None:
+            results.append((name, check_consistency(text, sig, path, head, verify)))
+    return results

@@ -46,6 +46,7 @@ from strongroom.proof.pem import MalformedPublicKeyError, ed25519_public_key_fro
 from strongroom.proof.sth import STH_FORMAT, MalformedTreeHeadError, SignedTreeHead
 
 MAX_SMALL_MEMBER = 8 * 1024 * 1024
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError)
 
 
 @dataclass(frozen=True)
@@ -120,14 +121,7 @@ def _hash_members(zf: zipfile.ZipFile, report: ExportReport) -> _Bundle | None:
             with zf.open(info) as member:
                 while chunk := member.read(1 << 16):
                     digest.update(chunk)
-        except (
-            zipfile.BadZipFile,
-            zlib.error,
-            EOFError,
-            OSError,
-            ValueError,
-            NotImplementedError,
-        ) as exc:
+        except _ZIP_ERRORS as exc:
             report.problem(rel, f"damaged inside the zip ({exc})")
             continue
         bundle.digests[rel] = digest.hexdigest()
@@ -354,17 +348,12 @@ def _check_certificate(bundle: _Bundle, head: SignedTreeHead | None, key: Verify
 
 
 def _check_consistency(bundle: _Bundle, head: SignedTreeHead | None, key: VerifyKey | None) -> None:
-    from strongroom.office.consistency import DIRECTORY, check_consistency
+    from strongroom.office.consistency import check_bundle_consistency
 
-    names = [n for n in bundle.digests if n.startswith(f"{DIRECTORY}/") and n.endswith(".txt")]
     if head is None:
         return
-    for name in sorted(names):
-        base = name[: -len(".txt")]
-        text, sig, path = bundle.read(name), bundle.read(f"{base}.sig"), bundle.read(f"{base}.path")
-        if text is None or sig is None or path is None:
-            continue
-        checked = check_consistency(text, sig, path, head, lambda m, s: _verify_sig(key, m, s))
+    verify = lambda message, sig: _verify_sig(key, message, sig)  # noqa: E731
+    for name, checked in check_bundle_consistency(bundle.digests, bundle.read, head, verify):
         if checked.ok:
             bundle.report.consistency += 1
         else:
