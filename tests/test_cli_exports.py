@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -158,6 +159,15 @@ async def test_verify_export_refuses_another_boxs_key(tmp_path: Path) -> None:
         strongroom, "verify-export", str(out), "--expect-fingerprint", "ab" * 32
     )
     assert wrong.returncode == 1 and "must not be trusted" in wrong.stdout
+    # A file slipped into the zip, not in the manifest: refused by name.
+    padded = tmp_path / "padded.zip"
+    await asyncio.to_thread(shutil.copyfile, out, padded)
+    with zipfile.ZipFile(padded, "a") as zf:
+        root = zf.namelist()[0].split("/")[0]
+        zf.writestr(f"{root}/records/L0000000099.cbor", b"slipped in")
+    slipped = await asyncio.to_thread(strongroom, "verify-export", str(padded))
+    assert slipped.returncode == 1
+    assert "records/L0000000099.cbor: not listed in MANIFEST.sha256" in slipped.stdout
     right = openssl_fingerprint(out, tmp_path)
     ok = await asyncio.to_thread(
         strongroom, "verify-export", str(out), "--expect-fingerprint", right

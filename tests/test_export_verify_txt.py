@@ -146,7 +146,8 @@ def script(
     pasted = [line.replace(placeholder, fingerprint) for line in lines if line not in skip]
     # One marker before each line, so a failure names the line that caught it.
     quoted = [line.replace("'", "'\\''") for line in pasted]
-    return "".join(f"echo '@@ {q}'\n{line}\n" for q, line in zip(quoted, pasted, strict=True))
+    pairs = zip(quoted, pasted, strict=True)
+    return "".join(f"printf '%s\\n' '@@ {q}'\n{line}\n" for q, line in pairs)
 
 
 def run_verify(
@@ -305,3 +306,33 @@ def test_the_phone_signature_check_is_what_catches_a_box_resigned_bad_signature(
     assert not report.ok
     assert report.failing_files() == {record.replace(".cbor", ".sig")}, report.problems
     assert "phone's signature" in report.problems[0].message
+
+
+def test_two_bundles_come_from_one_append_only_log(
+    exports: Exports, tools: Path, tmp_path: Path
+) -> None:
+    """The later export proves its log extends the earlier export's signed head."""
+    _, first, _ = members(exports.genuine)
+    _, later, _ = members(exports.other)
+    size = int(first[STH_TEXT].split(b"\n")[1])
+    assert later[f"consistency/S{size:010d}.txt"] == first[STH_TEXT]  # the documented cmp
+    code, output = run_verify(exports.other, tools, tmp_path / "ok", exports.fingerprint)
+    assert code == 0, output
+    assert f"extends the earlier head consistency/S{size:010d}.txt" in output
+    assert verify_bundle(exports.other).consistency == 1
+
+
+def test_a_forked_log_fails_the_consistency_check(
+    exports: Exports, tools: Path, tmp_path: Path
+) -> None:
+    """A box that rewrote history cannot prove the extension, even signing everything."""
+    _, later, _ = members(exports.other)
+    (path,) = [n for n in later if n.startswith("consistency/") and n.endswith(".path")]
+    forked = bytes([later[path][0] ^ 1]) + later[path][1:]
+    bundle = reseal(exports.other, tmp_path / "forked.zip", exports.key,
+                    genuine_head(exports.other), {path: forked})  # fmt: skip
+    code, output = run_verify(bundle, tools, tmp_path / "run", exports.fingerprint)
+    assert code != 0 and failing_line(output) == "sh check_proofs.sh", output
+    assert "not a signed head this log is proven to extend" in output
+    report = verify_bundle(bundle)
+    assert report.failing_files() == {path.replace(".path", ".txt")}, report.problems

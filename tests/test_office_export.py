@@ -262,6 +262,9 @@ CERT_MEMBERS = [
     "proofs/*.leaf",
     "proofs/*.json",
     "proofs/*.path",
+    "consistency/*.txt",
+    "consistency/*.sig",
+    "consistency/*.path",
     "later/*",  # the certificate's own log entry under a later head
 ]
 

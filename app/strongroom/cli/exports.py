@@ -209,6 +209,59 @@ def _export_here(
     }
 
 
+def cmd_register_details(args: argparse.Namespace) -> int:
+    """Name the controller and the DPO in the art. 30 register (the web page's twin)."""
+    from strongroom.control import call
+    from strongroom.office import register_facts
+
+    wanted = {
+        register_facts.PRACTICE_NAME: args.controller,
+        register_facts.CONTROLLER_ADDRESS: args.address,
+        register_facts.DPO: args.dpo,
+        register_facts.TIME_ZONE: args.zone,
+    }
+    details = {key: text for key, text in wanted.items() if text is not None}
+    actor = f"cli:{getpass.getuser()}"
+    body = {"details": details, "actor": actor}
+    try:
+        status, current = asyncio.run(
+            call(box_config(args).data_dir, "POST", "/register-details", body)
+        )
+        if status != 200:
+            print(
+                f"strongroom: {current.get('error', current)}; nothing was written", file=sys.stderr
+            )
+            return 2
+    except OSError:  # the box is stopped: write it ourselves
+        from strongroom.cli.common import unlocked_box
+
+        try:
+            op = register_facts.set_details_op(details, actor)
+        except ValueError as exc:
+            print(f"strongroom: {exc}; nothing was written", file=sys.stderr)
+            return 2
+        with unlocked_box(args) as box:
+            archive = box.require_archive()
+            archive.write(op)
+            current = register_facts.read_details(archive.conn)
+    labels = {
+        register_facts.PRACTICE_NAME: "Responsable du traitement / controller",
+        register_facts.CONTROLLER_ADDRESS: "Adresse / address",
+        register_facts.DPO: "Délégué à la protection des données / DPO",
+        register_facts.TIME_ZONE: "Fuseau horaire / time zone",
+    }
+    for key, label in labels.items():
+        print(f"{label}: {current.get(key) or register_facts.NOT_SET}")
+    return 0
+
+
+def _register_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--controller", help="the controller's name (the practice)")
+    cmd.add_argument("--address", help="the controller's address")
+    cmd.add_argument("--dpo", help="the data protection officer: name and contact")
+    cmd.add_argument("--zone", help="the practice's time zone for exports (e.g. Europe/Paris)")
+
+
 def _export_options(cmd: argparse.ArgumentParser) -> None:
     what = cmd.add_mutually_exclusive_group(required=True)
     what.add_argument("--conversation", help="conversation number, phone reference or party name")
@@ -225,6 +278,11 @@ def _export_options(cmd: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, Spec] = {
     "fingerprint": Spec(
         cmd_fingerprint, "print the signing key fingerprint a sealed export is checked against"
+    ),
+    "register-details": Spec(
+        cmd_register_details,
+        "show or set the art. 30 register's controller, address and DPO",
+        _register_options,
     ),
     "export": Spec(
         cmd_export, "write a sealed export (.zip) of a conversation or a person", _export_options

@@ -37,7 +37,7 @@ _COMMITS_CMD = (
 )
 
 LATER_FR = f"""
-8. Le certificat lui-même est dans le journal, sous une tête d'arbre plus récente
+9. Le certificat lui-même est dans le journal, sous une tête d'arbre plus récente
    (signée, chemin d'audit vérifié par {CHECK_PROOFS_SH_NAME}) ; l'événement
    nomme le SHA-256 du certificat et sa feuille nomme celui de l'événement
    (chacune des deux dernières lignes affiche 1 ; 0 ou une erreur = falsifié) :
@@ -47,7 +47,7 @@ LATER_FR = f"""
     $ {_COMMITS_CMD}
 """
 LATER_EN = f"""
-8. The certificate itself is in the log, under a later signed tree head
+9. The certificate itself is in the log, under a later signed tree head
    (signed, audit path checked by {CHECK_PROOFS_SH_NAME}); the event names the
    certificate's SHA-256 and its leaf names the event's (each of the last two
    lines prints 1; 0 or an error means tampering):

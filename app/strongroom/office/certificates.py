@@ -27,6 +27,7 @@ from strongroom.archive.db import Connection
 from strongroom.archive.record import leaf_data
 from strongroom.archive.store import Txn, reader_log
 from strongroom.office.cert_later import LATER_EN, LATER_FR, add_later_entry
+from strongroom.office.consistency import write_consistency
 from strongroom.office.erasure import Erasure
 from strongroom.office.errors import UnknownCertificate
 from strongroom.office.policies import Policy
@@ -41,6 +42,7 @@ from strongroom.office.sealed import (
     openssl_verify_command,
     verify_instructions,
 )
+from strongroom.office.verify_text import CONSISTENCY_EN, CONSISTENCY_FR
 from strongroom.proof.sth import SignedTreeHead
 
 CERT_FORMAT = "strongroom-destruction-certificate-v1"
@@ -211,6 +213,7 @@ def write_certificate_bundle(
             ).fetchone()
             write_proof(bundle, index, bytes(row[0]), log.inclusion_proof(index, head.tree_size))
         bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
+        write_consistency(bundle, log, conn)  # from the heads published before (#14)
         own = conn.execute(
             "SELECT log_index FROM destruction_certificates WHERE id = ?", (cert_id,)
         ).fetchone()
@@ -219,8 +222,14 @@ def write_certificate_bundle(
         text = verify_instructions(
             root,
             fingerprint,
-            _CERT_FR + PROOF_SECTION_FR.replace("6.", "7.", 1) + (LATER_FR if later else ""),
-            _CERT_EN + PROOF_SECTION_EN.replace("6.", "7.", 1) + (LATER_EN if later else ""),
+            _CERT_FR
+            + PROOF_SECTION_FR.replace("6.", "7.", 1)
+            + CONSISTENCY_FR
+            + (LATER_FR if later else ""),
+            _CERT_EN
+            + PROOF_SECTION_EN.replace("6.", "7.", 1)
+            + CONSISTENCY_EN
+            + (LATER_EN if later else ""),
         )
         bundle.finish(text)
     except BaseException:

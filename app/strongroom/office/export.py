@@ -43,8 +43,14 @@ from strongroom.office.bundle_pdf import (
     write_html_record,
     write_html_tail,
 )
+from strongroom.office.consistency import write_consistency
 from strongroom.office.errors import NothingToExport
-from strongroom.office.export_render import DEFAULT_TIME_ZONE, BundleText, rendered_record
+from strongroom.office.export_render import (
+    BundleText,
+    practice_time_zone,
+    record_document,
+    rendered_record,
+)
 from strongroom.office.export_scope import (
     SCOPE_KINDS,
     ExportRequest,
@@ -65,6 +71,7 @@ from strongroom.office.sealed import (
     unicode_file_name,
 )
 from strongroom.office.sealed import verify_instructions as envelope_instructions
+from strongroom.office.verify_text import CONSISTENCY_EN, CONSISTENCY_FR
 from strongroom.proof.pem import ed25519_public_key_pem
 from strongroom.proof.sth import SignedTreeHead
 
@@ -251,7 +258,7 @@ def _write_content(
         if attachment_file is not None:
             attachments[log_index] = attachment_file
         bundle.add_bytes(
-            f"records/{stem}.json", json_bytes(_document(row, fields, attachment_file))
+            f"records/{stem}.json", json_bytes(record_document(row, fields, attachment_file))
         )
         leaf = conn.execute(
             "SELECT leaf_data FROM log_leaves WHERE idx = ?", (log_index,)
@@ -284,22 +291,9 @@ def _write_content(
         bundle.add_bytes(f"devices/D{device_id}.pem", ed25519_public_key_pem(key).encode())
     bundle.add_bytes("records.pdf", pdf.output())
     bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
+    write_consistency(bundle, log, conn)
     bundle.add_bytes(EXPORT_INDEX, json_bytes(_index(archive, text, head, counts)))
     return counts
-
-
-TIME_ZONE_SETTING = "time_zone"
-
-
-def practice_time_zone(conn: Connection) -> str:
-    """The practice's zone (settings table, key time_zone), Europe/Paris by default."""
-    try:
-        row = conn.execute(
-            "SELECT value FROM settings WHERE key = ?", (TIME_ZONE_SETTING,)
-        ).fetchone()
-    except Exception:  # an archive without the settings table: the default
-        return DEFAULT_TIME_ZONE
-    return str(row[0]) if row is not None and row[0] else DEFAULT_TIME_ZONE
 
 
 def _names(conn: Connection, scope: ExportScope) -> tuple[str, ...]:
@@ -310,26 +304,6 @@ def _names(conn: Connection, scope: ExportScope) -> tuple[str, ...]:
         "SELECT owner, peer, ref FROM conversations WHERE id = ?", (scope.conversation_id,)
     ).fetchone()
     return () if row is None else (str(row[0]), str(row[1]) or str(row[2]))
-
-
-def _document(row: Any, fields: dict[str, Any], attachment_file: str | None) -> dict[str, Any]:
-    return {
-        "log_index": int(row[5]),
-        "record_id": bytes(row[1]).hex(),
-        "kind": str(row[2]),
-        "received_at": int(row[6]),
-        "signature": bytes(row[4]).hex(),
-        "device": {
-            "id": int(row[9]),
-            "name": str(row[10]),
-            "owner": str(row[11]),
-            "sign_key": bytes(row[12]).hex(),
-            "pem": f"devices/D{int(row[9])}.pem",
-        },
-        "conversation": {"ref": str(row[13]), "peer": str(row[14]), "owner": str(row[15])},
-        "fields": _plain(fields),
-        "attachment_file": attachment_file,
-    }
 
 
 def _index(
@@ -351,17 +325,6 @@ def _index(
         "destroyed_in_selection": counts.destroyed,
         "records": counts.log_indexes,
     }
-
-
-def _plain(value: Any) -> Any:
-    """CBOR values as JSON: bytes become lowercase hex."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _write_attachment(
@@ -413,7 +376,7 @@ def _instructions(root: str, fingerprint: str, zip_name: str | None) -> str:
     return envelope_instructions(
         root,
         fingerprint,
-        _RECORDS_FR + PROOF_SECTION_FR.replace("6.", "7.", 1),
-        _RECORDS_EN + PROOF_SECTION_EN.replace("6.", "7.", 1),
+        _RECORDS_FR + PROOF_SECTION_FR.replace("6.", "7.", 1) + CONSISTENCY_FR,
+        _RECORDS_EN + PROOF_SECTION_EN.replace("6.", "7.", 1) + CONSISTENCY_EN,
         zip_name=zip_name,
     )

@@ -116,6 +116,29 @@ def control_routes(box: Any) -> web.RouteTableDef:
             return web.json_response({"phase": box.phase.value}, status=409)
         return web.json_response(IdentityFacts.of(box.keys).as_json())
 
+    @routes.post("/register-details")
+    async def register_details(request: web.Request) -> web.Response:
+        from strongroom.office import register_facts
+
+        if box.committer is None or box.archive is None:
+            return web.json_response({"error": "the box is locked"}, status=409)
+        body = await request.json()
+        try:
+            op = register_facts.set_details_op(dict(body["details"]), str(body["actor"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        await box.committer.submit(op)
+        archive = box.archive
+
+        def current() -> dict[str, str]:
+            conn = archive.reader()
+            try:
+                return register_facts.read_details(conn)
+            finally:
+                conn.close()
+
+        return web.json_response(await asyncio.to_thread(current))
+
     @routes.post("/export")
     async def export(request: web.Request) -> web.StreamResponse:
         if box.archive is None:

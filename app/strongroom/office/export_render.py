@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from strongroom.archive.db import Connection
 from strongroom.office.bundle_pdf import RenderedRecord
 from strongroom.office.export_scope import ExportRequest
+from strongroom.office.register_facts import TIME_ZONE
 from strongroom.proof.sth import SignedTreeHead
 
 DEFAULT_TIME_ZONE = "Europe/Paris"
@@ -144,3 +146,45 @@ def rendered_record(
         box_time=local_and_utc(int(row[6]), text.tz),
         attachment=attachment_file,
     )
+
+
+def practice_time_zone(conn: Connection) -> str:
+    """The practice's zone (settings table, key time_zone), Europe/Paris by default."""
+    try:
+        row = conn.execute("SELECT value FROM settings WHERE key = ?", (TIME_ZONE,)).fetchone()
+    except Exception:  # an archive without the settings table: the default
+        return DEFAULT_TIME_ZONE
+    return str(row[0]) if row is not None and row[0] else DEFAULT_TIME_ZONE
+
+
+def record_document(
+    row: Any, fields: dict[str, Any], attachment_file: str | None
+) -> dict[str, Any]:
+    return {
+        "log_index": int(row[5]),
+        "record_id": bytes(row[1]).hex(),
+        "kind": str(row[2]),
+        "received_at": int(row[6]),
+        "signature": bytes(row[4]).hex(),
+        "device": {
+            "id": int(row[9]),
+            "name": str(row[10]),
+            "owner": str(row[11]),
+            "sign_key": bytes(row[12]).hex(),
+            "pem": f"devices/D{int(row[9])}.pem",
+        },
+        "conversation": {"ref": str(row[13]), "peer": str(row[14]), "owner": str(row[15])},
+        "fields": _plain(fields),
+        "attachment_file": attachment_file,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """CBOR values as JSON: bytes become lowercase hex."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -13,17 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import jinja2
-
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Archive
 from strongroom.archive.verify import VerifyReport, verify_open_archive
-from strongroom.office.bundle_pdf import DEJAVU_DIR, PdfRenderer
+from strongroom.office import register_facts as facts
 from strongroom.office.certificates import CertificateInfo, list_certificates
 from strongroom.office.holds import Hold, list_holds
 from strongroom.office.policies import Assignment, Policy, list_assignments, list_policies
 from strongroom.office.sealed import box_key_fingerprint
-from strongroom.office.verify_text import SIGNING_LABEL_EN, SIGNING_LABEL_FR
 
 PROTECTION = (
     "Base d'archives chiffrée par SQLCipher (AES-256, pages authentifiées HMAC-SHA512),"
@@ -79,6 +76,7 @@ class Category:
     people: str
     count: int
     where: str
+    retention: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +120,12 @@ class Register:
     admins: list[Admin]
     integrity: IntegrityStatus
     policy_names: dict[int, str] = field(default_factory=dict)
+    controller: facts.Controller = field(default_factory=facts.unknown_controller)
+    purposes: tuple[str, ...] = facts.PURPOSES
+    legal_bases: tuple[str, ...] = facts.LEGAL_BASES
+    subjects: tuple[str, ...] = facts.SUBJECTS
+    recipients: tuple[str, ...] = facts.RECIPIENTS
+    transfers: str = facts.TRANSFERS
 
 
 def _count(conn: Connection, sql: str) -> int:
@@ -148,54 +152,64 @@ def build_register(
 ) -> Register:
     db = f"{data_dir / 'archive.db'} (SQLCipher)"
     blobs = f"{data_dir / 'blobs'} (fichiers chiffrés)"
+    kept = facts.retention_note
     categories = [
         Category(
-            "Contenu des messages",
-            "clients, patients, correspondants ; personnel",
+            "Contenu des messages / message content",
+            "clients, patients, correspondants ; personnel / clients, patients,"
+            " correspondents; staff",
             _count(conn, "SELECT count(*) FROM messages"),
             db,
+            kept("messages"),
         ),
         Category(
-            "Pièces jointes",
-            "clients, patients, correspondants",
+            "Pièces jointes / attachments",
+            "clients, patients, correspondants / clients, patients, correspondents",
             _count(conn, "SELECT count(*) FROM blobs WHERE destroyed_at IS NULL"),
             blobs,
+            kept("messages"),
         ),
         Category(
-            "Accusés de réception et métadonnées d'échange",
-            "correspondants",
+            "Accusés de réception et métadonnées d'échange / receipts and exchange metadata",
+            "correspondants / correspondents",
             _count(conn, "SELECT count(*) FROM receipts"),
             db,
+            kept("messages"),
         ),
         Category(
-            "Enregistrements détruits (empreintes seules)",
+            "Enregistrements détruits (empreintes seules) / destroyed records (hashes only)",
             "—",
             _count(conn, "SELECT count(*) FROM records WHERE destroyed_at IS NOT NULL"),
             db,
+            kept("destroyed"),
         ),
         Category(
-            "Contacts (interlocuteurs des conversations)",
-            "clients, patients",
-            _count(conn, "SELECT count(DISTINCT peer) FROM conversations WHERE peer != ''"),
+            "Contacts (interlocuteurs des conversations) / contacts (the other parties)",
+            "clients, patients, correspondants / clients, patients, correspondents",
+            facts.contacts(conn),
             db,
+            kept("messages"),
         ),
         Category(
-            "Appareils appariés et leurs détenteurs",
-            "personnel",
+            "Appareils appariés et leurs détenteurs / paired phones and their holders",
+            "personnel / staff",
             _count(conn, "SELECT count(*) FROM devices"),
             db,
+            kept("devices"),
         ),
         Category(
-            "Comptes d'administration",
-            "personnel",
+            "Comptes d'administration / administration accounts",
+            "personnel / staff",
             _count(conn, "SELECT count(*) FROM users"),
             db,
+            kept("accounts"),
         ),
         Category(
-            "Journal d'audit (consultations, exports, destructions)",
-            "personnel",
+            "Journal d'audit (consultations, exports, destructions) / audit trail",
+            "personnel / staff",
             _count(conn, "SELECT count(*) FROM audit_events"),
             db,
+            kept("audit"),
         ),
     ]
     policies = list_policies(conn)
@@ -225,147 +239,21 @@ def build_register(
         ],
         integrity=integrity or IntegrityStatus(None, None),
         policy_names={p.id: p.name for p in policies},
+        controller=facts.controller(conn),
+        recipients=facts.RECIPIENTS + _export_recipients(conn),
     )
+
+
+def _export_recipients(conn: Connection) -> tuple[str, ...]:
+    names = {str(e.details.get("recipient", "")).strip() for e in _events(conn, "export")}
+    return tuple(sorted(n for n in names if n))
 
 
 def _date(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="fr"><head><meta charset="utf-8">
-<title>Registre des traitements (RGPD art. 30)</title>
-<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}
-table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #bbb;padding:.3em .6em;
-text-align:left}</style></head><body>
-<h1>Registre des activités de traitement — RGPD art. 30</h1>
-<p>Records of processing activities. Généré le / generated {{ date(r.generated_at_ms) }} ·
-{{ signing_label }} <code>{{ r.box_fingerprint }}</code> ·
-données / data <code>{{ r.data_dir }}</code></p>
-<h2>Intégrité / integrity</h2><p>{{ r.integrity.summary() }}</p>
-<h2>Catégories de données / data categories</h2>
-<table><tr><th>Catégorie</th><th>Personnes concernées</th><th>Nombre</th><th>Lieu</th></tr>
-{% for c in r.categories %}<tr><td>{{ c.name }}</td><td>{{ c.people }}</td>
-<td>{{ c.count }}</td><td>{{ c.where }}</td></tr>{% endfor %}</table>
-<h2>Mesures de sécurité (art. 32) / security measures</h2>
-<ul>{% for p in r.protection %}<li>{{ p }}</li>{% endfor %}</ul>
-<h2>Durées de conservation / retention in force</h2>
-<table><tr><th>Règle</th><th>Durée</th><th>Point de départ</th><th>À l'échéance</th>
-<th>Fondement</th></tr>{% for p in r.policies %}<tr><td>{{ p.name }}</td>
-<td>{{ p.duration.label() }}</td><td>{{ p.start_event }}</td><td>{{ p.action }}</td>
-<td>{{ p.legal_basis }}</td></tr>{% endfor %}</table>
-<table><tr><th>Affectation</th><th>Sujet</th><th>Règle</th><th>Par</th></tr>
-{% for a in r.assignments %}<tr><td>{{ a.scope }}</td><td>{{ a.subject }}</td>
-<td>{{ r.policy_names.get(a.policy_id, a.policy_id) }}</td><td>{{ a.assigned_by }}</td></tr>
-{% else %}<tr><td colspan="4">Aucune / none</td></tr>{% endfor %}</table>
-<h2>Gels juridiques en cours / legal holds</h2>
-<table><tr><th>Objet</th><th>Motif</th><th>Posé par</th><th>Le</th></tr>
-{% for h in r.holds %}<tr><td>{{ h.spec.subject() }}</td><td>{{ h.spec.reason }}</td>
-<td>{{ h.placed_by }}</td><td>{{ date(h.placed_at) }}</td></tr>
-{% else %}<tr><td colspan="4">Aucun / none</td></tr>{% endfor %}</table>
-<h2>Destructions</h2>
-<table><tr><th>Certificat</th><th>Date</th><th>Approuvé par</th><th>Enregistrements</th></tr>
-{% for d in r.destructions %}<tr><td>{{ d.id }}</td><td>{{ date(d.created_at) }}</td>
-<td>{{ d.approver }}</td><td>{{ d.record_count }}</td></tr>
-{% else %}<tr><td colspan="4">Aucune / none</td></tr>{% endfor %}</table>
-<h2>Exports (communications de données / disclosures)</h2>
-<table><tr><th>Date</th><th>Par</th><th>Objet</th><th>Destinataire</th><th>Motif</th></tr>
-{% for e in r.exports %}<tr><td>{{ date(e.at_ms) }}</td><td>{{ e.actor }}</td>
-<td>{{ e.target }}</td><td>{{ e.details.get("recipient", "") }}</td>
-<td>{{ e.details.get("reason", "") }}</td></tr>
-{% else %}<tr><td colspan="5">Aucun / none</td></tr>{% endfor %}</table>
-<h2>Sauvegardes / backups</h2>
-<table><tr><th>Date</th><th>Destination</th><th>Jeu</th></tr>
-{% for b in r.backups %}<tr><td>{{ date(b.at_ms) }}</td><td>{{ b.target }}</td>
-<td>{{ b.details.get("set", "") }}</td></tr>
-{% else %}<tr><td colspan="3">Aucune / none</td></tr>{% endfor %}</table>
-<h2>Appareils / devices</h2>
-<table><tr><th>Nom</th><th>Détenteur</th><th>Rôle</th><th>Apparié le</th><th>Révoqué le</th></tr>
-{% for d in r.devices %}<tr><td>{{ d.name }}</td><td>{{ d.owner }}</td><td>{{ d.role }}</td>
-<td>{{ date(d.paired_at) }}</td><td>{{ date(d.revoked_at) if d.revoked_at else "—" }}</td></tr>
-{% endfor %}</table>
-<h2>Administrateurs / admins</h2>
-<table><tr><th>Compte</th><th>Rôle</th><th>État</th></tr>
-{% for a in r.admins %}<tr><td>{{ a.username }}</td><td>{{ a.role }}</td>
-<td>{{ "désactivé" if a.disabled else "actif" }}</td></tr>
-{% else %}<tr><td colspan="3">Aucun / none</td></tr>{% endfor %}</table>
-</body></html>
-"""
+# Rendering lives in report_render (same register, HTML and PDF).
+from strongroom.office.report_render import render_html, render_pdf  # noqa: E402
 
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-
-
-def render_html(register: Register) -> str:
-    signing_label = f"{SIGNING_LABEL_FR} / {SIGNING_LABEL_EN}"
-    return _ENV.from_string(_TEMPLATE).render(r=register, date=_date, signing_label=signing_label)
-
-
-def render_pdf(register: Register, font_dir: Path = DEJAVU_DIR) -> bytes:
-    r = register
-    pdf = PdfRenderer(
-        "Registre des activités de traitement — RGPD art. 30",
-        [
-            ("Généré le / generated", _date(r.generated_at_ms)),
-            (f"{SIGNING_LABEL_FR} / {SIGNING_LABEL_EN}", r.box_fingerprint),
-            ("Données / data", r.data_dir),
-        ],
-        font_dir,
-    )
-    pdf.add_heading("Intégrité / integrity")
-    pdf.add_paragraph(r.integrity.summary())
-    pdf.add_heading("Catégories de données / data categories")
-    for c in r.categories:
-        pdf.add_paragraph(f"• {c.name} — {c.count} — {c.people} — {c.where}", 9)
-    pdf.add_heading("Mesures de sécurité (art. 32) / security measures")
-    for line in r.protection:
-        pdf.add_paragraph(f"• {line}", 9)
-    pdf.add_heading("Durées de conservation / retention in force")
-    for p in r.policies:
-        pdf.add_paragraph(
-            f"• {p.name} : {p.duration.label()}, départ {p.start_event}, puis {p.action}."
-            f" {p.legal_basis}",
-            9,
-        )
-    for a in r.assignments:
-        name = r.policy_names.get(a.policy_id, str(a.policy_id))
-        pdf.add_paragraph(f"  {a.scope} « {a.subject} » → {name} (par {a.assigned_by})", 9)
-    pdf.add_heading("Gels juridiques / legal holds")
-    for h in r.holds or []:
-        pdf.add_paragraph(f"• {h.spec.subject()} — {h.spec.reason} — {h.placed_by}", 9)
-    if not r.holds:
-        pdf.add_paragraph("Aucun / none", 9)
-    pdf.add_heading("Destructions")
-    for d in r.destructions:
-        pdf.add_paragraph(
-            f"• certificat {d.id}, {_date(d.created_at)}, {d.record_count} enregistrements,"
-            f" approuvé par {d.approver}",
-            9,
-        )
-    if not r.destructions:
-        pdf.add_paragraph("Aucune / none", 9)
-    pdf.add_heading("Exports")
-    for e in r.exports:
-        pdf.add_paragraph(
-            f"• {_date(e.at_ms)} {e.actor} : {e.target} pour {e.details.get('recipient', '')}"
-            f" ({e.details.get('reason', '')})",
-            9,
-        )
-    if not r.exports:
-        pdf.add_paragraph("Aucun / none", 9)
-    pdf.add_heading("Sauvegardes / backups")
-    for b in r.backups:
-        pdf.add_paragraph(f"• {_date(b.at_ms)} → {b.target} ({b.details.get('set', '')})", 9)
-    if not r.backups:
-        pdf.add_paragraph("Aucune / none", 9)
-    pdf.add_heading("Appareils / devices")
-    for dev in r.devices:
-        revoked = f", révoqué le {_date(dev.revoked_at)}" if dev.revoked_at else ""
-        pdf.add_paragraph(f"• {dev.name} ({dev.owner}, {dev.role}){revoked}", 9)
-    pdf.add_heading("Administrateurs / admins")
-    for adm in r.admins:
-        pdf.add_paragraph(
-            f"• {adm.username} ({adm.role}{', désactivé' if adm.disabled else ''})", 9
-        )
-    if not r.admins:
-        pdf.add_paragraph("Aucun / none", 9)
-    return pdf.output()
+__all__ = ["Register", "build_register", "check_integrity", "render_html", "render_pdf"]

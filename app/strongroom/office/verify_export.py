@@ -46,6 +46,7 @@ from strongroom.proof.pem import MalformedPublicKeyError, ed25519_public_key_fro
 from strongroom.proof.sth import STH_FORMAT, MalformedTreeHeadError, SignedTreeHead
 
 MAX_SMALL_MEMBER = 8 * 1024 * 1024
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class ExportReport:
     records: int = 0
     proofs: int = 0
     attachments: int = 0
+    consistency: int = 0  # earlier signed heads this log is proven to extend
     tree_head: SignedTreeHead | None = None
     signing_fingerprint: str | None = None  # SHA-256 of box.pem's DER key, as openssl prints it
     problems: list[Problem] = field(default_factory=list)
@@ -119,14 +121,7 @@ def _hash_members(zf: zipfile.ZipFile, report: ExportReport) -> _Bundle | None:
             with zf.open(info) as member:
                 while chunk := member.read(1 << 16):
                     digest.update(chunk)
-        except (
-            zipfile.BadZipFile,
-            zlib.error,
-            EOFError,
-            OSError,
-            ValueError,
-            NotImplementedError,
-        ) as exc:
+        except _ZIP_ERRORS as exc:
             report.problem(rel, f"damaged inside the zip ({exc})")
             continue
         bundle.digests[rel] = digest.hexdigest()
@@ -352,6 +347,19 @@ def _check_certificate(bundle: _Bundle, head: SignedTreeHead | None, key: Verify
         report.records += kind != "blob"
 
 
+def _check_consistency(bundle: _Bundle, head: SignedTreeHead | None, key: VerifyKey | None) -> None:
+    from strongroom.office.consistency import check_bundle_consistency
+
+    if head is None:
+        return
+    verify = lambda message, sig: _verify_sig(key, message, sig)  # noqa: E731
+    for name, checked in check_bundle_consistency(bundle.digests, bundle.read, head, verify):
+        if checked.ok:
+            bundle.report.consistency += 1
+        else:
+            bundle.report.problem(name, checked.why)
+
+
 def _check_seal(path: Path, key: VerifyKey | None, report: ExportReport) -> None:
     signature = read_seal(path)
     if signature is None:
@@ -385,6 +393,7 @@ def verify_bundle(path: Path) -> ExportReport:
         _check_seal(path, key, report)
         _check_manifest(bundle, key)
         head = _check_sth(bundle, key)
+        _check_consistency(bundle, head, key)
         if bundle.has("export.json"):
             _check_export(bundle, head, box_key)
         elif bundle.has("certificate.json"):

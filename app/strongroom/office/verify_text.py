@@ -45,6 +45,8 @@ CHECK_PROOFS_SH = r"""# check_proofs.sh: re-check this bundle's log proofs and s
 #   signature records/L<n>.sig must verify with the phone key that
 #   records/L<n>.json names.
 # - attachments/L<n>-<name>: its SHA-256 must be inside the signed record L<n>.
+# - consistency/S<m>.txt: an earlier signed head; S<m>.path must prove that
+#   the log of sth.txt extends it (RFC 9162 section 2.1.4.2).
 size=$(sed -n 2p sth.txt)
 root=$(sed -n 4p sth.txt)
 work=$(mktemp -d)
@@ -112,6 +114,41 @@ for file in attachments/*; do
     *5820$digest*) echo "OK      $file is the file signed in records/$stem.cbor" ;;
     *) fail "$file: not the file whose SHA-256 records/$stem.cbor signs" ;;
   esac
+done
+
+# consistency/S<m>.txt: an earlier head the box signed, and .path the proof
+# (RFC 9162 section 2.1.4.2) that the log of sth.txt extends it.
+for old in consistency/*.txt; do
+  [ -e "$old" ] || continue
+  base=${old%.txt}
+  first=$(sed -n 2p "$old"); oldroot=$(sed -n 4p "$old")
+  nodes=0; [ -f "$base.path" ] && nodes=$(( $(wc -c < "$base.path") / 32 ))
+  ok=1
+  openssl pkeyutl -verify -pubin -inkey box.pem -rawin -in "$old" -sigfile "$base.sig" \
+    > /dev/null 2>&1 || ok=0
+  [ "$nodes" -gt 0 ] && [ "$first" -gt 0 ] && [ "$first" -lt "$size" ] || ok=0
+  fn=$((first - 1)); sn=$((size - 1))
+  while [ $ok = 1 ] && [ $((fn & 1)) -eq 1 ]; do fn=$((fn >> 1)); sn=$((sn >> 1)); done
+  head -c 32 "$base.path" > "$work/fr"; head -c 32 "$base.path" > "$work/sr"
+  i=1
+  while [ $ok = 1 ] && [ $i -lt $nodes ]; do
+    if [ $sn -eq 0 ]; then ok=0; break; fi
+    tail -c +$((i * 32 + 1)) "$base.path" | head -c 32 > "$work/p"
+    if [ $((fn & 1)) -eq 1 ] || [ $fn -eq $sn ]; then
+      hash2 "$work/p" "$work/fr"; mv "$work/n" "$work/fr"
+      hash2 "$work/p" "$work/sr"; mv "$work/n" "$work/sr"
+      while [ $((fn & 1)) -eq 0 ] && [ $fn -ne 0 ]; do fn=$((fn >> 1)); sn=$((sn >> 1)); done
+    else
+      hash2 "$work/sr" "$work/p"; mv "$work/n" "$work/sr"
+    fi
+    fn=$((fn >> 1)); sn=$((sn >> 1)); i=$((i + 1))
+  done
+  if [ $ok = 1 ] && [ $sn -eq 0 ] && [ "$(hex < "$work/fr")" = "$oldroot" ] \
+      && [ "$(hex < "$work/sr")" = "$root" ]; then
+    echo "OK      the log of sth.txt extends the earlier head $old"
+  else
+    fail "$old: not a signed head this log is proven to extend"
+  fi
 done
 
 [ $proofs -gt 0 ] || fail "no inclusion proof was checked"
@@ -243,6 +280,29 @@ after it was made. Tools: sh, GNU coreutils, openssl 3, unzip, sed and diff
     $ TZ=Europe/Paris date -d "@$(( $(sed -n 3p sth.txt) / 1000 ))"
 """
 
+
+CONSISTENCY_FR = """
+8. Deux dossiers viennent-ils du même journal, qui n'a fait que grandir ?
+   Ce dossier contient, dans consistency/, chaque tête d'arbre que le boîtier
+   a publiée avant lui (exports, certificats) et la preuve (RFC 9162 §2.1.4)
+   que son journal la prolonge ; l'étape 7 vérifie ces preuves. Si vous avez
+   un dossier plus ancien, son sth.txt doit être identique, octet pour octet,
+   au fichier consistency/S<taille>.txt de même taille (<taille> : 2e ligne de
+   son sth.txt, sur 10 chiffres), par exemple :
+       cmp ../ANCIEN/sth.txt consistency/S0000000042.txt
+   Sinon le boîtier a réécrit son journal, et ses propres signatures le prouvent.
+"""
+
+CONSISTENCY_EN = """
+8. Do two bundles come from one log that only ever grew? This bundle holds,
+   in consistency/, every tree head the box published before it (exports,
+   certificates) and the proof (RFC 9162 §2.1.4) that its log extends it;
+   step 7 checks those proofs. If you hold an older bundle, its sth.txt must
+   equal, byte for byte, the file consistency/S<size>.txt of the same size
+   (<size>: line 2 of its sth.txt, on 10 digits), for example:
+       cmp ../OLDER/sth.txt consistency/S0000000042.txt
+   Otherwise the box rewrote its log, and its own signatures prove it.
+"""
 
 PROOF_SECTION_FR = f"""
 6. Preuves d'inclusion dans le journal (RFC 9162, SHA-256), empreintes des

@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None, *, expected: Sequence[tuple[str, str
         print(
             f"OK  {report.kind}: {report.files} files, {report.records} records,"
             f" {report.attachments} attachments, {report.proofs} inclusion proofs"
-            f" against a signed log of {size} entries"
+            f" against a signed log of {size} entries, which extends"
+            f" {report.consistency} earlier published head(s) (consistency proofs)"
         )
         return 0
     print(f"{len(report.problems)} problem(s): this bundle must not be trusted")

@@ -12,9 +12,11 @@ import time
 
 from aiohttp import web
 
-from strongroom.office import report
-from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role
-from strongroom.web.state import audit, state_of
+from strongroom.office import register_facts, report
+from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
+from strongroom.web.forms import text_field
+from strongroom.web.render import render
+from strongroom.web.state import audit, read, state_of, submit
 
 routes = web.RouteTableDef()
 
@@ -52,7 +54,8 @@ async def _register(request: web.Request) -> report.Register:
 async def report_html(request: web.Request) -> web.StreamResponse:
     register = await _register(request)
     await audit(request, "report.view", "art30", {"format": "html"})
-    return web.Response(text=report.render_html(register), content_type="text/html")
+    edit = "/report/details" if session_of(request).role == ADMIN else None
+    return web.Response(text=report.render_html(register, edit), content_type="text/html")
 
 
 @routes.get("/report.pdf")
@@ -66,3 +69,28 @@ async def report_pdf(request: web.Request) -> web.StreamResponse:
         content_type="application/pdf",
         headers={"Content-Disposition": 'attachment; filename="registre-art30.pdf"'},
     )
+
+
+@routes.get("/report/details")
+@require_role(ADMIN)
+async def register_details(request: web.Request) -> web.StreamResponse:
+    details = await read(request, register_facts.read_details)
+    context = {"details": details, "default_zone": "Europe/Paris"}
+    return render(request, "register_details.html", context)
+
+
+@routes.post("/report/details")
+@require_role(ADMIN)
+async def save_register_details(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    limit = register_facts.MAX_DETAIL_CHARS
+    details = {key: text_field(form, key, limit) for key in register_facts.DETAIL_KEYS}
+    actor = session_of(request).username or ""
+    try:
+        op = register_facts.set_details_op(details, actor)
+    except ValueError:
+        session_of(request).flash("error", "Unknown time zone: write it as Europe/Paris.")
+        raise web.HTTPSeeOther("/report/details") from None
+    await submit(request, op)
+    session_of(request).flash("success", "Register details saved.")
+    raise web.HTTPSeeOther("/report/details")
