@@ -162,3 +162,24 @@ async def test_an_upload_resumes_after_a_box_restart(box: RunningBox, tmp_path: 
     assert ack.ref == sha and 0 < start < SIZE
     _settled(box)
     await phone.close()
+
+
+async def test_a_clean_close_resumes_on_the_box_as_it_runs(tmp_path: Path) -> None:
+    # The whole BoxRuntime (its aiohttp server, handler cancellation and all), not the
+    # peer service alone: where the stuck claim was seen.
+    from e2e_helpers import Clock, pair_by_qr, prepare_data_dir
+    from e2e_helpers import start_box as start_runtime
+
+    config = await prepare_data_dir(tmp_path / "box")
+    running = await start_runtime(config, clock=Clock())
+    try:
+        phone, _ = await pair_by_qr(running, "Pixel", "claire")
+        path, sha = _attachment(tmp_path)
+        await _start_upload(phone._require_link(), path.read_bytes(), pieces=20)
+        await phone._require_link().ws.close()  # close frame 1000, mid-upload
+        await phone.connect(running.peer_url)
+        ack, start, waited = await _upload_timed(phone, path)
+        assert ack.ref == sha and 0 < start < SIZE and waited < EVICT_WAIT_S / 2
+        await phone.close()
+    finally:
+        await running.stop()
