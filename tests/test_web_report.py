@@ -45,7 +45,7 @@ async def test_an_auditor_reads_the_register_in_html_and_pdf(
     body = await pdf.read()
     text = pdf_words(body)  # the same register, not just any PDF
     assert "RGPD art. 30" in text and "Intègre / intact" in text
-    assert "Contenu des messages — 7 —" in text
+    assert "Contenu des messages / message content — 7 —" in text
     assert "iPhone du Dr Martin (dr.martin" in text
     conn = archive.reader()
     views = audit_events(conn, action="report.view")
