@@ -9,6 +9,7 @@ come back to /jobs/<id> (progress polled by static/app.js, or a meta refresh).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import secrets
 from typing import Any
 
@@ -19,7 +20,6 @@ from strongroom.archive.queries import list_conversations
 from strongroom.archive.verify import verify_open_archive
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
-from strongroom.office.export import ExportRequest, ExportScope, export_bundle
 from strongroom.web.auth import ADMIN, ARCHIVIST, require_role, session_of
 from strongroom.web.forms import day_ms, int_or_none, text_field
 from strongroom.web.i18n import N_
@@ -28,6 +28,14 @@ from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
 
 routes = web.RouteTableDef()
+
+
+def _office(module: str) -> Any | None:
+    """A records-office module if this box has it (the office grows in parallel)."""
+    try:
+        return importlib.import_module(f"strongroom.office.{module}")
+    except ImportError:
+        return None
 
 
 def _office_ready(conn: Connection) -> bool:
@@ -119,6 +127,7 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
     conversations = await read(request, list_conversations)
     owners = sorted({c.owner for c in conversations} | {c.peer for c in conversations if c.peer})
     context = {
+        "available": _office("export") is not None,
         "conversations": conversations,
         "people": owners,
         "jobs": state.jobs.for_owner(session_of(request).username),
@@ -129,17 +138,20 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/exports")
 @require_role(ADMIN, ARCHIVIST)
 async def start_export(request: web.Request) -> web.StreamResponse:
+    export = _office("export")
+    if export is None:
+        raise web.HTTPNotFound()
     state = state_of(request)
     form = await request.post()
     kind = text_field(form, "kind", 20)
     actor = session_of(request).username or ""
     try:
         if kind == "person":
-            scope = ExportScope("person", person=text_field(form, "person", 200))
+            scope = export.ExportScope("person", person=text_field(form, "person", 200))
         else:
             conversation = int_or_none(text_field(form, "conversation", 20))
-            scope = ExportScope("conversation", conversation_id=conversation)
-        export_request = ExportRequest(
+            scope = export.ExportScope("conversation", conversation_id=conversation)
+        export_request = export.ExportRequest(
             scope,
             actor=actor,
             recipient=text_field(form, "recipient", 200),
@@ -155,7 +167,7 @@ async def start_export(request: web.Request) -> web.StreamResponse:
         progress(0.05, "export")
         out_path = state.work_dir / f"export-{secrets.token_hex(6)}.zip"
         # export_bundle logs the export itself (an audit event naming the manifest hash).
-        result = await asyncio.to_thread(export_bundle, archive, export_request, out_path)
+        result = await asyncio.to_thread(export.export_bundle, archive, export_request, out_path)
         name = f"strongroom-export-{scope.describe().replace(':', '-')}.zip"
         return JobResult(summary=N_("The export is ready."), file=result.path, download_name=name)
 
