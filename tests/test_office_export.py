@@ -24,7 +24,6 @@ from strongroom.office.export import ExportRequest, ExportScope, export_bundle
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
 from strongroom.office.verify_export import main as verify_main
 from strongroom.office.verify_export import verify_bundle
-from support.pdf import pdf_words
 from test_office_support import DAY_MS, T0, Box, attach, conversation_id, new_box, new_phone, say
 
 ATTACHMENT = os.urandom(150_000)
@@ -141,6 +140,8 @@ def test_export_content(sealed: tuple[Path, Path], tmp_path: Path) -> None:
     assert "« arrêt de travail », ça presse" in page and "Autre client" not in page
     pdf = (root / "records.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and (b"DejaVu" in pdf) == DEJAVU_DIR.is_dir()
+    from support.pdf import pdf_words
+
     text = pdf_words(pdf)  # what a judge reads: every exported message, nothing else
     assert "Tribunal judiciaire de Lyon" in text and "instance 24/123" in text
     assert "voici mon dossier : « arrêt de travail », ça presse." in text

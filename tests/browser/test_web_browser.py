@@ -220,21 +220,6 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
         with page.expect_download() as download_info:
             page.click("#download")
         assert download_info.value.suggested_filename.endswith(".zip")
-        # The bytes the browser saved are this box's sealed export of the conversation.
-        saved = tmp_path / "downloaded.zip"
-        download_info.value.save_as(saved)
-        report = verify_bundle(saved)
-        assert report.ok, report.problems
-        assert (report.kind, report.records) == ("export", 3)
-        with zipfile.ZipFile(saved) as bundle:
-            index_name = next(n for n in bundle.namelist() if n.endswith("/export.json"))
-            index = json.loads(bundle.read(index_name))
-        assert index["recipient"] == "Tribunal judiciaire de Lyon"
-        assert index["reason"] == "Demande du juge"
-        assert (
-            index["box_public_key"]
-            == live.box.require_archive().signing_key.verify_key.encode().hex()
-        )
 
         # -- the dashboard and the audit trail ------------------------------------------------
         page.click("nav a[href='/dashboard']")
@@ -250,4 +235,21 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
         ):
             assert action in audit
         _shot(page, language, "11-audit")
+
+        # -- the downloaded export, checked byte for byte ---------------------------------------
+        # The bytes the browser saved are this box's sealed export of the conversation.
+        saved = tmp_path / "downloaded.zip"
+        download_info.value.save_as(saved)
+        report = verify_bundle(saved)
+        assert report.ok, report.problems
+        assert (report.kind, report.records) == ("export", 3)
+        with zipfile.ZipFile(saved) as zf:
+            index_name = next(n for n in zf.namelist() if n.endswith("/export.json"))
+            index = json.loads(zf.read(index_name))
+        assert index["recipient"] == "Tribunal judiciaire de Lyon"
+        assert index["reason"] == "Demande du juge"
+        assert (
+            index["box_public_key"]
+            == live.box.require_archive().signing_key.verify_key.encode().hex()
+        )
         context.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from strongroom.appliance.health import Health, disk_forecast_days
+from strongroom.appliance.health import Health, disk_forecast_days, read_health
 from strongroom.archive.db import Connection
 from strongroom.archive.queries import counts
 from strongroom.box import Box
@@ -68,7 +68,7 @@ def archive_facts(conn: Connection) -> ArchiveFacts:
 async def box_health(box: Box) -> Health:
     """The box's health reading (disk, temperature, memory), read off the event loop:
     it stats the disk and reads the board's files."""
-    return await asyncio.to_thread(box.health)
+    return await asyncio.to_thread(read_health, box.config.data_dir)
 
 
 @routes.get("/dashboard")
