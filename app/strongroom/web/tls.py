@@ -118,6 +118,13 @@ def _generate(tls_dir: Path, hostnames: list[str], addresses: list[str], openssl
     os.replace(tmp_cert, tls_dir / CERT_NAME)
 
 
+def server_ssl_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
 def http_redirect_app(https_port: int = 443) -> web.Application:
     """A tiny app for port 80 that sends every request to the same path over HTTPS."""
 
