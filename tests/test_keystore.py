@@ -25,9 +25,10 @@ from strongroom.identity import (
     WrongPassphrase,
     derive_box_keys,
 )
+from support.argon import ArgonLimits
 
 # The smallest Argon2id cost libsodium allows: keeps the tests fast, same code path.
-FAST = {"opslimit": 1, "memlimit": 8192}
+FAST: ArgonLimits = {"opslimit": 1, "memlimit": 8192}
 ENTROPY = bytes(range(32))
 OTHER_ENTROPY = bytes(range(1, 33))
 PASSPHRASE = "Secret professionnel, article 226-13"

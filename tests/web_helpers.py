@@ -18,11 +18,12 @@ from strongroom.identity import new_entropy
 from strongroom.unlock import BoxPhase
 from strongroom.web.app import build_web_app
 from strongroom.web.users import PasswordHasher, create_user
+from support.argon import ArgonLimits
 from support.box import upload_blob
 from support.records import attachment_fields, signed
 
 # The cheapest Argon2id libsodium accepts: the tests exercise logic, not cost.
-CHEAP_LIMITS = {
+CHEAP_LIMITS: ArgonLimits = {
     "opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN,
     "memlimit": nacl.pwhash.argon2id.MEMLIMIT_MIN,
 }
@@ -52,7 +53,10 @@ def web_app(box: Box, **kwargs: object) -> web.Application:
     return build_web_app(
         box,
         hasher=CHEAP_HASHER,
-        keystore_limits=dict(CHEAP_LIMITS),
+        keystore_limits={
+            "opslimit": CHEAP_LIMITS["opslimit"],
+            "memlimit": CHEAP_LIMITS["memlimit"],
+        },
         **kwargs,  # type: ignore[arg-type]
     )
 
