@@ -6,6 +6,7 @@ shows its status and forwards the admin's decisions. Every action is audited.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -74,7 +75,7 @@ def online_device_ids(box: Box) -> set[int] | None:
     return peers.online_devices()
 
 
-def rename_device_op(device_id: int, name: str) -> Any:
+def rename_device_op(device_id: int, name: str) -> Callable[[Txn], str]:
     def op(txn: Txn) -> str:
         row = txn.conn.execute("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
         if row is None:
