@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,21 @@ class WebAdmin:
         )
         assert status == 303 and location is not None and location.startswith("/devices")
         return code.group(1).strip()
+
+
+async def running_e2e_box(tmp_path: Path) -> AsyncIterator[E2EBox]:
+    """For a fixture, `running = pytest.fixture(running_e2e_box)`: a started, unlocked box."""
+    box = await start_box(await prepare_data_dir(tmp_path / "box"), clock=Clock())
+    yield box
+    await box.stop()
+
+
+async def logged_in_admin(running: E2EBox) -> AsyncIterator[WebAdmin]:
+    """For a fixture, `admin = pytest.fixture(logged_in_admin)`: the admin, logged in."""
+    admin = WebAdmin(running.url)
+    await admin.login()
+    yield admin
+    await admin.close()
 
 
 def new_phone(name: str, owner: str) -> PhoneClient:

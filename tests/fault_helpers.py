@@ -14,7 +14,7 @@ import json
 import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,6 +215,23 @@ ABUSE_LIMITS: dict[str, Any] = {
     "max_in_flight_frames": 8,
     "max_frame_bytes": 64 * 1024,
 }
+# An answer within this bound means "still served"; it is a liveness bound, not a benchmark.
+SERVED_WITHIN_S = 5.0
+
+
+async def abuse_box(tmp_path: Path) -> AsyncIterator[BoxProcess]:
+    """For a fixture, `box = pytest.fixture(abuse_box)`: a box process under ABUSE_LIMITS."""
+    running = await BoxProcess(tmp_path / "box", limits=ABUSE_LIMITS).start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def still_served(phone: PhoneClient, n: int) -> None:
+    """The box still acks this phone's push, within SERVED_WITHIN_S."""
+    ack = await asyncio.wait_for(phone.push(message(n, f"still here {n}")), SERVED_WITHIN_S)
+    assert ack.log_index >= 0
 
 
 @dataclass

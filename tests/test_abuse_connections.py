@@ -12,39 +12,25 @@ import contextlib
 import selectors
 import socket
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from fault_helpers import (
     ABUSE_LIMITS,
+    SERVED_WITHIN_S,
     BoxProcess,
     RawSession,
+    abuse_box,
     count,
     message,
     pair_phone,
+    still_served,
 )
-from strongroom.client import DeviceState, PhoneClient
+from strongroom.client import DeviceState
 from strongroom.client.link import HandshakeRefused
 
-# An answer within this bound means "still served"; it is a liveness bound, not a benchmark.
-SERVED_WITHIN_S = 5.0
-
-
-@pytest.fixture
-async def box(tmp_path: Path) -> AsyncIterator[BoxProcess]:
-    running = await BoxProcess(tmp_path / "box", limits=ABUSE_LIMITS).start()
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-async def still_served(phone: PhoneClient, n: int) -> None:
-    ack = await asyncio.wait_for(phone.push(message(n, f"still here {n}")), SERVED_WITHIN_S)
-    assert ack.log_index >= 0
+box = pytest.fixture(abuse_box)
 
 
 def _host_port(box: BoxProcess) -> tuple[str, int]:

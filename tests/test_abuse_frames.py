@@ -8,29 +8,29 @@ them back. Each time the box must refuse, close, and write nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from fault_helpers import ABUSE_LIMITS, BoxProcess, RawSession, count, message, pair_phone
-from strongroom.client import PhoneClient
+from fault_helpers import (
+    ABUSE_LIMITS,
+    SERVED_WITHIN_S,
+    BoxProcess,
+    RawSession,
+    abuse_box,
+    count,
+    message,
+    pair_phone,
+    still_served,
+)
 from strongroom.client.link import HandshakeRefused
 from strongroom.control import call
 
-SERVED_WITHIN_S = 5.0
 PROTOCOL_CLOSE = 4400
 TOO_BIG_CLOSE = 1009  # WebSocket "message too big"
 
 
-@pytest.fixture
-async def box(tmp_path: Path) -> AsyncIterator[BoxProcess]:
-    running = await BoxProcess(tmp_path / "box", limits=ABUSE_LIMITS).start()
-    try:
-        yield running
-    finally:
-        await running.stop()
+box = pytest.fixture(abuse_box)
 
 
 def archive_size(box: BoxProcess) -> tuple[int, int]:
@@ -38,10 +38,6 @@ def archive_size(box: BoxProcess) -> tuple[int, int]:
         count(box.data_dir, "SELECT count(*) FROM records"),
         count(box.data_dir, "SELECT count(*) FROM log_leaves"),
     )
-
-
-async def still_served(phone: PhoneClient, n: int) -> None:
-    await asyncio.wait_for(phone.push(message(n, f"still here {n}")), SERVED_WITHIN_S)
 
 
 async def test_oversized_frames_close_the_session_and_leave_the_archive_unchanged(

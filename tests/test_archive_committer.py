@@ -13,7 +13,7 @@ import pytest
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
-from strongroom.archive.committer import Committed, CommitterStopped, GroupCommitter
+from strongroom.archive.committer import Committed, CommittedOf, CommitterStopped, GroupCommitter
 from strongroom.archive.errors import RecordRejected, StorageFull
 from strongroom.archive.store import Archive, Txn
 from strongroom.archive.verify import verify_archive
@@ -143,7 +143,7 @@ async def test_a_failing_op_raises_to_its_own_caller_only(
     assert "no_such_table" in str(results[3])
     assert "NOT NULL" in str(results[4])
     good = [results[i] for i in (0, 2, 5)]
-    assert all(isinstance(r, Committed) for r in good)
+    assert all(isinstance(r, CommittedOf) for r in good)
     for committed in good:
         assert_proven(archive, committed)
     texts = {row[0] for row in archive.conn.execute("SELECT text FROM messages")}

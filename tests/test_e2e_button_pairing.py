@@ -8,19 +8,16 @@ web UI over HTTP with its session cookie and CSRF token.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from e2e_helpers import (
-    Clock,
     E2EBox,
     WebAdmin,
+    logged_in_admin,
     message,
     new_phone,
-    prepare_data_dir,
-    start_box,
+    running_e2e_box,
     until,
 )
 from strongroom.archive.queries import list_devices
@@ -28,21 +25,8 @@ from strongroom.client import BoxError
 from strongroom.control import call
 from strongroom_panel.state import BoxState
 
-
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[E2EBox]:
-    config = await prepare_data_dir(tmp_path / "box")
-    box = await start_box(config, clock=Clock())
-    yield box
-    await box.stop()
-
-
-@pytest.fixture
-async def admin(running: E2EBox) -> AsyncIterator[WebAdmin]:
-    admin = WebAdmin(running.url)
-    await admin.login()
-    yield admin
-    await admin.close()
+running = pytest.fixture(running_e2e_box)
+admin = pytest.fixture(logged_in_admin)
 
 
 def _archive_counts(running: E2EBox) -> tuple[int, int, int]:

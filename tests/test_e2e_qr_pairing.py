@@ -7,7 +7,7 @@ is checked to be there. The phone then pairs over Noise XXpsk3 with the URI.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import nacl.utils
@@ -17,9 +17,11 @@ from e2e_helpers import (
     Clock,
     E2EBox,
     WebAdmin,
+    logged_in_admin,
     new_phone,
     pair_by_qr,
     prepare_data_dir,
+    running_e2e_box,
     start_box,
     until,
 )
@@ -27,21 +29,8 @@ from strongroom.archive.queries import list_devices
 from strongroom.client import HandshakeRefused
 from strongroom.pairing.qr import QrOffer, make_offer
 
-
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[E2EBox]:
-    config = await prepare_data_dir(tmp_path / "box")
-    box = await start_box(config, clock=Clock())
-    yield box
-    await box.stop()
-
-
-@pytest.fixture
-async def admin(running: E2EBox) -> AsyncIterator[WebAdmin]:
-    admin = WebAdmin(running.url)
-    await admin.login()
-    yield admin
-    await admin.close()
+running = pytest.fixture(running_e2e_box)
+admin = pytest.fixture(logged_in_admin)
 
 
 def spy_on_offers(running: E2EBox) -> list[QrOffer]:

@@ -25,7 +25,7 @@ from strongroom.identity import (
     WrongPassphrase,
     derive_box_keys,
 )
-from support.limits import ArgonLimits
+from support.argon import ArgonLimits
 
 # The smallest Argon2id cost libsodium allows: keeps the tests fast, same code path.
 FAST: ArgonLimits = {"opslimit": 1, "memlimit": 8192}

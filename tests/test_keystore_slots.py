@@ -14,7 +14,7 @@ from strongroom.identity import (
     LastPassphraseSlot,
     WrongPassphrase,
 )
-from support.limits import ArgonLimits
+from support.argon import ArgonLimits
 
 FAST: ArgonLimits = {"opslimit": 1, "memlimit": 8192}
 ENTROPY = bytes(range(32))

@@ -22,14 +22,17 @@ from strongroom.client import BoxError
 
 box = pytest.fixture(running_box)
 
-# Text large enough that its record cannot fit in the free space of existing pages.
-PADDING = "x" * 20_000
+# Text large enough that its record cannot fit in the free space of existing pages
+# (nor in the few free pages a young archive may have): it needs a dozen new ones.
+PADDING = "x" * 60_000
 
 
 async def cap_pages(box: RunningBox, extra: int | None) -> None:
     """Cap the archive at its current page count (+extra), or lift the cap (None)."""
 
     def op(txn: Txn) -> None:
+        (free,) = txn.conn.execute("PRAGMA freelist_count").fetchone()
+        assert extra is None or int(free) < 8, f"{free} free pages: a cap would not bite"
         (pages,) = txn.conn.execute("PRAGMA page_count").fetchone()
         limit = 1_000_000_000 if extra is None else int(pages) + extra
         txn.conn.execute(f"PRAGMA max_page_count = {limit}")
@@ -53,31 +56,31 @@ def verified(box: RunningBox) -> None:
 
 async def test_a_full_archive_answers_storage_full_and_never_acks(box: RunningBox) -> None:
     phone = await paired_phone(box, "claire")
-    before = await phone.push(message("avant le plein"))
-    records_before = box.count("SELECT count(*) FROM records")
-    leaves_before = box.count("SELECT count(*) FROM log_leaves")
+    async with phone:  # closed even when an assertion fails
+        before = await phone.push(message("avant le plein"))
+        records_before = box.count("SELECT count(*) FROM records")
+        leaves_before = box.count("SELECT count(*) FROM log_leaves")
 
-    await cap_pages(box, 0)
-    raw, sig = phone.sign(message("pendant le plein " + PADDING))
-    with pytest.raises(BoxError) as refused:
-        await phone.push_signed(raw, sig)
+        await cap_pages(box, 0)
+        raw, sig = phone.sign(message("pendant le plein " + PADDING))
+        with pytest.raises(BoxError) as refused:
+            await phone.push_signed(raw, sig)
 
-    assert refused.value.code == "storage-full", refused.value
-    assert "retry later" in refused.value.message
-    # Not acked: still in the phone's outbox; nothing of it reached the archive or its log.
-    assert [r for r, _ in phone.outbox] == [raw]
-    assert stored(box, hashlib.sha256(raw).digest()) == 0
-    assert box.count("SELECT count(*) FROM records") == records_before
-    assert box.count("SELECT count(*) FROM log_leaves") == leaves_before
-    verified(box)
+        assert refused.value.code == "storage-full", refused.value
+        assert "retry later" in refused.value.message
+        # Not acked: still in the phone's outbox; nothing of it reached the archive or its log.
+        assert [r for r, _ in phone.outbox] == [raw]
+        assert stored(box, hashlib.sha256(raw).digest()) == 0
+        assert box.count("SELECT count(*) FROM records") == records_before
+        assert box.count("SELECT count(*) FROM log_leaves") == leaves_before
+        verified(box)
 
-    # Space comes back: the very same record is now stored once and acked, no restart.
-    await cap_pages(box, None)
-    ack = await phone.push_signed(raw, sig)
-    assert not ack.duplicate and ack.log_index > before.log_index
-    assert not phone.outbox
-    assert stored(box, hashlib.sha256(raw).digest()) == 1
-    await phone.close()
+        # Space comes back: the very same record is now stored once and acked, no restart.
+        await cap_pages(box, None)
+        ack = await phone.push_signed(raw, sig)
+        assert not ack.duplicate and ack.log_index > before.log_index
+        assert not phone.outbox
+        assert stored(box, hashlib.sha256(raw).digest()) == 1
 
     await box.restart()
     assert box.count("SELECT count(*) FROM records") == records_before + 1

@@ -140,6 +140,7 @@ def test_export_content(sealed: tuple[Path, Path], tmp_path: Path) -> None:
     assert "« arrêt de travail », ça presse" in page and "Autre client" not in page
     pdf = (root / "records.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and (b"DejaVu" in pdf) == DEJAVU_DIR.is_dir()
+
     text = pdf_words(pdf)  # what a judge reads: every exported message, nothing else
     assert "Tribunal judiciaire de Lyon" in text and "instance 24/123" in text
     assert "voici mon dossier : « arrêt de travail », ça presse." in text

@@ -67,7 +67,9 @@ def panel_inputs(status: PairingStatus) -> PanelInputs:
 
 
 @dataclass
-class Box:
+class PanelRig:
+    """The pairing service and the front panel wired as the runtime wires them (no archive)."""
+
     clock: Clock
     factory: MockFactory
     service: PairingService
@@ -89,7 +91,7 @@ class Box:
 
 
 @pytest.fixture
-async def box() -> AsyncIterator[Box]:
+async def box() -> AsyncIterator[PanelRig]:
     loop = asyncio.get_running_loop()
     clock = Clock(50_000.0)
     factory = MockFactory(pin_class=MockPWMPin)
@@ -103,7 +105,7 @@ async def box() -> AsyncIterator[Box]:
     panel = FrontPanel(
         PINS, rgb=False, clock=clock, on_pair_press=on_pair_press, pin_factory=factory
     )
-    the_box = Box(clock, factory, service, panel)
+    the_box = PanelRig(clock, factory, service, panel)
     refresh.append(the_box.refresh)
     the_box.refresh()
     try:
@@ -117,7 +119,7 @@ def reads(pin: MockPWMPin, level: float) -> Callable[[], bool]:
     return lambda: bool(pin.state == level)
 
 
-async def assert_leds_show(box: Box, state: BoxState) -> None:
+async def assert_leds_show(box: PanelRig, state: BoxState) -> None:
     """Every LED does what `leds_for(state)` says: dark, steady, or blinking on and off."""
     assert box.panel.state is state
     pattern = leds_for(state)
@@ -134,7 +136,7 @@ async def assert_leds_show(box: Box, state: BoxState) -> None:
                 await until(reads(pin, level))
 
 
-async def test_press_blinks_then_one_phone_pairs_and_the_led_says_so(box: Box) -> None:
+async def test_press_blinks_then_one_phone_pairs_and_the_led_says_so(box: PanelRig) -> None:
     await assert_leds_show(box, BoxState.READY)
     box.press_pair_button()
     await until(lambda: box.service.status().open)
@@ -153,7 +155,7 @@ async def test_press_blinks_then_one_phone_pairs_and_the_led_says_so(box: Box) -
     await assert_leds_show(box, BoxState.READY)
 
 
-async def test_two_phones_in_one_window_show_overlap(box: Box) -> None:
+async def test_two_phones_in_one_window_show_overlap(box: PanelRig) -> None:
     box.press_pair_button()
     await until(lambda: box.service.status().open)
     first = asyncio.create_task(box.service.request(phone(1)))
@@ -167,7 +169,7 @@ async def test_two_phones_in_one_window_show_overlap(box: Box) -> None:
     await assert_leds_show(box, BoxState.PAIRING_OPEN)
 
 
-async def test_pressing_right_after_a_pairing_blinks_again(box: Box) -> None:
+async def test_pressing_right_after_a_pairing_blinks_again(box: PanelRig) -> None:
     box.press_pair_button()
     await until(lambda: box.service.status().open)
     request = asyncio.create_task(box.service.request(phone(1)))
@@ -180,7 +182,7 @@ async def test_pressing_right_after_a_pairing_blinks_again(box: Box) -> None:
     await assert_leds_show(box, BoxState.PAIRING_OPEN)
 
 
-async def test_window_expiry_and_press_to_cancel_turn_the_blinking_off(box: Box) -> None:
+async def test_window_expiry_and_press_to_cancel_turn_the_blinking_off(box: PanelRig) -> None:
     box.press_pair_button()
     await until(lambda: box.service.status().open)
     box.clock.now += 120.0

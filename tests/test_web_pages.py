@@ -266,6 +266,8 @@ async def test_audit_trail_filters(client: Client, box: Box) -> None:
     html = await (await auditor.get("/audit", params={"action": "archive.search"})).text()
     assert html.count("<code>archive.search</code>") == 1
     html = await (await auditor.get("/audit", params={"actor": "nobody"})).text()
+    # The audit page itself, saying it found nothing (not some other page without rows).
+    assert 'value="nobody"' in html and "No event." in html
     assert "archive.search</code>" not in html
 
 

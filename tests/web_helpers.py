@@ -18,8 +18,8 @@ from strongroom.identity import new_entropy
 from strongroom.unlock import BoxPhase
 from strongroom.web.app import build_web_app
 from strongroom.web.users import PasswordHasher, create_user
+from support.argon import ArgonLimits
 from support.box import upload_blob
-from support.limits import ArgonLimits
 from support.records import attachment_fields, signed
 
 # The cheapest Argon2id libsodium accepts: the tests exercise logic, not cost.

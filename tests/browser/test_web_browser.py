@@ -9,10 +9,12 @@ Screenshots of each main page go to tests/artifacts/ for a reviewer.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -25,6 +27,7 @@ from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.box import Box
 from strongroom.config import BoxConfig
+from strongroom.office.verify_export import verify_bundle
 from strongroom.pairing.gate import PairingAttempt, PairingMethod, PairingOutcome
 from strongroom.pairing.service import PairingService
 from web_helpers import ADMIN_PASSWORD, web_app
@@ -256,4 +259,21 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
         ):
             assert action in audit
         _shot(page, language, "11-audit")
+
+        # -- the downloaded export, checked byte for byte ---------------------------------------
+        # The bytes the browser saved are this box's sealed export of the conversation.
+        saved = tmp_path / "downloaded.zip"
+        download_info.value.save_as(saved)
+        report = verify_bundle(saved)
+        assert report.ok, report.problems
+        assert (report.kind, report.records) == ("export", 3)
+        with zipfile.ZipFile(saved) as zf:
+            index_name = next(n for n in zf.namelist() if n.endswith("/export.json"))
+            index = json.loads(zf.read(index_name))
+        assert index["recipient"] == "Tribunal judiciaire de Lyon"
+        assert index["reason"] == "Demande du juge"
+        assert (
+            index["box_public_key"]
+            == live.box.require_archive().signing_key.verify_key.encode().hex()
+        )
         context.close()

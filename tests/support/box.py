@@ -30,12 +30,33 @@ YEAR_MS = 365 * DAY_MS
 T0 = 1_600_000_000_000  # 2020-09-13, in ms: far enough back for any retention policy
 
 
+class _ClockMs:
+    """`box.clock_ms[0]`: the box's clock in milliseconds, to read or set (`+= 5000`)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def __getitem__(self, index: int) -> int:
+        if index != 0:
+            raise IndexError(index)
+        return self._clock.now_ms()
+
+    def __setitem__(self, index: int, value: int) -> None:
+        if index != 0:
+            raise IndexError(index)
+        self._clock.now = value / 1000
+
+
 @dataclass
 class ArchiveBox:
     data_dir: Path
     entropy: bytes
     clock: Clock = field(default_factory=Clock)  # the wall clock unless given
     _archive: Archive | None = field(default=None, init=False, repr=False)
+
+    @property
+    def clock_ms(self) -> _ClockMs:
+        return _ClockMs(self.clock)
 
     @cached_property
     def keys(self) -> BoxKeys:

@@ -98,7 +98,7 @@ def _literal(content: bytes, pos: int) -> tuple[bytes, int]:
 
 
 def _page_text(content: bytes, fonts: dict[bytes, dict[int, str] | None]) -> list[str]:
-    """One string per BT..ET text object, in drawing order."""
+    """One string per BT..ET text object that shows text, in drawing order."""
     blocks: list[str] = []
     current: list[str] = []
     operands: list[bytes] = []
@@ -143,7 +143,8 @@ def _page_text(content: bytes, fonts: dict[bytes, dict[int, str] | None]) -> lis
                 strings = [o for o in operands if not o.startswith(b"/")]
                 current.append("".join(decode(s) for s in strings))
             elif token == b"ET":
-                blocks.append("".join(current))
+                if current:  # fpdf2 also sets fonts in text objects that show nothing
+                    blocks.append("".join(current))
                 current = []
             operands = []
     return blocks

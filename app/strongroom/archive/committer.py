@@ -15,20 +15,27 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.store import Archive, Txn
 from strongroom.proof.sth import SignedTreeHead
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
-class Committed:
+class CommittedOf(Generic[T]):
     """An op's result, the tree head that covers it, and (if logged) its proof."""
 
-    result: Any
+    result: T
     tree_head: SignedTreeHead | None
     inclusion_proof: list[bytes] | None
+
+
+# Where ops of every kind meet (the batch, the peer session's Commit actions),
+# the result's type is not known statically.
+Committed = CommittedOf[Any]
 
 
 @dataclass
@@ -80,10 +87,10 @@ class GroupCommitter:
 
     async def submit(
         self,
-        op: Callable[[Txn], Any],
+        op: Callable[[Txn], T],
         *,
-        log_index_of: Callable[[Any], int | None] | None = None,
-    ) -> Committed:
+        log_index_of: Callable[[T], int | None] | None = None,
+    ) -> CommittedOf[T]:
         """Queue op; return once its batch is durable. Raises what the op raised."""
         if self._thread is None:
             raise CommitterStopped("the archive is not accepting writes")

@@ -239,13 +239,6 @@ def revoke_device(device_id: int, reason: str) -> Any:
     return op
 
 
-def touch_device(device_id: int, at_ms: int) -> Any:
-    def op(txn: Txn) -> None:
-        txn.conn.execute("UPDATE devices SET last_seen = ? WHERE id = ?", (at_ms, device_id))
-
-    return op
-
-
 def begin_upload(sha256: bytes, size: int, location: BlobLocation) -> Any:
     """Remember an upload in progress so it can resume after a reconnect or restart."""
 

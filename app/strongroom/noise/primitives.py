@@ -97,11 +97,6 @@ def dh(private: bytes, public: bytes) -> bytes:
         raise InvalidPublicKey("X25519 produced an all-zero shared secret") from exc
 
 
-def nonce_bytes(n: int) -> bytes:
-    """The 96-bit ChaChaPoly nonce: 4 zero bytes then n as 64-bit little endian."""
-    return _NONCE.pack(n)
-
-
 def encrypt(key: bytes, n: int, ad: bytes, plaintext: bytes) -> bytes:
     """ENCRYPT(k, n, ad, plaintext): ciphertext followed by the 16-byte tag."""
     return _aead_encrypt(plaintext, ad, _NONCE.pack(n), key)

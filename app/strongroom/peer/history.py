@@ -39,11 +39,6 @@ def device_by_noise_key(conn: Connection, noise_key: bytes) -> Device | None:
     return Device(int(row[0]), row[1], row[2], bytes(row[3]), bytes(row[4]), row[5] is not None)
 
 
-def device_revoked(conn: Connection, device_id: int) -> bool:
-    row = conn.execute("SELECT revoked_at FROM devices WHERE id = ?", (device_id,)).fetchone()
-    return row is None or row[0] is not None
-
-
 @dataclass(frozen=True)
 class MailItem:
     mail_id: bytes

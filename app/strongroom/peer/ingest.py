@@ -8,6 +8,7 @@ the hash, the box tells it the time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ def _leaf_at(txn: Txn, index: int) -> int:
     return int(row[0])
 
 
-def push_record(record: Record, device_id: int, owner: str) -> Any:
+def push_record(record: Record, device_id: int, owner: str) -> Callable[[Txn], Logged]:
     """Store a verified record (idempotent on its id); the result is a Logged."""
     store = writes.store_record(record, device_id, owner)
 
@@ -49,7 +50,7 @@ def push_record(record: Record, device_id: int, owner: str) -> Any:
     return op
 
 
-def register_blob(sha256: bytes, size: int, location: BlobLocation) -> Any:
+def register_blob(sha256: bytes, size: int, location: BlobLocation) -> Callable[[Txn], Logged]:
     """A verified, complete blob: register it (idempotent on its hash); result is a Logged."""
     register = writes.register_blob(sha256, size, location)
 
@@ -61,7 +62,7 @@ def register_blob(sha256: bytes, size: int, location: BlobLocation) -> Any:
     return op
 
 
-def existing_blob(sha256: bytes) -> Any:
+def existing_blob(sha256: bytes) -> Callable[[Txn], Logged]:
     """The log entry of a blob the box already holds (for an ack without re-upload)."""
 
     def op(txn: Txn) -> Logged:
@@ -79,7 +80,7 @@ def log_index_of(result: Any) -> int | None:
     return result.log_index if isinstance(result, Logged) else None
 
 
-def touch(device_id: int) -> Any:
+def touch(device_id: int) -> Callable[[Txn], None]:
     """Note that a device was seen now (not logged: it is bookkeeping, not a record)."""
 
     def op(txn: Txn) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -72,14 +71,8 @@ def archive_facts(conn: Connection) -> ArchiveFacts:
 
 
 async def box_health(box: Box) -> Health:
-    """The box's own health reading if it offers one, else the board read directly."""
-    reader = getattr(box, "health", None)
-    if callable(reader):
-        value = reader()
-        if inspect.isawaitable(value):
-            value = await value
-        if isinstance(value, Health):
-            return value
+    """The box's health reading (disk, temperature, memory), read off the event loop:
+    it stats the disk and reads the board's files."""
     return await asyncio.to_thread(read_health, box.config.data_dir)
 
 

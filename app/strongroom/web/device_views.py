@@ -6,7 +6,8 @@ shows its status and forwards the admin's decisions. Every action is audited.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from markupsafe import Markup
@@ -20,13 +21,23 @@ from strongroom.web.auth import ADMIN, require_role, session_of
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
 
+if TYPE_CHECKING:
+    from strongroom.pairing.service import PairingService
+    from strongroom.peer.server import PeerService
+
 routes = web.RouteTableDef()
 MAX_DEVICE_NAME = 64
 
 
+def _pairing(box: Box) -> PairingService | None:
+    """The box's pairing service, or None until the runtime wires one in."""
+    pairing: PairingService | None = box.pairing
+    return pairing
+
+
 def pairing_view(box: Box) -> dict[str, Any] | None:
     """What the pages show of the pairing window, or None when the box has no pairing service."""
-    pairing = getattr(box, "pairing", None)
+    pairing = _pairing(box)
     if pairing is None:
         return None
     status = pairing.status()
@@ -36,8 +47,8 @@ def pairing_view(box: Box) -> dict[str, Any] | None:
         "open": bool(status.open),
         "seconds_left": max(0, round(status.seconds_left)),
         "overlap": bool(status.overlap),
-        "qr_open": bool(getattr(status, "qr_open", False)),
-        "qr_seconds_left": max(0, round(getattr(status, "qr_seconds_left", 0.0))),
+        "qr_open": status.qr_open,
+        "qr_seconds_left": max(0, round(status.qr_seconds_left)),
         "pending": None
         if pending is None
         else {
@@ -58,18 +69,13 @@ def pairing_view(box: Box) -> dict[str, Any] | None:
 
 def online_device_ids(box: Box) -> set[int] | None:
     """Ids of the devices connected now, or None when the peer service is not running."""
-    peers = getattr(box, "peers", None)
+    peers: PeerService | None = box.peers
     if peers is None:
         return None
-    ids: set[int] = set()
-    for item in peers.online_devices():
-        ident = item if isinstance(item, int) else getattr(item, "device_id", None)
-        if isinstance(ident, int):
-            ids.add(ident)
-    return ids
+    return peers.online_devices()
 
 
-def rename_device_op(device_id: int, name: str) -> Any:
+def rename_device_op(device_id: int, name: str) -> Callable[[Txn], str]:
     def op(txn: Txn) -> str:
         row = txn.conn.execute("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
         if row is None:
@@ -87,8 +93,8 @@ def _device_id(request: web.Request) -> int:
         raise web.HTTPNotFound() from None
 
 
-def _require_pairing(box: Box) -> Any:
-    pairing = getattr(box, "pairing", None)
+def _require_pairing(box: Box) -> PairingService:
+    pairing = _pairing(box)
     if pairing is None:
         raise web.HTTPServiceUnavailable(text="pairing is not available on this box")
     return pairing

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Txn
@@ -18,7 +18,7 @@ def get_setting(conn: Connection, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def set_setting_op(key: str, value: str) -> Any:
+def set_setting_op(key: str, value: str) -> Callable[[Txn], None]:
     def op(txn: Txn) -> None:
         txn.conn.execute(
             "INSERT INTO settings (key, value) VALUES (?, ?)"

@@ -139,10 +139,6 @@ def list_users(conn: Connection) -> list[User]:
     ]
 
 
-def count_users(conn: Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
-
-
 def check_new_user(username: str, password: str, role: str) -> str:
     """Validate inputs; return the normalised username or raise BadUserInput."""
     name = normalise_username(username)
