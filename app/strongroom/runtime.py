@@ -18,10 +18,12 @@ import sqlcipher3
 from aiohttp import web
 
 from strongroom.appliance import clockwatch
+from strongroom.appliance.announce import Announcer
 from strongroom.appliance.control_routes import control_app
-from strongroom.appliance.discovery import Advertiser, lan_addresses
+from strongroom.appliance.discovery import unique_host_name
 from strongroom.appliance.gpio import pin_factory_for
 from strongroom.appliance.health import read_health
+from strongroom.appliance.network import LanPolicy, listen, start_http_redirect
 from strongroom.appliance.nightjobs import NightJobs
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from strongroom.archive.errors import ArchiveError
@@ -44,7 +46,6 @@ from strongroom.web.app import build_web_app
 from strongroom.web.tls import (
     certificate_fingerprint,
     ensure_certificate,
-    http_redirect_app,
     server_ssl_context,
 )
 from strongroom_panel.panel import FrontPanel
@@ -74,7 +75,8 @@ class BoxRuntime:
         self.port = config.port
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._advertiser: Advertiser | None = None
+        self.announcer: Announcer | None = None
+        self.lan = LanPolicy(config.lan_allow)
         self._booting = True
         self.integrity_ok = True
         self.error: str | None = None
@@ -94,7 +96,12 @@ class BoxRuntime:
     @property
     def url(self) -> str:
         scheme = "https" if self.config.tls else "http"
-        return f"{scheme}://{self.config.host}:{self.port}"
+        host = self.config.host
+        if host in ("::", "0.0.0.0"):  # noqa: S104  (a comparison, not a bind)
+            host = unique_host_name(self.config.box_name, self.box.fingerprint) + ".local"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}"
 
     # -- start / stop -------------------------------------------------------------
     #
@@ -136,11 +143,24 @@ class BoxRuntime:
         )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        listener = await self._listen(loop, runner.server, ssl_context)
-        stack.callback(listener.close)
+        deadline = self.config.limits.handshake_timeout_s
+        handler = runner.server
+        assert handler is not None  # set by runner.setup()
+        listeners, self.port = await listen(
+            loop,
+            self.config.host,
+            self.config.port,
+            # A header deadline (against slowloris) that also refuses non-LAN peers.
+            lambda: HeaderDeadline(handler(), deadline, loop, self.lan.admit),
+            ssl_context,
+        )
+        for listener in listeners:
+            stack.callback(listener.close)
         stack.push_async_callback(self._close_peers)
         if self.config.tls and self.config.http_redirect_port:
-            redirect = await self._start_http_redirect()
+            redirect = await start_http_redirect(
+                self.config.host, self.config.http_redirect_port, self.port
+            )
             stack.push_async_callback(redirect.cleanup)
         control = await start_control(control_app(self), self.config.data_dir)
         stack.callback(socket_path(self.config.data_dir).unlink, missing_ok=True)
@@ -150,8 +170,10 @@ class BoxRuntime:
         if interval := watchdog_interval():
             self._spawn(watchdog_loop(self.notifier, interval))
         if self.config.advertise_mdns:
-            advertiser = await self._start_mdns()
-            stack.push_async_callback(advertiser.stop)
+            self.announcer = Announcer(self.box, self.port, self.tls_fingerprint())
+            await self.announcer.advertiser.start()
+            stack.push_async_callback(self.announcer.advertiser.stop)
+            self._spawn(self.announcer.follow())
         stack.callback(self.notifier.stopping)  # the first thing systemd hears at stop
         self._booting = False
         self.refresh_panel()
@@ -202,37 +224,6 @@ class BoxRuntime:
         if not self.config.tls:
             return None
         return certificate_fingerprint(self.config.tls_dir)
-
-    async def _start_http_redirect(self) -> web.AppRunner:
-        """http://strongroom.local/… → https://…: people type the short form."""
-        redirect = web.AppRunner(http_redirect_app(self.port), access_log=None)
-        await redirect.setup()
-        try:
-            site = web.TCPSite(redirect, self.config.host, self.config.http_redirect_port)
-            await site.start()
-        except BaseException:
-            await redirect.cleanup()
-            raise
-        return redirect
-
-    async def _listen(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        handler_factory: Any,
-        ssl_context: ssl.SSLContext | None,
-    ) -> asyncio.Server:
-        """Listen with aiohttp's handler behind a header deadline (against slowloris)."""
-        deadline = self.config.limits.handshake_timeout_s
-        server = await loop.create_server(
-            lambda: HeaderDeadline(handler_factory(), deadline, loop),
-            self.config.host,
-            self.config.port,
-            ssl=ssl_context,
-            reuse_address=True,
-            backlog=128,
-        )
-        self.port = int(server.sockets[0].getsockname()[1])
-        return server
 
     # -- parts ---------------------------------------------------------------------
 
@@ -345,6 +336,8 @@ class BoxRuntime:
             conn.close()
         await self.night_jobs.flush_skipped()
         await self.watch_clock()
+        if self.announcer is not None:
+            await self.announcer.refresh_names()  # the practice name is readable now
         self.refresh_panel()
 
     async def watch_clock(self) -> None:
@@ -401,31 +394,3 @@ class BoxRuntime:
         except Exception:  # a damaged archive may refuse the write: the panel already says so
             log.exception("could not record the integrity check in the audit trail")
         return status
-
-    async def _start_mdns(self) -> Advertiser:
-        self._advertiser = Advertiser(
-            port=self.port,
-            fingerprint=self.box.fingerprint or "",
-            addresses=self._advertised_addresses(lan_addresses),
-            name=self.config.box_name,
-            interfaces=list(self.config.mdns_interfaces) or None,
-            tls_fingerprint=self.tls_fingerprint(),
-        )
-        await self._advertiser.start()
-        self._spawn(self._follow_addresses(self._advertiser))
-        return self._advertiser
-
-    def _advertised_addresses(self, lan_addresses: Callable[[], list[str]]) -> list[str]:
-        # Listening on every interface: publish the LAN addresses, never loopback,
-        # or phones would be told to connect to themselves.
-        wildcard = self.config.host in ("0.0.0.0", "::")  # noqa: S104  (a comparison, not a bind)
-        return lan_addresses() if wildcard else [self.config.host]
-
-    async def _follow_addresses(self, advertiser: Advertiser) -> None:
-        """DHCP may move the box: re-announce when its addresses change."""
-        while True:
-            await asyncio.sleep(30.0)
-            try:
-                await advertiser.update_addresses(self._advertised_addresses(lan_addresses))
-            except Exception:
-                log.exception("mDNS address update failed")
