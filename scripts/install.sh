@@ -4,6 +4,7 @@
 #   sudo scripts/install.sh                     install or upgrade (safe to run again)
 #   sudo scripts/install.sh --uninstall         remove the software, KEEP the records
 #   sudo scripts/install.sh --uninstall --purge also destroy the records (asks first)
+#   sudo scripts/install.sh --rollback          go back to the version before the last upgrade
 #
 # Options:
 #   --root DIR   install into DIR instead of / (a scratch root for tests and image
@@ -12,6 +13,7 @@
 #   --no-venv    do not create the virtualenv / pip install the code
 #   --source DIR the Strongroom source tree (default: this script's repository)
 #   --yes        with --purge: do not ask for confirmation
+#   --skip-backup upgrade without the backup taken first (not recommended)
 #
 # Every step checks before it writes, so a second run changes nothing.
 set -euo pipefail
@@ -24,6 +26,9 @@ DO_VENV=1
 UNINSTALL=0
 PURGE=0
 ASSUME_YES=0
+ROLLBACK=0
+SKIP_BACKUP=0
+UPGRADED=0
 
 readonly SERVICE_USER="strongroom"
 readonly OPT_DIR="/opt/strongroom"
@@ -47,13 +52,13 @@ readonly ENABLED_UNITS=(
     strongroom.service
     strongroom-retention.timer strongroom-backup.timer strongroom-verify.timer
 )
-# Debian packages: python3-lgpio is gpiozero's pin driver on bookworm (the venv
-# sees it through --system-site-packages); libsqlcipher-dev and a compiler build
-# the sqlcipher3 wheel; openssl verifies sealed exports.
-readonly APT_PACKAGES=(
-    python3 python3-venv python3-dev build-essential libsqlcipher-dev
-    python3-lgpio openssl ca-certificates
-)
+# Debian packages: no compiler and no SQLCipher headers, every dependency is a
+# wheel (requirements-aarch64.lock); openssl verifies sealed exports.
+readonly APT_PACKAGES=(python3 python3-venv openssl ca-certificates)
+# gpiozero's pin driver on bookworm (the venv sees it through
+# --system-site-packages). Raspberry Pi OS has it; plain Debian bookworm does
+# not, and there the dashboard shows a front panel fault instead.
+readonly APT_OPTIONAL=(python3-lgpio)
 
 CHANGED=0       # something the running service reads changed: restart it
 REBOOT_NEEDED=0 # config.txt changed: takes effect after a reboot
@@ -86,6 +91,8 @@ parse_args() {
         --uninstall) UNINSTALL=1 ;;
         --purge) PURGE=1 ;;
         --yes) ASSUME_YES=1 ;;
+        --rollback) ROLLBACK=1 ;;
+        --skip-backup) SKIP_BACKUP=1 ;;
         -h | --help)
             usage
             exit 0
@@ -165,11 +172,27 @@ install_packages() {
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
             missing+=("$pkg")
     done
+    for pkg in "${APT_OPTIONAL[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$pkg?")
+    done
     [[ ${#missing[@]} -gt 0 ]] || return 0
-    log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    local wanted=()
+    for pkg in "${missing[@]}"; do
+        if [[ $pkg == *\? ]]; then
+            pkg="${pkg%\?}"
+            if ! apt-cache show "$pkg" >/dev/null 2>&1; then
+                log "warning: $pkg is not in this system's archive: no front panel"
+                continue
+            fi
+        fi
+        wanted+=("$pkg")
+    done
+    [[ ${#wanted[@]} -gt 0 ]] || return 0
+    log "installing Debian packages: ${wanted[*]}"
+    apt-get install -y -qq --no-install-recommends "${wanted[@]}"
 }
 
 create_user() {
@@ -200,23 +223,6 @@ source_digest() {
             ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 |
             LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
     )
-}
-
-install_venv() {
-    [[ $DO_VENV -eq 1 ]] || return 0
-    local venv="$ROOT$VENV_DIR" stamp="$ROOT$OPT_DIR/.source-sha256" digest
-    digest="$(source_digest)"
-    if [[ -x $venv/bin/strongroom && -f $stamp && $(<"$stamp") == "$digest" ]]; then
-        return 0
-    fi
-    if [[ ! -x $venv/bin/python ]]; then
-        log "creating $VENV_DIR"
-        python3 -m venv --system-site-packages "$venv"
-    fi
-    log "installing Strongroom and its pinned dependencies into $VENV_DIR"
-    "$venv/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check "$SOURCE"
-    printf '%s\n' "$digest" >"$stamp"
-    CHANGED=1
 }
 
 install_config() {
@@ -370,7 +376,7 @@ uninstall() {
     fi
     # Only what we put in /opt/strongroom: the source tree may live there too.
     local item
-    for item in "$VENV_DIR" "$OPT_DIR/docs" "$OPT_DIR/.source-sha256"; do
+    for item in "$VENV_DIR" "$PREVIOUS_LINK" "$VENVS_DIR" "$OPT_DIR/docs" "$OPT_DIR/.source-sha256"; do
         if [[ -e $ROOT$item ]]; then
             rm -rf -- "$ROOT$item"
             log "removed $item"
@@ -396,6 +402,10 @@ main() {
         uninstall
         return 0
     fi
+    if [[ $ROLLBACK -eq 1 ]]; then
+        rollback
+        return 0
+    fi
     preflight
     install_packages
     create_user
@@ -404,7 +414,12 @@ main() {
     install_units
     install_boot_config
     enable_units
+    check_upgrade
+    prune_venvs
     print_first_run_url
 }
+
+# shellcheck source=scripts/install-venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install-venv.sh"
 
 main "$@"
