@@ -320,8 +320,12 @@ print_first_run_url() {
     printf '\n'
     log "Strongroom is installed. Open the first-run page from a computer on this network:"
     printf '    https://strongroom.local/\n'
+    # Only what the box serves: an older box.toml with host = "0.0.0.0" is IPv4 only.
+    local ipv6=1
+    grep -Eq '^[[:space:]]*host[[:space:]]*=[[:space:]]*"0\.0\.0\.0"' "$ROOT$ETC_DIR/box.toml" && ipv6=0
     for address in "${addresses[@]}"; do
         if [[ $address == *:* ]]; then
+            [[ $ipv6 -eq 1 ]] || continue
             printf '    https://[%s]/\n' "$address"
         else
             printf '    https://%s/\n' "$address"
