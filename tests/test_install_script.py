@@ -77,6 +77,7 @@ def test_shellcheck_is_clean() -> None:
             "-x",
             str(SCRIPT),
             str(SCRIPT.with_name("install-venv.sh")),
+            str(SCRIPT.with_name("install-remove.sh")),
         ],
         capture_output=True,
         text=True,
