@@ -21,9 +21,9 @@ from strongroom.appliance import clockwatch
 from strongroom.appliance.announce import Announcer
 from strongroom.appliance.control_routes import control_app
 from strongroom.appliance.discovery import unique_host_name
-from strongroom.appliance.gpio import pin_factory_for
+from strongroom.appliance.gpio import open_panel, pin_factory_for
 from strongroom.appliance.health import read_health
-from strongroom.appliance.network import LanPolicy, listen, start_http_redirect
+from strongroom.appliance.network import LanPolicy, listen
 from strongroom.appliance.nightjobs import NightJobs
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from strongroom.archive.errors import ArchiveError
@@ -46,10 +46,9 @@ from strongroom.web.app import build_web_app
 from strongroom.web.tls import (
     certificate_fingerprint,
     ensure_certificate,
+    http_redirect_app,
     server_ssl_context,
 )
-from strongroom_panel.panel import FrontPanel
-from strongroom_panel.pins import load_panel_config
 from strongroom_panel.state import derive_state
 
 log = logging.getLogger(__name__)
@@ -135,33 +134,19 @@ class BoxRuntime:
         self._unlock_unattended()
         # The certificate first: the web UI shows its fingerprint on every page.
         ssl_context = self._tls_context()
-        runner = web.AppRunner(
+        self.port = await self._serve(
+            stack,
             self._web_app(),
-            access_log=None,
+            self.config.port,
+            ssl_context,
             handler_cancellation=True,
             keepalive_timeout=self.config.limits.idle_timeout_s,
         )
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        deadline = self.config.limits.handshake_timeout_s
-        handler = runner.server
-        assert handler is not None  # set by runner.setup()
-        listeners, self.port = await listen(
-            loop,
-            self.config.host,
-            self.config.port,
-            # A header deadline (against slowloris) that also refuses non-LAN peers.
-            lambda: HeaderDeadline(handler(), deadline, loop, self.lan.admit),
-            ssl_context,
-        )
-        for listener in listeners:
-            stack.callback(listener.close)
         stack.push_async_callback(self._close_peers)
         if self.config.tls and self.config.http_redirect_port:
-            redirect = await start_http_redirect(
-                self.config.host, self.config.http_redirect_port, self.port
-            )
-            stack.push_async_callback(redirect.cleanup)
+            # http://strongroom-3841.local/… → https://…: people type the short form.
+            redirect = http_redirect_app(self.port)
+            await self._serve(stack, redirect, self.config.http_redirect_port, None)
         control = await start_control(control_app(self), self.config.data_dir)
         stack.callback(socket_path(self.config.data_dir).unlink, missing_ok=True)
         stack.push_async_callback(control.cleanup)
@@ -179,6 +164,37 @@ class BoxRuntime:
         self.refresh_panel()
         self.notifier.ready()
         self.publish_status()
+
+    async def _serve(
+        self,
+        stack: contextlib.AsyncExitStack,
+        app: web.Application,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        **runner_options: Any,
+    ) -> int:
+        """Serve `app` on every address of `host`; return the port it got.
+
+        Each connection goes through a header deadline (against slowloris) that
+        also refuses peers outside the LAN allowlist, before aiohttp sees a byte.
+        """
+        loop = asyncio.get_running_loop()
+        runner = web.AppRunner(app, access_log=None, **runner_options)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        handler = runner.server
+        assert handler is not None  # set by runner.setup()
+        deadline = self.config.limits.handshake_timeout_s
+        listeners, bound = await listen(
+            loop,
+            self.config.host,
+            port,
+            lambda: HeaderDeadline(handler(), deadline, loop, self.lan.admit),
+            ssl_context,
+        )
+        for listener in listeners:
+            stack.callback(listener.close)
+        return bound
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks.append(asyncio.create_task(coro))
@@ -261,17 +277,9 @@ class BoxRuntime:
         return await peers.handle(request)  # type: ignore[no-any-return]
 
     def _start_panel(self, loop: asyncio.AbstractEventLoop) -> None:
-        panel_config = load_panel_config()
         try:
             factory = self._pin_factory or pin_factory_for(self.config)
-            self.panel = FrontPanel(
-                panel_config.pins,
-                panel_config.rgb,
-                hold_seconds=panel_config.hold_seconds,
-                on_pair_press=lambda: self._from_panel_thread(loop),
-                on_long_hold=lambda: log.info("PAIR held: nothing destructive happens"),
-                pin_factory=factory,
-            )
+            self.panel = open_panel(factory, lambda: self._from_panel_thread(loop))
         except Exception as exc:  # the hardware edge: whatever lgpio/gpiozero raise
             # The box still works from the web UI, but nobody may think the
             # panel is fine: a fault on the dashboard and in systemctl status.
@@ -342,17 +350,8 @@ class BoxRuntime:
 
     async def watch_clock(self) -> None:
         """A clock earlier than what the box already signed: fault, audit, until it catches up."""
-        change = self.clock_watch.check()
-        if change is None:
-            return
-        if change.behind:
-            self.box.faults[clockwatch.FAULT] = self.clock_watch.problem() or "clock went back"
-            log.error("clock went back: %s", self.box.faults[clockwatch.FAULT])
-        else:
-            self.box.faults.pop(clockwatch.FAULT, None)
-            log.warning("the clock is past the newest recorded time again")
-        await self.box.audit("box", change.action, "clock", change.details())
-        self.refresh_panel()
+        if await self.clock_watch.watch(self.box):
+            self.refresh_panel()
 
     async def _audit_pairing_events(self) -> None:
         for event in self.box.pairing.drain_events():

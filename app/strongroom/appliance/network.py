@@ -22,10 +22,6 @@ import logging
 import ssl
 from collections.abc import Callable, Sequence
 
-from aiohttp import web
-
-from strongroom.web.tls import http_redirect_app
-
 log = logging.getLogger(__name__)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -117,16 +113,3 @@ async def listen(
             server.close()
         raise
     return servers, port
-
-
-async def start_http_redirect(host: str, port: int, https_port: int) -> web.AppRunner:
-    """http://strongroom-3841.local/… → https://…: people type the short form."""
-    redirect = web.AppRunner(http_redirect_app(https_port), access_log=None)
-    await redirect.setup()
-    try:
-        for address in listen_hosts(host):
-            await web.TCPSite(redirect, address, port).start()
-    except BaseException:
-        await redirect.cleanup()
-        raise
-    return redirect
