@@ -4,6 +4,7 @@
 #   sudo scripts/install.sh                     install or upgrade (safe to run again)
 #   sudo scripts/install.sh --uninstall         remove the software, KEEP the records
 #   sudo scripts/install.sh --uninstall --purge also destroy the records (asks first)
+#   sudo scripts/install.sh --rollback          go back to the version before the last upgrade
 #
 # Options:
 #   --root DIR   install into DIR instead of / (a scratch root for tests and image
@@ -12,6 +13,7 @@
 #   --no-venv    do not create the virtualenv / pip install the code
 #   --source DIR the Strongroom source tree (default: this script's repository)
 #   --yes        with --purge: do not ask for confirmation
+#   --skip-backup upgrade without the backup taken first (not recommended)
 #
 # Every step checks before it writes, so a second run changes nothing.
 set -euo pipefail
@@ -24,6 +26,9 @@ DO_VENV=1
 UNINSTALL=0
 PURGE=0
 ASSUME_YES=0
+ROLLBACK=0
+SKIP_BACKUP=0
+UPGRADED=0
 
 readonly SERVICE_USER="strongroom"
 readonly OPT_DIR="/opt/strongroom"
@@ -47,13 +52,13 @@ readonly ENABLED_UNITS=(
     strongroom.service
     strongroom-retention.timer strongroom-backup.timer strongroom-verify.timer
 )
-# Debian packages: python3-lgpio is gpiozero's pin driver on bookworm (the venv
-# sees it through --system-site-packages); libsqlcipher-dev and a compiler build
-# the sqlcipher3 wheel; openssl verifies sealed exports.
-readonly APT_PACKAGES=(
-    python3 python3-venv python3-dev build-essential libsqlcipher-dev
-    python3-lgpio openssl ca-certificates
-)
+# Debian packages: no compiler and no SQLCipher headers, every dependency is a
+# wheel (requirements-aarch64.lock); openssl verifies sealed exports.
+readonly APT_PACKAGES=(python3 python3-venv openssl ca-certificates)
+# gpiozero's pin driver on bookworm (the venv sees it through
+# --system-site-packages). Raspberry Pi OS has it; plain Debian bookworm does
+# not, and there the dashboard shows a front panel fault instead.
+readonly APT_OPTIONAL=(python3-lgpio)
 
 CHANGED=0       # something the running service reads changed: restart it
 REBOOT_NEEDED=0 # config.txt changed: takes effect after a reboot
@@ -86,6 +91,8 @@ parse_args() {
         --uninstall) UNINSTALL=1 ;;
         --purge) PURGE=1 ;;
         --yes) ASSUME_YES=1 ;;
+        --rollback) ROLLBACK=1 ;;
+        --skip-backup) SKIP_BACKUP=1 ;;
         -h | --help)
             usage
             exit 0
@@ -165,11 +172,27 @@ install_packages() {
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
             missing+=("$pkg")
     done
+    for pkg in "${APT_OPTIONAL[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$pkg?")
+    done
     [[ ${#missing[@]} -gt 0 ]] || return 0
-    log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    local wanted=()
+    for pkg in "${missing[@]}"; do
+        if [[ $pkg == *\? ]]; then
+            pkg="${pkg%\?}"
+            if ! apt-cache show "$pkg" >/dev/null 2>&1; then
+                log "warning: $pkg is not in this system's archive: no front panel"
+                continue
+            fi
+        fi
+        wanted+=("$pkg")
+    done
+    [[ ${#wanted[@]} -gt 0 ]] || return 0
+    log "installing Debian packages: ${wanted[*]}"
+    apt-get install -y -qq --no-install-recommends "${wanted[@]}"
 }
 
 create_user() {
@@ -200,23 +223,6 @@ source_digest() {
             ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 |
             LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
     )
-}
-
-install_venv() {
-    [[ $DO_VENV -eq 1 ]] || return 0
-    local venv="$ROOT$VENV_DIR" stamp="$ROOT$OPT_DIR/.source-sha256" digest
-    digest="$(source_digest)"
-    if [[ -x $venv/bin/strongroom && -f $stamp && $(<"$stamp") == "$digest" ]]; then
-        return 0
-    fi
-    if [[ ! -x $venv/bin/python ]]; then
-        log "creating $VENV_DIR"
-        python3 -m venv --system-site-packages "$venv"
-    fi
-    log "installing Strongroom and its pinned dependencies into $VENV_DIR"
-    "$venv/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check "$SOURCE"
-    printf '%s\n' "$digest" >"$stamp"
-    CHANGED=1
 }
 
 install_config() {
@@ -314,8 +320,12 @@ print_first_run_url() {
     printf '\n'
     log "Strongroom is installed. Open the first-run page from a computer on this network:"
     printf '    https://strongroom.local/\n'
+    # Only what the box serves: an older box.toml with host = "0.0.0.0" is IPv4 only.
+    local ipv6=1
+    grep -Eq '^[[:space:]]*host[[:space:]]*=[[:space:]]*"0\.0\.0\.0"' "$ROOT$ETC_DIR/box.toml" && ipv6=0
     for address in "${addresses[@]}"; do
         if [[ $address == *:* ]]; then
+            [[ $ipv6 -eq 1 ]] || continue
             printf '    https://[%s]/\n' "$address"
         else
             printf '    https://%s/\n' "$address"
@@ -328,72 +338,14 @@ print_first_run_url() {
     fi
 }
 
-confirm_purge() {
-    [[ $ASSUME_YES -eq 1 ]] && return 0
-    [[ -t 0 ]] || die "--purge destroys every record; add --yes to confirm non-interactively"
-    printf 'This destroys the archive in %s: every record, key and proof.\n' "$ROOT$DATA_DIR"
-    printf 'Without a backup and the 24 words it cannot be recovered. Type "destroy": '
-    local answer
-    read -r answer
-    [[ $answer == destroy ]] || die "not confirmed; nothing was destroyed"
-}
-
-uninstall() {
-    if [[ $PURGE -eq 1 ]]; then
-        confirm_purge
-    fi
-    if live; then
-        systemctl disable --now --quiet "${ENABLED_UNITS[@]}" 2>/dev/null || true
-        systemctl stop --quiet strongroom-fault.service 2>/dev/null || true
-    fi
-    local unit
-    for unit in "${UNITS[@]}"; do
-        if [[ -e $ROOT$UNIT_DIR/$unit ]]; then
-            rm -f "$ROOT$UNIT_DIR/$unit"
-            log "removed $UNIT_DIR/$unit"
-        fi
-    done
-    local dropin
-    for dropin in "$WATCHDOG_DROPIN" "$TIME_SYNC_DROPIN"; do
-        if [[ -e $ROOT$dropin ]]; then
-            rm -f "$ROOT$dropin"
-            log "removed $dropin"
-        fi
-    done
-    # Our drop-in directory, unless the administrator put something else there.
-    rmdir --ignore-fail-on-non-empty "$ROOT${TIME_SYNC_DROPIN%/*}" 2>/dev/null || true
-    on_live_system systemctl daemon-reload
-    local rel
-    if rel="$(boot_config_path)" && [[ -n "$(current_boot_block "$ROOT$rel")" ]]; then
-        remove_boot_block "$ROOT$rel"
-        log "removed the Strongroom block from $rel (effective after a reboot)"
-    fi
-    # Only what we put in /opt/strongroom: the source tree may live there too.
-    local item
-    for item in "$VENV_DIR" "$OPT_DIR/docs" "$OPT_DIR/.source-sha256"; do
-        if [[ -e $ROOT$item ]]; then
-            rm -rf -- "$ROOT$item"
-            log "removed $item"
-        fi
-    done
-    rmdir -- "$ROOT$OPT_DIR" 2>/dev/null || true
-    if [[ $PURGE -eq 1 ]]; then
-        rm -rf -- "$ROOT$DATA_DIR" "$ROOT$ETC_DIR"
-        log "destroyed $DATA_DIR and $ETC_DIR"
-        if live && id -u "$SERVICE_USER" >/dev/null 2>&1; then
-            userdel "$SERVICE_USER"
-            log "removed user $SERVICE_USER"
-        fi
-    else
-        log "kept the records in $DATA_DIR and the configuration in $ETC_DIR"
-        log "(a later install picks them up again; --uninstall --purge destroys them)"
-    fi
-}
-
 main() {
     parse_args "$@"
     if [[ $UNINSTALL -eq 1 ]]; then
         uninstall
+        return 0
+    fi
+    if [[ $ROLLBACK -eq 1 ]]; then
+        rollback
         return 0
     fi
     preflight
@@ -404,7 +356,14 @@ main() {
     install_units
     install_boot_config
     enable_units
+    check_upgrade
+    prune_venvs
     print_first_run_url
 }
+
+# shellcheck source=scripts/install-venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install-venv.sh"
+# shellcheck source=scripts/install-remove.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install-remove.sh"
 
 main "$@"

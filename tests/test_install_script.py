@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -69,7 +71,14 @@ def test_shellcheck_is_clean() -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck missing: run scripts/ensure-system-deps.sh"
     result = subprocess.run(
-        [shellcheck, "--severity=style", str(SCRIPT)],
+        [
+            shellcheck,
+            "--severity=style",
+            "-x",
+            str(SCRIPT),
+            str(SCRIPT.with_name("install-venv.sh")),
+            str(SCRIPT.with_name("install-remove.sh")),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -217,3 +226,79 @@ def test_a_damaged_boot_block_is_left_for_a_human(pi_root: Path) -> None:
     assert result.returncode != 0
     assert "fix it by hand" in result.stderr
     assert config_txt.read_text() == damaged
+
+
+# ---------------------------------------------------------------- lock file, upgrades
+
+
+def _lock_entries() -> dict[str, tuple[str, str, str]]:
+    """name -> (version, sha256, wheel file) from requirements-aarch64.lock."""
+    text = (REPO / "requirements-aarch64.lock").read_text(encoding="utf-8")
+    pattern = r"^([a-z0-9-]+)==(\S+) \\\n\s+--hash=sha256:([0-9a-f]{64})  # (\S+\.whl)$"
+    return {m[0]: (m[1], m[2], m[3]) for m in re.findall(pattern, text, flags=re.MULTILINE)}
+
+
+def test_every_locked_dependency_is_a_hashed_aarch64_wheel_for_python_311() -> None:
+    entries = _lock_entries()
+    text = (REPO / "requirements-aarch64.lock").read_text(encoding="utf-8")
+    assert len(entries) == text.count("=="), "an entry the parser did not understand"
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    for pin in pyproject["project"]["dependencies"]:
+        name, version = pin.split("==")
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        assert entries[key][0] == version, f"{pin} is not what the lock installs"
+    for name, (_version, _digest, wheel) in entries.items():
+        tags = wheel.removesuffix(".whl").split("-")[-3:]
+        python, abi, platform = tags
+        pure = platform == "any" and abi == "none"
+        assert pure or ("aarch64" in platform and "manylinux" in platform), (name, wheel)
+        assert pure or python == "cp311" or abi == "abi3", (name, wheel)
+
+
+def test_the_pi_compiles_nothing_and_pip_checks_every_hash() -> None:
+    script = SCRIPT.read_text(encoding="utf-8")
+    apt = re.search(r"APT_PACKAGES=\(([^)]*)\)", script)
+    assert apt is not None
+    for build_tool in ("build-essential", "libsqlcipher-dev", "python3-dev", "gcc"):
+        assert build_tool not in apt.group(1)
+    venv_script = SCRIPT.with_name("install-venv.sh").read_text(encoding="utf-8")
+    assert "--require-hashes --only-binary=:all: -r" in venv_script
+    assert "--no-deps --no-build-isolation --no-index" in venv_script
+
+
+def _fake_release(root: Path, name: str) -> None:
+    binary = root / "opt" / "strongroom" / "venvs" / name / "bin" / "strongroom"
+    binary.parent.mkdir(parents=True)
+    binary.write_text(f"#!/bin/sh\necho {name}\n")
+    (binary.parents[1] / ".strongroom-complete").write_text("")
+
+
+def test_rollback_goes_back_to_the_previous_release_and_forth_again(pi_root: Path) -> None:
+    install(pi_root)
+    opt = pi_root / "opt" / "strongroom"
+    _fake_release(pi_root, "old")
+    _fake_release(pi_root, "new")
+    (opt / "venv").symlink_to("venvs/new")
+    (opt / "venv.previous").symlink_to("venvs/old")
+    result = run_install("--root", str(pi_root), "--rollback")
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(opt / "venv") == "venvs/old"
+    assert os.readlink(opt / "venv.previous") == "venvs/new"
+    assert (opt / "venv" / "bin" / "strongroom").read_text().endswith("echo old\n")
+    assert "restore the backup" in result.stdout
+    again = run_install("--root", str(pi_root), "--rollback")
+    assert again.returncode == 0, again.stderr
+    assert os.readlink(opt / "venv") == "venvs/new"
+    # Uninstall takes every release away, and keeps the records.
+    assert run_install("--root", str(pi_root), "--uninstall").returncode == 0
+    assert not (opt / "venvs").exists() and not (opt / "venv.previous").is_symlink()
+
+
+def test_rollback_without_a_previous_release_changes_nothing(pi_root: Path) -> None:
+    install(pi_root)
+    _fake_release(pi_root, "only")
+    (pi_root / "opt" / "strongroom" / "venv").symlink_to("venvs/only")
+    result = run_install("--root", str(pi_root), "--rollback")
+    assert result.returncode == 1
+    assert "no previous version" in result.stderr
+    assert os.readlink(pi_root / "opt" / "strongroom" / "venv") == "venvs/only"

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from strongroom.appliance.network import parse_networks
+
 CONFIG_FILE_NAME = "box.toml"
 
 
@@ -54,6 +56,9 @@ class BoxConfig:
     unlock_mode: str = "attended"
     unlock_keyfile: Path | None = None
     backup_target: Path | None = None
+    # Networks served besides the default LAN (private, link-local, ULA):
+    # e.g. ["100.64.0.0/10"] behind a CGNAT, or an office's public /24.
+    lan_allow: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -135,6 +140,14 @@ def parse_config(text: str, data_dir: Path) -> BoxConfig:
             values["data_dir"] = Path(_check_type(key, value, str))
         elif key in ("unlock_keyfile", "backup_target"):
             values[key] = Path(_check_type(key, value, str))
+        elif key == "lan_allow":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError("lan_allow: expected a list of networks")
+            try:
+                parse_networks(value)
+            except ValueError as exc:
+                raise ConfigError(f"lan_allow: {exc}") from None
+            values[key] = tuple(value)
         elif key == "mdns_interfaces":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError("mdns_interfaces: expected a list of addresses")

@@ -12,6 +12,7 @@ timeout's business.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 _END_OF_HEADERS = b"\r\n\r\n"
@@ -19,9 +20,16 @@ _END_OF_HEADERS = b"\r\n\r\n"
 
 class HeaderDeadline(asyncio.Protocol):
     def __init__(
-        self, inner: asyncio.Protocol, timeout_s: float, loop: asyncio.AbstractEventLoop
+        self,
+        inner: asyncio.Protocol,
+        timeout_s: float,
+        loop: asyncio.AbstractEventLoop,
+        admit: Callable[[str], bool] | None = None,
     ) -> None:
         self._inner = inner
+        # Who may connect at all (the LAN allowlist), checked before aiohttp sees a byte.
+        self._admit = admit
+        self._refused = False
         self._timeout_s = timeout_s
         self._loop = loop
         self._timer: asyncio.TimerHandle | None = None
@@ -30,6 +38,11 @@ class HeaderDeadline(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
+        peer = transport.get_extra_info("peername")
+        if self._admit is not None and not (peer and self._admit(str(peer[0]))):
+            self._refused = True
+            transport.close()
+            return
         self._timer = self._loop.call_later(self._timeout_s, self._too_slow)
         self._inner.connection_made(transport)
 
@@ -39,6 +52,8 @@ class HeaderDeadline(asyncio.Protocol):
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self._timer is not None:
             # Keep the last 3 bytes so an end of headers split across reads is seen.
             window = self._tail + data
@@ -50,19 +65,23 @@ class HeaderDeadline(asyncio.Protocol):
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
+        return None if self._refused else self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        self._inner.pause_writing()
+        if not self._refused:
+            self._inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self._inner.resume_writing()
+        if not self._refused:
+            self._inner.resume_writing()
 
     def __getattr__(self, name: str) -> Any:
         # Anything else aiohttp or asyncio may look up goes to the real handler.

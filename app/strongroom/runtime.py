@@ -18,10 +18,12 @@ import sqlcipher3
 from aiohttp import web
 
 from strongroom.appliance import clockwatch
+from strongroom.appliance.announce import Announcer
 from strongroom.appliance.control_routes import control_app
-from strongroom.appliance.discovery import Advertiser, lan_addresses
-from strongroom.appliance.gpio import pin_factory_for
+from strongroom.appliance.discovery import unique_host_name
+from strongroom.appliance.gpio import open_panel, pin_factory_for
 from strongroom.appliance.health import read_health
+from strongroom.appliance.network import LanPolicy, listen
 from strongroom.appliance.nightjobs import NightJobs
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from strongroom.archive.errors import ArchiveError
@@ -47,8 +49,6 @@ from strongroom.web.tls import (
     http_redirect_app,
     server_ssl_context,
 )
-from strongroom_panel.panel import FrontPanel
-from strongroom_panel.pins import load_panel_config
 from strongroom_panel.state import derive_state
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ class BoxRuntime:
         self.port = config.port
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._advertiser: Advertiser | None = None
+        self.announcer: Announcer | None = None
+        self.lan = LanPolicy(config.lan_allow)
         self._booting = True
         self.integrity_ok = True
         self.error: str | None = None
@@ -94,7 +95,12 @@ class BoxRuntime:
     @property
     def url(self) -> str:
         scheme = "https" if self.config.tls else "http"
-        return f"{scheme}://{self.config.host}:{self.port}"
+        host = self.config.host
+        if host in ("::", "0.0.0.0"):  # noqa: S104  (a comparison, not a bind)
+            host = unique_host_name(self.config.box_name, self.box.fingerprint) + ".local"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}"
 
     # -- start / stop -------------------------------------------------------------
     #
@@ -128,20 +134,19 @@ class BoxRuntime:
         self._unlock_unattended()
         # The certificate first: the web UI shows its fingerprint on every page.
         ssl_context = self._tls_context()
-        runner = web.AppRunner(
+        self.port = await self._serve(
+            stack,
             self._web_app(),
-            access_log=None,
+            self.config.port,
+            ssl_context,
             handler_cancellation=True,
             keepalive_timeout=self.config.limits.idle_timeout_s,
         )
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        listener = await self._listen(loop, runner.server, ssl_context)
-        stack.callback(listener.close)
         stack.push_async_callback(self._close_peers)
         if self.config.tls and self.config.http_redirect_port:
-            redirect = await self._start_http_redirect()
-            stack.push_async_callback(redirect.cleanup)
+            # http://strongroom-3841.local/… → https://…: people type the short form.
+            redirect = http_redirect_app(self.port)
+            await self._serve(stack, redirect, self.config.http_redirect_port, None)
         control = await start_control(control_app(self), self.config.data_dir)
         stack.callback(socket_path(self.config.data_dir).unlink, missing_ok=True)
         stack.push_async_callback(control.cleanup)
@@ -150,13 +155,46 @@ class BoxRuntime:
         if interval := watchdog_interval():
             self._spawn(watchdog_loop(self.notifier, interval))
         if self.config.advertise_mdns:
-            advertiser = await self._start_mdns()
-            stack.push_async_callback(advertiser.stop)
+            self.announcer = Announcer(self.box, self.port, self.tls_fingerprint())
+            await self.announcer.advertiser.start()
+            stack.push_async_callback(self.announcer.advertiser.stop)
+            self._spawn(self.announcer.follow())
         stack.callback(self.notifier.stopping)  # the first thing systemd hears at stop
         self._booting = False
         self.refresh_panel()
         self.notifier.ready()
         self.publish_status()
+
+    async def _serve(
+        self,
+        stack: contextlib.AsyncExitStack,
+        app: web.Application,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        **runner_options: Any,
+    ) -> int:
+        """Serve `app` on every address of `host`; return the port it got.
+
+        Each connection goes through a header deadline (against slowloris) that
+        also refuses peers outside the LAN allowlist, before aiohttp sees a byte.
+        """
+        loop = asyncio.get_running_loop()
+        runner = web.AppRunner(app, access_log=None, **runner_options)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        handler = runner.server
+        assert handler is not None  # set by runner.setup()
+        deadline = self.config.limits.handshake_timeout_s
+        listeners, bound = await listen(
+            loop,
+            self.config.host,
+            port,
+            lambda: HeaderDeadline(handler(), deadline, loop, self.lan.admit),
+            ssl_context,
+        )
+        for listener in listeners:
+            stack.callback(listener.close)
+        return bound
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks.append(asyncio.create_task(coro))
@@ -203,37 +241,6 @@ class BoxRuntime:
             return None
         return certificate_fingerprint(self.config.tls_dir)
 
-    async def _start_http_redirect(self) -> web.AppRunner:
-        """http://strongroom.local/… → https://…: people type the short form."""
-        redirect = web.AppRunner(http_redirect_app(self.port), access_log=None)
-        await redirect.setup()
-        try:
-            site = web.TCPSite(redirect, self.config.host, self.config.http_redirect_port)
-            await site.start()
-        except BaseException:
-            await redirect.cleanup()
-            raise
-        return redirect
-
-    async def _listen(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        handler_factory: Any,
-        ssl_context: ssl.SSLContext | None,
-    ) -> asyncio.Server:
-        """Listen with aiohttp's handler behind a header deadline (against slowloris)."""
-        deadline = self.config.limits.handshake_timeout_s
-        server = await loop.create_server(
-            lambda: HeaderDeadline(handler_factory(), deadline, loop),
-            self.config.host,
-            self.config.port,
-            ssl=ssl_context,
-            reuse_address=True,
-            backlog=128,
-        )
-        self.port = int(server.sockets[0].getsockname()[1])
-        return server
-
     # -- parts ---------------------------------------------------------------------
 
     def _tls_context(self) -> ssl.SSLContext | None:
@@ -270,17 +277,9 @@ class BoxRuntime:
         return await peers.handle(request)  # type: ignore[no-any-return]
 
     def _start_panel(self, loop: asyncio.AbstractEventLoop) -> None:
-        panel_config = load_panel_config()
         try:
             factory = self._pin_factory or pin_factory_for(self.config)
-            self.panel = FrontPanel(
-                panel_config.pins,
-                panel_config.rgb,
-                hold_seconds=panel_config.hold_seconds,
-                on_pair_press=lambda: self._from_panel_thread(loop),
-                on_long_hold=lambda: log.info("PAIR held: nothing destructive happens"),
-                pin_factory=factory,
-            )
+            self.panel = open_panel(factory, lambda: self._from_panel_thread(loop))
         except Exception as exc:  # the hardware edge: whatever lgpio/gpiozero raise
             # The box still works from the web UI, but nobody may think the
             # panel is fine: a fault on the dashboard and in systemctl status.
@@ -345,21 +344,14 @@ class BoxRuntime:
             conn.close()
         await self.night_jobs.flush_skipped()
         await self.watch_clock()
+        if self.announcer is not None:
+            await self.announcer.refresh_names()  # the practice name is readable now
         self.refresh_panel()
 
     async def watch_clock(self) -> None:
         """A clock earlier than what the box already signed: fault, audit, until it catches up."""
-        change = self.clock_watch.check()
-        if change is None:
-            return
-        if change.behind:
-            self.box.faults[clockwatch.FAULT] = self.clock_watch.problem() or "clock went back"
-            log.error("clock went back: %s", self.box.faults[clockwatch.FAULT])
-        else:
-            self.box.faults.pop(clockwatch.FAULT, None)
-            log.warning("the clock is past the newest recorded time again")
-        await self.box.audit("box", change.action, "clock", change.details())
-        self.refresh_panel()
+        if await self.clock_watch.watch(self.box):
+            self.refresh_panel()
 
     async def _audit_pairing_events(self) -> None:
         for event in self.box.pairing.drain_events():
@@ -401,31 +393,3 @@ class BoxRuntime:
         except Exception:  # a damaged archive may refuse the write: the panel already says so
             log.exception("could not record the integrity check in the audit trail")
         return status
-
-    async def _start_mdns(self) -> Advertiser:
-        self._advertiser = Advertiser(
-            port=self.port,
-            fingerprint=self.box.fingerprint or "",
-            addresses=self._advertised_addresses(lan_addresses),
-            name=self.config.box_name,
-            interfaces=list(self.config.mdns_interfaces) or None,
-            tls_fingerprint=self.tls_fingerprint(),
-        )
-        await self._advertiser.start()
-        self._spawn(self._follow_addresses(self._advertiser))
-        return self._advertiser
-
-    def _advertised_addresses(self, lan_addresses: Callable[[], list[str]]) -> list[str]:
-        # Listening on every interface: publish the LAN addresses, never loopback,
-        # or phones would be told to connect to themselves.
-        wildcard = self.config.host in ("0.0.0.0", "::")  # noqa: S104  (a comparison, not a bind)
-        return lan_addresses() if wildcard else [self.config.host]
-
-    async def _follow_addresses(self, advertiser: Advertiser) -> None:
-        """DHCP may move the box: re-announce when its addresses change."""
-        while True:
-            await asyncio.sleep(30.0)
-            try:
-                await advertiser.update_addresses(self._advertised_addresses(lan_addresses))
-            except Exception:
-                log.exception("mDNS address update failed")

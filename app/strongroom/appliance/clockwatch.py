@@ -16,12 +16,16 @@ problem visible:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from strongroom.archive.db import Connection
 from strongroom.archive.store import latest_tree_head
+from strongroom.box import Box
+
+log = logging.getLogger(__name__)
 
 TOLERANCE_S = 2.0
 FAULT = "clock"
@@ -82,3 +86,20 @@ class ClockWatch:
             f"the clock reads {_iso(self.clock())}, earlier than {_iso(self.mark_s)} already"
             " recorded; check NTP (timedatectl) — retention destroys nothing until then"
         )
+
+    async def watch(self, box: Box) -> bool:
+        """Check now; on a change set or clear the box's clock fault and audit it.
+
+        Returns True when the verdict changed (the caller refreshes what it shows).
+        """
+        change = self.check()
+        if change is None:
+            return False
+        if change.behind:
+            box.faults[FAULT] = self.problem() or "the clock went back"
+            log.error("clock went back: %s", box.faults[FAULT])
+        else:
+            box.faults.pop(FAULT, None)
+            log.warning("the clock is past the newest recorded time again")
+        await box.audit("box", change.action, "clock", change.details())
+        return True

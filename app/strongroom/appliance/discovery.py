@@ -1,11 +1,18 @@
 """Announce the box on the LAN by mDNS/DNS-SD (zeroconf's asyncio API).
 
-Two services point at the same host `<name>.local.` and port:
+Two services point at the same host `<host>.local.` and port:
 - `_strongroom._tcp.local.` for phones: TXT `pv` (protocol version), `fp` (the
   box's key fingerprint, so a phone can tell its own box from a look-alike
   before the Noise handshake proves it), `path` (the WebSocket endpoint, /peer).
 - `_https._tcp.local.` for people: the web UI. Its TXT `path` is "/" because
   generic DNS-SD browsers build the URL to open from it; it also carries `fp`.
+Both carry `tls` (SHA-256 of the HTTPS certificate) when TLS is on.
+
+The host name is unique per box (`strongroom-3841.local`, from its key
+fingerprint): two boxes on one LAN no longer both claim `strongroom.local`.
+The instance name is what a browser lists: the practice's name and the host
+name. A box without an identity yet (first run) publishes only the web UI,
+under `<box_name>.local`, and no `fp` at all, never an empty one.
 
 Nothing here leaves the LAN: mDNS is link-local multicast (224.0.0.251 / ff02::fb).
 """
@@ -49,6 +56,23 @@ def lan_addresses(adapters: Iterable[ifaddr.Adapter] | None = None) -> list[str]
     return [str(a) for a in sorted(found, key=lambda a: (a.version, a.packed))]
 
 
+def unique_host_name(box_name: str, fingerprint: str | None) -> str:
+    """`strongroom-3841`: the box name and the first 4 hex digits of its fingerprint."""
+    digits = "".join(c for c in (fingerprint or "").lower() if c in "0123456789abcdef")
+    return f"{box_name}-{digits[:4]}" if len(digits) >= 4 else box_name
+
+
+def instance_name(practice: str | None, host_name: str) -> str:
+    """`Cabinet Martin (strongroom-3841)`, at most 63 bytes (one DNS label)."""
+    suffix = f" ({host_name})"
+    label = " ".join((practice or "").replace(".", " ").split())
+    if not label:
+        return host_name
+    room = 63 - len(suffix.encode())
+    encoded = label.encode()[:room]
+    return encoded.decode("utf-8", errors="ignore").rstrip() + suffix
+
+
 class AdvertiserStateError(RuntimeError):
     """start/update/stop called in the wrong order."""
 
@@ -71,20 +95,21 @@ class Advertiser:
         self,
         *,
         port: int,
-        fingerprint: str,
+        fingerprint: str | None,
         addresses: Sequence[str],
         name: str = DEFAULT_HOST_NAME,
         interfaces: Sequence[str] | None = None,
         protocol_version: int = PROTOCOL_VERSION,
         tls_fingerprint: str | None = None,
+        host_name: str | None = None,
     ) -> None:
         if not 0 < port < 65536:
             raise ValueError(f"port out of range: {port}")
         self.port = port
-        self.fingerprint = fingerprint
+        self.fingerprint = fingerprint or None
         self.tls_fingerprint = tls_fingerprint
         self.name = name
-        self.host = f"{name}.local."
+        self.host = f"{host_name or name}.local."
         self.protocol_version = protocol_version
         self._interfaces = list(interfaces) if interfaces is not None else None
         self._addresses = _parse_addresses(addresses)
@@ -102,11 +127,17 @@ class Advertiser:
         return [info.name for info in self._infos]
 
     def _build_infos(self) -> list[AsyncServiceInfo]:
-        peer_txt = {"pv": str(self.protocol_version), "fp": self.fingerprint, "path": PEER_PATH}
-        web_txt = {"fp": self.fingerprint, "path": "/"}
+        services: list[tuple[str, dict[str, str]]] = []
+        web_txt = {"path": "/"}
+        if self.fingerprint:
+            peer_txt = {"pv": str(self.protocol_version), "fp": self.fingerprint, "path": PEER_PATH}
+            web_txt["fp"] = self.fingerprint
+            services.append((PEER_SERVICE_TYPE, peer_txt))
+        services.append((WEB_SERVICE_TYPE, web_txt))
         if self.tls_fingerprint:
             # SHA-256 of the HTTPS certificate, so a browser user can compare it.
-            peer_txt["tls"] = web_txt["tls"] = self.tls_fingerprint
+            for _, txt in services:
+                txt["tls"] = self.tls_fingerprint
         return [
             AsyncServiceInfo(
                 service_type,
@@ -116,7 +147,7 @@ class Advertiser:
                 server=self.host,
                 addresses=self._addresses,
             )
-            for service_type, txt in ((PEER_SERVICE_TYPE, peer_txt), (WEB_SERVICE_TYPE, web_txt))
+            for service_type, txt in services
         ]
 
     def _ip_version(self) -> IPVersion:
@@ -137,14 +168,36 @@ class Advertiser:
         zc = AsyncZeroconf(interfaces=interfaces, ip_version=self._ip_version())
         self._zc = zc
         try:
-            for info in self._build_infos():
-                # The first await queues the registration; the second waits
-                # for probing and the announcement to finish.
-                await (await zc.async_register_service(info, allow_name_change=True))
-                self._infos.append(info)
+            await self._register(zc)
         except BaseException:
             await self.stop()
             raise
+
+    async def _register(self, zc: AsyncZeroconf) -> None:
+        for info in self._build_infos():
+            # The first await queues the registration; the second waits
+            # for probing and the announcement to finish.
+            await (await zc.async_register_service(info, allow_name_change=True))
+            self._infos.append(info)
+
+    async def republish(
+        self, *, fingerprint: str | None, name: str, host_name: str | None = None
+    ) -> bool:
+        """New identity or names (first-run wizard done, practice name known).
+
+        Says goodbye to the old records and announces the new ones; returns
+        False when nothing changed.
+        """
+        if self._zc is None:
+            raise AdvertiserStateError("advertiser not started")
+        host = f"{host_name or name}.local."
+        if (fingerprint or None, name, host) == (self.fingerprint, self.name, self.host):
+            return False
+        await self._zc.async_unregister_all_services()
+        self._infos = []
+        self.fingerprint, self.name, self.host = fingerprint or None, name, host
+        await self._register(self._zc)
+        return True
 
     async def update_addresses(self, addresses: Sequence[str]) -> bool:
         """Publish a new address set (e.g. DHCP renewed); re-announces only on change.

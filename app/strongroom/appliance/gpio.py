@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -39,6 +40,19 @@ def pin_factory_for(config: BoxConfig) -> Any:
     from gpiozero.pins.lgpio import LGPIOFactory
 
     return LGPIOFactory()
+
+
+def open_panel(pin_factory: Any, on_pair_press: Callable[[], None]) -> FrontPanel:
+    """The front panel as /etc/strongroom/panel.toml wires it; raises if the lines are taken."""
+    panel_config = load_panel_config()
+    return FrontPanel(
+        panel_config.pins,
+        panel_config.rgb,
+        hold_seconds=panel_config.hold_seconds,
+        on_pair_press=on_pair_press,
+        on_long_hold=lambda: log.info("PAIR held: nothing destructive happens"),
+        pin_factory=pin_factory,
+    )
 
 
 async def hold_fault(config: BoxConfig, stop: asyncio.Event, pin_factory: Any = None) -> None:
