@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -112,7 +113,7 @@ def test_names_are_unique_per_box_and_carry_the_practice() -> None:
 
 
 @pytest.fixture
-async def browser() -> AsyncZeroconf:
+async def browser() -> AsyncIterator[AsyncZeroconf]:
     zc = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
     yield zc
     await zc.async_close()
