@@ -38,6 +38,8 @@ sys.path.insert(0, str(REPO / "app"))
 
 import bench_archive as ba  # noqa: E402
 import bench_growth  # noqa: E402
+import bench_peer  # noqa: E402
+import bench_restore  # noqa: E402
 from bench_archive import Figure  # noqa: E402
 from bench_report import git_commit, kept_notes, machine, render  # noqa: E402
 
@@ -323,7 +325,13 @@ def growth_section(plan: Plan, work: Path) -> list[Figure]:
 
 
 def restore_section(plan: Plan, work: Path) -> list[Figure]:
-    return bench_growth.restore_figures(work, max(plan.growth_sizes), _log)
+    figures = bench_growth.restore_figures(work, max(plan.growth_sizes), _log)
+    (work / "peer").mkdir(exist_ok=True)
+    # The reference client over Noise, the box in a fresh process (its own RSS and cores).
+    child = bench_peer.start_in_fresh_process(
+        bench_restore.bench_restore, 2_000 if plan.quick else 100_000, work / "peer"
+    )
+    return figures + _as_figures("bench_restore", bench_peer.wait_for_child(child))
 
 
 SECTIONS: list[tuple[str, Callable[[Plan, Path], list[Figure]]]] = [

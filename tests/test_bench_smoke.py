@@ -36,6 +36,7 @@ MEASURED_ROWS = [
     "bench process peak RSS, ingest into 20,000-record archive",
     "new-phone restore",
     "history page at the start of a restore",
+    "new-phone restore by the reference client over Noise, 2,000 messages",
 ]
 # Rows that depend on parts other sessions are building: a number, or the reason there is none.
 DEPENDENT_ROWS = ["service start to first HTTP 200", "sealed export of a 1,000-message"]
