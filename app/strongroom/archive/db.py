@@ -92,10 +92,6 @@ def migrate(conn: Connection) -> int:
             _migrate_step(conn, version)
     finally:
         conn.execute("PRAGMA foreign_keys = ON")
-    if found == 0:
-        # A new file: drop the few free pages the table copies left (instant on an
-        # empty archive), so a new box's file holds no space it does not use.
-        conn.execute("VACUUM")
     return found
 
 

@@ -1,10 +1,10 @@
 """Verify's report, and its check of every record: hash, device signature, log
 leaf, and the rows the UI shows.
 
-The Ed25519 signature checks (most of verify's work) run on worker threads,
-a chunk of records ahead of the main thread, which reads the rows and checks
-everything else: PyNaCl releases the GIL inside libsodium, so on a two-core
-box both cores work and a full verify costs about its crypto alone.
+The Ed25519 signature checks run on worker threads, a chunk of records ahead
+of the main thread, which reads the rows and checks everything else: PyNaCl
+(cffi) releases the GIL inside libsodium, so with a core free the signatures
+overlap with the row checks.
 """
 
 from __future__ import annotations
@@ -60,15 +60,11 @@ def guarded(report: VerifyReport, what: str) -> Iterator[None]:
         report.problem(f"{what}: malformed entry ({type(exc).__name__}: {exc})")
 
 
-def _derived_rows_problem(conn: Connection, row_id: int, record: Record) -> str | None:
+def _derived_rows_problem(derived: Sequence[Any], record: Record) -> str | None:
     """What the UI shows of a record must be what the device signed."""
     signed: tuple[object, ...]
     if record.kind in ("message", "edit", "deletion"):
-        row = conn.execute(
-            "SELECT direction, sender, text, sent_at, edits_client_id, deleted"
-            " FROM messages WHERE record_id = ?",
-            (row_id,),
-        ).fetchone()
+        present, row = derived[0], derived[1:7]
         signed = (
             record.direction,
             record.sender,
@@ -79,18 +75,12 @@ def _derived_rows_problem(conn: Connection, row_id: int, record: Record) -> str 
         )
         table = "message"
     elif record.kind == "receipt":
-        row = conn.execute(
-            "SELECT target_client_id, receipt, at FROM receipts WHERE record_id = ?", (row_id,)
-        ).fetchone()
+        present, row = derived[7], derived[8:11]
         signed = (record.ref, record.receipt, record.sent_at)
         table = "receipt"
     else:
         blob = record.blob
-        row = conn.execute(
-            "SELECT message_client_id, blob_sha256, size, name, mime FROM attachments"
-            " WHERE record_id = ?",
-            (row_id,),
-        ).fetchone()
+        present, row = derived[11], derived[12:17]
         signed = (
             record.ref,
             None if blob is None else blob.sha256,
@@ -99,7 +89,7 @@ def _derived_rows_problem(conn: Connection, row_id: int, record: Record) -> str 
             None if blob is None else blob.mime,
         )
         table = "attachment"
-    if row is None:
+    if present is None:
         return f"its {table} row is missing"
     stored = tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
     if stored != signed:
@@ -108,10 +98,9 @@ def _derived_rows_problem(conn: Connection, row_id: int, record: Record) -> str 
 
 
 def _check_derived(
-    conn: Connection,
     report: VerifyReport,
     what: str,
-    row_id: int,
+    derived: Sequence[Any],
     body: bytes,
     signature: bytes,
     stored: tuple[object, ...],
@@ -123,7 +112,7 @@ def _check_derived(
         return
     if stored != (record.kind, record.client_id, record.sent_at, record.conversation):
         report.problem(f"{what}: its kind, id, date or conversation differs from the signed record")
-    problem = _derived_rows_problem(conn, row_id, record)
+    problem = _derived_rows_problem(derived, record)
     if problem is not None:
         report.problem(f"{what}: {problem}")
 
@@ -177,11 +166,19 @@ def verify_records(conn: Connection, progress: Progress, report: VerifyReport) -
     keys: dict[int, VerifyKey] = {
         int(i): VerifyKey(bytes(k)) for i, k in conn.execute("SELECT id, sign_key FROM devices")
     }
+    # The rows the UI shows are joined on (not one look-up per record): after the
+    # record's 14 columns, presence then columns of its message, receipt, attachment.
     rows = conn.execute(
         "SELECT r.id, r.record_id, r.device_id, r.kind, r.received_at, r.body, r.signature,"
         " r.content_sha256, r.log_index, r.destroyed_at, l.leaf_data, r.client_id, r.sent_at,"
-        " c.ref FROM records r LEFT JOIN log_leaves l ON l.idx = r.log_index"
-        " LEFT JOIN conversations c ON c.id = r.conversation_id ORDER BY r.id"
+        " c.ref,"
+        " m.record_id, m.direction, m.sender, m.text, m.sent_at, m.edits_client_id, m.deleted,"
+        " x.record_id, x.target_client_id, x.receipt, x.at,"
+        " a.record_id, a.message_client_id, a.blob_sha256, a.size, a.name, a.mime"
+        " FROM records r LEFT JOIN log_leaves l ON l.idx = r.log_index"
+        " LEFT JOIN conversations c ON c.id = r.conversation_id"
+        " LEFT JOIN messages m ON m.record_id = r.id LEFT JOIN receipts x ON x.record_id = r.id"
+        " LEFT JOIN attachments a ON a.record_id = r.id ORDER BY r.id"
     )
     threads = signature_threads()
     with ThreadPoolExecutor(threads, thread_name_prefix="verify-signatures") as pool:
@@ -194,13 +191,12 @@ def verify_records(conn: Connection, progress: Progress, report: VerifyReport) -
             while pending and (not chunk or len(pending) > threads):
                 done, signed = pending.popleft()
                 for row, signature_ok in zip(done, signed.result(), strict=True):
-                    _one_record(conn, row, signature_ok, progress, report, total)
+                    _one_record(row, signature_ok, progress, report, total)
             if not chunk:
                 return
 
 
 def _one_record(
-    conn: Connection,
     row: tuple[Any, ...],
     signature_ok: Signed,
     progress: Progress,
@@ -209,21 +205,20 @@ def _one_record(
 ) -> None:
     what = f"record {row[0]} (log {row[8]})"
     with guarded(report, what):
-        _verify_record(conn, row, signature_ok, what, report)
+        _verify_record(row, signature_ok, what, report)
     report.records += 1
     if report.records % 50_000 == 0:
         progress("records", report.records, total)
 
 
 def _verify_record(
-    conn: Connection,
     row: tuple[Any, ...],
     signature_ok: Signed,
     what: str,
     report: VerifyReport,
 ) -> None:
-    rid, record_id, _device_id, kind, received_at, body, signature, content_sha = row[:8]
-    index, gone, stored_leaf, client_id, sent_at, conv_ref = row[8:]
+    _, record_id, _, kind, received_at, body, signature, content_sha = row[:8]
+    index, gone, stored_leaf, client_id, sent_at, conv_ref = row[8:14]
     content_sha = bytes(content_sha)
     if isinstance(signature_ok, Exception):
         raise signature_ok
@@ -242,10 +237,9 @@ def _verify_record(
             authentic = False
         if authentic:
             _check_derived(
-                conn,
                 report,
                 what,
-                int(rid),
+                row[14:],
                 body,
                 bytes(signature),
                 (kind, client_id, sent_at, conv_ref),
