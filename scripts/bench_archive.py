@@ -378,7 +378,7 @@ def bulk_store_messages(records: Sequence[Record], device_id: int, owner: str) -
     """One write op storing many new messages with executemany: the bulk-load path.
 
     It writes exactly the rows `writes.store_record` writes for a new message
-    (records, messages and their FTS entry through the trigger, one log leaf
+    (records, messages and, at the end of the batch, their FTS entries; one log leaf
     each), minus the per-record duplicate and revocation look-ups, which a
     fresh corpus of unique records from a paired phone does not need.
     verify_archive checks the result like any other archive.
