@@ -22,10 +22,7 @@ import argparse
 import datetime
 import importlib
 import inspect
-import math
 import os
-import platform
-import subprocess
 import sys
 import time
 import traceback
@@ -40,7 +37,11 @@ sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(REPO / "app"))
 
 import bench_archive as ba  # noqa: E402
+import bench_growth  # noqa: E402
+import bench_peer  # noqa: E402
+import bench_restore  # noqa: E402
 from bench_archive import Figure  # noqa: E402
+from bench_report import git_commit, kept_notes, machine, render  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -55,52 +56,22 @@ class Plan:
     verify_records: int
     export_messages: int
     soak_seconds: float
+    # Growth (issue #20): corpus sizes ingested into and restored from. The full run
+    # uses the search corpus; BENCH_GROWTH_SIZES=1000000,5000000 adds bigger ones
+    # (built once under var/bench through the bulk write path).
+    growth_sizes: tuple[int, ...] = ()
+    growth_messages: int = 0
 
 
 def make_plan(quick: bool, soak_seconds: float | None) -> Plan:
+    extra = tuple(int(n) for n in os.environ.get("BENCH_GROWTH_SIZES", "").split(",") if n)
     if quick:
-        return Plan(True, 3_000, 1.0, 20_000, 3, 20_000, 1_000, soak_seconds or 15.0)
-    return Plan(False, 20_000, 5.0, 1_000_000, 5, 100_000, 10_000, soak_seconds or 120.0)
-
-
-# -- the machine -------------------------------------------------------------------------
-
-
-def machine() -> str:
-    model = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "?"
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        ram = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{os.cpu_count()} CPU ({model}), {ram} RAM, Python {platform.python_version()}"
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out + (" (with uncommitted changes)" if dirty else "")
+        sizes = tuple(sorted({20_000, *extra}))
+        return Plan(True, 3_000, 1.0, 20_000, 3, 20_000, 1_000, soak_seconds or 15.0, sizes, 2_000)
+    sizes = tuple(sorted({1_000_000, *extra}))
+    return Plan(
+        False, 20_000, 5.0, 1_000_000, 5, 100_000, 10_000, soak_seconds or 120.0, sizes, 20_000
+    )
 
 
 # -- the sections -------------------------------------------------------------------------
@@ -349,8 +320,24 @@ def peer_section(plan: Plan, work: Path) -> list[Figure]:
     return figures
 
 
+def growth_section(plan: Plan, work: Path) -> list[Figure]:
+    return bench_growth.growth_figures(work, plan.growth_sizes, plan.growth_messages, _log)
+
+
+def restore_section(plan: Plan, work: Path) -> list[Figure]:
+    figures = bench_growth.restore_figures(work, max(plan.growth_sizes), _log)
+    (work / "peer").mkdir(exist_ok=True)
+    # The reference client over Noise, the box in a fresh process (its own RSS and cores).
+    child = bench_peer.start_in_fresh_process(
+        bench_restore.bench_restore, 2_000 if plan.quick else 100_000, work / "peer"
+    )
+    return figures + _as_figures("bench_restore", bench_peer.wait_for_child(child))
+
+
 SECTIONS: list[tuple[str, Callable[[Plan, Path], list[Figure]]]] = [
     ("ingest and memory", ingest_section),
+    ("growth: ingest, writes, disk, memory", growth_section),
+    ("growth: new-phone restore", restore_section),
     ("peer protocol", peer_section),
     ("full-text search", search_section),
     ("verify", verify_section),
@@ -358,39 +345,6 @@ SECTIONS: list[tuple[str, Callable[[Plan, Path], list[Figure]]]] = [
     ("start to ready", start_section),
     ("soak", soak_section),
 ]
-
-
-# -- the report -----------------------------------------------------------------------------
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if not math.isfinite(value):
-        return str(value)
-    if value == int(value) or value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.3g}"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render(figures: list[Figure], header: list[str]) -> str:
-    lines = [*header, ""]
-    lines.append(
-        "| Figure | Value | Unit | Ceiling (same run) | Ratio value/ceiling | Aim (issue) | Notes |"
-    )
-    lines.append("|---|---:|---|---:|---:|---|---|")
-    for f in figures:
-        ceiling = _num(f.ceiling) + (f" ({f.ceiling_what})" if f.ceiling_what else "")
-        ratio = "—" if f.ratio is None else f"{f.ratio:.2f}"
-        cells = [f.name, _num(f.value), f.unit, ceiling, ratio, f.aim or "—", f.note]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _log(text: str) -> None:
@@ -442,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     report = render(figures, header)
     print(report)
     if args.write and not plan.quick:
-        args.write.write_text(report, encoding="utf-8")
+        args.write.write_text(report + kept_notes(args.write), encoding="utf-8")
         _log(f"bench: wrote {args.write}")
     return 1 if failed else 0
 

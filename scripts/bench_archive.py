@@ -378,7 +378,7 @@ def bulk_store_messages(records: Sequence[Record], device_id: int, owner: str) -
     """One write op storing many new messages with executemany: the bulk-load path.
 
     It writes exactly the rows `writes.store_record` writes for a new message
-    (records, messages and their FTS entry through the trigger, one log leaf
+    (records, messages and, at the end of the batch, their FTS entries; one log leaf
     each), minus the per-record duplicate and revocation look-ups, which a
     fresh corpus of unique records from a paired phone does not need.
     verify_archive checks the result like any other archive.
@@ -466,8 +466,8 @@ def cached_archive(work: Path, size: int, log: Callable[[str], None] = print) ->
         return path
     fresh_dir(path)
     archive = open_archive(path / "data")
-    # A big page cache for the build only: random record ids hit every page of the
-    # unique index, and the default 8 MiB cache makes the build slow down as it grows.
+    # A big page cache for the build only (before migration 4, random record ids hit
+    # every page of their unique index); the box itself keeps its 16 MiB.
     archive.conn.execute("PRAGMA cache_size = -262144")
     try:
         phones = add_phones(archive, _BUILD_PHONES)
@@ -486,8 +486,8 @@ def cached_archive(work: Path, size: int, log: Callable[[str], None] = print) ->
                 device, owner, _ = phones[chunk % _BUILD_PHONES]
                 batch.append(bulk_store_messages(records, device, owner))
                 done += len(records)
-                # Big transactions: random record ids dirty pages all over their unique
-                # index, so the pages written per record fall as the batch grows.
+                # Big transactions: the per-conversation index dirties pages all over,
+                # so the pages written per record fall as the batch grows.
                 if len(batch) == _BUILD_CHUNKS_PER_COMMIT or done == size:
                     archive.write_batch(batch)
                     batch = []

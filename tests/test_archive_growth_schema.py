@@ -223,3 +223,26 @@ def test_a_batch_cut_short_anywhere_leaves_rows_and_index_together(archive: Arch
             assert index_entries(conn, f"lot{n}") == (12 if committed else 0)
             fts_integrity(conn, against_content=True)
     assert stored > 12  # the sweep reached past the end of the batch too
+
+
+def test_full_text_index_blocks_fit_in_one_sqlcipher_page(archive: Archive) -> None:
+    """FTS5's default 4050-byte leaves spilled each onto a second (overflow) page."""
+    device, key = new_phone(archive)
+    words = "dossier audience tribunal ordonnance honoraires réunion expertise greffe".split()
+    ops = [
+        writes.store_record(
+            message(key, " ".join(f"{words[(n + i) % 8]}{n * 31 + i}" for i in range(120))),
+            device,
+            "o",
+        )
+        for n in range(600)
+    ]
+    for start in range(0, len(ops), 200):
+        archive.write_batch(ops[start : start + 200])
+    sizes = [int(r[0]) for r in archive.conn.execute("SELECT length(block) FROM messages_fts_data")]
+    # SQLCipher 4 keeps 80 bytes of each 4096-byte page (IV + HMAC): 4016 usable, and a
+    # table row longer than 4016 - 35 = 3981 bytes (the block plus a few header bytes)
+    # overflows onto another page.
+    assert int(archive.conn.execute("PRAGMA cipher_page_size").fetchone()[0]) == 4096
+    assert max(sizes) <= 3981 - 8, max(sizes)
+    assert sum(size > 3000 for size in sizes) > 10  # the leaves are full, not merely small

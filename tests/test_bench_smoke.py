@@ -27,6 +27,16 @@ MEASURED_ROWS = [
     "Archive.open + first signed tree head",
     "soak: RSS at end",
     "soak: open file descriptors at end",
+    "ingest into an empty archive (growth reference)",
+    "bytes written per 1 KiB record, empty archive",
+    "ingest into a 20,000-record archive",
+    "bytes written per 1 KiB record, 20,000-record archive",
+    "bytes on disk per record, 20,000-record archive",
+    "bench process RSS idle, 20,000-record archive open",
+    "bench process peak RSS, ingest into 20,000-record archive",
+    "new-phone restore",
+    "history page at the start of a restore",
+    "new-phone restore by the reference client over Noise, 2,000 messages",
 ]
 # Rows that depend on parts other sessions are building: a number, or the reason there is none.
 DEPENDENT_ROWS = ["service start to first HTTP 200", "sealed export of a 1,000-message"]

@@ -8,7 +8,8 @@ Checks, streaming so a million records fit in a Pi's memory:
    signed tree head, whose Ed25519 signature must verify. Every stored
    interior node (what inclusion proofs are built from) is the hash of its
    two children.
-3. Every record still holding content: SHA-256(body) is its id and its leaf
+3. Every record still holding content (verify_records.py, signatures on two
+   threads): SHA-256(body) is its id and its leaf
    commits to that hash; the device's signature over it verifies; the rows
    the UI shows and searches (messages, receipts, attachments) say what the
    signed body says. Destroyed records are checked through their leaf only.
@@ -20,44 +21,25 @@ Checks, streaming so a million records fit in a Pi's memory:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlcipher3
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
 from strongroom.archive.blobs import BlobLocation, BlobStore
 from strongroom.archive.db import Connection
-from strongroom.archive.errors import BlobError, RecordRejected
-from strongroom.archive.record import RECORD_SIGNING_CONTEXT, Record, leaf_data, parse_record
+from strongroom.archive.errors import BlobError
+from strongroom.archive.record import leaf_data
 from strongroom.archive.store import Archive
+from strongroom.archive.verify_records import (
+    Progress,
+    VerifyReport,
+    check_leaf,
+    guarded,
+    verify_records,
+)
 from strongroom.archive.writes import audit_content, device_event_content
 from strongroom.proof.merkle import EMPTY_ROOT, leaf_hash, node_hash
 from strongroom.proof.sth import SignedTreeHead, verify_tree_head
-
-Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class VerifyReport:
-    leaves: int = 0
-    records: int = 0
-    destroyed: int = 0
-    blobs: int = 0
-    audit_events: int = 0
-    device_events: int = 0
-    tree_head: SignedTreeHead | None = None
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def problem(self, text: str) -> None:
-        self.problems.append(text)
 
 
 class RootAccumulator:
@@ -124,17 +106,6 @@ def _lenient_text(value: bytes) -> str:
     return value.decode("utf-8", errors="replace")
 
 
-@contextmanager
-def _guarded(report: VerifyReport, what: str) -> Iterator[None]:
-    """Check one entry; a malformed entry is named and the rest still checked."""
-    try:
-        yield
-    except sqlcipher3.DatabaseError:
-        raise
-    except Exception as exc:
-        report.problem(f"{what}: malformed entry ({type(exc).__name__}: {exc})")
-
-
 def _verify(
     conn: Connection,
     blobs: BlobStore,
@@ -161,7 +132,7 @@ def _verify(
         witness = None
     _verify_leaves(conn, head, witness, progress, report)
     _verify_nodes(conn, report.leaves, report)
-    _verify_records(conn, progress, report)
+    verify_records(conn, progress, report)
     _verify_events(conn, report)
     _verify_blobs(conn, blobs, progress, report)
     accounted = report.records + report.audit_events + report.blobs + report.device_events
@@ -261,149 +232,11 @@ def _verify_nodes(conn: Connection, size: int, report: VerifyReport) -> None:
                 report.problem(f"log node (level {level}, {expected}) is missing")
 
 
-def _derived_rows_problem(conn: Connection, row_id: int, record: Record) -> str | None:
-    """What the UI shows of a record must be what the device signed."""
-    signed: tuple[object, ...]
-    if record.kind in ("message", "edit", "deletion"):
-        row = conn.execute(
-            "SELECT direction, sender, text, sent_at, edits_client_id, deleted"
-            " FROM messages WHERE record_id = ?",
-            (row_id,),
-        ).fetchone()
-        signed = (
-            record.direction,
-            record.sender,
-            record.text,
-            record.sent_at,
-            record.ref,
-            int(record.kind == "deletion"),
-        )
-        table = "message"
-    elif record.kind == "receipt":
-        row = conn.execute(
-            "SELECT target_client_id, receipt, at FROM receipts WHERE record_id = ?", (row_id,)
-        ).fetchone()
-        signed = (record.ref, record.receipt, record.sent_at)
-        table = "receipt"
-    else:
-        blob = record.blob
-        row = conn.execute(
-            "SELECT message_client_id, blob_sha256, size, name, mime FROM attachments"
-            " WHERE record_id = ?",
-            (row_id,),
-        ).fetchone()
-        signed = (
-            record.ref,
-            None if blob is None else blob.sha256,
-            None if blob is None else blob.size,
-            None if blob is None else blob.name,
-            None if blob is None else blob.mime,
-        )
-        table = "attachment"
-    if row is None:
-        return f"its {table} row is missing"
-    stored = tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
-    if stored != signed:
-        return f"its {table} row differs from the signed record"
-    return None
-
-
-def _check_derived(
-    conn: Connection,
-    report: VerifyReport,
-    what: str,
-    row_id: int,
-    body: bytes,
-    signature: bytes,
-    stored: tuple[object, ...],
-) -> None:
-    try:
-        record = parse_record(body, signature, max_blob_size=2**62)
-    except RecordRejected as exc:
-        report.problem(f"{what}: the signed body is not a valid record ({exc})")
-        return
-    if stored != (record.kind, record.client_id, record.sent_at, record.conversation):
-        report.problem(f"{what}: its kind, id, date or conversation differs from the signed record")
-    problem = _derived_rows_problem(conn, row_id, record)
-    if problem is not None:
-        report.problem(f"{what}: {problem}")
-
-
-def _check_leaf(
-    report: VerifyReport, index: int, stored: bytes | None, expected: bytes, what: str
-) -> None:
-    if stored is None:
-        report.problem(f"{what}: its log leaf {index} is missing")
-    elif bytes(stored) != expected:
-        report.problem(f"{what}: content does not match log leaf {index}")
-
-
-def _verify_records(conn: Connection, progress: Progress, report: VerifyReport) -> None:
-    total = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
-    keys: dict[int, VerifyKey] = {
-        int(i): VerifyKey(bytes(k)) for i, k in conn.execute("SELECT id, sign_key FROM devices")
-    }
-    rows = conn.execute(
-        "SELECT r.id, r.record_id, r.device_id, r.kind, r.received_at, r.body, r.signature,"
-        " r.content_sha256, r.log_index, r.destroyed_at, l.leaf_data, r.client_id, r.sent_at,"
-        " c.ref FROM records r LEFT JOIN log_leaves l ON l.idx = r.log_index"
-        " LEFT JOIN conversations c ON c.id = r.conversation_id ORDER BY r.id"
-    )
-    for row in rows:
-        what = f"record {row[0]} (log {row[8]})"
-        with _guarded(report, what):
-            _verify_record(conn, keys, row, what, report)
-        report.records += 1
-        if report.records % 50_000 == 0:
-            progress("records", report.records, total)
-
-
-def _verify_record(
-    conn: Connection,
-    keys: dict[int, VerifyKey],
-    row: tuple[Any, ...],
-    what: str,
-    report: VerifyReport,
-) -> None:
-    rid, record_id, device_id, kind, received_at, body, signature, content_sha = row[:8]
-    index, gone, stored_leaf, client_id, sent_at, conv_ref = row[8:]
-    content_sha = bytes(content_sha)
-    if gone is not None:
-        report.destroyed += 1
-    elif body is None:
-        report.problem(f"{what}: content missing but not marked destroyed")
-    else:
-        body = bytes(body)
-        authentic = True
-        if hashlib.sha256(body).digest() != content_sha or bytes(record_id) != content_sha:
-            report.problem(f"{what}: content does not match its hash")
-            authentic = False
-        key = keys.get(int(device_id))
-        try:
-            if key is None:
-                raise BadSignatureError("unknown device")
-            key.verify(RECORD_SIGNING_CONTEXT + body, bytes(signature))
-        except (BadSignatureError, ValueError, TypeError):
-            report.problem(f"{what}: the device signature does not verify")
-            authentic = False
-        if authentic:
-            _check_derived(
-                conn,
-                report,
-                what,
-                int(rid),
-                body,
-                bytes(signature),
-                (kind, client_id, sent_at, conv_ref),
-            )
-    _check_leaf(report, index, stored_leaf, leaf_data(kind, content_sha, received_at), what)
-
-
 def _verify_audit_event(row: tuple[Any, ...], what: str, report: VerifyReport) -> None:
     at, actor, action, target, details, index, stored_leaf = row
     content = audit_content(at, actor, action, target, details)
     expected = leaf_data("audit", hashlib.sha256(content).digest(), at)
-    _check_leaf(report, index, stored_leaf, expected, what)
+    check_leaf(report, index, stored_leaf, expected, what)
 
 
 def _verify_events(conn: Connection, report: VerifyReport) -> None:
@@ -412,7 +245,7 @@ def _verify_events(conn: Connection, report: VerifyReport) -> None:
         " FROM audit_events a LEFT JOIN log_leaves l ON l.idx = a.log_index"
     ):
         what = f"audit event at log {row[5]}"
-        with _guarded(report, what):
+        with guarded(report, what):
             _verify_audit_event(row, what, report)
         report.audit_events += 1
     logged_device = {
@@ -478,7 +311,7 @@ def _verify_blobs(
     for sha, size, file_name, salt, created_at, index, destroyed, stored_leaf in rows:
         sha = bytes(sha)
         what = f"blob {sha.hex()[:16]}"
-        _check_leaf(report, index, stored_leaf, leaf_data("blob", sha, created_at), what)
+        check_leaf(report, index, stored_leaf, leaf_data("blob", sha, created_at), what)
         report.blobs += 1
         if destroyed is not None:
             continue
@@ -505,3 +338,6 @@ def verify_open_archive(
     finally:
         if conn is None:
             reader.close()
+
+
+__all__ = ["Progress", "RootAccumulator", "VerifyReport", "verify_archive", "verify_open_archive"]

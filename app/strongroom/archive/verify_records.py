@@ -1,0 +1,247 @@
+"""Verify's report, and its check of every record: hash, device signature, log
+leaf, and the rows the UI shows.
+
+The Ed25519 signature checks run on worker threads, a chunk of records ahead
+of the main thread, which reads the rows and checks everything else: PyNaCl
+(cffi) releases the GIL inside libsodium, so with a core free the signatures
+overlap with the row checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlcipher3
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from strongroom.archive.db import Connection
+from strongroom.archive.errors import RecordRejected
+from strongroom.archive.record import RECORD_SIGNING_CONTEXT, Record, leaf_data, parse_record
+from strongroom.proof.sth import SignedTreeHead
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class VerifyReport:
+    leaves: int = 0
+    records: int = 0
+    destroyed: int = 0
+    blobs: int = 0
+    audit_events: int = 0
+    device_events: int = 0
+    tree_head: SignedTreeHead | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+
+@contextmanager
+def guarded(report: VerifyReport, what: str) -> Iterator[None]:
+    """Check one entry; a malformed entry is named and the rest still checked."""
+    try:
+        yield
+    except sqlcipher3.DatabaseError:
+        raise
+    except Exception as exc:
+        report.problem(f"{what}: malformed entry ({type(exc).__name__}: {exc})")
+
+
+def _derived_rows_problem(derived: Sequence[Any], record: Record) -> str | None:
+    """What the UI shows of a record must be what the device signed."""
+    signed: tuple[object, ...]
+    if record.kind in ("message", "edit", "deletion"):
+        present, row = derived[0], derived[1:7]
+        signed = (
+            record.direction,
+            record.sender,
+            record.text,
+            record.sent_at,
+            record.ref,
+            int(record.kind == "deletion"),
+        )
+        table = "message"
+    elif record.kind == "receipt":
+        present, row = derived[7], derived[8:11]
+        signed = (record.ref, record.receipt, record.sent_at)
+        table = "receipt"
+    else:
+        blob = record.blob
+        present, row = derived[11], derived[12:17]
+        signed = (
+            record.ref,
+            None if blob is None else blob.sha256,
+            None if blob is None else blob.size,
+            None if blob is None else blob.name,
+            None if blob is None else blob.mime,
+        )
+        table = "attachment"
+    if present is None:
+        return f"its {table} row is missing"
+    stored = tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+    if stored != signed:
+        return f"its {table} row differs from the signed record"
+    return None
+
+
+def _check_derived(
+    report: VerifyReport,
+    what: str,
+    derived: Sequence[Any],
+    body: bytes,
+    signature: bytes,
+    stored: tuple[object, ...],
+) -> None:
+    try:
+        record = parse_record(body, signature, max_blob_size=2**62)
+    except RecordRejected as exc:
+        report.problem(f"{what}: the signed body is not a valid record ({exc})")
+        return
+    if stored != (record.kind, record.client_id, record.sent_at, record.conversation):
+        report.problem(f"{what}: its kind, id, date or conversation differs from the signed record")
+    problem = _derived_rows_problem(derived, record)
+    if problem is not None:
+        report.problem(f"{what}: {problem}")
+
+
+def check_leaf(
+    report: VerifyReport, index: int, stored: bytes | None, expected: bytes, what: str
+) -> None:
+    if stored is None:
+        report.problem(f"{what}: its log leaf {index} is missing")
+    elif bytes(stored) != expected:
+        report.problem(f"{what}: content does not match log leaf {index}")
+
+
+# Rows per signature job: big enough that a job's Python overhead is small,
+# small enough that a few chunks in flight stay a few MiB on a Pi.
+CHUNK_ROWS = 512
+
+
+def signature_threads() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+Signed = bool | None | Exception
+
+
+def _signatures(keys: dict[int, VerifyKey], rows: Sequence[tuple[Any, ...]]) -> list[Signed]:
+    """For each row: does its device's signature verify (None: nothing to check; an
+    exception: the row is malformed, reported by the main thread under its name)."""
+    out: list[Signed] = []
+    for row in rows:
+        try:
+            device_id, body, signature, gone = row[2], row[5], row[6], row[9]
+            if gone is not None or body is None:
+                out.append(None)
+                continue
+            key = keys.get(int(device_id))
+            try:
+                if key is None:
+                    raise BadSignatureError("unknown device")
+                key.verify(RECORD_SIGNING_CONTEXT + bytes(body), bytes(signature))
+                out.append(True)
+            except (BadSignatureError, ValueError, TypeError):
+                out.append(False)
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
+def verify_records(conn: Connection, progress: Progress, report: VerifyReport) -> None:
+    total = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+    keys: dict[int, VerifyKey] = {
+        int(i): VerifyKey(bytes(k)) for i, k in conn.execute("SELECT id, sign_key FROM devices")
+    }
+    # The rows the UI shows are joined on (not one look-up per record): after the
+    # record's 14 columns, presence then columns of its message, receipt, attachment.
+    rows = conn.execute(
+        "SELECT r.id, r.record_id, r.device_id, r.kind, r.received_at, r.body, r.signature,"
+        " r.content_sha256, r.log_index, r.destroyed_at, l.leaf_data, r.client_id, r.sent_at,"
+        " c.ref,"
+        " m.record_id, m.direction, m.sender, m.text, m.sent_at, m.edits_client_id, m.deleted,"
+        " x.record_id, x.target_client_id, x.receipt, x.at,"
+        " a.record_id, a.message_client_id, a.blob_sha256, a.size, a.name, a.mime"
+        " FROM records r LEFT JOIN log_leaves l ON l.idx = r.log_index"
+        " LEFT JOIN conversations c ON c.id = r.conversation_id"
+        " LEFT JOIN messages m ON m.record_id = r.id LEFT JOIN receipts x ON x.record_id = r.id"
+        " LEFT JOIN attachments a ON a.record_id = r.id ORDER BY r.id"
+    )
+    threads = signature_threads()
+    with ThreadPoolExecutor(threads, thread_name_prefix="verify-signatures") as pool:
+        pending: deque[tuple[list[tuple[Any, ...]], Future[list[Signed]]]] = deque()
+        while True:
+            chunk = rows.fetchmany(CHUNK_ROWS)
+            if chunk:
+                pending.append((chunk, pool.submit(_signatures, keys, chunk)))
+            # Check the oldest chunk once `threads` newer ones keep the workers busy.
+            while pending and (not chunk or len(pending) > threads):
+                done, signed = pending.popleft()
+                for row, signature_ok in zip(done, signed.result(), strict=True):
+                    _one_record(row, signature_ok, progress, report, total)
+            if not chunk:
+                return
+
+
+def _one_record(
+    row: tuple[Any, ...],
+    signature_ok: Signed,
+    progress: Progress,
+    report: VerifyReport,
+    total: int,
+) -> None:
+    what = f"record {row[0]} (log {row[8]})"
+    with guarded(report, what):
+        _verify_record(row, signature_ok, what, report)
+    report.records += 1
+    if report.records % 50_000 == 0:
+        progress("records", report.records, total)
+
+
+def _verify_record(
+    row: tuple[Any, ...],
+    signature_ok: Signed,
+    what: str,
+    report: VerifyReport,
+) -> None:
+    _, record_id, _, kind, received_at, body, signature, content_sha = row[:8]
+    index, gone, stored_leaf, client_id, sent_at, conv_ref = row[8:14]
+    content_sha = bytes(content_sha)
+    if isinstance(signature_ok, Exception):
+        raise signature_ok
+    if gone is not None:
+        report.destroyed += 1
+    elif body is None:
+        report.problem(f"{what}: content missing but not marked destroyed")
+    else:
+        body = bytes(body)
+        authentic = True
+        if hashlib.sha256(body).digest() != content_sha or bytes(record_id) != content_sha:
+            report.problem(f"{what}: content does not match its hash")
+            authentic = False
+        if not signature_ok:
+            report.problem(f"{what}: the device signature does not verify")
+            authentic = False
+        if authentic:
+            _check_derived(
+                report,
+                what,
+                row[14:],
+                body,
+                bytes(signature),
+                (kind, client_id, sent_at, conv_ref),
+            )
+    check_leaf(report, index, stored_leaf, leaf_data(kind, content_sha, received_at), what)

@@ -1,0 +1,322 @@
+"""Benchmarks of growth (issue #20): ingest, disk and memory at an archive size, and restore.
+
+Used by scripts/bench.py. Every figure compares the grown archive with a
+reference measured in the same run: ingest into an empty archive, a history
+page at the end of a restore, the phone's own crypto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import bench_archive as ba
+import bench_peer
+from nacl.signing import VerifyKey
+
+from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.record import RECORD_SIGNING_CONTEXT, leaf_data
+from strongroom.peer.history import history_page
+from strongroom.proof.merkle import leaf_hash, verify_inclusion
+
+PRODUCERS = 10
+WINDOW = 64
+PAGE = 200  # the box's history page size (config.history_page_size)
+PAGE_BYTES = 256 * 1024 - 4096  # the budget the peer session gives a page
+
+
+def _io_counters() -> dict[str, int]:
+    """This process's I/O: wchar = bytes handed to write(), write_bytes = sent to the disk."""
+    fields: dict[str, int] = {}
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key.strip()] = int(value)
+    except (OSError, ValueError):
+        pass
+    return fields
+
+
+def disk_bytes(data_dir: Path) -> int:
+    """The archive's database file and WAL (blobs aside: these corpora have none)."""
+    return sum(p.stat().st_size for p in data_dir.glob("archive.db*") if p.is_file())
+
+
+@dataclass(frozen=True)
+class GrowthRun:
+    base_records: int
+    msgs_per_s: float
+    written_per_record: float  # bytes handed to write() (WAL frames, checkpoints)
+    disk_written_per_record: float  # bytes the kernel sent to the block device
+    cpu_us_per_record: float  # this process, all threads (committer + producers)
+    idle_rss_mib: float
+    peak_rss_mib: float
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def growth_ingest(
+    work: Path,
+    base: Path | None,
+    base_records: int,
+    count: int,
+    log: Callable[[str], None] = _stderr,
+) -> GrowthRun:
+    """Ten phones push `count` new 1 KiB messages through the GroupCommitter into a
+    copy of the archive at `base` (a cached corpus data dir), or into an empty one."""
+    scratch = ba.fresh_dir(work / "growth-scratch")
+    data = scratch / "data"
+    if base is not None:
+        log(f"  copying the {base_records:,}-record archive")
+        shutil.copytree(base, data)
+        os.sync()  # the copy's own writeback must not count as the ingest's
+    archive = ba.open_archive(data)
+    committer = GroupCommitter(archive)
+    try:
+        phones = ba.add_phones(archive, PRODUCERS)
+        idle = ba.rss_mib()  # before the harness signs its records
+        per_phone = count // PRODUCERS
+        # Past every record of the corpus: new ids, later times, like a phone going on.
+        first = base_records + 10_000_000
+        records = [
+            ba.make_records(
+                key, first + i * per_phone, per_phone, size=ba.MESSAGE_BYTES, seed=100 + i
+            )
+            for i, (_, _, key) in enumerate(phones)
+        ]
+        committer.start()
+        ba.reset_peak_rss()
+        latencies: list[float] = []
+
+        async def run() -> None:
+            await asyncio.gather(
+                *(
+                    ba._produce(committer, recs, device, owner, WINDOW, latencies, None)
+                    for recs, (device, owner, _) in zip(records, phones, strict=True)
+                )
+            )
+
+        io0, cpu0, t0 = _io_counters(), time.process_time(), time.perf_counter()
+        asyncio.run(run())
+        elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        io1 = _io_counters()
+        done = len(latencies)
+        return GrowthRun(
+            base_records,
+            done / elapsed,
+            (io1.get("wchar", 0) - io0.get("wchar", 0)) / done,
+            (io1.get("write_bytes", 0) - io0.get("write_bytes", 0)) / done,
+            cpu / done * 1e6,
+            idle,
+            ba.peak_rss_mib(),
+        )
+    finally:
+        committer.stop()
+        archive.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class RestoreRun:
+    records: int
+    seconds: float  # box pages + phone checks, one thread
+    crypto_seconds: float  # the phone's checks alone on the same items
+    first_page_ms: float
+    last_page_ms: float
+
+
+def restore(archive_dir: Path, owner: str = "staff-0") -> RestoreRun:
+    """A new phone's restore of every record of `owner`, in one process without Noise:
+    the box's history pages (query + inclusion proofs), and for each item the phone's
+    checks (Ed25519 signature of the record, inclusion proof to the page's head)."""
+    archive = ba.open_archive(archive_dir)
+    try:
+        with closing(archive.reader()) as conn:
+            keys = {
+                int(i): VerifyKey(bytes(k))
+                for i, k in conn.execute("SELECT id, sign_key FROM devices")
+            }
+            kinds = {int(i): str(k) for i, k in conn.execute("SELECT idx, kind FROM log_leaves")}
+            pages: list[float] = []
+            kept: list[tuple[bytes, bytes, VerifyKey, bytes, int, int, list[bytes], bytes]] = []
+            cursor = 0
+            t0 = time.perf_counter()
+            while True:
+                p0 = time.perf_counter()
+                page = history_page(conn, owner, cursor, PAGE, PAGE_BYTES)
+                pages.append(time.perf_counter() - p0)
+                head = page.tree_head or {}
+                for item in page.items:
+                    entry = (
+                        item["record"],
+                        item["sig"],
+                        keys[int(item["device"])],
+                        leaf_data(kinds[item["log_index"]], _sha(item["record"]), item["at"]),
+                        item["log_index"],
+                        int(head["tree_size"]),
+                        item["proof"],
+                        bytes.fromhex(str(head["root_hash"])),
+                    )
+                    _phone_checks(*entry)
+                    kept.append(entry)
+                cursor = page.cursor
+                if page.done:
+                    break
+            seconds = time.perf_counter() - t0
+        c0 = time.perf_counter()
+        for entry in kept:
+            _phone_checks(*entry)
+        crypto = time.perf_counter() - c0
+    finally:
+        archive.close()
+    full = pages[:-1] or pages  # the last page may be short
+    # Medians of five: the very first page also warms the page cache.
+    first, last = statistics.median(full[:5]), statistics.median(full[-5:])
+    return RestoreRun(len(kept), seconds, crypto, first * 1000, last * 1000)
+
+
+def _sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _phone_checks(
+    record: bytes,
+    sig: bytes,
+    key: VerifyKey,
+    leaf: bytes,
+    index: int,
+    size: int,
+    proof: list[bytes],
+    root: bytes,
+) -> None:
+    key.verify(RECORD_SIGNING_CONTEXT + record, sig)
+    if not verify_inclusion(leaf_hash(leaf), index, size, proof, root):
+        raise AssertionError(f"record at log index {index}: its proof does not verify")
+
+
+# -- the report's rows ---------------------------------------------------------------
+
+
+def growth_figures(
+    work: Path, sizes: tuple[int, ...], count: int, log: Callable[[str], None]
+) -> list[ba.Figure]:
+    """Ingest, writes, disk and memory at each corpus size against an empty archive."""
+    # Each run in a fresh process: its RSS is then the archive's, not that of this
+    # process after it built the corpora (bench_peer's helper, as for the box figures).
+    empty = _fresh(work, None, 0, count)
+    who = f"{count:,} x 1 KiB through the GroupCommitter, {PRODUCERS} phones x {WINDOW} in flight"
+    figures = [
+        ba.Figure(
+            "ingest into an empty archive (growth reference)",
+            empty.msgs_per_s,
+            "msgs/s",
+            note=f"{who}; CPU {empty.cpu_us_per_record:.0f} µs/record (all threads)",
+        ),
+        ba.Figure(
+            "bytes written per 1 KiB record, empty archive",
+            empty.written_per_record / 1024,
+            "KiB",
+            note=_written_note(empty),
+        ),
+    ]
+    for size in sizes:
+        corpus = ba.cached_archive(work, size, log=log)
+        run = _fresh(work, corpus / "data", size, count)
+        on_disk = disk_bytes(corpus / "data") / size
+        at = f"{size:,}-record archive"
+        figures += [
+            ba.Figure(
+                f"ingest into a {at}",
+                run.msgs_per_s,
+                "msgs/s",
+                empty.msgs_per_s,
+                "ingest into an empty archive, same run",
+                ">= 0.8 of empty at 5,000,000 records",
+                f"{who}; CPU {run.cpu_us_per_record:.0f} µs/record (empty: "
+                f"{empty.cpu_us_per_record:.0f})",
+            ),
+            ba.Figure(
+                f"bytes written per 1 KiB record, {at}",
+                run.written_per_record / 1024,
+                "KiB",
+                empty.written_per_record / 1024,
+                "the same at an empty archive",
+                "<= 10 KiB at 5,000,000 records (SD-card endurance)",
+                _written_note(run),
+            ),
+            ba.Figure(
+                f"bytes on disk per record, {at}",
+                on_disk / 1024,
+                "KiB",
+                note="archive.db + WAL / records; 1 KiB text, signed CBOR, log, FTS",
+            ),
+            ba.Figure(
+                f"bench process RSS idle, {at} open",
+                run.idle_rss_mib,
+                "MiB",
+                aim="box idle < 60 MiB",
+                note="fresh process: archive open, phones paired, nothing else",
+            ),
+            ba.Figure(
+                f"bench process peak RSS, ingest into {at}",
+                run.peak_rss_mib,
+                "MiB",
+                aim="box under load < 150 MiB",
+                note="harness included: its pre-signed records (~1.5 KiB each)",
+            ),
+        ]
+    return figures
+
+
+def _fresh(work: Path, base: Path | None, base_records: int, count: int) -> GrowthRun:
+    child = bench_peer.start_in_fresh_process(growth_ingest, work, base, base_records, count)
+    run: GrowthRun = bench_peer.wait_for_child(child, "the growth ingest")
+    return run
+
+
+def _written_note(run: GrowthRun) -> str:
+    return (
+        "bytes SQLite handed to write() (WAL frames + checkpoints) per record; "
+        f"the kernel sent {run.disk_written_per_record / 1024:.1f} KiB/record to the disk"
+    )
+
+
+def restore_figures(work: Path, size: int, log: Callable[[str], None]) -> list[ba.Figure]:
+    corpus = ba.cached_archive(work, size, log=log)
+    run = restore(corpus / "data")
+    rate = run.records / run.seconds
+    ceiling = run.records / run.crypto_seconds
+    million = 1_000_000 / rate
+    return [
+        ba.Figure(
+            f"new-phone restore, {run.records:,} records of one owner in a {size:,}-record archive",
+            rate,
+            "msgs/s",
+            ceiling,
+            "the phone's checks alone: Ed25519 + inclusion proof",
+            ">= 0.5 of ceiling; 1M messages < 5 min",
+            f"box history pages ({PAGE}/page, proofs) + phone checks, one thread, no Noise "
+            f"transport; 1M messages at this rate: {million / 60:.1f} min",
+        ),
+        ba.Figure(
+            "history page at the start of a restore (median of 5 pages)",
+            run.first_page_ms,
+            "ms",
+            run.last_page_ms,
+            "the last 5 full pages of the same restore",
+            "the same at any size (ratio ~1)",
+            "the old query sorted every remaining record of the owner for each page",
+        ),
+    ]
