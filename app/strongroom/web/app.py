@@ -43,6 +43,9 @@ from strongroom.web.users import DEFAULT_HASHER, PasswordHasher
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_FORM_BYTES = 1024 * 1024  # forms are small; backups are read from a path, not uploaded
+# aiohttp answers a request line over 8190 bytes with its own bare page; a longer limit
+# lets the middleware answer with the box's styled 414 page instead.
+MAX_REQUEST_LINE = 64 * 1024
 
 
 def build_web_app(
@@ -62,7 +65,11 @@ def build_web_app(
     lower both, the box keeps the defaults.
     """
     i18n.load_all()  # a broken catalogue fails now, not on a page
-    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=MAX_FORM_BYTES)
+    app = web.Application(
+        middlewares=list(MIDDLEWARES),
+        client_max_size=MAX_FORM_BYTES,
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
+    )
     if work_dir is None:
         work_dir = box.config.data_dir / "web-jobs"
     state = WebState(
