@@ -75,3 +75,11 @@ async def test_codes_and_audit_events_are_named(seeded) -> None:
     assert '{"from"' not in audit
     english = await text_of(client, "/audit", "en")
     assert "Logged in" in english and "from: 127.0.0.1" in english
+
+
+async def test_the_record_page_names_things_instead_of_showing_ids(seeded) -> None:
+    _box, client = seeded
+    page = await text_of(client, "/archive/records/1", "fr")
+    heading = page.split("<h1", 1)[1].split("</h1>", 1)[0]
+    assert "Maître Durand" in heading and "#1" not in heading
+    assert "claire ↔ un" in page and "↔ —" not in page
