@@ -28,6 +28,7 @@ from strongroom.web import (
     office_views,
     people_views,
     persist,
+    practice_views,
     report_views,
     restore_views,
     setup_views,
@@ -56,6 +57,7 @@ def build_web_app(
     keystore_limits: dict[str, int] | None = None,
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     work_dir: Path | None = None,
+    drive_roots: tuple[Path, ...] | None = None,
 ) -> web.Application:
     """The whole web UI for `box`.
 
@@ -84,10 +86,13 @@ def build_web_app(
         work_dir=work_dir,
         tls_fingerprint=certificate_fingerprint(box.config.tls_dir) if box.config.tls else None,
     )
+    if drive_roots is not None:  # tests: plain directories stand for plugged-in drives
+        state.drive_roots, state.drives_mounts_only = drive_roots, False
     app[STATE] = state
     setup_templates(app)
     for module in (
         setup_views,
+        practice_views,
         kit_views,
         restore_views,
         account_views,
