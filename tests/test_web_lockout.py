@@ -105,3 +105,29 @@ async def test_a_damaged_sessions_file_locks_nobody_out(tmp_path: Path, aiohttp_
     await login(client, "admin", ADMIN_PASSWORD)
     await client.close()
     await box.stop()
+
+
+async def test_a_disabled_users_sessions_are_off_disk_at_once(
+    tmp_path: Path, aiohttp_client
+) -> None:
+    """A power cut right after disabling someone must not bring their session back."""
+    data = tmp_path / "data"
+    box = new_box(data)
+    admin = await aiohttp_client(web_app(box))
+    await login(admin, "admin", ADMIN_PASSWORD)
+    archivist = TestClient(admin.server)
+    await archivist.start_server()
+    await login(archivist, "archiviste", ARCHIVIST_PASSWORD)
+    saved = json.loads((data / "web-sessions.json").read_text())
+    assert "archiviste" in [s["username"] for s in saved["sessions"]]
+    token = await get_csrf(admin, "/users")
+    response = await admin.post(
+        "/users/archiviste/disable", data={"csrf_token": token}, allow_redirects=False
+    )
+    assert response.status == 303
+    # Read before any shutdown: this is what a power cut would leave.
+    saved = json.loads((data / "web-sessions.json").read_text())
+    assert "archiviste" not in [s["username"] for s in saved["sessions"]]
+    await archivist.close()
+    await admin.close()
+    await box.stop()
