@@ -83,3 +83,13 @@ async def test_the_record_page_names_things_instead_of_showing_ids(seeded) -> No
     heading = page.split("<h1", 1)[1].split("</h1>", 1)[0]
     assert "Maître Durand" in heading and "#1" not in heading
     assert "claire ↔ un" in page and "↔ —" not in page
+
+
+async def test_audit_targets_are_named(seeded) -> None:
+    box, client = seeded
+    await box.revoke_device(1, "admin", "perdu")
+    audit = await text_of(client, "/audit", "fr")
+    rows = audit.split("<tbody>", 1)[1].split("<tr>")
+    row = next(line for line in rows if "device.revoke" in line)
+    assert "<td>Pixel de Claire</td>" in row
+    assert "<td>1</td>" not in row
