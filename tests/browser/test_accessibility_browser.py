@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PHONE_WIDTH, LiveBox, shot
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PHONE_WIDTH,
+    LiveBox,
+    no_sideways_scroll,
+    shot,
+)
 from test_pages_browser import PAGES, seeded_box
 
 from web_helpers import ADMIN_PASSWORD, new_box
@@ -32,8 +39,10 @@ def browser() -> Iterator[Any]:
 
 
 def violations(page: Any) -> list[str]:
+    """axe-core's serious/critical findings; the page must also fit its width."""
     from axe_playwright_python.sync_playwright import Axe
 
+    no_sideways_scroll(page)
     results = Axe().run(page)
     assert results.response["testEngine"]["name"] == "axe-core"  # it really ran
     found = results.response.get("violations", [])
