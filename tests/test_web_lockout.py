@@ -58,7 +58,7 @@ async def test_the_lock_message_says_how_long_in_the_right_plural(
         await try_login(client, "admin", "pas la bonne phrase")
     fifth = await try_login(client, "admin", "pas la bonne phrase")
     assert fifth.startswith("403")
-    assert "réessayez dans 1 minute." in fifth
+    assert "réessayez dans 1\u00a0minute." in fifth
     clock.now += 61
     sixth = await try_login(client, "admin", "pas la bonne phrase", headers={"Cookie": "lang=en"})
     assert "try again in 2 minutes." in sixth
