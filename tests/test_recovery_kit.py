@@ -133,3 +133,43 @@ async def test_outside_the_wizard_nobody_can_print_the_words(
     assert (await client.get("/setup/kit", allow_redirects=False)).status == 404
     await client.close()
     await box.stop()
+
+
+def test_the_cli_writes_the_sheet_to_a_usb_key_never_into_the_box(tmp_path: Path) -> None:
+    from test_cli_identity import PASSPHRASE, run_cli
+
+    secret = tmp_path / "pass.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    data = tmp_path / "box"
+    inside = run_cli(
+        "init",
+        "--data",
+        str(data),
+        "--passphrase-file",
+        str(secret),
+        "--recovery-sheet",
+        str(data / "sheet.pdf"),
+    )
+    assert inside.returncode == 2 and "must not be kept on the box" in inside.stderr
+    assert not (data / "keystore.json").exists()
+
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    out = run_cli(
+        "init",
+        "--data",
+        str(data),
+        "--passphrase-file",
+        str(secret),
+        "--language",
+        "en",
+        "--recovery-sheet",
+        str(usb / "sheet.pdf"),
+    )
+    assert out.returncode == 0, out.stderr
+    words = [line.split(". ", 1)[1] for line in out.stdout.splitlines() if ". " in line[:4]]
+    sheet = pdf_text((usb / "sheet.pdf").read_bytes(), tmp_path)
+    assert "Strongroom recovery sheet" in sheet
+    for number, word in enumerate(words, start=1):
+        assert f"{number}. {word}" in sheet
+    assert list(data.rglob("*.pdf")) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from strongroom.box import Box
@@ -66,7 +67,7 @@ async def test_the_lock_message_says_how_long_in_the_right_plural(
         await try_login(client, "admin", "pas la bonne phrase")
     fifth = await try_login(client, "admin", "pas la bonne phrase")
     assert fifth.startswith("403")
-    assert "réessayez dans 1 minute." in fifth
+    assert "réessayez dans 1\u00a0minute." in fifth
     clock.now += 61
     sixth = await try_login(client, "admin", "pas la bonne phrase", headers={"Cookie": "lang=en"})
     assert "try again in 2 minutes." in sixth
@@ -116,4 +117,30 @@ async def test_a_damaged_sessions_file_locks_nobody_out(
     client = await aiohttp_client(web_app(box))
     await login(client, "admin", ADMIN_PASSWORD)
     await client.close()
+    await box.stop()
+
+
+async def test_a_disabled_users_sessions_are_off_disk_at_once(
+    tmp_path: Path, aiohttp_client
+) -> None:
+    """A power cut right after disabling someone must not bring their session back."""
+    data = tmp_path / "data"
+    box = new_box(data)
+    admin = await aiohttp_client(web_app(box))
+    await login(admin, "admin", ADMIN_PASSWORD)
+    archivist = TestClient(admin.server)
+    await archivist.start_server()
+    await login(archivist, "archiviste", ARCHIVIST_PASSWORD)
+    saved = json.loads((data / "web-sessions.json").read_text())
+    assert "archiviste" in [s["username"] for s in saved["sessions"]]
+    token = await get_csrf(admin, "/users")
+    response = await admin.post(
+        "/users/archiviste/disable", data={"csrf_token": token}, allow_redirects=False
+    )
+    assert response.status == 303
+    # Read before any shutdown: this is what a power cut would leave.
+    saved = json.loads((data / "web-sessions.json").read_text())
+    assert "archiviste" not in [s["username"] for s in saved["sessions"]]
+    await archivist.close()
+    await admin.close()
     await box.stop()

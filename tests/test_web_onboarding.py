@@ -52,7 +52,7 @@ async def test_the_menu_waits_for_the_wizard_and_the_checklist_guides(
     done = await (await client.get("/setup/done")).text()
     assert "Et maintenant" in done and "<nav" in done
     assert todo(done) == ["backup", "phone", "retention", "second_admin"]
-    assert "Il reste 4\u00a0étapes." not in done and "Il reste 4 étapes." in done
+    assert "Il reste 4\u00a0étapes." in done
 
     dashboard = await (await client.get("/dashboard")).text()
     assert "Premiers pas" in dashboard and todo(dashboard) == todo(done)
@@ -64,7 +64,7 @@ async def test_the_menu_waits_for_the_wizard_and_the_checklist_guides(
     archive.write(create_policy(spec, "gerante"))
     dashboard = await (await client.get("/dashboard")).text()
     assert todo(dashboard) == ["second_admin"]
-    assert "Il reste 1 étape." in dashboard
+    assert "Il reste 1\u00a0étape." in dashboard
 
     token = csrf_of(dashboard)
     assert (

@@ -56,3 +56,53 @@ def no_sideways_scroll(page: Any) -> None:
         "() => [document.documentElement.scrollWidth, window.innerWidth, location.pathname]"
     )
     assert widths[0] <= widths[1], f"{widths[2]} is {widths[0]} px wide in {widths[1]} px"
+
+
+class LiveBox:
+    """A prepared Box and its web UI on 127.0.0.1 (ephemeral port), on a background loop."""
+
+    def __init__(self, box: Any, **app_options: Any) -> None:
+        import asyncio
+        import threading
+
+        self.box = box
+        self.app_options = app_options
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner: Any = None
+        self.port = 0
+
+    def __enter__(self) -> LiveBox:
+        self.thread.start()
+        self.call(self._start())
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.call(self._stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start(self) -> None:
+        from aiohttp import web
+
+        from web_helpers import web_app
+
+        self.runner = web.AppRunner(web_app(self.box, **self.app_options))
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+
+    async def _stop(self) -> None:
+        await self.runner.cleanup()
+        await self.box.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.browser
 
 BRUNO = "Bruno archive tout 2"
 TEXT = {
-    "fr": {"minutes": "réessayez dans 1 minute", "wrong": "Nom d'utilisateur ou phrase secrète"},
+    "fr": {
+        "minutes": "réessayez dans 1\u00a0minute",
+        "wrong": "Nom d'utilisateur ou phrase secrète",
+    },
     "en": {"minutes": "try again in 1 minute", "wrong": "Wrong username or passphrase"},
 }
 

@@ -29,12 +29,21 @@ def cmd_init(args: argparse.Namespace) -> int:
     config = box_config(args)
     if has_identity(config):
         return 1
+    sheet_path = Path(args.recovery_sheet).resolve() if args.recovery_sheet else None
+    if sheet_path is not None and sheet_path.is_relative_to(config.data_dir.resolve()):
+        print(
+            "strongroom: the recovery sheet must not be kept on the box; nothing was written",
+            file=sys.stderr,
+        )
+        return 2
     passphrase = new_passphrase(args)
     entropy = new_entropy()
     words = entropy_to_words(entropy, "french" if args.language == "fr" else "english")
     box = Box(config)
     box.initialise(entropy, passphrase)
     try:
+        if sheet_path is not None:
+            _write_sheet(sheet_path, words, box.fingerprint or "", args.language)
         print("Write these 24 words on paper and keep them safe. They are shown only once.")
         print(
             "Notez ces 24 mots sur papier et gardez-les en lieu sûr."
@@ -46,6 +55,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     finally:
         asyncio.run(box.stop())
     return 0
+
+
+def _write_sheet(path: Path, words: list[str], fingerprint: str, language: str) -> None:
+    """The printable recovery sheet (the web wizard's PDF), to a USB key or a printer spool."""
+    import datetime as dt
+
+    from strongroom.web.i18n import translator
+    from strongroom.web.recovery_kit import KitSheet, kit_pdf
+
+    sheet = KitSheet(words, "", dt.date.today(), fingerprint)
+    path.write_bytes(kit_pdf(sheet, translator(language)))
+    print(f"Recovery sheet / fiche de secours : {path} (print it, then delete the file)")
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -79,6 +100,10 @@ def cmd_words_check(args: argparse.Namespace) -> int:
 
 def _language(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--language", choices=("fr", "en"), default="fr")
+    cmd.add_argument(
+        "--recovery-sheet",
+        help="also write the printable recovery sheet (PDF) there: a USB key, never the box",
+    )
 
 
 def _words_file(cmd: argparse.ArgumentParser) -> None:

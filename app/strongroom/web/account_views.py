@@ -200,6 +200,7 @@ async def _set_disabled(request: web.Request, disabled: bool) -> web.StreamRespo
         raise web.HTTPNotFound() from None
     if disabled:
         state.sessions.end_user(name)
+        await persist.save_now(request)  # a power cut now must not bring the sessions back
     await audit(request, "user.disable" if disabled else "user.enable", name)
     session_of(request).flash("success", "User disabled." if disabled else "User enabled.")
     raise web.HTTPSeeOther("/users")

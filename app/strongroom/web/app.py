@@ -30,6 +30,7 @@ from strongroom.web import (
     people_views,
     persist,
     policy_views,
+    practice_views,
     records_views,
     report_views,
     restore_views,
@@ -46,6 +47,9 @@ from strongroom.web.users import DEFAULT_HASHER, PasswordHasher
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_FORM_BYTES = 1024 * 1024  # forms are small; backups are read from a path, not uploaded
+# aiohttp answers a request line over 8190 bytes with its own bare page; a longer limit
+# lets the middleware answer with the box's styled 414 page instead.
+MAX_REQUEST_LINE = 64 * 1024
 
 
 def build_web_app(
@@ -56,6 +60,7 @@ def build_web_app(
     keystore_limits: dict[str, int] | None = None,
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     work_dir: Path | None = None,
+    drive_roots: tuple[Path, ...] | None = None,
 ) -> web.Application:
     """The whole web UI for `box`.
 
@@ -65,7 +70,11 @@ def build_web_app(
     lower both, the box keeps the defaults.
     """
     i18n.load_all()  # a broken catalogue fails now, not on a page
-    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=MAX_FORM_BYTES)
+    app = web.Application(
+        middlewares=list(MIDDLEWARES),
+        client_max_size=MAX_FORM_BYTES,
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
+    )
     if work_dir is None:
         work_dir = box.config.data_dir / "web-jobs"
     state = WebState(
@@ -80,10 +89,13 @@ def build_web_app(
         work_dir=work_dir,
         tls_fingerprint=certificate_fingerprint(box.config.tls_dir) if box.config.tls else None,
     )
+    if drive_roots is not None:  # tests: plain directories stand for plugged-in drives
+        state.drive_roots, state.drives_mounts_only = drive_roots, False
     app[STATE] = state
     setup_templates(app)
     for module in (
         setup_views,
+        practice_views,
         kit_views,
         restore_views,
         account_views,

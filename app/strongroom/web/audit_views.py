@@ -19,6 +19,28 @@ routes = web.RouteTableDef()
 MAX_ROWS = 500
 
 
+def _names(conn: Connection) -> dict[str, str]:
+    """Readable names for the ids audit targets carry (devices, conversations, policies)."""
+    names: dict[str, str] = {}
+    for device_id, name in conn.execute("SELECT id, name FROM devices"):
+        names[f"device:{device_id}"] = str(name)
+    for conv_id, peer, ref in conn.execute("SELECT id, peer, ref FROM conversations"):
+        names[f"conversation:{conv_id}"] = str(peer or ref)
+    try:
+        for policy_id, name in conn.execute("SELECT id, name FROM retention_policies"):
+            names[f"policy:{policy_id}"] = str(name)
+    except Exception:  # noqa: S110 - the records office's table may be absent
+        pass
+    return names
+
+
+def target_name(names: dict[str, str], action: str, target: str) -> str:
+    """'3' for a device event, 'conversation:2', 'policy:1': the name, else as stored."""
+    if action.startswith(("device.", "pairing.")) and target.isdigit():
+        return names.get(f"device:{target}", target)
+    return names.get(target, target)
+
+
 def _actions(conn: Connection) -> list[str]:
     return [str(a) for (a,) in conn.execute("SELECT DISTINCT action FROM audit_events ORDER BY 1")]
 
@@ -31,7 +53,7 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
 
     action, actor, since, until = get("action"), get("actor"), get("since"), get("until")
 
-    def load(conn: Connection) -> tuple[list[AuditRow], list[str]]:
+    def load(conn: Connection) -> tuple[list[AuditRow], list[str], dict[str, str]]:
         rows = audit_events(
             conn,
             action=action or None,
@@ -40,13 +62,14 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
             until_ms=day_ms(until, next_day=True),
             limit=MAX_ROWS,
         )
-        return rows, _actions(conn)
+        return rows, _actions(conn), _names(conn)
 
-    rows, actions = await read(request, load)
+    rows, actions, names = await read(request, load)
     context: dict[str, Any] = {
         "rows": rows,
         "actions": actions,
         "filters": {"action": action, "actor": actor, "since": since, "until": until},
         "max_rows": MAX_ROWS,
+        "target_name": lambda row: target_name(names, row.action, row.target),
     }
     return render(request, "audit.html", context)

@@ -65,6 +65,8 @@ _FRENCH_SPACES = (
     (re.compile(r"(?<=[^\s\d/:\u00a0\u202f%(])(:)(?=\s|$)"), NBSP + r"\1"),
     (re.compile(r"« *"), "«" + NBSP),
     (re.compile(r" *»"), NBSP + "»"),
+    # A count and its unit stay on one line: "3 minutes", "12 enregistrements".
+    (re.compile(r"(%\(num\)s) (?=\w)"), r"\1" + NBSP),
 )
 
 

@@ -39,6 +39,24 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 
+# A longer address gets the box's own 414 page (aiohttp's parser is allowed further,
+# MAX_REQUEST_LINE in app.py, so that it never answers with its bare text page).
+MAX_URL_BYTES = 8190
+# Which explanation error.html gives for a status; anything else is "generic".
+ERROR_KINDS = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method",
+    413: "too_large",
+    414: "too_long",
+    429: "too_many",
+    500: "server",
+    503: "unavailable",
+}
+# Headers an error response must keep when it is re-rendered as a page.
+_KEPT_HEADERS = ("Allow", "Retry-After")
+
 # Paths served whatever the phase (assets, the language switch).
 _ALWAYS = ("/static/", "/lang")
 # Wizard pages still shown once the box is READY (the last steps, a restore's outcome).
@@ -52,15 +70,30 @@ def _add_headers(response: web.StreamResponse, tls: bool) -> None:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
 
+def _wants_page(request: web.Request, status: int) -> bool:
+    """A person's browser gets the box's own page; scripts (JSON polling) the bare error."""
+    if SESSION_KEY not in request or TRANSLATOR_KEY not in request:
+        return False
+    return status == 404 or "text/html" in request.headers.get("Accept", "")
+
+
+def error_page(request: web.Request, status: int) -> web.Response:
+    kind = ERROR_KINDS.get(status, "generic")
+    return render(request, "error.html", {"error": kind, "status": status}, status=status)
+
+
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Headers on every response, and our own pages for 403/404/500."""
+    """Headers on every response, and the box's own pages for every 4xx/5xx it produces."""
     tls = state_of(request).secure_cookies
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        if exc.status == 404 and SESSION_KEY in request:
-            response = render(request, "error.html", {"error": "not_found"}, status=404)
+        if exc.status >= 400 and _wants_page(request, exc.status):
+            response = error_page(request, exc.status)
+            for name in _KEPT_HEADERS:
+                if name in exc.headers:
+                    response.headers[name] = exc.headers[name]
         else:
             _add_headers(exc, tls)
             raise
@@ -70,6 +103,11 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
         response = render(request, "error.html", {"error": "csrf"}, status=403)
     except BoxLocked:
         raise web.HTTPSeeOther("/unlock") from None
+    except Exception:
+        if not _wants_page(request, 500):
+            raise
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = error_page(request, 500)
     _add_headers(response, tls)
     return response
 
@@ -124,6 +162,8 @@ def _maybe_set_cookie(
 @web.middleware
 async def phase_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """No identity: only the wizard. Locked: only the unlock page. Ready: neither."""
+    if len(request.raw_path) > MAX_URL_BYTES:
+        raise web.HTTPRequestURITooLong()
     path = request.path
     if path.startswith(_ALWAYS):
         return await handler(request)

@@ -15,6 +15,7 @@ import asyncio
 from aiohttp import web
 
 from strongroom.identity import LastPassphraseSlot
+from strongroom.web import persist
 from strongroom.web.auth import ADMIN, require_role, session_of
 from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
@@ -135,6 +136,7 @@ async def reset_login(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(seal_slot, state, name, new)
     state.sessions.end_user(name)
     state.login_limiter.forgive(name)
+    await persist.save_now(request)  # the ended sessions must not come back after a restart
     await audit(request, "user.reset", name, {"unlock_slot": sealed})
     session.flash("success", N_("The login is reset: give the new passphrase to its owner."))
     raise web.HTTPSeeOther("/users")

@@ -13,7 +13,7 @@ from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
 from strongroom.identity import BoxKeys
-from strongroom.web import i18n
+from strongroom.web import codes, i18n
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, session_of
 from strongroom.web.csrf import CSRF_FIELD
 from strongroom.web.i18n import N_
@@ -76,10 +76,14 @@ def _bytes(size: int | None, language: str) -> str:
     if size is None:
         return "—"
     value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            digits = "#,##0" if unit == "B" else "#,##0.0"
-            return f"{format_decimal(value, format=digits, locale=language)} {unit}"
+    # French counts octets: o, Kio, Mio, Gio, Tio; a no-break space keeps number and unit together.
+    units = (
+        ("o", "Kio", "Mio", "Gio", "Tio") if language == "fr" else ("B", "KiB", "MiB", "GiB", "TiB")
+    )
+    for unit in units:
+        if value < 1024 or unit == units[-1]:
+            digits = "#,##0" if unit == units[0] else "#,##0.0"
+            return f"{format_decimal(value, format=digits, locale=language)}\u00a0{unit}"
         value /= 1024
     return str(size)
 
@@ -138,6 +142,10 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "fmt_datetime": lambda ms: _datetime(ms, language),
         "fmt_bytes": lambda size: _bytes(size, language),
         "fmt_number": lambda value: _number(value, language),
+        "code_name": lambda table, code: codes.name_of(translator, table, code),
+        "audit_details": lambda raw: codes.details(translator, raw),
+        # A label's colon: French puts a no-break space before it.
+        "colon": "\u00a0:" if language == "fr" else ":",
     }
 
 

@@ -43,13 +43,9 @@ from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
 from strongroom.web.jobs import Job, JobResult, JobState, Progress
 from strongroom.web.mounts import NOT_MOUNTED, parse_directory
+from strongroom.web.practice_views import UnlockChoiceForm
 from strongroom.web.render import render, translator_of
-from strongroom.web.setup_views import (
-    PASSPHRASE_ERRORS,
-    WORDS_ERRORS,
-    UnlockChoiceForm,
-    _wizard,
-)
+from strongroom.web.setup_views import PASSPHRASE_ERRORS, WORDS_ERRORS, _wizard
 from strongroom.web.state import state_of
 from strongroom.web.users import passphrase_problem
 

@@ -2,16 +2,15 @@
 
 Wizard: language -> create (24 words shown once, then 3 of them confirmed) or
 restore (24 words, `restore_views`) -> first admin (the same passphrase seals the keystore) ->
-practice name -> done. Its progress lives in the visitor's server-side
-session; the entropy is dropped from memory as soon as the keystore is sealed.
+practice name, backup drive, unlock mode (`practice_views`) -> done (what next). Its
+progress lives in the visitor's server-side session; the entropy is dropped from memory
+as soon as the keystore is sealed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -25,8 +24,8 @@ from strongroom.identity import (
     lookup_word,
     new_entropy,
 )
-from strongroom.unlock import DEFAULT_KEYFILE, BoxPhase, choose_attended, choose_unattended
-from strongroom.web import i18n, persist, settings
+from strongroom.unlock import BoxPhase
+from strongroom.web import i18n, persist
 from strongroom.web.auth import ADMIN, SESSION_KEY, client_address, require_role, session_of
 from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
@@ -221,89 +220,6 @@ async def setup_admin(request: web.Request) -> web.StreamResponse:
 
 
 # -- practice name and done ---------------------------------------------------------------
-
-
-@routes.get("/setup/practice")
-@require_role(ADMIN)
-async def setup_practice_form(request: web.Request) -> web.StreamResponse:
-    return render(request, "setup_practice.html", _practice_context(None))
-
-
-def _practice_context(
-    error: str | None, name: str = "", choice: UnlockChoiceForm | None = None
-) -> dict[str, Any]:
-    choice = choice or UnlockChoiceForm()
-    return {"step": 4, "error": error, "practice_name": name, **choice.context()}
-
-
-@dataclass(frozen=True)
-class UnlockChoiceForm:
-    """The unlock-mode fieldset (macros.html unlock_choice), as posted.
-
-    The create path asks it with the practice name, the restore path once the
-    backup is restored; both read, apply and audit it the same way.
-    """
-
-    mode: str = "attended"
-    keyfile: str = ""
-    passphrase: str = ""
-
-    @classmethod
-    def posted(cls, form: Any) -> UnlockChoiceForm:
-        mode = "unattended" if text_field(form, "unlock_mode") == "unattended" else "attended"
-        keyfile = text_field(form, "keyfile").strip()
-        return cls(mode, keyfile, text_field(form, "unlock_passphrase"))
-
-    def context(self) -> dict[str, Any]:
-        return {"unlock_mode": self.mode, "keyfile": self.keyfile or str(DEFAULT_KEYFILE)}
-
-    async def apply(self, request: web.Request) -> str | None:
-        """Record the unlock mode; return why it was refused (translated), or None."""
-        return await asyncio.to_thread(self._apply, request)
-
-    async def audit(self, request: web.Request) -> None:
-        keyfile = self.keyfile if self.mode == "unattended" else None
-        details = {"mode": self.mode, "keyfile": keyfile}
-        await audit(request, "settings.change", "unlock_mode", details)
-
-    def _apply(self, request: web.Request) -> str | None:
-        translate = translator_of(request)
-        config = state_of(request).box.config
-        if self.mode != "unattended":
-            choose_attended(config)
-            return None
-        path = Path(self.keyfile)
-        if not path.is_absolute() or ".." in path.parts:
-            return translate("Give an absolute path for the key file.")
-        if not path.parent.is_dir():
-            return translate("Nothing is mounted there: plug in the USB key and try again.")
-        try:
-            choose_unattended(config, self.passphrase, path)
-        except WrongPassphrase:
-            return translate("Wrong passphrase.")
-        except OSError:
-            return translate("The key file cannot be written there.")
-        return None
-
-
-@routes.post("/setup/practice")
-@require_role(ADMIN)
-async def setup_practice(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    name = " ".join(text_field(form, "practice_name").split())
-    choice = UnlockChoiceForm.posted(form)
-    if not 1 <= len(name) <= settings.MAX_VALUE_CHARS:
-        message = translator_of(request)("Please give the practice a name.")
-        context = _practice_context(message, name, choice)
-        return render(request, "setup_practice.html", context, status=400)
-    refused = await choice.apply(request)
-    if refused is not None:
-        context = _practice_context(refused, name, choice)
-        return render(request, "setup_practice.html", context, status=400)
-    await submit(request, settings.set_setting_op(settings.PRACTICE_NAME, name))
-    await audit(request, "settings.change", settings.PRACTICE_NAME, {"value": name})
-    await choice.audit(request)
-    raise web.HTTPSeeOther("/setup/done")
 
 
 @routes.get("/setup/done")

@@ -41,6 +41,9 @@ class WebState:
     work_dir: Path  # where jobs write their files (exports in clear: wiped at start and stop)
     tls_fingerprint: str | None = None
     disk_samples: list[DiskSample] = field(default_factory=list)
+    # Where removable drives are mounted (drives.py); tests point these at tmp dirs.
+    drive_roots: tuple[Path, ...] = (Path("/media"), Path("/run/media"), Path("/mnt"))
+    drives_mounts_only: bool = True
 
     @property
     def secure_cookies(self) -> bool:

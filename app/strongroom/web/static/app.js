@@ -50,4 +50,18 @@ document.addEventListener("DOMContentLoaded", () => {
   if (panel && panel.dataset.pairingUrl) watchPairing(panel);
   const job = document.getElementById("job");
   if (job && job.dataset.state === "running") watchJob(job);
+  labelTableCells();
 });
+
+// On a phone, tables are shown as one card per row (style.css): each cell gets its
+// column's heading as a label. Without JavaScript the cards simply have no labels.
+function labelTableCells() {
+  document.querySelectorAll(".table-wrap table").forEach((table) => {
+    const heads = Array.from(table.querySelectorAll("thead th"), (th) => th.textContent.trim());
+    table.querySelectorAll("tbody tr").forEach((row) => {
+      Array.from(row.children).forEach((cell, i) => {
+        if (heads[i]) cell.setAttribute("data-label", heads[i]);
+      });
+    });
+  });
+}
