@@ -21,7 +21,8 @@ from strongroom.box import Box
 from web_helpers import ADMIN_PASSWORD, AUDITOR_PASSWORD, login, new_box, web_app
 
 Client = TestClient[web.Request, web.Application]
-ROW = re.compile(r"<tr><td>[^<]*</td><td>([^<]*)</td><td><code>([^<]*)</code></td>")
+# Each row names its actor and action code in attributes (the cells show translated names).
+ROW = re.compile(r'<tr data-actor="([^"]*)" data-action="([^"]*)"')
 
 
 @pytest.fixture

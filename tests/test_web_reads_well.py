@@ -55,11 +55,11 @@ async def test_plurals_follow_the_count_in_both_languages(seeded) -> None:
 async def test_french_typography_and_units(seeded) -> None:
     _box, client = seeded
     dashboard = await text_of(client, "/dashboard", "fr")
-    assert f"Empreinte de la clé du boîtier{NBSP}:" in dashboard
+    assert f"Empreinte du protocole (appairage des téléphones){NBSP}:" in dashboard
     assert any(f"{NBSP}{unit}" in dashboard for unit in ("Gio", "Mio", "Kio", "Tio"))
     assert "GiB" not in dashboard and "MiB" not in dashboard
     english = await text_of(client, "/dashboard", "en")
-    assert "Box key fingerprint:" in english
+    assert "Protocol fingerprint (phone pairing):" in english
     assert french_typography("Vraiment ? Oui ! Ensuite : fin ; à 10:30, http://x") == (
         f"Vraiment{NNBSP}? Oui{NNBSP}! Ensuite{NBSP}: fin{NNBSP}; à 10:30, http://x"
     )
