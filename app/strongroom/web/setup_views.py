@@ -26,7 +26,7 @@ from strongroom.identity import (
     new_entropy,
 )
 from strongroom.unlock import DEFAULT_KEYFILE, BoxPhase, choose_attended, choose_unattended
-from strongroom.web import i18n, persist, settings
+from strongroom.web import i18n, persist, settings, setup_retention
 from strongroom.web.auth import ADMIN, SESSION_KEY, client_address, require_role, session_of
 from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
@@ -226,7 +226,8 @@ async def setup_admin(request: web.Request) -> web.StreamResponse:
 @routes.get("/setup/practice")
 @require_role(ADMIN)
 async def setup_practice_form(request: web.Request) -> web.StreamResponse:
-    return render(request, "setup_practice.html", _practice_context(None))
+    context = {**_practice_context(None), **await setup_retention.choices(request)}
+    return render(request, "setup_practice.html", context)
 
 
 def _practice_context(
@@ -295,10 +296,12 @@ async def setup_practice(request: web.Request) -> web.StreamResponse:
     if not 1 <= len(name) <= settings.MAX_VALUE_CHARS:
         message = translator_of(request)("Please give the practice a name.")
         context = _practice_context(message, name, choice)
+        context |= await setup_retention.choices(request, form)
         return render(request, "setup_practice.html", context, status=400)
-    refused = await choice.apply(request)
+    refused = await choice.apply(request) or await setup_retention.apply_default(request, form)
     if refused is not None:
         context = _practice_context(refused, name, choice)
+        context |= await setup_retention.choices(request, form)
         return render(request, "setup_practice.html", context, status=400)
     await submit(request, settings.set_setting_op(settings.PRACTICE_NAME, name))
     await audit(request, "settings.change", settings.PRACTICE_NAME, {"value": name})
