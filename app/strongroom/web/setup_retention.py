@@ -1,11 +1,12 @@
 """The first-run wizard's choice of a default retention policy (#13: records office).
 
 Kept apart from setup_views so the wizard's own steps can change without this:
-the practice step includes `setup_retention.html` and calls `choices` and
-`apply_default`. Choosing nothing ("decide later") assigns nothing: no record
-falls due until a policy applies to it (docs/records-office.md). The choice is
-the same assignment as the records office's "default policy" (scope `default`),
-audited as `retention.assign` under the admin's name.
+the practice step includes `setup_retention.html` and calls `choices`,
+`refusal` (before it changes anything) and `apply_default`. Choosing nothing
+("decide later") assigns nothing: no record falls due until a policy applies
+to it (docs/records-office.md). The choice is the same assignment as the
+records office's "default policy" (scope `default`), audited as
+`retention.assign` under the admin's name.
 """
 
 from __future__ import annotations
@@ -40,6 +41,21 @@ async def choices(request: web.Request, posted: Any = None) -> dict[str, Any]:
     if posted is not None:
         context["retention_default"] = int_or_none(text_field(posted, FIELD, 20))
     return context
+
+
+async def refusal(request: web.Request, form: Any) -> str | None:
+    """Why the posted choice cannot be assigned (translated), or None: checked before the
+    step changes anything, so a refused step is shown again with nothing half done."""
+    if not text_field(form, FIELD, 20):
+        return None  # decide later
+    policy_id = int_or_none(text_field(form, FIELD, 20))
+
+    def live(conn: Connection) -> bool:
+        return any(p.id == policy_id and p.retired_at is None for p in policies.list_policies(conn))
+
+    if await read(request, live):
+        return None
+    return translator_of(request)("Choose one of the listed retention policies.")
 
 
 async def apply_default(request: web.Request, form: Any) -> str | None:

@@ -298,7 +298,8 @@ async def setup_practice(request: web.Request) -> web.StreamResponse:
         context = _practice_context(message, name, choice)
         context |= await setup_retention.choices(request, form)
         return render(request, "setup_practice.html", context, status=400)
-    refused = await choice.apply(request) or await setup_retention.apply_default(request, form)
+    refused = await setup_retention.refusal(request, form) or await choice.apply(request)
+    refused = refused or await setup_retention.apply_default(request, form)
     if refused is not None:
         context = _practice_context(refused, name, choice)
         context |= await setup_retention.choices(request, form)
