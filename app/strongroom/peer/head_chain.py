@@ -31,6 +31,7 @@ from strongroom.proof.merkle import TreeSizeError
 
 CAPABILITY = "consistency"
 HEAD_FRAMES = frozenset({"ack", "history_page", "paired"})
+CONSISTENCY_ROOM = 128 * 34 + 32  # the field's bytes at most (frames.CONSISTENCY)
 
 RunRead = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 

@@ -55,7 +55,7 @@ from strongroom.peer.frames import (
 )
 from strongroom.peer.handshake import HandshakeKind, pair_message
 from strongroom.peer.head_chain import CAPABILITY as CONSISTENCY_CAP
-from strongroom.peer.head_chain import HeadChain
+from strongroom.peer.head_chain import CONSISTENCY_ROOM, HeadChain
 from strongroom.peer.history import Device
 from strongroom.peer.session_blobs import BlobFlow
 from strongroom.peer.session_common import BoxInfo, State, error, error_for, logged
@@ -337,6 +337,8 @@ class PeerSession:
         # Leave room in the frame for the page's own CBOR around the records, and for
         # the key of each device its items name (at most one per item, ~50 bytes each).
         budget = max(self.limits.max_frame_bytes - 4096 - 50 * limit, 1)
+        if self.heads.wanted:  # and for its consistency proof: at most 128 nodes of 34 bytes
+            budget = max(budget - CONSISTENCY_ROOM, 1)
 
         def read(conn: Any) -> tuple[history.HistoryPage, list[dict[str, Any]]]:
             result = history.history_page(conn, owner, cursor, limit, budget)
