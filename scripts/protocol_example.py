@@ -204,7 +204,7 @@ def generate() -> str:
     box_hello = {
         "box": "Cabinet Durand",
         "fingerprint": keys.fingerprint,
-        "caps": ["blobs", "bundles", "fragments", "history", "mail"],
+        "caps": ["blobs", "bundles", "consistency", "fragments", "history", "mail"],
         "limits": {
             "max_frame_bytes": 262144,
             "max_in_flight": 64,

@@ -121,3 +121,48 @@ async def test_an_export_waiting_for_download_is_destroyed_with_its_records(
     page = await (await client.get(refused.headers["Location"])).text()
     assert "the export was destroyed too" in page
     assert (await client.get(f"{job_path}/download")).status == 404
+
+
+async def test_a_matter_is_exported_from_its_page_with_its_conversations_only(
+    box: Box,
+    aiohttp_client: AiohttpClient,
+    tmp_path: Path,
+) -> None:
+    from strongroom.office.matters import attach, create_matter
+    from test_export_matter import verify_txt_passes
+
+    archive = box.require_archive()
+    device_id, key = new_phone(archive, owner="dr.petit", name="Pixel du Dr Petit")
+    other = message(key, "Autre dossier : Mme Bernard", at=noon("2024-02-11"), peer="Mme Bernard")
+    archive.write(writes.store_record(other, device_id, "dr.petit"))
+    matter_id = int(archive.write(create_matter("2024-017", "M. Martin", "Me Durand", "admin")))
+    archive.write(attach(matter_id, "admin", conversation_id=1))
+
+    client: Client = await aiohttp_client(web_app(box), headers={"Accept-Language": "fr"})
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    matters_page = await (await client.get("/office/matters")).text()
+    link = f'href="/exports?matter={matter_id}"'
+    assert link in matters_page and "Exporter ce dossier" in matters_page
+    page = await (await client.get(f"/exports?matter={matter_id}")).text()
+    assert f'<option value="{matter_id}" selected>2024-017 — M. Martin</option>' in page
+    assert 'value="matter" id="export-kind-matter" checked' in page
+    job_path = await start(client, kind="matter", matter=str(matter_id))
+
+    download = await client.get(f"{job_path}/download")
+    assert download.status == 200
+    bundle = tmp_path / "matter.zip"
+    bundle.write_bytes(await download.read())
+    report = await asyncio.to_thread(verify_bundle, bundle)
+    assert report.ok and report.records == 3, report.problems
+    with zipfile.ZipFile(bundle) as zf:
+        html = zf.read(next(n for n in zf.namelist() if n.endswith("records.html"))).decode()
+    assert "Dossier / matter 2024-017 — M. Martin" in html
+    assert all(text in html for text in TEXTS.values())
+    assert "Mme Bernard" not in html
+    await asyncio.to_thread(verify_txt_passes, bundle, tmp_path / "verify")
+
+    # A matter that does not exist: a clear message, no job.
+    token = csrf_of(await (await client.get("/exports")).text())
+    form = {"kind": "matter", "matter": "", "recipient": "T", "reason": "R", "csrf_token": token}
+    refused = await client.post("/exports", data=form, allow_redirects=False)
+    assert refused.status == 303 and refused.headers["Location"] == "/exports"

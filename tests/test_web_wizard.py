@@ -292,3 +292,58 @@ async def test_attended_is_the_default_and_needs_the_passphrase_after_a_reboot(
     rebooted.unlock(ADMIN_PASSWORD)
     assert phase_of(rebooted) is BoxPhase.READY
     await rebooted.stop()
+
+
+async def test_the_default_retention_policy_is_chosen_in_the_wizard(client, fresh_box) -> None:
+    from strongroom.office.policies import list_assignments, list_policies
+
+    token = await _through_to_practice(client)
+    page = await (await client.get("/setup/practice")).text()
+    assert "Default retention policy" in page and "Decide later" in page
+    conn = fresh_box.require_archive().reader()
+    general = next(p for p in list_policies(conn) if p.preset == "correspondance-generale")
+    conn.close()
+    assert f'<option value="{general.id}">Correspondance générale</option>' in page
+
+    # A tampered choice: a clear refusal, the step shown again, nothing assigned.
+    refused = await _post(
+        client, "/setup/practice", token, practice_name="Cabinet Durand", default_policy="999"
+    )
+    assert refused.status == 400  # type: ignore[attr-defined]
+    assert "Choose one of the listed retention policies." in await refused.text()  # type: ignore[attr-defined]
+
+    response = await _post(
+        client,
+        "/setup/practice",
+        token,
+        practice_name="Cabinet Durand",
+        default_policy=str(general.id),
+    )
+    assert response.headers["Location"] == "/setup/done"  # type: ignore[attr-defined]
+    conn = fresh_box.require_archive().reader()
+    try:
+        defaults = [a for a in list_assignments(conn) if a.scope == "default"]
+        assert [(a.policy_id, a.assigned_by) for a in defaults] == [(general.id, "gerante")]
+        events = audit_events(conn, action="retention.assign")
+        assert [e.actor for e in events] == ["gerante"]
+    finally:
+        conn.close()
+    # The records office shows it as the default policy.
+    office = await (await client.get("/office")).text()
+    shown = re.search(r'<p id="default-policy">.*?</p>', office, re.S)
+    assert shown is not None and "<strong>Correspondance générale</strong>" in shown.group(0)
+
+
+async def test_deciding_the_retention_policy_later_assigns_nothing(client, fresh_box) -> None:
+    from strongroom.office.policies import list_assignments
+
+    token = await _through_to_practice(client)
+    response = await _post(
+        client, "/setup/practice", token, practice_name="Cabinet Durand", default_policy=""
+    )
+    assert response.headers["Location"] == "/setup/done"  # type: ignore[attr-defined]
+    conn = fresh_box.require_archive().reader()
+    try:
+        assert list_assignments(conn) == []
+    finally:
+        conn.close()

@@ -108,9 +108,10 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError:
         raise SystemExit("strongroom: dates are written YYYY-MM-DD; nothing was written") from None
     return {
-        "kind": "conversation" if args.conversation else "person",
+        "kind": "conversation" if args.conversation else "matter" if args.matter else "person",
         "conversation": args.conversation,
         "person": args.person,
+        "matter": args.matter,
         "from_ms": from_ms,
         "to_ms": to_ms,
         "actor": args.actor or f"cli:{getpass.getuser()}",
@@ -186,17 +187,12 @@ def _export_here(
     from strongroom.cli.common import unlocked_box
     from strongroom.office.errors import OfficeError
     from strongroom.office.export import export_bundle
-    from strongroom.office.export_control import _find_conversation, parse_request
+    from strongroom.office.export_control import resolve_request
 
     with unlocked_box(args) as box:
         archive = box.require_archive()
         try:
-            conversation = None
-            if body["conversation"]:
-                conversation = _find_conversation(archive, str(body["conversation"]))
-                if conversation is None:
-                    raise ValueError(f"no single conversation matches {body['conversation']!r}")
-            request = parse_request(body, conversation)
+            request = resolve_request(archive, body)
             result = export_bundle(archive, request, out, progress=bar, time_zone=body["time_zone"])
         except (OfficeError, ValueError) as exc:
             bar.close()
@@ -266,6 +262,7 @@ def _export_options(cmd: argparse.ArgumentParser) -> None:
     what = cmd.add_mutually_exclusive_group(required=True)
     what.add_argument("--conversation", help="conversation number, phone reference or party name")
     what.add_argument("--person", help="everything about one person (an access request)")
+    what.add_argument("--matter", help="every conversation of a matter (its reference or number)")
     cmd.add_argument("--from", dest="from_day", help="first day, YYYY-MM-DD (practice time zone)")
     cmd.add_argument("--to", dest="to_day", help="last day included, YYYY-MM-DD")
     cmd.add_argument("--out", required=True, help="the .zip to write")
@@ -285,6 +282,8 @@ COMMANDS: dict[str, Spec] = {
         _register_options,
     ),
     "export": Spec(
-        cmd_export, "write a sealed export (.zip) of a conversation or a person", _export_options
+        cmd_export,
+        "write a sealed export (.zip) of a conversation, a person or a matter",
+        _export_options,
     ),
 }

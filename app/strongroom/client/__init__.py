@@ -3,6 +3,7 @@
 from strongroom.client import DeviceState, PhoneClient
 """
 
+from strongroom.client.heads import ForkedLog
 from strongroom.client.link import (
     BoxError,
     ConnectionLost,
@@ -24,6 +25,7 @@ __all__ = [
     "DeliveryNotice",
     "DeviceState",
     "FingerprintMismatch",
+    "ForkedLog",
     "HandshakeRefused",
     "HistoryItem",
     "HistoryStore",

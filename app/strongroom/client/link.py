@@ -107,6 +107,13 @@ class Link:
         self._window = asyncio.Semaphore(window)
         self.close_reason: str = ""
         self.closed = asyncio.Event()
+        # Consistency proofs (client/heads.py): the `known` size added to the requests
+        # whose replies carry a tree head, and the check of each such reply, made here
+        # in arrival order, before whoever waits for it wakes up.
+        self.known: Callable[[], int | None] | None = None
+        self.known_requests: frozenset[str] = frozenset()
+        self.check_head: Callable[[Mapping[str, Any]], None] | None = None
+        self._refusal: asyncio.Future[Any] | None = None
         self._reader = asyncio.create_task(self._read())
 
     def set_window(self, size: int) -> None:
@@ -126,6 +133,10 @@ class Link:
 
     async def request(self, frame_type: str, body: Mapping[str, Any]) -> Frame:
         """Send a request and wait for the frame that answers it (BoxError for `error`)."""
+        if self.known is not None and frame_type in self.known_requests:
+            known = self.known()
+            if known is not None:
+                body = {**body, "known": known}
         async with self._window:
             request_id = self.next_id()
             future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
@@ -184,7 +195,10 @@ class Link:
             while True:
                 msg = await self.ws.receive()
                 if msg.type != aiohttp.WSMsgType.BINARY:
-                    self.close_reason = f"closed by the box ({self.ws.close_code}): {msg.extra}"
+                    self.close_reason = (
+                        self.close_reason  # set when this phone refused the box
+                        or f"closed by the box ({self.ws.close_code}): {msg.extra}"
+                    )
                     return
                 for raw in self._channel.open(bytes(msg.data)):
                     try:
@@ -216,6 +230,15 @@ class Link:
 
     def _dispatch(self, frame: Frame) -> None:
         future = self._pending.get(frame.id) if frame.id else None
+        if self.check_head is not None and "tree_head" in frame.body and frame.type != "paired":
+            try:
+                self.check_head(frame.body)
+            except Exception as exc:  # a forked log: this reply and the link are refused
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                self.close_reason = str(exc)
+                self._refusal = asyncio.ensure_future(self.ws.close())
+                return
         if future is None or future.done():
             self._on_frame(frame)
         elif frame.type == "error":

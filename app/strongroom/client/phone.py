@@ -27,6 +27,8 @@ import aiohttp
 from strongroom.archive.record import sign_record
 from strongroom.client import attachments
 from strongroom.client.attachments import Progress
+from strongroom.client.heads import CAPABILITY as CONSISTENCY_CAP
+from strongroom.client.heads import HeadChain, watch_heads
 from strongroom.client.link import (
     BoxError,
     ConnectionLost,
@@ -48,6 +50,7 @@ from strongroom.client.state import DeviceState
 from strongroom.pairing.qr import parse_offer
 from strongroom.peer.frames import Frame
 from strongroom.peer.handshake import HandshakeKind
+from strongroom.proof.sth import SignedTreeHead
 
 
 class NotPaired(LinkError):
@@ -71,6 +74,7 @@ class PhoneClient:
         self._own_http = http is None
         self._link: Link | None = None
         self._verifier: AckVerifier | None = None
+        self.heads: HeadChain | None = None  # the last verified head (client/heads.py)
         self._outbox: dict[bytes, tuple[bytes, bytes]] = {
             record_id(raw): (raw, sig) for raw, sig in state.outbox
         }
@@ -97,6 +101,8 @@ class PhoneClient:
         return self._http
 
     def _require_link(self) -> Link:
+        if self.heads is not None and self.heads.refused is not None:
+            raise self.heads.refused  # a forked log: nothing this box says is trusted now
         if self._link is None or self._link.closed.is_set():
             raise ConnectionLost("not connected")
         return self._link
@@ -104,6 +110,8 @@ class PhoneClient:
     def save(self) -> None:
         """Write the device state (keys, pairing, outbox) if this client has a state file."""
         self.state.outbox = self.outbox
+        if self.heads is not None and self.heads.trusted is not None:
+            self.state.last_head = self.heads.trusted.to_dict()
         if self.state_path is not None:
             self.state.save(self.state_path)
 
@@ -153,6 +161,11 @@ class PhoneClient:
             raise ProofError("the box presented another signing key than at pairing")
         state.url = url
         self._verifier = AckVerifier(state.box_sign_public)
+        if self.heads is None:
+            last = state.last_head
+            trusted = None if last is None else SignedTreeHead.from_dict(last)
+            self.heads = HeadChain(state.box_sign_public, trusted)
+        watch_heads(self._link, self.heads)
         await self._hello()
         if self._outbox:
             await self.push_many_signed(self.outbox)
@@ -161,9 +174,16 @@ class PhoneClient:
         link = self._require_link()
         reply = await link.request(
             "hello",
-            {"name": self.state.name, "app": "strongroom-reference/1", "caps": ["bundles", "mail"]},
+            {
+                "name": self.state.name,
+                "app": "strongroom-reference/1",
+                "caps": ["bundles", CONSISTENCY_CAP, "mail"],
+            },
         )
         self.box_hello = reply.body
+        if self.heads is not None:
+            # A box that offers consistency proofs must give one with every later head.
+            self.heads.active = CONSISTENCY_CAP in reply.body["caps"]
         # Frames ready together (a burst of pushes) may now share transport messages.
         link.outbox.bundling = "bundles" in reply.body["caps"]
         limits = reply.body["limits"]
@@ -250,6 +270,9 @@ class PhoneClient:
         paired = await pair_over(link, self.state, url, self._reveal, on_code)
         assert self.state.box_sign_public is not None
         self._verifier = AckVerifier(self.state.box_sign_public)
+        # A new pairing starts a new chain: the head in `paired` is the first one seen.
+        self.heads = HeadChain(self.state.box_sign_public, paired.tree_head)
+        watch_heads(link, self.heads)
         self.save()
         # The same session continues as the newly paired device.
         await self._hello()

@@ -40,6 +40,9 @@ class DeviceState:
     box_fingerprint: str | None = None
     # Signed records pushed but not acknowledged yet: (record bytes, signature).
     outbox: list[tuple[bytes, bytes]] = field(default_factory=list, repr=False)
+    # The last tree head verified from this box (client/heads.py): its later heads
+    # must prove they extend it. Absent from state files written before.
+    last_head: dict[str, Any] | None = None
 
     @classmethod
     def generate(cls, name: str, owner: str) -> DeviceState:
@@ -74,6 +77,7 @@ class DeviceState:
             "box_sign_public": hex_or_none(self.box_sign_public),
             "box_fingerprint": self.box_fingerprint,
             "outbox": [[raw.hex(), sig.hex()] for raw, sig in self.outbox],
+            "last_head": self.last_head,
         }
 
     @classmethod
@@ -105,6 +109,7 @@ class DeviceState:
                 box_sign_public=key("box_sign_public"),
                 box_fingerprint=data["box_fingerprint"],
                 outbox=[(bytes.fromhex(r), bytes.fromhex(s)) for r, s in data["outbox"]],
+                last_head=_head_or_none(data.get("last_head")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, StateError):
@@ -123,3 +128,14 @@ class DeviceState:
             raise StateError(f"no device state at {path}; pair first") from None
         except json.JSONDecodeError as exc:
             raise StateError(f"{path} is not JSON: {exc}") from exc
+
+
+def _head_or_none(value: Any) -> dict[str, Any] | None:
+    from strongroom.proof.sth import SignedTreeHead
+
+    if value is None:
+        return None
+    try:
+        return SignedTreeHead.from_dict(value).to_dict()
+    except Exception as exc:
+        raise StateError(f"malformed last_head: {exc}") from exc

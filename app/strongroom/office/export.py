@@ -1,4 +1,5 @@
-"""Sealed exports: a conversation, a person's records or a list of records, as one .zip.
+"""Sealed exports: a conversation, a person's or a matter's records, or a list of records,
+as one .zip.
 
 Contents (under one top directory, see `sealed` for the signed envelope)::
 
@@ -297,7 +298,15 @@ def _write_content(
 
 
 def _names(conn: Connection, scope: ExportScope) -> tuple[str, ...]:
-    """A conversation's two sides, for the title (never its internal number)."""
+    """A conversation's two sides, or a matter's reference and client, for the title
+    (never an internal number)."""
+    if scope.kind == "matter":
+        found = conn.execute(
+            "SELECT ref, client FROM matters WHERE id = ?", (scope.matter_id,)
+        ).fetchone()
+        if found is None:
+            raise NothingToExport(f"no matter {scope.matter_id}")
+        return (str(found[0]), str(found[1]))
     if scope.kind != "conversation":
         return ()
     row = conn.execute(

@@ -44,7 +44,9 @@ def frame(kind: bytes, payload: bytes) -> bytes:
     return FRAME_HEADER.pack(kind, len(payload)) + payload
 
 
-def parse_request(body: Any, conversation_id: int | None) -> ExportRequest:
+def parse_request(
+    body: Any, conversation_id: int | None, matter_id: int | None = None
+) -> ExportRequest:
     """The export a JSON body asks for; raise OfficeError/ValueError if it is incomplete."""
     if not isinstance(body, dict):
         raise ValueError("the export request must be a JSON object")
@@ -52,6 +54,7 @@ def parse_request(body: Any, conversation_id: int | None) -> ExportRequest:
     scope = ExportScope(
         kind,
         conversation_id=conversation_id,
+        matter_id=matter_id,
         person=body.get("person"),
         from_ms=_int_or_none(body.get("from_ms")),
         to_ms=_int_or_none(body.get("to_ms")),
@@ -106,6 +109,29 @@ def _find_conversation(archive: Any, ref: str) -> int | None:
         conn.close()
 
 
+def resolve_request(archive: Any, body: Any) -> ExportRequest:
+    """The export a JSON body asks for, its conversation or matter looked up by reference.
+
+    Raise ValueError (or OfficeError) with a reason a user understands.
+    """
+    from strongroom.office.matters import InvalidMatter, find_matter
+
+    conversation = matter = None
+    if isinstance(body, dict) and body.get("conversation"):
+        conversation = _find_conversation(archive, str(body["conversation"]))
+        if conversation is None:
+            raise ValueError(f"no single conversation matches {body['conversation']!r}")
+    if isinstance(body, dict) and body.get("matter"):
+        conn = archive.reader()
+        try:
+            matter = find_matter(conn, str(body["matter"])).id
+        except InvalidMatter:
+            raise ValueError(f"no matter {body['matter']!r}") from None
+        finally:
+            conn.close()
+    return parse_request(body, conversation, matter)
+
+
 def control_routes(box: Any) -> web.RouteTableDef:
     """The routes the runtime adds to its control socket app."""
     routes = web.RouteTableDef()
@@ -146,14 +172,7 @@ def control_routes(box: Any) -> web.RouteTableDef:
         archive = box.archive
         try:
             body = await request.json()
-            conversation = None
-            if isinstance(body, dict) and body.get("conversation"):
-                conversation = await asyncio.to_thread(
-                    _find_conversation, archive, str(body["conversation"])
-                )
-                if conversation is None:
-                    raise ValueError(f"no single conversation matches {body['conversation']!r}")
-            export_request = parse_request(body, conversation)
+            export_request = await asyncio.to_thread(resolve_request, archive, body)
         except (OfficeError, ValueError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})

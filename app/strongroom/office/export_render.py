@@ -47,7 +47,8 @@ class BundleText:
     head: SignedTreeHead
     at_ms: int
     time_zone: str
-    names: tuple[str, ...] = ()  # conversation's owner and other party, when one conversation
+    # a conversation's owner and other party, or a matter's reference and client
+    names: tuple[str, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -58,6 +59,9 @@ class BundleText:
         scope = self.request.scope
         if scope.kind == "conversation" and self.names:
             subject = "Conversation " + " ↔ ".join(n for n in self.names if n)
+        elif scope.kind == "matter" and self.names:
+            ref, client = self.names
+            subject = f"Dossier / matter {ref}" + (f" — {client}" if client else "")
         elif scope.kind == "person":
             subject = f"Dossier de / file of {scope.person}"
         elif scope.kind == "records":

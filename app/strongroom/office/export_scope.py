@@ -1,5 +1,8 @@
-"""What an export holds: a conversation, a person's records or a list of records,
-optionally cut to a date range, and who asks for it, for whom and why.
+"""What an export holds: a conversation, a person's records, a matter's records or a
+list of records, optionally cut to a date range, and who asks for it, for whom and why.
+
+A matter's records are those of every conversation that belongs to it (attached
+directly, or through a person attached to it: the rule of `office.facts`).
 
 The date range applies to the phone's time of each record (`sent_at`), the
 time the sender saw; `from` is inclusive, `to` exclusive (ms since 1970, UTC).
@@ -16,7 +19,7 @@ from strongroom.archive.db import Connection
 from strongroom.office.errors import NothingToExport
 from strongroom.office.holds import normalise_person
 
-SCOPE_KINDS = ("conversation", "person", "records")
+SCOPE_KINDS = ("conversation", "person", "matter", "records")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class ExportScope:
     conversation_id: int | None = None
     person: str | None = None
     record_ids: tuple[int, ...] = ()
+    matter_id: int | None = None
     from_ms: int | None = None
     to_ms: int | None = None
 
@@ -35,6 +39,8 @@ class ExportScope:
             raise NothingToExport("a conversation export names the conversation")
         if self.kind == "person" and not (self.person or "").strip():
             raise NothingToExport("a person export names the person")
+        if self.kind == "matter" and self.matter_id is None:
+            raise NothingToExport("a matter export names the matter")
         if self.kind == "records" and not self.record_ids:
             raise NothingToExport("a record-list export needs at least one record")
         if self.from_ms is not None and self.to_ms is not None and self.from_ms >= self.to_ms:
@@ -45,6 +51,8 @@ class ExportScope:
             return f"conversation:{self.conversation_id}"
         if self.kind == "person":
             return f"person:{self.person}"
+        if self.kind == "matter":
+            return f"matter:{self.matter_id}"
         return f"records:{len(self.record_ids)}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +61,7 @@ class ExportScope:
             "conversation_id": self.conversation_id,
             "person": self.person,
             "record_ids": list(self.record_ids),
+            "matter_id": self.matter_id,
             "from_ms": self.from_ms,
             "to_ms": self.to_ms,
         }
@@ -92,12 +101,23 @@ def _person_conversations(conn: Connection, person: str) -> list[int]:
     return sorted(f.id for f in load_facts(conn).values() if f.involves(person))
 
 
+def matter_conversations(conn: Connection, matter_id: int) -> list[int]:
+    """The conversations of a matter: attached, or through one of its persons (`facts`)."""
+    from strongroom.office.facts import load_facts
+
+    facts = load_facts(conn).values()
+    return sorted(f.id for f in facts if any(m.id == matter_id for m in f.matters))
+
+
 def _where(conn: Connection, scope: ExportScope) -> tuple[str, list[Any]]:
     args: list[Any]
     if scope.kind == "conversation":
         clauses, args = ["r.conversation_id = ?"], [scope.conversation_id]
-    elif scope.kind == "person":
-        ids = _person_conversations(conn, scope.person or "")
+    elif scope.kind in ("person", "matter"):
+        if scope.kind == "person":
+            ids = _person_conversations(conn, scope.person or "")
+        else:
+            ids = matter_conversations(conn, int(scope.matter_id or 0))
         clauses = ["r.conversation_id IN (SELECT value FROM json_each(?))"]
         args = [json.dumps(ids)]
     else:

@@ -102,6 +102,9 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_input = time.monotonic()
         self._closed = False
+        # Head-bearing frames leave one at a time, each with the consistency proof
+        # from the head sent before it (peer/head_chain.py).
+        self._heads_lock = asyncio.Lock()
         self.finished = asyncio.Event()  # set once the wind-down is over
 
     # -- main loop -----------------------------------------------------------------------------
@@ -252,6 +255,17 @@ class Connection:
     async def send(self, frame: Frame) -> None:
         if self._closed:
             return
+        if self.session.heads.carries_head(frame):
+            async with self._heads_lock:
+                try:
+                    frame = await self.session.heads.stamp(frame, self.service.readers.run)
+                except Exception:  # sent without its proof: the phone will not trust it
+                    log.exception("no consistency proof for a %s", frame.type)
+                await self._send_now(frame)
+            return
+        await self._send_now(frame)
+
+    async def _send_now(self, frame: Frame) -> None:
         try:
             await self.outbox.send(encode_frame(frame))
         except (ConnectionError, RuntimeError):

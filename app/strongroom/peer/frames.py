@@ -144,6 +144,9 @@ HISTORY_ITEM = shape(
     # Boxes since the history proofs: the leaf's time and the inclusion proof.
     {"at": uint(), "proof": list_of(bytes32, 64)},
 )
+# Since consistency proofs (§6.3): the head the phone saw last, and the proof.
+KNOWN = {"known": uint()}
+CONSISTENCY = shape({"size": uint(), "proof": list_of(bytes32, 128)})
 # The key of each device a history page's items name (§8: the phone checks signatures).
 DEVICE_KEY = shape({"device": uint(), "sign_key": bytes32})
 _PIECE = data(0, BLOB_PIECE_BYTES)
@@ -180,7 +183,7 @@ SCHEMAS: dict[tuple[Direction, str], Schema] = {
         },
         {},
     ),
-    (Direction.TO_BOX, "push"): ({"record": data(1, MAX_RECORD_BYTES), "sig": bytes64}, {}),
+    (Direction.TO_BOX, "push"): ({"record": data(1, MAX_RECORD_BYTES), "sig": bytes64}, KNOWN),
     (Direction.TO_PHONE, "ack"): (
         {"kind": one_of("record", "blob", "mail"), "ref": data(16, 32)},
         {
@@ -189,6 +192,7 @@ SCHEMAS: dict[tuple[Direction, str], Schema] = {
             "tree_head": TREE_HEAD,
             "proof": list_of(bytes32, 64),
             "duplicate": boolean,
+            "consistency": CONSISTENCY,
         },
     ),
     (Direction.TO_BOX, "mail"): (
@@ -210,22 +214,29 @@ SCHEMAS: dict[tuple[Direction, str], Schema] = {
         {"mail_id": bytes16, "device": uint(), "at": uint()},
         {},
     ),
-    (Direction.TO_BOX, "history"): ({"cursor": uint()}, {"limit": uint(MAX_HISTORY_ITEMS)}),
+    (Direction.TO_BOX, "history"): (
+        {"cursor": uint()},
+        {"limit": uint(MAX_HISTORY_ITEMS), **KNOWN},
+    ),
     (Direction.TO_PHONE, "history_page"): (
         {
             "items": list_of(HISTORY_ITEM, MAX_HISTORY_ITEMS),
             "cursor": uint(),
             "done": boolean,
         },
-        {"tree_head": TREE_HEAD, "devices": list_of(DEVICE_KEY, MAX_HISTORY_ITEMS)},
+        {
+            "tree_head": TREE_HEAD,
+            "devices": list_of(DEVICE_KEY, MAX_HISTORY_ITEMS),
+            "consistency": CONSISTENCY,
+        },
     ),
-    (Direction.TO_BOX, "blob_begin"): ({"sha256": bytes32, "size": uint()}, {}),
+    (Direction.TO_BOX, "blob_begin"): ({"sha256": bytes32, "size": uint()}, KNOWN),
     (Direction.TO_PHONE, "blob_status"): (
         {"sha256": bytes32, "offset": uint(), "size": uint()},
         {},
     ),
     (Direction.TO_BOX, "blob_chunk"): ({"offset": uint(), "data": _PIECE}, {}),
-    (Direction.TO_BOX, "blob_end"): ({"sha256": bytes32}, {}),
+    (Direction.TO_BOX, "blob_end"): ({"sha256": bytes32}, KNOWN),
     (Direction.TO_BOX, "blob_get"): ({"sha256": bytes32, "offset": uint()}, {}),
     (Direction.TO_PHONE, "blob_data"): (
         {"offset": uint(), "data": _PIECE, "end": boolean},

@@ -54,6 +54,8 @@ from strongroom.peer.frames import (
     error_frame,
 )
 from strongroom.peer.handshake import HandshakeKind, pair_message
+from strongroom.peer.head_chain import CAPABILITY as CONSISTENCY_CAP
+from strongroom.peer.head_chain import CONSISTENCY_ROOM, HeadChain
 from strongroom.peer.history import Device
 from strongroom.peer.session_blobs import BlobFlow
 from strongroom.peer.session_common import BoxInfo, State, error, error_for, logged
@@ -61,7 +63,7 @@ from strongroom.peer.session_mail import MailFlow
 
 __all__ = ["CAPABILITIES", "BoxInfo", "CodeFunction", "PeerSession", "State"]
 
-CAPABILITIES = ["blobs", "bundles", "fragments", "history", "mail"]
+CAPABILITIES = ["blobs", "bundles", "consistency", "fragments", "history", "mail"]
 CodeFunction = Callable[[bytes, bytes, bytes], str]  # (handshake hash, phone nonce, box nonce)
 
 
@@ -93,6 +95,7 @@ class PeerSession:
         self.state = State.READY if device is not None else State.PAIRING
         self.pairing_pending = False
         self.peer_bundles = False  # the phone listed "bundles" in its hello caps
+        self.heads = HeadChain()  # consistency proofs for this phone (peer/head_chain.py)
         self.mail = MailFlow(self)
         self.blobs = BlobFlow(self)
 
@@ -153,11 +156,14 @@ class PeerSession:
         if frame.type == "hello":
             # From now on the glue may bundle frames to a phone that reads bundles.
             self.peer_bundles = "bundles" in frame.body["caps"]
+            self.heads.wanted = CONSISTENCY_CAP in frame.body["caps"]
             return [Send(self._hello_reply(frame.id))]
         if self.state is State.PAIRING:
             if frame.type == "pair":
                 return self._pair(frame)
             return [error(ErrorCode.NOT_PAIRED, "pair this device first", frame.id)]
+        if "known" in frame.body:  # the phone's last head, for its consistency proofs
+            self.heads.offer_known(frame.body["known"])
         handler = self._HANDLERS.get(frame.type)
         if handler is None:
             return [error(ErrorCode.MALFORMED, f"{frame.type} is not expected now", frame.id)]
@@ -331,6 +337,8 @@ class PeerSession:
         # Leave room in the frame for the page's own CBOR around the records, and for
         # the key of each device its items name (at most one per item, ~50 bytes each).
         budget = max(self.limits.max_frame_bytes - 4096 - 50 * limit, 1)
+        if self.heads.wanted:  # and for its consistency proof: at most 128 nodes of 34 bytes
+            budget = max(budget - CONSISTENCY_ROOM, 1)
 
         def read(conn: Any) -> tuple[history.HistoryPage, list[dict[str, Any]]]:
             result = history.history_page(conn, owner, cursor, limit, budget)

@@ -39,6 +39,9 @@ def request_from_form(form: Any, actor: str) -> ExportRequest:
     if kind == "person":
         person = text_field(form, "person", 200)
         scope = ExportScope("person", person=person, from_ms=since, to_ms=until)
+    elif kind == "matter":
+        matter = int_or_none(text_field(form, "matter", 20))
+        scope = ExportScope("matter", matter_id=matter, from_ms=since, to_ms=until)
     else:
         conversation = int_or_none(text_field(form, "conversation", 20))
         scope = ExportScope(

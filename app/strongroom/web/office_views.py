@@ -124,13 +124,20 @@ async def start_verify(request: web.Request) -> web.StreamResponse:
 @routes.get("/exports")
 @require_role(ADMIN, ARCHIVIST)
 async def exports_page(request: web.Request) -> web.StreamResponse:
+    from strongroom.office.matters import list_matters
+
     state = state_of(request)
     conversations = await read(request, list_conversations)
+    all_matters = await read(request, list_matters)
     owners = sorted({c.owner for c in conversations} | {c.peer for c in conversations if c.peer})
+    # /exports?matter=<id>: the link from the matters page, that matter chosen.
+    chosen = int_or_none(request.query.get("matter", ""))
     context = {
         "available": _office("export") is not None,
         "conversations": conversations,
         "people": owners,
+        "matters": all_matters,
+        "chosen_matter": chosen if any(mt.id == chosen for mt in all_matters) else None,
         "jobs": state.jobs.for_owner(session_of(request).username),
     }
     return render(request, "exports.html", context)

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from strongroom.identity import WrongPassphrase
 from strongroom.unlock import DEFAULT_KEYFILE, choose_attended, choose_unattended
-from strongroom.web import settings
+from strongroom.web import settings, setup_retention
 from strongroom.web.auth import ADMIN, require_role
 from strongroom.web.drives import BACKUP_DIR_NAME, KEYFILE_NAME, Drive, chosen, removable_drives
 from strongroom.web.forms import text_field
@@ -115,7 +115,8 @@ def _practice_context(
 @require_role(ADMIN)
 async def setup_practice_form(request: web.Request) -> web.StreamResponse:
     drives = await plugged_drives(request)
-    return render(request, "setup_practice.html", _practice_context(drives, None))
+    context = {**_practice_context(drives, None), **await setup_retention.choices(request)}
+    return render(request, "setup_practice.html", context)
 
 
 @routes.post("/setup/practice")
@@ -128,22 +129,28 @@ async def setup_practice(request: web.Request) -> web.StreamResponse:
     backup = chosen(drives, text_field(form, "backup_drive"))
     backup_posted = str(backup.path) if backup else ""
 
-    def refuse(message: str) -> web.Response:
+    async def refuse(message: str) -> web.Response:
         context = _practice_context(drives, message, name, choice, backup_posted)
+        context |= await setup_retention.choices(request, form)
         return render(request, "setup_practice.html", context, status=400)
 
     if not 1 <= len(name) <= settings.MAX_VALUE_CHARS:
-        return refuse(translator_of(request)("Please give the practice a name."))
+        return await refuse(translator_of(request)("Please give the practice a name."))
+    # A tampered retention choice is refused before the step changes anything.
+    tampered = await setup_retention.refusal(request, form)
+    if tampered is not None:
+        return await refuse(tampered)
     target: Path | None = None
     if backup is not None:
         target = backup.path / BACKUP_DIR_NAME
         try:
             await asyncio.to_thread(target.mkdir, exist_ok=True)
         except OSError:
-            return refuse(translator_of(request)("The backup drive cannot be written to."))
+            return await refuse(translator_of(request)("The backup drive cannot be written to."))
     refused = await choice.apply(request)
+    refused = refused or await setup_retention.apply_default(request, form)
     if refused is not None:
-        return refuse(refused)
+        return await refuse(refused)
     await submit(request, settings.set_setting_op(settings.PRACTICE_NAME, name))
     await audit(request, "settings.change", settings.PRACTICE_NAME, {"value": name})
     if target is not None:

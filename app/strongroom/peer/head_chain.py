@@ -1,0 +1,77 @@
+"""Consistency proofs for phones (protocol.md §6.3, RFC 9162 §2.1.4).
+
+A phone that listed "consistency" in its hello caps gets, in every `ack` and
+`history_page` that carries a tree head, a `consistency` field proving that
+this head and the last one the phone saw belong to one append-only log:
+
+    "consistency": {"size": S, "proof": [32-byte nodes]}
+
+S is the size of the head the phone saw last on this session (at the start of
+a session: the `known` size the phone sent in its first request). When S is at
+most the new head's size the proof shows the new head extends size S; when the
+new head is older (a history page read before an ack was sent) it shows the
+newer head of size S extends it. The phone holds both roots, so it needs
+nothing else, and a box that forks or rewinds its log cannot answer.
+
+The chain is per session and follows the order frames leave the box: the
+connection stamps head-bearing frames one at a time (`stamp`, under a lock),
+so the S of each frame is the largest head sent before it on this session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from strongroom.archive.db import Connection
+from strongroom.archive.store import reader_log
+from strongroom.peer.frames import Frame
+from strongroom.proof.merkle import TreeSizeError
+
+CAPABILITY = "consistency"
+HEAD_FRAMES = frozenset({"ack", "history_page", "paired"})
+CONSISTENCY_ROOM = 128 * 34 + 32  # the field's bytes at most (frames.CONSISTENCY)
+
+RunRead = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
+
+
+class HeadChain:
+    """What a session remembers to prove its next tree head to the phone."""
+
+    def __init__(self) -> None:
+        self.wanted = False  # the phone listed "consistency" in its hello caps
+        self.known: int | None = None  # the size the phone said it saw (first `known`)
+        self.last_sent: int | None = None  # the largest head sent on this session
+
+    def offer_known(self, size: Any) -> None:
+        """A request's `known`: only the first one counts, before any head was sent."""
+        if self.known is None and self.last_sent is None and isinstance(size, int):
+            self.known = size
+
+    @staticmethod
+    def carries_head(frame: Frame) -> bool:
+        return frame.type in HEAD_FRAMES and isinstance(frame.body.get("tree_head"), dict)
+
+    async def stamp(self, frame: Frame, run_read: RunRead) -> Frame:
+        """`frame` with its consistency proof added (if the phone asked for them)."""
+        size = int(frame.body["tree_head"]["tree_size"])
+        base = self.last_sent if self.last_sent is not None else self.known
+        self.last_sent = max(size, self.last_sent or 0)
+        if not self.wanted or base is None or frame.type == "paired":
+            return frame
+        low, high = sorted((base, size))
+
+        def read(conn: Connection) -> list[bytes] | None:
+            try:
+                return reader_log(conn).consistency_proof(low, high)
+            except TreeSizeError:
+                return None  # the phone saw a longer log than this box has: no proof exists
+
+        proof = [] if low == high else await run_read(read)
+        if proof is None:
+            return frame  # without the field, the phone refuses the box (§6.3)
+        # "consistency" sorts after every other key of an ack (longest), so a
+        # presorted ack stays in canonical order.
+        body = {**frame.body, "consistency": {"size": base, "proof": proof}}
+        return dataclasses.replace(frame, body=body)

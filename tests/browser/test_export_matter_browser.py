@@ -1,0 +1,66 @@
+"""Export by matter in real Chromium: from the matter's row on the matters page to the
+downloaded bundle, titled by the matter, holding its conversations only, and passing
+VERIFY.txt's own command lines."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_records_office_browser import RunningBox, browser  # noqa: F401  (the fixture)
+from test_web_browser import _shot
+
+from records_office_helpers import HELD_TEXTS, PETIT_TEXT
+from strongroom.office.verify_export import verify_bundle
+from test_export_matter import verify_txt_passes
+from web_helpers import ADMIN_PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_matter_is_exported_from_its_row_in_chromium(browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    with RunningBox(tmp_path / "box") as live:
+        running = live.box
+        context = browser.new_context(
+            locale="fr", viewport={"width": 1280, "height": 1000}, accept_downloads=True
+        )
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(running.url + "/login")
+        page.fill("#username", "admin")
+        page.fill("#password", ADMIN_PASSWORD)
+        page.click("button[type=submit].primary")
+
+        page.goto(running.url + "/office/matters")
+        page.fill("#matter-ref", "D-2015-007")
+        page.fill("#matter-client", "Dr Martin")
+        page.click("#new-matter button[type=submit]")
+        page.click("#matters details summary")
+        page.fill("#attach-person-1", "dr.martin")
+        page.click("#matters button[name=action][value=attach]")
+
+        page.click("a.export-matter")  # « Exporter ce dossier »
+        assert page.is_checked("#export-kind-matter")
+        assert page.input_value("#export-matter") == "1"
+        page.fill("#recipient", "Cour d'appel de Lyon")
+        page.fill("#reason", "RG 24/017")
+        _shot(page, "fr", "export-matter-form")
+        page.click("#start-export")
+        page.wait_for_selector("#download", timeout=30_000)
+        _shot(page, "fr", "export-matter-ready")
+        with page.expect_download() as download_info:
+            page.click("#download")
+        bundle = tmp_path / "matter.zip"
+        download_info.value.save_as(str(bundle))
+        context.close()
+
+    report = verify_bundle(bundle)
+    assert report.ok and report.records == 3, report.problems
+    with zipfile.ZipFile(bundle) as zf:
+        html = zf.read(next(n for n in zf.namelist() if n.endswith("records.html"))).decode()
+    assert "Dossier / matter D-2015-007 — Dr Martin" in html
+    assert all(text in html for text in HELD_TEXTS[:3])
+    assert PETIT_TEXT not in html and HELD_TEXTS[3] not in html
+    verify_txt_passes(bundle, tmp_path / "verify")
