@@ -9,7 +9,6 @@ come back to /jobs/<id> (progress polled by static/app.js, or a meta refresh).
 from __future__ import annotations
 
 import asyncio
-import importlib
 from typing import Any
 
 from aiohttp import web
@@ -28,14 +27,6 @@ from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
 
 routes = web.RouteTableDef()
-
-
-def _office(module: str) -> Any | None:
-    """A records-office module if this box has it (the office grows in parallel)."""
-    try:
-        return importlib.import_module(f"strongroom.office.{module}")
-    except ImportError:
-        return None
 
 
 def _office_ready(conn: Connection) -> bool:
@@ -128,7 +119,6 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
     conversations = await read(request, list_conversations)
     owners = sorted({c.owner for c in conversations} | {c.peer for c in conversations if c.peer})
     context = {
-        "available": _office("export") is not None,
         "conversations": conversations,
         "people": owners,
         "jobs": state.jobs.for_owner(session_of(request).username),
