@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from strongroom.archive.errors import RecordRejected
-from strongroom.archive.store import Txn
+from strongroom.archive.store import Txn, WriteOpOf
 
 
 class UnknownRecipient(RecordRejected):
@@ -62,7 +61,7 @@ def hold_mail(
     recipient_owner: str,
     recipient_device: int | None,
     payload: bytes,
-) -> Any:
+) -> WriteOpOf[HeldMail]:
     def op(txn: Txn) -> HeldMail:
         row = txn.conn.execute(
             "SELECT sender_device, recipient_owner, recipient_device FROM mail WHERE mail_id = ?",
