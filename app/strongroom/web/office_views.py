@@ -15,7 +15,7 @@ from aiohttp import web
 
 from strongroom.archive.db import Connection
 from strongroom.archive.queries import list_conversations
-from strongroom.archive.verify import verify_open_archive
+from strongroom.archive.verify import VerifyReport, verify_open_archive
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
 from strongroom.web import exports_web
@@ -93,7 +93,7 @@ async def start_verify(request: web.Request) -> web.StreamResponse:
     actor = session_of(request).username or ""
 
     async def body(progress: Progress) -> JobResult:
-        def run() -> Any:
+        def run() -> VerifyReport:
             return verify_open_archive(
                 archive,
                 progress=lambda stage, done, total: progress(done / total if total else 0.0, stage),
