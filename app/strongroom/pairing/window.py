@@ -92,11 +92,6 @@ class PairingWindow:
         """Grows with every transition; a caller compares it to know if anything changed."""
         return self._version
 
-    @property
-    def is_open(self) -> bool:
-        self._advance()
-        return self._opened_at is not None
-
     def snapshot(self) -> PairingStatus:
         now = self._advance()
         left = 0.0 if self._opened_at is None else self._opened_at + self._duration_s - now
