@@ -96,8 +96,9 @@ class E2EBox:
 
     def panel_state(self) -> BoxState | None:
         """What the front panel shows now (a call: the LEDs change under our feet)."""
-        state: BoxState | None = self.runtime.panel.state
-        return state
+        panel = self.runtime.panel
+        assert panel is not None, "the front panel did not open"
+        return panel.state
 
     def phase(self) -> BoxPhase:
         return self.box.phase

@@ -49,6 +49,7 @@ from strongroom.web.tls import (
     http_redirect_app,
     server_ssl_context,
 )
+from strongroom_panel.panel import FrontPanel
 from strongroom_panel.state import derive_state
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class BoxRuntime:
         self.box = Box(config, clock=clock)
         self.notifier = notifier or Notifier()
         self._pin_factory = pin_factory
-        self.panel: Any = None
+        self.panel: FrontPanel | None = None  # None: no panel, or it failed (a fault)
         self.port = config.port
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
