@@ -29,13 +29,6 @@ from strongroom.web.state import audit, read, state_of, submit
 routes = web.RouteTableDef()
 
 
-def _office_ready(conn: Connection) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'legal_holds'"
-    ).fetchone()
-    return int(row[0]) == 1
-
-
 # -- jobs -------------------------------------------------------------------------------
 
 
@@ -149,15 +142,11 @@ async def office_page(request: web.Request) -> web.StreamResponse:
     from strongroom.office.facts import persons_of
 
     def load(conn: Connection) -> dict[str, Any]:
-        ready = _office_ready(conn)
-        if not ready:
-            return {"ready": False}
         hold_list = holds.list_holds(conn)
         conversations = list_conversations(conn)
         all_policies = policies.list_policies(conn)
         assignments = policies.list_assignments(conn)
         return {
-            "ready": True,
             "holds": hold_list,
             "reach": holds.hold_reach(conn, hold_list),
             "policies": all_policies,
