@@ -228,7 +228,7 @@ class Archive:
             self._nodes.forget()
             self.log.reload()
 
-    def write(self, op: Callable[[Txn], T]) -> T:
+    def write(self, op: WriteOpOf[T]) -> T:
         """Run a single op in its own transaction; re-raise its exception."""
         result = self.write_batch([op]).results[0]
         if isinstance(result, ArchiveError):

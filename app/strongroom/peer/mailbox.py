@@ -19,7 +19,6 @@ Mail is not a record: it is not in the log; what the phones push about it
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from strongroom.archive.errors import RecordRejected
@@ -114,7 +113,7 @@ WHERE m.mail_id = :mail AND m.recipient_owner = :owner
 
 def ack_mail(
     mail_id: bytes, device_id: int, owner: str
-) -> Callable[[Txn], Delivered | NoticeDone | None]:
+) -> WriteOpOf[Delivered | NoticeDone | None]:
     """A device's `mail_ack`: a recipient taking mail, or a sender taking its notice."""
 
     def op(txn: Txn) -> Delivered | NoticeDone | None:

@@ -6,7 +6,6 @@ shows its status and forwards the admin's decisions. Every action is audited.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -14,7 +13,7 @@ from markupsafe import Markup
 
 from strongroom.archive.errors import RecordRejected
 from strongroom.archive.queries import list_devices
-from strongroom.archive.store import Txn
+from strongroom.archive.store import Txn, WriteOpOf
 from strongroom.box import Box
 from strongroom.pairing.errors import InvalidQrOffer, TicketNotPending
 from strongroom.web.auth import ADMIN, require_role, session_of
@@ -67,7 +66,7 @@ def online_device_ids(box: Box) -> set[int] | None:
     return box.peers.online_devices()
 
 
-def rename_device_op(device_id: int, name: str) -> Callable[[Txn], str]:
+def rename_device_op(device_id: int, name: str) -> WriteOpOf[str]:
     def op(txn: Txn) -> str:
         row = txn.conn.execute("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
         if row is None:
