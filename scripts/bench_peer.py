@@ -12,173 +12,36 @@ ceiling_what, aim, note) with its ceiling measured in the same run:
   WebSocket connect + close.
 
 The box runs in this process; the phones run in a child process, so the
-figures are the box's, not the client's, on a 2-core machine.
+figures are the box's, not the client's, on a 2-core machine (the box, the
+child process and the phones' message: bench_peer_harness.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import multiprocessing
 import os
 import sys
-import tempfile
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from bench_peer_harness import RAW_PATH, Box, _message, _peak_rss_mib, _phones, _rss_mib, _scratch
+
+# bench.py, bench_growth.py and bench_restore.py call these as bench_peer.*
+from bench_peer_harness import start_in_fresh_process as start_in_fresh_process
+from bench_peer_harness import wait_for_child as wait_for_child
 
 from strongroom.archive import writes
-from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.record import parse_record, sign_record
 from strongroom.archive.store import Archive
 from strongroom.client import DeviceState, PhoneClient
 from strongroom.client.link import open_link
 from strongroom.config import Limits
 from strongroom.identity import derive_box_keys
-from strongroom.pairing.gate import PairingAttempt, PairingOutcome
 from strongroom.peer.frames import BLOB_PIECE_BYTES
 from strongroom.peer.handshake import HandshakeKind
-from strongroom.peer.server import PeerService
-
-MESSAGE_BYTES = 1024
-RAW_PATH = "/raw"
-
-
-def _scratch(work_dir: Path | None) -> tempfile.TemporaryDirectory[str]:
-    if work_dir is not None:
-        work_dir.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(dir=work_dir)
-
-
-class AcceptAll:
-    """A pairing gate for benchmarks: every phone is welcome."""
-
-    def qr_secret(self) -> bytes | None:
-        return None
-
-    def consume_qr_secret(self) -> None:
-        return None
-
-    def note_unknown_contact(self, noise_key: bytes) -> None:
-        return None
-
-    async def request(self, attempt: PairingAttempt) -> PairingOutcome:
-        return PairingOutcome.accept()
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-async def _raw_sink(request: web.Request) -> web.WebSocketResponse:
-    """The ceiling's endpoint: a WebSocket that reads binary messages and answers b"ok"."""
-    ws = web.WebSocketResponse(max_msg_size=1 << 17)
-    await ws.prepare(request)
-    async for msg in ws:
-        if msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) == 1:
-            await ws.send_bytes(b"ok")
-    return ws
-
-
-class Box:
-    """A box in this process: archive, committer, PeerService, and the raw endpoint."""
-
-    def __init__(self, data_dir: Path, limits: Limits) -> None:
-        self.keys = derive_box_keys(os.urandom(32))
-        self.archive = Archive.open(
-            data_dir, self.keys.archive_key, self.keys.blob_key, self.keys.signing_key
-        )
-        self.committer = GroupCommitter(self.archive)
-        self.service = PeerService(self.archive, self.committer, self.keys, limits, AcceptAll())
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def __aenter__(self) -> Box:
-        self.committer.start()
-        app = web.Application()
-        self.service.add_routes(app)
-        app.router.add_get(RAW_PATH, _raw_sink)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"ws://{host}:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.service.close_all()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self.committer.stop()
-        self.archive.close()
-
-
-def start_in_fresh_process(target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run `target(*args, **kwargs)` (a coroutine result is run to its end) in a fresh
-    spawned process; returns the handle `wait_for_child` takes."""
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_child_main, args=(queue, target, args, kwargs))
-    process.start()
-    return queue, process
-
-
-def _child_main(
-    queue: Any, target: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> None:
-    try:
-        result = target(*args, **kwargs)
-        if inspect.iscoroutine(result):
-            result = asyncio.run(result)
-        queue.put(("ok", result))
-    except BaseException as exc:
-        traceback.print_exc()
-        queue.put(("error", repr(exc)))
-
-
-def wait_for_child(child: Any, who: str = "the child process") -> Any:
-    """Block until the process of `start_in_fresh_process` ends; its result, or RuntimeError."""
-    queue, process = child
-    status, value = queue.get()
-    process.join()
-    if status != "ok":
-        raise RuntimeError(f"{who} failed: {value}")
-    return value
-
-
-async def _phones(target: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-    """Run the phones' side in their own process while this loop serves them."""
-    child = start_in_fresh_process(target, *args)
-    return await asyncio.to_thread(wait_for_child, child, "the phones' process")
-
-
-def _message(n: int) -> dict[str, Any]:
-    return {
-        "v": 1,
-        "kind": "message",
-        "id": f"bench-{n}-{os.urandom(4).hex()}",
-        "conv": f"conv-{n % 50}",
-        "dir": "out",
-        "from": "Bench",
-        "at": 1_700_000_000_000 + n,
-        "text": "x" * MESSAGE_BYTES,
-    }
-
 
 # -- ingest ----------------------------------------------------------------------------------
 

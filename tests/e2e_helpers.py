@@ -24,6 +24,7 @@ from strongroom.box import Box
 from strongroom.client import DeviceState, Paired, PhoneClient
 from strongroom.config import BoxConfig
 from strongroom.identity import Keystore, new_entropy
+from strongroom.pairing.service import PairingService
 from strongroom.runtime import BoxRuntime
 from strongroom.unlock import BoxPhase
 from strongroom.web.users import create_user
@@ -71,6 +72,11 @@ class E2EBox:
         return self.runtime.box
 
     @property
+    def pairing(self) -> PairingService:
+        """The runtime's pairing service (the box's own `pairing` may be None)."""
+        return self.runtime.pairing
+
+    @property
     def url(self) -> str:
         return self.runtime.url
 
@@ -90,8 +96,9 @@ class E2EBox:
 
     def panel_state(self) -> BoxState | None:
         """What the front panel shows now (a call: the LEDs change under our feet)."""
-        state: BoxState | None = self.runtime.panel.state
-        return state
+        panel = self.runtime.panel
+        assert panel is not None, "the front panel did not open"
+        return panel.state
 
     def phase(self) -> BoxPhase:
         return self.box.phase
@@ -232,10 +239,10 @@ async def pair_by_button(
 ) -> tuple[PhoneClient, Paired]:
     """PAIR pressed on the panel, the phone asks, the admin compares and confirms in the UI."""
     await running.press_button()
-    await until(lambda: running.box.pairing.status().open, what="the pairing window")
+    await until(lambda: running.pairing.status().open, what="the pairing window")
     phone = new_phone(name, owner)
     attempt = asyncio.create_task(phone.pair_button(running.peer_url, running.fingerprint))
-    await until(lambda: running.box.pairing.status().pending is not None, what="a pending pairing")
+    await until(lambda: running.pairing.status().pending is not None, what="a pending pairing")
     await admin.confirm_pending_pairing()
     paired = await asyncio.wait_for(attempt, 10)
     return phone, paired
@@ -247,7 +254,7 @@ def message(text: str, *, conv: str, sender: str, n: int, direction: str = "out"
 
 async def pair_by_qr(running: E2EBox, name: str, owner: str) -> tuple[PhoneClient, Paired]:
     """A phone paired with a fresh QR offer (the path that needs no confirmation)."""
-    offer = running.box.pairing.issue_qr("127.0.0.1", running.runtime.port, running.fingerprint)
+    offer = running.pairing.issue_qr("127.0.0.1", running.runtime.port, running.fingerprint)
     phone = new_phone(name, owner)
     return phone, await phone.pair_qr(running.peer_url, offer.uri)
 

@@ -42,7 +42,7 @@ async def test_press_blink_compare_confirm_in_the_web_ui_then_push(
 ) -> None:
     assert running.panel_state() is BoxState.READY
     await running.press_button()
-    await until(lambda: running.box.pairing.status().open, what="the window to open")
+    await until(lambda: running.pairing.status().open, what="the window to open")
     assert running.panel_state() is BoxState.PAIRING_OPEN
     await running.led_blinks("pairing")
     assert running.led("status").state == 1.0
@@ -52,8 +52,8 @@ async def test_press_blink_compare_confirm_in_the_web_ui_then_push(
     attempt = asyncio.create_task(
         phone.pair_button(running.peer_url, running.fingerprint, on_code=phone_codes.append)
     )
-    await until(lambda: running.box.pairing.status().pending is not None, what="a pending attempt")
-    pending = running.box.pairing.status().pending
+    await until(lambda: running.pairing.status().pending is not None, what="a pending attempt")
+    pending = running.pairing.status().pending
     assert pending is not None and pending.attempt.device_name == "Pixel de Maître Durand"
     assert phone_codes == [pending.attempt.comparison_code]
     assert not attempt.done()  # nothing is paired before the admin says so
@@ -100,11 +100,11 @@ async def test_two_phones_in_one_window_are_both_refused_and_overlap_is_shown(
 ) -> None:
     before = _archive_counts(running)
     await running.press_button()
-    await until(lambda: running.box.pairing.status().open, what="the window to open")
+    await until(lambda: running.pairing.status().open, what="the window to open")
     first = new_phone("Téléphone A", "dr.martin")
     second = new_phone("Téléphone B", "dr.martin")
     first_attempt = asyncio.create_task(first.pair_button(running.peer_url, running.fingerprint))
-    await until(lambda: running.box.pairing.status().pending is not None, what="a pending attempt")
+    await until(lambda: running.pairing.status().pending is not None, what="a pending attempt")
 
     with pytest.raises(BoxError) as refused_second:
         await second.pair_button(running.peer_url, running.fingerprint)
@@ -113,7 +113,7 @@ async def test_two_phones_in_one_window_are_both_refused_and_overlap_is_shown(
     assert refused_first.value.reason == "overlap"
     assert refused_second.value.code == refused_first.value.code == "pairing-refused"
 
-    status = running.box.pairing.status()
+    status = running.pairing.status()
     assert status.overlap and not status.open and status.pending is None
     await until(lambda: running.panel_state() is BoxState.OVERLAP, what="OVERLAP")
     assert running.led("alert").state == 1.0  # steady alert, urgent pairing blink
@@ -130,11 +130,11 @@ async def test_two_phones_in_one_window_are_both_refused_and_overlap_is_shown(
 async def test_the_phone_that_caused_the_overlap_is_told_overlap(running: E2EBox) -> None:
     """Its person must learn to pair one phone at a time, not to "press PAIR" again."""
     await running.press_button()
-    await until(lambda: running.box.pairing.status().open, what="the window to open")
+    await until(lambda: running.pairing.status().open, what="the window to open")
     first = new_phone("Téléphone A", "dr.martin")
     second = new_phone("Téléphone B", "dr.martin")
     first_attempt = asyncio.create_task(first.pair_button(running.peer_url, running.fingerprint))
-    await until(lambda: running.box.pairing.status().pending is not None, what="a pending attempt")
+    await until(lambda: running.pairing.status().pending is not None, what="a pending attempt")
     with pytest.raises(BoxError) as refused_second:
         await second.pair_button(running.peer_url, running.fingerprint)
     with pytest.raises(BoxError):
@@ -162,9 +162,9 @@ async def test_press_while_open_cancels_and_the_cli_path_opens_a_window_that_exp
     running: E2EBox,
 ) -> None:
     await running.press_button()
-    await until(lambda: running.box.pairing.status().open, what="the window to open")
+    await until(lambda: running.pairing.status().open, what="the window to open")
     await running.press_button()
-    await until(lambda: not running.box.pairing.status().open, what="the window to close")
+    await until(lambda: not running.pairing.status().open, what="the window to close")
     await until(lambda: running.panel_state() is BoxState.READY, what="READY")
     assert running.led("pairing").state == 0.0
 
@@ -174,6 +174,6 @@ async def test_press_while_open_cancels_and_the_cli_path_opens_a_window_that_exp
     assert running.panel_state() is BoxState.PAIRING_OPEN
     running.clock.advance(121.0)  # nobody came: the window closes at 120 s
     await until(lambda: running.panel_state() is BoxState.READY, what="expiry")
-    assert not running.box.pairing.status().open
+    assert not running.pairing.status().open
     wanted = {"pairing.window-cancelled", "pairing.window-expired"}
     await until(lambda: wanted <= set(running.audit_actions("pairing.")), what="audit events")

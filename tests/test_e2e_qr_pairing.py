@@ -35,15 +35,15 @@ admin = pytest.fixture(logged_in_admin)
 
 def spy_on_offers(running: E2EBox) -> list[QrOffer]:
     offers: list[QrOffer] = []
-    pairing = running.box.pairing
+    pairing = running.pairing
     issue: Callable[[str, int, str], QrOffer] = pairing.issue_qr
 
-    def issue_and_remember(host: str, port: int, fingerprint: str) -> QrOffer:
-        offer = issue(host, port, fingerprint)
+    def issue_and_remember(box_address: str, port: int, fingerprint: str) -> QrOffer:
+        offer = issue(box_address, port, fingerprint)
         offers.append(offer)
         return offer
 
-    pairing.issue_qr = issue_and_remember
+    pairing.issue_qr = issue_and_remember  # type: ignore[method-assign]  # a spy
     return offers
 
 
@@ -70,14 +70,14 @@ async def test_a_phone_pairs_with_the_qr_from_the_web_ui_without_confirmation(
         running.runtime.port,
         running.fingerprint,
     )
-    assert running.box.pairing.status().qr_open
+    assert running.pairing.status().qr_open
 
     phone = new_phone("iPhone du Dr Martin", "dr.martin")
     paired = await phone.pair_qr(running.peer_url, offer.uri)  # nobody clicks anything
     assert paired.fingerprint == running.fingerprint
     [device] = list_devices(running.box.require_archive().reader())
     assert (device.id, device.owner, device.pairing_method) == (paired.device_id, "dr.martin", "qr")
-    assert not running.box.pairing.status().qr_open  # one use
+    assert not running.pairing.status().qr_open  # one use
 
     await phone.close()
     await phone.connect()  # the paired phone comes back with Noise IK

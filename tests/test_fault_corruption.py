@@ -140,7 +140,8 @@ async def test_an_intact_archive_passes_and_the_check_is_audited(data_dir: Path)
         status = await runtime.check_integrity_now()
         assert status is not None
         assert status.ok, status.problems
-        assert runtime.integrity_ok and runtime.panel.state is not BoxState.INTEGRITY_FAILURE
+        assert runtime.integrity_ok and runtime.panel is not None
+        assert runtime.panel.state is not BoxState.INTEGRITY_FAILURE
     assert ("integrity.ok", status.audit_details()) in [
         (a, d) for a, d in audit_actions(data_dir) if a == "integrity.ok"
     ]
@@ -230,7 +231,7 @@ async def test_a_flipped_byte_in_the_wal_is_reported_not_silently_dropped(
                 f"{len(lost)} acked records vanished with the damaged WAL and the integrity"
                 " check still passes"
             )
-            assert runtime.panel.state is BoxState.INTEGRITY_FAILURE
+            assert runtime.panel is not None and runtime.panel.state is BoxState.INTEGRITY_FAILURE
         else:
             assert_reported(runtime, status, "database file")
 
@@ -287,4 +288,4 @@ async def test_a_box_whose_log_pages_are_damaged_starts_showing_integrity_failur
         assert runtime.box.archive is None
         assert runtime.integrity is not None and not runtime.integrity.ok
         assert "database file" in runtime.integrity.problems[0]
-        assert runtime.panel.state is BoxState.INTEGRITY_FAILURE
+        assert runtime.panel is not None and runtime.panel.state is BoxState.INTEGRITY_FAILURE

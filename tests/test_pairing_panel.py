@@ -12,9 +12,9 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from strongroom.pairing.codes import comparison_code
+from strongroom.pairing.events import PairingStatus
 from strongroom.pairing.gate import PairingAttempt, PairingMethod, PairingOutcome, Refusal
 from strongroom.pairing.service import PairingService
-from strongroom.pairing.window import PairingStatus
 from strongroom_panel.panel import FrontPanel
 from strongroom_panel.patterns import Blink, Off, Steady, leds_for
 from strongroom_panel.pins import PanelPins

@@ -8,6 +8,7 @@ import pytest
 
 from strongroom.pairing.codes import comparison_code
 from strongroom.pairing.errors import TicketNotPending
+from strongroom.pairing.events import ConfirmedBy, EventKind, PressEffect
 from strongroom.pairing.gate import (
     PairingAttempt,
     PairingMethod,
@@ -15,7 +16,6 @@ from strongroom.pairing.gate import (
     Refusal,
 )
 from strongroom.pairing.service import PairingService
-from strongroom.pairing.window import ConfirmedBy, EventKind, PressEffect
 from support.clock import Clock
 from support.wait import until
 

@@ -6,14 +6,9 @@ import pytest
 
 from strongroom.pairing.codes import comparison_code
 from strongroom.pairing.errors import TicketNotPending
+from strongroom.pairing.events import AttemptTicket, ConfirmedBy, EventKind, PressEffect
 from strongroom.pairing.gate import PairingAttempt, PairingMethod, PairingOutcome, Refusal
-from strongroom.pairing.window import (
-    AttemptTicket,
-    ConfirmedBy,
-    EventKind,
-    PairingWindow,
-    PressEffect,
-)
+from strongroom.pairing.window import PairingWindow
 from support.clock import Clock
 
 

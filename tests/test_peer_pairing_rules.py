@@ -19,21 +19,14 @@ from strongroom.pairing.codes import verify_code_commitment
 from strongroom.pairing.service import PairingService
 from strongroom.peer.frames import Frame
 from strongroom.peer.handshake import HandshakeKind
+from support.clock import Clock
 
 box = pytest.fixture(running_box)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def clock() -> Clock:
-    return Clock()
+    return Clock(1_000_000.0)  # fixed: it moves only when a test says so
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -26,6 +26,10 @@ from strongroom.config import BoxConfig
 from strongroom.identity import BoxKeys, Keystore, derive_box_keys
 from strongroom.integrity import IntegrityStatus
 from strongroom.unlock import BoxPhase, keys_from_keyfile, keys_from_passphrase, phase_on_disk
+
+if TYPE_CHECKING:  # the runtime wires them in; the box itself never builds either
+    from strongroom.pairing.service import PairingService
+    from strongroom.peer.server import PeerService
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +48,10 @@ class Box:
         self.committer: GroupCommitter | None = None
         self.readers: ReaderPool | None = None
         self.started_at = clock()
-        # Wired by the runtime: the pairing rules and the phones' service.
-        self.pairing: Any = None
-        self.peers: Any = None
+        # Wired by the runtime: the pairing rules (from start), the phones' service
+        # (from unlock). None on a box without a runtime (web tests, the CLI).
+        self.pairing: PairingService | None = None
+        self.peers: PeerService | None = None
         # The latest periodic integrity check (runtime), shown by the dashboard.
         self.integrity: IntegrityStatus | None = None
         # What the appliance found wrong with itself (front panel, clock), by name:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from strongroom.pairing.events import PairingEvent, PairingStatus
 from strongroom.pairing.gate import Refusal
-from strongroom.pairing.window import PairingEvent, PairingStatus
 from strongroom.unlock import BoxPhase
 from strongroom_panel.state import PairingResult, PanelInputs
 

@@ -49,6 +49,7 @@ from strongroom.web.tls import (
     http_redirect_app,
     server_ssl_context,
 )
+from strongroom_panel.panel import FrontPanel
 from strongroom_panel.state import derive_state
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class BoxRuntime:
         self.box = Box(config, clock=clock)
         self.notifier = notifier or Notifier()
         self._pin_factory = pin_factory
-        self.panel: Any = None
+        self.panel: FrontPanel | None = None  # None: no panel, or it failed (a fault)
         self.port = config.port
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -90,6 +91,9 @@ class BoxRuntime:
             self.refresh_panel,
             retention_guard=self.clock_watch.problem,
         )
+        # Made here, not in start(), so it is never None for the runtime's own code;
+        # start() hands the same object to the box (`box.pairing`) for the web UI.
+        self.pairing = PairingService(clock, on_change=self.refresh_panel)
         self._status_line = ""
 
     @property
@@ -121,7 +125,7 @@ class BoxRuntime:
 
     async def _start_parts(self, stack: contextlib.AsyncExitStack) -> None:
         loop = asyncio.get_running_loop()
-        self.box.pairing = PairingService(self.clock, on_change=self.refresh_panel)
+        self.box.pairing = self.pairing
         self.box.on_unlock(self._start_peers)
         self.box.on_unlock(self._after_unlock)
         self.box.on_change(self.refresh_panel)
@@ -257,7 +261,7 @@ class BoxRuntime:
             box.committer,
             box.keys,
             self.config.limits,
-            box.pairing,
+            self.pairing,
             clock=self.clock,
         )
 
@@ -274,7 +278,7 @@ class BoxRuntime:
         if peers is None:
             # Locked: phones keep their records and retry later.
             return web.json_response({"error": "locked"}, status=503, headers={"Retry-After": "30"})
-        return await peers.handle(request)  # type: ignore[no-any-return]
+        return await peers.handle(request)
 
     def _start_panel(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
@@ -293,7 +297,7 @@ class BoxRuntime:
 
     def press_pair(self, source: str = "button") -> None:
         """PAIR button, web UI button and `strongroom pair` all end here."""
-        self.box.pairing.press()
+        self.pairing.press()
         self.refresh_panel()
 
     def refresh_panel(self) -> None:
@@ -304,7 +308,7 @@ class BoxRuntime:
             disk = read_health(self.config.data_dir).disk.percent
         except OSError:
             disk = 0.0
-        status = self.box.pairing.status() if self.box.pairing is not None else None
+        status = self.pairing.status()
         inputs = panel_inputs(
             now=self.clock(),
             phase=self.box.phase,
@@ -354,7 +358,7 @@ class BoxRuntime:
             self.refresh_panel()
 
     async def _audit_pairing_events(self) -> None:
-        for event in self.box.pairing.drain_events():
+        for event in self.pairing.drain_events():
             action, target, details = audit_fields(event)
             await self.box.audit("pairing", action, target, details)
 
@@ -363,7 +367,7 @@ class BoxRuntime:
         while True:
             await asyncio.sleep(1.0)
             try:
-                self.box.pairing.tick()
+                self.pairing.tick()
                 await self._audit_pairing_events()
                 await self.watch_clock()
                 self.refresh_panel()

@@ -31,7 +31,7 @@ def control_app(runtime: BoxRuntime) -> web.Application:
 
     @routes.get("/status")
     async def status(_request: web.Request) -> web.Response:
-        pairing = box.pairing.status()
+        pairing = runtime.pairing.status()
         return web.json_response(
             {
                 "phase": box.phase.value,
@@ -47,7 +47,7 @@ def control_app(runtime: BoxRuntime) -> web.Application:
     async def pair(_request: web.Request) -> web.Response:
         runtime.press_pair("cli")
         await box.audit("cli", "pairing.press", "control socket")
-        return web.json_response({"pairing_open": bool(box.pairing.status().open)})
+        return web.json_response({"pairing_open": bool(runtime.pairing.status().open)})
 
     @routes.post("/integrity")
     async def integrity(_request: web.Request) -> web.Response:

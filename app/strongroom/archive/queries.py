@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from strongroom.archive.db import Connection
@@ -340,6 +341,18 @@ def audit_events(
         AuditRow(int(a), int(b), str(c), str(d), str(e), str(f), int(g))
         for a, b, c, d, e, f, g in conn.execute(sql, args)
     ]
+
+
+def last_audit_event(conn: Connection, actions: Sequence[str]) -> AuditRow | None:
+    """The most recent audit event whose action is one of `actions` (last backup, last check)."""
+    marks = ",".join("?" * len(actions))  # only placeholders go into the SQL text
+    columns = "id, at, actor, action, target, details, log_index"
+    sql = f"SELECT {columns} FROM audit_events WHERE action IN ({marks}) ORDER BY id DESC LIMIT 1"  # noqa: S608
+    row = conn.execute(sql, tuple(actions)).fetchone()
+    if row is None:
+        return None
+    a, b, c, d, e, f, g = row
+    return AuditRow(int(a), int(b), str(c), str(d), str(e), str(f), int(g))
 
 
 def counts(conn: Connection) -> dict[str, int]:

@@ -65,7 +65,10 @@ class Txn:
         return index
 
 
-WriteOp = Callable[[Txn], Any]
+# A write op whose result the caller reads: WriteOpOf[int] is Callable[[Txn], int].
+WriteOpOf = Callable[[Txn], T]
+# Where ops of every kind meet (a batch): their results are whatever each returns.
+WriteOp = WriteOpOf[Any]
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,7 @@ class Archive:
             self._nodes.forget()
             self.log.reload()
 
-    def write(self, op: Callable[[Txn], T]) -> T:
+    def write(self, op: WriteOpOf[T]) -> T:
         """Run a single op in its own transaction; re-raise its exception."""
         result = self.write_batch([op]).results[0]
         if isinstance(result, ArchiveError):
@@ -317,6 +320,7 @@ __all__ = [
     "BatchResult",
     "Txn",
     "WriteOp",
+    "WriteOpOf",
     "latest_tree_head",
     "now_ms",
     "reader_log",

@@ -17,7 +17,7 @@ import cbor2
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.errors import RecordRejected
 from strongroom.archive.record import Record
-from strongroom.archive.store import Txn
+from strongroom.archive.store import Txn, WriteOpOf
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def _conversation_id(txn: Txn, owner: str, ref: str, peer: str, at: int) -> int:
     return int(row[0])
 
 
-def store_record(record: Record, device_id: int, owner: str) -> Any:
+def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[StoredRecord]:
     """Store one validated, signature-checked record; idempotent on record_id."""
 
     def op(txn: Txn) -> StoredRecord:
@@ -129,7 +129,9 @@ def canonical_event(fields: dict[str, Any]) -> bytes:
     return cbor2.dumps(fields, canonical=True)
 
 
-def audit(actor: str, action: str, target: str = "", details: dict[str, Any] | None = None) -> Any:
+def audit(
+    actor: str, action: str, target: str = "", details: dict[str, Any] | None = None
+) -> WriteOpOf[int]:
     """An audit event, itself a log leaf so the trail is tamper-evident."""
     details_json = json.dumps(details or {}, sort_keys=True, ensure_ascii=False)
 
@@ -175,7 +177,7 @@ def device_event_content(fields: dict[str, Any]) -> bytes:
     return canonical_event(fields)
 
 
-def add_device(device: NewDevice) -> Any:
+def add_device(device: NewDevice) -> WriteOpOf[int]:
     """Register a paired device and log the pairing."""
 
     def op(txn: Txn) -> int:
@@ -217,7 +219,7 @@ def add_device(device: NewDevice) -> Any:
     return op
 
 
-def revoke_device(device_id: int, reason: str) -> Any:
+def revoke_device(device_id: int, reason: str) -> WriteOpOf[bool]:
     def op(txn: Txn) -> bool:
         row = txn.conn.execute(
             "SELECT sign_key, revoked_at FROM devices WHERE id = ?", (device_id,)
@@ -239,7 +241,7 @@ def revoke_device(device_id: int, reason: str) -> Any:
     return op
 
 
-def begin_upload(sha256: bytes, size: int, location: BlobLocation) -> Any:
+def begin_upload(sha256: bytes, size: int, location: BlobLocation) -> WriteOpOf[BlobLocation]:
     """Remember an upload in progress so it can resume after a reconnect or restart."""
 
     def op(txn: Txn) -> BlobLocation:
@@ -260,7 +262,7 @@ def begin_upload(sha256: bytes, size: int, location: BlobLocation) -> Any:
     return op
 
 
-def register_blob(sha256: bytes, size: int, location: BlobLocation) -> Any:
+def register_blob(sha256: bytes, size: int, location: BlobLocation) -> WriteOpOf[int]:
     """A verified blob is in place: record it and log its hash."""
 
     def op(txn: Txn) -> int:

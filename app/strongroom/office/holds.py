@@ -18,7 +18,7 @@ from typing import Any
 
 from strongroom.archive import writes
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Txn, WriteOp
+from strongroom.archive.store import Txn, WriteOpOf
 from strongroom.office.errors import InvalidHold, UnknownHold
 from strongroom.office.facts import ConversationFacts, normalise_person
 
@@ -131,7 +131,7 @@ def list_holds(conn: Connection, *, active_only: bool = False) -> list[Hold]:
     return [_hold(row) for row in rows]
 
 
-def place_hold(spec: HoldSpec, actor: str) -> WriteOp:
+def place_hold(spec: HoldSpec, actor: str) -> WriteOpOf[int]:
     """Place a legal hold; returns its id."""
 
     def op(txn: Txn) -> int:
@@ -176,7 +176,7 @@ def place_hold(spec: HoldSpec, actor: str) -> WriteOp:
     return op
 
 
-def lift_hold(hold_id: int, actor: str, reason: str) -> WriteOp:
+def lift_hold(hold_id: int, actor: str, reason: str) -> WriteOpOf[None]:
     """Lift an active hold; its records fall under their policy again at the next run."""
     if not reason.strip():
         raise InvalidHold("lifting a hold needs a reason")

@@ -17,7 +17,7 @@ from typing import Any
 
 from strongroom.archive import writes
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Txn, WriteOp
+from strongroom.archive.store import Txn, WriteOpOf
 from strongroom.office.errors import InvalidPolicy
 from strongroom.office.facts import normalise_person
 
@@ -113,7 +113,7 @@ def _matter_row(txn: Txn, matter_id: int) -> tuple[str, int | None]:
     return str(row[0]), None if row[1] is None else int(row[1])
 
 
-def create_matter(ref: str, client: str, responsible: str, actor: str) -> WriteOp:
+def create_matter(ref: str, client: str, responsible: str, actor: str) -> WriteOpOf[int]:
     ref = _field(ref, "reference", required=True)
     client = _field(client, "client name")
     responsible = _field(responsible, "responsible person")
@@ -134,7 +134,9 @@ def create_matter(ref: str, client: str, responsible: str, actor: str) -> WriteO
     return op
 
 
-def rename_matter(matter_id: int, ref: str, client: str, responsible: str, actor: str) -> WriteOp:
+def rename_matter(
+    matter_id: int, ref: str, client: str, responsible: str, actor: str
+) -> WriteOpOf[None]:
     ref = _field(ref, "reference", required=True)
     client = _field(client, "client name")
     responsible = _field(responsible, "responsible person")
@@ -158,7 +160,7 @@ def rename_matter(matter_id: int, ref: str, client: str, responsible: str, actor
 
 def set_matter_closed(
     matter_id: int, actor: str, *, closed: bool, closed_at_ms: int | None = None
-) -> WriteOp:
+) -> WriteOpOf[None]:
     """Close (now, or at a given past date) or reopen a matter."""
 
     def op(txn: Txn) -> None:
@@ -178,7 +180,7 @@ def attach(
     conversation_id: int | None = None,
     person: str | None = None,
     detach: bool = False,
-) -> WriteOp:
+) -> WriteOpOf[None]:
     """Attach (or detach) a conversation or a person to a matter."""
     if (conversation_id is None) == (person is None or not person.strip()):
         raise InvalidMatter("attach a conversation or a person")
@@ -223,7 +225,9 @@ def attach(
     return op
 
 
-def close_matter(conversation_id: int, actor: str, *, closed_at_ms: int | None = None) -> WriteOp:
+def close_matter(
+    conversation_id: int, actor: str, *, closed_at_ms: int | None = None
+) -> WriteOpOf[None]:
     """Mark a single conversation's matter closed (now, or at a given past date)."""
 
     def op(txn: Txn) -> None:
@@ -239,7 +243,7 @@ def close_matter(conversation_id: int, actor: str, *, closed_at_ms: int | None =
     return op
 
 
-def reopen_matter(conversation_id: int, actor: str) -> WriteOp:
+def reopen_matter(conversation_id: int, actor: str) -> WriteOpOf[None]:
     def op(txn: Txn) -> None:
         cur = txn.conn.execute(
             "UPDATE conversations SET closed_at = NULL WHERE id = ?", (conversation_id,)

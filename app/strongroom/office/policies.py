@@ -25,7 +25,7 @@ from typing import Any
 
 from strongroom.archive import writes
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Txn, WriteOp
+from strongroom.archive.store import Txn, WriteOpOf
 from strongroom.office.errors import InvalidPolicy, UnknownPolicy
 
 UNITS = ("days", "months", "years")
@@ -207,7 +207,7 @@ def _spec_details(spec: PolicySpec) -> dict[str, Any]:
     }
 
 
-def create_policy(spec: PolicySpec, actor: str) -> WriteOp:
+def create_policy(spec: PolicySpec, actor: str) -> WriteOpOf[int]:
     def op(txn: Txn) -> int:
         exists = txn.conn.execute(
             "SELECT 1 FROM retention_policies WHERE name = ?", (spec.name,)
@@ -237,7 +237,7 @@ def create_policy(spec: PolicySpec, actor: str) -> WriteOp:
     return op
 
 
-def update_policy(policy_id: int, spec: PolicySpec, actor: str) -> WriteOp:
+def update_policy(policy_id: int, spec: PolicySpec, actor: str) -> WriteOpOf[None]:
     """Edit a policy (presets included); the new rule applies from the next run."""
 
     def op(txn: Txn) -> None:
@@ -267,7 +267,7 @@ def update_policy(policy_id: int, spec: PolicySpec, actor: str) -> WriteOp:
     return op
 
 
-def delete_policy(policy_id: int, actor: str) -> WriteOp:
+def delete_policy(policy_id: int, actor: str) -> WriteOpOf[None]:
     """Remove a policy that no assignment uses."""
 
     def op(txn: Txn) -> None:
@@ -285,7 +285,7 @@ def delete_policy(policy_id: int, actor: str) -> WriteOp:
     return op
 
 
-def retire_policy(policy_id: int, actor: str) -> WriteOp:
+def retire_policy(policy_id: int, actor: str) -> WriteOpOf[None]:
     """Retire a policy: what it governs stays governed, nothing new can be assigned to it."""
 
     def op(txn: Txn) -> None:
@@ -314,7 +314,7 @@ def _check_scope(scope: str, subject: str) -> None:
         raise InvalidPolicy("the default assignment has no subject")
 
 
-def assign_policy(scope: str, subject: str, policy_id: int, actor: str) -> WriteOp:
+def assign_policy(scope: str, subject: str, policy_id: int, actor: str) -> WriteOpOf[None]:
     """Govern a conversation (id), a contact (peer name) or a device owner by a policy."""
     _check_scope(scope, subject)
 
@@ -343,7 +343,7 @@ def assign_policy(scope: str, subject: str, policy_id: int, actor: str) -> Write
     return op
 
 
-def unassign_policy(scope: str, subject: str, actor: str) -> WriteOp:
+def unassign_policy(scope: str, subject: str, actor: str) -> WriteOpOf[bool]:
     _check_scope(scope, subject)
 
     def op(txn: Txn) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from strongroom.archive import writes
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Txn, WriteOp
+from strongroom.archive.store import Txn, WriteOpOf
 
 PRACTICE_NAME = "practice_name"  # the wizard's setting (web.settings.PRACTICE_NAME)
 CONTROLLER_ADDRESS = "register_controller_address"
@@ -158,7 +158,7 @@ def retention_note(category: str) -> str:
     }[category]
 
 
-def set_details_op(details: dict[str, str], actor: str) -> WriteOp:
+def set_details_op(details: dict[str, str], actor: str) -> WriteOpOf[None]:
     """Store the register details given (others untouched); an audit event names them."""
     changes = {k: " ".join(v.split())[:MAX_DETAIL_CHARS] for k, v in details.items()}
     unknown = set(changes) - set(DETAIL_KEYS)

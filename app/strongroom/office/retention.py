@@ -20,7 +20,7 @@ from typing import Any
 
 from strongroom.archive import writes
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Archive, Txn, WriteOp, latest_tree_head
+from strongroom.archive.store import Archive, Txn, WriteOpOf, latest_tree_head
 from strongroom.office.certificates import (
     CertificateInfo,
     build_certificate,
@@ -234,7 +234,7 @@ def keep_after_review(
     keep_until_ms: int,
     reason: str,
     action: str = "retention.keep",
-) -> WriteOp:
+) -> WriteOpOf[int]:
     """A reviewer keeps records past their due date, until `keep_until_ms` (audited)."""
     ids = list(dict.fromkeys(record_ids))
     if not reason.strip() or not reviewer.strip():

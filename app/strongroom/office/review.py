@@ -16,7 +16,7 @@ from typing import Any
 
 from strongroom.archive import writes
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Archive, Txn, WriteOp
+from strongroom.archive.store import Archive, Txn, WriteOpOf
 from strongroom.office import retention
 from strongroom.office.errors import InvalidPolicy
 from strongroom.office.holds import list_holds
@@ -30,7 +30,7 @@ def two_approvals(conn: Connection) -> bool:
     return row is not None and str(row[0]) == "1"
 
 
-def set_two_approvals(enabled: bool, actor: str) -> WriteOp:
+def set_two_approvals(enabled: bool, actor: str) -> WriteOpOf[None]:
     def op(txn: Txn) -> None:
         txn.conn.execute(
             "INSERT INTO settings (key, value) VALUES (?, ?)"
@@ -164,7 +164,7 @@ def approve(
     return Approval(len(wanted), len(wanted) - len(ready), destruction)
 
 
-def reject(record_ids: Iterable[int], user: str, reason: str, now_ms: int) -> WriteOp:
+def reject(record_ids: Iterable[int], user: str, reason: str, now_ms: int) -> WriteOpOf[int]:
     """Refuse a destruction: keep the records another year, then ask again."""
     _check(user, reason)
     keep_until = now_ms + REJECT_KEEPS_MS
@@ -173,7 +173,7 @@ def reject(record_ids: Iterable[int], user: str, reason: str, now_ms: int) -> Wr
 
 def extend(
     record_ids: Iterable[int], user: str, until_ms: int, reason: str, now_ms: int
-) -> WriteOp:
+) -> WriteOpOf[int]:
     """Keep records until a chosen later date."""
     _check(user, reason)
     if until_ms <= now_ms:

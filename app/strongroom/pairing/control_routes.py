@@ -8,13 +8,16 @@ payload, so the CLI can draw the code in the terminal or hand it to a script.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from strongroom.appliance.discovery import DEFAULT_HOST_NAME
 from strongroom.pairing.errors import InvalidQrOffer
 from strongroom.unlock import BoxPhase
+
+if TYPE_CHECKING:
+    from strongroom.box import Box
 
 WILDCARDS = ("0.0.0.0", "::")  # noqa: S104 - compared with, never bound
 
@@ -25,19 +28,20 @@ def offer_host(configured: str) -> str:
     return f"{DEFAULT_HOST_NAME}.local" if configured in WILDCARDS else configured
 
 
-def pairing_routes(box: Any, address: Callable[[], tuple[str, int]]) -> web.RouteTableDef:
+def pairing_routes(box: Box, address: Callable[[], tuple[str, int]]) -> web.RouteTableDef:
     """`address()` is the box's (configured host, web port)."""
     routes = web.RouteTableDef()
 
     @routes.post("/pair/qr")
     async def pair_qr(request: web.Request) -> web.Response:
-        if box.phase is not BoxPhase.READY or box.pairing is None:
+        fingerprint = box.fingerprint
+        if box.phase is not BoxPhase.READY or box.pairing is None or fingerprint is None:
             return web.json_response({"error": "the box is locked: unlock it first"}, status=409)
         body = await request.json() if request.can_read_body else None
         configured, port = address()
         host = body.get("host") if isinstance(body, dict) and body.get("host") else None
         try:
-            offer = box.pairing.issue_qr(host or offer_host(configured), port, box.fingerprint)
+            offer = box.pairing.issue_qr(host or offer_host(configured), port, fingerprint)
         except InvalidQrOffer as exc:
             return web.json_response({"error": str(exc)}, status=400)
         await box.audit("cli", "pairing.qr", "control socket", {"host": offer.host, "port": port})

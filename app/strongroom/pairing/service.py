@@ -25,6 +25,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from strongroom.pairing.events import (
+    AttemptTicket,
+    ConfirmedBy,
+    EventKind,
+    LastResult,
+    PairingEvent,
+    PairingStatus,
+    PressEffect,
+    attempt_event,
+)
 from strongroom.pairing.gate import (
     PairingAttempt,
     PairingGate,
@@ -37,15 +47,7 @@ from strongroom.pairing.window import (
     DEFAULT_LOOKBACK_S,
     DEFAULT_OVERLAP_SHOWN_S,
     DEFAULT_WINDOW_S,
-    AttemptTicket,
-    ConfirmedBy,
-    EventKind,
-    LastResult,
-    PairingEvent,
-    PairingStatus,
     PairingWindow,
-    PressEffect,
-    attempt_event,
 )
 
 log = logging.getLogger(__name__)

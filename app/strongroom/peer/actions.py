@@ -16,6 +16,7 @@ from typing import Any
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.committer import Committed
 from strongroom.archive.db import Connection
+from strongroom.archive.store import WriteOp
 from strongroom.pairing.gate import PairingAttempt, PairingOutcome
 from strongroom.peer.frames import Frame
 
@@ -37,7 +38,7 @@ class Close:
 class Commit:
     """Submit `op` to the group committer; `then` gets Committed or the exception."""
 
-    op: Callable[[Any], Any]
+    op: WriteOp
     log_index_of: Callable[[Any], int | None] | None
     then: Callable[[Committed | Exception], list[Action]]
 

@@ -177,39 +177,41 @@ class Connection:
     async def execute(self, actions: list[Action], *, spawn: bool) -> None:
         """Run the session's actions in order; waiting ones go to background tasks if `spawn`."""
         for action in actions:
-            if isinstance(action, Send):
-                await self.send(action.frame)
-            elif isinstance(action, Close):
-                await self.close(action.code, action.reason)
-            elif isinstance(action, DeviceSeen):
-                self.service.device_seen(action.device_id)
-            elif isinstance(action, WakeMail):
-                self.service.wake_mail(action.owner, action.device)
-            elif isinstance(action, WakeNotices):
-                self.service.wake_notices(action.device)
-            elif isinstance(action, UploadOpen):
-                opened = await self.uploads.open(action.sha256, action.size)
-                await self.execute(action.then(opened), spawn=spawn)
-            elif isinstance(action, UploadWrite):
-                failed = await self.uploads.write(action.data)
-                if failed is not None:
-                    await self.execute(action.on_error(failed), spawn=spawn)
-            elif isinstance(action, UploadFinish):
-                finished = await self.uploads.finish()
-                await self.execute(action.then(finished), spawn=spawn)
-            elif isinstance(action, UploadAbort):
-                await self.uploads.abort()
-            elif spawn:
-                # Back-pressure: with every slot busy, we stop reading the socket here.
-                await self._slots.acquire()
-                task = asyncio.create_task(self._background(action))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            else:
-                await self._perform(action)
+            match action:
+                case Send(frame=frame):
+                    await self.send(frame)
+                case Close(code=code, reason=reason):
+                    await self.close(code, reason)
+                case DeviceSeen(device_id=device_id):
+                    self.service.device_seen(device_id)
+                case WakeMail(owner=owner, device=device):
+                    self.service.wake_mail(owner, device)
+                case WakeNotices(device=device):
+                    self.service.wake_notices(device)
+                # Uploads run in order, on the reader's task: a blob's pieces must not
+                # overtake each other.
+                case UploadOpen():
+                    opened = await self.uploads.open(action.sha256, action.size)
+                    await self.execute(action.then(opened), spawn=spawn)
+                case UploadWrite():
+                    failed = await self.uploads.write(action.data)
+                    if failed is not None:
+                        await self.execute(action.on_error(failed), spawn=spawn)
+                case UploadFinish():
+                    finished = await self.uploads.finish()
+                    await self.execute(action.then(finished), spawn=spawn)
+                case UploadAbort():
+                    await self.uploads.abort()
+                case _ if spawn:
+                    # Back-pressure: with every slot busy, we stop reading the socket here.
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._background(action))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                case _:
+                    await self._perform(action)
         if self.session.device is not None and self.session.state is State.READY:
-            if self not in self.service._by_device.get(self.session.device.id, ()):
-                self.service.register(self)
+            self.service.register(self)  # idempotent: a set of the device's connections
 
     async def _background(self, action: Action) -> None:
         try:
@@ -223,34 +225,34 @@ class Connection:
             self._slots.release()
 
     async def _perform(self, action: Action) -> None:
-        if isinstance(action, Commit):
-            outcome: Committed | Exception
-            try:
-                outcome = await self.service.committer.submit(
-                    action.op, log_index_of=action.log_index_of
-                )
-            except Exception as exc:
-                outcome = exc
-            await self.execute(action.then(outcome), spawn=False)
-        elif isinstance(action, CheckSignature):
-            holds = await self.service.signatures.check(
-                action.public_key, action.message, action.signature
-            )
-            await self.execute(action.then(holds), spawn=False)
-        elif isinstance(action, Query):
-            result = await self.service.readers.run(action.read)
-            await self.execute(action.then(result), spawn=False)
-        elif isinstance(action, AskGate):
-            try:
-                decision = await self.service.gate.request(action.attempt)
-            except Exception:
-                log.exception("the pairing gate failed")
-                decision = PairingOutcome.refuse(Refusal.REJECTED)
-            await self.execute(action.then(decision), spawn=False)
-        elif isinstance(action, StreamBlob):
-            await self._stream_blob(action.request_id, action.location, action.size, action.offset)
-        else:
-            raise TypeError(f"not a waiting action: {action!r}")
+        """Run one waiting action and feed its outcome back to the session."""
+        match action:
+            case Commit():
+                outcome: Committed | Exception
+                try:
+                    outcome = await self.service.committer.submit(
+                        action.op, log_index_of=action.log_index_of
+                    )
+                except Exception as exc:
+                    outcome = exc
+                await self.execute(action.then(outcome), spawn=False)
+            case CheckSignature(public_key=key, message=message, signature=signature):
+                holds = await self.service.signatures.check(key, message, signature)
+                await self.execute(action.then(holds), spawn=False)
+            case Query():
+                result = await self.service.readers.run(action.read)
+                await self.execute(action.then(result), spawn=False)
+            case AskGate():
+                try:
+                    decision = await self.service.gate.request(action.attempt)
+                except Exception:
+                    log.exception("the pairing gate failed")
+                    decision = PairingOutcome.refuse(Refusal.REJECTED)
+                await self.execute(action.then(decision), spawn=False)
+            case StreamBlob(request_id=request_id, location=location, size=size, offset=offset):
+                await self._stream_blob(request_id, location, size, offset)
+            case _:
+                raise TypeError(f"not a waiting action: {action!r}")
 
     async def send(self, frame: Frame) -> None:
         if self._closed:

@@ -187,13 +187,6 @@ def stored_blob(conn: Connection, sha256: bytes) -> StoredBlob | None:
     return StoredBlob(int(row[0]), BlobLocation(row[1], bytes(row[2])), int(row[3]))
 
 
-def upload_in_progress(conn: Connection, sha256: bytes) -> tuple[int, BlobLocation] | None:
-    row = conn.execute(
-        "SELECT size, file_name, key_salt FROM uploads WHERE sha256 = ?", (sha256,)
-    ).fetchone()
-    return None if row is None else (int(row[0]), BlobLocation(row[1], bytes(row[2])))
-
-
 def owner_has_blob(conn: Connection, owner: str, sha256: bytes) -> bool:
     """Whether an attachment record of one of `owner`'s devices names this blob."""
     row = conn.execute(

@@ -8,7 +8,6 @@ the hash, the box tells it the time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ from strongroom.archive import writes
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.errors import RecordRejected
 from strongroom.archive.record import Record
-from strongroom.archive.store import Txn
+from strongroom.archive.store import Txn, WriteOpOf
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ def _leaf_at(txn: Txn, index: int) -> int:
     return int(row[0])
 
 
-def push_record(record: Record, device_id: int, owner: str) -> Callable[[Txn], Logged]:
+def push_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Logged]:
     """Store a verified record (idempotent on its id); the result is a Logged."""
     store = writes.store_record(record, device_id, owner)
 
@@ -50,7 +49,7 @@ def push_record(record: Record, device_id: int, owner: str) -> Callable[[Txn], L
     return op
 
 
-def register_blob(sha256: bytes, size: int, location: BlobLocation) -> Callable[[Txn], Logged]:
+def register_blob(sha256: bytes, size: int, location: BlobLocation) -> WriteOpOf[Logged]:
     """A verified, complete blob: register it (idempotent on its hash); result is a Logged."""
     register = writes.register_blob(sha256, size, location)
 
@@ -62,7 +61,7 @@ def register_blob(sha256: bytes, size: int, location: BlobLocation) -> Callable[
     return op
 
 
-def existing_blob(sha256: bytes) -> Callable[[Txn], Logged]:
+def existing_blob(sha256: bytes) -> WriteOpOf[Logged]:
     """The log entry of a blob the box already holds (for an ack without re-upload)."""
 
     def op(txn: Txn) -> Logged:
@@ -80,7 +79,7 @@ def log_index_of(result: Any) -> int | None:
     return result.log_index if isinstance(result, Logged) else None
 
 
-def touch(device_id: int) -> Callable[[Txn], None]:
+def touch(device_id: int) -> WriteOpOf[None]:
     """Note that a device was seen now (not logged: it is bookkeeping, not a record)."""
 
     def op(txn: Txn) -> None:

@@ -19,12 +19,10 @@ Mail is not a record: it is not in the log; what the phones push about it
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from strongroom.archive.errors import RecordRejected
-from strongroom.archive.store import Txn
+from strongroom.archive.store import Txn, WriteOpOf
 
 
 class UnknownRecipient(RecordRejected):
@@ -62,7 +60,7 @@ def hold_mail(
     recipient_owner: str,
     recipient_device: int | None,
     payload: bytes,
-) -> Any:
+) -> WriteOpOf[HeldMail]:
     def op(txn: Txn) -> HeldMail:
         row = txn.conn.execute(
             "SELECT sender_device, recipient_owner, recipient_device FROM mail WHERE mail_id = ?",
@@ -115,7 +113,7 @@ WHERE m.mail_id = :mail AND m.recipient_owner = :owner
 
 def ack_mail(
     mail_id: bytes, device_id: int, owner: str
-) -> Callable[[Txn], Delivered | NoticeDone | None]:
+) -> WriteOpOf[Delivered | NoticeDone | None]:
     """A device's `mail_ack`: a recipient taking mail, or a sender taking its notice."""
 
     def op(txn: Txn) -> Delivered | NoticeDone | None:

@@ -282,6 +282,11 @@ class PeerService:
         task.add_done_callback(self._background.discard)
 
     def register(self, conn: Connection) -> None:
+        """Count `conn` among its device's open sessions (revoke, wake-ups, online).
+
+        Idempotent: the connection calls it after every batch of actions that
+        leaves its session authenticated.
+        """
         assert conn.session.device is not None
         self._by_device.setdefault(conn.session.device.id, set()).add(conn)
 

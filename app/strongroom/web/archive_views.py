@@ -12,7 +12,7 @@ import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cbor2
 from aiohttp import web
@@ -38,6 +38,9 @@ from strongroom.web.forms import day_ms, int_or_none
 from strongroom.web.proofview import check_record_proof
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of
+
+if TYPE_CHECKING:
+    from strongroom.office.resolve import RecordRetention
 
 routes = web.RouteTableDef()
 PAGE_SIZE = 50
@@ -181,7 +184,7 @@ def _decode_body(body: bytes | None) -> dict[str, Any]:
     return fields if isinstance(fields, dict) else {}
 
 
-def _retention_of(conn: Connection, conversation_id: int, sent_at: int) -> Any:
+def _retention_of(conn: Connection, conversation_id: int, sent_at: int) -> RecordRetention | None:
     """Which policy governs this record and why (None on a box without the office tables)."""
     from strongroom.office.resolve import explain_record
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from nacl.signing import VerifyKey
 
 from strongroom.archive.db import Connection
+from strongroom.archive.queries import last_audit_event
 from strongroom.box import Box
 from strongroom.identity import BoxKeys
 from strongroom.office import backup
@@ -108,20 +109,15 @@ def read_sets(target: Path, backup_key: bytes, verify_key: VerifyKey) -> list[Ba
 
 
 def last_backup(conn: Connection) -> LastBackup | None:
-    marks = ",".join("?" * len(RESULT_ACTIONS))
-    row = conn.execute(
-        f"SELECT at, action, details FROM audit_events WHERE action IN ({marks})"  # noqa: S608
-        " ORDER BY id DESC LIMIT 1",
-        RESULT_ACTIONS,
-    ).fetchone()
-    if row is None:
+    event = last_audit_event(conn, RESULT_ACTIONS)
+    if event is None:
         return None
     try:
-        details = json.loads(row[2])
+        details = json.loads(event.details)
     except ValueError:
         details = {}
     return LastBackup(
-        int(row[0]), str(row[1]) != FAILED, details if isinstance(details, dict) else {}
+        event.at, event.action != FAILED, details if isinstance(details, dict) else {}
     )
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from strongroom.appliance.health import Health, disk_forecast_days, read_health
 from strongroom.appliance.nightjobs import JobOutcome, last_outcomes
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import counts
+from strongroom.archive.queries import counts, last_audit_event
 from strongroom.box import Box
 from strongroom.web.auth import ADMIN, require_role
 from strongroom.web.device_views import online_device_ids, pairing_view
@@ -39,16 +39,6 @@ class ArchiveFacts:
     night_jobs: dict[str, JobOutcome]
 
 
-def _last(conn: Connection, actions: tuple[str, ...]) -> tuple[int, str] | None:
-    marks = ",".join("?" * len(actions))
-    row = conn.execute(
-        f"SELECT at, details FROM audit_events WHERE action IN ({marks})"  # noqa: S608
-        " ORDER BY id DESC LIMIT 1",
-        actions,
-    ).fetchone()
-    return None if row is None else (int(row[0]), str(row[1]))
-
-
 def _ok_flag(details: str) -> bool | None:
     try:
         value = json.loads(details).get("ok")
@@ -58,14 +48,14 @@ def _ok_flag(details: str) -> bool | None:
 
 
 def archive_facts(conn: Connection) -> ArchiveFacts:
-    backup = _last(conn, BACKUP_ACTIONS)
-    verify = _last(conn, VERIFY_ACTIONS)
+    backup = last_audit_event(conn, BACKUP_ACTIONS)
+    verify = last_audit_event(conn, VERIFY_ACTIONS)
     return ArchiveFacts(
         counts=counts(conn),
         practice_name=get_setting(conn, PRACTICE_NAME),
-        last_backup_ms=backup[0] if backup else None,
-        last_verify_ms=verify[0] if verify else None,
-        last_verify_ok=_ok_flag(verify[1]) if verify else None,
+        last_backup_ms=backup.at if backup else None,
+        last_verify_ms=verify.at if verify else None,
+        last_verify_ok=_ok_flag(verify.details) if verify else None,
         night_jobs=last_outcomes(conn),
     )
 

@@ -6,7 +6,6 @@ shows its status and forwards the admin's decisions. Every action is audited.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -14,7 +13,7 @@ from markupsafe import Markup
 
 from strongroom.archive.errors import RecordRejected
 from strongroom.archive.queries import list_devices
-from strongroom.archive.store import Txn
+from strongroom.archive.store import Txn, WriteOpOf
 from strongroom.box import Box
 from strongroom.pairing.errors import InvalidQrOffer, TicketNotPending
 from strongroom.web.auth import ADMIN, require_role, session_of
@@ -23,21 +22,14 @@ from strongroom.web.state import audit, read, state_of, submit
 
 if TYPE_CHECKING:
     from strongroom.pairing.service import PairingService
-    from strongroom.peer.server import PeerService
 
 routes = web.RouteTableDef()
 MAX_DEVICE_NAME = 64
 
 
-def _pairing(box: Box) -> PairingService | None:
-    """The box's pairing service, or None until the runtime wires one in."""
-    pairing: PairingService | None = box.pairing
-    return pairing
-
-
 def pairing_view(box: Box) -> dict[str, Any] | None:
     """What the pages show of the pairing window, or None when the box has no pairing service."""
-    pairing = _pairing(box)
+    pairing = box.pairing
     if pairing is None:
         return None
     status = pairing.status()
@@ -69,13 +61,12 @@ def pairing_view(box: Box) -> dict[str, Any] | None:
 
 def online_device_ids(box: Box) -> set[int] | None:
     """Ids of the devices connected now, or None when the peer service is not running."""
-    peers: PeerService | None = box.peers
-    if peers is None:
+    if box.peers is None:
         return None
-    return peers.online_devices()
+    return box.peers.online_devices()
 
 
-def rename_device_op(device_id: int, name: str) -> Callable[[Txn], str]:
+def rename_device_op(device_id: int, name: str) -> WriteOpOf[str]:
     def op(txn: Txn) -> str:
         row = txn.conn.execute("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
         if row is None:
@@ -94,7 +85,7 @@ def _device_id(request: web.Request) -> int:
 
 
 def _require_pairing(box: Box) -> PairingService:
-    pairing = _pairing(box)
+    pairing = box.pairing
     if pairing is None:
         raise web.HTTPServiceUnavailable(text="pairing is not available on this box")
     return pairing

@@ -9,14 +9,13 @@ come back to /jobs/<id> (progress polled by static/app.js, or a meta refresh).
 from __future__ import annotations
 
 import asyncio
-import importlib
 from typing import Any
 
 from aiohttp import web
 
 from strongroom.archive.db import Connection
 from strongroom.archive.queries import list_conversations
-from strongroom.archive.verify import verify_open_archive
+from strongroom.archive.verify import VerifyReport, verify_open_archive
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
 from strongroom.web import exports_web
@@ -28,21 +27,6 @@ from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
 
 routes = web.RouteTableDef()
-
-
-def _office(module: str) -> Any | None:
-    """A records-office module if this box has it (the office grows in parallel)."""
-    try:
-        return importlib.import_module(f"strongroom.office.{module}")
-    except ImportError:
-        return None
-
-
-def _office_ready(conn: Connection) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'legal_holds'"
-    ).fetchone()
-    return int(row[0]) == 1
 
 
 # -- jobs -------------------------------------------------------------------------------
@@ -102,7 +86,7 @@ async def start_verify(request: web.Request) -> web.StreamResponse:
     actor = session_of(request).username or ""
 
     async def body(progress: Progress) -> JobResult:
-        def run() -> Any:
+        def run() -> VerifyReport:
             return verify_open_archive(
                 archive,
                 progress=lambda stage, done, total: progress(done / total if total else 0.0, stage),
@@ -133,7 +117,6 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
     # /exports?matter=<id>: the link from the matters page, that matter chosen.
     chosen = int_or_none(request.query.get("matter", ""))
     context = {
-        "available": _office("export") is not None,
         "conversations": conversations,
         "people": owners,
         "matters": all_matters,
@@ -166,15 +149,11 @@ async def office_page(request: web.Request) -> web.StreamResponse:
     from strongroom.office.facts import persons_of
 
     def load(conn: Connection) -> dict[str, Any]:
-        ready = _office_ready(conn)
-        if not ready:
-            return {"ready": False}
         hold_list = holds.list_holds(conn)
         conversations = list_conversations(conn)
         all_policies = policies.list_policies(conn)
         assignments = policies.list_assignments(conn)
         return {
-            "ready": True,
             "holds": hold_list,
             "reach": holds.hold_reach(conn, hold_list),
             "policies": all_policies,

@@ -41,7 +41,7 @@ from strongroom.unlock import BoxPhase
 from strongroom.web.auth import client_address
 from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
-from strongroom.web.jobs import Job, JobResult, JobState, Progress
+from strongroom.web.jobs import Job, JobBody, JobResult, JobState, Progress
 from strongroom.web.mounts import NOT_MOUNTED, parse_directory
 from strongroom.web.practice_views import UnlockChoiceForm
 from strongroom.web.render import render, translator_of
@@ -240,7 +240,7 @@ def _restore_job(
     limits: dict[str, int],
     wizard: dict[str, Any],
     actor: str,
-) -> Any:
+) -> JobBody:
     config = box.config
     staging = config.data_dir / f"{STAGING_PREFIX}{secrets.token_hex(8)}"
 

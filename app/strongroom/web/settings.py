@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Txn
+from strongroom.archive.store import Txn, WriteOpOf
 
 PRACTICE_NAME = "practice_name"
 # The backup directory chosen in the web UI when box.toml names none.
@@ -18,7 +16,7 @@ def get_setting(conn: Connection, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def set_setting_op(key: str, value: str) -> Callable[[Txn], None]:
+def set_setting_op(key: str, value: str) -> WriteOpOf[None]:
     def op(txn: Txn) -> None:
         txn.conn.execute(
             "INSERT INTO settings (key, value) VALUES (?, ?)"

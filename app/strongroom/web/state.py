@@ -16,7 +16,7 @@ from aiohttp import web
 
 from strongroom.appliance.health import DiskSample
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Txn
+from strongroom.archive.store import WriteOpOf
 from strongroom.box import Box
 from strongroom.web.auth import session_of
 from strongroom.web.jobs import JobRegistry
@@ -82,7 +82,7 @@ async def audit(
     await state_of(request).box.audit(actor, action, target, details)
 
 
-async def submit(request: web.Request, op: Callable[[Txn], T]) -> T:
+async def submit(request: web.Request, op: WriteOpOf[T]) -> T:
     """Run one write op through the box's group committer; return its result."""
     committer = state_of(request).box.committer
     if committer is None:

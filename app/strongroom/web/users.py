@@ -21,7 +21,7 @@ import nacl.pwhash
 
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import RecordRejected
-from strongroom.archive.store import Archive, Txn
+from strongroom.archive.store import Archive, Txn, WriteOpOf
 
 if TYPE_CHECKING:
     from strongroom.box import Box
@@ -152,7 +152,7 @@ def check_new_user(username: str, password: str, role: str) -> str:
     return name
 
 
-def insert_user_op(username: str, role: str, password_hash: bytes) -> Any:
+def insert_user_op(username: str, role: str, password_hash: bytes) -> WriteOpOf[int]:
     """Write op: add an account (username already normalised, hash already computed)."""
 
     def op(txn: Txn) -> int:
@@ -167,7 +167,7 @@ def insert_user_op(username: str, role: str, password_hash: bytes) -> Any:
     return op
 
 
-def set_disabled_op(username: str, disabled: bool) -> Any:
+def set_disabled_op(username: str, disabled: bool) -> WriteOpOf[None]:
     def op(txn: Txn) -> None:
         cur = txn.conn.execute(
             "UPDATE users SET disabled = ? WHERE username = ?", (1 if disabled else 0, username)
@@ -194,7 +194,7 @@ def create_user(
     return int(archive.write(insert_user_op(name, role, hasher.hash(password))))
 
 
-def set_password_op(username: str, password_hash: bytes) -> Any:
+def set_password_op(username: str, password_hash: bytes) -> WriteOpOf[None]:
     """Write op: a new passphrase hash (own change, or an admin's reset)."""
 
     def op(txn: Txn) -> None:
