@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests need: Debian's chromium (driven by Playwright, no
-# browser download), openssl (export verification), systemd (unit checks).
+# browser download), openssl (export verification), systemd (unit checks), tor
+# (remote reach: tor and tor-gencert build a private Tor network on loopback).
 # Installed when we are root; otherwise one line names what is missing.
 set -euo pipefail
 needed=()
@@ -12,6 +13,8 @@ command -v shellcheck >/dev/null 2>&1 || needed+=(shellcheck)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || needed+=(fonts-dejavu-core)
 command -v ip >/dev/null 2>&1 || needed+=(iproute2)
 command -v nft >/dev/null 2>&1 || needed+=(nftables)
+{ [ -x /usr/sbin/tor ] && command -v tor-gencert >/dev/null 2>&1; } || needed+=(tor)
+command -v unshare >/dev/null 2>&1 || needed+=(util-linux)
 [ ${#needed[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive

@@ -47,6 +47,7 @@ class Box:
         # Wired by the runtime: the pairing rules and the phones' service.
         self.pairing: Any = None
         self.peers: Any = None
+        self.reach: Any = None  # strongroom.reach.service.BoxReach
         # The latest periodic integrity check (runtime), shown by the dashboard.
         self.integrity: IntegrityStatus | None = None
         self._on_unlock: list[Callable[[], Any]] = []
@@ -152,6 +153,8 @@ class Box:
         committed = await self.committer.submit(writes.revoke_device(device_id, reason))
         if self.peers is not None:
             self.peers.revoke(device_id)
+        if self.reach is not None:  # its onion-auth key goes too
+            await self.reach.revoke(device_id)
         await self.audit(actor, "device.revoke", str(device_id), {"reason": reason})
         self.changed()
         return bool(committed.result)

@@ -12,6 +12,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -76,6 +77,7 @@ class BoxRuntime:
 
         loop = asyncio.get_running_loop()
         self.box.pairing = PairingService(self.clock, on_change=self.refresh_panel)
+        self.box.reach = self._reach()
         self.box.on_unlock(self._start_peers)
         self.box.on_change(self.refresh_panel)
         self._start_panel(loop)
@@ -105,6 +107,7 @@ class BoxRuntime:
         if self.config.tls and self.config.http_redirect_port:
             await self._start_http_redirect()
         self._control = await start_control(self._control_app(), self.config.data_dir)
+        await self.box.reach.start()
         self._tasks.append(asyncio.create_task(self._tick_loop()))
         self._tasks.append(
             asyncio.create_task(
@@ -132,6 +135,8 @@ class BoxRuntime:
         if self._advertiser is not None:
             with contextlib.suppress(Exception):
                 await self._advertiser.stop()
+        if self.box.reach is not None:
+            await self.box.reach.stop()
         peers = self.box.peers
         if peers is not None:
             await peers.close_all()
@@ -209,6 +214,19 @@ class BoxRuntime:
             self.config.limits,
             box.pairing,
             clock=self.clock,
+        )
+        if box.reach is not None:  # pairing hands each phone its onion-auth key
+            box.peers.box = replace(box.peers.box, reach_offer=box.reach.offer)
+
+    def _reach(self) -> Any:
+        """Remote reach over Tor (off by default): see strongroom.reach."""
+        from strongroom.reach.service import BoxReach
+
+        return BoxReach(
+            self.config.data_dir,
+            self._peer_endpoint,
+            header_deadline_s=self.config.limits.handshake_timeout_s,
+            audit=self.box.audit,
         )
 
     @web.middleware

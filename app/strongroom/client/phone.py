@@ -346,6 +346,8 @@ class PhoneClient:
         state.box_sign_public = handshake.box_sign_public
         state.box_fingerprint = fingerprint
         state.url = url
+        reach = paired.get("reach")  # the box's remote reach: see protocol.md
+        state.onion, state.onion_auth = (reach["onion"], reach["auth"]) if reach else (None, None)
         self._verifier = AckVerifier(handshake.box_sign_public)
         self.save()
         # The same session continues as the newly paired device.

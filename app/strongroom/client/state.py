@@ -38,6 +38,9 @@ class DeviceState:
     box_noise_public: bytes | None = None
     box_sign_public: bytes | None = None
     box_fingerprint: str | None = None
+    # Remote reach (from `paired`, when the box has it on): its onion and our x25519 key.
+    onion: str | None = None
+    onion_auth: str | None = field(default=None, repr=False)
     # Signed records pushed but not acknowledged yet: (record bytes, signature).
     outbox: list[tuple[bytes, bytes]] = field(default_factory=list, repr=False)
 
@@ -73,6 +76,8 @@ class DeviceState:
             "box_noise_public": hex_or_none(self.box_noise_public),
             "box_sign_public": hex_or_none(self.box_sign_public),
             "box_fingerprint": self.box_fingerprint,
+            "onion": self.onion,
+            "onion_auth": self.onion_auth,
             "outbox": [[raw.hex(), sig.hex()] for raw, sig in self.outbox],
         }
 
@@ -104,6 +109,8 @@ class DeviceState:
                 box_noise_public=key("box_noise_public"),
                 box_sign_public=key("box_sign_public"),
                 box_fingerprint=data["box_fingerprint"],
+                onion=data.get("onion"),
+                onion_auth=data.get("onion_auth"),
                 outbox=[(bytes.fromhex(r), bytes.fromhex(s)) for r, s in data["outbox"]],
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -13,7 +13,7 @@ close) for the network glue to run. A session starts in one of two states:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
@@ -85,6 +85,8 @@ class BoxInfo:
     name: str
     fingerprint: str
     sign_public: bytes
+    # Remote reach (strongroom.reach): device id -> {"onion", "auth"} for `paired`, or None.
+    reach_offer: Callable[[int], Mapping[str, str] | None] | None = None
 
 
 @dataclass
@@ -319,17 +321,16 @@ class PeerSession:
         )
         self.state = State.READY
         assert result.tree_head is not None
-        paired = Frame(
-            "paired",
-            request_id,
-            {
-                "device_id": device_id,
-                "owner": attempt.owner,
-                "fingerprint": self.box.fingerprint,
-                "sign_key": self.box.sign_public,
-                "tree_head": result.tree_head.to_dict(),
-            },
-        )
+        body: dict[str, Any] = {
+            "device_id": device_id,
+            "owner": attempt.owner,
+            "fingerprint": self.box.fingerprint,
+            "sign_key": self.box.sign_public,
+            "tree_head": result.tree_head.to_dict(),
+        }
+        if self.box.reach_offer is not None and (reach := self.box.reach_offer(device_id)):
+            body["reach"] = dict(reach)  # remote reach on: the onion and this phone's key
+        paired = Frame("paired", request_id, body)
         return [Send(paired), *self._on_ready()]
 
     # -- records -------------------------------------------------------------------------------

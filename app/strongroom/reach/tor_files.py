@@ -1,0 +1,108 @@
+"""What the reach helper does to tor's files: the include file, the .auth files, the reload.
+
+Runs with tor's privileges (the helper's unit), never in the box's service. Every
+write is atomic (write, fsync, rename) so tor never reads half a file, and
+every change ends with a reload (SIGHUP): tor re-reads its configuration and
+the `authorized_clients/` directory, and republishes the descriptor.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from strongroom.identity.atomic_file import write_atomically
+from strongroom.reach.keys import check_client_name, check_onion, service_auth_line
+from strongroom.reach.torrc import ServiceConfig, service_conf
+
+HOSTNAME_WAIT_S = 10.0
+
+
+class ReachHelperError(Exception):
+    """The helper could not do what was asked (the message says why, for the admin)."""
+
+
+def sighup_from_pidfile(pidfile: Path) -> Callable[[], None]:
+    """Reload tor by SIGHUP to the pid in its PidFile (Debian: /run/tor/tor.pid)."""
+
+    def reload() -> None:
+        try:
+            pid = int(pidfile.read_text(encoding="ascii").strip())
+            os.kill(pid, signal.SIGHUP)
+        except (OSError, ValueError) as exc:
+            raise ReachHelperError(f"could not reload tor ({pidfile}): {exc}") from exc
+
+    return reload
+
+
+@dataclass
+class TorFiles:
+    service: ServiceConfig
+    conf_path: Path  # the file tor's torrc %includes
+    reload: Callable[[], None]
+
+    @property
+    def clients_dir(self) -> Path:
+        return self.service.hs_dir / "authorized_clients"
+
+    def _write(self, path: Path, text: str, mode: int = 0o600) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomically(path, text.encode("utf-8"), mode)
+
+    def enable(self) -> str:
+        """Turn the onion service on; the onion address once tor has made its key."""
+        # tor refuses a HiddenServiceDir readable by others; it makes it if absent.
+        self.service.hs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.clients_dir.mkdir(exist_ok=True, mode=0o700)
+        self._write(self.conf_path, service_conf(self.service), 0o644)
+        self.reload()
+        return self.wait_onion()
+
+    def disable(self) -> None:
+        """Turn it off. The keys stay: turned on again, the box keeps its address."""
+        self._write(self.conf_path, service_conf(None), 0o644)
+        self.reload()
+
+    def enabled(self) -> bool:
+        try:
+            return "HiddenServiceDir" in self.conf_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return False
+
+    def onion(self) -> str | None:
+        try:
+            return check_onion((self.service.hs_dir / "hostname").read_text("ascii").strip())
+        except (OSError, ValueError):
+            return None
+
+    def wait_onion(self, timeout_s: float = HOSTNAME_WAIT_S) -> str:
+        deadline = time.monotonic() + timeout_s
+        while (onion := self.onion()) is None:
+            if time.monotonic() > deadline:
+                raise ReachHelperError("tor did not create the onion service's key")
+            time.sleep(0.1)
+        return onion
+
+    def authorize(self, name: str, public_b32: str) -> None:
+        """Let one phone (its x25519 public key) reach the service."""
+        check_client_name(name)
+        self._write(self.clients_dir / f"{name}.auth", service_auth_line(public_b32))
+        self.reload()
+
+    def deauthorize(self, name: str) -> bool:
+        """Remove one phone's .auth file; True if it existed. Reloads tor either way."""
+        check_client_name(name)
+        path = self.clients_dir / f"{name}.auth"
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        self.reload()
+        return existed
+
+    def clients(self) -> list[str]:
+        if not self.clients_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.clients_dir.glob("*.auth"))

@@ -1,0 +1,173 @@
+"""Remote reach over a real (private) Tor network: phones reach the box through its onion.
+
+One Tor network per module (tests/tornet.py: 3 authorities, 3 relays, the box's
+tor, two phone-side tors, all on the loopback of a network namespace of their
+own). The box is a real BoxRuntime whose onion listener is the Unix socket that
+tor's HiddenServicePort targets; the privileged helper is the real helper app,
+writing tor's real files and reloading the real tor. Phones are the reference
+client, connecting through tor's SOCKS5 port with aiohttp-socks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+import tornet
+from e2e_helpers import E2EBox, message, pair_by_qr, prepare_data_dir, start_box
+from strongroom.client import DeviceState, PhoneClient
+from strongroom.reach.helper import helper_app, serve_helper
+from strongroom.reach.phone import (
+    SOCKS_MISSING_CLIENT_AUTH,
+    SOCKS_ONION_NOT_FOUND,
+    SocksError,
+    install_client_auth,
+    onion_peer_url,
+    socks_reply,
+    tor_session,
+)
+from strongroom.reach.settings import ReachSettings, save_settings
+from strongroom.reach.tor_control import TorControl
+from strongroom.reach.tor_files import TorFiles
+from strongroom.reach.torrc import ServiceConfig
+
+pytestmark = [pytest.mark.tor, pytest.mark.slow]
+
+# Tor-level retries while the descriptor is not yet on the HSDirs (0xF0).
+PUBLISH_BUDGET_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tornet.TorNet]:
+    if not tornet.tor_available():
+        pytest.fail("tor and tor-gencert are needed: run scripts/ensure-system-deps.sh as root")
+    # Short paths: a Unix socket path must fit in 108 bytes.
+    network = tornet.start_tornet(tmp_path_factory.mktemp("tor"))
+    yield network
+    network.stop()
+
+
+class Reach:
+    """The box side of one test: helper (real files, real reloads) + a running box."""
+
+    def __init__(self, net: tornet.TorNet, tmp: Path) -> None:
+        self.net = net
+        self.helper_socket = tmp / "helper.sock"
+        self.onion_socket = net.root / "peer.sock"  # the same for every test: tor's target
+        self.files = TorFiles(
+            ServiceConfig(net.box_dir / "hs", self.onion_socket),
+            net.box_reach_conf,
+            net.reload_box_tor,
+        )
+        self.control = TorControl(net.box_control_socket, net.box_dir / "control_auth_cookie")
+
+
+@pytest.fixture
+async def reach(net: tornet.TorNet, tmp_path: Path) -> AsyncIterator[Reach]:
+    setup = Reach(net, tmp_path)
+    runner = await serve_helper(helper_app(setup.files, setup.control), setup.helper_socket)
+    yield setup
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def running(reach: Reach, tmp_path: Path) -> AsyncIterator[E2EBox]:
+    config = await prepare_data_dir(tmp_path / "box")
+    save_settings(
+        config.data_dir,
+        ReachSettings(False, onion_socket=reach.onion_socket, helper_socket=reach.helper_socket),
+    )
+    box = await start_box(config)
+    yield box
+    await box.stop()
+
+
+@pytest.fixture
+async def relay(net: tornet.TorNet) -> AsyncIterator[dict[str, tornet.SocksRelay]]:
+    relays = {name: tornet.SocksRelay(net.socks_socket(name)) for name in tornet.CLIENTS}
+    for r in relays.values():
+        await r.start()
+    yield relays
+    for r in relays.values():
+        await r.stop()
+
+
+async def connect_through_tor(
+    net: tornet.TorNet, client: str, socks_url: str, state: DeviceState
+) -> PhoneClient:
+    """Connect the phone over its onion URL, retrying while the descriptor is not published."""
+    assert state.onion is not None
+    deadline = time.monotonic() + PUBLISH_BUDGET_S
+    while True:
+        phone = PhoneClient(state, http=tor_session(socks_url), keepalive=False)
+        phone._own_http = True  # close the SOCKS session with the phone
+        try:
+            await asyncio.wait_for(phone.connect(onion_peer_url(state.onion)), 60)
+            return phone
+        except SocksError as exc:
+            await phone.close()
+            if socks_reply(exc) != SOCKS_ONION_NOT_FOUND or time.monotonic() > deadline:
+                raise
+        await net.forget_onions(client)
+        await asyncio.sleep(3)
+
+
+async def socks_error_of(
+    net: tornet.TorNet, client: str, socks_url: str, state: DeviceState
+) -> int | None:
+    try:
+        phone = await connect_through_tor(net, client, socks_url, state)
+    except SocksError as exc:
+        return socks_reply(exc)
+    await phone.close()
+    raise AssertionError("the connection through tor succeeded")
+
+
+async def test_paired_phone_pushes_records_through_the_onion_and_a_keyless_phone_is_stopped_by_tor(
+    net: tornet.TorNet, reach: Reach, running: E2EBox, relay: dict[str, tornet.SocksRelay]
+) -> None:
+    box_reach = running.box.reach
+    onion = await box_reach.turn_on("test")
+    assert running.audit_actions("reach.") == ["reach.on"]
+    assert "HiddenServiceDir" in net.box_reach_conf.read_text()
+
+    # Paired in the office (QR on the LAN): the paired frame carries reach.
+    phone, paired = await pair_by_qr(running, "Claire's phone", "claire")
+    await phone.close()
+    state = phone.state
+    assert state.onion == onion and state.onion_auth is not None
+    await asyncio.sleep(0.5)  # the helper's write happens just after `paired`
+    auth_files = list((net.box_dir / "hs" / "authorized_clients").glob("*.auth"))
+    assert [p.name for p in auth_files] == [f"device-{paired.device_id}.auth"]
+
+    # The phone's tor learns its key (as the app would install it), then the phone
+    # leaves the office: the same protocol, through tor.
+    install_client_auth(net.auth_dir("phone"), "strongroom", onion, state.onion_auth)
+    net.reload("phone")
+    remote = await connect_through_tor(net, "phone", relay["phone"].url, state)
+    try:
+        records = [
+            message(f"Audience reportée, note {n}", conv="dossier-17", sender="claire", n=n)
+            for n in range(3)
+        ]
+        acks = await remote.push_many(records)
+    finally:
+        await remote.close()
+    assert [a.log_index for a in acks] == sorted({a.log_index for a in acks})
+    assert all(not a.duplicate and a.proof is not None for a in acks)
+    stored = running.count("SELECT count(*) FROM records WHERE device_id = ?", paired.device_id)
+    assert stored == 3
+
+    # Another phone's tor holds no key for this onion: tor refuses before any byte
+    # reaches the box (SOCKS5 extended error 0xF4, "missing client authorization").
+    stranger_state = DeviceState.generate("found on a train", "nobody")
+    stranger_state.device_id = paired.device_id
+    stranger_state.box_noise_public = state.box_noise_public
+    stranger_state.box_sign_public = state.box_sign_public
+    stranger_state.onion = onion
+    code = await socks_error_of(net, "stranger", relay["stranger"].url, stranger_state)
+    assert code == SOCKS_MISSING_CLIENT_AUTH
