@@ -11,6 +11,8 @@ client, connecting through tor's SOCKS5 port with aiohttp-socks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,13 +20,15 @@ from pathlib import Path
 import pytest
 
 import tornet
-from e2e_helpers import E2EBox, message, pair_by_qr, prepare_data_dir, start_box
+from e2e_helpers import E2EBox, WebAdmin, message, pair_by_qr, prepare_data_dir, start_box
 from strongroom.client import DeviceState, PhoneClient
 from strongroom.reach.helper import helper_app, serve_helper
 from strongroom.reach.phone import (
+    SOCKS_BAD_CLIENT_AUTH,
     SOCKS_MISSING_CLIENT_AUTH,
     SOCKS_ONION_NOT_FOUND,
     SocksError,
+    SocksTimeout,
     install_client_auth,
     onion_peer_url,
     socks_reply,
@@ -37,8 +41,10 @@ from strongroom.reach.torrc import ServiceConfig
 
 pytestmark = [pytest.mark.tor, pytest.mark.slow]
 
-# Tor-level retries while the descriptor is not yet on the HSDirs (0xF0).
+# Tor-level retries while the descriptor is not yet on the HSDirs (0xF0), or the one
+# there predates this phone's key (0xF5: the box's tor republishes after the reload).
 PUBLISH_BUDGET_S = 120.0
+NOT_YET = (SOCKS_ONION_NOT_FOUND, SOCKS_BAD_CLIENT_AUTH)
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +116,24 @@ async def connect_through_tor(
             return phone
         except SocksError as exc:
             await phone.close()
-            if socks_reply(exc) != SOCKS_ONION_NOT_FOUND or time.monotonic() > deadline:
+            if socks_reply(exc) not in NOT_YET or time.monotonic() > deadline:
                 raise
         await net.forget_onions(client)
         await asyncio.sleep(3)
+
+
+async def one_attempt(socks_url: str, state: DeviceState) -> BaseException | None:
+    """One connection attempt through tor (no retry); the exception it ended with."""
+    assert state.onion is not None
+    phone = PhoneClient(state, http=tor_session(socks_url, connect_timeout_s=20), keepalive=False)
+    phone._own_http = True
+    try:
+        await asyncio.wait_for(phone.connect(onion_peer_url(state.onion)), 60)
+    except Exception as exc:
+        return exc
+    finally:
+        await phone.close()
+    return None
 
 
 async def socks_error_of(
@@ -171,3 +191,73 @@ async def test_paired_phone_pushes_records_through_the_onion_and_a_keyless_phone
     stranger_state.onion = onion
     code = await socks_error_of(net, "stranger", relay["stranger"].url, stranger_state)
     assert code == SOCKS_MISSING_CLIENT_AUTH
+
+
+async def run_cli(*argv: str) -> tuple[int, str]:
+    """`strongroom ...` as the office manager types it (in a thread: it runs its own loop)."""
+    from strongroom.cli import main
+
+    buffer = io.StringIO()
+
+    def run() -> int:
+        with contextlib.redirect_stdout(buffer):
+            return main(list(argv))
+
+    code = await asyncio.to_thread(run)
+    return code, buffer.getvalue()
+
+
+async def test_reach_is_off_by_default_turned_on_in_the_web_ui_and_off_from_the_cli(
+    net: tornet.TorNet, reach: Reach, running: E2EBox, relay: dict[str, tornet.SocksRelay]
+) -> None:
+    data = str(running.data_dir)
+    reach.files.disable()  # whatever an earlier test left: the appliance starts off
+    admin = WebAdmin(running.url)
+    try:
+        await admin.login()
+        status, page = await admin.get("/reach")
+        assert status == 200 and 'id="reach-state">off<' in page
+        assert "Records are still stored only on the box." in page
+        code, out = await run_cli("reach", "status", "--data", data)
+        assert code == 0 and "remote reach: off" in out and "tor bootstrap: 100%" in out
+
+        status, _, location = await admin.post_form("/reach/on", {}, form_page="/reach")
+        assert status == 303 and location == "/reach"
+        status, page = await admin.get("/reach")
+        assert 'id="reach-state">on<' in page and "Remote reach is on." in page
+        onion = running.box.reach.onion
+        assert onion is not None and f'id="reach-onion">{onion}<' in page
+
+        phone, paired = await pair_by_qr(running, "Hugo's phone", "hugo")
+        await phone.close()
+        assert phone.state.onion == onion and phone.state.onion_auth is not None
+        await asyncio.sleep(0.5)
+        install_client_auth(net.auth_dir("phone"), "strongroom", onion, phone.state.onion_auth)
+        net.reload("phone")
+        await net.forget_onions("phone")
+        remote = await connect_through_tor(net, "phone", relay["phone"].url, phone.state)
+        ack = await remote.push(message("Depuis le tribunal", conv="d-9", sender="hugo", n=1))
+        assert not ack.duplicate
+        await remote.close()
+        # Once a phone got through, tor has published the descriptor: the page says so.
+        status, page = await admin.get("/reach")
+        assert "tor connected to the Tor network" in page and ">100 %<" in page
+        code, out = await run_cli("reach", "status", "--data", data)
+        assert "descriptor published: yes" in out and f"onion address: {onion}" in out
+
+        code, out = await run_cli("reach", "off", "--data", data)
+        assert code == 0 and "remote reach: off" in out
+    finally:
+        await admin.close()
+    assert "HiddenServiceDir" not in net.box_reach_conf.read_text()
+    assert not reach.onion_socket.exists()
+    # The phone's tor still holds the old descriptor, but the introduction points are
+    # gone: tor refuses, or gives up trying (nothing listens on the box's side anyway).
+    failure = await one_attempt(relay["phone"].url, phone.state)
+    assert isinstance(failure, SocksError | SocksTimeout), failure
+    assert running.audit_actions("reach.o") == ["reach.on", "reach.off"]
+    actors = running.query(
+        "SELECT actor FROM audit_events WHERE action LIKE 'reach.o%' ORDER BY id"
+    )
+    assert [row[0] for row in actors] == ["admin", "cli"]
+    assert paired.device_id is not None

@@ -30,6 +30,7 @@ from strongroom.integrity import (
     run_periodically,
 )
 from strongroom.panel_link import audit_fields, panel_inputs
+from strongroom.reach.control import add_control_routes as add_reach_control
 from strongroom.unlock import BoxPhase, read_unlock_choice
 
 log = logging.getLogger(__name__)
@@ -406,4 +407,5 @@ class BoxRuntime:
             return web.json_response({"revoked": revoked})
 
         app.add_routes(routes)
+        add_reach_control(app, self.box)
         return app

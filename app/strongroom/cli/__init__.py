@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from strongroom import __version__
-from strongroom.cli import archive, identity, office, service
+from strongroom.cli import archive, identity, office, reach, service
 from strongroom.cli.common import Spec
 from strongroom.config import ConfigError
 from strongroom.identity import KeystoreError, WrongPassphrase
@@ -22,6 +22,7 @@ COMMANDS: dict[str, Spec] = {
     **identity.COMMANDS,
     **archive.COMMANDS,
     **office.COMMANDS,
+    **reach.COMMANDS,
 }
 
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import aiohttp
-from aiohttp_socks import ProxyConnector, ProxyError
+from aiohttp_socks import ProxyConnector, ProxyError, ProxyTimeoutError
 
 from strongroom.identity.atomic_file import write_atomically
 from strongroom.reach.keys import check_client_name, check_onion, client_auth_line
@@ -25,6 +25,8 @@ SOCKS_BAD_CLIENT_AUTH = 0xF5
 
 # What a connection through tor raises when tor refuses; `socks_reply` reads its code.
 SocksError = ProxyError
+# ... and when tor keeps trying (an onion whose introduction points are gone).
+SocksTimeout = ProxyTimeoutError
 _UNLISTED_REPLY = re.compile(r"reply code: 0X([0-9A-F]{2})\b", re.IGNORECASE)
 
 
@@ -37,13 +39,16 @@ def socks_reply(error: ProxyError) -> int | None:
     return int(match.group(1), 16) if match else None
 
 
-def tor_session(socks_url: str) -> aiohttp.ClientSession:
+def tor_session(socks_url: str, *, connect_timeout_s: float = 60.0) -> aiohttp.ClientSession:
     """An HTTP/WebSocket session whose every connection goes through tor's SOCKS5.
 
     `rdns`: the .onion name is sent to tor as is; nothing is resolved locally
     (a local DNS lookup of an onion name would leak it, and fail).
     """
-    return aiohttp.ClientSession(connector=ProxyConnector.from_url(socks_url, rdns=True))
+    # Building circuits to an onion takes seconds to tens of seconds: see protocol.md.
+    timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout_s)
+    connector = ProxyConnector.from_url(socks_url, rdns=True)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
 
 def onion_peer_url(onion: str) -> str:

@@ -25,6 +25,7 @@ from strongroom.web import (
     device_views,
     i18n,
     office_views,
+    reach_views,
     report_views,
     restore_views,
     setup_views,
@@ -87,6 +88,7 @@ def build_web_app(
         backup_views,
         audit_views,
         report_views,
+        reach_views,
     ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

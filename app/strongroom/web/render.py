@@ -32,6 +32,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/audit", "Audit trail", frozenset({ADMIN, AUDITOR})),
     ("/report", "GDPR register", frozenset({ADMIN, ARCHIVIST, AUDITOR})),
     ("/users", "Users", frozenset({ADMIN})),
+    ("/reach", "Remote reach", frozenset({ADMIN})),
 )
 
 
