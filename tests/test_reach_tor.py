@@ -14,15 +14,16 @@ import asyncio
 import contextlib
 import io
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import tornet
 from e2e_helpers import E2EBox, WebAdmin, message, pair_by_qr, prepare_data_dir, start_box
-from strongroom.client import DeviceState, PhoneClient
+from strongroom.client import DeviceState, HandshakeRefused, PhoneClient
 from strongroom.reach.helper import helper_app, serve_helper
+from strongroom.reach.keys import public_of, service_auth_line
 from strongroom.reach.phone import (
     SOCKS_BAD_CLIENT_AUTH,
     SOCKS_MISSING_CLIENT_AUTH,
@@ -160,9 +161,12 @@ async def test_paired_phone_pushes_records_through_the_onion_and_a_keyless_phone
     await phone.close()
     state = phone.state
     assert state.onion == onion and state.onion_auth is not None
-    await asyncio.sleep(0.5)  # the helper's write happens just after `paired`
-    auth_files = list((net.box_dir / "hs" / "authorized_clients").glob("*.auth"))
-    assert [p.name for p in auth_files] == [f"device-{paired.device_id}.auth"]
+    # The helper writes the phone's public key for tor just after `paired`.
+    auth_file = net.box_dir / "hs" / "authorized_clients" / f"device-{paired.device_id}.auth"
+    expected = service_auth_line(public_of(state.onion_auth))
+    await until_true(
+        lambda: auth_file.exists() and auth_file.read_text() == expected, "the .auth file"
+    )
 
     # The phone's tor learns its key (as the app would install it), then the phone
     # leaves the office: the same protocol, through tor.
@@ -261,3 +265,56 @@ async def test_reach_is_off_by_default_turned_on_in_the_web_ui_and_off_from_the_
     )
     assert [row[0] for row in actors] == ["admin", "cli"]
     assert paired.device_id is not None
+
+
+async def test_a_revoked_phone_is_refused_by_noise_and_then_by_tor(
+    net: tornet.TorNet, reach: Reach, running: E2EBox, relay: dict[str, tornet.SocksRelay]
+) -> None:
+    onion = await running.box.reach.turn_on("test")
+    phone, paired = await pair_by_qr(running, "Lost phone", "ines")
+    await phone.close()
+    state = phone.state
+    assert state.onion_auth is not None
+    auth_file = net.box_dir / "hs" / "authorized_clients" / f"device-{paired.device_id}.auth"
+    await until_true(auth_file.exists, "the phone's .auth file")
+    install_client_auth(net.auth_dir("phone"), "strongroom", onion, state.onion_auth)
+    net.reload("phone")
+    await net.forget_onions("phone")
+    remote = await connect_through_tor(net, "phone", relay["phone"].url, state)
+    await remote.push(message("Avant la perte", conv="d-3", sender="ines", n=1))
+    await remote.close()
+
+    code, out = await run_cli("revoke", str(paired.device_id), "--data", str(running.data_dir))
+    assert code == 0, out
+    assert not auth_file.exists()
+    assert "reach.revoke" in running.audit_actions("reach.")
+
+    # Noise layer: the box refuses the phone's key, even through a descriptor still cached.
+    lan = PhoneClient(state, keepalive=False)
+    with pytest.raises(HandshakeRefused):
+        await lan.connect(running.peer_url)
+    await lan.close()
+    # Tor layer: once the box's tor has republished without its key, the phone's tor
+    # cannot even decrypt the descriptor (0xF5: its key is not among the clients).
+    deadline = time.monotonic() + PUBLISH_BUDGET_S
+    seen: list[str] = []
+    while True:
+        await net.forget_onions("phone")
+        failure = await one_attempt(relay["phone"].url, state)
+        seen.append(repr(failure))
+        if isinstance(failure, SocksError) and socks_reply(failure) == SOCKS_BAD_CLIENT_AUTH:
+            break
+        # Meanwhile the old descriptor may still lead to the box, which refuses the key,
+        # or to introduction points that are gone: never to a session.
+        assert isinstance(failure, HandshakeRefused | SocksError | SocksTimeout), failure
+        assert time.monotonic() < deadline, f"tor still accepts the revoked key: {seen}"
+        await asyncio.sleep(3)
+    stored = running.count("SELECT count(*) FROM records WHERE device_id = ?", paired.device_id)
+    assert stored == 1
+
+
+async def until_true(condition: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)

@@ -52,10 +52,27 @@ def cmd_reach(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reach_helper(args: argparse.Namespace) -> int:
+    from strongroom.reach.helper import run_helper
+
+    return run_helper(args)
+
+
+def _helper_arguments(cmd: argparse.ArgumentParser) -> None:
+    from strongroom.reach.helper import add_helper_arguments
+
+    add_helper_arguments(cmd)
+
+
 def _action(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("action", choices=sorted(_ROUTES))
 
 
 COMMANDS: dict[str, Spec] = {
     "reach": Spec(cmd_reach, "remote reach over a Tor onion service: on, off or status", _action),
+    "reach-helper": Spec(
+        cmd_reach_helper,
+        "run the privileged remote-reach helper (strongroom-reach-helper.service runs this)",
+        _helper_arguments,
+    ),
 }

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +137,11 @@ async def call_helper(socket_path: Path, method: str, route: str, body: Any = No
         raise HelperUnavailable(f"the reach helper is unreachable: {exc}") from exc
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="strongroom-reach-helper")
+def add_helper_arguments(parser: argparse.ArgumentParser) -> None:
+    """The appliance's paths by default (Debian's tor@default); see docs/operations.md."""
     parser.add_argument("--socket", type=Path, default=Path("/run/strongroom-reach/helper.sock"))
     parser.add_argument("--hs-dir", type=Path, default=Path("/var/lib/tor/strongroom"))
-    parser.add_argument("--conf", type=Path, default=Path("/etc/tor/strongroom-reach.conf"))
+    parser.add_argument("--conf", type=Path, default=Path("/var/lib/tor/strongroom-reach.conf"))
     parser.add_argument(
         "--onion-socket",
         type=Path,
@@ -149,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tor-pidfile", type=Path, default=Path("/run/tor/tor.pid"))
     parser.add_argument("--tor-control", type=Path, default=Path("/run/tor/control"))
     parser.add_argument("--tor-cookie", type=Path, default=Path("/run/tor/control.authcookie"))
-    args = parser.parse_args(argv)
+
+
+def run_helper(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM/SIGINT (systemd stops it with SIGTERM)."""
     files = TorFiles(
         ServiceConfig(args.hs_dir, args.onion_socket),
         args.conf,
@@ -159,16 +163,23 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         runner = await serve_helper(app, args.socket)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await runner.cleanup()
 
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(run())
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="strongroom-reach-helper")
+    add_helper_arguments(parser)
+    return run_helper(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strongroom.identity.atomic_file import write_atomically
-from strongroom.reach.keys import check_client_name, check_onion, service_auth_line
+from strongroom.reach.keys import (
+    ClientAuthKey,
+    ReachKeyError,
+    check_client_name,
+    check_onion,
+    service_auth_line,
+)
 from strongroom.reach.torrc import ServiceConfig, service_conf
 
 HOSTNAME_WAIT_S = 10.0
+# The .auth file of a key nobody holds (see `enable`); not a valid device name.
+SENTINEL = "no-phone"
 
 
 class ReachHelperError(Exception):
@@ -58,6 +66,12 @@ class TorFiles:
         # tor refuses a HiddenServiceDir readable by others; it makes it if absent.
         self.service.hs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.clients_dir.mkdir(exist_ok=True, mode=0o700)
+        sentinel = self.clients_dir / f"{SENTINEL}.auth"
+        if not sentinel.exists():
+            # With no .auth file at all tor serves the onion to ANYONE (client auth
+            # off), e.g. once the last phone is revoked. A client whose private key
+            # is thrown away at once keeps authorisation on with zero phones.
+            self._write(sentinel, service_auth_line(ClientAuthKey.generate().public_b32))
         self._write(self.conf_path, service_conf(self.service), 0o644)
         self.reload()
         return self.wait_onion()
@@ -87,15 +101,22 @@ class TorFiles:
             time.sleep(0.1)
         return onion
 
+    @staticmethod
+    def _phone_name(name: str) -> None:
+        check_client_name(name)
+        if name == SENTINEL:
+            raise ReachKeyError("that client name is reserved")
+
     def authorize(self, name: str, public_b32: str) -> None:
         """Let one phone (its x25519 public key) reach the service."""
-        check_client_name(name)
+        self._phone_name(name)
         self._write(self.clients_dir / f"{name}.auth", service_auth_line(public_b32))
         self.reload()
 
     def deauthorize(self, name: str) -> bool:
-        """Remove one phone's .auth file; True if it existed. Reloads tor either way."""
-        check_client_name(name)
+        """Remove one phone's .auth file; True if it existed. Reloads tor either way:
+        tor then publishes a descriptor that the removed key can no longer decrypt."""
+        self._phone_name(name)
         path = self.clients_dir / f"{name}.auth"
         existed = path.exists()
         path.unlink(missing_ok=True)
@@ -105,4 +126,4 @@ class TorFiles:
     def clients(self) -> list[str]:
         if not self.clients_dir.is_dir():
             return []
-        return sorted(p.stem for p in self.clients_dir.glob("*.auth"))
+        return sorted(p.stem for p in self.clients_dir.glob("*.auth") if p.stem != SENTINEL)

@@ -1,0 +1,259 @@
+"""Remote reach without a Tor network: formats, the helper's files, the box's onion socket.
+
+Tor itself is replaced here by what it would do at the edges: the helper's
+"reload" is counted instead of signalling tor, tor's `hostname` file is written
+by the test, and a phone reaches the onion socket directly (aiohttp's Unix
+connector) where tor would carry it. Everything else is real: the helper app on
+a Unix socket, a whole BoxRuntime, the web UI, the CLI. The real network is in
+test_reach_tor.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from e2e_helpers import E2EBox, WebAdmin, message, pair_by_qr, prepare_data_dir, start_box
+from strongroom.client import HandshakeRefused, PhoneClient
+from strongroom.reach.helper import call_helper, helper_app, serve_helper
+from strongroom.reach.keys import (
+    ClientAuthKey,
+    ReachKeyError,
+    client_auth_line,
+    public_of,
+    service_auth_line,
+    unb32,
+)
+from strongroom.reach.settings import (
+    ReachSettings,
+    ReachSettingsError,
+    load_settings,
+    save_settings,
+    settings_path,
+)
+from strongroom.reach.tor_files import SENTINEL, TorFiles
+from strongroom.reach.torrc import ServiceConfig, service_conf
+
+ONION = "a" * 56 + ".onion"
+
+
+def test_client_auth_files_are_in_tors_formats() -> None:
+    key = ClientAuthKey.generate()
+    line = service_auth_line(key.public_b32)
+    assert line == f"descriptor:x25519:{key.public_b32}\n" and len(key.public_b32) == 52
+    assert client_auth_line(ONION, key.private_b32) == (
+        f"{'a' * 56}:descriptor:x25519:{key.private_b32}\n"
+    )
+    assert public_of(key.private_b32) == key.public_b32
+    for bad in ("", "a" * 52, "A" * 51, "A" * 51 + "1", key.public_b32[:-1] + "B"):
+        with pytest.raises(ReachKeyError):
+            unb32(bad)
+    with pytest.raises(ReachKeyError):
+        client_auth_line("example.com", key.private_b32)
+
+
+def test_service_conf_targets_a_unix_socket_with_limits_and_pow(tmp_path: Path) -> None:
+    conf = service_conf(ServiceConfig(tmp_path / "hs", tmp_path / "peer.sock"))
+    assert f"HiddenServiceDir {tmp_path / 'hs'}\n" in conf
+    assert f"HiddenServicePort 80 unix:{tmp_path / 'peer.sock'}\n" in conf
+    assert "HiddenServiceMaxStreams 4\nHiddenServiceMaxStreamsCloseCircuit 1\n" in conf
+    assert "HiddenServicePoWDefensesEnabled 1\n" in conf
+    assert "HiddenService" not in service_conf(None)
+    with pytest.raises(ValueError):
+        service_conf(ServiceConfig(tmp_path / "a b", tmp_path / "peer.sock"))
+
+
+def test_reach_is_off_without_a_settings_file_and_bad_files_are_refused(tmp_path: Path) -> None:
+    assert load_settings(tmp_path) == ReachSettings()
+    assert not ReachSettings().enabled
+    mine = ReachSettings(True, onion_socket=tmp_path / "o.sock", helper_socket=tmp_path / "h")
+    save_settings(tmp_path, mine)
+    assert load_settings(tmp_path) == mine
+    for text in ("{", '{"enabled": "yes"}', '{"other": 1}', '{"onion_socket": "relative"}'):
+        settings_path(tmp_path).write_text(text)
+        with pytest.raises(ReachSettingsError):
+            load_settings(tmp_path)
+
+
+class CountingReload:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+def tor_files(tmp_path: Path) -> tuple[TorFiles, CountingReload]:
+    reload = CountingReload()
+    hs = tmp_path / "hs"
+    hs.mkdir(mode=0o700)
+    (hs / "hostname").write_text(ONION + "\n")  # what tor writes when it makes the key
+    files = TorFiles(ServiceConfig(hs, tmp_path / "peer.sock"), tmp_path / "reach.conf", reload)
+    return files, reload
+
+
+def test_the_service_is_never_left_without_client_authorisation(tmp_path: Path) -> None:
+    files, reload = tor_files(tmp_path)
+    assert files.enable() == ONION and files.enabled() and reload.count == 1
+    # tor serves an onion with an empty authorized_clients/ to anyone: a key that
+    # nobody holds keeps authorisation on before the first and after the last phone.
+    sentinel = files.clients_dir / f"{SENTINEL}.auth"
+    assert sentinel.read_text().startswith("descriptor:x25519:")
+    assert files.clients() == []
+    key = ClientAuthKey.generate()
+    files.authorize("device-7", key.public_b32)
+    assert files.clients() == ["device-7"] and reload.count == 2
+    assert files.deauthorize("device-7") and reload.count == 3
+    assert files.clients() == [] and sentinel.exists()
+    for name in (SENTINEL, "../x", "Device-7", ""):
+        with pytest.raises(ValueError):
+            files.deauthorize(name)
+    assert sentinel.exists()
+    files.disable()
+    assert not files.enabled() and (files.service.hs_dir / "hs_ed25519_secret_key").parent.exists()
+
+
+async def test_the_helper_refuses_bad_names_and_keys_and_writes_nothing(tmp_path: Path) -> None:
+    files, reload = tor_files(tmp_path)
+    files.enable()
+    runner = await serve_helper(helper_app(files, None), tmp_path / "helper.sock")
+    try:
+        sock = tmp_path / "helper.sock"
+        connector = aiohttp.UnixConnector(path=str(sock))
+        async with aiohttp.ClientSession(connector=connector) as http:
+            for name, body in (
+                ("..", {"public": ClientAuthKey.generate().public_b32}),
+                ("device-1", {"public": "not a key"}),
+                ("device-1", {"public": 5}),
+                (SENTINEL, {"public": ClientAuthKey.generate().public_b32}),
+            ):
+                async with http.put(f"http://helper/clients/{name}", json=body) as response:
+                    assert response.status in (400, 404), (name, body)
+        assert files.clients() == [] and reload.count == 1
+        status = await call_helper(sock, "GET", "/status")
+        assert status == {"enabled": True, "onion": ONION, "clients": [], "tor": None}
+    finally:
+        await runner.cleanup()
+
+
+# -- the whole box, with a stand-in for tor's transport -----------------------------------------
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, TorFiles]]:
+    files, _ = tor_files(tmp_path)
+    helper_socket = tmp_path / "helper.sock"
+    runner = await serve_helper(helper_app(files, None), helper_socket)
+    config = await prepare_data_dir(tmp_path / "box")
+    save_settings(
+        config.data_dir,
+        ReachSettings(False, onion_socket=files.service.onion_socket, helper_socket=helper_socket),
+    )
+    box = await start_box(config)
+    yield box, files
+    await box.stop()
+    await runner.cleanup()
+
+
+async def cli(*argv: str) -> tuple[int, str]:
+    from strongroom.cli import main
+
+    out = io.StringIO()
+
+    def run() -> int:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            return main(list(argv))
+
+    return await asyncio.to_thread(run), out.getvalue()
+
+
+def through_onion_socket(path: Path) -> aiohttp.ClientSession:
+    """Where tor would carry the phone: straight to the socket HiddenServicePort targets."""
+    return aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path)))
+
+
+async def test_reach_on_serves_phones_and_only_phones_on_the_onion_socket(
+    running: tuple[E2EBox, TorFiles],
+) -> None:
+    box, files = running
+    socket = files.service.onion_socket
+    assert not socket.exists()  # off by default: nothing listens for tor
+    code, out = await cli("reach", "on", "--data", str(box.data_dir))
+    assert code == 0 and f"onion address: {ONION}" in out and "remote reach: on" in out
+    assert socket.exists() and files.enabled()
+
+    phone, paired = await pair_by_qr(box, "Claire's phone", "claire")
+    await phone.close()
+    assert phone.state.onion == ONION and phone.state.onion_auth is not None
+    await asyncio.sleep(0.2)  # the helper authorises the key just after `paired`
+    assert files.clients() == [f"device-{paired.device_id}"]
+    auth = (files.clients_dir / f"device-{paired.device_id}.auth").read_text()
+    assert auth == service_auth_line(public_of(phone.state.onion_auth))
+
+    async with through_onion_socket(socket) as http:
+        remote = PhoneClient(phone.state, http=http, keepalive=False)
+        await remote.connect(f"ws://{ONION}/peer")
+        ack = await remote.push(message("Depuis la gare", conv="c-1", sender="claire", n=1))
+        assert ack.log_index >= 0 and not ack.duplicate
+        await remote.close()
+        # The web UI is not on the onion: only /peer is.
+        for path in ("/login", "/dashboard", "/reach", "/static/style.css"):
+            async with http.get(f"http://{ONION}{path}", allow_redirects=False) as response:
+                assert response.status == 404, path
+
+        code, out = await cli("revoke", str(paired.device_id), "--data", str(box.data_dir))
+        assert code == 0 and files.clients() == []
+        again = PhoneClient(phone.state, http=http, keepalive=False)
+        with pytest.raises(HandshakeRefused):
+            await again.connect(f"ws://{ONION}/peer")
+        await again.close()
+    assert box.audit_actions("reach.") == ["reach.on", "reach.grant", "reach.revoke"]
+
+
+async def test_a_helper_that_does_not_answer_is_a_clear_error_and_nothing_changes(
+    running: tuple[E2EBox, TorFiles], tmp_path: Path
+) -> None:
+    box, files = running
+    (tmp_path / "helper.sock").unlink()  # the helper's unit is stopped
+    admin = WebAdmin(box.url)
+    try:
+        await admin.login()
+        status, _, location = await admin.post_form("/reach/on", {}, form_page="/reach")
+        assert status == 303 and location == "/reach"
+        status, page = await admin.get("/reach")
+        assert status == 200 and "strongroom-reach-helper installed and running" in page
+        assert 'id="reach-state">off<' in page
+    finally:
+        await admin.close()
+    code, out = await cli("reach", "on", "--data", str(box.data_dir))
+    assert code == 1 and "helper is unreachable" in out
+    assert not load_settings(box.data_dir).enabled and not files.service.onion_socket.exists()
+    assert box.audit_actions("reach.") == []
+    # The box itself carries on: phones on the LAN still pair and push, without reach.
+    phone, _ = await pair_by_qr(box, "Hugo's phone", "hugo")
+    assert phone.state.onion is None
+    await phone.push(message("Au bureau", conv="c-2", sender="hugo", n=1))
+    await phone.close()
+
+
+def test_the_helper_unit_runs_as_tor_with_no_network_and_the_cli_starts_it() -> None:
+    unit = Path(__file__).resolve().parents[1] / "systemd" / "strongroom-reach-helper.service"
+    lines = {
+        line.partition("=")[0]: line.partition("=")[2]
+        for line in unit.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    assert lines["ExecStart"] == "/opt/strongroom/venv/bin/strongroom reach-helper"
+    assert lines["User"] == "debian-tor" and lines["Group"] == "strongroom"
+    assert lines["PrivateNetwork"] == "yes" and lines["IPAddressDeny"] == "any"
+    assert lines["RestrictAddressFamilies"] == "AF_UNIX" and lines["CapabilityBoundingSet"] == ""
+    from strongroom.cli import build_parser
+
+    args = build_parser().parse_args(["reach-helper", "--socket", "/tmp/h.sock"])
+    assert args.socket == Path("/tmp/h.sock") and args.hs_dir == Path("/var/lib/tor/strongroom")
