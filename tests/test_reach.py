@@ -257,3 +257,22 @@ def test_the_helper_unit_runs_as_tor_with_no_network_and_the_cli_starts_it() -> 
 
     args = build_parser().parse_args(["reach-helper", "--socket", "/tmp/h.sock"])
     assert args.socket == Path("/tmp/h.sock") and args.hs_dir == Path("/var/lib/tor/strongroom")
+
+
+async def test_the_phone_cli_says_when_it_has_no_remote_reach(
+    running: tuple[E2EBox, TorFiles], tmp_path: Path
+) -> None:
+    box, _ = running  # reach is off: the phone is paired without an onion key
+    phone, _ = await pair_by_qr(box, "Paul's phone", "paul")
+    await phone.close()
+    state_file = tmp_path / "paul.json"
+    phone.state.save(state_file)
+    base = ("phone", "--state", str(state_file))
+    code, out = await cli(*base, "--tor", "socks5://127.0.0.1:9", "send", "x", "--conv", "c")
+    assert code == 1 and "pair again while remote reach is on" in out
+    code, out = await cli(*base, "tor-key", str(tmp_path / "auth"))
+    assert code == 1 and "no remote-reach key" in out
+    assert not (tmp_path / "auth").exists()
+    # Without --tor the phone still uses the LAN, as before.
+    code, out = await cli(*base, "send", "Au bureau", "--conv", "c")
+    assert code == 0 and "proof verified" in out

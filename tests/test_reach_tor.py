@@ -215,6 +215,7 @@ async def test_reach_is_off_by_default_turned_on_in_the_web_ui_and_off_from_the_
     net: tornet.TorNet, reach: Reach, running: E2EBox, relay: dict[str, tornet.SocksRelay]
 ) -> None:
     data = str(running.data_dir)
+    auth_dir = str(net.auth_dir("phone"))
     reach.files.disable()  # whatever an earlier test left: the appliance starts off
     admin = WebAdmin(running.url)
     try:
@@ -235,14 +236,21 @@ async def test_reach_is_off_by_default_turned_on_in_the_web_ui_and_off_from_the_
         phone, paired = await pair_by_qr(running, "Hugo's phone", "hugo")
         await phone.close()
         assert phone.state.onion == onion and phone.state.onion_auth is not None
-        await asyncio.sleep(0.5)
-        install_client_auth(net.auth_dir("phone"), "strongroom", onion, phone.state.onion_auth)
+        state_file = running.data_dir.parent / "hugo.json"
+        phone.state.save(state_file)
+        # The phone's side, from the reference client's CLI: give tor the key, then send.
+        code, out = await run_cli("phone", "--state", str(state_file), "tor-key", auth_dir)
+        assert code == 0 and "reload tor" in out
         net.reload("phone")
         await net.forget_onions("phone")
         remote = await connect_through_tor(net, "phone", relay["phone"].url, phone.state)
         ack = await remote.push(message("Depuis le tribunal", conv="d-9", sender="hugo", n=1))
         assert not ack.duplicate
         await remote.close()
+        tor = ("phone", "--state", str(state_file), "--tor", relay["phone"].url)
+        code, out = await run_cli(*tor, "send", "Audience terminée", "--conv", "d-9")
+        assert code == 0 and "proof verified" in out, out
+        assert DeviceState.load(state_file).url == running.peer_url  # the LAN stays default
         # Once a phone got through, tor has published the descriptor: the page says so.
         status, page = await admin.get("/reach")
         assert "tor connected to the Tor network" in page and ">100 %<" in page
