@@ -11,15 +11,25 @@ test_reach_tor.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from e2e_helpers import E2EBox, WebAdmin, message, pair_by_qr, prepare_data_dir, start_box
+from e2e_helpers import (
+    E2EBox,
+    WebAdmin,
+    message,
+    pair_by_qr,
+    prepare_data_dir,
+    start_box,
+    until,
+)
 from strongroom.client import HandshakeRefused, PhoneClient
 from strongroom.reach.helper import call_helper, helper_app, serve_helper
 from strongroom.reach.keys import (
@@ -37,7 +47,7 @@ from strongroom.reach.settings import (
     save_settings,
     settings_path,
 )
-from strongroom.reach.tor_files import SENTINEL, TorFiles
+from strongroom.reach.tor_files import SENTINEL, ReachHelperError, TorFiles
 from strongroom.reach.torrc import ServiceConfig, service_conf
 
 ONION = "a" * 56 + ".onion"
@@ -81,21 +91,40 @@ def test_reach_is_off_without_a_settings_file_and_bad_files_are_refused(tmp_path
             load_settings(tmp_path)
 
 
-class CountingReload:
-    def __init__(self) -> None:
-        self.count = 0
+class TorStandIn:
+    """What tor does on SIGHUP that the helper relies on: count it, and make the
+    service's key (its `hostname`) when the configuration names a service without one."""
+
+    def __init__(self, hs: Path, conf: Path) -> None:
+        self.hs, self.conf, self.count = hs, conf, 0
 
     def __call__(self) -> None:
         self.count += 1
+        hostname = self.hs / "hostname"
+        if "HiddenServiceDir" in self.conf.read_text() and not hostname.exists():
+            hostname.write_text(base64.b32encode(os.urandom(35)).decode().lower() + ".onion\n")
 
 
-def tor_files(tmp_path: Path) -> tuple[TorFiles, CountingReload]:
-    reload = CountingReload()
+def tor_files(tmp_path: Path) -> tuple[TorFiles, TorStandIn]:
     hs = tmp_path / "hs"
     hs.mkdir(mode=0o700)
-    (hs / "hostname").write_text(ONION + "\n")  # what tor writes when it makes the key
+    (hs / "hostname").write_text(ONION + "\n")  # the key tor made when first asked
+    reload = TorStandIn(hs, tmp_path / "reach.conf")
     files = TorFiles(ServiceConfig(hs, tmp_path / "peer.sock"), tmp_path / "reach.conf", reload)
     return files, reload
+
+
+def test_rotating_gives_a_new_address_and_keeps_client_authorisation(tmp_path: Path) -> None:
+    files, _ = tor_files(tmp_path)
+    with pytest.raises(ReachHelperError):
+        files.rotate()  # off: nothing to rotate, nothing touched
+    assert (files.service.hs_dir / "hostname").read_text().strip() == ONION
+    files.enable()
+    files.authorize("device-3", ClientAuthKey.generate().public_b32)
+    new = files.rotate()
+    assert new != ONION and files.onion() == new and files.enabled()
+    assert files.clients() == ["device-3"]
+    assert (files.clients_dir / f"{SENTINEL}.auth").exists()
 
 
 def test_the_service_is_never_left_without_client_authorisation(tmp_path: Path) -> None:
@@ -191,8 +220,8 @@ async def test_reach_on_serves_phones_and_only_phones_on_the_onion_socket(
     phone, paired = await pair_by_qr(box, "Claire's phone", "claire")
     await phone.close()
     assert phone.state.onion == ONION and phone.state.onion_auth is not None
-    await asyncio.sleep(0.2)  # the helper authorises the key just after `paired`
-    assert files.clients() == [f"device-{paired.device_id}"]
+    # The helper authorises the key just after `paired`.
+    await until(lambda: files.clients() == [f"device-{paired.device_id}"], what="the .auth file")
     auth = (files.clients_dir / f"device-{paired.device_id}.auth").read_text()
     assert auth == service_auth_line(public_of(phone.state.onion_auth))
 
@@ -209,11 +238,31 @@ async def test_reach_on_serves_phones_and_only_phones_on_the_onion_socket(
 
         code, out = await cli("revoke", str(paired.device_id), "--data", str(box.data_dir))
         assert code == 0 and files.clients() == []
+        code, out = await cli("reach", "rotate", "--data", str(box.data_dir))
+        assert code == 0 and ONION not in out and f"onion address: {files.onion()}" in out
         again = PhoneClient(phone.state, http=http, keepalive=False)
         with pytest.raises(HandshakeRefused):
             await again.connect(f"ws://{ONION}/peer")
         await again.close()
-    assert box.audit_actions("reach.") == ["reach.on", "reach.grant", "reach.revoke"]
+    admin = WebAdmin(box.url)
+    try:
+        await admin.login()
+        before = files.onion()
+        status, _, location = await admin.post_form("/reach/rotate", {}, form_page="/reach")
+        assert status == 303 and location == "/reach"
+        status, page = await admin.get("/reach")
+        assert status == 200
+        assert "The box has a new onion address: pair the phones again." in page
+        assert files.onion() != before and f'id="reach-onion">{files.onion()}<' in page
+    finally:
+        await admin.close()
+    assert box.audit_actions("reach.") == [
+        "reach.on",
+        "reach.grant",
+        "reach.revoke",
+        "reach.rotate",
+        "reach.rotate",
+    ]
 
 
 async def test_a_helper_that_does_not_answer_is_a_clear_error_and_nothing_changes(

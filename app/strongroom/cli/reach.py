@@ -1,4 +1,4 @@
-"""`strongroom reach on|off|status`: remote reach over a Tor onion service (off by default).
+"""`strongroom reach on|off|status|rotate`: remote reach over a Tor onion service (off by default).
 
 Talks to the running box (its control socket): the box asks the privileged
 helper to change tor's configuration, listens (or stops) on the onion socket,
@@ -14,7 +14,12 @@ from typing import Any
 
 from strongroom.cli.common import Spec, box_config
 
-_ROUTES = {"on": ("POST", "/reach/on"), "off": ("POST", "/reach/off"), "status": ("GET", "/reach")}
+_ROUTES = {
+    "on": ("POST", "/reach/on"),
+    "off": ("POST", "/reach/off"),
+    "rotate": ("POST", "/reach/rotate"),
+    "status": ("GET", "/reach"),
+}
 
 
 def describe(status: dict[str, Any]) -> str:
@@ -69,7 +74,11 @@ def _action(cmd: argparse.ArgumentParser) -> None:
 
 
 COMMANDS: dict[str, Spec] = {
-    "reach": Spec(cmd_reach, "remote reach over a Tor onion service: on, off or status", _action),
+    "reach": Spec(
+        cmd_reach,
+        "remote reach over Tor: on, off, status, or rotate (a new onion address)",
+        _action,
+    ),
     "reach-helper": Spec(
         cmd_reach_helper,
         "run the privileged remote-reach helper (strongroom-reach-helper.service runs this)",

@@ -2,10 +2,11 @@
 
 The box's service is unprivileged and has no business writing tor's
 configuration; this helper (its own hardened unit, running as tor's user) does
-exactly five things, asked over a Unix socket only the box's group can open:
+exactly six things, asked over a Unix socket only the box's group can open:
 
     POST   /enable              turn the onion service on, answer its address
     POST   /disable             turn it off (the keys stay: same address next time)
+    POST   /rotate              new service keys, so a new onion address
     PUT    /clients/<name>      {"public": <x25519 base32>}: authorise one phone
     DELETE /clients/<name>      remove one phone's .auth file
     GET    /status              enabled, address, clients, tor's bootstrap/descriptor
@@ -48,6 +49,10 @@ def helper_app(files: TorFiles, control: TorControl | None) -> web.Application:
     @routes.post("/enable")
     async def enable(_request: web.Request) -> web.Response:
         return await guarded(lambda: {"onion": files.enable()})
+
+    @routes.post("/rotate")
+    async def rotate(_request: web.Request) -> web.Response:
+        return await guarded(lambda: {"onion": files.rotate()})
 
     @routes.post("/disable")
     async def disable(_request: web.Request) -> web.Response:

@@ -90,6 +90,14 @@ class BoxReach:
         save_settings(self.data_dir, self.settings)
         await self._audit(actor, "reach.off", self.onion or "", None)
 
+    async def rotate(self, actor: str) -> str:
+        """A new onion address; phones must be paired again to learn it. Audited."""
+        old = self.onion or ""
+        answer = await self._helper("POST", "/rotate")
+        self.onion = check_onion(str(answer["onion"]))
+        await self._audit(actor, "reach.rotate", self.onion, {"previous": old})
+        return self.onion
+
     async def status(self) -> dict[str, Any]:
         """What the settings page and `strongroom reach status` show."""
         view: dict[str, Any] = {

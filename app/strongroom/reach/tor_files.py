@@ -81,6 +81,22 @@ class TorFiles:
         self._write(self.conf_path, service_conf(None), 0o644)
         self.reload()
 
+    def rotate(self) -> str:
+        """A new onion address (the old one leaked, or is flooded): the service's keys are
+        thrown away and tor makes new ones. Phones keep their client keys but must be
+        paired again to learn the new address. Only while the service is on."""
+        if not self.enabled():
+            raise ReachHelperError("turn remote reach on before changing its address")
+        old = self.onion()
+        self._write(self.conf_path, service_conf(None), 0o644)
+        self.reload()
+        for name in ("hostname", "hs_ed25519_public_key", "hs_ed25519_secret_key"):
+            (self.service.hs_dir / name).unlink(missing_ok=True)
+        onion = self.enable()
+        if onion == old:
+            raise ReachHelperError("tor kept the old address")
+        return onion
+
     def enabled(self) -> bool:
         try:
             return "HiddenServiceDir" in self.conf_path.read_text(encoding="utf-8")

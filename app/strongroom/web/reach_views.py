@@ -33,7 +33,14 @@ async def reach_page(request: web.Request) -> web.StreamResponse:
     return render(request, "reach.html", {"reach": status})
 
 
-async def _switch(request: web.Request, on: bool) -> web.StreamResponse:
+DONE = {
+    "on": "Remote reach is on.",
+    "off": "Remote reach is off.",
+    "rotate": "The box has a new onion address: pair the phones again.",
+}
+
+
+async def _switch(request: web.Request, action: str) -> web.StreamResponse:
     session = session_of(request)
     reach = state_of(request).box.reach
     if reach is None:
@@ -41,25 +48,33 @@ async def _switch(request: web.Request, on: bool) -> web.StreamResponse:
         raise web.HTTPSeeOther("/reach")
     actor = session.username or "admin"
     try:
-        if on:
+        if action == "on":
             await reach.turn_on(actor)
-        else:
+        elif action == "off":
             await reach.turn_off(actor)
+        else:
+            await reach.rotate(actor)
     except HelperUnavailable as exc:
-        log.error("remote reach could not be switched %s: %s", "on" if on else "off", exc)
+        log.error("remote reach: %s failed: %s", action, exc)
         session.flash("error", HELPER_DOWN)
         raise web.HTTPSeeOther("/reach") from None
-    session.flash("success", "Remote reach is on." if on else "Remote reach is off.")
+    session.flash("success", DONE[action])
     raise web.HTTPSeeOther("/reach")
 
 
 @routes.post("/reach/on")
 @require_role(ADMIN)
 async def reach_on(request: web.Request) -> web.StreamResponse:
-    return await _switch(request, True)
+    return await _switch(request, "on")
 
 
 @routes.post("/reach/off")
 @require_role(ADMIN)
 async def reach_off(request: web.Request) -> web.StreamResponse:
-    return await _switch(request, False)
+    return await _switch(request, "off")
+
+
+@routes.post("/reach/rotate")
+@require_role(ADMIN)
+async def reach_rotate(request: web.Request) -> web.StreamResponse:
+    return await _switch(request, "rotate")
