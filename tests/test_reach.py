@@ -164,7 +164,12 @@ async def test_the_helper_refuses_bad_names_and_keys_and_writes_nothing(tmp_path
             ):
                 async with http.put(f"http://helper/clients/{name}", json=body) as response:
                     assert response.status in (400, 404), (name, body)
+            # A "kept key" that is not a tor key file is refused, and nothing replaced.
+            for body in ({"key": "bm90IGEga2V5"}, {"key": 3}, {}):
+                async with http.put("http://helper/key", json=body) as response:
+                    assert response.status == 400, body
         assert files.clients() == [] and reload.count == 1
+        assert not (files.service.hs_dir / "hs_ed25519_secret_key").exists()
         status = await call_helper(sock, "GET", "/status")
         assert status == {"enabled": True, "onion": ONION, "clients": [], "tor": None}
     finally:

@@ -22,6 +22,7 @@ import pytest
 import tornet
 from e2e_helpers import E2EBox, WebAdmin, message, pair_by_qr, prepare_data_dir, start_box
 from strongroom.client import DeviceState, HandshakeRefused, PhoneClient
+from strongroom.reach.archived_key import decode_key
 from strongroom.reach.helper import helper_app, serve_helper
 from strongroom.reach.keys import public_of, service_auth_line
 from strongroom.reach.phone import (
@@ -326,3 +327,18 @@ async def until_true(condition: Callable[[], bool], what: str, timeout_s: float 
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+async def test_the_onion_key_lives_in_the_archive_so_a_rebuilt_box_keeps_its_address(
+    net: tornet.TorNet, reach: Reach, running: E2EBox
+) -> None:
+    onion = await running.box.reach.turn_on("test")
+    kept = running.query("SELECT value FROM settings WHERE key = 'reach_onion_key'")
+    hs = net.box_dir / "hs"
+    assert kept and decode_key(kept[0][0]) == (hs / "hs_ed25519_secret_key").read_bytes()
+    await running.box.reach.turn_off("test")
+    # A new Pi restored from the encrypted backup: tor has no key for the service.
+    for name in ("hostname", "hs_ed25519_secret_key", "hs_ed25519_public_key"):
+        (hs / name).unlink()
+    assert await running.box.reach.turn_on("test") == onion
+    assert (hs / "hostname").read_text().strip() == onion  # tor derived it from the kept key

@@ -221,6 +221,7 @@ class BoxRuntime:
 
     def _reach(self) -> Any:
         """Remote reach over Tor (off by default): see strongroom.reach."""
+        from strongroom.reach.archived_key import ArchivedKey
         from strongroom.reach.service import BoxReach
 
         return BoxReach(
@@ -228,6 +229,7 @@ class BoxRuntime:
             self._peer_endpoint,
             header_deadline_s=self.config.limits.handshake_timeout_s,
             audit=self.box.audit,
+            key_keeper=ArchivedKey(self.box),
         )
 
     @web.middleware

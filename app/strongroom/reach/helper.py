@@ -2,11 +2,12 @@
 
 The box's service is unprivileged and has no business writing tor's
 configuration; this helper (its own hardened unit, running as tor's user) does
-exactly six things, asked over a Unix socket only the box's group can open:
+exactly these things, asked over a Unix socket only the box's group can open:
 
     POST   /enable              turn the onion service on, answer its address
     POST   /disable             turn it off (the keys stay: same address next time)
     POST   /rotate              new service keys, so a new onion address
+    GET    /key, PUT /key       the service's secret key, kept in the box's archive
     PUT    /clients/<name>      {"public": <x25519 base32>}: authorise one phone
     DELETE /clients/<name>      remove one phone's .auth file
     GET    /status              enabled, address, clients, tor's bootstrap/descriptor
@@ -28,6 +29,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from strongroom.reach.archived_key import decode_key, encode_key
 from strongroom.reach.keys import ReachKeyError
 from strongroom.reach.tor_control import TorControl, TorControlError
 from strongroom.reach.tor_files import ReachHelperError, TorFiles, sighup_from_pidfile
@@ -49,6 +51,20 @@ def helper_app(files: TorFiles, control: TorControl | None) -> web.Application:
     @routes.post("/enable")
     async def enable(_request: web.Request) -> web.Response:
         return await guarded(lambda: {"onion": files.enable()})
+
+    @routes.get("/key")
+    async def get_key(_request: web.Request) -> web.Response:
+        data = files.secret_key()
+        return web.json_response({"key": None if data is None else encode_key(data)})
+
+    @routes.put("/key")
+    async def put_key(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            data = decode_key(str(body["key"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            return web.json_response({"error": f"expected {{'key': ...}}: {exc}"}, status=400)
+        return await guarded(lambda: files.install_key(data))
 
     @routes.post("/rotate")
     async def rotate(_request: web.Request) -> web.Response:

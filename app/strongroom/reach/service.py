@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from strongroom.reach.helper import HelperUnavailable, call_helper
 from strongroom.reach.keys import ClientAuthKey, check_onion, device_client_name
@@ -23,6 +23,14 @@ from strongroom.reach.settings import ReachSettings, load_settings, save_setting
 log = logging.getLogger(__name__)
 
 Audit = Callable[[str, str, str, dict[str, Any] | None], Awaitable[None]]
+
+
+class KeyKeeper(Protocol):
+    """Where the box keeps the onion service's secret key (reach.archived_key)."""
+
+    async def load(self) -> str | None: ...
+
+    async def store(self, value: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,13 @@ class ReachGrant:
 
 class BoxReach:
     def __init__(
-        self, data_dir: Path, endpoint: Endpoint, *, header_deadline_s: float, audit: Audit
+        self,
+        data_dir: Path,
+        endpoint: Endpoint,
+        *,
+        header_deadline_s: float,
+        audit: Audit,
+        key_keeper: KeyKeeper | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.settings: ReachSettings = load_settings(data_dir)
@@ -46,6 +60,7 @@ class BoxReach:
             self.settings.onion_socket, endpoint, header_deadline_s=header_deadline_s
         )
         self._audit = audit
+        self._keeper = key_keeper
         self.onion: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -73,9 +88,17 @@ class BoxReach:
         await self.listener.stop()
 
     async def turn_on(self, actor: str) -> str:
-        """Ask the helper to publish the onion service, then listen; audited."""
+        """Ask the helper to publish the onion service, then listen; audited.
+
+        The service's secret key lives in the archive too (so in its encrypted
+        backups): a restored box puts it back first and keeps its address."""
+        kept = await self._keeper.load() if self._keeper is not None else None
+        current = (await self._helper("GET", "/key")).get("key")
+        if kept is not None and kept != current:
+            await self._helper("PUT", "/key", {"key": kept})
         answer = await self._helper("POST", "/enable")
         self.onion = check_onion(str(answer["onion"]))
+        await self._keep_key()
         await self.listener.start()
         self.settings = self.settings.with_enabled(True)
         save_settings(self.data_dir, self.settings)
@@ -95,8 +118,16 @@ class BoxReach:
         old = self.onion or ""
         answer = await self._helper("POST", "/rotate")
         self.onion = check_onion(str(answer["onion"]))
+        await self._keep_key()
         await self._audit(actor, "reach.rotate", self.onion, {"previous": old})
         return self.onion
+
+    async def _keep_key(self) -> None:
+        if self._keeper is None:
+            return
+        key = (await self._helper("GET", "/key")).get("key")
+        if isinstance(key, str) and key != await self._keeper.load():
+            await self._keeper.store(key)
 
     async def status(self) -> dict[str, Any]:
         """What the settings page and `strongroom reach status` show."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strongroom.identity.atomic_file import write_atomically
+from strongroom.reach.archived_key import check_key_file
 from strongroom.reach.keys import (
     ClientAuthKey,
     ReachKeyError,
@@ -59,7 +60,25 @@ class TorFiles:
 
     def _write(self, path: Path, text: str, mode: int = 0o600) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomically(path, text.encode("utf-8"), mode)
+        # latin-1 round-trips the raw bytes of a key file; config text is ASCII.
+        write_atomically(path, text.encode("latin-1"), mode)
+
+    def secret_key(self) -> bytes | None:
+        """tor's hs_ed25519_secret_key file, for the box to keep in its (encrypted) archive."""
+        try:
+            return check_key_file((self.service.hs_dir / "hs_ed25519_secret_key").read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def install_key(self, data: bytes) -> None:
+        """Put back a kept secret key (a restored box): tor derives the address from it."""
+        check_key_file(data)
+        if self.enabled():
+            raise ReachHelperError("turn remote reach off before putting back a key")
+        self.service.hs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in ("hostname", "hs_ed25519_public_key"):
+            (self.service.hs_dir / name).unlink(missing_ok=True)
+        self._write(self.service.hs_dir / "hs_ed25519_secret_key", data.decode("latin-1"))
 
     def enable(self) -> str:
         """Turn the onion service on; the onion address once tor has made its key."""
