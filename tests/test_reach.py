@@ -330,3 +330,22 @@ async def test_the_phone_cli_says_when_it_has_no_remote_reach(
     # Without --tor the phone still uses the LAN, as before.
     code, out = await cli(*base, "send", "Au bureau", "--conv", "c")
     assert code == 0 and "proof verified" in out
+
+
+async def test_a_damaged_reach_file_leaves_the_box_running_with_reach_off(tmp_path: Path) -> None:
+    config = await prepare_data_dir(tmp_path / "box")
+    settings_path(config.data_dir).write_text('{"enabled": tru')
+    box = await start_box(config)
+    try:
+        assert box.box.peers is not None  # the box serves phones as usual
+        code, out = await cli("reach", "status", "--data", str(config.data_dir))
+        assert code == 0 and "remote reach: off" in out and "reach.json" in out
+        admin = WebAdmin(box.url)
+        try:
+            await admin.login()
+            status, page = await admin.get("/reach")
+            assert status == 200 and 'id="reach-problem"' in page
+        finally:
+            await admin.close()
+    finally:
+        await box.stop()

@@ -55,6 +55,8 @@ RunAsDaemon 0
 ShutdownWaitLength 0
 ClientUseIPv6 0
 ContactInfo test@strongroom.invalid
+# Exit when the test process is gone, even if it was killed before stopping us.
+__OwningControllerProcess {owner}
 {dirauths}
 """
 
@@ -207,7 +209,7 @@ class TorNet:
         )
 
         def common(name: str) -> str:
-            return _COMMON.format(dir=self.root / name, dirauths=dirauths)
+            return _COMMON.format(dir=self.root / name, dirauths=dirauths, owner=os.getpid())
 
         for i in range(AUTHORITIES):
             name = f"auth{i}"

@@ -28,8 +28,10 @@ def describe(status: dict[str, Any]) -> str:
     if status.get("onion"):
         lines.append(f"onion address: {status['onion']}")
     lines.append(f"phones with a key: {status.get('clients', 0)}")
+    if status.get("problem"):
+        lines.append(f"problem: {status['problem']}")
     if not status.get("helper"):
-        lines.append(f"helper: not answering ({status.get('problem', '')})")
+        lines.append("helper: not answering")
     tor = status.get("tor")
     if isinstance(tor, dict) and "error" in tor:
         lines.append(f"tor: not answering ({tor['error']})")

@@ -18,7 +18,12 @@ from typing import Any, Protocol
 from strongroom.reach.helper import HelperUnavailable, call_helper
 from strongroom.reach.keys import ClientAuthKey, check_onion, device_client_name
 from strongroom.reach.listener import Endpoint, OnionListener
-from strongroom.reach.settings import ReachSettings, load_settings, save_settings
+from strongroom.reach.settings import (
+    ReachSettings,
+    ReachSettingsError,
+    load_settings,
+    save_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +60,13 @@ class BoxReach:
         key_keeper: KeyKeeper | None = None,
     ) -> None:
         self.data_dir = data_dir
-        self.settings: ReachSettings = load_settings(data_dir)
+        # A damaged reach.json must not stop the box: reach stays off and says why.
+        self.problem: str | None = None
+        try:
+            self.settings: ReachSettings = load_settings(data_dir)
+        except ReachSettingsError as exc:
+            log.error("remote reach stays off: %s", exc)
+            self.settings, self.problem = ReachSettings(), str(exc)
         self.listener = OnionListener(
             self.settings.onion_socket, endpoint, header_deadline_s=header_deadline_s
         )
@@ -75,7 +86,12 @@ class BoxReach:
         """At boot: listen for tor if reach was left on (tor keeps its own configuration)."""
         if not self.enabled:
             return
-        await self.listener.start()
+        try:
+            await self.listener.start()
+        except OSError as exc:  # the socket's directory is missing or not ours
+            self.problem = f"cannot listen on {self.settings.onion_socket}: {exc}"
+            log.error("remote reach: %s", self.problem)
+            return
         try:
             self.onion = check_onion(str((await self._helper("GET", "/status"))["onion"]))
         except (HelperUnavailable, ValueError) as exc:
@@ -138,12 +154,13 @@ class BoxReach:
             "helper": True,
             "tor": None,
             "clients": 0,
+            "problem": self.problem,
         }
         try:
             helper = await self._helper("GET", "/status")
         except HelperUnavailable as exc:
             view["helper"] = False
-            view["problem"] = str(exc)
+            view["problem"] = "; ".join(p for p in (self.problem, str(exc)) if p)
             return view
         view["onion"] = helper.get("onion") or self.onion
         view["tor"] = helper.get("tor")
