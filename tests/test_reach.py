@@ -349,3 +349,23 @@ async def test_a_damaged_reach_file_leaves_the_box_running_with_reach_off(tmp_pa
             await admin.close()
     finally:
         await box.stop()
+
+
+async def test_revoking_while_the_helper_is_down_still_revokes_and_says_tor_was_not_told(
+    running: tuple[E2EBox, TorFiles], tmp_path: Path
+) -> None:
+    box, files = running
+    await box.box.reach.turn_on("test")
+    phone, paired = await pair_by_qr(box, "Lost phone", "ines")
+    await phone.close()
+    await until(lambda: bool(files.clients()), what="the .auth file")
+    (tmp_path / "helper.sock").unlink()  # the helper died
+    code, _ = await cli("revoke", str(paired.device_id), "--data", str(box.data_dir))
+    assert code == 0
+    assert box.audit_actions("device.") == ["device.revoke"]
+    assert box.audit_actions("reach.re") == ["reach.revoke-failed"]
+    async with through_onion_socket(files.service.onion_socket) as http:
+        again = PhoneClient(phone.state, http=http, keepalive=False)
+        with pytest.raises(HandshakeRefused):
+            await again.connect(f"ws://{ONION}/peer")
+        await again.close()

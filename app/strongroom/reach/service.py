@@ -196,7 +196,11 @@ class BoxReach:
             answer = await self._helper("DELETE", f"/clients/{device_client_name(device_id)}")
         except HelperUnavailable as exc:
             if self.enabled:
+                # Noise still refuses the phone; the audit trail shows tor may not.
                 log.error("could not remove phone %s from the onion service: %s", device_id, exc)
+                await self._audit(
+                    "box", "reach.revoke-failed", str(device_id), {"reason": str(exc)}
+                )
             return
         if answer.get("removed"):
             await self._audit("box", "reach.revoke", str(device_id), None)
