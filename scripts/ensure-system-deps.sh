@@ -20,6 +20,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null
+    if [[ " ${needed[*]} " == *" tor "* ]] && [ -d /run/systemd/system ]; then
+        # The tests run their own private tors on loopback; Debian's package would
+        # also start tor.service, which joins the real Tor network. Not for tests.
+        systemctl disable --now tor.service >/dev/null 2>&1 || true
+    fi
 else
     echo "strongroom: missing Debian package(s): ${needed[*]} (run: sudo apt-get install ${needed[*]})" >&2
     exit 1
