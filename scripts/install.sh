@@ -33,6 +33,8 @@ readonly DATA_DIR="/var/lib/strongroom"
 readonly BACKUP_DIR="/mnt/strongroom-backup"
 readonly UNIT_DIR="/etc/systemd/system"
 readonly WATCHDOG_DROPIN="/etc/systemd/system.conf.d/strongroom-watchdog.conf"
+# Remote reach (off by default): lets the box create its onion socket for tor.
+readonly REACH_DROPIN="/etc/systemd/system/strongroom.service.d/strongroom-reach.conf"
 readonly BOOT_BEGIN="# >>> strongroom >>>"
 readonly BOOT_END="# <<< strongroom <<<"
 readonly UNITS=(
@@ -40,6 +42,7 @@ readonly UNITS=(
     strongroom-retention.service strongroom-retention.timer
     strongroom-backup.service strongroom-backup.timer
     strongroom-verify.service strongroom-verify.timer
+    strongroom-reach-helper.service
 )
 readonly ENABLED_UNITS=(
     strongroom.service
@@ -228,6 +231,7 @@ install_units() {
         install_file "$SOURCE/systemd/$unit" "$UNIT_DIR/$unit" 0644
     done
     install_file "$SOURCE/firmware/boot/watchdog.conf" "$WATCHDOG_DROPIN" 0644
+    install_file "$SOURCE/firmware/systemd/strongroom-reach.conf" "$REACH_DROPIN" 0644
 }
 
 boot_config_path() {
@@ -340,6 +344,11 @@ uninstall() {
     if [[ -e $ROOT$WATCHDOG_DROPIN ]]; then
         rm -f "$ROOT$WATCHDOG_DROPIN"
         log "removed $WATCHDOG_DROPIN"
+    fi
+    if [[ -e $ROOT$REACH_DROPIN ]]; then
+        rm -f "$ROOT$REACH_DROPIN"
+        rmdir "$(dirname "$ROOT$REACH_DROPIN")" 2>/dev/null || true
+        log "removed $REACH_DROPIN"
     fi
     on_live_system systemctl daemon-reload
     local rel
