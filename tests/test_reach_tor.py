@@ -3,9 +3,10 @@
 One Tor network per module (tests/tornet.py: 3 authorities, 3 relays, the box's
 tor, two phone-side tors, all on the loopback of a network namespace of their
 own). The box is a real BoxRuntime whose onion listener is the Unix socket that
-tor's HiddenServicePort targets; the privileged helper is the real helper app,
-writing tor's real files and reloading the real tor. Phones are the reference
-client, connecting through tor's SOCKS5 port with aiohttp-socks.
+tor's HiddenServicePort targets; the privileged helper is `strongroom
+reach-helper` in its own process, writing tor's real files and reloading the
+real tor. Phones are the reference client, connecting through tor's SOCKS5 port
+with aiohttp-socks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -23,7 +25,6 @@ import tornet
 from e2e_helpers import E2EBox, WebAdmin, message, pair_by_qr, prepare_data_dir, start_box
 from strongroom.client import DeviceState, HandshakeRefused, PhoneClient
 from strongroom.reach.archived_key import decode_key
-from strongroom.reach.helper import helper_app, serve_helper
 from strongroom.reach.keys import public_of, service_auth_line
 from strongroom.reach.phone import (
     SOCKS_BAD_CLIENT_AUTH,
@@ -37,7 +38,6 @@ from strongroom.reach.phone import (
     tor_session,
 )
 from strongroom.reach.settings import ReachSettings, save_settings
-from strongroom.reach.tor_control import TorControl
 from strongroom.reach.tor_files import TorFiles
 from strongroom.reach.torrc import ServiceConfig
 
@@ -60,7 +60,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tornet.TorNet]:
 
 
 class Reach:
-    """The box side of one test: helper (real files, real reloads) + a running box."""
+    """The box side of one test: where the helper works; `files` inspects (and, to reset
+    between tests, changes) the same files the helper process owns."""
 
     def __init__(self, net: tornet.TorNet, tmp: Path) -> None:
         self.net = net
@@ -71,15 +72,30 @@ class Reach:
             net.box_reach_conf,
             net.reload_box_tor,
         )
-        self.control = TorControl(net.box_control_socket, net.box_dir / "control_auth_cookie")
 
 
 @pytest.fixture
 async def reach(net: tornet.TorNet, tmp_path: Path) -> AsyncIterator[Reach]:
+    """The helper as on the appliance: its own process (`strongroom reach-helper`),
+    reloading tor through its pid file and reading tor's state with the cookie."""
     setup = Reach(net, tmp_path)
-    runner = await serve_helper(helper_app(setup.files, setup.control), setup.helper_socket)
+    helper = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "strongroom",
+        "reach-helper",
+        *("--socket", str(setup.helper_socket)),
+        *("--hs-dir", str(setup.files.service.hs_dir)),
+        *("--conf", str(net.box_reach_conf)),
+        *("--onion-socket", str(setup.onion_socket)),
+        *("--tor-pidfile", str(net.box_dir / "pid")),
+        *("--tor-control", str(net.box_control_socket)),
+        *("--tor-cookie", str(net.box_dir / "control_auth_cookie")),
+    )
+    await until_true(setup.helper_socket.exists, "the helper's socket", timeout_s=30)
     yield setup
-    await runner.cleanup()
+    helper.terminate()
+    assert await asyncio.wait_for(helper.wait(), 10) == 0  # SIGTERM: a clean stop
 
 
 @pytest.fixture
