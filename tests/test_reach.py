@@ -229,6 +229,14 @@ async def test_reach_on_serves_phones_and_only_phones_on_the_onion_socket(
     await until(lambda: files.clients() == [f"device-{paired.device_id}"], what="the .auth file")
     auth = (files.clients_dir / f"device-{paired.device_id}.auth").read_text()
     assert auth == service_auth_line(public_of(phone.state.onion_auth))
+    admin = WebAdmin(box.url)
+    try:
+        await admin.login()
+        _, page = await admin.get("/reach")
+        listed = page[page.index('id="reach-phones"') :].split("</ul>")[0]
+        assert "Claire&#39;s phone · claire" in listed
+    finally:
+        await admin.close()
 
     async with through_onion_socket(socket) as http:
         remote = PhoneClient(phone.state, http=http, keepalive=False)

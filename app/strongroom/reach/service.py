@@ -155,6 +155,7 @@ class BoxReach:
             "tor": None,
             "clients": 0,
             "problem": self.problem,
+            "devices": [],  # ids of the paired phones whose key tor holds
         }
         try:
             helper = await self._helper("GET", "/status")
@@ -164,7 +165,11 @@ class BoxReach:
             return view
         view["onion"] = helper.get("onion") or self.onion
         view["tor"] = helper.get("tor")
-        view["clients"] = len(helper.get("clients") or [])
+        names = [str(n) for n in helper.get("clients") or []]
+        view["clients"] = len(names)
+        view["devices"] = sorted(
+            int(n.removeprefix("device-")) for n in names if n.removeprefix("device-").isdigit()
+        )
         return view
 
     # -- phones ------------------------------------------------------------------------------

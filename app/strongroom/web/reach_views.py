@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
+from strongroom.archive.queries import DeviceRow, list_devices
 from strongroom.reach.helper import HelperUnavailable
 from strongroom.web.auth import ADMIN, require_role, session_of
 from strongroom.web.render import render
-from strongroom.web.state import state_of
+from strongroom.web.state import read, state_of
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -28,9 +29,13 @@ HELPER_DOWN = (
 @routes.get("/reach")
 @require_role(ADMIN)
 async def reach_page(request: web.Request) -> web.StreamResponse:
-    reach = state_of(request).box.reach
-    status: dict[str, Any] | None = None if reach is None else await reach.status()
-    return render(request, "reach.html", {"reach": status})
+    box = state_of(request).box
+    status: dict[str, Any] | None = None if box.reach is None else await box.reach.status()
+    phones: list[DeviceRow] = []
+    if status and status["devices"] and box.readers is not None:
+        with_key = set(status["devices"])
+        phones = [d for d in await read(request, list_devices) if d.id in with_key]
+    return render(request, "reach.html", {"reach": status, "phones": phones})
 
 
 DONE = {
