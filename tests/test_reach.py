@@ -25,6 +25,7 @@ from e2e_helpers import (
     E2EBox,
     WebAdmin,
     message,
+    pair_by_button,
     pair_by_qr,
     prepare_data_dir,
     start_box,
@@ -377,3 +378,17 @@ async def test_revoking_while_the_helper_is_down_still_revokes_and_says_tor_was_
         with pytest.raises(HandshakeRefused):
             await again.connect(f"ws://{ONION}/peer")
         await again.close()
+
+
+async def test_button_pairing_hands_out_a_key_too(running: tuple[E2EBox, TorFiles]) -> None:
+    box, files = running
+    await box.box.reach.turn_on("test")
+    admin = WebAdmin(box.url)
+    try:
+        await admin.login()
+        phone, paired = await pair_by_button(box, admin, "Pixel", "marc")
+    finally:
+        await admin.close()
+    await phone.close()
+    assert phone.state.onion == ONION and phone.state.onion_auth is not None
+    await until(lambda: files.clients() == [f"device-{paired.device_id}"], what="the .auth file")
