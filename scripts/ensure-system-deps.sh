@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests need: Debian's chromium (driven by Playwright, no
-# browser download), openssl (export verification), systemd (unit checks).
+# browser download), openssl (export verification), systemd (unit checks), tor
+# (remote reach: tor and tor-gencert build a private Tor network on loopback).
 # Installed when we are root; otherwise one line names what is missing.
 set -euo pipefail
 needed=()
@@ -15,11 +16,18 @@ command -v pdftotext >/dev/null 2>&1 || needed+=(poppler-utils)  # the exports' 
 command -v pdftotext >/dev/null 2>&1 || needed+=(poppler-utils)  # reading the recovery sheet PDF back
 command -v ip >/dev/null 2>&1 || needed+=(iproute2)
 command -v nft >/dev/null 2>&1 || needed+=(nftables)
+{ [ -x /usr/sbin/tor ] && command -v tor-gencert >/dev/null 2>&1; } || needed+=(tor)
+command -v unshare >/dev/null 2>&1 || needed+=(util-linux)
 [ ${#needed[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null
+    if [[ " ${needed[*]} " == *" tor "* ]] && [ -d /run/systemd/system ]; then
+        # The tests run their own private tors on loopback; Debian's package would
+        # also start tor.service, which joins the real Tor network. Not for tests.
+        systemctl disable --now tor.service >/dev/null 2>&1 || true
+    fi
 else
     echo "strongroom: missing Debian package(s): ${needed[*]} (run: sudo apt-get install ${needed[*]})" >&2
     exit 1

@@ -28,7 +28,7 @@ uninstall() {
         fi
     done
     local dropin
-    for dropin in "$WATCHDOG_DROPIN" "$TIME_SYNC_DROPIN"; do
+    for dropin in "$WATCHDOG_DROPIN" "$TIME_SYNC_DROPIN" "$REACH_DROPIN"; do
         if [[ -e $ROOT$dropin ]]; then
             rm -f "$ROOT$dropin"
             log "removed $dropin"
@@ -36,6 +36,7 @@ uninstall() {
     done
     # Our drop-in directory, unless the administrator put something else there.
     rmdir --ignore-fail-on-non-empty "$ROOT${TIME_SYNC_DROPIN%/*}" 2>/dev/null || true
+    rmdir --ignore-fail-on-non-empty "$ROOT${REACH_DROPIN%/*}" 2>/dev/null || true
     on_live_system systemctl daemon-reload
     local rel
     if rel="$(boot_config_path)" && [[ -n "$(current_boot_block "$ROOT$rel")" ]]; then

@@ -39,6 +39,8 @@ readonly BACKUP_DIR="/mnt/strongroom-backup"
 readonly UNIT_DIR="/etc/systemd/system"
 readonly WATCHDOG_DROPIN="/etc/systemd/system.conf.d/strongroom-watchdog.conf"
 readonly TIME_SYNC_DROPIN="/etc/systemd/system/systemd-time-wait-sync.service.d/strongroom.conf"
+# Remote reach (off by default): lets the box create its onion socket for tor.
+readonly REACH_DROPIN="/etc/systemd/system/strongroom.service.d/strongroom-reach.conf"
 readonly BOOT_BEGIN="# >>> strongroom >>>"
 readonly BOOT_END="# <<< strongroom <<<"
 readonly UNITS=(
@@ -47,6 +49,7 @@ readonly UNITS=(
     strongroom-backup.service strongroom-backup.timer
     strongroom-verify.service strongroom-verify.timer
     strongroom-fault.service
+    strongroom-reach-helper.service
 )
 readonly ENABLED_UNITS=(
     strongroom.service
@@ -243,6 +246,7 @@ install_units() {
     done
     install_file "$SOURCE/firmware/boot/watchdog.conf" "$WATCHDOG_DROPIN" 0644
     install_file "$SOURCE/firmware/boot/time-wait-sync.conf" "$TIME_SYNC_DROPIN" 0644
+    install_file "$SOURCE/firmware/systemd/strongroom-reach.conf" "$REACH_DROPIN" 0644
 }
 
 boot_config_path() {

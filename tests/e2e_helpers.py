@@ -25,6 +25,7 @@ from strongroom.client import DeviceState, Paired, PhoneClient
 from strongroom.config import BoxConfig
 from strongroom.identity import Keystore, new_entropy
 from strongroom.pairing.service import PairingService
+from strongroom.reach.service import BoxReach
 from strongroom.runtime import BoxRuntime
 from strongroom.unlock import BoxPhase
 from strongroom.web.users import create_user
@@ -75,6 +76,13 @@ class E2EBox:
     def pairing(self) -> PairingService:
         """The runtime's pairing service (the box's own `pairing` may be None)."""
         return self.runtime.pairing
+
+    @property
+    def reach(self) -> BoxReach:
+        """The runtime's remote reach (built at start, off until turned on)."""
+        reach = self.box.reach
+        assert reach is not None, "the runtime builds the box's reach at start"
+        return reach
 
     @property
     def url(self) -> str:

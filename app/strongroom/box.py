@@ -30,6 +30,7 @@ from strongroom.unlock import BoxPhase, keys_from_keyfile, keys_from_passphrase,
 if TYPE_CHECKING:  # the runtime wires them in; the box itself never builds either
     from strongroom.pairing.service import PairingService
     from strongroom.peer.server import PeerService
+    from strongroom.reach.service import BoxReach
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Box:
         # (from unlock). None on a box without a runtime (web tests, the CLI).
         self.pairing: PairingService | None = None
         self.peers: PeerService | None = None
+        self.reach: BoxReach | None = None  # remote reach over tor, when built
         # The latest periodic integrity check (runtime), shown by the dashboard.
         self.integrity: IntegrityStatus | None = None
         # What the appliance found wrong with itself (front panel, clock), by name:
@@ -168,6 +170,8 @@ class Box:
         committed = await self.committer.submit(writes.revoke_device(device_id, reason))
         if self.peers is not None:
             self.peers.revoke(device_id)
+        if self.reach is not None:  # its onion-auth key goes too
+            await self.reach.revoke(device_id)
         await self.audit(actor, "device.revoke", str(device_id), {"reason": reason})
         self.changed()
         return bool(committed.result)

@@ -12,6 +12,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import sqlcipher3
@@ -41,6 +42,8 @@ from strongroom.integrity import (
 from strongroom.pairing.service import PairingService
 from strongroom.panel_link import audit_fields, panel_inputs
 from strongroom.peer.server import PeerService
+from strongroom.reach.archived_key import ArchivedKey
+from strongroom.reach.service import BoxReach
 from strongroom.unlock import BoxPhase, read_unlock_choice
 from strongroom.web.app import build_web_app
 from strongroom.web.tls import (
@@ -126,6 +129,7 @@ class BoxRuntime:
     async def _start_parts(self, stack: contextlib.AsyncExitStack) -> None:
         loop = asyncio.get_running_loop()
         self.box.pairing = self.pairing
+        self.box.reach = reach = self._reach()
         self.box.on_unlock(self._start_peers)
         self.box.on_unlock(self._after_unlock)
         self.box.on_change(self.refresh_panel)
@@ -154,6 +158,9 @@ class BoxRuntime:
         control = await start_control(control_app(self), self.config.data_dir)
         stack.callback(socket_path(self.config.data_dir).unlink, missing_ok=True)
         stack.push_async_callback(control.cleanup)
+        # Remote reach (off by default): serves phones on tor's onion socket when on.
+        await reach.start()
+        stack.push_async_callback(reach.stop)
         self._spawn(self._tick_loop())
         self._spawn(run_periodically(self.check_integrity_now, lambda: self.integrity_interval_s))
         if interval := watchdog_interval():
@@ -263,6 +270,18 @@ class BoxRuntime:
             self.config.limits,
             self.pairing,
             clock=self.clock,
+        )
+        if box.reach is not None:  # pairing hands each phone its onion-auth key
+            box.peers.box = replace(box.peers.box, reach_offer=box.reach.offer)
+
+    def _reach(self) -> BoxReach:
+        """Remote reach over Tor (off by default): see strongroom.reach."""
+        return BoxReach(
+            self.config.data_dir,
+            self._peer_endpoint,
+            header_deadline_s=self.config.limits.handshake_timeout_s,
+            audit=self.box.audit,
+            key_keeper=ArchivedKey(self.box),
         )
 
     @web.middleware

@@ -17,6 +17,7 @@ from strongroom.appliance.nightjobs import DONE, JOBS, SKIPPED
 from strongroom.office.control_routes import office_routes
 from strongroom.office.export_control import control_routes as export_routes
 from strongroom.pairing.control_routes import pairing_routes
+from strongroom.reach.control import add_control_routes as add_reach_routes
 
 if TYPE_CHECKING:
     from strongroom.runtime import BoxRuntime
@@ -77,5 +78,6 @@ def control_app(runtime: BoxRuntime) -> web.Application:
     app.add_routes(office_routes(box))  # the records office: hold, retention, matter…
     app.add_routes(export_routes(box))  # fingerprint, export
     # `strongroom pair --qr`: a QR offer without a browser.
+    add_reach_routes(app, box)  # strongroom reach on|off|status|rotate
     app.add_routes(pairing_routes(box, lambda: (runtime.config.host, runtime.port)))
     return app

@@ -21,6 +21,7 @@ from strongroom.cli import (
     matters,
     office,
     people,
+    reach,
     retention,
     service,
 )
@@ -41,6 +42,7 @@ COMMANDS: dict[str, Spec] = {
     **matters.COMMANDS,
     **exports.COMMANDS,
     **people.COMMANDS,
+    **reach.COMMANDS,
 }
 
 

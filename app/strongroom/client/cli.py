@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(os.environ.get("STRONGROOM_PHONE", DEFAULT_STATE)),
         help="the phone's state file (keys, pairing, outbox)",
     )
+    parser.add_argument(
+        "--tor",
+        metavar="SOCKS_URL",
+        help="reach the box's onion through tor, e.g. socks5://127.0.0.1:9050 (remote reach)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     pair = commands.add_parser("pair", help="pair with a box (button window or QR code)")
     pair.add_argument("url", help="the box's peer endpoint, e.g. ws://127.0.0.1:8080/peer")
@@ -64,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("file", type=Path)
     attach.add_argument("--conv", required=True)
     attach.add_argument("--peer", help="the other party")
+    tor_key = commands.add_parser("tor-key", help="give the phone's tor its onion-auth key")
+    tor_key.add_argument("auth_dir", type=Path, help="the phone tor's ClientOnionAuthDir")
     return parser
 
 
@@ -176,7 +183,24 @@ async def _attach(phone: PhoneClient, args: argparse.Namespace) -> None:
     print(f"attachment {ack.ref.hex()[:16]}… archived at log index {record_ack.log_index}")
 
 
-COMMANDS = {"pair": _pair, "send": _send, "inbox": _inbox, "restore": _restore, "attach": _attach}
+async def _tor_key(phone: PhoneClient, args: argparse.Namespace) -> None:
+    from strongroom.reach.phone import install_client_auth
+
+    state = phone.state
+    if state.onion is None or state.onion_auth is None:
+        raise StateError("no remote-reach key: pair again while the box has remote reach on")
+    path = install_client_auth(args.auth_dir, "strongroom", state.onion, state.onion_auth)
+    print(f"wrote {path}; reload tor (SIGHUP) to use it")
+
+
+COMMANDS = {
+    "pair": _pair,
+    "send": _send,
+    "inbox": _inbox,
+    "restore": _restore,
+    "attach": _attach,
+    "tor-key": _tor_key,
+}
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -187,11 +211,23 @@ async def _run(args: argparse.Namespace) -> None:
         state = DeviceState.generate(args.name, args.owner)
     else:
         state = DeviceState.load(path)
-    phone = PhoneClient(state, state_path=path)
+    lan_url, http = state.url, None
+    if args.tor and args.command != "pair":
+        # Remote reach: the same protocol, through tor's SOCKS5 port (docs/protocol.md §12).
+        from strongroom.reach.phone import onion_peer_url, tor_session
+
+        if state.onion is None:
+            raise StateError("no remote-reach address: pair again while remote reach is on")
+        http, state.url = tor_session(args.tor), onion_peer_url(state.onion)
+    phone = PhoneClient(state, state_path=path, http=http)
     try:
         await COMMANDS[args.command](phone, args)
     finally:
+        if http is not None:
+            state.url = lan_url  # the onion is used only when asked for
         await phone.close()
+        if http is not None:
+            await http.close()
 
 
 def main(argv: list[str]) -> int:
@@ -201,5 +237,14 @@ def main(argv: list[str]) -> int:
         asyncio.run(_run(args))
     except (LinkError, ProofError, StateError, OSError, aiohttp.ClientError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from strongroom.reach.phone import SocksError, SocksTimeout, socks_reply
+
+        if not isinstance(exc, SocksError | SocksTimeout):
+            raise
+        code = socks_reply(exc) if isinstance(exc, SocksError) else None
+        reply = f" (SOCKS reply {code:#04x})" if code is not None else ""
+        print(f"error: tor could not reach the box{reply}: {exc}", file=sys.stderr)
         return 1
     return 0

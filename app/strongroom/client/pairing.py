@@ -78,4 +78,6 @@ async def pair_over(
     state.box_sign_public = handshake.box_sign_public
     state.box_fingerprint = fingerprint
     state.url = url
+    reach = paired.get("reach")  # the box's remote reach: see protocol.md section 12
+    state.onion, state.onion_auth = (reach["onion"], reach["auth"]) if reach else (None, None)
     return Paired(state.device_id, fingerprint, code, head)

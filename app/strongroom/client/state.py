@@ -38,6 +38,9 @@ class DeviceState:
     box_noise_public: bytes | None = None
     box_sign_public: bytes | None = None
     box_fingerprint: str | None = None
+    # Remote reach (from `paired`, when the box has it on): its onion and our x25519 key.
+    onion: str | None = None
+    onion_auth: str | None = field(default=None, repr=False)
     # Signed records pushed but not acknowledged yet: (record bytes, signature).
     outbox: list[tuple[bytes, bytes]] = field(default_factory=list, repr=False)
     # The last tree head verified from this box (client/heads.py): its later heads
@@ -76,6 +79,8 @@ class DeviceState:
             "box_noise_public": hex_or_none(self.box_noise_public),
             "box_sign_public": hex_or_none(self.box_sign_public),
             "box_fingerprint": self.box_fingerprint,
+            "onion": self.onion,
+            "onion_auth": self.onion_auth,
             "outbox": [[raw.hex(), sig.hex()] for raw, sig in self.outbox],
             "last_head": self.last_head,
         }
@@ -108,6 +113,8 @@ class DeviceState:
                 box_noise_public=key("box_noise_public"),
                 box_sign_public=key("box_sign_public"),
                 box_fingerprint=data["box_fingerprint"],
+                onion=data.get("onion"),
+                onion_auth=data.get("onion_auth"),
                 outbox=[(bytes.fromhex(r), bytes.fromhex(s)) for r, s in data["outbox"]],
                 last_head=_head_or_none(data.get("last_head")),
             )

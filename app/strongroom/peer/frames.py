@@ -181,7 +181,8 @@ SCHEMAS: dict[tuple[Direction, str], Schema] = {
             "sign_key": bytes32,
             "tree_head": TREE_HEAD,
         },
-        {},
+        # Remote reach: the onion address and this phone's x25519 client-auth key.
+        {"reach": shape({"onion": text(62, 62), "auth": text(52, 52)})},
     ),
     (Direction.TO_BOX, "push"): ({"record": data(1, MAX_RECORD_BYTES), "sig": bytes64}, KNOWN),
     (Direction.TO_PHONE, "ack"): (

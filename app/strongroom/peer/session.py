@@ -268,17 +268,16 @@ class PeerSession:
         )
         self.state = State.READY
         assert result.tree_head is not None
-        paired = Frame(
-            "paired",
-            request_id,
-            {
-                "device_id": device_id,
-                "owner": attempt.owner,
-                "fingerprint": self.box.fingerprint,
-                "sign_key": self.box.sign_public,
-                "tree_head": result.tree_head.to_dict(),
-            },
-        )
+        body: dict[str, Any] = {
+            "device_id": device_id,
+            "owner": attempt.owner,
+            "fingerprint": self.box.fingerprint,
+            "sign_key": self.box.sign_public,
+            "tree_head": result.tree_head.to_dict(),
+        }
+        if self.box.reach_offer is not None and (reach := self.box.reach_offer(device_id)):
+            body["reach"] = dict(reach)  # remote reach on: the onion and this phone's key
+        paired = Frame("paired", request_id, body)
         return [Send(paired), *self._on_ready()]
 
     # -- records -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -24,6 +25,8 @@ class BoxInfo:
     name: str
     fingerprint: str
     sign_public: bytes
+    # Remote reach (strongroom.reach): device id -> {"onion", "auth"} for `paired`, or None.
+    reach_offer: Callable[[int], Mapping[str, str] | None] | None = None
 
 
 def error_for(exc: BaseException) -> tuple[ErrorCode, str]:

@@ -31,6 +31,7 @@ from strongroom.web import (
     persist,
     policy_views,
     practice_views,
+    reach_views,
     records_views,
     report_views,
     restore_views,
@@ -110,6 +111,7 @@ def build_web_app(
         audit_views,
         report_views,
         identity_views,
+        reach_views,
     ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

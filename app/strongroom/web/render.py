@@ -34,6 +34,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/report", "GDPR register", frozenset({ADMIN, ARCHIVIST, AUDITOR})),
     ("/users", "Users", frozenset({ADMIN})),
     ("/identity", "Identity", frozenset({ADMIN, ARCHIVIST, AUDITOR})),
+    ("/reach", "Remote reach", frozenset({ADMIN})),
 )
 
 

@@ -1,0 +1,164 @@
+"""What the reach helper does to tor's files: the include file, the .auth files, the reload.
+
+Runs with tor's privileges (the helper's unit), never in the box's service. Every
+write is atomic (write, fsync, rename) so tor never reads half a file, and
+every change ends with a reload (SIGHUP): tor re-reads its configuration and
+the `authorized_clients/` directory, and republishes the descriptor.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from strongroom.identity.atomic_file import write_atomically
+from strongroom.reach.archived_key import check_key_file
+from strongroom.reach.keys import (
+    ClientAuthKey,
+    ReachKeyError,
+    check_client_name,
+    check_onion,
+    service_auth_line,
+)
+from strongroom.reach.torrc import ServiceConfig, service_conf
+
+HOSTNAME_WAIT_S = 10.0
+# The .auth file of a key nobody holds (see `enable`); not a valid device name.
+SENTINEL = "no-phone"
+
+
+class ReachHelperError(Exception):
+    """The helper could not do what was asked (the message says why, for the admin)."""
+
+
+def sighup_from_pidfile(pidfile: Path) -> Callable[[], None]:
+    """Reload tor by SIGHUP to the pid in its PidFile (Debian: /run/tor/tor.pid)."""
+
+    def reload() -> None:
+        try:
+            pid = int(pidfile.read_text(encoding="ascii").strip())
+            os.kill(pid, signal.SIGHUP)
+        except (OSError, ValueError) as exc:
+            raise ReachHelperError(f"could not reload tor ({pidfile}): {exc}") from exc
+
+    return reload
+
+
+@dataclass
+class TorFiles:
+    service: ServiceConfig
+    conf_path: Path  # the file tor's torrc %includes
+    reload: Callable[[], None]
+
+    @property
+    def clients_dir(self) -> Path:
+        return self.service.hs_dir / "authorized_clients"
+
+    def _write(self, path: Path, text: str, mode: int = 0o600) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # latin-1 round-trips the raw bytes of a key file; config text is ASCII.
+        write_atomically(path, text.encode("latin-1"), mode)
+
+    def secret_key(self) -> bytes | None:
+        """tor's hs_ed25519_secret_key file, for the box to keep in its (encrypted) archive."""
+        try:
+            return check_key_file((self.service.hs_dir / "hs_ed25519_secret_key").read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def install_key(self, data: bytes) -> None:
+        """Put back a kept secret key (a restored box): tor derives the address from it."""
+        check_key_file(data)
+        if self.enabled():
+            raise ReachHelperError("turn remote reach off before putting back a key")
+        self.service.hs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in ("hostname", "hs_ed25519_public_key"):
+            (self.service.hs_dir / name).unlink(missing_ok=True)
+        self._write(self.service.hs_dir / "hs_ed25519_secret_key", data.decode("latin-1"))
+
+    def enable(self) -> str:
+        """Turn the onion service on; the onion address once tor has made its key."""
+        # tor refuses a HiddenServiceDir readable by others; it makes it if absent.
+        self.service.hs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.clients_dir.mkdir(exist_ok=True, mode=0o700)
+        sentinel = self.clients_dir / f"{SENTINEL}.auth"
+        if not sentinel.exists():
+            # With no .auth file at all tor serves the onion to ANYONE (client auth
+            # off), e.g. once the last phone is revoked. A client whose private key
+            # is thrown away at once keeps authorisation on with zero phones.
+            self._write(sentinel, service_auth_line(ClientAuthKey.generate().public_b32))
+        self._write(self.conf_path, service_conf(self.service), 0o644)
+        self.reload()
+        return self.wait_onion()
+
+    def disable(self) -> None:
+        """Turn it off. The keys stay: turned on again, the box keeps its address."""
+        self._write(self.conf_path, service_conf(None), 0o644)
+        self.reload()
+
+    def rotate(self) -> str:
+        """A new onion address (the old one leaked, or is flooded): the service's keys are
+        thrown away and tor makes new ones. Phones keep their client keys but must be
+        paired again to learn the new address. Only while the service is on."""
+        if not self.enabled():
+            raise ReachHelperError("turn remote reach on before changing its address")
+        old = self.onion()
+        self._write(self.conf_path, service_conf(None), 0o644)
+        self.reload()
+        for name in ("hostname", "hs_ed25519_public_key", "hs_ed25519_secret_key"):
+            (self.service.hs_dir / name).unlink(missing_ok=True)
+        onion = self.enable()
+        if onion == old:
+            raise ReachHelperError("tor kept the old address")
+        return onion
+
+    def enabled(self) -> bool:
+        try:
+            return "HiddenServiceDir" in self.conf_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return False
+
+    def onion(self) -> str | None:
+        try:
+            return check_onion((self.service.hs_dir / "hostname").read_text("ascii").strip())
+        except (OSError, ValueError):
+            return None
+
+    def wait_onion(self, timeout_s: float = HOSTNAME_WAIT_S) -> str:
+        deadline = time.monotonic() + timeout_s
+        while (onion := self.onion()) is None:
+            if time.monotonic() > deadline:
+                raise ReachHelperError("tor did not create the onion service's key")
+            time.sleep(0.1)
+        return onion
+
+    @staticmethod
+    def _phone_name(name: str) -> None:
+        check_client_name(name)
+        if name == SENTINEL:
+            raise ReachKeyError("that client name is reserved")
+
+    def authorize(self, name: str, public_b32: str) -> None:
+        """Let one phone (its x25519 public key) reach the service."""
+        self._phone_name(name)
+        self._write(self.clients_dir / f"{name}.auth", service_auth_line(public_b32))
+        self.reload()
+
+    def deauthorize(self, name: str) -> bool:
+        """Remove one phone's .auth file; True if it existed. Reloads tor either way:
+        tor then publishes a descriptor that the removed key can no longer decrypt."""
+        self._phone_name(name)
+        path = self.clients_dir / f"{name}.auth"
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        self.reload()
+        return existed
+
+    def clients(self) -> list[str]:
+        if not self.clients_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.clients_dir.glob("*.auth") if p.stem != SENTINEL)
