@@ -293,11 +293,19 @@ install_boot_config() {
 
 enable_units() {
     live || return 0
-    systemctl daemon-reload
+    # systemd not running (an image build in a chroot): enable only, the
+    # units start at the first boot.
+    local running=1
+    [[ -d /run/systemd/system ]] || running=0
+    [[ $running -eq 0 ]] || systemctl daemon-reload
     systemctl enable --quiet "${ENABLED_UNITS[@]}"
     # A time source is configured: make time-sync.target wait for it (90 s at most).
     if systemctl is-enabled --quiet systemd-timesyncd.service 2>/dev/null; then
         systemctl enable --quiet systemd-time-wait-sync.service
+    fi
+    if [[ $running -eq 0 ]]; then
+        log "systemd is not running here (chroot?): units enabled, they start at boot"
+        return 0
     fi
     # Timers first: a service that fails to start must not leave them stopped
     # (set -e would stop the script at that line).
