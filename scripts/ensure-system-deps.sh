@@ -15,6 +15,11 @@ command -v pdftotext >/dev/null 2>&1 || needed+=(poppler-utils)  # the exports' 
 command -v pdftotext >/dev/null 2>&1 || needed+=(poppler-utils)  # reading the recovery sheet PDF back
 command -v ip >/dev/null 2>&1 || needed+=(iproute2)
 command -v nft >/dev/null 2>&1 || needed+=(nftables)
+# mDNS through avahi-daemon (tests/test_avahi_publish.py: a private bus and
+# daemon per network namespace, browsed from another one).
+command -v dbus-daemon >/dev/null 2>&1 || needed+=(dbus)
+command -v avahi-daemon >/dev/null 2>&1 || needed+=(avahi-daemon)
+command -v avahi-browse >/dev/null 2>&1 || needed+=(avahi-utils)
 [ ${#needed[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
