@@ -20,6 +20,9 @@ command -v nft >/dev/null 2>&1 || needed+=(nftables)
 command -v dbus-daemon >/dev/null 2>&1 || needed+=(dbus)
 command -v avahi-daemon >/dev/null 2>&1 || needed+=(avahi-daemon)
 command -v avahi-browse >/dev/null 2>&1 || needed+=(avahi-utils)
+# The appliance booted for real (tests/test_appliance_boot.py).
+command -v debootstrap >/dev/null 2>&1 || needed+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || needed+=(systemd-container)
 [ ${#needed[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive

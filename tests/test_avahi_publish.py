@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,89 +25,10 @@ import pytest
 from strongroom.appliance.announce import choose_publisher
 from strongroom.appliance.avahi import AvahiAdvertiser, AvahiError, avahi_running, txt_array
 from strongroom.appliance.discovery import service_records
+from support.avahi import Side, browse, sh, start_avahi, start_bus
 
 A_ADDR, B_ADDR = "10.231.9.1", "10.231.9.2"
 FP = "3841-e042-77aa-0c19"
-
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"""
-
-AVAHI_CONF = """[server]
-host-name={host}
-use-ipv4=yes
-use-ipv6=no
-allow-interfaces={link}
-enable-dbus=yes
-ratelimit-interval-usec=1000000
-ratelimit-burst=1000
-[publish]
-publish-addresses=yes
-publish-workstation=no
-"""
-
-
-@dataclass
-class Side:
-    ns: str
-    link: str
-    bus: str  # D-Bus address
-    procs: list[subprocess.Popen[bytes]]
-
-
-def _sh(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check)
-
-
-def _start_bus(directory: Path, name: str) -> tuple[str, subprocess.Popen[bytes]]:
-    socket = directory / f"{name}.bus"
-    conf = directory / f"{name}-bus.conf"
-    conf.write_text(BUS_CONF.format(socket=socket))
-    proc = subprocess.Popen(
-        ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not socket.exists():
-        assert proc.poll() is None, "dbus-daemon exited"
-        assert time.monotonic() < deadline, "dbus-daemon did not listen"
-        time.sleep(0.05)
-    return f"unix:path={socket}", proc
-
-
-def _start_avahi(directory: Path, side: Side, host: str) -> None:
-    conf = directory / f"{host}-avahi.conf"
-    conf.write_text(AVAHI_CONF.format(host=host, link=side.link))
-    # Its own /run/avahi-daemon (pid file, socket): a private mount namespace.
-    script = (
-        "mkdir -p /run/avahi-daemon && mount -t tmpfs tmpfs /run/avahi-daemon && "
-        f"exec avahi-daemon -f {conf} --no-drop-root --no-chroot --no-rlimits"
-    )
-    argv = ["ip", "netns", "exec", side.ns, "unshare", "-m", "--propagation", "private"]
-    proc = subprocess.Popen(
-        [*argv, "sh", "-c", script],
-        env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": side.bus},
-        stdout=subprocess.DEVNULL,
-        stderr=(directory / f"{host}-avahi.log").open("wb"),
-    )
-    side.procs.append(proc)
-    deadline = time.monotonic() + 15
-    while not asyncio.run(avahi_running(side.bus)):
-        assert proc.poll() is None, (directory / f"{host}-avahi.log").read_text()
-        assert time.monotonic() < deadline, "avahi-daemon did not take its D-Bus name"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -123,63 +41,32 @@ def lan(tmp_path: Path) -> Iterator[tuple[Side, Side]]:
     a = Side(f"sravA{tag}", f"va{tag}", "", [])
     b = Side(f"sravB{tag}", f"vb{tag}", "", [])
     try:
-        _sh("ip", "netns", "add", a.ns, check=True)
-        _sh("ip", "netns", "add", b.ns, check=True)
-        _sh("ip", "link", "add", a.link, "type", "veth", "peer", "name", b.link, check=True)
+        sh("ip", "netns", "add", a.ns, check=True)
+        sh("ip", "netns", "add", b.ns, check=True)
+        sh("ip", "link", "add", a.link, "type", "veth", "peer", "name", b.link, check=True)
         for side, addr in ((a, A_ADDR), (b, B_ADDR)):
-            _sh("ip", "link", "set", side.link, "netns", side.ns, check=True)
+            sh("ip", "link", "set", side.link, "netns", side.ns, check=True)
             run = ("ip", "netns", "exec", side.ns)
-            _sh(*run, "ip", "link", "set", "lo", "up", check=True)
-            _sh(*run, "ip", "addr", "add", f"{addr}/24", "dev", side.link, check=True)
-            _sh(*run, "ip", "link", "set", side.link, "multicast", "on", "up", check=True)
+            sh(*run, "ip", "link", "set", "lo", "up", check=True)
+            sh(*run, "ip", "addr", "add", f"{addr}/24", "dev", side.link, check=True)
+            sh(*run, "ip", "link", "set", side.link, "multicast", "on", "up", check=True)
         for side, name in ((a, "a"), (b, "b")):
-            side.bus, proc = _start_bus(tmp_path, name)
+            side.bus, proc = start_bus(tmp_path, name)
             side.procs.append(proc)
         yield a, b
     finally:
         for side in (a, b):
-            for proc in reversed(side.procs):
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        _sh("ip", "netns", "del", a.ns)
-        _sh("ip", "netns", "del", b.ns)
-
-
-def _unescape(field: str) -> str:
-    """avahi-browse -p writes `Cabinet\\032Martin` (decimal escapes)."""
-    return re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1))), field)
-
-
-def _browse(side: Side, service_type: str, want: str, timeout: float = 20) -> list[str]:
-    """`avahi-browse -rptk` lines (resolved, `=`, unescaped) in `side`'s namespace with `want`."""
-    deadline = time.monotonic() + timeout
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        out = subprocess.run(
-            ["ip", "netns", "exec", side.ns, "avahi-browse", "-rptk", service_type],
-            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": side.bus},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout
-        lines = [_unescape(line) for line in out.splitlines() if line.startswith("=")]
-        lines = [line for line in lines if want in line]
-        if lines:
-            return lines
-        time.sleep(0.5)
-    return lines
+            side.stop()
+        sh("ip", "netns", "del", a.ns)
+        sh("ip", "netns", "del", b.ns)
 
 
 def test_the_box_is_found_from_another_namespace_through_avahi(
     lan: tuple[Side, Side], tmp_path: Path
 ) -> None:
     a, b = lan
-    _start_avahi(tmp_path, a, "office-pi")
-    _start_avahi(tmp_path, b, "laptop")
+    start_avahi(tmp_path, a, "office-pi")
+    start_avahi(tmp_path, b, "laptop")
     assert asyncio.run(choose_publisher("auto", a.bus)) == "avahi"
     # Interfaces pinned in box.toml (mdns_interfaces): avahi cannot honour them.
     assert asyncio.run(choose_publisher("auto", a.bus, interfaces_pinned=True)) == "zeroconf"
@@ -198,13 +85,13 @@ def test_the_box_is_found_from_another_namespace_through_avahi(
         try:
             assert advertiser.state == 2 or await advertiser.check() in (1, 2)
             peer = await asyncio.to_thread(
-                _browse, b, "_strongroom._tcp", "Cabinet Martin (strongroom-3841)"
+                browse, b, "_strongroom._tcp", "Cabinet Martin (strongroom-3841)"
             )
             # A new practice name: the old instance goes, the new one comes.
             await advertiser.republish(
                 fingerprint=FP, name="Cabinet Durand (strongroom-3841)", host_name="strongroom-3841"
             )
-            renamed = await asyncio.to_thread(_browse, b, "_https._tcp", "Cabinet Durand")
+            renamed = await asyncio.to_thread(browse, b, "_https._tcp", "Cabinet Durand")
             return peer + renamed
         finally:
             await advertiser.stop()
@@ -220,7 +107,7 @@ def test_the_box_is_found_from_another_namespace_through_avahi(
     assert '"path=/"' in web[9], web_line
     # Stopped: the records are withdrawn (avahi sends the goodbyes).
     time.sleep(1.0)
-    assert _browse(b, "_strongroom._tcp", "strongroom-3841", timeout=3) == []
+    assert browse(b, "_strongroom._tcp", "strongroom-3841", timeout=3) == []
 
 
 def test_without_avahi_on_the_bus_the_box_runs_its_own_responder(
