@@ -226,7 +226,11 @@ source_digest() {
 }
 
 install_config() {
-    make_dir "$ETC_DIR" 0755
+    # root:strongroom 0750, as the unit's ConfigurationDirectoryMode= says
+    # (systemd warns at every start when the modes differ).
+    make_dir "$ETC_DIR" 0750
+    on_live_system chgrp "$SERVICE_USER" "$ETC_DIR"
+    chmod 0750 "$ROOT$ETC_DIR"
     install_once "$SOURCE/firmware/box.toml" "$ETC_DIR/box.toml" 0640
     install_once "$SOURCE/firmware/panel.toml" "$ETC_DIR/panel.toml" 0644
     on_live_system chgrp "$SERVICE_USER" "$ETC_DIR/box.toml" "$ETC_DIR/panel.toml"

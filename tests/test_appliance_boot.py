@@ -213,6 +213,8 @@ def test_the_installed_box_boots_ready_and_publishes_through_avahi(booted: Conta
     assert state["StatusText"].startswith("uninitialised at https://strongroom.local:443"), state
     journal = booted.sh("journalctl", "-u", "strongroom.service", "--no-pager", "-o", "cat")
     assert "mDNS through avahi as strongroom.local." in journal, journal[-3000:]
+    # /etc/strongroom as the unit declares it (ConfigurationDirectoryMode=0750).
+    assert "already exists but the mode is different" not in journal, journal[-3000:]
     for timer in (
         "strongroom-backup.timer",
         "strongroom-retention.timer",
