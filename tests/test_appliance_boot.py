@@ -411,3 +411,33 @@ def test_the_box_is_found_with_avahi_browse_from_the_lan(booted: Container, tmp_
         assert fingerprint and fingerprint.group(1).replace("-", "")[:4] == hosts[-1][-4:], found
     finally:
         lan.stop()
+
+
+def test_a_box_that_keeps_crashing_starts_the_fault_unit_then_starts_again(
+    booted: Container,
+) -> None:
+    """Past StartLimitBurst, the unit stays failed and OnFailure= starts the fault unit."""
+    booted.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
+    for _ in range(8):
+        if booted.unit("strongroom.service", "ActiveState").get("ActiveState") == "failed":
+            break
+        booted.wait_unit("strongroom.service", {"ActiveState": "active"}, 120)
+        booted.sh("systemctl", "kill", "--signal=SIGKILL", "strongroom.service")
+        time.sleep(7)  # RestartSec=5s, then the next start (or the start limit)
+    booted.wait_unit("strongroom.service", {"ActiveState": "failed"}, 60)
+    # OnFailure= started the fault unit. It cannot drive an LED here (no GPIO, no
+    # lgpio on amd64): it says so in one line and fails, visibly.
+    fault_log = ""
+    deadline = time.monotonic() + 60
+    while "Started strongroom-fault.service" not in fault_log and time.monotonic() < deadline:
+        time.sleep(1)
+        fault_log = booted.sh("journalctl", "-u", "strongroom-fault.service", "--no-pager")
+    assert "Started strongroom-fault.service" in fault_log, fault_log
+    booted.wait_unit("strongroom-fault.service", {"ActiveState": "failed"}, 60)
+    fault_log = booted.sh("journalctl", "-u", "strongroom-fault.service", "-o", "cat")
+    assert "cannot show the fault on the front panel: No module named 'lgpio'" in fault_log
+    assert "Traceback" not in fault_log, fault_log
+    # The administrator starts the box again: the fault unit gives way (Conflicts=).
+    booted.sh("systemctl", "reset-failed", "strongroom.service")
+    booted.sh("systemctl", "start", "strongroom.service")
+    booted.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
