@@ -229,7 +229,11 @@ source_digest() {
 }
 
 install_config() {
-    make_dir "$ETC_DIR" 0755
+    # root:strongroom 0750, as the unit's ConfigurationDirectoryMode= says
+    # (systemd warns at every start when the modes differ).
+    make_dir "$ETC_DIR" 0750
+    on_live_system chgrp "$SERVICE_USER" "$ETC_DIR"
+    chmod 0750 "$ROOT$ETC_DIR"
     install_once "$SOURCE/firmware/box.toml" "$ETC_DIR/box.toml" 0640
     install_once "$SOURCE/firmware/panel.toml" "$ETC_DIR/panel.toml" 0644
     on_live_system chgrp "$SERVICE_USER" "$ETC_DIR/box.toml" "$ETC_DIR/panel.toml"
@@ -297,11 +301,19 @@ install_boot_config() {
 
 enable_units() {
     live || return 0
-    systemctl daemon-reload
+    # systemd not running (an image build in a chroot): enable only, the
+    # units start at the first boot.
+    local running=1
+    [[ -d /run/systemd/system ]] || running=0
+    [[ $running -eq 0 ]] || systemctl daemon-reload
     systemctl enable --quiet "${ENABLED_UNITS[@]}"
     # A time source is configured: make time-sync.target wait for it (90 s at most).
     if systemctl is-enabled --quiet systemd-timesyncd.service 2>/dev/null; then
         systemctl enable --quiet systemd-time-wait-sync.service
+    fi
+    if [[ $running -eq 0 ]]; then
+        log "systemd is not running here (chroot?): units enabled, they start at boot"
+        return 0
     fi
     # Timers first: a service that fails to start must not leave them stopped
     # (set -e would stop the script at that line).

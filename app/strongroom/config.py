@@ -49,6 +49,9 @@ class BoxConfig:
     box_name: str = "strongroom"
     advertise_mdns: bool = False
     mdns_interfaces: tuple[str, ...] = ()
+    # Who answers mDNS: "auto" = avahi-daemon when it runs (its D-Bus API),
+    # else the box's own zeroconf responder; "avahi" or "zeroconf" to force one.
+    mdns_publisher: str = "auto"
     pairing_window_s: float = 120.0
     # How often the running box re-verifies the whole archive (the weekly timer
     # runs `strongroom verify` too; this one feeds the LEDs and the dashboard).
@@ -86,6 +89,8 @@ class BoxConfig:
         return replace(self, **changes)
 
 
+MDNS_PUBLISHERS = ("auto", "avahi", "zeroconf")
+
 _SCALARS: dict[str, type] = {
     "host": str,
     "port": int,
@@ -94,6 +99,7 @@ _SCALARS: dict[str, type] = {
     "mock_gpio": bool,
     "box_name": str,
     "advertise_mdns": bool,
+    "mdns_publisher": str,
     "pairing_window_s": float,
     "integrity_interval_s": float,
     "unlock_mode": str,
@@ -162,6 +168,8 @@ def parse_config(text: str, data_dir: Path) -> BoxConfig:
         raise ConfigError(f"port: out of range: {config.port}")
     if config.unlock_mode not in ("attended", "unattended"):
         raise ConfigError("unlock_mode: must be 'attended' or 'unattended'")
+    if config.mdns_publisher not in MDNS_PUBLISHERS:
+        raise ConfigError("mdns_publisher: must be 'auto', 'avahi' or 'zeroconf'")
     return config
 
 

@@ -167,8 +167,8 @@ class BoxRuntime:
             self._spawn(watchdog_loop(self.notifier, interval))
         if self.config.advertise_mdns:
             self.announcer = Announcer(self.box, self.port, self.tls_fingerprint())
-            await self.announcer.advertiser.start()
-            stack.push_async_callback(self.announcer.advertiser.stop)
+            await self.announcer.start()
+            stack.push_async_callback(self.announcer.stop)
             self._spawn(self.announcer.follow())
         stack.callback(self.notifier.stopping)  # the first thing systemd hears at stop
         self._booting = False

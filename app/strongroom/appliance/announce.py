@@ -4,6 +4,11 @@
 known at boot (a locked box knows its fingerprint, not its practice name),
 republishes when they change (identity created by the wizard, practice name
 read after the unlock), and follows DHCP/SLAAC address changes.
+
+Which stack publishes (`choose_publisher`): avahi-daemon through D-Bus when it
+runs and `mdns_publisher` is "auto" or "avahi", else the box's own zeroconf
+responder. If avahi-daemon restarts (an upgrade), the records are handed to
+the new daemon at the next 30 s check.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from strongroom.appliance.avahi import AvahiAdvertiser, AvahiError, avahi_running
 from strongroom.appliance.discovery import (
     Advertiser,
     instance_name,
@@ -26,19 +32,75 @@ log = logging.getLogger(__name__)
 ADDRESS_CHECK_S = 30.0
 
 
+async def choose_publisher(
+    setting: str, bus: str = "SYSTEM", *, interfaces_pinned: bool = False
+) -> str:
+    """Which stack publishes ("avahi" or "zeroconf") for the `mdns_publisher` setting.
+
+    "auto" keeps zeroconf when `mdns_interfaces` pins the interfaces (avahi
+    publishes on its own set of interfaces, which the box cannot narrow).
+    "avahi" forced while avahi-daemon is not running is an error at start,
+    not a silent second stack.
+    """
+    if setting == "zeroconf" or (setting == "auto" and interfaces_pinned):
+        return "zeroconf"
+    running = await avahi_running(bus)
+    if setting == "avahi" and not running:
+        raise AvahiError("mdns_publisher = 'avahi' but avahi-daemon is not running")
+    return "avahi" if running else "zeroconf"
+
+
 class Announcer:
-    def __init__(self, box: Box, port: int, tls_fingerprint: str | None) -> None:
+    def __init__(
+        self, box: Box, port: int, tls_fingerprint: str | None, *, bus: str = "SYSTEM"
+    ) -> None:
         self.box = box
-        config = box.config
-        self.advertiser = Advertiser(
-            port=port,
-            fingerprint=box.fingerprint,
+        self.port = port
+        self.tls_fingerprint = tls_fingerprint
+        self.bus = bus
+        self.advertiser: Advertiser | AvahiAdvertiser = self._zeroconf()
+
+    def _zeroconf(self) -> Advertiser:
+        config = self.box.config
+        return Advertiser(
+            port=self.port,
+            fingerprint=self.box.fingerprint,
             addresses=self._addresses(),
-            name=self._instance(None),
-            host_name=unique_host_name(config.box_name, box.fingerprint),
+            name=self._instance(self._practice_name()),
+            host_name=unique_host_name(config.box_name, self.box.fingerprint),
             interfaces=list(config.mdns_interfaces) or None,
-            tls_fingerprint=tls_fingerprint,
+            tls_fingerprint=self.tls_fingerprint,
         )
+
+    def _avahi(self) -> AvahiAdvertiser:
+        return AvahiAdvertiser(
+            port=self.port,
+            fingerprint=self.box.fingerprint,
+            addresses=self._addresses(),
+            name=self._instance(self._practice_name()),
+            host_name=unique_host_name(self.box.config.box_name, self.box.fingerprint),
+            tls_fingerprint=self.tls_fingerprint,
+            bus=self.bus,
+        )
+
+    @property
+    def publisher(self) -> str:
+        return "avahi" if isinstance(self.advertiser, AvahiAdvertiser) else "zeroconf"
+
+    async def start(self) -> None:
+        """Pick the stack (avahi-daemon if it runs) and announce."""
+        config = self.box.config
+        pinned = bool(config.mdns_interfaces)
+        if (
+            await choose_publisher(config.mdns_publisher, self.bus, interfaces_pinned=pinned)
+            == "avahi"
+        ):
+            self.advertiser = self._avahi()
+        log.info("mDNS through %s as %s", self.publisher, self.advertiser.host)
+        await self.advertiser.start()
+
+    async def stop(self) -> None:
+        await self.advertiser.stop()
 
     @property
     def host_name(self) -> str:
@@ -75,7 +137,21 @@ class Announcer:
         while True:
             await asyncio.sleep(ADDRESS_CHECK_S)
             try:
+                if isinstance(self.advertiser, AvahiAdvertiser):
+                    await self.advertiser.check()  # raises if avahi-daemon restarted
                 await self.advertiser.update_addresses(self._addresses())
                 await self.refresh_names()
+            except AvahiError:
+                # avahi-daemon restarted or went away: a new group on the new one.
+                log.warning("avahi-daemon lost; publishing again in %.0f s", ADDRESS_CHECK_S)
+                await self._restart_avahi()
             except OSError:
                 log.exception("mDNS update failed; trying again in %.0f s", ADDRESS_CHECK_S)
+
+    async def _restart_avahi(self) -> None:
+        await self.advertiser.stop()
+        self.advertiser = self._avahi()
+        try:
+            await self.advertiser.start()
+        except AvahiError as exc:
+            log.warning("%s", exc)

@@ -1,5 +1,8 @@
 """Announce the box on the LAN by mDNS/DNS-SD (zeroconf's asyncio API).
 
+When avahi-daemon runs, the same records go through it instead
+(`strongroom.appliance.avahi`); this module is the fallback responder.
+
 Two services point at the same host `<host>.local.` and port:
 - `_strongroom._tcp.local.` for phones: TXT `pv` (protocol version), `fp` (the
   box's key fingerprint, so a phone can tell its own box from a look-alike
@@ -73,6 +76,27 @@ def instance_name(practice: str | None, host_name: str) -> str:
     return encoded.decode("utf-8", errors="ignore").rstrip() + suffix
 
 
+def service_records(
+    fingerprint: str | None, tls_fingerprint: str | None, protocol_version: int = PROTOCOL_VERSION
+) -> list[tuple[str, dict[str, str]]]:
+    """The DNS-SD services and their TXT, whichever stack publishes them.
+
+    Without an identity (first run) only the web UI, and no `fp` key at all.
+    """
+    services: list[tuple[str, dict[str, str]]] = []
+    web_txt = {"path": "/"}
+    if fingerprint:
+        peer_txt = {"pv": str(protocol_version), "fp": fingerprint, "path": PEER_PATH}
+        web_txt["fp"] = fingerprint
+        services.append((PEER_SERVICE_TYPE, peer_txt))
+    services.append((WEB_SERVICE_TYPE, web_txt))
+    if tls_fingerprint:
+        # SHA-256 of the HTTPS certificate, so a browser user can compare it.
+        for _, txt in services:
+            txt["tls"] = tls_fingerprint
+    return services
+
+
 class AdvertiserStateError(RuntimeError):
     """start/update/stop called in the wrong order."""
 
@@ -127,17 +151,7 @@ class Advertiser:
         return [info.name for info in self._infos]
 
     def _build_infos(self) -> list[AsyncServiceInfo]:
-        services: list[tuple[str, dict[str, str]]] = []
-        web_txt = {"path": "/"}
-        if self.fingerprint:
-            peer_txt = {"pv": str(self.protocol_version), "fp": self.fingerprint, "path": PEER_PATH}
-            web_txt["fp"] = self.fingerprint
-            services.append((PEER_SERVICE_TYPE, peer_txt))
-        services.append((WEB_SERVICE_TYPE, web_txt))
-        if self.tls_fingerprint:
-            # SHA-256 of the HTTPS certificate, so a browser user can compare it.
-            for _, txt in services:
-                txt["tls"] = self.tls_fingerprint
+        services = service_records(self.fingerprint, self.tls_fingerprint, self.protocol_version)
         return [
             AsyncServiceInfo(
                 service_type,

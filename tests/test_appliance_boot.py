@@ -1,0 +1,443 @@
+"""The appliance booted for real: Debian bookworm, scripts/install.sh, systemd-nspawn -b.
+
+A bookworm rootfs made by debootstrap (cached under var/appliance/, never
+committed) is copied, the box is installed into the copy with scripts/install.sh
+in a chroot (as an image build would), and the copy is booted with
+`systemd-nspawn -b` (its own systemd as PID 1, a private network: loopback
+only). Checked from the host:
+- strongroom.service reaches `active` (Type=notify: READY=1 came from the box),
+  and hands its mDNS records to the container's avahi-daemon over D-Bus, under
+  the unit's sandbox;
+- SIGSTOP on the service: the watchdog (WatchdogSec=30) kills it with SIGABRT
+  and systemd restarts it, READY again;
+- `systemd-analyze security` on the installed units: exposure as documented.
+
+Not covered here (see the issue #15 report): the timer jobs after an unlock,
+egress blocked and a LAN peer served over a veth, avahi-browse from a second
+namespace. Needs root and the Debian packages debootstrap and
+systemd-container (scripts/ensure-system-deps.sh installs them), the Debian
+mirror and the package index for pip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.avahi import Side, browse, start_avahi, start_bus
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / "var" / "appliance"
+BASE = CACHE / "bookworm-base"
+MIRROR = "http://deb.debian.org/debian"
+PACKAGES = (
+    "systemd,systemd-sysv,dbus,avahi-daemon,python3,python3-venv,iproute2,ca-certificates,openssl"
+)
+
+
+def _run(*args: str, timeout: float = 600, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kw)  # type: ignore[call-overload]
+
+
+def _base_rootfs() -> Path:
+    """The debootstrapped bookworm, made once (about 2 minutes) and reused."""
+    done = BASE / ".strongroom-complete"
+    if done.exists() and done.read_text() == PACKAGES:  # remade when the list changes
+        return BASE
+    shutil.rmtree(BASE, ignore_errors=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    made = _run(
+        "debootstrap",
+        "--variant=minbase",
+        f"--include={PACKAGES}",
+        "bookworm",
+        str(BASE),
+        MIRROR,
+        timeout=1200,
+    )
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    done.write_text(PACKAGES)
+    return BASE
+
+
+def _install(root: Path) -> str:
+    """scripts/install.sh in a chroot of `root`, the way an image build runs it."""
+    listed = _run("git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard")
+    src = root / "opt" / "src"
+    for rel in listed.stdout.splitlines():
+        if (REPO / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, src / rel)
+    shutil.copy2("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    # The host's CA bundle: the package index may sit behind the host's proxy CA.
+    shutil.copy2("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
+    script = (
+        f"mount --bind /proc {root}/proc && mount --rbind /dev {root}/dev && "
+        f"chroot {root} /bin/bash -c 'cd /opt/src && bash scripts/install.sh --source /opt/src'"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_FIND_LINKS")}
+    done = _run(
+        "unshare", "-m", "--propagation", "private", "sh", "-c", script, env=env, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+LAN_BOX, LAN_PEER = "10.231.12.1", "10.231.12.2"
+# Outside every LAN range the unit allows (TEST-NET-2/3), all inside our namespace.
+FAR_BOX, FAR_PEER, INTERNET = "198.51.100.1", "198.51.100.2", "203.0.113.9"
+
+
+class Container:
+    """The rootfs booted by systemd-nspawn inside a network namespace made here.
+
+    `--network-veth`: `host0` in the container, `ve-box` in our namespace (the
+    test's LAN). Unified cgroup hierarchy and the bpf() syscall (with
+    CAP_BPF) for the container: systemd needs both to enforce IPAddressDeny=
+    (on this host's hybrid hierarchy it says "the local system does not
+    support BPF/cgroup firewalling" and the allowlist silently does nothing).
+    """
+
+    def __init__(self, root: Path, ns: str) -> None:
+        self.root = root
+        self.ns = ns
+        argv = ["nsenter", f"--net=/run/netns/{ns}", "systemd-nspawn", "-D", str(root)]
+        argv += ["--register=no", "--keep-unit", "--network-veth", "--console=passive"]
+        argv += ["--system-call-filter=bpf", "--capability=CAP_BPF", "-b"]
+        self.proc = subprocess.Popen(
+            argv,
+            env={**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.pid1 = self._find_pid1()
+        self.skipped: dict[str, str] | None = None
+
+    def lan(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A command in the LAN namespace (the peer's side of the veth)."""
+        return _run("ip", "netns", "exec", self.ns, *args, timeout=120)
+
+    def wire(self) -> None:
+        deadline = time.monotonic() + 30
+        while self.lan("ip", "link", "show", "ve-box").returncode != 0:
+            assert time.monotonic() < deadline, "no ve-box interface"
+            time.sleep(0.2)
+        for address in (f"{LAN_PEER}/24", f"{FAR_PEER}/24"):
+            self.lan("ip", "addr", "add", address, "dev", "ve-box")
+        self.lan("ip", "addr", "add", f"{INTERNET}/32", "dev", "lo")
+        self.lan("ip", "link", "set", "ve-box", "multicast", "on", "up")
+        for address in (f"{LAN_BOX}/24", f"{FAR_BOX}/24"):
+            self.sh("ip", "addr", "add", address, "dev", "host0")
+        self.sh("ip", "link", "set", "host0", "multicast", "on", "up")
+        self.sh("ip", "route", "add", f"{INTERNET}/32", "via", LAN_PEER)
+
+    def _find_pid1(self) -> int:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, (
+                self.proc.stderr.read().decode() if self.proc.stderr else ""
+            )
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+            pids = children.read_text().split() if children.exists() else []
+            if pids:
+                return int(pids[0])
+            time.sleep(0.2)
+        raise AssertionError("systemd-nspawn started no init")
+
+    def sh(self, *args: str) -> str:
+        return _run("nsenter", "-t", str(self.pid1), "-a", *args, timeout=60).stdout
+
+    def unit(self, name: str, *props: str) -> dict[str, str]:
+        out = self.sh("systemctl", "show", name, *(f"--property={p}" for p in props))
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def wait_unit(self, name: str, want: dict[str, str], timeout: float) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        state: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            state = self.unit(name, *want, "MainPID", "NRestarts", "StatusText")
+            if all(state.get(k) == v for k, v in want.items()):
+                return state
+            time.sleep(1)
+        journal = self.sh("journalctl", "-u", name, "--no-pager", "-o", "cat", "-n", "60")
+        raise AssertionError(f"{name}: {state} after {timeout} s\n{journal}")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)  # nspawn: orderly poweroff of the container
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    if os.geteuid() != 0:
+        pytest.fail("booting the appliance needs root (CI runs as root)")
+    for tool in ("debootstrap", "systemd-nspawn", "nsenter", "unshare", "ip"):
+        assert shutil.which(tool), f"missing {tool} (scripts/ensure-system-deps.sh installs it)"
+    root = tmp_path_factory.mktemp("appliance") / "box"
+    copied = _run("cp", "-a", str(_base_rootfs()), str(root))
+    assert copied.returncode == 0, copied.stderr
+    log = _install(root)
+    assert "units enabled, they start at boot" in log, log[-2000:]
+    ns = f"srapp{os.getpid()}"
+    _run("ip", "netns", "add", ns)
+    box: Container | None = None
+    try:
+        _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        box = Container(root, ns)
+        box.wire()
+        yield box
+    finally:
+        if box is not None:
+            box.stop()
+        _run("ip", "netns", "del", ns)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_installed_box_boots_ready_and_publishes_through_avahi(booted: Container) -> None:
+    state = booted.wait_unit(
+        "strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120
+    )
+    # The status line the box sends with READY=1 (sd_notify).
+    assert state["StatusText"].startswith("uninitialised at https://strongroom.local:443"), state
+    journal = booted.sh("journalctl", "-u", "strongroom.service", "--no-pager", "-o", "cat")
+    assert "mDNS through avahi as strongroom.local." in journal, journal[-3000:]
+    # /etc/strongroom as the unit declares it (ConfigurationDirectoryMode=0750).
+    assert "already exists but the mode is different" not in journal, journal[-3000:]
+    for timer in (
+        "strongroom-backup.timer",
+        "strongroom-retention.timer",
+        "strongroom-verify.timer",
+    ):
+        assert booted.unit(timer, "ActiveState")["ActiveState"] == "active", timer
+
+
+def test_a_hung_box_is_killed_by_the_watchdog_and_restarted(booted: Container) -> None:
+    before = booted.wait_unit(
+        "strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120
+    )
+    main = int(before["MainPID"])  # the container's PID; find it on the host
+    host_pids = [
+        int(p)
+        for p in _run("pgrep", "-f", "/opt/strongroom/venv/bin/strongroom serve").stdout.split()
+    ]
+    ns_pid = {pid: _ns_pid(pid) for pid in host_pids}
+    target = next(pid for pid, inner in ns_pid.items() if inner == main)
+    # No core file when the watchdog aborts it: a core would hold the archive keys.
+    limits = Path(f"/proc/{target}/limits").read_text()
+    assert re.search(r"^Max core file size\s+0\s+0\s", limits, re.M), limits
+    os.kill(target, signal.SIGSTOP)
+    after = booted.wait_unit(
+        "strongroom.service",
+        {"ActiveState": "active", "SubState": "running", "NRestarts": "1"},
+        120,
+    )
+    assert after["MainPID"] != before["MainPID"]
+    journal = booted.sh("journalctl", "-u", "strongroom.service", "--no-pager", "-o", "cat")
+    assert "Watchdog timeout" in journal and "SIGABRT" in journal, journal[-3000:]
+
+
+def _ns_pid(pid: int) -> int:
+    """The PID a host process has inside its own PID namespace (NSpid's last field)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^NSpid:\s+(.*)$", status, re.M)
+    assert match
+    return int(match.group(1).split()[-1])
+
+
+def test_security_scores_of_the_installed_units(booted: Container) -> None:
+    scores: dict[str, float] = {}
+    for unit in ("strongroom.service", "strongroom-backup.service", "strongroom-fault.service"):
+        out = _run(
+            "systemd-analyze", "security", "--offline=true", f"--root={booted.root}", unit
+        ).stdout
+        match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+        assert match, out[-2000:]
+        scores[unit] = float(match.group(1))
+    assert scores["strongroom.service"] <= 2.0, scores
+    assert scores["strongroom-backup.service"] <= 1.0, scores
+    assert scores["strongroom-fault.service"] <= 1.0, scores
+
+
+UNLOCK = r"""
+import http.cookiejar, re, ssl, sys, urllib.parse, urllib.request
+ctx = ssl._create_unverified_context()  # the box's self-signed certificate, on loopback
+opener = urllib.request.build_opener(
+    urllib.request.HTTPSHandler(context=ctx),
+    urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+)
+page = opener.open("https://127.0.0.1/unlock").read().decode()
+token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+form = {"passphrase": sys.argv[1], "username": "", "csrf_token": token}
+answer = opener.open("https://127.0.0.1/unlock", urllib.parse.urlencode(form).encode())
+print(answer.status, answer.url)
+"""
+PASSPHRASE = "lantern orbit granite meadow copper whistle"
+
+
+def _initialise_and_unlock(booted: Container) -> dict[str, str]:
+    """`strongroom init` (attended mode), start, a night job while locked, unlock.
+
+    Once per boot; returns the locked verify job's result.
+    """
+    if booted.skipped is not None:
+        return booted.skipped
+    booted.sh("systemctl", "stop", "strongroom.service")
+    # docs/hardware.md "Backup disk": the admin gives the mounted disk to the
+    # service user (no disk here: the directory stands in for it).
+    booted.sh("chown", "strongroom:strongroom", "/mnt/strongroom-backup")
+    booted.sh("sh", "-c", f"printf '%s' '{PASSPHRASE}' > /run/sr-pass && chmod 644 /run/sr-pass")
+    made = _run(
+        "nsenter", "-t", str(booted.pid1), "-a", "runuser", "-u", "strongroom", "--",
+        "/opt/strongroom/venv/bin/strongroom", "init", "--data", "/var/lib/strongroom",
+        "--config", "/etc/strongroom/box.toml", "--passphrase-file", "/run/sr-pass",
+        "--language", "en", timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    booted.sh("systemctl", "start", "strongroom.service")
+    locked = booted.wait_unit(
+        "strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120
+    )
+    assert "locked" in locked["StatusText"], locked
+    # Locked (attended mode, nobody unlocked it): the job says skipped, exit 75.
+    booted.sh("systemctl", "start", "strongroom-verify.service")
+    booted.skipped = booted.unit("strongroom-verify.service", "Result", "ExecMainStatus")
+    unlocked = _run(
+        "nsenter", "-t", str(booted.pid1), "-a", "python3", "-c", UNLOCK, PASSPHRASE, timeout=120
+    )
+    assert unlocked.returncode == 0 and "/login" in unlocked.stdout, unlocked.stderr[-2000:]
+    return booted.skipped
+
+
+def test_the_night_jobs_succeed_in_attended_mode_after_an_unlock(booted: Container) -> None:
+    skipped = _initialise_and_unlock(booted)
+    assert skipped["ExecMainStatus"] == "75", skipped
+    for job in ("strongroom-backup", "strongroom-retention", "strongroom-verify"):
+        booted.sh("systemctl", "start", f"{job}.service")  # oneshot: returns when done
+        result = booted.unit(f"{job}.service", "Result", "ExecMainStatus")
+        journal = booted.sh("journalctl", "-u", f"{job}.service", "--no-pager", "-o", "cat")
+        assert result == {"Result": "success", "ExecMainStatus": "0"}, f"{job}: {result}\n{journal}"
+
+
+FETCH = r"""
+import ssl, sys, urllib.request
+try:
+    answer = urllib.request.urlopen(
+        sys.argv[1], context=ssl._create_unverified_context(), timeout=5
+    )
+    print("served", answer.status)
+except Exception as exc:
+    print("not served", repr(exc))
+"""
+CONNECT = r"""
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+    print("connected")
+except OSError as exc:
+    print("blocked", exc)
+"""
+UNIT_CGROUP = "/sys/fs/cgroup/system.slice/strongroom.service/cgroup.procs"
+
+
+def _listen(runner: list[str], address: str, port: int) -> int:
+    """A plain HTTP listener (a stand-in for anything), detached; returns its PID."""
+    out = _run(
+        *runner, "sh", "-c",
+        f"python3 -m http.server --bind {address} {port} >/dev/null 2>&1 & echo $!",
+    )  # fmt: skip
+    time.sleep(1.0)
+    return int(out.stdout.strip())
+
+
+def test_a_lan_peer_is_served_and_nothing_else(booted: Container) -> None:
+    booted.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
+    assert "served 200" in booted.lan("python3", "-c", FETCH, f"https://{LAN_BOX}/").stdout
+    # A peer outside the allowlist: the unit drops it (IPAddressDeny=any) ...
+    refused = booted.lan("python3", "-c", FETCH, f"https://{FAR_BOX}/").stdout
+    assert "not served" in refused, refused
+    # ... though the same path reaches a listener outside the unit (control).
+    inside = ["nsenter", "-t", str(booted.pid1), "-a"]
+    control = _listen(inside, FAR_BOX, 8444)
+    try:
+        reached = booted.lan("python3", "-c", FETCH, f"http://{FAR_BOX}:8444/").stdout
+        assert "served 200" in reached, reached
+    finally:
+        booted.sh("kill", str(control))
+
+
+def test_egress_from_the_service_is_blocked(booted: Container) -> None:
+    booted.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
+    server = _listen(["ip", "netns", "exec", booted.ns], INTERNET, 8443)
+    try:
+        # Control: the container itself reaches the "internet" address ...
+        outside = booted.sh("python3", "-c", CONNECT, INTERNET, "8443")
+        assert "connected" in outside, outside
+        # ... a process in strongroom.service's cgroup does not.
+        joined = booted.sh(
+            "sh", "-c", f'echo $$ > {UNIT_CGROUP} && exec python3 -c "$0" {INTERNET} 8443', CONNECT
+        )
+        assert "blocked" in joined, joined
+    finally:
+        os.kill(server, signal.SIGTERM)
+
+
+def test_the_box_is_found_with_avahi_browse_from_the_lan(booted: Container, tmp_path: Path) -> None:
+    _initialise_and_unlock(booted)
+    journal = booted.sh("journalctl", "-u", "strongroom.service", "--no-pager", "-o", "cat")
+    hosts = re.findall(r"mDNS through avahi as (strongroom-[0-9a-f]{4})\.local\.", journal)
+    assert hosts, journal[-3000:]
+    lan = Side(booted.ns, "ve-box", "", [])
+    try:
+        lan.bus, bus = start_bus(tmp_path, "lan")
+        lan.procs.append(bus)
+        start_avahi(tmp_path, lan, "laptop")
+        found = browse(lan, "_strongroom._tcp", f"{hosts[-1]}.local", timeout=90)
+        assert found, f"{hosts[-1]} not seen from the LAN"
+        fields = found[0].split(";")
+        assert fields[7] in (LAN_BOX, FAR_BOX) and fields[8] == "443", found
+        fingerprint = re.search(r'"fp=([0-9a-f-]+)"', fields[9])
+        assert fingerprint and fingerprint.group(1).replace("-", "")[:4] == hosts[-1][-4:], found
+    finally:
+        lan.stop()
+
+
+def test_a_box_that_keeps_crashing_starts_the_fault_unit_then_starts_again(
+    booted: Container,
+) -> None:
+    """Past StartLimitBurst, the unit stays failed and OnFailure= starts the fault unit."""
+    booted.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
+    for _ in range(8):
+        if booted.unit("strongroom.service", "ActiveState").get("ActiveState") == "failed":
+            break
+        booted.wait_unit("strongroom.service", {"ActiveState": "active"}, 120)
+        booted.sh("systemctl", "kill", "--signal=SIGKILL", "strongroom.service")
+        time.sleep(7)  # RestartSec=5s, then the next start (or the start limit)
+    booted.wait_unit("strongroom.service", {"ActiveState": "failed"}, 60)
+    # OnFailure= started the fault unit. It cannot drive an LED here (no GPIO, no
+    # lgpio on amd64): it says so in one line and fails, visibly.
+    fault_log = ""
+    deadline = time.monotonic() + 60
+    while "Started strongroom-fault.service" not in fault_log and time.monotonic() < deadline:
+        time.sleep(1)
+        fault_log = booted.sh("journalctl", "-u", "strongroom-fault.service", "--no-pager")
+    assert "Started strongroom-fault.service" in fault_log, fault_log
+    booted.wait_unit("strongroom-fault.service", {"ActiveState": "failed"}, 60)
+    fault_log = booted.sh("journalctl", "-u", "strongroom-fault.service", "-o", "cat")
+    assert "cannot show the fault on the front panel: No module named 'lgpio'" in fault_log
+    assert "Traceback" not in fault_log, fault_log
+    # The administrator starts the box again: the fault unit gives way (Conflicts=).
+    booted.sh("systemctl", "reset-failed", "strongroom.service")
+    booted.sh("systemctl", "start", "strongroom.service")
+    booted.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
