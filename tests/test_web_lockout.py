@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from strongroom.box import Box
@@ -17,6 +16,7 @@ from web_helpers import (
     ADMIN_PASSWORD,
     ARCHIVIST_PASSWORD,
     Client,
+    another_browser,
     get_csrf,
     login,
     new_box,
@@ -128,8 +128,7 @@ async def test_a_disabled_users_sessions_are_off_disk_at_once(
     box = new_box(data)
     admin = await aiohttp_client(web_app(box))
     await login(admin, "admin", ADMIN_PASSWORD)
-    archivist = TestClient(admin.server)
-    await archivist.start_server()
+    archivist = await another_browser(admin)
     await login(archivist, "archiviste", ARCHIVIST_PASSWORD)
     saved = json.loads((data / "web-sessions.json").read_text())
     assert "archiviste" in [s["username"] for s in saved["sessions"]]

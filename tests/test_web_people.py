@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from strongroom.archive.queries import audit_events
@@ -12,7 +11,16 @@ from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.identity import Keystore
 from strongroom.unlock import BoxPhase
-from web_helpers import ADMIN_PASSWORD, Client, csrf_of, get_csrf, login, new_box, web_app
+from web_helpers import (
+    ADMIN_PASSWORD,
+    Client,
+    another_browser,
+    csrf_of,
+    get_csrf,
+    login,
+    new_box,
+    web_app,
+)
 
 BRUNO = "Bruno garde les clés 2"
 
@@ -33,25 +41,24 @@ async def unlock(client: Client, username: str, passphrase: str) -> int:
     return await post(client, "/unlock", data, page="/unlock")
 
 
-async def another_browser(client: Client) -> Client:
-    """A second person on the same running web app (its own cookies)."""
-    other: Client = TestClient(client.server)  # type: ignore[assignment]
-    await other.start_server()
-    return other
-
-
 def owners(data_dir: Path) -> list[str]:
     return Keystore(data_dir / "keystore.json").owners
+
+
+async def box_with_bruno(data: Path, aiohttp_client: AiohttpClient) -> tuple[Box, Client]:
+    """A ready box whose admin, logged in on the returned client, created admin Bruno."""
+    box = new_box(data)
+    client = await aiohttp_client(web_app(box))
+    await login(client, "admin", ADMIN_PASSWORD)
+    await create_admin(client, "bruno", BRUNO)
+    return box, client
 
 
 async def test_a_second_admin_created_in_the_ui_unlocks_after_a_restart(
     tmp_path: Path, aiohttp_client: AiohttpClient
 ) -> None:
     data = tmp_path / "data"
-    box = new_box(data)
-    client = await aiohttp_client(web_app(box))
-    await login(client, "admin", ADMIN_PASSWORD)
-    await create_admin(client, "bruno", BRUNO)
+    box, client = await box_with_bruno(data, aiohttp_client)
     # The wizard-less test box has an owner-less slot; the admin's login named it.
     assert owners(data) == ["admin", "bruno"]
     assert "bruno" in await (await client.get("/users")).text()
@@ -76,10 +83,7 @@ async def test_disabling_an_admin_removes_their_unlock_but_never_the_last(
     tmp_path: Path, aiohttp_client: AiohttpClient
 ) -> None:
     data = tmp_path / "data"
-    box = new_box(data)
-    client = await aiohttp_client(web_app(box))
-    await login(client, "admin", ADMIN_PASSWORD)
-    await create_admin(client, "bruno", BRUNO)
+    box, client = await box_with_bruno(data, aiohttp_client)
     assert await post(client, "/users/bruno/disable", {}) == 303
     assert owners(data) == ["admin"]
     assert await post(client, "/users/bruno/enable", {}) == 303
@@ -103,10 +107,7 @@ async def test_change_own_passphrase_and_reset_another_admin(
     tmp_path: Path, aiohttp_client: AiohttpClient
 ) -> None:
     data = tmp_path / "data"
-    box = new_box(data)
-    admin = await aiohttp_client(web_app(box))
-    await login(admin, "admin", ADMIN_PASSWORD)
-    await create_admin(admin, "bruno", BRUNO)
+    box, admin = await box_with_bruno(data, aiohttp_client)
 
     bruno = await another_browser(admin)
     await login(bruno, "bruno", BRUNO)

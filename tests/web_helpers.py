@@ -86,6 +86,13 @@ async def login(client: Client, username: str, password: str) -> None:
     assert response.status == 303, await response.text()
 
 
+async def another_browser(client: Client) -> Client:
+    """A second person on the same running web app (its own cookies); close it yourself."""
+    other: Client = TestClient(client.server)  # type: ignore[assignment]
+    await other.start_server()
+    return other
+
+
 def attach_file(
     box: Box, device_id: int, key: SigningKey, message: Record, name: str, data: bytes
 ) -> str:
