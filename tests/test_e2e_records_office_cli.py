@@ -13,9 +13,11 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from e2e_helpers import Clock, prepare_data_dir, start_box
+from e2e_helpers import Clock, E2EBox, prepare_data_dir, start_box
 from records_office_helpers import (
     HELD_TEXTS,
     PETIT_TEXT,
@@ -29,14 +31,23 @@ from records_office_helpers import (
 from web_helpers import ADMIN_PASSWORD
 
 
-async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> None:
+@asynccontextmanager
+async def box_with_the_past(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, Path, Path]]:
+    """A running box the two phones pushed 2015 to; yields it, its data dir and a file
+    holding the admin passphrase (for the commands run once it is stopped)."""
     config = await prepare_data_dir(tmp_path / "box")
-    data = config.data_dir
     secret = tmp_path / "passphrase"
     secret.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
     running = await start_box(config, clock=Clock())
     try:
         await two_phones_push_the_past(running)
+        yield running, config.data_dir, secret
+    finally:
+        await running.stop()
+
+
+async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> None:
+    async with box_with_the_past(tmp_path) as (running, data, secret):
         out = await astrongroom(
             data, "matter", "create", "D-2015-007", "--client", "Dr Martin", "--as", "secretariat"
         )
@@ -122,8 +133,6 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
         assert document["holds_checked"] == []
         assert "retention.approve" in running.audit_actions("retention.")
         assert texts_in_archive(running, (*HELD_TEXTS, PETIT_TEXT), "zqxw") == []
-    finally:
-        await running.stop()
 
     # Box stopped: the same commands open the archive themselves.
     listed_stopped = strongroom(data, "hold", "list", passphrase_file=secret)
@@ -145,13 +154,7 @@ def _refused(data: Path, *argv: str, secret: Path | None = None) -> str:
 
 
 async def test_bad_requests_are_refused_clearly_and_the_box_goes_on(tmp_path: Path) -> None:
-    config = await prepare_data_dir(tmp_path / "box")
-    data = config.data_dir
-    secret = tmp_path / "passphrase"
-    secret.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
-    running = await start_box(config, clock=Clock())
-    try:
-        await two_phones_push_the_past(running)
+    async with box_with_the_past(tmp_path) as (running, data, secret):
         cases = [
             (("hold", "lift", "99", "--reason", "x"), "no active legal hold 99"),
             (("hold", "add", "--conversation", "c-nulle", "--reason", "x"), "no conversation"),
@@ -171,8 +174,6 @@ async def test_bad_requests_are_refused_clearly_and_the_box_goes_on(tmp_path: Pa
         assert running.box.phase.value == "ready"
         assert "No legal hold." in await astrongroom(data, "hold", "list")
         assert running.audit_actions("hold.") == []
-    finally:
-        await running.stop()
     # Stopped: the same refusal, from the archive opened by the command itself.
     assert "no active legal hold 5" in _refused(
         data, "hold", "lift", "5", "--reason", "x", secret=secret
