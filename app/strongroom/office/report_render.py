@@ -170,42 +170,42 @@ def render_pdf(register: Register, font_dir: Path = DEJAVU_DIR) -> bytes:
     return pdf.output()
 
 
+def _list_pdf(pdf: PdfRenderer, heading: str, lines: list[str], none: str | None) -> None:
+    """A heading, one bullet per line, and `none` when there is no line."""
+    pdf.add_heading(heading)
+    for line in lines:
+        pdf.add_paragraph(f"• {line}", 9)
+    if not lines and none is not None:
+        pdf.add_paragraph(none, 9)
+
+
 def _events_pdf(pdf: PdfRenderer, r: Register) -> None:
-    pdf.add_heading("Gels juridiques / legal holds")
-    for h in r.holds or []:
-        pdf.add_paragraph(f"• {h.spec.subject()} — {h.spec.reason} — {h.placed_by}", 9)
-    if not r.holds:
-        pdf.add_paragraph("Aucun / none", 9)
-    pdf.add_heading("Destructions")
-    for d in r.destructions:
-        pdf.add_paragraph(
-            f"• certificat / certificate {d.id}, {_date(d.created_at)}, {d.record_count}"
-            f" enregistrements / records, approuvé par / approved by {d.approver}",
-            9,
-        )
-    if not r.destructions:
-        pdf.add_paragraph("Aucune / none", 9)
-    pdf.add_heading("Exports (communications de données / disclosures)")
-    for e in r.exports:
-        pdf.add_paragraph(
-            f"• {_date(e.at_ms)} {e.actor} : {e.target} pour / for"
-            f" {e.details.get('recipient', '')} ({e.details.get('reason', '')})",
-            9,
-        )
-    if not r.exports:
-        pdf.add_paragraph("Aucun / none", 9)
-    pdf.add_heading("Sauvegardes / backups")
-    for b in r.backups:
-        pdf.add_paragraph(f"• {_date(b.at_ms)} → {b.target} ({b.details.get('set', '')})", 9)
-    if not r.backups:
-        pdf.add_paragraph("Aucune / none", 9)
-    pdf.add_heading("Appareils / devices")
-    for dev in r.devices:
-        revoked = f", révoqué le / revoked {_date(dev.revoked_at)}" if dev.revoked_at else ""
-        pdf.add_paragraph(f"• {dev.name} ({dev.owner}, {value(dev.role)}){revoked}", 9)
-    pdf.add_heading("Administrateurs / admins")
-    for adm in r.admins:
-        state = "désactivé / disabled" if adm.disabled else "actif / active"
-        pdf.add_paragraph(f"• {adm.username} ({value(adm.role)}, {state})", 9)
-    if not r.admins:
-        pdf.add_paragraph("Aucun / none", 9)
+    holds = [f"{h.spec.subject()} — {h.spec.reason} — {h.placed_by}" for h in r.holds or []]
+    _list_pdf(pdf, "Gels juridiques / legal holds", holds, "Aucun / none")
+    destructions = [
+        f"certificat / certificate {d.id}, {_date(d.created_at)}, {d.record_count}"
+        f" enregistrements / records, approuvé par / approved by {d.approver}"
+        for d in r.destructions
+    ]
+    _list_pdf(pdf, "Destructions", destructions, "Aucune / none")
+    exports = [
+        f"{_date(e.at_ms)} {e.actor} : {e.target} pour / for"
+        f" {e.details.get('recipient', '')} ({e.details.get('reason', '')})"
+        for e in r.exports
+    ]
+    _list_pdf(pdf, "Exports (communications de données / disclosures)", exports, "Aucun / none")
+    backups = [f"{_date(b.at_ms)} → {b.target} ({b.details.get('set', '')})" for b in r.backups]
+    _list_pdf(pdf, "Sauvegardes / backups", backups, "Aucune / none")
+    devices = [
+        f"{dev.name} ({dev.owner}, {value(dev.role)})"
+        + (f", révoqué le / revoked {_date(dev.revoked_at)}" if dev.revoked_at else "")
+        for dev in r.devices
+    ]
+    _list_pdf(pdf, "Appareils / devices", devices, None)
+    admins = [
+        f"{adm.username} ({value(adm.role)}, "
+        + ("désactivé / disabled" if adm.disabled else "actif / active")
+        + ")"
+        for adm in r.admins
+    ]
+    _list_pdf(pdf, "Administrateurs / admins", admins, "Aucun / none")
