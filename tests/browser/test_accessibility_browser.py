@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 from browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PHONE_WIDTH,
     LiveBox,
+    launched_chromium,
     no_sideways_scroll,
     shot,
 )
@@ -28,14 +27,8 @@ BLOCKING = {"serious", "critical"}
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing at /usr/bin/chromium", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def violations(page: Any) -> list[str]:

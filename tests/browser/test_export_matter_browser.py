@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import shot
 from test_records_office_browser import RunningBox, browser  # noqa: F401  (the fixture)
-from test_web_browser import _shot
 
 from records_office_helpers import HELD_TEXTS, PETIT_TEXT
 from strongroom.office.verify_export import verify_bundle
@@ -46,10 +46,10 @@ def test_a_matter_is_exported_from_its_row_in_chromium(browser: Any, tmp_path: P
         assert page.input_value("#export-matter") == "1"
         page.fill("#recipient", "Cour d'appel de Lyon")
         page.fill("#reason", "RG 24/017")
-        _shot(page, "fr", "export-matter-form")
+        shot(page, "fr", "export-matter-form")
         page.click("#start-export")
         page.wait_for_selector("#download", timeout=30_000)
-        _shot(page, "fr", "export-matter-ready")
+        shot(page, "fr", "export-matter-ready")
         with page.expect_download() as download_info:
             page.click("#download")
         bundle = tmp_path / "matter.zip"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PHONE_WIDTH, no_sideways_scroll, shot
+from browser_support import PHONE_WIDTH, launched_chromium, no_sideways_scroll, shot
 
 from devbox_process import DevBoxProcess, free_port
 from strongroom.devbox import prepare_dev_box
@@ -31,14 +31,8 @@ TEXT = {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing at /usr/bin/chromium", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def log_in(page: Any, url: str, username: str, password: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PHONE_WIDTH, LiveBox, shot
+from browser_support import PHONE_WIDTH, LiveBox, launched_chromium, shot
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
@@ -47,14 +47,8 @@ ERROR_PAGES = {"/no-such-page": 404, "/logout": 405}
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing at /usr/bin/chromium", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def seeded_box(data_dir: Path) -> Box:

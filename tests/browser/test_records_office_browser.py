@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, _shot
+from browser_support import launched_chromium, shot
 
 from e2e_helpers import Clock, E2EBox, prepare_data_dir, start_box
 from records_office_helpers import (
@@ -82,13 +82,8 @@ class RunningBox:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), "Debian's chromium is missing at /usr/bin/chromium"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def _finish_job(page: Any) -> None:
@@ -128,7 +123,7 @@ def test_records_office_journey_in_chromium(browser: Any, tmp_path: Path, langua
         page.fill("#closed-1", "2016-01-31")
         page.click("form:has(#closed-1) button[type=submit]")
         assert "2016" in page.inner_text("#matters")
-        _shot(page, language, "office-01-matters")
+        shot(page, language, "office-01-matters")
 
         # -- a new policy, and who it governs ---------------------------------------------------
         page.goto(running.url + "/office")
@@ -157,7 +152,7 @@ def test_records_office_journey_in_chromium(browser: Any, tmp_path: Path, langua
         page.fill("#hold-reason", "Plainte ordinale")
         page.click("#new-hold button[type=submit]")
         assert text["protects"] in page.inner_text("#holds .reach")
-        _shot(page, language, "office-02-policies-holds")
+        shot(page, language, "office-02-policies-holds")
 
         # -- the record page says which policy applies and why --------------------------------
         (row,) = running.query("SELECT record_id FROM messages WHERE text = ?", HELD_TEXTS[0])
@@ -183,7 +178,7 @@ def test_records_office_journey_in_chromium(browser: Any, tmp_path: Path, langua
         page.goto(running.url + "/office/due")
         assert page.locator("tr[data-state=review]").count() == 4
         page.fill("#due-reason", "Délai de cinq ans écoulé")
-        _shot(page, language, "office-03-due")
+        shot(page, language, "office-03-due")
         page.click("#decide")
         _finish_job(page)
         with page.expect_download() as download_info:
@@ -195,7 +190,7 @@ def test_records_office_journey_in_chromium(browser: Any, tmp_path: Path, langua
         assert {r["assignment"] for r in document["records"]} == {"matter:1"}
         page.goto(running.url + "/office/certificates")
         assert page.locator("#certificates tbody tr").count() == 2
-        _shot(page, language, "office-04-certificates")
+        shot(page, language, "office-04-certificates")
         actions = running.audit_actions()
         for action in ("matter.create", "retention.policy.create", "hold.place", "hold.lift"):
             assert action in actions

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from browser_support import launched_chromium, shot
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
@@ -31,8 +32,6 @@ from strongroom.office.verify_export import verify_bundle
 from strongroom.pairing.gate import PairingAttempt, PairingMethod, PairingOutcome
 from strongroom.pairing.service import PairingService
 from web_helpers import ADMIN_PASSWORD, web_app
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _openssl_fingerprint(bundle: Path, where: Path) -> str:
@@ -47,16 +46,6 @@ def _openssl_fingerprint(bundle: Path, where: Path) -> str:
     return done.stdout.decode().split()[0]
 
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TEXT = {
     "fr": {"dashboard": "Tableau de bord", "verified": "vérifiée", "ready": "L'export est prêt."},
     "en": {"dashboard": "Dashboard", "verified": "verified", "ready": "The export is ready."},
@@ -115,23 +104,8 @@ class LiveBox:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            "Debian's chromium is missing at /usr/bin/chromium: `make test` installs it "
-            "(apt-get install chromium) when run as root.",
-            pytrace=False,
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
-
-
-def _shot(page: Any, language: str, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{language}-{name}.png"), full_page=True)
 
 
 def _seed_archive(box: Box) -> None:
@@ -158,17 +132,17 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
         page.goto(live.url + "/")
         assert page.url.endswith("/setup")
         page.check(f"input[name=language][value={language}]")
-        _shot(page, language, "01-setup-language")
+        shot(page, language, "01-setup-language")
         page.click("button[type=submit].primary")
         page.click("form[action='/setup/create'] button")
         words = page.locator("#words .w").all_inner_texts()
         assert len(words) == 24
-        _shot(page, language, "02-setup-words")
+        shot(page, language, "02-setup-words")
         page.click("a[href='/setup/confirm']")
         for field in page.locator("input[name^=word_]").all():
             position = int(field.get_attribute("name").split("_")[1])
             field.fill(words[position - 1])
-        _shot(page, language, "03-setup-confirm")
+        shot(page, language, "03-setup-confirm")
         page.click("button[type=submit].primary")
         page.fill("#username", "admin")
         page.fill("#password", ADMIN_PASSWORD)
@@ -176,7 +150,7 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
         page.click("button[type=submit].primary")
         page.fill("#practice_name", "Cabinet Durand & Associés")
         page.click("button[type=submit].primary")
-        _shot(page, language, "04-setup-done")
+        shot(page, language, "04-setup-done")
         page.click("main a.button.primary[href='/devices']")
 
         # -- pairing: press, a phone asks, the admin compares the code and confirms --------
@@ -197,14 +171,14 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
         page.wait_for_selector("#comparison-code")
         assert page.inner_text("#comparison-code") == "482 915"
         assert "Galaxy de Léa" in page.inner_text("#pairing")
-        _shot(page, language, "05-devices-pairing")
+        shot(page, language, "05-devices-pairing")
         page.click("#confirm-pairing")
         assert outcome.result(5).accepted
 
         # -- log out and in again ----------------------------------------------------------
         page.click("header form[action='/logout'] button")
         assert "/login" in page.url
-        _shot(page, language, "06-login")
+        shot(page, language, "06-login")
         page.fill("#username", "admin")
         page.fill("#password", ADMIN_PASSWORD)
         page.click("button[type=submit].primary")
@@ -217,12 +191,12 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
         page.fill("#q", "réunion")
         page.click("form.search button[type=submit]")
         assert page.locator(".hit").count() == 2
-        _shot(page, language, "07-archive-search")
+        shot(page, language, "07-archive-search")
         page.locator(".hit a").first.click()
         badge = page.locator("#proof-badge")
         assert "verified" in (badge.get_attribute("class") or "")
         assert text["verified"] in badge.inner_text()
-        _shot(page, language, "08-record-proof")
+        shot(page, language, "08-record-proof")
 
         # -- a sealed export, in the background, downloaded ----------------------------------
         page.click("nav a[href='/exports']")
@@ -231,7 +205,7 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
         page.click("#start-export")
         page.wait_for_selector("#download", timeout=20_000)
         assert text["ready"] in page.inner_text("main")
-        _shot(page, language, "09-export-done")
+        shot(page, language, "09-export-done")
         with page.expect_download() as download_info:
             page.click("#download")
         assert download_info.value.suggested_filename.endswith(".zip")
@@ -243,11 +217,11 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
         assert shown == _openssl_fingerprint(bundle, tmp_path)
         assert shown in page.inner_text("footer")
         assert "-" in page.inner_text("[data-fingerprint='protocol']")  # the phones' own
-        _shot(page, language, "09b-identity")
+        shot(page, language, "09b-identity")
 
         # -- the dashboard and the audit trail ------------------------------------------------
         page.click("nav a[href='/dashboard']")
-        _shot(page, language, "10-dashboard")
+        shot(page, language, "10-dashboard")
         page.click("nav a[href='/audit']")
         audit = page.inner_text("main")
         for action in (
@@ -258,7 +232,7 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
             "export",
         ):
             assert action in audit
-        _shot(page, language, "11-audit")
+        shot(page, language, "11-audit")
 
         # -- the downloaded export, checked byte for byte ---------------------------------------
         # The bytes the browser saved are this box's sealed export of the conversation.
