@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -94,7 +94,7 @@ class LiveBox:
         self.runner: Any = None
         self.port = 0
 
-    def __enter__(self) -> LiveBox:
+    def __enter__(self) -> Self:
         self.thread.start()
         self.call(self._start())
         return self

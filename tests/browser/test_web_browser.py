@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import subprocess
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -21,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from browser_support import launched_chromium, shot
+from browser_support import LiveBox, launched_chromium, shot
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
@@ -31,7 +29,7 @@ from strongroom.config import BoxConfig
 from strongroom.office.verify_export import verify_bundle
 from strongroom.pairing.gate import PairingAttempt, PairingMethod, PairingOutcome
 from strongroom.pairing.service import PairingService
-from web_helpers import ADMIN_PASSWORD, web_app
+from web_helpers import ADMIN_PASSWORD
 
 
 def _openssl_fingerprint(bundle: Path, where: Path) -> str:
@@ -54,31 +52,14 @@ TEXT = {
 pytestmark = pytest.mark.browser
 
 
-class LiveBox:
-    """A Box and its web UI served on loopback from a background event loop."""
+class FreshBox(LiveBox):
+    """browser_support's LiveBox on a fresh data dir: the Box is made on the serving loop
+    (the first-run wizard ahead), with a pairing service the test can drive."""
 
     def __init__(self, data_dir: Path) -> None:
+        super().__init__(None)
         self.data_dir = data_dir
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.box: Box | None = None
         self.pairing = PairingService(time.time)
-        self.runner: web.AppRunner | None = None
-        self.port = 0
-
-    def __enter__(self) -> LiveBox:
-        self.thread.start()
-        self.call(self._start())
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.call(self._stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-    def call(self, coro: Any, timeout: float = 10) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def submit(self, coro: Any) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -86,20 +67,7 @@ class LiveBox:
     async def _start(self) -> None:
         self.box = Box(BoxConfig(data_dir=self.data_dir))
         self.box.pairing = self.pairing
-        self.runner = web.AppRunner(web_app(self.box))
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self.runner.addresses[0][1]
-
-    async def _stop(self) -> None:
-        assert self.runner is not None and self.box is not None
-        await self.runner.cleanup()
-        await self.box.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        await super()._start()
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +91,7 @@ def _seed_archive(box: Box) -> None:
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> None:
     text = TEXT[language]
-    with LiveBox(tmp_path / "data") as live:
+    with FreshBox(tmp_path / "data") as live:
         context = browser.new_context(locale=language, viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.set_default_timeout(10_000)
