@@ -34,6 +34,7 @@ from strongroom import PROTOCOL_VERSION
 from strongroom.appliance.discovery import (
     DEFAULT_HOST_NAME,
     AdvertiserStateError,
+    PublishedIdentity,
     service_records,
 )
 
@@ -106,7 +107,7 @@ async def avahi_running(bus: str = "SYSTEM") -> bool:
         await conn.close()
 
 
-class AvahiAdvertiser:
+class AvahiAdvertiser(PublishedIdentity):
     """`discovery.Advertiser`'s interface, published by avahi-daemon."""
 
     def __init__(
@@ -121,14 +122,14 @@ class AvahiAdvertiser:
         host_name: str | None = None,
         bus: str = "SYSTEM",
     ) -> None:
-        if not 0 < port < 65536:
-            raise ValueError(f"port out of range: {port}")
-        self.port = port
-        self.fingerprint = fingerprint or None
-        self.tls_fingerprint = tls_fingerprint
-        self.name = name
-        self.host = f"{host_name or name}.local."
-        self.protocol_version = protocol_version
+        super().__init__(
+            port=port,
+            fingerprint=fingerprint,
+            name=name,
+            protocol_version=protocol_version,
+            tls_fingerprint=tls_fingerprint,
+            host_name=host_name,
+        )
         self._addresses = sorted({str(ipaddress.ip_address(a)) for a in addresses})
         self._bus = bus
         self._conn: DBusConnection | None = None
@@ -239,10 +240,10 @@ class AvahiAdvertiser:
     ) -> bool:
         if self._router is None:
             raise AdvertiserStateError("advertiser not started")
-        host = f"{host_name or name}.local."
-        if (fingerprint or None, name, host) == (self.fingerprint, self.name, self.host):
+        renamed = self._renamed(fingerprint, name, host_name)
+        if renamed is None:
             return False
-        self.fingerprint, self.name, self.host = fingerprint or None, name, host
+        self.fingerprint, self.name, self.host = renamed
         await self._republish()
         return True
 

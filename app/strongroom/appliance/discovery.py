@@ -107,7 +107,38 @@ def _parse_addresses(addresses: Sequence[str]) -> list[bytes]:
     return sorted(packed)
 
 
-class Advertiser:
+class PublishedIdentity:
+    """What either advertiser (zeroconf here, avahi-daemon in `avahi`) publishes about
+    the box: its port, key fingerprints, instance and host names, protocol version."""
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        fingerprint: str | None,
+        name: str,
+        protocol_version: int,
+        tls_fingerprint: str | None,
+        host_name: str | None,
+    ) -> None:
+        if not 0 < port < 65536:
+            raise ValueError(f"port out of range: {port}")
+        self.port = port
+        self.fingerprint = fingerprint or None
+        self.tls_fingerprint = tls_fingerprint
+        self.name = name
+        self.host = f"{host_name or name}.local."
+        self.protocol_version = protocol_version
+
+    def _renamed(
+        self, fingerprint: str | None, name: str, host_name: str | None
+    ) -> tuple[str | None, str, str] | None:
+        """The new (fingerprint, name, host) for `republish`, or None when unchanged."""
+        new = (fingerprint or None, name, f"{host_name or name}.local.")
+        return None if new == (self.fingerprint, self.name, self.host) else new
+
+
+class Advertiser(PublishedIdentity):
     """Registers the box's two DNS-SD services and keeps their addresses current.
 
     `interfaces`: where to speak mDNS, as addresses of local interfaces (tests
@@ -127,14 +158,14 @@ class Advertiser:
         tls_fingerprint: str | None = None,
         host_name: str | None = None,
     ) -> None:
-        if not 0 < port < 65536:
-            raise ValueError(f"port out of range: {port}")
-        self.port = port
-        self.fingerprint = fingerprint or None
-        self.tls_fingerprint = tls_fingerprint
-        self.name = name
-        self.host = f"{host_name or name}.local."
-        self.protocol_version = protocol_version
+        super().__init__(
+            port=port,
+            fingerprint=fingerprint,
+            name=name,
+            protocol_version=protocol_version,
+            tls_fingerprint=tls_fingerprint,
+            host_name=host_name,
+        )
         self._interfaces = list(interfaces) if interfaces is not None else None
         self._addresses = _parse_addresses(addresses)
         self._zc: AsyncZeroconf | None = None
@@ -204,12 +235,12 @@ class Advertiser:
         """
         if self._zc is None:
             raise AdvertiserStateError("advertiser not started")
-        host = f"{host_name or name}.local."
-        if (fingerprint or None, name, host) == (self.fingerprint, self.name, self.host):
+        renamed = self._renamed(fingerprint, name, host_name)
+        if renamed is None:
             return False
         await self._zc.async_unregister_all_services()
         self._infos = []
-        self.fingerprint, self.name, self.host = fingerprint or None, name, host
+        self.fingerprint, self.name, self.host = renamed
         await self._register(self._zc)
         return True
 
