@@ -71,12 +71,19 @@ async def two_phones_push_the_past(running: E2EBox) -> None:
         await martin.close()
 
 
-def strongroom(data_dir: Path, *argv: str, passphrase_file: Path | None = None) -> str:
-    """Run `python -m strongroom …`; fail the test with its output if it fails."""
+def run_strongroom(
+    data_dir: Path, *argv: str, passphrase_file: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m strongroom … --data DIR [--passphrase-file F]` and return the outcome."""
     command = [sys.executable, "-m", "strongroom", *argv, "--data", str(data_dir)]
     if passphrase_file is not None:
         command += ["--passphrase-file", str(passphrase_file)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def strongroom(data_dir: Path, *argv: str, passphrase_file: Path | None = None) -> str:
+    """Run `python -m strongroom …`; fail the test with its output if it fails."""
+    done = run_strongroom(data_dir, *argv, passphrase_file=passphrase_file)
     assert done.returncode == 0, (argv, done.stdout, done.stderr)
     return done.stdout
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +20,7 @@ from records_office_helpers import (
     HELD_TEXTS,
     PETIT_TEXT,
     astrongroom,
+    run_strongroom,
     strongroom,
     texts_in_archive,
     texts_left_on_disk,
@@ -144,10 +143,7 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
 
 
 def _refused(data: Path, *argv: str, secret: Path | None = None) -> str:
-    command = [sys.executable, "-m", "strongroom", *argv, "--data", str(data)]
-    if secret is not None:
-        command += ["--passphrase-file", str(secret)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    done = run_strongroom(data, *argv, passphrase_file=secret)
     assert done.returncode == 2, (argv, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
     return done.stderr
