@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from strongroom.archive import writes
 from strongroom.archive.record import parse_record, sign_record
 from strongroom.box import Box
 from strongroom.office.policies import DEFAULT_SUBJECT, assign_policy, policy_by_preset
+from support.box import upload_blob
 from web_helpers import ADMIN_PASSWORD, AUDITOR_PASSWORD, Client, csrf_of, login, new_box, web_app
 
 OLD = 1_400_000_000_000  # 2014
@@ -32,13 +32,7 @@ async def box(tmp_path: Path) -> AsyncIterator[Box]:
         )
     )
     data = b"%PDF-1.4 conclusions"
-    sha = hashlib.sha256(data).digest()
-    location = archive.blobs.new_location()
-    upload = archive.blobs.start_upload(location, len(data), sha)
-    upload.write(data)
-    upload.finish()
-    archive.blobs.complete(upload, location)
-    archive.write(writes.register_blob(sha, len(data), location))
+    sha, _ = upload_blob(archive, data)
     # As the reference client sends it: an attachment record referring to itself.
     fields = {
         "v": 1,
