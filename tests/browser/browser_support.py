@@ -72,6 +72,15 @@ def walk_wizard(page: Any, url: str, language: str, admin: str, password: str) -
     return words
 
 
+def log_in(page: Any, url: str, username: str, password: str) -> str:
+    """Log in on the login page; return what the page then shows in <main>."""
+    page.goto(url + "/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit].primary")
+    return str(page.inner_text("main"))
+
+
 def no_sideways_scroll(page: Any) -> None:
     """The page fits the viewport's width (nothing to scroll sideways on a phone)."""
     widths = page.evaluate(

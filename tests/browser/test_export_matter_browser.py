@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import shot
+from browser_support import log_in, shot
 from test_records_office_browser import RunningBox, browser  # noqa: F401  (the fixture)
 
 from records_office_helpers import HELD_TEXTS, PETIT_TEXT
@@ -28,10 +28,7 @@ def test_a_matter_is_exported_from_its_row_in_chromium(browser: Any, tmp_path: P
         )
         page = context.new_page()
         page.set_default_timeout(15_000)
-        page.goto(running.url + "/login")
-        page.fill("#username", "admin")
-        page.fill("#password", ADMIN_PASSWORD)
-        page.click("button[type=submit].primary")
+        log_in(page, running.url, "admin", ADMIN_PASSWORD)
 
         page.goto(running.url + "/office/matters")
         page.fill("#matter-ref", "D-2015-007")

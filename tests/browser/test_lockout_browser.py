@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import PHONE_WIDTH, launched_chromium, no_sideways_scroll, shot
+from browser_support import PHONE_WIDTH, launched_chromium, log_in, no_sideways_scroll, shot
 
 from devbox_process import DevBoxProcess, free_port
 from strongroom.devbox import prepare_dev_box
@@ -33,14 +33,6 @@ TEXT = {
 def browser() -> Iterator[Any]:
     with launched_chromium() as chromium:
         yield chromium
-
-
-def log_in(page: Any, url: str, username: str, password: str) -> str:
-    page.goto(url + "/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit].primary")
-    return str(page.inner_text("main"))
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import PHONE_WIDTH, LiveBox, launched_chromium, shot
+from browser_support import PHONE_WIDTH, LiveBox, launched_chromium, log_in, shot
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
@@ -78,10 +78,7 @@ def test_no_page_scrolls_sideways(browser: Any, tmp_path: Path, language: str) -
             context = browser.new_context(locale=language, viewport={"width": width, "height": 900})
             page = context.new_page()
             page.set_default_timeout(15_000)
-            page.goto(live.url + "/login")
-            page.fill("#username", "admin")
-            page.fill("#password", ADMIN_PASSWORD)
-            page.click("button[type=submit].primary")
+            log_in(page, live.url, "admin", ADMIN_PASSWORD)
             for path in PAGES:
                 response = page.goto(live.url + path)
                 expected = ERROR_PAGES.get(path, 414 if len(path) > 8190 else 200)

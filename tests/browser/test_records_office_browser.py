@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import launched_chromium, shot
+from browser_support import launched_chromium, log_in, shot
 
 from e2e_helpers import Clock, E2EBox, prepare_data_dir, start_box
 from records_office_helpers import (
@@ -102,10 +102,7 @@ def test_records_office_journey_in_chromium(browser: Any, tmp_path: Path, langua
         )
         page = context.new_page()
         page.set_default_timeout(15_000)
-        page.goto(running.url + "/login")
-        page.fill("#username", "admin")
-        page.fill("#password", ADMIN_PASSWORD)
-        page.click("button[type=submit].primary")
+        log_in(page, running.url, "admin", ADMIN_PASSWORD)
 
         # -- a matter with dr.martin in it, closed in January 2016 -----------------------------
         page.goto(running.url + "/office/matters")
