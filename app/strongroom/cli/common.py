@@ -124,6 +124,19 @@ def has_identity(config: BoxConfig) -> bool:
     return False
 
 
+def restore_inputs(args: argparse.Namespace) -> tuple[BoxConfig, bytes, str] | int:
+    """What a restore (words alone, or words and a backup) needs: a data dir with no
+    identity yet, the 24 words' entropy and a new passphrase. An int is the exit code
+    when one is refused (why is already printed)."""
+    config = box_config(args)
+    if has_identity(config):
+        return 1
+    entropy = read_words(args)
+    if entropy is None:
+        return 2
+    return config, entropy, new_passphrase(args)
+
+
 def night_job(args: argparse.Namespace, job: str, here: Command, body: Any = None) -> int:
     """Run a night job in the running box (over the control socket), else `here`.
 

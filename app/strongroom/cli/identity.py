@@ -12,7 +12,7 @@ from strongroom.cli.common import (
     box_config,
     has_identity,
     new_passphrase,
-    read_words,
+    restore_inputs,
 )
 from strongroom.identity import (
     WordsError,
@@ -72,13 +72,10 @@ def _write_sheet(path: Path, words: list[str], fingerprint: str, language: str) 
 def cmd_restore(args: argparse.Namespace) -> int:
     from strongroom.box import Box
 
-    config = box_config(args)
-    if has_identity(config):
-        return 1
-    entropy = read_words(args)
-    if entropy is None:
-        return 2
-    passphrase = new_passphrase(args)
+    inputs = restore_inputs(args)
+    if isinstance(inputs, int):
+        return inputs
+    config, entropy, passphrase = inputs
     box = Box(config)
     box.initialise(entropy, passphrase)
     print(f"Identity restored. Box fingerprint / empreinte : {box.fingerprint}")

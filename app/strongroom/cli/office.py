@@ -9,12 +9,9 @@ from pathlib import Path
 
 from strongroom.cli.common import (
     Spec,
-    box_config,
-    has_identity,
-    new_passphrase,
     night_job,
     nothing_written,
-    read_words,
+    restore_inputs,
     unlocked_box,
 )
 from strongroom.office.errors import BackupError
@@ -98,13 +95,10 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
     from strongroom.identity import Keystore
     from strongroom.office import restore
 
-    config = box_config(args)
-    if has_identity(config):
-        return 1
-    entropy = read_words(args)
-    if entropy is None:
-        return 2
-    passphrase = new_passphrase(args)
+    inputs = restore_inputs(args)
+    if isinstance(inputs, int):
+        return inputs
+    config, entropy, passphrase = inputs
     try:
         result = restore.run(Path(args.backup), entropy, config.data_dir)
     except BackupError as exc:
