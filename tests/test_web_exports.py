@@ -62,6 +62,18 @@ def files_under(path: Path) -> list[Path]:
     return [p for p in path.rglob("*") if p.is_file()]
 
 
+async def download_verified(client: Client, job_path: str, bundle: Path, records: int) -> str:
+    """Download the export into `bundle`, check it verifies with `records` records, and
+    return its records.html."""
+    download = await client.get(f"{job_path}/download")
+    assert download.status == 200
+    await asyncio.to_thread(bundle.write_bytes, await download.read())
+    report = await asyncio.to_thread(verify_bundle, bundle)
+    assert report.ok and report.records == records, report.problems
+    with zipfile.ZipFile(bundle) as zf:
+        return zf.read(next(n for n in zf.namelist() if n.endswith("records.html"))).decode()
+
+
 async def test_a_date_range_export_never_lies_in_clear_and_goes_once_downloaded(
     box: Box,
     aiohttp_client: AiohttpClient,
@@ -81,14 +93,8 @@ async def test_a_date_range_export_never_lies_in_clear_and_goes_once_downloaded(
         assert b"confidentielle" not in data, path
         assert b"PK\x03\x04" not in data and b"export.json" not in data, path
 
-    download = await client.get(f"{job_path}/download")
-    assert download.status == 200
     bundle = tmp_path / "export.zip"
-    bundle.write_bytes(await download.read())
-    report = await asyncio.to_thread(verify_bundle, bundle)
-    assert report.ok and report.records == 1, report.problems
-    with zipfile.ZipFile(bundle) as zf:
-        html = zf.read(next(n for n in zf.namelist() if n.endswith("records.html"))).decode()
+    html = await download_verified(client, job_path, bundle, records=1)
     assert TEXTS["2024-02-10"] in html
     assert TEXTS["2024-01-10"] not in html and TEXTS["2024-03-10"] not in html
 
@@ -148,14 +154,8 @@ async def test_a_matter_is_exported_from_its_page_with_its_conversations_only(
     assert 'value="matter" id="export-kind-matter" checked' in page
     job_path = await start(client, kind="matter", matter=str(matter_id))
 
-    download = await client.get(f"{job_path}/download")
-    assert download.status == 200
     bundle = tmp_path / "matter.zip"
-    bundle.write_bytes(await download.read())
-    report = await asyncio.to_thread(verify_bundle, bundle)
-    assert report.ok and report.records == 3, report.problems
-    with zipfile.ZipFile(bundle) as zf:
-        html = zf.read(next(n for n in zf.namelist() if n.endswith("records.html"))).decode()
+    html = await download_verified(client, job_path, bundle, records=3)
     assert "Dossier / matter 2024-017 — M. Martin" in html
     assert all(text in html for text in TEXTS.values())
     assert "Mme Bernard" not in html
