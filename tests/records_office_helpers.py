@@ -19,14 +19,17 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from e2e_helpers import E2EBox, pair_by_qr
+from e2e_helpers import Clock, E2EBox, pair_by_qr, prepare_data_dir, start_box
 from strongroom.office.sealed import box_key_fingerprint
 from strongroom.office.verify_text import command_lines
 from strongroom.proof.pem import ed25519_public_key_from_pem
+from web_helpers import ADMIN_PASSWORD
 
 AT_2015 = int(datetime(2015, 3, 2, 9, 0, tzinfo=UTC).timestamp() * 1000)
 HELD_TEXTS: tuple[str, ...] = (
@@ -69,6 +72,21 @@ async def two_phones_push_the_past(running: E2EBox) -> None:
     finally:
         await durand.close()
         await martin.close()
+
+
+@asynccontextmanager
+async def box_with_the_past(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, Path, Path]]:
+    """A running box the two phones pushed 2015 to; yields it, its data dir and a file
+    holding the admin passphrase (for the commands run once it is stopped)."""
+    config = await prepare_data_dir(tmp_path / "box")
+    secret = tmp_path / "passphrase"
+    secret.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
+    running = await start_box(config, clock=Clock())
+    try:
+        await two_phones_push_the_past(running)
+        yield running, config.data_dir, secret
+    finally:
+        await running.stop()
 
 
 def run_strongroom(

@@ -11,38 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from e2e_helpers import Clock, E2EBox, prepare_data_dir, start_box
 from records_office_helpers import (
     HELD_TEXTS,
     PETIT_TEXT,
     astrongroom,
+    box_with_the_past,
     run_strongroom,
     strongroom,
     texts_in_archive,
     texts_left_on_disk,
-    two_phones_push_the_past,
     verify_certificate_with_openssl,
 )
-from web_helpers import ADMIN_PASSWORD
-
-
-@asynccontextmanager
-async def box_with_the_past(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, Path, Path]]:
-    """A running box the two phones pushed 2015 to; yields it, its data dir and a file
-    holding the admin passphrase (for the commands run once it is stopped)."""
-    config = await prepare_data_dir(tmp_path / "box")
-    secret = tmp_path / "passphrase"
-    secret.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
-    running = await start_box(config, clock=Clock())
-    try:
-        await two_phones_push_the_past(running)
-        yield running, config.data_dir, secret
-    finally:
-        await running.stop()
 
 
 async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> None:

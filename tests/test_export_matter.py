@@ -11,13 +11,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-from e2e_helpers import Clock, prepare_data_dir, start_box
-from records_office_helpers import HELD_TEXTS, PETIT_TEXT, astrongroom, two_phones_push_the_past
+from records_office_helpers import HELD_TEXTS, PETIT_TEXT, astrongroom, box_with_the_past
 from strongroom.office.sealed import box_key_fingerprint
 from strongroom.office.verify_export import verify_bundle
 from strongroom.proof.pem import ed25519_public_key_from_pem
 from test_export_verify_txt import TOOLS, members, run_verify
-from web_helpers import ADMIN_PASSWORD
 
 MATTER_TITLE = "Dossier / matter D-2015-007 — Dr Martin"
 
@@ -63,25 +61,18 @@ def matter_export_holds_the_matter(bundle: Path) -> None:
 
 
 async def test_export_by_matter_from_the_cli_running_then_stopped(tmp_path: Path) -> None:
-    config = await prepare_data_dir(tmp_path / "box")
-    data = str(config.data_dir)
-    secret = tmp_path / "passphrase"
-    secret.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
-    running = await start_box(config, clock=Clock())
     out = tmp_path / "D-2015-007.zip"
-    try:
-        await two_phones_push_the_past(running)
+    async with box_with_the_past(tmp_path) as (running, data_dir, secret):
+        data = str(data_dir)
         matter = ("matter", "create", "D-2015-007", "--client", "Dr Martin")
-        await astrongroom(config.data_dir, *matter)
+        await astrongroom(data_dir, *matter)
         attach = ("matter", "attach", "D-2015-007", "--person", "dr.martin")
-        await astrongroom(config.data_dir, *attach)
+        await astrongroom(data_dir, *attach)
         args = ["export", "--data", data, "--matter", "D-2015-007", "--out", str(out)]
         done = await asyncio.to_thread(cli, *args, "--recipient", "Cour", "--reason", "RG 2")
         assert done.returncode == 0, done.stdout + done.stderr
         assert "3 records" in done.stdout
         assert running.audit_actions("export") == ["export"]
-    finally:
-        await running.stop()
     await asyncio.to_thread(matter_export_holds_the_matter, out)
     output = await asyncio.to_thread(verify_txt_passes, out, tmp_path / "running")
     assert "is signed by the phone key devices/D" in output
