@@ -33,9 +33,7 @@ PAGES = (
     "/office",
     "/backups",
     "/audit",
-    # "/report" (the art. 30 register) is a standalone document rendered by
-    # office/report.py (issue #14's): at this writing it is 9455 px wide with a
-    # 500-character hold name; left to its owner.
+    "/report",  # the art. 30 register: a standalone document (office/report_render.py)
     "/users",
     "/account",
     "/no-such-page",

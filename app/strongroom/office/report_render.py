@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,12 +23,25 @@ def _date(ms: int) -> str:
     return date(ms)
 
 
-_TEMPLATE = """<!DOCTYPE html>
+# The register is one self-contained file (it is also saved by `strongroom report`),
+# so its style is inline; the web UI allows exactly this style by its hash (CSP).
+# Long names and fingerprints wrap: no sideways scroll, even at 390 px.
+STYLE = (
+    "body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em;"
+    "overflow-wrap:anywhere}"
+    "table{border-collapse:collapse;margin-bottom:1.5em;width:100%;table-layout:fixed}"
+    "td,th{border:1px solid #bbb;padding:.3em .6em;text-align:left;overflow-wrap:anywhere}"
+)
+STYLE_CSP_SOURCE = f"'sha256-{base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()}'"
+
+_TEMPLATE = (
+    """<!DOCTYPE html>
 <html lang="fr"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Registre des traitements (RGPD art. 30) / Records of processing</title>
-<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}
-table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #bbb;padding:.3em .6em;
-text-align:left}</style></head><body>
+<style>"""
+    + STYLE
+    + """</style></head><body>
 <h1>Registre des activités de traitement — RGPD art. 30 / Records of processing activities</h1>
 <p>Généré le / generated {{ date(r.generated_at_ms) }} ·
 {{ signing_label }} <code>{{ r.box_fingerprint }}</code> ·
@@ -95,6 +110,7 @@ données / data <code>{{ r.data_dir }}</code></p>
 {% else %}<tr><td colspan="3">Aucun / none</td></tr>{% endfor %}</table>
 </body></html>
 """
+)
 
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 

@@ -13,8 +13,10 @@ import time
 from aiohttp import web
 
 from strongroom.office import register_facts, report
+from strongroom.office.report_render import STYLE_CSP_SOURCE
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import text_field
+from strongroom.web.middleware import CONTENT_SECURITY_POLICY
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
 
@@ -55,7 +57,13 @@ async def report_html(request: web.Request) -> web.StreamResponse:
     register = await _register(request)
     await audit(request, "report.view", "art30", {"format": "html"})
     edit = "/report/details" if session_of(request).role == ADMIN else None
-    return web.Response(text=report.render_html(register, edit), content_type="text/html")
+    response = web.Response(text=report.render_html(register, edit), content_type="text/html")
+    # The register's own inline style, and only it (the security middleware keeps this).
+    policy = CONTENT_SECURITY_POLICY.replace(
+        "style-src 'self'", f"style-src 'self' {STYLE_CSP_SOURCE}"
+    )
+    response.headers["Content-Security-Policy"] = policy
+    return response
 
 
 @routes.get("/report.pdf")
