@@ -14,7 +14,16 @@ from strongroom.archive.record import parse_record, sign_record
 from strongroom.box import Box
 from strongroom.office.policies import DEFAULT_SUBJECT, assign_policy, policy_by_preset
 from support.box import upload_blob
-from web_helpers import ADMIN_PASSWORD, AUDITOR_PASSWORD, Client, csrf_of, login, new_box, web_app
+from web_helpers import (
+    ADMIN_PASSWORD,
+    AUDITOR_PASSWORD,
+    Client,
+    another_browser,
+    csrf_of,
+    login,
+    new_box,
+    web_app,
+)
 
 OLD = 1_400_000_000_000  # 2014
 
@@ -155,3 +164,56 @@ async def test_the_office_manager_edits_retires_and_sets_the_default_policy(
     actions = {r[0] for r in archive.conn.execute("SELECT action FROM audit_events")}
     assert {"retention.policy.create", "retention.policy.update", "retention.assign"} <= actions
     assert {"retention.four_eyes", "retention.policy.retire"} <= actions
+
+
+async def test_the_office_manager_removes_an_assignment_and_the_record_is_no_longer_due(
+    client: Client, box: Box
+) -> None:
+    archive = box.require_archive()
+    pid = policy_by_preset(archive.conn, "correspondance-generale").id
+    await login(client, "admin", ADMIN_PASSWORD)
+    page = await (await client.get("/office")).text()
+    assign = {"scope": "conversation", "conversation": "1", "policy": str(pid)}
+    response = await client.post("/office/assign", data={**assign, "csrf_token": csrf_of(page)})
+    assert "Policy assigned." in await response.text()
+    # The 2014 message is due under the policy now governing its conversation.
+    assert 'data-state="destroy"' in await (await client.get("/office/due")).text()
+
+    page = await (await client.get("/office")).text()
+    row = page.split('id="assignments"')[1].split("</table>")[0]
+    assert 'action="/office/unassign"' in row and ">Remove</button>" in row
+    removal = {"scope": "conversation", "subject": "1", "csrf_token": csrf_of(page)}
+    response = await client.post("/office/unassign", data=removal)
+    html = await response.text()
+    assert "Assignment removed." in html and 'id="assignments"' not in html
+    # Nothing governs the conversation any more: nothing is due.
+    assert "data-state=" not in await (await client.get("/office/due")).text()
+    audit = await (await client.get("/audit", params={"action": "retention.unassign"})).text()
+    assert "retention.unassign" in audit and "admin" in audit
+    (target,) = archive.conn.execute(
+        "SELECT target FROM audit_events WHERE action = 'retention.unassign'"
+    ).fetchone()
+    assert target == "conversation:1"
+
+    # Removing it again says so; nothing else is touched.
+    page = await (await client.get("/office")).text()
+    removal["csrf_token"] = csrf_of(page)
+    response = await client.post("/office/unassign", data=removal)
+    assert "This assignment no longer exists." in await response.text()
+
+    # The auditor sees the assignment but cannot remove it.
+    archive.write(assign_policy("conversation", "1", pid, "admin"))
+    auditor = await another_browser(client)
+    try:
+        await login(auditor, "auditeur", AUDITOR_PASSWORD)
+        page = await (await auditor.get("/office")).text()
+        assert 'id="assignments"' in page and "/office/unassign" not in page
+        response = await auditor.post(
+            "/office/unassign",
+            data={"scope": "conversation", "subject": "1", "csrf_token": csrf_of(page)},
+            allow_redirects=False,
+        )
+        assert response.status == 403
+    finally:
+        await auditor.close()
+    assert archive.conn.execute("SELECT count(*) FROM retention_assignments").fetchone()[0] == 1

@@ -1,4 +1,4 @@
-"""Records office forms for retention policies: create, edit, retire, assign, default, four-eyes.
+"""Records office forms for retention policies: create, edit, retire, assign, unassign, four-eyes.
 
 Policies and the four-eyes setting are the office manager's (admin); assigning a
 policy to a conversation, a person or a matter is also the archivist's job.
@@ -94,6 +94,23 @@ async def assign(request: web.Request) -> web.StreamResponse:
             request, "error", N_("Choose what the policy applies to, and a policy.")
         ) from None
     raise _back(request, "success", N_("Policy assigned."))
+
+
+@routes.post("/office/unassign")
+@require_role(ADMIN)
+async def unassign(request: web.Request) -> web.StreamResponse:
+    """Remove one assignment: what it governed falls back to the next rule (audited)."""
+    form = await request.post()
+    scope = text_field(form, "scope", 20)
+    subject = text_field(form, "subject", 200)
+    try:
+        op = policies.unassign_policy(scope, subject, session_of(request).username or "")
+        removed = await submit(request, op)
+    except OfficeError:
+        removed = False
+    if not removed:
+        raise _back(request, "error", N_("This assignment no longer exists."))
+    raise _back(request, "success", N_("Assignment removed."))
 
 
 @routes.post("/office/four-eyes")
