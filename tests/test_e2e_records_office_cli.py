@@ -155,3 +155,35 @@ async def test_bad_requests_are_refused_clearly_and_the_box_goes_on(tmp_path: Pa
     assert "no active legal hold 5" in _refused(
         data, "hold", "lift", "5", "--reason", "x", secret=secret
     )
+
+
+async def test_an_assignment_is_removed_from_the_cli_running_or_stopped(tmp_path: Path) -> None:
+    async with box_with_the_past(tmp_path) as (running, data, secret):
+        policy = ("--policy", "correspondance-generale")
+        await astrongroom(data, "retention", "assign", "--person", "M. Petit", *policy)
+        await astrongroom(data, "retention", "assign", "--default", "--policy", "dossier-avocat")
+        # Box running: the default goes through the control socket, audited.
+        out = await astrongroom(data, "retention", "unassign", "--default", "--as", "secretariat")
+        assert "no longer has a policy" in out, out
+        assert "retention.unassign" in running.audit_actions("retention.")
+        stderr = await asyncio.to_thread(
+            _refused, data, "retention", "unassign", "--conversation", "c-petit"
+        )
+        assert "no policy for conversation" in stderr and "nothing was changed" in stderr
+        assert running.box.phase.value == "ready"
+        due = json.loads(await astrongroom(data, "retention", "due", "--json"))
+        assert [i["policy"] for i in due["items"]] == ["Correspondance générale"], due
+
+    # Box stopped: the command opens the archive itself.
+    removed = json.loads(
+        strongroom(
+            data, "retention", "unassign", "--person", "M. Petit", "--json", passphrase_file=secret
+        )
+    )
+    assert removed == {"unassigned": {"scope": "contact", "subject": "M. Petit"}}
+    listed = json.loads(strongroom(data, "retention", "policies", "--json", passphrase_file=secret))
+    assert listed["assignments"] == []
+    due = json.loads(strongroom(data, "retention", "due", "--json", passphrase_file=secret))
+    assert due["items"] == []
+    stderr = _refused(data, "retention", "unassign", "--person", "M. Petit", secret=secret)
+    assert "no policy for contact M. Petit is assigned" in stderr, stderr

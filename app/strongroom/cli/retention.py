@@ -1,4 +1,7 @@
-"""`strongroom retention policies|assign|due|approve|reject|extend`: the due queue from a shell."""
+"""`strongroom retention policies|assign|unassign|due|approve|reject|extend`.
+
+The due queue and the policies' assignments from a shell.
+"""
 
 from __future__ import annotations
 
@@ -91,6 +94,14 @@ def cmd_retention(args: argparse.Namespace) -> int:
             print(f"{a['scope']} {a['subject']} is now governed by {a['policy']!r}")
 
         return run_and_show(args, "retention.assign", params, show)
+    if action == "unassign":
+        params = {**subject_params(args), "actor": args.actor}
+
+        def show_removed(r: dict[str, Any]) -> None:
+            a = r["unassigned"]
+            print(f"{a['scope']} {a['subject']} no longer has a policy of its own")
+
+        return run_and_show(args, "retention.unassign", params, show_removed)
     if action == "approve":
         params = {"ids": args.ids, "all_due": args.all_due, "actor": args.actor}
         params["reason"] = args.reason
@@ -109,6 +120,9 @@ def _arguments(cmd: argparse.ArgumentParser) -> None:
     subject_options(assign, default=True)
     assign.add_argument("--policy", required=True, help="preset key, policy number or name")
     common_options(assign, writes=True)
+    unassign = sub.add_parser("unassign", help="remove the policy assigned to one of these")
+    subject_options(unassign, default=True)
+    common_options(unassign, writes=True)
     common_options(sub.add_parser("due", help="what is due for review or destruction"))
     approve = sub.add_parser("approve", help="approve destructions (signed certificate)")
     approve.add_argument("ids", nargs="*", type=int, help="record numbers from `retention due`")
@@ -128,6 +142,8 @@ def _arguments(cmd: argparse.ArgumentParser) -> None:
 
 COMMANDS: dict[str, Spec] = {
     "retention": Spec(
-        cmd_retention, "retention: policies, assign, due, approve, reject, extend", _arguments
+        cmd_retention,
+        "retention: policies, assign, unassign, due, approve, reject, extend",
+        _arguments,
     ),
 }

@@ -158,18 +158,31 @@ def retention_policies(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
     return dict(ctx.read(q))
 
 
+def _assignment_subject(conn: Connection, params: dict[str, Any]) -> tuple[str, str]:
+    """(scope, subject) as stored in retention_assignments: a person is a "contact"."""
+    if params.get("default"):
+        return "default", policies.DEFAULT_SUBJECT
+    scope, subject = _subject(conn, params)
+    return ("contact" if scope == "person" else scope), subject
+
+
 def retention_assign(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     def q(conn: Connection) -> tuple[str, str, policies.Policy]:
-        if params.get("default"):
-            scope, subject = "default", policies.DEFAULT_SUBJECT
-        else:
-            scope, subject = _subject(conn, params)
-            scope = "contact" if scope == "person" else scope
+        scope, subject = _assignment_subject(conn, params)
         return scope, subject, find_policy(conn, _text(params, "policy"))
 
     scope, subject, policy = ctx.read(q)
     ctx.archive.write(policies.assign_policy(scope, subject, policy.id, _text(params, "actor")))
     return {"assigned": {"scope": scope, "subject": subject, "policy": policy.name}}
+
+
+def retention_unassign(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    scope, subject = ctx.read(lambda conn: _assignment_subject(conn, params))
+    op = policies.unassign_policy(scope, subject, _text(params, "actor"))
+    if not ctx.archive.write(op):
+        what = "no default policy" if scope == "default" else f"no policy for {scope} {subject}"
+        raise InvalidPolicy(f"{what} is assigned")
+    return {"unassigned": {"scope": scope, "subject": subject}}
 
 
 def retention_due(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
@@ -304,6 +317,7 @@ OPS: dict[str, Callable[[Ctx, dict[str, Any]], dict[str, Any]]] = {
     "hold.lift": hold_lift,
     "retention.policies": retention_policies,
     "retention.assign": retention_assign,
+    "retention.unassign": retention_unassign,
     "retention.due": retention_due,
     "retention.approve": retention_approve,
     "retention.reject": retention_reject,
