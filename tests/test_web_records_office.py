@@ -16,6 +16,7 @@ from strongroom.office.policies import DEFAULT_SUBJECT, assign_policy, policy_by
 from support.box import upload_blob
 from web_helpers import (
     ADMIN_PASSWORD,
+    ARCHIVIST_PASSWORD,
     AUDITOR_PASSWORD,
     Client,
     another_browser,
@@ -215,5 +216,27 @@ async def test_the_office_manager_removes_an_assignment_and_the_record_is_no_lon
         )
         assert response.status == 403
     finally:
-        await auditor.close()
+        await auditor.session.close()  # its own cookies only: the server stays up
     assert archive.conn.execute("SELECT count(*) FROM retention_assignments").fetchone()[0] == 1
+
+    # The archivist, who may assign, may remove; the default policy stays the admin's.
+    archive.write(assign_policy("default", DEFAULT_SUBJECT, pid, "admin"))
+    archivist = await another_browser(client)
+    try:
+        await login(archivist, "archiviste", ARCHIVIST_PASSWORD)
+        page = await (await archivist.get("/office")).text()
+        refused = await archivist.post(
+            "/office/unassign",
+            data={"scope": "default", "subject": DEFAULT_SUBJECT, "csrf_token": csrf_of(page)},
+            allow_redirects=False,
+        )
+        assert refused.status == 403
+        response = await archivist.post(
+            "/office/unassign",
+            data={"scope": "conversation", "subject": "1", "csrf_token": csrf_of(page)},
+        )
+        assert "Affectation retirée." in await response.text()  # a French browser
+    finally:
+        await archivist.session.close()
+    left = archive.conn.execute("SELECT scope FROM retention_assignments").fetchall()
+    assert [tuple(r) for r in left] == [("default",)]

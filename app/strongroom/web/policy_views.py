@@ -97,11 +97,16 @@ async def assign(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/office/unassign")
-@require_role(ADMIN)
+@require_role(ADMIN, ARCHIVIST)
 async def unassign(request: web.Request) -> web.StreamResponse:
-    """Remove one assignment: what it governed falls back to the next rule (audited)."""
+    """Remove one assignment: what it governed falls back to the next rule (audited).
+
+    Whoever may assign may remove; the default policy, like its choice, is the admin's.
+    """
     form = await request.post()
     scope = text_field(form, "scope", 20)
+    if scope == "default" and session_of(request).role != ADMIN:
+        raise web.HTTPForbidden()
     subject = text_field(form, "subject", 200)
     try:
         op = policies.unassign_policy(scope, subject, session_of(request).username or "")
