@@ -18,16 +18,12 @@ from strongroom.archive import writes
 from strongroom.archive.db import Connection
 from strongroom.archive.store import latest_tree_head, reader_log
 from strongroom.office.proofs import entry_stem, json_bytes
-from strongroom.office.sealed import SealedBundleWriter, openssl_verify_command
-from strongroom.office.verify_text import CHECK_PROOFS_SH_NAME
+from strongroom.office.sealed import SealedBundleWriter
+from strongroom.office.verify_text import CHECK_PROOFS_SH_NAME, openssl_verify_command
 
 LATER = "later"
 
-_HEAD_CMD = (
-    f"(cd {LATER} && "
-    + openssl_verify_command("sth.txt", "sth.sig").replace("box.pem", "../box.pem")
-    + ")"
-)
+_HEAD_CMD = f"(cd {LATER} && " + openssl_verify_command("sth.txt", "sth.sig", "../box.pem") + ")"
 _PROOF_CMD = f"(cd {LATER} && sh ../{CHECK_PROOFS_SH_NAME})"
 # grep -c prints how many lines match and fails (stopping a `sh -e` run) on none.
 _NAMES_CMD = f'grep -c "$(sha256sum < certificate.json | cut -c1-64)" {LATER}/event.cbor'

@@ -39,10 +39,9 @@ from strongroom.office.sealed import (
     PROOF_SECTION_FR,
     SealedBundleWriter,
     box_key_fingerprint,
-    openssl_verify_command,
     verify_instructions,
 )
-from strongroom.office.verify_text import CONSISTENCY_EN, CONSISTENCY_FR
+from strongroom.office.verify_text import CONSISTENCY_EN, CONSISTENCY_FR, openssl_verify_command
 from strongroom.proof.sth import SignedTreeHead
 
 CERT_FORMAT = "strongroom-destruction-certificate-v1"

@@ -38,6 +38,7 @@ from strongroom.office.verify_text import (
     PROOF_SECTION_FR,
     SEAL_B64_CHARS,
     SEAL_PREFIX_TEXT,
+    openssl_verify_command,
     verify_instructions,
 )
 from strongroom.proof.pem import ed25519_public_key_pem
@@ -58,13 +59,6 @@ STH_SIG = "sth.sig"
 BOX_PEM = "box.pem"
 VERIFY_TXT = "VERIFY.txt"
 UNSIGNED = frozenset({MANIFEST, MANIFEST_SIG})
-
-
-def openssl_verify_command(message: str, signature: str) -> str:
-    """The exact openssl line that checks a raw Ed25519 signature with box.pem."""
-    return (
-        f"openssl pkeyutl -verify -pubin -inkey box.pem -rawin -in {message} -sigfile {signature}"
-    )
 
 
 VERIFY_MANIFEST_CMD = openssl_verify_command(MANIFEST, MANIFEST_SIG)

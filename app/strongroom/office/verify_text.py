@@ -161,7 +161,8 @@ fi
 """
 
 
-def _verify_cmd(key: str, message: str, signature: str) -> str:
+def openssl_verify_command(message: str, signature: str, key: str = "box.pem") -> str:
+    """The exact openssl line that checks a raw Ed25519 signature with the box's key."""
     return f"openssl pkeyutl -verify -pubin -inkey {key} -rawin -in {message} -sigfile {signature}"
 
 
@@ -202,7 +203,7 @@ Python, pas de logiciel Strongroom.
     $ N=$(( $(wc -c < "$Z") - {SEAL_TOTAL} ))
     $ (echo strongroom-zip-v1; head -c "$N" "$Z" | sha256sum | cut -c1-64) > seal.txt
     $ tail -c {SEAL_B64_CHARS} "$Z" | base64 -d > seal.sig
-    $ {_verify_cmd('"$R/box.pem"', "seal.txt", "seal.sig")}
+    $ {openssl_verify_command("seal.txt", "seal.sig", '"$R/box.pem"')}
     $ unzip -Z1 "$Z" | LC_ALL=C sort > found.txt
     $ sed "s|^[0-9a-f]*  |$R/|" "$R/MANIFEST.sha256" > listed.txt
     $ printf '%s\\n' "$R/MANIFEST.sha256" "$R/manifest.sig" >> listed.txt
@@ -213,12 +214,12 @@ Python, pas de logiciel Strongroom.
    rien si tout est juste), et la liste est-elle signée par le boîtier ?
     $ cd "$R"
     $ sha256sum --quiet --strict -c MANIFEST.sha256
-    $ {_verify_cmd("box.pem", "MANIFEST.sha256", "manifest.sig")}
+    $ {openssl_verify_command("MANIFEST.sha256", "manifest.sig")}
 
 5. La tête d'arbre signée : format, taille du journal, date (millisecondes
    depuis 1970, UTC), racine de Merkle. Les deux dernières lignes affichent la
    date lisible en UTC et à l'heure de Paris.
-    $ {_verify_cmd("box.pem", "sth.txt", "sth.sig")}
+    $ {openssl_verify_command("sth.txt", "sth.sig")}
     $ cat sth.txt
     $ date -u -d "@$(( $(sed -n 3p sth.txt) / 1000 ))"
     $ TZ=Europe/Paris date -d "@$(( $(sed -n 3p sth.txt) / 1000 ))"
@@ -259,7 +260,7 @@ after it was made. Tools: sh, GNU coreutils, openssl 3, unzip, sed and diff
     $ N=$(( $(wc -c < "$Z") - {SEAL_TOTAL} ))
     $ (echo strongroom-zip-v1; head -c "$N" "$Z" | sha256sum | cut -c1-64) > seal.txt
     $ tail -c {SEAL_B64_CHARS} "$Z" | base64 -d > seal.sig
-    $ {_verify_cmd('"$R/box.pem"', "seal.txt", "seal.sig")}
+    $ {openssl_verify_command("seal.txt", "seal.sig", '"$R/box.pem"')}
     $ unzip -Z1 "$Z" | LC_ALL=C sort > found.txt
     $ sed "s|^[0-9a-f]*  |$R/|" "$R/MANIFEST.sha256" > listed.txt
     $ printf '%s\\n' "$R/MANIFEST.sha256" "$R/manifest.sig" >> listed.txt
@@ -270,11 +271,11 @@ after it was made. Tools: sh, GNU coreutils, openssl 3, unzip, sed and diff
    well), and did the box sign the list?
     $ cd "$R"
     $ sha256sum --quiet --strict -c MANIFEST.sha256
-    $ {_verify_cmd("box.pem", "MANIFEST.sha256", "manifest.sig")}
+    $ {openssl_verify_command("MANIFEST.sha256", "manifest.sig")}
 
 5. The signed tree head: format, log size, time (milliseconds since 1970,
    UTC), Merkle root. The last two lines show the time in UTC and in Paris.
-    $ {_verify_cmd("box.pem", "sth.txt", "sth.sig")}
+    $ {openssl_verify_command("sth.txt", "sth.sig")}
     $ cat sth.txt
     $ date -u -d "@$(( $(sed -n 3p sth.txt) / 1000 ))"
     $ TZ=Europe/Paris date -d "@$(( $(sed -n 3p sth.txt) / 1000 ))"
