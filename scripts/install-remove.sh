@@ -20,6 +20,7 @@ uninstall() {
         systemctl disable --now --quiet "${ENABLED_UNITS[@]}" 2>/dev/null || true
         systemctl stop --quiet strongroom-fault.service 2>/dev/null || true
     fi
+    remove_reach
     local unit
     for unit in "${UNITS[@]}"; do
         if [[ -e $ROOT$UNIT_DIR/$unit ]]; then
@@ -62,5 +63,41 @@ uninstall() {
     else
         log "kept the records in $DATA_DIR and the configuration in $ETC_DIR"
         log "(a later install picks them up again; --uninstall --purge destroys them)"
+    fi
+}
+
+# Remote reach: our units stopped, our two torrc lines out (the rest of the
+# administrator's torrc untouched), tor stopped unless tor.service is enabled
+# (someone else's use of tor). Debian's tor package stays installed, like
+# python3. The onion service's keys and the include file are state: kept by a
+# plain uninstall (a reinstall keeps the address), destroyed by --purge.
+remove_reach() {
+    if live; then
+        systemctl disable --now --quiet "${REACH_UNITS[@]}" 2>/dev/null || true
+    fi
+    local torrc="$ROOT$TORRC"
+    if [[ -f $torrc ]] && grep -qxF -e "$TORRC_INCLUDE" -e "$TORRC_NOTE" "$torrc"; then
+        local kept
+        kept="$(mktemp)"
+        grep -vxF -e "$TORRC_INCLUDE" -e "$TORRC_NOTE" "$torrc" >"$kept" || true
+        cat "$kept" >"$torrc" # in place: the file keeps its owner and mode
+        rm -f "$kept"
+        log "removed '$TORRC_INCLUDE' from $TORRC"
+        if live && [[ -d /run/systemd/system ]]; then
+            if systemctl --quiet is-enabled tor.service 2>/dev/null; then
+                systemctl try-reload-or-restart tor@default.service || true
+            else
+                systemctl stop tor@default.service 2>/dev/null || true
+            fi
+        fi
+    fi
+    if [[ $PURGE -eq 1 ]]; then
+        local item
+        for item in "$REACH_CONF" "$TOR_DATA/strongroom" "$REACH_SOCKET_DIR"; do
+            if [[ -e $ROOT$item ]]; then
+                rm -rf -- "$ROOT$item"
+                log "destroyed $item"
+            fi
+        done
     fi
 }

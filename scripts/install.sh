@@ -50,6 +50,7 @@ readonly UNITS=(
     strongroom-verify.service strongroom-verify.timer
     strongroom-fault.service
     strongroom-reach-helper.service
+    strongroom-reach-tor.service strongroom-reach-tor.path
 )
 readonly ENABLED_UNITS=(
     strongroom.service
@@ -370,8 +371,10 @@ main() {
     install_venv
     install_config
     install_units
+    install_reach
     install_boot_config
     enable_units
+    enable_reach
     check_upgrade
     prune_venvs
     print_first_run_url
@@ -379,6 +382,8 @@ main() {
 
 # shellcheck source=scripts/install-venv.sh
 source "$(dirname "${BASH_SOURCE[0]}")/install-venv.sh"
+# shellcheck source=scripts/install-reach.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install-reach.sh"
 # shellcheck source=scripts/install-remove.sh
 source "$(dirname "${BASH_SOURCE[0]}")/install-remove.sh"
 

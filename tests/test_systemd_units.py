@@ -17,14 +17,16 @@ REPO = Path(__file__).resolve().parents[1]
 UNIT_DIR = REPO / "systemd"
 UNITS = sorted(p.name for p in UNIT_DIR.iterdir() if p.suffix in {".service", ".timer"})
 SERVICES = [u for u in UNITS if u.endswith(".service")]
-# The fault unit and the remote-reach helper are not batch jobs (the helper is a
-# daemon with its own checks: tests/test_reach.py).
-ONESHOTS = [
-    u
-    for u in SERVICES
-    if u
-    not in ("strongroom.service", "strongroom-fault.service", "strongroom-reach-helper.service")
-]
+# The fault unit and the remote-reach units are not batch jobs (the helper is a
+# daemon with its own checks: tests/test_reach.py; the tor switch runs as root,
+# below).
+NOT_BATCH_JOBS = (
+    "strongroom.service",
+    "strongroom-fault.service",
+    "strongroom-reach-helper.service",
+    "strongroom-reach-tor.service",
+)
+ONESHOTS = [u for u in SERVICES if u not in NOT_BATCH_JOBS]
 PRODUCTION_BINARY = "/opt/strongroom/venv/bin/strongroom"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
@@ -62,6 +64,7 @@ def test_the_expected_units_exist() -> None:
         "strongroom-backup.timer",
         "strongroom-fault.service",
         "strongroom-reach-helper.service",
+        "strongroom-reach-tor.service",
         "strongroom-retention.service",
         "strongroom-retention.timer",
         "strongroom-verify.service",
@@ -367,3 +370,24 @@ def test_the_probe_does_catch_write_execute_memory() -> None:
     result = _run_probe(body)
     assert result.returncode != 0
     assert "write+execute" in result.stderr
+
+
+def test_tor_runs_only_while_reach_is_on_and_nothing_pulls_it_in() -> None:
+    """The helper's include file is the switch: the path unit watches it and runs
+    the tor switch, which only asks systemd to start or stop tor@default (booted
+    for real in tests/test_appliance_boot.py)."""
+    switch = "strongroom-reach-tor.service"
+    path = (UNIT_DIR / "strongroom-reach-tor.path").read_text(encoding="utf-8")
+    assert "\nPathChanged=/var/lib/tor/strongroom-reach.conf\n" in path
+    assert f"\nUnit={switch}\n" in path
+    command = _one(switch, "Service", "ExecStart")
+    assert "/var/lib/tor/strongroom-reach.conf" in command
+    assert "systemctl start --no-block tor@default.service" in command
+    assert "systemctl stop --no-block tor@default.service" in command
+    assert _one(switch, "Service", "Type") == "oneshot"
+    assert _one(switch, "Service", "CapabilityBoundingSet") == "CAP_DAC_READ_SEARCH"
+    assert _one(switch, "Service", "PrivateNetwork") == "yes"
+    # No unit of ours Wants/Requires tor: only the switch starts it.
+    for unit in UNITS:
+        for key in ("Wants", "Requires", "BindsTo"):
+            assert not any("tor" in v for v in _values(unit, "Unit", key)), (unit, key)

@@ -14,6 +14,7 @@ from typing import Any
 
 from strongroom.cli.common import Spec, box_config
 
+CLI_TIMEOUT_S = 120.0
 _ROUTES = {
     "on": ("POST", "/reach/on"),
     "off": ("POST", "/reach/off"),
@@ -48,7 +49,8 @@ def cmd_reach(args: argparse.Namespace) -> int:
     config = box_config(args)
     method, route = _ROUTES[args.action]
     try:
-        code, body = asyncio.run(call(config.data_dir, method, route))
+        # Turning reach on may start tor first (see helper.CALL_TIMEOUT_S).
+        code, body = asyncio.run(call(config.data_dir, method, route, timeout_s=CLI_TIMEOUT_S))
     except OSError:
         print(f"strongroom: no box is running with data in {config.data_dir}", file=sys.stderr)
         return 1

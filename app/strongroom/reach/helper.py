@@ -35,7 +35,8 @@ from strongroom.reach.tor_control import TorControl, TorControlError
 from strongroom.reach.tor_files import ReachHelperError, TorFiles, sighup_from_pidfile
 from strongroom.reach.torrc import ServiceConfig
 
-CALL_TIMEOUT_S = 20.0
+# Longer than the helper's own wait for tor's hostname file (tor_files.HOSTNAME_WAIT_S).
+CALL_TIMEOUT_S = 45.0
 
 
 def helper_app(files: TorFiles, control: TorControl | None) -> web.Application:

@@ -26,7 +26,9 @@ from strongroom.reach.keys import (
 )
 from strongroom.reach.torrc import ServiceConfig, service_conf
 
-HOSTNAME_WAIT_S = 10.0
+# tor may have to start first (reach on: strongroom-reach-tor.service starts it):
+# --verify-config, then the start, take a few seconds on a Raspberry Pi.
+HOSTNAME_WAIT_S = 30.0
 # The .auth file of a key nobody holds (see `enable`); not a valid device name.
 SENTINEL = "no-phone"
 
@@ -36,12 +38,18 @@ class ReachHelperError(Exception):
 
 
 def sighup_from_pidfile(pidfile: Path) -> Callable[[], None]:
-    """Reload tor by SIGHUP to the pid in its PidFile (Debian: /run/tor/tor.pid)."""
+    """Reload tor by SIGHUP to the pid in its PidFile (Debian: /run/tor/tor.pid).
+
+    tor not running (no pid file: tor removes it when it stops; or a stale one)
+    is not an error: on the appliance tor runs only while reach is on, and it
+    reads these same files when strongroom-reach-tor.service starts it."""
 
     def reload() -> None:
         try:
             pid = int(pidfile.read_text(encoding="ascii").strip())
             os.kill(pid, signal.SIGHUP)
+        except (FileNotFoundError, ProcessLookupError):
+            return
         except (OSError, ValueError) as exc:
             raise ReachHelperError(f"could not reload tor ({pidfile}): {exc}") from exc
 

@@ -1,0 +1,125 @@
+# shellcheck shell=bash disable=SC2034,SC2153
+# Sourced by scripts/install.sh: remote reach over Tor made ready, left OFF.
+# (the settings it reads belong to install.sh; removal is in install-remove.sh)
+#
+# What a later `strongroom reach on` needs, done once here (docs/operations.md,
+# "Remote reach over Tor"): Debian's tor package, the %include line in
+# /etc/tor/torrc, the include file itself (saying "off"), the socket directory
+# tor connects to, and the helper's units. tor does NOT run while reach is off:
+# a fresh install leaves tor.service disabled and strongroom-reach-tor.service
+# starts tor@default when the helper writes an onion service into the include
+# file (and stops it when the helper takes it out).
+
+readonly TORRC="/etc/tor/torrc"
+readonly TOR_DATA="/var/lib/tor"
+readonly REACH_CONF="$TOR_DATA/strongroom-reach.conf"
+readonly TORRC_INCLUDE="%include $REACH_CONF"
+readonly TORRC_NOTE="# Strongroom remote reach (scripts/install.sh; --uninstall removes these two lines)"
+readonly ONION_SOCKETS="/var/lib/tor-onion-sockets"
+readonly REACH_SOCKET_DIR="$ONION_SOCKETS/default/strongroom"
+readonly REACH_UNITS=(
+    strongroom-reach-helper.service strongroom-reach-tor.path strongroom-reach-tor.service
+)
+
+tor_installed() {
+    dpkg-query -W -f='${Status}' tor 2>/dev/null | grep -q "install ok installed"
+}
+
+# Debian's tor, installed without ever starting it: its postinst enables and
+# starts tor.service, which would join the Tor network for nothing while
+# reach is off. A policy-rc.d saying "not now" (101) for tor alone stops the
+# start; one the administrator already has is left alone (tor is stopped
+# right after instead).
+install_tor_package() {
+    tor_installed && return 0
+    if [[ $DO_APT -eq 0 ]]; then
+        log "tor is not installed (--no-apt): remote reach cannot be turned on until it is"
+        return 0
+    fi
+    local policy=/usr/sbin/policy-rc.d guarded=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\n# %s: tor must not start while it is installed\n' "$PROG" >"$policy"
+        # shellcheck disable=SC2016 # $1 is policy-rc.d's own argument
+        printf 'case "$1" in tor | tor.service | tor@*) exit 101 ;; esac\nexit 0\n' >>"$policy"
+        chmod 0755 "$policy"
+        guarded=1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    log "installing Debian's tor (remote reach; it stays off until you turn it on)"
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends tor; }; then
+        [[ $guarded -eq 0 ]] || rm -f "$policy"
+        die "could not install tor"
+    fi
+    [[ $guarded -eq 0 ]] || rm -f "$policy"
+    # Installed here, so it runs only while reach is on (strongroom-reach-tor.service).
+    systemctl disable --quiet tor.service
+    if [[ -d /run/systemd/system && $guarded -eq 0 ]]; then
+        systemctl stop tor.service tor@default.service
+    fi
+}
+
+# The %include line, once, at the end of the administrator's torrc (which is
+# otherwise left as it is); the file it names exists first, saying "off", so
+# tor never fails on a missing include.
+add_torrc_include() {
+    local conf="$ROOT$REACH_CONF" torrc="$ROOT$TORRC"
+    if [[ ! -e $conf ]]; then
+        printf '# Remote reach is off. strongroom-reach-helper rewrites this file.\n' >"$conf"
+        chmod 0644 "$conf"
+        on_live_system chown debian-tor:debian-tor "$conf"
+        log "wrote $REACH_CONF (remote reach off)"
+    fi
+    if ! grep -qxF "$TORRC_INCLUDE" "$torrc"; then
+        if [[ -s $torrc && -n "$(tail -c 1 "$torrc")" ]]; then
+            printf '\n' >>"$torrc"
+        fi
+        printf '%s\n%s\n' "$TORRC_NOTE" "$TORRC_INCLUDE" >>"$torrc"
+        log "added '$TORRC_INCLUDE' to $TORRC"
+    fi
+    # A sandboxed tor cannot add an onion service on reload.
+    if grep -Eq '^[[:space:]]*Sandbox[[:space:]]+1' "$torrc"; then
+        log "warning: $TORRC sets 'Sandbox 1': remote reach needs tor's sandbox off"
+    fi
+}
+
+# Debian's convention for onion-service sockets (README.Debian of tor): a
+# directory of the backend's own, 02750 backend:debian-tor.
+make_reach_socket_dir() {
+    make_dir "$ONION_SOCKETS" 0755
+    make_dir "$ONION_SOCKETS/default" 0755
+    if [[ ! -d $ROOT$REACH_SOCKET_DIR ]]; then
+        install -d -m 02750 "$ROOT$REACH_SOCKET_DIR"
+        log "created $REACH_SOCKET_DIR"
+        # A running box sees the directory only once restarted (its sandbox).
+        CHANGED=1
+    fi
+    on_live_system chown "$SERVICE_USER:debian-tor" "$REACH_SOCKET_DIR"
+    chmod 02750 "$ROOT$REACH_SOCKET_DIR"
+}
+
+# Before the box (re)starts: everything on disk that `reach on` needs.
+install_reach() {
+    live && install_tor_package
+    if [[ ! -f $ROOT$TORRC || ! -d $ROOT$TOR_DATA ]]; then
+        log "tor is not installed here: remote reach stays unavailable"
+        return 0
+    fi
+    add_torrc_include
+    make_reach_socket_dir
+}
+
+# After the box's units: the helper and the tor switch, enabled and started.
+enable_reach() {
+    live || return 0
+    if [[ ! -f $TORRC ]] || ! id -u debian-tor >/dev/null 2>&1; then
+        return 0
+    fi
+    systemctl enable --quiet "${REACH_UNITS[@]}"
+    [[ -d /run/systemd/system ]] || return 0
+    if [[ $CHANGED -eq 1 ]] && systemctl is-active --quiet strongroom-reach-helper.service; then
+        systemctl restart strongroom-reach-helper.service
+    fi
+    systemctl start strongroom-reach-helper.service strongroom-reach-tor.path
+    # Brings tor in line with the switch as it is now (on after an upgrade: tor runs).
+    systemctl start strongroom-reach-tor.service
+}
