@@ -441,3 +441,136 @@ def test_a_box_that_keeps_crashing_starts_the_fault_unit_then_starts_again(
     booted.sh("systemctl", "reset-failed", "strongroom.service")
     booted.sh("systemctl", "start", "strongroom.service")
     booted.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
+
+
+# ---------------------------------------------------------------- remote reach (issue #18)
+# install.sh set tor up and left reach off; `strongroom reach on` (the CLI, over the
+# control socket, inside the container) makes the helper write tor's include file,
+# strongroom-reach-tor.path starts tor@default, tor loads the onion service. The
+# container has no internet, so tor never bootstraps here: what is proven is
+# everything on the box up to tor's door (its files, the socket, tor serving the
+# service's keys and reading the phones' .auth files). Bootstrap and a round trip
+# through a real Tor network are proven by tests/test_reach_tor.py.
+
+ONION_SOCKET_DIR = "/var/lib/tor-onion-sockets/default/strongroom"
+HS_DIR = "/var/lib/tor/strongroom"
+
+
+def _strongroom_cli(booted: Container, *args: str) -> subprocess.CompletedProcess[str]:
+    """`strongroom ARGS` as the service user (the control socket is 0600, its own)."""
+    return _run(
+        "nsenter", "-t", str(booted.pid1), "-a", "runuser", "-u", "strongroom", "--",
+        "/opt/strongroom/venv/bin/strongroom", *args, "--config", "/etc/strongroom/box.toml",
+        timeout=180,
+    )  # fmt: skip
+
+
+def _wait_file(booted: Container, path: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = booted.sh("cat", path)
+        if text:
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"no {path} after {timeout} s")
+
+
+def test_reach_is_set_up_by_install_but_off_and_tor_is_not_running(booted: Container) -> None:
+    booted.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
+    assert "ii  tor " in booted.sh("dpkg", "-l", "tor")
+    torrc = booted.sh("cat", "/etc/tor/torrc").splitlines()
+    assert torrc.count("%include /var/lib/tor/strongroom-reach.conf") == 1, torrc[-5:]
+    # The helper waits; tor does not run for nothing (and was never started: no state).
+    booted.wait_unit("strongroom-reach-helper.service", {"ActiveState": "active"}, 60)
+    assert booted.unit("strongroom-reach-tor.path", "ActiveState")["ActiveState"] == "active"
+    assert booted.unit("tor@default.service", "ActiveState")["ActiveState"] == "inactive"
+    assert booted.sh("systemctl", "is-enabled", "tor.service").strip() == "disabled"
+    assert _run("test", "-e", str(booted.root / "var/lib/tor/cached-certs")).returncode == 1
+    owner = booted.sh("stat", "-c", "%a %U:%G", ONION_SOCKET_DIR).strip()
+    assert owner == "2750 strongroom:debian-tor", owner
+
+
+REACH_PHONE = r"""
+import asyncio, json, sys, time, uuid
+import aiohttp
+from strongroom.client.phone import PhoneClient
+from strongroom.client.state import DeviceState
+
+async def main(uri, socket):
+    state = DeviceState.generate("Pixel de Claire", "claire")
+    # Paired in the office, on the LAN (the box's self-signed certificate: Noise
+    # and the QR's fingerprint authenticate the box, not TLS).
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as lan:
+        phone = PhoneClient(state, http=lan, keepalive=False)
+        paired = await phone.pair_qr("wss://127.0.0.1:443/peer", uri)
+        await phone.close()
+    # Then from outside: straight into the socket tor's HiddenServicePort targets,
+    # as tor's own user, the way tor carries a phone's stream.
+    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=socket)) as onion:
+        remote = PhoneClient(state, http=onion, keepalive=False)
+        await remote.connect(f"ws://{state.onion}/peer")
+        at = int(time.time() * 1000)
+        ack = await remote.push({"v": 1, "kind": "message", "id": str(uuid.uuid4()),
+            "conv": "c-gare", "dir": "out", "from": "claire", "peer": "paul", "at": at,
+            "text": "Depuis la gare"})
+        await remote.close()
+        async with onion.get(f"http://{state.onion}/login") as page:
+            web = page.status
+    print(json.dumps({"device": paired.device_id, "onion": state.onion,
+        "auth": state.onion_auth is not None, "log_index": ack.log_index, "web": web}))
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def test_reach_on_starts_tor_serves_the_onion_to_phones_and_off_stops_it(
+    booted: Container,
+) -> None:
+    """Reach on → tor@default runs with the onion service; a phone paired on the LAN
+    gets its key (an .auth file tor reads) and pushes a record through the onion
+    socket; reach off → the service is gone and tor stops again. No internet in the
+    container: tor cannot bootstrap here (test_reach_tor.py proves that part)."""
+    _initialise_and_unlock(booted)
+    started = time.monotonic()
+    on = _strongroom_cli(booted, "reach", "on")
+    assert on.returncode == 0, on.stdout + on.stderr
+    onion = re.search(r"^onion address: ([a-z2-7]{56}\.onion)$", on.stdout, re.M)
+    assert onion and "remote reach: on" in on.stdout, on.stdout
+    booted.wait_unit("tor@default.service", {"ActiveState": "active"}, 120)
+    # The address the box shows is the one tor derived from the keys it loaded.
+    assert _wait_file(booted, f"{HS_DIR}/hostname", 30).strip() == onion.group(1)
+    status = _strongroom_cli(booted, "reach", "status")
+    assert f"onion address: {onion.group(1)}" in status.stdout, status.stdout + status.stderr
+    assert "tor bootstrap:" in status.stdout, status.stdout  # tor's control port answers
+    include = booted.sh("cat", "/var/lib/tor/strongroom-reach.conf")
+    assert f"HiddenServicePort 80 unix:{ONION_SOCKET_DIR}/peer.sock" in include, include
+    # The box listens there, for tor's group only.
+    sock = booted.sh("stat", "-c", "%F %a %U:%G", f"{ONION_SOCKET_DIR}/peer.sock").strip()
+    assert sock == "socket 660 strongroom:debian-tor", sock
+
+    import json  # (appended section: the module's imports are left as they are)
+
+    offer = _strongroom_cli(booted, "pair", "--qr", "--json")
+    assert offer.returncode == 0, offer.stderr
+    uri = json.loads(offer.stdout)["uri"]
+    phone = _run(
+        "nsenter", "-t", str(booted.pid1), "-a", "runuser", "-u", "debian-tor", "--",
+        "/opt/strongroom/venv/bin/python", "-c", REACH_PHONE, uri,
+        f"{ONION_SOCKET_DIR}/peer.sock", timeout=120,
+    )  # fmt: skip
+    assert phone.returncode == 0, phone.stdout + phone.stderr[-3000:]
+    seen = json.loads(phone.stdout)
+    assert seen["onion"] == onion.group(1) and seen["auth"], seen
+    assert seen["log_index"] >= 0 and seen["web"] == 404, seen  # only /peer on the onion
+    auth = _wait_file(booted, f"{HS_DIR}/authorized_clients/device-{seen['device']}.auth", 30)
+    assert auth.startswith("descriptor:x25519:"), auth
+    # tor took the key in (the helper's SIGHUP): its log says it reloaded, no error.
+    journal = booted.sh("journalctl", "-u", "tor@default.service", "--no-pager", "-o", "cat")
+    assert "Received reload signal (hup)" in journal, journal[-3000:]
+
+    off = _strongroom_cli(booted, "reach", "off")
+    assert off.returncode == 0 and "remote reach: off" in off.stdout, off.stdout + off.stderr
+    booted.wait_unit("tor@default.service", {"ActiveState": "inactive"}, 60)
+    assert "HiddenServiceDir" not in booted.sh("cat", "/var/lib/tor/strongroom-reach.conf")
+    assert not (booted.root / ONION_SOCKET_DIR.lstrip("/") / "peer.sock").exists()
+    print(f"reach on/phone/off in the booted box: {time.monotonic() - started:.1f} s")
