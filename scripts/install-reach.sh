@@ -46,7 +46,11 @@ install_tor_package() {
     fi
     export DEBIAN_FRONTEND=noninteractive
     log "installing Debian's tor (remote reach; it stays off until you turn it on)"
-    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends tor; }; then
+    # The package lists, unless install_packages (or someone) just fetched them.
+    local lists
+    lists="$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -60 -print -quit)"
+    if ! { { [[ -n $lists ]] || apt-get update -qq; } &&
+        apt-get install -y -qq --no-install-recommends tor; }; then
         [[ $guarded -eq 0 ]] || rm -f "$policy"
         die "could not install tor"
     fi

@@ -539,9 +539,12 @@ def test_reach_on_starts_tor_serves_the_onion_to_phones_and_off_stops_it(
     booted.wait_unit("tor@default.service", {"ActiveState": "active"}, 120)
     # The address the box shows is the one tor derived from the keys it loaded.
     assert _wait_file(booted, f"{HS_DIR}/hostname", 30).strip() == onion.group(1)
-    status = _strongroom_cli(booted, "reach", "status")
-    assert f"onion address: {onion.group(1)}" in status.stdout, status.stdout + status.stderr
-    assert "tor bootstrap:" in status.stdout, status.stdout  # tor's control port answers
+    # tor's control port answers once tor has opened it (a moment after READY=1).
+    deadline = time.monotonic() + 60
+    while "tor bootstrap:" not in (status := _strongroom_cli(booted, "reach", "status")).stdout:
+        assert time.monotonic() < deadline, status.stdout + status.stderr
+        time.sleep(0.5)
+    assert f"onion address: {onion.group(1)}" in status.stdout, status.stdout
     include = booted.sh("cat", "/var/lib/tor/strongroom-reach.conf")
     assert f"HiddenServicePort 80 unix:{ONION_SOCKET_DIR}/peer.sock" in include, include
     # The box listens there, for tor's group only.
@@ -567,6 +570,15 @@ def test_reach_on_starts_tor_serves_the_onion_to_phones_and_off_stops_it(
     # tor took the key in (the helper's SIGHUP): its log says it reloaded, no error.
     journal = booted.sh("journalctl", "-u", "tor@default.service", "--no-pager", "-o", "cat")
     assert "Received reload signal (hup)" in journal, journal[-3000:]
+
+    # A new address: the helper takes the service out and puts it back at once; the
+    # path unit sees both writes and tor is left running with the new keys.
+    rotated = _strongroom_cli(booted, "reach", "rotate")
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    new = re.search(r"^onion address: ([a-z2-7]{56}\.onion)$", rotated.stdout, re.M)
+    assert new and new.group(1) != onion.group(1), rotated.stdout
+    assert booted.sh("cat", f"{HS_DIR}/hostname").strip() == new.group(1)
+    booted.wait_unit("tor@default.service", {"ActiveState": "active"}, 60)
 
     off = _strongroom_cli(booted, "reach", "off")
     assert off.returncode == 0 and "remote reach: off" in off.stdout, off.stdout + off.stderr

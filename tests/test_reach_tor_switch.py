@@ -1,17 +1,25 @@
 """tor runs only while reach is on (docs/operations.md): the helper's reload must
 not fail while tor is stopped, since the switch unit starts tor afterwards and tor
-then reads the files the helper wrote."""
+then reads the files the helper wrote; and the page and `strongroom reach status`
+say plainly when tor is stopped or its part of reach is not installed."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
+from e2e_helpers import E2EBox, WebAdmin, prepare_data_dir, start_box
+from strongroom.reach.helper import helper_app, serve_helper
+from strongroom.reach.settings import ReachSettings, save_settings
+from strongroom.reach.tor_control import TorControl
 from strongroom.reach.tor_files import ReachHelperError, sighup_from_pidfile
+from test_reach import cli, tor_files
 
 
 def test_reloading_a_stopped_tor_is_a_no_op(tmp_path: Path) -> None:
@@ -36,3 +44,64 @@ def test_a_running_tor_gets_sighup_and_a_damaged_pid_file_is_an_error(tmp_path: 
     pidfile.write_text("not a pid\n")
     with pytest.raises(ReachHelperError, match="could not reload tor"):
         sighup_from_pidfile(pidfile)()
+
+
+# -- what the office manager is told when the tor part is missing or stopped ------------------
+
+
+@pytest.fixture
+async def box_without_tor(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, web.AppRunner]]:
+    """A real box and helper; tor's control socket is absent (tor stopped)."""
+    files, _ = tor_files(tmp_path)
+    helper_socket = tmp_path / "helper.sock"
+    control = TorControl(tmp_path / "tor-control", tmp_path / "tor-cookie")
+    runner = await serve_helper(helper_app(files, control), helper_socket)
+    config = await prepare_data_dir(tmp_path / "box")
+    save_settings(
+        config.data_dir,
+        ReachSettings(False, onion_socket=files.service.onion_socket, helper_socket=helper_socket),
+    )
+    box = await start_box(config)
+    yield box, runner
+    await box.stop()
+    await runner.cleanup()
+
+
+async def _page(box: E2EBox) -> str:
+    admin = WebAdmin(box.url)
+    try:
+        await admin.login()
+        status, page = await admin.get("/reach")
+        assert status == 200
+        return page
+    finally:
+        await admin.close()
+
+
+async def test_status_says_plainly_when_tor_is_stopped_or_not_installed(
+    box_without_tor: tuple[E2EBox, web.AppRunner],
+) -> None:
+    box, helper = box_without_tor
+    data = ("--data", str(box.data_dir))
+    # Reach off, tor stopped: as designed, and said so without alarm.
+    code, out = await cli("reach", "status", *data)
+    assert code == 0 and "tor: not running (it runs only while remote reach is on)" in out, out
+    page = await _page(box)
+    assert "tor is not running: it runs only while remote reach is on." in page
+    assert 'class="muted" id="reach-tor-stopped"' in page and "tor does not answer" not in page
+    # Reach on but tor still stopped: a fault, said as one.
+    code, out = await cli("reach", "on", *data)
+    assert code == 0, out
+    code, out = await cli("reach", "status", *data)
+    assert "tor: not running, although remote reach is on" in out, out
+    page = await _page(box)
+    assert 'class="bad" id="reach-tor-stopped"' in page
+    assert "phones cannot reach the box from outside" in page
+    # The helper absent (tor's part not installed): where to look, not a bare error.
+    await helper.cleanup()
+    code, out = await cli("reach", "status", *data)
+    assert "The tor part of remote reach is not installed or not running" in out, out
+    assert "scripts/install.sh sets it up" in out
+    page = await _page(box)
+    assert 'id="reach-helper-down"' in page
+    assert "The tor part of remote reach is not installed or not running." in page

@@ -15,6 +15,16 @@ from typing import Any
 from strongroom.cli.common import Spec, box_config
 
 CLI_TIMEOUT_S = 120.0
+# The same plain words as the web page (templates/reach.html).
+HELPER_DOWN = (
+    "The tor part of remote reach is not installed or not running: scripts/install.sh sets"
+    " it up (systemctl status strongroom-reach-helper)."
+)
+TOR_STOPPED_OFF = "not running (it runs only while remote reach is on)"
+TOR_STOPPED_ON = (
+    "not running, although remote reach is on: phones cannot reach the box from outside"
+    " (systemctl status tor@default strongroom-reach-tor)"
+)
 _ROUTES = {
     "on": ("POST", "/reach/on"),
     "off": ("POST", "/reach/off"),
@@ -32,9 +42,11 @@ def describe(status: dict[str, Any]) -> str:
     if status.get("problem"):
         lines.append(f"problem: {status['problem']}")
     if not status.get("helper"):
-        lines.append("helper: not answering")
+        lines.append(f"helper: not answering. {HELPER_DOWN}")
     tor = status.get("tor")
-    if isinstance(tor, dict) and "error" in tor:
+    if isinstance(tor, dict) and tor.get("running") is False:
+        lines.append(f"tor: {TOR_STOPPED_ON if status.get('enabled') else TOR_STOPPED_OFF}")
+    elif isinstance(tor, dict) and "error" in tor:
         lines.append(f"tor: not answering ({tor['error']})")
     elif isinstance(tor, dict):
         lines.append(f"tor bootstrap: {tor['bootstrap']}% ({tor['summary']})")

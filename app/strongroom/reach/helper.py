@@ -31,7 +31,7 @@ from aiohttp import web
 
 from strongroom.reach.archived_key import decode_key, encode_key
 from strongroom.reach.keys import ReachKeyError
-from strongroom.reach.tor_control import TorControl, TorControlError
+from strongroom.reach.tor_control import TorControl, TorControlError, TorNotRunning
 from strongroom.reach.tor_files import ReachHelperError, TorFiles, sighup_from_pidfile
 from strongroom.reach.torrc import ServiceConfig
 
@@ -105,12 +105,16 @@ def helper_app(files: TorFiles, control: TorControl | None) -> web.Application:
             try:
                 state = await control.state(onion if body["enabled"] else None)
                 body["tor"] = {
+                    "running": True,
                     "bootstrap": state.bootstrap_percent,
                     "summary": state.bootstrap_summary,
                     "descriptor": state.descriptor_built,
                 }
+            except TorNotRunning as exc:
+                # Expected while reach is off (tor runs only while it is on).
+                body["tor"] = {"running": False, "error": str(exc)}
             except TorControlError as exc:
-                body["tor"] = {"error": str(exc)}
+                body["tor"] = {"running": True, "error": str(exc)}
         return web.json_response(body)
 
     app = web.Application(client_max_size=4096)

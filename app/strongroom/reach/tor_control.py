@@ -21,6 +21,11 @@ class TorControlError(Exception):
     """tor's control socket is absent, refused us or answered something unexpected."""
 
 
+class TorNotRunning(TorControlError):
+    """Nothing listens on tor's control socket: tor is stopped (on the appliance it runs
+    only while remote reach is on) or not installed."""
+
+
 @dataclass(frozen=True)
 class TorState:
     bootstrap_percent: int
@@ -54,12 +59,18 @@ class TorControl:
 
     async def state(self, onion: str | None) -> TorState:
         try:
-            cookie = self.cookie_path.read_bytes()
             reader, writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(str(self.socket_path)), TIMEOUT_S
             )
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise TorNotRunning(f"tor is not running ({self.socket_path}: {exc})") from exc
         except (OSError, TimeoutError) as exc:
             raise TorControlError(f"tor's control socket is unreachable: {exc}") from exc
+        try:
+            cookie = self.cookie_path.read_bytes()
+        except OSError as exc:
+            writer.close()
+            raise TorControlError(f"cannot read tor's control cookie: {exc}") from exc
         try:
             return await asyncio.wait_for(self._ask(reader, writer, cookie, onion), TIMEOUT_S)
         except TimeoutError as exc:
