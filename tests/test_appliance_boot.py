@@ -531,6 +531,9 @@ def test_reach_on_starts_tor_serves_the_onion_to_phones_and_off_stops_it(
     socket; reach off → the service is gone and tor stops again. No internet in the
     container: tor cannot bootstrap here (test_reach_tor.py proves that part)."""
     _initialise_and_unlock(booted)
+    # A test before may have restarted the box (attended mode: locked again); on an
+    # unlocked box this changes nothing.
+    _run("nsenter", "-t", str(booted.pid1), "-a", "python3", "-c", UNLOCK, PASSPHRASE)
     started = time.monotonic()
     on = _strongroom_cli(booted, "reach", "on")
     assert on.returncode == 0, on.stdout + on.stderr
