@@ -31,7 +31,13 @@ tor_installed() {
 # start; one the administrator already has is left alone (tor is stopped
 # right after instead).
 install_tor_package() {
-    tor_installed && return 0
+    if tor_installed; then
+        if systemctl --quiet is-enabled tor.service 2>/dev/null; then
+            log "note: tor.service is enabled, so tor runs even while remote reach is off" \
+                "(if only Strongroom uses it: systemctl disable --now tor)"
+        fi
+        return 0
+    fi
     if [[ $DO_APT -eq 0 ]]; then
         log "tor is not installed (--no-apt): remote reach cannot be turned on until it is"
         return 0
