@@ -582,6 +582,12 @@ def test_reach_on_starts_tor_serves_the_onion_to_phones_and_off_stops_it(
     assert new and new.group(1) != onion.group(1), rotated.stdout
     assert booted.sh("cat", f"{HS_DIR}/hostname").strip() == new.group(1)
     booted.wait_unit("tor@default.service", {"ActiveState": "active"}, 60)
+    # Reach left on across a reboot: tor.service is disabled, so only the switch
+    # unit (WantedBy=multi-user.target) brings tor back, as it does at boot.
+    booted.sh("systemctl", "stop", "tor@default.service")
+    booted.sh("systemctl", "start", "strongroom-reach-tor.service")
+    booted.wait_unit("tor@default.service", {"ActiveState": "active"}, 60)
+    assert booted.sh("systemctl", "is-enabled", "strongroom-reach-tor.service").strip() == "enabled"
 
     off = _strongroom_cli(booted, "reach", "off")
     assert off.returncode == 0 and "remote reach: off" in off.stdout, off.stdout + off.stderr
