@@ -488,6 +488,19 @@ def test_reach_is_set_up_by_install_but_off_and_tor_is_not_running(booted: Conta
     assert _run("test", "-e", str(booted.root / "var/lib/tor/cached-certs")).returncode == 1
     owner = booted.sh("stat", "-c", "%a %U:%G", ONION_SOCKET_DIR).strip()
     assert owner == "2750 strongroom:debian-tor", owner
+    # install.sh again, on the running system (systemd up this time): nothing changes,
+    # tor is still not started, the torrc line is still there once.
+    box_pid = booted.unit("strongroom.service", "MainPID")["MainPID"]
+    again = _run(
+        "nsenter", "-t", str(booted.pid1), "-a", "bash", "/opt/src/scripts/install.sh",
+        "--source", "/opt/src", "--no-apt", "--no-venv", timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not re.search(r"wrote|added|created|installing|restarting", again.stdout), again.stdout
+    assert booted.sh("cat", "/etc/tor/torrc").splitlines() == torrc
+    assert booted.unit("tor@default.service", "ActiveState")["ActiveState"] == "inactive"
+    assert booted.unit("strongroom.service", "MainPID")["MainPID"] == box_pid
+    assert booted.unit("strongroom-reach-helper.service", "ActiveState")["ActiveState"] == "active"
 
 
 REACH_PHONE = r"""
