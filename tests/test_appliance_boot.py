@@ -486,6 +486,8 @@ def test_reach_is_set_up_by_install_but_off_and_tor_is_not_running(booted: Conta
     assert booted.unit("tor@default.service", "ActiveState")["ActiveState"] == "inactive"
     assert booted.sh("systemctl", "is-enabled", "tor.service").strip() == "disabled"
     assert _run("test", "-e", str(booted.root / "var/lib/tor/cached-certs")).returncode == 1
+    # The "not now" install.sh gave apt for tor's own start is gone again.
+    assert not (booted.root / "usr/sbin/policy-rc.d").exists()
     owner = booted.sh("stat", "-c", "%a %U:%G", ONION_SOCKET_DIR).strip()
     assert owner == "2750 strongroom:debian-tor", owner
     # install.sh again, on the running system (systemd up this time): nothing changes,
