@@ -610,3 +610,33 @@ def test_reach_on_starts_tor_serves_the_onion_to_phones_and_off_stops_it(
     assert "HiddenServiceDir" not in booted.sh("cat", "/var/lib/tor/strongroom-reach.conf")
     assert not (booted.root / ONION_SOCKET_DIR.lstrip("/") / "peer.sock").exists()
     print(f"reach on/phone/off in the booted box: {time.monotonic() - started:.1f} s")
+
+
+def test_a_tor_the_admin_enabled_keeps_running_when_reach_goes_off(booted: Container) -> None:
+    """tor.service enabled by the administrator (tor for something else): reach off
+    withdraws the onion service but leaves their tor running."""
+    _initialise_and_unlock(booted)
+    _run("nsenter", "-t", str(booted.pid1), "-a", "python3", "-c", UNLOCK, PASSPHRASE)
+    booted.sh("systemctl", "enable", "tor.service")
+    try:
+        on = _strongroom_cli(booted, "reach", "on")
+        assert on.returncode == 0, on.stdout + on.stderr
+        booted.wait_unit("tor@default.service", {"ActiveState": "active"}, 120)
+        tor_pid = booted.unit("tor@default.service", "MainPID")["MainPID"]
+        before = booted.unit("strongroom-reach-tor.service", "ExecMainExitTimestampMonotonic")
+        off = _strongroom_cli(booted, "reach", "off")
+        assert off.returncode == 0, off.stdout + off.stderr
+        # The switch ran for the change (a later exit) and left tor alone.
+        deadline = time.monotonic() + 30
+        while (
+            booted.unit("strongroom-reach-tor.service", "ExecMainExitTimestampMonotonic") == before
+        ):
+            assert time.monotonic() < deadline, "the switch unit did not run"
+            time.sleep(0.5)
+        state = booted.unit("tor@default.service", "ActiveState", "MainPID")
+        assert state == {"ActiveState": "active", "MainPID": tor_pid}, state
+        status = _strongroom_cli(booted, "reach", "status").stdout
+        assert "remote reach: off" in status and "tor bootstrap:" in status, status
+    finally:
+        booted.sh("systemctl", "disable", "tor.service")
+        booted.sh("systemctl", "stop", "tor@default.service")
