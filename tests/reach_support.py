@@ -51,8 +51,9 @@ def tor_files(tmp_path: Path) -> tuple[TorFiles, TorStandIn]:
     return files, reload
 
 
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, TorFiles]]:
+@contextlib.asynccontextmanager
+async def box_with_reach_stand_in(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, TorFiles]]:
+    """A running box (reach off) whose helper is a real helper app writing `files`."""
     files, _ = tor_files(tmp_path)
     helper_socket = tmp_path / "helper.sock"
     runner = await serve_helper(helper_app(files, None), helper_socket)
@@ -62,9 +63,17 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, TorFiles]]:
         ReachSettings(False, onion_socket=files.service.onion_socket, helper_socket=helper_socket),
     )
     box = await start_box(config)
-    yield box, files
-    await box.stop()
-    await runner.cleanup()
+    try:
+        yield box, files
+    finally:
+        await box.stop()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, TorFiles]]:
+    async with box_with_reach_stand_in(tmp_path) as started:
+        yield started
 
 
 async def cli(*argv: str) -> tuple[int, str]:
