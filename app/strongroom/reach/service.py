@@ -270,6 +270,8 @@ class BoxReach:
         if self.onion is None:  # on, but the helper did not answer at boot
             self.onion = check_onion(str((await self._helper("GET", "/status"))["onion"]))
         onion = self.onion
+        if self._tasks:  # a key handed out at a pairing just now: let tor get it first
+            await asyncio.wait(list(self._tasks))
         lock = self._device_locks.setdefault(device_id, asyncio.Lock())
         async with lock:  # two connections of one phone must not get two keys
             known = await self._phones.load(device_id) if self._phones is not None else None
