@@ -8,7 +8,12 @@ reached directly). The real Tor network is in test_reach_tor.py.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -291,3 +296,34 @@ async def test_an_older_phone_is_never_sent_reach_changed() -> None:
     # A box without remote reach answers the request: off.
     reply = new.receive(encode_frame(Frame("reach", 2, {})))
     assert reply == [Send(Frame("reach", 2, {"on": False}))]
+
+
+async def test_a_phone_asking_right_after_pairing_is_not_granted_its_key_twice(
+    running: tuple[E2EBox, TorFiles],
+) -> None:
+    box, files = running
+    await box.reach.turn_on("test")
+    # tor takes its time to reload: the key handed out in `paired` is not yet recorded
+    # when the phone's request reaches the box.
+    released, asked = threading.Event(), asyncio.Event()
+    reload = files.reload
+    files.reload = lambda: (released.wait(10), reload())[1]
+    peers = box.box.peers
+    assert peers is not None and peers.box.reach_refresh is not None
+    refresh = peers.box.reach_refresh
+
+    async def noticed(device_id: int, auth_pub: str | None) -> Mapping[str, Any]:
+        asked.set()
+        return await refresh(device_id, auth_pub)
+
+    peers.box = replace(peers.box, reach_refresh=noticed)
+    phone, paired = await pair_by_qr(box, "Quick phone", "quick")
+    key = phone.state.onion_auth
+    asking = asyncio.create_task(phone.refresh_reach())
+    await asyncio.wait_for(asked.wait(), 10)
+    released.set()
+    update = await asyncio.wait_for(asking, 10)
+    await phone.close()
+    assert update.on and not update.changed and phone.state.onion_auth == key
+    assert box.audit_actions("reach.grant") == ["reach.grant"]
+    assert auth_file(files, paired.device_id) == service_auth_line(public_of(key or ""))
