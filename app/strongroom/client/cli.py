@@ -5,6 +5,9 @@
     strongroom phone inbox
     strongroom phone restore
     strongroom phone attach scan.pdf --conv client-martin
+    strongroom phone reach                 # on the LAN: the box's onion and our key
+    strongroom phone tor-key DIR           # give the phone's tor that key
+    strongroom phone --tor socks5://127.0.0.1:9050 send "Bonjour" --conv client-martin
 
 The phone's keys, pairing and outbox live in a JSON file (--state, default
 $STRONGROOM_PHONE or var/phone.json). Mail payloads sent by this tool are the
