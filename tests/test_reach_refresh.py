@@ -197,6 +197,10 @@ async def test_a_revoked_phone_is_forgotten_and_no_longer_counted(
     assert box.count("SELECT count(*) FROM settings WHERE key = ?", row) == 0
     status = await box.reach.status()
     assert status["current"] == [] and status["waiting"] == []
+    # A request of this phone that was already past its handshake gives tor nothing.
+    assert await box.reach.refresh(paired.device_id, None) == {"on": False}
+    assert files.clients() == []
+    assert box.count("SELECT count(*) FROM settings WHERE key = ?", row) == 0
 
 
 async def test_a_helper_that_does_not_answer_gives_no_key_and_the_phone_still_works(

@@ -92,6 +92,8 @@ class BoxReach:
         self._phones = phones
         self._notify = notify
         self._device_locks: dict[int, asyncio.Lock] = {}
+        # Revoked while this box runs: a refresh already past the handshake gives tor no key.
+        self._revoked: set[int] = set()
         self.onion: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -275,6 +277,8 @@ class BoxReach:
         lock = self._device_locks.setdefault(device_id, asyncio.Lock())
         async with lock:  # two connections of one phone must not get two keys
             known = await self._phones.load(device_id) if self._phones is not None else None
+            if device_id in self._revoked:  # its session is closing: the reply goes nowhere
+                return {"on": False}
             if auth_pub is not None and known is not None and known.key == auth_pub:
                 if known.onion != onion:
                     await self._store_phone(device_id, PhoneReach(auth_pub, onion))
@@ -302,7 +306,15 @@ class BoxReach:
             await self._phones.store(device_id, reach)
 
     async def revoke(self, device_id: int) -> None:
-        """The phone is revoked: its .auth file goes too (tor reloads), even with reach off."""
+        """The phone is revoked: its .auth file goes too (tor reloads), even with reach off.
+
+        Under the device's lock, after marking it revoked: a refresh of this phone still
+        in flight either finished before (its key is removed here) or gives none."""
+        self._revoked.add(device_id)
+        async with self._device_locks.setdefault(device_id, asyncio.Lock()):
+            await self._forget(device_id)
+
+    async def _forget(self, device_id: int) -> None:
         if self._phones is not None:
             await self._phones.forget(device_id)
         try:
