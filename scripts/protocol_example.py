@@ -35,6 +35,7 @@ from strongroom.peer.handshake import (
     pair_message,
     phone_payload,
 )
+from strongroom.peer.session import CAPABILITIES
 from strongroom.proof.merkle import leaf_hash, root_from_leaf_hashes
 from strongroom.proof.sth import sign_tree_head
 
@@ -204,7 +205,7 @@ def generate() -> str:
     box_hello = {
         "box": "Cabinet Durand",
         "fingerprint": keys.fingerprint,
-        "caps": ["blobs", "bundles", "consistency", "fragments", "history", "mail"],
+        "caps": CAPABILITIES,
         "limits": {
             "max_frame_bytes": 262144,
             "max_in_flight": 64,

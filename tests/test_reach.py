@@ -10,12 +10,6 @@ test_reach_tor.py.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
-import io
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -31,6 +25,7 @@ from e2e_helpers import (
     start_box,
     until,
 )
+from reach_support import ONION, cli, running, through_onion_socket, tor_files
 from strongroom.client import HandshakeRefused, PhoneClient
 from strongroom.reach.helper import call_helper, helper_app, serve_helper
 from strongroom.reach.keys import (
@@ -51,7 +46,7 @@ from strongroom.reach.settings import (
 from strongroom.reach.tor_files import SENTINEL, ReachHelperError, TorFiles
 from strongroom.reach.torrc import ServiceConfig, service_conf
 
-ONION = "a" * 56 + ".onion"
+__all__ = ["running"]  # a fixture, shared with test_reach_refresh.py
 
 
 def test_client_auth_files_are_in_tors_formats() -> None:
@@ -90,29 +85,6 @@ def test_reach_is_off_without_a_settings_file_and_bad_files_are_refused(tmp_path
         settings_path(tmp_path).write_text(text)
         with pytest.raises(ReachSettingsError):
             load_settings(tmp_path)
-
-
-class TorStandIn:
-    """What tor does on SIGHUP that the helper relies on: count it, and make the
-    service's key (its `hostname`) when the configuration names a service without one."""
-
-    def __init__(self, hs: Path, conf: Path) -> None:
-        self.hs, self.conf, self.count = hs, conf, 0
-
-    def __call__(self) -> None:
-        self.count += 1
-        hostname = self.hs / "hostname"
-        if "HiddenServiceDir" in self.conf.read_text() and not hostname.exists():
-            hostname.write_text(base64.b32encode(os.urandom(35)).decode().lower() + ".onion\n")
-
-
-def tor_files(tmp_path: Path) -> tuple[TorFiles, TorStandIn]:
-    hs = tmp_path / "hs"
-    hs.mkdir(mode=0o700)
-    (hs / "hostname").write_text(ONION + "\n")  # the key tor made when first asked
-    reload = TorStandIn(hs, tmp_path / "reach.conf")
-    files = TorFiles(ServiceConfig(hs, tmp_path / "peer.sock"), tmp_path / "reach.conf", reload)
-    return files, reload
 
 
 def test_rotating_gives_a_new_address_and_keeps_client_authorisation(tmp_path: Path) -> None:
@@ -180,39 +152,6 @@ async def test_the_helper_refuses_bad_names_and_keys_and_writes_nothing(tmp_path
 # -- the whole box, with a stand-in for tor's transport -----------------------------------------
 
 
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, TorFiles]]:
-    files, _ = tor_files(tmp_path)
-    helper_socket = tmp_path / "helper.sock"
-    runner = await serve_helper(helper_app(files, None), helper_socket)
-    config = await prepare_data_dir(tmp_path / "box")
-    save_settings(
-        config.data_dir,
-        ReachSettings(False, onion_socket=files.service.onion_socket, helper_socket=helper_socket),
-    )
-    box = await start_box(config)
-    yield box, files
-    await box.stop()
-    await runner.cleanup()
-
-
-async def cli(*argv: str) -> tuple[int, str]:
-    from strongroom.cli import main
-
-    out = io.StringIO()
-
-    def run() -> int:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            return main(list(argv))
-
-    return await asyncio.to_thread(run), out.getvalue()
-
-
-def through_onion_socket(path: Path) -> aiohttp.ClientSession:
-    """Where tor would carry the phone: straight to the socket HiddenServicePort targets."""
-    return aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path)))
-
-
 async def test_reach_on_serves_phones_and_only_phones_on_the_onion_socket(
     running: tuple[E2EBox, TorFiles],
 ) -> None:
@@ -266,7 +205,7 @@ async def test_reach_on_serves_phones_and_only_phones_on_the_onion_socket(
         assert status == 303 and location == "/reach"
         status, page = await admin.get("/reach")
         assert status == 200
-        assert "The box has a new onion address: pair the phones again." in page
+        assert "The box has a new onion address: each phone learns it the next time" in page
         assert files.onion() != before and f'id="reach-onion">{files.onion()}<' in page
     finally:
         await admin.close()
@@ -332,9 +271,9 @@ async def test_the_phone_cli_says_when_it_has_no_remote_reach(
     phone.state.save(state_file)
     base = ("phone", "--state", str(state_file))
     code, out = await cli(*base, "--tor", "socks5://127.0.0.1:9", "send", "x", "--conv", "c")
-    assert code == 1 and "pair again while remote reach is on" in out
+    assert code == 1 and "connect once on the office network" in out
     code, out = await cli(*base, "tor-key", str(tmp_path / "auth"))
-    assert code == 1 and "no remote-reach key" in out
+    assert code == 1 and "no remote-reach address or key" in out
     assert not (tmp_path / "auth").exists()
     # Without --tor the phone still uses the LAN, as before.
     code, out = await cli(*base, "send", "Au bureau", "--conv", "c")

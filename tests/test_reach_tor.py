@@ -358,3 +358,52 @@ async def test_the_onion_key_lives_in_the_archive_so_a_rebuilt_box_keeps_its_add
         (hs / name).unlink()
     assert await running.reach.turn_on("test") == onion
     assert (hs / "hostname").read_text().strip() == onion  # tor derived it from the kept key
+
+
+async def test_a_phone_paired_before_reach_refreshes_on_the_lan_and_follows_a_rotate(
+    net: tornet.TorNet, reach: Reach, running: E2EBox, relay: dict[str, tornet.SocksRelay]
+) -> None:
+    reach.files.disable()  # whatever an earlier test left: reach starts off
+    phone, paired = await pair_by_qr(running, "Léa's phone", "lea")
+    await phone.close()
+    state = phone.state
+    assert state.onion is None and state.onion_auth is None  # paired while reach was off
+    first = await running.reach.turn_on("test")
+
+    # Back in the office: the LAN connection asks for reach (protocol.md §12.2).
+    lan = PhoneClient(state, keepalive=False)
+    await lan.connect(running.peer_url)
+    await lan.close()
+    assert state.onion == first and state.onion_auth is not None
+    key = state.onion_auth
+    auth_file = net.box_dir / "hs" / "authorized_clients" / f"device-{paired.device_id}.auth"
+    assert auth_file.read_text() == service_auth_line(public_of(key))  # before the reply
+    install_client_auth(net.auth_dir("phone"), "strongroom", first, key)
+    net.reload("phone")
+    await net.forget_onions("phone")
+    remote = await connect_through_tor(net, "phone", relay["phone"].url, state)
+    await remote.push(message("Hors du cabinet", conv="d-7", sender="lea", n=1))
+    await remote.close()
+
+    # A new address: the old one leads nowhere any more.
+    second = await running.reach.rotate("test")
+    assert second != first and state.onion == first
+    await net.forget_onions("phone")
+    failure = await one_attempt(relay["phone"].url, state)
+    assert isinstance(failure, SocksError | SocksTimeout), failure
+    # One LAN connection later the phone holds the new address, with the same key.
+    lan = PhoneClient(state, keepalive=False)
+    await lan.connect(running.peer_url)
+    await lan.close()
+    assert state.onion == second and state.onion_auth == key
+    install_client_auth(net.auth_dir("phone"), "strongroom", second, key)
+    net.reload("phone")
+    await net.forget_onions("phone")
+    remote = await connect_through_tor(net, "phone", relay["phone"].url, state)
+    ack = await remote.push(message("Nouvelle adresse", conv="d-7", sender="lea", n=2))
+    await remote.close()
+    assert not ack.duplicate
+    stored = running.count("SELECT count(*) FROM records WHERE device_id = ?", paired.device_id)
+    assert stored == 2
+    status = await running.reach.status()
+    assert status["current"] == [paired.device_id] and status["waiting"] == []

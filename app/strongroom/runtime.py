@@ -43,6 +43,7 @@ from strongroom.pairing.service import PairingService
 from strongroom.panel_link import audit_fields, panel_inputs
 from strongroom.peer.server import PeerService
 from strongroom.reach.archived_key import ArchivedKey
+from strongroom.reach.phones import PhoneKeys
 from strongroom.reach.service import BoxReach
 from strongroom.unlock import BoxPhase, read_unlock_choice
 from strongroom.web.app import build_web_app
@@ -272,7 +273,9 @@ class BoxRuntime:
             clock=self.clock,
         )
         if box.reach is not None:  # pairing hands each phone its onion-auth key
-            box.peers.box = replace(box.peers.box, reach_offer=box.reach.offer)
+            box.peers.box = replace(
+                box.peers.box, reach_offer=box.reach.offer, reach_refresh=box.reach.refresh
+            )
 
     def _reach(self) -> BoxReach:
         """Remote reach over Tor (off by default): see strongroom.reach."""
@@ -282,7 +285,14 @@ class BoxRuntime:
             header_deadline_s=self.config.limits.handshake_timeout_s,
             audit=self.box.audit,
             key_keeper=ArchivedKey(self.box),
+            phones=PhoneKeys(self.box),
+            notify=self._reach_changed,
         )
+
+    def _reach_changed(self) -> None:
+        """Phones connected now learn a new reach at once (they ask again)."""
+        if self.box.peers is not None:
+            self.box.peers.reach_changed()
 
     @web.middleware
     async def _peer_first(

@@ -39,6 +39,10 @@ def describe(status: dict[str, Any]) -> str:
     if status.get("onion"):
         lines.append(f"onion address: {status['onion']}")
     lines.append(f"phones with a key: {status.get('clients', 0)}")
+    if status.get("enabled") and status.get("onion"):
+        lines.append(f"phones holding the current address: {len(status.get('current') or [])}")
+        waiting = len(status.get("waiting") or [])
+        lines.append(f"phones to connect once on the office network: {waiting}")
     if status.get("problem"):
         lines.append(f"problem: {status['problem']}")
     if not status.get("helper"):

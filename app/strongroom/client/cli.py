@@ -5,6 +5,9 @@
     strongroom phone inbox
     strongroom phone restore
     strongroom phone attach scan.pdf --conv client-martin
+    strongroom phone reach                 # on the LAN: the box's onion and our key
+    strongroom phone tor-key DIR           # give the phone's tor that key
+    strongroom phone --tor socks5://127.0.0.1:9050 send "Bonjour" --conv client-martin
 
 The phone's keys, pairing and outbox live in a JSON file (--state, default
 $STRONGROOM_PHONE or var/phone.json). Mail payloads sent by this tool are the
@@ -34,6 +37,10 @@ from strongroom.client.restore import HistoryStore
 from strongroom.client.state import DeviceState, StateError
 
 DEFAULT_STATE = "var/phone.json"
+NO_REACH = (
+    "no remote-reach address or key: connect once on the office network"
+    " (strongroom phone reach) while the box has remote reach on"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("file", type=Path)
     attach.add_argument("--conv", required=True)
     attach.add_argument("--peer", help="the other party")
+    commands.add_parser(
+        "reach", help="connect on the LAN and get the box's current remote reach (onion, key)"
+    )
     tor_key = commands.add_parser("tor-key", help="give the phone's tor its onion-auth key")
     tor_key.add_argument("auth_dir", type=Path, help="the phone tor's ClientOnionAuthDir")
     return parser
@@ -183,12 +193,23 @@ async def _attach(phone: PhoneClient, args: argparse.Namespace) -> None:
     print(f"attachment {ack.ref.hex()[:16]}… archived at log index {record_ack.log_index}")
 
 
+async def _reach(phone: PhoneClient, args: argparse.Namespace) -> None:
+    # Every connection on the LAN asks for reach (client/reach.py); this one only does that.
+    await phone.connect()
+    state = phone.state
+    if state.onion is None:
+        print("remote reach: off (or this box has none)")
+        return
+    print(f"remote reach: on\nonion address: {state.onion}")
+    print("onion key: held" if state.onion_auth else "onion key: none yet (retry later)")
+
+
 async def _tor_key(phone: PhoneClient, args: argparse.Namespace) -> None:
     from strongroom.reach.phone import install_client_auth
 
     state = phone.state
     if state.onion is None or state.onion_auth is None:
-        raise StateError("no remote-reach key: pair again while the box has remote reach on")
+        raise StateError(NO_REACH)
     path = install_client_auth(args.auth_dir, "strongroom", state.onion, state.onion_auth)
     print(f"wrote {path}; reload tor (SIGHUP) to use it")
 
@@ -199,6 +220,7 @@ COMMANDS = {
     "inbox": _inbox,
     "restore": _restore,
     "attach": _attach,
+    "reach": _reach,
     "tor-key": _tor_key,
 }
 
@@ -217,7 +239,7 @@ async def _run(args: argparse.Namespace) -> None:
         from strongroom.reach.phone import onion_peer_url, tor_session
 
         if state.onion is None:
-            raise StateError("no remote-reach address: pair again while remote reach is on")
+            raise StateError(NO_REACH)
         http, state.url = tor_session(args.tor), onion_peer_url(state.onion)
     phone = PhoneClient(state, state_path=path, http=http)
     try:

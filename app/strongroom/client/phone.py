@@ -39,6 +39,8 @@ from strongroom.client.link import (
 from strongroom.client.mail import INBOX_LIMIT, DeliveryNotice, Mail, MailBox, send_mail
 from strongroom.client.pairing import Paired, pair_over
 from strongroom.client.proofs import Ack, AckVerifier, ProofError, record_id
+from strongroom.client.reach import CAPABILITY as REACH_CAP
+from strongroom.client.reach import ReachUpdate, on_lan, refresh_reach
 from strongroom.client.restore import (
     Checker,
     HistoryItem,
@@ -83,6 +85,8 @@ class PhoneClient:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.box_hello: Mapping[str, Any] = {}
         self.box_errors: list[BoxError] = []  # error frames not tied to a request
+        # Called after each reach refresh (an app reinstalls its tor's key line here).
+        self.reach_updated: Callable[[ReachUpdate], None] | None = None
 
     # -- connection management -------------------------------------------------------------
 
@@ -167,6 +171,10 @@ class PhoneClient:
             self.heads = HeadChain(state.box_sign_public, trusted)
         watch_heads(self._link, self.heads)
         await self._hello()
+        if on_lan(url) and REACH_CAP in self.box_hello.get("caps", ()):
+            # Every LAN connection: learn reach turned on, or a new address (§12.2).
+            with contextlib.suppress(BoxError, ValueError):  # helper down: next time
+                await self.refresh_reach()
         if self._outbox:
             await self.push_many_signed(self.outbox)
 
@@ -177,7 +185,7 @@ class PhoneClient:
             {
                 "name": self.state.name,
                 "app": "strongroom-reference/1",
-                "caps": ["bundles", CONSISTENCY_CAP, "mail"],
+                "caps": ["bundles", CONSISTENCY_CAP, "mail", REACH_CAP],
             },
         )
         self.box_hello = reply.body
@@ -293,10 +301,24 @@ class PhoneClient:
             self._spawn(self._send_quietly(Frame("mail_ack", 0, {"mail_id": notice.mail_id})))
         elif frame.type == "ping":
             self._spawn(self._send_quietly(Frame("pong", frame.id)))
+        elif frame.type == "reach_changed":
+            self._spawn(self._refresh_quietly())
         elif frame.type == "error":
             self.box_errors.append(
                 BoxError(str(body["code"]), str(body["message"]), body.get("reason"))
             )
+
+    async def refresh_reach(self) -> ReachUpdate:
+        """Ask the box for its current remote reach and keep it (client/reach.py)."""
+        update = await refresh_reach(self._require_link(), self.state)
+        self.save()
+        if self.reach_updated is not None:
+            self.reach_updated(update)
+        return update
+
+    async def _refresh_quietly(self) -> None:
+        with contextlib.suppress(LinkError):
+            await self.refresh_reach()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -9,7 +9,7 @@ actions itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,16 @@ class DeviceSeen:
     """The device connected: remember when (the glue may throttle the write)."""
 
     device_id: int
+
+
+@dataclass(frozen=True)
+class RefreshReach:
+    """Ask the box's remote reach for this device's current onion (and a key if it holds
+    none, or adopt the one it names); `then` gets the reply body or the exception."""
+
+    device_id: int
+    auth_pub: str | None
+    then: Callable[[Mapping[str, Any] | Exception], list[Action]]
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,7 @@ Action = (
     | CheckSignature
     | Query
     | AskGate
+    | RefreshReach
     | DeviceSeen
     | WakeMail
     | WakeNotices

@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
@@ -31,6 +32,7 @@ from strongroom.peer.actions import (
     Commit,
     DeviceSeen,
     Query,
+    RefreshReach,
     Send,
     StreamBlob,
     UploadAbort,
@@ -52,6 +54,7 @@ from strongroom.peer.frames import (
 from strongroom.peer.outbox import Outbox
 from strongroom.peer.session import PeerSession, State
 from strongroom.peer.uploads import UploadDriver
+from strongroom.reach.helper import HelperUnavailable
 
 if TYPE_CHECKING:
     from strongroom.peer.server import PeerService
@@ -249,6 +252,17 @@ class Connection:
                     log.exception("the pairing gate failed")
                     decision = PairingOutcome.refuse(Refusal.REJECTED)
                 await self.execute(action.then(decision), spawn=False)
+            case RefreshReach(device_id=device_id, auth_pub=auth_pub):
+                refresh = self.session.box.reach_refresh
+                assert refresh is not None  # the session asks only a box with reach
+                answer: Mapping[str, Any] | Exception
+                try:
+                    answer = await refresh(device_id, auth_pub)
+                except Exception as exc:  # the session turns it into an error frame
+                    if not isinstance(exc, HelperUnavailable):
+                        log.exception("remote reach refresh failed")
+                    answer = exc
+                await self.execute(action.then(answer), spawn=False)
             case StreamBlob(request_id=request_id, location=location, size=size, offset=offset):
                 await self._stream_blob(request_id, location, size, offset)
             case _:

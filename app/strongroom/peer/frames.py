@@ -184,6 +184,15 @@ SCHEMAS: dict[tuple[Direction, str], Schema] = {
         # Remote reach: the onion address and this phone's x25519 client-auth key.
         {"reach": shape({"onion": text(62, 62), "auth": text(52, 52)})},
     ),
+    # Remote reach refresh (capability "reach", protocol.md §12.2): the phone asks for the
+    # box's current onion, naming the public half of the onion-auth key it holds, if any.
+    (Direction.TO_BOX, "reach"): ({}, {"auth_pub": text(52, 52)}),
+    (Direction.TO_PHONE, "reach"): (
+        {"on": boolean},
+        {"onion": text(62, 62), "auth": text(52, 52)},
+    ),
+    # The box's reach changed (turned on or off, new address): ask again with `reach`.
+    (Direction.TO_PHONE, "reach_changed"): ({}, {}),
     (Direction.TO_BOX, "push"): ({"record": data(1, MAX_RECORD_BYTES), "sig": bytes64}, KNOWN),
     (Direction.TO_PHONE, "ack"): (
         {"kind": one_of("record", "blob", "mail"), "ref": data(16, 32)},

@@ -39,7 +39,7 @@ from strongroom.peer.handshake import (
     responder,
     split_first_message,
 )
-from strongroom.peer.session import BoxInfo, CodeFunction, PeerSession
+from strongroom.peer.session import BoxInfo, CodeFunction, PeerSession, State
 from strongroom.peer.signatures import SignatureChecker
 from strongroom.peer.uploads import UploadDriver
 
@@ -299,6 +299,13 @@ class PeerService:
             # the owner's other devices, and the query decides who may take what.
             if target is not None and target.owner == owner:
                 conn.spawn_inline(conn.session.wake_mail())
+
+    def reach_changed(self) -> None:
+        """Remote reach was turned on or off or got a new address: every open session
+        whose phone reads `reach_changed` is told, and asks again (protocol.md §12.2)."""
+        for conn in list(self._connections):
+            if conn.session.state is State.READY:
+                conn.spawn_inline(conn.session.reach.changed())
 
     def wake_notices(self, device: int) -> None:
         for conn in list(self._by_device.get(device, ())):

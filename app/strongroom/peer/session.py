@@ -60,10 +60,12 @@ from strongroom.peer.history import Device
 from strongroom.peer.session_blobs import BlobFlow
 from strongroom.peer.session_common import BoxInfo, State, error, error_for, logged
 from strongroom.peer.session_mail import MailFlow
+from strongroom.peer.session_reach import CAPABILITY as REACH_CAP
+from strongroom.peer.session_reach import ReachFlow
 
 __all__ = ["CAPABILITIES", "BoxInfo", "CodeFunction", "PeerSession", "State"]
 
-CAPABILITIES = ["blobs", "bundles", "consistency", "fragments", "history", "mail"]
+CAPABILITIES = ["blobs", "bundles", "consistency", "fragments", "history", "mail", "reach"]
 CodeFunction = Callable[[bytes, bytes, bytes], str]  # (handshake hash, phone nonce, box nonce)
 
 
@@ -98,6 +100,7 @@ class PeerSession:
         self.heads = HeadChain()  # consistency proofs for this phone (peer/head_chain.py)
         self.mail = MailFlow(self)
         self.blobs = BlobFlow(self)
+        self.reach = ReachFlow(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -157,6 +160,7 @@ class PeerSession:
             # From now on the glue may bundle frames to a phone that reads bundles.
             self.peer_bundles = "bundles" in frame.body["caps"]
             self.heads.wanted = CONSISTENCY_CAP in frame.body["caps"]
+            self.reach.wanted = REACH_CAP in frame.body["caps"]
             return [Send(self._hello_reply(frame.id))]
         if self.state is State.PAIRING:
             if frame.type == "pair":
@@ -366,4 +370,5 @@ class PeerSession:
         "blob_chunk": lambda s, f: s.blobs.chunk(f),
         "blob_end": lambda s, f: s.blobs.end(f),
         "blob_get": lambda s, f: s.blobs.get(f),
+        "reach": lambda s, f: s.reach.request(f),
     }

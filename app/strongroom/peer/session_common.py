@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -27,6 +27,9 @@ class BoxInfo:
     sign_public: bytes
     # Remote reach (strongroom.reach): device id -> {"onion", "auth"} for `paired`, or None.
     reach_offer: Callable[[int], Mapping[str, str] | None] | None = None
+    # Remote reach refresh: (device id, public half of the phone's key or None) -> the
+    # `reach` reply body. None: this box has no remote reach (the reply says off).
+    reach_refresh: Callable[[int, str | None], Awaitable[Mapping[str, Any]]] | None = None
 
 
 def error_for(exc: BaseException) -> tuple[ErrorCode, str]:

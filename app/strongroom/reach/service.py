@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from strongroom.reach.helper import HelperUnavailable, call_helper
 from strongroom.reach.keys import ClientAuthKey, check_onion, device_client_name
 from strongroom.reach.listener import Endpoint, OnionListener
+from strongroom.reach.phones import PhoneReach
 from strongroom.reach.settings import (
     ReachSettings,
     ReachSettingsError,
@@ -36,6 +37,18 @@ class KeyKeeper(Protocol):
     async def load(self) -> str | None: ...
 
     async def store(self, value: str) -> None: ...
+
+
+class PhoneStore(Protocol):
+    """What the box remembers of each phone's reach (reach.phones.PhoneKeys)."""
+
+    async def load(self, device_id: int) -> PhoneReach | None: ...
+
+    async def store(self, device_id: int, reach: PhoneReach) -> None: ...
+
+    async def forget(self, device_id: int) -> None: ...
+
+    async def active(self) -> dict[int, PhoneReach | None]: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,11 @@ class BoxReach:
         header_deadline_s: float,
         audit: Audit,
         key_keeper: KeyKeeper | None = None,
+        phones: PhoneStore | None = None,
+        notify: Callable[[], None] | None = None,
     ) -> None:
+        """`phones`: what each phone was given (for refreshes and the counts);
+        `notify`: tells the phones connected now that reach changed (reach_changed)."""
         self.data_dir = data_dir
         # A damaged reach.json must not stop the box: reach stays off and says why.
         self.problem: str | None = None
@@ -72,6 +89,11 @@ class BoxReach:
         )
         self._audit = audit
         self._keeper = key_keeper
+        self._phones = phones
+        self._notify = notify
+        self._device_locks: dict[int, asyncio.Lock] = {}
+        # Revoked while this box runs: a refresh already past the handshake gives tor no key.
+        self._revoked: set[int] = set()
         self.onion: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -107,7 +129,8 @@ class BoxReach:
         """Ask the helper to publish the onion service, then listen; audited.
 
         The service's secret key lives in the archive too (so in its encrypted
-        backups): a restored box puts it back first and keeps its address."""
+        backups): a restored box puts it back first and keeps its address, and
+        puts back the phones' keys tor no longer holds."""
         kept = await self._keeper.load() if self._keeper is not None else None
         current = (await self._helper("GET", "/key")).get("key")
         if kept is not None and kept != current:
@@ -115,10 +138,15 @@ class BoxReach:
         answer = await self._helper("POST", "/enable")
         self.onion = check_onion(str(answer["onion"]))
         await self._keep_key()
+        try:
+            await self._restore_phone_keys()
+        except HelperUnavailable as exc:  # reach is on; phones without it refresh on the LAN
+            log.error("could not give tor back the phones' keys: %s", exc)
         await self.listener.start()
         self.settings = self.settings.with_enabled(True)
         save_settings(self.data_dir, self.settings)
         await self._audit(actor, "reach.on", self.onion, None)
+        self._changed()
         return self.onion
 
     async def turn_off(self, actor: str) -> None:
@@ -128,15 +156,25 @@ class BoxReach:
         self.settings = self.settings.with_enabled(False)
         save_settings(self.data_dir, self.settings)
         await self._audit(actor, "reach.off", self.onion or "", None)
+        self._changed()
 
     async def rotate(self, actor: str) -> str:
-        """A new onion address; phones must be paired again to learn it. Audited."""
+        """A new onion address. The phones keep their keys; each learns the new address
+        at its next LAN connection (those connected now are told at once). Audited."""
         old = self.onion or ""
         answer = await self._helper("POST", "/rotate")
         self.onion = check_onion(str(answer["onion"]))
         await self._keep_key()
         await self._audit(actor, "reach.rotate", self.onion, {"previous": old})
+        self._changed()
         return self.onion
+
+    def _changed(self) -> None:
+        if self._notify is not None:
+            try:
+                self._notify()
+            except Exception:  # telling phones early is a courtesy: they ask on the LAN
+                log.exception("could not tell the connected phones that reach changed")
 
     async def _keep_key(self) -> None:
         if self._keeper is None:
@@ -144,6 +182,18 @@ class BoxReach:
         key = (await self._helper("GET", "/key")).get("key")
         if isinstance(key, str) and key != await self._keeper.load():
             await self._keeper.store(key)
+
+    async def _restore_phone_keys(self) -> None:
+        """A restored box (or a new tor): give tor back the keys the archive says phones
+        hold, so they keep working without a visit to the office."""
+        if self._phones is None:
+            return
+        held = [str(n) for n in (await self._helper("GET", "/status")).get("clients") or []]
+        for device_id, reach in (await self._phones.active()).items():
+            name = device_client_name(device_id)
+            if reach is not None and name not in held:
+                await self._helper("PUT", f"/clients/{name}", {"public": reach.key})
+                await self._audit("box", "reach.grant", str(device_id), {"key": "restored"})
 
     async def status(self) -> dict[str, Any]:
         """What the settings page and `strongroom reach status` show."""
@@ -156,6 +206,10 @@ class BoxReach:
             "clients": 0,
             "problem": self.problem,
             "devices": [],  # ids of the paired phones whose key tor holds
+            # Paired phones that hold the current address and a key tor holds, and
+            # those that must connect once on the LAN to get them (ids).
+            "current": [],
+            "waiting": [],
         }
         try:
             helper = await self._helper("GET", "/status")
@@ -170,6 +224,12 @@ class BoxReach:
         view["devices"] = sorted(
             int(n.removeprefix("device-")) for n in names if n.removeprefix("device-").isdigit()
         )
+        if self.enabled and view["onion"] and self._phones is not None:
+            held = set(view["devices"])
+            for device_id, reach in (await self._phones.active()).items():
+                up_to_date = reach is not None and reach.onion == view["onion"]
+                key = "current" if up_to_date and device_id in held else "waiting"
+                view[key].append(device_id)
         return view
 
     # -- phones ------------------------------------------------------------------------------
@@ -180,23 +240,83 @@ class BoxReach:
         if not self.enabled or self.onion is None:
             return None
         key = ClientAuthKey.generate()
-        task = asyncio.get_running_loop().create_task(self._authorize(device_id, key))
+        task = asyncio.get_running_loop().create_task(
+            self._authorize(device_id, key.public_b32, self.onion)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return ReachGrant(self.onion, key.private_b32).to_frame()
 
-    async def _authorize(self, device_id: int, key: ClientAuthKey) -> None:
+    async def _authorize(self, device_id: int, public_b32: str, onion: str) -> None:
         name = device_client_name(device_id)
         try:
-            await self._helper("PUT", f"/clients/{name}", {"public": key.public_b32})
+            await self._helper("PUT", f"/clients/{name}", {"public": public_b32})
         except HelperUnavailable as exc:
             log.error("could not authorise phone %s on the onion service: %s", device_id, exc)
             await self._audit("box", "reach.grant-failed", str(device_id), {"reason": str(exc)})
             return
+        if self._phones is not None:
+            await self._phones.store(device_id, PhoneReach(public_b32, onion))
         await self._audit("box", "reach.grant", str(device_id), None)
 
+    async def refresh(self, device_id: int, auth_pub: str | None) -> dict[str, Any]:
+        """A paired phone asks for its reach (protocol.md §12.2): off, or the current onion
+        and, when it names no key (or not the one tor holds for it), what it needs.
+
+        A phone naming a key keeps it: tor is given that key if it holds another (the
+        phone proved who it is with Noise IK; the key only opens the door to the onion).
+        A phone naming none gets a new key, its public half given to tor before the
+        reply. HelperUnavailable when tor cannot be told: the phone retries later."""
+        if not self.enabled:
+            return {"on": False}
+        if self.onion is None:  # on, but the helper did not answer at boot
+            self.onion = check_onion(str((await self._helper("GET", "/status"))["onion"]))
+        onion = self.onion
+        if self._tasks:  # a key handed out at a pairing just now: let tor get it first
+            await asyncio.wait(list(self._tasks))
+        lock = self._device_locks.setdefault(device_id, asyncio.Lock())
+        async with lock:  # two connections of one phone must not get two keys
+            known = await self._phones.load(device_id) if self._phones is not None else None
+            if device_id in self._revoked:  # its session is closing: the reply goes nowhere
+                return {"on": False}
+            if auth_pub is not None and known is not None and known.key == auth_pub:
+                if known.onion != onion:
+                    await self._store_phone(device_id, PhoneReach(auth_pub, onion))
+                return {"on": True, "onion": onion}
+            issued = ClientAuthKey.generate() if auth_pub is None else None
+            public = issued.public_b32 if issued is not None else auth_pub
+            assert public is not None
+            try:
+                await self._helper(
+                    "PUT", f"/clients/{device_client_name(device_id)}", {"public": public}
+                )
+            except HelperUnavailable as exc:
+                # Not audited: the phone asks again at every LAN connection until it works.
+                log.error("could not give phone %s a reach key: %s", device_id, exc)
+                raise
+            await self._store_phone(device_id, PhoneReach(public, onion))
+            how = "issued" if issued is not None else "phone's"
+            await self._audit("box", "reach.grant", str(device_id), {"key": how, "via": "refresh"})
+        if issued is None:
+            return {"on": True, "onion": onion}
+        return {"on": True, "onion": onion, "auth": issued.private_b32}
+
+    async def _store_phone(self, device_id: int, reach: PhoneReach) -> None:
+        if self._phones is not None:
+            await self._phones.store(device_id, reach)
+
     async def revoke(self, device_id: int) -> None:
-        """The phone is revoked: its .auth file goes too (tor reloads), even with reach off."""
+        """The phone is revoked: its .auth file goes too (tor reloads), even with reach off.
+
+        Under the device's lock, after marking it revoked: a refresh of this phone still
+        in flight either finished before (its key is removed here) or gives none."""
+        self._revoked.add(device_id)
+        async with self._device_locks.setdefault(device_id, asyncio.Lock()):
+            await self._forget(device_id)
+
+    async def _forget(self, device_id: int) -> None:
+        if self._phones is not None:
+            await self._phones.forget(device_id)
         try:
             answer = await self._helper("DELETE", f"/clients/{device_client_name(device_id)}")
         except HelperUnavailable as exc:

@@ -32,16 +32,21 @@ async def reach_page(request: web.Request) -> web.StreamResponse:
     box = state_of(request).box
     status: dict[str, Any] | None = None if box.reach is None else await box.reach.status()
     phones: list[DeviceRow] = []
-    if status and status["devices"] and box.readers is not None:
-        with_key = set(status["devices"])
-        phones = [d for d in await read(request, list_devices) if d.id in with_key]
-    return render(request, "reach.html", {"reach": status, "phones": phones})
+    waiting: list[DeviceRow] = []
+    if status and (status["devices"] or status["waiting"]) and box.readers is not None:
+        devices = await read(request, list_devices)
+        with_key, to_refresh = set(status["devices"]), set(status["waiting"])
+        phones = [d for d in devices if d.id in with_key]
+        waiting = [d for d in devices if d.id in to_refresh]
+    context = {"reach": status, "phones": phones, "waiting": waiting}
+    return render(request, "reach.html", context)
 
 
 DONE = {
     "on": "Remote reach is on.",
     "off": "Remote reach is off.",
-    "rotate": "The box has a new onion address: pair the phones again.",
+    "rotate": "The box has a new onion address: each phone learns it the next time it"
+    " connects on the office network.",
 }
 
 
