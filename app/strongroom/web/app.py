@@ -34,6 +34,7 @@ from strongroom.web import (
     reach_views,
     records_views,
     report_views,
+    restore_notice,
     restore_views,
     setup_views,
 )
@@ -99,6 +100,7 @@ def build_web_app(
         practice_views,
         kit_views,
         restore_views,
+        restore_notice,
         account_views,
         people_views,
         dashboard_views,
