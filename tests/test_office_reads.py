@@ -132,9 +132,11 @@ def test_senders_are_kept_as_messages_arrive_and_forgotten_when_erased(box: Box)
     senders = box.archive.conn.execute("SELECT sender FROM conversation_senders").fetchall()
     assert "Dr Martin" not in {s for (s,) in senders}
     box.archive.write(place_hold(HoldSpec("person", "plainte", person="dr.martin"), "admin"))
-    (hold,) = list_holds(box.archive.conn)
-    reach = hold_reach(box.archive.conn, [hold])[hold.id]
-    assert (reach.conversations, reach.records) == (0, 0)
+    box.archive.write(place_hold(HoldSpec("conversation", "saisie", conversation_id=cid), "admin"))
+    box.archive.write(place_hold(HoldSpec("date_range", "audit", from_ms=T0, to_ms=T0), "admin"))
+    reach = hold_reach(box.archive.conn, list_holds(box.archive.conn))
+    # The destroyed record no longer counts: one live record is left, dated later.
+    assert [(r.conversations, r.records) for r in reach.values()] == [(0, 0), (1, 1), (0, 0)]
 
 
 def test_migration_fills_the_senders_of_an_archive_made_before_it(tmp_path: Path) -> None:

@@ -484,6 +484,9 @@ VALUES
     # and sender instead of scanning every message on each page and run. The trigger
     # writes nothing when the pair is already there (the usual case). Erasure removes a
     # pair once no message of that sender is left in the conversation (office/erasure.py).
+    # records_destroyed holds destroyed records only (none at ingest, so it costs the
+    # write path nothing): a hold's live records are then counted from two indexes,
+    # all of a conversation's minus its destroyed ones, without reading record rows.
     # Written to apply whatever other migration lands beside it.
     """
     CREATE TABLE IF NOT EXISTS conversation_senders (
@@ -497,6 +500,8 @@ VALUES
         INSERT OR IGNORE INTO conversation_senders (conversation_id, sender)
             VALUES (new.conversation_id, new.sender);
     END;
+    CREATE INDEX IF NOT EXISTS records_destroyed ON records(conversation_id, sent_at)
+        WHERE destroyed_at IS NOT NULL;
     """,
 ]
 

@@ -211,10 +211,10 @@ class HoldReach:
 def hold_reach(conn: Connection, hold_list: list[Hold]) -> dict[int, HoldReach]:
     """Counts for the holds list: how many conversations and live records each covers.
 
-    Indexed reads only (records_conversation), so a page costs what the holds cover,
-    not the archive's size: a conversation hold counts its conversation, a person or
-    matter hold the conversations the facts name, and a date-range hold looks into
-    each conversation's date range.
+    Index reads only (records_conversation, records_destroyed), so a page costs what
+    the holds cover, not the archive's size: a conversation hold counts its
+    conversation, a person or matter hold the conversations the facts name, and a
+    date-range hold looks into each conversation's date range.
     """
     facts: dict[int, ConversationFacts] | None = None
     reach = {h.id: HoldReach(0, 0) for h in hold_list}
@@ -238,21 +238,26 @@ def hold_reach(conn: Connection, hold_list: list[Hold]) -> dict[int, HoldReach]:
 
 
 def _live_counts(conn: Connection, conversation_ids: list[int]) -> list[int]:
+    """Live records of each conversation: all of them (records_conversation) minus the
+    destroyed ones (records_destroyed), both counted in an index, no record row read."""
     if not conversation_ids:
         return []
     rows = conn.execute(
-        "SELECT count(*) FROM records WHERE conversation_id IN"
-        " (SELECT value FROM json_each(?)) AND destroyed_at IS NULL GROUP BY conversation_id",
+        "SELECT (SELECT count(*) FROM records r WHERE r.conversation_id = j.value)"
+        " - (SELECT count(*) FROM records r WHERE r.conversation_id = j.value"
+        " AND r.destroyed_at IS NOT NULL) FROM json_each(?) j",
         (json.dumps(conversation_ids),),
     )
     return [int(n) for (n,) in rows]
 
 
 def _live_counts_between(conn: Connection, from_ms: int, to_ms: int) -> list[int]:
-    """Live records dated in [from_ms, to_ms], per conversation: one index range each."""
+    """Live records dated in [from_ms, to_ms], per conversation: index ranges, as above."""
     rows = conn.execute(
         "SELECT (SELECT count(*) FROM records r WHERE r.conversation_id = c.id"
-        " AND r.sent_at BETWEEN ? AND ? AND r.destroyed_at IS NULL) FROM conversations c",
+        " AND r.sent_at BETWEEN ?1 AND ?2) - (SELECT count(*) FROM records r"
+        " WHERE r.conversation_id = c.id AND r.sent_at BETWEEN ?1 AND ?2"
+        " AND r.destroyed_at IS NOT NULL) FROM conversations c",
         (from_ms, to_ms),
     )
     return [int(n) for (n,) in rows]
