@@ -341,6 +341,7 @@ SECTIONS: list[tuple[str, Callable[[Plan, Path], list[Figure]]]] = [
     ("peer protocol", peer_section),
     ("full-text search", search_section),
     ("verify", verify_section),
+    ("records office reads", importlib.import_module("bench_office").office_section),
     ("export", export_section),
     ("start to ready", start_section),
     ("soak", soak_section),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
@@ -29,3 +30,14 @@ def archive(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Archive]
     )
     yield box
     box.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, launched once per browser-test module."""
+    # Imported here: only tests/browser/ modules ask for it, and their directory is then
+    # on sys.path (tests/ is not a package, so a tests/browser/conftest.py would clash).
+    from browser_support import launched_chromium
+
+    with launched_chromium() as chromium:
+        yield chromium

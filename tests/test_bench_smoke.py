@@ -24,6 +24,8 @@ MEASURED_ROWS = [
     "full-text search p50 over 20,000 messages",
     "full-text search p95 over 20,000 messages",
     "verify_archive time per 100,000 records",
+    "records office: holds page reads, 4 holds, 20,000 messages",
+    "records office: load_facts (office pages, retention), 20,000 messages",
     "Archive.open + first signed tree head",
     "soak: RSS at end",
     "soak: open file descriptors at end",

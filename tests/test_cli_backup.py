@@ -52,6 +52,7 @@ def test_backup_then_restore_on_a_new_box_keeps_every_record(tmp_path: Path) -> 
         str(words),
         "--passphrase-file",
         str(secret),
+        "--yes",
         str(usb),
     )
     assert restored.returncode == 0, restored.stderr
@@ -79,3 +80,41 @@ def test_backup_then_restore_on_a_new_box_keeps_every_record(tmp_path: Path) -> 
     assert refused.returncode == 2
     assert "nothing was written" in refused.stderr
     assert not third.exists() or not any(third.iterdir())
+
+
+def test_restore_backup_says_what_the_backup_holds_and_asks_before_restoring(
+    tmp_path: Path,
+) -> None:
+    """The backup's signed head (log size, time) and the pairing warning, in FR and EN,
+    come before anything is written; "no" (or no answer) leaves the new box empty."""
+    secret = tmp_path / "pass.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    first = tmp_path / "box1"
+    init = run_cli("init", "--data", str(first), "--passphrase-file", str(secret))
+    assert init.returncode == 0, init.stderr
+    words = tmp_path / "words.txt"
+    words.write_text(_words(init.stdout))
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    made = run_cli(
+        "backup", "--data", str(first), "--passphrase-file", str(secret), "--target", str(usb)
+    )
+    assert made.returncode == 0, made.stderr
+    backed_size = int(made.stdout.split("tree size ")[1].split(",")[0])
+
+    second = tmp_path / "box2"
+    base = ["restore-backup", "--data", str(second), "--words-file", str(words)]
+    base += ["--passphrase-file", str(secret), str(usb)]
+    for answer in ("n\n", ""):
+        refused = run_cli(*base, stdin=answer)
+        assert refused.returncode == 1
+        assert f"log size / taille du journal : {backed_size}, signed / signé 20" in refused.stdout
+        assert "will refuse the restored box until they are paired again" in refused.stdout
+        assert "refuseront le boîtier restauré" in refused.stdout
+        assert "nothing was written" in refused.stderr
+        assert not second.exists() or not any(second.iterdir())
+
+    accepted = run_cli(*base, stdin="oui\n")
+    assert accepted.returncode == 0, accepted.stderr
+    assert f"log size {backed_size}" in accepted.stdout
+    assert (second / "archive.db").is_file()

@@ -55,6 +55,9 @@ def test_init_shows_24_words_that_restore_the_same_box(
     )
     assert restored.returncode == 0, restored.stderr
     assert fingerprint in restored.stdout
+    # An identity without its archive: no phone is known any more, and it says so.
+    assert "every phone must be paired again" in restored.stdout
+    assert "chaque téléphone doit être appairé de nouveau" in restored.stdout
     check = run_cli("verify", "--data", str(second), "--passphrase-file", str(passphrase_file))
     assert check.returncode == 0, check.stdout + check.stderr
     assert "OK: the archive verifies" in check.stdout

@@ -20,12 +20,14 @@ TEXT = {
     "fr": {
         "title": "Fiche de secours Strongroom",
         "restore": "Comment restaurer",
+        "fingerprint": "Empreinte du protocole (appairage des téléphones)",
         "date_month": "janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|"
         "novembre|décembre",
     },
     "en": {
         "title": "Strongroom recovery sheet",
         "restore": "How to restore",
+        "fingerprint": "Protocol fingerprint (phone pairing)",
         "date_month": "January|February|March|April|May|June|July|August|September|"
         "October|November|December",
     },
@@ -111,6 +113,8 @@ async def test_the_sheet_carries_the_words_fingerprint_date_and_instructions(
     for number, word in enumerate(words, start=1):
         assert f"{number}. {word}" in sheet, word
     assert box.fingerprint is not None and box.fingerprint in sheet
+    # Named as everywhere else (footer, /identity): the fingerprint phones check.
+    assert text["fingerprint"] in " ".join(sheet.split())
     assert "Cabinet Lætitia Brûlé" in sheet
     assert re.search(rf"\d{{1,2}} ({text['date_month']})|({text['date_month']}) \d", sheet)
     assert text["restore"] in sheet

@@ -271,10 +271,15 @@ async def test_wrong_words_leave_the_new_box_untouched_and_the_wizard_can_be_ret
     before = files_under(fresh.config.data_dir)
     client = await aiohttp_client(web_app(fresh), headers={"Accept-Language": "en"})
     other_words = " ".join(entropy_to_words(new_entropy(), "english"))
-    failed = await restore_through_wizard(client, other_words, source.usb)
-    assert failed.state is JobState.FAILED
-    page = await (await client.get("/setup/restored")).text()
-    assert "These 24 words do not open this backup" in page and 'href="/setup/restore"' in page
+    # Refused on the form already: the words must open the backup's manifest to show
+    # what it holds before the admin confirms.
+    token = await start_wizard(client)
+    refused = await post(
+        client, "/setup/restore", token, words=other_words, backup_dir=str(source.usb)
+    )
+    assert refused.status == 400  # type: ignore[attr-defined]
+    page = await refused.text()  # type: ignore[attr-defined]
+    assert "These 24 words do not open this backup" in page
     assert fresh.phase is BoxPhase.UNINITIALISED
     assert files_under(fresh.config.data_dir) == before
 
@@ -352,3 +357,31 @@ async def test_a_failed_backup_is_reported_and_not_counted_as_the_last_backup(
     assert last is not None and last.group(1) == "never"
     french = await (await client.get("/backups", headers={"Accept-Language": "fr"})).text()
     assert "ÉCHEC" in french
+
+
+async def test_the_wizard_shows_the_backups_signed_head_and_warns_before_restoring(
+    source: Source, fresh: Box, aiohttp_client: AiohttpClient
+) -> None:
+    """Before the admin confirms: the set, its log size and head time, and that phones used
+    after the backup must pair again (protocol.md §6.3), in English and in French."""
+    assert (await back_up(source)).state is JobState.DONE
+    # The head the backup's manifest carries: the log just before the backup's own audit
+    # event, the first leaf written after the snapshot.
+    [backup_event] = audit_events(source.box.require_archive().conn, action="backup")
+    backed_size = backup_event.log_index
+    [set_dir] = list_sets(source.usb)
+    for language, warning in (
+        ("en", "Phones will have to be paired again if they were used after this backup."),
+        ("fr", "Les téléphones utilisés après cette sauvegarde devront être appairés de nouveau."),
+    ):
+        client = await aiohttp_client(web_app(fresh), headers={"Accept-Language": language})
+        token = await start_wizard(client, language)
+        form = await post(
+            client, "/setup/restore", token, words=source.words, backup_dir=str(source.usb)
+        )
+        assert form.headers["Location"] == "/setup/restore/passphrase"  # type: ignore[attr-defined]
+        page = await (await client.get("/setup/restore/passphrase")).text()
+        assert warning in page
+        assert set_dir.name in page
+        assert f'data-tree-size="{backed_size}"' in page
+        assert 'id="restore-warning"' in page and fresh.phase is BoxPhase.UNINITIALISED

@@ -4,7 +4,6 @@ keyboard alone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import pytest
 from browser_support import (
     PHONE_WIDTH,
     LiveBox,
-    launched_chromium,
     no_sideways_scroll,
     shot,
 )
@@ -23,12 +21,6 @@ from web_helpers import ADMIN_PASSWORD, new_box
 
 pytestmark = pytest.mark.browser
 BLOCKING = {"serious", "critical"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 def violations(page: Any) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from browser_support import log_in, shot
-from test_records_office_browser import RunningBox, browser  # noqa: F401  (the fixture)
+from test_records_office_browser import RunningBox
 
 from records_office_helpers import HELD_TEXTS, PETIT_TEXT
 from strongroom.office.verify_export import verify_bundle
@@ -20,7 +20,7 @@ from web_helpers import ADMIN_PASSWORD
 pytestmark = pytest.mark.browser
 
 
-def test_a_matter_is_exported_from_its_row_in_chromium(browser: Any, tmp_path: Path) -> None:  # noqa: F811
+def test_a_matter_is_exported_from_its_row_in_chromium(browser: Any, tmp_path: Path) -> None:
     with RunningBox(tmp_path / "box") as live:
         running = live.box
         context = browser.new_context(

@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import PHONE_WIDTH, launched_chromium, no_sideways_scroll, shot
+from browser_support import PHONE_WIDTH, no_sideways_scroll, shot
 
 from devbox_process import DevBoxProcess, free_port
 
 pytestmark = pytest.mark.browser
 
 TITLE = {"fr": "Fiche de secours Strongroom", "en": "Strongroom recovery sheet"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 def pdf_words(path: Path) -> str:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import PHONE_WIDTH, launched_chromium, log_in, no_sideways_scroll, shot
+from browser_support import PHONE_WIDTH, log_in, no_sideways_scroll, shot
 
 from devbox_process import DevBoxProcess, free_port
 from strongroom.devbox import prepare_dev_box
@@ -27,12 +26,6 @@ TEXT = {
     },
     "en": {"minutes": "try again in 1 minute", "wrong": "Wrong username or passphrase"},
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])

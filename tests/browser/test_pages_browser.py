@@ -4,13 +4,12 @@ sideways, long unbroken names wrap, error pages are the box's own."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import PHONE_WIDTH, LiveBox, launched_chromium, log_in, shot
+from browser_support import PHONE_WIDTH, LiveBox, log_in, shot
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
@@ -41,12 +40,6 @@ PAGES = (
     "/logout",  # GET on a POST-only address: 405
 )
 ERROR_PAGES = {"/no-such-page": 404, "/logout": 405}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 def seeded_box(data_dir: Path) -> Box:

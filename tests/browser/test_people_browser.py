@@ -4,14 +4,12 @@ attended unlock) the second admin unlocks the box, logs in and changes their pas
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browser_support import (
     PHONE_WIDTH,
-    launched_chromium,
     no_sideways_scroll,
     shot,
     walk_wizard,
@@ -27,12 +25,6 @@ TEXT = {
     "fr": {"yes": "oui", "wrong": "Phrase secrète incorrecte.", "changed": "est changée"},
     "en": {"yes": "yes", "wrong": "Wrong passphrase.", "changed": "is changed"},
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import launched_chromium, log_in, shot
+from browser_support import log_in, shot
 
 from e2e_helpers import Clock, E2EBox, prepare_data_dir, start_box
 from records_office_helpers import (
@@ -78,12 +77,6 @@ class RunningBox:
     def box(self) -> E2EBox:
         assert self.running is not None
         return self.running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 def _finish_job(page: Any) -> None:

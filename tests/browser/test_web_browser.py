@@ -14,13 +14,12 @@ import os
 import subprocess
 import time
 import zipfile
-from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import LiveBox, launched_chromium, shot
+from browser_support import LiveBox, shot
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
@@ -68,12 +67,6 @@ class FreshBox(LiveBox):
         self.box = Box(BoxConfig(data_dir=self.data_dir))
         self.box.pairing = self.pairing
         await super()._start()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 def _seed_archive(box: Box) -> None:

@@ -479,6 +479,30 @@ VALUES
         PRIMARY KEY (record_id, approver)
     ) WITHOUT ROWID;
     """,
+    # 6: who wrote in each conversation, kept as messages arrive, so the records office
+    # (holds on a person, a matter's persons, retention) reads one row per conversation
+    # and sender instead of scanning every message on each page and run. The trigger
+    # writes nothing when the pair is already there (the usual case). Erasure removes a
+    # pair once no message of that sender is left in the conversation (office/erasure.py).
+    # records_destroyed holds destroyed records only (none at ingest, so it costs the
+    # write path nothing): a hold's live records are then counted from two indexes,
+    # all of a conversation's minus its destroyed ones, without reading record rows.
+    # Written to apply whatever other migration lands beside it.
+    """
+    CREATE TABLE IF NOT EXISTS conversation_senders (
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+        sender TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, sender)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO conversation_senders (conversation_id, sender)
+        SELECT DISTINCT conversation_id, sender FROM messages;
+    CREATE TRIGGER IF NOT EXISTS messages_sender AFTER INSERT ON messages BEGIN
+        INSERT OR IGNORE INTO conversation_senders (conversation_id, sender)
+            VALUES (new.conversation_id, new.sender);
+    END;
+    CREATE INDEX IF NOT EXISTS records_destroyed ON records(conversation_id, sent_at)
+        WHERE destroyed_at IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,7 +12,6 @@ import getpass
 import json
 import os
 import sys
-from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +60,6 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     return 0
 
 
-def _day(text: str | None, tz_name: str, *, end: bool) -> int | None:
-    """A YYYY-MM-DD day in the practice's zone, as ms; `end` gives the next day's start."""
-    from strongroom.office.export_render import zone
-
-    if not text:
-        return None
-    day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
-    moment = datetime(day.year, day.month, day.day, tzinfo=zone(tz_name))
-    return int(moment.timestamp() * 1000)
-
-
 class ProgressBar:
     """A one-line bar on a terminal (stderr); silent when stderr is not a terminal."""
 
@@ -99,12 +87,12 @@ def _ask(value: str | None, prompt: str, option: str) -> str:
 
 
 def _request_body(args: argparse.Namespace) -> dict[str, Any]:
-    tz_name = args.time_zone or "Europe/Paris"  # for --from/--to; the box's setting otherwise
+    from strongroom.office.practice_days import day_range_ms
+
+    # Checked here for a quick refusal; the box reads the days in the practice's time
+    # zone (or --time-zone), as the web form does (office/practice_days.py).
     try:
-        from_ms, to_ms = (
-            _day(args.from_day, tz_name, end=False),
-            _day(args.to_day, tz_name, end=True),
-        )
+        day_range_ms(args.from_day, args.to_day, "UTC")
     except ValueError:
         raise SystemExit("strongroom: dates are written YYYY-MM-DD; nothing was written") from None
     return {
@@ -112,8 +100,8 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
         "conversation": args.conversation,
         "person": args.person,
         "matter": args.matter,
-        "from_ms": from_ms,
-        "to_ms": to_ms,
+        "from_day": args.from_day,
+        "to_day": args.to_day,
         "actor": args.actor or f"cli:{getpass.getuser()}",
         "recipient": _ask(args.recipient, "Pour qui / for whom: ", "--recipient"),
         "reason": _ask(args.reason, "Motif / reason: ", "--reason"),
@@ -269,7 +257,9 @@ def _export_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--recipient", help="for whom (a court, the patient…)")
     cmd.add_argument("--reason", help="why (case number, request…)")
     cmd.add_argument("--actor", help="who exports (default: cli:<your login>)")
-    cmd.add_argument("--time-zone", help="the practice's time zone (default Europe/Paris)")
+    cmd.add_argument(
+        "--time-zone", help="read --from/--to and show times in this zone (default: the practice's)"
+    )
 
 
 COMMANDS: dict[str, Spec] = {

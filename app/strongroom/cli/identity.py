@@ -79,6 +79,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     box = Box(config)
     box.initialise(entropy, passphrase)
     print(f"Identity restored. Box fingerprint / empreinte : {box.fingerprint}")
+    print(
+        "The archive is empty: every phone must be paired again (to bring the archive back,"
+        " use restore-backup instead).\nL’archive est vide : chaque téléphone doit être"
+        " appairé de nouveau (pour retrouver l’archive, utilisez plutôt restore-backup)."
+    )
     asyncio.run(box.stop())
     return 0
 

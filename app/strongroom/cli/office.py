@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strongroom.cli.common import (
     Spec,
@@ -15,6 +17,9 @@ from strongroom.cli.common import (
     unlocked_box,
 )
 from strongroom.office.errors import BackupError
+
+if TYPE_CHECKING:
+    from strongroom.office.restore import BackupSummary
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
@@ -100,6 +105,15 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
         return inputs
     config, entropy, passphrase = inputs
     try:
+        summary = restore.describe(Path(args.backup), entropy)
+    except BackupError as exc:
+        nothing_written(exc)
+        return 2
+    print(restore_warning(summary))
+    if not args.yes and not confirm("Restore this backup? / Restaurer cette sauvegarde ? [y/N] "):
+        print("strongroom: restore cancelled; nothing was written", file=sys.stderr)
+        return 1
+    try:
         result = restore.run(Path(args.backup), entropy, config.data_dir)
     except BackupError as exc:
         nothing_written(exc)
@@ -111,6 +125,33 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
         f"log size {result.tree_size}"
     )
     return 0
+
+
+def restore_warning(summary: BackupSummary) -> str:
+    """What the backup holds and who must pair again (protocol.md §6.3), in FR and EN."""
+    head_at = "—" if summary.head_at_ms is None else utc_text(summary.head_at_ms)
+    made = utc_text(summary.created_at_ms)
+    return (
+        f"backup set / sauvegarde : {summary.set_name}, made / faite {made}\n"
+        f"log size / taille du journal : {summary.tree_size}, signed / signé {head_at}\n"
+        "Phones used after this backup have seen a longer log: they will refuse the restored"
+        " box until they are paired again; what they sent since is not in this backup.\n"
+        "Les téléphones utilisés après cette sauvegarde ont vu un journal plus long : ils"
+        " refuseront le boîtier restauré tant qu’ils ne sont pas appairés de nouveau ; ce"
+        " qu’ils ont envoyé depuis n’est pas dans cette sauvegarde."
+    )
+
+
+def utc_text(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def confirm(prompt: str) -> bool:
+    try:
+        answer = input(prompt)
+    except EOFError:  # nobody to answer: no
+        return False
+    return answer.strip().lower() in {"y", "yes", "o", "oui"}
 
 
 def _json_flag(cmd: argparse.ArgumentParser) -> None:
@@ -128,6 +169,9 @@ def _report_out(cmd: argparse.ArgumentParser) -> None:
 def _backup_source(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("backup", help="the backup directory (USB drive, share)")
     cmd.add_argument("--words-file", help="read the 24 words from this file")
+    cmd.add_argument(
+        "--yes", action="store_true", help="restore without asking (after reading the warning)"
+    )
 
 
 COMMANDS: dict[str, Spec] = {

@@ -129,7 +129,22 @@ def resolve_request(archive: Any, body: Any) -> ExportRequest:
             raise ValueError(f"no matter {body['matter']!r}") from None
         finally:
             conn.close()
+    if isinstance(body, dict) and (body.get("from_day") or body.get("to_day")):
+        body = {**body, **_typed_days(archive, body)}  # as the web form reads them
     return parse_request(body, conversation, matter)
+
+
+def _typed_days(archive: Any, body: dict[str, Any]) -> dict[str, int | None]:
+    """`from_day`/`to_day` (YYYY-MM-DD, inclusive) read in the practice's time zone."""
+    from strongroom.office.practice_days import day_range_ms, zone_of
+
+    conn = archive.reader()
+    try:
+        zone_name = zone_of(conn, body.get("time_zone") or None)
+    finally:
+        conn.close()
+    from_ms, to_ms = day_range_ms(body.get("from_day"), body.get("to_day"), zone_name)
+    return {"from_ms": from_ms, "to_ms": to_ms}
 
 
 def control_routes(box: Any) -> web.RouteTableDef:

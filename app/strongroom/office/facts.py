@@ -5,7 +5,8 @@ whichever phone recorded it. A conversation's persons are therefore:
 
 * its owner (the staff member whose phone recorded it);
 * its other party (``conversations.peer``, from the records' ``peer`` field);
-* every sender of one of its messages (``messages.sender``);
+* every sender of one of its messages (``messages.sender``, read from
+  ``conversation_senders``, one row per conversation and sender);
 * when the other party is unknown (older phones sent no ``peer``), everyone the
   owner exchanged box mail with: when in doubt, protect.
 
@@ -18,12 +19,14 @@ their conversations; attaching a lawyer does not pull in all of theirs).
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass, field
 
 from strongroom.archive.db import Connection
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise_person(name: str) -> str:
     """Case, accents, spaces and punctuation ignored: "Dr. Martin" = "dr.martin" = "DR MARTIN".
 
@@ -88,7 +91,8 @@ def load_facts(conn: Connection) -> dict[int, ConversationFacts]:
         if f.peer.strip():
             f.persons.add(normalise_person(f.peer))
         facts[f.id] = f
-    for cid, sender in conn.execute("SELECT DISTINCT conversation_id, sender FROM messages"):
+    # One row per conversation and sender (schema 6), not one per message.
+    for cid, sender in conn.execute("SELECT conversation_id, sender FROM conversation_senders"):
         if int(cid) in facts and str(sender).strip():
             facts[int(cid)].persons.add(normalise_person(str(sender)))
     partners: dict[str, set[str]] = {}
@@ -118,11 +122,15 @@ def _attach_matters(conn: Connection, facts: dict[int, ConversationFacts]) -> No
     by_person: dict[str, set[int]] = {}
     for mid, person in conn.execute("SELECT matter_id, person FROM matter_persons"):
         by_person.setdefault(normalise_person(str(person)), set()).add(int(mid))
+    if not matters:
+        return
     for f in facts.values():
-        ids = set(members.get(f.id, set()))
-        for person in f.persons - {normalise_person(f.owner)}:
-            ids |= by_person.get(person, set())
-        f.matters = [matters[m] for m in sorted(ids) if m in matters]
+        ids = set(members.get(f.id, ()))
+        if by_person:
+            for person in f.persons - {normalise_person(f.owner)}:
+                ids |= by_person.get(person, set())
+        if ids:
+            f.matters = [matters[m] for m in sorted(ids) if m in matters]
 
 
 def persons_of(conn: Connection) -> list[str]:
@@ -130,7 +138,7 @@ def persons_of(conn: Connection) -> list[str]:
     names: dict[str, str] = {}
     for (name,) in conn.execute(
         "SELECT owner FROM conversations UNION SELECT peer FROM conversations"
-        " UNION SELECT sender FROM messages"
+        " UNION SELECT sender FROM conversation_senders"
     ):
         text = str(name).strip()
         if text:

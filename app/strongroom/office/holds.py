@@ -13,6 +13,7 @@ date-range hold covers every record dated within [from, to], both ends included.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,22 +209,55 @@ class HoldReach:
 
 
 def hold_reach(conn: Connection, hold_list: list[Hold]) -> dict[int, HoldReach]:
-    """Counts for the holds list: how many conversations and live records each covers."""
-    from strongroom.office.facts import load_facts
+    """Counts for the holds list: how many conversations and live records each covers.
 
-    facts = load_facts(conn)
-    convs: dict[int, set[int]] = {h.id: set() for h in hold_list}
-    records: dict[int, int] = {h.id: 0 for h in hold_list}
-    active = [h for h in hold_list if h.active]
-    if active:
-        for cid, sent_at in conn.execute(
-            "SELECT conversation_id, sent_at FROM records WHERE destroyed_at IS NULL"
-        ):
-            f = facts.get(int(cid))
-            if f is None:
-                continue
-            for h in active:
-                if h.covers(f, int(sent_at)):
-                    convs[h.id].add(f.id)
-                    records[h.id] += 1
-    return {h.id: HoldReach(len(convs[h.id]), records[h.id]) for h in hold_list}
+    Index reads only (records_conversation, records_destroyed), so a page costs what
+    the holds cover, not the archive's size: a conversation hold counts its
+    conversation, a person or matter hold the conversations the facts name, and a
+    date-range hold looks into each conversation's date range.
+    """
+    facts: dict[int, ConversationFacts] | None = None
+    reach = {h.id: HoldReach(0, 0) for h in hold_list}
+    for hold in hold_list:
+        if not hold.active:
+            continue
+        spec = hold.spec
+        if spec.scope == "conversation":
+            counts = _live_counts(conn, [spec.conversation_id or 0])
+        elif spec.scope in ("person", "matter"):
+            if facts is None:
+                from strongroom.office.facts import load_facts
+
+                facts = load_facts(conn)
+            # A person or matter hold does not depend on the record's date.
+            counts = _live_counts(conn, [f.id for f in facts.values() if hold.covers(f, 0)])
+        else:
+            counts = _live_counts_between(conn, spec.from_ms or 0, spec.to_ms or 0)
+        reach[hold.id] = HoldReach(sum(1 for n in counts if n), sum(counts))
+    return reach
+
+
+def _live_counts(conn: Connection, conversation_ids: list[int]) -> list[int]:
+    """Live records of each conversation: all of them (records_conversation) minus the
+    destroyed ones (records_destroyed), both counted in an index, no record row read."""
+    if not conversation_ids:
+        return []
+    rows = conn.execute(
+        "SELECT (SELECT count(*) FROM records r WHERE r.conversation_id = j.value)"
+        " - (SELECT count(*) FROM records r WHERE r.conversation_id = j.value"
+        " AND r.destroyed_at IS NOT NULL) FROM json_each(?) j",
+        (json.dumps(conversation_ids),),
+    )
+    return [int(n) for (n,) in rows]
+
+
+def _live_counts_between(conn: Connection, from_ms: int, to_ms: int) -> list[int]:
+    """Live records dated in [from_ms, to_ms], per conversation: index ranges, as above."""
+    rows = conn.execute(
+        "SELECT (SELECT count(*) FROM records r WHERE r.conversation_id = c.id"
+        " AND r.sent_at BETWEEN ?1 AND ?2) - (SELECT count(*) FROM records r"
+        " WHERE r.conversation_id = c.id AND r.sent_at BETWEEN ?1 AND ?2"
+        " AND r.destroyed_at IS NOT NULL) FROM conversations c",
+        (from_ms, to_ms),
+    )
+    return [int(n) for (n,) in rows]

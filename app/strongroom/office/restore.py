@@ -8,6 +8,12 @@ chunk (BackupCorrupted naming the file), and the restored archive passes
 `verify_archive` with the same signed tree head. Everything is written into a
 temporary directory beside the target and renamed into place only when all of
 that passed: on any failure the new data directory is left untouched.
+
+`describe` opens a set's signed manifest without restoring anything, so the
+wizard and the CLI can say what the backup holds before the admin confirms:
+a backup's log ends at its signed head, and phones that saw a longer log since
+refuse the restored box until paired again (protocol.md §6.3). The restored
+archive keeps that head in the `restored_from` setting for the dashboard.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import json
 import os
 import secrets
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import nacl.hashlib
 
-from strongroom.archive.store import Archive
+from strongroom.archive.store import Archive, Txn
 from strongroom.archive.verify import verify_archive
 from strongroom.identity import BoxKeys, derive_box_keys
 from strongroom.office.backup import list_sets, pool_path
@@ -39,6 +47,9 @@ from strongroom.office.backup_format import (
 from strongroom.office.errors import BackupCorrupted, NotABackup, RestoreTargetNotEmpty, WrongWords
 from strongroom.proof.sth import SignedTreeHead
 
+# The settings key a restored archive keeps: which backup, and where its log ended.
+RESTORED_FROM = "restored_from"
+
 
 @dataclass(frozen=True)
 class RestoreResult:
@@ -47,6 +58,26 @@ class RestoreResult:
     tree_size: int
     records: int
     blobs: int
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    """What a backup set holds, read from its signed manifest (nothing restored)."""
+
+    set_name: str
+    created_at_ms: int
+    tree_size: int  # the size of the log at its signed head (0: an empty log)
+    head_at_ms: int | None  # when that head was signed
+    blobs: int
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "set": self.set_name,
+            "created_at_ms": self.created_at_ms,
+            "tree_size": self.tree_size,
+            "head_at_ms": self.head_at_ms,
+            "blobs": self.blobs,
+        }
 
 
 def _noop(_stage: str, _done: int, _total: int) -> None:
@@ -104,13 +135,9 @@ def _check_digest(path: Path, expected: str, label: str) -> None:
         raise BackupCorrupted(f"{label} is corrupted or truncated (digest differs)")
 
 
-def run(
-    backup_dir: Path, entropy: bytes, new_data_dir: Path, progress: Progress = _noop
-) -> RestoreResult:
-    """Restore the newest set in `backup_dir` (or that set) into `new_data_dir`."""
-    keys = derive_box_keys(entropy)
+def _open_set(backup_dir: Path, keys: BoxKeys) -> tuple[Path, dict[str, object]]:
+    """The set to restore and its manifest, checked against the words' keys."""
     set_dir = find_set(backup_dir)
-    target_dir = set_dir.parent
     _check_header(set_dir, keys.backup_key)
     try:
         sealed = (set_dir / MANIFEST_FILE).read_bytes()
@@ -119,6 +146,36 @@ def run(
     manifest = open_manifest(sealed, keys.backup_key, keys.signing_key.verify_key)
     if manifest.get("box_public_key") != keys.signing_public.hex():
         raise WrongWords("this backup belongs to another box identity")
+    return set_dir, manifest
+
+
+def _summary(set_dir: Path, manifest: dict[str, object]) -> BackupSummary:
+    head_doc = manifest.get("tree_head")
+    head = SignedTreeHead.from_dict(head_doc) if isinstance(head_doc, dict) else None
+    blobs = manifest.get("blobs")
+    created = manifest.get("created_at_ms")
+    return BackupSummary(
+        set_name=set_dir.name,
+        created_at_ms=int(created) if isinstance(created, int) else 0,
+        tree_size=0 if head is None else head.tree_size,
+        head_at_ms=None if head is None else head.timestamp_ms,
+        blobs=len(blobs) if isinstance(blobs, list) else 0,
+    )
+
+
+def describe(backup_dir: Path, entropy: bytes) -> BackupSummary:
+    """What the set `run` would restore holds (same checks of words and signature)."""
+    set_dir, manifest = _open_set(backup_dir, derive_box_keys(entropy))
+    return _summary(set_dir, manifest)
+
+
+def run(
+    backup_dir: Path, entropy: bytes, new_data_dir: Path, progress: Progress = _noop
+) -> RestoreResult:
+    """Restore the newest set in `backup_dir` (or that set) into `new_data_dir`."""
+    keys = derive_box_keys(entropy)
+    set_dir, manifest = _open_set(backup_dir, keys)
+    target_dir = set_dir.parent
     if new_data_dir.exists() and any(new_data_dir.iterdir()):
         raise RestoreTargetNotEmpty(f"{new_data_dir} is not empty; restore never overwrites")
     new_data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -179,9 +236,24 @@ def _restore_into(
         if expected is not None and (head is None or head != SignedTreeHead.from_dict(expected)):
             raise BackupCorrupted("the restored log does not end at the manifest's tree head")
         records = int(archive.conn.execute("SELECT count(*) FROM records").fetchone()[0])
+        # No log leaf: the restored log must still end at the backup's head.
+        archive.write(_remember_restore(_summary(set_dir, manifest)))
         # Leave the WAL folded into the main file before the directory moves.
         archive.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         archive.close()
     progress("verify", 1, 1)
     return (0 if head is None else head.tree_size), records, len(blobs)
+
+
+def _remember_restore(summary: BackupSummary) -> Callable[[Txn], None]:
+    value = json.dumps({**summary.as_json(), "restored_at_ms": int(time.time() * 1000)})
+
+    def op(txn: Txn) -> None:
+        txn.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (RESTORED_FROM, value),
+        )
+
+    return op

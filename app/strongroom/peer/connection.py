@@ -277,6 +277,9 @@ class Connection:
                     frame = await self.session.heads.stamp(frame, self.service.readers.run)
                 except Exception:  # sent without its proof: the phone will not trust it
                     log.exception("no consistency proof for a %s", frame.type)
+                ahead = self.session.heads.phone_ahead
+                if ahead is not None and self.session.device is not None:
+                    self.service.device_ahead(self.session.device, ahead)
                 await self._send_now(frame)
             return
         await self._send_now(frame)

@@ -43,6 +43,9 @@ class HeadChain:
         self.wanted = False  # the phone listed "consistency" in its hello caps
         self.known: int | None = None  # the size the phone said it saw (first `known`)
         self.last_sent: int | None = None  # the largest head sent on this session
+        # The size the phone saw when this box's log is shorter (restored from an
+        # older backup, or rewound): the phone refuses the box until paired again.
+        self.phone_ahead: int | None = None
 
     def offer_known(self, size: Any) -> None:
         """A request's `known`: only the first one counts, before any head was sent."""
@@ -70,6 +73,7 @@ class HeadChain:
 
         proof = [] if low == high else await run_read(read)
         if proof is None:
+            self.phone_ahead = high
             return frame  # without the field, the phone refuses the box (§6.3)
         # "consistency" sorts after every other key of an ack (longest), so a
         # presorted ack stays in canonical order.

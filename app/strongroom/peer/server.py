@@ -17,9 +17,10 @@ from typing import Any
 
 from aiohttp import web
 
+from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.readers import ReaderPool
-from strongroom.archive.store import Archive
+from strongroom.archive.store import Archive, WriteOp
 from strongroom.config import Limits
 from strongroom.identity import BoxKeys
 from strongroom.noise import HandshakeState, NoiseError, TransportSession
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 READERS = 4  # reader connections for queries, used from worker threads
 SIGNATURE_WORKERS = 2  # threads checking record signatures (libsodium releases the GIL)
 SEEN_EVERY_S = 60.0
+# Audited when a phone's `known` head is beyond this box's log (protocol.md §6.3).
+LOG_AHEAD_ACTION = "device.log_ahead"
 WIND_DOWN_S = 10.0  # how long close_all waits for the connections to put their work away
 
 
@@ -84,6 +87,7 @@ class PeerService:
         self._revoked: set[int] = set()
         self._closing = False
         self._last_seen: dict[int, float] = {}
+        self._ahead_noted: set[int] = set()
         self._background: set[asyncio.Future[Any]] = set()
 
     # -- public API ----------------------------------------------------------------------------
@@ -270,11 +274,26 @@ class PeerService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _touch(self, device_id: int) -> None:
+    def device_ahead(self, device: history.Device, size: int) -> None:
+        """A phone saw a longer log than this box has (restored from an older backup):
+        audit it once per device and run, so the dashboard can name who must pair again."""
+        if device.id in self._ahead_noted:
+            return
+        self._ahead_noted.add(device.id)
+        details = {"device": device.id, "owner": device.owner, "phone_log_size": size}
+        op = writes.audit("box", LOG_AHEAD_ACTION, device.name, details)
+        task = asyncio.create_task(self._bookkeep(op, "log_ahead", device.id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _bookkeep(self, op: WriteOp, what: str, device_id: int) -> None:
         try:
-            await self.committer.submit(ingest.touch(device_id))
+            await self.committer.submit(op)
         except Exception as exc:  # bookkeeping only: never fail a session for it
-            log.warning("could not record last_seen of device %d: %s", device_id, exc)
+            log.warning("could not record %s of device %d: %s", what, device_id, exc)
+
+    async def _touch(self, device_id: int) -> None:
+        await self._bookkeep(ingest.touch(device_id), "last_seen", device_id)
 
     def track(self, task: asyncio.Future[Any]) -> None:
         """Keep a connection's wind-down alive until it ends; close_all waits for it."""

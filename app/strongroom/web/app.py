@@ -34,6 +34,7 @@ from strongroom.web import (
     reach_views,
     records_views,
     report_views,
+    restore_notice,
     restore_views,
     setup_views,
 )
@@ -49,7 +50,9 @@ from strongroom.web.users import DEFAULT_HASHER, PasswordHasher
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_FORM_BYTES = 1024 * 1024  # forms are small; backups are read from a path, not uploaded
 # aiohttp answers a request line over 8190 bytes with its own bare page; a longer limit
-# lets the middleware answer with the box's styled 414 page instead.
+# lets the middleware answer with the box's styled 414 page instead. Past this limit (or
+# a header field over aiohttp's 8190 bytes) aiohttp's bare 400 stays: it offers no hook
+# for that answer (docs/architecture.md, "Requests beyond the parser's limits").
 MAX_REQUEST_LINE = 64 * 1024
 
 
@@ -99,6 +102,7 @@ def build_web_app(
         practice_views,
         kit_views,
         restore_views,
+        restore_notice,
         account_views,
         people_views,
         dashboard_views,

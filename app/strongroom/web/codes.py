@@ -30,6 +30,7 @@ AUDIT_ACTIONS = {
     "pairing.reject": N_("Phone refused"),
     "device.rename": N_("Phone renamed"),
     "device.revoke": N_("Phone revoked"),
+    "device.log_ahead": N_("A phone saw a longer log than the box has"),
     "archive.search": N_("Archive searched"),
     "archive.view": N_("Record viewed"),
     "archive.download": N_("Attachment downloaded"),
@@ -69,6 +70,7 @@ DETAIL_KEYS = {
     "tree_size": N_("log size"),
     "set": N_("backup set"),
     "ok": N_("succeeded"),
+    "phone_log_size": N_("log size the phone saw"),
 }
 DEVICE_ROLES = {"staff": N_("staff member"), "admin": N_("Administrator")}
 USER_ROLES = {"admin": N_("Administrator"), "archivist": N_("Archivist"), "auditor": N_("Auditor")}

@@ -18,6 +18,7 @@ from strongroom.web.auth import ADMIN, require_role
 from strongroom.web.device_views import online_device_ids, pairing_view
 from strongroom.web.onboarding import all_done, checklist
 from strongroom.web.render import render
+from strongroom.web.restore_notice import restore_notice
 from strongroom.web.settings import PRACTICE_NAME, get_setting
 from strongroom.web.state import read, state_of
 
@@ -84,5 +85,6 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "pairing": pairing_view(state.box),
         "faults": dict(state.box.faults),
         "checklist": None if all_done(steps) else steps,
+        "restore_notice": await read(request, restore_notice),
     }
     return render(request, "dashboard.html", context)

@@ -21,9 +21,10 @@ from aiohttp import web
 from strongroom.archive.db import Connection
 from strongroom.office.export import export_to_stream
 from strongroom.office.export_scope import ExportRequest, ExportScope
+from strongroom.office.practice_days import day_range_ms
 from strongroom.office.spool import SpoolError, SpoolWriter, read_spool
 from strongroom.web.auth import session_of
-from strongroom.web.forms import day_ms, int_or_none, text_field
+from strongroom.web.forms import int_or_none, text_field
 from strongroom.web.i18n import N_
 from strongroom.web.jobs import Job, JobResult, Progress
 from strongroom.web.state import WebState, audit, read
@@ -31,11 +32,13 @@ from strongroom.web.state import WebState, audit, read
 _END = object()
 
 
-def request_from_form(form: Any, actor: str) -> ExportRequest:
-    """The export the form asks for; raise OfficeError if something is missing."""
+def request_from_form(form: Any, actor: str, zone_name: str) -> ExportRequest:
+    """The export the form asks for, its days read in the practice's zone `zone_name`;
+    raise OfficeError if something is missing, ValueError if a date is not a date."""
     kind = text_field(form, "kind", 20)
-    since = day_ms(text_field(form, "since", 20))
-    until = day_ms(text_field(form, "until", 20), next_day=True)
+    since, until = day_range_ms(
+        text_field(form, "since", 20), text_field(form, "until", 20), zone_name
+    )
     if kind == "person":
         person = text_field(form, "person", 200)
         scope = ExportScope("person", person=person, from_ms=since, to_ms=until)

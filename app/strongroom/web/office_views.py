@@ -18,6 +18,7 @@ from strongroom.archive.queries import list_conversations
 from strongroom.archive.verify import VerifyReport, verify_open_archive
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
+from strongroom.office.practice_days import zone_of
 from strongroom.web import exports_web
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import day_ms, int_or_none, text_field
@@ -122,6 +123,7 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
         "matters": all_matters,
         "chosen_matter": chosen if any(mt.id == chosen for mt in all_matters) else None,
         "jobs": state.jobs.for_owner(session_of(request).username),
+        "time_zone": await read(request, zone_of),
     }
     return render(request, "exports.html", context)
 
@@ -130,10 +132,16 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
 @require_role(ADMIN, ARCHIVIST)
 async def start_export(request: web.Request) -> web.StreamResponse:
     form = await request.post()
+    zone_name = await read(request, zone_of)
     try:
-        export_request = exports_web.request_from_form(form, session_of(request).username or "")
+        export_request = exports_web.request_from_form(
+            form, session_of(request).username or "", zone_name
+        )
     except OfficeError:
         session_of(request).flash("error", "Say what to export, for whom and why.")
+        raise web.HTTPSeeOther("/exports") from None
+    except ValueError:  # a typed date that is no date: never export more than asked
+        session_of(request).flash("error", "Dates are written YYYY-MM-DD. Nothing was exported.")
         raise web.HTTPSeeOther("/exports") from None
     job = exports_web.start_export_job(state_of(request), export_request)
     raise web.HTTPSeeOther(f"/jobs/{job.id}")

@@ -58,7 +58,8 @@ INSTRUCTIONS: tuple[tuple[str, str], ...] = (
 )
 FIELD_PRACTICE = N_("Practice")
 FIELD_DATE = N_("Date")
-FIELD_BOX = N_("Box key fingerprint")
+# The label the footer gives the same value: one name per fingerprint across the product.
+FIELD_BOX = N_("Protocol fingerprint (phone pairing)")
 FIELD_TLS = N_("HTTPS certificate (SHA-256)")
 BLANK = "______________________________"
 

@@ -170,8 +170,23 @@ async def setup_restore(request: web.Request) -> web.StreamResponse:
         return _restore_form(
             request, error=translate(checked), typed=typed, backup_dir=backup_text, status=400
         )
+    # What the backup holds, before anything is restored: its signed head, for the warning
+    # the passphrase page gives (phones that saw a longer log must pair again).
+    try:
+        summary = await asyncio.to_thread(restore.describe, checked, entropy)
+    except (WrongWords, NotABackup, BackupCorrupted) as exc:
+        message = translate(RESTORE_ERRORS[_failure_reason(exc)])
+        return _restore_form(
+            request, error=message, typed=typed, backup_dir=backup_text, status=400
+        )
     # confirmed=False: this path seals the identity itself, never through /setup/admin.
-    wizard.update(mode="restore_backup", entropy=entropy, backup_dir=str(checked), confirmed=False)
+    wizard.update(
+        mode="restore_backup",
+        entropy=entropy,
+        backup_dir=str(checked),
+        backup_summary=summary.as_json(),
+        confirmed=False,
+    )
     raise web.HTTPSeeOther("/setup/restore/passphrase")
 
 
@@ -181,7 +196,12 @@ async def setup_restore(request: web.Request) -> web.StreamResponse:
 def _passphrase_page(
     request: web.Request, wizard: dict[str, Any], error: str | None, status: int = 200
 ) -> web.Response:
-    context = {"step": 2, "error": error, "backup_dir": wizard["backup_dir"]}
+    context = {
+        "step": 2,
+        "error": error,
+        "backup_dir": wizard["backup_dir"],
+        "summary": wizard.get("backup_summary") or {},
+    }
     return render(request, "setup_restore_passphrase.html", context, status=status)
 
 

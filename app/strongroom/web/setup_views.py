@@ -39,7 +39,6 @@ from strongroom.web.users import (
     check_new_user,
     insert_user_op,
     normalise_username,
-    passphrase_problem,
 )
 
 routes = web.RouteTableDef()
@@ -276,8 +275,3 @@ async def unlock(request: web.Request) -> web.StreamResponse:
         await audit(request, "box.unlock", owner or "", {"from": client_address(request)})
     session_of(request).flash("success", "The box is unlocked. Please log in.")
     raise web.HTTPSeeOther("/login")
-
-
-def passphrase_message(request: web.Request, passphrase: str) -> str | None:
-    problem = passphrase_problem(passphrase)
-    return None if problem is None else translator_of(request)(PASSPHRASE_ERRORS[problem.value])
