@@ -328,8 +328,11 @@ def restore_section(plan: Plan, work: Path) -> list[Figure]:
     figures = bench_growth.restore_figures(work, max(plan.growth_sizes), _log)
     (work / "peer").mkdir(exist_ok=True)
     # The reference client over Noise, the box in a fresh process (its own RSS and cores).
+    # 100,000 messages and 1 GiB of attachments in the full run (1M would add ~10 min
+    # of filling; the row extrapolates), 2,000 and 4 MiB in the quick one.
+    size, blob_mib = (2_000, 4) if plan.quick else (100_000, 1024)
     child = bench_peer.start_in_fresh_process(
-        bench_restore.bench_restore, 2_000 if plan.quick else 100_000, work / "peer"
+        bench_restore.bench_restore, size, work / "peer", blob_mib
     )
     return figures + _as_figures("bench_restore", bench_peer.wait_for_child(child))
 
