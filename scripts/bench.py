@@ -40,6 +40,7 @@ import bench_archive as ba  # noqa: E402
 import bench_growth  # noqa: E402
 import bench_peer  # noqa: E402
 import bench_restore  # noqa: E402
+import bench_synapse  # noqa: E402
 from bench_archive import Figure  # noqa: E402
 from bench_report import git_commit, kept_notes, machine, render  # noqa: E402
 
@@ -342,6 +343,10 @@ SECTIONS: list[tuple[str, Callable[[Plan, Path], list[Figure]]]] = [
     ("growth: ingest, writes, disk, memory", growth_section),
     ("growth: new-phone restore", restore_section),
     ("peer protocol", peer_section),
+    (
+        "peer: Strongroom vs Matrix Synapse",
+        lambda p, w: bench_synapse.bench_synapse_figures(p.quick, w),
+    ),
     ("full-text search", search_section),
     ("verify", verify_section),
     ("export", export_section),
