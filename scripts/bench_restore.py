@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import math
 import os
 import threading
@@ -135,17 +136,21 @@ async def _restore_new(url: str, fingerprint: str, work: str, device_key: str) -
 
 
 def _records_crypto(store: Path, device_key: bytes, count: int) -> float:
-    """Seconds of the phone's crypto alone on the restored messages (read back first)."""
-    items = list(HistoryStore(store).items())  # read back before the clock starts
+    """Seconds of the phone's crypto alone on the restored records, read back from
+    disk 2,000 at a time (the reads are not timed; memory stays that of a page)."""
     key = VerifyKey(device_key)
     depth = max(1, math.ceil(math.log2(count + 4)))
-    t0 = time.perf_counter()
-    for item in items:
-        key.verify(RECORD_SIGNING_CONTEXT + item.record, item.sig)
-        node = leaf_hash(hashlib.sha256(item.record).digest())
-        for _ in range(depth):
-            node = node_hash(node, node)
-    return (time.perf_counter() - t0) * count / max(1, len(items))
+    records = HistoryStore(store).items()
+    seconds = 0.0
+    while batch := list(itertools.islice(records, 2000)):
+        t0 = time.perf_counter()
+        for item in batch:
+            key.verify(RECORD_SIGNING_CONTEXT + item.record, item.sig)
+            node = leaf_hash(hashlib.sha256(item.record).digest())
+            for _ in range(depth):
+                node = node_hash(node, node)
+        seconds += time.perf_counter() - t0
+    return seconds
 
 
 def _blob_crypto(size: int) -> float:
