@@ -51,6 +51,11 @@ MESSAGE = "x" * MESSAGE_BYTES
 NAME = "Matrix Synapse " + SYNAPSE_VERSION
 
 
+def _shown(path: Path) -> str:
+    """A path as the report shows it: relative to the repository when inside it."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def _python() -> Path:
     return VENV / "bin" / "python"
 
@@ -308,7 +313,7 @@ def bench_synapse(*, quick: bool = False, work_dir: Path | None = None) -> list[
     work = (work_dir or REPO / "var" / "bench") / "synapse-run"
     if quick and not STAMP.exists():
         return _not_run(
-            f"not run: full mode only. {NAME} is not installed in {VENV.relative_to(REPO)};"
+            f"not run: full mode only. {NAME} is not installed in {_shown(VENV)};"
             " a cold install (~240 MB of wheels from PyPI, ~90 s here) is left to make bench"
         )
     try:
@@ -333,7 +338,7 @@ def bench_synapse(*, quick: bool = False, work_dir: Path | None = None) -> list[
             "value": msgs,
             "unit": "msgs/s",
             "note": f"{theirs['count']:,} in {theirs['elapsed']:.1f} s; {load}; {installed}"
-            f" under {VENV.relative_to(REPO)}",
+            f" under {_shown(VENV)}",
         },
         {
             "name": f"ingest, Strongroom over Noise vs {NAME} (ratio = how many times faster)",
