@@ -18,7 +18,7 @@ two servers measured minutes apart on the same machine:
 Whatever stops the comparison (no network, a failed install, Synapse not
 starting) becomes a row that says why, never a missing row. In `--quick` mode
 (part of `make test`) Synapse runs a 2-second load only if its venv is already
-installed; a cold install (about 240 MB, ~90 s here) is left to the full run.
+installed; a cold install (about 240 MB; 90 to 133 s here) is left to the full run.
 """
 
 from __future__ import annotations
@@ -314,7 +314,7 @@ def bench_synapse(*, quick: bool = False, work_dir: Path | None = None) -> list[
     if quick and not STAMP.exists():
         return _not_run(
             f"not run: full mode only. {NAME} is not installed in {_shown(VENV)};"
-            " a cold install (~240 MB of wheels from PyPI, ~90 s here) is left to make bench"
+            " a cold install (~240 MB of wheels from PyPI, 90-133 s here) is left to make bench"
         )
     try:
         install_s = install()
