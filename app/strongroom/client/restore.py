@@ -265,6 +265,26 @@ async def restore(
             await asyncio.gather(storing, return_exceptions=True)
 
 
+def attachment_batches(store: HistoryStore, size: int = 512) -> Iterator[list[bytes]]:
+    """The SHA-256 of every attachment the stored records name, oldest first, `size` at
+    a time: read from disk one record at a time, handed over a batch at a time (one
+    thread hop per batch, not per record). Only records whose bytes hold the word
+    "attachment" are decoded."""
+    batch: list[bytes] = []
+    for item in store.items():
+        if b"attachment" not in item.record:
+            continue
+        fields = item.fields
+        blob = fields.get("blob")
+        if fields.get("kind") == "attachment" and isinstance(blob, dict):
+            batch.append(blob["sha256"])
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
 def record_kind(record: bytes) -> str:
     """The `kind` field of a record's CBOR (ValueError if it has none)."""
     try:
