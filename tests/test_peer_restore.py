@@ -116,7 +116,7 @@ def test_a_device_keeps_one_key_and_the_phone_its_own() -> None:
 
 
 async def test_a_large_restore_streams_to_storage_with_bounded_memory(tmp_path: Path) -> None:
-    rule("one page in memory, progress written after the page's records are on disk")
+    rule("at most three pages in memory, progress written after the page's records are on disk")
     box = await start_box(tmp_path / "box", limits=Limits(history_page_size=25))
     try:
         texts = await _history(box, 2500, text_bytes=2000)  # ~5 MB of records

@@ -370,7 +370,7 @@ class PhoneClient:
     ) -> int:
         """Restore every record of this phone's owner (all their devices) into the
         HistoryStore at `directory`, checking each one (client/restore.py); returns how
-        many it holds. Memory holds one page at a time. Run it again after a cut-off:
+        many it holds. Memory holds at most three pages. Run it again after a cut-off:
         it resumes after the last stored page (and fetches records pushed since).
         With `attachments_dir`, every attachment blob is downloaded there too (named by
         hash; a cut-off download resumes from its partial file)."""
