@@ -40,6 +40,7 @@ import bench_archive as ba  # noqa: E402
 import bench_growth  # noqa: E402
 import bench_peer  # noqa: E402
 import bench_restore  # noqa: E402
+import bench_synapse  # noqa: E402
 from bench_archive import Figure  # noqa: E402
 from bench_report import git_commit, kept_notes, machine, render  # noqa: E402
 
@@ -328,8 +329,11 @@ def restore_section(plan: Plan, work: Path) -> list[Figure]:
     figures = bench_growth.restore_figures(work, max(plan.growth_sizes), _log)
     (work / "peer").mkdir(exist_ok=True)
     # The reference client over Noise, the box in a fresh process (its own RSS and cores).
+    # 100,000 messages and 1 GiB of attachments in the full run (1M would add ~10 min
+    # of filling; the row extrapolates), 2,000 and 4 MiB in the quick one.
+    size, blob_mib = (2_000, 4) if plan.quick else (100_000, 1024)
     child = bench_peer.start_in_fresh_process(
-        bench_restore.bench_restore, 2_000 if plan.quick else 100_000, work / "peer"
+        bench_restore.bench_restore, size, work / "peer", blob_mib
     )
     return figures + _as_figures("bench_restore", bench_peer.wait_for_child(child))
 
@@ -339,6 +343,10 @@ SECTIONS: list[tuple[str, Callable[[Plan, Path], list[Figure]]]] = [
     ("growth: ingest, writes, disk, memory", growth_section),
     ("growth: new-phone restore", restore_section),
     ("peer protocol", peer_section),
+    (
+        "peer: Strongroom vs Matrix Synapse",
+        lambda p, w: bench_synapse.bench_synapse_figures(p.quick, w),
+    ),
     ("full-text search", search_section),
     ("verify", verify_section),
     ("records office reads", importlib.import_module("bench_office").office_section),

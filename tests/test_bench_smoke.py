@@ -39,6 +39,7 @@ MEASURED_ROWS = [
     "new-phone restore",
     "history page at the start of a restore",
     "new-phone restore by the reference client over Noise, 2,000 messages",
+    "new-phone restore of attachments over Noise",
 ]
 # Rows that depend on parts other sessions are building: a number, or the reason there is none.
 DEPENDENT_ROWS = ["service start to first HTTP 200", "sealed export of a 1,000-message"]
@@ -89,6 +90,10 @@ def test_quick_bench_prints_every_figure(tmp_path: Path) -> None:
     for prefix in DEPENDENT_ROWS:
         cells = find(rows, prefix)
         assert cells[1] != "—" or cells[-1], f"{prefix!r} has neither a value nor a reason"
+    # The Synapse comparison: figures when its bench venv is cached, else a row saying why.
+    synapse = [cells for name, cells in rows.items() if "Matrix Synapse" in name]
+    assert synapse, "no Matrix Synapse row in the bench table"
+    assert all(cells[1] != "—" or cells[-1] for cells in synapse)
     if not (REPO / "scripts" / "bench_peer.py").exists():
         assert "peer benchmarks: not available" in done.stdout
         assert "not available" in find(rows, "peer benchmarks")[-1]

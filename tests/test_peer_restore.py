@@ -116,7 +116,7 @@ def test_a_device_keeps_one_key_and_the_phone_its_own() -> None:
 
 
 async def test_a_large_restore_streams_to_storage_with_bounded_memory(tmp_path: Path) -> None:
-    rule("one page in memory, progress written after the page's records are on disk")
+    rule("at most three pages in memory, progress written after the page's records are on disk")
     box = await start_box(tmp_path / "box", limits=Limits(history_page_size=25))
     try:
         texts = await _history(box, 2500, text_bytes=2000)  # ~5 MB of records
@@ -220,3 +220,73 @@ async def test_a_box_whose_history_goes_backwards_or_stalls_is_refused(
     with pytest.raises(ProofError, match="log shrank"):
         await new.restore_to(tmp_path / "c")
     await new.close()
+
+
+async def test_a_forged_proof_on_a_later_page_is_refused_and_earlier_pages_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rule("check each item's inclusion proof up to that head")
+    box = await start_box(tmp_path / "box", limits=Limits(history_page_size=20))
+    try:
+        texts = await _history(box, 100)
+        real_page = history.history_page
+        pages = 0
+
+        def forged(*args: Any) -> Any:
+            # The third page: its 8th record's path is altered at the node its
+            # neighbours share, so the page's earlier proofs cannot stand in for it.
+            nonlocal pages
+            page = real_page(*args)
+            pages += 1
+            if pages == 3:
+                proof = page.items[7]["proof"]
+                proof[1] = bytes(32)
+            return page
+
+        monkeypatch.setattr(history, "history_page", forged)
+        new = await paired_phone(box, "claire", "nouveau")
+        with pytest.raises(ProofError, match="inclusion proof for log index"):
+            await new.restore_to(tmp_path / "store")
+        assert _texts(tmp_path / "store") == texts[:40]  # the two pages that passed
+        monkeypatch.undo()
+        await new.connect(box.url)
+        assert await new.restore_to(tmp_path / "store") == 100
+        assert _texts(tmp_path / "store") == texts
+        await new.close()
+    finally:
+        await box.stop()
+
+
+async def test_the_next_page_is_asked_for_before_this_one_is_stored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The phone never waits a round trip: while a page is checked and written, the
+    # box already reads the next one (protocol.md §8, pipelining).
+    box = await start_box(tmp_path / "box", limits=Limits(history_page_size=10))
+    try:
+        await _history(box, 60)
+        new = await paired_phone(box, "claire", "nouveau")
+        asked: list[int] = []
+        request = new._require_link().request
+
+        async def noting(frame_type: str, body: Any) -> Any:
+            if frame_type == "history":
+                asked.append(body["cursor"])
+            return await request(frame_type, body)
+
+        stored_when: list[int] = []
+        real_append = HistoryStore.append
+
+        def append(self: HistoryStore, items: Any, progress: Any) -> None:
+            stored_when.append(len(asked))  # requests sent when this page is written
+            real_append(self, items, progress)
+
+        monkeypatch.setattr(HistoryStore, "append", append)
+        new._require_link().request = noting  # type: ignore[method-assign]
+        assert await new.restore_to(tmp_path / "store") == 60
+        # Page n (from 1) is written only once page n+1 was asked for; the last has no next.
+        assert len(stored_when) == 6  # six full pages, the last one says done
+        assert all(sent >= page + 1 for page, sent in enumerate(stored_when[:-1], start=1))
+        await new.close()
+    finally:
+        await box.stop()

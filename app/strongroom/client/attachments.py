@@ -22,6 +22,7 @@ from strongroom.client.proofs import Ack, AckVerifier, ProofError
 from strongroom.peer.frames import BLOB_PIECE_BYTES, Frame
 
 Progress = Callable[[int, int], None]
+WRITE_PIECES = 16  # blob_data pieces (~64 KiB each) hashed and written together
 
 
 async def upload(
@@ -89,16 +90,19 @@ async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path 
                 if frame.body["offset"] != offset:
                     raise ProofError("the box sent the attachment's bytes out of order")
                 data: bytes = frame.body["data"]
-                digest.update(data)
                 offset += len(data)
-                if handle is not None:
-                    await asyncio.to_thread(_write_flushed, handle, data)
-                else:
-                    parts.append(data)
+                parts.append(data)
+                if handle is None:
+                    digest.update(data)
+                elif frame.body["end"] or len(parts) >= WRITE_PIECES:
+                    # Hashed and written on a worker thread, about 1 MiB at a time, so
+                    # the loop keeps opening the next pieces meanwhile.
+                    await asyncio.to_thread(_write_flushed, handle, digest, parts)
+                    parts = []
                 if frame.body["end"]:
                     break
     finally:
-        if handle is not None:
+        if handle is not None:  # a cut-off download resumes after its last written batch
             handle.close()
     if digest.digest() != sha256:
         if partial is not None:
@@ -127,9 +131,12 @@ def _hash_partial(path: Path, digest: Any) -> int:
         return 0
 
 
-def _write_flushed(handle: Any, data: bytes) -> None:
-    # Flushed per piece: what a killed app leaves behind is what a resume counts on.
-    handle.write(data)
+def _write_flushed(handle: Any, digest: Any, pieces: list[bytes]) -> None:
+    # Flushed per batch: what a killed app leaves behind is what a resume counts on
+    # (it re-hashes the partial file, so a batch cut short costs only its bytes).
+    for piece in pieces:
+        digest.update(piece)
+        handle.write(piece)
     handle.flush()
 
 

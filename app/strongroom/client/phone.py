@@ -45,6 +45,7 @@ from strongroom.client.restore import (
     Checker,
     HistoryItem,
     HistoryStore,
+    attachment_batches,
     record_kind,
     restore,
 )
@@ -391,7 +392,7 @@ class PhoneClient:
     ) -> int:
         """Restore every record of this phone's owner (all their devices) into the
         HistoryStore at `directory`, checking each one (client/restore.py); returns how
-        many it holds. Memory holds one page at a time. Run it again after a cut-off:
+        many it holds. Memory holds at most three pages. Run it again after a cut-off:
         it resumes after the last stored page (and fetches records pushed since).
         With `attachments_dir`, every attachment blob is downloaded there too (named by
         hash; a cut-off download resumes from its partial file)."""
@@ -403,14 +404,13 @@ class PhoneClient:
         done = await restore(link, checker, store, progress)
         if attachments_dir is not None:
             await asyncio.to_thread(attachments_dir.mkdir, parents=True, exist_ok=True)
-            # Read back one record at a time: the history is never in memory whole.
-            records = store.items()
-            while (item := await asyncio.to_thread(next, records, None)) is not None:
-                blob = item.fields.get("blob")
-                if item.fields.get("kind") == "attachment" and isinstance(blob, dict):
-                    target = attachments_dir / blob["sha256"].hex()
+            # Read back from disk: the history is never in memory whole.
+            batches = attachment_batches(store)
+            while (hashes := await asyncio.to_thread(next, batches, None)) is not None:
+                for sha256 in hashes:
+                    target = attachments_dir / sha256.hex()
                     if not await asyncio.to_thread(target.exists):
-                        await self.download_blob(blob["sha256"], target)
+                        await self.download_blob(sha256, target)
         return done.count
 
     async def restore_history(

@@ -8,12 +8,12 @@ head, and checks the box's Ed25519 signature on that tree head.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from strongroom.archive.record import leaf_data
-from strongroom.proof.merkle import leaf_hash, verify_inclusion
+from strongroom.proof.merkle import HASH_SIZE, leaf_hash, node_hash, verify_inclusion
 from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, verify_tree_head
 
 
@@ -41,6 +41,10 @@ class AckVerifier:
         self._key = box_sign_public
         self._good_heads: dict[SignedTreeHead, None] = {}
 
+    def tree_head(self, data: Any) -> SignedTreeHead:
+        """The tree head `data` describes, once its box signature is checked (cached)."""
+        return self._head(data)
+
     def _head(self, data: Any) -> SignedTreeHead:
         try:
             head = SignedTreeHead.from_dict(data)
@@ -67,6 +71,58 @@ class AckVerifier:
         if not verify_inclusion(leaf, index, head.tree_size, proof, head.root_hash):
             raise ProofError(f"the inclusion proof for log index {index} does not verify")
         return Ack(kind, ref, index, at, head, tuple(proof), bool(body.get("duplicate", False)))
+
+
+class PageProofs:
+    """Inclusion proofs of many leaves under one checked tree head (a history page).
+
+    Each proof is walked from its leaf up as RFC 9162 2.1.3.2 says, but the walk
+    stops at the first node where an earlier proof of the page already went on
+    to the head's root with the same hash and the same remaining siblings: from
+    there the full walk could only repeat that computation. The walk's (fn, sn)
+    names one subtree of this tree, so the answer is exactly the full check's.
+    Neighbouring records share all but their lowest nodes, so a page costs about
+    two hashes per record instead of one per level of the tree.
+    """
+
+    def __init__(self, head: SignedTreeHead) -> None:
+        self.head = head
+        # (fn, sn) -> (the hash there, the siblings that carried it to the root)
+        self._proven: dict[tuple[int, int], tuple[bytes, tuple[Any, ...]]] = {}
+
+    def verify(self, leaf: bytes, index: int, proof: Sequence[Any]) -> bool:
+        """Whether `proof` places `leaf` at `index` under the head's root."""
+        size, root = self.head.tree_size, self.head.root_hash
+        if not 0 <= index < size or len(leaf) != HASH_SIZE:
+            return False
+        path = tuple(proof)
+        fn, sn, r = index, size - 1, leaf
+        walked: list[tuple[tuple[int, int], bytes, int]] = []
+        for k, p in enumerate(path):
+            known = self._proven.get((fn, sn))
+            if known is not None:
+                return known[0] == r and known[1] == path[k:] and self._remember(walked, path)
+            walked.append(((fn, sn), r, k))
+            if sn == 0 or not isinstance(p, bytes) or len(p) != HASH_SIZE:
+                return False
+            if fn & 1 or fn == sn:
+                r = node_hash(p, r)
+                if not fn & 1:
+                    while not fn & 1 and fn != 0:
+                        fn >>= 1
+                        sn >>= 1
+            else:
+                r = node_hash(r, p)
+            fn >>= 1
+            sn >>= 1
+        return sn == 0 and r == root and self._remember(walked, path)
+
+    def _remember(
+        self, walked: list[tuple[tuple[int, int], bytes, int]], path: tuple[Any, ...]
+    ) -> bool:
+        for state, node, k in walked:
+            self._proven[state] = (node, path[k:])
+        return True
 
 
 def record_id(record: bytes) -> bytes:

@@ -6,8 +6,9 @@ page lists for its device (a device's key never changes; the phone's own
 records must verify with its own key), the inclusion proof up to the page's
 tree head, the box's signature on that head, and a log that never shrinks.
 
-Records go to a `HistoryStore` page by page: memory holds one page, whatever
-the size of the history. The store's progress (cursor, count, pinned device
+Records go to a `HistoryStore` page by page: memory holds at most three pages
+(one asked for, one being checked, one being written), whatever the size of
+the history. The store's progress (cursor, count, pinned device
 keys) is written after the page's records are on disk, so a restore cut off
 at any moment (dropped link, app killed) resumes after the last stored page.
 """
@@ -15,6 +16,7 @@ at any moment (dropped link, app killed) resumes after the last stored page.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import struct
@@ -27,9 +29,11 @@ import cbor2
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from strongroom.archive.record import RECORD_SIGNING_CONTEXT
+from strongroom.archive.record import RECORD_SIGNING_CONTEXT, leaf_data
 from strongroom.client.link import Link
-from strongroom.client.proofs import AckVerifier, ProofError, record_id
+from strongroom.client.proofs import AckVerifier, PageProofs, ProofError, record_id
+from strongroom.peer.frames import Frame
+from strongroom.proof.merkle import leaf_hash
 
 RECORDS = "records.bin"
 PROGRESS = "progress.json"
@@ -154,48 +158,57 @@ class Checker:
             if size < progress.tree_size:
                 raise ProofError("the box's log shrank between two history pages")
         keys = {int(d["device"]): bytes(d["sign_key"]) for d in body.get("devices", ())}
+        verify_keys: dict[int, VerifyKey] = {}
+        proofs: PageProofs | None = None  # the head is checked once per page, after a key
         items = []
         for raw in raw_items:
             item = HistoryItem(
                 raw["record"], raw["sig"], raw["log_index"], raw["device"], raw.get("at", 0)
             )
-            self._signed(item, keys, progress)
-            self._in_log(raw, body["tree_head"])
+            self._signed(item, keys, verify_keys, progress)
+            if proofs is None:
+                proofs = PageProofs(self.verifier.tree_head(body["tree_head"]))
+            self._in_log(item, raw.get("proof"), proofs)
             items.append(item)
         if raw_items:
             progress.tree_size = int(body["tree_head"]["tree_size"])
         return items
 
     def _signed(
-        self, item: HistoryItem, keys: Mapping[int, bytes], progress: RestoreProgress
+        self,
+        item: HistoryItem,
+        keys: Mapping[int, bytes],
+        verify_keys: dict[int, VerifyKey],
+        progress: RestoreProgress,
     ) -> None:
-        key = keys.get(item.device)
-        if key is None:
-            raise ProofError(f"the history page lists no key for device {item.device}")
-        pinned = progress.keys.setdefault(item.device, key)
-        if pinned != key or (item.device == self.own_device and key != self.own_key):
-            raise ProofError(f"the box names another key for device {item.device}")
+        verify_key = verify_keys.get(item.device)
+        if verify_key is None:  # once per device and page: the key checks, then its VerifyKey
+            key = keys.get(item.device)
+            if key is None:
+                raise ProofError(f"the history page lists no key for device {item.device}")
+            pinned = progress.keys.setdefault(item.device, key)
+            if pinned != key or (item.device == self.own_device and key != self.own_key):
+                raise ProofError(f"the box names another key for device {item.device}")
+            try:
+                verify_key = verify_keys[item.device] = VerifyKey(key)
+            except (TypeError, ValueError) as exc:
+                raise ProofError(f"the key of device {item.device} is not an Ed25519 key") from exc
         try:
-            VerifyKey(key).verify(RECORD_SIGNING_CONTEXT + item.record, item.sig)
+            verify_key.verify(RECORD_SIGNING_CONTEXT + item.record, item.sig)
         except (BadSignatureError, ValueError) as exc:
             raise ProofError(
                 f"the signature of the record at log index {item.log_index} does not verify"
             ) from exc
 
-    def _in_log(self, item: Mapping[str, Any], tree_head: Any) -> None:
-        proof = {
-            "kind": "record",
-            "ref": record_id(item["record"]),
-            "log_index": item["log_index"],
-            "at": item.get("at"),
-            "tree_head": tree_head,
-            "proof": item.get("proof"),
-        }
+    def _in_log(self, item: HistoryItem, proof: Any, proofs: PageProofs) -> None:
         try:
-            kind = record_kind(item["record"])
-        except ValueError as exc:
+            kind = record_kind(item.record)
+            at, index = int(item.at), int(item.log_index)
+        except (TypeError, ValueError) as exc:
             raise ProofError(f"a restored record is unreadable: {exc}") from exc
-        self.verifier.verify(proof, kind="record", leaf_kind=kind, ref=proof["ref"])
+        leaf = leaf_hash(leaf_data(kind, record_id(item.record), at))
+        if not isinstance(proof, list) or not proofs.verify(leaf, index, proof):
+            raise ProofError(f"the inclusion proof for log index {index} does not verify")
 
 
 async def restore(
@@ -204,19 +217,72 @@ async def restore(
     store: HistoryStore,
     progress: Callable[[int], None] | None = None,
 ) -> RestoreProgress:
-    """Fetch, check and store every page after the stored cursor; the final progress."""
+    """Fetch, check and store every page after the stored cursor; the final progress.
+
+    Three pages move at once, so the phone never waits a round trip and its CPU
+    is never idle on a disk flush: page n+1 is asked for as soon as page n
+    arrives (the box reads it meanwhile), page n is checked on a worker thread
+    (Ed25519 and SHA-256 release the GIL, so the link keeps reading), and page
+    n-1 is being written and flushed on another. Pages are stored in order,
+    each only after it passed every check; memory holds at most three pages.
+    """
     state = await asyncio.to_thread(store.load)
-    while True:
-        body = (await link.request("history", {"cursor": state.cursor})).body
-        items = checker.page(body, state)  # raises before anything of the page is stored
-        state.cursor = int(body["cursor"])
-        state.count += len(items)
-        state.done = bool(body["done"])
-        await asyncio.to_thread(store.append, items, state)
+
+    def ask(cursor: int) -> asyncio.Task[Frame]:
+        return asyncio.ensure_future(link.request("history", {"cursor": cursor}))
+
+    async def keep(items: list[HistoryItem], snapshot: RestoreProgress) -> RestoreProgress:
+        await asyncio.to_thread(store.append, items, snapshot)
         if progress is not None:
-            progress(state.count)
-        if state.done:
-            return state
+            progress(snapshot.count)
+        return snapshot
+
+    pending: asyncio.Task[Frame] | None = ask(state.cursor)
+    storing: asyncio.Task[RestoreProgress] | None = None
+    try:
+        while pending is not None:
+            body = (await pending).body
+            # The box's cursor is only trusted once the page passes (checker.page
+            # refuses one that did not move forward); asking with it costs nothing.
+            pending = None if body["done"] else ask(int(body["cursor"]))
+            items = await asyncio.to_thread(checker.page, body, state)  # raises: nothing stored
+            state.cursor = int(body["cursor"])
+            state.count += len(items)
+            state.done = bool(body["done"])
+            # The writer gets its own copy: the next page's checks update `state`.
+            snapshot = dataclasses.replace(state, keys=dict(state.keys))
+            if storing is not None:
+                await storing
+            storing = asyncio.ensure_future(keep(items, snapshot))
+        if storing is not None:
+            state.stored_bytes = (await storing).stored_bytes
+        return state
+    finally:
+        if pending is not None:
+            pending.cancel()  # a refused page: the one asked for after it is not wanted
+            await asyncio.gather(pending, return_exceptions=True)
+        if storing is not None:  # a page that passed is stored even if a later one fails
+            await asyncio.gather(storing, return_exceptions=True)
+
+
+def attachment_batches(store: HistoryStore, size: int = 512) -> Iterator[list[bytes]]:
+    """The SHA-256 of every attachment the stored records name, oldest first, `size` at
+    a time: read from disk one record at a time, handed over a batch at a time (one
+    thread hop per batch, not per record). Only records whose bytes hold the word
+    "attachment" are decoded."""
+    batch: list[bytes] = []
+    for item in store.items():
+        if b"attachment" not in item.record:
+            continue
+        fields = item.fields
+        blob = fields.get("blob")
+        if fields.get("kind") == "attachment" and isinstance(blob, dict):
+            batch.append(blob["sha256"])
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 def record_kind(record: bytes) -> str:
