@@ -12,9 +12,10 @@ What pip's cross-platform download cannot do: run the wheels (nothing here impor
 an aarch64 extension; the booted appliance test runs amd64), or evaluate
 environment markers for the Pi: `platform_machine`, `sys_platform` and the like in
 a dependency's metadata are evaluated on this machine (x86_64 Linux), only the
-Python version and the wheel tags follow --python-version/--platform. No locked
-package has a dependency marker on the machine today; scripts/lock-aarch64.sh
-resolves the same way.
+Python version and the wheel tags follow --python-version/--platform. The
+markers the locked wheels use today (implementation_name,
+platform_python_implementation, python_version) come out the same here and on
+the Pi; none names the machine. scripts/lock-aarch64.sh resolves the same way.
 """
 
 from __future__ import annotations

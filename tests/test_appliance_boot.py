@@ -493,11 +493,11 @@ def _inside(box: Container, *args: str, timeout: float = 300) -> subprocess.Comp
     return _run("nsenter", "-t", str(box.pid1), "-a", *args, timeout=timeout)
 
 
-def _phone(box: Container, *args: str) -> str:
+def _phone(box: Container, *args: str, state: str = PHONE_STATE) -> str:
     """The reference phone's CLI, trusting the box's pinned certificate (as a phone does)."""
     done = _inside(
         box, "env", "SSL_CERT_FILE=/root/box.crt", "/opt/strongroom/venv/bin/strongroom",
-        "phone", "--state", PHONE_STATE, *args,
+        "phone", "--state", state, *args,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -531,9 +531,14 @@ def _with_records(up: Upgradable) -> None:
     )
     box.sh("systemctl", "start", "strongroom.service")
     _unlock(box)
-    # The phone pins the box's self-signed certificate and reaches it by name.
-    box.sh("sh", "-c", "cp /var/lib/strongroom/tls/box.crt /root/box.crt")
     box.sh("sh", "-c", "echo '127.0.0.1 strongroom.local' >> /etc/hosts")
+    _pair(box, PHONE_STATE)
+    up.ready = True
+
+
+def _pair(box: Container, state: str) -> None:
+    """A phone of Claire's pairs by QR; it pins the box's self-signed certificate."""
+    box.sh("sh", "-c", "cp /var/lib/strongroom/tls/box.crt /root/box.crt")
     offer = _inside(
         box, "runuser", "-u", "strongroom", "--", "/opt/strongroom/venv/bin/strongroom",
         "pair", "--qr", "--json", "--config", "/etc/strongroom/box.toml",
@@ -542,14 +547,14 @@ def _with_records(up: Upgradable) -> None:
     uri = json.loads(offer.stdout)["uri"]
     _phone(
         box, "pair", "wss://strongroom.local:443/peer", "--qr", uri,
-        "--name", "Pixel de Claire", "--owner", "claire",
+        "--name", "Pixel de Claire", "--owner", "claire", state=state,
     )  # fmt: skip
-    up.ready = True
 
 
-def _history(box: Container) -> list[str]:
+def _history(box: Container, state: str = PHONE_STATE) -> list[str]:
     """What a phone gets back from the box: the texts of its whole history."""
-    return re.findall(r"^#\d+ message dossier-42: (.*)$", _phone(box, "restore"), re.M)
+    restored = _phone(box, "restore", state=state)
+    return re.findall(r"^#\d+ message dossier-42: (.*)$", restored, re.M)
 
 
 def _send(box: Container, text: str) -> None:
@@ -692,6 +697,7 @@ def test_an_upgrade_migrates_and_one_that_does_not_come_up_is_switched_back(
     schema = _archive_schema(box)
 
     # A release with a new migration: the archive moves forward at the first unlock.
+    old_source = upgradable.source
     source, version = _release(upgradable, migration=True)
     upgraded = _install_live(box, source)
     assert upgraded.returncode == 0, upgraded.stdout[-3000:] + upgraded.stderr[-3000:]
@@ -730,3 +736,58 @@ def test_an_upgrade_migrates_and_one_that_does_not_come_up_is_switched_back(
     _locked_and_ready(box)
     _unlock(box)
     assert _history(box) == had
+
+    # --force goes back anyway; the older release cannot open the migrated archive
+    # until the backup taken before the migrating upgrade is restored (operations.md).
+    backup_set = re.findall(r"^backup set (set-\S+):", upgraded.stdout, re.M)[-1]
+    forced = _install_live(box, source, "--rollback", "--force")
+    assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr[-3000:]
+    assert _links(box) == (before, migrated)
+    upgradable.source = old_source
+    _locked_and_ready(box)
+    refused_unlock = _inside(box, "python3", "-c", UNLOCK, PASSPHRASE, timeout=120)
+    assert "HTTP Error 409" in refused_unlock.stderr, refused_unlock.stdout
+    _locked_and_ready(box)  # said so, still serving
+    for step in (
+        "systemctl stop strongroom.service",
+        "mv /var/lib/strongroom /var/lib/strongroom.migrated",
+        "/opt/strongroom/venv/bin/strongroom restore-backup"
+        f" /mnt/strongroom-backup/{backup_set} --data /var/lib/strongroom"
+        " --words-file /run/sr-words --passphrase-file /run/sr-pass",
+        "chown -R strongroom:strongroom /var/lib/strongroom",
+        "systemctl start strongroom.service",
+    ):
+        done = _inside(box, "sh", "-c", step)
+        assert done.returncode == 0, f"{step}: {done.stdout}{done.stderr}"
+    _locked_and_ready(box)
+    _unlock(box)
+    # The restored log is the one from before the upgrade; a phone that saw the
+    # longer one refuses it (protocol.md 6.3), a newly paired one gets everything.
+    _pair(box, "/root/phone-after-restore.json")
+    assert _history(box, "/root/phone-after-restore.json") == had
+
+
+def test_an_install_whose_service_fails_to_start_still_leaves_the_timers_on(
+    upgradable: Upgradable,
+) -> None:
+    """The installer never stops half-way with the service enabled and the timers not."""
+    box = upgradable.box
+    timers = ("strongroom-backup.timer", "strongroom-retention.timer", "strongroom-verify.timer")
+    box.sh("systemctl", "stop", "strongroom.service")
+    box.sh("systemctl", "disable", "--now", *timers)  # as an older, interrupted install left them
+    config = box.root / "etc" / "strongroom" / "box.toml"
+    kept = config.read_text()
+    config.write_text(kept + "\nno_such_setting = 1\n")  # the service refuses unknown keys
+    try:
+        ran = _install_live(box, upgradable.source)
+        assert ran.returncode == 1, ran.stdout[-3000:]
+        assert "strongroom.service did not start" in ran.stderr, ran.stderr
+        for timer in timers:
+            state = box.unit(timer, "ActiveState", "UnitFileState")
+            assert state == {"ActiveState": "active", "UnitFileState": "enabled"}, (timer, state)
+        assert box.unit("strongroom.service", "UnitFileState")["UnitFileState"] == "enabled"
+    finally:
+        config.write_text(kept)
+        box.sh("systemctl", "reset-failed", "strongroom.service")
+        box.sh("systemctl", "start", "strongroom.service")
+    box.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
