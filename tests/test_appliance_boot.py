@@ -780,11 +780,11 @@ def test_an_install_whose_service_fails_to_start_still_leaves_the_timers_on(
     config.write_text(kept + "\nno_such_setting = 1\n")  # the service refuses unknown keys
     try:
         ran = _install_live(box, upgradable.source)
-        assert ran.returncode == 1, ran.stdout[-3000:]
-        assert "strongroom.service did not start" in ran.stderr, ran.stderr
         for timer in timers:
             state = box.unit(timer, "ActiveState", "UnitFileState")
             assert state == {"ActiveState": "active", "UnitFileState": "enabled"}, (timer, state)
+        assert ran.returncode == 1, ran.stdout[-3000:]
+        assert "strongroom.service did not start" in ran.stderr, ran.stderr
         assert box.unit("strongroom.service", "UnitFileState")["UnitFileState"] == "enabled"
     finally:
         config.write_text(kept)
