@@ -185,10 +185,12 @@ check_upgrade() {
 
 # The archive schema release venvs/X reads (nothing when it cannot be asked).
 schema_of() {
-    local python="$ROOT$OPT_DIR/$1/bin/python"
+    local python="$ROOT$OPT_DIR/$1/bin/python" answer
     [[ -x $python ]] || return 0
-    "$python" -c 'from strongroom.archive.schema import SCHEMA_VERSION; print(SCHEMA_VERSION)' \
-        2>/dev/null || true
+    answer="$("$python" -c 'from strongroom.archive.schema import SCHEMA_VERSION
+print(SCHEMA_VERSION)' 2>/dev/null || true)"
+    [[ $answer =~ ^[0-9]+$ ]] && printf '%s\n' "$answer"
+    return 0
 }
 
 rollback() {
