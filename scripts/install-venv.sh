@@ -10,13 +10,23 @@
 #      job's own command; refused if the box is locked or the backup fails),
 #   3. switches the symlink (one rename) and restarts the service, which
 #      migrates the archive when it opens it,
-#   4. goes back by itself if the new version does not come up.
-# `install.sh --rollback` switches back to venv.previous by hand.
+#   4. goes back by itself if the new version does not come up (no READY=1, or
+#      not still running with the same PID UPGRADE_SETTLE_S seconds later): the
+#      links are put back as they were, the failed venv removed, exit 1.
+# `install.sh --rollback` switches back to venv.previous by hand; it refuses
+# when the previous release reads an older archive schema (it could not open an
+# archive the newer one has migrated) unless --force.
 
 readonly VENVS_DIR="$OPT_DIR/venvs"
 readonly PREVIOUS_LINK="$OPT_DIR/venv.previous"
 readonly LOCK_FILE="requirements-aarch64.lock"
 readonly COMPLETE_MARK=".strongroom-complete"
+# How long a restarted service must keep running (same PID) to count as up.
+readonly UPGRADE_SETTLE_S="${STRONGROOM_UPGRADE_SETTLE_S:-10}"
+FORCE=0           # --rollback --force: go back even to an older archive schema
+RESTART_FAILED=0  # enable_units: systemctl start/restart of the service failed
+BEFORE_VENV=""    # the links as this run found them, for the switch-back
+BEFORE_PREVIOUS=""
 
 # build_venv DIR: a fresh venv with the locked dependencies and Strongroom.
 build_venv() {
@@ -36,19 +46,24 @@ build_venv() {
     touch "$dir/$COMPLETE_MARK"
 }
 
-# switch_venv TARGET: point venv at venvs/TARGET (relative), the old one becomes previous.
-switch_venv() {
-    local target="$1" link="$ROOT$VENV_DIR" old=""
-    if [[ -L $link ]]; then
-        old="$(readlink "$link")"
+# set_link LINK TARGET: LINK (under ROOT) -> TARGET in one rename; no TARGET: no link.
+set_link() {
+    local link="$ROOT$1" target="$2"
+    if [[ -z $target ]]; then
+        rm -f -- "$link"
+        return 0
     fi
-    [[ $old == "$target" ]] && return 0
     ln -sfn "$target" "$link.tmp"
     mv -Tf "$link.tmp" "$link"
-    if [[ -n $old ]]; then
-        ln -sfn "$old" "$ROOT$PREVIOUS_LINK.tmp"
-        mv -Tf "$ROOT$PREVIOUS_LINK.tmp" "$ROOT$PREVIOUS_LINK"
-    fi
+}
+
+# switch_venv TARGET: point venv at venvs/TARGET (relative), the old one becomes previous.
+switch_venv() {
+    local target="$1" old=""
+    old="$(readlink "$ROOT$VENV_DIR" 2>/dev/null || true)"
+    [[ $old == "$target" ]] && return 0
+    set_link "$VENV_DIR" "$target"
+    [[ -z $old ]] || set_link "$PREVIOUS_LINK" "$old"
     log "now using $VENV_DIR -> $target${old:+ (previous: $old)}"
 }
 
@@ -66,7 +81,10 @@ adopt_plain_venv() {
 pre_upgrade_backup() {
     live || return 0
     [[ -x $VENV_DIR/bin/strongroom ]] || return 0
-    systemctl is-active --quiet strongroom.service || return 0
+    if ! systemctl is-active --quiet strongroom.service; then
+        log "warning: strongroom.service is not running: no backup through the box before the upgrade"
+        return 0
+    fi
     [[ $SKIP_BACKUP -eq 0 ]] || {
         log "warning: no backup before the upgrade (--skip-backup)"
         return 0
@@ -82,7 +100,8 @@ pre_upgrade_backup() {
     esac
 }
 
-# Keep the venv in use and the previous one; older ones go.
+# Keep the venv in use and the previous one; older ones go (after the upgrade
+# is known good: until then the switch-back needs the links it found).
 prune_venvs() {
     local keep=() dir name
     [[ -L $ROOT$VENV_DIR ]] && keep+=("$(basename "$(readlink "$ROOT$VENV_DIR")")")
@@ -113,33 +132,88 @@ install_venv() {
         build_venv "$ROOT$OPT_DIR/$target"
     fi
     pre_upgrade_backup
+    BEFORE_VENV="$(readlink "$ROOT$VENV_DIR" 2>/dev/null || true)"
+    BEFORE_PREVIOUS="$(readlink "$ROOT$PREVIOUS_LINK" 2>/dev/null || true)"
     switch_venv "$target"
-    prune_venvs
     CHANGED=1
     UPGRADED=1
 }
 
-# After the restart: a new version that does not come up is switched back.
+# systemd runs here (not a chroot, not a scratch root).
+systemd_running() { live && [[ -d /run/systemd/system ]]; }
+
+service_state() {
+    systemctl show strongroom.service --property=ActiveState,MainPID | LC_ALL=C sort | tr '\n' ' '
+}
+
+# The service came up: `systemctl start/restart` returned (Type=notify: READY=1
+# was sent) and UPGRADE_SETTLE_S seconds later it is still active under the
+# same PID (a crash just after READY=1 is restarted under a new one).
+came_up() {
+    [[ $RESTART_FAILED -eq 0 ]] || return 1
+    local first deadline=$((SECONDS + UPGRADE_SETTLE_S))
+    first="$(service_state)"
+    [[ $first == *"ActiveState=active "* ]] || return 1
+    while [[ $SECONDS -lt $deadline ]]; do
+        sleep 1
+        [[ "$(service_state)" == "$first" ]] || return 1
+    done
+}
+
+# After the restart: a new version that does not come up is switched back, the
+# links as they were before this run, and the installer fails.
 check_upgrade() {
-    [[ $UPGRADED -eq 1 ]] || return 0
-    live || return 0
-    [[ -L $PREVIOUS_LINK ]] || return 0
-    sleep 10
-    if ! systemctl is-active --quiet strongroom.service; then
-        log "the new version did not start: going back"
-        rollback
-        die "upgrade rolled back; see journalctl -u strongroom -b"
+    systemd_running || return 0
+    if [[ $UPGRADED -eq 1 && -n $BEFORE_VENV ]] && ! came_up; then
+        local failed
+        failed="$(readlink "$VENV_DIR")"
+        log "the new version ($failed) did not come up: going back to $BEFORE_VENV"
+        set_link "$VENV_DIR" "$BEFORE_VENV"
+        set_link "$PREVIOUS_LINK" "$BEFORE_PREVIOUS"
+        systemctl reset-failed strongroom.service 2>/dev/null || true
+        RESTART_FAILED=0
+        systemctl restart strongroom.service || RESTART_FAILED=1
+        prune_venvs # the failed venv: nothing points at it any more
+        if came_up; then
+            die "upgrade failed: back on $BEFORE_VENV, which is running (why the new version failed: journalctl -u strongroom.service -b)"
+        fi
+        die "upgrade failed, and $BEFORE_VENV did not come up either: journalctl -u strongroom.service -b"
     fi
+    [[ $RESTART_FAILED -eq 0 ]] ||
+        die "strongroom.service did not start: journalctl -u strongroom.service -b"
+}
+
+# The archive schema release venvs/X reads (nothing when it cannot be asked).
+schema_of() {
+    local python="$ROOT$OPT_DIR/$1/bin/python" answer
+    [[ -x $python ]] || return 0
+    answer="$("$python" -c 'from strongroom.archive.schema import SCHEMA_VERSION
+print(SCHEMA_VERSION)' 2>/dev/null || true)"
+    [[ $answer =~ ^[0-9]+$ ]] && printf '%s\n' "$answer"
+    return 0
 }
 
 rollback() {
-    local previous
+    local previous current old new
     previous="$(readlink "$ROOT$PREVIOUS_LINK" 2>/dev/null)" ||
         die "no previous version to go back to ($PREVIOUS_LINK is missing)"
     [[ -d $ROOT$OPT_DIR/$previous ]] || die "the previous version $previous is gone"
+    current="$(readlink "$ROOT$VENV_DIR" 2>/dev/null || true)"
+    old="$(schema_of "$previous")"
+    new="$(schema_of "$current")"
+    # Migrations only go forward: once the newer release has opened the archive
+    # (at the first unlock after the upgrade) the older one refuses it.
+    if [[ -n $old && -n $new && $old -lt $new && $FORCE -eq 0 ]]; then
+        die "$previous reads archive schema $old, $current brought schema $new: once the box has been unlocked since the upgrade, $previous cannot open the archive. Nothing was changed. To go back anyway: --rollback --force, then restore the backup taken before the upgrade (docs/operations.md, 'Upgrades')"
+    fi
     switch_venv "$previous"
-    on_live_system systemctl restart strongroom.service
-    log "rolled back to $previous. If the newer version had already migrated the"
-    log "archive, the older one refuses to open it: restore the backup taken"
-    log "before the upgrade (docs/operations.md, 'Restore')."
+    if systemd_running; then
+        systemctl restart strongroom.service || RESTART_FAILED=1
+        came_up || die "rolled back to $previous, but strongroom.service did not come up: journalctl -u strongroom.service -b"
+    fi
+    log "rolled back to $previous."
+    if [[ -z $old || -z $new || $old -ne $new ]]; then
+        log "If the newer version had already migrated the archive, the older one refuses"
+        log "to open it: restore the backup taken before the upgrade (docs/operations.md, 'Upgrades')."
+    fi
 }

@@ -14,6 +14,8 @@
 #   --source DIR the Strongroom source tree (default: this script's repository)
 #   --yes        with --purge: do not ask for confirmation
 #   --skip-backup upgrade without the backup taken first (not recommended)
+#   --force      with --rollback: go back even to a release that reads an older
+#                archive schema (then restore the backup taken before the upgrade)
 #
 # Every step checks before it writes, so a second run changes nothing.
 set -euo pipefail
@@ -97,6 +99,7 @@ parse_args() {
         --yes) ASSUME_YES=1 ;;
         --rollback) ROLLBACK=1 ;;
         --skip-backup) SKIP_BACKUP=1 ;;
+        --force) FORCE=1 ;;
         -h | --help)
             usage
             exit 0
@@ -322,10 +325,10 @@ enable_units() {
     if systemctl is-active --quiet strongroom.service; then
         if [[ $CHANGED -eq 1 ]]; then
             log "restarting strongroom.service"
-            systemctl restart strongroom.service
+            systemctl restart strongroom.service || RESTART_FAILED=1
         fi
     else
-        systemctl start strongroom.service
+        systemctl start strongroom.service || RESTART_FAILED=1
     fi
 }
 

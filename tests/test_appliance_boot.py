@@ -21,6 +21,7 @@ mirror and the package index for pip.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -640,3 +642,351 @@ def test_a_tor_the_admin_enabled_keeps_running_when_reach_goes_off(booted: Conta
     finally:
         booted.sh("systemctl", "disable", "tor.service")
         booted.sh("systemctl", "stop", "tor@default.service")
+
+
+# ---------------------------------------------------------------- upgrades, live
+#
+# A box of its own (the upgrades change the release the tests above use), booted
+# from the same cached rootfs. The maintainer's walk: installed, initialised,
+# unlocked, a phone paired by QR that pushed records through the peer port; then
+# scripts/install.sh run again from a newer source tree (a copy of the installed
+# one with a bumped version, and a new migration), `--rollback`, and a release
+# that does not come up. install.sh runs in the container's mounts, PIDs and
+# systemd but on the host's network: pip needs the package index, which the
+# container's own network (a veth to the test's namespace) does not reach;
+# --no-apt for the same reason (the Debian packages are in the rootfs already).
+
+PHONE_STATE = "/root/phone.json"
+
+
+@dataclass
+class Upgradable:
+    box: Container
+    source: str = "/opt/src"  # the tree the running release was installed from
+    releases: int = 0
+    ready: bool = False
+
+
+@pytest.fixture(scope="module")
+def upgradable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upgradable]:
+    if os.geteuid() != 0:
+        pytest.fail("booting the appliance needs root (CI runs as root)")
+    root = tmp_path_factory.mktemp("upgrade") / "box"
+    copied = _run("cp", "-a", str(_base_rootfs()), str(root))
+    assert copied.returncode == 0, copied.stderr
+    _install(root)
+    ns = f"srupg{os.getpid()}"
+    _run("ip", "netns", "add", ns)
+    box: Container | None = None
+    try:
+        box = Container(root, ns)
+        yield Upgradable(box)
+    finally:
+        if box is not None:
+            box.stop()
+        _run("ip", "netns", "del", ns)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _inside(box: Container, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return _run("nsenter", "-t", str(box.pid1), "-a", *args, timeout=timeout)
+
+
+def _phone(box: Container, *args: str, state: str = PHONE_STATE) -> str:
+    """The reference phone's CLI, trusting the box's pinned certificate (as a phone does)."""
+    done = _inside(
+        box, "env", "SSL_CERT_FILE=/root/box.crt", "/opt/strongroom/venv/bin/strongroom",
+        "phone", "--state", state, *args,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _unlock(box: Container) -> None:
+    unlocked = _inside(box, "python3", "-c", UNLOCK, PASSPHRASE, timeout=120)
+    assert unlocked.returncode == 0 and "/login" in unlocked.stdout, unlocked.stderr[-2000:]
+
+
+def _with_records(up: Upgradable) -> None:
+    """Initialised, unlocked, a phone paired by QR that has pushed a message. Once."""
+    if up.ready:
+        _unlock(up.box)  # unlocking an open box changes nothing
+        return
+    box = up.box
+    box.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
+    box.sh("systemctl", "stop", "strongroom.service")
+    box.sh("chown", "strongroom:strongroom", "/mnt/strongroom-backup")
+    box.sh("sh", "-c", f"printf '%s' '{PASSPHRASE}' > /run/sr-pass && chmod 644 /run/sr-pass")
+    made = _inside(
+        box, "runuser", "-u", "strongroom", "--", "/opt/strongroom/venv/bin/strongroom", "init",
+        "--config", "/etc/strongroom/box.toml", "--passphrase-file", "/run/sr-pass",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    words = re.findall(r"^\s*\d+\. (\S+)$", made.stdout, re.M)
+    assert len(words) == 24, made.stdout
+    # The 24 words, for checking backups and reading the schema (the safe, in real life).
+    box.sh(
+        "sh", "-c", f"printf '%s' '{' '.join(words)}' > /run/sr-words && chmod 644 /run/sr-words"
+    )
+    box.sh("systemctl", "start", "strongroom.service")
+    _unlock(box)
+    box.sh("sh", "-c", "echo '127.0.0.1 strongroom.local' >> /etc/hosts")
+    _pair(box, PHONE_STATE)
+    up.ready = True
+
+
+def _pair(box: Container, state: str) -> None:
+    """A phone of Claire's pairs by QR; it pins the box's self-signed certificate."""
+    box.sh("sh", "-c", "cp /var/lib/strongroom/tls/box.crt /root/box.crt")
+    offer = _inside(
+        box, "runuser", "-u", "strongroom", "--", "/opt/strongroom/venv/bin/strongroom",
+        "pair", "--qr", "--json", "--config", "/etc/strongroom/box.toml",
+    )  # fmt: skip
+    assert offer.returncode == 0, offer.stderr
+    uri = json.loads(offer.stdout)["uri"]
+    _phone(
+        box, "pair", "wss://strongroom.local:443/peer", "--qr", uri,
+        "--name", "Pixel de Claire", "--owner", "claire", state=state,
+    )  # fmt: skip
+
+
+def _history(box: Container, state: str = PHONE_STATE) -> list[str]:
+    """What a phone gets back from the box: the texts of its whole history."""
+    restored = _phone(box, "restore", state=state)
+    return re.findall(r"^#\d+ message dossier-42: (.*)$", restored, re.M)
+
+
+def _send(box: Container, text: str) -> None:
+    assert "proof verified" in _phone(box, "send", text, "--conv", "dossier-42")
+
+
+def _release(up: Upgradable, *, migration: bool = False, broken: bool = False) -> tuple[str, str]:
+    """A newer source tree: the running one with a bumped version (and a migration).
+
+    Returns its path in the box and its version."""
+    up.releases += 1
+    name = f"src-{up.releases}"
+    tree = up.box.root / "opt" / name
+    shutil.copytree(up.box.root / up.source.lstrip("/"), tree, symlinks=True)
+    version = f"0.1.{up.releases}"  # the tree says 0.1.0
+    for rel, pattern in (
+        ("pyproject.toml", r'^version = "[^"]+"'),
+        ("app/strongroom/__init__.py", r'^__version__ = "[^"]+"'),
+    ):
+        path = tree / rel
+        key = pattern.split(" = ")[0].lstrip("^")
+        text, n = re.subn(pattern, f'{key} = "{version}"', path.read_text(), flags=re.M)
+        assert n == 1, rel
+        path.write_text(text)
+    if migration:
+        schema = tree / "app/strongroom/archive/schema.py"
+        marker = "\n]\n\nSCHEMA_VERSION = len(MIGRATIONS)"
+        note = (
+            f'\n    "CREATE TABLE upgrade_note_{up.releases} (id INTEGER PRIMARY KEY, note TEXT);",'
+        )
+        assert schema.read_text().count(marker) == 1
+        schema.write_text(schema.read_text().replace(marker, note + marker))
+    if broken:  # `strongroom serve` dies at start: no READY=1
+        with (tree / "app/strongroom/devbox.py").open("a") as module:
+            module.write('\nraise RuntimeError("this release is deliberately broken")\n')
+    return f"/opt/{name}", version
+
+
+def _install_live(box: Container, source: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_FIND_LINKS")}
+    argv = ["nsenter", "-t", str(box.pid1), "-m", "-u", "-i", "-p", "bash"]
+    argv += [f"{source}/scripts/install.sh", "--source", source, "--no-apt", *args]
+    return _run(*argv, env=env, timeout=600)
+
+
+def _links(box: Container) -> tuple[str, str]:
+    opt = box.root / "opt" / "strongroom"
+    previous = opt / "venv.previous"
+    return os.readlink(opt / "venv"), os.readlink(previous) if previous.is_symlink() else ""
+
+
+def _version(box: Container) -> str:
+    return box.sh("/opt/strongroom/venv/bin/strongroom", "--version").strip()
+
+
+def _locked_and_ready(box: Container) -> None:
+    """Active (Type=notify: READY=1 came) and locked: attended mode after a restart."""
+    state = box.wait_unit(
+        "strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120
+    )
+    assert state["StatusText"].startswith("locked at"), state
+
+
+SCHEMA_PROBE = r"""
+import sys
+from pathlib import Path
+from strongroom.archive.db import connect, schema_version
+from strongroom.identity import derive_box_keys, words_to_entropy
+keys = derive_box_keys(words_to_entropy(Path("/run/sr-words").read_text()))
+print(schema_version(connect(Path("/var/lib/strongroom/archive.db"), keys.archive_key)))
+"""
+
+
+def _archive_schema(box: Container) -> int:
+    """The archive's schema version, read with the key the 24 words give."""
+    read = _inside(
+        box, "runuser", "-u", "strongroom", "--", "/opt/strongroom/venv/bin/python", "-c",
+        SCHEMA_PROBE,
+    )  # fmt: skip
+    assert read.returncode == 0, read.stderr
+    return int(read.stdout)
+
+
+def test_an_upgrade_backs_up_through_the_box_switches_and_rolls_back(
+    upgradable: Upgradable,
+) -> None:
+    box = upgradable.box
+    _with_records(upgradable)
+    _send(box, "Rendez-vous au tribunal à 15 h")
+    before, _ = _links(box)
+    old_version = _version(box)
+    sets_before = set(os.listdir(box.root / "mnt" / "strongroom-backup"))
+    had = _history(box)
+
+    old_source = upgradable.source
+    source, version = _release(upgradable)
+    upgraded = _install_live(box, source)
+    assert upgraded.returncode == 0, upgraded.stdout[-3000:] + upgraded.stderr[-3000:]
+    upgradable.source = source
+    # A backup through the running box came first, and it is a backup that restores.
+    assert "backup before the upgrade (through the running box)" in upgraded.stdout, upgraded.stdout
+    new_sets = set(os.listdir(box.root / "mnt" / "strongroom-backup")) - sets_before
+    assert len(new_sets) == 1, upgraded.stdout
+    backup_set = new_sets.pop()
+    assert f"backup set {backup_set}:" in upgraded.stdout
+    restored = _inside(
+        box, "/opt/strongroom/venv/bin/strongroom", "restore-backup",
+        f"/mnt/strongroom-backup/{backup_set}", "--data", f"/root/check-{backup_set}",
+        "--words-file", "/run/sr-words", "--passphrase-file", "/run/sr-pass",
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert f"restored set {backup_set}: {len(had)} records" in restored.stdout
+    # A new venv beside the old one; the old one is kept as the previous release.
+    after, previous = _links(box)
+    assert after != before and previous == before
+    assert (box.root / "opt" / "strongroom" / before / "bin" / "strongroom").exists()
+    assert _version(box) == f"strongroom {version}"
+    _locked_and_ready(box)
+    _unlock(box)
+    assert _history(box) == had
+    _send(box, "Pièces reçues")
+
+    rolled = _install_live(box, source, "--rollback")
+    assert rolled.returncode == 0, rolled.stdout[-3000:] + rolled.stderr[-3000:]
+    assert _links(box) == (before, after)
+    upgradable.source = old_source
+    assert _version(box) == old_version
+    _locked_and_ready(box)
+    _unlock(box)
+    assert _history(box) == [*had, "Pièces reçues"]
+
+
+def test_an_upgrade_migrates_and_one_that_does_not_come_up_is_switched_back(
+    upgradable: Upgradable,
+) -> None:
+    box = upgradable.box
+    _with_records(upgradable)
+    _send(box, "Audience renvoyée au 12")
+    had = _history(box)
+    schema = _archive_schema(box)
+
+    # A release with a new migration: the archive moves forward at the first unlock.
+    old_source = upgradable.source
+    source, version = _release(upgradable, migration=True)
+    upgraded = _install_live(box, source)
+    assert upgraded.returncode == 0, upgraded.stdout[-3000:] + upgraded.stderr[-3000:]
+    upgradable.source = source
+    migrated, before = _links(box)
+    assert _version(box) == f"strongroom {version}"
+    _locked_and_ready(box)
+    assert _archive_schema(box) == schema  # locked: nothing opened the archive yet
+    _unlock(box)
+    assert _archive_schema(box) == schema + 1
+    assert _history(box) == had
+    # Going back now would leave a release that cannot open the archive: refused.
+    refused = _install_live(box, source, "--rollback")
+    assert refused.returncode == 1, refused.stdout
+    assert f"reads archive schema {schema}, {migrated} brought schema {schema + 1}" in (
+        refused.stderr
+    )
+    assert "Nothing was changed" in refused.stderr
+    assert _links(box) == (migrated, before)
+    box.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)
+    assert _history(box) == had  # still unlocked: not even restarted
+
+    # A release that does not come up: the installer puts the running one back.
+    broken, _ = _release(upgradable, broken=True)
+    failed = _install_live(box, broken)
+    assert failed.returncode == 1, failed.stdout[-3000:]
+    assert "backup before the upgrade (through the running box)" in failed.stdout
+    assert "did not come up: going back to " + migrated in failed.stdout
+    assert f"upgrade failed: back on {migrated}, which is running" in failed.stderr
+    assert _links(box) == (migrated, before)
+    venvs = sorted(os.listdir(box.root / "opt" / "strongroom" / "venvs"))
+    assert venvs == sorted(link.removeprefix("venvs/") for link in (migrated, before))
+    assert _version(box) == f"strongroom {version}"
+    journal = box.sh("journalctl", "-u", "strongroom.service", "--no-pager", "-o", "cat")
+    assert "this release is deliberately broken" in journal, journal[-3000:]
+    _locked_and_ready(box)
+    _unlock(box)
+    assert _history(box) == had
+
+    # --force goes back anyway; the older release cannot open the migrated archive
+    # until the backup taken before the migrating upgrade is restored (operations.md).
+    backup_set = re.findall(r"^backup set (set-\S+):", upgraded.stdout, re.M)[-1]
+    forced = _install_live(box, source, "--rollback", "--force")
+    assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr[-3000:]
+    assert _links(box) == (before, migrated)
+    upgradable.source = old_source
+    _locked_and_ready(box)
+    refused_unlock = _inside(box, "python3", "-c", UNLOCK, PASSPHRASE, timeout=120)
+    assert "HTTP Error 409" in refused_unlock.stderr, refused_unlock.stdout
+    _locked_and_ready(box)  # said so, still serving
+    for step in (
+        "systemctl stop strongroom.service",
+        "mv /var/lib/strongroom /var/lib/strongroom.migrated",
+        "/opt/strongroom/venv/bin/strongroom restore-backup"
+        f" /mnt/strongroom-backup/{backup_set} --data /var/lib/strongroom"
+        " --words-file /run/sr-words --passphrase-file /run/sr-pass",
+        "chown -R strongroom:strongroom /var/lib/strongroom",
+        "systemctl start strongroom.service",
+    ):
+        done = _inside(box, "sh", "-c", step)
+        assert done.returncode == 0, f"{step}: {done.stdout}{done.stderr}"
+    _locked_and_ready(box)
+    _unlock(box)
+    # The restored log is the one from before the upgrade; a phone that saw the
+    # longer one refuses it (protocol.md 6.3), a newly paired one gets everything.
+    _pair(box, "/root/phone-after-restore.json")
+    assert _history(box, "/root/phone-after-restore.json") == had
+
+
+def test_an_install_whose_service_fails_to_start_still_leaves_the_timers_on(
+    upgradable: Upgradable,
+) -> None:
+    """The installer never stops half-way with the service enabled and the timers not."""
+    box = upgradable.box
+    timers = ("strongroom-backup.timer", "strongroom-retention.timer", "strongroom-verify.timer")
+    box.sh("systemctl", "stop", "strongroom.service")
+    box.sh("systemctl", "disable", "--now", *timers)  # as an older, interrupted install left them
+    config = box.root / "etc" / "strongroom" / "box.toml"
+    kept = config.read_text()
+    config.write_text(kept + "\nno_such_setting = 1\n")  # the service refuses unknown keys
+    try:
+        ran = _install_live(box, upgradable.source)
+        for timer in timers:
+            state = box.unit(timer, "ActiveState", "UnitFileState")
+            assert state == {"ActiveState": "active", "UnitFileState": "enabled"}, (timer, state)
+        assert ran.returncode == 1, ran.stdout[-3000:]
+        assert "strongroom.service did not start" in ran.stderr, ran.stderr
+        assert box.unit("strongroom.service", "UnitFileState")["UnitFileState"] == "enabled"
+    finally:
+        config.write_text(kept)
+        box.sh("systemctl", "reset-failed", "strongroom.service")
+        box.sh("systemctl", "start", "strongroom.service")
+    box.wait_unit("strongroom.service", {"ActiveState": "active", "SubState": "running"}, 120)

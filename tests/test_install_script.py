@@ -302,3 +302,29 @@ def test_rollback_without_a_previous_release_changes_nothing(pi_root: Path) -> N
     assert result.returncode == 1
     assert "no previous version" in result.stderr
     assert os.readlink(pi_root / "opt" / "strongroom" / "venv") == "venvs/only"
+
+
+def _fake_schema(root: Path, name: str, schema: int) -> None:
+    """The release's python answers the installer's SCHEMA_VERSION question."""
+    python = root / "opt" / "strongroom" / "venvs" / name / "bin" / "python"
+    python.write_text(f"#!/bin/sh\necho {schema}\n")
+    python.chmod(0o755)
+
+
+def test_rollback_to_an_older_archive_schema_is_refused_unless_forced(pi_root: Path) -> None:
+    install(pi_root)
+    opt = pi_root / "opt" / "strongroom"
+    for name, schema in (("old", 5), ("new", 6)):
+        _fake_release(pi_root, name)
+        _fake_schema(pi_root, name, schema)
+    (opt / "venv").symlink_to("venvs/new")
+    (opt / "venv.previous").symlink_to("venvs/old")
+    refused = run_install("--root", str(pi_root), "--rollback")
+    assert refused.returncode == 1
+    assert "venvs/old reads archive schema 5, venvs/new brought schema 6" in refused.stderr
+    assert "Nothing was changed" in refused.stderr
+    assert os.readlink(opt / "venv") == "venvs/new"
+    forced = run_install("--root", str(pi_root), "--rollback", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert os.readlink(opt / "venv") == "venvs/old"
+    assert "restore the backup taken before the upgrade" in forced.stdout

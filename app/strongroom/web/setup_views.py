@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from strongroom.archive.errors import SchemaTooNew
 from strongroom.identity import (
     WORD_COUNT,
     KeystoreError,
@@ -269,7 +270,17 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     except KeystoreError:
         message = translate("The sealed identity cannot be read. Restore from the 24 words.")
         return render(request, "unlock.html", {"error": message}, status=500)
-    state.box.open_with(keys)
+    try:
+        state.box.open_with(keys)
+    except SchemaTooNew:
+        # A newer release migrated the archive, then the software went back
+        # (install.sh --rollback --force): migrations never go backwards.
+        message = translate(
+            "This archive was migrated by a newer release of Strongroom. Install that"
+            " release again, or restore the backup taken before the upgrade"
+            " (docs/operations.md, Upgrades)."
+        )
+        return render(request, "unlock.html", {"error": message}, status=409)
     limiter.succeeded(account, address)
     if state.box.phase is BoxPhase.READY:
         await audit(request, "box.unlock", owner or "", {"from": client_address(request)})
