@@ -862,7 +862,7 @@ def test_an_upgrade_backs_up_through_the_box_switches_and_rolls_back(
     restored = _inside(
         box, "/opt/strongroom/venv/bin/strongroom", "restore-backup",
         f"/mnt/strongroom-backup/{backup_set}", "--data", f"/root/check-{backup_set}",
-        "--words-file", "/run/sr-words", "--passphrase-file", "/run/sr-pass",
+        "--words-file", "/run/sr-words", "--passphrase-file", "/run/sr-pass", "--yes",
     )  # fmt: skip
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert f"restored set {backup_set}: {len(had)} records" in restored.stdout
@@ -952,7 +952,7 @@ def test_an_upgrade_migrates_and_one_that_does_not_come_up_is_switched_back(
         "mv /var/lib/strongroom /var/lib/strongroom.migrated",
         "/opt/strongroom/venv/bin/strongroom restore-backup"
         f" /mnt/strongroom-backup/{backup_set} --data /var/lib/strongroom"
-        " --words-file /run/sr-words --passphrase-file /run/sr-pass",
+        " --words-file /run/sr-words --passphrase-file /run/sr-pass --yes",
         "chown -R strongroom:strongroom /var/lib/strongroom",
         "systemctl start strongroom.service",
     ):
