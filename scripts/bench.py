@@ -66,7 +66,8 @@ class Plan:
 def make_plan(quick: bool, soak_seconds: float | None) -> Plan:
     extra = tuple(int(n) for n in os.environ.get("BENCH_GROWTH_SIZES", "").split(",") if n)
     if quick:
-        sizes = tuple(sorted({20_000, *extra}))
+        # 30,000: a corpus extended from the 20,000 one, searched like the biggest.
+        sizes = tuple(sorted({20_000, 30_000, *extra}))
         return Plan(True, 3_000, 1.0, 20_000, 3, 20_000, 1_000, soak_seconds or 15.0, sizes, 2_000)
     sizes = tuple(sorted({1_000_000, *extra}))
     return Plan(
@@ -321,7 +322,10 @@ def peer_section(plan: Plan, work: Path) -> list[Figure]:
 
 
 def growth_section(plan: Plan, work: Path) -> list[Figure]:
-    return bench_growth.growth_figures(work, plan.growth_sizes, plan.growth_messages, _log)
+    searched = tuple(s for s in plan.growth_sizes if s != plan.search_messages)
+    return bench_growth.growth_figures(
+        work, plan.growth_sizes, plan.growth_messages, _log, searched, plan.search_rounds
+    )
 
 
 def restore_section(plan: Plan, work: Path) -> list[Figure]:
