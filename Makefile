@@ -31,7 +31,8 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-## make bench: every benchmark, one table in docs/benchmarks.md (under 15 minutes on 2 cores).
+## make bench: every benchmark, one table in docs/benchmarks.md (~15 minutes on 2 cores once
+## the 1M and 5M corpora are cached under var/bench; building them the first time adds more).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --write docs/benchmarks.md
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import multiprocessing
 import os
 import random
 import shutil
 import sqlite3
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,10 @@ from nacl.signing import SigningKey, VerifyKey
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.queries import search_messages
-from strongroom.archive.record import RECORD_SIGNING_CONTEXT, Record, leaf_data, sign_record
-from strongroom.archive.schema import SCHEMA_VERSION
-from strongroom.archive.store import Archive, Txn, WriteOp
+from strongroom.archive.record import RECORD_SIGNING_CONTEXT, Record, sign_record
+from strongroom.archive.store import Archive
 from strongroom.archive.verify import verify_archive
 from strongroom.identity import BoxKeys, derive_box_keys
-from strongroom.proof.merkle import leaf_hash
 
 # A fixed identity: cached archives must open with the same keys next run.
 BENCH_ENTROPY = hashlib.sha256(b"strongroom benchmark identity, never a real box").digest()
@@ -368,152 +365,21 @@ def committer_ingest(
 
 
 # -- the big archives ----------------------------------------------------------------
-
-_BUILD_CHUNK = 10_000
-_BUILD_PHONES = 20
-_BUILD_CHUNKS_PER_COMMIT = 10
-
-
-def bulk_store_messages(records: Sequence[Record], device_id: int, owner: str) -> WriteOp:
-    """One write op storing many new messages with executemany: the bulk-load path.
-
-    It writes exactly the rows `writes.store_record` writes for a new message
-    (records, messages and, at the end of the batch, their FTS entries; one log leaf
-    each), minus the per-record duplicate and revocation look-ups, which a
-    fresh corpus of unique records from a paired phone does not need.
-    verify_archive checks the result like any other archive.
-    """
-
-    def op(txn: Txn) -> int:
-        conn = txn.conn
-        conversations: dict[str, int] = {}
-        for record in records:
-            if record.conversation not in conversations:
-                conversations[record.conversation] = writes._conversation_id(
-                    txn, owner, record.conversation, record.peer, record.sent_at
-                )
-        conn.execute(
-            "UPDATE conversations SET last_at = max(last_at, ?) WHERE owner = ?",
-            (max(r.sent_at for r in records), owner),
-        )
-        (next_id,) = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM records").fetchone()
-        first = txn.first_index + len(txn.leaves)
-        leaves, rows, messages = [], [], []
-        for n, record in enumerate(records):
-            index, row_id = first + n, next_id + n
-            data = leaf_data(record.kind, record.record_id, txn.at_ms)
-            leaves.append((index, record.kind, data, txn.at_ms))
-            txn.leaves.append(leaf_hash(data))
-            conv = conversations[record.conversation]
-            rows.append(
-                (
-                    row_id,
-                    record.record_id,
-                    device_id,
-                    conv,
-                    record.kind,
-                    record.client_id,
-                    record.sent_at,
-                    txn.at_ms,
-                    record.raw,
-                    record.signature,
-                    record.record_id,
-                    index,
-                )
-            )
-            messages.append(
-                (row_id, conv, record.direction, record.sender, record.text, record.sent_at)
-            )
-        conn.executemany(
-            "INSERT INTO log_leaves (idx, kind, leaf_data, at) VALUES (?, ?, ?, ?)", leaves
-        )
-        conn.executemany(
-            "INSERT INTO records (id, record_id, device_id, conversation_id, kind, client_id,"
-            " sent_at, received_at, body, signature, content_sha256, log_index)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        conn.executemany(
-            "INSERT INTO messages (record_id, conversation_id, direction, sender, text, sent_at,"
-            " edits_client_id, deleted, has_attachment) VALUES (?, ?, ?, ?, ?, ?, NULL, 0, 0)",
-            messages,
-        )
-        return len(records)
-
-    return op
-
-
-def _signed_chunk(args: tuple[int, int]) -> list[Record]:
-    start, count = args
-    # Each chunk belongs to one phone, as a phone pushes its own conversations.
-    phone = (start // _BUILD_CHUNK) % _BUILD_PHONES  # the same phone cached_archive uses
-    return make_records(phone_key(phone), start, count, conversations=2000, seed=7)
-
-
-def _chunks(total: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, total, _BUILD_CHUNK):
-        yield start, min(_BUILD_CHUNK, total - start)
+# Built and cached by bench_corpus (imported when called: it builds on this module).
 
 
 def cached_archive(work: Path, size: int, log: Callable[[str], None] = print) -> Path:
-    """The data dir of an archive holding `size` messages, built once and reused.
+    """The data dir's parent of an archive holding `size` messages (bench_corpus)."""
+    import bench_corpus
 
-    Records are signed in a worker process while this one writes, so the build
-    costs about the write time alone on two cores.
-    """
-    path = work / f"archive-{size}-v{SCHEMA_VERSION}"
-    if (path / "complete").exists():
-        return path
-    fresh_dir(path)
-    archive = open_archive(path / "data")
-    # A big page cache for the build only (before migration 4, random record ids hit
-    # every page of their unique index); the box itself keeps its 16 MiB.
-    archive.conn.execute("PRAGMA cache_size = -262144")
-    try:
-        phones = add_phones(archive, _BUILD_PHONES)
-        t0 = time.perf_counter()
-        ctx = multiprocessing.get_context("fork")
-        done = 0
-        with ctx.Pool(1) as pool:
-            # At most two chunks signed ahead: imap would queue the whole corpus in memory.
-            chunks = list(_chunks(size))
-            pending = [pool.apply_async(_signed_chunk, (c,)) for c in chunks[:2]]
-            batch: list[WriteOp] = []
-            for chunk in range(len(chunks)):
-                records = pending.pop(0).get()
-                if chunk + 2 < len(chunks):
-                    pending.append(pool.apply_async(_signed_chunk, (chunks[chunk + 2],)))
-                device, owner, _ = phones[chunk % _BUILD_PHONES]
-                batch.append(bulk_store_messages(records, device, owner))
-                done += len(records)
-                # Big transactions: the per-conversation index dirties pages all over,
-                # so the pages written per record fall as the batch grows.
-                if len(batch) == _BUILD_CHUNKS_PER_COMMIT or done == size:
-                    archive.write_batch(batch)
-                    batch = []
-                    log(f"  built {done:,}/{size:,} messages ({time.perf_counter() - t0:.0f} s)")
-    finally:
-        archive.close()
-    (path / "complete").write_text(f"{size}\n")
-    return path
+    return bench_corpus.cached_archive(work, size, log)
 
 
 def plain_copy(archive_dir: Path) -> Path:
-    """An unencrypted copy of the same database (sqlcipher_export), cached beside it."""
-    plain = archive_dir / "plain.db"
-    marker = archive_dir / "plain-complete"
-    if marker.exists():
-        return plain
-    plain.unlink(missing_ok=True)
-    archive = open_archive(archive_dir / "data")
-    try:
-        archive.conn.execute("ATTACH DATABASE ? AS plaintext KEY ''", (str(plain),))
-        archive.conn.execute("SELECT sqlcipher_export('plaintext')")
-        archive.conn.execute("DETACH DATABASE plaintext")
-    finally:
-        archive.close()
-    marker.write_text("ok\n")
-    return plain
+    """An unencrypted copy of the same database, cached beside it (bench_corpus)."""
+    import bench_corpus
+
+    return bench_corpus.plain_copy(archive_dir)
 
 
 # -- search -------------------------------------------------------------------------

@@ -60,6 +60,12 @@ class GrowthRun:
     cpu_us_per_record: float  # this process, all threads (committer + producers)
     idle_rss_mib: float
     peak_rss_mib: float
+    loaded_rss_mib: float  # idle + the harness's pre-signed records, before the ingest
+
+    @property
+    def box_peak_rss_mib(self) -> float:
+        """The box's share of the peak: what the ingest added over the loaded harness."""
+        return self.idle_rss_mib + max(0.0, self.peak_rss_mib - self.loaded_rss_mib)
 
 
 def _stderr(text: str) -> None:
@@ -96,6 +102,7 @@ def growth_ingest(
             for i, (_, _, key) in enumerate(phones)
         ]
         committer.start()
+        loaded = ba.rss_mib()
         ba.reset_peak_rss()
         latencies: list[float] = []
 
@@ -110,6 +117,10 @@ def growth_ingest(
         io0, cpu0, t0 = _io_counters(), time.process_time(), time.perf_counter()
         asyncio.run(run())
         elapsed = time.perf_counter() - t0
+        # Every page these records dirtied reaches the database file inside the
+        # measured window: a run shorter than the checkpoint interval would
+        # otherwise leave some of its writes uncounted, in the WAL.
+        archive.checkpoint()
         cpu = time.process_time() - cpu0
         io1 = _io_counters()
         done = len(latencies)
@@ -121,6 +132,7 @@ def growth_ingest(
             cpu / done * 1e6,
             idle,
             ba.peak_rss_mib(),
+            loaded,
         )
     finally:
         committer.stop()
@@ -210,9 +222,15 @@ def _phone_checks(
 
 
 def growth_figures(
-    work: Path, sizes: tuple[int, ...], count: int, log: Callable[[str], None]
+    work: Path,
+    sizes: tuple[int, ...],
+    count: int,
+    log: Callable[[str], None],
+    search_at: tuple[int, ...] = (),
+    search_rounds: int = 5,
 ) -> list[ba.Figure]:
-    """Ingest, writes, disk and memory at each corpus size against an empty archive."""
+    """Ingest, writes, disk and memory at each corpus size against an empty archive;
+    the corpus build and full-text search at the sizes in `search_at`."""
     # Each run in a fresh process: its RSS is then the archive's, not that of this
     # process after it built the corpora (bench_peer's helper, as for the box figures).
     empty = _fresh(work, None, 0, count)
@@ -232,7 +250,9 @@ def growth_figures(
         ),
     ]
     for size in sizes:
+        t0 = time.perf_counter()
         corpus = ba.cached_archive(work, size, log=log)
+        figures.append(_build_figure(corpus, size, time.perf_counter() - t0))
         run = _fresh(work, corpus / "data", size, count)
         on_disk = disk_bytes(corpus / "data") / size
         at = f"{size:,}-record archive"
@@ -276,8 +296,62 @@ def growth_figures(
                 aim="box under load < 150 MiB",
                 note="harness included: its pre-signed records (~1.5 KiB each)",
             ),
+            ba.Figure(
+                f"box's share of peak RSS, ingest into {at}",
+                run.box_peak_rss_mib,
+                "MiB",
+                aim="box under load < 150 MiB",
+                note=f"idle {run.idle_rss_mib:.0f} MiB + what the ingest added over the harness"
+                f" holding its {count:,} pre-signed records ({run.loaded_rss_mib:.0f} MiB)",
+            ),
         ]
+        if size in search_at:
+            figures += _search_figures(corpus, size, search_rounds)
     return figures
+
+
+def _build_figure(corpus: Path, size: int, waited_s: float) -> ba.Figure:
+    import bench_corpus
+
+    info = bench_corpus.build_info(corpus)
+    seconds = info.get("seconds")
+    base = int(info.get("extended_from", 0))
+    how = f"extending a copy of the {base:,}-record corpus" if base else "from empty"
+    when = "in this run" if waited_s > 1.0 else "cached: built by an earlier run"
+    return ba.Figure(
+        f"corpus build, {size:,} messages",
+        seconds,
+        "s",
+        note=f"{when}, {how}, bulk write_batch path, records signed in a second process; "
+        f"load average {info.get('load_average', float('nan')):.1f} at the end"
+        if seconds is not None
+        else "built before build times were recorded",
+    )
+
+
+def _search_figures(corpus: Path, size: int, rounds: int) -> list[ba.Figure]:
+    run = ba.search_latency(corpus, rounds)
+    what = "same query, plain sqlite3 copy"
+    note = f"{size:,} messages, {run.queries} queries, newest 50 with joins"
+    return [
+        ba.Figure(
+            f"full-text search p50 over {size:,} messages",
+            run.p50_ms,
+            "ms",
+            run.plain_p50_ms,
+            what,
+            note=note,
+        ),
+        ba.Figure(
+            f"full-text search p95 over {size:,} messages",
+            run.p95_ms,
+            "ms",
+            run.plain_p95_ms,
+            what,
+            "< 50 ms at 1M and 5M messages",
+            note,
+        ),
+    ]
 
 
 def _fresh(work: Path, base: Path | None, base_records: int, count: int) -> GrowthRun:
@@ -288,7 +362,8 @@ def _fresh(work: Path, base: Path | None, base_records: int, count: int) -> Grow
 
 def _written_note(run: GrowthRun) -> str:
     return (
-        "bytes SQLite handed to write() (WAL frames + checkpoints) per record; "
+        "bytes SQLite handed to write() (WAL frames + checkpoints, the last one included)"
+        " per record; "
         f"the kernel sent {run.disk_written_per_record / 1024:.1f} KiB/record to the disk"
     )
 

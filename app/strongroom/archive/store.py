@@ -172,7 +172,18 @@ class Archive:
             if ops and self._fts_per_batch:
                 # Outside every op's savepoint, inside the batch's transaction: one
                 # FTS5 segment per batch, committed with the rows or not at all.
-                conn.execute(FTS_INDEX_PENDING)
+                # FTS5 merges its segments as it goes, freeing the old ones' pages.
+                # Zeroing them (secure_delete ON) wrote every freed page once more,
+                # only for a later commit to reuse and write it again. They hold
+                # index entries of records still in the archive: a destruction
+                # (office.erasure) rewrites the whole index with 'optimize' under
+                # secure_delete ON, so no segment merged here holds destroyed text.
+                # FAST still zeroes deleted content on the pages it writes anyway.
+                conn.execute("PRAGMA secure_delete = FAST")
+                try:
+                    conn.execute(FTS_INDEX_PENDING)
+                finally:
+                    conn.execute("PRAGMA secure_delete = ON")
                 conn.execute(FTS_MARK_INDEXED)
             head = None
             if txn.leaves:
@@ -227,6 +238,16 @@ class Archive:
         if size != self.log.size:
             self._nodes.forget()
             self.log.reload()
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy the WAL into the database file now (PASSIVE: never waits for readers).
+
+        Returns (WAL frames, frames copied). The writer otherwise checkpoints
+        once the WAL reaches db.WAL_AUTOCHECKPOINT_PAGES.
+        """
+        with self._write_lock:
+            row = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(row[1]), int(row[2])
 
     def write(self, op: WriteOpOf[T]) -> T:
         """Run a single op in its own transaction; re-raise its exception."""

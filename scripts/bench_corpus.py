@@ -1,0 +1,215 @@
+"""The big benchmark archives: built once through `Archive.write_batch`, cached.
+
+Cached under `var/bench/archive-<size>-v<schema>/` (a `complete` marker is written
+last, so an interrupted build is rebuilt rather than reused; `build.json` says
+how long the build took). Split out of bench_archive.py.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import bench_archive as ba
+
+from strongroom.archive import writes
+from strongroom.archive.record import Record, leaf_data
+from strongroom.archive.schema import SCHEMA_VERSION
+from strongroom.archive.store import Txn, WriteOp
+from strongroom.proof.merkle import leaf_hash
+
+# -- the big archives ----------------------------------------------------------------
+
+_BUILD_CHUNK = 10_000
+_BUILD_PHONES = 20
+_BUILD_CHUNKS_PER_COMMIT = 10
+
+
+def bulk_store_messages(records: Sequence[Record], device_id: int, owner: str) -> WriteOp:
+    """One write op storing many new messages with executemany: the bulk-load path.
+
+    It writes exactly the rows `writes.store_record` writes for a new message
+    (records, messages and, at the end of the batch, their FTS entries; one log leaf
+    each), minus the per-record duplicate and revocation look-ups, which a
+    fresh corpus of unique records from a paired phone does not need.
+    verify_archive checks the result like any other archive.
+    """
+
+    def op(txn: Txn) -> int:
+        conn = txn.conn
+        conversations: dict[str, int] = {}
+        for record in records:
+            if record.conversation not in conversations:
+                conversations[record.conversation] = writes._conversation_id(
+                    txn, owner, record.conversation, record.peer, record.sent_at
+                )
+        conn.execute(
+            "UPDATE conversations SET last_at = max(last_at, ?) WHERE owner = ?",
+            (max(r.sent_at for r in records), owner),
+        )
+        (next_id,) = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM records").fetchone()
+        first = txn.first_index + len(txn.leaves)
+        leaves, rows, messages = [], [], []
+        for n, record in enumerate(records):
+            index, row_id = first + n, next_id + n
+            data = leaf_data(record.kind, record.record_id, txn.at_ms)
+            leaves.append((index, record.kind, data, txn.at_ms))
+            txn.leaves.append(leaf_hash(data))
+            conv = conversations[record.conversation]
+            rows.append(
+                (
+                    row_id,
+                    record.record_id,
+                    device_id,
+                    conv,
+                    record.kind,
+                    record.client_id,
+                    record.sent_at,
+                    txn.at_ms,
+                    record.raw,
+                    record.signature,
+                    record.record_id,
+                    index,
+                )
+            )
+            messages.append(
+                (row_id, conv, record.direction, record.sender, record.text, record.sent_at)
+            )
+        conn.executemany(
+            "INSERT INTO log_leaves (idx, kind, leaf_data, at) VALUES (?, ?, ?, ?)", leaves
+        )
+        conn.executemany(
+            "INSERT INTO records (id, record_id, device_id, conversation_id, kind, client_id,"
+            " sent_at, received_at, body, signature, content_sha256, log_index)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.executemany(
+            "INSERT INTO messages (record_id, conversation_id, direction, sender, text, sent_at,"
+            " edits_client_id, deleted, has_attachment) VALUES (?, ?, ?, ?, ?, ?, NULL, 0, 0)",
+            messages,
+        )
+        return len(records)
+
+    return op
+
+
+def _phone_of(start: int) -> int:
+    # Each chunk belongs to one phone, as a phone pushes its own conversations.
+    return (start // _BUILD_CHUNK) % _BUILD_PHONES
+
+
+def _signed_chunk(args: tuple[int, int]) -> list[Record]:
+    start, count = args
+    return ba.make_records(ba.phone_key(_phone_of(start)), start, count, conversations=2000, seed=7)
+
+
+def _chunks(start: int, total: int) -> Iterator[tuple[int, int]]:
+    for first in range(start, total, _BUILD_CHUNK):
+        yield first, min(_BUILD_CHUNK, total - first)
+
+
+def _smaller_corpus(work: Path, size: int) -> tuple[Path, int] | None:
+    """The biggest complete corpus of this schema smaller than `size`, to extend."""
+    found: list[tuple[int, Path]] = []
+    for path in work.glob(f"archive-*-v{SCHEMA_VERSION}"):
+        try:
+            n = int(path.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if n < size and n % _BUILD_CHUNK == 0 and (path / "complete").exists():
+            found.append((n, path))
+    if not found:
+        return None
+    n, path = max(found)
+    return path, n
+
+
+def build_info(path: Path) -> dict[str, float]:
+    """How the cached corpus at `path` was built (seconds, records written, load)."""
+    try:
+        info = json.loads((path / "build.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in info.items()}
+
+
+def cached_archive(work: Path, size: int, log: Callable[[str], None] = print) -> Path:
+    """The data dir of an archive holding `size` messages, built once and reused.
+
+    A bigger corpus is built by extending a copy of the biggest smaller one of the
+    same schema (the same chunks, phones and write path as a build from empty, so
+    the records are the same). Records are signed in a worker process while this
+    one writes, so the build costs about the write time alone on two cores.
+    """
+    path = work / f"archive-{size}-v{SCHEMA_VERSION}"
+    if (path / "complete").exists():
+        return path
+    ba.fresh_dir(path)
+    t0 = time.perf_counter()
+    start = 0
+    smaller = _smaller_corpus(work, size)
+    if smaller is not None:
+        base, start = smaller
+        log(f"  extending a copy of the {start:,}-message corpus to {size:,}")
+        shutil.copytree(base / "data", path / "data")
+    archive = ba.open_archive(path / "data")
+    # A big page cache for the build only: a build commits 100,000 records at a
+    # time; the box itself keeps its 16 MiB.
+    archive.conn.execute("PRAGMA cache_size = -262144")
+    try:
+        phones = ba.add_phones(archive, _BUILD_PHONES)
+        ctx = multiprocessing.get_context("fork")
+        done = start
+        with ctx.Pool(1) as pool:
+            # At most two chunks signed ahead: imap would queue the whole corpus in memory.
+            chunks = list(_chunks(start, size))
+            pending = [pool.apply_async(_signed_chunk, (c,)) for c in chunks[:2]]
+            batch: list[WriteOp] = []
+            for n, (first, _) in enumerate(chunks):
+                records = pending.pop(0).get()
+                if n + 2 < len(chunks):
+                    pending.append(pool.apply_async(_signed_chunk, (chunks[n + 2],)))
+                device, owner, _ = phones[_phone_of(first)]
+                batch.append(bulk_store_messages(records, device, owner))
+                done += len(records)
+                # Big transactions: the per-conversation index dirties pages all over,
+                # so the pages written per record fall as the batch grows.
+                if len(batch) == _BUILD_CHUNKS_PER_COMMIT or done == size:
+                    archive.write_batch(batch)
+                    batch = []
+                    log(f"  built {done:,}/{size:,} messages ({time.perf_counter() - t0:.0f} s)")
+    finally:
+        archive.close()
+    info = {
+        "seconds": time.perf_counter() - t0,
+        "written": size - start,
+        "extended_from": start,
+        "load_average": os.getloadavg()[0],
+    }
+    (path / "build.json").write_text(json.dumps(info) + "\n")
+    (path / "complete").write_text(f"{size}\n")
+    return path
+
+
+def plain_copy(archive_dir: Path) -> Path:
+    """An unencrypted copy of the same database (sqlcipher_export), cached beside it."""
+    plain = archive_dir / "plain.db"
+    marker = archive_dir / "plain-complete"
+    if marker.exists():
+        return plain
+    plain.unlink(missing_ok=True)
+    archive = ba.open_archive(archive_dir / "data")
+    try:
+        archive.conn.execute("ATTACH DATABASE ? AS plaintext KEY ''", (str(plain),))
+        archive.conn.execute("SELECT sqlcipher_export('plaintext')")
+        archive.conn.execute("DETACH DATABASE plaintext")
+    finally:
+        archive.close()
+    marker.write_text("ok\n")
+    return plain

@@ -1,0 +1,83 @@
+"""What a group commit writes to the card (issue #20 item 1: SD-card endurance).
+
+Each group commit appends its pages to the WAL; a checkpoint later copies the
+newest version of each page into the database file. Checkpointing at SQLite's
+default of 1,000 WAL pages copied every commit's pages right after it, so the
+pages each commit rewrites (table and index tails, FTS segments, the log's
+frontier) were written twice per commit. The box checkpoints every
+db.WAL_AUTOCHECKPOINT_PAGES instead: a page rewritten by many commits reaches
+the file once. And the pages FTS5 frees while merging segments are no longer
+zeroed on the spot (one more write each), while every other delete still is.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from nacl.signing import SigningKey
+
+from archive_helpers import message, new_phone
+from strongroom.archive import db, writes
+from strongroom.archive.store import Archive
+
+PAGE = 4096
+
+
+def wal_pages(wal: Path) -> list[int]:
+    """Page numbers of the WAL's valid frames since its last restart, in order."""
+    data = wal.read_bytes()
+    if len(data) < 32:
+        return []
+    salts = data[16:24]
+    pages = []
+    offset = 32
+    while offset + 24 + PAGE <= len(data):
+        if data[offset + 8 : offset + 16] != salts:
+            break  # a frame left over from before the WAL restarted
+        pages.append(struct.unpack(">I", data[offset : offset + 4])[0])
+        offset += 24 + PAGE
+    return pages
+
+
+def ingest(archive: Archive, key: SigningKey, device: int, batches: int, per_batch: int) -> None:
+    text = "Compte rendu de la réunion, pièces du dossier à verser. " * 18  # ~1 KiB
+    for b in range(batches):
+        archive.write_batch(
+            [
+                writes.store_record(
+                    message(key, f"{text} n°{b}-{i}", conv=f"dossier-{i % 40}"),
+                    device,
+                    "maitre.durand",
+                )
+                for i in range(per_batch)
+            ]
+        )
+
+
+def test_commits_share_a_checkpoint_instead_of_one_each(archive: Archive) -> None:
+    device, key = new_phone(archive)
+    ingest(archive, key, device, batches=12, per_batch=250)
+    frames = wal_pages(Path(f"{archive.path}-wal"))
+    # Well past SQLite's default (1,000 pages), all still in the WAL: no commit
+    # paid for a checkpoint of its own pages.
+    assert 2_000 < len(frames) < db.WAL_AUTOCHECKPOINT_PAGES
+    # ...and many of them are rewrites of pages an earlier commit wrote, which
+    # the one checkpoint to come writes to the database file once.
+    assert len(set(frames)) < 0.8 * len(frames)
+    size_before = archive.path.stat().st_size
+    wal_frames, copied = archive.checkpoint()
+    assert wal_frames == copied == len(frames)
+    assert archive.path.stat().st_size > size_before
+    count = archive.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    assert count == 12 * 250
+
+
+def test_secure_delete_is_on_again_after_a_batch(archive: Archive) -> None:
+    """Only the FTS feed runs with secure_delete FAST; every other delete zeroes."""
+    device, key = new_phone(archive)
+    ingest(archive, key, device, batches=2, per_batch=20)
+    assert archive.conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    assert archive.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (
+        db.WAL_AUTOCHECKPOINT_PAGES
+    )
