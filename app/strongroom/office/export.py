@@ -25,7 +25,7 @@ instead of through a temporary file.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +39,7 @@ from strongroom.archive.db import Connection
 from strongroom.archive.store import Archive, reader_log
 from strongroom.office.bundle_pdf import (
     DEJAVU_DIR,
-    PdfRenderer,
+    RenderedRecord,
     write_html_head,
     write_html_record,
     write_html_tail,
@@ -60,6 +60,7 @@ from strongroom.office.export_scope import (
     select_records,
 )
 from strongroom.office.leftovers import remove_files_of_dead_processes
+from strongroom.office.pdf_stream import StreamingPdf
 from strongroom.office.proofs import entry_stem, json_bytes, write_proof
 from strongroom.office.sealed import (
     CHECK_PROOFS_SH,
@@ -240,14 +241,12 @@ def _write_content(
     head = bundle.tree_head
     log = reader_log(conn)
     request = text.request
-    pdf = PdfRenderer(text.title, text.meta(), font_dir)
     counts = _Counts()
     device_keys: dict[int, bytes] = {}
     attachments: dict[int, str] = {}
     for row in select_records(conn, request.scope):
         if row[8] is not None or row[3] is None:
             counts.destroyed += 1
-            pdf.add_record(text.gap(row))
             continue
         body, log_index = bytes(row[3]), int(row[5])
         fields = cbor2.loads(body)
@@ -267,7 +266,6 @@ def _write_content(
         write_proof(
             bundle, log_index, bytes(leaf[0]), log.inclusion_proof(log_index, head.tree_size)
         )
-        pdf.add_record(rendered_record(row, fields, attachment_file, text))
         counts.records += 1
         counts.attachments += attachment_file is not None
         counts.log_indexes.append(log_index)
@@ -275,26 +273,37 @@ def _write_content(
             progress(counts.records + counts.destroyed, total)
     if counts.records == 0:
         raise NothingToExport("no record with content matches this export")
-    # Second pass over the same snapshot: the HTML goes straight into its member,
-    # never through a temporary file (it is the whole conversation in clear).
+    # Two more passes over the same snapshot: the HTML and the PDF go straight into
+    # their members, page by page, never through a temporary file or memory (each
+    # is the whole conversation in clear).
     with bundle.open("records.html") as page:
         write_html_head(page, text.title, text.meta())
-        for row in select_records(conn, request.scope):
-            if row[8] is not None or row[3] is None:
-                write_html_record(page, text.gap(row))
-                continue
-            fields = cbor2.loads(bytes(row[3]))
-            write_html_record(
-                page, rendered_record(row, fields, attachments.get(int(row[5])), text)
-            )
+        for record in _readable(conn, text, attachments):
+            write_html_record(page, record)
         write_html_tail(page)
+    with bundle.open("records.pdf") as out:
+        pdf = StreamingPdf(out, text.title, text.meta(), font_dir)
+        for record in _readable(conn, text, attachments):
+            pdf.add_record(record)
+        pdf.close()
     for device_id, key in sorted(device_keys.items()):
         bundle.add_bytes(f"devices/D{device_id}.pem", ed25519_public_key_pem(key).encode())
-    bundle.add_bytes("records.pdf", pdf.output())
     bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
     write_consistency(bundle, log, conn)
     bundle.add_bytes(EXPORT_INDEX, json_bytes(_index(archive, text, head, counts)))
     return counts
+
+
+def _readable(
+    conn: Connection, text: BundleText, attachments: dict[int, str]
+) -> Iterator[RenderedRecord]:
+    """The selection as a reader sees it, gaps included, read again from the snapshot."""
+    for row in select_records(conn, text.request.scope):
+        if row[8] is not None or row[3] is None:
+            yield text.gap(row)
+            continue
+        fields = cbor2.loads(bytes(row[3]))
+        yield rendered_record(row, fields, attachments.get(int(row[5])), text)
 
 
 def _names(conn: Connection, scope: ExportScope) -> tuple[str, ...]:
