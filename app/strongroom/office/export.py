@@ -36,6 +36,7 @@ import cbor2
 from strongroom.archive import writes
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.db import Connection
+from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.store import Archive, reader_log
 from strongroom.office.bundle_pdf import (
     DEJAVU_DIR,
@@ -244,15 +245,18 @@ def _write_content(
     counts = _Counts()
     device_keys: dict[int, bytes] = {}
     attachments: dict[int, str] = {}
-    for row in select_records(conn, request.scope):
+    # One proof builder for the whole export: the audit paths of its records share
+    # their upper nodes and the right edge's folds, each computed once.
+    proofs = SharedProofs(SqlNodeStore(conn), head.tree_size)
+    for row in select_records(conn, request.scope, with_leaf=True):
         if row[8] is not None or row[3] is None:
             counts.destroyed += 1
             continue
         body, log_index = bytes(row[3]), int(row[5])
         fields = cbor2.loads(body)
         stem = entry_stem(log_index)
-        bundle.add_bytes(f"records/{stem}.cbor", body)
-        bundle.add_bytes(f"records/{stem}.sig", bytes(row[4]))
+        bundle.add_bytes(f"records/{stem}.cbor", body, compress=False)
+        bundle.add_bytes(f"records/{stem}.sig", bytes(row[4]), compress=False)
         device_keys[int(row[9])] = bytes(row[12])
         attachment_file = _write_attachment(archive, conn, bundle, row, fields, stem)
         if attachment_file is not None:
@@ -260,12 +264,7 @@ def _write_content(
         bundle.add_bytes(
             f"records/{stem}.json", json_bytes(record_document(row, fields, attachment_file))
         )
-        leaf = conn.execute(
-            "SELECT leaf_data FROM log_leaves WHERE idx = ?", (log_index,)
-        ).fetchone()
-        write_proof(
-            bundle, log_index, bytes(leaf[0]), log.inclusion_proof(log_index, head.tree_size)
-        )
+        write_proof(bundle, log_index, bytes(row[16]), proofs.proof(log_index))
         counts.records += 1
         counts.attachments += attachment_file is not None
         counts.log_indexes.append(log_index)

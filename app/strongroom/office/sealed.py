@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import re
-import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +39,7 @@ from strongroom.office.verify_text import (
     openssl_verify_command,
     verify_instructions,
 )
+from strongroom.office.zip_stream import StreamingZip
 from strongroom.proof.pem import ed25519_public_key_pem
 from strongroom.proof.sth import SignedTreeHead
 
@@ -90,8 +89,12 @@ def unicode_file_name(name: str, limit_bytes: int = 180) -> str:
     return cleaned
 
 
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 class _HashingWriter:
-    def __init__(self, target: IO[bytes]) -> None:
+    def __init__(self, target: _Writable) -> None:
         self._target = target
         self.digest = hashlib.sha256()
         self.size = 0
@@ -137,38 +140,49 @@ class SealedBundleWriter:
         self._key = signing_key
         self.tree_head = tree_head
         self._stream = SealingStream(sink)
-        self._zip = zipfile.ZipFile(
-            self._stream,
-            "w",
-            compression=zipfile.ZIP_DEFLATED,
-            compresslevel=6,
-        )
-        self._entries: list[tuple[str, str]] = []
-        self._names: set[str] = set()
+        self._zip = StreamingZip(self._stream)
+        # One bytes object a member, "<name>\0<SHA-256>": sorted at the end, duplicates
+        # are then side by side (a set of names would cost far more per member).
+        self._entries: list[bytes] = []
 
     def _member(self, name: str) -> str:
-        if name in self._names or name in UNSIGNED or name.startswith("/") or ".." in name:
-            raise ValueError(f"bad or duplicate bundle member {name!r}")
-        self._names.add(name)
+        if name in UNSIGNED or name.startswith("/") or ".." in name or "\0" in name:
+            raise ValueError(f"bad bundle member {name!r}")
         return f"{self.root}/{name}"
 
     @contextmanager
     def open(self, name: str) -> Iterator[_HashingWriter]:
         """Stream one member; it is hashed for the manifest as it is written."""
         member = self._member(name)
-        with self._zip.open(member, "w", force_zip64=True) as raw:
+        with self._zip.open(member) as raw:
             writer = _HashingWriter(raw)
             yield writer
-        self._entries.append((writer.digest.hexdigest(), name))
+        self._entries.append(name.encode("utf-8") + b"\0" + writer.digest.digest())
 
-    def add_bytes(self, name: str, data: bytes) -> None:
-        with self.open(name) as out:
-            out.write(data)
+    def add_bytes(self, name: str, data: bytes, *, compress: bool = True) -> None:
+        self._zip.add(self._member(name), data, compress=compress)
+        self._entries.append(name.encode("utf-8") + b"\0" + hashlib.sha256(data).digest())
 
     def add_chunks(self, name: str, chunks: Iterable[bytes]) -> None:
         with self.open(name) as out:
             for chunk in chunks:
                 out.write(chunk)
+
+    def _manifest(self) -> bytes:
+        """`sha256sum -c` lines sorted by name; the entries are freed as lines are made."""
+        entries = self._entries
+        entries.sort()
+        lines = bytearray()
+        previous = b""
+        for i, entry in enumerate(entries):
+            name, digest = entry[:-33], entry[-32:]
+            if name == previous:
+                raise ValueError(f"duplicate bundle member {name.decode()!r}")
+            previous = name
+            lines += digest.hex().encode() + b"  " + name + b"\n"
+            entries[i] = b""
+        entries.clear()
+        return bytes(lines)
 
     def finish(self, verify_text: str) -> bytes:
         """Seal the bundle; return SHA-256 of the manifest (what the audit log records)."""
@@ -178,22 +192,17 @@ class SealedBundleWriter:
         self.add_bytes(STH_SIG, head.signature)
         self.add_bytes(BOX_PEM, ed25519_public_key_pem(bytes(self._key.verify_key)).encode())
         self.add_bytes(VERIFY_TXT, verify_text.encode("utf-8"))
-        manifest = "".join(
-            f"{digest}  {name}\n" for digest, name in sorted(self._entries, key=lambda e: e[1])
-        )
-        manifest_bytes = manifest.encode("utf-8")
-        self._zip.writestr(f"{self.root}/{MANIFEST}", manifest_bytes)
-        self._zip.writestr(f"{self.root}/{MANIFEST_SIG}", self._key.sign(manifest_bytes).signature)
-        self._zip.comment = seal_placeholder()
-        self._zip.close()
+        manifest_bytes = self._manifest()
+        self._zip.add(f"{self.root}/{MANIFEST}", manifest_bytes)
+        self._zip.add(f"{self.root}/{MANIFEST_SIG}", self._key.sign(manifest_bytes).signature)
+        self._zip.close(seal_placeholder())
         self._stream.seal(self._key)
         if self._file is not None:
             self._file.close()
         return hashlib.sha256(manifest_bytes).digest()
 
     def abort(self) -> None:
-        with contextlib.suppress(Exception):  # a half-written zip may fail to close
-            self._zip.close()
+        # Nothing to close in the zip: what was written stays a truncated, unsealed file.
         if self._file is not None:
             self._file.close()
         if self.path is not None:

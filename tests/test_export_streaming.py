@@ -1,0 +1,70 @@
+"""Exports that stream (issue #20 item 4): the pieces written without `zipfile`'s or
+fpdf2's in-memory state still make files every reader takes, byte for byte as before."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from strongroom.office.proofs import json_bytes, proof_json
+from strongroom.office.zip_stream import StreamingZip
+from strongroom.proof.merkle import leaf_hash
+
+
+@pytest.mark.parametrize("nodes", [0, 1, 17])
+def test_proof_json_is_the_bytes_json_bytes_makes(nodes: int) -> None:
+    leaf, root = os.urandom(70), os.urandom(32)
+    path = [os.urandom(32) for _ in range(nodes)]
+    document = {
+        "leaf_index": 123456,
+        "tree_size": 999999,
+        "leaf_data": leaf.hex(),
+        "leaf_hash": leaf_hash(leaf).hex(),
+        "audit_path": [node.hex() for node in path],
+        "root_hash": root.hex(),
+    }
+    assert proof_json(123456, 999999, leaf, path, root) == json_bytes(document)
+
+
+class _Sink:
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("wb")
+
+    def write(self, data: bytes) -> int:
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def test_a_zip_of_more_members_than_a_plain_zip_holds_reads_back(tmp_path: Path) -> None:
+    """70,000 members (a 12,000-message export has as many) need the zip64 end records;
+    unzip and Python's zipfile read every member, stored, deflated and streamed."""
+    out = tmp_path / "big.zip"
+    sink = _Sink(out)
+    archive = StreamingZip(sink)
+    count = 70_000
+    for i in range(count):
+        archive.add(f"root/records/L{i:010d}.sig", i.to_bytes(4, "big") * 16, compress=False)
+    text = "Compte rendu d'audience, « pièce » n° 12.\n".encode() * 200
+    archive.add("root/Pièce jointe é.txt", text)
+    with archive.open("root/records.html") as member:
+        for _ in range(50):
+            member.write(text)
+    archive.close(b"seal-comment")
+    sink.file.close()
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        assert len(names) == count + 2
+        assert zf.testzip() is None  # every member's CRC checked
+        assert zf.read("root/records/L0000069999.sig") == (69_999).to_bytes(4, "big") * 16
+        assert zf.read("root/Pièce jointe é.txt") == text
+        assert zf.read("root/records.html") == text * 50
+        assert zf.getinfo("root/Pièce jointe é.txt").compress_size < len(text)
+        assert zf.comment == b"seal-comment"
+    tested = subprocess.run(["unzip", "-tq", str(out)], capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
