@@ -68,3 +68,22 @@ def test_a_zip_of_more_members_than_a_plain_zip_holds_reads_back(tmp_path: Path)
         assert zf.comment == b"seal-comment"
     tested = subprocess.run(["unzip", "-tq", str(out)], capture_output=True, text=True)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+@pytest.mark.parametrize("size", [0, 1, 64, 10_000, 300_000])
+def test_a_streamed_signature_is_the_one_pynacl_makes(size: int) -> None:
+    """The manifest's signature, computed over chunks read twice, is byte for byte
+    SigningKey.sign's, and verifies."""
+    from nacl.signing import SigningKey
+
+    from strongroom.office.stream_sign import sign_chunks
+
+    key = SigningKey.generate()
+    message = os.urandom(size)
+
+    def chunks() -> list[bytes]:
+        return [message[i : i + 4099] for i in range(0, len(message), 4099)]
+
+    signature = sign_chunks(key, chunks)
+    assert signature == key.sign(message).signature
+    key.verify_key.verify(message, signature)
