@@ -9,6 +9,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from strongroom.office.proofs import json_bytes, proof_json
 from strongroom.office.zip_stream import StreamingZip
@@ -70,20 +72,21 @@ def test_a_zip_of_more_members_than_a_plain_zip_holds_reads_back(tmp_path: Path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
-@pytest.mark.parametrize("size", [0, 1, 64, 10_000, 300_000])
-def test_a_streamed_signature_is_the_one_pynacl_makes(size: int) -> None:
-    """The manifest's signature, computed over chunks read twice, is byte for byte
-    SigningKey.sign's, and verifies."""
-    from nacl.signing import SigningKey
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
 
-    from strongroom.office.stream_sign import sign_chunks
 
-    key = SigningKey.generate()
-    message = os.urandom(size)
+@given(_json_values)
+@settings(max_examples=300, deadline=None)
+def test_json_bytes_lays_out_what_json_dumps_would(document: object) -> None:
+    """records/<n>.json and export.json keep their bytes: json_bytes' own layout is
+    json.dumps(sort_keys=True, indent=1, ensure_ascii=False) + newline, for any document."""
+    import json
 
-    def chunks() -> list[bytes]:
-        return [message[i : i + 4099] for i in range(0, len(message), 4099)]
-
-    signature = sign_chunks(key, chunks)
-    assert signature == key.sign(message).signature
-    key.verify_key.verify(message, signature)
+    expected = json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+    assert json_bytes(document) == expected.encode()

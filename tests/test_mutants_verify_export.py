@@ -18,7 +18,14 @@ from nacl.signing import SigningKey
 
 from strongroom.archive.record import RECORD_SIGNING_CONTEXT
 from strongroom.office.export import ExportRequest, ExportScope, export_bundle
-from strongroom.office.sealed import MANIFEST, MANIFEST_SIG, seal_container, seal_placeholder
+from strongroom.office.sealed import (
+    MANIFEST,
+    MANIFEST_DIGEST,
+    MANIFEST_SIG,
+    UNSIGNED,
+    seal_container,
+    seal_placeholder,
+)
 from strongroom.office.verify_export import main as verify_main
 from strongroom.office.verify_export import verify_bundle
 from test_office_support import T0, Box, conversation_id, new_box, new_phone, say
@@ -51,10 +58,11 @@ def resealed(bundle: Path, out: Path, change: dict[str, bytes], box_key: Signing
     """`bundle` with members replaced, then re-listed, re-signed and re-sealed by the box."""
     root, files = read_members(bundle)
     files.update(change)
-    listed = sorted(name for name in files if name not in (MANIFEST, MANIFEST_SIG))
+    listed = sorted(name for name in files if name not in UNSIGNED)
     manifest = "".join(f"{hashlib.sha256(files[n]).hexdigest()}  {n}\n" for n in listed).encode()
     files[MANIFEST] = manifest
-    files[MANIFEST_SIG] = box_key.sign(manifest).signature
+    files[MANIFEST_DIGEST] = f"{hashlib.sha256(manifest).hexdigest()}  {MANIFEST}\n".encode()
+    files[MANIFEST_SIG] = box_key.sign(files[MANIFEST_DIGEST]).signature
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():
             zf.writestr(f"{root}/{name}", data)

@@ -1,14 +1,18 @@
 """A write-only .zip for sealed bundles: members go out as they come, in order, no seek.
 
-`zipfile` costs about 40 µs a member and keeps a ZipInfo (several hundred
-bytes) per member until the end; an export has six members per record, so a
-100,000-message matter meant 600,000 ZipInfo objects in memory. Here a member
-whose bytes are known is written with its sizes and CRC in its local header
-(no data descriptor); a streamed one (HTML, PDF, attachments) gets a data
-descriptor with zip64 sizes, as `zipfile` writes with ``force_zip64``. The
-central directory is kept zlib-compressed in memory (its records are alike:
-a few bytes each) and written at the end, with zip64 end records when the
-count or an offset needs them. Readers: unzip, Python's zipfile, any tool.
+Why not `zipfile` (measured, 60,000 members of 300 bytes, the count of a
+10,000-message export): `ZipFile.open(name, "w")` streams each member but
+keeps a ZipInfo per member until `close()`, 360 bytes each (a 100,000-message
+export has 600,000 members: 206 MiB, past the box's 150 MiB aim on its own),
+and costs 19.7 µs of CPU a member against 2.3 µs here (1.2 s of a 10,000-message
+export whose whole ceiling is 0.55 s). Here a member whose bytes are known is
+written with its sizes and CRC in its local header (no data descriptor); a
+streamed one (HTML, PDF, attachments, the manifest) gets a data descriptor
+with zip64 sizes, as `zipfile` writes with ``force_zip64``. The central
+directory is kept zlib-compressed in memory (about 13 bytes a member) and
+written at the end, with zip64 end records when the count or an offset needs
+them. tests/test_export_streaming.py reads a 70,000-member zip back with
+`unzip -t` and `zipfile`; every export test opens bundles with both.
 
 Members under 4 KiB (a record's files) and those the caller says are random
 bytes are stored: setting up a compressor costs ~13 µs however little it
@@ -56,9 +60,9 @@ def _dos_time(moment: float) -> tuple[int, int]:
 class _MemberWriter:
     """A streamed member: deflated and CRC'd as written, sizes in a data descriptor."""
 
-    def __init__(self, archive: StreamingZip) -> None:
+    def __init__(self, archive: StreamingZip, level: int) -> None:
         self._archive = archive
-        self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self._deflate = zlib.compressobj(level, zlib.DEFLATED, -15)
         self.crc = 0
         self.size = 0
         self.compressed = 0
@@ -89,6 +93,7 @@ class StreamingZip:
         self._directory_size = 0
         self._directory = zlib.compressobj(1)
         self._packed: list[bytes] = []  # the compressed central directory
+        self._pending = bytearray()  # its newest entries, not compressed yet
         self._time, self._date = _dos_time(time.time() if moment is None else moment)
 
     def _emit(self, data: bytes) -> None:
@@ -128,10 +133,17 @@ class StreamingZip:
             _UNIX_FILE,
             min(at, _MAX32),
         )
-        entry = record + name + extra
-        self._directory_size += len(entry)
+        self._directory_size += len(record) + len(name) + len(extra)
         self._count += 1
-        packed = self._directory.compress(entry)
+        self._pending += record
+        self._pending += name
+        self._pending += extra
+        if len(self._pending) >= _FLUSH_AT // 4:  # compressed in blocks, not per entry
+            self._pack_pending()
+
+    def _pack_pending(self) -> None:
+        packed = self._directory.compress(bytes(self._pending))
+        self._pending.clear()
         if packed:
             self._packed.append(packed)
 
@@ -179,8 +191,11 @@ class StreamingZip:
         self._remember(raw, flags, method, crc, len(body), len(data), at)
 
     @contextmanager
-    def open(self, name: str) -> Iterator[_MemberWriter]:
-        """A member of unknown size, deflated as it is written (zip64 data descriptor)."""
+    def open(self, name: str, *, level: int = 6) -> Iterator[_MemberWriter]:
+        """A member of unknown size, deflated as it is written (zip64 data descriptor).
+
+        `level=1` for what compresses little (hex digests, compressed fonts): a
+        third of level 6's time for nearly the same size."""
         raw, flags = self._flags(name)
         flags |= _DESCRIPTOR
         at = self._offset
@@ -203,7 +218,7 @@ class StreamingZip:
             + raw
             + extra
         )
-        writer = _MemberWriter(self)
+        writer = _MemberWriter(self, level)
         yield writer
         writer.finish()
         self._emit(_DESCRIPTOR64.pack(b"PK\x07\x08", writer.crc, writer.compressed, writer.size))
@@ -212,6 +227,7 @@ class StreamingZip:
     def close(self, comment: bytes = b"") -> None:
         """The central directory (unpacked from memory as it goes out), the end records."""
         start = self._offset
+        self._pack_pending()
         self._packed.append(self._directory.flush())
         unpack = zlib.decompressobj()
         for packed in self._packed:
