@@ -281,7 +281,7 @@ def _write_content(
     # Two more passes over the same snapshot: the HTML and the PDF go straight into
     # their members, page by page, never through a temporary file or memory (each
     # is the whole conversation in clear).
-    with bundle.open("records.html") as page:
+    with bundle.open("records.html", level=1) as page:
         write_html_head(page, text.title, text.meta())
         for record in _readable(conn, text, attachments):
             write_html_record(page, record)

@@ -97,9 +97,10 @@ class _TrueType:
     compressed: bytes
 
     @functools.cached_property
-    def hex_table(self) -> dict[int, str]:
-        """For str.translate: code point -> its glyph id as four hex digits."""
-        return {ord(char): f"{gid:04X}" for char, (gid, _) in self.glyphs.items()}
+    def code_table(self) -> dict[int, str]:
+        """For str.translate: code point -> its glyph id as two bytes (big-endian),
+        each a Latin-1 character, so that `.encode("latin-1")` gives the string's bytes."""
+        return {ord(char): _two_bytes(gid) for char, (gid, _) in self.glyphs.items()}
 
 
 @functools.lru_cache(maxsize=4)
@@ -139,8 +140,8 @@ class _Font:
         self.used: set[str] = set()  # the characters shown (their glyphs are listed)
         self._widths: dict[str, float] = {}  # word -> width at size 1
         if truetype is not None:
-            self._hex = _HexCodes(truetype)
-            self._table = truetype.hex_table
+            self._codes = _GlyphCodes(truetype)
+            self._table = truetype.code_table
         else:
             from fpdf.fonts import CORE_FONTS_CHARWIDTHS
 
@@ -173,10 +174,10 @@ class _Font:
             escaped = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
             return b"(" + escaped + b")"
         self.used.update(line)
-        codes = line.translate(self._table)  # in C: each character it knows -> 4 hex digits
-        if len(codes) != 4 * len(line):  # a character outside the font: glyph 0 for it
-            codes = "".join(map(self._hex.__getitem__, line))
-        return b"<" + codes.encode() + b">"
+        codes = line.translate(self._table)  # in C: each character it knows -> 2 bytes
+        if len(codes) != 2 * len(line):  # a character outside the font: glyph 0 for it
+            codes = "".join(map(self._codes.__getitem__, line))
+        return b"(" + _escape(codes.encode("latin-1")) + b")"
 
     def glyph_ids(self) -> dict[int, str]:
         """Glyph id -> the character it shows, for each glyph used (the first, if shared)."""
@@ -187,16 +188,32 @@ class _Font:
         return glyphs
 
 
-class _HexCodes(dict[str, str]):
-    """character -> its glyph id as four hex digits (Identity-H), filled as text comes."""
+class _GlyphCodes(dict[str, str]):
+    """character -> its glyph id as two Latin-1 characters, filled as text comes."""
 
     def __init__(self, truetype: _TrueType) -> None:
         super().__init__()
         self._glyphs = truetype.glyphs
 
     def __missing__(self, char: str) -> str:
-        code = self[char] = f"{self._glyphs.get(char, (0, 0))[0]:04X}"
+        code = self[char] = _two_bytes(self._glyphs.get(char, (0, 0))[0])
         return code
+
+
+def _two_bytes(gid: int) -> str:
+    return chr(gid >> 8) + chr(gid & 0xFF)
+
+
+def _escape(raw: bytes) -> bytes:
+    """A literal string's body: half the bytes of hex, for the zip to deflate.
+    Backslash and parentheses are escaped, and CR (a reader would read it as a
+    line end)."""
+    return (
+        raw.replace(b"\\", b"\\\\")
+        .replace(b"(", b"\\(")
+        .replace(b")", b"\\)")
+        .replace(b"\r", b"\\r")
+    )
 
 
 class StreamingPdf:
@@ -237,7 +254,16 @@ class StreamingPdf:
     def _text(self, text: str, height_mm: float) -> None:
         font, size = self._font, self._size
         height = height_mm * MM
-        lines = wrap_words(font.clean(text), WIDTH / size, font.width)
+        text, limit = font.clean(text), WIDTH / size
+        words = text.split(" ")
+        if (
+            "\n" not in text
+            and sum(map(font.width, words)) + font.width(" ") * (len(words) - 1) <= limit
+        ):
+            lines = [text]  # most lines fit: no word-by-word wrapping
+        else:
+            lines = wrap_words(text, limit, font.width)
+        resource = font.resource.encode()
         for line in lines:
             if self._y + height > PAGE_H - BOTTOM and self._page:
                 self._end_page()
@@ -245,7 +271,7 @@ class StreamingPdf:
             baseline = PAGE_H - (self._y + height / 2 + 0.3 * size)
             self._page.append(
                 b"BT /%s %.2f Tf %.2f %.2f Td %s Tj ET\n"
-                % (font.resource.encode(), size, LEFT, baseline, font.encode(line))
+                % (resource, size, LEFT, baseline, font.encode(line))
             )
             self._y += height
 
