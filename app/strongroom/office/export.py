@@ -70,6 +70,7 @@ from strongroom.office.sealed import (
     PROOF_SECTION_EN,
     PROOF_SECTION_FR,
     ByteSink,
+    HashingSink,
     SealedBundleWriter,
     box_key_fingerprint,
     unicode_file_name,
@@ -188,6 +189,10 @@ def export_to_stream(
     root = bundle_root(archive)
     conn = archive.reader()
     try:
+        # Its own connection, read once in order: a 4 MiB page cache, not the 16 MiB
+        # a connection gets (on a 100,000-message matter that was 12 MiB of the box's
+        # memory spent on pages read once).
+        conn.execute("PRAGMA cache_size = -4096")
         conn.execute("BEGIN")  # one snapshot: records, nodes and tree head agree
         head = archive.latest_tree_head(conn)
         if head is None:
@@ -295,7 +300,8 @@ def _write_content(
         bundle.add_bytes(f"devices/D{device_id}.pem", ed25519_public_key_pem(key).encode())
     bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
     write_consistency(bundle, log, conn)
-    bundle.add_bytes(EXPORT_INDEX, json_bytes(_index(archive, text, head, counts)))
+    with bundle.open(EXPORT_INDEX) as index:
+        _write_index(index, _index(archive, text, head, counts), counts.log_indexes)
     return counts
 
 
@@ -346,8 +352,26 @@ def _index(
         "record_count": counts.records,
         "attachment_count": counts.attachments,
         "destroyed_in_selection": counts.destroyed,
-        "records": counts.log_indexes.tolist(),
+        "records": [],  # filled in by _write_index, a block at a time
     }
+
+
+def _write_index(out: HashingSink, document: dict[str, Any], records: array[int]) -> None:
+    """export.json, byte for byte `json_bytes` of the document with its records list,
+    without that list (a line per record) whole in memory: 8 MB for 100,000 records."""
+    text = json_bytes(document)
+    marker = b'\n "records": [],\n'
+    if not records:
+        out.write(text)
+        return
+    before, found, after = text.partition(marker)
+    assert found, "export.json lost its records key"
+    out.write(before + b'\n "records": [')
+    for start in range(0, len(records), 4096):
+        block = records[start : start + 4096]
+        lead = "\n  " if start == 0 else ",\n  "
+        out.write((lead + ",\n  ".join(map(str, block))).encode())
+    out.write(b"\n ],\n" + after)
 
 
 def _write_attachment(

@@ -101,6 +101,12 @@ class _Writable(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
 
+class HashingSink(Protocol):
+    """What `SealedBundleWriter.open` gives: write bytes to the member."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 class _HashingWriter:
     def __init__(self, target: _Writable) -> None:
         self._target = target
