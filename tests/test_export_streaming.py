@@ -131,7 +131,7 @@ def test_export_json_written_in_blocks_is_json_bytes_of_the_whole(records: list[
     import io
     from array import array
 
-    from strongroom.office.export import _write_index
+    from strongroom.office.export_index import write_index as _write_index
 
     document = {"reason": "RG 24/1", "record_count": len(records), "records": [], "scope": {}}
     out = io.BytesIO()

@@ -48,6 +48,11 @@ from strongroom.office.bundle_pdf import (
 )
 from strongroom.office.consistency import write_consistency
 from strongroom.office.errors import NothingToExport
+from strongroom.office.export_index import (
+    EXPORT_INDEX,
+    index_document,
+    write_index,
+)
 from strongroom.office.export_render import (
     BundleText,
     practice_time_zone,
@@ -70,7 +75,6 @@ from strongroom.office.sealed import (
     PROOF_SECTION_EN,
     PROOF_SECTION_FR,
     ByteSink,
-    HashingSink,
     SealedBundleWriter,
     box_key_fingerprint,
     unicode_file_name,
@@ -78,7 +82,6 @@ from strongroom.office.sealed import (
 from strongroom.office.sealed import verify_instructions as envelope_instructions
 from strongroom.office.verify_text import CONSISTENCY_EN, CONSISTENCY_FR
 from strongroom.proof.pem import ed25519_public_key_pem
-from strongroom.proof.sth import SignedTreeHead
 
 __all__ = [
     "SCOPE_KINDS",
@@ -89,8 +92,6 @@ __all__ = [
     "export_to_stream",
 ]
 
-EXPORT_FORMAT = "strongroom-export-v1"
-EXPORT_INDEX = "export.json"
 PARTIAL_SUFFIX = ".partial"
 
 # progress(done, total): records written so far out of those selected.
@@ -301,7 +302,15 @@ def _write_content(
     bundle.add_bytes(CHECK_PROOFS_SH_NAME, CHECK_PROOFS_SH.encode())
     write_consistency(bundle, log, conn)
     with bundle.open(EXPORT_INDEX) as index:
-        _write_index(index, _index(archive, text, head, counts), counts.log_indexes)
+        document = index_document(
+            archive,
+            text,
+            head,
+            records=counts.records,
+            attachments=counts.attachments,
+            destroyed=counts.destroyed,
+        )
+        write_index(index, document, counts.log_indexes)
     return counts
 
 
@@ -333,45 +342,6 @@ def _names(conn: Connection, scope: ExportScope) -> tuple[str, ...]:
         "SELECT owner, peer, ref FROM conversations WHERE id = ?", (scope.conversation_id,)
     ).fetchone()
     return () if row is None else (str(row[0]), str(row[1]) or str(row[2]))
-
-
-def _index(
-    archive: Archive, text: BundleText, head: SignedTreeHead, counts: _Counts
-) -> dict[str, Any]:
-    request = text.request
-    return {
-        "format": EXPORT_FORMAT,
-        "created_at_ms": text.at_ms,
-        "exported_by": request.actor,
-        "recipient": request.recipient,
-        "reason": request.reason,
-        "scope": request.scope.to_dict(),
-        "time_zone": text.time_zone,
-        "box_public_key": bytes(archive.signing_key.verify_key).hex(),
-        "tree_head": head.to_dict(),
-        "record_count": counts.records,
-        "attachment_count": counts.attachments,
-        "destroyed_in_selection": counts.destroyed,
-        "records": [],  # filled in by _write_index, a block at a time
-    }
-
-
-def _write_index(out: HashingSink, document: dict[str, Any], records: array[int]) -> None:
-    """export.json, byte for byte `json_bytes` of the document with its records list,
-    without that list (a line per record) whole in memory: 8 MB for 100,000 records."""
-    text = json_bytes(document)
-    marker = b'\n "records": [],\n'
-    if not records:
-        out.write(text)
-        return
-    before, found, after = text.partition(marker)
-    assert found, "export.json lost its records key"
-    out.write(before + b'\n "records": [')
-    for start in range(0, len(records), 4096):
-        block = records[start : start + 4096]
-        lead = "\n  " if start == 0 else ",\n  "
-        out.write((lead + ",\n  ".join(map(str, block))).encode())
-    out.write(b"\n ],\n" + after)
 
 
 def _write_attachment(
