@@ -137,3 +137,30 @@ def test_export_json_written_in_blocks_is_json_bytes_of_the_whole(records: list[
     out = io.BytesIO()
     _write_index(out, document, array("q", records))
     assert out.getvalue() == json_bytes({**document, "records": records})
+
+
+@given(
+    st.integers(min_value=-2_000_000_000_000, max_value=4_102_444_800_000),
+    st.sampled_from(
+        ["Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC",
+         "Pacific/Chatham", "America/St_Johns", "Europe/Dublin"]
+    ),
+)  # fmt: skip
+@settings(max_examples=2_000, deadline=None)
+def test_record_times_read_as_strftime_would_write_them(ms: int, zone_name: str) -> None:
+    """An export's times (phone and box, the practice's zone and UTC) are written without
+    strftime for each record: the text is the same, DST changes included."""
+    from datetime import UTC, datetime
+
+    from strongroom.office.export_render import local_and_utc, zone
+
+    tz = zone(zone_name)
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    local = moment.astimezone(tz).strftime("%d/%m/%Y %H:%M:%S")
+    expected = f"{local} ({tz.key}) = {moment.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+    assert local_and_utc(ms, tz) == expected
+    # and around this moment's hour, where a change of offset would be
+    for step in (-1_000, 1_000, 3_599_000):
+        near = datetime.fromtimestamp((ms + step) / 1000, UTC)
+        text = f"{near.astimezone(tz).strftime('%d/%m/%Y %H:%M:%S')} ({tz.key}) = "
+        assert local_and_utc(ms + step, tz).startswith(text)
