@@ -263,16 +263,13 @@ class StreamingPdf:
             lines = [text]  # most lines fit: no word-by-word wrapping
         else:
             lines = wrap_words(text, limit, font.width)
-        resource = font.resource.encode()
+        start = b"BT /%s %.2f Tf %.2f " % (font.resource.encode(), size, LEFT)
         for line in lines:
             if self._y + height > PAGE_H - BOTTOM and self._page:
                 self._end_page()
             # fpdf2's cell: the baseline sits at mid-height plus 0.3 of the font size
             baseline = PAGE_H - (self._y + height / 2 + 0.3 * size)
-            self._page.append(
-                b"BT /%s %.2f Tf %.2f %.2f Td %s Tj ET\n"
-                % (resource, size, LEFT, baseline, font.encode(line))
-            )
+            self._page.append(b"%s%.2f Td %s Tj ET\n" % (start, baseline, font.encode(line)))
             self._y += height
 
     def add_record(self, record: RenderedRecord) -> None:
