@@ -7,14 +7,16 @@ output), and lays each line out through its general text engine, about
 what an export needs (A4 pages of left-aligned text lines in two weights) and
 sends each page to the sink as soon as it is full: its content stream and its
 page object. The fonts, the page tree, the catalogue and the cross-reference
-table come last, so memory holds one page, the offsets (8 bytes an object) and
-the glyphs used. Content streams are not compressed here: the zip member is
+table come last, so memory holds one page and the offsets (8 bytes an
+object). Content streams are not compressed here: the zip member is
 deflated as a whole. pdftotext reads the result back in tests/test_export_readable.py.
 
 Text uses DejaVu Sans (``fonts-dejavu-core``), embedded whole as a TrueType
-CID font (Identity-H: two bytes a glyph, with a ToUnicode map so the text can
-be searched and copied, and pdftotext reads it back). The font file is
-compressed once per process and reused. Without the package the core
+CID font (Identity-H). A string's codes are its UTF-16 code units, written by
+`str.encode` in C; a CIDToGIDMap maps them to the font's glyphs and an identity
+ToUnicode map lets the text be searched, copied and read back by pdftotext
+(characters beyond the Basic Multilingual Plane show as U+FFFD). The font
+file, that map and the widths are made once per process and reused. Without the package the core
 Helvetica font is used and what Windows-1252 cannot show is replaced, as
 `bundle_pdf.PdfRenderer` does.
 """
@@ -22,6 +24,8 @@ Helvetica font is used and what Windows-1252 cannot show is replaced, as
 from __future__ import annotations
 
 import functools
+import re
+import sys
 import unicodedata
 import zlib
 from array import array
@@ -97,10 +101,35 @@ class _TrueType:
     compressed: bytes
 
     @functools.cached_property
-    def code_table(self) -> dict[int, str]:
-        """For str.translate: code point -> its glyph id as two bytes (big-endian),
-        each a Latin-1 character, so that `.encode("latin-1")` gives the string's bytes."""
-        return {ord(char): _two_bytes(gid) for char, (gid, _) in self.glyphs.items()}
+    def cid_to_gid(self) -> bytes:
+        """CIDToGIDMap: the text's codes are its UTF-16 code units (code points of the
+        Basic Multilingual Plane), mapped here to glyphs, two bytes each, big-endian."""
+        table = array("H", bytes(2 * 0x10000))
+        for char, (gid, _) in self.glyphs.items():
+            if ord(char) < 0x10000:
+                table[ord(char)] = gid
+        if sys.byteorder == "little":
+            table.byteswap()
+        return table.tobytes()
+
+    @functools.cached_property
+    def cid_widths(self) -> bytes:
+        """The W array's body: runs of consecutive code points, `first [w w ...]`."""
+        points = sorted((ord(c), w) for c, (_, w) in self.glyphs.items() if ord(c) < 0x10000)
+        runs: list[bytes] = []
+        run: list[int] = []
+        first = previous = -2
+        for point, width in points:
+            if point != previous + 1 and run:
+                runs.append(b"%d [%s]" % (first, b" ".join(b"%d" % w for w in run)))
+                run = []
+            if not run:
+                first = point
+            run.append(width)
+            previous = point
+        if run:
+            runs.append(b"%d [%s]" % (first, b" ".join(b"%d" % w for w in run)))
+        return b" ".join(runs)
 
 
 @functools.lru_cache(maxsize=4)
@@ -137,12 +166,8 @@ class _Font:
         self.resource = resource
         self.truetype = truetype
         self.core = core
-        self.used: set[str] = set()  # the characters shown (their glyphs are listed)
         self._widths: dict[str, float] = {}  # word -> width at size 1
-        if truetype is not None:
-            self._codes = _GlyphCodes(truetype)
-            self._table = truetype.code_table
-        else:
+        if truetype is None:
             from fpdf.fonts import CORE_FONTS_CHARWIDTHS
 
             self._core_widths: dict[str, int] = CORE_FONTS_CHARWIDTHS[core]
@@ -173,41 +198,17 @@ class _Font:
             raw = line.encode("cp1252", "replace")
             escaped = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
             return b"(" + escaped + b")"
-        self.used.update(line)
-        codes = line.translate(self._table)  # in C: each character it knows -> 2 bytes
-        if len(codes) != 2 * len(line):  # a character outside the font: glyph 0 for it
-            codes = "".join(map(self._codes.__getitem__, line))
-        return b"(" + _escape(codes.encode("latin-1")) + b")"
-
-    def glyph_ids(self) -> dict[int, str]:
-        """Glyph id -> the character it shows, for each glyph used (the first, if shared)."""
-        assert self.truetype is not None
-        glyphs: dict[int, str] = {}
-        for char in sorted(self.used):
-            glyphs.setdefault(self.truetype.glyphs.get(char, (0, 0))[0], char)
-        return glyphs
+        if not line.isascii() and _BEYOND_BMP.search(line):
+            line = _BEYOND_BMP.sub("\ufffd", line)  # one code unit a character
+        return b"(" + _escape(line.encode("utf-16-be", "replace")) + b")"
 
 
-class _GlyphCodes(dict[str, str]):
-    """character -> its glyph id as two Latin-1 characters, filled as text comes."""
-
-    def __init__(self, truetype: _TrueType) -> None:
-        super().__init__()
-        self._glyphs = truetype.glyphs
-
-    def __missing__(self, char: str) -> str:
-        code = self[char] = _two_bytes(self._glyphs.get(char, (0, 0))[0])
-        return code
-
-
-def _two_bytes(gid: int) -> str:
-    return chr(gid >> 8) + chr(gid & 0xFF)
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
 
 
 def _escape(raw: bytes) -> bytes:
-    """A literal string's body: half the bytes of hex, for the zip to deflate.
-    Backslash and parentheses are escaped, and CR (a reader would read it as a
-    line end)."""
+    """A literal string's body (half the bytes of hex, for the zip to deflate):
+    backslash and parentheses escaped, and CR (a reader would take it for a line end)."""
     return (
         raw.replace(b"\\", b"\\\\")
         .replace(b"(", b"\\(")
@@ -359,24 +360,19 @@ class StreamingPdf:
                 b"<< /Type /Font /Subtype /Type1 /BaseFont %s /Encoding /WinAnsiEncoding >>" % base,
             )
             return
-        cid, descriptor, file, to_unicode = (self._new_object() for _ in range(4))
+        cid, descriptor, file, to_unicode, cid_map = (self._new_object() for _ in range(5))
         name = truetype.name.encode("ascii", "replace")
-        used = font.glyph_ids()
         self._object(
             number,
             b"<< /Type /Font /Subtype /Type0 /BaseFont /%s /Encoding /Identity-H"
             b" /DescendantFonts [%d 0 R] /ToUnicode %d 0 R >>" % (name, cid, to_unicode),
         )
-        widths = b" ".join(
-            b"%d [%d]" % (gid, truetype.glyphs.get(char, (0, 500))[1])
-            for gid, char in sorted(used.items())
-        )
         self._object(
             cid,
             b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /%s"
             b" /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >>"
-            b" /FontDescriptor %d 0 R /DW 500 /W [%s] /CIDToGIDMap /Identity >>"
-            % (name, descriptor, widths),
+            b" /FontDescriptor %d 0 R /DW 500 /W [%s] /CIDToGIDMap %d 0 R >>"
+            % (name, descriptor, truetype.cid_widths, cid_map),
         )
         self._object(
             descriptor,
@@ -391,7 +387,8 @@ class StreamingPdf:
         )
         self._write(truetype.compressed)
         self._write(b"\nendstream\nendobj\n")
-        self._stream(to_unicode, _to_unicode_cmap(used))
+        self._stream(to_unicode, _TO_UNICODE)
+        self._stream(cid_map, truetype.cid_to_gid)
 
 
 def _text_string(text: str) -> bytes:
@@ -399,22 +396,25 @@ def _text_string(text: str) -> bytes:
     return b"<FEFF" + text.encode("utf-16-be").hex().upper().encode() + b">"
 
 
-def _to_unicode_cmap(used: dict[int, str]) -> bytes:
-    entries = sorted(used.items())
-    blocks = []
-    for start in range(0, len(entries), 100):  # at most 100 entries a section
-        chunk = entries[start : start + 100]
-        lines = b"".join(
-            b"<%04X> <%s>\n" % (gid, char.encode("utf-16-be").hex().upper().encode())
-            for gid, char in chunk
+def _to_unicode_cmap() -> bytes:
+    """Codes are UTF-16 code units: the identity, in ranges that keep their high byte."""
+    ranges = b"".join(b"<%02X00> <%02XFF> <%02X00>\n" % (h, h, h) for h in range(256))
+    blocks = (
+        b"".join(
+            b"100 beginbfrange\n%sendbfrange\n" % ranges[i * 100 * 21 : (i + 1) * 100 * 21]
+            for i in range(2)
         )
-        blocks.append(b"%d beginbfchar\n%sendbfchar\n" % (len(chunk), lines))
+        + b"56 beginbfrange\n%sendbfrange\n" % ranges[200 * 21 :]
+    )
     return (
         b"/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
         b"/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
         b"/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
         b"1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
-        + b"".join(blocks)
+        + blocks
         + b"endcmap\nCMapName currentdict /CIDInit /ProcSet findresource /defineresource pop\n"
         b"end\nend\n"
     )
+
+
+_TO_UNICODE = _to_unicode_cmap()
