@@ -110,7 +110,8 @@ _quote: Any = (
 
 def _layout(value: Any, newline: str) -> str:
     # `newline` is the line break plus this level's indent.
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return str(_quote(value))
     if value is None:
         return "null"
@@ -118,19 +119,20 @@ def _layout(value: Any, newline: str) -> str:
         return "true"
     if value is False:
         return "false"
-    if type(value) is int:
+    if kind is int:
         return int.__repr__(value)
     inner = newline + " "
-    if isinstance(value, dict):
+    if kind is dict:
         if not value:
             return "{}"
-        if not all(type(key) is str for key in value):
+        keys = list(value)
+        if not all(type(key) is str for key in keys):
             raise _Unusual
-        items = sorted(value.items(), key=lambda item: item[0])
-        body = ",".join(inner + _quote(k) + ": " + _layout(v, inner) for k, v in items)
+        keys.sort()
+        body = ",".join([f"{inner}{_quote(k)}: {_layout(value[k], inner)}" for k in keys])
         return "{" + body + newline + "}"
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple:
         if not value:
             return "[]"
-        return "[" + ",".join(inner + _layout(v, inner) for v in value) + newline + "]"
+        return "[" + ",".join([inner + _layout(v, inner) for v in value]) + newline + "]"
     raise _Unusual
