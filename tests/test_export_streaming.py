@@ -115,7 +115,7 @@ def _export_memory(messages: int, work: Path) -> dict[str, float]:
 
 def test_a_ten_times_bigger_export_does_not_take_ten_times_the_memory(tmp_path: Path) -> None:
     """Issue #20 item 4: the box's memory through an export is bounded, not the size of
-    the matter. Measured here: 19 MiB of growth at 2,000 messages, 42 MiB at 20,000
+    the matter. Measured here: 17 MiB of growth at 2,000 messages, 27 MiB at 20,000
     (the SQLite page cache fills, and the compressed manifest and zip directory grow
     ~0.4 KB a record); holding everything (zipfile's ZipInfo per member, fpdf2's pages)
     grew 31 -> 208 MiB. A ratio of two runs on the same machine, not a threshold."""
