@@ -44,6 +44,7 @@ sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(REPO / "app"))
 
 import bench_archive as ba  # noqa: E402
+import bench_export  # noqa: E402
 import bench_growth  # noqa: E402
 import bench_peer  # noqa: E402
 import bench_restore  # noqa: E402
@@ -207,6 +208,7 @@ def export_section(plan: Plan, work: Path) -> list[Figure]:
             "s",
             note=f"office.verify_export.verify_bundle: {verdict}",
         ),
+        *bench_export.export_rss_figures(work, 2_000 if plan.quick else 100_000),
     ]
 
 

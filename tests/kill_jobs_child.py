@@ -122,8 +122,8 @@ def count_members() -> None:
     original = SealedBundleWriter.add_bytes
     members = [0]
 
-    def counted(self: SealedBundleWriter, name: str, data: bytes) -> None:
-        original(self, name, data)
+    def counted(self: SealedBundleWriter, name: str, data: bytes, *, compress: bool = True) -> None:
+        original(self, name, data, compress=compress)
         members[0] += 1
         say(f"member {members[0]}")
 

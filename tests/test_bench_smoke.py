@@ -49,6 +49,8 @@ MEASURED_ROWS = [
     "history page at the start of a restore",
     "new-phone restore by the reference client over Noise, 2,000 messages",
     "new-phone restore of attachments over Noise",
+    "box peak RSS during a 2,000-message matter export",
+    "RSS growth during that export, per 1,000 records",
 ]
 # Rows that depend on parts other sessions are building: a number, or the reason there is none.
 DEPENDENT_ROWS = ["service start to first HTTP 200", "sealed export of a 1,000-message"]

@@ -4,6 +4,7 @@ export and on tampered copies: every tampering must make a command fail."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from strongroom.office.export import ExportRequest, ExportScope, export_bundle
 from strongroom.office.sealed import (
     BOX_PEM,
     MANIFEST,
+    MANIFEST_DIGEST,
     MANIFEST_SIG,
     STH_SIG,
     STH_TEXT,
@@ -38,7 +40,7 @@ TOOLS = (
     "sh", "unzip", "sha256sum", "openssl", "sort", "sed", "diff", "head", "tail", "wc",
     "cut", "base64", "od", "tr", "date", "cat", "mktemp", "rm", "mv",
 )  # fmt: skip
-ENVELOPE = {STH_TEXT, STH_SIG, BOX_PEM, VERIFY_TXT, MANIFEST, MANIFEST_SIG}
+ENVELOPE = {STH_TEXT, STH_SIG, BOX_PEM, VERIFY_TXT, MANIFEST, MANIFEST_DIGEST, MANIFEST_SIG}
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +218,12 @@ def tampered(exports: Exports, tmp: Path, how: str) -> tuple[Path, str]:
         rezip(bundle, out, {record: data[:5] + bytes([data[5] ^ 1]) + data[6:]}, {})
     elif how == "added-file":
         rezip(bundle, out, {}, {"records/note.txt": b"added later"})
+    elif how == "manifest-rewritten":
+        # A changed record with its manifest line made to match, but no key to sign.
+        data = files[record]
+        changed = data[:5] + bytes([data[5] ^ 1]) + data[6:]
+        old, new = (hashlib.sha256(d).hexdigest().encode() for d in (data, changed))
+        rezip(bundle, out, {record: changed, MANIFEST: files[MANIFEST].replace(old, new)}, {})
     elif how == "removed-file":
         attachment = next(n for n in files if n.startswith("attachments/"))
         rezip(bundle, out, {attachment: None}, {})
@@ -252,6 +260,7 @@ def tampered(exports: Exports, tmp: Path, how: str) -> tuple[Path, str]:
 CAUGHT_BY = {
     "flipped-byte": "sha256sum --quiet --strict -c MANIFEST.sha256",
     "added-file": "diff listed.txt found.txt",
+    "manifest-rewritten": "sha256sum --quiet --strict -c MANIFEST.digest",
     "removed-file": "diff listed.txt found.txt",
     "record-from-another-export": "diff listed.txt found.txt",
     "container-only": 'openssl pkeyutl -verify -pubin -inkey "$R/box.pem" -rawin -in seal.txt'
@@ -283,7 +292,14 @@ def test_every_tampering_fails_a_verify_txt_line(
 
 
 @pytest.mark.parametrize(
-    "how", ["flipped-byte", "added-file", "removed-file", "record-from-another-export"]
+    "how",
+    [
+        "flipped-byte",
+        "added-file",
+        "removed-file",
+        "record-from-another-export",
+        "manifest-rewritten",
+    ],
 )
 def test_each_content_tampering_is_caught_even_without_the_seal_lines(
     exports: Exports, tools: Path, tmp_path: Path, how: str

@@ -18,7 +18,14 @@ from nacl.signing import SigningKey
 
 from strongroom.archive.record import RECORD_SIGNING_CONTEXT
 from strongroom.office.export import ExportRequest, ExportScope, export_bundle
-from strongroom.office.sealed import MANIFEST, MANIFEST_SIG, seal_container, seal_placeholder
+from strongroom.office.sealed import (
+    MANIFEST,
+    MANIFEST_DIGEST,
+    MANIFEST_SIG,
+    UNSIGNED,
+    seal_container,
+    seal_placeholder,
+)
 from strongroom.office.verify_export import main as verify_main
 from strongroom.office.verify_export import verify_bundle
 from test_office_support import T0, Box, conversation_id, new_box, new_phone, say
@@ -47,14 +54,22 @@ def read_members(bundle: Path) -> tuple[str, dict[str, bytes]]:
         return root, {n.split("/", 1)[1]: zf.read(n) for n in zf.namelist()}
 
 
-def resealed(bundle: Path, out: Path, change: dict[str, bytes], box_key: SigningKey) -> Path:
-    """`bundle` with members replaced, then re-listed, re-signed and re-sealed by the box."""
+def resealed(
+    bundle: Path, out: Path, change: dict[str, bytes], box_key: SigningKey, *, legacy: bool = False
+) -> Path:
+    """`bundle` with members replaced, then re-listed, re-signed and re-sealed by the box
+    (`legacy`: as bundles were made before MANIFEST.digest, the manifest itself signed)."""
     root, files = read_members(bundle)
     files.update(change)
-    listed = sorted(name for name in files if name not in (MANIFEST, MANIFEST_SIG))
+    listed = sorted(name for name in files if name not in UNSIGNED)
     manifest = "".join(f"{hashlib.sha256(files[n]).hexdigest()}  {n}\n" for n in listed).encode()
     files[MANIFEST] = manifest
-    files[MANIFEST_SIG] = box_key.sign(manifest).signature
+    if legacy:
+        del files[MANIFEST_DIGEST]
+        files[MANIFEST_SIG] = box_key.sign(manifest).signature
+    else:
+        files[MANIFEST_DIGEST] = f"{hashlib.sha256(manifest).hexdigest()}  {MANIFEST}\n".encode()
+        files[MANIFEST_SIG] = box_key.sign(files[MANIFEST_DIGEST]).signature
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():
             zf.writestr(f"{root}/{name}", data)
@@ -75,6 +90,17 @@ def test_the_untouched_export_verifies(box: Box, tmp_path: Path) -> None:
         report = verify_bundle(path)
         assert report.ok, report.problems
         assert report.records == 2
+
+
+def test_a_bundle_signed_the_older_way_still_verifies(box: Box, tmp_path: Path) -> None:
+    """Bundles made before MANIFEST.digest carry manifest.sig over the manifest itself."""
+    bundle = export(box, tmp_path / "export.zip")
+    old = resealed(bundle, tmp_path / "old.zip", {}, box.archive.signing_key, legacy=True)
+    assert MANIFEST_DIGEST not in read_members(old)[1]
+    report = verify_bundle(old)
+    assert report.ok, report.problems
+    forged = resealed(bundle, tmp_path / "forged.zip", {}, SigningKey.generate(), legacy=True)
+    assert MANIFEST_SIG in verify_bundle(forged).failing_files()
 
 
 def test_a_stranger_signature_resealed_by_the_box_is_named(box: Box, tmp_path: Path) -> None:

@@ -233,6 +233,7 @@ def test_certificate_bundle_content(sealed: tuple[Path, Path]) -> None:
 EXPORT_MEMBERS = [
     "VERIFY.txt",
     "MANIFEST.sha256",
+    "MANIFEST.digest",
     "manifest.sig",
     "sth.txt",
     "sth.sig",
@@ -253,6 +254,7 @@ EXPORT_MEMBERS = [
 CERT_MEMBERS = [
     "VERIFY.txt",
     "MANIFEST.sha256",
+    "MANIFEST.digest",
     "manifest.sig",
     "sth.txt",
     "sth.sig",

@@ -132,10 +132,18 @@ def _where(conn: Connection, scope: ExportScope) -> tuple[str, list[Any]]:
     return " WHERE " + " AND ".join(clauses), args
 
 
-def select_records(conn: Connection, scope: ExportScope) -> Iterator[Any]:
-    """Rows for the scope, in reading order, as a cursor (never all in memory)."""
+def select_records(
+    conn: Connection, scope: ExportScope, *, with_leaf: bool = False
+) -> Iterator[Any]:
+    """Rows for the scope, in reading order, as a cursor (never all in memory).
+
+    `with_leaf` adds column 16, the record's log leaf (NULL for none), read in the
+    same statement rather than by one query per record."""
     where, args = _where(conn, scope)
-    return conn.execute("SELECT " + _COLUMNS + _FROM + where + _ORDER, args)
+    if not with_leaf:
+        return conn.execute("SELECT " + _COLUMNS + _FROM + where + _ORDER, args)
+    joined = _FROM + " LEFT JOIN log_leaves l ON l.idx = r.log_index"
+    return conn.execute("SELECT " + _COLUMNS + ", l.leaf_data" + joined + where + _ORDER, args)
 
 
 def count_records(conn: Connection, scope: ExportScope) -> int:

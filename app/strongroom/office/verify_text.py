@@ -206,15 +206,18 @@ Python, pas de logiciel Strongroom.
     $ {openssl_verify_command("seal.txt", "seal.sig", '"$R/box.pem"')}
     $ unzip -Z1 "$Z" | LC_ALL=C sort > found.txt
     $ sed "s|^[0-9a-f]*  |$R/|" "$R/MANIFEST.sha256" > listed.txt
-    $ printf '%s\\n' "$R/MANIFEST.sha256" "$R/manifest.sig" >> listed.txt
+    $ printf '%s\\n' "$R/MANIFEST.sha256" "$R/MANIFEST.digest" "$R/manifest.sig" >> listed.txt
     $ LC_ALL=C sort -o listed.txt listed.txt
     $ diff listed.txt found.txt
 
-4. Chaque fichier est-il celui que le boîtier a listé (sha256sum n'affiche
-   rien si tout est juste), et la liste est-elle signée par le boîtier ?
+4. La liste des fichiers est-elle signée par le boîtier, et chaque fichier
+   est-il celui qu'elle nomme ? Le boîtier signe MANIFEST.digest, une ligne qui
+   donne l'empreinte SHA-256 de la liste MANIFEST.sha256 (sha256sum n'affiche
+   rien si tout est juste).
     $ cd "$R"
+    $ {openssl_verify_command("MANIFEST.digest", "manifest.sig")}
+    $ sha256sum --quiet --strict -c MANIFEST.digest
     $ sha256sum --quiet --strict -c MANIFEST.sha256
-    $ {openssl_verify_command("MANIFEST.sha256", "manifest.sig")}
 
 5. La tête d'arbre signée : format, taille du journal, date (millisecondes
    depuis 1970, UTC), racine de Merkle. Les deux dernières lignes affichent la
@@ -263,15 +266,17 @@ after it was made. Tools: sh, GNU coreutils, openssl 3, unzip, sed and diff
     $ {openssl_verify_command("seal.txt", "seal.sig", '"$R/box.pem"')}
     $ unzip -Z1 "$Z" | LC_ALL=C sort > found.txt
     $ sed "s|^[0-9a-f]*  |$R/|" "$R/MANIFEST.sha256" > listed.txt
-    $ printf '%s\\n' "$R/MANIFEST.sha256" "$R/manifest.sig" >> listed.txt
+    $ printf '%s\\n' "$R/MANIFEST.sha256" "$R/MANIFEST.digest" "$R/manifest.sig" >> listed.txt
     $ LC_ALL=C sort -o listed.txt listed.txt
     $ diff listed.txt found.txt
 
-4. Is every file the one the box listed (sha256sum prints nothing when all is
-   well), and did the box sign the list?
+4. Did the box sign the list of files, and is every file the one it names?
+   The box signs MANIFEST.digest, one line giving the SHA-256 of the list
+   MANIFEST.sha256 (sha256sum prints nothing when all is well).
     $ cd "$R"
+    $ {openssl_verify_command("MANIFEST.digest", "manifest.sig")}
+    $ sha256sum --quiet --strict -c MANIFEST.digest
     $ sha256sum --quiet --strict -c MANIFEST.sha256
-    $ {openssl_verify_command("MANIFEST.sha256", "manifest.sig")}
 
 5. The signed tree head: format, log size, time (milliseconds since 1970,
    UTC), Merkle root. The last two lines show the time in UTC and in Paris.

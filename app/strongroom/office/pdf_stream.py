@@ -1,0 +1,420 @@
+"""A PDF written page by page into a byte sink: an export's records.pdf of any size.
+
+Why not fpdf2 (measured): it keeps every page in memory until `output()`
+(1.4 KB a record: 140 MiB for a 100,000-message matter, then a copy for the
+output), and lays each line out through its general text engine, about
+70 µs a line: half of a 10,000-message export's 10.2 s. This writer knows only
+what an export needs (A4 pages of left-aligned text lines in two weights) and
+sends each page to the sink as soon as it is full: its content stream and its
+page object. The fonts, the page tree, the catalogue and the cross-reference
+table come last, so memory holds one page and the offsets (8 bytes an
+object). Content streams are not compressed here: the zip member is
+deflated as a whole. pdftotext reads the result back in tests/test_export_readable.py.
+
+Text uses DejaVu Sans (``fonts-dejavu-core``), embedded whole as a TrueType
+CID font (Identity-H). A string's codes are its UTF-16 code units, written by
+`str.encode` in C; a CIDToGIDMap maps them to the font's glyphs and an identity
+ToUnicode map lets the text be searched, copied and read back by pdftotext
+(characters beyond the Basic Multilingual Plane show as U+FFFD). The font
+file, that map and the widths are made once per process and reused. Without the package the core
+Helvetica font is used and what Windows-1252 cannot show is replaced, as
+`bundle_pdf.PdfRenderer` does.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import unicodedata
+import zlib
+from array import array
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from strongroom.office.bundle_pdf import DEJAVU_DIR, RenderedRecord
+
+MM = 72 / 25.4  # points per millimetre; the sizes below are fpdf2's, in mm
+PAGE_W, PAGE_H = 595.28, 841.89  # A4
+LEFT = RIGHT = TOP = 10 * MM
+BOTTOM = 15 * MM
+WIDTH = PAGE_W - LEFT - RIGHT
+
+_CATALOG, _PAGES, _REGULAR, _BOLD = 1, 2, 3, 4  # reserved: pages refer to them
+_FIRST_FREE = 5
+
+
+class ByteSink(Protocol):
+    def write(self, data: bytes, /) -> Any: ...
+
+
+def printable(text: str) -> str:
+    """Control and format characters (but newlines) as spaces: readers stumble on them."""
+    if text.replace("\n", "").isprintable():
+        return text  # the usual case, without a look at each character
+    return "".join(c if c == "\n" or unicodedata.category(c)[0] != "C" else " " for c in text)
+
+
+def wrap_words(text: str, limit: float, width: Callable[[str], float]) -> list[str]:
+    """Greedy word wrap; `width` measures a word (cache it: each is measured once)."""
+    lines: list[str] = []
+    space = width(" ")
+    for paragraph in text.split("\n"):
+        line: list[str] = []
+        used = 0.0
+        for word in paragraph.split(" "):
+            size = width(word)
+            while size > limit and len(word) > 1:  # a word wider than the page
+                cut = len(word) - 1
+                while cut > 1 and width(word[:cut]) > limit:
+                    cut = max(1, cut * 3 // 4)
+                if line:
+                    lines.append(" ".join(line))
+                    line, used = [], 0.0
+                lines.append(word[:cut])
+                word = word[cut:]
+                size = width(word)
+            grown = size if not line else used + space + size
+            if line and grown > limit:
+                lines.append(" ".join(line))
+                line, used = [word], size
+            else:
+                line.append(word)
+                used = grown
+        lines.append(" ".join(line))
+    return lines
+
+
+@dataclass(frozen=True)
+class _TrueType:
+    """What the writer needs of one TrueType file, read once per process."""
+
+    name: str
+    glyphs: dict[str, tuple[int, int]]  # character -> (glyph id, advance in 1/1000 em)
+    bbox: tuple[int, int, int, int]  # in 1/1000 em
+    ascent: int
+    descent: int
+    cap_height: int
+    file_length: int
+    compressed: bytes
+
+    @functools.cached_property
+    def cid_to_gid(self) -> bytes:
+        """CIDToGIDMap: the text's codes are its UTF-16 code units (code points of the
+        Basic Multilingual Plane), mapped here to glyphs, two bytes each, big-endian."""
+        table = array("H", bytes(2 * 0x10000))
+        for char, (gid, _) in self.glyphs.items():
+            if ord(char) < 0x10000:
+                table[ord(char)] = gid
+        if sys.byteorder == "little":
+            table.byteswap()
+        return table.tobytes()
+
+    @functools.cached_property
+    def cid_widths(self) -> bytes:
+        """The W array's body: runs of consecutive code points, `first [w w ...]`."""
+        points = sorted((ord(c), w) for c, (_, w) in self.glyphs.items() if ord(c) < 0x10000)
+        runs: list[bytes] = []
+        run: list[int] = []
+        first = previous = -2
+        for point, width in points:
+            if point != previous + 1 and run:
+                runs.append(b"%d [%s]" % (first, b" ".join(b"%d" % w for w in run)))
+                run = []
+            if not run:
+                first = point
+            run.append(width)
+            previous = point
+        if run:
+            runs.append(b"%d [%s]" % (first, b" ".join(b"%d" % w for w in run)))
+        return b" ".join(runs)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_truetype(path: Path) -> _TrueType:
+    from fontTools.ttLib import TTFont
+
+    raw = path.read_bytes()
+    font = TTFont(str(path), lazy=True)
+    scale = 1000 / int(font["head"].unitsPerEm)
+    metrics = font["hmtx"].metrics
+    glyphs = {
+        chr(code): (font.getGlyphID(name), round(metrics[name][0] * scale))
+        for code, name in font.getBestCmap().items()
+        if code <= 0x10FFFF
+    }
+    head, hhea = font["head"], font["hhea"]
+    cap = getattr(font["OS/2"], "sCapHeight", 0) or hhea.ascent
+    return _TrueType(
+        name=str(font["name"].getDebugName(6) or path.stem).replace(" ", ""),
+        glyphs=glyphs,
+        bbox=tuple(round(v * scale) for v in (head.xMin, head.yMin, head.xMax, head.yMax)),
+        ascent=round(hhea.ascent * scale),
+        descent=round(hhea.descent * scale),
+        cap_height=round(cap * scale),
+        file_length=len(raw),
+        compressed=zlib.compress(raw, 6),
+    )
+
+
+class _Font:
+    """One font as used in this document: encoding, widths, the glyphs it used."""
+
+    def __init__(self, resource: str, truetype: _TrueType | None, core: str) -> None:
+        self.resource = resource
+        self.truetype = truetype
+        self.core = core
+        self._widths: dict[str, float] = {}  # word -> width at size 1
+        if truetype is None:
+            from fpdf.fonts import CORE_FONTS_CHARWIDTHS
+
+            self._core_widths: dict[str, int] = CORE_FONTS_CHARWIDTHS[core]
+
+    def clean(self, text: str) -> str:
+        text = printable(text)
+        if self.truetype is None:
+            text = text.encode("cp1252", "replace").decode("cp1252")
+        return text
+
+    def advance(self, char: str) -> int:
+        if self.truetype is None:
+            return self._core_widths.get(char, 500)
+        return self.truetype.glyphs.get(char, (0, 500))[1]
+
+    def width(self, word: str) -> float:
+        """The word's width at size 1 (multiply by the font size)."""
+        found = self._widths.get(word)
+        if found is None:
+            if len(self._widths) > 8192:  # bounded: a long export has many words
+                self._widths.clear()
+            found = self._widths[word] = sum(map(self.advance, word)) / 1000
+        return found
+
+    def encode(self, line: str) -> bytes:
+        """The line as a PDF string operand."""
+        if self.truetype is None:
+            raw = line.encode("cp1252", "replace")
+            escaped = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+            return b"(" + escaped + b")"
+        if not line.isascii() and _BEYOND_BMP.search(line):
+            line = _BEYOND_BMP.sub("\ufffd", line)  # one code unit a character
+        return b"(" + _escape(line.encode("utf-16-be", "replace")) + b")"
+
+
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _escape(raw: bytes) -> bytes:
+    """A literal string's body (half the bytes of hex, for the zip to deflate):
+    backslash and parentheses escaped, and CR (a reader would take it for a line end)."""
+    return (
+        raw.replace(b"\\", b"\\\\")
+        .replace(b"(", b"\\(")
+        .replace(b")", b"\\)")
+        .replace(b"\r", b"\\r")
+    )
+
+
+class StreamingPdf:
+    """Lines of text, page after page, straight to `sink` (see the module doc)."""
+
+    def __init__(
+        self,
+        sink: ByteSink,
+        title: str,
+        meta: Iterable[tuple[str, str]],
+        font_dir: Path = DEJAVU_DIR,
+    ) -> None:
+        self._sink = sink
+        self._offset = 0
+        self._offsets = array("q", [0] * _FIRST_FREE)
+        self._pages: list[int] = []
+        self._page: list[bytes] = []
+        self._y = TOP
+        regular, bold = font_dir / "DejaVuSans.ttf", font_dir / "DejaVuSans-Bold.ttf"
+        self.unicode = regular.is_file() and bold.is_file()
+        self._regular = _Font("F1", _load_truetype(regular) if self.unicode else None, "helvetica")
+        self._bold = _Font("F2", _load_truetype(bold) if self.unicode else None, "helveticaB")
+        self._font, self._size = self._regular, 10.0
+        self._title = title
+        self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+        self._set(self._bold, 14)
+        self._text(title, 8)
+        self._set(self._regular, 9)
+        for key, value in meta:
+            self._text(f"{key} : {value}", 5)
+        self._y += 3 * MM
+
+    # -- layout ---------------------------------------------------------------------
+
+    def _set(self, font: _Font, size: float) -> None:
+        self._font, self._size = font, size
+
+    def _text(self, text: str, height_mm: float) -> None:
+        font, size = self._font, self._size
+        height = height_mm * MM
+        text, limit = font.clean(text), WIDTH / size
+        words = text.split(" ")
+        if (
+            "\n" not in text
+            and sum(map(font.width, words)) + font.width(" ") * (len(words) - 1) <= limit
+        ):
+            lines = [text]  # most lines fit: no word-by-word wrapping
+        else:
+            lines = wrap_words(text, limit, font.width)
+        start = b"BT /%s %.2f Tf %.2f " % (font.resource.encode(), size, LEFT)
+        for line in lines:
+            if self._y + height > PAGE_H - BOTTOM and self._page:
+                self._end_page()
+            # fpdf2's cell: the baseline sits at mid-height plus 0.3 of the font size
+            baseline = PAGE_H - (self._y + height / 2 + 0.3 * size)
+            self._page.append(b"%s%.2f Td %s Tj ET\n" % (start, baseline, font.encode(line)))
+            self._y += height
+
+    def add_record(self, record: RenderedRecord) -> None:
+        self._set(self._bold, 8)
+        self._text(record.heading(), 4.5)
+        self._set(self._regular, 7)
+        for line in record.facts():
+            self._text(line, 3.5)
+        self._set(self._regular, 10)
+        if record.text:
+            self._text(record.text, 5)
+        if record.detail:
+            self._set(self._regular, 8)
+            self._text(record.detail, 4.5)
+        if record.attachment:
+            self._set(self._regular, 8)
+            self._text(f"Fichier / file : {record.attachment}", 4.5)
+        self._y += 2 * MM
+
+    # -- objects --------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        self._sink.write(data)
+        self._offset += len(data)
+
+    def _new_object(self) -> int:
+        self._offsets.append(0)
+        return len(self._offsets) - 1
+
+    def _object(self, number: int, body: bytes) -> None:
+        self._offsets[number] = self._offset
+        self._write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+
+    def _stream(self, number: int, data: bytes) -> None:
+        # Not compressed here: the zip member is deflated as a whole, and compressing
+        # each page first made the zip spend its time on incompressible bytes.
+        self._offsets[number] = self._offset
+        self._write(b"%d 0 obj\n<< /Length %d >>\nstream\n" % (number, len(data)))
+        self._write(data)
+        self._write(b"\nendstream\nendobj\n")
+
+    def _end_page(self) -> None:
+        content = self._new_object()
+        self._stream(content, b"".join(self._page))
+        page = self._new_object()
+        fonts = b"/F1 %d 0 R /F2 %d 0 R" % (_REGULAR, _BOLD)
+        self._object(
+            page,
+            b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %.2f %.2f]"
+            b" /Resources << /Font << %s >> >> /Contents %d 0 R >>"
+            % (_PAGES, PAGE_W, PAGE_H, fonts, content),
+        )
+        self._pages.append(page)
+        self._page = []
+        self._y = TOP
+
+    def close(self) -> None:
+        """The last page, the fonts, the page tree and the cross-reference table."""
+        if self._page or not self._pages:
+            self._end_page()
+        for number, font in ((_REGULAR, self._regular), (_BOLD, self._bold)):
+            self._font_objects(number, font)
+        info = self._new_object()
+        self._object(
+            info,
+            b"<< /Title %s /Creator (Strongroom) /Producer (Strongroom) >>"
+            % _text_string(self._title),
+        )
+        kids = b" ".join(b"%d 0 R" % p for p in self._pages)
+        self._object(_PAGES, b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(self._pages)))
+        self._object(_CATALOG, b"<< /Type /Catalog /Pages %d 0 R >>" % _PAGES)
+        xref = self._offset
+        rows = [b"xref\n0 %d\n0000000000 65535 f \n" % len(self._offsets)]
+        rows += [b"%010d 00000 n \n" % offset for offset in self._offsets[1:]]
+        self._write(b"".join(rows))
+        self._write(
+            b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+            % (len(self._offsets), _CATALOG, info, xref)
+        )
+
+    def _font_objects(self, number: int, font: _Font) -> None:
+        truetype = font.truetype
+        if truetype is None:
+            base = b"/Helvetica-Bold" if font.core.endswith("B") else b"/Helvetica"
+            self._object(
+                number,
+                b"<< /Type /Font /Subtype /Type1 /BaseFont %s /Encoding /WinAnsiEncoding >>" % base,
+            )
+            return
+        cid, descriptor, file, to_unicode, cid_map = (self._new_object() for _ in range(5))
+        name = truetype.name.encode("ascii", "replace")
+        self._object(
+            number,
+            b"<< /Type /Font /Subtype /Type0 /BaseFont /%s /Encoding /Identity-H"
+            b" /DescendantFonts [%d 0 R] /ToUnicode %d 0 R >>" % (name, cid, to_unicode),
+        )
+        self._object(
+            cid,
+            b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /%s"
+            b" /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >>"
+            b" /FontDescriptor %d 0 R /DW 500 /W [%s] /CIDToGIDMap %d 0 R >>"
+            % (name, descriptor, truetype.cid_widths, cid_map),
+        )
+        self._object(
+            descriptor,
+            b"<< /Type /FontDescriptor /FontName /%s /Flags 32 /FontBBox [%d %d %d %d]"
+            b" /ItalicAngle 0 /Ascent %d /Descent %d /CapHeight %d /StemV 80 /FontFile2 %d 0 R >>"
+            % (name, *truetype.bbox, truetype.ascent, truetype.descent, truetype.cap_height, file),
+        )
+        self._offsets[file] = self._offset
+        self._write(
+            b"%d 0 obj\n<< /Length %d /Length1 %d /Filter /FlateDecode >>\nstream\n"
+            % (file, len(truetype.compressed), truetype.file_length)
+        )
+        self._write(truetype.compressed)
+        self._write(b"\nendstream\nendobj\n")
+        self._stream(to_unicode, _TO_UNICODE)
+        self._stream(cid_map, truetype.cid_to_gid)
+
+
+def _text_string(text: str) -> bytes:
+    """A PDF text string (UTF-16 with its byte order mark), as a hex operand."""
+    return b"<FEFF" + text.encode("utf-16-be").hex().upper().encode() + b">"
+
+
+def _to_unicode_cmap() -> bytes:
+    """Codes are UTF-16 code units: the identity, in ranges that keep their high byte."""
+    ranges = b"".join(b"<%02X00> <%02XFF> <%02X00>\n" % (h, h, h) for h in range(256))
+    blocks = (
+        b"".join(
+            b"100 beginbfrange\n%sendbfrange\n" % ranges[i * 100 * 21 : (i + 1) * 100 * 21]
+            for i in range(2)
+        )
+        + b"56 beginbfrange\n%sendbfrange\n" % ranges[200 * 21 :]
+    )
+    return (
+        b"/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+        b"/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+        b"/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
+        b"1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
+        + blocks
+        + b"endcmap\nCMapName currentdict /CIDInit /ProcSet findresource /defineresource pop\n"
+        b"end\nend\n"
+    )
+
+
+_TO_UNICODE = _to_unicode_cmap()
