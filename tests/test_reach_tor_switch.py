@@ -15,11 +15,11 @@ import pytest
 from aiohttp import web
 
 from e2e_helpers import E2EBox, WebAdmin, prepare_data_dir, start_box
+from reach_support import cli, tor_files
 from strongroom.reach.helper import helper_app, serve_helper
 from strongroom.reach.settings import ReachSettings, save_settings
 from strongroom.reach.tor_control import TorControl
 from strongroom.reach.tor_files import ReachHelperError, sighup_from_pidfile
-from test_reach import cli, tor_files
 
 
 def test_reloading_a_stopped_tor_is_a_no_op(tmp_path: Path) -> None:
