@@ -49,6 +49,15 @@ class RootAccumulator:
         self._frontier: list[tuple[int, bytes]] = []  # (height, hash), heights decreasing
         self.size = 0
 
+    @classmethod
+    def seeded(cls, size: int, frontier: list[tuple[int, bytes]]) -> RootAccumulator:
+        """Continue a tree of `size` leaves from the roots of the perfect subtrees
+        tiling it, (height, hash) largest first (what the log's stored nodes give)."""
+        acc = cls()
+        acc._frontier = list(frontier)
+        acc.size = size
+        return acc
+
     def add(self, leaf: bytes) -> None:
         height, node = 0, leaf
         while self._frontier and self._frontier[-1][0] == height:
@@ -131,10 +140,11 @@ def _verify(
         report.problem("log: the kept tree head (tree_head.latest) is not signed by this box")
         witness = None
     _verify_leaves(conn, head, witness, progress, report)
-    _verify_nodes(conn, report.leaves, report)
+    verify_nodes(conn, report.leaves, report)
     verify_records(conn, progress, report)
-    _verify_events(conn, report)
-    _verify_blobs(conn, blobs, progress, report)
+    verify_audit_events(conn, report)
+    verify_device_events(conn, report)
+    verify_blobs(conn, blobs, progress, report)
     accounted = report.records + report.audit_events + report.blobs + report.device_events
     if accounted != report.leaves:
         report.problem(f"log: {report.leaves} leaves but {accounted} archive entries refer to them")
@@ -197,22 +207,36 @@ def _verify_leaves(
         report.problem("log: the signed empty tree head has a wrong root")
 
 
-def _verify_nodes(conn: Connection, size: int, report: VerifyReport) -> None:
+def verify_nodes(
+    conn: Connection, size: int, report: VerifyReport, lo: int = 0, hi: int | None = None
+) -> None:
     """Each interior node must hash its two children (streamed level by level).
 
     Level 0 is checked against leaf_data above; with this, every node a proof
     is built from is tied to the leaves, whose root the tree head signs.
+    With [lo, hi) (incremental verify), only the complete nodes of the `size`
+    tree whose leaves meet that range: a node across two ranges is checked in
+    both, so ranges that tile the log check every node.
     """
+    whole = hi is None
+    end = size if hi is None else min(hi, size)
+    if end <= lo:
+        return
     for level in range(1, max(size.bit_length(), 1)):
         count = size >> level
+        first = lo >> level
+        last = count if whole else min(count, ((end - 1) >> level) + 1)
+        if first >= last and not whole:
+            break
         children = conn.execute(
-            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx < ? ORDER BY idx",
-            (level - 1, 2 * count),
+            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (level - 1, 2 * first, 2 * last),
         )
         parents = conn.execute(
-            "SELECT idx, hash FROM log_nodes WHERE level = ? ORDER BY idx", (level,)
+            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (level, first, 2**62 if whole else last),
         )
-        expected = 0
+        expected = first
         for idx, stored in parents:
             if idx >= count:
                 report.problem(f"log node (level {level}, {idx}): beyond the tree of {size}")
@@ -228,7 +252,7 @@ def _verify_nodes(conn: Connection, size: int, report: VerifyReport) -> None:
                 report.problem(f"log node (level {level}, {idx}): hash does not match its children")
             expected += 1
         else:
-            if expected != count:
+            if expected != last:
                 report.problem(f"log node (level {level}, {expected}) is missing")
 
 
@@ -239,15 +263,28 @@ def _verify_audit_event(row: tuple[Any, ...], what: str, report: VerifyReport) -
     check_leaf(report, index, stored_leaf, expected, what)
 
 
-def _verify_events(conn: Connection, report: VerifyReport) -> None:
+# Every log index: the range a full verify checks.
+WHOLE_LOG = (0, 2**62)
+
+
+def verify_audit_events(
+    conn: Connection, report: VerifyReport, log_range: tuple[int, int] = WHOLE_LOG
+) -> None:
     for row in conn.execute(
         "SELECT a.at, a.actor, a.action, a.target, a.details, a.log_index, l.leaf_data"
         " FROM audit_events a LEFT JOIN log_leaves l ON l.idx = a.log_index"
+        " WHERE a.log_index >= ? AND a.log_index < ?",
+        log_range,
     ):
         what = f"audit event at log {row[5]}"
         with guarded(report, what):
             _verify_audit_event(row, what, report)
         report.audit_events += 1
+
+
+def verify_device_events(conn: Connection, report: VerifyReport) -> None:
+    """Every pairing and revocation the devices table shows is in the log, and back
+    (a few rows per phone: always checked whole)."""
     logged_device = {
         bytes(data)
         for (data,) in conn.execute("SELECT leaf_data FROM log_leaves WHERE kind = 'device'")
@@ -301,12 +338,18 @@ def _verify_events(conn: Connection, report: VerifyReport) -> None:
             report.problem(f"device event at log {index}: no device matches it")
 
 
-def _verify_blobs(
-    conn: Connection, blobs: BlobStore, progress: Progress, report: VerifyReport
+def verify_blobs(
+    conn: Connection,
+    blobs: BlobStore,
+    progress: Progress,
+    report: VerifyReport,
+    log_range: tuple[int, int] = WHOLE_LOG,
 ) -> None:
     rows = conn.execute(
         "SELECT b.sha256, b.size, b.file_name, b.key_salt, b.created_at, b.log_index,"
         " b.destroyed_at, l.leaf_data FROM blobs b LEFT JOIN log_leaves l ON l.idx = b.log_index"
+        " WHERE b.log_index >= ? AND b.log_index < ?",
+        log_range,
     ).fetchall()
     for sha, size, file_name, salt, created_at, index, destroyed, stored_leaf in rows:
         sha = bytes(sha)
@@ -340,4 +383,15 @@ def verify_open_archive(
             reader.close()
 
 
-__all__ = ["Progress", "RootAccumulator", "VerifyReport", "verify_archive", "verify_open_archive"]
+__all__ = [
+    "WHOLE_LOG",
+    "Progress",
+    "RootAccumulator",
+    "VerifyReport",
+    "verify_archive",
+    "verify_audit_events",
+    "verify_blobs",
+    "verify_device_events",
+    "verify_nodes",
+    "verify_open_archive",
+]
