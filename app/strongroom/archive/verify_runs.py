@@ -21,7 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import sqlcipher3
+
 from strongroom.archive.db import Connection
+from strongroom.archive.errors import ArchiveError
 from strongroom.archive.store import Archive, Txn, WriteOpOf
 from strongroom.archive.verify import WHOLE_LOG, verify_archive
 from strongroom.archive.verify_incremental import Coverage, Start, verify_incremental
@@ -281,7 +284,12 @@ def run_verification(
         "problems": len(report.problems),
         "first_problems": json.dumps(report.problems[:KEPT_PROBLEMS], ensure_ascii=False),
     }
-    row_id = archive.write(_record_op(row))
+    try:
+        row_id = archive.write(_record_op(row))
+    except (ArchiveError, sqlcipher3.DatabaseError) as exc:
+        # The check itself ran; a box that cannot keep its result must say so.
+        report.problem(f"this verification could not be kept in the archive ({exc})")
+        row_id = 0
     return report, _row((row_id, *(row[c.strip()] for c in _COLUMNS.split(",")[1:])))
 
 
