@@ -21,6 +21,8 @@ Checks, streaming so a million records fit in a Pi's memory:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import sqlcipher3
@@ -87,8 +89,13 @@ def verify_archive(
     progress: Progress = _noop,
     *,
     witness: SignedTreeHead | None = None,
+    page_check: PageCheck | None = None,
 ) -> VerifyReport:
     """Check everything; `witness` is a head the box signed earlier and kept outside the DB.
+
+    `page_check` runs SQLCipher's page check on a connection of its own, on a
+    thread beside the rest (SQLite leaves the GIL while it reads the file); the
+    problems it finds come first. Without it the check runs first on `conn`.
 
     The witness catches what no check inside the file can: a damaged WAL makes
     SQLite drop the last commits on recovery, leaving a shorter archive that is
@@ -100,7 +107,14 @@ def verify_archive(
     # as a mismatch, not abort the whole check as an "unreadable page".
     saved_text_factory = conn.text_factory
     conn.text_factory = _lenient_text
+    pages: Future[list[str]] | None = None
+    side = ThreadPoolExecutor(1, thread_name_prefix="verify-pages") if page_check else None
+    if side is not None and page_check is not None:
+        pages = side.submit(page_check)
     try:
+        if pages is None:
+            for line in quick_check(conn):
+                report.problem(line)
         _verify(conn, blobs, box_verify_key, progress, report, witness)
     except sqlcipher3.DatabaseError as exc:
         report.problem(f"database file: unreadable page ({exc}); restore from a backup")
@@ -108,7 +122,37 @@ def verify_archive(
         report.problem(f"verify stopped early: {type(exc).__name__}: {exc}")
     finally:
         conn.text_factory = saved_text_factory
+        if side is not None:
+            side.shutdown(wait=True)
+    if pages is not None:
+        try:
+            report.problems[:0] = pages.result()
+        except sqlcipher3.DatabaseError as exc:
+            report.problems.insert(0, f"database file: unreadable page ({exc})")
     return report
+
+
+PageCheck = Callable[[], list[str]]
+
+
+def quick_check(conn: Connection) -> list[str]:
+    """SQLCipher's page check (HMAC of every page) and SQLite's structure check."""
+    return [
+        f"database file: {line}" for (line,) in conn.execute("PRAGMA quick_check") if line != "ok"
+    ]
+
+
+def page_check_of(archive: Archive) -> PageCheck:
+    """quick_check on a reader of its own (for verify_archive's `page_check`)."""
+
+    def check() -> list[str]:
+        reader = archive.reader()
+        try:
+            return quick_check(reader)
+        finally:
+            reader.close()
+
+    return check
 
 
 def _lenient_text(value: bytes) -> str:
@@ -123,9 +167,6 @@ def _verify(
     report: VerifyReport,
     witness: SignedTreeHead | None,
 ) -> None:
-    for (line,) in conn.execute("PRAGMA quick_check"):
-        if line != "ok":
-            report.problem(f"database file: {line}")
     head_row = conn.execute(
         "SELECT tree_size, root_hash, timestamp_ms, signature FROM tree_heads"
         " ORDER BY tree_size DESC LIMIT 1"
@@ -377,6 +418,7 @@ def verify_open_archive(
             bytes(archive.signing_key.verify_key),
             progress,
             witness=archive.witness_head(),
+            page_check=page_check_of(archive),
         )
     finally:
         if conn is None:
@@ -385,9 +427,12 @@ def verify_open_archive(
 
 __all__ = [
     "WHOLE_LOG",
+    "PageCheck",
     "Progress",
     "RootAccumulator",
     "VerifyReport",
+    "page_check_of",
+    "quick_check",
     "verify_archive",
     "verify_audit_events",
     "verify_blobs",

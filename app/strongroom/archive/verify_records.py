@@ -1,30 +1,26 @@
 """Verify's report, and its check of every record: hash, device signature, log
 leaf, and the rows the UI shows.
 
-The Ed25519 signature checks run on worker threads, a chunk of records ahead
-of the main thread, which reads the rows and checks everything else: PyNaCl
-(cffi) releases the GIL inside libsodium, so with a core free the signatures
-overlap with the row checks.
+The Ed25519 signature checks run on two workers (processes for a big run,
+verify_sign.py says why), a chunk of records ahead of the main thread, which
+reads the rows and checks everything else.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlcipher3
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import RecordRejected
-from strongroom.archive.record import RECORD_SIGNING_CONTEXT, Record, leaf_data, parse_record
+from strongroom.archive.record import Record, leaf_data, parse_record
+from strongroom.archive.verify_sign import Pending, SignatureJob, SignaturePool, Signed
 from strongroom.proof.sth import SignedTreeHead
 
 Progress = Callable[[str, int, int], None]
@@ -126,39 +122,9 @@ def check_leaf(
         report.problem(f"{what}: content does not match log leaf {index}")
 
 
-# Rows per signature job: big enough that a job's Python overhead is small,
-# small enough that a few chunks in flight stay a few MiB on a Pi.
-CHUNK_ROWS = 512
-
-
-def signature_threads() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-Signed = bool | None | Exception
-
-
-def _signatures(keys: dict[int, VerifyKey], rows: Sequence[tuple[Any, ...]]) -> list[Signed]:
-    """For each row: does its device's signature verify (None: nothing to check; an
-    exception: the row is malformed, reported by the main thread under its name)."""
-    out: list[Signed] = []
-    for row in rows:
-        try:
-            device_id, body, signature, gone = row[2], row[5], row[6], row[9]
-            if gone is not None or body is None:
-                out.append(None)
-                continue
-            key = keys.get(int(device_id))
-            try:
-                if key is None:
-                    raise BadSignatureError("unknown device")
-                key.verify(RECORD_SIGNING_CONTEXT + bytes(body), bytes(signature))
-                out.append(True)
-            except (BadSignatureError, ValueError, TypeError):
-                out.append(False)
-        except Exception as exc:
-            out.append(exc)
-    return out
+# Rows per signature job: big enough that a job's overhead (a pickle round trip to a
+# worker process) is small, small enough that a few chunks in flight stay a few MiB.
+CHUNK_ROWS = 1024
 
 
 # The rows the UI shows are joined on (not one look-up per record): after the
@@ -197,23 +163,26 @@ def verify_records(
             ).fetchone()[0]
         )
         rows = conn.execute(_RECORD_ROWS + _IN_RANGE, log_range)
-    keys: dict[int, VerifyKey] = {
-        int(i): VerifyKey(bytes(k)) for i, k in conn.execute("SELECT id, sign_key FROM devices")
-    }
-    threads = signature_threads()
-    with ThreadPoolExecutor(threads, thread_name_prefix="verify-signatures") as pool:
-        pending: deque[tuple[list[tuple[Any, ...]], Future[list[Signed]]]] = deque()
+    keys = {int(i): bytes(k) for i, k in conn.execute("SELECT id, sign_key FROM devices")}
+    with SignaturePool(keys, total) as pool:
+        pending: deque[tuple[list[tuple[Any, ...]], Pending]] = deque()
         while True:
             chunk = rows.fetchmany(CHUNK_ROWS)
             if chunk:
-                pending.append((chunk, pool.submit(_signatures, keys, chunk)))
-            # Check the oldest chunk once `threads` newer ones keep the workers busy.
-            while pending and (not chunk or len(pending) > threads):
+                jobs: list[SignatureJob] = [(r[2], _blob(r[5]), _blob(r[6]), r[9]) for r in chunk]
+                pending.append((chunk, pool.submit(jobs)))
+            # Check the oldest chunk once `workers` newer ones keep the workers busy.
+            while pending and (not chunk or len(pending) > pool.workers):
                 done, signed = pending.popleft()
                 for row, signature_ok in zip(done, signed.result(), strict=True):
                     _one_record(row, signature_ok, progress, report, total)
             if not chunk:
                 return
+
+
+def _blob(value: object) -> object:
+    """What a worker process can be sent (a memoryview cannot be pickled)."""
+    return bytes(value) if isinstance(value, memoryview) else value
 
 
 def _one_record(

@@ -26,7 +26,7 @@ import sqlcipher3
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import ArchiveError
 from strongroom.archive.store import Archive, Txn, WriteOpOf
-from strongroom.archive.verify import WHOLE_LOG, verify_archive
+from strongroom.archive.verify import WHOLE_LOG, page_check_of, verify_archive
 from strongroom.archive.verify_incremental import Coverage, Start, verify_incremental
 from strongroom.archive.verify_records import Progress, VerifyReport
 from strongroom.proof.sth import SignedTreeHead
@@ -254,7 +254,12 @@ def run_verification(
             )
         else:
             report = verify_archive(
-                reader, archive.blobs, box_key, quiet, witness=archive.witness_head()
+                reader,
+                archive.blobs,
+                box_key,
+                quiet,
+                witness=archive.witness_head(),
+                page_check=page_check_of(archive),
             )
             size = report.tree_head.tree_size if report.tree_head else 0
             coverage = Coverage(0, size, 0, size)
