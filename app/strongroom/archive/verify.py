@@ -2,44 +2,48 @@
 
 Checks, streaming so a million records fit in a Pi's memory:
 1. SQLCipher page integrity (`PRAGMA quick_check`; a flipped byte in the file
-   fails its page HMAC and surfaces here or at the first read of that page).
+   fails its page HMAC and surfaces here or at the first read of that page), on
+   a reader of its own beside the rest when the caller can open one.
 2. Every log leaf: its stored hash is SHA-256(0x00 || leaf_data), indexes are
    contiguous, and the root recomputed from all leaves matches the latest
    signed tree head, whose Ed25519 signature must verify. Every stored
    interior node (what inclusion proofs are built from) is the hash of its
    two children.
-3. Every record still holding content (verify_records.py, signatures on two
-   threads): SHA-256(body) is its id and its leaf
+3. Every record still holding content (verify_records.py; signatures on two
+   worker processes, verify_sign.py): SHA-256(body) is its id and its leaf
    commits to that hash; the device's signature over it verifies; the rows
    the UI shows and searches (messages, receipts, attachments) say what the
    signed body says. Destroyed records are checked through their leaf only.
 4. Every audit event and device event recomputes to its leaf, and every
-   pairing or revocation the devices table shows is in the log.
+   pairing or revocation the devices table shows is in the log
+   (verify_events.py).
 5. Every blob decrypts, authenticates chunk by chunk and hashes to its name.
+
+The incremental verify (verify_incremental.py) runs the same checks over what
+is new since the last verified head and a slice of the rest.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 import sqlcipher3
 
-from strongroom.archive.blobs import BlobLocation, BlobStore
+from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection
-from strongroom.archive.errors import BlobError
-from strongroom.archive.record import leaf_data
 from strongroom.archive.store import Archive
+from strongroom.archive.verify_events import (
+    WHOLE_LOG,
+    verify_audit_events,
+    verify_blobs,
+    verify_device_events,
+)
 from strongroom.archive.verify_records import (
     Progress,
     VerifyReport,
-    check_leaf,
-    guarded,
     verify_records,
 )
-from strongroom.archive.writes import audit_content, device_event_content
 from strongroom.proof.merkle import EMPTY_ROOT, leaf_hash, node_hash
 from strongroom.proof.sth import SignedTreeHead, verify_tree_head
 
@@ -295,115 +299,6 @@ def verify_nodes(
         else:
             if expected != last:
                 report.problem(f"log node (level {level}, {expected}) is missing")
-
-
-def _verify_audit_event(row: tuple[Any, ...], what: str, report: VerifyReport) -> None:
-    at, actor, action, target, details, index, stored_leaf = row
-    content = audit_content(at, actor, action, target, details)
-    expected = leaf_data("audit", hashlib.sha256(content).digest(), at)
-    check_leaf(report, index, stored_leaf, expected, what)
-
-
-# Every log index: the range a full verify checks.
-WHOLE_LOG = (0, 2**62)
-
-
-def verify_audit_events(
-    conn: Connection, report: VerifyReport, log_range: tuple[int, int] = WHOLE_LOG
-) -> None:
-    for row in conn.execute(
-        "SELECT a.at, a.actor, a.action, a.target, a.details, a.log_index, l.leaf_data"
-        " FROM audit_events a LEFT JOIN log_leaves l ON l.idx = a.log_index"
-        " WHERE a.log_index >= ? AND a.log_index < ?",
-        log_range,
-    ):
-        what = f"audit event at log {row[5]}"
-        with guarded(report, what):
-            _verify_audit_event(row, what, report)
-        report.audit_events += 1
-
-
-def verify_device_events(conn: Connection, report: VerifyReport) -> None:
-    """Every pairing and revocation the devices table shows is in the log, and back
-    (a few rows per phone: always checked whole)."""
-    logged_device = {
-        bytes(data)
-        for (data,) in conn.execute("SELECT leaf_data FROM log_leaves WHERE kind = 'device'")
-    }
-    expected_device: set[bytes] = set()
-    for (
-        device_id,
-        sign_key,
-        noise_key,
-        owner,
-        name,
-        method,
-        paired_at,
-        revoked_at,
-        reason,
-    ) in conn.execute(
-        "SELECT id, sign_key, noise_key, owner, name, pairing_method, paired_at, revoked_at,"
-        " revoked_reason FROM devices"
-    ):
-        paired = device_event_content(
-            {
-                "event": "paired",
-                "sign_key": bytes(sign_key),
-                "noise_key": bytes(noise_key),
-                "owner": owner,
-                "name": name,
-                "method": method,
-                "at": paired_at,
-            }
-        )
-        paired_leaf = leaf_data("device", hashlib.sha256(paired).digest(), paired_at)
-        expected_device.add(paired_leaf)
-        if paired_leaf not in logged_device:
-            report.problem(f"device {device_id} ({name}): its pairing is not in the log")
-        if revoked_at is not None:
-            revoked = device_event_content(
-                {
-                    "event": "revoked",
-                    "sign_key": bytes(sign_key),
-                    "reason": reason,
-                    "at": revoked_at,
-                }
-            )
-            revoked_leaf = leaf_data("device", hashlib.sha256(revoked).digest(), revoked_at)
-            expected_device.add(revoked_leaf)
-            if revoked_leaf not in logged_device:
-                report.problem(f"device {device_id} ({name}): its revocation is not in the log")
-    for index, data in conn.execute("SELECT idx, leaf_data FROM log_leaves WHERE kind = 'device'"):
-        report.device_events += 1
-        if bytes(data) not in expected_device:
-            report.problem(f"device event at log {index}: no device matches it")
-
-
-def verify_blobs(
-    conn: Connection,
-    blobs: BlobStore,
-    progress: Progress,
-    report: VerifyReport,
-    log_range: tuple[int, int] = WHOLE_LOG,
-) -> None:
-    rows = conn.execute(
-        "SELECT b.sha256, b.size, b.file_name, b.key_salt, b.created_at, b.log_index,"
-        " b.destroyed_at, l.leaf_data FROM blobs b LEFT JOIN log_leaves l ON l.idx = b.log_index"
-        " WHERE b.log_index >= ? AND b.log_index < ?",
-        log_range,
-    ).fetchall()
-    for sha, size, file_name, salt, created_at, index, destroyed, stored_leaf in rows:
-        sha = bytes(sha)
-        what = f"blob {sha.hex()[:16]}"
-        check_leaf(report, index, stored_leaf, leaf_data("blob", sha, created_at), what)
-        report.blobs += 1
-        if destroyed is not None:
-            continue
-        try:
-            blobs.verify(BlobLocation(file_name, bytes(salt)), int(size), sha)
-        except BlobError as exc:
-            report.problem(f"{what}: {exc}")
-        progress("blobs", report.blobs, len(rows))
 
 
 def verify_open_archive(

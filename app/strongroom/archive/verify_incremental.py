@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection
 from strongroom.archive.store import latest_tree_head, reader_log
-from strongroom.archive.verify import (
-    RootAccumulator,
+from strongroom.archive.verify import RootAccumulator, verify_nodes
+from strongroom.archive.verify_events import (
     verify_audit_events,
     verify_blobs,
     verify_device_events,
-    verify_nodes,
 )
 from strongroom.archive.verify_records import Progress, VerifyReport, verify_records
 from strongroom.proof.merkle import NodeMissingError, TreeSizeError, leaf_hash, verify_consistency
