@@ -99,6 +99,15 @@ def test_the_integrity_page_says_what_was_verified_when_and_shows_a_failure(
         assert page.locator("#verify-runs tbody tr").count() == 2
         assert page.locator("#integrity-failure").count() == 0
         shot(page, language, "integrity-01-passed")
+        # An admin checks now from the page: the run is kept like the timer's.
+        page.click("form:has(input[name=mode][value=incremental]) button")
+        page.wait_for_selector("#job[data-state=done]", timeout=60_000)
+        page.goto(running.url + "/integrity")
+        assert page.locator("#verify-runs tbody tr").count() == 3
+        newest = page.locator("#verify-runs tbody tr").first
+        assert newest.get_attribute("data-kind") == "incremental"
+        assert newest.get_attribute("data-ok") == "true"
+        assert newest_run(running).from_size == incremental.tree_size
 
         # -- someone with the key changes a message pushed after the last verified head -------
         live.call(a_day_of_messages(running, 3, "mardi"))
