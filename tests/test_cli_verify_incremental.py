@@ -3,6 +3,7 @@ the next checks only what is new plus a slice, and a tampered new record fails i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from contextlib import closing
 from pathlib import Path
 
 from archive_helpers import message, new_phone
-from e2e_helpers import prepare_data_dir
+from e2e_helpers import Clock, prepare_data_dir, start_box
 from strongroom.archive import db, writes
 from strongroom.box import Box
 from strongroom.config import BoxConfig
@@ -93,3 +94,42 @@ async def test_incremental_verify_from_the_cli(tmp_path: Path) -> None:
     # The failure stays: the next incremental run is full, and fails too.
     again = json.loads(verify(config, passphrase, "--incremental", "--json").stdout)
     assert (again["kind"], again["ok"]) == ("full", False)
+
+
+async def test_incremental_verify_through_the_running_box_answers_json(tmp_path: Path) -> None:
+    config = await prepare_data_dir(tmp_path / "box")
+    await add_records(config, 30)
+    running = await start_box(config, clock=Clock())
+    try:
+        command = [sys.executable, "-m", "strongroom", "verify", "--data", str(config.data_dir)]
+        answers = []
+        for _ in range(2):
+            # No passphrase: the running box does the work (control socket, night job).
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [*command, "--incremental", "--json"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            answers.append(json.loads(done.stdout))
+        first, second = answers
+        assert (first["job"], first["outcome"]) == ("verify", "done")
+        assert first["details"]["kind"] == "full" and first["details"]["records"] == 30
+        assert second["details"]["kind"] == "incremental"
+        assert second["details"]["from_size"] == first["details"]["tree_size"]
+        assert "incremental" in second["summary"]
+        bad = await asyncio.to_thread(
+            subprocess.run,
+            [*command, "--scheduled", "--incremental"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert bad.returncode == 2 and "not allowed with" in bad.stderr
+    finally:
+        await running.stop()
