@@ -142,4 +142,10 @@ def test_the_integrity_page_says_what_was_verified_when_and_shows_a_failure(
         # The panel: JOB_FAILED for the night job, INTEGRITY_FAILURE for the archive.
         assert running.runtime.night_jobs.failed
         assert running.runtime.integrity_ok is False
+        # The audit trail: the failed check and the failed night job.
+        with closing(running.box.require_archive().reader()) as conn:
+            actions = {
+                (str(a), str(t)) for a, t in conn.execute("SELECT action, target FROM audit_events")
+            }
+        assert {("integrity.failed", "archive"), ("nightjob.failed", "verify")} <= actions
         context.close()
