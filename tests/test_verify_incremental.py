@@ -224,3 +224,21 @@ def test_an_archive_at_the_previous_schema_gets_the_verifications_table(
         assert report.ok and run.kind == "incremental" and run.from_size > 0
     finally:
         archive.close()
+
+
+def test_the_slices_go_on_across_the_weekly_full_runs(
+    box: tuple[Archive, SigningKey, int],
+) -> None:
+    archive, _, _ = box
+    clock = Clock()
+    run_verification(archive, "full", clock)
+    _, first = run_verification(archive, "incremental", clock)
+    _, second = run_verification(archive, "incremental", clock)
+    assert first.sample_from == 0 and second.sample_from == first.sample_to
+    _, weekly = run_verification(archive, "full", clock)
+    _, after = run_verification(archive, "incremental", clock)
+    # Not back to 0: otherwise, with a full run every 7 nights, the slices of a
+    # 30-night sweep would never reach the end of the log.
+    assert after.kind == "incremental" and after.sample_from == second.sample_to
+    assert after.sweep_started_at == first.sweep_started_at == first.started_at
+    assert weekly.kind == "full" and after.from_size == weekly.tree_size

@@ -221,6 +221,19 @@ def choose(conn: Connection, mode: Mode, now_ms: int) -> tuple[Kind, Verificatio
     return "incremental", last
 
 
+def _cursor(conn: Connection, previous: Verification | None) -> Verification | None:
+    """The passing incremental run whose slice the next one continues from."""
+    if previous is None:
+        return None
+    if previous.kind == "incremental":
+        return previous
+    cursor = latest(conn, "incremental", ok=True)
+    failed = latest(conn, ok=False)
+    if cursor is not None and failed is not None and failed.id > cursor.id:
+        return None  # a sweep never spans a failure: start the slices again
+    return cursor
+
+
 def _sweep_runs(conn: Connection, previous: Verification) -> int:
     """How many runs the sweep `previous` belongs to has had (0: it ended)."""
     if previous.kind == "full" or previous.completes_sweep:
@@ -247,8 +260,16 @@ def run_verification(
     quiet: Progress = progress or (lambda _s, _d, _t: None)
     try:
         kind, previous = choose(reader, mode, started)
+        # Where the rotating slice goes on: the last passing incremental run's
+        # cursor, across the weekly full runs (else the slices after a full run
+        # would restart at 0 and never reach the end of the log).
+        cursor = _cursor(reader, previous)
         if previous is not None and previous.head is not None:
-            start = Start(previous.head, previous.sample_to, _sweep_runs(reader, previous))
+            start = Start(
+                previous.head,
+                cursor.sample_to if cursor else 0,
+                _sweep_runs(reader, cursor) if cursor else 0,
+            )
             report, coverage = verify_incremental(
                 reader, archive.blobs, box_key, start, quiet, witness=archive.witness_head()
             )
@@ -267,10 +288,10 @@ def run_verification(
         if conn is None:
             reader.close()
     head = report.tree_head
-    if previous is None or coverage.sample_from == 0 or previous.sweep_started_at is None:
-        sweep = started  # a full run, or a sample that starts the older log again
+    if kind == "full" or coverage.sample_from == 0 or cursor is None:
+        sweep = started  # a full run, or a slice that starts the older log again
     else:
-        sweep = previous.sweep_started_at
+        sweep = cursor.sweep_started_at or started
     row: dict[str, object] = {
         "kind": kind,
         "started_at": started,
