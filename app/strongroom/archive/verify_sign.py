@@ -3,10 +3,10 @@
 Why processes and not threads: PyNaCl releases the GIL inside libsodium, but
 each check must take the GIL back to return, and the thread reading and
 checking rows holds it for whole chunks of pure Python, so the signature
-threads wait on it. Measured on 40,000 records of the 100k bench corpus, runs
-interleaved on this shared 2-core machine: threads 1.52 and 2.11 times the
-one-core crypto ceiling, processes 1.19 and 1.72. Worker processes have a GIL
-each. They are started fresh (`python -m
+threads wait on it. Full verify of the 100k bench corpus, runs alternated on
+the shared 2-core bench machine at load 2 to 3: threads 1.26 to 2.05 times
+the one-core crypto ceiling, processes 1.05 to 1.40 (docs/benchmarks.md).
+Worker processes have a GIL each. They are started fresh (`python -m
 strongroom.archive.verify_sign`: no copy of the service's memory, threads or
 locks, nothing but the devices' public keys handed over), import only this
 module and PyNaCl, and talk pickles over their stdin and stdout.
