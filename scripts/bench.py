@@ -49,6 +49,7 @@ import bench_growth  # noqa: E402
 import bench_peer  # noqa: E402
 import bench_restore  # noqa: E402
 import bench_synapse  # noqa: E402
+import bench_verify  # noqa: E402
 from bench_archive import Figure  # noqa: E402
 from bench_report import git_commit, kept_notes, machine, render  # noqa: E402
 
@@ -170,19 +171,8 @@ def search_section(plan: Plan, work: Path) -> list[Figure]:
 
 
 def verify_section(plan: Plan, work: Path) -> list[Figure]:
-    archive_dir = ba.cached_archive(work, plan.verify_records, log=_log)
-    run = ba.verify_time(archive_dir)
-    scale = 100_000 / run.records
-    return [
-        Figure(
-            "verify_archive time per 100,000 records",
-            run.seconds * scale,
-            "s",
-            run.crypto_floor_seconds * scale,
-            "SHA-256 + Ed25519 verify of the same records",
-            note=f"measured on {run.records:,} records, {'OK' if run.ok else 'PROBLEMS FOUND'}",
-        )
-    ]
+    sizes = bench_verify.sizes_from_env((plan.search_messages,))
+    return bench_verify.verify_figures(work, plan.verify_records, sizes, log=_log)
 
 
 def export_section(plan: Plan, work: Path) -> list[Figure]:

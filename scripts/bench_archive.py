@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.queries import search_messages
-from strongroom.archive.record import RECORD_SIGNING_CONTEXT, Record, sign_record
+from strongroom.archive.record import Record, sign_record
 from strongroom.archive.store import Archive
 from strongroom.archive.verify import verify_archive
 from strongroom.identity import BoxKeys, derive_box_keys
@@ -430,44 +430,6 @@ def search_latency(archive_dir: Path, rounds: int, budget_s: float = 90.0) -> Se
         percentile(clear, 95),
         len(encrypted),
     )
-
-
-# -- verify ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerifyRun:
-    seconds: float
-    records: int
-    crypto_floor_seconds: float
-    ok: bool
-
-
-def verify_time(archive_dir: Path) -> VerifyRun:
-    """verify_archive over the whole archive vs SHA-256 + Ed25519 of the same bytes."""
-    archive = open_archive(archive_dir / "data")
-    reader = archive.reader()
-    try:
-        t0 = time.perf_counter()
-        report = verify_archive(reader, archive.blobs, bytes(archive.signing_key.verify_key))
-        seconds = time.perf_counter() - t0
-        keys = {
-            int(i): VerifyKey(bytes(k))
-            for i, k in reader.execute("SELECT id, sign_key FROM devices")
-        }
-        rows = [
-            (bytes(body), bytes(sig), keys[int(dev)])
-            for body, sig, dev in reader.execute("SELECT body, signature, device_id FROM records")
-        ]
-    finally:
-        reader.close()
-        archive.close()
-    t0 = time.perf_counter()
-    for body, sig, key in rows:
-        hashlib.sha256(body).digest()
-        key.verify(RECORD_SIGNING_CONTEXT + body, sig)
-    floor = time.perf_counter() - t0
-    return VerifyRun(seconds, report.records, floor, report.ok)
 
 
 # -- start to ready -------------------------------------------------------------------

@@ -249,7 +249,8 @@ def test_batch_jobs_share_the_sandbox_and_get_no_network(unit: str) -> None:
     [
         ("retention", "retention-run", "*-*-* 03:30:00"),
         ("backup", "backup", "*-*-* 02:00:00"),
-        ("verify", "verify", "Sun *-*-* 04:30:00"),
+        # Nightly; the command itself picks incremental or (weekly) full.
+        ("verify", "verify --scheduled", "*-*-* 04:30:00"),
     ],
 )
 def test_each_timer_starts_its_job(job: str, command: str, calendar: str) -> None:

@@ -1,12 +1,15 @@
-"""Full verify checks signatures on worker threads, chunks ahead of the main thread:
-every record is still checked once, in order, and each problem is named."""
+"""Full verify checks signatures on two workers (threads, or processes for a big run),
+chunks ahead of the main thread: every record is still checked once, in order, and
+each problem is named."""
 
 from __future__ import annotations
 
 from contextlib import closing
 
+import pytest
+
 from archive_helpers import message, new_phone
-from strongroom.archive import writes
+from strongroom.archive import verify_sign, writes
 from strongroom.archive.store import Archive
 from strongroom.archive.verify import verify_archive
 from strongroom.archive.verify_records import CHUNK_ROWS
@@ -14,9 +17,21 @@ from strongroom.archive.verify_records import CHUNK_ROWS
 RECORDS = 3 * CHUNK_ROWS + 17  # a partial last chunk
 
 
+@pytest.mark.parametrize("workers", ["threads", "processes"])
 def test_a_bad_signature_in_any_chunk_is_named_and_every_record_counted(
-    archive: Archive,
+    archive: Archive, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
+    started: list[bool] = []
+    real_init = verify_sign.SignaturePool.__init__
+
+    def init(pool: verify_sign.SignaturePool, keys: dict[int, bytes], records: int) -> None:
+        real_init(pool, keys, records)
+        started.append(pool.processes)
+
+    monkeypatch.setattr(verify_sign.SignaturePool, "__init__", init)
+    monkeypatch.setattr(verify_sign, "workers", lambda: 2)  # two even on a one-core runner
+    if workers == "processes":
+        monkeypatch.setattr(verify_sign, "PROCESS_THRESHOLD", 1)
     device, key = new_phone(archive)
     ops = [
         writes.store_record(message(key, f"message {n}", at=1_700_000_000_000 + n), device, "o")
@@ -42,6 +57,7 @@ def test_a_bad_signature_in_any_chunk_is_named_and_every_record_counted(
         for row_id in named
     ]
     assert len(report.problems) == len(named), report.problems
+    assert started == [workers == "processes"]
 
 
 def _log_index(archive: Archive, row_id: int) -> int:

@@ -1,11 +1,13 @@
-"""The periodic integrity check: re-verify the whole archive while the box runs.
+"""The periodic integrity check: re-verify the archive while the box runs.
 
 A flipped bit on the SD card, a damaged blob or someone editing the database
-with the key must not wait for an admin to click "verify": the box runs
-`verify_archive` on a schedule (24 h by default), in a worker thread on a
-reader connection of its own, and says what it found. The runtime turns a
-failed check into the INTEGRITY_FAILURE panel state, an audit event and the
-problem list the dashboard shows.
+with the key must not wait for an admin to click "verify": the box verifies on
+a schedule (24 h by default, and the nightly timer), in a worker thread on a
+reader connection of its own, and says what it found. A scheduled check is
+incremental, and full once a week (archive/verify_runs.py); every check is kept
+in the archive's `verifications` table, which the integrity page shows. The
+runtime turns a failed check into the INTEGRITY_FAILURE panel state, an audit
+event and the problem list the dashboard shows.
 
 The check runs inside one read transaction, so it sees a single snapshot of
 the WAL: phones may keep pushing while it runs without the counts it compares
@@ -24,7 +26,7 @@ import sqlcipher3
 
 from strongroom.archive.errors import ArchiveError
 from strongroom.archive.store import Archive
-from strongroom.archive.verify import verify_open_archive
+from strongroom.archive.verify_runs import Mode, Verification, run_verification
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,13 @@ class IntegrityStatus:
     problem_count: int
     leaves: int
     duration_s: float
+    # The run as kept in `verifications` (kind, head, what it covered); None when
+    # the archive could not be read at all.
+    run: Verification | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.run.kind if self.run is not None else "full"
 
     @property
     def audit_action(self) -> str:
@@ -59,15 +68,21 @@ class IntegrityStatus:
             "problems": self.problem_count,
             "first_problems": list(self.problems[:5]),
             "periodic": True,
+            "kind": self.kind,
+            "records": self.run.records if self.run else 0,
+            "tree_size": self.run.tree_size if self.run else 0,
         }
 
 
-def check_archive(archive: Archive, clock: Callable[[], float] = time.time) -> IntegrityStatus:
+def check_archive(
+    archive: Archive, clock: Callable[[], float] = time.time, mode: Mode = "full"
+) -> IntegrityStatus:
     """Verify the archive on a fresh reader connection (blocking: run it in a thread)."""
     started = time.monotonic()
     checked_at = clock()
     problems: list[str]
     leaves = 0
+    run: Verification | None = None
     try:
         conn = archive.reader()
     except (ArchiveError, sqlcipher3.DatabaseError) as exc:
@@ -76,10 +91,10 @@ def check_archive(archive: Archive, clock: Callable[[], float] = time.time) -> I
     else:
         try:
             conn.execute("BEGIN")  # one snapshot for the whole check
-            report = verify_open_archive(archive, conn)
+            report, run = run_verification(archive, mode, clock, conn=conn)
             problems = list(report.problems)
             leaves = report.leaves
-        except sqlcipher3.DatabaseError as exc:
+        except (ArchiveError, sqlcipher3.DatabaseError) as exc:
             problems = [f"database file: unreadable ({exc})"]
         finally:
             try:
@@ -95,6 +110,7 @@ def check_archive(archive: Archive, clock: Callable[[], float] = time.time) -> I
         problem_count=len(problems),
         leaves=leaves,
         duration_s=time.monotonic() - started,
+        run=run,
     )
 
 

@@ -28,6 +28,7 @@ from strongroom.appliance.network import LanPolicy, listen
 from strongroom.appliance.nightjobs import NightJobs
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from strongroom.archive.errors import ArchiveError
+from strongroom.archive.verify_runs import Mode
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.control import socket_path, start_control
@@ -163,7 +164,11 @@ class BoxRuntime:
         await reach.start()
         stack.push_async_callback(reach.stop)
         self._spawn(self._tick_loop())
-        self._spawn(run_periodically(self.check_integrity_now, lambda: self.integrity_interval_s))
+        self._spawn(
+            run_periodically(
+                lambda: self.check_integrity_now("scheduled"), lambda: self.integrity_interval_s
+            )
+        )
         if interval := watchdog_interval():
             self._spawn(watchdog_loop(self.notifier, interval))
         if self.config.advertise_mdns:
@@ -405,8 +410,9 @@ class BoxRuntime:
 
     # -- periodic integrity check --------------------------------------------------------
 
-    async def check_integrity_now(self) -> IntegrityStatus | None:
-        """Verify the whole archive now; None while the box is locked.
+    async def check_integrity_now(self, mode: Mode = "full") -> IntegrityStatus | None:
+        """Verify the archive now (`mode`: full, incremental or as scheduled); None
+        while the box is locked.
 
         A failure turns the panel to INTEGRITY_FAILURE and stays so until a
         later check passes; either way the verdict is an audit event.
@@ -414,7 +420,7 @@ class BoxRuntime:
         archive = self.box.archive
         if archive is None:
             return None
-        status = await asyncio.to_thread(check_archive, archive, self.clock)
+        status = await asyncio.to_thread(check_archive, archive, self.clock, mode)
         self.integrity = status
         self.box.integrity = status
         self.integrity_ok = status.ok

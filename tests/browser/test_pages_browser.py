@@ -32,6 +32,7 @@ PAGES = (
     "/office",
     "/backups",
     "/audit",
+    "/integrity",
     "/report",  # the art. 30 register: a standalone document (office/report_render.py)
     "/users",
     "/account",

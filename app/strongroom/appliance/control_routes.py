@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from strongroom.appliance.nightjobs import DONE, JOBS, SKIPPED
+from strongroom.archive.verify_runs import MODES
 from strongroom.office.control_routes import office_routes
 from strongroom.office.export_control import control_routes as export_routes
 from strongroom.pairing.control_routes import pairing_routes
@@ -71,7 +72,10 @@ def control_app(runtime: BoxRuntime) -> web.Application:
         body = await request.json() if request.can_read_body else None
         target = body.get("target") if isinstance(body, dict) else None
         path = Path(target) if isinstance(target, str) and target else None
-        outcome = await runtime.night_jobs.run(job, path)
+        mode = body.get("mode", "full") if isinstance(body, dict) else "full"
+        if mode not in MODES:
+            return web.json_response({"error": f"unknown verify mode {mode!r}"}, status=400)
+        outcome = await runtime.night_jobs.run(job, path, mode)
         return web.json_response(outcome.to_json(), status=_HTTP_STATUS.get(outcome.outcome, 500))
 
     app.add_routes(routes)

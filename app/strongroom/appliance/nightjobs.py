@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from strongroom.archive.db import Connection
+from strongroom.archive.verify_runs import MODES, Mode
 from strongroom.box import Box
 from strongroom.integrity import IntegrityStatus
 from strongroom.office import backup
@@ -78,7 +79,7 @@ class JobFailed(Exception):
     """A job ran and its work failed (the message says why, for a person)."""
 
 
-Verify = Callable[[], Awaitable[IntegrityStatus | None]]
+Verify = Callable[[Mode], Awaitable[IntegrityStatus | None]]
 
 
 class NightJobs:
@@ -118,12 +119,15 @@ class NightJobs:
 
     # -- running -------------------------------------------------------------------------
 
-    async def run(self, job: str, target: Path | None = None) -> JobOutcome:
-        """Run `job` now (`target`: a backup directory other than the configured one)."""
+    async def run(self, job: str, target: Path | None = None, mode: Mode = "full") -> JobOutcome:
+        """Run `job` now (`target`: a backup directory other than the configured one;
+        `mode`: the verify job's full, incremental or scheduled run)."""
         if job not in JOBS:
             raise ValueError(f"unknown night job {job!r}")
+        if mode not in MODES:
+            raise ValueError(f"unknown verify mode {mode!r}")
         async with self._lock:  # one job at a time: they all read the whole archive
-            outcome = await self._run(job, target)
+            outcome = await self._run(job, target, mode)
         self.last[job] = outcome
         if outcome.outcome == SKIPPED:
             self._unaudited.append(outcome)
@@ -134,23 +138,23 @@ class NightJobs:
         self._on_change()
         return outcome
 
-    async def _run(self, job: str, target: Path | None) -> JobOutcome:
+    async def _run(self, job: str, target: Path | None, mode: Mode) -> JobOutcome:
         if self.box.archive is None:
             reason = f"the box is {self.box.phase.value}: unlock it so that night jobs can run"
             return JobOutcome(job, SKIPPED, reason, self.clock(), {"reason": "locked"})
         try:
-            summary, details = await self._body(job, target)
+            summary, details = await self._body(job, target, mode)
         except Exception as exc:  # any failure of the work is the outcome we report
             log.exception("night job %s failed", job)
             return JobOutcome(job, FAILED, str(exc) or type(exc).__name__, self.clock())
         return JobOutcome(job, DONE, summary, self.clock(), details)
 
-    async def _body(self, job: str, target: Path | None) -> tuple[str, dict[str, Any]]:
+    async def _body(self, job: str, target: Path | None, mode: Mode) -> tuple[str, dict[str, Any]]:
         if job == "backup":
             return await asyncio.to_thread(self._backup, target)
         if job == "retention":
             return await asyncio.to_thread(self._retention)
-        return await self._verify_archive()
+        return await self._verify_archive(mode)
 
     def _backup(self, target: Path | None) -> tuple[str, dict[str, Any]]:
         archive = self.box.require_archive()
@@ -183,14 +187,16 @@ class NightJobs:
         details = {k: result[k] for k in ("destroyed", "to_review", "held", "kept")}
         return retention_summary(result).replace("\n", " "), details
 
-    async def _verify_archive(self) -> tuple[str, dict[str, Any]]:
-        status = await self._verify()
+    async def _verify_archive(self, mode: Mode) -> tuple[str, dict[str, Any]]:
+        status = await self._verify(mode)
         if status is None:
             raise JobFailed("the archive closed while the check was starting")
         if not status.ok:
             problems = "; ".join(status.problems[:3])
-            raise JobFailed(f"{status.problem_count} problem(s): {problems}")
-        return f"OK: the archive verifies ({status.leaves} log leaves)", {"leaves": status.leaves}
+            raise JobFailed(f"{status.kind} verify: {status.problem_count} problem(s): {problems}")
+        return verify_summary(status), {"leaves": status.leaves} | (
+            status.run.to_json() if status.run else {}
+        )
 
     # -- the audit trail -----------------------------------------------------------------
 
@@ -213,6 +219,20 @@ class NightJobs:
             current = self.last.get(job)
             if current is None or current.at < outcome.at:
                 self.last[job] = outcome
+
+
+def verify_summary(status: IntegrityStatus) -> str:
+    """One line saying what a passing verify covered (CLI, dashboard, STATUS=)."""
+    run = status.run
+    if run is None or run.kind == "full":
+        size = run.tree_size if run else status.leaves
+        return f"OK: the archive verifies (full verify, {size} log leaves)"
+    return (
+        f"OK: the archive verifies (incremental, to tree size {run.tree_size}:"
+        f" {run.tree_size - run.from_size}"
+        f" new log entries since size {run.from_size}, older log [{run.sample_from},"
+        f" {run.sample_to}) re-read, {run.records} records checked)"
+    )
 
 
 def last_outcomes(conn: Connection) -> dict[str, JobOutcome]:

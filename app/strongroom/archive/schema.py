@@ -503,6 +503,32 @@ VALUES
     CREATE INDEX IF NOT EXISTS records_destroyed ON records(conversation_id, sent_at)
         WHERE destroyed_at IS NOT NULL;
     """,
+    # 7: what was verified when (archive/verify_runs.py). One row per verify run,
+    # full or incremental, with the signed head it verified (kept whole, signature
+    # included, so the next incremental run re-checks the head it starts from) and
+    # the older log range it re-read as its rotating sample.
+    """
+    CREATE TABLE verifications (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('full', 'incremental')),
+        started_at INTEGER NOT NULL,            -- ms since epoch
+        finished_at INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        from_size INTEGER NOT NULL,             -- the verified head it started from (full: 0)
+        tree_size INTEGER NOT NULL,             -- the signed head it verified
+        root_hash BLOB,
+        head_timestamp_ms INTEGER,
+        head_signature BLOB,
+        records INTEGER NOT NULL,               -- records whose content was checked
+        leaves INTEGER NOT NULL,                -- log leaves recomputed
+        sample_from INTEGER NOT NULL,           -- older log indexes re-checked: [from, to)
+        sample_to INTEGER NOT NULL,
+        sweep_started_at INTEGER,               -- when the sweep this sample belongs to began
+        problems INTEGER NOT NULL,
+        first_problems TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX verifications_kind ON verifications(kind, ok, id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,42 +2,48 @@
 
 Checks, streaming so a million records fit in a Pi's memory:
 1. SQLCipher page integrity (`PRAGMA quick_check`; a flipped byte in the file
-   fails its page HMAC and surfaces here or at the first read of that page).
+   fails its page HMAC and surfaces here or at the first read of that page), on
+   a reader of its own beside the rest when the caller can open one.
 2. Every log leaf: its stored hash is SHA-256(0x00 || leaf_data), indexes are
    contiguous, and the root recomputed from all leaves matches the latest
    signed tree head, whose Ed25519 signature must verify. Every stored
    interior node (what inclusion proofs are built from) is the hash of its
    two children.
-3. Every record still holding content (verify_records.py, signatures on two
-   threads): SHA-256(body) is its id and its leaf
+3. Every record still holding content (verify_records.py; signatures on two
+   worker processes, verify_sign.py): SHA-256(body) is its id and its leaf
    commits to that hash; the device's signature over it verifies; the rows
    the UI shows and searches (messages, receipts, attachments) say what the
    signed body says. Destroyed records are checked through their leaf only.
 4. Every audit event and device event recomputes to its leaf, and every
-   pairing or revocation the devices table shows is in the log.
+   pairing or revocation the devices table shows is in the log
+   (verify_events.py).
 5. Every blob decrypts, authenticates chunk by chunk and hashes to its name.
+
+The incremental verify (verify_incremental.py) runs the same checks over what
+is new since the last verified head and a slice of the rest.
 """
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import sqlcipher3
 
-from strongroom.archive.blobs import BlobLocation, BlobStore
+from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection
-from strongroom.archive.errors import BlobError
-from strongroom.archive.record import leaf_data
 from strongroom.archive.store import Archive
+from strongroom.archive.verify_events import (
+    WHOLE_LOG,
+    verify_audit_events,
+    verify_blobs,
+    verify_device_events,
+)
 from strongroom.archive.verify_records import (
     Progress,
     VerifyReport,
-    check_leaf,
-    guarded,
     verify_records,
 )
-from strongroom.archive.writes import audit_content, device_event_content
 from strongroom.proof.merkle import EMPTY_ROOT, leaf_hash, node_hash
 from strongroom.proof.sth import SignedTreeHead, verify_tree_head
 
@@ -48,6 +54,15 @@ class RootAccumulator:
     def __init__(self) -> None:
         self._frontier: list[tuple[int, bytes]] = []  # (height, hash), heights decreasing
         self.size = 0
+
+    @classmethod
+    def seeded(cls, size: int, frontier: list[tuple[int, bytes]]) -> RootAccumulator:
+        """Continue a tree of `size` leaves from the roots of the perfect subtrees
+        tiling it, (height, hash) largest first (what the log's stored nodes give)."""
+        acc = cls()
+        acc._frontier = list(frontier)
+        acc.size = size
+        return acc
 
     def add(self, leaf: bytes) -> None:
         height, node = 0, leaf
@@ -78,8 +93,13 @@ def verify_archive(
     progress: Progress = _noop,
     *,
     witness: SignedTreeHead | None = None,
+    page_check: PageCheck | None = None,
 ) -> VerifyReport:
     """Check everything; `witness` is a head the box signed earlier and kept outside the DB.
+
+    `page_check` runs SQLCipher's page check on a connection of its own, on a
+    thread beside the rest (SQLite leaves the GIL while it reads the file); the
+    problems it finds come first. Without it the check runs first on `conn`.
 
     The witness catches what no check inside the file can: a damaged WAL makes
     SQLite drop the last commits on recovery, leaving a shorter archive that is
@@ -91,7 +111,14 @@ def verify_archive(
     # as a mismatch, not abort the whole check as an "unreadable page".
     saved_text_factory = conn.text_factory
     conn.text_factory = _lenient_text
+    pages: Future[list[str]] | None = None
+    side = ThreadPoolExecutor(1, thread_name_prefix="verify-pages") if page_check else None
+    if side is not None and page_check is not None:
+        pages = side.submit(page_check)
     try:
+        if pages is None:
+            for line in quick_check(conn):
+                report.problem(line)
         _verify(conn, blobs, box_verify_key, progress, report, witness)
     except sqlcipher3.DatabaseError as exc:
         report.problem(f"database file: unreadable page ({exc}); restore from a backup")
@@ -99,7 +126,37 @@ def verify_archive(
         report.problem(f"verify stopped early: {type(exc).__name__}: {exc}")
     finally:
         conn.text_factory = saved_text_factory
+        if side is not None:
+            side.shutdown(wait=True)
+    if pages is not None:
+        try:
+            report.problems[:0] = pages.result()
+        except sqlcipher3.DatabaseError as exc:
+            report.problems.insert(0, f"database file: unreadable page ({exc})")
     return report
+
+
+PageCheck = Callable[[], list[str]]
+
+
+def quick_check(conn: Connection) -> list[str]:
+    """SQLCipher's page check (HMAC of every page) and SQLite's structure check."""
+    return [
+        f"database file: {line}" for (line,) in conn.execute("PRAGMA quick_check") if line != "ok"
+    ]
+
+
+def page_check_of(archive: Archive) -> PageCheck:
+    """quick_check on a reader of its own (for verify_archive's `page_check`)."""
+
+    def check() -> list[str]:
+        reader = archive.reader()
+        try:
+            return quick_check(reader)
+        finally:
+            reader.close()
+
+    return check
 
 
 def _lenient_text(value: bytes) -> str:
@@ -114,9 +171,6 @@ def _verify(
     report: VerifyReport,
     witness: SignedTreeHead | None,
 ) -> None:
-    for (line,) in conn.execute("PRAGMA quick_check"):
-        if line != "ok":
-            report.problem(f"database file: {line}")
     head_row = conn.execute(
         "SELECT tree_size, root_hash, timestamp_ms, signature FROM tree_heads"
         " ORDER BY tree_size DESC LIMIT 1"
@@ -131,10 +185,11 @@ def _verify(
         report.problem("log: the kept tree head (tree_head.latest) is not signed by this box")
         witness = None
     _verify_leaves(conn, head, witness, progress, report)
-    _verify_nodes(conn, report.leaves, report)
+    verify_nodes(conn, report.leaves, report)
     verify_records(conn, progress, report)
-    _verify_events(conn, report)
-    _verify_blobs(conn, blobs, progress, report)
+    verify_audit_events(conn, report)
+    verify_device_events(conn, report)
+    verify_blobs(conn, blobs, progress, report)
     accounted = report.records + report.audit_events + report.blobs + report.device_events
     if accounted != report.leaves:
         report.problem(f"log: {report.leaves} leaves but {accounted} archive entries refer to them")
@@ -197,22 +252,36 @@ def _verify_leaves(
         report.problem("log: the signed empty tree head has a wrong root")
 
 
-def _verify_nodes(conn: Connection, size: int, report: VerifyReport) -> None:
+def verify_nodes(
+    conn: Connection, size: int, report: VerifyReport, lo: int = 0, hi: int | None = None
+) -> None:
     """Each interior node must hash its two children (streamed level by level).
 
     Level 0 is checked against leaf_data above; with this, every node a proof
     is built from is tied to the leaves, whose root the tree head signs.
+    With [lo, hi) (incremental verify), only the complete nodes of the `size`
+    tree whose leaves meet that range: a node across two ranges is checked in
+    both, so ranges that tile the log check every node.
     """
+    whole = hi is None
+    end = size if hi is None else min(hi, size)
+    if end <= lo:
+        return
     for level in range(1, max(size.bit_length(), 1)):
         count = size >> level
+        first = lo >> level
+        last = count if whole else min(count, ((end - 1) >> level) + 1)
+        if first >= last and not whole:
+            break
         children = conn.execute(
-            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx < ? ORDER BY idx",
-            (level - 1, 2 * count),
+            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (level - 1, 2 * first, 2 * last),
         )
         parents = conn.execute(
-            "SELECT idx, hash FROM log_nodes WHERE level = ? ORDER BY idx", (level,)
+            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (level, first, 2**62 if whole else last),
         )
-        expected = 0
+        expected = first
         for idx, stored in parents:
             if idx >= count:
                 report.problem(f"log node (level {level}, {idx}): beyond the tree of {size}")
@@ -228,98 +297,8 @@ def _verify_nodes(conn: Connection, size: int, report: VerifyReport) -> None:
                 report.problem(f"log node (level {level}, {idx}): hash does not match its children")
             expected += 1
         else:
-            if expected != count:
+            if expected != last:
                 report.problem(f"log node (level {level}, {expected}) is missing")
-
-
-def _verify_audit_event(row: tuple[Any, ...], what: str, report: VerifyReport) -> None:
-    at, actor, action, target, details, index, stored_leaf = row
-    content = audit_content(at, actor, action, target, details)
-    expected = leaf_data("audit", hashlib.sha256(content).digest(), at)
-    check_leaf(report, index, stored_leaf, expected, what)
-
-
-def _verify_events(conn: Connection, report: VerifyReport) -> None:
-    for row in conn.execute(
-        "SELECT a.at, a.actor, a.action, a.target, a.details, a.log_index, l.leaf_data"
-        " FROM audit_events a LEFT JOIN log_leaves l ON l.idx = a.log_index"
-    ):
-        what = f"audit event at log {row[5]}"
-        with guarded(report, what):
-            _verify_audit_event(row, what, report)
-        report.audit_events += 1
-    logged_device = {
-        bytes(data)
-        for (data,) in conn.execute("SELECT leaf_data FROM log_leaves WHERE kind = 'device'")
-    }
-    expected_device: set[bytes] = set()
-    for (
-        device_id,
-        sign_key,
-        noise_key,
-        owner,
-        name,
-        method,
-        paired_at,
-        revoked_at,
-        reason,
-    ) in conn.execute(
-        "SELECT id, sign_key, noise_key, owner, name, pairing_method, paired_at, revoked_at,"
-        " revoked_reason FROM devices"
-    ):
-        paired = device_event_content(
-            {
-                "event": "paired",
-                "sign_key": bytes(sign_key),
-                "noise_key": bytes(noise_key),
-                "owner": owner,
-                "name": name,
-                "method": method,
-                "at": paired_at,
-            }
-        )
-        paired_leaf = leaf_data("device", hashlib.sha256(paired).digest(), paired_at)
-        expected_device.add(paired_leaf)
-        if paired_leaf not in logged_device:
-            report.problem(f"device {device_id} ({name}): its pairing is not in the log")
-        if revoked_at is not None:
-            revoked = device_event_content(
-                {
-                    "event": "revoked",
-                    "sign_key": bytes(sign_key),
-                    "reason": reason,
-                    "at": revoked_at,
-                }
-            )
-            revoked_leaf = leaf_data("device", hashlib.sha256(revoked).digest(), revoked_at)
-            expected_device.add(revoked_leaf)
-            if revoked_leaf not in logged_device:
-                report.problem(f"device {device_id} ({name}): its revocation is not in the log")
-    for index, data in conn.execute("SELECT idx, leaf_data FROM log_leaves WHERE kind = 'device'"):
-        report.device_events += 1
-        if bytes(data) not in expected_device:
-            report.problem(f"device event at log {index}: no device matches it")
-
-
-def _verify_blobs(
-    conn: Connection, blobs: BlobStore, progress: Progress, report: VerifyReport
-) -> None:
-    rows = conn.execute(
-        "SELECT b.sha256, b.size, b.file_name, b.key_salt, b.created_at, b.log_index,"
-        " b.destroyed_at, l.leaf_data FROM blobs b LEFT JOIN log_leaves l ON l.idx = b.log_index"
-    ).fetchall()
-    for sha, size, file_name, salt, created_at, index, destroyed, stored_leaf in rows:
-        sha = bytes(sha)
-        what = f"blob {sha.hex()[:16]}"
-        check_leaf(report, index, stored_leaf, leaf_data("blob", sha, created_at), what)
-        report.blobs += 1
-        if destroyed is not None:
-            continue
-        try:
-            blobs.verify(BlobLocation(file_name, bytes(salt)), int(size), sha)
-        except BlobError as exc:
-            report.problem(f"{what}: {exc}")
-        progress("blobs", report.blobs, len(rows))
 
 
 def verify_open_archive(
@@ -334,10 +313,25 @@ def verify_open_archive(
             bytes(archive.signing_key.verify_key),
             progress,
             witness=archive.witness_head(),
+            page_check=page_check_of(archive),
         )
     finally:
         if conn is None:
             reader.close()
 
 
-__all__ = ["Progress", "RootAccumulator", "VerifyReport", "verify_archive", "verify_open_archive"]
+__all__ = [
+    "WHOLE_LOG",
+    "PageCheck",
+    "Progress",
+    "RootAccumulator",
+    "VerifyReport",
+    "page_check_of",
+    "quick_check",
+    "verify_archive",
+    "verify_audit_events",
+    "verify_blobs",
+    "verify_device_events",
+    "verify_nodes",
+    "verify_open_archive",
+]

@@ -1,30 +1,26 @@
 """Verify's report, and its check of every record: hash, device signature, log
 leaf, and the rows the UI shows.
 
-The Ed25519 signature checks run on worker threads, a chunk of records ahead
-of the main thread, which reads the rows and checks everything else: PyNaCl
-(cffi) releases the GIL inside libsodium, so with a core free the signatures
-overlap with the row checks.
+The Ed25519 signature checks run on two workers (processes for a big run,
+verify_sign.py says why), a chunk of records ahead of the main thread, which
+reads the rows and checks everything else.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlcipher3
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import RecordRejected
-from strongroom.archive.record import RECORD_SIGNING_CONTEXT, Record, leaf_data, parse_record
+from strongroom.archive.record import Record, leaf_data, parse_record
+from strongroom.archive.verify_sign import Pending, SignatureJob, SignaturePool, Signed
 from strongroom.proof.sth import SignedTreeHead
 
 Progress = Callable[[str, int, int], None]
@@ -126,74 +122,67 @@ def check_leaf(
         report.problem(f"{what}: content does not match log leaf {index}")
 
 
-# Rows per signature job: big enough that a job's Python overhead is small,
-# small enough that a few chunks in flight stay a few MiB on a Pi.
-CHUNK_ROWS = 512
+# Rows per signature job: big enough that a job's overhead (a pickle round trip to a
+# worker process) is small, small enough that a few chunks in flight stay a few MiB.
+CHUNK_ROWS = 1024
 
 
-def signature_threads() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+# The rows the UI shows are joined on (not one look-up per record): after the
+# record's 14 columns, presence then columns of its message, receipt, attachment.
+_RECORD_ROWS = (
+    "SELECT r.id, r.record_id, r.device_id, r.kind, r.received_at, r.body, r.signature,"
+    " r.content_sha256, r.log_index, r.destroyed_at, l.leaf_data, r.client_id, r.sent_at,"
+    " c.ref,"
+    " m.record_id, m.direction, m.sender, m.text, m.sent_at, m.edits_client_id, m.deleted,"
+    " x.record_id, x.target_client_id, x.receipt, x.at,"
+    " a.record_id, a.message_client_id, a.blob_sha256, a.size, a.name, a.mime"
+    " FROM records r LEFT JOIN log_leaves l ON l.idx = r.log_index"
+    " LEFT JOIN conversations c ON c.id = r.conversation_id"
+    " LEFT JOIN messages m ON m.record_id = r.id LEFT JOIN receipts x ON x.record_id = r.id"
+    " LEFT JOIN attachments a ON a.record_id = r.id"
+)
+
+_IN_RANGE = " WHERE r.log_index >= ? AND r.log_index < ? ORDER BY r.log_index"
 
 
-Signed = bool | None | Exception
-
-
-def _signatures(keys: dict[int, VerifyKey], rows: Sequence[tuple[Any, ...]]) -> list[Signed]:
-    """For each row: does its device's signature verify (None: nothing to check; an
-    exception: the row is malformed, reported by the main thread under its name)."""
-    out: list[Signed] = []
-    for row in rows:
-        try:
-            device_id, body, signature, gone = row[2], row[5], row[6], row[9]
-            if gone is not None or body is None:
-                out.append(None)
-                continue
-            key = keys.get(int(device_id))
-            try:
-                if key is None:
-                    raise BadSignatureError("unknown device")
-                key.verify(RECORD_SIGNING_CONTEXT + bytes(body), bytes(signature))
-                out.append(True)
-            except (BadSignatureError, ValueError, TypeError):
-                out.append(False)
-        except Exception as exc:
-            out.append(exc)
-    return out
-
-
-def verify_records(conn: Connection, progress: Progress, report: VerifyReport) -> None:
-    total = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
-    keys: dict[int, VerifyKey] = {
-        int(i): VerifyKey(bytes(k)) for i, k in conn.execute("SELECT id, sign_key FROM devices")
-    }
-    # The rows the UI shows are joined on (not one look-up per record): after the
-    # record's 14 columns, presence then columns of its message, receipt, attachment.
-    rows = conn.execute(
-        "SELECT r.id, r.record_id, r.device_id, r.kind, r.received_at, r.body, r.signature,"
-        " r.content_sha256, r.log_index, r.destroyed_at, l.leaf_data, r.client_id, r.sent_at,"
-        " c.ref,"
-        " m.record_id, m.direction, m.sender, m.text, m.sent_at, m.edits_client_id, m.deleted,"
-        " x.record_id, x.target_client_id, x.receipt, x.at,"
-        " a.record_id, a.message_client_id, a.blob_sha256, a.size, a.name, a.mime"
-        " FROM records r LEFT JOIN log_leaves l ON l.idx = r.log_index"
-        " LEFT JOIN conversations c ON c.id = r.conversation_id"
-        " LEFT JOIN messages m ON m.record_id = r.id LEFT JOIN receipts x ON x.record_id = r.id"
-        " LEFT JOIN attachments a ON a.record_id = r.id ORDER BY r.id"
-    )
-    threads = signature_threads()
-    with ThreadPoolExecutor(threads, thread_name_prefix="verify-signatures") as pool:
-        pending: deque[tuple[list[tuple[Any, ...]], Future[list[Signed]]]] = deque()
+def verify_records(
+    conn: Connection,
+    progress: Progress,
+    report: VerifyReport,
+    log_range: tuple[int, int] | None = None,
+) -> None:
+    """Check every record, or (incremental verify) those whose leaf is in `log_range`."""
+    if log_range is None:
+        total = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+        rows = conn.execute(_RECORD_ROWS + " ORDER BY r.id")
+    else:
+        # Walks the log_index unique index: a range costs its own size at any archive size.
+        total = int(
+            conn.execute(
+                "SELECT count(*) FROM records WHERE log_index >= ? AND log_index < ?", log_range
+            ).fetchone()[0]
+        )
+        rows = conn.execute(_RECORD_ROWS + _IN_RANGE, log_range)
+    keys = {int(i): bytes(k) for i, k in conn.execute("SELECT id, sign_key FROM devices")}
+    with SignaturePool(keys, total) as pool:
+        pending: deque[tuple[list[tuple[Any, ...]], Pending]] = deque()
         while True:
             chunk = rows.fetchmany(CHUNK_ROWS)
             if chunk:
-                pending.append((chunk, pool.submit(_signatures, keys, chunk)))
-            # Check the oldest chunk once `threads` newer ones keep the workers busy.
-            while pending and (not chunk or len(pending) > threads):
+                jobs: list[SignatureJob] = [(r[2], _blob(r[5]), _blob(r[6]), r[9]) for r in chunk]
+                pending.append((chunk, pool.submit(jobs)))
+            # Check the oldest chunk once `workers` newer ones keep the workers busy.
+            while pending and (not chunk or len(pending) > pool.workers):
                 done, signed = pending.popleft()
                 for row, signature_ok in zip(done, signed.result(), strict=True):
                     _one_record(row, signature_ok, progress, report, total)
             if not chunk:
                 return
+
+
+def _blob(value: object) -> object:
+    """What a worker process can be sent (a memoryview cannot be pickled)."""
+    return bytes(value) if isinstance(value, memoryview) else value
 
 
 def _one_record(

@@ -5,27 +5,52 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+from typing import TYPE_CHECKING
 
 from strongroom.cli.common import Spec, night_job, unlocked_box
 
+if TYPE_CHECKING:
+    from strongroom.archive.verify_runs import Mode
+
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """The weekly job: re-check everything, in the running box if there is one."""
-    return night_job(args, "verify", _verify_here)
+    """Re-check the archive, in the running box if there is one: everything by default,
+    `--incremental` what is new plus a slice of the rest, `--scheduled` as the nightly
+    timer does (incremental, full once a week)."""
+    body = {"mode": _mode(args)}
+    return night_job(args, "verify", _verify_here, body, as_json=bool(args.json))
+
+
+def _mode(args: argparse.Namespace) -> Mode:
+    if args.incremental:
+        return "incremental"
+    if args.scheduled:
+        return "scheduled"
+    return "full"
 
 
 def _verify_here(args: argparse.Namespace) -> int:
-    from strongroom.archive.verify import verify_open_archive
+    from strongroom.archive.verify_runs import run_verification
 
     with unlocked_box(args) as box:
-        report = verify_open_archive(box.require_archive())
-        details = {"ok": report.ok, "problems": len(report.problems)}
+        report, run = run_verification(box.require_archive(), _mode(args))
+        details = {"ok": report.ok, "problems": len(report.problems), "kind": run.kind}
         asyncio.run(box.audit("cli", "verify", "archive", details))
+    if args.json:
+        answer = {"ok": report.ok, "problems": report.problems, **run.to_json()}
+        print(json.dumps(answer, ensure_ascii=False))
+        return 0 if report.ok else 1
     print(
-        f"log leaves: {report.leaves}  records: {report.records} "
+        f"{run.kind} verify. log leaves: {report.leaves}  records: {report.records} "
         f"(destroyed: {report.destroyed})  blobs: {report.blobs}"
         f"  audit events: {report.audit_events}"
     )
+    if run.kind == "incremental":
+        print(
+            f"since the verified head of size {run.from_size}; older log"
+            f" [{run.sample_from}, {run.sample_to}) re-read"
+        )
     if report.tree_head is not None:
         print(
             f"signed tree head: size {report.tree_head.tree_size} "
@@ -35,6 +60,22 @@ def _verify_here(args: argparse.Namespace) -> int:
         print(f"PROBLEM: {problem}")
     print("OK: the archive verifies" if report.ok else f"FAILED: {len(report.problems)} problem(s)")
     return 0 if report.ok else 1
+
+
+def _verify_options(cmd: argparse.ArgumentParser) -> None:
+    which = cmd.add_mutually_exclusive_group()
+    which.add_argument(
+        "--incremental",
+        action="store_true",
+        help="only what is new since the last verified head, its consistency proof and"
+        " a rotating slice of the older log (full instead after a failure)",
+    )
+    which.add_argument(
+        "--scheduled",
+        action="store_true",
+        help="what the nightly timer runs: incremental, full once a week",
+    )
+    cmd.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -77,7 +118,12 @@ def _export_file(cmd: argparse.ArgumentParser) -> None:
 
 
 COMMANDS: dict[str, Spec] = {
-    "verify": Spec(cmd_verify, "re-check the whole archive: log, records, blobs, signed tree head"),
+    "verify": Spec(
+        cmd_verify,
+        "re-check the archive: log, records, blobs, signed tree head (--incremental: what"
+        " is new and a slice of the rest)",
+        _verify_options,
+    ),
     "devices": Spec(cmd_devices, "list paired phones"),
     "verify-export": Spec(
         cmd_verify_export,

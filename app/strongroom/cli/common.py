@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -137,7 +138,9 @@ def restore_inputs(args: argparse.Namespace) -> tuple[BoxConfig, bytes, str] | i
     return config, entropy, new_passphrase(args)
 
 
-def night_job(args: argparse.Namespace, job: str, here: Command, body: Any = None) -> int:
+def night_job(
+    args: argparse.Namespace, job: str, here: Command, body: Any = None, *, as_json: bool = False
+) -> int:
     """Run a night job in the running box (over the control socket), else `here`.
 
     In attended mode only the running box has the keys: a batch process has no
@@ -159,7 +162,9 @@ def night_job(args: argparse.Namespace, job: str, here: Command, body: Any = Non
     if not isinstance(answer, dict) or "outcome" not in answer:
         print(f"strongroom: {job}: unexpected answer from the box ({status})", file=sys.stderr)
         return 1
-    if answer["outcome"] == "done":
+    if as_json:
+        print(json.dumps(answer, ensure_ascii=False))
+    elif answer["outcome"] == "done":
         print(answer["summary"])
     else:
         print(f"strongroom: {job} {answer['outcome']}: {answer['summary']}", file=sys.stderr)

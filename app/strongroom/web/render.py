@@ -31,6 +31,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/office", "Records office", frozenset({ADMIN, ARCHIVIST, AUDITOR})),
     ("/backups", "Backups", frozenset({ADMIN})),
     ("/audit", "Audit trail", frozenset({ADMIN, AUDITOR})),
+    ("/integrity", "Integrity", frozenset({ADMIN, AUDITOR})),
     ("/report", "GDPR register", frozenset({ADMIN, ARCHIVIST, AUDITOR})),
     ("/users", "Users", frozenset({ADMIN})),
     ("/identity", "Identity", frozenset({ADMIN, ARCHIVIST, AUDITOR})),

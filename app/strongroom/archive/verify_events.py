@@ -1,0 +1,127 @@
+"""Verify's checks of the log entries that are not records: audit events, device
+events (pairings, revocations) and attachment blobs, over the whole log or (an
+incremental verify) the entries whose leaf is in a range."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from strongroom.archive.blobs import BlobLocation, BlobStore
+from strongroom.archive.db import Connection
+from strongroom.archive.errors import BlobError
+from strongroom.archive.record import leaf_data
+from strongroom.archive.verify_records import Progress, VerifyReport, check_leaf, guarded
+from strongroom.archive.writes import audit_content, device_event_content
+
+
+def _verify_audit_event(row: tuple[Any, ...], what: str, report: VerifyReport) -> None:
+    at, actor, action, target, details, index, stored_leaf = row
+    content = audit_content(at, actor, action, target, details)
+    expected = leaf_data("audit", hashlib.sha256(content).digest(), at)
+    check_leaf(report, index, stored_leaf, expected, what)
+
+
+# Every log index: the range a full verify checks.
+WHOLE_LOG = (0, 2**62)
+
+
+def verify_audit_events(
+    conn: Connection, report: VerifyReport, log_range: tuple[int, int] = WHOLE_LOG
+) -> None:
+    for row in conn.execute(
+        "SELECT a.at, a.actor, a.action, a.target, a.details, a.log_index, l.leaf_data"
+        " FROM audit_events a LEFT JOIN log_leaves l ON l.idx = a.log_index"
+        " WHERE a.log_index >= ? AND a.log_index < ?",
+        log_range,
+    ):
+        what = f"audit event at log {row[5]}"
+        with guarded(report, what):
+            _verify_audit_event(row, what, report)
+        report.audit_events += 1
+
+
+def verify_device_events(conn: Connection, report: VerifyReport) -> None:
+    """Every pairing and revocation the devices table shows is in the log, and back
+    (a few rows per phone: always checked whole)."""
+    logged_device = {
+        bytes(data)
+        for (data,) in conn.execute("SELECT leaf_data FROM log_leaves WHERE kind = 'device'")
+    }
+    expected_device: set[bytes] = set()
+    for (
+        device_id,
+        sign_key,
+        noise_key,
+        owner,
+        name,
+        method,
+        paired_at,
+        revoked_at,
+        reason,
+    ) in conn.execute(
+        "SELECT id, sign_key, noise_key, owner, name, pairing_method, paired_at, revoked_at,"
+        " revoked_reason FROM devices"
+    ):
+        paired = device_event_content(
+            {
+                "event": "paired",
+                "sign_key": bytes(sign_key),
+                "noise_key": bytes(noise_key),
+                "owner": owner,
+                "name": name,
+                "method": method,
+                "at": paired_at,
+            }
+        )
+        paired_leaf = leaf_data("device", hashlib.sha256(paired).digest(), paired_at)
+        expected_device.add(paired_leaf)
+        if paired_leaf not in logged_device:
+            report.problem(f"device {device_id} ({name}): its pairing is not in the log")
+        if revoked_at is not None:
+            revoked = device_event_content(
+                {
+                    "event": "revoked",
+                    "sign_key": bytes(sign_key),
+                    "reason": reason,
+                    "at": revoked_at,
+                }
+            )
+            revoked_leaf = leaf_data("device", hashlib.sha256(revoked).digest(), revoked_at)
+            expected_device.add(revoked_leaf)
+            if revoked_leaf not in logged_device:
+                report.problem(f"device {device_id} ({name}): its revocation is not in the log")
+    for index, data in conn.execute("SELECT idx, leaf_data FROM log_leaves WHERE kind = 'device'"):
+        report.device_events += 1
+        if bytes(data) not in expected_device:
+            report.problem(f"device event at log {index}: no device matches it")
+
+
+def verify_blobs(
+    conn: Connection,
+    blobs: BlobStore,
+    progress: Progress,
+    report: VerifyReport,
+    log_range: tuple[int, int] = WHOLE_LOG,
+) -> None:
+    rows = conn.execute(
+        "SELECT b.sha256, b.size, b.file_name, b.key_salt, b.created_at, b.log_index,"
+        " b.destroyed_at, l.leaf_data FROM blobs b LEFT JOIN log_leaves l ON l.idx = b.log_index"
+        " WHERE b.log_index >= ? AND b.log_index < ?",
+        log_range,
+    ).fetchall()
+    for sha, size, file_name, salt, created_at, index, destroyed, stored_leaf in rows:
+        sha = bytes(sha)
+        what = f"blob {sha.hex()[:16]}"
+        check_leaf(report, index, stored_leaf, leaf_data("blob", sha, created_at), what)
+        report.blobs += 1
+        if destroyed is not None:
+            continue
+        try:
+            blobs.verify(BlobLocation(file_name, bytes(salt)), int(size), sha)
+        except BlobError as exc:
+            report.problem(f"{what}: {exc}")
+        progress("blobs", report.blobs, len(rows))
+
+
+__all__ = ["WHOLE_LOG", "verify_audit_events", "verify_blobs", "verify_device_events"]
