@@ -5,9 +5,10 @@ say plainly when tor is stopped or its part of reach is not installed."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,15 +26,34 @@ from strongroom.reach.tor_files import ReachHelperError, sighup_from_pidfile
 def test_reloading_a_stopped_tor_is_a_no_op(tmp_path: Path) -> None:
     # No pid file: tor removes it when it stops.
     sighup_from_pidfile(tmp_path / "tor.pid")()
-    # A stale pid file (tor was killed): the pid is gone.
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
-                          capture_output=True, check=True).stdout.strip()  # fmt: skip
-    (tmp_path / "tor.pid").write_text(gone + "\n")
+    # A stale pid file naming a pid no process can have (above the kernel's pid_max).
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    (tmp_path / "tor.pid").write_text(f"{pid_max + 1}\n")
     sighup_from_pidfile(tmp_path / "tor.pid")()
 
 
+def test_a_stale_pid_file_naming_another_process_does_not_signal_it(tmp_path: Path) -> None:
+    # The kernel gave tor's old pid to an unrelated process: it must not get SIGHUP.
+    child = subprocess.Popen(["sleep", "60"])  # SIGHUP's default would end it
+    pidfile = tmp_path / "tor.pid"
+    try:
+        pidfile.write_text(f"{child.pid}\n")
+        sighup_from_pidfile(pidfile)()
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait()
+    # Nor the helper itself.
+    pidfile.write_text(f"{os.getpid()}\n")
+    with pytest.raises(ReachHelperError, match="bad pid"):
+        sighup_from_pidfile(pidfile)()
+
+
 def test_a_running_tor_gets_sighup_and_a_damaged_pid_file_is_an_error(tmp_path: Path) -> None:
-    child = subprocess.Popen(["sleep", "60"])  # stands in for tor: SIGHUP's default ends it
+    # Stands in for tor: a program whose name is "tor"; SIGHUP's default ends it.
+    tor = tmp_path / "tor"
+    tor.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    child = subprocess.Popen([str(tor), "60"])
     pidfile = tmp_path / "tor.pid"
     try:
         pidfile.write_text(f"{child.pid}\n")

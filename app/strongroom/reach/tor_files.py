@@ -8,6 +8,8 @@ the `authorized_clients/` directory, and republishes the descriptor.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import signal
 import time
@@ -26,6 +28,8 @@ from strongroom.reach.keys import (
 )
 from strongroom.reach.torrc import ServiceConfig, service_conf
 
+log = logging.getLogger(__name__)
+
 # tor may have to start first (reach on: strongroom-reach-tor.service starts it):
 # --verify-config, then the start, take a few seconds on a Raspberry Pi.
 HOSTNAME_WAIT_S = 30.0
@@ -37,21 +41,57 @@ class ReachHelperError(Exception):
     """The helper could not do what was asked (the message says why, for the admin)."""
 
 
+def _is_tor(pid: int) -> bool:
+    """Whether `pid` is a tor process: its command name (or executable) says "tor"."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        if (proc / "comm").read_text(encoding="utf-8", errors="replace").strip() == "tor":
+            return True
+        return Path(os.readlink(proc / "exe")).name == "tor"
+    except OSError:  # gone, or not ours to look at: not a tor we may signal
+        return False
+
+
 def sighup_from_pidfile(pidfile: Path) -> Callable[[], None]:
     """Reload tor by SIGHUP to the pid in its PidFile (Debian: /run/tor/tor.pid).
 
     tor not running (no pid file: tor removes it when it stops; or a stale one)
     is not an error: on the appliance tor runs only while reach is on, and it
-    reads these same files when strongroom-reach-tor.service starts it."""
+    reads these same files when strongroom-reach-tor.service starts it.
+
+    A stale pid file may name a pid the kernel has since given to another process
+    (or to this helper): the signal goes only to a process that is tor, through a
+    pidfd opened before the check, so a pid reused between the check and the signal
+    is not signalled either (the signal then reaches nobody)."""
 
     def reload() -> None:
         try:
             pid = int(pidfile.read_text(encoding="ascii").strip())
-            os.kill(pid, signal.SIGHUP)
-        except (FileNotFoundError, ProcessLookupError):
+        except FileNotFoundError:
             return
         except (OSError, ValueError) as exc:
             raise ReachHelperError(f"could not reload tor ({pidfile}): {exc}") from exc
+        if pid <= 0 or pid == os.getpid():
+            raise ReachHelperError(f"could not reload tor ({pidfile}): bad pid {pid}")
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (ProcessLookupError, OverflowError):
+            return  # stale: no such process (or a pid no process can have)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:  # above pid_max
+                return
+            raise ReachHelperError(f"could not reload tor ({pidfile}): {exc}") from exc
+        try:
+            if not _is_tor(pid):
+                log.warning("tor's pid file %s names pid %s, which is not tor", pidfile, pid)
+                return
+            signal.pidfd_send_signal(pidfd, signal.SIGHUP)
+        except ProcessLookupError:
+            return
+        except OSError as exc:
+            raise ReachHelperError(f"could not reload tor ({pidfile}): {exc}") from exc
+        finally:
+            os.close(pidfd)
 
     return reload
 
