@@ -18,6 +18,7 @@ from typing import Any
 
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Txn
+from strongroom.office.restore import RESTORED_FROM
 
 PREFIX = "reach_phone:"
 
@@ -93,3 +94,18 @@ class PhoneKeys:
 
         rows: list[tuple[int, str | None]] = await self.box.readers.run(query)
         return {device: _parse(value) for device, value in rows}
+
+    def readable(self) -> bool:
+        return self.box.readers is not None
+
+    async def restored(self) -> bool:
+        """Whether the restore notice is up (office.restore RESTORED_FROM): the archive
+        came from a backup, whose devices table predates later revocations."""
+        if self.box.readers is None:
+            return False
+
+        def query(conn: Connection) -> bool:
+            row = conn.execute("SELECT 1 FROM settings WHERE key = ?", (RESTORED_FROM,))
+            return row.fetchone() is not None
+
+        return bool(await self.box.readers.run(query))
