@@ -111,6 +111,8 @@ def test_restore_backup_says_what_the_backup_holds_and_asks_before_restoring(
         assert f"log size / taille du journal : {backed_size}, signed / signé 20" in refused.stdout
         assert "will refuse the restored box until they are paired again" in refused.stdout
         assert "refuseront le boîtier restauré" in refused.stdout
+        assert "revoked after this backup's head time are active again" in refused.stdout
+        assert "révoqués après l’heure de la tête de cette sauvegarde" in refused.stdout
         assert "nothing was written" in refused.stderr
         assert not second.exists() or not any(second.iterdir())
 

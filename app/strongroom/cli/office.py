@@ -138,7 +138,13 @@ def restore_warning(summary: BackupSummary) -> str:
         " box until they are paired again; what they sent since is not in this backup.\n"
         "Les téléphones utilisés après cette sauvegarde ont vu un journal plus long : ils"
         " refuseront le boîtier restauré tant qu’ils ne sont pas appairés de nouveau ; ce"
-        " qu’ils ont envoyé depuis n’est pas dans cette sauvegarde."
+        " qu’ils ont envoyé depuis n’est pas dans cette sauvegarde.\n"
+        "Phones revoked after this backup's head time are active again on the restored box:"
+        " revoke them again (remote reach gives a phone its key back only on the office"
+        " network).\n"
+        "Les téléphones révoqués après l’heure de la tête de cette sauvegarde sont de nouveau"
+        " actifs sur le boîtier restauré : révoquez-les de nouveau (l’accès à distance ne rend"
+        " sa clé à un téléphone que sur le réseau du cabinet)."
     )
 
 
