@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,9 @@ COUNT = 6000
 
 
 def _text(rng: random.Random) -> str:
-    words = ["dossier", *rng.sample(WORDS, 6)]
+    # dossier many times: its doclist (positions included) then spans enough pages
+    # that FTS5 gives it a doclist index, as every common word has at 1M messages.
+    words = ["dossier"] * 100 + rng.sample(WORDS, 6)
     if rng.random() < 0.1:
         words.append(rng.choice(ACCENTED))
     rng.shuffle(words)
@@ -128,3 +130,39 @@ def test_completions_list_exactly_the_indexed_words(corpus: Archive) -> None:
         else:
             assert got is None, prefix
     assert completions(conn, "messages_fts", "zzz") == []
+
+
+def _bytes_read(conn: Connection, match: Callable[[], str | None]) -> int:
+    """Bytes this thread read from the database file to find the newest 50 matches
+    (building the MATCH expression included). The page cache is shrunk to a few
+    pages, so that every page FTS5 touches is a read: a count, not a timing."""
+    io = Path("/proc/thread-self/io")
+
+    def rchar() -> int:
+        line = next(x for x in io.read_text().splitlines() if x.startswith("rchar:"))
+        return int(line.split()[1])
+
+    before = rchar()
+    conn.execute(
+        "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT 50",
+        (match(),),
+    ).fetchall()
+    return rchar() - before
+
+
+@pytest.mark.skipif(not Path("/proc/thread-self/io").exists(), reason="needs Linux /proc")
+def test_a_common_word_reads_a_bounded_part_of_the_index(corpus: Archive) -> None:
+    for text in ("dossier", "dos", "dossier report"):
+        costs = []
+        for build in (queries.fts_query, lambda t: queries._expanded_query(reader, t)):
+            reader = corpus.reader()  # a cold cache each time: neither warms the other
+            try:
+                reader.execute("PRAGMA cache_size = 64").fetchall()
+                reader.execute("SELECT count(*) FROM sqlite_master").fetchall()  # schema
+                costs.append(_bytes_read(reader, lambda: build(text)))
+            finally:
+                reader.close()
+        old, new = costs
+        # The prefix query reads every page of dossier's doclist (6,000 messages, in
+        # every segment); the expanded one a few index pages and the newest end.
+        assert new * 4 < old, (text, new, old)
