@@ -132,7 +132,7 @@ def test_completions_list_exactly_the_indexed_words(corpus: Archive) -> None:
     assert completions(conn, "messages_fts", "zzz") == []
 
 
-def _bytes_read(conn: Connection, match: Callable[[], str | None]) -> int:
+def _bytes_read(conn: Connection, match: Callable[[Connection], str | None]) -> int:
     """Bytes this thread read from the database file to find the newest 50 matches
     (building the MATCH expression included). The page cache is shrunk to a few
     pages, so that every page FTS5 touches is a read: a count, not a timing."""
@@ -145,7 +145,7 @@ def _bytes_read(conn: Connection, match: Callable[[], str | None]) -> int:
     before = rchar()
     conn.execute(
         "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT 50",
-        (match(),),
+        (match(conn),),
     ).fetchall()
     return rchar() - before
 
@@ -154,12 +154,14 @@ def _bytes_read(conn: Connection, match: Callable[[], str | None]) -> int:
 def test_a_common_word_reads_a_bounded_part_of_the_index(corpus: Archive) -> None:
     for text in ("dossier", "dos", "dossier report"):
         costs = []
-        for build in (queries.fts_query, lambda t: queries._expanded_query(reader, t)):
+        old_query: Callable[[Connection], str | None] = lambda _c: queries.fts_query(text)  # noqa: E731
+        new_query: Callable[[Connection], str | None] = lambda c: queries._expanded_query(c, text)  # noqa: E731
+        for build in (old_query, new_query):
             reader = corpus.reader()  # a cold cache each time: neither warms the other
             try:
                 reader.execute("PRAGMA cache_size = 64").fetchall()
                 reader.execute("SELECT count(*) FROM sqlite_master").fetchall()  # schema
-                costs.append(_bytes_read(reader, lambda: build(text)))
+                costs.append(_bytes_read(reader, build))
             finally:
                 reader.close()
         old, new = costs
