@@ -105,8 +105,12 @@ def completions(conn: Connection, table: str, word: str) -> list[str] | None:
             " ORDER BY term DESC LIMIT 1",
             (segid, low),
         ).fetchone()
-        if first is not None:
-            pages.add((segid, int(first[0]) >> 1))
+        if first is None:
+            # Every whole segment has a row for its page 1 (empty term). Without one
+            # an incremental merge trimmed its head: which page now holds the first
+            # words is in the structure record, not here, so keep the prefix query.
+            return None
+        pages.add((segid, int(first[0]) >> 1))
         for (pgno,) in conn.execute(
             f"SELECT pgno FROM {table}_idx WHERE segid = ? AND term > ? AND term < ?"  # noqa: S608
             " LIMIT ?",
