@@ -12,7 +12,8 @@ word's documents by reading its whole doclist: as slow as the prefix query.
 Layout read here (SQLite's fts5_index.c, stable on-disk format): `<table>_idx`
 holds (segid, first term of a leaf page, pgno << 1 | flag) for every leaf page
 on which a term starts; leaf page `pgno` of segment `segid` is the row
-(segid << 37) + pgno of `<table>_data`. A leaf page is a 4-byte header
+(segid << 37) + pgno of `<table>_data` (rows of trimmed pages are deleted, their
+_idx rows are not: see completions). A leaf page is a 4-byte header
 (u16 first-rowid offset, u16 footer offset), terms and doclists, then a footer
 of varints: delta-coded offsets of each term on the page. The first term on a
 page is stored whole (varint length, bytes), later ones prefix-compressed
@@ -30,6 +31,7 @@ from strongroom.archive.db import Connection
 MAX_PAGES = 48  # a prefix spanning more leaf pages is too common to expand cheaply
 MAX_COMPLETIONS = 32  # beyond this an OR of exact terms stops paying off
 _SEGMENT_SHIFT = 37  # FTS5_DATA_PAGE_B + FTS5_DATA_HEIGHT_B + FTS5_DATA_DLI_B
+_PAGE_BITS = 31  # FTS5_DATA_PAGE_B: leaf ids of a segment span (segid << 37) + [0, 2**31)
 _MAIN = b"0"  # FTS5_MAIN_PREFIX: key byte of the main (non-prefix) index
 
 
@@ -106,17 +108,27 @@ def completions(conn: Connection, table: str, word: str) -> list[str] | None:
             (segid, low),
         ).fetchone()
         if first is None:
-            # Every whole segment has a row for its page 1 (empty term). Without one
-            # an incremental merge trimmed its head: which page now holds the first
-            # words is in the structure record, not here, so keep the prefix query.
+            return None  # every segment has a row for its page 1 (empty term)
+        # An incremental merge trims the head of its input segments: their pages
+        # before the first one still stored moved into the merge's output segment
+        # (read too), and the first stored page was rewritten to open with a whole
+        # term, which the _idx rows of the deleted pages no longer point to.
+        base = segid << _SEGMENT_SHIFT
+        stored = conn.execute(
+            f"SELECT min(id) FROM {table}_data WHERE id >= ? AND id < ?",  # noqa: S608
+            (base, base + (1 << _PAGE_BITS)),
+        ).fetchone()
+        if stored is None or stored[0] is None:
             return None
-        pages.add((segid, int(first[0]) >> 1))
+        first_page = int(stored[0]) - base
+        pages.add((segid, max(int(first[0]) >> 1, first_page)))
         for (pgno,) in conn.execute(
             f"SELECT pgno FROM {table}_idx WHERE segid = ? AND term > ? AND term < ?"  # noqa: S608
             " LIMIT ?",
             (segid, low, high, MAX_PAGES + 1),
         ):
-            pages.add((segid, int(pgno) >> 1))
+            if int(pgno) >> 1 >= first_page:
+                pages.add((segid, int(pgno) >> 1))
         if len(pages) > MAX_PAGES:
             return None
     found: set[bytes] = set()
