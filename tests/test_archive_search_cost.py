@@ -168,3 +168,42 @@ def test_a_common_word_reads_a_bounded_part_of_the_index(corpus: Archive) -> Non
         # The prefix query reads every page of dossier's doclist (6,000 messages, in
         # every segment); the expanded one a few index pages and the newest end.
         assert new * 4 < old, (text, new, old)
+
+
+def test_segments_trimmed_by_an_unfinished_merge_are_read_from_their_new_head(
+    archive: Archive,
+) -> None:
+    # As on a big box (4 of 11 segments at 5M): FTS5 merges a level a few pages at
+    # a time, deleting the input pages it has copied and rewriting the first one
+    # left, while the _idx rows of the deleted pages stay behind.
+    archive.conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES('automerge', 0)")
+    phone, key = new_phone(archive)
+    rng = random.Random(3)
+    for batch in range(12):  # one segment each, fewer than crisismerge (16)
+        ops = [
+            writes.store_record(
+                message(key, _text(rng), at=T0 + batch * 1000 + i), phone, "maitre.durand"
+            )
+            for i in range(100)
+        ]
+        archive.write_batch(ops)
+    conn = archive.conn
+    conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES('merge', -3)")
+    heads = []
+    for (segid,) in conn.execute("SELECT DISTINCT segid FROM messages_fts_idx"):
+        base = segid << 37
+        (first,) = conn.execute(
+            "SELECT min(id) FROM messages_fts_data WHERE id >= ? AND id < ?",
+            (base, base + (1 << 31)),
+        ).fetchone()
+        heads.append(first - base)
+    assert max(heads) > 1, heads  # the state this test is about was reached
+    conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, messages_fts, 'row')"
+    )
+    indexed = [str(r[0]) for r in conn.execute("SELECT term FROM temp.vocab")]
+    for prefix in sorted({t[:n] for t in indexed for n in range(1, len(t) + 1)}):
+        want = [t for t in indexed if t.startswith(prefix)]
+        if len(want) <= MAX_COMPLETIONS:
+            assert completions(conn, "messages_fts", prefix) == want, prefix
+            assert _new(conn, prefix, None, 0) == _old(conn, prefix, None, 0), prefix
