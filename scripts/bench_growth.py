@@ -332,7 +332,10 @@ def _build_figure(corpus: Path, size: int, waited_s: float) -> ba.Figure:
 def _search_figures(corpus: Path, size: int, rounds: int) -> list[ba.Figure]:
     run = ba.search_latency(corpus, rounds)
     what = "same query, plain sqlite3 copy"
-    note = f"{size:,} messages, {run.queries} queries, newest 50 with joins"
+    note = (
+        f"{size:,} messages, {run.queries} queries, newest 50 with joins; each typed prefix"
+        " asked as the indexed words it starts (archive/fts_terms.py)"
+    )
     return [
         ba.Figure(
             f"full-text search p50 over {size:,} messages",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from strongroom.archive.db import Connection
+from strongroom.archive.fts_terms import completions
 from strongroom.archive.schema import LIGATURES
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -34,6 +35,44 @@ def fts_query(text: str) -> str | None:
     if not terms:
         return None
     return " ".join(f'"{term}"*' for term in terms)
+
+
+# Letters whose folding by the index's tokenizer (unicode61, remove_diacritics 2:
+# lower case, accents dropped) Python reproduces exactly. A word made of anything
+# else keeps the prefix query: the expansion must look up the very key FTS5 holds.
+_FOLDS = {c: c for c in "abcdefghijklmnopqrstuvwxyz0123456789"}
+_FOLDS.update({c.upper(): c for c in "abcdefghijklmnopqrstuvwxyz"})
+for _plain, _accented in {
+    "a": "àáâäãå",
+    "c": "ç",
+    "e": "éèêë",
+    "i": "íìîï",
+    "n": "ñ",
+    "o": "óòôöõ",
+    "u": "úùûü",
+    "y": "ýÿ",
+}.items():
+    _FOLDS.update({c: _plain for c in _accented})
+    _FOLDS.update({c.upper(): _plain for c in _accented if c.upper() != c})
+del _plain, _accented
+
+
+def _expanded_query(conn: Connection, text: str) -> str | None:
+    """fts_query with each word rewritten as the OR of the indexed words it starts
+    (fts_terms: the same matches at a bounded cost). A word it cannot expand surely,
+    or that starts no indexed word (its prefix doclist is empty, hence cheap), stays
+    a prefix term."""
+    typed = fold_ligatures(unicodedata.normalize("NFC", text))
+    groups: list[str] = []
+    for term in _TOKEN.findall(typed)[:MAX_QUERY_TERMS]:
+        found = None
+        if all(c in _FOLDS for c in term):
+            found = completions(conn, "messages_fts", "".join(_FOLDS[c] for c in term))
+        if found:
+            groups.append("(" + " OR ".join(f'"{word}"' for word in found) + ")")
+        else:
+            groups.append(f'"{term}"*')
+    return " AND ".join(groups) if groups else None
 
 
 @dataclass(frozen=True)
@@ -98,7 +137,7 @@ def search_messages(
     f = filters or SearchFilters()
     where: list[str] = []
     args: list[object] = []
-    query = fts_query(text)
+    query = _expanded_query(conn, text)
     source = (
         "messages m JOIN records r ON r.id = m.record_id"
         " JOIN conversations c ON c.id = m.conversation_id JOIN devices d ON d.id = r.device_id"
