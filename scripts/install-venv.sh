@@ -27,6 +27,7 @@ FORCE=0           # --rollback --force: go back even to an older archive schema
 RESTART_FAILED=0  # enable_units: systemctl start/restart of the service failed
 BEFORE_VENV=""    # the links as this run found them, for the switch-back
 BEFORE_PREVIOUS=""
+SWITCHED=0        # install_venv switched, check_upgrade has not yet judged it
 
 # build_venv DIR: a fresh venv with the locked dependencies and Strongroom.
 build_venv() {
@@ -135,8 +136,25 @@ install_venv() {
     BEFORE_VENV="$(readlink "$ROOT$VENV_DIR" 2>/dev/null || true)"
     BEFORE_PREVIOUS="$(readlink "$ROOT$PREVIOUS_LINK" 2>/dev/null || true)"
     switch_venv "$target"
+    SWITCHED=1
     CHANGED=1
     UPGRADED=1
+}
+
+# The installer stopped between the switch and check_upgrade (on_exit in
+# install.sh): the links go back as this run found them, so that the release
+# that was running stays the one in use and running the installer again
+# switches (and checks) afresh.
+undo_switch() {
+    [[ $SWITCHED -eq 1 ]] || return 0
+    SWITCHED=0
+    log "the install stopped before the new release was checked: going back to ${BEFORE_VENV:-no release}"
+    set_link "$VENV_DIR" "$BEFORE_VENV"
+    set_link "$PREVIOUS_LINK" "$BEFORE_PREVIOUS"
+    if systemd_running && systemctl is-active --quiet strongroom.service; then
+        systemctl restart strongroom.service ||
+            log "warning: strongroom.service did not restart: journalctl -u strongroom.service -b"
+    fi
 }
 
 # systemd runs here (not a chroot, not a scratch root).
@@ -163,10 +181,21 @@ came_up() {
 # After the restart: a new version that does not come up is switched back, the
 # links as they were before this run, and the installer fails.
 check_upgrade() {
-    systemd_running || return 0
+    systemd_running || {
+        SWITCHED=0
+        return 0
+    }
     if [[ $UPGRADED -eq 1 && -n $BEFORE_VENV ]] && ! came_up; then
-        local failed
+        SWITCHED=0 # the switch-back is done here, with its own message
+        local failed old new migrated=""
         failed="$(readlink "$VENV_DIR")"
+        old="$(schema_of "$BEFORE_VENV")"
+        new="$(schema_of "$failed")"
+        # As --rollback: a newer schema means the failed release may have
+        # migrated the archive (unattended mode opens it at start).
+        if [[ -z $old || -z $new || $old -ne $new ]]; then
+            migrated=" If the new version had already migrated the archive ($BEFORE_VENV reads schema ${old:-?}, $failed brought ${new:-?}), $BEFORE_VENV refuses to open it: restore the backup taken before the upgrade (docs/operations.md, 'Upgrades')."
+        fi
         log "the new version ($failed) did not come up: going back to $BEFORE_VENV"
         set_link "$VENV_DIR" "$BEFORE_VENV"
         set_link "$PREVIOUS_LINK" "$BEFORE_PREVIOUS"
@@ -175,10 +204,11 @@ check_upgrade() {
         systemctl restart strongroom.service || RESTART_FAILED=1
         prune_venvs # the failed venv: nothing points at it any more
         if came_up; then
-            die "upgrade failed: back on $BEFORE_VENV, which is running (why the new version failed: journalctl -u strongroom.service -b)"
+            die "upgrade failed: back on $BEFORE_VENV, which is running (why the new version failed: journalctl -u strongroom.service -b).$migrated"
         fi
-        die "upgrade failed, and $BEFORE_VENV did not come up either: journalctl -u strongroom.service -b"
+        die "upgrade failed, and $BEFORE_VENV did not come up either: journalctl -u strongroom.service -b.$migrated"
     fi
+    SWITCHED=0
     [[ $RESTART_FAILED -eq 0 ]] ||
         die "strongroom.service did not start: journalctl -u strongroom.service -b"
 }

@@ -111,6 +111,10 @@ parse_args() {
     if [[ $PURGE -eq 1 && $UNINSTALL -eq 0 ]]; then
         die "--purge only makes sense with --uninstall"
     fi
+    # Alone it would install, silently ignoring what the administrator asked for.
+    if [[ $FORCE -eq 1 && $ROLLBACK -eq 0 ]]; then
+        die "--force only makes sense with --rollback"
+    fi
     if [[ -n $ROOT ]]; then
         # A scratch root has no init system, package manager or accounts of its own.
         DO_APT=0
@@ -371,14 +375,18 @@ main() {
     preflight
     install_packages
     create_user
+    # Before the switch: tor's part may fail (no mirror) without leaving the
+    # new release half installed.
+    install_reach
     install_venv
+    # From here until check_upgrade, any exit puts the links back (on_exit).
     install_config
     install_units
-    install_reach
     install_boot_config
     enable_units
-    enable_reach
     check_upgrade
+    # The release is known good (or switched back) before the helper's units.
+    enable_reach
     prune_venvs
     print_first_run_url
 }
@@ -389,5 +397,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/install-venv.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/install-reach.sh"
 # shellcheck source=scripts/install-remove.sh
 source "$(dirname "${BASH_SOURCE[0]}")/install-remove.sh"
+
+# Whatever stops the script (a die, a failing command under set -e, Ctrl-C):
+# apt's policy-rc.d guard goes, and a switch not yet checked is undone.
+on_exit() {
+    local rc=$?
+    [[ -z $POLICY_RC_D ]] || rm -f -- "$POLICY_RC_D"
+    [[ $rc -eq 0 ]] || undo_switch
+}
+POLICY_RC_D="" # install_tor_package's guard while apt runs
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 main "$@"

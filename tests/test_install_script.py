@@ -197,6 +197,15 @@ def test_bad_arguments_are_refused_before_anything_happens(args: list[str], pi_r
     assert snapshot(pi_root) == before
 
 
+def test_force_without_rollback_is_refused(pi_root: Path) -> None:
+    # It would otherwise install, silently ignoring what the administrator asked.
+    before = snapshot(pi_root)
+    result = run_install("--root", str(pi_root), "--no-apt", "--no-venv", "--force")
+    assert result.returncode == 1
+    assert "--force only makes sense with --rollback" in result.stderr
+    assert snapshot(pi_root) == before
+
+
 def test_without_a_boot_partition_the_rest_still_installs(tmp_path: Path) -> None:
     result = install(tmp_path)
     assert "no /boot/firmware/config.txt" in result.stdout
@@ -328,3 +337,45 @@ def test_rollback_to_an_older_archive_schema_is_refused_unless_forced(pi_root: P
     assert forced.returncode == 0, forced.stderr
     assert os.readlink(opt / "venv") == "venvs/old"
     assert "restore the backup taken before the upgrade" in forced.stdout
+
+
+def _release_id() -> str:
+    """The venvs/<id> install.sh builds for this tree (its source_digest)."""
+    paths = [REPO / "pyproject.toml"]
+    for top in ("app", "firmware/strongroom_panel"):
+        paths += [
+            p
+            for p in (REPO / top).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        ]
+    names = sorted(str(p.relative_to(REPO)).encode() for p in paths)
+    listing = b"".join(
+        hashlib.sha256((REPO / n.decode()).read_bytes()).hexdigest().encode() + b"  " + n + b"\n"
+        for n in names
+    )
+    return hashlib.sha256(listing).hexdigest()[:16]
+
+
+def test_an_install_that_stops_after_the_switch_puts_the_release_back(pi_root: Path) -> None:
+    install(pi_root)
+    opt = pi_root / "opt" / "strongroom"
+    _fake_release(pi_root, "older")
+    _fake_release(pi_root, "old")
+    _fake_release(pi_root, _release_id())  # built already: the installer only switches
+    (opt / "venv").symlink_to("venvs/old")
+    (opt / "venv.previous").symlink_to("venvs/older")
+    config_txt = pi_root / "boot" / "firmware" / "config.txt"
+    damaged = "# >>> strongroom >>> (half edited)\ndtparam=watchdog=on\n"
+    config_txt.write_text(damaged)  # a later step dies
+    failed = run_install("--root", str(pi_root), "--no-apt")
+    assert failed.returncode == 1
+    assert f"now using /opt/strongroom/venv -> venvs/{_release_id()}" in failed.stdout
+    assert "going back to venvs/old" in failed.stdout
+    assert os.readlink(opt / "venv") == "venvs/old"
+    assert os.readlink(opt / "venv.previous") == "venvs/older"
+    # Fixed and run again: the switch happens afresh (nothing thinks it is done).
+    config_txt.write_text(STOCK_CONFIG_TXT)
+    again = run_install("--root", str(pi_root), "--no-apt")
+    assert again.returncode == 0, again.stderr
+    assert os.readlink(opt / "venv") == f"venvs/{_release_id()}"
+    assert os.readlink(opt / "venv.previous") == "venvs/old"
