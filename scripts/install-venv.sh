@@ -12,7 +12,8 @@
 #      migrates the archive when it opens it,
 #   4. goes back by itself if the new version does not come up (no READY=1, or
 #      not still running with the same PID UPGRADE_SETTLE_S seconds later): the
-#      links are put back as they were, the failed venv removed, exit 1.
+#      links are put back as they were (and the unit files of the release
+#      gone back to: venvs/X/units), the failed venv removed, exit 1.
 # `install.sh --rollback` switches back to venv.previous by hand; it refuses
 # when the previous release reads an older archive schema (it could not open an
 # archive the newer one has migrated) unless --force.
@@ -28,6 +29,14 @@ RESTART_FAILED=0  # enable_units: systemctl start/restart of the service failed
 BEFORE_VENV=""    # the links as this run found them, for the switch-back
 BEFORE_PREVIOUS=""
 SWITCHED=0        # install_venv switched, check_upgrade has not yet judged it
+RELEASE=""         # venvs/<id> this run installs (install_venv)
+# Each release keeps the unit files it was installed with, in venvs/<id>/units
+# (laid out as in the source tree): switching releases (--rollback, a
+# switch-back) installs those of the release switched to, whose code they run.
+readonly RELEASE_UNIT_FILES=(
+    systemd firmware/boot/watchdog.conf firmware/boot/time-wait-sync.conf
+    firmware/systemd/strongroom-reach.conf
+)
 
 # build_venv DIR: a fresh venv with the locked dependencies and Strongroom.
 build_venv() {
@@ -123,6 +132,7 @@ install_venv() {
     digest="$(source_digest)"
     id="${digest:0:16}"
     target="venvs/$id"
+    RELEASE="$target"
     adopt_plain_venv
     if [[ -L $ROOT$VENV_DIR && $(readlink "$ROOT$VENV_DIR") == "$target" &&
         -f $ROOT$OPT_DIR/$target/$COMPLETE_MARK ]]; then
@@ -141,6 +151,35 @@ install_venv() {
     UPGRADED=1
 }
 
+# This tree's unit files, kept with the release they belong to.
+save_release_units() {
+    [[ -n $RELEASE ]] || return 0
+    local dest="$ROOT$OPT_DIR/$RELEASE/units" item
+    for item in "${RELEASE_UNIT_FILES[@]}"; do
+        [[ -e $SOURCE/$item ]] || continue
+        # Compared first: a second run changes nothing.
+        if ! diff -r -q "$SOURCE/$item" "$dest/$item" >/dev/null 2>&1; then
+            rm -rf -- "${dest:?}/$item"
+            mkdir -p "$(dirname "$dest/$item")"
+            cp -R -- "$SOURCE/$item" "$dest/$item"
+        fi
+    done
+}
+
+# use_release_units REL: put back the unit files REL was installed with.
+use_release_units() {
+    local base="$ROOT$OPT_DIR/$1/units"
+    if [[ ! -d $base/systemd ]]; then
+        log "warning: $1 kept no unit files of its own (installed by an older installer): the current ones stay"
+        return 0
+    fi
+    install_units "$base"
+    if systemd_running; then
+        systemctl daemon-reload
+    fi
+    log "installed the unit files of $1"
+}
+
 # The installer stopped between the switch and check_upgrade (on_exit in
 # install.sh): the links go back as this run found them, so that the release
 # that was running stays the one in use and running the installer again
@@ -151,6 +190,8 @@ undo_switch() {
     log "the install stopped before the new release was checked: going back to ${BEFORE_VENV:-no release}"
     set_link "$VENV_DIR" "$BEFORE_VENV"
     set_link "$PREVIOUS_LINK" "$BEFORE_PREVIOUS"
+    [[ -z $BEFORE_VENV ]] || use_release_units "$BEFORE_VENV" ||
+        log "warning: could not put back the unit files of $BEFORE_VENV"
     if systemd_running && systemctl is-active --quiet strongroom.service; then
         systemctl restart strongroom.service ||
             log "warning: strongroom.service did not restart: journalctl -u strongroom.service -b"
@@ -199,6 +240,7 @@ check_upgrade() {
         log "the new version ($failed) did not come up: going back to $BEFORE_VENV"
         set_link "$VENV_DIR" "$BEFORE_VENV"
         set_link "$PREVIOUS_LINK" "$BEFORE_PREVIOUS"
+        use_release_units "$BEFORE_VENV"
         systemctl reset-failed strongroom.service 2>/dev/null || true
         RESTART_FAILED=0
         systemctl restart strongroom.service || RESTART_FAILED=1
@@ -237,6 +279,7 @@ rollback() {
         die "$previous reads archive schema $old, $current brought schema $new: once the box has been unlocked since the upgrade, $previous cannot open the archive. Nothing was changed. To go back anyway: --rollback --force, then restore the backup taken before the upgrade (docs/operations.md, 'Upgrades')"
     fi
     switch_venv "$previous"
+    use_release_units "$previous"
     if systemd_running; then
         systemctl restart strongroom.service || RESTART_FAILED=1
         came_up || die "rolled back to $previous, but strongroom.service did not come up: journalctl -u strongroom.service -b"

@@ -251,14 +251,22 @@ install_config() {
     make_dir "$BACKUP_DIR" 0755
 }
 
+# The unit files and drop-ins, from BASE: this source tree, or the copy a
+# release kept of the ones it was installed with (save_release_units).
 install_units() {
-    local unit
+    local base="${1:-$SOURCE}" unit src dest
     for unit in "${UNITS[@]}"; do
-        install_file "$SOURCE/systemd/$unit" "$UNIT_DIR/$unit" 0644
+        # A release's copy may lack a unit a newer tree added.
+        [[ -f $base/systemd/$unit ]] || continue
+        install_file "$base/systemd/$unit" "$UNIT_DIR/$unit" 0644
     done
-    install_file "$SOURCE/firmware/boot/watchdog.conf" "$WATCHDOG_DROPIN" 0644
-    install_file "$SOURCE/firmware/boot/time-wait-sync.conf" "$TIME_SYNC_DROPIN" 0644
-    install_file "$SOURCE/firmware/systemd/strongroom-reach.conf" "$REACH_DROPIN" 0644
+    for src in firmware/boot/watchdog.conf:"$WATCHDOG_DROPIN" \
+        firmware/boot/time-wait-sync.conf:"$TIME_SYNC_DROPIN" \
+        firmware/systemd/strongroom-reach.conf:"$REACH_DROPIN"; do
+        dest="${src#*:}"
+        src="${src%%:*}"
+        [[ ! -f $base/$src ]] || install_file "$base/$src" "$dest" 0644
+    done
 }
 
 boot_config_path() {
@@ -382,6 +390,7 @@ main() {
     # From here until check_upgrade, any exit puts the links back (on_exit).
     install_config
     install_units
+    save_release_units
     install_boot_config
     enable_units
     check_upgrade
