@@ -47,6 +47,7 @@ install_tor_package() {
         printf '#!/bin/sh\n# %s: tor must not start while it is installed\n' "$PROG" >"$policy"
         # shellcheck disable=SC2016 # $1 is policy-rc.d's own argument
         printf 'case "$1" in tor | tor.service | tor@*) exit 101 ;; esac\nexit 0\n' >>"$policy"
+        POLICY_RC_D="$policy" # on_exit (install.sh) removes it, even on Ctrl-C
         chmod 0755 "$policy"
         guarded=1
     fi
@@ -58,13 +59,34 @@ install_tor_package() {
     if ! { { [[ -n $lists ]] || apt-get update -qq; } &&
         apt-get install -y -qq --no-install-recommends tor; }; then
         [[ $guarded -eq 0 ]] || rm -f "$policy"
-        die "could not install tor"
+        POLICY_RC_D=""
+        # As --no-apt: the box itself does not need tor, only `reach on` does.
+        log "warning: could not install tor: remote reach cannot be turned on until it is" \
+            "(apt-get install tor, then run the installer again)"
+        return 0
     fi
     [[ $guarded -eq 0 ]] || rm -f "$policy"
+    POLICY_RC_D=""
     # Installed here, so it runs only while reach is on (strongroom-reach-tor.service).
     systemctl disable --quiet tor.service
     if [[ -d /run/systemd/system && $guarded -eq 0 ]]; then
         systemctl stop tor.service tor@default.service
+    fi
+}
+
+# write_as_tor FILE TEXT: a new 0644 file in tor's directory, created by
+# debian-tor itself on a live system, so that no link or race there can turn
+# root's write or chown against another file (a scratch root has no such user).
+write_as_tor() {
+    if live && id -u debian-tor >/dev/null 2>&1; then
+        # shellcheck disable=SC2016 # $1 and $2 belong to the inner shell
+        runuser -u debian-tor -- sh -c 'umask 022; set -C; printf "%s\n" "$2" >"$1"' sh "$1" "$2"
+    else
+        (
+            umask 022
+            set -C # O_EXCL: never through a link
+            printf '%s\n' "$2" >"$1"
+        )
     fi
 }
 
@@ -73,10 +95,13 @@ install_tor_package() {
 # tor never fails on a missing include.
 add_torrc_include() {
     local conf="$ROOT$REACH_CONF" torrc="$ROOT$TORRC"
+    # tor's directory belongs to debian-tor: a link planted there must not
+    # make root write (or chown) whatever it points at.
+    if [[ -L $conf ]]; then
+        die "$REACH_CONF is a symbolic link: refusing to write through it as root (remove it and run the installer again)"
+    fi
     if [[ ! -e $conf ]]; then
-        printf '# Remote reach is off. strongroom-reach-helper rewrites this file.\n' >"$conf"
-        chmod 0644 "$conf"
-        on_live_system chown debian-tor:debian-tor "$conf"
+        write_as_tor "$conf" '# Remote reach is off. strongroom-reach-helper rewrites this file.'
         log "wrote $REACH_CONF (remote reach off)"
     fi
     if ! grep -qxF "$TORRC_INCLUDE" "$torrc"; then
@@ -97,13 +122,18 @@ add_torrc_include() {
 make_reach_socket_dir() {
     make_dir "$ONION_SOCKETS" 0755
     make_dir "$ONION_SOCKETS/default" 0755
+    # Under our own root-owned directories, but checked all the same: chmod
+    # and chown below must act on this directory and nothing else.
+    if [[ -L $ROOT$ONION_SOCKETS || -L $ROOT$ONION_SOCKETS/default || -L $ROOT$REACH_SOCKET_DIR ]]; then
+        die "$REACH_SOCKET_DIR (or a directory above it) is a symbolic link: refusing to chown through it"
+    fi
     if [[ ! -d $ROOT$REACH_SOCKET_DIR ]]; then
         install -d -m 02750 "$ROOT$REACH_SOCKET_DIR"
         log "created $REACH_SOCKET_DIR"
         # A running box sees the directory only once restarted (its sandbox).
         CHANGED=1
     fi
-    on_live_system chown "$SERVICE_USER:debian-tor" "$REACH_SOCKET_DIR"
+    on_live_system chown -h "$SERVICE_USER:debian-tor" "$REACH_SOCKET_DIR"
     chmod 02750 "$ROOT$REACH_SOCKET_DIR"
 }
 
@@ -124,12 +154,18 @@ enable_reach() {
     if [[ ! -f $TORRC ]] || ! id -u debian-tor >/dev/null 2>&1; then
         return 0
     fi
-    systemctl enable --quiet "${REACH_UNITS[@]}"
+    # The box is installed and checked by now: a helper unit that fails only
+    # leaves remote reach unavailable, it must not fail the install.
+    systemctl enable --quiet "${REACH_UNITS[@]}" ||
+        log "warning: could not enable ${REACH_UNITS[*]}: remote reach is unavailable"
     [[ -d /run/systemd/system ]] || return 0
     if [[ $CHANGED -eq 1 ]] && systemctl is-active --quiet strongroom-reach-helper.service; then
-        systemctl restart strongroom-reach-helper.service
+        systemctl restart strongroom-reach-helper.service ||
+            log "warning: strongroom-reach-helper.service did not restart: journalctl -u strongroom-reach-helper -b"
     fi
-    systemctl start strongroom-reach-helper.service strongroom-reach-tor.path
+    systemctl start strongroom-reach-helper.service strongroom-reach-tor.path ||
+        log "warning: the remote reach helper did not start: journalctl -u strongroom-reach-helper -b"
     # Brings tor in line with the switch as it is now (on after an upgrade: tor runs).
-    systemctl start strongroom-reach-tor.service
+    systemctl start strongroom-reach-tor.service ||
+        log "warning: tor did not follow the remote reach switch: journalctl -u strongroom-reach-tor -b"
 }

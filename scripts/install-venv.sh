@@ -12,7 +12,8 @@
 #      migrates the archive when it opens it,
 #   4. goes back by itself if the new version does not come up (no READY=1, or
 #      not still running with the same PID UPGRADE_SETTLE_S seconds later): the
-#      links are put back as they were, the failed venv removed, exit 1.
+#      links are put back as they were (and the unit files of the release
+#      gone back to: venvs/X/units), the failed venv removed, exit 1.
 # `install.sh --rollback` switches back to venv.previous by hand; it refuses
 # when the previous release reads an older archive schema (it could not open an
 # archive the newer one has migrated) unless --force.
@@ -27,6 +28,15 @@ FORCE=0           # --rollback --force: go back even to an older archive schema
 RESTART_FAILED=0  # enable_units: systemctl start/restart of the service failed
 BEFORE_VENV=""    # the links as this run found them, for the switch-back
 BEFORE_PREVIOUS=""
+SWITCHED=0        # install_venv switched, check_upgrade has not yet judged it
+RELEASE=""         # venvs/<id> this run installs (install_venv)
+# Each release keeps the unit files it was installed with, in venvs/<id>/units
+# (laid out as in the source tree): switching releases (--rollback, a
+# switch-back) installs those of the release switched to, whose code they run.
+readonly RELEASE_UNIT_FILES=(
+    systemd firmware/boot/watchdog.conf firmware/boot/time-wait-sync.conf
+    firmware/systemd/strongroom-reach.conf
+)
 
 # build_venv DIR: a fresh venv with the locked dependencies and Strongroom.
 build_venv() {
@@ -122,6 +132,7 @@ install_venv() {
     digest="$(source_digest)"
     id="${digest:0:16}"
     target="venvs/$id"
+    RELEASE="$target"
     adopt_plain_venv
     if [[ -L $ROOT$VENV_DIR && $(readlink "$ROOT$VENV_DIR") == "$target" &&
         -f $ROOT$OPT_DIR/$target/$COMPLETE_MARK ]]; then
@@ -135,8 +146,56 @@ install_venv() {
     BEFORE_VENV="$(readlink "$ROOT$VENV_DIR" 2>/dev/null || true)"
     BEFORE_PREVIOUS="$(readlink "$ROOT$PREVIOUS_LINK" 2>/dev/null || true)"
     switch_venv "$target"
+    SWITCHED=1
     CHANGED=1
     UPGRADED=1
+}
+
+# This tree's unit files, kept with the release they belong to.
+save_release_units() {
+    [[ -n $RELEASE ]] || return 0
+    local dest="$ROOT$OPT_DIR/$RELEASE/units" item
+    for item in "${RELEASE_UNIT_FILES[@]}"; do
+        [[ -e $SOURCE/$item ]] || continue
+        # Compared first: a second run changes nothing.
+        if ! diff -r -q "$SOURCE/$item" "$dest/$item" >/dev/null 2>&1; then
+            rm -rf -- "${dest:?}/$item"
+            mkdir -p "$(dirname "$dest/$item")"
+            cp -R -- "$SOURCE/$item" "$dest/$item"
+        fi
+    done
+}
+
+# use_release_units REL: put back the unit files REL was installed with.
+use_release_units() {
+    local base="$ROOT$OPT_DIR/$1/units"
+    if [[ ! -d $base/systemd ]]; then
+        log "warning: $1 kept no unit files of its own (installed by an older installer): the current ones stay"
+        return 0
+    fi
+    install_units "$base"
+    if systemd_running; then
+        systemctl daemon-reload
+    fi
+    log "installed the unit files of $1"
+}
+
+# The installer stopped between the switch and check_upgrade (on_exit in
+# install.sh): the links go back as this run found them, so that the release
+# that was running stays the one in use and running the installer again
+# switches (and checks) afresh.
+undo_switch() {
+    [[ $SWITCHED -eq 1 ]] || return 0
+    SWITCHED=0
+    log "the install stopped before the new release was checked: going back to ${BEFORE_VENV:-no release}"
+    set_link "$VENV_DIR" "$BEFORE_VENV"
+    set_link "$PREVIOUS_LINK" "$BEFORE_PREVIOUS"
+    [[ -z $BEFORE_VENV ]] || use_release_units "$BEFORE_VENV" ||
+        log "warning: could not put back the unit files of $BEFORE_VENV"
+    if systemd_running && systemctl is-active --quiet strongroom.service; then
+        systemctl restart strongroom.service ||
+            log "warning: strongroom.service did not restart: journalctl -u strongroom.service -b"
+    fi
 }
 
 # systemd runs here (not a chroot, not a scratch root).
@@ -163,22 +222,35 @@ came_up() {
 # After the restart: a new version that does not come up is switched back, the
 # links as they were before this run, and the installer fails.
 check_upgrade() {
-    systemd_running || return 0
+    systemd_running || {
+        SWITCHED=0
+        return 0
+    }
     if [[ $UPGRADED -eq 1 && -n $BEFORE_VENV ]] && ! came_up; then
-        local failed
+        SWITCHED=0 # the switch-back is done here, with its own message
+        local failed old new migrated=""
         failed="$(readlink "$VENV_DIR")"
+        old="$(schema_of "$BEFORE_VENV")"
+        new="$(schema_of "$failed")"
+        # As --rollback: a newer schema means the failed release may have
+        # migrated the archive (unattended mode opens it at start).
+        if [[ -z $old || -z $new || $old -ne $new ]]; then
+            migrated=" If the new version had already migrated the archive ($BEFORE_VENV reads schema ${old:-?}, $failed brought ${new:-?}), $BEFORE_VENV refuses to open it: restore the backup taken before the upgrade (docs/operations.md, 'Upgrades')."
+        fi
         log "the new version ($failed) did not come up: going back to $BEFORE_VENV"
         set_link "$VENV_DIR" "$BEFORE_VENV"
         set_link "$PREVIOUS_LINK" "$BEFORE_PREVIOUS"
+        use_release_units "$BEFORE_VENV"
         systemctl reset-failed strongroom.service 2>/dev/null || true
         RESTART_FAILED=0
         systemctl restart strongroom.service || RESTART_FAILED=1
         prune_venvs # the failed venv: nothing points at it any more
         if came_up; then
-            die "upgrade failed: back on $BEFORE_VENV, which is running (why the new version failed: journalctl -u strongroom.service -b)"
+            die "upgrade failed: back on $BEFORE_VENV, which is running (why the new version failed: journalctl -u strongroom.service -b).$migrated"
         fi
-        die "upgrade failed, and $BEFORE_VENV did not come up either: journalctl -u strongroom.service -b"
+        die "upgrade failed, and $BEFORE_VENV did not come up either: journalctl -u strongroom.service -b.$migrated"
     fi
+    SWITCHED=0
     [[ $RESTART_FAILED -eq 0 ]] ||
         die "strongroom.service did not start: journalctl -u strongroom.service -b"
 }
@@ -207,6 +279,7 @@ rollback() {
         die "$previous reads archive schema $old, $current brought schema $new: once the box has been unlocked since the upgrade, $previous cannot open the archive. Nothing was changed. To go back anyway: --rollback --force, then restore the backup taken before the upgrade (docs/operations.md, 'Upgrades')"
     fi
     switch_venv "$previous"
+    use_release_units "$previous"
     if systemd_running; then
         systemctl restart strongroom.service || RESTART_FAILED=1
         came_up || die "rolled back to $previous, but strongroom.service did not come up: journalctl -u strongroom.service -b"

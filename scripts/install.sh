@@ -111,6 +111,10 @@ parse_args() {
     if [[ $PURGE -eq 1 && $UNINSTALL -eq 0 ]]; then
         die "--purge only makes sense with --uninstall"
     fi
+    # Alone it would install, silently ignoring what the administrator asked for.
+    if [[ $FORCE -eq 1 && $ROLLBACK -eq 0 ]]; then
+        die "--force only makes sense with --rollback"
+    fi
     if [[ -n $ROOT ]]; then
         # A scratch root has no init system, package manager or accounts of its own.
         DO_APT=0
@@ -247,14 +251,22 @@ install_config() {
     make_dir "$BACKUP_DIR" 0755
 }
 
+# The unit files and drop-ins, from BASE: this source tree, or the copy a
+# release kept of the ones it was installed with (save_release_units).
 install_units() {
-    local unit
+    local base="${1:-$SOURCE}" unit src dest
     for unit in "${UNITS[@]}"; do
-        install_file "$SOURCE/systemd/$unit" "$UNIT_DIR/$unit" 0644
+        # A release's copy may lack a unit a newer tree added.
+        [[ -f $base/systemd/$unit ]] || continue
+        install_file "$base/systemd/$unit" "$UNIT_DIR/$unit" 0644
     done
-    install_file "$SOURCE/firmware/boot/watchdog.conf" "$WATCHDOG_DROPIN" 0644
-    install_file "$SOURCE/firmware/boot/time-wait-sync.conf" "$TIME_SYNC_DROPIN" 0644
-    install_file "$SOURCE/firmware/systemd/strongroom-reach.conf" "$REACH_DROPIN" 0644
+    for src in firmware/boot/watchdog.conf:"$WATCHDOG_DROPIN" \
+        firmware/boot/time-wait-sync.conf:"$TIME_SYNC_DROPIN" \
+        firmware/systemd/strongroom-reach.conf:"$REACH_DROPIN"; do
+        dest="${src#*:}"
+        src="${src%%:*}"
+        [[ ! -f $base/$src ]] || install_file "$base/$src" "$dest" 0644
+    done
 }
 
 boot_config_path() {
@@ -371,14 +383,19 @@ main() {
     preflight
     install_packages
     create_user
+    # Before the switch: tor's part may fail (no mirror) without leaving the
+    # new release half installed.
+    install_reach
     install_venv
+    # From here until check_upgrade, any exit puts the links back (on_exit).
     install_config
     install_units
-    install_reach
+    save_release_units
     install_boot_config
     enable_units
-    enable_reach
     check_upgrade
+    # The release is known good (or switched back) before the helper's units.
+    enable_reach
     prune_venvs
     print_first_run_url
 }
@@ -389,5 +406,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/install-venv.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/install-reach.sh"
 # shellcheck source=scripts/install-remove.sh
 source "$(dirname "${BASH_SOURCE[0]}")/install-remove.sh"
+
+# Whatever stops the script (a die, a failing command under set -e, Ctrl-C):
+# apt's policy-rc.d guard goes, and a switch not yet checked is undone.
+on_exit() {
+    local rc=$?
+    [[ -z $POLICY_RC_D ]] || rm -f -- "$POLICY_RC_D"
+    [[ $rc -eq 0 ]] || undo_switch
+}
+POLICY_RC_D="" # install_tor_package's guard while apt runs
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 main "$@"

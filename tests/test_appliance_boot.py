@@ -492,6 +492,9 @@ def test_reach_is_set_up_by_install_but_off_and_tor_is_not_running(booted: Conta
     assert not (booted.root / "usr/sbin/policy-rc.d").exists()
     owner = booted.sh("stat", "-c", "%a %U:%G", ONION_SOCKET_DIR).strip()
     assert owner == "2750 strongroom:debian-tor", owner
+    # Created by debian-tor itself (root never writes in tor's directory).
+    conf = booted.sh("stat", "-c", "%a %U:%G", "/var/lib/tor/strongroom-reach.conf").strip()
+    assert conf == "644 debian-tor:debian-tor", conf
     # install.sh again, on the running system (systemd up this time): nothing changes,
     # tor is still not started, the torrc line is still there once.
     box_pid = booted.unit("strongroom.service", "MainPID")["MainPID"]

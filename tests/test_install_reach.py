@@ -102,3 +102,21 @@ def test_without_tor_the_rest_installs_and_says_reach_is_unavailable(tmp_path: P
     assert "remote reach stays unavailable" in out
     assert not (tmp_path / "etc" / "tor").exists()
     assert not (tmp_path / "var" / "lib" / "tor-onion-sockets").exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_link_planted_in_tors_directory_is_never_written_through(
+    tor_root: Path, existing: bool
+) -> None:
+    # /var/lib/tor belongs to debian-tor: whoever runs as tor can plant a link
+    # there; root writing (and chowning) through it would hand them root.
+    victim = tor_root / "etc" / "ld.so.preload"
+    if existing:
+        victim.write_text("kept\n")
+    conf = tor_root / "var" / "lib" / "tor" / "strongroom-reach.conf"
+    conf.symlink_to(victim)
+    result = run_install("--root", str(tor_root), "--no-apt", "--no-venv")
+    assert result.returncode == 1
+    assert "is a symbolic link: refusing to write through it" in result.stderr
+    assert victim.read_text() == "kept\n" if existing else not victim.exists()
+    assert conf.is_symlink()

@@ -197,6 +197,15 @@ def test_bad_arguments_are_refused_before_anything_happens(args: list[str], pi_r
     assert snapshot(pi_root) == before
 
 
+def test_force_without_rollback_is_refused(pi_root: Path) -> None:
+    # It would otherwise install, silently ignoring what the administrator asked.
+    before = snapshot(pi_root)
+    result = run_install("--root", str(pi_root), "--no-apt", "--no-venv", "--force")
+    assert result.returncode == 1
+    assert "--force only makes sense with --rollback" in result.stderr
+    assert snapshot(pi_root) == before
+
+
 def test_without_a_boot_partition_the_rest_still_installs(tmp_path: Path) -> None:
     result = install(tmp_path)
     assert "no /boot/firmware/config.txt" in result.stdout
@@ -273,11 +282,25 @@ def _fake_release(root: Path, name: str) -> None:
     (binary.parents[1] / ".strongroom-complete").write_text("")
 
 
+def _release_units(root: Path, name: str) -> str:
+    """The unit files a release kept: REPO's, with its own verify unit."""
+    units = root / "opt" / "strongroom" / "venvs" / name / "units"
+    shutil.copytree(REPO / "systemd", units / "systemd")
+    verify = f"[Service]\nExecStart=/opt/strongroom/venv/bin/strongroom verify # {name}\n"
+    (units / "systemd" / "strongroom-verify.service").write_text(verify)
+    return verify
+
+
 def test_rollback_goes_back_to_the_previous_release_and_forth_again(pi_root: Path) -> None:
     install(pi_root)
     opt = pi_root / "opt" / "strongroom"
     _fake_release(pi_root, "old")
     _fake_release(pi_root, "new")
+    # Each release runs the units it was installed with (an older one may not
+    # understand a newer one's command lines).
+    old_verify = _release_units(pi_root, "old")
+    new_verify = _release_units(pi_root, "new")
+    verify_unit = pi_root / "etc" / "systemd" / "system" / "strongroom-verify.service"
     (opt / "venv").symlink_to("venvs/new")
     (opt / "venv.previous").symlink_to("venvs/old")
     result = run_install("--root", str(pi_root), "--rollback")
@@ -285,10 +308,13 @@ def test_rollback_goes_back_to_the_previous_release_and_forth_again(pi_root: Pat
     assert os.readlink(opt / "venv") == "venvs/old"
     assert os.readlink(opt / "venv.previous") == "venvs/new"
     assert (opt / "venv" / "bin" / "strongroom").read_text().endswith("echo old\n")
+    assert verify_unit.read_text() == old_verify
+    assert "installed the unit files of venvs/old" in result.stdout
     assert "restore the backup" in result.stdout
     again = run_install("--root", str(pi_root), "--rollback")
     assert again.returncode == 0, again.stderr
     assert os.readlink(opt / "venv") == "venvs/new"
+    assert verify_unit.read_text() == new_verify
     # Uninstall takes every release away, and keeps the records.
     assert run_install("--root", str(pi_root), "--uninstall").returncode == 0
     assert not (opt / "venvs").exists() and not (opt / "venv.previous").is_symlink()
@@ -328,3 +354,57 @@ def test_rollback_to_an_older_archive_schema_is_refused_unless_forced(pi_root: P
     assert forced.returncode == 0, forced.stderr
     assert os.readlink(opt / "venv") == "venvs/old"
     assert "restore the backup taken before the upgrade" in forced.stdout
+
+
+def _release_id() -> str:
+    """The venvs/<id> install.sh builds for this tree (its source_digest)."""
+    paths = [REPO / "pyproject.toml"]
+    for top in ("app", "firmware/strongroom_panel"):
+        paths += [
+            p
+            for p in (REPO / top).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        ]
+    names = sorted(str(p.relative_to(REPO)).encode() for p in paths)
+    listing = b"".join(
+        hashlib.sha256((REPO / n.decode()).read_bytes()).hexdigest().encode() + b"  " + n + b"\n"
+        for n in names
+    )
+    return hashlib.sha256(listing).hexdigest()[:16]
+
+
+def test_an_install_that_stops_after_the_switch_puts_the_release_back(pi_root: Path) -> None:
+    install(pi_root)
+    opt = pi_root / "opt" / "strongroom"
+    _fake_release(pi_root, "older")
+    _fake_release(pi_root, "old")
+    _fake_release(pi_root, _release_id())  # built already: the installer only switches
+    (opt / "venv").symlink_to("venvs/old")
+    (opt / "venv.previous").symlink_to("venvs/older")
+    old_verify = _release_units(pi_root, "old")
+    verify_unit = pi_root / "etc" / "systemd" / "system" / "strongroom-verify.service"
+    verify_unit.write_text(old_verify)
+    config_txt = pi_root / "boot" / "firmware" / "config.txt"
+    damaged = "# >>> strongroom >>> (half edited)\ndtparam=watchdog=on\n"
+    config_txt.write_text(damaged)  # a later step dies
+    failed = run_install("--root", str(pi_root), "--no-apt")
+    assert failed.returncode == 1
+    assert f"now using /opt/strongroom/venv -> venvs/{_release_id()}" in failed.stdout
+    assert "going back to venvs/old" in failed.stdout
+    assert os.readlink(opt / "venv") == "venvs/old"
+    assert os.readlink(opt / "venv.previous") == "venvs/older"
+    assert verify_unit.read_text() == old_verify  # the new tree's units went with it
+    # Fixed and run again: the switch happens afresh (nothing thinks it is done).
+    config_txt.write_text(STOCK_CONFIG_TXT)
+    again = run_install("--root", str(pi_root), "--no-apt")
+    assert again.returncode == 0, again.stderr
+    assert os.readlink(opt / "venv") == f"venvs/{_release_id()}"
+    assert os.readlink(opt / "venv.previous") == "venvs/old"
+    # The new release kept the units it was installed with, for a later rollback.
+    kept = opt / "venvs" / _release_id() / "units"
+    for unit in UNITS:
+        assert (kept / "systemd" / unit).read_bytes() == (REPO / "systemd" / unit).read_bytes()
+    assert verify_unit.read_bytes() == (REPO / "systemd" / "strongroom-verify.service").read_bytes()
+    before = snapshot(pi_root)
+    assert run_install("--root", str(pi_root), "--no-apt").returncode == 0
+    assert snapshot(pi_root) == before  # idempotent, the kept units included
