@@ -38,6 +38,7 @@ from strongroom.archive.verify_events import (
     verify_audit_events,
     verify_blobs,
     verify_device_events,
+    verify_log_refs,
 )
 from strongroom.archive.verify_records import (
     Progress,
@@ -193,6 +194,8 @@ def _verify(
     accounted = report.records + report.audit_events + report.blobs + report.device_events
     if accounted != report.leaves:
         report.problem(f"log: {report.leaves} leaves but {accounted} archive entries refer to them")
+    # A row at a negative index is in no range the checks above read.
+    verify_log_refs(conn, report.leaves, report)
     if head is None:
         report.problem("log: no signed tree head")
     elif not verify_tree_head(head, box_key):
