@@ -244,3 +244,82 @@ def test_the_slices_go_on_across_the_weekly_full_runs(
     assert after.kind == "incremental" and after.sample_from == second.sample_to
     assert after.sweep_started_at == first.sweep_started_at == first.started_at
     assert weekly.kind == "full" and after.from_size == weekly.tree_size
+
+
+def _copy_record_at(archive: Archive, keys: dict[str, bytes], log_index: int) -> None:
+    """A record row (a copy of the first, under a new id) naming leaf `log_index`."""
+    assert (
+        sql(
+            archive,
+            keys,
+            "INSERT INTO records (record_id, device_id, conversation_id, kind, client_id,"
+            " sent_at, received_at, body, signature, content_sha256, log_index, destroyed_at)"
+            " SELECT randomblob(32), device_id, conversation_id, kind, client_id || '-bis',"
+            " sent_at, received_at, body, signature, content_sha256, ?, destroyed_at"
+            " FROM records ORDER BY id LIMIT 1",
+            (log_index,),
+        )
+        == 1
+    )
+
+
+@pytest.mark.parametrize("where", ["beyond", "negative"])
+def test_a_record_outside_the_signed_log_fails_an_incremental_run(
+    box: tuple[Archive, SigningKey, int], archive_keys: dict[str, bytes], where: str
+) -> None:
+    archive, key, device = box
+    clock = Clock()
+    run_verification(archive, "full", clock)
+    fill(archive, key, device, 5, "nouveau")
+    size = int(archive.conn.execute("SELECT count(*) FROM log_leaves").fetchone()[0])
+    _copy_record_at(archive, archive_keys, size + 1000 if where == "beyond" else -7)
+    report, run = run_verification(archive, "incremental", clock)
+    assert run.kind == "incremental" and not run.ok
+    joined = "\n".join(report.problems)
+    assert f"1 records row(s) name a log leaf outside [0, {size})" in joined, joined
+    assert f"{size} leaves but {size + 1} archive entries" in joined, joined
+
+
+def test_an_extra_audit_event_on_an_old_leaf_fails_an_incremental_run(
+    box: tuple[Archive, SigningKey, int], archive_keys: dict[str, bytes]
+) -> None:
+    """A second entry on a leaf of the older log, outside this run's slice: only the
+    count of entries against leaves sees it."""
+    archive, _key, _device = box
+    clock = Clock()
+    _, full = run_verification(archive, "full", clock)
+    taken = int(
+        archive.conn.execute(
+            "SELECT log_index FROM records ORDER BY log_index DESC LIMIT 1"
+        ).fetchone()[0]
+    )
+    sql(
+        archive,
+        archive_keys,
+        "INSERT INTO audit_events (at, actor, action, target, details, log_index)"
+        " VALUES (1, 'x', 'export', '', '{}', ?)",
+        (taken,),
+    )
+    report, run = run_verification(archive, "incremental", clock)
+    assert (run.sample_from, run.sample_to) == (0, -(-full.tree_size // SAMPLE_RUNS))
+    assert not run.ok
+    joined = "\n".join(report.problems)
+    assert f"{full.tree_size} leaves but {full.tree_size + 1} archive entries" in joined, joined
+
+
+def test_an_audit_event_at_a_negative_leaf_fails_a_full_verify(
+    box: tuple[Archive, SigningKey, int], archive_keys: dict[str, bytes]
+) -> None:
+    archive, _key, _device = box
+    sql(
+        archive,
+        archive_keys,
+        "INSERT INTO audit_events (at, actor, action, target, details, log_index)"
+        " VALUES (1, 'x', 'export', '', '{}', -1)",
+        (),
+    )
+    report, run = run_verification(archive, "full", Clock())
+    assert not run.ok
+    assert any("1 audit_events row(s) name a log leaf outside" in p for p in report.problems), (
+        report.problems
+    )

@@ -5,6 +5,7 @@ each problem is named."""
 from __future__ import annotations
 
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,29 @@ def test_a_bad_signature_in_any_chunk_is_named_and_every_record_counted(
 def _log_index(archive: Archive, row_id: int) -> int:
     row = archive.conn.execute("SELECT log_index FROM records WHERE id = ?", (row_id,))
     return int(row.fetchone()[0])
+
+
+@pytest.mark.parametrize("package", ["nacl", "strongroom"])
+def test_the_worker_processes_ignore_a_package_in_the_working_directory(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, package: str
+) -> None:
+    """`strongroom verify` run from a directory holding a `nacl/` or `strongroom/`
+    must not run that code in its signature workers."""
+    poisoned = tmp_path / "poisoned"
+    marker = tmp_path / "ran"
+    (poisoned / package).mkdir(parents=True)
+    (poisoned / package / "__init__.py").write_text(
+        f"open({str(marker)!r}, 'w').write('owned')\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(poisoned)
+    monkeypatch.setattr(verify_sign, "workers", lambda: 2)
+    monkeypatch.setattr(verify_sign, "PROCESS_THRESHOLD", 1)
+    device, key = new_phone(archive)
+    archive.write_batch(
+        [writes.store_record(message(key, f"message {n}"), device, "o") for n in range(40)]
+    )
+    with closing(archive.reader()) as reader:
+        report = verify_archive(reader, archive.blobs, bytes(archive.signing_key.verify_key))
+    assert not marker.exists(), "a worker imported the working directory's package"
+    assert report.ok, report.problems
+    assert report.records == 40

@@ -18,6 +18,9 @@ Checks, streaming so a million records fit in a Pi's memory:
    pairing or revocation the devices table shows is in the log
    (verify_events.py).
 5. Every blob decrypts, authenticates chunk by chunk and hashes to its name.
+6. No entry names a leaf outside the log, and `conversation_senders` (what
+   holds, matters and exports on a person read) holds exactly the
+   (conversation, sender) pairs of `messages` (verify_events.py).
 
 The incremental verify (verify_incremental.py) runs the same checks over what
 is new since the last verified head and a slice of the rest.
@@ -37,7 +40,9 @@ from strongroom.archive.verify_events import (
     WHOLE_LOG,
     verify_audit_events,
     verify_blobs,
+    verify_conversation_senders,
     verify_device_events,
+    verify_log_refs,
 )
 from strongroom.archive.verify_records import (
     Progress,
@@ -193,6 +198,9 @@ def _verify(
     accounted = report.records + report.audit_events + report.blobs + report.device_events
     if accounted != report.leaves:
         report.problem(f"log: {report.leaves} leaves but {accounted} archive entries refer to them")
+    # A row at a negative index is in no range the checks above read.
+    verify_log_refs(conn, report.leaves, report)
+    verify_conversation_senders(conn, report)
     if head is None:
         report.problem("log: no signed tree head")
     elif not verify_tree_head(head, box_key):

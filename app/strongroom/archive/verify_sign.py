@@ -6,8 +6,9 @@ checking rows holds it for whole chunks of pure Python, so the signature
 threads wait on it. Full verify of the 100k bench corpus, runs alternated on
 the shared 2-core bench machine at load 2 to 3: threads 1.26 to 2.05 times
 the one-core crypto ceiling, processes 1.05 to 1.40 (docs/benchmarks.md).
-Worker processes have a GIL each. They are started fresh (`python -m
-strongroom.archive.verify_sign`: no copy of the service's memory, threads or
+Worker processes have a GIL each. They are started fresh (`python -P -m
+strongroom.archive.verify_sign`, in the package's directory, so nothing in the
+caller's working directory is imported: no copy of the service's memory, threads or
 locks, nothing but the devices' public keys handed over), import only this
 module and PyNaCl, and talk pickles over their stdin and stdout.
 
@@ -80,15 +81,20 @@ def check_signatures(
 
 
 class _Worker:
-    """One `python -m strongroom.archive.verify_sign` process: pickled chunks in on
+    """One `python -P -m strongroom.archive.verify_sign` process: pickled chunks in on
     stdin, their verdicts out on stdout, in order. A feeder thread writes the chunks
     so the reading thread never waits on a full pipe."""
 
     def __init__(self, keys: dict[int, bytes]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "strongroom.archive.verify_sign"],
+            # -P (safe path): `-m` would otherwise put the working directory first
+            # on sys.path, and a `nacl/` or `strongroom/` there would run in the
+            # worker. Started in the package's own directory too, so a relative
+            # PYTHONPATH entry cannot name the caller's directory either.
+            [sys.executable, "-P", "-m", "strongroom.archive.verify_sign"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            cwd=_package_dir(),
             env={**os.environ, "PYTHONPATH": _package_root()},
         )
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -183,10 +189,14 @@ class SignaturePool:
             worker.close()
 
 
+def _package_dir() -> str:
+    """The directory holding the `strongroom` package."""
+    return str(Path(__file__).resolve().parents[2])
+
+
 def _package_root() -> str:
-    """The directory holding the `strongroom` package, for the worker's imports."""
-    here = Path(__file__).resolve().parents[2]
-    return os.pathsep.join(p for p in (str(here), os.environ.get("PYTHONPATH", "")) if p)
+    """The worker's PYTHONPATH: the package's directory first, then the caller's."""
+    return os.pathsep.join(p for p in (_package_dir(), os.environ.get("PYTHONPATH", "")) if p)
 
 
 def _serve() -> None:

@@ -20,7 +20,9 @@ their conversations; attaching a lawyer does not pull in all of theirs).
 from __future__ import annotations
 
 import functools
+import itertools
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from strongroom.archive.db import Connection
@@ -74,8 +76,13 @@ def _has_table(conn: Connection, name: str) -> bool:
     return int(row[0]) == 1
 
 
-def load_facts(conn: Connection) -> dict[int, ConversationFacts]:
-    """Every conversation's persons and matters (one pass, a few grouped queries)."""
+def load_facts(
+    conn: Connection, extra_senders: Iterable[tuple[int, str]] = ()
+) -> dict[int, ConversationFacts]:
+    """Every conversation's persons and matters (one pass, a few grouped queries).
+
+    `extra_senders`: (conversation, sender) pairs read from `messages` that
+    `conversation_senders` lacks (retention's re-check before destroying)."""
     facts: dict[int, ConversationFacts] = {}
     for cid, owner, peer, last_at, closed_at in conn.execute(
         "SELECT id, owner, peer, last_at, closed_at FROM conversations"
@@ -92,7 +99,8 @@ def load_facts(conn: Connection) -> dict[int, ConversationFacts]:
             f.persons.add(normalise_person(f.peer))
         facts[f.id] = f
     # One row per conversation and sender (schema 6), not one per message.
-    for cid, sender in conn.execute("SELECT conversation_id, sender FROM conversation_senders"):
+    senders = conn.execute("SELECT conversation_id, sender FROM conversation_senders")
+    for cid, sender in itertools.chain(senders, extra_senders):
         if int(cid) in facts and str(sender).strip():
             facts[int(cid)].persons.add(normalise_person(str(sender)))
     partners: dict[str, set[str]] = {}

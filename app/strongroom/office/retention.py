@@ -8,12 +8,15 @@ is due under a "destroy" policy and leaves review items listed;
 `approve_review` destroys reviewed items on a named person's approval.
 
 Every destruction re-plans inside its write transaction, so a hold placed
-between planning and destroying still protects its records, and produces one
-signed destruction certificate, logged in the same transaction.
+between planning and destroying still protects its records (re-reading the
+senders of the conversations it destroys from `messages`, not only from
+`conversation_senders`), and produces one signed destruction certificate,
+logged in the same transaction.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +32,7 @@ from strongroom.office.certificates import (
 )
 from strongroom.office.erasure import ErasedBlob, delete_blob_files, erase_in_txn, scrub_storage
 from strongroom.office.errors import ClockBehind, InvalidPolicy
-from strongroom.office.facts import load_facts
+from strongroom.office.facts import ConversationFacts, load_facts
 from strongroom.office.holds import list_holds
 from strongroom.office.policies import Policy
 from strongroom.office.resolve import Resolver
@@ -70,14 +73,17 @@ class DuePlan:
         return not (self.to_destroy or self.to_review or self.held or self.kept)
 
 
-def find_due(conn: Connection, now_ms: int) -> DuePlan:
-    """Classify every record whose retention has run out at `now_ms`."""
+def find_due(
+    conn: Connection, now_ms: int, facts: dict[int, ConversationFacts] | None = None
+) -> DuePlan:
+    """Classify every record whose retention has run out at `now_ms` (`facts`:
+    the conversations' persons and matters, when the caller built them)."""
     resolver = Resolver.load(conn)
     plan = DuePlan(now_ms)
     if resolver.empty:
         return plan
     holds = list_holds(conn, active_only=True)
-    facts = load_facts(conn)
+    facts = load_facts(conn) if facts is None else facts
     rows = conn.execute(
         "SELECT r.id, r.log_index, r.kind, r.sent_at, r.conversation_id, k.keep_until"
         " FROM records r LEFT JOIN retention_keeps k ON k.record_id = r.id"
@@ -153,7 +159,7 @@ def _destroy(
                 f" ({newest.timestamp_ms} ms): nothing is destroyed until it is set right"
             )
         # Re-plan inside the transaction: holds placed since the caller looked win.
-        fresh = find_due(txn.conn, now_ms)
+        fresh = _replan_with_senders(txn.conn, now_ms, pick, find_due(txn.conn, now_ms))
         eligible: dict[int, DueItem] = {i.record: i for i in pick(fresh)}
         wanted = list(eligible) if requested is None else [r for r in requested if r in eligible]
         skipped = () if requested is None else tuple(r for r in requested if r not in eligible)
@@ -183,6 +189,36 @@ def _destroy(
     failed = delete_blob_files(archive.blobs, erasure.blobs)
     scrub_storage(archive)
     return Destruction(info, info.record_count, skipped, tuple(failed))
+
+
+def senders_missing(conn: Connection, conversations: Iterable[int]) -> list[tuple[int, str]]:
+    """The (conversation, sender) pairs of `messages` in `conversations` that
+    `conversation_senders` lacks (none unless the archive was tampered with or
+    damaged: the full verify names them)."""
+    ids = sorted(set(conversations))
+    if not ids:
+        return []
+    return [
+        (int(cid), str(sender))
+        for cid, sender in conn.execute(
+            "SELECT DISTINCT m.conversation_id, m.sender FROM messages m"
+            " WHERE m.conversation_id IN (SELECT value FROM json_each(?)) AND NOT EXISTS"
+            " (SELECT 1 FROM conversation_senders s"
+            " WHERE s.conversation_id = m.conversation_id AND s.sender = m.sender)",
+            (json.dumps(ids),),
+        )
+    ]
+
+
+def _replan_with_senders(conn: Connection, now_ms: int, pick: Any, plan: DuePlan) -> DuePlan:
+    """Destruction is irreversible: the persons a hold on a person (or a matter
+    through its persons) is matched against come from `conversation_senders`,
+    so re-read them from `messages` for the conversations about to be destroyed,
+    and re-plan with any pair the table lacks: a held person's records stay."""
+    missing = senders_missing(conn, (i.conversation_id for i in pick(plan)))
+    if not missing:
+        return plan
+    return find_due(conn, now_ms, load_facts(conn, extra_senders=missing))
 
 
 def _blob_files_left_behind(conn: Connection, archive: Archive) -> list[ErasedBlob]:
