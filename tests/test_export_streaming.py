@@ -164,3 +164,44 @@ def test_record_times_read_as_strftime_would_write_them(ms: int, zone_name: str)
         near = datetime.fromtimestamp((ms + step) / 1000, UTC)
         text = f"{near.astimezone(tz).strftime('%d/%m/%Y %H:%M:%S')} ({tz.key}) = "
         assert local_and_utc(ms + step, tz).startswith(text)
+
+
+_cbor_fields = st.dictionaries(
+    st.text(max_size=6),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.binary(max_size=8)
+    | st.floats(allow_nan=False)
+    | st.lists(st.text(max_size=4) | st.binary(max_size=4), max_size=3),
+    max_size=6,
+)
+
+
+@given(
+    _cbor_fields,
+    st.none() | st.text(),
+    st.text(max_size=8),
+    st.text(max_size=8),
+    st.sampled_from(["message", "attachment", "receipt"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_record_json_template_is_the_bytes_of_the_document(
+    fields: dict[str, object], attachment: str | None, name: str, peer: str, kind: str
+) -> None:
+    """records/<n>.json is written from a template with each phone's and conversation's
+    block laid out once: for any fields, names and attachment, the same bytes as
+    json_bytes(record_document(...)), twice in a row (the cached block is reused)."""
+    from strongroom.office.export_json import RecordJson
+    from strongroom.office.export_render import record_document
+
+    row = (
+        7, b"\x01" * 32, kind, b"body", b"\x02" * 64, 1234, 1_700_000_000_123,
+        1_700_000_000_000, None, 3, name, "Maître Dupont", b"\x03" * 32, "conv-1", peer,
+        "dupont",
+    )  # fmt: skip
+    render = RecordJson()
+    expected = json_bytes(record_document(row, fields, attachment))
+    assert render(row, fields, attachment) == expected
+    assert render(row, fields, attachment) == expected

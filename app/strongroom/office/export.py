@@ -53,10 +53,10 @@ from strongroom.office.export_index import (
     index_document,
     write_index,
 )
+from strongroom.office.export_json import RecordJson
 from strongroom.office.export_render import (
     BundleText,
     practice_time_zone,
-    record_document,
     rendered_record,
 )
 from strongroom.office.export_scope import (
@@ -68,7 +68,7 @@ from strongroom.office.export_scope import (
 )
 from strongroom.office.leftovers import remove_files_of_dead_processes
 from strongroom.office.pdf_stream import StreamingPdf
-from strongroom.office.proofs import entry_stem, json_bytes, write_proof
+from strongroom.office.proofs import entry_stem, write_proof
 from strongroom.office.sealed import (
     CHECK_PROOFS_SH,
     CHECK_PROOFS_SH_NAME,
@@ -260,6 +260,7 @@ def _write_content(
     nodes = SqlNodeStore(conn)
     nodes.CACHE_ENTRIES = 4096
     proofs = SharedProofs(nodes, head.tree_size)
+    record_json = RecordJson()
     for row in select_records(conn, request.scope, with_leaf=True):
         if row[8] is not None or row[3] is None:
             counts.destroyed += 1
@@ -273,9 +274,7 @@ def _write_content(
         attachment_file = _write_attachment(archive, conn, bundle, row, fields, stem)
         if attachment_file is not None:
             attachments[log_index] = attachment_file
-        bundle.add_bytes(
-            f"records/{stem}.json", json_bytes(record_document(row, fields, attachment_file))
-        )
+        bundle.add_bytes(f"records/{stem}.json", record_json(row, fields, attachment_file))
         write_proof(bundle, log_index, bytes(row[16]), proofs.proof(log_index))
         counts.records += 1
         counts.attachments += attachment_file is not None

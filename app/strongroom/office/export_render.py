@@ -219,17 +219,17 @@ def record_document(
             "pem": f"devices/D{int(row[9])}.pem",
         },
         "conversation": {"ref": str(row[13]), "peer": str(row[14]), "owner": str(row[15])},
-        "fields": _plain(fields),
+        "fields": plain(fields),
         "attachment_file": attachment_file,
     }
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """CBOR values as JSON: bytes become lowercase hex."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value

@@ -103,6 +103,9 @@ class _Unusual(Exception):
     """A value `_layout` leaves to json.dumps."""
 
 
+Unusual = _Unusual  # for export_json's template, which lays out parts of a document
+
+
 _quote: Any = (
     getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
 )
@@ -136,3 +139,7 @@ def _layout(value: Any, newline: str) -> str:
             return "[]"
         return "[" + ",".join([inner + _layout(v, inner) for v in value]) + newline + "]"
     raise _Unusual
+
+
+layout = _layout
+quote = _quote

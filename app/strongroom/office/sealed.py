@@ -107,16 +107,39 @@ class HashingSink(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
 
+_HOLD = 1 << 16  # bytes a streamed member gathers before hashing and deflating them
+
+
 class _HashingWriter:
+    """Hashes what it is given and passes it on in blocks of about 64 KiB: an export's
+    HTML comes a record (~700 bytes) at a time, and each write went through SHA-256,
+    CRC-32, deflate and the zip's buffer (~4 µs of call overhead a record)."""
+
     def __init__(self, target: _Writable) -> None:
         self._target = target
         self.digest = hashlib.sha256()
         self.size = 0
+        self._held = bytearray()
 
     def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.size += len(data)
-        return self._target.write(data)
+        size = len(data)
+        self.size += size
+        if size >= _HOLD:
+            self.flush()
+            self.digest.update(data)
+            self._target.write(data)
+        else:
+            self._held += data  # a copy: a caller may reuse its buffer
+            if len(self._held) >= _HOLD:
+                self.flush()
+        return size
+
+    def flush(self) -> None:
+        if self._held:
+            block = bytes(self._held)
+            self._held.clear()
+            self.digest.update(block)
+            self._target.write(block)
 
 
 class ByteSink(Protocol):
@@ -174,6 +197,7 @@ class SealedBundleWriter:
         with self._zip.open(member, level=level) as raw:
             writer = _HashingWriter(raw)
             yield writer
+            writer.flush()
         self._lines.add(writer.digest.hexdigest(), name)
 
     def add_bytes(self, name: str, data: bytes, *, compress: bool = True) -> None:
