@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from fpdf import FPDF
-
 DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONT_PACKAGE = "fonts-dejavu-core"
 
@@ -137,6 +135,10 @@ class PdfRenderer:
     def __init__(
         self, title: str, meta: Iterable[tuple[str, str]], font_dir: Path = DEJAVU_DIR
     ) -> None:
+        # Imported here, not at module load: fpdf2 (with PIL and fontTools) is ~36 MiB
+        # of a started box's memory, and only this PDF uses it.
+        from fpdf import FPDF
+
         pdf = FPDF(format="A4")
         pdf.set_auto_page_break(auto=True, margin=15)
         regular, bold = font_dir / "DejaVuSans.ttf", font_dir / "DejaVuSans-Bold.ttf"
