@@ -81,6 +81,7 @@ from strongroom.office.sealed import (
 )
 from strongroom.office.sealed import verify_instructions as envelope_instructions
 from strongroom.office.verify_text import CONSISTENCY_EN, CONSISTENCY_FR
+from strongroom.office.zip_stream import already_compressed
 from strongroom.proof.pem import ed25519_public_key_pem
 
 __all__ = [
@@ -362,7 +363,9 @@ def _write_attachment(
         return None  # not uploaded yet, or destroyed: the record still proves what it was
     name = f"attachments/{stem}-{unicode_file_name(str(fields['blob']['name']))}"
     location = BlobLocation(str(blob[0]), bytes(blob[1]))
-    bundle.add_chunks(name, archive.blobs.read_chunks(location, int(blob[2])))
+    # A photo or a zip is stored (deflate's level 0), not deflated again for nothing.
+    level = 0 if already_compressed(str(fields["blob"].get("mime", "")), name) else 6
+    bundle.add_chunks(name, archive.blobs.read_chunks(location, int(blob[2])), level=level)
     return name
 
 

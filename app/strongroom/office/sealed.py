@@ -204,8 +204,8 @@ class SealedBundleWriter:
         self._zip.add(self._member(name), data, compress=compress)
         self._lines.add(hashlib.sha256(data).hexdigest(), name)
 
-    def add_chunks(self, name: str, chunks: Iterable[bytes]) -> None:
-        with self.open(name) as out:
+    def add_chunks(self, name: str, chunks: Iterable[bytes], *, level: int = 6) -> None:
+        with self.open(name, level=level) as out:
             for chunk in chunks:
                 out.write(chunk)
 

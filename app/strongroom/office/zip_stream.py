@@ -43,6 +43,42 @@ _FLUSH_AT = 1 << 18
 _UNIX_FILE = (0o100644 << 16) & 0xFFFFFFFF
 
 
+# What is already compressed (photos, video, sound, archives, office files that are
+# zips): deflate would spend its time finding nothing. Told by the phone's type or,
+# as phones often send application/octet-stream, by the file name's extension.
+_COMPRESSED_TYPES = frozenset(
+    {
+        "image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/heif",
+        "image/avif", "application/zip", "application/gzip", "application/x-gzip",
+        "application/x-7z-compressed", "application/vnd.rar", "application/x-rar-compressed",
+        "application/x-bzip2", "application/x-xz", "application/zstd", "application/epub+zip",
+    }
+)  # fmt: skip
+_COMPRESSED_PREFIXES = (
+    "video/",
+    "application/vnd.openxmlformats-officedocument.",
+    "application/vnd.oasis.opendocument.",
+)
+_UNCOMPRESSED_AUDIO = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/aiff"})
+_COMPRESSED_EXTENSIONS = frozenset(
+    {
+        "jpg", "jpeg", "png", "gif", "webp", "heic", "heif", "avif", "mp4", "m4v", "mov",
+        "mkv", "webm", "3gp", "mp3", "m4a", "aac", "ogg", "opus", "flac", "zip", "gz", "tgz",
+        "7z", "rar", "bz2", "xz", "zst", "docx", "xlsx", "pptx", "odt", "ods", "odp", "epub",
+    }
+)  # fmt: skip
+
+
+def already_compressed(mime: str, name: str) -> bool:
+    """Whether a file of this type and name is compressed already (store, don't deflate)."""
+    kind = mime.strip().lower()
+    if kind in _COMPRESSED_TYPES or kind.startswith(_COMPRESSED_PREFIXES):
+        return True
+    if kind.startswith("audio/") and kind not in _UNCOMPRESSED_AUDIO:
+        return True
+    return name.rpartition(".")[2].lower() in _COMPRESSED_EXTENSIONS if "." in name else False
+
+
 class ByteSink(Protocol):
     def write(self, data: bytes, /) -> Any: ...
 
@@ -194,7 +230,11 @@ class StreamingZip:
         """A member of unknown size, deflated as it is written (zip64 data descriptor).
 
         `level=1` for what compresses little (hex digests, compressed fonts): a
-        third of level 6's time for nearly the same size."""
+        third of level 6's time for nearly the same size. `level=0` for what is
+        compressed already (see `already_compressed`): deflate's stored blocks, the
+        bytes copied with 5 bytes of framing per 64 KiB; still method 8, so every
+        reader, streaming ones included, finds the member's end (a method-0 member
+        with a data descriptor is one that streaming readers cannot)."""
         raw, flags = self._flags(name)
         flags |= _DESCRIPTOR
         at = self._offset
