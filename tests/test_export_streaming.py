@@ -205,3 +205,39 @@ def test_record_json_template_is_the_bytes_of_the_document(
     expected = json_bytes(record_document(row, fields, attachment))
     assert render(row, fields, attachment) == expected
     assert render(row, fields, attachment) == expected
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["records/L1.cbor", "proofs/L1.json", "pièce/é.txt"]),
+            st.binary(max_size=5000) | st.just(b"ab" * 3000),
+            st.booleans(),
+        ),
+        max_size=6,
+    )
+)
+@settings(max_examples=100, deadline=None)
+def test_add_small_writes_what_add_bytes_one_by_one_would(
+    files: list[tuple[str, bytes, bool]],
+) -> None:
+    """A record's files go in with one add_small call: the zip bytes and the manifest
+    lines are those of add_bytes called for each file (small ones stored, big ones
+    deflated when `compress` says so)."""
+    import io
+    from typing import Any, cast
+
+    from nacl.signing import SigningKey
+
+    from strongroom.office.sealed import SealedBundleWriter
+
+    key = SigningKey(b"\x07" * 32)
+    one, many = io.BytesIO(), io.BytesIO()
+    by_one = SealedBundleWriter(one, "root", key, cast(Any, None))
+    batched = SealedBundleWriter(many, "root", key, cast(Any, None))
+    batched._zip._time, batched._zip._date = by_one._zip._time, by_one._zip._date
+    for name, data, compress in files:
+        by_one.add_bytes(name, data, compress=compress)
+    batched.add_small(files)
+    assert bytes(batched._zip._buffer) == bytes(by_one._zip._buffer)
+    assert list(batched._lines.chunks()) == list(by_one._lines.chunks())

@@ -68,7 +68,7 @@ from strongroom.office.export_scope import (
 )
 from strongroom.office.leftovers import remove_files_of_dead_processes
 from strongroom.office.pdf_stream import StreamingPdf
-from strongroom.office.proofs import entry_stem, write_proof
+from strongroom.office.proofs import entry_stem, proof_files
 from strongroom.office.sealed import (
     CHECK_PROOFS_SH,
     CHECK_PROOFS_SH_NAME,
@@ -269,14 +269,21 @@ def _write_content(
         body, log_index = bytes(row[3]), int(row[5])
         fields = cbor2.loads(body)
         stem = entry_stem(log_index)
-        bundle.add_bytes(f"records/{stem}.cbor", body, compress=False)
-        bundle.add_bytes(f"records/{stem}.sig", bytes(row[4]), compress=False)
+        files = [
+            (f"records/{stem}.cbor", body, False),
+            (f"records/{stem}.sig", bytes(row[4]), False),
+        ]
         device_keys[int(row[9])] = bytes(row[12])
-        attachment_file = _write_attachment(archive, conn, bundle, row, fields, stem)
-        if attachment_file is not None:
-            attachments[log_index] = attachment_file
-        bundle.add_bytes(f"records/{stem}.json", record_json(row, fields, attachment_file))
-        write_proof(bundle, log_index, bytes(row[16]), proofs.proof(log_index))
+        attachment_file = None
+        if str(row[2]) == "attachment":  # its file comes after the record's own two
+            bundle.add_small(files)
+            files = []
+            attachment_file = _write_attachment(archive, conn, bundle, row, fields, stem)
+            if attachment_file is not None:
+                attachments[log_index] = attachment_file
+        files.append((f"records/{stem}.json", record_json(row, fields, attachment_file), True))
+        files += proof_files(bundle, log_index, bytes(row[16]), proofs.proof(log_index))
+        bundle.add_small(files)  # the record's files, in the order they always came
         counts.records += 1
         counts.attachments += attachment_file is not None
         counts.log_indexes.append(log_index)

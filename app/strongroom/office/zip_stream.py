@@ -182,7 +182,8 @@ class StreamingZip:
             self._packed.append(packed)
 
     @staticmethod
-    def _flags(name: str) -> tuple[bytes, int]:
+    def flags(name: str) -> tuple[bytes, int]:
+        """The name as stored and its flags (UTF-8 when it is not ASCII)."""
         try:
             return name.encode("ascii"), 0
         except UnicodeEncodeError:
@@ -193,7 +194,7 @@ class StreamingZip:
 
         `compress=False` for random bytes (signatures, hashes): deflate would only
         spend time finding nothing."""
-        raw, flags = self._flags(name)
+        raw, flags = self.flags(name)
         crc = zlib.crc32(data)
         method, body = _STORED, data
         if compress and len(data) >= _STORE_BELOW:
@@ -225,6 +226,19 @@ class StreamingZip:
         )
         self._remember(raw, flags, method, crc, len(body), len(data), at)
 
+    def add_stored(self, raw: bytes, flags: int, data: bytes) -> None:
+        """`add` for a small member stored as it is, its name already encoded (`_flags`):
+        an export writes six of these a record, and this path is half of `add`'s calls."""
+        crc = zlib.crc32(data)
+        size = len(data)
+        at = self._offset
+        header = _LOCAL.pack(
+            b"PK\x03\x04", 20, 0, flags, _STORED, self._time, self._date, crc, size, size,
+            len(raw), 0,
+        )  # fmt: skip
+        self._emit(header + raw + data)
+        self._remember(raw, flags, _STORED, crc, size, size, at)
+
     @contextmanager
     def open(self, name: str, *, level: int = 6) -> Iterator[_MemberWriter]:
         """A member of unknown size, deflated as it is written (zip64 data descriptor).
@@ -235,7 +249,7 @@ class StreamingZip:
         bytes copied with 5 bytes of framing per 64 KiB; still method 8, so every
         reader, streaming ones included, finds the member's end (a method-0 member
         with a data descriptor is one that streaming readers cannot)."""
-        raw, flags = self._flags(name)
+        raw, flags = self.flags(name)
         flags |= _DESCRIPTOR
         at = self._offset
         extra = _ZIP64_EXTRA.pack(1, 16) + struct.pack("<QQ", 0, 0)
