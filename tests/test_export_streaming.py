@@ -241,3 +241,30 @@ def test_add_small_writes_what_add_bytes_one_by_one_would(
     batched.add_small(files)
     assert bytes(batched._zip._buffer) == bytes(by_one._zip._buffer)
     assert list(batched._lines.chunks()) == list(by_one._lines.chunks())
+
+
+_ADVANCES = {c: 250 + 37 * (ord(c) % 23) for c in "abcdefghijklmnopqrstuvwxyzéèœ«»ÀW0123456789,.'"}
+_ADVANCES[" "] = 278
+
+
+@given(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzéèœ«»ÀW0123456789,.' \n", max_size=400),
+    st.integers(min_value=500, max_value=60_000),
+)
+@settings(max_examples=500, deadline=None)
+def test_wrap_measured_breaks_lines_where_wrap_words_does(text: str, limit: int) -> None:
+    """records.pdf's lines are broken by running sums and bisection now: the same lines
+    as the word-by-word wrap, for any text and width (None only when that wrap must cut
+    a word, and then it is used)."""
+    from strongroom.office.pdf_stream import wrap_measured, wrap_words
+
+    def width(word: str) -> float:
+        return sum(_ADVANCES[c] for c in word) / 1000
+
+    limit_em = (limit + 0.5) / 1000  # never exactly at a word's end: no float tie
+    found = wrap_measured(text, limit + 0.5, _ADVANCES)
+    expected = wrap_words(text, limit_em, width)
+    if found is None:
+        assert any(width(word) > limit_em for word in text.replace("\n", " ").split(" "))
+    else:
+        assert found == expected

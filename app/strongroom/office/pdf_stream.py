@@ -29,8 +29,10 @@ import sys
 import unicodedata
 import zlib
 from array import array
-from collections.abc import Callable, Iterable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,6 +86,26 @@ def wrap_words(text: str, limit: float, width: Callable[[str], float]) -> list[s
                 line.append(word)
                 used = grown
         lines.append(" ".join(line))
+    return lines
+
+
+def wrap_measured(text: str, limit: float, advances: Mapping[str, int]) -> list[str] | None:
+    """`wrap_words`' lines, found from running sums of the characters' advances
+    (`limit` and `advances` in 1/1000 em): a line is the text up to the last space
+    that fits, found by bisection, not a Python step per word. None when a word is
+    wider than the line: `wrap_words` then cuts it as it always did."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        sums = [0, *accumulate(map(advances.__getitem__, paragraph))]
+        end, start = len(paragraph), 0
+        while sums[end] - sums[start] > limit:
+            fits = bisect_right(sums, sums[start] + limit) - 1  # paragraph[start:fits] fits
+            space = paragraph.rfind(" ", start, fits + 1)
+            if space < start:  # not found: a word wider than the line
+                return None
+            lines.append(paragraph[start:space])
+            start = space + 1
+        lines.append(paragraph[start:])
     return lines
 
 
@@ -249,6 +271,7 @@ class StreamingPdf:
         self._pages: list[int] = []
         self._page: list[bytes] = []
         self._y = TOP
+        self._starts: dict[tuple[str, float], bytes] = {}
         regular, bold = font_dir / "DejaVuSans.ttf", font_dir / "DejaVuSans-Bold.ttf"
         self.unicode = regular.is_file() and bold.is_file()
         self._regular = _Font("F1", _load_truetype(regular) if self.unicode else None, "helvetica")
@@ -276,8 +299,13 @@ class StreamingPdf:
         if "\n" not in text and font.line_width(text) <= limit * 1000:
             lines = [text]
         else:
-            lines = wrap_words(text, limit, font.width)
-        start = b"BT /%s %.2f Tf %.2f " % (font.resource.encode(), size, LEFT)
+            lines = wrap_measured(text, limit * 1000, font.advances) or wrap_words(
+                text, limit, font.width
+            )
+        start = self._starts.get((font.resource, size))
+        if start is None:  # a handful of (font, size) pairs: formatted once each
+            start = b"BT /%s %.2f Tf %.2f " % (font.resource.encode(), size, LEFT)
+            self._starts[font.resource, size] = start
         for line in lines:
             if self._y + height > PAGE_H - BOTTOM and self._page:
                 self._end_page()
