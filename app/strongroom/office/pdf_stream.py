@@ -294,34 +294,40 @@ class StreamingPdf:
         self._font, self._size = font, size
 
     def _text(self, text: str, height_mm: float) -> None:
+        self._texts((text,), height_mm)
+
+    def _texts(self, texts: Iterable[str], height_mm: float) -> None:
+        """Paragraphs in the current font, each wrapped to the page's width."""
         font, size = self._font, self._size
         height = height_mm * MM
-        text, limit = font.clean(text), WIDTH / size
-        # Most lines fit: measured whole (its spaces are the words' gaps), not word by word.
-        if "\n" not in text and font.line_width(text) <= limit * 1000:
-            lines = [text]
-        else:
-            lines = wrap_measured(text, limit * 1000, font.advances) or wrap_words(
-                text, limit, font.width
-            )
+        limit = WIDTH / size
         start = self._starts.get((font.resource, size))
         if start is None:  # a handful of (font, size) pairs: formatted once each
             start = b"BT /%s %.2f Tf %.2f " % (font.resource.encode(), size, LEFT)
             self._starts[font.resource, size] = start
-        for line in lines:
-            if self._y + height > PAGE_H - BOTTOM and self._page:
-                self._end_page()
-            # fpdf2's cell: the baseline sits at mid-height plus 0.3 of the font size
-            baseline = PAGE_H - (self._y + height / 2 + 0.3 * size)
-            self._page.append(b"%s%.2f Td %s Tj ET\n" % (start, baseline, font.encode(line)))
-            self._y += height
+        for text in texts:
+            text = font.clean(text)
+            # Most lines fit: measured whole (its spaces are the words' gaps), not word
+            # by word.
+            if "\n" not in text and font.line_width(text) <= limit * 1000:
+                lines = [text]
+            else:
+                lines = wrap_measured(text, limit * 1000, font.advances) or wrap_words(
+                    text, limit, font.width
+                )
+            for line in lines:
+                if self._y + height > PAGE_H - BOTTOM and self._page:
+                    self._end_page()
+                # fpdf2's cell: the baseline sits at mid-height plus 0.3 of the font size
+                baseline = PAGE_H - (self._y + height / 2 + 0.3 * size)
+                self._page.append(b"%s%.2f Td %s Tj ET\n" % (start, baseline, font.encode(line)))
+                self._y += height
 
     def add_record(self, record: RenderedRecord) -> None:
         self._set(self._bold, 8)
         self._text(record.heading(), 4.5)
         self._set(self._regular, 7)
-        for line in record.facts():
-            self._text(line, 3.5)
+        self._texts(record.facts(), 3.5)
         self._set(self._regular, 10)
         if record.text:
             self._text(record.text, 5)
