@@ -227,7 +227,7 @@ class StreamingZip:
         self._remember(raw, flags, method, crc, len(body), len(data), at)
 
     def add_stored(self, raw: bytes, flags: int, data: bytes) -> None:
-        """`add` for a small member stored as it is, its name already encoded (`_flags`):
+        """`add` for a small member stored as it is, its name already encoded (`flags`):
         an export writes six of these a record, and this path is half of `add`'s calls."""
         crc = zlib.crc32(data)
         size = len(data)
