@@ -232,21 +232,20 @@ class _Font:
             return b"(" + escaped + b")"
         if not line.isascii() and _BEYOND_BMP.search(line):
             line = _BEYOND_BMP.sub("\ufffd", line)  # one code unit a character
-        return b"(" + _escape(line.encode("utf-16-be", "replace")) + b")"
+        # A literal string's body (half the bytes of hex, for the zip to deflate):
+        # backslash and parentheses escaped, and CR (a reader would take it for a line end).
+        raw = line.encode("utf-16-be", "replace")
+        return (
+            b"("
+            + raw.replace(b"\\", b"\\\\")
+            .replace(b"(", b"\\(")
+            .replace(b")", b"\\)")
+            .replace(b"\r", b"\\r")
+            + b")"
+        )
 
 
 _BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
-
-
-def _escape(raw: bytes) -> bytes:
-    """A literal string's body (half the bytes of hex, for the zip to deflate):
-    backslash and parentheses escaped, and CR (a reader would take it for a line end)."""
-    return (
-        raw.replace(b"\\", b"\\\\")
-        .replace(b"(", b"\\(")
-        .replace(b")", b"\\)")
-        .replace(b"\r", b"\\r")
-    )
 
 
 class _Advances(dict[str, int]):

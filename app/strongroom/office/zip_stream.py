@@ -232,12 +232,37 @@ class StreamingZip:
         crc = zlib.crc32(data)
         size = len(data)
         at = self._offset
-        header = _LOCAL.pack(
+        if at >= _MAX32:  # past 4 GiB: the central entry needs zip64 fields
+            self._emit(self._local_header(raw, flags, crc, size) + raw + data)
+            self._remember(raw, flags, _STORED, crc, size, size, at)
+            return
+        # `_emit` and `_remember` inlined: the bytes they would write, in fewer steps.
+        header = self._local_header(raw, flags, crc, size)
+        buffer = self._buffer
+        buffer += header
+        buffer += raw
+        buffer += data
+        self._offset = at + len(header) + len(raw) + size
+        if len(buffer) >= _FLUSH_AT:
+            self._sink.write(bytes(buffer))
+            buffer.clear()
+        record = _CENTRAL.pack(
+            b"PK\x01\x02", 20, 3, 20, 0, flags, _STORED, self._time, self._date, crc, size,
+            size, len(raw), 0, 0, 0, 0, _UNIX_FILE, at,
+        )  # fmt: skip
+        self._directory_size += len(record) + len(raw)
+        self._count += 1
+        pending = self._pending
+        pending += record
+        pending += raw
+        if len(pending) >= _FLUSH_AT // 4:
+            self._pack_pending()
+
+    def _local_header(self, raw: bytes, flags: int, crc: int, size: int) -> bytes:
+        return _LOCAL.pack(
             b"PK\x03\x04", 20, 0, flags, _STORED, self._time, self._date, crc, size, size,
             len(raw), 0,
         )  # fmt: skip
-        self._emit(header + raw + data)
-        self._remember(raw, flags, _STORED, crc, size, size, at)
 
     @contextmanager
     def open(self, name: str, *, level: int = 6) -> Iterator[_MemberWriter]:
