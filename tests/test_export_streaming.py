@@ -164,3 +164,107 @@ def test_record_times_read_as_strftime_would_write_them(ms: int, zone_name: str)
         near = datetime.fromtimestamp((ms + step) / 1000, UTC)
         text = f"{near.astimezone(tz).strftime('%d/%m/%Y %H:%M:%S')} ({tz.key}) = "
         assert local_and_utc(ms + step, tz).startswith(text)
+
+
+_cbor_fields = st.dictionaries(
+    st.text(max_size=6),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.binary(max_size=8)
+    | st.floats(allow_nan=False)
+    | st.lists(st.text(max_size=4) | st.binary(max_size=4), max_size=3),
+    max_size=6,
+)
+
+
+@given(
+    _cbor_fields,
+    st.none() | st.text(),
+    st.text(max_size=8),
+    st.text(max_size=8),
+    st.sampled_from(["message", "attachment", "receipt"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_record_json_template_is_the_bytes_of_the_document(
+    fields: dict[str, object], attachment: str | None, name: str, peer: str, kind: str
+) -> None:
+    """records/<n>.json is written from a template with each phone's and conversation's
+    block laid out once: for any fields, names and attachment, the same bytes as
+    json_bytes(record_document(...)), twice in a row (the cached block is reused)."""
+    from strongroom.office.export_json import RecordJson
+    from strongroom.office.export_render import record_document
+
+    row = (
+        7, b"\x01" * 32, kind, b"body", b"\x02" * 64, 1234, 1_700_000_000_123,
+        1_700_000_000_000, None, 3, name, "Maître Dupont", b"\x03" * 32, "conv-1", peer,
+        "dupont",
+    )  # fmt: skip
+    render = RecordJson()
+    expected = json_bytes(record_document(row, fields, attachment))
+    assert render(row, fields, attachment) == expected
+    assert render(row, fields, attachment) == expected
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["records/L1.cbor", "proofs/L1.json", "pièce/é.txt"]),
+            st.binary(max_size=5000) | st.just(b"ab" * 3000),
+            st.booleans(),
+        ),
+        max_size=6,
+    )
+)
+@settings(max_examples=100, deadline=None)
+def test_add_small_writes_what_add_bytes_one_by_one_would(
+    files: list[tuple[str, bytes, bool]],
+) -> None:
+    """A record's files go in with one add_small call: the zip bytes and the manifest
+    lines are those of add_bytes called for each file (small ones stored, big ones
+    deflated when `compress` says so)."""
+    import io
+    from typing import Any, cast
+
+    from nacl.signing import SigningKey
+
+    from strongroom.office.sealed import SealedBundleWriter
+
+    key = SigningKey(b"\x07" * 32)
+    one, many = io.BytesIO(), io.BytesIO()
+    by_one = SealedBundleWriter(one, "root", key, cast(Any, None))
+    batched = SealedBundleWriter(many, "root", key, cast(Any, None))
+    batched._zip._time, batched._zip._date = by_one._zip._time, by_one._zip._date
+    for name, data, compress in files:
+        by_one.add_bytes(name, data, compress=compress)
+    batched.add_small(files)
+    assert bytes(batched._zip._buffer) == bytes(by_one._zip._buffer)
+    assert list(batched._lines.chunks()) == list(by_one._lines.chunks())
+
+
+_ADVANCES = {c: 250 + 37 * (ord(c) % 23) for c in "abcdefghijklmnopqrstuvwxyzéèœ«»ÀW0123456789,.'"}
+_ADVANCES[" "] = 278
+
+
+@given(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzéèœ«»ÀW0123456789,.' \n", max_size=400),
+    st.integers(min_value=500, max_value=60_000),
+)
+@settings(max_examples=500, deadline=None)
+def test_wrap_measured_breaks_lines_where_wrap_words_does(text: str, limit: int) -> None:
+    """records.pdf's lines are broken by running sums and bisection now: the same lines
+    as the word-by-word wrap, for any text and width (None only when that wrap must cut
+    a word, and then it is used)."""
+    from strongroom.office.pdf_stream import wrap_measured, wrap_words
+
+    def width(word: str) -> float:
+        return sum(_ADVANCES[c] for c in word) / 1000
+
+    limit_em = (limit + 0.5) / 1000  # never exactly at a word's end: no float tie
+    found = wrap_measured(text, limit + 0.5, _ADVANCES)
+    expected = wrap_words(text, limit_em, width)
+    if found is None:
+        assert any(width(word) > limit_em for word in text.replace("\n", " ").split(" "))
+    else:
+        assert found == expected

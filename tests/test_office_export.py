@@ -386,3 +386,46 @@ def test_verify_txt_is_bilingual_and_names_the_fingerprint(sealed: tuple[Path, P
     assert "Empreinte de la clé de signature (exports scellés, SHA-256)" in text
     assert "Signing key fingerprint (sealed exports, SHA-256)" in text
     assert io.StringIO(text).readline().startswith("VÉRIFIER")
+
+
+def test_a_photo_is_stored_and_a_text_deflated_and_both_verify(tmp_path: Path) -> None:
+    """An already compressed attachment (a photo) is not deflated again: its member is
+    about its own size, while the same bytes as a text file shrink. Both come out of
+    unzip and verify-export intact."""
+    box = new_box(tmp_path)
+    try:
+        phone = new_phone(box.archive)
+        data = b"Compte rendu, page 1. " * 5000  # compressible, so a skipped deflate shows
+        attach(box, phone, data, "photo de l'ordonnance.jpg", at=T0)
+        attach(box, phone, data, "notes.txt", at=T0 + 1000)
+        out = export(box, tmp_path / "export.zip")
+    finally:
+        box.close()
+    assert verify_bundle(out).attachments == 2
+    with zipfile.ZipFile(out) as zf:
+        (photo,) = [i for i in zf.infolist() if i.filename.endswith("ordonnance.jpg")]
+        (text,) = [i for i in zf.infolist() if i.filename.endswith("-notes.txt")]
+        assert zf.read(photo) == data and zf.read(text) == data
+    assert photo.compress_size >= len(data)  # stored: not a byte spent on deflate
+    assert text.compress_size < len(data) // 10
+    tested = subprocess.run(["unzip", "-tq", str(out)], capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+@pytest.mark.parametrize(
+    ("mime", "name", "stored"),
+    [
+        ("image/jpeg", "scan", True),
+        ("application/octet-stream", "IMG_2041.HEIC", True),
+        ("video/mp4", "audience", True),
+        ("audio/x-wav", "dictée.wav", False),
+        ("application/pdf", "arrêt.pdf", False),
+        ("text/plain", "notes", False),
+    ],
+)
+def test_already_compressed_is_told_by_type_or_extension(
+    mime: str, name: str, stored: bool
+) -> None:
+    from strongroom.office.zip_stream import already_compressed
+
+    assert already_compressed(mime, name) is stored

@@ -53,10 +53,10 @@ from strongroom.office.export_index import (
     index_document,
     write_index,
 )
+from strongroom.office.export_json import RecordJson
 from strongroom.office.export_render import (
     BundleText,
     practice_time_zone,
-    record_document,
     rendered_record,
 )
 from strongroom.office.export_scope import (
@@ -68,7 +68,7 @@ from strongroom.office.export_scope import (
 )
 from strongroom.office.leftovers import remove_files_of_dead_processes
 from strongroom.office.pdf_stream import StreamingPdf
-from strongroom.office.proofs import entry_stem, json_bytes, write_proof
+from strongroom.office.proofs import entry_stem, proof_files
 from strongroom.office.sealed import (
     CHECK_PROOFS_SH,
     CHECK_PROOFS_SH_NAME,
@@ -81,6 +81,7 @@ from strongroom.office.sealed import (
 )
 from strongroom.office.sealed import verify_instructions as envelope_instructions
 from strongroom.office.verify_text import CONSISTENCY_EN, CONSISTENCY_FR
+from strongroom.office.zip_stream import already_compressed
 from strongroom.proof.pem import ed25519_public_key_pem
 
 __all__ = [
@@ -260,6 +261,7 @@ def _write_content(
     nodes = SqlNodeStore(conn)
     nodes.CACHE_ENTRIES = 4096
     proofs = SharedProofs(nodes, head.tree_size)
+    record_json = RecordJson()
     for row in select_records(conn, request.scope, with_leaf=True):
         if row[8] is not None or row[3] is None:
             counts.destroyed += 1
@@ -267,16 +269,21 @@ def _write_content(
         body, log_index = bytes(row[3]), int(row[5])
         fields = cbor2.loads(body)
         stem = entry_stem(log_index)
-        bundle.add_bytes(f"records/{stem}.cbor", body, compress=False)
-        bundle.add_bytes(f"records/{stem}.sig", bytes(row[4]), compress=False)
+        files = [
+            (f"records/{stem}.cbor", body, False),
+            (f"records/{stem}.sig", bytes(row[4]), False),
+        ]
         device_keys[int(row[9])] = bytes(row[12])
-        attachment_file = _write_attachment(archive, conn, bundle, row, fields, stem)
-        if attachment_file is not None:
-            attachments[log_index] = attachment_file
-        bundle.add_bytes(
-            f"records/{stem}.json", json_bytes(record_document(row, fields, attachment_file))
-        )
-        write_proof(bundle, log_index, bytes(row[16]), proofs.proof(log_index))
+        attachment_file = None
+        if str(row[2]) == "attachment":  # its file comes after the record's own two
+            bundle.add_small(files)
+            files = []
+            attachment_file = _write_attachment(archive, conn, bundle, row, fields, stem)
+            if attachment_file is not None:
+                attachments[log_index] = attachment_file
+        files.append((f"records/{stem}.json", record_json(row, fields, attachment_file), True))
+        files += proof_files(bundle, log_index, bytes(row[16]), proofs.proof(log_index))
+        bundle.add_small(files)  # the record's files, in the order they always came
         counts.records += 1
         counts.attachments += attachment_file is not None
         counts.log_indexes.append(log_index)
@@ -363,7 +370,9 @@ def _write_attachment(
         return None  # not uploaded yet, or destroyed: the record still proves what it was
     name = f"attachments/{stem}-{unicode_file_name(str(fields['blob']['name']))}"
     location = BlobLocation(str(blob[0]), bytes(blob[1]))
-    bundle.add_chunks(name, archive.blobs.read_chunks(location, int(blob[2])))
+    # A photo or a zip is stored (deflate's level 0), not deflated again for nothing.
+    level = 0 if already_compressed(str(fields["blob"].get("mime", "")), name) else 6
+    bundle.add_chunks(name, archive.blobs.read_chunks(location, int(blob[2])), level=level)
     return name
 
 

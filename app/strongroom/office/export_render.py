@@ -40,10 +40,30 @@ def local_and_utc(ms: int, tz: ZoneInfo) -> str:
     times a record (12 % of its time): the zone is asked once an hour, a day's
     date written once (tests/test_export_streaming.py compares the two)."""
     seconds = ms // 1000
+    minute, second = divmod(seconds, 60)
+    parts = _minute_text(minute, tz)
+    if parts is not None:  # the usual case: the rest of the minute's text is known
+        return f"{parts[0]}{second:02d}{parts[1]}{second:02d} UTC"
     local = seconds + _offset(seconds, tz)
     return (
         f"{_day(local // _DAY, True)} {_clock(local)} ({tz.key}) = "
         f"{_day(seconds // _DAY, False)} {_clock(seconds)} UTC"
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _minute_text(minute: int, tz: ZoneInfo) -> tuple[str, str] | None:
+    """A minute's text but its seconds ("13/09/2020 14:26:", " (Europe/Paris) =
+    2020-09-13 12:26:"): records come seconds apart, so most share it. None when the
+    offset changes within the hour or is not whole minutes (old local mean times)."""
+    seconds = minute * 60
+    offset = _hour_offset(seconds // _HOUR, tz)
+    if offset is None or offset % 60:
+        return None
+    local = seconds + offset
+    return (
+        f"{_day(local // _DAY, True)} {_clock(local)[:6]}",
+        f" ({tz.key}) = {_day(seconds // _DAY, False)} {_clock(seconds)[:6]}",
     )
 
 
@@ -219,17 +239,17 @@ def record_document(
             "pem": f"devices/D{int(row[9])}.pem",
         },
         "conversation": {"ref": str(row[13]), "peer": str(row[14]), "owner": str(row[15])},
-        "fields": _plain(fields),
+        "fields": plain(fields),
         "attachment_file": attachment_file,
     }
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """CBOR values as JSON: bytes become lowercase hex."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value

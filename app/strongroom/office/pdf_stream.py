@@ -29,8 +29,10 @@ import sys
 import unicodedata
 import zlib
 from array import array
-from collections.abc import Callable, Iterable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,6 +86,26 @@ def wrap_words(text: str, limit: float, width: Callable[[str], float]) -> list[s
                 line.append(word)
                 used = grown
         lines.append(" ".join(line))
+    return lines
+
+
+def wrap_measured(text: str, limit: float, advances: Mapping[str, int]) -> list[str] | None:
+    """`wrap_words`' lines, found from running sums of the characters' advances
+    (`limit` and `advances` in 1/1000 em): a line is the text up to the last space
+    that fits, found by bisection, not a Python step per word. None when a word is
+    wider than the line: `wrap_words` then cuts it as it always did."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        sums = [0, *accumulate(map(advances.__getitem__, paragraph))]
+        end, start = len(paragraph), 0
+        while sums[end] - sums[start] > limit:
+            fits = bisect_right(sums, sums[start] + limit) - 1  # paragraph[start:fits] fits
+            space = paragraph.rfind(" ", start, fits + 1)
+            if space < start:  # not found: a word wider than the line
+                return None
+            lines.append(paragraph[start:space])
+            start = space + 1
+        lines.append(paragraph[start:])
     return lines
 
 
@@ -155,7 +177,9 @@ def _load_truetype(path: Path) -> _TrueType:
         descent=round(hhea.descent * scale),
         cap_height=round(cap * scale),
         file_length=len(raw),
-        compressed=zlib.compress(raw, 6),
+        # Level 1: 10 ms a font against 21 (once per process, so once per bench
+        # export) for 5 % more bytes; still FlateDecode, which every reader inflates.
+        compressed=zlib.compress(raw, 1),
     )
 
 
@@ -171,6 +195,9 @@ class _Font:
             from fpdf.fonts import CORE_FONTS_CHARWIDTHS
 
             self._core_widths: dict[str, int] = CORE_FONTS_CHARWIDTHS[core]
+            self.advances = _Advances(self._core_widths)
+        else:
+            self.advances = _Advances((c, w) for c, (_, w) in truetype.glyphs.items())
 
     def clean(self, text: str) -> str:
         text = printable(text)
@@ -182,6 +209,11 @@ class _Font:
         if self.truetype is None:
             return self._core_widths.get(char, 500)
         return self.truetype.glyphs.get(char, (0, 500))[1]
+
+    def line_width(self, line: str) -> int:
+        """A whole line's width at size 1, in 1/1000 em: one pass in C over its
+        characters (spaces included), no Python call per word."""
+        return sum(map(self.advances.__getitem__, line))
 
     def width(self, word: str) -> float:
         """The word's width at size 1 (multiply by the font size)."""
@@ -200,21 +232,28 @@ class _Font:
             return b"(" + escaped + b")"
         if not line.isascii() and _BEYOND_BMP.search(line):
             line = _BEYOND_BMP.sub("\ufffd", line)  # one code unit a character
-        return b"(" + _escape(line.encode("utf-16-be", "replace")) + b")"
+        # A literal string's body (half the bytes of hex, for the zip to deflate):
+        # backslash and parentheses escaped, and CR (a reader would take it for a line end).
+        raw = line.encode("utf-16-be", "replace")
+        return (
+            b"("
+            + raw.replace(b"\\", b"\\\\")
+            .replace(b"(", b"\\(")
+            .replace(b")", b"\\)")
+            .replace(b"\r", b"\\r")
+            + b")"
+        )
 
 
 _BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
 
 
-def _escape(raw: bytes) -> bytes:
-    """A literal string's body (half the bytes of hex, for the zip to deflate):
-    backslash and parentheses escaped, and CR (a reader would take it for a line end)."""
-    return (
-        raw.replace(b"\\", b"\\\\")
-        .replace(b"(", b"\\(")
-        .replace(b")", b"\\)")
-        .replace(b"\r", b"\\r")
-    )
+class _Advances(dict[str, int]):
+    """Character -> advance in 1/1000 em; a character the font lacks counts 500
+    (what `_Font.advance` says), so a lookup never fails."""
+
+    def __missing__(self, char: str) -> int:
+        return 500
 
 
 class StreamingPdf:
@@ -233,6 +272,7 @@ class StreamingPdf:
         self._pages: list[int] = []
         self._page: list[bytes] = []
         self._y = TOP
+        self._starts: dict[tuple[str, float], bytes] = {}
         regular, bold = font_dir / "DejaVuSans.ttf", font_dir / "DejaVuSans-Bold.ttf"
         self.unicode = regular.is_file() and bold.is_file()
         self._regular = _Font("F1", _load_truetype(regular) if self.unicode else None, "helvetica")
@@ -253,32 +293,40 @@ class StreamingPdf:
         self._font, self._size = font, size
 
     def _text(self, text: str, height_mm: float) -> None:
+        self._texts((text,), height_mm)
+
+    def _texts(self, texts: Iterable[str], height_mm: float) -> None:
+        """Paragraphs in the current font, each wrapped to the page's width."""
         font, size = self._font, self._size
         height = height_mm * MM
-        text, limit = font.clean(text), WIDTH / size
-        words = text.split(" ")
-        if (
-            "\n" not in text
-            and sum(map(font.width, words)) + font.width(" ") * (len(words) - 1) <= limit
-        ):
-            lines = [text]  # most lines fit: no word-by-word wrapping
-        else:
-            lines = wrap_words(text, limit, font.width)
-        start = b"BT /%s %.2f Tf %.2f " % (font.resource.encode(), size, LEFT)
-        for line in lines:
-            if self._y + height > PAGE_H - BOTTOM and self._page:
-                self._end_page()
-            # fpdf2's cell: the baseline sits at mid-height plus 0.3 of the font size
-            baseline = PAGE_H - (self._y + height / 2 + 0.3 * size)
-            self._page.append(b"%s%.2f Td %s Tj ET\n" % (start, baseline, font.encode(line)))
-            self._y += height
+        limit = WIDTH / size
+        start = self._starts.get((font.resource, size))
+        if start is None:  # a handful of (font, size) pairs: formatted once each
+            start = b"BT /%s %.2f Tf %.2f " % (font.resource.encode(), size, LEFT)
+            self._starts[font.resource, size] = start
+        for text in texts:
+            text = font.clean(text)
+            # Most lines fit: measured whole (its spaces are the words' gaps), not word
+            # by word.
+            if "\n" not in text and font.line_width(text) <= limit * 1000:
+                lines = [text]
+            else:
+                lines = wrap_measured(text, limit * 1000, font.advances) or wrap_words(
+                    text, limit, font.width
+                )
+            for line in lines:
+                if self._y + height > PAGE_H - BOTTOM and self._page:
+                    self._end_page()
+                # fpdf2's cell: the baseline sits at mid-height plus 0.3 of the font size
+                baseline = PAGE_H - (self._y + height / 2 + 0.3 * size)
+                self._page.append(b"%s%.2f Td %s Tj ET\n" % (start, baseline, font.encode(line)))
+                self._y += height
 
     def add_record(self, record: RenderedRecord) -> None:
         self._set(self._bold, 8)
         self._text(record.heading(), 4.5)
         self._set(self._regular, 7)
-        for line in record.facts():
-            self._text(line, 3.5)
+        self._texts(record.facts(), 3.5)
         self._set(self._regular, 10)
         if record.text:
             self._text(record.text, 5)

@@ -23,14 +23,24 @@ def entry_stem(log_index: int) -> str:
 def write_proof(
     bundle: SealedBundleWriter, log_index: int, leaf: bytes, audit_path: list[bytes]
 ) -> None:
+    bundle.add_small(proof_files(bundle, log_index, leaf, audit_path))
+
+
+def proof_files(
+    bundle: SealedBundleWriter, log_index: int, leaf: bytes, audit_path: list[bytes]
+) -> list[tuple[str, bytes, bool]]:
+    """proofs/L<n>.leaf, .path and .json, for `SealedBundleWriter.add_small`."""
     head = bundle.tree_head
     stem = entry_stem(log_index)
-    bundle.add_bytes(f"proofs/{stem}.leaf", leaf, compress=False)
-    bundle.add_bytes(f"proofs/{stem}.path", b"".join(audit_path), compress=False)
-    bundle.add_bytes(
-        f"proofs/{stem}.json",
-        proof_json(log_index, head.tree_size, leaf, audit_path, head.root_hash),
-    )
+    return [
+        (f"proofs/{stem}.leaf", leaf, False),
+        (f"proofs/{stem}.path", b"".join(audit_path), False),
+        (
+            f"proofs/{stem}.json",
+            proof_json(log_index, head.tree_size, leaf, audit_path, head.root_hash),
+            True,
+        ),
+    ]
 
 
 def proof_json(
@@ -103,6 +113,9 @@ class _Unusual(Exception):
     """A value `_layout` leaves to json.dumps."""
 
 
+Unusual = _Unusual  # for export_json's template, which lays out parts of a document
+
+
 _quote: Any = (
     getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
 )
@@ -136,3 +149,7 @@ def _layout(value: Any, newline: str) -> str:
             return "[]"
         return "[" + ",".join([inner + _layout(v, inner) for v in value]) + newline + "]"
     raise _Unusual
+
+
+layout = _layout
+quote = _quote

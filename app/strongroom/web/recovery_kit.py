@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from babel.dates import format_date
-from fpdf import FPDF
 
 from strongroom.web.i18n import N_, Translator
 
@@ -85,6 +84,10 @@ class KitSheet:
 
 def kit_pdf(sheet: KitSheet, translate: Translator, font_dir: Path = DEJAVU_DIR) -> bytes:
     """An A4 page: title, practice, date, fingerprints, the 24 words, the instructions."""
+    # Imported here, not at module load: fpdf2 (with PIL and fontTools) is ~36 MiB
+    # of a started box's memory, and only this PDF uses it.
+    from fpdf import FPDF
+
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     family = "helvetica"
