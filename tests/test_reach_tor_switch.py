@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -56,6 +57,12 @@ def test_a_running_tor_gets_sighup_and_a_damaged_pid_file_is_an_error(tmp_path: 
     child = subprocess.Popen([str(tor), "60"])
     pidfile = tmp_path / "tor.pid"
     try:
+        # The kernel names the child after its program a moment after Popen returns.
+        comm = Path(f"/proc/{child.pid}/comm")
+        deadline = time.monotonic() + 10
+        while comm.read_text().strip() != "tor":
+            assert time.monotonic() < deadline, comm.read_text()
+            time.sleep(0.01)
         pidfile.write_text(f"{child.pid}\n")
         sighup_from_pidfile(pidfile)()
         assert child.wait(timeout=10) == -signal.SIGHUP

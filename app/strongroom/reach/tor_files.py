@@ -42,13 +42,26 @@ class ReachHelperError(Exception):
 
 
 def _is_tor(pid: int) -> bool:
-    """Whether `pid` is a tor process: its command name (or executable) says "tor"."""
+    """Whether `pid` is a tor process: its command name (or executable) says "tor".
+
+    A process we may not look at counts as tor. On the appliance the helper runs as
+    debian-tor with ProtectProc=invisible and no capabilities, and tor, started as
+    root then switched to debian-tor, is not dumpable: its /proc entry is hidden
+    from the helper, yet the kernel lets the helper signal it (same user). Without
+    CAP_KILL the signal can only reach debian-tor's own processes, and there only
+    tor runs as debian-tor (the helper's own pid is refused before this)."""
     proc = Path(f"/proc/{pid}")
     try:
         if (proc / "comm").read_text(encoding="utf-8", errors="replace").strip() == "tor":
             return True
         return Path(os.readlink(proc / "exe")).name == "tor"
-    except OSError:  # gone, or not ours to look at: not a tor we may signal
+    except PermissionError:
+        return True
+    except FileNotFoundError:
+        # Hidden (hidepid=invisible) or gone: a pid that is gone is not signalled
+        # (pidfd_send_signal raises ProcessLookupError), so only a hidden one is.
+        return True
+    except OSError:
         return False
 
 
