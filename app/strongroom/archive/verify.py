@@ -207,6 +207,33 @@ def _verify(
         report.problem(f"log: the signature of the tree head of size {head.tree_size} is invalid")
 
 
+def add_leaf(
+    acc: RootAccumulator,
+    idx: int,
+    data: bytes,
+    stored: bytes | None,
+    head: SignedTreeHead | None,
+    witness: SignedTreeHead | None,
+    report: VerifyReport,
+) -> None:
+    """One log leaf, as the full and the incremental verify both check it: its stored
+    hash against its data, then the root rebuilt so far against the signed head and
+    the witness head when the accumulator reaches their size."""
+    computed = leaf_hash(bytes(data))
+    if stored is None or bytes(stored) != computed:
+        report.problem(f"log leaf {idx}: stored hash does not match its data")
+    acc.add(computed)
+    if head is not None and acc.size == head.tree_size and acc.root() != head.root_hash:
+        report.problem(
+            f"log: recomputed root at size {head.tree_size} differs from the signed tree head"
+        )
+    if witness is not None and acc.size == witness.tree_size and acc.root() != witness.root_hash:
+        report.problem(
+            f"log: the records under the head the box signed at size {witness.tree_size}"
+            " were rewritten"
+        )
+
+
 def _verify_leaves(
     conn: Connection,
     head: SignedTreeHead | None,
@@ -225,24 +252,8 @@ def _verify_leaves(
         if idx != expected:
             report.problem(f"log: leaf {expected} is missing (next is {idx})")
             expected = idx
-        computed = leaf_hash(bytes(data))
-        if stored is None or bytes(stored) != computed:
-            report.problem(f"log leaf {idx}: stored hash does not match its data")
-        acc.add(computed)
+        add_leaf(acc, idx, data, stored, head, witness, report)
         expected += 1
-        if head is not None and acc.size == head.tree_size and acc.root() != head.root_hash:
-            report.problem(
-                f"log: recomputed root at size {head.tree_size} differs from the signed tree head"
-            )
-        if (
-            witness is not None
-            and acc.size == witness.tree_size
-            and acc.root() != witness.root_hash
-        ):
-            report.problem(
-                f"log: the records under the head the box signed at size {witness.tree_size}"
-                " were rewritten"
-            )
         if expected % 50_000 == 0:
             progress("log", expected, total)
     report.leaves = acc.size

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection
 from strongroom.archive.store import latest_tree_head, reader_log
-from strongroom.archive.verify import RootAccumulator, verify_nodes
+from strongroom.archive.verify import RootAccumulator, add_leaf, verify_nodes
 from strongroom.archive.verify_events import (
     count_entries,
     verify_audit_events,
@@ -204,25 +204,9 @@ def _check_new_leaves(
         if idx != expected:
             report.problem(f"log: leaf {expected} is missing (next is {idx})")
             return
-        computed = leaf_hash(bytes(data))
-        if stored is None or bytes(stored) != computed:
-            report.problem(f"log leaf {idx}: stored hash does not match its data")
-        acc.add(computed)
+        add_leaf(acc, idx, data, stored, head, witness, report)
         expected += 1
         report.leaves += 1
-        if acc.size == head.tree_size and acc.root() != head.root_hash:
-            report.problem(
-                f"log: recomputed root at size {head.tree_size} differs from the signed tree head"
-            )
-        if (
-            witness is not None
-            and acc.size == witness.tree_size
-            and acc.root() != witness.root_hash
-        ):
-            report.problem(
-                f"log: the records under the head the box signed at size {witness.tree_size}"
-                " were rewritten"
-            )
     if acc.size < head.tree_size:
         report.problem(
             f"log: the signed tree head covers {head.tree_size} leaves, only {acc.size} exist"
