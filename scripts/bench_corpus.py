@@ -77,8 +77,9 @@ def bulk_store_messages(records: Sequence[Record], device_id: int, owner: str) -
                     index,
                 )
             )
+            text, at, length = writes.message_text(record, text_once=True)
             messages.append(
-                (row_id, conv, record.direction, record.sender, record.text, record.sent_at)
+                (row_id, conv, record.direction, record.sender, text, at, length, record.sent_at)
             )
         conn.executemany(
             "INSERT INTO log_leaves (idx, kind, leaf_data, at) VALUES (?, ?, ?, ?)", leaves
@@ -90,8 +91,9 @@ def bulk_store_messages(records: Sequence[Record], device_id: int, owner: str) -
             rows,
         )
         conn.executemany(
-            "INSERT INTO messages (record_id, conversation_id, direction, sender, text, sent_at,"
-            " edits_client_id, deleted, has_attachment) VALUES (?, ?, ?, ?, ?, ?, NULL, 0, 0)",
+            "INSERT INTO messages (record_id, conversation_id, direction, sender, text, text_at,"
+            " text_len, sent_at, edits_client_id, deleted, has_attachment)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, 0)",
             messages,
         )
         return len(records)

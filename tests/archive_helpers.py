@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import pytest
 from nacl.signing import SigningKey
 
-from strongroom.archive import writes
+from strongroom.archive import queries, verify_records, writes
+from strongroom.archive.db import Connection
+from strongroom.archive.schema import MESSAGE_TEXT
 from strongroom.archive.store import Archive
 from support.records import signed_message as message
+
+# Every message's text as the archive shows it (schema 8: read from the signed record).
+SELECT_TEXTS = f"SELECT {MESSAGE_TEXT} FROM messages m JOIN records r ON r.id = m.record_id"
 
 
 def new_phone(
@@ -31,3 +39,47 @@ def new_phone(
 
 
 __all__ = ["message", "new_phone"]  # message: a signed Record (support.records)
+
+
+def assert_index_matches_text(conn: Connection) -> None:
+    """FTS5's own check, then every index entry against the text the archive shows.
+
+    FTS5's check against its content table ('integrity-check', 1) reads messages.text,
+    which rows written since schema 8 leave NULL (their text is read from the signed
+    record): the index is compared here, term, row and position, with one built
+    afresh from MESSAGE_TEXT, folded as the feed folds it.
+    """
+    conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')")
+    conn.execute(
+        "CREATE VIRTUAL TABLE temp.text_check USING fts5(text,"
+        ' tokenize="unicode61 remove_diacritics 2")'
+    )
+    try:
+        conn.execute(
+            "INSERT INTO temp.text_check(rowid, text) SELECT m.record_id,"
+            f" replace(replace(replace(replace({MESSAGE_TEXT},"
+            " 'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE')"
+            " FROM messages m JOIN records r ON r.id = m.record_id"
+            " WHERE m.record_id <= (SELECT indexed_upto FROM fts_state)"
+        )
+        for name, of in (("v_main", "main, messages_fts"), ("v_check", "temp, text_check")):
+            conn.execute(f"CREATE VIRTUAL TABLE temp.{name} USING fts5vocab({of}, instance)")
+        indexed = sorted(conn.execute("SELECT term, doc, offset FROM temp.v_main").fetchall())
+        expected = sorted(conn.execute("SELECT term, doc, offset FROM temp.v_check").fetchall())
+        assert indexed == expected
+        assert indexed  # the comparison saw entries
+    finally:
+        for name in ("v_main", "v_check", "text_check"):
+            conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+@contextmanager
+def reads_before_text_once() -> Iterator[None]:
+    """Search and verify as software before schema 8 ran them, on an archive built
+    at an older schema: the text in messages.text only (no text_at column yet)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for module, name in ((queries, "_HIT_COLUMNS"), (verify_records, "_RECORD_ROWS")):
+            sql = getattr(module, name)
+            assert MESSAGE_TEXT in sql
+            patch.setattr(module, name, sql.replace(MESSAGE_TEXT, "m.text"))
+        yield

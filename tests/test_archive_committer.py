@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from archive_helpers import message, new_phone
+from archive_helpers import SELECT_TEXTS, message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.committer import Committed, CommittedOf, CommitterStopped, GroupCommitter
 from strongroom.archive.errors import RecordRejected, StorageFull
@@ -146,7 +146,7 @@ async def test_a_failing_op_raises_to_its_own_caller_only(
     assert all(isinstance(r, CommittedOf) for r in good)
     for committed in good:
         assert_proven(archive, committed)
-    texts = {row[0] for row in archive.conn.execute("SELECT text FROM messages")}
+    texts = {row[0] for row in archive.conn.execute(SELECT_TEXTS)}
     assert texts == {"a", "b", "c"}
 
 

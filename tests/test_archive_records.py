@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from archive_helpers import message, new_phone
+from archive_helpers import SELECT_TEXTS, message, new_phone
 from strongroom.archive import queries, writes
 from strongroom.archive.errors import RecordRejected
 from strongroom.archive.record import (
@@ -213,7 +213,7 @@ def test_a_rejected_record_rolls_back_alone(
     assert outcome["good 1"].log_index == size_before
     assert outcome["good 2"].log_index == size_before + 1
     assert archive.log.size == size_before + 2
-    texts = {r[0] for r in archive.conn.execute("SELECT text FROM messages")}
+    texts = {r[0] for r in archive.conn.execute(SELECT_TEXTS)}
     assert texts == {"premier", "second"}
     assert archive.conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 1
     with closing(archive.reader()) as reader:

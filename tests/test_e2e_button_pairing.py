@@ -11,6 +11,7 @@ import asyncio
 
 import pytest
 
+from archive_helpers import SELECT_TEXTS
 from e2e_helpers import (
     E2EBox,
     WebAdmin,
@@ -75,7 +76,7 @@ async def test_press_blink_compare_confirm_in_the_web_ui_then_push(
     )
     assert len({ack.log_index for ack in acks}) == len(texts)
     assert not phone.outbox
-    stored = running.query("SELECT text FROM messages ORDER BY sent_at")
+    stored = running.query(SELECT_TEXTS + " ORDER BY m.sent_at")
     assert [row[0] for row in stored] == texts
     await phone.close()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from archive_helpers import SELECT_TEXTS
 from strongroom.archive.verify import verify_archive
 from strongroom.office import backup, restore, retention
 from strongroom.office.backup_format import decrypt_stream, encrypt_stream, stream_key
@@ -72,7 +73,7 @@ def test_restore_drill(box: Box, target: Path, tmp_path: Path) -> None:
     try:
         report = verify_archive(again.archive.conn, again.archive.blobs, again.keys.signing_public)
         assert report.ok, report.problems
-        text = again.reader_scalar("SELECT text FROM messages WHERE text IS NOT NULL")
+        text = again.reader_scalar(SELECT_TEXTS + " WHERE m.text_at IS NOT NULL")
         assert text == SECRET
         file_name, salt, size = again.archive.conn.execute(
             "SELECT file_name, key_salt, size FROM blobs"

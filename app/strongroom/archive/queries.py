@@ -102,8 +102,11 @@ class SearchFilters:
     has_attachment: bool | None = None
 
 
+# The text as schema.MESSAGE_TEXT reads it: from the signed record (schema 8), or
+# messages.text for rows written before.
 _HIT_COLUMNS = (
-    "m.record_id, m.conversation_id, c.owner, c.peer, m.direction, m.sender, m.text,"
+    "m.record_id, m.conversation_id, c.owner, c.peer, m.direction, m.sender,"
+    " coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS TEXT)),"
     " m.sent_at, d.name, m.has_attachment, r.destroyed_at IS NOT NULL, c.ref"
 )
 

@@ -164,6 +164,23 @@ def parse_record(raw: bytes, signature: bytes, *, max_blob_size: int) -> Record:
     )
 
 
+def text_span(record: Record) -> tuple[int, int] | None:
+    """Where the message text sits in the signed bytes: (1-based byte position, length).
+
+    The archive stores the text once, inside `records.body` (schema 8); SQL reads it
+    back with `substr(body, position, length)` (schema.MESSAGE_TEXT). Any occurrence
+    of the text's UTF-8 bytes in the record is the same bytes, so the first one will
+    do; the record holds its own text, so one is always found.
+    """
+    if record.text is None:
+        return None
+    encoded = record.text.encode()
+    at = record.raw.find(encoded)
+    if at < 0:  # cannot happen for a parsed record; the caller then keeps the text itself
+        return None
+    return at + 1, len(encoded)
+
+
 def verify_record_signature(record: Record, device_key: bytes) -> None:
     """Check the device's Ed25519 signature; raise RecordRejected if it fails."""
     try:

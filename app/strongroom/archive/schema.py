@@ -529,17 +529,73 @@ VALUES
     );
     CREATE INDEX verifications_kind ON verifications(kind, ok, id);
     """,
+    # 8: the message text stored once (issue #20). A message's text was written twice,
+    # inside the signed record (records.body) and again in messages.text, which the
+    # full-text index reads: ~0.4 pages per record each at 5M. New rows leave
+    # messages.text NULL and say where the text lies in the signed bytes instead
+    # (text_at: 1-based byte position, text_len: bytes; record.text_span), read back
+    # with plain SQL (MESSAGE_TEXT below), so every connection, trigger and tool sees it
+    # without a registered function. Rows written before keep their text (no rewrite
+    # of a 5 GB archive at unlock): both kinds read through coalesce(). A destroyed
+    # record has no messages row (erasure deletes it before nulling the body), as before.
+    # The index entry's 'delete' must name the exact text indexed: the triggers read it
+    # from the body, which is still there when the row goes.
+    """
+    ALTER TABLE messages ADD COLUMN text_at INTEGER;
+    ALTER TABLE messages ADD COLUMN text_len INTEGER;
+    DROP TRIGGER messages_ad;
+    DROP TRIGGER messages_au;
+    CREATE TRIGGER messages_ad AFTER DELETE ON messages
+    WHEN old.record_id <= (SELECT indexed_upto FROM fts_state) BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.record_id,
+            replace(replace(replace(replace(coalesce(old.text,
+                (SELECT CAST(substr(body, old.text_at, old.text_len) AS TEXT)
+                 FROM records WHERE id = old.record_id)),
+                'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE'));
+    END;
+    CREATE TRIGGER messages_au AFTER UPDATE OF text, text_at, text_len ON messages
+    WHEN old.record_id <= (SELECT indexed_upto FROM fts_state) BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.record_id,
+            replace(replace(replace(replace(coalesce(old.text,
+                (SELECT CAST(substr(body, old.text_at, old.text_len) AS TEXT)
+                 FROM records WHERE id = old.record_id)),
+                'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE'));
+        INSERT INTO messages_fts(rowid, text) VALUES (new.record_id,
+            replace(replace(replace(replace(coalesce(new.text,
+                (SELECT CAST(substr(body, new.text_at, new.text_len) AS TEXT)
+                 FROM records WHERE id = new.record_id)),
+                'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE'));
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# A message's text, for a query joining `messages m` and `records r` (migration 8):
+# rows written since keep it inside the signed record only, older rows in messages.text.
+# NULL for a message without text (a deletion marker).
+MESSAGE_TEXT = "coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS TEXT))"
 
 # Feeding the full-text index once per group commit (migration 4 onwards), in
 # the batch's transaction: every message row written since the last batch, as
 # one INSERT ... SELECT (one FTS5 segment for the batch, not one per record).
 # A crash anywhere in the batch rolls back the rows and their index entries
 # together; a row is never indexed twice because fts_state moves in the same
-# transaction. The text is folded as migration 3 folds it.
+# transaction. The text is folded as migration 3 folds it, and read from the
+# signed record as MESSAGE_TEXT reads it (migration 8; the record row was just
+# written, so it is cached).
 FTS_INDEX_PENDING = (
+    "INSERT INTO messages_fts(rowid, text)"
+    " SELECT m.record_id, replace(replace(replace(replace("
+    "coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS TEXT)),"
+    " 'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE')"
+    " FROM messages m JOIN records r ON r.id = m.record_id"
+    " WHERE m.record_id > (SELECT indexed_upto FROM fts_state)"
+    " AND (m.text IS NOT NULL OR m.text_at IS NOT NULL)"
+)
+# The same feed for an archive before migration 8 (the text in messages.text only),
+# which tests build to check what the migration does with rows written the old way.
+FTS_INDEX_PENDING_V4 = (
     "INSERT INTO messages_fts(rowid, text)"
     " SELECT record_id, replace(replace(replace(replace(text,"
     " 'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE')"

@@ -31,7 +31,11 @@ from strongroom.archive.db import Connection, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.record import leaf_data
-from strongroom.archive.schema import FTS_INDEX_PENDING, FTS_MARK_INDEXED
+from strongroom.archive.schema import (
+    FTS_INDEX_PENDING,
+    FTS_INDEX_PENDING_V4,
+    FTS_MARK_INDEXED,
+)
 from strongroom.proof.merkle import MerkleLog, TreeSizeError, leaf_hash
 from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, sign_tree_head
 
@@ -52,6 +56,8 @@ class Txn:
     first_index: int
     at_ms: int
     leaves: list[bytes] = field(default_factory=list)
+    # Schema 8: a message's text is kept inside its signed record only (writes.py).
+    text_once: bool = True
 
     def append_leaf(self, kind: str, content_sha256: bytes) -> int:
         """Insert a log leaf committing to `content_sha256`; return its index."""
@@ -104,6 +110,7 @@ class Archive:
         # From migration 4 the full-text index is fed once per batch; before it
         # (a test building an old archive), the schema's trigger feeds it.
         self._fts_per_batch = fts_fed_per_batch(self.conn)
+        self._text_once = message_text_once(self.conn)
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
@@ -158,7 +165,7 @@ class Archive:
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._catch_up_with_other_writers()
-            txn = Txn(conn, self.log.size, self._batch_time_ms(conn))
+            txn = Txn(conn, self.log.size, self._batch_time_ms(conn), text_once=self._text_once)
             for op in ops:
                 mark = len(txn.leaves)
                 conn.execute("SAVEPOINT op")
@@ -181,7 +188,7 @@ class Archive:
                 # FAST still zeroes deleted content on the pages it writes anyway.
                 conn.execute("PRAGMA secure_delete = FAST")
                 try:
-                    conn.execute(FTS_INDEX_PENDING)
+                    conn.execute(FTS_INDEX_PENDING if self._text_once else FTS_INDEX_PENDING_V4)
                 finally:
                     conn.execute("PRAGMA secure_delete = ON")
                 conn.execute(FTS_MARK_INDEXED)
@@ -328,6 +335,12 @@ def fts_fed_per_batch(conn: Connection) -> bool:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fts_state'"
     ).fetchone()
     return row is not None
+
+
+def message_text_once(conn: Connection) -> bool:
+    """Migration 8 onwards; before it (a test building an old archive), text in messages."""
+    columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(messages)")}
+    return "text_at" in columns
 
 
 def reader_log(conn: Connection) -> MerkleLog:

@@ -133,7 +133,10 @@ _RECORD_ROWS = (
     "SELECT r.id, r.record_id, r.device_id, r.kind, r.received_at, r.body, r.signature,"
     " r.content_sha256, r.log_index, r.destroyed_at, l.leaf_data, r.client_id, r.sent_at,"
     " c.ref,"
-    " m.record_id, m.direction, m.sender, m.text, m.sent_at, m.edits_client_id, m.deleted,"
+    " m.record_id, m.direction, m.sender,"
+    # schema.MESSAGE_TEXT: what search and the conversation pages show is what was signed.
+    " coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS TEXT)),"
+    " m.sent_at, m.edits_client_id, m.deleted,"
     " x.record_id, x.target_client_id, x.receipt, x.at,"
     " a.record_id, a.message_client_id, a.blob_sha256, a.size, a.name, a.mime"
     " FROM records r LEFT JOIN log_leaves l ON l.idx = r.log_index"

@@ -16,7 +16,7 @@ import cbor2
 
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.errors import RecordRejected
-from strongroom.archive.record import Record
+from strongroom.archive.record import Record, text_span
 from strongroom.archive.store import Txn, WriteOpOf
 
 
@@ -40,6 +40,35 @@ def _conversation_id(txn: Txn, owner: str, ref: str, peer: str, at: int) -> int:
         (owner, ref, peer, at, at),
     ).fetchone()
     return int(row[0])
+
+
+# A phone may push the attachment manifest before its message: has_attachment looks.
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (record_id, conversation_id, direction, sender, text, text_at,"
+    " text_len, sent_at, edits_client_id, deleted, has_attachment)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " EXISTS (SELECT 1 FROM attachments WHERE conversation_id = ? AND message_client_id = ?))"
+)
+# Before migration 8 (a test building an old archive): the text in messages.text.
+_INSERT_MESSAGE_V7 = (
+    "INSERT INTO messages (record_id, conversation_id, direction, sender, text,"
+    " sent_at, edits_client_id, deleted, has_attachment)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+    " EXISTS (SELECT 1 FROM attachments WHERE conversation_id = ? AND message_client_id = ?))"
+)
+
+
+def message_text(record: Record, text_once: bool) -> tuple[str | None, int | None, int | None]:
+    """messages (text, text_at, text_len) for a record: the text once, in its body.
+
+    Schema 8: the text is read back from records.body (schema.MESSAGE_TEXT), so the
+    row keeps only where it lies. Before it, or should the span not be found, the
+    row keeps the text itself (MESSAGE_TEXT reads that first).
+    """
+    span = text_span(record) if text_once else None
+    if span is None:
+        return record.text, None, None
+    return None, span[0], span[1]
 
 
 def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[StoredRecord]:
@@ -82,19 +111,14 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
         )
         row_id = cur.lastrowid
         if record.kind in ("message", "edit", "deletion"):
+            text, at, length = message_text(record, txn.text_once)
+            columns: tuple[object, ...] = (row_id, conv, record.direction, record.sender, text)
+            if txn.text_once:
+                columns += (at, length)
             txn.conn.execute(
-                "INSERT INTO messages (record_id, conversation_id, direction, sender, text,"
-                " sent_at, edits_client_id, deleted, has_attachment)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-                # A phone may push the attachment manifest before its message.
-                " EXISTS (SELECT 1 FROM attachments WHERE conversation_id = ?"
-                " AND message_client_id = ?))",
+                _INSERT_MESSAGE if txn.text_once else _INSERT_MESSAGE_V7,
                 (
-                    row_id,
-                    conv,
-                    record.direction,
-                    record.sender,
-                    record.text,
+                    *columns,
                     record.sent_at,
                     record.ref,
                     1 if record.kind == "deletion" else 0,
