@@ -13,7 +13,7 @@ from nacl.signing import SigningKey
 
 from archive_helpers import message, new_phone
 from strongroom.archive import db, schema, writes
-from strongroom.archive.errors import SchemaTooNew, WrongArchiveKey
+from strongroom.archive.errors import SchemaMigrationFailed, SchemaTooNew, WrongArchiveKey
 from strongroom.archive.schema import SCHEMA_VERSION
 from strongroom.archive.store import Archive
 
@@ -241,3 +241,60 @@ def test_a_refused_open_does_not_leak_the_connection(
         db.open_archive_db(tmp_path / "a.db", key)
     with pytest.raises(sqlcipher3.ProgrammingError, match="closed"):
         opened[0].execute("SELECT 1")
+
+
+def test_a_migration_replacing_a_table_is_checked_for_dangling_references(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = os.urandom(32)
+    conn = db.open_archive_db(tmp_path / "a.db", key)
+    conn.execute("INSERT INTO settings (key, value) VALUES ('practice', 'Cabinet Quesnel')")
+    conn.close()
+    # A copy of devices that forgets the rows records and others point at.
+    replaced = (
+        "CREATE TABLE devices_new (id INTEGER PRIMARY KEY, sign_key BLOB, noise_key BLOB,"
+        " name TEXT, owner TEXT, role TEXT, paired_at INTEGER, pairing_method TEXT,"
+        " last_seen INTEGER, revoked_at INTEGER, revoked_reason TEXT);"
+        " DROP TABLE devices; ALTER TABLE devices_new RENAME TO devices;"
+    )
+    conn = db.connect(tmp_path / "a.db", key)
+    conn.execute(
+        "INSERT INTO devices (sign_key, noise_key, name, owner, paired_at,"
+        " pairing_method) VALUES (x'01', x'02', 'Pixel', 'o', 0, 'test')"
+    )
+    conn.execute(
+        "INSERT INTO conversations (owner, ref, created_at, last_at) VALUES ('o', 'c', 0, 0)"
+    )
+    conn.execute(
+        "INSERT INTO records (record_id, device_id, conversation_id, kind, client_id,"
+        " sent_at, received_at, content_sha256, log_index)"
+        " VALUES (x'aa', 1, 1, 'message', 'm', 0, 0, x'aa', 0)"
+    )
+    conn.close()
+    monkeypatch.setattr(db, "MIGRATIONS", [*schema.MIGRATIONS, replaced])
+    monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaMigrationFailed, match="dangling reference in records"):
+        db.open_archive_db(tmp_path / "a.db", key)
+    conn = db.connect(tmp_path / "a.db", key)
+    assert db.schema_version(conn) == SCHEMA_VERSION
+    assert conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 1
+    conn.close()
+
+
+def test_a_migration_adding_columns_does_not_read_every_table_at_unlock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = os.urandom(32)
+    db.open_archive_db(tmp_path / "a.db", key).close()
+    monkeypatch.setattr(
+        db, "MIGRATIONS", [*schema.MIGRATIONS, "ALTER TABLE settings ADD COLUMN note TEXT;"]
+    )
+    monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    conn = db.connect(tmp_path / "a.db", key)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    db.migrate(conn)
+    conn.set_trace_callback(None)
+    assert db.schema_version(conn) == SCHEMA_VERSION + 1
+    assert statements and not any("foreign_key_check" in s for s in statements)
+    conn.close()
