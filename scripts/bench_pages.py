@@ -8,7 +8,11 @@ SQLCipher has no dbstat, so pages are mapped to tables and indexes on the
 plain-SQLite copy of the same corpus (`plain.db`, written by the search
 benchmark), run through the same write path with the stdlib sqlite3 module.
 
-    .venv/bin/python scripts/bench_pages.py var/bench/archive-1000000-v5 [count]
+    .venv/bin/python scripts/bench_pages.py var/bench/archive-1000000-v8 [count [which [SQL...]]]
+
+`which` is both, cipher or plain; any SQL after it runs on the copy before the
+ingest, to compare settings, e.g. FTS5's merge settings (persistent in the copy):
+"INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 16)".
 """
 
 from __future__ import annotations
@@ -55,9 +59,11 @@ def wal_frames(wal: Path) -> tuple[int, list[list[int]]]:
     return page_size, commits
 
 
-def ingest(data_dir: Path, count: int) -> None:
+def ingest(data_dir: Path, count: int, setup: tuple[str, ...] = ()) -> None:
     """`count` 1 KiB messages from ten phones, as bench_growth does, checkpoints off."""
     archive = ba.open_archive(data_dir)
+    for sql in setup:
+        archive.conn.execute(sql)
     archive.conn.execute("PRAGMA wal_autocheckpoint = 0")
     archive.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     committer = GroupCommitter(archive)
@@ -153,10 +159,11 @@ def main() -> None:
     work = corpus.parent / "pages-scratch"
     shutil.rmtree(work, ignore_errors=True)
     which = sys.argv[3] if len(sys.argv) > 3 else "both"
+    setup = tuple(sys.argv[4:])
     if which in ("both", "cipher"):
         cipher = work / "cipher"
         shutil.copytree(corpus / "data", cipher)
-        ingest(cipher, count)
+        ingest(cipher, count, setup)
         report("SQLCipher", cipher / "kept.wal", count, None)
         shutil.rmtree(cipher)
     if which in ("both", "plain"):
@@ -167,7 +174,7 @@ def main() -> None:
             # sqlcipher_export copies the tables, not the schema version.
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         _plain_sqlite()
-        ingest(plain, count)
+        ingest(plain, count, setup)
         report("plain SQLite copy", plain / "kept.wal", count, page_owners(plain / "archive.db"))
     shutil.rmtree(work, ignore_errors=True)
 
