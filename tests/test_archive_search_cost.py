@@ -207,3 +207,26 @@ def test_segments_trimmed_by_an_unfinished_merge_are_read_from_their_new_head(
         if len(want) <= MAX_COMPLETIONS:
             assert completions(conn, "messages_fts", prefix) == want, prefix
             assert _new(conn, prefix, None, 0) == _old(conn, prefix, None, 0), prefix
+
+
+def test_many_segments_keep_the_fast_path(tmp_path: Path) -> None:
+    """One page per segment is read whatever the prefix: 70 unmerged segments (more
+    than the page budget alone) still expand a rare prefix instead of falling back."""
+    archive = Archive.open(tmp_path / "data", os.urandom(32), os.urandom(32), SigningKey.generate())
+    try:
+        archive.conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 0)")
+        archive.conn.execute(
+            "INSERT INTO messages_fts(messages_fts, rank) VALUES ('crisismerge', 1000)"
+        )
+        phone, key = new_phone(archive)
+        for n in range(70):
+            text = f"dossier numéro {n}" + (" expertise" if n % 10 == 0 else "")
+            archive.write(writes.store_record(message(key, text, at=T0 + n), phone, "o"))
+        conn = archive.conn
+        segments = conn.execute("SELECT count(DISTINCT segid) FROM messages_fts_idx").fetchone()
+        assert segments[0] >= 70
+        assert completions(conn, "messages_fts", "exper") == ["expertise"]
+        assert _new(conn, "exper", None, 0) == _old(conn, "exper", None, 0)
+        assert len(_new(conn, "exper", None, 0)) == 7
+    finally:
+        archive.close()

@@ -28,7 +28,11 @@ from __future__ import annotations
 
 from strongroom.archive.db import Connection
 
-MAX_PAGES = 48  # a prefix spanning more leaf pages is too common to expand cheaply
+# A prefix spanning more leaf pages than this, beyond the one page it starts on in
+# each segment, is too common to expand cheaply. Every segment costs that one page
+# whatever the prefix, so the budget grows with their number (FTS5 keeps up to 7
+# segments per merge level since schema 8).
+MAX_PAGES = 48
 MAX_COMPLETIONS = 32  # beyond this an OR of exact terms stops paying off
 _SEGMENT_SHIFT = 37  # FTS5_DATA_PAGE_B + FTS5_DATA_HEIGHT_B + FTS5_DATA_DLI_B
 _PAGE_BITS = 31  # FTS5_DATA_PAGE_B: leaf ids of a segment span (segid << 37) + [0, 2**31)
@@ -99,7 +103,8 @@ def completions(conn: Connection, table: str, word: str) -> list[str] | None:
     low = _MAIN + word.encode()
     high = low + b"\xff"  # UTF-8 never holds 0xff: every key with the prefix sorts below
     pages: set[tuple[int, int]] = set()
-    for segid in _segments(conn, table):
+    segments = _segments(conn, table)
+    for segid in segments:
         # The last page starting at or before the prefix may hold its first words;
         # every page whose first word falls in the range holds more of them.
         first = conn.execute(
@@ -129,7 +134,7 @@ def completions(conn: Connection, table: str, word: str) -> list[str] | None:
         ):
             if int(pgno) >> 1 >= first_page:
                 pages.add((segid, int(pgno) >> 1))
-        if len(pages) > MAX_PAGES:
+        if len(pages) > MAX_PAGES + len(segments):
             return None
     found: set[bytes] = set()
     try:

@@ -542,11 +542,10 @@ VALUES
     # from the body, which is still there when the row goes.
     # FTS5 merges: each batch writes one small segment, and FTS5 merged them four at a
     # time (automerge 4), so at 5M records every index entry had been rewritten once per
-    # level, about eight times. Merging 16 at a time halves the levels (log16 against
-    # log4). crisismerge (a whole level merged at once inside one commit) moves from 16
-    # to 64 so that the incremental merge, not a commit's stall, does that work. A query
-    # reads up to 15 segments per level instead of 3; search at 5M stays far below its
-    # aim (docs/benchmarks.md). Both values are kept in the index's own config table.
+    # level, about seven times. Merging 8 at a time takes a third of the levels away
+    # (log8 against log4). A query reads up to 7 segments per level instead of 3; 16 at
+    # a time saved a little more (docs/benchmarks.md) but doubled the segments a search
+    # reads again. The value is kept in the index's own config table.
     """
     ALTER TABLE messages ADD COLUMN text_at INTEGER;
     ALTER TABLE messages ADD COLUMN text_len INTEGER;
@@ -573,8 +572,7 @@ VALUES
                  FROM records WHERE id = new.record_id)),
                 'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE'));
     END;
-    INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 16);
-    INSERT INTO messages_fts(messages_fts, rank) VALUES ('crisismerge', 64);
+    INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 8);
     """,
 ]
 
