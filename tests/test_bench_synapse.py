@@ -22,6 +22,8 @@ sys.path.insert(0, "scripts")
 import bench_synapse as b
 venv = Path(sys.argv[1])
 b.VENV, b.STAMP = venv, venv / ".installed"
+if sys.argv[2] == "background":
+    b.install_in_background()  # as make bench does before its corpus builds
 print(json.dumps(b.bench_synapse(quick=sys.argv[2] == "quick", work_dir=venv.parent)))
 """
 
@@ -55,3 +57,13 @@ def test_a_failed_install_is_a_row_that_says_why(tmp_path: Path) -> None:
     assert str(row["note"]).startswith("FAILED: could not install Matrix Synapse")
     assert "matrix-synapse" in str(row["note"])  # pip's own reason follows
     assert not (tmp_path / "synapse-venv" / ".installed").exists()  # retried next run
+
+
+def test_a_background_install_that_fails_is_the_same_row(tmp_path: Path) -> None:
+    # make bench starts the cold install beside the corpus builds; the Synapse
+    # section waits for it, and its failure still becomes the row saying why.
+    [row] = _rows(tmp_path, "background")
+    assert row["value"] is None
+    assert str(row["note"]).startswith("FAILED: could not install Matrix Synapse")
+    assert "matrix-synapse" in str(row["note"])
+    assert not (tmp_path / "synapse-venv" / ".installed").exists()

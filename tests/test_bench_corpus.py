@@ -1,0 +1,114 @@
+"""The benchmark corpora (scripts/bench_corpus.py) are what the box itself would write.
+
+`make bench` builds its 1M and 5M archives through a bulk op and build-only
+connection settings (no WAL, no fsync, a big cache) because the box's own path
+would take hours. That is only honest if the result is the same archive: here the
+same signed records go once through the box's `writes.store_record` and once
+through the bulk op, in batches grouped alike, with the clock fixed, and every
+table of the two files (records, messages, conversations and their senders, log
+leaves and nodes, signed heads, the FTS5 index's own shadow tables) must be equal
+row for row; the bulk archive must pass verify_archive.
+
+Run in a child interpreter (the scripts are not a package).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+_RUN = """
+import hashlib, json, sys
+from pathlib import Path
+sys.path.insert(0, "scripts")
+sys.path.insert(0, "app")
+import bench_archive as ba
+import bench_corpus as bc
+from strongroom.archive import writes
+from strongroom.archive.store import Archive
+from strongroom.archive.verify import verify_archive
+
+work = Path(sys.argv[1])
+keys = ba.bench_keys()
+
+def fixed_clock():
+    return 1_800_000_000.0
+
+def open_at(name):
+    return Archive.open(work / name, keys.archive_key, keys.blob_key, keys.signing_key,
+                        clock=fixed_clock)
+
+def chunks():
+    # Two phones, chunks alternating as in a corpus build; each commit holds two chunks.
+    for commit in range(3):
+        yield [
+            (phone, ba.make_records(ba.phone_key(phone), 1_000 * (2 * commit + phone), 150,
+                                    conversations=7, seed=7))
+            for phone in (0, 1)
+        ]
+
+box, bulk = open_at("box"), open_at("bulk")
+box_phones, bulk_phones = ba.add_phones(box, 2), ba.add_phones(bulk, 2)
+bc._build_settings(bulk)
+try:
+    for commit in chunks():
+        box.write_batch([
+            writes.store_record(r, box_phones[p][0], box_phones[p][1])
+            for p, records in commit for r in records
+        ])
+        bulk.write_batch([
+            bc.bulk_store_messages(records, bulk_phones[p][0], bulk_phones[p][1])
+            for p, records in commit
+        ])
+    bc._box_settings(bulk)
+finally:
+    bc._build_done()
+
+def tables(conn):
+    names = [n for (n,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    out = {}
+    for name in names:
+        rows = sorted(repr(row) for row in conn.execute(f'SELECT * FROM "{name}"'))
+        out[name] = [len(rows), hashlib.sha256("\\n".join(rows).encode()).hexdigest()]
+    return out
+
+report = verify_archive(bulk.conn, bulk.blobs, bytes(bulk.signing_key.verify_key),
+                        witness=bulk.witness_head())
+print(json.dumps({
+    "box": tables(box.conn),
+    "bulk": tables(bulk.conn),
+    "journal": bulk.conn.execute("PRAGMA journal_mode").fetchone()[0],
+    "verified": report.ok,
+    "records": report.records,
+    "problems": [str(p) for p in report.problems][:5],
+}))
+box.close()
+bulk.close()
+"""
+
+
+def test_bulk_corpus_equals_what_the_box_writes(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    box, bulk = result["box"], result["bulk"]
+    assert box["records"][0] == 900 and box["messages"][0] == 900
+    assert box["messages_fts_data"][0] > 1, "the FTS index holds nothing"
+    assert sorted(box) == sorted(bulk)
+    differ = {name: (box[name], bulk[name]) for name in box if box[name] != bulk[name]}
+    assert not differ, f"tables that differ between the box's path and the bulk op: {differ}"
+    assert result["verified"], result["problems"]
+    assert result["records"] == 900
+    # The build's no-WAL setting does not outlive it: the file is the box's (WAL).
+    assert result["journal"] == "wal"
