@@ -56,13 +56,29 @@ class HeadChain:
     def carries_head(frame: Frame) -> bool:
         return frame.type in HEAD_FRAMES and isinstance(frame.body.get("tree_head"), dict)
 
-    async def stamp(self, frame: Frame, run_read: RunRead) -> Frame:
-        """`frame` with its consistency proof added (if the phone asked for them)."""
+    def stamp_now(self, frame: Frame) -> Frame | None:
+        """`frame` stamped, when that needs no read of the log (the usual case: every
+        ack of a group commit after the first carries the same head); None when the
+        proof must be read (then `stamp`, in the same order)."""
         size = int(frame.body["tree_head"]["tree_size"])
         base = self.last_sent if self.last_sent is not None else self.known
-        self.last_sent = max(size, self.last_sent or 0)
         if not self.wanted or base is None or frame.type == "paired":
+            self.last_sent = max(size, self.last_sent or 0)
             return frame
+        if base != size:
+            return None
+        self.last_sent = max(size, self.last_sent or 0)
+        return self._with_proof(frame, base, [])
+
+    async def stamp(self, frame: Frame, run_read: RunRead) -> Frame:
+        """`frame` with its consistency proof added (if the phone asked for them)."""
+        stamped = self.stamp_now(frame)
+        if stamped is not None:
+            return stamped
+        size = int(frame.body["tree_head"]["tree_size"])
+        base = self.last_sent if self.last_sent is not None else self.known
+        assert base is not None
+        self.last_sent = max(size, self.last_sent or 0)
         low, high = sorted((base, size))
 
         def read(conn: Connection) -> list[bytes] | None:
@@ -71,10 +87,14 @@ class HeadChain:
             except TreeSizeError:
                 return None  # the phone saw a longer log than this box has: no proof exists
 
-        proof = [] if low == high else await run_read(read)
+        proof = await run_read(read)
         if proof is None:
             self.phone_ahead = high
             return frame  # without the field, the phone refuses the box (§6.3)
+        return self._with_proof(frame, base, proof)
+
+    @staticmethod
+    def _with_proof(frame: Frame, base: int, proof: list[bytes]) -> Frame:
         # "consistency" sorts after every other key of an ack (longest), so a
         # presorted ack stays in canonical order.
         body = {**frame.body, "consistency": {"size": base, "proof": proof}}
