@@ -108,6 +108,7 @@ class Connection:
         self._closed = False
         # Head-bearing frames leave in the order they are stamped, each with the
         # consistency proof from the head sent before it (peer/head_sender.py).
+        session.heads.proofs = service.log_proofs
         self._head_sender = HeadSender(
             session.heads, service.readers.run, self._queue_head, self._note_ahead
         )

@@ -27,6 +27,7 @@ from typing import Any
 from strongroom.archive.db import Connection
 from strongroom.archive.store import reader_log
 from strongroom.peer.frames import Frame
+from strongroom.peer.log_proofs import LogProofs
 from strongroom.proof.merkle import TreeSizeError
 
 CAPABILITY = "consistency"
@@ -39,7 +40,10 @@ RunRead = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 class HeadChain:
     """What a session remembers to prove its next tree head to the phone."""
 
-    def __init__(self) -> None:
+    def __init__(self, proofs: LogProofs | None = None) -> None:
+        # Nodes shared by the sessions of one archive (peer/log_proofs.py); without
+        # them every proof is read from the log.
+        self.proofs = proofs
         self.wanted = False  # the phone listed "consistency" in its hello caps
         self.known: int | None = None  # the size the phone said it saw (first `known`)
         self.last_sent: int | None = None  # the largest head sent on this session
@@ -65,10 +69,16 @@ class HeadChain:
         if not self.wanted or base is None or frame.type == "paired":
             self.last_sent = max(size, self.last_sent or 0)
             return frame
+        proof: list[bytes] = []
         if base != size:
-            return None
+            # The usual case of a grown head: its proof from nodes already in memory.
+            proofs = self.proofs
+            cached = proofs.cached(base, size) if proofs is not None and base < size else None
+            if cached is None:
+                return None
+            proof = cached
         self.last_sent = max(size, self.last_sent or 0)
-        return self._with_proof(frame, base, [])
+        return self._with_proof(frame, base, proof)
 
     async def stamp(self, frame: Frame, run_read: RunRead) -> Frame:
         """`frame` with its consistency proof added (if the phone asked for them)."""
@@ -80,9 +90,12 @@ class HeadChain:
         assert base is not None
         self.last_sent = max(size, self.last_sent or 0)
         low, high = sorted((base, size))
+        proofs = self.proofs
 
         def read(conn: Connection) -> list[bytes] | None:
             try:
+                if proofs is not None and high == size:  # up to the committed head sent now
+                    return proofs.read(conn, low, high)
                 return reader_log(conn).consistency_proof(low, high)
             except TreeSizeError:
                 return None  # the phone saw a longer log than this box has: no proof exists
