@@ -14,6 +14,7 @@ ceiling_what, aim, note) with its ceiling measured in the same run:
 The box runs in this process; the phones run in a child process, so the
 figures are the box's, not the client's, on a 2-core machine (the box, the
 child process and the phones' message: bench_peer_harness.py).
+The ceilings' own measurements are in bench_peer_ceilings.py.
 """
 
 from __future__ import annotations
@@ -27,19 +28,26 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from bench_peer_harness import RAW_PATH, Box, _message, _peak_rss_mib, _phones, _rss_mib, _scratch
+from bench_peer_ceilings import crypto_mib_s, disk_write_mib_s, ingest_ceiling
+from bench_peer_harness import (
+    RAW_PATH,
+    Box,
+    _message,
+    _peak_rss_mib,
+    _phones,
+    _rss_mib,
+    _scratch,
+    cpu_split_note,
+    thread_cpu,
+)
 
 # bench.py, bench_growth.py and bench_restore.py call these as bench_peer.*
 from bench_peer_harness import start_in_fresh_process as start_in_fresh_process
 from bench_peer_harness import wait_for_child as wait_for_child
 
-from strongroom.archive import writes
-from strongroom.archive.record import parse_record, sign_record
-from strongroom.archive.store import Archive
 from strongroom.client import DeviceState, PhoneClient
 from strongroom.client.link import open_link
 from strongroom.config import Limits
-from strongroom.identity import derive_box_keys
 from strongroom.peer.frames import BLOB_PIECE_BYTES
 from strongroom.peer.handshake import HandshakeKind
 
@@ -104,50 +112,21 @@ async def _phones_push(
     }
 
 
-def _ingest_ceiling(data_dir: Path, count: int) -> float:
-    """Direct batched inserts of signed 1 KiB records into the same schema: msgs/s."""
-    keys = derive_box_keys(os.urandom(32))
-    archive = Archive.open(data_dir, keys.archive_key, keys.blob_key, keys.signing_key)
-    try:
-        phone = DeviceState.generate("ceiling", "owner")
-        device_id = archive.write(
-            writes.add_device(
-                writes.NewDevice(
-                    bytes(phone.signing_key.verify_key),
-                    phone.noise_public,
-                    "ceiling",
-                    "owner",
-                    "staff",
-                    "test",
-                )
-            )
-        )
-        records = [
-            parse_record(*sign_record(phone.signing_key, _message(n)), max_blob_size=0)
-            for n in range(count)
-        ]
-        start = time.perf_counter()
-        for i in range(0, count, 512):
-            batch = records[i : i + 512]
-            archive.write_batch([writes.store_record(r, device_id, "owner") for r in batch])
-        return count / (time.perf_counter() - start)
-    finally:
-        archive.close()
-
-
 async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[dict[str, Any]]:
     limits = Limits(max_connections_per_device=4)
     async with Box(work / "box", limits) as box:
         idle_rss = _rss_mib()
         url = box.url + "/peer"
         box_cpu = time.process_time()  # every thread of the box: loop, committer, workers
+        threads = thread_cpu()
         saturated = await _phones(_phones_push, url, box.keys.fingerprint, phones, seconds, None)
         box_cpu = time.process_time() - box_cpu
+        split = cpu_split_note(threads, thread_cpu(), saturated["count"])
         load_rss = _peak_rss_mib()
         steady = await _phones(_phones_push, url, box.keys.fingerprint, phones, seconds, rate)
     msgs = saturated["count"] / saturated["elapsed"]
     ceiling = await asyncio.to_thread(
-        _ingest_ceiling, work / "ceiling", max(2000, min(saturated["count"], 20_000))
+        ingest_ceiling, work / "ceiling", max(2000, min(saturated["count"], 20_000))
     )
     return [
         {
@@ -162,7 +141,8 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
             "name": "CPU per acked record, box (all threads) / phones",
             "value": box_cpu / saturated["count"] * 1e6,
             "unit": "µs",
-            "note": f"phones {saturated['cpu'] / saturated['count'] * 1e6:.0f} µs; "
+            "note": f"phones {saturated['cpu'] / saturated['count'] * 1e6:.0f} µs (records "
+            f"signed before the timed window); box by thread, µs: {split}; "
             f"{os.cpu_count()} CPUs shared by box and phones",
         },
         {
@@ -232,59 +212,14 @@ async def _phone_raw(url: str, size: int) -> float:
         return time.perf_counter() - start
 
 
-def _crypto_mib_s(size: int) -> float:
-    """The crypto every uploaded byte needs, alone in one thread: the phone's SHA-256 and
-    Noise seal (ChaCha20-Poly1305), the box's Noise open, SHA-256 check and blob seal
-    (XChaCha20-Poly1305 per 64 KiB chunk). No copies, framing, sockets or disk."""
-    import hashlib
-
-    from nacl import bindings
-
-    from strongroom.archive.blobs import CHUNK_BYTES
-
-    block = os.urandom(1 << 20)
-    pieces = [block[i : i + BLOB_PIECE_BYTES] for i in range(0, len(block), BLOB_PIECE_BYTES)]
-    chunks = [block[i : i + CHUNK_BYTES] for i in range(0, len(block), CHUNK_BYTES)]
-    key, noise_nonce, blob_nonce = os.urandom(32), bytes(12), bytes(24)
-    phone_hash, box_hash = hashlib.sha256(), hashlib.sha256()
-    start = time.perf_counter()
-    for _ in range(max(1, size >> 20)):
-        phone_hash.update(block)
-        for piece in pieces:
-            sealed = bindings.crypto_aead_chacha20poly1305_ietf_encrypt(
-                piece, b"", noise_nonce, key
-            )
-            box_hash.update(
-                bindings.crypto_aead_chacha20poly1305_ietf_decrypt(sealed, b"", noise_nonce, key)
-            )
-        for chunk in chunks:
-            bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(chunk, b"", blob_nonce, key)
-    return max(1, size >> 20) / (time.perf_counter() - start)
-
-
-def _disk_write_mib_s(directory: Path, size: int) -> float:
-    """Plain buffered writes of `size` bytes plus one fsync, where the box keeps its blobs."""
-    piece = os.urandom(BLOB_PIECE_BYTES)
-    path = directory / "disk-ceiling"
-    start = time.perf_counter()
-    with path.open("wb") as handle:
-        for _ in range(0, size, len(piece)):
-            handle.write(piece)
-        handle.flush()
-        os.fsync(handle.fileno())
-    elapsed = time.perf_counter() - start
-    path.unlink()
-    return size / 2**20 / elapsed
-
-
 async def _attachments(work: Path, size: int) -> list[dict[str, Any]]:
     async with Box(work / "box", Limits()) as box:
         box_cpu = time.process_time()  # every thread of the box (includes the pairing)
         upload = await _phones(_phone_upload, box.url, box.keys.fingerprint, size)
         box_cpu = time.process_time() - box_cpu
         raw = await _phones(_phone_raw, box.url, size)
-    disk = await asyncio.to_thread(_disk_write_mib_s, work / "box", size)
-    crypto = await asyncio.to_thread(_crypto_mib_s, size)
+    disk = await asyncio.to_thread(disk_write_mib_s, work / "box", size)
+    crypto = await asyncio.to_thread(crypto_mib_s, size)
     mib = size / 2**20
     noise = mib / upload["seconds"]
     return [

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
 from nacl.signing import SigningKey
 
 from strongroom.archive.record import sign_record
 from strongroom.config import Limits
+from strongroom.peer import signatures
 from strongroom.peer.actions import CheckSignature, Commit, Send
 from strongroom.peer.frames import Frame, encode_frame
 from strongroom.peer.handshake import HandshakeKind
@@ -56,6 +58,28 @@ async def test_verdicts_come_back_in_the_order_they_were_asked() -> None:
     expected = [n % 7 != 3 and n % 11 != 5 for n in range(300)] + [False]
     assert verdicts == expected
     assert order == sorted(order)
+
+
+async def test_checks_asked_in_one_loop_turn_go_to_the_workers_as_one_batch_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pushes of one bundle reach the checker in one turn of the event loop: each
+    # worker thread gets its share at once (one thread hop), not a record at a time.
+    batches: list[int] = []
+    check_all = signatures._check_all
+
+    def counting(requests: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        batches.append(len(requests))
+        return check_all(requests)
+
+    monkeypatch.setattr(signatures, "_check_all", counting)
+    checker = SignatureChecker(workers=2)
+    try:
+        verdicts = await asyncio.gather(*(checker.check(PUBLIC, *_signed(n)) for n in range(40)))
+    finally:
+        checker.close()
+    assert verdicts == [True] * 40
+    assert batches == [20, 20]
 
 
 def _session() -> PeerSession:

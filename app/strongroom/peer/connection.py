@@ -51,6 +51,7 @@ from strongroom.peer.frames import (
     encode_frame,
     error_frame,
 )
+from strongroom.peer.head_sender import HeadSender
 from strongroom.peer.outbox import Outbox
 from strongroom.peer.session import PeerSession, State
 from strongroom.peer.uploads import UploadDriver
@@ -105,9 +106,12 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_input = time.monotonic()
         self._closed = False
-        # Head-bearing frames leave one at a time, each with the consistency proof
-        # from the head sent before it (peer/head_chain.py).
-        self._heads_lock = asyncio.Lock()
+        # Head-bearing frames leave in the order they are stamped, each with the
+        # consistency proof from the head sent before it (peer/head_sender.py).
+        session.heads.proofs = service.log_proofs
+        self._head_sender = HeadSender(
+            session.heads, service.readers.run, self._queue_head, self._note_ahead
+        )
         self.finished = asyncio.Event()  # set once the wind-down is over
 
     # -- main loop -----------------------------------------------------------------------------
@@ -271,24 +275,22 @@ class Connection:
     async def send(self, frame: Frame) -> None:
         if self._closed:
             return
-        if self.session.heads.carries_head(frame):
-            async with self._heads_lock:
-                try:
-                    frame = await self.session.heads.stamp(frame, self.service.readers.run)
-                except Exception:  # sent without its proof: the phone will not trust it
-                    log.exception("no consistency proof for a %s", frame.type)
-                ahead = self.session.heads.phone_ahead
-                if ahead is not None and self.session.device is not None:
-                    self.service.device_ahead(self.session.device, ahead)
-                await self._send_now(frame)
-            return
-        await self._send_now(frame)
-
-    async def _send_now(self, frame: Frame) -> None:
         try:
-            await self.outbox.send(encode_frame(frame))
+            if self.session.heads.carries_head(frame):
+                written = await self._head_sender.put(frame)
+            else:
+                written = self.outbox.queue(encode_frame(frame))
+            await asyncio.shield(written)
         except (ConnectionError, RuntimeError):
             self._closed = True
+
+    def _queue_head(self, frame: Frame) -> asyncio.Future[None]:
+        return self.outbox.queue(encode_frame(frame))
+
+    def _note_ahead(self) -> None:
+        ahead = self.session.heads.phone_ahead
+        if ahead is not None and self.session.device is not None:
+            self.service.device_ahead(self.session.device, ahead)
 
     async def _stream_blob(
         self, request_id: int, location: BlobLocation, size: int, offset: int

@@ -27,6 +27,7 @@ from typing import Any
 from strongroom.archive.db import Connection
 from strongroom.archive.store import reader_log
 from strongroom.peer.frames import Frame
+from strongroom.peer.log_proofs import LogProofs
 from strongroom.proof.merkle import TreeSizeError
 
 CAPABILITY = "consistency"
@@ -39,7 +40,10 @@ RunRead = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 class HeadChain:
     """What a session remembers to prove its next tree head to the phone."""
 
-    def __init__(self) -> None:
+    def __init__(self, proofs: LogProofs | None = None) -> None:
+        # Nodes shared by the sessions of one archive (peer/log_proofs.py); without
+        # them every proof is read from the log.
+        self.proofs = proofs
         self.wanted = False  # the phone listed "consistency" in its hello caps
         self.known: int | None = None  # the size the phone said it saw (first `known`)
         self.last_sent: int | None = None  # the largest head sent on this session
@@ -56,25 +60,54 @@ class HeadChain:
     def carries_head(frame: Frame) -> bool:
         return frame.type in HEAD_FRAMES and isinstance(frame.body.get("tree_head"), dict)
 
-    async def stamp(self, frame: Frame, run_read: RunRead) -> Frame:
-        """`frame` with its consistency proof added (if the phone asked for them)."""
+    def stamp_now(self, frame: Frame) -> Frame | None:
+        """`frame` stamped, when that needs no read of the log (the usual case: every
+        ack of a group commit after the first carries the same head); None when the
+        proof must be read (then `stamp`, in the same order)."""
         size = int(frame.body["tree_head"]["tree_size"])
         base = self.last_sent if self.last_sent is not None else self.known
-        self.last_sent = max(size, self.last_sent or 0)
         if not self.wanted or base is None or frame.type == "paired":
+            self.last_sent = max(size, self.last_sent or 0)
             return frame
+        proof: list[bytes] = []
+        if base != size:
+            # The usual case of a grown head: its proof from nodes already in memory.
+            proofs = self.proofs
+            cached = proofs.cached(base, size) if proofs is not None and base < size else None
+            if cached is None:
+                return None
+            proof = cached
+        self.last_sent = max(size, self.last_sent or 0)
+        return self._with_proof(frame, base, proof)
+
+    async def stamp(self, frame: Frame, run_read: RunRead) -> Frame:
+        """`frame` with its consistency proof added (if the phone asked for them)."""
+        stamped = self.stamp_now(frame)
+        if stamped is not None:
+            return stamped
+        size = int(frame.body["tree_head"]["tree_size"])
+        base = self.last_sent if self.last_sent is not None else self.known
+        assert base is not None
+        self.last_sent = max(size, self.last_sent or 0)
         low, high = sorted((base, size))
+        proofs = self.proofs
 
         def read(conn: Connection) -> list[bytes] | None:
             try:
+                if proofs is not None and high == size:  # up to the committed head sent now
+                    return proofs.read(conn, low, high)
                 return reader_log(conn).consistency_proof(low, high)
             except TreeSizeError:
                 return None  # the phone saw a longer log than this box has: no proof exists
 
-        proof = [] if low == high else await run_read(read)
+        proof = await run_read(read)
         if proof is None:
             self.phone_ahead = high
             return frame  # without the field, the phone refuses the box (§6.3)
+        return self._with_proof(frame, base, proof)
+
+    @staticmethod
+    def _with_proof(frame: Frame, base: int, proof: list[bytes]) -> Frame:
         # "consistency" sorts after every other key of an ack (longest), so a
         # presorted ack stays in canonical order.
         body = {**frame.body, "consistency": {"size": base, "proof": proof}}

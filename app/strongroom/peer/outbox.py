@@ -1,11 +1,14 @@
 """Sending frames over a SecureChannel, in order, bundled when the peer allows.
 
 Both ends use it (the box per connection, the reference client per link).
-Frames sent during the same turn of the event loop (the acks of one group
-commit, a phone's burst of pushes) leave together: the first sender waits one
-loop turn, then seals everything queued by then into as few transport
-messages as `SecureChannel.seal_many` allows. Until the peer has announced
-"bundles" in its hello, every frame is sealed and sent on its own.
+`queue` puts a frame in line at once (its place on the wire is fixed by that
+call, so a caller can keep frames in an order of its own without a lock held
+across the write) and returns a future for its write. Frames queued during the
+same turn of the event loop (the acks of one group commit, a phone's burst of
+pushes) leave together: one flush task per turn seals everything queued by then
+into as few transport messages as `SecureChannel.seal_many` allows. Until the
+peer has announced "bundles" in its hello, every frame is sealed and sent on
+its own.
 """
 
 from __future__ import annotations
@@ -22,42 +25,52 @@ class Outbox:
     def __init__(self, channel: SecureChannel, write: Write) -> None:
         self._channel = channel
         self._write = write
-        # Nonces are implicit: sealing and writing happen under one lock, so the
-        # order on the wire is the order of encryption.
+        # Nonces are implicit: flushes seal and write under one lock, in the order
+        # they were started, so the order on the wire is the order of encryption.
         self._lock = asyncio.Lock()
         self._queued: list[bytes] = []
         # Resolves once the frames queued so far are written: every sender waits
         # for its own frame, so a peer that stops reading stops the senders too
         # (back-pressure) instead of letting frames pile up here.
         self._written: asyncio.Future[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
         self.bundling = False
+
+    def queue(self, frame: bytes) -> asyncio.Future[None]:
+        """Put one encoded frame in line now; the future resolves once it is written
+        (or fails with what `write` raised). Await it through `asyncio.shield` if the
+        waiter may be cancelled: the frame leaves anyway."""
+        self._queued.append(frame)
+        if self._written is None:
+            loop = asyncio.get_running_loop()
+            self._written = loop.create_future()
+            # Starts on the next loop turn: the frames queued by then join this one.
+            flush = loop.create_task(self._flush())
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+        return self._written
 
     async def send(self, frame: bytes) -> None:
         """Send one encoded frame; return once it is written. Raises what `write` raises."""
-        if not self.bundling:
-            async with self._lock:
-                for message in self._channel.seal(frame):
+        await asyncio.shield(self.queue(frame))
+
+    async def _flush(self) -> None:
+        async with self._lock:
+            frames, self._queued = self._queued, []
+            written, self._written = self._written, None
+            assert written is not None
+            try:
+                if self.bundling:
+                    messages = self._channel.seal_many(frames)
+                else:
+                    messages = [m for frame in frames for m in self._channel.seal(frame)]
+                for message in messages:
                     await self._write(message)
-            return
-        self._queued.append(frame)
-        if self._written is not None:
-            # Another sender writes this frame with its own; wait for that write.
-            await asyncio.shield(self._written)
-            return
-        written = self._written = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.sleep(0)  # one loop turn: let the frames ready now join
-            async with self._lock:
-                frames, self._queued = self._queued, []
-                self._written = None
-                for message in self._channel.seal_many(frames):
-                    await self._write(message)
-        except BaseException as exc:
-            if self._written is written:  # cancelled before taking the frames
-                self._written = None
-            if not written.done():
+            except BaseException as exc:
                 failure = exc if isinstance(exc, Exception) else ConnectionResetError("cancelled")
                 written.set_exception(failure)
                 written.exception()  # retrieved here: the waiters may all be gone
-            raise
-        written.set_result(None)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            written.set_result(None)

@@ -40,6 +40,7 @@ from strongroom.peer.handshake import (
     responder,
     split_first_message,
 )
+from strongroom.peer.log_proofs import LogProofs
 from strongroom.peer.session import BoxInfo, CodeFunction, PeerSession, State
 from strongroom.peer.signatures import SignatureChecker
 from strongroom.peer.uploads import UploadDriver
@@ -79,6 +80,7 @@ class PeerService:
         self.box = BoxInfo(box_name, keys.fingerprint, keys.signing_public)
         self.readers = ReaderPool(archive, READERS)
         self.signatures = SignatureChecker(SIGNATURE_WORKERS)
+        self.log_proofs = LogProofs()  # log nodes for consistency proofs, shared
         self.active_uploads: dict[bytes, UploadDriver] = {}
         self._connections: set[Connection] = set()
         self._handshaking = 0

@@ -57,12 +57,22 @@ class SignatureChecker:
         self._pool: ThreadPoolExecutor | None = None
         self._waiting: list[tuple[_Request, asyncio.Future[bool]]] = []
         self._running: deque[_Batch] = deque()  # oldest first
+        self._dispatch_soon = False
 
     async def check(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append(((public_key, message, signature), future))
-        self._dispatch()
+        if not self._dispatch_soon:
+            # Once per loop turn, after every check asked in it (the pushes of one
+            # bundle arrive in one turn): one batch per worker, not one thread hop
+            # per record while the workers happen to be idle.
+            self._dispatch_soon = True
+            asyncio.get_running_loop().call_soon(self._dispatch_now)
         return await future
+
+    def _dispatch_now(self) -> None:
+        self._dispatch_soon = False
+        self._dispatch()
 
     def _dispatch(self) -> None:
         while self._waiting and len(self._running) < self._workers:

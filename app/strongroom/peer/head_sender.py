@@ -1,0 +1,80 @@
+"""Head-bearing frames (acks, history pages) leave a connection in chain order.
+
+Each such frame carries a consistency proof from the head sent before it on
+the session (head_chain.py), so the order the frames are stamped in must be
+the order they reach the outbox. Most need no read of the log: every ack of a
+group commit after the first carries the same head. Those are stamped and
+queued at once, in the caller's turn of the event loop, so the acks of one
+commit leave together in one bundle. A frame whose proof must be read waits
+for it in a drain task; frames arriving meanwhile wait behind it in order and
+are stamped together once it has its proof (one read per commit, not one loop
+turn per frame behind a lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from strongroom.peer.frames import Frame
+from strongroom.peer.head_chain import HeadChain, RunRead
+
+log = logging.getLogger(__name__)
+
+Queue = Callable[[Frame], "asyncio.Future[None]"]
+
+
+class HeadSender:
+    def __init__(
+        self,
+        heads: HeadChain,
+        run_read: RunRead,
+        queue: Queue,
+        stamped: Callable[[], None],
+    ) -> None:
+        """`queue` puts a frame in the outbox at once and returns its write's future;
+        `stamped` is called after each frame is stamped (the phone-ahead check)."""
+        self._heads = heads
+        self._run_read = run_read
+        self._queue = queue
+        self._stamped = stamped
+        self._waiting: deque[tuple[Frame, asyncio.Future[asyncio.Future[None]]]] = deque()
+        self._drain: asyncio.Task[None] | None = None
+
+    async def put(self, frame: Frame) -> asyncio.Future[None]:
+        """Stamp `frame` and queue it behind every head frame put before it; returns
+        the future of its write."""
+        if self._drain is None:
+            stamped = self._heads.stamp_now(frame)
+            if stamped is not None:
+                self._stamped()
+                return self._queue(stamped)
+        loop = asyncio.get_running_loop()
+        placed: asyncio.Future[asyncio.Future[None]] = loop.create_future()
+        self._waiting.append((frame, placed))
+        if self._drain is None:
+            self._drain = loop.create_task(self._run())
+        return await asyncio.shield(placed)
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting:
+                frame, placed = self._waiting[0]
+                try:
+                    frame = await self._heads.stamp(frame, self._run_read)
+                except Exception:  # sent without its proof: the phone will not trust it
+                    log.exception("no consistency proof for a %s", frame.type)
+                self._waiting.popleft()
+                self._stamped()
+                written = self._queue(frame)
+                if not placed.done():
+                    placed.set_result(written)
+        finally:
+            self._drain = None
+            while self._waiting:  # cancelled (the connection is going): nothing more leaves
+                _, placed = self._waiting.popleft()
+                if not placed.done():
+                    placed.set_exception(ConnectionResetError("the connection closed"))
+                    placed.exception()

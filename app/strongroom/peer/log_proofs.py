@@ -1,0 +1,84 @@
+"""Consistency proofs for the heads the box sends, from log nodes cached across sessions.
+
+Every ack and history page carries a proof that its head extends the one sent
+before it on the session (head_chain.py). The first ack of each group commit on
+each connection needs one, and ten phones ask for nearly the same proof after
+every commit (from the previous head to the new one). A node of the log never
+changes once committed (proof/node_store.py) and the heads the box sends are
+committed, so the nodes read for one session's proof serve every other: the
+first connection reads them on a reader thread, the others are answered from
+memory on the event loop. The tree's size is the new head's own (no count of
+the leaves is read): only a proof up to a head the box is sending comes here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from strongroom.archive.db import Connection
+from strongroom.proof.merkle import MerkleLog
+from strongroom.proof.node_store import NodeMissingError
+
+Node = tuple[int, int]  # (level, index)
+
+
+class _Missing(LookupError):
+    """A node not in the cache, where no read is allowed."""
+
+
+class _CachedNodes:
+    """A read-only NodeStore over the shared cache; reads `conn` on a miss, if given."""
+
+    def __init__(self, cache: LogProofs, conn: Connection | None, size: int) -> None:
+        self._cache = cache
+        self._conn = conn
+        self._size = size
+
+    def get(self, level: int, index: int) -> bytes:
+        value = self._cache.nodes.get((level, index))
+        if value is not None:
+            return value
+        if self._conn is None:
+            raise _Missing((level, index))
+        row = self._conn.execute(
+            "SELECT hash FROM log_nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        if row is None:
+            raise NodeMissingError(f"log node ({level}, {index}) is missing")
+        value = bytes(row[0])
+        self._cache.keep((level, index), value)
+        return value
+
+    def put_many(self, items: Iterable[tuple[int, int, bytes]]) -> None:
+        raise TypeError("a read-only view of the log")
+
+    def leaf_count(self) -> int:
+        return self._size
+
+
+class LogProofs:
+    """Committed log nodes kept for consistency proofs (one per archive: PeerService)."""
+
+    LIMIT = 1 << 14  # nodes (~1.5 MiB); cleared when full, refilled by the next reads
+
+    def __init__(self) -> None:
+        # Filled from reader threads, read on the event loop: single dict operations,
+        # atomic under the GIL, of values that never change.
+        self.nodes: dict[Node, bytes] = {}
+
+    def keep(self, node: Node, value: bytes) -> None:
+        if len(self.nodes) >= self.LIMIT:
+            self.nodes.clear()
+        self.nodes[node] = value
+
+    def cached(self, low: int, high: int) -> list[bytes] | None:
+        """The proof that the committed tree of size `high` extends the tree of size
+        `low`, if every node it needs is in memory; None if some must be read."""
+        try:
+            return MerkleLog(_CachedNodes(self, None, high)).consistency_proof(low, high)
+        except _Missing:
+            return None
+
+    def read(self, conn: Connection, low: int, high: int) -> list[bytes]:
+        """The same proof, reading missing nodes on `conn` (a reader thread's)."""
+        return MerkleLog(_CachedNodes(self, conn, high)).consistency_proof(low, high)

@@ -1,0 +1,69 @@
+"""The ack path of a busy phone costs per group commit, not per record.
+
+A real box on loopback, a real phone over Noise, real SQLCipher: a burst of
+pushes is committed in a few group commits; the acks of one commit leave the box
+together (one transport message, not one per ack queued behind the one before
+it), and the phone checks the box's signature on each new tree head once, not
+once per ack. Every ack is still checked (inclusion proof, consistency proof).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from e2e_helpers import Clock, message, pair_by_qr, prepare_data_dir, start_box
+from strongroom.client import heads as client_heads
+from strongroom.peer.frames import Direction, decode_frame
+from strongroom.proof.sth import SignedTreeHead, verify_tree_head
+
+PUSHES = 60
+
+
+async def test_the_acks_of_a_group_commit_leave_together_and_each_head_is_checked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running = await start_box(await prepare_data_dir(tmp_path / "box"), clock=Clock())
+    phone, _ = await pair_by_qr(running, "Pixel", "maitre.durand")
+    try:
+        committer = running.box.committer
+        link = phone._link
+        assert committer is not None and link is not None
+        # What reaches the phone: transport messages, and the acks each one carries.
+        acks_per_message: list[int] = []
+        channel = link._channel
+        open_message = channel.open
+
+        def counting_open(raw: bytes) -> list[bytes]:
+            frames = open_message(raw)
+            types = [decode_frame(f, Direction.TO_PHONE, max_bytes=1 << 20).type for f in frames]
+            if "ack" in types:
+                acks_per_message.append(types.count("ack"))
+            return frames
+
+        monkeypatch.setattr(channel, "open", counting_open)
+        checked: list[SignedTreeHead] = []
+
+        def counting_verify(head: SignedTreeHead, key: bytes) -> bool:
+            checked.append(head)
+            return verify_tree_head(head, key)
+
+        monkeypatch.setattr(client_heads, "verify_tree_head", counting_verify)
+        batches_before = committer.batches
+        acks = await phone.push_many(
+            [message(f"m{n}", conv="c", sender="Me", n=n) for n in range(PUSHES)]
+        )
+        commits = committer.batches - batches_before
+    finally:
+        await phone.close()
+    assert len(acks) == PUSHES and sum(acks_per_message) == PUSHES
+    assert commits < PUSHES // 4  # the burst shared group commits
+    # One transport message per commit's acks (a bundle holds ~150 acks), not one each.
+    assert len(acks_per_message) <= commits
+    heads = {ack.tree_head for ack in acks}
+    # Each head's signature checked once by the consistency check, not once per ack.
+    assert len(checked) == len(heads) <= commits
+    assert set(checked) == heads
+    assert running.count("SELECT count(*) FROM records") == PUSHES
+    await running.stop()
