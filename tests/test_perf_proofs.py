@@ -8,11 +8,14 @@ byte for byte, for any tree size and any set of leaves.
 from __future__ import annotations
 
 import hashlib
+from contextlib import closing
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strongroom.archive.nodes import SharedProofs
+from strongroom.archive import writes
+from strongroom.archive.nodes import SharedProofs, SqlNodeStore
+from strongroom.archive.store import Archive
 from strongroom.proof.merkle import MemoryNodeStore, MerkleLog, TreeSizeError, verify_inclusion
 
 
@@ -47,3 +50,21 @@ def test_an_index_outside_the_tree_is_refused() -> None:
         except TreeSizeError:
             continue
         raise AssertionError(f"index {index} was accepted")
+
+
+def test_proofs_of_consecutive_stored_leaves_read_their_nodes_by_blocks(archive: Archive) -> None:
+    """An export of a conversation asks the proofs of runs of consecutive leaves:
+    each proof's low siblings are new nodes, read from log_nodes one query each
+    before. Read by blocks, the proofs are the same and the queries a few per block."""
+    archive.write_batch([writes.audit("admin", "export", f"e-{i}") for i in range(600)])
+    size = archive.log.size
+    with closing(archive.reader()) as conn:
+        log = MerkleLog(SqlNodeStore(conn))
+        expected = [log.inclusion_proof(i, size) for i in range(100, 500)]
+        queries: list[str] = []
+        conn.set_trace_callback(lambda sql: queries.append(sql) if "log_nodes" in sql else None)
+        shared = SharedProofs(SqlNodeStore(conn), size)
+        assert [shared.proof(i) for i in range(100, 500)] == expected
+        conn.set_trace_callback(None)
+    # One query per node would be two or more per leaf (800 here).
+    assert len(queries) < 100, len(queries)
