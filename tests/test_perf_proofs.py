@@ -42,6 +42,22 @@ def test_shared_proofs_equal_the_logs_proofs_at_every_past_size(case: tuple[int,
         assert verify_inclusion(leaf, index, tree_size, proof, root)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 300).flatmap(
+        lambda n: st.tuples(st.just(n), st.lists(st.integers(0, n - 1), min_size=1, max_size=60))
+    )
+)
+def test_shared_proofs_in_any_order_equal_the_logs_proofs(case: tuple[int, list[int]]) -> None:
+    """Each proof reuses the previous one's upper levels: any order, jumps and repeats
+    included, must still give the RFC 9162 path."""
+    size, indices = case
+    log, store = _log(size)
+    shared = SharedProofs(store, size)
+    for index in indices:
+        assert shared.proof(index) == log.inclusion_proof(index, size)
+
+
 def test_an_index_outside_the_tree_is_refused() -> None:
     shared = SharedProofs(_log(5)[1], 5)
     for index in (-1, 5):
