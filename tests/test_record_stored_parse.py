@@ -97,3 +97,18 @@ def test_one_changed_byte_gets_the_strict_outcome(body: dict[str, Any], data: An
     at = data.draw(st.integers(0, len(raw) - 1))
     raw[at] = data.draw(st.integers(0, 255))
     same_as_strict(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x81" * 90_000 + b"\x00",  # nested 90,000 deep (cbor2 sees it before any walk)
+        b"\xa1\x61a" * 30_000 + b"\x00",
+        b"\x9b" + (2**40).to_bytes(8, "big"),  # an array claiming 2^40 items
+        b"\x5b" + (2**40).to_bytes(8, "big"),  # a byte string claiming 1 TiB
+        cbor2.dumps({"kind": "message", "text": cbor2.CBORTag(35, "(a+)+$")}),  # a regex
+    ],
+    ids=["deep-arrays", "deep-maps", "huge-array", "huge-bytes", "regex-tag"],
+)
+def test_hostile_bytes_are_refused_without_harm(raw: bytes) -> None:
+    assert isinstance(same_as_strict(raw), str)
