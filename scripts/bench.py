@@ -171,7 +171,9 @@ def search_section(plan: Plan, work: Path) -> list[Figure]:
 
 
 def verify_section(plan: Plan, work: Path) -> list[Figure]:
-    sizes = bench_verify.sizes_from_env((plan.search_messages,))
+    # Incremental verify of a day at every growth size (1M and 5M in the full run).
+    default = (plan.search_messages,) if plan.quick else plan.growth_sizes
+    sizes = bench_verify.sizes_from_env(default)
     return bench_verify.verify_figures(work, plan.verify_records, sizes, log=_log)
 
 

@@ -3,9 +3,10 @@ ceiling, and the nightly incremental verify of one day's records on a large arch
 
     BENCH_VERIFY_SIZES=1000000,5000000 python scripts/bench.py ...
 
-sets the archive sizes of the incremental row (default: 1,000,000 in the full
-run, the 20,000 corpus in --quick); each is the cached corpus of that size
-(bench_archive.cached_archive), built once under var/bench.
+sets the archive sizes of the incremental row (default: the growth corpora,
+1,000,000 and 5,000,000, in the full run; the 20,000 corpus in --quick); each is
+the cached corpus of that size (bench_archive.cached_archive), built once under
+var/bench. The run writes `verifications` rows into that corpus.
 
 Ceilings, measured in the same run: SHA-256 + Ed25519 verify of the same
 records on one core (the crypto a verify cannot avoid). The full verify uses
@@ -16,7 +17,8 @@ The incremental row needs "yesterday's" verified head without adding records
 to the shared corpus: the bench signs, with the box's own key, the head of the
 log as it stood one day of records ago (the root from the stored nodes), keeps
 it as a passing verification, and times the incremental run from there: the
-day's records, the consistency proof, the rotating 1/30 slice of the older log.
+day's records, the consistency proof, the rotating slice of the older log (1/30
+of the sweep's rest, at most verify_incremental.SAMPLE_MAX leaves).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from strongroom.archive.db import Connection
 from strongroom.archive.record import RECORD_SIGNING_CONTEXT
 from strongroom.archive.store import Archive, Txn, reader_log
 from strongroom.archive.verify import page_check_of, verify_archive
+from strongroom.archive.verify_incremental import SAMPLE_MAX
 from strongroom.archive.verify_runs import run_verification
 from strongroom.proof.sth import sign_tree_head
 
@@ -209,7 +212,8 @@ def verify_figures(
                 CEILING + " (those it checked)",
                 "seconds (at 5M)",
                 f"{run.records:,} records checked: the day's and the older log's slice"
-                f" {run.sample[0]:,}-{run.sample[1]:,} (1/30); {run.new_leaves:,} new leaves"
+                f" {run.sample[0]:,}-{run.sample[1]:,} (1/30 of the sweep's rest, at most"
+                f" {SAMPLE_MAX:,}); {run.new_leaves:,} new leaves"
                 f" against a consistency proof; {'OK' if run.ok else 'PROBLEMS FOUND'}",
             )
         )

@@ -179,6 +179,35 @@ def test_the_whole_log_is_reread_within_sample_runs(box: tuple[Archive, SigningK
     assert sum(r.records for r in runs) == 300 + 3 * (len(runs) - 1) + 3 * len(runs)
 
 
+def test_a_slice_never_exceeds_sample_max_and_the_sweep_goes_on_past_sample_runs(
+    box: tuple[Archive, SigningKey, int],
+) -> None:
+    """On a big archive 1/SAMPLE_RUNS of the older log would make a night long: each
+    slice is capped, and the sweep takes as many runs as the cap needs, tiling the log."""
+    archive, key, device = box
+    clock = Clock()
+    _, full = run_verification(archive, "full", clock)
+    cap = 8  # each run adds 3 leaves: the sweep gains 5 a run on a 303-leaf log
+    assert -(-full.tree_size // SAMPLE_RUNS) > cap  # the cap binds on this archive
+    runs = []
+    for n in range(3 * SAMPLE_RUNS):
+        fill(archive, key, device, 1, f"jour {n}")
+        report, run = run_verification(archive, "incremental", clock, sample_max=cap)
+        assert report.ok, report.problems
+        runs.append(run)
+        if run.completes_sweep:
+            break
+    assert all(r.sample_to - r.sample_from <= cap for r in runs)
+    # Each run checks its day's record and at most `cap` leaves' worth of older ones.
+    assert all(r.records <= 1 + cap for r in runs)
+    assert len(runs) > SAMPLE_RUNS and runs[-1].completes_sweep
+    assert [r.sample_from for r in runs[1:]] == [r.sample_to for r in runs[:-1]]
+    assert runs[0].sample_from == 0 and runs[-1].sample_to == runs[-1].from_size
+    covered = whole_coverage(archive.conn)
+    assert covered is not None and covered.kind == "incremental"
+    assert covered.since_ms == runs[0].started_at
+
+
 def test_a_scheduled_run_is_full_once_a_week(box: tuple[Archive, SigningKey, int]) -> None:
     archive, _, _ = box
     clock = Clock()

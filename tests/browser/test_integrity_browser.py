@@ -27,12 +27,15 @@ TEXT = {
         "passed": "réussi",
         "by_full": "par une vérification complète",
         "failed": "Le dernier contrôle d’intégrité a ÉCHOUÉ",
+        "night": "1/30 de ce qu’il reste à relire du balayage en cours,"
+        " au plus 30\u202f000 entrées",
     },
     "en": {
         "nav": "Integrity",
         "passed": "passed",
         "by_full": "by a full verify",
         "failed": "The latest integrity check FAILED",
+        "night": "1/30 of what the current sweep has left, at most 30,000 log entries",
     },
 }
 
@@ -85,6 +88,8 @@ def test_the_integrity_page_says_what_was_verified_when_and_shows_a_failure(
         log_in(page, running.url, "admin", ADMIN_PASSWORD)
         page.click("nav a[href='/integrity']")
         assert text["nav"] in page.inner_text("h1")
+        # What a night checks, with the bound on the older log it re-reads.
+        assert text["night"] in page.inner_text("p.hint >> nth=0")
         last_full = page.locator("#last-full")
         assert last_full.locator("[data-result=ok]").inner_text() == text["passed"]
         assert last_full.locator("[data-records]").inner_text() == str(full.records)

@@ -43,11 +43,17 @@ def verify_audit_events(
 
 def verify_device_events(conn: Connection, report: VerifyReport) -> None:
     """Every pairing and revocation the devices table shows is in the log, and back
-    (a few rows per phone: always checked whole)."""
-    logged_device = {
-        bytes(data)
-        for (data,) in conn.execute("SELECT leaf_data FROM log_leaves WHERE kind = 'device'")
-    }
+    (a few rows per phone: always checked whole).
+
+    Finding the device leaves reads the whole log (no index on its kind): one
+    pass serves both directions (1.5 s a pass at 5M leaves here)."""
+    logged = [
+        (int(index), bytes(data))
+        for index, data in conn.execute(
+            "SELECT idx, leaf_data FROM log_leaves WHERE kind = 'device'"
+        )
+    ]
+    logged_device = {data for _, data in logged}
     expected_device: set[bytes] = set()
     for (
         device_id,
@@ -91,9 +97,9 @@ def verify_device_events(conn: Connection, report: VerifyReport) -> None:
             expected_device.add(revoked_leaf)
             if revoked_leaf not in logged_device:
                 report.problem(f"device {device_id} ({name}): its revocation is not in the log")
-    for index, data in conn.execute("SELECT idx, leaf_data FROM log_leaves WHERE kind = 'device'"):
+    for index, data in logged:
         report.device_events += 1
-        if bytes(data) not in expected_device:
+        if data not in expected_device:
             report.problem(f"device event at log {index}: no device matches it")
 
 

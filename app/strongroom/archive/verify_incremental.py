@@ -19,8 +19,11 @@ verification checked (its size, root and signature are kept with it in the
    in no range a run reads), and the entries number as many as the leaves;
 4. a rotating sample of the older log: leaves [from, to) rehashed against
    their stored nodes, the nodes above them, and the entries behind them. Each
-   run re-reads 1/SAMPLE_RUNS of the older log, starting where the previous
-   passing run stopped, so the whole log is re-read within SAMPLE_RUNS runs.
+   run re-reads 1/SAMPLE_RUNS of what the sweep has left, starting where the
+   previous passing run stopped, but never more than SAMPLE_MAX leaves: up to
+   SAMPLE_RUNS x SAMPLE_MAX leaves the whole log is re-read within SAMPLE_RUNS
+   runs; beyond, a sweep takes older size / SAMPLE_MAX runs, so that a night
+   stays seconds at any archive size (the weekly full verify reads everything).
 
 What it leaves to the full verify: `PRAGMA quick_check` over every page, and
 older entries outside this run's sample.
@@ -45,8 +48,12 @@ from strongroom.archive.verify_records import Progress, VerifyReport, verify_rec
 from strongroom.proof.merkle import NodeMissingError, TreeSizeError, leaf_hash, verify_consistency
 from strongroom.proof.sth import SignedTreeHead, verify_tree_head
 
-# The older log is re-read in this many nightly runs (docs/operations.md).
+# The older log is re-read in this many nightly runs (docs/operations.md)...
 SAMPLE_RUNS = 30
+# ... but a run re-reads at most this many older leaves: on a 5M-record archive a
+# 1/30 slice is ~167,000 records (~10 s here, minutes on a Pi); 30,000 keeps a
+# night in seconds (docs/benchmarks.md) and still tiles a 900,000-leaf log in 30.
+SAMPLE_MAX = 30_000
 
 
 @dataclass(frozen=True)
@@ -68,12 +75,16 @@ class Coverage:
     sample_to: int
 
 
-def sample_range(start: Start, sample_runs: int = SAMPLE_RUNS) -> tuple[int, int]:
+def sample_range(
+    start: Start, sample_runs: int = SAMPLE_RUNS, sample_max: int = SAMPLE_MAX
+) -> tuple[int, int]:
     """The slice of the older log [0, start size) this run re-reads, from where the
     last one stopped; back to 0 once the end was reached.
 
     The rest of the sweep is shared among the runs it has left, so a sweep ends
-    within `sample_runs` runs however fast the log grows meanwhile.
+    within `sample_runs` runs however fast the log grows meanwhile, unless that
+    share is over `sample_max` leaves: then the slice is `sample_max` leaves and
+    the sweep takes as many more runs as it needs.
     """
     older = start.head.tree_size
     if older == 0:
@@ -81,7 +92,7 @@ def sample_range(start: Start, sample_runs: int = SAMPLE_RUNS) -> tuple[int, int
     resume = 0 < start.sample_to < older and start.sweep_runs > 0
     first = start.sample_to if resume else 0
     runs_left = max(1, sample_runs - (start.sweep_runs if resume else 0))
-    size = -(-(older - first) // runs_left)  # ceil
+    size = min(-(-(older - first) // runs_left), max(1, sample_max))  # ceil, capped
     return (first, min(older, first + size))
 
 
@@ -94,13 +105,14 @@ def verify_incremental(
     *,
     witness: SignedTreeHead | None = None,
     sample_runs: int = SAMPLE_RUNS,
+    sample_max: int = SAMPLE_MAX,
 ) -> tuple[VerifyReport, Coverage]:
     report = VerifyReport()
     old = start.head
     head = latest_tree_head(conn)
     report.tree_head = head
     size = head.tree_size if head is not None else 0
-    sample = sample_range(start, sample_runs)
+    sample = sample_range(start, sample_runs, sample_max)
     coverage = Coverage(old.tree_size, size, *sample)
     if not verify_tree_head(old, box_key):
         report.problem(
@@ -264,4 +276,4 @@ def _check_entries(
         )
 
 
-__all__ = ["SAMPLE_RUNS", "Coverage", "Start", "sample_range", "verify_incremental"]
+__all__ = ["SAMPLE_MAX", "SAMPLE_RUNS", "Coverage", "Start", "sample_range", "verify_incremental"]

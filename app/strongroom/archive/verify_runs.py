@@ -27,7 +27,7 @@ from strongroom.archive.db import Connection
 from strongroom.archive.errors import ArchiveError
 from strongroom.archive.store import Archive, Txn, WriteOpOf
 from strongroom.archive.verify import WHOLE_LOG, page_check_of, verify_archive
-from strongroom.archive.verify_incremental import Coverage, Start, verify_incremental
+from strongroom.archive.verify_incremental import SAMPLE_MAX, Coverage, Start, verify_incremental
 from strongroom.archive.verify_records import Progress, VerifyReport
 from strongroom.proof.sth import SignedTreeHead
 
@@ -251,9 +251,12 @@ def run_verification(
     clock: Callable[[], float] = time.time,
     progress: Progress | None = None,
     conn: Connection | None = None,
+    *,
+    sample_max: int = SAMPLE_MAX,
 ) -> tuple[VerifyReport, Verification]:
     """Verify as `mode` says, on `conn` (a reader in one snapshot) or a new reader,
-    and keep the run in `verifications`. Blocking: run it in a thread."""
+    and keep the run in `verifications`. Blocking: run it in a thread.
+    `sample_max`: the most older leaves an incremental run re-reads."""
     started = int(clock() * 1000)
     reader = conn if conn is not None else archive.reader()
     box_key = bytes(archive.signing_key.verify_key)
@@ -271,7 +274,13 @@ def run_verification(
                 _sweep_runs(reader, cursor) if cursor else 0,
             )
             report, coverage = verify_incremental(
-                reader, archive.blobs, box_key, start, quiet, witness=archive.witness_head()
+                reader,
+                archive.blobs,
+                box_key,
+                start,
+                quiet,
+                witness=archive.witness_head(),
+                sample_max=sample_max,
             )
         else:
             report = verify_archive(

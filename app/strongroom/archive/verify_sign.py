@@ -97,6 +97,7 @@ class _Worker:
             cwd=_package_dir(),
             env={**os.environ, "PYTHONPATH": _package_root()},
         )
+        self.outstanding = 0  # chunks sent, verdicts not yet read
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._queue.put(keys)  # the first message: the keys
         self._feeder = threading.Thread(target=self._feed, name="verify-feed", daemon=True)
@@ -115,6 +116,7 @@ class _Worker:
             stdin.close()
 
     def send(self, rows: list[SignatureJob]) -> None:
+        self.outstanding += 1
         self._queue.put(rows)
 
     def receive(self) -> list[Signed]:
@@ -124,6 +126,7 @@ class _Worker:
             result: list[Signed] = pickle.load(stdout)  # noqa: S301  (our own child)
         except EOFError:
             raise RuntimeError("a signature worker process stopped") from None
+        self.outstanding -= 1
         return result
 
     def close(self) -> None:
@@ -160,7 +163,6 @@ class SignaturePool:
         self._threads: ThreadPoolExecutor | None = None
         self._processes: list[_Worker] = []
         self._keys: dict[int, VerifyKey] = {}
-        self._sent = 0
         if self.workers > 1 and records >= PROCESS_THRESHOLD:
             self._processes = [_Worker(keys) for _ in range(self.workers)]
         else:
@@ -174,8 +176,10 @@ class SignaturePool:
     def submit(self, rows: list[SignatureJob]) -> Pending:
         if self._threads is not None:
             return Pending(self._threads.submit(check_signatures, rows, self._keys), None)
-        worker = self._processes[self._sent % len(self._processes)]
-        self._sent += 1
+        # The worker with the least work queued, not turn by turn: one that lost its
+        # core for a while gets no more until it catches up. Verdicts still come
+        # back in order: each worker answers its own chunks in the order sent.
+        worker = min(self._processes, key=lambda w: w.outstanding)
         worker.send(rows)
         return Pending(None, worker)
 

@@ -36,6 +36,7 @@ from typing import IO, Protocol
 
 from nacl.signing import SigningKey
 
+from strongroom.office.offload import BlockPipe
 from strongroom.office.verify_text import (
     CHECK_PROOFS_SH,
     CHECK_PROOFS_SH_NAME,
@@ -114,21 +115,21 @@ _HOLD = 1 << 16  # bytes a streamed member gathers before hashing and deflating 
 class _HashingWriter:
     """Hashes what it is given and passes it on in blocks of about 64 KiB: an export's
     HTML comes a record (~700 bytes) at a time, and each write went through SHA-256,
-    CRC-32, deflate and the zip's buffer (~4 µs of call overhead a record)."""
+    CRC-32, deflate and the zip's buffer (~4 µs of call overhead a record). The
+    blocks' hashing and writing go to a second thread (offload.py says why)."""
 
     def __init__(self, target: _Writable) -> None:
-        self._target = target
         self.digest = hashlib.sha256()
         self.size = 0
         self._held = bytearray()
+        self._pipe = BlockPipe(self.digest, target)
 
     def write(self, data: bytes) -> int:
         size = len(data)
         self.size += size
         if size >= _HOLD:
             self.flush()
-            self.digest.update(data)
-            self._target.write(data)
+            self._pipe.send(bytes(data))  # its own copy: a caller may reuse its buffer
         else:
             self._held += data  # a copy: a caller may reuse its buffer
             if len(self._held) >= _HOLD:
@@ -139,8 +140,11 @@ class _HashingWriter:
         if self._held:
             block = bytes(self._held)
             self._held.clear()
-            self.digest.update(block)
-            self._target.write(block)
+            self._pipe.send(block)
+
+    def close(self) -> None:
+        """Wait until every block is hashed and written (then `digest` is final)."""
+        self._pipe.close()
 
 
 class ByteSink(Protocol):
@@ -197,8 +201,11 @@ class SealedBundleWriter:
         member = self._member(name)
         with self._zip.open(member, level=level) as raw:
             writer = _HashingWriter(raw)
-            yield writer
-            writer.flush()
+            try:
+                yield writer
+                writer.flush()
+            finally:
+                writer.close()  # the zip's member ends only once its thread is done
         self._lines.add(writer.digest.hexdigest(), name)
 
     def add_bytes(self, name: str, data: bytes, *, compress: bool = True) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from strongroom.archive.db import Connection
+from strongroom.archive.verify_incremental import SAMPLE_MAX
 from strongroom.archive.verify_runs import (
     Verification,
     WholeCoverage,
@@ -60,5 +61,6 @@ async def integrity_page(request: web.Request) -> web.StreamResponse:
         "facts": facts,
         "can_check": session_of(request).role == ADMIN,
         "periodic": state_of(request).box.integrity,
+        "sample_max": SAMPLE_MAX,
     }
     return render(request, "integrity.html", context)
