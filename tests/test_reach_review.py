@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_helpers import E2EBox, WebAdmin, pair_by_qr, until
+from e2e_helpers import E2EBox, admin_page, pair_by_qr, until
 from reach_support import cli, running
 from strongroom.archive.store import Txn
 from strongroom.client import PhoneClient
@@ -103,20 +103,8 @@ async def test_a_restored_box_gives_phones_their_keys_on_the_lan_not_at_turn_on(
         ("en", "Phones revoked after this backup's head time are active again"),
         ("fr", "Les téléphones révoqués après l’heure de la tête de cette sauvegarde"),
     ):
-        page = await dashboard(box, language)
+        page = await admin_page(box, "/dashboard", language)
         assert 'id="restore-revocations"' in page and said in html.unescape(page)
-
-
-async def dashboard(box: E2EBox, language: str) -> str:
-    admin = WebAdmin(box.url)
-    admin.http.headers["Accept-Language"] = language
-    try:
-        await admin.login()
-        status, page = await admin.get("/dashboard")
-        assert status == 200
-        return page
-    finally:
-        await admin.close()
 
 
 async def test_a_revoke_racing_the_pairing_leaves_tor_no_key(
