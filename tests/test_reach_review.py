@@ -19,7 +19,7 @@ from reach_support import cli, running
 from strongroom.archive.store import Txn
 from strongroom.client import PhoneClient
 from strongroom.office.restore import RESTORED_FROM
-from strongroom.reach import service
+from strongroom.reach import grants
 from strongroom.reach.keys import ClientAuthKey, service_auth_line
 from strongroom.reach.tor_files import TorFiles
 
@@ -55,7 +55,7 @@ async def test_a_phone_asking_for_key_after_key_changes_its_key_once_a_minute(
     assert auth_file(files, paired.device_id) == held
     assert box.audit_actions("reach.grant") == ["reach.grant"]
     # Once the minute has passed, a phone that lost its key gets a new one.
-    monkeypatch.setattr(service, "KEY_CHANGE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(grants, "KEY_CHANGE_INTERVAL_S", 0.0)
     reply = (await link.request("reach", {})).body
     await phone.close()
     assert "auth" in reply and auth_file(files, paired.device_id) != held
@@ -78,7 +78,7 @@ async def test_a_restored_box_gives_phones_their_keys_on_the_lan_not_at_turn_on(
 ) -> None:
     box, files = running
     # A restored box is a new run: no phone's key changed in the last minute.
-    monkeypatch.setattr(service, "KEY_CHANGE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(grants, "KEY_CHANGE_INTERVAL_S", 0.0)
     await box.reach.turn_on("test")
     phone, paired = await pair_by_qr(box, "Marc's phone", "marc")
     await phone.close()
