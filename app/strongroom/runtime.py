@@ -280,7 +280,7 @@ class BoxRuntime:
         box's unique name (same key) and new connections are served the new one."""
         try:
             fingerprint = self._cert.renew(self._unique_name())
-        except TlsError as exc:  # keep serving the old one: strongroom.local still works
+        except (TlsError, OSError) as exc:  # keep serving the old one: strongroom.local works
             log.error("could not renew the HTTPS certificate: %s", exc)
             return
         if fingerprint is None:
