@@ -38,7 +38,7 @@ uninstall() {
     # Our drop-in directory, unless the administrator put something else there.
     rmdir --ignore-fail-on-non-empty "$ROOT${TIME_SYNC_DROPIN%/*}" 2>/dev/null || true
     rmdir --ignore-fail-on-non-empty "$ROOT${REACH_DROPIN%/*}" 2>/dev/null || true
-    on_live_system systemctl daemon-reload
+    reload_systemd_after_removal
     local rel
     if rel="$(boot_config_path)" && [[ -n "$(current_boot_block "$ROOT$rel")" ]]; then
         remove_boot_block "$ROOT$rel"
@@ -64,6 +64,18 @@ uninstall() {
         log "kept the records in $DATA_DIR and the configuration in $ETC_DIR"
         log "(a later install picks them up again; --uninstall --purge destroys them)"
     fi
+}
+
+# systemd forgets the removed units. Where it is not PID 1 (a chroot, an image
+# build, a container) there is nothing to reload: say so and finish the removal.
+reload_systemd_after_removal() {
+    live || return 0
+    if [[ ! -d /run/systemd/system ]]; then
+        log "warning: systemd is not running here (not PID 1): no daemon-reload; the removed units are forgotten at the next boot" >&2
+        return 0
+    fi
+    systemctl daemon-reload ||
+        log "warning: systemctl daemon-reload failed; the removed units are forgotten at the next boot" >&2
 }
 
 # Remote reach: our units stopped, our two torrc lines out (the rest of the

@@ -238,6 +238,19 @@ async def logged_in_admin(running: E2EBox) -> AsyncIterator[WebAdmin]:
     await admin.close()
 
 
+async def admin_page(running: E2EBox, path: str, language: str = "en") -> str:
+    """`path` as an administrator reads it in `language` (logged in afresh, 200 expected)."""
+    admin = WebAdmin(running.url)
+    admin.http.headers["Accept-Language"] = language
+    try:
+        await admin.login()
+        status, page = await admin.get(path)
+        assert status == 200, f"GET {path} -> {status}"
+        return page
+    finally:
+        await admin.close()
+
+
 def new_phone(name: str, owner: str) -> PhoneClient:
     return PhoneClient(DeviceState.generate(name, owner), keepalive=False)
 

@@ -953,10 +953,10 @@ def test_an_upgrade_migrates_and_one_that_does_not_come_up_is_switched_back(
     for step in (
         "systemctl stop strongroom.service",
         "mv /var/lib/strongroom /var/lib/strongroom.migrated",
-        "/opt/strongroom/venv/bin/strongroom restore-backup"
+        "install -d -o strongroom -g strongroom -m 0700 /var/lib/strongroom",
+        "runuser -u strongroom -- /opt/strongroom/venv/bin/strongroom restore-backup"
         f" /mnt/strongroom-backup/{backup_set} --data /var/lib/strongroom"
         " --words-file /run/sr-words --passphrase-file /run/sr-pass --yes",
-        "chown -R strongroom:strongroom /var/lib/strongroom",
         "systemctl start strongroom.service",
     ):
         done = _inside(box, "sh", "-c", step)

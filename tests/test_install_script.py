@@ -408,3 +408,43 @@ def test_an_install_that_stops_after_the_switch_puts_the_release_back(pi_root: P
     before = snapshot(pi_root)
     assert run_install("--root", str(pi_root), "--no-apt").returncode == 0
     assert snapshot(pi_root) == before  # idempotent, the kept units included
+
+
+UNINSTALL_WITHOUT_SYSTEMD = r"""
+set -eu
+# Only this namespace sees these: the machine's own directories are never touched.
+for dir in /opt /etc/systemd/system /boot /etc/tor /run/systemd; do
+    if [ -d "$dir" ]; then mount -t tmpfs tmpfs "$dir"; fi
+done
+mkdir -p /opt/strongroom/venv/bin
+: >/opt/strongroom/venv/bin/python
+printf '[Service]\nExecStart=/bin/true\n' >/etc/systemd/system/strongroom.service
+set +e
+bash "$1" --uninstall
+echo "exit=$?"
+ls -A /opt/strongroom /etc/systemd/system 2>&1
+"""
+
+
+def test_live_uninstall_finishes_where_systemd_is_not_pid_1(tmp_path: Path) -> None:
+    """A chroot, an image build, a container: `--uninstall` used to die at
+    `systemctl daemon-reload`, leaving the virtualenv installed. It now warns and
+    finishes. Run live (no --root) in a private mount namespace, over tmpfs."""
+    isolate = ["unshare", "-m", "--propagation", "private"]
+    if os.geteuid() != 0:
+        isolate.insert(1, "-r")
+    result = subprocess.run(
+        [*isolate, "bash", "-c", UNINSTALL_WITHOUT_SYSTEMD, "uninstall", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": os.environ["PATH"], "LC_ALL": "C.UTF-8"},
+    )
+    assert "exit=0" in result.stdout, result.stdout + result.stderr
+    assert "removed /etc/systemd/system/strongroom.service" in result.stdout
+    assert "removed /opt/strongroom/venv" in result.stdout
+    assert "kept the records" in result.stdout
+    assert "systemd is not running here (not PID 1): no daemon-reload" in result.stderr
+    # What is left: nothing of ours, the unit directory empty.
+    assert result.stdout.rstrip().endswith("/etc/systemd/system:"), result.stdout

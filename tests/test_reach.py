@@ -18,6 +18,7 @@ import pytest
 from e2e_helpers import (
     E2EBox,
     WebAdmin,
+    admin_page,
     message,
     pair_by_button,
     pair_by_qr,
@@ -169,14 +170,9 @@ async def test_reach_on_serves_phones_and_only_phones_on_the_onion_socket(
     await until(lambda: files.clients() == [f"device-{paired.device_id}"], what="the .auth file")
     auth = (files.clients_dir / f"device-{paired.device_id}.auth").read_text()
     assert auth == service_auth_line(public_of(phone.state.onion_auth))
-    admin = WebAdmin(box.url)
-    try:
-        await admin.login()
-        _, page = await admin.get("/reach")
-        listed = page[page.index('id="reach-phones"') :].split("</ul>")[0]
-        assert "Claire&#39;s phone · claire" in listed
-    finally:
-        await admin.close()
+    page = await admin_page(box, "/reach")
+    listed = page[page.index('id="reach-phones"') :].split("</ul>")[0]
+    assert "Claire&#39;s phone · claire" in listed
 
     async with through_onion_socket(socket) as http:
         remote = PhoneClient(phone.state, http=http, keepalive=False)

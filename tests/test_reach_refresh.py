@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from e2e_helpers import E2EBox, WebAdmin, message, pair_by_qr, until
+from e2e_helpers import E2EBox, admin_page, message, pair_by_qr, until
 from reach_support import ONION, cli, running, through_onion_socket
 from strongroom.client import BoxError, PhoneClient
 from strongroom.peer.frames import ErrorCode
@@ -39,18 +39,6 @@ def auth_file(files: TorFiles, device_id: int) -> str:
     return (files.clients_dir / f"device-{device_id}.auth").read_text()
 
 
-async def reach_page(box: E2EBox, language: str = "en") -> str:
-    admin = WebAdmin(box.url)
-    admin.http.headers["Accept-Language"] = language
-    try:
-        await admin.login()
-        status, page = await admin.get("/reach")
-        assert status == 200
-        return page
-    finally:
-        await admin.close()
-
-
 def counted(page: str, what: str) -> int:
     return int(page.split(f'id="reach-{what}">', 1)[1].split("<", 1)[0])
 
@@ -67,7 +55,7 @@ async def test_a_phone_paired_before_reach_gets_its_key_on_the_lan_then_reaches_
     code, out = await cli("reach", "on", "--data", str(box.data_dir))
     assert code == 0 and "phones to connect once on the office network: 1" in out
     assert "phones holding the current address: 0" in out
-    page = await reach_page(box)
+    page = await admin_page(box, "/reach")
     assert counted(page, "current") == 0 and counted(page, "waiting") == 1
     assert "Claire&#39;s phone · claire" in page.split('id="reach-waiting-phones"')[1]
     assert files.clients() == []
@@ -85,7 +73,7 @@ async def test_a_phone_paired_before_reach_gets_its_key_on_the_lan_then_reaches_
     code, out = await cli("reach", "status", "--data", str(box.data_dir))
     assert "phones holding the current address: 1" in out
     assert "phones to connect once on the office network: 0" in out
-    page = await reach_page(box, "fr")
+    page = await admin_page(box, "/reach", "fr")
     assert counted(page, "current") == 1 and counted(page, "waiting") == 0
     assert "Téléphones qui ont l’adresse actuelle et leur clé" in page
 
@@ -137,7 +125,7 @@ async def test_a_rotate_reaches_every_phone_without_pairing_again(
     assert auth_file(files, away_paired.device_id) == service_auth_line(public_of(keys[0] or ""))
     status = await box.reach.status()
     assert status["waiting"] == [] and len(status["current"]) == 2
-    page = await reach_page(box)
+    page = await admin_page(box, "/reach")
     assert counted(page, "current") == 2 and counted(page, "waiting") == 0
     async with through_onion_socket(files.service.onion_socket) as http:
         remote = PhoneClient(away.state, http=http, keepalive=False)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from e2e_helpers import E2EBox, WebAdmin, pair_by_qr, until
+from e2e_helpers import E2EBox, admin_page, pair_by_qr, until
 from reach_support import cli, running
 from strongroom.archive.store import Txn
 from strongroom.client import PhoneClient
 from strongroom.office.restore import RESTORED_FROM
-from strongroom.reach import service
+from strongroom.reach import grants
 from strongroom.reach.keys import ClientAuthKey, service_auth_line
 from strongroom.reach.tor_files import TorFiles
 
@@ -55,7 +55,7 @@ async def test_a_phone_asking_for_key_after_key_changes_its_key_once_a_minute(
     assert auth_file(files, paired.device_id) == held
     assert box.audit_actions("reach.grant") == ["reach.grant"]
     # Once the minute has passed, a phone that lost its key gets a new one.
-    monkeypatch.setattr(service, "KEY_CHANGE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(grants, "KEY_CHANGE_INTERVAL_S", 0.0)
     reply = (await link.request("reach", {})).body
     await phone.close()
     assert "auth" in reply and auth_file(files, paired.device_id) != held
@@ -78,7 +78,7 @@ async def test_a_restored_box_gives_phones_their_keys_on_the_lan_not_at_turn_on(
 ) -> None:
     box, files = running
     # A restored box is a new run: no phone's key changed in the last minute.
-    monkeypatch.setattr(service, "KEY_CHANGE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(grants, "KEY_CHANGE_INTERVAL_S", 0.0)
     await box.reach.turn_on("test")
     phone, paired = await pair_by_qr(box, "Marc's phone", "marc")
     await phone.close()
@@ -103,20 +103,8 @@ async def test_a_restored_box_gives_phones_their_keys_on_the_lan_not_at_turn_on(
         ("en", "Phones revoked after this backup's head time are active again"),
         ("fr", "Les téléphones révoqués après l’heure de la tête de cette sauvegarde"),
     ):
-        page = await dashboard(box, language)
+        page = await admin_page(box, "/dashboard", language)
         assert 'id="restore-revocations"' in page and said in html.unescape(page)
-
-
-async def dashboard(box: E2EBox, language: str) -> str:
-    admin = WebAdmin(box.url)
-    admin.http.headers["Accept-Language"] = language
-    try:
-        await admin.login()
-        status, page = await admin.get("/dashboard")
-        assert status == 200
-        return page
-    finally:
-        await admin.close()
 
 
 async def test_a_revoke_racing_the_pairing_leaves_tor_no_key(

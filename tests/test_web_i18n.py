@@ -15,6 +15,7 @@ from strongroom.web.i18n import choose_language, parse_accept_language, read_cat
 from web_helpers import new_box, web_app
 
 WEB = Path(i18n.__file__).parent
+APP = WEB.parents[1]  # app/: strongroom and strongroom_panel
 TEMPLATES = sorted((WEB / "templates").glob("*.html"))
 # Calls whose string argument is a msgid (flash(kind, msgid) takes it second).
 MARKERS = {"N_", "translate", "gettext"}
@@ -73,6 +74,23 @@ def test_every_string_used_is_in_the_catalogues() -> None:
     used = template_msgids() | python_msgids()
     assert used - catalogue == set()
     assert len(used) > 250  # the extraction itself works
+
+
+def app_string_constants() -> set[str]:
+    """Every string literal in app/ (implicit concatenations joined, as the AST does)."""
+    found: set[str] = set()
+    for path in sorted(APP.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.add(node.value)
+    return found
+
+
+def test_every_msgid_in_the_catalogues_is_used_somewhere_in_app() -> None:
+    """A text nobody shows any more is dead weight for translators (and misleads them)."""
+    used = template_msgids() | app_string_constants()
+    for language in ("fr", "en"):
+        assert sorted(set(read_catalogue(language)) - used) == [], language
 
 
 def test_placeholders_survive_translation() -> None:

@@ -7,7 +7,12 @@ from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
-from strongroom.web.tls import certificate_fingerprint, ensure_certificate, http_redirect_app
+from strongroom.web.tls import (
+    certificate_fingerprint,
+    certificate_names,
+    ensure_certificate,
+    http_redirect_app,
+)
 
 
 def _openssl(*args: str) -> str:
@@ -40,3 +45,21 @@ async def test_http_redirects_to_https(aiohttp_client: AiohttpClient) -> None:
     )
     assert response.status == 308
     assert response.headers["Location"] == "https://strongroom.local:8443/archive?q=x"
+
+
+def test_certificate_issued_again_with_the_same_key_when_the_names_change(tmp_path: Path) -> None:
+    """Made before the identity (no unique name), issued again once it is known, then kept."""
+    tls = tmp_path / "tls"
+    cert, key = ensure_certificate(tls, "strongroom")
+    first, key_bytes = certificate_fingerprint(tls), key.read_bytes()
+    assert certificate_names(cert) == {"strongroom.local"}
+    ensure_certificate(tls, "strongroom", unique_name="strongroom-3841")
+    assert certificate_names(cert) == {"strongroom-3841.local", "strongroom.local"}
+    assert key.read_bytes() == key_bytes  # a client pinning the public key keeps working
+    second = certificate_fingerprint(tls)
+    assert second != first
+    ensure_certificate(tls, "strongroom", unique_name="strongroom-3841")
+    assert certificate_fingerprint(tls) == second  # names unchanged: the same certificate
+    # Another identity (a box initialised again): the old unique name goes.
+    ensure_certificate(tls, "strongroom", unique_name="strongroom-77ab")
+    assert certificate_names(cert) == {"strongroom-77ab.local", "strongroom.local"}

@@ -48,11 +48,12 @@ from strongroom.reach.phones import PhoneKeys
 from strongroom.reach.service import BoxReach
 from strongroom.unlock import BoxPhase, read_unlock_choice
 from strongroom.web.app import build_web_app
+from strongroom.web.state import STATE
 from strongroom.web.tls import (
+    ServedCertificate,
+    TlsError,
     certificate_fingerprint,
-    ensure_certificate,
     http_redirect_app,
-    server_ssl_context,
 )
 from strongroom_panel.panel import FrontPanel
 from strongroom_panel.state import derive_state
@@ -100,6 +101,8 @@ class BoxRuntime:
         # start() hands the same object to the box (`box.pairing`) for the web UI.
         self.pairing = PairingService(clock, on_change=self.refresh_panel)
         self._status_line = ""
+        self._cert = ServedCertificate(config.tls_dir, config.box_name)
+        self._web: web.Application | None = None
 
     @property
     def url(self) -> str:
@@ -132,6 +135,7 @@ class BoxRuntime:
         loop = asyncio.get_running_loop()
         self.box.pairing = self.pairing
         self.box.reach = reach = self._reach()
+        self.box.on_unlock(self._renew_certificate)
         self.box.on_unlock(self._start_peers)
         self.box.on_unlock(self._after_unlock)
         self.box.on_change(self.refresh_panel)
@@ -144,9 +148,10 @@ class BoxRuntime:
         self._unlock_unattended()
         # The certificate first: the web UI shows its fingerprint on every page.
         ssl_context = self._tls_context()
+        self._web = self._web_app()
         self.port = await self._serve(
             stack,
-            self._web_app(),
+            self._web,
             self.config.port,
             ssl_context,
             handler_cancellation=True,
@@ -260,11 +265,31 @@ class BoxRuntime:
 
     # -- parts ---------------------------------------------------------------------
 
+    def _unique_name(self) -> str | None:
+        """`strongroom-3841`, the name the box has on mDNS; None before it has an identity."""
+        fingerprint = self.box.fingerprint
+        return unique_host_name(self.config.box_name, fingerprint) if fingerprint else None
+
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self.config.tls:
             return None
-        cert, key = ensure_certificate(self.config.tls_dir, self.config.box_name)
-        return server_ssl_context(cert, key)
+        return self._cert.start(self._unique_name())
+
+    def _renew_certificate(self) -> None:
+        """At unlock: if the wizard has just made the identity, the certificate gets the
+        box's unique name (same key) and new connections are served the new one."""
+        try:
+            fingerprint = self._cert.renew(self._unique_name())
+        except (TlsError, OSError) as exc:  # keep serving the old one: strongroom.local works
+            log.error("could not renew the HTTPS certificate: %s", exc)
+            return
+        if fingerprint is None:
+            return
+        log.info("HTTPS certificate issued again for %s.local", self._unique_name())
+        if self._web is not None:
+            self._web[STATE].tls_fingerprint = fingerprint  # the footer, the recovery sheet
+        if self.announcer is not None:  # republished with the new identity after unlock
+            self.announcer.set_tls_fingerprint(fingerprint)
 
     def _start_peers(self) -> None:
         box = self.box

@@ -102,6 +102,11 @@ class Announcer:
     async def stop(self) -> None:
         await self.advertiser.stop()
 
+    def set_tls_fingerprint(self, tls_fingerprint: str | None) -> None:
+        """A certificate issued again (the identity was just made): the next
+        `refresh_names`, which the new identity triggers, publishes it."""
+        self.tls_fingerprint = self.advertiser.tls_fingerprint = tls_fingerprint
+
     @property
     def host_name(self) -> str:
         return self.advertiser.host.removesuffix(".local.")

@@ -43,7 +43,11 @@ def box_config(args: argparse.Namespace) -> BoxConfig:
 
 def read_secret(prompt: str, path: str | None, *, confirm: bool = False) -> str:
     if path:
-        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        try:
+            return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise SystemExit(f"strongroom: cannot read {path} ({why}); nothing was done") from None
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass(prompt)
@@ -101,13 +105,34 @@ def nothing_written(exc: Exception) -> None:
     print(f"strongroom: {str(exc).rstrip('.')}; nothing was written", file=sys.stderr)
 
 
+NO_WORDS = (
+    "strongroom: no words were given: type the 24 words at the prompt, or pass"
+    " --words-file FILE; nothing was written\n"
+    "strongroom : aucun mot n’a été donné : tapez les 24 mots à l’invite, ou indiquez"
+    " --words-file FICHIER ; rien n’a été écrit"
+)
+
+
 def read_words(args: argparse.Namespace) -> bytes | None:
     """The entropy behind the 24 words typed or given in a file; None (and why) if refused."""
-    text = (
-        Path(args.words_file).read_text(encoding="utf-8")
-        if args.words_file
-        else input("24 words / 24 mots : ")
-    )
+    try:
+        text = (
+            Path(args.words_file).read_text(encoding="utf-8")
+            if args.words_file
+            else input("24 words / 24 mots : ")
+        )
+    except EOFError:  # stdin closed or empty: nobody typed them
+        print(NO_WORDS, file=sys.stderr)
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        print(
+            f"strongroom: cannot read the words file {args.words_file} ({why}); nothing was"
+            f" written\nstrongroom : impossible de lire le fichier des mots {args.words_file}"
+            f" ({why}) ; rien n’a été écrit",
+            file=sys.stderr,
+        )
+        return None
     try:
         return words_to_entropy(text)
     except WordsError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,7 +99,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_restore_backup(args: argparse.Namespace) -> int:
     """Rebuild a box from its 24 words and a backup set, into an empty data dir."""
     from strongroom.identity import Keystore
-    from strongroom.office import restore
+    from strongroom.office import restore, restore_staged
 
     inputs = restore_inputs(args)
     if isinstance(inputs, int):
@@ -113,10 +114,19 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
     if not args.yes and not confirm("Restore this backup? / Restaurer cette sauvegarde ? [y/N] "):
         print("strongroom: restore cancelled; nothing was written", file=sys.stderr)
         return 1
+    # Staged inside the data dir, so that the strongroom user, who owns the data dir
+    # but not /var/lib, can restore, and a data dir holding tls/ or box.toml is fine.
+    staging = restore_staged.new_staging(config)
     try:
-        result = restore.run(Path(args.backup), entropy, config.data_dir)
+        result = restore_staged.restore_to_staging(Path(args.backup), entropy, staging, config)
+        restore_staged.move_into_place(config, staging)
     except BackupError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
         nothing_written(exc)
+        return 2
+    except PermissionError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        print(cannot_write(config.data_dir, exc), file=sys.stderr)
         return 2
     # The archive is in place and verified by restore; seal the identity last.
     Keystore.create(config.keystore_path, entropy, passphrase)
@@ -125,6 +135,19 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
         f"log size {result.tree_size}"
     )
     return 0
+
+
+def cannot_write(data_dir: Path, exc: PermissionError) -> str:
+    where = exc.filename or data_dir
+    return (
+        f"strongroom: cannot write in {where} ({exc.strerror}); nothing was restored. Run the"
+        f" command as the user who owns {data_dir} (the strongroom user), or create it first:"
+        f" install -d -o strongroom -g strongroom -m 0700 {data_dir} (docs/operations.md)\n"
+        f"strongroom : impossible d’écrire dans {where} ({exc.strerror}) ; rien n’a été"
+        f" restauré. Lancez la commande avec l’utilisateur propriétaire de {data_dir}"
+        " (strongroom), ou créez-le d’abord : install -d -o strongroom -g strongroom -m 0700"
+        f" {data_dir} (docs/operations.md)"
+    )
 
 
 def restore_warning(summary: BackupSummary) -> str:

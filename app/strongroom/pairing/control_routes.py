@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from strongroom.appliance.discovery import DEFAULT_HOST_NAME
+from strongroom.appliance.discovery import unique_host_name
 from strongroom.pairing.errors import InvalidQrOffer
 from strongroom.unlock import BoxPhase
 
@@ -22,10 +22,13 @@ if TYPE_CHECKING:
 WILDCARDS = ("0.0.0.0", "::")  # noqa: S104 - compared with, never bound
 
 
-def offer_host(configured: str) -> str:
-    """The address a phone should use: the configured one, or the mDNS name when the
-    box listens on every interface (a wildcard means nothing to a phone)."""
-    return f"{DEFAULT_HOST_NAME}.local" if configured in WILDCARDS else configured
+def offer_host(configured: str, box_name: str, fingerprint: str) -> str:
+    """The address a phone should use: the configured one, or the box's unique mDNS
+    name (`strongroom-3841.local`, which its certificate carries) when it listens on
+    every interface (a wildcard means nothing to a phone)."""
+    if configured not in WILDCARDS:
+        return configured
+    return f"{unique_host_name(box_name, fingerprint)}.local"
 
 
 def pairing_routes(box: Box, address: Callable[[], tuple[str, int]]) -> web.RouteTableDef:
@@ -41,7 +44,9 @@ def pairing_routes(box: Box, address: Callable[[], tuple[str, int]]) -> web.Rout
         configured, port = address()
         host = body.get("host") if isinstance(body, dict) and body.get("host") else None
         try:
-            offer = box.pairing.issue_qr(host or offer_host(configured), port, fingerprint)
+            offer = box.pairing.issue_qr(
+                host or offer_host(configured, box.config.box_name, fingerprint), port, fingerprint
+            )
         except InvalidQrOffer as exc:
             return web.json_response({"error": str(exc)}, status=400)
         await box.audit("cli", "pairing.qr", "control socket", {"host": offer.host, "port": port})

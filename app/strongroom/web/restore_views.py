@@ -7,18 +7,15 @@ set (`strongroom.office.restore`) and seals the identity; the accounts come
 back with the archive, so the wizard ends at the login page.
 
 The data dir is not empty at this point (the TLS certificate, the web job
-dir, maybe box.toml), and restore.run refuses a non-empty target. So the set
-is restored into a staging directory *inside* the data dir (same file
-system: the final moves are renames), and its entries (archive.db, blobs/)
-are renamed into place only once restore.run has verified everything. Any
-failure before that leaves the data dir as it was: the wizard can be retried.
+dir, maybe box.toml): the set is restored into a staging directory inside it
+and moved into place once verified (`strongroom.office.restore_staged`, shared
+with `strongroom restore-backup`). Any failure before that leaves the data dir
+as it was: the wizard can be retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,15 +24,21 @@ from aiohttp import web
 
 from strongroom.box import Box
 from strongroom.config import BoxConfig
-from strongroom.durable import fsync_dir
-from strongroom.identity import Keystore, WordsError, words_to_entropy
+from strongroom.identity import WordsError, words_to_entropy
 from strongroom.office import restore
-from strongroom.office.backup_format import Progress as OfficeProgress
 from strongroom.office.errors import (
     BackupCorrupted,
     NotABackup,
     RestoreTargetNotEmpty,
     WrongWords,
+)
+from strongroom.office.restore_staged import (
+    DataDirHoldsArchive,
+    SetUpMeanwhile,
+    holds_archive,
+    move_into_place,
+    new_staging,
+    restore_to_staging,
 )
 from strongroom.unlock import BoxPhase
 from strongroom.web.auth import client_address
@@ -53,7 +56,6 @@ routes = web.RouteTableDef()
 
 RESTORE_KIND = "restore"
 RESTORE_OWNER = "setup"  # nobody is logged in yet: the job belongs to the wizard session
-STAGING_PREFIX = ".wizard-restore-"
 # The page that follows a restore job; reachable once the box is READY (middleware).
 OUTCOME_PATH = "/setup/restored"
 
@@ -80,14 +82,6 @@ RESTORE_ERRORS = {
 _STAGES = {"database": (0.02, 0.4), "blobs": (0.4, 0.85), "verify": (0.85, 0.95)}
 
 
-class DataDirHoldsArchive(Exception):
-    """The data dir already has an entry the restored archive needs (archive.db, blobs/)."""
-
-
-class SetUpMeanwhile(Exception):
-    """Another wizard session gave the box an identity while the restore ran."""
-
-
 def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, WrongWords):
         return "wrong_words"
@@ -102,11 +96,6 @@ def _failure_reason(exc: BaseException) -> str:
     return "failed"
 
 
-def _holds_archive(config: BoxConfig) -> bool:
-    blobs = config.blob_dir
-    return config.archive_path.exists() or (blobs.is_dir() and any(blobs.iterdir()))
-
-
 def check_backup_dir(text: str, config: BoxConfig) -> Path | str:
     """The backup directory typed in the wizard, or the msgid of why it is refused (blocking)."""
     checked = parse_directory(text)
@@ -118,7 +107,7 @@ def check_backup_dir(text: str, config: BoxConfig) -> Path | str:
         return NOT_A_BACKUP
     except OSError:  # unreadable (a share that went away): as good as not mounted
         return NOT_MOUNTED
-    if _holds_archive(config):
+    if holds_archive(config):
         return RESTORE_ERRORS["not_empty"]
     return checked
 
@@ -262,7 +251,7 @@ def _restore_job(
     actor: str,
 ) -> JobBody:
     config = box.config
-    staging = config.data_dir / f"{STAGING_PREFIX}{secrets.token_hex(8)}"
+    staging = new_staging(config)
 
     async def body(progress: Progress) -> JobResult:
         def report(stage: str, done: int, total: int) -> None:
@@ -272,7 +261,7 @@ def _restore_job(
         progress(0.01, "start")
         try:
             result = await asyncio.to_thread(
-                _restore_to_staging, backup_dir, entropy, staging, config, report
+                restore_to_staging, backup_dir, entropy, staging, config, report
             )
             progress(0.95, "seal")
             # From here on the loop thread, without an await until the box is READY:
@@ -297,50 +286,10 @@ def _restore_job(
     return body
 
 
-def _remove_stale_staging(data_dir: Path) -> None:
-    """A restore killed half-way leaves its staging dirs in the data dir (encrypted copies)."""
-    for pattern in (f"{STAGING_PREFIX}*", f".{STAGING_PREFIX}*"):
-        for stale in data_dir.glob(pattern):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _restore_to_staging(
-    backup_dir: Path,
-    entropy: bytes,
-    staging: Path,
-    config: BoxConfig,
-    progress: OfficeProgress,
-) -> restore.RestoreResult:
-    if _holds_archive(config):
-        raise DataDirHoldsArchive(f"{config.data_dir} already holds an archive")
-    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _remove_stale_staging(config.data_dir)
-    # restore.run verifies everything (words, manifest signature, digests, the log
-    # against the signed head) before it renames its work dir to `staging`.
-    return restore.run(backup_dir, entropy, staging, progress)
-
-
-def _is_empty_dir(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
-
-
 def _move_into_place(box: Box, staging: Path) -> None:
-    """Rename the restored entries into the data dir; refuse before moving anything."""
-    config = box.config
-    if box.phase is not BoxPhase.UNINITIALISED or Keystore.exists(config.keystore_path):
+    if box.phase is not BoxPhase.UNINITIALISED:
         raise SetUpMeanwhile("the box was given an identity while the restore ran")
-    entries = sorted(staging.iterdir(), key=lambda p: p.name == "archive.db")  # database last
-    for entry in entries:
-        target = config.data_dir / entry.name
-        if (target.exists() or target.is_symlink()) and not _is_empty_dir(target):
-            raise DataDirHoldsArchive(f"{target} already exists; a restore never overwrites")
-    for entry in entries:
-        target = config.data_dir / entry.name
-        if _is_empty_dir(target):
-            target.rmdir()
-        os.rename(entry, target)
-    fsync_dir(config.data_dir)
-    staging.rmdir()
+    move_into_place(box.config, staging)
 
 
 # -- progress and outcome ---------------------------------------------------------------------

@@ -1,11 +1,17 @@
 """HTTPS on the appliance: a self-signed certificate made at first run.
 
 The certificate is EC P-256, made with the `openssl` command line (no crypto
-written here), valid for `strongroom.local`, the practice's chosen name and
-the box's LAN address. Browsers will warn once; the SHA-256 fingerprint is
-shown in the UI footer, the CLI and the mDNS TXT record so that the office
-manager can check that the certificate is the box's own. In development the
-box serves plain HTTP on loopback instead.
+written here), valid for the box's unique mDNS name (`strongroom-3841.local`,
+once it has an identity), `<box_name>.local` and `strongroom.local`. Browsers
+will warn once; the SHA-256 fingerprint is shown in the UI footer, the CLI and
+the mDNS TXT record so that the office manager can check that the certificate
+is the box's own. In development the box serves plain HTTP on loopback instead.
+
+The unique name comes from the identity, which the first-run wizard creates
+after the first certificate was made: when the names the certificate should
+carry change, it is issued again **with the same private key** (a client that
+pins the public key keeps working; the certificate's fingerprint changes, and
+everything that shows it reads it again).
 """
 
 from __future__ import annotations
@@ -47,9 +53,11 @@ def _subject_alt_names(hostnames: list[str], addresses: list[str]) -> str:
     return ",".join(names)
 
 
-def hostnames_for(box_name: str) -> list[str]:
-    """The names the certificate is valid for: the practice's chosen name and the default."""
-    names = [f"{box_name}.local", DEFAULT_HOSTNAME] if box_name else [DEFAULT_HOSTNAME]
+def hostnames_for(box_name: str, unique_name: str | None = None) -> list[str]:
+    """The names the certificate is valid for: the box's unique mDNS name (None before
+    the box has an identity), the practice's chosen name and the default."""
+    names = [f"{unique_name}.local"] if unique_name else []
+    names += [f"{box_name}.local", DEFAULT_HOSTNAME] if box_name else [DEFAULT_HOSTNAME]
     return list(dict.fromkeys(names))
 
 
@@ -57,14 +65,41 @@ def ensure_certificate(
     tls_dir: Path,
     box_name: str = "strongroom",
     *,
+    unique_name: str | None = None,
     addresses: list[str] | None = None,
     openssl: str = "openssl",
 ) -> tuple[Path, Path]:
-    """(certificate, private key) paths, generating them once if they do not exist."""
+    """(certificate, private key) paths: made once, and issued again (same key) when
+    the DNS names it should carry are not exactly the ones it has."""
     cert_path, key_path = tls_dir / CERT_NAME, tls_dir / KEY_NAME
+    wanted = hostnames_for(box_name, unique_name)
     if not (cert_path.exists() and key_path.exists()):
-        _generate(tls_dir, hostnames_for(box_name), addresses or [], openssl)
+        _generate(tls_dir, wanted, addresses or [], openssl, key=None)
+    elif certificate_names(cert_path, openssl) != set(wanted):
+        _generate(tls_dir, wanted, addresses or [], openssl, key=key_path)
     return cert_path, key_path
+
+
+def certificate_names(cert_path: Path, openssl: str = "openssl") -> set[str]:
+    """The DNS names in the certificate's subjectAltName (read by openssl)."""
+    executable = _openssl(openssl)
+    done = subprocess.run(  # noqa: S603
+        [executable, "x509", "-in", str(cert_path), "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise TlsError(f"openssl failed: {done.stderr.strip()[:500]}")
+    entries = done.stdout.split("\n", 1)[-1].replace("\n", ",").split(",")
+    return {e.strip()[4:] for e in entries if e.strip().startswith("DNS:")}
+
+
+def _openssl(openssl: str) -> str:
+    executable = shutil.which(openssl)
+    if executable is None:
+        raise TlsError("the openssl command is not installed")
+    return executable
 
 
 def certificate_fingerprint(tls_dir: Path) -> str | None:
@@ -76,20 +111,22 @@ def certificate_fingerprint(tls_dir: Path) -> str | None:
         return None
 
 
-def _generate(tls_dir: Path, hostnames: list[str], addresses: list[str], openssl: str) -> None:
-    executable = shutil.which(openssl)
-    if executable is None:
-        raise TlsError("the openssl command is not installed")
+def _generate(
+    tls_dir: Path, hostnames: list[str], addresses: list[str], openssl: str, *, key: Path | None
+) -> None:
+    """A new self-signed certificate; with `key`, for that existing private key."""
+    executable = _openssl(openssl)
     tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp_cert, tmp_key = tls_dir / f"{CERT_NAME}.tmp", tls_dir / f"{KEY_NAME}.tmp"
+    if key is None:
+        new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", str(tmp_key)]
+    else:
+        new_key = ["-key", str(key)]
     command = [
         executable,
         "req",
         "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
+        *new_key,
         "-nodes",
         "-sha256",
         "-days",
@@ -102,8 +139,6 @@ def _generate(tls_dir: Path, hostnames: list[str], addresses: list[str], openssl
         "keyUsage=critical,digitalSignature",
         "-addext",
         "extendedKeyUsage=serverAuth",
-        "-keyout",
-        str(tmp_key),
         "-out",
         str(tmp_cert),
     ]
@@ -114,7 +149,8 @@ def _generate(tls_dir: Path, hostnames: list[str], addresses: list[str], openssl
         os.umask(old_umask)
     if done.returncode != 0:
         raise TlsError(f"openssl failed: {done.stderr.strip()[:500]}")
-    os.replace(tmp_key, tls_dir / KEY_NAME)
+    if key is None:
+        os.replace(tmp_key, tls_dir / KEY_NAME)
     os.replace(tmp_cert, tls_dir / CERT_NAME)
 
 
@@ -123,6 +159,32 @@ def server_ssl_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_path, key_path)
     return context
+
+
+class ServedCertificate:
+    """The HTTPS server's certificate and context, issued again when the names change."""
+
+    def __init__(self, tls_dir: Path, box_name: str) -> None:
+        self.tls_dir, self.box_name = tls_dir, box_name
+        self.context: ssl.SSLContext | None = None
+
+    def start(self, unique_name: str | None) -> ssl.SSLContext:
+        cert, key = ensure_certificate(self.tls_dir, self.box_name, unique_name=unique_name)
+        self.context = server_ssl_context(cert, key)
+        return self.context
+
+    def renew(self, unique_name: str | None) -> str | None:
+        """The new fingerprint if the certificate was issued again (new connections get
+        it; open ones keep theirs), else None. Raises TlsError if openssl fails."""
+        if self.context is None:
+            return None
+        before = certificate_fingerprint(self.tls_dir)
+        cert, key = ensure_certificate(self.tls_dir, self.box_name, unique_name=unique_name)
+        after = certificate_fingerprint(self.tls_dir)
+        if after == before:
+            return None
+        self.context.load_cert_chain(cert, key)
+        return after
 
 
 def http_redirect_app(https_port: int = 443) -> web.Application:
