@@ -16,7 +16,10 @@ from strongroom.archive.store import Archive
 from support.records import signed_message as message
 
 # Every message's text as the archive shows it (schema 8: read from the signed record).
-SELECT_TEXTS = f"SELECT {MESSAGE_TEXT} FROM messages m JOIN records r ON r.id = m.record_id"
+MESSAGES_JOIN = "messages m JOIN records r ON r.id = m.record_id"
+SELECT_TEXTS = f"SELECT {MESSAGE_TEXT} FROM {MESSAGES_JOIN}"
+# Messages whose text matches what follows, e.g. COUNT_BY_TEXT + " = ?".
+COUNT_BY_TEXT = f"SELECT count(*) FROM {MESSAGES_JOIN} WHERE {MESSAGE_TEXT}"
 
 
 def new_phone(

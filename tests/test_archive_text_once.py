@@ -192,3 +192,15 @@ def test_the_migration_does_not_rewrite_the_messages(
         assert wal < 20 * 4200, wal
     finally:
         conn.close()
+
+
+def test_an_empty_text_reads_back_empty_not_missing(mixed: Archive) -> None:
+    device, key = new_phone(mixed, owner="dr.roux", name="Fairphone")
+    empty = message(key, "", conv="vide", at=T0 + 9_000)
+    mixed.write(writes.store_record(empty, device, "dr.roux"))
+    with closing(mixed.reader()) as reader:
+        conv = reader.execute("SELECT id FROM conversations WHERE ref = 'vide'").fetchone()[0]
+        [hit] = search_messages(reader, "", SearchFilters(conversation_id=int(conv)))
+        assert hit.text == ""
+        report = verify_archive(reader, mixed.blobs, bytes(mixed.signing_key.verify_key))
+        assert report.ok, report.problems

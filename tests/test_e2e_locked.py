@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
+from archive_helpers import COUNT_BY_TEXT
 from e2e_helpers import (
     Clock,
     E2EBox,
@@ -98,7 +99,7 @@ async def test_the_phone_retries_and_its_outbox_is_stored_once_after_the_web_unl
         await asyncio.wait_for(retrying, 10)
         assert not phone.outbox  # every record acked, with a verified proof
         for text in texts:
-            assert box.count("SELECT count(*) FROM messages WHERE text = ?", text) == 1
+            assert box.count(COUNT_BY_TEXT + " = ?", text) == 1
         assert box.count("SELECT count(*) FROM records") == len(texts) + 1
         await until(lambda: box.panel_state() is BoxState.READY, what="READY")
         assert "box.unlock" in box.audit_actions("box.")

@@ -13,6 +13,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from archive_helpers import COUNT_BY_TEXT
 from records_office_helpers import (
     HELD_TEXTS,
     PETIT_TEXT,
@@ -80,7 +81,7 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
         summary = await astrongroom(data, "retention-run")
         assert "Retention run: 1 records destroyed" in summary, summary
         assert "4 protected by a legal hold" in summary and "Destruction(" not in summary
-        assert running.count("SELECT count(*) FROM messages WHERE text = ?", PETIT_TEXT) == 0
+        assert running.count(COUNT_BY_TEXT + " = ?", PETIT_TEXT) == 0
         assert running.count("SELECT count(*) FROM messages") == 4
 
         due = json.loads(await astrongroom(data, "retention", "due", "--json"))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from archive_helpers import COUNT_BY_TEXT
 from e2e_helpers import (
     Clock,
     E2EBox,
@@ -141,5 +142,5 @@ async def test_a_revoked_phone_mid_session_gets_no_more_acks(running: E2EBox) ->
         await asyncio.wait_for(
             phone.push(message("après", conv="c", sender="Claire", n=2)), timeout=5
         )
-    assert running.count("SELECT count(*) FROM messages WHERE text = 'après'") == 0
+    assert running.count(COUNT_BY_TEXT + " = 'après'") == 0
     await phone.close()

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from archive_helpers import COUNT_BY_TEXT
 from peer_helpers import (
     RunningBox,
     attachment_record,
@@ -57,7 +58,7 @@ async def _push_both_ways(box: RunningBox, count: int) -> None:
     assert len(indexes) == 2 * count
     assert not claire.outbox and not paul.outbox
     assert box.count("SELECT count(*) FROM records") == 2 * count
-    assert box.count("SELECT count(*) FROM messages WHERE text LIKE 'à Paul %'") == count
+    assert box.count(COUNT_BY_TEXT + " LIKE 'à Paul %'") == count
     assert box.count("SELECT max(idx) FROM log_leaves") >= max(indexes)
     await claire.close()
     await paul.close()
@@ -97,7 +98,7 @@ async def test_unacked_records_are_pushed_again_after_reconnect(box: RunningBox)
     # ...and reaches the box once, on reconnect.
     await phone.connect()
     assert not phone.outbox
-    assert box.count("SELECT count(*) FROM messages WHERE text = 'pendant la coupure'") == 1
+    assert box.count(COUNT_BY_TEXT + " = 'pendant la coupure'") == 1
     await phone.close()
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from browser_support import log_in, shot
 
+from archive_helpers import COUNT_BY_TEXT, MESSAGES_JOIN
 from e2e_helpers import Clock, E2EBox, prepare_data_dir, start_box
 from records_office_helpers import (
     HELD_TEXTS,
@@ -28,6 +29,7 @@ from records_office_helpers import (
     two_phones_push_the_past,
     verify_certificate_with_openssl,
 )
+from strongroom.archive.schema import MESSAGE_TEXT
 from web_helpers import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -145,7 +147,9 @@ def test_records_office_journey_in_chromium(browser: Any, tmp_path: Path, langua
         shot(page, language, "office-02-policies-holds")
 
         # -- the record page says which policy applies and why --------------------------------
-        (row,) = running.query("SELECT record_id FROM messages WHERE text = ?", HELD_TEXTS[0])
+        (row,) = running.query(
+            f"SELECT m.record_id FROM {MESSAGES_JOIN} WHERE {MESSAGE_TEXT} = ?", HELD_TEXTS[0]
+        )
         page.goto(f"{running.url}/archive/records/{row[0]}")
         assert "Dossier d'avocat" in page.inner_text("#retention-policy")
         assert text["why"] in page.inner_text("#retention-why")
@@ -155,7 +159,7 @@ def test_records_office_journey_in_chromium(browser: Any, tmp_path: Path, langua
         page.goto(running.url + "/office/due")
         page.click("#run-retention button")
         _finish_job(page)
-        assert running.count("SELECT count(*) FROM messages WHERE text = ?", PETIT_TEXT) == 0
+        assert running.count(COUNT_BY_TEXT + " = ?", PETIT_TEXT) == 0
         assert running.count("SELECT count(*) FROM messages") == 4
         page.goto(running.url + "/office/due")
         assert page.locator("tr[data-state=held]").count() == 4
