@@ -31,8 +31,9 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-## make bench: every benchmark, one table in docs/benchmarks.md (~15 minutes on 2 cores once
-## the 1M and 5M corpora are cached under var/bench; building them the first time adds more).
+## make bench: every benchmark, one table in docs/benchmarks.md (~8-15 minutes on 2 cores once
+## the 1M and 5M corpora are cached under var/bench; the first run also builds them, ~230 s of
+## two free cores, and installs Synapse beside them: 23 min measured on a shared machine).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --write docs/benchmarks.md
 

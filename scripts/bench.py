@@ -11,9 +11,17 @@ invented.
 
 The full run's growth rows need a 1,000,000- and a 5,000,000-message corpus under
 var/bench (1 and 5.3 GB, plus a plain-SQLite copy of each for the search ceiling).
-They are built once and cached; the first run also builds them: extending 1M to
-5M took 1,241 s on a shared 2-core machine (load average 3 to 13), so a first run
-does not fit in 20 minutes. The `corpus build` rows give the time each took.
+They are built once and cached (scripts/bench_corpus.py: the bulk op writes the
+rows store_record writes, tests/test_bench_corpus.py; no WAL or fsync while
+building; two processes sign while one writes). The first run also builds them,
+and starts a cold Synapse install in the background beside them. Measured on this
+2-core machine shared with six other sessions (load average 7 to 9 during the
+builds): the whole first run 1,388 s (23 min; 1M from empty 174 s, 1M -> 5M 599 s,
+Synapse's section 43 s with its install hidden under the builds). CPU per record
+46 µs writing + 31 µs signing: on two free cores the writer bounds the builds at
+~46 µs a record, ~230 s for both corpora instead of 773, which puts a first run
+near 14 minutes (extrapolated, not measured). The `corpus build` rows give the
+time and CPU each took.
 
 Peer-level figures (ingest over Noise, attachments, handshakes, box memory)
 come from `scripts/bench_peer.py` when it exists: its functions `bench_ingest`,
