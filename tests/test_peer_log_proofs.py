@@ -9,11 +9,15 @@ same proof from memory, with no read (no thread hop) at all.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 from strongroom.archive import writes
+from strongroom.archive.db import Connection
 from strongroom.archive.store import Archive, reader_log
 from strongroom.identity import derive_box_keys
 from strongroom.peer.frames import Frame
@@ -77,3 +81,33 @@ def test_an_ack_on_a_grown_head_is_stamped_at_once_once_its_nodes_are_known(
     assert stamped is not None
     assert stamped.body["consistency"] == {"size": old.tree_size, "proof": expected}
     assert sessions[1].last_sent == new.tree_size
+
+
+async def test_sessions_asking_for_one_proof_at_once_share_one_read(tmp_path: Path) -> None:
+    # Right after a commit every phone's connection wants the proof from the previous
+    # head to the new one: one read of the log serves them all.
+    archive, heads = _grown_archive(tmp_path / "box")
+    old, new = heads[5], heads[12]
+    conn = archive.reader()
+    reads: list[int] = []
+
+    async def run_read(query: Callable[[Connection], Any]) -> Any:
+        reads.append(1)
+        await asyncio.sleep(0.01)  # a reader thread's time: the others ask meanwhile
+        return query(conn)
+
+    proofs = LogProofs()
+    sessions = [HeadChain(proofs) for _ in range(10)]
+    for chain in sessions:
+        chain.wanted = True
+        chain.offer_known(old.tree_size)
+    ack = Frame("ack", 1, {"kind": "record", "tree_head": new.to_dict()})
+    try:
+        stamped = await asyncio.gather(*(chain.stamp(ack, run_read) for chain in sessions))
+        expected = reader_log(conn).consistency_proof(old.tree_size, new.tree_size)
+    finally:
+        conn.close()
+        archive.close()
+    assert reads == [1]
+    for frame in stamped:
+        assert frame.body["consistency"] == {"size": old.tree_size, "proof": expected}

@@ -21,20 +21,17 @@ so the S of each frame is the largest head sent before it on this session.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from strongroom.archive.db import Connection
 from strongroom.archive.store import reader_log
 from strongroom.peer.frames import Frame
-from strongroom.peer.log_proofs import LogProofs
+from strongroom.peer.log_proofs import LogProofs, RunRead
 from strongroom.proof.merkle import TreeSizeError
 
 CAPABILITY = "consistency"
 HEAD_FRAMES = frozenset({"ack", "history_page", "paired"})
 CONSISTENCY_ROOM = 128 * 34 + 32  # the field's bytes at most (frames.CONSISTENCY)
-
-RunRead = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 
 
 class HeadChain:
@@ -90,12 +87,11 @@ class HeadChain:
         assert base is not None
         self.last_sent = max(size, self.last_sent or 0)
         low, high = sorted((base, size))
-        proofs = self.proofs
+        if self.proofs is not None and high == size:  # up to the committed head sent now
+            return self._with_proof(frame, base, await self.proofs.fetch(low, high, run_read))
 
         def read(conn: Connection) -> list[bytes] | None:
             try:
-                if proofs is not None and high == size:  # up to the committed head sent now
-                    return proofs.read(conn, low, high)
                 return reader_log(conn).consistency_proof(low, high)
             except TreeSizeError:
                 return None  # the phone saw a longer log than this box has: no proof exists

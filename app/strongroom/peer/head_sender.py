@@ -19,7 +19,8 @@ from collections import deque
 from collections.abc import Callable
 
 from strongroom.peer.frames import Frame
-from strongroom.peer.head_chain import HeadChain, RunRead
+from strongroom.peer.head_chain import HeadChain
+from strongroom.peer.log_proofs import RunRead
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,16 @@ the leaves is read): only a proof up to a head the box is sending comes here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from strongroom.archive.db import Connection
 from strongroom.proof.merkle import MerkleLog
 from strongroom.proof.node_store import NodeMissingError
 
 Node = tuple[int, int]  # (level, index)
+RunRead = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 
 
 class _Missing(LookupError):
@@ -65,6 +68,7 @@ class LogProofs:
         # Filled from reader threads, read on the event loop: single dict operations,
         # atomic under the GIL, of values that never change.
         self.nodes: dict[Node, bytes] = {}
+        self._reading: dict[tuple[int, int], asyncio.Future[list[bytes]]] = {}
 
     def keep(self, node: Node, value: bytes) -> None:
         if len(self.nodes) >= self.LIMIT:
@@ -82,3 +86,20 @@ class LogProofs:
     def read(self, conn: Connection, low: int, high: int) -> list[bytes]:
         """The same proof, reading missing nodes on `conn` (a reader thread's)."""
         return MerkleLog(_CachedNodes(self, conn, high)).consistency_proof(low, high)
+
+    async def fetch(self, low: int, high: int, run_read: RunRead) -> list[bytes]:
+        """The same proof read through `run_read` (the box's reader pool). Sessions that
+        ask for one proof while it is being read share that read: right after a commit,
+        every phone's connection wants the proof from the previous head to the new one."""
+        key = (low, high)
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(run_read(lambda conn: self.read(conn, low, high)))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda done: self._read_done(key, done))
+        return await asyncio.shield(reading)
+
+    def _read_done(self, key: tuple[int, int], done: asyncio.Future[list[bytes]]) -> None:
+        self._reading.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here: every session waiting may have gone
