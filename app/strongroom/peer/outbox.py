@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 
 from strongroom.peer.channel import SecureChannel
 
+Seal = Callable[[SecureChannel], list[bytes]]
+
 Write = Callable[[bytes], Awaitable[None]]
 
 
@@ -31,9 +33,14 @@ class Outbox:
         # (back-pressure) instead of letting frames pile up here.
         self._written: asyncio.Future[None] | None = None
         self.bundling = False
+        # Set when a sealing thread may have used nonces whose messages are never
+        # written (cancelled while it ran): nothing sent after that would open.
+        self._broken = False
 
     async def send(self, frame: bytes) -> None:
         """Send one encoded frame; return once it is written. Raises what `write` raises."""
+        if self._broken:
+            raise ConnectionResetError("the channel lost messages it had sealed")
         if not self.bundling:
             async with self._lock:
                 for message in self._channel.seal(frame):
@@ -61,3 +68,21 @@ class Outbox:
                 written.exception()  # retrieved here: the waiters may all be gone
             raise
         written.set_result(None)
+
+    async def send_sealed(self, seal: Seal) -> None:
+        """Write the transport messages `seal(channel)` returns, `seal` run on a worker
+        thread under the lock (a stream of large frames: the loop only writes)."""
+        if self._broken:
+            raise ConnectionResetError("the channel lost messages it had sealed")
+        async with self._lock:
+            try:
+                messages = await asyncio.to_thread(seal, self._channel)
+            except asyncio.CancelledError:
+                self._broken = True  # the thread may still be sealing
+                raise
+            try:
+                for message in messages:
+                    await self._write(message)
+            except BaseException:
+                self._broken = True  # a message left unwritten: the next would not open
+                raise
