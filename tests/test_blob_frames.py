@@ -5,6 +5,7 @@ with the same values; anything else goes through decode_frame."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 
@@ -157,7 +158,7 @@ async def test_the_streamed_pieces_are_the_blob_from_the_offset_and_end_once(
     frames = BlobFrames(41, offset)
     while not frames.done:
         batch = read_batch(chunks)
-        await outbox.send_sealed(lambda channel, batch=batch: frames.seal(channel, batch))
+        await outbox.send_sealed(functools.partial(frames.seal, batch=batch))
     pieces = [_decoded(raw) for message in wire.messages for raw in receiver.open(message)]
     assert b"".join(p.data for p in pieces) == rest
     assert [p.end for p in pieces] == [False] * (len(pieces) - 1) + [True]
