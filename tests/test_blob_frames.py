@@ -7,14 +7,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import threading
 
 import cbor2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strongroom.peer.blob_frames import BlobData, blob_data_parts, parse_blob_data
+from strongroom.client.link import _encoded as link_encoded
+from strongroom.peer.blob_frames import (
+    BlobChunk,
+    BlobData,
+    blob_chunk_parts,
+    blob_data_parts,
+    parse_blob_chunk,
+    parse_blob_data,
+)
 from strongroom.peer.blob_sender import BlobFrames, read_batch
 from strongroom.peer.frames import (
     BLOB_PIECE_BYTES,
@@ -101,6 +108,48 @@ def test_whatever_the_fast_path_accepts_decode_frame_accepts_with_the_same_value
         assert fast == _decoded(bytes(raw))
 
 
+def _chunk(request_id: int, offset: int, data: bytes) -> bytes:
+    return encode_frame(Frame("blob_chunk", request_id, {"offset": offset, "data": data}))
+
+
+def _decoded_chunk(raw: bytes) -> BlobChunk:
+    frame = decode_frame(raw, Direction.TO_BOX, max_bytes=1 << 20)
+    assert frame.type == "blob_chunk"
+    return BlobChunk(frame.id, frame.body["offset"], frame.body["data"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ids, _offsets, _data)
+def test_the_phone_writes_blob_chunks_as_encode_frame_and_the_box_reads_them_back(
+    request_id: int, offset: int, data: bytes
+) -> None:
+    before, after = blob_chunk_parts(request_id, offset, len(data))
+    raw = before + data + after
+    assert raw == _chunk(request_id, offset, data)
+    body = {"offset": offset, "data": data}
+    assert link_encoded(Frame("blob_chunk", request_id, body)) == raw  # what the phone sends
+    assert parse_blob_chunk(raw) == BlobChunk(request_id, offset, data) == _decoded_chunk(raw)
+    assert parse_blob_data(raw) is None and parse_blob_chunk(_encoded(1, 2, b"x", True)) is None
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    _ids,
+    _offsets,
+    st.binary(max_size=40),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), min_size=1, max_size=3),
+)
+def test_whatever_the_box_fast_path_accepts_decode_frame_accepts_with_the_same_values(
+    request_id: int, offset: int, data: bytes, flips: list[tuple[int, int]]
+) -> None:
+    raw = bytearray(_chunk(request_id, offset, data))
+    for where, value in flips:
+        raw[where % len(raw)] = value
+    fast = parse_blob_chunk(bytes(raw))
+    if fast is not None:
+        assert fast == _decoded_chunk(bytes(raw))
+
+
 def _with(head_edit: bytes, old: bytes, raw: bytes) -> bytes:
     assert raw.count(old) == 1
     return raw.replace(old, head_edit)
@@ -166,27 +215,23 @@ async def test_the_streamed_pieces_are_the_blob_from_the_offset_and_end_once(
     assert [p.offset for p in pieces] == [offset + i * BLOB_PIECE_BYTES for i in range(len(pieces))]
 
 
-async def test_a_stream_cancelled_while_sealing_stops_the_channel_instead_of_desynchronising() -> (
-    None
-):
+async def test_a_batch_cut_off_while_written_stops_the_channel_instead_of_desynchronising() -> None:
     sender, _receiver = _channel_pair()
     wire = Wire()
     outbox = Outbox(sender, wire.write)
-    sealing, release = threading.Event(), threading.Event()
-
-    def slow_seal(channel: object) -> list[bytes]:
-        sealing.set()
-        release.wait(5)
-        return sender.seal(b"sealed, never written")
-
-    task = asyncio.create_task(outbox.send_sealed(slow_seal))
-    await asyncio.to_thread(sealing.wait, 5)
-    task.cancel()
+    wire.gate.clear()  # the phone stops reading: the first write waits
+    batch = [b"one", b"two"]
+    task = asyncio.create_task(
+        outbox.send_sealed(lambda channel: [channel.seal(f)[0] for f in batch])
+    )
+    await asyncio.sleep(0)  # one loop turn: the task seals both and waits to write
+    assert not task.done()
+    task.cancel()  # the connection is going away mid-batch
     with pytest.raises(asyncio.CancelledError):
         await task
-    release.set()
-    # The nonce the lost message used is gone: a frame sent now would not open at the
-    # phone, so the outbox refuses to send (the connection then closes).
+    wire.gate.set()
+    # Both nonces are used and neither message went out: a frame sent now would not
+    # open at the phone, so the outbox refuses to send (the connection then closes).
     with pytest.raises(ConnectionResetError):
         await outbox.send(b"after")
     assert wire.messages == []

@@ -23,7 +23,7 @@ from strongroom.client.stream_buffer import StreamBuffer
 from strongroom.identity import compute_fingerprint
 from strongroom.noise import NoiseError, TransportSession
 from strongroom.pairing.codes import new_code_nonce
-from strongroom.peer.blob_frames import parse_blob_data
+from strongroom.peer.blob_frames import blob_chunk_parts, parse_blob_data
 from strongroom.peer.channel import WS_MAX_MSG_SIZE, ChannelError, SecureChannel
 from strongroom.peer.frames import Direction, Frame, FrameError, decode_frame, encode_frame
 from strongroom.peer.handshake import (
@@ -128,7 +128,7 @@ class Link:
         if self.closed.is_set():
             raise ConnectionLost(self.close_reason or "the connection is closed")
         try:
-            await self.outbox.send(encode_frame(frame))
+            await self.outbox.send(_encoded(frame))
         except (ConnectionError, RuntimeError) as exc:
             raise ConnectionLost(str(exc)) from exc
 
@@ -271,6 +271,18 @@ class Link:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def _encoded(frame: Frame) -> bytes:
+    """encode_frame's bytes; an upload's blob_chunk frames written around their piece
+    (peer/blob_frames.py: the same canonical bytes without cbor2 per 64 KiB)."""
+    body = frame.body
+    if frame.type == "blob_chunk" and len(body) == 2:
+        offset, data = body.get("offset"), body.get("data")
+        if type(offset) is int and 0 <= offset < 2**64 and type(data) is bytes:
+            before, after = blob_chunk_parts(frame.id, offset, len(data))
+            return b"".join((before, data, after))
+    return encode_frame(frame)
 
 
 async def open_link(

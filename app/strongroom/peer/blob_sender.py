@@ -1,11 +1,13 @@
-"""A stored blob streamed to a phone as blob_data frames (protocol.md §9), off the loop.
+"""A stored blob streamed to a phone as blob_data frames (protocol.md §9).
 
-Per ~512 KiB batch, one worker-thread trip reads and decrypts the stored chunks
-(the next batch's, while the loop writes this one's) and another frames and seals
-the pieces under the outbox's lock (Noise nonces are implicit: what is sealed is
-written in that order before anything else is sealed). The loop only writes the
-sealed messages. Building each frame with cbor2 and sealing it on the loop, one
-loop turn per piece, cost the box about as much CPU as its two ciphers.
+A worker thread reads and decrypts the next ~512 KiB of stored chunks while the
+loop seals and writes the pieces of the batch before it. Each piece's frame is its
+exact canonical bytes written around the piece (peer/blob_frames.py), sealed under
+the outbox's lock (Noise nonces are implicit: a batch is written in the order it
+was sealed, before anything else is sealed). Before, each piece was a Frame
+encoded by cbor2 and sent through the outbox on its own loop turn. Sealing stays
+on the loop: done on another worker thread it cost the box more CPU here (bytes
+allocated in one thread's malloc arena and freed in another's), not less.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ class BlobFrames:
         self.done = False
 
     def seal(self, channel: SecureChannel, batch: Batch) -> list[bytes]:
-        """The transport messages of the pieces `batch` completes (worker thread, under
-        the outbox lock). The last piece waits for the end of the blob: it carries
-        end=True (an empty one when the blob, or what remains of it, is empty)."""
+        """The transport messages of the pieces `batch` completes (under the outbox
+        lock). The last piece waits for the end of the blob: it carries end=True (an
+        empty one when the blob, or what remains of it, is empty)."""
         for chunk in batch.chunks:
             self._pending += chunk
         messages: list[bytes] = []

@@ -295,7 +295,7 @@ class Connection:
         self, request_id: int, location: BlobLocation, size: int, offset: int
     ) -> None:
         # Decryption starts at the chunk holding `offset`, so a resumed download costs
-        # only what remains. Worker threads read the next batch while this one is
+        # only what remains. A worker thread reads the next batch while this one is
         # sealed and written (peer/blob_sender.py).
         chunks = self.service.archive.blobs.read_chunks(location, size, offset)
         frames = BlobFrames(request_id, offset)

@@ -33,8 +33,8 @@ class Outbox:
         # (back-pressure) instead of letting frames pile up here.
         self._written: asyncio.Future[None] | None = None
         self.bundling = False
-        # Set when a sealing thread may have used nonces whose messages are never
-        # written (cancelled while it ran): nothing sent after that would open.
+        # Set when messages of a sealed batch were never written (a write failed or
+        # was cancelled): the phone would open nothing sent after that.
         self._broken = False
 
     async def send(self, frame: bytes) -> None:
@@ -70,16 +70,12 @@ class Outbox:
         written.set_result(None)
 
     async def send_sealed(self, seal: Seal) -> None:
-        """Write the transport messages `seal(channel)` returns, `seal` run on a worker
-        thread under the lock (a stream of large frames: the loop only writes)."""
+        """Write the transport messages `seal(channel)` returns, sealed under the lock
+        (a batch of large frames built around their bytes: peer/blob_sender.py)."""
         if self._broken:
             raise ConnectionResetError("the channel lost messages it had sealed")
         async with self._lock:
-            try:
-                messages = await asyncio.to_thread(seal, self._channel)
-            except asyncio.CancelledError:
-                self._broken = True  # the thread may still be sealing
-                raise
+            messages = seal(self._channel)
             try:
                 for message in messages:
                     await self._write(message)
