@@ -2,9 +2,9 @@
 
 Upload: `blob_begin`, then `blob_chunk` frames from the offset the box returns
 (what it had made durable), then `blob_end`; the ack is verified like a record's.
-Download: `blob_get` from the size of a partial file, its SHA-256 checked before
-the file takes its final name. Neither holds an attachment whole in memory when
-it comes from or goes to a file.
+Download: `blob_get` from the size of a partial file, its SHA-256 checked and the
+file fsynced once before it takes its final name (renamed durably). Neither holds
+an attachment whole in memory when it comes from or goes to a file.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from strongroom.client.link import BoxError, Link
 from strongroom.client.proofs import Ack, AckVerifier, ProofError
+from strongroom.durable import fsync_dir
 from strongroom.peer.frames import BLOB_PIECE_BYTES, Frame
 
 Progress = Callable[[int, int], None]
@@ -96,8 +97,10 @@ async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path 
                     digest.update(data)
                 elif frame.body["end"] or len(parts) >= WRITE_PIECES:
                     # Hashed and written on a worker thread, about 1 MiB at a time, so
-                    # the loop keeps opening the next pieces meanwhile.
-                    await asyncio.to_thread(_write_flushed, handle, digest, parts)
+                    # the loop keeps opening the next pieces meanwhile; the last batch
+                    # is fsynced with the file (once per file, not per batch).
+                    end = bool(frame.body["end"])
+                    await asyncio.to_thread(_write_flushed, handle, digest, parts, end)
                     parts = []
                 if frame.body["end"]:
                     break
@@ -109,7 +112,10 @@ async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path 
             await asyncio.to_thread(partial.unlink, missing_ok=True)  # start over next time
         raise ProofError("the downloaded attachment does not match its hash")
     if partial is not None and dest is not None:
-        await asyncio.to_thread(os.replace, partial, dest)
+        # The file's bytes are on disk (fsynced above) before it takes its final name,
+        # and the name is made durable: after a crash a file under its final name is
+        # whole, and restore_to, which skips the files it finds, never keeps a torn one.
+        await asyncio.to_thread(_rename_durably, partial, dest)
     return b"".join(parts)
 
 
@@ -131,13 +137,27 @@ def _hash_partial(path: Path, digest: Any) -> int:
         return 0
 
 
-def _write_flushed(handle: Any, digest: Any, pieces: list[bytes]) -> None:
+def _write_flushed(handle: Any, digest: Any, pieces: list[bytes], durable: bool) -> None:
     # Flushed per batch: what a killed app leaves behind is what a resume counts on
     # (it re-hashes the partial file, so a batch cut short costs only its bytes).
     for piece in pieces:
         digest.update(piece)
         handle.write(piece)
     handle.flush()
+    if durable:
+        os.fsync(handle.fileno())
+    elif hasattr(os, "posix_fadvise"):
+        # Start writing this batch to disk now (and let the page cache drop the one
+        # before, written by now): the fsync at the end of the file then waits for
+        # little more than the last batch, instead of the whole file.
+        end = handle.tell()
+        start = max(0, end - 2 * sum(len(piece) for piece in pieces))
+        os.posix_fadvise(handle.fileno(), start, end - start, os.POSIX_FADV_DONTNEED)
+
+
+def _rename_durably(partial: Path, dest: Path) -> None:
+    os.replace(partial, dest)
+    fsync_dir(dest.parent)
 
 
 def _digest(source: Path | bytes) -> tuple[bytes, int]:

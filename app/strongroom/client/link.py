@@ -23,6 +23,7 @@ from strongroom.client.stream_buffer import StreamBuffer
 from strongroom.identity import compute_fingerprint
 from strongroom.noise import NoiseError, TransportSession
 from strongroom.pairing.codes import new_code_nonce
+from strongroom.peer.blob_frames import blob_chunk_parts, parse_blob_data
 from strongroom.peer.channel import WS_MAX_MSG_SIZE, ChannelError, SecureChannel
 from strongroom.peer.frames import Direction, Frame, FrameError, decode_frame, encode_frame
 from strongroom.peer.handshake import (
@@ -127,7 +128,7 @@ class Link:
         if self.closed.is_set():
             raise ConnectionLost(self.close_reason or "the connection is closed")
         try:
-            await self.outbox.send(encode_frame(frame))
+            await self.outbox.send(_encoded(frame))
         except (ConnectionError, RuntimeError) as exc:
             raise ConnectionLost(str(exc)) from exc
 
@@ -201,11 +202,13 @@ class Link:
                     )
                     return
                 for raw in self._channel.open(bytes(msg.data)):
-                    try:
-                        frame = decode_frame(raw, Direction.TO_PHONE, max_bytes=MAX_FRAME_BYTES)
-                    except FrameError as exc:
-                        log.warning("ignoring a malformed frame from the box: %s", exc.message)
-                        continue
+                    frame = self._stream_frame(raw) if self._streams else None
+                    if frame is None:
+                        try:
+                            frame = decode_frame(raw, Direction.TO_PHONE, max_bytes=MAX_FRAME_BYTES)
+                        except FrameError as exc:
+                            log.warning("ignoring a malformed frame from the box: %s", exc.message)
+                            continue
                     stream = self._streams.get(frame.id)
                     if stream is not None:
                         # Back-pressure: with the stream's buffer full, wait (reading no
@@ -227,6 +230,16 @@ class Link:
                 stream.end()
             with contextlib.suppress(Exception):
                 await self.ws.close()
+
+    def _stream_frame(self, raw: bytes) -> Frame | None:
+        """A blob_data frame of a stream being read, recognised by its exact canonical
+        bytes (peer/blob_frames.py: what decode_frame accepts, ~20 µs less per 64 KiB);
+        None for anything else, which decode_frame then checks."""
+        fields = parse_blob_data(raw)
+        if fields is None or fields.request_id not in self._streams:
+            return None
+        body = {"offset": fields.offset, "data": fields.data, "end": fields.end}
+        return Frame("blob_data", fields.request_id, body)
 
     def _dispatch(self, frame: Frame) -> None:
         future = self._pending.get(frame.id) if frame.id else None
@@ -258,6 +271,18 @@ class Link:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def _encoded(frame: Frame) -> bytes:
+    """encode_frame's bytes; an upload's blob_chunk frames written around their piece
+    (peer/blob_frames.py: the same canonical bytes without cbor2 per 64 KiB)."""
+    body = frame.body
+    if frame.type == "blob_chunk" and len(body) == 2:
+        offset, data = body.get("offset"), body.get("data")
+        if type(offset) is int and 0 <= offset < 2**64 and type(data) is bytes:
+            before, after = blob_chunk_parts(frame.id, offset, len(data))
+            return b"".join((before, data, after))
+    return encode_frame(frame)
 
 
 async def open_link(

@@ -25,6 +25,7 @@ MORE = 0x01
 BUNDLE = 0x02
 MAX_FRAGMENT = MAX_PLAINTEXT_LEN - 1
 _LENGTH = 2  # bytes of each frame's length inside a bundle
+_FINAL_FLAG = bytes([FINAL])
 
 # The largest WebSocket message either side accepts (protocol.md §1): a Noise
 # message of at most 65 535 bytes plus the selector byte in the first message.
@@ -59,6 +60,13 @@ class SecureChannel:
             flag = FINAL if start + MAX_FRAGMENT >= len(frame) else MORE
             messages.append(self._transport.encrypt(bytes([flag]) + piece))
         return messages
+
+    def seal_parts(self, parts: Sequence[bytes | memoryview]) -> list[bytes]:
+        """`seal(b"".join(parts))`, joined once with the flag byte when the frame fits
+        one message (a blob_data frame around a slice of a decrypted chunk)."""
+        if sum(len(part) for part in parts) <= MAX_FRAGMENT:
+            return [self._transport.encrypt(b"".join((_FINAL_FLAG, *parts)))]
+        return self.seal(b"".join(parts))
 
     def seal_many(self, frames: Sequence[bytes]) -> list[bytes]:
         """The transport messages carrying `frames` in order, as few as bundles allow.

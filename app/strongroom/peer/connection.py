@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -42,9 +43,9 @@ from strongroom.peer.actions import (
     WakeMail,
     WakeNotices,
 )
+from strongroom.peer.blob_sender import Batch, BlobFrames, read_batch
 from strongroom.peer.channel import ChannelError, SecureChannel
 from strongroom.peer.frames import (
-    BLOB_PIECE_BYTES,
     CloseCode,
     ErrorCode,
     Frame,
@@ -296,34 +297,34 @@ class Connection:
         self, request_id: int, location: BlobLocation, size: int, offset: int
     ) -> None:
         # Decryption starts at the chunk holding `offset`, so a resumed download costs
-        # only what remains; chunks come from the disk thread eight at a time.
-        batches = self.service.archive.blobs.read_batches(location, size, offset)
-        pending = bytearray()
-        sent = offset
+        # only what remains. A worker thread reads the next batch while this one is
+        # sealed and written (peer/blob_sender.py).
+        chunks = self.service.archive.blobs.read_chunks(location, size, offset)
+        frames = BlobFrames(request_id, offset)
+        ahead: asyncio.Future[Batch] | None = None
         try:
-            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
-                for chunk in batch:
-                    pending += chunk
-                taken = 0
-                with memoryview(pending) as view:
-                    # The last piece waits for the end of the blob: it carries end=True.
-                    while len(pending) - taken > BLOB_PIECE_BYTES:
-                        piece = bytes(view[taken : taken + BLOB_PIECE_BYTES])
-                        await self._send_piece(request_id, sent, piece, end=False)
-                        taken += len(piece)
-                        sent += len(piece)
-                del pending[:taken]
-                if self._closed:
+            batch = await asyncio.to_thread(read_batch, chunks)
+            while not self._closed:
+                if not batch.last:
+                    ahead = asyncio.ensure_future(asyncio.to_thread(read_batch, chunks))
+                    ahead.add_done_callback(_retrieved)
+                await self.outbox.send_sealed(functools.partial(frames.seal, batch=batch))
+                if ahead is None:
                     return
+                batch, ahead = await ahead, None
         except BlobError as exc:
             log.error("blob stream failed: %s", exc)
             await self.send(
                 error_frame(ErrorCode.INTERNAL, "the stored blob is damaged", request_id)
             )
-            return
-        await self._send_piece(request_id, sent, bytes(pending), end=True)
+        except (ConnectionError, RuntimeError):
+            self._closed = True
+        finally:
+            if ahead is not None:
+                ahead.cancel()
 
-    async def _send_piece(self, request_id: int, offset: int, data: bytes, *, end: bool) -> None:
-        await self.send(
-            Frame("blob_data", request_id, {"offset": offset, "data": data, "end": end})
-        )
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """A read-ahead the stream no longer awaits (closed, cancelled) may have failed."""
+    if not future.cancelled():
+        future.exception()

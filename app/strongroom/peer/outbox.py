@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from strongroom.peer.channel import SecureChannel
 
 Write = Callable[[bytes], Awaitable[None]]
+Seal = Callable[[SecureChannel], list[bytes]]
 
 
 class Outbox:
@@ -35,11 +36,18 @@ class Outbox:
         self._written: asyncio.Future[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self.bundling = False
+        # Set when messages of a sealed batch were never written (a write failed or
+        # was cancelled): the phone would open nothing sent after that.
+        self._broken = False
 
     def queue(self, frame: bytes) -> asyncio.Future[None]:
         """Put one encoded frame in line now; the future resolves once it is written
         (or fails with what `write` raised). Await it through `asyncio.shield` if the
         waiter may be cancelled: the frame leaves anyway."""
+        if self._broken:
+            lost = asyncio.get_running_loop().create_future()
+            lost.set_exception(ConnectionResetError("the channel lost messages it had sealed"))
+            return lost
         self._queued.append(frame)
         if self._written is None:
             loop = asyncio.get_running_loop()
@@ -67,6 +75,7 @@ class Outbox:
                 for message in messages:
                     await self._write(message)
             except BaseException as exc:
+                self._broken = True  # a sealed message left unwritten: the next would not open
                 failure = exc if isinstance(exc, Exception) else ConnectionResetError("cancelled")
                 written.set_exception(failure)
                 written.exception()  # retrieved here: the waiters may all be gone
@@ -74,3 +83,20 @@ class Outbox:
                     raise
                 return
             written.set_result(None)
+
+    async def send_sealed(self, seal: Seal) -> None:
+        """Write the transport messages `seal(channel)` returns, sealed under the lock
+        (a batch of large frames built around their bytes: peer/blob_sender.py).
+        Frames queued before it leave before it."""
+        if self._broken:
+            raise ConnectionResetError("the channel lost messages it had sealed")
+        if self._written is not None:
+            await asyncio.shield(self._written)
+        async with self._lock:
+            messages = seal(self._channel)
+            try:
+                for message in messages:
+                    await self._write(message)
+            except BaseException:
+                self._broken = True  # a message left unwritten: the next would not open
+                raise

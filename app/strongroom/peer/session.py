@@ -42,6 +42,7 @@ from strongroom.peer.actions import (
     Query,
     Send,
 )
+from strongroom.peer.blob_frames import parse_blob_chunk
 from strongroom.peer.device_keys import device_keys
 from strongroom.peer.frames import (
     BLOB_PIECE_BYTES,
@@ -149,7 +150,9 @@ class PeerSession:
         if self.state is State.CLOSED:
             return []
         try:
-            frame = decode_frame(raw, Direction.TO_BOX, max_bytes=self.limits.max_frame_bytes)
+            frame = _blob_chunk(raw, self.limits.max_frame_bytes) or decode_frame(
+                raw, Direction.TO_BOX, max_bytes=self.limits.max_frame_bytes
+            )
         except FrameError as exc:
             return [error(exc.code, exc.message, exc.request_id)]
         if frame.type == "ping":
@@ -372,3 +375,12 @@ class PeerSession:
         "blob_get": lambda s, f: s.blobs.get(f),
         "reach": lambda s, f: s.reach.request(f),
     }
+
+
+def _blob_chunk(raw: bytes, max_bytes: int) -> Frame | None:
+    """An upload's blob_chunk frame, recognised by its exact canonical bytes
+    (peer/blob_frames.py: what decode_frame accepts, without cbor2); None otherwise."""
+    chunk = parse_blob_chunk(raw) if len(raw) <= max_bytes else None
+    if chunk is None:
+        return None
+    return Frame("blob_chunk", chunk.request_id, {"offset": chunk.offset, "data": chunk.data})

@@ -1,0 +1,73 @@
+"""A stored blob streamed to a phone as blob_data frames (protocol.md §9).
+
+A worker thread reads and decrypts the next ~512 KiB of stored chunks while the
+loop seals and writes the pieces of the batch before it. Each piece's frame is its
+exact canonical bytes written around the piece (peer/blob_frames.py), sealed under
+the outbox's lock (Noise nonces are implicit: a batch is written in the order it
+was sealed, before anything else is sealed). Before, each piece was a Frame
+encoded by cbor2 and sent through the outbox on its own loop turn. Sealing stays
+on the loop: done on another worker thread it cost the box more CPU here (bytes
+allocated in one thread's malloc arena and freed in another's), not less.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+from strongroom.peer.blob_frames import blob_data_parts
+from strongroom.peer.channel import SecureChannel
+from strongroom.peer.frames import BLOB_PIECE_BYTES
+
+BATCH_CHUNKS = 8  # stored chunks (64 KiB of plaintext each) per worker-thread trip
+
+
+class Batch:
+    """Decrypted chunks of the blob, in order; `last` when they reach its end."""
+
+    __slots__ = ("chunks", "last")
+
+    def __init__(self, chunks: list[bytes], last: bool) -> None:
+        self.chunks = chunks
+        self.last = last
+
+
+def read_batch(chunks: Iterator[bytes]) -> Batch:
+    """The next BATCH_CHUNKS chunks (worker thread; BlobError if one fails to authenticate)."""
+    batch = list(itertools.islice(chunks, BATCH_CHUNKS))
+    # A short batch is the end; a full one may be too: the next read then finds nothing.
+    return Batch(batch, len(batch) < BATCH_CHUNKS)
+
+
+class BlobFrames:
+    """Cuts decrypted chunks into blob_data pieces and seals their frames."""
+
+    def __init__(self, request_id: int, offset: int) -> None:
+        self._request_id = request_id
+        self._sent = offset
+        self._pending = bytearray()
+        self.done = False
+
+    def seal(self, channel: SecureChannel, batch: Batch) -> list[bytes]:
+        """The transport messages of the pieces `batch` completes (under the outbox
+        lock). The last piece waits for the end of the blob: it carries end=True (an
+        empty one when the blob, or what remains of it, is empty)."""
+        for chunk in batch.chunks:
+            self._pending += chunk
+        messages: list[bytes] = []
+        taken = 0
+        with memoryview(self._pending) as view:
+            while len(view) - taken > BLOB_PIECE_BYTES:
+                messages += self._seal_piece(channel, view[taken : taken + BLOB_PIECE_BYTES], False)
+                taken += BLOB_PIECE_BYTES
+            if batch.last:
+                messages += self._seal_piece(channel, view[taken:], True)
+                taken = len(view)
+                self.done = True
+        del self._pending[:taken]
+        return messages
+
+    def _seal_piece(self, channel: SecureChannel, piece: memoryview, end: bool) -> list[bytes]:
+        before, after = blob_data_parts(self._request_id, self._sent, len(piece), end)
+        self._sent += len(piece)
+        return channel.seal_parts((before, piece, after))
