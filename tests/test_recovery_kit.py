@@ -3,6 +3,7 @@ offered in the wizard only, never written to the box's disk."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -12,6 +13,10 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from strongroom.box import Box
+from strongroom.identity import entropy_to_words, new_entropy
+from strongroom.web.i18n import translator
+from strongroom.web.recovery_kit import KitSheet, kit_pdf
+from strongroom.web.state import STATE
 from web_helpers import ADMIN_PASSWORD, Client, csrf_of, login, new_box, web_app
 
 WORD = re.compile(r'<span class="w">([^<]+)</span>')
@@ -177,3 +182,49 @@ def test_the_cli_writes_the_sheet_to_a_usb_key_never_into_the_box(tmp_path: Path
     for number, word in enumerate(words, start=1):
         assert f"{number}. {word}" in sheet
     assert list(data.rglob("*.pdf")) == []
+
+
+@pytest.mark.parametrize(
+    ("language", "note"),
+    [
+        ("fr", "ne change que lorsque le boîtier reçoit son identité"),
+        ("en", "changes only when the box gets its identity"),
+    ],
+)
+def test_a_sheet_with_the_https_fingerprint_says_when_it_changes(
+    tmp_path: Path, language: str, note: str
+) -> None:
+    """The printed certificate fingerprint comes with when a new one is expected, so a
+    browser warning at any other time is not taken for normal."""
+    words = entropy_to_words(new_entropy(), "french" if language == "fr" else "english")
+    fingerprint = ":".join(["3F"] * 32)
+    with_tls = KitSheet(words, "Cabinet", dt.date(2026, 12, 5), "ab" * 32, fingerprint)
+    sheet = pdf_text(kit_pdf(with_tls, translator(language)), tmp_path)
+    assert fingerprint[:20] in sheet and note in sheet
+    plain = KitSheet(words, "Cabinet", dt.date(2026, 12, 5), "ab" * 32)  # served over http
+    assert note not in pdf_text(kit_pdf(plain, translator(language)), tmp_path)
+
+
+async def test_the_wizard_sheet_carries_the_https_fingerprint_only_once_it_is_final(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    """At the words step the certificate has no unique name yet and is issued again when
+    the identity is made: a sheet printed then must not carry the fingerprint."""
+    box = new_box(tmp_path / "data", ready=False)
+    client = await aiohttp_client(web_app(box))
+    state = client.app[STATE]
+    first_run = ":".join(["1A"] * 32)  # what the runtime shows before the identity
+    state.tls_fingerprint = first_run
+    token, words = await start_wizard(client, "en")
+    early = pdf_text(await (await client.get("/setup/kit.pdf")).read(), tmp_path)
+    assert first_run[:20] not in early and "changes only when the box gets" not in early
+    assert "HTTPS certificate (SHA-256)" not in early
+    await finish_wizard(client, token, words)
+    final = ":".join(["2B"] * 32)  # issued again with the unique name at the identity
+    state.tls_fingerprint = final
+    sheet = pdf_text(await (await client.get("/setup/kit.pdf")).read(), tmp_path)
+    assert final[:20] in sheet and "changes only when the box gets its identity" in sheet
+    page = await (await client.get("/setup/kit")).text()  # the print view says it too
+    assert "The HTTPS certificate" in page and "changes only when the box gets" in page
+    await client.close()
+    await box.stop()

@@ -106,6 +106,9 @@ async def test_the_wizard_identity_renews_the_served_certificate(tmp_path: Path)
         key = (config.tls_dir / "box.key").read_bytes()
         # What the wizard does once the admin has chosen the passphrase.
         running.box.initialise(new_entropy(), ADMIN_PASSWORD, **CHEAP_LIMITS)
+        renewal = running.runtime.certificate_renewal
+        assert renewal is not None
+        await renewal  # openssl runs off the event loop
         unique = unique_host_name(config.box_name, running.fingerprint) + ".local"
         assert certificate_names(cert) == {unique, "strongroom.local"}
         assert (config.tls_dir / "box.key").read_bytes() == key

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import subprocess
 from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
 from strongroom.web.tls import (
+    CERT_NAME,
+    ServedCertificate,
     certificate_fingerprint,
     certificate_names,
     ensure_certificate,
@@ -63,3 +67,38 @@ def test_certificate_issued_again_with_the_same_key_when_the_names_change(tmp_pa
     # Another identity (a box initialised again): the old unique name goes.
     ensure_certificate(tls, "strongroom", unique_name="strongroom-77ab")
     assert certificate_names(cert) == {"strongroom-77ab.local", "strongroom.local"}
+
+
+async def test_renewal_runs_openssl_off_the_event_loop(tmp_path: Path) -> None:
+    """At unlock (on the event loop) the certificate is issued again: the loop keeps
+    serving while openssl works. Here openssl waits until the loop has run a step
+    after it started; run on the loop, it would wait for ever (and give up)."""
+    tls, flags = tmp_path / "tls", tmp_path / "flags"
+    flags.mkdir()
+    real = shutil.which("openssl")
+    assert real is not None
+    slow = tmp_path / "slow-openssl"
+    slow.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = req ] && [ -e {flags}/hold ]; then\n'
+        f"  touch {flags}/waiting; i=0\n"
+        f"  while [ ! -e {flags}/go ]; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.05; done\n"
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    slow.chmod(0o755)
+    served = ServedCertificate(tls, "strongroom", openssl=str(slow))
+    served.start(None)
+    first = certificate_fingerprint(tls)
+    (flags / "hold").touch()
+    renewal = asyncio.create_task(served.renew("strongroom-3841"))
+    deadline = asyncio.get_running_loop().time() + 15
+    while not (flags / "waiting").exists():  # the loop runs while openssl is at work
+        assert asyncio.get_running_loop().time() < deadline, "openssl never started"
+        await asyncio.sleep(0.02)
+    (flags / "go").touch()
+    fingerprint = await asyncio.wait_for(renewal, timeout=30)
+    assert fingerprint is not None and fingerprint != first
+    assert fingerprint == certificate_fingerprint(tls)
+    assert certificate_names(tls / CERT_NAME) == {"strongroom-3841.local", "strongroom.local"}
+    assert not list(tls.glob("*.tmp"))  # replaced atomically, nothing left beside it

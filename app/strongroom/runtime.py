@@ -102,6 +102,7 @@ class BoxRuntime:
         self.pairing = PairingService(clock, on_change=self.refresh_panel)
         self._status_line = ""
         self._cert = ServedCertificate(config.tls_dir, config.box_name)
+        self.certificate_renewal: asyncio.Task[None] | None = None  # the last one started
         self._web: web.Application | None = None
 
     @property
@@ -277,9 +278,20 @@ class BoxRuntime:
 
     def _renew_certificate(self) -> None:
         """At unlock: if the wizard has just made the identity, the certificate gets the
-        box's unique name (same key) and new connections are served the new one."""
+        box's unique name (same key) and new connections are served the new one.
+
+        on_unlock callbacks run on the event loop and openssl takes a while on a Pi: the
+        renewal is a task (openssl in a worker thread). The recovery sheet waits for it
+        (`WebState.tls_renewal`): it prints the fingerprint."""
+        task = asyncio.create_task(self._renew_certificate_now())
+        self._tasks.append(task)
+        self.certificate_renewal = task
+        if self._web is not None:
+            self._web[STATE].tls_renewal = task
+
+    async def _renew_certificate_now(self) -> None:
         try:
-            fingerprint = self._cert.renew(self._unique_name())
+            fingerprint = await self._cert.renew(self._unique_name())
         except (TlsError, OSError) as exc:  # keep serving the old one: strongroom.local works
             log.error("could not renew the HTTPS certificate: %s", exc)
             return

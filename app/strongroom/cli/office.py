@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
+
 from strongroom.cli.common import (
     Spec,
     night_job,
@@ -105,6 +107,9 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
     if isinstance(inputs, int):
         return inputs
     config, entropy, passphrase = inputs
+    if box_answers(config.data_dir):
+        print(BOX_RUNNING.format(data_dir=config.data_dir), file=sys.stderr)
+        return 1
     try:
         summary = restore.describe(Path(args.backup), entropy)
     except BackupError as exc:
@@ -116,25 +121,57 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
         return 1
     # Staged inside the data dir, so that the strongroom user, who owns the data dir
     # but not /var/lib, can restore, and a data dir holding tls/ or box.toml is fine.
+    # The lock is held until the identity is sealed: a wizard restore cannot remove our
+    # staging dir, nor give the box another identity between our move and our seal.
     staging = restore_staged.new_staging(config)
     try:
-        result = restore_staged.restore_to_staging(Path(args.backup), entropy, staging, config)
-        restore_staged.move_into_place(config, staging)
+        with restore_staged.restore_lock(config.data_dir) as lock:
+            try:
+                result = restore_staged.restore_to_staging(
+                    Path(args.backup), entropy, staging, config, lock=lock
+                )
+                restore_staged.move_into_place(config, staging)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            # The archive is in place and verified by restore; seal the identity last.
+            Keystore.create(config.keystore_path, entropy, passphrase)
     except BackupError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         nothing_written(exc)
         return 2
     except PermissionError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         print(cannot_write(config.data_dir, exc), file=sys.stderr)
         return 2
-    # The archive is in place and verified by restore; seal the identity last.
-    Keystore.create(config.keystore_path, entropy, passphrase)
     print(
         f"restored set {result.set_name}: {result.records} records, {result.blobs} blobs, "
         f"log size {result.tree_size}"
     )
     return 0
+
+
+BOX_RUNNING = (
+    "strongroom: a box is running with data in {data_dir}; nothing was restored. Stop it"
+    " first (systemctl stop strongroom), or restore from its set-up wizard"
+    " (docs/operations.md)\n"
+    "strongroom : un boîtier est en marche avec les données de {data_dir} ; rien n’a été"
+    " restauré. Arrêtez-le d’abord (systemctl stop strongroom), ou restaurez depuis son"
+    " assistant d’installation (docs/operations.md)"
+)
+
+
+def box_answers(data_dir: Path) -> bool:
+    """Whether a box answers on the control socket (as `night_job` asks it)."""
+    from strongroom.control import call
+
+    try:
+        asyncio.run(call(data_dir, "GET", "/status", timeout_s=10.0))
+    except TimeoutError:  # (an OSError) something listens but is slow: a busy box
+        return True
+    except OSError:  # nobody listens (or a socket file left by a box that is gone)
+        return False
+    except aiohttp.ClientError:  # something listens but broke the answer: a box all the same
+        return True
+    return True
 
 
 def cannot_write(data_dir: Path, exc: PermissionError) -> str:

@@ -9,6 +9,7 @@ again: an admin who could would walk away with the root secret.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -17,7 +18,7 @@ from aiohttp import web
 from strongroom.identity import derive_box_keys, entropy_to_words
 from strongroom.web import i18n, settings
 from strongroom.web.auth import session_of
-from strongroom.web.recovery_kit import INSTRUCTIONS, INTRO, TITLE, KitSheet, kit_pdf
+from strongroom.web.recovery_kit import INTRO, TITLE, KitSheet, kit_pdf
 from strongroom.web.render import render, translator_of
 from strongroom.web.state import read, state_of
 
@@ -53,12 +54,20 @@ async def _sheet(request: web.Request) -> KitSheet:
         practice = name or ""
     else:
         raise web.HTTPNotFound()
+    tls_fingerprint = None
+    # Before the identity the certificate has no unique name yet and is issued again
+    # when it gets one: a sheet printed at the words step must not carry a fingerprint
+    # that changes minutes later (it would teach that a mismatch is normal).
+    if state.box.fingerprint is not None:
+        if state.tls_renewal is not None:  # the identity was just made: the new fingerprint
+            await asyncio.wait([state.tls_renewal])
+        tls_fingerprint = state.tls_fingerprint
     return KitSheet(
         words=entropy_to_words(entropy, language),
         practice_name=practice,
         issued=dt.date.today(),
         box_fingerprint=derive_box_keys(entropy).fingerprint,
-        tls_fingerprint=state.tls_fingerprint,
+        tls_fingerprint=tls_fingerprint,
     )
 
 
@@ -71,7 +80,7 @@ async def kit_page(request: web.Request) -> web.StreamResponse:
         "fields": sheet.fields(translate),
         "kit_title": TITLE,
         "intro": INTRO,
-        "instructions": INSTRUCTIONS,
+        "instructions": sheet.instructions(),
     }
     return render(request, "recovery_kit.html", context)
 

@@ -60,6 +60,16 @@ FIELD_DATE = N_("Date")
 # The label the footer gives the same value: one name per fingerprint across the product.
 FIELD_BOX = N_("Protocol fingerprint (phone pairing)")
 FIELD_TLS = N_("HTTPS certificate (SHA-256)")
+# Printed with that fingerprint: when a changed one is expected, so that a browser
+# warning at any other time is not taken for normal (docs/operations.md).
+TLS_NOTE = (
+    N_("The HTTPS certificate"),
+    N_(
+        "Its fingerprint, above, changes only when the box gets its identity (first set-up), "
+        "is renamed or is restored. At any other time a browser warning about the certificate "
+        "is not normal: do not accept it, and call whoever looks after the box."
+    ),
+)
 BLANK = "______________________________"
 
 
@@ -80,6 +90,10 @@ class KitSheet:
         if self.tls_fingerprint:
             rows.append((translate(FIELD_TLS), self.tls_fingerprint))
         return rows
+
+    def instructions(self) -> tuple[tuple[str, str], ...]:
+        """(heading, text) msgids, in the order a person needs them."""
+        return (*INSTRUCTIONS, TLS_NOTE) if self.tls_fingerprint else INSTRUCTIONS
 
 
 def kit_pdf(sheet: KitSheet, translate: Translator, font_dir: Path = DEJAVU_DIR) -> bytes:
@@ -123,7 +137,7 @@ def kit_pdf(sheet: KitSheet, translate: Translator, font_dir: Path = DEJAVU_DIR)
             pdf.cell(column, 9, f"{number:2d}. {sheet.words[number - 1]}", border="B")
         pdf.ln(9)
     pdf.ln(5)
-    for heading, text in INSTRUCTIONS:
+    for heading, text in sheet.instructions():
         pdf.set_font(family, "B", 11)
         pdf.multi_cell(width, 6, translate(heading), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font(family, "", 10)

@@ -34,10 +34,12 @@ from strongroom.office.errors import (
 )
 from strongroom.office.restore_staged import (
     DataDirHoldsArchive,
+    RestoreRunning,
     SetUpMeanwhile,
     holds_archive,
     move_into_place,
     new_staging,
+    restore_lock,
     restore_to_staging,
 )
 from strongroom.unlock import BoxPhase
@@ -75,6 +77,10 @@ RESTORE_ERRORS = {
         "Nothing was changed."
     ),
     "set_up_meanwhile": N_("The box was set up meanwhile, from another page. Nothing was changed."),
+    "restore_running": N_(
+        "Another restore (from a terminal or another page) is running on this box. "
+        "Nothing was changed."
+    ),
     "failed": N_("The restore failed. Nothing was changed on this box."),
 }
 
@@ -93,6 +99,8 @@ def _failure_reason(exc: BaseException) -> str:
         return "not_empty"
     if isinstance(exc, SetUpMeanwhile):
         return "set_up_meanwhile"
+    if isinstance(exc, RestoreRunning):
+        return "restore_running"
     return "failed"
 
 
@@ -260,14 +268,18 @@ def _restore_job(
 
         progress(0.01, "start")
         try:
-            result = await asyncio.to_thread(
-                restore_to_staging, backup_dir, entropy, staging, config, report
-            )
-            progress(0.95, "seal")
-            # From here on the loop thread, without an await until the box is READY:
-            # no other wizard step (another visitor creating an identity) can interleave.
-            _move_into_place(box, staging)
-            box.initialise(entropy, passphrase, owner="", **limits)
+            # Held until the identity is sealed: a `strongroom restore-backup` started
+            # beside us (it refuses a running box, but may have probed before we started)
+            # can neither remove our staging dir nor seal another identity.
+            with restore_lock(config.data_dir) as lock:
+                result = await asyncio.to_thread(
+                    restore_to_staging, backup_dir, entropy, staging, config, report, lock=lock
+                )
+                progress(0.95, "seal")
+                # From here on the loop thread, without an await until the box is READY:
+                # no other wizard step (another visitor creating an identity) can interleave.
+                _move_into_place(box, staging)
+                box.initialise(entropy, passphrase, owner="", **limits)
         except BaseException as exc:
             wizard["restore_failure"] = {"reason": _failure_reason(exc), "detail": str(exc)}
             await asyncio.to_thread(shutil.rmtree, staging, True)

@@ -16,6 +16,7 @@ everything that shows it reads it again).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import os
@@ -164,27 +165,41 @@ def server_ssl_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
 class ServedCertificate:
     """The HTTPS server's certificate and context, issued again when the names change."""
 
-    def __init__(self, tls_dir: Path, box_name: str) -> None:
-        self.tls_dir, self.box_name = tls_dir, box_name
+    def __init__(self, tls_dir: Path, box_name: str, openssl: str = "openssl") -> None:
+        self.tls_dir, self.box_name, self.openssl = tls_dir, box_name, openssl
         self.context: ssl.SSLContext | None = None
+        # One renewal at a time: two would write the same .tmp files.
+        self._renewing = asyncio.Lock()
 
     def start(self, unique_name: str | None) -> ssl.SSLContext:
-        cert, key = ensure_certificate(self.tls_dir, self.box_name, unique_name=unique_name)
+        cert, key = ensure_certificate(
+            self.tls_dir, self.box_name, unique_name=unique_name, openssl=self.openssl
+        )
         self.context = server_ssl_context(cert, key)
         return self.context
 
-    def renew(self, unique_name: str | None) -> str | None:
+    async def renew(self, unique_name: str | None) -> str | None:
         """The new fingerprint if the certificate was issued again (new connections get
-        it; open ones keep theirs), else None. Raises TlsError if openssl fails."""
+        it; open ones keep theirs), else None. Raises TlsError if openssl fails.
+
+        openssl runs in a worker thread (it is called at unlock, from the event loop:
+        the box keeps serving meanwhile); the files are still replaced atomically."""
         if self.context is None:
             return None
-        before = certificate_fingerprint(self.tls_dir)
-        cert, key = ensure_certificate(self.tls_dir, self.box_name, unique_name=unique_name)
-        after = certificate_fingerprint(self.tls_dir)
-        if after == before:
-            return None
-        self.context.load_cert_chain(cert, key)
-        return after
+        async with self._renewing:
+            before = certificate_fingerprint(self.tls_dir)
+            cert, key = await asyncio.to_thread(
+                ensure_certificate,
+                self.tls_dir,
+                self.box_name,
+                unique_name=unique_name,
+                openssl=self.openssl,
+            )
+            after = certificate_fingerprint(self.tls_dir)
+            if after == before:
+                return None
+            self.context.load_cert_chain(cert, key)
+            return after
 
 
 def http_redirect_app(https_port: int = 443) -> web.Application:
