@@ -367,3 +367,29 @@ def test_the_latest_shipped_migration_does_not_read_every_table_at_unlock(
     assert db.schema_version(conn) == SCHEMA_VERSION
     assert statements and not any("foreign_key_check" in s.lower() for s in statements)
     conn.close()
+
+
+def test_a_migration_writing_through_an_existing_trigger_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The trigger predates the migration (an earlier step made it): the step's own
+    # text names only settings, the dangling record comes from the trigger.
+    key = os.urandom(32)
+    _archive_with_one_record(tmp_path / "a.db", key)
+    conn = db.connect(tmp_path / "a.db", key)
+    conn.execute(
+        "CREATE TRIGGER settings_ai AFTER INSERT ON settings BEGIN"
+        " INSERT INTO records (record_id, device_id, conversation_id, kind, client_id,"
+        " sent_at, received_at, content_sha256, log_index)"
+        " VALUES (x'cc', 999, 1, 'message', 'm3', 0, 0, x'cc', 2); END"
+    )
+    conn.close()
+    migration = "INSERT INTO settings (key, value) VALUES ('practice', 'Cabinet Quesnel');"
+    monkeypatch.setattr(db, "MIGRATIONS", [*schema.MIGRATIONS, migration])
+    monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaMigrationFailed, match="dangling reference in records"):
+        db.open_archive_db(tmp_path / "a.db", key)
+    conn = db.connect(tmp_path / "a.db", key)
+    assert db.schema_version(conn) == SCHEMA_VERSION
+    assert conn.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+    conn.close()

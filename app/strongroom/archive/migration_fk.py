@@ -6,8 +6,9 @@ INSERT ... SELECT or UPDATE writing an id that does not exist, a DELETE of rows 
 referred to. `PRAGMA foreign_key_check` over the whole file reads every row of every
 table (8 s at 1M records, minutes at 5M on a Pi), so a step that only adds columns,
 indexes or triggers must not pay it at unlock. We check exactly the tables a step
-writes, and the tables whose foreign keys point at them; a write we cannot name
-makes the whole file checked (wrong is worse than slow).
+writes (itself or through the triggers it fires), and the tables whose foreign keys
+point at them; a write we cannot name makes the whole file checked (wrong is worse
+than slow).
 """
 
 from __future__ import annotations
@@ -68,9 +69,31 @@ def written_tables(script: str) -> set[str] | None:
     return names
 
 
+def _with_trigger_writes(conn: sqlite3.Connection, written: set[str] | None) -> set[str] | None:
+    """`written` and what the triggers on those tables write in turn (an UPDATE of
+    messages feeds the full-text index through one), until nothing new is added."""
+    if not written:
+        return written
+    triggers = [
+        (str(table).lower(), str(sql))
+        for table, sql in conn.execute(
+            "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger'"
+        )
+    ]
+    done: set[str] = set()
+    while pending := [t for t in triggers if t[0] in written and t[1] not in done]:
+        for _, sql in pending:
+            done.add(sql)
+            more = written_tables(sql)
+            if more is EVERY_TABLE:
+                return EVERY_TABLE
+            written |= more
+    return written
+
+
 def dangling_reference(conn: sqlite3.Connection, script: str) -> str | None:
     """The first table left with a dangling reference by `script` (just run), or None."""
-    written = written_tables(script)
+    written = _with_trigger_writes(conn, written_tables(script))
     if written is EVERY_TABLE:
         row = conn.execute("PRAGMA foreign_key_check").fetchone()
         return None if row is None else str(row[0])
