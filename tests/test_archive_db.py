@@ -298,3 +298,98 @@ def test_a_migration_adding_columns_does_not_read_every_table_at_unlock(
     assert db.schema_version(conn) == SCHEMA_VERSION + 1
     assert statements and not any("foreign_key_check" in s for s in statements)
     conn.close()
+
+
+def _archive_with_one_record(path: Path, key: bytes) -> None:
+    conn = db.open_archive_db(path, key)
+    conn.execute(
+        "INSERT INTO devices (sign_key, noise_key, name, owner, paired_at,"
+        " pairing_method) VALUES (x'01', x'02', 'Pixel', 'o', 0, 'test')"
+    )
+    conn.execute(
+        "INSERT INTO conversations (owner, ref, created_at, last_at) VALUES ('o', 'c', 0, 0)"
+    )
+    conn.execute(
+        "INSERT INTO records (record_id, device_id, conversation_id, kind, client_id,"
+        " sent_at, received_at, content_sha256, log_index)"
+        " VALUES (x'aa', 1, 1, 'message', 'm', 0, 0, x'aa', 0)"
+    )
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "migration",
+    [
+        # A copy that writes an id no device has (no table dropped).
+        "INSERT INTO records (record_id, device_id, conversation_id, kind, client_id,"
+        " sent_at, received_at, content_sha256, log_index)"
+        " SELECT x'bb', device_id + 998, conversation_id, kind, 'm2', 0, 0, x'bb', 1"
+        " FROM records;",
+        # A backfill that moves records to a device that does not exist.
+        "UPDATE records SET device_id = 999;",
+        # A clean-up deleting the device a record still points at.
+        "DELETE FROM devices;",
+    ],
+    ids=["insert-select", "update", "delete-parent"],
+)
+def test_a_migration_writing_a_dangling_reference_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migration: str
+) -> None:
+    key = os.urandom(32)
+    _archive_with_one_record(tmp_path / "a.db", key)
+    monkeypatch.setattr(db, "MIGRATIONS", [*schema.MIGRATIONS, migration])
+    monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaMigrationFailed, match="dangling reference in records"):
+        db.open_archive_db(tmp_path / "a.db", key)
+    conn = db.connect(tmp_path / "a.db", key)
+    assert db.schema_version(conn) == SCHEMA_VERSION
+    assert conn.execute("SELECT device_id FROM records").fetchall() == [(1,)]
+    assert conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 1
+    conn.close()
+
+
+def test_the_latest_shipped_migration_does_not_read_every_table_at_unlock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The last shipped migration runs at unlock on every deployed box (5M records):
+    # it writes only the full-text index's config, which no foreign key touches.
+    key = os.urandom(32)
+    monkeypatch.setattr(db, "MIGRATIONS", schema.MIGRATIONS[:-1])
+    monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION - 1)
+    _archive_with_one_record(tmp_path / "a.db", key)
+    monkeypatch.setattr(db, "MIGRATIONS", schema.MIGRATIONS)
+    monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION)
+    conn = db.connect(tmp_path / "a.db", key)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    db.migrate(conn)
+    conn.set_trace_callback(None)
+    assert db.schema_version(conn) == SCHEMA_VERSION
+    assert statements and not any("foreign_key_check" in s.lower() for s in statements)
+    conn.close()
+
+
+def test_a_migration_writing_through_an_existing_trigger_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The trigger predates the migration (an earlier step made it): the step's own
+    # text names only settings, the dangling record comes from the trigger.
+    key = os.urandom(32)
+    _archive_with_one_record(tmp_path / "a.db", key)
+    conn = db.connect(tmp_path / "a.db", key)
+    conn.execute(
+        "CREATE TRIGGER settings_ai AFTER INSERT ON settings BEGIN"
+        " INSERT INTO records (record_id, device_id, conversation_id, kind, client_id,"
+        " sent_at, received_at, content_sha256, log_index)"
+        " VALUES (x'cc', 999, 1, 'message', 'm3', 0, 0, x'cc', 2); END"
+    )
+    conn.close()
+    migration = "INSERT INTO settings (key, value) VALUES ('practice', 'Cabinet Quesnel');"
+    monkeypatch.setattr(db, "MIGRATIONS", [*schema.MIGRATIONS, migration])
+    monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaMigrationFailed, match="dangling reference in records"):
+        db.open_archive_db(tmp_path / "a.db", key)
+    conn = db.connect(tmp_path / "a.db", key)
+    assert db.schema_version(conn) == SCHEMA_VERSION
+    assert conn.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+    conn.close()

@@ -112,3 +112,47 @@ def test_bulk_corpus_equals_what_the_box_writes(tmp_path: Path) -> None:
     assert result["records"] == 900
     # The build's no-WAL setting does not outlive it: the file is the box's (WAL).
     assert result["journal"] == "wal"
+
+
+_DURABLE = """
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, "scripts")
+sys.path.insert(0, "app")
+import bench_corpus as bc
+
+work = Path(sys.argv[1])
+bc._BUILD_CHUNK = 60  # a tiny corpus: the same build path, in seconds
+synced = []
+real_fsync = os.fsync
+
+def fsync(fd):
+    # Which file, and whether the marker already vouched for it when it was synced.
+    path = os.readlink(f"/proc/self/fd/{fd}")
+    marker = work / f"archive-120-v{bc.SCHEMA_VERSION}" / "complete"
+    synced.append((path, marker.exists()))
+    real_fsync(fd)
+
+os.fsync = fsync
+data = bc.cached_archive(work, 120, log=lambda _: None)
+print(json.dumps({"synced": synced, "data": str(data)}))
+"""
+
+
+def test_a_corpus_is_on_the_disk_before_its_complete_marker(tmp_path: Path) -> None:
+    # The build runs with synchronous=OFF: without an fsync before the marker, a power
+    # cut could leave a marker vouching for a torn archive every later run reuses.
+    done = subprocess.run(
+        [sys.executable, "-c", _DURABLE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    corpus = Path(result["data"])
+    assert (corpus / "complete").read_text() == "120\n"
+    before_marker = {path for path, marked in result["synced"] if not marked}
+    assert str(corpus / "data" / "archive.db") in before_marker
+    assert str(corpus / "data") in before_marker  # its directory entry too

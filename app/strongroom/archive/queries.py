@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from strongroom.archive.db import Connection
 from strongroom.archive.fts_terms import completions
-from strongroom.archive.schema import LIGATURES
+from strongroom.archive.schema import LIGATURES, MESSAGE_TEXT
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_TERMS = 16
@@ -106,7 +106,7 @@ class SearchFilters:
 # messages.text for rows written before.
 _HIT_COLUMNS = (
     "m.record_id, m.conversation_id, c.owner, c.peer, m.direction, m.sender,"
-    " coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS TEXT)),"
+    f" {MESSAGE_TEXT},"
     " m.sent_at, d.name, m.has_attachment, r.destroyed_at IS NOT NULL, c.ref"
 )
 

@@ -20,6 +20,7 @@ import sqlcipher3
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import RecordRejected
 from strongroom.archive.record import Record, leaf_data, parse_stored_record
+from strongroom.archive.schema import MESSAGE_TEXT
 from strongroom.archive.verify_sign import Pending, SignatureJob, SignaturePool, Signed
 from strongroom.proof.sth import SignedTreeHead
 
@@ -136,12 +137,13 @@ IN_FLIGHT_PER_WORKER = 4
 # The rows the UI shows are joined on (not one look-up per record): after the
 # record's 14 columns, presence then columns of its message, receipt, attachment.
 _RECORD_ROWS = (
-    "SELECT r.id, r.record_id, r.device_id, r.kind, r.received_at, r.body, r.signature,"
+    "SELECT r.id, r.record_id, r.device_id, r.kind, r.received_at, r.body, r.signature,"  # noqa: S608 - fixed SQL
     " r.content_sha256, r.log_index, r.destroyed_at, l.leaf_data, r.client_id, r.sent_at,"
     " c.ref,"
     " m.record_id, m.direction, m.sender,"
-    # schema.MESSAGE_TEXT: what search and the conversation pages show is what was signed.
-    " coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS TEXT)),"
+    # schema.MESSAGE_TEXT itself: what search and the conversation pages show is
+    # exactly what is checked against the signed record.
+    f" {MESSAGE_TEXT},"
     " m.sent_at, m.edits_client_id, m.deleted,"
     " x.record_id, x.target_client_id, x.receipt, x.at,"
     " a.record_id, a.message_client_id, a.blob_sha256, a.size, a.name, a.mime"

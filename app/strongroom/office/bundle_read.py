@@ -2,8 +2,9 @@
 
 The zip's central directory is trusted for nothing: a member name it lists twice
 is refused (a tampered bundle could carry two members of one name, `unzip` and
-`sha256sum -c` then seeing one and a reader the other), and every member is read
-through its CRC.
+`sha256sum -c` then seeing one and a reader the other), so are bytes it does not
+list (bundle_layout: what a streaming reader would show unchecked), and every
+member is read through its CRC.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from strongroom.office.bundle_layout import unlisted_message, unlisted_span
 from strongroom.proof.sth import SignedTreeHead
 
 MAX_SMALL_MEMBER = 8 * 1024 * 1024
@@ -100,6 +102,14 @@ def hash_members(zf: zipfile.ZipFile, report: ExportReport) -> Bundle | None:
         report.problem(name[len(root) + 1 :], DUPLICATE_MEMBER.format(count=count))
     if repeated:
         return None  # which copy a check would read is the reader's choice: none is trusted
+    try:
+        unlisted = unlisted_span(zf)
+    except ZIP_ERRORS as exc:
+        report.problem(report.path.name, f"not a readable zip file ({exc})")
+        return None
+    if unlisted is not None:
+        report.problem(report.path.name, unlisted_message(*unlisted))
+        return None  # what a streaming reader shows is not what would be checked
     bundle = Bundle(zf, root, report)
     for info in infos:
         rel = info.filename[len(root) + 1 :]

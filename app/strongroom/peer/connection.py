@@ -63,6 +63,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# What a send raises once the connection is going: aiohttp's websocket writer raises
+# ClientConnectionResetError ("Cannot write to closing transport"), a
+# ConnectionResetError; the outbox and the head sender raise ConnectionResetError.
+# aiohttp's RuntimeErrors ("Call .prepare() first") and any other are bugs: they
+# must reach the log, not pass for a phone that went away.
+CONNECTION_GONE = (ConnectionError,)
+
 
 async def receive_binary(ws: web.WebSocketResponse) -> bytes | None:
     msg = await ws.receive()
@@ -282,7 +289,7 @@ class Connection:
             else:
                 written = self.outbox.queue(encode_frame(frame))
             await asyncio.shield(written)
-        except (ConnectionError, RuntimeError):
+        except CONNECTION_GONE:
             self._closed = True
 
     def _queue_head(self, frame: Frame) -> asyncio.Future[None]:
@@ -314,10 +321,15 @@ class Connection:
                 batch, ahead = await ahead, None
         except BlobError as exc:
             log.error("blob stream failed: %s", exc)
-            await self.send(
-                error_frame(ErrorCode.INTERNAL, "the stored blob is damaged", request_id)
-            )
-        except (ConnectionError, RuntimeError):
+            # The sibling `except` below does not cover this handler: a connection
+            # gone while the error is sent must not escape as a failed action.
+            try:
+                await self.send(
+                    error_frame(ErrorCode.INTERNAL, "the stored blob is damaged", request_id)
+                )
+            except CONNECTION_GONE:
+                self._closed = True
+        except CONNECTION_GONE:
             self._closed = True
         finally:
             if ahead is not None:
