@@ -591,10 +591,10 @@ MESSAGE_TEXT = "coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS T
 # transaction. The text is folded as migration 3 folds it, and read from the
 # signed record as MESSAGE_TEXT reads it (migration 8; the record row was just
 # written, so it is cached).
-FTS_INDEX_PENDING = (
+FTS_INDEX_PENDING = (  # noqa: S608 (constants only: MESSAGE_TEXT above)
     "INSERT INTO messages_fts(rowid, text)"
     " SELECT m.record_id, replace(replace(replace(replace("
-    "coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS TEXT)),"
+    f"{MESSAGE_TEXT},"
     " 'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE')"
     " FROM messages m JOIN records r ON r.id = m.record_id"
     " WHERE m.record_id > (SELECT indexed_upto FROM fts_state)"
