@@ -591,8 +591,9 @@ MESSAGE_TEXT = "coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS T
 # transaction. The text is folded as migration 3 folds it, and read from the
 # signed record as MESSAGE_TEXT reads it (migration 8; the record row was just
 # written, so it is cached).
-FTS_INDEX_PENDING = (  # noqa: S608 (constants only: MESSAGE_TEXT above)
-    "INSERT INTO messages_fts(rowid, text)"
+# S608: built from constants only (MESSAGE_TEXT above).
+FTS_INDEX_PENDING = (
+    "INSERT INTO messages_fts(rowid, text)"  # noqa: S608
     " SELECT m.record_id, replace(replace(replace(replace("
     f"{MESSAGE_TEXT},"
     " 'œ', 'oe'), 'Œ', 'OE'), 'æ', 'ae'), 'Æ', 'AE')"
