@@ -24,6 +24,10 @@ from strongroom.reach.tor_control import TorControl
 from strongroom.reach.tor_files import ReachHelperError, sighup_from_pidfile
 
 
+def _sighup_default() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def test_reloading_a_stopped_tor_is_a_no_op(tmp_path: Path) -> None:
     # No pid file: tor removes it when it stops.
     sighup_from_pidfile(tmp_path / "tor.pid")()
@@ -54,7 +58,9 @@ def test_a_running_tor_gets_sighup_and_a_damaged_pid_file_is_an_error(tmp_path: 
     # Stands in for tor: a program whose name is "tor"; SIGHUP's default ends it.
     tor = tmp_path / "tor"
     tor.symlink_to(shutil.which("sleep") or "/bin/sleep")
-    child = subprocess.Popen([str(tor), "60"])
+    # SIGHUP's default action even when this run ignores it (nohup, some CI
+    # runners): an ignored disposition is inherited across exec.
+    child = subprocess.Popen([str(tor), "60"], preexec_fn=_sighup_default)
     pidfile = tmp_path / "tor.pid"
     try:
         # The kernel names the child after its program a moment after Popen returns.
