@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO / "app"))
 import bench_archive as ba  # noqa: E402
 import bench_export  # noqa: E402
 import bench_growth  # noqa: E402
+import bench_growth_rounds  # noqa: E402
 import bench_peer  # noqa: E402
 import bench_restore  # noqa: E402
 import bench_synapse  # noqa: E402
@@ -334,8 +335,15 @@ def peer_section(plan: Plan, work: Path) -> list[Figure]:
 
 def growth_section(plan: Plan, work: Path) -> list[Figure]:
     searched = tuple(s for s in plan.growth_sizes if s != plan.search_messages)
-    return bench_growth.growth_figures(
-        work, plan.growth_sizes, plan.growth_messages, _log, searched, plan.search_rounds
+    # Interleaved rounds (empty, 1M, 5M, empty, ...): the rows give medians and spread.
+    return bench_growth_rounds.growth_figures(
+        work,
+        plan.growth_sizes,
+        plan.growth_messages,
+        _log,
+        searched,
+        plan.search_rounds,
+        rounds=2 if plan.quick else 3,
     )
 
 

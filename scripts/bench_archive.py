@@ -53,9 +53,14 @@ class Figure:
     ceiling_what: str = ""
     aim: str = ""
     note: str = ""
+    # Set when the row stands for several rounds: the median of each round's own
+    # value / ceiling, which is steadier than the ratio of the two medians.
+    median_ratio: float | None = None
 
     @property
     def ratio(self) -> float | None:
+        if self.median_ratio is not None:
+            return self.median_ratio
         if self.value is None or not self.ceiling:
             return None
         return self.value / self.ceiling

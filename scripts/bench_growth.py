@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bench_archive as ba
-import bench_peer
 from nacl.signing import VerifyKey
 
 from strongroom.archive.committer import GroupCommitter
@@ -78,12 +77,19 @@ def growth_ingest(
     base_records: int,
     count: int,
     log: Callable[[str], None] = _stderr,
+    *,
+    in_place: bool = False,
 ) -> GrowthRun:
     """Ten phones push `count` new 1 KiB messages through the GroupCommitter into a
-    copy of the archive at `base` (a cached corpus data dir), or into an empty one."""
+    copy of the archive at `base` (a cached corpus data dir), or into an empty one.
+
+    in_place: `base` is already a scratch copy (bench_growth_rounds rolls it back
+    between rounds); write into it and leave it there."""
     scratch = ba.fresh_dir(work / "growth-scratch")
     data = scratch / "data"
-    if base is not None:
+    if base is not None and in_place:
+        data = base
+    elif base is not None:
         log(f"  copying the {base_records:,}-record archive")
         shutil.copytree(base, data)
         os.sync()  # the copy's own writeback must not count as the ingest's
@@ -221,95 +227,6 @@ def _phone_checks(
 # -- the report's rows ---------------------------------------------------------------
 
 
-def growth_figures(
-    work: Path,
-    sizes: tuple[int, ...],
-    count: int,
-    log: Callable[[str], None],
-    search_at: tuple[int, ...] = (),
-    search_rounds: int = 5,
-) -> list[ba.Figure]:
-    """Ingest, writes, disk and memory at each corpus size against an empty archive;
-    the corpus build and full-text search at the sizes in `search_at`."""
-    # Each run in a fresh process: its RSS is then the archive's, not that of this
-    # process after it built the corpora (bench_peer's helper, as for the box figures).
-    empty = _fresh(work, None, 0, count)
-    who = f"{count:,} x 1 KiB through the GroupCommitter, {PRODUCERS} phones x {WINDOW} in flight"
-    figures = [
-        ba.Figure(
-            "ingest into an empty archive (growth reference)",
-            empty.msgs_per_s,
-            "msgs/s",
-            note=f"{who}; CPU {empty.cpu_us_per_record:.0f} µs/record (all threads)",
-        ),
-        ba.Figure(
-            "bytes written per 1 KiB record, empty archive",
-            empty.written_per_record / 1024,
-            "KiB",
-            note=_written_note(empty),
-        ),
-    ]
-    for size in sizes:
-        t0 = time.perf_counter()
-        corpus = ba.cached_archive(work, size, log=log)
-        figures.append(_build_figure(corpus, size, time.perf_counter() - t0))
-        run = _fresh(work, corpus / "data", size, count)
-        on_disk = disk_bytes(corpus / "data") / size
-        at = f"{size:,}-record archive"
-        figures += [
-            ba.Figure(
-                f"ingest into a {at}",
-                run.msgs_per_s,
-                "msgs/s",
-                empty.msgs_per_s,
-                "ingest into an empty archive, same run",
-                ">= 0.8 of empty at 5,000,000 records",
-                f"{who}; CPU {run.cpu_us_per_record:.0f} µs/record (empty: "
-                f"{empty.cpu_us_per_record:.0f})",
-            ),
-            ba.Figure(
-                f"bytes written per 1 KiB record, {at}",
-                run.written_per_record / 1024,
-                "KiB",
-                empty.written_per_record / 1024,
-                "the same at an empty archive",
-                "<= 10 KiB at 5,000,000 records (SD-card endurance)",
-                _written_note(run),
-            ),
-            ba.Figure(
-                f"bytes on disk per record, {at}",
-                on_disk / 1024,
-                "KiB",
-                note="archive.db + WAL / records; 1 KiB text, signed CBOR, log, FTS",
-            ),
-            ba.Figure(
-                f"bench process RSS idle, {at} open",
-                run.idle_rss_mib,
-                "MiB",
-                aim="box idle < 60 MiB",
-                note="fresh process: archive open, phones paired, nothing else",
-            ),
-            ba.Figure(
-                f"bench process peak RSS, ingest into {at}",
-                run.peak_rss_mib,
-                "MiB",
-                aim="box under load < 150 MiB",
-                note="harness included: its pre-signed records (~1.5 KiB each)",
-            ),
-            ba.Figure(
-                f"box's share of peak RSS, ingest into {at}",
-                run.box_peak_rss_mib,
-                "MiB",
-                aim="box under load < 150 MiB",
-                note=f"idle {run.idle_rss_mib:.0f} MiB + what the ingest added over the harness"
-                f" holding its {count:,} pre-signed records ({run.loaded_rss_mib:.0f} MiB)",
-            ),
-        ]
-        if size in search_at:
-            figures += _search_figures(corpus, size, search_rounds)
-    return figures
-
-
 def _build_figure(corpus: Path, size: int, waited_s: float) -> ba.Figure:
     import bench_corpus
 
@@ -365,12 +282,6 @@ def _search_figures(corpus: Path, size: int, rounds: int) -> list[ba.Figure]:
             note,
         ),
     ]
-
-
-def _fresh(work: Path, base: Path | None, base_records: int, count: int) -> GrowthRun:
-    child = bench_peer.start_in_fresh_process(growth_ingest, work, base, base_records, count)
-    run: GrowthRun = bench_peer.wait_for_child(child, "the growth ingest")
-    return run
 
 
 def _written_note(run: GrowthRun) -> str:
