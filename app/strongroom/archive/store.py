@@ -2,7 +2,9 @@
 
 All writes go through `Archive.write_batch`, which runs a list of write
 operations in ONE durable transaction (group commit). Each operation runs in
-its own savepoint, so a rejected record never takes the batch down with it.
+its own savepoint, so a rejected record never takes the batch down with it
+(a batch made only of records shares one savepoint, and runs again op by op
+if one of them is rejected: batch_ops.py).
 At the end of the batch the new log leaves are added to the Merkle tree and a
 fresh signed tree head is stored, in the same transaction: the log and the
 data can never disagree, whatever moment the power goes.
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 import sqlcipher3
 from nacl.signing import SigningKey
 
+from strongroom.archive.batch_ops import Lookups, run_ops
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
@@ -58,6 +61,8 @@ class Txn:
     leaves: list[bytes] = field(default_factory=list)
     # Schema 8: a message's text is kept inside its signed record only (writes.py).
     text_once: bool = True
+    # A batch of records only: its duplicates and devices, looked up once (batch_ops).
+    lookups: Lookups | None = None
 
     def append_leaf(self, kind: str, content_sha256: bytes) -> int:
         """Insert a log leaf committing to `content_sha256`; return its index."""
@@ -166,16 +171,8 @@ class Archive:
             conn.execute("BEGIN IMMEDIATE")
             self._catch_up_with_other_writers()
             txn = Txn(conn, self.log.size, self._batch_time_ms(conn), text_once=self._text_once)
-            for op in ops:
-                mark = len(txn.leaves)
-                conn.execute("SAVEPOINT op")
-                try:
-                    results.append(op(txn))
-                except ArchiveError as exc:
-                    conn.execute("ROLLBACK TO op")
-                    del txn.leaves[mark:]
-                    results.append(exc)
-                conn.execute("RELEASE op")
+            # One savepoint per batch of records, per op when one is rejected (batch_ops).
+            results = run_ops(conn, txn, ops)
             if ops and self._fts_per_batch:
                 # Outside every op's savepoint, inside the batch's transaction: one
                 # FTS5 segment per batch, committed with the rows or not at all.

@@ -14,6 +14,7 @@ from typing import Any
 
 import cbor2
 
+from strongroom.archive.batch_ops import RecordWrite, device_is_live, note_stored, stored_log_index
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.errors import RecordRejected
 from strongroom.archive.record import Record, text_span
@@ -78,16 +79,10 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
         record_id = record.record_id
         # records_dedup (device_id, sent_at, record_id): a phone's records come in
         # time order, so this index grows at the end of each phone's slice.
-        existing = txn.conn.execute(
-            "SELECT log_index FROM records WHERE device_id = ? AND sent_at = ? AND record_id = ?",
-            (device_id, record.sent_at, record_id),
-        ).fetchone()
+        existing = stored_log_index(txn, device_id, record.sent_at, record_id)
         if existing is not None:
-            return StoredRecord(record_id, int(existing[0]), duplicate=True)
-        revoked = txn.conn.execute(
-            "SELECT revoked_at FROM devices WHERE id = ?", (device_id,)
-        ).fetchone()
-        if revoked is None or revoked[0] is not None:
+            return StoredRecord(record_id, existing, duplicate=True)
+        if not device_is_live(txn, device_id):
             raise RecordRejected("device is unknown or revoked")
         conv = _conversation_id(txn, owner, record.conversation, record.peer, record.sent_at)
         log_index = txn.append_leaf(record.kind, record_id)
@@ -110,6 +105,7 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
             ),
         )
         row_id = cur.lastrowid
+        note_stored(txn, (device_id, record.sent_at, record_id), log_index)
         if record.kind in ("message", "edit", "deletion"):
             text, at, length = message_text(record, txn.text_once)
             columns: tuple[object, ...] = (row_id, conv, record.direction, record.sender, text)
@@ -146,7 +142,8 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
             )
         return StoredRecord(record_id, log_index, duplicate=False)
 
-    return op
+    # Its look-ups can be asked for a whole batch at once (batch_ops).
+    return RecordWrite(op, device_id, record.sent_at, record.record_id)
 
 
 def canonical_event(fields: dict[str, Any]) -> bytes:
