@@ -8,15 +8,20 @@ Archive.write_batch and the GroupCommitter).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import closing
+
+import pytest
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.errors import RecordRejected
-from strongroom.archive.store import Archive
+from strongroom.archive.record import Record
+from strongroom.archive.store import Archive, WriteOp
 from strongroom.archive.verify import verify_archive
 from strongroom.archive.writes import StoredRecord
+from strongroom.peer import ingest
 
 OWNER = "maitre.durand"
 
@@ -98,13 +103,17 @@ def test_duplicates_in_the_archive_and_in_the_same_batch_answer_the_first_index(
     assert archive.log.size == new.log_index + 1
 
 
-def test_a_batch_of_records_asks_its_look_ups_once_not_per_record(archive: Archive) -> None:
+@pytest.mark.parametrize("make_op", [writes.store_record, ingest.push_record])
+def test_a_batch_of_records_asks_its_look_ups_once_not_per_record(
+    archive: Archive, make_op: Callable[[Record, int, str], WriteOp]
+) -> None:
+    """Both the archive's op and the one a phone's push runs (peer/ingest.py)."""
     phone, key = new_phone(archive, OWNER)
     records = [message(key, f"message {n}") for n in range(200)]
     statements: list[str] = []
     archive.conn.set_trace_callback(statements.append)
     try:
-        archive.write_batch([writes.store_record(r, phone, OWNER) for r in records])
+        archive.write_batch([make_op(r, phone, OWNER) for r in records])
     finally:
         archive.conn.set_trace_callback(None)
     per_record = [s for s in statements if "FROM devices" in s or "SAVEPOINT" in s]

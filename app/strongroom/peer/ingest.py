@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strongroom.archive import writes
+from strongroom.archive.batch_ops import RecordWrite
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.errors import RecordRejected
 from strongroom.archive.record import Record
@@ -46,7 +47,8 @@ def push_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Logged]
         at = _leaf_at(txn, stored.log_index) if stored.duplicate else txn.at_ms
         return Logged(stored.record_id, record.kind, stored.log_index, at, stored.duplicate)
 
-    return op
+    # Still a record's op: a batch of them shares one savepoint and its look-ups.
+    return RecordWrite(op, device_id, record.sent_at, record.record_id)
 
 
 def register_blob(sha256: bytes, size: int, location: BlobLocation) -> WriteOpOf[Logged]:
