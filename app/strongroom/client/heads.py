@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from strongroom.client.link import Link
-from strongroom.client.proofs import ProofError
+from strongroom.client.proofs import ProofError, VerifiedHeads
 from strongroom.proof.merkle import verify_consistency
-from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, verify_tree_head
+from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead
 
 CAPABILITY = "consistency"
 # Requests whose replies carry a tree head: they tell the box the phone's last head.
@@ -33,8 +33,14 @@ class ForkedLog(ProofError):
 class HeadChain:
     """The last head this phone verified, and the check of every newer one against it."""
 
-    def __init__(self, box_sign_public: bytes, trusted: SignedTreeHead | None = None) -> None:
-        self._key = box_sign_public
+    def __init__(
+        self,
+        box_sign_public: bytes,
+        trusted: SignedTreeHead | None = None,
+        verified: VerifiedHeads | None = None,
+    ) -> None:
+        # Shared with the phone's AckVerifier: each new head's signature checked once.
+        self.verified = verified if verified is not None else VerifiedHeads(box_sign_public)
         self.trusted = trusted
         self.active = False  # the box listed "consistency" in its hello caps
         self.refused: ForkedLog | None = None
@@ -57,7 +63,7 @@ class HeadChain:
         # The acks of one group commit all carry the same head: its signature was
         # checked when it became the trusted one (Ed25519 is most of a phone's cost
         # per push). The consistency field is still checked below.
-        if head != trusted and not verify_tree_head(head, self._key):
+        if head != trusted and not self.verified.signed(head):
             raise ProofError("the tree head is not signed by the box")
         if trusted is None or not self.active:
             # No head to compare with (first pairing), or a box without the proofs:

@@ -165,11 +165,12 @@ class PhoneClient:
             await self._link.close()
             raise ProofError("the box presented another signing key than at pairing")
         state.url = url
-        self._verifier = AckVerifier(state.box_sign_public)
         if self.heads is None:
             last = state.last_head
             trusted = None if last is None else SignedTreeHead.from_dict(last)
             self.heads = HeadChain(state.box_sign_public, trusted)
+        # One cache of checked head signatures for the chain and the acks.
+        self._verifier = AckVerifier(state.box_sign_public, self.heads.verified)
         watch_heads(self._link, self.heads)
         await self._hello()
         if on_lan(url) and REACH_CAP in self.box_hello.get("caps", ()):
@@ -278,9 +279,9 @@ class PhoneClient:
         assert self._reveal is not None
         paired = await pair_over(link, self.state, url, self._reveal, on_code)
         assert self.state.box_sign_public is not None
-        self._verifier = AckVerifier(self.state.box_sign_public)
         # A new pairing starts a new chain: the head in `paired` is the first one seen.
         self.heads = HeadChain(self.state.box_sign_public, paired.tree_head)
+        self._verifier = AckVerifier(self.state.box_sign_public, self.heads.verified)
         watch_heads(link, self.heads)
         self.save()
         # The same session continues as the newly paired device.

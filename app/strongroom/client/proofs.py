@@ -34,12 +34,36 @@ class Ack:
     duplicate: bool
 
 
+class VerifiedHeads:
+    """Tree heads whose box signature this phone already checked (a small cache).
+
+    The phone's HeadChain and its AckVerifier share one: the reply of a push is
+    checked by both (the consistency proof, then the inclusion proof), and the
+    signature of a new head, an Ed25519 verify, is most of a phone's cost per ack.
+    """
+
+    def __init__(self, box_sign_public: bytes, size: int = 64) -> None:
+        self._key = box_sign_public
+        self._size = size  # heads change with every batch: the last few are enough
+        self._good: dict[SignedTreeHead, None] = {}
+
+    def signed(self, head: SignedTreeHead) -> bool:
+        """Whether the box signed `head` (checked once, then remembered)."""
+        if head in self._good:
+            return True
+        if not verify_tree_head(head, self._key):
+            return False
+        self._good[head] = None
+        if len(self._good) > self._size:
+            del self._good[next(iter(self._good))]
+        return True
+
+
 class AckVerifier:
     """Verifies acks against one box key, remembering tree heads it already checked."""
 
-    def __init__(self, box_sign_public: bytes) -> None:
-        self._key = box_sign_public
-        self._good_heads: dict[SignedTreeHead, None] = {}
+    def __init__(self, box_sign_public: bytes, heads: VerifiedHeads | None = None) -> None:
+        self._heads = heads if heads is not None else VerifiedHeads(box_sign_public)
 
     def tree_head(self, data: Any) -> SignedTreeHead:
         """The tree head `data` describes, once its box signature is checked (cached)."""
@@ -50,12 +74,8 @@ class AckVerifier:
             head = SignedTreeHead.from_dict(data)
         except MalformedTreeHeadError as exc:
             raise ProofError(f"malformed tree head: {exc}") from exc
-        if head not in self._good_heads:
-            if not verify_tree_head(head, self._key):
-                raise ProofError("the tree head is not signed by the box")
-            self._good_heads[head] = None
-            if len(self._good_heads) > 64:  # a small cache: heads change with every batch
-                del self._good_heads[next(iter(self._good_heads))]
+        if not self._heads.signed(head):
+            raise ProofError("the tree head is not signed by the box")
         return head
 
     def verify(self, body: Mapping[str, Any], *, kind: str, leaf_kind: str, ref: bytes) -> Ack:
