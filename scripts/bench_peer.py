@@ -32,6 +32,7 @@ from bench_peer_ceilings import crypto_mib_s, disk_write_mib_s, ingest_ceiling
 from bench_peer_harness import (
     RAW_PATH,
     Box,
+    GcPauses,
     _message,
     _peak_rss_mib,
     _phones,
@@ -119,11 +120,14 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
         url = box.url + "/peer"
         box_cpu = time.process_time()  # every thread of the box: loop, committer, workers
         threads = thread_cpu()
-        saturated = await _phones(_phones_push, url, box.keys.fingerprint, phones, seconds, None)
-        box_cpu = time.process_time() - box_cpu
-        split = cpu_split_note(threads, thread_cpu(), saturated["count"])
-        load_rss = _peak_rss_mib()
-        steady = await _phones(_phones_push, url, box.keys.fingerprint, phones, seconds, rate)
+        with GcPauses() as pauses:
+            saturated = await _phones(
+                _phones_push, url, box.keys.fingerprint, phones, seconds, None
+            )
+            box_cpu = time.process_time() - box_cpu
+            split = cpu_split_note(threads, thread_cpu(), saturated["count"])
+            load_rss = _peak_rss_mib()
+            steady = await _phones(_phones_push, url, box.keys.fingerprint, phones, seconds, rate)
     msgs = saturated["count"] / saturated["elapsed"]
     ceiling = await asyncio.to_thread(
         ingest_ceiling, work / "ceiling", max(2000, min(saturated["count"], 20_000))
@@ -160,6 +164,13 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
             # latency is then queueing, not the time one ack takes.
             "note": f"p50 {steady['p50'] * 1000:.1f} ms, {steady['count']} acks, achieved "
             f"{steady['count'] / steady['elapsed']:.0f} msgs/s",
+        },
+        {
+            "name": "box's longest full garbage collection under ingest",
+            "value": max(pauses.full_ms, default=0.0),
+            "unit": "ms",
+            "note": f"{len(pauses.full_ms)} full collections while saturated and paced; the"
+            " event loop waits for each; objects built at start are frozen (gc_settle.py)",
         },
         {"name": "box RSS, idle", "value": idle_rss, "unit": "MiB", "aim": "< 60 MiB"},
         {

@@ -10,11 +10,13 @@ them through bench_peer, which imports every name below.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import multiprocessing
 import os
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,6 +28,7 @@ from aiohttp import web
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.store import Archive
 from strongroom.config import Limits
+from strongroom.gc_settle import settle
 from strongroom.identity import derive_box_keys
 from strongroom.pairing.gate import PairingAttempt, PairingOutcome
 from strongroom.peer.server import PeerService
@@ -128,6 +131,8 @@ class Box:
 
     async def __aenter__(self) -> Box:
         self.committer.start()
+        if os.environ.get("BENCH_NO_GC_SETTLE") != "1":  # the A/B of gc_settle, by hand
+            settle()  # as the box does once started and unlocked (runtime.py)
         app = web.Application()
         self.service.add_routes(app)
         app.router.add_get(RAW_PATH, _raw_sink)
@@ -197,3 +202,29 @@ def _message(n: int) -> dict[str, Any]:
         "at": 1_700_000_000_000 + n,
         "text": "x" * MESSAGE_BYTES,
     }
+
+
+class GcPauses:
+    """How long each full (generation 2) garbage collection of this process took.
+
+    The event loop stops for the whole pass: under ingest it is the longest pause
+    the phones see that is not the machine's own scheduling."""
+
+    def __init__(self) -> None:
+        self.full_ms: list[float] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.full_ms.append((time.perf_counter() - self._started) * 1000)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)

@@ -32,6 +32,7 @@ from strongroom.archive.verify_runs import Mode
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.control import socket_path, start_control
+from strongroom.gc_settle import settle
 from strongroom.header_deadline import HeaderDeadline
 from strongroom.identity import KeystoreError
 from strongroom.integrity import (
@@ -185,6 +186,8 @@ class BoxRuntime:
         stack.callback(self.notifier.stopping)  # the first thing systemd hears at stop
         self._booting = False
         self.refresh_panel()
+        # Everything built so far lives as long as the box: out of the full GC passes.
+        settle()
         self.notifier.ready()
         self.publish_status()
 
@@ -407,6 +410,8 @@ class BoxRuntime:
     def _after_unlock(self) -> None:
         # on_unlock callbacks are synchronous; the audit writes are not.
         self._spawn(self._catch_up_night_jobs())
+        # The archive, committer and peer service now exist and stay until stop.
+        asyncio.get_running_loop().call_soon(settle)
 
     async def _catch_up_night_jobs(self) -> None:
         """Last outcomes from the audit trail, and the runs skipped while locked."""
