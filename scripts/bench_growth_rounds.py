@@ -125,6 +125,11 @@ def ratios(runs: list[bg.GrowthRun], empty: list[bg.GrowthRun]) -> list[float]:
     return [r.msgs_per_s / e.msgs_per_s for r, e in zip(runs, empty, strict=True)]
 
 
+def cpu_ratios(runs: list[bg.GrowthRun], empty: list[bg.GrowthRun]) -> list[float]:
+    """Each round's CPU per record over the same round's at an empty archive (>1: dearer)."""
+    return [r.cpu_us_per_record / e.cpu_us_per_record for r, e in zip(runs, empty, strict=True)]
+
+
 def _median(runs: list[bg.GrowthRun], field: str) -> float:
     return statistics.median(float(getattr(r, field)) for r in runs)
 
@@ -192,6 +197,18 @@ def growth_figures(
                 f" (spread {_spread(per_round)}); CPU {_median(mine, 'cpu_us_per_record'):.0f}"
                 f" µs/record (empty: {empty_cpu:.0f}); rolled back to {size:,} between rounds",
                 statistics.median(per_round),
+            ),
+            ba.Figure(
+                f"CPU per record, ingest into a {at}",
+                _median(mine, "cpu_us_per_record"),
+                "µs",
+                empty_cpu,
+                "the same at an empty archive, same rounds (ratio: median of the rounds')",
+                note="the bench process, all threads (committer + producers); steadier than"
+                " the rate on a shared machine: per round "
+                + ", ".join(f"{q:.2f}" for q in cpu_ratios(mine, empty))
+                + f" (spread {_spread(cpu_ratios(mine, empty))})",
+                median_ratio=statistics.median(cpu_ratios(mine, empty)),
             ),
             ba.Figure(
                 f"bytes written per 1 KiB record, {at}",

@@ -41,6 +41,7 @@ MEASURED_ROWS = [
     "corpus build, 20,000 messages",
     "corpus build, 30,000 messages",
     "ingest into a 30,000-record archive",
+    "CPU per record, ingest into a 30,000-record archive",
     "bytes written per 1 KiB record, 30,000-record archive",
     "bytes on disk per record, 30,000-record archive",
     "box's share of peak RSS, ingest into 30,000-record archive",
