@@ -31,9 +31,12 @@ DedupKey = tuple[int, int, bytes]  # records_dedup: (device_id, sent_at, record_
 CHUNK = 2000
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RecordWrite:
-    """A record's write op, and the keys its look-ups need (see the module doc)."""
+    """A record's write op, and the keys its look-ups need (see the module doc).
+
+    Built on the event loop once per push: slots, not frozen (a frozen dataclass's
+    __init__ goes through object.__setattr__ for each field)."""
 
     op: Callable[[Txn], Any]
     device_id: int
