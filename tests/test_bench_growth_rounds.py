@@ -46,6 +46,8 @@ for n in range(2):
     run = bg.growth_ingest(work, data, 0, 300, in_place=True)
     out[f"ingested{n}"] = run.msgs_per_s > 0
     out[f"records_after{n}"] = count()
+    # What a round killed mid-way leaves beside the database: must not survive.
+    (data / "archive.db-wal").write_bytes(b"frames of a round that was killed")
     grown = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
     out[f"rewritten{n}"] = rounds.rollback(base, data)
     out[f"grown{n}"] = grown
