@@ -55,6 +55,7 @@ from strongroom.web.tls import (
     certificate_fingerprint,
     http_redirect_app,
 )
+from strongroom.web.tls_key import certificate_key_fingerprint
 from strongroom_panel.panel import FrontPanel
 from strongroom_panel.state import derive_state
 
@@ -264,6 +265,12 @@ class BoxRuntime:
             return None
         return certificate_fingerprint(self.config.tls_dir)
 
+    def tls_key_fingerprint(self) -> str | None:
+        """The certificate key's SHA-256 (web/tls_key.py): the same across re-issues."""
+        if not self.config.tls:
+            return None
+        return certificate_key_fingerprint(self.config.tls_dir)
+
     # -- parts ---------------------------------------------------------------------
 
     def _unique_name(self) -> str | None:
@@ -281,13 +288,11 @@ class BoxRuntime:
         box's unique name (same key) and new connections are served the new one.
 
         on_unlock callbacks run on the event loop and openssl takes a while on a Pi: the
-        renewal is a task (openssl in a worker thread). The recovery sheet waits for it
-        (`WebState.tls_renewal`): it prints the fingerprint."""
+        renewal is a task (openssl in a worker thread). The recovery sheet prints the
+        key's fingerprint (web/tls_key.py), which the renewal leaves as it was."""
         task = asyncio.create_task(self._renew_certificate_now())
         self._tasks.append(task)
         self.certificate_renewal = task
-        if self._web is not None:
-            self._web[STATE].tls_renewal = task
 
     async def _renew_certificate_now(self) -> None:
         try:
