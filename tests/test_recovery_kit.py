@@ -17,6 +17,8 @@ from strongroom.identity import entropy_to_words, new_entropy
 from strongroom.web.i18n import translator
 from strongroom.web.recovery_kit import KitSheet, kit_pdf
 from strongroom.web.state import STATE
+from strongroom.web.tls import ensure_certificate
+from strongroom.web.tls_key import certificate_key_fingerprint
 from web_helpers import ADMIN_PASSWORD, Client, csrf_of, login, new_box, web_app
 
 WORD = re.compile(r'<span class="w">([^<]+)</span>')
@@ -182,6 +184,31 @@ def test_the_cli_writes_the_sheet_to_a_usb_key_never_into_the_box(tmp_path: Path
     for number, word in enumerate(words, start=1):
         assert f"{number}. {word}" in sheet
     assert list(data.rglob("*.pdf")) == []
+    assert "HTTPS public key" not in sheet  # this box never started: no certificate yet
+
+
+def test_the_cli_sheet_carries_the_https_key_of_a_box_that_has_started(tmp_path: Path) -> None:
+    """The appliance makes its certificate at its first start, before anyone runs
+    `strongroom init`; the identity then has it issued again with the same key, so the
+    key's fingerprint printed now is the one the browser will show."""
+    from test_cli_identity import PASSPHRASE, run_cli
+
+    secret = tmp_path / "pass.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    data = tmp_path / "box"
+    ensure_certificate(data / "tls", "strongroom")  # what the first start did
+    key = certificate_key_fingerprint(data / "tls")
+    assert key is not None
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    out = run_cli(
+        "init", "--data", str(data), "--passphrase-file", str(secret), "--language", "fr",
+        "--recovery-sheet", str(usb / "sheet.pdf"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    sheet = pdf_text((usb / "sheet.pdf").read_bytes(), tmp_path)
+    assert "Clé publique HTTPS (SHA-256, ne change pas)" in sheet
+    assert key[:20] in sheet and "Elle reste la même quand le certificat" in sheet
 
 
 @pytest.mark.parametrize(

@@ -276,8 +276,8 @@ def _export_options(cmd: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, Spec] = {
     "fingerprint": Spec(
         cmd_fingerprint,
-        "print the signing key fingerprint a sealed export is checked against"
-        " (and the HTTPS key's, the phones' protocol fingerprint)",
+        "print the signing key fingerprint a sealed export is checked against, the phones'"
+        " protocol fingerprint and the HTTPS public key's (stays the same across re-issues)",
     ),
     "register-details": Spec(
         cmd_register_details,
