@@ -196,10 +196,14 @@ class BoxRuntime:
             self.config.host,
             port,
             ssl_context,
-            lan=self.lan,
+            admit=self._admit,
             header_deadline_s=self.config.limits.handshake_timeout_s,
             **runner_options,
         )
+
+    def _admit(self, peer: str) -> bool:
+        # The policy of the moment, read at each connection: `lan` may be replaced.
+        return self.lan.admit(peer)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks.append(asyncio.create_task(coro))

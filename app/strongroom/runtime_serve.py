@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from strongroom.appliance.network import LanPolicy, listen
+from strongroom.appliance.network import listen
 from strongroom.header_deadline import HeaderDeadline
 
 
@@ -21,7 +22,7 @@ async def serve(
     port: int,
     ssl_context: ssl.SSLContext | None,
     *,
-    lan: LanPolicy,
+    admit: Callable[[str], bool],
     header_deadline_s: float,
     **runner_options: Any,
 ) -> int:
@@ -29,7 +30,7 @@ async def serve(
     (listeners closed, then the runner cleaned up) is pushed on `stack`.
 
     Each connection goes through a header deadline (against slowloris) that also
-    refuses peers outside the LAN allowlist, before aiohttp sees a byte.
+    refuses peers `admit` refuses (the LAN allowlist), before aiohttp sees a byte.
     """
     loop = asyncio.get_running_loop()
     runner = web.AppRunner(app, access_log=None, **runner_options)
@@ -41,7 +42,7 @@ async def serve(
         loop,
         host,
         port,
-        lambda: HeaderDeadline(handler(), header_deadline_s, loop, lan.admit),
+        lambda: HeaderDeadline(handler(), header_deadline_s, loop, admit),
         ssl_context,
     )
     for listener in listeners:
