@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from strongroom.office.bundle_layout import unlisted_span, unlisted_tail
 from strongroom.office.proofs import json_bytes, proof_json
 from strongroom.office.zip_stream import StreamingZip
 from strongroom.proof.merkle import leaf_hash
@@ -70,6 +71,10 @@ def test_a_zip_of_more_members_than_a_plain_zip_holds_reads_back(tmp_path: Path)
         assert zf.read("root/records.html") == text * 50
         assert zf.getinfo("root/Pièce jointe é.txt").compress_size < len(text)
         assert zf.comment == b"seal-comment"
+        # verify-export's layout checks hold for the zip64 end records too: every byte
+        # is a listed member, the directory or its end records (office/bundle_layout.py).
+        assert unlisted_span(zf) is None
+        assert unlisted_tail(zf, len(b"seal-comment")) is None
     tested = subprocess.run(["unzip", "-tq", str(out)], capture_output=True, text=True)
     assert tested.returncode == 0, tested.stdout + tested.stderr
 

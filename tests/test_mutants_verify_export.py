@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,17 +27,13 @@ from strongroom.office.sealed import (
 )
 from strongroom.office.verify_export import main as verify_main
 from strongroom.office.verify_export import verify_bundle
-from test_office_support import T0, Box, conversation_id, new_box, new_phone, say
+from test_office_support import (
+    Box,
+    box_with_two_messages,
+    conversation_id,
+)
 
-
-@pytest.fixture
-def box(tmp_path: Path) -> Iterator[Box]:
-    b = new_box(tmp_path)
-    phone = new_phone(b.archive)
-    say(b, phone, "Je confirme le rendez-vous de mardi.", at=T0)
-    say(b, phone, "Je retire ma plainte.", at=T0 + 1000)
-    yield b
-    b.close()
+box = pytest.fixture(box_with_two_messages)
 
 
 def export(box: Box, out: Path) -> Path:

@@ -6,6 +6,8 @@ the same keys a real box would.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -58,6 +60,18 @@ def attach(
     return int(box.reader_scalar("SELECT id FROM records WHERE record_id = ?", record.record_id))
 
 
+def box_with_two_messages(tmp_path: Path) -> Iterator[Box]:
+    """For a fixture (`box = pytest.fixture(box_with_two_messages)` in the test module):
+    a box holding one phone's two messages in "client-martin" (a confirmation, then a
+    withdrawal a second later): what the verify-export tamper tests export and forge."""
+    box = new_box(tmp_path)
+    phone = new_phone(box.archive)
+    say(box, phone, "Je confirme le rendez-vous de mardi.", at=T0)
+    say(box, phone, "Je retire ma plainte.", at=T0 + 1000)
+    yield box
+    box.close()
+
+
 def conversation_id(box: Box, ref: str = "client-martin") -> int:
     return int(box.reader_scalar("SELECT id FROM conversations WHERE ref = ?", ref))
 
@@ -68,6 +82,7 @@ __all__ = [
     "YEAR_MS",
     "Box",
     "attach",
+    "box_with_two_messages",
     "conversation_id",
     "new_box",
     "new_phone",

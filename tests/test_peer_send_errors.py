@@ -7,15 +7,14 @@ the box's frame encoder, where a programming error would surface.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import pytest
 
 from peer_helpers import RunningBox, message, paired_phone, running_box
+from strongroom.client.link import BoxError
 from strongroom.peer import connection
 from strongroom.peer.frames import Frame, encode_frame
-from support.wait import until
 
 box = pytest.fixture(running_box)
 
@@ -36,15 +35,12 @@ async def test_a_runtime_error_while_answering_is_logged_and_the_phone_told(
 
     monkeypatch.setattr(connection, "encode_frame", encode_with_a_bug)
     # Taken for a closed connection, the bug left no trace and the connection was
-    # given up at the phone's next frame. The failed page's request gets no answer
-    # of its own (the box's "internal error" frame names no request).
-    asked = asyncio.ensure_future(phone._require_link().request("history", {"cursor": 0}))
-    try:
-        await until(lambda: "injected encoder bug" in caplog.text, 10, "the bug logged")
-    finally:
-        asked.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asked
+    # given up at the phone's next frame. The failed page's request is failed at once
+    # (the box's "internal" error frame names it: protocol.md §10.1).
+    with pytest.raises(BoxError) as failed:
+        await asyncio.wait_for(phone._require_link().request("history", {"cursor": 0}), 10)
+    assert failed.value.code == "internal"
+    assert "injected encoder bug" in caplog.text
     assert broken == ["history_page"]
     assert "peer action Query failed" in caplog.text
     # The connection was not given up for closed: the phone carries on.

@@ -19,9 +19,10 @@ from aiohttp import web
 from e2e_helpers import E2EBox, WebAdmin, prepare_data_dir, start_box
 from reach_support import cli, tor_files
 from strongroom.reach.helper import helper_app, serve_helper
-from strongroom.reach.settings import ReachSettings, save_settings
+from strongroom.reach.settings import ReachSettings, load_settings, save_settings
 from strongroom.reach.tor_control import TorControl
-from strongroom.reach.tor_files import ReachHelperError, sighup_from_pidfile
+from strongroom.reach.tor_files import ReachHelperError, TorFiles, sighup_from_pidfile
+from strongroom.reach.torrc import ServiceConfig
 
 
 def _sighup_default() -> None:
@@ -138,3 +139,50 @@ async def test_status_says_plainly_when_tor_is_stopped_or_not_installed(
     page = await _page(box)
     assert 'id="reach-helper-down"' in page
     assert "The tor part of remote reach is not installed or not running." in page
+
+
+# -- a failed `reach on` leaves tor's include file as the box's setting says: off ---------------
+
+
+async def test_a_reach_on_that_tor_never_answers_leaves_everything_off(tmp_path: Path) -> None:
+    """tor never writes the service's hostname (it did not start): `reach on` fails
+    plainly, and the include file is put back to off, as the box's setting stays off.
+    Before, the file said on: the path unit would start tor with an onion service the
+    box did not serve, and `reach status` said off."""
+    hs = tmp_path / "hs"
+    hs.mkdir(mode=0o700)  # no hostname: tor never made the service's key
+    files = TorFiles(
+        ServiceConfig(hs, tmp_path / "peer.sock"),
+        tmp_path / "reach.conf",
+        sighup_from_pidfile(tmp_path / "tor.pid"),  # no pid file: tor is stopped
+        hostname_wait_s=0.5,
+    )
+    files.disable()  # the installer's include file, saying off
+    helper_socket = tmp_path / "helper.sock"
+    runner = await serve_helper(helper_app(files, None), helper_socket)
+    config = await prepare_data_dir(tmp_path / "box")
+    save_settings(
+        config.data_dir,
+        ReachSettings(False, onion_socket=files.service.onion_socket, helper_socket=helper_socket),
+    )
+    box = await start_box(config)
+    data = ("--data", str(box.data_dir))
+    try:
+        code, out = await cli("reach", "on", *data)
+        assert code == 1, out
+        assert "tor did not create the onion service's key; remote reach stays off" in out
+        assert not files.enabled()
+        assert "HiddenServiceDir" not in files.conf_path.read_text()
+        assert not load_settings(box.data_dir).enabled
+        code, out = await cli("reach", "status", *data)
+        assert code == 0 and "remote reach: off" in out, out
+        assert box.audit_actions("reach.") == []
+        # tor starts and makes its key: the same command now turns everything on.
+        (hs / "hostname").write_text("a" * 56 + ".onion\n")
+        code, out = await cli("reach", "on", *data)
+        assert code == 0 and "remote reach: on" in out, out
+        assert files.enabled() and load_settings(box.data_dir).enabled
+        assert box.audit_actions("reach.") == ["reach.on"]
+    finally:
+        await box.stop()
+        await runner.cleanup()

@@ -17,6 +17,8 @@ from strongroom.identity import entropy_to_words, new_entropy
 from strongroom.web.i18n import translator
 from strongroom.web.recovery_kit import KitSheet, kit_pdf
 from strongroom.web.state import STATE
+from strongroom.web.tls import ensure_certificate
+from strongroom.web.tls_key import certificate_key_fingerprint
 from web_helpers import ADMIN_PASSWORD, Client, csrf_of, login, new_box, web_app
 
 WORD = re.compile(r'<span class="w">([^<]+)</span>')
@@ -182,49 +184,77 @@ def test_the_cli_writes_the_sheet_to_a_usb_key_never_into_the_box(tmp_path: Path
     for number, word in enumerate(words, start=1):
         assert f"{number}. {word}" in sheet
     assert list(data.rglob("*.pdf")) == []
+    assert "HTTPS public key" not in sheet  # this box never started: no certificate yet
+
+
+def test_the_cli_sheet_carries_the_https_key_of_a_box_that_has_started(tmp_path: Path) -> None:
+    """The appliance makes its certificate at its first start, before anyone runs
+    `strongroom init`; the identity then has it issued again with the same key, so the
+    key's fingerprint printed now is the one the browser will show."""
+    from test_cli_identity import PASSPHRASE, run_cli
+
+    secret = tmp_path / "pass.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    data = tmp_path / "box"
+    ensure_certificate(data / "tls", "strongroom")  # what the first start did
+    key = certificate_key_fingerprint(data / "tls")
+    assert key is not None
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    out = run_cli(
+        "init", "--data", str(data), "--passphrase-file", str(secret), "--language", "fr",
+        "--recovery-sheet", str(usb / "sheet.pdf"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    sheet = pdf_text((usb / "sheet.pdf").read_bytes(), tmp_path)
+    assert "Clé publique HTTPS (SHA-256, ne change pas)" in sheet
+    assert key[:20] in sheet and "Elle reste la même quand le certificat" in sheet
 
 
 @pytest.mark.parametrize(
     ("language", "note"),
     [
-        ("fr", "ne change que lorsque le boîtier reçoit son identité"),
-        ("en", "changes only when the box gets its identity"),
+        ("fr", "Elle reste la même quand le certificat est émis à nouveau"),
+        ("en", "It stays the same when the certificate is issued again"),
     ],
 )
-def test_a_sheet_with_the_https_fingerprint_says_when_it_changes(
+def test_a_sheet_with_the_https_key_fingerprint_says_what_to_compare_it_with(
     tmp_path: Path, language: str, note: str
 ) -> None:
-    """The printed certificate fingerprint comes with when a new one is expected, so a
-    browser warning at any other time is not taken for normal."""
+    """The printed HTTPS key fingerprint comes with where to compare it and when another
+    key is expected, so a browser warning naming another key is not taken for normal."""
     words = entropy_to_words(new_entropy(), "french" if language == "fr" else "english")
-    fingerprint = ":".join(["3F"] * 32)
-    with_tls = KitSheet(words, "Cabinet", dt.date(2026, 12, 5), "ab" * 32, fingerprint)
+    key = "3f" * 32
+    with_tls = KitSheet(words, "Cabinet", dt.date(2026, 12, 5), "ab" * 32, key)
     sheet = pdf_text(kit_pdf(with_tls, translator(language)), tmp_path)
-    assert fingerprint[:20] in sheet and note in sheet
+    assert key[:20] in sheet and note in sheet
     plain = KitSheet(words, "Cabinet", dt.date(2026, 12, 5), "ab" * 32)  # served over http
     assert note not in pdf_text(kit_pdf(plain, translator(language)), tmp_path)
 
 
-async def test_the_wizard_sheet_carries_the_https_fingerprint_only_once_it_is_final(
+async def test_the_wizard_sheet_carries_the_https_key_fingerprint_never_the_certificates(
     tmp_path: Path, aiohttp_client: AiohttpClient
 ) -> None:
-    """At the words step the certificate has no unique name yet and is issued again when
-    the identity is made: a sheet printed then must not carry the fingerprint."""
+    """The certificate is issued again (same key) when the identity is made, minutes
+    after the words step, and at each rename: its fingerprint on paper would soon be
+    wrong. The key's is final from the first start, so the sheet carries it even at
+    the words step, and never the certificate's."""
     box = new_box(tmp_path / "data", ready=False)
     client = await aiohttp_client(web_app(box))
     state = client.app[STATE]
-    first_run = ":".join(["1A"] * 32)  # what the runtime shows before the identity
-    state.tls_fingerprint = first_run
+    key = "4c" * 32
+    first_run = ":".join(["1A"] * 32)  # the certificate's, before the identity
+    state.tls_fingerprint, state.tls_key_fingerprint = first_run, key
     token, words = await start_wizard(client, "en")
     early = pdf_text(await (await client.get("/setup/kit.pdf")).read(), tmp_path)
-    assert first_run[:20] not in early and "changes only when the box gets" not in early
-    assert "HTTPS certificate (SHA-256)" not in early
+    assert key[:20] in early and "HTTPS public key (SHA-256, stays the same)" in early
+    assert first_run[:20] not in early and "HTTPS certificate (SHA-256)" not in early
     await finish_wizard(client, token, words)
-    final = ":".join(["2B"] * 32)  # issued again with the unique name at the identity
-    state.tls_fingerprint = final
+    state.tls_fingerprint = ":".join(["2B"] * 32)  # issued again with the unique name
     sheet = pdf_text(await (await client.get("/setup/kit.pdf")).read(), tmp_path)
-    assert final[:20] in sheet and "changes only when the box gets its identity" in sheet
+    assert key[:20] in sheet and "It stays the same when the certificate is issued" in sheet
+    assert "2B:2B:2B" not in sheet
     page = await (await client.get("/setup/kit")).text()  # the print view says it too
-    assert "The HTTPS certificate" in page and "changes only when the box gets" in page
+    assert "The HTTPS public key" in page and key in page
     await client.close()
     await box.stop()

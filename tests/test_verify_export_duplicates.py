@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,17 +18,9 @@ from strongroom.office.sealed import seal_container, seal_placeholder
 from strongroom.office.verify_export import main as verify_main
 from strongroom.office.verify_export import verify_bundle
 from test_mutants_verify_export import export, read_members
-from test_office_support import T0, Box, new_box, new_phone, say
+from test_office_support import Box, box_with_two_messages
 
-
-@pytest.fixture
-def box(tmp_path: Path) -> Iterator[Box]:
-    b = new_box(tmp_path)
-    phone = new_phone(b.archive)
-    say(b, phone, "Je confirme le rendez-vous de mardi.", at=T0)
-    say(b, phone, "Je retire ma plainte.", at=T0 + 1000)
-    yield b
-    b.close()
+box = pytest.fixture(box_with_two_messages)
 
 
 def with_a_second_copy(bundle: Path, out: Path, name: str, first: bytes, box: Box) -> Path:

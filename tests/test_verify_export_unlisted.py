@@ -9,27 +9,20 @@ forged record placed where only the streaming reader looks passed every check.
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from strongroom.office.bundle_layout import unlisted_span
 from strongroom.office.sealed import seal_container, seal_placeholder
 from strongroom.office.verify_export import main as verify_main
 from strongroom.office.verify_export import verify_bundle
 from test_mutants_verify_export import export, read_members
-from test_office_support import T0, Box, new_box, new_phone, say
+from test_office_support import Box, box_with_two_messages
 
-
-@pytest.fixture
-def box(tmp_path: Path) -> Iterator[Box]:
-    b = new_box(tmp_path)
-    phone = new_phone(b.archive)
-    say(b, phone, "Je confirme le rendez-vous de mardi.", at=T0)
-    say(b, phone, "Je retire ma plainte.", at=T0 + 1000)
-    yield b
-    b.close()
+box = pytest.fixture(box_with_two_messages)
 
 
 def _forged_record(bundle: Path) -> tuple[str, str, bytes]:
@@ -101,4 +94,80 @@ def test_bytes_the_zip_does_not_list_are_refused(
     out = capsys.readouterr().out
     assert "FAILED  tampered.zip: les octets" in out
     assert "streaming reader could show content" in out
+    assert "must not be trusted" in out
+
+
+def _hidden_entry(bundle: Path) -> tuple[bytes, str]:
+    """A local entry (header and data) holding a forged copy of a record."""
+    root, record, forged = _forged_record(bundle)
+    hidden = io.BytesIO()
+    with zipfile.ZipFile(hidden, "w") as zf:
+        zf.writestr(f"{root}/{record}", forged)
+        local_end = zf.start_dir  # type: ignore[attr-defined]
+    return hidden.getvalue()[:local_end], f"{root}/{record}"
+
+
+def with_bytes_in_the_end_comment(bundle: Path, out: Path, box: Box) -> tuple[Path, int, int]:
+    """A forged record's local entry put in the zip comment, before the seal (still the
+    file's last bytes); sealed again with the box's own key."""
+    entry, name = _hidden_entry(bundle)
+    data = bundle.read_bytes()
+    end_at = data.rindex(b"PK\x05\x06")
+    seal = data[end_at + 22 :]
+    comment_size = struct.pack("<H", len(entry) + len(seal))
+    out.write_bytes(data[: end_at + 20] + comment_size + entry + seal)
+    seal_container(out, box.archive.signing_key)
+    assert _local_name_at(out, end_at + 22) == name  # where a scanning reader finds it
+    return out, end_at + 22, end_at + 22 + len(entry)
+
+
+def with_an_end_record_naming_another_directory(
+    bundle: Path, out: Path, box: Box
+) -> tuple[Path, int, int]:
+    """The end record's directory offset moved on, and every entry's local header offset
+    with it: zipfile reads the directory just before the end record anyway and takes the
+    difference for bytes prepended to the zip, so it reads every member where it is,
+    while a reader trusting the end record looks for the directory elsewhere."""
+    data = bytearray(bundle.read_bytes())
+    end_at = data.rindex(b"PK\x05\x06")
+    (start_dir,) = struct.unpack_from("<I", data, end_at + 16)
+    moved = 1000
+    at = start_dir
+    while data[at : at + 4] == b"PK\x01\x02":
+        (offset,) = struct.unpack_from("<I", data, at + 42)
+        struct.pack_into("<I", data, at + 42, offset + moved)
+        at += 46 + sum(struct.unpack_from("<3H", data, at + 28))
+    assert at == end_at
+    struct.pack_into("<I", data, end_at + 16, start_dir + moved)
+    out.write_bytes(bytes(data))
+    seal_container(out, box.archive.signing_key)
+    return out, end_at, len(data)
+
+
+@pytest.mark.parametrize(
+    "tamper", [with_bytes_in_the_end_comment, with_an_end_record_naming_another_directory]
+)
+def test_what_follows_the_directory_must_be_exactly_its_end_records(
+    box: Box, tmp_path: Path, capsys: pytest.CaptureFixture[str], tamper: object
+) -> None:
+    genuine = export(box, tmp_path / "export.zip")
+    tampered, start, end = tamper(genuine, tmp_path / "tampered.zip", box)  # type: ignore[operator]
+    # zipfile reads the genuine members, every CRC sound, every entry tiled from byte 0
+    # (the check before this one): only the end of the file differs.
+    with zipfile.ZipFile(tampered) as zf, zipfile.ZipFile(genuine) as original:
+        assert zf.testzip() is None
+        assert zf.namelist() == original.namelist()
+        assert unlisted_span(zf) is None
+
+    report = verify_bundle(tampered)
+    assert not report.ok
+    (problem,) = report.problems
+    assert problem.file == "tampered.zip"
+    assert f"bytes {start} to {end} of the file, after the zip's central" in problem.message
+    assert f"les octets {start} à {end} du fichier, après le répertoire" in problem.message
+
+    assert verify_main([str(tampered)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED  tampered.zip: les octets" in out
+    assert "are not exactly its end records" in out
     assert "must not be trusted" in out

@@ -11,8 +11,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import replace
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import sqlcipher3
@@ -24,7 +23,7 @@ from strongroom.appliance.control_routes import control_app
 from strongroom.appliance.discovery import unique_host_name
 from strongroom.appliance.gpio import open_panel, pin_factory_for
 from strongroom.appliance.health import read_health
-from strongroom.appliance.network import LanPolicy, listen
+from strongroom.appliance.network import LanPolicy
 from strongroom.appliance.nightjobs import NightJobs
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from strongroom.archive.errors import ArchiveError
@@ -33,7 +32,6 @@ from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.control import socket_path, start_control
 from strongroom.gc_settle import settle
-from strongroom.header_deadline import HeaderDeadline
 from strongroom.identity import KeystoreError
 from strongroom.integrity import (
     IntegrityStatus,
@@ -43,19 +41,13 @@ from strongroom.integrity import (
 )
 from strongroom.pairing.service import PairingService
 from strongroom.panel_link import audit_fields, panel_inputs
-from strongroom.peer.server import PeerService
-from strongroom.reach.archived_key import ArchivedKey
-from strongroom.reach.phones import PhoneKeys
-from strongroom.reach.service import BoxReach
+from strongroom.runtime_phones import PhoneDoor
+from strongroom.runtime_serve import serve
+from strongroom.runtime_tls import BoxCertificate
 from strongroom.unlock import BoxPhase, read_unlock_choice
 from strongroom.web.app import build_web_app
 from strongroom.web.state import STATE
-from strongroom.web.tls import (
-    ServedCertificate,
-    TlsError,
-    certificate_fingerprint,
-    http_redirect_app,
-)
+from strongroom.web.tls import http_redirect_app
 from strongroom_panel.panel import FrontPanel
 from strongroom_panel.state import derive_state
 
@@ -102,7 +94,8 @@ class BoxRuntime:
         # start() hands the same object to the box (`box.pairing`) for the web UI.
         self.pairing = PairingService(clock, on_change=self.refresh_panel)
         self._status_line = ""
-        self._cert = ServedCertificate(config.tls_dir, config.box_name)
+        self._cert = BoxCertificate(config)
+        self.phones = PhoneDoor(self.box, config, self.pairing, clock)
         self.certificate_renewal: asyncio.Task[None] | None = None  # the last one started
         self._web: web.Application | None = None
 
@@ -136,9 +129,9 @@ class BoxRuntime:
     async def _start_parts(self, stack: contextlib.AsyncExitStack) -> None:
         loop = asyncio.get_running_loop()
         self.box.pairing = self.pairing
-        self.box.reach = reach = self._reach()
+        self.box.reach = reach = self.phones.reach()
         self.box.on_unlock(self._renew_certificate)
-        self.box.on_unlock(self._start_peers)
+        self.box.on_unlock(self.phones.start_peers)
         self.box.on_unlock(self._after_unlock)
         self.box.on_change(self.refresh_panel)
         self._start_panel(loop)
@@ -149,7 +142,7 @@ class BoxRuntime:
         stack.push_async_callback(self._cancel_tasks)
         self._unlock_unattended()
         # The certificate first: the web UI shows its fingerprint on every page.
-        ssl_context = self._tls_context()
+        ssl_context = self._cert.context(self._unique_name())
         self._web = self._web_app()
         self.port = await self._serve(
             stack,
@@ -159,7 +152,7 @@ class BoxRuntime:
             handler_cancellation=True,
             keepalive_timeout=self.config.limits.idle_timeout_s,
         )
-        stack.push_async_callback(self._close_peers)
+        stack.push_async_callback(self.phones.close)
         if self.config.tls and self.config.http_redirect_port:
             # http://strongroom-3841.local/… → https://…: people type the short form.
             redirect = http_redirect_app(self.port)
@@ -199,28 +192,21 @@ class BoxRuntime:
         ssl_context: ssl.SSLContext | None,
         **runner_options: Any,
     ) -> int:
-        """Serve `app` on every address of `host`; return the port it got.
-
-        Each connection goes through a header deadline (against slowloris) that
-        also refuses peers outside the LAN allowlist, before aiohttp sees a byte.
-        """
-        loop = asyncio.get_running_loop()
-        runner = web.AppRunner(app, access_log=None, **runner_options)
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        handler = runner.server
-        assert handler is not None  # set by runner.setup()
-        deadline = self.config.limits.handshake_timeout_s
-        listeners, bound = await listen(
-            loop,
+        """Serve `app` on every address of the configured host; return the port it got."""
+        return await serve(
+            stack,
+            app,
             self.config.host,
             port,
-            lambda: HeaderDeadline(handler(), deadline, loop, self.lan.admit),
             ssl_context,
+            admit=self._admit,
+            header_deadline_s=self.config.limits.handshake_timeout_s,
+            **runner_options,
         )
-        for listener in listeners:
-            stack.callback(listener.close)
-        return bound
+
+    def _admit(self, peer: str) -> bool:
+        # The policy of the moment, read at each connection: `lan` may be replaced.
+        return self.lan.admit(peer)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks.append(asyncio.create_task(coro))
@@ -232,10 +218,6 @@ class BoxRuntime:
         for result in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(result, Exception):
                 log.error("background task ended with %r", result)
-
-    async def _close_peers(self) -> None:
-        if self.box.peers is not None:
-            await self.box.peers.close_all()
 
     def _close_panel(self) -> None:
         if self.panel is not None:
@@ -256,16 +238,16 @@ class BoxRuntime:
 
     def _web_app(self) -> web.Application:
         app = build_web_app(self.box)
-        # Phones are not browsers: /peer bypasses the web UI's session/phase/CSRF
-        # middlewares, which would redirect a locked box's /peer to /unlock.
-        app.middlewares.insert(0, self._peer_first)
-        app.router.add_get("/peer", self._peer_endpoint)
+        app.middlewares.insert(0, self.phones.peer_first)  # /peer before the web UI's
+        app.router.add_get("/peer", self.phones.endpoint)
         return app
 
     def tls_fingerprint(self) -> str | None:
-        if not self.config.tls:
-            return None
-        return certificate_fingerprint(self.config.tls_dir)
+        return self._cert.fingerprint()
+
+    def tls_key_fingerprint(self) -> str | None:
+        """The certificate key's SHA-256 (web/tls_key.py): the same across re-issues."""
+        return self._cert.key_fingerprint()
 
     # -- parts ---------------------------------------------------------------------
 
@@ -274,85 +256,25 @@ class BoxRuntime:
         fingerprint = self.box.fingerprint
         return unique_host_name(self.config.box_name, fingerprint) if fingerprint else None
 
-    def _tls_context(self) -> ssl.SSLContext | None:
-        if not self.config.tls:
-            return None
-        return self._cert.start(self._unique_name())
-
     def _renew_certificate(self) -> None:
         """At unlock: if the wizard has just made the identity, the certificate gets the
         box's unique name (same key) and new connections are served the new one.
 
         on_unlock callbacks run on the event loop and openssl takes a while on a Pi: the
-        renewal is a task (openssl in a worker thread). The recovery sheet waits for it
-        (`WebState.tls_renewal`): it prints the fingerprint."""
+        renewal is a task (openssl in a worker thread). The recovery sheet prints the
+        key's fingerprint (web/tls_key.py), which the renewal leaves as it was."""
         task = asyncio.create_task(self._renew_certificate_now())
         self._tasks.append(task)
         self.certificate_renewal = task
-        if self._web is not None:
-            self._web[STATE].tls_renewal = task
 
     async def _renew_certificate_now(self) -> None:
-        try:
-            fingerprint = await self._cert.renew(self._unique_name())
-        except (TlsError, OSError) as exc:  # keep serving the old one: strongroom.local works
-            log.error("could not renew the HTTPS certificate: %s", exc)
-            return
+        fingerprint = await self._cert.renew(self._unique_name())
         if fingerprint is None:
             return
-        log.info("HTTPS certificate issued again for %s.local", self._unique_name())
         if self._web is not None:
             self._web[STATE].tls_fingerprint = fingerprint  # the footer, the recovery sheet
         if self.announcer is not None:  # republished with the new identity after unlock
             self.announcer.set_tls_fingerprint(fingerprint)
-
-    def _start_peers(self) -> None:
-        box = self.box
-        assert box.archive is not None and box.committer is not None and box.keys is not None
-        box.peers = PeerService(
-            box.archive,
-            box.committer,
-            box.keys,
-            self.config.limits,
-            self.pairing,
-            clock=self.clock,
-        )
-        if box.reach is not None:  # pairing hands each phone its onion-auth key
-            box.peers.box = replace(
-                box.peers.box, reach_offer=box.reach.offer, reach_refresh=box.reach.refresh
-            )
-
-    def _reach(self) -> BoxReach:
-        """Remote reach over Tor (off by default): see strongroom.reach."""
-        return BoxReach(
-            self.config.data_dir,
-            self._peer_endpoint,
-            header_deadline_s=self.config.limits.handshake_timeout_s,
-            audit=self.box.audit,
-            key_keeper=ArchivedKey(self.box),
-            phones=PhoneKeys(self.box),
-            notify=self._reach_changed,
-        )
-
-    def _reach_changed(self) -> None:
-        """Phones connected now learn a new reach at once (they ask again)."""
-        if self.box.peers is not None:
-            self.box.peers.reach_changed()
-
-    @web.middleware
-    async def _peer_first(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if request.path == "/peer":
-            return await self._peer_endpoint(request)
-        return await handler(request)
-
-    async def _peer_endpoint(self, request: web.Request) -> web.StreamResponse:
-        peers = self.box.peers
-        if peers is None:
-            # Locked: phones keep their records and retry later.
-            return web.json_response({"error": "locked"}, status=503, headers={"Retry-After": "30"})
-        return await peers.handle(request)
 
     def _start_panel(self, loop: asyncio.AbstractEventLoop) -> None:
         try:

@@ -40,6 +40,7 @@ def control_app(runtime: BoxRuntime) -> web.Application:
                 "url": runtime.url,
                 "fingerprint": box.fingerprint,
                 "tls_fingerprint": runtime.tls_fingerprint(),
+                "tls_key_fingerprint": runtime.tls_key_fingerprint(),
                 "pairing_open": pairing.open,
                 "night_jobs": {o.job: o.to_json() for o in runtime.night_jobs.last.values()},
             }

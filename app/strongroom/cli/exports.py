@@ -41,6 +41,11 @@ def local_identity(args: argparse.Namespace) -> Any:
     return IdentityFacts.of(keys)
 
 
+# As the page footer and the recovery sheet name it (their catalogues' msgid, in French).
+TLS_KEY_LABEL_FR = "Clé publique HTTPS (SHA-256, ne change pas)"
+TLS_KEY_LABEL_EN = "HTTPS public key (SHA-256, stays the same)"
+
+
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     from strongroom.office.verify_text import (
         PROTOCOL_LABEL_EN,
@@ -55,6 +60,12 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     facts = local_identity(args)
     print(f"{PROTOCOL_LABEL_FR} / {PROTOCOL_LABEL_EN}:")
     print(f"  {facts.protocol_fingerprint}")
+    from strongroom.web.tls_key import certificate_key_fingerprint
+
+    tls_key = certificate_key_fingerprint(box_config(args).tls_dir)
+    if tls_key is not None:  # what a browser's "public key" SHA-256 shows (web/tls_key.py)
+        print(f"{TLS_KEY_LABEL_FR} / {TLS_KEY_LABEL_EN}:")
+        print(f"  {tls_key}")
     print(f"{SIGNING_LABEL_FR} / {SIGNING_LABEL_EN}:")
     print(facts.signing_fingerprint)  # the last line: 64 hex digits, for scripts
     return 0
@@ -264,7 +275,9 @@ def _export_options(cmd: argparse.ArgumentParser) -> None:
 
 COMMANDS: dict[str, Spec] = {
     "fingerprint": Spec(
-        cmd_fingerprint, "print the signing key fingerprint a sealed export is checked against"
+        cmd_fingerprint,
+        "print the signing key fingerprint a sealed export is checked against, the phones'"
+        " protocol fingerprint and the HTTPS public key's (stays the same across re-issues)",
     ),
     "register-details": Spec(
         cmd_register_details,

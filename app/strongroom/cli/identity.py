@@ -25,6 +25,7 @@ from strongroom.identity import (
 
 def cmd_init(args: argparse.Namespace) -> int:
     from strongroom.box import Box
+    from strongroom.web.tls_key import certificate_key_fingerprint
 
     config = box_config(args)
     if has_identity(config):
@@ -43,7 +44,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     box.initialise(entropy, passphrase)
     try:
         if sheet_path is not None:
-            _write_sheet(sheet_path, words, box.fingerprint or "", args.language)
+            tls_key = certificate_key_fingerprint(config.tls_dir)  # None before a first start
+            _write_sheet(sheet_path, words, box.fingerprint or "", args.language, tls_key)
         print("Write these 24 words on paper and keep them safe. They are shown only once.")
         print(
             "Notez ces 24 mots sur papier et gardez-les en lieu sûr."
@@ -57,14 +59,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_sheet(path: Path, words: list[str], fingerprint: str, language: str) -> None:
-    """The printable recovery sheet (the web wizard's PDF), to a USB key or a printer spool."""
+def _write_sheet(
+    path: Path, words: list[str], fingerprint: str, language: str, tls_key: str | None
+) -> None:
+    """The printable recovery sheet (the web wizard's PDF), to a USB key or a printer spool;
+    with the HTTPS key's fingerprint when the box has made its certificate (it stays the
+    same when the certificate is issued again for the new identity)."""
     import datetime as dt
 
     from strongroom.web.i18n import translator
     from strongroom.web.recovery_kit import KitSheet, kit_pdf
 
-    sheet = KitSheet(words, "", dt.date.today(), fingerprint)
+    sheet = KitSheet(words, "", dt.date.today(), fingerprint, tls_key)
     path.write_bytes(kit_pdf(sheet, translator(language)))
     print(f"Recovery sheet / fiche de secours : {path} (print it, then delete the file)")
 

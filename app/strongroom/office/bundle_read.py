@@ -3,8 +3,9 @@
 The zip's central directory is trusted for nothing: a member name it lists twice
 is refused (a tampered bundle could carry two members of one name, `unzip` and
 `sha256sum -c` then seeing one and a reader the other), so are bytes it does not
-list (bundle_layout: what a streaming reader would show unchecked), and every
-member is read through its CRC.
+list (bundle_layout: what a streaming reader would show unchecked), or bytes
+between the directory and the end of the file that are not its end records, and
+every member is read through its CRC.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from pathlib import Path
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from strongroom.office.bundle_layout import unlisted_message, unlisted_span
+from strongroom.office.bundle_layout import (
+    UNLISTED_TAIL,
+    unlisted_message,
+    unlisted_span,
+    unlisted_tail,
+)
+from strongroom.office.sealed import SEAL_BYTES
 from strongroom.proof.sth import SignedTreeHead
 
 MAX_SMALL_MEMBER = 8 * 1024 * 1024
@@ -104,12 +111,16 @@ def hash_members(zf: zipfile.ZipFile, report: ExportReport) -> Bundle | None:
         return None  # which copy a check would read is the reader's choice: none is trusted
     try:
         unlisted = unlisted_span(zf)
+        tail = unlisted_tail(zf, SEAL_BYTES) if unlisted is None else None
     except ZIP_ERRORS as exc:
         report.problem(report.path.name, f"not a readable zip file ({exc})")
         return None
     if unlisted is not None:
         report.problem(report.path.name, unlisted_message(*unlisted))
         return None  # what a streaming reader shows is not what would be checked
+    if tail is not None:
+        report.problem(report.path.name, unlisted_message(*tail, msgid=UNLISTED_TAIL))
+        return None  # every byte of the file is a listed member, the directory or its end
     bundle = Bundle(zf, root, report)
     for info in infos:
         rel = info.filename[len(root) + 1 :]

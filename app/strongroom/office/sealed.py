@@ -24,11 +24,7 @@ the end.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import re
-import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,14 +32,25 @@ from typing import IO, Protocol
 
 from nacl.signing import SigningKey
 
+from strongroom.office.bundle_names import safe_file_name, unicode_file_name
+from strongroom.office.manifest_lines import CompressedLines
 from strongroom.office.offload import BlockPipe
+from strongroom.office.seal import (
+    SEAL_BYTES,
+    SEAL_PREFIX,
+    ByteSink,
+    SealingStream,
+    container_digest,
+    read_seal,
+    seal_container,
+    seal_message,
+    seal_placeholder,
+)
 from strongroom.office.verify_text import (
     CHECK_PROOFS_SH,
     CHECK_PROOFS_SH_NAME,
     PROOF_SECTION_EN,
     PROOF_SECTION_FR,
-    SEAL_B64_CHARS,
-    SEAL_PREFIX_TEXT,
     openssl_verify_command,
     verify_instructions,
 )
@@ -51,11 +58,24 @@ from strongroom.office.zip_stream import StreamingZip
 from strongroom.proof.pem import ed25519_public_key_pem
 from strongroom.proof.sth import SignedTreeHead
 
+# Re-exported: what bundles are made of is read from here (the seal: seal.py, the
+# names: bundle_names.py, the manifest's lines: manifest_lines.py).
 __all__ = [
     "CHECK_PROOFS_SH",
     "CHECK_PROOFS_SH_NAME",
     "PROOF_SECTION_EN",
     "PROOF_SECTION_FR",
+    "SEAL_BYTES",
+    "SEAL_PREFIX",
+    "ByteSink",
+    "SealingStream",
+    "container_digest",
+    "read_seal",
+    "safe_file_name",
+    "seal_container",
+    "seal_message",
+    "seal_placeholder",
+    "unicode_file_name",
     "verify_instructions",
 ]
 
@@ -72,30 +92,6 @@ UNSIGNED = frozenset({MANIFEST, MANIFEST_DIGEST, MANIFEST_SIG})
 VERIFY_MANIFEST_CMD = openssl_verify_command(MANIFEST_DIGEST, MANIFEST_SIG)
 VERIFY_STH_CMD = openssl_verify_command(STH_TEXT, STH_SIG)
 SHA256SUM_CMD = f"sha256sum -c {MANIFEST}"
-
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_file_name(name: str, limit: int = 80) -> str:
-    """A name sha256sum prints without escaping and every OS accepts."""
-    cleaned = _SAFE.sub("_", name).strip("._") or "file"
-    return cleaned[:limit]
-
-
-# What no file name in a bundle may hold: path separators, characters Windows
-# refuses, and backslash/control characters (sha256sum would escape the line).
-_UNSAFE_UNICODE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f-\x9f]+')
-
-
-def unicode_file_name(name: str, limit_bytes: int = 180) -> str:
-    """The sender's own file name (accents, spaces, any script), made safe to unzip."""
-    import unicodedata
-
-    cleaned = _UNSAFE_UNICODE.sub("_", unicodedata.normalize("NFC", name)).strip(" .") or "file"
-    while len(cleaned.encode("utf-8")) > limit_bytes:
-        stem, dot, ext = cleaned.rpartition(".")
-        cleaned = f"{stem[:-1]}.{ext}" if dot and stem and len(ext) < 10 else cleaned[:-1]
-    return cleaned
 
 
 class _Writable(Protocol):
@@ -147,14 +143,6 @@ class _HashingWriter:
         self._pipe.close()
 
 
-class ByteSink(Protocol):
-    """Where a bundle goes: written strictly in sequence, never read or sought."""
-
-    def write(self, data: bytes, /) -> int: ...
-
-    def flush(self) -> None: ...
-
-
 class SealedBundleWriter:
     """Write members, then `finish()` adds the tree head, key, VERIFY.txt and manifest.
 
@@ -185,7 +173,7 @@ class SealedBundleWriter:
         self._zip = StreamingZip(self._stream)
         # The manifest's lines, in the order the members are written, kept
         # compressed (~45 bytes a member instead of ~90, and no object each).
-        self._lines = _CompressedLines()
+        self._lines = CompressedLines()
 
     def _member(self, name: str) -> str:
         # No set of the names written: six per exported record would cost more memory
@@ -266,144 +254,6 @@ class SealedBundleWriter:
             self._file.close()
         if self.path is not None:
             self.path.unlink(missing_ok=True)
-
-
-class _CompressedLines:
-    """`sha256sum` lines appended one by one, read back (as often as needed) in order."""
-
-    def __init__(self) -> None:
-        self._pack = zlib.compressobj(1)
-        self._packed: list[bytes] = []
-        self._pending = bytearray()
-        self._done = False
-
-    def add(self, digest_hex: str, name: str) -> None:
-        if self._done:
-            raise ValueError("the manifest is already sealed")
-        self._pending += f"{digest_hex}  {name}\n".encode()
-        if len(self._pending) >= 1 << 16:  # compressed in blocks, not line by line
-            self._pack_pending()
-
-    def add_lines(self, text: str) -> None:
-        """Several whole lines at once ("<hex>  <name>\\n" each)."""
-        if self._done:
-            raise ValueError("the manifest is already sealed")
-        self._pending += text.encode()
-        if len(self._pending) >= 1 << 16:
-            self._pack_pending()
-
-    def _pack_pending(self) -> None:
-        packed = self._pack.compress(bytes(self._pending))
-        self._pending.clear()
-        if packed:
-            self._packed.append(packed)
-
-    def chunks(self) -> Iterator[bytes]:
-        if not self._done:
-            self._pack_pending()
-            self._packed.append(self._pack.flush())
-            self._done = True
-        unpack = zlib.decompressobj()
-        for packed in self._packed:
-            data = unpack.decompress(packed)
-            if data:
-                yield data
-        rest = unpack.flush()
-        if rest:
-            yield rest
-
-
-class SealingStream:
-    """A write-only sink that hashes all but the last SEAL_BYTES bytes it is given.
-
-    zipfile writes the comment (the seal placeholder) last; it is held back
-    here and replaced by the signature over the hash of everything before it.
-    """
-
-    def __init__(self, target: ByteSink) -> None:
-        self._target = target
-        self._digest = hashlib.sha256()
-        self._held = b""
-
-    def write(self, data: bytes) -> int:
-        buffer = self._held + bytes(data)
-        if len(buffer) > SEAL_BYTES:
-            out, self._held = buffer[:-SEAL_BYTES], buffer[-SEAL_BYTES:]
-            self._digest.update(out)
-            self._target.write(out)
-        else:
-            self._held = buffer
-        return len(data)
-
-    def flush(self) -> None:
-        self._target.flush()
-
-    def close(self) -> None:
-        """zipfile never closes a sink it was given; the owner of the target does."""
-
-    def seal(self, key: SigningKey) -> None:
-        if self._held != seal_placeholder():
-            raise ValueError("the zip does not end with the seal placeholder")
-        signature = key.sign(seal_message(self._digest.digest())).signature
-        self._target.write(SEAL_PREFIX + base64.b64encode(signature))
-        self._target.flush()
-
-
-# The container seal: the zip comment (the file's last bytes) holds the box's
-# signature (base64, so `tail -c 88 | base64 -d` gives it back) over SHA-256 of
-# every byte before the comment's prefix. The manifest covers the content; the
-# seal covers the container too (timestamps, attributes, headers, added
-# members), so a flipped byte anywhere in the .zip is detected, by verify-export
-# and by the shell lines of VERIFY.txt.
-SEAL_PREFIX = SEAL_PREFIX_TEXT.encode("ascii")
-SEAL_BYTES = len(SEAL_PREFIX) + SEAL_B64_CHARS
-
-
-def seal_placeholder() -> bytes:
-    return SEAL_PREFIX + b"=" * SEAL_B64_CHARS
-
-
-def seal_message(digest: bytes) -> bytes:
-    return b"strongroom-zip-v1\n" + digest.hex().encode() + b"\n"
-
-
-def container_digest(path: Path) -> bytes:
-    """SHA-256 of the file without its trailing seal."""
-    digest = hashlib.sha256()
-    remaining = path.stat().st_size - SEAL_BYTES
-    with path.open("rb") as handle:
-        while remaining > 0:
-            chunk = handle.read(min(1 << 20, remaining))
-            if not chunk:
-                break
-            digest.update(chunk)
-            remaining -= len(chunk)
-    return digest.digest()
-
-
-def seal_container(path: Path, key: SigningKey) -> None:
-    signature = key.sign(seal_message(container_digest(path))).signature
-    with path.open("r+b") as handle:
-        handle.seek(-SEAL_BYTES, 2)
-        if handle.read(len(SEAL_PREFIX)) != SEAL_PREFIX:
-            raise ValueError("the zip does not end with the seal placeholder")
-        handle.seek(-SEAL_B64_CHARS, 2)
-        handle.write(base64.b64encode(signature))
-
-
-def read_seal(path: Path) -> bytes | None:
-    """The container signature at the end of a bundle, or None if there is none."""
-    if path.stat().st_size < SEAL_BYTES:
-        return None
-    with path.open("rb") as handle:
-        handle.seek(-SEAL_BYTES, 2)
-        tail = handle.read()
-    if not tail.startswith(SEAL_PREFIX):
-        return None
-    try:
-        return base64.b64decode(tail[len(SEAL_PREFIX) :], validate=True)
-    except (binascii.Error, ValueError):
-        return None
 
 
 def box_key_fingerprint(verify_key: bytes) -> str:

@@ -34,6 +34,12 @@ class Close:
     reason: str
 
 
+# Waiting actions carry `request_id`, the id of the phone's frame they answer (0 for
+# work the box starts on its own): if the action itself fails (a fault in the box, not
+# an outcome `then` handles), the glue's `internal` error frame names that request, so
+# the phone fails it at once instead of waiting for its own timeout (protocol.md §10.1).
+
+
 @dataclass(frozen=True)
 class Commit:
     """Submit `op` to the group committer; `then` gets Committed or the exception."""
@@ -41,6 +47,7 @@ class Commit:
     op: WriteOp
     log_index_of: Callable[[Any], int | None] | None
     then: Callable[[Committed | Exception], list[Action]]
+    request_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class CheckSignature:
     message: bytes
     signature: bytes
     then: Callable[[bool], list[Action]]
+    request_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,12 +70,14 @@ class Query:
 
     read: Callable[[Connection], Any]
     then: Callable[[Any], list[Action]]
+    request_id: int = 0
 
 
 @dataclass(frozen=True)
 class AskGate:
     attempt: PairingAttempt
     then: Callable[[PairingOutcome], list[Action]]
+    request_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class RefreshReach:
     device_id: int
     auth_pub: str | None
     then: Callable[[Mapping[str, Any] | Exception], list[Action]]
+    request_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -174,3 +185,11 @@ Action = (
     | UploadAbort
     | StreamBlob
 )
+
+
+def request_of(action: Action) -> int:
+    """The id of the phone's request a waiting action answers (0: the box's own work)."""
+    match action:
+        case Commit() | CheckSignature() | Query() | AskGate() | RefreshReach() | StreamBlob():
+            return action.request_id
+    return 0

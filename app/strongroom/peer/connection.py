@@ -42,6 +42,7 @@ from strongroom.peer.actions import (
     UploadWrite,
     WakeMail,
     WakeNotices,
+    request_of,
 )
 from strongroom.peer.blob_sender import Batch, BlobFrames, read_batch
 from strongroom.peer.channel import ChannelError, SecureChannel
@@ -235,7 +236,10 @@ class Connection:
             raise
         except Exception:
             log.exception("peer action %s failed", type(action).__name__)
-            await self.send(error_frame(ErrorCode.INTERNAL, "internal error"))
+            # Name the request it answered: the phone fails that request at once
+            # instead of waiting for a reply that will never come (protocol.md §10.1).
+            request_id = request_of(action)
+            await self.send(error_frame(ErrorCode.INTERNAL, "internal error", request_id))
         finally:
             self._slots.release()
 

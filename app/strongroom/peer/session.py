@@ -13,6 +13,7 @@ close) for the network glue to run. A session starts in one of two states:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -221,7 +222,8 @@ class PeerSession:
             comparison_code=self._code(self.handshake_hash, *self._code_nonces),
         )
         self.pairing_pending = True
-        return [AskGate(attempt, lambda outcome: self._pair_decided(frame.id, attempt, outcome))]
+        decided = functools.partial(self._pair_decided, frame.id, attempt)
+        return [AskGate(attempt, decided, frame.id)]
 
     def _refuse(self, request_id: int, reason: str) -> list[Action]:
         self.pairing_pending = False
@@ -257,7 +259,7 @@ class PeerSession:
                 return [error(code, message, request_id)]
             return self._paired(request_id, attempt, int(result.result), result)
 
-        return [Commit(writes.add_device(device), None, registered)]
+        return [Commit(writes.add_device(device), None, registered, request_id)]
 
     def _paired(
         self, request_id: int, attempt: PairingAttempt, device_id: int, result: Committed
@@ -313,12 +315,14 @@ class PeerSession:
                 return []
             return [self._store(frame.id, record, device)]
 
-        return [CheckSignature(device.sign_key, signed_message(record), record.signature, checked)]
+        message = signed_message(record)
+        return [CheckSignature(device.sign_key, message, record.signature, checked, frame.id)]
 
     def _store(self, request_id: int, record: Record, device: Device) -> Commit:
         """Commit a record whose signature holds; the ack follows the durable commit."""
         op = ingest.push_record(record, device.id, device.owner)
-        return Commit(op, ingest.log_index_of, lambda r: logged(request_id, "record", r))
+        acked = functools.partial(logged, request_id, "record")
+        return Commit(op, ingest.log_index_of, acked, request_id)
 
     # -- mail (session_mail.py) -----------------------------------------------------------------
 
@@ -362,7 +366,7 @@ class PeerSession:
                 body["tree_head"] = result.tree_head
             return [Send(Frame("history_page", frame.id, body))]
 
-        return [Query(read, page)]
+        return [Query(read, page, frame.id)]
 
     _HANDLERS: ClassVar[dict[str, Callable[[PeerSession, Frame], list[Action]]]] = {
         "push": lambda s, f: s._push(f),

@@ -6,6 +6,7 @@ UploadDriver (uploads.py); downloads are a StreamBlob action.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +74,8 @@ class BlobFlow:
                 return [error(ErrorCode(result.code), result.message, frame.id)]
             if isinstance(result, BlobStored):
                 op = ingest.existing_blob(sha256)
-                return [Commit(op, ingest.log_index_of, lambda r: logged(frame.id, "blob", r))]
+                acked = functools.partial(logged, frame.id, "blob")
+                return [Commit(op, ingest.log_index_of, acked, frame.id)]
             self.upload = _Upload(sha256, size, result.offset)
             body = {"sha256": sha256, "offset": result.offset, "size": size}
             return [Send(Frame("blob_status", frame.id, body))]
@@ -120,7 +122,8 @@ class BlobFlow:
             if isinstance(result, UploadFailed):
                 return [error(ErrorCode(result.code), result.message, frame.id)]
             op = ingest.register_blob(upload.sha256, upload.size, result)
-            return [Commit(op, ingest.log_index_of, lambda r: logged(frame.id, "blob", r))]
+            acked = functools.partial(logged, frame.id, "blob")
+            return [Commit(op, ingest.log_index_of, acked, frame.id)]
 
         return [UploadFinish(finished)]
 
@@ -142,4 +145,4 @@ class BlobFlow:
                 return [error(ErrorCode.BAD_OFFSET, "offset beyond the blob", frame.id)]
             return [StreamBlob(frame.id, blob.location, blob.size, offset)]
 
-        return [Query(read, found)]
+        return [Query(read, found, frame.id)]

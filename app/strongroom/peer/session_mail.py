@@ -43,7 +43,7 @@ class MailFlow:
             ack = Frame("ack", frame.id, {"kind": "mail", "ref": mail_id})
             return [Send(ack), WakeMail(body["to"], device)]
 
-        return [Commit(op, None, held)]
+        return [Commit(op, None, held, frame.id)]
 
     def mail_ack(self, frame: Frame) -> list[Action]:
         assert self._session.device is not None
@@ -70,6 +70,7 @@ class MailFlow:
                 mailbox.ack_mail(mail_id, self._session.device.id, self._session.device.owner),
                 None,
                 recorded,
+                frame.id,
             )
         ]
 

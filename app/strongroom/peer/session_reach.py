@@ -51,7 +51,7 @@ class ReachFlow:
                 return [error(ErrorCode.INTERNAL, "internal error", frame.id)]
             return [Send(Frame("reach", frame.id, dict(result)))]
 
-        return [RefreshReach(device.id, auth_pub, answered)]
+        return [RefreshReach(device.id, auth_pub, answered, frame.id)]
 
     def changed(self) -> list[Action]:
         """The box's reach changed: tell a phone that reads it to ask again."""

@@ -8,6 +8,7 @@ the `authorized_clients/` directory, and republishes the descriptor.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -114,6 +115,7 @@ class TorFiles:
     service: ServiceConfig
     conf_path: Path  # the file tor's torrc %includes
     reload: Callable[[], None]
+    hostname_wait_s: float = HOSTNAME_WAIT_S  # how long `enable` waits for tor's key
 
     @property
     def clients_dir(self) -> Path:
@@ -141,8 +143,14 @@ class TorFiles:
             (self.service.hs_dir / name).unlink(missing_ok=True)
         self._write(self.service.hs_dir / "hs_ed25519_secret_key", data.decode("latin-1"))
 
-    def enable(self) -> str:
-        """Turn the onion service on; the onion address once tor has made its key."""
+    def enable(self, *, undo: bool = True) -> str:
+        """Turn the onion service on; the onion address once tor has made its key.
+
+        If tor cannot be reloaded or never writes the key (tor does not start), the
+        include file is put back to off when `undo` and it was off before: otherwise
+        it would say on while the box's own setting, which changes only on success,
+        says off, and tor would be started with a service the box does not serve."""
+        was_on = self.enabled()
         # tor refuses a HiddenServiceDir readable by others; it makes it if absent.
         self.service.hs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.clients_dir.mkdir(exist_ok=True, mode=0o700)
@@ -153,8 +161,16 @@ class TorFiles:
             # is thrown away at once keeps authorisation on with zero phones.
             self._write(sentinel, service_auth_line(ClientAuthKey.generate().public_b32))
         self._write(self.conf_path, service_conf(self.service), 0o644)
-        self.reload()
-        return self.wait_onion()
+        try:
+            self.reload()
+            return self.wait_onion(self.hostname_wait_s)
+        except ReachHelperError as exc:
+            if was_on or not undo:
+                raise
+            self._write(self.conf_path, service_conf(None), 0o644)
+            with contextlib.suppress(ReachHelperError):  # tor is stopped or failing anyway
+                self.reload()
+            raise ReachHelperError(f"{exc}; remote reach stays off") from exc
 
     def disable(self) -> None:
         """Turn it off. The keys stay: turned on again, the box keeps its address."""
@@ -172,7 +188,7 @@ class TorFiles:
         self.reload()
         for name in ("hostname", "hs_ed25519_public_key", "hs_ed25519_secret_key"):
             (self.service.hs_dir / name).unlink(missing_ok=True)
-        onion = self.enable()
+        onion = self.enable(undo=False)  # reach stays on, as the box's setting says
         if onion == old:
             raise ReachHelperError("tor kept the old address")
         return onion

@@ -46,6 +46,7 @@ from strongroom.web.sessions import DEFAULT_IDLE_TIMEOUT_S, SessionStore
 from strongroom.web.state import STATE, WebState
 from strongroom.web.throttle import Throttle
 from strongroom.web.tls import certificate_fingerprint
+from strongroom.web.tls_key import certificate_key_fingerprint
 from strongroom.web.users import DEFAULT_HASHER, PasswordHasher
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -93,6 +94,9 @@ def build_web_app(
         keystore_limits=dict(keystore_limits or {}),
         work_dir=work_dir,
         tls_fingerprint=certificate_fingerprint(box.config.tls_dir) if box.config.tls else None,
+        tls_key_fingerprint=(
+            certificate_key_fingerprint(box.config.tls_dir) if box.config.tls else None
+        ),
     )
     if drive_roots is not None:  # tests: plain directories stand for plugged-in drives
         state.drive_roots, state.drives_mounts_only = drive_roots, False

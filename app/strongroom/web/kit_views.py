@@ -9,7 +9,6 @@ again: an admin who could would walk away with the root secret.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 
@@ -54,20 +53,16 @@ async def _sheet(request: web.Request) -> KitSheet:
         practice = name or ""
     else:
         raise web.HTTPNotFound()
-    tls_fingerprint = None
-    # Before the identity the certificate has no unique name yet and is issued again
-    # when it gets one: a sheet printed at the words step must not carry a fingerprint
-    # that changes minutes later (it would teach that a mismatch is normal).
-    if state.box.fingerprint is not None:
-        if state.tls_renewal is not None:  # the identity was just made: the new fingerprint
-            await asyncio.wait([state.tls_renewal])
-        tls_fingerprint = state.tls_fingerprint
+    # The key's fingerprint, not the certificate's: the certificate is issued again
+    # (same key) when the identity is made, minutes after the words step, and at each
+    # rename; a sheet carrying a value that changes then would teach that a mismatch
+    # is normal. The key's is final from the first start.
     return KitSheet(
         words=entropy_to_words(entropy, language),
         practice_name=practice,
         issued=dt.date.today(),
         box_fingerprint=derive_box_keys(entropy).fingerprint,
-        tls_fingerprint=tls_fingerprint,
+        tls_key_fingerprint=state.tls_key_fingerprint,
     )
 
 

@@ -59,15 +59,20 @@ FIELD_PRACTICE = N_("Practice")
 FIELD_DATE = N_("Date")
 # The label the footer gives the same value: one name per fingerprint across the product.
 FIELD_BOX = N_("Protocol fingerprint (phone pairing)")
-FIELD_TLS = N_("HTTPS certificate (SHA-256)")
-# Printed with that fingerprint: when a changed one is expected, so that a browser
-# warning at any other time is not taken for normal (docs/operations.md).
-TLS_NOTE = (
-    N_("The HTTPS certificate"),
+# The HTTPS key's fingerprint (web/tls_key.py), not the certificate's: the certificate
+# is issued again at first set-up and at each rename, its key stays, and paper lasts.
+FIELD_TLS_KEY = N_("HTTPS public key (SHA-256, stays the same)")
+# Printed with it: what to compare it with, and when another key is expected, so that a
+# browser warning naming another key is never taken for normal (docs/operations.md).
+TLS_KEY_NOTE = (
+    N_("The HTTPS public key"),
     N_(
-        "Its fingerprint, above, changes only when the box gets its identity (first set-up), "
-        "is renamed or is restored. At any other time a browser warning about the certificate "
-        "is not normal: do not accept it, and call whoever looks after the box."
+        "When the browser warns about the box's certificate, open the certificate's details "
+        "(Chrome, Edge: the “Not secure” sign, then “Certificate is not valid”) and compare "
+        "the SHA-256 fingerprint of its public key with the one above. It stays the same when "
+        "the certificate is issued again (first set-up, new name); it changes only when the box "
+        "itself is replaced, for example by a restore onto a new box. If it differs at any other "
+        "time, do not accept the certificate, and call whoever looks after the box."
     ),
 )
 BLANK = "______________________________"
@@ -79,7 +84,7 @@ class KitSheet:
     practice_name: str  # "" before the wizard asks it: the sheet leaves a line to write it
     issued: dt.date
     box_fingerprint: str
-    tls_fingerprint: str | None = None
+    tls_key_fingerprint: str | None = None  # None: the box serves plain HTTP (development)
 
     def fields(self, translate: Translator) -> list[tuple[str, str]]:
         rows = [
@@ -87,13 +92,13 @@ class KitSheet:
             (translate(FIELD_DATE), format_date(self.issued, "long", locale=translate.language)),
             (translate(FIELD_BOX), self.box_fingerprint),
         ]
-        if self.tls_fingerprint:
-            rows.append((translate(FIELD_TLS), self.tls_fingerprint))
+        if self.tls_key_fingerprint:
+            rows.append((translate(FIELD_TLS_KEY), self.tls_key_fingerprint))
         return rows
 
     def instructions(self) -> tuple[tuple[str, str], ...]:
         """(heading, text) msgids, in the order a person needs them."""
-        return (*INSTRUCTIONS, TLS_NOTE) if self.tls_fingerprint else INSTRUCTIONS
+        return (*INSTRUCTIONS, TLS_KEY_NOTE) if self.tls_key_fingerprint else INSTRUCTIONS
 
 
 def kit_pdf(sheet: KitSheet, translate: Translator, font_dir: Path = DEJAVU_DIR) -> bytes:

@@ -132,6 +132,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "box_fingerprint": state.box.fingerprint,
         "signing_fingerprint": signing_fingerprint(state.box.keys),
         "tls_fingerprint": state.tls_fingerprint,
+        "tls_key_fingerprint": state.tls_key_fingerprint,
         "role_names": ROLE_NAMES,
         "job_names": JOB_NAMES,
         "setup_steps": SETUP_STEPS,

@@ -7,7 +7,6 @@ writes an audit event as the logged-in user.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +39,8 @@ class WebState:
     hasher: PasswordHasher
     keystore_limits: dict[str, int]
     work_dir: Path  # where jobs write their files (exports in clear: wiped at start and stop)
-    tls_fingerprint: str | None = None
-    tls_renewal: asyncio.Task[None] | None = None  # the certificate issued again at unlock
+    tls_fingerprint: str | None = None  # the certificate's: changes at each re-issue
+    tls_key_fingerprint: str | None = None  # its key's (web/tls_key.py): stays the same
     disk_samples: list[DiskSample] = field(default_factory=list)
     # Where removable drives are mounted (drives.py); tests point these at tmp dirs.
     drive_roots: tuple[Path, ...] = (Path("/media"), Path("/run/media"), Path("/mnt"))
