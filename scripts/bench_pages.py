@@ -13,6 +13,11 @@ benchmark), run through the same write path with the stdlib sqlite3 module.
 `which` is both, cipher or plain; any SQL after it runs on the copy before the
 ingest, to compare settings, e.g. FTS5's merge settings (persistent in the copy):
 "INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 16)".
+
+It also replays SQLite's automatic checkpoint over the kept WAL at several
+intervals (what each would copy into the file) and counts what the ingest handed
+to write(). BENCH_PAGES_WORK names the scratch dir (default: beside the corpus),
+so a corpus one must not write into can be read from where it is.
 """
 
 from __future__ import annotations
