@@ -13,11 +13,17 @@ benchmark), run through the same write path with the stdlib sqlite3 module.
 `which` is both, cipher or plain; any SQL after it runs on the copy before the
 ingest, to compare settings, e.g. FTS5's merge settings (persistent in the copy):
 "INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 16)".
+
+It also replays SQLite's automatic checkpoint over the kept WAL at several
+intervals (what each would copy into the file) and counts what the ingest handed
+to write(). BENCH_PAGES_WORK names the scratch dir (default: beside the corpus),
+so a corpus one must not write into can be read from where it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sqlite3
 import struct
@@ -59,8 +65,11 @@ def wal_frames(wal: Path) -> tuple[int, list[list[int]]]:
     return page_size, commits
 
 
-def ingest(data_dir: Path, count: int, setup: tuple[str, ...] = ()) -> None:
-    """`count` 1 KiB messages from ten phones, as bench_growth does, checkpoints off."""
+def ingest(data_dir: Path, count: int, setup: tuple[str, ...] = ()) -> int:
+    """`count` 1 KiB messages from ten phones, as bench_growth does, checkpoints off.
+
+    Returns the bytes this process handed to write() meanwhile: with checkpoints
+    off, anything beyond the WAL's frames is some other file (journal, temp files)."""
     archive = ba.open_archive(data_dir)
     for sql in setup:
         archive.conn.execute(sql)
@@ -89,12 +98,54 @@ def ingest(data_dir: Path, count: int, setup: tuple[str, ...] = ()) -> None:
                 )
             )
 
+        wchar0 = _wchar()
         asyncio.run(run())
+        written = _wchar() - wchar0
         # Keep the WAL for reading: a last connection close would checkpoint it.
         shutil.copyfile(data_dir / "archive.db-wal", data_dir / "kept.wal")
     finally:
         committer.stop()
         archive.close()
+    return written
+
+
+def _wchar() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split(":")[1])
+    return 0
+
+
+def checkpoint_writes(
+    commits: list[list[int]], interval: int, names: dict[int, str] | None = None
+) -> tuple[int, int, Counter[str]]:
+    """What automatic checkpoints every `interval` WAL frames would copy into the file.
+
+    SQLite checkpoints after the commit that takes the WAL to `interval` frames,
+    writing each distinct page of the window once, and restarts the WAL; the growth
+    row also checkpoints at the end. Returns (checkpoints, pages written, per b-tree).
+    """
+    window: set[int] = set()
+    frames = checkpoints = pages = 0
+    by_tree: Counter[str] = Counter()
+
+    def flush() -> None:
+        nonlocal pages, checkpoints
+        pages += len(window)
+        checkpoints += 1
+        if names is not None:
+            by_tree.update(names.get(p, "?new/free") for p in window)
+        window.clear()
+
+    for commit in commits:
+        window.update(commit)
+        frames += len(commit)
+        if frames >= interval:
+            flush()
+            frames = 0
+    if window:
+        flush()
+    return checkpoints, pages, by_tree
 
 
 def _plain_sqlite() -> None:
@@ -109,11 +160,30 @@ def _plain_sqlite() -> None:
     archive_store.sqlcipher3 = shim  # type: ignore[assignment]
 
 
-def report(label: str, wal: Path, count: int, names: dict[int, str] | None) -> None:
+def report(
+    label: str, wal: Path, count: int, names: dict[int, str] | None, written: int = 0
+) -> None:
     page_size, commits = wal_frames(wal)
     frames = sum(len(c) for c in commits)
     distinct = len({p for c in commits for p in c})
-    print(f"== {label}: {len(commits)} commits, {count} records, page {page_size} B")
+    print(
+        f"== {label}: {len(commits)} commits, {count} records"
+        f" ({count / len(commits):.0f}/commit, {frames / len(commits):.0f} frames/commit),"
+        f" page {page_size} B"
+    )
+    wal_bytes = frames * (page_size + 24)
+    if written:
+        print(
+            f"   handed to write() during the ingest: {written / count / 1024:.2f} KiB/record,"
+            f" WAL frames {wal_bytes / count / 1024:.2f} KiB/record (the rest: other files)"
+        )
+    for interval in (1_000, archive_db.WAL_AUTOCHECKPOINT_PAGES, 40_000, 100_000):
+        n, pages, _ = checkpoint_writes(commits, interval)
+        print(
+            f"   checkpoint every {interval:>7,} frames: {n:3} checkpoints,"
+            f" {pages * page_size / count / 1024:5.2f} KiB/record copied;"
+            f" WAL + checkpoints {(wal_bytes + pages * page_size) / count / 1024:5.2f} KiB/record"
+        )
     print(
         f"   WAL frames per record: {frames / count:.2f}"
         f" ({frames * page_size / count / 1024:.1f} KiB)"
@@ -133,11 +203,16 @@ def report(label: str, wal: Path, count: int, names: dict[int, str] | None) -> N
     distinct_by: Counter[str] = Counter(
         names.get(p, "?new/free") for p in {p for c in commits for p in c}
     )
-    print(f"   {'b-tree':40} {'frames/commit':>14} {'frames/rec':>11} {'distinct/rec':>13}")
+    _, _, ckpt_by = checkpoint_writes(commits, archive_db.WAL_AUTOCHECKPOINT_PAGES, names)
+    print(
+        f"   {'b-tree':40} {'frames/commit':>14} {'frames/rec':>11} {'distinct/rec':>13}"
+        f" {'checkpointed/rec':>17} {'KiB/rec, both':>14}"
+    )
     for name, n in by_tree.most_common():
+        both = (n * (page_size + 24) + ckpt_by[name] * page_size) / count / 1024
         print(
             f"   {name:40} {n / len(commits):14.1f} {n / count:11.3f}"
-            f" {distinct_by[name] / count:13.3f}"
+            f" {distinct_by[name] / count:13.3f} {ckpt_by[name] / count:17.3f} {both:14.2f}"
         )
     commits_of: dict[int, int] = Counter(p for c in commits for p in set(c))
     for name in ("messages", "records"):
@@ -156,15 +231,16 @@ def page_owners(db: Path) -> dict[int, str]:
 def main() -> None:
     corpus = Path(sys.argv[1])
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
-    work = corpus.parent / "pages-scratch"
+    # BENCH_PAGES_WORK: a scratch dir of one's own, to read a corpus one must not write.
+    work = Path(os.environ.get("BENCH_PAGES_WORK", corpus.parent / "pages-scratch"))
     shutil.rmtree(work, ignore_errors=True)
     which = sys.argv[3] if len(sys.argv) > 3 else "both"
     setup = tuple(sys.argv[4:])
     if which in ("both", "cipher"):
         cipher = work / "cipher"
         shutil.copytree(corpus / "data", cipher)
-        ingest(cipher, count, setup)
-        report("SQLCipher", cipher / "kept.wal", count, None)
+        written = ingest(cipher, count, setup)
+        report("SQLCipher", cipher / "kept.wal", count, None, written)
         shutil.rmtree(cipher)
     if which in ("both", "plain"):
         plain = work / "plain"
@@ -174,8 +250,9 @@ def main() -> None:
             # sqlcipher_export copies the tables, not the schema version.
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         _plain_sqlite()
-        ingest(plain, count, setup)
-        report("plain SQLite copy", plain / "kept.wal", count, page_owners(plain / "archive.db"))
+        written = ingest(plain, count, setup)
+        names = page_owners(plain / "archive.db")
+        report("plain SQLite copy", plain / "kept.wal", count, names, written)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -73,6 +73,30 @@ def test_commits_share_a_checkpoint_instead_of_one_each(archive: Archive) -> Non
     assert count == 12 * 250
 
 
+def test_a_busy_hour_stays_in_the_wal_until_one_checkpoint(archive: Archive) -> None:
+    """Past 10,000 WAL pages (the interval before, ~40 MiB) nothing is copied yet:
+    at 5M records a checkpoint every 10,000 pages wrote each conversation's index
+    leaf and the FTS segments into the file four times as often (docs/benchmarks.md)."""
+    device, key = new_phone(archive)
+    frames: list[int] = []
+    batches = 0
+    while len(frames) <= 12_000:
+        ingest(archive, key, device, batches=1, per_batch=250)
+        batches += 1
+        now = wal_pages(Path(f"{archive.path}-wal"))
+        # A checkpoint restarts the WAL: its frames would start again from none.
+        assert len(now) > len(frames), f"checkpointed after {len(frames)} WAL pages"
+        frames = now
+    assert len(frames) < db.WAL_AUTOCHECKPOINT_PAGES
+    # The checkpoint to come writes each page once, however many commits wrote it.
+    distinct = len(set(frames))
+    assert distinct < 0.8 * len(frames)
+    wal_frames, copied = archive.checkpoint()
+    assert wal_frames == copied == len(frames)
+    count = archive.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    assert count == batches * 250
+
+
 def test_secure_delete_is_on_again_after_a_batch(archive: Archive) -> None:
     """Only the FTS feed runs with secure_delete FAST; every other delete zeroes."""
     device, key = new_phone(archive)

@@ -22,15 +22,19 @@ Connection = sqlite3.Connection
 KEY_BYTES = 32
 
 # Checkpoint the WAL into the database file once it holds this many pages
-# (~40 MiB), not at SQLite's default of 1,000 (4 MiB). A group commit of ~500
-# records writes ~1,000 pages to the WAL, so the default copied every commit's
-# pages into the file right after it: each page was written twice. Many of
-# them (index and table tails, FTS segments, the log's frontier) are written
-# again by the next commits; a checkpoint every ~5,500 records writes each of
-# them once. Measured at 1M records: 14.4 -> 11.5 KiB handed to write() per
-# 1 KiB record, 30.1 -> 15.4 KiB sent to the disk (docs/benchmarks.md).
-# Recovery after a crash reads at most this much WAL.
-WAL_AUTOCHECKPOINT_PAGES = 10_000
+# (~160 MiB), not at SQLite's default of 1,000 (4 MiB). A group commit of ~500
+# records writes ~700-1,200 pages to the WAL, so the default copied every
+# commit's pages into the file right after it: each page was written twice. Many
+# of them (index and table tails, FTS segments, the log's frontier) are written
+# again by the next commits, and a checkpoint writes each of them once. Measured
+# (docs/benchmarks.md): at 1M records 1,000 -> 10,000 pages took 14.4 -> 11.5 KiB
+# handed to write() per 1 KiB record; at 5M, where each of 2,000 interleaved
+# conversations has a conversation-index leaf of its own, 10,000 -> 40,000 took
+# 12.7 -> 11.6 KiB, and the bytes the kernel sent to the disk 23 -> 15 KiB. The
+# price: the WAL file keeps its largest size (~160 MiB on disk), recovery after a
+# crash reads up to that much, and the commit that reaches the limit waits for a
+# checkpoint of up to four times as many pages as before.
+WAL_AUTOCHECKPOINT_PAGES = 40_000
 
 
 def _key_pragma(key: bytes) -> str:
