@@ -93,7 +93,7 @@ _FROM = (
 _ORDER = " ORDER BY r.conversation_id, r.sent_at, r.id"
 
 
-def _person_conversations(conn: Connection, person: str) -> list[int]:
+def person_conversations(conn: Connection, person: str) -> list[int]:
     # The same rule as a hold on the person: owner, other party, sender, mail
     # partner (office.facts); an export for a person misses none of theirs.
     from strongroom.office.facts import load_facts
@@ -115,7 +115,7 @@ def _where(conn: Connection, scope: ExportScope) -> tuple[str, list[Any]]:
         clauses, args = ["r.conversation_id = ?"], [scope.conversation_id]
     elif scope.kind in ("person", "matter"):
         if scope.kind == "person":
-            ids = _person_conversations(conn, scope.person or "")
+            ids = person_conversations(conn, scope.person or "")
         else:
             ids = matter_conversations(conn, int(scope.matter_id or 0))
         clauses = ["r.conversation_id IN (SELECT value FROM json_each(?))"]
