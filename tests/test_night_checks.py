@@ -33,6 +33,7 @@ from strongroom.office import backup, report, restore
 from support.clock import Clock
 from test_office_reads import plans_of
 from test_office_support import DAY_MS, T0, new_box, new_phone, open_box, say
+from web_helpers import ADMIN_PASSWORD
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -188,6 +189,14 @@ async def test_the_24_hour_check_does_not_repeat_the_nightly_verify(tmp_path: Pa
         ]
     finally:
         await running.stop()
+    # The box stopped: the CLI opens the archive itself (the admin's passphrase).
+    secret = tmp_path / "passphrase"
+    secret.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
+    stopped = await asyncio.to_thread(
+        run_strongroom, config.data_dir, "verify", "--status", "--json", passphrase_file=secret
+    )
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert json.loads(stopped.stdout)["runs"] == runs
 
 
 def timer_argv(unit: str) -> list[str]:
