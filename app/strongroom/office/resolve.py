@@ -19,6 +19,7 @@ This rule is normative: docs/records-office.md says the same.
 from __future__ import annotations
 
 import calendar
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -85,7 +86,15 @@ class Resolver:
     def empty(self) -> bool:
         return not self.by_scope
 
+    @functools.cached_property
+    def _scopes(self) -> frozenset[str]:
+        # The levels anything is assigned at: the others are skipped for every
+        # conversation (tens of thousands of them each night).
+        return frozenset(scope for scope, _ in self.by_scope)
+
     def _candidates(self, facts: ConversationFacts, level: str) -> list[Assignment]:
+        if level not in self._scopes:
+            return []
         if level == "conversation":
             keys = [str(facts.id)]
         elif level == "matter":
