@@ -410,8 +410,13 @@ def last_audit_event(conn: Connection, actions: Sequence[str]) -> AuditRow | Non
     return AuditRow(int(a), int(b), str(c), str(d), str(e), str(f), int(g))
 
 
-def counts(conn: Connection) -> dict[str, int]:
-    """Headline numbers for the dashboard."""
+# What the dashboard shows of `counts`: the rest costs it nothing (the record count
+# alone reads a 5M-entry index, 0.7 s at 5M records).
+DASHBOARD_COUNTS = ("messages", "devices", "log_size")
+
+
+def counts(conn: Connection, names: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Headline numbers for the dashboard (`names`: only those)."""
     out: dict[str, int] = {}
     for name, sql in (
         ("records", "SELECT count(*) FROM records"),
@@ -423,5 +428,7 @@ def counts(conn: Connection) -> dict[str, int]:
         ("blobs", "SELECT count(*) FROM blobs WHERE destroyed_at IS NULL"),
         ("pending_mail", "SELECT count(*) FROM mail WHERE acked_at IS NULL"),
     ):
+        if names is not None and name not in names:
+            continue
         out[name] = int(conn.execute(sql).fetchone()[0])
     return out

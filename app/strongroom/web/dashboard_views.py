@@ -12,7 +12,7 @@ from aiohttp import web
 from strongroom.appliance.health import Health, disk_forecast_days, read_health
 from strongroom.appliance.nightjobs import JobOutcome, last_outcomes
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import counts, last_audit_event
+from strongroom.archive.queries import DASHBOARD_COUNTS, counts, last_audit_event
 from strongroom.box import Box
 from strongroom.web.auth import ADMIN, require_role
 from strongroom.web.device_views import online_device_ids, pairing_view
@@ -52,7 +52,7 @@ def archive_facts(conn: Connection) -> ArchiveFacts:
     backup = last_audit_event(conn, BACKUP_ACTIONS)
     verify = last_audit_event(conn, VERIFY_ACTIONS)
     return ArchiveFacts(
-        counts=counts(conn),
+        counts=counts(conn, DASHBOARD_COUNTS),
         practice_name=get_setting(conn, PRACTICE_NAME),
         last_backup_ms=backup.at if backup else None,
         last_verify_ms=verify.at if verify else None,
