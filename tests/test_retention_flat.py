@@ -212,8 +212,67 @@ def test_the_office_pages_name_conversations_without_reading_their_records(box: 
     # The dashboard's log size, from the last leaf's index: the count, without the count.
     log_size = int(conn.execute("SELECT count(*) FROM log_leaves").fetchone()[0])
     assert counts(conn)["log_size"] == log_size == box.archive.log.size
-    from strongroom.archive.queries import DASHBOARD_COUNTS
 
-    plans = plans_of(conn, lambda: counts(conn, DASHBOARD_COUNTS))
+    from strongroom.archive.message_count import MessageCount
+    from strongroom.web.dashboard_views import archive_facts
+
+    running = MessageCount()
+    plans = plans_of(conn, lambda: archive_facts(conn, running, (1, 1)))
     assert scans(plans, "log_leaves") == [] and scans(plans, "records") == []
-    assert set(counts(conn, DASHBOARD_COUNTS)) == {"messages", "devices", "log_size"}
+    assert archive_facts(conn, running, (1, 1)).counts == {
+        "messages": 12,
+        "devices": 1,
+        "log_size": log_size,
+    }
+
+
+def test_the_dashboards_message_count_adds_what_arrived_and_recounts_after_a_destruction(
+    box: Box,
+) -> None:
+    from strongroom.archive.message_count import MessageCount
+    from strongroom.web.dashboard_views import archive_facts
+
+    durand = new_phone(box.archive, "maitre.durand")
+    for n in range(30):
+        say(box, durand, f"ancien {n}", conv=f"c-{n % 3}", at=T0 + n)
+    conn = box.archive.conn
+    running = MessageCount()
+    here = (1, 2)
+
+    def shown() -> int:
+        return archive_facts(conn, running, here).counts["messages"]
+
+    def whole() -> int:
+        return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+    assert shown() == whole() == 30 and running.full_counts == 1
+    for n in range(5):
+        say(box, durand, f"nouveau {n}", conv="c-0", at=T0 + 10 * DAY_MS + n)
+    # Only the new messages are counted: a range of the table's key, no scan.
+    plans = plans_of(conn, lambda: running(conn, here))
+    assert scans(plans, "messages") == []
+    assert shown() == whole() == 35 and running.full_counts == 1
+    # A destruction deletes messages: the next view counts again, and is right.
+    ten_days = policy(box, "10 days", Duration(10, "days"), "record_date", "destroy")
+    box.archive.write(assign_policy("default", DEFAULT_SUBJECT, ten_days, "a"))
+    assert retention.run(box.archive, T0 + 10 * DAY_MS + 1000).destruction.destroyed == 30
+    assert shown() == whole() == 5 and running.full_counts == 2
+    # Another database file in its place (a restore): counted again.
+    assert running(conn, (1, 3)) == 5 and running.full_counts == 3
+
+
+def test_the_checklist_finds_a_chosen_retention_on_the_index(box: Box) -> None:
+    from strongroom.web.onboarding import checklist
+
+    conn = box.archive.conn
+
+    def retention_done() -> bool:
+        (step,) = [s for s in checklist(conn, backup_in_config=False) if s.key == "retention"]
+        return bool(step.done)
+
+    assert not retention_done()
+    plans = plans_of(conn, lambda: checklist(conn, backup_in_config=False))
+    assert scans(plans, "audit_events") == []
+    ten_days = policy(box, "10 days", Duration(10, "days"), "record_date", "destroy")
+    assert retention_done()  # retention.policy.create
+    assert ten_days
