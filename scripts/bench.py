@@ -372,6 +372,10 @@ SECTIONS: list[tuple[str, Callable[[Plan, Path], list[Figure]]]] = [
     ("full-text search", search_section),
     ("verify", verify_section),
     ("records office reads", importlib.import_module("bench_office").office_section),
+    (
+        "night jobs and office pages",
+        lambda p, w: importlib.import_module("bench_night").night_section(p, w, _log),
+    ),
     ("export", export_section),
     ("start to ready", start_section),
     ("soak", soak_section),

@@ -53,6 +53,14 @@ MEASURED_ROWS = [
     "new-phone restore of attachments over Noise",
     "box peak RSS during a 2,000-message matter export",
     "RSS growth during that export, per 1,000 records",
+    "night: retention plan, nothing due, 30,000 records",
+    "night: retention plan, 1,000 due, 30,000 records",
+    "night: device events in the log (verify's fixed part), 30,000 records",
+    "night: dashboard page reads, an empty archive",
+    "night: holds page reads (/office), 30,000 records",
+    "night: due queue page, 1,000 due, 30,000 records",
+    "night: retention run, nothing due, 30,000 records",
+    "night: verify --scheduled (incremental, one day), 30,000 records",
 ]
 # Rows that depend on parts other sessions are building: a number, or the reason there is none.
 DEPENDENT_ROWS = ["service start to first HTTP 200", "sealed export of a 1,000-message"]

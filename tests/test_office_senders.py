@@ -89,3 +89,37 @@ def test_retention_keeps_a_held_persons_records_when_conversation_senders_lost_t
     assert destroyed == 1
     assert _body(box, held) is not None, "a held person's record was destroyed"
     assert _body(box, free) is None
+
+
+@pytest.mark.parametrize("kind", ["person", "matter"])
+def test_an_export_misses_none_of_a_persons_conversations_when_conversation_senders_lost_them(
+    box: Box, tmp_path: Path, kind: str
+) -> None:
+    import zipfile
+
+    from strongroom.office import matters
+    from strongroom.office.export import ExportRequest, ExportScope, export_bundle
+
+    phone = new_phone(box.archive)
+    # Mme Dupont's only link to c-dupont is as the sender of its message.
+    _from(box, phone, "témoignage de Mme Dupont", "Mme Dupont", "c-dupont")
+    _from(box, phone, "autre affaire", "M. Bernard", "c-bernard")
+    matter = box.archive.write(matters.create_matter("2024-9", "Mme Dupont", "", "admin"))
+    box.archive.write(matters.attach(matter, "admin", person="Mme Dupont"))
+    scope = (
+        ExportScope("person", person="mme dupont")
+        if kind == "person"
+        else ExportScope("matter", matter_id=int(matter))
+    )
+    # Someone with the key removes the row that names her (only a full verify says so).
+    box.archive.conn.execute("DELETE FROM conversation_senders WHERE sender = 'Mme Dupont'")
+    out = tmp_path / "export.zip"
+    export_bundle(box.archive, ExportRequest(scope, "me.durand", "Mme Dupont", "accès"), out)
+    with zipfile.ZipFile(out) as bundle:
+        texts = " ".join(
+            bundle.read(name).decode("utf-8", "replace")
+            for name in bundle.namelist()
+            if name.endswith((".json", ".txt"))
+        )
+    assert "témoignage de Mme Dupont" in texts
+    assert "autre affaire" not in texts

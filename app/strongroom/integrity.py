@@ -2,8 +2,10 @@
 
 A flipped bit on the SD card, a damaged blob or someone editing the database
 with the key must not wait for an admin to click "verify": the box verifies on
-a schedule (24 h by default, and the nightly timer), in a worker thread on a
-reader connection of its own, and says what it found. A scheduled check is
+a schedule (the nightly timer; the box's own 24-hour check runs only when no
+scheduled run was made in the last 24 hours, so a box without the timer, a dev
+box, still checks daily and an appliance does not check twice), in a worker
+thread on a reader connection of its own, and says what it found. A scheduled check is
 incremental, and full once a week (archive/verify_runs.py); every check is kept
 in the archive's `verifications` table, which the integrity page shows. The
 runtime turns a failed check into the INTEGRITY_FAILURE panel state, an audit
@@ -128,6 +130,20 @@ def damaged_at_open(
     return IntegrityStatus(clock(), False, (problem,), 1, 0, 0.0)
 
 
+def scheduled_run_since(archive: Archive, since_ms: int) -> bool:
+    """A scheduled verify (the nightly timer's, or this box's own) started at or after
+    `since_ms`: the 24-hour check then has nothing to add (docs/operations.md)."""
+    conn = archive.reader()
+    try:
+        row = conn.execute(
+            "SELECT 1 FROM verifications WHERE purpose = 'scheduled' AND started_at >= ? LIMIT 1",
+            (since_ms,),
+        ).fetchone()
+    finally:
+        conn.close()
+    return row is not None
+
+
 async def run_periodically(
     check: Callable[[], Awaitable[object]],
     interval_s: Callable[[], float],
@@ -156,4 +172,5 @@ __all__ = [
     "check_archive",
     "damaged_at_open",
     "run_periodically",
+    "scheduled_run_since",
 ]

@@ -38,6 +38,7 @@ from strongroom.integrity import (
     check_archive,
     damaged_at_open,
     run_periodically,
+    scheduled_run_since,
 )
 from strongroom.pairing.service import PairingService
 from strongroom.panel_link import audit_fields, panel_inputs
@@ -164,11 +165,7 @@ class BoxRuntime:
         await reach.start()
         stack.push_async_callback(reach.stop)
         self._spawn(self._tick_loop())
-        self._spawn(
-            run_periodically(
-                lambda: self.check_integrity_now("scheduled"), lambda: self.integrity_interval_s
-            )
-        )
+        self._spawn(run_periodically(self.periodic_check, lambda: self.integrity_interval_s))
         if interval := watchdog_interval():
             self._spawn(watchdog_loop(self.notifier, interval))
         if self.config.advertise_mdns:
@@ -373,6 +370,15 @@ class BoxRuntime:
                 log.exception("tick failed")
 
     # -- periodic integrity check --------------------------------------------------------
+
+    async def periodic_check(self) -> IntegrityStatus | None:
+        """The 24-hour check: the scheduled verify, unless one (the nightly timer's)
+        already ran within the interval; the same verify twice a night adds nothing."""
+        archive = self.box.archive
+        since_ms = int((self.clock() - self.integrity_interval_s) * 1000)
+        if archive is not None and await asyncio.to_thread(scheduled_run_since, archive, since_ms):
+            return None
+        return await self.check_integrity_now("scheduled")
 
     async def check_integrity_now(self, mode: Mode = "full") -> IntegrityStatus | None:
         """Verify the archive now (`mode`: full, incremental or as scheduled); None

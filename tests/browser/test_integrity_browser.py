@@ -29,6 +29,8 @@ TEXT = {
         "failed": "Le dernier contrôle d’intégrité a ÉCHOUÉ",
         "night": "1/30 de ce qu’il reste à relire du balayage en cours,"
         " au plus 30\u202f000 entrées",
+        "scheduled": "planification nocturne",
+        "manual": "vérification à la demande",
     },
     "en": {
         "nav": "Integrity",
@@ -36,6 +38,8 @@ TEXT = {
         "by_full": "by a full verify",
         "failed": "The latest integrity check FAILED",
         "night": "1/30 of what the current sweep has left, at most 30,000 log entries",
+        "scheduled": "nightly schedule",
+        "manual": "check now",
     },
 }
 
@@ -113,6 +117,15 @@ def test_the_integrity_page_says_what_was_verified_when_and_shows_a_failure(
         assert newest.get_attribute("data-kind") == "incremental"
         assert newest.get_attribute("data-ok") == "true"
         assert newest_run(running).from_size == incremental.tree_size
+        # Why each run was made: the admin's check now, then the timer's two nights.
+        purposes = page.locator("#verify-runs tbody tr")
+        assert [purposes.nth(n).get_attribute("data-purpose") for n in range(3)] == [
+            "manual",
+            "scheduled",
+            "scheduled",
+        ]
+        assert text["manual"] in purposes.nth(0).inner_text()
+        assert text["scheduled"] in purposes.nth(1).inner_text()
 
         # -- someone with the key changes a message pushed after the last verified head -------
         live.call(a_day_of_messages(running, 3, "mardi"))

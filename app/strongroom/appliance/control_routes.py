@@ -8,13 +8,14 @@ client that only looks at the status still gets it right.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from strongroom.appliance.nightjobs import DONE, JOBS, SKIPPED
-from strongroom.archive.verify_runs import MODES
+from strongroom.archive.verify_runs import MODES, recent_runs_json
 from strongroom.office.control_routes import office_routes
 from strongroom.office.export_control import control_routes as export_routes
 from strongroom.pairing.control_routes import pairing_routes
@@ -58,6 +59,15 @@ def control_app(runtime: BoxRuntime) -> web.Application:
         if status is None:
             return web.json_response({"phase": box.phase.value}, status=409)
         return web.json_response({"ok": status.ok, "problems": list(status.problems)})
+
+    @routes.get("/verifications")
+    async def verifications(_request: web.Request) -> web.Response:
+        # What was verified when (`strongroom verify --status`), as the Integrity page.
+        archive = box.archive
+        if archive is None:
+            return web.json_response({"phase": box.phase.value}, status=409)
+        runs = await asyncio.to_thread(recent_runs_json, archive)
+        return web.json_response({"runs": runs})
 
     @routes.post("/revoke/{device_id:\\d+}")
     async def revoke(request: web.Request) -> web.Response:

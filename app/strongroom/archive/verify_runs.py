@@ -35,13 +35,18 @@ Kind = Literal["full", "incremental"]
 Mode = Literal["full", "incremental", "scheduled"]
 MODES: tuple[Mode, ...] = ("full", "incremental", "scheduled")
 FULL_EVERY_MS = 7 * 24 * 3600 * 1000
+# Why a run was made (`verifications.purpose`, schema 9): the nightly schedule,
+# someone's "check now" (web, CLI), the GDPR register's integrity line, the check of a
+# restored archive. '' for runs kept before the column existed.
+Purpose = Literal["scheduled", "manual", "register", "restore", ""]
+PURPOSES: tuple[Purpose, ...] = ("scheduled", "manual", "register", "restore")
 # Problem lines kept with a run (the count is kept whole).
 KEPT_PROBLEMS = 20
 
 _COLUMNS = (
     "id, kind, started_at, finished_at, ok, from_size, tree_size, root_hash, head_timestamp_ms,"
     " head_signature, records, leaves, sample_from, sample_to, sweep_started_at, problems,"
-    " first_problems"
+    " first_problems, purpose"
 )
 
 
@@ -66,6 +71,7 @@ class Verification:
     sweep_started_at: int | None
     problems: int
     first_problems: tuple[str, ...]
+    purpose: Purpose = ""
 
     @property
     def head(self) -> SignedTreeHead | None:
@@ -96,12 +102,13 @@ class Verification:
             "sweep_started_at_ms": self.sweep_started_at,
             "problems": self.problems,
             "first_problems": list(self.first_problems),
+            "purpose": self.purpose,
         }
 
 
 def _row(row: Sequence[Any]) -> Verification:
     (id_, kind, started, finished, ok, from_size, size, root, head_ts, head_sig) = row[:10]
-    records, leaves, s_from, s_to, sweep, problems, first = row[10:]
+    records, leaves, s_from, s_to, sweep, problems, first, purpose = row[10:]
     try:
         kept = tuple(str(p) for p in json.loads(str(first)))
     except ValueError:
@@ -124,7 +131,15 @@ def _row(row: Sequence[Any]) -> Verification:
         None if sweep is None else int(sweep),
         int(problems),
         kept,
+        _purpose(str(purpose)),
     )
+
+
+def _purpose(text: str) -> Purpose:
+    for known in PURPOSES:
+        if text == known:
+            return known
+    return ""
 
 
 def latest(
@@ -154,6 +169,15 @@ def recent(conn: Connection, limit: int = 20) -> list[Verification]:
             (limit,),
         )
     ]
+
+
+def recent_runs_json(archive: Archive, limit: int = 20) -> list[dict[str, object]]:
+    """The newest runs, newest first, as `verify --status` prints them (a new reader)."""
+    conn = archive.reader()
+    try:
+        return [run.to_json() for run in recent(conn, limit)]
+    finally:
+        conn.close()
 
 
 @dataclass(frozen=True)
@@ -196,10 +220,10 @@ def _record_op(row: dict[str, object]) -> WriteOpOf[int]:
         cursor = txn.conn.execute(
             "INSERT INTO verifications (kind, started_at, finished_at, ok, from_size, tree_size,"
             " root_hash, head_timestamp_ms, head_signature, records, leaves, sample_from,"
-            " sample_to, sweep_started_at, problems, first_problems)"
+            " sample_to, sweep_started_at, problems, first_problems, purpose)"
             " VALUES (:kind, :started_at, :finished_at, :ok, :from_size, :tree_size, :root_hash,"
             " :head_timestamp_ms, :head_signature, :records, :leaves, :sample_from, :sample_to,"
-            " :sweep_started_at, :problems, :first_problems)",
+            " :sweep_started_at, :problems, :first_problems, :purpose)",
             row,
         )
         return int(cursor.lastrowid or 0)
@@ -253,10 +277,12 @@ def run_verification(
     conn: Connection | None = None,
     *,
     sample_max: int = SAMPLE_MAX,
+    purpose: Purpose | None = None,
 ) -> tuple[VerifyReport, Verification]:
     """Verify as `mode` says, on `conn` (a reader in one snapshot) or a new reader,
     and keep the run in `verifications`. Blocking: run it in a thread.
-    `sample_max`: the most older leaves an incremental run re-reads."""
+    `sample_max`: the most older leaves an incremental run re-reads; `purpose`: why
+    (by default "scheduled" for the scheduled mode, else "manual")."""
     started = int(clock() * 1000)
     reader = conn if conn is not None else archive.reader()
     box_key = bytes(archive.signing_key.verify_key)
@@ -318,6 +344,7 @@ def run_verification(
         "sweep_started_at": sweep,
         "problems": len(report.problems),
         "first_problems": json.dumps(report.problems[:KEPT_PROBLEMS], ensure_ascii=False),
+        "purpose": purpose or ("scheduled" if mode == "scheduled" else "manual"),
     }
     try:
         row_id = archive.write(_record_op(row))
@@ -331,14 +358,17 @@ def run_verification(
 __all__ = [
     "FULL_EVERY_MS",
     "MODES",
+    "PURPOSES",
     "WHOLE_LOG",
     "Kind",
     "Mode",
+    "Purpose",
     "Verification",
     "WholeCoverage",
     "choose",
     "latest",
     "recent",
+    "recent_runs_json",
     "run_verification",
     "whole_coverage",
 ]

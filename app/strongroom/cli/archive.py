@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-from typing import TYPE_CHECKING
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from strongroom.cli.common import Spec, night_job, unlocked_box
 
@@ -18,8 +20,57 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Re-check the archive, in the running box if there is one: everything by default,
     `--incremental` what is new plus a slice of the rest, `--scheduled` as the nightly
     timer does (incremental, full once a week)."""
+    if args.status:
+        return _status(args)
     body = {"mode": _mode(args)}
     return night_job(args, "verify", _verify_here, body, as_json=bool(args.json))
+
+
+# How `verify --status` names why a run was made (verifications.purpose).
+_PURPOSE_WORDS = {
+    "scheduled": "nightly schedule",
+    "manual": "check now",
+    "register": "GDPR register",
+    "restore": "after a restore",
+    "": "not recorded",
+}
+
+
+def _status(args: argparse.Namespace) -> int:
+    """What was verified when: the running box answers, else the archive is opened here."""
+    from strongroom.cli.common import box_config
+    from strongroom.control import call
+
+    try:
+        code, answer = asyncio.run(call(box_config(args).data_dir, "GET", "/verifications"))
+    except OSError:  # no box running: read the archive here
+        from strongroom.archive.verify_runs import recent_runs_json
+
+        with unlocked_box(args) as box:
+            runs = recent_runs_json(box.require_archive())
+    else:
+        if code != 200 or not isinstance(answer, dict) or "runs" not in answer:
+            print(f"strongroom: verify --status: the box answered {code}", file=sys.stderr)
+            return 75 if code == 409 else 1
+        runs = list(answer["runs"])
+    return _print_runs(runs, bool(args.json))
+
+
+def _print_runs(runs: list[Any], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"runs": runs}, ensure_ascii=False))
+        return 0
+    if not runs:
+        print("no verification has run yet")
+    for run in runs:
+        when = datetime.fromtimestamp(int(run["finished_at_ms"]) / 1000, UTC)
+        print(
+            f"{when:%Y-%m-%d %H:%M} UTC  {run['kind']:11s}"
+            f"  {_PURPOSE_WORDS.get(str(run.get('purpose', '')), 'not recorded'):16s}"
+            f"  {'passed' if run['ok'] else 'FAILED'}  tree size {run['tree_size']}"
+            f"  records {run['records']}  problems {run['problems']}"
+        )
+    return 0
 
 
 def _mode(args: argparse.Namespace) -> Mode:
@@ -74,6 +125,11 @@ def _verify_options(cmd: argparse.ArgumentParser) -> None:
         "--scheduled",
         action="store_true",
         help="what the nightly timer runs: incremental, full once a week",
+    )
+    which.add_argument(
+        "--status",
+        action="store_true",
+        help="list what was verified when (the Integrity page's recent checks), run nothing",
     )
     cmd.add_argument("--json", action="store_true", help="print the result as JSON")
 

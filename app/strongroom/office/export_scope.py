@@ -93,19 +93,26 @@ _FROM = (
 _ORDER = " ORDER BY r.conversation_id, r.sent_at, r.id"
 
 
-def _person_conversations(conn: Connection, person: str) -> list[int]:
+def _checked_facts(conn: Connection) -> dict[int, Any]:
+    """Every conversation's persons, the senders read from `messages` too where
+    `conversation_senders` lacks them: an export for a court or an access request
+    must miss none of a person's conversations, even on a tampered or damaged table
+    (which only a full verify names). One pass over `messages` per export, which
+    reads the person's records anyway; the pages keep to the table alone."""
+    from strongroom.office.facts import load_facts, senders_not_kept
+
+    return load_facts(conn, extra_senders=senders_not_kept(conn))
+
+
+def person_conversations(conn: Connection, person: str) -> list[int]:
     # The same rule as a hold on the person: owner, other party, sender, mail
     # partner (office.facts); an export for a person misses none of theirs.
-    from strongroom.office.facts import load_facts
-
-    return sorted(f.id for f in load_facts(conn).values() if f.involves(person))
+    return sorted(f.id for f in _checked_facts(conn).values() if f.involves(person))
 
 
 def matter_conversations(conn: Connection, matter_id: int) -> list[int]:
     """The conversations of a matter: attached, or through one of its persons (`facts`)."""
-    from strongroom.office.facts import load_facts
-
-    facts = load_facts(conn).values()
+    facts = _checked_facts(conn).values()
     return sorted(f.id for f in facts if any(m.id == matter_id for m in f.matters))
 
 
@@ -115,7 +122,7 @@ def _where(conn: Connection, scope: ExportScope) -> tuple[str, list[Any]]:
         clauses, args = ["r.conversation_id = ?"], [scope.conversation_id]
     elif scope.kind in ("person", "matter"):
         if scope.kind == "person":
-            ids = _person_conversations(conn, scope.person or "")
+            ids = person_conversations(conn, scope.person or "")
         else:
             ids = matter_conversations(conn, int(scope.matter_id or 0))
         clauses = ["r.conversation_id IN (SELECT value FROM json_each(?))"]

@@ -119,6 +119,20 @@ def load_facts(
     return facts
 
 
+def senders_not_kept(conn: Connection) -> list[tuple[int, str]]:
+    """The (conversation, sender) pairs of `messages` that `conversation_senders`
+    lacks: none unless the table was tampered with or damaged. Reads every message
+    (a probe of the table's key each): for an export, not for a page."""
+    return [
+        (int(cid), str(sender))
+        for cid, sender in conn.execute(
+            "SELECT DISTINCT m.conversation_id, m.sender FROM messages m WHERE NOT EXISTS"
+            " (SELECT 1 FROM conversation_senders s"
+            " WHERE s.conversation_id = m.conversation_id AND s.sender = m.sender)"
+        )
+    ]
+
+
 def _attach_matters(conn: Connection, facts: dict[int, ConversationFacts]) -> None:
     matters = {
         int(i): MatterFacts(int(i), str(ref), None if c is None else int(c))

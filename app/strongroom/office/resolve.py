@@ -18,7 +18,10 @@ This rule is normative: docs/records-office.md says the same.
 
 from __future__ import annotations
 
+import calendar
+import functools
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from strongroom.archive.db import Connection
@@ -83,7 +86,15 @@ class Resolver:
     def empty(self) -> bool:
         return not self.by_scope
 
+    @functools.cached_property
+    def _scopes(self) -> frozenset[str]:
+        # The levels anything is assigned at: the others are skipped for every
+        # conversation (tens of thousands of them each night).
+        return frozenset(scope for scope, _ in self.by_scope)
+
     def _candidates(self, facts: ConversationFacts, level: str) -> list[Assignment]:
+        if level not in self._scopes:
+            return []
         if level == "conversation":
             keys = [str(facts.id)]
         elif level == "matter":
@@ -113,6 +124,57 @@ class Resolver:
             beaten = tuple((a, p) for _, a, p, _ in scored[1:])
             return Governing(policy, winner, due, beaten)
         return None
+
+    def due_bound(self, facts: ConversationFacts, now_ms: int) -> int | None:
+        """The latest record date (sent_at) of this conversation that can be due at
+        `now_ms`, or None when none can: what retention reads (no record after it).
+
+        The level that governs a conversation does not depend on a record's date,
+        and a record is due only when every candidate of that level is (the one
+        that keeps longest wins). A record-date policy is due for records up to
+        now minus its duration; the other start events are due for all or none.
+        Never below the exact limit (`latest_due_start`), so `governing` still
+        decides each record read."""
+        bound = MAX_SENT_AT
+        for level in LEVELS:
+            candidates = self._candidates(facts, level)
+            if not candidates:
+                continue
+            for a in candidates:
+                policy = self.policies[a.policy_id]
+                if policy.start_event == "record_date":
+                    limit: int | None = latest_due_start(policy, now_ms)
+                else:
+                    due = policy.due_at(0, facts.last_at, facts.end_of_matter)
+                    limit = MAX_SENT_AT if due is not None and due <= now_ms else None
+                if limit is None:
+                    return None
+                bound = min(bound, limit)
+            return bound
+        return None
+
+
+# Past any record date (ms): "every record of the conversation".
+MAX_SENT_AT = 2**62
+# How far a calendar subtraction can fall before the true limit: clamping a day to a
+# shorter month (31 Jan + 1 month = 28 Feb) moves it by up to 3 days, and the time
+# of day by less than one.
+_CALENDAR_SLACK_MS = 4 * 86_400_000
+
+
+def latest_due_start(policy: Policy, now_ms: int) -> int:
+    """No record dated after this is due at `now_ms` under a record-date `policy`
+    (at most a few days past the exact limit: `governing` decides each record)."""
+    d = policy.duration
+    if d.unit == "days":
+        return now_ms - d.value * 86_400_000  # exact: UTC days are 86,400 s
+    months = d.value * (12 if d.unit == "years" else 1)
+    back = datetime.fromtimestamp(now_ms / 1000, UTC)
+    total = back.month - 1 - months
+    year, month = back.year + total // 12, total % 12 + 1
+    day = min(back.day, calendar.monthrange(year, month)[1])
+    start = back.replace(year=year, month=month, day=day)
+    return int(start.timestamp() * 1000) + _CALENDAR_SLACK_MS
 
 
 @dataclass(frozen=True)

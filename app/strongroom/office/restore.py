@@ -30,7 +30,7 @@ from pathlib import Path
 import nacl.hashlib
 
 from strongroom.archive.store import Archive, Txn
-from strongroom.archive.verify import verify_archive
+from strongroom.archive.verify_runs import run_verification
 from strongroom.identity import BoxKeys, derive_box_keys
 from strongroom.office.backup import list_sets, pool_path
 from strongroom.office.backup_format import (
@@ -226,7 +226,9 @@ def _restore_into(
         progress("blobs", done, len(blobs))
     archive = Archive.open(work, keys.archive_key, keys.blob_key, keys.signing_key)
     try:
-        report = verify_archive(archive.conn, archive.blobs, keys.signing_public)
+        # Kept in the restored archive's `verifications`: its Integrity page then
+        # says when and how it was checked, and the next incremental run starts here.
+        report, _ = run_verification(archive, "full", purpose="restore")
         if not report.ok:
             raise BackupCorrupted(
                 "the restored archive does not verify: " + "; ".join(report.problems[:5])

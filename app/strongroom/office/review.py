@@ -20,6 +20,7 @@ from strongroom.archive.store import Archive, Txn, WriteOpOf
 from strongroom.office import retention
 from strongroom.office.errors import InvalidPolicy
 from strongroom.office.holds import list_holds
+from strongroom.office.resolve import Resolver
 
 TWO_APPROVALS = "retention.two_approvals"
 REJECT_KEEPS_MS = 365 * 24 * 3600 * 1000
@@ -99,8 +100,8 @@ class Queue:
         return [q for q in self.items if q.state in ("review", "destroy")]
 
 
-def due_queue(conn: Connection, now_ms: int) -> Queue:
-    plan = retention.find_due(conn, now_ms)
+def due_queue(conn: Connection, now_ms: int, resolver: Resolver | None = None) -> Queue:
+    plan = retention.find_due(conn, now_ms, resolver=resolver)
     approvals = approvals_of(conn)
     items = [QueueItem(i, "review", (), tuple(approvals.get(i.record, []))) for i in plan.to_review]
     items += [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,8 @@ from aiohttp import web
 from strongroom.appliance.health import Health, disk_forecast_days, read_health
 from strongroom.appliance.nightjobs import JobOutcome, last_outcomes
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import counts, last_audit_event
+from strongroom.archive.message_count import MessageCount
+from strongroom.archive.queries import DASHBOARD_COUNTS, counts, last_audit_event
 from strongroom.box import Box
 from strongroom.web.auth import ADMIN, require_role
 from strongroom.web.device_views import online_device_ids, pairing_view
@@ -48,11 +50,17 @@ def _ok_flag(details: str) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def archive_facts(conn: Connection) -> ArchiveFacts:
+def archive_facts(
+    conn: Connection, messages: MessageCount | None = None, file: tuple[int, int] = (0, 0)
+) -> ArchiveFacts:
+    """What the dashboard shows of the archive (`messages`: the box's running count)."""
     backup = last_audit_event(conn, BACKUP_ACTIONS)
     verify = last_audit_event(conn, VERIFY_ACTIONS)
+    shown = counts(conn, DASHBOARD_COUNTS)
+    if messages is not None:
+        shown["messages"] = messages(conn, file)
     return ArchiveFacts(
-        counts=counts(conn),
+        counts=shown,
         practice_name=get_setting(conn, PRACTICE_NAME),
         last_backup_ms=backup.at if backup else None,
         last_verify_ms=verify.at if verify else None,
@@ -67,13 +75,24 @@ async def box_health(box: Box) -> Health:
     return await asyncio.to_thread(read_health, box.config.data_dir)
 
 
+def _file_of(box: Box) -> tuple[int, int]:
+    """The archive file's identity: a restore puts another file in its place."""
+    try:
+        found = os.stat(box.config.archive_path)
+    except OSError:
+        return (0, 0)
+    return (found.st_dev, found.st_ino)
+
+
 @routes.get("/dashboard")
 @require_role(ADMIN)
 async def dashboard(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     health = await box_health(state.box)
     state.sample_disk(health.disk.used)
-    facts = await read(request, archive_facts)
+    facts = await read(
+        request, lambda conn: archive_facts(conn, state.message_count, _file_of(state.box))
+    )
     in_config = state.box.config.backup_target is not None
     steps = await read(request, lambda conn: checklist(conn, backup_in_config=in_config))
     online = online_device_ids(state.box)

@@ -169,7 +169,7 @@ async def office_page(request: web.Request) -> web.StreamResponse:
 
     def load(conn: Connection) -> dict[str, Any]:
         hold_list = holds.list_holds(conn)
-        conversations = list_conversations(conn)
+        conversations = list_conversations(conn, counted=False)
         all_policies = policies.list_policies(conn)
         assignments = policies.list_assignments(conn)
         return {

@@ -170,7 +170,7 @@ async def certificate_download(request: web.Request) -> web.StreamResponse:
 @require_role(ADMIN, ARCHIVIST, AUDITOR)
 async def matters_page(request: web.Request) -> web.StreamResponse:
     def load(conn: Connection) -> dict[str, Any]:
-        conversations = list_conversations(conn)
+        conversations = list_conversations(conn, counted=False)
         return {
             "matters": matters.list_matters(conn),
             "conversations": conversations,

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from strongroom.appliance.health import DiskSample
 from strongroom.archive.db import Connection
+from strongroom.archive.message_count import MessageCount
 from strongroom.archive.store import WriteOpOf
 from strongroom.box import Box
 from strongroom.web.auth import session_of
@@ -45,6 +46,8 @@ class WebState:
     # Where removable drives are mounted (drives.py); tests point these at tmp dirs.
     drive_roots: tuple[Path, ...] = (Path("/media"), Path("/run/media"), Path("/mnt"))
     drives_mounts_only: bool = True
+    # The dashboard's message count, kept by adding what arrived since (message_count.py).
+    message_count: MessageCount = field(default_factory=MessageCount)
 
     @property
     def secure_cookies(self) -> bool:

@@ -1,0 +1,218 @@
+"""`make bench` rows for the box's night and the records-office pages as the archive
+grows (issue #20 "costs that stay flat"): a practice keeps records twenty years, so
+each night job and each page must cost the same at 5M records as at 100k.
+
+Measured on the cached corpora (bench_archive.cached_archive: the 100k one, then the
+growth sizes, 1M and 5M in the full run; 20k and 30k in --quick), and on an empty
+archive. Each row is one job at one size; its ceiling is the same job at the base size
+(100k; 20k in --quick), measured in the same run, so the ratio is the growth factor
+(flat = 1).
+
+The jobs:
+- the retention run with a default policy that makes nothing due (the usual night:
+  `retention.run`, which plans and destroys nothing), and the due plan with a policy
+  that makes 1,000 records due (`retention.find_due`; the destruction of those 1,000
+  is not run: it would change the shared corpus, and it costs what it destroys).
+  The policies are given to the plan in memory (a Resolver), never written.
+- the scheduled verify's incremental run of one day of records (bench_verify's), and
+  its fixed part alone: the device events (pairings, revocations) found in the log.
+- the pages: dashboard (headline counts, last backup and check, night jobs,
+  checklist), holds (the /office
+  page's reads), person export scope (the conversations a person is part of), and the
+  due queue (/office/due) under the 1,000-due policy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bench_archive as ba
+import bench_verify
+from bench_archive import Figure
+
+from strongroom.archive.db import Connection
+from strongroom.archive.message_count import MessageCount
+from strongroom.archive.queries import list_conversations
+from strongroom.archive.verify_events import verify_device_events
+from strongroom.archive.verify_records import VerifyReport
+from strongroom.office import holds, retention, review
+from strongroom.office.export_scope import person_conversations
+from strongroom.office.facts import persons_of
+from strongroom.office.policies import Assignment, Duration, Policy, list_policies
+from strongroom.office.resolve import Resolver
+from strongroom.web.dashboard_views import archive_facts
+from strongroom.web.onboarding import checklist
+
+ROUNDS = int(os.environ.get("BENCH_NIGHT_ROUNDS", "3"))
+DAY_MS = 86_400_000
+DUE = 1_000
+# The corpora's records are one second apart (bench_corpus): a one-day policy makes
+# the first DUE records due one day and DUE seconds after the first one.
+STEP_MS = 1_000
+
+
+def _median_s(work: Callable[[], Any], rounds: int = ROUNDS) -> float:
+    work()  # warm, as a page served twice is
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _resolver(conn: Connection, days: int) -> Resolver:
+    """A default policy (record date + `days`, destroy), in memory only."""
+    known = {p.id: p for p in list_policies(conn)}
+    policy = Policy(-1, "bench", Duration(days, "days"), "record_date", "destroy", "", None)
+    default = Assignment("default", "*", policy.id, "bench", 0)
+    return Resolver({**known, policy.id: policy}, {("default", "*"): default})
+
+
+@dataclass(frozen=True)
+class Night:
+    """Seconds per job at one size, and what it saw."""
+
+    size: int
+    seconds: dict[str, float]
+    due: int
+    conversations: int
+
+
+def _jobs(conn: Connection, first_ms: int, last_ms: int) -> dict[str, Callable[[], Any]]:
+    never = _resolver(conn, 5 * 365)
+    one_day = _resolver(conn, 1)
+    quiet_now = last_ms + DAY_MS
+    due_now = first_ms + DAY_MS + (DUE - 1) * STEP_MS
+    active = holds.list_holds(conn, active_only=True)
+    running = MessageCount()
+
+    def holds_page() -> Any:
+        hold_list = holds.list_holds(conn)
+        return (
+            holds.hold_reach(conn, hold_list),
+            list_conversations(conn, counted=False),
+            persons_of(conn),
+        )
+
+    return {
+        "retention plan, nothing due": lambda: retention.find_due(conn, quiet_now, resolver=never),
+        f"retention plan, {DUE:,} due": lambda: retention.find_due(conn, due_now, resolver=one_day),
+        "device events in the log (verify's fixed part)": lambda: verify_device_events(
+            conn, VerifyReport()
+        ),
+        # As the page reads (its message count kept across views: the first view
+        # after a start, the warm-up here, counts the whole table once).
+        "dashboard page reads": lambda: (
+            archive_facts(conn, running, (0, 0)),
+            checklist(conn, backup_in_config=False),
+        ),
+        "holds page reads (/office)": holds_page,
+        "person export scope": lambda: person_conversations(conn, "staff-1"),
+        f"due queue page, {DUE:,} due": lambda: review.due_queue(conn, due_now, resolver=one_day),
+        "_active holds": lambda: active,
+    }
+
+
+def measure(data_dir: Path, size: int) -> Night:
+    archive = ba.open_archive(data_dir)
+    try:
+        with closing(archive.reader()) as conn:
+            first, last = conn.execute(
+                "SELECT coalesce(min(sent_at), 0), coalesce(max(sent_at), 0) FROM records"
+            ).fetchone()
+            jobs = _jobs(conn, int(first), int(last))
+            seconds = {
+                name: _median_s(job) for name, job in jobs.items() if not name.startswith("_")
+            }
+            plan = retention.find_due(
+                conn,
+                int(first) + DAY_MS + (DUE - 1) * STEP_MS,
+                resolver=_resolver(conn, 1),
+            )
+        # The real retention run, nothing due (writes nothing).
+        with closing(archive.reader()) as conn:
+            never = _resolver(conn, 5 * 365)
+        seconds["retention run, nothing due"] = _median_s(
+            lambda: retention.run(archive, int(last) + DAY_MS, resolver=never)
+        )
+        with closing(archive.reader()) as conn:
+            conversations = int(conn.execute("SELECT count(*) FROM conversations").fetchone()[0])
+    finally:
+        archive.close()
+    return Night(size, seconds, len(plan.to_destroy), conversations)
+
+
+def _empty(work: Path) -> Night:
+    directory = Path(tempfile.mkdtemp(prefix="night-empty-", dir=work))
+    try:
+        return measure(directory / "data", 0)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def night_figures(
+    work: Path, base: int, sizes: tuple[int, ...], log: Callable[[str], None] = print
+) -> list[Figure]:
+    """The night rows of `make bench` (bench.py's one call line)."""
+    nights = [_empty(work)]
+    for size in (base, *sizes):
+        log(f"  night jobs at {size:,} records")
+        nights.append(measure(ba.cached_archive(work, size, log=log) / "data", size))
+    incremental = {
+        n: bench_verify.incremental_verify(ba.cached_archive(work, n, log=log))
+        for n in (base, *sizes)
+    }
+    ceiling = next(n for n in nights if n.size == base)
+    figures: list[Figure] = []
+    for night in nights:
+        if night.size == base:
+            continue
+        at = f"{night.size:,} records" if night.size else "an empty archive"
+        for job, seconds in night.seconds.items():
+            figures.append(
+                Figure(
+                    f"night: {job}, {at}",
+                    seconds * 1000,
+                    "ms",
+                    ceiling.seconds[job] * 1000,
+                    f"the same at {base:,} records",
+                    "flat (≤ 1.5)",
+                    f"median of {ROUNDS}; {night.conversations:,} conversations (the base:"
+                    f" {ceiling.conversations:,}); {night.due:,} due under the one-day policy",
+                )
+            )
+    for size in sizes:
+        run = incremental[size]
+        figures.append(
+            Figure(
+                f"night: verify --scheduled (incremental, one day), {size:,} records",
+                run.seconds * 1000,
+                "ms",
+                incremental[base].seconds * 1000,
+                f"the same at {base:,} records",
+                "bounded (its older-log slice grows to SAMPLE_MAX)",
+                f"{run.records:,} records checked, slice {run.sample[0]:,}-{run.sample[1]:,}",
+            )
+        )
+    return figures
+
+
+def night_section(plan: Any, work: Path, log: Callable[[str], None] = print) -> list[Figure]:
+    """bench.py's one call line: base 100k and the growth sizes (1M, 5M); in --quick,
+    the 20k corpus against the 30k one."""
+    base = 20_000 if plan.quick else 100_000
+    sizes = tuple(n for n in plan.growth_sizes if n > base)
+    return night_figures(work, base, sizes, log)
+
+
+__all__ = ["Night", "measure", "night_figures", "night_section"]
