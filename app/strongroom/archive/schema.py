@@ -574,14 +574,14 @@ VALUES
     END;
     INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 8);
     """,
-    # 9 (ng): costs that stay flat (issue #20). Verify checks every device event
+    # 9: costs that stay flat (issue #20). Verify checks every device event
     # (pairings, revocations) against the devices table each night, and found them by
     # reading the whole log (1.6 s at 5M leaves). A partial index holds the device
     # leaves only: records, audit events and blobs never enter it, so ingest writes
     # nothing more. `verifications.purpose` says why a run was made (the nightly
     # schedule, someone's "check now", the GDPR register, the check after a restore),
     # so the Integrity page and `verify --status` list every check the box made; runs
-    # kept before say '' (not known). Self-contained: it may be renumbered at a merge.
+    # kept before say '' (not known).
     """
     CREATE INDEX IF NOT EXISTS log_leaves_device ON log_leaves(idx) WHERE kind = 'device';
     ALTER TABLE verifications ADD COLUMN purpose TEXT NOT NULL DEFAULT '';
