@@ -10,20 +10,32 @@ The conversation forgets a sender none of its remaining messages names
 dates and log index, marked ``destroyed_at``, and the log leaf that commits to
 its hash.
 
-Then `scrub_storage` makes sure nothing survives below SQL: the FTS index is
-merged ('optimize' rewrites its segments without the deleted terms), the WAL is
-checkpointed and truncated, and VACUUM rebuilds the file so no free page or
-slack space keeps old bytes (secure_delete already zeroes freed space).
+Nothing survives below SQL either (`archive/scrub.py`): the FTS index removes
+the deleted rows' entries from its segments at once (its `secure-delete` option,
+schema 10; an older archive gets the whole-index 'optimize'), secure_delete
+zeroes what the deletes free, every free page is overwritten with zeros in the
+same transaction (`wipe_free_pages`: FTS merges free pages without zeroing), and
+after commit `scrub_storage` checkpoints the WAL into the file and truncates it.
+The cost follows what is destroyed and the free pages, not the archive's size.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.errors import BlobError
+from strongroom.archive.scrub import (
+    ScrubIncomplete,
+    fts_forgets_at_once,
+    truncate_wal,
+    wipe_free_pages,
+)
 from strongroom.archive.store import Archive, Txn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,7 +141,10 @@ def erase_in_txn(txn: Txn, row_ids: Sequence[int]) -> Erasure:
             (conversation_id, conversation_id),
         )
     if erased:
-        conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+        if not fts_forgets_at_once(conn):
+            # Without secure-delete the index keeps the terms under delete markers.
+            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+        wipe_free_pages(conn)
     return Erasure(erased, blobs)
 
 
@@ -145,17 +160,21 @@ def delete_blob_files(store: BlobStore, blobs: Sequence[ErasedBlob]) -> list[str
     return failed
 
 
-def scrub_storage(archive: Archive) -> None:
-    """Checkpoint and truncate the WAL, VACUUM, and truncate again.
+def scrub_storage(archive: Archive) -> bool:
+    """Checkpoint the committed erasure into the file and truncate the WAL.
 
-    Runs on its own connection (with secure_delete, like every archive
-    connection) so it waits politely for the writer instead of sharing its
-    connection across threads.
+    Runs on its own connection so it waits politely for the writer instead of
+    sharing its connection across threads. Returns False (and logs it) when a
+    long reader (a full verify, an export) kept the WAL busy: the old page images
+    then stay in the WAL until its next checkpoint. The destruction itself is
+    committed either way.
     """
     conn = archive.reader()
     try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        truncate_wal(conn)
+        return True
+    except ScrubIncomplete:
+        log.warning("destruction committed; the WAL stays until its next checkpoint (in use)")
+        return False
     finally:
         conn.close()

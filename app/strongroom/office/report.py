@@ -32,7 +32,8 @@ PROTECTION = (
     "Intégrité : journal Merkle RFC 6962 signé Ed25519 par le boîtier ; chaque"
     " enregistrement est signé par l'appareil qui l'a écrit.",
     "Effacement : contenu, index plein texte et pièces jointes détruits (secure_delete,"
-    " VACUUM, WAL tronqué) ; les empreintes restent au journal.",
+    " index FTS5 en secure-delete, pages libres réécrites, WAL tronqué) ; les empreintes"
+    " restent au journal.",
     "Sauvegardes : locales uniquement, chiffrées (XChaCha20-Poly1305 secretstream) sous une"
     " clé dérivée des 24 mots ; manifeste signé par le boîtier.",
 )
