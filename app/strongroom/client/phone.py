@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from strongroom.archive.record import sign_record
-from strongroom.client import attachments
+from strongroom.client import attachments, restore_files
 from strongroom.client.attachments import Progress
 from strongroom.client.mail import DeliveryNotice, Mail, send_mail
 from strongroom.client.phone_session import NotPaired, PhoneSession
@@ -31,7 +31,6 @@ from strongroom.client.restore import (
     Checker,
     HistoryItem,
     HistoryStore,
-    attachment_batches,
     record_kind,
     restore,
 )
@@ -111,7 +110,8 @@ class PhoneClient(PhoneSession):
         many it holds. Memory holds at most three pages. Run it again after a cut-off:
         it resumes after the last stored page (and fetches records pushed since).
         With `attachments_dir`, every attachment blob is downloaded there too (named by
-        hash; a cut-off download resumes from its partial file)."""
+        hash, several at once: client/restore_files.py; a cut-off download resumes from
+        its partial file)."""
         link = self._require_link()
         assert self._verifier is not None and self.state.device_id is not None
         own_key = bytes(self.state.signing_key.verify_key)
@@ -119,14 +119,7 @@ class PhoneClient(PhoneSession):
         store = HistoryStore(directory)
         done = await restore(link, checker, store, progress)
         if attachments_dir is not None:
-            await asyncio.to_thread(attachments_dir.mkdir, parents=True, exist_ok=True)
-            # Read back from disk: the history is never in memory whole.
-            batches = attachment_batches(store)
-            while (hashes := await asyncio.to_thread(next, batches, None)) is not None:
-                for sha256 in hashes:
-                    target = attachments_dir / sha256.hex()
-                    if not await asyncio.to_thread(target.exists):
-                        await self.download_blob(sha256, target)
+            await restore_files.download_all(link, store, attachments_dir)
         return done.count
 
     async def restore_history(
