@@ -135,9 +135,11 @@ async def _restore_new(
             restored = await new.restore_to(store)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             t0, cpu0, blob_start = time.perf_counter(), time.process_time(), time.monotonic()
+            sched0 = _schedstat()
             await new.restore_to(store, attachments_dir=files)
             blob_seconds, blob_cpu = time.perf_counter() - t0, time.process_time() - cpu0
             blob_end = time.monotonic()
+            on_core, waiting = (b - a for a, b in zip(sched0, _schedstat(), strict=True))
         await new.close()
     blob_bytes = sum(p.stat().st_size for p in files.iterdir())
     crypto, crypto_cpu = _records_crypto(store, bytes.fromhex(device_key), restored)
@@ -152,12 +154,22 @@ async def _restore_new(
         "blob_seconds": blob_seconds,
         "blob_cpu": blob_cpu,
         "blob_span": (blob_start, blob_end),  # CLOCK_MONOTONIC: the box reads it too
+        # The phone's loop thread over the attachments: on a core, runnable but waiting
+        # for one (the machine's other load), and the rest idle (waiting for the box).
+        "blob_loop": (on_core / blob_seconds, waiting / blob_seconds),
         "blob_crypto": (chain_before, _blob_crypto(blob_bytes)),
         "rss_start": rss_start,
         "rss_max": max([rss_start, *rss.samples]),
         "peak_rss": bench_peer._peak_rss_mib(),
         "cores": cores,
     }
+
+
+def _schedstat() -> tuple[float, float]:
+    """Seconds this thread has run on a core and waited runnable for one (Linux)."""
+    with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as stat:
+        on_core, waiting = stat.read().split()[:2]
+    return int(on_core) / 1e9, int(waiting) / 1e9
 
 
 def _records_crypto(store: Path, device_key: bytes, count: int) -> tuple[float, float]:
@@ -318,6 +330,7 @@ def _blob_row(run: dict[str, Any], how: str) -> dict[str, Any]:
     (before_s, before_cpu), (after_s, after_cpu) = run["blob_crypto"]
     chain_seconds = (before_s + after_s) / 2
     chain_cpu = (before_cpu + after_cpu) / 2
+    busy, waiting = run["blob_loop"]
     return {
         "name": f"new-phone restore of attachments over Noise, {how}, {run['blob_files']}"
         f" files, {mib:,.0f} MiB",
@@ -330,7 +343,9 @@ def _blob_row(run: dict[str, Any], how: str) -> dict[str, Any]:
         "note": f"each file's SHA-256 checked, written to disk, fsynced once; CPU per MiB:"
         f" phone {run['blob_cpu'] / mib * 1e3:.2f} ms, box"
         f" {run['box_blob_cpu'] / mib * 1e3:.2f} ms (blob decrypt + Noise seal + sends),"
-        f" the chain alone {chain_cpu / mib * 1e3:.2f} ms; {_where(run)}; {_memory(run)}",
+        f" the chain alone {chain_cpu / mib * 1e3:.2f} ms; the phone's loop thread on a core"
+        f" {busy:.0%} of the time, waiting for one {waiting:.0%}, idle (waiting for the box)"
+        f" {max(0.0, 1 - busy - waiting):.0%}; {_where(run)}; {_memory(run)}",
     }
 
 
