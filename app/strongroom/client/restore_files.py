@@ -1,6 +1,6 @@
 """Downloading every attachment a restored history names (protocol.md §8, §9).
 
-Several files are in flight at once (`WINDOW` `blob_get` streams on the one
+Two files are in flight at once (`WINDOW` `blob_get` streams on the one
 link, each frame carrying its request's id): one file fetched at a time left
 the phone and the box idle between files (the last batch's write and fsync, the
 rename, the round trip of the next `blob_get`, the box's first read). Each file
@@ -22,7 +22,13 @@ from strongroom.client import attachments
 from strongroom.client.link import Link
 from strongroom.client.restore import HistoryStore, attachment_batches
 
-WINDOW = 4  # files downloaded at once
+# Files downloaded at once. Two hide the gap between files (and, over a real network,
+# the next blob_get's round trip: a large part of a small file's time over Tor).
+# More bought no MiB/s on loopback and cost the phone CPU (streams interleaved in
+# the box's 512 KiB batches keep more bytes in flight than the caches hold): pinned,
+# 512 MiB, five rounds each at load 2.3-3.1, phone CPU per MiB 2.54 (one at a time),
+# 2.62 (two), 2.73 (four); MiB/s 255, 237, 242 (docs/benchmarks.md).
+WINDOW = 2
 
 
 async def download_all(
