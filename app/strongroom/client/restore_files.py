@@ -25,7 +25,7 @@ from strongroom.client.restore import HistoryStore, attachment_batches
 # Files downloaded at once. Two hide the gap between files (and, over a real network,
 # the next blob_get's round trip: a large part of a small file's time over Tor).
 # More bought no MiB/s on loopback and cost the phone CPU (streams interleaved in
-# the box's 512 KiB batches keep more bytes in flight than the caches hold): pinned,
+# the box's 1 MiB batches keep more bytes in flight than the caches hold): pinned,
 # 512 MiB, five rounds each at load 2.3-3.1, phone CPU per MiB 2.54 (one at a time),
 # 2.62 (two), 2.73 (four); MiB/s 255, 237, 242 (docs/benchmarks.md).
 WINDOW = 2
