@@ -95,12 +95,18 @@ async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path 
                 parts.append(data)
                 if handle is None:
                     digest.update(data)
-                elif frame.body["end"] or len(parts) >= WRITE_PIECES:
-                    # Hashed and written on a worker thread, about 1 MiB at a time, so
-                    # the loop keeps opening the next pieces meanwhile; the last batch
-                    # is fsynced with the file (once per file, not per batch).
-                    end = bool(frame.body["end"])
-                    await asyncio.to_thread(_write_flushed, handle, digest, parts, end)
+                elif frame.body["end"]:
+                    # The last batch is fsynced with the file (once per file, not per
+                    # batch), on a worker thread: the loop does not wait for the disk.
+                    await asyncio.to_thread(_write_flushed, handle, digest, parts, True)
+                    parts = []
+                elif len(parts) >= WRITE_PIECES:
+                    # Hashed and written to the page cache here, on the loop, about
+                    # 1 MiB at a time (~1 ms). A worker-thread hop per batch cost more
+                    # CPU than it saved (thread wake-ups, the GIL handed back and forth,
+                    # the batch's bytes crossing cores): ~10 % of the phone's CPU per
+                    # MiB, for no more MiB/s on two cores (measured, docs/benchmarks.md).
+                    _write_flushed(handle, digest, parts, False)
                     parts = []
                 if frame.body["end"]:
                     break
@@ -140,9 +146,10 @@ def _hash_partial(path: Path, digest: Any) -> int:
 def _write_flushed(handle: Any, digest: Any, pieces: list[bytes], durable: bool) -> None:
     # Flushed per batch: what a killed app leaves behind is what a resume counts on
     # (it re-hashes the partial file, so a batch cut short costs only its bytes).
-    for piece in pieces:
-        digest.update(piece)
-        handle.write(piece)
+    # Joined first: one hash update and one write per batch, not one per piece.
+    block = b"".join(pieces)
+    digest.update(block)
+    handle.write(block)
     handle.flush()
     if durable:
         os.fsync(handle.fileno())

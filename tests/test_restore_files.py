@@ -1,0 +1,105 @@
+"""A new phone's restore downloads the history's attachments several at a time
+(client/restore_files.py, protocol.md §9): each file whole and hash-checked, a blob
+named twice fetched once, a damaged blob stopping the restore with nothing torn
+left under a final name. Real box on loopback, real Noise, real SQLCipher."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncGenerator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peer_helpers import RunningBox, attachment_record, paired_phone, running_box
+from strongroom.client import BoxError, PhoneClient
+from strongroom.client.restore_files import WINDOW
+from strongroom.peer.frames import Frame
+
+box = pytest.fixture(running_box)
+
+
+async def _upload(box: RunningBox, sizes: list[int], twice: int | None = None) -> list[bytes]:
+    """An old phone of claire uploads one attachment per size (records pushed, one more
+    record naming blob `twice` again); returns the blobs' bytes."""
+    old = await paired_phone(box, "claire", "ancien")
+    blobs = [os.urandom(size) for size in sizes]
+    for n, data in enumerate(blobs):
+        ack = await old.upload_attachment(data)
+        await old.push(attachment_record(f"m-{n}", ack.ref, len(data)))
+    if twice is not None:
+        ack = await old.upload_attachment(blobs[twice])  # held already: acked at once
+        await old.push(attachment_record("m-again", ack.ref, len(blobs[twice])))
+    await old.close()
+    return blobs
+
+
+def _watch_streams(phone: PhoneClient) -> dict[str, Any]:
+    """Count the phone's blob_get streams: how many at once at most, and per blob."""
+    link = phone._require_link()
+    seen: dict[str, Any] = {"now": 0, "most": 0, "per_blob": {}}
+    stream = link.stream
+
+    async def counted(kind: str, body: Mapping[str, Any]) -> AsyncGenerator[Frame, None]:
+        seen["now"] += 1
+        seen["most"] = max(seen["most"], seen["now"])
+        sha = bytes(body["sha256"])
+        seen["per_blob"][sha] = seen["per_blob"].get(sha, 0) + 1
+        try:
+            async for frame in stream(kind, body):
+                yield frame
+        finally:
+            seen["now"] -= 1
+
+    link.stream = counted  # type: ignore[method-assign, assignment]
+    return seen
+
+
+async def test_attachments_are_downloaded_several_at_once_each_whole_and_once(
+    box: RunningBox, tmp_path: Path
+) -> None:
+    blobs = await _upload(box, [1_000_000 + n for n in range(7)], twice=2)
+    new = await paired_phone(box, "claire", "nouveau")
+    seen = _watch_streams(new)
+    files = tmp_path / "pieces jointes"
+    await new.restore_to(tmp_path / "store", attachments_dir=files)
+    await new.close()
+
+    wanted = {hashlib.sha256(data).hexdigest(): data for data in blobs}
+    assert sorted(p.name for p in files.iterdir()) == sorted(wanted)  # no .partial left
+    for path in files.iterdir():
+        assert path.read_bytes() == wanted[path.name]
+    # Several files in flight, never more than the window; the blob named twice once.
+    assert 1 < seen["most"] <= WINDOW
+    assert sorted(seen["per_blob"].values()) == [1] * len(blobs)
+
+
+async def test_a_damaged_blob_stops_the_restore_and_leaves_no_torn_file(
+    box: RunningBox, tmp_path: Path
+) -> None:
+    sizes = [3_000_000] + [1_000_000 + n for n in range(5)]
+    blobs = await _upload(box, sizes)
+    stored = [p for p in (box.data_dir / "blobs").rglob("*") if p.is_file()]
+    [damaged] = [p for p in stored if p.stat().st_size > 2_500_000]  # the 3 MB one
+    with damaged.open("r+b") as handle:  # one flipped byte in its middle
+        handle.seek(damaged.stat().st_size // 2)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+    new = await paired_phone(box, "claire", "nouveau")
+    files = tmp_path / "files"
+    with pytest.raises(BoxError):
+        await new.restore_to(tmp_path / "store", attachments_dir=files)
+    # Nothing of the restore still runs, and every file under its final name is whole.
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not [t for t in others if "download" in repr(t.get_coro())]
+    wanted = {hashlib.sha256(data).hexdigest(): data for data in blobs}
+    final = [p for p in files.iterdir() if not p.name.endswith(".partial")]
+    assert hashlib.sha256(blobs[0]).hexdigest() not in {p.name for p in final}
+    for path in final:
+        assert path.read_bytes() == wanted[path.name]
+    await new.close()
