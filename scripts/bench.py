@@ -376,6 +376,10 @@ SECTIONS: list[tuple[str, Callable[[Plan, Path], list[Figure]]]] = [
         "night jobs and office pages",
         lambda p, w: importlib.import_module("bench_night").night_section(p, w, _log),
     ),
+    (
+        "destruction",
+        lambda p, w: importlib.import_module("bench_destroy").destroy_section(p, w, _log),
+    ),
     ("export", export_section),
     ("start to ready", start_section),
     ("soak", soak_section),

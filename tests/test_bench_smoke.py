@@ -61,6 +61,8 @@ MEASURED_ROWS = [
     "night: due queue page, 1,000 due, 30,000 records",
     "night: retention run, nothing due, 30,000 records",
     "night: verify --scheduled (incremental, one day), 30,000 records",
+    "night: destruction of 1,000 records (retention run), 30,000 records",
+    "night: memory a destruction adds to the box, 30,000 records",
 ]
 # Rows that depend on parts other sessions are building: a number, or the reason there is none.
 DEPENDENT_ROWS = [

@@ -1,0 +1,139 @@
+"""`make bench` rows for a destruction as the archive grows (issue #20, costs that
+stay flat): the retention run destroying 1,000 records of a corpus, its wall time,
+the memory it adds to the box and the bytes it hands to write().
+
+A destruction changes the archive, so it runs on a scratch copy of the cached
+corpus (the copy is not timed, and is deleted afterwards). The 1,000 records are
+every message of the first conversations, governed by a one-day record-date
+policy written into the copy, so the run plans, erases, certifies and scrubs
+exactly what the daily job does. The ceiling of each row is the same destruction
+at the base size (100k; 20k in --quick), measured in the same run.
+
+Until schema 10 every destruction VACUUMed the whole file with its copy in RAM
+(at 1M records: 28 s, +940 MiB, 1.9 GiB written for 1,000 records).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bench_archive as ba
+from bench_archive import Figure
+
+from strongroom.office import retention
+from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
+
+DUE = 1_000
+
+
+@dataclass(frozen=True)
+class DestroyRun:
+    size: int
+    destroyed: int
+    seconds: float
+    added_rss_mib: float
+    written_mib: float
+
+
+def _wchar() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def destroy_on_copy(corpus_data: Path, work: Path, size: int) -> DestroyRun:
+    """Copy the corpus's archive, destroy DUE records with the daily job, measure."""
+    scratch = Path(tempfile.mkdtemp(prefix="destroy-", dir=work))
+    try:
+        (scratch / "blobs").mkdir()
+        shutil.copyfile(corpus_data / "archive.db", scratch / "archive.db")
+        archive = ba.open_archive(scratch)
+        try:
+            with closing(archive.reader()) as conn:
+                conversations, total = [], 0
+                for conv, count in conn.execute(
+                    "SELECT conversation_id, count(*) FROM records WHERE kind = 'message'"
+                    " GROUP BY conversation_id"
+                ):
+                    conversations.append(int(conv))
+                    total += int(count)
+                    if total >= DUE:
+                        break
+            spec = PolicySpec("bench", Duration(1, "days"), "record_date", "destroy")
+            policy = int(archive.write(create_policy(spec, "bench")))
+            for conv in conversations:
+                archive.write(assign_policy("conversation", str(conv), policy, "bench"))
+            # The corpus's heads were signed when it was built: now is after them.
+            now = int(time.time() * 1000)
+            ba.reset_peak_rss()
+            rss, written = ba.rss_mib(), _wchar()
+            t0 = time.perf_counter()
+            result = retention.run(archive, now, approver="bench")
+            seconds = time.perf_counter() - t0
+            return DestroyRun(
+                size,
+                result.destruction.destroyed,
+                seconds,
+                ba.peak_rss_mib() - rss,
+                (_wchar() - written) / 2**20,
+            )
+        finally:
+            archive.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def destroy_figures(
+    work: Path, base: int, sizes: tuple[int, ...], log: Callable[[str], None] = print
+) -> list[Figure]:
+    runs = {}
+    for size in (base, *sizes):
+        log(f"  destruction of {DUE:,} records at {size:,} (scratch copy)")
+        runs[size] = destroy_on_copy(ba.cached_archive(work, size, log=log) / "data", work, size)
+    ceiling = runs[base]
+    figures = []
+    for size in sizes:
+        run = runs[size]
+        note = (
+            f"{run.destroyed:,} destroyed; the base: {ceiling.seconds:.2f} s,"
+            f" +{ceiling.added_rss_mib:.0f} MiB, {ceiling.written_mib:.0f} MiB written"
+        )
+        figures += [
+            Figure(
+                f"night: destruction of {DUE:,} records (retention run), {size:,} records",
+                run.seconds * 1000,
+                "ms",
+                ceiling.seconds * 1000,
+                f"the same at {base:,} records",
+                "seconds (it was a whole-file VACUUM)",
+                note,
+            ),
+            Figure(
+                f"night: memory a destruction adds to the box, {size:,} records",
+                run.added_rss_mib,
+                "MiB",
+                150.0,
+                "the box's memory aim under load (150 MiB)",
+                "well under the aim, at any size",
+                f"{run.written_mib:.0f} MiB handed to write() (the archive: {size:,} records)",
+            ),
+        ]
+    return figures
+
+
+def destroy_section(plan: Any, work: Path, log: Callable[[str], None] = print) -> list[Figure]:
+    """bench.py's one call line: base 100k and the growth sizes; 20k and 30k in --quick."""
+    base = 20_000 if plan.quick else 100_000
+    sizes = tuple(n for n in plan.growth_sizes if n > base)
+    return destroy_figures(work, base, sizes, log)
+
+
+__all__ = ["DestroyRun", "destroy_figures", "destroy_on_copy", "destroy_section"]
