@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from typing import Any
 import bench_archive as ba
 import bench_verify
 from bench_archive import Figure
+from bench_office import median_s
 
 from strongroom.archive.db import Connection
 from strongroom.archive.message_count import MessageCount
@@ -58,16 +57,6 @@ DUE = 1_000
 # The corpora's records are one second apart (bench_corpus): a one-day policy makes
 # the first DUE records due one day and DUE seconds after the first one.
 STEP_MS = 1_000
-
-
-def _median_s(work: Callable[[], Any], rounds: int = ROUNDS) -> float:
-    work()  # warm, as a page served twice is
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _resolver(conn: Connection, days: int) -> Resolver:
@@ -132,7 +121,9 @@ def measure(data_dir: Path, size: int) -> Night:
             ).fetchone()
             jobs = _jobs(conn, int(first), int(last))
             seconds = {
-                name: _median_s(job) for name, job in jobs.items() if not name.startswith("_")
+                name: median_s(job, ROUNDS)
+                for name, job in jobs.items()
+                if not name.startswith("_")
             }
             plan = retention.find_due(
                 conn,
@@ -142,8 +133,8 @@ def measure(data_dir: Path, size: int) -> Night:
         # The real retention run, nothing due (writes nothing).
         with closing(archive.reader()) as conn:
             never = _resolver(conn, 5 * 365)
-        seconds["retention run, nothing due"] = _median_s(
-            lambda: retention.run(archive, int(last) + DAY_MS, resolver=never)
+        seconds["retention run, nothing due"] = median_s(
+            lambda: retention.run(archive, int(last) + DAY_MS, resolver=never), ROUNDS
         )
         with closing(archive.reader()) as conn:
             conversations = int(conn.execute("SELECT count(*) FROM conversations").fetchone()[0])

@@ -27,7 +27,8 @@ from strongroom.office.holds import Hold, HoldSpec, hold_reach
 ROUNDS = 5
 
 
-def _median_s(work: Callable[[], Any], rounds: int = ROUNDS) -> float:
+def median_s(work: Callable[[], Any], rounds: int = ROUNDS) -> float:
+    """Seconds one call of `work` takes, median of `rounds` after one warm-up call."""
     work()  # warm the page cache, as a page served twice is
     times = []
     for _ in range(rounds):
@@ -61,11 +62,11 @@ def office_section(plan: Any, work: Path) -> list[Figure]:
         holds = _holds(int(first), int(last))
         covered = sum(r.records for r in hold_reach(reader, holds).values())
         conversations = len(load_facts(reader))
-        page_s = _median_s(lambda: hold_reach(reader, holds))
-        page_plain_s = _median_s(lambda: hold_reach(plain, holds))
-        facts_s = _median_s(lambda: load_facts(reader))
-        facts_plain_s = _median_s(lambda: load_facts(plain))
-        scan_s = _median_s(
+        page_s = median_s(lambda: hold_reach(reader, holds))
+        page_plain_s = median_s(lambda: hold_reach(plain, holds))
+        facts_s = median_s(lambda: load_facts(reader))
+        facts_plain_s = median_s(lambda: load_facts(plain))
+        scan_s = median_s(
             lambda: plain.execute("SELECT conversation_id, sender FROM messages").fetchall()
         )
     finally:

@@ -52,9 +52,13 @@ def tor_files(tmp_path: Path) -> tuple[TorFiles, TorStandIn]:
 
 
 @contextlib.asynccontextmanager
-async def box_with_reach_stand_in(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, TorFiles]]:
-    """A running box (reach off) whose helper is a real helper app writing `files`."""
-    files, _ = tor_files(tmp_path)
+async def box_with_reach_stand_in(
+    tmp_path: Path, files: TorFiles | None = None
+) -> AsyncIterator[tuple[E2EBox, TorFiles]]:
+    """A running box (reach off) whose helper is a real helper app writing `files`
+    (by default the stand-in tor of `tor_files`)."""
+    if files is None:
+        files, _ = tor_files(tmp_path)
     helper_socket = tmp_path / "helper.sock"
     runner = await serve_helper(helper_app(files, None), helper_socket)
     config = await prepare_data_dir(tmp_path / "box")

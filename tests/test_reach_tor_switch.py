@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from e2e_helpers import E2EBox, WebAdmin, prepare_data_dir, start_box
-from reach_support import cli, tor_files
+from reach_support import box_with_reach_stand_in, cli, tor_files
 from strongroom.reach.helper import helper_app, serve_helper
 from strongroom.reach.settings import ReachSettings, load_settings, save_settings
 from strongroom.reach.tor_control import TorControl
@@ -158,16 +158,8 @@ async def test_a_reach_on_that_tor_never_answers_leaves_everything_off(tmp_path:
         hostname_wait_s=0.5,
     )
     files.disable()  # the installer's include file, saying off
-    helper_socket = tmp_path / "helper.sock"
-    runner = await serve_helper(helper_app(files, None), helper_socket)
-    config = await prepare_data_dir(tmp_path / "box")
-    save_settings(
-        config.data_dir,
-        ReachSettings(False, onion_socket=files.service.onion_socket, helper_socket=helper_socket),
-    )
-    box = await start_box(config)
-    data = ("--data", str(box.data_dir))
-    try:
+    async with box_with_reach_stand_in(tmp_path, files) as (box, _):
+        data = ("--data", str(box.data_dir))
         code, out = await cli("reach", "on", *data)
         assert code == 1, out
         assert "tor did not create the onion service's key; remote reach stays off" in out
@@ -183,6 +175,3 @@ async def test_a_reach_on_that_tor_never_answers_leaves_everything_off(tmp_path:
         assert code == 0 and "remote reach: on" in out, out
         assert files.enabled() and load_settings(box.data_dir).enabled
         assert box.audit_actions("reach.") == ["reach.on"]
-    finally:
-        await box.stop()
-        await runner.cleanup()
