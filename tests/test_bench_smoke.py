@@ -62,7 +62,7 @@ MEASURED_ROWS = [
     "night: retention run, nothing due, 30,000 records",
     "night: verify --scheduled (incremental, one day), 30,000 records",
     "night: destruction of 1,000 records (retention run), 30,000 records",
-    "night: memory a destruction adds to the box, 30,000 records",
+    "night: box peak RSS during that destruction, 30,000 records",
 ]
 # Rows that depend on parts other sessions are building: a number, or the reason there is none.
 DEPENDENT_ROWS = [
