@@ -9,7 +9,7 @@ policy written into the copy, so the run plans, erases, certifies and scrubs
 exactly what the daily job does. The ceiling of each row is the same destruction
 at the base size (100k; 20k in --quick), measured in the same run.
 
-Until schema 10 every destruction VACUUMed the whole file with its copy in RAM
+Until this session every destruction VACUUMed the whole file with its copy in RAM
 (at 1M records: 28 s, peak RSS 979 MiB, 1.9 GiB written for 1,000 records).
 """
 

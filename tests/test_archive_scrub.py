@@ -10,13 +10,19 @@ VACUUM it replaced wrote it twice, and held a copy of it in RAM).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from strongroom.archive.scrub import fts_forgets_at_once, truncate_wal, wipe_free_pages
+from strongroom.archive.scrub import (
+    pending_marker,
+    truncate_wal,
+    wipe_free_pages,
+)
 from strongroom.office import retention
+from strongroom.office.erasure import finish_pending_scrub
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
 from test_office_support import DAY_MS, T0, Box, new_box, new_phone, say
 
@@ -104,7 +110,6 @@ def test_a_destruction_does_not_rewrite_the_whole_archive(box: Box) -> None:
             at=T0 + DAY_MS * 40,
         )
     box.archive.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert fts_forgets_at_once(box.archive.conn)
     size = (box.data_dir / "archive.db").stat().st_size
     assert size > 4 * 1024 * 1024
 
@@ -136,3 +141,39 @@ def test_a_destruction_does_not_rewrite_the_whole_archive(box: Box) -> None:
         )
     finally:
         conn.close()
+
+
+def test_a_reader_holding_the_wal_leaves_the_scrub_pending_until_it_lets_go(box: Box) -> None:
+    """A long read (an export, a backup, a phone's restore) keeps the checkpoint from
+    reaching the file: the destruction is committed, the scrub is marked pending on
+    disk, and the box finishes it once the reader is done."""
+    phone = new_phone(box.archive)
+    say(box, phone, "Diagnostic confidentiel à détruire", at=T0)
+    for n in range(50):
+        say(box, phone, f"message ordinaire {n}", conv="autre", peer="X", at=T0 + DAY_MS * 40)
+    policy = box.archive.write(
+        create_policy(PolicySpec("court", Duration(30, "days"), "record_date", "destroy"), "a")
+    )
+    box.archive.write(assign_policy("contact", "M. Martin", int(policy), "admin"))
+    marker = pending_marker(box.archive.path)
+    wal = box.data_dir / "archive.db-wal"
+
+    reader = box.archive.reader()
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM records").fetchone()  # holds its snapshot
+    try:
+        t0 = time.monotonic()
+        result = retention.run(box.archive, T0 + 31 * DAY_MS, approver="dr.martin")
+        assert time.monotonic() - t0 < 20  # a few tries, not the 30 s busy timeout each
+        assert result.destruction.destroyed == 1
+        assert marker.exists()
+        assert wal.stat().st_size > 0
+        assert finish_pending_scrub(box.archive) is False  # still held
+        assert marker.exists()
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
+    assert finish_pending_scrub(box.archive) is True
+    assert not marker.exists()
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert finish_pending_scrub(box.archive) is None  # nothing pending any more

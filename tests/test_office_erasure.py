@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from strongroom.archive.db import Connection
-from strongroom.archive.scrub import fts_forgets_at_once
 from strongroom.archive.verify import verify_archive
 from strongroom.office import retention
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
@@ -98,7 +97,6 @@ def test_destroyed_content_is_gone_from_every_layer(box: Box, tmp_path: Path) ->
         # The contact's name leaves the conversation (the retention rule naming it stays).
         assert "conversations" not in tables_containing(conn, b"m. martin")
         assert NEEDLE not in plaintext_copy(conn, tmp_path / "after.db")
-        assert fts_forgets_at_once(conn)
         assert (
             conn.execute(
                 "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (SECRET_WORD,)

@@ -40,6 +40,7 @@ from strongroom.integrity import (
     run_periodically,
     scheduled_run_since,
 )
+from strongroom.office.erasure import finish_pending_scrub
 from strongroom.pairing.service import PairingService
 from strongroom.panel_link import audit_fields, panel_inputs
 from strongroom.runtime_phones import PhoneDoor
@@ -55,6 +56,8 @@ from strongroom_panel.state import derive_state
 log = logging.getLogger(__name__)
 
 PANEL_FAULT = "panel"
+# A destruction's scrub held up by a long reader is tried again this often (seconds).
+SCRUB_RETRY_TICKS = 30
 
 
 class BoxRuntime:
@@ -358,14 +361,19 @@ class BoxRuntime:
             await self.box.audit("pairing", action, target, details)
 
     async def _tick_loop(self) -> None:
-        """Once a second: pairing window expiry, audit of pairing events, LEDs."""
+        """Once a second: pairing window expiry, audit of pairing events, LEDs; every
+        30 s, a destruction's scrub that a long reader held up (office/erasure.py)."""
+        ticks = 0
         while True:
             await asyncio.sleep(1.0)
+            ticks += 1
             try:
                 self.pairing.tick()
                 await self._audit_pairing_events()
                 await self.watch_clock()
                 self.refresh_panel()
+                if ticks % SCRUB_RETRY_TICKS == 0 and self.box.archive is not None:
+                    await asyncio.to_thread(finish_pending_scrub, self.box.archive)
             except Exception:
                 log.exception("tick failed")
 

@@ -586,16 +586,6 @@ VALUES
     CREATE INDEX IF NOT EXISTS log_leaves_device ON log_leaves(idx) WHERE kind = 'device';
     ALTER TABLE verifications ADD COLUMN purpose TEXT NOT NULL DEFAULT '';
     """,
-    # 10: a destruction at a cost that follows what it destroys (issue #20). Until
-    # now each one ran FTS5's 'optimize' (the whole index rewritten: deletes only
-    # left markers, the terms stayed in the segments) and then VACUUM (the whole
-    # file rewritten, and with temp_store = MEMORY copied into RAM: ~1 GiB at 1M
-    # records, a Pi out of memory at 5M). With 'secure-delete' FTS5 removes a
-    # deleted row's entries from its segments at once; archive/scrub.py overwrites
-    # the free pages. The setting persists in messages_fts_config.
-    """
-    INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1);
-    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -11,16 +11,24 @@ Two places can keep a destroyed record's bytes once its rows are gone:
   rewrote the whole file, and with `temp_store = MEMORY` held a copy of it in RAM:
   ~1 GiB at 1M records, more than a Pi has at 5M).
 - **The WAL.** Old page images stay in `archive.db-wal` until a checkpoint copies
-  the new ones over them and the file is truncated (`truncate_wal`).
+  the new ones over them and the file is truncated (`truncate_wal`). Until then
+  `archive.db` itself still holds the old pages. A reader in the middle of a long
+  read (an export, a backup, a phone's restore) keeps the checkpoint from
+  finishing: the scrub is then marked pending (`scrub.pending` beside the archive)
+  and the running box finishes it as soon as the readers let it
+  (`finish_pending_scrub`, from its once-a-second tick, every 30 s).
 
-The FTS index itself forgets a deleted row at once when its `secure-delete`
-option is set (schema 10); an archive without it needs the whole-index
-'optimize' (`fts_forgets_at_once`).
+The FTS index itself forgets a deleted row at once while its `secure-delete`
+option is on, which the erasure sets for its own transaction only: left on, every
+search read more index pages. Before, each destruction rewrote the whole index
+('optimize') and VACUUMed the whole file.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import ArchiveError
@@ -29,14 +37,12 @@ from strongroom.archive.errors import ArchiveError
 _PAGES_PER_ROW = 1024
 
 
+FTS_SECURE_DELETE_ON = "INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1)"
+FTS_SECURE_DELETE_OFF = "INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 0)"
+
+
 class ScrubIncomplete(ArchiveError):
     """The WAL could not be checkpointed and truncated (a reader held it too long)."""
-
-
-def fts_forgets_at_once(conn: Connection) -> bool:
-    """Whether the FTS index removes a deleted row's entries itself (secure-delete)."""
-    row = conn.execute("SELECT v FROM messages_fts_config WHERE k = 'secure-delete'").fetchone()
-    return row is not None and int(row[0]) != 0
 
 
 def wipe_free_pages(conn: Connection) -> int:
@@ -69,13 +75,42 @@ def truncate_wal(conn: Connection, *, attempts: int = 50, pause_s: float = 0.1) 
     """Checkpoint every WAL frame into the file and truncate the WAL to zero bytes.
 
     A reader in the middle of a read keeps SQLite from finishing (busy); it is
-    asked again for up to `attempts * pause_s` seconds before giving up loudly.
+    asked again for about `attempts * pause_s` seconds before giving up loudly. The
+    connection's busy timeout is shortened meanwhile: a TRUNCATE checkpoint waits
+    on it for the readers, 30 s per attempt with the archive's setting.
     """
-    for _ in range(attempts):
-        busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if int(busy) == 0:
-            return
-        time.sleep(pause_s)
+    (timeout_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout = {int(pause_s * 1000)}")
+    try:
+        for _ in range(attempts):
+            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if int(busy) == 0:
+                return
+            time.sleep(pause_s)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
     raise ScrubIncomplete(
         "the WAL is still in use; destroyed pages remain in it until the next checkpoint"
     )
+
+
+def pending_marker(archive_path: Path) -> Path:
+    """The file saying a destruction's scrub has not reached the disk yet."""
+    return archive_path.with_name("scrub.pending")
+
+
+def mark_pending(archive_path: Path) -> None:
+    marker = pending_marker(archive_path)
+    with marker.open("w") as out:
+        out.write("a destruction's old pages are still in the WAL and archive.db\n")
+        out.flush()
+        os.fsync(out.fileno())
+    directory = os.open(marker.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def clear_pending(archive_path: Path) -> None:
+    pending_marker(archive_path).unlink(missing_ok=True)

@@ -12,7 +12,7 @@ its hash.
 
 Nothing survives below SQL either (`archive/scrub.py`): the FTS index removes
 the deleted rows' entries from its segments at once (its `secure-delete` option,
-schema 10; an older archive gets the whole-index 'optimize'), secure_delete
+on for the erasure's transaction only), secure_delete
 zeroes what the deletes free, every free page is overwritten with zeros in the
 same transaction (`wipe_free_pages`: FTS merges free pages without zeroing), and
 after commit `scrub_storage` checkpoints the WAL into the file and truncates it.
@@ -28,8 +28,12 @@ from dataclasses import dataclass
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.errors import BlobError
 from strongroom.archive.scrub import (
+    FTS_SECURE_DELETE_OFF,
+    FTS_SECURE_DELETE_ON,
     ScrubIncomplete,
-    fts_forgets_at_once,
+    clear_pending,
+    mark_pending,
+    pending_marker,
     truncate_wal,
     wipe_free_pages,
 )
@@ -66,6 +70,11 @@ class Erasure:
 def erase_in_txn(txn: Txn, row_ids: Sequence[int]) -> Erasure:
     """Erase the content of these records (already destroyed ones are skipped)."""
     conn = txn.conn
+    # For this transaction only, FTS5 removes a deleted row's entries from its
+    # segments instead of writing delete markers over them (the words would stay in
+    # the index until a merge); left on, it made every search read more pages
+    # (test_archive_search_cost). Rolled back with the rest if the erasure fails.
+    conn.execute(FTS_SECURE_DELETE_ON)
     erased: list[ErasedRecord] = []
     blob_candidates: set[bytes] = set()
     conversations: set[int] = set()
@@ -141,10 +150,8 @@ def erase_in_txn(txn: Txn, row_ids: Sequence[int]) -> Erasure:
             (conversation_id, conversation_id),
         )
     if erased:
-        if not fts_forgets_at_once(conn):
-            # Without secure-delete the index keeps the terms under delete markers.
-            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
         wipe_free_pages(conn)
+    conn.execute(FTS_SECURE_DELETE_OFF)
     return Erasure(erased, blobs)
 
 
@@ -160,21 +167,35 @@ def delete_blob_files(store: BlobStore, blobs: Sequence[ErasedBlob]) -> list[str
     return failed
 
 
-def scrub_storage(archive: Archive) -> bool:
+def scrub_storage(archive: Archive, *, attempts: int = 50) -> bool:
     """Checkpoint the committed erasure into the file and truncate the WAL.
 
     Runs on its own connection so it waits politely for the writer instead of
-    sharing its connection across threads. Returns False (and logs it) when a
-    long reader (a full verify, an export) kept the WAL busy: the old page images
-    then stay in the WAL until its next checkpoint. The destruction itself is
-    committed either way.
+    sharing its connection across threads. Returns False when a long reader (an
+    export, a backup, a phone's restore) kept the WAL busy for `attempts` tenths
+    of a second: the destroyed pages then stay in the WAL and in archive.db, the
+    scrub is marked pending on disk, and `finish_pending_scrub` completes it (the
+    running box tries every 30 s). The destruction itself is committed either way.
     """
     conn = archive.reader()
     try:
-        truncate_wal(conn)
-        return True
+        truncate_wal(conn, attempts=attempts)
     except ScrubIncomplete:
-        log.warning("destruction committed; the WAL stays until its next checkpoint (in use)")
+        mark_pending(archive.path)
+        log.warning("destruction committed; its old pages stay on disk until the readers let go")
         return False
     finally:
         conn.close()
+    clear_pending(archive.path)
+    return True
+
+
+def finish_pending_scrub(archive: Archive) -> bool | None:
+    """Finish a scrub a long reader held up: None if none was pending, else whether
+    it is done now (one short try: the caller asks again later)."""
+    if not pending_marker(archive.path).exists():
+        return None
+    done = scrub_storage(archive, attempts=3)
+    if done:
+        log.info("a destruction's pending scrub is complete")
+    return done
