@@ -6,6 +6,7 @@ left under a final name. Real box on loopback, real Noise, real SQLCipher."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from collections.abc import AsyncGenerator, Mapping
@@ -17,6 +18,7 @@ import pytest
 from peer_helpers import RunningBox, attachment_record, paired_phone, running_box
 from strongroom.client import BoxError, PhoneClient
 from strongroom.client.restore_files import WINDOW
+from strongroom.peer.connection import Connection
 from strongroom.peer.frames import Frame
 
 box = pytest.fixture(running_box)
@@ -103,3 +105,40 @@ async def test_a_damaged_blob_stops_the_restore_and_leaves_no_torn_file(
     for path in final:
         assert path.read_bytes() == wanted[path.name]
     await new.close()
+
+
+async def test_a_phone_asking_many_blobs_at_once_gets_them_all_four_streams_at_a_time(
+    box: RunningBox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stream holds ~2 MiB of the box: 12 blob_gets at once (a phone may have 64
+    requests in flight) run four at a time on the box, and every one still arrives."""
+    blobs = await _upload(box, [2_000_000 + n for n in range(12)])
+    running = {"now": 0, "most": 0}
+    stream_blob = Connection._stream_blob
+
+    async def counted(self: Connection, *args: Any) -> None:
+        running["now"] += 1
+        running["most"] = max(running["most"], running["now"])
+        try:
+            await stream_blob(self, *args)
+        finally:
+            running["now"] -= 1
+
+    monkeypatch.setattr(Connection, "_stream_blob", counted)
+    new = await paired_phone(box, "claire", "nouveau")
+    link = new._require_link()
+
+    async def fetch(data: bytes) -> bytes:
+        got = bytearray()
+        body = {"sha256": hashlib.sha256(data).digest(), "offset": 0}
+        async with contextlib.aclosing(link.stream("blob_get", body)) as frames:
+            async for frame in frames:
+                got += frame.body["data"]
+                if frame.body["end"]:
+                    break
+        return bytes(got)
+
+    fetched = await asyncio.gather(*(fetch(data) for data in blobs))
+    await new.close()
+    assert fetched == blobs
+    assert running["most"] == 4

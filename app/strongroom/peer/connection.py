@@ -70,6 +70,9 @@ log = logging.getLogger(__name__)
 # aiohttp's RuntimeErrors ("Call .prepare() first") and any other are bugs: they
 # must reach the log, not pass for a phone that went away.
 CONNECTION_GONE = (ConnectionError,)
+# Blob streams one connection runs at once (protocol.md §9): the reference phone
+# asks for 2; the rest of a phone's blob_gets wait, they are not refused.
+MAX_BLOB_STREAMS = 4
 
 
 async def receive_binary(ws: web.WebSocketResponse) -> bytes | None:
@@ -111,6 +114,9 @@ class Connection:
             ),
         )
         self._slots = asyncio.Semaphore(service.limits.max_in_flight_frames)
+        # Each blob stream holds up to two ~1 MiB batches: without a cap one phone's
+        # max_in_flight blob_gets could hold ~128 MiB of the box. More wait their turn.
+        self._blob_streams = asyncio.Semaphore(MAX_BLOB_STREAMS)
         self.outbox = Outbox(channel, ws.send_bytes)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_input = time.monotonic()
@@ -280,7 +286,8 @@ class Connection:
                     answer = exc
                 await self.execute(action.then(answer), spawn=False)
             case StreamBlob(request_id=request_id, location=location, size=size, offset=offset):
-                await self._stream_blob(request_id, location, size, offset)
+                async with self._blob_streams:
+                    await self._stream_blob(request_id, location, size, offset)
             case _:
                 raise TypeError(f"not a waiting action: {action!r}")
 
