@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from e2e_helpers import E2EBox, WebAdmin, prepare_data_dir, start_box
-from reach_support import box_with_reach_stand_in, cli, tor_files
+from reach_support import TorStandIn, box_with_reach_stand_in, cli, tor_files
 from strongroom.reach.helper import helper_app, serve_helper
 from strongroom.reach.settings import ReachSettings, load_settings, save_settings
 from strongroom.reach.tor_control import TorControl
@@ -175,3 +175,59 @@ async def test_a_reach_on_that_tor_never_answers_leaves_everything_off(tmp_path:
         assert code == 0 and "remote reach: on" in out, out
         assert files.enabled() and load_settings(box.data_dir).enabled
         assert box.audit_actions("reach.") == ["reach.on"]
+
+
+async def test_a_reach_on_the_box_cannot_listen_for_withdraws_the_service(
+    tmp_path: Path,
+) -> None:
+    """The helper publishes the service, then the box cannot listen on the onion
+    socket (its directory does not exist): `reach on` says so and exits 1, and tor's
+    include file is put back to off, as the box's setting stays off. Before, the
+    include file said on (the path unit would run tor with the service) and the CLI
+    died on a JSON traceback."""
+    hs = tmp_path / "hs"
+    hs.mkdir(mode=0o700)
+    reload = TorStandIn(hs, tmp_path / "reach.conf")
+    missing = tmp_path / "no-such-dir" / "peer.sock"
+    files = TorFiles(ServiceConfig(hs, missing), tmp_path / "reach.conf", reload)
+    files.disable()  # the installer's include file, saying off
+    async with box_with_reach_stand_in(tmp_path, files) as (box, _):
+        data = ("--data", str(box.data_dir))
+        code, out = await cli("reach", "on", *data)
+        assert code == 1, out
+        assert "Remote reach could not be turned on: it stays off" in out, out
+        assert f"cannot listen on {missing}" in out and "Traceback" not in out
+        assert not files.enabled()
+        assert "HiddenServiceDir" not in files.conf_path.read_text()
+        assert not load_settings(box.data_dir).enabled
+        code, out = await cli("reach", "status", *data)
+        assert code == 0 and "remote reach: off" in out, out
+        # The page: the same words, and reach still off.
+        admin = WebAdmin(box.url)
+        try:
+            await admin.login()
+            status, _, location = await admin.post_form("/reach/on", {}, form_page="/reach")
+            assert status == 303 and location == "/reach"
+            status, page = await admin.get("/reach")
+            assert "Remote reach could not be turned on: it stays off" in page
+            assert 'id="reach-state">off<' in page
+        finally:
+            await admin.close()
+        assert not files.enabled() and not load_settings(box.data_dir).enabled
+        assert box.audit_actions("reach.") == []
+
+
+async def test_a_box_started_with_reach_off_puts_the_include_file_back_to_off(
+    tmp_path: Path,
+) -> None:
+    """A `reach on` cut short (power lost between the helper's enable and the box's
+    setting) leaves the include file on and the setting off: at start the box asks
+    the helper to withdraw the service, so tor does not serve it after the boot."""
+    files, _ = tor_files(tmp_path)
+    files.enable()  # the include file says on ...
+    assert files.enabled()
+    async with box_with_reach_stand_in(tmp_path, files) as (box, _):  # ... the setting off
+        assert not files.enabled()
+        assert "HiddenServiceDir" not in files.conf_path.read_text()
+        code, out = await cli("reach", "status", "--data", str(box.data_dir))
+        assert code == 0 and "remote reach: off" in out, out

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from strongroom.reach.helper import HelperUnavailable
+from strongroom.reach.service import ReachNotOn
 
 
 def add_control_routes(app: web.Application, box: Any) -> None:
@@ -27,6 +28,8 @@ def add_control_routes(app: web.Application, box: Any) -> None:
                 await box.reach.rotate("cli")
         except HelperUnavailable as exc:
             return web.json_response({"error": str(exc)}, status=503)
+        except ReachNotOn as exc:  # the service was withdrawn again: the CLI says so, exit 1
+            return web.json_response({"error": str(exc)}, status=500)
         return web.json_response(await box.reach.status())
 
     @routes.post("/reach/on")

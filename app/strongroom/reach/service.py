@@ -24,9 +24,20 @@ from strongroom.reach.settings import (
     ReachSettingsError,
     load_settings,
     save_settings,
+    settings_path,
 )
 
 log = logging.getLogger(__name__)
+
+# The same words on the page (a flash msgid), in the CLI, and in the log.
+ON_FAILED = (
+    "Remote reach could not be turned on: it stays off, and tor's onion service was"
+    " withdrawn again."
+)
+
+
+class ReachNotOn(Exception):
+    """`turn_on` failed after the helper published the service; it was withdrawn."""
 
 
 class KeyKeeper(Protocol):
@@ -78,8 +89,20 @@ class BoxReach(PhoneGrants):
         return await call_helper(self.settings.helper_socket, method, route, body)
 
     async def start(self) -> None:
-        """At boot: listen for tor if reach was left on (tor keeps its own configuration)."""
+        """At boot: listen for tor if reach was left on (tor keeps its own configuration).
+
+        Off: tor's include file must say off too (a crash in the middle of a `reach on`
+        may have left it on, and the path unit would run tor with the service), so the
+        helper is asked to withdraw it; a helper that is down is left alone. Not for a
+        box that never turned reach on (no reach.json, e.g. a scratch or test box on a
+        machine whose real box uses the same helper): it cannot have left it on."""
         if not self.enabled:
+            if not settings_path(self.data_dir).exists():
+                return
+            try:
+                await self._helper("POST", "/disable")
+            except HelperUnavailable as exc:
+                log.info("remote reach is off; its helper does not answer: %s", exc)
             return
         try:
             await self.listener.start()
@@ -111,16 +134,35 @@ class BoxReach(PhoneGrants):
         if kept is not None and kept != current:
             await self._helper("PUT", "/key", {"key": kept})
         answer = await self._helper("POST", "/enable")
-        self.onion = check_onion(str(answer["onion"]))
-        await self._keep_key()
+        # From here tor's include file says on: any failure must withdraw the service
+        # again, or the path unit would run tor with it while the box's setting says off.
+        was_on, before = self.enabled, self.settings
         try:
-            await self._restore_phone_keys()
-        except HelperUnavailable as exc:  # reach is on; phones without it refresh on the LAN
-            log.error("could not give tor back the phones' keys: %s", exc)
-        await self.listener.start()
-        self.settings = self.settings.with_enabled(True)
-        save_settings(self.data_dir, self.settings)
-        await self._audit(actor, "reach.on", self.onion, None)
+            self.onion = check_onion(str(answer["onion"]))
+            await self._keep_key()
+            try:
+                await self._restore_phone_keys()
+            except HelperUnavailable as exc:  # reach is on; phones without it refresh on the LAN
+                log.error("could not give tor back the phones' keys: %s", exc)
+            await self.listener.start()
+            self.settings = self.settings.with_enabled(True)
+            save_settings(self.data_dir, self.settings)
+            await self._audit(actor, "reach.on", self.onion, None)
+        except Exception as exc:
+            if was_on:  # the setting says on: tor's service stays, as it says
+                raise
+            log.error("remote reach: turning on failed, withdrawing the service: %r", exc)
+            with contextlib.suppress(Exception):
+                await self._helper("POST", "/disable")
+            with contextlib.suppress(Exception):
+                await self.listener.stop()
+            self.settings = before
+            with contextlib.suppress(Exception):
+                save_settings(self.data_dir, before)
+            cause = str(exc)
+            if isinstance(exc, OSError):  # the listener's (the archive's are not OSError)
+                cause = f"cannot listen on {before.onion_socket}: {exc}"
+            raise ReachNotOn(f"{ON_FAILED} ({cause})") from exc
         self._changed()
         return self.onion
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from strongroom.archive.queries import DeviceRow, list_devices
 from strongroom.reach.helper import HelperUnavailable
+from strongroom.reach.service import ON_FAILED, ReachNotOn
 from strongroom.web.auth import ADMIN, require_role, session_of
 from strongroom.web.render import render
 from strongroom.web.state import read, state_of
@@ -67,6 +68,10 @@ async def _switch(request: web.Request, action: str) -> web.StreamResponse:
     except HelperUnavailable as exc:
         log.error("remote reach: %s failed: %s", action, exc)
         session.flash("error", HELPER_DOWN)
+        raise web.HTTPSeeOther("/reach") from None
+    except ReachNotOn as exc:  # logged with its cause by turn_on
+        log.error("remote reach: %s failed: %s", action, exc)
+        session.flash("error", ON_FAILED)
         raise web.HTTPSeeOther("/reach") from None
     session.flash("success", DONE[action])
     raise web.HTTPSeeOther("/reach")
