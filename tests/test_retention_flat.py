@@ -186,13 +186,19 @@ def test_a_bound_never_falls_before_the_exact_limit() -> None:
     for unit, values in (("days", (1, 10, 3650)), ("months", (1, 2, 13)), ("years", (1, 20))):
         for value in values:
             p = Policy(1, "p", Duration(value, unit), "record_date", "destroy", "", None)
-            for day in range(0, 800, 7):
-                for hour in (0, 13, 23):
-                    start = utc_ms(2019, 1, 1) + day * DAY_MS + hour * 3_600_000
-                    due = p.duration.after(start)
-                    # A record due exactly now is never past the bound of now.
-                    assert start <= latest_due_start(p, due), (unit, value, start)
-                    assert latest_due_start(p, due) - start <= 5 * DAY_MS
+            starts = [
+                utc_ms(2019, 1, 1) + day * DAY_MS + hour * 3_600_000
+                for day in range(0, 800, 7)
+                for hour in (0, 13, 23)
+            ]
+            # Milliseconds too: the float seconds of Duration.after land 1 ms early
+            # for some (the reviewer's 1085803014649 among them).
+            starts += [1_085_803_014_649, *(1_085_803_014_649 + 7_919 * n for n in range(300))]
+            for start in starts:
+                due = p.duration.after(start)
+                # A record due exactly now is never past the bound of now.
+                assert start <= latest_due_start(p, due), (unit, value, start)
+                assert latest_due_start(p, due) - start <= 5 * DAY_MS
 
 
 def test_the_office_pages_name_conversations_without_reading_their_records(box: Box) -> None:

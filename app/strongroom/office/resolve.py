@@ -167,7 +167,9 @@ def latest_due_start(policy: Policy, now_ms: int) -> int:
     (at most a few days past the exact limit: `governing` decides each record)."""
     d = policy.duration
     if d.unit == "days":
-        return now_ms - d.value * 86_400_000  # exact: UTC days are 86,400 s
+        # A second past the exact limit: Duration.after goes through float seconds and
+        # can land 1 ms early, which made a record due at that very ms wait a night.
+        return now_ms - d.value * 86_400_000 + 1_000
     months = d.value * (12 if d.unit == "years" else 1)
     back = datetime.fromtimestamp(now_ms / 1000, UTC)
     total = back.month - 1 - months

@@ -9,6 +9,7 @@ tor's `HiddenServicePort` targets. Every change is audited.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from strongroom.reach.settings import (
 )
 
 log = logging.getLogger(__name__)
+# How long the start waits for the helper to withdraw a service left on (seconds).
+START_DISABLE_S = 5.0
 
 # The same words on the page (a flash msgid), in the CLI, and in the log.
 ON_FAILED = (
@@ -100,9 +103,10 @@ class BoxReach(PhoneGrants):
             if not settings_path(self.data_dir).exists():
                 return
             try:
-                await self._helper("POST", "/disable")
-            except HelperUnavailable as exc:
-                log.info("remote reach is off; its helper does not answer: %s", exc)
+                # Short: a helper that hangs must not hold up the box's start (watchdog).
+                await asyncio.wait_for(self._helper("POST", "/disable"), START_DISABLE_S)
+            except (HelperUnavailable, TimeoutError) as exc:
+                log.info("remote reach is off; its helper does not answer: %r", exc)
             return
         try:
             await self.listener.start()
