@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -119,16 +120,31 @@ def load_facts(
     return facts
 
 
-def senders_not_kept(conn: Connection) -> list[tuple[int, str]]:
-    """The (conversation, sender) pairs of `messages` that `conversation_senders`
-    lacks: none unless the table was tampered with or damaged. Reads every message
-    (a probe of the table's key each): for an export, not for a page."""
+def senders_not_kept(
+    conn: Connection, conversations: Iterable[int] | None = None
+) -> list[tuple[int, str]]:
+    """The (conversation, sender) pairs of `messages` (in `conversations`, or in the
+    whole archive) that `conversation_senders` lacks: none unless the table was
+    tampered with or damaged. The whole archive reads every message (a probe of the
+    table's key each): for an export, not for a page."""
+    where = ""
+    params: tuple[str, ...] = ()
+    if conversations is not None:
+        ids = sorted(set(conversations))
+        if not ids:
+            return []
+        where, params = (
+            " m.conversation_id IN (SELECT value FROM json_each(?)) AND",
+            (json.dumps(ids),),
+        )
     return [
         (int(cid), str(sender))
         for cid, sender in conn.execute(
-            "SELECT DISTINCT m.conversation_id, m.sender FROM messages m WHERE NOT EXISTS"
+            "SELECT DISTINCT m.conversation_id, m.sender FROM messages m"  # noqa: S608
+            f" WHERE{where} NOT EXISTS"
             " (SELECT 1 FROM conversation_senders s"
-            " WHERE s.conversation_id = m.conversation_id AND s.sender = m.sender)"
+            " WHERE s.conversation_id = m.conversation_id AND s.sender = m.sender)",
+            params,
         )
     ]
 

@@ -35,7 +35,7 @@ from strongroom.office.certificates import (
 )
 from strongroom.office.erasure import ErasedBlob, delete_blob_files, erase_in_txn, scrub_storage
 from strongroom.office.errors import ClockBehind, InvalidPolicy
-from strongroom.office.facts import ConversationFacts, load_facts
+from strongroom.office.facts import ConversationFacts, load_facts, senders_not_kept
 from strongroom.office.holds import Hold, list_holds
 from strongroom.office.policies import Policy
 from strongroom.office.resolve import Resolver
@@ -227,25 +227,6 @@ def _destroy(
     return Destruction(info, info.record_count, skipped, tuple(failed))
 
 
-def senders_missing(conn: Connection, conversations: Iterable[int]) -> list[tuple[int, str]]:
-    """The (conversation, sender) pairs of `messages` in `conversations` that
-    `conversation_senders` lacks (none unless the archive was tampered with or
-    damaged: the full verify names them)."""
-    ids = sorted(set(conversations))
-    if not ids:
-        return []
-    return [
-        (int(cid), str(sender))
-        for cid, sender in conn.execute(
-            "SELECT DISTINCT m.conversation_id, m.sender FROM messages m"
-            " WHERE m.conversation_id IN (SELECT value FROM json_each(?)) AND NOT EXISTS"
-            " (SELECT 1 FROM conversation_senders s"
-            " WHERE s.conversation_id = m.conversation_id AND s.sender = m.sender)",
-            (json.dumps(ids),),
-        )
-    ]
-
-
 def _replan_with_senders(
     conn: Connection, now_ms: int, pick: Any, plan: DuePlan, resolver: Resolver | None = None
 ) -> DuePlan:
@@ -253,7 +234,7 @@ def _replan_with_senders(
     through its persons) is matched against come from `conversation_senders`,
     so re-read them from `messages` for the conversations about to be destroyed,
     and re-plan with any pair the table lacks: a held person's records stay."""
-    missing = senders_missing(conn, (i.conversation_id for i in pick(plan)))
+    missing = senders_not_kept(conn, (i.conversation_id for i in pick(plan)))
     if not missing:
         return plan
     return find_due(conn, now_ms, load_facts(conn, extra_senders=missing), resolver)
