@@ -227,6 +227,23 @@ def rss_mib() -> float:
     return _status_kib("VmRSS") / 1024
 
 
+def io_counters() -> dict[str, int]:
+    """This process's I/O: wchar = bytes handed to write(), write_bytes = sent to the disk."""
+    fields: dict[str, int] = {}
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key.strip()] = int(value)
+    except (OSError, ValueError):
+        pass
+    return fields
+
+
+def written_bytes() -> int:
+    """Bytes this process has handed to write() so far (/proc/self/io wchar)."""
+    return io_counters().get("wchar", 0)
+
+
 def peak_rss_mib() -> float:
     return _status_kib("VmHWM") / 1024
 

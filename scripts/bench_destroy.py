@@ -44,13 +44,6 @@ class DestroyRun:
     written_mib: float
 
 
-def _wchar() -> int:
-    for line in Path("/proc/self/io").read_text().splitlines():
-        if line.startswith("wchar:"):
-            return int(line.split()[1])
-    return 0
-
-
 def destroy_on_copy(corpus_data: Path, work: Path, size: int) -> DestroyRun:
     """Copy the corpus's archive, destroy DUE records with the daily job, measure."""
     scratch = Path(tempfile.mkdtemp(prefix="destroy-", dir=work))
@@ -76,7 +69,7 @@ def destroy_on_copy(corpus_data: Path, work: Path, size: int) -> DestroyRun:
             # The corpus's heads were signed when it was built: now is after them.
             now = int(time.time() * 1000)
             ba.reset_peak_rss()
-            rss, written = ba.rss_mib(), _wchar()
+            rss, written = ba.rss_mib(), ba.written_bytes()
             t0 = time.perf_counter()
             result = retention.run(archive, now, approver="bench")
             seconds = time.perf_counter() - t0
@@ -86,7 +79,7 @@ def destroy_on_copy(corpus_data: Path, work: Path, size: int) -> DestroyRun:
                 seconds,
                 rss,
                 ba.peak_rss_mib(),
-                (_wchar() - written) / 2**20,
+                (ba.written_bytes() - written) / 2**20,
             )
         finally:
             archive.close()

@@ -33,18 +33,6 @@ PAGE = 200  # the box's history page size (config.history_page_size)
 PAGE_BYTES = 256 * 1024 - 4096  # the budget the peer session gives a page
 
 
-def _io_counters() -> dict[str, int]:
-    """This process's I/O: wchar = bytes handed to write(), write_bytes = sent to the disk."""
-    fields: dict[str, int] = {}
-    try:
-        for line in Path("/proc/self/io").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields[key.strip()] = int(value)
-    except (OSError, ValueError):
-        pass
-    return fields
-
-
 def disk_bytes(data_dir: Path) -> int:
     """The archive's database file and WAL (blobs aside: these corpora have none)."""
     return sum(p.stat().st_size for p in data_dir.glob("archive.db*") if p.is_file())
@@ -120,7 +108,7 @@ def growth_ingest(
                 )
             )
 
-        io0, cpu0, t0 = _io_counters(), time.process_time(), time.perf_counter()
+        io0, cpu0, t0 = ba.io_counters(), time.process_time(), time.perf_counter()
         asyncio.run(run())
         elapsed = time.perf_counter() - t0
         # Every page these records dirtied reaches the database file inside the
@@ -128,7 +116,7 @@ def growth_ingest(
         # otherwise leave some of its writes uncounted, in the WAL.
         archive.checkpoint()
         cpu = time.process_time() - cpu0
-        io1 = _io_counters()
+        io1 = ba.io_counters()
         done = len(latencies)
         return GrowthRun(
             base_records,

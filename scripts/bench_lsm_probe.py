@@ -50,13 +50,6 @@ COMMIT;
 """
 
 
-def wchar() -> int:
-    for line in Path("/proc/self/io").read_text().splitlines():
-        if line.startswith("wchar:"):
-            return int(line.split(":")[1])
-    return 0
-
-
 def main() -> None:
     src, interval, count, mode = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     archive_db.WAL_AUTOCHECKPOINT_PAGES = interval
@@ -68,16 +61,17 @@ def main() -> None:
     try:
         conn = archive.conn
         if mode.startswith("lsm"):
-            t, w = time.perf_counter(), wchar()
+            t, w = time.perf_counter(), ba.written_bytes()
             conn.executescript(LSM)
             if mode == "lsm-idx":  # readers of one conversation would want this
                 conn.execute(
                     "CREATE INDEX conv_recent_conv ON conv_recent(conversation_id, sent_at)"
                 )
             archive.checkpoint()
+            mib = (ba.written_bytes() - w) / 2**20
             print(
                 f"conv_folded built from the index (a migration's share): "
-                f"{time.perf_counter() - t:.1f} s, {(wchar() - w) / 2**20:.0f} MiB written"
+                f"{time.perf_counter() - t:.1f} s, {mib:.0f} MiB written"
             )
         archive.checkpoint()
         committer = GroupCommitter(archive)
@@ -98,20 +92,20 @@ def main() -> None:
                 )
             )
 
-        w0, t0 = wchar(), time.perf_counter()
+        w0, t0 = ba.written_bytes(), time.perf_counter()
         try:
             asyncio.run(run())
         finally:
             committer.stop()
         elapsed = time.perf_counter() - t0
-        w1 = wchar()
+        w1 = ba.written_bytes()
         t = time.perf_counter()
         if mode.startswith("lsm"):
             conn.executescript(FOLD)
         fold_ms = (time.perf_counter() - t) * 1000
-        w2 = wchar()
+        w2 = ba.written_bytes()
         archive.checkpoint()
-        w3 = wchar()
+        w3 = ba.written_bytes()
         kib = 1024 * count
         print(
             f"{mode}, checkpoint every {interval:,} pages: ingest {(w1 - w0) / kib:.2f} KiB/record,"

@@ -98,22 +98,15 @@ def ingest(data_dir: Path, count: int, setup: tuple[str, ...] = ()) -> int:
                 )
             )
 
-        wchar0 = _wchar()
+        wchar0 = ba.written_bytes()
         asyncio.run(run())
-        written = _wchar() - wchar0
+        written = ba.written_bytes() - wchar0
         # Keep the WAL for reading: a last connection close would checkpoint it.
         shutil.copyfile(data_dir / "archive.db-wal", data_dir / "kept.wal")
     finally:
         committer.stop()
         archive.close()
     return written
-
-
-def _wchar() -> int:
-    for line in Path("/proc/self/io").read_text().splitlines():
-        if line.startswith("wchar:"):
-            return int(line.split(":")[1])
-    return 0
 
 
 def checkpoint_writes(
