@@ -45,6 +45,10 @@ class ScrubIncomplete(ArchiveError):
     """The WAL could not be checkpointed and truncated (a reader held it too long)."""
 
 
+def _free_pages(conn: Connection) -> int:
+    return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+
 def wipe_free_pages(conn: Connection) -> int:
     """Overwrite every free page with zeros, inside the caller's transaction.
 
@@ -56,17 +60,17 @@ def wipe_free_pages(conn: Connection) -> int:
         raise ArchiveError("wipe_free_pages runs inside a write transaction")
     if conn.execute("PRAGMA secure_delete").fetchone()[0] != 1:
         raise ArchiveError("wipe_free_pages needs secure_delete = ON")
-    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    free = left = _free_pages(conn)
     if free == 0:
         return 0
     usable = int(conn.execute("PRAGMA page_size").fetchone()[0]) - 128
     conn.execute("CREATE TABLE scrub_fill (zeros BLOB NOT NULL)")
     # SQLite takes pages from the free list before it grows the file, so rows of
     # zeros spilling into overflow pages take every free page (trunk pages last).
-    while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
-        left = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    while left > 0:
         pages = min(left, _PAGES_PER_ROW)
         conn.execute("INSERT INTO scrub_fill VALUES (zeroblob(?))", (pages * usable,))
+        left = _free_pages(conn)
     conn.execute("DROP TABLE scrub_fill")
     return free
 
