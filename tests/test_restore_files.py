@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
+import threading
 from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any
@@ -142,3 +144,55 @@ async def test_a_phone_asking_many_blobs_at_once_gets_them_all_four_streams_at_a
     await new.close()
     assert fetched == blobs
     assert running["most"] == 4
+
+
+async def test_a_download_cancelled_while_its_file_is_fsynced_waits_for_the_worker(
+    box: RunningBox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Review L4: the last batch of a file is written and fsynced on a worker thread. A
+    download cancelled then (the user leaves the restore) must not close the file under
+    that worker: the cancellation waits for it, nothing appears under the final name,
+    no error escapes, and the next try finds every byte in the partial file."""
+    [data] = await _upload(box, [3_000_000])
+    sha256 = hashlib.sha256(data).digest()
+    dest = tmp_path / "scan.pdf"
+    partial = tmp_path / "scan.pdf.partial"
+    in_fsync, disk_done = threading.Event(), threading.Event()
+    fsynced: list[str | OSError] = []
+    real_fsync = os.fsync
+
+    def slow_disk(fd: int) -> None:  # the hardware edge: a card slow to fsync this file
+        if os.readlink(f"/proc/self/fd/{fd}") != str(partial):
+            return real_fsync(fd)
+        in_fsync.set()
+        disk_done.wait(10)
+        try:
+            real_fsync(fd)
+            fsynced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError as exc:  # the descriptor was closed (or is another file's now)
+            fsynced.append(exc)
+            raise
+
+    monkeypatch.setattr(os, "fsync", slow_disk)
+    new = await paired_phone(box, "claire", "nouveau")
+    caplog.set_level(logging.ERROR)
+    download = asyncio.ensure_future(new.download_blob(sha256, dest))
+    assert await asyncio.to_thread(in_fsync.wait, 10)
+    download.cancel()
+    # The old code was done here at once, its file closed under the worker's fsync.
+    finished, _ = await asyncio.wait([download], timeout=0.5)
+    assert not finished
+    disk_done.set()
+    with pytest.raises(asyncio.CancelledError):
+        await download
+    assert fsynced == [str(partial)]
+    assert not dest.exists()
+    assert partial.stat().st_size == len(data)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # A later try finds the whole file in its partial copy and only checks it.
+    assert await new.download_blob(sha256, dest) == b""
+    assert dest.read_bytes() == data and not partial.exists()
+    await new.close()

@@ -98,7 +98,7 @@ async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path 
                 elif frame.body["end"]:
                     # The last batch is fsynced with the file (once per file, not per
                     # batch), on a worker thread: the loop does not wait for the disk.
-                    await asyncio.to_thread(_write_flushed, handle, digest, parts, True)
+                    await _to_thread_to_its_end(_write_flushed, handle, digest, parts, True)
                     parts = []
                 elif len(parts) >= WRITE_PIECES:
                     # Hashed and written to the page cache here, on the loop, about
@@ -123,6 +123,26 @@ async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path 
         # whole, and restore_to, which skips the files it finds, never keeps a torn one.
         await asyncio.to_thread(_rename_durably, partial, dest)
     return b"".join(parts)
+
+
+async def _to_thread_to_its_end(work: Callable[..., None], *args: Any) -> None:
+    """`work(*args)` on a worker thread, awaited to its end even when cancelled.
+
+    A thread cannot be stopped: a download cancelled while its last batch is written
+    and fsynced would otherwise close the file under the worker (review L4: the
+    fsync then hits a closed descriptor, or one already reused by the next file).
+    The cancellation is raised once the worker is done with the file.
+    """
+    worker = asyncio.ensure_future(asyncio.to_thread(work, *args))
+    try:
+        await asyncio.shield(worker)
+    except asyncio.CancelledError:
+        while not worker.done():
+            with contextlib.suppress(asyncio.CancelledError):  # cancelled again: still wait
+                await asyncio.wait([worker])
+        if not worker.cancelled():
+            worker.exception()  # retrieved: the download is cancelled, its failure moot
+        raise
 
 
 def _hash_into(path: Path, digest: Any) -> int:
