@@ -24,8 +24,20 @@ from strongroom.identity import compute_fingerprint
 from strongroom.noise import NoiseError, TransportSession
 from strongroom.pairing.codes import new_code_nonce
 from strongroom.peer.blob_frames import blob_chunk_parts, parse_blob_data
-from strongroom.peer.channel import WS_MAX_MSG_SIZE, ChannelError, SecureChannel
-from strongroom.peer.frames import Direction, Frame, FrameError, decode_frame, encode_frame
+from strongroom.peer.channel import (
+    WS_MAX_MSG_SIZE,
+    WS_MULTI_MAX_MSG_SIZE,
+    ChannelError,
+    SecureChannel,
+)
+from strongroom.peer.frames import (
+    CloseCode,
+    Direction,
+    Frame,
+    FrameError,
+    decode_frame,
+    encode_frame,
+)
 from strongroom.peer.handshake import (
     HandshakeKind,
     initiator,
@@ -95,8 +107,12 @@ class Link:
         handshake: Handshake,
         on_frame: Callable[[Frame], None],
         window: int = 64,
+        containers: bool = False,
     ) -> None:
         self.ws = ws
+        # This phone reads containers (several transport messages per WebSocket
+        # message) and lists "multi" in its hello (protocol.md §4).
+        self.containers = containers
         self.handshake = handshake
         self._channel = channel
         self._on_frame = on_frame
@@ -173,7 +189,8 @@ class Link:
         At most STREAM_FRAMES frames wait for the caller: beyond that the link stops
         reading the connection until the caller takes one (so do not wait for another
         reply of this link while frames of the stream are left untaken). Close the
-        iterator (`contextlib.aclosing`) when leaving it early.
+        iterator (`contextlib.aclosing`) when leaving it early. A blob_data frame's
+        `data` is a memoryview (bytes-like: hash it, write it, join it, compare it).
         """
         request_id = self.next_id()
         frames: StreamBuffer[Frame] = StreamBuffer()
@@ -192,6 +209,7 @@ class Link:
             frames.abandon()  # a reader waiting for room must not wait for us forever
 
     async def _read(self) -> None:
+        refused = False  # the box broke the channel: close with 4400 (protocol.md §10.2)
         try:
             while True:
                 msg = await self.ws.receive()
@@ -201,11 +219,13 @@ class Link:
                         or f"closed by the box ({self.ws.close_code}): {msg.extra}"
                     )
                     return
-                for raw in self._channel.open(bytes(msg.data)):
+                for raw in self._channel.open_message(bytes(msg.data), self.containers):
                     frame = self._stream_frame(raw) if self._streams else None
                     if frame is None:
                         try:
-                            frame = decode_frame(raw, Direction.TO_PHONE, max_bytes=MAX_FRAME_BYTES)
+                            frame = decode_frame(
+                                bytes(raw), Direction.TO_PHONE, max_bytes=MAX_FRAME_BYTES
+                            )
                         except FrameError as exc:
                             log.warning("ignoring a malformed frame from the box: %s", exc.message)
                             continue
@@ -218,6 +238,7 @@ class Link:
                         self._dispatch(frame)
         except (NoiseError, ChannelError) as exc:
             self.close_reason = f"the box's transport message was rejected: {exc}"
+            refused = True
         except (ConnectionError, asyncio.CancelledError, aiohttp.ClientError) as exc:
             self.close_reason = f"connection lost: {exc!r}"
         finally:
@@ -229,12 +250,17 @@ class Link:
             for stream in self._streams.values():
                 stream.end()
             with contextlib.suppress(Exception):
-                await self.ws.close()
+                if refused:
+                    await self.ws.close(code=CloseCode.PROTOCOL, message=b"transport refused")
+                else:
+                    await self.ws.close()
 
-    def _stream_frame(self, raw: bytes) -> Frame | None:
+    def _stream_frame(self, raw: bytes | memoryview) -> Frame | None:
         """A blob_data frame of a stream being read, recognised by its exact canonical
         bytes (peer/blob_frames.py: what decode_frame accepts, ~20 µs less per 64 KiB);
-        None for anything else, which decode_frame then checks."""
+        None for anything else, which decode_frame then checks. Its `data` is a
+        memoryview of the decrypted message: the piece is not copied on its way to the
+        file."""
         fields = parse_blob_data(raw)
         if fields is None or fields.request_id not in self._streams:
             return None
@@ -296,9 +322,13 @@ async def open_link(
     psk: bytes | None = None,
     expected_fingerprint: str | None = None,
     max_frame_bytes: int = MAX_FRAME_BYTES,
+    containers: bool = True,
 ) -> Link:
-    """Connect to `url` and run the handshake; the Link is ready for frames."""
-    ws = await http.ws_connect(url, max_msg_size=WS_MAX_MSG_SIZE, autoping=True)
+    """Connect to `url` and run the handshake; the Link is ready for frames. With
+    `containers` the phone reads WebSocket messages of several transport messages (it
+    lists "multi" in its hello; protocol.md §4)."""
+    size = WS_MULTI_MAX_MSG_SIZE if containers else WS_MAX_MSG_SIZE
+    ws = await http.ws_connect(url, max_msg_size=size, autoping=True)
     try:
         hs = initiator(kind, noise_private, box_noise_public, psk)
         await ws.send_bytes(bytes([kind.value]) + hs.write_message(b""))
@@ -320,4 +350,4 @@ async def open_link(
     except BaseException:
         await ws.close()
         raise
-    return Link(ws, channel, handshake, on_frame)
+    return Link(ws, channel, handshake, on_frame, containers=containers)
