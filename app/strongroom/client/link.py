@@ -24,12 +24,7 @@ from strongroom.identity import compute_fingerprint
 from strongroom.noise import NoiseError, TransportSession
 from strongroom.pairing.codes import new_code_nonce
 from strongroom.peer.blob_frames import blob_chunk_parts, parse_blob_data
-from strongroom.peer.channel import (
-    WS_MAX_MSG_SIZE,
-    WS_MULTI_MAX_MSG_SIZE,
-    ChannelError,
-    SecureChannel,
-)
+from strongroom.peer.channel import WS_MAX_MSG_SIZE, ChannelError, SecureChannel
 from strongroom.peer.frames import (
     CloseCode,
     Direction,
@@ -107,12 +102,8 @@ class Link:
         handshake: Handshake,
         on_frame: Callable[[Frame], None],
         window: int = 64,
-        containers: bool = False,
     ) -> None:
         self.ws = ws
-        # This phone reads containers (several transport messages per WebSocket
-        # message) and lists "multi" in its hello (protocol.md §4).
-        self.containers = containers
         self.handshake = handshake
         self._channel = channel
         self._on_frame = on_frame
@@ -219,7 +210,7 @@ class Link:
                         or f"closed by the box ({self.ws.close_code}): {msg.extra}"
                     )
                     return
-                for raw in self._channel.open_message(bytes(msg.data), self.containers):
+                for raw in self._channel.open_view(bytes(msg.data)):
                     frame = self._stream_frame(raw) if self._streams else None
                     if frame is None:
                         try:
@@ -322,13 +313,9 @@ async def open_link(
     psk: bytes | None = None,
     expected_fingerprint: str | None = None,
     max_frame_bytes: int = MAX_FRAME_BYTES,
-    containers: bool = True,
 ) -> Link:
-    """Connect to `url` and run the handshake; the Link is ready for frames. With
-    `containers` the phone reads WebSocket messages of several transport messages (it
-    lists "multi" in its hello; protocol.md §4)."""
-    size = WS_MULTI_MAX_MSG_SIZE if containers else WS_MAX_MSG_SIZE
-    ws = await http.ws_connect(url, max_msg_size=size, autoping=True)
+    """Connect to `url` and run the handshake; the Link is ready for frames."""
+    ws = await http.ws_connect(url, max_msg_size=WS_MAX_MSG_SIZE, autoping=True)
     try:
         hs = initiator(kind, noise_private, box_noise_public, psk)
         await ws.send_bytes(bytes([kind.value]) + hs.write_message(b""))
@@ -350,4 +337,4 @@ async def open_link(
     except BaseException:
         await ws.close()
         raise
-    return Link(ws, channel, handshake, on_frame, containers=containers)
+    return Link(ws, channel, handshake, on_frame)

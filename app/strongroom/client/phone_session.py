@@ -33,7 +33,6 @@ from strongroom.client.reach import CAPABILITY as REACH_CAP
 from strongroom.client.reach import ReachUpdate, on_lan, refresh_reach
 from strongroom.client.state import DeviceState
 from strongroom.pairing.qr import parse_offer
-from strongroom.peer.channel import MULTI_CAP
 from strongroom.peer.frames import Frame
 from strongroom.peer.handshake import HandshakeKind
 from strongroom.proof.sth import SignedTreeHead
@@ -69,9 +68,6 @@ class PhoneSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.box_hello: Mapping[str, Any] = {}
         self.box_errors: list[BoxError] = []  # error frames not tied to a request
-        # Read containers from the box (capability "multi", protocol.md §4); False
-        # behaves as a phone from before them.
-        self.containers = True
         # Called after each reach refresh (an app reinstalls its tor's key line here).
         self.reach_updated: Callable[[ReachUpdate], None] | None = None
 
@@ -146,7 +142,6 @@ class PhoneSession:
             state.noise_private,
             self._on_frame,
             box_noise_public=state.box_noise_public,
-            containers=self.containers,
         )
         if self._link.handshake.box_sign_public != state.box_sign_public:
             await self._link.close()
@@ -176,8 +171,7 @@ class PhoneSession:
             {
                 "name": self.state.name,
                 "app": "strongroom-reference/1",
-                "caps": ["bundles", CONSISTENCY_CAP, "mail", REACH_CAP]
-                + ([MULTI_CAP] if link.containers else []),
+                "caps": ["bundles", CONSISTENCY_CAP, "mail", REACH_CAP],
             },
         )
         self.box_hello = reply.body
@@ -254,7 +248,6 @@ class PhoneSession:
             self._on_frame,
             psk=psk,
             expected_fingerprint=fingerprint,
-            containers=self.containers,
         )
         self._link = link
         try:

@@ -11,11 +11,6 @@ length (2 bytes, big-endian). A side sends bundles only once the other has
 listed "bundles" in its hello caps. Frames that are ready together (the acks
 of one group commit, a phone's burst of pushes) then cost one encryption and
 one WebSocket message instead of one each.
-Containers (capability "multi", box to phone only): one WebSocket message above
-the size of one transport message carries several, each preceded by its length
-(2 bytes, big-endian): the 16 pieces of a MiB of an attachment then cost the box
-one WebSocket send and the phone one receive instead of sixteen. Each transport
-message inside is opened exactly as if it had come alone.
 Sans-I/O: the caller moves the bytes.
 """
 
@@ -24,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from strongroom.noise import MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, TransportSession
-from strongroom.noise.primitives import TAGLEN
 
 FINAL = 0x00
 MORE = 0x01
@@ -40,56 +34,6 @@ MAX_WS_MESSAGE = MAX_MESSAGE_LEN + 1
 # one above it: it is given one more than the largest size we accept. A test sends
 # 65 536 and 65 537 bytes and checks both sides of the edge.
 WS_MAX_MSG_SIZE = MAX_WS_MESSAGE + 1
-
-# Containers (protocol.md §4, capability "multi"): at most 16 transport messages in
-# one WebSocket message, the 16 pieces of a ~1 MiB batch of a blob stream. A phone
-# that lists "multi" accepts WebSocket messages of up to MULTI_MAX_BYTES.
-MULTI_CAP = "multi"
-MULTI_MESSAGES = 16
-MULTI_MAX_BYTES = MULTI_MESSAGES * (_LENGTH + MAX_MESSAGE_LEN)
-WS_MULTI_MAX_MSG_SIZE = MULTI_MAX_BYTES + 1  # aiohttp's bound is exclusive (above)
-_MIN_TRANSPORT = TAGLEN + 1  # the tag and the flag byte: the shortest transport message
-
-
-def contain(messages: Sequence[bytes]) -> list[bytes]:
-    """The WebSocket messages carrying `messages` in order, for a peer that listed
-    "multi": up to MULTI_MESSAGES per container when together they are larger than one
-    transport message may be (that size is what tells the receiver it is a container),
-    otherwise each alone."""
-    out: list[bytes] = []
-    for start in range(0, len(messages), MULTI_MESSAGES):
-        group = messages[start : start + MULTI_MESSAGES]
-        if len(group) < 2 or sum(_LENGTH + len(m) for m in group) <= MAX_MESSAGE_LEN:
-            out += group
-            continue
-        parts: list[bytes] = []
-        for message in group:
-            parts.append(len(message).to_bytes(_LENGTH, "big"))
-            parts.append(message)
-        out.append(b"".join(parts))
-    return out
-
-
-def split_container(data: bytes) -> list[bytes]:
-    """The transport messages of a container, in order; ChannelError for anything else
-    (a length shorter than a tag and a flag, one that overruns the message, fewer than
-    two or more than MULTI_MESSAGES messages, a container above MULTI_MAX_BYTES)."""
-    if len(data) > MULTI_MAX_BYTES:
-        raise ChannelError(f"a container above {MULTI_MAX_BYTES} bytes")
-    messages: list[bytes] = []
-    pos = 0
-    while pos < len(data):
-        end = pos + _LENGTH
-        length = int.from_bytes(data[pos:end], "big")
-        if end > len(data) or length < _MIN_TRANSPORT or end + length > len(data):
-            raise ChannelError("a container with a short, empty or overrunning message")
-        if len(messages) == MULTI_MESSAGES:
-            raise ChannelError(f"a container carries at most {MULTI_MESSAGES} messages")
-        messages.append(data[end : end + length])
-        pos = end + length
-    if len(messages) < 2:
-        raise ChannelError("a container carries at least two messages")
-    return messages
 
 
 class ChannelError(Exception):
@@ -169,6 +113,15 @@ class SecureChannel:
             return [plain[1:]]
         return self._frames(plain)
 
+    def open_view(self, message: bytes) -> list[bytes] | list[memoryview]:
+        """`open` for the phone's receive path: a frame that is one whole message comes
+        as a view of the decrypted bytes (its 64 KiB are not copied to drop the flag
+        byte; a blob_data piece then goes on to the file without a copy either)."""
+        plain = self._transport.decrypt(message)
+        if plain and plain[0] == FINAL and not self._partial:
+            return [memoryview(plain)[1:]]
+        return self._frames(plain)
+
     def _frames(self, plain: bytes) -> list[bytes]:
         if not plain or plain[0] not in (FINAL, MORE, BUNDLE):
             raise ChannelError("transport message without a valid fragment flag")
@@ -187,28 +140,6 @@ class SecureChannel:
         frame = bytes(self._partial)
         self._partial.clear()
         return [frame]
-
-    def _open_view(self, message: bytes) -> list[bytes] | list[memoryview]:
-        """`open`, a frame that is one whole message given as a view of the decrypted
-        bytes (its 64 KiB are not copied to drop the flag byte)."""
-        plain = self._transport.decrypt(message)
-        if plain and plain[0] == FINAL and not self._partial:
-            return [memoryview(plain)[1:]]
-        return self._frames(plain)
-
-    def open_message(self, data: bytes, containers: bool) -> list[bytes | memoryview]:
-        """The whole frames one WebSocket message completes (the phone's receive path):
-        one transport message, or, when it is larger than one may be and `containers`
-        (this side listed "multi"), each transport message of the container in turn. A
-        frame that was one whole message comes as a memoryview (see `_open_view`)."""
-        if len(data) <= MAX_MESSAGE_LEN:
-            return [*self._open_view(data)]
-        if not containers:
-            raise ChannelError(f"a WebSocket message above {MAX_MESSAGE_LEN} bytes")
-        frames: list[bytes | memoryview] = []
-        for message in split_container(data):
-            frames += self._open_view(message)
-        return frames
 
     def _unbundle(self, plain: bytes) -> list[bytes]:
         frames = []

@@ -150,7 +150,6 @@ class Connection:
                 for raw in frames:
                     await self.execute(self.session.receive(raw), spawn=True)
                 self.outbox.bundling = self.session.peer_bundles
-                self.outbox.containers = self.session.peer_containers
         finally:
             watchdog.cancel()
             self._closed = True

@@ -8,9 +8,7 @@ same turn of the event loop (the acks of one group commit, a phone's burst of
 pushes) leave together: one flush task per turn seals everything queued by then
 into as few transport messages as `SecureChannel.seal_many` allows. Until the
 peer has announced "bundles" in its hello, every frame is sealed and sent on
-its own. Once the peer has listed "multi", the transport messages of one write
-leave in containers of up to 16 (`channel.contain`): a blob stream's MiB is one
-WebSocket message instead of sixteen.
+its own.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from strongroom.peer.channel import SecureChannel, contain
+from strongroom.peer.channel import SecureChannel
 
 Write = Callable[[bytes], Awaitable[None]]
 Seal = Callable[[SecureChannel], list[bytes]]
@@ -38,7 +36,6 @@ class Outbox:
         self._written: asyncio.Future[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self.bundling = False
-        self.containers = False  # the peer listed "multi": several messages per write
         # Set when messages of a sealed batch were never written (a write failed or
         # was cancelled): the phone would open nothing sent after that.
         self._broken = False
@@ -75,8 +72,6 @@ class Outbox:
                     messages = self._channel.seal_many(frames)
                 else:
                     messages = [m for frame in frames for m in self._channel.seal(frame)]
-                if self.containers:
-                    messages = contain(messages)
                 for message in messages:
                     await self._write(message)
             except BaseException as exc:
@@ -99,8 +94,6 @@ class Outbox:
             await asyncio.shield(self._written)
         async with self._lock:
             messages = seal(self._channel)
-            if self.containers:
-                messages = contain(messages)
             try:
                 for message in messages:
                     await self._write(message)

@@ -44,7 +44,6 @@ from strongroom.peer.actions import (
     Send,
 )
 from strongroom.peer.blob_frames import parse_blob_chunk
-from strongroom.peer.channel import MULTI_CAP
 from strongroom.peer.device_keys import device_keys
 from strongroom.peer.frames import (
     BLOB_PIECE_BYTES,
@@ -100,7 +99,6 @@ class PeerSession:
         self.state = State.READY if device is not None else State.PAIRING
         self.pairing_pending = False
         self.peer_bundles = False  # the phone listed "bundles" in its hello caps
-        self.peer_containers = False  # ... and "multi": it reads containers (channel.py)
         self.heads = HeadChain()  # consistency proofs for this phone (peer/head_chain.py)
         self.mail = MailFlow(self)
         self.blobs = BlobFlow(self)
@@ -165,7 +163,6 @@ class PeerSession:
         if frame.type == "hello":
             # From now on the glue may bundle frames to a phone that reads bundles.
             self.peer_bundles = "bundles" in frame.body["caps"]
-            self.peer_containers = MULTI_CAP in frame.body["caps"]
             self.heads.wanted = CONSISTENCY_CAP in frame.body["caps"]
             self.reach.wanted = REACH_CAP in frame.body["caps"]
             return [Send(self._hello_reply(frame.id))]
