@@ -77,7 +77,7 @@ async def download(link: Link, sha256: bytes, dest: Path | None) -> bytes:
 
 async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path | None) -> bytes:
     digest = hashlib.sha256()
-    parts: list[bytes | memoryview] = []  # views of the decrypted messages (link.py)
+    parts: list[bytes] = []
     offset = 0
     if partial is not None:
         offset = await asyncio.to_thread(_hash_partial, partial, digest)
@@ -90,7 +90,7 @@ async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path 
             async for frame in frames:
                 if frame.body["offset"] != offset:
                     raise ProofError("the box sent the attachment's bytes out of order")
-                data: bytes | memoryview = frame.body["data"]
+                data: bytes = frame.body["data"]
                 offset += len(data)
                 parts.append(data)
                 if handle is None:
@@ -163,9 +163,7 @@ def _hash_partial(path: Path, digest: Any) -> int:
         return 0
 
 
-def _write_flushed(
-    handle: Any, digest: Any, pieces: list[bytes | memoryview], durable: bool
-) -> None:
+def _write_flushed(handle: Any, digest: Any, pieces: list[bytes], durable: bool) -> None:
     # Flushed per batch: what a killed app leaves behind is what a resume counts on
     # (it re-hashes the partial file, so a batch cut short costs only its bytes).
     # Joined first: one hash update and one write per batch, not one per piece.

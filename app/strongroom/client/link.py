@@ -180,8 +180,7 @@ class Link:
         At most STREAM_FRAMES frames wait for the caller: beyond that the link stops
         reading the connection until the caller takes one (so do not wait for another
         reply of this link while frames of the stream are left untaken). Close the
-        iterator (`contextlib.aclosing`) when leaving it early. A blob_data frame's
-        `data` is a memoryview (bytes-like: hash it, write it, join it, compare it).
+        iterator (`contextlib.aclosing`) when leaving it early.
         """
         request_id = self.next_id()
         frames: StreamBuffer[Frame] = StreamBuffer()
@@ -210,13 +209,11 @@ class Link:
                         or f"closed by the box ({self.ws.close_code}): {msg.extra}"
                     )
                     return
-                for raw in self._channel.open_view(bytes(msg.data)):
+                for raw in self._channel.open(bytes(msg.data)):
                     frame = self._stream_frame(raw) if self._streams else None
                     if frame is None:
                         try:
-                            frame = decode_frame(
-                                bytes(raw), Direction.TO_PHONE, max_bytes=MAX_FRAME_BYTES
-                            )
+                            frame = decode_frame(raw, Direction.TO_PHONE, max_bytes=MAX_FRAME_BYTES)
                         except FrameError as exc:
                             log.warning("ignoring a malformed frame from the box: %s", exc.message)
                             continue
@@ -246,12 +243,10 @@ class Link:
                 else:
                     await self.ws.close()
 
-    def _stream_frame(self, raw: bytes | memoryview) -> Frame | None:
+    def _stream_frame(self, raw: bytes) -> Frame | None:
         """A blob_data frame of a stream being read, recognised by its exact canonical
         bytes (peer/blob_frames.py: what decode_frame accepts, ~20 µs less per 64 KiB);
-        None for anything else, which decode_frame then checks. Its `data` is a
-        memoryview of the decrypted message: the piece is not copied on its way to the
-        file."""
+        None for anything else, which decode_frame then checks."""
         fields = parse_blob_data(raw)
         if fields is None or fields.request_id not in self._streams:
             return None

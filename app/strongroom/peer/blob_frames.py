@@ -39,15 +39,10 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 
-# A frame's bytes: bytes, or a memoryview of the decrypted transport message (the
-# phone's receive path, which then hands on the piece without copying it).
-Raw = bytes | memoryview
-
-
 class BlobData(NamedTuple):
     request_id: int
     offset: int
-    data: Raw  # a view into `raw` when `raw` is a memoryview (no copy)
+    data: bytes
     end: bool
 
 
@@ -84,7 +79,7 @@ def blob_chunk_parts(request_id: int, offset: int, size: int) -> tuple[bytes, by
     return before, after
 
 
-def _read_uint(raw: Raw, pos: int, limit: int) -> tuple[int, int] | None:
+def _read_uint(raw: bytes, pos: int, limit: int) -> tuple[int, int] | None:
     """A shortest-form unsigned integer at `pos` (major type 0): (value, end) or None."""
     if pos >= len(raw):
         return None
@@ -122,7 +117,7 @@ class _Found(NamedTuple):
     request_id: int
 
 
-def _data_offset_id(raw: Raw, pos: int, type_and_id: bytes) -> _Found | None:
+def _data_offset_id(raw: bytes, pos: int, type_and_id: bytes) -> _Found | None:
     """From a bytes head at `pos`: the data, then the offset, `type_and_id` and a request
     id that ends the frame; None if the bytes are anything else."""
     # The data's length: a bytes head (major type 2), shortest form, at most one piece.
@@ -148,7 +143,7 @@ def _data_offset_id(raw: Raw, pos: int, type_and_id: bytes) -> _Found | None:
     return _Found(data_start, data_end, offset[0], request_id[0])
 
 
-def parse_blob_data(raw: Raw) -> BlobData | None:
+def parse_blob_data(raw: bytes) -> BlobData | None:
     """The fields of a canonical blob_data frame, or None if `raw` is not exactly one."""
     start = len(_BODY_START)
     if raw[:start] != _BODY_START or len(raw) <= start:

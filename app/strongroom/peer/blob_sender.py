@@ -13,7 +13,6 @@ allocated in one thread's malloc arena and freed in another's), not less.
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Iterator
 
 from strongroom.peer.blob_frames import blob_data_parts
@@ -45,19 +44,12 @@ def read_batch(chunks: Iterator[bytes]) -> Batch:
 
 
 class BlobFrames:
-    """Cuts decrypted chunks into blob_data pieces and seals their frames.
-
-    The chunks (64 KiB) and the pieces (65,280 bytes) do not line up: a piece is the
-    views of the one or two chunks it spans, joined once with its frame's bytes and the
-    flag byte into the plaintext that is sealed. Before, every chunk was first copied
-    into a buffer that the pieces were then cut from (one more copy of each MiB).
-    """
+    """Cuts decrypted chunks into blob_data pieces and seals their frames."""
 
     def __init__(self, request_id: int, offset: int) -> None:
         self._request_id = request_id
         self._sent = offset
-        self._views: deque[memoryview] = deque()  # the chunks not sealed yet, in order
-        self._held = 0  # their bytes
+        self._pending = bytearray()
         self.done = False
 
     def seal(self, channel: SecureChannel, batch: Batch) -> list[bytes]:
@@ -65,36 +57,21 @@ class BlobFrames:
         lock). The last piece waits for the end of the blob: it carries end=True (an
         empty one when the blob, or what remains of it, is empty)."""
         for chunk in batch.chunks:
-            if chunk:
-                self._views.append(memoryview(chunk))
-                self._held += len(chunk)
+            self._pending += chunk
         messages: list[bytes] = []
-        while self._held > BLOB_PIECE_BYTES:
-            messages += self._seal_piece(channel, self._take(BLOB_PIECE_BYTES), False)
-        if batch.last:
-            messages += self._seal_piece(channel, self._take(self._held), True)
-            self.done = True
+        taken = 0
+        with memoryview(self._pending) as view:
+            while len(view) - taken > BLOB_PIECE_BYTES:
+                messages += self._seal_piece(channel, view[taken : taken + BLOB_PIECE_BYTES], False)
+                taken += BLOB_PIECE_BYTES
+            if batch.last:
+                messages += self._seal_piece(channel, view[taken:], True)
+                taken = len(view)
+                self.done = True
+        del self._pending[:taken]
         return messages
 
-    def _take(self, size: int) -> list[memoryview]:
-        """The views of the next `size` held bytes (no copy)."""
-        self._held -= size
-        parts: list[memoryview] = []
-        while size:
-            view = self._views[0]
-            if len(view) <= size:
-                parts.append(self._views.popleft())
-                size -= len(view)
-            else:
-                parts.append(view[:size])
-                self._views[0] = view[size:]
-                size = 0
-        return parts
-
-    def _seal_piece(
-        self, channel: SecureChannel, parts: list[memoryview], end: bool
-    ) -> list[bytes]:
-        size = sum(len(part) for part in parts)
-        before, after = blob_data_parts(self._request_id, self._sent, size, end)
-        self._sent += size
-        return channel.seal_parts((before, *parts, after))
+    def _seal_piece(self, channel: SecureChannel, piece: memoryview, end: bool) -> list[bytes]:
+        before, after = blob_data_parts(self._request_id, self._sent, len(piece), end)
+        self._sent += len(piece)
+        return channel.seal_parts((before, piece, after))

@@ -109,20 +109,6 @@ class SecureChannel:
         reordered) and ChannelError if the flag, a bundle's lengths or a size is wrong.
         """
         plain = self._transport.decrypt(message)
-        if plain and plain[0] == FINAL and not self._partial:
-            return [plain[1:]]
-        return self._frames(plain)
-
-    def open_view(self, message: bytes) -> list[bytes] | list[memoryview]:
-        """`open` for the phone's receive path: a frame that is one whole message comes
-        as a view of the decrypted bytes (its 64 KiB are not copied to drop the flag
-        byte; a blob_data piece then goes on to the file without a copy either)."""
-        plain = self._transport.decrypt(message)
-        if plain and plain[0] == FINAL and not self._partial:
-            return [memoryview(plain)[1:]]
-        return self._frames(plain)
-
-    def _frames(self, plain: bytes) -> list[bytes]:
         if not plain or plain[0] not in (FINAL, MORE, BUNDLE):
             raise ChannelError("transport message without a valid fragment flag")
         if plain[0] == BUNDLE:
