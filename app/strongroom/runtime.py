@@ -88,6 +88,8 @@ class BoxRuntime:
         self.phones = PhoneDoor(self.box, config, self.pairing, clock)
         self.certificate_renewal: asyncio.Task[None] | None = None  # the last one started
         self._web: web.Application | None = None
+        # How often (ticks of 1 s) a destruction's pending scrub is tried again.
+        self.scrub_retry_ticks = runtime_jobs.SCRUB_RETRY_TICKS
 
     @property
     def url(self) -> str:

@@ -27,7 +27,8 @@ SCRUB_RETRY_TICKS = 30
 
 async def tick_loop(rt: BoxRuntime) -> None:
     """Once a second: pairing window expiry, audit of pairing events, LEDs; every
-    SCRUB_RETRY_TICKS, a destruction's scrub that a long reader held up (office/erasure.py)."""
+    `scrub_retry_ticks` (SCRUB_RETRY_TICKS), a destruction's scrub that a long reader
+    held up (office/erasure.py); the pages that show it pending read the marker file."""
     ticks = 0
     while True:
         await asyncio.sleep(1.0)
@@ -37,7 +38,7 @@ async def tick_loop(rt: BoxRuntime) -> None:
             await audit_pairing_events(rt)
             await rt.watch_clock()
             rt.refresh_panel()
-            if ticks % SCRUB_RETRY_TICKS == 0 and rt.box.archive is not None:
+            if ticks % rt.scrub_retry_ticks == 0 and rt.box.archive is not None:
                 await asyncio.to_thread(finish_pending_scrub, rt.box.archive)
         except Exception:
             log.exception("tick failed")

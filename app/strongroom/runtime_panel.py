@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from strongroom.appliance.gpio import open_panel, pin_factory_for
 from strongroom.appliance.health import read_health
+from strongroom.archive.scrub import SCRUB_PENDING_STATUS, pending_since_ms
 from strongroom.panel_link import panel_inputs
 from strongroom_panel.state import derive_state
 
@@ -69,6 +70,8 @@ def publish_status(rt: BoxRuntime) -> None:
         line += f" | {name} fault: {why}"
     if failures := rt.night_jobs.status_line():
         line += f" | {failures}"
+    if pending_since_ms(rt.config.archive_path) is not None:
+        line += f" | {SCRUB_PENDING_STATUS}"
     if line != rt.status_line:
         rt.status_line = line
         rt.notifier.status(line)

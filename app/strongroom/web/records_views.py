@@ -16,6 +16,7 @@ from aiohttp import web
 
 from strongroom.archive.db import Connection
 from strongroom.archive.queries import list_conversations
+from strongroom.archive.scrub import pending_since_ms
 from strongroom.office import certificates, matters, retention, review
 from strongroom.office.errors import OfficeError
 from strongroom.office.facts import persons_of
@@ -139,7 +140,10 @@ async def run_retention(request: web.Request) -> web.StreamResponse:
 @require_role(ADMIN, ARCHIVIST, AUDITOR)
 async def certificates_page(request: web.Request) -> web.StreamResponse:
     found = await read(request, certificates.list_certificates)
-    return render(request, "office_certificates.html", {"certificates": found})
+    pending = pending_since_ms(state_of(request).box.config.archive_path)
+    return render(
+        request, "office_certificates.html", {"certificates": found, "scrub_pending": pending}
+    )
 
 
 @routes.get("/office/certificates/{cert_id:[0-9]{1,18}}.zip")
