@@ -20,6 +20,7 @@ from strongroom.archive.scrub import pending_since_ms
 from strongroom.office import certificates, matters, retention, review
 from strongroom.office.errors import OfficeError
 from strongroom.office.facts import persons_of
+from strongroom.office.practice_days import zone_of
 from strongroom.office.service import certificate_zip
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import day_ms, int_or_none, text_field
@@ -73,7 +74,8 @@ async def decide(request: web.Request) -> web.StreamResponse:
             if decision == "reject":
                 op = review.reject(ids, actor, reason, now)
             else:
-                until = day_ms(text_field(form, "until", 20))
+                zone = await read(request, zone_of)
+                until = day_ms(text_field(form, "until", 20), zone)
                 op = review.extend(ids, actor, until or 0, reason, now)
             await submit(request, op)
         except OfficeError:
@@ -222,7 +224,10 @@ async def change_matter(request: web.Request) -> web.StreamResponse:
                 actor,
             )
         elif action in ("close", "reopen"):
-            closed_at = day_ms(text_field(form, "closed_on", 20)) if action == "close" else None
+            zone = await read(request, zone_of)
+            closed_at = (
+                day_ms(text_field(form, "closed_on", 20), zone) if action == "close" else None
+            )
             op = matters.set_matter_closed(
                 matter_id, actor, closed=action == "close", closed_at_ms=closed_at
             )
