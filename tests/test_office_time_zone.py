@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -80,6 +81,9 @@ async def test_holds_and_audit_filters_read_the_practices_day_across_dst(
     assert f'data-zone="{PRACTICE_ZONE}"' in page  # the page says which zone it reads
     shown = {name for name in INSTANTS if f'data-target="{name}"' in page}
     assert shown == {"in-early", "in-late"}
+    # Its times are the practice's too: the first event is 00:30 on the 25th in Paris.
+    row = page[page.index('data-target="in-early"') :]
+    assert re.match(r'data-target="in-early"><td>Oct 25, 2026, 12:30:00', row), row[:120]
 
     # A date-range hold placed on the web.
     office = await (await client.get("/office")).text()
