@@ -18,8 +18,8 @@ from strongroom.cli.records import (
 
 
 def _subject(hold: dict[str, Any]) -> str:
-    """`dates 2026-10-25..2026-10-26 (Europe/Paris)` for a date-range hold: the days
-    as typed, in the practice's zone, not the instants stored."""
+    """`dates 2026-10-25..2026-10-26 (Europe/Paris)` for a date-range hold: its first
+    and last day in the practice's zone, not the instants stored."""
     if hold.get("days"):
         first, last, zone = hold["days"]
         return f"dates {first}..{last} ({zone})"
