@@ -56,7 +56,9 @@ import bench_export  # noqa: E402
 import bench_growth  # noqa: E402
 import bench_growth_rounds  # noqa: E402
 import bench_peer  # noqa: E402
+import bench_reads  # noqa: E402
 import bench_restore  # noqa: E402
+import bench_service  # noqa: E402
 import bench_synapse  # noqa: E402
 import bench_verify  # noqa: E402
 from bench_archive import Figure  # noqa: E402
@@ -156,7 +158,7 @@ def ingest_section(plan: Plan, work: Path) -> list[Figure]:
 
 def search_section(plan: Plan, work: Path) -> list[Figure]:
     archive_dir = ba.cached_archive(work, plan.search_messages, log=_log)
-    run = ba.search_latency(archive_dir, plan.search_rounds)
+    run = bench_reads.search_latency(archive_dir, plan.search_rounds)
     size = f"{plan.search_messages:,} messages, {run.queries} queries"
     what = "same query, plain sqlite3 copy"
     return [
@@ -192,7 +194,7 @@ def export_section(plan: Plan, work: Path) -> list[Figure]:
         import strongroom.office.export  # noqa: F401
     except ImportError as exc:
         return [Figure(name, None, "s", note=f"not available: {exc}")]
-    run = ba.export_time(work, plan.export_messages)
+    run = bench_reads.export_time(work, plan.export_messages)
     verdict = "verifies" if run.verified else "DOES NOT VERIFY"
     return [
         Figure(
@@ -215,7 +217,7 @@ def export_section(plan: Plan, work: Path) -> list[Figure]:
 
 def start_section(plan: Plan, work: Path) -> list[Figure]:
     archive_dir = ba.cached_archive(work, plan.search_messages, log=_log)
-    run = ba.start_to_ready(archive_dir)
+    run = bench_service.start_to_ready(archive_dir)
     size = f"{plan.search_messages:,}-message archive"
     what = "plain sqlite3 open + same tree-head query"
     return [
@@ -240,7 +242,7 @@ def start_section(plan: Plan, work: Path) -> list[Figure]:
 
 
 def soak_section(plan: Plan, work: Path) -> list[Figure]:
-    run = ba.soak(work, plan.soak_seconds)
+    run = bench_service.soak(work, plan.soak_seconds)
     what = f"{run.cycles} cycles, {run.messages:,} messages, {plan.soak_seconds:.0f} s"
     verified = "every verify OK" if run.verify_ok else "A VERIFY FAILED"
     return [

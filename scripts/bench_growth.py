@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bench_archive as ba
+import bench_reads
 from nacl.signing import VerifyKey
 
 from strongroom.archive.committer import GroupCommitter
@@ -245,7 +246,7 @@ def _build_figure(corpus: Path, size: int, waited_s: float) -> ba.Figure:
 
 
 def _search_figures(corpus: Path, size: int, rounds: int) -> list[ba.Figure]:
-    run = ba.search_latency(corpus, rounds)
+    run = bench_reads.search_latency(corpus, rounds)
     what = "same query, plain sqlite3 copy"
     note = (
         f"{size:,} messages, {run.queries} queries, newest 50 with joins; each typed prefix"

@@ -5,10 +5,13 @@ performance belongs to the benchmark report, not to a pass/fail test.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,9 +71,21 @@ MEASURED_ROWS = [
 DEPENDENT_ROWS = [
     "service start to first HTTP 200",
     "sealed export of a 1,000-message",
-    # A number, or "not measured" on a machine with fewer than two usable cores.
-    "new-phone restore of attachments over Noise, box and phone each pinned",
 ]
+# A number; "not measured" only with its one reason, and only on a machine where the
+# reason holds (a box and a phone pinned to cores of their own need two).
+PINNED_RESTORE = "new-phone restore of attachments over Noise, box and phone each pinned"
+NO_SECOND_CORE = re.compile(r"^not measured: this machine has [01] usable core\(s\)")
+
+
+def check_pinned_restore(cells: list[str], usable_cores: int) -> None:
+    """The pinned restore row is a number, or says the machine has fewer than two
+    usable cores when that is so; any other way of not measuring it fails."""
+    if cells[1] != "—":
+        float(cells[1].replace(",", ""))
+        return
+    assert usable_cores < 2, f"{usable_cores} usable cores, yet not measured: {cells[-1]!r}"
+    assert NO_SECOND_CORE.match(cells[-1]), f"not measured for another reason: {cells[-1]!r}"
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
@@ -119,6 +134,7 @@ def test_quick_bench_prints_every_figure(tmp_path: Path) -> None:
     for prefix in DEPENDENT_ROWS:
         cells = find(rows, prefix)
         assert cells[1] != "—" or cells[-1], f"{prefix!r} has neither a value nor a reason"
+    check_pinned_restore(find(rows, PINNED_RESTORE), len(os.sched_getaffinity(0)))
     # The Synapse comparison: figures when its bench venv is cached, else a row saying why.
     synapse = [cells for name, cells in rows.items() if "Matrix Synapse" in name]
     assert synapse, "no Matrix Synapse row in the bench table"
@@ -128,3 +144,27 @@ def test_quick_bench_prints_every_figure(tmp_path: Path) -> None:
         assert "not available" in find(rows, "peer benchmarks")[-1]
     # The quick run prints; only the full run writes docs/benchmarks.md.
     assert not (tmp_path / "benchmarks.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "note", "cores", "accepted"),
+    [
+        ("382.5", "", 2, True),
+        ("—", "not measured: this machine has 1 usable core(s), a box and a phone on cores"
+         " of their own need two", 1, True),
+        # The same reason on a machine where it is false: the row should have a figure.
+        ("—", "not measured: this machine has 1 usable core(s), a box and a phone on cores"
+         " of their own need two", 2, False),
+        ("—", "not measured: the phone crashed", 1, False),
+        ("—", "", 1, False),
+    ],
+)  # fmt: skip
+def test_the_pinned_restore_row_is_excused_only_by_a_missing_second_core(
+    value: str, note: str, cores: int, accepted: bool
+) -> None:
+    cells = [PINNED_RESTORE, value, "MiB/s", "—", "—", note]
+    if accepted:
+        check_pinned_restore(cells, cores)
+    else:
+        with pytest.raises(AssertionError):
+            check_pinned_restore(cells, cores)

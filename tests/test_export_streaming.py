@@ -261,7 +261,7 @@ def test_wrap_measured_breaks_lines_where_wrap_words_does(text: str, limit: int)
     """records.pdf's lines are broken by running sums and bisection now: the same lines
     as the word-by-word wrap, for any text and width (None only when that wrap must cut
     a word, and then it is used)."""
-    from strongroom.office.pdf_stream import wrap_measured, wrap_words
+    from strongroom.office.pdf_wrap import wrap_measured, wrap_words
 
     def width(word: str) -> float:
         return sum(_ADVANCES[c] for c in word) / 1000

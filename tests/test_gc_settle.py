@@ -2,8 +2,8 @@
 
 Under ingest each full collection used to walk every object the box holds for its
 whole life (modules, the web app, the archive, the peer service), pausing the event
-loop 53-160 ms. Here a started box with an unattended unlock has frozen what it
-built, and a full collection no longer walks a large frozen heap.
+loop 53-160 ms. Here a started box, once unlocked, has frozen what it built, and a
+full collection no longer walks a large frozen heap.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from e2e_helpers import prepare_data_dir
+from e2e_helpers import WebAdmin, prepare_data_dir
 from strongroom.gc_settle import settle
 from strongroom.runtime import BoxRuntime
 from strongroom.unlock import BoxPhase
+from web_helpers import ADMIN_PASSWORD, phase_of
 
 
 @pytest.fixture(autouse=True)
@@ -50,16 +51,28 @@ def test_a_full_collection_no_longer_walks_what_was_settled() -> None:
 
 
 async def test_a_started_and_unlocked_box_has_frozen_what_it_built(tmp_path: Path) -> None:
-    (tmp_path / "usb").mkdir()
-    config = await prepare_data_dir(tmp_path / "box", keyfile=tmp_path / "usb" / "unlock.key")
+    """Unlocked by hand after the start (not unattended, which runs inside start()
+    before its own settle): only the settle that follows an unlock can freeze the
+    archive and what unlocking built."""
+    config = await prepare_data_dir(tmp_path / "box")
     runtime = BoxRuntime(config, pin_factory=MockFactory(pin_class=MockPWMPin))
     await runtime.start()
+    admin = WebAdmin(runtime.url)
     try:
-        assert runtime.box.phase is BoxPhase.READY
-        assert gc.get_freeze_count() > 10_000
+        assert runtime.box.phase is BoxPhase.LOCKED
+        frozen_at_start = gc.get_freeze_count()
+        assert frozen_at_start > 10_000
+        status, _, _ = await admin.post_form("/unlock", {"passphrase": ADMIN_PASSWORD})
+        assert status == 303 and phase_of(runtime.box) is BoxPhase.READY
         archive = runtime.box.archive
         assert archive is not None
+        # The settle is scheduled on the loop by the unlock: it has run by the time the
+        # loop answers another request.
+        status, _ = await admin.get("/login")
+        assert status == 200
+        assert gc.get_freeze_count() > frozen_at_start
         # gc.get_objects() lists what full passes walk; frozen objects are not in it.
         assert not any(o is archive for o in gc.get_objects())
     finally:
+        await admin.close()
         await runtime.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nacl.pwhash
@@ -33,8 +35,8 @@ ARCHIVIST_PASSWORD = "Archives du cabinet 2024"
 AUDITOR_PASSWORD = "Auditeur externe 2024!"
 
 
-def new_box(data_dir: Path, *, ready: bool = True) -> Box:
-    box = Box(BoxConfig(data_dir=data_dir))
+def new_box(data_dir: Path, *, ready: bool = True, clock: Callable[[], float] = time.time) -> Box:
+    box = Box(BoxConfig(data_dir=data_dir), clock=clock)
     if ready:
         box.initialise(new_entropy(), ADMIN_PASSWORD, **CHEAP_LIMITS)
         create_user(box, "admin", ADMIN_PASSWORD, "admin", hasher=CHEAP_HASHER)

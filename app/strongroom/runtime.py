@@ -17,12 +17,11 @@ from typing import Any
 import sqlcipher3
 from aiohttp import web
 
+from strongroom import runtime_jobs, runtime_panel
 from strongroom.appliance import clockwatch
 from strongroom.appliance.announce import Announcer
 from strongroom.appliance.control_routes import control_app
 from strongroom.appliance.discovery import unique_host_name
-from strongroom.appliance.gpio import open_panel, pin_factory_for
-from strongroom.appliance.health import read_health
 from strongroom.appliance.network import LanPolicy
 from strongroom.appliance.nightjobs import NightJobs
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
@@ -33,16 +32,8 @@ from strongroom.config import BoxConfig
 from strongroom.control import socket_path, start_control
 from strongroom.gc_settle import settle
 from strongroom.identity import KeystoreError
-from strongroom.integrity import (
-    IntegrityStatus,
-    check_archive,
-    damaged_at_open,
-    run_periodically,
-    scheduled_run_since,
-)
-from strongroom.office.erasure import finish_pending_scrub
+from strongroom.integrity import IntegrityStatus, damaged_at_open, run_periodically
 from strongroom.pairing.service import PairingService
-from strongroom.panel_link import audit_fields, panel_inputs
 from strongroom.runtime_phones import PhoneDoor
 from strongroom.runtime_serve import serve
 from strongroom.runtime_tls import BoxCertificate
@@ -51,13 +42,8 @@ from strongroom.web.app import build_web_app
 from strongroom.web.state import STATE
 from strongroom.web.tls import http_redirect_app
 from strongroom_panel.panel import FrontPanel
-from strongroom_panel.state import derive_state
 
 log = logging.getLogger(__name__)
-
-PANEL_FAULT = "panel"
-# A destruction's scrub held up by a long reader is tried again this often (seconds).
-SCRUB_RETRY_TICKS = 30
 
 
 class BoxRuntime:
@@ -73,14 +59,14 @@ class BoxRuntime:
         self.clock = clock
         self.box = Box(config, clock=clock)
         self.notifier = notifier or Notifier()
-        self._pin_factory = pin_factory
+        self.pin_factory = pin_factory
         self.panel: FrontPanel | None = None  # None: no panel, or it failed (a fault)
         self.port = config.port
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.announcer: Announcer | None = None
         self.lan = LanPolicy(config.lan_allow)
-        self._booting = True
+        self.booting = True
         self.integrity_ok = True
         self.error: str | None = None
         # Periodic integrity check: the latest result, shown by the dashboard and the panel.
@@ -97,11 +83,13 @@ class BoxRuntime:
         # Made here, not in start(), so it is never None for the runtime's own code;
         # start() hands the same object to the box (`box.pairing`) for the web UI.
         self.pairing = PairingService(clock, on_change=self.refresh_panel)
-        self._status_line = ""
+        self.status_line = ""
         self._cert = BoxCertificate(config)
         self.phones = PhoneDoor(self.box, config, self.pairing, clock)
         self.certificate_renewal: asyncio.Task[None] | None = None  # the last one started
         self._web: web.Application | None = None
+        # How often (ticks of 1 s) a destruction's pending scrub is tried again.
+        self.scrub_retry_ticks = runtime_jobs.SCRUB_RETRY_TICKS
 
     @property
     def url(self) -> str:
@@ -138,7 +126,7 @@ class BoxRuntime:
         self.box.on_unlock(self.phones.start_peers)
         self.box.on_unlock(self._after_unlock)
         self.box.on_change(self.refresh_panel)
-        self._start_panel(loop)
+        runtime_panel.start_panel(self, loop)
         stack.callback(self._close_panel)
         stack.push_async_callback(self.box.stop)
         # What the tick loop had not written yet (a pairing just before the stop).
@@ -167,7 +155,7 @@ class BoxRuntime:
         # Remote reach (off by default): serves phones on tor's onion socket when on.
         await reach.start()
         stack.push_async_callback(reach.stop)
-        self._spawn(self._tick_loop())
+        self._spawn(runtime_jobs.tick_loop(self))
         self._spawn(run_periodically(self.periodic_check, lambda: self.integrity_interval_s))
         if interval := watchdog_interval():
             self._spawn(watchdog_loop(self.notifier, interval))
@@ -177,7 +165,7 @@ class BoxRuntime:
             stack.push_async_callback(self.announcer.stop)
             self._spawn(self.announcer.follow())
         stack.callback(self.notifier.stopping)  # the first thing systemd hears at stop
-        self._booting = False
+        self.booting = False
         self.refresh_panel()
         # Everything built so far lives as long as the box: out of the full GC passes.
         settle()
@@ -276,20 +264,30 @@ class BoxRuntime:
         if self.announcer is not None:  # republished with the new identity after unlock
             self.announcer.set_tls_fingerprint(fingerprint)
 
-    def _start_panel(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            factory = self._pin_factory or pin_factory_for(self.config)
-            self.panel = open_panel(factory, lambda: self._from_panel_thread(loop))
-        except Exception as exc:  # the hardware edge: whatever lgpio/gpiozero raise
-            # The box still works from the web UI, but nobody may think the
-            # panel is fine: a fault on the dashboard and in systemctl status.
-            log.error("front panel unavailable: %s", exc)
-            self.panel = None
-            self.box.faults[PANEL_FAULT] = f"{type(exc).__name__}: {exc}"
+    def _after_unlock(self) -> None:
+        # on_unlock callbacks are synchronous; the audit writes are not.
+        self._spawn(self._catch_up_night_jobs())
+        # The archive, committer and peer service now exist and stay until stop.
+        asyncio.get_running_loop().call_soon(settle)
 
-    def _from_panel_thread(self, loop: asyncio.AbstractEventLoop) -> None:
-        # gpiozero calls back on its own thread; the pairing service lives on the loop.
-        loop.call_soon_threadsafe(self.press_pair, "button")
+    async def watch_clock(self) -> None:
+        """A clock earlier than what the box already signed: fault, audit, until it catches up."""
+        if await self.clock_watch.watch(self.box):
+            self.refresh_panel()
+
+    # -- jobs and panel (runtime_jobs.py, runtime_panel.py) -------------------------
+
+    async def _audit_pairing_events(self) -> None:
+        await runtime_jobs.audit_pairing_events(self)
+
+    async def _catch_up_night_jobs(self) -> None:
+        await runtime_jobs.catch_up_night_jobs(self)
+
+    async def periodic_check(self) -> IntegrityStatus | None:
+        return await runtime_jobs.periodic_check(self)
+
+    async def check_integrity_now(self, mode: Mode = "full") -> IntegrityStatus | None:
+        return await runtime_jobs.check_integrity_now(self, mode)
 
     def press_pair(self, source: str = "button") -> None:
         """PAIR button, web UI button and `strongroom pair` all end here."""
@@ -297,116 +295,7 @@ class BoxRuntime:
         self.refresh_panel()
 
     def refresh_panel(self) -> None:
-        self.publish_status()
-        if self.panel is None:
-            return
-        try:
-            disk = read_health(self.config.data_dir).disk.percent
-        except OSError:
-            disk = 0.0
-        status = self.pairing.status()
-        inputs = panel_inputs(
-            now=self.clock(),
-            phase=self.box.phase,
-            booting=self._booting,
-            pairing=status,
-            disk_percent=disk,
-            backup_running=False,
-            integrity_ok=self.integrity_ok,
-            error=self.error,
-            job_failed=self.night_jobs.failed,
-        )
-        self.panel.show(derive_state(inputs))
+        runtime_panel.refresh_panel(self)
 
     def publish_status(self) -> None:
-        """The line `systemctl status strongroom` shows: phase, URL and failed night jobs."""
-        line = f"{self.box.phase.value} at {self.url}"
-        for name, why in sorted(self.box.faults.items()):
-            line += f" | {name} fault: {why}"
-        if failures := self.night_jobs.status_line():
-            line += f" | {failures}"
-        if line != self._status_line:
-            self._status_line = line
-            self.notifier.status(line)
-
-    def _after_unlock(self) -> None:
-        # on_unlock callbacks are synchronous; the audit writes are not.
-        self._spawn(self._catch_up_night_jobs())
-        # The archive, committer and peer service now exist and stay until stop.
-        asyncio.get_running_loop().call_soon(settle)
-
-    async def _catch_up_night_jobs(self) -> None:
-        """Last outcomes from the audit trail, and the runs skipped while locked."""
-        archive = self.box.require_archive()
-        conn = archive.reader()
-        try:
-            self.night_jobs.load_last(conn)
-            self.clock_watch.learn_from(conn)
-        finally:
-            conn.close()
-        await self.night_jobs.flush_skipped()
-        await self.watch_clock()
-        if self.announcer is not None:
-            await self.announcer.refresh_names()  # the practice name is readable now
-        self.refresh_panel()
-
-    async def watch_clock(self) -> None:
-        """A clock earlier than what the box already signed: fault, audit, until it catches up."""
-        if await self.clock_watch.watch(self.box):
-            self.refresh_panel()
-
-    async def _audit_pairing_events(self) -> None:
-        for event in self.pairing.drain_events():
-            action, target, details = audit_fields(event)
-            await self.box.audit("pairing", action, target, details)
-
-    async def _tick_loop(self) -> None:
-        """Once a second: pairing window expiry, audit of pairing events, LEDs; every
-        30 s, a destruction's scrub that a long reader held up (office/erasure.py)."""
-        ticks = 0
-        while True:
-            await asyncio.sleep(1.0)
-            ticks += 1
-            try:
-                self.pairing.tick()
-                await self._audit_pairing_events()
-                await self.watch_clock()
-                self.refresh_panel()
-                if ticks % SCRUB_RETRY_TICKS == 0 and self.box.archive is not None:
-                    await asyncio.to_thread(finish_pending_scrub, self.box.archive)
-            except Exception:
-                log.exception("tick failed")
-
-    # -- periodic integrity check --------------------------------------------------------
-
-    async def periodic_check(self) -> IntegrityStatus | None:
-        """The 24-hour check: the scheduled verify, unless one (the nightly timer's)
-        already ran within the interval; the same verify twice a night adds nothing."""
-        archive = self.box.archive
-        since_ms = int((self.clock() - self.integrity_interval_s) * 1000)
-        if archive is not None and await asyncio.to_thread(scheduled_run_since, archive, since_ms):
-            return None
-        return await self.check_integrity_now("scheduled")
-
-    async def check_integrity_now(self, mode: Mode = "full") -> IntegrityStatus | None:
-        """Verify the archive now (`mode`: full, incremental or as scheduled); None
-        while the box is locked.
-
-        A failure turns the panel to INTEGRITY_FAILURE and stays so until a
-        later check passes; either way the verdict is an audit event.
-        """
-        archive = self.box.archive
-        if archive is None:
-            return None
-        status = await asyncio.to_thread(check_archive, archive, self.clock, mode)
-        self.integrity = status
-        self.box.integrity = status
-        self.integrity_ok = status.ok
-        if not status.ok:
-            log.error("integrity check failed: %s", "; ".join(status.problems[:3]))
-        self.refresh_panel()
-        try:
-            await self.box.audit("box", status.audit_action, "archive", status.audit_details())
-        except Exception:  # a damaged archive may refuse the write: the panel already says so
-            log.exception("could not record the integrity check in the audit trail")
-        return status
+        runtime_panel.publish_status(self)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from strongroom.appliance.nightjobs import DONE, JOBS, SKIPPED
+from strongroom.archive.scrub import scrub_status
 from strongroom.archive.verify_runs import MODES, recent_runs_json
 from strongroom.office.control_routes import office_routes
 from strongroom.office.export_control import control_routes as export_routes
@@ -44,6 +45,7 @@ def control_app(runtime: BoxRuntime) -> web.Application:
                 "tls_key_fingerprint": runtime.tls_key_fingerprint(),
                 "pairing_open": pairing.open,
                 "night_jobs": {o.job: o.to_json() for o in runtime.night_jobs.last.values()},
+                "scrub_pending": scrub_status(runtime.config.archive_path),
             }
         )
 

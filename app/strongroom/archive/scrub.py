@@ -33,6 +33,12 @@ from pathlib import Path
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import ArchiveError
 
+# What `systemctl status` and `strongroom status` say while a scrub is pending.
+SCRUB_PENDING_STATUS = (
+    "destroyed records not yet wiped from free space and WAL (a long read holds the file;"
+    " retried every 30 s)"
+)
+
 # Pages allocated per row of zeros: bounds the memory a zeroblob takes (4 MiB).
 _PAGES_PER_ROW = 1024
 
@@ -101,6 +107,22 @@ def truncate_wal(conn: Connection, *, attempts: int = 50, pause_s: float = 0.1) 
 def pending_marker(archive_path: Path) -> Path:
     """The file saying a destruction's scrub has not reached the disk yet."""
     return archive_path.with_name("scrub.pending")
+
+
+def pending_since_ms(archive_path: Path) -> int | None:
+    """When a destruction's scrub was left pending (Unix ms), or None if none is: the
+    dashboard, the Integrity and certificates pages and `strongroom status` say so
+    until the box has finished it."""
+    try:
+        return int(pending_marker(archive_path).stat().st_mtime * 1000)
+    except FileNotFoundError:
+        return None
+
+
+def scrub_status(archive_path: Path) -> dict[str, object] | None:
+    """The pending scrub as `strongroom status` shows it (JSON), None if none is."""
+    since = pending_since_ms(archive_path)
+    return None if since is None else {"since_ms": since, "notice": SCRUB_PENDING_STATUS}
 
 
 def mark_pending(archive_path: Path) -> None:

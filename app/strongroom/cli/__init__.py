@@ -14,6 +14,7 @@ from strongroom import __version__
 from strongroom.cli import (
     appliance,
     archive,
+    audit,
     certificates,
     exports,
     holds,
@@ -37,6 +38,7 @@ COMMANDS: dict[str, Spec] = {
     **office.COMMANDS,
     **appliance.COMMANDS,
     **holds.COMMANDS,
+    **audit.COMMANDS,
     **retention.COMMANDS,
     **certificates.COMMANDS,
     **matters.COMMANDS,

@@ -13,14 +13,24 @@ from strongroom.cli.records import (
     subject_options,
     subject_params,
     table,
+    zone_option,
 )
+
+
+def _subject(hold: dict[str, Any]) -> str:
+    """`dates 2026-10-25..2026-10-26 (Europe/Paris)` for a date-range hold: its first
+    and last day in the practice's zone, not the instants stored."""
+    if hold.get("days"):
+        first, last, zone = hold["days"]
+        return f"dates {first}..{last} ({zone})"
+    return str(hold["subject"])
 
 
 def _rows(holds: list[dict[str, Any]]) -> list[list[Any]]:
     return [
         [
             h["id"],
-            h["subject"],
+            _subject(h),
             h["case"] or "-",
             h["reason"],
             f"{h['placed_by']} {day(h['placed_at'])}",
@@ -48,11 +58,15 @@ def cmd_hold(args: argparse.Namespace) -> int:
     if args.action == "add":
         params = {**subject_params(args), "reason": args.reason, "case": args.case or ""}
         params["actor"] = args.actor
+        if args.since or args.until:
+            # The practice's days, as the web form reads them (office/practice_days.py).
+            params |= {"from": args.since or "", "to": args.until or ""}
+            params["time_zone"] = args.time_zone or ""
 
         def show_added(r: dict[str, Any]) -> None:
             h = r["hold"]
             print(
-                f"hold {h['id']} placed on {h['subject']}: protects {h['conversations']}"
+                f"hold {h['id']} placed on {_subject(h)}: protects {h['conversations']}"
                 f" conversations, {h['records']} records"
             )
 
@@ -64,7 +78,12 @@ def cmd_hold(args: argparse.Namespace) -> int:
 def _arguments(cmd: argparse.ArgumentParser) -> None:
     sub = cmd.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="place a legal hold on a person, conversation or matter")
-    subject_options(add)
+    subject = subject_options(add)
+    subject.add_argument(
+        "--from", dest="since", metavar="DAY", help="a date-range hold: first day (YYYY-MM-DD)"
+    )
+    add.add_argument("--to", dest="until", metavar="DAY", help="with --from: last day, included")
+    zone_option(add)
     add.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     add.add_argument("--case", help="the case name")
     common_options(add, writes=True)

@@ -99,13 +99,23 @@ def common_options(cmd: argparse.ArgumentParser, *, writes: bool = False) -> Non
         )
 
 
-def subject_options(cmd: argparse.ArgumentParser, *, default: bool = False) -> None:
+def subject_options(
+    cmd: argparse.ArgumentParser, *, default: bool = False
+) -> argparse._MutuallyExclusiveGroup:
     group = cmd.add_mutually_exclusive_group(required=True)
     group.add_argument("--person", help="a person's name (owner, other party, sender)")
     group.add_argument("--conversation", help="a conversation: its number or OWNER/REF")
     group.add_argument("--matter", help="a matter: its reference or number")
     if default:
         group.add_argument("--default", action="store_true", help="the default policy")
+    return group
+
+
+def zone_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--time-zone",
+        help="read the days in this zone (default: the practice's, register-details --zone)",
+    )
 
 
 def subject_params(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,7 +16,14 @@ says, and shifts every member's offset by the difference: an end record naming
 another directory (one that `unzip` would read) with the members' offsets moved
 to match reads back as a sound zip. A comment longer than the seal hides bytes
 between the end record and the seal, which is read from the file's last bytes.
-Both are refused, as are bytes between the directory and the end records.
+Both are refused, as are bytes between the directory and the end records, and a
+comment shorter than the seal (it cannot be one: the seal is the whole comment).
+
+What a member may carry is what we write (`zip_stream.py`): no member comment
+and no extra field but zip64 sizes (0x0001), in the directory and in the local
+headers. A comment or another extra field is bytes no check reads and some
+readers show (`zipinfo`, archive managers): refused, naming the member
+(`foreign_fields`).
 """
 
 from __future__ import annotations
@@ -48,6 +55,21 @@ UNLISTED_BYTES = (
     " verify-export never checked"
 )
 
+SHORT_COMMENT = (
+    "bytes %(start)s to %(end)s of the file, the zip comment, are shorter than the"
+    " container seal: a sealed bundle's comment is exactly its seal"
+)
+
+MEMBER_COMMENT = (
+    "carries a zip comment of %(size)s bytes: the members of a sealed bundle carry none"
+    " (bytes that verify-export never checked, shown by some zip readers)"
+)
+
+MEMBER_EXTRA = (
+    "carries a zip extra field of type %(kind)s: the members of a sealed bundle carry only"
+    " zip64 sizes (bytes that verify-export never checked, shown by some zip readers)"
+)
+
 UNLISTED_TAIL = (
     "bytes %(start)s to %(end)s of the file, after the zip's central directory, are"
     " not exactly its end records (hidden data, or an end record naming another"
@@ -55,14 +77,44 @@ UNLISTED_TAIL = (
 )
 
 
-def _has_zip64(extra: bytes) -> bool:
-    at = 0
+def _extra_kinds(extra: bytes) -> list[int]:
+    """The type of each field of an extra block (a truncated field counts as 0xFFFF)."""
+    kinds, at = [], 0
     while at + 4 <= len(extra):
         kind, size = struct.unpack_from("<HH", extra, at)
-        if kind == _ZIP64_EXTRA:
-            return True
+        kinds.append(kind if at + 4 + size <= len(extra) else 0xFFFF)
         at += 4 + size
-    return False
+    if at != len(extra):
+        kinds.append(0xFFFF)
+    return kinds
+
+
+def _has_zip64(extra: bytes) -> bool:
+    return _ZIP64_EXTRA in _extra_kinds(extra)
+
+
+def _local_extra(fp: IO[bytes], info: zipfile.ZipInfo) -> bytes:
+    fp.seek(info.header_offset)
+    fields = _LOCAL.unpack(fp.read(_LOCAL.size))
+    fp.seek(info.header_offset + _LOCAL.size + int(fields[9]))
+    return fp.read(int(fields[10]))
+
+
+def foreign_fields(zf: zipfile.ZipFile) -> list[tuple[str, str, dict[str, object]]]:
+    """(member, msgid, values) for each member comment or extra field a sealed bundle
+    does not carry; run after `unlisted_span` (every local header is where it says)."""
+    fp = zf.fp
+    if fp is None:
+        raise ValueError("the zip file is closed")
+    found: list[tuple[str, str, dict[str, object]]] = []
+    for info in zf.infolist():
+        if info.comment:
+            found.append((info.filename, MEMBER_COMMENT, {"size": len(info.comment)}))
+        for extra in (info.extra, _local_extra(fp, info)):
+            for kind in _extra_kinds(extra):
+                if kind != _ZIP64_EXTRA:
+                    found.append((info.filename, MEMBER_EXTRA, {"kind": f"0x{kind:04x}"}))
+    return found
 
 
 def _entry_end(fp: IO[bytes], info: zipfile.ZipInfo) -> int | None:
@@ -157,9 +209,10 @@ def _comment_at(tail: bytes, start_dir: int, dir_end: int, count: int) -> int | 
     return at + _END.size if holds else None
 
 
-def unlisted_tail(zf: zipfile.ZipFile, comment_size: int) -> tuple[int, int] | None:
+def unlisted_tail(zf: zipfile.ZipFile, comment_size: int) -> tuple[int, int, str] | None:
     """The first span after the central directory that is not exactly its end records
-    and a comment of at most `comment_size` bytes (the seal), or None."""
+    and a comment of exactly `comment_size` bytes (the seal), with the msgid saying
+    why (`unlisted_message`), or None."""
     fp = zf.fp
     if fp is None:
         raise ValueError("the zip file is closed")
@@ -169,32 +222,38 @@ def unlisted_tail(zf: zipfile.ZipFile, comment_size: int) -> tuple[int, int] | N
     count = len(zf.infolist())
     dir_end = _directory_end(fp, start_dir, count)
     if dir_end is None:
-        return start_dir, file_size
+        return start_dir, file_size, UNLISTED_TAIL
     longest = _END64.size + _LOCATOR64.size + _END.size + _MAX_COMMENT
     if file_size - dir_end > longest:
-        return dir_end, file_size
+        return dir_end, file_size, UNLISTED_TAIL
     fp.seek(dir_end)
     tail = fp.read()
     comment_at = _comment_at(tail, start_dir, dir_end, count)
     if comment_at is not None:
-        if len(tail) - comment_at <= comment_size:
-            return None  # a shorter comment holds no seal: the seal check says so
+        if len(tail) - comment_at == comment_size:
+            return None
+        if len(tail) - comment_at < comment_size:  # no seal: it is the whole comment
+            return dir_end + comment_at, file_size, SHORT_COMMENT
         # zipfile gives the whole comment back, and the seal is read from the file's
         # last bytes: anything before the seal in a longer comment is unchecked.
-        return dir_end + comment_at, max(dir_end + comment_at, file_size - comment_size)
+        start = dir_end + comment_at
+        return start, max(start, file_size - comment_size), UNLISTED_TAIL
     # Name the bytes before the end record that zipfile found (the last signature in
     # the tail) when there are any: that is where something was hidden.
     found = tail.rfind(_END_SIGNATURE)
     expected = _END64.size + _LOCATOR64.size if tail.startswith(_END64_SIGNATURE) else 0
     if found > expected:
-        return dir_end, dir_end + found
-    return dir_end, file_size
+        return dir_end, dir_end + found, UNLISTED_TAIL
+    return dir_end, file_size, UNLISTED_TAIL
 
 
 def unlisted_message(start: int, end: int, msgid: str = UNLISTED_BYTES) -> str:
     """The problem in French then English, from the web catalogues."""
+    return layout_message(msgid, start=start, end=end)
+
+
+def layout_message(msgid: str, **values: object) -> str:
+    """A layout problem in French then English, from the web catalogues."""
     from strongroom.web.i18n import translator
 
-    return " / ".join(
-        translator(language)(msgid, start=start, end=end) for language in ("fr", "en")
-    )
+    return " / ".join(translator(language)(msgid, **values) for language in ("fr", "en"))

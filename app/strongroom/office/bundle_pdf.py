@@ -10,13 +10,14 @@ replace what Latin-1 cannot show (accented French letters still render).
 from __future__ import annotations
 
 import html
-import unicodedata
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+from strongroom.office.pdf_wrap import printable, wrap_words
 
 DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONT_PACKAGE = "fonts-dejavu-core"
@@ -128,11 +129,6 @@ def write_html_tail(out: ByteSink) -> None:
     out.write(b"</body></html>\n")
 
 
-def _printable(text: str) -> str:
-    # Control characters other than newline make fpdf2 (and readers) stumble.
-    return "".join(c if c == "\n" or unicodedata.category(c)[0] != "C" else " " for c in text)
-
-
 class PdfRenderer:
     """Build a PDF of records one at a time (fpdf2 keeps pages in memory until output)."""
 
@@ -169,7 +165,7 @@ class PdfRenderer:
         self.pdf.set_font(self._family, style, size)
 
     def _clean(self, text: str) -> str:
-        text = _printable(text)
+        text = printable(text)
         if not self.unicode:
             text = text.encode("latin-1", "replace").decode("latin-1")
         return text
@@ -183,44 +179,12 @@ class PdfRenderer:
             width = self._widths[key] = self.pdf.get_string_width(word)
         return width
 
-    def _wrap(self, text: str, limit: float) -> list[str]:
-        """Greedy word wrap with cached word widths.
-
-        fpdf2's multi_cell re-measures the whole line at every character, which
-        made a 10,000-message export take minutes; measuring each word once
-        keeps it linear.
-        """
-        lines: list[str] = []
-        space = self._width(" ")
-        for paragraph in text.split("\n"):
-            line: list[str] = []
-            used = 0.0
-            for word in paragraph.split(" "):
-                width = self._width(word)
-                while width > limit and len(word) > 1:  # a word wider than the page
-                    cut = len(word) - 1
-                    while cut > 1 and self._width(word[:cut]) > limit:
-                        cut = max(1, cut * 3 // 4)
-                    if line:
-                        lines.append(" ".join(line))
-                        line, used = [], 0.0
-                    lines.append(word[:cut])
-                    word = word[cut:]
-                    width = self._width(word)
-                grown = width if not line else used + space + width
-                if line and grown > limit:
-                    lines.append(" ".join(line))
-                    line, used = [word], width
-                else:
-                    line.append(word)
-                    used = grown
-            lines.append(" ".join(line))
-        return lines
-
     def _text(self, text: str, height: float) -> None:
         pdf = self.pdf
         limit = pdf.w - pdf.l_margin - pdf.r_margin
-        for line in self._wrap(self._clean(text), limit):
+        # Each word measured once (cached): fpdf2's multi_cell re-measured the whole line
+        # at every character, which made a 10,000-message export take minutes.
+        for line in wrap_words(self._clean(text), limit, self._width):
             pdf.cell(0, height, line, new_x="LMARGIN", new_y="NEXT")
 
     def add_record(self, record: RenderedRecord) -> None:

@@ -21,7 +21,9 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from strongroom.office.bundle_layout import (
-    UNLISTED_TAIL,
+    SHORT_COMMENT,
+    foreign_fields,
+    layout_message,
     unlisted_message,
     unlisted_span,
     unlisted_tail,
@@ -119,8 +121,19 @@ def hash_members(zf: zipfile.ZipFile, report: ExportReport) -> Bundle | None:
         report.problem(report.path.name, unlisted_message(*unlisted))
         return None  # what a streaming reader shows is not what would be checked
     if tail is not None:
-        report.problem(report.path.name, unlisted_message(*tail, msgid=UNLISTED_TAIL))
-        return None  # every byte of the file is a listed member, the directory or its end
+        report.problem(report.path.name, unlisted_message(*tail))
+        if tail[2] != SHORT_COMMENT:
+            return None  # every byte of the file is a listed member, the directory or its end
+        # A comment too short for the seal hides nothing: the members are still named.
+    try:
+        foreign = foreign_fields(zf)
+    except ZIP_ERRORS as exc:
+        report.problem(report.path.name, f"not a readable zip file ({exc})")
+        return None
+    for name, msgid, values in foreign:
+        report.problem(name[len(root) + 1 :] or name, layout_message(msgid, **values))
+    if foreign:
+        return None  # bytes shown by some readers that no check reads
     bundle = Bundle(zf, root, report)
     for info in infos:
         rel = info.filename[len(root) + 1 :]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from strongroom.archive.db import Connection
 from strongroom.office import matters
+from strongroom.office.practice_days import day_start_ms, zone_of
 from strongroom.office.service import Ctx, _text, find_conversation
 
 
@@ -48,19 +48,22 @@ def matter_rename(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     return _show(ctx, m.id)
 
 
-def day_ms(text: str) -> int | None:
+def day_ms(ctx: Ctx, params: dict[str, Any], key: str, *, next_day: bool = False) -> int | None:
+    """The day typed in `params[key]`, read in the practice's zone (`time_zone` in
+    params overrides it, as `--time-zone` does), as ms; None when not given."""
+    text = _text(params, key)
     if not text:
         return None
+    zone_name = ctx.read(lambda conn: zone_of(conn, _text(params, "time_zone") or None))
     try:
-        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        return day_start_ms(text, zone_name, next_day=next_day)
     except ValueError as exc:
         raise matters.InvalidMatter("dates are written YYYY-MM-DD") from exc
-    return int(day.timestamp() * 1000)
 
 
 def matter_close(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     m = _matter(ctx, params)
-    at = day_ms(_text(params, "on"))
+    at = day_ms(ctx, params, "on")
     ctx.archive.write(
         matters.set_matter_closed(m.id, _text(params, "actor"), closed=True, closed_at_ms=at)
     )

@@ -14,29 +14,32 @@ deflated as a whole. pdftotext reads the result back in tests/test_export_readab
 Text uses DejaVu Sans (``fonts-dejavu-core``), embedded whole as a TrueType
 CID font (Identity-H). A string's codes are its UTF-16 code units, written by
 `str.encode` in C; a CIDToGIDMap maps them to the font's glyphs and an identity
-ToUnicode map lets the text be searched, copied and read back by pdftotext
-(characters beyond the Basic Multilingual Plane show as U+FFFD). The font
-file, that map and the widths are made once per process and reused. Without the package the core
-Helvetica font is used and what Windows-1252 cannot show is replaced, as
-`bundle_pdf.PdfRenderer` does.
+ToUnicode map lets the text be searched, copied and read back by pdftotext.
+The font file, that map and the widths are made once per process and reused.
+Without the package the core Helvetica font is used (Windows-1252).
+
+A character the font cannot show (an emoji, a rare CJK ideograph, anything beyond
+the Basic Multilingual Plane) is written as its code point, `[U+1F600]`, and the
+PDF's header says so: a reader must never see a replacement mark or an empty box
+and take it for the message (records/*.json and records.html keep the exact
+text). A literal `[U+` typed in a message is written `[U+005B]U+`, so every
+`[U+…]` in the PDF is a notation (`pdf_notation.py`).
 """
 
 from __future__ import annotations
 
 import functools
-import re
 import sys
-import unicodedata
 import zlib
 from array import array
-from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import accumulate
 from pathlib import Path
 from typing import Any, Protocol
 
 from strongroom.office.bundle_pdf import DEJAVU_DIR, RenderedRecord
+from strongroom.office.pdf_notation import NOTATION_LEGEND, Notation
+from strongroom.office.pdf_wrap import printable, wrap_measured, wrap_words
 
 MM = 72 / 25.4  # points per millimetre; the sizes below are fpdf2's, in mm
 PAGE_W, PAGE_H = 595.28, 841.89  # A4
@@ -50,63 +53,6 @@ _FIRST_FREE = 5
 
 class ByteSink(Protocol):
     def write(self, data: bytes, /) -> Any: ...
-
-
-def printable(text: str) -> str:
-    """Control and format characters (but newlines) as spaces: readers stumble on them."""
-    if text.replace("\n", "").isprintable():
-        return text  # the usual case, without a look at each character
-    return "".join(c if c == "\n" or unicodedata.category(c)[0] != "C" else " " for c in text)
-
-
-def wrap_words(text: str, limit: float, width: Callable[[str], float]) -> list[str]:
-    """Greedy word wrap; `width` measures a word (cache it: each is measured once)."""
-    lines: list[str] = []
-    space = width(" ")
-    for paragraph in text.split("\n"):
-        line: list[str] = []
-        used = 0.0
-        for word in paragraph.split(" "):
-            size = width(word)
-            while size > limit and len(word) > 1:  # a word wider than the page
-                cut = len(word) - 1
-                while cut > 1 and width(word[:cut]) > limit:
-                    cut = max(1, cut * 3 // 4)
-                if line:
-                    lines.append(" ".join(line))
-                    line, used = [], 0.0
-                lines.append(word[:cut])
-                word = word[cut:]
-                size = width(word)
-            grown = size if not line else used + space + size
-            if line and grown > limit:
-                lines.append(" ".join(line))
-                line, used = [word], size
-            else:
-                line.append(word)
-                used = grown
-        lines.append(" ".join(line))
-    return lines
-
-
-def wrap_measured(text: str, limit: float, advances: Mapping[str, int]) -> list[str] | None:
-    """`wrap_words`' lines, found from running sums of the characters' advances
-    (`limit` and `advances` in 1/1000 em): a line is the text up to the last space
-    that fits, found by bisection, not a Python step per word. None when a word is
-    wider than the line: `wrap_words` then cuts it as it always did."""
-    lines: list[str] = []
-    for paragraph in text.split("\n"):
-        sums = [0, *accumulate(map(advances.__getitem__, paragraph))]
-        end, start = len(paragraph), 0
-        while sums[end] - sums[start] > limit:
-            fits = bisect_right(sums, sums[start] + limit) - 1  # paragraph[start:fits] fits
-            space = paragraph.rfind(" ", start, fits + 1)
-            if space < start:  # not found: a word wider than the line
-                return None
-            lines.append(paragraph[start:space])
-            start = space + 1
-        lines.append(paragraph[start:])
-    return lines
 
 
 @dataclass(frozen=True)
@@ -133,6 +79,12 @@ class _TrueType:
         if sys.byteorder == "little":
             table.byteswap()
         return table.tobytes()
+
+    @functools.cached_property
+    def notation(self) -> Notation:
+        """Characters this font has no glyph for (or beyond the BMP, which the
+        CIDToGIDMap cannot reach) are written as their code point."""
+        return Notation(c for c in self.glyphs if ord(c) < 0x10000)
 
     @functools.cached_property
     def cid_widths(self) -> bytes:
@@ -196,14 +148,14 @@ class _Font:
 
             self._core_widths: dict[str, int] = CORE_FONTS_CHARWIDTHS[core]
             self.advances = _Advances(self._core_widths)
+            self.notation = Notation.for_codec("cp1252")
         else:
             self.advances = _Advances((c, w) for c, (_, w) in truetype.glyphs.items())
+            self.notation = truetype.notation
 
     def clean(self, text: str) -> str:
-        text = printable(text)
-        if self.truetype is None:
-            text = text.encode("cp1252", "replace").decode("cp1252")
-        return text
+        """The text as this font can show it: what it lacks written `[U+XXXX]`."""
+        return self.notation.apply(printable(text))
 
     def advance(self, char: str) -> int:
         if self.truetype is None:
@@ -230,8 +182,7 @@ class _Font:
             raw = line.encode("cp1252", "replace")
             escaped = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
             return b"(" + escaped + b")"
-        if not line.isascii() and _BEYOND_BMP.search(line):
-            line = _BEYOND_BMP.sub("\ufffd", line)  # one code unit a character
+        # clean() left only characters of the font: all in the BMP, one code unit each.
         # A literal string's body (half the bytes of hex, for the zip to deflate):
         # backslash and parentheses escaped, and CR (a reader would take it for a line end).
         raw = line.encode("utf-16-be", "replace")
@@ -243,9 +194,6 @@ class _Font:
             .replace(b"\r", b"\\r")
             + b")"
         )
-
-
-_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
 
 
 class _Advances(dict[str, int]):
@@ -285,6 +233,7 @@ class StreamingPdf:
         self._set(self._regular, 9)
         for key, value in meta:
             self._text(f"{key} : {value}", 5)
+        self._texts((NOTATION_LEGEND,), 5, as_is=True)  # its "[U+XXXX]" is no message's
         self._y += 3 * MM
 
     # -- layout ---------------------------------------------------------------------
@@ -295,8 +244,9 @@ class StreamingPdf:
     def _text(self, text: str, height_mm: float) -> None:
         self._texts((text,), height_mm)
 
-    def _texts(self, texts: Iterable[str], height_mm: float) -> None:
-        """Paragraphs in the current font, each wrapped to the page's width."""
+    def _texts(self, texts: Iterable[str], height_mm: float, *, as_is: bool = False) -> None:
+        """Paragraphs in the current font, each wrapped to the page's width; `as_is`:
+        our own text, every character in both fonts, not cleaned."""
         font, size = self._font, self._size
         height = height_mm * MM
         limit = WIDTH / size
@@ -305,7 +255,7 @@ class StreamingPdf:
             start = b"BT /%s %.2f Tf %.2f " % (font.resource.encode(), size, LEFT)
             self._starts[font.resource, size] = start
         for text in texts:
-            text = font.clean(text)
+            text = text if as_is else font.clean(text)
             # Most lines fit: measured whole (its spaces are the words' gaps), not word
             # by word.
             if "\n" not in text and font.line_width(text) <= limit * 1000:

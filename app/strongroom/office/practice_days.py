@@ -31,6 +31,30 @@ def day_range_ms(
     )
 
 
+def typed_day_ms(text: str, zone_name: str, *, next_day: bool = False) -> int | None:
+    """A filter's typed day in the practice's zone as ms; None when empty or not a date
+    (a search filter left out, not refused)."""
+    try:
+        return day_start_ms(text, zone_name, next_day=next_day) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def last_ms_of_day(text: str, zone_name: str) -> int | None:
+    """The last millisecond of day `text` in `zone_name`: a hold's range includes both
+    ends (holds.py), so "until 25 Oct" must not reach 26 Oct 00:00:00.000. None when
+    empty or not a date."""
+    next_day = typed_day_ms(text, zone_name, next_day=True)
+    return None if next_day is None else next_day - 1
+
+
+def day_of(ms: int, zone_name: str, *, until: bool = False) -> str:
+    """The practice's day (YYYY-MM-DD) holding instant `ms`; `until`: the last day of a
+    range whose excluded end is `ms` (a date-range hold's `to_ms`)."""
+    moment = datetime.fromtimestamp((ms - 1 if until else ms) / 1000, zone(zone_name))
+    return moment.date().isoformat()
+
+
 def zone_of(conn: Connection, override: str | None = None) -> str:
     """The zone typed days are read in: `override` (a CLI --time-zone), else the practice's."""
     return override or practice_time_zone(conn)

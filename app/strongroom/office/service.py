@@ -22,6 +22,7 @@ from strongroom.archive.errors import ArchiveError
 from strongroom.archive.store import Archive
 from strongroom.office import certificates, holds, matters, policies, retention, review
 from strongroom.office.errors import InvalidHold, InvalidPolicy, UnknownPolicy
+from strongroom.office.practice_days import day_of, zone_of
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,14 @@ def _subject(conn: Connection, params: dict[str, Any]) -> tuple[str, str]:
     return "matter", str(matters.find_matter(conn, _text(params, "matter")).id)
 
 
-def _hold_json(h: holds.Hold, reach: holds.HoldReach | None) -> dict[str, Any]:
+def _hold_json(h: holds.Hold, reach: holds.HoldReach | None, zone: str) -> dict[str, Any]:
     s = h.spec
+    days = None
+    if s.from_ms is not None and s.to_ms is not None:
+        # A date-range hold's days in the practice's zone, first and last included.
+        days = [day_of(s.from_ms, zone), day_of(s.to_ms, zone, until=True), zone]
     return {
+        "days": days,
         "id": h.id,
         "scope": s.scope,
         "subject": s.subject(),
@@ -108,19 +114,31 @@ def hold_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
     def q(conn: Connection) -> list[dict[str, Any]]:
         found = holds.list_holds(conn)
         reach = holds.hold_reach(conn, found)
-        return [_hold_json(h, reach.get(h.id) if h.active else None) for h in found]
+        zone = zone_of(conn)
+        return [_hold_json(h, reach.get(h.id) if h.active else None, zone) for h in found]
 
     return {"holds": ctx.read(q)}
 
 
 def hold_add(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    scope, subject = ctx.read(lambda conn: _subject(conn, params))
+    from strongroom.office.matter_ops import day_ms
+
+    if _text(params, "from") or _text(params, "to"):
+        # A date-range hold: the practice's days, both included (as the web form).
+        scope, subject = "date_range", ""
+        from_ms, to_ms = day_ms(ctx, params, "from"), day_ms(ctx, params, "to", next_day=True)
+        to_ms = None if to_ms is None else to_ms - 1  # both ends are held (holds.py)
+    else:
+        scope, subject = ctx.read(lambda conn: _subject(conn, params))
+        from_ms = to_ms = None
     spec = holds.HoldSpec(
         scope=scope,
         reason=_text(params, "reason"),
         conversation_id=int(subject) if scope == "conversation" else None,
         person=subject if scope == "person" else None,
         matter_id=int(subject) if scope == "matter" else None,
+        from_ms=from_ms,
+        to_ms=to_ms,
         case_name=_text(params, "case"),
     )
     hold_id = ctx.archive.write(holds.place_hold(spec, _text(params, "actor")))
@@ -230,7 +248,7 @@ def _keep(ctx: Ctx, params: dict[str, Any], extend: bool) -> dict[str, Any]:
     if extend:
         from strongroom.office.matter_ops import day_ms
 
-        until = day_ms(_text(params, "until"))
+        until = day_ms(ctx, params, "until")
         if until is None:
             raise InvalidPolicy("say until when (YYYY-MM-DD)")
         op = review.extend(ids, actor, until, reason, ctx.now_ms)
@@ -334,9 +352,10 @@ class OpRefused(Exception):
 
 def run_op(archive: Archive, name: str, params: dict[str, Any], now_ms: int | None = None) -> Any:
     """Run one named operation; refusals become OpRefused with the reason."""
+    from strongroom.office.audit_ops import AUDIT_OPS
     from strongroom.office.matter_ops import MATTER_OPS
 
-    op = OPS.get(name) or MATTER_OPS.get(name)
+    op = OPS.get(name) or MATTER_OPS.get(name) or AUDIT_OPS.get(name)
     if op is None:
         raise OpRefused(f"unknown operation {name!r}")
     ctx = Ctx(archive, int(time.time() * 1000) if now_ms is None else now_ms)

@@ -3,8 +3,10 @@
 Works on exports and on destruction certificates, offline, with the public key
 inside the bundle (compare its fingerprint with the box's). Checks:
 
-1. the zip itself (each member's CRC, no member name listed twice, and every
-   byte of the file a listed member, the directory, its end records or the seal);
+1. the zip itself (each member's CRC, no member name listed twice, every byte of
+   the file a listed member, the directory, its end records or the seal, a zip
+   comment that is exactly the seal, and no member comment nor extra field but
+   zip64 sizes: bundle_layout.py);
 2. MANIFEST.digest's signature (manifest.sig) by box.pem and the manifest's
    SHA-256 it gives (older bundles: the signature of MANIFEST.sha256 itself),
    then every listed file's SHA-256, files missing, and files present but not listed;

@@ -32,6 +32,7 @@ from strongroom.archive.queries import (
     receipts_for,
     search_messages,
 )
+from strongroom.office.practice_days import zone_of
 from strongroom.web.attachment_search import FileHit, search_files
 from strongroom.web.auth import ADMIN, ARCHIVIST, require_role
 from strongroom.web.forms import day_ms, int_or_none
@@ -66,14 +67,15 @@ class SearchForm:
             (self.text, self.owner, self.device, self.direction, self.since, self.until)
         ) or bool(self.attachment or self.conversation)
 
-    def filters(self) -> SearchFilters:
+    def filters(self, zone_name: str) -> SearchFilters:
+        """The filters, typed days read in the practice's zone `zone_name`."""
         return SearchFilters(
             owner=self.owner or None,
             device_id=int_or_none(self.device),
             conversation_id=int_or_none(self.conversation),
             direction=self.direction if self.direction in ("in", "out") else None,
-            since_ms=day_ms(self.since),
-            until_ms=day_ms(self.until, next_day=True),
+            since_ms=day_ms(self.since, zone_name),
+            until_ms=day_ms(self.until, zone_name, next_day=True),
             has_attachment={"yes": True, "no": False}.get(self.attachment),
         )
 
@@ -127,10 +129,11 @@ def _archive_index(conn: Connection, form: SearchForm) -> ArchiveIndex:
     devices = list_devices(conn)
     if not form.active:
         return ArchiveIndex(conversations, devices, None, False)
+    filters = form.filters(zone_of(conn))
     hits = search_messages(
         conn,
         form.text,
-        form.filters(),
+        filters,
         limit=PAGE_SIZE + 1,
         offset=(form.page - 1) * PAGE_SIZE,
     )
@@ -141,7 +144,7 @@ def _archive_index(conn: Connection, form: SearchForm) -> ArchiveIndex:
         and not form.direction
         and (form.text or form.attachment or form.conversation)
     ):
-        files = search_files(conn, form.text, form.filters())
+        files = search_files(conn, form.text, filters)
     return ArchiveIndex(conversations, devices, hits[:PAGE_SIZE], len(hits) > PAGE_SIZE, files)
 
 

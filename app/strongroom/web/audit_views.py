@@ -10,9 +10,10 @@ from aiohttp import web
 
 from strongroom.archive.db import Connection
 from strongroom.archive.queries import AuditRow, audit_events
+from strongroom.office.practice_days import zone_of
 from strongroom.web.auth import ADMIN, AUDITOR, require_role
 from strongroom.web.forms import day_ms
-from strongroom.web.render import render
+from strongroom.web.render import practice_datetime, render
 from strongroom.web.state import read
 
 routes = web.RouteTableDef()
@@ -53,23 +54,26 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
 
     action, actor, since, until = get("action"), get("actor"), get("since"), get("until")
 
-    def load(conn: Connection) -> tuple[list[AuditRow], list[str], dict[str, str]]:
+    def load(conn: Connection) -> tuple[list[AuditRow], list[str], dict[str, str], str]:
+        zone = zone_of(conn)  # "from 5 Dec" is the practice's 5 Dec
         rows = audit_events(
             conn,
             action=action or None,
             actor=actor or None,
-            since_ms=day_ms(since),
-            until_ms=day_ms(until, next_day=True),
+            since_ms=day_ms(since, zone),
+            until_ms=day_ms(until, zone, next_day=True),
             limit=MAX_ROWS,
         )
-        return rows, _actions(conn), _names(conn)
+        return rows, _actions(conn), _names(conn), zone
 
-    rows, actions, names = await read(request, load)
+    rows, actions, names, zone = await read(request, load)
     context: dict[str, Any] = {
         "rows": rows,
         "actions": actions,
         "filters": {"action": action, "actor": actor, "since": since, "until": until},
         "max_rows": MAX_ROWS,
+        "time_zone": zone,
+        "fmt_datetime": practice_datetime(request, zone),  # the times of the days filtered
         "target_name": lambda row: target_name(names, row.action, row.target),
     }
     return render(request, "audit.html", context)

@@ -15,6 +15,7 @@ from strongroom.appliance.nightjobs import JobOutcome, last_outcomes
 from strongroom.archive.db import Connection
 from strongroom.archive.message_count import MessageCount
 from strongroom.archive.queries import DASHBOARD_COUNTS, counts, last_audit_event
+from strongroom.archive.scrub import pending_since_ms
 from strongroom.box import Box
 from strongroom.web.auth import ADMIN, require_role
 from strongroom.web.device_views import online_device_ids, pairing_view
@@ -105,5 +106,6 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "faults": dict(state.box.faults),
         "checklist": None if all_done(steps) else steps,
         "restore_notice": await read(request, restore_notice),
+        "scrub_pending": pending_since_ms(state.box.config.archive_path),
     }
     return render(request, "dashboard.html", context)

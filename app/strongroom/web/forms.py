@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
+
+from strongroom.office.practice_days import typed_day_ms
 
 MAX_FIELD_CHARS = 10_000
 
@@ -20,13 +21,8 @@ def int_or_none(text: str) -> int | None:
         return None
 
 
-def day_ms(text: str, *, next_day: bool = False) -> int | None:
-    """A YYYY-MM-DD date (the box's local time) as ms; the day after for an 'until' bound."""
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        return None
-    if next_day:
-        day += dt.timedelta(days=1)
-    start = dt.datetime.combine(day, dt.time()).astimezone()
-    return int(start.timestamp() * 1000)
+def day_ms(text: str, zone_name: str, *, next_day: bool = False) -> int | None:
+    """A YYYY-MM-DD date read in the practice's zone `zone_name` (never the box's own
+    clock zone, usually UTC on an appliance) as ms; the day after for an 'until' bound.
+    None when empty or not a date. See office/practice_days.py."""
+    return typed_day_ms(text, zone_name, next_day=next_day)

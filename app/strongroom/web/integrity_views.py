@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from strongroom.archive.db import Connection
+from strongroom.archive.scrub import pending_since_ms
 from strongroom.archive.verify_incremental import SAMPLE_MAX
 from strongroom.archive.verify_runs import (
     Verification,
@@ -62,5 +63,6 @@ async def integrity_page(request: web.Request) -> web.StreamResponse:
         "can_check": session_of(request).role == ADMIN,
         "periodic": state_of(request).box.integrity,
         "sample_max": SAMPLE_MAX,
+        "scrub_pending": pending_since_ms(state_of(request).box.config.archive_path),
     }
     return render(request, "integrity.html", context)

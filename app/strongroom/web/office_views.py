@@ -19,7 +19,7 @@ from strongroom.archive.verify import VerifyReport
 from strongroom.archive.verify_runs import Mode, Verification, run_verification
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
-from strongroom.office.practice_days import zone_of
+from strongroom.office.practice_days import day_of, last_ms_of_day, zone_of
 from strongroom.web import exports_web
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import day_ms, int_or_none, text_field
@@ -172,7 +172,14 @@ async def office_page(request: web.Request) -> web.StreamResponse:
         conversations = list_conversations(conn, counted=False)
         all_policies = policies.list_policies(conn)
         assignments = policies.list_assignments(conn)
+        zone = zone_of(conn)
         return {
+            "time_zone": zone,
+            # A date-range hold's days, as typed: the practice's, first and last included.
+            "hold_days": lambda h: (
+                day_of(h.spec.from_ms, zone),
+                day_of(h.spec.to_ms, zone, until=True),
+            ),
             "holds": hold_list,
             "reach": holds.hold_reach(conn, hold_list),
             "policies": all_policies,
@@ -197,6 +204,7 @@ async def place_hold(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     scope = text_field(form, "scope", 20)
     dated = scope == "date_range"
+    zone = await read(request, zone_of)  # the days are the practice's
     try:
         spec = holds.HoldSpec(
             scope=scope,
@@ -206,8 +214,8 @@ async def place_hold(request: web.Request) -> web.StreamResponse:
             else None,
             person=(text_field(form, "person", 200) or None) if scope == "person" else None,
             matter_id=int_or_none(text_field(form, "matter", 20)) if scope == "matter" else None,
-            from_ms=day_ms(text_field(form, "since", 20)) if dated else None,
-            to_ms=day_ms(text_field(form, "until", 20), next_day=True) if dated else None,
+            from_ms=day_ms(text_field(form, "since", 20), zone) if dated else None,
+            to_ms=last_ms_of_day(text_field(form, "until", 20), zone) if dated else None,
             case_name=text_field(form, "case", 200),
         )
         await submit(request, holds.place_hold(spec, session_of(request).username or ""))

@@ -16,9 +16,11 @@ from aiohttp import web
 
 from strongroom.archive.db import Connection
 from strongroom.archive.queries import list_conversations
+from strongroom.archive.scrub import pending_since_ms
 from strongroom.office import certificates, matters, retention, review
 from strongroom.office.errors import OfficeError
 from strongroom.office.facts import persons_of
+from strongroom.office.practice_days import zone_of
 from strongroom.office.service import certificate_zip
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import day_ms, int_or_none, text_field
@@ -72,7 +74,8 @@ async def decide(request: web.Request) -> web.StreamResponse:
             if decision == "reject":
                 op = review.reject(ids, actor, reason, now)
             else:
-                until = day_ms(text_field(form, "until", 20))
+                zone = await read(request, zone_of)
+                until = day_ms(text_field(form, "until", 20), zone)
                 op = review.extend(ids, actor, until or 0, reason, now)
             await submit(request, op)
         except OfficeError:
@@ -139,7 +142,10 @@ async def run_retention(request: web.Request) -> web.StreamResponse:
 @require_role(ADMIN, ARCHIVIST, AUDITOR)
 async def certificates_page(request: web.Request) -> web.StreamResponse:
     found = await read(request, certificates.list_certificates)
-    return render(request, "office_certificates.html", {"certificates": found})
+    pending = pending_since_ms(state_of(request).box.config.archive_path)
+    return render(
+        request, "office_certificates.html", {"certificates": found, "scrub_pending": pending}
+    )
 
 
 @routes.get("/office/certificates/{cert_id:[0-9]{1,18}}.zip")
@@ -218,7 +224,10 @@ async def change_matter(request: web.Request) -> web.StreamResponse:
                 actor,
             )
         elif action in ("close", "reopen"):
-            closed_at = day_ms(text_field(form, "closed_on", 20)) if action == "close" else None
+            zone = await read(request, zone_of)
+            closed_at = (
+                day_ms(text_field(form, "closed_on", 20), zone) if action == "close" else None
+            )
             op = matters.set_matter_closed(
                 matter_id, actor, closed=action == "close", closed_at_ms=closed_at
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,21 @@ def translator_of(request: web.Request) -> i18n.Translator:
     return request[TRANSLATOR_KEY]
 
 
-def _datetime(ms: int | None, language: str) -> str:
+def _datetime(ms: int | None, language: str, zone: dt.tzinfo | None = None) -> str:
+    """A moment for a person: in `zone`, else the box's own clock zone."""
     if ms is None:
         return "—"
-    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).astimezone()
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).astimezone(zone)
     return str(format_datetime(moment, format="medium", locale=language))
+
+
+def practice_datetime(request: web.Request, zone_name: str) -> Callable[[int | None], str]:
+    """`fmt_datetime` in the practice's zone, for a page whose filter reads typed days
+    in it (the audit trail): "from 25 Oct" shows times of the practice's 25 Oct."""
+    from strongroom.office.export_render import zone
+
+    language, tz = translator_of(request).language, zone(zone_name)
+    return lambda ms: _datetime(ms, language, tz)
 
 
 def _bytes(size: int | None, language: str) -> str:

@@ -1,0 +1,55 @@
+"""The audit trail by name for `service.run_op`: `strongroom audit`, running box or not.
+
+The same filters as the web page (/audit): action, who, and typed days read in the
+practice's time zone (`time_zone` overrides it), so "from 5 Dec" is the practice's
+5 Dec whatever the box's own clock zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from strongroom.archive.db import Connection
+from strongroom.archive.queries import audit_events
+from strongroom.office.matter_ops import day_ms
+from strongroom.office.practice_days import zone_of
+from strongroom.office.service import Ctx, _text
+
+MAX_ROWS = 1000  # audit_events' own cap
+
+
+def audit_list(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    since, until = day_ms(ctx, params, "from"), day_ms(ctx, params, "to", next_day=True)
+    limit = int(params.get("limit") or 200)
+
+    def q(conn: Connection) -> dict[str, Any]:
+        rows = audit_events(
+            conn,
+            action=_text(params, "action") or None,
+            actor=_text(params, "actor") or None,
+            since_ms=since,
+            until_ms=until,
+            limit=min(max(limit, 1), MAX_ROWS),
+        )
+        return {
+            "time_zone": zone_of(conn, _text(params, "time_zone") or None),
+            "events": [
+                {
+                    "at": r.at,
+                    "actor": r.actor,
+                    "action": r.action,
+                    "target": r.target,
+                    "details": r.details,
+                    "log_index": r.log_index,
+                }
+                for r in rows
+            ],
+        }
+
+    return ctx.read(q)  # type: ignore[no-any-return]
+
+
+AUDIT_OPS: dict[str, Callable[[Ctx, dict[str, Any]], dict[str, Any]]] = {
+    "audit.list": audit_list,
+}

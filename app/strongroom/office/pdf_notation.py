@@ -1,0 +1,73 @@
+"""What an export's PDF writes for a character its font cannot show.
+
+DejaVu Sans has no emoji and few CJK ideographs, and the PDF's codes reach only
+the Basic Multilingual Plane. A replacement mark (U+FFFD) or an empty box in a
+court bundle could be read as the message itself; `[U+1F600]` cannot, and the
+PDF's header (`NOTATION_LEGEND`) says what it means. The JSON records and the
+HTML page keep the exact text.
+
+The notation is unambiguous: a literal `[U+` in a message is written
+`[U+005B]U+` (its bracket as a notation), so every `[U+…]` in the PDF stands
+for one character.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+NOTATION_LEGEND = (
+    "Caractères / characters : [U+XXXX] = un caractère que la police de ce PDF ne peut pas"
+    " afficher (émoji, idéogramme rare…), noté par son code Unicode ; le texte exact est dans"
+    " records/*.json et records.html / a character this PDF's font cannot show (emoji, rare"
+    " ideograph…), written as its Unicode code point; the exact text is in records/*.json"
+    " and records.html"
+)
+
+
+def _char_class(points: list[int]) -> str:
+    """A regex character class body for the sorted code points, as ranges."""
+    parts: list[str] = []
+    start = previous = points[0]
+    for point in [*points[1:], -1]:
+        if point == previous + 1:
+            previous = point
+            continue
+        parts.append(
+            f"\\U{start:08x}" if start == previous else f"\\U{start:08x}-\\U{previous:08x}"
+        )
+        start = previous = point
+    return "".join(parts)
+
+
+class Notation:
+    """Writes what is not in `shown` as `[U+XXXX]` (newlines are always kept)."""
+
+    def __init__(self, shown: Iterable[str]) -> None:
+        points = sorted({ord(c) for c in shown} | {ord("\n")})
+        # One search in C finds the first character to rewrite, or a literal "[U+";
+        # the usual text (every character shown) is returned as it came.
+        self._pattern = re.compile(f"\\[U\\+|[^{_char_class(points)}]")
+
+    @classmethod
+    def for_codec(cls, codec: str) -> Notation:
+        """The characters a single-byte codec can encode (the core-font fallback)."""
+        shown = []
+        for byte in range(256):
+            try:
+                shown.append(bytes([byte]).decode(codec))
+            except UnicodeDecodeError:
+                continue
+        return cls(shown)
+
+    def apply(self, text: str) -> str:
+        if self._pattern.search(text) is None:
+            return text
+        return self._pattern.sub(_written, text)
+
+
+def _written(found: re.Match[str]) -> str:
+    char = found.group()
+    if char == "[U+":
+        return "[U+005B]U+"
+    return f"[U+{ord(char):04X}]"

@@ -1,0 +1,135 @@
+"""Reading rows for `make bench`: full-text search on the big corpus, and a sealed
+export of one conversation with its verifier (split out of bench_archive.py, which
+keeps the corpus, the records and the measuring helpers these rows use)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bench_archive as ba
+
+from strongroom.archive import writes
+from strongroom.archive.queries import search_messages
+from strongroom.archive.store import Archive
+
+# -- search -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    p50_ms: float
+    p95_ms: float
+    plain_p50_ms: float
+    plain_p95_ms: float
+    queries: int
+
+
+def _time_queries(conn: sqlite3.Connection, rounds: int, budget_s: float) -> list[float]:
+    """`rounds` passes over ba.SEARCH_QUERIES, fewer if `budget_s` runs out (one at least)."""
+    for query in ba.SEARCH_QUERIES:  # warm the page cache: we measure queries, not the disk
+        search_messages(conn, query, limit=50)
+    samples = []
+    deadline = time.perf_counter() + budget_s
+    for _ in range(rounds):
+        for query in ba.SEARCH_QUERIES:
+            t0 = time.perf_counter()
+            search_messages(conn, query, limit=50)
+            samples.append((time.perf_counter() - t0) * 1000)
+        if time.perf_counter() > deadline:
+            break
+    return samples
+
+
+def search_latency(archive_dir: Path, rounds: int, budget_s: float = 90.0) -> SearchRun:
+    """search_messages (FTS MATCH + joins, newest 50) on SQLCipher vs a plain sqlite3 copy."""
+    plain_path = ba.plain_copy(archive_dir)
+    archive = ba.open_archive(archive_dir / "data")
+    reader = archive.reader()
+    plain = sqlite3.connect(plain_path)
+    try:
+        encrypted = _time_queries(reader, rounds, budget_s)
+        clear = _time_queries(plain, len(encrypted) // len(ba.SEARCH_QUERIES), budget_s)
+    finally:
+        plain.close()
+        reader.close()
+        archive.close()
+    return SearchRun(
+        ba.percentile(encrypted, 50),
+        ba.percentile(encrypted, 95),
+        ba.percentile(clear, 50),
+        ba.percentile(clear, 95),
+        len(encrypted),
+    )
+
+
+# -- export -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportRun:
+    seconds: float
+    zip_floor_seconds: float
+    verify_seconds: float
+    bundle_mib: float
+    records: int
+    verified: bool
+
+
+def _zip_floor(archive: Archive, conversation_id: int, out: Path) -> float:
+    """The same records' signed bytes into a zip with a SHA-256 each: the streaming floor."""
+    import zipfile
+
+    reader = archive.reader()
+    t0 = time.perf_counter()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for log_index, body, sig in reader.execute(
+            "SELECT log_index, body, signature FROM records WHERE conversation_id = ?",
+            (conversation_id,),
+        ):
+            hashlib.sha256(bytes(body)).digest()
+            zf.writestr(f"records/L{log_index}.cbor", bytes(body))
+            zf.writestr(f"records/L{log_index}.sig", bytes(sig))
+    elapsed = time.perf_counter() - t0
+    reader.close()
+    return elapsed
+
+
+def export_time(work: Path, count: int) -> ExportRun:
+    """office.export.export_bundle of one conversation of `count` messages, then its verifier."""
+    from strongroom.office.export import ExportRequest, ExportScope, export_bundle
+    from strongroom.office.verify_export import verify_bundle
+
+    path = ba.fresh_dir(work / "export")
+    archive = ba.open_archive(path / "data")
+    try:
+        ((device, owner, key),) = ba.add_phones(archive, 1)
+        records = ba.make_records(key, 0, count, conversations=1)
+        for i in range(0, count, 5000):
+            archive.write_batch(
+                [writes.store_record(r, device, owner) for r in records[i : i + 5000]]
+            )
+        (conversation_id,) = archive.conn.execute("SELECT id FROM conversations").fetchone()
+        request = ExportRequest(
+            ExportScope("conversation", conversation_id=int(conversation_id)),
+            actor="bench",
+            recipient="benchmark",
+            reason="timing the export",
+        )
+        out = path / "export.zip"
+        t0 = time.perf_counter()
+        result = export_bundle(archive, request, out)
+        seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        report = verify_bundle(out)
+        verify_seconds = time.perf_counter() - t0
+        floor = _zip_floor(archive, int(conversation_id), path / "floor.zip")
+        size = out.stat().st_size / 1024 / 1024
+        return ExportRun(seconds, floor, verify_seconds, size, result.records, report.ok)
+    finally:
+        archive.close()
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,61 @@
+"""A character the export PDF's font cannot show (an emoji, a rare CJK ideograph) is
+written as its code point, `[U+1F600]`, never as a replacement mark or an empty box a
+lawyer could take for the message; the PDF's header says what the notation means, and
+the JSON records and the HTML page keep the exact text. Read back with pdftotext from a
+real sealed export."""
+
+from __future__ import annotations
+
+import html
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+
+from strongroom.office.export import ExportRequest, ExportScope, export_bundle
+from strongroom.office.pdf_notation import NOTATION_LEGEND
+from test_office_support import DAY_MS, T0, conversation_id, new_box, new_phone, say
+
+EXACT = "Rendez-vous confirmé 😀 à 14h, dossier 𠀋 et 漢字"
+WRITTEN = "Rendez-vous confirmé [U+1F600] à 14h, dossier [U+2000B] et [U+6F22][U+5B57]"
+# Typed by a person: the notation's own opening is written so it cannot be mistaken.
+LITERAL = "Il a écrit [U+1F600] en toutes lettres"
+LITERAL_WRITTEN = "Il a écrit [U+005B]U+1F600] en toutes lettres"
+
+
+def test_what_the_font_cannot_show_is_written_as_its_code_point(tmp_path: Path) -> None:
+    box = new_box(tmp_path)
+    try:
+        phone = new_phone(box.archive, owner="maitre.durand", name="Pixel 😀")
+        say(box, phone, EXACT, at=T0)
+        say(box, phone, LITERAL, at=T0 + DAY_MS)
+        scope = ExportScope("conversation", conversation_id=conversation_id(box))
+        request = ExportRequest(scope, "me.durand", "Tribunal judiciaire", "RG 24/1")
+        out = export_bundle(box.archive, request, tmp_path / "e.zip").path
+        assert out is not None
+    finally:
+        box.close()
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        pdf = zf.read(next(n for n in names if n.endswith("/records.pdf")))
+        page = html.unescape(
+            zf.read(next(n for n in names if n.endswith("/records.html"))).decode()
+        )
+        records = [
+            json.dumps(json.loads(zf.read(n)), ensure_ascii=False)
+            for n in names
+            if "/records/" in n and n.endswith(".json")
+        ]
+    text = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", "-", "-"], input=pdf, capture_output=True, check=True
+    ).stdout.decode()
+    text = " ".join(text.split())
+
+    assert WRITTEN in text
+    assert LITERAL_WRITTEN in text
+    assert "Pixel [U+1F600]" in text  # the facts lines too (the phone's name)
+    assert "\ufffd" not in text and "😀" not in text and "漢" not in text
+    assert " ".join(NOTATION_LEGEND.split()) in text  # the header says what it means
+    # The exact text stays where it is kept: the records and the HTML page.
+    assert any(EXACT in r for r in records) and any(LITERAL in r for r in records)
+    assert EXACT in page and LITERAL in page and "[U+" not in page.replace(LITERAL, "")
