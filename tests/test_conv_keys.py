@@ -9,7 +9,10 @@ records by conversation keeps an indexed plan over both tables.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import re
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -208,6 +211,55 @@ def test_a_fold_that_fails_half_way_loses_and_doubles_nothing(
     # A key folded twice is refused by conv_folded's primary key, not kept twice.
     with pytest.raises(Exception, match="UNIQUE"):
         conn.execute("INSERT INTO conv_folded SELECT * FROM conv_folded LIMIT 1")
+
+
+def _fold_then_die(data: Path, keys: dict[str, bytes]) -> None:
+    """In a child: a batch that crosses FOLD_AT, SIGKILLed as its fold empties conv_recent
+    (after the fold's INSERT into conv_folded ran, before the batch's COMMIT)."""
+    conv_keys.FOLD_AT = 50
+    archive = open_at(data, keys)
+    phone = int(archive.conn.execute("SELECT max(id) FROM devices").fetchone()[0])
+    key = SigningKey(hashlib.sha256(b"fold phone").digest())
+
+    def trace(sql: str) -> None:
+        if sql.startswith("DELETE FROM conv_recent"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    archive.conn.set_trace_callback(trace)
+    write_messages(archive, key, phone, 500, 30)
+    os._exit(3)  # not reached: the fold is killed
+
+
+def test_a_fold_killed_half_way_loses_and_doubles_nothing(
+    tmp_path: Path, archive_keys: dict[str, bytes]
+) -> None:
+    data = tmp_path / "data"
+    archive = open_at(data, archive_keys)
+    key = SigningKey(hashlib.sha256(b"fold phone").digest())
+    phone = archive.write(
+        writes.add_device(
+            writes.NewDevice(bytes(key.verify_key), os.urandom(32), "Pixel", OWNER, "staff", "test")
+        )
+    )
+    write_messages(archive, key, phone, 0, 40)
+    archive.close()
+    child = multiprocessing.get_context("fork").Process(
+        target=_fold_then_die, args=(data, archive_keys)
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    archive = open_at(data, archive_keys)
+    try:
+        conn = archive.conn
+        # The killed batch is gone whole: its records, their keys and the fold.
+        assert conn.execute("SELECT count(*) FROM records").fetchone()[0] == 40
+        assert conn.execute("SELECT count(*) FROM conv_recent").fetchone()[0] == 40
+        assert conn.execute("SELECT count(*) FROM conv_folded").fetchone()[0] == 0
+        keys_once_each(conn)
+        readers_agree_with_records(conn)
+    finally:
+        archive.close()
 
 
 # Full reads of the tables a conversation's records are found in: the records table
