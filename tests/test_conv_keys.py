@@ -25,6 +25,7 @@ from strongroom.archive.db import Connection
 from strongroom.archive.queries import SearchFilters, list_conversations, search_messages
 from strongroom.archive.schema import SCHEMA_VERSION
 from strongroom.archive.store import Archive
+from strongroom.archive.verify import verify_archive
 from strongroom.office import export_scope, holds, matters, resolve, retention
 from strongroom.office.erasure import erase_in_txn
 from strongroom.office.export_scope import ExportScope
@@ -350,3 +351,34 @@ def test_every_reader_by_conversation_keeps_an_indexed_plan(archive: Archive) ->
     assert len(exports) >= 3
     for steps in exports:
         assert "MERGE (UNION ALL)" in steps and not any("TEMP B-TREE" in s for s in steps), steps
+
+
+def test_verify_names_a_record_missing_from_the_conversation_index(archive: Archive) -> None:
+    phone, key = new_phone(archive, OWNER)
+    write_messages(archive, key, phone, 0, 30)
+    conn = archive.conn
+    conn.execute("BEGIN IMMEDIATE")
+    conv_keys.fold(conn)
+    conn.execute("COMMIT")
+    write_messages(archive, key, phone, 100, 10)
+    box_key = bytes(archive.signing_key.verify_key)
+    assert verify_archive(conn, archive.blobs, box_key).problems == []
+    # Someone with the key hides a record from its conversation's pages and exports.
+    folded = conn.execute("SELECT * FROM conv_folded LIMIT 1").fetchone()
+    conn.execute("DELETE FROM conv_folded WHERE record_id = ?", (folded[2],))
+    problems = verify_archive(conn, archive.blobs, box_key).problems
+    assert any("conversation index" in p for p in problems), problems
+    # Put back, it verifies; a key listed twice (folded and still recent) is named.
+    conn.execute("INSERT INTO conv_folded VALUES (?, ?, ?)", folded)
+    assert verify_archive(conn, archive.blobs, box_key).problems == []
+    recent = conn.execute("SELECT conversation_id, sent_at, record_id FROM conv_recent").fetchone()
+    conn.execute("INSERT INTO conv_folded VALUES (?, ?, ?)", recent)
+    problems = verify_archive(conn, archive.blobs, box_key).problems
+    assert any("conversation index" in p for p in problems), problems
+    # A key moved to another record's id (same count) is named too.
+    conn.execute("DELETE FROM conv_folded WHERE record_id = ?", (recent[2],))
+    conn.execute(
+        "UPDATE conv_recent SET record_id = record_id + 1000 WHERE record_id = ?", (recent[2],)
+    )
+    problems = verify_archive(conn, archive.blobs, box_key).problems
+    assert any("conversation index" in p for p in problems), problems
