@@ -23,8 +23,12 @@ import bench_archive as ba
 import bench_reads
 from nacl.signing import VerifyKey
 
+from strongroom.archive import store
 from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.conv_keys import Fold
+from strongroom.archive.db import Connection
 from strongroom.archive.record import RECORD_SIGNING_CONTEXT, leaf_data
+from strongroom.archive.store import Archive
 from strongroom.peer.history import history_page
 from strongroom.proof.merkle import leaf_hash, verify_inclusion
 
@@ -49,6 +53,11 @@ class GrowthRun:
     idle_rss_mib: float
     peak_rss_mib: float
     loaded_rss_mib: float  # idle + the harness's pre-signed records, before the ingest
+    # The conversation index's folds during the ingest (schema 10, conv_keys.FOLD_AT):
+    # how many, the keys they moved, and the longest one's time.
+    folds: int = 0
+    fold_keys: int = 0
+    fold_ms_max: float = 0.0
 
     @property
     def box_peak_rss_mib(self) -> float:
@@ -109,6 +118,8 @@ def growth_ingest(
                 )
             )
 
+        folds: list[Fold] = []
+        watch_folds(archive, folds)
         io0, cpu0, t0 = ba.io_counters(), time.process_time(), time.perf_counter()
         asyncio.run(run())
         elapsed = time.perf_counter() - t0
@@ -128,6 +139,9 @@ def growth_ingest(
             idle,
             ba.peak_rss_mib(),
             loaded,
+            len(folds),
+            sum(f.keys for f in folds),
+            max((f.seconds * 1000 for f in folds), default=0.0),
         )
     finally:
         committer.stop()
@@ -273,11 +287,26 @@ def _search_figures(corpus: Path, size: int, rounds: int) -> list[ba.Figure]:
     ]
 
 
+def watch_folds(archive: Archive, folds: list[Fold]) -> None:
+    """Collect every fold of the conversation index the archive's batches run."""
+    original = store.fold_if_due
+
+    def spy(conn: Connection, at: int | None = None) -> Fold | None:
+        fold = original(conn, at)
+        if fold is not None:
+            folds.append(fold)
+        return fold
+
+    store.fold_if_due = spy  # type: ignore[assignment]  # this bench process only
+
+
 def _written_note(run: GrowthRun) -> str:
     return (
         "bytes SQLite handed to write() (WAL frames + checkpoints, the last one included)"
         " per record; "
-        f"the kernel sent {run.disk_written_per_record / 1024:.1f} KiB/record to the disk"
+        f"the kernel sent {run.disk_written_per_record / 1024:.1f} KiB/record to the disk;"
+        f" {run.folds} fold(s) of the conversation index inside the ingest"
+        f" ({run.fold_keys:,} keys, longest {run.fold_ms_max:.0f} ms)"
     )
 
 

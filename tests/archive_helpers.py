@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 from nacl.signing import SigningKey
 
-from strongroom.archive import queries, verify_records, writes
+from strongroom.archive import conv_keys, queries, verify_records, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.schema import MESSAGE_TEXT
 from strongroom.archive.store import Archive
@@ -85,4 +85,18 @@ def reads_before_text_once() -> Iterator[None]:
             sql = getattr(module, name)
             assert MESSAGE_TEXT in sql
             patch.setattr(module, name, sql.replace(MESSAGE_TEXT, "m.text"))
+        with reads_before_conv_lsm():
+            yield
+
+
+# A conversation's keys read from records (records_conversation), as one "table".
+RECORDS_AS_KEYS = "(SELECT conversation_id, sent_at, id AS record_id FROM records)"
+
+
+@contextmanager
+def reads_before_conv_lsm() -> Iterator[None]:
+    """Readers of a conversation's records (conv_keys) on an archive built before
+    schema 10: the keys read from the records table, in one arm."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_keys, "ARMS", (RECORDS_AS_KEYS,))
         yield

@@ -121,7 +121,10 @@ def test_a_batch_of_records_asks_its_look_ups_once_not_per_record(
     assert len(per_record) <= 4, per_record[:8]
     dedup = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM records" in s]
     assert len(dedup) == 1
-    assert sum(s.startswith("INSERT INTO records ") for s in statements) == len(records)
+    # One INSERT per record. The trace names the statement again for each trigger it
+    # fires (schema 10's conversation key): the same text, with the same values.
+    inserts = [s for s in statements if s.startswith("INSERT INTO records ")]
+    assert len(set(inserts)) == len(records)
 
 
 def test_the_batch_look_up_walks_the_dedup_index(archive: Archive) -> None:

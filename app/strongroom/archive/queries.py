@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from strongroom.archive import conv_keys
 from strongroom.archive.db import Connection
 from strongroom.archive.fts_terms import completions
 from strongroom.archive.schema import LIGATURES, MESSAGE_TEXT
@@ -138,9 +139,12 @@ def search_messages(
 ) -> list[MessageHit]:
     """Full-text search with filters, newest first."""
     f = filters or SearchFilters()
+    query = _expanded_query(conn, text)
+    page: list[object] = [max(1, min(limit, 500)), max(0, offset)]
+    if query is None and f.conversation_id is not None:
+        return _conversation_messages(conn, f, page)
     where: list[str] = []
     args: list[object] = []
-    query = _expanded_query(conn, text)
     source = (
         "messages m JOIN records r ON r.id = m.record_id"
         " JOIN conversations c ON c.id = m.conversation_id JOIN devices d ON d.id = r.device_id"
@@ -151,14 +155,36 @@ def search_messages(
         )
         where.append("messages_fts MATCH ?")
         args.append(query)
+    # With words, the full-text index drives and a conversation is a filter on its hits.
+    clauses, values = _filters(f, "m.sent_at")
+    where += clauses
+    args += values
+    if f.conversation_id is not None:
+        where.append("m.conversation_id = ?")
+        args.append(f.conversation_id)
+    # Only fixed fragments are interpolated; every value is a bound parameter.
+    sql = f"SELECT {_HIT_COLUMNS} FROM {source}"  # noqa: S608
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    # Newest first, in an order an index can stream (LIMIT stops early instead of
+    # sorting every match): arrival order for text and archive-wide listings.
+    if query is not None:
+        sql += " ORDER BY messages_fts.rowid DESC"
+    else:
+        sql += " ORDER BY m.record_id DESC"
+    sql += " LIMIT ? OFFSET ?"
+    return [_hit(row) for row in conn.execute(sql, args + page)]
+
+
+def _filters(f: SearchFilters, sent_at: str) -> tuple[list[str], list[object]]:
+    where: list[str] = []
+    args: list[object] = []
     for clause, value in (
         ("c.owner = ?", f.owner),
         ("r.device_id = ?", f.device_id),
-        # records_conversation is the one (conversation_id, sent_at) index (migration 4).
-        ("r.conversation_id = ?", f.conversation_id),
         ("m.direction = ?", f.direction),
-        ("m.sent_at >= ?", f.since_ms),
-        ("m.sent_at < ?", f.until_ms),
+        (f"{sent_at} >= ?", f.since_ms),
+        (f"{sent_at} < ?", f.until_ms),
     ):
         if value is not None:
             where.append(clause)
@@ -166,22 +192,25 @@ def search_messages(
     if f.has_attachment is not None:
         where.append("m.has_attachment = ?")
         args.append(1 if f.has_attachment else 0)
-    # Only fixed fragments are interpolated; every value is a bound parameter.
-    sql = f"SELECT {_HIT_COLUMNS} FROM {source}"  # noqa: S608
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    # Newest first, in an order an index can stream (LIMIT stops early instead of
-    # sorting every match): arrival order for text and archive-wide listings,
-    # sent time within one conversation (records_conversation: conversation, sent_at).
-    if query is not None:
-        sql += " ORDER BY messages_fts.rowid DESC"
-    elif f.conversation_id is not None:
-        sql += " ORDER BY r.sent_at DESC"
-    else:
-        sql += " ORDER BY m.record_id DESC"
-    sql += " LIMIT ? OFFSET ?"
-    args += [max(1, min(limit, 500)), max(0, offset)]
-    return [_hit(row) for row in conn.execute(sql, args)]
+    return where, args
+
+
+def _conversation_messages(
+    conn: Connection, f: SearchFilters, page: list[object]
+) -> list[MessageHit]:
+    """One conversation's messages, newest sent first: its keys in both tables of the
+    conversation index (conv_keys), merged in (sent_at, record) order, LIMIT early."""
+    where, args = _filters(f, "k.sent_at")
+    arm = (
+        f"SELECT {_HIT_COLUMNS}, k.sent_at AS k_sent, k.record_id AS k_id"  # noqa: S608
+        " FROM {keys} k JOIN messages m ON m.record_id = k.record_id"
+        " JOIN records r ON r.id = k.record_id JOIN conversations c ON c.id = k.conversation_id"
+        " JOIN devices d ON d.id = r.device_id"
+        " WHERE " + " AND ".join(["k.conversation_id = ?", *where])
+    )
+    sql = conv_keys.union(arm) + " ORDER BY k_sent DESC, k_id DESC LIMIT ? OFFSET ?"
+    rows = conn.execute(sql, conv_keys.per_arm([f.conversation_id, *args]) + page)
+    return [_hit(row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -201,9 +230,12 @@ def list_conversations(
     """The conversations, newest first. `counted=False` leaves the message counts out:
     they read every record of the archive, and a picker (the records office's
     forms) needs only the names."""
+    # Both tables of the conversation index (conv_keys), one index range each.
     count = (
-        "(SELECT count(*) FROM records r JOIN messages m ON m.record_id = r.id"
-        " WHERE r.conversation_id = c.id)"
+        conv_keys.summed(
+            "SELECT count(*) FROM {keys} k JOIN messages m ON m.record_id = k.record_id"
+            " WHERE k.conversation_id = c.id"
+        )
         if counted
         else "NULL"
     )

@@ -586,6 +586,44 @@ VALUES
     CREATE INDEX IF NOT EXISTS log_leaves_device ON log_leaves(idx) WHERE kind = 'device';
     ALTER TABLE verifications ADD COLUMN purpose TEXT NOT NULL DEFAULT '';
     """,
+    # 10: the conversation index as an LSM (issue #20). records_conversation (conversation,
+    # sent_at) took a new entry on each active conversation's own leaf: at 5M records a
+    # group commit of ~550 records dirtied ~300 of its leaves, written again at each
+    # checkpoint (3.7 KiB per 1 KiB record, docs/benchmarks.md). Its keys now live in two
+    # tables: conv_recent takes each new record's key in arrival order (its rowid is the
+    # record's: appends at the end), and archive/conv_keys.py folds it into conv_folded
+    # (the same keys, in conversation order) every FOLD_AT records, inside a batch's
+    # transaction, so a key is in exactly one of the two at every commit. Readers read
+    # both (conv_keys.py); conv_recent's index on (conversation, sent_at) serves them.
+    # A trigger fills conv_recent, as the index filled itself: every writer of records
+    # (the write path, the bench corpus builder, a test) keeps it whole, with no extra
+    # statement per record on the committer's thread. Records are never deleted, nor
+    # their conversation or date changed, so no other trigger is needed. Destroyed
+    # records keep their keys, as they kept their index entries: an export lists them
+    # as gaps; live counts subtract records_destroyed, as before. No foreign keys: they
+    # are an index's entries (a check per insert, and at this step over 5M rows).
+    """
+    CREATE TABLE conv_folded (
+        conversation_id INTEGER NOT NULL,
+        sent_at INTEGER NOT NULL,
+        record_id INTEGER NOT NULL,             -- records.id
+        PRIMARY KEY (conversation_id, sent_at, record_id)
+    ) WITHOUT ROWID;
+    INSERT INTO conv_folded (conversation_id, sent_at, record_id)
+        SELECT conversation_id, sent_at, id FROM records INDEXED BY records_conversation
+        ORDER BY conversation_id, sent_at, id;
+    DROP INDEX records_conversation;
+    CREATE TABLE conv_recent (
+        record_id INTEGER PRIMARY KEY,          -- records.id: arrival order
+        conversation_id INTEGER NOT NULL,
+        sent_at INTEGER NOT NULL
+    );
+    CREATE INDEX conv_recent_conversation ON conv_recent(conversation_id, sent_at);
+    CREATE TRIGGER records_conversation_key AFTER INSERT ON records BEGIN
+        INSERT INTO conv_recent (record_id, conversation_id, sent_at)
+            VALUES (new.id, new.conversation_id, new.sent_at);
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

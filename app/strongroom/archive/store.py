@@ -30,6 +30,7 @@ from nacl.signing import SigningKey
 
 from strongroom.archive.batch_ops import Lookups, run_ops
 from strongroom.archive.blobs import BlobStore
+from strongroom.archive.conv_keys import Fold, fold_if_due, has_lsm
 from strongroom.archive.db import Connection, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
@@ -61,6 +62,8 @@ class Txn:
     leaves: list[bytes] = field(default_factory=list)
     # Schema 8: a message's text is kept inside its signed record only (writes.py).
     text_once: bool = True
+    # Schema 10: a conversation's records are found through conv_keys' two tables.
+    conv_lsm: bool = True
     # A batch of records only: its duplicates and devices, looked up once (batch_ops).
     lookups: Lookups | None = None
 
@@ -116,6 +119,8 @@ class Archive:
         # (a test building an old archive), the schema's trigger feeds it.
         self._fts_per_batch = fts_fed_per_batch(self.conn)
         self._text_once = message_text_once(self.conn)
+        self._conv_lsm = has_lsm(self.conn)
+        self.last_fold: Fold | None = None  # the newest fold (benchmarks report it)
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
@@ -171,6 +176,7 @@ class Archive:
             conn.execute("BEGIN IMMEDIATE")
             self._catch_up_with_other_writers()
             txn = Txn(conn, self.log.size, self._batch_time_ms(conn), text_once=self._text_once)
+            txn.conv_lsm = self._conv_lsm
             # One savepoint per batch of records, per op when one is rejected (batch_ops).
             results = run_ops(conn, txn, ops)
             if ops and self._fts_per_batch:
@@ -189,6 +195,11 @@ class Archive:
                 finally:
                     conn.execute("PRAGMA secure_delete = ON")
                 conn.execute(FTS_MARK_INDEXED)
+            if ops and self._conv_lsm:
+                # The conversation index's recent keys, folded in conversation order
+                # once enough wait (conv_keys.FOLD_AT): in this transaction, so a crash
+                # leaves every key in exactly one of its two tables.
+                self.last_fold = fold_if_due(conn) or self.last_fold
             head = None
             if txn.leaves:
                 self.log.append_many(txn.leaves)

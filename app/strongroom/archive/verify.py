@@ -21,6 +21,8 @@ Checks, streaming so a million records fit in a Pi's memory:
 6. No entry names a leaf outside the log, and `conversation_senders` (what
    holds, matters and exports on a person read) holds exactly the
    (conversation, sender) pairs of `messages` (verify_events.py).
+7. The conversation index (schema 10: conv_folded and conv_recent, conv_keys.py)
+   holds one key per record: counts and sums of ids and dates, index-only reads.
 
 The incremental verify (verify_incremental.py) runs the same checks over what
 is new since the last verified head and a slice of the rest.
@@ -33,6 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import sqlcipher3
 
+from strongroom.archive import conv_keys
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Archive
@@ -201,6 +204,8 @@ def _verify(
     # A row at a negative index is in no range the checks above read.
     verify_log_refs(conn, report.leaves, report)
     verify_conversation_senders(conn, report)
+    for problem in conv_keys.index_problems(conn):
+        report.problem(problem)
     if head is None:
         report.problem("log: no signed tree head")
     elif not verify_tree_head(head, box_key):

@@ -14,6 +14,7 @@ from typing import Any
 
 import cbor2
 
+from strongroom.archive import conv_keys
 from strongroom.archive.batch_ops import RecordWrite, device_is_live, note_stored, stored_log_index
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.errors import RecordRejected
@@ -56,6 +57,23 @@ _INSERT_MESSAGE_V7 = (
     " sent_at, edits_client_id, deleted, has_attachment)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
     " EXISTS (SELECT 1 FROM attachments WHERE conversation_id = ? AND message_client_id = ?))"
+)
+
+
+# The message an attachment belongs to, by conversation and the phone's id: the
+# conversation's records through both tables of its index (conv_keys), ?1 and ?2.
+# Before migration 10 (a test building an old archive), records_conversation.
+_MARK_ATTACHMENT = (
+    "UPDATE messages SET has_attachment = 1 WHERE record_id IN ("  # noqa: S608
+    + conv_keys.union(
+        "SELECT k.record_id FROM {keys} k JOIN records r ON r.id = k.record_id"
+        " WHERE k.conversation_id = ?1 AND r.client_id = ?2"
+    )
+    + ")"
+)
+_MARK_ATTACHMENT_V9 = (
+    "UPDATE messages SET has_attachment = 1 WHERE record_id IN"
+    " (SELECT id FROM records WHERE conversation_id = ?1 AND client_id = ?2)"
 )
 
 
@@ -135,11 +153,8 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
                 " blob_sha256, size, name, mime) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (row_id, conv, record.ref, blob.sha256, blob.size, blob.name, blob.mime),
             )
-            txn.conn.execute(
-                "UPDATE messages SET has_attachment = 1 WHERE conversation_id = ? AND record_id IN"
-                " (SELECT id FROM records WHERE conversation_id = ? AND client_id = ?)",
-                (conv, conv, record.ref),
-            )
+            mark = _MARK_ATTACHMENT if txn.conv_lsm else _MARK_ATTACHMENT_V9
+            txn.conn.execute(mark, (conv, record.ref))
         return StoredRecord(record_id, log_index, duplicate=False)
 
     # Its look-ups can be asked for a whole batch at once (batch_ops).

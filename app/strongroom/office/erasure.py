@@ -25,7 +25,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from strongroom.archive import conv_keys
 from strongroom.archive.blobs import BlobStore
+from strongroom.archive.conv_keys import has_lsm
+from strongroom.archive.db import Connection
 from strongroom.archive.errors import BlobError
 from strongroom.archive.scrub import (
     FTS_SECURE_DELETE_OFF,
@@ -65,6 +68,21 @@ class ErasedBlob:
 class Erasure:
     records: list[ErasedRecord]
     blobs: list[ErasedBlob]
+
+
+# A conversation's records and its messages' senders, through the conversation index
+# (conv_keys; ?1 is the conversation).
+_EVERY_KEY = conv_keys.summed("SELECT count(*) FROM {keys} k WHERE k.conversation_id = ?1")
+_SENDERS = conv_keys.union(
+    "SELECT m.sender FROM {keys} k JOIN messages m ON m.record_id = k.record_id"
+    " WHERE k.conversation_id = ?1"
+)
+# The same before migration 10 (records_conversation), for archives tests build old.
+_EVERY_V9 = "(SELECT count(*) FROM records WHERE conversation_id = ?1)"
+_SENDERS_V9 = (
+    "SELECT m.sender FROM records r JOIN messages m ON m.record_id = r.id"
+    " WHERE r.conversation_id = ?1"
+)
 
 
 def erase_in_txn(txn: Txn, row_ids: Sequence[int]) -> Erasure:
@@ -129,30 +147,37 @@ def erase_in_txn(txn: Txn, row_ids: Sequence[int]) -> Erasure:
             (txn.at_ms, sha),
         )
         blobs.append(ErasedBlob(sha, int(row[0]), str(row[1])))
-    # Absent only from an archive opened at an older schema version (its tests do).
-    senders_kept = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conversation_senders'"
-    ).fetchone()
-    for conversation_id in conversations:
-        # Nothing left of the conversation: its contact's name goes too.
-        conn.execute(
-            "UPDATE conversations SET peer = '' WHERE id = ? AND NOT EXISTS"
-            " (SELECT 1 FROM records WHERE conversation_id = ? AND destroyed_at IS NULL)",
-            (conversation_id, conversation_id),
-        )
-        # A sender with no message left in it is no longer one of its persons (schema 6).
-        if senders_kept is None:
-            continue
-        conn.execute(
-            "DELETE FROM conversation_senders WHERE conversation_id = ? AND sender NOT IN"
-            " (SELECT m.sender FROM records r JOIN messages m ON m.record_id = r.id"
-            " WHERE r.conversation_id = ?)",
-            (conversation_id, conversation_id),
-        )
+    _tidy_conversations(conn, conversations)
     if erased:
         wipe_free_pages(conn)
     conn.execute(FTS_SECURE_DELETE_OFF)
     return Erasure(erased, blobs)
+
+
+def _tidy_conversations(conn: Connection, conversations: set[int]) -> None:
+    """Nothing left of a conversation: its contact's name goes. A sender with no
+    message left in it is no longer one of its persons (schema 6)."""
+    # Both absent only from an archive opened at an older schema version (tests).
+    senders_kept = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conversation_senders'"
+    ).fetchone()
+    every_key, senders = (_EVERY_KEY, _SENDERS) if has_lsm(conn) else (_EVERY_V9, _SENDERS_V9)
+    for conversation_id in conversations:
+        # All its records (both tables of the conversation index, conv_keys) destroyed
+        # (records_destroyed): counted in indexes, no record row read.
+        conn.execute(
+            f"UPDATE conversations SET peer = '' WHERE id = ?1 AND {every_key}"  # noqa: S608
+            " = (SELECT count(*) FROM records WHERE conversation_id = ?1"
+            " AND destroyed_at IS NOT NULL)",
+            (conversation_id,),
+        )
+        if senders_kept is None:
+            continue
+        conn.execute(
+            "DELETE FROM conversation_senders WHERE conversation_id = ?1 AND sender NOT IN"  # noqa: S608
+            f" ({senders})",
+            (conversation_id,),
+        )
 
 
 def delete_blob_files(store: BlobStore, blobs: Sequence[ErasedBlob]) -> list[str]:

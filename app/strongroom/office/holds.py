@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from strongroom.archive import writes
+from strongroom.archive import conv_keys, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Txn, WriteOpOf
 from strongroom.office.errors import InvalidHold, UnknownHold
@@ -211,7 +211,7 @@ class HoldReach:
 def hold_reach(conn: Connection, hold_list: list[Hold]) -> dict[int, HoldReach]:
     """Counts for the holds list: how many conversations and live records each covers.
 
-    Index reads only (records_conversation, records_destroyed), so a page costs what
+    Index reads only (conv_keys' two tables, records_destroyed), so a page costs what
     the holds cover, not the archive's size: a conversation hold counts its
     conversation, a person or matter hold the conversations the facts name, and a
     date-range hold looks into each conversation's date range.
@@ -238,14 +238,15 @@ def hold_reach(conn: Connection, hold_list: list[Hold]) -> dict[int, HoldReach]:
 
 
 def _live_counts(conn: Connection, conversation_ids: list[int]) -> list[int]:
-    """Live records of each conversation: all of them (records_conversation) minus the
-    destroyed ones (records_destroyed), both counted in an index, no record row read."""
+    """Live records of each conversation: all of them (both tables of the conversation
+    index, conv_keys) minus the destroyed ones (records_destroyed), all counted in
+    indexes, no record row read."""
     if not conversation_ids:
         return []
+    every = conv_keys.summed("SELECT count(*) FROM {keys} k WHERE k.conversation_id = j.value")
     rows = conn.execute(
-        "SELECT (SELECT count(*) FROM records r WHERE r.conversation_id = j.value)"
-        " - (SELECT count(*) FROM records r WHERE r.conversation_id = j.value"
-        " AND r.destroyed_at IS NOT NULL) FROM json_each(?) j",
+        f"SELECT {every} - (SELECT count(*) FROM records r"  # noqa: S608
+        " WHERE r.conversation_id = j.value AND r.destroyed_at IS NOT NULL) FROM json_each(?) j",
         (json.dumps(conversation_ids),),
     )
     return [int(n) for (n,) in rows]
@@ -253,9 +254,12 @@ def _live_counts(conn: Connection, conversation_ids: list[int]) -> list[int]:
 
 def _live_counts_between(conn: Connection, from_ms: int, to_ms: int) -> list[int]:
     """Live records dated in [from_ms, to_ms], per conversation: index ranges, as above."""
+    every = conv_keys.summed(
+        "SELECT count(*) FROM {keys} k WHERE k.conversation_id = c.id"
+        " AND k.sent_at BETWEEN ?1 AND ?2"
+    )
     rows = conn.execute(
-        "SELECT (SELECT count(*) FROM records r WHERE r.conversation_id = c.id"
-        " AND r.sent_at BETWEEN ?1 AND ?2) - (SELECT count(*) FROM records r"
+        f"SELECT {every} - (SELECT count(*) FROM records r"  # noqa: S608
         " WHERE r.conversation_id = c.id AND r.sent_at BETWEEN ?1 AND ?2"
         " AND r.destroyed_at IS NOT NULL) FROM conversations c",
         (from_ms, to_ms),

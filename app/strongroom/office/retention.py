@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from strongroom.archive import writes
+from strongroom.archive import conv_keys, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Archive, Txn, WriteOpOf, latest_tree_head
 from strongroom.office.certificates import (
@@ -97,7 +97,7 @@ def find_due(
         if bound is not None:
             bounds[str(f.id)] = bound
     if bounds:
-        for conv, *row in conn.execute(_DUE_ROWS, (json.dumps(bounds),)):
+        for conv, *row in conn.execute(_DUE_ROWS, conv_keys.per_arm([json.dumps(bounds)])):
             _classify(plan, resolver, holds, facts[int(conv)], row)
     # One order whatever the conversations' (the queue and the certificate list it).
     for items in (plan.to_destroy, plan.to_review, plan.kept):
@@ -107,19 +107,21 @@ def find_due(
 
 
 # The live records of each conversation dated up to its bound (Resolver.due_bound;
-# a JSON object {conversation id: bound}): one range of records_conversation per
-# conversation, less the destroyed ones: records_destroyed holds exactly those (a
-# partial index), so each is skipped on an index probe, without its record row read
-# (they pile up below the bounds over the years). No `r.destroyed_at IS NULL` here:
-# SQLite would test it first, reading every row in the range.
-_DUE_ROWS = (
-    "SELECT r.conversation_id, r.id, r.log_index, r.kind, r.sent_at, k.keep_until"
-    " FROM json_each(?) j JOIN records r"
-    " ON r.conversation_id = CAST(j.key AS INTEGER) AND r.sent_at <= j.value"
-    " LEFT JOIN retention_keeps k ON k.record_id = r.id"
+# a JSON object {conversation id: bound}): one range of the conversation index per
+# conversation, in each of its two tables (conv_keys), less the destroyed ones:
+# records_destroyed holds exactly those (a partial index), so each is skipped on an
+# index probe, without its record row read (they pile up below the bounds over the
+# years). No `r.destroyed_at IS NULL` here: SQLite would test it first, reading every
+# row in the range. The order does not matter (the plan sorts its lists).
+_DUE_ROWS = conv_keys.union(
+    "SELECT k.conversation_id, k.record_id, r.log_index, r.kind, k.sent_at, kp.keep_until"
+    " FROM json_each(?) j JOIN {keys} k"
+    " ON k.conversation_id = CAST(j.key AS INTEGER) AND k.sent_at <= j.value"
+    " JOIN records r ON r.id = k.record_id"
+    " LEFT JOIN retention_keeps kp ON kp.record_id = k.record_id"
     " WHERE NOT EXISTS (SELECT 1 FROM records d INDEXED BY records_destroyed"
-    " WHERE d.conversation_id = r.conversation_id"
-    " AND d.sent_at = r.sent_at AND d.id = r.id AND d.destroyed_at IS NOT NULL)"
+    " WHERE d.conversation_id = k.conversation_id"
+    " AND d.sent_at = k.sent_at AND d.id = k.record_id AND d.destroyed_at IS NOT NULL)"
 )
 
 

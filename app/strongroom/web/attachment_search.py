@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from strongroom.archive import conv_keys
 from strongroom.archive.db import Connection
 from strongroom.archive.queries import SearchFilters
 
@@ -27,6 +28,15 @@ class FileHit:
     peer: str
     conversation_ref: str
     linked: bool  # a message of the conversation names it
+
+
+# A message of the attachment's conversation names it: that conversation's records
+# through both tables of its index (conv_keys).
+_MESSAGE_KEPT = conv_keys.exists(
+    "SELECT 1 FROM {keys} k JOIN records m ON m.id = k.record_id"
+    " JOIN messages mm ON mm.record_id = k.record_id"
+    " WHERE k.conversation_id = a.conversation_id AND m.client_id = a.message_client_id"
+)
 
 
 def _like(text: str) -> str:
@@ -54,8 +64,7 @@ def search_files(
             args.append(value)
     sql = (
         "SELECT a.record_id, a.name, a.size, a.mime, a.blob_sha256, r.sent_at, c.owner, c.peer,"  # noqa: S608
-        " c.ref, EXISTS (SELECT 1 FROM records m JOIN messages mm ON mm.record_id = m.id"
-        " WHERE m.conversation_id = a.conversation_id AND m.client_id = a.message_client_id)"
+        f" c.ref, {_MESSAGE_KEPT}"
         " FROM attachments a JOIN records r ON r.id = a.record_id"
         " JOIN conversations c ON c.id = a.conversation_id"
         f" WHERE {' AND '.join(where)} ORDER BY r.id DESC LIMIT ?"

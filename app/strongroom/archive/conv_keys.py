@@ -1,0 +1,149 @@
+"""The conversation index as an LSM (migration 10): finding a conversation's records.
+
+A record's key (conversation_id, sent_at, record_id = records.id) is in exactly one of
+two tables: `conv_recent` (new records, arrival order, filled by a trigger on records)
+or `conv_folded` (WITHOUT ROWID, in conversation order). `fold` moves the first into
+the second inside a batch's transaction, so a commit never sees a key twice or not at
+all. Destroyed records keep their keys (an export lists them as gaps); readers that
+want live records subtract `records_destroyed`, as they did with the old index.
+
+Every reader that finds records by conversation reads both tables through the SQL
+built here, one arm per table:
+- `union(arm)`: the arm's SELECT once per table, joined by UNION ALL. Put an ORDER BY
+  on result columns after it: SQLite merges the two arms, each in its index's order
+  (no temporary b-tree, so an export streams). A view over the two tables was tried:
+  SQLite does not flatten it under a join with an ORDER BY, and sorted whole
+  conversations in memory (tests/test_conv_keys.py checks every reader's plan).
+- `summed(expr)`: a scalar expression per table (a count), added up.
+- `exists(arm)`: EXISTS in either table.
+In both, `{keys}` in the text names the table; a reader's parameters are given once
+per arm (`per_arm`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from strongroom.archive.db import Connection
+
+ARMS = ("conv_folded", "conv_recent")
+
+# Keys in conv_recent that trigger a fold at the end of a batch. The probe on corpus
+# copies (docs/benchmarks.md) folded 20,000 keys in 49-175 ms at 5M, 0.3 KiB written
+# per record: a fold every ~36 group commits, inside one of them.
+FOLD_AT = 20_000
+
+
+def union(arm: str) -> str:
+    """`arm` (a SELECT naming its key table `{keys}`) over both tables, UNION ALL."""
+    return " UNION ALL ".join(arm.replace("{keys}", table) for table in ARMS)
+
+
+def summed(expr: str) -> str:
+    """`expr` (a scalar subquery's text naming `{keys}`) added up over both tables."""
+    return "(" + " + ".join("(" + expr.replace("{keys}", table) + ")" for table in ARMS) + ")"
+
+
+def exists(arm: str) -> str:
+    """EXISTS of `arm` (naming `{keys}`) in either table."""
+    arms = ("EXISTS (" + arm.replace("{keys}", table) + ")" for table in ARMS)
+    return "(" + " OR ".join(arms) + ")"
+
+
+def per_arm(args: Sequence[Any]) -> list[Any]:
+    """The parameters of a `union`, `summed` or `exists` text: one set per arm."""
+    return [value for _ in ARMS for value in args]
+
+
+def has_lsm(conn: Connection) -> bool:
+    """Migration 10 onwards (a test may open an archive built at an older schema)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conv_recent'"
+    ).fetchone()
+    return row is not None
+
+
+def recent_span(conn: Connection) -> int:
+    """About how many keys wait in conv_recent: the span of its rowids (two b-tree
+    edge reads, not a count of the table)."""
+    # One min() or max() per SELECT: SQLite reads the b-tree's edge for each (both in one
+    # SELECT scan the table).
+    low, high = conn.execute(
+        "SELECT (SELECT min(record_id) FROM conv_recent), (SELECT max(record_id) FROM conv_recent)"
+    ).fetchone()
+    return 0 if low is None else int(high) - int(low) + 1
+
+
+@dataclass(frozen=True)
+class Fold:
+    keys: int
+    seconds: float
+
+
+# The keys in conversation order (conv_recent_conversation gives it: no sort), then
+# the table emptied. Both run inside the caller's transaction: a crash between them
+# rolls both back (the keys stay in conv_recent), and conv_folded's primary key
+# refuses a key folded twice rather than keeping a duplicate.
+_FOLD = (
+    "INSERT INTO conv_folded (conversation_id, sent_at, record_id)"
+    " SELECT conversation_id, sent_at, record_id FROM conv_recent"
+    " ORDER BY conversation_id, sent_at, record_id"
+)
+
+
+def fold(conn: Connection) -> Fold:
+    """Move every key of conv_recent into conv_folded. Call inside a transaction."""
+    if not conn.in_transaction:
+        raise RuntimeError("fold runs inside the batch's transaction")
+    t0 = time.perf_counter()
+    # FAST: the freed pages of conv_recent are reused by the next batches; zeroing
+    # them (secure_delete ON) would write each once more for nothing (keys, not content).
+    conn.execute("PRAGMA secure_delete = FAST")
+    try:
+        moved = conn.execute(_FOLD).rowcount
+        conn.execute("DELETE FROM conv_recent")
+    finally:
+        conn.execute("PRAGMA secure_delete = ON")
+    return Fold(int(moved), time.perf_counter() - t0)
+
+
+def fold_if_due(conn: Connection, at: int | None = None) -> Fold | None:
+    """Fold once conv_recent holds `at` (FOLD_AT) keys or more, in the batch's transaction."""
+    if recent_span(conn) < (FOLD_AT if at is None else at):
+        return None
+    return fold(conn)
+
+
+# A fingerprint of a set of keys: how many, the sum of their record ids, and the sum
+# of their dates reduced modulo a prime (a plain sum of 5M dates in ms nears SQLite's
+# integer limit). The records' own is read from records_dedup (device_id, sent_at,
+# record_id; rowid), which holds both columns: no record row is read.
+_PRIME = 1_000_000_007
+_KEYS_PRINT = "SELECT count(*), coalesce(sum(record_id), 0), coalesce(sum(sent_at % ?), 0) FROM "
+_RECORDS_PRINT = (
+    "SELECT count(*), coalesce(sum(id), 0), coalesce(sum(sent_at % ?), 0)"
+    " FROM records INDEXED BY records_dedup"
+)
+
+
+def index_problems(conn: Connection) -> list[str]:
+    """What the full verify says when the two tables do not hold exactly one key per
+    record: a record without its key is missing from its conversation's pages,
+    exports and holds' counts; a key twice lists it twice. Index-only reads."""
+    if not has_lsm(conn):
+        return []  # an archive opened at an older schema version
+    keys = [0, 0, 0]
+    for table in ARMS:
+        row = conn.execute(_KEYS_PRINT + table, (_PRIME,)).fetchone()
+        keys = [a + int(b) for a, b in zip(keys, row, strict=True)]
+    records = [int(v) for v in conn.execute(_RECORDS_PRINT, (_PRIME,)).fetchone()]
+    if keys == records:
+        return []
+    return [
+        f"conversation index: {keys[0]:,} keys in conv_folded and conv_recent for"
+        f" {records[0]:,} records (or keys that are not the records'): a record without"
+        " its key is missing from its conversation's pages and exports"
+    ]
