@@ -30,7 +30,7 @@ from nacl.signing import SigningKey
 
 from strongroom.archive.batch_ops import Lookups, run_ops
 from strongroom.archive.blobs import BlobStore
-from strongroom.archive.db import Connection, connect, open_archive_db
+from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.record import leaf_data
@@ -105,13 +105,14 @@ class Archive:
         signing_key: SigningKey,
         *,
         clock: Clock = time.time,
+        on_migrate: MigrationHook | None = None,
     ) -> None:
         self.path = path
         self._key = archive_key
         self.blobs = blob_store
         self.signing_key = signing_key
         self.clock = clock
-        self.conn = open_archive_db(path, archive_key)
+        self.conn = open_archive_db(path, archive_key, on_migrate)
         # From migration 4 the full-text index is fed once per batch; before it
         # (a test building an old archive), the schema's trigger feeds it.
         self._fts_per_batch = fts_fed_per_batch(self.conn)
@@ -137,10 +138,19 @@ class Archive:
         signing_key: SigningKey,
         *,
         clock: Clock = time.time,
+        on_migrate: MigrationHook | None = None,
     ) -> Archive:
+        """Open (and migrate: possibly minutes on a Pi, see db.migrate) the archive."""
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         blobs = BlobStore(data_dir / "blobs", blob_key)
-        return cls(data_dir / "archive.db", archive_key, blobs, signing_key, clock=clock)
+        return cls(
+            data_dir / "archive.db",
+            archive_key,
+            blobs,
+            signing_key,
+            clock=clock,
+            on_migrate=on_migrate,
+        )
 
     def reader(self) -> Connection:
         """A separate connection for reads (web UI, history), safe in another thread."""
