@@ -36,8 +36,9 @@ KEY_BYTES = 32
 # conversations has a conversation-index leaf of its own, 10,000 -> 40,000 took
 # 12.7 -> 11.6 KiB, and the bytes the kernel sent to the disk 23 -> 15 KiB. The
 # price: the WAL file keeps its largest size (~160 MiB on disk), recovery after a
-# crash reads up to that much, and the commit that reaches the limit waits for a
-# checkpoint of up to four times as many pages as before.
+# crash reads up to that much. While a group committer runs, the checkpoint is
+# not the commit's: a thread of its own runs it (archive/checkpointer.py), and
+# the writer only checkpoints itself at twice this size, a bound.
 WAL_AUTOCHECKPOINT_PAGES = 40_000
 
 

@@ -30,6 +30,7 @@ from nacl.signing import SigningKey
 
 from strongroom.archive.batch_ops import Lookups, run_ops
 from strongroom.archive.blobs import BlobStore
+from strongroom.archive.checkpointer import Checkpointer
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
@@ -120,6 +121,9 @@ class Archive:
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
+        # Held by whoever checkpoints (the background checkpointer, `checkpoint`, an
+        # erasure's scrub): one waits for the other rather than finding the WAL busy.
+        self.checkpoint_lock = threading.Lock()
         if self.latest_tree_head() is None:
             # A new archive starts with a signed empty tree, so even an empty
             # box can prove what it held (nothing) and when.
@@ -256,12 +260,22 @@ class Archive:
     def checkpoint(self) -> tuple[int, int]:
         """Copy the WAL into the database file now (PASSIVE: never waits for readers).
 
-        Returns (WAL frames, frames copied). The writer otherwise checkpoints
-        once the WAL reaches db.WAL_AUTOCHECKPOINT_PAGES.
+        Returns (WAL frames, frames copied). Otherwise the writer checkpoints once
+        the WAL reaches db.WAL_AUTOCHECKPOINT_PAGES, or, while a group committer
+        runs, its background checkpointer does (archive/checkpointer.py).
         """
-        with self._write_lock:
+        with self._write_lock, self.checkpoint_lock:
             row = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(row[1]), int(row[2])
+
+    def checkpointer(self) -> Checkpointer:
+        """A background checkpointer for this archive (the group committer runs one)."""
+        return Checkpointer(self.path, self._key, self.checkpoint_lock)
+
+    def set_autocheckpoint(self, pages: int) -> None:
+        """The WAL size at which the writer connection checkpoints on the commit path."""
+        with self._write_lock:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
 
     def write(self, op: WriteOpOf[T]) -> T:
         """Run a single op in its own transaction; re-raise its exception."""
