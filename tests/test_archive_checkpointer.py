@@ -22,6 +22,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from archive_helpers import message, new_phone
+from strongroom.archive import checkpointer as ckpt
 from strongroom.archive import db, writes
 from strongroom.archive.checkpointer import bound_pages, wal_state
 from strongroom.archive.committer import GroupCommitter
@@ -173,3 +174,38 @@ async def test_an_erasure_scrub_truncates_the_wal_beside_the_checkpointer(
     assert await asyncio.to_thread(scrub_storage, archive)
     assert await asyncio.to_thread(os.path.getsize, f"{archive.path}-wal") == 0
     await commit_batch(committer, key, device, 99)  # and commits go on
+
+
+async def test_a_long_reader_holding_the_wal_does_not_make_the_checkpointer_spin(
+    running: tuple[Archive, GroupCommitter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup or an export reads for minutes from one snapshot: no checkpoint can copy
+    the frames after it. The checkpointer tries once per batch, not in a loop, the
+    commits go on, and once the reader is done the WAL is copied and starts again."""
+    archive, committer = running
+    checkpointer = committer.checkpointer
+    assert checkpointer is not None
+    monkeypatch.setattr(ckpt, "TAIL_PAGES", 30)  # big catch-ups run without holding writes
+    device, key = new_phone(archive)
+    await commit_batch(committer, key, device, 0)
+    reader = archive.reader()
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM messages").fetchone()  # its snapshot, kept
+        batches = 30
+        for n in range(1, batches + 1):
+            await commit_batch(committer, key, device, n)
+        pinned = frames(archive)
+        assert pinned[0] > THRESHOLD and pinned[1] < pinned[0]  # held back by the reader
+        assert checkpointer.checkpoints <= 2 * batches, "the checkpointer spun"
+        await asyncio.sleep(0)  # let a pending wake-up happen (nothing should follow)
+        assert frames(archive)[1] < frames(archive)[0]
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
+    seen = []
+    for n in range(batches + 1, batches + 40):
+        await commit_batch(committer, key, device, n)
+        seen.append(frames(archive)[0])
+    assert min(seen) < THRESHOLD, f"the WAL never started again: {seen}"
+    assert checkpointer.failures == 0

@@ -270,7 +270,7 @@ class Archive:
 
     def checkpointer(self) -> Checkpointer:
         """A background checkpointer for this archive (the group committer runs one)."""
-        return Checkpointer(self.path, self._key, self.checkpoint_lock)
+        return Checkpointer(self.path, self._key, self.checkpoint_lock, self._write_lock)
 
     def set_autocheckpoint(self, pages: int) -> None:
         """The WAL size at which the writer connection checkpoints on the commit path."""
