@@ -44,6 +44,9 @@ class Probe:
     def __init__(self) -> None:
         self.latencies: list[list[float]] = []
         self.batches: list[float] = []
+        # Group commits during which the WAL was copied into archive.db: on the commit
+        # path they ran the checkpoint; in the background they ran beside it.
+        self.copying: list[float] = []
         self.checkpointers: list[ckpt.Checkpointer] = []
 
     def install(self, commit_path: bool) -> Callable[[], None]:
@@ -59,11 +62,16 @@ class Probe:
             await real_produce(*args)
 
         def write_batch(self: Archive, ops: Sequence[WriteOp], *, sign: bool = True) -> BatchResult:
+            before = ckpt.wal_state(self.path)
             t0 = time.perf_counter()
             try:
                 return real_write(self, ops, sign=sign)
             finally:
-                probe.batches.append(time.perf_counter() - t0)
+                elapsed = time.perf_counter() - t0
+                probe.batches.append(elapsed)
+                after = ckpt.wal_state(self.path)
+                if before and after and after.backfilled > before.backfilled:
+                    probe.copying.append(elapsed)
 
         def start(self: ckpt.Checkpointer) -> None:
             probe.checkpointers.append(self)
@@ -111,16 +119,22 @@ def one(size: int, count: int, commit_path: bool) -> str:
     finally:
         undo()
     acks = [x for lat in probe.latencies for x in lat]
-    background = [c for c in probe.checkpointers]
+    background = probe.checkpointers
     ckpts = sum(c.checkpoints for c in background)
     longest_ckpt = max((c.longest_s for c in background), default=0.0)
+    longest_tail = max((c.longest_tail_s for c in background), default=0.0)
+    copying = max(probe.copying, default=float("nan")) * 1000
+    median = ba.percentile(probe.batches, 50) * 1000
     mode = "commit path " if commit_path else "background  "
     return (
         f"{size:>9,} {mode} {run.msgs_per_s:7.0f} msg/s  ack p99 {ba.percentile(acks, 99):7.1f} ms"
         f"  ack max {max(acks):7.1f} ms  longest group commit {max(probe.batches) * 1000:7.1f} ms"
         f"  written/record {run.written_per_record / 1024:5.2f} KiB"
         f"  (disk {run.disk_written_per_record / 1024:5.2f} KiB)"
-        f"  background checkpoints {ckpts} (longest {longest_ckpt * 1000:.0f} ms)"
+        f"  commits during a copy: {len(probe.copying)}, longest {copying:.1f} ms"
+        f" (median commit {median:.1f} ms)"
+        f"  background checkpoints {ckpts} (longest {longest_ckpt * 1000:.0f} ms,"
+        f" longest held tail {longest_tail * 1000:.0f} ms)"
         f"  load {os.getloadavg()[0]:.2f}"
     )
 

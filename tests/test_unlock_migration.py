@@ -39,6 +39,7 @@ from strongroom.runtime import BoxRuntime
 from strongroom.unlock import BoxPhase
 from strongroom_panel.state import BoxState
 from support.wait import until
+from test_cli_identity import run_cli
 from web_helpers import ADMIN_PASSWORD
 
 PREVIOUS = SCHEMA_VERSION - 1
@@ -285,3 +286,22 @@ async def test_stopping_mid_migration_leaves_the_previous_schema_and_the_next_st
         await again.stop()
     assert on_disk_schema(config) == SCHEMA_VERSION
     assert slow.steps == [SCHEMA_VERSION, SCHEMA_VERSION]
+
+
+async def test_a_cli_command_on_a_stopped_box_says_it_is_updating_the_archive(
+    tmp_path: Path,
+) -> None:
+    """Box stopped: the command opens the archive itself and migrates it first (in its
+    own process, nothing waits on a loop); minutes on a Pi, so it says so."""
+    config = await box_at_previous_schema(tmp_path)
+    secret = tmp_path / "passphrase.txt"
+    secret.write_text(ADMIN_PASSWORD + "\n")
+    args = ("users", "--data", str(config.data_dir), "--passphrase-file", str(secret))
+    listing = await asyncio.to_thread(run_cli, *args)
+    assert listing.returncode == 0, listing.stderr
+    assert "admin\tadmin\tactive" in listing.stdout
+    assert "Mise à jour de l'archive…" in listing.stderr
+    assert f"Updating the archive… (schema {PREVIOUS} to {SCHEMA_VERSION})" in listing.stderr
+    assert on_disk_schema(config) == SCHEMA_VERSION
+    again = await asyncio.to_thread(run_cli, *args)  # nothing left to migrate: silent
+    assert again.returncode == 0 and "Updating the archive" not in again.stderr

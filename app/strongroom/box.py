@@ -72,6 +72,8 @@ class Box:
         self.migration: tuple[int, int] | None = None  # (schema found, target) meanwhile
         self._migrating_conn: Connection | None = None
         self._abandon_open = False
+        # Told when an open on the caller's thread (the CLI's) starts a migration.
+        self.on_migrate: MigrationHook | None = None
         self.open_failure: BaseException | None = None  # the last begin_open's, for the page
 
     # -- identity -------------------------------------------------------------
@@ -206,7 +208,7 @@ class Box:
     def _open(self, keys: BoxKeys) -> None:
         """On the caller's thread: the CLI, a restore, the first-run wizard (a new
         archive has nothing to migrate)."""
-        self._opened(keys, self._open_archive(keys))
+        self._opened(keys, self._open_archive(keys, self.on_migrate))
 
     def _opened(self, keys: BoxKeys, archive: Archive) -> None:
         self.keys = keys
