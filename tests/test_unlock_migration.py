@@ -305,3 +305,23 @@ async def test_a_cli_command_on_a_stopped_box_says_it_is_updating_the_archive(
     assert on_disk_schema(config) == SCHEMA_VERSION
     again = await asyncio.to_thread(run_cli, *args)  # nothing left to migrate: silent
     assert again.returncode == 0 and "Updating the archive" not in again.stderr
+
+
+async def test_stopping_an_unattended_box_during_its_start_migration(
+    tmp_path: Path, slow: SlowMigration, watchdog: WatchdogListener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`systemctl stop` while the box migrates at start: the stop interrupts the step,
+    the box says nothing is damaged, and the previous schema is whole."""
+    (tmp_path / "usb").mkdir()
+    config = await box_at_previous_schema(tmp_path, keyfile=tmp_path / "usb" / "unlock.key")
+    slow.install(monkeypatch)
+    runtime = runtime_for(config, watchdog)
+    starting = asyncio.create_task(runtime.start())
+    try:
+        await until(lambda: runtime.box.phase is BoxPhase.UPDATING, 10, "the migration")
+    finally:
+        await runtime.stop()
+        await asyncio.wait_for(starting, 30)
+    assert not slow.released.is_set()  # it never ran at full speed
+    assert runtime.integrity_ok and runtime.box.archive is None
+    assert on_disk_schema(config) == PREVIOUS

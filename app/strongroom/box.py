@@ -40,6 +40,10 @@ class BoxLocked(Exception):
     """The operation needs the unlocked archive."""
 
 
+# How often a stop asks a migration under way to give up (Box.abandon_open).
+INTERRUPT_EVERY_S = 0.05
+
+
 class BoxBusy(Exception):
     """An unlock is already opening (perhaps migrating) the archive: not run twice."""
 
@@ -173,7 +177,7 @@ class Box:
             loop.call_soon_threadsafe(self._show_migration, found, target)
 
         try:
-            archive = await asyncio.to_thread(self._open_archive, keys, migrating)
+            archive = await asyncio.to_thread(self._open_migrating, keys, migrating)
         except BaseException:
             if self.phase is BoxPhase.UPDATING:
                 self.phase = BoxPhase.LOCKED
@@ -194,6 +198,13 @@ class Box:
             self.phase, self.migration = BoxPhase.UPDATING, (found, target)
             log.warning("migrating the archive schema from %d to %d", found, target)
             self.changed()
+
+    def _open_migrating(self, keys: BoxKeys, on_migrate: MigrationHook) -> Archive:
+        """Worker thread: open, with the migration's connection left to abandon_open."""
+        try:
+            return self._open_archive(keys, on_migrate)
+        finally:
+            self._migrating_conn = None  # migrated (or failed): nothing left to interrupt
 
     def _open_archive(self, keys: BoxKeys, on_migrate: MigrationHook | None = None) -> Archive:
         return Archive.open(
@@ -268,6 +279,11 @@ class Box:
 
     # -- lifecycle --------------------------------------------------------------
 
+    @property
+    def open_abandoned(self) -> bool:
+        """The box is stopping and gave up an open under way (its failure is not damage)."""
+        return self._abandon_open
+
     async def abandon_open(self) -> None:
         """At stop: a migration under way is interrupted (its step rolls back whole, the
         next start runs it again) rather than holding the stop for minutes."""
@@ -275,8 +291,12 @@ class Box:
         if task is None or task.done():
             return
         self._abandon_open = True
-        if (conn := self._migrating_conn) is not None:
-            conn.interrupt()
+        # sqlite3_interrupt only stops the statements running when it is called (a
+        # step runs several, one after the other): asked again until the open gives up.
+        while not task.done():
+            if (conn := self._migrating_conn) is not None:
+                conn.interrupt()
+            await asyncio.wait({task}, timeout=INTERRUPT_EVERY_S)
         with contextlib.suppress(Exception):
             await task
 

@@ -120,6 +120,9 @@ class BoxRuntime:
         async with contextlib.AsyncExitStack() as stack:
             await self._start_parts(stack)
             self._stack = stack.pop_all()  # success: keep everything until stop()
+        # Last, with everything running (stop() works meanwhile): opening may migrate
+        # the archive after an upgrade, minutes on a Pi, in a worker thread.
+        await unlock_unattended(self)
 
     async def stop(self) -> None:
         stack, self._stack = self._stack, None
@@ -179,9 +182,6 @@ class BoxRuntime:
         settle()
         self.notifier.ready()
         self.publish_status()
-        # Last, with the web UI, panel and watchdog running: opening may migrate the
-        # archive after an upgrade, minutes on a Pi, in a worker thread (Box.begin_open).
-        await unlock_unattended(self)
 
     async def _serve(
         self,

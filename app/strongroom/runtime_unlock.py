@@ -41,6 +41,9 @@ async def unlock_unattended(runtime: BoxRuntime) -> None:
     except BoxBusy:  # an admin unlocked by hand meanwhile
         return
     except (KeystoreError, ArchiveError, OSError, ValueError, sqlcipher3.Error) as exc:
+        if box.open_abandoned:  # stopped mid-migration: interrupted, rolled back whole
+            log.warning("the archive's migration was interrupted by the stop")
+            return
         log.error("unattended unlock failed: %s", type(exc).__name__)
         if (damage := damaged_at_open(exc, runtime.clock)) is not None:
             runtime.integrity, runtime.integrity_ok = damage, False

@@ -290,7 +290,7 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     await asyncio.wait({opening}, timeout=UNLOCK_WAIT_S)
     if not opening.done():
         raise web.HTTPSeeOther("/unlock")
-    if opening.exception() is not None:
+    if opening.cancelled() or opening.exception() is not None:
         return render(request, "unlock.html", unlock_page(request, None), status=409)
     session_of(request).flash("success", "The box is unlocked. Please log in.")
     raise web.HTTPSeeOther("/login")
