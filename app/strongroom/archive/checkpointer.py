@@ -8,10 +8,12 @@ group committer runs, a thread of its own, with a connection of its own, runs a
 PASSIVE checkpoint once the WAL holds that many frames: PASSIVE never waits for
 readers or the writer, so commits go on appending to the WAL meanwhile, and it
 copies what no reader still needs. The frames committed during it (a batch or
-two) are copied right after, with new transactions held off for that short copy
-(at most TAIL_PAGES pages), so that the next commit starts the WAL from its
-beginning again; without that, under steady ingest, the catch-up rarely ended
-between a commit and the next BEGIN and copied the same hot pages again and again.
+two) are copied right after, so that the next commit starts the WAL from its
+beginning again: lock-free first (between bursts of records that works), and
+under steady ingest, after LOCK_FREE_CATCH_UPS tries, with new transactions held
+off for that short copy (at most TAIL_PAGES pages); without that the catch-up
+rarely ended between a commit and the next BEGIN and copied the same hot pages
+again and again.
 
 The bound: the writer connection keeps SQLite's automatic checkpoint, at
 WAL_CHECKPOINT_BOUND_PAGES (twice the threshold). Should the WAL get there
@@ -57,6 +59,8 @@ POLL_S = 1.0
 # transactions held off when there are at most this many (~8 MiB: ~0.4 s on an SD
 # card writing 20 MiB/s; a group commit of ~500 records writes 700-1,200 pages).
 TAIL_PAGES = 2_000
+# Lock-free tries at that tail before writes are held off for it (run_once).
+LOCK_FREE_CATCH_UPS = 2
 
 
 def bound_pages() -> int:
@@ -109,6 +113,7 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
         self._unknown_index_logged = False
+        self._catch_ups = 0
         self.checkpoints = 0
         self.frames_copied = 0
         self.longest_s = 0.0  # the longest checkpoint that commits did not wait for
@@ -175,16 +180,22 @@ class Checkpointer:
             return False
         if state.frames < self.threshold or state.backfilled >= state.frames:
             return False
-        if state.backfilled == 0 or state.frames - state.backfilled > TAIL_PAGES:
+        if state.backfilled == 0:
+            self._catch_ups = 0  # a new round: the WAL started again since the last one
+        lock_free = self._catch_ups < LOCK_FREE_CATCH_UPS
+        if state.backfilled == 0 or state.frames - state.backfilled > TAIL_PAGES or lock_free:
+            if state.backfilled > 0:
+                self._catch_ups += 1
             # A reader holding old frames may leave nothing to copy: then wait for the
             # next poke rather than ask again at once.
             return self._checkpoint(state.backfilled, hold_writes=False) > 0
-        # What was committed during that copy (a batch or two). While commits keep
-        # coming, a copy of it rarely ends between one commit and the next BEGIN, and
-        # the WAL only starts again from its beginning when it does: each try copied
-        # the same hot pages again (+4 % bytes per record measured). This short tail
-        # is copied with new transactions held off instead: the WAL then starts again
-        # at the next commit, which waits for at most TAIL_PAGES pages, not the WAL.
+        # What was committed during those copies (a batch or two). Between bursts of
+        # records a lock-free copy of it ends before the next BEGIN and the WAL starts
+        # again from its beginning. Under steady ingest it rarely does, and each try
+        # copied the same hot pages again (+4 % bytes per record measured with no
+        # limit): after LOCK_FREE_CATCH_UPS tries this short tail is copied with new
+        # transactions held off. The WAL then starts again at the next commit, which
+        # waits for at most TAIL_PAGES pages, not for the whole WAL.
         self._checkpoint(state.backfilled, hold_writes=True)
         return False
 
