@@ -47,6 +47,7 @@ inputs_strategy = st.builds(
     PanelInputs,
     now=st.floats(min_value=0, max_value=1e6),
     booting=st.booleans(),
+    updating=st.booleans(),
     locked=st.booleans(),
     pairing_window_open=st.booleans(),
     pairing_seconds_left=st.floats(min_value=0, max_value=120),
@@ -69,6 +70,8 @@ def test_integrity_failure_then_error_beat_everything(inputs: PanelInputs) -> No
         assert state is BoxState.ERROR
     elif inputs.booting:
         assert state is BoxState.BOOTING
+    elif inputs.updating:  # a migration after an upgrade: busy, not "locked" or "stuck"
+        assert state is BoxState.UPDATING
     elif inputs.locked:
         assert state is BoxState.LOCKED
     else:

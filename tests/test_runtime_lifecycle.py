@@ -51,7 +51,8 @@ async def test_web_port_taken_releases_the_panel_and_closes_the_archive(tmp_path
         with pytest.raises(OSError) as raised:
             await runtime.start()
         assert raised.value.errno == errno.EADDRINUSE
-    # The archive had been opened (unattended unlock) before the web step failed.
+    # The unattended unlock comes after every part (a migration may take minutes):
+    # the archive was never opened, and nothing of it is left open either.
     assert runtime.box.archive is None and runtime.box.committer is None
     assert runtime.panel is not None and runtime.panel.state is None  # closed
     assert_pins_free(factory)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from aiohttp import web
 from strongroom.appliance.health import Health, read_health
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.db import Connection, MigrationHook
 from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive
 from strongroom.config import BoxConfig
@@ -37,6 +38,14 @@ log = logging.getLogger(__name__)
 
 class BoxLocked(Exception):
     """The operation needs the unlocked archive."""
+
+
+# How often a stop asks a migration under way to give up (Box.abandon_open).
+INTERRUPT_EVERY_S = 0.05
+
+
+class BoxBusy(Exception):
+    """An unlock is already opening (perhaps migrating) the archive: not run twice."""
 
 
 class Box:
@@ -61,6 +70,15 @@ class Box:
         self.faults: dict[str, str] = {}
         self._on_unlock: list[Callable[[], Any]] = []
         self._on_change: list[Callable[[], Any]] = []
+        # The unlock opening the archive in a worker thread (begin_open), if any; the
+        # migration's connection while one runs, so that stop() can interrupt it.
+        self.opening: asyncio.Task[None] | None = None
+        self.migration: tuple[int, int] | None = None  # (schema found, target) meanwhile
+        self._migrating_conn: Connection | None = None
+        self._abandon_open = False
+        # Told when an open on the caller's thread (the CLI's) starts a migration.
+        self.on_migrate: MigrationHook | None = None
+        self.open_failure: BaseException | None = None  # the last begin_open's, for the page
 
     # -- identity -------------------------------------------------------------
 
@@ -117,15 +135,95 @@ class Box:
     def unlock_unattended(self) -> None:
         self._open(keys_from_keyfile(self.config))
 
-    def _open(self, keys: BoxKeys) -> None:
-        self.keys = keys
-        self.archive = Archive.open(
+    def begin_open(
+        self, keys: BoxKeys, then: Callable[[], Awaitable[None]] | None = None
+    ) -> asyncio.Task[None]:
+        """Open the archive with unsealed keys in a worker thread; on the loop, what
+        follows (`then`, e.g. the unlock's audit event, after the on-unlock callbacks).
+
+        Opening runs the schema migrations an upgrade brings: minutes on a Pi with an
+        SD card. Run on the loop they would freeze the web UI and the panel and starve
+        systemd's watchdog, which would kill the box mid-migration at every start.
+        While one runs the phase is UPDATING. The task belongs to the box (a closed
+        browser tab does not cancel it); raise BoxBusy if one is already under way.
+        """
+        if self.opening is not None and not self.opening.done():
+            raise BoxBusy("the archive is already being opened")
+        self.open_failure = None
+        self.opening = asyncio.create_task(self._open_off_loop(keys, then))
+        self.opening.add_done_callback(self._opening_done)
+        return self.opening
+
+    def _opening_done(self, task: asyncio.Task[None]) -> None:
+        # Whoever started it may be gone (a closed tab): the failure is kept for the
+        # unlock page and logged here, by type only (the text may quote paths).
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.open_failure = exc
+            log.error("opening the archive failed: %s", type(exc).__name__)
+
+    async def open_off_loop(self, keys: BoxKeys) -> None:
+        """begin_open, and wait for it (raises what opening raised)."""
+        await asyncio.shield(self.begin_open(keys))
+
+    async def _open_off_loop(
+        self, keys: BoxKeys, then: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        if self.phase is BoxPhase.READY:
+            return
+        loop = asyncio.get_running_loop()
+
+        def migrating(found: int, target: int, conn: Connection) -> None:  # worker thread
+            self._migrating_conn = conn
+            loop.call_soon_threadsafe(self._show_migration, found, target)
+
+        try:
+            archive = await asyncio.to_thread(self._open_migrating, keys, migrating)
+        except BaseException:
+            if self.phase is BoxPhase.UPDATING:
+                self.phase = BoxPhase.LOCKED
+            raise
+        finally:
+            self._migrating_conn, self.migration = None, None
+            self.changed()
+        if self._abandon_open:  # the box stopped meanwhile: nothing may start now
+            archive.close()
+            self.phase = BoxPhase.LOCKED
+            return
+        self._opened(keys, archive)
+        if then is not None:
+            await then()
+
+    def _show_migration(self, found: int, target: int) -> None:
+        if self.phase is BoxPhase.LOCKED:
+            self.phase, self.migration = BoxPhase.UPDATING, (found, target)
+            log.warning("migrating the archive schema from %d to %d", found, target)
+            self.changed()
+
+    def _open_migrating(self, keys: BoxKeys, on_migrate: MigrationHook) -> Archive:
+        """Worker thread: open, with the migration's connection left to abandon_open."""
+        try:
+            return self._open_archive(keys, on_migrate)
+        finally:
+            self._migrating_conn = None  # migrated (or failed): nothing left to interrupt
+
+    def _open_archive(self, keys: BoxKeys, on_migrate: MigrationHook | None = None) -> Archive:
+        return Archive.open(
             self.config.data_dir,
             keys.archive_key,
             keys.blob_key,
             keys.signing_key,
             clock=self.clock,
+            on_migrate=on_migrate,
         )
+
+    def _open(self, keys: BoxKeys) -> None:
+        """On the caller's thread: the CLI, a restore, the first-run wizard (a new
+        archive has nothing to migrate)."""
+        self._opened(keys, self._open_archive(keys, self.on_migrate))
+
+    def _opened(self, keys: BoxKeys, archive: Archive) -> None:
+        self.keys = keys
+        self.archive = archive
         self.committer = GroupCommitter(self.archive)
         self.committer.start()
         self.readers = ReaderPool(self.archive)
@@ -181,7 +279,29 @@ class Box:
 
     # -- lifecycle --------------------------------------------------------------
 
+    @property
+    def open_abandoned(self) -> bool:
+        """The box is stopping and gave up an open under way (its failure is not damage)."""
+        return self._abandon_open
+
+    async def abandon_open(self) -> None:
+        """At stop: a migration under way is interrupted (its step rolls back whole, the
+        next start runs it again) rather than holding the stop for minutes."""
+        task = self.opening
+        if task is None or task.done():
+            return
+        self._abandon_open = True
+        # sqlite3_interrupt only stops the statements running when it is called (a
+        # step runs several, one after the other): asked again until the open gives up.
+        while not task.done():
+            if (conn := self._migrating_conn) is not None:
+                conn.interrupt()
+            await asyncio.wait({task}, timeout=INTERRUPT_EVERY_S)
+        with contextlib.suppress(Exception):
+            await task
+
     async def stop(self) -> None:
+        await self.abandon_open()
         if self.readers is not None:
             self.readers.close()
             self.readers = None

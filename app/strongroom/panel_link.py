@@ -41,6 +41,7 @@ def panel_inputs(
     return PanelInputs(
         now=now,
         booting=booting,
+        updating=phase is BoxPhase.UPDATING,
         locked=phase is not BoxPhase.READY,
         pairing_window_open=bool(pairing and pairing.open),
         pairing_seconds_left=pairing.seconds_left if pairing else 0.0,

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import sqlcipher3
 from aiohttp import web
 
 from strongroom import runtime_jobs, runtime_panel
@@ -25,19 +24,17 @@ from strongroom.appliance.discovery import unique_host_name
 from strongroom.appliance.network import LanPolicy
 from strongroom.appliance.nightjobs import NightJobs
 from strongroom.appliance.sdnotify import Notifier, watchdog_interval, watchdog_loop
-from strongroom.archive.errors import ArchiveError
 from strongroom.archive.verify_runs import Mode
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.control import socket_path, start_control
 from strongroom.gc_settle import settle
-from strongroom.identity import KeystoreError
-from strongroom.integrity import IntegrityStatus, damaged_at_open, run_periodically
+from strongroom.integrity import IntegrityStatus, run_periodically
 from strongroom.pairing.service import PairingService
 from strongroom.runtime_phones import PhoneDoor
 from strongroom.runtime_serve import serve
 from strongroom.runtime_tls import BoxCertificate
-from strongroom.unlock import BoxPhase, read_unlock_choice
+from strongroom.runtime_unlock import unlock_unattended
 from strongroom.web.app import build_web_app
 from strongroom.web.state import STATE
 from strongroom.web.tls import http_redirect_app
@@ -112,6 +109,9 @@ class BoxRuntime:
         async with contextlib.AsyncExitStack() as stack:
             await self._start_parts(stack)
             self._stack = stack.pop_all()  # success: keep everything until stop()
+        # Last, with everything running (stop() works meanwhile): opening may migrate
+        # the archive after an upgrade, minutes on a Pi, in a worker thread.
+        await unlock_unattended(self)
 
     async def stop(self) -> None:
         stack, self._stack = self._stack, None
@@ -132,7 +132,6 @@ class BoxRuntime:
         # What the tick loop had not written yet (a pairing just before the stop).
         stack.push_async_callback(self._audit_pairing_events)
         stack.push_async_callback(self._cancel_tasks)
-        self._unlock_unattended()
         # The certificate first: the web UI shows its fingerprint on every page.
         ssl_context = self._cert.context(self._unique_name())
         self._web = self._web_app()
@@ -164,6 +163,7 @@ class BoxRuntime:
             await self.announcer.start()
             stack.push_async_callback(self.announcer.stop)
             self._spawn(self.announcer.follow())
+        stack.push_async_callback(self.box.abandon_open)  # a migration under way stops
         stack.callback(self.notifier.stopping)  # the first thing systemd hears at stop
         self.booting = False
         self.refresh_panel()
@@ -210,19 +210,6 @@ class BoxRuntime:
     def _close_panel(self) -> None:
         if self.panel is not None:
             self.panel.close()
-
-    def _unlock_unattended(self) -> None:
-        if read_unlock_choice(self.config).mode != "unattended":
-            return
-        if self.box.phase is not BoxPhase.LOCKED:
-            return
-        try:
-            self.box.unlock_unattended()
-        except (KeystoreError, ArchiveError, OSError, ValueError, sqlcipher3.Error) as exc:
-            # Stay up, locked: an admin can still unlock by hand on the web UI.
-            log.error("unattended unlock failed: %s", type(exc).__name__)
-            if (damage := damaged_at_open(exc, self.clock)) is not None:
-                self.integrity, self.integrity_ok = damage, False
 
     def _web_app(self) -> web.Application:
         app = build_web_app(self.box)

@@ -15,6 +15,9 @@ from strongroom.identity.atomic_file import write_atomically
 class BoxPhase(enum.Enum):
     UNINITIALISED = "uninitialised"  # no identity yet: the first-run wizard
     LOCKED = "locked"  # identity sealed: waiting for the admin passphrase
+    # Keys accepted, the archive's schema being migrated in a worker thread (after an
+    # upgrade; minutes on a Pi): the web UI, panel and watchdog keep running meanwhile.
+    UPDATING = "updating"
     READY = "ready"  # unlocked: archive open, phones served
 
 

@@ -87,11 +87,14 @@ _WINDOW = Blink(on_time=0.5, off_time=0.5)
 _URGENT = Blink(on_time=0.1, off_time=0.1)
 _DISK = Blink(on_time=1.0, off_time=1.0)
 _BUSY = Blink(on_time=0.9, off_time=0.1)
+# Updating the archive: the boot fade, four times faster ("working hard, wait").
+_UPDATING = Pulse(fade_in=0.25, fade_out=0.25)
 # A short flash every two seconds: "something failed overnight, look at the dashboard".
 _FAULT = Blink(on_time=0.2, off_time=1.8)
 
 _TABLE: dict[BoxState, PanelPattern] = {
     BoxState.BOOTING: PanelPattern(_BOOT, Off(), Off(), RgbPattern(WHITE, _BOOT)),
+    BoxState.UPDATING: PanelPattern(_UPDATING, Off(), Off(), RgbPattern(WHITE, _UPDATING)),
     BoxState.LOCKED: PanelPattern(_LOCKED, Off(), Off(), RgbPattern(WHITE, _LOCKED)),
     BoxState.READY: PanelPattern(Steady(), Off(), Off(), RgbPattern(GREEN, Steady())),
     BoxState.PAIRING_OPEN: PanelPattern(Steady(), _WINDOW, Off(), RgbPattern(BLUE, _WINDOW)),

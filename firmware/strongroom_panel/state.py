@@ -10,19 +10,22 @@ Priority (first match wins), and why:
                       box says can be trusted, so this hides everything.
 2. ERROR              the service is broken (e.g. the archive cannot be opened).
 3. BOOTING            the service has not finished starting.
-4. LOCKED             the archive keys are not loaded (first run, or waiting for
+4. UPDATING           the archive is being migrated after an upgrade (minutes
+                      on a Pi): the box works hard and must not look stuck or
+                      locked (a pulled plug is harmless, but starts it again).
+5. LOCKED             the archive keys are not loaded (first run, or waiting for
                       the 24 words after a restore): nothing else is possible yet.
-5. OVERLAP            two devices tried to pair in one window and both were
+6. OVERLAP            two devices tried to pair in one window and both were
                       refused: the person at the box must see that now.
-6. PAIRED_OK          a device paired in the last `RESULT_SHOWN_FOR_S` seconds.
-7. PAIRING_OPEN       the pairing window is open (someone just pressed PAIR).
-8. JOB_FAILED         a night job (backup, retention, verify) failed: nobody is
+7. PAIRED_OK          a device paired in the last `RESULT_SHOWN_FOR_S` seconds.
+8. PAIRING_OPEN       the pairing window is open (someone just pressed PAIR).
+9. JOB_FAILED         a night job (backup, retention, verify) failed: nobody is
                       at the box at night, so the fault stays until the job
                       succeeds; below the pairing states for the same reason.
-9. DISK_NEARLY_FULL   persistent warning; below the pairing states because those
+10. DISK_NEARLY_FULL  persistent warning; below the pairing states because those
                       answer a person standing at the box right now.
-10. BACKUP_RUNNING    informational.
-11. READY             everything is fine.
+11. BACKUP_RUNNING    informational.
+12. READY             everything is fine.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class BoxState(enum.Enum):
     """The states the front panel can show, one at a time."""
 
     BOOTING = "booting"
+    UPDATING = "updating"
     LOCKED = "locked"
     READY = "ready"
     PAIRING_OPEN = "pairing_open"
@@ -69,6 +73,7 @@ class PanelInputs:
 
     now: float
     booting: bool = False
+    updating: bool = False  # a schema migration is running (locked is true as well)
     locked: bool = False
     pairing_window_open: bool = False
     pairing_seconds_left: float = 0.0
@@ -99,6 +104,8 @@ def derive_state(inputs: PanelInputs) -> BoxState:
         return BoxState.ERROR
     if inputs.booting:
         return BoxState.BOOTING
+    if inputs.updating:
+        return BoxState.UPDATING
     if inputs.locked:
         return BoxState.LOCKED
     recent = _recent_result(inputs)

@@ -39,6 +39,8 @@ def control_app(runtime: BoxRuntime) -> web.Application:
         return web.json_response(
             {
                 "phase": box.phase.value,
+                # While the phase is "updating": the schema versions, from and to.
+                "migration": list(box.migration) if box.migration else None,
                 "url": runtime.url,
                 "fingerprint": box.fingerprint,
                 "tls_fingerprint": runtime.tls_fingerprint(),

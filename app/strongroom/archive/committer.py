@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from strongroom.archive import db
+from strongroom.archive.checkpointer import Checkpointer, bound_pages
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.store import Archive, Txn
 from strongroom.proof.sth import SignedTreeHead
@@ -61,9 +63,15 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.committed = 0
+        # The WAL is checkpointed on a thread of its own while this one commits
+        # (archive/checkpointer.py): no group commit waits for a checkpoint.
+        self.checkpointer: Checkpointer | None = None
 
     def start(self) -> None:
         if self._thread is None:
+            self.checkpointer = self.archive.checkpointer()
+            self.checkpointer.start()
+            self.archive.set_autocheckpoint(bound_pages())
             self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
             self._thread.start()
 
@@ -72,6 +80,10 @@ class GroupCommitter:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+            if self.checkpointer is not None:
+                self.checkpointer.stop()
+                self.checkpointer = None
+            self.archive.set_autocheckpoint(db.WAL_AUTOCHECKPOINT_PAGES)
             # A submit that raced with stop() queued behind _STOP: tell it, or it waits forever.
             while True:
                 try:
@@ -119,6 +131,8 @@ class GroupCommitter:
                     break
                 jobs.append(item)  # type: ignore[arg-type]
             self._commit(jobs)
+            if self.checkpointer is not None:
+                self.checkpointer.poke()
             if stop_after:
                 return
 

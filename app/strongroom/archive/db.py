@@ -7,6 +7,7 @@ as `x'…'` so SQLCipher skips its PBKDF2 (opening takes milliseconds).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -18,6 +19,9 @@ from strongroom.archive.schema import MIGRATIONS, SCHEMA_VERSION
 
 # sqlcipher3 mirrors the stdlib sqlite3 API; we type against the stdlib's stubs.
 Connection = sqlite3.Connection
+# Told (found, target, connection) once, before the first step of a migration runs:
+# the box shows "updating" and may interrupt() the connection to stop early.
+MigrationHook = Callable[[int, int, Connection], None]
 
 KEY_BYTES = 32
 
@@ -32,8 +36,9 @@ KEY_BYTES = 32
 # conversations has a conversation-index leaf of its own, 10,000 -> 40,000 took
 # 12.7 -> 11.6 KiB, and the bytes the kernel sent to the disk 23 -> 15 KiB. The
 # price: the WAL file keeps its largest size (~160 MiB on disk), recovery after a
-# crash reads up to that much, and the commit that reaches the limit waits for a
-# checkpoint of up to four times as many pages as before.
+# crash reads up to that much. While a group committer runs, the checkpoint is
+# not the commit's: a thread of its own runs it (archive/checkpointer.py), and
+# the writer only checkpoints itself at twice this size, a bound.
 WAL_AUTOCHECKPOINT_PAGES = 40_000
 
 
@@ -93,13 +98,21 @@ def schema_version(conn: Connection) -> int:
     return int(row[0])
 
 
-def migrate(conn: Connection) -> int:
-    """Bring the schema forward to SCHEMA_VERSION; return the version found."""
+def migrate(conn: Connection, on_start: MigrationHook | None = None) -> int:
+    """Bring the schema forward to SCHEMA_VERSION; return the version found.
+
+    Each step is one transaction with its version bump: a crash, a kill or an
+    interrupt() mid-step leaves the previous version whole, and the next open
+    runs that step again. A step may take minutes on a Pi (migration 9 builds an
+    index over every record): callers on the event loop run this in a thread.
+    """
     found = schema_version(conn)
     if found > SCHEMA_VERSION:
         raise SchemaTooNew(f"archive schema {found} is newer than this software ({SCHEMA_VERSION})")
     if found == SCHEMA_VERSION:
         return found
+    if on_start is not None:
+        on_start(found, SCHEMA_VERSION, conn)
     # A migration may copy a table others refer to (migration 4 copies records):
     # foreign keys are off while it runs (the pragma is a no-op inside a
     # transaction), and checked before each step commits.
@@ -133,11 +146,11 @@ def _migrate_step(conn: Connection, version: int) -> None:
         raise
 
 
-def open_archive_db(path: Path, key: bytes) -> Connection:
+def open_archive_db(path: Path, key: bytes, on_migrate: MigrationHook | None = None) -> Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path, key)
     try:
-        migrate(conn)
+        migrate(conn, on_migrate)
     except BaseException:
         conn.close()  # a refused or failed migration must not leak an open handle
         raise

@@ -30,8 +30,9 @@ from nacl.signing import SigningKey
 
 from strongroom.archive.batch_ops import Lookups, run_ops
 from strongroom.archive.blobs import BlobStore
+from strongroom.archive.checkpointer import Checkpointer
 from strongroom.archive.conv_keys import Fold, fold_if_due, has_lsm
-from strongroom.archive.db import Connection, connect, open_archive_db
+from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.record import leaf_data
@@ -108,13 +109,14 @@ class Archive:
         signing_key: SigningKey,
         *,
         clock: Clock = time.time,
+        on_migrate: MigrationHook | None = None,
     ) -> None:
         self.path = path
         self._key = archive_key
         self.blobs = blob_store
         self.signing_key = signing_key
         self.clock = clock
-        self.conn = open_archive_db(path, archive_key)
+        self.conn = open_archive_db(path, archive_key, on_migrate)
         # From migration 4 the full-text index is fed once per batch; before it
         # (a test building an old archive), the schema's trigger feeds it.
         self._fts_per_batch = fts_fed_per_batch(self.conn)
@@ -124,6 +126,9 @@ class Archive:
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
+        # Held by whoever checkpoints (the background checkpointer, `checkpoint`, an
+        # erasure's scrub): one waits for the other rather than finding the WAL busy.
+        self.checkpoint_lock = threading.Lock()
         if self.latest_tree_head() is None:
             # A new archive starts with a signed empty tree, so even an empty
             # box can prove what it held (nothing) and when.
@@ -142,10 +147,19 @@ class Archive:
         signing_key: SigningKey,
         *,
         clock: Clock = time.time,
+        on_migrate: MigrationHook | None = None,
     ) -> Archive:
+        """Open (and migrate: possibly minutes on a Pi, see db.migrate) the archive."""
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         blobs = BlobStore(data_dir / "blobs", blob_key)
-        return cls(data_dir / "archive.db", archive_key, blobs, signing_key, clock=clock)
+        return cls(
+            data_dir / "archive.db",
+            archive_key,
+            blobs,
+            signing_key,
+            clock=clock,
+            on_migrate=on_migrate,
+        )
 
     def reader(self) -> Connection:
         """A separate connection for reads (web UI, history), safe in another thread."""
@@ -257,12 +271,22 @@ class Archive:
     def checkpoint(self) -> tuple[int, int]:
         """Copy the WAL into the database file now (PASSIVE: never waits for readers).
 
-        Returns (WAL frames, frames copied). The writer otherwise checkpoints
-        once the WAL reaches db.WAL_AUTOCHECKPOINT_PAGES.
+        Returns (WAL frames, frames copied). Otherwise the writer checkpoints once
+        the WAL reaches db.WAL_AUTOCHECKPOINT_PAGES, or, while a group committer
+        runs, its background checkpointer does (archive/checkpointer.py).
         """
-        with self._write_lock:
+        with self._write_lock, self.checkpoint_lock:
             row = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(row[1]), int(row[2])
+
+    def checkpointer(self) -> Checkpointer:
+        """A background checkpointer for this archive (the group committer runs one)."""
+        return Checkpointer(self.path, self._key, self.checkpoint_lock, self._write_lock)
+
+    def set_autocheckpoint(self, pages: int) -> None:
+        """The WAL size at which the writer connection checkpoints on the commit path."""
+        with self._write_lock:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
 
     def write(self, op: WriteOpOf[T]) -> T:
         """Run a single op in its own transaction; re-raise its exception."""

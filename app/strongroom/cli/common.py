@@ -91,6 +91,7 @@ def unlocked_box(args: argparse.Namespace) -> Iterator[Box]:
 
     config = box_config(args)
     box = Box(config)
+    box.on_migrate = _say_migrating
     if read_unlock_choice(config).mode == "unattended":
         box.unlock_unattended()
     else:
@@ -99,6 +100,17 @@ def unlocked_box(args: argparse.Namespace) -> Iterator[Box]:
         yield box
     finally:
         asyncio.run(box.stop())
+
+
+def _say_migrating(found: int, target: int, _conn: object) -> None:
+    # The box is stopped and this command opens the archive itself: after an upgrade
+    # it migrates it first, which may take minutes on a Pi. Say so, or it looks hung.
+    print(
+        f"Mise à jour de l'archive… (schéma {found} → {target}) /"
+        f" Updating the archive… (schema {found} to {target})",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def nothing_written(exc: Exception) -> None:

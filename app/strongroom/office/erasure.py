@@ -204,7 +204,10 @@ def scrub_storage(archive: Archive, *, attempts: int = 50) -> bool:
     """
     conn = archive.reader()
     try:
-        truncate_wal(conn, attempts=attempts)
+        # A background checkpoint under way finishes first (it holds the lock): the
+        # WAL is then nearly all copied and TRUNCATE finds it free.
+        with archive.checkpoint_lock:
+            truncate_wal(conn, attempts=attempts)
     except ScrubIncomplete:
         mark_pending(archive.path)
         log.warning("destruction committed; its old pages stay on disk until the readers let go")

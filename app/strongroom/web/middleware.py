@@ -161,7 +161,7 @@ def _maybe_set_cookie(
 
 @web.middleware
 async def phase_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """No identity: only the wizard. Locked: only the unlock page. Ready: neither."""
+    """No identity: only the wizard. Locked or updating: only the unlock page. Ready: neither."""
     if len(request.raw_path) > MAX_URL_BYTES:
         raise web.HTTPRequestURITooLong()
     path = request.path
@@ -171,7 +171,7 @@ async def phase_middleware(request: web.Request, handler: Handler) -> web.Stream
     if phase is BoxPhase.UNINITIALISED:
         if not path.startswith("/setup"):
             raise web.HTTPSeeOther("/setup")
-    elif phase is BoxPhase.LOCKED:
+    elif phase is BoxPhase.LOCKED or phase is BoxPhase.UPDATING:
         if path != "/unlock":
             raise web.HTTPSeeOther("/unlock")
     elif path == "/unlock" or (

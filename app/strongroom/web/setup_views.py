@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from strongroom.archive.errors import SchemaTooNew
+from strongroom.box import BoxBusy
 from strongroom.identity import (
     WORD_COUNT,
     KeystoreError,
@@ -35,6 +35,7 @@ from strongroom.web.onboarding import checklist
 from strongroom.web.render import render, translator_of
 from strongroom.web.state import audit, read, state_of, submit
 from strongroom.web.throttle import locked_message
+from strongroom.web.unlock_page import UNLOCK_WAIT_S, opening_under_way, unlock_page
 from strongroom.web.users import (
     BadUserInput,
     check_new_user,
@@ -238,7 +239,7 @@ async def setup_done(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/unlock")
 async def unlock_form(request: web.Request) -> web.StreamResponse:
-    return render(request, "unlock.html", {"error": None})
+    return render(request, "unlock.html", unlock_page(request, None))
 
 
 @routes.post("/unlock")
@@ -246,6 +247,8 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     limiter, address = state.unlock_limiter, client_address(request)
     translate = translator_of(request)
+    if opening_under_way(state.box):  # a second unlock while the archive is being updated
+        return render(request, "unlock.html", unlock_page(request, None), status=409)
     form = await request.post()
     passphrase = text_field(form, "passphrase")
     # Any administrator's passphrase opens the box: their own slot is tried first.
@@ -257,7 +260,7 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     wait = limiter.wait_s(account, address)
     if wait > 0:
         message = locked_message(translate, wait)
-        return render(request, "unlock.html", {"error": message}, status=429)
+        return render(request, "unlock.html", unlock_page(request, message), status=429)
     try:
         keys = await asyncio.to_thread(state.box.keys_for, passphrase, owner)  # see setup_admin
     except WrongPassphrase:
@@ -266,23 +269,28 @@ async def unlock(request: web.Request) -> web.StreamResponse:
         message = translate("Wrong passphrase.")
         if lock > 0:
             message += " " + locked_message(translate, lock)
-        return render(request, "unlock.html", {"error": message}, status=403)
+        return render(request, "unlock.html", unlock_page(request, message), status=403)
     except KeystoreError:
         message = translate("The sealed identity cannot be read. Restore from the 24 words.")
-        return render(request, "unlock.html", {"error": message}, status=500)
-    try:
-        state.box.open_with(keys)
-    except SchemaTooNew:
-        # A newer release migrated the archive, then the software went back
-        # (install.sh --rollback --force): migrations never go backwards.
-        message = translate(
-            "This archive was migrated by a newer release of Strongroom. Install that"
-            " release again, or restore the backup taken before the upgrade"
-            " (docs/operations.md, Upgrades)."
-        )
-        return render(request, "unlock.html", {"error": message}, status=409)
+        return render(request, "unlock.html", unlock_page(request, message), status=500)
     limiter.succeeded(account, address)
     if state.box.phase is BoxPhase.READY:
-        await audit(request, "box.unlock", owner or "", {"from": client_address(request)})
+        raise web.HTTPSeeOther("/login")
+    box, actor = state.box, f"anonymous@{request.remote or '?'}"
+
+    async def audited() -> None:  # on the box's task: the request may be long gone
+        await box.audit(actor, "box.unlock", owner or "", {"from": address})
+
+    try:
+        opening = box.begin_open(keys, then=audited)
+    except BoxBusy:
+        return render(request, "unlock.html", unlock_page(request, None), status=409)
+    # Opening takes milliseconds, unless an upgrade brought a migration (minutes on a
+    # Pi): then the unlock page says so and refreshes itself until the box is ready.
+    await asyncio.wait({opening}, timeout=UNLOCK_WAIT_S)
+    if not opening.done():
+        raise web.HTTPSeeOther("/unlock")
+    if opening.cancelled() or opening.exception() is not None:
+        return render(request, "unlock.html", unlock_page(request, None), status=409)
     session_of(request).flash("success", "The box is unlocked. Please log in.")
     raise web.HTTPSeeOther("/login")

@@ -1,0 +1,211 @@
+"""The WAL is checkpointed on a thread of its own, never on the commit path (review M2).
+
+With SQLite's automatic checkpoint the group commit that took the WAL past the
+threshold copied it into archive.db before its acks went out: ~3 s on an SD card.
+A real archive, a real group committer and the real checkpointer thread; the
+threshold is made small (300 pages) so that a test crosses it in a few batches.
+The WAL's state is read from SQLite's own wal-index, and checked against
+`PRAGMA wal_checkpoint` below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from archive_helpers import message, new_phone
+from strongroom.archive import checkpointer as ckpt
+from strongroom.archive import db, writes
+from strongroom.archive.checkpointer import bound_pages, wal_state
+from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.store import Archive
+from strongroom.office.erasure import scrub_storage
+
+THRESHOLD = 300
+TEXT = "Compte rendu de la réunion, pièces du dossier à verser. " * 18  # ~1 KiB
+
+
+@pytest.fixture
+async def running(
+    tmp_path: Path, archive_keys: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Archive, GroupCommitter]]:
+    monkeypatch.setattr(db, "WAL_AUTOCHECKPOINT_PAGES", THRESHOLD)
+    archive = Archive.open(
+        tmp_path / "data",
+        archive_keys["archive"],
+        archive_keys["blob"],
+        SigningKey(archive_keys["sign_seed"]),
+    )
+    committer = GroupCommitter(archive)
+    committer.start()
+    yield archive, committer
+    await asyncio.to_thread(committer.stop)
+    archive.close()
+
+
+async def commit_batch(committer: GroupCommitter, key: SigningKey, device: int, n: int) -> None:
+    """One group commit of 20 messages (the ops are queued together, one batch)."""
+    ops = [
+        committer.submit(
+            writes.store_record(
+                message(key, f"{TEXT} n°{n}-{i}", conv=f"dossier-{i % 7}"), device, "maitre.durand"
+            )
+        )
+        for i in range(20)
+    ]
+    await asyncio.gather(*ops)
+
+
+def frames(archive: Archive) -> tuple[int, int]:
+    state = wal_state(archive.path)
+    assert state is not None, "the wal-index layout is not the one the checkpointer reads"
+    return state.frames, state.backfilled
+
+
+async def test_commits_never_wait_for_the_checkpoint_and_the_wal_stays_bounded(
+    running: tuple[Archive, GroupCommitter],
+) -> None:
+    archive, committer = running
+    checkpointer = committer.checkpointer
+    assert checkpointer is not None and checkpointer.running
+    device, key = new_phone(archive)
+    bound = bound_pages()
+    seen: list[tuple[int, int]] = []
+    # 1. The checkpointer is held up (as by a slow card: it holds the same lock a
+    # checkpoint holds). Commits go on past the threshold, and none of them copies
+    # the WAL: backfilled stays 0 until the bound, where the commit path takes over.
+    with archive.checkpoint_lock:
+        n = 0
+        while not any(f >= THRESHOLD for f, _ in seen) or seen[-1][1] == 0:
+            await commit_batch(committer, key, device, n)
+            seen.append(frames(archive))
+            n += 1
+            assert n < 200, f"the WAL never reached its bound: {seen[-5:]}"
+        past_threshold = [(f, b) for f, b in seen if THRESHOLD <= f < bound]
+        assert past_threshold, "no commit landed between the threshold and the bound"
+        assert all(b == 0 for _, b in past_threshold), "a commit checkpointed below the bound"
+        # The bound held: the commit that crossed it checkpointed (PASSIVE) itself.
+        assert seen[-1][0] >= bound and seen[-1][1] > 0
+        per_batch = max(b[0] - a[0] for a, b in itertools.pairwise(seen))
+        assert max(f for f, _ in seen) < bound + per_batch
+    # 2. Let go: from now on the checkpointer copies the WAL, and the commits never
+    # get near the bound.
+    before = checkpointer.checkpoints
+    seen = []
+    for m in range(n, n + 60):
+        await commit_batch(committer, key, device, m)
+        seen.append(frames(archive))
+    assert checkpointer.checkpoints > before
+    assert max(f for f, _ in seen) < bound, f"the commit path had to checkpoint: {seen}"
+    assert checkpointer.failures == 0
+    count = archive.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    assert count == 20 * (n + 60)
+
+
+async def test_wal_state_is_what_sqlite_says(running: tuple[Archive, GroupCommitter]) -> None:
+    archive, committer = running
+    device, key = new_phone(archive)
+    with archive.checkpoint_lock:  # nothing copies meanwhile
+        await commit_batch(committer, key, device, 0)
+        wal_frames, _ = frames(archive)
+        conn = archive.reader()
+        try:
+            _, log_frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            conn.close()
+    assert wal_frames == log_frames > 0
+    assert frames(archive) == (log_frames, copied)
+
+
+async def test_the_checkpointer_stops_with_the_committer(
+    running: tuple[Archive, GroupCommitter],
+) -> None:
+    archive, committer = running
+    checkpointer = committer.checkpointer
+    assert checkpointer is not None
+    assert archive.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == bound_pages()
+    await asyncio.to_thread(committer.stop)
+    assert not checkpointer.running and committer.checkpointer is None
+    assert "wal-checkpoint" not in {t.name for t in threading.enumerate()}
+    # Alone again (a CLI command), the writer checkpoints at the threshold itself.
+    assert archive.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == THRESHOLD
+    committer.start()  # and it starts again, for the fixture's stop
+
+
+async def test_a_failing_checkpoint_is_logged_without_secrets_and_commits_go_on(
+    running: tuple[Archive, GroupCommitter],
+    archive_keys: dict[str, bytes],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    archive, committer = running
+    checkpointer = committer.checkpointer
+    assert checkpointer is not None and checkpointer._conn is not None
+    checkpointer._conn.close()  # its connection fails from now on (a failing card)
+    device, key = new_phone(archive)
+    caplog.set_level(logging.ERROR, "strongroom.archive.checkpointer")
+    seen = []
+    for n in range(40):
+        await commit_batch(committer, key, device, n)
+        seen.append(frames(archive)[0])
+    assert checkpointer.failures > 0 and checkpointer.running
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and all("background checkpoint failed" in e for e in errors)
+    assert not any(archive_keys["archive"].hex() in e for e in errors)
+    # The bound still holds, on the commit path.
+    per_batch = max(b - a for a, b in itertools.pairwise(seen))
+    assert max(seen) < bound_pages() + per_batch
+
+
+async def test_an_erasure_scrub_truncates_the_wal_beside_the_checkpointer(
+    running: tuple[Archive, GroupCommitter],
+) -> None:
+    archive, committer = running
+    device, key = new_phone(archive)
+    for n in range(20):
+        await commit_batch(committer, key, device, n)
+    assert await asyncio.to_thread(scrub_storage, archive)
+    assert await asyncio.to_thread(os.path.getsize, f"{archive.path}-wal") == 0
+    await commit_batch(committer, key, device, 99)  # and commits go on
+
+
+async def test_a_long_reader_holding_the_wal_does_not_make_the_checkpointer_spin(
+    running: tuple[Archive, GroupCommitter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup or an export reads for minutes from one snapshot: no checkpoint can copy
+    the frames after it. The checkpointer tries once per batch, not in a loop, the
+    commits go on, and once the reader is done the WAL is copied and starts again."""
+    archive, committer = running
+    checkpointer = committer.checkpointer
+    assert checkpointer is not None
+    monkeypatch.setattr(ckpt, "TAIL_PAGES", 30)  # big catch-ups run without holding writes
+    device, key = new_phone(archive)
+    await commit_batch(committer, key, device, 0)
+    reader = archive.reader()
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM messages").fetchone()  # its snapshot, kept
+        batches = 30
+        for n in range(1, batches + 1):
+            await commit_batch(committer, key, device, n)
+        pinned = frames(archive)
+        assert pinned[0] > THRESHOLD and pinned[1] < pinned[0]  # held back by the reader
+        assert checkpointer.checkpoints <= 2 * batches, "the checkpointer spun"
+        await asyncio.sleep(0)  # let a pending wake-up happen (nothing should follow)
+        assert frames(archive)[1] < frames(archive)[0]
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
+    seen = []
+    for n in range(batches + 1, batches + 40):
+        await commit_batch(committer, key, device, n)
+        seen.append(frames(archive)[0])
+    assert min(seen) < THRESHOLD, f"the WAL never started again: {seen}"
+    assert checkpointer.failures == 0
