@@ -1,0 +1,78 @@
+"""Times shown on the web are the practice's, not the box's clock zone (UTC on an
+appliance): a message sent at 23:30 UTC on 4 December is, for a practice in Paris,
+sent at 00:30 on 5 December, and every page says so (archive, record, devices, holds,
+audit), naming the zone where a lawyer needs certainty."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pytest_aiohttp import AiohttpClient
+
+from archive_helpers import message, new_phone
+from strongroom.archive import writes
+from strongroom.office import register_facts
+from strongroom.office.migrations import ensure_office_schema
+from web_helpers import ADMIN_PASSWORD, Client, csrf_of, login, new_box, web_app
+
+PRACTICE_ZONE = "Europe/Paris"
+LATE_EVENING_UTC = int(datetime(2026, 12, 4, 23, 30, tzinfo=UTC).timestamp() * 1000)
+PARIS_TIME = "Dec 5, 2026, 12:30:00\u202fAM"  # babel's English medium format, in Paris
+UTC_DAY = "Dec 4, 2026"  # what the box's own clock zone would show
+
+
+@pytest.fixture
+def box_in_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The box keeps its clock in UTC, as an appliance does."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def test_every_page_shows_times_in_the_practices_zone(
+    box_in_utc: None, aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    now_s = [LATE_EVENING_UTC / 1000]  # the box's clock: 23:30 UTC on 4 Dec
+    box = new_box(tmp_path / "data", clock=lambda: now_s[0])
+    archive = box.require_archive()
+    ensure_office_schema(archive.conn)
+    archive.write(register_facts.set_details_op({register_facts.TIME_ZONE: PRACTICE_ZONE}, "t"))
+    device_id, key = new_phone(archive, owner="maitre.durand", name="Pixel")
+    record = message(key, "rendez-vous demain", at=LATE_EVENING_UTC, conv="c1", peer="M. Martin")
+    archive.write(writes.store_record(record, device_id, "maitre.durand"))
+    archive.write(writes.audit("greffe", "test.zone", "late"))
+
+    client: Client = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
+    await login(client, "admin", ADMIN_PASSWORD)
+
+    listing = await (await client.get("/archive?q=rendez")).text()
+    assert "Dec 5, 2026" in listing and UTC_DAY not in listing
+    row = re.search(r'href="/archive/records/(\d+)"', listing)
+    assert row is not None, listing[:400]
+    shown = await (await client.get(f"/archive/records/{row.group(1)}")).text()
+    assert PARIS_TIME in shown and UTC_DAY not in shown
+    assert f'data-zone="{PRACTICE_ZONE}"' in shown  # "Sent at" names the zone
+
+    devices = await (await client.get("/devices")).text()
+    assert PARIS_TIME in devices and UTC_DAY not in devices  # paired at 00:30 in Paris
+
+    audit = await (await client.get("/audit?action=test.zone")).text()
+    assert PARIS_TIME in audit and f"({PRACTICE_ZONE})" in audit
+
+    office = await (await client.get("/office")).text()
+    form = {"scope": "conversation", "conversation": "1", "reason": "plainte"}
+    form |= {"case": "RG 26/1", "csrf_token": csrf_of(office)}
+    placed = await client.post("/office/holds", data=form, allow_redirects=False)
+    assert placed.status == 303
+    office = await (await client.get("/office")).text()
+    holds = office[office.index("Placed by") :]
+    assert holds.startswith(f'Placed by <span class="muted small" data-zone="{PRACTICE_ZONE}">')
+    assert PARIS_TIME in holds and UTC_DAY not in holds
+    await box.stop()
