@@ -13,10 +13,12 @@ from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
 from strongroom.identity import BoxKeys
+from strongroom.office.export_render import zone
 from strongroom.web import codes, i18n
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, session_of
 from strongroom.web.csrf import CSRF_FIELD
 from strongroom.web.i18n import N_
+from strongroom.web.practice_zone import zone_name_of
 from strongroom.web.state import state_of
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -106,9 +108,6 @@ def signing_fingerprint(keys: BoxKeys | None) -> str | None:
 
 def page_context(request: web.Request) -> dict[str, Any]:
     """What every template sees: translation, session, CSRF token, navigation, box facts."""
-    from strongroom.office.export_render import zone
-    from strongroom.web.practice_zone import zone_name_of
-
     translator = translator_of(request)
     session = session_of(request)
     state = state_of(request)
