@@ -1,7 +1,7 @@
 """Times shown on the web are the practice's, not the box's clock zone (UTC on an
 appliance): a message sent at 23:30 UTC on 4 December is, for a practice in Paris,
-sent at 00:30 on 5 December, and every page says so (archive, record, devices, holds,
-audit), naming the zone where a lawyer needs certainty."""
+sent at 00:30 on 5 December, and every page says so (archive, record, devices, audit,
+destruction certificates, holds), naming the zone where a lawyer needs certainty."""
 
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
-from strongroom.office import register_facts
+from strongroom.office import register_facts, retention
 from strongroom.office.migrations import ensure_office_schema
+from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
 from web_helpers import ADMIN_PASSWORD, Client, csrf_of, login, new_box, web_app
 
 PRACTICE_ZONE = "Europe/Paris"
 LATE_EVENING_UTC = int(datetime(2026, 12, 4, 23, 30, tzinfo=UTC).timestamp() * 1000)
 PARIS_TIME = "Dec 5, 2026, 12:30:00\u202fAM"  # babel's English medium format, in Paris
 UTC_DAY = "Dec 4, 2026"  # what the box's own clock zone would show
+DAY_MS = 86_400_000
+LATER_PARIS_TIME = "Dec 11, 2026, 12:30:00\u202fAM"  # six days on, same hour
 
 
 @pytest.fixture
@@ -66,6 +69,20 @@ async def test_every_page_shows_times_in_the_practices_zone(
     audit = await (await client.get("/audit?action=test.zone")).text()
     assert PARIS_TIME in audit and f"({PRACTICE_ZONE})" in audit
 
+    # A destruction certificate made at 23:30 UTC on 10 Dec: 00:30 on 11 Dec in Paris
+    # (the archive's clock only moves on: the hold below is placed then too).
+    policy = archive.write(
+        create_policy(PolicySpec("court", Duration(1, "days"), "record_date", "destroy"), "t")
+    )
+    archive.write(assign_policy("contact", "M. Martin", int(policy), "t"))
+    now_s[0] = (LATE_EVENING_UTC + 6 * DAY_MS) / 1000
+    destroyed = retention.run(archive, int(now_s[0] * 1000), approver="maitre.durand")
+    assert destroyed.destruction.destroyed == 1
+    certificates = await (await client.get("/office/certificates")).text()
+    listed = certificates[certificates.index("<tbody>") :]
+    assert LATER_PARIS_TIME in listed and "Dec 10, 2026" not in listed
+    assert f'data-zone="{PRACTICE_ZONE}">({PRACTICE_ZONE})' in certificates
+
     office = await (await client.get("/office")).text()
     form = {"scope": "conversation", "conversation": "1", "reason": "plainte"}
     form |= {"case": "RG 26/1", "csrf_token": csrf_of(office)}
@@ -74,5 +91,5 @@ async def test_every_page_shows_times_in_the_practices_zone(
     office = await (await client.get("/office")).text()
     holds = office[office.index("Placed by") :]
     assert holds.startswith(f'Placed by <span class="muted small" data-zone="{PRACTICE_ZONE}">')
-    assert PARIS_TIME in holds and UTC_DAY not in holds
+    assert LATER_PARIS_TIME in holds and "Dec 10, 2026" not in holds  # placed at 23:30 UTC
     await box.stop()
