@@ -93,3 +93,22 @@ async def test_every_page_shows_times_in_the_practices_zone(
     assert holds.startswith(f'Placed by <span class="muted small" data-zone="{PRACTICE_ZONE}">')
     assert LATER_PARIS_TIME in holds and "Dec 10, 2026" not in holds  # placed at 23:30 UTC
     await box.stop()
+
+
+async def test_the_recovery_sheet_is_dated_the_practices_day(
+    box_in_utc: None, aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    """At 23:30 UTC on 30 June it is already 1 July in Paris: the sheet says so (and
+    reads the box's clock, not the machine's date)."""
+    from test_recovery_kit import pdf_text, start_wizard
+
+    def clock() -> float:
+        return datetime(2026, 6, 30, 23, 30, tzinfo=UTC).timestamp()
+
+    box = new_box(tmp_path / "data", ready=False, clock=clock)
+    client: Client = await aiohttp_client(web_app(box, clock=clock))
+    await start_wizard(client, "en")
+    sheet = pdf_text(await (await client.get("/setup/kit.pdf")).read(), tmp_path)
+    assert "July 1, 2026" in sheet and "June 30" not in sheet
+    await client.close()
+    await box.stop()
