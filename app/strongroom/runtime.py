@@ -159,7 +159,9 @@ class BoxRuntime:
         if interval := watchdog_interval():
             self._spawn(watchdog_loop(self.notifier, interval))
         if self.config.advertise_mdns:
-            self.announcer = Announcer(self.box, self.port, self.tls_fingerprint())
+            # mDNS `tls`: the key's SPKI fingerprint, what a person compares (the footer,
+            # the recovery sheet), not the certificate's, which each re-issue changes.
+            self.announcer = Announcer(self.box, self.port, self.tls_key_fingerprint())
             await self.announcer.start()
             stack.push_async_callback(self.announcer.stop)
             self._spawn(self.announcer.follow())
@@ -248,8 +250,8 @@ class BoxRuntime:
             return
         if self._web is not None:
             self._web[STATE].tls_fingerprint = fingerprint  # the footer, the recovery sheet
-        if self.announcer is not None:  # republished with the new identity after unlock
-            self.announcer.set_tls_fingerprint(fingerprint)
+        if self.announcer is not None:  # the key's, kept by a re-issue (see start)
+            self.announcer.set_tls_fingerprint(self.tls_key_fingerprint())
 
     def _after_unlock(self) -> None:
         # on_unlock callbacks are synchronous; the audit writes are not.

@@ -103,8 +103,8 @@ class Announcer:
         await self.advertiser.stop()
 
     def set_tls_fingerprint(self, tls_fingerprint: str | None) -> None:
-        """A certificate issued again (the identity was just made): the next
-        `refresh_names`, which the new identity triggers, publishes it."""
+        """The TXT `tls` value (the HTTPS key's SPKI fingerprint, which a certificate
+        issued again keeps): the next `refresh_names` publishes it."""
         self.tls_fingerprint = self.advertiser.tls_fingerprint = tls_fingerprint
 
     @property

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from strongroom.appliance.nightjobs import DONE, JOBS, SKIPPED
+from strongroom.archive.errors import RecordRejected
 from strongroom.archive.scrub import scrub_status
 from strongroom.archive.verify_runs import MODES, recent_runs_json
 from strongroom.office.control_routes import office_routes
@@ -76,7 +77,10 @@ def control_app(runtime: BoxRuntime) -> web.Application:
     @routes.post("/revoke/{device_id:\\d+}")
     async def revoke(request: web.Request) -> web.Response:
         device_id = int(request.match_info["device_id"])
-        revoked = await box.revoke_device(device_id, "cli", "revoked from the CLI")
+        try:
+            revoked = await box.revoke_device(device_id, "cli", "revoked from the CLI")
+        except RecordRejected as exc:  # no such phone: say so, not a 500 with no body
+            return web.json_response({"revoked": False, "error": str(exc)}, status=404)
         return web.json_response({"revoked": revoked})
 
     @routes.post("/jobs/{job}")

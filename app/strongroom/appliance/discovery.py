@@ -9,7 +9,9 @@ Two services point at the same host `<host>.local.` and port:
   before the Noise handshake proves it), `path` (the WebSocket endpoint, /peer).
 - `_https._tcp.local.` for people: the web UI. Its TXT `path` is "/" because
   generic DNS-SD browsers build the URL to open from it; it also carries `fp`.
-Both carry `tls` (SHA-256 of the HTTPS certificate) when TLS is on.
+Both carry `tls` when TLS is on: the SHA-256 of the HTTPS key's SubjectPublicKeyInfo
+(web/tls_key.py), the fingerprint the page footer and the recovery sheet show, which
+stays the same when the certificate is issued again (the certificate's own would not).
 
 The host name is unique per box (`strongroom-3841.local`, from its key
 fingerprint): two boxes on one LAN no longer both claim `strongroom.local`.
@@ -91,7 +93,7 @@ def service_records(
         services.append((PEER_SERVICE_TYPE, peer_txt))
     services.append((WEB_SERVICE_TYPE, web_txt))
     if tls_fingerprint:
-        # SHA-256 of the HTTPS certificate, so a browser user can compare it.
+        # The HTTPS key's SPKI SHA-256 (the caller passes it), so a person can compare it.
         for _, txt in services:
             txt["tls"] = tls_fingerprint
     return services

@@ -208,7 +208,14 @@ def night_job(
     return int(answer["exit_code"])
 
 
-def control(args: argparse.Namespace, method: str, route: str) -> int:
+def control(
+    args: argparse.Namespace,
+    method: str,
+    route: str,
+    describe: Callable[[dict[str, Any]], str] | None = None,
+) -> int:
+    """Ask the running box; print its answer as JSON (what scripts parse), or as
+    `describe` words it when given and `--json` is not."""
     from strongroom.control import call
 
     config = box_config(args)
@@ -217,5 +224,8 @@ def control(args: argparse.Namespace, method: str, route: str) -> int:
     except OSError:
         print(f"strongroom: no box is running with data in {config.data_dir}", file=sys.stderr)
         return 1
-    print(body)
+    if describe is not None and status == 200 and not getattr(args, "json", False):
+        print(describe(body))
+    else:
+        print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0 if status == 200 else 1

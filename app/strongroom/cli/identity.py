@@ -65,12 +65,17 @@ def _write_sheet(
     """The printable recovery sheet (the web wizard's PDF), to a USB key or a printer spool;
     with the HTTPS key's fingerprint when the box has made its certificate (it stays the
     same when the certificate is issued again for the new identity)."""
-    import datetime as dt
+    import time
 
+    from strongroom.office.export_render import DEFAULT_TIME_ZONE
+    from strongroom.office.practice_days import today_in
     from strongroom.web.i18n import translator
     from strongroom.web.recovery_kit import KitSheet, kit_pdf
 
-    sheet = KitSheet(words, "", dt.date.today(), fingerprint, tls_key)
+    # No archive to read the practice's zone from at init: the default zone's
+    # date, as the web wizard's sheet has, not the box's UTC one.
+    issued = today_in(DEFAULT_TIME_ZONE, time.time())
+    sheet = KitSheet(words, "", issued, fingerprint, tls_key)
     path.write_bytes(kit_pdf(sheet, translator(language)))
     print(f"Recovery sheet / fiche de secours : {path} (print it, then delete the file)")
 

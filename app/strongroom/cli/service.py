@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from strongroom.cli.common import Spec, box_config, control
 
@@ -47,8 +49,35 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return control(args, "POST", f"/revoke/{int(args.device_id)}")
 
 
+def _utc(seconds: float) -> str:
+    # The running box knows no practice zone without reading the archive: say UTC.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def describe_status(status: dict[str, Any]) -> str:
+    """The control socket's /status in plain lines (`--json` gives it as it is)."""
+    lines = [
+        f"state: {status.get('phase')}",
+        f"web: {status.get('url') or '-'}",
+        f"box fingerprint: {status.get('fingerprint') or '-'}",
+        f"TLS key fingerprint (SPKI): {status.get('tls_key_fingerprint') or '-'}",
+        f"TLS certificate SHA-256: {status.get('tls_fingerprint') or '-'}",
+        f"pairing window: {'open' if status.get('pairing_open') else 'closed'}",
+    ]
+    for job, run in sorted((status.get("night_jobs") or {}).items()):
+        lines.append(f"last {job}: {run.get('outcome')} {_utc(run['at'])}: {run.get('summary')}")
+    scrub = status.get("scrub_pending")
+    if scrub:
+        lines.append(f"scrub pending since {_utc(scrub['since_ms'] / 1000)}: {scrub['notice']}")
+    return "\n".join(lines)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    return control(args, "GET", "/status")
+    return control(args, "GET", "/status", describe_status)
+
+
+def _status_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--json", action="store_true", help="print the state as JSON")
 
 
 def _dev_options(cmd: argparse.ArgumentParser) -> None:
@@ -77,5 +106,5 @@ COMMANDS: dict[str, Spec] = {
         _pair_options,
     ),
     "revoke": Spec(cmd_revoke, "revoke a paired phone on the running box", _device_id),
-    "status": Spec(cmd_status, "show the running box's state"),
+    "status": Spec(cmd_status, "show the running box's state (--json: as JSON)", _status_options),
 }

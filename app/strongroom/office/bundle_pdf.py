@@ -3,12 +3,15 @@
 French accents (and most of Unicode) need a TrueType font embedded in the PDF.
 We use DejaVu Sans from the Debian package ``fonts-dejavu-core``
 (/usr/share/fonts/truetype/dejavu), present on Raspberry Pi OS. fpdf2 bundles no
-TTF, so without that package we fall back to the core Helvetica font and
-replace what Latin-1 cannot show (accented French letters still render).
+TTF, so without that package we fall back to the core Helvetica font (accented
+French letters still render). A character the font cannot show (an emoji, a CJK
+ideograph in a name typed on a phone) is written `[U+XXXX]`, as in an export's PDF
+(office/pdf_notation.py), never an empty box or a "?" that could be read as the text.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import urllib.parse
 from collections.abc import Iterable
@@ -17,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from strongroom.office.pdf_notation import Notation
 from strongroom.office.pdf_wrap import printable, wrap_words
 
 DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -129,12 +133,28 @@ def write_html_tail(out: ByteSink) -> None:
     out.write(b"</body></html>\n")
 
 
+@functools.lru_cache(maxsize=2)
+def _font_notation(regular: Path, bold: Path) -> Notation:
+    """What both faces can show (the codes reach the Basic Multilingual Plane only, as
+    in an export's PDF); the rest is written as its code point."""
+    from strongroom.office.pdf_stream import load_truetype  # pdf_stream imports this module
+
+    both = load_truetype(regular).glyphs.keys() & load_truetype(bold).glyphs.keys()
+    return Notation(c for c in both if ord(c) < 0x10000)
+
+
 class PdfRenderer:
     """Build a PDF of records one at a time (fpdf2 keeps pages in memory until output)."""
 
     def __init__(
-        self, title: str, meta: Iterable[tuple[str, str]], font_dir: Path = DEJAVU_DIR
+        self,
+        title: str,
+        meta: Iterable[tuple[str, str]],
+        font_dir: Path = DEJAVU_DIR,
+        legend: tuple[str, str] | None = None,
     ) -> None:
+        """`legend`: a last meta line saying what `[U+XXXX]` means, written as it is
+        (its own `[U+XXXX]` is the notation's example, not a literal to escape)."""
         # Imported here, not at module load: fpdf2 (with PIL and fontTools) is ~36 MiB
         # of a started box's memory, and only this PDF uses it.
         from fpdf import FPDF
@@ -147,8 +167,10 @@ class PdfRenderer:
             pdf.add_font("DejaVu", "", str(regular))
             pdf.add_font("DejaVu", "B", str(bold))
             self._family = "DejaVu"
+            self._notation = _font_notation(regular, bold)
         else:
             self._family = "helvetica"
+            self._notation = Notation.for_codec("latin-1")
         self._widths: dict[tuple[str, float, str], float] = {}
         pdf.set_title(title)
         pdf.set_creator("Strongroom")
@@ -159,16 +181,15 @@ class PdfRenderer:
         self._font("", 9)
         for key, value in meta:
             self._text(f"{key} : {value}", 5)
+        if legend is not None:
+            self._text(f"{legend[0]} : {legend[1]}", 5, notated=False)
         pdf.ln(3)
 
     def _font(self, style: str, size: int) -> None:
         self.pdf.set_font(self._family, style, size)
 
     def _clean(self, text: str) -> str:
-        text = printable(text)
-        if not self.unicode:
-            text = text.encode("latin-1", "replace").decode("latin-1")
-        return text
+        return self._notation.apply(printable(text))
 
     def _width(self, word: str) -> float:
         key = (self.pdf.font_style, self.pdf.font_size_pt, word)
@@ -179,12 +200,13 @@ class PdfRenderer:
             width = self._widths[key] = self.pdf.get_string_width(word)
         return width
 
-    def _text(self, text: str, height: float) -> None:
+    def _text(self, text: str, height: float, *, notated: bool = True) -> None:
         pdf = self.pdf
         limit = pdf.w - pdf.l_margin - pdf.r_margin
         # Each word measured once (cached): fpdf2's multi_cell re-measured the whole line
         # at every character, which made a 10,000-message export take minutes.
-        for line in wrap_words(self._clean(text), limit, self._width):
+        shown = self._clean(text) if notated else printable(text)
+        for line in wrap_words(shown, limit, self._width):
             pdf.cell(0, height, line, new_x="LMARGIN", new_y="NEXT")
 
     def add_record(self, record: RenderedRecord) -> None:

@@ -24,6 +24,16 @@ NOTATION_LEGEND = (
     " and records.html"
 )
 
+# The GDPR register's PDF (office/report_render.py): its exact text is the web page's.
+# Written as it is, also in the core-font fallback: Latin-1 only (no "…").
+REGISTER_NOTATION_LEGEND = (
+    "[U+XXXX] = un caractère que la police de ce PDF ne peut pas afficher (émoji,"
+    " idéogramme rare...), noté par son code Unicode ; le registre de l'interface web"
+    " (Registre RGPD) a le texte exact / a character this PDF's font cannot show (emoji, rare"
+    " ideograph...), written as its Unicode code point; the web UI's register (GDPR register)"
+    " has the exact text"
+)
+
 
 def _char_class(points: list[int]) -> str:
     """A regex character class body for the sorted code points, as ranges."""

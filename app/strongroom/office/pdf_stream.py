@@ -107,7 +107,7 @@ class _TrueType:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_truetype(path: Path) -> _TrueType:
+def load_truetype(path: Path) -> _TrueType:
     from fontTools.ttLib import TTFont
 
     raw = path.read_bytes()
@@ -223,8 +223,8 @@ class StreamingPdf:
         self._starts: dict[tuple[str, float], bytes] = {}
         regular, bold = font_dir / "DejaVuSans.ttf", font_dir / "DejaVuSans-Bold.ttf"
         self.unicode = regular.is_file() and bold.is_file()
-        self._regular = _Font("F1", _load_truetype(regular) if self.unicode else None, "helvetica")
-        self._bold = _Font("F2", _load_truetype(bold) if self.unicode else None, "helveticaB")
+        self._regular = _Font("F1", load_truetype(regular) if self.unicode else None, "helvetica")
+        self._bold = _Font("F2", load_truetype(bold) if self.unicode else None, "helveticaB")
         self._font, self._size = self._regular, 10.0
         self._title = title
         self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")

@@ -55,6 +55,12 @@ def day_of(ms: int, zone_name: str, *, until: bool = False) -> str:
     return moment.date().isoformat()
 
 
+def today_in(zone_name: str, now_s: float) -> date:
+    """The practice's date at `now_s` (a sheet's issue date): at 00:30 in Paris the box's
+    UTC clock still says yesterday."""
+    return datetime.fromtimestamp(now_s, zone(zone_name)).date()
+
+
 def zone_of(conn: Connection, override: str | None = None) -> str:
     """The zone typed days are read in: `override` (a CLI --time-zone), else the practice's."""
     return override or practice_time_zone(conn)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from strongroom.office.bundle_pdf import DEJAVU_DIR, PdfRenderer
+from strongroom.office.pdf_notation import REGISTER_NOTATION_LEGEND
 from strongroom.office.register_facts import value
 from strongroom.office.verify_text import SIGNING_LABEL_EN, SIGNING_LABEL_FR
 
@@ -146,6 +147,7 @@ def render_pdf(register: Register, font_dir: Path = DEJAVU_DIR) -> bytes:
             ("Données / data", r.data_dir),
         ],
         font_dir,
+        legend=("Caractères / characters", REGISTER_NOTATION_LEGEND),
     )
     pdf.add_heading("Responsable du traitement / controller")
     pdf.add_paragraph(f"Responsable du traitement / controller : {r.controller.name}", 9)

@@ -13,7 +13,7 @@ from strongroom.archive.queries import AuditRow, audit_events
 from strongroom.office.practice_days import zone_of
 from strongroom.web.auth import ADMIN, AUDITOR, require_role
 from strongroom.web.forms import day_ms
-from strongroom.web.render import practice_datetime, render
+from strongroom.web.render import render
 from strongroom.web.state import read
 
 routes = web.RouteTableDef()
@@ -73,7 +73,6 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
         "filters": {"action": action, "actor": actor, "since": since, "until": until},
         "max_rows": MAX_ROWS,
         "time_zone": zone,
-        "fmt_datetime": practice_datetime(request, zone),  # the times of the days filtered
         "target_name": lambda row: target_name(names, row.action, row.target),
     }
     return render(request, "audit.html", context)

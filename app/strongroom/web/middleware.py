@@ -12,6 +12,7 @@ from strongroom.unlock import BoxPhase
 from strongroom.web import i18n
 from strongroom.web.auth import SESSION_KEY, Forbidden, Handler, session_of
 from strongroom.web.csrf import SAFE_METHODS, CsrfRejected, check_request
+from strongroom.web.practice_zone import practice_zone_middleware
 from strongroom.web.render import TRANSLATOR_KEY, render
 from strongroom.web.sessions import SESSION_COOKIE
 from strongroom.web.state import state_of
@@ -188,4 +189,10 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-MIDDLEWARES = (security_middleware, session_middleware, phase_middleware, csrf_middleware)
+MIDDLEWARES = (
+    security_middleware,
+    session_middleware,
+    phase_middleware,
+    practice_zone_middleware,  # every page's times in the practice's zone
+    csrf_middleware,
+)

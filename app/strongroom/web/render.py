@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,12 @@ from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
 from strongroom.identity import BoxKeys
+from strongroom.office.export_render import zone
 from strongroom.web import codes, i18n
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, session_of
 from strongroom.web.csrf import CSRF_FIELD
 from strongroom.web.i18n import N_
+from strongroom.web.practice_zone import zone_name_of
 from strongroom.web.state import state_of
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -68,21 +69,12 @@ def translator_of(request: web.Request) -> i18n.Translator:
     return request[TRANSLATOR_KEY]
 
 
-def _datetime(ms: int | None, language: str, zone: dt.tzinfo | None = None) -> str:
-    """A moment for a person: in `zone`, else the box's own clock zone."""
+def _datetime(ms: int | None, language: str, zone: dt.tzinfo) -> str:
+    """A moment for a person, in `zone` (the practice's: never the box's clock zone)."""
     if ms is None:
         return "—"
     moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).astimezone(zone)
     return str(format_datetime(moment, format="medium", locale=language))
-
-
-def practice_datetime(request: web.Request, zone_name: str) -> Callable[[int | None], str]:
-    """`fmt_datetime` in the practice's zone, for a page whose filter reads typed days
-    in it (the audit trail): "from 25 Oct" shows times of the practice's 25 Oct."""
-    from strongroom.office.export_render import zone
-
-    language, tz = translator_of(request).language, zone(zone_name)
-    return lambda ms: _datetime(ms, language, tz)
 
 
 def _bytes(size: int | None, language: str) -> str:
@@ -120,6 +112,8 @@ def page_context(request: web.Request) -> dict[str, Any]:
     session = session_of(request)
     state = state_of(request)
     language = translator.language
+    zone_name = zone_name_of(request)
+    tz = zone(zone_name)
     nav = [
         (path, label) for path, label, roles in NAVIGATION if session.role and session.role in roles
     ]
@@ -153,7 +147,8 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "end_actions": END_ACTIONS,
         "language_names": LANGUAGE_NAMES,
         "static_url": lambda name: str(request.app.router["static"].url_for(filename=name)),
-        "fmt_datetime": lambda ms: _datetime(ms, language),
+        "fmt_datetime": lambda ms: _datetime(ms, language, tz),  # in the practice's zone
+        "time_zone": zone_name,  # shown beside times where a lawyer needs certainty
         "fmt_bytes": lambda size: _bytes(size, language),
         "fmt_number": lambda value: _number(value, language),
         "code_name": lambda table, code: codes.name_of(translator, table, code),
