@@ -93,13 +93,7 @@ def thread_cpu() -> dict[str, float]:
 
 
 # Thread names (without a pool's _N suffix) -> the role the thread plays in the box.
-# The kept head's writer (archive/witness.py) does what the committer did after each commit.
-_ROLES = {
-    "group-commit": "committer",
-    "kept-head": "committer",
-    "ed25519": "signatures",
-    "archive-reader": "readers",
-}
+_ROLES = {"group-commit": "committer", "ed25519": "signatures", "archive-reader": "readers"}
 
 
 def cpu_split_note(before: dict[str, float], after: dict[str, float], count: int) -> str:

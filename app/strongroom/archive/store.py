@@ -16,6 +16,7 @@ or a CLI command); readers open their own connections with `reader()`.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -38,7 +39,6 @@ from strongroom.archive.schema import (
     FTS_INDEX_PENDING_V4,
     FTS_MARK_INDEXED,
 )
-from strongroom.archive.witness import HeadKeeper
 from strongroom.proof.merkle import MerkleLog, TreeSizeError, leaf_hash
 from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, sign_tree_head
 
@@ -119,7 +119,6 @@ class Archive:
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
-        self._kept_head = HeadKeeper(self.witness_path)
         if self.latest_tree_head() is None:
             # A new archive starts with a signed empty tree, so even an empty
             # box can prove what it held (nothing) and when.
@@ -127,7 +126,6 @@ class Archive:
                 self.write_batch([])
             except BaseException:  # e.g. a full disk: do not leak the connection
                 self.conn.close()
-                self._kept_head.close()
                 raise
 
     @classmethod
@@ -153,7 +151,6 @@ class Archive:
         # connection finishes first (closing it under a statement would crash).
         with self._write_lock:
             self.conn.close()
-            self._kept_head.close()
 
     # -- writing -------------------------------------------------------------
 
@@ -215,17 +212,20 @@ class Archive:
     # damaged, SQLite drops the last commits when it recovers and the shorter
     # archive still agrees with itself; this copy is how verify notices. It is
     # replaced atomically but not fsynced: after a power cut it may lag behind
-    # (an older head the log still contains), which verify accepts. A thread of
-    # its own writes it (archive/witness.py), so no ack waits for that write.
+    # (an older head the log still contains), which verify accepts.
     @property
     def witness_path(self) -> Path:
         return self.path.parent / WITNESS_FILE
 
     def _keep_witness(self, head: SignedTreeHead) -> None:
-        self._kept_head.keep(head)
+        tmp = self.witness_path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(head.to_dict()), encoding="ascii")
+            os.replace(tmp, self.witness_path)
+        except OSError:
+            pass  # the disk is full or read-only: the database already has the head
 
     def witness_head(self) -> SignedTreeHead | None:
-        self._kept_head.flush()  # what this archive committed so far is in the file
         try:
             return SignedTreeHead.from_dict(json.loads(self.witness_path.read_text("ascii")))
         except (OSError, ValueError, MalformedTreeHeadError):
