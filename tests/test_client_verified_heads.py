@@ -89,3 +89,40 @@ def test_a_head_signed_by_someone_else_is_refused_by_both(
         verifier.verify(body, kind="record", leaf_kind="message", ref=ref)
     assert len(signature_checks) == 2
     assert chain.trusted is None
+
+
+def test_the_head_map_is_parsed_once_for_the_chain_and_the_ack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The acks of one commit carry one head: the phone parses its map once, not twice."""
+    parsed: list[Any] = []
+    real = SignedTreeHead.from_dict.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[SignedTreeHead], data: Any) -> SignedTreeHead:
+        parsed.append(data)
+        return real(cls, data)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(SignedTreeHead, "from_dict", classmethod(counted))
+    box = SigningKey.generate()
+    public = bytes(box.verify_key)
+    chain = HeadChain(public)
+    verifier = AckVerifier(public, chain.verified)
+    body, ref = _ack(box)
+
+    chain.check(body)
+    ack = verifier.verify(body, kind="record", leaf_kind="message", ref=ref)
+    again = verifier.verify(dict(body), kind="record", leaf_kind="message", ref=ref)
+
+    assert ack.tree_head == again.tree_head == chain.trusted
+    assert len(parsed) == 1
+
+
+def test_a_remembered_head_does_not_let_an_equal_map_of_other_types_through() -> None:
+    """True == 1 in Python, but a tree size of True is malformed, remembered head or not."""
+    box = SigningKey.generate()
+    head = sign_tree_head(box, 1, bytes(32), AT)
+    verifier = AckVerifier(bytes(box.verify_key))
+    assert verifier.tree_head(head.to_dict()) == head
+    as_bool = {**head.to_dict(), "tree_size": True}
+    with pytest.raises(ProofError, match="malformed tree head"):
+        verifier.tree_head(as_bool)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 
 import pytest
 from nacl.signing import SigningKey
@@ -80,6 +81,46 @@ async def test_checks_asked_in_one_loop_turn_go_to_the_workers_as_one_batch_each
         checker.close()
     assert verdicts == [True] * 40
     assert batches == [20, 20]
+
+
+async def test_a_worker_starts_its_next_batch_without_waiting_for_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Under load a turn of the box's event loop takes milliseconds. A worker that
+    # finished a batch used to wait for the loop to hear of it before it got the next
+    # one; now the next batch waits in the pool's queue behind each running one.
+    gate = threading.Event()
+    started: list[int] = []
+    third = threading.Event()
+    both_busy = threading.Event()
+    check_all = signatures._check_all
+
+    def held(requests: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        started.append(len(requests))
+        if len(started) == 2:
+            both_busy.set()
+        if len(started) <= 2:
+            gate.wait(10)  # the first two batches keep both workers busy
+        else:
+            third.set()
+        return check_all(requests)
+
+    monkeypatch.setattr(signatures, "_check_all", held)
+    checker = SignatureChecker(workers=2)
+    try:
+        first = [asyncio.ensure_future(checker.check(PUBLIC, *_signed(n))) for n in range(40)]
+        assert await asyncio.to_thread(both_busy.wait, 10)
+        later = [asyncio.ensure_future(checker.check(PUBLIC, *_signed(n))) for n in range(10)]
+        for _ in range(100):  # the turns in which the later checks are asked and dispatched
+            await asyncio.sleep(0)
+        gate.set()
+        # The loop is busy (this test holds it): the next batch must start anyway.
+        assert third.wait(5), "the next batch waited for the event loop"
+        verdicts = await asyncio.gather(*first, *later)
+    finally:
+        gate.set()
+        checker.close()
+    assert verdicts == [True] * 50
 
 
 def _session() -> PeerSession:

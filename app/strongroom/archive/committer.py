@@ -152,43 +152,50 @@ class GroupCommitter:
         self.batches += 1
         self.committed += len(jobs)
         head = batch.tree_head or self.archive.latest_tree_head()
-        outcomes: list[Committed | BaseException] = []
+        results = batch.results
+        # Each outcome is built once, with its proof (CommittedOf itself, not the
+        # Committed alias: calling a subscripted generic costs a failed setattr per
+        # object on a frozen dataclass, twice per record on this thread).
+        proofs: dict[int, list[bytes] | BaseException] = {}  # position -> proof or failure
         wanted: list[tuple[int, int]] = []  # (position in jobs, log index) needing a proof
-        for position, (job, result) in enumerate(zip(jobs, batch.results, strict=True)):
-            outcomes.append(Committed(result, head, None))
+        for position, (job, result) in enumerate(zip(jobs, results, strict=True)):
             try:
                 index = self._proof_index(job, result, head)
             except Exception as exc:  # e.g. a faulty log_index_of: its caller only
-                outcomes[position] = exc
+                proofs[position] = exc
                 continue
             if index is not None:
                 wanted.append((position, index))
         if wanted and head is not None:
-            self._add_proofs(wanted, head, batch.results, outcomes)
+            self._add_proofs(wanted, head, proofs)
+        outcomes: list[Committed | BaseException] = []
+        for position, result in enumerate(results):
+            proof = proofs.get(position)
+            if isinstance(proof, BaseException):
+                outcomes.append(proof)
+            else:
+                outcomes.append(CommittedOf(result, head, proof))
         _resolve_all(jobs, outcomes)
 
     def _add_proofs(
         self,
         wanted: list[tuple[int, int]],
         head: SignedTreeHead,
-        results: list[Any],
-        outcomes: list[Committed | BaseException],
+        proofs: dict[int, list[bytes] | BaseException],
     ) -> None:
         try:
             # One pass for the whole batch: the new leaves' paths share most nodes.
-            proofs = self.archive.inclusion_proofs([i for _, i in wanted], head.tree_size)
+            found = self.archive.inclusion_proofs([i for _, i in wanted], head.tree_size)
         except Exception:
             # A damaged node store: find out whose proof fails, fail only those.
             for position, index in wanted:
                 try:
-                    proof = self.archive.inclusion_proof(index, head.tree_size)
+                    proofs[position] = self.archive.inclusion_proof(index, head.tree_size)
                 except Exception as exc:
-                    outcomes[position] = exc
-                else:
-                    outcomes[position] = Committed(results[position], head, proof)
+                    proofs[position] = exc
             return
-        for (position, _), proof in zip(wanted, proofs, strict=True):
-            outcomes[position] = Committed(results[position], head, proof)
+        for (position, _), proof in zip(wanted, found, strict=True):
+            proofs[position] = proof
 
     @staticmethod
     def _proof_index(job: _Job, result: Any, head: SignedTreeHead | None) -> int | None:

@@ -56,7 +56,7 @@ class HeadChain:
         if self.refused is not None:
             raise self.refused
         try:
-            head = SignedTreeHead.from_dict(body["tree_head"])
+            head = self.verified.parse(body["tree_head"])
         except (MalformedTreeHeadError, KeyError) as exc:
             raise ProofError(f"malformed tree head: {exc}") from exc
         trusted = self.trusted

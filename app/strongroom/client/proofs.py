@@ -16,6 +16,9 @@ from strongroom.archive.record import leaf_data
 from strongroom.proof.merkle import HASH_SIZE, leaf_hash, node_hash, verify_inclusion
 from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, verify_tree_head
 
+# The types of a tree head map's values, in VerifiedHeads.parse's key order.
+_HEAD_TYPES = (str, str, int, int)
+
 
 class ProofError(Exception):
     """An ack whose proof or tree-head signature does not verify: the box is not trusted."""
@@ -46,6 +49,30 @@ class VerifiedHeads:
         self._key = box_sign_public
         self._size = size  # heads change with every batch: the last few are enough
         self._good: dict[SignedTreeHead, None] = {}
+        self._last: tuple[tuple[Any, ...], SignedTreeHead] | None = None  # parse's memo
+
+    def parse(self, data: Any) -> SignedTreeHead:
+        """`SignedTreeHead.from_dict(data)`, remembering the last head parsed.
+
+        The acks of one group commit carry the same head, and a phone reads each
+        ack's head twice (its head chain, then its inclusion proof): an equal map
+        is the same head. Equal only with the exact types from_dict accepts (True
+        equals 1, and from_dict refuses it), so the memo answers as from_dict would.
+        """
+        if type(data) is dict and len(data) == 4:
+            key = (
+                data.get("root_hash"),
+                data.get("signature"),
+                data.get("tree_size"),
+                data.get("timestamp_ms"),
+            )
+            last = self._last
+            if last is not None and key == last[0] and tuple(map(type, key)) == _HEAD_TYPES:
+                return last[1]
+            head = SignedTreeHead.from_dict(data)
+            self._last = (key, head)
+            return head
+        return SignedTreeHead.from_dict(data)
 
     def signed(self, head: SignedTreeHead) -> bool:
         """Whether the box signed `head` (checked once, then remembered)."""
@@ -71,7 +98,7 @@ class AckVerifier:
 
     def _head(self, data: Any) -> SignedTreeHead:
         try:
-            head = SignedTreeHead.from_dict(data)
+            head = self._heads.parse(data)
         except MalformedTreeHeadError as exc:
             raise ProofError(f"malformed tree head: {exc}") from exc
         if not self._heads.signed(head):

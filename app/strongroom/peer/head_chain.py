@@ -20,7 +20,6 @@ so the S of each frame is the largest head sent before it on this session.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from strongroom.archive.db import Connection
@@ -107,4 +106,5 @@ class HeadChain:
         # "consistency" sorts after every other key of an ack (longest), so a
         # presorted ack stays in canonical order.
         body = {**frame.body, "consistency": {"size": base, "proof": proof}}
-        return dataclasses.replace(frame, body=body)
+        # Built directly: dataclasses.replace re-reads every field by name (once per ack).
+        return Frame(frame.type, frame.id, body, frame.presorted)

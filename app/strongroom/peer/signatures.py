@@ -5,7 +5,8 @@ Checking a record's signature is the box's most expensive step per push
 couple of worker threads check signatures on the other core while the event
 loop decrypts and decodes the next frames. Requests that arrive while the
 workers are busy wait together and go to a worker as one batch, so the cost
-of a thread hop is paid per batch, not per record.
+of a thread hop is paid per batch, not per record; each worker has its next
+batch queued behind the one it checks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from nacl.exceptions import BadSignatureError
 _Request = tuple[bytes, bytes, bytes]  # public key, message, signature
 
 MAX_BATCH = 256
+# Batches handed to the pool per worker. With one each, a worker that finished
+# waited for the event loop to hear of it before it got the next batch, and under
+# load a loop turn takes milliseconds: records waited ~23 ms for their check in the
+# ingest benchmark, ~19 ms with two (docs/benchmarks.md).
+BATCHES_PER_WORKER = 2
 
 
 def signature_holds(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -75,11 +81,15 @@ class SignatureChecker:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        while self._waiting and len(self._running) < self._workers:
+        limit = self._workers * BATCHES_PER_WORKER
+        while self._waiting and len(self._running) < limit:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ed25519")
-            # Share what waits among the idle workers.
-            idle = self._workers - len(self._running)
+            # Share what waits among the idle workers; with none idle, among the
+            # places in the pool's queue (a worker's next batch, started as soon as
+            # the worker is done).
+            running = len(self._running)
+            idle = self._workers - running if running < self._workers else limit - running
             size = min(MAX_BATCH, -(-len(self._waiting) // idle))
             batch = _Batch(self._waiting[:size])
             self._waiting = self._waiting[size:]
