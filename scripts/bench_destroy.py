@@ -28,6 +28,7 @@ import bench_archive as ba
 from bench_archive import Figure
 from bench_peer_harness import start_in_fresh_process, wait_for_child
 
+from strongroom.archive import conv_keys
 from strongroom.office import retention
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
 
@@ -53,11 +54,20 @@ def destroy_on_copy(corpus_data: Path, work: Path, size: int) -> DestroyRun:
         archive = ba.open_archive(scratch)
         try:
             with closing(archive.reader()) as conn:
+                # Conversation by conversation through the conversation index (schema
+                # 10): a GROUP BY over `records` would read the whole table, whose
+                # pages would count in this process's RSS before the destruction.
+                count_messages = conv_keys.summed(
+                    "SELECT count(*) FROM {keys} k JOIN records r ON r.id = k.record_id"
+                    " WHERE k.conversation_id = ? AND r.kind = 'message'"
+                )
                 conversations, total = [], 0
-                for conv, count in conn.execute(
-                    "SELECT conversation_id, count(*) FROM records WHERE kind = 'message'"
-                    " GROUP BY conversation_id"
-                ):
+                for (conv,) in conn.execute("SELECT id FROM conversations ORDER BY id"):
+                    count = conn.execute(
+                        f"SELECT {count_messages}", conv_keys.per_arm([conv])
+                    ).fetchone()[0]
+                    if not count:
+                        continue
                     conversations.append(int(conv))
                     total += int(count)
                     if total >= DUE:

@@ -59,8 +59,8 @@ def wipe_free_pages(conn: Connection) -> int:
     """Overwrite every free page with zeros, inside the caller's transaction.
 
     Returns how many free pages there were. The connection must have
-    `secure_delete = ON` (every archive connection has): the drop zeroes the
-    pages as it frees them again.
+    `secure_delete = ON` (every archive connection has; it is ON again on return):
+    the rows of zeros are freed without zeroing them a second time.
     """
     if not conn.in_transaction:
         raise ArchiveError("wipe_free_pages runs inside a write transaction")
@@ -77,7 +77,19 @@ def wipe_free_pages(conn: Connection) -> int:
         pages = min(left, _PAGES_PER_ROW)
         conn.execute("INSERT INTO scrub_fill VALUES (zeroblob(?))", (pages * usable,))
         left = _free_pages(conn)
-    conn.execute("DROP TABLE scrub_fill")
+    # A row at a time: one DROP would keep each page's old image in its statement
+    # journal (temp_store = MEMORY) until it ends: +164 MiB of RSS for the 25,000
+    # free pages a 5M archive had after migration 10. And without zeroing again: the
+    # pages already hold the zeros just written (and their 4-byte overflow links),
+    # so zeroing them as they are freed wrote each one a second time.
+    rows = [rowid for (rowid,) in conn.execute("SELECT rowid FROM scrub_fill")]
+    conn.execute("PRAGMA secure_delete = FAST")
+    try:
+        for rowid in rows:
+            conn.execute("DELETE FROM scrub_fill WHERE rowid = ?", (rowid,))
+        conn.execute("DROP TABLE scrub_fill")
+    finally:
+        conn.execute("PRAGMA secure_delete = ON")
     return free
 
 
