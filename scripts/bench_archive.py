@@ -227,7 +227,13 @@ def rss_mib() -> float:
 
 
 def io_counters() -> dict[str, int]:
-    """This process's I/O: wchar = bytes handed to write(), write_bytes = sent to the disk."""
+    """This process's I/O (/proc/self/io): wchar = bytes handed to write().
+
+    write_bytes is NOT what reached the disk: the kernel adds a whole page-cache folio
+    each time one goes from clean to dirty, and since Linux 6.16 ext4 caches files in
+    large folios (up to MiBs: a copy or the growth rows' rollback writes 4 MiB blocks).
+    One 4 KiB pwrite into such a file then counts as 16-256 KiB while 4 KiB reaches
+    the device. For bytes sent to the disk use device_written_bytes()."""
     fields: dict[str, int] = {}
     try:
         for line in Path("/proc/self/io").read_text().splitlines():
@@ -236,6 +242,19 @@ def io_counters() -> dict[str, int]:
     except (OSError, ValueError):
         pass
     return fields
+
+
+def device_written_bytes(path: Path) -> int | None:
+    """Bytes the block device holding `path` has written so far (its sectors written,
+    /sys/dev/block/MAJ:MIN/stat), or None without one (tmpfs, overlay). Whole device:
+    every process's writes and the file system's journal count, so on a shared machine
+    a window's difference is an upper bound on what that window sent to the disk."""
+    dev = os.stat(path).st_dev
+    stat = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}/stat")
+    try:
+        return int(stat.read_text().split()[6]) * 512  # sectors are 512 bytes here
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def written_bytes() -> int:

@@ -40,19 +40,22 @@ def migrate_copy(src: Path, dst: Path) -> None:
     conn = db.connect(data / "archive.db", ba.bench_keys().archive_key)
     try:
         found = db.schema_version(conn)
-        io0, t0 = ba.io_counters(), time.perf_counter()
+        dev0, io0, t0 = ba.device_written_bytes(data), ba.io_counters(), time.perf_counter()
         db.migrate(conn)
         migrated = time.perf_counter() - t0
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         io1, total = ba.io_counters(), time.perf_counter() - t0
+        dev1 = ba.device_written_bytes(data)
         folded = conn.execute("SELECT count(*) FROM conv_folded").fetchone()[0]
     finally:
         conn.close()
     written = (io1.get("wchar", 0) - io0.get("wchar", 0)) / 2**20
-    disk = (io1.get("write_bytes", 0) - io0.get("write_bytes", 0)) / 2**20
+    # write_bytes counts whole large folios (ba.io_counters): the device's sectors instead.
+    disk = (dev1 - dev0) / 2**20 if dev0 is not None and dev1 is not None else float("nan")
     print(
         f"migration {found} -> {SCHEMA_VERSION}: {migrated:.1f} s ({total:.1f} s with the"
-        f" checkpoint), {written:.0f} MiB handed to write() ({disk:.0f} MiB to the disk);"
+        f" checkpoint), {written:.0f} MiB handed to write() ({disk:.0f} MiB written by the"
+        " device, every process);"
         f" {folded:,} keys in conv_folded; load {os.getloadavg()[0]:.2f}"
     )
 
