@@ -10,6 +10,7 @@ not cover; a hold on whole practice days is still shown as days.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 from pathlib import Path
 
@@ -51,6 +52,12 @@ async def test_an_old_utc_hold_is_shown_with_its_exact_date_times(
     assert f'data-days="{OLD_FIRST}..{OLD_LAST}"' in office
     assert 'data-days="2026-10-25..2026-10-26"' not in office  # not the days it misses
     assert 'data-days="2026-10-25..2026-10-25"' in office
+    # The old hold, and only it, says to check it (in French too).
+    assert office.count("data-exact-bounds") == 1
+    assert "placed before the upgrade): check that it covers" in office
+    french = await (await client.get("/office", headers={"Accept-Language": "fr"})).text()
+    french = html.unescape(french).replace("\xa0", " ")
+    assert "(un gel posé avant la mise à jour) : vérifiez qu'il couvre" in french
     await box.stop()
 
     secret = tmp_path / "passphrase"
