@@ -9,6 +9,7 @@ VACUUM it replaced wrote it twice, and held a copy of it in RAM).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from strongroom.archive.scrub import (
     pending_marker,
+    pending_since_ms,
     truncate_wal,
     wipe_free_pages,
 )
@@ -168,8 +170,12 @@ def test_a_reader_holding_the_wal_leaves_the_scrub_pending_until_it_lets_go(box:
         assert result.destruction.destroyed == 1
         assert marker.exists()
         assert wal.stat().st_size > 0
+        # Left pending an hour ago: a failed retry keeps that "since", not its own time.
+        an_hour_ago = int(time.time()) - 3600
+        os.utime(marker, (an_hour_ago, an_hour_ago))
         assert finish_pending_scrub(box.archive) is False  # still held
         assert marker.exists()
+        assert pending_since_ms(box.archive.path) == an_hour_ago * 1000
     finally:
         reader.execute("ROLLBACK")
         reader.close()

@@ -382,3 +382,29 @@ def test_verify_names_a_record_missing_from_the_conversation_index(archive: Arch
     )
     problems = verify_archive(conn, archive.blobs, box_key).problems
     assert any("conversation index" in p for p in problems), problems
+
+
+def test_verify_names_a_key_moved_to_another_conversation(archive: Archive) -> None:
+    """Same count, ids and dates: only the conversation changed, so the record is gone
+    from its conversation's pages and exports and shown in another's."""
+    phone, key = new_phone(archive, OWNER)
+    write_messages(archive, key, phone, 0, 30)
+    conn = archive.conn
+    conn.execute("BEGIN IMMEDIATE")
+    conv_keys.fold(conn)
+    conn.execute("COMMIT")
+    write_messages(archive, key, phone, 100, 10)
+    box_key = bytes(archive.signing_key.verify_key)
+    assert verify_archive(conn, archive.blobs, box_key).problems == []
+    first, other = conversation_id(conn, CONVS[0]), conversation_id(conn, CONVS[1])
+    for table in conv_keys.ARMS:
+        moved = conn.execute(
+            f"SELECT record_id FROM {table} WHERE conversation_id = ? LIMIT 1",
+            (first,),
+        ).fetchone()[0]
+        conn.execute(f"UPDATE {table} SET conversation_id = ? WHERE record_id = ?", (other, moved))
+        problems = verify_archive(conn, archive.blobs, box_key).problems
+        assert any("name another conversation" in p for p in problems), (table, problems)
+        assert conv_keys.index_problems(conn) == [p for p in problems if "conversation index" in p]
+        conn.execute(f"UPDATE {table} SET conversation_id = ? WHERE record_id = ?", (first, moved))
+        assert verify_archive(conn, archive.blobs, box_key).problems == []

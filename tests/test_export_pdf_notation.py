@@ -59,3 +59,42 @@ def test_what_the_font_cannot_show_is_written_as_its_code_point(tmp_path: Path) 
     # The exact text stays where it is kept: the records and the HTML page.
     assert any(EXACT in r for r in records) and any(LITERAL in r for r in records)
     assert EXACT in page and LITERAL in page and "[U+" not in page.replace(LITERAL, "")
+
+
+# Invisible in a PDF, or a mere space: a soft hyphen, a zero-width space and joiner, a
+# right-to-left mark; a tab stays a space.
+INVISIBLE = "Dé\u00adcla\u200bra\u200dtion \u200fsignée\tle 3"
+INVISIBLE_WRITTEN = "Dé[U+00AD]cla[U+200B]ra[U+200D]tion [U+200F]signée le 3"
+
+
+def test_control_and_format_characters_are_written_as_their_code_points(
+    tmp_path: Path,
+) -> None:
+    box = new_box(tmp_path)
+    try:
+        phone = new_phone(box.archive, owner="maitre.durand", name="Pixel\u200b 8")
+        say(box, phone, INVISIBLE, at=T0)
+        scope = ExportScope("conversation", conversation_id=conversation_id(box))
+        request = ExportRequest(scope, "me.durand", "Tribunal judiciaire", "RG 24/1")
+        out = export_bundle(box.archive, request, tmp_path / "e.zip").path
+        assert out is not None
+    finally:
+        box.close()
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        pdf = zf.read(next(n for n in names if n.endswith("/records.pdf")))
+        records = [
+            json.dumps(json.loads(zf.read(n)), ensure_ascii=False)
+            for n in names
+            if "/records/" in n and n.endswith(".json")
+        ]
+    text = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", "-", "-"], input=pdf, capture_output=True, check=True
+    ).stdout.decode()
+    text = " ".join(text.split())
+
+    assert INVISIBLE_WRITTEN in text
+    assert "Pixel[U+200B] 8" in text  # the facts lines too
+    assert "[U+005B]" not in text  # the notation is not itself escaped
+    # The exact text stays in the records (JSON escapes the tab).
+    assert any(INVISIBLE.replace("\t", "\\t") in r for r in records)

@@ -120,30 +120,56 @@ def fold_if_due(conn: Connection, at: int | None = None) -> Fold | None:
 # A fingerprint of a set of keys: how many, the sum of their record ids, and the sum
 # of their dates reduced modulo a prime (a plain sum of 5M dates in ms nears SQLite's
 # integer limit). The records' own is read from records_dedup (device_id, sent_at,
-# record_id; rowid), which holds both columns: no record row is read.
+# record_id; rowid), which holds both columns: no record row is read. The keys' fourth
+# term, sum of conversation_id * record_id modulo the prime, finds a key moved to
+# another conversation (the record then missing from its own conversation's pages and
+# exports, and listed in the other's); no index of records holds conversation_id, so
+# the records' side of it is summed by verify's own pass over every record
+# (`conversation_term`, verify_records.py), not by a second read of the table.
 _PRIME = 1_000_000_007
-_KEYS_PRINT = "SELECT count(*), coalesce(sum(record_id), 0), coalesce(sum(sent_at % ?), 0) FROM "
+_KEYS_PRINT = (
+    "SELECT count(*), coalesce(sum(record_id), 0), coalesce(sum(sent_at % ?), 0),"
+    " coalesce(sum((conversation_id * record_id) % ?), 0) FROM "
+)
 _RECORDS_PRINT = (
     "SELECT count(*), coalesce(sum(id), 0), coalesce(sum(sent_at % ?), 0)"
     " FROM records INDEXED BY records_dedup"
 )
+_RECORDS_CONVERSATIONS = "SELECT coalesce(sum((conversation_id * id) % ?), 0) FROM records"
 
 
-def index_problems(conn: Connection) -> list[str]:
+def conversation_term(conversation_id: int, record_id: int) -> int:
+    """A record's share of the conversations' fingerprint (records.id as record_id)."""
+    return (conversation_id * record_id) % _PRIME
+
+
+def index_problems(conn: Connection, conversations: int | None = None) -> list[str]:
     """What the full verify says when the two tables do not hold exactly one key per
-    record: a record without its key is missing from its conversation's pages,
-    exports and holds' counts; a key twice lists it twice. Index-only reads."""
+    record, in its record's conversation: a record without its key is missing from its
+    conversation's pages, exports and holds' counts; a key twice lists it twice; a key
+    in another conversation shows the record there. Index-only reads, but for
+    `conversations`: the sum of `conversation_term` over every record, which verify's
+    pass over the records gives (None: read here)."""
     if not has_lsm(conn):
         return []  # an archive opened at an older schema version
-    keys = [0, 0, 0]
+    keys = [0, 0, 0, 0]
     for table in ARMS:
-        row = conn.execute(_KEYS_PRINT + table, (_PRIME,)).fetchone()
+        row = conn.execute(_KEYS_PRINT + table, (_PRIME, _PRIME)).fetchone()
         keys = [a + int(b) for a, b in zip(keys, row, strict=True)]
     records = [int(v) for v in conn.execute(_RECORDS_PRINT, (_PRIME,)).fetchone()]
-    if keys == records:
-        return []
-    return [
-        f"conversation index: {keys[0]:,} keys in conv_folded and conv_recent for"
-        f" {records[0]:,} records (or keys that are not the records'): a record without"
-        " its key is missing from its conversation's pages and exports"
-    ]
+    problems = []
+    if keys[:3] != records:
+        problems.append(
+            f"conversation index: {keys[0]:,} keys in conv_folded and conv_recent for"
+            f" {records[0]:,} records (or keys that are not the records'): a record without"
+            " its key is missing from its conversation's pages and exports"
+        )
+    if conversations is None:
+        conversations = int(conn.execute(_RECORDS_CONVERSATIONS, (_PRIME,)).fetchone()[0])
+    if keys[3] % _PRIME != conversations % _PRIME:
+        problems.append(
+            "conversation index: keys in conv_folded and conv_recent name another"
+            " conversation than their records': a record is missing from its own"
+            " conversation's pages and exports, and shown in another's"
+        )
+    return problems

@@ -138,8 +138,14 @@ def scrub_status(archive_path: Path) -> dict[str, object] | None:
 
 
 def mark_pending(archive_path: Path) -> None:
+    """Say on disk that a scrub is pending, once: its time is the "since" the pages
+    show, so a later failed retry must not rewrite it (exclusive create)."""
     marker = pending_marker(archive_path)
-    with marker.open("w") as out:
+    try:
+        out = marker.open("x")
+    except FileExistsError:
+        return
+    with out:
         out.write("a destruction's old pages are still in the WAL and archive.db\n")
         out.flush()
         os.fsync(out.fileno())

@@ -204,7 +204,7 @@ def _verify(
     # A row at a negative index is in no range the checks above read.
     verify_log_refs(conn, report.leaves, report)
     verify_conversation_senders(conn, report)
-    for problem in conv_keys.index_problems(conn):
+    for problem in conv_keys.index_problems(conn, report.conversations):
         report.problem(problem)
     if head is None:
         report.problem("log: no signed tree head")

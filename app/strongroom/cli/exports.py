@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from strongroom.cli.common import Spec, box_config, read_secret
+from strongroom.cli.records import time_zone_name
 
 
 def local_identity(args: argparse.Namespace) -> Any:
@@ -269,7 +270,9 @@ def _export_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--reason", help="why (case number, request…)")
     cmd.add_argument("--actor", help="who exports (default: cli:<your login>)")
     cmd.add_argument(
-        "--time-zone", help="read --from/--to and show times in this zone (default: the practice's)"
+        "--time-zone",
+        type=time_zone_name,
+        help="read --from/--to and show times in this zone (default: the practice's)",
     )
 
 

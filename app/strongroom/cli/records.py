@@ -111,9 +111,28 @@ def subject_options(
     return group
 
 
+def time_zone_name(text: str) -> str:
+    """A --time-zone the box knows (an IANA name, e.g. Europe/Paris), else refused as a
+    usage error (exit 2): reading the days silently in Paris instead would hold or
+    export other days than the ones asked for. Empty: the practice's zone."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not text.strip():
+        return ""
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise argparse.ArgumentTypeError(
+            f"fuseau horaire inconnu / unknown time zone: {text!r}"
+            " (écrivez-le / write it as Europe/Paris)"
+        ) from None
+    return text
+
+
 def zone_option(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--time-zone",
+        type=time_zone_name,
         help="read the days in this zone (default: the practice's, register-details --zone)",
     )
 

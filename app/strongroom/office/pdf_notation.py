@@ -6,6 +6,11 @@ court bundle could be read as the message itself; `[U+1F600]` cannot, and the
 PDF's header (`NOTATION_LEGEND`) says what it means. The JSON records and the
 HTML page keep the exact text.
 
+Control and format characters (a soft hyphen, a zero-width space or joiner, a
+bidi mark; not a newline, and a tab is a space) are written in the notation too,
+even when the font has a glyph: invisible on the page, they would be read as
+nothing or as a space.
+
 The notation is unambiguous: a literal `[U+` in a message is written
 `[U+005B]U+` (its bracket as a notation), so every `[U+…]` in the PDF stands
 for one character.
@@ -15,13 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from unicodedata import category
 
 NOTATION_LEGEND = (
     "Caractères / characters : [U+XXXX] = un caractère que la police de ce PDF ne peut pas"
-    " afficher (émoji, idéogramme rare…), noté par son code Unicode ; le texte exact est dans"
-    " records/*.json et records.html / a character this PDF's font cannot show (emoji, rare"
-    " ideograph…), written as its Unicode code point; the exact text is in records/*.json"
-    " and records.html"
+    " afficher (émoji, idéogramme rare, caractère invisible ou de contrôle…), noté par son"
+    " code Unicode ; le texte exact est dans records/*.json et records.html / a character"
+    " this PDF's font cannot show (emoji, rare ideograph, invisible or control character…),"
+    " written as its Unicode code point; the exact text is in records/*.json and records.html"
 )
 
 # The GDPR register's PDF (office/report_render.py): its exact text is the web page's.
@@ -51,10 +57,14 @@ def _char_class(points: list[int]) -> str:
 
 
 class Notation:
-    """Writes what is not in `shown` as `[U+XXXX]` (newlines are always kept)."""
+    """Writes what is not in `shown`, and every control or format character, as
+    `[U+XXXX]` (newlines are always kept)."""
 
     def __init__(self, shown: Iterable[str]) -> None:
-        points = sorted({ord(c) for c in shown} | {ord("\n")})
+        # Control and format characters are always written as the notation, even when
+        # the font has a glyph for them: a soft hyphen, a zero-width joiner or a bidi
+        # mark is invisible, or a mere space, on the page (pdf_wrap.printable).
+        points = sorted({ord(c) for c in shown if category(c)[0] != "C"} | {ord("\n")})
         # One search in C finds the first character to rewrite, or a literal "[U+";
         # the usual text (every character shown) is returned as it came.
         self._pattern = re.compile(f"\\[U\\+|[^{_char_class(points)}]")

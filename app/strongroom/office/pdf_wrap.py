@@ -1,19 +1,21 @@
-"""Text for the export PDF's lines: control characters out, paragraphs wrapped to the
+"""Text for the export PDF's lines: tabs as spaces, paragraphs wrapped to the
 page's width (pdf_stream.py measures; these functions only cut)."""
 
 from __future__ import annotations
 
-import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from itertools import accumulate
 
 
 def printable(text: str) -> str:
-    """Control and format characters (but newlines) as spaces: readers stumble on them."""
-    if text.replace("\n", "").isprintable():
-        return text  # the usual case, without a look at each character
-    return "".join(c if c == "\n" or unicodedata.category(c)[0] != "C" else " " for c in text)
+    """Tabs as spaces and CRLF as a newline. The other control and format characters (a
+    soft hyphen, a zero-width space or joiner, a bidi mark) are left to the PDF's
+    notation (pdf_notation.Notation), which writes them `[U+00AD]`: a space in their
+    place would change the words a court reads, and nothing would say so."""
+    if "\t" not in text and "\r" not in text:
+        return text  # the usual case
+    return text.replace("\r\n", "\n").replace("\t", " ")
 
 
 def wrap_words(text: str, limit: float, width: Callable[[str], float]) -> list[str]:

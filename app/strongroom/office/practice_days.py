@@ -55,6 +55,21 @@ def day_of(ms: int, zone_name: str, *, until: bool = False) -> str:
     return moment.date().isoformat()
 
 
+def hold_bound(ms: int, zone_name: str, *, until: bool = False) -> str:
+    """A date-range hold's bound as the archivist should read it: the practice's day when
+    the bound is that day's first millisecond (from) or last millisecond (`until`), else
+    the exact date-time in the practice's zone. Holds placed before the practice's zone
+    was used were typed in the box's clock zone (UTC on an appliance) and kept the next
+    day's 00:00 as their inclusive end: shown as days, "25 Oct" would hide that the hold
+    really runs from 02:00 on 25 Oct to 01:00 on 26 Oct in Paris."""
+    edge = ms + 1 if until else ms  # a practice midnight when the bound is a whole day's
+    midnight = datetime.fromtimestamp(edge // 1000, zone(zone_name))
+    if edge % 1000 == 0 and (midnight.hour, midnight.minute, midnight.second) == (0, 0, 0):
+        return day_of(ms, zone_name, until=until)
+    exact = datetime.fromtimestamp(ms // 1000, zone(zone_name)).strftime("%Y-%m-%d %H:%M:%S")
+    return exact + (f".{ms % 1000:03d}" if ms % 1000 else "")
+
+
 def today_in(zone_name: str, now_s: float) -> date:
     """The practice's date at `now_s` (a sheet's issue date): at 00:30 in Paris the box's
     UTC clock still says yesterday."""

@@ -22,7 +22,7 @@ from strongroom.archive.errors import ArchiveError
 from strongroom.archive.store import Archive
 from strongroom.office import certificates, holds, matters, policies, retention, review
 from strongroom.office.errors import InvalidHold, InvalidPolicy, UnknownPolicy
-from strongroom.office.practice_days import day_of, zone_of
+from strongroom.office.practice_days import hold_bound, zone_of
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,9 @@ def _hold_json(h: holds.Hold, reach: holds.HoldReach | None, zone: str) -> dict[
     s = h.spec
     days = None
     if s.from_ms is not None and s.to_ms is not None:
-        # A date-range hold's days in the practice's zone, first and last included.
-        days = [day_of(s.from_ms, zone), day_of(s.to_ms, zone, until=True), zone]
+        # A date-range hold's days in the practice's zone, first and last included; the
+        # exact date-times of a bound that is not a whole practice day (an older hold).
+        days = [hold_bound(s.from_ms, zone), hold_bound(s.to_ms, zone, until=True), zone]
     return {
         "days": days,
         "id": h.id,

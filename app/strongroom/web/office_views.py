@@ -19,7 +19,7 @@ from strongroom.archive.verify import VerifyReport
 from strongroom.archive.verify_runs import Mode, Verification, run_verification
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
-from strongroom.office.practice_days import day_of, last_ms_of_day, zone_of
+from strongroom.office.practice_days import hold_bound, last_ms_of_day, zone_of
 from strongroom.web import exports_web
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import day_ms, int_or_none, text_field
@@ -175,10 +175,11 @@ async def office_page(request: web.Request) -> web.StreamResponse:
         zone = zone_of(conn)
         return {
             "time_zone": zone,
-            # A date-range hold's days, as typed: the practice's, first and last included.
+            # A date-range hold's days, as typed: the practice's, first and last included;
+            # exact date-times for a bound that is not a whole practice day (an older hold).
             "hold_days": lambda h: (
-                day_of(h.spec.from_ms, zone),
-                day_of(h.spec.to_ms, zone, until=True),
+                hold_bound(h.spec.from_ms, zone),
+                hold_bound(h.spec.to_ms, zone, until=True),
             ),
             "holds": hold_list,
             "reach": holds.hold_reach(conn, hold_list),
