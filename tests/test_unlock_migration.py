@@ -195,6 +195,11 @@ async def test_unlock_page_panel_status_and_watchdog_carry_on_while_the_archive_
         code, body = await call(config.data_dir, "GET", "/status")
         assert code == 200 and body["phase"] == "updating"
         assert body["migration"] == [PREVIOUS, SCHEMA_VERSION]
+        # The box keeps its name meanwhile: the fingerprint (mDNS's -XXXX suffix and
+        # TXT record, the address) is the keystore's, as while locked.
+        fingerprint = Box(config).keystore().fingerprint
+        assert fingerprint and runtime.box.fingerprint == fingerprint
+        assert body["fingerprint"] == fingerprint
         # A second unlock meanwhile is refused clearly, and runs nothing twice.
         status, page, _ = await admin.post_form("/unlock", {"passphrase": ADMIN_PASSWORD})
         assert status == 409 and "Updating the archive…" in page

@@ -86,7 +86,9 @@ class Box:
     def fingerprint(self) -> str | None:
         if self.keys is not None:
             return self.keys.fingerprint
-        if self.phase is BoxPhase.LOCKED:
+        # While a migration runs (UPDATING) the keys are not the box's yet either:
+        # the keystore's public copy keeps its mDNS name and address unchanged.
+        if self.phase in (BoxPhase.LOCKED, BoxPhase.UPDATING):
             return Keystore(self.config.keystore_path).fingerprint
         return None
 
