@@ -32,6 +32,7 @@ from e2e_helpers import Clock, WebAdmin, prepare_data_dir
 from strongroom.appliance.sdnotify import Notifier
 from strongroom.archive import db, store
 from strongroom.archive.db import Connection
+from strongroom.archive.errors import SchemaMigrationFailed
 from strongroom.archive.schema import SCHEMA_VERSION
 from strongroom.box import INTERRUPT_EVERY_S, Box
 from strongroom.config import BoxConfig
@@ -342,14 +343,14 @@ async def test_stopping_while_a_failed_migration_lets_go_of_its_connection(
     failed, let_go = threading.Event(), threading.Event()
 
     def failing_step(conn: Connection, version: int) -> None:
-        raise db.SchemaMigrationFailed(f"migration {version} failed; nothing changed")
+        raise SchemaMigrationFailed(f"migration {version} failed; nothing changed")
 
-    real_open = store.open_archive_db
+    real_open = db.open_archive_db
 
     def open_then_linger(*args: Any, **kwargs: Any) -> Connection:
         try:
             return real_open(*args, **kwargs)
-        except db.SchemaMigrationFailed:
+        except SchemaMigrationFailed:
             # Its connection is closed; the worker is not back yet (a busy Pi).
             failed.set()
             let_go.wait(20 * INTERRUPT_EVERY_S)
