@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from strongroom.archive.checkpointer import bound_pages, wal_state
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.store import Archive
 from strongroom.office.erasure import scrub_storage
+from support.wait import until
 
 THRESHOLD = 300
 TEXT = "Compte rendu de la réunion, pièces du dossier à verser. " * 18  # ~1 KiB
@@ -209,3 +211,45 @@ async def test_a_long_reader_holding_the_wal_does_not_make_the_checkpointer_spin
         seen.append(frames(archive)[0])
     assert min(seen) < THRESHOLD, f"the WAL never started again: {seen}"
     assert checkpointer.failures == 0
+
+
+async def test_commits_keep_flowing_while_a_destruction_scrub_holds_the_checkpoint_lock(
+    running: tuple[Archive, GroupCommitter],
+) -> None:
+    """A destruction's scrub holds the checkpoint lock through seconds of TRUNCATE
+    retries while a long reader (an export) keeps the WAL busy. A checkpoint that
+    holds writes off (the checkpointer's short tail, Archive.checkpoint) must not
+    wait for it with the write lock held: every commit would stall (review L1)."""
+    archive, committer = running
+    checkpointer = committer.checkpointer
+    assert checkpointer is not None
+    device, key = new_phone(archive)
+    for n in range(3):
+        await commit_batch(committer, key, device, n)
+    reader = archive.reader()
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM messages").fetchone()  # the export's snapshot
+    try:
+        scrub = asyncio.create_task(asyncio.to_thread(scrub_storage, archive, attempts=30))
+        await until(archive.checkpoint_lock.locked, 10, "the scrub")
+        began = time.monotonic()
+        explicit = asyncio.create_task(asyncio.to_thread(archive.checkpoint))
+        tail = asyncio.create_task(asyncio.to_thread(checkpointer._checkpoint, 0, hold_writes=True))
+        latencies: list[float] = []
+        n = 3
+        while not scrub.done():
+            t0 = time.monotonic()
+            await commit_batch(committer, key, device, n)
+            latencies.append(time.monotonic() - t0)
+            n += 1
+        scrubbing_s = time.monotonic() - began
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
+    assert not await scrub  # the reader held the WAL throughout: the scrub is pending
+    await asyncio.wait_for(asyncio.gather(explicit, tail), 30)
+    # Seconds of scrub; commits went on all along, none waited for it.
+    assert scrubbing_s > 2.0 and len(latencies) >= 5
+    assert max(latencies) < scrubbing_s / 3, (scrubbing_s, latencies)
+    count = archive.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    assert count == 20 * n

@@ -23,16 +23,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from e2e_helpers import Clock, WebAdmin, prepare_data_dir
 from strongroom.appliance.sdnotify import Notifier
-from strongroom.archive import db
+from strongroom.archive import db, store
 from strongroom.archive.db import Connection
+from strongroom.archive.errors import SchemaMigrationFailed
 from strongroom.archive.schema import SCHEMA_VERSION
-from strongroom.box import Box
+from strongroom.box import INTERRUPT_EVERY_S, Box
 from strongroom.config import BoxConfig
 from strongroom.control import call
 from strongroom.runtime import BoxRuntime
@@ -195,6 +197,11 @@ async def test_unlock_page_panel_status_and_watchdog_carry_on_while_the_archive_
         code, body = await call(config.data_dir, "GET", "/status")
         assert code == 200 and body["phase"] == "updating"
         assert body["migration"] == [PREVIOUS, SCHEMA_VERSION]
+        # The box keeps its name meanwhile: the fingerprint (mDNS's -XXXX suffix and
+        # TXT record, the address) is the keystore's, as while locked.
+        fingerprint = Box(config).keystore().fingerprint
+        assert fingerprint and runtime.box.fingerprint == fingerprint
+        assert body["fingerprint"] == fingerprint
         # A second unlock meanwhile is refused clearly, and runs nothing twice.
         status, page, _ = await admin.post_form("/unlock", {"passphrase": ADMIN_PASSWORD})
         assert status == 409 and "Updating the archive…" in page
@@ -324,4 +331,39 @@ async def test_stopping_an_unattended_box_during_its_start_migration(
         await asyncio.wait_for(starting, 30)
     assert not slow.released.is_set()  # it never ran at full speed
     assert runtime.integrity_ok and runtime.box.archive is None
+    assert on_disk_schema(config) == PREVIOUS
+
+
+async def test_stopping_while_a_failed_migration_lets_go_of_its_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step fails and the open closes its connection; the stop that comes before the
+    worker thread is back must not trip over that closed connection (review L2)."""
+    config = await box_at_previous_schema(tmp_path)
+    failed, let_go = threading.Event(), threading.Event()
+
+    def failing_step(conn: Connection, version: int) -> None:
+        raise SchemaMigrationFailed(f"migration {version} failed; nothing changed")
+
+    real_open = db.open_archive_db
+
+    def open_then_linger(*args: Any, **kwargs: Any) -> Connection:
+        try:
+            return real_open(*args, **kwargs)
+        except SchemaMigrationFailed:
+            # Its connection is closed; the worker is not back yet (a busy Pi).
+            failed.set()
+            let_go.wait(20 * INTERRUPT_EVERY_S)
+            raise
+
+    monkeypatch.setattr(db, "_migrate_step", failing_step)
+    monkeypatch.setattr(store, "open_archive_db", open_then_linger)
+    box = Box(config)
+    box.begin_open(box.keys_for(ADMIN_PASSWORD))
+    try:
+        await until(failed.is_set, 10, "the failed step")
+        await box.stop()  # asks the closed connection to give up, several times over
+    finally:
+        let_go.set()
+    assert box.phase is BoxPhase.LOCKED and box.archive is None
     assert on_disk_schema(config) == PREVIOUS

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import sqlcipher3
 from aiohttp import web
 
 from strongroom.appliance.health import Health, read_health
@@ -86,7 +87,9 @@ class Box:
     def fingerprint(self) -> str | None:
         if self.keys is not None:
             return self.keys.fingerprint
-        if self.phase is BoxPhase.LOCKED:
+        # While a migration runs (UPDATING) the keys are not the box's yet either:
+        # the keystore's public copy keeps its mDNS name and address unchanged.
+        if self.phase in (BoxPhase.LOCKED, BoxPhase.UPDATING):
             return Keystore(self.config.keystore_path).fingerprint
         return None
 
@@ -295,7 +298,10 @@ class Box:
         # step runs several, one after the other): asked again until the open gives up.
         while not task.done():
             if (conn := self._migrating_conn) is not None:
-                conn.interrupt()
+                # A failed step's open closes the connection before the worker thread
+                # clears it: nothing left to interrupt, the task ends on its own.
+                with contextlib.suppress(sqlcipher3.ProgrammingError):
+                    conn.interrupt()
             await asyncio.wait({task}, timeout=INTERRUPT_EVERY_S)
         with contextlib.suppress(Exception):
             await task

@@ -82,21 +82,36 @@ def prepare_fresh_dev_box(data_dir: Path) -> BoxConfig:
 
 
 async def _serve(runtime: BoxRuntime, banner: str | None) -> None:
-    try:
-        await runtime.start()
-    except BaseException:
-        await runtime.stop()  # a busy port: let go of what was already opened
-        raise
-    if banner:
-        print(banner.format(url=runtime.url), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before start: start awaits the unattended unlock, which migrates the archive
+    # after an upgrade (minutes on a Pi). `systemctl stop` meanwhile is a clean stop
+    # (the migration gives up, rolled back whole), not a SIGTERM death.
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.create_task(runtime.start())
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a busy port raises here (start let go of its parts)
+            if banner:
+                print(banner.format(url=runtime.url), flush=True)
+            await stopping
     finally:
+        stopping.cancel()
+        # Stopped during start: with its parts up, stop abandons the open under way
+        # (Box.abandon_open) and start returns; still building them, start is
+        # cancelled (its own stack lets them go). Stopped again in case the parts
+        # came up meanwhile and the unlock began.
+        await runtime.stop()
+        if not starting.done():
+            starting.cancel()
+        await asyncio.wait({starting})
+        if not starting.cancelled():  # what a start cut short by the stop raised: moot
+            with contextlib.suppress(BaseException):
+                starting.result()
         await runtime.stop()
 
 

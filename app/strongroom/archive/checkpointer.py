@@ -106,7 +106,8 @@ class Checkpointer:
         # Shared with the explicit checkpoints (Archive.checkpoint, an erasure's scrub)
         # so that one waits for the other instead of finding the WAL busy.
         self._lock = lock
-        # The archive's write lock, held only to copy a short tail (run_once).
+        # The archive's write lock, held only to copy a short tail (run_once), and
+        # only once the checkpoint lock is ours (never waited for with writes held).
         self._write_lock = write_lock
         self._wake = threading.Event()
         self._stopping = False
@@ -205,7 +206,11 @@ class Checkpointer:
         if conn is None:
             return 0
         t0 = time.perf_counter()
-        with self._write_lock if hold_writes else contextlib.nullcontext(), self._lock:
+        # One lock order everywhere (Archive.checkpoint too): the checkpoint lock,
+        # then the write lock. A destruction's scrub holds the checkpoint lock through
+        # seconds of TRUNCATE retries; waited for with writes held off, every commit
+        # would stall behind it (review L1).
+        with self._lock, self._write_lock if hold_writes else contextlib.nullcontext():
             _busy, _frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         elapsed = time.perf_counter() - t0
         self.checkpoints += 1

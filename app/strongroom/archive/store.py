@@ -275,7 +275,9 @@ class Archive:
         the WAL reaches db.WAL_AUTOCHECKPOINT_PAGES, or, while a group committer
         runs, its background checkpointer does (archive/checkpointer.py).
         """
-        with self._write_lock, self.checkpoint_lock:
+        # The checkpoint lock first (one order everywhere, checkpointer.py): a scrub
+        # holding it for seconds must not find the writes already held off.
+        with self.checkpoint_lock, self._write_lock:
             row = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(row[1]), int(row[2])
 
