@@ -353,7 +353,9 @@ def test_every_reader_by_conversation_keeps_an_indexed_plan(archive: Archive) ->
         assert "MERGE (UNION ALL)" in steps and not any("TEMP B-TREE" in s for s in steps), steps
 
 
-def test_verify_names_a_record_missing_from_the_conversation_index(archive: Archive) -> None:
+def _folded_and_recent(archive: Archive) -> tuple[Connection, bytes]:
+    """30 messages folded and 10 still recent, verified clean: (the connection, the
+    box's verify key)."""
     phone, key = new_phone(archive, OWNER)
     write_messages(archive, key, phone, 0, 30)
     conn = archive.conn
@@ -363,6 +365,11 @@ def test_verify_names_a_record_missing_from_the_conversation_index(archive: Arch
     write_messages(archive, key, phone, 100, 10)
     box_key = bytes(archive.signing_key.verify_key)
     assert verify_archive(conn, archive.blobs, box_key).problems == []
+    return conn, box_key
+
+
+def test_verify_names_a_record_missing_from_the_conversation_index(archive: Archive) -> None:
+    conn, box_key = _folded_and_recent(archive)
     # Someone with the key hides a record from its conversation's pages and exports.
     folded = conn.execute("SELECT * FROM conv_folded LIMIT 1").fetchone()
     conn.execute("DELETE FROM conv_folded WHERE record_id = ?", (folded[2],))
@@ -387,15 +394,7 @@ def test_verify_names_a_record_missing_from_the_conversation_index(archive: Arch
 def test_verify_names_a_key_moved_to_another_conversation(archive: Archive) -> None:
     """Same count, ids and dates: only the conversation changed, so the record is gone
     from its conversation's pages and exports and shown in another's."""
-    phone, key = new_phone(archive, OWNER)
-    write_messages(archive, key, phone, 0, 30)
-    conn = archive.conn
-    conn.execute("BEGIN IMMEDIATE")
-    conv_keys.fold(conn)
-    conn.execute("COMMIT")
-    write_messages(archive, key, phone, 100, 10)
-    box_key = bytes(archive.signing_key.verify_key)
-    assert verify_archive(conn, archive.blobs, box_key).problems == []
+    conn, box_key = _folded_and_recent(archive)
     first, other = conversation_id(conn, CONVS[0]), conversation_id(conn, CONVS[1])
     for table in conv_keys.ARMS:
         moved = conn.execute(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from strongroom.office.export import ExportRequest, ExportScope, export_bundle
 from strongroom.office.pdf_notation import NOTATION_LEGEND
-from test_office_support import DAY_MS, T0, conversation_id, new_box, new_phone, say
+from test_office_support import DAY_MS, T0, Box, conversation_id, new_box, new_phone, say
 
 EXACT = "Rendez-vous confirmé 😀 à 14h, dossier 𠀋 et 漢字"
 WRITTEN = "Rendez-vous confirmé [U+1F600] à 14h, dossier [U+2000B] et [U+6F22][U+5B57]"
@@ -23,12 +23,10 @@ LITERAL = "Il a écrit [U+1F600] en toutes lettres"
 LITERAL_WRITTEN = "Il a écrit [U+005B]U+1F600] en toutes lettres"
 
 
-def test_what_the_font_cannot_show_is_written_as_its_code_point(tmp_path: Path) -> None:
-    box = new_box(tmp_path)
+def _export_read(box: Box, tmp_path: Path) -> tuple[str, list[str], str]:
+    """Export the box's conversation, close the box; the PDF's text as pdftotext reads
+    it (whitespace folded), the JSON records and the HTML page."""
     try:
-        phone = new_phone(box.archive, owner="maitre.durand", name="Pixel 😀")
-        say(box, phone, EXACT, at=T0)
-        say(box, phone, LITERAL, at=T0 + DAY_MS)
         scope = ExportScope("conversation", conversation_id=conversation_id(box))
         request = ExportRequest(scope, "me.durand", "Tribunal judiciaire", "RG 24/1")
         out = export_bundle(box.archive, request, tmp_path / "e.zip").path
@@ -49,7 +47,19 @@ def test_what_the_font_cannot_show_is_written_as_its_code_point(tmp_path: Path) 
     text = subprocess.run(
         ["pdftotext", "-enc", "UTF-8", "-", "-"], input=pdf, capture_output=True, check=True
     ).stdout.decode()
-    text = " ".join(text.split())
+    return " ".join(text.split()), records, page
+
+
+def test_what_the_font_cannot_show_is_written_as_its_code_point(tmp_path: Path) -> None:
+    box = new_box(tmp_path)
+    try:
+        phone = new_phone(box.archive, owner="maitre.durand", name="Pixel 😀")
+        say(box, phone, EXACT, at=T0)
+        say(box, phone, LITERAL, at=T0 + DAY_MS)
+    except BaseException:
+        box.close()
+        raise
+    text, records, page = _export_read(box, tmp_path)
 
     assert WRITTEN in text
     assert LITERAL_WRITTEN in text
@@ -74,24 +84,10 @@ def test_control_and_format_characters_are_written_as_their_code_points(
     try:
         phone = new_phone(box.archive, owner="maitre.durand", name="Pixel\u200b 8")
         say(box, phone, INVISIBLE, at=T0)
-        scope = ExportScope("conversation", conversation_id=conversation_id(box))
-        request = ExportRequest(scope, "me.durand", "Tribunal judiciaire", "RG 24/1")
-        out = export_bundle(box.archive, request, tmp_path / "e.zip").path
-        assert out is not None
-    finally:
+    except BaseException:
         box.close()
-    with zipfile.ZipFile(out) as zf:
-        names = zf.namelist()
-        pdf = zf.read(next(n for n in names if n.endswith("/records.pdf")))
-        records = [
-            json.dumps(json.loads(zf.read(n)), ensure_ascii=False)
-            for n in names
-            if "/records/" in n and n.endswith(".json")
-        ]
-    text = subprocess.run(
-        ["pdftotext", "-enc", "UTF-8", "-", "-"], input=pdf, capture_output=True, check=True
-    ).stdout.decode()
-    text = " ".join(text.split())
+        raise
+    text, records, _page = _export_read(box, tmp_path)
 
     assert INVISIBLE_WRITTEN in text
     assert "Pixel[U+200B] 8" in text  # the facts lines too
