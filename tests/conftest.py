@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +42,23 @@ def browser() -> Iterator[Any]:
 
     with launched_chromium() as chromium:
         yield chromium
+
+
+@pytest.fixture
+def box_clock_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Sets the zone this process (the box) and the CLI it starts keep their clocks in;
+    the test's own zone comes back afterwards."""
+
+    def set_zone(zone: str) -> None:
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def box_in_utc(box_clock_zone: Callable[[str], None]) -> None:
+    """The box keeps its clock in UTC, as an appliance does."""
+    box_clock_zone("UTC")

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -45,13 +44,9 @@ def utc_ms(text: str) -> int:
 
 
 @pytest.fixture
-def box_in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def box_in_tokyo(box_clock_zone: Callable[[str], None]) -> None:
     """This process (the box) and the CLI it starts live in Tokyo time."""
-    monkeypatch.setenv("TZ", BOX_ZONE)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    box_clock_zone(BOX_ZONE)
 
 
 def texts_in(bundle: Path) -> set[str]:

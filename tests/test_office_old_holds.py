@@ -20,10 +20,8 @@ from archive_helpers import new_phone
 from strongroom.office import holds, register_facts
 from strongroom.office.migrations import ensure_office_schema
 from test_cli_exports import strongroom
-from test_office_time_zone import PRACTICE_ZONE, box_in_utc, utc_ms
+from test_office_time_zone import PRACTICE_ZONE, utc_ms
 from web_helpers import ADMIN_PASSWORD, Client, login, new_box, web_app
-
-__all__ = ["box_in_utc"]  # the fixture, used by name
 
 OLD_FIRST, OLD_LAST = "2026-10-25 02:00:00", "2026-10-26 01:00:00"
 

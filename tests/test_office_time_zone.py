@@ -17,11 +17,9 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
@@ -45,16 +43,6 @@ INSTANTS = {  # in time order: the archive's clock only moves on
     "in-late": utc_ms("2026-10-25T22:59:59.999"),
     "out-next": utc_ms("2026-10-25T23:00:00"),
 }
-
-
-@pytest.fixture
-def box_in_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process (the box) and the CLI it starts keep their clocks in UTC."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 async def test_holds_and_audit_filters_read_the_practices_day_across_dst(

@@ -6,12 +6,9 @@ destruction certificates, holds), naming the zone where a lawyer needs certainty
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
@@ -27,16 +24,6 @@ PARIS_TIME = "Dec 5, 2026, 12:30:00\u202fAM"  # babel's English medium format, i
 UTC_DAY = "Dec 4, 2026"  # what the box's own clock zone would show
 DAY_MS = 86_400_000
 LATER_PARIS_TIME = "Dec 11, 2026, 12:30:00\u202fAM"  # six days on, same hour
-
-
-@pytest.fixture
-def box_in_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The box keeps its clock in UTC, as an appliance does."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 async def test_every_page_shows_times_in_the_practices_zone(
