@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from collections.abc import Sequence
 
 import cbor2
 import pytest
@@ -213,6 +214,32 @@ async def test_the_streamed_pieces_are_the_blob_from_the_offset_and_end_once(
     assert [p.end for p in pieces] == [False] * (len(pieces) - 1) + [True]
     assert all(len(p.data) == BLOB_PIECE_BYTES for p in pieces[:-1])
     assert [p.offset for p in pieces] == [offset + i * BLOB_PIECE_BYTES for i in range(len(pieces))]
+
+
+async def test_a_batch_s_first_piece_is_on_the_wire_before_the_next_is_sealed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The phone works on a piece while the box seals the next one, instead of idling
+    # until a whole ~1 MiB batch is sealed (and reading it back from memory cold).
+    sender, receiver = _channel_pair()
+    events: list[str] = []
+    seal_parts = sender.seal_parts
+
+    def logged(parts: Sequence[bytes | memoryview]) -> list[bytes]:
+        events.append("sealed")
+        return seal_parts(parts)
+
+    async def write(message: bytes) -> None:
+        events.append("written")
+        receiver.open(message)
+
+    monkeypatch.setattr(sender, "seal_parts", logged)
+    rest = os.urandom(4 * 65536)
+    chunks = iter([rest[i : i + 65536] for i in range(0, len(rest), 65536)])
+    await Outbox(sender, write).send_sealed(
+        functools.partial(BlobFrames(7, 0).seal, batch=read_batch(chunks))
+    )
+    assert events == ["sealed", "written"] * 5  # 4 x 64 KiB: five pieces
 
 
 async def test_a_batch_cut_off_while_written_stops_the_channel_instead_of_desynchronising() -> None:

@@ -41,7 +41,7 @@ async def test_a_forged_message_from_the_box_is_refused_with_4400(
             closed.set()
 
     def flipped(self: BlobFrames, channel: SecureChannel, batch: Batch) -> list[bytes]:
-        messages = seal(self, channel, batch)
+        messages = list(seal(self, channel, batch))
         if len(messages) > 1:  # one byte of the second piece changed on its way
             second = bytearray(messages[1])
             second[100] ^= 0x01

@@ -58,27 +58,27 @@ class BlobFrames:
         self._size = 0
         self.done = False
 
-    def seal(self, channel: SecureChannel, batch: Batch) -> list[bytes]:
-        """The transport messages of the pieces `batch` completes (under the outbox
-        lock). The last piece waits for the end of the blob: it carries end=True (an
-        empty one when the blob, or what remains of it, is empty)."""
-        messages: list[bytes] = []
+    def seal(self, channel: SecureChannel, batch: Batch) -> Iterator[bytes]:
+        """The transport messages of the pieces `batch` completes, each sealed when the
+        outbox asks for it (under its lock): the first piece of a batch is on the wire
+        while the next is sealed, so the phone does not wait for a whole batch. The
+        last piece waits for the end of the blob: it carries end=True (an empty one
+        when the blob, or what remains of it, is empty)."""
         for chunk in batch.chunks:
             view = memoryview(chunk)
             pos, size = 0, len(view)
             while pos < size:
                 room = BLOB_PIECE_BYTES - self._size
                 if room == 0:  # a whole piece, and more bytes follow it: not the end
-                    messages += self._seal_piece(channel, False)
+                    yield from self._seal_piece(channel, False)
                     room = BLOB_PIECE_BYTES
                 take = min(room, size - pos)
                 self._parts.append(view[pos : pos + take])
                 self._size += take
                 pos += take
         if batch.last:
-            messages += self._seal_piece(channel, True)
             self.done = True
-        return messages
+            yield from self._seal_piece(channel, True)
 
     def _seal_piece(self, channel: SecureChannel, end: bool) -> list[bytes]:
         before, after = blob_data_parts(self._request_id, self._sent, self._size, end)

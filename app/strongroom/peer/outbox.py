@@ -14,12 +14,12 @@ its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from strongroom.peer.channel import SecureChannel
 
 Write = Callable[[bytes], Awaitable[None]]
-Seal = Callable[[SecureChannel], list[bytes]]
+Seal = Callable[[SecureChannel], Iterable[bytes]]
 
 
 class Outbox:
@@ -85,17 +85,17 @@ class Outbox:
             written.set_result(None)
 
     async def send_sealed(self, seal: Seal) -> None:
-        """Write the transport messages `seal(channel)` returns, sealed under the lock
-        (a batch of large frames built around their bytes: peer/blob_sender.py).
-        Frames queued before it leave before it."""
+        """Write the transport messages `seal(channel)` gives, sealed under the lock
+        (a batch of large frames built around their bytes: peer/blob_sender.py); an
+        iterator is sealed one message at a time, each written before the next is
+        sealed. Frames queued before it leave before it."""
         if self._broken:
             raise ConnectionResetError("the channel lost messages it had sealed")
         if self._written is not None:
             await asyncio.shield(self._written)
         async with self._lock:
-            messages = seal(self._channel)
             try:
-                for message in messages:
+                for message in seal(self._channel):
                     await self._write(message)
             except BaseException:
                 self._broken = True  # a message left unwritten: the next would not open
