@@ -5,6 +5,7 @@ skips the files it finds, so a torn one would never be fetched again)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,37 @@ async def test_a_download_is_fsynced_once_then_renamed_then_its_directory_fsynce
     ]
     assert dest.read_bytes() == data
     await phone.close()
+
+
+async def test_a_write_the_kernel_cuts_short_goes_on_where_it_stopped(
+    box: RunningBox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each ~1 MiB batch reaches the file in one writev of its pieces (not joined
+    # first); a short write (a full disk's edge, a signal) must not tear the file.
+    phone = await paired_phone(box, "claire")
+    data = os.urandom(3 << 20)
+    ack = await phone.upload_attachment(data)
+    note = message("scan attached")
+    await phone.push(note)
+    await phone.push(attachment_record(note["id"], ack.ref, len(data)))
+    real_writev = os.writev
+    short: list[int] = []
+
+    def writev(fd: int, buffers: Sequence[bytes | memoryview], /) -> int:
+        # At most 100,000 bytes a call, often ending inside a piece.
+        allowed, taken = 100_000, []
+        for buffer in buffers:
+            taken.append(memoryview(buffer)[:allowed])
+            allowed -= len(taken[-1])
+            if not allowed:
+                break
+        written = real_writev(fd, taken)
+        short.append(sum(len(b) for b in buffers) - written)
+        return written
+
+    monkeypatch.setattr(os, "writev", writev)
+    dest = tmp_path / "scan.pdf"
+    await phone.download_blob(ack.ref, dest)
+    await phone.close()
+    assert dest.read_bytes() == data
+    assert any(short)  # the kernel's short writes did happen
