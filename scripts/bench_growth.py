@@ -23,7 +23,7 @@ import bench_archive as ba
 import bench_reads
 from nacl.signing import VerifyKey
 
-from strongroom.archive import store
+from strongroom.archive import conv_keys
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.conv_keys import Fold
 from strongroom.archive.db import Connection
@@ -299,15 +299,14 @@ def _search_figures(corpus: Path, size: int, rounds: int) -> list[ba.Figure]:
 
 def watch_folds(archive: Archive, folds: list[Fold]) -> None:
     """Collect every fold of the conversation index the archive's batches run."""
-    original = store.fold_if_due
+    original = conv_keys.fold
 
-    def spy(conn: Connection, at: int | None = None) -> Fold | None:
-        fold = original(conn, at)
-        if fold is not None:
-            folds.append(fold)
+    def spy(conn: Connection) -> Fold:
+        fold = original(conn)
+        folds.append(fold)
         return fold
 
-    store.fold_if_due = spy  # type: ignore[assignment]  # this bench process only
+    conv_keys.fold = spy  # type: ignore[assignment]  # this bench process only
 
 
 def _written_note(run: GrowthRun) -> str:
@@ -319,7 +318,7 @@ def _written_note(run: GrowthRun) -> str:
         " shared machine); /proc/self/io write_bytes said"
         f" {run.dirtied_per_record / 1024:.1f}: it counts each page-cache folio turned dirty"
         " whole (up to MiBs on ext4's large folios), not bytes sent to the disk;"
-        f" {run.folds} fold(s) of the conversation index inside the ingest"
+        f" {run.folds} fold(s) of the conversation index during the ingest"
         f" ({run.fold_keys:,} keys, longest {run.fold_ms_max:.0f} ms)"
     )
 

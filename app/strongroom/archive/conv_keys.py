@@ -3,9 +3,10 @@
 A record's key (conversation_id, sent_at, record_id = records.id) is in exactly one of
 two tables: `conv_recent` (new records, arrival order, filled by a trigger on records)
 or `conv_folded` (WITHOUT ROWID, in conversation order). `fold` moves the first into
-the second inside a batch's transaction, so a commit never sees a key twice or not at
-all. Destroyed records keep their keys (an export lists them as gaps); readers that
-want live records subtract `records_destroyed`, as they did with the old index.
+the second in one transaction (its own, right after a group commit has sent its acks:
+Archive.fold_if_due), so a reader never sees a key twice or not at all. Destroyed
+records keep their keys (an export lists them as gaps); readers that want live
+records subtract `records_destroyed`, as they did with the old index.
 
 Every reader that finds records by conversation reads both tables through the SQL
 built here, one arm per table:
@@ -31,9 +32,10 @@ from strongroom.archive.db import Connection
 
 ARMS = ("conv_folded", "conv_recent")
 
-# Keys in conv_recent that trigger a fold at the end of a batch. The probe on corpus
-# copies (docs/benchmarks.md) folded 20,000 keys in 49-175 ms at 5M, 0.3 KiB written
-# per record: a fold every ~36 group commits, inside one of them.
+# Keys in conv_recent that trigger a fold after a batch. The probe on corpus copies
+# (docs/benchmarks.md) folded 20,000 keys in 49-175 ms at 5M, 0.3 KiB written per
+# record: a fold every ~36 group commits, in a transaction of its own after one of
+# them (Archive.fold_if_due), once that commit's acks are sent.
 FOLD_AT = 20_000
 
 
@@ -84,7 +86,7 @@ class Fold:
 
 
 # The keys in conversation order (conv_recent_conversation gives it: no sort), then
-# the table emptied. Both run inside the caller's transaction: a crash between them
+# the table emptied. Both run inside one transaction: a crash between them
 # rolls both back (the keys stay in conv_recent), and conv_folded's primary key
 # refuses a key folded twice rather than keeping a duplicate.
 _FOLD = (
@@ -97,7 +99,7 @@ _FOLD = (
 def fold(conn: Connection) -> Fold:
     """Move every key of conv_recent into conv_folded. Call inside a transaction."""
     if not conn.in_transaction:
-        raise RuntimeError("fold runs inside the batch's transaction")
+        raise RuntimeError("fold runs inside a transaction")
     t0 = time.perf_counter()
     # FAST: the freed pages of conv_recent are reused by the next batches; zeroing
     # them (secure_delete ON) would write each once more for nothing (keys, not content).
@@ -108,13 +110,6 @@ def fold(conn: Connection) -> Fold:
     finally:
         conn.execute("PRAGMA secure_delete = ON")
     return Fold(int(moved), time.perf_counter() - t0)
-
-
-def fold_if_due(conn: Connection, at: int | None = None) -> Fold | None:
-    """Fold once conv_recent holds `at` (FOLD_AT) keys or more, in the batch's transaction."""
-    if recent_span(conn) < (FOLD_AT if at is None else at):
-        return None
-    return fold(conn)
 
 
 # A fingerprint of a set of keys: how many, the sum of their record ids, and the sum

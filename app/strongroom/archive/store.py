@@ -16,6 +16,7 @@ or a CLI command); readers open their own connections with `reader()`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -28,10 +29,11 @@ from typing import Any, TypeVar
 import sqlcipher3
 from nacl.signing import SigningKey
 
+from strongroom.archive import conv_keys
 from strongroom.archive.batch_ops import Lookups, run_ops
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.checkpointer import Checkpointer
-from strongroom.archive.conv_keys import Fold, fold_if_due, has_lsm
+from strongroom.archive.conv_keys import Fold, has_lsm, recent_span
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
@@ -46,6 +48,7 @@ from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, sign_tr
 
 T = TypeVar("T")
 WITNESS_FILE = "tree_head.latest"
+log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
@@ -123,6 +126,7 @@ class Archive:
         self._text_once = message_text_once(self.conn)
         self._conv_lsm = has_lsm(self.conn)
         self.last_fold: Fold | None = None  # the newest fold (benchmarks report it)
+        self._fold_retry_at = 0  # after a failed fold: the span of keys to wait for
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
@@ -173,17 +177,22 @@ class Archive:
 
     # -- writing -------------------------------------------------------------
 
-    def write_batch(self, ops: Sequence[WriteOp], *, sign: bool = True) -> BatchResult:
+    def write_batch(
+        self, ops: Sequence[WriteOp], *, sign: bool = True, fold: bool = True
+    ) -> BatchResult:
         """Run ops in one durable transaction; return once it is on disk.
+
+        fold: then fold the conversation index if due (`fold_if_due`), in a transaction
+        of its own; the group committer passes False and folds after sending the acks.
 
         An op that raises ArchiveError (e.g. RecordRejected) is rolled back
         alone and its exception becomes its result. Any other failure rolls
         back the whole batch and is raised (StorageFull when the disk is full).
         """
         with self._write_lock:
-            return self._write_batch_locked(ops, sign)
+            return self._write_batch_locked(ops, sign, fold)
 
-    def _write_batch_locked(self, ops: Sequence[WriteOp], sign: bool) -> BatchResult:
+    def _write_batch_locked(self, ops: Sequence[WriteOp], sign: bool, fold: bool) -> BatchResult:
         conn = self.conn
         results: list[Any] = []
         try:
@@ -209,11 +218,6 @@ class Archive:
                 finally:
                     conn.execute("PRAGMA secure_delete = ON")
                 conn.execute(FTS_MARK_INDEXED)
-            if ops and self._conv_lsm:
-                # The conversation index's recent keys, folded in conversation order
-                # once enough wait (conv_keys.FOLD_AT): in this transaction, so a crash
-                # leaves every key in exactly one of its two tables.
-                self.last_fold = fold_if_due(conn) or self.last_fold
             head = None
             if txn.leaves:
                 self.log.append_many(txn.leaves)
@@ -231,7 +235,50 @@ class Archive:
             raise
         if head is not None:
             self._keep_witness(head)
+        if fold and ops:
+            self._fold_locked(None)
         return BatchResult(results, head)
+
+    # -- the conversation index's fold ------------------------------------------
+
+    def fold_if_due(self, at: int | None = None) -> Fold | None:
+        """Fold the conversation index's recent keys once `at` (conv_keys.FOLD_AT) wait,
+        in a transaction of its own on the writer connection.
+
+        The group committer calls this after it has sent a batch's acks (review L7:
+        a fold inside a batch's commit held that batch's acks 4-172 ms at 5M). A fold
+        that fails (a full disk, a crash) rolls back whole: every key stays in
+        conv_recent, where every reader finds it, and a later fold moves it.
+        """
+        with self._write_lock:
+            return self._fold_locked(at)
+
+    def _fold_locked(self, at: int | None) -> Fold | None:
+        if not self._conv_lsm:
+            return None
+        conn = self.conn
+        # Two b-tree edge reads, outside any transaction: most commits fold nothing.
+        due = conv_keys.FOLD_AT if at is None else at
+        if recent_span(conn) < max(due, self._fold_retry_at):
+            return None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            done = conv_keys.fold(conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not isinstance(exc, Exception):
+                raise
+            # The batches it follows are durable and acked: not theirs to fail. Retry
+            # once FOLD_AT more keys wait, not after every commit (a fold that fails
+            # for good would otherwise cost each commit a failed fold).
+            self._fold_retry_at = recent_span(conn) + conv_keys.FOLD_AT
+            log.warning("conversation index fold failed, keys kept in conv_recent: %s", exc)
+            return None
+        self._fold_retry_at = 0
+        self.last_fold = done
+        return done
 
     # A copy of the newest signed head outside the database file. If the WAL is
     # damaged, SQLite drops the last commits when it recovers and the shorter
