@@ -129,6 +129,9 @@ def growth_ingest(
         io0, cpu0, t0 = ba.io_counters(), time.process_time(), time.perf_counter()
         asyncio.run(run())
         elapsed = time.perf_counter() - t0
+        # The committer folds the conversation index after a commit's acks: the fold
+        # the last commit started belongs to this ingest. stop() waits for it.
+        committer.stop()
         # Every page these records dirtied reaches the database file inside the
         # measured window: a run shorter than the checkpoint interval would
         # otherwise leave some of its writes uncounted, in the WAL.
