@@ -205,18 +205,16 @@ class Archive:
             if ops and self._fts_per_batch:
                 # Outside every op's savepoint, inside the batch's transaction: one
                 # FTS5 segment per batch, committed with the rows or not at all.
-                # FTS5 merges its segments as it goes, freeing the old ones' pages.
-                # Zeroing them (secure_delete ON) wrote every freed page once more,
-                # only for a later commit to reuse and write it again. They hold
-                # index entries of records still in the archive: a destruction
-                # (office.erasure) rewrites the whole index with 'optimize' under
-                # secure_delete ON, so no segment merged here holds destroyed text.
-                # FAST still zeroes deleted content on the pages it writes anyway.
-                conn.execute("PRAGMA secure_delete = FAST")
-                try:
-                    conn.execute(FTS_INDEX_PENDING if self._text_once else FTS_INDEX_PENDING_V4)
-                finally:
-                    conn.execute("PRAGMA secure_delete = ON")
+                # FTS5 merges its segments as it goes, freeing the old ones' pages,
+                # which hold the words of messages a destruction may later destroy.
+                # They are zeroed as they are freed (the connection's secure_delete
+                # ON), so a destruction need not wipe them again every night
+                # (archive/scrub.wipe_dirty_free_pages). Until schema 10 this ran
+                # with FAST to save writing each freed page once more: at 5M the
+                # bytes handed to write() per record did not move (9.38, 9.51 KiB
+                # FAST; 9.49, 9.43 ON, docs/benchmarks.md): most merged pages were
+                # already written in the same commit.
+                conn.execute(FTS_INDEX_PENDING if self._text_once else FTS_INDEX_PENDING_V4)
                 conn.execute(FTS_MARK_INDEXED)
             head = None
             if txn.leaves:
