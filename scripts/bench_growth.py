@@ -301,15 +301,15 @@ def _search_figures(corpus: Path, size: int, rounds: int) -> list[ba.Figure]:
 
 
 def watch_folds(archive: Archive, folds: list[Fold]) -> None:
-    """Collect every fold of the conversation index the archive's batches run."""
-    original = conv_keys.fold
+    """Collect every fold step of the conversation index the archive runs."""
+    original = conv_keys.fold_step
 
-    def spy(conn: Connection) -> Fold:
-        fold = original(conn)
+    def spy(conn: Connection, after: int, keys: int) -> Fold:
+        fold = original(conn, after, keys)
         folds.append(fold)
         return fold
 
-    conv_keys.fold = spy  # type: ignore[assignment]  # this bench process only
+    conv_keys.fold_step = spy  # type: ignore[assignment]  # this bench process only
 
 
 def _written_note(run: GrowthRun) -> str:
@@ -321,7 +321,7 @@ def _written_note(run: GrowthRun) -> str:
         " shared machine); /proc/self/io write_bytes said"
         f" {run.dirtied_per_record / 1024:.1f}: it counts each page-cache folio turned dirty"
         " whole (up to MiBs on ext4's large folios), not bytes sent to the disk;"
-        f" {run.folds} fold(s) of the conversation index during the ingest"
+        f" {run.folds} fold step(s) of the conversation index during the ingest"
         f" ({run.fold_keys:,} keys, longest {run.fold_ms_max:.0f} ms)"
     )
 

@@ -1,8 +1,8 @@
 """Ack latency around the conversation index's folds (review L7): ten phones push
 through the GroupCommitter into a copy of a cached corpus, at a paced rate and
 saturated; every ack is timed, every fold (conv_keys.fold) too. Reports, per run:
-all acks' p50/p99/max, the acks whose push was in flight while a fold ran, and the
-folds' durations.
+all acks' p50/p99/max, the acks whose push was in flight while a fold (or a fold
+step) ran, and their durations.
 
     .venv/bin/python scripts/measure_fold_acks.py DATA [COUNT] [RATE]
     # DATA: a scratch copy of a corpus's data dir (written into: roll it back between runs)
@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
@@ -29,20 +30,25 @@ import bench_growth as bg  # noqa: E402
 
 from strongroom.archive import conv_keys, writes  # noqa: E402
 from strongroom.archive.committer import GroupCommitter  # noqa: E402
-from strongroom.archive.db import Connection  # noqa: E402
 
 
 def _watch(windows: list[tuple[float, float]]) -> None:
-    real = conv_keys.fold
+    """Time every fold (before the steps: conv_keys.fold) and every fold step."""
+    for name in ("fold", "fold_step"):
+        real = getattr(conv_keys, name, None)
+        if real is not None:
+            setattr(conv_keys, name, _timed(real, windows))
 
-    def fold(conn: Connection) -> conv_keys.Fold:
+
+def _timed(real: Any, windows: list[tuple[float, float]]) -> Any:
+    def timed(*args: Any) -> Any:
         t0 = time.perf_counter()
         try:
-            return real(conn)
+            return real(*args)
         finally:
             windows.append((t0, time.perf_counter()))
 
-    conv_keys.fold = fold  # type: ignore[assignment]  # this process only
+    return timed
 
 
 async def _phone(

@@ -163,3 +163,37 @@ def test_a_box_killed_in_the_fold_keeps_every_acked_record_once(
         keys_once_each(archive.conn)
     finally:
         archive.close()
+
+
+def test_a_fold_runs_in_steps_of_whole_conversations(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A step per call (the committer: one per commit, more while no push waits), each
+    # moving whole conversations: a push arriving meanwhile waits for one step only.
+    phone = pair_phone(archive)
+    monkeypatch.setattr(conv_keys, "FOLD_AT", 50)
+    monkeypatch.setattr(conv_keys, "FOLD_STEP", 10)
+    archive.write_batch([messages_op(phone, 0, 60)], fold=False)  # 3 conversations x 20
+    conn = archive.conn
+    convs = [int(c) for (c,) in conn.execute("SELECT id FROM conversations ORDER BY id")]
+
+    def per_conversation(table: str) -> list[int]:
+        sql = f"SELECT count(*) FROM {table} WHERE conversation_id = ?"
+        return [int(conn.execute(sql, (c,)).fetchone()[0]) for c in convs]
+
+    steps = []
+    while (step := archive.fold_if_due()) is not None:
+        steps.append(step)
+        # The first conversations are folded whole, the others still wait whole.
+        assert per_conversation("conv_folded") == [20] * len(steps) + [0] * (3 - len(steps))
+        assert per_conversation("conv_recent") == [0] * len(steps) + [20] * (3 - len(steps))
+        keys_once_each(conn)
+        if not archive.folding:
+            break
+    assert [s.keys for s in steps] == [20, 20, 20]
+    # A record of a conversation already folded, written during a fold, waits for the
+    # next fold in conv_recent.
+    archive.write_batch([messages_op(phone, 99, 1)], fold=False)  # 99 % 3: the first
+    assert archive.fold_if_due() is None
+    assert per_conversation("conv_recent") == [1, 0, 0]
+    keys_once_each(conn)

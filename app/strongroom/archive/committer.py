@@ -132,8 +132,11 @@ class GroupCommitter:
                 jobs.append(item)  # type: ignore[arg-type]
             self._commit(jobs)
             # The conversation index's fold, if due, after the acks are on their way
-            # (review L7): on this thread and connection, in a transaction of its own.
+            # (review L7): on this thread and connection, a step per transaction, one
+            # per commit and more while no push waits (Archive.fold_if_due).
             self.archive.fold_if_due()
+            while self.archive.folding and self._queue.empty():
+                self.archive.fold_if_due()
             if self.checkpointer is not None:
                 self.checkpointer.poke()
             if stop_after:

@@ -127,6 +127,8 @@ class Archive:
         self._conv_lsm = has_lsm(self.conn)
         self.last_fold: Fold | None = None  # the newest fold (benchmarks report it)
         self._fold_retry_at = 0  # after a failed fold: the span of keys to wait for
+        # A fold under way, in steps (conv_keys.fold_step): the last conversation folded.
+        self._fold_after: int | None = None
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
@@ -234,38 +236,53 @@ class Archive:
         if head is not None:
             self._keep_witness(head)
         if fold and ops:
-            self._fold_locked(None)
+            # No ack waits on this thread: the whole fold, step after step.
+            while self._fold_locked(None) is not None and self._fold_after is not None:
+                pass
         return BatchResult(results, head)
 
     # -- the conversation index's fold ------------------------------------------
 
     def fold_if_due(self, at: int | None = None) -> Fold | None:
-        """Fold the conversation index's recent keys once `at` (conv_keys.FOLD_AT) wait,
-        in a transaction of its own on the writer connection.
+        """One step of the conversation index's fold (conv_keys.fold_step), in a
+        transaction of its own on the writer connection: a fold starts once `at`
+        (conv_keys.FOLD_AT) keys wait in conv_recent, and goes on at each call until
+        every conversation's keys are folded (`folding`).
 
-        The group committer calls this after it has sent a batch's acks (review L7:
-        a fold inside a batch's commit held that batch's acks 4-172 ms at 5M). A fold
-        that fails (a full disk, a crash) rolls back whole: every key stays in
-        conv_recent, where every reader finds it, and a later fold moves it.
+        The group committer calls this after it has sent a batch's acks, once per
+        commit and again while no push waits (review L7: a fold inside a batch's
+        commit held that batch's acks 4-172 ms at 5M; a step holds a push that
+        arrives meanwhile ~1/4 of that). A step that fails (a full disk, a crash)
+        rolls back whole: its keys stay in conv_recent, where every reader finds
+        them, and a later fold moves them.
         """
         with self._write_lock:
             return self._fold_locked(at)
+
+    @property
+    def folding(self) -> bool:
+        """A fold is under way: `fold_if_due` has more steps to run."""
+        return self._fold_after is not None
 
     def _fold_locked(self, at: int | None) -> Fold | None:
         if not self._conv_lsm:
             return None
         conn = self.conn
-        # Two b-tree edge reads, outside any transaction: most commits fold nothing.
-        due = conv_keys.FOLD_AT if at is None else at
-        if recent_span(conn) < max(due, self._fold_retry_at):
-            return None
+        after = self._fold_after
+        if after is None:
+            # Two b-tree edge reads, outside any transaction: most commits fold nothing.
+            due = conv_keys.FOLD_AT if at is None else at
+            if recent_span(conn) < max(due, self._fold_retry_at):
+                return None
+            after = 0  # conversation ids start at 1
         try:
             conn.execute("BEGIN IMMEDIATE")
-            done = conv_keys.fold(conn)
+            done = conv_keys.fold_step(conn, after, conv_keys.FOLD_STEP)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self._fold_after = None
             if not isinstance(exc, Exception):
                 raise
             # The batches it follows are durable and acked: not theirs to fail. Retry
@@ -274,6 +291,7 @@ class Archive:
             self._fold_retry_at = recent_span(conn) + conv_keys.FOLD_AT
             log.warning("conversation index fold failed, keys kept in conv_recent: %s", exc)
             return None
+        self._fold_after = done.upto
         self._fold_retry_at = 0
         self.last_fold = done
         return done
