@@ -129,9 +129,12 @@ def growth_ingest(
         io0, cpu0, t0 = ba.io_counters(), time.process_time(), time.perf_counter()
         asyncio.run(run())
         elapsed = time.perf_counter() - t0
-        # The committer folds the conversation index after a commit's acks: the fold
-        # the last commit started belongs to this ingest. stop() waits for it.
+        # The committer folds the conversation index after a commit's acks, in steps:
+        # the fold the last commits started belongs to this ingest. stop() waits for
+        # the step under way; the steps it leaves for later commits are run here.
         committer.stop()
+        while archive.folding:
+            archive.fold_if_due()
         # Every page these records dirtied reaches the database file inside the
         # measured window: a run shorter than the checkpoint interval would
         # otherwise leave some of its writes uncounted, in the WAL.
