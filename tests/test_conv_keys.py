@@ -33,6 +33,11 @@ from strongroom.web.attachment_search import search_files
 from support.records import attachment_fields, signed, signed_message
 
 T0 = 1_760_000_000_000
+# The schema version before the migration that made the conversation index an LSM
+# (found by what it creates: later migrations are appended after it).
+BEFORE_LSM = next(
+    n for n, step in enumerate(schema.MIGRATIONS) if "CREATE TABLE conv_recent" in str(step)
+)
 OWNER = "maitre.durand"
 CONVS = ("client-a", "client-b", "client-c")
 
@@ -104,11 +109,11 @@ def _destroyed(conn: Connection, rid: int) -> bool:
 def v_before(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Path]:
     """A data dir written by the software before migration 10, with a destroyed record."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(db, "MIGRATIONS", schema.MIGRATIONS[:-1])
-        patch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION - 1)
+        patch.setattr(db, "MIGRATIONS", schema.MIGRATIONS[:BEFORE_LSM])
+        patch.setattr(db, "SCHEMA_VERSION", BEFORE_LSM)
         old = open_at(tmp_path / "data", archive_keys)
         try:
-            assert db.schema_version(old.conn) == SCHEMA_VERSION - 1
+            assert db.schema_version(old.conn) == BEFORE_LSM
             assert not conv_keys.has_lsm(old.conn)
             phone, key = new_phone(old, OWNER)
             write_messages(old, key, phone, 0, 60)
