@@ -2,9 +2,10 @@
 
 A record's key (conversation_id, sent_at, record_id = records.id) is in exactly one of
 two tables: `conv_recent` (new records, arrival order, filled by a trigger on records)
-or `conv_folded` (WITHOUT ROWID, in conversation order). `fold` moves the first into
-the second in one transaction (its own, right after a group commit has sent its acks:
-Archive.fold_if_due), so a reader never sees a key twice or not at all. Destroyed
+or `conv_folded` (WITHOUT ROWID, in conversation order). `fold_step` moves the first
+into the second a few conversations at a time, each step in a transaction of its own
+after a group commit has sent its acks (`Folder`, Archive.fold_if_due), so a reader
+never sees a key twice or not at all. Destroyed
 records keep their keys (an export lists them as gaps); readers that want live
 records subtract `records_destroyed`, as they did with the old index.
 
@@ -23,6 +24,7 @@ per arm (`per_arm`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from typing import Any
 from strongroom.archive.db import Connection
 
 ARMS = ("conv_folded", "conv_recent")
+log = logging.getLogger(__name__)
 
 # Keys in conv_recent that trigger a fold after a batch. The probe on corpus copies
 # (docs/benchmarks.md) folded 20,000 keys in 49-175 ms at 5M, 0.3 KiB written per
@@ -156,6 +159,47 @@ def fold_step(conn: Connection, after: int, keys: int) -> Fold:
         "SELECT 1 FROM conv_recent WHERE conversation_id > ? LIMIT 1", (upto,)
     ).fetchone()
     return Fold(int(moved), time.perf_counter() - t0, None if more is None else upto)
+
+
+class Folder:
+    """A fold in steps on the writer connection (Archive.fold_if_due): when one
+    starts, where it has got to, and when to try again after a failed step."""
+
+    def __init__(self) -> None:
+        self.after: int | None = None  # a fold under way: the last conversation folded
+        self.retry_at = 0  # after a failed step: the span of keys to wait for
+        self.last: Fold | None = None  # the newest step
+
+    def step(self, conn: Connection, at: int | None = None) -> Fold | None:
+        """The next step, in a transaction of its own; None when no fold is due (or
+        the step failed: logged, its keys kept in conv_recent)."""
+        after = self.after
+        if after is None:
+            # Two b-tree edge reads, outside any transaction: most commits fold nothing.
+            due = FOLD_AT if at is None else at
+            if recent_span(conn) < max(due, self.retry_at):
+                return None
+            after = 0  # conversation ids start at 1
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            done = fold_step(conn, after, FOLD_STEP)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.after = None
+            if not isinstance(exc, Exception):
+                raise
+            # The batches it follows are durable and acked: not theirs to fail. Retry
+            # once FOLD_AT more keys wait, not after every commit (a fold that fails
+            # for good would otherwise cost each commit a failed fold).
+            self.retry_at = recent_span(conn) + FOLD_AT
+            log.warning("conversation index fold failed, keys kept in conv_recent: %s", exc)
+            return None
+        self.after = done.upto
+        self.retry_at = 0
+        self.last = done
+        return done
 
 
 # A fingerprint of a set of keys: how many, the sum of their record ids, and the sum

@@ -101,8 +101,8 @@ def wipe_free_pages(conn: Connection) -> int:
     return free
 
 
-# The `settings` row saying every free page is zero: written by the full wipe of a
-# destruction in its own transaction, at a schema no release that freed FTS pages
+# The `settings` row saying every free page is zero: written with the full wipe, in
+# the destruction's transaction, at a schema no release that freed FTS pages
 # without zeroing (schema 10 and before) can open. A `--rollback` to such a release
 # is refused once the archive is at this schema, so no free page written since can
 # hold content.

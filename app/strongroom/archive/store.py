@@ -16,7 +16,6 @@ or a CLI command); readers open their own connections with `reader()`.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -29,11 +28,10 @@ from typing import Any, TypeVar
 import sqlcipher3
 from nacl.signing import SigningKey
 
-from strongroom.archive import conv_keys
 from strongroom.archive.batch_ops import Lookups, run_ops
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.checkpointer import Checkpointer
-from strongroom.archive.conv_keys import Fold, has_lsm, recent_span
+from strongroom.archive.conv_keys import Fold, Folder, has_lsm
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
@@ -48,7 +46,6 @@ from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, sign_tr
 
 T = TypeVar("T")
 WITNESS_FILE = "tree_head.latest"
-log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
@@ -125,10 +122,7 @@ class Archive:
         self._fts_per_batch = fts_fed_per_batch(self.conn)
         self._text_once = message_text_once(self.conn)
         self._conv_lsm = has_lsm(self.conn)
-        self.last_fold: Fold | None = None  # the newest fold (benchmarks report it)
-        self._fold_retry_at = 0  # after a failed fold: the span of keys to wait for
-        # A fold under way, in steps (conv_keys.fold_step): the last conversation folded.
-        self._fold_after: int | None = None
+        self._folder = Folder()  # the conversation index's fold (fold_if_due)
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
@@ -207,15 +201,10 @@ class Archive:
             if ops and self._fts_per_batch:
                 # Outside every op's savepoint, inside the batch's transaction: one
                 # FTS5 segment per batch, committed with the rows or not at all.
-                # FTS5 merges its segments as it goes, freeing the old ones' pages,
-                # which hold the words of messages a destruction may later destroy.
-                # They are zeroed as they are freed (the connection's secure_delete
-                # ON), so a destruction need not wipe them again every night
-                # (archive/scrub.wipe_dirty_free_pages). Until schema 10 this ran
-                # with FAST to save writing each freed page once more: at 5M the
-                # bytes handed to write() per record did not move (9.38, 9.51 KiB
-                # FAST; 9.49, 9.43 ON, docs/benchmarks.md): most merged pages were
-                # already written in the same commit.
+                # Its merges free old segments' pages, zeroed as they are freed
+                # (secure_delete ON), so a destruction need not wipe them again
+                # (scrub.wipe_dirty_free_pages). FAST until schema 10: zeroing cost
+                # no bytes at 5M (docs/benchmarks.md).
                 conn.execute(FTS_INDEX_PENDING if self._text_once else FTS_INDEX_PENDING_V4)
                 conn.execute(FTS_MARK_INDEXED)
             head = None
@@ -237,64 +226,32 @@ class Archive:
             self._keep_witness(head)
         if fold and ops:
             # No ack waits on this thread: the whole fold, step after step.
-            while self._fold_locked(None) is not None and self._fold_after is not None:
+            while self._fold_locked(None) is not None and self.folding:
                 pass
         return BatchResult(results, head)
 
     # -- the conversation index's fold ------------------------------------------
 
     def fold_if_due(self, at: int | None = None) -> Fold | None:
-        """One step of the conversation index's fold (conv_keys.fold_step), in a
-        transaction of its own on the writer connection: a fold starts once `at`
-        (conv_keys.FOLD_AT) keys wait in conv_recent, and goes on at each call until
-        every conversation's keys are folded (`folding`).
-
-        The group committer calls this after it has sent a batch's acks, once per
-        commit and again while no push waits (review L7: a fold inside a batch's
-        commit held that batch's acks 4-172 ms at 5M; a step holds a push that
-        arrives meanwhile ~1/4 of that). A step that fails (a full disk, a crash)
-        rolls back whole: its keys stay in conv_recent, where every reader finds
-        them, and a later fold moves them.
-        """
+        """One step of the conversation index's fold, in a transaction of its own
+        (conv_keys.Folder: it starts once `at`, FOLD_AT, keys wait). The group
+        committer calls it after sending a batch's acks (review L7), once per commit
+        and again while no push waits; a failed step rolls back whole."""
         with self._write_lock:
             return self._fold_locked(at)
 
     @property
     def folding(self) -> bool:
         """A fold is under way: `fold_if_due` has more steps to run."""
-        return self._fold_after is not None
+        return self._folder.after is not None
+
+    @property
+    def last_fold(self) -> Fold | None:
+        """The newest fold step (benchmarks and tests report it)."""
+        return self._folder.last
 
     def _fold_locked(self, at: int | None) -> Fold | None:
-        if not self._conv_lsm:
-            return None
-        conn = self.conn
-        after = self._fold_after
-        if after is None:
-            # Two b-tree edge reads, outside any transaction: most commits fold nothing.
-            due = conv_keys.FOLD_AT if at is None else at
-            if recent_span(conn) < max(due, self._fold_retry_at):
-                return None
-            after = 0  # conversation ids start at 1
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            done = conv_keys.fold_step(conn, after, conv_keys.FOLD_STEP)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._fold_after = None
-            if not isinstance(exc, Exception):
-                raise
-            # The batches it follows are durable and acked: not theirs to fail. Retry
-            # once FOLD_AT more keys wait, not after every commit (a fold that fails
-            # for good would otherwise cost each commit a failed fold).
-            self._fold_retry_at = recent_span(conn) + conv_keys.FOLD_AT
-            log.warning("conversation index fold failed, keys kept in conv_recent: %s", exc)
-            return None
-        self._fold_after = done.upto
-        self._fold_retry_at = 0
-        self.last_fold = done
-        return done
+        return self._folder.step(self.conn, at) if self._conv_lsm else None
 
     # A copy of the newest signed head outside the database file. If the WAL is
     # damaged, SQLite drops the last commits when it recovers and the shorter
