@@ -23,7 +23,7 @@ import bench_archive as ba
 import bench_reads
 from nacl.signing import VerifyKey
 
-from strongroom.archive import store
+from strongroom.archive import conv_keys
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.conv_keys import Fold
 from strongroom.archive.db import Connection
@@ -129,6 +129,12 @@ def growth_ingest(
         io0, cpu0, t0 = ba.io_counters(), time.process_time(), time.perf_counter()
         asyncio.run(run())
         elapsed = time.perf_counter() - t0
+        # The committer folds the conversation index after a commit's acks, in steps:
+        # the fold the last commits started belongs to this ingest. stop() waits for
+        # the step under way; the steps it leaves for later commits are run here.
+        committer.stop()
+        while archive.folding:
+            archive.fold_if_due()
         # Every page these records dirtied reaches the database file inside the
         # measured window: a run shorter than the checkpoint interval would
         # otherwise leave some of its writes uncounted, in the WAL.
@@ -298,16 +304,15 @@ def _search_figures(corpus: Path, size: int, rounds: int) -> list[ba.Figure]:
 
 
 def watch_folds(archive: Archive, folds: list[Fold]) -> None:
-    """Collect every fold of the conversation index the archive's batches run."""
-    original = store.fold_if_due
+    """Collect every fold step of the conversation index the archive runs."""
+    original = conv_keys.fold_step
 
-    def spy(conn: Connection, at: int | None = None) -> Fold | None:
-        fold = original(conn, at)
-        if fold is not None:
-            folds.append(fold)
+    def spy(conn: Connection, after: int, keys: int) -> Fold:
+        fold = original(conn, after, keys)
+        folds.append(fold)
         return fold
 
-    store.fold_if_due = spy  # type: ignore[assignment]  # this bench process only
+    conv_keys.fold_step = spy  # type: ignore[assignment]  # this bench process only
 
 
 def _written_note(run: GrowthRun) -> str:
@@ -319,7 +324,7 @@ def _written_note(run: GrowthRun) -> str:
         " shared machine); /proc/self/io write_bytes said"
         f" {run.dirtied_per_record / 1024:.1f}: it counts each page-cache folio turned dirty"
         " whole (up to MiBs on ext4's large folios), not bytes sent to the disk;"
-        f" {run.folds} fold(s) of the conversation index inside the ingest"
+        f" {run.folds} fold step(s) of the conversation index during the ingest"
         f" ({run.fold_keys:,} keys, longest {run.fold_ms_max:.0f} ms)"
     )
 

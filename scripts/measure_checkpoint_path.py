@@ -61,11 +61,13 @@ class Probe:
             probe.latencies.append(args[5])  # the list growth_ingest collects into
             await real_produce(*args)
 
-        def write_batch(self: Archive, ops: Sequence[WriteOp], *, sign: bool = True) -> BatchResult:
+        def write_batch(
+            self: Archive, ops: Sequence[WriteOp], *, sign: bool = True, fold: bool = True
+        ) -> BatchResult:
             before = ckpt.wal_state(self.path)
             t0 = time.perf_counter()
             try:
-                return real_write(self, ops, sign=sign)
+                return real_write(self, ops, sign=sign, fold=fold)
             finally:
                 elapsed = time.perf_counter() - t0
                 probe.batches.append(elapsed)

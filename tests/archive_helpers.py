@@ -100,3 +100,15 @@ def reads_before_conv_lsm() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conv_keys, "ARMS", (RECORDS_AS_KEYS,))
         yield
+
+
+def keys_once_each(conn: Connection) -> None:
+    """Every record's key in exactly one of the conversation index's two tables
+    (conv_folded, conv_recent: archive/conv_keys.py), none left over."""
+    keys = conn.execute(
+        "SELECT conversation_id, sent_at, record_id FROM conv_folded"
+        " UNION ALL SELECT conversation_id, sent_at, record_id FROM conv_recent"
+    ).fetchall()
+    assert len(keys) == len(set(keys))
+    records = conn.execute("SELECT conversation_id, sent_at, id FROM records").fetchall()
+    assert sorted(keys) == sorted(records)

@@ -66,6 +66,7 @@ MEASURED_ROWS = [
     "night: verify --scheduled (incremental, one day), 30,000 records",
     "night: destruction of 1,000 records (retention run), 30,000 records",
     "night: box peak RSS during that destruction, 30,000 records",
+    "night: MiB written by a destruction of 1,000 records the next night, 30,000 records",
 ]
 # Rows that depend on parts other sessions are building: a number, or the reason there is none.
 DEPENDENT_ROWS = [

@@ -131,6 +131,12 @@ class GroupCommitter:
                     break
                 jobs.append(item)  # type: ignore[arg-type]
             self._commit(jobs)
+            # The conversation index's fold, if due, after the acks are on their way
+            # (review L7): on this thread and connection, a step per transaction, one
+            # per commit and more while no push waits (Archive.fold_if_due).
+            self.archive.fold_if_due()
+            while self.archive.folding and self._queue.empty():
+                self.archive.fold_if_due()
             if self.checkpointer is not None:
                 self.checkpointer.poke()
             if stop_after:
@@ -138,7 +144,7 @@ class GroupCommitter:
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:
-            batch = self.archive.write_batch([job.op for job in jobs])
+            batch = self.archive.write_batch([job.op for job in jobs], fold=False)
         except BaseException as exc:
             if len(jobs) > 1 and isinstance(exc, Exception) and not isinstance(exc, StorageFull):
                 # One op failed in a way that took the batch down (a bug, a

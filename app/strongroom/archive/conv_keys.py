@@ -2,10 +2,12 @@
 
 A record's key (conversation_id, sent_at, record_id = records.id) is in exactly one of
 two tables: `conv_recent` (new records, arrival order, filled by a trigger on records)
-or `conv_folded` (WITHOUT ROWID, in conversation order). `fold` moves the first into
-the second inside a batch's transaction, so a commit never sees a key twice or not at
-all. Destroyed records keep their keys (an export lists them as gaps); readers that
-want live records subtract `records_destroyed`, as they did with the old index.
+or `conv_folded` (WITHOUT ROWID, in conversation order). `fold_step` moves the first
+into the second a few conversations at a time, each step in a transaction of its own
+after a group commit has sent its acks (`Folder`, Archive.fold_if_due), so a reader
+never sees a key twice or not at all. Destroyed
+records keep their keys (an export lists them as gaps); readers that want live
+records subtract `records_destroyed`, as they did with the old index.
 
 Every reader that finds records by conversation reads both tables through the SQL
 built here, one arm per table:
@@ -22,6 +24,7 @@ per arm (`per_arm`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,10 +33,12 @@ from typing import Any
 from strongroom.archive.db import Connection
 
 ARMS = ("conv_folded", "conv_recent")
+log = logging.getLogger(__name__)
 
-# Keys in conv_recent that trigger a fold at the end of a batch. The probe on corpus
-# copies (docs/benchmarks.md) folded 20,000 keys in 49-175 ms at 5M, 0.3 KiB written
-# per record: a fold every ~36 group commits, inside one of them.
+# Keys in conv_recent that trigger a fold after a batch. The probe on corpus copies
+# (docs/benchmarks.md) folded 20,000 keys in 49-175 ms at 5M, 0.3 KiB written per
+# record: a fold every ~36 group commits, in a transaction of its own after one of
+# them (Archive.fold_if_due), once that commit's acks are sent.
 FOLD_AT = 20_000
 
 
@@ -77,14 +82,25 @@ def recent_span(conn: Connection) -> int:
     return 0 if low is None else int(high) - int(low) + 1
 
 
+# Keys moved by one fold step: a fold runs in steps of whole conversations, one step
+# after each group commit (more while no push waits), so a push arriving during a
+# fold waits for a step (~1/4 of a 20,000-key fold's 40-140 ms at 5M), not the whole
+# fold. Each step deletes its keys from conv_recent by conversation range, which
+# rewrites that table's pages once per step: few steps keep that small.
+FOLD_STEP = 5_000
+
+
 @dataclass(frozen=True)
 class Fold:
     keys: int
     seconds: float
+    # After a step: the last conversation it folded, or None once no key of a later
+    # conversation waits (the fold is complete).
+    upto: int | None = None
 
 
 # The keys in conversation order (conv_recent_conversation gives it: no sort), then
-# the table emptied. Both run inside the caller's transaction: a crash between them
+# the table emptied. Both run inside one transaction: a crash between them
 # rolls both back (the keys stay in conv_recent), and conv_folded's primary key
 # refuses a key folded twice rather than keeping a duplicate.
 _FOLD = (
@@ -97,7 +113,7 @@ _FOLD = (
 def fold(conn: Connection) -> Fold:
     """Move every key of conv_recent into conv_folded. Call inside a transaction."""
     if not conn.in_transaction:
-        raise RuntimeError("fold runs inside the batch's transaction")
+        raise RuntimeError("fold runs inside a transaction")
     t0 = time.perf_counter()
     # FAST: the freed pages of conv_recent are reused by the next batches; zeroing
     # them (secure_delete ON) would write each once more for nothing (keys, not content).
@@ -110,11 +126,80 @@ def fold(conn: Connection) -> Fold:
     return Fold(int(moved), time.perf_counter() - t0)
 
 
-def fold_if_due(conn: Connection, at: int | None = None) -> Fold | None:
-    """Fold once conv_recent holds `at` (FOLD_AT) keys or more, in the batch's transaction."""
-    if recent_span(conn) < (FOLD_AT if at is None else at):
-        return None
-    return fold(conn)
+_STEP_END = (
+    "SELECT conversation_id FROM conv_recent WHERE conversation_id > ?"
+    " ORDER BY conversation_id, sent_at LIMIT 1 OFFSET ?"
+)
+_STEP_FOLD = (
+    "INSERT INTO conv_folded (conversation_id, sent_at, record_id)"
+    " SELECT conversation_id, sent_at, record_id FROM conv_recent"
+    " WHERE conversation_id > ? AND conversation_id <= ?"
+    " ORDER BY conversation_id, sent_at, record_id"
+)
+_STEP_DELETE = "DELETE FROM conv_recent WHERE conversation_id > ? AND conversation_id <= ?"
+_LAST = 1 << 62  # above every conversation id
+
+
+def fold_step(conn: Connection, after: int, keys: int) -> Fold:
+    """Move the keys of the conversations after `after` (an id; 0 for the first step),
+    whole conversations, about `keys` keys, into conv_folded. Call inside a
+    transaction: a reader sees each conversation's keys in one table or the other."""
+    if not conn.in_transaction:
+        raise RuntimeError("fold_step runs inside a transaction")
+    t0 = time.perf_counter()
+    row = conn.execute(_STEP_END, (after, max(keys, 1) - 1)).fetchone()
+    upto = _LAST if row is None else int(row[0])
+    conn.execute("PRAGMA secure_delete = FAST")  # as in `fold`: keys, not content
+    try:
+        moved = conn.execute(_STEP_FOLD, (after, upto)).rowcount
+        conn.execute(_STEP_DELETE, (after, upto))
+    finally:
+        conn.execute("PRAGMA secure_delete = ON")
+    more = conn.execute(
+        "SELECT 1 FROM conv_recent WHERE conversation_id > ? LIMIT 1", (upto,)
+    ).fetchone()
+    return Fold(int(moved), time.perf_counter() - t0, None if more is None else upto)
+
+
+class Folder:
+    """A fold in steps on the writer connection (Archive.fold_if_due): when one
+    starts, where it has got to, and when to try again after a failed step."""
+
+    def __init__(self) -> None:
+        self.after: int | None = None  # a fold under way: the last conversation folded
+        self.retry_at = 0  # after a failed step: the span of keys to wait for
+        self.last: Fold | None = None  # the newest step
+
+    def step(self, conn: Connection, at: int | None = None) -> Fold | None:
+        """The next step, in a transaction of its own; None when no fold is due (or
+        the step failed: logged, its keys kept in conv_recent)."""
+        after = self.after
+        if after is None:
+            # Two b-tree edge reads, outside any transaction: most commits fold nothing.
+            due = FOLD_AT if at is None else at
+            if recent_span(conn) < max(due, self.retry_at):
+                return None
+            after = 0  # conversation ids start at 1
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            done = fold_step(conn, after, FOLD_STEP)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.after = None
+            if not isinstance(exc, Exception):
+                raise
+            # The batches it follows are durable and acked: not theirs to fail. Retry
+            # once FOLD_AT more keys wait, not after every commit (a fold that fails
+            # for good would otherwise cost each commit a failed fold).
+            self.retry_at = recent_span(conn) + FOLD_AT
+            log.warning("conversation index fold failed, keys kept in conv_recent: %s", exc)
+            return None
+        self.after = done.upto
+        self.retry_at = 0
+        self.last = done
+        return done
 
 
 # A fingerprint of a set of keys: how many, the sum of their record ids, and the sum

@@ -2,14 +2,22 @@
 with the archive.
 
 Two places can keep a destroyed record's bytes once its rows are gone:
-- **Free pages.** `secure_delete = ON` zeroes what a delete frees, but the
-  per-batch FTS feed merges segments with `secure_delete = FAST` (zeroing the
-  freed segments would write every such page once more, SD-card wear), so a free
-  page may still hold an old segment naming a record destroyed later.
+- **Free pages.** `secure_delete = ON` zeroes what a delete frees. Releases up to
+  schema 10 merged the per-batch FTS feed's segments with `secure_delete = FAST`,
+  so a free page may still hold an old segment naming a record destroyed later.
   `wipe_free_pages` allocates every free page to a table of zeros and drops it
   with zeroing on: each free page is written, and only the free pages (a VACUUM
   rewrote the whole file, and with `temp_store = MEMORY` held a copy of it in RAM:
-  ~1 GiB at 1M records, more than a Pi has at 5M).
+  ~1 GiB at 1M records, more than a Pi has at 5M). Every free page was wiped at
+  each destruction, including the ~25,000 already-zero pages migration 10 left
+  at 5M: ~196 MiB written per night until growth reused them. Now the FTS feed
+  zeroes what it frees too, and `wipe_dirty_free_pages` wipes once, the first
+  destruction on an archive no FAST-feeding release can open (schema
+  ZEROED_FREES_FROM_SCHEMA onwards: an older release refuses a newer schema), and
+  notes it in `settings`; from then on every free page is zero when freed (the
+  only other frees without zeroing: the fold's conversation keys, which a
+  destroyed record keeps anyway, and the wipe's own zeros) and a destruction
+  writes none of them again.
 - **The WAL.** Old page images stay in `archive.db-wal` until a checkpoint copies
   the new ones over them and the file is truncated (`truncate_wal`). Until then
   `archive.db` itself still holds the old pages. A reader in the middle of a long
@@ -30,7 +38,7 @@ import os
 import time
 from pathlib import Path
 
-from strongroom.archive.db import Connection
+from strongroom.archive.db import Connection, schema_version
 from strongroom.archive.errors import ArchiveError
 
 # What `systemctl status` and `strongroom status` say while a scrub is pending.
@@ -91,6 +99,39 @@ def wipe_free_pages(conn: Connection) -> int:
     finally:
         conn.execute("PRAGMA secure_delete = ON")
     return free
+
+
+# The `settings` row saying every free page is zero: written with the full wipe, in
+# the destruction's transaction, at a schema no release that freed FTS pages
+# without zeroing (schema 10 and before) can open. A `--rollback` to such a release
+# is refused once the archive is at this schema, so no free page written since can
+# hold content.
+FREE_PAGES_ZEROED = "scrub.free_pages_zeroed"
+ZEROED_FREES_FROM_SCHEMA = 11
+
+
+def free_pages_known_zero(conn: Connection) -> bool:
+    """Every free page is zero: a full wipe since the archive reached
+    ZEROED_FREES_FROM_SCHEMA, and every write since zeroed what it freed."""
+    if schema_version(conn) < ZEROED_FREES_FROM_SCHEMA:
+        return False
+    row = conn.execute("SELECT 1 FROM settings WHERE key = ?", (FREE_PAGES_ZEROED,)).fetchone()
+    return row is not None
+
+
+def wipe_dirty_free_pages(conn: Connection, at_ms: int) -> int:
+    """What a destruction calls, in its transaction: `wipe_free_pages` unless every
+    free page is known to be zero already (`free_pages_known_zero`). Returns the
+    pages wiped (0 when none needed it)."""
+    if free_pages_known_zero(conn):
+        return 0
+    wiped = wipe_free_pages(conn)
+    if schema_version(conn) >= ZEROED_FREES_FROM_SCHEMA:
+        conn.execute(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+            (FREE_PAGES_ZEROED, str(int(at_ms))),
+        )
+    return wiped
 
 
 def truncate_wal(conn: Connection, *, attempts: int = 50, pause_s: float = 0.1) -> None:

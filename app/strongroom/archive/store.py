@@ -31,7 +31,7 @@ from nacl.signing import SigningKey
 from strongroom.archive.batch_ops import Lookups, run_ops
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.checkpointer import Checkpointer
-from strongroom.archive.conv_keys import Fold, fold_if_due, has_lsm
+from strongroom.archive.conv_keys import Fold, Folder, has_lsm
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
@@ -122,7 +122,7 @@ class Archive:
         self._fts_per_batch = fts_fed_per_batch(self.conn)
         self._text_once = message_text_once(self.conn)
         self._conv_lsm = has_lsm(self.conn)
-        self.last_fold: Fold | None = None  # the newest fold (benchmarks report it)
+        self._folder = Folder()  # the conversation index's fold (fold_if_due)
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
@@ -173,17 +173,22 @@ class Archive:
 
     # -- writing -------------------------------------------------------------
 
-    def write_batch(self, ops: Sequence[WriteOp], *, sign: bool = True) -> BatchResult:
+    def write_batch(
+        self, ops: Sequence[WriteOp], *, sign: bool = True, fold: bool = True
+    ) -> BatchResult:
         """Run ops in one durable transaction; return once it is on disk.
+
+        fold: then fold the conversation index if due (`fold_if_due`), in a transaction
+        of its own; the group committer passes False and folds after sending the acks.
 
         An op that raises ArchiveError (e.g. RecordRejected) is rolled back
         alone and its exception becomes its result. Any other failure rolls
         back the whole batch and is raised (StorageFull when the disk is full).
         """
         with self._write_lock:
-            return self._write_batch_locked(ops, sign)
+            return self._write_batch_locked(ops, sign, fold)
 
-    def _write_batch_locked(self, ops: Sequence[WriteOp], sign: bool) -> BatchResult:
+    def _write_batch_locked(self, ops: Sequence[WriteOp], sign: bool, fold: bool) -> BatchResult:
         conn = self.conn
         results: list[Any] = []
         try:
@@ -196,24 +201,12 @@ class Archive:
             if ops and self._fts_per_batch:
                 # Outside every op's savepoint, inside the batch's transaction: one
                 # FTS5 segment per batch, committed with the rows or not at all.
-                # FTS5 merges its segments as it goes, freeing the old ones' pages.
-                # Zeroing them (secure_delete ON) wrote every freed page once more,
-                # only for a later commit to reuse and write it again. They hold
-                # index entries of records still in the archive: a destruction
-                # (office.erasure) rewrites the whole index with 'optimize' under
-                # secure_delete ON, so no segment merged here holds destroyed text.
-                # FAST still zeroes deleted content on the pages it writes anyway.
-                conn.execute("PRAGMA secure_delete = FAST")
-                try:
-                    conn.execute(FTS_INDEX_PENDING if self._text_once else FTS_INDEX_PENDING_V4)
-                finally:
-                    conn.execute("PRAGMA secure_delete = ON")
+                # Its merges free old segments' pages, zeroed as they are freed
+                # (secure_delete ON), so a destruction need not wipe them again
+                # (scrub.wipe_dirty_free_pages). FAST until schema 10: zeroing cost
+                # no bytes at 5M (docs/benchmarks.md).
+                conn.execute(FTS_INDEX_PENDING if self._text_once else FTS_INDEX_PENDING_V4)
                 conn.execute(FTS_MARK_INDEXED)
-            if ops and self._conv_lsm:
-                # The conversation index's recent keys, folded in conversation order
-                # once enough wait (conv_keys.FOLD_AT): in this transaction, so a crash
-                # leaves every key in exactly one of its two tables.
-                self.last_fold = fold_if_due(conn) or self.last_fold
             head = None
             if txn.leaves:
                 self.log.append_many(txn.leaves)
@@ -231,7 +224,34 @@ class Archive:
             raise
         if head is not None:
             self._keep_witness(head)
+        if fold and ops:
+            # No ack waits on this thread: the whole fold, step after step.
+            while self._fold_locked(None) is not None and self.folding:
+                pass
         return BatchResult(results, head)
+
+    # -- the conversation index's fold ------------------------------------------
+
+    def fold_if_due(self, at: int | None = None) -> Fold | None:
+        """One step of the conversation index's fold, in a transaction of its own
+        (conv_keys.Folder: it starts once `at`, FOLD_AT, keys wait). The group
+        committer calls it after sending a batch's acks (review L7), once per commit
+        and again while no push waits; a failed step rolls back whole."""
+        with self._write_lock:
+            return self._fold_locked(at)
+
+    @property
+    def folding(self) -> bool:
+        """A fold is under way: `fold_if_due` has more steps to run."""
+        return self._folder.after is not None
+
+    @property
+    def last_fold(self) -> Fold | None:
+        """The newest fold step (benchmarks and tests report it)."""
+        return self._folder.last
+
+    def _fold_locked(self, at: int | None) -> Fold | None:
+        return self._folder.step(self.conn, at) if self._conv_lsm else None
 
     # A copy of the newest signed head outside the database file. If the WAL is
     # damaged, SQLite drops the last commits when it recovers and the shorter

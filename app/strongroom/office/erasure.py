@@ -13,8 +13,10 @@ its hash.
 Nothing survives below SQL either (`archive/scrub.py`): the FTS index removes
 the deleted rows' entries from its segments at once (its `secure-delete` option,
 on for the erasure's transaction only), secure_delete
-zeroes what the deletes free, every free page is overwritten with zeros in the
-same transaction (`wipe_free_pages`: FTS merges free pages without zeroing), and
+zeroes what the deletes free, free pages are overwritten with zeros in the
+same transaction unless every one is known to be zero already
+(`wipe_dirty_free_pages`: releases up to schema 10 merged FTS segments without
+zeroing their pages), and
 after commit `scrub_storage` checkpoints the WAL into the file and truncates it.
 The cost follows what is destroyed and the free pages, not the archive's size.
 """
@@ -38,7 +40,7 @@ from strongroom.archive.scrub import (
     mark_pending,
     pending_marker,
     truncate_wal,
-    wipe_free_pages,
+    wipe_dirty_free_pages,
 )
 from strongroom.archive.store import Archive, Txn
 
@@ -149,7 +151,7 @@ def erase_in_txn(txn: Txn, row_ids: Sequence[int]) -> Erasure:
         blobs.append(ErasedBlob(sha, int(row[0]), str(row[1])))
     _tidy_conversations(conn, conversations)
     if erased:
-        wipe_free_pages(conn)
+        wipe_dirty_free_pages(conn, txn.at_ms)
     conn.execute(FTS_SECURE_DELETE_OFF)
     return Erasure(erased, blobs)
 
