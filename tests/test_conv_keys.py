@@ -115,11 +115,13 @@ def _destroyed(conn: Connection, rid: int) -> bool:
 def v_before(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Path]:
     """A data dir written by the software before migration 10, with a destroyed record."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(db, "MIGRATIONS", schema.MIGRATIONS[:-1])
-        patch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION - 1)
+        # The version before migration 10, found by what it does (later ones append).
+        before = next(n for n, sql in enumerate(schema.MIGRATIONS) if "TABLE conv_folded" in sql)
+        patch.setattr(db, "MIGRATIONS", schema.MIGRATIONS[:before])
+        patch.setattr(db, "SCHEMA_VERSION", before)
         old = open_at(tmp_path / "data", archive_keys)
         try:
-            assert db.schema_version(old.conn) == SCHEMA_VERSION - 1
+            assert db.schema_version(old.conn) == before
             assert not conv_keys.has_lsm(old.conn)
             phone, key = new_phone(old, OWNER)
             write_messages(old, key, phone, 0, 60)

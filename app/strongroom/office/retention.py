@@ -92,9 +92,12 @@ def find_due(
     holds = list_holds(conn, active_only=True)
     facts = load_facts(conn) if facts is None else facts
     bounds = {}
+    live = live_from(conn)
     for f in facts.values():
+        if live is not None and f.id not in live:
+            continue  # no live record: nothing to probe
         bound = resolver.due_bound(f, now_ms)
-        if bound is not None:
+        if bound is not None and (live is None or live[f.id] <= bound):
             bounds[str(f.id)] = bound
     if bounds:
         for conv, *row in conn.execute(_DUE_ROWS, conv_keys.per_arm([json.dumps(bounds)])):
@@ -104,6 +107,18 @@ def find_due(
         items.sort(key=lambda i: i.record)
     plan.held.sort(key=lambda h: h.item.record)
     return plan
+
+
+def live_from(conn: Connection) -> dict[int, int] | None:
+    """Each conversation's oldest live record date (schema 11's conv_live, kept by
+    triggers), for the conversations that have one; None on an older archive. The plan
+    probes the conversation index only where that date is within the bound: one row
+    read per conversation, in order, instead of an index probe each (a page read each
+    at 5M records)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'conv_live'").fetchone() is None:
+        return None
+    rows = conn.execute("SELECT conversation_id, live_from FROM conv_live")
+    return {int(c): int(at) for c, at in rows if at is not None}
 
 
 # The live records of each conversation dated up to its bound (Resolver.due_bound;

@@ -1,0 +1,139 @@
+"""Each conversation's oldest live record date (schema 11's conv_live, kept by triggers):
+retention's plan probes the conversation index only where it is within the bound."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from strongroom.archive import conv_keys, db, schema
+from strongroom.archive.db import Connection
+from strongroom.archive.schema import SCHEMA_VERSION
+from strongroom.archive.store import Archive
+from strongroom.office import retention
+from strongroom.office.erasure import erase_in_txn
+from strongroom.office.policies import (
+    DEFAULT_SUBJECT,
+    Duration,
+    PolicySpec,
+    assign_policy,
+    create_policy,
+)
+from test_conv_keys import OWNER, T0, open_at, write_messages
+from test_office_support import DAY_MS, new_phone
+
+# The migration that makes conv_live, found by what it does (later ones append).
+BEFORE = next(n for n, sql in enumerate(schema.MIGRATIONS) if "TABLE conv_live" in sql)
+
+
+def truth(conn: Connection) -> dict[int, int]:
+    """The oldest live record date of every conversation that has one, from `records`."""
+    rows = conn.execute(
+        "SELECT conversation_id, min(sent_at) FROM records WHERE destroyed_at IS NULL"
+        " GROUP BY conversation_id"
+    )
+    return {int(c): int(at) for c, at in rows}
+
+
+def kept(conn: Connection) -> dict[int, int]:
+    live = retention.live_from(conn)
+    assert live is not None
+    return live
+
+
+def oldest_ids(conn: Connection, count: int) -> list[int]:
+    rows = conn.execute(
+        "SELECT id FROM records WHERE destroyed_at IS NULL ORDER BY sent_at, id LIMIT ?", (count,)
+    )
+    return [int(r[0]) for r in rows]
+
+
+@pytest.fixture
+def v_before(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Path]:
+    """A data dir written before conv_live: records in three conversations, some destroyed
+    (the oldest ones of each, and every record of one conversation)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "MIGRATIONS", schema.MIGRATIONS[:BEFORE])
+        patch.setattr(db, "SCHEMA_VERSION", BEFORE)
+        old = open_at(tmp_path / "data", archive_keys)
+        try:
+            assert db.schema_version(old.conn) == BEFORE
+            phone, key = new_phone(old, OWNER)
+            write_messages(old, key, phone, 0, 60)
+            old.conn.execute("BEGIN IMMEDIATE")
+            conv_keys.fold(old.conn)  # keys in both tables of the conversation index
+            old.conn.execute("COMMIT")
+            write_messages(old, key, phone, 100, 30)
+            gone = oldest_ids(old.conn, 10)
+            every = [
+                int(r[0])
+                for r in old.conn.execute(
+                    "SELECT id FROM records WHERE conversation_id ="
+                    " (SELECT max(conversation_id) FROM records)"
+                )
+            ]
+            old.write(lambda txn: erase_in_txn(txn, gone + every))
+        finally:
+            old.close()
+    yield tmp_path / "data"
+
+
+def test_an_archive_from_before_gets_each_conversations_oldest_live_record(
+    v_before: Path, archive_keys: dict[str, bytes]
+) -> None:
+    archive = open_at(v_before, archive_keys)  # migrates on open
+    try:
+        conn = archive.conn
+        assert db.schema_version(conn) == SCHEMA_VERSION
+        assert kept(conn) == truth(conn)
+        assert len(truth(conn)) == 2  # one of the three has no live record left
+        assert conn.execute("SELECT count(*) FROM senders_removed").fetchone()[0] == 0
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        archive.close()
+
+
+def test_new_records_and_destructions_keep_it_exact(archive: Archive) -> None:
+    phone, key = new_phone(archive, OWNER)
+    write_messages(archive, key, phone, 0, 40)
+    conn = archive.conn
+    assert kept(conn) == truth(conn)
+    # Destroyed oldest first, newest first, and in between: always the next live one.
+    for pick in (
+        lambda: oldest_ids(conn, 5),
+        lambda: oldest_ids(conn, 12)[::-1],
+        lambda: oldest_ids(conn, 9)[1::2],
+    ):
+        ids = pick()
+        archive.write(lambda txn, ids=ids: erase_in_txn(txn, ids))  # type: ignore[misc]
+        assert kept(conn) == truth(conn)
+    # An older record arriving late (a phone that was offline) lowers it again.
+    write_messages(archive, key, phone, 500, 6)
+    assert kept(conn) == truth(conn)
+    # Every record destroyed: no live record, nothing to probe.
+    everything = [int(r[0]) for r in conn.execute("SELECT id FROM records")]
+    archive.write(lambda txn: erase_in_txn(txn, everything))
+    assert kept(conn) == {} == truth(conn)
+
+
+def test_the_plan_is_the_same_as_probing_every_conversation(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phone, key = new_phone(archive, OWNER)
+    write_messages(archive, key, phone, 0, 60)
+    conn = archive.conn
+    spec = PolicySpec("1 jour", Duration(1, "days"), "record_date", "destroy")
+    policy = int(archive.write(create_policy(spec, "admin")))
+    archive.write(assign_policy("default", DEFAULT_SUBJECT, policy, "admin"))
+    gone = oldest_ids(conn, 7)
+    archive.write(lambda txn: erase_in_txn(txn, gone))
+    for now in (T0, T0 + 2 * DAY_MS + 300_000, T0 + 2 * DAY_MS + 600_000, T0 + 3 * DAY_MS):
+        plan = retention.find_due(conn, now)
+        with monkeypatch.context() as patch:
+            patch.setattr(retention, "live_from", lambda conn: None)
+            every = retention.find_due(conn, now)
+        assert plan == every
+        assert {i.record for i in plan.to_destroy}.isdisjoint(gone)
+    assert retention.find_due(conn, T0 + 3 * DAY_MS).to_destroy  # something was due
