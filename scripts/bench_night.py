@@ -170,6 +170,13 @@ def night_figures(
             continue
         at = f"{night.size:,} records" if night.size else "an empty archive"
         for job, seconds in night.seconds.items():
+            # The growth sizes hold twice the base's conversations (40,000 against
+            # 20,000): a cost per conversation doubles the row, and says so here.
+            per_conversation = (
+                f"; per conversation {_per_conversation(night, ceiling, job):.2f}×"
+                if night.conversations and ceiling.conversations
+                else ""
+            )
             figures.append(
                 Figure(
                     f"night: {job}, {at}",
@@ -179,7 +186,8 @@ def night_figures(
                     f"the same at {base:,} records",
                     "flat (≤ 1.5)",
                     f"median of {ROUNDS}; {night.conversations:,} conversations (the base:"
-                    f" {ceiling.conversations:,}); {night.due:,} due under the one-day policy",
+                    f" {ceiling.conversations:,}){per_conversation}; {night.due:,} due under"
+                    " the one-day policy",
                 )
             )
     for size in sizes:
@@ -196,6 +204,13 @@ def night_figures(
             )
         )
     return figures
+
+
+def _per_conversation(night: Night, base: Night, job: str) -> float:
+    """The row's ratio per conversation (its cost and the base's each divided by its
+    own conversations): flat = 1 for a job whose cost follows the conversations."""
+    base_cost = base.seconds[job] / base.conversations
+    return (night.seconds[job] / night.conversations) / base_cost if base_cost else 0.0
 
 
 def night_section(plan: Any, work: Path, log: Callable[[str], None] = print) -> list[Figure]:

@@ -15,7 +15,7 @@ from strongroom.archive.db import Connection
 from strongroom.office import person_scope
 from strongroom.office.erasure import erase_in_txn
 from strongroom.office.export_scope import ExportScope, count_records
-from strongroom.office.facts import load_facts, senders_not_kept
+from strongroom.office.facts import load_facts, normalise_person, senders_not_kept
 from test_office_support import T0, Box, new_box, new_phone, store
 
 PERSONS = (
@@ -169,3 +169,23 @@ def test_every_person_look_up_keeps_an_indexed_plan(box: Box) -> None:
             s for s in plan if re.match(r"SCAN (?!json_each|CONSTANT ROW)", s) or "TEMP B-TREE" in s
         ]
         assert not scans, (sql, plan)
+
+
+def test_the_persons_picker_walks_the_name_indexes_with_the_same_names(box: Box) -> None:
+    from strongroom.office.facts import persons_of
+
+    every_kind_of_involvement(box)
+    conn = box.archive.conn
+    union = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT owner FROM conversations UNION SELECT peer FROM conversations"
+            " UNION SELECT sender FROM conversation_senders"
+        )
+    ]
+    names: dict[str, str] = {}
+    for name in union:
+        if name.strip():
+            names.setdefault(normalise_person(name.strip()), name.strip())
+    assert persons_of(conn) == sorted(names.values(), key=normalise_person)
+    assert "DR.  martin" in persons_of(conn) and "Léa Roux" in persons_of(conn)

@@ -172,13 +172,18 @@ def _attach_matters(conn: Connection, facts: dict[int, ConversationFacts]) -> No
 
 
 def persons_of(conn: Connection) -> list[str]:
-    """Everyone the archive knows by name (owners, other parties, senders), for pickers."""
+    """Everyone the archive knows by name (owners, other parties, senders), for pickers.
+
+    Walked along each name's index, one seek per distinct name (schema 11), not a read
+    of every conversation and sender row."""
+    from strongroom.office.person_scope import distinct_names
+
+    # In one order over the three (as a UNION gave them): the same spelling is shown
+    # for two that normalise alike, whichever kind of name each is.
+    every = {name for kind in ("owner", "peer", "sender") for name in distinct_names(conn, kind)}
     names: dict[str, str] = {}
-    for (name,) in conn.execute(
-        "SELECT owner FROM conversations UNION SELECT peer FROM conversations"
-        " UNION SELECT sender FROM conversation_senders"
-    ):
-        text = str(name).strip()
+    for name in sorted(every):
+        text = name.strip()
         if text:
             names.setdefault(normalise_person(text), text)
     return sorted(names.values(), key=normalise_person)
