@@ -21,6 +21,7 @@ from strongroom.office.policies import (
     assign_policy,
     create_policy,
 )
+from strongroom.office.resolve import MAX_SENT_AT
 from test_conv_keys import OWNER, T0, open_at, write_messages
 from test_office_support import DAY_MS, new_phone
 
@@ -38,7 +39,7 @@ def truth(conn: Connection) -> dict[int, int]:
 
 
 def kept(conn: Connection) -> dict[int, int]:
-    live = retention.live_from(conn)
+    live = retention.live_from(conn, MAX_SENT_AT)
     assert live is not None
     return live
 
@@ -118,13 +119,14 @@ def test_new_records_and_destructions_keep_it_exact(archive: Archive) -> None:
     assert kept(conn) == {} == truth(conn)
 
 
+@pytest.mark.parametrize("start", ["record_date", "last_activity"])
 def test_the_plan_is_the_same_as_probing_every_conversation(
-    archive: Archive, monkeypatch: pytest.MonkeyPatch
+    archive: Archive, monkeypatch: pytest.MonkeyPatch, start: str
 ) -> None:
     phone, key = new_phone(archive, OWNER)
     write_messages(archive, key, phone, 0, 60)
     conn = archive.conn
-    spec = PolicySpec("1 jour", Duration(1, "days"), "record_date", "destroy")
+    spec = PolicySpec("1 jour", Duration(1, "days"), start, "destroy")
     policy = int(archive.write(create_policy(spec, "admin")))
     archive.write(assign_policy("default", DEFAULT_SUBJECT, policy, "admin"))
     gone = oldest_ids(conn, 7)
@@ -132,8 +134,31 @@ def test_the_plan_is_the_same_as_probing_every_conversation(
     for now in (T0, T0 + 2 * DAY_MS + 300_000, T0 + 2 * DAY_MS + 600_000, T0 + 3 * DAY_MS):
         plan = retention.find_due(conn, now)
         with monkeypatch.context() as patch:
-            patch.setattr(retention, "live_from", lambda conn: None)
+            patch.setattr(retention, "live_from", lambda conn, latest: None)
             every = retention.find_due(conn, now)
         assert plan == every
         assert {i.record for i in plan.to_destroy}.isdisjoint(gone)
     assert retention.find_due(conn, T0 + 3 * DAY_MS).to_destroy  # something was due
+
+
+def test_a_night_with_nothing_old_enough_reads_no_conversations_facts(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phone, key = new_phone(archive, OWNER)
+    write_messages(archive, key, phone, 0, 60)
+    conn = archive.conn
+    spec = PolicySpec("30 jours", Duration(30, "days"), "record_date", "destroy")
+    policy = int(archive.write(create_policy(spec, "admin")))
+    archive.write(assign_policy("default", DEFAULT_SUBJECT, policy, "admin"))
+    asked: list[list[int] | None] = []
+    load = retention.load_facts  # type: ignore[attr-defined]
+
+    def spy(conn: Connection, extra_senders: object = (), only: object = None) -> object:
+        asked.append(None if only is None else sorted(only))  # type: ignore[call-overload]
+        return load(conn, only=only)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(retention, "load_facts", spy)
+    assert retention.find_due(conn, T0 + 10 * DAY_MS).empty
+    assert asked == [[]]  # not one conversation read
+    assert len(retention.find_due(conn, T0 + 40 * DAY_MS).to_destroy) == 60
+    assert asked[-1] == sorted(truth(conn))

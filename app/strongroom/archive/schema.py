@@ -630,9 +630,11 @@ VALUES
     # where something can be due (before: one probe per conversation each night, a page
     # read each at 5M). A new record lowers it (trigger); the destruction of the record
     # it names moves it to the next live key (trigger; the search starts there, so each
-    # destroyed key is passed over once). Its own table, not a column of conversations:
-    # a step that writes conversations re-checks every foreign key pointing at them
-    # (migration_fk: all of records, 20 s at 5M), and no key points at this one.
+    # destroyed key is passed over once). Its index on the date gives the night only the
+    # conversations with a record old enough to be due under any policy. Its own table,
+    # not a column of conversations: a step that writes conversations re-checks every
+    # foreign key pointing at them (migration_fk: all of records, 20 s at 5M), and no key
+    # points at this one.
     # Person look-ups by name: conversations by other party, conversation_senders by
     # sender (an index each; both tables hold one row per conversation, or conversation
     # and sender, so they cost nothing per record). senders_removed keeps every pair that
@@ -659,6 +661,7 @@ VALUES
                     AND d.id = k.record_id AND d.destroyed_at IS NOT NULL)
                 ORDER BY k.sent_at LIMIT 1)))
         FROM conversations c ORDER BY c.id;
+    CREATE INDEX conv_live_from ON conv_live(live_from);
     CREATE TRIGGER records_live_from AFTER INSERT ON records BEGIN
         INSERT INTO conv_live (conversation_id, live_from)
             VALUES (new.conversation_id, new.sent_at)
