@@ -6,7 +6,9 @@ Measured on the cached corpora (bench_archive.cached_archive: the 100k one, then
 growth sizes, 1M and 5M in the full run; 20k and 30k in --quick), and on an empty
 archive. Each row is one job at one size; its ceiling is the same job at the base size
 (100k; 20k in --quick), measured in the same run, so the ratio is the growth factor
-(flat = 1).
+(flat = 1). The growth corpora hold twice the base's conversations (40,000 against
+20,000), so each row's note gives its ratio per conversation too: a job whose cost
+follows the conversations shows 2 in the row and 1 per conversation.
 
 The jobs:
 - the retention run with a default policy that makes nothing due (the usual night:
