@@ -162,3 +162,26 @@ def test_a_night_with_nothing_old_enough_reads_no_conversations_facts(
     assert asked == [[]]  # not one conversation read
     assert len(retention.find_due(conn, T0 + 40 * DAY_MS).to_destroy) == 60
     assert asked[-1] == sorted(truth(conn))
+
+
+@pytest.mark.parametrize("damage", ["later", "deleted"])
+def test_a_full_verify_names_a_conversation_whose_date_is_wrong(
+    archive: Archive, damage: str
+) -> None:
+    from strongroom.archive.verify import verify_open_archive
+
+    phone, key = new_phone(archive, OWNER)
+    write_messages(archive, key, phone, 0, 30)
+    conn = archive.conn
+    gone = oldest_ids(conn, 4)
+    archive.write(lambda txn: erase_in_txn(txn, gone))
+    assert verify_open_archive(archive).ok
+    conv, at = min(truth(conn).items())
+    if damage == "later":
+        conn.execute("UPDATE conv_live SET live_from = ? WHERE conversation_id = ?", (at + 1, conv))
+    else:
+        conn.execute("DELETE FROM conv_live WHERE conversation_id = ?", (conv,))
+    kept = None if damage == "deleted" else at + 1
+    report = verify_open_archive(archive)
+    expected = f"conversation {conv}: conv_live dates its oldest live record {kept}, the"
+    assert any(p.startswith(expected) for p in report.problems), report.problems
