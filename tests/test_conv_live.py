@@ -183,5 +183,5 @@ def test_a_full_verify_names_a_conversation_whose_date_is_wrong(
         conn.execute("DELETE FROM conv_live WHERE conversation_id = ?", (conv,))
     kept = None if damage == "deleted" else at + 1
     report = verify_open_archive(archive)
-    expected = f"conversation {conv}: conv_live dates its oldest live record {kept}, the"
+    expected = f"conversation {conv}: conv_live dates its oldest live record {kept}, but"
     assert any(p.startswith(expected) for p in report.problems), report.problems

@@ -42,7 +42,7 @@ def verify_conv_live(conn: Connection, report: VerifyReport) -> None:
     for cid, kept, oldest in differences[:_NAMED]:
         report.problem(
             f"conversation {cid}: conv_live dates its oldest live record {kept},"
-            f" the conversation index {oldest}: retention's plan would misjudge it"
+            f" but its keys say {oldest}: retention's plan would misjudge it"
         )
     if len(differences) > _NAMED:
         report.problem(f"{len(differences) - _NAMED} more conversations: conv_live differs")
