@@ -22,7 +22,7 @@ from strongroom.office.policies import (
     create_policy,
 )
 from strongroom.office.resolve import MAX_SENT_AT
-from test_conv_keys import OWNER, T0, open_at, write_messages
+from test_conv_keys import CONVS, OWNER, T0, open_at, write_messages
 from test_office_support import DAY_MS, new_phone
 
 # The migration that makes conv_live, found by what it does (later ones append).
@@ -185,3 +185,37 @@ def test_a_full_verify_names_a_conversation_whose_date_is_wrong(
     report = verify_open_archive(archive)
     expected = f"conversation {conv}: conv_live dates its oldest live record {kept}, but"
     assert any(p.startswith(expected) for p in report.problems), report.problems
+
+
+def test_the_plan_does_not_walk_the_destroyed_keys_before_the_oldest_live_record(
+    archive: Archive,
+) -> None:
+    from strongroom.archive import writes
+    from support.records import signed_message
+    from test_retention_flat import vm_steps
+
+    phone, key = new_phone(archive, OWNER)
+
+    def store(texts: range, at: int) -> list[int]:
+        records = [signed_message(key, f"m {n}", conv=CONVS[n % 3], at=at + n, n=n) for n in texts]
+        archive.write_batch([writes.store_record(r, phone, OWNER) for r in records])
+        marks = ",".join("?" * len(records))
+        rows = archive.conn.execute(
+            f"SELECT id FROM records WHERE record_id IN ({marks})",
+            [r.record_id for r in records],
+        )
+        return [int(r[0]) for r in rows]
+
+    store(range(30), T0)
+    conn = archive.conn
+    spec = PolicySpec("1 jour", Duration(1, "days"), "record_date", "review")
+    policy = int(archive.write(create_policy(spec, "admin")))
+    archive.write(assign_policy("default", DEFAULT_SUBJECT, policy, "admin"))
+    now = T0 + 3 * DAY_MS
+    before = vm_steps(conn, lambda: retention.find_due(conn, now))
+    # Years of destructions: 600 records older than the 30 live ones, all destroyed.
+    old = store(range(1000, 1600), T0 - 30 * DAY_MS)
+    archive.write(lambda txn: erase_in_txn(txn, old))
+    assert len(retention.find_due(conn, now).to_review) == 30
+    after = vm_steps(conn, lambda: retention.find_due(conn, now))
+    assert after <= before + 3, (before, after)
