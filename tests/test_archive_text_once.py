@@ -185,8 +185,12 @@ def test_the_migration_does_not_rewrite_the_messages(
     assert pages > 100
     conn = db.connect(data / "archive.db", archive_keys["archive"])
     try:
-        db.migrate(conn)
-        assert db.schema_version(conn) == SCHEMA_VERSION
+        # This migration alone: the later ones add tables and indexes of their own.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(db, "MIGRATIONS", MIGRATIONS[:TEXT_ONCE])
+            patch.setattr(db, "SCHEMA_VERSION", TEXT_ONCE)
+            db.migrate(conn)
+        assert db.schema_version(conn) == TEXT_ONCE
         wal = (data / "archive.db-wal").stat().st_size
         # A handful of pages (the schema table's), not the ~80 pages of messages.
         assert wal < 20 * 4200, wal

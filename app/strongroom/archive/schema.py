@@ -624,6 +624,87 @@ VALUES
             VALUES (new.id, new.conversation_id, new.sent_at);
     END;
     """,
+    # 11: night jobs and person look-ups that stay flat (issue #20).
+    # conv_live: per conversation, the date (sent_at) of its oldest live record (NULL,
+    # or no row, when it has none). Retention's plan probes the conversation index only
+    # where something can be due (before: one probe per conversation each night, a page
+    # read each at 5M). A new record lowers it (trigger); the destruction of the record
+    # it names moves it to the next live key (trigger; the search starts there, so each
+    # destroyed key is passed over once). Its index on the date gives the night only the
+    # conversations with a record old enough to be due under any policy. Its own table,
+    # not a column of conversations: a step that writes conversations re-checks every
+    # foreign key pointing at them (migration_fk: all of records, 20 s at 5M), and no key
+    # points at this one.
+    # Person look-ups by name: conversations by other party, conversation_senders by
+    # sender (an index each; both tables hold one row per conversation, or conversation
+    # and sender, so they cost nothing per record). senders_removed keeps every pair that
+    # left conversation_senders (erasure's, and any other delete or change): an export by
+    # person re-checks those against the messages, instead of reading every message.
+    """
+    CREATE TABLE conv_live (
+        conversation_id INTEGER PRIMARY KEY,    -- conversations.id
+        live_from INTEGER                       -- sent_at of its oldest live record
+    );
+    INSERT INTO conv_live (conversation_id, live_from)
+        SELECT c.id, (SELECT min(sent_at) FROM (
+            SELECT * FROM (SELECT k.sent_at FROM conv_folded k
+                WHERE k.conversation_id = c.id AND NOT EXISTS (
+                    SELECT 1 FROM records d INDEXED BY records_destroyed
+                    WHERE d.conversation_id = k.conversation_id AND d.sent_at = k.sent_at
+                    AND d.id = k.record_id AND d.destroyed_at IS NOT NULL)
+                ORDER BY k.sent_at LIMIT 1)
+            UNION ALL
+            SELECT * FROM (SELECT k.sent_at FROM conv_recent k
+                WHERE k.conversation_id = c.id AND NOT EXISTS (
+                    SELECT 1 FROM records d INDEXED BY records_destroyed
+                    WHERE d.conversation_id = k.conversation_id AND d.sent_at = k.sent_at
+                    AND d.id = k.record_id AND d.destroyed_at IS NOT NULL)
+                ORDER BY k.sent_at LIMIT 1)))
+        FROM conversations c ORDER BY c.id;
+    CREATE INDEX conv_live_from ON conv_live(live_from);
+    CREATE TRIGGER records_live_from AFTER INSERT ON records BEGIN
+        INSERT INTO conv_live (conversation_id, live_from)
+            VALUES (new.conversation_id, new.sent_at)
+            ON CONFLICT (conversation_id) DO UPDATE SET live_from = excluded.live_from
+            WHERE live_from IS NULL OR live_from > excluded.live_from;
+    END;
+    CREATE TRIGGER records_live_from_destroyed AFTER UPDATE OF destroyed_at ON records
+    WHEN old.destroyed_at IS NULL AND new.destroyed_at IS NOT NULL BEGIN
+        UPDATE conv_live SET live_from = (
+            SELECT min(sent_at) FROM (
+                SELECT * FROM (SELECT k.sent_at FROM conv_folded k
+                    WHERE k.conversation_id = new.conversation_id AND k.sent_at >= new.sent_at
+                    AND NOT EXISTS (
+                        SELECT 1 FROM records d INDEXED BY records_destroyed
+                        WHERE d.conversation_id = k.conversation_id AND d.sent_at = k.sent_at
+                        AND d.id = k.record_id AND d.destroyed_at IS NOT NULL)
+                    ORDER BY k.sent_at LIMIT 1)
+                UNION ALL
+                SELECT * FROM (SELECT k.sent_at FROM conv_recent k
+                    WHERE k.conversation_id = new.conversation_id AND k.sent_at >= new.sent_at
+                    AND NOT EXISTS (
+                        SELECT 1 FROM records d INDEXED BY records_destroyed
+                        WHERE d.conversation_id = k.conversation_id AND d.sent_at = k.sent_at
+                        AND d.id = k.record_id AND d.destroyed_at IS NOT NULL)
+                    ORDER BY k.sent_at LIMIT 1)))
+        WHERE conversation_id = new.conversation_id AND live_from = new.sent_at;
+    END;
+    CREATE INDEX conversations_peer ON conversations(peer, owner);
+    CREATE INDEX conversation_senders_sender ON conversation_senders(sender);
+    CREATE TABLE senders_removed (
+        sender TEXT NOT NULL,
+        conversation_id INTEGER NOT NULL,
+        PRIMARY KEY (sender, conversation_id)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER conversation_senders_removed AFTER DELETE ON conversation_senders BEGIN
+        INSERT OR IGNORE INTO senders_removed (sender, conversation_id)
+            VALUES (old.sender, old.conversation_id);
+    END;
+    CREATE TRIGGER conversation_senders_changed AFTER UPDATE ON conversation_senders BEGIN
+        INSERT OR IGNORE INTO senders_removed (sender, conversation_id)
+            VALUES (old.sender, old.conversation_id);
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

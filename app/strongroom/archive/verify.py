@@ -47,6 +47,7 @@ from strongroom.archive.verify_events import (
     verify_device_events,
     verify_log_refs,
 )
+from strongroom.archive.verify_live import verify_conv_live
 from strongroom.archive.verify_records import (
     Progress,
     VerifyReport,
@@ -204,6 +205,7 @@ def _verify(
     # A row at a negative index is in no range the checks above read.
     verify_log_refs(conn, report.leaves, report)
     verify_conversation_senders(conn, report)
+    verify_conv_live(conn, report)
     for problem in conv_keys.index_problems(conn, report.conversations):
         report.problem(problem)
     if head is None:

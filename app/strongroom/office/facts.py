@@ -78,15 +78,25 @@ def _has_table(conn: Connection, name: str) -> bool:
 
 
 def load_facts(
-    conn: Connection, extra_senders: Iterable[tuple[int, str]] = ()
+    conn: Connection,
+    extra_senders: Iterable[tuple[int, str]] = (),
+    only: Iterable[int] | None = None,
 ) -> dict[int, ConversationFacts]:
     """Every conversation's persons and matters (one pass, a few grouped queries).
 
     `extra_senders`: (conversation, sender) pairs read from `messages` that
-    `conversation_senders` lacks (retention's re-check before destroying)."""
+    `conversation_senders` lacks (retention's re-check before destroying).
+    `only`: these conversations alone (by their keys), the others not read."""
     facts: dict[int, ConversationFacts] = {}
+    where: str = ""
+    params: tuple[str, ...] = ()
+    if only is not None:
+        where = " WHERE {} IN (SELECT value FROM json_each(?))"
+        params = (json.dumps(sorted(only)),)
     for cid, owner, peer, last_at, closed_at in conn.execute(
-        "SELECT id, owner, peer, last_at, closed_at FROM conversations"
+        "SELECT id, owner, peer, last_at, closed_at FROM conversations"  # noqa: S608
+        + where.format("id"),
+        params,
     ):
         f = ConversationFacts(
             int(cid),
@@ -100,7 +110,11 @@ def load_facts(
             f.persons.add(normalise_person(f.peer))
         facts[f.id] = f
     # One row per conversation and sender (schema 6), not one per message.
-    senders = conn.execute("SELECT conversation_id, sender FROM conversation_senders")
+    senders = conn.execute(
+        "SELECT conversation_id, sender FROM conversation_senders"  # noqa: S608
+        + where.format("conversation_id"),
+        params,
+    )
     for cid, sender in itertools.chain(senders, extra_senders):
         if int(cid) in facts and str(sender).strip():
             facts[int(cid)].persons.add(normalise_person(str(sender)))
@@ -172,13 +186,18 @@ def _attach_matters(conn: Connection, facts: dict[int, ConversationFacts]) -> No
 
 
 def persons_of(conn: Connection) -> list[str]:
-    """Everyone the archive knows by name (owners, other parties, senders), for pickers."""
+    """Everyone the archive knows by name (owners, other parties, senders), for pickers.
+
+    Walked along each name's index, one seek per distinct name (schema 11), not a read
+    of every conversation and sender row."""
+    from strongroom.office.person_scope import distinct_names
+
+    # In one order over the three (as a UNION gave them): the same spelling is shown
+    # for two that normalise alike, whichever kind of name each is.
+    every = {name for kind in ("owner", "peer", "sender") for name in distinct_names(conn, kind)}
     names: dict[str, str] = {}
-    for (name,) in conn.execute(
-        "SELECT owner FROM conversations UNION SELECT peer FROM conversations"
-        " UNION SELECT sender FROM conversation_senders"
-    ):
-        text = str(name).strip()
+    for name in sorted(every):
+        text = name.strip()
         if text:
             names.setdefault(normalise_person(text), text)
     return sorted(names.values(), key=normalise_person)

@@ -125,6 +125,23 @@ class Resolver:
             return Governing(policy, winner, due, beaten)
         return None
 
+    def latest_due(self, now_ms: int) -> int:
+        """No record dated after this can be due at `now_ms`, in any conversation: the
+        latest `latest_due_start` of every assigned policy. A last-activity policy is
+        bounded too (its conversation's last activity, `conversations.last_at`, is the
+        latest of its records' dates, so each record is at most that old). A matter's
+        closing can come before a record's date: any such policy, no bound."""
+        bound: int | None = None
+        for a in self.by_scope.values():
+            policy = self.policies.get(a.policy_id)
+            if policy is None:
+                continue
+            if policy.start_event not in ("record_date", "last_activity"):
+                return MAX_SENT_AT
+            limit = latest_due_start(policy, now_ms)
+            bound = limit if bound is None else max(bound, limit)
+        return MAX_SENT_AT if bound is None else bound
+
     def due_bound(self, facts: ConversationFacts, now_ms: int) -> int | None:
         """The latest record date (sent_at) of this conversation that can be due at
         `now_ms`, or None when none can: what retention reads (no record after it).

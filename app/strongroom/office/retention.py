@@ -90,12 +90,18 @@ def find_due(
     if resolver.empty:
         return plan
     holds = list_holds(conn, active_only=True)
-    facts = load_facts(conn) if facts is None else facts
+    live = live_from(conn, resolver.latest_due(now_ms))
+    if facts is None:
+        facts = load_facts(conn, only=None if live is None else live.keys())
     bounds = {}
     for f in facts.values():
+        if live is not None and f.id not in live:
+            continue  # no live record: nothing to probe
         bound = resolver.due_bound(f, now_ms)
-        if bound is not None:
-            bounds[str(f.id)] = bound
+        if bound is not None and (live is None or live[f.id] <= bound):
+            # From its oldest live record (none before it: destroyed keys stay in
+            # the index, years of them, and are not walked again each night).
+            bounds[str(f.id)] = [MIN_SENT_AT if live is None else live[f.id], bound]
     if bounds:
         for conv, *row in conn.execute(_DUE_ROWS, conv_keys.per_arm([json.dumps(bounds)])):
             _classify(plan, resolver, holds, facts[int(conv)], row)
@@ -106,9 +112,27 @@ def find_due(
     return plan
 
 
-# The live records of each conversation dated up to its bound (Resolver.due_bound;
-# a JSON object {conversation id: bound}): one range of the conversation index per
-# conversation, in each of its two tables (conv_keys), less the destroyed ones:
+def live_from(conn: Connection, latest: int) -> dict[int, int] | None:
+    """The conversations whose oldest live record is dated `latest` or earlier, with
+    that date (schema 11's conv_live, kept by triggers, read along its index on the
+    date); None on an older archive. The plan builds the facts of these only, and
+    probes the conversation index only where the date is within the conversation's
+    bound: on a night with little due, a few conversations instead of every one."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'conv_live'").fetchone() is None:
+        return None
+    rows = conn.execute(
+        "SELECT conversation_id, live_from FROM conv_live WHERE live_from <= ?", (latest,)
+    )
+    return {int(c): int(at) for c, at in rows}
+
+
+# Before any record date (ms): "from the conversation's first record".
+MIN_SENT_AT = -(2**62)
+
+# The live records of each conversation dated from its oldest live record (conv_live)
+# up to its bound (Resolver.due_bound; a JSON object {conversation id: [from, bound]}):
+# one range of the conversation index per conversation, in each of its two tables
+# (conv_keys), less the destroyed ones within it:
 # records_destroyed holds exactly those (a partial index), so each is skipped on an
 # index probe, without its record row read (they pile up below the bounds over the
 # years). No `r.destroyed_at IS NULL` here: SQLite would test it first, reading every
@@ -116,7 +140,9 @@ def find_due(
 _DUE_ROWS = conv_keys.union(
     "SELECT k.conversation_id, k.record_id, r.log_index, r.kind, k.sent_at, kp.keep_until"
     " FROM json_each(?) j JOIN {keys} k"
-    " ON k.conversation_id = CAST(j.key AS INTEGER) AND k.sent_at <= j.value"
+    " ON k.conversation_id = CAST(j.key AS INTEGER)"
+    " AND k.sent_at >= json_extract(j.value, '$[0]')"
+    " AND k.sent_at <= json_extract(j.value, '$[1]')"
     " JOIN records r ON r.id = k.record_id"
     " LEFT JOIN retention_keeps kp ON kp.record_id = k.record_id"
     " WHERE NOT EXISTS (SELECT 1 FROM records d INDEXED BY records_destroyed"
