@@ -22,11 +22,19 @@ from strongroom.office.control_routes import office_routes
 from strongroom.office.export_control import control_routes as export_routes
 from strongroom.pairing.control_routes import pairing_routes
 from strongroom.reach.control import add_control_routes as add_reach_routes
+from strongroom.runtime_panel import open_problem, open_problem_text
 
 if TYPE_CHECKING:
     from strongroom.runtime import BoxRuntime
 
 _HTTP_STATUS = {DONE: 200, SKIPPED: 409}
+
+
+def _archive_problem(runtime: BoxRuntime) -> dict[str, str] | None:
+    problem = open_problem(runtime)
+    if problem is None:
+        return None
+    return {"kind": problem.kind.value, "cause": problem.cause, "text": open_problem_text(problem)}
 
 
 def control_app(runtime: BoxRuntime) -> web.Application:
@@ -49,6 +57,8 @@ def control_app(runtime: BoxRuntime) -> web.Application:
                 "pairing_open": pairing.open,
                 "night_jobs": {o.job: o.to_json() for o in runtime.night_jobs.last.values()},
                 "scrub_pending": scrub_status(runtime.config.archive_path),
+                # Why the last unlock could not open the archive (damaged or not).
+                "archive_problem": _archive_problem(runtime),
             }
         )
 

@@ -64,6 +64,8 @@ def describe_status(status: dict[str, Any]) -> str:
         f"TLS certificate SHA-256: {status.get('tls_fingerprint') or '-'}",
         f"pairing window: {'open' if status.get('pairing_open') else 'closed'}",
     ]
+    if problem := status.get("archive_problem"):
+        lines.append(f"archive not opened ({problem['kind']}): {problem['text']}")
     for job, run in sorted((status.get("night_jobs") or {}).items()):
         lines.append(f"last {job}: {run.get('outcome')} {_utc(run['at'])}: {run.get('summary')}")
     scrub = status.get("scrub_pending")
