@@ -70,6 +70,11 @@ def describe_status(status: dict[str, Any]) -> str:
         f"TLS certificate SHA-256: {status.get('tls_fingerprint') or '-'}",
         f"pairing window: {'open' if status.get('pairing_open') else 'closed'}",
     ]
+    if migration := status.get("migration"):  # docs/operations.md: "seems hung"
+        lines.append(
+            f"archive update under way: schema {migration[0]} to {migration[1]}"
+            " (minutes on a Pi; docs/operations.md, Upgrades)"
+        )
     if problem := status.get("archive_problem"):
         lines.append(f"archive not opened ({problem['kind']}): {problem['text']}")
     zone_name = status.get("time_zone")
