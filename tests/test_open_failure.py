@@ -26,6 +26,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from e2e_helpers import Clock, WebAdmin, prepare_data_dir
 from strongroom.appliance.sdnotify import Notifier
 from strongroom.archive import db
+from strongroom.archive.schema import MIGRATIONS, SCHEMA_VERSION
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.control import call
@@ -226,3 +227,54 @@ def test_the_cli_says_a_full_disk_is_not_damage(
     ballast.unlink()  # room again: the same archive opens, nothing lost
     again = run_cli("users", "--data", str(data), "--passphrase-file", str(secret))
     assert again.returncode == 0 and "admin" in again.stdout, again.stderr
+
+
+PREVIOUS = SCHEMA_VERSION - 1
+FAILING_SQL = {
+    # What a failing migration step raises, re-raised raw by db._migrate_step.
+    "sql-error": "INSERT INTO no_such_table VALUES (1);",
+    "constraint": (
+        "CREATE TEMP TABLE migration_probe (x INTEGER PRIMARY KEY);"
+        " INSERT INTO migration_probe VALUES (1), (1);"
+    ),
+}
+
+
+@pytest.mark.parametrize("failing", FAILING_SQL.values(), ids=FAILING_SQL.keys())
+async def test_a_migration_that_fails_at_unlock_is_not_called_damage_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A step that fails (SQLITE_ERROR, SQLITE_CONSTRAINT) rolls back whole: the file is
+    sound, so the page says the update starts again, never "restore from a backup"
+    (which would lose what was written since), and the panel is no integrity failure."""
+    (tmp_path / "usb").mkdir()
+    with pytest.MonkeyPatch.context() as patch:  # a box made by the release before
+        patch.setattr(db, "SCHEMA_VERSION", PREVIOUS)
+        config = await prepare_data_dir(tmp_path / "box", keyfile=tmp_path / "usb" / "unlock.key")
+    before = hashlib.sha256(config.archive_path.read_bytes()).hexdigest()
+    steps = list(MIGRATIONS)
+    steps[SCHEMA_VERSION - 1] = f"{steps[SCHEMA_VERSION - 1]}\n{failing}"
+    monkeypatch.setattr(db, "MIGRATIONS", steps)
+    runtime = runtime_for(config)
+    await runtime.start()
+    admin = WebAdmin(f"http://127.0.0.1:{runtime.port}")
+    try:
+        assert runtime.box.phase is BoxPhase.LOCKED and runtime.box.archive is None
+        assert runtime.box.open_failure is not None
+        assert runtime.integrity_ok and runtime.integrity is None
+        assert panel_state(runtime) is not BoxState.INTEGRITY_FAILURE
+        status, page = await admin.get("/unlock")
+        page = html.unescape(page)
+        assert status == 200 and "An unfinished update is undone and starts again" in page
+        assert "The archive file is damaged" not in page and RESTORE not in page
+        code, body = await call(config.data_dir, "GET", "/status")
+        assert code == 200 and body["archive_problem"] is None
+    finally:
+        await admin.close()
+        await runtime.stop()
+    assert hashlib.sha256(config.archive_path.read_bytes()).hexdigest() == before
+    conn = db.connect(config.archive_path, archive_key(config))
+    try:
+        assert db.schema_version(conn) == PREVIOUS  # the step rolled back whole
+    finally:
+        conn.close()

@@ -13,8 +13,14 @@ restore would lose what was written since the backup:
   a file system mounted read-only: an SD card SQLite could only open read-only).
 - NO_ACCESS: the service may not open the file at all (SQLITE_CANTOPEN, EACCES):
   its owner or mode changed.
-- DAMAGED: everything else (SQLITE_CORRUPT, SQLITE_NOTADB, I/O errors with room
-  left): the file itself is unreadable; restore from a backup.
+- DAMAGED: SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_FORMAT, an I/O error with room
+  left, or keys from the keystore that do not decrypt the file: the file itself is
+  unreadable; restore from a backup.
+
+Any other code is none of these (None): SQLITE_ERROR or SQLITE_CONSTRAINT from a
+migration step that failed and rolled back, SQLITE_NOMEM, SQLITE_INTERRUPT. The
+file is sound there, and a restore would throw away what was written since the
+backup; the caller's own text applies (an unfinished update starts again).
 
 The error code is read from sqlcipher3's `sqlite_errorcode` (SQLite's primary code
 is its low byte); an error without one is told by its message, and an OSError by
@@ -41,6 +47,7 @@ NEARLY_NO_SPACE_BYTES = 1 << 20
 
 # SQLite's primary result codes (sqlite3.h).
 _BUSY, _LOCKED, _READONLY, _IOERR, _FULL, _CANTOPEN, _PERM, _AUTH = 5, 6, 8, 10, 13, 14, 3, 23
+_CORRUPT, _FORMAT, _NOTADB = 11, 24, 26
 
 
 class OpenFailureKind(enum.StrEnum):
@@ -72,7 +79,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _by_code(code: int, storage: Path) -> OpenFailureKind:
+def _by_code(code: int, storage: Path) -> OpenFailureKind | None:
     primary = code & 0xFF
     if primary in (_BUSY, _LOCKED):
         return OpenFailureKind.LOCKED
@@ -83,9 +90,13 @@ def _by_code(code: int, storage: Path) -> OpenFailureKind:
     if primary in (_CANTOPEN, _PERM, _AUTH):
         # SQLite says "unable to open" for a read-only file system as for a mode or owner.
         return OpenFailureKind.READ_ONLY if _read_only_fs(storage) else OpenFailureKind.NO_ACCESS
-    if primary == _IOERR and _no_space(storage):
-        return OpenFailureKind.DISK_FULL
-    return OpenFailureKind.DAMAGED
+    if primary == _IOERR:
+        return OpenFailureKind.DISK_FULL if _no_space(storage) else OpenFailureKind.DAMAGED
+    if primary in (_CORRUPT, _NOTADB, _FORMAT):
+        return OpenFailureKind.DAMAGED
+    # SQLITE_ERROR, SQLITE_CONSTRAINT (a migration step that failed and rolled back),
+    # NOMEM, INTERRUPT…: the file is sound; sending anyone to a backup would lose data.
+    return None
 
 
 _BY_MESSAGE = (
@@ -94,6 +105,8 @@ _BY_MESSAGE = (
     ("database or disk is full", OpenFailureKind.DISK_FULL),
     ("readonly database", OpenFailureKind.READ_ONLY),
     ("unable to open database file", OpenFailureKind.NO_ACCESS),
+    ("file is not a database", OpenFailureKind.DAMAGED),
+    ("database disk image is malformed", OpenFailureKind.DAMAGED),
 )
 
 _BY_ERRNO = {
@@ -122,20 +135,23 @@ def _no_space(storage: Path) -> bool:
 def classify_open_failure(exc: BaseException, storage: Path) -> OpenFailure | None:
     """What an exception raised while opening the archive in `storage` (its directory)
     means; None when it is not the file's or the storage's (a wrong passphrase, a
-    schema too new, a bug)."""
+    schema too new, a migration step that failed and rolled back, a bug)."""
     for link in _chain(exc):
         if isinstance(link, sqlcipher3.Error):
             code = getattr(link, "sqlite_errorcode", None)
             name = str(getattr(link, "sqlite_errorname", None) or type(link).__name__)
             if isinstance(code, int):
-                return OpenFailure(_by_code(code, storage), name)
+                by_code = _by_code(code, storage)
+                if by_code is not None:
+                    return OpenFailure(by_code, name)
+                break
             text = str(link).lower()
             for needle, kind in _BY_MESSAGE:
                 if needle in text:
                     if kind is OpenFailureKind.NO_ACCESS and _read_only_fs(storage):
                         kind = OpenFailureKind.READ_ONLY
                     return OpenFailure(kind, name)
-            return OpenFailure(OpenFailureKind.DAMAGED, name)
+            break  # an error SQLite did not name as damage: not the file's
         if isinstance(link, OSError) and link.errno in _BY_ERRNO:
             return OpenFailure(_BY_ERRNO[link.errno], errno.errorcode[link.errno])
     if isinstance(exc, WrongArchiveKey):
