@@ -16,8 +16,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from nacl.signing import SigningKey
@@ -213,6 +214,44 @@ async def test_a_long_reader_holding_the_wal_does_not_make_the_checkpointer_spin
     assert checkpointer.failures == 0
 
 
+# A wait in the scrub test longer than this is the two locks taken in opposite
+# orders: a deadlock, which fails the test here instead of hanging the suite.
+STALL_S = 20.0
+T = TypeVar("T")
+
+
+def unstick(archive: Archive) -> None:
+    """Break a lock-order deadlock (one thread holds the write lock and waits for the
+    checkpoint lock, another the reverse) by releasing the checkpoint lock from here,
+    so the stuck threads finish and the committer stops: the failure is reported
+    rather than hanging teardown and the interpreter's exit (an executor thread)."""
+    if archive.checkpoint_lock.locked():
+        archive.checkpoint_lock.release()
+
+
+def quiet(task: asyncio.Future[T]) -> asyncio.Future[T]:
+    """Retrieve the task's exception when it ends, whether or not the test awaits it: once
+    unstick() released a lock under its owner, that owner's release raises, and an
+    exception never retrieved is logged at garbage collection, in whatever code runs
+    then (under Python 3.11 inside an ast.parse, which it breaks)."""
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return task
+
+
+async def bounded(aw: Awaitable[T], archive: Archive, what: str) -> T:
+    """`aw`, or a test failure once it has waited STALL_S seconds (a lock-order deadlock)."""
+    task = quiet(asyncio.ensure_future(aw))
+    done, _ = await asyncio.wait({task}, timeout=STALL_S)
+    if not done:
+        unstick(archive)
+        await asyncio.wait({task}, timeout=STALL_S)
+        pytest.fail(
+            f"{what} waited {STALL_S:.0f} s: a checkpoint holds writes off while it waits"
+            " for the scrub's checkpoint lock, or the reverse (one lock order, review L1)"
+        )
+    return task.result()
+
+
 async def test_commits_keep_flowing_while_a_destruction_scrub_holds_the_checkpoint_lock(
     running: tuple[Archive, GroupCommitter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,19 +282,21 @@ async def test_commits_keep_flowing_while_a_destruction_scrub_holds_the_checkpoi
             n += 1
             assert n < 100, f"the checkpointer never copied: {frames(archive)}"
         tails = checkpointer.tails
-        scrub = asyncio.create_task(asyncio.to_thread(scrub_storage, archive, attempts=30))
+        scrub = quiet(asyncio.create_task(asyncio.to_thread(scrub_storage, archive, attempts=30)))
         await until(archive.checkpoint_lock.locked, 10, "the scrub")
         began = time.monotonic()
-        explicit = asyncio.create_task(asyncio.to_thread(archive.checkpoint))
+        explicit = quiet(asyncio.create_task(asyncio.to_thread(archive.checkpoint)))
         latencies: list[float] = []
         while not scrub.done():
             t0 = time.monotonic()
-            await commit_batch(committer, key, device, n)  # each pokes the checkpointer
+            # Each pokes the checkpointer.
+            await bounded(commit_batch(committer, key, device, n), archive, "a commit")
             latencies.append(time.monotonic() - t0)
             n += 1
         scrubbing_s = time.monotonic() - began
-        assert not await scrub  # the reader held the WAL throughout: the scrub is pending
-        await asyncio.wait_for(explicit, 30)
+        # The reader held the WAL throughout: the scrub is pending.
+        assert not await bounded(scrub, archive, "the scrub")
+        await bounded(explicit, archive, "Archive.checkpoint")
         # The tail it waited to copy during the scrub ran once the lock was free.
         await until(lambda: checkpointer.tails > tails, 10, "the checkpointer's tail")
     finally:
@@ -269,12 +310,13 @@ async def test_commits_keep_flowing_while_a_destruction_scrub_holds_the_checkpoi
     assert grown > THRESHOLD
     seen = []
     for m in range(n, n + 20):
-        await commit_batch(committer, key, device, m)
+        await bounded(commit_batch(committer, key, device, m), archive, "a commit")
         seen.append(frames(archive)[0])
     assert min(seen) < THRESHOLD < grown, seen
     count = archive.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
     assert count == 20 * (n + 20)
     assert checkpointer.failures == 0
-    await asyncio.to_thread(committer.stop)  # and it stops with the committer
+    # And it stops with the committer.
+    await bounded(asyncio.to_thread(committer.stop), archive, "stopping the committer")
     assert not checkpointer.running
     committer.start()  # for the fixture's stop
