@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 from nacl.signing import SigningKey
 
-from strongroom.archive import conv_keys, queries, verify_records, writes
+from strongroom.archive import conv_keys, search, verify_records, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.schema import MESSAGE_TEXT
 from strongroom.archive.store import Archive
@@ -81,7 +81,7 @@ def reads_before_text_once() -> Iterator[None]:
     """Search and verify as software before schema 8 ran them, on an archive built
     at an older schema: the text in messages.text only (no text_at column yet)."""
     with pytest.MonkeyPatch.context() as patch:
-        for module, name in ((queries, "_HIT_COLUMNS"), (verify_records, "_RECORD_ROWS")):
+        for module, name in ((search, "_HIT_COLUMNS"), (verify_records, "_RECORD_ROWS")):
             sql = getattr(module, name)
             assert MESSAGE_TEXT in sql
             patch.setattr(module, name, sql.replace(MESSAGE_TEXT, "m.text"))

@@ -1,8 +1,12 @@
-"""Migration 4: an ordered duplicate key, one conversation index, FTS fed once per batch.
+"""The schema that keeps ingest flat as the archive grows (migration 4 onwards): an
+ordered duplicate key, one conversation index, FTS fed once per batch.
 
-An archive written at schema 3 is upgraded on open and keeps its search
-results, verify result and full-text index; a crash anywhere in a batch never
-loses or doubles an index entry.
+An archive written at schema 3 is upgraded on open and keeps its search results,
+verify result and full-text index (issue #20 item 1); erasure, duplicates and new
+messages then work on it as on an archive made at this schema. (Retention erases
+only after the upgrade: this software has no erasure for a pre-migration-10 file.)
+Duplicates are recognised on that key, search and verify read the one index, and a
+crash anywhere in a batch never loses or doubles an index entry.
 """
 
 from __future__ import annotations
@@ -77,10 +81,16 @@ def fill(archive: Archive) -> tuple[int, SigningKey]:
     for i in range(20):
         record = message(other_key, f"dossier patient {i}", conv="patient-x", at=T0 + i)
         archive.write(writes.store_record(record, other, "dr.martin"))
-    # Retention erased one message: its row stays, its text and index entry go.
-    row = archive.conn.execute("SELECT min(id) FROM records WHERE device_id = ?", (other,))
-    archive.write(lambda txn: erase_in_txn(txn, [int(row.fetchone()[0])]))
     return phone, key
+
+
+def erase_first_patient_message(archive: Archive) -> None:
+    """Retention erases one message: its row stays, its text and index entry go."""
+    row = archive.conn.execute(
+        "SELECT min(r.id) FROM records r JOIN devices d ON d.id = r.device_id"
+        " WHERE d.owner = 'dr.martin'"
+    ).fetchone()
+    archive.write(lambda txn: erase_in_txn(txn, [int(row[0])]))
 
 
 @pytest.fixture
@@ -88,13 +98,13 @@ def v3_data(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Path]:
     """A data dir written by software that knew migrations 1 to 3 (their trigger fed FTS)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(db, "SCHEMA_VERSION", 3)
-        old = open_at(tmp_path / "data", archive_keys)
+        old = open_at(tmp_path / "v3", archive_keys)
         try:
             assert db.schema_version(old.conn) == 3
             fill(old)
         finally:
             old.close()
-    yield tmp_path / "data"
+    yield tmp_path / "v3"
 
 
 def test_a_v3_archive_upgrades_with_the_same_search_verify_and_index(
@@ -108,6 +118,7 @@ def test_a_v3_archive_upgrades_with_the_same_search_verify_and_index(
         old.close()
     assert before["verify"][0] is True  # type: ignore[index]
     assert before["hits"]["oeuvre"] and before["hits"]["reunion"]  # type: ignore[index]
+    assert len(before["hits"]["dossier"]) == 2 + 20  # type: ignore[index]
 
     archive = open_at(v3_data, archive_keys)  # this software migrates on open
     try:
@@ -117,21 +128,20 @@ def test_a_v3_archive_upgrades_with_the_same_search_verify_and_index(
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        indexes = {
-            str(r[1]): bool(r[2]) for r in conn.execute("PRAGMA index_list(records)").fetchall()
-        }
-        # No index on the random hash alone any more; the ordered key is the unique one.
-        columns = {
-            name: [str(c[2]) for c in conn.execute(f"PRAGMA index_info({name})")]
-            for name in indexes
-        }
-        assert ["record_id"] not in columns.values(), columns
-        assert columns["records_dedup"] == ["device_id", "sent_at", "record_id"]
-        assert indexes["records_dedup"] is True
-        names = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
-        assert "messages_conversation" not in names
-        assert "attachments_message" in names
-        assert "messages_ai" not in names
+        with closing(archive.reader()) as reader:
+            fts_integrity(reader, against_content=True)
+        # Retention erases a message of the upgraded archive: it leaves every search,
+        # the index stays whole and the log still verifies.
+        erase_first_patient_message(archive)
+        after = snapshot(archive)
+        hits = after["hits"]
+        assert isinstance(hits, dict)
+        assert len(hits["dossier"]) == 2 + 19
+        assert "dossier patient 0" not in [text for _, text in hits["dossier"]]
+        assert hits["oeuvre"] == before["hits"]["oeuvre"]  # type: ignore[index]
+        assert after["verify"][0] is True  # type: ignore[index]
+        with closing(archive.reader()) as reader:
+            fts_integrity(reader, against_content=True)
     finally:
         archive.close()
 
@@ -165,6 +175,76 @@ def test_after_the_upgrade_duplicates_are_recognised_and_new_messages_found(
             assert verify_archive(conn, archive.blobs, bytes(archive.signing_key.verify_key)).ok
     finally:
         archive.close()
+
+
+@pytest.fixture
+def filled(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Archive]:
+    """An archive at this schema with messages of two phones, one of them erased."""
+    archive = open_at(tmp_path / "data", archive_keys)
+    try:
+        fill(archive)
+        erase_first_patient_message(archive)
+        yield archive
+    finally:
+        archive.close()
+
+
+def test_the_schema_has_an_ordered_duplicate_key_one_conversation_index_and_a_whole_index(
+    filled: Archive,
+) -> None:
+    archive = filled
+    assert db.schema_version(archive.conn) == SCHEMA_VERSION
+    seen = snapshot(archive)
+    assert seen["verify"][0] is True  # type: ignore[index]
+    hits = seen["hits"]
+    assert isinstance(hits, dict)
+    # Ligatures and accents fold both ways; the erased message is found by no search.
+    assert [text for _, text in hits["oeuvre"]] == [TEXTS[0]]
+    assert [text for _, text in hits["coeur"]] == [TEXTS[1]]
+    assert len(hits["reunion"]) == len(hits["RÉUNION"]) == 2
+    assert len(hits["dossier"]) == 2 + 19  # 20 patient messages, one erased
+    conn = archive.conn
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    indexes = {str(r[1]): bool(r[2]) for r in conn.execute("PRAGMA index_list(records)").fetchall()}
+    # No index on the random hash alone; the ordered key is the unique one.
+    columns = {
+        name: [str(c[2]) for c in conn.execute(f"PRAGMA index_info({name})")] for name in indexes
+    }
+    assert ["record_id"] not in columns.values(), columns
+    assert columns["records_dedup"] == ["device_id", "sent_at", "record_id"]
+    assert indexes["records_dedup"] is True
+    names = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "messages_conversation" not in names
+    assert "attachments_message" in names
+    assert "messages_ai" not in names  # no per-row trigger: FTS is fed once per batch
+
+
+def test_duplicates_are_recognised_and_new_messages_found(filled: Archive) -> None:
+    archive = filled
+    device, key = new_phone(archive, owner="maitre.martin")
+    first = message(key, "Première consultation", at=T0)
+    stored = archive.write(writes.store_record(first, device, "maitre.martin"))
+    # The phone did not get its ack and pushes the same record again.
+    again = archive.write(writes.store_record(first, device, "maitre.martin"))
+    assert again.duplicate and again.log_index == stored.log_index
+    # A record stored long ago, pushed again (a phone restored from its own backup).
+    old_row = archive.conn.execute(
+        "SELECT body, signature, device_id FROM records WHERE body IS NOT NULL LIMIT 1"
+    ).fetchone()
+    from strongroom.archive.record import parse_record
+
+    old = parse_record(bytes(old_row[0]), bytes(old_row[1]), max_blob_size=1 << 20)
+    owner = archive.conn.execute(
+        "SELECT owner FROM devices WHERE id = ?", (old_row[2],)
+    ).fetchone()[0]
+    assert archive.write(writes.store_record(old, int(old_row[2]), owner)).duplicate
+    with closing(archive.reader()) as conn:
+        assert [h.text for h in search_messages(conn, "premiere")] == ["Première consultation"]
+        assert len(search_messages(conn, "reunion")) == 2
+        fts_integrity(conn)
+        assert verify_archive(conn, archive.blobs, bytes(archive.signing_key.verify_key)).ok
 
 
 def index_entries(conn: db.Connection, word: str) -> int:

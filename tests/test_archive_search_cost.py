@@ -1,6 +1,6 @@
 """Search expands typed prefixes into indexed words: same results, bounded cost.
 
-The oracle is the query search ran before (queries.fts_query: each word a prefix
+The oracle is the query search ran before (search.fts_query: each word a prefix
 term), so every comparison below fails if the expansion adds, drops or reorders a
 single hit. The cost test counts the bytes SQLite reads, not time: a prefix term
 makes FTS5 read the whole doclist of every word it starts.
@@ -17,7 +17,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from archive_helpers import message, new_phone
-from strongroom.archive import queries, writes
+from strongroom.archive import search, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.fts_terms import MAX_COMPLETIONS, completions
 from strongroom.archive.queries import SearchFilters, search_messages
@@ -74,7 +74,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
 def _old(conn: Connection, text: str, filters: SearchFilters | None, offset: int) -> list[int]:
     """search_messages as it was: every word a prefix term (the oracle)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(queries, "_expanded_query", lambda _conn, typed: queries.fts_query(typed))
+        patch.setattr(search, "_expanded_query", lambda _conn, typed: search.fts_query(typed))
         return [h.record_row for h in search_messages(conn, text, filters, offset=offset)]
 
 
@@ -95,7 +95,7 @@ def test_same_hits_as_the_prefix_query_on_every_prefix_and_pairs(corpus: Archive
     expanded = 0
     for text in _typed_queries():
         assert _new(conn, text, None, 0) == _old(conn, text, None, 0), text
-        expanded += "*" not in str(queries._expanded_query(conn, text))
+        expanded += "*" not in str(search._expanded_query(conn, text))
     # The fast path is really taken, not the fallback that trivially agrees.
     assert expanded > len(_typed_queries()) * 0.8
 
@@ -154,8 +154,8 @@ def _bytes_read(conn: Connection, match: Callable[[Connection], str | None]) -> 
 def test_a_common_word_reads_a_bounded_part_of_the_index(corpus: Archive) -> None:
     for text in ("dossier", "dos", "dossier report"):
         costs = []
-        old_query: Callable[[Connection], str | None] = lambda _c: queries.fts_query(text)  # noqa: E731
-        new_query: Callable[[Connection], str | None] = lambda c: queries._expanded_query(c, text)  # noqa: E731
+        old_query: Callable[[Connection], str | None] = lambda _c: search.fts_query(text)  # noqa: E731
+        new_query: Callable[[Connection], str | None] = lambda c: search._expanded_query(c, text)  # noqa: E731
         for build in (old_query, new_query):
             reader = corpus.reader()  # a cold cache each time: neither warms the other
             try:

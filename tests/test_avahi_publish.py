@@ -78,7 +78,7 @@ def test_the_box_is_found_from_another_namespace_through_avahi(
             addresses=[A_ADDR],
             name="Cabinet Martin (strongroom-3841)",
             host_name="strongroom-3841",
-            tls_fingerprint="ab" * 32,
+            tls_key_fingerprint="ab" * 32,
             bus=a.bus,
         )
         await advertiser.start()

@@ -118,10 +118,22 @@ def v_before(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Path]:
             phone, key = new_phone(old, OWNER)
             write_messages(old, key, phone, 0, 60)
             first = int(old.conn.execute("SELECT min(id) FROM records").fetchone()[0])
-            old.write(lambda txn: erase_in_txn(txn, [first]))
+            old.write(lambda txn: destroyed_as_before(txn.conn, first, txn.at_ms))
         finally:
             old.close()
     yield tmp_path / "data"
+
+
+def destroyed_as_before(conn: Connection, row_id: int, at_ms: int) -> None:
+    """What the software before migration 10 left of a destroyed record (its erasure's
+    statements then; erase_in_txn now reads the conversation index migration 10 makes)."""
+    conn.execute("DELETE FROM messages WHERE record_id = ?", (row_id,))  # messages_ad: FTS
+    conn.execute("DELETE FROM attachments WHERE record_id = ?", (row_id,))
+    conn.execute("DELETE FROM receipts WHERE record_id = ?", (row_id,))
+    conn.execute(
+        "UPDATE records SET body = NULL, signature = NULL, destroyed_at = ? WHERE id = ?",
+        (at_ms, row_id),
+    )
 
 
 def test_an_archive_from_before_keeps_its_conversations_with_new_and_folded_records(

@@ -5,10 +5,12 @@ destruction certificates, holds), naming the zone where a lawyer needs certainty
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
@@ -16,6 +18,8 @@ from strongroom.archive import writes
 from strongroom.office import register_facts, retention
 from strongroom.office.migrations import ensure_office_schema
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
+from strongroom.web.practice_zone import PracticeZone
+from strongroom.web.render import NAVIGATION
 from web_helpers import ADMIN_PASSWORD, Client, csrf_of, login, new_box, web_app
 
 PRACTICE_ZONE = "Europe/Paris"
@@ -98,4 +102,43 @@ async def test_the_recovery_sheet_is_dated_the_practices_day(
     sheet = pdf_text(await (await client.get("/setup/kit.pdf")).read(), tmp_path)
     assert "July 1, 2026" in sheet and "June 30" not in sheet
     await client.close()
+    await box.stop()
+
+
+async def test_the_zone_is_read_only_for_pages_that_show_times(
+    box_in_utc: None,
+    aiohttp_client: AiohttpClient,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The practice's zone is a lazy per-request value: every page with times awaits it
+    (none falls back to a read on the event loop), and a POST that redirects or a
+    download reads nothing."""
+    box = new_box(tmp_path / "data")
+    archive = box.require_archive()
+    ensure_office_schema(archive.conn)
+    archive.write(register_facts.set_details_op({register_facts.TIME_ZONE: PRACTICE_ZONE}, "t"))
+    client: Client = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
+    await login(client, "admin", ADMIN_PASSWORD)
+    pages = [path for path, _, _ in NAVIGATION]
+    pages += ["/office/due", "/office/matters", "/office/certificates", "/report/details"]
+    with caplog.at_level(logging.WARNING, logger="strongroom.web.practice_zone"):
+        for path in pages:
+            before = PracticeZone.reads
+            response = await client.get(path, allow_redirects=False)
+            assert response.status == 200, path
+            assert PracticeZone.reads <= before + 1, path  # at most once per request
+    assert not [r for r in caplog.records if "without awaiting" in r.getMessage()]
+
+    before = PracticeZone.reads
+    download = await client.get("/identity/box.pem")
+    assert download.status == 200 and (await download.text()).startswith("-----BEGIN")
+    token = csrf_of(await (await client.get("/identity")).text())
+    assert PracticeZone.reads == before  # /identity shows no time either
+    out = await client.post("/logout", data={"csrf_token": token}, allow_redirects=False)
+    assert out.status in (302, 303)
+    assert PracticeZone.reads == before
+    await login(client, "admin", ADMIN_PASSWORD)
+    dashboard = await client.get("/dashboard")
+    assert dashboard.status == 200 and PracticeZone.reads == before + 1
     await box.stop()

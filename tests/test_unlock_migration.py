@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import html
 import itertools
+import json
 import os
 import socket
 import threading
@@ -90,6 +91,7 @@ class WatchdogListener:
         self.sock.bind(str(path))
         self.sock.settimeout(0.1)
         self.pings: list[float] = []
+        self.statuses: list[str] = []  # what `systemctl status` shows, in order
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, daemon=True)
         self._thread.start()
@@ -102,6 +104,8 @@ class WatchdogListener:
                 continue
             if data == b"WATCHDOG=1":
                 self.pings.append(time.monotonic())
+            elif data.startswith(b"STATUS="):
+                self.statuses.append(data[len(b"STATUS=") :].decode())
 
     def close(self) -> None:
         self._stop.set()
@@ -367,3 +371,52 @@ async def test_stopping_while_a_failed_migration_lets_go_of_its_connection(
         let_go.set()
     assert box.phase is BoxPhase.LOCKED and box.archive is None
     assert on_disk_schema(config) == PREVIOUS
+
+
+async def test_what_operations_md_tells_an_operator_to_look_at_when_a_migration_seems_hung(
+    tmp_path: Path, slow: SlowMigration, watchdog: WatchdogListener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/operations.md, Upgrades, "A migration that seems hung": an appliance after
+    an upgrade (unattended) migrates at start; `systemctl status strongroom` says
+    `updating at …`, `strongroom status` shows the migration (plain and JSON), the
+    unlock page says it is updating, and the watchdog keeps being fed."""
+    (tmp_path / "usb").mkdir()
+    config = await box_at_previous_schema(tmp_path, keyfile=tmp_path / "usb" / "unlock.key")
+    slow.install(monkeypatch)
+    runtime = runtime_for(config, watchdog)
+    starting = asyncio.create_task(runtime.start())
+    admin: WebAdmin | None = None
+    try:
+        await until(lambda: runtime.box.phase is BoxPhase.UPDATING, 10, "the migration")
+        started = time.monotonic()
+        # systemctl status strongroom: the STATUS= line systemd was sent.
+        await until(
+            lambda: any(s.startswith("updating at ") for s in watchdog.statuses),
+            what="STATUS=updating at …",
+        )
+        assert watchdog.statuses[-1].startswith(f"updating at {runtime.url}")
+        data = str(config.data_dir)
+        plain = await asyncio.to_thread(run_cli, "status", "--data", data)
+        assert plain.returncode == 0, plain.stderr
+        assert "state: updating" in plain.stdout
+        assert f"archive update under way: schema {PREVIOUS} to {SCHEMA_VERSION}" in plain.stdout
+        as_json = await asyncio.to_thread(run_cli, "status", "--json", "--data", data)
+        assert json.loads(as_json.stdout)["migration"] == [PREVIOUS, SCHEMA_VERSION]
+        admin = WebAdmin(f"http://127.0.0.1:{runtime.port}")
+        status, page = await admin.get("/unlock")
+        assert status == 200 and "Updating the archive…" in page
+        # "does not get the box killed": the loop feeds the watchdog all along.
+        await until(lambda: len(watchdog.pings) >= 4 and watchdog.pings[-4] > started, 10)
+        assert watchdog.longest_gap(started, time.monotonic()) < WATCHDOG_S
+        assert not starting.done() and runtime.box.phase is BoxPhase.UPDATING
+        slow.released.set()
+        await asyncio.wait_for(starting, 30)
+        await until(lambda: watchdog.statuses[-1].startswith("ready at "), what="ready")
+        plain = await asyncio.to_thread(run_cli, "status", "--data", data)
+        assert "state: ready" in plain.stdout and "archive update" not in plain.stdout
+    finally:
+        slow.released.set()
+        if admin is not None:
+            await admin.close()
+        await asyncio.wait({starting}, timeout=30)
+        await runtime.stop()

@@ -163,6 +163,7 @@ class Box:
         if not task.cancelled() and (exc := task.exception()) is not None:
             self.open_failure = exc
             log.error("opening the archive failed: %s", type(exc).__name__)
+            self.changed()  # the panel and the status line say why (runtime_panel)
 
     async def open_off_loop(self, keys: BoxKeys) -> None:
         """begin_open, and wait for it (raises what opening raised)."""

@@ -23,10 +23,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlcipher3
 
 from strongroom.archive.errors import ArchiveError
+from strongroom.archive.open_failure import classify_open_failure
 from strongroom.archive.store import Archive
 from strongroom.archive.verify_runs import Mode, Verification, run_verification
 
@@ -117,16 +119,19 @@ def check_archive(
 
 
 def damaged_at_open(
-    exc: BaseException, clock: Callable[[], float] = time.time
+    exc: BaseException, storage: Path, clock: Callable[[], float] = time.time
 ) -> IntegrityStatus | None:
-    """The status to show when unlocking failed because the file is damaged (not a wrong key).
+    """The status to show when unlocking failed because the file is damaged.
 
     Such a box cannot serve anything: the panel must say "integrity failure",
-    not merely "locked", so that someone restores from a backup.
+    not merely "locked", so that someone restores from a backup. A file another
+    program holds locked, a full disk, a read-only or unreachable file is not
+    damage (archive/open_failure.py): None, and the panel shows an error instead.
     """
-    if not isinstance(exc, sqlcipher3.DatabaseError):
+    failure = classify_open_failure(exc, storage)
+    if failure is None or not failure.damaged:
         return None
-    problem = f"database file: cannot be opened ({exc}); restore from a backup"
+    problem = f"database file: cannot be opened ({failure.cause}); restore from a backup"
     return IntegrityStatus(clock(), False, (problem,), 1, 0, 0.0)
 
 

@@ -251,7 +251,7 @@ class BoxRuntime:
         if self._web is not None:
             self._web[STATE].tls_fingerprint = fingerprint  # the footer, the recovery sheet
         if self.announcer is not None:  # the key's, kept by a re-issue (see start)
-            self.announcer.set_tls_fingerprint(self.tls_key_fingerprint())
+            self.announcer.set_tls_key_fingerprint(self.tls_key_fingerprint())
 
     def _after_unlock(self) -> None:
         # on_unlock callbacks are synchronous; the audit writes are not.

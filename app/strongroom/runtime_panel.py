@@ -12,8 +12,12 @@ from typing import TYPE_CHECKING
 
 from strongroom.appliance.gpio import open_panel, pin_factory_for
 from strongroom.appliance.health import read_health
+from strongroom.archive.open_failure import OpenFailure, classify_open_failure
 from strongroom.archive.scrub import SCRUB_PENDING_STATUS, pending_since_ms
 from strongroom.panel_link import panel_inputs
+from strongroom.unlock import BoxPhase
+from strongroom.web.i18n import translator
+from strongroom.web.open_failure_text import open_failure_text
 from strongroom_panel.state import derive_state
 
 if TYPE_CHECKING:
@@ -41,10 +45,29 @@ def start_panel(rt: BoxRuntime, loop: asyncio.AbstractEventLoop) -> None:
         rt.box.faults[PANEL_FAULT] = f"{type(exc).__name__}: {exc}"
 
 
+def open_problem(rt: BoxRuntime) -> OpenFailure | None:
+    """Why the last unlock could not open the archive, while the box stays locked."""
+    failure = rt.box.open_failure
+    if failure is None or rt.box.phase is not BoxPhase.LOCKED:
+        return None
+    return classify_open_failure(failure, rt.config.data_dir)
+
+
+def open_problem_text(problem: OpenFailure) -> str:
+    return open_failure_text(problem, translator("en"))
+
+
 def refresh_panel(rt: BoxRuntime) -> None:
     publish_status(rt)
     if rt.panel is None:
         return
+    # Only a damaged file is an integrity failure (restore a backup); a locked,
+    # full, read-only or unreachable one is an error the office manager puts right.
+    problem = open_problem(rt)
+    damaged = problem is not None and problem.damaged
+    error = rt.error
+    if error is None and problem is not None and not damaged:
+        error = open_problem_text(problem)
     try:
         disk = read_health(rt.config.data_dir).disk.percent
     except OSError:
@@ -56,8 +79,8 @@ def refresh_panel(rt: BoxRuntime) -> None:
         pairing=rt.pairing.status(),
         disk_percent=disk,
         backup_running=False,
-        integrity_ok=rt.integrity_ok,
-        error=rt.error,
+        integrity_ok=rt.integrity_ok and not damaged,
+        error=error,
         job_failed=rt.night_jobs.failed,
     )
     rt.panel.show(derive_state(inputs))
@@ -68,6 +91,8 @@ def publish_status(rt: BoxRuntime) -> None:
     line = f"{rt.box.phase.value} at {rt.url}"
     for name, why in sorted(rt.box.faults.items()):
         line += f" | {name} fault: {why}"
+    if (problem := open_problem(rt)) is not None:
+        line += f" | archive: {open_problem_text(problem)}"
     if failures := rt.night_jobs.status_line():
         line += f" | {failures}"
     if pending_since_ms(rt.config.archive_path) is not None:

@@ -45,6 +45,6 @@ async def unlock_unattended(runtime: BoxRuntime) -> None:
             log.warning("the archive's migration was interrupted by the stop")
             return
         log.error("unattended unlock failed: %s", type(exc).__name__)
-        if (damage := damaged_at_open(exc, runtime.clock)) is not None:
+        if (damage := damaged_at_open(exc, runtime.config.data_dir, runtime.clock)) is not None:
             runtime.integrity, runtime.integrity_ok = damage, False
             runtime.refresh_panel()

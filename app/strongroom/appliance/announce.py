@@ -52,11 +52,11 @@ async def choose_publisher(
 
 class Announcer:
     def __init__(
-        self, box: Box, port: int, tls_fingerprint: str | None, *, bus: str = "SYSTEM"
+        self, box: Box, port: int, tls_key_fingerprint: str | None, *, bus: str = "SYSTEM"
     ) -> None:
         self.box = box
         self.port = port
-        self.tls_fingerprint = tls_fingerprint
+        self.tls_key_fingerprint = tls_key_fingerprint
         self.bus = bus
         self.advertiser: Advertiser | AvahiAdvertiser = self._zeroconf()
 
@@ -69,7 +69,7 @@ class Announcer:
             name=self._instance(self._practice_name()),
             host_name=unique_host_name(config.box_name, self.box.fingerprint),
             interfaces=list(config.mdns_interfaces) or None,
-            tls_fingerprint=self.tls_fingerprint,
+            tls_key_fingerprint=self.tls_key_fingerprint,
         )
 
     def _avahi(self) -> AvahiAdvertiser:
@@ -79,7 +79,7 @@ class Announcer:
             addresses=self._addresses(),
             name=self._instance(self._practice_name()),
             host_name=unique_host_name(self.box.config.box_name, self.box.fingerprint),
-            tls_fingerprint=self.tls_fingerprint,
+            tls_key_fingerprint=self.tls_key_fingerprint,
             bus=self.bus,
         )
 
@@ -102,10 +102,10 @@ class Announcer:
     async def stop(self) -> None:
         await self.advertiser.stop()
 
-    def set_tls_fingerprint(self, tls_fingerprint: str | None) -> None:
+    def set_tls_key_fingerprint(self, tls_key_fingerprint: str | None) -> None:
         """The TXT `tls` value (the HTTPS key's SPKI fingerprint, which a certificate
         issued again keeps): the next `refresh_names` publishes it."""
-        self.tls_fingerprint = self.advertiser.tls_fingerprint = tls_fingerprint
+        self.tls_key_fingerprint = self.advertiser.tls_key_fingerprint = tls_key_fingerprint
 
     @property
     def host_name(self) -> str:

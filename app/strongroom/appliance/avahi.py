@@ -118,7 +118,7 @@ class AvahiAdvertiser(PublishedIdentity):
         addresses: Sequence[str],
         name: str = DEFAULT_HOST_NAME,
         protocol_version: int = PROTOCOL_VERSION,
-        tls_fingerprint: str | None = None,
+        tls_key_fingerprint: str | None = None,
         host_name: str | None = None,
         bus: str = "SYSTEM",
     ) -> None:
@@ -127,7 +127,7 @@ class AvahiAdvertiser(PublishedIdentity):
             fingerprint=fingerprint,
             name=name,
             protocol_version=protocol_version,
-            tls_fingerprint=tls_fingerprint,
+            tls_key_fingerprint=tls_key_fingerprint,
             host_name=host_name,
         )
         self._addresses = sorted({str(ipaddress.ip_address(a)) for a in addresses})
@@ -146,7 +146,7 @@ class AvahiAdvertiser(PublishedIdentity):
         return [
             f"{self.name}.{service_type}"
             for service_type, _ in service_records(
-                self.fingerprint, self.tls_fingerprint, self.protocol_version
+                self.fingerprint, self.tls_key_fingerprint, self.protocol_version
             )
         ]
 
@@ -188,7 +188,7 @@ class AvahiAdvertiser(PublishedIdentity):
         assert group is not None
         host = self.host.removesuffix(".")
         for service_type, txt in service_records(
-            self.fingerprint, self.tls_fingerprint, self.protocol_version
+            self.fingerprint, self.tls_key_fingerprint, self.protocol_version
         ):
             await self._call(
                 group,

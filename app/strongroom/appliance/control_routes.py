@@ -9,6 +9,7 @@ client that only looks at the status still gets it right.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,13 +21,35 @@ from strongroom.archive.scrub import scrub_status
 from strongroom.archive.verify_runs import MODES, recent_runs_json
 from strongroom.office.control_routes import office_routes
 from strongroom.office.export_control import control_routes as export_routes
+from strongroom.office.export_render import practice_time_zone
 from strongroom.pairing.control_routes import pairing_routes
 from strongroom.reach.control import add_control_routes as add_reach_routes
+from strongroom.runtime_panel import open_problem, open_problem_text
 
 if TYPE_CHECKING:
+    from strongroom.box import Box
     from strongroom.runtime import BoxRuntime
 
+log = logging.getLogger(__name__)
+
 _HTTP_STATUS = {DONE: 200, SKIPPED: 409}
+
+
+def _archive_problem(runtime: BoxRuntime) -> dict[str, str] | None:
+    problem = open_problem(runtime)
+    if problem is None:
+        return None
+    return {"kind": problem.kind.value, "cause": problem.cause, "text": open_problem_text(problem)}
+
+
+async def _practice_zone(box: Box) -> str | None:
+    if box.readers is None:
+        return None
+    try:
+        return await box.readers.run(practice_time_zone)
+    except Exception:  # a closing archive: the CLI says UTC, as while locked
+        log.debug("practice zone not read", exc_info=True)
+        return None
 
 
 def control_app(runtime: BoxRuntime) -> web.Application:
@@ -49,6 +72,11 @@ def control_app(runtime: BoxRuntime) -> web.Application:
                 "pairing_open": pairing.open,
                 "night_jobs": {o.job: o.to_json() for o in runtime.night_jobs.last.values()},
                 "scrub_pending": scrub_status(runtime.config.archive_path),
+                # Why the last unlock could not open the archive (damaged or not).
+                "archive_problem": _archive_problem(runtime),
+                # The practice's zone `strongroom status` shows times in (None while
+                # locked: the archive holds it); the times above stay UTC instants.
+                "time_zone": await _practice_zone(box),
             }
         )
 

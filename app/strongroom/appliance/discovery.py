@@ -79,7 +79,9 @@ def instance_name(practice: str | None, host_name: str) -> str:
 
 
 def service_records(
-    fingerprint: str | None, tls_fingerprint: str | None, protocol_version: int = PROTOCOL_VERSION
+    fingerprint: str | None,
+    tls_key_fingerprint: str | None,
+    protocol_version: int = PROTOCOL_VERSION,
 ) -> list[tuple[str, dict[str, str]]]:
     """The DNS-SD services and their TXT, whichever stack publishes them.
 
@@ -92,10 +94,10 @@ def service_records(
         web_txt["fp"] = fingerprint
         services.append((PEER_SERVICE_TYPE, peer_txt))
     services.append((WEB_SERVICE_TYPE, web_txt))
-    if tls_fingerprint:
+    if tls_key_fingerprint:
         # The HTTPS key's SPKI SHA-256 (the caller passes it), so a person can compare it.
         for _, txt in services:
-            txt["tls"] = tls_fingerprint
+            txt["tls"] = tls_key_fingerprint
     return services
 
 
@@ -120,14 +122,14 @@ class PublishedIdentity:
         fingerprint: str | None,
         name: str,
         protocol_version: int,
-        tls_fingerprint: str | None,
+        tls_key_fingerprint: str | None,
         host_name: str | None,
     ) -> None:
         if not 0 < port < 65536:
             raise ValueError(f"port out of range: {port}")
         self.port = port
         self.fingerprint = fingerprint or None
-        self.tls_fingerprint = tls_fingerprint
+        self.tls_key_fingerprint = tls_key_fingerprint
         self.name = name
         self.host = f"{host_name or name}.local."
         self.protocol_version = protocol_version
@@ -157,7 +159,7 @@ class Advertiser(PublishedIdentity):
         name: str = DEFAULT_HOST_NAME,
         interfaces: Sequence[str] | None = None,
         protocol_version: int = PROTOCOL_VERSION,
-        tls_fingerprint: str | None = None,
+        tls_key_fingerprint: str | None = None,
         host_name: str | None = None,
     ) -> None:
         super().__init__(
@@ -165,7 +167,7 @@ class Advertiser(PublishedIdentity):
             fingerprint=fingerprint,
             name=name,
             protocol_version=protocol_version,
-            tls_fingerprint=tls_fingerprint,
+            tls_key_fingerprint=tls_key_fingerprint,
             host_name=host_name,
         )
         self._interfaces = list(interfaces) if interfaces is not None else None
@@ -184,7 +186,9 @@ class Advertiser(PublishedIdentity):
         return [info.name for info in self._infos]
 
     def _build_infos(self) -> list[AsyncServiceInfo]:
-        services = service_records(self.fingerprint, self.tls_fingerprint, self.protocol_version)
+        services = service_records(
+            self.fingerprint, self.tls_key_fingerprint, self.protocol_version
+        )
         return [
             AsyncServiceInfo(
                 service_type,

@@ -24,6 +24,9 @@ Connection = sqlite3.Connection
 MigrationHook = Callable[[int, int, Connection], None]
 
 KEY_BYTES = 32
+# How long a statement waits for another connection's lock before SQLITE_BUSY.
+BUSY_TIMEOUT_S = 30.0
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 # Checkpoint the WAL into the database file once it holds this many pages
 # (~160 MiB), not at SQLite's default of 1,000 (4 MiB). A group commit of ~500
@@ -54,7 +57,7 @@ def connect(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
     conn = cast(
         Connection,
         sqlcipher3.connect(
-            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
         ),
     )
     try:
@@ -65,6 +68,8 @@ def connect(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlcipher3.DatabaseError as exc:
         conn.close()
+        if _not_about_the_key(exc):  # locked, unreadable, read-only: said as it is
+            raise
         raise WrongArchiveKey(
             f"cannot open {path.name}: wrong key, not an archive, or a damaged file header"
         ) from exc
@@ -76,6 +81,14 @@ def connect(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
     return conn
 
 
+def _not_about_the_key(exc: sqlcipher3.DatabaseError) -> bool:
+    # A wrong key reads as SQLITE_NOTADB (page 1 fails its MAC), a truncated file as
+    # SQLITE_CORRUPT; a locked, unopenable or read-only file is none of these and
+    # must not be reported as "wrong key" (archive/open_failure.py tells them apart).
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF not in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
 def _tune(conn: Connection, readonly: bool) -> None:
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
@@ -84,7 +97,7 @@ def _tune(conn: Connection, readonly: bool) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
     # Freed pages are zeroed, so destroyed records do not linger in the file.
     conn.execute("PRAGMA secure_delete = ON")
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA temp_store = MEMORY")
     # 16 MiB of page cache per connection (the default is 2 MiB). Since migration 4
     # inserts land at the ends of ordered indexes; the cache serves readers and the
@@ -151,7 +164,26 @@ def open_archive_db(path: Path, key: bytes, on_migrate: MigrationHook | None = N
     conn = connect(path, key)
     try:
         migrate(conn, on_migrate)
+        _probe_write(conn)
     except BaseException:
         conn.close()  # a refused or failed migration must not leak an open handle
         raise
     return conn
+
+
+def _probe_write(conn: Connection) -> None:
+    """Raise now what the first write would raise (SQLITE_READONLY, SQLITE_BUSY).
+
+    A file SQLite could open only read-only (mode 0400, a read-only mount) opens
+    without complaint, and BEGIN IMMEDIATE succeeds on it in WAL mode: only a
+    write fails. A database another program holds locked makes every commit wait
+    and fail. Rewriting user_version with its own value, rolled back, writes
+    nothing to the file and lets the unlock say so instead of the first push.
+    """
+    version = schema_version(conn)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(f"PRAGMA user_version = {version}")
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")

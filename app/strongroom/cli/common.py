@@ -92,14 +92,33 @@ def unlocked_box(args: argparse.Namespace) -> Iterator[Box]:
     config = box_config(args)
     box = Box(config)
     box.on_migrate = _say_migrating
-    if read_unlock_choice(config).mode == "unattended":
-        box.unlock_unattended()
-    else:
-        box.unlock(read_secret("Admin passphrase / Phrase secrète : ", args.passphrase_file))
+    try:
+        if read_unlock_choice(config).mode == "unattended":
+            box.unlock_unattended()
+        else:
+            box.unlock(read_secret("Admin passphrase / Phrase secrète : ", args.passphrase_file))
+    except Exception as exc:
+        _say_why_not_opened(exc, config.data_dir)
+        raise
     try:
         yield box
     finally:
         asyncio.run(box.stop())
+
+
+def _say_why_not_opened(exc: Exception, data_dir: Path) -> None:
+    """A damaged archive, or one that is locked, full, read-only or unreachable: say
+    which (archive/open_failure.py), in both languages, and exit; else let it rise."""
+    from strongroom.archive.open_failure import classify_open_failure
+
+    failure = classify_open_failure(exc, data_dir)
+    if failure is None:
+        return
+    from strongroom.web.i18n import translator
+    from strongroom.web.open_failure_text import open_failure_text
+
+    french, english = (open_failure_text(failure, translator(lang)) for lang in ("fr", "en"))
+    raise SystemExit(f"strongroom : {french}\nstrongroom: {english}") from None
 
 
 def _say_migrating(found: int, target: int, _conn: object) -> None:

@@ -49,9 +49,15 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return control(args, "POST", f"/revoke/{int(args.device_id)}")
 
 
-def _utc(seconds: float) -> str:
-    # The running box knows no practice zone without reading the archive: say UTC.
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _at(seconds: float, zone_name: str | None) -> str:
+    """A time in the practice's zone, named (as the web pages show it); UTC while the
+    box is locked (the zone is kept in the archive)."""
+    if not zone_name:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    from strongroom.office.export_render import zone
+
+    local = datetime.fromtimestamp(seconds, zone(zone_name))
+    return f"{local:%Y-%m-%d %H:%M} ({zone_name})"
 
 
 def describe_status(status: dict[str, Any]) -> str:
@@ -64,11 +70,21 @@ def describe_status(status: dict[str, Any]) -> str:
         f"TLS certificate SHA-256: {status.get('tls_fingerprint') or '-'}",
         f"pairing window: {'open' if status.get('pairing_open') else 'closed'}",
     ]
+    if migration := status.get("migration"):  # docs/operations.md: "seems hung"
+        lines.append(
+            f"archive update under way: schema {migration[0]} to {migration[1]}"
+            " (minutes on a Pi; docs/operations.md, Upgrades)"
+        )
+    if problem := status.get("archive_problem"):
+        lines.append(f"archive not opened ({problem['kind']}): {problem['text']}")
+    zone_name = status.get("time_zone")
     for job, run in sorted((status.get("night_jobs") or {}).items()):
-        lines.append(f"last {job}: {run.get('outcome')} {_utc(run['at'])}: {run.get('summary')}")
+        at = _at(run["at"], zone_name)
+        lines.append(f"last {job}: {run.get('outcome')} {at}: {run.get('summary')}")
     scrub = status.get("scrub_pending")
     if scrub:
-        lines.append(f"scrub pending since {_utc(scrub['since_ms'] / 1000)}: {scrub['notice']}")
+        since = _at(scrub["since_ms"] / 1000, zone_name)
+        lines.append(f"scrub pending since {since}: {scrub['notice']}")
     return "\n".join(lines)
 
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 from strongroom.archive import conv_keys
 from strongroom.archive.blobs import BlobStore
-from strongroom.archive.conv_keys import has_lsm
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import BlobError
 from strongroom.archive.scrub import (
@@ -78,12 +77,6 @@ _EVERY_KEY = conv_keys.summed("SELECT count(*) FROM {keys} k WHERE k.conversatio
 _SENDERS = conv_keys.union(
     "SELECT m.sender FROM {keys} k JOIN messages m ON m.record_id = k.record_id"
     " WHERE k.conversation_id = ?1"
-)
-# The same before migration 10 (records_conversation), for archives tests build old.
-_EVERY_V9 = "(SELECT count(*) FROM records WHERE conversation_id = ?1)"
-_SENDERS_V9 = (
-    "SELECT m.sender FROM records r JOIN messages m ON m.record_id = r.id"
-    " WHERE r.conversation_id = ?1"
 )
 
 
@@ -159,25 +152,18 @@ def erase_in_txn(txn: Txn, row_ids: Sequence[int]) -> Erasure:
 def _tidy_conversations(conn: Connection, conversations: set[int]) -> None:
     """Nothing left of a conversation: its contact's name goes. A sender with no
     message left in it is no longer one of its persons (schema 6)."""
-    # Both absent only from an archive opened at an older schema version (tests).
-    senders_kept = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conversation_senders'"
-    ).fetchone()
-    every_key, senders = (_EVERY_KEY, _SENDERS) if has_lsm(conn) else (_EVERY_V9, _SENDERS_V9)
     for conversation_id in conversations:
         # All its records (both tables of the conversation index, conv_keys) destroyed
         # (records_destroyed): counted in indexes, no record row read.
         conn.execute(
-            f"UPDATE conversations SET peer = '' WHERE id = ?1 AND {every_key}"  # noqa: S608
+            f"UPDATE conversations SET peer = '' WHERE id = ?1 AND {_EVERY_KEY}"  # noqa: S608
             " = (SELECT count(*) FROM records WHERE conversation_id = ?1"
             " AND destroyed_at IS NOT NULL)",
             (conversation_id,),
         )
-        if senders_kept is None:
-            continue
         conn.execute(
             "DELETE FROM conversation_senders WHERE conversation_id = ?1 AND sender NOT IN"  # noqa: S608
-            f" ({senders})",
+            f" ({_SENDERS})",
             (conversation_id,),
         )
 

@@ -30,6 +30,7 @@ from strongroom.office.errors import OfficeError
 from strongroom.office.export import export_to_stream
 from strongroom.office.export_scope import ExportRequest, ExportScope, find_conversation
 from strongroom.office.identity_facts import IdentityFacts
+from strongroom.office.practice_days import checked_zone
 
 FRAME_HEADER = struct.Struct(">cI")
 CHUNK = 1 << 16
@@ -187,6 +188,8 @@ def control_routes(box: Any) -> web.RouteTableDef:
         archive = box.archive
         try:
             body = await request.json()
+            if isinstance(body, dict):  # an unknown zone is refused, not read as Paris
+                checked_zone(body.get("time_zone"))
             export_request = await asyncio.to_thread(resolve_request, archive, body)
         except (OfficeError, ValueError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)

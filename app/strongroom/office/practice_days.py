@@ -9,6 +9,7 @@ So the same dates give the same export range wherever they are typed.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from strongroom.archive.db import Connection
 from strongroom.office.export_render import practice_time_zone, zone
@@ -76,6 +77,29 @@ def today_in(zone_name: str, now_s: float) -> date:
     return datetime.fromtimestamp(now_s, zone(zone_name)).date()
 
 
+class UnknownTimeZone(ValueError):
+    """A time zone given with a request (`time_zone`) that the box does not know."""
+
+
+def checked_zone(name: str | None) -> str | None:
+    """`name` if the box knows it (an IANA name), None if empty; else UnknownTimeZone.
+
+    zone() falls back to Europe/Paris on a name it cannot read: right for the
+    practice's stored zone, wrong for one a caller sent, which would silently hold
+    or export other days than the ones asked for. The web and the CLI refuse such a
+    name; a request on the control socket is refused here the same way."""
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise UnknownTimeZone(
+            f"unknown time zone {name!r} (write it as Europe/Paris); nothing was done"
+        ) from None
+    return name
+
+
 def zone_of(conn: Connection, override: str | None = None) -> str:
-    """The zone typed days are read in: `override` (a CLI --time-zone), else the practice's."""
-    return override or practice_time_zone(conn)
+    """The zone typed days are read in: `override` (a CLI --time-zone), else the practice's.
+    An override the box does not know raises UnknownTimeZone (a ValueError)."""
+    return checked_zone(override) or practice_time_zone(conn)

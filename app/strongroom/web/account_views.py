@@ -20,6 +20,7 @@ from strongroom.web.auth import (
 from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
 from strongroom.web.people_views import claim_legacy_slot, disable_slot, seal_slot, slot_owners
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render, translator_of
 from strongroom.web.setup_views import PASSPHRASE_ERRORS
 from strongroom.web.state import audit, read, state_of, submit
@@ -147,6 +148,7 @@ async def _users_page(
         "username": username,
         "slot_owners": owners,
     }
+    await practice_zone(request)  # the page shows times in it
     return render(request, "users.html", context, status=status)
 
 

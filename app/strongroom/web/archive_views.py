@@ -36,6 +36,7 @@ from strongroom.office.practice_days import zone_of
 from strongroom.web.attachment_search import FileHit, search_files
 from strongroom.web.auth import ADMIN, ARCHIVIST, require_role
 from strongroom.web.forms import day_ms, int_or_none
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.proofview import check_record_proof
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of
@@ -174,6 +175,7 @@ async def archive_page(request: web.Request) -> web.StreamResponse:
         "more": index.more,
         "files": index.files,
     }
+    await practice_zone(request)  # the page shows times in it
     return render(request, "archive.html", context)
 
 
@@ -220,6 +222,7 @@ async def record_page(request: web.Request) -> web.StreamResponse:
     if context is None:
         raise web.HTTPNotFound()
     await audit(request, "archive.view", str(row_id), {"log_index": context["record"].log_index})
+    await practice_zone(request)  # the page shows times in it
     return render(request, "record.html", context)
 
 

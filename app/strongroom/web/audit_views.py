@@ -13,6 +13,7 @@ from strongroom.archive.queries import AuditRow, audit_events
 from strongroom.office.practice_days import zone_of
 from strongroom.web.auth import ADMIN, AUDITOR, require_role
 from strongroom.web.forms import day_ms
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
 from strongroom.web.state import read
 
@@ -75,4 +76,5 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
         "time_zone": zone,
         "target_name": lambda row: target_name(names, row.action, row.target),
     }
+    await practice_zone(request)  # the page shows times in it
     return render(request, "audit.html", context)

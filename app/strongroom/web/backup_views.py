@@ -33,6 +33,7 @@ from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
 from strongroom.web.jobs import Job, JobResult, JobState, Progress
 from strongroom.web.mounts import parse_directory
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
 from strongroom.web.settings import BACKUP_TARGET, get_setting, set_setting_op
 from strongroom.web.state import audit, read, state_of, submit
@@ -161,6 +162,7 @@ async def backups_page(request: web.Request) -> web.StreamResponse:
         "jobs": jobs[:10],
         "running": _running_backup(jobs),
     }
+    await practice_zone(request)  # the page shows times in it
     return render(request, "backups.html", context)
 
 

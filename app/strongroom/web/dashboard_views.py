@@ -20,6 +20,7 @@ from strongroom.box import Box
 from strongroom.web.auth import ADMIN, require_role
 from strongroom.web.device_views import online_device_ids, pairing_view
 from strongroom.web.onboarding import all_done, checklist
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
 from strongroom.web.restore_notice import restore_notice
 from strongroom.web.settings import PRACTICE_NAME, get_setting
@@ -108,4 +109,5 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "restore_notice": await read(request, restore_notice),
         "scrub_pending": pending_since_ms(state.box.config.archive_path),
     }
+    await practice_zone(request)  # the page shows times in it
     return render(request, "dashboard.html", context)

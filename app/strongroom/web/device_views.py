@@ -17,6 +17,7 @@ from strongroom.archive.store import Txn, WriteOpOf
 from strongroom.box import Box
 from strongroom.pairing.errors import InvalidQrOffer, TicketNotPending
 from strongroom.web.auth import ADMIN, require_role, session_of
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
 
@@ -97,6 +98,7 @@ async def devices_page(request: web.Request) -> web.StreamResponse:
     box = state_of(request).box
     devices = await read(request, list_devices)
     online = online_device_ids(box)
+    await practice_zone(request)  # the page shows times in it
     return render(
         request,
         "devices.html",
@@ -216,6 +218,7 @@ async def revoke_confirm_page(request: web.Request) -> web.StreamResponse:
     device = next((d for d in devices if d.id == device_id), None)
     if device is None:
         raise web.HTTPNotFound()
+    await practice_zone(request)  # the page shows times in it
     return render(request, "devices_revoke.html", {"device": device})
 
 

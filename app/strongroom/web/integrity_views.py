@@ -23,6 +23,7 @@ from strongroom.archive.verify_runs import (
     whole_coverage,
 )
 from strongroom.web.auth import ADMIN, AUDITOR, require_role, session_of
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
 from strongroom.web.state import read, state_of
 
@@ -65,4 +66,5 @@ async def integrity_page(request: web.Request) -> web.StreamResponse:
         "sample_max": SAMPLE_MAX,
         "scrub_pending": pending_since_ms(state_of(request).box.config.archive_path),
     }
+    await practice_zone(request)  # the page shows times in it
     return render(request, "integrity.html", context)

@@ -17,7 +17,7 @@ from strongroom.identity import derive_box_keys, entropy_to_words
 from strongroom.office.practice_days import today_in
 from strongroom.web import i18n, settings
 from strongroom.web.auth import session_of
-from strongroom.web.practice_zone import zone_name_of
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.recovery_kit import INTRO, TITLE, KitSheet, kit_pdf
 from strongroom.web.render import render, translator_of
 from strongroom.web.state import read, state_of
@@ -61,7 +61,7 @@ async def _sheet(request: web.Request) -> KitSheet:
     return KitSheet(
         words=entropy_to_words(entropy, language),
         practice_name=practice,
-        issued=today_in(zone_name_of(request), state.clock()),  # the practice's date
+        issued=today_in(await practice_zone(request), state.clock()),  # the practice's date
         box_fingerprint=derive_box_keys(entropy).fingerprint,
         tls_key_fingerprint=state.tls_key_fingerprint,
     )

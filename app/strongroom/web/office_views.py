@@ -25,6 +25,7 @@ from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session
 from strongroom.web.forms import day_ms, int_or_none, text_field
 from strongroom.web.i18n import N_
 from strongroom.web.jobs import Job, JobResult, JobState, Progress
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
 
@@ -46,6 +47,7 @@ def _job_for(request: web.Request) -> Job:
 @require_role(ADMIN, ARCHIVIST)
 async def job_page(request: web.Request) -> web.StreamResponse:
     job = _job_for(request)
+    await practice_zone(request)  # the page shows times in it
     return render(request, "job.html", {"job": job, "running": job.state is JobState.RUNNING})
 
 
@@ -134,7 +136,7 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
         "matters": all_matters,
         "chosen_matter": chosen if any(mt.id == chosen for mt in all_matters) else None,
         "jobs": state.jobs.for_owner(session_of(request).username),
-        "time_zone": await read(request, zone_of),
+        "time_zone": await practice_zone(request),  # the days typed are read in it
     }
     return render(request, "exports.html", context)
 
@@ -196,6 +198,7 @@ async def office_page(request: web.Request) -> web.StreamResponse:
             "is_admin": session_of(request).role == ADMIN,
         }
 
+    await practice_zone(request)  # the page shows times in it
     return render(request, "office.html", await read(request, load))
 
 

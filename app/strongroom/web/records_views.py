@@ -26,6 +26,7 @@ from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session
 from strongroom.web.forms import day_ms, int_or_none, text_field
 from strongroom.web.i18n import N_
 from strongroom.web.jobs import JobResult, Progress
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
 
@@ -49,6 +50,7 @@ async def due_page(request: web.Request) -> web.StreamResponse:
     now = _now_ms()
     queue = await read(request, lambda conn: review.due_queue(conn, now))
     context = {"queue": queue, "groups": queue.groups(), "can_decide": _can_decide(request)}
+    await practice_zone(request)  # the page shows times in it
     return render(request, "office_due.html", context)
 
 
@@ -143,6 +145,7 @@ async def run_retention(request: web.Request) -> web.StreamResponse:
 async def certificates_page(request: web.Request) -> web.StreamResponse:
     found = await read(request, certificates.list_certificates)
     pending = pending_since_ms(state_of(request).box.config.archive_path)
+    await practice_zone(request)  # the page shows times in it
     return render(
         request, "office_certificates.html", {"certificates": found, "scrub_pending": pending}
     )
@@ -185,6 +188,7 @@ async def matters_page(request: web.Request) -> web.StreamResponse:
             "can_edit": _can_decide(request),
         }
 
+    await practice_zone(request)  # the page shows times in it
     return render(request, "office_matters.html", await read(request, load))
 
 

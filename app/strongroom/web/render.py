@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
+import markupsafe
 from aiohttp import web
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
@@ -106,14 +108,27 @@ def signing_fingerprint(keys: BoxKeys | None) -> str | None:
     return box_key_fingerprint(keys.signing_public) if keys is not None else None
 
 
+class _LazyText:
+    """A template value computed when the template prints it, not before."""
+
+    def __init__(self, get: Callable[[], str]) -> None:
+        self._get = get
+
+    def __str__(self) -> str:
+        return self._get()
+
+    def __html__(self) -> str:
+        return str(markupsafe.escape(self._get()))
+
+
 def page_context(request: web.Request) -> dict[str, Any]:
     """What every template sees: translation, session, CSRF token, navigation, box facts."""
     translator = translator_of(request)
     session = session_of(request)
     state = state_of(request)
     language = translator.language
-    zone_name = zone_name_of(request)
-    tz = zone(zone_name)
+    # The practice's zone is read only if the page shows a time (web/practice_zone.py).
+    zone_name = _LazyText(lambda: zone_name_of(request))
     nav = [
         (path, label) for path, label, roles in NAVIGATION if session.role and session.role in roles
     ]
@@ -147,7 +162,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "end_actions": END_ACTIONS,
         "language_names": LANGUAGE_NAMES,
         "static_url": lambda name: str(request.app.router["static"].url_for(filename=name)),
-        "fmt_datetime": lambda ms: _datetime(ms, language, tz),  # in the practice's zone
+        "fmt_datetime": lambda ms: _datetime(ms, language, zone(str(zone_name))),  # practice's
         "time_zone": zone_name,  # shown beside times where a lawyer needs certainty
         "fmt_bytes": lambda size: _bytes(size, language),
         "fmt_number": lambda value: _number(value, language),

@@ -17,6 +17,7 @@ from strongroom.office.report_render import STYLE_CSP_SOURCE
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import text_field
 from strongroom.web.middleware import CONTENT_SECURITY_POLICY
+from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
 
@@ -84,6 +85,7 @@ async def report_pdf(request: web.Request) -> web.StreamResponse:
 async def register_details(request: web.Request) -> web.StreamResponse:
     details = await read(request, register_facts.read_details)
     context = {"details": details, "default_zone": "Europe/Paris"}
+    await practice_zone(request)  # the page shows times in it
     return render(request, "register_details.html", context)
 
 

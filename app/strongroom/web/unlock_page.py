@@ -13,8 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from strongroom.archive.errors import SchemaTooNew
+from strongroom.archive.open_failure import classify_open_failure
 from strongroom.box import Box
 from strongroom.unlock import BoxPhase
+from strongroom.web.open_failure_text import open_failure_text
 from strongroom.web.render import translator_of
 from strongroom.web.state import state_of
 
@@ -32,8 +34,12 @@ def unlock_page(request: web.Request, error: str | None) -> dict[str, Any]:
     """The unlock template's context; `error` is this request's own (wrong passphrase)."""
     box = state_of(request).box
     translate = translator_of(request)
-    if error is None and box.open_failure is not None:
-        if isinstance(box.open_failure, SchemaTooNew):
+    failure = box.open_failure
+    if error is None and failure is not None:
+        why = classify_open_failure(failure, box.config.data_dir)
+        if why is not None:  # damaged (restore a backup), or locked, full, read-only…
+            error = open_failure_text(why, translate)
+        elif isinstance(failure, SchemaTooNew):
             # A newer release migrated the archive, then the software went back
             # (install.sh --rollback --force): migrations never go backwards.
             error = translate(
@@ -45,7 +51,7 @@ def unlock_page(request: web.Request, error: str | None) -> dict[str, Any]:
             error = translate(
                 "The archive could not be opened (%(error)s). An unfinished update is"
                 " undone and starts again at the next unlock (docs/operations.md, Upgrades)."
-            ) % {"error": type(box.open_failure).__name__}
+            ) % {"error": type(failure).__name__}
     migration = box.migration
     return {
         "error": error,
