@@ -17,6 +17,7 @@ from typing import Protocol
 
 from nacl.signing import SigningKey
 
+from strongroom.office.offload import BlockPipe
 from strongroom.office.verify_text import SEAL_B64_CHARS, SEAL_PREFIX_TEXT
 
 
@@ -33,30 +34,52 @@ class SealingStream:
 
     zipfile writes the comment (the seal placeholder) last; it is held back
     here and replaced by the signature over the hash of everything before it.
+    The hashing and the writes to the target run on a second thread (a BlockPipe,
+    offload.py): SHA-256 of a 10,000-message export's 45 MB was 0.1 s of its
+    rendering thread's time while the box's other core idled. `flush`, `seal` and
+    `abandon` wait for that thread; a target's error is raised by the write after
+    it, or by them.
     """
 
     def __init__(self, target: ByteSink) -> None:
         self._target = target
         self._digest = hashlib.sha256()
         self._held = b""
+        self._pipe: BlockPipe | None = None
 
     def write(self, data: bytes) -> int:
         buffer = self._held + bytes(data)
         if len(buffer) > SEAL_BYTES:
             out, self._held = buffer[:-SEAL_BYTES], buffer[-SEAL_BYTES:]
-            self._digest.update(out)
-            self._target.write(out)
+            if self._pipe is None:
+                self._pipe = BlockPipe(self._digest, self._target)
+            self._pipe.send(out)
         else:
             self._held = buffer
         return len(data)
 
+    def _drain(self) -> None:
+        """Wait until every block is hashed and written (raises what the thread met)."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.close()
+
     def flush(self) -> None:
+        self._drain()
         self._target.flush()
 
     def close(self) -> None:
         """zipfile never closes a sink it was given; the owner of the target does."""
 
+    def abandon(self) -> None:
+        """The bundle is given up: stop the thread, whatever the target said."""
+        try:
+            self._drain()
+        except Exception:  # noqa: S110 - the export is failing with its own error already
+            pass
+
     def seal(self, key: SigningKey) -> None:
+        self._drain()
         if self._held != seal_placeholder():
             raise ValueError("the zip does not end with the seal placeholder")
         signature = key.sign(seal_message(self._digest.digest())).signature
