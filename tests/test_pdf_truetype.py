@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fontTools.ttLib import TTFont
 
-from strongroom.office import pdf_stream, truetype
+from strongroom.office import pdf_fonts, pdf_stream, truetype
 from strongroom.office.bundle_pdf import DEJAVU_DIR, RenderedRecord
 from strongroom.office.truetype import read_font, read_with_fonttools
 
@@ -96,14 +96,14 @@ def _pdf_bytes() -> bytes:
 def test_an_export_pdf_is_the_same_bytes_as_with_fonttools(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pdf_stream.load_truetype.cache_clear()
+    pdf_fonts.load_truetype.cache_clear()
     ours = _pdf_bytes()
-    monkeypatch.setattr(pdf_stream, "font_facts", lambda raw, path: read_with_fonttools(path))
-    pdf_stream.load_truetype.cache_clear()
+    monkeypatch.setattr(pdf_fonts, "font_facts", lambda raw, path: read_with_fonttools(path))
+    pdf_fonts.load_truetype.cache_clear()
     try:
         theirs = _pdf_bytes()
     finally:
-        pdf_stream.load_truetype.cache_clear()
+        pdf_fonts.load_truetype.cache_clear()
     assert ours == theirs
     assert b"/FontFile2" in ours and b"DejaVuSans-Bold" in ours
 

@@ -1,6 +1,6 @@
 """The few facts an export's PDF needs of a TrueType file, read with `struct` alone.
 
-`pdf_stream.load_truetype` used fontTools for them: its first call in a process
+`pdf_fonts.load_truetype` used fontTools for them: its first call in a process
 (the first export after the box starts, the one `make bench` times) spent about
 70 ms importing fontTools' table modules (the `name` table alone pulls in the
 OpenType layout tables) and decoding `post` and `hmtx` glyph by glyph, for a
