@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -34,26 +35,38 @@ class SealingStream:
 
     zipfile writes the comment (the seal placeholder) last; it is held back
     here and replaced by the signature over the hash of everything before it.
-    The hashing and the writes to the target run on a second thread (a BlockPipe,
-    offload.py): SHA-256 of a 10,000-message export's 45 MB was 0.1 s of its
-    rendering thread's time while the box's other core idled. `flush`, `seal` and
-    `abandon` wait for that thread; a target's error is raised by the write after
+    What the thread that made it writes (a record's small files, on the export's
+    rendering thread) is hashed and written on a second thread (a BlockPipe,
+    offload.py): SHA-256 of a 10,000-message export's 45 MB was 0.1 s of that
+    thread's time while the box's other core idled. A streamed member's blocks come
+    from its own pipe's thread already: those are hashed and written there, in line
+    (the pipe drained first, so the order holds), and never wait in a second queue
+    (an attachment's blocks in flight stay those of one pipe). `flush`, `seal` and
+    `abandon` wait for the thread; a target's error is raised by the write after
     it, or by them.
     """
+
+    _QUEUED = 2  # blocks (of the zip's 256 KiB) waiting for the thread
 
     def __init__(self, target: ByteSink) -> None:
         self._target = target
         self._digest = hashlib.sha256()
         self._held = b""
         self._pipe: BlockPipe | None = None
+        self._owner = threading.get_ident()
 
     def write(self, data: bytes) -> int:
         buffer = self._held + bytes(data)
         if len(buffer) > SEAL_BYTES:
             out, self._held = buffer[:-SEAL_BYTES], buffer[-SEAL_BYTES:]
-            if self._pipe is None:
-                self._pipe = BlockPipe(self._digest, self._target)
-            self._pipe.send(out)
+            if threading.get_ident() != self._owner:
+                self._drain()  # what the owner sent first is written first
+                self._digest.update(out)
+                self._target.write(out)
+            else:
+                if self._pipe is None:
+                    self._pipe = BlockPipe(self._digest, self._target, queued=self._QUEUED)
+                self._pipe.send(out)
         else:
             self._held = buffer
         return len(data)
