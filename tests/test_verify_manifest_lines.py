@@ -67,3 +67,18 @@ def test_a_well_formed_manifest_has_no_line_problem(bundle: Path, tmp_path: Path
     same = _line_problems(_with_first_line(bundle, tmp_path / "same.zip", lambda d: d))
     assert not any(p.startswith("line ") for p in same)
     assert verify_bundle(bundle).ok
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"a", b"a\n", b"a\nb", b"\n\n", b"x" * 3_000_000 + b"\ny\n", b"ab\n" * 700_000 + b"t"],
+    ids=["empty", "no-newline", "one", "unterminated", "blank", "long-line", "many"],
+)
+def test_the_manifest_is_cut_into_the_lines_a_reader_sees(data: bytes) -> None:
+    """verify-export reads MANIFEST.sha256 in blocks: the same lines as reading it line
+    by line (the last one without its newline if the file lacks one)."""
+    import io
+
+    from strongroom.office.verify_export import _lines
+
+    assert list(_lines(io.BytesIO(data))) == list(io.BytesIO(data))

@@ -24,7 +24,9 @@ records and certificate entries prove: verify_export_entries.py.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from nacl.signing import VerifyKey
 
@@ -97,7 +99,7 @@ def _read_listed(bundle: Bundle, listed: dict[str, str]) -> None:
     report = bundle.report
     last = ""
     with bundle.zf.open(f"{bundle.root}/{MANIFEST}") as raw:
-        for number, data in enumerate(raw, start=1):
+        for number, data in enumerate(_lines(raw), start=1):
             try:
                 last = data.decode("utf-8")
             except UnicodeDecodeError:
@@ -112,6 +114,20 @@ def _read_listed(bundle: Bundle, listed: dict[str, str]) -> None:
             listed[name] = digest
     if not last.endswith("\n"):
         report.problem(MANIFEST, "does not end with a newline")
+
+
+def _lines(raw: IO[bytes]) -> Iterator[bytes]:
+    """The member's lines as iterating it gives them (each with its newline, a last one
+    without if it has none), read in 1 MiB blocks: line by line through the zip member
+    was a tenth of a 10,000-message bundle's verify."""
+    pending = b""
+    while block := raw.read(1 << 20):
+        lines = (pending + block).split(b"\n")
+        pending = lines.pop()  # after the block's last newline: the next one's start
+        for line in lines:
+            yield line + b"\n"
+    if pending:
+        yield pending
 
 
 def _parse_sth(text: bytes) -> SignedTreeHead | None:
