@@ -82,3 +82,21 @@ def test_the_manifest_is_cut_into_the_lines_a_reader_sees(data: bytes) -> None:
     from strongroom.office.verify_export import _lines
 
     assert list(_lines(io.BytesIO(data))) == list(io.BytesIO(data))
+
+
+def test_a_manifest_of_one_long_line_is_read_in_linear_time() -> None:
+    """A hostile bundle's manifest without a newline: its blocks are joined once (they
+    were copied again with each new block: 55 MB gave ~1.5 GB of copies)."""
+    import io
+    import time
+
+    from strongroom.office.verify_export import _lines
+
+    one_block = b"x" * (1 << 20)
+    t0 = time.thread_time()
+    assert [len(line) for line in _lines(io.BytesIO(one_block * 2))] == [2 << 20]
+    small = time.thread_time() - t0
+    t0 = time.thread_time()
+    assert [len(line) for line in _lines(io.BytesIO(one_block * 64))] == [64 << 20]
+    big = time.thread_time() - t0
+    assert big < 32 * 4 * small + 0.5, (small, big)  # linear: 32x the bytes, not 1000x

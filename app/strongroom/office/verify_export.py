@@ -119,15 +119,24 @@ def _read_listed(bundle: Bundle, listed: dict[str, str]) -> None:
 def _lines(raw: IO[bytes]) -> Iterator[bytes]:
     """The member's lines as iterating it gives them (each with its newline, a last one
     without if it has none), read in 1 MiB blocks: line by line through the zip member
-    was a tenth of a 10,000-message bundle's verify."""
-    pending = b""
+    was a tenth of a 10,000-message bundle's verify. A line longer than a block is kept
+    as its blocks and joined once (a hostile manifest of one 55 MB line is copied once,
+    not once per block)."""
+    pending: list[bytes] = []  # the start of a line that has not ended yet
     while block := raw.read(1 << 20):
-        lines = (pending + block).split(b"\n")
-        pending = lines.pop()  # after the block's last newline: the next one's start
+        if b"\n" not in block:
+            pending.append(block)
+            continue
+        lines = block.split(b"\n")
+        if pending:
+            pending.append(lines[0])
+            lines[0] = b"".join(pending)
+        rest = lines.pop()  # after the block's last newline: the next line's start
         for line in lines:
             yield line + b"\n"
+        pending = [rest] if rest else []
     if pending:
-        yield pending
+        yield b"".join(pending)
 
 
 def _parse_sth(text: bytes) -> SignedTreeHead | None:
