@@ -203,7 +203,9 @@ def export_section(plan: Plan, work: Path) -> list[Figure]:
             "s",
             run.zip_floor_seconds,
             "zip of the same signed records, SHA-256 each",
-            note=f"{run.records:,} records, HTML + PDF + proofs, {run.bundle_mib:.1f} MiB",
+            note=f"{run.records:,} records, HTML + PDF + proofs, {run.bundle_mib:.1f} MiB;"
+            f" CPU of the export's thread {run.cpu_seconds:.2f} s / the floor's"
+            f" {run.floor_cpu_seconds:.2f} s = {run.cpu_seconds / run.floor_cpu_seconds:.2f}",
         ),
         Figure(
             "verify-export of that bundle",

@@ -137,7 +137,7 @@ def write_html_tail(out: ByteSink) -> None:
 def _font_notation(regular: Path, bold: Path) -> Notation:
     """What both faces can show (the codes reach the Basic Multilingual Plane only, as
     in an export's PDF); the rest is written as its code point."""
-    from strongroom.office.pdf_stream import load_truetype  # pdf_stream imports this module
+    from strongroom.office.pdf_fonts import load_truetype  # loaded when a PDF is made
 
     both = load_truetype(regular).glyphs.keys() & load_truetype(bold).glyphs.keys()
     return Notation(c for c in both if ord(c) < 0x10000)

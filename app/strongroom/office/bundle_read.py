@@ -32,6 +32,7 @@ from strongroom.office.sealed import SEAL_BYTES
 from strongroom.proof.sth import SignedTreeHead
 
 MAX_SMALL_MEMBER = 8 * 1024 * 1024
+_ONE_READ = 1 << 16  # a member this small is hashed from one read (the rest: in blocks)
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError)
 # Bilingual, as the bundle's own texts are (verify-export's output is read by both).
 DUPLICATE_MEMBER = (
@@ -140,8 +141,11 @@ def hash_members(zf: zipfile.ZipFile, report: ExportReport) -> Bundle | None:
         digest = hashlib.sha256()
         try:
             with zf.open(info) as member:
-                while chunk := member.read(1 << 16):
-                    digest.update(chunk)
+                if info.file_size <= _ONE_READ:  # nearly all: one read, to the CRC check
+                    digest.update(member.read())
+                else:
+                    while chunk := member.read(1 << 16):
+                        digest.update(chunk)
         except ZIP_ERRORS as exc:
             report.problem(rel, f"damaged inside the zip ({exc})")
             continue

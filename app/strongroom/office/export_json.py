@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strongroom.office.export_render import plain, record_document
+from strongroom.office.export_render import record_document
 from strongroom.office.proofs import Unusual, json_bytes, layout, quote
 
 _INNER = "\n "  # a top-level member's line break and indent
@@ -54,7 +54,7 @@ class RecordJson:
             attachment = "null" if attachment_file is None else str(quote(attachment_file))
             text = (
                 f'{{\n "attachment_file": {attachment}{self._shared(row)}'
-                f',\n "fields": {layout(plain(fields), _INNER)}'
+                f',\n "fields": {plain_layout(fields, _INNER)}'
                 f',\n "kind": {quote(str(row[2]))}'
                 f',\n "log_index": {int(row[5])}'
                 f',\n "received_at": {int(row[6])}'
@@ -65,3 +65,40 @@ class RecordJson:
         except Unusual:
             return json_bytes(record_document(row, fields, attachment_file))
         return text.encode()
+
+
+def plain_layout(value: Any, newline: str) -> str:
+    """`layout(plain(value), newline)` in one pass: a record's fields (bytes as hex)
+    laid out without the copy `plain` makes first (~3 µs of a record's ~7).
+
+    Whatever the two steps would treat unusually (a key that is not a string, which
+    `plain` makes one; a tuple, which it leaves as it is) raises Unusual, and the
+    caller lays the record out the generic way."""
+    kind = type(value)
+    if kind is str:
+        return str(quote(value))
+    if kind is bytes:
+        return f'"{value.hex()}"'
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is int:
+        return int.__repr__(value)
+    inner = newline + " "
+    if kind is dict:
+        if not value:
+            return "{}"
+        keys = list(value)
+        if not all(type(key) is str for key in keys):
+            raise Unusual
+        keys.sort()
+        body = ",".join([f"{inner}{quote(k)}: {plain_layout(value[k], inner)}" for k in keys])
+        return "{" + body + newline + "}"
+    if kind is list:
+        if not value:
+            return "[]"
+        return "[" + ",".join([inner + plain_layout(v, inner) for v in value]) + newline + "]"
+    raise Unusual

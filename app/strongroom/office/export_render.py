@@ -43,7 +43,8 @@ def local_and_utc(ms: int, tz: ZoneInfo) -> str:
     minute, second = divmod(seconds, 60)
     parts = _minute_text(minute, tz)
     if parts is not None:  # the usual case: the rest of the minute's text is known
-        return f"{parts[0]}{second:02d}{parts[1]}{second:02d} UTC"
+        two = _TWO_DIGITS[second]  # not formatted each time: 4 a record
+        return f"{parts[0]}{two}{parts[1]}{two} UTC"
     local = seconds + _offset(seconds, tz)
     return (
         f"{_day(local // _DAY, True)} {_clock(local)} ({tz.key}) = "
@@ -68,6 +69,7 @@ def _minute_text(minute: int, tz: ZoneInfo) -> tuple[str, str] | None:
 
 
 _DAY, _HOUR = 86_400, 3_600
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 
+from strongroom.office.packing import BackgroundDeflate
+
 
 class CompressedLines:
     """`sha256sum` lines appended one by one, read back (as often as needed) in order."""
 
     def __init__(self) -> None:
-        self._pack = zlib.compressobj(1)
+        self._pack = BackgroundDeflate(1)  # on a worker thread (packing.py says why)
         self._packed: list[bytes] = []
         self._pending = bytearray()
         self._done = False
@@ -36,15 +38,13 @@ class CompressedLines:
             self._pack_pending()
 
     def _pack_pending(self) -> None:
-        packed = self._pack.compress(bytes(self._pending))
+        self._pack.compress(bytes(self._pending))
         self._pending.clear()
-        if packed:
-            self._packed.append(packed)
 
     def chunks(self) -> Iterator[bytes]:
         if not self._done:
             self._pack_pending()
-            self._packed.append(self._pack.flush())
+            self._packed = self._pack.finish()
             self._done = True
         unpack = zlib.decompressobj()
         for packed in self._packed:

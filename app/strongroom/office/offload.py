@@ -32,9 +32,9 @@ class BlockPipe:
     thread of its own. `close()` waits for every block and raises what the thread
     met (the writes after a failure are dropped: the export is failing anyway)."""
 
-    def __init__(self, digest: _Digest, target: _Writable) -> None:
+    def __init__(self, digest: _Digest, target: _Writable, *, queued: int = _QUEUED) -> None:
         self._digest, self._target = digest, target
-        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUED)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(queued)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="bundle-member", daemon=True)
         self._thread.start()

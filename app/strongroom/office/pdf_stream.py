@@ -28,16 +28,13 @@ text). A literal `[U+` typed in a message is written `[U+005B]U+`, so every
 
 from __future__ import annotations
 
-import functools
-import sys
-import zlib
 from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from strongroom.office.bundle_pdf import DEJAVU_DIR, RenderedRecord
+from strongroom.office.pdf_fonts import TrueType, load_truetype
 from strongroom.office.pdf_notation import NOTATION_LEGEND, Notation
 from strongroom.office.pdf_wrap import printable, wrap_measured, wrap_words
 
@@ -55,90 +52,10 @@ class ByteSink(Protocol):
     def write(self, data: bytes, /) -> Any: ...
 
 
-@dataclass(frozen=True)
-class _TrueType:
-    """What the writer needs of one TrueType file, read once per process."""
-
-    name: str
-    glyphs: dict[str, tuple[int, int]]  # character -> (glyph id, advance in 1/1000 em)
-    bbox: tuple[int, int, int, int]  # in 1/1000 em
-    ascent: int
-    descent: int
-    cap_height: int
-    file_length: int
-    compressed: bytes
-
-    @functools.cached_property
-    def cid_to_gid(self) -> bytes:
-        """CIDToGIDMap: the text's codes are its UTF-16 code units (code points of the
-        Basic Multilingual Plane), mapped here to glyphs, two bytes each, big-endian."""
-        table = array("H", bytes(2 * 0x10000))
-        for char, (gid, _) in self.glyphs.items():
-            if ord(char) < 0x10000:
-                table[ord(char)] = gid
-        if sys.byteorder == "little":
-            table.byteswap()
-        return table.tobytes()
-
-    @functools.cached_property
-    def notation(self) -> Notation:
-        """Characters this font has no glyph for (or beyond the BMP, which the
-        CIDToGIDMap cannot reach) are written as their code point."""
-        return Notation(c for c in self.glyphs if ord(c) < 0x10000)
-
-    @functools.cached_property
-    def cid_widths(self) -> bytes:
-        """The W array's body: runs of consecutive code points, `first [w w ...]`."""
-        points = sorted((ord(c), w) for c, (_, w) in self.glyphs.items() if ord(c) < 0x10000)
-        runs: list[bytes] = []
-        run: list[int] = []
-        first = previous = -2
-        for point, width in points:
-            if point != previous + 1 and run:
-                runs.append(b"%d [%s]" % (first, b" ".join(b"%d" % w for w in run)))
-                run = []
-            if not run:
-                first = point
-            run.append(width)
-            previous = point
-        if run:
-            runs.append(b"%d [%s]" % (first, b" ".join(b"%d" % w for w in run)))
-        return b" ".join(runs)
-
-
-@functools.lru_cache(maxsize=4)
-def load_truetype(path: Path) -> _TrueType:
-    from fontTools.ttLib import TTFont
-
-    raw = path.read_bytes()
-    font = TTFont(str(path), lazy=True)
-    scale = 1000 / int(font["head"].unitsPerEm)
-    metrics = font["hmtx"].metrics
-    glyphs = {
-        chr(code): (font.getGlyphID(name), round(metrics[name][0] * scale))
-        for code, name in font.getBestCmap().items()
-        if code <= 0x10FFFF
-    }
-    head, hhea = font["head"], font["hhea"]
-    cap = getattr(font["OS/2"], "sCapHeight", 0) or hhea.ascent
-    return _TrueType(
-        name=str(font["name"].getDebugName(6) or path.stem).replace(" ", ""),
-        glyphs=glyphs,
-        bbox=tuple(round(v * scale) for v in (head.xMin, head.yMin, head.xMax, head.yMax)),
-        ascent=round(hhea.ascent * scale),
-        descent=round(hhea.descent * scale),
-        cap_height=round(cap * scale),
-        file_length=len(raw),
-        # Level 1: 10 ms a font against 21 (once per process, so once per bench
-        # export) for 5 % more bytes; still FlateDecode, which every reader inflates.
-        compressed=zlib.compress(raw, 1),
-    )
-
-
 class _Font:
     """One font as used in this document: encoding, widths, the glyphs it used."""
 
-    def __init__(self, resource: str, truetype: _TrueType | None, core: str) -> None:
+    def __init__(self, resource: str, truetype: TrueType | None, core: str) -> None:
         self.resource = resource
         self.truetype = truetype
         self.core = core
@@ -225,67 +142,76 @@ class StreamingPdf:
         self.unicode = regular.is_file() and bold.is_file()
         self._regular = _Font("F1", load_truetype(regular) if self.unicode else None, "helvetica")
         self._bold = _Font("F2", load_truetype(bold) if self.unicode else None, "helveticaB")
-        self._font, self._size = self._regular, 10.0
         self._title = title
         self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-        self._set(self._bold, 14)
-        self._text(title, 8)
-        self._set(self._regular, 9)
-        for key, value in meta:
-            self._text(f"{key} : {value}", 5)
-        self._texts((NOTATION_LEGEND,), 5, as_is=True)  # its "[U+XXXX]" is no message's
+        self._lines(self._bold, 14, (title,), 8)
+        self._lines(self._regular, 9, [f"{key} : {value}" for key, value in meta], 5)
+        self._lines(self._regular, 9, (NOTATION_LEGEND,), 5, as_is=True)  # no message's
         self._y += 3 * MM
 
     # -- layout ---------------------------------------------------------------------
 
-    def _set(self, font: _Font, size: float) -> None:
-        self._font, self._size = font, size
+    def _lines(
+        self,
+        font: _Font,
+        size: float,
+        texts: Iterable[str],
+        height_mm: float,
+        *,
+        as_is: bool = False,
+    ) -> None:
+        """Paragraphs in `font` at `size`, each wrapped to the page's width; `as_is`:
+        our own text, every character in both fonts, not cleaned.
 
-    def _text(self, text: str, height_mm: float) -> None:
-        self._texts((text,), height_mm)
-
-    def _texts(self, texts: Iterable[str], height_mm: float, *, as_is: bool = False) -> None:
-        """Paragraphs in the current font, each wrapped to the page's width; `as_is`:
-        our own text, every character in both fonts, not cleaned."""
-        font, size = self._font, self._size
+        A 10,000-message export writes ~65,000 lines here (a third of its time): the
+        usual line (nothing to clean, fits the width) costs one regex search, one sum
+        over its advances and one format, with no call per step."""
         height = height_mm * MM
         limit = WIDTH / size
+        widest = limit * 1000
         start = self._starts.get((font.resource, size))
         if start is None:  # a handful of (font, size) pairs: formatted once each
             start = b"BT /%s %.2f Tf %.2f " % (font.resource.encode(), size, LEFT)
             self._starts[font.resource, size] = start
+        unshown, advance, encode = font.notation.unshown, font.advances.__getitem__, font.encode
+        long = widest // 400  # characters: a text this long seldom fits on one line
+        half, lift, bottom = height / 2, 0.3 * size, PAGE_H - BOTTOM
+        page, y = self._page, self._y
         for text in texts:
-            text = text if as_is else font.clean(text)
+            # `clean` changes only what the notation finds (tabs and CRs among it).
+            if not as_is and (unshown(text) is not None or "[U+" in text):
+                text = font.clean(text)
             # Most lines fit: measured whole (its spaces are the words' gaps), not word
-            # by word.
-            if "\n" not in text and font.line_width(text) <= limit * 1000:
-                lines = [text]
+            # by word. A long text goes straight to wrap_measured, which measures it
+            # once and gives it back whole if it fits.
+            if len(text) < long and "\n" not in text and sum(map(advance, text)) <= widest:
+                lines: Iterable[str] = (text,)
             else:
-                lines = wrap_measured(text, limit * 1000, font.advances) or wrap_words(
+                lines = wrap_measured(text, widest, font.advances) or wrap_words(
                     text, limit, font.width
                 )
             for line in lines:
-                if self._y + height > PAGE_H - BOTTOM and self._page:
+                if y + height > bottom and page:
+                    self._y = y
                     self._end_page()
+                    page, y = self._page, self._y
                 # fpdf2's cell: the baseline sits at mid-height plus 0.3 of the font size
-                baseline = PAGE_H - (self._y + height / 2 + 0.3 * size)
-                self._page.append(b"%s%.2f Td %s Tj ET\n" % (start, baseline, font.encode(line)))
-                self._y += height
+                page.append(
+                    b"%s%.2f Td %s Tj ET\n" % (start, PAGE_H - (y + half + lift), encode(line))
+                )
+                y += height
+        self._y = y
 
     def add_record(self, record: RenderedRecord) -> None:
-        self._set(self._bold, 8)
-        self._text(record.heading(), 4.5)
-        self._set(self._regular, 7)
-        self._texts(record.facts(), 3.5)
-        self._set(self._regular, 10)
+        regular = self._regular
+        self._lines(self._bold, 8, (record.heading(),), 4.5)
+        self._lines(regular, 7, record.facts(), 3.5)
         if record.text:
-            self._text(record.text, 5)
+            self._lines(regular, 10, (record.text,), 5)
         if record.detail:
-            self._set(self._regular, 8)
-            self._text(record.detail, 4.5)
+            self._lines(regular, 8, (record.detail,), 4.5)
         if record.attachment:
-            self._set(self._regular, 8)
-            self._text(f"Fichier / file : {record.attachment}", 4.5)
+            self._lines(regular, 8, (f"Fichier / file : {record.attachment}",), 4.5)
         self._y += 2 * MM
 
     # -- objects --------------------------------------------------------------------

@@ -250,6 +250,7 @@ class SealedBundleWriter:
 
     def abort(self) -> None:
         # Nothing to close in the zip: what was written stays a truncated, unsealed file.
+        self._stream.abandon()
         if self._file is not None:
             self._file.close()
         if self.path is not None:

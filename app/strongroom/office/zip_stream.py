@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from strongroom.office.packing import BackgroundDeflate
+
 _LOCAL = struct.Struct("<4s2B4HL2L2H")
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
 _END = struct.Struct("<4s4H2LH")
@@ -127,8 +129,7 @@ class StreamingZip:
         self._offset = 0
         self._count = 0
         self._directory_size = 0
-        self._directory = zlib.compressobj(1)
-        self._packed: list[bytes] = []  # the compressed central directory
+        self._directory = BackgroundDeflate(1)  # the central directory, kept compressed
         self._pending = bytearray()  # its newest entries, not compressed yet
         self._time, self._date = _dos_time(time.time() if moment is None else moment)
 
@@ -176,10 +177,8 @@ class StreamingZip:
             self._pack_pending()
 
     def _pack_pending(self) -> None:
-        packed = self._directory.compress(bytes(self._pending))
+        self._directory.compress(bytes(self._pending))
         self._pending.clear()
-        if packed:
-            self._packed.append(packed)
 
     @staticmethod
     def flags(name: str) -> tuple[bytes, int]:
@@ -306,12 +305,10 @@ class StreamingZip:
         """The central directory (unpacked from memory as it goes out), the end records."""
         start = self._offset
         self._pack_pending()
-        self._packed.append(self._directory.flush())
         unpack = zlib.decompressobj()
-        for packed in self._packed:
+        for packed in self._directory.finish():
             self._emit(unpack.decompress(packed))
         self._emit(unpack.flush())
-        self._packed.clear()
         count, size = self._count, self._directory_size
         if count >= _MAX16 or start >= _MAX32 or size >= _MAX32:
             end64 = self._offset
