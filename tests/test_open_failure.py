@@ -262,13 +262,19 @@ async def test_a_migration_that_fails_at_unlock_is_not_called_damage_and_changes
         assert runtime.box.phase is BoxPhase.LOCKED and runtime.box.archive is None
         assert runtime.box.open_failure is not None
         assert runtime.integrity_ok and runtime.integrity is None
-        assert panel_state(runtime) is not BoxState.INTEGRITY_FAILURE
+        # Not damage, but not silence either: the front panel shows an error and the
+        # status line names it, so an unattended box after a bad upgrade does not
+        # merely look locked.
+        await until(lambda: panel_state(runtime) is BoxState.ERROR, what="the panel's ERROR")
+        assert "archive: The archive could not be opened" in runtime.status_line
         status, page = await admin.get("/unlock")
         page = html.unescape(page)
         assert status == 200 and "An unfinished update is undone and starts again" in page
         assert "The archive file is damaged" not in page and RESTORE not in page
         code, body = await call(config.data_dir, "GET", "/status")
-        assert code == 200 and body["archive_problem"] is None
+        assert code == 200 and body["archive_problem"]["kind"] == "not_opened"
+        assert "An unfinished update is undone" in body["archive_problem"]["text"]
+        assert body["archive_problem"]["cause"] in ("OperationalError", "IntegrityError")
     finally:
         await admin.close()
         await runtime.stop()

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from strongroom.appliance.gpio import open_panel, pin_factory_for
 from strongroom.appliance.health import read_health
-from strongroom.archive.open_failure import OpenFailure, classify_open_failure
+from strongroom.archive.errors import SchemaTooNew
+from strongroom.archive.open_failure import classify_open_failure
 from strongroom.archive.scrub import SCRUB_PENDING_STATUS, pending_since_ms
 from strongroom.panel_link import panel_inputs
 from strongroom.unlock import BoxPhase
 from strongroom.web.i18n import translator
-from strongroom.web.open_failure_text import open_failure_text
+from strongroom.web.open_failure_text import open_failure_text, unopened_text
 from strongroom_panel.state import derive_state
 
 if TYPE_CHECKING:
@@ -45,16 +47,34 @@ def start_panel(rt: BoxRuntime, loop: asyncio.AbstractEventLoop) -> None:
         rt.box.faults[PANEL_FAULT] = f"{type(exc).__name__}: {exc}"
 
 
-def open_problem(rt: BoxRuntime) -> OpenFailure | None:
-    """Why the last unlock could not open the archive, while the box stays locked."""
+@dataclass(frozen=True)
+class ArchiveProblem:
+    """Why the last unlock could not open the archive, for the panel, the status line,
+    /status and `strongroom status` (in English; the unlock page says it in the
+    reader's language)."""
+
+    kind: str  # an OpenFailureKind, or "schema_too_new" / "not_opened"
+    cause: str  # an error's name, never its text (it may quote a path or the key)
+    damaged: bool
+    text: str
+
+
+def open_problem(rt: BoxRuntime) -> ArchiveProblem | None:
+    """Why the last unlock could not open the archive, while the box stays locked.
+
+    Every failure is named: a migration step that failed and rolled back is not
+    damage (no backup to restore), but a box that merely looks locked after a bad
+    upgrade would leave the office manager guessing."""
     failure = rt.box.open_failure
     if failure is None or rt.box.phase is not BoxPhase.LOCKED:
         return None
-    return classify_open_failure(failure, rt.config.data_dir)
-
-
-def open_problem_text(problem: OpenFailure) -> str:
-    return open_failure_text(problem, translator("en"))
+    english = translator("en")
+    problem = classify_open_failure(failure, rt.config.data_dir)
+    if problem is not None:
+        text = open_failure_text(problem, english)
+        return ArchiveProblem(problem.kind.value, problem.cause, problem.damaged, text)
+    kind = "schema_too_new" if isinstance(failure, SchemaTooNew) else "not_opened"
+    return ArchiveProblem(kind, type(failure).__name__, False, unopened_text(failure, english))
 
 
 def refresh_panel(rt: BoxRuntime) -> None:
@@ -67,7 +87,7 @@ def refresh_panel(rt: BoxRuntime) -> None:
     damaged = problem is not None and problem.damaged
     error = rt.error
     if error is None and problem is not None and not damaged:
-        error = open_problem_text(problem)
+        error = problem.text
     try:
         disk = read_health(rt.config.data_dir).disk.percent
     except OSError:
@@ -92,7 +112,7 @@ def publish_status(rt: BoxRuntime) -> None:
     for name, why in sorted(rt.box.faults.items()):
         line += f" | {name} fault: {why}"
     if (problem := open_problem(rt)) is not None:
-        line += f" | archive: {open_problem_text(problem)}"
+        line += f" | archive: {problem.text}"
     if failures := rt.night_jobs.status_line():
         line += f" | {failures}"
     if pending_since_ms(rt.config.archive_path) is not None:

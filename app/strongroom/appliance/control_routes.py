@@ -24,7 +24,7 @@ from strongroom.office.export_control import control_routes as export_routes
 from strongroom.office.export_render import practice_time_zone
 from strongroom.pairing.control_routes import pairing_routes
 from strongroom.reach.control import add_control_routes as add_reach_routes
-from strongroom.runtime_panel import open_problem, open_problem_text
+from strongroom.runtime_panel import open_problem
 
 if TYPE_CHECKING:
     from strongroom.box import Box
@@ -39,7 +39,7 @@ def _archive_problem(runtime: BoxRuntime) -> dict[str, str] | None:
     problem = open_problem(runtime)
     if problem is None:
         return None
-    return {"kind": problem.kind.value, "cause": problem.cause, "text": open_problem_text(problem)}
+    return {"kind": problem.kind, "cause": problem.cause, "text": problem.text}
 
 
 async def _practice_zone(box: Box) -> str | None:

@@ -8,6 +8,7 @@ what to put right instead, and that nothing is damaged.
 
 from __future__ import annotations
 
+from strongroom.archive.errors import SchemaTooNew
 from strongroom.archive.open_failure import OpenFailure, OpenFailureKind
 from strongroom.web.i18n import N_, Translator
 
@@ -42,4 +43,22 @@ def open_failure_text(failure: OpenFailure, translate: Translator) -> str:
     return translate(MESSAGES[failure.kind], cause=failure.cause)
 
 
-__all__ = ["MESSAGES", "open_failure_text"]
+def unopened_text(failure: BaseException, translate: Translator) -> str:
+    """What to say of a failure that is none of MESSAGES' kinds: a schema migrated by a
+    newer release, or an update step that failed and rolled back (the file is sound)."""
+    if isinstance(failure, SchemaTooNew):
+        # A newer release migrated the archive, then the software went back
+        # (install.sh --rollback --force): migrations never go backwards.
+        return translate(
+            "This archive was migrated by a newer release of Strongroom. Install that"
+            " release again, or restore the backup taken before the upgrade"
+            " (docs/operations.md, Upgrades)."
+        )
+    # The exception's type only: its text may quote the file or the key.
+    return translate(
+        "The archive could not be opened (%(error)s). An unfinished update is"
+        " undone and starts again at the next unlock (docs/operations.md, Upgrades)."
+    ) % {"error": type(failure).__name__}
+
+
+__all__ = ["MESSAGES", "open_failure_text", "unopened_text"]

@@ -12,11 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from strongroom.archive.errors import SchemaTooNew
 from strongroom.archive.open_failure import classify_open_failure
 from strongroom.box import Box
 from strongroom.unlock import BoxPhase
-from strongroom.web.open_failure_text import open_failure_text
+from strongroom.web.open_failure_text import open_failure_text, unopened_text
 from strongroom.web.render import translator_of
 from strongroom.web.state import state_of
 
@@ -39,19 +38,8 @@ def unlock_page(request: web.Request, error: str | None) -> dict[str, Any]:
         why = classify_open_failure(failure, box.config.data_dir)
         if why is not None:  # damaged (restore a backup), or locked, full, read-only…
             error = open_failure_text(why, translate)
-        elif isinstance(failure, SchemaTooNew):
-            # A newer release migrated the archive, then the software went back
-            # (install.sh --rollback --force): migrations never go backwards.
-            error = translate(
-                "This archive was migrated by a newer release of Strongroom. Install that"
-                " release again, or restore the backup taken before the upgrade"
-                " (docs/operations.md, Upgrades)."
-            )
-        else:  # the exception's type only: its text may quote the file or the key
-            error = translate(
-                "The archive could not be opened (%(error)s). An unfinished update is"
-                " undone and starts again at the next unlock (docs/operations.md, Upgrades)."
-            ) % {"error": type(failure).__name__}
+        else:  # a newer release's schema, or an update step that rolled back
+            error = unopened_text(failure, translate)
     migration = box.migration
     return {
         "error": error,
