@@ -15,8 +15,6 @@ or a CLI command); readers open their own connections with `reader()`.
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
 import threading
 import time
@@ -34,6 +32,7 @@ from strongroom.archive.checkpointer import Checkpointer
 from strongroom.archive.conv_keys import Fold, fold_if_due, has_lsm
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
+from strongroom.archive.kept_head import KeptHead, read_kept_head
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.record import leaf_data
 from strongroom.archive.schema import (
@@ -42,7 +41,7 @@ from strongroom.archive.schema import (
     FTS_MARK_INDEXED,
 )
 from strongroom.proof.merkle import MerkleLog, TreeSizeError, leaf_hash
-from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, sign_tree_head
+from strongroom.proof.sth import SignedTreeHead, sign_tree_head
 
 T = TypeVar("T")
 WITNESS_FILE = "tree_head.latest"
@@ -129,12 +128,17 @@ class Archive:
         # Held by whoever checkpoints (the background checkpointer, `checkpoint`, an
         # erasure's scrub): one waits for the other rather than finding the WAL busy.
         self.checkpoint_lock = threading.Lock()
+        # The newest head, also kept outside the database (kept_head.py); opened
+        # (created, or converted from the old format) before any batch writes it.
+        self.kept_head = KeptHead(self.witness_path)
+        self.kept_head.open(latest_tree_head(self.conn))
         if self.latest_tree_head() is None:
             # A new archive starts with a signed empty tree, so even an empty
             # box can prove what it held (nothing) and when.
             try:
                 self.write_batch([])
             except BaseException:  # e.g. a full disk: do not leak the connection
+                self.kept_head.close()
                 self.conn.close()
                 raise
 
@@ -169,6 +173,7 @@ class Archive:
         # Under the write lock: a batch or a proof still running on the writer
         # connection finishes first (closing it under a statement would crash).
         with self._write_lock:
+            self.kept_head.close()
             self.conn.close()
 
     # -- writing -------------------------------------------------------------
@@ -230,31 +235,19 @@ class Archive:
                     raise StorageFull("the disk is full; nothing was written") from exc
             raise
         if head is not None:
-            self._keep_witness(head)
+            # Before the caller acks (the committer resolves its waiters after this
+            # returns): one pwrite in place, no rename; flushed off the ack path.
+            self.kept_head.keep(head)
         return BatchResult(results, head)
 
-    # A copy of the newest signed head outside the database file. If the WAL is
-    # damaged, SQLite drops the last commits when it recovers and the shorter
-    # archive still agrees with itself; this copy is how verify notices. It is
-    # replaced atomically but not fsynced: after a power cut it may lag behind
-    # (an older head the log still contains), which verify accepts.
+    # A copy of the newest signed head outside the database file: how verify
+    # notices commits a damaged WAL dropped. What it guarantees: kept_head.py.
     @property
     def witness_path(self) -> Path:
         return self.path.parent / WITNESS_FILE
 
-    def _keep_witness(self, head: SignedTreeHead) -> None:
-        tmp = self.witness_path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(head.to_dict()), encoding="ascii")
-            os.replace(tmp, self.witness_path)
-        except OSError:
-            pass  # the disk is full or read-only: the database already has the head
-
     def witness_head(self) -> SignedTreeHead | None:
-        try:
-            return SignedTreeHead.from_dict(json.loads(self.witness_path.read_text("ascii")))
-        except (OSError, ValueError, MalformedTreeHeadError):
-            return None
+        return read_kept_head(self.witness_path)
 
     def _catch_up_with_other_writers(self) -> None:
         """Another process (a CLI command) may have appended to the log since our last batch.
