@@ -27,6 +27,7 @@ import sqlcipher3
 from nacl.signing import SigningKey
 
 from strongroom.archive.batch_ops import Lookups, run_ops
+from strongroom.archive.batch_rows import BatchRows
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.checkpointer import Checkpointer
 from strongroom.archive.conv_keys import Fold, fold_if_due, has_lsm
@@ -66,15 +67,20 @@ class Txn:
     conv_lsm: bool = True
     # A batch of records only: its duplicates and devices, looked up once (batch_ops).
     lookups: Lookups | None = None
+    # A batch of records only: rows inserted at the batch's end (batch_rows).
+    rows: BatchRows | None = None
 
     def append_leaf(self, kind: str, content_sha256: bytes) -> int:
         """Insert a log leaf committing to `content_sha256`; return its index."""
         index = self.first_index + len(self.leaves)
         data = leaf_data(kind, content_sha256, self.at_ms)
-        self.conn.execute(
-            "INSERT INTO log_leaves (idx, kind, leaf_data, at) VALUES (?, ?, ?, ?)",
-            (index, kind, data, self.at_ms),
-        )
+        if self.rows is not None:
+            self.rows.leaves.append((index, kind, data, self.at_ms))
+        else:
+            self.conn.execute(
+                "INSERT INTO log_leaves (idx, kind, leaf_data, at) VALUES (?, ?, ?, ?)",
+                (index, kind, data, self.at_ms),
+            )
         self.leaves.append(leaf_hash(data))
         return index
 
