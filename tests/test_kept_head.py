@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from nacl.signing import SigningKey
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
-from strongroom.archive.kept_head import MAGIC, SLOT_BYTES, decode_slot
+from strongroom.archive.kept_head import FLUSH_INTERVAL_S, MAGIC, SLOT_BYTES, decode_slot
 from strongroom.archive.store import Archive
 from strongroom.archive.verify_records import VerifyReport
 from strongroom.archive.verify_runs import Mode, run_verification
@@ -202,7 +203,9 @@ def test_the_one_file_of_earlier_versions_is_read_and_converted_with_its_head(
         archive.close()
 
 
-def test_the_flusher_syncs_the_kept_head_off_the_committer(archive: Archive) -> None:
+def test_the_flusher_syncs_the_kept_head_off_the_committer_at_its_pace(
+    archive: Archive,
+) -> None:
     device, key = new_phone(archive, owner=OWNER)
     committer = GroupCommitter(archive)
     committer.start()
@@ -211,18 +214,28 @@ def test_the_flusher_syncs_the_kept_head_off_the_committer(archive: Archive) -> 
         await committer.submit(writes.store_record(message(key, f"m {n}"), device, OWNER))
 
     async def pushes() -> None:
-        await asyncio.gather(*(push(n) for n in range(200)))
+        for start in range(0, 600, 20):  # many small group commits
+            await asyncio.gather(*(push(n) for n in range(start, start + 20)))
 
     try:
+        started = time.monotonic()
         asyncio.run(pushes())
         assert archive.witness_head() == archive.latest_tree_head()
-        # The flusher thread runs while the committer does (a flush per write at most).
-        flusher = archive.kept_head._flusher
-        assert flusher is not None and flusher.is_alive()
+        deadline = time.monotonic() + 10
+        while archive.kept_head.flushes == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Flushed while the committer runs, not only when it stops...
+        assert archive.kept_head.flushes >= 1
+        elapsed = time.monotonic() - started
     finally:
         committer.stop()
+    # ...and at its pace, not once per group commit.
+    assert committer.batches >= 30
+    assert archive.kept_head.flushes <= elapsed / FLUSH_INTERVAL_S + 2, (
+        archive.kept_head.flushes,
+        committer.batches,
+    )
     assert archive.kept_head._flusher is None
-    assert 1 <= archive.kept_head.flushes <= committer.batches + 2
 
 
 def test_a_kill_between_a_commit_and_its_kept_head_leaves_a_lagging_head_over_every_ack(
