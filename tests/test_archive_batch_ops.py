@@ -125,7 +125,7 @@ def test_a_batch_of_records_asks_its_look_ups_once_not_per_record(
     # Was: one INSERT per record into each of records, messages and log_leaves; now
     # a few multi-row ones (archive/batch_rows.py). The trace names a statement again
     # for each trigger it fires (schema 10's conversation key): the same text.
-    for table in ("records", "messages", "log_leaves"):
+    for table in ("conversations", "records", "messages", "log_leaves"):
         inserts = set(s for s in statements if s.startswith(f"INSERT INTO {table} "))
         assert 1 <= len(inserts) <= len(records) // MAX_ROWS + 3, (table, len(inserts))
     rows = archive.conn.execute(

@@ -1,16 +1,18 @@
 """A batch of records' rows, inserted a few statements at a time (group commit).
 
-Each record of a phone's push cost the committer three INSERTs of its own (its
-log leaf, its row in `records`, its row in `messages`): three statements to
-prepare, bind and step, and three times the GIL handed over and taken back,
-which under load (the event loop and the signature workers want it too) cost
-more than the statements themselves (docs/benchmarks.md, ingest over Noise).
-In a batch made only of records (batch_ops.run_ops), those rows wait here and
-are inserted at the end of the batch with multi-row VALUES statements: the same
-rows, the same values, the same record ids (SQLite gives a new row the largest
-id plus one, as `next_id` does), inside the batch's savepoint. A record this
-module does not take (an attachment, a receipt, an archive before schema 8)
-first inserts what waits, then writes as before.
+Each message of a phone's push cost the committer four statements of its own
+(its conversation's upsert, its log leaf, its row in `records`, its row in
+`messages`): four statements to prepare, bind and step, and four times the GIL
+handed over and taken back, which under load (the event loop and the signature
+workers want it too) cost more than the statements themselves
+(docs/benchmarks.md, ingest over Noise). In a batch made only of records
+(batch_ops.run_ops), those rows wait here and go in at the end of the batch with
+multi-row VALUES statements: the same rows, the same values, the same ids
+(SQLite gives a new row the largest id plus one, as `next_id` does; the
+conversations' upserts run in the records' order, so a new conversation gets
+the id it got one by one, and its peer and times end the same), inside the
+batch's savepoint. A record this module does not take (an attachment, a receipt,
+an archive before schema 8) first inserts what waits, then writes as before.
 """
 
 from __future__ import annotations
@@ -44,12 +46,33 @@ MESSAGE_ROW = (
     " EXISTS (SELECT 1 FROM attachments WHERE conversation_id = ? AND message_client_id = ?))"
 )
 
+# writes._conversation_id, row by row; RETURNING names each row's conversation
+# (a conversation twice in one statement is updated by its second row, as one by one).
+CONVERSATION_UPSERT = "INSERT INTO conversations (owner, ref, peer, created_at, last_at) VALUES "
+CONVERSATION_ROW = "(?, ?, ?, ?, ?)"
+CONVERSATION_CONFLICT = (
+    " ON CONFLICT (owner, ref) DO UPDATE SET last_at = max(last_at, excluded.last_at),"
+    " peer = CASE WHEN peer = '' THEN excluded.peer ELSE peer END"
+    " RETURNING owner, ref, id"
+)
+
 Row = tuple[object, ...]
+ConvKey = tuple[str, str]  # (owner, ref)
+
+
+class _Conv:
+    """Where a waiting row holds its conversation's id, known once the upserts ran."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: ConvKey) -> None:
+        self.key = key
 
 
 @dataclass
 class BatchRows:
     next_id: int  # the id SQLite would give the next row of `records`
+    conversations: list[Row] = field(default_factory=list)
     leaves: list[Row] = field(default_factory=list)
     records: list[Row] = field(default_factory=list)
     messages: list[Row] = field(default_factory=list)
@@ -59,15 +82,41 @@ class BatchRows:
         self.next_id += 1
         return row_id
 
+    def conversation(self, owner: str, ref: str, peer: str, at: int) -> _Conv:
+        """The conversation's upsert waits too; rows name it by this until it ran."""
+        self.conversations.append((owner, ref, peer, at, at))
+        return _Conv((owner, ref))
+
     def flush(self, conn: Connection) -> None:
-        """Insert what waits, in the order it came (leaves first: nothing refers to them)."""
+        """Insert what waits, in the order it came: conversations first (the rows name
+        them), leaves (nothing refers to them), records, then their messages."""
+        ids = upsert_conversations(conn, self.conversations)
+        self.conversations.clear()
         for insert, row, rows in (
             (LEAF_INSERT, LEAF_ROW, self.leaves),
-            (RECORD_INSERT, RECORD_ROW, self.records),
-            (MESSAGE_INSERT, MESSAGE_ROW, self.messages),
+            (RECORD_INSERT, RECORD_ROW, _named(self.records, ids)),
+            (MESSAGE_INSERT, MESSAGE_ROW, _named(self.messages, ids)),
         ):
             insert_rows(conn, insert, row, rows)
-            rows.clear()
+        self.leaves.clear()
+        self.records.clear()
+        self.messages.clear()
+
+
+def _named(rows: list[Row], ids: dict[ConvKey, int]) -> list[Row]:
+    return [tuple(ids[v.key] if isinstance(v, _Conv) else v for v in row) for row in rows]
+
+
+def upsert_conversations(conn: Connection, rows: list[Row]) -> dict[ConvKey, int]:
+    ids: dict[ConvKey, int] = {}
+    at = 0
+    while at < len(rows):
+        count = min(MAX_ROWS, 1 << ((len(rows) - at).bit_length() - 1))
+        sql = _statement(CONVERSATION_UPSERT, CONVERSATION_ROW, count) + CONVERSATION_CONFLICT
+        found = conn.execute(sql, [v for r in rows[at : at + count] for v in r]).fetchall()
+        ids.update({(str(owner), str(ref)): int(id_) for owner, ref, id_ in found})
+        at += count
+    return ids
 
 
 def next_record_id(conn: Connection) -> int:

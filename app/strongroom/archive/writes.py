@@ -111,7 +111,17 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
             return StoredRecord(record_id, existing, duplicate=True)
         if not device_is_live(txn, device_id):
             raise RecordRejected("device is unknown or revoked")
-        conv = _conversation_id(txn, owner, record.conversation, record.peer, record.sent_at)
+        # In a batch of records, a message's rows wait to go in with the others'
+        # (batch_rows); any other record first lets them in, then writes its own.
+        rows = txn.rows
+        wait = rows is not None and txn.text_once and record.kind in _DEFERRED_KINDS
+        conv: object
+        if rows is not None and wait:
+            conv = rows.conversation(owner, record.conversation, record.peer, record.sent_at)
+        else:
+            if rows is not None:
+                rows.flush(txn.conn)  # an attachment looks for its message's row
+            conv = _conversation_id(txn, owner, record.conversation, record.peer, record.sent_at)
         log_index = txn.append_leaf(record.kind, record_id)
         row = (
             record_id,
@@ -126,16 +136,12 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
             record_id,
             log_index,
         )
-        # In a batch of records, a message's rows wait to go in with the others'
-        # (batch_rows); any other record first lets them in, then writes its own.
-        rows = txn.rows
-        wait = rows is not None and txn.text_once and record.kind in _DEFERRED_KINDS
         if rows is not None and wait:
             row_id = rows.take_record_id()
             rows.records.append((row_id, *row))
         else:
             if rows is not None:
-                rows.flush(txn.conn)  # an attachment looks for its message's row
+                rows.flush(txn.conn)  # this record's own leaf
             row_id = int(txn.conn.execute(_INSERT_RECORD, row).lastrowid or 0)
             if rows is not None:
                 rows.next_id = row_id + 1
