@@ -3,8 +3,10 @@
     python archive_crash_child.py DATA_DIR ARCHIVE_KEY BLOB_KEY SIGN_SEED MODE SEED
 
 Keys are hex. MODE is `batch` (Archive.write_batch), `committer` (GroupCommitter
-under asyncio) or `blob` (one resumable upload). Every line it prints states
-something that has *returned* as durable, and is flushed only after that:
+under asyncio), `kept` (the committer, killing itself after a COMMIT and before
+that batch's head is kept, saying `K <tree size>` first) or `blob` (one resumable
+upload). Every line it prints states something that has *returned* as durable,
+and is flushed only after that:
 
     R <log index> <record id hex>   a record whose write call returned
     D <offset>                       blob bytes made durable by BlobUpload.flush()
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
+import signal
 import sys
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from strongroom.archive import writes
 from strongroom.archive.blobs import CHUNK_BYTES
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.store import Archive
+from strongroom.proof.sth import SignedTreeHead
 
 BLOB_MARKER = b"PLAINTEXT-SECRET-MARKER-"
 BLOB_SIZE = 10 * CHUNK_BYTES + 777
@@ -75,6 +80,23 @@ async def run_committer(archive: Archive, rng: random.Random) -> None:
         n += count
 
 
+def die_before_keeping(archive: Archive, after: int) -> None:
+    """SIGKILL this process at the kept head's write of the batch after `after` kept
+    ones: its COMMIT has returned, its head is not kept, its acks are not sent."""
+    keep = archive.kept_head.keep
+    kept = 0
+
+    def keep_or_die(head: SignedTreeHead) -> None:
+        nonlocal kept
+        if kept == after:
+            say(f"K {head.tree_size}")
+            os.kill(os.getpid(), signal.SIGKILL)
+        kept += 1
+        keep(head)
+
+    archive.kept_head.keep = keep_or_die  # type: ignore[method-assign]
+
+
 def run_blob(archive: Archive, rng: random.Random, seed: int) -> None:
     data = blob_data(seed)
     sha = hashlib.sha256(data).digest()
@@ -103,6 +125,9 @@ def main() -> None:
     if mode == "batch":
         run_batches(archive, rng)
     elif mode == "committer":
+        asyncio.run(run_committer(archive, rng))
+    elif mode == "kept":
+        die_before_keeping(archive, rng.randint(3, 30))
         asyncio.run(run_committer(archive, rng))
     elif mode == "blob":
         run_blob(archive, rng, int(seed))

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from strongroom.archive.batch_rows import BatchRows, next_record_id
 from strongroom.archive.errors import ArchiveError
 
 if TYPE_CHECKING:
@@ -85,18 +86,23 @@ def run_ops(conn: Connection, txn: Txn, ops: Sequence[Callable[[Txn], Any]]) -> 
     records = [op for op in ops if isinstance(op, RecordWrite)]
     if len(ops) > 1 and len(records) == len(ops):
         txn.lookups = _look_up(conn, records)
+        # Their rows wait and go in a few statements at the end (batch_rows.py).
+        txn.rows = BatchRows(next_record_id(conn))
         conn.execute("SAVEPOINT batch")
         try:
             results = [op(txn) for op in records]
+            txn.rows.flush(conn)
         except ArchiveError:
             # Someone's record is rejected: start again, each op alone.
             conn.execute("ROLLBACK TO batch")
             conn.execute("RELEASE batch")
             del txn.leaves[:]
             txn.lookups = None
+            txn.rows = None
         else:
             conn.execute("RELEASE batch")
             txn.lookups = None
+            txn.rows = None
             return results
     return _one_by_one(conn, txn, ops)
 

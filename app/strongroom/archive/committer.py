@@ -72,6 +72,8 @@ class GroupCommitter:
             self.checkpointer = self.archive.checkpointer()
             self.checkpointer.start()
             self.archive.set_autocheckpoint(bound_pages())
+            # The kept head is flushed by a thread of its own, never before an ack.
+            self.archive.kept_head.start_flushing()
             self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
             self._thread.start()
 
@@ -84,6 +86,7 @@ class GroupCommitter:
                 self.checkpointer.stop()
                 self.checkpointer = None
             self.archive.set_autocheckpoint(db.WAL_AUTOCHECKPOINT_PAGES)
+            self.archive.kept_head.stop_flushing()
             # A submit that raced with stop() queued behind _STOP: tell it, or it waits forever.
             while True:
                 try:

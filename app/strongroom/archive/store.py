@@ -15,8 +15,6 @@ or a CLI command); readers open their own connections with `reader()`.
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
 import threading
 import time
@@ -29,11 +27,13 @@ import sqlcipher3
 from nacl.signing import SigningKey
 
 from strongroom.archive.batch_ops import Lookups, run_ops
+from strongroom.archive.batch_rows import BatchRows
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.checkpointer import Checkpointer
 from strongroom.archive.conv_keys import Fold, Folder, has_lsm
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
+from strongroom.archive.kept_head import KeptHead, read_kept_head
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.record import leaf_data
 from strongroom.archive.schema import (
@@ -42,7 +42,7 @@ from strongroom.archive.schema import (
     FTS_MARK_INDEXED,
 )
 from strongroom.proof.merkle import MerkleLog, TreeSizeError, leaf_hash
-from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead, sign_tree_head
+from strongroom.proof.sth import SignedTreeHead, sign_tree_head
 
 T = TypeVar("T")
 WITNESS_FILE = "tree_head.latest"
@@ -67,15 +67,20 @@ class Txn:
     conv_lsm: bool = True
     # A batch of records only: its duplicates and devices, looked up once (batch_ops).
     lookups: Lookups | None = None
+    # A batch of records only: rows inserted at the batch's end (batch_rows).
+    rows: BatchRows | None = None
 
     def append_leaf(self, kind: str, content_sha256: bytes) -> int:
         """Insert a log leaf committing to `content_sha256`; return its index."""
         index = self.first_index + len(self.leaves)
         data = leaf_data(kind, content_sha256, self.at_ms)
-        self.conn.execute(
-            "INSERT INTO log_leaves (idx, kind, leaf_data, at) VALUES (?, ?, ?, ?)",
-            (index, kind, data, self.at_ms),
-        )
+        if self.rows is not None:
+            self.rows.leaves.append((index, kind, data, self.at_ms))
+        else:
+            self.conn.execute(
+                "INSERT INTO log_leaves (idx, kind, leaf_data, at) VALUES (?, ?, ?, ?)",
+                (index, kind, data, self.at_ms),
+            )
         self.leaves.append(leaf_hash(data))
         return index
 
@@ -129,12 +134,17 @@ class Archive:
         # Held by whoever checkpoints (the background checkpointer, `checkpoint`, an
         # erasure's scrub): one waits for the other rather than finding the WAL busy.
         self.checkpoint_lock = threading.Lock()
+        # The newest head, also kept outside the database (kept_head.py); opened
+        # (created, or converted from the old format) before any batch writes it.
+        self.kept_head = KeptHead(self.witness_path)
+        self.kept_head.open(latest_tree_head(self.conn))
         if self.latest_tree_head() is None:
             # A new archive starts with a signed empty tree, so even an empty
             # box can prove what it held (nothing) and when.
             try:
                 self.write_batch([])
             except BaseException:  # e.g. a full disk: do not leak the connection
+                self.kept_head.close()
                 self.conn.close()
                 raise
 
@@ -169,6 +179,7 @@ class Archive:
         # Under the write lock: a batch or a proof still running on the writer
         # connection finishes first (closing it under a statement would crash).
         with self._write_lock:
+            self.kept_head.close()
             self.conn.close()
 
     # -- writing -------------------------------------------------------------
@@ -223,7 +234,9 @@ class Archive:
                     raise StorageFull("the disk is full; nothing was written") from exc
             raise
         if head is not None:
-            self._keep_witness(head)
+            # Before the caller acks (the committer resolves its waiters after this
+            # returns): one pwrite in place, no rename; flushed off the ack path.
+            self.kept_head.keep(head)
         if fold and ops:
             # No ack waits on this thread: the whole fold, step after step.
             while self._fold_locked(None) is not None and self.folding:
@@ -253,28 +266,14 @@ class Archive:
     def _fold_locked(self, at: int | None) -> Fold | None:
         return self._folder.step(self.conn, at) if self._conv_lsm else None
 
-    # A copy of the newest signed head outside the database file. If the WAL is
-    # damaged, SQLite drops the last commits when it recovers and the shorter
-    # archive still agrees with itself; this copy is how verify notices. It is
-    # replaced atomically but not fsynced: after a power cut it may lag behind
-    # (an older head the log still contains), which verify accepts.
+    # A copy of the newest signed head outside the database file: how verify
+    # notices commits a damaged WAL dropped. What it guarantees: kept_head.py.
     @property
     def witness_path(self) -> Path:
         return self.path.parent / WITNESS_FILE
 
-    def _keep_witness(self, head: SignedTreeHead) -> None:
-        tmp = self.witness_path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(head.to_dict()), encoding="ascii")
-            os.replace(tmp, self.witness_path)
-        except OSError:
-            pass  # the disk is full or read-only: the database already has the head
-
     def witness_head(self) -> SignedTreeHead | None:
-        try:
-            return SignedTreeHead.from_dict(json.loads(self.witness_path.read_text("ascii")))
-        except (OSError, ValueError, MalformedTreeHeadError):
-            return None
+        return read_kept_head(self.witness_path)
 
     def _catch_up_with_other_writers(self) -> None:
         """Another process (a CLI command) may have appended to the log since our last batch.

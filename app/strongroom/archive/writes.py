@@ -77,6 +77,15 @@ _MARK_ATTACHMENT_V9 = (
 )
 
 
+# The kinds with a messages row; in a batch of records, batch_rows inserts their rows.
+_DEFERRED_KINDS = frozenset(("message", "edit", "deletion"))
+_INSERT_RECORD = (
+    "INSERT INTO records (record_id, device_id, conversation_id, kind, client_id, sent_at,"
+    " received_at, body, signature, content_sha256, log_index)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def message_text(record: Record, text_once: bool) -> tuple[str | None, int | None, int | None]:
     """messages (text, text_at, text_len) for a record: the text once, in its body.
 
@@ -102,44 +111,60 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
             return StoredRecord(record_id, existing, duplicate=True)
         if not device_is_live(txn, device_id):
             raise RecordRejected("device is unknown or revoked")
-        conv = _conversation_id(txn, owner, record.conversation, record.peer, record.sent_at)
+        # In a batch of records, a message's rows wait to go in with the others'
+        # (batch_rows); any other record first lets them in, then writes its own.
+        rows = txn.rows
+        wait = rows is not None and txn.text_once and record.kind in _DEFERRED_KINDS
+        conv: object
+        if rows is not None and wait:
+            conv = rows.conversation(owner, record.conversation, record.peer, record.sent_at)
+        else:
+            if rows is not None:
+                rows.flush(txn.conn)  # an attachment looks for its message's row
+            conv = _conversation_id(txn, owner, record.conversation, record.peer, record.sent_at)
         log_index = txn.append_leaf(record.kind, record_id)
-        cur = txn.conn.execute(
-            "INSERT INTO records (record_id, device_id, conversation_id, kind, client_id, sent_at,"
-            " received_at, body, signature, content_sha256, log_index)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record_id,
-                device_id,
-                conv,
-                record.kind,
-                record.client_id,
-                record.sent_at,
-                txn.at_ms,
-                record.raw,
-                record.signature,
-                record_id,
-                log_index,
-            ),
+        row = (
+            record_id,
+            device_id,
+            conv,
+            record.kind,
+            record.client_id,
+            record.sent_at,
+            txn.at_ms,
+            record.raw,
+            record.signature,
+            record_id,
+            log_index,
         )
-        row_id = cur.lastrowid
+        if rows is not None and wait:
+            row_id = rows.take_record_id()
+            rows.records.append((row_id, *row))
+        else:
+            if rows is not None:
+                rows.flush(txn.conn)  # this record's own leaf
+            row_id = int(txn.conn.execute(_INSERT_RECORD, row).lastrowid or 0)
+            if rows is not None:
+                rows.next_id = row_id + 1
         note_stored(txn, (device_id, record.sent_at, record_id), log_index)
-        if record.kind in ("message", "edit", "deletion"):
+        if record.kind in _DEFERRED_KINDS:
             text, at, length = message_text(record, txn.text_once)
             columns: tuple[object, ...] = (row_id, conv, record.direction, record.sender, text)
             if txn.text_once:
                 columns += (at, length)
-            txn.conn.execute(
-                _INSERT_MESSAGE if txn.text_once else _INSERT_MESSAGE_V7,
-                (
-                    *columns,
-                    record.sent_at,
-                    record.ref,
-                    1 if record.kind == "deletion" else 0,
-                    conv,
-                    record.client_id,
-                ),
+            message_row = (
+                *columns,
+                record.sent_at,
+                record.ref,
+                1 if record.kind == "deletion" else 0,
+                conv,
+                record.client_id,
             )
+            if rows is not None and wait:
+                rows.messages.append(message_row)
+            else:
+                txn.conn.execute(
+                    _INSERT_MESSAGE if txn.text_once else _INSERT_MESSAGE_V7, message_row
+                )
         elif record.kind == "receipt":
             txn.conn.execute(
                 "INSERT INTO receipts (record_id, conversation_id, target_client_id, receipt, at)"

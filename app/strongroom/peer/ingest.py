@@ -31,6 +31,10 @@ class Logged:
 
 
 def _leaf_at(txn: Txn, index: int) -> int:
+    if index >= txn.first_index:
+        # A duplicate of a record this batch stored: its leaf is this batch's (whose
+        # row may still wait to be inserted: archive/batch_rows.py), at its time.
+        return txn.at_ms
     row = txn.conn.execute("SELECT at FROM log_leaves WHERE idx = ?", (index,)).fetchone()
     if row is None:  # the archive's own invariant: every log_index has its leaf
         raise RecordRejected(f"log leaf {index} is missing")
