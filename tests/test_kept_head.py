@@ -157,6 +157,9 @@ def test_a_kept_head_the_log_does_not_contain_is_refused_a_lagging_one_accepted(
     _, lost = lose_the_last_commits(verified, archive_keys, ["perdu"], tmp_path)
     foreign = (verified / "tree_head.latest").read_bytes()
     archive = reopen(verified, archive_keys)
+    # The open kept the lost head aside (named at every run until moved away: see the
+    # tests below); moved away here, as an operator would, to see the kept head alone.
+    (verified / "tree_head.lost").rename(tmp_path / "tree_head.lost")
     device, key = new_phone(archive, owner=OWNER, name="Réécrit")
     same_size = fill(archive, key, device, 4, "réécrit")
     assert same_size.tree_size == lost.tree_size and same_size.root_hash != lost.root_hash
@@ -283,3 +286,69 @@ def test_a_kill_between_a_commit_and_its_kept_head_leaves_a_lagging_head_over_ev
             assert run.kind == mode and report.ok, report.problems
         finally:
             archive.close()
+
+
+@pytest.mark.parametrize("mode", ["incremental", "full"])
+def test_a_loss_stays_named_after_the_first_write_that_follows_the_restart(
+    verified: Path, archive_keys: dict[str, bytes], tmp_path: Path, mode: Mode
+) -> None:
+    # The first batch after the restart (a phone's push) writes its smaller head over
+    # the kept one: the loss is still named, from tree_head.lost, at every run.
+    left, kept = lose_the_last_commits(verified, archive_keys, ["perdu 1", "perdu 2"], tmp_path)
+    archive = reopen(verified, archive_keys)
+    try:
+        assert archive.latest_tree_head() == left
+        device, key = new_phone(archive, owner=OWNER, name="Après")
+        pushed = fill(archive, key, device, 1, "après le redémarrage")
+        assert archive.witness_head() == pushed and pushed.tree_size < kept.tree_size
+        for n in range(2):  # (after a failed run, the next is a full one)
+            report, run = run_verification(archive, mode)
+            assert run.kind == (mode if n == 0 else "full")
+            assert not report.ok and LOST in problems(report), report.problems
+            assert f"size {kept.tree_size} but only {pushed.tree_size}" in problems(report)
+            assert "tree_head.lost" in problems(report)
+    finally:
+        archive.close()
+    # Reopened again, and written past the lost head's size: still named (as rewritten).
+    archive = reopen(verified, archive_keys)
+    try:
+        device, key = new_phone(archive, owner=OWNER, name="Encore")
+        beyond = fill(archive, key, device, 12, "encore")
+        assert beyond.tree_size > kept.tree_size
+        report, _ = run_verification(archive, mode)
+        assert not report.ok and REWRITTEN in problems(report), report.problems
+        assert "tree_head.lost" in problems(report)
+        # One file: the same head found at each open is not copied twice.
+        assert sorted(p.name for p in verified.glob("tree_head.lost*")) == ["tree_head.lost"]
+    finally:
+        archive.close()
+
+
+def test_a_second_loss_is_kept_beside_the_first_never_over_it(
+    verified: Path, archive_keys: dict[str, bytes], tmp_path: Path
+) -> None:
+    _, first = lose_the_last_commits(verified, archive_keys, ["perdu"], tmp_path)
+    reopen(verified, archive_keys).close()
+    first_file = (verified / "tree_head.lost").read_bytes()
+    (tmp_path / "before.db").unlink()
+    _, second = lose_the_last_commits(verified, archive_keys, ["perdu", "encore"], tmp_path)
+    archive = reopen(verified, archive_keys)
+    try:
+        assert (verified / "tree_head.lost").read_bytes() == first_file
+        assert (
+            SignedTreeHead.from_dict(json.loads((verified / "tree_head.lost.2").read_bytes()))
+            == second
+        )
+        assert second != first
+        report, _ = run_verification(archive, "full")
+        assert "tree_head.lost:" in problems(report) and "tree_head.lost.2:" in problems(report)
+    finally:
+        archive.close()
+
+
+def test_no_lost_file_for_a_head_the_log_holds(
+    verified: Path, archive_keys: dict[str, bytes]
+) -> None:
+    archive = reopen(verified, archive_keys)
+    archive.close()
+    assert not list(verified.glob("tree_head.lost*"))

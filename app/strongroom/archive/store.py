@@ -34,6 +34,7 @@ from strongroom.archive.conv_keys import Fold, fold_if_due, has_lsm
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.kept_head import KeptHead, read_kept_head
+from strongroom.archive.lost_heads import keep_if_lost
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.record import leaf_data
 from strongroom.archive.schema import (
@@ -136,8 +137,18 @@ class Archive:
         self.checkpoint_lock = threading.Lock()
         # The newest head, also kept outside the database (kept_head.py); opened
         # (created, or converted from the old format) before any batch writes it.
+        newest = latest_tree_head(self.conn)
+        # Before any write (this open's first batch would write a smaller head over
+        # the kept one): a kept head the log lost is copied aside (lost_heads.py).
+        keep_if_lost(
+            path.parent,
+            read_kept_head(self.witness_path),
+            newest,
+            self.log,
+            bytes(signing_key.verify_key),
+        )
         self.kept_head = KeptHead(self.witness_path)
-        self.kept_head.open(latest_tree_head(self.conn))
+        self.kept_head.open(newest)
         if self.latest_tree_head() is None:
             # A new archive starts with a signed empty tree, so even an empty
             # box can prove what it held (nothing) and when.

@@ -38,7 +38,8 @@ import sqlcipher3
 from strongroom.archive import conv_keys
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Archive
+from strongroom.archive.lost_heads import check_lost_heads
+from strongroom.archive.store import Archive, reader_log
 from strongroom.archive.verify_events import (
     WHOLE_LOG,
     verify_audit_events,
@@ -331,7 +332,7 @@ def verify_open_archive(
     """verify_archive with this archive's blobs, box key and kept head, on a reader by default."""
     reader = conn if conn is not None else archive.reader()
     try:
-        return verify_archive(
+        report = verify_archive(
             reader,
             archive.blobs,
             bytes(archive.signing_key.verify_key),
@@ -339,6 +340,10 @@ def verify_open_archive(
             witness=archive.witness_head(),
             page_check=page_check_of(archive),
         )
+        # Heads the log lost, kept aside at an open (lost_heads.py).
+        box_key = bytes(archive.signing_key.verify_key)
+        check_lost_heads(archive.path.parent, reader_log(reader), report.tree_head, box_key, report)
+        return report
     finally:
         if conn is None:
             reader.close()
