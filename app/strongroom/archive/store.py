@@ -137,15 +137,15 @@ class Archive:
         self.checkpoint_lock = threading.Lock()
         # The newest head, also kept outside the database (kept_head.py); opened
         # (created, or converted from the old format) before any batch writes it.
-        newest = latest_tree_head(self.conn)
         # Before any write (this open's first batch would write a smaller head over
         # the kept one): a kept head the log lost is copied aside (lost_heads.py).
+        # The kept head is read first: it is written after its COMMIT, so a box
+        # committing beside this process (a CLI command) cannot make it look ahead of
+        # a database head read after it; the log's view is loaded after both.
+        kept = read_kept_head(self.witness_path)
+        newest = latest_tree_head(self.conn)
         keep_if_lost(
-            path.parent,
-            read_kept_head(self.witness_path),
-            newest,
-            self.log,
-            bytes(signing_key.verify_key),
+            path.parent, kept, newest, reader_log(self.conn), bytes(signing_key.verify_key)
         )
         self.kept_head = KeptHead(self.witness_path)
         self.kept_head.open(newest)
