@@ -46,6 +46,8 @@ import logging
 import os
 import struct
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nacl.encoding import RawEncoder
@@ -58,6 +60,10 @@ log = logging.getLogger(__name__)
 MAGIC = b"SRKHEAD1"
 # The flusher's pace while commits keep coming (see the module doc).
 FLUSH_INTERVAL_S = 0.25
+# A file that could not be opened (a full or read-only disk, a file a root CLI run
+# left 0600) is tried again at most this often, at a commit: the fault may be fixed
+# while the box runs, and an open at every commit would cost a busy box too much.
+RETRY_INTERVAL_S = 10.0
 SLOT_BYTES = 512
 SLOTS = 2
 _FIXED = struct.Struct(">8sQH")  # magic, sequence number, JSON length
@@ -138,7 +144,13 @@ class KeptHead:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self.flushes = 0
-        self._warned = False
+        # The retry's pace (monotonic), apart from whether the failure was logged.
+        self.clock: Callable[[], float] = time.monotonic
+        self._retry_at = 0.0
+        # While heads cannot be written: since when (wall clock, ms) and why; None
+        # once one is written again. The Integrity page shows it (integrity_views).
+        self.failing_since_ms: int | None = None
+        self.failure = ""
 
     def open(self, newest: SignedTreeHead | None) -> None:
         """Open the file; create it (or convert an old one) first, keeping its head.
@@ -184,18 +196,24 @@ class KeptHead:
     def keep(self, head: SignedTreeHead) -> None:
         """Write `head` over the older slot. The caller's commit is already durable."""
         fd = self._fd
+        if fd is not None and self._deleted(fd):
+            # Deleted under us (an operator, a test): write a new file, never into
+            # an inode nobody can read. Rare; the old descriptor closes at close().
+            self._retired.append(fd)
+            self._fd = fd = None
+            self._retry_at = 0.0
         if fd is None:
-            if not self._warned:  # a new archive's first head (else: unwritable, said once)
-                self.open(head)
-            return
-        try:
-            if os.fstat(fd).st_nlink == 0:
-                # Deleted under us (an operator, a test): write a new file, never into
-                # an inode nobody can read. Rare; the old descriptor closes at close().
-                self._retired.append(fd)
-                self._fd = None
-                self.open(head)
+            # A new archive's first head, or a file that could not be opened: tried
+            # again (not given up for the process's life), at most every RETRY_INTERVAL_S.
+            now = self.clock()
+            if now < self._retry_at:
                 return
+            self.open(head)
+            fd = self._fd
+            if fd is None:
+                self._retry_at = now + RETRY_INTERVAL_S
+                return
+        try:
             content = os.pread(fd, SLOTS * SLOT_BYTES, 0)
             # Read each time, not remembered: another process (a CLI command beside the
             # box) may have kept a head since; both then write a head they committed.
@@ -205,8 +223,18 @@ class KeptHead:
         except OSError as exc:
             self._warn(exc)
             return
+        if self.failing_since_ms is not None:
+            log.warning("the kept tree head is written again (size %d)", head.tree_size)
+            self.failing_since_ms = None
+            self.failure = ""
         if self._flusher is not None:
             self._dirty.set()
+
+    def _deleted(self, fd: int) -> bool:
+        try:
+            return os.fstat(fd).st_nlink == 0
+        except OSError:
+            return False  # the write below says what is wrong
 
     def flush(self) -> None:
         fd = self._fd
@@ -257,7 +285,9 @@ class KeptHead:
         self._retired = []
 
     def _warn(self, exc: OSError) -> None:
-        # Logged once: a full disk would otherwise log at every commit.
-        if not self._warned:
-            self._warned = True
+        # Logged once per outage (a full disk would otherwise log at every commit);
+        # the retry does not depend on it (see keep).
+        self.failure = str(exc)
+        if self.failing_since_ms is None:
+            self.failing_since_ms = int(time.time() * 1000)
             log.warning("the kept tree head could not be written (%s); the archive has it", exc)
