@@ -25,7 +25,15 @@ from nacl.signing import SigningKey
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
-from strongroom.archive.kept_head import FLUSH_INTERVAL_S, MAGIC, SLOT_BYTES, decode_slot
+from strongroom.archive.kept_head import (
+    FILE_BYTES,
+    FLUSH_INTERVAL_S,
+    MAGIC,
+    SLOT_BYTES,
+    SLOT_STRIDE,
+    decode_slot,
+    encode_slot,
+)
 from strongroom.archive.store import Archive
 from strongroom.archive.verify_records import VerifyReport
 from strongroom.archive.verify_runs import Mode, run_verification
@@ -76,7 +84,7 @@ def test_each_head_is_written_in_place_and_nothing_appears_beside_it(archive: Ar
         lister.join()
     assert archive.witness_path.stat().st_ino == inode, "the kept head was replaced, not rewritten"
     assert seen <= before, f"transient entries in the data dir: {sorted(seen - before)}"
-    assert archive.witness_path.stat().st_size == 2 * SLOT_BYTES
+    assert archive.witness_path.stat().st_size == FILE_BYTES
 
 
 def test_a_torn_newest_slot_leaves_the_previous_head_which_verify_accepts(
@@ -86,11 +94,12 @@ def test_a_torn_newest_slot_leaves_the_previous_head_which_verify_accepts(
     older = fill(archive, key, device, 5, "avant")
     newest = fill(archive, key, device, 5, "après")
     content = bytearray(archive.witness_path.read_bytes())
-    slots = [decode_slot(bytes(content[i * SLOT_BYTES : (i + 1) * SLOT_BYTES])) for i in (0, 1)]
+    slots = [decode_slot(bytes(content[i * SLOT_STRIDE :][:SLOT_BYTES])) for i in (0, 1)]
     assert {s[1] for s in slots if s is not None} == {older, newest}
     torn = max((0, 1), key=lambda i: slots[i][0])  # type: ignore[index]
     # A power cut in the middle of the slot's write: its second half is still the old bytes.
-    content[torn * SLOT_BYTES + 100 : (torn + 1) * SLOT_BYTES] = bytes(SLOT_BYTES - 100)
+    start = torn * SLOT_STRIDE
+    content[start + 100 : start + SLOT_BYTES] = bytes(SLOT_BYTES - 100)
     archive.witness_path.write_bytes(bytes(content))
     assert archive.witness_head() == older
     report, _ = run_verification(archive, "full")
@@ -99,7 +108,7 @@ def test_a_torn_newest_slot_leaves_the_previous_head_which_verify_accepts(
     after = fill(archive, key, device, 1, "ensuite")
     assert archive.witness_head() == after
     rewritten = archive.witness_path.read_bytes()
-    assert decode_slot(rewritten[(1 - torn) * SLOT_BYTES : (2 - torn) * SLOT_BYTES]) is not None
+    assert decode_slot(rewritten[(1 - torn) * SLOT_STRIDE :][:SLOT_BYTES]) is not None
 
 
 def lose_the_last_commits(
@@ -199,7 +208,7 @@ def test_the_one_file_of_earlier_versions_is_read_and_converted_with_its_head(
     try:
         assert archive.witness_head() == kept
         content = archive.witness_path.read_bytes()
-        assert content.startswith(MAGIC) and len(content) == 2 * SLOT_BYTES
+        assert content.startswith(MAGIC) and len(content) == FILE_BYTES
         report, _ = run_verification(archive, "full")
         assert LOST in problems(report), report.problems
     finally:
@@ -352,3 +361,24 @@ def test_no_lost_file_for_a_head_the_log_holds(
     archive = reopen(verified, archive_keys)
     archive.close()
     assert not list(verified.glob("tree_head.lost*"))
+
+
+def test_the_slots_are_in_two_blocks_and_the_side_by_side_file_is_converted(
+    verified: Path, archive_keys: dict[str, bytes], tmp_path: Path
+) -> None:
+    # Both slots in one 4 KiB block: a torn write of that block could tear both.
+    older, kept = lose_the_last_commits(verified, archive_keys, ["perdu"], tmp_path)
+    content = (verified / "tree_head.latest").read_bytes()
+    found = [decode_slot(content[i * SLOT_STRIDE :][:SLOT_BYTES]) for i in (0, 1)]
+    assert all(f is not None for f in found) and SLOT_STRIDE >= 4096
+    # The layout before: two slots side by side (1024 bytes), the newest in the second.
+    side_by_side = encode_slot(7, older) + encode_slot(8, kept)
+    (verified / "tree_head.latest").write_bytes(side_by_side)
+    archive = reopen(verified, archive_keys)
+    try:
+        assert archive.witness_head() == kept
+        assert archive.witness_path.stat().st_size == FILE_BYTES
+        report, _ = run_verification(archive, "full")
+        assert LOST in problems(report), report.problems
+    finally:
+        archive.close()

@@ -6,12 +6,19 @@ is how verify notices: a kept head larger than the log, or whose root the log no
 longer reproduces at its size, names the loss (verify.add_leaf and the checks
 after it; verify_incremental checks an older one with a consistency proof).
 
-The file is two 512-byte slots, each: MAGIC (8 bytes) | sequence number (8,
-big-endian) | length (2) | the head as JSON (SignedTreeHead.to_dict) | BLAKE2b-128
-of all that | zeros. A head is written over the slot with the lower sequence
-number, in place (one pwrite), so the other slot keeps the previous head whole
-while it is written: a reader, a process kill or a power cut in the middle finds
-that one. The reader takes the valid slot with the higher sequence number.
+The file is two 512-byte slots, the second 4096 bytes after the first (a file of
+4608 bytes), each: MAGIC (8 bytes) | sequence number (8, big-endian) | length (2) |
+the head as JSON (SignedTreeHead.to_dict) | BLAKE2b-128 of all that | zeros. A
+head is written over the slot with the lower sequence number, in place (one
+pwrite), so the other slot keeps the previous head whole while it is written: a
+reader, a process kill or a power cut in the middle finds that one. The reader
+takes the valid slot with the higher sequence number. Why 4096 apart: in one 4 KiB
+block (the layout before, slots side by side) a power cut tearing the block's write
+could tear both, and neither the kernel nor an SD card promises writes smaller
+than a block are atomic; in two blocks, the write of one slot never rewrites the
+other's block. (A card that loses a whole erase block in a power cut can still
+lose both; verify then says the kept head is unreadable.) The side-by-side file is
+read, and converted when the archive is opened.
 
 Why in place, not a temporary file renamed over the old one (as before this
 module): ext4 writes a file out at a rename over another (auto_da_alloc), 3.4 ms
@@ -66,6 +73,9 @@ FLUSH_INTERVAL_S = 0.25
 RETRY_INTERVAL_S = 10.0
 SLOT_BYTES = 512
 SLOTS = 2
+SLOT_STRIDE = 4096  # the second slot's offset: another 4 KiB block (see the module doc)
+FILE_BYTES = SLOT_STRIDE + SLOT_BYTES
+_OLD_STRIDE = SLOT_BYTES  # the side-by-side layout before (1024 bytes)
 _FIXED = struct.Struct(">8sQH")  # magic, sequence number, JSON length
 _DIGEST_BYTES = 16
 _MAX_JSON = SLOT_BYTES - _FIXED.size - _DIGEST_BYTES
@@ -99,6 +109,10 @@ def decode_slot(slot: bytes) -> tuple[int, SignedTreeHead] | None:
         return None
 
 
+def _slot(content: bytes, i: int, stride: int = SLOT_STRIDE) -> bytes:
+    return content[i * stride : i * stride + SLOT_BYTES]
+
+
 def _seq_of(slot: bytes) -> int:
     """A slot's sequence number; 0 for a torn or empty one (written over first)."""
     found = decode_slot(slot)
@@ -113,7 +127,8 @@ def decode(content: bytes) -> tuple[int, SignedTreeHead] | None:
             return 0, SignedTreeHead.from_dict(json.loads(content))
         except (ValueError, MalformedTreeHeadError):
             return None
-    slots = [decode_slot(content[i * SLOT_BYTES : (i + 1) * SLOT_BYTES]) for i in range(SLOTS)]
+    stride = _OLD_STRIDE if len(content) == SLOTS * _OLD_STRIDE else SLOT_STRIDE
+    slots = [decode_slot(_slot(content, i, stride)) for i in range(SLOTS)]
     found = [s for s in slots if s is not None]
     return max(found, key=lambda s: s[0]) if found else None
 
@@ -165,7 +180,7 @@ class KeptHead:
         except OSError as exc:
             self._warn(exc)
             return
-        if content is None or len(content) != SLOTS * SLOT_BYTES or content.startswith(b"{"):
+        if content is None or len(content) != FILE_BYTES or content.startswith(b"{"):
             found = None if content is None else decode(content)
             head = found[1] if found is not None else newest
             if head is None:
@@ -183,7 +198,7 @@ class KeptHead:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
-                os.write(fd, encode_slot(1, head) + bytes(SLOT_BYTES))
+                os.write(fd, encode_slot(1, head).ljust(FILE_BYTES, b"\0"))
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -214,12 +229,12 @@ class KeptHead:
                 self._retry_at = now + RETRY_INTERVAL_S
                 return
         try:
-            content = os.pread(fd, SLOTS * SLOT_BYTES, 0)
+            content = os.pread(fd, FILE_BYTES, 0)
             # Read each time, not remembered: another process (a CLI command beside the
             # box) may have kept a head since; both then write a head they committed.
-            seqs = [_seq_of(content[i * SLOT_BYTES : (i + 1) * SLOT_BYTES]) for i in (0, 1)]
+            seqs = [_seq_of(_slot(content, i)) for i in range(SLOTS)]
             target = 0 if seqs[0] <= seqs[1] else 1
-            os.pwrite(fd, encode_slot(max(seqs) + 1, head), target * SLOT_BYTES)
+            os.pwrite(fd, encode_slot(max(seqs) + 1, head), target * SLOT_STRIDE)
         except OSError as exc:
             self._warn(exc)
             return
