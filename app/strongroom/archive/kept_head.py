@@ -65,6 +65,7 @@ from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead
 log = logging.getLogger(__name__)
 
 MAGIC = b"SRKHEAD1"
+WITNESS_FILE = "tree_head.latest"  # beside archive.db
 # The flusher's pace while commits keep coming (see the module doc).
 FLUSH_INTERVAL_S = 0.25
 # A file that could not be opened (a full or read-only disk, a file a root CLI run
@@ -133,6 +134,28 @@ def decode(content: bytes) -> tuple[int, SignedTreeHead] | None:
     return max(found, key=lambda s: s[0]) if found else None
 
 
+def unreadable(path: Path) -> str | None:
+    """Why a kept-head file that exists holds no head (None: it holds one, or is missing).
+
+    Such a file is no witness, and would otherwise pass for none at all: verify says
+    so (lost_heads.check_witness_files). The next commit's head makes it whole again."""
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return str(exc)
+    return None if decode(content) is not None else "no whole head in either slot"
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_kept_head(path: Path) -> SignedTreeHead | None:
     """The head kept in `path`, or None if there is none (missing, unreadable, foreign)."""
     try:
@@ -173,6 +196,11 @@ class KeptHead:
         A head already kept there is kept as it is, even one the database no longer
         has: that is the evidence verify looks for. Otherwise `newest` is written.
         """
+        # Left by a process killed inside _create: nothing reads it, and it would stay.
+        try:
+            self.path.with_suffix(".tmp").unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only disk: _create says so below if it must write
         try:
             content = self.path.read_bytes()
         except FileNotFoundError:
@@ -180,6 +208,8 @@ class KeptHead:
         except OSError as exc:
             self._warn(exc)
             return
+        if content is not None and decode(content) is None:
+            log.error("the kept tree head (%s) holds no whole head", self.path.name)
         if content is None or len(content) != FILE_BYTES or content.startswith(b"{"):
             found = None if content is None else decode(content)
             head = found[1] if found is not None else newest
@@ -203,6 +233,7 @@ class KeptHead:
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
+            fsync_dir(self.path.parent)  # the rename itself survives a power cut
             return True
         except OSError as exc:  # a full or read-only disk: the database still has the head
             self._warn(exc)

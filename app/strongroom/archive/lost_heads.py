@@ -27,6 +27,7 @@ import logging
 import os
 from pathlib import Path
 
+from strongroom.archive.kept_head import WITNESS_FILE, fsync_dir, unreadable
 from strongroom.archive.verify_records import VerifyReport
 from strongroom.proof.merkle import MerkleLog, NodeMissingError, TreeSizeError, verify_consistency
 from strongroom.proof.sth import SignedTreeHead, verify_tree_head
@@ -114,21 +115,25 @@ def _write_whole(target: Path, content: bytes) -> None:
         tmp.unlink()
         raise FileExistsError(f"{target.name} already exists")
     os.replace(tmp, target)
-    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(target.parent)
 
 
-def check_lost_heads(
+def check_witness_files(
     data_dir: Path,
     log_: MerkleLog,
     newest: SignedTreeHead | None,
     box_key: bytes,
     report: VerifyReport,
 ) -> None:
-    """Name the loss each lost-head file witnesses (at every verify, until moved away)."""
+    """What the files beside archive.db witness, at every verify: a kept head that
+    holds no head (no witness, which must not pass for a missing one), and the loss
+    each lost-head file names (until an operator moves it away)."""
+    why = unreadable(data_dir / WITNESS_FILE)
+    if why is not None:
+        report.problem(
+            f"log: the kept tree head ({WITNESS_FILE}) is unreadable ({why}): commits lost"
+            " before the box's next write may go unnamed (docs/operations.md)"
+        )
     size, root = (newest.tree_size, newest.root_hash) if newest else (0, b"")
     for path in lost_paths(data_dir):
         head = read_lost_head(path)
@@ -152,4 +157,4 @@ def check_lost_heads(
             )
 
 
-__all__ = ["LOST_FILE", "check_lost_heads", "keep_if_lost", "lost_paths", "read_lost_head"]
+__all__ = ["LOST_FILE", "check_witness_files", "keep_if_lost", "lost_paths", "read_lost_head"]

@@ -33,7 +33,7 @@ from strongroom.archive.checkpointer import Checkpointer
 from strongroom.archive.conv_keys import Fold, fold_if_due, has_lsm
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
-from strongroom.archive.kept_head import KeptHead, read_kept_head
+from strongroom.archive.kept_head import WITNESS_FILE, KeptHead, read_kept_head
 from strongroom.archive.lost_heads import keep_if_lost
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.record import leaf_data
@@ -46,7 +46,6 @@ from strongroom.proof.merkle import MerkleLog, TreeSizeError, leaf_hash
 from strongroom.proof.sth import SignedTreeHead, sign_tree_head
 
 T = TypeVar("T")
-WITNESS_FILE = "tree_head.latest"
 Clock = Callable[[], float]
 
 

@@ -38,7 +38,7 @@ import sqlcipher3
 from strongroom.archive import conv_keys
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection
-from strongroom.archive.lost_heads import check_lost_heads
+from strongroom.archive.lost_heads import check_witness_files
 from strongroom.archive.store import Archive, reader_log
 from strongroom.archive.verify_events import (
     WHOLE_LOG,
@@ -340,9 +340,11 @@ def verify_open_archive(
             witness=archive.witness_head(),
             page_check=page_check_of(archive),
         )
-        # Heads the log lost, kept aside at an open (lost_heads.py).
+        # An unreadable kept head, heads the log lost (lost_heads.py).
         box_key = bytes(archive.signing_key.verify_key)
-        check_lost_heads(archive.path.parent, reader_log(reader), report.tree_head, box_key, report)
+        check_witness_files(
+            archive.path.parent, reader_log(reader), report.tree_head, box_key, report
+        )
         return report
     finally:
         if conn is None:
