@@ -353,6 +353,22 @@ def test_a_second_loss_is_kept_beside_the_first_never_over_it(
         assert "tree_head.lost:" in problems(report) and "tree_head.lost.2:" in problems(report)
     finally:
         archive.close()
+    # The first one dealt with (moved away), the second is still named, and a third
+    # loss never goes over it.
+    (verified / "tree_head.lost").rename(tmp_path / "tree_head.lost")
+    (tmp_path / "before.db").unlink()
+    _, third = lose_the_last_commits(verified, archive_keys, ["troisième"], tmp_path)
+    archive = reopen(verified, archive_keys)
+    try:
+        assert (
+            SignedTreeHead.from_dict(json.loads((verified / "tree_head.lost.3").read_bytes()))
+            == third
+        )
+        report, _ = run_verification(archive, "full")
+        assert "tree_head.lost.2:" in problems(report) and "tree_head.lost.3:" in problems(report)
+        assert "tree_head.lost:" not in problems(report)
+    finally:
+        archive.close()
 
 
 def test_no_lost_file_for_a_head_the_log_holds(

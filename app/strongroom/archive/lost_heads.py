@@ -35,7 +35,6 @@ from strongroom.proof.sth import SignedTreeHead, verify_tree_head
 log = logging.getLogger(__name__)
 
 LOST_FILE = "tree_head.lost"
-_MAX_FILES = 1000  # a bound on the suffix search, never reached in practice
 
 
 def contains(log_: MerkleLog, size: int, root: bytes, witness: SignedTreeHead) -> bool:
@@ -49,16 +48,18 @@ def contains(log_: MerkleLog, size: int, root: bytes, witness: SignedTreeHead) -
     return verify_consistency(witness.tree_size, size, witness.root_hash, root, proof)
 
 
+def _number(path: Path) -> int | None:
+    """1 for tree_head.lost, N for tree_head.lost.N, None for anything else."""
+    if path.name == LOST_FILE:
+        return 1
+    suffix = path.name.removeprefix(LOST_FILE + ".")
+    return int(suffix) if suffix != path.name and suffix.isdigit() else None
+
+
 def lost_paths(data_dir: Path) -> list[Path]:
-    """The lost-head files in `data_dir`, the first one first."""
-    first = data_dir / LOST_FILE
-    found = [first] if first.exists() else []
-    for n in range(2, _MAX_FILES):
-        path = data_dir / f"{LOST_FILE}.{n}"
-        if not path.exists():
-            break
-        found.append(path)
-    return found
+    """The lost-head files in `data_dir`, the first one first (whichever were moved away)."""
+    found = [(n, p) for p in data_dir.glob(LOST_FILE + "*") if (n := _number(p)) is not None]
+    return [p for _, p in sorted(found)]
 
 
 def read_lost_head(path: Path) -> SignedTreeHead | None:
@@ -88,7 +89,8 @@ def keep_if_lost(
     paths = lost_paths(data_dir)
     if any(read_lost_head(p) == kept for p in paths):
         return None
-    target = data_dir / (LOST_FILE if not paths else f"{LOST_FILE}.{len(paths) + 1}")
+    last = max((_number(p) or 1 for p in paths), default=0)
+    target = data_dir / (LOST_FILE if last == 0 else f"{LOST_FILE}.{last + 1}")
     try:
         _write_whole(target, json.dumps(kept.to_dict(), indent=1).encode("ascii") + b"\n")
     except OSError as exc:
