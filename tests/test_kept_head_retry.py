@@ -8,6 +8,7 @@ line. The failure here is a directory where the file should be: a real OS error
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from nacl.signing import SigningKey
@@ -16,7 +17,9 @@ from pytest_aiohttp import AiohttpClient
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.kept_head import RETRY_INTERVAL_S
+from strongroom.archive.lost_heads import read_lost_head
 from strongroom.archive.store import Archive
+from strongroom.archive.verify_runs import run_verification
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.proof.sth import SignedTreeHead
@@ -89,3 +92,36 @@ async def test_the_integrity_page_says_the_kept_head_is_not_written(
         assert 'id="kept-head-failing"' not in html
     finally:
         await box.stop()
+
+
+def test_a_lost_head_in_a_file_unreadable_at_open_is_kept_aside_at_the_retry(
+    tmp_path: Path, archive_keys: dict[str, bytes]
+) -> None:
+    data = tmp_path / "data"
+    keys = (archive_keys["archive"], archive_keys["blob"], SigningKey(archive_keys["sign_seed"]))
+    archive = Archive.open(data, *keys)
+    push(archive, "avant")
+    archive.close()
+    shutil.copy(data / "archive.db", tmp_path / "before.db")
+    archive = Archive.open(data, *keys)
+    lost = push(archive, "perdu")
+    archive.close()
+    shutil.copy(tmp_path / "before.db", data / "archive.db")  # the WAL dropped "perdu"
+    path = data / "tree_head.latest"
+    path.rename(tmp_path / "kept")
+    path.mkdir()  # unreadable while the archive opens: nothing to compare then
+    archive = Archive.open(data, *keys)
+    try:
+        assert not (data / "tree_head.lost").exists()
+        now = [1000.0]
+        archive.kept_head.clock = lambda: now[0]
+        push(archive, "pendant")  # the retry at once fails: still a directory
+        path.rmdir()
+        (tmp_path / "kept").rename(path)  # readable again, holding the lost head
+        now[0] += RETRY_INTERVAL_S
+        push(archive, "ensuite")  # the retry's open would write over it: kept aside first
+        assert read_lost_head(data / "tree_head.lost") == lost
+        report, _ = run_verification(archive, "full")
+        assert "acknowledged records were lost" in "\n".join(report.problems)
+    finally:
+        archive.close()

@@ -189,6 +189,10 @@ class KeptHead:
         # once one is written again. The Integrity page shows it (integrity_views).
         self.failing_since_ms: int | None = None
         self.failure = ""
+        # Called with the head found in the file before a retry's open writes over
+        # it: the archive keeps it aside if the log lost it (lost_heads.py), as at
+        # its own open; a file unreadable then may hold that evidence.
+        self.before_reopen: Callable[[SignedTreeHead | None], object] | None = None
 
     def open(self, newest: SignedTreeHead | None) -> None:
         """Open the file; create it (or convert an old one) first, keeping its head.
@@ -254,6 +258,8 @@ class KeptHead:
             now = self.clock()
             if now < self._retry_at:
                 return
+            if self.before_reopen is not None:
+                self.before_reopen(read_kept_head(self.path))
             self.open(head)
             fd = self._fd
             if fd is None:

@@ -141,12 +141,9 @@ class Archive:
         # The kept head is read first: it is written after its COMMIT, so a box
         # committing beside this process (a CLI command) cannot make it look ahead of
         # a database head read after it; the log's view is loaded after both.
-        kept = read_kept_head(self.witness_path)
-        newest = latest_tree_head(self.conn)
-        keep_if_lost(
-            path.parent, kept, newest, reader_log(self.conn), bytes(signing_key.verify_key)
-        )
+        newest = self._keep_if_lost(read_kept_head(self.witness_path))
         self.kept_head = KeptHead(self.witness_path)
+        self.kept_head.before_reopen = self._keep_if_lost  # a retry after a failed open
         self.kept_head.open(newest)
         if self.latest_tree_head() is None:
             # A new archive starts with a signed empty tree, so even an empty
@@ -255,6 +252,16 @@ class Archive:
             # returns): one pwrite in place, no rename; flushed off the ack path.
             self.kept_head.keep(head)
         return BatchResult(results, head)
+
+    def _keep_if_lost(self, kept: SignedTreeHead | None) -> SignedTreeHead | None:
+        """Keep `kept` aside if the log lost it (lost_heads.py); the database's newest head.
+
+        `kept` is read before the database's head, and the log's view loaded after
+        both: a head kept by another process after its COMMIT can never look ahead."""
+        newest = latest_tree_head(self.conn)
+        box_key = bytes(self.signing_key.verify_key)
+        keep_if_lost(self.path.parent, kept, newest, reader_log(self.conn), box_key)
+        return newest
 
     # A copy of the newest signed head outside the database file: how verify
     # notices commits a damaged WAL dropped. What it guarantees: kept_head.py.
