@@ -4,11 +4,14 @@ first write (tree_head.lost, archive/lost_heads.py), over HTTP as an admin sees 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
+from e2e_helpers import prepare_data_dir
 from strongroom.archive import writes
 from strongroom.box import Box
 from strongroom.config import BoxConfig
@@ -24,6 +27,35 @@ def push(box: Box, text: str, count: int) -> None:
     archive.write_batch(
         [writes.store_record(message(key, f"{text} {i}"), device, OWNER) for i in range(count)]
     )
+
+
+def cli_verify(data: Path, passphrase: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strongroom",
+            "verify",
+            "--data",
+            str(data),
+            "--passphrase-file",
+            str(passphrase),
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def opened(data: Path, text: str, count: int) -> None:
+    box = Box(BoxConfig(data_dir=data))
+    box.unlock(ADMIN_PASSWORD)
+    try:
+        push(box, text, count)
+    finally:
+        await box.stop()
 
 
 async def test_the_integrity_page_names_commits_lost_before_the_restart(
@@ -54,3 +86,20 @@ async def test_the_integrity_page_names_commits_lost_before_the_restart(
         assert "tree_head.lost" in html and "acknowledged records were lost" in html, html
     finally:
         await box.stop()
+
+
+async def test_strongroom_verify_names_them_after_a_push_and_again_after(tmp_path: Path) -> None:
+    # The CLI's journey on a stopped box (its own open of the archive).
+    config = await prepare_data_dir(tmp_path / "box")
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
+    await opened(config.data_dir, "avant", 3)
+    shutil.copy(config.data_dir / "archive.db", tmp_path / "before.db")
+    await opened(config.data_dir, "perdu", 5)
+    shutil.copy(tmp_path / "before.db", config.data_dir / "archive.db")
+    await opened(config.data_dir, "après", 1)  # the restart's first push
+    for options in ((), ("--incremental",)):
+        run = cli_verify(config.data_dir, passphrase, *options)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert "tree_head.lost" in run.stdout + run.stderr
+        assert "acknowledged records were lost" in run.stdout + run.stderr
