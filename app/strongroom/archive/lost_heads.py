@@ -9,7 +9,7 @@ So when the archive is opened, before anything is written, the kept head is
 compared with the newest head in the database. One the log does not contain (larger
 than it, or whose root the log does not reproduce at its size: the consistency
 check verify does) is copied to `tree_head.lost` beside archive.db (a whole new
-file: written, fsynced, renamed, the directory fsynced). verify (full, incremental,
+file: written, fsynced, linked into place, the directory fsynced). verify (full, incremental,
 scheduled) reads every such file as a second witness and names the loss at every
 run, so the integrity page shows it, until an operator moves the file away
 (docs/operations.md, "tree_head.lost").
@@ -113,10 +113,12 @@ def _write_whole(target: Path, content: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    if target.exists():  # never over an existing one (another process was first)
+    try:
+        # A link, not a rename: it fails if the name exists (another process was
+        # first), so an existing lost head is never replaced.
+        os.link(tmp, target)
+    finally:
         tmp.unlink()
-        raise FileExistsError(f"{target.name} already exists")
-    os.replace(tmp, target)
     fsync_dir(target.parent)
 
 
