@@ -398,31 +398,3 @@ def test_the_slots_are_in_two_blocks_and_the_side_by_side_file_is_converted(
         assert LOST in problems(report), report.problems
     finally:
         archive.close()
-
-
-def test_a_kept_head_with_no_whole_slot_is_named_not_taken_for_none(
-    verified: Path, archive_keys: dict[str, bytes]
-) -> None:
-    archive = reopen(verified, archive_keys)
-    try:
-        # Both slots torn (a card that lost the whole file's blocks): no witness left.
-        archive.witness_path.write_bytes(bytes(FILE_BYTES))
-        for mode in ("incremental", "full"):
-            report, _ = run_verification(archive, mode)  # type: ignore[arg-type]
-            assert "kept tree head (tree_head.latest) is unreadable" in problems(report)
-        # The next commit's head makes it whole again, and verify passes.
-        device, key = new_phone(archive, owner=OWNER)
-        fill(archive, key, device, 1, "ensuite")
-        report, _ = run_verification(archive, "full")
-        assert report.ok, report.problems
-    finally:
-        archive.close()
-
-
-def test_a_stale_temporary_file_is_removed_at_open(
-    verified: Path, archive_keys: dict[str, bytes]
-) -> None:
-    # A process killed inside the file's creation leaves its temporary file.
-    (verified / "tree_head.tmp").write_bytes(b"SRKHEAD1 partial")
-    reopen(verified, archive_keys).close()
-    assert not (verified / "tree_head.tmp").exists()

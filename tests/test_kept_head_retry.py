@@ -1,4 +1,5 @@
-"""A kept head that cannot be written is tried again, and the failure is shown meanwhile.
+"""A kept head that cannot be written is tried again, and the failure is shown meanwhile;
+one that holds no head is named by verify; a creation's leftover is removed.
 
 One failed open (a full disk, a read-only one, a file a root CLI run left 0600)
 used to disable the kept head for the process's life, silently after one log
@@ -16,7 +17,7 @@ from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
-from strongroom.archive.kept_head import RETRY_INTERVAL_S
+from strongroom.archive.kept_head import FILE_BYTES, RETRY_INTERVAL_S
 from strongroom.archive.lost_heads import read_lost_head
 from strongroom.archive.store import Archive
 from strongroom.archive.verify_runs import run_verification
@@ -125,3 +126,36 @@ def test_a_lost_head_in_a_file_unreadable_at_open_is_kept_aside_at_the_retry(
         assert "acknowledged records were lost" in "\n".join(report.problems)
     finally:
         archive.close()
+
+
+def test_a_kept_head_with_no_whole_slot_is_named_not_taken_for_none(
+    tmp_path: Path, archive_keys: dict[str, bytes]
+) -> None:
+    keys = (archive_keys["archive"], archive_keys["blob"], SigningKey(archive_keys["sign_seed"]))
+    archive = Archive.open(tmp_path / "data", *keys)
+    try:
+        push(archive, "avant")
+        assert run_verification(archive, "full")[0].ok
+        # Both slots torn (a card that lost the whole file's blocks): no witness left.
+        archive.witness_path.write_bytes(bytes(FILE_BYTES))
+        for mode in ("incremental", "full"):
+            report, _ = run_verification(archive, mode)  # type: ignore[arg-type]
+            assert "kept tree head (tree_head.latest) is unreadable" in "\n".join(report.problems)
+        # The next commit's head makes it whole again, and verify passes.
+        push(archive, "ensuite")
+        report, _ = run_verification(archive, "full")
+        assert report.ok, report.problems
+    finally:
+        archive.close()
+
+
+def test_a_stale_temporary_file_is_removed_at_open(
+    tmp_path: Path, archive_keys: dict[str, bytes]
+) -> None:
+    keys = (archive_keys["archive"], archive_keys["blob"], SigningKey(archive_keys["sign_seed"]))
+    data = tmp_path / "data"
+    Archive.open(data, *keys).close()
+    # A process killed inside the file's creation leaves its temporary file.
+    (data / "tree_head.tmp").write_bytes(b"SRKHEAD1 partial")
+    Archive.open(data, *keys).close()
+    assert not (data / "tree_head.tmp").exists()
