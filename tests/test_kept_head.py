@@ -25,7 +25,15 @@ from nacl.signing import SigningKey
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
-from strongroom.archive.kept_head import FLUSH_INTERVAL_S, MAGIC, SLOT_BYTES, decode_slot
+from strongroom.archive.kept_head import (
+    FILE_BYTES,
+    FLUSH_INTERVAL_S,
+    MAGIC,
+    SLOT_BYTES,
+    SLOT_STRIDE,
+    decode_slot,
+    encode_slot,
+)
 from strongroom.archive.store import Archive
 from strongroom.archive.verify_records import VerifyReport
 from strongroom.archive.verify_runs import Mode, run_verification
@@ -76,7 +84,7 @@ def test_each_head_is_written_in_place_and_nothing_appears_beside_it(archive: Ar
         lister.join()
     assert archive.witness_path.stat().st_ino == inode, "the kept head was replaced, not rewritten"
     assert seen <= before, f"transient entries in the data dir: {sorted(seen - before)}"
-    assert archive.witness_path.stat().st_size == 2 * SLOT_BYTES
+    assert archive.witness_path.stat().st_size == FILE_BYTES
 
 
 def test_a_torn_newest_slot_leaves_the_previous_head_which_verify_accepts(
@@ -86,11 +94,12 @@ def test_a_torn_newest_slot_leaves_the_previous_head_which_verify_accepts(
     older = fill(archive, key, device, 5, "avant")
     newest = fill(archive, key, device, 5, "après")
     content = bytearray(archive.witness_path.read_bytes())
-    slots = [decode_slot(bytes(content[i * SLOT_BYTES : (i + 1) * SLOT_BYTES])) for i in (0, 1)]
+    slots = [decode_slot(bytes(content[i * SLOT_STRIDE :][:SLOT_BYTES])) for i in (0, 1)]
     assert {s[1] for s in slots if s is not None} == {older, newest}
     torn = max((0, 1), key=lambda i: slots[i][0])  # type: ignore[index]
     # A power cut in the middle of the slot's write: its second half is still the old bytes.
-    content[torn * SLOT_BYTES + 100 : (torn + 1) * SLOT_BYTES] = bytes(SLOT_BYTES - 100)
+    start = torn * SLOT_STRIDE
+    content[start + 100 : start + SLOT_BYTES] = bytes(SLOT_BYTES - 100)
     archive.witness_path.write_bytes(bytes(content))
     assert archive.witness_head() == older
     report, _ = run_verification(archive, "full")
@@ -99,7 +108,7 @@ def test_a_torn_newest_slot_leaves_the_previous_head_which_verify_accepts(
     after = fill(archive, key, device, 1, "ensuite")
     assert archive.witness_head() == after
     rewritten = archive.witness_path.read_bytes()
-    assert decode_slot(rewritten[(1 - torn) * SLOT_BYTES : (2 - torn) * SLOT_BYTES]) is not None
+    assert decode_slot(rewritten[(1 - torn) * SLOT_STRIDE :][:SLOT_BYTES]) is not None
 
 
 def lose_the_last_commits(
@@ -157,6 +166,9 @@ def test_a_kept_head_the_log_does_not_contain_is_refused_a_lagging_one_accepted(
     _, lost = lose_the_last_commits(verified, archive_keys, ["perdu"], tmp_path)
     foreign = (verified / "tree_head.latest").read_bytes()
     archive = reopen(verified, archive_keys)
+    # The open kept the lost head aside (named at every run until moved away: see the
+    # tests below); moved away here, as an operator would, to see the kept head alone.
+    (verified / "tree_head.lost").rename(tmp_path / "tree_head.lost")
     device, key = new_phone(archive, owner=OWNER, name="Réécrit")
     same_size = fill(archive, key, device, 4, "réécrit")
     assert same_size.tree_size == lost.tree_size and same_size.root_hash != lost.root_hash
@@ -196,7 +208,7 @@ def test_the_one_file_of_earlier_versions_is_read_and_converted_with_its_head(
     try:
         assert archive.witness_head() == kept
         content = archive.witness_path.read_bytes()
-        assert content.startswith(MAGIC) and len(content) == 2 * SLOT_BYTES
+        assert content.startswith(MAGIC) and len(content) == FILE_BYTES
         report, _ = run_verification(archive, "full")
         assert LOST in problems(report), report.problems
     finally:
@@ -283,3 +295,106 @@ def test_a_kill_between_a_commit_and_its_kept_head_leaves_a_lagging_head_over_ev
             assert run.kind == mode and report.ok, report.problems
         finally:
             archive.close()
+
+
+@pytest.mark.parametrize("mode", ["incremental", "full"])
+def test_a_loss_stays_named_after_the_first_write_that_follows_the_restart(
+    verified: Path, archive_keys: dict[str, bytes], tmp_path: Path, mode: Mode
+) -> None:
+    # The first batch after the restart (a phone's push) writes its smaller head over
+    # the kept one: the loss is still named, from tree_head.lost, at every run.
+    left, kept = lose_the_last_commits(verified, archive_keys, ["perdu 1", "perdu 2"], tmp_path)
+    archive = reopen(verified, archive_keys)
+    try:
+        assert archive.latest_tree_head() == left
+        device, key = new_phone(archive, owner=OWNER, name="Après")
+        pushed = fill(archive, key, device, 1, "après le redémarrage")
+        assert archive.witness_head() == pushed and pushed.tree_size < kept.tree_size
+        for n in range(2):  # (after a failed run, the next is a full one)
+            report, run = run_verification(archive, mode)
+            assert run.kind == (mode if n == 0 else "full")
+            assert not report.ok and LOST in problems(report), report.problems
+            assert f"size {kept.tree_size} but only {pushed.tree_size}" in problems(report)
+            assert "tree_head.lost" in problems(report)
+    finally:
+        archive.close()
+    # Reopened again, and written past the lost head's size: still named (as rewritten).
+    archive = reopen(verified, archive_keys)
+    try:
+        device, key = new_phone(archive, owner=OWNER, name="Encore")
+        beyond = fill(archive, key, device, 12, "encore")
+        assert beyond.tree_size > kept.tree_size
+        report, _ = run_verification(archive, mode)
+        assert not report.ok and REWRITTEN in problems(report), report.problems
+        assert "tree_head.lost" in problems(report)
+        # One file: the same head found at each open is not copied twice.
+        assert sorted(p.name for p in verified.glob("tree_head.lost*")) == ["tree_head.lost"]
+    finally:
+        archive.close()
+
+
+def test_a_second_loss_is_kept_beside_the_first_never_over_it(
+    verified: Path, archive_keys: dict[str, bytes], tmp_path: Path
+) -> None:
+    _, first = lose_the_last_commits(verified, archive_keys, ["perdu"], tmp_path)
+    reopen(verified, archive_keys).close()
+    first_file = (verified / "tree_head.lost").read_bytes()
+    (tmp_path / "before.db").unlink()
+    _, second = lose_the_last_commits(verified, archive_keys, ["perdu", "encore"], tmp_path)
+    archive = reopen(verified, archive_keys)
+    try:
+        assert (verified / "tree_head.lost").read_bytes() == first_file
+        assert (
+            SignedTreeHead.from_dict(json.loads((verified / "tree_head.lost.2").read_bytes()))
+            == second
+        )
+        assert second != first
+        report, _ = run_verification(archive, "full")
+        assert "tree_head.lost:" in problems(report) and "tree_head.lost.2:" in problems(report)
+    finally:
+        archive.close()
+    # The first one dealt with (moved away), the second is still named, and a third
+    # loss never goes over it.
+    (verified / "tree_head.lost").rename(tmp_path / "tree_head.lost")
+    (tmp_path / "before.db").unlink()
+    _, third = lose_the_last_commits(verified, archive_keys, ["troisième"], tmp_path)
+    archive = reopen(verified, archive_keys)
+    try:
+        assert (
+            SignedTreeHead.from_dict(json.loads((verified / "tree_head.lost.3").read_bytes()))
+            == third
+        )
+        report, _ = run_verification(archive, "full")
+        assert "tree_head.lost.2:" in problems(report) and "tree_head.lost.3:" in problems(report)
+        assert "tree_head.lost:" not in problems(report)
+    finally:
+        archive.close()
+
+
+def test_no_lost_file_for_a_head_the_log_holds(
+    verified: Path, archive_keys: dict[str, bytes]
+) -> None:
+    archive = reopen(verified, archive_keys)
+    archive.close()
+    assert not list(verified.glob("tree_head.lost*"))
+
+
+def test_the_slots_are_in_two_blocks_and_the_side_by_side_file_is_converted(
+    verified: Path, archive_keys: dict[str, bytes], tmp_path: Path
+) -> None:
+    # Both slots in one 4 KiB block: a torn write of that block could tear both.
+    older, kept = lose_the_last_commits(verified, archive_keys, ["perdu"], tmp_path)
+    content = (verified / "tree_head.latest").read_bytes()
+    found = [decode_slot(content[i * SLOT_STRIDE :][:SLOT_BYTES]) for i in (0, 1)]
+    assert all(f is not None for f in found) and SLOT_STRIDE >= 4096
+    # The layout before: two slots side by side (1024 bytes), the newest in the second.
+    side_by_side = encode_slot(7, older) + encode_slot(8, kept)
+    (verified / "tree_head.latest").write_bytes(side_by_side)
+    archive = reopen(verified, archive_keys)
+    try:
+        assert archive.witness_head() == kept
+        assert archive.witness_path.stat().st_size == FILE_BYTES
+        report, _ = run_verification(archive, "full")
+        assert LOST in problems(report), report.problems
+    finally:
+        archive.close()

@@ -6,12 +6,19 @@ is how verify notices: a kept head larger than the log, or whose root the log no
 longer reproduces at its size, names the loss (verify.add_leaf and the checks
 after it; verify_incremental checks an older one with a consistency proof).
 
-The file is two 512-byte slots, each: MAGIC (8 bytes) | sequence number (8,
-big-endian) | length (2) | the head as JSON (SignedTreeHead.to_dict) | BLAKE2b-128
-of all that | zeros. A head is written over the slot with the lower sequence
-number, in place (one pwrite), so the other slot keeps the previous head whole
-while it is written: a reader, a process kill or a power cut in the middle finds
-that one. The reader takes the valid slot with the higher sequence number.
+The file is two 512-byte slots, the second 4096 bytes after the first (a file of
+4608 bytes), each: MAGIC (8 bytes) | sequence number (8, big-endian) | length (2) |
+the head as JSON (SignedTreeHead.to_dict) | BLAKE2b-128 of all that | zeros. A
+head is written over the slot with the lower sequence number, in place (one
+pwrite), so the other slot keeps the previous head whole while it is written: a
+reader, a process kill or a power cut in the middle finds that one. The reader
+takes the valid slot with the higher sequence number. Why 4096 apart: in one 4 KiB
+block (the layout before, slots side by side) a power cut tearing the block's write
+could tear both, and neither the kernel nor an SD card promises writes smaller
+than a block are atomic; in two blocks, the write of one slot never rewrites the
+other's block. (A card that loses a whole erase block in a power cut can still
+lose both; verify then says the kept head is unreadable.) The side-by-side file is
+read, and converted when the archive is opened.
 
 Why in place, not a temporary file renamed over the old one (as before this
 module): ext4 writes a file out at a rename over another (auto_da_alloc), 3.4 ms
@@ -46,6 +53,8 @@ import logging
 import os
 import struct
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nacl.encoding import RawEncoder
@@ -56,10 +65,18 @@ from strongroom.proof.sth import MalformedTreeHeadError, SignedTreeHead
 log = logging.getLogger(__name__)
 
 MAGIC = b"SRKHEAD1"
+WITNESS_FILE = "tree_head.latest"  # beside archive.db
 # The flusher's pace while commits keep coming (see the module doc).
 FLUSH_INTERVAL_S = 0.25
+# A file that could not be opened (a full or read-only disk, a file a root CLI run
+# left 0600) is tried again at most this often, at a commit: the fault may be fixed
+# while the box runs, and an open at every commit would cost a busy box too much.
+RETRY_INTERVAL_S = 10.0
 SLOT_BYTES = 512
 SLOTS = 2
+SLOT_STRIDE = 4096  # the second slot's offset: another 4 KiB block (see the module doc)
+FILE_BYTES = SLOT_STRIDE + SLOT_BYTES
+_OLD_STRIDE = SLOT_BYTES  # the side-by-side layout before (1024 bytes)
 _FIXED = struct.Struct(">8sQH")  # magic, sequence number, JSON length
 _DIGEST_BYTES = 16
 _MAX_JSON = SLOT_BYTES - _FIXED.size - _DIGEST_BYTES
@@ -93,6 +110,10 @@ def decode_slot(slot: bytes) -> tuple[int, SignedTreeHead] | None:
         return None
 
 
+def _slot(content: bytes, i: int, stride: int = SLOT_STRIDE) -> bytes:
+    return content[i * stride : i * stride + SLOT_BYTES]
+
+
 def _seq_of(slot: bytes) -> int:
     """A slot's sequence number; 0 for a torn or empty one (written over first)."""
     found = decode_slot(slot)
@@ -107,9 +128,32 @@ def decode(content: bytes) -> tuple[int, SignedTreeHead] | None:
             return 0, SignedTreeHead.from_dict(json.loads(content))
         except (ValueError, MalformedTreeHeadError):
             return None
-    slots = [decode_slot(content[i * SLOT_BYTES : (i + 1) * SLOT_BYTES]) for i in range(SLOTS)]
+    stride = _OLD_STRIDE if len(content) == SLOTS * _OLD_STRIDE else SLOT_STRIDE
+    slots = [decode_slot(_slot(content, i, stride)) for i in range(SLOTS)]
     found = [s for s in slots if s is not None]
     return max(found, key=lambda s: s[0]) if found else None
+
+
+def unreadable(path: Path) -> str | None:
+    """Why a kept-head file that exists holds no head (None: it holds one, or is missing).
+
+    Such a file is no witness, and would otherwise pass for none at all: verify says
+    so (lost_heads.check_witness_files). The next commit's head makes it whole again."""
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return str(exc)
+    return None if decode(content) is not None else "no whole head in either slot"
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_kept_head(path: Path) -> SignedTreeHead | None:
@@ -138,7 +182,17 @@ class KeptHead:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self.flushes = 0
-        self._warned = False
+        # The retry's pace (monotonic), apart from whether the failure was logged.
+        self.clock: Callable[[], float] = time.monotonic
+        self._retry_at = 0.0
+        # While heads cannot be written: since when (wall clock, ms) and why; None
+        # once one is written again. The Integrity page shows it (integrity_views).
+        self.failing_since_ms: int | None = None
+        self.failure = ""
+        # Called with the head found in the file before a retry's open writes over
+        # it: the archive keeps it aside if the log lost it (lost_heads.py), as at
+        # its own open; a file unreadable then may hold that evidence.
+        self.before_reopen: Callable[[SignedTreeHead | None], object] | None = None
 
     def open(self, newest: SignedTreeHead | None) -> None:
         """Open the file; create it (or convert an old one) first, keeping its head.
@@ -146,6 +200,11 @@ class KeptHead:
         A head already kept there is kept as it is, even one the database no longer
         has: that is the evidence verify looks for. Otherwise `newest` is written.
         """
+        # Left by a process killed inside _create: nothing reads it, and it would stay.
+        try:
+            self.path.with_suffix(".tmp").unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only disk: _create says so below if it must write
         try:
             content = self.path.read_bytes()
         except FileNotFoundError:
@@ -153,7 +212,9 @@ class KeptHead:
         except OSError as exc:
             self._warn(exc)
             return
-        if content is None or len(content) != SLOTS * SLOT_BYTES or content.startswith(b"{"):
+        if content is not None and decode(content) is None:
+            log.error("the kept tree head (%s) holds no whole head", self.path.name)
+        if content is None or len(content) != FILE_BYTES or content.startswith(b"{"):
             found = None if content is None else decode(content)
             head = found[1] if found is not None else newest
             if head is None:
@@ -171,11 +232,12 @@ class KeptHead:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
-                os.write(fd, encode_slot(1, head) + bytes(SLOT_BYTES))
+                os.write(fd, encode_slot(1, head).ljust(FILE_BYTES, b"\0"))
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
+            fsync_dir(self.path.parent)  # the rename itself survives a power cut
             return True
         except OSError as exc:  # a full or read-only disk: the database still has the head
             self._warn(exc)
@@ -184,29 +246,47 @@ class KeptHead:
     def keep(self, head: SignedTreeHead) -> None:
         """Write `head` over the older slot. The caller's commit is already durable."""
         fd = self._fd
+        if fd is not None and self._deleted(fd):
+            # Deleted under us (an operator, a test): write a new file, never into
+            # an inode nobody can read. Rare; the old descriptor closes at close().
+            self._retired.append(fd)
+            self._fd = fd = None
+            self._retry_at = 0.0
         if fd is None:
-            if not self._warned:  # a new archive's first head (else: unwritable, said once)
-                self.open(head)
-            return
-        try:
-            if os.fstat(fd).st_nlink == 0:
-                # Deleted under us (an operator, a test): write a new file, never into
-                # an inode nobody can read. Rare; the old descriptor closes at close().
-                self._retired.append(fd)
-                self._fd = None
-                self.open(head)
+            # A new archive's first head, or a file that could not be opened: tried
+            # again (not given up for the process's life), at most every RETRY_INTERVAL_S.
+            now = self.clock()
+            if now < self._retry_at:
                 return
-            content = os.pread(fd, SLOTS * SLOT_BYTES, 0)
+            if self.before_reopen is not None:
+                self.before_reopen(read_kept_head(self.path))
+            self.open(head)
+            fd = self._fd
+            if fd is None:
+                self._retry_at = now + RETRY_INTERVAL_S
+                return
+        try:
+            content = os.pread(fd, FILE_BYTES, 0)
             # Read each time, not remembered: another process (a CLI command beside the
             # box) may have kept a head since; both then write a head they committed.
-            seqs = [_seq_of(content[i * SLOT_BYTES : (i + 1) * SLOT_BYTES]) for i in (0, 1)]
+            seqs = [_seq_of(_slot(content, i)) for i in range(SLOTS)]
             target = 0 if seqs[0] <= seqs[1] else 1
-            os.pwrite(fd, encode_slot(max(seqs) + 1, head), target * SLOT_BYTES)
+            os.pwrite(fd, encode_slot(max(seqs) + 1, head), target * SLOT_STRIDE)
         except OSError as exc:
             self._warn(exc)
             return
+        if self.failing_since_ms is not None:
+            log.warning("the kept tree head is written again (size %d)", head.tree_size)
+            self.failing_since_ms = None
+            self.failure = ""
         if self._flusher is not None:
             self._dirty.set()
+
+    def _deleted(self, fd: int) -> bool:
+        try:
+            return os.fstat(fd).st_nlink == 0
+        except OSError:
+            return False  # the write below says what is wrong
 
     def flush(self) -> None:
         fd = self._fd
@@ -257,7 +337,9 @@ class KeptHead:
         self._retired = []
 
     def _warn(self, exc: OSError) -> None:
-        # Logged once: a full disk would otherwise log at every commit.
-        if not self._warned:
-            self._warned = True
+        # Logged once per outage (a full disk would otherwise log at every commit);
+        # the retry does not depend on it (see keep).
+        self.failure = str(exc)
+        if self.failing_since_ms is None:
+            self.failing_since_ms = int(time.time() * 1000)
             log.warning("the kept tree head could not be written (%s); the archive has it", exc)

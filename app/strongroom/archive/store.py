@@ -33,7 +33,8 @@ from strongroom.archive.checkpointer import Checkpointer
 from strongroom.archive.conv_keys import Fold, Folder, has_lsm
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
-from strongroom.archive.kept_head import KeptHead, read_kept_head
+from strongroom.archive.kept_head import WITNESS_FILE, KeptHead, read_kept_head
+from strongroom.archive.lost_heads import keep_if_lost
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
 from strongroom.archive.record import leaf_data
 from strongroom.archive.schema import (
@@ -45,7 +46,6 @@ from strongroom.proof.merkle import MerkleLog, TreeSizeError, leaf_hash
 from strongroom.proof.sth import SignedTreeHead, sign_tree_head
 
 T = TypeVar("T")
-WITNESS_FILE = "tree_head.latest"
 Clock = Callable[[], float]
 
 
@@ -136,8 +136,15 @@ class Archive:
         self.checkpoint_lock = threading.Lock()
         # The newest head, also kept outside the database (kept_head.py); opened
         # (created, or converted from the old format) before any batch writes it.
+        # Before any write (this open's first batch would write a smaller head over
+        # the kept one): a kept head the log lost is copied aside (lost_heads.py).
+        # The kept head is read first: it is written after its COMMIT, so a box
+        # committing beside this process (a CLI command) cannot make it look ahead of
+        # a database head read after it; the log's view is loaded after both.
+        newest = self._keep_if_lost(read_kept_head(self.witness_path))
         self.kept_head = KeptHead(self.witness_path)
-        self.kept_head.open(latest_tree_head(self.conn))
+        self.kept_head.before_reopen = self._keep_if_lost  # a retry after a failed open
+        self.kept_head.open(newest)
         if self.latest_tree_head() is None:
             # A new archive starts with a signed empty tree, so even an empty
             # box can prove what it held (nothing) and when.
@@ -265,6 +272,16 @@ class Archive:
 
     def _fold_locked(self, at: int | None) -> Fold | None:
         return self._folder.step(self.conn, at) if self._conv_lsm else None
+
+    def _keep_if_lost(self, kept: SignedTreeHead | None) -> SignedTreeHead | None:
+        """Keep `kept` aside if the log lost it (lost_heads.py); the database's newest head.
+
+        `kept` is read before the database's head, and the log's view loaded after
+        both: a head kept by another process after its COMMIT can never look ahead."""
+        newest = latest_tree_head(self.conn)
+        box_key = bytes(self.signing_key.verify_key)
+        keep_if_lost(self.path.parent, kept, newest, reader_log(self.conn), box_key)
+        return newest
 
     # A copy of the newest signed head outside the database file: how verify
     # notices commits a damaged WAL dropped. What it guarantees: kept_head.py.

@@ -38,7 +38,8 @@ import sqlcipher3
 from strongroom.archive import conv_keys
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection
-from strongroom.archive.store import Archive
+from strongroom.archive.lost_heads import check_witness_files
+from strongroom.archive.store import Archive, reader_log
 from strongroom.archive.verify_events import (
     WHOLE_LOG,
     verify_audit_events,
@@ -333,7 +334,7 @@ def verify_open_archive(
     """verify_archive with this archive's blobs, box key and kept head, on a reader by default."""
     reader = conn if conn is not None else archive.reader()
     try:
-        return verify_archive(
+        report = verify_archive(
             reader,
             archive.blobs,
             bytes(archive.signing_key.verify_key),
@@ -341,6 +342,12 @@ def verify_open_archive(
             witness=archive.witness_head(),
             page_check=page_check_of(archive),
         )
+        # An unreadable kept head, heads the log lost (lost_heads.py).
+        box_key = bytes(archive.signing_key.verify_key)
+        check_witness_files(
+            archive.path.parent, reader_log(reader), report.tree_head, box_key, report
+        )
+        return report
     finally:
         if conn is None:
             reader.close()

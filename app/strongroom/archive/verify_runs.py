@@ -25,7 +25,8 @@ import sqlcipher3
 
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import ArchiveError
-from strongroom.archive.store import Archive, Txn, WriteOpOf
+from strongroom.archive.lost_heads import check_witness_files
+from strongroom.archive.store import Archive, Txn, WriteOpOf, reader_log
 from strongroom.archive.verify import WHOLE_LOG, page_check_of, verify_archive
 from strongroom.archive.verify_incremental import SAMPLE_MAX, Coverage, Start, verify_incremental
 from strongroom.archive.verify_records import Progress, VerifyReport
@@ -319,6 +320,11 @@ def run_verification(
             )
             size = report.tree_head.tree_size if report.tree_head else 0
             coverage = Coverage(0, size, 0, size)
+        # The files beside archive.db: an unreadable kept head, heads the log lost
+        # (kept aside at an open): named at every run (lost_heads.py).
+        check_witness_files(
+            archive.path.parent, reader_log(reader), report.tree_head, box_key, report
+        )
     finally:
         if conn is None:
             reader.close()

@@ -59,7 +59,13 @@ def integrity_facts(conn: Connection) -> IntegrityFacts:
 @require_role(ADMIN, AUDITOR)
 async def integrity_page(request: web.Request) -> web.StreamResponse:
     facts = await read(request, integrity_facts)
+    archive = state_of(request).box.archive
+    kept_head = archive.kept_head if archive is not None else None
     context = {
+        # Heads not written to tree_head.latest since then (kept_head.py): a loss of
+        # the last commits would go unnamed meanwhile.
+        "kept_head_failing_ms": kept_head.failing_since_ms if kept_head else None,
+        "kept_head_failure": kept_head.failure if kept_head else "",
         "facts": facts,
         "can_check": session_of(request).role == ADMIN,
         "periodic": state_of(request).box.integrity,
