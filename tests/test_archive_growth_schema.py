@@ -22,6 +22,7 @@ from archive_helpers import assert_index_matches_text, message, new_phone, reads
 from strongroom.archive import db, writes
 from strongroom.archive.errors import ArchiveError
 from strongroom.archive.queries import SearchFilters, list_conversations, search_messages
+from strongroom.archive.record import parse_record
 from strongroom.archive.schema import SCHEMA_VERSION
 from strongroom.archive.store import Archive, WriteOp
 from strongroom.archive.verify import verify_archive
@@ -151,30 +152,33 @@ def test_after_the_upgrade_duplicates_are_recognised_and_new_messages_found(
 ) -> None:
     archive = open_at(v3_data, archive_keys)
     try:
-        device, key = new_phone(archive, owner="maitre.martin")
-        first = message(key, "Première consultation", at=T0)
-        stored = archive.write(writes.store_record(first, device, "maitre.martin"))
-        # The phone did not get its ack and pushes the same record again.
-        again = archive.write(writes.store_record(first, device, "maitre.martin"))
-        assert again.duplicate and again.log_index == stored.log_index
-        # An old record, pushed again after the upgrade, is recognised too.
-        old_row = archive.conn.execute(
-            "SELECT body, signature, device_id FROM records WHERE body IS NOT NULL LIMIT 1"
-        ).fetchone()
-        from strongroom.archive.record import parse_record
-
-        old = parse_record(bytes(old_row[0]), bytes(old_row[1]), max_blob_size=1 << 20)
-        owner = archive.conn.execute(
-            "SELECT owner FROM devices WHERE id = ?", (old_row[2],)
-        ).fetchone()[0]
-        assert archive.write(writes.store_record(old, int(old_row[2]), owner)).duplicate
-        with closing(archive.reader()) as conn:
-            assert [h.text for h in search_messages(conn, "premiere")] == ["Première consultation"]
-            assert len(search_messages(conn, "reunion")) == 2
-            fts_integrity(conn)
-            assert verify_archive(conn, archive.blobs, bytes(archive.signing_key.verify_key)).ok
+        duplicates_are_recognised_and_new_messages_found(archive)
     finally:
         archive.close()
+
+
+def duplicates_are_recognised_and_new_messages_found(archive: Archive) -> None:
+    device, key = new_phone(archive, owner="maitre.martin")
+    first = message(key, "Première consultation", at=T0)
+    stored = archive.write(writes.store_record(first, device, "maitre.martin"))
+    # The phone did not get its ack and pushes the same record again.
+    again = archive.write(writes.store_record(first, device, "maitre.martin"))
+    assert again.duplicate and again.log_index == stored.log_index
+    # A record stored long ago (before the upgrade, when there was one), pushed again
+    # (a phone restored from its own backup), is recognised too.
+    old_row = archive.conn.execute(
+        "SELECT body, signature, device_id FROM records WHERE body IS NOT NULL LIMIT 1"
+    ).fetchone()
+    old = parse_record(bytes(old_row[0]), bytes(old_row[1]), max_blob_size=1 << 20)
+    owner = archive.conn.execute(
+        "SELECT owner FROM devices WHERE id = ?", (old_row[2],)
+    ).fetchone()[0]
+    assert archive.write(writes.store_record(old, int(old_row[2]), owner)).duplicate
+    with closing(archive.reader()) as conn:
+        assert [h.text for h in search_messages(conn, "premiere")] == ["Première consultation"]
+        assert len(search_messages(conn, "reunion")) == 2
+        fts_integrity(conn)
+        assert verify_archive(conn, archive.blobs, bytes(archive.signing_key.verify_key)).ok
 
 
 @pytest.fixture
@@ -222,29 +226,7 @@ def test_the_schema_has_an_ordered_duplicate_key_one_conversation_index_and_a_wh
 
 
 def test_duplicates_are_recognised_and_new_messages_found(filled: Archive) -> None:
-    archive = filled
-    device, key = new_phone(archive, owner="maitre.martin")
-    first = message(key, "Première consultation", at=T0)
-    stored = archive.write(writes.store_record(first, device, "maitre.martin"))
-    # The phone did not get its ack and pushes the same record again.
-    again = archive.write(writes.store_record(first, device, "maitre.martin"))
-    assert again.duplicate and again.log_index == stored.log_index
-    # A record stored long ago, pushed again (a phone restored from its own backup).
-    old_row = archive.conn.execute(
-        "SELECT body, signature, device_id FROM records WHERE body IS NOT NULL LIMIT 1"
-    ).fetchone()
-    from strongroom.archive.record import parse_record
-
-    old = parse_record(bytes(old_row[0]), bytes(old_row[1]), max_blob_size=1 << 20)
-    owner = archive.conn.execute(
-        "SELECT owner FROM devices WHERE id = ?", (old_row[2],)
-    ).fetchone()[0]
-    assert archive.write(writes.store_record(old, int(old_row[2]), owner)).duplicate
-    with closing(archive.reader()) as conn:
-        assert [h.text for h in search_messages(conn, "premiere")] == ["Première consultation"]
-        assert len(search_messages(conn, "reunion")) == 2
-        fts_integrity(conn)
-        assert verify_archive(conn, archive.blobs, bytes(archive.signing_key.verify_key)).ok
+    duplicates_are_recognised_and_new_messages_found(filled)
 
 
 def index_entries(conn: db.Connection, word: str) -> int:

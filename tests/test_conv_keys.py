@@ -277,6 +277,7 @@ def test_a_fold_killed_half_way_loses_and_doubles_nothing(
         archive.close()
 
 
+# Full reads of the tables a conversation's records are found in: the records table
 # (`r`, `records`) or either key table (`k`, conv_folded, conv_recent).
 _FULL_READ = re.compile(r"^SCAN (records|r|k|conv_folded|conv_recent)\b")
 

@@ -74,31 +74,4 @@ def plain_layout(value: Any, newline: str) -> str:
     Whatever the two steps would treat unusually (a key that is not a string, which
     `plain` makes one; a tuple, which it leaves as it is) raises Unusual, and the
     caller lays the record out the generic way."""
-    kind = type(value)
-    if kind is str:
-        return str(quote(value))
-    if kind is bytes:
-        return f'"{value.hex()}"'
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if kind is int:
-        return int.__repr__(value)
-    inner = newline + " "
-    if kind is dict:
-        if not value:
-            return "{}"
-        keys = list(value)
-        if not all(type(key) is str for key in keys):
-            raise Unusual
-        keys.sort()
-        body = ",".join([f"{inner}{quote(k)}: {plain_layout(value[k], inner)}" for k in keys])
-        return "{" + body + newline + "}"
-    if kind is list:
-        if not value:
-            return "[]"
-        return "[" + ",".join([inner + plain_layout(v, inner) for v in value]) + newline + "]"
-    raise Unusual
+    return layout(value, newline, hex_bytes=True)

@@ -121,11 +121,14 @@ _quote: Any = (
 )
 
 
-def _layout(value: Any, newline: str) -> str:
-    # `newline` is the line break plus this level's indent.
+def _layout(value: Any, newline: str, hex_bytes: bool = False) -> str:
+    # `newline` is the line break plus this level's indent. `hex_bytes`: a record's
+    # fields as export_json lays them out (bytes as hex, a tuple left to the caller).
     kind = type(value)
     if kind is str:
         return str(_quote(value))
+    if hex_bytes and kind is bytes:
+        return f'"{value.hex()}"'
     if value is None:
         return "null"
     if value is True:
@@ -142,12 +145,15 @@ def _layout(value: Any, newline: str) -> str:
         if not all(type(key) is str for key in keys):
             raise _Unusual
         keys.sort()
-        body = ",".join([f"{inner}{_quote(k)}: {_layout(value[k], inner)}" for k in keys])
+        body = ",".join(
+            [f"{inner}{_quote(k)}: {_layout(value[k], inner, hex_bytes)}" for k in keys]
+        )
         return "{" + body + newline + "}"
-    if kind is list or kind is tuple:
+    if kind is list or (kind is tuple and not hex_bytes):
         if not value:
             return "[]"
-        return "[" + ",".join([inner + _layout(v, inner) for v in value]) + newline + "]"
+        items = [inner + _layout(v, inner, hex_bytes) for v in value]
+        return "[" + ",".join(items) + newline + "]"
     raise _Unusual
 
 
