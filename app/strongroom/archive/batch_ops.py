@@ -25,7 +25,7 @@ from strongroom.archive.errors import ArchiveError
 
 if TYPE_CHECKING:
     from strongroom.archive.db import Connection
-    from strongroom.archive.store import Txn
+    from strongroom.archive.txn import Txn
 
 DedupKey = tuple[int, int, bytes]  # records_dedup: (device_id, sent_at, record_id)
 # Keys per look-up statement: 3 parameters each, well under SQLite's 32,766.

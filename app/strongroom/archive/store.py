@@ -19,15 +19,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlcipher3
 from nacl.signing import SigningKey
 
-from strongroom.archive.batch_ops import Lookups, run_ops
-from strongroom.archive.batch_rows import BatchRows
+from strongroom.archive.batch_ops import run_ops
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.checkpointer import Checkpointer
 from strongroom.archive.conv_keys import Fold, Folder, has_lsm
@@ -36,13 +35,13 @@ from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.kept_head import WITNESS_FILE, KeptHead, read_kept_head
 from strongroom.archive.lost_heads import keep_if_lost
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
-from strongroom.archive.record import leaf_data
 from strongroom.archive.schema import (
     FTS_INDEX_PENDING,
     FTS_INDEX_PENDING_V4,
     FTS_MARK_INDEXED,
 )
-from strongroom.proof.merkle import MerkleLog, TreeSizeError, leaf_hash
+from strongroom.archive.txn import Txn, WriteOp, WriteOpOf  # re-exported: callers use store
+from strongroom.proof.merkle import MerkleLog, TreeSizeError
 from strongroom.proof.sth import SignedTreeHead, sign_tree_head
 
 T = TypeVar("T")
@@ -51,44 +50,6 @@ Clock = Callable[[], float]
 
 def now_ms(clock: Clock = time.time) -> int:
     return int(clock() * 1000)
-
-
-@dataclass
-class Txn:
-    """What a write operation sees: the connection and a way to add log leaves."""
-
-    conn: Connection
-    first_index: int
-    at_ms: int
-    leaves: list[bytes] = field(default_factory=list)
-    # Schema 8: a message's text is kept inside its signed record only (writes.py).
-    text_once: bool = True
-    # Schema 10: a conversation's records are found through conv_keys' two tables.
-    conv_lsm: bool = True
-    # A batch of records only: its duplicates and devices, looked up once (batch_ops).
-    lookups: Lookups | None = None
-    # A batch of records only: rows inserted at the batch's end (batch_rows).
-    rows: BatchRows | None = None
-
-    def append_leaf(self, kind: str, content_sha256: bytes) -> int:
-        """Insert a log leaf committing to `content_sha256`; return its index."""
-        index = self.first_index + len(self.leaves)
-        data = leaf_data(kind, content_sha256, self.at_ms)
-        if self.rows is not None:
-            self.rows.leaves.append((index, kind, data, self.at_ms))
-        else:
-            self.conn.execute(
-                "INSERT INTO log_leaves (idx, kind, leaf_data, at) VALUES (?, ?, ?, ?)",
-                (index, kind, data, self.at_ms),
-            )
-        self.leaves.append(leaf_hash(data))
-        return index
-
-
-# A write op whose result the caller reads: WriteOpOf[int] is Callable[[Txn], int].
-WriteOpOf = Callable[[Txn], T]
-# Where ops of every kind meet (a batch): their results are whatever each returns.
-WriteOp = WriteOpOf[Any]
 
 
 @dataclass(frozen=True)
