@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,16 @@ REWRITTEN = "were rewritten"
 
 def reopen(data_dir: Path, keys: dict[str, bytes]) -> Archive:
     return Archive.open(data_dir, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
+
+
+@contextmanager
+def reopened(data_dir: Path, keys: dict[str, bytes]) -> Iterator[Archive]:
+    """`reopen`, closed again whatever the test asserts."""
+    archive = reopen(data_dir, keys)
+    try:
+        yield archive
+    finally:
+        archive.close()
 
 
 def fill(archive: Archive, key: SigningKey, device: int, count: int, word: str) -> SignedTreeHead:
@@ -127,6 +139,18 @@ def lose_the_last_commits(
     return left, kept
 
 
+@contextmanager
+def two_commits_lost(
+    data_dir: Path, keys: dict[str, bytes], tmp: Path
+) -> Iterator[tuple[Archive, SignedTreeHead, SignedTreeHead]]:
+    """The archive reopened after losing its last two commits (`lose_the_last_commits`),
+    its log back at the head left: (the archive, the head left, the head kept)."""
+    left, kept = lose_the_last_commits(data_dir, keys, ["perdu 1", "perdu 2"], tmp)
+    with reopened(data_dir, keys) as archive:
+        assert archive.latest_tree_head() == left
+        yield archive, left, kept
+
+
 @pytest.fixture
 def verified(tmp_path: Path, archive_keys: dict[str, bytes]) -> Path:
     """A closed archive with 60 records and one passing full verification."""
@@ -145,16 +169,12 @@ def verified(tmp_path: Path, archive_keys: dict[str, bytes]) -> Path:
 def test_commits_lost_behind_the_kept_head_are_named(
     verified: Path, archive_keys: dict[str, bytes], tmp_path: Path, mode: Mode
 ) -> None:
-    left, kept = lose_the_last_commits(verified, archive_keys, ["perdu 1", "perdu 2"], tmp_path)
-    archive = reopen(verified, archive_keys)
-    try:
-        assert archive.latest_tree_head() == left and archive.witness_head() == kept
+    with two_commits_lost(verified, archive_keys, tmp_path) as (archive, left, kept):
+        assert archive.witness_head() == kept
         report, run = run_verification(archive, mode)
         assert run.kind == mode
         assert not report.ok and LOST in problems(report), report.problems
         assert f"size {kept.tree_size} but only {left.tree_size}" in problems(report)
-    finally:
-        archive.close()
 
 
 @pytest.mark.parametrize("mode", ["incremental", "full"])
@@ -164,37 +184,33 @@ def test_a_kept_head_the_log_does_not_contain_is_refused_a_lagging_one_accepted(
     # The log loses a commit, and goes on with other records over the same indexes.
     _, lost = lose_the_last_commits(verified, archive_keys, ["perdu"], tmp_path)
     foreign = (verified / "tree_head.latest").read_bytes()
-    archive = reopen(verified, archive_keys)
-    # The open kept the lost head aside (named at every run until moved away: see the
-    # tests below); moved away here, as an operator would, to see the kept head alone.
-    (verified / "tree_head.lost").rename(tmp_path / "tree_head.lost")
-    device, key = new_phone(archive, owner=OWNER, name="Réécrit")
-    same_size = fill(archive, key, device, 4, "réécrit")
-    assert same_size.tree_size == lost.tree_size and same_size.root_hash != lost.root_hash
-    lagging = (verified / "tree_head.latest").read_bytes()
-    fill(archive, key, device, 4, "ensuite")
-    # The last verified head is now past both kept heads below (the incremental run
-    # checks them with a consistency proof to the newest head).
-    report, _ = run_verification(archive, "full")
-    assert report.ok, report.problems
-    fill(archive, key, device, 2, "encore")
-    archive.close()
-    try:
-        (verified / "tree_head.latest").write_bytes(lagging)
-        archive = reopen(verified, archive_keys)
+    with reopened(verified, archive_keys) as archive:
+        # The open kept the lost head aside (named at every run until moved away: see
+        # the tests below); moved away here, as an operator would, to see the kept head
+        # alone.
+        (verified / "tree_head.lost").rename(tmp_path / "tree_head.lost")
+        device, key = new_phone(archive, owner=OWNER, name="Réécrit")
+        same_size = fill(archive, key, device, 4, "réécrit")
+        assert same_size.tree_size == lost.tree_size and same_size.root_hash != lost.root_hash
+        lagging = (verified / "tree_head.latest").read_bytes()
+        fill(archive, key, device, 4, "ensuite")
+        # The last verified head is now past both kept heads below (the incremental run
+        # checks them with a consistency proof to the newest head).
+        report, _ = run_verification(archive, "full")
+        assert report.ok, report.problems
+        fill(archive, key, device, 2, "encore")
+    (verified / "tree_head.latest").write_bytes(lagging)
+    with reopened(verified, archive_keys) as archive:
         assert archive.witness_head() == same_size
         report, run = run_verification(archive, mode)
         assert run.kind == mode and report.ok, report.problems
-        archive.close()
-        (verified / "tree_head.latest").write_bytes(foreign)
-        archive = reopen(verified, archive_keys)
+    (verified / "tree_head.latest").write_bytes(foreign)
+    with reopened(verified, archive_keys) as archive:
         assert archive.witness_head() == lost
         report, run = run_verification(archive, mode)
         assert run.kind == mode
         assert not report.ok and REWRITTEN in problems(report), report.problems
         assert f"signed at size {lost.tree_size}" in problems(report)
-    finally:
-        archive.close()
 
 
 def test_the_one_file_of_earlier_versions_is_read_and_converted_with_its_head(
@@ -203,15 +219,12 @@ def test_the_one_file_of_earlier_versions_is_read_and_converted_with_its_head(
     # Written before this format: one JSON object. Lost commits behind it stay named.
     _, kept = lose_the_last_commits(verified, archive_keys, ["perdu"], tmp_path)
     (verified / "tree_head.latest").write_text(json.dumps(kept.to_dict()), encoding="ascii")
-    archive = reopen(verified, archive_keys)
-    try:
+    with reopened(verified, archive_keys) as archive:
         assert archive.witness_head() == kept
         content = archive.witness_path.read_bytes()
         assert content.startswith(MAGIC) and len(content) == FILE_BYTES
         report, _ = run_verification(archive, "full")
         assert LOST in problems(report), report.problems
-    finally:
-        archive.close()
 
 
 def test_the_flusher_syncs_the_kept_head_off_the_committer_at_its_pace(
@@ -279,8 +292,7 @@ def test_a_kill_between_a_commit_and_its_kept_head_leaves_a_lagging_head_over_ev
         committed = int(lines[-1][1])
         acked = {int(index): record for tag, index, record in lines[:-1] if tag == "R"}
         assert acked, "nothing was acknowledged before the kill"
-        archive = reopen(data_dir, archive_keys)
-        try:
+        with reopened(data_dir, archive_keys) as archive:
             kept = archive.witness_head()
             # The killed batch is durable (its COMMIT returned) but was not acknowledged,
             # and its head was not kept: the kept head lags by that one commit...
@@ -296,8 +308,6 @@ def test_a_kill_between_a_commit_and_its_kept_head_leaves_a_lagging_head_over_ev
             mode: Mode = "incremental" if seed == 2 else "full"
             report, run = run_verification(archive, mode)
             assert run.kind == mode and report.ok, report.problems
-        finally:
-            archive.close()
 
 
 @pytest.mark.parametrize("mode", ["incremental", "full"])
@@ -306,10 +316,7 @@ def test_a_loss_stays_named_after_the_first_write_that_follows_the_restart(
 ) -> None:
     # The first batch after the restart (a phone's push) writes its smaller head over
     # the kept one: the loss is still named, from tree_head.lost, at every run.
-    left, kept = lose_the_last_commits(verified, archive_keys, ["perdu 1", "perdu 2"], tmp_path)
-    archive = reopen(verified, archive_keys)
-    try:
-        assert archive.latest_tree_head() == left
+    with two_commits_lost(verified, archive_keys, tmp_path) as (archive, _, kept):
         device, key = new_phone(archive, owner=OWNER, name="Après")
         pushed = fill(archive, key, device, 1, "après le redémarrage")
         assert archive.witness_head() == pushed and pushed.tree_size < kept.tree_size
@@ -319,11 +326,8 @@ def test_a_loss_stays_named_after_the_first_write_that_follows_the_restart(
             assert not report.ok and LOST in problems(report), report.problems
             assert f"size {kept.tree_size} but only {pushed.tree_size}" in problems(report)
             assert "tree_head.lost" in problems(report)
-    finally:
-        archive.close()
     # Reopened again, and written past the lost head's size: still named (as rewritten).
-    archive = reopen(verified, archive_keys)
-    try:
+    with reopened(verified, archive_keys) as archive:
         device, key = new_phone(archive, owner=OWNER, name="Encore")
         beyond = fill(archive, key, device, 12, "encore")
         assert beyond.tree_size > kept.tree_size
@@ -332,8 +336,6 @@ def test_a_loss_stays_named_after_the_first_write_that_follows_the_restart(
         assert "tree_head.lost" in problems(report)
         # One file: the same head found at each open is not copied twice.
         assert sorted(p.name for p in verified.glob("tree_head.lost*")) == ["tree_head.lost"]
-    finally:
-        archive.close()
 
 
 def test_a_second_loss_is_kept_beside_the_first_never_over_it(
@@ -344,8 +346,7 @@ def test_a_second_loss_is_kept_beside_the_first_never_over_it(
     first_file = (verified / "tree_head.lost").read_bytes()
     (tmp_path / "before.db").unlink()
     _, second = lose_the_last_commits(verified, archive_keys, ["perdu", "encore"], tmp_path)
-    archive = reopen(verified, archive_keys)
-    try:
+    with reopened(verified, archive_keys) as archive:
         assert (verified / "tree_head.lost").read_bytes() == first_file
         assert (
             SignedTreeHead.from_dict(json.loads((verified / "tree_head.lost.2").read_bytes()))
@@ -354,15 +355,12 @@ def test_a_second_loss_is_kept_beside_the_first_never_over_it(
         assert second != first
         report, _ = run_verification(archive, "full")
         assert "tree_head.lost:" in problems(report) and "tree_head.lost.2:" in problems(report)
-    finally:
-        archive.close()
     # The first one dealt with (moved away), the second is still named, and a third
     # loss never goes over it.
     (verified / "tree_head.lost").rename(tmp_path / "tree_head.lost")
     (tmp_path / "before.db").unlink()
     _, third = lose_the_last_commits(verified, archive_keys, ["troisième"], tmp_path)
-    archive = reopen(verified, archive_keys)
-    try:
+    with reopened(verified, archive_keys) as archive:
         assert (
             SignedTreeHead.from_dict(json.loads((verified / "tree_head.lost.3").read_bytes()))
             == third
@@ -370,8 +368,6 @@ def test_a_second_loss_is_kept_beside_the_first_never_over_it(
         report, _ = run_verification(archive, "full")
         assert "tree_head.lost.2:" in problems(report) and "tree_head.lost.3:" in problems(report)
         assert "tree_head.lost:" not in problems(report)
-    finally:
-        archive.close()
 
 
 def test_no_lost_file_for_a_head_the_log_holds(
@@ -393,11 +389,8 @@ def test_the_slots_are_in_two_blocks_and_the_side_by_side_file_is_converted(
     # The layout before: two slots side by side (1024 bytes), the newest in the second.
     side_by_side = encode_slot(7, older) + encode_slot(8, kept)
     (verified / "tree_head.latest").write_bytes(side_by_side)
-    archive = reopen(verified, archive_keys)
-    try:
+    with reopened(verified, archive_keys) as archive:
         assert archive.witness_head() == kept
         assert archive.witness_path.stat().st_size == FILE_BYTES
         report, _ = run_verification(archive, "full")
         assert LOST in problems(report), report.problems
-    finally:
-        archive.close()

@@ -10,6 +10,7 @@ line. The failure here is a directory where the file should be: a real OS error
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from nacl.signing import SigningKey
@@ -36,18 +37,30 @@ def push(archive: Archive, text: str) -> SignedTreeHead:
     return batch.tree_head
 
 
+def opener(data: Path, archive_keys: dict[str, bytes]) -> Callable[[], Archive]:
+    """How each test opens (again) the archive in `data`."""
+    keys = (archive_keys["archive"], archive_keys["blob"], SigningKey(archive_keys["sign_seed"]))
+    return lambda: Archive.open(data, *keys)
+
+
+def pushed_once(data: Path, archive_keys: dict[str, bytes]) -> Callable[[], Archive]:
+    """A closed archive in `data` holding one pushed record; returns its opener."""
+    open_archive = opener(data, archive_keys)
+    archive = open_archive()
+    push(archive, "avant")
+    archive.close()
+    return open_archive
+
+
 def test_an_unwritable_kept_head_is_tried_again_at_its_pace(
     tmp_path: Path, archive_keys: dict[str, bytes]
 ) -> None:
     data = tmp_path / "data"
-    keys = (archive_keys["archive"], archive_keys["blob"], SigningKey(archive_keys["sign_seed"]))
-    archive = Archive.open(data, *keys)
-    push(archive, "avant")
-    archive.close()
+    open_archive = pushed_once(data, archive_keys)
     path = data / "tree_head.latest"
     path.unlink()
     path.mkdir()
-    archive = Archive.open(data, *keys)
+    archive = open_archive()
     try:
         now = [1000.0]
         archive.kept_head.clock = lambda: now[0]
@@ -99,19 +112,16 @@ def test_a_lost_head_in_a_file_unreadable_at_open_is_kept_aside_at_the_retry(
     tmp_path: Path, archive_keys: dict[str, bytes]
 ) -> None:
     data = tmp_path / "data"
-    keys = (archive_keys["archive"], archive_keys["blob"], SigningKey(archive_keys["sign_seed"]))
-    archive = Archive.open(data, *keys)
-    push(archive, "avant")
-    archive.close()
+    open_archive = pushed_once(data, archive_keys)
     shutil.copy(data / "archive.db", tmp_path / "before.db")
-    archive = Archive.open(data, *keys)
+    archive = open_archive()
     lost = push(archive, "perdu")
     archive.close()
     shutil.copy(tmp_path / "before.db", data / "archive.db")  # the WAL dropped "perdu"
     path = data / "tree_head.latest"
     path.rename(tmp_path / "kept")
     path.mkdir()  # unreadable while the archive opens: nothing to compare then
-    archive = Archive.open(data, *keys)
+    archive = open_archive()
     try:
         assert not (data / "tree_head.lost").exists()
         now = [1000.0]
@@ -131,8 +141,7 @@ def test_a_lost_head_in_a_file_unreadable_at_open_is_kept_aside_at_the_retry(
 def test_a_kept_head_with_no_whole_slot_is_named_not_taken_for_none(
     tmp_path: Path, archive_keys: dict[str, bytes]
 ) -> None:
-    keys = (archive_keys["archive"], archive_keys["blob"], SigningKey(archive_keys["sign_seed"]))
-    archive = Archive.open(tmp_path / "data", *keys)
+    archive = opener(tmp_path / "data", archive_keys)()
     try:
         push(archive, "avant")
         assert run_verification(archive, "full")[0].ok
@@ -152,10 +161,10 @@ def test_a_kept_head_with_no_whole_slot_is_named_not_taken_for_none(
 def test_a_stale_temporary_file_is_removed_at_open(
     tmp_path: Path, archive_keys: dict[str, bytes]
 ) -> None:
-    keys = (archive_keys["archive"], archive_keys["blob"], SigningKey(archive_keys["sign_seed"]))
     data = tmp_path / "data"
-    Archive.open(data, *keys).close()
+    open_archive = opener(data, archive_keys)
+    open_archive().close()
     # A process killed inside the file's creation leaves its temporary file.
     (data / "tree_head.tmp").write_bytes(b"SRKHEAD1 partial")
-    Archive.open(data, *keys).close()
+    open_archive().close()
     assert not (data / "tree_head.tmp").exists()
