@@ -19,9 +19,9 @@ The jobs:
 - the scheduled verify's incremental run of one day of records (bench_verify's), and
   its fixed part alone: the device events (pairings, revocations) found in the log.
 - the pages: dashboard (headline counts, last backup and check, night jobs,
-  checklist), holds (the /office
-  page's reads), person export scope (the conversations a person is part of), and the
-  due queue (/office/due) under the 1,000-due policy.
+  checklist), holds (the /office page's reads), person export scope (the
+  conversations a person is part of), matter export scope (a matter's conversations
+  through its client), and the due queue (/office/due) under the 1,000-due policy.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from strongroom.archive.message_count import MessageCount
 from strongroom.archive.queries import list_conversations
 from strongroom.archive.verify_events import verify_device_events
 from strongroom.archive.verify_records import VerifyReport
-from strongroom.office import holds, retention, review
+from strongroom.office import holds, matter_scope, retention, review
 from strongroom.office.export_scope import person_conversations
 from strongroom.office.facts import persons_of
 from strongroom.office.policies import Assignment, Duration, Policy, list_policies
@@ -109,6 +109,12 @@ def _jobs(conn: Connection, first_ms: int, last_ms: int) -> dict[str, Callable[[
         ),
         "holds page reads (/office)": holds_page,
         "person export scope": lambda: person_conversations(conn, "staff-1"),
+        # A matter through its client (the corpus writes nothing to matters: the
+        # matter's look-ups are given its persons, as matter_conversations reads them).
+        # The corpora's one client, "M. Martin", writes in every conversation: the row
+        # follows the conversations (the growth corpora's twice the base's), flat per
+        # conversation; the facts of every conversation it replaced followed the records.
+        "matter export scope": lambda: matter_scope.conversations_of(conn, (), ("M. Martin",)),
         f"due queue page, {DUE:,} due": lambda: review.due_queue(conn, due_now, resolver=one_day),
         "_active holds": lambda: active,
     }

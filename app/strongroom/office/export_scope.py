@@ -17,7 +17,7 @@ from typing import Any
 
 from strongroom.archive import conv_keys
 from strongroom.archive.db import Connection
-from strongroom.office import person_scope
+from strongroom.office import matter_scope, person_scope
 from strongroom.office.errors import NothingToExport
 from strongroom.office.holds import normalise_person
 
@@ -106,17 +106,6 @@ _KEYS_FROM = (
 _KEYS_ORDER = " ORDER BY k_conv, k_sent, k_id"
 
 
-def _checked_facts(conn: Connection) -> dict[int, Any]:
-    """Every conversation's persons, the senders read from `messages` too where
-    `conversation_senders` lacks them: an export for a court or an access request
-    must miss none of a person's conversations, even on a tampered or damaged table
-    (which only a full verify names). One pass over `messages` per export, which
-    reads the person's records anyway; the pages keep to the table alone."""
-    from strongroom.office.facts import load_facts, senders_not_kept
-
-    return load_facts(conn, extra_senders=senders_not_kept(conn))
-
-
 def person_conversations(conn: Connection, person: str) -> list[int]:
     # The same rule as a hold on the person: owner, other party, sender, mail
     # partner (office.facts); an export for a person misses none of theirs. By
@@ -125,9 +114,9 @@ def person_conversations(conn: Connection, person: str) -> list[int]:
 
 
 def matter_conversations(conn: Connection, matter_id: int) -> list[int]:
-    """The conversations of a matter: attached, or through one of its persons (`facts`)."""
-    facts = _checked_facts(conn).values()
-    return sorted(f.id for f in facts if any(m.id == matter_id for m in f.matters))
+    """The conversations of a matter: attached, or through one of its persons (`facts`).
+    By indexed look-ups, not the facts of every conversation (office/matter_scope.py)."""
+    return matter_scope.matter_conversations(conn, matter_id)
 
 
 def _where(conn: Connection, scope: ExportScope) -> tuple[str, list[Any]]:
