@@ -323,8 +323,11 @@ async def _produce(
     window: int,
     latencies: list[float],
     rate: float | None,
+    times: list[tuple[float, float]] | None = None,
 ) -> None:
-    """One phone: up to `window` pushes in flight, each timed from submit to ack."""
+    """One phone: up to `window` pushes in flight, each timed from submit to ack (in
+    ms into `latencies`; with `times`, also its perf_counter instants, to line acks up
+    with what ran meanwhile)."""
     slots = asyncio.Semaphore(window)
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -333,7 +336,10 @@ async def _produce(
         t0 = time.perf_counter()
         try:
             await committer.submit(writes.store_record(record, device, owner))
-            latencies.append((time.perf_counter() - t0) * 1000)
+            t1 = time.perf_counter()
+            latencies.append((t1 - t0) * 1000)
+            if times is not None:
+                times.append((t0, t1))
         finally:
             slots.release()
 

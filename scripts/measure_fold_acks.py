@@ -28,7 +28,7 @@ sys.path.insert(0, os.environ.get("FOLD_APP", str(REPO / "app")))
 import bench_archive as ba  # noqa: E402
 import bench_growth as bg  # noqa: E402
 
-from strongroom.archive import conv_keys, writes  # noqa: E402
+from strongroom.archive import conv_keys  # noqa: E402
 from strongroom.archive.committer import GroupCommitter  # noqa: E402
 
 
@@ -51,37 +51,6 @@ def _timed(real: Any, windows: list[tuple[float, float]]) -> Any:
     return timed
 
 
-async def _phone(
-    committer: GroupCommitter,
-    records: list[ba.Record],
-    device: int,
-    owner: str,
-    rate: float | None,
-    acks: list[tuple[float, float]],
-) -> None:
-    slots = asyncio.Semaphore(bg.WINDOW)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-
-    async def push(record: ba.Record) -> None:
-        t0 = time.perf_counter()
-        try:
-            await committer.submit(writes.store_record(record, device, owner))
-            acks.append((t0, time.perf_counter()))
-        finally:
-            slots.release()
-
-    tasks = []
-    for i, record in enumerate(records):
-        if rate is not None:
-            delay = start + i / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        await slots.acquire()
-        tasks.append(asyncio.create_task(push(record)))
-    await asyncio.gather(*tasks)
-
-
 def run(data: Path, count: int, rate: float | None, first: int) -> str:
     archive = ba.open_archive(data)
     committer = GroupCommitter(archive)
@@ -102,7 +71,7 @@ def run(data: Path, count: int, rate: float | None, first: int) -> str:
         async def go() -> None:
             await asyncio.gather(
                 *(
-                    _phone(committer, recs, device, owner, phone_rate, acks)
+                    ba._produce(committer, recs, device, owner, bg.WINDOW, [], phone_rate, acks)
                     for recs, (device, owner, _) in zip(records, phones, strict=True)
                 )
             )
