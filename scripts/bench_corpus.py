@@ -73,22 +73,7 @@ def bulk_store_messages(records: Sequence[Record], device_id: int, owner: str) -
             leaves.append((index, record.kind, data, txn.at_ms))
             txn.leaves.append(leaf_hash(data))
             conv = conversations[record.conversation]
-            rows.append(
-                (
-                    row_id,
-                    record.record_id,
-                    device_id,
-                    conv,
-                    record.kind,
-                    record.client_id,
-                    record.sent_at,
-                    txn.at_ms,
-                    record.raw,
-                    record.signature,
-                    record.record_id,
-                    index,
-                )
-            )
+            rows.append((row_id, *writes.record_row(record, device_id, conv, txn.at_ms, index)))
             text, at, length = writes.message_text(record, text_once=True)
             messages.append(
                 (row_id, conv, record.direction, record.sender, text, at, length, record.sent_at)

@@ -99,6 +99,26 @@ def message_text(record: Record, text_once: bool) -> tuple[str | None, int | Non
     return None, span[0], span[1]
 
 
+def record_row(
+    record: Record, device_id: int, conv: object, at_ms: int, log_index: int
+) -> tuple[object, ...]:
+    """A `records` row's values in _INSERT_RECORD's order (the bench's corpus builder
+    writes the same rows, so that its archives are the box's)."""
+    return (
+        record.record_id,
+        device_id,
+        conv,
+        record.kind,
+        record.client_id,
+        record.sent_at,
+        at_ms,
+        record.raw,
+        record.signature,
+        record.record_id,
+        log_index,
+    )
+
+
 def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[StoredRecord]:
     """Store one validated, signature-checked record; idempotent on record_id."""
 
@@ -123,19 +143,7 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
                 rows.flush(txn.conn)  # an attachment looks for its message's row
             conv = _conversation_id(txn, owner, record.conversation, record.peer, record.sent_at)
         log_index = txn.append_leaf(record.kind, record_id)
-        row = (
-            record_id,
-            device_id,
-            conv,
-            record.kind,
-            record.client_id,
-            record.sent_at,
-            txn.at_ms,
-            record.raw,
-            record.signature,
-            record_id,
-            log_index,
-        )
+        row = record_row(record, device_id, conv, txn.at_ms, log_index)
         if rows is not None and wait:
             row_id = rows.take_record_id()
             rows.records.append((row_id, *row))
