@@ -33,6 +33,7 @@ from strongroom.control import call
 from strongroom.runtime import BoxRuntime
 from strongroom.unlock import BoxPhase
 from strongroom_panel.state import BoxState
+from support.small_disk import mounted_tmpfs
 from support.wait import until
 from test_cli_identity import run_cli
 from web_helpers import ADMIN_PASSWORD
@@ -188,22 +189,8 @@ def test_the_cli_says_a_read_only_or_unreachable_archive_is_not_damaged(
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs (root only), unmounted afterwards."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a size-limited tmpfs needs root (CI runs as root)")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small-disk", "2m") as mount_point:
         yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
 
 
 def test_the_cli_says_a_full_disk_is_not_damage(
