@@ -55,6 +55,9 @@ class IntegrityStatus:
     # The run as kept in `verifications` (kind, head, what it covered); None when
     # the archive could not be read at all.
     run: Verification | None = None
+    # What the run said beside its problems (an acknowledged loss, a kept head the box
+    # cannot write: archive/losses.py).
+    notes: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -85,6 +88,7 @@ def check_archive(
     started = time.monotonic()
     checked_at = clock()
     problems: list[str]
+    notes: list[str] = []
     leaves = 0
     run: Verification | None = None
     try:
@@ -96,7 +100,7 @@ def check_archive(
         try:
             conn.execute("BEGIN")  # one snapshot for the whole check
             report, run = run_verification(archive, mode, clock, conn=conn)
-            problems = list(report.problems)
+            problems, notes = list(report.problems), list(report.notes)
             leaves = report.leaves
         except (ArchiveError, sqlcipher3.DatabaseError) as exc:
             problems = [f"database file: unreadable ({exc})"]
@@ -115,6 +119,7 @@ def check_archive(
         leaves=leaves,
         duration_s=time.monotonic() - started,
         run=run,
+        notes=tuple(notes),
     )
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from strongroom.appliance.nightjobs import DONE, JOBS, SKIPPED
 from strongroom.archive.errors import RecordRejected
+from strongroom.archive.losses import kept_head_json
 from strongroom.archive.scrub import scrub_status
 from strongroom.archive.verify_runs import MODES, recent_runs_json
 from strongroom.office.control_routes import office_routes
@@ -72,6 +73,8 @@ def control_app(runtime: BoxRuntime) -> web.Application:
                 "pairing_open": pairing.open,
                 "night_jobs": {o.job: o.to_json() for o in runtime.night_jobs.last.values()},
                 "scrub_pending": scrub_status(runtime.config.archive_path),
+                # While the box cannot write tree_head.latest (archive/losses.py).
+                "kept_head": kept_head_json(box.archive),
                 # Why the last unlock could not open the archive (damaged or not).
                 "archive_problem": _archive_problem(runtime),
                 # The practice's zone `strongroom status` shows times in (None while

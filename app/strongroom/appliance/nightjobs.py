@@ -37,6 +37,7 @@ from strongroom.box import Box
 from strongroom.integrity import IntegrityStatus
 from strongroom.office import backup
 from strongroom.office.service import retention_summary, run_op
+from strongroom.utc import iso_utc
 from strongroom.web.settings import BACKUP_TARGET, get_setting
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class JobOutcome:
             "outcome": self.outcome,
             "summary": self.summary,
             "at": self.at,
+            "at_utc": iso_utc(self.at * 1000),
             "details": self.details,
             "exit_code": self.exit_code,
         }
@@ -194,9 +196,8 @@ class NightJobs:
         if not status.ok:
             problems = "; ".join(status.problems[:3])
             raise JobFailed(f"{status.kind} verify: {status.problem_count} problem(s): {problems}")
-        return verify_summary(status), {"leaves": status.leaves} | (
-            status.run.to_json() if status.run else {}
-        )
+        details = {"leaves": status.leaves, "notes": list(status.notes)}
+        return verify_summary(status), details | (status.run.to_json() if status.run else {})
 
     # -- the audit trail -----------------------------------------------------------------
 
@@ -224,14 +225,16 @@ class NightJobs:
 def verify_summary(status: IntegrityStatus) -> str:
     """One line saying what a passing verify covered (CLI, dashboard, STATUS=)."""
     run = status.run
+    # An acknowledged loss, a kept head not written (archive/losses.py): said, not failed.
+    notes = "".join(f"; NOTE: {note}" for note in status.notes)
     if run is None or run.kind == "full":
         size = run.tree_size if run else status.leaves
-        return f"OK: the archive verifies (full verify, {size} log leaves)"
+        return f"OK: the archive verifies (full verify, {size} log leaves){notes}"
     return (
         f"OK: the archive verifies (incremental, to tree size {run.tree_size}:"
         f" {run.tree_size - run.from_size}"
         f" new log entries since size {run.from_size}, older log [{run.sample_from},"
-        f" {run.sample_to}) re-read, {run.records} records checked)"
+        f" {run.sample_to}) re-read, {run.records} records checked){notes}"
     )
 
 

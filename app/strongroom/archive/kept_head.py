@@ -134,17 +134,28 @@ def decode(content: bytes) -> tuple[int, SignedTreeHead] | None:
     return max(found, key=lambda s: s[0]) if found else None
 
 
+def read_failure(path: Path, exc: OSError) -> str:
+    """Why a file beside archive.db could not be read, and what to do (docs/operations.md,
+    "A kept-head file is unreadable"): most often a command run as root left it root's."""
+    if isinstance(exc, PermissionError):
+        return (
+            "permission denied: the box's user cannot read it, a command run as root may"
+            f" have left it root's; give it back: sudo chown strongroom:strongroom {path}"
+        )
+    return f"{exc.strerror or exc}: check the data disk (dmesg)"
+
+
 def unreadable(path: Path) -> str | None:
     """Why a kept-head file that exists holds no head (None: it holds one, or is missing).
 
     Such a file is no witness, and would otherwise pass for none at all: verify says
-    so (lost_heads.check_witness_files). The next commit's head makes it whole again."""
+    so (losses.check_witness_files). The next commit's head makes it whole again."""
     try:
         content = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return str(exc)
+        return read_failure(path, exc)
     return None if decode(content) is not None else "no whole head in either slot"
 
 

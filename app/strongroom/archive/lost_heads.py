@@ -1,4 +1,4 @@
-"""Lost heads: the evidence of commits the log lost, kept until an operator deals with it.
+"""Lost heads: the evidence of commits the log lost, kept beside archive.db for good.
 
 Why: the kept head (kept_head.py) names lost commits only while it is the newest
 head. The first batch after a restart (a phone's push, an audit event) writes its
@@ -11,8 +11,9 @@ than it, or whose root the log does not reproduce at its size: the consistency
 check verify does) is copied to `tree_head.lost` beside archive.db (a whole new
 file: written, fsynced, linked into place, the directory fsynced). verify (full, incremental,
 scheduled) reads every such file as a second witness and names the loss at every
-run, so the integrity page shows it, until an operator moves the file away
-(docs/operations.md, "tree_head.lost").
+run (`examine`; losses.py), so the integrity page shows it, as a problem until an
+administrator acknowledges it, then as a note (docs/operations.md, "tree_head.lost").
+The box never deletes one.
 
 An existing file is never overwritten: the first evidence is the one that matters
 (a later open may find a kept head that already lags it). A different head lost
@@ -25,10 +26,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from strongroom.archive.kept_head import WITNESS_FILE, fsync_dir, unreadable
-from strongroom.archive.verify_records import VerifyReport
+from strongroom.archive.kept_head import fsync_dir, read_failure
 from strongroom.proof.merkle import MerkleLog, NodeMissingError, TreeSizeError, verify_consistency
 from strongroom.proof.sth import SignedTreeHead, verify_tree_head
 
@@ -62,10 +63,17 @@ def lost_paths(data_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def _parse(content: bytes) -> SignedTreeHead | None:
+    try:
+        return SignedTreeHead.from_dict(json.loads(content))
+    except ValueError:  # MalformedTreeHeadError is a ValueError
+        return None
+
+
 def read_lost_head(path: Path) -> SignedTreeHead | None:
     try:
-        return SignedTreeHead.from_dict(json.loads(path.read_bytes()))
-    except (OSError, ValueError):  # MalformedTreeHeadError is a ValueError
+        return _parse(path.read_bytes())
+    except OSError:
         return None
 
 
@@ -122,43 +130,57 @@ def _write_whole(target: Path, content: bytes) -> None:
     fsync_dir(target.parent)
 
 
-def check_witness_files(
-    data_dir: Path,
-    log_: MerkleLog,
-    newest: SignedTreeHead | None,
-    box_key: bytes,
-    report: VerifyReport,
-) -> None:
-    """What the files beside archive.db witness, at every verify: a kept head that
-    holds no head (no witness, which must not pass for a missing one), and the loss
-    each lost-head file names (until an operator moves it away)."""
-    why = unreadable(data_dir / WITNESS_FILE)
-    if why is not None:
-        report.problem(
-            f"log: the kept tree head ({WITNESS_FILE}) is unreadable ({why}): commits lost"
-            " before the box's next write may go unnamed (docs/operations.md)"
+@dataclass(frozen=True)
+class Finding:
+    """What one lost-head file names. `head`: the loss, signed by this box, which an
+    administrator may acknowledge (losses.py); None when the file holds no head that
+    can be read and trusted (`text` says why and what to do)."""
+
+    file: str
+    text: str
+    head: SignedTreeHead | None
+
+
+def examine(
+    path: Path, log_: MerkleLog, newest: SignedTreeHead | None, box_key: bytes
+) -> Finding | None:
+    """What verify says of one lost-head file; None when it names no loss (the log
+    holds its head again: the lost records were restored)."""
+    name = path.name
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        return None  # moved away meanwhile
+    except OSError as exc:
+        return Finding(name, f"log: {name} is unreadable ({read_failure(path, exc)})", None)
+    head = _parse(content)
+    if head is None:
+        return Finding(
+            name,
+            f"log: {name} holds no tree head (a damaged file): keep it with the incident"
+            " record, and look for lost records as docs/operations.md says (tree_head.lost)",
+            None,
         )
+    if not verify_tree_head(head, box_key):
+        return Finding(name, f"log: the tree head in {name} is not signed by this box", None)
     size, root = (newest.tree_size, newest.root_hash) if newest else (0, b"")
-    for path in lost_paths(data_dir):
-        head = read_lost_head(path)
-        if head is None:
-            report.problem(f"log: {path.name} is unreadable (see docs/operations.md)")
-            continue
-        if not verify_tree_head(head, box_key):
-            report.problem(f"log: the tree head in {path.name} is not signed by this box")
-            continue
-        if head.tree_size > size:
-            report.problem(
-                f"log: {path.name}: the box signed a tree head of size {head.tree_size} but"
-                f" only {size} leaves remain: acknowledged records were lost (damaged WAL or"
-                " database file); restore from a backup (docs/operations.md)"
-            )
-        elif not contains(log_, size, root, head):
-            report.problem(
-                f"log: {path.name}: the records under the head the box signed at size"
-                f" {head.tree_size} were rewritten: acknowledged records were lost;"
-                " restore from a backup (docs/operations.md)"
-            )
+    if head.tree_size > size:
+        return Finding(
+            name,
+            f"log: {name}: the box signed a tree head of size {head.tree_size} but only"
+            f" {size} leaves remain: acknowledged records were lost (damaged WAL or database"
+            " file); restore from a backup (docs/operations.md)",
+            head,
+        )
+    if not contains(log_, size, root, head):
+        return Finding(
+            name,
+            f"log: {name}: the records under the head the box signed at size"
+            f" {head.tree_size} were rewritten: acknowledged records were lost; restore from"
+            " a backup (docs/operations.md)",
+            head,
+        )
+    return None
 
 
-__all__ = ["LOST_FILE", "check_witness_files", "keep_if_lost", "lost_paths", "read_lost_head"]
+__all__ = ["LOST_FILE", "Finding", "examine", "keep_if_lost", "lost_paths", "read_lost_head"]

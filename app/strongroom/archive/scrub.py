@@ -40,6 +40,7 @@ from pathlib import Path
 
 from strongroom.archive.db import Connection, schema_version
 from strongroom.archive.errors import ArchiveError
+from strongroom.utc import iso_utc
 
 # What `systemctl status` and `strongroom status` say while a scrub is pending.
 SCRUB_PENDING_STATUS = (
@@ -175,7 +176,9 @@ def pending_since_ms(archive_path: Path) -> int | None:
 def scrub_status(archive_path: Path) -> dict[str, object] | None:
     """The pending scrub as `strongroom status` shows it (JSON), None if none is."""
     since = pending_since_ms(archive_path)
-    return None if since is None else {"since_ms": since, "notice": SCRUB_PENDING_STATUS}
+    if since is None:
+        return None
+    return {"since_ms": since, "since_utc": iso_utc(since), "notice": SCRUB_PENDING_STATUS}
 
 
 def mark_pending(archive_path: Path) -> None:

@@ -38,8 +38,8 @@ import sqlcipher3
 from strongroom.archive import conv_keys
 from strongroom.archive.blobs import BlobStore
 from strongroom.archive.db import Connection
-from strongroom.archive.lost_heads import check_witness_files
-from strongroom.archive.store import Archive, reader_log
+from strongroom.archive.losses import check_witness_files, witness_of
+from strongroom.archive.store import Archive
 from strongroom.archive.verify_events import (
     WHOLE_LOG,
     verify_audit_events,
@@ -339,14 +339,11 @@ def verify_open_archive(
             archive.blobs,
             bytes(archive.signing_key.verify_key),
             progress,
-            witness=archive.witness_head(),
+            witness=witness_of(archive),
             page_check=page_check_of(archive),
         )
-        # An unreadable kept head, heads the log lost (lost_heads.py).
-        box_key = bytes(archive.signing_key.verify_key)
-        check_witness_files(
-            archive.path.parent, reader_log(reader), report.tree_head, box_key, report
-        )
+        # An unreadable kept head, heads the log lost (losses.py).
+        check_witness_files(archive, reader, report)
         return report
     finally:
         if conn is None:

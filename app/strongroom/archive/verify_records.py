@@ -40,6 +40,9 @@ class VerifyReport:
     conversations: int = 0
     tree_head: SignedTreeHead | None = None
     problems: list[str] = field(default_factory=list)
+    # What verify says beside the problems, which do not fail it: an acknowledged loss,
+    # a kept head the box cannot write (losses.py).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -47,6 +50,9 @@ class VerifyReport:
 
     def problem(self, text: str) -> None:
         self.problems.append(text)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
 
 
 @contextmanager

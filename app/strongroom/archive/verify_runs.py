@@ -25,8 +25,8 @@ import sqlcipher3
 
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import ArchiveError
-from strongroom.archive.lost_heads import check_witness_files
-from strongroom.archive.store import Archive, Txn, WriteOpOf, reader_log
+from strongroom.archive.losses import check_witness_files, witness_of
+from strongroom.archive.store import Archive, Txn, WriteOpOf
 from strongroom.archive.verify import WHOLE_LOG, page_check_of, verify_archive
 from strongroom.archive.verify_incremental import SAMPLE_MAX, Coverage, Start, verify_incremental
 from strongroom.archive.verify_records import Progress, VerifyReport
@@ -288,6 +288,8 @@ def run_verification(
     reader = conn if conn is not None else archive.reader()
     box_key = bytes(archive.signing_key.verify_key)
     quiet: Progress = progress or (lambda _s, _d, _t: None)
+    # Not a kept head a lost-head file already names (one line per loss, not two).
+    witness = witness_of(archive)
     try:
         kind, previous = choose(reader, mode, started)
         # Where the rotating slice goes on: the last passing incremental run's
@@ -306,7 +308,7 @@ def run_verification(
                 box_key,
                 start,
                 quiet,
-                witness=archive.witness_head(),
+                witness=witness,
                 sample_max=sample_max,
             )
         else:
@@ -315,16 +317,14 @@ def run_verification(
                 archive.blobs,
                 box_key,
                 quiet,
-                witness=archive.witness_head(),
+                witness=witness,
                 page_check=page_check_of(archive),
             )
             size = report.tree_head.tree_size if report.tree_head else 0
             coverage = Coverage(0, size, 0, size)
         # The files beside archive.db: an unreadable kept head, heads the log lost
-        # (kept aside at an open): named at every run (lost_heads.py).
-        check_witness_files(
-            archive.path.parent, reader_log(reader), report.tree_head, box_key, report
-        )
+        # (kept aside at an open): named at every run (losses.py).
+        check_witness_files(archive, reader, report)
     finally:
         if conn is None:
             reader.close()

@@ -85,6 +85,8 @@ def describe_status(status: dict[str, Any]) -> str:
     if scrub:
         since = _at(scrub["since_ms"] / 1000, zone_name)
         lines.append(f"scrub pending since {since}: {scrub['notice']}")
+    if kept := status.get("kept_head"):  # archive/losses.py: a loss would go unnamed
+        lines.append(f"WARNING: {kept['text']}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
-"""The audit trail by name for `service.run_op`: `strongroom audit`, running box or not.
+"""The audit trail by name for `service.run_op`: `strongroom audit`, running box or not;
+and the lost heads' acknowledgement, itself an audit event (`strongroom losses`).
 
 The same filters as the web page (/audit): action, who, and typed days read in the
 practice's time zone (`time_zone` overrides it), so "from 5 Dec" is the practice's
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from strongroom.archive.db import Connection
+from strongroom.archive.losses import acknowledge_loss, kept_head_json, losses
 from strongroom.archive.queries import audit_events
 from strongroom.office.matter_ops import day_ms
 from strongroom.office.practice_days import zone_of
@@ -50,6 +52,31 @@ def audit_list(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     return ctx.read(q)  # type: ignore[no-any-return]
 
 
+def loss_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
+    """The lost-head files and whether each was acknowledged (archive/losses.py), and
+    the kept head's failure if the box cannot write it: `strongroom losses list`."""
+    archive = ctx.archive
+    box_key = bytes(archive.signing_key.verify_key)
+    found = ctx.read(lambda conn: losses(archive.path.parent, conn, box_key))
+    return {"losses": [x.to_json() for x in found], "kept_head": kept_head_json(archive)}
+
+
+def loss_acknowledge(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """An administrator's acknowledgement of one loss, in the signed audit trail."""
+    archive = ctx.archive
+    op = acknowledge_loss(
+        archive.path.parent,
+        bytes(archive.signing_key.verify_key),
+        _text(params, "file"),
+        _text(params, "actor"),
+        _text(params, "note"),
+    )
+    ack = archive.write(op)
+    return {"acknowledged": {"file": ack.file, "by": ack.actor, "log_index": ack.log_index}}
+
+
 AUDIT_OPS: dict[str, Callable[[Ctx, dict[str, Any]], dict[str, Any]]] = {
     "audit.list": audit_list,
+    "loss.list": loss_list,
+    "loss.acknowledge": loss_acknowledge,
 }

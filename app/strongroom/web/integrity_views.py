@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from strongroom.archive.db import Connection
+from strongroom.archive.losses import (
+    MAX_NOTE,
+    Loss,
+    LossNotAcknowledged,
+    acknowledge_loss,
+    losses,
+)
 from strongroom.archive.scrub import pending_since_ms
 from strongroom.archive.verify_incremental import SAMPLE_MAX
 from strongroom.archive.verify_runs import (
@@ -25,7 +32,7 @@ from strongroom.archive.verify_runs import (
 from strongroom.web.auth import ADMIN, AUDITOR, require_role, session_of
 from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
-from strongroom.web.state import read, state_of
+from strongroom.web.state import read, state_of, submit
 
 routes = web.RouteTableDef()
 
@@ -61,7 +68,7 @@ async def integrity_page(request: web.Request) -> web.StreamResponse:
     facts = await read(request, integrity_facts)
     archive = state_of(request).box.archive
     kept_head = archive.kept_head if archive is not None else None
-    context = {
+    context: dict[str, object] = {
         # Heads not written to tree_head.latest since then (kept_head.py): a loss of
         # the last commits would go unnamed meanwhile.
         "kept_head_failing_ms": kept_head.failing_since_ms if kept_head else None,
@@ -72,5 +79,56 @@ async def integrity_page(request: web.Request) -> web.StreamResponse:
         "sample_max": SAMPLE_MAX,
         "scrub_pending": pending_since_ms(state_of(request).box.config.archive_path),
     }
+    context["losses"] = await _losses(request)
     await practice_zone(request)  # the page shows times in it
     return render(request, "integrity.html", context)
+
+
+async def _losses(request: web.Request) -> list[Loss]:
+    archive = state_of(request).box.require_archive()
+    box_key = bytes(archive.signing_key.verify_key)
+    return await read(request, lambda conn: losses(archive.path.parent, conn, box_key))
+
+
+async def _loss(request: web.Request) -> Loss:
+    """The loss the URL names, one an admin may still acknowledge (else 404)."""
+    name = request.match_info["file"]
+    found = next((x for x in await _losses(request) if x.file == name), None)
+    if found is None or not found.can_acknowledge:
+        raise web.HTTPNotFound()
+    return found
+
+
+@routes.get("/integrity/losses/{file}/acknowledge")
+@require_role(ADMIN)
+async def acknowledge_page(request: web.Request) -> web.StreamResponse:
+    loss = await _loss(request)
+    return render(request, "integrity_acknowledge.html", {"loss": loss, "max_note": MAX_NOTE})
+
+
+@routes.post("/integrity/losses/{file}/acknowledge")
+@require_role(ADMIN)
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    loss = await _loss(request)
+    form = await request.post()
+    note = form.get("note")
+    note = note.strip() if isinstance(note, str) else ""
+    session = session_of(request)
+    if not note or len(note) > MAX_NOTE:
+        session.flash("error", "Write what was done about the loss (at most 1,000 characters).")
+        raise web.HTTPSeeOther(f"/integrity/losses/{loss.file}/acknowledge")
+    archive = state_of(request).box.require_archive()
+    op = acknowledge_loss(
+        archive.path.parent,
+        bytes(archive.signing_key.verify_key),
+        loss.file,
+        session.username or "",
+        note,
+    )
+    try:
+        await submit(request, op)
+    except LossNotAcknowledged:  # another admin was first, or the file changed meanwhile
+        session.flash("error", "This loss can no longer be acknowledged: see the page.")
+    else:
+        session.flash("success", "Loss acknowledged: it stays listed, and verify no longer fails.")
+    raise web.HTTPSeeOther("/integrity")
