@@ -12,6 +12,7 @@ from pathlib import Path
 
 from archive_helpers import message, new_phone
 from e2e_helpers import Clock, prepare_data_dir, start_box
+from records_office_helpers import run_strongroom
 from strongroom.archive import db, writes
 from strongroom.box import Box
 from strongroom.config import BoxConfig
@@ -33,40 +34,24 @@ async def add_records(config: BoxConfig, count: int) -> None:
         await box.stop()
 
 
-def verify(config: BoxConfig, passphrase: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "strongroom",
-            "verify",
-            "--data",
-            str(config.data_dir),
-            "--passphrase-file",
-            str(passphrase),
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 async def test_incremental_verify_from_the_cli(tmp_path: Path) -> None:
     config = await prepare_data_dir(tmp_path / "box")
     passphrase = tmp_path / "passphrase"
     passphrase.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
+
+    def verify(*options: str) -> subprocess.CompletedProcess[str]:
+        return run_strongroom(config.data_dir, "verify", *options, passphrase_file=passphrase)
+
     await add_records(config, 60)
 
-    first = verify(config, passphrase, "--incremental", "--json")
+    first = verify("--incremental", "--json")
     assert first.returncode == 0, first.stdout + first.stderr
     run = json.loads(first.stdout)
     # Nothing was verified before: the incremental run is a full one.
     assert (run["ok"], run["kind"], run["from_size"], run["records"]) == (True, "full", 0, 60)
 
     await add_records(config, 7)
-    second = verify(config, passphrase, "--incremental", "--json")
+    second = verify("--incremental", "--json")
     assert second.returncode == 0, second.stdout + second.stderr
     run2 = json.loads(second.stdout)
     assert run2["kind"] == "incremental" and run2["ok"] is True
@@ -86,13 +71,13 @@ async def test_incremental_verify_from_the_cli(tmp_path: Path) -> None:
             )
     finally:
         await box.stop()
-    failed = verify(config, passphrase, "--incremental")
+    failed = verify("--incremental")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "incremental verify" in failed.stdout
     assert "its message row differs from the signed record" in failed.stdout
     assert "FAILED" in failed.stdout
     # The failure stays: the next incremental run is full, and fails too.
-    again = json.loads(verify(config, passphrase, "--incremental", "--json").stdout)
+    again = json.loads(verify("--incremental", "--json").stdout)
     assert (again["kind"], again["ok"]) == ("full", False)
 
 

@@ -1,24 +1,35 @@
-"""A loss the kept head witnessed, still named on the Integrity page after the restart's
-first write (tree_head.lost, archive/lost_heads.py), over HTTP as an admin sees it."""
+"""A loss the kept head witnessed, still named on the Integrity page and by `strongroom
+verify` after the restart's first write (tree_head.lost, archive/lost_heads.py), until an
+administrator acknowledges it there or with `strongroom losses` (archive/losses.py)."""
 
 from __future__ import annotations
 
+import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
 from e2e_helpers import prepare_data_dir
+from records_office_helpers import run_strongroom
 from strongroom.archive import writes
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.web.state import STATE
-from web_helpers import ADMIN_PASSWORD, csrf_of, login, new_box, web_app
+from web_helpers import (
+    ADMIN_PASSWORD,
+    AUDITOR_PASSWORD,
+    another_browser,
+    csrf_of,
+    login,
+    new_box,
+    web_app,
+)
 
 OWNER = "maitre.durand"
+ACKNOWLEDGE = "/integrity/losses/tree_head.lost/acknowledge"
+NOTE = "Sauvegarde du 5 décembre restaurée ; les téléphones ont renvoyé le reste."
 
 
 def push(box: Box, text: str, count: int) -> None:
@@ -26,26 +37,6 @@ def push(box: Box, text: str, count: int) -> None:
     device, key = new_phone(archive, owner=OWNER, name=text)
     archive.write_batch(
         [writes.store_record(message(key, f"{text} {i}"), device, OWNER) for i in range(count)]
-    )
-
-
-def cli_verify(data: Path, passphrase: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "strongroom",
-            "verify",
-            "--data",
-            str(data),
-            "--passphrase-file",
-            str(passphrase),
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
 
 
@@ -58,23 +49,25 @@ async def opened(data: Path, text: str, count: int) -> None:
         await box.stop()
 
 
+async def lose_commits(data: Path) -> None:
+    """Three records kept, five acknowledged then dropped with the WAL (an older
+    archive.db put back), one pushed after the restart: its first write."""
+    await opened(data, "avant", 3)
+    shutil.copy(data / "archive.db", data.parent / "before.db")
+    await opened(data, "perdu", 5)
+    shutil.copy(data.parent / "before.db", data / "archive.db")
+    await opened(data, "après", 1)
+
+
 async def test_the_integrity_page_names_commits_lost_before_the_restart(
     tmp_path: Path, aiohttp_client: AiohttpClient
 ) -> None:
     data = tmp_path / "data"
-    box = new_box(data)
-    push(box, "avant", 3)
-    await box.stop()
-    shutil.copy(data / "archive.db", tmp_path / "before.db")
-    box = Box(BoxConfig(data_dir=data))
-    box.unlock(ADMIN_PASSWORD)
-    push(box, "perdu", 5)  # acknowledged, then dropped with the WAL
-    await box.stop()
-    shutil.copy(tmp_path / "before.db", data / "archive.db")
+    await new_box(data).stop()
+    await lose_commits(data)  # the restart's first push wrote the kept head over
     box = Box(BoxConfig(data_dir=data))
     box.unlock(ADMIN_PASSWORD)
     try:
-        push(box, "après", 1)  # the restart's first push writes the kept head over
         client = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
         await login(client, "admin", ADMIN_PASSWORD)
         token = csrf_of(await (await client.get("/dashboard")).text())
@@ -84,22 +77,86 @@ async def test_the_integrity_page_names_commits_lost_before_the_restart(
         await client.app[STATE].jobs.wait(job.rsplit("/", 1)[1])
         html = await (await client.get("/integrity")).text()
         assert "tree_head.lost" in html and "acknowledged records were lost" in html, html
+        assert 'data-loss="tree_head.lost" data-state="open"' in html
+        assert 'data-ok="false"' in html
+        auditor = await another_browser(client)
+        await login(auditor, "auditeur", AUDITOR_PASSWORD)
+        try:  # an auditor reads the loss, in French here, and cannot acknowledge it
+            seen = await (await auditor.get("/integrity")).text()
+            assert "Pas encore prise en compte" in seen and ACKNOWLEDGE not in seen
+            refused = await auditor.get(ACKNOWLEDGE, allow_redirects=False)
+            assert refused.status == 403, refused.status
+        finally:
+            await auditor.session.close()  # its own cookies only: the server stays up
+
+        page = await (await client.get(ACKNOWLEDGE)).text()
+        assert "Acknowledge this loss?" in page and "acknowledged records were lost" in page
+        token = csrf_of(page)
+        empty = await client.post(
+            ACKNOWLEDGE, data={"csrf_token": token, "note": " "}, allow_redirects=False
+        )
+        assert empty.headers["Location"] == ACKNOWLEDGE  # nothing written without a note
+        done = await client.post(
+            ACKNOWLEDGE, data={"csrf_token": token, "note": NOTE}, allow_redirects=False
+        )
+        assert done.headers["Location"] == "/integrity"
+        html = await (await client.get("/integrity")).text()
+        assert "Loss acknowledged" in html and 'data-state="acknowledged"' in html
+        assert "Acknowledged by admin on " in html and NOTE in html
+        assert (await client.get(ACKNOWLEDGE)).status == 404  # once
+        job = (
+            await client.post("/verify", data={"csrf_token": token}, allow_redirects=False)
+        ).headers["Location"]
+        await client.app[STATE].jobs.wait(job.rsplit("/", 1)[1])
+        html = await (await client.get("/integrity")).text()
+        assert 'id="integrity-failure"' not in html  # the newest check passed
+        assert (data / "tree_head.lost").exists()
     finally:
         await box.stop()
 
 
-async def test_strongroom_verify_names_them_after_a_push_and_again_after(tmp_path: Path) -> None:
+async def test_strongroom_verify_names_them_until_the_loss_is_acknowledged(tmp_path: Path) -> None:
     # The CLI's journey on a stopped box (its own open of the archive).
     config = await prepare_data_dir(tmp_path / "box")
+    data = config.data_dir
     passphrase = tmp_path / "passphrase"
     passphrase.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
-    await opened(config.data_dir, "avant", 3)
-    shutil.copy(config.data_dir / "archive.db", tmp_path / "before.db")
-    await opened(config.data_dir, "perdu", 5)
-    shutil.copy(tmp_path / "before.db", config.data_dir / "archive.db")
-    await opened(config.data_dir, "après", 1)  # the restart's first push
+    await lose_commits(data)
     for options in ((), ("--incremental",)):
-        run = cli_verify(config.data_dir, passphrase, *options)
+        run = run_strongroom(data, "verify", *options, passphrase_file=passphrase)
         assert run.returncode == 1, run.stdout + run.stderr
-        assert "tree_head.lost" in run.stdout + run.stderr
-        assert "acknowledged records were lost" in run.stdout + run.stderr
+        assert "PROBLEM: log: tree_head.lost:" in run.stdout
+        assert "acknowledged records were lost" in run.stdout
+
+    listed = run_strongroom(data, "losses", "list", passphrase_file=passphrase)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "tree_head.lost: unacknowledged" in listed.stdout
+    assert "strongroom losses acknowledge tree_head.lost --note TEXT" in listed.stdout
+    refused = run_strongroom(
+        data, "losses", "acknowledge", "tree_head.lost.3", "--note", "?", passphrase_file=passphrase
+    )
+    assert refused.returncode == 2 and "names no loss" in refused.stderr, refused.stderr
+    note = "sauvegarde du 5 décembre restaurée"
+    done = run_strongroom(
+        data,
+        "losses",
+        "acknowledge",
+        "tree_head.lost",
+        "--note",
+        note,
+        "--as",
+        OWNER,
+        passphrase_file=passphrase,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"tree_head.lost: loss acknowledged by {OWNER}" in done.stdout
+
+    passed = run_strongroom(data, "verify", passphrase_file=passphrase)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "OK: the archive verifies" in passed.stdout
+    assert "NOTE: log: tree_head.lost:" in passed.stdout
+    assert f"acknowledged by {OWNER} on " in passed.stdout and note in passed.stdout
+    as_json = run_strongroom(data, "losses", "list", "--json", passphrase_file=passphrase)
+    (loss,) = json.loads(as_json.stdout)["losses"]
+    assert loss["file"] == "tree_head.lost" and loss["acknowledged"]["by"] == OWNER
+    assert (data / "tree_head.lost").exists()  # the evidence stays

@@ -195,7 +195,10 @@ class NightJobs:
             raise JobFailed("the archive closed while the check was starting")
         if not status.ok:
             problems = "; ".join(status.problems[:3])
-            raise JobFailed(f"{status.kind} verify: {status.problem_count} problem(s): {problems}")
+            raise JobFailed(
+                f"{status.kind} verify: {status.problem_count} problem(s): {problems}"
+                + _notes(status)
+            )
         details = {"leaves": status.leaves, "notes": list(status.notes)}
         return verify_summary(status), details | (status.run.to_json() if status.run else {})
 
@@ -222,11 +225,16 @@ class NightJobs:
                 self.last[job] = outcome
 
 
+def _notes(status: IntegrityStatus) -> str:
+    """What verify said beside its problems (an acknowledged loss, a kept head not
+    written: archive/losses.py), appended to its one line: said, never failed on."""
+    return "".join(f"; NOTE: {note}" for note in status.notes)
+
+
 def verify_summary(status: IntegrityStatus) -> str:
     """One line saying what a passing verify covered (CLI, dashboard, STATUS=)."""
     run = status.run
-    # An acknowledged loss, a kept head not written (archive/losses.py): said, not failed.
-    notes = "".join(f"; NOTE: {note}" for note in status.notes)
+    notes = _notes(status)
     if run is None or run.kind == "full":
         size = run.tree_size if run else status.leaves
         return f"OK: the archive verifies (full verify, {size} log leaves){notes}"
