@@ -76,6 +76,9 @@ async def test_status_prints_times_in_the_practices_zone_named_and_json_stays_ut
         as_json = json.loads((await asyncio.to_thread(strongroom, data, "status", "--json")).stdout)
         at = as_json["night_jobs"]["verify"]["at"]
         assert at == outcome["at"] and as_json["time_zone"] == ZONE  # an instant, not local
+        # Beside the epoch instant (kept: scripts read it), the same instant in ISO 8601 UTC.
+        iso = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert as_json["night_jobs"]["verify"]["at_utc"] == iso
         local = datetime.fromtimestamp(at, ZoneInfo(ZONE)).strftime("%Y-%m-%d %H:%M")
         utc = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M")
         assert local != utc
@@ -116,5 +119,37 @@ async def test_the_control_socket_refuses_an_unknown_time_zone_and_does_nothing(
             data, "POST", "/office", {"op": "hold.add", "params": {**hold, "time_zone": ZONE}}
         )
         assert code == 200 and body["hold"]["id"], body
+    finally:
+        await running.stop()
+
+
+async def test_status_and_verify_say_the_kept_head_is_not_written(tmp_path: Path) -> None:
+    """The Integrity page said it alone: a box that cannot write tree_head.latest (a full
+    disk, a file a root command left unreadable) is said by `status` and `verify` too."""
+    config = await prepare_data_dir(tmp_path / "box")
+    kept = config.data_dir / "tree_head.latest"
+    kept.unlink()
+    kept.mkdir()  # a real OS error root gets too (EISDIR): the box cannot write it
+    running = await start_box(config, clock=Clock())
+    try:
+        data = config.data_dir
+        text = await asyncio.to_thread(strongroom, data, "status")
+        assert text.returncode == 0, text.stderr
+        warning = "WARNING: the kept tree head (tree_head.latest) has not been written since"
+        assert warning in text.stdout, text.stdout
+        status = json.loads((await asyncio.to_thread(strongroom, data, "status", "--json")).stdout)
+        failing = status["kept_head"]
+        since = running.box.require_archive().kept_head.failing_since_ms
+        assert since is not None and failing["failing_since_ms"] == since
+        iso = datetime.fromtimestamp(since / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert failing["failing_since_utc"] == iso and "directory" in failing["failure"]
+        checked = await asyncio.to_thread(strongroom, data, "verify")
+        assert checked.returncode == 1  # the file holds no head: that is a problem of its own
+        assert "NOTE: the kept tree head (tree_head.latest) has not been written" in checked.stderr
+        kept.rmdir()
+        running.box.require_archive().kept_head.clock = lambda: float("inf")  # retry now
+        await running.box.audit("test", "written.again")
+        status = json.loads((await asyncio.to_thread(strongroom, data, "status", "--json")).stdout)
+        assert status["kept_head"] is None
     finally:
         await running.stop()
