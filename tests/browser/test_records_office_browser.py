@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,11 @@ TEXT = {
 class RunningBox:
     """A BoxRuntime (web, /peer, control socket) on its own event loop in a thread."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(
+        self, data_dir: Path, before_start: Callable[[Path], Awaitable[None]] | None = None
+    ) -> None:
         self.data_dir = data_dir
+        self.before_start = before_start  # run on the prepared data dir, nothing running
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.running: E2EBox | None = None
@@ -57,6 +61,8 @@ class RunningBox:
 
         async def start() -> E2EBox:
             config = await prepare_data_dir(self.data_dir)
+            if self.before_start is not None:
+                await self.before_start(config.data_dir)
             running = await start_box(config, clock=Clock())
             await two_phones_push_the_past(running)
             return running
