@@ -14,12 +14,15 @@ import gc
 import inspect
 import multiprocessing
 import os
+import sys
 import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import aiohttp
@@ -152,19 +155,45 @@ class Box:
         self.archive.close()
 
 
-def start_in_fresh_process(target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+@dataclass(frozen=True)
+class Child:
+    """A process `start_in_fresh_process` started: where its result and stderr go."""
+
+    queue: Any
+    process: Any
+    stderr: Path  # the child's stderr, replayed here when it ends (its tail in an error)
+
+
+# How often wait_for_child looks whether the child is still alive while no result came,
+# and how long a dead child's result may still take through the queue's pipe.
+POLL_S = 0.5
+LAST_WORD_S = 2.0
+STDERR_TAIL_LINES = 20
+
+
+def start_in_fresh_process(target: Callable[..., Any], *args: Any, **kwargs: Any) -> Child:
     """Run `target(*args, **kwargs)` (a coroutine result is run to its end) in a fresh
     spawned process; returns the handle `wait_for_child` takes."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_child_main, args=(queue, target, args, kwargs))
+    fd, name = tempfile.mkstemp(prefix="bench-child-", suffix=".stderr")
+    os.close(fd)
+    process = context.Process(target=_child_main, args=(queue, name, target, args, kwargs))
     process.start()
-    return queue, process
+    return Child(queue, process, Path(name))
 
 
 def _child_main(
-    queue: Any, target: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    queue: Any,
+    stderr: str,
+    target: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> None:
+    # Its stderr in a file the parent reads (replayed, or its tail when it dies).
+    with open(stderr, "w", encoding="utf-8") as out:
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 2)
     try:
         result = target(*args, **kwargs)
         if inspect.iscoroutine(result):
@@ -175,14 +204,51 @@ def _child_main(
         queue.put(("error", repr(exc)))
 
 
-def wait_for_child(child: Any, who: str = "the child process") -> Any:
-    """Block until the process of `start_in_fresh_process` ends; its result, or RuntimeError."""
-    queue, process = child
-    status, value = queue.get()
-    process.join()
+def wait_for_child(child: Child, who: str = "the child process") -> Any:
+    """Block until the process of `start_in_fresh_process` ends; its result, or RuntimeError.
+
+    A child that dies without a word (killed, out of memory, a crash in C) used to
+    leave this waiting forever on its queue: it is looked at every POLL_S, and its
+    death is an error with its exit status and the tail of its stderr."""
+    try:
+        status, value = _result(child, who)
+        child.process.join()
+    finally:
+        text = _read(child.stderr)
+        child.stderr.unlink(missing_ok=True)
+        if text:
+            sys.stderr.write(text)  # what the child said, as it would have on the console
     if status != "ok":
         raise RuntimeError(f"{who} failed: {value}")
     return value
+
+
+def _result(child: Child, who: str) -> tuple[str, Any]:
+    while True:
+        try:
+            found: tuple[str, Any] = child.queue.get(timeout=POLL_S)
+            return found
+        except Empty:
+            if child.process.is_alive():
+                continue
+        try:  # dead: a result put just before it ended may still be in the pipe
+            late: tuple[str, Any] = child.queue.get(timeout=LAST_WORD_S)
+            return late
+        except Empty:
+            child.process.join()
+            tail = _read(child.stderr).splitlines()[-STDERR_TAIL_LINES:]
+            said = "\n".join(tail) if tail else "(nothing on stderr)"
+            raise RuntimeError(
+                f"{who} died without a result (exit status {child.process.exitcode});"
+                f" its stderr ends:\n{said}"
+            ) from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 async def _phones(target: Callable[..., Awaitable[Any]], *args: Any) -> Any:
