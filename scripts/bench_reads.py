@@ -14,7 +14,7 @@ from pathlib import Path
 import bench_archive as ba
 
 from strongroom.archive import conv_keys, writes
-from strongroom.archive.queries import search_messages
+from strongroom.archive.search import search_messages
 from strongroom.archive.store import Archive
 
 # -- search -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import bench_archive as ba
 
 from strongroom.archive.committer import GroupCommitter
-from strongroom.archive.queries import search_messages
+from strongroom.archive.search import search_messages
 from strongroom.archive.verify import verify_archive
 
 # -- start to ready -------------------------------------------------------------------

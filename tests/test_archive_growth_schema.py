@@ -21,9 +21,10 @@ from nacl.signing import SigningKey
 from archive_helpers import assert_index_matches_text, message, new_phone, reads_before_text_once
 from strongroom.archive import db, writes
 from strongroom.archive.errors import ArchiveError
-from strongroom.archive.queries import SearchFilters, list_conversations, search_messages
+from strongroom.archive.listings import list_conversations
 from strongroom.archive.record import parse_record
 from strongroom.archive.schema import SCHEMA_VERSION
+from strongroom.archive.search import SearchFilters, search_messages
 from strongroom.archive.store import Archive, WriteOp
 from strongroom.archive.verify import verify_archive
 from strongroom.office.erasure import erase_in_txn

@@ -15,8 +15,15 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from archive_helpers import SELECT_TEXTS, message, new_phone
-from strongroom.archive import queries, writes
+from strongroom.archive import writes
+from strongroom.archive.audit_reads import counts
 from strongroom.archive.errors import RecordRejected
+from strongroom.archive.listings import (
+    attachments_for,
+    get_record,
+    list_conversations,
+    receipts_for,
+)
 from strongroom.archive.record import (
     MAX_TEXT_CHARS,
     Record,
@@ -25,6 +32,7 @@ from strongroom.archive.record import (
     sign_record,
     verify_record_signature,
 )
+from strongroom.archive.search import SearchFilters, search_messages
 from strongroom.archive.store import Archive, Txn
 from strongroom.archive.verify import verify_archive
 from strongroom.archive.writes import StoredRecord
@@ -94,11 +102,11 @@ def test_every_kind_reads_back_through_the_queries(archive: Archive) -> None:
     assert batch.tree_head is not None and batch.tree_head.tree_size == 8
 
     conn = archive.reader()
-    (conv,) = queries.list_conversations(conn, owner=OWNER)
+    (conv,) = list_conversations(conn, owner=OWNER)
     assert (conv.ref, conv.peer, conv.messages) == ("client-martin", "M. Martin", 4)
-    assert queries.list_conversations(conn, owner="someone.else") == []
+    assert list_conversations(conn, owner="someone.else") == []
 
-    hits = {h.text: h for h in queries.search_messages(conn, filters=queries.SearchFilters())}
+    hits = {h.text: h for h in search_messages(conn, filters=SearchFilters())}
     assert set(hits) == {
         "Bonjour, la réunion est à 10h",
         "Merci, à demain",
@@ -113,21 +121,21 @@ def test_every_kind_reads_back_through_the_queries(archive: Archive) -> None:
         row = conn.execute(
             "SELECT id FROM records WHERE log_index = ?", (result.log_index,)
         ).fetchone()
-        view = queries.get_record(conn, int(row[0]))
+        view = get_record(conn, int(row[0]))
         assert view is not None
         assert view.body == record.raw and view.signature == record.signature
         assert view.record_id == record.record_id == hashlib.sha256(record.raw).digest()
         assert view.kind == record.kind and view.client_id == record.client_id
         assert view.log_index == result.log_index and view.owner == OWNER
         assert cbor2.loads(view.leaf_data)[2] == record.record_id  # leaf commits to the hash
-    assert queries.get_record(conn, 10_000) is None
+    assert get_record(conn, 10_000) is None
 
-    receipts = queries.receipts_for(conn, conv.id, "m1")
+    receipts = receipts_for(conn, conv.id, "m1")
     assert [(r.receipt, r.at, r.log_index) for r in receipts] == [
         ("delivered", 1_700_000_000_500, 5),
         ("read", 1_700_000_000_900, 6),
     ]
-    (att,) = queries.attachments_for(conn, conv.id, "m1")
+    (att,) = attachments_for(conn, conv.id, "m1")
     assert (att.blob_sha256, att.size, att.name, att.mime) == (
         blob_sha,
         4,
@@ -135,7 +143,7 @@ def test_every_kind_reads_back_through_the_queries(archive: Archive) -> None:
         "application/pdf",
     )
     assert att.stored is False  # the manifest arrived, the blob not yet
-    assert queries.counts(conn)["records"] == 7
+    assert counts(conn)["records"] == 7
     conn.close()
 
 
@@ -146,7 +154,7 @@ def test_attachment_pushed_before_its_message_still_flags_it(archive: Archive) -
     msg = signed(key, fields("message", "m9", dir="in", text="voici la photo"))
     archive.write(writes.store_record(attachment, device_id, OWNER))
     archive.write(writes.store_record(msg, device_id, OWNER))
-    (hit,) = queries.search_messages(archive.conn, "photo")
+    (hit,) = search_messages(archive.conn, "photo")
     assert hit.has_attachment
 
 
@@ -368,7 +376,7 @@ def test_a_conversation_keeps_its_first_time_newest_time_and_first_known_contact
     ]
     for record in late_first:  # one transaction each, as separate pushes would be
         archive.write(writes.store_record(record, device_id, OWNER))
-    (conv,) = queries.list_conversations(archive.reader(), owner=OWNER)
+    (conv,) = list_conversations(archive.reader(), owner=OWNER)
     # Created when first seen (at m3's time); last_at never goes back; the contact's
     # name fills in once known and is not overwritten by a later different one.
     assert (conv.created_at, conv.last_at) == (t0 + 3_000, t0 + 3_000)

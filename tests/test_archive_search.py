@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from archive_helpers import message, new_phone
-from strongroom.archive import db, queries, writes
-from strongroom.archive.queries import SearchFilters, search_messages
+from strongroom.archive import db, writes
 from strongroom.archive.record import parse_record, sign_record
 from strongroom.archive.schema import SCHEMA_VERSION
+from strongroom.archive.search import SearchFilters, fts_query, search_messages
 from strongroom.archive.store import Archive
 
 DAY = 86_400_000
@@ -128,7 +128,7 @@ def test_fts_syntax_is_treated_as_words(searchable: Archive, query: str, found: 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=60))
 def test_any_typed_text_never_raises(text: str) -> None:
-    query = queries.fts_query(text)
+    query = fts_query(text)
     if query is not None:
         assert query.count('"') % 2 == 0
 

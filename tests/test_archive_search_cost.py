@@ -20,7 +20,7 @@ from archive_helpers import message, new_phone
 from strongroom.archive import search, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.fts_terms import MAX_COMPLETIONS, completions
-from strongroom.archive.queries import SearchFilters, search_messages
+from strongroom.archive.search import SearchFilters, search_messages
 from strongroom.archive.store import Archive
 
 T0 = 1_700_000_000_000

@@ -17,9 +17,9 @@ from nacl.signing import SigningKey
 
 from archive_helpers import SELECT_TEXTS, assert_index_matches_text, message, new_phone
 from strongroom.archive import db, writes
-from strongroom.archive.queries import SearchFilters, search_messages
 from strongroom.archive.record import text_span
 from strongroom.archive.schema import MIGRATIONS, SCHEMA_VERSION
+from strongroom.archive.search import SearchFilters, search_messages
 from strongroom.archive.store import Archive
 from strongroom.archive.verify import verify_archive
 from strongroom.office.erasure import erase_in_txn

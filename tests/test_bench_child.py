@@ -25,7 +25,10 @@ def outcome(child, who):
         return {"error": str(exc)}
 
 if __name__ == "__main__":
-    dies = "import os, sys; print('plus de mémoire', file=sys.stderr); sys.stderr.flush(); os._exit(3)"
+    dies = (
+        "import os, sys; print('plus de mémoire', file=sys.stderr); sys.stderr.flush();"
+        " os._exit(3)"
+    )
     print(json.dumps({
         "result": outcome(start_in_fresh_process(divmod, 7, 2), "the sum"),
         "raised": outcome(start_in_fresh_process(int, "x"), "the parse"),

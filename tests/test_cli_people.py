@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from strongroom.archive.queries import audit_events
+from strongroom.archive.audit_reads import audit_events
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.identity import Keystore

@@ -22,8 +22,9 @@ from nacl.signing import SigningKey
 from archive_helpers import keys_once_each, new_phone
 from strongroom.archive import conv_keys, db, schema, writes
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import SearchFilters, list_conversations, search_messages
+from strongroom.archive.listings import list_conversations
 from strongroom.archive.schema import SCHEMA_VERSION
+from strongroom.archive.search import SearchFilters, search_messages
 from strongroom.archive.store import Archive
 from strongroom.archive.verify import verify_archive
 from strongroom.office import export_scope, holds, matters, resolve, retention

@@ -21,7 +21,7 @@ from e2e_helpers import (
     running_e2e_box,
     until,
 )
-from strongroom.archive.queries import list_devices
+from strongroom.archive.listings import list_devices
 from strongroom.client import BoxError
 from strongroom.control import call
 from strongroom_panel.state import BoxState

@@ -25,7 +25,7 @@ from e2e_helpers import (
     start_box,
     until,
 )
-from strongroom.archive.queries import list_devices
+from strongroom.archive.listings import list_devices
 from strongroom.client import HandshakeRefused
 from strongroom.pairing.qr import QrOffer, make_offer
 

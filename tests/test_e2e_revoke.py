@@ -21,7 +21,7 @@ from e2e_helpers import (
     start_box,
     until,
 )
-from strongroom.archive.queries import list_devices
+from strongroom.archive.listings import list_devices
 from strongroom.client import BoxError, ConnectionLost, HandshakeRefused, PhoneClient
 from strongroom.config import BoxConfig
 from strongroom.control import call

@@ -31,8 +31,8 @@ from nacl.signing import SigningKey, VerifyKey
 from archive_helpers import message, new_phone
 from strongroom.archive import db, writes
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import search_messages
 from strongroom.archive.schema import SCHEMA_VERSION
+from strongroom.archive.search import search_messages
 from strongroom.archive.store import Archive
 from strongroom.archive.verify import verify_open_archive
 from strongroom.office import backup, restore, retention

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from strongroom.archive.queries import audit_events
+from strongroom.archive.audit_reads import audit_events
 from strongroom.box import Box
 from web_helpers import ADMIN_PASSWORD, AUDITOR_PASSWORD, login, new_box, web_app
 

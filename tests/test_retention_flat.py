@@ -212,7 +212,8 @@ def test_a_bound_never_falls_before_the_exact_limit() -> None:
 
 
 def test_the_office_pages_name_conversations_without_reading_their_records(box: Box) -> None:
-    from strongroom.archive.queries import counts, list_conversations
+    from strongroom.archive.audit_reads import counts
+    from strongroom.archive.listings import list_conversations
 
     durand = new_phone(box.archive, "maitre.durand")
     for n in range(12):

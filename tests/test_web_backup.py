@@ -14,7 +14,7 @@ from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
-from strongroom.archive.queries import audit_events
+from strongroom.archive.audit_reads import audit_events
 from strongroom.archive.verify import verify_open_archive
 from strongroom.box import Box
 from strongroom.identity import entropy_to_words, new_entropy

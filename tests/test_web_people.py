@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
-from strongroom.archive.queries import audit_events
+from strongroom.archive.audit_reads import audit_events
 from strongroom.box import Box
 from strongroom.config import BoxConfig
 from strongroom.identity import Keystore

@@ -8,7 +8,7 @@ from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
-from strongroom.archive.queries import audit_events
+from strongroom.archive.audit_reads import audit_events
 from strongroom.web.users import create_user
 from support.pdf import pdf_words
 from web_helpers import ADMIN_PASSWORD, CHEAP_HASHER, login, new_box, web_app

@@ -15,7 +15,8 @@ from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
-from strongroom.archive.queries import audit_events, list_devices
+from strongroom.archive.audit_reads import audit_events
+from strongroom.archive.listings import list_devices
 from strongroom.box import Box
 from strongroom.web.sessions import SESSION_COOKIE
 from strongroom.web.users import get_user

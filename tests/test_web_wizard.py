@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from strongroom.archive.queries import audit_events
+from strongroom.archive.audit_reads import audit_events
 from strongroom.box import Box
 from strongroom.identity import entropy_to_words, new_entropy
 from strongroom.unlock import BoxPhase

@@ -8,7 +8,7 @@ previous version intact. Never edit a shipped migration: append a new one.
 from __future__ import annotations
 
 # The ligatures French writes and unicode61 does not decompose, as migration 3's
-# index spells them (queries.fold_ligatures does the same to what a person types).
+# index spells them (search.fold_ligatures does the same to what a person types).
 LIGATURES = {"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE"}
 
 
@@ -289,7 +289,7 @@ VALUES
     # 3: ligatures folded in the full-text index. unicode61 folds accents and case
     # but keeps œ and æ as letters of their own, so "soeur" typed on a keyboard
     # without œ did not find "sœur". The index now holds the text with œ/æ
-    # spelled out (the query is folded the same way: queries.fold_ligatures);
+    # spelled out (the query is folded the same way: search.fold_ligatures);
     # the messages table keeps the text as signed. Nothing reads the index's
     # content back (no snippet/highlight), so the difference is only in tokens.
     # Written out, not generated: a migration's text never changes once shipped.

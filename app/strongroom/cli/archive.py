@@ -142,7 +142,7 @@ def _verify_options(cmd: argparse.ArgumentParser) -> None:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from strongroom.archive.queries import list_devices
+    from strongroom.archive.listings import list_devices
 
     with unlocked_box(args) as box, contextlib.closing(box.require_archive().reader()) as conn:
         rows = list_devices(conn)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from strongroom.archive.audit_reads import audit_events
 from strongroom.archive.db import Connection
 from strongroom.archive.losses import acknowledge_loss, kept_head_json, losses
-from strongroom.archive.queries import audit_events
 from strongroom.office.matter_ops import day_ms
 from strongroom.office.practice_days import zone_of
 from strongroom.office.service import Ctx, _text

@@ -20,18 +20,16 @@ from aiohttp import web
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import BlobError
-from strongroom.archive.queries import (
+from strongroom.archive.listings import (
     ConversationRow,
     DeviceRow,
-    MessageHit,
-    SearchFilters,
     attachments_for,
     get_record,
     list_conversations,
     list_devices,
     receipts_for,
-    search_messages,
 )
+from strongroom.archive.search import MessageHit, SearchFilters, search_messages
 from strongroom.office.practice_days import zone_of
 from strongroom.web.attachment_search import FileHit, search_files
 from strongroom.web.auth import ADMIN, ARCHIVIST, require_role

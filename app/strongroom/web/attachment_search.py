@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from strongroom.archive import conv_keys
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import SearchFilters
+from strongroom.archive.search import SearchFilters
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from strongroom.archive.audit_reads import AuditRow, audit_events
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import AuditRow, audit_events
 from strongroom.office.practice_days import zone_of
 from strongroom.web.auth import ADMIN, AUDITOR, require_role
 from strongroom.web.forms import day_ms

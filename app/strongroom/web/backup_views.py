@@ -20,8 +20,8 @@ from typing import Any
 from aiohttp import web
 from nacl.signing import VerifyKey
 
+from strongroom.archive.audit_reads import last_audit_event
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import last_audit_event
 from strongroom.box import Box
 from strongroom.identity import BoxKeys
 from strongroom.office import backup

@@ -12,9 +12,9 @@ from aiohttp import web
 
 from strongroom.appliance.health import Health, disk_forecast_days, read_health
 from strongroom.appliance.nightjobs import JobOutcome, last_outcomes
+from strongroom.archive.audit_reads import DASHBOARD_COUNTS, counts, last_audit_event
 from strongroom.archive.db import Connection
 from strongroom.archive.message_count import MessageCount
-from strongroom.archive.queries import DASHBOARD_COUNTS, counts, last_audit_event
 from strongroom.archive.scrub import pending_since_ms
 from strongroom.box import Box
 from strongroom.web.auth import ADMIN, require_role

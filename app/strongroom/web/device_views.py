@@ -12,7 +12,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from strongroom.archive.errors import RecordRejected
-from strongroom.archive.queries import list_devices
+from strongroom.archive.listings import list_devices
 from strongroom.archive.store import Txn, WriteOpOf
 from strongroom.box import Box
 from strongroom.pairing.errors import InvalidQrOffer, TicketNotPending

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import list_conversations
+from strongroom.archive.listings import list_conversations
 from strongroom.archive.verify import VerifyReport
 from strongroom.archive.verify_runs import Mode, Verification, run_verification
 from strongroom.office import holds, policies

@@ -16,7 +16,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import RecordView
+from strongroom.archive.listings import RecordView
 from strongroom.archive.record import RECORD_SIGNING_CONTEXT, leaf_data
 from strongroom.archive.store import Archive, reader_log
 from strongroom.proof.merkle import leaf_hash, verify_inclusion

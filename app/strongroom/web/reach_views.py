@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from strongroom.archive.queries import DeviceRow, list_devices
+from strongroom.archive.listings import DeviceRow, list_devices
 from strongroom.reach.helper import HelperUnavailable
 from strongroom.reach.service import ON_FAILED, ReachNotOn
 from strongroom.web.auth import ADMIN, require_role, session_of

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from strongroom.archive.db import Connection
-from strongroom.archive.queries import list_conversations
+from strongroom.archive.listings import list_conversations
 from strongroom.archive.scrub import pending_since_ms
 from strongroom.office import certificates, matters, retention, review
 from strongroom.office.errors import OfficeError
