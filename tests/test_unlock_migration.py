@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,39 @@ def panel_state(runtime: BoxRuntime) -> BoxState | None:
     return runtime.panel.state if runtime.panel is not None else None
 
 
+@dataclass
+class MigratingAtStart:
+    """An unattended box of the release before this one (its key file on a USB key),
+    started: it migrates its archive at start, one slow step (`slow`) the test lets go."""
+
+    config: BoxConfig
+    runtime: BoxRuntime
+    starting: asyncio.Task[None]
+    admin: WebAdmin
+
+
+@pytest.fixture
+async def migrating_at_start(
+    tmp_path: Path, slow: SlowMigration, watchdog: WatchdogListener, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[MigratingAtStart]:
+    (tmp_path / "usb").mkdir()
+    config = await box_at_previous_schema(tmp_path, keyfile=tmp_path / "usb" / "unlock.key")
+    slow.install(monkeypatch)
+    runtime = runtime_for(config, watchdog)
+    starting = asyncio.create_task(runtime.start())
+    admin: WebAdmin | None = None
+    try:
+        await until(lambda: runtime.box.phase is BoxPhase.UPDATING, 10, "the migration")
+        admin = WebAdmin(f"http://127.0.0.1:{runtime.port}")
+        yield MigratingAtStart(config, runtime, starting, admin)
+    finally:
+        slow.released.set()  # a test that failed half-way leaves no step waiting
+        if admin is not None:
+            await admin.close()
+        await asyncio.wait({starting}, timeout=30)
+        await runtime.stop()
+
+
 async def test_unlock_page_panel_status_and_watchdog_carry_on_while_the_archive_migrates(
     tmp_path: Path, slow: SlowMigration, watchdog: WatchdogListener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -238,34 +271,22 @@ def audit_actions(runtime: BoxRuntime) -> list[str]:
 
 
 async def test_an_unattended_box_serves_while_it_migrates_at_start(
-    tmp_path: Path, slow: SlowMigration, watchdog: WatchdogListener, monkeypatch: pytest.MonkeyPatch
+    migrating_at_start: MigratingAtStart, slow: SlowMigration, watchdog: WatchdogListener
 ) -> None:
-    (tmp_path / "usb").mkdir()
-    config = await box_at_previous_schema(tmp_path, keyfile=tmp_path / "usb" / "unlock.key")
-    slow.install(monkeypatch)
-    runtime = runtime_for(config, watchdog)
-    starting = asyncio.create_task(runtime.start())
-    admin: WebAdmin | None = None
-    try:
-        await until(lambda: runtime.box.phase is BoxPhase.UPDATING, 10, "the migration")
-        started = time.monotonic()
-        admin = WebAdmin(f"http://127.0.0.1:{runtime.port}")
-        status, page = await admin.get("/unlock")
-        assert status == 200 and "Updating the archive…" in page
-        await until(lambda: panel_state(runtime) is BoxState.UPDATING, what="UPDATING")
-        await until(lambda: len(watchdog.pings) >= 4 and watchdog.pings[-4] > started, 10)
-        assert watchdog.longest_gap(started, time.monotonic()) < WATCHDOG_S
-        assert not starting.done()
-        slow.released.set()
-        await asyncio.wait_for(starting, 30)
-        assert runtime.box.phase is BoxPhase.READY
-    finally:
-        slow.released.set()
-        if admin is not None:
-            await admin.close()
-        await asyncio.wait({starting}, timeout=30)
-        await runtime.stop()
-    assert on_disk_schema(config) == SCHEMA_VERSION
+    box = migrating_at_start
+    runtime = box.runtime
+    started = time.monotonic()
+    status, page = await box.admin.get("/unlock")
+    assert status == 200 and "Updating the archive…" in page
+    await until(lambda: panel_state(runtime) is BoxState.UPDATING, what="UPDATING")
+    await until(lambda: len(watchdog.pings) >= 4 and watchdog.pings[-4] > started, 10)
+    assert watchdog.longest_gap(started, time.monotonic()) < WATCHDOG_S
+    assert not box.starting.done()
+    slow.released.set()
+    await asyncio.wait_for(box.starting, 30)
+    assert runtime.box.phase is BoxPhase.READY
+    await runtime.stop()
+    assert on_disk_schema(box.config) == SCHEMA_VERSION
 
 
 async def test_stopping_mid_migration_leaves_the_previous_schema_and_the_next_start_migrates(
@@ -319,23 +340,16 @@ async def test_a_cli_command_on_a_stopped_box_says_it_is_updating_the_archive(
 
 
 async def test_stopping_an_unattended_box_during_its_start_migration(
-    tmp_path: Path, slow: SlowMigration, watchdog: WatchdogListener, monkeypatch: pytest.MonkeyPatch
+    migrating_at_start: MigratingAtStart, slow: SlowMigration
 ) -> None:
     """`systemctl stop` while the box migrates at start: the stop interrupts the step,
     the box says nothing is damaged, and the previous schema is whole."""
-    (tmp_path / "usb").mkdir()
-    config = await box_at_previous_schema(tmp_path, keyfile=tmp_path / "usb" / "unlock.key")
-    slow.install(monkeypatch)
-    runtime = runtime_for(config, watchdog)
-    starting = asyncio.create_task(runtime.start())
-    try:
-        await until(lambda: runtime.box.phase is BoxPhase.UPDATING, 10, "the migration")
-    finally:
-        await runtime.stop()
-        await asyncio.wait_for(starting, 30)
+    runtime = migrating_at_start.runtime
+    await runtime.stop()
+    await asyncio.wait_for(migrating_at_start.starting, 30)
     assert not slow.released.is_set()  # it never ran at full speed
     assert runtime.integrity_ok and runtime.box.archive is None
-    assert on_disk_schema(config) == PREVIOUS
+    assert on_disk_schema(migrating_at_start.config) == PREVIOUS
 
 
 async def test_stopping_while_a_failed_migration_lets_go_of_its_connection(
@@ -374,49 +388,36 @@ async def test_stopping_while_a_failed_migration_lets_go_of_its_connection(
 
 
 async def test_what_operations_md_tells_an_operator_to_look_at_when_a_migration_seems_hung(
-    tmp_path: Path, slow: SlowMigration, watchdog: WatchdogListener, monkeypatch: pytest.MonkeyPatch
+    migrating_at_start: MigratingAtStart, slow: SlowMigration, watchdog: WatchdogListener
 ) -> None:
     """docs/operations.md, Upgrades, "A migration that seems hung": an appliance after
     an upgrade (unattended) migrates at start; `systemctl status strongroom` says
     `updating at …`, `strongroom status` shows the migration (plain and JSON), the
     unlock page says it is updating, and the watchdog keeps being fed."""
-    (tmp_path / "usb").mkdir()
-    config = await box_at_previous_schema(tmp_path, keyfile=tmp_path / "usb" / "unlock.key")
-    slow.install(monkeypatch)
-    runtime = runtime_for(config, watchdog)
-    starting = asyncio.create_task(runtime.start())
-    admin: WebAdmin | None = None
-    try:
-        await until(lambda: runtime.box.phase is BoxPhase.UPDATING, 10, "the migration")
-        started = time.monotonic()
-        # systemctl status strongroom: the STATUS= line systemd was sent.
-        await until(
-            lambda: any(s.startswith("updating at ") for s in watchdog.statuses),
-            what="STATUS=updating at …",
-        )
-        assert watchdog.statuses[-1].startswith(f"updating at {runtime.url}")
-        data = str(config.data_dir)
-        plain = await asyncio.to_thread(run_cli, "status", "--data", data)
-        assert plain.returncode == 0, plain.stderr
-        assert "state: updating" in plain.stdout
-        assert f"archive update under way: schema {PREVIOUS} to {SCHEMA_VERSION}" in plain.stdout
-        as_json = await asyncio.to_thread(run_cli, "status", "--json", "--data", data)
-        assert json.loads(as_json.stdout)["migration"] == [PREVIOUS, SCHEMA_VERSION]
-        admin = WebAdmin(f"http://127.0.0.1:{runtime.port}")
-        status, page = await admin.get("/unlock")
-        assert status == 200 and "Updating the archive…" in page
-        # "does not get the box killed": the loop feeds the watchdog all along.
-        await until(lambda: len(watchdog.pings) >= 4 and watchdog.pings[-4] > started, 10)
-        assert watchdog.longest_gap(started, time.monotonic()) < WATCHDOG_S
-        assert not starting.done() and runtime.box.phase is BoxPhase.UPDATING
-        slow.released.set()
-        await asyncio.wait_for(starting, 30)
-        await until(lambda: watchdog.statuses[-1].startswith("ready at "), what="ready")
-        plain = await asyncio.to_thread(run_cli, "status", "--data", data)
-        assert "state: ready" in plain.stdout and "archive update" not in plain.stdout
-    finally:
-        slow.released.set()
-        if admin is not None:
-            await admin.close()
-        await asyncio.wait({starting}, timeout=30)
-        await runtime.stop()
+    box = migrating_at_start
+    runtime = box.runtime
+    started = time.monotonic()
+    # systemctl status strongroom: the STATUS= line systemd was sent.
+    await until(
+        lambda: any(s.startswith("updating at ") for s in watchdog.statuses),
+        what="STATUS=updating at …",
+    )
+    assert watchdog.statuses[-1].startswith(f"updating at {runtime.url}")
+    data = str(box.config.data_dir)
+    plain = await asyncio.to_thread(run_cli, "status", "--data", data)
+    assert plain.returncode == 0, plain.stderr
+    assert "state: updating" in plain.stdout
+    assert f"archive update under way: schema {PREVIOUS} to {SCHEMA_VERSION}" in plain.stdout
+    as_json = await asyncio.to_thread(run_cli, "status", "--json", "--data", data)
+    assert json.loads(as_json.stdout)["migration"] == [PREVIOUS, SCHEMA_VERSION]
+    status, page = await box.admin.get("/unlock")
+    assert status == 200 and "Updating the archive…" in page
+    # "does not get the box killed": the loop feeds the watchdog all along.
+    await until(lambda: len(watchdog.pings) >= 4 and watchdog.pings[-4] > started, 10)
+    assert watchdog.longest_gap(started, time.monotonic()) < WATCHDOG_S
+    assert not box.starting.done() and runtime.box.phase is BoxPhase.UPDATING
+    slow.released.set()
+    await asyncio.wait_for(box.starting, 30)
+    await until(lambda: watchdog.statuses[-1].startswith("ready at "), what="ready")
+    plain = await asyncio.to_thread(run_cli, "status", "--data", data)
+    assert "state: ready" in plain.stdout and "archive update" not in plain.stdout
