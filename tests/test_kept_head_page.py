@@ -104,6 +104,8 @@ async def test_the_integrity_page_names_commits_lost_before_the_restart(
         assert "Loss acknowledged" in html and 'data-state="acknowledged"' in html
         assert "Acknowledged by admin on " in html and NOTE in html
         assert (await client.get(ACKNOWLEDGE)).status == 404  # once
+        trail = await (await client.get("/audit")).text()  # the signed trail, as people read it
+        assert "Lost commits acknowledged" in trail and NOTE in trail
         job = (
             await client.post("/verify", data={"csrf_token": token}, allow_redirects=False)
         ).headers["Location"]

@@ -43,6 +43,7 @@ AUDIT_ACTIONS = {
     "integrity.verify": N_("Integrity checked"),
     "integrity.ok": N_("Integrity check passed"),
     "integrity.failed": N_("Integrity check FAILED"),
+    "integrity.loss_acknowledged": N_("Lost commits acknowledged"),
     "hold.place": N_("Legal hold placed"),
     "hold.lift": N_("Legal hold lifted"),
     "matter.close": N_("Matter closed"),
@@ -71,6 +72,8 @@ DETAIL_KEYS = {
     "set": N_("backup set"),
     "ok": N_("succeeded"),
     "phone_log_size": N_("log size the phone saw"),
+    "file": N_("file"),
+    "note": N_("note"),
 }
 DEVICE_ROLES = {"staff": N_("staff member"), "admin": N_("Administrator")}
 USER_ROLES = {"admin": N_("Administrator"), "archivist": N_("Archivist"), "auditor": N_("Auditor")}
