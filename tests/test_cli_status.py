@@ -79,6 +79,9 @@ async def test_status_prints_times_in_the_practices_zone_named_and_json_stays_ut
         # Beside the epoch instant (kept: scripts read it), the same instant in ISO 8601 UTC.
         iso = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert as_json["night_jobs"]["verify"]["at_utc"] == iso
+        run = as_json["night_jobs"]["verify"]["details"]  # the verification kept
+        finished = datetime.fromtimestamp(run["finished_at_ms"] / 1000, UTC)
+        assert run["finished_at_utc"] == finished.strftime("%Y-%m-%dT%H:%M:%SZ")
         local = datetime.fromtimestamp(at, ZoneInfo(ZONE)).strftime("%Y-%m-%d %H:%M")
         utc = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M")
         assert local != utc

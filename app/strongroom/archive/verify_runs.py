@@ -31,6 +31,7 @@ from strongroom.archive.verify import WHOLE_LOG, page_check_of, verify_archive
 from strongroom.archive.verify_incremental import SAMPLE_MAX, Coverage, Start, verify_incremental
 from strongroom.archive.verify_records import Progress, VerifyReport
 from strongroom.proof.sth import SignedTreeHead
+from strongroom.utc import iso_utc
 
 Kind = Literal["full", "incremental"]
 Mode = Literal["full", "incremental", "scheduled"]
@@ -93,7 +94,9 @@ class Verification:
             "kind": self.kind,
             "ok": self.ok,
             "started_at_ms": self.started_at,
+            "started_at_utc": iso_utc(self.started_at),
             "finished_at_ms": self.finished_at,
+            "finished_at_utc": iso_utc(self.finished_at),
             "from_size": self.from_size,
             "tree_size": self.tree_size,
             "root_hash": self.root_hash.hex() if self.root_hash else None,
@@ -101,6 +104,9 @@ class Verification:
             "leaves": self.leaves,
             "sample": [self.sample_from, self.sample_to],
             "sweep_started_at_ms": self.sweep_started_at,
+            "sweep_started_at_utc": (
+                None if self.sweep_started_at is None else iso_utc(self.sweep_started_at)
+            ),
             "problems": self.problems,
             "first_problems": list(self.first_problems),
             "purpose": self.purpose,
