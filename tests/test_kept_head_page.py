@@ -4,6 +4,7 @@ administrator acknowledges it there or with `strongroom losses` (archive/losses.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
-from e2e_helpers import prepare_data_dir
+from e2e_helpers import Clock, prepare_data_dir, start_box
 from records_office_helpers import run_strongroom
 from strongroom.archive import writes
 from strongroom.box import Box
@@ -162,3 +163,31 @@ async def test_strongroom_verify_names_them_until_the_loss_is_acknowledged(tmp_p
     (loss,) = json.loads(as_json.stdout)["losses"]
     assert loss["file"] == "tree_head.lost" and loss["acknowledged"]["by"] == OWNER
     assert (data / "tree_head.lost").exists()  # the evidence stays
+
+
+async def test_the_running_box_answers_losses_and_its_verify_notes_the_acknowledged_one(
+    tmp_path: Path,
+) -> None:
+    # No passphrase: the running box does the work (control socket, night job).
+    config = await prepare_data_dir(tmp_path / "box")
+    data = config.data_dir
+    await lose_commits(data)
+    running = await start_box(config, clock=Clock())
+    try:
+        failed = await asyncio.to_thread(run_strongroom, data, "verify")
+        assert failed.returncode == 1 and "tree_head.lost:" in failed.stderr, failed.stderr
+        listed = await asyncio.to_thread(run_strongroom, data, "losses", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        (loss,) = json.loads(listed.stdout)["losses"]
+        assert (loss["file"], loss["acknowledged"]) == ("tree_head.lost", None)
+        done = await asyncio.to_thread(
+            run_strongroom, data, "losses", "acknowledge", "tree_head.lost", "--note", NOTE
+        )
+        assert done.returncode == 0, done.stderr
+        assert "loss acknowledged by cli" in done.stdout
+        passed = await asyncio.to_thread(run_strongroom, data, "verify")
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        assert "OK: the archive verifies" in passed.stdout
+        assert "; NOTE: log: tree_head.lost:" in passed.stdout and NOTE in passed.stdout
+    finally:
+        await running.stop()
