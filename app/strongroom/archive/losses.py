@@ -3,12 +3,12 @@
 A lost-head file (lost_heads.py) names acknowledged records the log lost; verify
 names it at every run. Once an administrator has investigated (restored from a
 backup, asked the phones to send again, or found nothing more to do), they
-acknowledge it, on the Integrity page or with `strongroom acknowledge-loss`: an
-audit event (ACTION: who, when, the file, the head it holds, their note) in the
-signed log. From then on verify lists the loss as a note ("acknowledged by ...")
-and no longer as a problem. The acknowledgement names the head, not only the file:
-a later, different loss under the same name (the first file moved away) is a new
-problem. The file itself stays: the box never deletes evidence.
+acknowledge it, on the Integrity page or with `strongroom losses acknowledge FILE
+--note TEXT` (cli/losses.py): an audit event (ACTION: who, when, the file, the head
+it holds, their note) in the signed log. From then on verify lists the loss as a
+note ("acknowledged by ...") and no longer as a problem. The acknowledgement names
+the head, not only the file: a later, different loss under the same name (the
+first file moved away) is a new problem. The file itself stays: the box never deletes evidence.
 
 Also here: what verify adds about the kept head beside the log's own checks
 (`check_witness_files`), and which kept head it checks at all (`witness_of`).
