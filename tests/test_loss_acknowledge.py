@@ -15,11 +15,19 @@ from typing import Any
 
 import pytest
 
+from archive_helpers import new_phone
 from strongroom.archive.losses import ACTION
 from strongroom.archive.store import Archive
 from strongroom.archive.verify_runs import run_verification
 from strongroom.office.service import OpRefused, run_op
-from test_kept_head import LOST, lose_the_last_commits, problems, reopened, two_commits_lost
+from test_kept_head import (
+    LOST,
+    fill,
+    lose_the_last_commits,
+    problems,
+    reopened,
+    two_commits_lost,
+)
 from test_kept_head import verified as verified  # the fixture
 
 ACTOR = "maitre.durand"
@@ -83,6 +91,54 @@ def test_a_loss_is_one_problem_until_acknowledged_then_a_note_and_the_file_stays
         assert "log: tree_head.lost.2:" in problems(report)
         assert "log: tree_head.lost:" not in problems(report)
         assert [n.split(":")[1] for n in report.notes] == [" tree_head.lost"]
+
+
+def test_a_file_that_changed_since_it_was_listed_is_not_acknowledged(
+    verified: Path, archive_keys: dict[str, bytes], tmp_path: Path
+) -> None:
+    # Review L2: the administrator is shown one head (the Integrity page's confirmation,
+    # `strongroom losses list`); the file is moved away and a new loss is written under
+    # the freed name before they confirm: acknowledging "tree_head.lost" would sign for
+    # a head they never saw.
+    _, first = lose_the_last_commits(verified, archive_keys, ["perdu"], tmp_path)
+    with reopened(verified, archive_keys) as archive:
+        (listed,) = run_op(archive, "loss.list", {})["losses"]
+        shown = listed["head"]
+        assert shown == f"{first.tree_size}:{first.root_hash.hex()}"
+        device, key = new_phone(archive, owner="maitre.durand", name="Après")
+        fill(archive, key, device, 1, "après")  # the kept head is the log's again
+    (verified / "tree_head.lost").rename(tmp_path / "tree_head.lost")
+    (tmp_path / "before.db").unlink()
+    _, second = lose_the_last_commits(verified, archive_keys, ["encore"], tmp_path)
+    with reopened(verified, archive_keys) as archive:
+        (now,) = run_op(archive, "loss.list", {})["losses"]
+        assert now["file"] == "tree_head.lost" and now["head"] != shown
+        with pytest.raises(OpRefused, match=r"tree_head\.lost changed since it was shown"):
+            run_op(
+                archive,
+                "loss.acknowledge",
+                {"file": "tree_head.lost", "note": NOTE, "actor": ACTOR, "head": shown},
+            )
+        with pytest.raises(OpRefused, match="not SIZE:ROOTHEX"):
+            run_op(
+                archive,
+                "loss.acknowledge",
+                {"file": "tree_head.lost", "note": NOTE, "actor": ACTOR, "head": "12:zz"},
+            )
+        with closing(archive.reader()) as conn:
+            count = "SELECT count(*) FROM audit_events WHERE action = ?"
+            assert conn.execute(count, (ACTION,)).fetchone()[0] == 0  # nothing written
+        # Looked at again: the head now shown is the one acknowledged.
+        done = run_op(
+            archive,
+            "loss.acknowledge",
+            {"file": "tree_head.lost", "note": NOTE, "actor": ACTOR, "head": now["head"]},
+        )["acknowledged"]
+        assert done["file"] == "tree_head.lost"
+        (acked,) = run_op(archive, "loss.list", {})["losses"]
+        assert acked["acknowledged"]["by"] == ACTOR
+        assert acked["head"] == f"{second.tree_size}:{second.root_hash.hex()}"
+        assert second != first
 
 
 def test_unreadable_evidence_says_how_to_give_it_back_and_cannot_be_acknowledged(

@@ -17,6 +17,7 @@ Also here: what verify adds about the kept head beside the log's own checks
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,28 @@ MAX_NOTE = 1000  # characters
 
 class LossNotAcknowledged(ArchiveError):
     """An acknowledgement refused (nothing was written); the message says why."""
+
+
+class LossChanged(LossNotAcknowledged):
+    """The file no longer holds the head the administrator was shown (review L2)."""
+
+
+_HEAD = re.compile(r"([0-9]{1,18}):([0-9a-fA-F]{64})")
+
+
+def head_text(tree_size: int, root_hex: str) -> str:
+    """A head as `strongroom losses list` prints it and `--head` takes it: SIZE:ROOTHEX."""
+    return f"{tree_size}:{root_hex}"
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """SIZE:ROOTHEX (`head_text`) as (size, lowercase root hex); refused if garbled."""
+    found = _HEAD.fullmatch(text.strip())
+    if found is None:
+        raise LossNotAcknowledged(
+            f"the head {text!r} is not SIZE:ROOTHEX as `strongroom losses list` prints it"
+        )
+    return int(found[1]), found[2].lower()
 
 
 @dataclass(frozen=True)
@@ -71,6 +94,12 @@ class Loss:
         return self.finding.file
 
     @property
+    def head(self) -> str | None:
+        """The head the file holds, SIZE:ROOTHEX (`head_text`); None if unreadable."""
+        head = self.finding.head
+        return None if head is None else head_text(head.tree_size, head.root_hash.hex())
+
+    @property
     def can_acknowledge(self) -> bool:
         return self.finding.head is not None and self.acknowledged is None
 
@@ -81,6 +110,7 @@ class Loss:
             "text": self.finding.text,
             "tree_size": None if head is None else head.tree_size,
             "root_hash": None if head is None else head.root_hash.hex(),
+            "head": self.head,
             "acknowledged": None
             if ack is None
             else {
@@ -142,10 +172,17 @@ def losses(data_dir: Path, conn: Connection, box_key: bytes) -> list[Loss]:
 
 
 def acknowledge_loss(
-    data_dir: Path, box_key: bytes, file: str, actor: str, note: str
+    data_dir: Path,
+    box_key: bytes,
+    file: str,
+    actor: str,
+    note: str,
+    expect: tuple[int, str] | None = None,
 ) -> WriteOpOf[Acknowledgement]:
     """The audit event that acknowledges the loss `file` names (checked in the write's
-    transaction, so two administrators cannot both acknowledge it)."""
+    transaction, so two administrators cannot both acknowledge it). `expect`, the head
+    (size, root hex) the administrator was shown: refused (LossChanged) if the file
+    holds another one now (moved away, a new loss written under the freed name)."""
     note = note.strip()
 
     def op(txn: Txn) -> Acknowledgement:
@@ -156,6 +193,13 @@ def acknowledge_loss(
         loss = next((x for x in losses(data_dir, txn.conn, box_key) if x.file == file), None)
         if loss is None:
             raise LossNotAcknowledged(f"{file} names no loss in {data_dir}")
+        if expect is not None and loss.head != head_text(*expect):
+            now = "no head it can read" if loss.head is None else f"the head {loss.head}"
+            raise LossChanged(
+                f"{file} changed since it was shown: it holds {now}, not"
+                f" {head_text(*expect)}; look again (strongroom losses list) before"
+                " acknowledging it"
+            )
         if loss.acknowledged is not None:
             raise LossNotAcknowledged(f"{file}: already {loss.acknowledged.words()}")
         head = loss.finding.head
@@ -238,12 +282,15 @@ __all__ = [
     "ACTION",
     "Acknowledgement",
     "Loss",
+    "LossChanged",
     "LossNotAcknowledged",
     "acknowledge_loss",
     "acknowledgements",
     "check_witness_files",
+    "head_text",
     "kept_head_failing",
     "kept_head_json",
     "losses",
+    "parse_head",
     "witness_of",
 ]

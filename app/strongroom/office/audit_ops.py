@@ -13,7 +13,7 @@ from typing import Any
 
 from strongroom.archive.audit_reads import audit_events
 from strongroom.archive.db import Connection
-from strongroom.archive.losses import acknowledge_loss, kept_head_json, losses
+from strongroom.archive.losses import acknowledge_loss, kept_head_json, losses, parse_head
 from strongroom.office.matter_ops import day_ms
 from strongroom.office.practice_days import zone_of
 from strongroom.office.service import Ctx, _text
@@ -62,14 +62,17 @@ def loss_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
 
 
 def loss_acknowledge(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    """An administrator's acknowledgement of one loss, in the signed audit trail."""
+    """An administrator's acknowledgement of one loss, in the signed audit trail; with
+    `head` (SIZE:ROOTHEX, as listed), refused if the file holds another head now."""
     archive = ctx.archive
+    head = _text(params, "head")
     op = acknowledge_loss(
         archive.path.parent,
         bytes(archive.signing_key.verify_key),
         _text(params, "file"),
         _text(params, "actor"),
         _text(params, "note"),
+        expect=parse_head(head) if head else None,
     )
     ack = archive.write(op)
     return {"acknowledged": {"file": ack.file, "by": ack.actor, "log_index": ack.log_index}}

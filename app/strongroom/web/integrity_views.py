@@ -16,9 +16,11 @@ from strongroom.archive.db import Connection
 from strongroom.archive.losses import (
     MAX_NOTE,
     Loss,
+    LossChanged,
     LossNotAcknowledged,
     acknowledge_loss,
     losses,
+    parse_head,
 )
 from strongroom.archive.scrub import pending_since_ms
 from strongroom.archive.verify_incremental import SAMPLE_MAX
@@ -118,16 +120,25 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
         session.flash("error", "Write what was done about the loss (at most 1,000 characters).")
         raise web.HTTPSeeOther(f"/integrity/losses/{loss.file}/acknowledge")
     archive = state_of(request).box.require_archive()
-    op = acknowledge_loss(
-        archive.path.parent,
-        bytes(archive.signing_key.verify_key),
-        loss.file,
-        session.username or "",
-        note,
-    )
+    shown = form.get("head")  # the head the confirmation page showed (review L2)
     try:
+        expect = parse_head(shown if isinstance(shown, str) else "")
+        op = acknowledge_loss(
+            archive.path.parent,
+            bytes(archive.signing_key.verify_key),
+            loss.file,
+            session.username or "",
+            note,
+            expect=expect,
+        )
         await submit(request, op)
-    except LossNotAcknowledged:  # another admin was first, or the file changed meanwhile
+    except LossChanged:  # moved away, and a new loss written under the freed name
+        session.flash(
+            "error",
+            "The file changed since its confirmation page was shown: nothing was"
+            " acknowledged. Look at the loss again.",
+        )
+    except LossNotAcknowledged:  # another admin was first, or a page without its head
         session.flash("error", "This loss can no longer be acknowledged: see the page.")
     else:
         session.flash("success", "Loss acknowledged: it stays listed, and verify no longer fails.")
