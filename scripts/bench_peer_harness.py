@@ -10,6 +10,7 @@ them through bench_peer, which imports every name below.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import gc
 import inspect
 import multiprocessing
@@ -155,20 +156,54 @@ class Box:
         self.archive.close()
 
 
+# How often wait_for_child looks whether the child is still alive while no result came,
+# and how long a dead child's result may still take through the queue's pipe.
+POLL_S = 0.5
+LAST_WORD_S = 2.0
+STDERR_TAIL_LINES = 20
+RELAY_S = 0.1  # how often the child's new stderr lines are copied to this console
+
+
+class _Relay:
+    """Copies what the child writes to its stderr file onto this process's stderr as it
+    comes (review L3): a bench child's progress ("copying the 5,000,000-record
+    archive", then minutes of ingest) shows while it runs, and the file keeps it all
+    for the error's tail, even what a crash in C writes to fd 2."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-child-stderr", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        with open(self._path, "rb") as source:
+            while True:
+                last = self._stop.is_set()  # before the read: it sees all the child wrote
+                text = decode.decode(source.read(), final=last)
+                if text:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+                if last:
+                    return
+                if not text:
+                    self._stop.wait(RELAY_S)
+
+    def finish(self) -> None:
+        """Copy what is left and stop (once the child has ended)."""
+        self._stop.set()
+        self._thread.join()
+
+
 @dataclass(frozen=True)
 class Child:
     """A process `start_in_fresh_process` started: where its result and stderr go."""
 
     queue: Any
     process: Any
-    stderr: Path  # the child's stderr, replayed here when it ends (its tail in an error)
-
-
-# How often wait_for_child looks whether the child is still alive while no result came,
-# and how long a dead child's result may still take through the queue's pipe.
-POLL_S = 0.5
-LAST_WORD_S = 2.0
-STDERR_TAIL_LINES = 20
+    stderr: Path  # the child's stderr (its tail in an error), copied here as it comes
+    relay: _Relay
 
 
 def start_in_fresh_process(target: Callable[..., Any], *args: Any, **kwargs: Any) -> Child:
@@ -180,7 +215,7 @@ def start_in_fresh_process(target: Callable[..., Any], *args: Any, **kwargs: Any
     os.close(fd)
     process = context.Process(target=_child_main, args=(queue, name, target, args, kwargs))
     process.start()
-    return Child(queue, process, Path(name))
+    return Child(queue, process, Path(name), _Relay(Path(name)))
 
 
 def _child_main(
@@ -190,7 +225,8 @@ def _child_main(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> None:
-    # Its stderr in a file the parent reads (replayed, or its tail when it dies).
+    # Its stderr in a file the parent copies to its console as it grows (and reads the
+    # tail of when the child dies).
     with open(stderr, "w", encoding="utf-8") as out:
         sys.stderr.flush()
         os.dup2(out.fileno(), 2)
@@ -209,15 +245,14 @@ def wait_for_child(child: Child, who: str = "the child process") -> Any:
 
     A child that dies without a word (killed, out of memory, a crash in C) used to
     leave this waiting forever on its queue: it is looked at every POLL_S, and its
-    death is an error with its exit status and the tail of its stderr."""
+    death is an error with its exit status and the tail of its stderr. What the child
+    writes on stderr meanwhile reaches this console as it comes (`_Relay`)."""
     try:
         status, value = _result(child, who)
         child.process.join()
     finally:
-        text = _read(child.stderr)
+        child.relay.finish()
         child.stderr.unlink(missing_ok=True)
-        if text:
-            sys.stderr.write(text)  # what the child said, as it would have on the console
     if status != "ok":
         raise RuntimeError(f"{who} failed: {value}")
     return value
