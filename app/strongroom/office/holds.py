@@ -211,12 +211,17 @@ class HoldReach:
 def hold_reach(conn: Connection, hold_list: list[Hold]) -> dict[int, HoldReach]:
     """Counts for the holds list: how many conversations and live records each covers.
 
-    Index reads only (conv_keys' two tables, records_destroyed), so a page costs what
-    the holds cover, not the archive's size: a conversation hold counts its
-    conversation, a person or matter hold the conversations the facts name, and a
-    date-range hold looks into each conversation's date range.
+    Index reads only, so a page costs what the holds cover, not the archive's size
+    (tests/test_holds_page.py checks every statement's plan): a conversation hold counts
+    its conversation; a person or matter hold the conversations person_scope and
+    matter_scope find by name (office.facts's rule, without building every
+    conversation's facts); a date-range hold the conversations whose live records span
+    the range (conv_live's index on the oldest live date, then the conversation's
+    newest date), each counted in the conversation index between the two dates.
     """
-    facts: dict[int, ConversationFacts] | None = None
+    from strongroom.office.matter_scope import matter_conversations
+    from strongroom.office.person_scope import person_conversations
+
     reach = {h.id: HoldReach(0, 0) for h in hold_list}
     for hold in hold_list:
         if not hold.active:
@@ -224,13 +229,10 @@ def hold_reach(conn: Connection, hold_list: list[Hold]) -> dict[int, HoldReach]:
         spec = hold.spec
         if spec.scope == "conversation":
             counts = _live_counts(conn, [spec.conversation_id or 0])
-        elif spec.scope in ("person", "matter"):
-            if facts is None:
-                from strongroom.office.facts import load_facts
-
-                facts = load_facts(conn)
-            # A person or matter hold does not depend on the record's date.
-            counts = _live_counts(conn, [f.id for f in facts.values() if hold.covers(f, 0)])
+        elif spec.scope == "person":
+            counts = _live_counts(conn, person_conversations(conn, spec.person or ""))
+        elif spec.scope == "matter":
+            counts = _live_counts(conn, matter_conversations(conn, spec.matter_id or 0))
         else:
             counts = _live_counts_between(conn, spec.from_ms or 0, spec.to_ms or 0)
         reach[hold.id] = HoldReach(sum(1 for n in counts if n), sum(counts))
@@ -253,15 +255,20 @@ def _live_counts(conn: Connection, conversation_ids: list[int]) -> list[int]:
 
 
 def _live_counts_between(conn: Connection, from_ms: int, to_ms: int) -> list[int]:
-    """Live records dated in [from_ms, to_ms], per conversation: index ranges, as above."""
+    """Live records dated in [from_ms, to_ms], per conversation that can hold one: its
+    oldest live record (conv_live, by its index) no later than to_ms, and its newest
+    record (conversations.last_at, the newest sent_at it ever received) no earlier than
+    from_ms. Not every conversation of the archive: those whose life spans the range."""
     every = conv_keys.summed(
-        "SELECT count(*) FROM {keys} k WHERE k.conversation_id = c.id"
+        "SELECT count(*) FROM {keys} k WHERE k.conversation_id = l.conversation_id"
         " AND k.sent_at BETWEEN ?1 AND ?2"
     )
     rows = conn.execute(
         f"SELECT {every} - (SELECT count(*) FROM records r"  # noqa: S608
-        " WHERE r.conversation_id = c.id AND r.sent_at BETWEEN ?1 AND ?2"
-        " AND r.destroyed_at IS NOT NULL) FROM conversations c",
+        " WHERE r.conversation_id = l.conversation_id AND r.sent_at BETWEEN ?1 AND ?2"
+        " AND r.destroyed_at IS NOT NULL)"
+        " FROM conv_live l INDEXED BY conv_live_from CROSS JOIN conversations c"
+        " ON c.id = l.conversation_id WHERE l.live_from <= ?2 AND c.last_at >= ?1",
         (from_ms, to_ms),
     )
     return [int(n) for (n,) in rows]

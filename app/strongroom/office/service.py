@@ -330,8 +330,18 @@ def certificates_get(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     return {"zip": base64.b64encode(data).decode("ascii")}
 
 
+def hold_find(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """What `hold add` can name, by its first letters (office/pickers.py, as the web form)."""
+    from strongroom.office import pickers
+
+    kind = _text(params, "kind") or "conversation"
+    found = ctx.read(lambda conn: pickers.find(conn, kind, _text(params, "text")))
+    return {"kind": kind, "found": [{"value": f.value, "label": f.label} for f in found]}
+
+
 OPS: dict[str, Callable[[Ctx, dict[str, Any]], dict[str, Any]]] = {
     "hold.list": hold_list,
+    "hold.find": hold_find,
     "hold.add": hold_add,
     "hold.lift": hold_lift,
     "retention.policies": retention_policies,
