@@ -32,6 +32,7 @@ from strongroom.office import holds, matters, pickers, retention
 from strongroom.office.facts import load_facts
 from strongroom.office.holds import HoldSpec, place_hold
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
+from strongroom.office.service import find_conversation
 from strongroom.web import office_views
 from test_office_reads import plans_of, scans
 from web_helpers import (
@@ -167,11 +168,15 @@ async def test_the_page_and_its_pickers_search_indexes_and_never_scan_a_table(
         plans = plans_of(conn, lambda: [query(conn) for query in traced])
         plans |= plans_of(
             conn,
-            lambda: [
-                pickers.find(conn, kind, text)
-                for kind in pickers.KINDS
-                for text in ("cl", "Client 0", "maitre.durand/client-1", "#3", "dr", "m", "20")
-            ],
+            lambda: (
+                [
+                    pickers.find(conn, kind, text)
+                    for kind in pickers.KINDS
+                    for text in ("cl", "Client 0", "maitre.durand/client-1", "#3", "dr", "m", "20")
+                ]
+                # `hold add --conversation OWNER/REF` (the CLI), as `hold find` prints it.
+                + [find_conversation(conn, "maitre.durand/client-01")]
+            ),
         )
         assert len(plans) > 10
         for table in WHOLE_TABLES:

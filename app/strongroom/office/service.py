@@ -51,10 +51,14 @@ def find_conversation(conn: Connection, ref: str) -> int:
         if row is not None:
             return int(row[0])
     owner, _, conv = ref.rpartition("/")
-    rows = conn.execute(
-        "SELECT id FROM conversations WHERE ref = ? AND (? = '' OR owner = ?)",
-        (conv, owner, owner),
-    ).fetchall()
+    # OWNER/REF by the (owner, ref) index; a phone's ref alone has none (a read of the
+    # conversations: `hold find` offers OWNER/REF or the number instead).
+    args: tuple[str, ...]
+    if owner:
+        query, args = "SELECT id FROM conversations WHERE owner = ? AND ref = ?", (owner, conv)
+    else:
+        query, args = "SELECT id FROM conversations WHERE ref = ?", (conv,)
+    rows = conn.execute(query, args).fetchall()
     if len(rows) == 1:
         return int(rows[0][0])
     if rows:
