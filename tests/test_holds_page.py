@@ -289,6 +289,7 @@ async def test_the_search_endpoint_refuses_what_it_should(box: Box, client: Clie
     assert answer["results"][0] == {
         "value": str(_conversation(box, "client-00")),
         "label": "maitre.durand ↔ Client 00",
+        "detail": f"#{_conversation(box, 'client-00')} · client-00",
     }
     hostile = [
         "%",

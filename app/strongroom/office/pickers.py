@@ -46,6 +46,7 @@ class NoMatch(OfficeError):
 class Found:
     value: str  # what the form sends: a conversation's or matter's number, a person's name
     label: str  # what the office sees
+    detail: str = ""  # what tells two alike labels apart: the number, the phone's id
 
 
 def _spellings(text: str) -> list[str]:
@@ -79,7 +80,7 @@ def conversation_label(owner: str, ref: str, peer: str) -> str:
 
 def _conversations(conn: Connection, sql: str, args: Iterable[object]) -> list[Found]:
     return [
-        Found(str(cid), conversation_label(str(owner), str(ref), str(peer)))
+        Found(str(cid), conversation_label(str(owner), str(ref), str(peer)), f"#{cid} · {ref}")
         for cid, owner, ref, peer in conn.execute(sql, tuple(args))
     ]
 
@@ -201,7 +202,7 @@ def find_matters(conn: Connection, text: str, limit: int = LIMIT) -> list[Found]
     for prefix in _spellings(text):
         rows += conn.execute(_MATTER_BY_REF, (prefix, prefix + _TOP, limit)).fetchall()
     for mid, ref, client in rows:
-        found.setdefault(str(mid), Found(str(mid), matter_label(str(ref), str(client))))
+        found.setdefault(str(mid), Found(str(mid), matter_label(str(ref), str(client)), f"#{mid}"))
     return sorted(found.values(), key=lambda f: f.label.casefold())[:limit]
 
 

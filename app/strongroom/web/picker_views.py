@@ -1,7 +1,7 @@
 """The records office's search-as-you-type pickers (holds and policy assignments).
 
 GET /office/search?kind=conversation|person|matter&q=TEXT answers at most
-`pickers.LIMIT` matches as JSON ({"results": [{"value", "label"}]}), found by
+`pickers.LIMIT` matches as JSON ({"results": [{"value", "label", "detail"}]}), found by
 index look-ups (office/pickers.py), so the /office page no longer sends every
 conversation and person of the archive to the browser. Logged-in archivists and
 admins only, and, although it reads only, the session's CSRF token in the
@@ -48,7 +48,7 @@ async def search(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text=f"at most {MAX_TYPED_CHARS} characters")
     found = await read(request, lambda conn: pickers.find(conn, kind, text))
     return web.json_response(
-        {"results": [{"value": f.value, "label": f.label} for f in found]},
+        {"results": [{"value": f.value, "label": f.label, "detail": f.detail} for f in found]},
         headers={"Cache-Control": "no-store"},
     )
 

@@ -106,6 +106,12 @@ function searchAsYouType(input) {
         option.dataset.value = found.value;
         option.dataset.label = found.label;
         option.textContent = found.label;
+        if (found.detail) {
+          const detail = document.createElement("span");
+          detail.className = "picker-detail";
+          detail.textContent = " " + found.detail;
+          option.appendChild(detail);
+        }
         option.addEventListener("mousedown", (e) => { e.preventDefault(); pick(option); });
         list.appendChild(option);
       });
