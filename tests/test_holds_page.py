@@ -33,7 +33,7 @@ from strongroom.office.facts import load_facts
 from strongroom.office.holds import HoldSpec, place_hold
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
 from strongroom.office.service import find_conversation
-from strongroom.web import office_views
+from strongroom.web import office_views, records_views
 from test_office_reads import plans_of, scans
 from web_helpers import (
     ADMIN_PASSWORD,
@@ -367,3 +367,40 @@ async def test_a_typed_conversation_or_matter_is_resolved_or_refused(
         "SELECT subject FROM retention_assignments WHERE scope = 'conversation'"
     ).fetchone()
     assert subject == picked
+
+
+async def test_the_matters_page_names_its_own_conversations_and_attaches_a_typed_one(
+    box: Box, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/office/matters: the same pickers (it listed every conversation once per matter)."""
+    archive = box.require_archive()
+    archive.write(matters.attach(1, "admin", conversation_id=_conversation(box, "client-08")))
+    conn = archive.reader()
+    traced: list[Callable[[Connection], Any]] = []
+
+    async def read_traced(_request: Any, query: Callable[[Connection], Any]) -> Any:
+        traced.append(query)
+        return query(conn)
+
+    monkeypatch.setattr(records_views, "read", read_traced)
+    await login(client, "admin", ADMIN_PASSWORD)
+    try:
+        page = await (await client.get("/office/matters")).text()
+        assert "maitre.durand ↔ Client 08" in page and "Client 12" not in page
+        plans = plans_of(conn, lambda: [query(conn) for query in traced])
+        assert plans
+        for table in WHOLE_TABLES[:-1]:  # the matters themselves are the page
+            assert scans(plans, table) == [], table
+
+        async def attach(typed: str) -> str:
+            data = {"action": "attach", "conversation": typed, "csrf_token": csrf_of(page)}
+            return await (await client.post("/office/matters/1", data=data)).text()
+
+        assert "Several conversations match" in await attach("client 1")
+        assert "Matter updated." in await attach("Client 11")
+    finally:
+        conn.close()
+    attached = archive.conn.execute(
+        "SELECT conversation_id FROM matter_conversations WHERE matter_id = 1 ORDER BY 1"
+    ).fetchall()
+    assert attached == [(_conversation(box, "client-08"),), (_conversation(box, "client-11"),)]

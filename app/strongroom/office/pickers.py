@@ -20,6 +20,7 @@ the way a form without JavaScript sends it: one match, or a clear error.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -65,6 +66,7 @@ def clean(text: str) -> str:
 
 _CONV = "SELECT id, owner, ref, peer FROM conversations"
 _BY_ID = _CONV + " WHERE id = ?"
+_BY_IDS = _CONV + " WHERE id IN (SELECT value FROM json_each(?))"  # noqa: S608 (constants)
 _BY_OWNER = _CONV + " WHERE owner >= ? AND owner < ? ORDER BY owner, ref LIMIT ?"
 _BY_OWNER_REF = _CONV + " WHERE owner = ? AND ref >= ? AND ref < ? ORDER BY ref LIMIT ?"
 _BY_PEER = (
@@ -76,6 +78,13 @@ _BY_PEER = (
 def conversation_label(owner: str, ref: str, peer: str) -> str:
     """As the office pages name a conversation: its owner and other party (or its id)."""
     return f"{owner} ↔ {peer or ref}"
+
+
+def conversation_names(conn: Connection, ids: Iterable[int | None]) -> dict[int, str]:
+    """The labels of these conversations (each read by its key), for a page listing them."""
+    wanted = sorted({i for i in ids if i is not None})
+    rows = conn.execute(_BY_IDS, (json.dumps(wanted),))
+    return {int(cid): conversation_label(str(o), str(ref), str(peer)) for cid, o, ref, peer in rows}
 
 
 def _conversations(conn: Connection, sql: str, args: Iterable[object]) -> list[Found]:
@@ -238,6 +247,7 @@ __all__ = [
     "NoMatch",
     "clean",
     "conversation_label",
+    "conversation_names",
     "find",
     "find_conversations",
     "find_matters",

@@ -20,7 +20,7 @@ from strongroom.archive.verify import VerifyReport
 from strongroom.archive.verify_runs import Mode, Verification, run_verification
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
-from strongroom.office.pickers import NoMatch, conversation_label
+from strongroom.office.pickers import NoMatch, conversation_names
 from strongroom.office.practice_days import hold_bound, last_ms_of_day, zone_of
 from strongroom.web import exports_web
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
@@ -214,14 +214,7 @@ def office_names(
         int_or_none(a.subject) for a in assignments if a.scope == "matter"
     }
     return {
-        "conversation_names": {
-            int(cid): conversation_label(str(owner), str(ref), str(peer))
-            for cid, owner, ref, peer in conn.execute(
-                "SELECT id, owner, ref, peer FROM conversations"
-                " WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(sorted(c for c in conversations if c is not None)),),
-            )
-        },
+        "conversation_names": conversation_names(conn, conversations),
         "matter_names": {
             int(mid): str(ref)
             for mid, ref in conn.execute(
