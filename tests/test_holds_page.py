@@ -172,7 +172,16 @@ async def test_the_page_and_its_pickers_search_indexes_and_never_scan_a_table(
                 [
                     pickers.find(conn, kind, text)
                     for kind in pickers.KINDS
-                    for text in ("cl", "Client 0", "maitre.durand/client-1", "#3", "dr", "m", "20")
+                    for text in (
+                        "cl",
+                        "Client 0",
+                        "maitre.durand/client-1",
+                        "maitre.durand ↔ Client 07",
+                        "#3",
+                        "dr",
+                        "m",
+                        "20",
+                    )
                 ]
                 # `hold add --conversation OWNER/REF` (the CLI), as `hold find` prints it.
                 + [find_conversation(conn, "maitre.durand/client-01")]
@@ -260,6 +269,9 @@ async def test_pickers_find_by_first_letters_in_any_capitalisation(box: Box) -> 
     assert [f.label for f in pickers.find(conn, "matter", "2024")] == ["2024-17 Client 03"]
     assert pickers.resolve_conversation(conn, "dr.martin") == _conversation(box, "cabinet")
     assert pickers.resolve_conversation(conn, "Client 07") == _conversation(box, "client-07")
+    # The label the page shows, typed (or left in the field) as it is.
+    label = "maitre.durand ↔ Client 07"
+    assert pickers.resolve_conversation(conn, label) == _conversation(box, "client-07")
     assert pickers.resolve_matter(conn, "2024-17") == 1
     for typed, several in (("client", True), ("zz", False), ("", False), ("#999", False)):
         with pytest.raises(pickers.NoMatch) as refused:

@@ -69,6 +69,11 @@ _BY_ID = _CONV + " WHERE id = ?"
 _BY_IDS = _CONV + " WHERE id IN (SELECT value FROM json_each(?))"  # noqa: S608 (constants)
 _BY_OWNER = _CONV + " WHERE owner >= ? AND owner < ? ORDER BY owner, ref LIMIT ?"
 _BY_OWNER_REF = _CONV + " WHERE owner = ? AND ref >= ? AND ref < ? ORDER BY ref LIMIT ?"
+# A label as the page shows it, typed back ("OWNER ↔ PEER", or "OWNER ↔ REF" without peer).
+_BY_LABEL = (
+    _CONV + " INDEXED BY conversations_peer WHERE peer = ?2 AND owner = ?1"
+    " UNION " + _CONV + " WHERE owner = ?1 AND ref = ?2 AND peer = ''"
+)
 _BY_PEER = (
     _CONV + " INDEXED BY conversations_peer WHERE peer >= ? AND peer < ?"
     " ORDER BY peer, owner LIMIT ?"
@@ -100,7 +105,8 @@ def _number(text: str) -> int | None:
 
 
 def find_conversations(conn: Connection, text: str, limit: int = LIMIT) -> list[Found]:
-    """Conversations whose number, owner, OWNER/REF or other party starts with `text`."""
+    """Conversations whose number, owner, OWNER/REF or other party starts with `text`, or
+    the one whose label (`OWNER ↔ PEER`) it is."""
     text = clean(text)
     if not text:
         return []
@@ -109,9 +115,13 @@ def find_conversations(conn: Connection, text: str, limit: int = LIMIT) -> list[
     if number is not None:
         found |= {f.value: f for f in _conversations(conn, _BY_ID, (number,))}
     owner, slash, ref = text.partition("/")
-    if slash:
-        args: tuple[object, ...] = (owner.strip(), ref.strip(), ref.strip() + _TOP, limit)
-        found |= {f.value: f for f in _conversations(conn, _BY_OWNER_REF, args)}
+    left, arrow, right = text.partition("↔")
+    if arrow:
+        args = (left.strip(), right.strip())
+        found |= {f.value: f for f in _conversations(conn, _BY_LABEL, args)}
+    elif slash:
+        ranged = (owner.strip(), ref.strip(), ref.strip() + _TOP, limit)
+        found |= {f.value: f for f in _conversations(conn, _BY_OWNER_REF, ranged)}
     else:
         for prefix in _spellings(text):
             for sql in (_BY_OWNER, _BY_PEER):
