@@ -212,6 +212,12 @@ async def test_the_cli_finds_what_to_hold_by_its_first_letters(tmp_path: Path) -
     # Stopped: the same search, from the archive opened by the command itself.
     no_matter = strongroom(data, "hold", "find", "D-", "--kind", "matter", passphrase_file=secret)
     assert "No matter starts with 'D-'." in no_matter
+    # Digits to str.isdigit() that are not a number (int() refuses "²"): no match, no traceback.
+    assert "No conversation starts with '²'" in strongroom(
+        data, "hold", "find", "²", passphrase_file=secret
+    )
+    stderr = _refused(data, "hold", "add", "--conversation", "²", "--reason", "r", secret=secret)
+    assert "no conversation '²'" in stderr, stderr
     assert "maitre.durand ↔ M. Petit" in strongroom(
         data, "hold", "find", "M. P", passphrase_file=secret
     )

@@ -315,6 +315,12 @@ async def test_the_search_endpoint_refuses_what_it_should(box: Box, client: Clie
         "\x00\x1f\u202e",
         "x" * 200,
         "🗄" * 50,
+        # Digits to str.isdigit() that int() refuses or reads: only ASCII digits are a number.
+        "²",
+        "#²",
+        "١٢",
+        "#١",
+        "9" * 19,
     ]
     for q in hostile:
         for kind in pickers.KINDS:
@@ -356,6 +362,12 @@ async def test_a_typed_conversation_or_matter_is_resolved_or_refused(
     assert "Several conversations match" in await hold(scope="conversation", conversation="cl")
     assert "No conversation matches" in await hold(scope="conversation", conversation="zz")
     assert "No matter matches" in await hold(scope="matter", matter="1999")
+    # Digits that are not ASCII digits, typed or in the hidden field: refused, no error.
+    for odd in ("²", "#²", "١", "9" * 19):
+        assert "No conversation matches" in await hold(scope="conversation", conversation=odd)
+        assert "No matter matches" in await hold(scope="matter", matter=odd)
+        got = await hold(scope="conversation", conversation="zz", conversation_id=odd)
+        assert "No conversation matches" in got
     assert held() == []
     html = await hold(scope="conversation", conversation="Client 07")
     assert "Legal hold placed." in html and "maitre.durand ↔ Client 07" in html
@@ -409,6 +421,7 @@ async def test_the_matters_page_names_its_own_conversations_and_attaches_a_typed
             return await (await client.post("/office/matters/1", data=data)).text()
 
         assert "Several conversations match" in await attach("client 1")
+        assert "No conversation matches" in await attach("²")
         assert "Matter updated." in await attach("Client 11")
     finally:
         conn.close()

@@ -46,7 +46,7 @@ def _rows(holds: list[dict[str, Any]]) -> list[list[Any]]:
 
 def _as_option(kind: str, value: str) -> str:
     """What to give `hold add` for a match: `--conversation 12`, `--person "Dr Martin"`."""
-    return f"--{kind} {value}" if value.isdigit() else f'--{kind} "{value}"'
+    return f"--{kind} {value}" if value.isascii() and value.isdigit() else f'--{kind} "{value}"'
 
 
 HEADERS = ("ID", "ON", "CASE", "REASON", "PLACED", "PROTECTS")

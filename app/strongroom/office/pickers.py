@@ -21,6 +21,7 @@ the way a form without JavaScript sends it: one match, or a clear error.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -99,9 +100,15 @@ def _conversations(conn: Connection, sql: str, args: Iterable[object]) -> list[F
     ]
 
 
-def _number(text: str) -> int | None:
-    digits = text.removeprefix("#")
-    return int(digits) if digits.isdigit() and len(digits) <= 18 else None
+# A number as typed: ASCII digits only (str.isdigit() also takes "²" or "١٢", which
+# int() refuses or reads), at most 18 of them (an SQLite integer).
+_NUMBER = re.compile(r"#?([0-9]{1,18})")
+
+
+def number(text: str) -> int | None:
+    """The conversation's or matter's number a typed value is (`12`, `#12`), else None."""
+    match = _NUMBER.fullmatch(text)
+    return int(match[1]) if match else None
 
 
 def find_conversations(conn: Connection, text: str, limit: int = LIMIT) -> list[Found]:
@@ -111,9 +118,9 @@ def find_conversations(conn: Connection, text: str, limit: int = LIMIT) -> list[
     if not text:
         return []
     found: dict[str, Found] = {}
-    number = _number(text)
-    if number is not None:
-        found |= {f.value: f for f in _conversations(conn, _BY_ID, (number,))}
+    wanted = number(text)
+    if wanted is not None:
+        found |= {f.value: f for f in _conversations(conn, _BY_ID, (wanted,))}
     owner, slash, ref = text.partition("/")
     left, arrow, right = text.partition("↔")
     if arrow:
@@ -134,11 +141,11 @@ def resolve_conversation(conn: Connection, text: str) -> int:
     """The one conversation a typed value names (a number, OWNER/REF, or the first letters
     of its owner or other party), else NoMatch saying why."""
     typed = clean(text)
-    number = _number(typed)
-    if number is not None:
-        if conn.execute(_BY_ID, (number,)).fetchone() is None:
-            raise NoMatch(f"no conversation number {number}")
-        return number
+    wanted = number(typed)
+    if wanted is not None:
+        if conn.execute(_BY_ID, (wanted,)).fetchone() is None:
+            raise NoMatch(f"no conversation number {wanted}")
+        return wanted
     found = find_conversations(conn, typed, limit=LIMIT + 1)
     exact = [f for f in found if _exact(typed, f.label)]
     return int(_one("conversation", typed, exact if len(exact) == 1 else found).value)
@@ -216,8 +223,8 @@ def find_matters(conn: Connection, text: str, limit: int = LIMIT) -> list[Found]
     if not text:
         return []
     found: dict[str, Found] = {}
-    number = _number(text)
-    rows = list(conn.execute(_MATTER_BY_ID, (number,))) if number is not None else []
+    wanted = number(text)
+    rows = list(conn.execute(_MATTER_BY_ID, (wanted,))) if wanted is not None else []
     for prefix in _spellings(text):
         rows += conn.execute(_MATTER_BY_REF, (prefix, prefix + _TOP, limit)).fetchall()
     for mid, ref, client in rows:
@@ -229,9 +236,9 @@ def resolve_matter(conn: Connection, text: str) -> int:
     """The one matter a typed value names (its number, its reference, or the first
     letters of a single one), else NoMatch saying why."""
     typed = clean(text)
-    number = _number(typed)
-    if number is not None and conn.execute(_MATTER_BY_ID, (number,)).fetchone() is not None:
-        return number
+    wanted = number(typed)
+    if wanted is not None and conn.execute(_MATTER_BY_ID, (wanted,)).fetchone() is not None:
+        return wanted
     row = conn.execute("SELECT id FROM matters WHERE ref = ?", (typed,)).fetchone()
     if row is not None:
         return int(row[0])
@@ -262,6 +269,7 @@ __all__ = [
     "find_conversations",
     "find_matters",
     "find_persons",
+    "number",
     "resolve_conversation",
     "resolve_matter",
 ]

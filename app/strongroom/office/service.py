@@ -20,7 +20,15 @@ from typing import Any
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import ArchiveError
 from strongroom.archive.store import Archive
-from strongroom.office import certificates, holds, matters, policies, retention, review
+from strongroom.office import (
+    certificates,
+    holds,
+    matters,
+    pickers,
+    policies,
+    retention,
+    review,
+)
 from strongroom.office.errors import InvalidHold, InvalidPolicy, UnknownPolicy
 from strongroom.office.practice_days import hold_bound, zone_of
 
@@ -46,8 +54,9 @@ def _text(params: dict[str, Any], key: str) -> str:
 def find_conversation(conn: Connection, ref: str) -> int:
     """A conversation by number, by "owner/ref", or by its phone ref when unique."""
     ref = ref.strip()
-    if ref.isdigit():
-        row = conn.execute("SELECT id FROM conversations WHERE id = ?", (int(ref),)).fetchone()
+    number = pickers.number(ref) if not ref.startswith("#") else None
+    if number is not None:
+        row = conn.execute("SELECT id FROM conversations WHERE id = ?", (number,)).fetchone()
         if row is not None:
             return int(row[0])
     owner, _, conv = ref.rpartition("/")

@@ -59,7 +59,7 @@ def subject_from_form(conn: Connection, form: Any, field: str) -> int:
     several."""
     picked = text_field(form, f"{field}_id", 20).strip()
     typed = text_field(form, field, MAX_TYPED_CHARS)
-    if picked.isdigit():
+    if picked.isascii() and picked.isdigit():
         typed = picked
     if field == "conversation":
         return pickers.resolve_conversation(conn, typed)
