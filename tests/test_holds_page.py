@@ -6,7 +6,10 @@
   as SQLite's own EXPLAIN QUERY PLAN says.
 - The counts it shows are exact: each hold's reach equals the count made the long way
   (every live record read, each checked with `Hold.covers` on `load_facts`), also
-  after a destruction and for date ranges at the edges of a conversation's life.
+  after a destruction and for date ranges at the edges of a conversation's life, both
+  ways a date range is counted (its records, or the conversations alive across it).
+- A recent date range (the usual hold) costs its records: 200 conversations alive
+  across it, without a record in it, leave the SQLite steps of its reach as they were.
 - The pickers' endpoint answers only a logged-in archivist's or admin's page (its CSRF
   token in X-CSRF-Token), refuses what is too long or of an unknown kind, treats SQL
   and LIKE metacharacters as letters, and never answers more than 20.
@@ -190,14 +193,24 @@ async def test_the_page_and_its_pickers_search_indexes_and_never_scan_a_table(
         assert len(plans) > 10
         for table in WHOLE_TABLES:
             assert scans(plans, table) == [], table
-        # A date-range hold starts from the conversations alive before its end.
-        (dated,) = [steps for sql, steps in plans.items() if "conv_live" in sql]
-        assert any("conv_live_from (live_from<?)" in step for step in dated), dated
+        # A date-range hold reads its range's records, phone by phone, bounded both ends
+        # (how many, then their counts by conversation).
+        dated = [steps for sql, steps in plans.items() if "records_dedup" in sql]
+        both_ends = "records_dedup (device_id=? AND sent_at>? AND sent_at<?)"
+        assert len(dated) == 2 and all(any(both_ends in s for s in d) for d in dated), dated
     finally:
         conn.close()
 
 
-async def test_each_hold_reaches_what_the_long_count_finds(box: Box) -> None:
+@pytest.mark.parametrize("side", ["records", "conversations"])
+async def test_each_hold_reaches_what_the_long_count_finds(
+    box: Box, side: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways of counting a date range (its records, or the conversations alive
+    across it when they are fewer: holds._live_counts_between) count the same."""
+    if side == "conversations":
+        monkeypatch.setattr(holds, "RANGE_RECORDS", 0)
+        monkeypatch.setattr(holds, "CONVERSATIONS_PER_RECORD", 10**9)
     archive = box.require_archive()
     specs = [
         HoldSpec("person", "p", person="DR MARTIN"),
@@ -229,6 +242,11 @@ async def test_each_hold_reaches_what_the_long_count_finds(box: Box) -> None:
         # Day 1's second record to day 6's first: ten of client-01..06, Dr Martin's note
         # and Mme Roux's message.
         assert long_way[found[7].id] == (8, 12)
+        plans = plans_of(conn, lambda: holds.hold_reach(conn, found))
+        driving = "conv_live_from" if side == "conversations" else "records_dedup"
+        assert any(driving in sql for sql in plans), plans
+        for table in WHOLE_TABLES:
+            assert scans(plans, table) == [], table
     finally:
         conn.close()
     # Lift the holds that keep them, destroy, count again: the destroyed no longer count.
@@ -249,6 +267,68 @@ async def test_each_hold_reaches_what_the_long_count_finds(box: Box) -> None:
         assert (reach[active[-2].id].conversations, reach[active[-2].id].records) == (6, 8)
     finally:
         conn.close()
+
+
+def _vm_steps(conn: Connection, work: Callable[[], object]) -> int:
+    """SQLite virtual machine instructions `work` runs on `conn` (its progress handler,
+    called at each one): what a read costs, whatever the machine's load."""
+    steps = 0
+
+    def step() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    conn.set_progress_handler(step, 1)
+    try:
+        work()
+    finally:
+        conn.set_progress_handler(None, 1)
+    return steps
+
+
+async def test_a_recent_date_range_hold_costs_its_records_not_the_conversations(
+    box: Box,
+) -> None:
+    """The usual litigation hold is on recent dates: nearly every conversation of a
+    long-kept archive began before it ends. Two conversations write in the range; then
+    200 more that began before it and wrote after it (none in it) change nothing the
+    hold's reach reads."""
+    archive = box.require_archive()
+    phone = new_phone(archive, owner="maitre.durand", name="Pixel 2")
+    start, end = T0 + 40 * DAY, T0 + 41 * DAY
+
+    def records(convs: list[str], ats: list[int]) -> None:
+        archive.write_batch(
+            [
+                writes.store_record(message(phone[1], c, conv=c, at=at), phone[0], "maitre.durand")
+                for c in convs
+                for at in ats
+            ]
+        )
+
+    records(["recent-a", "recent-b"], [start + 3_600_000])
+    hold = holds.Hold(1, HoldSpec("date_range", "r", from_ms=start, to_ms=end), "a", 0, *[None] * 3)
+    conn = archive.reader()
+    try:
+        before = _vm_steps(conn, lambda: holds.hold_reach(conn, [hold]))
+        assert holds.hold_reach(conn, [hold])[1] == holds.HoldReach(2, 2)
+    finally:
+        conn.close()
+    records([f"long-{n:03}" for n in range(200)], [start - 5 * DAY, end + 5 * DAY])
+    conn = archive.reader()
+    try:
+        after = _vm_steps(conn, lambda: holds.hold_reach(conn, [hold]))
+        assert (
+            holds.hold_reach(conn, [hold])[1]
+            == holds.HoldReach(2, 2)
+            == holds.HoldReach(*_the_long_way(conn, hold))
+        )
+    finally:
+        conn.close()
+    # The same reads, but the step past the range's end (a record now follows it); the
+    # conversations' count would add a probe each, tens of steps for each of the 200.
+    assert after - before <= 5, (before, after)
 
 
 # -- the pickers ---------------------------------------------------------------------------
