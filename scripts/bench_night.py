@@ -19,7 +19,10 @@ The jobs:
 - the scheduled verify's incremental run of one day of records (bench_verify's), and
   its fixed part alone: the device events (pairings, revocations) found in the log.
 - the pages: dashboard (headline counts, last backup and check, night jobs,
-  checklist), holds (the /office page's reads), person export scope (the
+  checklist), holds (the /office page's reads, with three holds that cover the same
+  at every size: `_page_holds`) and one keystroke in each of its pickers (the
+  conversation, person and matter searches that replaced the page's lists of every
+  conversation and person), person export scope (the
   conversations a person is part of), matter export scope (a matter's conversations
   through its client), and the due queue (/office/due) under the 1,000-due policy.
 """
@@ -45,12 +48,20 @@ from strongroom.archive.listings import list_conversations
 from strongroom.archive.message_count import MessageCount
 from strongroom.archive.verify_events import verify_device_events
 from strongroom.archive.verify_records import VerifyReport
-from strongroom.office import holds, matter_scope, retention, review
+from strongroom.office import holds, matter_scope, pickers, retention, review
 from strongroom.office.export_scope import person_conversations
-from strongroom.office.facts import persons_of
-from strongroom.office.policies import Assignment, Duration, Policy, list_policies
+from strongroom.office.holds import Hold, HoldSpec
+from strongroom.office.policies import (
+    Assignment,
+    Duration,
+    Policy,
+    list_assignments,
+    list_policies,
+)
+from strongroom.office.practice_days import zone_of
 from strongroom.office.resolve import Resolver
 from strongroom.web.dashboard_views import archive_facts
+from strongroom.web.office_views import office_names
 from strongroom.web.onboarding import checklist
 
 ROUNDS = int(os.environ.get("BENCH_NIGHT_ROUNDS", "3"))
@@ -67,6 +78,35 @@ def _resolver(conn: Connection, days: int) -> Resolver:
     policy = Policy(-1, "bench", Duration(days, "days"), "record_date", "destroy", "", None)
     default = Assignment("default", "*", policy.id, "bench", 0)
     return Resolver({**known, policy.id: policy}, {("default", "*"): default})
+
+
+# Typed in the /office pickers: an owner's first letters (staff-1, staff-10..19), a
+# sender's (Maître Durand, M. Martin), a matter's (the corpora have none).
+PICKER_TYPED = (("conversation", "staff-1"), ("person", "m"), ("matter", "D-"))
+# A date-range hold on the corpora's LAST 1,000 records (one a second: bench_corpus): a
+# recent range, the usual litigation hold, which nearly every conversation began before.
+PAGE_HOLD_RECORDS = 1_000
+
+
+def _page_holds(last_ms: int) -> list[Hold]:
+    """The holds the page lists, in memory (the corpora hold none, and are never
+    written): each covers the same at every size, so the row shows what the page
+    costs beside what its holds cover. A conversation (its 5 to 125 records), a person
+    nobody is (the name look-ups, nothing counted), and the last 1,000 records' dates
+    (1,000 conversations, one record each; every conversation of the corpus began
+    before the range ends). scripts/bench_office.py's row counts holds that cover more
+    as the archive grows (a staff member's every conversation)."""
+    specs = [
+        HoldSpec("conversation", "bench", conversation_id=5),
+        HoldSpec("person", "bench", person="nobody at all"),
+        HoldSpec(
+            "date_range",
+            "bench",
+            from_ms=last_ms - (PAGE_HOLD_RECORDS - 1) * STEP_MS,
+            to_ms=last_ms,
+        ),
+    ]
+    return [Hold(-n, spec, "bench", 0, None, None, None) for n, spec in enumerate(specs, 1)]
 
 
 @dataclass(frozen=True)
@@ -87,13 +127,25 @@ def _jobs(conn: Connection, first_ms: int, last_ms: int) -> dict[str, Callable[[
     active = holds.list_holds(conn, active_only=True)
     running = MessageCount()
 
+    page_holds = _page_holds(last_ms)
+
     def holds_page() -> Any:
-        hold_list = holds.list_holds(conn)
+        # As office_views.office_page reads: the holds with their reach, the names of
+        # what they and the assignments name, the policies (no list of every
+        # conversation or person: the forms search, the next row).
+        hold_list = [*holds.list_holds(conn), *page_holds]
+        assignments = list_assignments(conn)
         return (
             holds.hold_reach(conn, hold_list),
-            list_conversations(conn, counted=False),
-            persons_of(conn),
+            office_names(conn, hold_list, assignments),
+            list_policies(conn),
+            zone_of(conn),
+            review.two_approvals(conn),
         )
+
+    def picker_keystroke() -> Any:
+        # What one keystroke in each of the page's pickers reads (GET /office/search).
+        return [pickers.find(conn, kind, text) for kind, text in PICKER_TYPED]
 
     return {
         "retention plan, nothing due": lambda: retention.find_due(conn, quiet_now, resolver=never),
@@ -108,6 +160,7 @@ def _jobs(conn: Connection, first_ms: int, last_ms: int) -> dict[str, Callable[[
             checklist(conn, backup_in_config=False),
         ),
         "holds page reads (/office)": holds_page,
+        "holds page pickers, a keystroke each": picker_keystroke,
         "person export scope": lambda: person_conversations(conn, "staff-1"),
         # A matter through its client (the corpus writes nothing to matters: the
         # matter's look-ups are given its persons, as matter_conversations reads them).

@@ -61,6 +61,7 @@ MEASURED_ROWS = [
     "night: device events in the log (verify's fixed part), 30,000 records",
     "night: dashboard page reads, an empty archive",
     "night: holds page reads (/office), 30,000 records",
+    "night: holds page pickers, a keystroke each, 30,000 records",
     "night: due queue page, 1,000 due, 30,000 records",
     "night: retention run, nothing due, 30,000 records",
     "night: verify --scheduled (incremental, one day), 30,000 records",

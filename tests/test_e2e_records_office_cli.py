@@ -188,3 +188,36 @@ async def test_an_assignment_is_removed_from_the_cli_running_or_stopped(tmp_path
     assert due["items"] == []
     stderr = _refused(data, "retention", "unassign", "--person", "M. Petit", secret=secret)
     assert "no policy for contact M. Petit is assigned" in stderr, stderr
+
+
+async def test_the_cli_finds_what_to_hold_by_its_first_letters(tmp_path: Path) -> None:
+    """`strongroom hold find`: the web form's search (office/pickers.py) from SSH; what it
+    prints is what `hold add` takes."""
+    async with box_with_the_past(tmp_path) as (running, data, secret):
+        found = await astrongroom(data, "hold", "find", "m. p")
+        (line,) = [row for row in found.splitlines() if "M. Petit" in row]
+        option, number = line.split()[:2]
+        assert option == "--conversation" and number.isdigit()
+        assert "maitre.durand ↔ M. Petit" in line
+        persons = json.loads(
+            await astrongroom(data, "hold", "find", "DR", "--kind", "person", "--json")
+        )
+        assert [f["label"] for f in persons["found"]] == ["dr.martin"]
+        assert "No conversation starts with 'zz'" in await astrongroom(data, "hold", "find", "zz")
+        added = await astrongroom(
+            data, "hold", "add", "--conversation", number, "--reason", "Facture contestée"
+        )
+        assert "protects 1 conversations, 1 records" in added, added
+        assert running.audit_actions("hold.") == ["hold.place"]
+    # Stopped: the same search, from the archive opened by the command itself.
+    no_matter = strongroom(data, "hold", "find", "D-", "--kind", "matter", passphrase_file=secret)
+    assert "No matter starts with 'D-'." in no_matter
+    # Digits to str.isdigit() that are not a number (int() refuses "²"): no match, no traceback.
+    assert "No conversation starts with '²'" in strongroom(
+        data, "hold", "find", "²", passphrase_file=secret
+    )
+    stderr = _refused(data, "hold", "add", "--conversation", "²", "--reason", "r", secret=secret)
+    assert "no conversation '²'" in stderr, stderr
+    assert "maitre.durand ↔ M. Petit" in strongroom(
+        data, "hold", "find", "M. P", passphrase_file=secret
+    )

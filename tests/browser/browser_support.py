@@ -41,6 +41,14 @@ def launched_chromium() -> Iterator[Any]:
         chromium.close()
 
 
+def pick(page: Any, field: str, typed: str, label: str) -> None:
+    """In a records-office picker (`field`, a CSS id): type the first letters as a
+    person does, one key at a time, then click `label` in the list the box answers."""
+    page.fill(field, "")
+    page.type(field, typed, delay=40)
+    page.locator(f"{field}-list [role=option]", has_text=label).first.click()
+
+
 def shot(page: Any, language: str, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{language}-{name}.png"), full_page=True)

@@ -1,4 +1,4 @@
-"""`strongroom hold add|list|lift`: legal holds from scripts and SSH."""
+"""`strongroom hold add|list|find|lift`: legal holds from scripts and SSH."""
 
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ def _rows(holds: list[dict[str, Any]]) -> list[list[Any]]:
     ]
 
 
+def _as_option(kind: str, value: str) -> str:
+    """What to give `hold add` for a match: `--conversation 12`, `--person "Dr Martin"`."""
+    return f"--{kind} {value}" if value.isascii() and value.isdigit() else f'--{kind} "{value}"'
+
+
 HEADERS = ("ID", "ON", "CASE", "REASON", "PLACED", "PROTECTS")
 
 
@@ -54,6 +59,17 @@ def cmd_hold(args: argparse.Namespace) -> int:
             "hold.list",
             {},
             lambda r: table(HEADERS, _rows(r["holds"]), "No legal hold."),
+        )
+    if args.action == "find":
+        return run_and_show(
+            args,
+            "hold.find",
+            {"kind": args.kind, "text": args.text},
+            lambda r: table(
+                ("USE", "NAME"),
+                [[_as_option(r["kind"], f["value"]), f["label"]] for f in r["found"]],
+                f"No {r['kind']} starts with {args.text!r}.",
+            ),
         )
     if args.action == "add":
         params = {**subject_params(args), "reason": args.reason, "case": args.case or ""}
@@ -88,6 +104,14 @@ def _arguments(cmd: argparse.ArgumentParser) -> None:
     add.add_argument("--case", help="the case name")
     common_options(add, writes=True)
     common_options(sub.add_parser("list", help="every hold, with what it protects"))
+    find = sub.add_parser(
+        "find", help="find a conversation, person or matter to hold by its first letters"
+    )
+    find.add_argument("text", help="the first letters: an owner, other party, name or reference")
+    find.add_argument(
+        "--kind", choices=("conversation", "person", "matter"), default="conversation"
+    )
+    common_options(find)
     lift = sub.add_parser("lift", help="lift a hold (needs a reason)")
     lift.add_argument("id", type=int)
     lift.add_argument("--reason", required=True)
@@ -95,5 +119,5 @@ def _arguments(cmd: argparse.ArgumentParser) -> None:
 
 
 COMMANDS: dict[str, Spec] = {
-    "hold": Spec(cmd_hold, "legal holds: add, list, lift", _arguments),
+    "hold": Spec(cmd_hold, "legal holds: add, list, find, lift", _arguments),
 }

@@ -20,7 +20,15 @@ from typing import Any
 from strongroom.archive.db import Connection
 from strongroom.archive.errors import ArchiveError
 from strongroom.archive.store import Archive
-from strongroom.office import certificates, holds, matters, policies, retention, review
+from strongroom.office import (
+    certificates,
+    holds,
+    matters,
+    pickers,
+    policies,
+    retention,
+    review,
+)
 from strongroom.office.errors import InvalidHold, InvalidPolicy, UnknownPolicy
 from strongroom.office.practice_days import hold_bound, zone_of
 
@@ -46,15 +54,20 @@ def _text(params: dict[str, Any], key: str) -> str:
 def find_conversation(conn: Connection, ref: str) -> int:
     """A conversation by number, by "owner/ref", or by its phone ref when unique."""
     ref = ref.strip()
-    if ref.isdigit():
-        row = conn.execute("SELECT id FROM conversations WHERE id = ?", (int(ref),)).fetchone()
+    number = pickers.number(ref) if not ref.startswith("#") else None
+    if number is not None:
+        row = conn.execute("SELECT id FROM conversations WHERE id = ?", (number,)).fetchone()
         if row is not None:
             return int(row[0])
     owner, _, conv = ref.rpartition("/")
-    rows = conn.execute(
-        "SELECT id FROM conversations WHERE ref = ? AND (? = '' OR owner = ?)",
-        (conv, owner, owner),
-    ).fetchall()
+    # OWNER/REF by the (owner, ref) index; a phone's ref alone has none (a read of the
+    # conversations: `hold find` offers OWNER/REF or the number instead).
+    args: tuple[str, ...]
+    if owner:
+        query, args = "SELECT id FROM conversations WHERE owner = ? AND ref = ?", (owner, conv)
+    else:
+        query, args = "SELECT id FROM conversations WHERE ref = ?", (conv,)
+    rows = conn.execute(query, args).fetchall()
     if len(rows) == 1:
         return int(rows[0][0])
     if rows:
@@ -330,8 +343,18 @@ def certificates_get(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     return {"zip": base64.b64encode(data).decode("ascii")}
 
 
+def hold_find(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """What `hold add` can name, by its first letters (office/pickers.py, as the web form)."""
+    from strongroom.office import pickers
+
+    kind = _text(params, "kind") or "conversation"
+    found = ctx.read(lambda conn: pickers.find(conn, kind, _text(params, "text")))
+    return {"kind": kind, "found": [{"value": f.value, "label": f.label} for f in found]}
+
+
 OPS: dict[str, Callable[[Ctx, dict[str, Any]], dict[str, Any]]] = {
     "hold.list": hold_list,
+    "hold.find": hold_find,
     "hold.add": hold_add,
     "hold.lift": hold_lift,
     "retention.policies": retention_policies,

@@ -9,6 +9,7 @@ come back to /jobs/<id> (progress polled by static/app.js, or a meta refresh).
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from aiohttp import web
@@ -19,12 +20,14 @@ from strongroom.archive.verify import VerifyReport
 from strongroom.archive.verify_runs import Mode, Verification, run_verification
 from strongroom.office import holds, policies
 from strongroom.office.errors import OfficeError
+from strongroom.office.pickers import NoMatch, conversation_names
 from strongroom.office.practice_days import hold_bound, last_ms_of_day, zone_of
 from strongroom.web import exports_web
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import day_ms, int_or_none, text_field
 from strongroom.web.i18n import N_
 from strongroom.web.jobs import Job, JobResult, JobState, Progress
+from strongroom.web.picker_views import no_match_text, subject_from_form
 from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
@@ -166,12 +169,10 @@ async def start_export(request: web.Request) -> web.StreamResponse:
 @routes.get("/office")
 @require_role(ADMIN, ARCHIVIST, AUDITOR)
 async def office_page(request: web.Request) -> web.StreamResponse:
-    from strongroom.office import matters, review
-    from strongroom.office.facts import persons_of
+    from strongroom.office import review
 
     def load(conn: Connection) -> dict[str, Any]:
         hold_list = holds.list_holds(conn)
-        conversations = list_conversations(conn, counted=False)
         all_policies = policies.list_policies(conn)
         assignments = policies.list_assignments(conn)
         zone = zone_of(conn)
@@ -189,10 +190,9 @@ async def office_page(request: web.Request) -> web.StreamResponse:
             "policy_names": {p.id: p.name for p in all_policies},
             "assignments": [a for a in assignments if a.scope != "default"],
             "default": next((a for a in assignments if a.scope == "default"), None),
-            "conversations": conversations,
-            "conversation_names": {c.id: f"{c.owner} ↔ {c.peer or c.ref}" for c in conversations},
-            "matters": matters.list_matters(conn),
-            "persons": persons_of(conn),
+            # The names of the conversations and matters the holds and assignments
+            # name, not every one of the archive: the forms search (picker_views).
+            **office_names(conn, hold_list, assignments),
             "four_eyes": review.two_approvals(conn),
             "can_edit": session_of(request).role in (ADMIN, ARCHIVIST),
             "is_admin": session_of(request).role == ADMIN,
@@ -200,6 +200,29 @@ async def office_page(request: web.Request) -> web.StreamResponse:
 
     await practice_zone(request)  # the page shows times in it
     return render(request, "office.html", await read(request, load))
+
+
+def office_names(
+    conn: Connection, hold_list: list[holds.Hold], assignments: list[policies.Assignment]
+) -> dict[str, dict[int, str]]:
+    """{"conversation_names", "matter_names"}: the labels of the conversations and
+    matters the page lists, each read by its key."""
+    conversations = {h.spec.conversation_id for h in hold_list} | {
+        int_or_none(a.subject) for a in assignments if a.scope == "conversation"
+    }
+    matter_ids = {h.spec.matter_id for h in hold_list} | {
+        int_or_none(a.subject) for a in assignments if a.scope == "matter"
+    }
+    return {
+        "conversation_names": conversation_names(conn, conversations),
+        "matter_names": {
+            int(mid): str(ref)
+            for mid, ref in conn.execute(
+                "SELECT id, ref FROM matters WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(m for m in matter_ids if m is not None)),),
+            )
+        },
+    }
 
 
 @routes.post("/office/holds")
@@ -210,19 +233,24 @@ async def place_hold(request: web.Request) -> web.StreamResponse:
     dated = scope == "date_range"
     zone = await read(request, zone_of)  # the days are the practice's
     try:
+        subject = None
+        if scope in ("conversation", "matter"):
+            # The picked number, or what was typed (no JavaScript): one match, or why not.
+            subject = await read(request, lambda conn: subject_from_form(conn, form, scope))
         spec = holds.HoldSpec(
             scope=scope,
             reason=text_field(form, "reason", 500),
-            conversation_id=int_or_none(text_field(form, "conversation", 20))
-            if scope == "conversation"
-            else None,
+            conversation_id=subject if scope == "conversation" else None,
             person=(text_field(form, "person", 200) or None) if scope == "person" else None,
-            matter_id=int_or_none(text_field(form, "matter", 20)) if scope == "matter" else None,
+            matter_id=subject if scope == "matter" else None,
             from_ms=day_ms(text_field(form, "since", 20), zone) if dated else None,
             to_ms=last_ms_of_day(text_field(form, "until", 20), zone) if dated else None,
             case_name=text_field(form, "case", 200),
         )
         await submit(request, holds.place_hold(spec, session_of(request).username or ""))
+    except NoMatch as e:
+        session_of(request).flash("error", no_match_text(scope, e))
+        raise web.HTTPSeeOther("/office") from None
     except OfficeError:
         session_of(request).flash("error", "The hold is incomplete: give a subject and a reason.")
         raise web.HTTPSeeOther("/office") from None

@@ -12,10 +12,12 @@ from aiohttp import web
 from strongroom.office import policies, review
 from strongroom.office.errors import InvalidPolicy, OfficeError
 from strongroom.office.facts import normalise_person
+from strongroom.office.pickers import NoMatch
 from strongroom.web.auth import ADMIN, ARCHIVIST, require_role, session_of
 from strongroom.web.forms import int_or_none, text_field
 from strongroom.web.i18n import N_
-from strongroom.web.state import submit
+from strongroom.web.picker_views import no_match_text, subject_from_form
+from strongroom.web.state import read, submit
 
 routes = web.RouteTableDef()
 
@@ -77,18 +79,23 @@ async def assign(request: web.Request) -> web.StreamResponse:
     session = session_of(request)
     if scope == "default" and session.role != ADMIN:
         raise web.HTTPForbidden()
-    subject = {
-        "conversation": text_field(form, "conversation", 20),
-        "matter": text_field(form, "matter", 20),
-        "contact": text_field(form, "person", 200),
-        "default": policies.DEFAULT_SUBJECT,
-    }.get(scope, "")
     policy_id = int_or_none(text_field(form, "policy", 20))
     try:
+        if scope in ("conversation", "matter"):
+            # The picked number, or what was typed (no JavaScript): one match, or why not.
+            found = await read(request, lambda conn: subject_from_form(conn, form, scope))
+            subject = str(found)
+        else:
+            subject = {
+                "contact": text_field(form, "person", 200),
+                "default": policies.DEFAULT_SUBJECT,
+            }.get(scope, "")
         if scope == "contact" and not normalise_person(subject):
             raise InvalidPolicy("a person assignment names the person")
         op = policies.assign_policy(scope, subject, policy_id or 0, session.username or "")
         await submit(request, op)
+    except NoMatch as e:
+        raise _back(request, "error", no_match_text(scope, e)) from None
     except OfficeError:
         raise _back(
             request, "error", N_("Choose what the policy applies to, and a policy.")

@@ -15,17 +15,17 @@ from typing import Any
 from aiohttp import web
 
 from strongroom.archive.db import Connection
-from strongroom.archive.listings import list_conversations
 from strongroom.archive.scrub import pending_since_ms
 from strongroom.office import certificates, matters, retention, review
 from strongroom.office.errors import OfficeError
-from strongroom.office.facts import persons_of
+from strongroom.office.pickers import NoMatch, conversation_names
 from strongroom.office.practice_days import zone_of
 from strongroom.office.service import certificate_zip
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
 from strongroom.web.forms import day_ms, int_or_none, text_field
 from strongroom.web.i18n import N_
 from strongroom.web.jobs import JobResult, Progress
+from strongroom.web.picker_views import no_match_text, subject_from_form
 from strongroom.web.practice_zone import practice_zone
 from strongroom.web.render import render
 from strongroom.web.state import audit, read, state_of, submit
@@ -179,12 +179,14 @@ async def certificate_download(request: web.Request) -> web.StreamResponse:
 @require_role(ADMIN, ARCHIVIST, AUDITOR)
 async def matters_page(request: web.Request) -> web.StreamResponse:
     def load(conn: Connection) -> dict[str, Any]:
-        conversations = list_conversations(conn, counted=False)
+        every = matters.list_matters(conn)
+        # The names of the matters' own conversations only: the attach form searches
+        # (picker_views), it does not list every conversation once per matter.
         return {
-            "matters": matters.list_matters(conn),
-            "conversations": conversations,
-            "conversation_names": {c.id: f"{c.owner} ↔ {c.peer or c.ref}" for c in conversations},
-            "persons": persons_of(conn),
+            "matters": every,
+            "conversation_names": conversation_names(
+                conn, {c for mt in every for c in mt.conversations}
+            ),
             "can_edit": _can_decide(request),
         }
 
@@ -236,8 +238,13 @@ async def change_matter(request: web.Request) -> web.StreamResponse:
                 matter_id, actor, closed=action == "close", closed_at_ms=closed_at
             )
         elif action in ("attach", "detach"):
-            conversation = int_or_none(text_field(form, "conversation", 20))
             person = text_field(form, "person", 200) or None
+            conversation = None
+            if person is None:
+                # The picked number, or what was typed (no JavaScript): one match, or why not.
+                conversation = await read(
+                    request, lambda conn: subject_from_form(conn, form, "conversation")
+                )
             op = matters.attach(
                 matter_id,
                 actor,
@@ -248,6 +255,9 @@ async def change_matter(request: web.Request) -> web.StreamResponse:
         else:
             raise web.HTTPBadRequest()
         await submit(request, op)
+    except NoMatch as e:
+        session_of(request).flash("error", no_match_text("conversation", e))
+        raise web.HTTPSeeOther("/office/matters") from None
     except OfficeError:
         session_of(request).flash("error", "The matter was not changed: check what you entered.")
         raise web.HTTPSeeOther("/office/matters") from None

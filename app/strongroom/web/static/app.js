@@ -51,7 +51,92 @@ document.addEventListener("DOMContentLoaded", () => {
   const job = document.getElementById("job");
   if (job && job.dataset.state === "running") watchJob(job);
   labelTableCells();
+  document.querySelectorAll("input[data-picker]").forEach(searchAsYouType);
 });
+
+// Records office pickers: the first letters typed are looked up on the box
+// (/office/search, at most 20 matches); picking one puts its label in the field and
+// its number in the hidden <field>_id beside it. Without this file the typed text is
+// sent and the box resolves it (one match, or a clear error).
+function searchAsYouType(input) {
+  const kind = input.dataset.picker;
+  const list = document.getElementById(input.getAttribute("aria-controls"));
+  const hidden = document.getElementById(input.id + "-id");
+  const token = input.form ? input.form.querySelector("input[name=csrf_token]") : null;
+  let timer = null;
+  let asked = 0;
+  let active = -1;
+
+  function close() {
+    list.hidden = true;
+    list.replaceChildren();
+    active = -1;
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+  }
+  function pick(option) {
+    input.value = option.dataset.label;
+    if (hidden) hidden.value = option.dataset.value;
+    close();
+  }
+  function highlight(index) {
+    const options = list.querySelectorAll("[role=option]");
+    if (!options.length) return;
+    active = (index + options.length) % options.length;
+    options.forEach((o, i) => o.setAttribute("aria-selected", i === active ? "true" : "false"));
+    input.setAttribute("aria-activedescendant", options[active].id);
+  }
+  async function ask() {
+    const q = input.value.trim();
+    const mine = ++asked;
+    if (!q) { close(); return; }
+    const url = "/office/search?" + new URLSearchParams({ kind: kind, q: q });
+    try {
+      const response = await fetch(url, {
+        credentials: "same-origin", cache: "no-store",
+        headers: { "X-CSRF-Token": token ? token.value : "" },
+      });
+      if (!response.ok || mine !== asked) return;
+      const data = await response.json();
+      list.replaceChildren();
+      data.results.forEach((found, i) => {
+        const option = document.createElement("li");
+        option.id = input.id + "-option-" + i;
+        option.setAttribute("role", "option");
+        option.dataset.value = found.value;
+        option.dataset.label = found.label;
+        option.textContent = found.label;
+        if (found.detail) {
+          const detail = document.createElement("span");
+          detail.className = "picker-detail";
+          detail.textContent = " " + found.detail;
+          option.appendChild(detail);
+        }
+        option.addEventListener("mousedown", (e) => { e.preventDefault(); pick(option); });
+        list.appendChild(option);
+      });
+      list.hidden = data.results.length === 0;
+      input.setAttribute("aria-expanded", list.hidden ? "false" : "true");
+      active = -1;
+    } catch (e) { /* the box may be restarting: the typed text is still sent */ }
+  }
+  input.addEventListener("input", () => {
+    if (hidden) hidden.value = "";
+    clearTimeout(timer);
+    timer = setTimeout(ask, 150);
+  });
+  input.addEventListener("keydown", (e) => {
+    if (list.hidden) return;
+    if (e.key === "ArrowDown") { e.preventDefault(); highlight(active + 1); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); highlight(active - 1); }
+    else if (e.key === "Escape") { close(); }
+    else if (e.key === "Enter" && active >= 0) {
+      e.preventDefault();
+      pick(list.querySelectorAll("[role=option]")[active]);
+    }
+  });
+  input.addEventListener("blur", () => setTimeout(close, 100));
+}
 
 // On a phone, tables are shown as one card per row (style.css): each cell gets its
 // column's heading as a label. Without JavaScript the cards simply have no labels.
