@@ -44,7 +44,6 @@ from bench_archive import Figure
 from bench_office import median_s
 
 from strongroom.archive.db import Connection
-from strongroom.archive.listings import list_conversations
 from strongroom.archive.message_count import MessageCount
 from strongroom.archive.verify_events import verify_device_events
 from strongroom.archive.verify_records import VerifyReport
