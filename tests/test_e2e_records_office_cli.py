@@ -141,6 +141,9 @@ async def test_bad_requests_are_refused_clearly_and_the_box_goes_on(tmp_path: Pa
                 ("retention", "assign", "--person", "x", "--policy", "inconnue"),
                 "no retention policy",
             ),
+            # Unicode digits that int() refuses ("²") are not numbers: a clear refusal.
+            (("retention", "assign", "--person", "x", "--policy", "²"), "no retention policy"),
+            (("hold", "add", "--conversation", "²", "--reason", "x"), "no conversation"),
             (("retention", "approve", "--reason", "r", "--as", "a"), "name the records"),
             (("certificates", "get", "7", "--out", str(tmp_path / "c.zip")), "certificate 7"),
             (("matter", "close", "D-404"), "no matter"),

@@ -19,7 +19,7 @@ from pytest_aiohttp import AiohttpClient
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.archive.kept_head import FILE_BYTES, RETRY_INTERVAL_S
-from strongroom.archive.lost_heads import read_lost_head
+from strongroom.archive.lost_heads import lost_paths, read_lost_head
 from strongroom.archive.store import Archive
 from strongroom.archive.verify_runs import run_verification
 from strongroom.box import Box
@@ -168,3 +168,13 @@ def test_a_stale_temporary_file_is_removed_at_open(
     (data / "tree_head.tmp").write_bytes(b"SRKHEAD1 partial")
     open_archive().close()
     assert not (data / "tree_head.tmp").exists()
+
+
+def test_a_lost_head_file_named_with_unicode_digits_is_not_a_loss_and_breaks_nothing(
+    tmp_path: Path,
+) -> None:
+    # "²" passes str.isdigit() but not int(): such a name (copied in by hand, or by a
+    # tool) must be ignored, not crash every verify that lists the losses.
+    for name in ("tree_head.lost", "tree_head.lost.2", "tree_head.lost.²", "tree_head.lost.x"):
+        (tmp_path / name).write_bytes(b"{}")
+    assert [p.name for p in lost_paths(tmp_path)] == ["tree_head.lost", "tree_head.lost.2"]

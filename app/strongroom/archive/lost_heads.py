@@ -54,7 +54,7 @@ def _number(path: Path) -> int | None:
     if path.name == LOST_FILE:
         return 1
     suffix = path.name.removeprefix(LOST_FILE + ".")
-    return int(suffix) if suffix != path.name and suffix.isdigit() else None
+    return int(suffix) if suffix != path.name and suffix.isascii() and suffix.isdigit() else None
 
 
 def lost_paths(data_dir: Path) -> list[Path]:

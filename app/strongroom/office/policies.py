@@ -19,6 +19,7 @@ again. Every change is an audit event (a log leaf): who changed which rule, when
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -303,12 +304,16 @@ def retire_policy(policy_id: int, actor: str) -> WriteOpOf[None]:
     return op
 
 
+_ID = re.compile(r"[0-9]{1,18}")
+
+
 def _check_scope(scope: str, subject: str) -> None:
     if scope not in SCOPES:
         raise InvalidPolicy(f"scope must be one of {', '.join(SCOPES)}")
     if not subject.strip():
         raise InvalidPolicy("an assignment needs a subject")
-    if scope in ("conversation", "matter") and not subject.isdigit():
+    # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+    if scope in ("conversation", "matter") and not _ID.fullmatch(subject):
         raise InvalidPolicy(f"a {scope} assignment names the {scope} id")
     if scope == "default" and subject != DEFAULT_SUBJECT:
         raise InvalidPolicy("the default assignment has no subject")

@@ -78,8 +78,9 @@ def find_conversation(conn: Connection, ref: str) -> int:
 def find_policy(conn: Connection, name: str) -> policies.Policy:
     """A policy by number, preset key or exact name."""
     name = name.strip()
-    if name.isdigit():
-        return policies.get_policy(conn, int(name))
+    number = pickers.number(name)
+    if number is not None:
+        return policies.get_policy(conn, number)
     for p in policies.list_policies(conn):
         if p.preset == name or p.name == name:
             return p

@@ -230,7 +230,7 @@ class PhoneGrants:
         active = {device_client_name(d) for d in await self._phones.active()}
         for name in sorted(held - active):
             device = name.removeprefix("device-")
-            if not device.isdigit():
+            if not (device.isascii() and device.isdigit()):
                 continue
             async with self._device_locks.setdefault(int(device), asyncio.Lock()):
                 await self._helper("DELETE", f"/clients/{name}")

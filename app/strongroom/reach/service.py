@@ -231,7 +231,9 @@ class BoxReach(PhoneGrants):
         names = [str(n) for n in helper.get("clients") or []]
         view["clients"] = len(names)
         view["devices"] = sorted(
-            int(n.removeprefix("device-")) for n in names if n.removeprefix("device-").isdigit()
+            int(n.removeprefix("device-"))
+            for n in names
+            if n.removeprefix("device-").isascii() and n.removeprefix("device-").isdigit()
         )
         if self.enabled and view["onion"] and self._phones is not None:
             held = set(view["devices"])
