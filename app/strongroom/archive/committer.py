@@ -107,15 +107,23 @@ class GroupCommitter:
         log_index_of: Callable[[T], int | None] | None = None,
     ) -> CommittedOf[T]:
         """Queue op; return once its batch is durable. Raises what the op raised."""
+        return await self.submit_soon(op, log_index_of=log_index_of)
+
+    def submit_soon(
+        self,
+        op: Callable[[Txn], T],
+        *,
+        log_index_of: Callable[[T], int | None] | None = None,
+    ) -> asyncio.Future[CommittedOf[T]]:
+        """`submit` without a coroutine (a caller that goes on in a done-callback):
+        op is queued now; the future ends once its batch is durable, failed with what
+        the op raised. Raises CommitterStopped at once when not running."""
         if self._thread is None:
             raise CommitterStopped("the archive is not accepting writes")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Committed] = loop.create_future()
         self._queue.put(_Job(op, loop, future, log_index_of))
-        committed = await future
-        if isinstance(committed.result, BaseException):
-            raise committed.result
-        return committed
+        return future
 
     def _run(self) -> None:
         while True:
@@ -238,6 +246,8 @@ def _deliver(job: _Job, outcome: Committed | BaseException) -> None:
         return
     if isinstance(outcome, BaseException):
         job.future.set_exception(outcome)
+    elif isinstance(outcome.result, BaseException):  # the op raised: its caller learns what
+        job.future.set_exception(outcome.result)
     else:
         job.future.set_result(outcome)
 

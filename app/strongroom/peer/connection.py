@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -45,6 +45,7 @@ from strongroom.peer.actions import (
     request_of,
 )
 from strongroom.peer.blob_sender import Batch, BlobFrames, read_batch
+from strongroom.peer.chain import ActionChain, run_in_task
 from strongroom.peer.channel import ChannelError, SecureChannel
 from strongroom.peer.frames import (
     CloseCode,
@@ -128,6 +129,8 @@ class Connection:
             session.heads, service.readers.run, self._queue_head, self._note_ahead
         )
         self.finished = asyncio.Event()  # set once the wind-down is over
+        # A push's signature check, commit and ack without a task each (peer/chain.py).
+        self._chain = ActionChain(self, service.signatures, service.committer, self._slots.release)
 
     # -- main loop -----------------------------------------------------------------------------
 
@@ -192,9 +195,7 @@ class Connection:
     def spawn_inline(self, actions: list[Action]) -> None:
         """Run actions in a task of their own (wake-ups from other sessions, revocation)."""
         if actions and not self._closed:
-            task = asyncio.create_task(self.execute(actions, spawn=False))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            run_in_task(self._tasks, self.execute(actions, spawn=False))
 
     async def execute(self, actions: list[Action], *, spawn: bool) -> None:
         """Run the session's actions in order; waiting ones go to background tasks if `spawn`."""
@@ -224,30 +225,43 @@ class Connection:
                     await self.execute(action.then(finished), spawn=spawn)
                 case UploadAbort():
                     await self.uploads.abort()
-                case _ if spawn:
+                case CheckSignature() | Commit() if spawn:
                     # Back-pressure: with every slot busy, we stop reading the socket here.
                     await self._slots.acquire()
-                    task = asyncio.create_task(self._background(action))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._chain.start(action)  # releases the slot once its frames are out
+                case _ if spawn:
+                    await self._slots.acquire()
+                    run_in_task(self._tasks, self._background([action], action))
                 case _:
                     await self._perform(action)
+        self.after_actions()
+
+    def after_actions(self) -> None:
         if self.session.device is not None and self.session.state is State.READY:
             self.service.register(self)  # idempotent: a set of the device's connections
 
-    async def _background(self, action: Action) -> None:
+    def finish_in_task(self, actions: list[Action], release: Callable[[], None]) -> None:
+        """For the chain: run the rest of a continuation in a task, then `release`."""
+        run_in_task(self._tasks, self._background(actions, actions[0], release))
+
+    async def _background(
+        self,
+        actions: list[Action],
+        answering: Action,
+        release: Callable[[], None] | None = None,
+    ) -> None:
         try:
-            await self._perform(action)
+            await self.execute(actions, spawn=False)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("peer action %s failed", type(action).__name__)
+            log.exception("peer action %s failed", type(answering).__name__)
             # Name the request it answered: the phone fails that request at once
             # instead of waiting for a reply that will never come (protocol.md §10.1).
-            request_id = request_of(action)
+            request_id = request_of(answering)
             await self.send(error_frame(ErrorCode.INTERNAL, "internal error", request_id))
         finally:
-            self._slots.release()
+            (release or self._slots.release)()
 
     async def _perform(self, action: Action) -> None:
         """Run one waiting action and feed its outcome back to the session."""
@@ -302,6 +316,30 @@ class Connection:
             await asyncio.shield(written)
         except CONNECTION_GONE:
             self._closed = True
+
+    def send_now(self, frame: Frame) -> asyncio.Future[None] | None:
+        """`send` without waiting: the frame queued and its write's future (a lost
+        connection is noted when it fails), or None when it must wait (a head frame
+        behind one that waits for its proof): then `send` it."""
+        if self._closed:
+            written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            written.set_result(None)
+            return written
+        if self.session.heads.carries_head(frame):
+            queued = self._head_sender.put_now(frame)
+            if queued is None:
+                return None
+        else:
+            queued = self.outbox.queue(encode_frame(frame))
+        queued.add_done_callback(self._note_written)
+        return queued
+
+    def _note_written(self, written: asyncio.Future[None]) -> None:
+        failure = None if written.cancelled() else written.exception()
+        if isinstance(failure, CONNECTION_GONE):
+            self._closed = True
+        elif failure is not None:
+            log.error("writing to the phone failed", exc_info=failure)
 
     def _queue_head(self, frame: Frame) -> asyncio.Future[None]:
         return self.outbox.queue(encode_frame(frame))

@@ -44,14 +44,22 @@ class HeadSender:
         self._waiting: deque[tuple[Frame, asyncio.Future[asyncio.Future[None]]]] = deque()
         self._drain: asyncio.Task[None] | None = None
 
-    async def put(self, frame: Frame) -> asyncio.Future[None]:
-        """Stamp `frame` and queue it behind every head frame put before it; returns
-        the future of its write."""
+    def put_now(self, frame: Frame) -> asyncio.Future[None] | None:
+        """`put` when it need not wait: the frame stamped and queued, its write's
+        future returned; None (nothing done) when it must wait for a proof."""
         if self._drain is None:
             stamped = self._heads.stamp_now(frame)
             if stamped is not None:
                 self._stamped()
                 return self._queue(stamped)
+        return None
+
+    async def put(self, frame: Frame) -> asyncio.Future[None]:
+        """Stamp `frame` and queue it behind every head frame put before it; returns
+        the future of its write."""
+        written = self.put_now(frame)
+        if written is not None:
+            return written
         loop = asyncio.get_running_loop()
         placed: asyncio.Future[asyncio.Future[None]] = loop.create_future()
         self._waiting.append((frame, placed))

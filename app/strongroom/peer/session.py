@@ -59,6 +59,7 @@ from strongroom.peer.handshake import HandshakeKind, pair_message
 from strongroom.peer.head_chain import CAPABILITY as CONSISTENCY_CAP
 from strongroom.peer.head_chain import CONSISTENCY_ROOM, HeadChain
 from strongroom.peer.history import Device
+from strongroom.peer.push_frames import parse_push
 from strongroom.peer.session_blobs import BlobFlow
 from strongroom.peer.session_common import BoxInfo, State, error, error_for, logged
 from strongroom.peer.session_mail import MailFlow
@@ -151,7 +152,7 @@ class PeerSession:
         if self.state is State.CLOSED:
             return []
         try:
-            frame = _blob_chunk(raw, self.limits.max_frame_bytes) or decode_frame(
+            frame = _known_bytes(raw, self.limits.max_frame_bytes) or decode_frame(
                 raw, Direction.TO_BOX, max_bytes=self.limits.max_frame_bytes
             )
         except FrameError as exc:
@@ -381,10 +382,16 @@ class PeerSession:
     }
 
 
-def _blob_chunk(raw: bytes, max_bytes: int) -> Frame | None:
-    """An upload's blob_chunk frame, recognised by its exact canonical bytes
-    (peer/blob_frames.py: what decode_frame accepts, without cbor2); None otherwise."""
-    chunk = parse_blob_chunk(raw) if len(raw) <= max_bytes else None
+def _known_bytes(raw: bytes, max_bytes: int) -> Frame | None:
+    """A push or an upload's blob_chunk, recognised by its exact canonical bytes
+    (peer/push_frames.py, peer/blob_frames.py: what decode_frame accepts, without
+    cbor2); None otherwise."""
+    if len(raw) > max_bytes:
+        return None
+    push = parse_push(raw)
+    if push is not None:
+        return Frame("push", push[0], push[1])
+    chunk = parse_blob_chunk(raw)
     if chunk is None:
         return None
     return Frame("blob_chunk", chunk.request_id, {"offset": chunk.offset, "data": chunk.data})

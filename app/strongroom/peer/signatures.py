@@ -66,6 +66,13 @@ class SignatureChecker:
         self._dispatch_soon = False
 
     async def check(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        return await self.check_soon(public_key, message, signature)
+
+    def check_soon(
+        self, public_key: bytes, message: bytes, signature: bytes
+    ) -> asyncio.Future[bool]:
+        """`check` without a coroutine: asked now, the future gets the verdict (in the
+        order asked, as `check`'s)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append(((public_key, message, signature), future))
         if not self._dispatch_soon:
@@ -74,7 +81,7 @@ class SignatureChecker:
             # per record while the workers happen to be idle.
             self._dispatch_soon = True
             asyncio.get_running_loop().call_soon(self._dispatch_now)
-        return await future
+        return future
 
     def _dispatch_now(self) -> None:
         self._dispatch_soon = False

@@ -1,0 +1,135 @@
+"""A push's waiting steps run by done-callbacks, not by a task of its own.
+
+A push is three waits: its signature check, its group commit, the write of its
+ack. Run as a task, each record cost a task, four task steps, a shield and the
+futures between them on the event loop (py-spy: ~7 loop callbacks per record).
+Here the session's CheckSignature and Commit actions are started at once and
+their `then` is called from the future's done-callback; the ack is queued in the
+same callback when it can be (the usual case: HeadSender.put_now). The slot the
+action holds (Connection's back-pressure) is released once the last frame it
+sent is written, as the task released it once its `send` returned.
+
+Anything else the continuation asks for (a read, the pairing gate, a head frame
+that waits for its proof, a close) is handed to the connection's own `execute`
+in a task, as before, which then releases the slot. Order is kept: the
+checker's verdicts and the committer's outcomes arrive in the order asked, and
+done-callbacks run in the order their futures finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from strongroom.archive.committer import GroupCommitter
+from strongroom.peer.actions import Action, CheckSignature, Commit, Send, request_of
+from strongroom.peer.frames import ErrorCode, Frame, error_frame
+from strongroom.peer.signatures import SignatureChecker
+
+log = logging.getLogger(__name__)
+
+Step = CheckSignature | Commit
+
+
+class Glue(Protocol):
+    """What the chain needs of its Connection."""
+
+    def send_now(self, frame: Frame) -> asyncio.Future[None] | None: ...
+    def finish_in_task(self, actions: list[Action], release: Callable[[], None]) -> None: ...
+    def after_actions(self) -> None: ...
+
+
+class ActionChain:
+    def __init__(
+        self,
+        glue: Glue,
+        signatures: SignatureChecker,
+        committer: GroupCommitter,
+        release: Callable[[], None],
+    ) -> None:
+        self._glue = glue
+        self._signatures = signatures
+        self._committer = committer
+        self._release = release  # gives back one of the connection's slots
+
+    def start(self, action: Step) -> None:
+        """Run `action` and what follows it; the caller has taken a slot for it."""
+        try:
+            if isinstance(action, CheckSignature):
+                future: asyncio.Future[Any] = self._signatures.check_soon(
+                    action.public_key, action.message, action.signature
+                )
+            else:
+                future = self._committer.submit_soon(action.op, log_index_of=action.log_index_of)
+        except Exception as exc:
+            if isinstance(action, Commit):  # CommitterStopped: the session says what to tell
+                self._follow(action, exc)
+            else:
+                self._failed(action)
+            return
+        future.add_done_callback(lambda done: self._done(action, done))
+
+    def _done(self, action: Step, done: asyncio.Future[Any]) -> None:
+        if done.cancelled():
+            self._release()
+            return
+        outcome = done.exception()
+        if outcome is None:
+            self._follow(action, done.result())
+        elif isinstance(outcome, Exception) and isinstance(action, Commit):
+            self._follow(action, outcome)
+        else:
+            log.error("peer action %s failed", type(action).__name__, exc_info=outcome)
+            self._failed(action)
+
+    def _follow(self, action: Step, outcome: Any) -> None:
+        try:
+            actions = action.then(outcome)
+            self._run(actions)
+        except Exception:
+            log.exception("peer action %s failed", type(action).__name__)
+            self._failed(action)
+
+    def _run(self, actions: list[Action]) -> None:
+        """The continuation's actions: another step, sends, or the rest in a task."""
+        if len(actions) == 1 and isinstance(actions[0], CheckSignature | Commit):
+            self.start(actions[0])
+            return
+        written: list[asyncio.Future[None]] = []
+        for position, action in enumerate(actions):
+            queued = self._glue.send_now(action.frame) if isinstance(action, Send) else None
+            if queued is None:
+                self._glue.finish_in_task(actions[position:], self._release)
+                return
+            written.append(queued)
+        self._glue.after_actions()
+        if not written:
+            self._release()
+            return
+        waiting = [len(written)]
+
+        def one_written(_: asyncio.Future[None]) -> None:
+            waiting[0] -= 1
+            if not waiting[0]:
+                self._release()
+
+        for future in written:
+            future.add_done_callback(one_written)
+
+    def _failed(self, action: Action) -> None:
+        """A fault in the box (not an outcome the session handles): name the request
+        in an `internal` error frame, so the phone fails it at once."""
+        frame = error_frame(ErrorCode.INTERNAL, "internal error", request_of(action))
+        self._glue.finish_in_task([Send(frame)], self._release)
+
+
+def run_in_task(
+    tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """Start `work` as a task kept in `tasks` until it ends."""
+    task = asyncio.get_running_loop().create_task(work)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task
