@@ -4,14 +4,15 @@ A push is three waits: its signature check, its group commit, the write of its
 ack. Run as a task, each record cost a task, four task steps, a shield and the
 futures between them on the event loop (py-spy: ~7 loop callbacks per record).
 Here the session's CheckSignature and Commit actions are started at once and
-their `then` is called from the future's done-callback; the ack is queued in the
-same callback when it can be (the usual case: HeadSender.put_now). The slot the
-action holds (Connection's back-pressure) is released once the last frame it
-sent is written, as the task released it once its `send` returned.
+their `then` is called from the future's done-callback; the ack takes its place
+in line in the same callback (HeadSender.put_soon: at once, or behind an ack
+that waits for its consistency proof). The slot the action holds (Connection's
+back-pressure) is released once the last frame it sent is written, as the task
+released it once its `send` returned.
 
-Anything else the continuation asks for (a read, the pairing gate, a head frame
-that waits for its proof, a close) is handed to the connection's own `execute`
-in a task, as before, which then releases the slot. Order is kept: the
+Anything else the continuation asks for (a read, the pairing gate, a close) is
+handed to the connection's own `execute` in a task, as before, which then
+releases the slot. Order is kept: the
 checker's verdicts and the committer's outcomes arrive in the order asked, and
 done-callbacks run in the order their futures finish.
 """
@@ -36,7 +37,7 @@ Step = CheckSignature | Commit
 class Glue(Protocol):
     """What the chain needs of its Connection."""
 
-    def send_now(self, frame: Frame) -> asyncio.Future[None] | None: ...
+    def send_now(self, frame: Frame) -> asyncio.Future[None]: ...
     def finish_in_task(self, actions: list[Action], release: Callable[[], None]) -> None: ...
     def after_actions(self) -> None: ...
 
@@ -97,13 +98,11 @@ class ActionChain:
         if len(actions) == 1 and isinstance(actions[0], CheckSignature | Commit):
             self.start(actions[0])
             return
-        written: list[asyncio.Future[None]] = []
-        for position, action in enumerate(actions):
-            queued = self._glue.send_now(action.frame) if isinstance(action, Send) else None
-            if queued is None:
-                self._glue.finish_in_task(actions[position:], self._release)
-                return
-            written.append(queued)
+        sends = [action.frame for action in actions if isinstance(action, Send)]
+        if len(sends) != len(actions):
+            self._glue.finish_in_task(actions, self._release)
+            return
+        written = [self._glue.send_now(frame) for frame in sends]
         self._glue.after_actions()
         if not written:
             self._release()

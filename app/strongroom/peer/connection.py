@@ -317,18 +317,16 @@ class Connection:
         except CONNECTION_GONE:
             self._closed = True
 
-    def send_now(self, frame: Frame) -> asyncio.Future[None] | None:
-        """`send` without waiting: the frame queued and its write's future (a lost
-        connection is noted when it fails), or None when it must wait (a head frame
-        behind one that waits for its proof): then `send` it."""
+    def send_now(self, frame: Frame) -> asyncio.Future[None]:
+        """`send` without waiting: the frame takes its place in line now (a head frame
+        maybe behind one that waits for its proof); the future ends once it is
+        written. A lost connection is noted when it fails."""
         if self._closed:
             written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             written.set_result(None)
             return written
         if self.session.heads.carries_head(frame):
-            queued = self._head_sender.put_now(frame)
-            if queued is None:
-                return None
+            queued = self._head_sender.put_soon(frame)
         else:
             queued = self.outbox.queue(encode_frame(frame))
         queued.add_done_callback(self._note_written)

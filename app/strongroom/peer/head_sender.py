@@ -14,6 +14,7 @@ turn per frame behind a lock).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -60,12 +61,26 @@ class HeadSender:
         written = self.put_now(frame)
         if written is not None:
             return written
+        return await asyncio.shield(self._wait(frame))
+
+    def put_soon(self, frame: Frame) -> asyncio.Future[None]:
+        """`put` without a coroutine: the frame takes its place in line now; the future
+        ends once it is written (or fails as its write did, or if it never left)."""
+        written = self.put_now(frame)
+        if written is not None:
+            return written
+        placed = self._wait(frame)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        placed.add_done_callback(functools.partial(_when_written, done))
+        return done
+
+    def _wait(self, frame: Frame) -> asyncio.Future[asyncio.Future[None]]:
         loop = asyncio.get_running_loop()
         placed: asyncio.Future[asyncio.Future[None]] = loop.create_future()
         self._waiting.append((frame, placed))
         if self._drain is None:
             self._drain = loop.create_task(self._run())
-        return await asyncio.shield(placed)
+        return placed
 
     async def _run(self) -> None:
         try:
@@ -87,3 +102,27 @@ class HeadSender:
                 if not placed.done():
                     placed.set_exception(ConnectionResetError("the connection closed"))
                     placed.exception()
+
+
+def _when_written(done: asyncio.Future[None], placed: asyncio.Future[asyncio.Future[None]]) -> None:
+    """`done` ends as the write of the frame `placed` queued (or as `placed` failed)."""
+    failure: BaseException | None
+    if placed.cancelled():
+        failure = ConnectionResetError("the connection closed")
+    else:
+        failure = placed.exception()
+    if failure is not None:
+        if not done.done():
+            done.set_exception(failure)
+        return
+    placed.result().add_done_callback(functools.partial(_copy_outcome, done))
+
+
+def _copy_outcome(done: asyncio.Future[None], written: asyncio.Future[None]) -> None:
+    if done.done():
+        return
+    failure = ConnectionResetError("cancelled") if written.cancelled() else written.exception()
+    if failure is not None:
+        done.set_exception(failure)
+    else:
+        done.set_result(None)
