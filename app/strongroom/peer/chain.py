@@ -20,11 +20,12 @@ done-callbacks run in the order their futures finish.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.committer import Committed, GroupCommitter
 from strongroom.peer.actions import Action, CheckSignature, Commit, Send, request_of
 from strongroom.peer.frames import ErrorCode, Frame, error_frame
 from strongroom.peer.signatures import SignatureChecker
@@ -54,36 +55,39 @@ class ActionChain:
         self._signatures = signatures
         self._committer = committer
         self._release = release  # gives back one of the connection's slots
+        # Writes the outbox has yet to finish -> slots to give back once each is done.
+        self._held: dict[asyncio.Future[None], int] = {}
 
     def start(self, action: Step) -> None:
         """Run `action` and what follows it; the caller has taken a slot for it."""
         try:
             if isinstance(action, CheckSignature):
-                future: asyncio.Future[Any] = self._signatures.check_soon(
-                    action.public_key, action.message, action.signature
+                then = functools.partial(self._checked, action)
+                self._signatures.check_then(
+                    action.public_key, action.message, action.signature, then
                 )
             else:
-                future = self._committer.submit_soon(action.op, log_index_of=action.log_index_of)
+                done = functools.partial(self._committed, action)
+                self._committer.submit_then(action.op, done, log_index_of=action.log_index_of)
         except Exception as exc:
             if isinstance(action, Commit):  # CommitterStopped: the session says what to tell
                 self._follow(action, exc)
             else:
+                log.exception("peer action %s failed", type(action).__name__)
                 self._failed(action)
-            return
-        future.add_done_callback(lambda done: self._done(action, done))
 
-    def _done(self, action: Step, done: asyncio.Future[Any]) -> None:
-        if done.cancelled():
+    def _checked(self, action: CheckSignature, holds: bool | None) -> None:
+        if holds is None:  # the checker closed: the box is stopping
             self._release()
-            return
-        outcome = done.exception()
-        if outcome is None:
-            self._follow(action, done.result())
-        elif isinstance(outcome, Exception) and isinstance(action, Commit):
-            self._follow(action, outcome)
         else:
-            log.error("peer action %s failed", type(action).__name__, exc_info=outcome)
+            self._follow(action, holds)
+
+    def _committed(self, action: Commit, outcome: Committed | BaseException) -> None:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            log.error("peer action Commit failed", exc_info=outcome)
             self._failed(action)
+        else:  # a Committed, or what the op raised: the session says what to tell
+            self._follow(action, outcome)
 
     def _follow(self, action: Step, outcome: Any) -> None:
         try:
@@ -107,6 +111,14 @@ class ActionChain:
         if not written:
             self._release()
             return
+        if len(written) == 1:  # an ack: one callback per write of the outbox, not per ack
+            count = self._held.get(written[0])
+            if count is None:
+                self._held[written[0]] = 1
+                written[0].add_done_callback(self._written)
+            else:
+                self._held[written[0]] = count + 1
+            return
         waiting = [len(written)]
 
         def one_written(_: asyncio.Future[None]) -> None:
@@ -116,6 +128,10 @@ class ActionChain:
 
         for future in written:
             future.add_done_callback(one_written)
+
+    def _written(self, written: asyncio.Future[None]) -> None:
+        for _ in range(self._held.pop(written, 0)):
+            self._release()
 
     def _failed(self, action: Action) -> None:
         """A fault in the box (not an outcome the session handles): name the request

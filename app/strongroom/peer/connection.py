@@ -130,6 +130,7 @@ class Connection:
         )
         self.finished = asyncio.Event()  # set once the wind-down is over
         # A push's signature check, commit and ack without a task each (peer/chain.py).
+        self._noting: asyncio.Future[None] | None = None  # the last write send_now watches
         self._chain = ActionChain(self, service.signatures, service.committer, self._slots.release)
 
     # -- main loop -----------------------------------------------------------------------------
@@ -329,7 +330,9 @@ class Connection:
             queued = self._head_sender.put_soon(frame)
         else:
             queued = self.outbox.queue(encode_frame(frame))
-        queued.add_done_callback(self._note_written)
+        if queued is not self._noting:  # the acks of one flush share its future
+            self._noting = queued
+            queued.add_done_callback(self._note_written)
         return queued
 
     def _note_written(self, written: asyncio.Future[None]) -> None:
