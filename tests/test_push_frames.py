@@ -14,9 +14,8 @@ from strongroom.archive.record import MAX_RECORD_BYTES
 from strongroom.client.link import _encoded as link_encoded
 from strongroom.config import Limits
 from strongroom.peer.frames import Direction, Frame, FrameError, decode_frame, encode_frame
-from strongroom.peer.push_frames import parse_push
+from strongroom.peer.push_frames import parse_push, read_known_frame
 from strongroom.peer.request_id import MAX_REQUEST_ID
-from strongroom.peer.session import _known_bytes
 
 _ids = st.one_of(st.integers(0, 30), st.integers(0, MAX_REQUEST_ID))
 _known = st.one_of(
@@ -101,7 +100,7 @@ def test_pushes_outside_the_one_canonical_form_are_left_to_decode_frame(raw: byt
 def test_a_push_above_the_frame_limit_is_not_read_by_the_fast_path() -> None:
     raw = _push(record=bytes(4000))
     assert parse_push(raw) is not None
-    assert _known_bytes(raw, len(raw) - 1) is None  # decode_frame says `too-large`
-    assert _known_bytes(raw, Limits().max_frame_bytes) == Frame(
+    assert read_known_frame(raw, len(raw) - 1) is None  # decode_frame says `too-large`
+    assert read_known_frame(raw, Limits().max_frame_bytes) == Frame(
         "push", 7, {"record": bytes(4000), "sig": _SIG}
     )

@@ -1,9 +1,10 @@
 """One phone's connection: the I/O side of a PeerSession, run by PeerService.
 
 Reads transport messages, feeds whole frames to the sans-I/O session and runs
-the actions it returns: sends and closes at once, uploads in order, waiting work
-(commits, reads, signature checks, the pairing gate, blob streams) in background
-tasks, at most `max_in_flight_frames` of them; when all are busy the reader stops
+the actions it returns: sends and closes at once, uploads in order, a push's
+signature check, commit and ack by callbacks (peer/chain.py), other waiting work
+(reads, the pairing gate, blob streams) in background tasks; at most
+`max_in_flight_frames` of these at once: when all are busy the reader stops
 reading, so TCP pushes back on the phone. Its wind-down (the upload put away, the
 blob's claim let go) cannot be cut half-way by a cancelled handler.
 """

@@ -22,7 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from strongroom.archive.record import MAX_RECORD_BYTES
-from strongroom.peer.blob_frames import _read_uint
+from strongroom.peer.blob_frames import _read_uint, parse_blob_chunk
+from strongroom.peer.frames import Frame
 from strongroom.peer.request_id import MAX_REQUEST_ID
 
 _MAX_UINT = 2**63 - 1  # frames.uint()'s bound
@@ -70,3 +71,18 @@ def parse_push(raw: bytes) -> tuple[int, dict[str, Any]] | None:
     body["record"] = raw[start:end]
     body["sig"] = signature
     return request_id[0], body
+
+
+def read_known_frame(raw: bytes, max_bytes: int) -> Frame | None:
+    """A push or an upload's blob_chunk, recognised by its exact canonical bytes
+    (here and peer/blob_frames.py: what decode_frame accepts, without
+    cbor2); None otherwise."""
+    if len(raw) > max_bytes:
+        return None
+    push = parse_push(raw)
+    if push is not None:
+        return Frame("push", push[0], push[1])
+    chunk = parse_blob_chunk(raw)
+    if chunk is None:
+        return None
+    return Frame("blob_chunk", chunk.request_id, {"offset": chunk.offset, "data": chunk.data})
