@@ -303,3 +303,43 @@ def test_the_latest_head_never_shows_a_batch_that_is_then_rolled_back(
     assert len(failures) == 1
     assert seen == [before], "a head was handed out for a batch that never committed"
     assert archive.latest_tree_head() == before
+
+
+async def test_submit_then_calls_back_in_order_with_each_outcome_once_durable(
+    archive: Archive, committer: GroupCommitter
+) -> None:
+    """The push path's submit (peer/chain.py): no future, the same outcomes as submit."""
+    phone, key = new_phone(archive, owner=OWNER)
+
+    def rejected(txn: Txn) -> None:
+        raise RecordRejected("not for you")
+
+    ops: list[Callable[[Txn], Any]] = [
+        writes.store_record(message(key, f"m{i}"), phone, OWNER) for i in range(3)
+    ]
+    ops.insert(1, rejected)
+    heard: list[Committed | BaseException] = []
+    all_heard = asyncio.get_running_loop().create_future()
+
+    def then(outcome: Committed | BaseException) -> None:
+        # Called on this loop once the batch is on disk: a fresh reader sees it.
+        if isinstance(outcome, CommittedOf):
+            with closing(archive.reader()) as reader:
+                query = "SELECT count(*) FROM log_leaves WHERE idx = ?"
+                assert reader.execute(query, (outcome.result.log_index,)).fetchone()[0] == 1
+        heard.append(outcome)
+        if len(heard) == len(ops):
+            all_heard.set_result(None)
+
+    for op in ops:
+        committer.submit_then(op, then, log_index_of=index_of)
+    await asyncio.wait_for(all_heard, 30)
+    assert isinstance(heard[1], RecordRejected)
+    good = [heard[i] for i in (0, 2, 3)]
+    assert [c.result.log_index for c in good if isinstance(c, CommittedOf)] == [1, 2, 3]
+    for committed in good:
+        assert isinstance(committed, CommittedOf)
+        assert_proven(archive, committed)
+    await asyncio.to_thread(committer.stop)
+    with pytest.raises(CommitterStopped):
+        committer.submit_then(ops[0], then)

@@ -9,12 +9,16 @@ once per ack. Every ack is still checked (inclusion proof, consistency proof).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+import peer_helpers
 from e2e_helpers import Clock, message, pair_by_qr, prepare_data_dir, start_box
 from strongroom.client import proofs as client_proofs
+from strongroom.client.link import BoxError
+from strongroom.config import Limits
 from strongroom.peer.frames import Direction, decode_frame
 from strongroom.proof.sth import SignedTreeHead, verify_tree_head
 
@@ -69,3 +73,30 @@ async def test_the_acks_of_a_group_commit_leave_together_and_each_head_is_checke
     assert set(checked) == heads
     assert running.count("SELECT count(*) FROM records") == PUSHES
     await running.stop()
+
+
+async def test_a_narrow_window_keeps_taking_pushes_acks_and_rejections_alike(
+    tmp_path: Path,
+) -> None:
+    """Each push holds one of the connection's in-flight slots until its answer is
+    written (the push chain, peer/chain.py): a slot never given back would stop the
+    box reading this phone after `max_in_flight` pushes."""
+    running = await peer_helpers.start_box(tmp_path / "box", limits=Limits(max_in_flight_frames=3))
+    phone = await peer_helpers.paired_phone(running, "maitre.durand")
+    try:
+        link = phone._require_link()
+        for round_ in range(4):
+            records = [peer_helpers.message(f"r{round_} m{n}") for n in range(10)]
+            acks = await asyncio.wait_for(phone.push_many(records), 30)
+            assert len({ack.log_index for ack in acks}) == 10
+            raw, _ = phone.sign(peer_helpers.message(f"r{round_} forged"))
+            for _ in range(4):  # more rejections than slots
+                with pytest.raises(BoxError) as refused:
+                    await asyncio.wait_for(
+                        link.request("push", {"record": raw, "sig": bytes(64)}), 30
+                    )
+                assert refused.value.code == "rejected"
+    finally:
+        await phone.close()
+        await running.stop()
+    assert running.count("SELECT count(*) FROM records") == 40

@@ -19,7 +19,7 @@ from strongroom.client import ConnectionLost, HistoryStore, ProofError
 from strongroom.client.proofs import AckVerifier
 from strongroom.client.restore import Checker, RestoreProgress
 from strongroom.config import Limits
-from strongroom.peer import device_keys, history, session
+from strongroom.peer import device_keys, history, session_history
 
 box = pytest.fixture(running_box)
 
@@ -70,10 +70,10 @@ async def test_every_restored_record_is_checked_against_its_devices_key(
         keys[0]["sign_key"] = bytes(SigningKey.generate().verify_key)
         return keys
 
-    monkeypatch.setattr(session, "device_keys", other_key)
+    monkeypatch.setattr(session_history, "device_keys", other_key)
     with pytest.raises(ProofError, match="does not verify"):
         await new.restore_to(tmp_path / "b")
-    monkeypatch.setattr(session, "device_keys", lambda conn, ids: real_keys(conn, ids)[1:])
+    monkeypatch.setattr(session_history, "device_keys", lambda conn, ids: real_keys(conn, ids)[1:])
     with pytest.raises(ProofError, match="lists no key for device"):
         await new.restore_to(tmp_path / "c")
     await new.close()

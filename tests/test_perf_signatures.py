@@ -9,6 +9,7 @@ one connection still reach the log in the order they were sent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 
@@ -167,3 +168,28 @@ def test_a_forged_push_gets_a_rejected_error_and_never_a_commit() -> None:
     actions = check.then(False)
     assert [a.frame.body["code"] for a in actions if isinstance(a, Send)] == ["rejected"]
     assert not any(isinstance(a, Commit) for a in actions)
+
+
+async def test_check_then_answers_in_order_and_none_once_closed() -> None:
+    """The push path's check (peer/chain.py): verdicts by callback, in the order asked."""
+    checker = SignatureChecker(workers=2)
+    heard: list[tuple[int, bool | None]] = []
+
+    def hear(n: int, holds: bool | None) -> None:
+        heard.append((n, holds))
+
+    try:
+        for n in range(100):
+            message, signature = _signed(n)
+            if n % 5 == 2:
+                signature = bytes(64)  # forged
+            checker.check_then(PUBLIC, message, signature, functools.partial(hear, n))
+        for _ in range(200):
+            if len(heard) == 100:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        checker.check_then(PUBLIC, *_signed(1), functools.partial(hear, -1))
+        checker.close()  # before the loop turn that would have dispatched it
+    assert heard[:100] == [(n, n % 5 != 2) for n in range(100)]
+    assert heard[100:] == [(-1, None)]

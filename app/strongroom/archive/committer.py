@@ -11,6 +11,7 @@ disk".
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from strongroom.archive.store import Archive, Txn
 from strongroom.proof.sth import SignedTreeHead
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,17 @@ class CommittedOf(Generic[T]):
 Committed = CommittedOf[Any]
 
 
+# What `submit_then` calls with an op's outcome, on the submitter's event loop.
+Then = Callable[[Committed | BaseException], None]
+
+
 @dataclass
 class _Job:
     op: Callable[[Txn], Any]
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Committed]
+    future: asyncio.Future[Committed] | None
     log_index_of: Callable[[Any], int | None] | None
+    then: Then | None = None
 
 
 _STOP = object()
@@ -107,15 +114,38 @@ class GroupCommitter:
         log_index_of: Callable[[T], int | None] | None = None,
     ) -> CommittedOf[T]:
         """Queue op; return once its batch is durable. Raises what the op raised."""
+        return await self.submit_soon(op, log_index_of=log_index_of)
+
+    def submit_soon(
+        self,
+        op: Callable[[Txn], T],
+        *,
+        log_index_of: Callable[[T], int | None] | None = None,
+    ) -> asyncio.Future[CommittedOf[T]]:
+        """`submit` without a coroutine (a caller that goes on in a done-callback):
+        op is queued now; the future ends once its batch is durable, failed with what
+        the op raised. Raises CommitterStopped at once when not running."""
         if self._thread is None:
             raise CommitterStopped("the archive is not accepting writes")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Committed] = loop.create_future()
         self._queue.put(_Job(op, loop, future, log_index_of))
-        committed = await future
-        if isinstance(committed.result, BaseException):
-            raise committed.result
-        return committed
+        return future
+
+    def submit_then(
+        self,
+        op: Callable[[Txn], Any],
+        then: Then,
+        *,
+        log_index_of: Callable[[Any], int | None] | None = None,
+    ) -> None:
+        """Queue op; `then` is called on this event loop with its Committed, or what the
+        op raised, once its batch is durable: straight from the batch's one callback
+        into the loop (no future, no loop turn per op: the push path, peer/chain.py).
+        Raises CommitterStopped at once when not running."""
+        if self._thread is None:
+            raise CommitterStopped("the archive is not accepting writes")
+        self._queue.put(_Job(op, asyncio.get_running_loop(), None, log_index_of, then))
 
     def _run(self) -> None:
         while True:
@@ -234,10 +264,21 @@ def _deliver_all(items: list[tuple[_Job, Committed | BaseException]]) -> None:
 
 
 def _deliver(job: _Job, outcome: Committed | BaseException) -> None:
+    if job.then is not None:
+        if not isinstance(outcome, BaseException) and isinstance(outcome.result, BaseException):
+            outcome = outcome.result  # the op raised: its caller learns what
+        try:
+            job.then(outcome)
+        except Exception:  # one caller's fault: the batch's other callers still hear
+            log.exception("a commit's callback failed")
+        return
+    assert job.future is not None
     if job.future.done():
         return
     if isinstance(outcome, BaseException):
         job.future.set_exception(outcome)
+    elif isinstance(outcome.result, BaseException):  # the op raised: its caller learns what
+        job.future.set_exception(outcome.result)
     else:
         job.future.set_result(outcome)
 

@@ -1,9 +1,10 @@
 """One phone's connection: the I/O side of a PeerSession, run by PeerService.
 
 Reads transport messages, feeds whole frames to the sans-I/O session and runs
-the actions it returns: sends and closes at once, uploads in order, waiting work
-(commits, reads, signature checks, the pairing gate, blob streams) in background
-tasks, at most `max_in_flight_frames` of them; when all are busy the reader stops
+the actions it returns: sends and closes at once, uploads in order, a push's
+signature check, commit and ack by callbacks (peer/chain.py), other waiting work
+(reads, the pairing gate, blob streams) in background tasks; at most
+`max_in_flight_frames` of these at once: when all are busy the reader stops
 reading, so TCP pushes back on the phone. Its wind-down (the upload put away, the
 blob's claim let go) cannot be cut half-way by a cancelled handler.
 """
@@ -15,7 +16,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -45,6 +46,7 @@ from strongroom.peer.actions import (
     request_of,
 )
 from strongroom.peer.blob_sender import Batch, BlobFrames, read_batch
+from strongroom.peer.chain import ActionChain, run_in_task
 from strongroom.peer.channel import ChannelError, SecureChannel
 from strongroom.peer.frames import (
     CloseCode,
@@ -128,6 +130,9 @@ class Connection:
             session.heads, service.readers.run, self._queue_head, self._note_ahead
         )
         self.finished = asyncio.Event()  # set once the wind-down is over
+        # A push's signature check, commit and ack without a task each (peer/chain.py).
+        self._noting: asyncio.Future[None] | None = None  # the last write send_now watches
+        self._chain = ActionChain(self, service.signatures, service.committer, self._slots.release)
 
     # -- main loop -----------------------------------------------------------------------------
 
@@ -192,9 +197,7 @@ class Connection:
     def spawn_inline(self, actions: list[Action]) -> None:
         """Run actions in a task of their own (wake-ups from other sessions, revocation)."""
         if actions and not self._closed:
-            task = asyncio.create_task(self.execute(actions, spawn=False))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            run_in_task(self._tasks, self.execute(actions, spawn=False))
 
     async def execute(self, actions: list[Action], *, spawn: bool) -> None:
         """Run the session's actions in order; waiting ones go to background tasks if `spawn`."""
@@ -224,30 +227,43 @@ class Connection:
                     await self.execute(action.then(finished), spawn=spawn)
                 case UploadAbort():
                     await self.uploads.abort()
-                case _ if spawn:
+                case CheckSignature() | Commit() if spawn:
                     # Back-pressure: with every slot busy, we stop reading the socket here.
                     await self._slots.acquire()
-                    task = asyncio.create_task(self._background(action))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._chain.start(action)  # releases the slot once its frames are out
+                case _ if spawn:
+                    await self._slots.acquire()
+                    run_in_task(self._tasks, self._background([action], action))
                 case _:
                     await self._perform(action)
+        self.after_actions()
+
+    def after_actions(self) -> None:
         if self.session.device is not None and self.session.state is State.READY:
             self.service.register(self)  # idempotent: a set of the device's connections
 
-    async def _background(self, action: Action) -> None:
+    def finish_in_task(self, actions: list[Action], release: Callable[[], None]) -> None:
+        """For the chain: run the rest of a continuation in a task, then `release`."""
+        run_in_task(self._tasks, self._background(actions, actions[0], release))
+
+    async def _background(
+        self,
+        actions: list[Action],
+        answering: Action,
+        release: Callable[[], None] | None = None,
+    ) -> None:
         try:
-            await self._perform(action)
+            await self.execute(actions, spawn=False)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("peer action %s failed", type(action).__name__)
+            log.exception("peer action %s failed", type(answering).__name__)
             # Name the request it answered: the phone fails that request at once
             # instead of waiting for a reply that will never come (protocol.md §10.1).
-            request_id = request_of(action)
+            request_id = request_of(answering)
             await self.send(error_frame(ErrorCode.INTERNAL, "internal error", request_id))
         finally:
-            self._slots.release()
+            (release or self._slots.release)()
 
     async def _perform(self, action: Action) -> None:
         """Run one waiting action and feed its outcome back to the session."""
@@ -302,6 +318,30 @@ class Connection:
             await asyncio.shield(written)
         except CONNECTION_GONE:
             self._closed = True
+
+    def send_now(self, frame: Frame) -> asyncio.Future[None]:
+        """`send` without waiting: the frame takes its place in line now (a head frame
+        maybe behind one that waits for its proof); the future ends once it is
+        written. A lost connection is noted when it fails."""
+        if self._closed:
+            written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            written.set_result(None)
+            return written
+        if self.session.heads.carries_head(frame):
+            queued = self._head_sender.put_soon(frame)
+        else:
+            queued = self.outbox.queue(encode_frame(frame))
+        if queued is not self._noting:  # the acks of one flush share its future
+            self._noting = queued
+            queued.add_done_callback(self._note_written)
+        return queued
+
+    def _note_written(self, written: asyncio.Future[None]) -> None:
+        failure = None if written.cancelled() else written.exception()
+        if isinstance(failure, CONNECTION_GONE):
+            self._closed = True
+        elif failure is not None:
+            log.error("writing to the phone failed", exc_info=failure)
 
     def _queue_head(self, frame: Frame) -> asyncio.Future[None]:
         return self.outbox.queue(encode_frame(frame))

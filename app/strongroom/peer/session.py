@@ -32,7 +32,7 @@ from strongroom.archive.record import (
 from strongroom.config import Limits
 from strongroom.pairing.codes import committed_comparison_code
 from strongroom.pairing.gate import PairingAttempt, PairingMethod, PairingOutcome
-from strongroom.peer import history, ingest
+from strongroom.peer import ingest
 from strongroom.peer.actions import (
     Action,
     AskGate,
@@ -40,11 +40,8 @@ from strongroom.peer.actions import (
     Close,
     Commit,
     DeviceSeen,
-    Query,
     Send,
 )
-from strongroom.peer.blob_frames import parse_blob_chunk
-from strongroom.peer.device_keys import device_keys
 from strongroom.peer.frames import (
     BLOB_PIECE_BYTES,
     CloseCode,
@@ -57,10 +54,12 @@ from strongroom.peer.frames import (
 )
 from strongroom.peer.handshake import HandshakeKind, pair_message
 from strongroom.peer.head_chain import CAPABILITY as CONSISTENCY_CAP
-from strongroom.peer.head_chain import CONSISTENCY_ROOM, HeadChain
+from strongroom.peer.head_chain import HeadChain
 from strongroom.peer.history import Device
+from strongroom.peer.push_frames import read_known_frame
 from strongroom.peer.session_blobs import BlobFlow
 from strongroom.peer.session_common import BoxInfo, State, error, error_for, logged
+from strongroom.peer.session_history import HistoryFlow
 from strongroom.peer.session_mail import MailFlow
 from strongroom.peer.session_reach import CAPABILITY as REACH_CAP
 from strongroom.peer.session_reach import ReachFlow
@@ -103,6 +102,7 @@ class PeerSession:
         self.mail = MailFlow(self)
         self.blobs = BlobFlow(self)
         self.reach = ReachFlow(self)
+        self.history = HistoryFlow(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -151,7 +151,7 @@ class PeerSession:
         if self.state is State.CLOSED:
             return []
         try:
-            frame = _blob_chunk(raw, self.limits.max_frame_bytes) or decode_frame(
+            frame = read_known_frame(raw, self.limits.max_frame_bytes) or decode_frame(
                 raw, Direction.TO_BOX, max_bytes=self.limits.max_frame_bytes
             )
         except FrameError as exc:
@@ -324,7 +324,7 @@ class PeerSession:
         acked = functools.partial(logged, request_id, "record")
         return Commit(op, ingest.log_index_of, acked, request_id)
 
-    # -- mail (session_mail.py) -----------------------------------------------------------------
+    # -- mail (session_mail.py); history is in session_history.py, blobs in session_blobs.py ---
 
     def wake_mail(self) -> list[Action]:
         """Fetch and deliver waiting mail, keeping at most MAIL_WINDOW unacknowledged."""
@@ -334,57 +334,14 @@ class PeerSession:
         """Send delivery notices for this device's mail that its recipients took."""
         return self.mail.wake_notices()
 
-    # -- history; blobs are in session_blobs.py ---------------------------------------------
-
-    def _history(self, frame: Frame) -> list[Action]:
-        assert self.device is not None
-        owner = self.device.owner
-        cursor: int = frame.body["cursor"]
-        limit = min(
-            frame.body.get("limit", self.limits.history_page_size), self.limits.history_page_size
-        )
-        limit = max(limit, 1)
-        # Leave room in the frame for the page's own CBOR around the records, and for
-        # the key of each device its items name (at most one per item, ~50 bytes each).
-        budget = max(self.limits.max_frame_bytes - 4096 - 50 * limit, 1)
-        if self.heads.wanted:  # and for its consistency proof: at most 128 nodes of 34 bytes
-            budget = max(budget - CONSISTENCY_ROOM, 1)
-
-        def read(conn: Any) -> tuple[history.HistoryPage, list[dict[str, Any]]]:
-            result = history.history_page(conn, owner, cursor, limit, budget)
-            return result, device_keys(conn, (item["device"] for item in result.items))
-
-        def page(found: tuple[history.HistoryPage, list[dict[str, Any]]]) -> list[Action]:
-            result, keys = found
-            body: dict[str, Any] = {
-                "items": result.items,
-                "devices": keys,  # so the phone can check every record's signature
-                "cursor": result.cursor,
-                "done": result.done,
-            }
-            if result.tree_head is not None:
-                body["tree_head"] = result.tree_head
-            return [Send(Frame("history_page", frame.id, body))]
-
-        return [Query(read, page, frame.id)]
-
     _HANDLERS: ClassVar[dict[str, Callable[[PeerSession, Frame], list[Action]]]] = {
         "push": lambda s, f: s._push(f),
         "mail": lambda s, f: s.mail.mail(f),
         "mail_ack": lambda s, f: s.mail.mail_ack(f),
-        "history": lambda s, f: s._history(f),
+        "history": lambda s, f: s.history.request(f),
         "blob_begin": lambda s, f: s.blobs.begin(f),
         "blob_chunk": lambda s, f: s.blobs.chunk(f),
         "blob_end": lambda s, f: s.blobs.end(f),
         "blob_get": lambda s, f: s.blobs.get(f),
         "reach": lambda s, f: s.reach.request(f),
     }
-
-
-def _blob_chunk(raw: bytes, max_bytes: int) -> Frame | None:
-    """An upload's blob_chunk frame, recognised by its exact canonical bytes
-    (peer/blob_frames.py: what decode_frame accepts, without cbor2); None otherwise."""
-    chunk = parse_blob_chunk(raw) if len(raw) <= max_bytes else None
-    if chunk is None:
-        return None
-    return Frame("blob_chunk", chunk.request_id, {"offset": chunk.offset, "data": chunk.data})

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import nacl.bindings
 from nacl.exceptions import BadSignatureError
 
 _Request = tuple[bytes, bytes, bytes]  # public key, message, signature
+# Called with the verdict, in the order the checks were asked; None: never checked
+# (the checker closed first).
+Verdict = Callable[[bool | None], None]
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 # Batches handed to the pool per worker. With one each, a worker that finished
@@ -45,7 +51,7 @@ def _check_all(requests: list[_Request]) -> list[bool]:
 
 
 class _Batch:
-    def __init__(self, items: list[tuple[_Request, asyncio.Future[bool]]]) -> None:
+    def __init__(self, items: list[tuple[_Request, Verdict]]) -> None:
         self.items = items
         self.results: list[bool] | None = None
 
@@ -61,20 +67,35 @@ class SignatureChecker:
     def __init__(self, workers: int = 2) -> None:
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
-        self._waiting: list[tuple[_Request, asyncio.Future[bool]]] = []
+        self._waiting: list[tuple[_Request, Verdict]] = []
         self._running: deque[_Batch] = deque()  # oldest first
         self._dispatch_soon = False
 
     async def check(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        return await self.check_soon(public_key, message, signature)
+
+    def check_soon(
+        self, public_key: bytes, message: bytes, signature: bytes
+    ) -> asyncio.Future[bool]:
+        """`check` without a coroutine: asked now, the future gets the verdict (in the
+        order asked, as `check`'s)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append(((public_key, message, signature), future))
+        self.check_then(public_key, message, signature, functools.partial(_settle, future))
+        return future
+
+    def check_then(
+        self, public_key: bytes, message: bytes, signature: bytes, then: Verdict
+    ) -> None:
+        """Ask for a check now; `then` is called on the event loop with the verdict, in
+        the order asked, straight from the batch's own callback (no loop turn, no
+        future per check: the push path, peer/chain.py)."""
+        self._waiting.append(((public_key, message, signature), then))
         if not self._dispatch_soon:
             # Once per loop turn, after every check asked in it (the pushes of one
             # bundle arrive in one turn): one batch per worker, not one thread hop
             # per record while the workers happen to be idle.
             self._dispatch_soon = True
             asyncio.get_running_loop().call_soon(self._dispatch_now)
-        return await future
 
     def _dispatch_now(self) -> None:
         self._dispatch_soon = False
@@ -106,15 +127,30 @@ class SignatureChecker:
         while self._running and self._running[0].results is not None:
             head = self._running.popleft()
             assert head.results is not None
-            for (_, future), holds in zip(head.items, head.results, strict=True):
-                if not future.done():
-                    future.set_result(holds)
+            for (_, then), holds in zip(head.items, head.results, strict=True):
+                _tell(then, holds)
         self._dispatch()
 
     def close(self) -> None:
-        for _, future in self._waiting:
-            future.cancel()
-        self._waiting.clear()
+        waiting, self._waiting = self._waiting, []
+        for _, then in waiting:
+            _tell(then, None)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _tell(then: Verdict, holds: bool | None) -> None:
+    try:
+        then(holds)
+    except Exception:  # one asker's fault: the others still get their verdicts
+        log.exception("a signature verdict's callback failed")
+
+
+def _settle(future: asyncio.Future[bool], holds: bool | None) -> None:
+    if future.done():
+        return
+    if holds is None:
+        future.cancel()
+    else:
+        future.set_result(holds)
