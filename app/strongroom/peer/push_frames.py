@@ -1,4 +1,4 @@
-"""`push` frames read without a general CBOR codec (protocol.md §7).
+"""`push` frames read without a general CBOR codec (protocol.md §6.1).
 
 A busy phone's frames are pushes: one per record. `decode_frame` costs ~8 µs a
 frame here, half of it the strict walk of the frame's CBOR (cbor_check) and most
@@ -58,7 +58,8 @@ def parse_push(raw: bytes) -> tuple[int, dict[str, Any]] | None:
     # The record's length: a bytes head (major type 2), shortest form, 1..MAX_RECORD_BYTES.
     if pos >= len(raw) or raw[pos] >> 5 != 2:
         return None
-    length = _read_uint(bytes([raw[pos] & 0x1F]) + raw[pos + 1 : pos + 5], 0, MAX_RECORD_BYTES)
+    # One bytes object whatever raw is (a memoryview, as blob_frames.py reads, too).
+    length = _read_uint(bytes([raw[pos] & 0x1F, *raw[pos + 1 : pos + 5]]), 0, MAX_RECORD_BYTES)
     if length is None or length[0] == 0:
         return None
     start = pos + length[1]
