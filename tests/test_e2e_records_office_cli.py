@@ -210,7 +210,7 @@ async def test_the_cli_finds_what_to_hold_by_its_first_letters(tmp_path: Path) -
         added = await astrongroom(
             data, "hold", "add", "--conversation", number, "--reason", "Facture contestée"
         )
-        assert "protects 1 conversations, 1 records" in added, added
+        assert "protects 1 conversation, 1 record" in added, added
         assert running.audit_actions("hold.") == ["hold.place"]
     # Stopped: the same search, from the archive opened by the command itself.
     no_matter = strongroom(data, "hold", "find", "D-", "--kind", "matter", passphrase_file=secret)

@@ -23,13 +23,13 @@ pytestmark = pytest.mark.browser
 
 TEXT = {
     "fr": {
-        "petit": "1 conversations, 1 enregistrements",
-        "day": "4 conversations, 5 enregistrements",
+        "petit": "1\u00a0conversation, 1\u00a0enregistrement",
+        "day": "4\u00a0conversations, 5\u00a0enregistrements",
         "several": "Plusieurs conversations correspondent",
         "placed": "Conversation maitre.durand ↔ M. Petit",
     },
     "en": {
-        "petit": "1 conversations, 1 records",
+        "petit": "1 conversation, 1 record",
         "day": "4 conversations, 5 records",
         "several": "Several conversations match",
         "placed": "Conversation maitre.durand ↔ M. Petit",

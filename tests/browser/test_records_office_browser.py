@@ -36,7 +36,10 @@ from web_helpers import ADMIN_PASSWORD
 pytestmark = pytest.mark.browser
 
 TEXT = {
-    "fr": {"protects": "3 conversations, 4 enregistrements", "why": "attribuée à son dossier"},
+    "fr": {
+        "protects": "3\u00a0conversations, 4\u00a0enregistrements",
+        "why": "attribuée à son dossier",
+    },
     "en": {"protects": "3 conversations, 4 records", "why": "assigned to its matter"},
 }
 

@@ -17,6 +17,12 @@ from strongroom.cli.records import (
 )
 
 
+def _reach(hold: dict[str, Any]) -> str:
+    """ "1 conversation, 3 records": what a hold protects."""
+    n, m = int(hold["conversations"]), int(hold["records"])
+    return f"{n} conversation{'s' if n != 1 else ''}, {m} record{'s' if m != 1 else ''}"
+
+
 def _subject(hold: dict[str, Any]) -> str:
     """`dates 2026-10-25..2026-10-26 (Europe/Paris)` for a date-range hold: its first
     and last day in the practice's zone, not the instants stored."""
@@ -35,7 +41,7 @@ def _rows(holds: list[dict[str, Any]]) -> list[list[Any]]:
             h["reason"],
             f"{h['placed_by']} {day(h['placed_at'])}",
             (
-                f"active: {h['conversations']} conversations, {h['records']} records"
+                f"active: {_reach(h)}"
                 if h["active"]
                 else f"lifted by {h['lifted_by']} {day(h['lifted_at'])}: {h['lift_reason']}"
             ),
@@ -81,10 +87,7 @@ def cmd_hold(args: argparse.Namespace) -> int:
 
         def show_added(r: dict[str, Any]) -> None:
             h = r["hold"]
-            print(
-                f"hold {h['id']} placed on {_subject(h)}: protects {h['conversations']}"
-                f" conversations, {h['records']} records"
-            )
+            print(f"hold {h['id']} placed on {_subject(h)}: protects {_reach(h)}")
 
         return run_and_show(args, "hold.add", params, show_added)
     params = {"id": args.id, "reason": args.reason, "actor": args.actor}
