@@ -17,7 +17,7 @@ from typing import Any
 
 from strongroom.archive import conv_keys
 from strongroom.archive.db import Connection
-from strongroom.office import matter_scope, person_scope
+from strongroom.office import matter_scope, person_scope, pickers
 from strongroom.office.errors import NothingToExport
 from strongroom.office.holds import normalise_person
 
@@ -170,14 +170,35 @@ def count_records(conn: Connection, scope: ExportScope) -> int:
     return int(conn.execute("SELECT " + total, conv_keys.per_arm(args)).fetchone()[0])
 
 
+_BY_OWNER_REF = "SELECT id FROM conversations WHERE owner = ? AND ref = ?"
+_BY_PEER = "SELECT id FROM conversations INDEXED BY conversations_peer WHERE peer = ?"
+
+
 def find_conversation(conn: Connection, ref: str) -> int | None:
-    """A conversation by its number, its phone reference or its other party's name."""
-    text = ref.strip()
-    if text.isdigit():
-        row = conn.execute("SELECT id FROM conversations WHERE id = ?", (int(text),)).fetchone()
+    """A conversation by its number (ASCII digits, `#12`), OWNER/REF, its phone reference
+    or its other party's name (compared loosely, as a hold compares it); None unless
+    exactly one matches.
+
+    By index seeks only (issue #20), never a read of every conversation: the number by
+    the key; a phone reference by the (owner, ref) index, once per owner; a name by
+    `conversations_peer`, among its distinct spellings. Owners and other parties are
+    the practice's people and contacts (person_scope.distinct_names), not its records."""
+    text = pickers.clean(ref)
+    if not text:
+        return None
+    wanted = pickers.number(text)
+    if wanted is not None:
+        row = conn.execute("SELECT id FROM conversations WHERE id = ?", (wanted,)).fetchone()
         if row is not None:
             return int(row[0])
-    rows = conn.execute("SELECT id, ref, peer FROM conversations").fetchall()
-    wanted = normalise_person(text)
-    matches = [int(i) for i, r, p in rows if text == r or wanted == normalise_person(str(p))]
-    return matches[0] if len(matches) == 1 else None
+    matches: set[int] = set()
+    owner, slash, conv = text.partition("/")
+    if slash:
+        matches |= {int(i) for (i,) in conn.execute(_BY_OWNER_REF, (owner.strip(), conv.strip()))}
+    for name in person_scope.distinct_names(conn, "owner"):
+        matches |= {int(i) for (i,) in conn.execute(_BY_OWNER_REF, (name, text))}
+    loose = normalise_person(text)
+    for peer in person_scope.distinct_names(conn, "peer"):
+        if peer.strip() and normalise_person(peer) == loose:
+            matches |= {int(i) for (i,) in conn.execute(_BY_PEER, (peer,))}
+    return matches.pop() if len(matches) == 1 else None
