@@ -110,7 +110,7 @@ def namespaces() -> Iterator[Namespaces]:
 
 
 PEER_SCENARIO = """
-import asyncio, json, re, sys
+import asyncio, json, sys
 sys.path.insert(0, {tests!r})
 from fault_helpers import message, web_login, csrf_of
 from strongroom.client import DeviceState, PhoneClient
