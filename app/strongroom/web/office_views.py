@@ -132,7 +132,7 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     # /exports?matter=<id>: the link from the matters page, that matter chosen.
     chosen = pickers.number(request.query.get("matter", ""))
-    matter = await read(request, lambda conn: conn.execute(_MATTER, (chosen,)).fetchone())
+    matter = await read(request, lambda conn: conn.execute(CHOSEN_MATTER, (chosen,)).fetchone())
     context = {
         "chosen_matter": None if matter is None else (str(matter[0]), matter_label(*matter[1:])),
         "jobs": state.jobs.for_owner(session_of(request).username),
@@ -141,7 +141,7 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
     return render(request, "exports.html", context)
 
 
-_MATTER = "SELECT id, ref, client FROM matters WHERE id = ?"
+CHOSEN_MATTER = "SELECT id, ref, client FROM matters WHERE id = ?"
 
 
 @routes.post("/exports")
