@@ -157,9 +157,13 @@ def _jobs(conn: Connection, first_ms: int, last_ms: int) -> dict[str, Callable[[
 
     def exports_page() -> Any:
         zone = zone_of(conn)
+        try:
+            counted: Any = count_records(conn, exports_web.scope_from_form(conn, picked, zone))
+        except pickers.NoMatch as refused:  # an empty archive: the page says "no match"
+            counted = refused
         return (
             conn.execute(office_views.CHOSEN_MATTER, (1,)).fetchone(),
-            count_records(conn, exports_web.scope_from_form(conn, picked, zone)),
+            counted,
             find_conversation(conn, phone_ref),
         )
 
