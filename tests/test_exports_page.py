@@ -10,7 +10,8 @@
 - Hostile or odd input (SQL, control characters, digits that are not ASCII digits, a
   forged picked number) gets a clear refusal, never a 500 and never an export.
 - `find_conversation` (the CLI's `export --conversation`) resolves a number, OWNER/REF,
-  a phone reference or a name spelled loosely, and says "no match" for anything else.
+  a phone reference or a name in its usual capitalisations, and says "no match" for
+  anything else.
 """
 
 from __future__ import annotations
@@ -228,12 +229,14 @@ def test_find_conversation_by_each_way_it_is_written(box: Box) -> None:
     client07, cabinet = _conversation(box, "client-07"), _conversation(box, "cabinet")
     for typed in (str(client07), f"#{client07}", "client-07", " maitre.durand/client-07 "):
         assert find_conversation(conn, typed) == client07, typed
-    for typed in ("Client 07", "CLIENT-07", "client.07"):  # its other party, loosely
+    for typed in ("Client 07", "client 07", "CLIENT 07"):  # its other party's name
         assert find_conversation(conn, typed) == client07, typed
     assert find_conversation(conn, "m. petit") == cabinet
     assert find_conversation(conn, "dr.martin/cabinet") == cabinet
     assert find_conversation(conn, "maitre.durand/client-01") is not None
-    for typed in ("client-01", "", "  ", "zz", "Client", *WEIRD_NUMBERS, "\x00"):
+    # Ambiguous, nothing, a prefix, a name spelled another way (one seek per usual
+    # capitalisation, never a read of every name): no match.
+    for typed in ("client-01", "", "  ", "zz", "Client", "client.07", *WEIRD_NUMBERS, "\x00"):
         assert find_conversation(conn, typed) is None, typed
 
 

@@ -19,7 +19,6 @@ from strongroom.archive import conv_keys
 from strongroom.archive.db import Connection
 from strongroom.office import matter_scope, person_scope, pickers
 from strongroom.office.errors import NothingToExport
-from strongroom.office.holds import normalise_person
 
 SCOPE_KINDS = ("conversation", "person", "matter", "records")
 
@@ -171,18 +170,21 @@ def count_records(conn: Connection, scope: ExportScope) -> int:
 
 
 _BY_OWNER_REF = "SELECT id FROM conversations WHERE owner = ? AND ref = ?"
-_BY_PEER = "SELECT id FROM conversations INDEXED BY conversations_peer WHERE peer = ?"
+# Two are enough to know a name names several: a contact of every conversation costs
+# two rows, not its conversations.
+_BY_PEER = "SELECT id FROM conversations INDEXED BY conversations_peer WHERE peer = ? LIMIT 2"
 
 
 def find_conversation(conn: Connection, ref: str) -> int | None:
     """A conversation by its number (ASCII digits, `#12`), OWNER/REF, its phone reference
-    or its other party's name (compared loosely, as a hold compares it); None unless
-    exactly one matches.
+    or its other party's name as written or in the usual capitalisations ("m. martin",
+    "M. Martin", "M. MARTIN"); None unless exactly one matches.
 
     By index seeks only (issue #20), never a read of every conversation: the number by
-    the key; a phone reference by the (owner, ref) index, once per owner; a name by
-    `conversations_peer`, among its distinct spellings. Owners and other parties are
-    the practice's people and contacts (person_scope.distinct_names), not its records."""
+    the key; OWNER/REF by the (owner, ref) index; a phone reference alone by the same
+    index once per owner (the practice's staff, not its conversations); a name by
+    `conversations_peer`, one seek per spelling (pickers.spellings). A name spelled
+    otherwise ("m martin") is no match: `strongroom hold find` gives the number."""
     text = pickers.clean(ref)
     if not text:
         return None
@@ -191,14 +193,14 @@ def find_conversation(conn: Connection, ref: str) -> int | None:
         row = conn.execute("SELECT id FROM conversations WHERE id = ?", (wanted,)).fetchone()
         if row is not None:
             return int(row[0])
-    matches: set[int] = set()
     owner, slash, conv = text.partition("/")
     if slash:
-        matches |= {int(i) for (i,) in conn.execute(_BY_OWNER_REF, (owner.strip(), conv.strip()))}
+        rows = conn.execute(_BY_OWNER_REF, (owner.strip(), conv.strip())).fetchall()
+        if len(rows) == 1:
+            return int(rows[0][0])
+    matches: set[int] = set()
     for name in person_scope.distinct_names(conn, "owner"):
         matches |= {int(i) for (i,) in conn.execute(_BY_OWNER_REF, (name, text))}
-    loose = normalise_person(text)
-    for peer in person_scope.distinct_names(conn, "peer"):
-        if peer.strip() and normalise_person(peer) == loose:
-            matches |= {int(i) for (i,) in conn.execute(_BY_PEER, (peer,))}
+    for spelling in pickers.spellings(text):
+        matches |= {int(i) for (i,) in conn.execute(_BY_PEER, (spelling,))}
     return matches.pop() if len(matches) == 1 else None
