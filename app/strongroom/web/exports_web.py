@@ -21,7 +21,6 @@ from aiohttp import web
 from strongroom.archive.db import Connection
 from strongroom.office.export import export_to_stream
 from strongroom.office.export_scope import ExportRequest, ExportScope
-from strongroom.office.pickers import clean
 from strongroom.office.practice_days import day_range_ms
 from strongroom.office.spool import SpoolError, SpoolWriter, read_spool
 from strongroom.web.auth import session_of
@@ -44,7 +43,9 @@ def scope_from_form(conn: Connection, form: Any, zone_name: str) -> ExportScope:
         text_field(form, "since", 20), text_field(form, "until", 20), zone_name
     )
     if kind == "person":
-        person = clean(text_field(form, "person", MAX_TYPED_CHARS))
+        # As typed less control characters (a person is matched loosely: office.facts).
+        typed = text_field(form, "person", MAX_TYPED_CHARS)
+        person = "".join(c for c in typed if c.isprintable()).strip()
         return ExportScope("person", person=person, from_ms=since, to_ms=until)
     if kind == "matter":
         matter = subject_from_form(conn, form, "matter")
