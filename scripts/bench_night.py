@@ -22,7 +22,9 @@ The jobs:
   checklist), holds (the /office page's reads, with three holds that cover the same
   at every size: `_page_holds`) and one keystroke in each of its pickers (the
   conversation, person and matter searches that replaced the page's lists of every
-  conversation and person), person export scope (the
+  conversation and person), the exports page (the chosen matter by its key, the
+  count of one picked conversation, the CLI's look-up of a conversation by
+  OWNER/REF), person export scope (the
   conversations a person is part of), matter export scope (a matter's conversations
   through its client), and the due queue (/office/due) under the 1,000-due policy.
 """
@@ -48,7 +50,7 @@ from strongroom.archive.message_count import MessageCount
 from strongroom.archive.verify_events import verify_device_events
 from strongroom.archive.verify_records import VerifyReport
 from strongroom.office import holds, matter_scope, pickers, retention, review
-from strongroom.office.export_scope import person_conversations
+from strongroom.office.export_scope import count_records, find_conversation, person_conversations
 from strongroom.office.holds import Hold, HoldSpec
 from strongroom.office.policies import (
     Assignment,
@@ -59,6 +61,7 @@ from strongroom.office.policies import (
 )
 from strongroom.office.practice_days import zone_of
 from strongroom.office.resolve import Resolver
+from strongroom.web import exports_web, office_views
 from strongroom.web.dashboard_views import archive_facts
 from strongroom.web.office_views import office_names
 from strongroom.web.onboarding import checklist
@@ -142,6 +145,29 @@ def _jobs(conn: Connection, first_ms: int, last_ms: int) -> dict[str, Callable[[
             review.two_approvals(conn),
         )
 
+    # The /exports page: the form's pickers search (the row above), so the page reads
+    # only the matter a link names, by its key, and the practice's zone; then the count
+    # of the scope picked (GET /exports/count), here conversation 5, its 5 to 125
+    # records at every size; and the CLI's `export --conversation` as `hold find`
+    # prints it (OWNER/REF, one seek). A phone's reference alone or a name costs one
+    # seek per owner besides (export_scope.find_conversation): the practice's staff,
+    # which the growth corpora double (20 against 10), not its records.
+    picked = {"kind": "conversation", "conversation": "picked", "conversation_id": "5"}
+    row = conn.execute("SELECT owner, ref FROM conversations WHERE id = 5").fetchone()
+    typed = "nobody/nothing" if row is None else f"{row[0]}/{row[1]}"
+
+    def exports_page() -> Any:
+        zone = zone_of(conn)
+        try:
+            counted: Any = count_records(conn, exports_web.scope_from_form(conn, picked, zone))
+        except pickers.NoMatch as refused:  # an empty archive: the page says "no match"
+            counted = refused
+        return (
+            conn.execute(office_views.CHOSEN_MATTER, (1,)).fetchone(),
+            counted,
+            find_conversation(conn, typed),
+        )
+
     def picker_keystroke() -> Any:
         # What one keystroke in each of the page's pickers reads (GET /office/search).
         return [pickers.find(conn, kind, text) for kind, text in PICKER_TYPED]
@@ -160,6 +186,7 @@ def _jobs(conn: Connection, first_ms: int, last_ms: int) -> dict[str, Callable[[
         ),
         "holds page reads (/office)": holds_page,
         "holds page pickers, a keystroke each": picker_keystroke,
+        "exports page reads (/exports, its count, the CLI's look-up)": exports_page,
         "person export scope": lambda: person_conversations(conn, "staff-1"),
         # A matter through its client (the corpus writes nothing to matters: the
         # matter's look-ups are given its persons, as matter_conversations reads them).

@@ -99,6 +99,15 @@ async def test_export_and_fingerprint_with_the_box_running_then_stopped(tmp_path
 
         again = await asyncio.to_thread(strongroom, *export_args)
         assert again.returncode == 2 and "already exists" in again.stderr
+        # Digits that are not 0-9, a phone id of nobody: "no match", exit 2, no file.
+        for odd in ("²", "dossier-4"):
+            odd_out = tmp_path / "odd.zip"
+            refused = await asyncio.to_thread(
+                strongroom, *export_args[:4], odd, "--out", str(odd_out), *export_args[7:]
+            )
+            assert refused.returncode == 2, refused.stdout + refused.stderr
+            assert "no single conversation matches" in refused.stderr
+            assert not await asyncio.to_thread(odd_out.exists)
 
         checked = await asyncio.to_thread(strongroom, "verify-export", str(out), "--data", data)
         assert checked.returncode == 0, checked.stdout

@@ -110,7 +110,7 @@ def namespaces() -> Iterator[Namespaces]:
 
 
 PEER_SCENARIO = """
-import asyncio, json, re, sys
+import asyncio, json, sys
 sys.path.insert(0, {tests!r})
 from fault_helpers import message, web_login, csrf_of
 from strongroom.client import DeviceState, PhoneClient
@@ -129,7 +129,11 @@ async def main(info, data_dir):
         page = await (await web.get(f"{{url}}/archive", params={{"q": "lefevre"}})).text()
         assert "dossier Lef" in page, "search found nothing"
         page = await (await web.get(f"{{url}}/exports")).text()
-        person = re.search(r'name="person">\\s*<option value="([^"]+)"', page).group(1)
+        found = await web.get(
+            f"{{url}}/office/search", params={{"kind": "person", "q": "cla"}},
+            headers={{"X-CSRF-Token": csrf_of(page)}},
+        )
+        person = (await found.json())["results"][0]["value"]
         response = await web.post(
             f"{{url}}/exports",
             data={{"csrf_token": csrf_of(page), "kind": "person", "person": person,

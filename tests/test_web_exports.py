@@ -150,7 +150,9 @@ async def test_a_matter_is_exported_from_its_page_with_its_conversations_only(
     link = f'href="/exports?matter={matter_id}"'
     assert link in matters_page and "Exporter ce dossier" in matters_page
     page = await (await client.get(f"/exports?matter={matter_id}")).text()
-    assert f'<option value="{matter_id}" selected>2024-017 — M. Martin</option>' in page
+    # The matter chosen in its picker: its label typed, its number picked.
+    assert 'data-picker="matter"' in page and 'value="2024-017 M. Martin"' in page
+    assert f'name="matter_id" id="export-matter-id" value="{matter_id}"' in page
     assert 'value="matter" id="export-kind-matter" checked' in page
     job_path = await start(client, kind="matter", matter=str(matter_id))
 

@@ -40,7 +40,11 @@ def test_a_matter_is_exported_from_its_row_in_chromium(browser: Any, tmp_path: P
 
         page.click("a.export-matter")  # « Exporter ce dossier »
         assert page.is_checked("#export-kind-matter")
-        assert page.input_value("#export-matter") == "1"
+        assert page.input_value("#export-matter") == "D-2015-007 Dr Martin"
+        assert page.input_value("#export-matter-id") == "1"
+        # What will be exported, counted for this matter alone: dr.martin's 3 records.
+        page.wait_for_selector("#export-count[data-count='3']")
+        assert page.inner_text("#export-count").replace("\xa0", " ") == "3 messages seront exportés"
         page.fill("#recipient", "Cour d'appel de Lyon")
         page.fill("#reason", "RG 24/017")
         shot(page, "fr", "export-matter-form")

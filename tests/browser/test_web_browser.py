@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import LiveBox, shot
+from browser_support import LiveBox, pick, shot
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
@@ -44,8 +44,18 @@ def _openssl_fingerprint(bundle: Path, where: Path) -> str:
 
 
 TEXT = {
-    "fr": {"dashboard": "Tableau de bord", "verified": "vérifiée", "ready": "L'export est prêt."},
-    "en": {"dashboard": "Dashboard", "verified": "verified", "ready": "The export is ready."},
+    "fr": {
+        "dashboard": "Tableau de bord",
+        "verified": "vérifiée",
+        "ready": "L'export est prêt.",
+        "count": "3 messages seront exportés",
+    },
+    "en": {
+        "dashboard": "Dashboard",
+        "verified": "verified",
+        "ready": "The export is ready.",
+        "count": "3 messages will be exported",
+    },
 }
 
 pytestmark = pytest.mark.browser
@@ -161,6 +171,13 @@ def test_office_manager_journey(browser: Any, tmp_path: Path, language: str) -> 
 
         # -- a sealed export, in the background, downloaded ----------------------------------
         page.click("nav a[href='/exports']")
+        # No list of the archive's conversations: the lawyer types, picks, sees the count.
+        assert page.locator("main select, main option").count() == 0
+        pick(page, "#export-conversation", "m. mar", "maitre.durand ↔ M. Martin")
+        assert page.is_checked("#export-kind-conversation")
+        assert page.input_value("#export-conversation-id").isdigit()
+        page.wait_for_selector("#export-count[data-count='3']")
+        assert page.inner_text("#export-count").replace("\xa0", " ") == text["count"]
         page.fill("#recipient", "Tribunal judiciaire de Lyon")
         page.fill("#reason", "Demande du juge")
         page.click("#start-export")

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from strongroom.office import pickers
 from strongroom.office.errors import OfficeError
 from strongroom.office.export import export_to_stream
 from strongroom.office.export_scope import ExportRequest, ExportScope, find_conversation
@@ -110,13 +111,21 @@ def _find_conversation(archive: Any, ref: str) -> int | None:
         conn.close()
 
 
+def _find_matter(conn: Any, ref_or_id: str) -> int | None:
+    """A matter by its reference (UNIQUE, so indexed) or its number: two key look-ups."""
+    wanted = ref_or_id.strip()
+    row = conn.execute("SELECT id FROM matters WHERE ref = ?", (wanted,)).fetchone()
+    number = pickers.number(wanted) if row is None and not wanted.startswith("#") else None
+    if number is not None:
+        row = conn.execute("SELECT id FROM matters WHERE id = ?", (number,)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def resolve_request(archive: Any, body: Any) -> ExportRequest:
     """The export a JSON body asks for, its conversation or matter looked up by reference.
 
     Raise ValueError (or OfficeError) with a reason a user understands.
     """
-    from strongroom.office.matters import InvalidMatter, find_matter
-
     conversation = matter = None
     if isinstance(body, dict) and body.get("conversation"):
         conversation = _find_conversation(archive, str(body["conversation"]))
@@ -125,11 +134,11 @@ def resolve_request(archive: Any, body: Any) -> ExportRequest:
     if isinstance(body, dict) and body.get("matter"):
         conn = archive.reader()
         try:
-            matter = find_matter(conn, str(body["matter"])).id
-        except InvalidMatter:
-            raise ValueError(f"no matter {body['matter']!r}") from None
+            matter = _find_matter(conn, str(body["matter"]))
         finally:
             conn.close()
+        if matter is None:
+            raise ValueError(f"no matter {body['matter']!r}")
     if isinstance(body, dict) and (body.get("from_day") or body.get("to_day")):
         body = {**body, **_typed_days(archive, body)}  # as the web form reads them
     return parse_request(body, conversation, matter)

@@ -17,9 +17,8 @@ from typing import Any
 
 from strongroom.archive import conv_keys
 from strongroom.archive.db import Connection
-from strongroom.office import matter_scope, person_scope
+from strongroom.office import matter_scope, person_scope, pickers
 from strongroom.office.errors import NothingToExport
-from strongroom.office.holds import normalise_person
 
 SCOPE_KINDS = ("conversation", "person", "matter", "records")
 
@@ -170,14 +169,38 @@ def count_records(conn: Connection, scope: ExportScope) -> int:
     return int(conn.execute("SELECT " + total, conv_keys.per_arm(args)).fetchone()[0])
 
 
+_BY_OWNER_REF = "SELECT id FROM conversations WHERE owner = ? AND ref = ?"
+# Two are enough to know a name names several: a contact of every conversation costs
+# two rows, not its conversations.
+_BY_PEER = "SELECT id FROM conversations INDEXED BY conversations_peer WHERE peer = ? LIMIT 2"
+
+
 def find_conversation(conn: Connection, ref: str) -> int | None:
-    """A conversation by its number, its phone reference or its other party's name."""
-    text = ref.strip()
-    if text.isdigit():
-        row = conn.execute("SELECT id FROM conversations WHERE id = ?", (int(text),)).fetchone()
+    """A conversation by its number (ASCII digits, `#12`), OWNER/REF, its phone reference
+    or its other party's name as written or in the usual capitalisations ("m. martin",
+    "M. Martin", "M. MARTIN"); None unless exactly one matches.
+
+    By index seeks only (issue #20), never a read of every conversation: the number by
+    the key; OWNER/REF by the (owner, ref) index; a phone reference alone by the same
+    index once per owner (the practice's staff, not its conversations); a name by
+    `conversations_peer`, one seek per spelling (pickers.spellings). A name spelled
+    otherwise ("m martin") is no match: `strongroom hold find` gives the number."""
+    text = pickers.clean(ref)
+    if not text:
+        return None
+    wanted = pickers.number(text)
+    if wanted is not None:
+        row = conn.execute("SELECT id FROM conversations WHERE id = ?", (wanted,)).fetchone()
         if row is not None:
             return int(row[0])
-    rows = conn.execute("SELECT id, ref, peer FROM conversations").fetchall()
-    wanted = normalise_person(text)
-    matches = [int(i) for i, r, p in rows if text == r or wanted == normalise_person(str(p))]
-    return matches[0] if len(matches) == 1 else None
+    owner, slash, conv = text.partition("/")
+    if slash:
+        rows = conn.execute(_BY_OWNER_REF, (owner.strip(), conv.strip())).fetchall()
+        if len(rows) == 1:
+            return int(rows[0][0])
+    matches: set[int] = set()
+    for name in person_scope.distinct_names(conn, "owner"):
+        matches |= {int(i) for (i,) in conn.execute(_BY_OWNER_REF, (name, text))}
+    for spelling in pickers.spellings(text):
+        matches |= {int(i) for (i,) in conn.execute(_BY_PEER, (spelling,))}
+    return matches.pop() if len(matches) == 1 else None

@@ -57,6 +57,9 @@ def _spellings(text: str) -> list[str]:
     return list(dict.fromkeys(f for f in forms if f))
 
 
+spellings = _spellings  # the same, for the other look-ups by name (export_scope)
+
+
 def clean(text: str) -> str:
     """A typed query: no control characters, spaces squeezed, at most MAX_QUERY_CHARS."""
     printable = "".join(c if c.isprintable() else " " for c in text)
@@ -272,4 +275,5 @@ __all__ = [
     "number",
     "resolve_conversation",
     "resolve_matter",
+    "spellings",
 ]

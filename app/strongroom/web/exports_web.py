@@ -24,34 +24,40 @@ from strongroom.office.export_scope import ExportRequest, ExportScope
 from strongroom.office.practice_days import day_range_ms
 from strongroom.office.spool import SpoolError, SpoolWriter, read_spool
 from strongroom.web.auth import session_of
-from strongroom.web.forms import int_or_none, text_field
+from strongroom.web.forms import text_field
 from strongroom.web.i18n import N_
 from strongroom.web.jobs import Job, JobResult, Progress
+from strongroom.web.picker_views import MAX_TYPED_CHARS, subject_from_form
 from strongroom.web.state import WebState, audit, read
 
 _END = object()
 
 
-def request_from_form(form: Any, actor: str, zone_name: str) -> ExportRequest:
-    """The export the form asks for, its days read in the practice's zone `zone_name`;
-    raise OfficeError if something is missing, ValueError if a date is not a date."""
+def scope_from_form(conn: Connection, form: Any, zone_name: str) -> ExportScope:
+    """The scope the form names: the picked conversation or matter (`<field>_id`), else
+    the typed text resolved by index look-ups (picker_views), its days read in the
+    practice's zone `zone_name`. Raise pickers.NoMatch when a typed value names none or
+    several, OfficeError if something is missing, ValueError if a date is not a date."""
     kind = text_field(form, "kind", 20)
     since, until = day_range_ms(
         text_field(form, "since", 20), text_field(form, "until", 20), zone_name
     )
     if kind == "person":
-        person = text_field(form, "person", 200)
-        scope = ExportScope("person", person=person, from_ms=since, to_ms=until)
-    elif kind == "matter":
-        matter = int_or_none(text_field(form, "matter", 20))
-        scope = ExportScope("matter", matter_id=matter, from_ms=since, to_ms=until)
-    else:
-        conversation = int_or_none(text_field(form, "conversation", 20))
-        scope = ExportScope(
-            "conversation", conversation_id=conversation, from_ms=since, to_ms=until
-        )
+        # As typed less control characters (a person is matched loosely: office.facts).
+        typed = text_field(form, "person", MAX_TYPED_CHARS)
+        person = "".join(c for c in typed if c.isprintable()).strip()
+        return ExportScope("person", person=person, from_ms=since, to_ms=until)
+    if kind == "matter":
+        matter = subject_from_form(conn, form, "matter")
+        return ExportScope("matter", matter_id=matter, from_ms=since, to_ms=until)
+    conversation = subject_from_form(conn, form, "conversation")
+    return ExportScope("conversation", conversation_id=conversation, from_ms=since, to_ms=until)
+
+
+def request_from_form(conn: Connection, form: Any, actor: str, zone_name: str) -> ExportRequest:
+    """The export the form asks for (`scope_from_form`), by whom, for whom and why."""
     return ExportRequest(
-        scope,
+        scope_from_form(conn, form, zone_name),
         actor=actor,
         recipient=text_field(form, "recipient", 200),
         reason=text_field(form, "reason", 500),

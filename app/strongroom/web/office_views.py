@@ -13,23 +13,25 @@ import json
 from typing import Any
 
 from aiohttp import web
+from babel.numbers import format_decimal
 
 from strongroom.archive.db import Connection
-from strongroom.archive.listings import list_conversations
 from strongroom.archive.verify import VerifyReport
 from strongroom.archive.verify_runs import Mode, Verification, run_verification
-from strongroom.office import holds, policies
+from strongroom.office import holds, pickers, policies
 from strongroom.office.errors import OfficeError
-from strongroom.office.pickers import NoMatch, conversation_names
+from strongroom.office.export_scope import count_records
+from strongroom.office.pickers import NoMatch, conversation_names, matter_label
 from strongroom.office.practice_days import hold_bound, last_ms_of_day, zone_of
 from strongroom.web import exports_web
 from strongroom.web.auth import ADMIN, ARCHIVIST, AUDITOR, require_role, session_of
+from strongroom.web.csrf import CSRF_HEADER, tokens_match
 from strongroom.web.forms import day_ms, int_or_none, text_field
 from strongroom.web.i18n import N_
 from strongroom.web.jobs import Job, JobResult, JobState, Progress
 from strongroom.web.picker_views import no_match_text, subject_from_form
 from strongroom.web.practice_zone import practice_zone
-from strongroom.web.render import render
+from strongroom.web.render import render, translator_of
 from strongroom.web.state import audit, read, state_of, submit
 
 routes = web.RouteTableDef()
@@ -125,23 +127,21 @@ async def start_verify(request: web.Request) -> web.StreamResponse:
 @routes.get("/exports")
 @require_role(ADMIN, ARCHIVIST)
 async def exports_page(request: web.Request) -> web.StreamResponse:
-    from strongroom.office.matters import list_matters
-
+    # The form's pickers search (picker_views): the page reads no list of the archive's
+    # conversations, people or matters, only the matter a link names, by its key.
     state = state_of(request)
-    conversations = await read(request, list_conversations)
-    all_matters = await read(request, list_matters)
-    owners = sorted({c.owner for c in conversations} | {c.peer for c in conversations if c.peer})
     # /exports?matter=<id>: the link from the matters page, that matter chosen.
-    chosen = int_or_none(request.query.get("matter", ""))
+    chosen = pickers.number(request.query.get("matter", ""))
+    matter = await read(request, lambda conn: conn.execute(CHOSEN_MATTER, (chosen,)).fetchone())
     context = {
-        "conversations": conversations,
-        "people": owners,
-        "matters": all_matters,
-        "chosen_matter": chosen if any(mt.id == chosen for mt in all_matters) else None,
+        "chosen_matter": None if matter is None else (str(matter[0]), matter_label(*matter[1:])),
         "jobs": state.jobs.for_owner(session_of(request).username),
         "time_zone": await practice_zone(request),  # the days typed are read in it
     }
     return render(request, "exports.html", context)
+
+
+CHOSEN_MATTER = "SELECT id, ref, client FROM matters WHERE id = ?"
 
 
 @routes.post("/exports")
@@ -149,10 +149,15 @@ async def exports_page(request: web.Request) -> web.StreamResponse:
 async def start_export(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     zone_name = await read(request, zone_of)
+    actor = session_of(request).username or ""
     try:
-        export_request = exports_web.request_from_form(
-            form, session_of(request).username or "", zone_name
+        export_request = await read(
+            request, lambda conn: exports_web.request_from_form(conn, form, actor, zone_name)
         )
+    except NoMatch as e:  # a typed conversation or matter that names none, or several
+        field = "matter" if text_field(form, "kind", 20) == "matter" else "conversation"
+        session_of(request).flash("error", no_match_text(field, e))
+        raise web.HTTPSeeOther("/exports") from None
     except OfficeError:
         session_of(request).flash("error", "Say what to export, for whom and why.")
         raise web.HTTPSeeOther("/exports") from None
@@ -161,6 +166,40 @@ async def start_export(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther("/exports") from None
     job = exports_web.start_export_job(state_of(request), export_request)
     raise web.HTTPSeeOther(f"/jobs/{job.id}")
+
+
+@routes.get("/exports/count")
+@require_role(ADMIN, ARCHIVIST)
+async def export_count(request: web.Request) -> web.StreamResponse:
+    """What the form would export, counted for that scope only (the page's fetch(), with
+    the session's CSRF token as /office/search asks it): {"count", "text"}, or
+    {"text"} saying why nothing would be."""
+    if not tokens_match(session_of(request).csrf_token, request.headers.get(CSRF_HEADER)):
+        raise web.HTTPForbidden(text="missing or wrong CSRF token")
+    zone_name = await read(request, zone_of)
+    translate = translator_of(request)
+
+    def count(conn: Connection) -> dict[str, Any]:
+        scope = exports_web.scope_from_form(conn, request.query, zone_name)
+        n = count_records(conn, scope)
+        text = translate.ngettext(
+            "%(num)s message will be exported",
+            "%(num)s messages will be exported",
+            n,
+            num=format_decimal(n, locale=translate.language),
+        )
+        return {"count": n, "text": text}
+
+    try:
+        answer = await read(request, count)
+    except NoMatch as e:
+        field = "matter" if request.query.get("kind") == "matter" else "conversation"
+        answer = {"text": translate.gettext(no_match_text(field, e))}
+    except OfficeError:
+        answer = {"text": translate.gettext("Say what to export, for whom and why.")}
+    except ValueError:
+        answer = {"text": translate.gettext("Dates are written YYYY-MM-DD. Nothing was exported.")}
+    return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
 
 # -- retention and holds ------------------------------------------------------------------------

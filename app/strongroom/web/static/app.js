@@ -52,7 +52,44 @@ document.addEventListener("DOMContentLoaded", () => {
   if (job && job.dataset.state === "running") watchJob(job);
   labelTableCells();
   document.querySelectorAll("input[data-picker]").forEach(searchAsYouType);
+  const count = document.getElementById("export-count");
+  if (count) countExport(count);
 });
+
+// The export form: what it would export, counted on the box for the chosen scope only
+// (/exports/count) each time a match is picked, the kind or a day changes. Without this
+// file nothing is counted before the export; the export says what it holds.
+function countExport(output) {
+  const form = output.closest("form");
+  const token = form.querySelector("input[name=csrf_token]");
+  let asked = 0;
+  async function ask() {
+    const mine = ++asked;
+    const params = new URLSearchParams();
+    ["kind", "conversation", "conversation_id", "person", "matter", "matter_id", "since", "until"].forEach((name) => {
+      const field = form.querySelector("[name=" + name + "]" + (name === "kind" ? ":checked" : ""));
+      if (field) params.set(name, field.value);
+    });
+    try {
+      const response = await fetch("/exports/count?" + params, {
+        credentials: "same-origin", cache: "no-store",
+        headers: { "X-CSRF-Token": token ? token.value : "" },
+      });
+      if (!response.ok || mine !== asked) return;
+      const data = await response.json();
+      output.textContent = data.text;
+      output.dataset.count = data.count === undefined ? "" : String(data.count);
+    } catch (e) { /* the box may be restarting: the export still says what it holds */ }
+  }
+  form.addEventListener("picked", ask);
+  form.addEventListener("change", (e) => {
+    if (e.target.name === "kind" || e.target.type === "date") ask();
+  });
+  form.querySelectorAll("input[data-picker]").forEach((input) => {
+    input.addEventListener("input", () => { asked++; output.textContent = ""; output.dataset.count = ""; });
+  });
+  if (form.querySelector("input[name=matter_id]").value) ask();
+}
 
 // Records office pickers: the first letters typed are looked up on the box
 // (/office/search, at most 20 matches); picking one puts its label in the field and
@@ -78,6 +115,7 @@ function searchAsYouType(input) {
     input.value = option.dataset.label;
     if (hidden) hidden.value = option.dataset.value;
     close();
+    input.dispatchEvent(new Event("picked", { bubbles: true }));
   }
   function highlight(index) {
     const options = list.querySelectorAll("[role=option]");
@@ -122,6 +160,9 @@ function searchAsYouType(input) {
   }
   input.addEventListener("input", () => {
     if (hidden) hidden.value = "";
+    // On a form that chooses what its pickers are for (/exports), typing chooses it.
+    const choice = input.form ? input.form.querySelector("input[name=kind][value=" + kind + "]") : null;
+    if (choice && !choice.checked) { choice.checked = true; choice.dispatchEvent(new Event("change", { bubbles: true })); }
     clearTimeout(timer);
     timer = setTimeout(ask, 150);
   });
