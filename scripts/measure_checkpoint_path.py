@@ -64,14 +64,14 @@ class Probe:
         def write_batch(
             self: Archive, ops: Sequence[WriteOp], *, sign: bool = True, fold: bool = True
         ) -> BatchResult:
-            before = ckpt.wal_state(self.path)
+            before = self.wal_index.state()
             t0 = time.perf_counter()
             try:
                 return real_write(self, ops, sign=sign, fold=fold)
             finally:
                 elapsed = time.perf_counter() - t0
                 probe.batches.append(elapsed)
-                after = ckpt.wal_state(self.path)
+                after = self.wal_index.state()
                 if before and after and after.backfilled > before.backfilled:
                     probe.copying.append(elapsed)
 

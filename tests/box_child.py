@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import os
@@ -97,6 +98,9 @@ async def _serve(args: argparse.Namespace, config: BoxConfig) -> None:
 
 
 def main() -> None:
+    # A fatal signal (SIGBUS, SIGSEGV, SIGABRT) prints each thread's stack to the log,
+    # as `strongroom serve` does to the journal (devbox.run_serve).
+    faulthandler.enable()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parse(sys.argv[1:])
     config, _new = prepare_dev_box(args.data_dir)  # runs its own event loop: before ours

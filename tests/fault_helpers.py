@@ -104,6 +104,17 @@ class BoxProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
+    def exit_report(self) -> str:
+        """How the box process ended (a signal by name) and its log's tail, for a failure."""
+        code = None if self.proc is None else self.proc.returncode
+        if code is None:
+            state = "the box process is running"
+        elif code < 0:
+            state = f"the box process died of {signal.Signals(-code).name}"
+        else:
+            state = f"the box process exited with status {code}"
+        return f"{state}; its log ({self.log_path}) ends:\n{self.log_text()[-3000:]}"
+
     async def kill(self) -> None:
         """A power cut: SIGKILL, nothing flushed or closed by the box."""
         if self.proc is not None and self.proc.returncode is None:
@@ -161,7 +172,10 @@ async def pair_phone(
 ) -> PhoneClient:
     """A phone paired with the box process (its test gate accepts everyone), left connected."""
     phone = PhoneClient(DeviceState.generate(name, owner), keepalive=keepalive)
-    await phone.pair_button(box.peer_url, box.fingerprint)
+    try:
+        await phone.pair_button(box.peer_url, box.fingerprint)
+    except aiohttp.ClientConnectorError as exc:
+        raise AssertionError(f"cannot reach the box: {box.exit_report()}") from exc
     return phone
 
 
@@ -224,6 +238,9 @@ async def abuse_box(tmp_path: Path) -> AsyncIterator[BoxProcess]:
     running = await BoxProcess(tmp_path / "box", limits=ABUSE_LIMITS).start()
     try:
         yield running
+        # Whatever a phone sent, the box is still there: a dead box (a connection
+        # refused in the test) is reported with how it ended and its log.
+        assert running.running, running.exit_report()
     finally:
         await running.stop()
 

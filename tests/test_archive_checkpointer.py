@@ -26,7 +26,7 @@ from nacl.signing import SigningKey
 from archive_helpers import message, new_phone
 from strongroom.archive import checkpointer as ckpt
 from strongroom.archive import db, writes
-from strongroom.archive.checkpointer import bound_pages, wal_state
+from strongroom.archive.checkpointer import bound_pages
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.store import Archive
 from strongroom.office.erasure import scrub_storage
@@ -68,7 +68,7 @@ async def commit_batch(committer: GroupCommitter, key: SigningKey, device: int, 
 
 
 def frames(archive: Archive) -> tuple[int, int]:
-    state = wal_state(archive.path)
+    state = archive.wal_index.state()
     assert state is not None, "the wal-index layout is not the one the checkpointer reads"
     return state.frames, state.backfilled
 

@@ -29,12 +29,24 @@ The WAL's frame count is read from the wal-index header in `archive.db-shm`
 nBackfill at byte 96, native byte order), a 136-byte read that takes no lock and
 writes nothing. A header this code does not recognise turns the thread into a
 no-op (logged once): the bound still checkpoints on the commit path.
+
+That read goes through ONE descriptor, opened once and closed by Archive.close
+after the archive's connection (`WalIndex`). Closing any descriptor of a file
+drops every POSIX lock the process holds on it, SQLite's own included
+(sqlite.org/howtocorrupt.html, 2.2). Opened and closed at each look, as it once
+was, it dropped the box's shared lock on the wal-index within a second of every
+commit: the next process to open the archive (a CLI command beside the box)
+then found nobody using it, truncated the wal-index to rebuild it, and the box,
+whose SQLite maps that file, died of SIGBUS when it touched it meanwhile (with
+its WAL read and write locks gone as well, two processes could also have
+written at once).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import struct
 import threading
 import time
@@ -74,14 +86,9 @@ class WalState:
     backfilled: int  # of which a checkpoint already copied into archive.db (nBackfill)
 
 
-def wal_state(archive_path: Path) -> WalState | None:
-    """The WAL's frame counts, or None if there is no wal-index or it is not one we know."""
-    shm = archive_path.with_name(archive_path.name + "-shm")
-    try:
-        with shm.open("rb") as index:
-            data = index.read(_READ_BYTES)
-    except FileNotFoundError:
-        return WalState(0, 0)  # no WAL open: nothing to copy
+def parse_wal_index(data: bytes) -> WalState | None:
+    """The WAL's frame counts from the first bytes of a wal-index, or None if it is not
+    one we know."""
     if len(data) < _READ_BYTES:
         return WalState(0, 0)
     # SQLite keeps two copies of the header and writes the second first: equal copies
@@ -95,14 +102,56 @@ def wal_state(archive_path: Path) -> WalState | None:
     return WalState(frames, backfilled)
 
 
+class WalIndex:
+    """`archive.db-shm` read through one descriptor, kept until `close` (module doc:
+    closing it while a connection of this process is open drops SQLite's locks).
+
+    The owner (Archive) closes it after its last connection. Opened at the first look,
+    not before: the file may not exist yet (no WAL open: nothing to copy).
+    """
+
+    def __init__(self, archive_path: Path) -> None:
+        self.path = archive_path.with_name(archive_path.name + "-shm")
+        self._fd: int | None = None
+        self._closed = False
+        self._lock = threading.Lock()  # the checkpointer's thread and a caller's
+
+    def state(self) -> WalState | None:
+        """The WAL's frame counts, or None if the wal-index is not one we know."""
+        with self._lock:
+            if self._closed:
+                return WalState(0, 0)  # the archive is closed: nothing to copy
+            if self._fd is None:
+                try:
+                    self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    return WalState(0, 0)  # no WAL open: nothing to copy
+            data = os.pread(self._fd, _READ_BYTES, 0)
+        return parse_wal_index(data)
+
+    def close(self) -> None:
+        """Only once no connection of this process has the archive open any more."""
+        with self._lock:
+            self._closed = True
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
 class Checkpointer:
     """A thread that checkpoints the archive's WAL (PASSIVE) once it reaches `threshold`."""
 
     def __init__(
-        self, path: Path, key: bytes, lock: threading.Lock, write_lock: threading.Lock
+        self,
+        path: Path,
+        key: bytes,
+        lock: threading.Lock,
+        write_lock: threading.Lock,
+        wal_index: WalIndex,
     ) -> None:
         self.path = path
         self._key = key
+        self._wal_index = wal_index  # the archive's: it outlives this thread
         # Shared with the explicit checkpoints (Archive.checkpoint, an erasure's scrub)
         # so that one waits for the other instead of finding the WAL busy.
         self._lock = lock
@@ -173,7 +222,7 @@ class Checkpointer:
         """Checkpoint if the WAL holds `threshold` frames, some not copied yet; True if
         it copied some without holding writes off (what was committed meanwhile is
         then worth a look at once)."""
-        state = wal_state(self.path)
+        state = self._wal_index.state()
         if state is None:
             if not self._unknown_index_logged:
                 self._unknown_index_logged = True

@@ -28,7 +28,7 @@ from nacl.signing import SigningKey
 
 from strongroom.archive.batch_ops import run_ops
 from strongroom.archive.blobs import BlobStore
-from strongroom.archive.checkpointer import Checkpointer
+from strongroom.archive.checkpointer import Checkpointer, WalIndex
 from strongroom.archive.conv_keys import Fold, Folder, has_lsm
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
@@ -95,6 +95,9 @@ class Archive:
         # Held by whoever checkpoints (the background checkpointer, `checkpoint`, an
         # erasure's scrub): one waits for the other rather than finding the WAL busy.
         self.checkpoint_lock = threading.Lock()
+        # The wal-index header the checkpointer reads: one descriptor, closed after
+        # self.conn (checkpointer.py: closing it earlier drops SQLite's locks).
+        self.wal_index = WalIndex(path)
         # The newest head, also kept outside the database (kept_head.py); opened
         # (created, or converted from the old format) before any batch writes it.
         # Before any write (this open's first batch would write a smaller head over
@@ -149,6 +152,7 @@ class Archive:
         with self._write_lock:
             self.kept_head.close()
             self.conn.close()
+            self.wal_index.close()
 
     # -- writing -------------------------------------------------------------
 
@@ -280,7 +284,9 @@ class Archive:
 
     def checkpointer(self) -> Checkpointer:
         """A background checkpointer for this archive (the group committer runs one)."""
-        return Checkpointer(self.path, self._key, self.checkpoint_lock, self._write_lock)
+        return Checkpointer(
+            self.path, self._key, self.checkpoint_lock, self._write_lock, self.wal_index
+        )
 
     def set_autocheckpoint(self, pages: int) -> None:
         """The WAL size at which the writer connection checkpoints on the commit path."""
