@@ -705,6 +705,24 @@ VALUES
             VALUES (old.sender, old.conversation_id);
     END;
     """,
+    # 12: ingest that stays flat at 5M records (issue #20 item 1). FTS5's merges were the
+    # largest part of what a record costs more at 5M than at empty: with merging off, a
+    # 20,000-record ingest into a copy of the 5M corpus cost ~17 µs less CPU per record,
+    # against ~30 µs between 5M and empty. FTS5 paces its merges by the number of levels
+    # (each flush does about levels x its own pages of merge work while a merge is due),
+    # and every index entry is rewritten once per level it climbs: merging 16 segments
+    # at a time instead of 8 takes about a quarter of the levels away at 5M (log16
+    # against log8 of the batch segments), and merges a level less often. crisismerge
+    # (FTS5's forced merge of a whole level, inside one commit, default 16) goes to 64:
+    # at 16 it would fire before automerge's incremental merge at 16 and merge a level
+    # in one group commit (a level-1 merge at 5M is ~80,000 pages). The price is on
+    # the read side: a query reads up to 15 segments per level instead of 7 (fts_terms
+    # allows a page per segment beyond its budget; measured in docs/benchmarks.md).
+    # Existing segments stay as they are: this only changes which merges come next.
+    """
+    INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 16);
+    INSERT INTO messages_fts(messages_fts, rank) VALUES ('crisismerge', 64);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
