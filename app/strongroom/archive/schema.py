@@ -713,11 +713,11 @@ VALUES
     # and every index entry is rewritten once per level it climbs: merging 16 segments
     # at a time instead of 8 takes about a quarter of the levels away at 5M (log16
     # against log8 of the batch segments), and merges a level less often. crisismerge
-    # (FTS5's forced merge of a whole level, inside one commit, default 16) goes to 64:
-    # at 16 it would fire before automerge's incremental merge at 16 and merge a level
-    # in one group commit (a level-1 merge at 5M is ~80,000 pages). The price is on
-    # the read side: a query reads up to 15 segments per level instead of 7 (fts_terms
-    # allows a page per segment beyond its budget; measured in docs/benchmarks.md).
+    # (FTS5's forced merge of a whole level inside one commit, cascading up; default 16)
+    # goes to 64: at 16 it would fire as soon as a level reaches automerge's threshold,
+    # and a level of the 5M corpus holds up to ~70,000 pages. The price is on the read
+    # side: a query reads about twice the segments (docs/benchmarks.md: search after
+    # 100,000 more records at 5M, p50 ~1.3 -> ~8 ms on a loaded machine; aim < 50 ms).
     # Existing segments stay as they are: this only changes which merges come next.
     """
     INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 16);
