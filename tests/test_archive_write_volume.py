@@ -156,6 +156,7 @@ def test_full_text_segments_are_merged_sixteen_at_a_time(
     config = dict(archive.conn.execute("SELECT k, v FROM messages_fts_config").fetchall())
     assert config.get("automerge") == 16
     assert config.get("crisismerge") == 64
+    assert config.get("usermerge") == 8  # the idle merge's width (archive/fts_merge.py)
     device, key = new_phone(archive)
     ours = _fts_frames(archive, key, device)
     # The same ingest with FTS5's default (merge 4 segments at a time), with schema
@@ -190,7 +191,7 @@ def test_an_archive_from_before_merges_sixteen_at_a_time_without_a_rewrite(
     tmp_path: Path, archive_keys: dict[str, bytes]
 ) -> None:
     """Migration 12 changes which merges come next, nothing already indexed: the
-    upgrade of a 5M archive costs two config rows, and every message is found after."""
+    upgrade of a 5M archive costs three config rows, and every message is found after."""
     data = tmp_path / "data"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(db, "MIGRATIONS", schema.MIGRATIONS[:BEFORE])
@@ -210,6 +211,7 @@ def test_an_archive_from_before_merges_sixteen_at_a_time_without_a_rewrite(
         assert db.schema_version(archive.conn) == schema.SCHEMA_VERSION
         config = dict(archive.conn.execute("SELECT k, v FROM messages_fts_config").fetchall())
         assert config.get("automerge") == 16 and config.get("crisismerge") == 64
+        assert config.get("usermerge") == 8
         assert _index_print(archive) == index_before
         archive.conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')")
         # Written after the upgrade, found with those from before.

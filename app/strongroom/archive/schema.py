@@ -719,9 +719,13 @@ VALUES
     # side: a query reads about twice the segments (docs/benchmarks.md: search after
     # 100,000 more records at 5M, p50 ~1.3 -> ~8 ms on a loaded machine; aim < 50 ms).
     # Existing segments stay as they are: this only changes which merges come next.
+    # usermerge 8: the group committer merges, while no push waits, each level that
+    # holds 8 segments (archive/fts_merge.py), so an idle box's searches read about as
+    # many segments as at schema 11 while the ack path merges 16 at a time.
     """
     INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 16);
     INSERT INTO messages_fts(messages_fts, rank) VALUES ('crisismerge', 64);
+    INSERT INTO messages_fts(messages_fts, rank) VALUES ('usermerge', 8);
     """,
 ]
 
