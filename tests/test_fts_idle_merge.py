@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,11 @@ async def test_a_push_during_the_idle_merge_waits_for_one_step_not_the_whole_mer
         release.set()
         await asyncio.to_thread(committer.stop)
     assert_index_matches_text(archive.conn)
+
+
+def test_the_architecture_doc_states_the_idle_merge_as_it_runs() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    note = " ".join(doc.split("- **FTS5 merges 16 segments at a time**")[1].split()[:400])
+    assert f"empty for {committer_module.IDLE_BEFORE_FTS_MERGE_S} s" in note
+    assert f"{fts_merge.STEP_PAGES} pages of output a step" in note
+    assert "`usermerge` 8" in note

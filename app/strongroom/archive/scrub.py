@@ -11,7 +11,7 @@ Two places can keep a destroyed record's bytes once its rows are gone:
   ~1 GiB at 1M records, more than a Pi has at 5M). Every free page was wiped at
   each destruction, including the ~25,000 already-zero pages migration 10 left
   at 5M: ~196 MiB written per night until growth reused them. Now the FTS feed
-  zeroes what it frees too, and `wipe_dirty_free_pages` wipes once, the first
+  (and its idle merge, archive/fts_merge.py) zeroes what it frees too, and `wipe_dirty_free_pages` wipes once, the first
   destruction on an archive no FAST-feeding release can open (schema
   ZEROED_FREES_FROM_SCHEMA onwards: an older release refuses a newer schema), and
   notes it in `settings`; from then on every free page is zero when freed (the
