@@ -253,7 +253,14 @@ def _build_figure(corpus: Path, size: int, waited_s: float) -> ba.Figure:
     seconds = info.get("seconds")
     base = int(info.get("extended_from", 0))
     how = f"extending a copy of the {base:,}-record corpus" if base else "from empty"
-    when = "in this run" if waited_s > 1.0 else "cached: built by an earlier run"
+    if "migrated_from_schema" in info:
+        how += (
+            f" (at schema {info['migrated_from_schema']:.0f}, since migrated in place in"
+            f" {info.get('migration_seconds', 0.0):.1f} s)"
+        )
+    # A migration in this run takes seconds; a build, minutes.
+    built_now = seconds is not None and waited_s > max(1.0, 0.5 * seconds)
+    when = "in this run" if built_now else "cached: built by an earlier run"
     cpu = ""
     if "writer_cpu_seconds" in info:
         written = max(1.0, info.get("written", size))

@@ -24,6 +24,7 @@ from pathlib import Path
 import bench_archive as ba
 import bench_growth as bg
 import bench_peer
+import bench_search_after
 
 BLOCK = 4 * 1024 * 1024
 BIG_FILE = 64 * 1024 * 1024  # smaller files are simply copied again
@@ -88,9 +89,12 @@ def interleaved(
     count: int,
     rounds: int,
     log: Callable[[str], None],
+    after_last: Callable[[int, Path], None] | None = None,
 ) -> dict[int, list[bg.GrowthRun]]:
     """`rounds` rounds of: an empty archive, then each size in `bases` (a corpus data
-    dir each). Returns the runs by size (0 = empty), one per round, in round order."""
+    dir each). Returns the runs by size (0 = empty), one per round, in round order.
+    after_last(size, data): called with each size's scratch copy as the last round's
+    ingest left it, before it is deleted."""
     runs: dict[int, list[bg.GrowthRun]] = {0: [], **{size: [] for size in bases}}
     scratch = {size: work / f"growth-{size}" / "data" for size in bases}
     try:
@@ -114,6 +118,9 @@ def interleaved(
                 f"  round {n + 1}/{rounds}: "
                 + ", ".join(f"{s:,}: {r[-1].msgs_per_s:,.0f} msgs/s" for s, r in runs.items())
             )
+        for size in bases:
+            if after_last is not None:
+                after_last(size, scratch[size])
     finally:
         for path in scratch.values():
             shutil.rmtree(path.parent, ignore_errors=True)
@@ -156,7 +163,15 @@ def growth_figures(
         t0 = time.perf_counter()
         corpora[size] = ba.cached_archive(work, size, log=log)
         built.append(bg._build_figure(corpora[size], size, time.perf_counter() - t0))
-    runs = interleaved(work, {s: c / "data" for s, c in corpora.items()}, count, rounds, log)
+    searched_after: dict[int, bench_search_after.SearchAfter] = {}
+
+    def search_after(size: int, data: Path) -> None:
+        if size == max(search_at, default=None):
+            log(f"  searching the {size:,}-record copy after the ingest, then idle")
+            searched_after[size] = bench_search_after.search_after(data, search_rounds)
+
+    bases = {s: c / "data" for s, c in corpora.items()}
+    runs = interleaved(work, bases, count, rounds, log, search_after)
     empty = runs[0]
     empty_rate = _median(empty, "msgs_per_s")
     empty_cpu = _median(empty, "cpu_us_per_record")
@@ -250,5 +265,9 @@ def growth_figures(
             ),
         ]
         if size in search_at:
-            figures += bg._search_figures(corpora[size], size, search_rounds)
+            searched = bg._search_figures(corpora[size], size, search_rounds)
+            figures += searched
+            if size in searched_after:
+                cached_p95 = searched[-1].value
+                figures += bench_search_after.figures(size, count, searched_after[size], cached_p95)
     return figures

@@ -50,6 +50,8 @@ MEASURED_ROWS = [
     "box's share of peak RSS, ingest into 30,000-record archive",
     "full-text search p50 over 30,000 messages",
     "full-text search p95 over 30,000 messages",
+    "full-text search p95 over 30,000 messages after 2,000 new records, no idle time",
+    "full-text search p95 over 30,000 messages after 2,000 new records and the idle merge",
     "new-phone restore",
     "history page at the start of a restore",
     "new-phone restore by the reference client over Noise, 2,000 messages",

@@ -57,6 +57,9 @@ class _Job:
 
 _STOP = object()
 
+# How long the queue stays empty before the full-text index's idle merge starts.
+IDLE_BEFORE_FTS_MERGE_S = 0.25
+
 
 class CommitterStopped(ArchiveError):
     """The committer is not running; nothing was written."""
@@ -149,7 +152,7 @@ class GroupCommitter:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            first = self._next()
             if first is _STOP:
                 return
             jobs: list[_Job] = [first]  # type: ignore[list-item]
@@ -174,6 +177,23 @@ class GroupCommitter:
                 self.checkpointer.poke()
             if stop_after:
                 return
+
+    def _next(self) -> _Job | object:
+        """The next queued item; while none comes, the full-text index's idle merge.
+
+        Its steps start once the queue has been empty for IDLE_BEFORE_FTS_MERGE_S
+        (under a steady ingest it never is, and FTS5's own merges on the ack path stay
+        16 at a time), and stop as soon as a push is queued: that push waits for the
+        step under way (fts_merge.STEP_PAGES), never for the whole merge."""
+        while self.archive.fts_merge_due:
+            try:
+                return self._queue.get(timeout=IDLE_BEFORE_FTS_MERGE_S)
+            except queue.Empty:
+                pass
+            while self._queue.empty() and self.archive.merge_fts_if_due():
+                if self.checkpointer is not None:
+                    self.checkpointer.poke()
+        return self._queue.get()
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:

@@ -705,6 +705,28 @@ VALUES
             VALUES (old.sender, old.conversation_id);
     END;
     """,
+    # 12: ingest that stays flat at 5M records (issue #20 item 1). FTS5's merges were the
+    # largest part of what a record costs more at 5M than at empty: with merging off, a
+    # 20,000-record ingest into a copy of the 5M corpus cost ~17 µs less CPU per record,
+    # against ~30 µs between 5M and empty. FTS5 paces its merges by the number of levels
+    # (each flush does about levels x its own pages of merge work while a merge is due),
+    # and every index entry is rewritten once per level it climbs: merging 16 segments
+    # at a time instead of 8 takes about a quarter of the levels away at 5M (log16
+    # against log8 of the batch segments), and merges a level less often. crisismerge
+    # (FTS5's forced merge of a whole level inside one commit, cascading up; default 16)
+    # goes to 64: at 16 it would fire as soon as a level reaches automerge's threshold,
+    # and a level of the 5M corpus holds up to ~70,000 pages. The price is on the read
+    # side: a query reads about twice the segments (docs/benchmarks.md: search after
+    # 100,000 more records at 5M, p50 ~1.3 -> ~8 ms on a loaded machine; aim < 50 ms).
+    # Existing segments stay as they are: this only changes which merges come next.
+    # usermerge 8: the group committer merges, while no push waits, each level that
+    # holds 8 segments (archive/fts_merge.py), so an idle box's searches read about as
+    # many segments as at schema 11 while the ack path merges 16 at a time.
+    """
+    INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 16);
+    INSERT INTO messages_fts(messages_fts, rank) VALUES ('crisismerge', 64);
+    INSERT INTO messages_fts(messages_fts, rank) VALUES ('usermerge', 8);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

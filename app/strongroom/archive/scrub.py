@@ -9,15 +9,15 @@ Two places can keep a destroyed record's bytes once its rows are gone:
   with zeroing on: each free page is written, and only the free pages (a VACUUM
   rewrote the whole file, and with `temp_store = MEMORY` held a copy of it in RAM:
   ~1 GiB at 1M records, more than a Pi has at 5M). Every free page was wiped at
-  each destruction, including the ~25,000 already-zero pages migration 10 left
-  at 5M: ~196 MiB written per night until growth reused them. Now the FTS feed
-  zeroes what it frees too, and `wipe_dirty_free_pages` wipes once, the first
-  destruction on an archive no FAST-feeding release can open (schema
-  ZEROED_FREES_FROM_SCHEMA onwards: an older release refuses a newer schema), and
-  notes it in `settings`; from then on every free page is zero when freed (the
-  only other frees without zeroing: the fold's conversation keys, which a
-  destroyed record keeps anyway, and the wipe's own zeros) and a destruction
-  writes none of them again.
+  each destruction, including the ~25,000 already-zero pages migration 10 left at
+  5M: ~196 MiB written per night until growth reused them. Now the FTS feed (and
+  its idle merge, archive/fts_merge.py) zeroes what it frees too, and
+  `wipe_dirty_free_pages` wipes once, the first destruction on an archive no
+  FAST-feeding release can open (schema ZEROED_FREES_FROM_SCHEMA onwards: an older
+  release refuses a newer schema), and notes it in `settings`; from then on every
+  free page is zero when freed (the only other frees without zeroing: the fold's
+  conversation keys, which a destroyed record keeps anyway, and the wipe's own
+  zeros) and a destruction writes none of them again.
 - **The WAL.** Old page images stay in `archive.db-wal` until a checkpoint copies
   the new ones over them and the file is truncated (`truncate_wal`). Until then
   `archive.db` itself still holds the old pages. A reader in the middle of a long

@@ -32,6 +32,7 @@ from strongroom.archive.checkpointer import Checkpointer, WalIndex
 from strongroom.archive.conv_keys import Fold, Folder, has_lsm
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
+from strongroom.archive.fts_merge import merge_step
 from strongroom.archive.kept_head import WITNESS_FILE, KeptHead, read_kept_head
 from strongroom.archive.lost_heads import keep_if_lost
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
@@ -89,6 +90,8 @@ class Archive:
         self._text_once = message_text_once(self.conn)
         self._conv_lsm = has_lsm(self.conn)
         self._folder = Folder()  # the conversation index's fold (fold_if_due)
+        # Segments to merge (merge_fts_if_due) at open and after each batch's feed.
+        self._fts_merge_due = self._fts_per_batch
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
@@ -190,6 +193,7 @@ class Archive:
                 # no bytes at 5M (docs/benchmarks.md).
                 conn.execute(FTS_INDEX_PENDING if self._text_once else FTS_INDEX_PENDING_V4)
                 conn.execute(FTS_MARK_INDEXED)
+                self._fts_merge_due = True
             head = None
             if txn.leaves:
                 self.log.append_many(txn.leaves)
@@ -234,6 +238,21 @@ class Archive:
     def last_fold(self) -> Fold | None:
         """The newest fold step (benchmarks and tests report it)."""
         return self._folder.last
+
+    @property
+    def fts_merge_due(self) -> bool:
+        return self._fts_merge_due
+
+    def merge_fts_if_due(self) -> bool:
+        """One step of the full-text index's idle merge (fts_merge.py); True while due."""
+        with self._write_lock:
+            if self._fts_merge_due:
+                try:
+                    self._fts_merge_due = merge_step(self.conn)
+                except (sqlcipher3.Error, sqlite3.Error):
+                    # E.g. a full disk: the step rolled back; the next batch retries.
+                    self._fts_merge_due = False
+            return self._fts_merge_due
 
     def _fold_locked(self, at: int | None) -> Fold | None:
         return self._folder.step(self.conn, at) if self._conv_lsm else None
