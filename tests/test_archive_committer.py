@@ -146,7 +146,9 @@ async def test_a_failing_op_raises_to_its_own_caller_only(
     assert all(isinstance(r, CommittedOf) for r in good)
     for committed in good:
         assert_proven(archive, committed)
-    texts = {row[0] for row in archive.conn.execute(SELECT_TEXTS)}
+    reader = archive.reader()  # not the writer's connection: the committer's idle merge uses it
+    texts = {row[0] for row in reader.execute(SELECT_TEXTS)}
+    reader.close()
     assert texts == {"a", "b", "c"}
 
 
@@ -179,10 +181,13 @@ async def test_storage_full_is_reported_nothing_half_written_then_recovers(
     assert head_before is not None
     # Free pages inside the file are space too (migration 4's table copy leaves a few
     # on a new archive): compact them away so the file is really full.
-    archive.conn.execute("VACUUM")
-    pages = int(archive.conn.execute("PRAGMA page_count").fetchone()[0])
-    # The writer connection may not grow the file: what a full disk looks like to SQLite.
-    archive.conn.execute(f"PRAGMA max_page_count = {pages + 1}")
+    # The writer's connection is the committer's too (its idle full-text merge runs on
+    # it once the queue is empty): the test takes the write lock as every writer does.
+    with archive._write_lock:
+        archive.conn.execute("VACUUM")
+        pages = int(archive.conn.execute("PRAGMA page_count").fetchone()[0])
+        # The writer connection may not grow the file: what a full disk looks like.
+        archive.conn.execute(f"PRAGMA max_page_count = {pages + 1}")
     bulky = [message(key, f"{i} " + "texte long " * 400) for i in range(40)]
     outcomes = await asyncio.gather(
         *(committer.submit(writes.store_record(r, phone, OWNER)) for r in bulky),
@@ -198,7 +203,8 @@ async def test_storage_full_is_reported_nothing_half_written_then_recovers(
     assert report.tree_head == head_before
     reader.close()
 
-    archive.conn.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    with archive._write_lock:
+        archive.conn.execute("PRAGMA max_page_count = 1073741823")  # space freed
     retried = await asyncio.gather(
         *(
             committer.submit(writes.store_record(r, phone, OWNER), log_index_of=index_of)
