@@ -110,13 +110,14 @@ def decrypt(key: bytes, n: int, ad: bytes, ciphertext: bytes) -> bytes:
 
 
 def decrypt_mutable(key: bytes, n: int, ad: bytes, ciphertext: bytes) -> bytearray:
-    """`decrypt`, the plaintext in a new bytearray: libsodium's function (PyNaCl's
-    own binding of it) writes straight into it, so a reader can take memoryview
-    slices of it without copying them out. nacl.bindings' wrapper allocates a
-    zeroed buffer, decrypts into it and copies that into a new bytes object: on an
-    attachment's 64 KiB transport messages that copy, its fresh pages and the
-    wrapper's checks were ~0.1-0.15 ms of the phone's CPU per MiB (measured:
-    client/attachments.py). Same checks that matter: the key and nonce sizes are
+    """`decrypt`, the plaintext in a new bytearray that libsodium writes into, so a
+    reader can take memoryview slices of it instead of copies (the phone's reader:
+    peer/channel.open_views). nacl.bindings' wrapper decrypts into a buffer of its own
+    and copies that into a new bytes object; with the slices after it, three copies
+    of every byte of an attachment (callgrind: docs/benchmarks.md). The function is
+    libsodium's, through PyNaCl's own cffi binding (`nacl._sodium`, not public API:
+    PyNaCl is pinned in pyproject.toml, and test_noise_rejects checks this path
+    refuses what `decrypt` refuses). The key's size is checked here, the nonce is
     ours; a bad tag raises nacl.exceptions.CryptoError as `decrypt` does."""
     if len(key) != KEYLEN:
         raise ConfigurationError(f"a cipher key is {KEYLEN} bytes")
