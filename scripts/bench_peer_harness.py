@@ -34,6 +34,7 @@ from strongroom.archive.store import Archive
 from strongroom.config import Limits
 from strongroom.gc_settle import settle
 from strongroom.identity import derive_box_keys
+from strongroom.malloc_tuning import keep_freed_memory
 from strongroom.pairing.gate import PairingAttempt, PairingOutcome
 from strongroom.peer.server import PeerService
 
@@ -137,6 +138,7 @@ class Box:
         self.committer.start()
         if os.environ.get("BENCH_NO_GC_SETTLE") != "1":  # the A/B of gc_settle, by hand
             settle()  # as the box does once started and unlocked (runtime.py)
+        keep_freed_memory()  # as the box does once started (runtime.py)
         app = web.Application()
         self.service.add_routes(app)
         app.router.add_get(RAW_PATH, _raw_sink)

@@ -68,6 +68,8 @@ def test_the_box_writes_encode_frames_bytes_and_the_phone_reads_them_back(
     raw = before + data + after
     assert raw == _encoded(request_id, offset, data, end)
     assert parse_blob_data(raw) == BlobData(request_id, offset, data, end) == _decoded(raw)
+    # The phone parses views of the decrypted message (SecureChannel.open_views).
+    assert parse_blob_data(memoryview(raw)) == BlobData(request_id, offset, data, end)
 
 
 @settings(max_examples=600, deadline=None)
@@ -105,6 +107,7 @@ def test_whatever_the_fast_path_accepts_decode_frame_accepts_with_the_same_value
         elif kind == "drop" and where < len(raw):
             del raw[where]
     fast = parse_blob_data(bytes(raw))
+    assert parse_blob_data(memoryview(raw)) == fast  # what the phone parses: views
     if fast is not None:
         assert fast == _decoded(bytes(raw))
 

@@ -189,6 +189,22 @@ def test_forged_transport_message_then_genuine_one() -> None:
     assert bob.decrypt(genuine) == b"record"
 
 
+def test_a_forged_message_decrypted_into_a_buffer_changes_nothing() -> None:
+    # decrypt_mutable (the phone's reader: libsodium writes into a bytearray) refuses
+    # what decrypt refuses, and keeps the nonce where it was.
+    alice, bob = sessions()
+    genuine = alice.encrypt(b"record", ad=b"header")
+    for forged, ad in ((flip(genuine, 3), b"header"), (genuine, b"other"), (genuine[:16], b"")):
+        with pytest.raises(DecryptError):
+            bob.decrypt_mutable(forged, ad=ad)
+    assert bob.receiving.nonce == 0
+    with pytest.raises(TruncatedMessage):
+        bob.decrypt_mutable(genuine[:15])
+    plain = bob.decrypt_mutable(genuine, ad=b"header")
+    assert isinstance(plain, bytearray) and plain == b"record"
+    assert alice.decrypt_mutable(bob.encrypt(b"")) == b""
+
+
 def test_wrong_associated_data_fails() -> None:
     alice, bob = sessions()
     message = alice.encrypt(b"record", ad=b"header")

@@ -37,16 +37,18 @@ async def test_the_acks_of_a_group_commit_leave_together_and_each_head_is_checke
         # What reaches the phone: transport messages, and the acks each one carries.
         acks_per_message: list[int] = []
         channel = link._channel
-        open_message = channel.open
+        open_message = channel.open_views  # the phone's reader opens views
 
-        def counting_open(raw: bytes) -> list[bytes]:
+        def counting_open(raw: bytes) -> list[memoryview]:
             frames = open_message(raw)
-            types = [decode_frame(f, Direction.TO_PHONE, max_bytes=1 << 20).type for f in frames]
+            types = [
+                decode_frame(bytes(f), Direction.TO_PHONE, max_bytes=1 << 20).type for f in frames
+            ]
             if "ack" in types:
                 acks_per_message.append(types.count("ack"))
             return frames
 
-        monkeypatch.setattr(channel, "open", counting_open)
+        monkeypatch.setattr(channel, "open_views", counting_open)
         checked: list[SignedTreeHead] = []
 
         def counting_verify(head: SignedTreeHead, key: bytes) -> bool:

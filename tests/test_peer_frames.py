@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from strongroom.cbor_check import MAX_DEPTH, CborRejected, check_cbor
-from strongroom.noise import HandshakeState, TransportSession
+from strongroom.noise import DecryptError, HandshakeState, TransportSession
 from strongroom.peer.channel import MAX_FRAGMENT, ChannelError, SecureChannel
 from strongroom.peer.frames import (
     BLOB_PIECE_BYTES,
@@ -210,6 +210,21 @@ def test_frames_ready_together_share_bundles_in_order() -> None:
     # One frame alone goes as a plain message a peer without bundles can read too.
     (single,) = phone.seal_many([b"ping"])
     assert box.open(single) == [b"ping"]
+
+
+def test_open_views_gives_the_frames_open_gives_and_refuses_what_it_refuses() -> None:
+    # The phone's reader opens messages as views (no copy of a blob's pieces).
+    phone, box = _channel_pair(MAX)
+    frames = [os.urandom(n) for n in (40, 1, 36_000, 36_000, 70_000, 900, 10, 65_000)]
+    messages = phone.seal_many(frames[:-1]) + phone.seal(frames[-1])
+    opened = [f for m in messages for f in box.open_views(m)]
+    assert all(isinstance(f, memoryview) for f in opened) and opened == frames
+    genuine = phone.seal(b"next")[0]
+    with pytest.raises(DecryptError):
+        box.open_views(genuine[:-1] + bytes([genuine[-1] ^ 1]))
+    assert box.open_views(genuine) == [b"next"]  # the forged message changed nothing
+    with pytest.raises(ChannelError):
+        box.open_views(phone._transport.encrypt(b"\x02\x00\x05hello"))
 
 
 @pytest.mark.parametrize(

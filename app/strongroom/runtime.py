@@ -30,6 +30,7 @@ from strongroom.config import BoxConfig
 from strongroom.control import socket_path, start_control
 from strongroom.gc_settle import settle
 from strongroom.integrity import IntegrityStatus, run_periodically
+from strongroom.malloc_tuning import keep_freed_memory
 from strongroom.pairing.service import PairingService
 from strongroom.runtime_phones import PhoneDoor
 from strongroom.runtime_serve import serve
@@ -171,6 +172,7 @@ class BoxRuntime:
         self.refresh_panel()
         # Everything built so far lives as long as the box: out of the full GC passes.
         settle()
+        keep_freed_memory()  # malloc's thresholds (malloc_tuning: blob streams)
         self.notifier.ready()
         self.publish_status()
 

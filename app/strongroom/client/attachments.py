@@ -77,7 +77,7 @@ async def download(link: Link, sha256: bytes, dest: Path | None) -> bytes:
 
 async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path | None) -> bytes:
     digest = hashlib.sha256()
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []  # views of the decrypted frames: not copied
     offset = 0
     if partial is not None:
         offset = await asyncio.to_thread(_hash_partial, partial, digest)
@@ -91,7 +91,7 @@ async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path 
             async for frame in frames:
                 if frame.body["offset"] != offset:
                     raise ProofError("the box sent the attachment's bytes out of order")
-                data: bytes = frame.body["data"]
+                data: bytes | memoryview = frame.body["data"]
                 offset += len(data)
                 parts.append(data)
                 if handle is None:
@@ -164,7 +164,9 @@ def _hash_partial(path: Path, digest: Any) -> int:
         return 0
 
 
-def _write_flushed(handle: Any, digest: Any, pieces: list[bytes], durable: bool) -> None:
+def _write_flushed(
+    handle: Any, digest: Any, pieces: list[bytes | memoryview], durable: bool
+) -> None:
     # Written per batch: what a killed app leaves behind is what a resume counts on
     # (it re-hashes the partial file, so a batch cut short costs only its bytes).
     # One writev per batch, not one write per piece; the pieces are not joined first
@@ -183,7 +185,7 @@ def _write_flushed(handle: Any, digest: Any, pieces: list[bytes], durable: bool)
         os.posix_fadvise(handle.fileno(), start, end - start, os.POSIX_FADV_DONTNEED)
 
 
-def _write_all(fd: int, pieces: list[bytes]) -> None:
+def _write_all(fd: int, pieces: list[bytes | memoryview]) -> None:
     """Write `pieces` in order, as few system calls as the kernel allows (a short
     write, rare on a file, goes on from where it stopped)."""
     views = [memoryview(piece) for piece in pieces if piece]

@@ -7,6 +7,9 @@ message leaves the state exactly as it was. Nonce 2**64-1 is reserved for
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import nacl.exceptions
 
 from strongroom.noise import primitives
@@ -14,7 +17,9 @@ from strongroom.noise.errors import ConfigurationError, DecryptError, NonceExhau
 
 _aead_encrypt = primitives.encrypt
 _aead_decrypt = primitives.decrypt
+_aead_decrypt_mutable = primitives.decrypt_mutable
 _MAX_NONCE = primitives.MAX_NONCE
+Plain = TypeVar("Plain", bytes, bytearray)
 
 
 class CipherState:
@@ -68,11 +73,24 @@ class CipherState:
         key = self._key
         if key is None:
             return ciphertext
+        return self._decrypt(_aead_decrypt, key, ad, ciphertext)
+
+    def decrypt_with_ad_mutable(self, ad: bytes, ciphertext: bytes) -> bytearray:
+        """`decrypt_with_ad`, the plaintext in a bytearray of its own (libsodium's output,
+        not copied: primitives.decrypt_mutable)."""
+        key = self._key
+        if key is None:
+            return bytearray(ciphertext)
+        return self._decrypt(_aead_decrypt_mutable, key, ad, ciphertext)
+
+    def _decrypt(
+        self, aead: Callable[[bytes, int, bytes, bytes], Plain], key: bytes, ad: bytes, data: bytes
+    ) -> Plain:
         n = self._nonce
         if n == _MAX_NONCE:
             raise NonceExhausted("nonce 2**64-1 is reserved; rekey or start a new session")
         try:
-            plaintext = _aead_decrypt(key, n, ad, ciphertext)
+            plaintext = aead(key, n, ad, data)
         except nacl.exceptions.CryptoError as exc:
             raise DecryptError(
                 "authentication failed: message forged, corrupted, replayed or out of order"

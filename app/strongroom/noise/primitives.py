@@ -9,6 +9,7 @@ Noise specification (revision 34) defines them.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nacl.bindings
@@ -105,6 +106,78 @@ def encrypt(key: bytes, n: int, ad: bytes, plaintext: bytes) -> bytes:
 def decrypt(key: bytes, n: int, ad: bytes, ciphertext: bytes) -> bytes:
     """DECRYPT(k, n, ad, ciphertext); raises nacl.exceptions.CryptoError on a bad tag."""
     return _aead_decrypt(ciphertext, ad, _NONCE.pack(n), key)
+
+
+# open_into(plain, key, nonce, ad, ciphertext): True and the plaintext in `plain`
+# (len(ciphertext) - TAGLEN bytes), or False and `plain` all zeros.
+OpenInto = Callable[[bytearray, bytes, bytes, bytes, bytes], bool]
+
+
+def _open_copied(plain: bytearray, key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes) -> bool:
+    """The fallback of `_open_into`: nacl.bindings' public function, then a copy."""
+    try:
+        plain[:] = _aead_decrypt(ciphertext, ad, nonce, key)
+    except nacl.exceptions.CryptoError:
+        plain[:] = bytes(len(plain))
+        return False
+    return True
+
+
+def _bind_private() -> OpenInto | None:
+    """libsodium's crypto_aead_chacha20poly1305_ietf_decrypt writing into the caller's
+    buffer, through PyNaCl's own cffi module `nacl._sodium` (not PyNaCl's public API:
+    the one private call of the code, named in docs/threat-model.md). None when a
+    PyNaCl release no longer has it: `_open_copied` then does the same, one copy more.
+    libsodium checks the tag before it writes plaintext and zeroes the output when the
+    check fails."""
+    try:
+        from nacl._sodium import ffi, lib  # type: ignore[import-not-found]
+
+        function = lib.crypto_aead_chacha20poly1305_ietf_decrypt
+        from_buffer, null = ffi.from_buffer, ffi.NULL
+    except (ImportError, AttributeError):
+        return None
+
+    def open_into(plain: bytearray, key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes) -> bool:
+        status = function(
+            from_buffer(plain),
+            null,  # the plaintext's length: len(plain), libsodium accepts NULL
+            null,
+            ciphertext,
+            len(ciphertext),
+            ad if ad else null,
+            len(ad),
+            nonce,
+            key,
+        )
+        return bool(status == 0)
+
+    return open_into
+
+
+_open_into: OpenInto = _bind_private() or _open_copied
+
+
+def decrypt_mutable(key: bytes, n: int, ad: bytes, ciphertext: bytes) -> bytearray:
+    """`decrypt`, the plaintext in a new bytearray that libsodium writes into, so a
+    reader can take memoryview slices of it instead of copies (the phone's reader:
+    peer/channel.open_views). nacl.bindings' wrapper decrypts into a buffer of its own
+    and copies that into a new bytes object; with the slices after it, three copies
+    of every byte of an attachment (callgrind: docs/benchmarks.md). The function is
+    libsodium's through PyNaCl's private cffi binding (`_bind_private`; PyNaCl is
+    pinned in pyproject.toml), or nacl.bindings' if a PyNaCl release drops that one;
+    test_noise_decrypt_mutable checks both give what `decrypt` gives and refuse what
+    it refuses. The key's size is checked here, the nonce is ours; a bad tag raises
+    nacl.exceptions.CryptoError as `decrypt` does."""
+    if len(key) != KEYLEN:
+        raise ConfigurationError(f"a cipher key is {KEYLEN} bytes")
+    size = len(ciphertext) - TAGLEN
+    if size < 0:
+        raise nacl.exceptions.CryptoError("Decryption failed.")
+    plain = bytearray(size)
+    if not _open_into(plain, key, _NONCE.pack(n), ad, ciphertext):
+        raise nacl.exceptions.CryptoError("Decryption failed.")
+    return plain
 
 
 def rekey(key: bytes) -> bytes:

@@ -86,6 +86,16 @@ class TransportSession:
 
     def decrypt(self, ciphertext: bytes, ad: bytes = b"") -> bytes:
         """Authenticate and decrypt the peer's next transport message, in order."""
+        self._check_incoming(ciphertext)
+        return self._receiving.decrypt_with_ad(ad, ciphertext)
+
+    def decrypt_mutable(self, ciphertext: bytes, ad: bytes = b"") -> bytearray:
+        """`decrypt`, the plaintext in a bytearray of its own that the caller may slice
+        with memoryviews (nothing copied out of libsodium's output)."""
+        self._check_incoming(ciphertext)
+        return self._receiving.decrypt_with_ad_mutable(ad, ciphertext)
+
+    def _check_incoming(self, ciphertext: bytes) -> None:
         if not self._can_receive:
             raise WrongDirection("in a one-way pattern the initiator cannot receive")
         size = len(ciphertext)
@@ -93,7 +103,6 @@ class TransportSession:
             raise MessageTooLarge(f"transport message of {size} bytes exceeds 65535")
         if size < _TAGLEN:
             raise TruncatedMessage(f"transport message of {size} bytes is shorter than its tag")
-        return self._receiving.decrypt_with_ad(ad, ciphertext)
 
     def rekey_send(self) -> None:
         """Rekey our sending key (spec 11.3); the peer must call rekey_receive in step."""

@@ -42,7 +42,7 @@ _U64 = struct.Struct(">Q")
 class BlobData(NamedTuple):
     request_id: int
     offset: int
-    data: bytes
+    data: bytes | memoryview  # a view into the frame when the frame is one
     end: bool
 
 
@@ -79,7 +79,7 @@ def blob_chunk_parts(request_id: int, offset: int, size: int) -> tuple[bytes, by
     return before, after
 
 
-def _read_uint(raw: bytes, pos: int, limit: int) -> tuple[int, int] | None:
+def _read_uint(raw: bytes | memoryview, pos: int, limit: int) -> tuple[int, int] | None:
     """A shortest-form unsigned integer at `pos` (major type 0): (value, end) or None."""
     if pos >= len(raw):
         return None
@@ -117,13 +117,13 @@ class _Found(NamedTuple):
     request_id: int
 
 
-def _data_offset_id(raw: bytes, pos: int, type_and_id: bytes) -> _Found | None:
+def _data_offset_id(raw: bytes | memoryview, pos: int, type_and_id: bytes) -> _Found | None:
     """From a bytes head at `pos`: the data, then the offset, `type_and_id` and a request
     id that ends the frame; None if the bytes are anything else."""
     # The data's length: a bytes head (major type 2), shortest form, at most one piece.
     if pos >= len(raw) or raw[pos] >> 5 != 2:
         return None
-    length = _read_uint(bytes([raw[pos] & 0x1F]) + raw[pos + 1 : pos + 3], 0, BLOB_PIECE_BYTES)
+    length = _read_uint(bytes([raw[pos] & 0x1F, *raw[pos + 1 : pos + 3]]), 0, BLOB_PIECE_BYTES)
     if length is None:
         return None
     size, head = length
@@ -143,8 +143,10 @@ def _data_offset_id(raw: bytes, pos: int, type_and_id: bytes) -> _Found | None:
     return _Found(data_start, data_end, offset[0], request_id[0])
 
 
-def parse_blob_data(raw: bytes) -> BlobData | None:
-    """The fields of a canonical blob_data frame, or None if `raw` is not exactly one."""
+def parse_blob_data(raw: bytes | memoryview) -> BlobData | None:
+    """The fields of a canonical blob_data frame, or None if `raw` is not exactly one.
+    From a memoryview (the phone's reader: SecureChannel.open_views) the data is a
+    view of the frame's bytes, not a copy of them."""
     start = len(_BODY_START)
     if raw[:start] != _BODY_START or len(raw) <= start:
         return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
+from strongroom import malloc_tuning
 from strongroom.peer.blob_frames import blob_data_parts
 from strongroom.peer.channel import SecureChannel
 from strongroom.peer.frames import BLOB_PIECE_BYTES
@@ -41,6 +42,8 @@ class Batch:
 def read_batch(chunks: Iterator[bytes]) -> Batch:
     """The next BATCH_CHUNKS chunks (worker thread; BlobError if one fails to authenticate)."""
     batch = list(itertools.islice(chunks, BATCH_CHUNKS))
+    if batch:  # decrypted on this thread: in its malloc arena, trimmed after the streams
+        malloc_tuning.allocated_here(batch[-1])
     # A short batch is the end; a full one may be too: the next read then finds nothing.
     return Batch(batch, len(batch) < BATCH_CHUNKS)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from strongroom import malloc_tuning
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.committer import Committed
 from strongroom.archive.errors import BlobError
@@ -352,6 +353,13 @@ class Connection:
             self.service.device_ahead(self.session.device, ahead)
 
     async def _stream_blob(
+        self, request_id: int, location: BlobLocation, size: int, offset: int
+    ) -> None:
+        # Freed batches are kept for the next ones while streams run (malloc_tuning).
+        with malloc_tuning.streaming():
+            await self._stream_batches(request_id, location, size, offset)
+
+    async def _stream_batches(
         self, request_id: int, location: BlobLocation, size: int, offset: int
     ) -> None:
         # Decryption starts at the chunk holding `offset`, so a resumed download costs
