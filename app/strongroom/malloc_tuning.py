@@ -13,7 +13,7 @@ STREAM_TRIM_BYTES kept, 9-23 faults per MiB and the box's CPU per MiB 13-16 % lo
 Raised only while streams run (`streaming`). IDLE_DELAY_S after the last one ends
 the threshold goes back to IDLE_TRIM_BYTES and the memory kept is handed back: the
 main arena's and every arena's free lists by malloc_trim, the top of each worker
-thread's arena by freeing the last chunk that thread decrypted (`allocated_here`):
+thread's arena by freeing a blank 64 KiB block that thread allocated (`allocated_here`):
 glibc shrinks a thread's arena only on a free in it, and malloc_trim does not. Without
 that the bench's box process held 70.7-71.7 MiB of RSS after a 512 MiB restore,
 59.6-61.1 before it; with it 58.4-59.3 (docs/benchmarks.md). Setting a threshold
@@ -81,6 +81,11 @@ def give_back() -> None:
     if trim is not None:
         trim.argtypes = (ctypes.c_size_t,)
         trim(0)
+
+
+# glibc trims a thread's arena on the free of a block of at least 64 KiB in it
+# (FASTBIN_CONSOLIDATION_THRESHOLD): the blank block each worker thread hands over.
+ARENA_HANDLE_BYTES = 64 * 1024
 
 
 def allocated_here(buffer: object) -> None:

@@ -42,8 +42,11 @@ class Batch:
 def read_batch(chunks: Iterator[bytes]) -> Batch:
     """The next BATCH_CHUNKS chunks (worker thread; BlobError if one fails to authenticate)."""
     batch = list(itertools.islice(chunks, BATCH_CHUNKS))
-    if batch:  # decrypted on this thread: in its malloc arena, trimmed after the streams
-        malloc_tuning.allocated_here(batch[-1])
+    if batch:
+        # A block of this thread's malloc arena whose free, after the streams, trims
+        # it (malloc_tuning): a blank one, not the plaintext, which is not kept longer
+        # than its send (review L8).
+        malloc_tuning.allocated_here(bytearray(malloc_tuning.ARENA_HANDLE_BYTES))
     # A short batch is the end; a full one may be too: the next read then finds nothing.
     return Batch(batch, len(batch) < BATCH_CHUNKS)
 
