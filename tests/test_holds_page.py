@@ -188,6 +188,8 @@ async def test_the_page_and_its_pickers_search_indexes_and_never_scan_a_table(
                 ]
                 # `hold add --conversation OWNER/REF` (the CLI), as `hold find` prints it.
                 + [find_conversation(conn, "maitre.durand/client-01")]
+                # A phone's reference alone: one (owner, ref) seek per owner.
+                + [find_conversation(conn, "client-01")]
             ),
         )
         assert len(plans) > 10

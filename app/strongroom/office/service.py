@@ -24,6 +24,7 @@ from strongroom.office import (
     certificates,
     holds,
     matters,
+    person_scope,
     pickers,
     policies,
     retention,
@@ -60,14 +61,16 @@ def find_conversation(conn: Connection, ref: str) -> int:
         if row is not None:
             return int(row[0])
     owner, _, conv = ref.rpartition("/")
-    # OWNER/REF by the (owner, ref) index; a phone's ref alone has none (a read of the
-    # conversations: `hold find` offers OWNER/REF or the number instead).
-    args: tuple[str, ...]
-    if owner:
-        query, args = "SELECT id FROM conversations WHERE owner = ? AND ref = ?", (owner, conv)
-    else:
-        query, args = "SELECT id FROM conversations WHERE ref = ?", (conv,)
-    rows = conn.execute(query, args).fetchall()
+    # OWNER/REF by the (owner, ref) index; a phone's ref alone by the same index once
+    # per owner (the practice's staff, not its conversations: never a full read).
+    owners = [owner] if owner else person_scope.distinct_names(conn, "owner")
+    rows = [
+        row
+        for name in owners
+        for row in conn.execute(
+            "SELECT id FROM conversations WHERE owner = ? AND ref = ?", (name, conv)
+        )
+    ]
     if len(rows) == 1:
         return int(rows[0][0])
     if rows:
