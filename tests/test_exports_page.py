@@ -213,6 +213,14 @@ async def test_hostile_input_on_the_form_is_refused_and_exports_nothing(
     assert location == "/exports" and "Several conversations match" in page
     location, _ = await post(kind="conversation", conversation="Client 07", since="2015-02-30")
     assert location == "/exports"
+    # A scope with nothing in it (a day with no message) is refused as the count says.
+    location, page = await post(
+        kind="conversation",
+        conversation="maitre.durand/client-07",
+        since="2001-01-01",
+        until="2001-01-01",
+    )
+    assert location == "/exports" and "No message matches this export" in page
     assert client.app[STATE].jobs.for_owner("archiviste") == []  # no export started
     # The typed value that names one conversation starts its export.
     location, page = await post(kind="conversation", conversation="maitre.durand/client-07")

@@ -164,6 +164,10 @@ async def start_export(request: web.Request) -> web.StreamResponse:
     except ValueError:  # a typed date that is no date: never export more than asked
         session_of(request).flash("error", "Dates are written YYYY-MM-DD. Nothing was exported.")
         raise web.HTTPSeeOther("/exports") from None
+    # Refused here, as the page's count said, rather than as a job that fails.
+    if await read(request, lambda conn: count_records(conn, export_request.scope)) == 0:
+        session_of(request).flash("error", "No message matches this export. Nothing was exported.")
+        raise web.HTTPSeeOther("/exports")
     job = exports_web.start_export_job(state_of(request), export_request)
     raise web.HTTPSeeOther(f"/jobs/{job.id}")
 
