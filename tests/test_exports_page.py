@@ -32,7 +32,7 @@ from strongroom.office.export_scope import find_conversation
 from strongroom.web import office_views
 from strongroom.web.state import STATE
 from test_holds_page import WHOLE_TABLES, _conversation, _fill
-from test_office_reads import plans_of, scans
+from test_office_reads import plans_of, scans, traced_reads
 from web_helpers import (
     ARCHIVIST_PASSWORD,
     AUDITOR_PASSWORD,
@@ -76,13 +76,7 @@ async def test_the_page_and_its_count_search_indexes_and_never_scan_a_table(
 ) -> None:
     archive = box.require_archive()
     conn = archive.reader()
-    traced: list[Callable[[Connection], Any]] = []
-
-    async def read_traced(_request: Any, query: Callable[[Connection], Any]) -> Any:
-        traced.append(query)
-        return query(conn)
-
-    monkeypatch.setattr(office_views, "read", read_traced)
+    traced = traced_reads(monkeypatch, office_views, conn)
     await login(client, "archiviste", ARCHIVIST_PASSWORD)
     client07 = _conversation(box, "client-07")
     try:

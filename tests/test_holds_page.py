@@ -37,7 +37,7 @@ from strongroom.office.holds import HoldSpec, place_hold
 from strongroom.office.policies import Duration, PolicySpec, assign_policy, create_policy
 from strongroom.office.service import find_conversation
 from strongroom.web import office_views, records_views
-from test_office_reads import plans_of, scans
+from test_office_reads import plans_of, scans, traced_reads
 from web_helpers import (
     ADMIN_PASSWORD,
     AUDITOR_PASSWORD,
@@ -155,14 +155,8 @@ async def test_the_page_and_its_pickers_search_indexes_and_never_scan_a_table(
         archive.write(place_hold(spec, "admin"))
     archive.write(assign_policy("conversation", str(_conversation(box, "client-09")), 1, "a"))
     conn = archive.reader()
-    traced: list[Callable[[Connection], Any]] = []
-
-    async def read_traced(_request: Any, query: Callable[[Connection], Any]) -> Any:
-        traced.append(query)
-        return query(conn)
-
     # The page's own reads, on a connection whose statements we see.
-    monkeypatch.setattr(office_views, "read", read_traced)
+    traced = traced_reads(monkeypatch, office_views, conn)
     await login(client, "admin", ADMIN_PASSWORD)
     try:
         html = await (await client.get("/office")).text()
@@ -482,13 +476,7 @@ async def test_the_matters_page_names_its_own_conversations_and_attaches_a_typed
     archive = box.require_archive()
     archive.write(matters.attach(1, "admin", conversation_id=_conversation(box, "client-08")))
     conn = archive.reader()
-    traced: list[Callable[[Connection], Any]] = []
-
-    async def read_traced(_request: Any, query: Callable[[Connection], Any]) -> Any:
-        traced.append(query)
-        return query(conn)
-
-    monkeypatch.setattr(records_views, "read", read_traced)
+    traced = traced_reads(monkeypatch, records_views, conn)
     await login(client, "admin", ADMIN_PASSWORD)
     try:
         page = await (await client.get("/office/matters")).text()

@@ -64,6 +64,21 @@ def plans_of(conn: Connection, work: Callable[[], object]) -> dict[str, list[str
     return plans
 
 
+def traced_reads(
+    monkeypatch: pytest.MonkeyPatch, views: object, conn: Connection
+) -> list[Callable[[Connection], Any]]:
+    """The reads a web view module's handlers ask (its `read`), run on `conn` and kept,
+    so that a test can replay them under `plans_of` (the page's own statements)."""
+    traced: list[Callable[[Connection], Any]] = []
+
+    async def read_traced(_request: Any, query: Callable[[Connection], Any]) -> Any:
+        traced.append(query)
+        return query(conn)
+
+    monkeypatch.setattr(views, "read", read_traced)
+    return traced
+
+
 def scans(plans: dict[str, list[str]], table: str) -> list[str]:
     """The statements that read `table` whole (a SCAN, not a SEARCH by an index)."""
     return [
