@@ -19,7 +19,6 @@ import pytest
 from archive_helpers import assert_index_matches_text, message, new_phone
 from strongroom.archive import committer as committer_module
 from strongroom.archive import fts_merge, writes
-from strongroom.archive import store as store_module
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.db import Connection
 from strongroom.archive.search import SearchFilters, search_messages
@@ -105,7 +104,7 @@ async def test_a_push_during_the_idle_merge_waits_for_one_step_not_the_whole_mer
         events.append("step")
         return merged
 
-    monkeypatch.setattr(store_module, "merge_step", small_step)
+    monkeypatch.setattr(fts_merge, "merge_step", small_step)
     device, key = new_phone(archive)
     store = writes.store_record(message(key, "nouvelle audience", at=T0 - 1), device, OWNER)
 

@@ -32,15 +32,10 @@ from strongroom.archive.checkpointer import Checkpointer, WalIndex
 from strongroom.archive.conv_keys import Fold, Folder, has_lsm
 from strongroom.archive.db import Connection, MigrationHook, connect, open_archive_db
 from strongroom.archive.errors import ArchiveError, StorageFull
-from strongroom.archive.fts_merge import merge_step
+from strongroom.archive.fts_merge import FtsIndex
 from strongroom.archive.kept_head import WITNESS_FILE, KeptHead, read_kept_head
 from strongroom.archive.lost_heads import keep_if_lost
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
-from strongroom.archive.schema import (
-    FTS_INDEX_PENDING,
-    FTS_INDEX_PENDING_V4,
-    FTS_MARK_INDEXED,
-)
 from strongroom.archive.txn import Txn, WriteOp, WriteOpOf  # re-exported: callers use store
 from strongroom.proof.merkle import MerkleLog, TreeSizeError
 from strongroom.proof.sth import SignedTreeHead, sign_tree_head
@@ -84,14 +79,11 @@ class Archive:
         self.signing_key = signing_key
         self.clock = clock
         self.conn = open_archive_db(path, archive_key, on_migrate)
-        # From migration 4 the full-text index is fed once per batch; before it
-        # (a test building an old archive), the schema's trigger feeds it.
-        self._fts_per_batch = fts_fed_per_batch(self.conn)
         self._text_once = message_text_once(self.conn)
+        # The full-text index's per-batch feed and idle merge (fts_merge.py).
+        self._fts = FtsIndex(self.conn, text_once=self._text_once)
         self._conv_lsm = has_lsm(self.conn)
         self._folder = Folder()  # the conversation index's fold (fold_if_due)
-        # Segments to merge (merge_fts_if_due) at open and after each batch's feed.
-        self._fts_merge_due = self._fts_per_batch
         self._nodes = SqlNodeStore(self.conn)
         self.log = MerkleLog(self._nodes)
         self._write_lock = threading.Lock()
@@ -184,16 +176,8 @@ class Archive:
             txn.conv_lsm = self._conv_lsm
             # One savepoint per batch of records, per op when one is rejected (batch_ops).
             results = run_ops(conn, txn, ops)
-            if ops and self._fts_per_batch:
-                # Outside every op's savepoint, inside the batch's transaction: one
-                # FTS5 segment per batch, committed with the rows or not at all.
-                # Its merges free old segments' pages, zeroed as they are freed
-                # (secure_delete ON), so a destruction need not wipe them again
-                # (scrub.wipe_dirty_free_pages). FAST until schema 10: zeroing cost
-                # no bytes at 5M (docs/benchmarks.md).
-                conn.execute(FTS_INDEX_PENDING if self._text_once else FTS_INDEX_PENDING_V4)
-                conn.execute(FTS_MARK_INDEXED)
-                self._fts_merge_due = True
+            if ops:
+                self._fts.feed(conn)  # one FTS5 segment per batch, in its transaction
             head = None
             if txn.leaves:
                 self.log.append_many(txn.leaves)
@@ -241,18 +225,12 @@ class Archive:
 
     @property
     def fts_merge_due(self) -> bool:
-        return self._fts_merge_due
+        return self._fts.merge_due
 
     def merge_fts_if_due(self) -> bool:
         """One step of the full-text index's idle merge (fts_merge.py); True while due."""
         with self._write_lock:
-            if self._fts_merge_due:
-                try:
-                    self._fts_merge_due = merge_step(self.conn)
-                except (sqlcipher3.Error, sqlite3.Error):
-                    # E.g. a full disk: the step rolled back; the next batch retries.
-                    self._fts_merge_due = False
-            return self._fts_merge_due
+            return self._fts.merge_if_due(self.conn)
 
     def _fold_locked(self, at: int | None) -> Fold | None:
         return self._folder.step(self.conn, at) if self._conv_lsm else None
@@ -384,13 +362,6 @@ def latest_tree_head(conn: Connection) -> SignedTreeHead | None:
     if row is None:
         return None
     return SignedTreeHead(int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]))
-
-
-def fts_fed_per_batch(conn: Connection) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fts_state'"
-    ).fetchone()
-    return row is not None
 
 
 def message_text_once(conn: Connection) -> bool:
