@@ -226,8 +226,9 @@ def rss_mib() -> float:
     return _status_kib("VmRSS") / 1024
 
 
-def io_counters() -> dict[str, int]:
-    """This process's I/O (/proc/self/io): wchar = bytes handed to write().
+def io_counters(*, thread: bool = False) -> dict[str, int]:
+    """This process's I/O (/proc/self/io; with `thread`, the calling thread's alone,
+    /proc/thread-self/io): wchar = bytes handed to write().
 
     write_bytes is NOT what reached the disk: the kernel adds a whole page-cache folio
     each time one goes from clean to dirty, and since Linux 6.16 ext4 caches files in
@@ -236,7 +237,8 @@ def io_counters() -> dict[str, int]:
     the device. For bytes sent to the disk use device_written_bytes()."""
     fields: dict[str, int] = {}
     try:
-        for line in Path("/proc/self/io").read_text().splitlines():
+        io = Path("/proc/thread-self/io" if thread else "/proc/self/io")
+        for line in io.read_text().splitlines():
             key, _, value = line.partition(":")
             fields[key.strip()] = int(value)
     except (OSError, ValueError):

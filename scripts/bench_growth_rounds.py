@@ -269,5 +269,11 @@ def growth_figures(
             figures += searched
             if size in searched_after:
                 cached_p95 = searched[-1].value
-                figures += bench_search_after.figures(size, count, searched_after[size], cached_p95)
+                figures += bench_search_after.figures(
+                    size,
+                    count,
+                    searched_after[size],
+                    cached_p95,
+                    _median(mine, "written_per_record") / 1024,
+                )
     return figures

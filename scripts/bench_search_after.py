@@ -5,23 +5,32 @@ only 16 at a time on the ack path: until the group committer's idle merge
 (archive/fts_merge.py) has run, a search reads them all. The cached corpora do not
 show it (their segments were merged as they were built), so these rows search the
 growth section's scratch copy after its last round, before it is rolled back.
+
+While the idle merge runs, sporadic pushes (one phone, PUSHES of them PUSH_GAP_S apart,
+each waited for) go through the same GroupCommitter: each lands on the idle merge's
+step under way, if any (review M5). The bytes SQLite hands to write() from the
+committer's start to the end of the merge (a checkpoint included, as the growth rows
+do) are counted with the growth rows' counter, ba.io_counters()'s wchar (review W1).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bench_archive as ba
 import bench_reads
 
-from strongroom.archive import fts_merge
+from strongroom.archive import fts_merge, writes
 from strongroom.archive import store as store_module
 from strongroom.archive.committer import IDLE_BEFORE_FTS_MERGE_S, GroupCommitter
 from strongroom.archive.db import Connection
+from strongroom.archive.store import Archive
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,32 @@ class SearchAfter:
     merged_p50_ms: float
     merged_p95_ms: float
     load: float
+    merge_written: int  # wchar from the committer's start to the merge's end + checkpoint
+    push_ms: tuple[float, ...] = ()  # ack latency of each sporadic push
+    pushes_on_merge: int = 0  # pushes submitted while the idle merge was still due
+    push_written: int = 0  # of merge_written: the pushes' own commits (committer thread)
+
+
+PUSHES = 40
+PUSH_GAP_S = 0.3
+
+
+async def _sporadic_pushes(
+    committer: GroupCommitter, archive: Archive, latencies: list[float]
+) -> int:
+    """PUSHES pushes from one phone, PUSH_GAP_S apart, each waited for (its ack) before
+    the next; returns how many were submitted while the idle merge was due."""
+    device, owner, key = ba.add_phones(archive, 1)[0]
+    # Past any record a growth round made (base + 10M + count): new ids, later times.
+    records = ba.make_records(key, 900_000_000, PUSHES, size=ba.MESSAGE_BYTES, seed=7)
+    on_merge = 0
+    for record in records:
+        await asyncio.sleep(PUSH_GAP_S)
+        on_merge += archive.fts_merge_due
+        t0 = time.perf_counter()
+        await committer.submit(writes.store_record(record, device, owner))
+        latencies.append((time.perf_counter() - t0) * 1000)
+    return on_merge
 
 
 def _search(data: Path, rounds: int, budget_s: float) -> tuple[int, float, float]:
@@ -71,15 +106,33 @@ def search_after(
 
     archive = ba.open_archive(data)
     store_module.merge_step = timed  # type: ignore[assignment]  # this bench process only
+    latencies: list[float] = []
+    pushed = [0]  # bytes the committer thread handed to write() committing the pushes
     try:
         committer = GroupCommitter(archive)
+        commit = committer._commit
+
+        def counted(jobs: list[Any]) -> None:
+            before = ba.io_counters(thread=True).get("wchar", 0)
+            try:
+                commit(jobs)
+            finally:
+                pushed[0] += ba.io_counters(thread=True).get("wchar", 0) - before
+
+        committer._commit = counted  # type: ignore[method-assign]  # this instance only
+        io0 = ba.io_counters()
         cpu0, t0 = time.process_time(), time.perf_counter()
         committer.start()
+        on_merge = asyncio.run(_sporadic_pushes(committer, archive, latencies))
         while archive.fts_merge_due and time.perf_counter() - t0 < limit_s:
             time.sleep(0.05)
         committer.stop()
         idle_s = time.perf_counter() - t0 - IDLE_BEFORE_FTS_MERGE_S
         idle_cpu = time.process_time() - cpu0
+        # What the merge left in the WAL reaches the database file inside the window,
+        # as in the growth rows' (bench_growth.growth_ingest).
+        archive.checkpoint()
+        written = ba.io_counters().get("wchar", 0) - io0.get("wchar", 0)
     finally:
         store_module.merge_step = original  # type: ignore[assignment]
         archive.close()
@@ -97,12 +150,20 @@ def search_after(
         merged_p50,
         merged_p95,
         os.getloadavg()[0],
+        written,
+        tuple(latencies),
+        on_merge,
+        pushed[0],
     )
 
 
-def figures(size: int, count: int, run: SearchAfter, cached_p95: float | None) -> list[ba.Figure]:
-    """Two rows: p95 straight after the ingest, and after the idle merge; the ceiling
-    is the cached corpus's p95 of the same run (its segments as built)."""
+def figures(
+    size: int, count: int, run: SearchAfter, cached_p95: float | None, growth_kib: float
+) -> list[ba.Figure]:
+    """Four rows: p95 straight after the ingest, and after the idle merge (the ceiling
+    is the cached corpus's p95 of the same run, its segments as built); the idle
+    merge's bytes written per record of the ingest (reference: the growth rows' figure
+    at this size, `growth_kib` KiB/record); the sporadic pushes' ack latency."""
     what = "the cached corpus, same run"
     after = f"full-text search p95 over {size:,} messages after {count:,} new records"
     return [
@@ -126,10 +187,47 @@ def figures(size: int, count: int, run: SearchAfter, cached_p95: float | None) -
             "< 50 ms at 5M messages",
             f"a group committer left idle ({IDLE_BEFORE_FTS_MERGE_S} s, then"
             f" {fts_merge.STEP_PAGES}-page 'merge' steps): {run.idle_steps} steps in"
-            f" {run.idle_seconds:.1f} s, {run.step_cpu_ms_median:.1f} ms CPU each (median),"
+            f" {run.idle_seconds:.1f} s ({len(run.push_ms)} sporadic pushes meanwhile, next"
+            f" rows), {run.step_cpu_ms_median:.1f} ms CPU each (median),"
             f" longest {run.step_ms_max:.0f} ms wall (a push waits at most one step);"
             f" {run.idle_cpu_seconds:.1f} s CPU in all (checkpoints included);"
             f" {run.segments} -> {run.merged_segments} segments; p50"
             f" {run.merged_p50_ms:.1f} ms",
+        ),
+        *_merge_figures(size, count, run, growth_kib),
+    ]
+
+
+def _merge_figures(size: int, count: int, run: SearchAfter, growth_kib: float) -> list[ba.Figure]:
+    # The window's bytes less the pushes' own commits (their checkpointed pages stay in).
+    merge_kib = (run.merge_written - run.push_written) / count / 1024
+    pushes = len(run.push_ms)
+    return [
+        ba.Figure(
+            f"bytes written per 1 KiB record by the idle merge, after {count:,} new records,"
+            f" {size:,}-record archive",
+            merge_kib,
+            "KiB",
+            growth_kib,
+            "the ingest's own bytes written per record at this size (growth row, median)",
+            "",
+            f"bytes SQLite handed to write() (/proc/self/io wchar, the growth rows' counter)"
+            f" from the idle committer's start to the merge's end and a checkpoint:"
+            f" {run.merge_written / 2**20:.1f} MiB, less the {pushes} sporadic pushes' own"
+            f" commits ({run.push_written / 2**20:.2f} MiB, the committer thread's wchar), over"
+            f" the {count:,} records the ingest left; ingest + idle merge ="
+            f" {growth_kib + merge_kib:.2f} KiB/record; {run.idle_steps} merge steps",
+        ),
+        ba.Figure(
+            f"ack latency p99 of sporadic pushes during the idle merge, {size:,}-record archive",
+            ba.percentile(run.push_ms, 99),
+            "ms",
+            aim="< 50 ms p99",
+            note=f"{pushes} pushes from one phone {PUSH_GAP_S} s apart, each waited for,"
+            f" through the GroupCommitter (idle merge starts after"
+            f" {IDLE_BEFORE_FTS_MERGE_S} s without work); {run.pushes_on_merge} of them"
+            f" submitted while the merge was due; p50 {ba.percentile(run.push_ms, 50):.1f}"
+            f" ms, max {max(run.push_ms, default=float('nan')):.1f} ms; longest merge step"
+            f" {run.step_ms_max:.0f} ms; load average {run.load:.1f}",
         ),
     ]

@@ -52,6 +52,9 @@ MEASURED_ROWS = [
     "full-text search p95 over 30,000 messages",
     "full-text search p95 over 30,000 messages after 2,000 new records, no idle time",
     "full-text search p95 over 30,000 messages after 2,000 new records and the idle merge",
+    "bytes written per 1 KiB record by the idle merge, after 2,000 new records,"
+    " 30,000-record archive",
+    "ack latency p99 of sporadic pushes during the idle merge, 30,000-record archive",
     "new-phone restore",
     "history page at the start of a restore",
     "new-phone restore by the reference client over Noise, 2,000 messages",
