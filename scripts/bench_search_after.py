@@ -27,7 +27,7 @@ import bench_archive as ba
 import bench_reads
 
 from strongroom.archive import fts_merge, writes
-from strongroom.archive import store as store_module
+from strongroom.archive import fts_merge as fts_merge_module
 from strongroom.archive.committer import IDLE_BEFORE_FTS_MERGE_S, GroupCommitter
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Archive
@@ -96,7 +96,7 @@ def search_after(
     with nothing to commit merge the index (its idle merge), then search again."""
     segments, p50, p95 = _search(data, rounds, budget_s)
     steps: list[tuple[float, float]] = []  # (wall ms, thread CPU ms)
-    original = store_module.merge_step
+    original = fts_merge_module.merge_step
 
     def timed(conn: Connection, pages: int = fts_merge.STEP_PAGES) -> bool:
         wall, cpu = time.perf_counter(), time.thread_time()
@@ -105,7 +105,7 @@ def search_after(
         return merged
 
     archive = ba.open_archive(data)
-    store_module.merge_step = timed  # type: ignore[assignment]  # this bench process only
+    fts_merge_module.merge_step = timed  # type: ignore[assignment]  # this bench process only
     latencies: list[float] = []
     pushed = [0]  # bytes the committer thread handed to write() committing the pushes
     try:
@@ -134,7 +134,7 @@ def search_after(
         archive.checkpoint()
         written = ba.io_counters().get("wchar", 0) - io0.get("wchar", 0)
     finally:
-        store_module.merge_step = original  # type: ignore[assignment]
+        fts_merge_module.merge_step = original  # type: ignore[assignment]
         archive.close()
     merged_segments, merged_p50, merged_p95 = _search(data, rounds, budget_s)
     return SearchAfter(
