@@ -234,7 +234,22 @@ async def test_logout_ends_the_session(client) -> None:
     assert (await client.get("/dashboard", allow_redirects=False)).status == 303
 
 
-async def test_login_does_not_redirect_off_site(client) -> None:
+# Each of these is "//evil.example/" (another site) to a browser's URL parser, which
+# drops tabs and newlines and reads a backslash as a slash.
+OFF_SITE_TARGETS = (
+    "//evil.example/",
+    "/\t/evil.example/",
+    "/\n/evil.example/",
+    "/\r\n/evil.example/",
+    "/\\evil.example/",
+    " //evil.example/",
+    "https://evil.example/",
+    "/\x00/evil.example/",
+)
+
+
+@pytest.mark.parametrize("target", OFF_SITE_TARGETS)
+async def test_login_does_not_redirect_off_site(client, target: str) -> None:
     token = await get_csrf(client)
     response = await client.post(
         "/login",
@@ -242,11 +257,45 @@ async def test_login_does_not_redirect_off_site(client) -> None:
             "username": "admin",
             "password": ADMIN_PASSWORD,
             "csrf_token": token,
-            "next": "//evil.example/",
+            "next": target,
         },
         allow_redirects=False,
     )
+    assert response.status == 303
     assert response.headers["Location"] == "/dashboard"
+
+
+async def test_login_follows_a_same_site_next(client) -> None:
+    token = await get_csrf(client)
+    response = await client.post(
+        "/login",
+        data={
+            "username": "admin",
+            "password": ADMIN_PASSWORD,
+            "csrf_token": token,
+            "next": "/archive?q=contrat%20sign%C3%A9",
+        },
+        allow_redirects=False,
+    )
+    assert response.headers["Location"] == "/archive?q=contrat%20sign%C3%A9"
+
+
+async def test_a_csrf_header_that_is_not_utf8_is_refused_not_a_server_error(client) -> None:
+    """Raw bytes that are not UTF-8 in X-CSRF-Token: a 403 like any wrong token."""
+    await login(client, "admin", ADMIN_PASSWORD)
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE]
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST /logout HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        b"Cookie: " + f"{SESSION_COOKIE}={cookie.value}".encode() + b"\r\n"
+        b"X-CSRF-Token: \xff\xfe\xfd\r\nContent-Length: 0\r\n\r\n"
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"403"
+    # nothing was done: the session still works
+    assert (await client.get("/dashboard", allow_redirects=False)).status == 200
 
 
 # -- attachments: no path traversal -------------------------------------------------------------

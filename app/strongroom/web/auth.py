@@ -65,7 +65,17 @@ def require_role(*roles: str) -> Callable[[Handler], Handler]:
 
 
 def safe_next(target: str | None) -> str:
-    """Only same-site absolute paths are followed after login (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only same-site absolute paths are followed after login (no open redirect).
+
+    A browser's URL parser drops tabs and newlines and reads a backslash as a slash,
+    so "/\t/evil.example/" is "//evil.example/" to it: a path with any of those, or
+    any other space or control character, or one that parses with a host, is refused.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target or any(c.isspace() or not c.isprintable() for c in target):
+        return "/"
+    url = URL(target)
+    if url.is_absolute() or url.host:
         return "/"
     return target

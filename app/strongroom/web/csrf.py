@@ -24,7 +24,13 @@ class CsrfRejected(Exception):
 def tokens_match(expected: str, given: str | None) -> bool:
     if not given:
         return False
-    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+    # aiohttp hands over a header's bytes that are not UTF-8 as lone surrogates: a
+    # token that cannot be encoded is a refusal, not a 500.
+    try:
+        given_bytes = given.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given_bytes)
 
 
 async def check_request(request: web.Request, expected: str) -> None:
