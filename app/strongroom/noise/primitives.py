@@ -126,7 +126,7 @@ def _open_copied(plain: bytearray, key: bytes, nonce: bytes, ad: bytes, cipherte
 def _bind_private() -> OpenInto | None:
     """libsodium's crypto_aead_chacha20poly1305_ietf_decrypt writing into the caller's
     buffer, through PyNaCl's own cffi module `nacl._sodium` (not PyNaCl's public API:
-    the one private call of the code, named in docs/threat-model.md). None when a
+    one of the two private calls of the code, named in docs/threat-model.md). None when a
     PyNaCl release no longer has it: `_open_copied` then does the same, one copy more.
     libsodium checks the tag before it writes plaintext and zeroes the output when the
     check fails."""
