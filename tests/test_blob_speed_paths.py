@@ -30,7 +30,6 @@ from strongroom.archive.errors import BlobError
 from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive
 from strongroom.client import PhoneClient, ProofError
-from strongroom.client.link import PieceSink
 from strongroom.client.stream_buffer import STREAM_FRAMES, StreamBuffer
 from strongroom.peer import uploads
 from strongroom.peer.actions import UploadFailed, UploadOpened
@@ -343,13 +342,13 @@ async def test_a_download_to_a_file_cut_off_midway_resumes_from_what_is_on_disk(
 
     link = phone._require_link()
     asked: list[int] = []
-    real_receive = link.receive
+    real_stream = link.stream
 
-    def spy(frame_type: str, body: dict[str, object], piece: PieceSink) -> object:
+    def spy(frame_type: str, body: dict[str, object]) -> object:
         asked.append(int(body["offset"]))  # type: ignore[call-overload]
-        return real_receive(frame_type, body, piece)
+        return real_stream(frame_type, body)
 
-    monkeypatch.setattr(link, "receive", spy)
+    monkeypatch.setattr(link, "stream", spy)
     assert await phone.download_blob(sha, dest) == b""
     assert asked == [kept]  # only the missing bytes were asked for
     assert dest.read_bytes() == data and not partial.exists()

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,9 @@ import pytest
 
 from peer_helpers import RunningBox, attachment_record, paired_phone, running_box
 from strongroom.client import BoxError, PhoneClient
-from strongroom.client.link import PieceSink
 from strongroom.client.restore_files import WINDOW
 from strongroom.peer.connection import Connection
+from strongroom.peer.frames import Frame
 
 box = pytest.fixture(running_box)
 
@@ -45,19 +45,20 @@ def _watch_streams(phone: PhoneClient) -> dict[str, Any]:
     """Count the phone's blob_get streams: how many at once at most, and per blob."""
     link = phone._require_link()
     seen: dict[str, Any] = {"now": 0, "most": 0, "per_blob": {}}
-    receive = link.receive
+    stream = link.stream
 
-    async def counted(kind: str, body: Mapping[str, Any], piece: PieceSink) -> None:
+    async def counted(kind: str, body: Mapping[str, Any]) -> AsyncGenerator[Frame, None]:
         seen["now"] += 1
         seen["most"] = max(seen["most"], seen["now"])
         sha = bytes(body["sha256"])
         seen["per_blob"][sha] = seen["per_blob"].get(sha, 0) + 1
         try:
-            await receive(kind, body, piece)
+            async for frame in stream(kind, body):
+                yield frame
         finally:
             seen["now"] -= 1
 
-    link.receive = counted  # type: ignore[method-assign, assignment]
+    link.stream = counted  # type: ignore[method-assign, assignment]
     return seen
 
 

@@ -2,10 +2,9 @@
 
 Upload: `blob_begin`, then `blob_chunk` frames from the offset the box returns
 (what it had made durable), then `blob_end`; the ack is verified like a record's.
-Download: `blob_get` from the size of a partial file, each piece taken as the link
-decrypts it (Link.receive), its SHA-256 checked and the file fsynced once before it
-takes its final name (renamed durably). Neither holds an attachment whole in memory
-when it comes from or goes to a file.
+Download: `blob_get` from the size of a partial file, its SHA-256 checked and the
+file fsynced once before it takes its final name (renamed durably). Neither holds
+an attachment whole in memory when it comes from or goes to a file.
 """
 
 from __future__ import annotations
@@ -78,21 +77,40 @@ async def download(link: Link, sha256: bytes, dest: Path | None) -> bytes:
 
 async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path | None) -> bytes:
     digest = hashlib.sha256()
+    parts: list[bytes | memoryview] = []  # views of the decrypted frames: not copied
     offset = 0
     if partial is not None:
         offset = await asyncio.to_thread(_hash_partial, partial, digest)
     # Unbuffered: each batch goes to the kernel in one writev of its pieces.
     handle = partial.open("ab", buffering=0) if partial is not None else None
-    pieces = _Pieces(handle, digest, offset)
+    frames = link.stream("blob_get", {"sha256": sha256, "offset": offset})
     try:
-        # Each piece is taken on the link's reader as it is decrypted (Link.receive):
-        # the link reads no more while a batch is hashed and written, so the box is
-        # held back by TCP, not buffered here.
-        await link.receive("blob_get", {"sha256": sha256, "offset": offset}, pieces.take)
-        if handle is not None:
-            # The last batch is fsynced with the file (once per file, not per batch),
-            # on a worker thread: the loop does not wait for the disk.
-            await _to_thread_to_its_end(_write_flushed, handle, digest, pieces.parts, True)
+        # The link buffers only a few frames of the stream (back-pressure on the box);
+        # aclosing releases the stream as soon as this loop ends, even on an error.
+        async with contextlib.aclosing(frames):
+            async for frame in frames:
+                if frame.body["offset"] != offset:
+                    raise ProofError("the box sent the attachment's bytes out of order")
+                data: bytes | memoryview = frame.body["data"]
+                offset += len(data)
+                parts.append(data)
+                if handle is None:
+                    digest.update(data)
+                elif frame.body["end"]:
+                    # The last batch is fsynced with the file (once per file, not per
+                    # batch), on a worker thread: the loop does not wait for the disk.
+                    await _to_thread_to_its_end(_write_flushed, handle, digest, parts, True)
+                    parts = []
+                elif len(parts) >= WRITE_PIECES:
+                    # Hashed and written to the page cache here, on the loop, about
+                    # 1 MiB at a time (~1 ms). A worker-thread hop per batch cost more
+                    # CPU than it saved (thread wake-ups, the GIL handed back and forth,
+                    # the batch's bytes crossing cores): ~10 % of the phone's CPU per
+                    # MiB, for no more MiB/s on two cores (measured, docs/benchmarks.md).
+                    _write_flushed(handle, digest, parts, False)
+                    parts = []
+                if frame.body["end"]:
+                    break
     finally:
         if handle is not None:  # a cut-off download resumes after its last written batch
             handle.close()
@@ -105,35 +123,7 @@ async def _download(link: Link, sha256: bytes, partial: Path | None, dest: Path 
         # and the name is made durable: after a crash a file under its final name is
         # whole, and restore_to, which skips the files it finds, never keeps a torn one.
         await asyncio.to_thread(_rename_durably, partial, dest)
-    return b"".join(pieces.parts) if handle is None else b""
-
-
-class _Pieces:
-    """A download's pieces, taken on the link's reader (Link.receive): checked to come
-    in order, then hashed and written about 1 MiB at a time, or kept in memory (no
-    file). The file's last batch is left in `parts` for the fsync off the loop."""
-
-    def __init__(self, handle: Any, digest: Any, offset: int) -> None:
-        self._handle = handle
-        self._digest = digest
-        self._offset = offset
-        self.parts: list[bytes | memoryview] = []  # views of the decrypted messages
-
-    def take(self, offset: int, data: bytes | memoryview, end: bool) -> None:
-        if offset != self._offset:
-            raise ProofError("the box sent the attachment's bytes out of order")
-        self._offset += len(data)
-        self.parts.append(data)
-        if self._handle is None:
-            self._digest.update(data)
-        elif len(self.parts) >= WRITE_PIECES and not end:
-            # Hashed and written to the page cache here, on the loop, about 1 MiB at a
-            # time (~1 ms). A worker-thread hop per batch cost more CPU than it saved
-            # (thread wake-ups, the GIL handed back and forth, the batch's bytes
-            # crossing cores): ~10 % of the phone's CPU per MiB, for no more MiB/s on
-            # two cores (measured, docs/benchmarks.md).
-            _write_flushed(self._handle, self._digest, self.parts, False)
-            self.parts = []
+    return b"".join(parts)
 
 
 async def _to_thread_to_its_end(work: Callable[..., None], *args: Any) -> None:

@@ -110,8 +110,6 @@ class Link:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Frame]] = {}
         self._streams: dict[int, StreamBuffer[Frame]] = {}
-        # Streamed replies handed piece by piece to a callback, on the reader (`receive`).
-        self._sinks: dict[int, _Sink] = {}
         # Bundles frames once the box's hello lists "bundles" (see PhoneClient._hello).
         self.outbox = Outbox(self._channel, self.ws.send_bytes)
         self._window = asyncio.Semaphore(window)
@@ -200,27 +198,6 @@ class Link:
             self._streams.pop(request_id, None)
             frames.abandon()  # a reader waiting for room must not wait for us forever
 
-    async def receive(self, frame_type: str, body: Mapping[str, Any], piece: PieceSink) -> None:
-        """Send a request answered by blob_data frames; hand each frame's piece to
-        `piece(offset, data, end)` as it arrives; return after the piece with end.
-
-        `piece` runs on the link's reader, in the same loop turn as the decryption,
-        so nothing waits in a buffer: while it works (hashing, writing to the page
-        cache) the link reads no more, and TCP holds the box back. For an attachment
-        this is `stream` without a frame object, a buffer, an async generator and a
-        task switch per 64 KiB (client/attachments.py). An exception from `piece`,
-        an `error` frame (BoxError) or the connection closing (ConnectionLost) ends
-        it; `data` is a view into the decrypted message, valid as long as it is kept.
-        """
-        request_id = self.next_id()
-        sink = _Sink(piece, asyncio.get_running_loop().create_future())
-        self._sinks[request_id] = sink
-        try:
-            await self.send(Frame(frame_type, request_id, body))
-            await sink.done
-        finally:
-            self._sinks.pop(request_id, None)  # later frames of it go to `on_frame`
-
     async def _read(self) -> None:
         refused = False  # the box broke the channel: close with 4400 (protocol.md §10.2)
         try:
@@ -235,8 +212,6 @@ class Link:
                 # Views of the decrypted message: a blob_data frame's piece reaches the
                 # download's hash and disk without being copied (SecureChannel.open_views).
                 for raw in self._channel.open_views(bytes(msg.data)):
-                    if self._sinks and self._to_sink(raw):
-                        continue
                     frame = self._stream_frame(raw) if self._streams else None
                     if frame is None:
                         try:
@@ -266,30 +241,11 @@ class Link:
                     future.set_exception(lost)
             for stream in self._streams.values():
                 stream.end()
-            for sink in self._sinks.values():
-                if not sink.done.done():
-                    sink.done.set_exception(lost)
             with contextlib.suppress(Exception):
                 if refused:
                     await self.ws.close(code=CloseCode.PROTOCOL, message=b"transport refused")
                 else:
                     await self.ws.close()
-
-    def _to_sink(self, raw: memoryview) -> bool:
-        """Hand a blob_data frame to the `receive` waiting for it; False if it is not one
-        (anything else, an `error` frame for it included, goes the usual way)."""
-        fields = parse_blob_data(raw)
-        sink = self._sinks.get(fields.request_id) if fields is not None else None
-        if fields is None or sink is None or sink.done.done():
-            return False
-        try:
-            sink.piece(fields.offset, fields.data, fields.end)
-        except Exception as exc:  # the receiver's failure (hash, order, disk) ends it
-            sink.done.set_exception(exc)
-            return True
-        if fields.end:
-            sink.done.set_result(None)
-        return True
 
     def _stream_frame(self, raw: memoryview) -> Frame | None:
         """A blob_data frame of a stream being read, recognised by its exact canonical
@@ -302,10 +258,6 @@ class Link:
         return Frame("blob_data", fields.request_id, body)
 
     def _dispatch(self, frame: Frame) -> None:
-        sink = self._sinks.get(frame.id) if frame.id and frame.type == "error" else None
-        if sink is not None and not sink.done.done():
-            sink.done.set_exception(_error_of(frame))
-            return
         future = self._pending.get(frame.id) if frame.id else None
         if self.check_head is not None and "tree_head" in frame.body and frame.type != "paired":
             try:
@@ -335,16 +287,6 @@ class Link:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-
-# piece(offset, data, end): one blob_data frame's fields, on the link's reader.
-PieceSink = Callable[[int, bytes | memoryview, bool], None]
-
-
-@dataclass
-class _Sink:
-    piece: PieceSink
-    done: asyncio.Future[None]
 
 
 def _encoded(frame: Frame) -> bytes:

@@ -8,10 +8,9 @@ is still downloaded by `attachments.download`: its SHA-256 checked, written
 under a temporary name, fsynced once and renamed durably; a file already under
 its final name is skipped, so a restore cut off resumes where it stopped.
 
-Memory stays flat: at most `WINDOW` streams, each holding one write batch (~1 MiB
-of views into decrypted messages; the link reads no more while a batch is hashed
-and written: Link.receive), and one batch of hashes read back from the history on
-disk.
+Memory stays flat: at most `WINDOW` streams, each with its bounded buffer
+(client/stream_buffer.py) and one write batch, and one batch of hashes read
+back from the history on disk.
 """
 
 from __future__ import annotations
