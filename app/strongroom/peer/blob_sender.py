@@ -4,9 +4,11 @@ A worker thread reads and decrypts the next ~1 MiB of stored chunks while the
 loop seals and writes the pieces of the batch before it. Each piece's frame is its
 exact canonical bytes written around the piece (peer/blob_frames.py), sealed under
 the outbox's lock (Noise nonces are implicit: a batch is written in the order it
-was sealed, before anything else is sealed), one piece at a time: each is written
-as soon as it is sealed, so the phone starts on a batch before the box has sealed
-all of it (docs/benchmarks.md, "the box's send path"). Before, each piece was a Frame
+was sealed, before anything else is sealed), one piece at a time, in place in the
+buffer of its WebSocket frame, which leaves in one write (SecureChannel.seal_parts_into,
+peer/ws_send.py). Each is written as soon as it is sealed, so the phone starts on a
+batch before the box has sealed all of it (docs/benchmarks.md, "the box's send
+path"). Before, each piece was a Frame
 encoded by cbor2 and sent through the outbox on its own loop turn. Sealing stays
 on the loop: done on another worker thread it cost the box more CPU here (bytes
 allocated in one thread's malloc arena and freed in another's), not less.
