@@ -76,7 +76,9 @@ def test_a_frame_larger_than_a_message_is_still_fragmented() -> None:
     assert opened == [frame]
 
 
-async def _served(serve: Serve) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+async def _served(
+    serve: Serve, compress: int = 0
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=70_000)
         await ws.prepare(request)
@@ -87,7 +89,8 @@ async def _served(serve: Serve) -> AsyncIterator[aiohttp.ClientWebSocketResponse
     app = web.Application()
     app.router.add_get("/", handler)
     async with TestServer(app) as server, aiohttp.ClientSession() as http:
-        async with http.ws_connect(server.make_url("/"), max_msg_size=70_000) as ws:
+        url = server.make_url("/")
+        async with http.ws_connect(url, max_msg_size=70_000, compress=compress) as ws:
             yield ws
 
 
@@ -132,6 +135,22 @@ async def test_a_phone_that_stops_reading_stops_the_box() -> None:
             assert len(msg.data) == 65_535
             received += 1
     assert sent == 4096
+
+
+async def test_a_phone_that_negotiated_compression_gets_aiohttp_s_own_frames() -> None:
+    # Another client may ask for permessage-deflate (the reference phone does not):
+    # the box then leaves the framing to aiohttp, and the message still arrives.
+    message = os.urandom(65_535)
+    raw: list[bool] = []
+
+    async def serve(writer: FrameWriter) -> None:
+        raw.append(writer.raw)
+        await writer(bytearray(ROOM) + message)
+
+    async for ws in _served(serve, compress=15):
+        received = await ws.receive()
+        assert received.data == message
+    assert raw == [False]
 
 
 async def test_without_aiohttp_s_writer_the_frames_go_through_send_bytes() -> None:
