@@ -68,6 +68,18 @@ class CipherState:
         self._nonce = n + 1
         return ciphertext
 
+    def encrypt_with_ad_into(self, ad: bytes, buf: bytearray, start: int, size: int) -> None:
+        """`encrypt_with_ad` in place (primitives.encrypt_into): the plaintext at
+        buf[start:start+size] becomes the ciphertext, followed by its tag."""
+        key = self._key
+        if key is None:
+            raise WrongPhase("a CipherState without a key adds no tag: use encrypt_with_ad")
+        n = self._nonce
+        if n == _MAX_NONCE:
+            raise NonceExhausted("nonce 2**64-1 is reserved; rekey or start a new session")
+        primitives.encrypt_into(key, n, ad, buf, start, size)
+        self._nonce = n + 1
+
     def decrypt_with_ad(self, ad: bytes, ciphertext: bytes) -> bytes:
         """DecryptWithAd(ad, ciphertext): verify, decrypt, advance the nonce only on success."""
         key = self._key

@@ -126,7 +126,7 @@ def _open_copied(plain: bytearray, key: bytes, nonce: bytes, ad: bytes, cipherte
 def _bind_private() -> OpenInto | None:
     """libsodium's crypto_aead_chacha20poly1305_ietf_decrypt writing into the caller's
     buffer, through PyNaCl's own cffi module `nacl._sodium` (not PyNaCl's public API:
-    the one private call of the code, named in docs/threat-model.md). None when a
+    one of the two private calls of the code, named in docs/threat-model.md). None when a
     PyNaCl release no longer has it: `_open_copied` then does the same, one copy more.
     libsodium checks the tag before it writes plaintext and zeroes the output when the
     check fails."""
@@ -156,6 +156,54 @@ def _bind_private() -> OpenInto | None:
 
 
 _open_into: OpenInto = _bind_private() or _open_copied
+
+# seal_into(buf, start, size, key, nonce, ad): the `size` plaintext bytes at buf[start:]
+# replaced by their ciphertext, the tag written after them (buf has room for it).
+SealInto = Callable[[bytearray, int, int, bytes, bytes, bytes], None]
+
+
+def _seal_copied(
+    buf: bytearray, start: int, size: int, key: bytes, nonce: bytes, ad: bytes
+) -> None:
+    """The fallback of `_seal_into`: nacl.bindings' public function, then a copy."""
+    end = start + size
+    buf[start : end + TAGLEN] = _aead_encrypt(bytes(buf[start:end]), ad, nonce, key)
+
+
+def _bind_private_seal() -> SealInto | None:
+    """libsodium's crypto_aead_chacha20poly1305_ietf_encrypt in place, in the caller's
+    buffer (libsodium allows the ciphertext to be the plaintext's own bytes), through
+    `nacl._sodium` as `_bind_private`; None when a PyNaCl release no longer has it."""
+    try:
+        from nacl._sodium import ffi, lib
+
+        function = lib.crypto_aead_chacha20poly1305_ietf_encrypt
+        from_buffer, null = ffi.from_buffer, ffi.NULL
+    except (ImportError, AttributeError):
+        return None
+
+    def seal_into(
+        buf: bytearray, start: int, size: int, key: bytes, nonce: bytes, ad: bytes
+    ) -> None:
+        at = from_buffer(buf) + start
+        function(at, null, at, size, ad if ad else null, len(ad), null, nonce, key)
+
+    return seal_into
+
+
+_seal_into: SealInto = _bind_private_seal() or _seal_copied
+
+
+def encrypt_into(key: bytes, n: int, ad: bytes, buf: bytearray, start: int, size: int) -> None:
+    """ENCRYPT(k, n, ad, plaintext) in place: the plaintext is buf[start:start+size], the
+    ciphertext and its tag take its place and the TAGLEN bytes after it. The box seals
+    a blob_data frame where its WebSocket frame is built (peer/ws_send.py): nacl.bindings'
+    wrapper encrypts into a buffer of its own and copies that into a new bytes object."""
+    if len(key) != KEYLEN:
+        raise ConfigurationError(f"a cipher key is {KEYLEN} bytes")
+    if start < 0 or size < 0 or start + size + TAGLEN > len(buf):
+        raise ValueError("the buffer has no room for the plaintext and its tag there")
+    _seal_into(buf, start, size, key, _NONCE.pack(n), ad)
 
 
 def decrypt_mutable(key: bytes, n: int, ad: bytes, ciphertext: bytes) -> bytearray:

@@ -84,6 +84,17 @@ class TransportSession:
             )
         return self._sending.encrypt_with_ad(ad, plaintext)
 
+    def encrypt_into(self, buf: bytearray, start: int, size: int, ad: bytes = b"") -> None:
+        """`encrypt` in place: the `size` plaintext bytes at buf[start:] become the
+        transport message (ciphertext and tag: buf holds 16 bytes more after them)."""
+        if not self._can_send:
+            raise WrongDirection("in a one-way pattern the responder cannot send")
+        if size > MAX_PLAINTEXT_LEN:
+            raise MessageTooLarge(
+                f"plaintext of {size} bytes exceeds {MAX_PLAINTEXT_LEN}; chunk it"
+            )
+        self._sending.encrypt_with_ad_into(ad, buf, start, size)
+
     def decrypt(self, ciphertext: bytes, ad: bytes = b"") -> bytes:
         """Authenticate and decrypt the peer's next transport message, in order."""
         self._check_incoming(ciphertext)

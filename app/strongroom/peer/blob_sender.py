@@ -4,9 +4,11 @@ A worker thread reads and decrypts the next ~1 MiB of stored chunks while the
 loop seals and writes the pieces of the batch before it. Each piece's frame is its
 exact canonical bytes written around the piece (peer/blob_frames.py), sealed under
 the outbox's lock (Noise nonces are implicit: a batch is written in the order it
-was sealed, before anything else is sealed), one piece at a time: each is written
-as soon as it is sealed, so the phone starts on a batch before the box has sealed
-all of it (docs/benchmarks.md, "the box's send path"). Before, each piece was a Frame
+was sealed, before anything else is sealed), one piece at a time, in place in the
+buffer of its WebSocket frame, which leaves in one write (SecureChannel.seal_parts_into,
+peer/ws_send.py). Each is written as soon as it is sealed, so the phone starts on a
+batch before the box has sealed all of it (docs/benchmarks.md, "the box's send
+path"). Before, each piece was a Frame
 encoded by cbor2 and sent through the outbox on its own loop turn. Sealing stays
 on the loop: done on another worker thread it cost the box more CPU here (bytes
 allocated in one thread's malloc arena and freed in another's), not less.
@@ -59,14 +61,15 @@ class BlobFrames:
     and pieces 65,280 bytes, so most pieces span two chunks. Gathering the chunks
     in a bytearray first cost the box a second copy of every byte."""
 
-    def __init__(self, request_id: int, offset: int) -> None:
+    def __init__(self, request_id: int, offset: int, room: int = 0) -> None:
         self._request_id = request_id
+        self._room = room  # free bytes before each message (the outbox's frame header)
         self._sent = offset
         self._parts: list[memoryview] = []  # the next piece's bytes, not sealed yet
         self._size = 0
         self.done = False
 
-    def seal(self, channel: SecureChannel, batch: Batch) -> Iterator[bytes]:
+    def seal(self, channel: SecureChannel, batch: Batch) -> Iterator[bytes | bytearray]:
         """The transport messages of the pieces `batch` completes, each sealed when the
         outbox asks for it (under its lock): the first piece of a batch is on the wire
         while the next is sealed, so the phone does not wait for a whole batch. The
@@ -88,9 +91,13 @@ class BlobFrames:
             self.done = True
             yield from self._seal_piece(channel, True)
 
-    def _seal_piece(self, channel: SecureChannel, end: bool) -> list[bytes]:
+    def _seal_piece(self, channel: SecureChannel, end: bool) -> list[bytes] | list[bytearray]:
         before, after = blob_data_parts(self._request_id, self._sent, self._size, end)
-        sealed = channel.seal_parts((before, *self._parts, after))
+        parts: list[bytes | memoryview] = [before, *self._parts, after]
+        if self._room:
+            sealed: list[bytes] | list[bytearray] = channel.seal_parts_into(parts, self._room)
+        else:
+            sealed = channel.seal_parts(parts)
         self._sent += self._size
         self._parts, self._size = [], 0
         return sealed

@@ -27,6 +27,7 @@ BUNDLE = 0x02
 MAX_FRAGMENT = MAX_PLAINTEXT_LEN - 1
 _LENGTH = 2  # bytes of each frame's length inside a bundle
 _FINAL_FLAG = bytes([FINAL])
+_TAG_ROOM = bytes(16)  # where an in-place encryption writes its tag
 Plain = TypeVar("Plain", bytes, memoryview)
 
 # The largest WebSocket message either side accepts (protocol.md §1): a Noise
@@ -69,6 +70,18 @@ class SecureChannel:
         if sum(len(part) for part in parts) <= MAX_FRAGMENT:
             return [self._transport.encrypt(b"".join((_FINAL_FLAG, *parts)))]
         return self.seal(b"".join(parts))
+
+    def seal_parts_into(self, parts: Sequence[bytes | memoryview], room: int) -> list[bytearray]:
+        """`seal_parts`, each transport message in a bytearray after `room` free bytes
+        (where the box's writer puts the WebSocket frame's header: peer/ws_send.py).
+        A frame that fits one message is joined once with its flag byte, in the buffer
+        that is sent, and encrypted there in place: no other copy of its bytes."""
+        size = 1 + sum(len(part) for part in parts)
+        if size - 1 > MAX_FRAGMENT:
+            return [bytearray(room) + message for message in self.seal(b"".join(parts))]
+        buf = bytearray().join((bytes(room), _FINAL_FLAG, *parts, _TAG_ROOM))
+        self._transport.encrypt_into(buf, room, size)
+        return [buf]
 
     def seal_many(self, frames: Sequence[bytes]) -> list[bytes]:
         """The transport messages carrying `frames` in order, as few as bundles allow.

@@ -60,6 +60,7 @@ from strongroom.peer.head_sender import HeadSender
 from strongroom.peer.outbox import Outbox
 from strongroom.peer.session import PeerSession, State
 from strongroom.peer.uploads import UploadDriver
+from strongroom.peer.ws_send import FrameWriter
 from strongroom.reach.helper import HelperUnavailable
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class Connection:
         # Each blob stream holds up to two ~1 MiB batches: without a cap one phone's
         # max_in_flight blob_gets could hold ~128 MiB of the box. More wait their turn.
         self._blob_streams = asyncio.Semaphore(MAX_BLOB_STREAMS)
-        self.outbox = Outbox(channel, ws.send_bytes)
+        self.outbox = Outbox(channel, ws.send_bytes, FrameWriter(ws))  # blob pieces: ws_send
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_input = time.monotonic()
         self._closed = False
@@ -366,7 +367,7 @@ class Connection:
         # only what remains. A worker thread reads the next batch while this one is
         # sealed and written (peer/blob_sender.py).
         chunks = self.service.archive.blobs.read_chunks(location, size, offset)
-        frames = BlobFrames(request_id, offset)
+        frames = BlobFrames(request_id, offset, self.outbox.room)
         ahead: asyncio.Future[Batch] | None = None
         try:
             batch = await asyncio.to_thread(read_batch, chunks)

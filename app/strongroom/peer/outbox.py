@@ -15,17 +15,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 from strongroom.peer.channel import SecureChannel
 
 Write = Callable[[bytes], Awaitable[None]]
-Seal = Callable[[SecureChannel], Iterable[bytes]]
+Seal = Callable[[SecureChannel], Iterable[bytes | bytearray]]
+
+
+class ReservedWrite(Protocol):
+    """Writes a message sealed after `room` free bytes (peer/ws_send.FrameWriter)."""
+
+    room: int
+
+    def __call__(self, buf: bytearray) -> Awaitable[None]: ...
 
 
 class Outbox:
-    def __init__(self, channel: SecureChannel, write: Write) -> None:
+    def __init__(
+        self, channel: SecureChannel, write: Write, reserved: ReservedWrite | None = None
+    ) -> None:
         self._channel = channel
         self._write = write
+        # `send_sealed` messages go through `reserved` when there is one: each is
+        # then sealed after `room` free bytes, where it puts its frame header.
+        self._reserved = reserved
+        self.room = reserved.room if reserved is not None else 0
         # Nonces are implicit: flushes seal and write under one lock, in the order
         # they were started, so the order on the wire is the order of encryption.
         self._lock = asyncio.Lock()
@@ -88,15 +103,17 @@ class Outbox:
         """Write the transport messages `seal(channel)` gives, sealed under the lock
         (a batch of large frames built around their bytes: peer/blob_sender.py); an
         iterator is sealed one message at a time, each written before the next is
-        sealed. Frames queued before it leave before it."""
+        sealed. Frames queued before it leave before it. With `room`, each message
+        is a bytearray whose first `room` bytes are free for the reserved writer."""
         if self._broken:
             raise ConnectionResetError("the channel lost messages it had sealed")
         if self._written is not None:
             await asyncio.shield(self._written)
+        write = self._reserved or self._write
         async with self._lock:
             try:
                 for message in seal(self._channel):
-                    await self._write(message)
+                    await write(message)  # type: ignore[arg-type]
             except BaseException:
                 self._broken = True  # a message left unwritten: the next would not open
                 raise
