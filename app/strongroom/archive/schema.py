@@ -43,6 +43,16 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # NULL for a message without text (a deletion marker).
 MESSAGE_TEXT = "coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS TEXT))"
 
+# Whether a message has an attachment, for the same join: the attachments pushed for
+# it (by conversation and the phone's id, an index seek on attachments_message).
+# messages.has_attachment is set only when the attachment came first: setting it when
+# the attachment comes after would need the message by the phone's id, which records
+# has no index for (it read every record of the conversation, per attachment).
+MESSAGE_HAS_ATTACHMENT = (
+    "EXISTS (SELECT 1 FROM attachments a"
+    " WHERE a.conversation_id = m.conversation_id AND a.message_client_id = r.client_id)"
+)
+
 # Feeding the full-text index once per group commit (migration 4 onwards), in
 # the batch's transaction: every message row written since the last batch, as
 # one INSERT ... SELECT (one FTS5 segment for the batch, not one per record).

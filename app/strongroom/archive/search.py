@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from strongroom.archive import conv_keys
 from strongroom.archive.db import Connection
 from strongroom.archive.fts_terms import completions
-from strongroom.archive.schema import LIGATURES, MESSAGE_TEXT
+from strongroom.archive.schema import LIGATURES, MESSAGE_HAS_ATTACHMENT, MESSAGE_TEXT
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_TERMS = 16
@@ -108,7 +108,7 @@ class SearchFilters:
 _HIT_COLUMNS = (
     "m.record_id, m.conversation_id, c.owner, c.peer, m.direction, m.sender,"
     f" {MESSAGE_TEXT},"
-    " m.sent_at, d.name, m.has_attachment, r.destroyed_at IS NOT NULL, c.ref"
+    f" m.sent_at, d.name, {MESSAGE_HAS_ATTACHMENT}, r.destroyed_at IS NOT NULL, c.ref"
 )
 
 
@@ -190,7 +190,7 @@ def _filters(f: SearchFilters, sent_at: str) -> tuple[list[str], list[object]]:
             where.append(clause)
             args.append(value)
     if f.has_attachment is not None:
-        where.append("m.has_attachment = ?")
+        where.append(f"{MESSAGE_HAS_ATTACHMENT} = ?")
         args.append(1 if f.has_attachment else 0)
     return where, args
 
