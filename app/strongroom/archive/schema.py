@@ -45,9 +45,10 @@ MESSAGE_TEXT = "coalesce(m.text, CAST(substr(r.body, m.text_at, m.text_len) AS T
 
 # Whether a message has an attachment, for the same join: the attachments pushed for
 # it (by conversation and the phone's id, an index seek on attachments_message).
-# messages.has_attachment is set only when the attachment came first: setting it when
-# the attachment comes after would need the message by the phone's id, which records
-# has no index for (it read every record of the conversation, per attachment).
+# messages.has_attachment is NOT maintained (set only when the attachment came first:
+# setting it when the attachment comes after would need the message by the phone's id,
+# which records has no index for): never read it, ask this. Search's filter alone
+# starts from the attachments table when that reads less (search._attached_messages).
 MESSAGE_HAS_ATTACHMENT = (
     "EXISTS (SELECT 1 FROM attachments a"
     " WHERE a.conversation_id = m.conversation_id AND a.message_client_id = r.client_id)"

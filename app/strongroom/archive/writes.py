@@ -43,8 +43,8 @@ def _conversation_id(txn: Txn, owner: str, ref: str, peer: str, at: int) -> int:
     return int(row[0])
 
 
-# has_attachment: set when the attachment manifest came before its message. Readers
-# do not rely on it (schema.MESSAGE_HAS_ATTACHMENT also sees a later attachment).
+# has_attachment is NOT maintained (set only when the manifest came before its message,
+# never by a later one): nothing may read it; schema.MESSAGE_HAS_ATTACHMENT is the truth.
 _INSERT_MESSAGE = (
     "INSERT INTO messages (record_id, conversation_id, direction, sender, text, text_at,"
     " text_len, sent_at, edits_client_id, deleted, has_attachment)"

@@ -5,7 +5,8 @@ Shipped text: never edit a migration here, append a new one (archive/schema.py).
 
 from __future__ import annotations
 
-# 1: the first schema.
+# 1: the first schema. messages.has_attachment is no longer maintained (a later
+# attachment leaves it 0): never read it, see schema.MESSAGE_HAS_ATTACHMENT.
 MIGRATION_1 = """
     CREATE TABLE meta (
         key TEXT PRIMARY KEY,
