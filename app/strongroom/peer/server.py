@@ -80,7 +80,8 @@ class PeerService:
         self.box = BoxInfo(box_name, keys.fingerprint, keys.signing_public)
         self.readers = ReaderPool(archive, READERS)
         self.signatures = SignatureChecker(SIGNATURE_WORKERS)
-        self.log_proofs = LogProofs()  # log nodes for consistency proofs, shared
+        # Log nodes for consistency proofs, shared; the committer's between its batches.
+        self.log_proofs = LogProofs(committer.consistency_proofs)
         self.active_uploads: dict[bytes, UploadDriver] = {}
         self._connections: set[Connection] = set()
         self._handshaking = 0
