@@ -50,6 +50,7 @@ from bench_peer_harness import wait_for_child as wait_for_child
 from strongroom.client import DeviceState, PhoneClient
 from strongroom.client.link import open_link
 from strongroom.config import Limits
+from strongroom.gc_settle import settle
 from strongroom.peer.frames import BLOB_PIECE_BYTES
 from strongroom.peer.handshake import HandshakeKind
 
@@ -70,6 +71,10 @@ async def _phones_push(
         # Sign ahead of the clock: signing is the phone's work, not the box's.
         budget = int(seconds * (rate or 8000)) + 1000
         signed = {id(c): [c.sign(_message(n)) for n in range(budget // phones)] for c in clients}
+        # A cheap load generator: what was built until now (the clients, the signed
+        # records) out of the collector's passes, its young generation collected as the
+        # box's is (gc_settle.py).
+        settle()
         deadline = time.perf_counter() + seconds
 
         async def one(client: PhoneClient) -> None:
