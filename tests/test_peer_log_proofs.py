@@ -123,6 +123,7 @@ async def test_the_group_committer_gives_each_sessions_first_ack_of_a_batch_its_
     keys = derive_box_keys(os.urandom(32))
     archive = Archive.open(tmp_path / "box", keys.archive_key, keys.blob_key, keys.signing_key)
     committer = GroupCommitter(archive)
+    committer.prove_from_heads = PROVEN_FROM_HEADS  # as PeerService sets it
     committer.start()
     try:
         heads = []
@@ -153,6 +154,24 @@ async def test_the_group_committer_gives_each_sessions_first_ack_of_a_batch_its_
             )
         assert proofs.nodes == {}  # no node was read for any of them
         assert len(committer.consistency_proofs) <= PROVEN_FROM_HEADS**2  # bounded
+    finally:
+        committer.stop()
+        archive.close()
+
+
+async def test_without_a_peer_service_the_committer_proves_nothing(tmp_path: Path) -> None:
+    """The proofs are for phone sessions: a committer nobody asked (the growth
+    benchmarks, the CLI's writes) spends nothing on them."""
+    keys = derive_box_keys(os.urandom(32))
+    archive = Archive.open(tmp_path / "box", keys.archive_key, keys.blob_key, keys.signing_key)
+    committer = GroupCommitter(archive)
+    committer.start()
+    try:
+        for batch in range(4):
+            await asyncio.gather(
+                *(committer.submit(writes.audit("admin", "x", f"{batch}-{i}")) for i in range(3))
+            )
+        assert committer.consistency_proofs == {}
     finally:
         committer.stop()
         archive.close()

@@ -58,8 +58,9 @@ class _Job:
 
 _STOP = object()
 
-# The heads of the last batches from which the committer proves each new head
-# (for the peer sessions whose last ack carried one of them: peer/log_proofs.py).
+# The heads of the last batches from which the committer proves each new head,
+# once the peer service asks for it (its sessions whose last ack carried one of
+# them: peer/log_proofs.py). ~27 µs a proof at 1M leaves.
 PROVEN_FROM_HEADS = 16
 
 # How long the queue stays empty before the full-text index's idle merge starts.
@@ -82,13 +83,15 @@ class GroupCommitter:
         # (archive/checkpointer.py): no group commit waits for a checkpoint.
         self.checkpointer: Checkpointer | None = None
         # (old size, new size) -> the consistency proof from the head of each of the
-        # last PROVEN_FROM_HEADS batches to the new one, written before the new batch's
-        # waiters wake: a phone session sends one with its first ack of the batch
-        # (peer/log_proofs.py), which otherwise waited for a reader thread to read it,
-        # and every other ack of the batch behind that one. Filled on this thread, read
-        # on event loops (single dict operations).
+        # last `prove_from_heads` batches to the new one, written before the new
+        # batch's waiters wake: a phone session sends one with its first ack of the
+        # batch (peer/log_proofs.py), which otherwise waited for a reader thread to
+        # read it, and every other ack of the batch behind that one. Off (0) until the
+        # peer service sets it (PROVEN_FROM_HEADS); filled on this thread, read on
+        # event loops (single dict operations).
+        self.prove_from_heads = 0
         self.consistency_proofs: dict[tuple[int, int], list[bytes]] = {}
-        self._recent_sizes: deque[int] = deque(maxlen=PROVEN_FROM_HEADS)
+        self._recent_sizes: deque[int] = deque()
 
     def start(self) -> None:
         if self._thread is None:
@@ -272,10 +275,11 @@ class GroupCommitter:
             proofs[position] = proof
 
     def _keep_consistency(self, size: int) -> None:
-        """Prove the new head of `size` from the last batches' heads (~16 µs each)."""
+        """Prove the new head of `size` from the last batches' heads, if asked to."""
+        count = self.prove_from_heads
         recent = self._recent_sizes
-        if recent and recent[-1] == size:
-            return  # nothing logged since
+        if count <= 0 or (recent and recent[-1] == size):
+            return  # off, or nothing logged since
         kept = self.consistency_proofs
         try:
             for old in recent:
@@ -284,7 +288,9 @@ class GroupCommitter:
         except Exception:  # a damaged node store: the sessions read it (and say why)
             log.exception("no consistency proof up to %d", size)
         recent.append(size)
-        while len(kept) > PROVEN_FROM_HEADS * PROVEN_FROM_HEADS:  # the last batches'
+        while len(recent) > count:
+            recent.popleft()
+        while len(kept) > count * count:  # the last batches' proofs
             del kept[next(iter(kept))]
 
     @staticmethod

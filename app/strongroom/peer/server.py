@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from strongroom.archive import writes
-from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.committer import PROVEN_FROM_HEADS, GroupCommitter
 from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive, WriteOp
 from strongroom.config import Limits
@@ -81,6 +81,7 @@ class PeerService:
         self.readers = ReaderPool(archive, READERS)
         self.signatures = SignatureChecker(SIGNATURE_WORKERS)
         # Log nodes for consistency proofs, shared; the committer's between its batches.
+        committer.prove_from_heads = PROVEN_FROM_HEADS
         self.log_proofs = LogProofs(committer.consistency_proofs)
         self.active_uploads: dict[bytes, UploadDriver] = {}
         self._connections: set[Connection] = set()
