@@ -39,6 +39,11 @@ from strongroom.pairing.gate import PairingAttempt, PairingOutcome
 from strongroom.peer.server import PeerService
 
 MESSAGE_BYTES = 1024
+# Pushes each bench phone keeps in flight when saturating: the box's window
+# (Limits.max_in_flight_frames, announced in its hello), as the reference client's
+# push_many fills it. Until 2026-12-06 the phones kept 32, half the window: the row
+# was then bound by the round trip of the pushes in flight, not by the box's work.
+PUSHES_IN_FLIGHT = Limits().max_in_flight_frames
 RAW_PATH = "/raw"
 
 

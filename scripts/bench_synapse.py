@@ -4,7 +4,7 @@ Synapse is installed from PyPI (wheels only, one pinned version) into a venv of
 its own under var/bench/ -- never the project's venv -- once, then reused. It
 runs as its own process on loopback with SQLite, rate limits off, 10 users
 registered through the admin API's shared secret, all in one room. The load is
-the one of the "ingest over Noise" row: 10 senders, 32 requests in flight each,
+the one of the "ingest over Noise" row: 10 senders, 64 requests in flight each,
 1 KiB messages (`m.text`), a request counted when it is answered 200 (Synapse
 has then persisted the event). In the same run, Strongroom's box takes that
 row's load in a fresh process (bench_peer.bench_ingest), so the ratios compare
@@ -41,14 +41,14 @@ from typing import Any
 
 import aiohttp
 import bench_peer
-from bench_peer_harness import MESSAGE_BYTES
+from bench_peer_harness import MESSAGE_BYTES, PUSHES_IN_FLIGHT
 
 SYNAPSE_VERSION = "1.163.2"
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / "var" / "bench" / f"synapse-{SYNAPSE_VERSION}"
 STAMP = VENV / ".installed"
 USERS = 10
-IN_FLIGHT = 32  # per sender, as the ingest row's phones
+IN_FLIGHT = PUSHES_IN_FLIGHT  # per sender, as the ingest row's phones (64)
 MESSAGE = "x" * MESSAGE_BYTES
 NAME = "Matrix Synapse " + SYNAPSE_VERSION
 

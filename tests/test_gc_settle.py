@@ -17,7 +17,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from e2e_helpers import WebAdmin, prepare_data_dir
-from strongroom.gc_settle import settle
+from strongroom.gc_settle import YOUNG_OBJECTS, settle
 from strongroom.runtime import BoxRuntime
 from strongroom.unlock import BoxPhase
 from web_helpers import ADMIN_PASSWORD, phase_of
@@ -26,8 +26,11 @@ from web_helpers import ADMIN_PASSWORD, phase_of
 @pytest.fixture(autouse=True)
 def unfrozen() -> Iterator[None]:
     gc.unfreeze()  # what other tests in this process left frozen is not ours
+    thresholds = gc.get_threshold()
+    gc.set_threshold(700, *thresholds[1:])  # CPython's default, whatever ran before
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def _full_pass_ms() -> float:
@@ -48,6 +51,33 @@ def test_a_full_collection_no_longer_walks_what_was_settled() -> None:
     # A ratio in the same run, not a time: the pass walked the heap, now it does not.
     assert after * 4 < before, (before, after)
     assert len(long_lived) == 300_000  # kept alive until measured
+
+
+def _young_collections(make: int) -> int:
+    """How many young-generation collections `make` new live dicts set off."""
+    seen: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 0:
+            seen.append(1)
+
+    gc.callbacks.append(count)
+    try:
+        alive = [{"n": n} for n in range(make)]  # what pushes in flight hold: alive
+    finally:
+        gc.callbacks.remove(count)
+    assert len(alive) == make
+    return len(seen)
+
+
+def test_the_young_generation_is_collected_less_often_once_settled() -> None:
+    gc.collect()
+    before = _young_collections(10_000)
+    settle()
+    after = _young_collections(10_000)
+    assert before >= 10  # one per ~700 new objects
+    assert after == 0
+    assert gc.get_threshold()[0] == YOUNG_OBJECTS
 
 
 async def test_a_started_and_unlocked_box_has_frozen_what_it_built(tmp_path: Path) -> None:

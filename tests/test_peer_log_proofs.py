@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from strongroom.archive import writes
+from strongroom.archive.committer import PROVEN_FROM_HEADS, GroupCommitter
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Archive, reader_log
 from strongroom.identity import derive_box_keys
@@ -111,3 +112,66 @@ async def test_sessions_asking_for_one_proof_at_once_share_one_read(tmp_path: Pa
     assert reads == [1]
     for frame in stamped:
         assert frame.body["consistency"] == {"size": old.tree_size, "proof": expected}
+
+
+async def test_the_group_committer_gives_each_sessions_first_ack_of_a_batch_its_proof(
+    tmp_path: Path,
+) -> None:
+    """The committer proves each batch's head from the last batches' heads before it
+    wakes its waiters: a session whose last head was one of those stamps the new
+    batch's acks at once, with the log's own proof, and nothing is read."""
+    keys = derive_box_keys(os.urandom(32))
+    archive = Archive.open(tmp_path / "box", keys.archive_key, keys.blob_key, keys.signing_key)
+    committer = GroupCommitter(archive)
+    committer.prove_from_heads = PROVEN_FROM_HEADS  # as PeerService sets it
+    committer.start()
+    try:
+        heads = []
+        for batch in range(PROVEN_FROM_HEADS + 4):
+            outcomes = await asyncio.gather(
+                *(
+                    committer.submit(writes.audit("admin", "x", f"{batch}-{i}"))
+                    for i in range(batch + 2)
+                )
+            )
+            for outcome in outcomes:  # a round may have been taken as two batches
+                assert outcome.tree_head is not None
+                if outcome.tree_head not in heads:
+                    heads.append(outcome.tree_head)
+        proofs = LogProofs(committer.consistency_proofs)
+        assert len(heads) >= PROVEN_FROM_HEADS + 4
+        for old, new in combinations(heads[-PROVEN_FROM_HEADS:], 2):
+            chain = HeadChain(proofs)
+            chain.wanted = True
+            chain.offer_known(old.tree_size)
+            ack = Frame("ack", 1, {"kind": "record", "tree_head": new.to_dict()})
+            stamped = chain.stamp_now(ack)  # None would mean: read it on a reader thread
+            assert stamped is not None
+            proof = stamped.body["consistency"]["proof"]
+            assert proof == archive.consistency_proof(old.tree_size, new.tree_size)
+            assert verify_consistency(
+                old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof
+            )
+        assert proofs.nodes == {}  # no node was read for any of them
+        assert len(committer.consistency_proofs) <= PROVEN_FROM_HEADS**2  # bounded
+    finally:
+        committer.stop()
+        archive.close()
+
+
+async def test_without_a_peer_service_the_committer_proves_nothing(tmp_path: Path) -> None:
+    """The proofs are for phone sessions: a committer nobody asked (the growth
+    benchmarks, the CLI's writes) spends nothing on them."""
+    keys = derive_box_keys(os.urandom(32))
+    archive = Archive.open(tmp_path / "box", keys.archive_key, keys.blob_key, keys.signing_key)
+    committer = GroupCommitter(archive)
+    committer.start()
+    try:
+        for batch in range(4):
+            await asyncio.gather(
+                *(committer.submit(writes.audit("admin", "x", f"{batch}-{i}")) for i in range(3))
+            )
+        assert committer.consistency_proofs == {}
+    finally:
+        committer.stop()
+        archive.close()

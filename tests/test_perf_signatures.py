@@ -13,10 +13,11 @@ import functools
 import os
 import threading
 
+import cbor2
 import pytest
 from nacl.signing import SigningKey
 
-from strongroom.archive.record import sign_record
+from strongroom.archive.record import RECORD_SIGNING_CONTEXT, sign_record
 from strongroom.config import Limits
 from strongroom.peer import signatures
 from strongroom.peer.actions import CheckSignature, Commit, Send
@@ -193,3 +194,30 @@ async def test_check_then_answers_in_order_and_none_once_closed() -> None:
         checker.close()  # before the loop turn that would have dispatched it
     assert heard[:100] == [(n, n % 5 != 2) for n in range(100)]
     assert heard[100:] == [(-1, None)]
+
+
+def _push_of(raw: bytes, sig: bytes) -> bytes:
+    return encode_frame(Frame("push", 9, {"record": raw, "sig": sig}))
+
+
+@pytest.mark.parametrize("holds", [True, False])
+def test_a_malformed_record_is_refused_for_what_is_wrong_with_it_whatever_its_signature(
+    holds: bool,
+) -> None:
+    """The signature is checked before the record is read (session._push): a record that
+    is not canonical CBOR, or lacks a field, is still refused for that, signed or not."""
+    fields = {"v": 1, "kind": "message", "id": "m1", "conv": "c", "dir": "out", "from": "C"}
+    unsorted = cbor2.dumps({**fields, "text": "x", "at": 1})  # keys not in canonical order
+    lacking = cbor2.dumps(fields, canonical=True)  # no `at`, no `text`
+    for raw, reason in ((unsorted, "canonical CBOR"), (lacking, "lacks at, text")):
+        session = _session()
+        sig = KEY.sign(RECORD_SIGNING_CONTEXT + raw).signature
+        [check] = session.receive(_push_of(raw, sig if holds else bytes(64)))
+        assert isinstance(check, CheckSignature)
+        assert check.message == RECORD_SIGNING_CONTEXT + raw
+        if holds:
+            KEY.verify_key.verify(check.message, check.signature)
+        [refusal] = check.then(holds)
+        assert isinstance(refusal, Send)
+        assert refusal.frame.body["code"] == "rejected"
+        assert reason in refusal.frame.body["message"]

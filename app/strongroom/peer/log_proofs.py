@@ -14,7 +14,7 @@ the leaves is read): only a proof up to a head the box is sending comes here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from strongroom.archive.db import Connection
@@ -64,10 +64,12 @@ class LogProofs:
 
     LIMIT = 1 << 14  # nodes (~1.5 MiB); cleared when full, refilled by the next reads
 
-    def __init__(self) -> None:
+    def __init__(self, known: Mapping[tuple[int, int], list[bytes]] | None = None) -> None:
         # Filled from reader threads, read on the event loop: single dict operations,
         # atomic under the GIL, of values that never change.
         self.nodes: dict[Node, bytes] = {}
+        # (low, high) -> proof, from the group committer (its consecutive heads).
+        self._known: Mapping[tuple[int, int], list[bytes]] = known if known is not None else {}
         self._reading: dict[tuple[int, int], asyncio.Future[list[bytes]]] = {}
 
     def keep(self, node: Node, value: bytes) -> None:
@@ -78,6 +80,9 @@ class LogProofs:
     def cached(self, low: int, high: int) -> list[bytes] | None:
         """The proof that the committed tree of size `high` extends the tree of size
         `low`, if every node it needs is in memory; None if some must be read."""
+        known = self._known.get((low, high))
+        if known is not None:
+            return list(known)
         try:
             return MerkleLog(_CachedNodes(self, None, high)).consistency_proof(low, high)
         except _Missing:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from strongroom.archive.record import MAX_RECORD_BYTES
-from strongroom.peer.blob_frames import _read_uint, parse_blob_chunk
+from strongroom.peer.blob_frames import _head, _read_uint, parse_blob_chunk
 from strongroom.peer.frames import Frame
 from strongroom.peer.request_id import MAX_REQUEST_ID
 
@@ -32,6 +32,27 @@ _SIG = b"\x63sig\x58\x40"
 _KNOWN = b"\x65known"
 _RECORD = b"\x66record"
 _TYPE_AND_ID = b"\x61t\x64push\x62id"
+
+
+def push_bytes(request_id: int, record: bytes, sig: bytes, known: int | None) -> bytes:
+    """The canonical bytes of a push frame (what `encode_frame` writes, without cbor2:
+    the phone writes one per record). `sig` is 64 bytes, `known` and `request_id`
+    below 2**64."""
+    known_part = b"" if known is None else _KNOWN + _head(0, known)
+    return b"".join(
+        (
+            _START,
+            b"\xa2" if known is None else b"\xa3",
+            _SIG,
+            sig,
+            known_part,
+            _RECORD,
+            _head(0x40, len(record)),
+            record,
+            _TYPE_AND_ID,
+            _head(0, request_id),
+        )
+    )
 
 
 def parse_push(raw: bytes) -> tuple[int, dict[str, Any]] | None:

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from strongroom.archive import writes
-from strongroom.archive.committer import GroupCommitter
+from strongroom.archive.committer import PROVEN_FROM_HEADS, GroupCommitter
 from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive, WriteOp
 from strongroom.config import Limits
@@ -80,7 +80,9 @@ class PeerService:
         self.box = BoxInfo(box_name, keys.fingerprint, keys.signing_public)
         self.readers = ReaderPool(archive, READERS)
         self.signatures = SignatureChecker(SIGNATURE_WORKERS)
-        self.log_proofs = LogProofs()  # log nodes for consistency proofs, shared
+        # Log nodes for consistency proofs, shared; the committer's between its batches.
+        committer.prove_from_heads = PROVEN_FROM_HEADS
+        self.log_proofs = LogProofs(committer.consistency_proofs)
         self.active_uploads: dict[bytes, UploadDriver] = {}
         self._connections: set[Connection] = set()
         self._handshaking = 0

@@ -24,9 +24,10 @@ from strongroom.archive import writes
 from strongroom.archive.committer import Committed
 from strongroom.archive.errors import RecordRejected
 from strongroom.archive.record import (
+    RECORD_SIGNING_CONTEXT,
     Record,
     parse_record,
-    signed_message,
+    parse_stored_record,
     verify_record_signature,
 )
 from strongroom.config import Limits
@@ -294,29 +295,36 @@ class PeerSession:
     def _push(self, frame: Frame) -> list[Action]:
         device = self.device
         assert device is not None
-        try:
-            record = parse_record(
-                frame.body["record"],
-                frame.body["sig"],
-                max_blob_size=self.limits.max_attachment_bytes,
-            )
-            if not self._check_signatures_apart:
-                verify_record_signature(record, device.sign_key)
-        except RecordRejected as exc:
-            return [error(ErrorCode.REJECTED, str(exc), frame.id)]
+        raw, sig = frame.body["record"], frame.body["sig"]
+        max_blob = self.limits.max_attachment_bytes
         if not self._check_signatures_apart:
+            try:
+                record = parse_record(raw, sig, max_blob_size=max_blob)
+                verify_record_signature(record, device.sign_key)
+            except RecordRejected as exc:
+                return [error(ErrorCode.REJECTED, str(exc), frame.id)]
             return [self._store(frame.id, record, device)]
 
+        # The signature first, over the bytes as pushed (it covers the context and the
+        # record's bytes: no parse needed), then the record read as the archive reads
+        # records a paired device signed (parse_stored_record: ~9 instead of ~14 µs of
+        # the event loop). A push whose signature fails is read strictly, so that it
+        # is refused for what is wrong with the record first, as before.
         def checked(holds: bool) -> list[Action]:
-            if not holds:
-                message = "record signature does not verify with the device key"
-                return [error(ErrorCode.REJECTED, message, frame.id)]
+            try:
+                if not holds:
+                    parse_record(raw, sig, max_blob_size=max_blob)
+                    message = "record signature does not verify with the device key"
+                    return [error(ErrorCode.REJECTED, message, frame.id)]
+                record = parse_stored_record(raw, sig, max_blob_size=max_blob)
+            except RecordRejected as exc:
+                return [error(ErrorCode.REJECTED, str(exc), frame.id)]
             if self.state is State.CLOSED:
                 return []
             return [self._store(frame.id, record, device)]
 
-        message = signed_message(record)
-        return [CheckSignature(device.sign_key, message, record.signature, checked, frame.id)]
+        message = RECORD_SIGNING_CONTEXT + raw
+        return [CheckSignature(device.sign_key, message, sig, checked, frame.id)]
 
     def _store(self, request_id: int, record: Record, device: Device) -> Commit:
         """Commit a record whose signature holds; the ack follows the durable commit."""
