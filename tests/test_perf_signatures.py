@@ -193,3 +193,67 @@ async def test_check_then_answers_in_order_and_none_once_closed() -> None:
         checker.close()  # before the loop turn that would have dispatched it
     assert heard[:100] == [(n, n % 5 != 2) for n in range(100)]
     assert heard[100:] == [(-1, None)]
+
+
+async def test_a_check_or_two_at_a_steady_pace_are_made_without_a_thread_hop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pushes at a steady pace come one or two a loop turn: a worker would answer each
+    # two thread wake-ups later (ms on a loaded machine); the loop checks them itself.
+    batches: list[int] = []
+    check_all = signatures._check_all
+
+    def counting(requests: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        batches.append(len(requests))
+        return check_all(requests)
+
+    monkeypatch.setattr(signatures, "_check_all", counting)
+    checker = SignatureChecker(workers=2)
+    try:
+        assert await checker.check(PUBLIC, *_signed(1)) is True
+        message, _ = _signed(2)
+        assert await checker.check(PUBLIC, message, bytes(64)) is False  # forged: refused
+        pair = [checker.check(PUBLIC, *_signed(n)) for n in range(signatures.INLINE_AT_MOST)]
+        assert await asyncio.gather(*pair) == [True] * signatures.INLINE_AT_MOST
+        assert batches == []
+        burst = [checker.check(PUBLIC, *_signed(n)) for n in range(signatures.INLINE_AT_MOST + 1)]
+        assert await asyncio.gather(*burst) == [True] * (signatures.INLINE_AT_MOST + 1)
+    finally:
+        checker.close()
+    assert sum(batches) == signatures.INLINE_AT_MOST + 1  # a burst: to the workers
+
+
+async def test_a_lone_check_does_not_overtake_a_batch_with_the_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate = threading.Event()
+    started = threading.Event()
+    check_all = signatures._check_all
+
+    def held(requests: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        started.set()
+        gate.wait(10)
+        return check_all(requests)
+
+    monkeypatch.setattr(signatures, "_check_all", held)
+    checker = SignatureChecker(workers=2)
+    order: list[int] = []
+
+    async def ask(n: int) -> bool:
+        holds = await checker.check(PUBLIC, *_signed(n))
+        order.append(n)
+        return holds
+
+    try:
+        burst = [asyncio.ensure_future(ask(n)) for n in range(5)]  # to the workers
+        assert await asyncio.to_thread(started.wait, 10)
+        lone = asyncio.ensure_future(ask(99))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not lone.done()  # behind the batch out with the workers, not on the loop
+        gate.set()
+        assert await asyncio.gather(*burst, lone) == [True] * 6
+    finally:
+        gate.set()
+        checker.close()
+    assert order == [0, 1, 2, 3, 4, 99]
