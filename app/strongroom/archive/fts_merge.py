@@ -161,9 +161,12 @@ def merge_pending(conn: Connection, width: int) -> bool:
     """Whether a 'merge' step would do any work: a level with a merge under way, or one
     with `width` (usermerge) segments, as FTS5's fts5IndexMerge chooses. An unreadable
     structure record counts as work (the step itself then finds out)."""
-    row = conn.execute(
-        "SELECT block FROM messages_fts_data WHERE id = ?", (_STRUCTURE_ROWID,)
-    ).fetchone()
+    try:
+        row = conn.execute(
+            "SELECT block FROM messages_fts_data WHERE id = ?", (_STRUCTURE_ROWID,)
+        ).fetchone()
+    except (sqlcipher3.Error, sqlite3.Error):
+        return True  # never the batch's failure: the step finds out
     if row is None:
         return False  # an empty index
     levels = structure_levels(bytes(row[0]))
