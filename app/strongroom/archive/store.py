@@ -238,6 +238,11 @@ class Archive:
     def fts_merge_yielded(self) -> bool:
         return self._fts.yielded
 
+    def read_on_writer(self, read: Callable[[Connection], T]) -> T:
+        """`read` on the writer's connection, no write under way (the committer's hook)."""
+        with self._write_lock:
+            return read(self.conn)
+
     def _fold_locked(self, at: int | None) -> Fold | None:
         return self._folder.step(self.conn, at) if self._conv_lsm else None
 

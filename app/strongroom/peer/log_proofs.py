@@ -87,6 +87,12 @@ class LogProofs:
         """The same proof, reading missing nodes on `conn` (a reader thread's)."""
         return MerkleLog(_CachedNodes(self, conn, high)).consistency_proof(low, high)
 
+    def warm(self, conn: Connection, low: int, high: int) -> None:
+        """Read the proof's nodes into memory (the group committer's thread, once a
+        batch grew the log from `low` to `high`: GroupCommitter.on_grown), so that the
+        batch's acks are stamped from memory, without a reader thread's round trip."""
+        self.read(conn, low, high)
+
     async def fetch(self, low: int, high: int, run_read: RunRead) -> list[bytes]:
         """The same proof read through `run_read` (the box's reader pool). Sessions that
         ask for one proof while it is being read share that read: right after a commit,
