@@ -214,6 +214,7 @@ class GroupCommitter:
                 self._merge_quiet_s = min(2 * self._merge_quiet_s, QUIET_BEFORE_RETRY_MAX_S)
             else:
                 self._merge_quiet_s = IDLE_BEFORE_FTS_MERGE_S
+        self._merge_quiet_s = IDLE_BEFORE_FTS_MERGE_S  # the next merge starts afresh
         return self._queue.get()
 
     def _push_waits(self) -> bool:
