@@ -22,6 +22,7 @@ from strongroom.archive import db
 from strongroom.archive.checkpointer import Checkpointer, bound_pages
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.store import Archive, Txn
+from strongroom.proof.node_store import NodeStore
 from strongroom.proof.sth import SignedTreeHead
 
 T = TypeVar("T")
@@ -77,12 +78,13 @@ class GroupCommitter:
         self.committed = 0
         # The quiet spell before the idle merge's next step (_next).
         self._merge_quiet_s = IDLE_BEFORE_FTS_MERGE_S
-        # Called on this thread once a batch grew the log, with the writer's connection
-        # (write lock held) and the tree's old and new sizes, before the acks go to
-        # their loops: PeerService reads there the consistency proof each phone's next
-        # ack carries (peer/log_proofs.py), which an event loop would otherwise fetch
-        # through a reader thread, two thread wake-ups on the ack path of every batch.
-        self.on_grown: Callable[[db.Connection, int, int], object] | None = None
+        # Called on this thread once a batch grew the log, with the writer's log node
+        # store (write lock held; its cache holds the batch's new nodes) and the tree's
+        # old and new sizes, before the acks go to their loops: PeerService copies
+        # there the nodes of the consistency proof each phone's next ack carries
+        # (peer/log_proofs.py), which an event loop would otherwise fetch through a
+        # reader thread, two thread wake-ups on the ack path of every batch.
+        self.on_grown: Callable[[NodeStore, int, int], object] | None = None
         self._size: int | None = None  # the tree's size after the last batch
         # The WAL is checkpointed on a thread of its own while this one commits
         # (archive/checkpointer.py): no group commit waits for a checkpoint.
@@ -270,7 +272,7 @@ class GroupCommitter:
         if hook is None or before is None or not 0 < before < size:
             return
         try:
-            self.archive.read_on_writer(lambda conn: hook(conn, before, size))
+            self.archive.read_log_nodes(lambda nodes: hook(nodes, before, size))
         except Exception:  # a cache left cold: the acks' proofs are read as before
             log.exception("reading the new head's consistency proof failed")
 
