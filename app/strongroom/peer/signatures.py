@@ -6,9 +6,7 @@ couple of worker threads check signatures on the other core while the event
 loop decrypts and decodes the next frames. Requests that arrive while the
 workers are busy wait together and go to a worker as one batch, so the cost
 of a thread hop is paid per batch, not per record; each worker has its next
-batch queued behind the one it checks. One or two checks asked in a turn
-while no batch is out (pushes at a steady pace) are made on the loop itself:
-the two thread hops cost more wall time than the check.
+batch queued behind the one it checks.
 """
 
 from __future__ import annotations
@@ -30,9 +28,6 @@ Verdict = Callable[[bool | None], None]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-# Checks asked in one turn of the event loop that it makes itself (about 50-200 µs
-# each) when no batch is with the workers: more go to the workers.
-INLINE_AT_MOST = 2
 # Batches handed to the pool per worker. With one each, a worker that finished
 # waited for the event loop to hear of it before it got the next batch, and under
 # load a loop turn takes milliseconds: records waited ~23 ms for their check in the
@@ -104,15 +99,6 @@ class SignatureChecker:
 
     def _dispatch_now(self) -> None:
         self._dispatch_soon = False
-        if not self._running and len(self._waiting) <= INLINE_AT_MOST:
-            # Nothing ahead of them and few of them (pushes at a steady pace, not a
-            # burst): checked here, in this turn. A worker would answer them two thread
-            # wake-ups later, each a wait for a core on a loaded machine (ms at 1,000
-            # msgs/s, the bench's ack latency row); a burst still goes to the workers.
-            waiting, self._waiting = self._waiting, []
-            for request, then in waiting:
-                _tell(then, signature_holds(*request))
-            return
         self._dispatch()
 
     def _dispatch(self) -> None:
