@@ -21,9 +21,10 @@ command").
 
 Whether a step would do anything is read from the index's own structure record
 (`merge_pending`: one row of `messages_fts_data`, no write): a level with a merge
-under way, or one holding `usermerge` segments. A box whose batches left nothing to
-merge runs no step at all when it goes quiet, and a merge ends without a last step
-that finds nothing. A push that is queued while a step runs interrupts it (SQLite's
+under way, or one holding `usermerge` segments; once the box is idle, before its
+first step (not on the ack path), and after each step. A box whose batches left
+nothing to merge runs no step at all when it goes quiet, and a merge ends without
+a last step that finds nothing. A push that is queued while a step runs interrupts it (SQLite's
 progress handler, `YIELD_EVERY_OPS`): the step rolls back whole and the push is
 committed at once; the step is tried again once the queue has been empty long
 enough (GroupCommitter: twice as long after each step that yielded), so a step that
@@ -31,7 +32,7 @@ copies a long doclist (0.5-2.7 s at 5M) runs in a quiet spell, not under a push.
 
 `FtsIndex` is the archive's glue for both: the per-batch feed (from migration 4;
 before it, a test building an old archive, the schema's trigger feeds the index) and
-whether a merge is due (at open, after each batch's feed and after each step).
+whether a merge is due (at open, when idle after a batch's feed, after each step).
 """
 
 from __future__ import annotations
@@ -197,9 +198,10 @@ class FtsIndex:
         self.per_batch = fts_fed_per_batch(conn)
         self._text_once = text_once
         self._width = usermerge(conn) if self.per_batch else _USERMERGE_DEFAULT
-        # Segments to merge (`merge_if_due`): read at open, after each batch's feed
-        # and after each step.
+        # Segments to merge (`merge_if_due`): read at open, once idle after a batch's
+        # feed, and after each step.
         self.merge_due = self.per_batch and merge_pending(conn, self._width)
+        self._checked = True  # merge_due read from the structure record since the last feed
         self.steps = 0  # steps run to their end
         self.yields = 0  # steps interrupted by a queued push (rolled back)
         self.yielded = False  # the last step was one of them
@@ -217,9 +219,10 @@ class FtsIndex:
         # no bytes at 5M (docs/benchmarks.md).
         conn.execute(FTS_INDEX_PENDING if self._text_once else FTS_INDEX_PENDING_V4)
         conn.execute(FTS_MARK_INDEXED)
-        # The structure record the feed just wrote (one row, in the page cache): most
-        # batches leave no level at `usermerge` segments, and then no step is due.
-        self.merge_due = merge_pending(conn, self._width)
+        # Maybe due: whether it is (`merge_pending`) is read once the box is idle, off
+        # the ack path, before a step would start (merge_if_due).
+        self.merge_due = True
+        self._checked = False
 
     def merge_if_due(self, conn: Connection, yield_to: Callable[[], bool] | None = None) -> bool:
         """One step of the idle merge if one is due (`merge_step`); True while due.
@@ -227,6 +230,11 @@ class FtsIndex:
         With `yield_to`, a step gives way as soon as that returns True (a push is
         queued): rolled back, the merge still due, and `yielded` set."""
         self.yielded = False
+        if self.merge_due and not self._checked:
+            # The first look since the last batch: most batches leave no level at
+            # `usermerge` segments, and then no step runs (nothing written).
+            self._checked = True
+            self.merge_due = merge_pending(conn, self._width)
         if not self.merge_due:
             return False
         try:
