@@ -16,9 +16,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from peer_helpers import message, paired_phone, start_box
 from strongroom.archive import writes
-from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Archive, reader_log
 from strongroom.identity import derive_box_keys
@@ -113,65 +111,3 @@ async def test_sessions_asking_for_one_proof_at_once_share_one_read(tmp_path: Pa
     assert reads == [1]
     for frame in stamped:
         assert frame.body["consistency"] == {"size": old.tree_size, "proof": expected}
-
-
-async def test_a_batch_committed_through_the_committer_is_acked_without_a_read(
-    tmp_path: Path,
-) -> None:
-    # The committer reads each batch's consistency proof on its own thread, before the
-    # acks leave: the acks are stamped from memory, no reader thread on the ack path.
-    keys = derive_box_keys(os.urandom(32))
-    archive = Archive.open(tmp_path / "box", keys.archive_key, keys.blob_key, keys.signing_key)
-    archive.write_batch([writes.audit("admin", "x", "first")])
-    proofs = LogProofs()
-    committer = GroupCommitter(archive)
-    committer.on_grown = proofs.warm
-    committer.start()
-    try:
-        for n in range(6):
-            old = archive.latest_tree_head()
-            assert old is not None
-            chain = HeadChain(proofs)
-            chain.wanted = True
-            chain.offer_known(old.tree_size)
-            ops = [writes.audit("admin", "x", f"{n}-{i}") for i in range(n + 1)]
-            done = await asyncio.gather(*(committer.submit(op) for op in ops))
-            new = done[-1].tree_head
-            assert new is not None and new.tree_size > old.tree_size
-            ack = Frame("ack", 1, {"kind": "record", "tree_head": new.to_dict()})
-            stamped = chain.stamp_now(ack)
-            assert stamped is not None, n  # from memory: nothing left to read
-            proof = stamped.body["consistency"]["proof"]
-            assert verify_consistency(
-                old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof
-            )
-    finally:
-        committer.stop()
-        archive.close()
-
-
-async def test_a_phones_acks_need_no_reader_thread(tmp_path: Path) -> None:
-    """The journey: a paired phone pushes, each ack carries its consistency proof
-    (checked by the phone), and the box reads none of them on a reader thread."""
-    box = await start_box(tmp_path / "box")
-    reads: list[int] = []
-    run = box.service.readers.run
-
-    async def counted(query: Callable[[Connection], Any]) -> Any:
-        reads.append(1)
-        return await run(query)
-
-    box.service.readers.run = counted  # type: ignore[method-assign]
-    try:
-        phone = await paired_phone(box, "maitre.durand")
-        try:
-            size = (await phone.push(message("first"))).tree_head.tree_size
-            before = len(reads)
-            for n in range(5):
-                ack = await phone.push(message(f"audience {n}"))
-                assert ack.tree_head.tree_size == size + n + 1  # a grown head each time
-        finally:
-            await phone.close()
-    finally:
-        await box.stop()
-    assert len(reads) == before

@@ -22,7 +22,6 @@ from strongroom.archive import db
 from strongroom.archive.checkpointer import Checkpointer, bound_pages
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.store import Archive, Txn
-from strongroom.proof.node_store import NodeStore
 from strongroom.proof.sth import SignedTreeHead
 
 T = TypeVar("T")
@@ -78,22 +77,12 @@ class GroupCommitter:
         self.committed = 0
         # The quiet spell before the idle merge's next step (_next).
         self._merge_quiet_s = IDLE_BEFORE_FTS_MERGE_S
-        # Called on this thread once a batch grew the log, with the writer's log node
-        # store (write lock held; its cache holds the batch's new nodes) and the tree's
-        # old and new sizes, before the acks go to their loops: PeerService copies
-        # there the nodes of the consistency proof each phone's next ack carries
-        # (peer/log_proofs.py), which an event loop would otherwise fetch through a
-        # reader thread, two thread wake-ups on the ack path of every batch.
-        self.on_grown: Callable[[NodeStore, int, int], object] | None = None
-        self._size: int | None = None  # the tree's size after the last batch
         # The WAL is checkpointed on a thread of its own while this one commits
         # (archive/checkpointer.py): no group commit waits for a checkpoint.
         self.checkpointer: Checkpointer | None = None
 
     def start(self) -> None:
         if self._thread is None:
-            head = self.archive.latest_tree_head()
-            self._size = None if head is None else head.tree_size
             self.checkpointer = self.archive.checkpointer()
             self.checkpointer.start()
             self.archive.set_autocheckpoint(bound_pages())
@@ -239,8 +228,6 @@ class GroupCommitter:
         self.batches += 1
         self.committed += len(jobs)
         head = batch.tree_head or self.archive.latest_tree_head()
-        if head is not None:
-            self._grown(head.tree_size)
         results = batch.results
         # Each outcome is built once, with its proof (CommittedOf itself, not the
         # Committed alias: calling a subscripted generic costs a failed setattr per
@@ -265,16 +252,6 @@ class GroupCommitter:
             else:
                 outcomes.append(CommittedOf(result, head, proof))
         _resolve_all(jobs, outcomes)
-
-    def _grown(self, size: int) -> None:
-        before, self._size = self._size, size
-        hook = self.on_grown
-        if hook is None or before is None or not 0 < before < size:
-            return
-        try:
-            self.archive.read_log_nodes(lambda nodes: hook(nodes, before, size))
-        except Exception:  # a cache left cold: the acks' proofs are read as before
-            log.exception("reading the new head's consistency proof failed")
 
     def _add_proofs(
         self,

@@ -238,12 +238,6 @@ class Archive:
     def fts_merge_yielded(self) -> bool:
         return self._fts.yielded
 
-    def read_log_nodes(self, read: Callable[[SqlNodeStore], T]) -> T:
-        """`read` of the writer's log node store (its cache holds the last batch's new
-        nodes), no write under way: the committer's hook (GroupCommitter.on_grown)."""
-        with self._write_lock:
-            return read(self._nodes)
-
     def _fold_locked(self, at: int | None) -> Fold | None:
         return self._folder.step(self.conn, at) if self._conv_lsm else None
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from strongroom.archive.db import Connection
 from strongroom.proof.merkle import MerkleLog
-from strongroom.proof.node_store import NodeMissingError, NodeStore
+from strongroom.proof.node_store import NodeMissingError
 
 Node = tuple[int, int]  # (level, index)
 RunRead = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
@@ -30,24 +30,16 @@ class _Missing(LookupError):
 
 
 class _CachedNodes:
-    """A read-only NodeStore over the shared cache; on a miss, asks `source` (another
-    node store) or reads `conn`, if given."""
+    """A read-only NodeStore over the shared cache; reads `conn` on a miss, if given."""
 
-    def __init__(
-        self, cache: LogProofs, conn: Connection | None, size: int, source: Any = None
-    ) -> None:
+    def __init__(self, cache: LogProofs, conn: Connection | None, size: int) -> None:
         self._cache = cache
         self._conn = conn
         self._size = size
-        self._source = source
 
     def get(self, level: int, index: int) -> bytes:
         value = self._cache.nodes.get((level, index))
         if value is not None:
-            return value
-        if self._source is not None:
-            value = bytes(self._source.get(level, index))
-            self._cache.keep((level, index), value)
             return value
         if self._conn is None:
             raise _Missing((level, index))
@@ -94,13 +86,6 @@ class LogProofs:
     def read(self, conn: Connection, low: int, high: int) -> list[bytes]:
         """The same proof, reading missing nodes on `conn` (a reader thread's)."""
         return MerkleLog(_CachedNodes(self, conn, high)).consistency_proof(low, high)
-
-    def warm(self, store: NodeStore, low: int, high: int) -> None:
-        """Copy the proof's nodes into memory from `store`, the writer's own node store
-        (the group committer's thread, once a batch grew the log from `low` to `high`:
-        GroupCommitter.on_grown; the batch's new nodes are in that store's cache), so
-        that the batch's acks are stamped from memory, with no reader thread's trip."""
-        MerkleLog(_CachedNodes(self, None, high, store)).consistency_proof(low, high)
 
     async def fetch(self, low: int, high: int, run_read: RunRead) -> list[bytes]:
         """The same proof read through `run_read` (the box's reader pool). Sessions that

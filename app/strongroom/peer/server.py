@@ -81,8 +81,6 @@ class PeerService:
         self.readers = ReaderPool(archive, READERS)
         self.signatures = SignatureChecker(SIGNATURE_WORKERS)
         self.log_proofs = LogProofs()  # log nodes for consistency proofs, shared
-        # Each batch's new proof read on the committer's thread, before its acks leave.
-        committer.on_grown = self.log_proofs.warm
         self.active_uploads: dict[bytes, UploadDriver] = {}
         self._connections: set[Connection] = set()
         self._handshaking = 0
