@@ -7,8 +7,8 @@ show it (their segments were merged as they were built), so these rows search th
 growth section's scratch copy after its last round, before it is rolled back.
 
 While the idle merge runs, sporadic pushes (one phone, PUSHES of them PUSH_GAP_S apart,
-each waited for) go through the same GroupCommitter: each lands on the idle merge's
-step under way, if any (review M5). The bytes SQLite hands to write() from the
+each waited for) go through the same GroupCommitter: a step under way when one is
+queued gives way to it (rolled back; review M5). The bytes SQLite hands to write() from the
 committer's start to the end of the merge (a checkpoint included, as the growth rows
 do) are counted with the growth rows' counter, ba.io_counters()'s wchar (review W1).
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ class SearchAfter:
     push_ms: tuple[float, ...] = ()  # ack latency of each sporadic push
     pushes_on_merge: int = 0  # pushes submitted while the idle merge was still due
     push_written: int = 0  # of merge_written: the pushes' own commits (committer thread)
+    yields: int = 0  # steps that gave way to a push (interrupted, rolled back)
+    yield_ms_max: float = 0.0  # the longest a step ran before it gave way
 
 
 PUSHES = 40
@@ -96,11 +99,20 @@ def search_after(
     with nothing to commit merge the index (its idle merge), then search again."""
     segments, p50, p95 = _search(data, rounds, budget_s)
     steps: list[tuple[float, float]] = []  # (wall ms, thread CPU ms)
+    yields: list[float] = []  # wall ms of each step that gave way to a push
     original = fts_merge_module.merge_step
 
-    def timed(conn: Connection, pages: int = fts_merge.STEP_PAGES) -> bool:
+    def timed(
+        conn: Connection,
+        pages: int = fts_merge.STEP_PAGES,
+        yield_to: Callable[[], bool] | None = None,
+    ) -> bool:
         wall, cpu = time.perf_counter(), time.thread_time()
-        merged = original(conn, pages)
+        try:
+            merged = original(conn, pages, yield_to)
+        except fts_merge.Yielded:  # gave way to a push: rolled back, tried again later
+            yields.append((time.perf_counter() - wall) * 1000)
+            raise
         steps.append(((time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000))
         return merged
 
@@ -154,6 +166,8 @@ def search_after(
         tuple(latencies),
         on_merge,
         pushed[0],
+        len(yields),
+        max(yields, default=0.0),
     )
 
 
@@ -189,7 +203,8 @@ def figures(
             f" {fts_merge.STEP_PAGES}-page 'merge' steps): {run.idle_steps} steps in"
             f" {run.idle_seconds:.1f} s ({len(run.push_ms)} sporadic pushes meanwhile, next"
             f" rows), {run.step_cpu_ms_median:.1f} ms CPU each (median),"
-            f" longest {run.step_ms_max:.0f} ms wall (a push waits at most one step);"
+            f" longest {run.step_ms_max:.0f} ms wall; {run.yields} gave way to a push"
+            f" (rolled back, tried again in a quiet spell: a push waits for no step);"
             f" {run.idle_cpu_seconds:.1f} s CPU in all (checkpoints included);"
             f" {run.segments} -> {run.merged_segments} segments; p50"
             f" {run.merged_p50_ms:.1f} ms",
@@ -228,6 +243,7 @@ def _merge_figures(size: int, count: int, run: SearchAfter, growth_kib: float) -
             f" {IDLE_BEFORE_FTS_MERGE_S} s without work); {run.pushes_on_merge} of them"
             f" submitted while the merge was due; p50 {ba.percentile(run.push_ms, 50):.1f}"
             f" ms, max {max(run.push_ms, default=float('nan')):.1f} ms; longest merge step"
-            f" {run.step_ms_max:.0f} ms; load average {run.load:.1f}",
+            f" {run.step_ms_max:.0f} ms, {run.yields} steps gave way to a push (after up to"
+            f" {run.yield_ms_max:.0f} ms); load average {run.load:.1f}",
         ),
     ]

@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from archive_helpers import assert_index_matches_text, message, new_phone
 from strongroom.archive import committer as committer_module
 from strongroom.archive import fts_merge, writes
+from strongroom.archive.checkpointer import WalIndex
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.db import Connection
 from strongroom.archive.search import SearchFilters, search_messages
@@ -85,26 +87,42 @@ async def test_an_idle_box_merges_the_index_and_every_message_is_still_found(
     assert not fts_merge.merge_step(archive.conn)
 
 
-async def test_a_push_during_the_idle_merge_waits_for_one_step_not_the_whole_merge(
+async def test_a_push_during_the_idle_merge_interrupts_the_step_and_waits_for_none(
     archive: Archive, quick_idle: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _many_small_commits(archive)
     events: list[str] = []
     running = threading.Event()
-    release = threading.Event()
+    queued = threading.Event()
     original = fts_merge.merge_step
+    # The step looks at the queue after every virtual machine step: the one below
+    # surely looks while its merge statement runs.
+    monkeypatch.setattr(fts_merge, "YIELD_EVERY_OPS", 1)
 
-    def small_step(conn: Connection, pages: int = fts_merge.STEP_PAGES) -> bool:
-        # One page per step, so the merge takes many; the second one holds the
-        # writer until the push below is queued.
-        if len([e for e in events if e == "step"]) == 1:
-            running.set()
-            release.wait(10)
-        merged = original(conn, 1)
+    def step(
+        conn: Connection,
+        pages: int = fts_merge.STEP_PAGES,
+        yield_to: Callable[[], bool] | None = None,
+    ) -> bool:
+        assert yield_to is not None  # the committer's idle merge always gives way
+        second = events.count("step") == 1
+
+        def held() -> bool:
+            # In the second step's merge statement: hold it until the push is queued.
+            if second and not running.is_set():
+                running.set()
+                queued.wait(10)
+            return yield_to()
+
+        try:
+            merged = original(conn, 1, yield_to=held)
+        except fts_merge.Yielded:
+            events.append("yielded")
+            raise
         events.append("step")
         return merged
 
-    monkeypatch.setattr(fts_merge, "merge_step", small_step)
+    monkeypatch.setattr(fts_merge, "merge_step", step)
     device, key = new_phone(archive)
     store = writes.store_record(message(key, "nouvelle audience", at=T0 - 1), device, OWNER)
 
@@ -117,18 +135,106 @@ async def test_a_push_during_the_idle_merge_waits_for_one_step_not_the_whole_mer
     try:
         assert await asyncio.to_thread(running.wait, 10)
         pushed = asyncio.create_task(committer.submit(push))
-        await asyncio.sleep(0.2)
-        assert not pushed.done()  # the step under way holds the writer
-        release.set()
-        await pushed
-        # Acked right after that one step, with the rest of the merge still to come.
-        assert events == ["step", "step", "push"], events
+        await asyncio.sleep(0)  # queued (submit puts it in line at once)
+        queued.set()
+        await asyncio.wait_for(pushed, 10)
+        # The step under way gave way (rolled back) and the push went first.
+        assert events == ["step", "yielded", "push"], events
+        assert archive.fts_merge_due  # the merge is still to come
         await asyncio.to_thread(_wait, lambda: not archive.fts_merge_due)
-        assert events.count("step") > 3  # the merge went on once the queue was empty
+        assert events.count("step") > 3  # it went on once the queue was empty
     finally:
-        release.set()
+        queued.set()
         await asyncio.to_thread(committer.stop)
+    # Durable commits again once the step is gone: the step's NORMAL was put back.
+    assert archive.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert_index_matches_text(archive.conn)
+    with closing(archive.reader()) as reader:
+        hits = search_messages(reader, "nouvelle", SearchFilters(), limit=5)
+    assert len(hits) == 1
+
+
+def _files(archive: Archive) -> list[tuple[int, int]]:
+    found = []
+    for suffix in ("", "-wal"):
+        path = archive.path.with_name(archive.path.name + suffix)
+        stat = path.stat() if path.exists() else None
+        found.append((stat.st_size, stat.st_mtime_ns) if stat else (0, 0))
+    return found
+
+
+async def test_a_quiet_box_with_nothing_to_merge_runs_no_step_and_writes_nothing(
+    archive: Archive, quick_idle: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three batches leave three segments (fewer than usermerge's 8 on any level): no
+    merge step is due, before or after a push, and the quiet box writes nothing."""
+    device, key = new_phone(archive)
+    for n in range(3):
+        archive.write_batch(
+            [writes.store_record(message(key, f"audience {n}", at=T0 + n), device, OWNER)]
+        )
+    steps: list[int] = []
+    original = fts_merge.merge_step
+
+    def counted(conn: Connection, *args: Any, **kwargs: Any) -> bool:
+        steps.append(1)
+        return bool(original(conn, *args, **kwargs))
+
+    monkeypatch.setattr(fts_merge, "merge_step", counted)
+    wal = WalIndex(archive.path)
+    committer = GroupCommitter(archive)
+    committer.start()
+    try:
+        store = writes.store_record(message(key, "audience 3", at=T0 + 3), device, OWNER)
+        await committer.submit(store)
+        frames, files = wal.state(), _files(archive)
+        await asyncio.sleep(0.5)  # fifty times the idle time before a merge step
+        assert (wal.state(), _files(archive)) == (frames, files)
+    finally:
+        await asyncio.to_thread(committer.stop)
+        wal.close()
+    assert fts_merge.segment_count(archive.conn) == 4
+    assert not archive.fts_merge_due
+    assert steps == []
+
+
+def test_a_merge_is_due_exactly_when_fts5_would_merge_something(archive: Archive) -> None:
+    """The structure record's reading (merge_pending) against FTS5's own answer: a
+    step merges something exactly when it says so, batch after batch, through levels
+    filling up, merges under way (one page a step) and merges finished."""
+    device, key = new_phone(archive)
+    conn = archive.conn
+    width = fts_merge.usermerge(conn)
+    assert width == 8
+    seen = set()
+    for n in range(80):
+        own = " ".join(f"mot{n}t{i}" for i in range(60))
+        archive.write_batch(
+            [writes.store_record(message(key, f"audience {own}", at=T0 + n), device, OWNER)]
+        )
+        while True:
+            pending = fts_merge.merge_pending(conn, width)
+            merged = fts_merge.merge_step(conn, 1)
+            assert merged == pending, n
+            seen.add(pending)
+            if not merged or n % 3:  # leave some merges under way for the next batch
+                break
+    assert seen == {True, False}
+    assert_index_matches_text(conn)
+
+
+def test_the_structure_record_is_read_in_both_versions() -> None:
+    # Version 1: cookie, 1 level, 3 segments, write counter 3; level 0: none merging,
+    # 3 segments (id, first page, last page each).
+    v1 = bytes.fromhex("000000050103030003010101020101030101")
+    assert fts_merge.structure_levels(v1) == [(0, 3)]
+    # Version 2 (as a contentless_delete table writes it, SQLite 3.53): a marker after
+    # the cookie, eight varints a segment (origins, tombstones, entries).
+    v2 = bytes.fromhex("00000000ff00000101010100010101010101000003")
+    assert fts_merge.structure_levels(v2) == [(0, 1)]
+    # Not a whole record: None (the merge then runs a step to find out).
+    assert fts_merge.structure_levels(v1[:-1]) is None
+    assert fts_merge.structure_levels(v1 + b"\x00") is None
 
 
 def test_the_architecture_doc_states_the_idle_merge_as_it_runs() -> None:

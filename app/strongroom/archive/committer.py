@@ -65,6 +65,8 @@ PROVEN_FROM_HEADS = 16
 
 # How long the queue stays empty before the full-text index's idle merge starts.
 IDLE_BEFORE_FTS_MERGE_S = 0.25
+# The longest quiet spell the idle merge waits for after steps that yielded to pushes.
+QUIET_BEFORE_RETRY_MAX_S = 8.0
 
 
 class CommitterStopped(ArchiveError):
@@ -79,6 +81,8 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.committed = 0
+        # The quiet spell before the idle merge's next step (_next).
+        self._merge_quiet_s = IDLE_BEFORE_FTS_MERGE_S
         # The WAL is checkpointed on a thread of its own while this one commits
         # (archive/checkpointer.py): no group commit waits for a checkpoint.
         self.checkpointer: Checkpointer | None = None
@@ -199,17 +203,30 @@ class GroupCommitter:
 
         Its steps start once the queue has been empty for IDLE_BEFORE_FTS_MERGE_S
         (under a steady ingest it never is, and FTS5's own merges on the ack path stay
-        16 at a time), and stop as soon as a push is queued: that push waits for the
-        step under way (fts_merge.STEP_PAGES), never for the whole merge."""
+        16 at a time), and stop as soon as a push is queued: the step under way is
+        interrupted and rolled back (fts_merge.FtsIndex.merge_if_due), so the push
+        waits for no step. After a step that yielded, the next try waits for a quiet
+        spell twice as long (up to QUIET_BEFORE_RETRY_MAX_S): a long step is not
+        started again and again between pushes only to be thrown away."""
         while self.archive.fts_merge_due:
             try:
-                return self._queue.get(timeout=IDLE_BEFORE_FTS_MERGE_S)
+                return self._queue.get(timeout=self._merge_quiet_s)
             except queue.Empty:
                 pass
-            while self._queue.empty() and self.archive.merge_fts_if_due():
+            while self._queue.empty() and self.archive.merge_fts_if_due(self._push_waits):
+                self._merge_quiet_s = IDLE_BEFORE_FTS_MERGE_S
                 if self.checkpointer is not None:
                     self.checkpointer.poke()
+            if self.archive.fts_merge_yielded:
+                self._merge_quiet_s = min(2 * self._merge_quiet_s, QUIET_BEFORE_RETRY_MAX_S)
+            else:
+                self._merge_quiet_s = IDLE_BEFORE_FTS_MERGE_S
+        self._merge_quiet_s = IDLE_BEFORE_FTS_MERGE_S  # the next merge starts afresh
         return self._queue.get()
+
+    def _push_waits(self) -> bool:
+        """Something is queued (a push, or stop): the idle merge's step gives way."""
+        return not self._queue.empty()
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:

@@ -19,14 +19,26 @@ counter: a difference of 2 or more means work was done; less, nothing is left to
 merge until the next batch writes a segment (sqlite.org/fts5.html, "The 'merge'
 command").
 
+Whether a step would do anything is read from the index's own structure record
+(`merge_pending`: one row of `messages_fts_data`, no write): a level with a merge
+under way, or one holding `usermerge` segments; once the box is idle, before its
+first step (not on the ack path), and after each step. A box whose batches left
+nothing to merge runs no step at all when it goes quiet, and a merge ends without
+a last step that finds nothing. A push that is queued while a step runs interrupts it (SQLite's
+progress handler, `YIELD_EVERY_OPS`): the step rolls back whole and the push is
+committed at once; the step is tried again once the queue has been empty long
+enough (GroupCommitter: twice as long after each step that yielded), so a step that
+copies a long doclist (0.5-2.7 s at 5M) runs in a quiet spell, not under a push.
+
 `FtsIndex` is the archive's glue for both: the per-batch feed (from migration 4;
 before it, a test building an old archive, the schema's trigger feeds the index) and
-whether a merge is due (at open, and after each batch's feed).
+whether a merge is due (at open, when idle after a batch's feed, after each step).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 import sqlcipher3
 
@@ -41,14 +53,33 @@ STEP_PAGES = 32
 
 _MERGE = "INSERT INTO messages_fts(messages_fts, rank) VALUES ('merge', ?)"
 
+# How often (SQLite virtual machine steps: FTS5 writes each output page with a statement,
+# it reads through the blob API, uncounted) a step looks whether a push is queued.
+YIELD_EVERY_OPS = 100
 
-def merge_step(conn: Connection, pages: int = STEP_PAGES) -> bool:
+
+class Yielded(Exception):
+    """A merge step gave way to a queued push: rolled back whole, nothing merged."""
+
+
+def merge_step(
+    conn: Connection, pages: int = STEP_PAGES, yield_to: Callable[[], bool] | None = None
+) -> bool:
     """One bounded merge step in a transaction of its own; True if it merged anything.
 
-    A failure (a full disk) rolls the step back whole and is raised: the index is as
-    it was, and the next batch's feed and merges carry on from there."""
+    With `yield_to`, the step looks every YIELD_EVERY_OPS virtual machine steps
+    whether to give way (a push is queued): if so it is interrupted, rolled back
+    whole, and Yielded is raised. A failure (a full disk) rolls the step back whole
+    too and is raised: the index is as it was, and the next batch's feed and merges
+    carry on from there."""
     (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
     before = conn.total_changes
+    gave_way = [False]
+
+    def check() -> int:
+        gave_way[0] = gave_way[0] or bool(yield_to and yield_to())
+        return int(gave_way[0])  # non-zero: SQLite interrupts the statement
+
     # No fsync of its own (a push arriving mid-step would wait for it: up to seconds
     # while a checkpoint writes): the next batch's COMMIT (FULL) syncs the WAL, its
     # frames included, and the checkpointer syncs it before copying. A power cut
@@ -56,15 +87,93 @@ def merge_step(conn: Connection, pages: int = STEP_PAGES) -> bool:
     conn.execute("PRAGMA synchronous = NORMAL")
     try:
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(_MERGE, (pages,))
+        # The handler watches the merge statement only: never the COMMIT, the
+        # ROLLBACK or the PRAGMA that puts the writer's synchronous setting back.
+        if yield_to is not None:
+            conn.set_progress_handler(check, YIELD_EVERY_OPS)
+        try:
+            conn.execute(_MERGE, (pages,))
+        finally:
+            if yield_to is not None:
+                conn.set_progress_handler(None, 0)
         conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
+    except BaseException as exc:
+        if conn.in_transaction:  # an interrupt has already rolled it back
             conn.execute("ROLLBACK")
+        if gave_way[0] and isinstance(exc, sqlcipher3.Error | sqlite3.Error):
+            raise Yielded("a push is queued") from exc
         raise
     finally:
         conn.execute(f"PRAGMA synchronous = {int(synchronous)}")
     return conn.total_changes - before >= 2
+
+
+# The structure record: FTS5's list of levels and segments (fts5_index.c, "structure
+# record"), at this rowid of the %_data table. A record that begins (after its 4-byte
+# cookie) with this marker is a version 2 one (segments with tombstone counts: once
+# FTS5's own 'secure-delete' option has been on, archive/scrub.py).
+_STRUCTURE_ROWID = 10
+_STRUCTURE_V2 = b"\xff\x00\x00\x01"
+_USERMERGE_DEFAULT = 4  # FTS5_DEFAULT_USERMERGE
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """SQLite's varint at `at` (7 bits a byte, big-endian, the 9th byte whole); the
+    value and where the next field starts. IndexError past the end."""
+    value = 0
+    for n in range(8):
+        byte = data[at + n]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + n + 1
+    return (value << 8) | data[at + 8], at + 9
+
+
+def structure_levels(data: bytes) -> list[tuple[int, int]] | None:
+    """(segments in the merge under way, segments) of each level, from a structure
+    record; None if it is not one this code reads whole."""
+    try:
+        v2 = data[4:8] == _STRUCTURE_V2
+        at = 8 if v2 else 4
+        levels, at = _varint(data, at)
+        segments, at = _varint(data, at)
+        _, at = _varint(data, at)  # the write counter
+        found: list[tuple[int, int]] = []
+        for _ in range(levels):
+            merging, at = _varint(data, at)
+            count, at = _varint(data, at)
+            for _ in range(count * (8 if v2 else 3)):  # id, first, last page (+5 in v2)
+                _, at = _varint(data, at)
+            found.append((merging, count))
+    except IndexError:
+        return None
+    if at != len(data) or (not v2 and sum(n for _, n in found) != segments):
+        return None
+    return found
+
+
+def usermerge(conn: Connection) -> int:
+    """The index's 'usermerge' setting: how many segments of a level a merge step takes."""
+    row = conn.execute("SELECT v FROM messages_fts_config WHERE k = 'usermerge'").fetchone()
+    return _USERMERGE_DEFAULT if row is None else int(row[0])
+
+
+def merge_pending(conn: Connection, width: int) -> bool:
+    """Whether a 'merge' step would do any work: a level with a merge under way, or one
+    with `width` (usermerge) segments, as FTS5's fts5IndexMerge chooses. An unreadable
+    structure record counts as work (the step itself then finds out)."""
+    try:
+        row = conn.execute(
+            "SELECT block FROM messages_fts_data WHERE id = ?", (_STRUCTURE_ROWID,)
+        ).fetchone()
+    except (sqlcipher3.Error, sqlite3.Error):
+        return True  # never the batch's failure: the step finds out
+    if row is None:
+        return False  # an empty index
+    levels = structure_levels(bytes(row[0]))
+    if levels is None:
+        return True
+    return any(merging for merging, _ in levels) or max((n for _, n in levels), default=0) >= width
 
 
 def segment_count(conn: Connection) -> int:
@@ -88,8 +197,14 @@ class FtsIndex:
     def __init__(self, conn: Connection, *, text_once: bool) -> None:
         self.per_batch = fts_fed_per_batch(conn)
         self._text_once = text_once
-        # Segments to merge (`merge_if_due`) at open and after each batch's feed.
-        self.merge_due = self.per_batch
+        self._width = usermerge(conn) if self.per_batch else _USERMERGE_DEFAULT
+        # Segments to merge (`merge_if_due`): read at open, once idle after a batch's
+        # feed, and after each step.
+        self.merge_due = self.per_batch and merge_pending(conn, self._width)
+        self._checked = True  # merge_due read from the structure record since the last feed
+        self.steps = 0  # steps run to their end
+        self.yields = 0  # steps interrupted by a queued push (rolled back)
+        self.yielded = False  # the last step was one of them
 
     def feed(self, conn: Connection) -> None:
         """Index the batch's new messages, inside its transaction (a no-op before
@@ -104,14 +219,36 @@ class FtsIndex:
         # no bytes at 5M (docs/benchmarks.md).
         conn.execute(FTS_INDEX_PENDING if self._text_once else FTS_INDEX_PENDING_V4)
         conn.execute(FTS_MARK_INDEXED)
+        # Maybe due: whether it is (`merge_pending`) is read once the box is idle, off
+        # the ack path, before a step would start (merge_if_due).
         self.merge_due = True
+        self._checked = False
 
-    def merge_if_due(self, conn: Connection) -> bool:
-        """One step of the idle merge if one is due (`merge_step`); True while due."""
-        if self.merge_due:
-            try:
-                self.merge_due = merge_step(conn)
-            except (sqlcipher3.Error, sqlite3.Error):
-                # E.g. a full disk: the step rolled back; the next batch retries.
-                self.merge_due = False
+    def merge_if_due(self, conn: Connection, yield_to: Callable[[], bool] | None = None) -> bool:
+        """One step of the idle merge if one is due (`merge_step`); True while due.
+
+        With `yield_to`, a step gives way as soon as that returns True (a push is
+        queued): rolled back, the merge still due, and `yielded` set."""
+        self.yielded = False
+        if self.merge_due and not self._checked:
+            # The first look since the last batch: most batches leave no level at
+            # `usermerge` segments, and then no step runs (nothing written).
+            self._checked = True
+            self.merge_due = merge_pending(conn, self._width)
+        if not self.merge_due:
+            return False
+        try:
+            merged = merge_step(conn, yield_to=yield_to)
+        except Yielded:
+            self.yielded = True
+            self.yields += 1
+            return True
+        except (sqlcipher3.Error, sqlite3.Error):
+            # E.g. a full disk: the step rolled back; the next batch retries.
+            self.merge_due = False
+            return False
+        self.steps += 1
+        # A step that found nothing ends the merge whatever the record says (no loop
+        # of empty steps, should this reading and FTS5's own ever differ).
+        self.merge_due = merged and merge_pending(conn, self._width)
         return self.merge_due

@@ -227,10 +227,16 @@ class Archive:
     def fts_merge_due(self) -> bool:
         return self._fts.merge_due
 
-    def merge_fts_if_due(self) -> bool:
-        """One step of the full-text index's idle merge (fts_merge.py); True while due."""
+    def merge_fts_if_due(self, yield_to: Callable[[], bool] | None = None) -> bool:
+        """One step of the full-text index's idle merge (fts_merge.py); True while due.
+        With `yield_to`, the step rolls back as soon as that returns True (a push is
+        queued); `fts_merge_yielded` then says so."""
         with self._write_lock:
-            return self._fts.merge_if_due(self.conn)
+            return self._fts.merge_if_due(self.conn, yield_to)
+
+    @property
+    def fts_merge_yielded(self) -> bool:
+        return self._fts.yielded
 
     def _fold_locked(self, at: int | None) -> Fold | None:
         return self._folder.step(self.conn, at) if self._conv_lsm else None
