@@ -15,6 +15,21 @@ from strongroom.archive.store import Archive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# `make test` runs pytest on two pytest-xdist workers (`-n 2 --dist loadgroup`). Each module
+# is one unit of work, so its module-scoped fixtures (a Chromium, a booted container, a
+# private Tor network) are built once, on one worker; a test marked xdist_group joins its
+# group instead. Units start longest first (a serial run's wall times, rounded), so the
+# last one to finish is short: the rest keep collection order.
+LONGEST_FIRST = (
+    "appliance-upgrades",  # ~340 s
+    "tests/test_appliance_boot.py",  # ~200 s
+    "tests/test_bench_smoke.py",  # ~140 s
+    "tests/test_reach_tor.py",  # ~90 s
+    "tests/test_archive_scrub.py",  # the rest under 50 s
+    "tests/browser/test_records_office_browser.py",
+    "tests/test_e2e_records_office_cli.py",
+)
+
 
 @pytest.fixture
 def archive_keys() -> dict[str, bytes]:
@@ -62,3 +77,19 @@ def box_clock_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], 
 def box_in_utc(box_clock_zone: Callable[[str], None]) -> None:
     """The box keeps its clock in UTC, as an appliance does."""
     box_clock_zone("UTC")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    rank = {unit: position for position, unit in enumerate(LONGEST_FIRST)}
+
+    def unit_rank(item: pytest.Item) -> int:
+        marker = item.get_closest_marker("xdist_group")
+        assert marker is not None
+        return rank.get(str(marker.args[0]), len(rank))
+
+    items.sort(key=unit_rank)  # stable: a unit's tests keep their order
