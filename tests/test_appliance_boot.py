@@ -21,7 +21,6 @@ mirror and the package index for pip.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -51,21 +50,12 @@ def _run(*args: str, timeout: float = 600, **kw: object) -> subprocess.Completed
 
 
 def _base_rootfs() -> Path:
-    """The debootstrapped bookworm, made once (about 2 minutes) and reused.
-
-    Under a lock: `make test` runs the two boxes of this module (booted, upgradable) on
-    two pytest-xdist workers at once, and on a fresh clone both would build it."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with (CACHE / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _base_rootfs_locked()
-
-
-def _base_rootfs_locked() -> Path:
+    """The debootstrapped bookworm, made once (about 2 minutes) and reused."""
     done = BASE / ".strongroom-complete"
     if done.exists() and done.read_text() == PACKAGES:  # remade when the list changes
         return BASE
     shutil.rmtree(BASE, ignore_errors=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
     made = _run(
         "debootstrap",
         "--variant=minbase",
@@ -688,9 +678,6 @@ def test_a_tor_the_admin_enabled_keeps_running_when_reach_goes_off(booted: Conta
 # --no-apt for the same reason (the Debian packages are in the rootfs already).
 
 PHONE_STATE = "/root/phone.json"
-# Its own unit of work under `make test` (pytest-xdist): this box boots on one worker
-# while the tests above use theirs on the other (tests/conftest.py).
-UPGRADES = pytest.mark.xdist_group("appliance-upgrades")
 
 
 @dataclass
@@ -871,7 +858,6 @@ def _archive_schema(box: Container) -> int:
     return int(read.stdout)
 
 
-@UPGRADES
 def test_an_upgrade_backs_up_through_the_box_switches_and_rolls_back(
     upgradable: Upgradable,
 ) -> None:
@@ -921,7 +907,6 @@ def test_an_upgrade_backs_up_through_the_box_switches_and_rolls_back(
     assert _history(box) == [*had, "Pièces reçues"]
 
 
-@UPGRADES
 def test_an_upgrade_migrates_and_one_that_does_not_come_up_is_switched_back(
     upgradable: Upgradable,
 ) -> None:
@@ -1002,7 +987,6 @@ def test_an_upgrade_migrates_and_one_that_does_not_come_up_is_switched_back(
     assert _history(box, "/root/phone-after-restore.json") == had
 
 
-@UPGRADES
 def test_an_install_whose_service_fails_to_start_still_leaves_the_timers_on(
     upgradable: Upgradable,
 ) -> None:
