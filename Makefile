@@ -28,8 +28,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+## The suite on two pytest-xdist workers, a module per unit of work, longest
+## first (tests/conftest.py); TEST_WORKERS=1 runs it in one process, as `.venv/bin/pytest` does.
+TEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
 ## make bench: every benchmark, one table in docs/benchmarks.md (~8-15 minutes on 2 cores once
 ## the 1M and 5M corpora are cached under var/bench; the first run also builds them, ~230 s of

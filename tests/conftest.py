@@ -15,6 +15,21 @@ from strongroom.archive.store import Archive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# `make test` runs pytest on two pytest-xdist workers (`-n 2 --dist loadscope`): each module
+# is one unit of work, so its module-scoped fixtures (a Chromium, the booted containers, a
+# private Tor network) are built once, on one worker. Units start longest first (a serial
+# run's wall times, rounded), so the last one to finish is short; the rest keep
+# collection order. (Not loadgroup: pytest-xdist 3.8's groups do nothing under pytest 9.2,
+# whose node ids it can no longer rename.)
+LONGEST_FIRST = (
+    "tests/test_appliance_boot.py",  # ~540 s: two containers, debootstrap the first time
+    "tests/test_bench_smoke.py",  # ~140 s
+    "tests/test_reach_tor.py",  # ~90 s
+    "tests/test_archive_scrub.py",  # the rest under 50 s
+    "tests/browser/test_records_office_browser.py",
+    "tests/test_e2e_records_office_cli.py",
+)
+
 
 @pytest.fixture
 def archive_keys() -> dict[str, bytes]:
@@ -62,3 +77,11 @@ def box_clock_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], 
 def box_in_utc(box_clock_zone: Callable[[str], None]) -> None:
     """The box keeps its clock in UTC, as an appliance does."""
     box_clock_zone("UTC")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return  # one process: collection order
+    rank = {module: position for position, module in enumerate(LONGEST_FIRST)}
+    # Stable: each module's tests stay together and in their order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
