@@ -27,6 +27,7 @@ from strongroom.archive.commit_jobs import Then as Then
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.store import Archive, Txn
 from strongroom.proof.sth import SignedTreeHead
+from strongroom.utc import iso_utc
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class GroupCommitter:
         # Set once the thread has died (never cleared): what every submit then raises.
         self.died: CommitterDied | None = None
         self.died_at_ms: int | None = None
+        # Told on the dying thread, with a line for the box's faults (box.py).
+        self.on_died: Callable[[str], None] | None = None
         # The jobs of the batch under way (resolved with `died` should the thread die).
         self._inflight: list[Job] = []
         # Idle/background work that failed (logged once until it works again), and
@@ -174,6 +177,11 @@ class GroupCommitter:
             if not job.resolved:
                 resolve(job, died)
         self._drain(died)
+        if self.on_died is not None:
+            try:
+                self.on_died(f"writes fail since {iso_utc(self.died_at_ms)}: {died}")
+            except Exception:
+                log.exception("the committer's on_died failed")
 
     def _guarded(self, piece: str, work: Callable[[], object]) -> bool:
         """Idle/background work that must never take the thread down: an unexpected
