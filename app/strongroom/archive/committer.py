@@ -107,7 +107,7 @@ class GroupCommitter:
             except queue.Empty:
                 return
             if isinstance(item, Job):
-                resolve(item, error)
+                resolve(item, type(error)(*error.args))  # each waiter its own
 
     @property
     def running(self) -> bool:
@@ -132,7 +132,7 @@ class GroupCommitter:
         op is queued now; the future ends once its batch is durable, failed with what
         the op raised. Raises CommitterStopped at once when not running."""
         if self.died is not None:
-            raise self.died
+            raise CommitterDied(*self.died.args)  # a fresh one: no traceback piles up
         if self._thread is None:
             raise CommitterStopped("the archive is not accepting writes")
         loop = asyncio.get_running_loop()
@@ -154,7 +154,7 @@ class GroupCommitter:
         into the loop (no future, no loop turn per op: the push path, peer/chain.py).
         Raises CommitterStopped at once when not running."""
         if self.died is not None:
-            raise self.died
+            raise CommitterDied(*self.died.args)  # a fresh one: no traceback piles up
         if self._thread is None:
             raise CommitterStopped("the archive is not accepting writes")
         self._queue.put(Job(op, asyncio.get_running_loop(), None, log_index_of, then))
@@ -175,7 +175,7 @@ class GroupCommitter:
         inflight, self._inflight = self._inflight, []
         for job in inflight:
             if not job.resolved:
-                resolve(job, died)
+                resolve(job, CommitterDied(*died.args))
         self._drain(died)
         if self.on_died is not None:
             try:
