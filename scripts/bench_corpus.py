@@ -247,11 +247,18 @@ def cached_archive(work: Path, size: int, log: Callable[[str], None] = print) ->
     one writes, so the build costs about the write time alone on two cores.
     """
     path = work / f"archive-{size}-v{SCHEMA_VERSION}"
-    if (path / "complete").exists():
-        return path
-    upgrade_cached(work, log)
-    if (path / "complete").exists():
-        return path
+    if not (path / "complete").exists():
+        upgrade_cached(work, log)
+    if not (path / "complete").exists():
+        _build(work, path, size, log)
+    import bench_corpus_merge  # it imports this module
+
+    bench_corpus_merge.finish_fts_merge(path, log)
+    return path
+
+
+def _build(work: Path, path: Path, size: int, log: Callable[[str], None]) -> None:
+    """Build the corpus at `path` (cached_archive)."""
     ba.fresh_dir(path)
     t0 = time.perf_counter()
     start = 0
@@ -313,7 +320,6 @@ def cached_archive(work: Path, size: int, log: Callable[[str], None] = print) ->
     (path / "build.json").write_text(json.dumps(info) + "\n")
     data = sorted((path / "data").glob("archive.db*"))
     _mark_complete(path / "complete", f"{size}\n", [*data, path / "build.json"])
-    return path
 
 
 def _fsync(path: Path) -> None:

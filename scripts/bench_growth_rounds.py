@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import bench_archive as ba
+import bench_corpus_merge
 import bench_growth as bg
 import bench_peer
 import bench_search_after
@@ -159,10 +160,13 @@ def growth_figures(
     the sizes in `search_at`."""
     corpora: dict[int, Path] = {}
     built: list[ba.Figure] = []
+    one_off: dict[int, list[ba.Figure]] = {}  # the corpus's pending FTS merge, once
     for size in sizes:
         t0 = time.perf_counter()
         corpora[size] = ba.cached_archive(work, size, log=log)
         built.append(bg._build_figure(corpora[size], size, time.perf_counter() - t0))
+        if (merged := bench_corpus_merge.merge_figure(corpora[size], size)) is not None:
+            one_off[size] = [merged]
     searched_after: dict[int, bench_search_after.SearchAfter] = {}
 
     def search_after(size: int, data: Path) -> None:
@@ -201,6 +205,7 @@ def growth_figures(
         per_round = ratios(mine, empty)
         figures += [
             build,
+            *one_off.get(size, []),
             ba.Figure(
                 f"ingest into a {at}",
                 _median(mine, "msgs_per_s"),

@@ -230,7 +230,8 @@ def _merge_figures(size: int, count: int, run: SearchAfter, growth_kib: float) -
             f" from the idle committer's start to the merge's end and a checkpoint:"
             f" {run.merge_written / 2**20:.1f} MiB, less the {pushes} sporadic pushes' own"
             f" commits ({run.push_written / 2**20:.2f} MiB, the committer thread's wchar), over"
-            f" the {count:,} records the ingest left; ingest + idle merge ="
+            f" the {count:,} records the ingest left (the cached corpus's own pending merge"
+            f" was finished once when it was cached: its own row); ingest + idle merge ="
             f" {growth_kib + merge_kib:.2f} KiB/record; {run.idle_steps} merge steps",
         ),
         ba.Figure(

@@ -210,3 +210,59 @@ def test_a_corpus_cached_at_an_older_schema_is_migrated_not_built_again(tmp_path
     assert result["info"]["migrated_from_schema"] == result["older"]
     assert result["info"]["written"] == 120  # the build's own figures are kept
     assert any("migrated" in line for line in result["logs"])
+
+
+_MERGED = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, "scripts")
+sys.path.insert(0, "app")
+import bench_archive as ba
+import bench_corpus as bc
+from strongroom.archive import fts_merge
+
+work = Path(sys.argv[1])
+bc._BUILD_CHUNK = 60
+bc._BUILD_CHUNKS_PER_COMMIT = 1  # a segment per chunk: levels a box would merge when idle
+logs = []
+corpus = bc.cached_archive(work, 720, log=logs.append)
+archive = ba.open_archive(corpus / "data")
+try:
+    conn = archive.conn
+    pending = fts_merge.merge_pending(conn, fts_merge.usermerge(conn))
+    conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')")
+    found = conn.execute(
+        "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", ('"n°719"',)
+    ).fetchone()[0]
+    journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+finally:
+    archive.close()
+again = []
+bc.cached_archive(work, 720, log=again.append)
+print(json.dumps({
+    "pending": pending, "found": found, "journal": journal, "logs": logs, "again": again,
+    "info": bc.build_info(corpus), "marker": (corpus / "fts-merged").exists(),
+}))
+"""
+
+
+def test_a_cached_corpus_has_its_pending_full_text_merge_finished_once(tmp_path: Path) -> None:
+    # Review L3: left pending, every copy's idle merge re-did the corpus's own merge and
+    # the idle merge's bytes row reported that one-off (~56 KiB/record at 5M).
+    done = subprocess.run(
+        [sys.executable, "-c", _MERGED, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    info = result["info"]
+    assert info["fts_segments_before"] >= 8  # usermerge: a merge was due
+    assert info["fts_segments_after"] < info["fts_segments_before"]
+    assert info["fts_merge_written_bytes"] > 0 and info["written"] == 720
+    assert not result["pending"] and result["marker"]
+    assert result["found"] == 1 and result["journal"] == "wal"
+    assert any("pending full-text merge" in line for line in result["logs"])
+    assert result["again"] == []  # once: a later run reuses the merged corpus as it is

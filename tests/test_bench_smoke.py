@@ -43,6 +43,7 @@ MEASURED_ROWS = [
     "box's share of peak RSS, ingest into 20,000-record archive",
     "corpus build, 20,000 messages",
     "corpus build, 30,000 messages",
+    "the cached 30,000-message corpus's one-off full-text merge, bytes written",
     "ingest into a 30,000-record archive",
     "CPU per record, ingest into a 30,000-record archive",
     "bytes written per 1 KiB record, 30,000-record archive",

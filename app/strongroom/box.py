@@ -36,6 +36,9 @@ if TYPE_CHECKING:  # the runtime wires them in; the box itself never builds eith
 
 log = logging.getLogger(__name__)
 
+# The box's fault (self.faults) once the group committer's thread has died.
+COMMITTER_FAULT = "committer"
+
 
 class BoxLocked(Exception):
     """The operation needs the unlocked archive."""
@@ -69,6 +72,7 @@ class Box:
         # What the appliance found wrong with itself (front panel, clock), by name:
         # shown on the dashboard and in `systemctl status`.
         self.faults: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the box was opened on
         self._on_unlock: list[Callable[[], Any]] = []
         self._on_change: list[Callable[[], Any]] = []
         # The unlock opening the archive in a worker thread (begin_open), if any; the
@@ -229,12 +233,24 @@ class Box:
         self.keys = keys
         self.archive = archive
         self.committer = GroupCommitter(self.archive)
+        self.committer.on_died = self._committer_died
+        with contextlib.suppress(RuntimeError):  # no loop: an open on the CLI's thread
+            self._loop = asyncio.get_running_loop()
         self.committer.start()
         self.readers = ReaderPool(self.archive)
         self.phase = BoxPhase.READY
         for callback in self._on_unlock:
             callback()
         self.changed()
+
+    def _committer_died(self, why: str) -> None:
+        """On the committer's dying thread: every write now fails at once (no phone
+        hangs); the fault says so on the dashboard, `strongroom status` and
+        `systemctl status`, and the front panel shows its error."""
+        self.faults[COMMITTER_FAULT] = f"{why}; restart the box (systemctl restart strongroom)"
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody looks
+                self._loop.call_soon_threadsafe(self.changed)
 
     def require_archive(self) -> Archive:
         if self.archive is None:

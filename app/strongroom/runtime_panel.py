@@ -16,6 +16,7 @@ from strongroom.appliance.health import read_health
 from strongroom.archive.errors import SchemaTooNew
 from strongroom.archive.open_failure import classify_open_failure
 from strongroom.archive.scrub import SCRUB_PENDING_STATUS, pending_since_ms
+from strongroom.box import COMMITTER_FAULT
 from strongroom.panel_link import panel_inputs
 from strongroom.unlock import BoxPhase
 from strongroom.web.i18n import translator
@@ -88,6 +89,8 @@ def refresh_panel(rt: BoxRuntime) -> None:
     error = rt.error
     if error is None and problem is not None and not damaged:
         error = problem.text
+    if error is None:  # the archive's writer died: nothing is archived until a restart
+        error = rt.box.faults.get(COMMITTER_FAULT)
     try:
         disk = read_health(rt.config.data_dir).disk.percent
     except OSError:

@@ -77,6 +77,8 @@ def control_app(runtime: BoxRuntime) -> web.Application:
                 "kept_head": kept_head_json(box.archive),
                 # Why the last unlock could not open the archive (damaged or not).
                 "archive_problem": _archive_problem(runtime),
+                # What the box found wrong with itself (front panel, clock, committer).
+                "faults": dict(box.faults),
                 # The practice's zone `strongroom status` shows times in (None while
                 # locked: the archive holds it); the times above stay UTC instants.
                 "time_zone": await _practice_zone(box),

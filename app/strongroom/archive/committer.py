@@ -14,46 +14,24 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from strongroom.archive import db
 from strongroom.archive.checkpointer import Checkpointer, bound_pages
+from strongroom.archive.commit_jobs import Committed as Committed
+from strongroom.archive.commit_jobs import CommittedOf as CommittedOf
+from strongroom.archive.commit_jobs import Job, resolve, resolve_all
+from strongroom.archive.commit_jobs import Then as Then
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.store import Archive, Txn
 from strongroom.proof.sth import SignedTreeHead
+from strongroom.utc import iso_utc
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CommittedOf(Generic[T]):
-    """An op's result, the tree head that covers it, and (if logged) its proof."""
-
-    result: T
-    tree_head: SignedTreeHead | None
-    inclusion_proof: list[bytes] | None
-
-
-# Where ops of every kind meet (the batch, the peer session's Commit actions),
-# the result's type is not known statically.
-Committed = CommittedOf[Any]
-
-
-# What `submit_then` calls with an op's outcome, on the submitter's event loop.
-Then = Callable[[Committed | BaseException], None]
-
-
-@dataclass
-class _Job:
-    op: Callable[[Txn], Any]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Committed] | None
-    log_index_of: Callable[[Any], int | None] | None
-    then: Then | None = None
 
 
 _STOP = object()
@@ -73,11 +51,16 @@ class CommitterStopped(ArchiveError):
     """The committer is not running; nothing was written."""
 
 
+class CommitterDied(CommitterStopped):
+    """The committer's thread ended on an error: every waiting and later write fails
+    with this at once (no push hangs); `strongroom status` and the dashboard say so."""
+
+
 class GroupCommitter:
     def __init__(self, archive: Archive, *, max_batch: int = 1024) -> None:
         self.archive = archive
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.committed = 0
@@ -96,6 +79,17 @@ class GroupCommitter:
         self.prove_from_heads = 0
         self.consistency_proofs: dict[tuple[int, int], list[bytes]] = {}
         self._recent_sizes: deque[int] = deque()
+        # Set once the thread has died (never cleared): what every submit then raises.
+        self.died: CommitterDied | None = None
+        self.died_at_ms: int | None = None
+        # Told on the dying thread, with a line for the box's faults (box.py).
+        self.on_died: Callable[[str], None] | None = None
+        # The jobs of the batch under way (resolved with `died` should the thread die).
+        self._inflight: list[Job] = []
+        # Idle/background work that failed (logged once until it works again), and
+        # whether the idle merge is set aside until the next batch.
+        self._failing: set[str] = set()
+        self._merge_set_aside = False
 
     def start(self) -> None:
         if self._thread is None:
@@ -118,13 +112,18 @@ class GroupCommitter:
             self.archive.set_autocheckpoint(db.WAL_AUTOCHECKPOINT_PAGES)
             self.archive.kept_head.stop_flushing()
             # A submit that raced with stop() queued behind _STOP: tell it, or it waits forever.
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(item, _Job):
-                    _resolve(item, CommitterStopped("the archive stopped accepting writes"))
+            self._drain(CommitterStopped("the archive stopped accepting writes"))
+
+    def _drain(self, error: CommitterStopped) -> None:
+        """Fail every queued job with `error` (any thread may call it: each job is
+        taken off the queue, so resolved, once)."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Job):
+                resolve(item, type(error)(*error.args))  # each waiter its own
 
     @property
     def running(self) -> bool:
@@ -148,11 +147,15 @@ class GroupCommitter:
         """`submit` without a coroutine (a caller that goes on in a done-callback):
         op is queued now; the future ends once its batch is durable, failed with what
         the op raised. Raises CommitterStopped at once when not running."""
+        if self.died is not None:
+            raise CommitterDied(*self.died.args)  # a fresh one: no traceback piles up
         if self._thread is None:
             raise CommitterStopped("the archive is not accepting writes")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Committed] = loop.create_future()
-        self._queue.put(_Job(op, loop, future, log_index_of))
+        self._queue.put(Job(op, loop, future, log_index_of))
+        if self.died is not None:  # died meanwhile: its drain may have missed this job
+            self._drain(self.died)
         return future
 
     def submit_then(
@@ -166,16 +169,71 @@ class GroupCommitter:
         op raised, once its batch is durable: straight from the batch's one callback
         into the loop (no future, no loop turn per op: the push path, peer/chain.py).
         Raises CommitterStopped at once when not running."""
+        if self.died is not None:
+            raise CommitterDied(*self.died.args)  # a fresh one: no traceback piles up
         if self._thread is None:
             raise CommitterStopped("the archive is not accepting writes")
-        self._queue.put(_Job(op, asyncio.get_running_loop(), None, log_index_of, then))
+        self._queue.put(Job(op, asyncio.get_running_loop(), None, log_index_of, then))
+        if self.died is not None:  # died meanwhile: its drain may have missed this job
+            self._drain(self.died)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # the thread's end: every waiter hears
+            self._die(exc)
+
+    def _die(self, exc: BaseException) -> None:
+        log.critical("the group committer stopped: writes now fail", exc_info=exc)
+        died = CommitterDied(f"the archive's committer stopped ({type(exc).__name__})")
+        self.died_at_ms = int(time.time() * 1000)
+        self.died = died  # set before the drain: a later submit raises or drains itself
+        inflight, self._inflight = self._inflight, []
+        for job in inflight:
+            if not job.resolved:
+                resolve(job, CommitterDied(*died.args))
+        self._drain(died)
+        if self.on_died is not None:
+            try:
+                self.on_died(f"writes fail since {iso_utc(self.died_at_ms)}: {died}")
+            except Exception:
+                log.exception("the committer's on_died failed")
+
+    def _guarded(self, piece: str, work: Callable[[], object]) -> bool:
+        """Idle/background work that must never take the thread down: an unexpected
+        error is logged (with its traceback, once until the piece works again) and
+        False returned: the piece is abandoned for now. The pieces roll their own
+        transaction back (conv_keys.Folder.step, fts_merge.merge_step)."""
+        try:
+            work()
+        except Exception:
+            if piece not in self._failing:
+                self._failing.add(piece)
+                log.exception("the committer's %s failed; set aside, commits go on", piece)
+            return False
+        self._failing.discard(piece)
+        return True
+
+    def _poke_checkpointer(self) -> None:
+        if self.checkpointer is not None:
+            self._guarded("checkpointer poke", self.checkpointer.poke)
+
+    def _fold(self) -> None:
+        # The conversation index's fold, if due, after the acks are on their way
+        # (review L7): on this thread and connection, a step per transaction, one
+        # per commit and more while no push waits (Archive.fold_if_due).
+        if not self._guarded("fold", self.archive.fold_if_due):
+            return
+        while self.archive.folding and self._queue.empty():
+            if not self._guarded("fold", self.archive.fold_if_due):
+                return
+
+    def _loop(self) -> None:
         while True:
             first = self._next()
             if first is _STOP:
                 return
-            jobs: list[_Job] = [first]  # type: ignore[list-item]
+            jobs: list[Job] = [first]  # type: ignore[list-item]
             stop_after = False
             while len(jobs) < self.max_batch:
                 try:
@@ -186,19 +244,16 @@ class GroupCommitter:
                     stop_after = True
                     break
                 jobs.append(item)  # type: ignore[arg-type]
+            self._inflight = jobs
             self._commit(jobs)
-            # The conversation index's fold, if due, after the acks are on their way
-            # (review L7): on this thread and connection, a step per transaction, one
-            # per commit and more while no push waits (Archive.fold_if_due).
-            self.archive.fold_if_due()
-            while self.archive.folding and self._queue.empty():
-                self.archive.fold_if_due()
-            if self.checkpointer is not None:
-                self.checkpointer.poke()
+            self._inflight = []
+            self._merge_set_aside = False  # a new batch: the idle merge may try again
+            self._fold()
+            self._poke_checkpointer()
             if stop_after:
                 return
 
-    def _next(self) -> _Job | object:
+    def _next(self) -> Job | object:
         """The next queued item; while none comes, the full-text index's idle merge.
 
         Its steps start once the queue has been empty for IDLE_BEFORE_FTS_MERGE_S
@@ -208,15 +263,14 @@ class GroupCommitter:
         waits for no step. After a step that yielded, the next try waits for a quiet
         spell twice as long (up to QUIET_BEFORE_RETRY_MAX_S): a long step is not
         started again and again between pushes only to be thrown away."""
-        while self.archive.fts_merge_due:
+        while self.archive.fts_merge_due and not self._merge_set_aside:
             try:
                 return self._queue.get(timeout=self._merge_quiet_s)
             except queue.Empty:
                 pass
-            while self._queue.empty() and self.archive.merge_fts_if_due(self._push_waits):
+            while self._queue.empty() and self._merge_step():
                 self._merge_quiet_s = IDLE_BEFORE_FTS_MERGE_S
-                if self.checkpointer is not None:
-                    self.checkpointer.poke()
+                self._poke_checkpointer()
             if self.archive.fts_merge_yielded:
                 self._merge_quiet_s = min(2 * self._merge_quiet_s, QUIET_BEFORE_RETRY_MAX_S)
             else:
@@ -224,11 +278,23 @@ class GroupCommitter:
         self._merge_quiet_s = IDLE_BEFORE_FTS_MERGE_S  # the next merge starts afresh
         return self._queue.get()
 
+    def _merge_step(self) -> bool:
+        """One idle merge step (True while due); one that fails sets the merge aside
+        until the next batch."""
+        due = [False]
+
+        def step() -> None:
+            due[0] = self.archive.merge_fts_if_due(self._push_waits)
+
+        if not self._guarded("idle merge", step):
+            self._merge_set_aside = True
+        return due[0]
+
     def _push_waits(self) -> bool:
         """Something is queued (a push, or stop): the idle merge's step gives way."""
         return not self._queue.empty()
 
-    def _commit(self, jobs: list[_Job]) -> None:
+    def _commit(self, jobs: list[Job]) -> None:
         try:
             batch = self.archive.write_batch([job.op for job in jobs], fold=False)
         except BaseException as exc:
@@ -239,7 +305,7 @@ class GroupCommitter:
                     self._commit([job])
                 return
             # The disk is full (or worse): every waiter learns why.
-            _resolve_all(jobs, [exc] * len(jobs))
+            resolve_all(jobs, [exc] * len(jobs))
             return
         self.batches += 1
         self.committed += len(jobs)
@@ -269,7 +335,7 @@ class GroupCommitter:
                 outcomes.append(proof)
             else:
                 outcomes.append(CommittedOf(result, head, proof))
-        _resolve_all(jobs, outcomes)
+        resolve_all(jobs, outcomes)
 
     def _add_proofs(
         self,
@@ -311,54 +377,10 @@ class GroupCommitter:
             del kept[next(iter(kept))]
 
     @staticmethod
-    def _proof_index(job: _Job, result: Any, head: SignedTreeHead | None) -> int | None:
+    def _proof_index(job: Job, result: Any, head: SignedTreeHead | None) -> int | None:
         if job.log_index_of is None or head is None or isinstance(result, BaseException):
             return None
         index = job.log_index_of(result)
         if index is None or not 0 <= index < head.tree_size:
             return None
         return index
-
-
-def _resolve_all(jobs: list[_Job], outcomes: list[Committed | BaseException]) -> None:
-    """Wake every waiter of a batch with one call into each event loop, not one per job."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Committed | BaseException]]] = {}
-    for job, outcome in zip(jobs, outcomes, strict=True):
-        by_loop.setdefault(job.loop, []).append((job, outcome))
-    for loop, items in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_deliver_all, items)
-        except RuntimeError:
-            pass  # the loop is closed: nobody is waiting any more
-
-
-def _deliver_all(items: list[tuple[_Job, Committed | BaseException]]) -> None:
-    for job, outcome in items:
-        _deliver(job, outcome)
-
-
-def _deliver(job: _Job, outcome: Committed | BaseException) -> None:
-    if job.then is not None:
-        if not isinstance(outcome, BaseException) and isinstance(outcome.result, BaseException):
-            outcome = outcome.result  # the op raised: its caller learns what
-        try:
-            job.then(outcome)
-        except Exception:  # one caller's fault: the batch's other callers still hear
-            log.exception("a commit's callback failed")
-        return
-    assert job.future is not None
-    if job.future.done():
-        return
-    if isinstance(outcome, BaseException):
-        job.future.set_exception(outcome)
-    elif isinstance(outcome.result, BaseException):  # the op raised: its caller learns what
-        job.future.set_exception(outcome.result)
-    else:
-        job.future.set_result(outcome)
-
-
-def _resolve(job: _Job, outcome: Committed | BaseException) -> None:
-    try:
-        job.loop.call_soon_threadsafe(_deliver, job, outcome)
-    except RuntimeError:
-        pass  # the loop is closed: nobody is waiting any more

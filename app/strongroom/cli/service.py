@@ -87,6 +87,8 @@ def describe_status(status: dict[str, Any]) -> str:
         lines.append(f"scrub pending since {since}: {scrub['notice']}")
     if kept := status.get("kept_head"):  # archive/losses.py: a loss would go unnamed
         lines.append(f"WARNING: {kept['text']}")
+    for name, why in sorted((status.get("faults") or {}).items()):  # the dashboard's
+        lines.append(f"FAULT {name}: {why}")
     return "\n".join(lines)
 
 
