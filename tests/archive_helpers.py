@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
 
 from strongroom.archive import conv_keys, search, verify_records, writes
+from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.db import Connection
 from strongroom.archive.schema import MESSAGE_TEXT
 from strongroom.archive.store import Archive
@@ -20,6 +23,22 @@ MESSAGES_JOIN = "messages m JOIN records r ON r.id = m.record_id"
 SELECT_TEXTS = f"SELECT {MESSAGE_TEXT} FROM {MESSAGES_JOIN}"
 # Messages whose text matches what follows, e.g. COUNT_BY_TEXT + " = ?".
 COUNT_BY_TEXT = f"SELECT count(*) FROM {MESSAGES_JOIN} WHERE {MESSAGE_TEXT}"
+
+
+def open_with_keys(data: Path, keys: dict[str, bytes]) -> Archive:
+    """The archive in `data`, opened (created if new) with conftest's `archive_keys`."""
+    return Archive.open(data, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
+
+
+@asynccontextmanager
+async def committing(archive: Archive) -> AsyncIterator[GroupCommitter]:
+    """The box's group committer (and its checkpointer thread) running on `archive`."""
+    committer = GroupCommitter(archive)
+    committer.start()
+    try:
+        yield committer
+    finally:
+        await asyncio.to_thread(committer.stop)
 
 
 def new_phone(

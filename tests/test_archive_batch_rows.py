@@ -21,6 +21,7 @@ from nacl.signing import SigningKey
 
 from strongroom.archive import writes
 from strongroom.archive.record import Record
+from strongroom.archive.search import SearchFilters, search_messages
 from strongroom.archive.store import Archive, WriteOp
 from strongroom.archive.verify import verify_archive
 from strongroom.peer import ingest
@@ -147,8 +148,8 @@ def test_a_batch_writes_the_rows_the_same_records_write_one_by_one(
     for archive in (batched, one_by_one):
         with closing(archive.reader()) as conn:
             # Both messages with a piece: the one before it and the one after it.
-            flagged = conn.execute("SELECT count(*) FROM messages WHERE has_attachment = 1")
-            assert flagged.fetchone()[0] == 2
+            flagged = search_messages(conn, filters=SearchFilters(has_attachment=True))
+            assert len(flagged) == 2
             report = verify_archive(conn, archive.blobs, bytes(archive.signing_key.verify_key))
         assert report.ok, report.problems
         assert report.records == len(records)

@@ -23,7 +23,7 @@ from typing import TypeVar
 import pytest
 from nacl.signing import SigningKey
 
-from archive_helpers import message, new_phone
+from archive_helpers import committing, message, new_phone, open_with_keys
 from strongroom.archive import checkpointer as ckpt
 from strongroom.archive import db, writes
 from strongroom.archive.checkpointer import bound_pages
@@ -40,18 +40,13 @@ TEXT = "Compte rendu de la réunion, pièces du dossier à verser. " * 18  # ~1 
 async def running(
     tmp_path: Path, archive_keys: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Archive, GroupCommitter]]:
-    monkeypatch.setattr(db, "WAL_AUTOCHECKPOINT_PAGES", THRESHOLD)
-    archive = Archive.open(
-        tmp_path / "data",
-        archive_keys["archive"],
-        archive_keys["blob"],
-        SigningKey(archive_keys["sign_seed"]),
-    )
-    committer = GroupCommitter(archive)
-    committer.start()
-    yield archive, committer
-    await asyncio.to_thread(committer.stop)
-    archive.close()
+    monkeypatch.setattr(db, "WAL_AUTOCHECKPOINT_PAGES", THRESHOLD)  # before it opens
+    archive = open_with_keys(tmp_path / "data", archive_keys)
+    try:
+        async with committing(archive) as committer:
+            yield archive, committer
+    finally:
+        archive.close()
 
 
 async def commit_batch(committer: GroupCommitter, key: SigningKey, device: int, n: int) -> None:

@@ -382,3 +382,56 @@ def test_a_conversation_keeps_its_first_time_newest_time_and_first_known_contact
     assert (conv.created_at, conv.last_at) == (t0 + 3_000, t0 + 3_000)
     assert conv.peer == "M. Martin"
     assert conv.messages == 4
+
+
+def _attachment_steps(archive: Archive, device_id: int, key: SigningKey, n: int) -> int:
+    """SQLite VM steps storing an attachment for message `m{n}`, already archived."""
+    blob = {"sha256": bytes(32), "size": 1, "name": "a.jpg", "mime": "image/jpeg"}
+    record = signed(key, fields("attachment", f"a{n}", dir="in", ref=f"m{n}", blob=blob))
+    steps = [0]
+
+    def tick() -> int:
+        steps[0] += 1
+        return 0
+
+    archive.conn.set_progress_handler(tick, 1)
+    try:
+        archive.write(writes.store_record(record, device_id, OWNER))
+    finally:
+        archive.conn.set_progress_handler(None, 0)
+    return steps[0]
+
+
+def test_an_attachment_costs_the_same_in_a_long_conversation(archive: Archive) -> None:
+    """Flagging an attachment's message reads no other record of its conversation."""
+    device_id, key = new_phone(archive, owner=OWNER)
+
+    def talk(start: int, count: int) -> None:
+        archive.write_batch(
+            [
+                writes.store_record(
+                    signed(
+                        key,
+                        fields(
+                            "message", f"m{n}", dir="out", text=f"n{n}", at=1_700_000_000_000 + n
+                        ),
+                    ),
+                    device_id,
+                    OWNER,
+                )
+                for n in range(start, start + count)
+            ]
+        )
+
+    talk(0, 10)
+    short = _attachment_steps(archive, device_id, key, 5)
+    talk(10, 600)
+    long = _attachment_steps(archive, device_id, key, 300)
+    # Reading each of 600 more records takes thousands of steps; the log's tree
+    # growing from ~12 to ~612 leaves adds a few levels of hashing only.
+    assert long < short + 1000, (short, long)  # was 659 and 4208, now ~530 and ~480
+    hits = search_messages(archive.conn, filters=SearchFilters(has_attachment=True))
+    assert sorted(h.record_row for h in hits) == sorted(
+        int(r[0])
+        for r in archive.conn.execute("SELECT id FROM records WHERE client_id IN ('m5', 'm300')")
+    )

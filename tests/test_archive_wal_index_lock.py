@@ -22,9 +22,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from nacl.signing import SigningKey
 
-from archive_helpers import message, new_phone
+from archive_helpers import committing, message, new_phone, open_with_keys
 from fault_helpers import ABUSE_LIMITS, BoxProcess, count, pair_phone, still_served
 from strongroom.archive import writes
 from strongroom.archive.committer import GroupCommitter
@@ -60,20 +59,9 @@ async def dms_holder(archive_path: Path) -> tuple[str, int]:
 
 
 @pytest.fixture
-async def running(
-    tmp_path: Path, archive_keys: dict[str, bytes]
-) -> AsyncIterator[tuple[Archive, GroupCommitter]]:
-    archive = Archive.open(
-        tmp_path / "data",
-        archive_keys["archive"],
-        archive_keys["blob"],
-        SigningKey(archive_keys["sign_seed"]),
-    )
-    committer = GroupCommitter(archive)
-    committer.start()
-    yield archive, committer
-    await asyncio.to_thread(committer.stop)
-    archive.close()
+async def running(archive: Archive) -> AsyncIterator[tuple[Archive, GroupCommitter]]:
+    async with committing(archive) as committer:
+        yield archive, committer
 
 
 async def test_the_checkpointer_looking_at_the_wal_leaves_the_archive_locked(
@@ -99,12 +87,7 @@ def descriptors_of(path: Path) -> list[str]:
 def test_the_wal_index_is_let_go_of_with_the_archive(
     tmp_path: Path, archive_keys: dict[str, bytes]
 ) -> None:
-    archive = Archive.open(
-        tmp_path / "data",
-        archive_keys["archive"],
-        archive_keys["blob"],
-        SigningKey(archive_keys["sign_seed"]),
-    )
+    archive = open_with_keys(tmp_path / "data", archive_keys)
     shm = Path(f"{archive.path}-shm").resolve()
     committer = GroupCommitter(archive)
     committer.start()

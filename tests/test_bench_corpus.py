@@ -18,21 +18,46 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
-_RUN = """
-import hashlib, json, sys
+# The start of each child: the scripts and the app importable, as `make bench` runs them.
+_CHILD = """
+import hashlib, json, os, sys
 from pathlib import Path
 sys.path.insert(0, "scripts")
 sys.path.insert(0, "app")
 import bench_archive as ba
 import bench_corpus as bc
+
+work = Path(sys.argv[1])
+"""
+# Tiny corpora (120 records) built by cached_archive itself: the same build path, in seconds.
+_TINY = """
+bc._BUILD_CHUNK = 60
+"""
+
+
+def run_child(script: str, work: Path) -> dict[str, Any]:
+    """`script` after _CHILD in a child interpreter; the JSON of its last line."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD + script, str(work)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+_RUN = """
 from strongroom.archive import writes
 from strongroom.archive.store import Archive
 from strongroom.archive.verify import verify_archive
 
-work = Path(sys.argv[1])
 keys = ba.bench_keys()
 
 def fixed_clock():
@@ -93,15 +118,7 @@ bulk.close()
 
 
 def test_bulk_corpus_equals_what_the_box_writes(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _RUN, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = run_child(_RUN, tmp_path)
     box, bulk = result["box"], result["bulk"]
     assert box["records"][0] == 900 and box["messages"][0] == 900
     assert box["messages_fts_data"][0] > 1, "the FTS index holds nothing"
@@ -114,15 +131,9 @@ def test_bulk_corpus_equals_what_the_box_writes(tmp_path: Path) -> None:
     assert result["journal"] == "wal"
 
 
-_DURABLE = """
-import json, os, sys
-from pathlib import Path
-sys.path.insert(0, "scripts")
-sys.path.insert(0, "app")
-import bench_corpus as bc
-
-work = Path(sys.argv[1])
-bc._BUILD_CHUNK = 60  # a tiny corpus: the same build path, in seconds
+_DURABLE = (
+    _TINY
+    + """
 synced = []
 real_fsync = os.fsync
 
@@ -137,20 +148,13 @@ os.fsync = fsync
 data = bc.cached_archive(work, 120, log=lambda _: None)
 print(json.dumps({"synced": synced, "data": str(data)}))
 """
+)
 
 
 def test_a_corpus_is_on_the_disk_before_its_complete_marker(tmp_path: Path) -> None:
     # The build runs with synchronous=OFF: without an fsync before the marker, a power
     # cut could leave a marker vouching for a torn archive every later run reuses.
-    done = subprocess.run(
-        [sys.executable, "-c", _DURABLE, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = run_child(_DURABLE, tmp_path)
     corpus = Path(result["data"])
     assert (corpus / "complete").read_text() == "120\n"
     before_marker = {path for path, marked in result["synced"] if not marked}
@@ -158,17 +162,11 @@ def test_a_corpus_is_on_the_disk_before_its_complete_marker(tmp_path: Path) -> N
     assert str(corpus / "data") in before_marker  # its directory entry too
 
 
-_UPGRADE = """
-import json, sys
-from pathlib import Path
-sys.path.insert(0, "scripts")
-sys.path.insert(0, "app")
-import bench_archive as ba
-import bench_corpus as bc
+_UPGRADE = (
+    _TINY
+    + """
 from strongroom.archive import db, schema
 
-work = Path(sys.argv[1])
-bc._BUILD_CHUNK = 60  # a tiny corpus: the same build path, in seconds
 current = schema.SCHEMA_VERSION
 older = current - 1
 
@@ -198,20 +196,13 @@ print(json.dumps({
     "info": bc.build_info(corpus), "complete": (corpus / "complete").exists(), "logs": logs,
 }))
 """
+)
 
 
 def test_a_corpus_cached_at_an_older_schema_is_migrated_not_built_again(tmp_path: Path) -> None:
     # A new migration must not cost the next `make bench` a rebuild of its 5M corpus
     # (minutes): the cached one is migrated in place, as the box migrates at unlock.
-    done = subprocess.run(
-        [sys.executable, "-c", _UPGRADE, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = run_child(_UPGRADE, tmp_path)
     assert result["corpus"] == f"archive-120-v{result['current']}"
     assert result["left"] == [result["corpus"]]  # renamed, not copied
     assert result["complete"] and result["records"] == 120

@@ -344,6 +344,7 @@ def test_every_reader_by_conversation_keeps_an_indexed_plan(archive: Archive) ->
         retention.find_due(conn, T0 + 10**12)
         resolve.explain_record(conn, conv, T0)
         search_files(conn, "", SearchFilters(conversation_id=conv))
+        search_messages(conn, "", SearchFilters(has_attachment=True), limit=5)  # from attachments
 
     def writers() -> None:
         archive.write(writes.store_record(attachment, phone, OWNER))

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,43 @@ async def test_hostile_input_on_the_form_is_refused_and_exports_nothing(
     # The typed value that names one conversation starts its export.
     location, page = await post(kind="conversation", conversation="maitre.durand/client-07")
     assert location.startswith("/jobs/"), page
+
+
+@pytest.mark.parametrize(
+    ("language", "refused", "said"),
+    [
+        ("fr", "Rien n’a été exporté.", "Rien n'a été modifié."),
+        ("en", "Nothing was exported.", "Nothing was changed."),
+    ],
+)
+async def test_a_refused_export_says_nothing_was_exported(
+    box: Box, aiohttp_client: AiohttpClient, language: str, refused: str, said: str
+) -> None:
+    """An export changes nothing anyway: a refused one says no export was made."""
+    client = await aiohttp_client(web_app(box), headers={"Accept-Language": language})
+    await login(client, "archiviste", ARCHIVIST_PASSWORD)
+    token = csrf_of(await (await client.get("/exports")).text())
+    typed = [
+        ("conversation", "cl", {}),  # several
+        ("conversation", "zz", {}),  # none
+        ("matter", "zz", {}),  # none
+        # One conversation, but no message in the dates: the form's own refusal,
+        # worded (and its apostrophe typeset) as the pickers' ones.
+        ("conversation", "maitre.durand/client-07", {"since": "2001-01-01", "until": "2001-01-01"}),
+    ]
+    for kind, value, dates in typed:
+        data = {"recipient": "Tribunal", "reason": "RG 24/1", "kind": kind, kind: value, **dates}
+        response = await client.post(
+            "/exports", data={**data, "csrf_token": token}, allow_redirects=False
+        )
+        assert response.headers["Location"] == "/exports", (kind, value)
+        page = html.unescape(await (await client.get("/exports")).text())
+        token = csrf_of(page)
+        assert refused in page and said not in page, (kind, value)
+        if not dates:  # the live count: the pickers' refusals
+            answer = await (await _count(client, token, kind=kind, **{kind: value})).json()
+            assert answer["text"].endswith(refused), answer
+    assert client.app[STATE].jobs.for_owner("archiviste") == []
 
 
 def test_find_conversation_by_each_way_it_is_written(box: Box) -> None:

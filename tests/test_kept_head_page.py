@@ -9,12 +9,14 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
-from e2e_helpers import Clock, prepare_data_dir, start_box
+from e2e_helpers import Clock, start_box
 from records_office_helpers import run_strongroom
 from strongroom.archive import writes
 from strongroom.box import Box
@@ -23,6 +25,7 @@ from strongroom.web.state import STATE
 from web_helpers import (
     ADMIN_PASSWORD,
     AUDITOR_PASSWORD,
+    Client,
     another_browser,
     csrf_of,
     login,
@@ -84,17 +87,54 @@ async def a_new_loss_under_the_same_name(data: Path) -> tuple[bytes, bytes]:
     return first, second
 
 
-async def test_the_integrity_page_names_commits_lost_before_the_restart(
-    tmp_path: Path, aiohttp_client: AiohttpClient
-) -> None:
+async def data_with_a_loss(tmp_path: Path, *, renamed: bool = False) -> tuple[Path, bytes]:
+    """A stopped box's data dir (admin, archiviste, auditeur) whose kept head witnessed
+    lost commits (lose_commits). `renamed`: a second loss written under the first one's
+    name (a_new_loss_under_the_same_name), returned; else b""."""
     data = tmp_path / "data"
     await new_box(data).stop()
+    if renamed:
+        _, second = await a_new_loss_under_the_same_name(data)
+        return data, second
     await lose_commits(data)  # the restart's first push wrote the kept head over
+    return data, b""
+
+
+def passphrase_file(tmp_path: Path) -> Path:
+    """The admin's passphrase in a file, as `strongroom --passphrase-file` reads it."""
+    path = tmp_path / "passphrase"
+    path.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
+    return path
+
+
+@asynccontextmanager
+async def admin_on_the_web(data: Path, aiohttp_client: AiohttpClient) -> AsyncIterator[Client]:
+    """The box of `data` unlocked, its web app, and the admin logged in (English)."""
     box = Box(BoxConfig(data_dir=data))
     box.unlock(ADMIN_PASSWORD)
     try:
         client = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
         await login(client, "admin", ADMIN_PASSWORD)
+        yield client
+    finally:
+        await box.stop()
+
+
+async def acknowledged_on_the_web(
+    client: Client, token: str, head: str | None, note: str = NOTE
+) -> str:
+    """The confirmation page's form posted (without a head: an older page's); where
+    the box sends the browser next."""
+    data = {"csrf_token": token, "note": note} | ({} if head is None else {"head": head})
+    response = await client.post(ACKNOWLEDGE, data=data, allow_redirects=False)
+    return response.headers["Location"]
+
+
+async def test_the_integrity_page_names_commits_lost_before_the_restart(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    data, _ = await data_with_a_loss(tmp_path)
+    async with admin_on_the_web(data, aiohttp_client) as client:
         token = csrf_of(await (await client.get("/dashboard")).text())
         job = (
             await client.post("/verify", data={"csrf_token": token}, allow_redirects=False)
@@ -117,18 +157,9 @@ async def test_the_integrity_page_names_commits_lost_before_the_restart(
         page = await (await client.get(ACKNOWLEDGE)).text()
         assert "Acknowledge this loss?" in page and "acknowledged records were lost" in page
         token, head = csrf_of(page), head_of(page)
-        empty = await client.post(
-            ACKNOWLEDGE,
-            data={"csrf_token": token, "note": " ", "head": head},
-            allow_redirects=False,
-        )
-        assert empty.headers["Location"] == ACKNOWLEDGE  # nothing written without a note
-        done = await client.post(
-            ACKNOWLEDGE,
-            data={"csrf_token": token, "note": NOTE, "head": head},
-            allow_redirects=False,
-        )
-        assert done.headers["Location"] == "/integrity"
+        # Nothing written without a note: the confirmation page again.
+        assert await acknowledged_on_the_web(client, token, head, " ") == ACKNOWLEDGE
+        assert await acknowledged_on_the_web(client, token, head) == "/integrity"
         html = await (await client.get("/integrity")).text()
         assert "Loss acknowledged" in html and 'data-state="acknowledged"' in html
         assert "Acknowledged by admin on " in html and NOTE in html
@@ -142,17 +173,12 @@ async def test_the_integrity_page_names_commits_lost_before_the_restart(
         html = await (await client.get("/integrity")).text()
         assert 'id="integrity-failure"' not in html  # the newest check passed
         assert (data / "tree_head.lost").exists()
-    finally:
-        await box.stop()
 
 
 async def test_strongroom_verify_names_them_until_the_loss_is_acknowledged(tmp_path: Path) -> None:
     # The CLI's journey on a stopped box (its own open of the archive).
-    config = await prepare_data_dir(tmp_path / "box")
-    data = config.data_dir
-    passphrase = tmp_path / "passphrase"
-    passphrase.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
-    await lose_commits(data)
+    data, _ = await data_with_a_loss(tmp_path)
+    passphrase = passphrase_file(tmp_path)
     for options in ((), ("--incremental",)):
         run = run_strongroom(data, "verify", *options, passphrase_file=passphrase)
         assert run.returncode == 1, run.stdout + run.stderr
@@ -202,10 +228,8 @@ async def test_the_running_box_answers_losses_and_its_verify_notes_the_acknowled
     tmp_path: Path,
 ) -> None:
     # No passphrase: the running box does the work (control socket, night job).
-    config = await prepare_data_dir(tmp_path / "box")
-    data = config.data_dir
-    await lose_commits(data)
-    running = await start_box(config, clock=Clock())
+    data, _ = await data_with_a_loss(tmp_path)
+    running = await start_box(BoxConfig(data_dir=data, port=0), clock=Clock())
     try:
         failed = await asyncio.to_thread(run_strongroom, data, "verify")
         assert failed.returncode == 1 and "tree_head.lost:" in failed.stderr, failed.stderr
@@ -229,23 +253,12 @@ async def test_the_running_box_answers_losses_and_its_verify_notes_the_acknowled
 async def test_a_file_changed_after_its_confirmation_page_is_not_acknowledged(
     tmp_path: Path, aiohttp_client: AiohttpClient
 ) -> None:
-    data = tmp_path / "data"
-    await new_box(data).stop()
-    _, second = await a_new_loss_under_the_same_name(data)
-    box = Box(BoxConfig(data_dir=data))
-    box.unlock(ADMIN_PASSWORD)
-    try:
-        client = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
-        await login(client, "admin", ADMIN_PASSWORD)
+    data, second = await data_with_a_loss(tmp_path, renamed=True)
+    async with admin_on_the_web(data, aiohttp_client) as client:
         page = await (await client.get(ACKNOWLEDGE)).text()
         token, shown = csrf_of(page), head_of(page)
         (data / "tree_head.lost").write_bytes(second)  # while the admin writes the note
-        refused = await client.post(
-            ACKNOWLEDGE,
-            data={"csrf_token": token, "note": NOTE, "head": shown},
-            allow_redirects=False,
-        )
-        assert refused.headers["Location"] == "/integrity"
+        assert await acknowledged_on_the_web(client, token, shown) == "/integrity"
         html = await (await client.get("/integrity")).text()
         assert "The file changed since its confirmation page was shown" in html, html
         assert 'data-loss="tree_head.lost" data-state="open"' in html
@@ -253,35 +266,22 @@ async def test_a_file_changed_after_its_confirmation_page_is_not_acknowledged(
         trail = await (await client.get("/audit")).text()
         assert "Lost commits acknowledged" not in trail
         # A page without the head it showed (an older page, a hand-made form): refused.
-        bare = await client.post(
-            ACKNOWLEDGE, data={"csrf_token": token, "note": NOTE}, allow_redirects=False
-        )
-        assert bare.headers["Location"] == "/integrity"
+        assert await acknowledged_on_the_web(client, token, None) == "/integrity"
         assert "no longer be acknowledged" in await (await client.get("/integrity")).text()
 
         page = await (await client.get(ACKNOWLEDGE)).text()  # looked at again
         now = head_of(page)
         assert now != shown
-        done = await client.post(
-            ACKNOWLEDGE,
-            data={"csrf_token": token, "note": NOTE, "head": now},
-            allow_redirects=False,
-        )
-        assert done.headers["Location"] == "/integrity"
+        assert await acknowledged_on_the_web(client, token, now) == "/integrity"
         html = await (await client.get("/integrity")).text()
         assert "Loss acknowledged" in html and 'data-state="acknowledged"' in html
-    finally:
-        await box.stop()
 
 
 async def test_strongroom_losses_acknowledge_refuses_a_file_changed_since_listed(
     tmp_path: Path,
 ) -> None:
-    config = await prepare_data_dir(tmp_path / "box")
-    data = config.data_dir
-    passphrase = tmp_path / "passphrase"
-    passphrase.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
-    _, second = await a_new_loss_under_the_same_name(data)
+    data, second = await data_with_a_loss(tmp_path, renamed=True)
+    passphrase = passphrase_file(tmp_path)
 
     def listed() -> dict[str, object]:
         run = run_strongroom(data, "losses", "list", "--json", passphrase_file=passphrase)

@@ -17,6 +17,7 @@ from strongroom.office.export_scope import ExportScope, count_records
 from strongroom.office.facts import load_facts, senders_not_kept
 from test_office_support import Box, new_box
 from test_person_scope import every_kind_of_involvement
+from test_retention_flat import vm_steps
 
 
 @pytest.fixture
@@ -119,3 +120,27 @@ def test_every_matter_look_up_keeps_an_indexed_plan(box: Box) -> None:
         plan = [str(step[3]) for step in conn.execute(f"EXPLAIN QUERY PLAN {sql}", (1,))]
         scans = [s for s in plan if re.match(r"SCAN ", s) or "TEMP B-TREE" in s]
         assert not scans, (sql, plan)
+
+
+def test_a_matter_is_found_by_reference_or_number_without_reading_the_others(box: Box) -> None:
+    made = several_matters(box)
+    conn = box.archive.conn
+    listed = {m.ref: m for m in matters.list_matters(conn)}
+    for ref, mid in made.items():
+        assert matters.find_matter(conn, ref) == listed[ref]
+        assert matters.find_matter(conn, f" {mid} ") == listed[ref]
+    assert listed["martin"].persons and listed["attached"].conversations
+    for unknown in ("nobody", str(max(made.values()) + 1), "0", "", f"0{made['martin']}"):
+        with pytest.raises(matters.InvalidMatter):
+            matters.find_matter(conn, unknown)
+
+    def steps() -> int:
+        return vm_steps(conn, lambda: matters.find_matter(conn, "martin"))
+
+    few = steps()
+    for n in range(200):
+        mid = int(box.archive.write(matters.create_matter(f"z-{n:03}", "", "", "admin")))
+        box.archive.write(matters.attach(mid, "admin", person=f"Personne {n}"))
+    # vm_steps counts in thousands: reading 200 more matters and their persons is
+    # thousands of steps, a look-up by key the same handful.
+    assert steps() <= few, few

@@ -7,6 +7,7 @@ genuine message, exactly as if the bad one had never arrived.
 from __future__ import annotations
 
 import nacl.bindings
+import nacl.exceptions
 import pytest
 
 from strongroom.noise import (
@@ -107,13 +108,35 @@ def test_truncated_first_message_of_nn() -> None:
     assert responder.read_message(message) == b"x"
 
 
-@pytest.mark.parametrize("length", [0, 1, 15])
+@pytest.mark.parametrize("length", range(primitives.TAGLEN))
 def test_truncated_transport_message_then_genuine_one(length: int) -> None:
     alice, bob = sessions()
     message = alice.encrypt(b"record")
     with pytest.raises(TruncatedMessage):
         bob.decrypt(message[:length])
     assert bob.decrypt(message) == b"record"
+
+
+@pytest.mark.parametrize("mutable", [False, True])
+@pytest.mark.parametrize("length", range(primitives.TAGLEN))
+def test_cipher_state_refuses_a_message_shorter_than_its_tag(length: int, mutable: bool) -> None:
+    """CipherState used on its own (no transport in front to measure the message)."""
+    sender, receiver = CipherState(bytes(range(32))), CipherState(bytes(range(32)))
+    sealed = sender.encrypt_with_ad(b"ad", b"record")
+    read = receiver.decrypt_with_ad_mutable if mutable else receiver.decrypt_with_ad
+    with pytest.raises(TruncatedMessage):
+        read(b"ad", sealed[:length])
+    assert receiver.nonce == 0
+    assert read(b"ad", sealed) == b"record"
+
+
+@pytest.mark.parametrize("length", range(primitives.TAGLEN))
+def test_decrypt_refuses_a_short_input_as_it_refuses_a_bad_tag(length: int) -> None:
+    """primitives.decrypt and decrypt_mutable: one exception for "this does not open"."""
+    key = bytes(range(32))
+    for decrypt in (primitives.decrypt, primitives.decrypt_mutable):
+        with pytest.raises(nacl.exceptions.CryptoError):
+            decrypt(key, 0, b"", primitives.encrypt(key, 0, b"", b"record")[:length])
 
 
 # -- oversized ------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from typing import Any, Self
 
 import pytest
 
+from web_helpers import ADMIN_PASSWORD
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -87,6 +89,26 @@ def log_in(page: Any, url: str, username: str, password: str) -> str:
     page.fill("#password", password)
     page.click("button[type=submit].primary")
     return str(page.inner_text("main"))
+
+
+def admin_page(
+    browser: Any,
+    url: str,
+    language: str,
+    *,
+    width: int = 1280,
+    height: int = 1000,
+    downloads: bool = False,
+) -> tuple[Any, Any]:
+    """A new browser context (`language`, a `width` x `height` window) and its page,
+    with the tests' 15 s timeout, logged in as the test boxes' admin."""
+    context = browser.new_context(
+        locale=language, viewport={"width": width, "height": height}, accept_downloads=downloads
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    log_in(page, url, "admin", ADMIN_PASSWORD)
+    return context, page
 
 
 def no_sideways_scroll(page: Any) -> None:

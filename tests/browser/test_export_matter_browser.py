@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import log_in, shot
+from browser_support import admin_page, shot
 from test_records_office_browser import RunningBox
 
 from records_office_helpers import HELD_TEXTS, PETIT_TEXT
 from strongroom.office.verify_export import verify_bundle
 from test_export_matter import verify_txt_passes
-from web_helpers import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -23,12 +22,7 @@ pytestmark = pytest.mark.browser
 def test_a_matter_is_exported_from_its_row_in_chromium(browser: Any, tmp_path: Path) -> None:
     with RunningBox(tmp_path / "box") as live:
         running = live.box
-        context = browser.new_context(
-            locale="fr", viewport={"width": 1280, "height": 1000}, accept_downloads=True
-        )
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        log_in(page, running.url, "admin", ADMIN_PASSWORD)
+        context, page = admin_page(browser, running.url, "fr", downloads=True)
 
         page.goto(running.url + "/office/matters")
         page.fill("#matter-ref", "D-2015-007")

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import log_in, pick, shot
+from browser_support import admin_page, pick, shot
 from test_records_office_browser import RunningBox
 
 from records_office_helpers import PETIT_TEXT
 from strongroom.office.verify_export import verify_bundle
-from web_helpers import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -62,12 +61,7 @@ def test_a_lawyer_exports_what_she_picked_by_typing(
     text = TEXT[language]
     with RunningBox(tmp_path / "box") as live:
         running = live.box
-        context = browser.new_context(
-            locale=language, viewport={"width": 1280, "height": 1000}, accept_downloads=True
-        )
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        log_in(page, running.url, "admin", ADMIN_PASSWORD)
+        context, page = admin_page(browser, running.url, language, downloads=True)
         page.goto(running.url + "/exports")
         assert page.locator("main select, main option").count() == 0  # the form searches
 

@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import log_in, pick, shot
+from browser_support import admin_page, pick, shot
 from test_records_office_browser import RunningBox
-
-from web_helpers import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -48,10 +46,7 @@ def test_office_manager_holds_a_conversation_found_by_its_first_letters(
     text = TEXT[language]
     with RunningBox(tmp_path / "box") as live:
         running = live.box
-        context = browser.new_context(locale=language, viewport={"width": 1280, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        log_in(page, running.url, "admin", ADMIN_PASSWORD)
+        context, page = admin_page(browser, running.url, language)
         page.goto(running.url + "/office")
         # No list of every conversation in the page: the form searches.
         assert page.locator("#new-hold select[name=conversation]").count() == 0

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import log_in, no_sideways_scroll, shot
+from browser_support import admin_page, no_sideways_scroll, shot
 from test_records_office_browser import RunningBox
 
 from e2e_helpers import E2EBox, message, pair_by_qr
 from records_office_helpers import run_strongroom
 from strongroom.archive import db
 from strongroom.archive.verify_runs import Verification, latest
-from web_helpers import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -86,10 +85,7 @@ def test_the_integrity_page_says_what_was_verified_when_and_shows_a_failure(
         incremental = newest_run(running)
         assert incremental.kind == "incremental" and incremental.from_size == full.tree_size
 
-        context = browser.new_context(locale=language, viewport={"width": 1280, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        log_in(page, running.url, "admin", ADMIN_PASSWORD)
+        context, page = admin_page(browser, running.url, language)
         page.click("nav a[href='/integrity']")
         assert text["nav"] in page.inner_text("h1")
         # What a night checks, with the bound on the older log it re-reads.

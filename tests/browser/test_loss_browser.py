@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import log_in, no_sideways_scroll, shot
+from browser_support import admin_page, no_sideways_scroll, shot
 from test_records_office_browser import RunningBox
 
 from strongroom.archive.losses import ACTION
 from test_kept_head_page import lose_commits
-from web_helpers import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -43,10 +42,7 @@ def test_an_admin_acknowledges_a_loss_on_the_integrity_page(
     with RunningBox(tmp_path / "box", before_start=lose_commits) as live:
         running = live.box
         data_dir = running.runtime.config.data_dir
-        context = browser.new_context(locale=language, viewport={"width": 1280, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        log_in(page, running.url, "admin", ADMIN_PASSWORD)
+        context, page = admin_page(browser, running.url, language)
         page.click("nav a[href='/integrity']")
         losses = page.locator("#losses")
         assert text["lost"] in losses.locator("h2").inner_text()

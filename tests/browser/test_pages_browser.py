@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import PHONE_WIDTH, LiveBox, log_in, shot
+from browser_support import PHONE_WIDTH, LiveBox, admin_page, shot
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
 from strongroom.box import Box
 from strongroom.office.holds import HoldSpec, place_hold
 from strongroom.pairing.service import PairingService
-from web_helpers import ADMIN_PASSWORD, new_box
+from web_helpers import new_box
 
 pytestmark = pytest.mark.browser
 
@@ -67,10 +67,7 @@ def test_no_page_scrolls_sideways(browser: Any, tmp_path: Path, language: str) -
     with LiveBox(box) as live:
         too_wide: list[str] = []
         for width in (PHONE_WIDTH, 1280):
-            context = browser.new_context(locale=language, viewport={"width": width, "height": 900})
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            log_in(page, live.url, "admin", ADMIN_PASSWORD)
+            context, page = admin_page(browser, live.url, language, width=width, height=900)
             for path in PAGES:
                 response = page.goto(live.url + path)
                 expected = ERROR_PAGES.get(path, 414 if len(path) > 8190 else 200)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import PHONE_WIDTH, launched_chromium, log_in, shot
+from browser_support import PHONE_WIDTH, admin_page, launched_chromium, log_in, shot
 
 from e2e_helpers import E2EBox, pair_by_qr
 from reach_support import box_with_reach_stand_in
@@ -88,10 +88,7 @@ def test_reach_page_counts_the_phones_that_must_connect_once(
         state = phone.state
         assert state.onion is None  # paired while reach was off
 
-        context = browser.new_context(locale=language, viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        log_in(page, box.url, "admin", ADMIN_PASSWORD)
+        context, page = admin_page(browser, box.url, language, height=900)
         page.goto(box.url + "/reach")
         assert TEXT[language]["before"] in page.inner_text("main")
         page.click("#reach-on")

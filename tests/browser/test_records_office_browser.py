@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import log_in, pick, shot
+from browser_support import admin_page, pick, shot
 
 from archive_helpers import COUNT_BY_TEXT, MESSAGES_JOIN
 from e2e_helpers import Clock, E2EBox, prepare_data_dir, start_box
@@ -101,12 +101,7 @@ def test_records_office_journey_in_chromium(browser: Any, tmp_path: Path, langua
     secret.write_text(ADMIN_PASSWORD + "\n", encoding="utf-8")
     with RunningBox(tmp_path / "box") as live:
         running = live.box
-        context = browser.new_context(
-            locale=language, viewport={"width": 1280, "height": 1000}, accept_downloads=True
-        )
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        log_in(page, running.url, "admin", ADMIN_PASSWORD)
+        context, page = admin_page(browser, running.url, language, downloads=True)
 
         # -- a matter with dr.martin in it, closed in January 2016 -----------------------------
         page.goto(running.url + "/office/matters")

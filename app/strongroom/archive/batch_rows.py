@@ -36,7 +36,8 @@ RECORD_INSERT = (
 )
 RECORD_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # writes._INSERT_MESSAGE, row by row: has_attachment looks for an attachment already
-# stored (this batch's attachments are written before it, never deferred).
+# stored (this batch's attachments are written before it, never deferred). The column
+# is NOT maintained (a later attachment leaves it 0): never read it (schema.py).
 MESSAGE_INSERT = (
     "INSERT INTO messages (record_id, conversation_id, direction, sender, text, text_at,"
     " text_len, sent_at, edits_client_id, deleted, has_attachment) VALUES "

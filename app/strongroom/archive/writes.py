@@ -14,7 +14,6 @@ from typing import Any
 
 import cbor2
 
-from strongroom.archive import conv_keys
 from strongroom.archive.batch_ops import RecordWrite, device_is_live, note_stored, stored_log_index
 from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.errors import RecordRejected
@@ -44,7 +43,8 @@ def _conversation_id(txn: Txn, owner: str, ref: str, peer: str, at: int) -> int:
     return int(row[0])
 
 
-# A phone may push the attachment manifest before its message: has_attachment looks.
+# has_attachment is NOT maintained (set only when the manifest came before its message,
+# never by a later one): nothing may read it; schema.MESSAGE_HAS_ATTACHMENT is the truth.
 _INSERT_MESSAGE = (
     "INSERT INTO messages (record_id, conversation_id, direction, sender, text, text_at,"
     " text_len, sent_at, edits_client_id, deleted, has_attachment)"
@@ -57,23 +57,6 @@ _INSERT_MESSAGE_V7 = (
     " sent_at, edits_client_id, deleted, has_attachment)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
     " EXISTS (SELECT 1 FROM attachments WHERE conversation_id = ? AND message_client_id = ?))"
-)
-
-
-# The message an attachment belongs to, by conversation and the phone's id: the
-# conversation's records through both tables of its index (conv_keys), ?1 and ?2.
-# Before migration 10 (a test building an old archive), records_conversation.
-_MARK_ATTACHMENT = (
-    "UPDATE messages SET has_attachment = 1 WHERE record_id IN ("  # noqa: S608
-    + conv_keys.union(
-        "SELECT k.record_id FROM {keys} k JOIN records r ON r.id = k.record_id"
-        " WHERE k.conversation_id = ?1 AND r.client_id = ?2"
-    )
-    + ")"
-)
-_MARK_ATTACHMENT_V9 = (
-    "UPDATE messages SET has_attachment = 1 WHERE record_id IN"
-    " (SELECT id FROM records WHERE conversation_id = ?1 AND client_id = ?2)"
 )
 
 
@@ -186,8 +169,8 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
                 " blob_sha256, size, name, mime) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (row_id, conv, record.ref, blob.sha256, blob.size, blob.name, blob.mime),
             )
-            mark = _MARK_ATTACHMENT if txn.conv_lsm else _MARK_ATTACHMENT_V9
-            txn.conn.execute(mark, (conv, record.ref))
+            # Its message, if already archived, is not looked up (it has no index by
+            # the phone's id): readers ask attachments instead (schema.MESSAGE_HAS_ATTACHMENT).
         return StoredRecord(record_id, log_index, duplicate=False)
 
     # Its look-ups can be asked for a whole batch at once (batch_ops).

@@ -13,12 +13,19 @@ from typing import TypeVar
 import nacl.exceptions
 
 from strongroom.noise import primitives
-from strongroom.noise.errors import ConfigurationError, DecryptError, NonceExhausted, WrongPhase
+from strongroom.noise.errors import (
+    ConfigurationError,
+    DecryptError,
+    NonceExhausted,
+    TruncatedMessage,
+    WrongPhase,
+)
 
 _aead_encrypt = primitives.encrypt
 _aead_decrypt = primitives.decrypt
 _aead_decrypt_mutable = primitives.decrypt_mutable
 _MAX_NONCE = primitives.MAX_NONCE
+_TAGLEN = primitives.TAGLEN
 Plain = TypeVar("Plain", bytes, bytearray)
 
 
@@ -89,6 +96,8 @@ class CipherState:
         n = self._nonce
         if n == _MAX_NONCE:
             raise NonceExhausted("nonce 2**64-1 is reserved; rekey or start a new session")
+        if len(data) < _TAGLEN:
+            raise TruncatedMessage(f"message of {len(data)} bytes is shorter than its tag")
         try:
             plaintext = aead(key, n, ad, data)
         except nacl.exceptions.CryptoError as exc:

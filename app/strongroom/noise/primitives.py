@@ -104,7 +104,11 @@ def encrypt(key: bytes, n: int, ad: bytes, plaintext: bytes) -> bytes:
 
 
 def decrypt(key: bytes, n: int, ad: bytes, ciphertext: bytes) -> bytes:
-    """DECRYPT(k, n, ad, ciphertext); raises nacl.exceptions.CryptoError on a bad tag."""
+    """DECRYPT(k, n, ad, ciphertext); raises nacl.exceptions.CryptoError on a bad tag,
+    and on a ciphertext shorter than the tag (nacl.bindings' cffi call raised a bare
+    ValueError, "negative array length", there)."""
+    if len(ciphertext) < TAGLEN:
+        raise nacl.exceptions.CryptoError("Decryption failed: shorter than the tag.")
     return _aead_decrypt(ciphertext, ad, _NONCE.pack(n), key)
 
 

@@ -53,6 +53,7 @@ from strongroom.office.export_index import (
     index_document,
     write_index,
 )
+from strongroom.office.export_instructions import export_instructions
 from strongroom.office.export_json import RecordJson
 from strongroom.office.export_render import (
     BundleText,
@@ -72,15 +73,11 @@ from strongroom.office.proofs import entry_stem, proof_files
 from strongroom.office.sealed import (
     CHECK_PROOFS_SH,
     CHECK_PROOFS_SH_NAME,
-    PROOF_SECTION_EN,
-    PROOF_SECTION_FR,
     ByteSink,
     SealedBundleWriter,
     box_key_fingerprint,
     unicode_file_name,
 )
-from strongroom.office.sealed import verify_instructions as envelope_instructions
-from strongroom.office.verify_text import CONSISTENCY_EN, CONSISTENCY_FR
 from strongroom.office.zip_stream import already_compressed
 from strongroom.proof.pem import ed25519_public_key_pem
 
@@ -206,7 +203,7 @@ def export_to_stream(
         try:
             counts = _write_content(archive, conn, bundle, text, font_dir, total, progress)
             fingerprint = box_key_fingerprint(bytes(archive.signing_key.verify_key))
-            manifest_sha = bundle.finish(_instructions(root, fingerprint, zip_name))
+            manifest_sha = bundle.finish(export_instructions(root, fingerprint, zip_name))
         except BaseException:
             bundle.abort()
             raise
@@ -374,35 +371,3 @@ def _write_attachment(
     level = 0 if already_compressed(str(fields["blob"].get("mime", "")), name) else 6
     bundle.add_chunks(name, archive.blobs.read_chunks(location, int(blob[2])), level=level)
     return name
-
-
-_DEVICE_CMD = (
-    "openssl pkeyutl -verify -pubin -inkey devices/D<id>.pem -rawin -in message.bin"
-    " -sigfile records/<n>.sig"
-)
-_RECORDS_FR = f"""
-6. Chaque message est signé par le téléphone qui l'a écrit. Pour vérifier
-   records/<n>.cbor avec la clé du téléphone indiquée dans records/<n>.json :
-       (printf 'strongroom-record-v1\\000'; cat records/<n>.cbor) > message.bin
-       {_DEVICE_CMD}
-   L'empreinte de l'enregistrement (sha256sum records/<n>.cbor) est celle que
-   contient la feuille proofs/<n>.leaf.
-"""
-_RECORDS_EN = f"""
-6. Each message is signed by the phone that wrote it. To check records/<n>.cbor
-   with the phone key named in records/<n>.json:
-       (printf 'strongroom-record-v1\\000'; cat records/<n>.cbor) > message.bin
-       {_DEVICE_CMD}
-   The record's hash (sha256sum records/<n>.cbor) is the one inside the leaf
-   proofs/<n>.leaf.
-"""
-
-
-def _instructions(root: str, fingerprint: str, zip_name: str | None) -> str:
-    return envelope_instructions(
-        root,
-        fingerprint,
-        _RECORDS_FR + PROOF_SECTION_FR.replace("6.", "7.", 1) + CONSISTENCY_FR,
-        _RECORDS_EN + PROOF_SECTION_EN.replace("6.", "7.", 1) + CONSISTENCY_EN,
-        zip_name=zip_name,
-    )

@@ -95,13 +95,38 @@ def list_matters(conn: Connection) -> list[Matter]:
     ]
 
 
+_MATTER_BY = "SELECT id, ref, client, responsible, created_by, created_at, closed_at FROM matters"
+
+
 def find_matter(conn: Connection, ref_or_id: str) -> Matter:
-    """A matter by its reference, or by its number."""
+    """A matter by its reference, or else by its number: key look-ups, whatever the
+    number of matters (it read them all, with every matter's persons)."""
     wanted = ref_or_id.strip()
-    for matter in list_matters(conn):
-        if matter.ref == wanted or str(matter.id) == wanted:
-            return matter
-    raise InvalidMatter(f"no matter {wanted!r}")
+    row = conn.execute(_MATTER_BY + " WHERE ref = ?", (wanted,)).fetchone()
+    if row is None and wanted.isascii() and wanted.isdigit() and str(int(wanted)) == wanted:
+        row = conn.execute(_MATTER_BY + " WHERE id = ?", (int(wanted),)).fetchone()
+    if row is None:
+        raise InvalidMatter(f"no matter {wanted!r}")
+    i, ref, client, resp, by, at, closed = row
+    conversations = conn.execute(
+        "SELECT conversation_id FROM matter_conversations WHERE matter_id = ?"
+        " ORDER BY conversation_id",
+        (i,),
+    )
+    persons = conn.execute(
+        "SELECT person FROM matter_persons WHERE matter_id = ? ORDER BY person", (i,)
+    )
+    return Matter(
+        int(i),
+        str(ref),
+        str(client),
+        str(resp),
+        str(by),
+        int(at),
+        None if closed is None else int(closed),
+        tuple(int(c) for (c,) in conversations),
+        tuple(str(p) for (p,) in persons),
+    )
 
 
 def _matter_row(txn: Txn, matter_id: int) -> tuple[str, int | None]:

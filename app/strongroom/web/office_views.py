@@ -156,7 +156,7 @@ async def start_export(request: web.Request) -> web.StreamResponse:
         )
     except NoMatch as e:  # a typed conversation or matter that names none, or several
         field = "matter" if text_field(form, "kind", 20) == "matter" else "conversation"
-        session_of(request).flash("error", no_match_text(field, e))
+        session_of(request).flash("error", no_match_text(field, e, export=True))
         raise web.HTTPSeeOther("/exports") from None
     except OfficeError:
         session_of(request).flash("error", "Say what to export, for whom and why.")
@@ -198,7 +198,7 @@ async def export_count(request: web.Request) -> web.StreamResponse:
         answer = await read(request, count)
     except NoMatch as e:
         field = "matter" if request.query.get("kind") == "matter" else "conversation"
-        answer = {"text": translate.gettext(no_match_text(field, e))}
+        answer = {"text": translate.gettext(no_match_text(field, e, export=True))}
     except OfficeError:
         answer = {"text": translate.gettext("Say what to export, for whom and why.")}
     except ValueError:

@@ -66,8 +66,13 @@ def subject_from_form(conn: Connection, form: Any, field: str) -> int:
     return pickers.resolve_matter(conn, typed)
 
 
-def no_match_text(field: str, error: pickers.NoMatch) -> str:
-    """The flash (a msgid) for a typed conversation or matter that names none or several."""
+def no_match_text(field: str, error: pickers.NoMatch, *, export: bool = False) -> str:
+    """The flash (a msgid) for a typed conversation or matter that names none or several.
+
+    `export`: the export form's, which ends on what did not happen (an export changes
+    nothing anyway); the forms that change something (holds, policies) say nothing was."""
+    if export:
+        return _no_match_export_text(field, error)
     if field == "conversation":
         if error.several:
             return N_(
@@ -85,4 +90,25 @@ def no_match_text(field: str, error: pickers.NoMatch) -> str:
         )
     return N_(
         "No matter matches what was typed: type its reference or its number. Nothing was changed."
+    )
+
+
+def _no_match_export_text(field: str, error: pickers.NoMatch) -> str:
+    if field == "conversation":
+        if error.several:
+            return N_(
+                "Several conversations match what was typed: type more of the name,"
+                " or pick one in the list. Nothing was exported."
+            )
+        return N_(
+            "No conversation matches what was typed: type the first letters of its owner"
+            " or other party, OWNER/REF, or its number. Nothing was exported."
+        )
+    if error.several:
+        return N_(
+            "Several matters match what was typed: type more of the reference,"
+            " or pick one in the list. Nothing was exported."
+        )
+    return N_(
+        "No matter matches what was typed: type its reference or its number. Nothing was exported."
     )
