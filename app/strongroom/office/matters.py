@@ -12,6 +12,7 @@ that belongs to no matter (the older, per-conversation form).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,25 +78,28 @@ def list_matters(conn: Connection) -> list[Matter]:
     for mid, person in conn.execute("SELECT matter_id, person FROM matter_persons ORDER BY person"):
         persons.setdefault(int(mid), []).append(str(person))
     return [
-        Matter(
-            int(i),
-            str(ref),
-            str(client),
-            str(resp),
-            str(by),
-            int(at),
-            None if closed is None else int(closed),
-            tuple(convs.get(int(i), [])),
-            tuple(persons.get(int(i), [])),
-        )
-        for i, ref, client, resp, by, at, closed in conn.execute(
-            "SELECT id, ref, client, responsible, created_by, created_at, closed_at FROM matters"
-            " ORDER BY closed_at IS NOT NULL, ref"
-        )
+        _matter(row, convs.get(int(row[0]), []), persons.get(int(row[0]), []))
+        for row in conn.execute(_MATTER_BY + " ORDER BY closed_at IS NOT NULL, ref")
     ]
 
 
 _MATTER_BY = "SELECT id, ref, client, responsible, created_by, created_at, closed_at FROM matters"
+
+
+def _matter(row: Sequence[Any], conversations: Iterable[int], persons: Iterable[str]) -> Matter:
+    """A Matter from a `_MATTER_BY` row and its conversations and persons."""
+    i, ref, client, resp, by, at, closed = row
+    return Matter(
+        int(i),
+        str(ref),
+        str(client),
+        str(resp),
+        str(by),
+        int(at),
+        None if closed is None else int(closed),
+        tuple(int(c) for c in conversations),
+        tuple(str(p) for p in persons),
+    )
 
 
 def find_matter(conn: Connection, ref_or_id: str) -> Matter:
@@ -107,26 +111,15 @@ def find_matter(conn: Connection, ref_or_id: str) -> Matter:
         row = conn.execute(_MATTER_BY + " WHERE id = ?", (int(wanted),)).fetchone()
     if row is None:
         raise InvalidMatter(f"no matter {wanted!r}")
-    i, ref, client, resp, by, at, closed = row
     conversations = conn.execute(
         "SELECT conversation_id FROM matter_conversations WHERE matter_id = ?"
         " ORDER BY conversation_id",
-        (i,),
+        (row[0],),
     )
     persons = conn.execute(
-        "SELECT person FROM matter_persons WHERE matter_id = ? ORDER BY person", (i,)
+        "SELECT person FROM matter_persons WHERE matter_id = ? ORDER BY person", (row[0],)
     )
-    return Matter(
-        int(i),
-        str(ref),
-        str(client),
-        str(resp),
-        str(by),
-        int(at),
-        None if closed is None else int(closed),
-        tuple(int(c) for (c,) in conversations),
-        tuple(str(p) for (p,) in persons),
-    )
+    return _matter(row, (c for (c,) in conversations), (p for (p,) in persons))
 
 
 def _matter_row(txn: Txn, matter_id: int) -> tuple[str, int | None]:
