@@ -27,9 +27,11 @@ def finish_fts_merge(path: Path, log: Callable[[str], None] = print) -> None:
     spell, once. Left in the cache, every copy of the corpus would merge them again and
     the idle merge's bytes row would report that one-off (~56 KiB/record at 5M) instead
     of what a box sees after an ingest. Finished here with the box's own 'merge' command
-    (bigger steps, no WAL nor fsync as in a build; the file is synced before its
-    marker); its cost is kept in build.json (`fts_merge_*`) and reported on a line of
-    its own (bench_growth_rounds)."""
+    in bigger steps, under the box's WAL (review L5): the corpus is already `complete`,
+    so unlike a build it must never be torn; each step commits whole, and a merge that is
+    killed half-way resumes at the next run. The file is synced before its marker; its
+    cost is kept in build.json (`fts_merge_*`) and reported on a line of its own
+    (bench_growth_rounds)."""
     marker = path / FTS_MERGED
     if marker.exists():
         return
@@ -40,15 +42,16 @@ def finish_fts_merge(path: Path, log: Callable[[str], None] = print) -> None:
         conn = archive.conn
         segments = fts_merge.segment_count(conn)
         width = fts_merge.usermerge(conn)
-        bc._build_settings(archive)
+        # The build's page cache, not its journal: no `journal_mode = MEMORY` nor
+        # `synchronous = OFF` on a corpus that is already marked complete.
+        conn.execute(f"PRAGMA cache_size = -{bc._BUILD_CACHE_KIB}")
         while fts_merge.merge_pending(conn, width):
             steps += 1
             if not fts_merge.merge_step(conn, _FINISH_STEP_PAGES):
                 break
         merged = fts_merge.segment_count(conn)
-        bc._box_settings(archive)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
-        bc._build_done()
         archive.close()
     info = {
         **bc.build_info(path),
