@@ -160,13 +160,13 @@ async def test_a_dead_committer_fails_waiting_and_later_writes_at_once(
     committer.submit_then(writes.store_record(message(key, "then"), phone, OWNER), then)
     queued.set()
     with pytest.raises(CommitterDied, match="Fatal"):
-        await asyncio.wait_for(waiting, 1)
-    await asyncio.wait_for(heard.wait(), 1)
+        await asyncio.wait_for(waiting, 5)
+    await asyncio.wait_for(heard.wait(), 5)
     assert len(outcomes) == 1 and isinstance(outcomes[0], CommitterDied)
     # Every later write fails at once, by whichever way it is submitted.
     later = writes.store_record(message(key, "later"), phone, OWNER)
     with pytest.raises(CommitterDied):
-        await asyncio.wait_for(committer.submit(later), 1)
+        await asyncio.wait_for(committer.submit(later), 5)
     with pytest.raises(CommitterDied):
         committer.submit_then(later, then)
     assert committer.died is not None and committer.died_at_ms is not None
@@ -192,7 +192,7 @@ async def test_a_box_whose_committer_died_says_so_and_refuses_writes_at_once(
             await asyncio.wait_for(box.audit("test", "the thread dies after a batch"), 10)
         await until(lambda: "committer" in box.faults, what="the committer fault")
         with pytest.raises(CommitterDied):
-            await asyncio.wait_for(box.audit("test", "refused"), 1)
+            await asyncio.wait_for(box.audit("test", "refused"), 5)
         status, page = await admin.get("/dashboard")
         assert status == 200 and 'data-fault="committer"' in page
         assert "The archive stopped accepting writes" in page
