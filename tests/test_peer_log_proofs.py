@@ -231,3 +231,23 @@ async def test_without_a_peer_service_the_committer_proves_nothing(tmp_path: Pat
     finally:
         committer.stop()
         archive.close()
+
+
+def test_a_session_sent_a_head_before_its_hello_is_proven_from_it(tmp_path: Path) -> None:
+    """A pairing sends the `paired` head before the phone's hello says it wants proofs:
+    once it does, the committer proves from that head too (not only from later ones),
+    and a phone that did not ask costs the committer nothing."""
+    archive, heads = _grown_archive(tmp_path / "box")
+    archive.close()
+    proofs = LogProofs()
+    asking, silent = HeadChain(proofs), HeadChain(proofs)
+    paired = Frame("paired", 1, {"tree_head": heads[2].to_dict()})
+    for chain in (asking, silent):
+        assert chain.stamp_now(paired) is not None
+    assert proofs.held_sizes() == set()  # nobody asked yet
+    asking.want(True)
+    silent.want(False)
+    assert proofs.held_sizes() == {heads[2].tree_size}
+    ack = Frame("ack", 2, {"kind": "record", "tree_head": heads[5].to_dict()})
+    assert silent.stamp_now(ack) is not None  # no proof wanted, nothing held
+    assert proofs.held_sizes() == {heads[2].tree_size}

@@ -47,6 +47,14 @@ class HeadChain:
         # older backup, or rewound): the phone refuses the box until paired again.
         self.phone_ahead: int | None = None
 
+    def want(self, wanted: bool) -> None:
+        """The phone's hello said whether it wants proofs (it may come after a head was
+        sent, e.g. the pairing's): the committer proves from this session's size too."""
+        self.wanted = wanted
+        base = self.last_sent if self.last_sent is not None else self.known
+        if wanted and base is not None and self.proofs is not None:
+            self.proofs.hold(self, base)
+
     def offer_known(self, size: Any) -> None:
         """A request's `known`: only the first one counts, before any head was sent."""
         if self.known is None and self.last_sent is None and isinstance(size, int):
