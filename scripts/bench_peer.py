@@ -154,7 +154,7 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
             "unit": "µs",
             "note": f"phones {saturated['cpu'] / saturated['count'] * 1e6:.0f} µs (records "
             f"signed before the timed window; {PUSHES_IN_FLIGHT} pushes in flight each, the"
-            f" box's window); box by thread, µs: {split}; "
+            f" box's window: 64 from 2026-12-06, 32 before); box by thread, µs: {split}; "
             f"{os.cpu_count()} CPUs shared by box and phones",
         },
         {

@@ -57,8 +57,18 @@ async def test_every_head_a_phone_sees_extends_the_last_one(tmp_path: Path) -> N
         await phone.push(message("after", conv="c", sender="Me", n=99))
         items = await phone.restore_history()
         assert len(items) == 13
+        # The box's committer proves its next head from the size this session holds.
+        peers = running.box.peers
+        assert peers is not None
+        assert phone.heads.trusted is not None
+        assert peers.log_proofs.held_sizes() == {phone.heads.trusted.tree_size}
     finally:
         await phone.close()
+    for _ in range(100):  # the box sees the connection end, then forgets its size
+        if not peers.log_proofs.held_sizes():
+            break
+        await asyncio.sleep(0.02)
+    assert peers.log_proofs.held_sizes() == set()
     # Every ack and history page came with a proof from the head seen just before it.
     assert len(seen) >= 14 and all("consistency" in body for body in seen)
     sizes = [int(body["tree_head"]["tree_size"]) for body in seen]

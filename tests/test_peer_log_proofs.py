@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from itertools import combinations
+from itertools import combinations, pairwise
 from pathlib import Path
 from typing import Any
 
 from strongroom.archive import writes
-from strongroom.archive.committer import PROVEN_FROM_HEADS, GroupCommitter
+from strongroom.archive.committer import KEPT_PROOFS, GroupCommitter
 from strongroom.archive.db import Connection
 from strongroom.archive.store import Archive, reader_log
 from strongroom.identity import derive_box_keys
@@ -114,46 +114,102 @@ async def test_sessions_asking_for_one_proof_at_once_share_one_read(tmp_path: Pa
         assert frame.body["consistency"] == {"size": old.tree_size, "proof": expected}
 
 
-async def test_the_group_committer_gives_each_sessions_first_ack_of_a_batch_its_proof(
+async def _batch(committer: GroupCommitter, tag: str, count: int) -> SignedTreeHead:
+    outcomes = await asyncio.gather(
+        *(committer.submit(writes.audit("admin", "x", f"{tag}-{i}")) for i in range(count))
+    )
+    heads = {outcome.tree_head for outcome in outcomes}
+    assert len(heads) == 1 and None not in heads  # one batch: the committer was idle
+    head = heads.pop()
+    assert head is not None
+    return head
+
+
+def _chain(proofs: LogProofs, known: int) -> HeadChain:
+    chain = HeadChain(proofs)
+    chain.wanted = True  # the phone listed "consistency" (hello), then sent `known`
+    chain.offer_known(known)
+    return chain
+
+
+async def test_the_group_committer_proves_each_batch_from_the_sizes_sessions_hold(
     tmp_path: Path,
 ) -> None:
-    """The committer proves each batch's head from the last batches' heads before it
-    wakes its waiters: a session whose last head was one of those stamps the new
-    batch's acks at once, with the log's own proof, and nothing is read."""
+    """The committer proves each batch's head from the sizes the sessions hold (the
+    last head each was sent) before it wakes the batch's waiters: a session stamps
+    the new batch's first ack at once, with the log's own proof, and nothing is read.
+    A size no session holds (nor the previous batch's) is not proven there; a
+    session whose head is older than the committer's proofs still gets the right
+    proof, read from the log (the fallback)."""
     keys = derive_box_keys(os.urandom(32))
     archive = Archive.open(tmp_path / "box", keys.archive_key, keys.blob_key, keys.signing_key)
     committer = GroupCommitter(archive)
-    committer.prove_from_heads = PROVEN_FROM_HEADS  # as PeerService sets it
+    proofs = LogProofs(committer.consistency_proofs)
+    committer.held_sizes = proofs.held_sizes  # as PeerService sets it
+    committer.start()
+    conn = archive.reader()
+
+    async def run_read(query: Callable[[Connection], Any]) -> Any:
+        return query(conn)
+
+    try:
+        first = await _batch(committer, "first", 3)
+        assert committer.consistency_proofs == {}  # no session holds a size yet
+        early = _chain(proofs, first.tree_size)  # connected after the first batch
+        sessions = [_chain(proofs, first.tree_size) for _ in range(3)]
+        heads = [first]
+        for batch in range(6):
+            new = await _batch(committer, f"b{batch}", batch + 1)
+            heads.append(new)
+            ack = Frame("ack", 1, {"kind": "record", "tree_head": new.to_dict()})
+            for chain in sessions:  # acked every batch: their next base is `new`
+                stamped = chain.stamp_now(ack)  # None would mean: read on a reader thread
+                assert stamped is not None
+                base = stamped.body["consistency"]["size"]
+                proof = stamped.body["consistency"]["proof"]
+                assert proof == archive.consistency_proof(base, new.tree_size)
+                assert verify_consistency(
+                    base, new.tree_size, heads[-2].root_hash, new.root_hash, proof
+                )
+        assert proofs.nodes == {}  # no node was read for any of them
+        # Proven from: what the sessions held (the first head, then each previous
+        # one), never from a size nobody held, e.g. the second head to the last.
+        sizes = [head.tree_size for head in heads]
+        assert set(committer.consistency_proofs) == {(sizes[0], new) for new in sizes[1:]} | {
+            (old, new) for old, new in pairwise(sizes[1:])
+        }
+        assert (sizes[1], sizes[-1]) not in committer.consistency_proofs
+        # `early` held the first head all along: its first ack is stamped at once.
+        assert early.stamp_now(ack) is not None
+        assert proofs.held_sizes() == {sizes[-1]}  # every session has the last head
+        for chain in [early, *sessions]:
+            chain.release()  # their connections closed
+        assert proofs.held_sizes() == set()
+        late = _chain(proofs, sizes[1])  # a phone whose last head nobody proved from
+        assert late.stamp_now(ack) is None  # not among the committer's proofs
+        stamped = await late.stamp(ack, run_read)
+        proof = stamped.body["consistency"]["proof"]
+        assert proof == archive.consistency_proof(sizes[1], sizes[-1])
+        assert verify_consistency(
+            sizes[1], sizes[-1], heads[1].root_hash, heads[-1].root_hash, proof
+        )
+        assert (sizes[1], sizes[-1]) not in committer.consistency_proofs
+    finally:
+        conn.close()
+        committer.stop()
+        archive.close()
+
+
+async def test_the_committers_proofs_are_bounded(tmp_path: Path) -> None:
+    keys = derive_box_keys(os.urandom(32))
+    archive = Archive.open(tmp_path / "box", keys.archive_key, keys.blob_key, keys.signing_key)
+    committer = GroupCommitter(archive)
+    committer.held_sizes = lambda: range(1, 40)  # 39 sessions, each at its own size
     committer.start()
     try:
-        heads = []
-        for batch in range(PROVEN_FROM_HEADS + 4):
-            outcomes = await asyncio.gather(
-                *(
-                    committer.submit(writes.audit("admin", "x", f"{batch}-{i}"))
-                    for i in range(batch + 2)
-                )
-            )
-            for outcome in outcomes:  # a round may have been taken as two batches
-                assert outcome.tree_head is not None
-                if outcome.tree_head not in heads:
-                    heads.append(outcome.tree_head)
-        proofs = LogProofs(committer.consistency_proofs)
-        assert len(heads) >= PROVEN_FROM_HEADS + 4
-        for old, new in combinations(heads[-PROVEN_FROM_HEADS:], 2):
-            chain = HeadChain(proofs)
-            chain.wanted = True
-            chain.offer_known(old.tree_size)
-            ack = Frame("ack", 1, {"kind": "record", "tree_head": new.to_dict()})
-            stamped = chain.stamp_now(ack)  # None would mean: read it on a reader thread
-            assert stamped is not None
-            proof = stamped.body["consistency"]["proof"]
-            assert proof == archive.consistency_proof(old.tree_size, new.tree_size)
-            assert verify_consistency(
-                old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof
-            )
-        assert proofs.nodes == {}  # no node was read for any of them
-        assert len(committer.consistency_proofs) <= PROVEN_FROM_HEADS**2  # bounded
+        for batch in range(12):
+            await _batch(committer, f"{batch}", 5)
+        assert 0 < len(committer.consistency_proofs) <= KEPT_PROOFS
     finally:
         committer.stop()
         archive.close()
@@ -175,3 +231,23 @@ async def test_without_a_peer_service_the_committer_proves_nothing(tmp_path: Pat
     finally:
         committer.stop()
         archive.close()
+
+
+def test_a_session_sent_a_head_before_its_hello_is_proven_from_it(tmp_path: Path) -> None:
+    """A pairing sends the `paired` head before the phone's hello says it wants proofs:
+    once it does, the committer proves from that head too (not only from later ones),
+    and a phone that did not ask costs the committer nothing."""
+    archive, heads = _grown_archive(tmp_path / "box")
+    archive.close()
+    proofs = LogProofs()
+    asking, silent = HeadChain(proofs), HeadChain(proofs)
+    paired = Frame("paired", 1, {"tree_head": heads[2].to_dict()})
+    for chain in (asking, silent):
+        assert chain.stamp_now(paired) is not None
+    assert proofs.held_sizes() == set()  # nobody asked yet
+    asking.want(True)
+    silent.want(False)
+    assert proofs.held_sizes() == {heads[2].tree_size}
+    ack = Frame("ack", 2, {"kind": "record", "tree_head": heads[5].to_dict()})
+    assert silent.stamp_now(ack) is not None  # no proof wanted, nothing held
+    assert proofs.held_sizes() == {heads[2].tree_size}

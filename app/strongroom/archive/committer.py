@@ -15,8 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from strongroom.archive import db
@@ -36,10 +35,9 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 
-# The heads of the last batches from which the committer proves each new head,
-# once the peer service asks for it (its sessions whose last ack carried one of
-# them: peer/log_proofs.py). ~27 µs a proof at 1M leaves.
-PROVEN_FROM_HEADS = 16
+# Consistency proofs the committer keeps (old size, new size): a few batches' worth
+# for every connected phone (~27 µs each to compute at 1M leaves, ~0.7 KiB).
+KEPT_PROOFS = 256
 
 # How long the queue stays empty before the full-text index's idle merge starts.
 IDLE_BEFORE_FTS_MERGE_S = 0.25
@@ -69,16 +67,17 @@ class GroupCommitter:
         # The WAL is checkpointed on a thread of its own while this one commits
         # (archive/checkpointer.py): no group commit waits for a checkpoint.
         self.checkpointer: Checkpointer | None = None
-        # (old size, new size) -> the consistency proof from the head of each of the
-        # last `prove_from_heads` batches to the new one, written before the new
-        # batch's waiters wake: a phone session sends one with its first ack of the
-        # batch (peer/log_proofs.py), which otherwise waited for a reader thread to
-        # read it, and every other ack of the batch behind that one. Off (0) until the
-        # peer service sets it (PROVEN_FROM_HEADS); filled on this thread, read on
-        # event loops (single dict operations).
-        self.prove_from_heads = 0
+        # (old size, new size) -> the consistency proof to each batch's new head from
+        # the sizes phone sessions hold (the last head each was sent) and from the
+        # previous batch's (what a session holds once that batch's acks are stamped),
+        # written before the new batch's waiters wake: a phone session sends one with
+        # its first ack of the batch (peer/log_proofs.py), which otherwise waited for
+        # a reader thread to read it, and every other ack of the batch behind that one.
+        # `held_sizes` is set by the peer service (LogProofs.held_sizes); None (no
+        # peer service) or no size held: nothing is proven here. Filled on this
+        # thread, read on event loops (single dict operations).
+        self.held_sizes: Callable[[], Collection[int]] | None = None
         self.consistency_proofs: dict[tuple[int, int], list[bytes]] = {}
-        self._recent_sizes: deque[int] = deque()
         # Set once the thread has died (never cleared): what every submit then raises.
         self.died: CommitterDied | None = None
         self.died_at_ms: int | None = None
@@ -90,6 +89,7 @@ class GroupCommitter:
         # whether the idle merge is set aside until the next batch.
         self._failing: set[str] = set()
         self._merge_set_aside = False
+        self._previous_size = 0
 
     def start(self) -> None:
         if self._thread is None:
@@ -358,22 +358,22 @@ class GroupCommitter:
             proofs[position] = proof
 
     def _keep_consistency(self, size: int) -> None:
-        """Prove the new head of `size` from the last batches' heads, if asked to."""
-        count = self.prove_from_heads
-        recent = self._recent_sizes
-        if count <= 0 or (recent and recent[-1] == size):
-            return  # off, or nothing logged since
+        """Prove the new head of `size` from the sizes sessions hold, if any do."""
+        previous, self._previous_size = self._previous_size, size
+        held_sizes = self.held_sizes
+        if held_sizes is None or previous == size:
+            return  # no peer service, or nothing logged since
+        held = held_sizes()
+        if not held:
+            return  # no session asks for consistency proofs
         kept = self.consistency_proofs
         try:
-            for old in recent:
+            for old in {*held, previous}:
                 if 0 < old < size:
                     kept[(old, size)] = self.archive.consistency_proof(old, size)
         except Exception:  # a damaged node store: the sessions read it (and say why)
             log.exception("no consistency proof up to %d", size)
-        recent.append(size)
-        while len(recent) > count:
-            recent.popleft()
-        while len(kept) > count * count:  # the last batches' proofs
+        while len(kept) > KEPT_PROOFS:  # the oldest first
             del kept[next(iter(kept))]
 
     @staticmethod

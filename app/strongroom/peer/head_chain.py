@@ -47,10 +47,20 @@ class HeadChain:
         # older backup, or rewound): the phone refuses the box until paired again.
         self.phone_ahead: int | None = None
 
+    def want(self, wanted: bool) -> None:
+        """The phone's hello said whether it wants proofs (it may come after a head was
+        sent, e.g. the pairing's): the committer proves from this session's size too."""
+        self.wanted = wanted
+        base = self.last_sent if self.last_sent is not None else self.known
+        if wanted and base is not None and self.proofs is not None:
+            self.proofs.hold(self, base)
+
     def offer_known(self, size: Any) -> None:
         """A request's `known`: only the first one counts, before any head was sent."""
         if self.known is None and self.last_sent is None and isinstance(size, int):
             self.known = size
+            if self.wanted and self.proofs is not None:
+                self.proofs.hold(self, size)  # the committer proves the next head from it
 
     @staticmethod
     def carries_head(frame: Frame) -> bool:
@@ -63,7 +73,7 @@ class HeadChain:
         size = int(frame.body["tree_head"]["tree_size"])
         base = self.last_sent if self.last_sent is not None else self.known
         if not self.wanted or base is None or frame.type == "paired":
-            self.last_sent = max(size, self.last_sent or 0)
+            self._sent(size)
             return frame
         proof: list[bytes] = []
         if base != size:
@@ -73,7 +83,7 @@ class HeadChain:
             if cached is None:
                 return None
             proof = cached
-        self.last_sent = max(size, self.last_sent or 0)
+        self._sent(size)
         return self._with_proof(frame, base, proof)
 
     async def stamp(self, frame: Frame, run_read: RunRead) -> Frame:
@@ -84,7 +94,7 @@ class HeadChain:
         size = int(frame.body["tree_head"]["tree_size"])
         base = self.last_sent if self.last_sent is not None else self.known
         assert base is not None
-        self.last_sent = max(size, self.last_sent or 0)
+        self._sent(size)
         low, high = sorted((base, size))
         if self.proofs is not None and high == size:  # up to the committed head sent now
             return self._with_proof(frame, base, await self.proofs.fetch(low, high, run_read))
@@ -100,6 +110,18 @@ class HeadChain:
             self.phone_ahead = high
             return frame  # without the field, the phone refuses the box (§6.3)
         return self._with_proof(frame, base, proof)
+
+    def _sent(self, size: int) -> None:
+        """A head of `size` is sent: the next proof starts from the largest sent."""
+        if self.last_sent is None or size > self.last_sent:
+            self.last_sent = size
+            if self.wanted and self.proofs is not None:
+                self.proofs.hold(self, size)  # the committer proves the next head from it
+
+    def release(self) -> None:
+        """The session ended: the committer need not prove from its head any more."""
+        if self.proofs is not None:
+            self.proofs.release(self)
 
     @staticmethod
     def _with_proof(frame: Frame, base: int, proof: list[bytes]) -> Frame:

@@ -9,6 +9,11 @@ committed, so the nodes read for one session's proof serve every other: the
 first connection reads them on a reader thread, the others are answered from
 memory on the event loop. The tree's size is the new head's own (no count of
 the leaves is read): only a proof up to a head the box is sending comes here.
+
+Each session that asks for proofs registers the size of the last head it was
+sent (`hold`); the group committer proves every new head from those sizes
+before it wakes the batch's waiters (GroupCommitter.held_sizes), so the first
+ack of a batch is normally stamped at once. Any other size is read as above.
 """
 
 from __future__ import annotations
@@ -71,6 +76,21 @@ class LogProofs:
         # (low, high) -> proof, from the group committer (its consecutive heads).
         self._known: Mapping[tuple[int, int], list[bytes]] = known if known is not None else {}
         self._reading: dict[tuple[int, int], asyncio.Future[list[bytes]]] = {}
+        # session (its HeadChain) -> the size of the last head it was sent; written on
+        # the event loop, copied whole (one C call under the GIL) by the committer.
+        self._held: dict[object, int] = {}
+
+    def hold(self, session: object, size: int) -> None:
+        """`session`'s next proof will start from a head of `size`."""
+        self._held[session] = size
+
+    def release(self, session: object) -> None:
+        """`session` has ended: its size is no longer proven ahead."""
+        self._held.pop(session, None)
+
+    def held_sizes(self) -> set[int]:
+        """The distinct sizes the open sessions hold (the committer's thread)."""
+        return set(self._held.copy().values())
 
     def keep(self, node: Node, value: bytes) -> None:
         if len(self.nodes) >= self.LIMIT:

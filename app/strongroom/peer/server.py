@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from strongroom.archive import writes
-from strongroom.archive.committer import PROVEN_FROM_HEADS, GroupCommitter
+from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.readers import ReaderPool
 from strongroom.archive.store import Archive, WriteOp
 from strongroom.config import Limits
@@ -81,8 +81,8 @@ class PeerService:
         self.readers = ReaderPool(archive, READERS)
         self.signatures = SignatureChecker(SIGNATURE_WORKERS)
         # Log nodes for consistency proofs, shared; the committer's between its batches.
-        committer.prove_from_heads = PROVEN_FROM_HEADS
         self.log_proofs = LogProofs(committer.consistency_proofs)
+        committer.held_sizes = self.log_proofs.held_sizes  # the sizes sessions hold
         self.active_uploads: dict[bytes, UploadDriver] = {}
         self._connections: set[Connection] = set()
         self._handshaking = 0
@@ -157,6 +157,7 @@ class PeerService:
             await conn.run()
         finally:
             self._connections.discard(conn)
+            conn.session.heads.release()
             if conn.session.device is not None:
                 self._by_device.get(conn.session.device.id, set()).discard(conn)
         return ws

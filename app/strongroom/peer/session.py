@@ -164,7 +164,7 @@ class PeerSession:
         if frame.type == "hello":
             # From now on the glue may bundle frames to a phone that reads bundles.
             self.peer_bundles = "bundles" in frame.body["caps"]
-            self.heads.wanted = CONSISTENCY_CAP in frame.body["caps"]
+            self.heads.want(CONSISTENCY_CAP in frame.body["caps"])
             self.reach.wanted = REACH_CAP in frame.body["caps"]
             return [Send(self._hello_reply(frame.id))]
         if self.state is State.PAIRING:
