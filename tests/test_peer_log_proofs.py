@@ -251,3 +251,23 @@ def test_a_session_sent_a_head_before_its_hello_is_proven_from_it(tmp_path: Path
     ack = Frame("ack", 2, {"kind": "record", "tree_head": heads[5].to_dict()})
     assert silent.stamp_now(ack) is not None  # no proof wanted, nothing held
     assert proofs.held_sizes() == {heads[2].tree_size}
+
+
+def test_a_released_session_holds_nothing_again(tmp_path: Path) -> None:
+    """A session's end is final (review N4): a head stamped after it (the drain task
+    finishing a proof read for an ack queued before the end) or a late hello does not
+    put its size back among those the committer proves from on every batch."""
+    archive, heads = _grown_archive(tmp_path / "box")
+    archive.close()
+    proofs = LogProofs()
+    chain = HeadChain(proofs)
+    chain.want(True)
+    paired = Frame("paired", 1, {"tree_head": heads[2].to_dict()})
+    assert chain.stamp_now(paired) is not None
+    assert proofs.held_sizes() == {heads[2].tree_size}
+    chain.release()
+    assert proofs.held_sizes() == set()
+    late = Frame("ack", 2, {"kind": "record", "tree_head": heads[5].to_dict()})
+    assert chain.stamp_now(late) is not None
+    chain.want(True)
+    assert proofs.held_sizes() == set()

@@ -41,6 +41,7 @@ class HeadChain:
         # them every proof is read from the log.
         self.proofs = proofs
         self.wanted = False  # the phone listed "consistency" in its hello caps
+        self._released = False  # the session ended (release): nothing is held again
         self.known: int | None = None  # the size the phone said it saw (first `known`)
         self.last_sent: int | None = None  # the largest head sent on this session
         # The size the phone saw when this box's log is shorter (restored from an
@@ -50,9 +51,9 @@ class HeadChain:
     def want(self, wanted: bool) -> None:
         """The phone's hello said whether it wants proofs (it may come after a head was
         sent, e.g. the pairing's): the committer proves from this session's size too."""
-        self.wanted = wanted
+        self.wanted = wanted and not self._released
         base = self.last_sent if self.last_sent is not None else self.known
-        if wanted and base is not None and self.proofs is not None:
+        if self.wanted and base is not None and self.proofs is not None:
             self.proofs.hold(self, base)
 
     def offer_known(self, size: Any) -> None:
@@ -119,7 +120,12 @@ class HeadChain:
                 self.proofs.hold(self, size)  # the committer proves the next head from it
 
     def release(self) -> None:
-        """The session ended: the committer need not prove from its head any more."""
+        """The session ended: the committer need not prove from its head any more.
+
+        Final: a head stamped after it (the drain task may still finish a proof read
+        for an ack queued before the end) holds nothing again (review N4)."""
+        self.wanted = False
+        self._released = True
         if self.proofs is not None:
             self.proofs.release(self)
 
