@@ -205,3 +205,68 @@ async def test_a_box_whose_committer_died_says_so_and_refuses_writes_at_once(
         await until(lambda: "committer fault" in running.runtime.status_line, what="status line")
     finally:
         await running.stop()
+
+
+async def test_a_failure_after_a_durable_commit_acks_the_batch_and_keeps_writing(
+    archive: Archive, committer: GroupCommitter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a batch is COMMITted, a head read or a proof that fails must neither call it
+    unwritten nor stop the writer (review F1): its waiter hears it committed (no proof),
+    and the next push is acked with its proof as usual."""
+    phone, key = new_phone(archive, owner=OWNER)
+    await push_and_find(archive, committer, "before")
+    monkeypatch.setattr(
+        committer, "_add_proofs", failing(committer._add_proofs, 1, RuntimeError("proof"))
+    )
+    durable = await asyncio.wait_for(
+        committer.submit(
+            writes.store_record(message(key, "durable"), phone, OWNER),
+            log_index_of=lambda stored: stored.log_index,
+        ),
+        10,
+    )
+    assert durable.inclusion_proof is None
+    assert committer.died is None
+    with closing(archive.reader()) as reader:
+        assert reader.execute(COUNT_BY_TEXT + " = ?", ("durable",)).fetchone()[0] == 1
+    after = await asyncio.wait_for(
+        committer.submit(
+            writes.store_record(message(key, "after"), phone, OWNER),
+            log_index_of=lambda stored: stored.log_index,
+        ),
+        10,
+    )
+    assert after.inclusion_proof is not None
+
+
+class _QueueWithAHook(committer_module.queue.SimpleQueue):  # type: ignore[type-arg]
+    """A queue that runs `before_put` once, just before a put: a window to race in."""
+
+    before_put: Callable[[], None] | None = None
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        hook, self.before_put = self.before_put, None
+        if hook is not None:
+            hook()
+        super().put(item, block, timeout)
+
+
+async def test_a_submit_racing_stop_is_refused_not_left_waiting(archive: Archive) -> None:
+    """stop() runs on another thread (the box closes with asyncio.to_thread): should it
+    finish between a submit's check and its put, the job is still refused at once,
+    never left in a queue nobody reads (review F2)."""
+    c = GroupCommitter(archive)
+    racing = _QueueWithAHook()
+    c._queue = racing
+    c.start()
+    phone, key = new_phone(archive, owner=OWNER)
+
+    def stop_now() -> None:
+        stopper = threading.Thread(target=c.stop)
+        stopper.start()
+        stopper.join()
+
+    racing.before_put = stop_now
+    future = c.submit_soon(writes.store_record(message(key, "raced"), phone, OWNER))
+    with pytest.raises(committer_module.CommitterStopped):
+        await asyncio.wait_for(future, 5)

@@ -154,8 +154,7 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Committed] = loop.create_future()
         self._queue.put(Job(op, loop, future, log_index_of))
-        if self.died is not None:  # died meanwhile: its drain may have missed this job
-            self._drain(self.died)
+        self._after_put()
         return future
 
     def submit_then(
@@ -174,8 +173,15 @@ class GroupCommitter:
         if self._thread is None:
             raise CommitterStopped("the archive is not accepting writes")
         self._queue.put(Job(op, asyncio.get_running_loop(), None, log_index_of, then))
-        if self.died is not None:  # died meanwhile: its drain may have missed this job
+        self._after_put()
+
+    def _after_put(self) -> None:
+        """A job queued as the thread died or stop() ran: the drain that ran before
+        the put missed it, so drain again (each job is taken off the queue once)."""
+        if self.died is not None:
             self._drain(self.died)
+        elif self._thread is None:  # stop() ran between the check and the put (review F2)
+            self._drain(CommitterStopped("the archive stopped accepting writes"))
 
     def _run(self) -> None:
         try:
@@ -309,8 +315,21 @@ class GroupCommitter:
             return
         self.batches += 1
         self.committed += len(jobs)
-        head = batch.tree_head or self.archive.latest_tree_head()
-        results = batch.results
+        try:
+            outcomes = self._outcomes(jobs, batch.results, batch.tree_head)
+        except Exception:
+            # The batch is durable: a head read or a proof that fails after its COMMIT
+            # must neither call it unwritten nor stop the writer (review F1). Each op
+            # is answered committed, without a proof (a session then says why).
+            log.exception("after a durable commit of %d ops", len(jobs))
+            outcomes = [CommittedOf(result, batch.tree_head, None) for result in batch.results]
+        resolve_all(jobs, outcomes)
+
+    def _outcomes(
+        self, jobs: list[Job], results: list[Any], head: SignedTreeHead | None
+    ) -> list[Committed | BaseException]:
+        """Each op's outcome, with its inclusion proof when it was logged."""
+        head = head or self.archive.latest_tree_head()
         # Each outcome is built once, with its proof (CommittedOf itself, not the
         # Committed alias: calling a subscripted generic costs a failed setattr per
         # object on a frozen dataclass, twice per record on this thread).
@@ -335,7 +354,7 @@ class GroupCommitter:
                 outcomes.append(proof)
             else:
                 outcomes.append(CommittedOf(result, head, proof))
-        resolve_all(jobs, outcomes)
+        return outcomes
 
     def _add_proofs(
         self,
@@ -363,11 +382,11 @@ class GroupCommitter:
         held_sizes = self.held_sizes
         if held_sizes is None or previous == size:
             return  # no peer service, or nothing logged since
-        held = held_sizes()
-        if not held:
-            return  # no session asks for consistency proofs
         kept = self.consistency_proofs
         try:
+            held = held_sizes()
+            if not held:
+                return  # no session asks for consistency proofs
             for old in {*held, previous}:
                 if 0 < old < size:
                     kept[(old, size)] = self.archive.consistency_proof(old, size)
