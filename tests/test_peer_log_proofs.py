@@ -271,3 +271,19 @@ def test_a_released_session_holds_nothing_again(tmp_path: Path) -> None:
     assert chain.stamp_now(late) is not None
     chain.want(True)
     assert proofs.held_sizes() == set()
+
+
+def test_a_hello_that_stops_asking_releases_the_held_size(tmp_path: Path) -> None:
+    """A phone that asked for proofs, then says hello without "consistency": the
+    committer no longer proves from its size on every batch (review F3)."""
+    archive, heads = _grown_archive(tmp_path / "box")
+    archive.close()
+    proofs = LogProofs()
+    chain = HeadChain(proofs)
+    chain.want(True)
+    chain.offer_known(heads[2].tree_size)
+    assert proofs.held_sizes() == {heads[2].tree_size}
+    chain.want(False)
+    assert proofs.held_sizes() == set()
+    chain.want(True)  # asks again: held again
+    assert proofs.held_sizes() == {heads[2].tree_size}

@@ -52,9 +52,13 @@ class HeadChain:
         """The phone's hello said whether it wants proofs (it may come after a head was
         sent, e.g. the pairing's): the committer proves from this session's size too."""
         self.wanted = wanted and not self._released
+        if self.proofs is None:
+            return
         base = self.last_sent if self.last_sent is not None else self.known
-        if self.wanted and base is not None and self.proofs is not None:
+        if self.wanted and base is not None:
             self.proofs.hold(self, base)
+        elif not self.wanted:
+            self.proofs.release(self)  # a later hello without "consistency" (review F3)
 
     def offer_known(self, size: Any) -> None:
         """A request's `known`: only the first one counts, before any head was sent."""
