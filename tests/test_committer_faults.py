@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import queue
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
@@ -239,7 +240,7 @@ async def test_a_failure_after_a_durable_commit_acks_the_batch_and_keeps_writing
     assert after.inclusion_proof is not None
 
 
-class _QueueWithAHook(committer_module.queue.SimpleQueue):  # type: ignore[type-arg]
+class _QueueWithAHook(queue.SimpleQueue[Any]):
     """A queue that runs `before_put` once, just before a put: a window to race in."""
 
     before_put: Callable[[], None] | None = None
