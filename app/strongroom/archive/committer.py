@@ -68,14 +68,10 @@ class GroupCommitter:
         # (archive/checkpointer.py): no group commit waits for a checkpoint.
         self.checkpointer: Checkpointer | None = None
         # (old size, new size) -> the consistency proof to each batch's new head from
-        # the sizes phone sessions hold (the last head each was sent) and from the
-        # previous batch's (what a session holds once that batch's acks are stamped),
-        # written before the new batch's waiters wake: a phone session sends one with
-        # its first ack of the batch (peer/log_proofs.py), which otherwise waited for
-        # a reader thread to read it, and every other ack of the batch behind that one.
-        # `held_sizes` is set by the peer service (LogProofs.held_sizes); None (no
-        # peer service) or no size held: nothing is proven here. Filled on this
-        # thread, read on event loops (single dict operations).
+        # the sizes phone sessions hold (`held_sizes`, set by the peer service) and the
+        # previous batch's, written before the batch's waiters wake: a session's first
+        # ack of a batch carries one, and no ack waits for a reader thread to read it
+        # (peer/log_proofs.py). Filled on this thread, read on event loops (one dict op).
         self.held_sizes: Callable[[], Collection[int]] | None = None
         self.consistency_proofs: dict[tuple[int, int], list[bytes]] = {}
         # Set once the thread has died (never cleared): what every submit then raises.
