@@ -271,3 +271,20 @@ async def test_a_submit_racing_stop_is_refused_not_left_waiting(archive: Archive
     future = c.submit_soon(writes.store_record(message(key, "raced"), phone, OWNER))
     with pytest.raises(committer_module.CommitterStopped):
         await asyncio.wait_for(future, 5)
+
+
+async def test_a_kept_head_that_fails_after_the_commit_does_not_fail_the_write(
+    archive: Archive, committer: GroupCommitter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept head is written after COMMIT: its failure must not report a durable
+    write as failed (nor make the committer replay it; review F5)."""
+    phone, key = new_phone(archive, owner=OWNER)
+    kept = archive.kept_head
+    monkeypatch.setattr(kept, "keep", failing(kept.keep, 1, OSError("witness")))
+    committed = await asyncio.wait_for(
+        committer.submit(writes.store_record(message(key, "kept"), phone, OWNER)), 10
+    )
+    assert committed.tree_head is not None
+    with closing(archive.reader()) as reader:
+        assert reader.execute(COUNT_BY_TEXT + " = ?", ("kept",)).fetchone()[0] == 1
+    await push_and_find(archive, committer, "next")

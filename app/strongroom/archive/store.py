@@ -15,6 +15,7 @@ or a CLI command); readers open their own connections with `reader()`.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -41,6 +42,7 @@ from strongroom.proof.merkle import MerkleLog, TreeSizeError
 from strongroom.proof.sth import SignedTreeHead, sign_tree_head
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
@@ -195,8 +197,13 @@ class Archive:
             raise
         if head is not None:
             # Before the caller acks (the committer resolves its waiters after this
-            # returns): one pwrite in place, no rename; flushed off the ack path.
-            self.kept_head.keep(head)
+            # returns): one pwrite in place, no rename; flushed off the ack path. The
+            # batch is durable: a failure here must not make a caller replay it
+            # (review F5); the kept head's own status says what went wrong.
+            try:
+                self.kept_head.keep(head)
+            except Exception:
+                log.exception("the kept head was not written after a commit")
         if fold and ops:
             # No ack waits on this thread: the whole fold, step after step.
             while self._fold_locked(None) is not None and self.folding:
