@@ -4,6 +4,7 @@ bench_corpus.py)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,20 +54,26 @@ def finish_fts_merge(path: Path, log: Callable[[str], None] = print) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         archive.close()
-    info = {
-        **bc.build_info(path),
-        "fts_merge_seconds": time.perf_counter() - t0,
-        "fts_merge_cpu_seconds": time.process_time() - cpu0,
-        "fts_merge_written_bytes": ba.io_counters().get("wchar", 0) - io0.get("wchar", 0),
-        "fts_merge_steps": steps,
-        "fts_segments_before": segments,
-        "fts_segments_after": merged,
-    }
-    (path / "build.json").write_text(json.dumps(info) + "\n")
+    # A run that resumes a killed merge adds to the figures already kept, and keeps the
+    # first run's segment count (review F4): the one-off's row reports all of it.
+    info = bc.build_info(path)
+    info["fts_segments_before"] = info.get("fts_segments_before", segments)
+    info["fts_segments_after"] = merged
+    for key, spent in (
+        ("fts_merge_seconds", time.perf_counter() - t0),
+        ("fts_merge_cpu_seconds", time.process_time() - cpu0),
+        ("fts_merge_written_bytes", ba.io_counters().get("wchar", 0) - io0.get("wchar", 0)),
+        ("fts_merge_steps", steps),
+    ):
+        info[key] = info.get(key, 0) + spent
+    partial = path / "build.json.partial"  # replaced whole: never a torn build.json
+    partial.write_text(json.dumps(info) + "\n")
+    os.replace(partial, path / "build.json")
     data = sorted((path / "data").glob("archive.db*"))
     bc._mark_complete(marker, f"{segments} -> {merged}\n", [*data, path / "build.json"])
     log(
-        f"  finished the cached corpus's pending full-text merge once: {segments} -> {merged}"
+        f"  finished the cached corpus's pending full-text merge once:"
+        f" {info['fts_segments_before']:.0f} -> {merged}"
         f" segments, {info['fts_merge_written_bytes'] / 2**20:.0f} MiB written,"
         f" {info['fts_merge_seconds']:.1f} s"
     )
