@@ -216,9 +216,8 @@ async def test_a_failure_after_a_durable_commit_acks_the_batch_and_keeps_writing
     and the next push is acked with its proof as usual."""
     phone, key = new_phone(archive, owner=OWNER)
     await push_and_find(archive, committer, "before")
-    monkeypatch.setattr(
-        committer, "_add_proofs", failing(committer._add_proofs, 1, RuntimeError("proof"))
-    )
+    proofs = committer.proofs
+    monkeypatch.setattr(proofs, "_add_proofs", failing(proofs._add_proofs, 1, RuntimeError("x")))
     durable = await asyncio.wait_for(
         committer.submit(
             writes.store_record(message(key, "durable"), phone, OWNER),

@@ -24,9 +24,10 @@ from strongroom.archive.commit_jobs import Committed as Committed
 from strongroom.archive.commit_jobs import CommittedOf as CommittedOf
 from strongroom.archive.commit_jobs import Job, resolve, resolve_all
 from strongroom.archive.commit_jobs import Then as Then
+from strongroom.archive.commit_proofs import KEPT_PROOFS as KEPT_PROOFS
+from strongroom.archive.commit_proofs import BatchProofs
 from strongroom.archive.errors import ArchiveError, StorageFull
 from strongroom.archive.store import Archive, Txn
-from strongroom.proof.sth import SignedTreeHead
 from strongroom.utc import iso_utc
 
 T = TypeVar("T")
@@ -34,10 +35,6 @@ log = logging.getLogger(__name__)
 
 
 _STOP = object()
-
-# Consistency proofs the committer keeps (old size, new size): a few batches' worth
-# for every connected phone (~27 µs each to compute at 1M leaves, ~0.7 KiB).
-KEPT_PROOFS = 256
 
 # How long the queue stays empty before the full-text index's idle merge starts.
 IDLE_BEFORE_FTS_MERGE_S = 0.25
@@ -67,13 +64,10 @@ class GroupCommitter:
         # The WAL is checkpointed on a thread of its own while this one commits
         # (archive/checkpointer.py): no group commit waits for a checkpoint.
         self.checkpointer: Checkpointer | None = None
-        # (old size, new size) -> the consistency proof to each batch's new head from
-        # the sizes phone sessions hold (`held_sizes`, set by the peer service) and the
-        # previous batch's, written before the batch's waiters wake: a session's first
-        # ack of a batch carries one, and no ack waits for a reader thread to read it
-        # (peer/log_proofs.py). Filled on this thread, read on event loops (one dict op).
-        self.held_sizes: Callable[[], Collection[int]] | None = None
-        self.consistency_proofs: dict[tuple[int, int], list[bytes]] = {}
+        # Each batch's inclusion proofs, and the consistency proofs phone sessions will
+        # send with their first ack of it (archive/commit_proofs.py).
+        self.proofs = BatchProofs(archive)
+        self.consistency_proofs = self.proofs.consistency_proofs
         # Set once the thread has died (never cleared): what every submit then raises.
         self.died: CommitterDied | None = None
         self.died_at_ms: int | None = None
@@ -85,7 +79,15 @@ class GroupCommitter:
         # whether the idle merge is set aside until the next batch.
         self._failing: set[str] = set()
         self._merge_set_aside = False
-        self._previous_size = 0
+
+    @property
+    def held_sizes(self) -> Callable[[], Collection[int]] | None:
+        """The sizes phone sessions hold, set by the peer service (BatchProofs)."""
+        return self.proofs.held_sizes
+
+    @held_sizes.setter
+    def held_sizes(self, sizes: Callable[[], Collection[int]] | None) -> None:
+        self.proofs.held_sizes = sizes
 
     def start(self) -> None:
         if self._thread is None:
@@ -312,7 +314,7 @@ class GroupCommitter:
         self.batches += 1
         self.committed += len(jobs)
         try:
-            outcomes = self._outcomes(jobs, batch.results, batch.tree_head)
+            outcomes = self.proofs.outcomes(jobs, batch.results, batch.tree_head)
         except Exception:
             # The batch is durable: a head read or a proof that fails after its COMMIT
             # must neither call it unwritten nor stop the writer (review F1). Each op
@@ -320,82 +322,3 @@ class GroupCommitter:
             log.exception("after a durable commit of %d ops", len(jobs))
             outcomes = [CommittedOf(result, batch.tree_head, None) for result in batch.results]
         resolve_all(jobs, outcomes)
-
-    def _outcomes(
-        self, jobs: list[Job], results: list[Any], head: SignedTreeHead | None
-    ) -> list[Committed | BaseException]:
-        """Each op's outcome, with its inclusion proof when it was logged."""
-        head = head or self.archive.latest_tree_head()
-        # Each outcome is built once, with its proof (CommittedOf itself, not the
-        # Committed alias: calling a subscripted generic costs a failed setattr per
-        # object on a frozen dataclass, twice per record on this thread).
-        proofs: dict[int, list[bytes] | BaseException] = {}  # position -> proof or failure
-        wanted: list[tuple[int, int]] = []  # (position in jobs, log index) needing a proof
-        for position, (job, result) in enumerate(zip(jobs, results, strict=True)):
-            try:
-                index = self._proof_index(job, result, head)
-            except Exception as exc:  # e.g. a faulty log_index_of: its caller only
-                proofs[position] = exc
-                continue
-            if index is not None:
-                wanted.append((position, index))
-        if wanted and head is not None:
-            self._add_proofs(wanted, head, proofs)
-        if head is not None:
-            self._keep_consistency(head.tree_size)
-        outcomes: list[Committed | BaseException] = []
-        for position, result in enumerate(results):
-            proof = proofs.get(position)
-            if isinstance(proof, BaseException):
-                outcomes.append(proof)
-            else:
-                outcomes.append(CommittedOf(result, head, proof))
-        return outcomes
-
-    def _add_proofs(
-        self,
-        wanted: list[tuple[int, int]],
-        head: SignedTreeHead,
-        proofs: dict[int, list[bytes] | BaseException],
-    ) -> None:
-        try:
-            # One pass for the whole batch: the new leaves' paths share most nodes.
-            found = self.archive.inclusion_proofs([i for _, i in wanted], head.tree_size)
-        except Exception:
-            # A damaged node store: find out whose proof fails, fail only those.
-            for position, index in wanted:
-                try:
-                    proofs[position] = self.archive.inclusion_proof(index, head.tree_size)
-                except Exception as exc:
-                    proofs[position] = exc
-            return
-        for (position, _), proof in zip(wanted, found, strict=True):
-            proofs[position] = proof
-
-    def _keep_consistency(self, size: int) -> None:
-        """Prove the new head of `size` from the sizes sessions hold, if any do."""
-        previous, self._previous_size = self._previous_size, size
-        held_sizes = self.held_sizes
-        if held_sizes is None or previous == size:
-            return  # no peer service, or nothing logged since
-        kept = self.consistency_proofs
-        try:
-            held = held_sizes()
-            if not held:
-                return  # no session asks for consistency proofs
-            for old in {*held, previous}:
-                if 0 < old < size:
-                    kept[(old, size)] = self.archive.consistency_proof(old, size)
-        except Exception:  # a damaged node store: the sessions read it (and say why)
-            log.exception("no consistency proof up to %d", size)
-        while len(kept) > KEPT_PROOFS:  # the oldest first
-            del kept[next(iter(kept))]
-
-    @staticmethod
-    def _proof_index(job: Job, result: Any, head: SignedTreeHead | None) -> int | None:
-        if job.log_index_of is None or head is None or isinstance(result, BaseException):
-            return None
-        index = job.log_index_of(result)
-        if index is None or not 0 <= index < head.tree_size:
-            return None
-        return index
