@@ -8,6 +8,7 @@ its queue empty, merges them in bounded steps (archive/fts_merge.py).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.db import Connection
 from strongroom.archive.search import SearchFilters, search_messages
 from strongroom.archive.store import Archive, Txn
+from strongroom.archive.verify import verify_archive
 
 T0 = 1_700_000_000_000
 OWNER = "maitre.durand"
@@ -243,3 +245,26 @@ def test_the_architecture_doc_states_the_idle_merge_as_it_runs() -> None:
     assert f"empty for {committer_module.IDLE_BEFORE_FTS_MERGE_S} s" in note
     assert f"{fts_merge.STEP_PAGES} pages of output a step" in note
     assert "`usermerge` 8" in note
+
+
+def test_a_batch_never_depends_on_reading_the_merge_state(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a merge is due is read once idle, never inside a batch's transaction
+    (review L1: a read error caught there, after SQLite rolled the transaction back,
+    would have committed a signed head and log nodes without their leaf). With that
+    read failing, batches still commit whole and the archive verifies."""
+
+    def unreadable(conn: Connection, width: int) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(fts_merge, "merge_pending", unreadable)
+    device, key = new_phone(archive)
+    for n in range(12):
+        batch = archive.write_batch(
+            [writes.store_record(message(key, f"audience {n}", at=T0 + n), device, OWNER)]
+        )
+        assert batch.tree_head is not None
+    with closing(archive.reader()) as reader:
+        report = verify_archive(reader, archive.blobs, bytes(archive.signing_key.verify_key))
+    assert report.ok, report
