@@ -67,7 +67,6 @@ class GroupCommitter:
         # Each batch's inclusion proofs, and the consistency proofs phone sessions will
         # send with their first ack of it (archive/commit_proofs.py).
         self.proofs = BatchProofs(archive)
-        self.consistency_proofs = self.proofs.consistency_proofs
         # Set once the thread has died (never cleared): what every submit then raises.
         self.died: CommitterDied | None = None
         self.died_at_ms: int | None = None
@@ -88,6 +87,11 @@ class GroupCommitter:
     @held_sizes.setter
     def held_sizes(self, sizes: Callable[[], Collection[int]] | None) -> None:
         self.proofs.held_sizes = sizes
+
+    @property
+    def consistency_proofs(self) -> dict[tuple[int, int], list[bytes]]:
+        """(old size, new size) -> proof, kept for the sessions (BatchProofs)."""
+        return self.proofs.consistency_proofs
 
     def start(self) -> None:
         if self._thread is None:

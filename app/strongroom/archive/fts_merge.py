@@ -167,7 +167,7 @@ def merge_pending(conn: Connection, width: int) -> bool:
             "SELECT block FROM messages_fts_data WHERE id = ?", (_STRUCTURE_ROWID,)
         ).fetchone()
     except (sqlcipher3.Error, sqlite3.Error):
-        return True  # never the batch's failure: the step finds out
+        return True  # read when idle, outside any batch: the step itself finds out
     if row is None:
         return False  # an empty index
     levels = structure_levels(bytes(row[0]))
