@@ -252,7 +252,7 @@ async def test_a_batch_cut_off_while_written_stops_the_channel_instead_of_desync
     wire.gate.clear()  # the phone stops reading: the first write waits
     batch = [b"one", b"two"]
     task = asyncio.create_task(
-        outbox.send_sealed(lambda channel, packed: [channel.seal(f)[0] for f in batch])
+        outbox.send_sealed(lambda channel: [channel.seal(f)[0] for f in batch])
     )
     await asyncio.sleep(0)  # one loop turn: the task seals both and waits to write
     assert not task.done()

@@ -40,12 +40,10 @@ async def test_a_forged_message_from_the_box_is_refused_with_4400(
             closes.append(self.ws.close_code)
             closed.set()
 
-    def flipped(
-        self: BlobFrames, channel: SecureChannel, packed: bool = False, *, batch: Batch
-    ) -> list[bytes | bytearray]:
-        messages = list(seal(self, channel, packed, batch=batch))
-        if len(messages) > 1:  # one byte of the second message changed on its way
-            second = bytearray(messages[1])  # (the frame header's room first: 10 bytes)
+    def flipped(self: BlobFrames, channel: SecureChannel, batch: Batch) -> list[bytes | bytearray]:
+        messages = list(seal(self, channel, batch))
+        if len(messages) > 1:  # one byte of the second piece changed on its way
+            second = bytearray(messages[1])  # (the frame header's room first: 4 bytes)
             second[100] ^= 0x01
             messages[1] = second
         return messages

@@ -25,7 +25,7 @@ from strongroom.noise import NoiseError, TransportSession
 from strongroom.pairing.codes import new_code_nonce
 from strongroom.peer.ack_frames import parse_ack
 from strongroom.peer.blob_frames import blob_chunk_parts, parse_blob_data
-from strongroom.peer.channel import ChannelError, SecureChannel
+from strongroom.peer.channel import WS_MAX_MSG_SIZE, ChannelError, SecureChannel
 from strongroom.peer.frames import (
     CloseCode,
     Direction,
@@ -41,8 +41,6 @@ from strongroom.peer.handshake import (
     phone_payload,
 )
 from strongroom.peer.outbox import Outbox
-from strongroom.peer.packs import CAPABILITY as PACKED_CAP
-from strongroom.peer.packs import WS_MAX_PACKED_MSG_SIZE, unpack
 from strongroom.peer.push_frames import push_bytes
 
 log = logging.getLogger(__name__)
@@ -126,10 +124,6 @@ class Link:
         self.known_requests: frozenset[str] = frozenset()
         self.check_head: Callable[[Mapping[str, Any]], None] | None = None
         self._refusal: asyncio.Future[Any] | None = None
-        # Packs (peer/packs.py): offered in this phone's hello; the box's messages are
-        # packs from the one after its hello reply on, if that reply lists "packed".
-        self.packing_offered = False
-        self._packed = False
         self._reader = asyncio.create_task(self._read())
 
     def set_window(self, size: int) -> None:
@@ -217,11 +211,21 @@ class Link:
                         or f"closed by the box ({self.ws.close_code}): {msg.extra}"
                     )
                     return
-                data = msg.data
-                packed = self._packed
-                for message in unpack(data) if packed else (data,):
-                    packed = await self._receive(message) or packed
-                self._packed = packed
+                # Views of the decrypted message: a blob_data frame's piece reaches the
+                # download's hash and disk without being copied (SecureChannel.open_views).
+                for raw in self._channel.open_views(bytes(msg.data)):
+                    frame = self._stream_frame(raw) if self._streams else None
+                    if frame is None:
+                        frame = _decoded(bytes(raw))
+                        if frame is None:
+                            continue
+                    stream = self._streams.get(frame.id)
+                    if stream is not None:
+                        # Back-pressure: with the stream's buffer full, wait (reading no
+                        # more from the socket, so TCP slows the box) rather than buffer.
+                        await stream.put(frame)
+                    else:
+                        self._dispatch(frame)
         except (NoiseError, ChannelError) as exc:
             self.close_reason = f"the box's transport message was rejected: {exc}"
             refused = True
@@ -240,29 +244,6 @@ class Link:
                     await self.ws.close(code=CloseCode.PROTOCOL, message=b"transport refused")
                 else:
                     await self.ws.close()
-
-    async def _receive(self, message: bytes | memoryview) -> bool:
-        """Open one transport message of the box and hand its frames on; True if one
-        was the box's hello reply accepting the packs this phone offered."""
-        hello_packs = False
-        # Views of the decrypted message: a blob_data frame's piece reaches the
-        # download's hash and disk without being copied (SecureChannel.open_views).
-        for raw in self._channel.open_views(message):
-            frame = self._stream_frame(raw) if self._streams else None
-            if frame is None:
-                frame = _decoded(bytes(raw))
-                if frame is None:
-                    continue
-            stream = self._streams.get(frame.id)
-            if stream is not None:
-                # Back-pressure: with the stream's buffer full, wait (reading no
-                # more from the socket, so TCP slows the box) rather than buffer.
-                await stream.put(frame)
-                continue
-            if frame.type == "hello" and self.packing_offered:
-                hello_packs = PACKED_CAP in frame.body.get("caps", ())
-            self._dispatch(frame)
-        return hello_packs
 
     def _stream_frame(self, raw: memoryview) -> Frame | None:
         """A blob_data frame of a stream being read, recognised by its exact canonical
@@ -356,8 +337,7 @@ async def open_link(
     max_frame_bytes: int = MAX_FRAME_BYTES,
 ) -> Link:
     """Connect to `url` and run the handshake; the Link is ready for frames."""
-    # Up to a pack of the box's (peer/packs.py), whether or not the box sends packs.
-    ws = await http.ws_connect(url, max_msg_size=WS_MAX_PACKED_MSG_SIZE, autoping=True)
+    ws = await http.ws_connect(url, max_msg_size=WS_MAX_MSG_SIZE, autoping=True)
     try:
         hs = initiator(kind, noise_private, box_noise_public, psk)
         await ws.send_bytes(bytes([kind.value]) + hs.write_message(b""))

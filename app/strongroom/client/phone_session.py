@@ -35,7 +35,6 @@ from strongroom.client.state import DeviceState
 from strongroom.pairing.qr import parse_offer
 from strongroom.peer.frames import Frame
 from strongroom.peer.handshake import HandshakeKind
-from strongroom.peer.packs import CAPABILITY as PACKED_CAP
 from strongroom.proof.sth import SignedTreeHead
 
 
@@ -167,13 +166,12 @@ class PhoneSession:
 
     async def _hello(self) -> None:
         link = self._require_link()
-        link.packing_offered = True  # the box's packs are read from its hello reply on
         reply = await link.request(
             "hello",
             {
                 "name": self.state.name,
                 "app": "strongroom-reference/1",
-                "caps": ["bundles", CONSISTENCY_CAP, "mail", PACKED_CAP, REACH_CAP],
+                "caps": ["bundles", CONSISTENCY_CAP, "mail", REACH_CAP],
             },
         )
         self.box_hello = reply.body

@@ -8,7 +8,7 @@ message leaves the state exactly as it was. Nonce 2**64-1 is reserved for
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import nacl.exceptions
 
@@ -94,7 +94,7 @@ class CipherState:
             return ciphertext
         return self._decrypt(_aead_decrypt, key, ad, ciphertext)
 
-    def decrypt_with_ad_mutable(self, ad: bytes, ciphertext: bytes | memoryview) -> bytearray:
+    def decrypt_with_ad_mutable(self, ad: bytes, ciphertext: bytes) -> bytearray:
         """`decrypt_with_ad`, the plaintext in a bytearray of its own (libsodium's output,
         not copied: primitives.decrypt_mutable)."""
         key = self._key
@@ -103,11 +103,7 @@ class CipherState:
         return self._decrypt(_aead_decrypt_mutable, key, ad, ciphertext)
 
     def _decrypt(
-        self,
-        aead: Callable[[bytes, int, bytes, Any], Plain],
-        key: bytes,
-        ad: bytes,
-        data: bytes | memoryview,
+        self, aead: Callable[[bytes, int, bytes, bytes], Plain], key: bytes, ad: bytes, data: bytes
     ) -> Plain:
         n = self._nonce
         if n == _MAX_NONCE:

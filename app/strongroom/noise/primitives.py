@@ -114,15 +114,13 @@ def decrypt(key: bytes, n: int, ad: bytes, ciphertext: bytes) -> bytes:
 
 # open_into(plain, key, nonce, ad, ciphertext): True and the plaintext in `plain`
 # (len(ciphertext) - TAGLEN bytes), or False and `plain` all zeros.
-OpenInto = Callable[[bytearray, bytes, bytes, bytes, bytes | memoryview], bool]
+OpenInto = Callable[[bytearray, bytes, bytes, bytes, bytes], bool]
 
 
-def _open_copied(
-    plain: bytearray, key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes | memoryview
-) -> bool:
+def _open_copied(plain: bytearray, key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes) -> bool:
     """The fallback of `_open_into`: nacl.bindings' public function, then a copy."""
     try:
-        plain[:] = _aead_decrypt(bytes(ciphertext), ad, nonce, key)
+        plain[:] = _aead_decrypt(ciphertext, ad, nonce, key)
     except nacl.exceptions.CryptoError:
         plain[:] = bytes(len(plain))
         return False
@@ -144,15 +142,12 @@ def _bind_private() -> OpenInto | None:
     except (ImportError, AttributeError):
         return None
 
-    def open_into(
-        plain: bytearray, key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes | memoryview
-    ) -> bool:
+    def open_into(plain: bytearray, key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes) -> bool:
         status = function(
             from_buffer(plain),
             null,  # the plaintext's length: len(plain), libsodium accepts NULL
             null,
-            # A view (a transport message inside a pack: peer/packs.py) is read in place.
-            ciphertext if type(ciphertext) is bytes else from_buffer(ciphertext),
+            ciphertext,
             len(ciphertext),
             ad if ad else null,
             len(ad),
@@ -215,7 +210,7 @@ def encrypt_into(key: bytes, n: int, ad: bytes, buf: bytearray, start: int, size
     _seal_into(buf, start, size, key, _NONCE.pack(n), ad)
 
 
-def decrypt_mutable(key: bytes, n: int, ad: bytes, ciphertext: bytes | memoryview) -> bytearray:
+def decrypt_mutable(key: bytes, n: int, ad: bytes, ciphertext: bytes) -> bytearray:
     """`decrypt`, the plaintext in a new bytearray that libsodium writes into, so a
     reader can take memoryview slices of it instead of copies (the phone's reader:
     peer/channel.open_views). nacl.bindings' wrapper decrypts into a buffer of its own

@@ -100,13 +100,13 @@ class TransportSession:
         self._check_incoming(ciphertext)
         return self._receiving.decrypt_with_ad(ad, ciphertext)
 
-    def decrypt_mutable(self, ciphertext: bytes | memoryview, ad: bytes = b"") -> bytearray:
+    def decrypt_mutable(self, ciphertext: bytes, ad: bytes = b"") -> bytearray:
         """`decrypt`, the plaintext in a bytearray of its own that the caller may slice
         with memoryviews (nothing copied out of libsodium's output)."""
         self._check_incoming(ciphertext)
         return self._receiving.decrypt_with_ad_mutable(ad, ciphertext)
 
-    def _check_incoming(self, ciphertext: bytes | memoryview) -> None:
+    def _check_incoming(self, ciphertext: bytes) -> None:
         if not self._can_receive:
             raise WrongDirection("in a one-way pattern the initiator cannot receive")
         size = len(ciphertext)

@@ -23,7 +23,6 @@ from strongroom import malloc_tuning
 from strongroom.peer.blob_frames import blob_data_parts
 from strongroom.peer.channel import SecureChannel
 from strongroom.peer.frames import BLOB_PIECE_BYTES
-from strongroom.peer.packs import PACK_MESSAGES
 
 # Stored chunks (64 KiB of plaintext each) per worker-thread trip: 1 MiB. Each trip
 # costs the box thread wake-ups and GIL hand-offs; 16 rather than 8 gave the pinned
@@ -68,25 +67,21 @@ class BlobFrames:
         self._sent = offset
         self._parts: list[memoryview] = []  # the next piece's bytes, not sealed yet
         self._size = 0
-        self._whole: list[list[bytes | memoryview]] = []  # whole pieces for the next pack
         self.done = False
 
-    def seal(
-        self, channel: SecureChannel, packed: bool = False, *, batch: Batch
-    ) -> Iterator[bytes | bytearray]:
+    def seal(self, channel: SecureChannel, batch: Batch) -> Iterator[bytes | bytearray]:
         """The transport messages of the pieces `batch` completes, each sealed when the
         outbox asks for it (under its lock): the first piece of a batch is on the wire
         while the next is sealed, so the phone does not wait for a whole batch. The
         last piece waits for the end of the blob: it carries end=True (an empty one
-        when the blob, or what remains of it, is empty). With `packed` (a phone that
-        announced "packed": peer/packs.py), up to PACK_MESSAGES pieces per message."""
+        when the blob, or what remains of it, is empty)."""
         for chunk in batch.chunks:
             view = memoryview(chunk)
             pos, size = 0, len(view)
             while pos < size:
                 room = BLOB_PIECE_BYTES - self._size
                 if room == 0:  # a whole piece, and more bytes follow it: not the end
-                    yield from self._piece(channel, False, packed)
+                    yield from self._seal_piece(channel, False)
                     room = BLOB_PIECE_BYTES
                 take = min(room, size - pos)
                 self._parts.append(view[pos : pos + take])
@@ -94,24 +89,15 @@ class BlobFrames:
                 pos += take
         if batch.last:
             self.done = True
-            yield from self._piece(channel, True, packed)
-        if self._whole:  # the batch's last whole pieces: the next batch is not here yet
-            yield channel.seal_pack(self._whole, self._room)
-            self._whole = []
+            yield from self._seal_piece(channel, True)
 
-    def _piece(
-        self, channel: SecureChannel, end: bool, packed: bool
-    ) -> list[bytes] | list[bytearray]:
+    def _seal_piece(self, channel: SecureChannel, end: bool) -> list[bytes] | list[bytearray]:
         before, after = blob_data_parts(self._request_id, self._sent, self._size, end)
         parts: list[bytes | memoryview] = [before, *self._parts, after]
+        if self._room:
+            sealed: list[bytes] | list[bytearray] = channel.seal_parts_into(parts, self._room)
+        else:
+            sealed = channel.seal_parts(parts)
         self._sent += self._size
         self._parts, self._size = [], 0
-        if packed:
-            self._whole.append(parts)
-            if len(self._whole) < PACK_MESSAGES:
-                return []
-            pack, self._whole = channel.seal_pack(self._whole, self._room), []
-            return [pack]
-        if self._room:
-            return channel.seal_parts_into(parts, self._room)
-        return channel.seal_parts(parts)
+        return sealed

@@ -83,27 +83,6 @@ class SecureChannel:
         self._transport.encrypt_into(buf, room, size)
         return [buf]
 
-    def seal_pack(self, frames: Sequence[Sequence[bytes | memoryview]], room: int) -> bytearray:
-        """A pack (peer/packs.py) of `frames`, each one transport message after its length,
-        in one bytearray after `room` free bytes (the WebSocket frame's header): joined
-        once, each message encrypted in place, in order. Each frame fits one message
-        (blob_data pieces do)."""
-        pieces: list[bytes | memoryview] = [bytes(room)]
-        sizes = []
-        for parts in frames:
-            size = 1 + sum(len(part) for part in parts)
-            if size - 1 > MAX_FRAGMENT:
-                raise ValueError("a packed frame must fit one transport message")
-            pieces += ((size + len(_TAG_ROOM)).to_bytes(_LENGTH, "big"), _FINAL_FLAG, *parts)
-            pieces.append(_TAG_ROOM)
-            sizes.append(size)
-        buf = bytearray().join(pieces)
-        pos = room + _LENGTH
-        for size in sizes:
-            self._transport.encrypt_into(buf, pos, size)
-            pos += size + len(_TAG_ROOM) + _LENGTH
-        return buf
-
     def seal_many(self, frames: Sequence[bytes]) -> list[bytes]:
         """The transport messages carrying `frames` in order, as few as bundles allow.
 
@@ -146,7 +125,7 @@ class SecureChannel:
         """
         return self._frames(self._transport.decrypt(message), bytes)
 
-    def open_views(self, message: bytes | memoryview) -> list[memoryview]:
+    def open_views(self, message: bytes) -> list[memoryview]:
         """`open`, each frame a memoryview of the decrypted message (of its own bytes when
         it was fragmented): nothing is copied out of the decryption. The phone's reader
         hands a blob_data frame's piece to its hash and to the disk this way (two copies

@@ -157,7 +157,6 @@ class Connection:
                 for raw in frames:
                     await self.execute(self.session.receive(raw), spawn=True)
                 self.outbox.bundling = self.session.peer_bundles
-                self.outbox.pack(self.session.peer_packed)  # after its hello reply
         finally:
             watchdog.cancel()
             self._closed = True

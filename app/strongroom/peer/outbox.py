@@ -18,13 +18,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from strongroom.peer.channel import SecureChannel
-from strongroom.peer.packs import packed
 
 Write = Callable[[bytes], Awaitable[None]]
-# seal(channel, packed): the transport messages to write, in order; with `packed`, each
-# item is a pack (peer/packs.py) of one or more messages, each after its length.
-Seal = Callable[[SecureChannel, bool], Iterable[bytes | bytearray]]
-_PACK_FROM_HERE = b""  # in the queue: frames after it leave packed (no frame is empty)
+Seal = Callable[[SecureChannel], Iterable[bytes | bytearray]]
 
 
 class ReservedWrite(Protocol):
@@ -55,9 +51,6 @@ class Outbox:
         self._written: asyncio.Future[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self.bundling = False
-        # Every message written from the `pack()` call's place in line on is a pack
-        # (peer/packs.py; the box to a phone that announced "packed").
-        self.packing = False
         # Set when messages of a sealed batch were never written (a write failed or
         # was cancelled): the phone would open nothing sent after that.
         self._broken = False
@@ -80,17 +73,6 @@ class Outbox:
             flush.add_done_callback(self._flushes.discard)
         return self._written
 
-    def pack(self, wanted: bool = True) -> None:
-        """Write every message after the frames queued so far as a pack (the box, once
-        its hello reply to a phone that listed "packed" is in line). Idempotent; packs
-        stay packs (`wanted` False changes nothing)."""
-        if not wanted or self.packing or _PACK_FROM_HERE in self._queued:
-            return
-        if self._queued:
-            self._queued.append(_PACK_FROM_HERE)  # the flush switches there
-        else:
-            self.packing = True  # a flush under way sealed its frames before this
-
     async def send(self, frame: bytes) -> None:
         """Send one encoded frame; return once it is written. Raises what `write` raises."""
         await asyncio.shield(self.queue(frame))
@@ -101,16 +83,12 @@ class Outbox:
             written, self._written = self._written, None
             assert written is not None
             try:
-                packing = self.packing
-                for n, now in enumerate(_split(frames)):
-                    if n:  # past the place of pack(): from here on, packs
-                        packing = self.packing = True
-                    if self.bundling:
-                        messages = self._channel.seal_many(now)
-                    else:
-                        messages = [m for frame in now for m in self._channel.seal(frame)]
-                    for message in messages:
-                        await self._write(packed(message) if packing else message)
+                if self.bundling:
+                    messages = self._channel.seal_many(frames)
+                else:
+                    messages = [m for frame in frames for m in self._channel.seal(frame)]
+                for message in messages:
+                    await self._write(message)
             except BaseException as exc:
                 self._broken = True  # a sealed message left unwritten: the next would not open
                 failure = exc if isinstance(exc, Exception) else ConnectionResetError("cancelled")
@@ -122,7 +100,7 @@ class Outbox:
             written.set_result(None)
 
     async def send_sealed(self, seal: Seal) -> None:
-        """Write the transport messages `seal(channel, packing)` gives, sealed under the lock
+        """Write the transport messages `seal(channel)` gives, sealed under the lock
         (a batch of large frames built around their bytes: peer/blob_sender.py); an
         iterator is sealed one message at a time, each written before the next is
         sealed. Frames queued before it leave before it. With `room`, each message
@@ -134,16 +112,8 @@ class Outbox:
         write = self._reserved or self._write
         async with self._lock:
             try:
-                for message in seal(self._channel, self.packing):
+                for message in seal(self._channel):
                     await write(message)  # type: ignore[arg-type]
             except BaseException:
                 self._broken = True  # a message left unwritten: the next would not open
                 raise
-
-
-def _split(frames: list[bytes]) -> list[list[bytes]]:
-    """The queued frames cut where `pack()` was called (at most once)."""
-    if _PACK_FROM_HERE not in frames:
-        return [frames]
-    at = frames.index(_PACK_FROM_HERE)
-    return [frames[:at], frames[at + 1 :]]

@@ -57,7 +57,6 @@ from strongroom.peer.handshake import HandshakeKind, pair_message
 from strongroom.peer.head_chain import CAPABILITY as CONSISTENCY_CAP
 from strongroom.peer.head_chain import HeadChain
 from strongroom.peer.history import Device
-from strongroom.peer.packs import CAPABILITY as PACKED_CAP
 from strongroom.peer.push_frames import read_known_frame
 from strongroom.peer.session_blobs import BlobFlow
 from strongroom.peer.session_common import BoxInfo, State, error, error_for, logged
@@ -68,16 +67,7 @@ from strongroom.peer.session_reach import ReachFlow
 
 __all__ = ["CAPABILITIES", "BoxInfo", "CodeFunction", "PeerSession", "State"]
 
-CAPABILITIES = [
-    "blobs",
-    "bundles",
-    "consistency",
-    "fragments",
-    "history",
-    "mail",
-    PACKED_CAP,
-    "reach",
-]
+CAPABILITIES = ["blobs", "bundles", "consistency", "fragments", "history", "mail", "reach"]
 CodeFunction = Callable[[bytes, bytes, bytes], str]  # (handshake hash, phone nonce, box nonce)
 
 
@@ -109,7 +99,6 @@ class PeerSession:
         self.state = State.READY if device is not None else State.PAIRING
         self.pairing_pending = False
         self.peer_bundles = False  # the phone listed "bundles" in its hello caps
-        self.peer_packed = False  # ... and "packed": from the hello reply on (peer/packs.py)
         self.heads = HeadChain()  # consistency proofs for this phone (peer/head_chain.py)
         self.mail = MailFlow(self)
         self.blobs = BlobFlow(self)
@@ -175,7 +164,6 @@ class PeerSession:
         if frame.type == "hello":
             # From now on the glue may bundle frames to a phone that reads bundles.
             self.peer_bundles = "bundles" in frame.body["caps"]
-            self.peer_packed = self.peer_packed or PACKED_CAP in frame.body["caps"]
             self.heads.want(CONSISTENCY_CAP in frame.body["caps"])
             self.reach.wanted = REACH_CAP in frame.body["caps"]
             return [Send(self._hello_reply(frame.id))]

@@ -22,11 +22,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from strongroom.peer.packs import MAX_PACK_BYTES
-
-# Room for a server's binary frame header: 10 bytes above 65535 (a pack of transport
-# messages, peer/packs.py), 4 for 126..65535, 2 below 126.
-ROOM = 10
+ROOM = 4  # a server's binary frame header for 126..65535 bytes (2 bytes below 126)
 _BINARY_FINAL = 0x82  # FIN + opcode 2 (binary)
 
 
@@ -60,8 +56,8 @@ class FrameWriter:
         """Send the message in buf[ROOM:] as one binary frame; return once the
         transport took it (and, if its buffer is full, once it drained)."""
         size = len(buf) - ROOM
-        if not 0 <= size <= MAX_PACK_BYTES:
-            raise ValueError(f"a message of the box is at most {MAX_PACK_BYTES} bytes")
+        if not 0 <= size <= 0xFFFF:
+            raise ValueError("a transport message is at most 65535 bytes")
         transport = self._transport
         if transport is None:
             await self._ws.send_bytes(memoryview(buf)[ROOM:])
@@ -69,15 +65,11 @@ class FrameWriter:
         if getattr(self._writer, "_closing", False) or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
         if size < 126:
-            buf[ROOM - 2], buf[ROOM - 1] = _BINARY_FINAL, size
-            transport.write(memoryview(buf)[ROOM - 2 :])
-        elif size <= 0xFFFF:
-            buf[ROOM - 4], buf[ROOM - 3] = _BINARY_FINAL, 126
-            buf[ROOM - 2 : ROOM] = size.to_bytes(2, "big")
-            transport.write(memoryview(buf)[ROOM - 4 :])
+            buf[2], buf[3] = _BINARY_FINAL, size
+            transport.write(memoryview(buf)[2:])
         else:
-            buf[0], buf[1] = _BINARY_FINAL, 127
-            buf[2:ROOM] = size.to_bytes(8, "big")
+            buf[0], buf[1] = _BINARY_FINAL, 126
+            buf[2:4] = size.to_bytes(2, "big")
             transport.write(buf)
         protocol = self._protocol
         if protocol is not None and protocol.writing_paused:
