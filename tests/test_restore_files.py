@@ -8,16 +8,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import logging
 import os
 import threading
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from peer_helpers import RunningBox, attachment_record, paired_phone, running_box
+from strongroom import malloc_tuning
 from strongroom.client import BoxError, PhoneClient
 from strongroom.client.restore_files import WINDOW
 from strongroom.peer.connection import Connection
@@ -196,3 +198,43 @@ async def test_a_download_cancelled_while_its_file_is_fsynced_waits_for_the_work
     assert await new.download_blob(sha256, dest) == b""
     assert dest.read_bytes() == data and not partial.exists()
     await new.close()
+
+
+async def test_the_downloads_run_with_freed_memory_kept_and_hand_it_back_after(
+    box: RunningBox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # glibc trimming the phone's heap between pieces cost ~50 page faults per MiB and
+    # ~3 % of its CPU (docs/benchmarks.md): every stream runs inside
+    # malloc_tuning.streaming(), whose end hands the memory back.
+    await _upload(box, [300_000, 400_000, 500_000])
+    new = await paired_phone(box, "claire", "nouveau")
+    phone_streaming = 0
+    during: list[int] = []
+    streaming = malloc_tuning.streaming
+
+    @contextlib.contextmanager
+    def watched() -> Iterator[None]:
+        nonlocal phone_streaming
+        # The box's streams use it too (same process here): count the phone's only.
+        phone = any(f.function == "download_all" for f in inspect.stack()[2:4])
+        phone_streaming += phone
+        try:
+            with streaming():
+                yield
+        finally:
+            phone_streaming -= phone
+
+    monkeypatch.setattr(malloc_tuning, "streaming", watched)
+    link = new._require_link()
+    stream = link.stream
+
+    async def noted(kind: str, body: Mapping[str, Any]) -> AsyncGenerator[Frame, None]:
+        during.append(phone_streaming)
+        async for frame in stream(kind, body):
+            yield frame
+
+    link.stream = noted  # type: ignore[method-assign, assignment]
+    await new.restore_to(tmp_path / "store", attachments_dir=tmp_path / "files")
+    await new.close()
+    assert during == [1, 1, 1]  # every download inside it
+    assert phone_streaming == 0  # and left once they are done

@@ -10,7 +10,9 @@ its final name is skipped, so a restore cut off resumes where it stopped.
 
 Memory stays flat: at most `WINDOW` streams, each with its bounded buffer
 (client/stream_buffer.py) and one write batch, and one batch of hashes read
-back from the history on disk.
+back from the history on disk. While they run, glibc keeps a few MiB of freed
+memory for the next pieces instead of trimming and faulting them in again
+(malloc_tuning.streaming, as the box's blob streams); it goes back after.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from strongroom import malloc_tuning
 from strongroom.client import attachments
 from strongroom.client.link import Link
 from strongroom.client.restore import HistoryStore, attachment_batches
@@ -38,6 +41,12 @@ async def download_all(
     hash), up to `window` at a time; the first failure is raised once the downloads
     still running are stopped (their partial files are kept for the next resume)."""
     await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    # Freed memory kept for the next pieces while the files stream (malloc_tuning).
+    with malloc_tuning.streaming():
+        await _download_all(link, store, directory, window)
+
+
+async def _download_all(link: Link, store: HistoryStore, directory: Path, window: int) -> None:
     running: dict[asyncio.Task[bytes], bytes] = {}  # download -> the hash it fetches
 
     async def settle(wait_for_all: bool) -> None:
