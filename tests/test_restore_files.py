@@ -203,8 +203,8 @@ async def test_a_download_cancelled_while_its_file_is_fsynced_waits_for_the_work
 async def test_the_downloads_run_with_freed_memory_kept_and_hand_it_back_after(
     box: RunningBox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # glibc trimming the phone's heap between pieces cost ~50 page faults per MiB and
-    # ~3 % of its CPU (docs/benchmarks.md): every stream runs inside
+    # glibc trimming the phone's heap between pieces cost ~40-50 page faults per MiB
+    # (docs/benchmarks.md): every stream runs inside
     # malloc_tuning.streaming(), whose end hands the memory back.
     await _upload(box, [300_000, 400_000, 500_000])
     new = await paired_phone(box, "claire", "nouveau")

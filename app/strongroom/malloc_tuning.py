@@ -23,8 +23,9 @@ do once glibc's own threshold has slid up).
 The reference client's restore of attachments runs in `streaming()` too
 (client/restore_files.py): the phone's socket reads (256 KiB), its decrypted pieces
 and its 1 MiB write batches are freed as fast as the box's batches, and glibc trimmed
-and faulted them in again the same way: ~50 page faults per MiB received, 1 with it,
-and the phone's CPU per MiB ~3 % lower (docs/benchmarks.md, 2026-12-06).
+and faulted them in again the same way: ~40-50 page faults per MiB received, ~1 with
+it (their CPU, ~0.1 ms per MiB, at the edge of what the bench machine resolves:
+docs/benchmarks.md, 2026-12-06).
 Elsewhere than glibc (musl, macOS) this does nothing.
 """
 
