@@ -37,7 +37,9 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
         await astrongroom(
             data, "matter", "attach", "D-2015-007", "--conversation", "dr.martin/c-durand"
         )
-        await astrongroom(data, "matter", "close", "D-2015-007", "--on", "2016-01-31")
+        closed = await astrongroom(data, "matter", "close", "D-2015-007", "--on", "2016-01-31")
+        # The day typed is the day shown: both the practice's (it was shown in UTC, the 30th).
+        assert "closed 2016-01-31" in closed, closed
         await astrongroom(
             data, "retention", "assign", "--matter", "D-2015-007", "--policy", "dossier-avocat"
         )
@@ -83,6 +85,9 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
         assert "4 protected by a legal hold" in summary and "Destruction(" not in summary
         assert running.count(COUNT_BY_TEXT + " = ?", PETIT_TEXT) == 0
         assert running.count("SELECT count(*) FROM messages") == 4
+        again = json.loads(await astrongroom(data, "retention-run", "--json"))  # for scripts
+        assert (again["outcome"], again["exit_code"]) == ("done", 0)
+        assert again["details"] == {"destroyed": 0, "to_review": 0, "held": 4, "kept": 0}
 
         due = json.loads(await astrongroom(data, "retention", "due", "--json"))
         assert {i["state"] for i in due["items"]} == {"held"}
@@ -119,6 +124,13 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
     listed_stopped = strongroom(data, "hold", "list", passphrase_file=secret)
     assert "lifted by cli" in listed_stopped and "Plainte classée" in listed_stopped
     assert "No destruction" not in strongroom(data, "certificates", "list", passphrase_file=secret)
+    stopped_run = strongroom(data, "retention-run", "--json", passphrase_file=secret)
+    assert json.loads(stopped_run)["details"] == {
+        "destroyed": 0,
+        "to_review": 0,
+        "held": 0,
+        "kept": 0,
+    }
     verify = strongroom(data, "verify", passphrase_file=secret)
     assert "OK: the archive verifies" in verify
     assert texts_left_on_disk(data, (*HELD_TEXTS, PETIT_TEXT)) == []

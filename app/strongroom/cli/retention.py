@@ -46,8 +46,8 @@ def show_due(r: dict[str, Any]) -> None:
             i["id"],
             ", ".join(i["matters"]) or f"conversation {i['conversation']}",
             i["kind"],
-            day(i["sent_at"]),
-            day(i["due_at"]),
+            day(i["sent_at"], r.get("time_zone")),
+            day(i["due_at"], r.get("time_zone")),
             i["policy"],
             i["state"]
             + (" by hold " + ", ".join(map(str, i["holds"])) if i["holds"] else "")

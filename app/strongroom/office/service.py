@@ -129,13 +129,14 @@ def _hold_json(h: holds.Hold, reach: holds.HoldReach | None, zone: str) -> dict[
 
 
 def hold_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
-    def q(conn: Connection) -> list[dict[str, Any]]:
+    def q(conn: Connection) -> tuple[list[dict[str, Any]], str]:
         found = holds.list_holds(conn)
         reach = holds.hold_reach(conn, found)
         zone = zone_of(conn)
-        return [_hold_json(h, reach.get(h.id) if h.active else None, zone) for h in found]
+        return [_hold_json(h, reach.get(h.id) if h.active else None, zone) for h in found], zone
 
-    return {"holds": ctx.read(q)}
+    found, zone = ctx.read(q)
+    return {"holds": found, "time_zone": zone}
 
 
 def hold_add(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
@@ -222,8 +223,10 @@ def retention_unassign(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def retention_due(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
-    queue: review.Queue = ctx.read(lambda conn: review.due_queue(conn, ctx.now_ms))
+    queue: review.Queue
+    queue, zone = ctx.read(lambda conn: (review.due_queue(conn, ctx.now_ms), zone_of(conn)))
     return {
+        "time_zone": zone,
         "two_approvals": queue.two_approvals,
         "items": [q.as_json() for q in queue.items],
         "holds": {str(k): v for k, v in queue.hold_cases.items()},
@@ -315,8 +318,9 @@ def retention_summary(result: dict[str, Any]) -> str:
 
 
 def certificates_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
-    found = ctx.read(certificates.list_certificates)
+    found, zone = ctx.read(lambda conn: (certificates.list_certificates(conn), zone_of(conn)))
     return {
+        "time_zone": zone,
         "certificates": [
             {
                 "id": c.id,
@@ -327,7 +331,7 @@ def certificates_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
                 "sha256": c.sha256.hex(),
             }
             for c in found
-        ]
+        ],
     }
 
 
