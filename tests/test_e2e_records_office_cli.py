@@ -29,6 +29,9 @@ from records_office_helpers import (
 
 async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> None:
     async with box_with_the_past(tmp_path) as (running, data, secret):
+        shown = await astrongroom(data, "register-details")  # a look, through the box
+        assert "time zone: Europe/Paris (par défaut / by default)" in shown, shown
+        assert running.audit_actions("register.") == []  # it was an audit event
         out = await astrongroom(
             data, "matter", "create", "D-2015-007", "--client", "Dr Martin", "--as", "secretariat"
         )
