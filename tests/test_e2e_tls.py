@@ -37,6 +37,13 @@ async def test_https_with_the_first_run_certificate_and_http_redirect(tmp_path: 
             assert login.status == 200
             page = await login.text()
             assert fingerprint is not None and fingerprint in page
+            # threat-model.md: session cookies HttpOnly + SameSite=Strict, + Secure with TLS
+            # (never sent over the http:// redirect), and browsers keep to https.
+            cookie = login.headers["Set-Cookie"]
+            assert {"HttpOnly", "Secure", "SameSite=Strict"} <= {
+                part.strip() for part in cookie.split(";")
+            }, cookie
+            assert login.headers["Strict-Transport-Security"] == "max-age=31536000"
             moved = await http.get(
                 f"http://127.0.0.1:{redirect_port}/login?next=/archive", allow_redirects=False
             )
