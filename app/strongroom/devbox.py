@@ -54,7 +54,7 @@ def prepare_dev_box(data_dir: Path) -> tuple[BoxConfig, bool]:
     passphrase = "dev-" + secrets.token_urlsafe(12)
     entropy = new_entropy()
     box = Box(config)
-    box.initialise(entropy, passphrase)
+    box.initialise(entropy, passphrase, owner=DEV_ADMIN)  # admin's own unlock slot
     Keystore(config.keystore_path).add_keyfile_slot(entropy, keyfile)
     from strongroom.web.users import create_user
 
