@@ -25,3 +25,13 @@ def test_readme_lists_every_document_in_docs() -> None:
         assert (REPO / target).is_file(), target
     on_disk = {f"docs/{path.name}" for path in (REPO / "docs").glob("*.md")}
     assert {name for name, _ in listed} == on_disk
+
+
+def test_readme_names_every_debian_package_make_test_installs() -> None:
+    script = (REPO / "scripts" / "ensure-system-deps.sh").read_text(encoding="utf-8")
+    installed = set(re.findall(r"needed\+=\(([a-z0-9.+-]+)\)", script))
+    assert len(installed) > 10  # the script's form was understood
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    start = readme.index("also installs the Debian packages the tests need (")
+    named = set(re.findall(r"`([a-z0-9.+-]+)`", readme[start : readme.index(")", start)]))
+    assert named == installed
