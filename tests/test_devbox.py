@@ -30,6 +30,10 @@ def test_fresh_starts_at_the_wizard_on_the_port_given(tmp_path: Path) -> None:
         assert "Strongroom" in page
         assert status == 200 and final.endswith("/setup")
         assert "first-run wizard" in box.output
+        # The command README gives, for this data dir (not var/dev's).
+        assert f"see the first-run wizard: .venv/bin/strongroom dev --fresh --data {data}" in (
+            box.output
+        )
     finally:
         assert box.stop() == 0
     # The previous box was kept aside, not deleted.

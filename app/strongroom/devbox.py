@@ -135,7 +135,9 @@ def run_dev(data_dir: Path, *, port: int | None = None, fresh: bool = False) -> 
         "  {url}",
         login,
         f"  data: {data_dir}  (first run: {'yes' if new else 'no'})",
-        "  see the first-run wizard: strongroom dev --fresh",
+        # As README types it: `strongroom` is not on PATH until the venv is activated.
+        "  see the first-run wizard: .venv/bin/strongroom dev --fresh"
+        + ("" if data_dir == Path("var/dev") else f" --data {data_dir}"),
         "  play a phone:  .venv/bin/strongroom phone --help",
         "  stop: Ctrl+C",
     ]
