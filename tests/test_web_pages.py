@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_aiohttp import AiohttpClient
@@ -370,7 +371,7 @@ async def test_the_dashboard_says_each_nights_result_in_the_pages_language(
     A failure keeps its cause's own words."""
     archive = box.require_archive()
     counts = {"destroyed": 2, "to_review": 1, "held": 3, "kept": 0}
-    runs = {
+    runs: dict[str, tuple[str, dict[str, Any]]] = {
         "retention": ("done", {"summary": "Retention run: 2 records destroyed", **counts}),
         "backup": ("failed", {"summary": "the backup target /media/usb is not mounted"}),
         "verify": ("done", {"summary": "OK", "kind": "incremental", "tree_size": 1234}),
