@@ -135,6 +135,22 @@ def test_weak_passphrase_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "box" / "keystore.json").exists()
 
 
+def test_no_passphrase_at_all_is_said_as_such(tmp_path: Path, passphrase_file: Path) -> None:
+    """stdin closed (a script): it said "the passphrase needs at least 12 characters"
+    (init) or "wrong passphrase" (an attended box), as if one had been typed."""
+    data = tmp_path / "box"
+    made = run_cli("init", "--data", str(data))
+    assert made.returncode == 1 and "no passphrase given" in made.stderr, made.stderr
+    assert "--passphrase-file FILE" in made.stderr and "aucune phrase secrète" in made.stderr
+    assert not data.joinpath("keystore.json").exists()
+    assert (
+        run_cli("init", "--data", str(data), "--passphrase-file", str(passphrase_file)).returncode
+        == 0
+    )
+    out = run_cli("verify", "--data", str(data))
+    assert out.returncode == 1 and "no passphrase given" in out.stderr, out.stderr
+
+
 def test_verify_with_wrong_passphrase_fails_cleanly(tmp_path: Path, passphrase_file: Path) -> None:
     data = tmp_path / "box"
     assert (
