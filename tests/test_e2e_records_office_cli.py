@@ -160,6 +160,8 @@ async def test_bad_requests_are_refused_clearly_and_the_box_goes_on(tmp_path: Pa
             (("retention", "assign", "--person", "x", "--policy", "²"), "no retention policy"),
             (("hold", "add", "--conversation", "²", "--reason", "x"), "no conversation"),
             (("retention", "approve", "--reason", "r", "--as", "a"), "name the records"),
+            # A record that is not due: said, not "Approved: 0 records." and exit 0.
+            (("retention", "approve", "1", "--reason", "r", "--as", "a"), "none of the records"),
             (("certificates", "get", "7", "--out", str(tmp_path / "c.zip")), "certificate 7"),
             (("matter", "close", "D-404"), "no matter"),
         ]

@@ -105,7 +105,17 @@ def cmd_retention(args: argparse.Namespace) -> int:
     if action == "approve":
         params = {"ids": args.ids, "all_due": args.all_due, "actor": args.actor}
         params["reason"] = args.reason
-        return run_and_show(args, "retention.approve", params, show_destruction)
+        named = len(set(args.ids or ()))
+
+        def show_approval(r: dict[str, Any]) -> None:
+            show_destruction(r)
+            if named > r["approved"]:  # some were not due: say so, not a silent count
+                print(
+                    f"{named - r['approved']} of the records named are not due"
+                    " (see `strongroom retention due`): nothing was done for them."
+                )
+
+        return run_and_show(args, "retention.approve", params, show_approval)
     params = {"ids": args.ids, "actor": args.actor, "reason": args.reason}
     params["until"] = getattr(args, "until", "")
     return run_and_show(

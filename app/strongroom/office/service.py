@@ -256,6 +256,8 @@ def retention_approve(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     result = review.approve(
         ctx.archive, ids, _text(params, "actor"), _text(params, "reason"), ctx.now_ms
     )
+    if ids and not params.get("all_due") and result.approved == 0:  # nothing was written
+        raise InvalidPolicy("none of the records named is due (see `strongroom retention due`)")
     return {
         "approved": result.approved,
         "waiting_second_approval": result.waiting,
