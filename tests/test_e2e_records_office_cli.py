@@ -162,6 +162,12 @@ async def test_bad_requests_are_refused_clearly_and_the_box_goes_on(tmp_path: Pa
             (("retention", "approve", "--reason", "r", "--as", "a"), "name the records"),
             # A record that is not due: said, not "Approved: 0 records." and exit 0.
             (("retention", "approve", "1", "--reason", "r", "--as", "a"), "none of the records"),
+            # reject/extend the same (99999 named no record: a foreign-key traceback)
+            (("retention", "reject", "99999", "--reason", "r", "--as", "a"), "none of the records"),
+            (
+                ("retention", "extend", "1", "--until", "2099-01-01", "--reason", "r", "--as", "a"),
+                "none of the records",
+            ),
             (("certificates", "get", "7", "--out", str(tmp_path / "c.zip")), "certificate 7"),
             (("matter", "close", "D-404"), "no matter"),
         ]
@@ -172,9 +178,13 @@ async def test_bad_requests_are_refused_clearly_and_the_box_goes_on(tmp_path: Pa
         assert running.box.phase.value == "ready"
         assert "No legal hold." in await astrongroom(data, "hold", "list")
         assert running.audit_actions("hold.") == []
+        assert running.audit_actions("retention.") == []
     # Stopped: the same refusal, from the archive opened by the command itself.
     assert "no active legal hold 5" in _refused(
         data, "hold", "lift", "5", "--reason", "x", secret=secret
+    )
+    assert "none of the records named is due" in _refused(
+        data, "retention", "reject", "99999", "--reason", "r", "--as", "a", secret=secret
     )
 
 

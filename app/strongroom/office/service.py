@@ -245,6 +245,9 @@ def _destruction_json(d: retention.Destruction | None) -> dict[str, Any] | None:
     }
 
 
+NOT_DUE = "none of the records named is due (see `strongroom retention due`)"
+
+
 def retention_approve(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     if params.get("all_due"):
         due = ctx.read(lambda conn: review.due_queue(conn, ctx.now_ms))
@@ -257,7 +260,7 @@ def retention_approve(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         ctx.archive, ids, _text(params, "actor"), _text(params, "reason"), ctx.now_ms
     )
     if ids and not params.get("all_due") and result.approved == 0:  # nothing was written
-        raise InvalidPolicy("none of the records named is due (see `strongroom retention due`)")
+        raise InvalidPolicy(NOT_DUE)
     return {
         "approved": result.approved,
         "waiting_second_approval": result.waiting,
@@ -266,7 +269,10 @@ def retention_approve(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _keep(ctx: Ctx, params: dict[str, Any], extend: bool) -> dict[str, Any]:
-    ids = [int(i) for i in params.get("ids") or []]
+    due = ctx.read(lambda conn: {q.item.record for q in review.due_queue(conn, ctx.now_ms).items})
+    ids = [i for i in (int(i) for i in params.get("ids") or []) if i in due]  # as approve
+    if not ids:
+        raise InvalidPolicy(NOT_DUE)
     actor, reason = _text(params, "actor"), _text(params, "reason")
     if extend:
         from strongroom.office.matter_ops import day_ms
@@ -278,14 +284,6 @@ def _keep(ctx: Ctx, params: dict[str, Any], extend: bool) -> dict[str, Any]:
     else:
         op = review.reject(ids, actor, reason, ctx.now_ms)
     return {"kept": ctx.archive.write(op)}
-
-
-def retention_reject(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    return _keep(ctx, params, False)
-
-
-def retention_extend(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    return _keep(ctx, params, True)
 
 
 def retention_run(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
@@ -372,8 +370,8 @@ OPS: dict[str, Callable[[Ctx, dict[str, Any]], dict[str, Any]]] = {
     "retention.unassign": retention_unassign,
     "retention.due": retention_due,
     "retention.approve": retention_approve,
-    "retention.reject": retention_reject,
-    "retention.extend": retention_extend,
+    "retention.reject": lambda ctx, params: _keep(ctx, params, False),
+    "retention.extend": lambda ctx, params: _keep(ctx, params, True),
     "retention.run": retention_run,
     "certificates.list": certificates_list,
     "certificates.get": certificates_get,
