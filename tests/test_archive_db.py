@@ -118,6 +118,8 @@ def test_wal_full_sync_and_secure_delete_in_force(archive: Archive) -> None:
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        # threat-model.md: nothing in the clear, "not temp files": sorts stay in memory.
+        assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
     reader.close()
 
 

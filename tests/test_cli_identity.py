@@ -41,7 +41,11 @@ def test_init_shows_24_words_that_restore_the_same_box(
     assert out.returncode == 0, out.stderr
     words = [line.split(". ", 1)[1] for line in out.stdout.splitlines() if ". " in line[:4]]
     assert len(words) == 24
-    fingerprint = out.stdout.strip().splitlines()[-1].split(" : ")[-1]
+    (said,) = [line for line in out.stdout.splitlines() if line.startswith("Box fingerprint")]
+    fingerprint = said.split(" : ")[-1]
+    # No web account exists yet: it names the command that makes the first one.
+    next_step = f"Next / ensuite : strongroom user-add NAME --role admin --data {first}"
+    assert next_step in out.stdout
     words_file = tmp_path / "words.txt"
     words_file.write_text(" ".join(words))
     second = tmp_path / "box2"
@@ -59,6 +63,7 @@ def test_init_shows_24_words_that_restore_the_same_box(
     # An identity without its archive: no phone is known any more, and it says so.
     assert "every phone must be paired again" in restored.stdout
     assert "chaque téléphone doit être appairé de nouveau" in restored.stdout
+    assert f"strongroom user-add NAME --role admin --data {second}" in restored.stdout
     check = run_cli("verify", "--data", str(second), "--passphrase-file", str(passphrase_file))
     assert check.returncode == 0, check.stdout + check.stderr
     assert "OK: the archive verifies" in check.stdout
@@ -128,6 +133,22 @@ def test_weak_passphrase_is_refused(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "12 characters" in out.stderr
     assert not (tmp_path / "box" / "keystore.json").exists()
+
+
+def test_no_passphrase_at_all_is_said_as_such(tmp_path: Path, passphrase_file: Path) -> None:
+    """stdin closed (a script): it said "the passphrase needs at least 12 characters"
+    (init) or "wrong passphrase" (an attended box), as if one had been typed."""
+    data = tmp_path / "box"
+    made = run_cli("init", "--data", str(data))
+    assert made.returncode == 1 and "no passphrase given" in made.stderr, made.stderr
+    assert "--passphrase-file FILE" in made.stderr and "aucune phrase secrète" in made.stderr
+    assert not data.joinpath("keystore.json").exists()
+    assert (
+        run_cli("init", "--data", str(data), "--passphrase-file", str(passphrase_file)).returncode
+        == 0
+    )
+    out = run_cli("verify", "--data", str(data))
+    assert out.returncode == 1 and "no passphrase given" in out.stderr, out.stderr
 
 
 def test_verify_with_wrong_passphrase_fails_cleanly(tmp_path: Path, passphrase_file: Path) -> None:

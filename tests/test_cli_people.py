@@ -29,6 +29,9 @@ def test_an_admin_added_from_the_cli_unlocks_and_can_be_reset(tmp_path: Path) ->
     assert Keystore(data / "keystore.json").unlock(BRUNO, "bruno")
     listing = run_cli("users", *common)
     assert "bruno\tadmin\tactive\tcan unlock" in listing.stdout
+    # init's passphrase has no administrator yet (the web login that uses it names one):
+    # said, not left out (the list alone read as if only bruno could unlock).
+    assert "# one more passphrase unlocks the box" in listing.stdout
 
     # Bruno's passphrase alone now opens the box for the CLI too.
     reset = tmp_path / "reset.txt"

@@ -36,6 +36,9 @@ async def test_an_unknown_time_zone_is_refused_and_nothing_is_held(
         assert repr(zone) in held.stderr
     audit = await asyncio.to_thread(strongroom, "audit", *days, "--time-zone", "Paris", *common)
     assert audit.returncode == 2 and "unknown time zone: 'Paris'" in audit.stderr
+    for limit in ("0", "-5", "1001", "dix"):  # refused, not read as 200 or 1
+        audit = await asyncio.to_thread(strongroom, "audit", "--limit", limit, *common)
+        assert audit.returncode == 2 and "not a number from 1 to 1000" in audit.stderr, limit
     out = tmp_path / "out.zip"
     export = await asyncio.to_thread(
         strongroom, "export", "--person", "M. Martin", "--out", str(out), *days,

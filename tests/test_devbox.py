@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 from devbox_process import DevBoxProcess, free_port
 from strongroom.devbox import prepare_dev_box
+from strongroom.identity import Keystore
 
 
 def get(url: str) -> tuple[int, str, str]:
@@ -27,6 +30,10 @@ def test_fresh_starts_at_the_wizard_on_the_port_given(tmp_path: Path) -> None:
         assert "Strongroom" in page
         assert status == 200 and final.endswith("/setup")
         assert "first-run wizard" in box.output
+        # The command README gives, for this data dir (not var/dev's).
+        assert f"see the first-run wizard: .venv/bin/strongroom dev --fresh --data {data}" in (
+            box.output
+        )
     finally:
         assert box.stop() == 0
     # The previous box was kept aside, not deleted.
@@ -45,6 +52,20 @@ def test_a_busy_port_given_is_refused_clearly(tmp_path: Path) -> None:
     assert f"port {port} is already in use" in box.output
     assert "--port" in box.output
     assert "Traceback" not in box.output
+
+
+def test_the_dev_admin_can_unlock_the_box_as_the_users_list_says(tmp_path: Path) -> None:
+    """README: the dev box has "an `admin` whose passphrase is in
+    var/dev/admin-passphrase.txt"; its unlock slot is admin's (it was nobody's, so
+    `strongroom users` said admin could not unlock the box until a web login)."""
+    data = tmp_path / "dev"
+    prepare_dev_box(data)
+    passphrase = (data / "admin-passphrase.txt").read_text().strip()
+    assert Keystore(data / "keystore.json").unlock(passphrase, "admin")
+    assert Keystore(data / "keystore.json").owners == ["admin"]
+    command = [sys.executable, "-m", "strongroom", "users", "--data", str(data)]
+    listed = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    assert listed.stdout == "admin\tadmin\tactive\tcan unlock\n"
 
 
 def test_a_busy_default_port_falls_back_to_a_free_one_and_says_which(tmp_path: Path) -> None:

@@ -59,6 +59,28 @@ async def test_pair_qr_json_prints_a_payload_a_phone_pairs_with(running: E2EBox)
     assert "pairing.qr" in running.audit_actions("pairing.")
 
 
+async def test_the_phone_cli_pairs_by_qr_with_no_code_to_compare(
+    running: E2EBox, tmp_path: Path
+) -> None:
+    """operations.md: "the phone scans it and pairs at once, no code to compare". The
+    reference phone said "Comparison code: … (check that the box shows the same code)",
+    a code the box shows nowhere for a QR pairing."""
+    offer = json.loads((await _strongroom(running, "pair", "--qr", "--json")).stdout)["uri"]
+    phone = [sys.executable, "-m", "strongroom", "phone", "--state", str(tmp_path / "p.json")]
+    argv = ["pair", running.peer_url, "--name", "Pixel", "--owner", "claire", "--qr", offer]
+    paired = await asyncio.to_thread(
+        subprocess.run,
+        [*phone, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert paired.returncode == 0, paired.stderr
+    assert paired.stdout.startswith("Paired as device "), paired.stdout
+    assert "code" not in paired.stdout.lower()
+
+
 async def test_pair_qr_draws_the_offer_in_the_terminal(running: E2EBox) -> None:
     first = await _strongroom(running, "pair", "--qr", "--json")
     done = await _strongroom(running, "pair", "--qr")

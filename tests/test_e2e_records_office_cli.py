@@ -29,6 +29,9 @@ from records_office_helpers import (
 
 async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> None:
     async with box_with_the_past(tmp_path) as (running, data, secret):
+        shown = await astrongroom(data, "register-details")  # a look, through the box
+        assert "time zone: Europe/Paris (par défaut / by default)" in shown, shown
+        assert running.audit_actions("register.") == []  # it was an audit event
         out = await astrongroom(
             data, "matter", "create", "D-2015-007", "--client", "Dr Martin", "--as", "secretariat"
         )
@@ -37,7 +40,9 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
         await astrongroom(
             data, "matter", "attach", "D-2015-007", "--conversation", "dr.martin/c-durand"
         )
-        await astrongroom(data, "matter", "close", "D-2015-007", "--on", "2016-01-31")
+        closed = await astrongroom(data, "matter", "close", "D-2015-007", "--on", "2016-01-31")
+        # The day typed is the day shown: both the practice's (it was shown in UTC, the 30th).
+        assert "closed 2016-01-31" in closed, closed
         await astrongroom(
             data, "retention", "assign", "--matter", "D-2015-007", "--policy", "dossier-avocat"
         )
@@ -83,6 +88,9 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
         assert "4 protected by a legal hold" in summary and "Destruction(" not in summary
         assert running.count(COUNT_BY_TEXT + " = ?", PETIT_TEXT) == 0
         assert running.count("SELECT count(*) FROM messages") == 4
+        again = json.loads(await astrongroom(data, "retention-run", "--json"))  # for scripts
+        assert (again["outcome"], again["exit_code"]) == ("done", 0)
+        assert again["details"] == {"destroyed": 0, "to_review": 0, "held": 4, "kept": 0}
 
         due = json.loads(await astrongroom(data, "retention", "due", "--json"))
         assert {i["state"] for i in due["items"]} == {"held"}
@@ -119,6 +127,13 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
     listed_stopped = strongroom(data, "hold", "list", passphrase_file=secret)
     assert "lifted by cli" in listed_stopped and "Plainte classée" in listed_stopped
     assert "No destruction" not in strongroom(data, "certificates", "list", passphrase_file=secret)
+    stopped_run = strongroom(data, "retention-run", "--json", passphrase_file=secret)
+    assert json.loads(stopped_run)["details"] == {
+        "destroyed": 0,
+        "to_review": 0,
+        "held": 0,
+        "kept": 0,
+    }
     verify = strongroom(data, "verify", passphrase_file=secret)
     assert "OK: the archive verifies" in verify
     assert texts_left_on_disk(data, (*HELD_TEXTS, PETIT_TEXT)) == []
@@ -145,6 +160,14 @@ async def test_bad_requests_are_refused_clearly_and_the_box_goes_on(tmp_path: Pa
             (("retention", "assign", "--person", "x", "--policy", "²"), "no retention policy"),
             (("hold", "add", "--conversation", "²", "--reason", "x"), "no conversation"),
             (("retention", "approve", "--reason", "r", "--as", "a"), "name the records"),
+            # A record that is not due: said, not "Approved: 0 records." and exit 0.
+            (("retention", "approve", "1", "--reason", "r", "--as", "a"), "none of the records"),
+            # reject/extend the same (99999 named no record: a foreign-key traceback)
+            (("retention", "reject", "99999", "--reason", "r", "--as", "a"), "none of the records"),
+            (
+                ("retention", "extend", "1", "--until", "2099-01-01", "--reason", "r", "--as", "a"),
+                "none of the records",
+            ),
             (("certificates", "get", "7", "--out", str(tmp_path / "c.zip")), "certificate 7"),
             (("matter", "close", "D-404"), "no matter"),
         ]
@@ -155,9 +178,13 @@ async def test_bad_requests_are_refused_clearly_and_the_box_goes_on(tmp_path: Pa
         assert running.box.phase.value == "ready"
         assert "No legal hold." in await astrongroom(data, "hold", "list")
         assert running.audit_actions("hold.") == []
+        assert running.audit_actions("retention.") == []
     # Stopped: the same refusal, from the archive opened by the command itself.
     assert "no active legal hold 5" in _refused(
         data, "hold", "lift", "5", "--reason", "x", secret=secret
+    )
+    assert "none of the records named is due" in _refused(
+        data, "retention", "reject", "99999", "--reason", "r", "--as", "a", secret=secret
     )
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import stat
 from pathlib import Path
 
 import aiohttp
 
 from e2e_helpers import prepare_data_dir, start_box
-from strongroom.web.tls import CERT_NAME, certificate_fingerprint
+from strongroom.control import socket_path
+from strongroom.web.tls import CERT_NAME, KEY_NAME, certificate_fingerprint
 
 
 def _free_port() -> int:
@@ -37,6 +39,13 @@ async def test_https_with_the_first_run_certificate_and_http_redirect(tmp_path: 
             assert login.status == 200
             page = await login.text()
             assert fingerprint is not None and fingerprint in page
+            # threat-model.md: session cookies HttpOnly + SameSite=Strict, + Secure with TLS
+            # (never sent over the http:// redirect), and browsers keep to https.
+            cookie = login.headers["Set-Cookie"]
+            assert {"HttpOnly", "Secure", "SameSite=Strict"} <= {
+                part.strip() for part in cookie.split(";")
+            }, cookie
+            assert login.headers["Strict-Transport-Security"] == "max-age=31536000"
             moved = await http.get(
                 f"http://127.0.0.1:{redirect_port}/login?next=/archive", allow_redirects=False
             )
@@ -49,5 +58,16 @@ async def test_https_with_the_first_run_certificate_and_http_redirect(tmp_path: 
         )
         on_disk = (cert / CERT_NAME).read_text()
         assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(on_disk)
+        # The modes the docs state: the data dir 0700 (architecture.md), the TLS key 0600
+        # (operations.md), the control socket 0600 (architecture.md, "Lifecycle").
+        modes = {
+            path.name: stat.S_IMODE(path.stat().st_mode)
+            for path in (config.data_dir, cert / KEY_NAME, socket_path(config.data_dir))
+        }
+        assert modes == {
+            config.data_dir.name: 0o700,
+            KEY_NAME: 0o600,
+            socket_path(config.data_dir).name: 0o600,
+        }
     finally:
         await running.stop()

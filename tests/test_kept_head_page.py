@@ -233,6 +233,9 @@ async def test_the_running_box_answers_losses_and_its_verify_notes_the_acknowled
     try:
         failed = await asyncio.to_thread(run_strongroom, data, "verify")
         assert failed.returncode == 1 and "tree_head.lost:" in failed.stderr, failed.stderr
+        # The running box's one line (operations.md, "Everyday commands": verify).
+        said = "strongroom: verify failed: full verify: 1 problem(s): log: tree_head.lost: "
+        assert failed.stderr.startswith(said), failed.stderr
         listed = await asyncio.to_thread(run_strongroom, data, "losses", "list", "--json")
         assert listed.returncode == 0, listed.stderr
         (loss,) = json.loads(listed.stdout)["losses"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import shlex
@@ -184,14 +185,21 @@ async def test_timer_jobs_skip_on_a_locked_box_then_run_after_an_unlock(
     ]
 
 
-async def test_a_failed_night_job_shows_on_the_panel_until_it_succeeds(tmp_path: Path) -> None:
+async def test_a_failed_night_job_shows_on_the_panel_until_it_succeeds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = await prepare_data_dir(tmp_path / "data")
     running = await start_box(config)
     try:
         assert running.panel_state() is BoxState.READY
-        status, answer = await call(config.data_dir, "POST", "/jobs/backup")
+        with caplog.at_level(logging.INFO, logger="strongroom.appliance.nightjobs"):
+            status, answer = await call(config.data_dir, "POST", "/jobs/backup")
         assert status == 500 and answer["outcome"] == "failed"
         assert "no backup target" in answer["summary"]
+        # The journal says it once, in the words the dashboard shows: a job that failed
+        # for a reason it names is no crash (it printed a traceback before that line).
+        said = [(r.levelno, r.getMessage(), r.exc_info) for r in caplog.records]
+        assert said == [(logging.ERROR, f"night job backup failed: {answer['summary']}", None)]
         await until(lambda: running.panel_state() is BoxState.JOB_FAILED, what="the fault")
         await running.led_blinks("alert")
         target = tmp_path / "disk"

@@ -231,6 +231,7 @@ async def test_a_helper_that_does_not_answer_is_a_clear_error_and_nothing_change
         await admin.close()
     code, out = await cli("reach", "on", "--data", str(box.data_dir))
     assert code == 1 and "helper is unreachable" in out
+    assert "(systemctl status strongroom-reach-helper)" in out  # operations.md, "If it fails"
     assert not load_settings(box.data_dir).enabled and not files.service.onion_socket.exists()
     assert box.audit_actions("reach.") == []
     # The box itself carries on: phones on the LAN still pair and push, without reach.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import html
 import io
+import json
 import subprocess
 import sys
 import zipfile
@@ -89,11 +90,20 @@ async def test_register_details_from_the_cli_reach_the_register(tmp_path: Path) 
     secret = tmp_path / "passphrase"
     await asyncio.to_thread(secret.write_text, ADMIN_PASSWORD + "\n", encoding="utf-8")
     common = ["--data", str(config.data_dir), "--passphrase-file", str(secret)]
+    # No option: a look. It writes nothing (it was a register.details audit event) and
+    # names the zone the practice's days are read in until one is set.
+    shown = await asyncio.to_thread(strongroom, "register-details", *common)
+    assert shown.returncode == 0, shown.stderr
+    assert "time zone: Europe/Paris (par défaut / by default)" in shown.stdout
+    trail = await asyncio.to_thread(strongroom, "audit", *common, "--json")
+    assert [e["action"] for e in json.loads(trail.stdout)["events"]] == []
     done = await asyncio.to_thread(
         strongroom, "register-details", *common, "--dpo", "M. Petit, 01 02 03 04 05"
     )
     assert done.returncode == 0, done.stderr
     assert "Délégué à la protection des données / DPO: M. Petit, 01 02 03 04 05" in done.stdout
+    trail = await asyncio.to_thread(strongroom, "audit", *common, "--json")
+    assert [e["action"] for e in json.loads(trail.stdout)["events"]] == ["register.details"]
     wrong = await asyncio.to_thread(strongroom, "register-details", *common, "--zone", "Mars/X")
     assert wrong.returncode == 2 and "unknown time zone" in wrong.stderr
     out = tmp_path / "registre.pdf"

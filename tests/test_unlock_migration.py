@@ -46,6 +46,7 @@ from test_cli_identity import run_cli
 from web_helpers import ADMIN_PASSWORD
 
 PREVIOUS = SCHEMA_VERSION - 1
+REPO = Path(__file__).resolve().parent.parent
 # systemd's WatchdogSec= for these tests: the box pings every half of it.
 WATCHDOG_S = 1.0
 # A loop-bound migration (the bug) ends on its own after this, so the test fails
@@ -332,8 +333,16 @@ async def test_a_cli_command_on_a_stopped_box_says_it_is_updating_the_archive(
     listing = await asyncio.to_thread(run_cli, *args)
     assert listing.returncode == 0, listing.stderr
     assert "admin\tadmin\tactive" in listing.stdout
-    assert "Mise à jour de l'archive…" in listing.stderr
-    assert f"Updating the archive… (schema {PREVIOUS} to {SCHEMA_VERSION})" in listing.stderr
+    said = (
+        f"Mise à jour de l'archive… (schéma {PREVIOUS} → {SCHEMA_VERSION}) /"
+        f" Updating the archive… (schema {PREVIOUS} to {SCHEMA_VERSION})"
+    )
+    assert said in listing.stderr
+    # The line operations.md shows ("Upgrades") is this one, for its own schemas.
+    shown = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert "`Mise à jour de l'archive… (schéma 8 → 9) / Updating the archive… (schema 8 to 9)`" in (
+        " ".join(shown.split())
+    )
     assert on_disk_schema(config) == SCHEMA_VERSION
     again = await asyncio.to_thread(run_cli, *args)  # nothing left to migrate: silent
     assert again.returncode == 0 and "Updating the archive" not in again.stderr

@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_aiohttp import AiohttpClient
@@ -360,3 +361,35 @@ async def test_export_without_a_reason_is_refused(client: Client) -> None:
     }
     html = await (await client.post("/exports", data=form)).text()
     assert "Say what to export" in html
+
+
+async def test_the_dashboard_says_each_nights_result_in_the_pages_language(
+    box: Box, aiohttp_client: AiohttpClient
+) -> None:
+    """A French dashboard said "Retention run: 0 records destroyed, …" (the job's English
+    summary); a run that succeeded is now said from its details, in the page's language.
+    A failure keeps its cause's own words."""
+    archive = box.require_archive()
+    counts = {"destroyed": 2, "to_review": 1, "held": 3, "kept": 0}
+    runs: dict[str, tuple[str, dict[str, Any]]] = {
+        "retention": ("done", {"summary": "Retention run: 2 records destroyed", **counts}),
+        "backup": ("failed", {"summary": "the backup target /media/usb is not mounted"}),
+        "verify": ("done", {"summary": "OK", "kind": "incremental", "tree_size": 1234}),
+    }
+    for job, (outcome, details) in runs.items():
+        archive.write(writes.audit("timer", f"nightjob.{outcome}", job, details))
+    french = await aiohttp_client(web_app(box), headers={"Accept-Language": "fr"})
+    await login(french, "admin", ADMIN_PASSWORD)
+    page = " ".join((await (await french.get("/dashboard")).text()).split())
+    assert (
+        "Détruits : 2 · à réexaminer : 1 · protégés par un gel juridique : 3"
+        " · gardés par un réexamen : 0"
+    ) in page
+    assert "Contrôle incrémental réussi, taille du journal 1" in page  # 1 234, grouped
+    assert "the backup target /media/usb is not mounted" in page
+    assert "Retention run" not in page
+    english = await aiohttp_client(web_app(box), headers={"Accept-Language": "en"})
+    await login(english, "admin", ADMIN_PASSWORD)
+    page = " ".join((await (await english.get("/dashboard")).text()).split())
+    assert "Destroyed: 2 · waiting for review: 1 · protected by a legal hold: 3" in page
+    assert "Incremental check passed, log size 1,234" in page

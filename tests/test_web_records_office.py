@@ -10,6 +10,7 @@ from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
 from strongroom.archive import writes
+from strongroom.archive.audit_reads import audit_events
 from strongroom.archive.record import parse_record, sign_record
 from strongroom.box import Box
 from strongroom.office.policies import DEFAULT_SUBJECT, assign_policy, policy_by_preset
@@ -127,6 +128,21 @@ async def test_a_decision_without_a_reason_is_refused_and_nothing_is_destroyed(
         ).fetchone()[0]
         == 0
     )
+
+
+async def test_keeping_a_record_number_that_names_no_record_is_no_server_error(
+    client: Client, box: Box
+) -> None:
+    """A forged or stale form naming record 99999: the foreign key failed the whole
+    write (a 500 page); it is left out, and no audit event names it."""
+    await login(client, "admin", ADMIN_PASSWORD)
+    due = await (await client.get("/office/due")).text()
+    form = {"record": "99999", "decision": "reject", "reason": "x", "csrf_token": csrf_of(due)}
+    response = await client.post("/office/due", data=form, allow_redirects=False)
+    assert response.status == 303
+    archive = box.require_archive()
+    assert archive.conn.execute("SELECT count(*) FROM retention_keeps").fetchone()[0] == 0
+    assert "retention.reject" not in {e.action for e in audit_events(archive.conn)}
 
 
 async def test_the_office_manager_edits_retires_and_sets_the_default_policy(

@@ -450,6 +450,30 @@ async def test_unlock_is_rate_limited(tmp_path: Path, aiohttp_client) -> None:
     assert locked.archive is None
 
 
+async def test_unlock_names_without_a_slot_share_one_counter(
+    tmp_path: Path, aiohttp_client
+) -> None:
+    """threat-model.md, "Malicious insider": unlock attempts naming no admin with a slot
+    share one counter per address, so inventing a name for each guess buys nothing."""
+    ready = new_box(tmp_path / "data")
+    assert ready.keystore().claim("admin", ADMIN_PASSWORD)  # admin's slot, named
+    await ready.stop()
+    locked = Box(ready.config)
+    client = await aiohttp_client(web_app(locked))
+    token = await get_csrf(client, "/unlock")
+    for n in range(5):
+        form = {"username": f"invente{n}", "passphrase": "bad guess 123", "csrf_token": token}
+        assert (await client.post("/unlock", data=form)).status == 403
+    form = {"username": "invente9", "passphrase": ADMIN_PASSWORD, "csrf_token": token}
+    assert (await client.post("/unlock", data=form)).status == 429
+    assert locked.archive is None
+    # The admin named with their own slot has a counter of their own at that address.
+    form = {"username": "admin", "passphrase": ADMIN_PASSWORD, "csrf_token": token}
+    response = await client.post("/unlock", data=form, allow_redirects=False)
+    assert response.status == 303
+    await locked.stop()
+
+
 async def test_static_assets_are_served_without_a_session(client) -> None:
     html = await (await client.get("/login")).text()
     for name in ("style.css", "app.js"):

@@ -54,7 +54,7 @@ def prepare_dev_box(data_dir: Path) -> tuple[BoxConfig, bool]:
     passphrase = "dev-" + secrets.token_urlsafe(12)
     entropy = new_entropy()
     box = Box(config)
-    box.initialise(entropy, passphrase)
+    box.initialise(entropy, passphrase, owner=DEV_ADMIN)  # admin's own unlock slot
     Keystore(config.keystore_path).add_keyfile_slot(entropy, keyfile)
     from strongroom.web.users import create_user
 
@@ -135,7 +135,9 @@ def run_dev(data_dir: Path, *, port: int | None = None, fresh: bool = False) -> 
         "  {url}",
         login,
         f"  data: {data_dir}  (first run: {'yes' if new else 'no'})",
-        "  see the first-run wizard: strongroom dev --fresh",
+        # As README types it: `strongroom` is not on PATH until the venv is activated.
+        "  see the first-run wizard: .venv/bin/strongroom dev --fresh"
+        + ("" if data_dir == Path("var/dev") else f" --data {data_dir}"),
         "  play a phone:  .venv/bin/strongroom phone --help",
         "  stop: Ctrl+C",
     ]

@@ -146,6 +146,8 @@ class NightJobs:
             return JobOutcome(job, SKIPPED, reason, self.clock(), {"reason": "locked"})
         try:
             summary, details = await self._body(job, target, mode)
+        except JobFailed as exc:  # said for a person, logged once by run(): no traceback
+            return JobOutcome(job, FAILED, str(exc), self.clock())
         except Exception as exc:  # any failure of the work is the outcome we report
             log.exception("night job %s failed", job)
             return JobOutcome(job, FAILED, str(exc) or type(exc).__name__, self.clock())

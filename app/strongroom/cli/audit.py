@@ -44,13 +44,24 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return run_and_show(args, "audit.list", params, _show)
 
 
+def _limit(text: str) -> int:
+    """1 to 1000 events: 0 printed 200 and -5 printed one, silently."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to 1000")
+    return value
+
+
 def _arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--action", help="only this action (e.g. export.create)")
     cmd.add_argument("--actor", help="only this user (or cli, timer, box)")
     cmd.add_argument("--from", dest="since", metavar="DAY", help="first day (YYYY-MM-DD)")
     cmd.add_argument("--to", dest="until", metavar="DAY", help="last day, included")
     zone_option(cmd)
-    cmd.add_argument("--limit", type=int, default=200, help="newest events first (at most 1000)")
+    cmd.add_argument("--limit", type=_limit, default=200, help="how many, newest first (1 to 1000)")
     cmd.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 

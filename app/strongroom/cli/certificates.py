@@ -18,7 +18,13 @@ def cmd_certificates(args: argparse.Namespace) -> int:
 
         def show(r: dict[str, Any]) -> None:
             rows = [
-                [c["id"], day(c["created_at"]), c["approver"], c["records"], c["sha256"][:16]]
+                [
+                    c["id"],
+                    day(c["created_at"], r.get("time_zone")),
+                    c["approver"],
+                    c["records"],
+                    c["sha256"][:16],
+                ]
                 for c in r["certificates"]
             ]
             headers = ("ID", "DATE", "APPROVED BY", "RECORDS", "SHA-256")

@@ -49,7 +49,10 @@ def read_secret(prompt: str, path: str | None, *, confirm: bool = False) -> str:
             why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise SystemExit(f"strongroom: cannot read {path} ({why}); nothing was done") from None
     if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\r\n")
+        given = sys.stdin.readline().rstrip("\r\n")
+        if not given:  # stdin closed or empty (a script, a timer): say so, not "too short"
+            raise SystemExit(NOTHING_TYPED)
+        return given
     first = getpass.getpass(prompt)
     if confirm and getpass.getpass("Again / Encore : ") != first:
         raise SystemExit("strongroom: the two passphrases differ; nothing was written")
@@ -136,6 +139,12 @@ def nothing_written(exc: Exception) -> None:
     print(f"strongroom: {str(exc).rstrip('.')}; nothing was written", file=sys.stderr)
 
 
+NOTHING_TYPED = (
+    "strongroom: no passphrase given (stdin is closed or empty): type it in a terminal,"
+    " or pass --passphrase-file FILE; nothing was done\n"
+    "strongroom : aucune phrase secrète donnée (entrée fermée ou vide) : tapez-la dans un"
+    " terminal, ou indiquez --passphrase-file FICHIER ; rien n’a été fait"
+)
 NO_WORDS = (
     "strongroom: no words were given: type the 24 words at the prompt, or pass"
     " --words-file FILE; nothing was written\n"

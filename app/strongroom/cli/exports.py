@@ -206,7 +206,8 @@ def _export_here(
 
 
 def cmd_register_details(args: argparse.Namespace) -> int:
-    """Name the controller and the DPO in the art. 30 register (the web page's twin)."""
+    """Name the controller and the DPO in the art. 30 register (the web page's twin);
+    with no option, show them and write nothing (no audit event)."""
     from strongroom.control import call
     from strongroom.office import register_facts
 
@@ -238,7 +239,8 @@ def cmd_register_details(args: argparse.Namespace) -> int:
             return 2
         with unlocked_box(args) as box:
             archive = box.require_archive()
-            archive.write(op)
+            if details:  # no option given: show them, write nothing
+                archive.write(op)
             current = register_facts.read_details(archive.conn)
     labels = {
         register_facts.PRACTICE_NAME: "Responsable du traitement / controller",
@@ -246,8 +248,11 @@ def cmd_register_details(args: argparse.Namespace) -> int:
         register_facts.DPO: "Délégué à la protection des données / DPO",
         register_facts.TIME_ZONE: "Fuseau horaire / time zone",
     }
+    from strongroom.office.export_render import DEFAULT_TIME_ZONE
+
+    unset = {register_facts.TIME_ZONE: f"{DEFAULT_TIME_ZONE} (par défaut / by default)"}
     for key, label in labels.items():
-        print(f"{label}: {current.get(key) or register_facts.NOT_SET}")
+        print(f"{label}: {current.get(key) or unset.get(key, register_facts.NOT_SET)}")
     return 0
 
 
@@ -284,7 +289,8 @@ COMMANDS: dict[str, Spec] = {
     ),
     "register-details": Spec(
         cmd_register_details,
-        "show or set the art. 30 register's controller, address and DPO",
+        "show or set the art. 30 register's controller, address and DPO, and the practice's"
+        " time zone (no option: show them, write nothing)",
         _register_options,
     ),
     "export": Spec(

@@ -32,18 +32,19 @@ def _subject(hold: dict[str, Any]) -> str:
     return str(hold["subject"])
 
 
-def _rows(holds: list[dict[str, Any]]) -> list[list[Any]]:
+def _rows(holds: list[dict[str, Any]], zone: str | None = None) -> list[list[Any]]:
+    """One row a hold; its days in `zone` (the practice's, as the web page shows them)."""
     return [
         [
             h["id"],
             _subject(h),
             h["case"] or "-",
             h["reason"],
-            f"{h['placed_by']} {day(h['placed_at'])}",
+            f"{h['placed_by']} {day(h['placed_at'], zone)}",
             (
                 f"active: {_reach(h)}"
                 if h["active"]
-                else f"lifted by {h['lifted_by']} {day(h['lifted_at'])}: {h['lift_reason']}"
+                else f"lifted by {h['lifted_by']} {day(h['lifted_at'], zone)}: {h['lift_reason']}"
             ),
         ]
         for h in holds
@@ -64,7 +65,7 @@ def cmd_hold(args: argparse.Namespace) -> int:
             args,
             "hold.list",
             {},
-            lambda r: table(HEADERS, _rows(r["holds"]), "No legal hold."),
+            lambda r: table(HEADERS, _rows(r["holds"], r.get("time_zone")), "No legal hold."),
         )
     if args.action == "find":
         return run_and_show(

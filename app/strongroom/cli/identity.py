@@ -54,9 +54,19 @@ def cmd_init(args: argparse.Namespace) -> int:
         for number, word in enumerate(words, start=1):
             print(f"{number:2d}. {word}")
         print(f"Box fingerprint / empreinte : {box.fingerprint}")
+        _say_first_admin(config.data_dir)
     finally:
         asyncio.run(box.stop())
     return 0
+
+
+def _say_first_admin(data_dir: Path) -> None:
+    """A box made from a terminal has no web account yet: its login page would open to
+    nobody. Say the one command that makes the first administrator."""
+    print(
+        f"Next / ensuite : strongroom user-add NAME --role admin --data {data_dir}"
+        "  (the first web account: none exists yet / aucun compte web n'existe encore)"
+    )
 
 
 def _write_sheet(
@@ -95,6 +105,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         " use restore-backup instead).\nL’archive est vide : chaque téléphone doit être"
         " appairé de nouveau (pour retrouver l’archive, utilisez plutôt restore-backup)."
     )
+    _say_first_admin(config.data_dir)
     asyncio.run(box.stop())
     return 0
 

@@ -10,13 +10,14 @@ from strongroom.cli.records import common_options, day, run_and_show, table
 
 
 def _show_list(r: dict[str, Any]) -> None:
+    zone = r.get("time_zone")  # the practice's: the closing day as it was typed
     rows = [
         [
             m["id"],
             m["ref"],
             m["client"] or "-",
             m["responsible"] or "-",
-            "open" if m["closed_at"] is None else f"closed {day(m['closed_at'])}",
+            "open" if m["closed_at"] is None else f"closed {day(m['closed_at'], zone)}",
             len(m["conversations"]),
             ", ".join(m["persons"]) or "-",
         ]
@@ -27,7 +28,7 @@ def _show_list(r: dict[str, Any]) -> None:
 
 
 def _show_one(r: dict[str, Any]) -> None:
-    _show_list({"matters": [r["matter"]]})
+    _show_list({"matters": [r["matter"]], "time_zone": r.get("time_zone")})
 
 
 def cmd_matter(args: argparse.Namespace) -> int:

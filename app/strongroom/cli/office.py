@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -26,15 +27,24 @@ if TYPE_CHECKING:
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    """The daily job (systemd timer): destroy what is due and not held; list reviews."""
-    return night_job(args, "retention", _retention_here)
+    """The daily job (systemd timer): destroy what is due and not held; list reviews.
+    `--json` prints the same object whether the box runs or not: the night job's answer
+    (`outcome`, `summary`, `details` with the counts, `exit_code`)."""
+    return night_job(args, "retention", _retention_here, as_json=bool(args.json))
 
 
 def _retention_here(args: argparse.Namespace) -> int:
     from strongroom.cli.records import run_and_show
     from strongroom.cli.retention import show_destruction
+    from strongroom.office.service import retention_summary
 
-    return run_and_show(args, "retention.run", {}, show_destruction)
+    def as_job(result: dict[str, Any]) -> None:  # the running box's answer, same keys
+        details = {k: result[k] for k in ("destroyed", "to_review", "held", "kept")}
+        summary = retention_summary(result).replace("\n", " ")
+        answer = {"job": "retention", "outcome": "done", "summary": summary}
+        print(json.dumps({**answer, "details": details, "exit_code": 0}, ensure_ascii=False))
+
+    return run_and_show(args, "retention.run", {}, show_destruction, json_show=as_job)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

@@ -53,6 +53,11 @@ def cmd_users(args: argparse.Namespace) -> int:
             unlock = "can unlock" if user.username in owners else "-"
             state = "disabled" if user.disabled else "active"
             print(f"{user.username}\t{user.role}\t{state}\t{unlock}")
+    if "" in owners:  # `init`, a restore: the passphrase typed then, whoever types it
+        print(
+            "# one more passphrase unlocks the box (the one given to init or a restore):"
+            " the administrator who logs in with it on the web is named beside it"
+        )
     return 0
 
 

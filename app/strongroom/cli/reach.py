@@ -72,6 +72,8 @@ def cmd_reach(args: argparse.Namespace) -> int:
         return 1
     if code != 200:
         print(f"strongroom: reach {args.action}: {body.get('error', code)}", file=sys.stderr)
+        if code == 503:  # the helper did not answer: what to check, as the web page says
+            print(f"strongroom: {HELPER_DOWN}", file=sys.stderr)
         return 1
     print(describe(body))
     return 0

@@ -54,23 +54,34 @@ def run_and_show(
     op: str,
     params: dict[str, Any],
     show: Callable[[Any], None],
+    *,
+    json_show: Callable[[Any], None] | None = None,
 ) -> int:
-    """Run `op`, print its result (JSON with --json, else `show`), return the exit code."""
+    """Run `op`, print its result (JSON with --json, or `json_show` when given; else
+    `show`), return the exit code."""
     try:
         result = office_op(args, op, params)
     except Refused as exc:
         print(f"strongroom: {str(exc).rstrip('.')}; nothing was changed", file=sys.stderr)
         return 2
-    if getattr(args, "json", False):
+    if getattr(args, "json", False) and json_show is not None:
+        json_show(result)
+    elif getattr(args, "json", False):
         print(json.dumps(result, indent=1, ensure_ascii=False, sort_keys=True))
     else:
         show(result)
     return 0
 
 
-def day(ms: int | None) -> str:
+def day(ms: int | None, zone_name: str | None = None) -> str:
+    """The day of `ms` in `zone_name` (the practice's zone an operation answered with,
+    the zone its days were typed in), else in UTC."""
     if ms is None:
         return "-"
+    if zone_name:
+        from strongroom.office.export_render import zone
+
+        return datetime.fromtimestamp(ms / 1000, zone(zone_name)).strftime("%Y-%m-%d")
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
 
 

@@ -46,8 +46,8 @@ def show_due(r: dict[str, Any]) -> None:
             i["id"],
             ", ".join(i["matters"]) or f"conversation {i['conversation']}",
             i["kind"],
-            day(i["sent_at"]),
-            day(i["due_at"]),
+            day(i["sent_at"], r.get("time_zone")),
+            day(i["due_at"], r.get("time_zone")),
             i["policy"],
             i["state"]
             + (" by hold " + ", ".join(map(str, i["holds"])) if i["holds"] else "")
@@ -105,7 +105,17 @@ def cmd_retention(args: argparse.Namespace) -> int:
     if action == "approve":
         params = {"ids": args.ids, "all_due": args.all_due, "actor": args.actor}
         params["reason"] = args.reason
-        return run_and_show(args, "retention.approve", params, show_destruction)
+        named = len(set(args.ids or ()))
+
+        def show_approval(r: dict[str, Any]) -> None:
+            show_destruction(r)
+            if named > r["approved"]:  # some were not due: say so, not a silent count
+                print(
+                    f"{named - r['approved']} of the records named are not due"
+                    " (see `strongroom retention due`): nothing was done for them."
+                )
+
+        return run_and_show(args, "retention.approve", params, show_approval)
     params = {"ids": args.ids, "actor": args.actor, "reason": args.reason}
     params["until"] = getattr(args, "until", "")
     return run_and_show(

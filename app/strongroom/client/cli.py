@@ -105,8 +105,8 @@ async def _pair(phone: PhoneClient, args: argparse.Namespace) -> None:
     def show(code: str) -> None:
         print(f"Comparison code: {code}  (check that the box shows the same code)", flush=True)
 
-    if args.qr:
-        paired = await phone.pair_qr(args.url, args.qr, args.name, args.owner, on_code=show)
+    if args.qr:  # the QR code's one-time secret proves the box: no code to compare
+        paired = await phone.pair_qr(args.url, args.qr, args.name, args.owner)
     else:
         print("Waiting for the box to accept (press PAIR, confirm the code)…", flush=True)
         paired = await phone.pair_button(

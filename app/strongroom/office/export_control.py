@@ -178,7 +178,8 @@ def control_routes(box: Any) -> web.RouteTableDef:
             op = register_facts.set_details_op(dict(body["details"]), str(body["actor"]))
         except (KeyError, TypeError, ValueError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        await box.committer.submit(op)
+        if body["details"]:  # nothing to set: a look, neither a write nor an audit event
+            await box.committer.submit(op)
         archive = box.archive
 
         def current() -> dict[str, str]:

@@ -17,12 +17,14 @@ def _matter(ctx: Ctx, params: dict[str, Any]) -> matters.Matter:
 
 
 def matter_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
-    return {"matters": [m.as_json() for m in ctx.read(matters.list_matters)]}
+    found, zone = ctx.read(lambda conn: (matters.list_matters(conn), zone_of(conn)))
+    return {"matters": [m.as_json() for m in found], "time_zone": zone}
 
 
 def _show(ctx: Ctx, matter_id: int) -> dict[str, Any]:
-    found = ctx.read(matters.list_matters)
-    return {"matter": next(m.as_json() for m in found if m.id == matter_id)}
+    """The matter, and the practice's zone its closing day is shown in (as typed)."""
+    found, zone = ctx.read(lambda conn: (matters.list_matters(conn), zone_of(conn)))
+    return {"matter": next(m.as_json() for m in found if m.id == matter_id), "time_zone": zone}
 
 
 def matter_create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:

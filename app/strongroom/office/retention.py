@@ -332,7 +332,14 @@ def keep_after_review(
         raise InvalidPolicy("keeping a record after review needs a reviewer and a reason")
 
     def op(txn: Txn) -> int:
-        for record in ids:
+        # A number that names no record (a forged form, a typo) is no decision: left out
+        # rather than failing the whole write on the foreign key.
+        known = [
+            r
+            for r in ids
+            if txn.conn.execute("SELECT 1 FROM records WHERE id = ?", (r,)).fetchone()
+        ]
+        for record in known:
             txn.conn.execute(
                 "INSERT INTO retention_keeps (record_id, keep_until, decided_by, decided_at,"
                 " reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT (record_id) DO UPDATE SET"
@@ -340,8 +347,10 @@ def keep_after_review(
                 " decided_at = excluded.decided_at, reason = excluded.reason",
                 (record, keep_until_ms, reviewer, txn.at_ms, reason),
             )
-        details = {"records": ids, "keep_until": keep_until_ms, "reason": reason}
-        writes.audit(reviewer, action, f"records:{len(ids)}", details)(txn)
-        return len(ids)
+        if not known:
+            return 0
+        details = {"records": known, "keep_until": keep_until_ms, "reason": reason}
+        writes.audit(reviewer, action, f"records:{len(known)}", details)(txn)
+        return len(known)
 
     return op

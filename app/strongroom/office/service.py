@@ -129,13 +129,14 @@ def _hold_json(h: holds.Hold, reach: holds.HoldReach | None, zone: str) -> dict[
 
 
 def hold_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
-    def q(conn: Connection) -> list[dict[str, Any]]:
+    def q(conn: Connection) -> tuple[list[dict[str, Any]], str]:
         found = holds.list_holds(conn)
         reach = holds.hold_reach(conn, found)
         zone = zone_of(conn)
-        return [_hold_json(h, reach.get(h.id) if h.active else None, zone) for h in found]
+        return [_hold_json(h, reach.get(h.id) if h.active else None, zone) for h in found], zone
 
-    return {"holds": ctx.read(q)}
+    found, zone = ctx.read(q)
+    return {"holds": found, "time_zone": zone}
 
 
 def hold_add(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
@@ -222,8 +223,10 @@ def retention_unassign(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def retention_due(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
-    queue: review.Queue = ctx.read(lambda conn: review.due_queue(conn, ctx.now_ms))
+    queue: review.Queue
+    queue, zone = ctx.read(lambda conn: (review.due_queue(conn, ctx.now_ms), zone_of(conn)))
     return {
+        "time_zone": zone,
         "two_approvals": queue.two_approvals,
         "items": [q.as_json() for q in queue.items],
         "holds": {str(k): v for k, v in queue.hold_cases.items()},
@@ -242,6 +245,9 @@ def _destruction_json(d: retention.Destruction | None) -> dict[str, Any] | None:
     }
 
 
+NOT_DUE = "none of the records named is due (see `strongroom retention due`)"
+
+
 def retention_approve(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     if params.get("all_due"):
         due = ctx.read(lambda conn: review.due_queue(conn, ctx.now_ms))
@@ -253,6 +259,8 @@ def retention_approve(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     result = review.approve(
         ctx.archive, ids, _text(params, "actor"), _text(params, "reason"), ctx.now_ms
     )
+    if ids and not params.get("all_due") and result.approved == 0:  # nothing was written
+        raise InvalidPolicy(NOT_DUE)
     return {
         "approved": result.approved,
         "waiting_second_approval": result.waiting,
@@ -261,7 +269,10 @@ def retention_approve(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _keep(ctx: Ctx, params: dict[str, Any], extend: bool) -> dict[str, Any]:
-    ids = [int(i) for i in params.get("ids") or []]
+    due = ctx.read(lambda conn: {q.item.record for q in review.due_queue(conn, ctx.now_ms).items})
+    ids = [i for i in (int(i) for i in params.get("ids") or []) if i in due]  # as approve
+    if not ids:
+        raise InvalidPolicy(NOT_DUE)
     actor, reason = _text(params, "actor"), _text(params, "reason")
     if extend:
         from strongroom.office.matter_ops import day_ms
@@ -273,14 +284,6 @@ def _keep(ctx: Ctx, params: dict[str, Any], extend: bool) -> dict[str, Any]:
     else:
         op = review.reject(ids, actor, reason, ctx.now_ms)
     return {"kept": ctx.archive.write(op)}
-
-
-def retention_reject(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    return _keep(ctx, params, False)
-
-
-def retention_extend(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    return _keep(ctx, params, True)
 
 
 def retention_run(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
@@ -315,8 +318,9 @@ def retention_summary(result: dict[str, Any]) -> str:
 
 
 def certificates_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
-    found = ctx.read(certificates.list_certificates)
+    found, zone = ctx.read(lambda conn: (certificates.list_certificates(conn), zone_of(conn)))
     return {
+        "time_zone": zone,
         "certificates": [
             {
                 "id": c.id,
@@ -327,7 +331,7 @@ def certificates_list(ctx: Ctx, _params: dict[str, Any]) -> dict[str, Any]:
                 "sha256": c.sha256.hex(),
             }
             for c in found
-        ]
+        ],
     }
 
 
@@ -366,8 +370,8 @@ OPS: dict[str, Callable[[Ctx, dict[str, Any]], dict[str, Any]]] = {
     "retention.unassign": retention_unassign,
     "retention.due": retention_due,
     "retention.approve": retention_approve,
-    "retention.reject": retention_reject,
-    "retention.extend": retention_extend,
+    "retention.reject": lambda ctx, params: _keep(ctx, params, False),
+    "retention.extend": lambda ctx, params: _keep(ctx, params, True),
     "retention.run": retention_run,
     "certificates.list": certificates_list,
     "certificates.get": certificates_get,
