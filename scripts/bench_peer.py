@@ -64,6 +64,10 @@ PHONES_NOTE = (
     " acks read by request id, their proofs and signatures not checked (the reference"
     " client's checks: restore rows); 70-80 µs as reference clients before"
 )
+LATENCY_NOTE = (
+    "push queued to ack read by a load-generator phone: since session 12 without the"
+    " phone's checks of the ack (the reference client's, timed in these rows before)"
+)
 
 
 async def _phones_push(
@@ -144,6 +148,8 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
             "ceiling": ceiling,
             "ceiling_what": "direct batched inserts, same schema",
             "aim": "≥ 5,000 msgs/s and ≥ 0.5 of ceiling",
+            "note": f"phones: {PHONES_NOTE}; they share the cores with the box: their CPU and"
+            " the box's per record in the next row",
         },
         {
             "name": "CPU per acked record, box (all threads) / phones",
@@ -158,7 +164,7 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
             "name": "ingest ack latency p50 / p99 (saturated)",
             "value": saturated["p50"] * 1000,
             "unit": "ms",
-            "note": f"p99 {saturated['p99'] * 1000:.1f} ms",
+            "note": f"p99 {saturated['p99'] * 1000:.1f} ms; {LATENCY_NOTE}",
         },
         {
             "name": f"ingest ack latency p99 at {rate:.0f} msgs/s",
@@ -168,7 +174,7 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
             # Below the offered rate, the box (or the machine) could not keep up: the
             # latency is then queueing, not the time one ack takes.
             "note": f"p50 {steady['p50'] * 1000:.1f} ms, {steady['count']} acks, achieved "
-            f"{steady['count'] / steady['elapsed']:.0f} msgs/s",
+            f"{steady['count'] / steady['elapsed']:.0f} msgs/s; {LATENCY_NOTE}",
         },
         {
             "name": "box's longest full garbage collection under ingest",

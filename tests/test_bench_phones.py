@@ -102,7 +102,7 @@ def test_bench_phones_count_only_acked_records_the_box_stored() -> None:
     # Saturated (64 in flight), then paced: every push was acked, and the box holds
     # exactly the records pushed, bytes and signatures as signed.
     assert result["saturated"] > 64
-    assert 10 <= result["paced"] <= 30
+    assert 0 < result["paced"] <= 26  # one each 20 ms for 0.5 s, the pace kept (not more)
     assert result["saturated"] + result["paced"] == result["pushed"]
     assert result["stored_equal"]
     # A push the box refuses is not counted: the run stops, naming the error.
