@@ -46,6 +46,7 @@ from bench_peer_harness import (
 # bench.py, bench_growth.py and bench_restore.py call these as bench_peer.*
 from bench_peer_harness import start_in_fresh_process as start_in_fresh_process
 from bench_peer_harness import wait_for_child as wait_for_child
+from bench_phones import BenchPhone
 
 from strongroom.client import DeviceState, PhoneClient
 from strongroom.client.link import open_link
@@ -56,60 +57,60 @@ from strongroom.peer.handshake import HandshakeKind
 
 # -- ingest ----------------------------------------------------------------------------------
 
+# What the row's phones are (bench_phones.py), for its note: the phones' CPU figure
+# before 2026-12-06 12:00 is the reference client's, checks of every ack included.
+PHONES_NOTE = (
+    "load-generator phones since session 12: the reference client's hello and push bytes,"
+    " acks read by request id, their proofs and signatures not checked (the reference"
+    " client's checks: restore rows); 70-80 µs as reference clients before"
+)
+LATENCY_NOTE = (
+    "push queued to ack read by a load-generator phone: since session 12 without the"
+    " phone's checks of the ack (the reference client's, timed in these rows before)"
+)
+
 
 async def _phones_push(
     url: str, fingerprint: str, phones: int, seconds: float, rate: float | None
 ) -> dict[str, Any]:
-    """Child process: pair `phones` phones, push for `seconds`; latencies in seconds."""
+    """Child process: pair `phones` phones, push for `seconds`; latencies in seconds.
+
+    Paired by the reference client, they push through sessions of their own that
+    do not check the acks (bench_phones.py: the load generator the row's note names)."""
     async with aiohttp.ClientSession() as http:
         clients = []
         for i in range(phones):
             client = PhoneClient(DeviceState.generate(f"bench-{i}", f"owner-{i}"), http=http)
             await client.pair_button(url, fingerprint)
+            await client.close()
             clients.append(client)
+        bench = [await BenchPhone.connect(http, url, client) for client in clients]
         latencies: list[float] = []
         # Sign ahead of the clock: signing is the phone's work, not the box's.
         budget = int(seconds * (rate or 8000)) + 1000
-        signed = {id(c): [c.sign(_message(n)) for n in range(budget // phones)] for c in clients}
+        signed = [[c.sign(_message(n)) for n in range(budget // phones)] for c in clients]
         # A cheap load generator: what was built until now (the clients, the signed
         # records) out of the collector's passes, its young generation collected as the
         # box's is (gc_settle.py).
         settle()
         deadline = time.perf_counter() + seconds
 
-        async def one(client: PhoneClient) -> None:
-            pool = signed[id(client)]
-            raw, sig = pool.pop() if pool else client.sign(_message(len(latencies)))
-            start = time.perf_counter()
-            await client.push_signed(raw, sig)
-            latencies.append(time.perf_counter() - start)
-
-        async def saturate(client: PhoneClient) -> None:
-            while time.perf_counter() < deadline:
-                await one(client)
-
-        async def paced(client: PhoneClient, every: float) -> None:
-            tasks = set()
-            next_at = time.perf_counter()
-            while next_at < deadline:
-                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-                task = asyncio.create_task(one(client))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                next_at += every
-            await asyncio.gather(*tasks)
+        def records(client: PhoneClient, pool: list[tuple[bytes, bytes]]) -> Callable[[], Any]:
+            return lambda: pool.pop() if pool else client.sign(_message(len(latencies)))
 
         started = time.perf_counter()
         cpu_started = time.process_time()
-        if rate is None:
-            lanes = (saturate(c) for c in clients for _ in range(PUSHES_IN_FLIGHT))
-            await asyncio.gather(*lanes)
-        else:
-            await asyncio.gather(*(paced(c, phones / rate) for c in clients))
+        every = None if rate is None else phones / rate
+        await asyncio.gather(
+            *(
+                phone.run(records(client, pool), deadline, every, latencies)
+                for phone, client, pool in zip(bench, clients, signed, strict=True)
+            )
+        )
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
-        for client in clients:
-            await client.close()
+        for phone in bench:
+            await phone.close()
     latencies.sort()
     return {
         "count": len(latencies),
@@ -147,6 +148,8 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
             "ceiling": ceiling,
             "ceiling_what": "direct batched inserts, same schema",
             "aim": "≥ 5,000 msgs/s and ≥ 0.5 of ceiling",
+            "note": f"phones: {PHONES_NOTE}; they share the cores with the box: their CPU and"
+            " the box's per record in the next row",
         },
         {
             "name": "CPU per acked record, box (all threads) / phones",
@@ -154,14 +157,14 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
             "unit": "µs",
             "note": f"phones {saturated['cpu'] / saturated['count'] * 1e6:.0f} µs (records "
             f"signed before the timed window; {PUSHES_IN_FLIGHT} pushes in flight each, the"
-            f" box's window: 64 from 2026-12-06, 32 before); box by thread, µs: {split}; "
-            f"{os.cpu_count()} CPUs shared by box and phones",
+            f" box's window: 64 from 2026-12-06, 32 before; {PHONES_NOTE}); box by thread,"
+            f" µs: {split}; {os.cpu_count()} CPUs shared by box and phones",
         },
         {
             "name": "ingest ack latency p50 / p99 (saturated)",
             "value": saturated["p50"] * 1000,
             "unit": "ms",
-            "note": f"p99 {saturated['p99'] * 1000:.1f} ms",
+            "note": f"p99 {saturated['p99'] * 1000:.1f} ms; {LATENCY_NOTE}",
         },
         {
             "name": f"ingest ack latency p99 at {rate:.0f} msgs/s",
@@ -171,7 +174,7 @@ async def _ingest(work: Path, phones: int, seconds: float, rate: float) -> list[
             # Below the offered rate, the box (or the machine) could not keep up: the
             # latency is then queueing, not the time one ack takes.
             "note": f"p50 {steady['p50'] * 1000:.1f} ms, {steady['count']} acks, achieved "
-            f"{steady['count'] / steady['elapsed']:.0f} msgs/s",
+            f"{steady['count'] / steady['elapsed']:.0f} msgs/s; {LATENCY_NOTE}",
         },
         {
             "name": "box's longest full garbage collection under ingest",

@@ -378,7 +378,9 @@ def bench_synapse(*, quick: bool = False, work_dir: Path | None = None) -> list[
             "ceiling": msgs,
             "ceiling_what": f"{NAME}, same load, same run",
             "aim": ">= 100x Synapse",
-            "note": "ratio = Strongroom / Synapse",
+            "note": "ratio = Strongroom / Synapse; Strongroom's senders: load-generator phones"
+            " since session 12 (bench_phones.py: acks read by request id, not checked; before,"
+            " reference clients checking every ack's proofs on the same cores)",
         },
         {
             "name": f"CPU per message, Strongroom box vs {NAME} (all threads of each server)",

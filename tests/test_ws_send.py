@@ -76,6 +76,60 @@ def test_a_frame_larger_than_a_message_is_still_fragmented() -> None:
     assert opened == [frame]
 
 
+# Frame lists as the box's acks come: one, a commit's worth, more than one bundle holds,
+# and a frame too large to share a message (fragmented) between others.
+_FRAME_LISTS = [
+    [b"a"],
+    [os.urandom(900) for _ in range(20)],
+    [os.urandom(3000) for _ in range(40)],
+    [b"x", os.urandom(100_000), b"y", b"z"],
+    [os.urandom(65_515), b"after"],
+]
+
+
+@pytest.mark.parametrize("frames", _FRAME_LISTS)
+def test_seal_many_into_opens_as_seal_many_does(frames: list[bytes]) -> None:
+    sender, receiver = _channel_pair()
+    buffers = sender.seal_many_into(frames, ROOM)
+    assert all(bytes(buf[:ROOM]) == bytes(ROOM) for buf in buffers)
+    assert [f for buf in buffers for f in receiver.open(bytes(buf[ROOM:]))] == frames
+    # As many messages as seal_many makes, and the nonce moved on as it moves it.
+    other, _ = _channel_pair()
+    assert len(buffers) == len(other.seal_many(frames))
+    assert receiver.open(sender.seal_many([b"next"])[0]) == [b"next"]
+
+
+class _Reserved:
+    """A reserved writer stand-in (FrameWriter's interface): keeps each buffer."""
+
+    room = ROOM
+
+    def __init__(self) -> None:
+        self.buffers: list[bytearray] = []
+
+    async def __call__(self, buf: bytearray) -> None:
+        self.buffers.append(buf)
+
+
+@pytest.mark.parametrize("bundling", [True, False])
+async def test_an_outbox_with_a_reserved_writer_writes_each_message_there_once(
+    bundling: bool,
+) -> None:
+    sender, receiver = _channel_pair()
+    reserved = _Reserved()
+
+    async def unreserved(message: bytes) -> None:
+        raise AssertionError("a message went around the reserved writer")
+
+    outbox = Outbox(sender, unreserved, reserved)
+    outbox.bundling = bundling
+    acks = [os.urandom(900) for _ in range(20)]  # a group commit's acks, one loop turn
+    await asyncio.gather(*(outbox.send(ack) for ack in acks))
+    assert len(reserved.buffers) == (1 if bundling else 20)
+    opened = [f for buf in reserved.buffers for f in receiver.open(bytes(buf[ROOM:]))]
+    assert opened == acks
+
+
 async def _served(
     serve: Serve, compress: int = 0
 ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:

@@ -105,7 +105,9 @@ class BatchRows:
 
 
 def _named(rows: list[Row], ids: dict[ConvKey, int]) -> list[Row]:
-    return [tuple(ids[v.key] if isinstance(v, _Conv) else v for v in row) for row in rows]
+    # A list per row, not a generator, and the exact type, not isinstance: 3.5 -> 1.1 µs
+    # a record (its `records` and `messages` rows, 12 values each) on the committer.
+    return [tuple([ids[v.key] if type(v) is _Conv else v for v in row]) for row in rows]
 
 
 def upsert_conversations(conn: Connection, rows: list[Row]) -> dict[ConvKey, int]:

@@ -44,6 +44,15 @@ _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 # the writer only checkpoints itself at twice this size, a bound.
 WAL_AUTOCHECKPOINT_PAGES = 40_000
 
+# A `bytes` statement parameter goes through sqlcipher3's adapter look-up (its fast
+# path skips only int, float, str and bytearray), which costs ~1.1 µs a parameter when
+# no adapter is found: a row of four byte strings bound in 6.2 instead of 1.9 µs. A
+# pushed record binds about eight on the committer (its id, body, signature and
+# content hash, its log leaf, Merkle nodes, the duplicate look-up). With an adapter
+# registered the look-up finds it at once; a memoryview binds the same blob, no copy
+# (the values stored and compared are the same: tests/test_archive_db.py).
+sqlcipher3.register_adapter(bytes, memoryview)
+
 
 def _key_pragma(key: bytes) -> str:
     if len(key) != KEY_BYTES:

@@ -57,6 +57,8 @@ class ActionChain:
         self._release = release  # gives back one of the connection's slots
         # Writes the outbox has yet to finish -> slots to give back once each is done.
         self._held: dict[asyncio.Future[None], int] = {}
+        # The connection's event loop, for the committer (asked once, not per push).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, action: Step) -> None:
         """Run `action` and what follows it; the caller has taken a slot for it."""
@@ -68,7 +70,12 @@ class ActionChain:
                 )
             else:
                 done = functools.partial(self._committed, action)
-                self._committer.submit_then(action.op, done, log_index_of=action.log_index_of)
+                loop = self._loop
+                if loop is None:
+                    loop = self._loop = asyncio.get_running_loop()
+                self._committer.submit_then(
+                    action.op, done, log_index_of=action.log_index_of, loop=loop
+                )
         except Exception as exc:
             if isinstance(action, Commit):  # CommitterStopped: the session says what to tell
                 self._follow(action, exc)

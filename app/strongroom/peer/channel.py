@@ -27,6 +27,7 @@ BUNDLE = 0x02
 MAX_FRAGMENT = MAX_PLAINTEXT_LEN - 1
 _LENGTH = 2  # bytes of each frame's length inside a bundle
 _FINAL_FLAG = bytes([FINAL])
+_BUNDLE_FLAG = bytes([BUNDLE])
 _TAG_ROOM = bytes(16)  # where an in-place encryption writes its tag
 Plain = TypeVar("Plain", bytes, memoryview)
 
@@ -37,6 +38,37 @@ MAX_WS_MESSAGE = MAX_MESSAGE_LEN + 1
 # one above it: it is given one more than the largest size we accept. A test sends
 # 65 536 and 65 537 bytes and checks both sides of the edge.
 WS_MAX_MSG_SIZE = MAX_WS_MESSAGE + 1
+
+
+def _bundles(frames: Sequence[bytes]) -> list[list[bytes]]:
+    """`frames` in order, grouped as they share transport messages: a group of several
+    is one bundle; a group of one goes alone (fragmented if it does not fit one)."""
+    groups: list[list[bytes]] = []
+    bundle: list[bytes] = []
+    size = 1
+    for frame in frames:
+        if 1 + _LENGTH + len(frame) > MAX_PLAINTEXT_LEN:
+            if bundle:
+                groups.append(bundle)
+            groups.append([frame])
+            bundle, size = [], 1
+            continue
+        if size + _LENGTH + len(frame) > MAX_PLAINTEXT_LEN and bundle:
+            groups.append(bundle)
+            bundle, size = [], 1
+        bundle.append(frame)
+        size += _LENGTH + len(frame)
+    if bundle:
+        groups.append(bundle)
+    return groups
+
+
+def _bundle_parts(frames: list[bytes]) -> list[bytes]:
+    parts = [_BUNDLE_FLAG]
+    for frame in frames:
+        parts.append(len(frame).to_bytes(_LENGTH, "big"))
+        parts.append(frame)
+    return parts
 
 
 class ChannelError(Exception):
@@ -90,32 +122,28 @@ class SecureChannel:
         message goes alone (fragmented if need be), after the bundle before it.
         """
         messages: list[bytes] = []
-        bundle: list[bytes] = []
-        size = 1
-        for frame in frames:
-            if 1 + _LENGTH + len(frame) > MAX_PLAINTEXT_LEN:
-                messages += self._seal_bundle(bundle)
-                bundle, size = [], 1
-                messages += self.seal(frame)
-                continue
-            if size + _LENGTH + len(frame) > MAX_PLAINTEXT_LEN:
-                messages += self._seal_bundle(bundle)
-                bundle, size = [], 1
-            bundle.append(frame)
-            size += _LENGTH + len(frame)
-        messages += self._seal_bundle(bundle)
+        for group in _bundles(frames):
+            if len(group) == 1:
+                messages += self.seal(group[0])
+            else:
+                messages.append(self._transport.encrypt(b"".join(_bundle_parts(group))))
         return messages
 
-    def _seal_bundle(self, frames: list[bytes]) -> list[bytes]:
-        if not frames:
-            return []
-        if len(frames) == 1:
-            return self.seal(frames[0])
-        parts = [bytes([BUNDLE])]
-        for frame in frames:
-            parts.append(len(frame).to_bytes(_LENGTH, "big"))
-            parts.append(frame)
-        return [self._transport.encrypt(b"".join(parts))]
+    def seal_many_into(self, frames: Sequence[bytes], room: int) -> list[bytearray]:
+        """`seal_many`, each transport message in a bytearray after `room` free bytes
+        (the box's acks: peer/ws_send.py writes each with its WebSocket header in one
+        write; aiohttp wrote a message over 16 KiB as two). A bundle is joined once, in
+        the buffer that is sent, and encrypted there in place."""
+        messages: list[bytearray] = []
+        for group in _bundles(frames):
+            if len(group) == 1:
+                messages += self.seal_parts_into(group, room)
+                continue
+            parts = _bundle_parts(group)
+            buf = bytearray().join((bytes(room), *parts, _TAG_ROOM))
+            self._transport.encrypt_into(buf, room, len(buf) - room - len(_TAG_ROOM))
+            messages.append(buf)
+        return messages
 
     def open(self, message: bytes) -> list[bytes]:
         """Decrypt one transport message; return the whole frames it completes (maybe none).

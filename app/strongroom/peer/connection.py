@@ -121,7 +121,7 @@ class Connection:
         # Each blob stream holds up to two ~1 MiB batches: without a cap one phone's
         # max_in_flight blob_gets could hold ~128 MiB of the box. More wait their turn.
         self._blob_streams = asyncio.Semaphore(MAX_BLOB_STREAMS)
-        self.outbox = Outbox(channel, ws.send_bytes, FrameWriter(ws))  # blob pieces: ws_send
+        self.outbox = Outbox(channel, ws.send_bytes, FrameWriter(ws))  # one write a message
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_input = time.monotonic()
         self._closed = False

@@ -37,8 +37,8 @@ class Outbox:
     ) -> None:
         self._channel = channel
         self._write = write
-        # `send_sealed` messages go through `reserved` when there is one: each is
-        # then sealed after `room` free bytes, where it puts its frame header.
+        # With `reserved`, every message (queued frames' and `send_sealed`'s) is
+        # sealed after `room` free bytes, where it puts its frame header.
         self._reserved = reserved
         self.room = reserved.room if reserved is not None else 0
         # Nonces are implicit: flushes seal and write under one lock, in the order
@@ -83,12 +83,16 @@ class Outbox:
             written, self._written = self._written, None
             assert written is not None
             try:
-                if self.bundling:
-                    messages = self._channel.seal_many(frames)
+                if self._reserved is not None:
+                    # Each message with its WebSocket header in one write (the box).
+                    await self._write_reserved(self._reserved, frames)
                 else:
-                    messages = [m for frame in frames for m in self._channel.seal(frame)]
-                for message in messages:
-                    await self._write(message)
+                    if self.bundling:
+                        messages = self._channel.seal_many(frames)
+                    else:
+                        messages = [m for frame in frames for m in self._channel.seal(frame)]
+                    for message in messages:
+                        await self._write(message)
             except BaseException as exc:
                 self._broken = True  # a sealed message left unwritten: the next would not open
                 failure = exc if isinstance(exc, Exception) else ConnectionResetError("cancelled")
@@ -98,6 +102,15 @@ class Outbox:
                     raise
                 return
             written.set_result(None)
+
+    async def _write_reserved(self, write: ReservedWrite, frames: list[bytes]) -> None:
+        room = write.room
+        if self.bundling:
+            buffers = self._channel.seal_many_into(frames, room)
+        else:
+            buffers = [b for frame in frames for b in self._channel.seal_parts_into([frame], room)]
+        for buf in buffers:
+            await write(buf)
 
     async def send_sealed(self, seal: Seal) -> None:
         """Write the transport messages `seal(channel)` gives, sealed under the lock
