@@ -91,6 +91,7 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
         again = json.loads(await astrongroom(data, "retention-run", "--json"))  # for scripts
         assert (again["outcome"], again["exit_code"]) == ("done", 0)
         assert again["details"] == {"destroyed": 0, "to_review": 0, "held": 4, "kept": 0}
+        assert again["at_utc"].endswith("Z") and again["summary"].startswith("Retention run:")
 
         due = json.loads(await astrongroom(data, "retention", "due", "--json"))
         assert {i["state"] for i in due["items"]} == {"held"}
@@ -127,13 +128,12 @@ async def test_the_records_office_journey_through_the_cli(tmp_path: Path) -> Non
     listed_stopped = strongroom(data, "hold", "list", passphrase_file=secret)
     assert "lifted by cli" in listed_stopped and "Plainte classée" in listed_stopped
     assert "No destruction" not in strongroom(data, "certificates", "list", passphrase_file=secret)
-    stopped_run = strongroom(data, "retention-run", "--json", passphrase_file=secret)
-    assert json.loads(stopped_run)["details"] == {
-        "destroyed": 0,
-        "to_review": 0,
-        "held": 0,
-        "kept": 0,
-    }
+    stopped_run = json.loads(strongroom(data, "retention-run", "--json", passphrase_file=secret))
+    assert stopped_run["details"] == {"destroyed": 0, "to_review": 0, "held": 0, "kept": 0}
+    # The same object whether the box runs or not (operations.md): a script reads either.
+    assert stopped_run.keys() == again.keys(), (stopped_run, again)
+    assert stopped_run["details"].keys() == again["details"].keys()
+    assert stopped_run["at_utc"] >= again["at_utc"], (stopped_run, again)
     verify = strongroom(data, "verify", passphrase_file=secret)
     assert "OK: the archive verifies" in verify
     assert texts_left_on_disk(data, (*HELD_TEXTS, PETIT_TEXT)) == []

@@ -188,8 +188,7 @@ class NightJobs:
         # The records office's own daily run, so the timer, the CLI and the
         # web page report it in the same words.
         result = run_op(self.box.require_archive(), "retention.run", {}, int(self.clock() * 1000))
-        details = {k: result[k] for k in ("destroyed", "to_review", "held", "kept")}
-        return retention_summary(result).replace("\n", " "), details
+        return retention_outcome(result)
 
     async def _verify_archive(self, mode: Mode) -> tuple[str, dict[str, Any]]:
         status = await self._verify(mode)
@@ -225,6 +224,13 @@ class NightJobs:
             current = self.last.get(job)
             if current is None or current.at < outcome.at:
                 self.last[job] = outcome
+
+
+def retention_outcome(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A retention run's one line and counts: the night job's answer, run by the box or,
+    box stopped, by `strongroom retention-run` itself (cli/office.py)."""
+    details = {k: result[k] for k in ("destroyed", "to_review", "held", "kept")}
+    return retention_summary(result).replace("\n", " "), details
 
 
 def _notes(status: IntegrityStatus) -> str:

@@ -29,20 +29,21 @@ if TYPE_CHECKING:
 def cmd_retention_run(args: argparse.Namespace) -> int:
     """The daily job (systemd timer): destroy what is due and not held; list reviews.
     `--json` prints the same object whether the box runs or not: the night job's answer
-    (`outcome`, `summary`, `details` with the counts, `exit_code`)."""
+    (JobOutcome.to_json: `outcome`, `summary`, `at`, `details` with the counts, ...)."""
     return night_job(args, "retention", _retention_here, as_json=bool(args.json))
 
 
 def _retention_here(args: argparse.Namespace) -> int:
+    import time
+
+    from strongroom.appliance.nightjobs import DONE, JobOutcome, retention_outcome
     from strongroom.cli.records import run_and_show
     from strongroom.cli.retention import show_destruction
-    from strongroom.office.service import retention_summary
 
-    def as_job(result: dict[str, Any]) -> None:  # the running box's answer, same keys
-        details = {k: result[k] for k in ("destroyed", "to_review", "held", "kept")}
-        summary = retention_summary(result).replace("\n", " ")
-        answer = {"job": "retention", "outcome": "done", "summary": summary}
-        print(json.dumps({**answer, "details": details, "exit_code": 0}, ensure_ascii=False))
+    def as_job(result: dict[str, Any]) -> None:  # what the running box answers
+        summary, details = retention_outcome(result)
+        outcome = JobOutcome("retention", DONE, summary, time.time(), details)
+        print(json.dumps(outcome.to_json(), ensure_ascii=False))
 
     return run_and_show(args, "retention.run", {}, show_destruction, json_show=as_job)
 

@@ -54,9 +54,10 @@ def cmd_users(args: argparse.Namespace) -> int:
             state = "disabled" if user.disabled else "active"
             print(f"{user.username}\t{user.role}\t{state}\t{unlock}")
     if "" in owners:  # `init`, a restore: the passphrase typed then, whoever types it
-        print(
-            "# one more passphrase unlocks the box (the one given to init or a restore):"
-            " the administrator who logs in with it on the web is named beside it"
+        print(  # on stderr: every stdout line is a tab-separated row, for scripts
+            "strongroom: one more passphrase unlocks the box (the one given to init or a"
+            " restore): the administrator who logs in with it on the web is named beside it",
+            file=sys.stderr,
         )
     return 0
 
