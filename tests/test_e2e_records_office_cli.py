@@ -204,6 +204,11 @@ async def test_an_assignment_is_removed_from_the_cli_running_or_stopped(tmp_path
         assert running.box.phase.value == "ready"
         due = json.loads(await astrongroom(data, "retention", "due", "--json"))
         assert [i["policy"] for i in due["items"]] == ["Correspondance générale"], due
+        # A decision naming it and a number that is not due: kept, and the other said.
+        (item,) = due["items"]
+        reason = ("--reason", "relance en cours", "--as", "secretariat")
+        out = await astrongroom(data, "retention", "reject", str(item["id"]), "99999", *reason)
+        assert "kept: 1 records" in out and "1 of the records named are not due" in out, out
 
     # Box stopped: the command opens the archive itself.
     removed = json.loads(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from multidict import MultiDict
 from pytest_aiohttp import AiohttpClient
 
 from archive_helpers import message, new_phone
@@ -13,7 +16,13 @@ from strongroom.archive import writes
 from strongroom.archive.audit_reads import audit_events
 from strongroom.archive.record import parse_record, sign_record
 from strongroom.box import Box
-from strongroom.office.policies import DEFAULT_SUBJECT, assign_policy, policy_by_preset
+from strongroom.office.policies import (
+    DEFAULT_SUBJECT,
+    assign_policy,
+    policy_by_preset,
+    unassign_policy,
+)
+from strongroom.web.state import STATE
 from support.box import upload_blob
 from web_helpers import (
     ADMIN_PASSWORD,
@@ -143,6 +152,108 @@ async def test_keeping_a_record_number_that_names_no_record_is_no_server_error(
     archive = box.require_archive()
     assert archive.conn.execute("SELECT count(*) FROM retention_keeps").fetchone()[0] == 0
     assert "retention.reject" not in {e.action for e in audit_events(archive.conn)}
+    page = await (await client.get(response.headers["Location"])).text()
+    assert NONE_DUE in page and "Decision recorded." not in page
+
+
+NONE_DUE = "None of the records chosen is due any more (the page was out of date)"
+NONE_TO_DESTROY = "None of the records chosen can be destroyed now"
+SOME_NOT_DUE = "Some of the records chosen are no longer due for this decision"
+
+
+def _decisions(box: Box) -> tuple[int, int, int, list[tuple[str, str]]]:
+    """What a decision writes: keeps, approvals, certificates, and its audit events."""
+    conn = box.require_archive().conn
+    counts = [
+        conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table in ("retention_keeps", "retention_approvals", "destruction_certificates")
+    ]
+    events = [
+        (e.action, e.details)
+        for e in audit_events(conn)
+        if e.action in ("retention.reject", "retention.extend", "retention.approve")
+    ]
+    return counts[0], counts[1], counts[2], events
+
+
+async def test_a_stale_due_page_decides_nothing_for_records_no_longer_due_and_says_so(
+    client: Client, box: Box
+) -> None:
+    """The office manager opens Due, a colleague removes the policy meanwhile, then she
+    rejects, extends or approves from her page: the records are no longer due, so nothing
+    is written and the page says why (it said "Decision recorded." and wrote a keep and
+    an audit event; the CLI already refused)."""
+    archive = box.require_archive()
+    policy = policy_by_preset(archive.conn, "correspondance-generale")
+    archive.write(assign_policy("default", DEFAULT_SUBJECT, policy.id, "admin"))
+    await login(client, "admin", ADMIN_PASSWORD)
+    stale = await (await client.get("/office/due")).text()
+    assert 'name="record" value="1"' in stale and 'name="record" value="2"' in stale
+    archive.write(unassign_policy("default", DEFAULT_SUBJECT, "archiviste"))
+
+    token = csrf_of(stale)
+    for decision, refusal in (
+        ("reject", NONE_DUE),
+        ("extend", NONE_DUE),
+        ("approve", NONE_TO_DESTROY),
+    ):
+        form = MultiDict(record="1", decision=decision, until="2099-01-01")
+        form.extend(record="2", reason="dossier en cours", csrf_token=token)
+        response = await client.post("/office/due", data=form)
+        page = await response.text()
+        assert response.url.path == "/office/due", decision  # no destruction job started
+        assert refusal in page and "Decision recorded." not in page, decision
+        assert _decisions(box) == (0, 0, 0, []), decision
+
+
+async def test_a_decision_naming_due_and_no_longer_due_records_acts_on_the_due_ones_only(
+    client: Client, box: Box
+) -> None:
+    """Record 3 (written today) is not due: an extension naming it with record 1 keeps
+    record 1 only, and a French page says both what was recorded and what was not."""
+    archive = box.require_archive()
+    device_id, key = new_phone(archive, owner="maitre.durand", name="Fairphone")
+    today = message(key, "Relance", at=int(time.time() * 1000), peer="M. Martin")
+    archive.write(writes.store_record(today, device_id, "maitre.durand"))
+    policy = policy_by_preset(archive.conn, "correspondance-generale")
+    archive.write(assign_policy("default", DEFAULT_SUBJECT, policy.id, "admin"))
+    french = await another_browser(client)  # no Accept-Language: the box's French
+    try:
+        await login(french, "archiviste", ARCHIVIST_PASSWORD)
+        due = await (await french.get("/office/due")).text()
+        assert 'value="3"' not in due
+        form = MultiDict(record="1", decision="extend", until="2099-01-01")
+        form.extend(record="3", reason="procédure en appel", csrf_token=csrf_of(due))
+        page = await (await french.post("/office/due", data=form)).text()
+        assert "Décision enregistrée." in page
+        assert "Certains des enregistrements choisis ne sont plus échus" in page
+        kept = archive.conn.execute("SELECT record_id FROM retention_keeps").fetchall()
+        assert [r[0] for r in kept] == [1]
+        ((action, details),) = _decisions(box)[3]
+        assert action == "retention.extend" and json.loads(details)["records"] == [1]
+
+        # Approving record 3 alone: refused in French, no job, nothing written.
+        due = await (await french.get("/office/due")).text()
+        form = MultiDict(record="3", decision="approve", reason="fin de conservation")
+        form["csrf_token"] = csrf_of(due)
+        response = await french.post("/office/due", data=form)
+        assert response.url.path == "/office/due"
+        assert "Aucun des enregistrements choisis ne peut être détruit" in await response.text()
+        assert _decisions(box)[1:3] == (0, 0)
+
+        # Approving records 2 and 3: the job destroys record 2 only, its page says why not 3.
+        form["record"] = "2"
+        form.add("record", "3")
+        form["csrf_token"] = csrf_of(await (await french.get("/office/due")).text())
+        response = await french.post("/office/due", data=form, allow_redirects=False)
+        job_path = response.headers["Location"]
+        await french.app[STATE].jobs.wait(job_path.rsplit("/", 1)[1])
+        page = await (await french.get(job_path)).text()
+        assert "Certains des enregistrements choisis ne sont plus échus" in page
+        destroyed = archive.conn.execute("SELECT id FROM records WHERE destroyed_at IS NOT NULL")
+        assert [r[0] for r in destroyed] == [2]
+    finally:
+        await french.session.close()
 
 
 async def test_the_office_manager_edits_retires_and_sets_the_default_policy(

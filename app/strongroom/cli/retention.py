@@ -105,22 +105,30 @@ def cmd_retention(args: argparse.Namespace) -> int:
     if action == "approve":
         params = {"ids": args.ids, "all_due": args.all_due, "actor": args.actor}
         params["reason"] = args.reason
-        named = len(set(args.ids or ()))
 
         def show_approval(r: dict[str, Any]) -> None:
             show_destruction(r)
-            if named > r["approved"]:  # some were not due: say so, not a silent count
-                print(
-                    f"{named - r['approved']} of the records named are not due"
-                    " (see `strongroom retention due`): nothing was done for them."
-                )
+            _left_alone(args.ids, r["approved"])
 
         return run_and_show(args, "retention.approve", params, show_approval)
     params = {"ids": args.ids, "actor": args.actor, "reason": args.reason}
     params["until"] = getattr(args, "until", "")
-    return run_and_show(
-        args, f"retention.{action}", params, lambda r: print(f"kept: {r['kept']} records")
-    )
+
+    def show_kept(r: dict[str, Any]) -> None:
+        print(f"kept: {r['kept']} records")
+        _left_alone(args.ids, r["kept"])
+
+    return run_and_show(args, f"retention.{action}", params, show_kept)
+
+
+def _left_alone(ids: list[int] | None, acted: int) -> None:
+    """Records named but not due (review.named_due): said, not a silent count."""
+    named = len(set(ids or ()))
+    if named > acted:
+        print(
+            f"{named - acted} of the records named are not due"
+            " (see `strongroom retention due`): nothing was done for them."
+        )
 
 
 def _arguments(cmd: argparse.ArgumentParser) -> None:

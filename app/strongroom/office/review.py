@@ -114,6 +114,26 @@ def due_queue(conn: Connection, now_ms: int, resolver: Resolver | None = None) -
     return Queue(items, two_approvals(conn), cases)
 
 
+@dataclass(frozen=True)
+class Named:
+    """The records a decision names, split by the due queue."""
+
+    due: list[int]  # what the decision may act on, in the order named, once each
+    not_due: list[int]  # the rest: left alone, and said
+
+
+def named_due(conn: Connection, record_ids: Iterable[int], now_ms: int, *, approve: bool) -> Named:
+    """The due-queue rule, one for the CLI and the web: a decision acts only on records
+    `retention due` (Records office -> Due) lists now. Approving, only those waiting for
+    review or destruction (not held, not kept by a reviewer); rejecting or extending,
+    any the queue lists. A record no longer due, or a number naming no record (a stale
+    or forged form, a typo), is left out."""
+    queue = due_queue(conn, now_ms)
+    listed = {q.item.record for q in (queue.actionable if approve else queue.items)}
+    ids = list(dict.fromkeys(record_ids))
+    return Named([r for r in ids if r in listed], [r for r in ids if r not in listed])
+
+
 def _check(approver: str, reason: str) -> None:
     if not approver.strip():
         raise InvalidPolicy("a decision needs a named user")
@@ -133,14 +153,12 @@ def approve(
 ) -> Approval:
     """Approve the destruction of due records; destroy those with enough approvals."""
     _check(approver, reason)
-    ids = list(dict.fromkeys(record_ids))
     conn = archive.reader()
     try:
-        due = {q.item.record for q in due_queue(conn, now_ms).actionable}
+        wanted = named_due(conn, record_ids, now_ms, approve=True).due
         four_eyes = two_approvals(conn)
     finally:
         conn.close()
-    wanted = [r for r in ids if r in due]
 
     def op(txn: Txn) -> dict[int, list[str]]:
         for record in wanted:

@@ -269,8 +269,8 @@ def retention_approve(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _keep(ctx: Ctx, params: dict[str, Any], extend: bool) -> dict[str, Any]:
-    due = ctx.read(lambda conn: {q.item.record for q in review.due_queue(conn, ctx.now_ms).items})
-    ids = [i for i in (int(i) for i in params.get("ids") or []) if i in due]  # as approve
+    named = [int(i) for i in params.get("ids") or []]
+    ids = ctx.read(lambda conn: review.named_due(conn, named, ctx.now_ms, approve=False).due)
     if not ids:
         raise InvalidPolicy(NOT_DUE)
     actor, reason = _text(params, "actor"), _text(params, "reason")

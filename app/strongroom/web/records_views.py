@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -70,23 +70,57 @@ async def decide(request: web.Request) -> web.StreamResponse:
     if not ids or not reason.strip():
         session.flash("error", "Choose records and give a reason.")
         raise web.HTTPSeeOther("/office/due")
-    now = _now_ms()
-    if decision in ("reject", "extend"):
-        try:
-            if decision == "reject":
-                op = review.reject(ids, actor, reason, now)
-            else:
-                zone = await read(request, zone_of)
-                until = day_ms(text_field(form, "until", 20), zone)
-                op = review.extend(ids, actor, until or 0, reason, now)
-            await submit(request, op)
-        except OfficeError:
-            session.flash("error", "Extending needs a date in the future.")
-            raise web.HTTPSeeOther("/office/due") from None
-        session.flash("success", "Decision recorded.")
-        raise web.HTTPSeeOther("/office/due")
-    if decision != "approve":
+    if decision not in ("approve", "reject", "extend"):
         raise web.HTTPBadRequest()
+    now = _now_ms()
+    # The due-queue rule the CLI keeps too (review.named_due): a stale or forged form
+    # records nothing for a record that is not due, and the page says so.
+    approving = decision == "approve"
+    named = await read(request, lambda conn: review.named_due(conn, ids, now, approve=approving))
+    if not named.due:
+        session.flash("error", _NONE_TO_DESTROY if approving else _NONE_DUE)
+        raise web.HTTPSeeOther("/office/due")
+    if approving:
+        if named.not_due:  # said on the job's page, beside the outcome
+            session.flash("error", _SOME_NOT_DUE)
+        _start_approval(request, named.due, actor, reason, now)
+    try:
+        if decision == "reject":
+            op = review.reject(named.due, actor, reason, now)
+        else:
+            zone = await read(request, zone_of)
+            until = day_ms(text_field(form, "until", 20), zone)
+            op = review.extend(named.due, actor, until or 0, reason, now)
+        kept = await submit(request, op)
+    except OfficeError:
+        session.flash("error", "Extending needs a date in the future.")
+        raise web.HTTPSeeOther("/office/due") from None
+    # 0: none of them named a record by the time of the write: nothing was recorded.
+    session.flash("success" if kept else "error", "Decision recorded." if kept else _NONE_DUE)
+    if kept and named.not_due:
+        session.flash("error", _SOME_NOT_DUE)
+    raise web.HTTPSeeOther("/office/due")
+
+
+_NONE_DUE = N_(
+    "None of the records chosen is due any more (the page was out of date):"
+    " nothing was recorded; the list below is up to date."
+)
+_NONE_TO_DESTROY = N_(
+    "None of the records chosen can be destroyed now: they are no longer due, or are held"
+    " or kept by a reviewer (the page was out of date). Nothing was recorded; the list"
+    " below is up to date."
+)
+_SOME_NOT_DUE = N_(
+    "Some of the records chosen are no longer due for this decision (the page was out of"
+    " date): nothing was done for them, only for the others."
+)
+
+
+def _start_approval(
+    request: web.Request, ids: list[int], actor: str, reason: str, now: int
+) -> NoReturn:
+    """Approve as a job (its page shows the outcome, then the certificate's download)."""
     state = state_of(request)
     archive = state.box.require_archive()
     state.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
