@@ -171,6 +171,7 @@ async def test_a_dead_committer_fails_waiting_and_later_writes_at_once(
     with pytest.raises(CommitterDied):
         committer.submit_then(later, then)
     assert committer.died is not None and committer.died_at_ms is not None
+    assert not committer.running  # it refuses every write: not reported as running
     with closing(archive.reader()) as reader:
         for text, count in (("acked", 1), ("waiting", 0), ("then", 0), ("later", 0)):
             assert reader.execute(COUNT_BY_TEXT + " = ?", (text,)).fetchone()[0] == count

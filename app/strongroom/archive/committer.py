@@ -129,7 +129,8 @@ class GroupCommitter:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        """Started, not stopped, and its thread has not died (a dead one refuses writes)."""
+        return self._thread is not None and self.died is None
 
     async def submit(
         self,
