@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from archive_helpers import SELECT_TEXTS, message, new_phone
-from strongroom.archive import writes
+from strongroom.archive import store, tree_heads, writes
 from strongroom.archive.committer import Committed, CommittedOf, CommitterStopped, GroupCommitter
 from strongroom.archive.errors import RecordRejected, StorageFull
 from strongroom.archive.store import Archive, Txn
@@ -279,15 +279,15 @@ def test_the_latest_head_never_shows_a_batch_that_is_then_rolled_back(
     phone, key = new_phone(archive, owner=OWNER)
     before = archive.latest_tree_head()
     signed, fail_now = threading.Event(), threading.Event()
-    sign_head = archive._sign_head
+    sign_head = tree_heads.sign_head
 
-    def sign_then_fail(at_ms: int) -> Any:
-        sign_head(at_ms)  # the new head is in the batch, not yet committed
+    def sign_then_fail(*args: Any) -> Any:
+        sign_head(*args)  # the new head is in the batch, not yet committed
         signed.set()
         fail_now.wait()
         raise RuntimeError("the batch fails after signing")
 
-    monkeypatch.setattr(archive, "_sign_head", sign_then_fail)
+    monkeypatch.setattr(store, "sign_head", sign_then_fail)
     failures: list[BaseException] = []
 
     def write() -> None:
