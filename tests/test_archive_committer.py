@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
@@ -26,14 +26,6 @@ OWNER = "maitre.durand"
 
 def index_of(result: Any) -> int | None:
     return result.log_index if isinstance(result, StoredRecord) else None
-
-
-@pytest.fixture
-async def committer(archive: Archive) -> AsyncIterator[GroupCommitter]:
-    c = GroupCommitter(archive)
-    c.start()
-    yield c
-    await asyncio.to_thread(c.stop)
 
 
 def assert_proven(archive: Archive, committed: Committed) -> None:

@@ -10,7 +10,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -37,14 +37,6 @@ class Boom(Exception):
 
 class Fatal(BaseException):
     """Something no `except Exception` catches: the thread dies."""
-
-
-@pytest.fixture
-async def committer(archive: Archive) -> AsyncIterator[GroupCommitter]:
-    c = GroupCommitter(archive)
-    c.start()
-    yield c
-    await asyncio.to_thread(c.stop)
 
 
 def failing(real: Callable[..., Any], times: int, error: BaseException) -> Callable[..., Any]:
