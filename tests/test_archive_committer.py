@@ -180,7 +180,10 @@ async def test_storage_full_is_reported_nothing_half_written_then_recovers(
         pages = int(archive.conn.execute("PRAGMA page_count").fetchone()[0])
         # The writer connection may not grow the file: what a full disk looks like.
         archive.conn.execute(f"PRAGMA max_page_count = {pages + 1}")
-    bulky = [message(key, f"{i} " + "texte long " * 400) for i in range(40)]
+    # Each too big for that one page even alone (~13 KiB: several overflow pages). At
+    # ~4 KiB a record that the committer took alone (its thread quicker than the
+    # gather's 40 submits, as under load) fitted and was committed (10 out of 10).
+    bulky = [message(key, f"{i} " + "texte long " * 1200) for i in range(40)]
     outcomes = await asyncio.gather(
         *(committer.submit(writes.store_record(r, phone, OWNER)) for r in bulky),
         return_exceptions=True,
