@@ -30,6 +30,11 @@ def open_with_keys(data: Path, keys: dict[str, bytes]) -> Archive:
     return Archive.open(data, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
 
 
+def new_archive(data: Path) -> Archive:
+    """A new archive in `data` with keys of its own, never opened again."""
+    return Archive.open(data, os.urandom(32), os.urandom(32), SigningKey.generate())
+
+
 @asynccontextmanager
 async def committing(archive: Archive) -> AsyncIterator[GroupCommitter]:
     """The box's group committer (and its checkpointer thread) running on `archive`."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nacl.signing import SigningKey
 
+from archive_helpers import committing, open_with_keys
+from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.store import Archive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,14 +39,16 @@ def archive_keys() -> dict[str, bytes]:
 
 @pytest.fixture
 def archive(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Archive]:
-    box = Archive.open(
-        tmp_path / "data",
-        archive_keys["archive"],
-        archive_keys["blob"],
-        SigningKey(archive_keys["sign_seed"]),
-    )
+    box = open_with_keys(tmp_path / "data", archive_keys)
     yield box
     box.close()
+
+
+@pytest.fixture
+async def committer(archive: Archive) -> AsyncIterator[GroupCommitter]:
+    """The box's group committer (and its checkpointer) running on `archive`."""
+    async with committing(archive) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from e2e_helpers import E2EBox, prepare_data_dir, start_box
+from e2e_helpers import E2EBox, pair_by_qr, prepare_data_dir, start_box, until
+from strongroom.client import PhoneClient
+from strongroom.client.pairing import Paired
 from strongroom.reach.helper import helper_app, serve_helper
 from strongroom.reach.settings import ReachSettings, save_settings
 from strongroom.reach.tor_files import TorFiles
@@ -78,6 +80,29 @@ async def box_with_reach_stand_in(
 async def running(tmp_path: Path) -> AsyncIterator[tuple[E2EBox, TorFiles]]:
     async with box_with_reach_stand_in(tmp_path) as started:
         yield started
+
+
+async def granted(box: E2EBox, *device_ids: int) -> None:
+    """The key handed out at pairing is authorised with tor, then recorded, in the
+    background just after `paired`: wait for the record."""
+    rows = [f"reach_phone:{d}" for d in device_ids]
+    query = f"SELECT count(*) FROM settings WHERE key IN ({','.join('?' * len(rows))})"
+    await until(lambda: box.count(query, *rows) == len(rows), what="the phones' reach records")
+
+
+def auth_file(files: TorFiles, device_id: int) -> str | None:
+    """The phone's line in tor's authorized_clients/, None when it has none."""
+    path = files.clients_dir / f"device-{device_id}.auth"
+    return path.read_text() if path.exists() else None
+
+
+async def paired_with_reach(box: E2EBox, name: str, owner: str) -> tuple[PhoneClient, Paired]:
+    """Reach turned on, a phone paired by QR (then gone), its key granted."""
+    await box.reach.turn_on("test")
+    phone, paired = await pair_by_qr(box, name, owner)
+    await phone.close()
+    await granted(box, paired.device_id)
+    return phone, paired
 
 
 async def cli(*argv: str) -> tuple[int, str]:

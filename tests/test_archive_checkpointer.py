@@ -329,3 +329,33 @@ async def test_commits_keep_flowing_while_a_destruction_scrub_holds_the_checkpoi
     await bounded(asyncio.to_thread(committer.stop), archive, "stopping the committer")
     assert not checkpointer.running
     committer.start()  # for the fixture's stop
+
+
+async def test_a_dying_checkpointer_says_so_once_and_commits_go_on(
+    running: tuple[Archive, GroupCommitter], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anything its loop does not catch ends the thread: not restarted, but told
+    (the box makes it its `checkpointer` fault) and logged, while commits go on."""
+    archive, committer = running
+    checkpointer = committer.checkpointer
+    assert checkpointer is not None and checkpointer.running
+    told: list[str] = []
+    checkpointer.on_died = told.append
+
+    class Fatal(BaseException):
+        pass
+
+    def die() -> bool:
+        raise Fatal
+
+    checkpointer.run_once = die  # type: ignore[method-assign]
+    caplog.set_level(logging.CRITICAL, "strongroom.archive.checkpointer")
+    checkpointer.poke()
+    await until(lambda: bool(told), what="on_died")
+    await until(lambda: not checkpointer.running, what="the thread's end")
+    assert len(told) == 1 and told[0] == checkpointer.died
+    assert "background WAL checkpoints stopped since" in told[0] and "Fatal" in told[0]
+    assert "the WAL checkpointer stopped" in caplog.text
+    device, key = new_phone(archive)
+    await commit_batch(committer, key, device, 0)
+    assert archive.conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 20

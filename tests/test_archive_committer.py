@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
 import pytest
 
 from archive_helpers import SELECT_TEXTS, message, new_phone
-from strongroom.archive import writes
+from strongroom.archive import store, tree_heads, writes
 from strongroom.archive.committer import Committed, CommittedOf, CommitterStopped, GroupCommitter
 from strongroom.archive.errors import RecordRejected, StorageFull
 from strongroom.archive.store import Archive, Txn
@@ -26,14 +26,6 @@ OWNER = "maitre.durand"
 
 def index_of(result: Any) -> int | None:
     return result.log_index if isinstance(result, StoredRecord) else None
-
-
-@pytest.fixture
-async def committer(archive: Archive) -> AsyncIterator[GroupCommitter]:
-    c = GroupCommitter(archive)
-    c.start()
-    yield c
-    await asyncio.to_thread(c.stop)
 
 
 def assert_proven(archive: Archive, committed: Committed) -> None:
@@ -188,7 +180,10 @@ async def test_storage_full_is_reported_nothing_half_written_then_recovers(
         pages = int(archive.conn.execute("PRAGMA page_count").fetchone()[0])
         # The writer connection may not grow the file: what a full disk looks like.
         archive.conn.execute(f"PRAGMA max_page_count = {pages + 1}")
-    bulky = [message(key, f"{i} " + "texte long " * 400) for i in range(40)]
+    # Each too big for that one page even alone (~13 KiB: several overflow pages). At
+    # ~4 KiB a record that the committer took alone (its thread quicker than the
+    # gather's 40 submits, as under load) fitted and was committed (10 out of 10).
+    bulky = [message(key, f"{i} " + "texte long " * 1200) for i in range(40)]
     outcomes = await asyncio.gather(
         *(committer.submit(writes.store_record(r, phone, OWNER)) for r in bulky),
         return_exceptions=True,
@@ -279,15 +274,15 @@ def test_the_latest_head_never_shows_a_batch_that_is_then_rolled_back(
     phone, key = new_phone(archive, owner=OWNER)
     before = archive.latest_tree_head()
     signed, fail_now = threading.Event(), threading.Event()
-    sign_head = archive._sign_head
+    sign_head = tree_heads.sign_head
 
-    def sign_then_fail(at_ms: int) -> Any:
-        sign_head(at_ms)  # the new head is in the batch, not yet committed
+    def sign_then_fail(*args: Any) -> Any:
+        sign_head(*args)  # the new head is in the batch, not yet committed
         signed.set()
         fail_now.wait()
         raise RuntimeError("the batch fails after signing")
 
-    monkeypatch.setattr(archive, "_sign_head", sign_then_fail)
+    monkeypatch.setattr(store, "sign_head", sign_then_fail)
     failures: list[BaseException] = []
 
     def write() -> None:

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from nacl.signing import SigningKey
 
 from archive_crash_child import BLOB_MARKER, blob_data
+from archive_helpers import open_with_keys
 from strongroom.archive import writes
 from strongroom.archive.blobs import CHUNK_BYTES, BlobLocation
 from strongroom.archive.store import Archive
@@ -68,10 +68,6 @@ def run_and_kill(
     return lines
 
 
-def reopen(data_dir: Path, keys: dict[str, bytes]) -> Archive:
-    return Archive.open(data_dir, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
-
-
 def assert_verifies(archive: Archive) -> None:
     reader = archive.reader()
     # With the kept head (tree_head.latest): a kill may leave it behind the log, never
@@ -105,7 +101,7 @@ def test_every_returned_write_survives_sigkill(
             reported[int(index)] = record_id
         assert lines, "the writer reported nothing before it was killed"
 
-    archive = reopen(data_dir, archive_keys)
+    archive = open_with_keys(data_dir, archive_keys)
     try:
         assert_verifies(archive)
         stored = {
@@ -132,7 +128,7 @@ def test_a_killed_blob_upload_resumes_and_verifies(
     data = blob_data(seed)
     sha = hashlib.sha256(data).digest()
 
-    archive = reopen(data_dir, archive_keys)
+    archive = open_with_keys(data_dir, archive_keys)
     try:
         assert_verifies(archive)
         for path in (data_dir / "blobs").rglob("*"):

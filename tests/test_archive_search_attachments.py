@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nacl.signing import SigningKey
 
-from archive_helpers import new_phone
+from archive_helpers import new_archive, new_phone
 from strongroom.archive import search, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.search import MessageHit, SearchFilters, search_messages
@@ -61,12 +60,7 @@ class Box:
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
-    archive = Archive.open(
-        Path(tmp_path_factory.mktemp("search-attachments")) / "data",
-        os.urandom(32),
-        os.urandom(32),
-        SigningKey.generate(),
-    )
+    archive = new_archive(Path(tmp_path_factory.mktemp("search-attachments")) / "data")
     box = Box(archive)
     rng = random.Random(7)
     for owner in OWNERS:

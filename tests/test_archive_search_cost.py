@@ -8,15 +8,13 @@ makes FTS5 read the whole doclist of every word it starts.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from nacl.signing import SigningKey
 
-from archive_helpers import message, new_phone
+from archive_helpers import message, new_archive, new_phone
 from strongroom.archive import search, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.fts_terms import MAX_COMPLETIONS, completions
@@ -49,12 +47,7 @@ def _text(rng: random.Random) -> str:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
-    archive = Archive.open(
-        Path(tmp_path_factory.mktemp("search-cost")) / "data",
-        os.urandom(32),
-        os.urandom(32),
-        SigningKey.generate(),
-    )
+    archive = new_archive(Path(tmp_path_factory.mktemp("search-cost")) / "data")
     rng = random.Random(20)
     owners = [new_phone(archive, owner=o, name=o) for o in ("maitre.durand", "dr.roux")]
     # Many small commits: each leaves an FTS5 segment, so several segments (merged
@@ -212,7 +205,7 @@ def test_segments_trimmed_by_an_unfinished_merge_are_read_from_their_new_head(
 def test_many_segments_keep_the_fast_path(tmp_path: Path) -> None:
     """One page per segment is read whatever the prefix: 70 unmerged segments (more
     than the page budget alone) still expand a rare prefix instead of falling back."""
-    archive = Archive.open(tmp_path / "data", os.urandom(32), os.urandom(32), SigningKey.generate())
+    archive = new_archive(tmp_path / "data")
     try:
         archive.conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 0)")
         archive.conn.execute(

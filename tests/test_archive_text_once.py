@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from archive_helpers import SELECT_TEXTS, assert_index_matches_text, message, new_phone
+from archive_helpers import (
+    SELECT_TEXTS,
+    assert_index_matches_text,
+    message,
+    new_phone,
+    open_with_keys,
+)
 from strongroom.archive import db, writes
 from strongroom.archive.record import text_span
 from strongroom.archive.schema import MIGRATIONS, SCHEMA_VERSION
@@ -33,10 +39,6 @@ NEW = ["Une œuvre reçue après la mise à jour", "Réunion nouvelle au tribuna
 (TEXT_ONCE,) = [n for n, m in enumerate(MIGRATIONS, 1) if "ADD COLUMN text_at" in m]
 
 
-def open_at(data: Path, keys: dict[str, bytes]) -> Archive:
-    return Archive.open(data, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
-
-
 def push(archive: Archive, key: SigningKey, device: int, text: str, at: int) -> None:
     archive.write(writes.store_record(message(key, text, conv="dossier-1", at=at), device, OWNER))
 
@@ -47,7 +49,7 @@ def mixed(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Archive]:
     data = tmp_path / "data"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(db, "SCHEMA_VERSION", TEXT_ONCE - 1)
-        old = open_at(data, archive_keys)
+        old = open_with_keys(data, archive_keys)
         try:
             device, key = new_phone(old, owner=OWNER)
             for n, text in enumerate(OLD):
@@ -58,7 +60,7 @@ def mixed(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Archive]:
                 push(old, key, device, f"remplissage {n} " + "x" * 900, T0 + 10 + n)
         finally:
             old.close()
-    archive = open_at(data, archive_keys)
+    archive = open_with_keys(data, archive_keys)
     try:
         assert db.schema_version(archive.conn) == SCHEMA_VERSION
         for n, text in enumerate(NEW):
@@ -173,7 +175,7 @@ def test_the_migration_does_not_rewrite_the_messages(
     data = tmp_path / "data"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(db, "SCHEMA_VERSION", TEXT_ONCE - 1)
-        old = open_at(data, archive_keys)
+        old = open_with_keys(data, archive_keys)
         try:
             device, key = new_phone(old, owner=OWNER)
             for n in range(300):

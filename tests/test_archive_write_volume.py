@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from archive_helpers import assert_index_matches_text, message, new_phone
+from archive_helpers import assert_index_matches_text, message, new_phone, open_with_keys
 from strongroom.archive import db, schema, writes
 from strongroom.archive.store import Archive
-from test_conv_keys import open_at
 
 PAGE = 4096
 # Group commits of the merge test: more than 8 x 8 segments (two merge levels at 8 per
@@ -137,7 +136,7 @@ def _fts_frames(archive: Archive, key: SigningKey, device: int) -> int:
 
 
 def _frames_with(path: Path, keys: dict[str, bytes], settings: tuple[tuple[str, int], ...]) -> int:
-    archive = Archive.open(path, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
+    archive = open_with_keys(path, keys)
     try:
         for name, value in settings:
             archive.conn.execute(
@@ -196,7 +195,7 @@ def test_an_archive_from_before_merges_sixteen_at_a_time_without_a_rewrite(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(db, "MIGRATIONS", schema.MIGRATIONS[:BEFORE])
         patch.setattr(db, "SCHEMA_VERSION", BEFORE)
-        old = open_at(data, archive_keys)
+        old = open_with_keys(data, archive_keys)
         try:
             assert db.schema_version(old.conn) == BEFORE
             device, key = new_phone(old)
@@ -206,7 +205,7 @@ def test_an_archive_from_before_merges_sixteen_at_a_time_without_a_rewrite(
             index_before = _index_print(old)
         finally:
             old.close()
-    archive = open_at(data, archive_keys)
+    archive = open_with_keys(data, archive_keys)
     try:
         assert db.schema_version(archive.conn) == schema.SCHEMA_VERSION
         config = dict(archive.conn.execute("SELECT k, v FROM messages_fts_config").fetchall())

@@ -10,7 +10,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from strongroom.archive import committer as committer_module
 from strongroom.archive import writes
 from strongroom.archive.committer import Committed, CommitterDied, GroupCommitter
 from strongroom.archive.store import Archive
+from strongroom_panel.state import BoxState
 from test_cli_status import strongroom
 from test_fts_idle_merge import _many_small_commits, _wait
 
@@ -36,14 +37,6 @@ class Boom(Exception):
 
 class Fatal(BaseException):
     """Something no `except Exception` catches: the thread dies."""
-
-
-@pytest.fixture
-async def committer(archive: Archive) -> AsyncIterator[GroupCommitter]:
-    c = GroupCommitter(archive)
-    c.start()
-    yield c
-    await asyncio.to_thread(c.stop)
 
 
 def failing(real: Callable[..., Any], times: int, error: BaseException) -> Callable[..., Any]:
@@ -171,6 +164,7 @@ async def test_a_dead_committer_fails_waiting_and_later_writes_at_once(
     with pytest.raises(CommitterDied):
         committer.submit_then(later, then)
     assert committer.died is not None and committer.died_at_ms is not None
+    assert not committer.running  # it refuses every write: not reported as running
     with closing(archive.reader()) as reader:
         for text, count in (("acked", 1), ("waiting", 0), ("then", 0), ("later", 0)):
             assert reader.execute(COUNT_BY_TEXT + " = ?", (text,)).fetchone()[0] == count
@@ -204,6 +198,49 @@ async def test_a_box_whose_committer_died_says_so_and_refuses_writes_at_once(
         as_json = await asyncio.to_thread(strongroom, config.data_dir, "status", "--json")
         assert "Fatal" in json.loads(as_json.stdout)["faults"]["committer"]
         await until(lambda: "committer fault" in running.runtime.status_line, what="status line")
+    finally:
+        await running.stop()
+
+
+async def test_a_box_whose_checkpointer_died_says_so_and_keeps_writing(tmp_path: Path) -> None:
+    """The WAL checkpointer's thread dying is not an outage (the commit path checkpoints
+    at the bound) but no longer silent: the `checkpointer` fault, everywhere the
+    committer's shows."""
+    config = await prepare_data_dir(tmp_path / "box")
+    running = await start_box(config, clock=Clock())
+    admin = WebAdmin(running.url)
+    try:
+        await admin.login()
+        box = running.box
+        assert box.committer is not None and not box.faults
+        checkpointer = box.committer.checkpointer
+        assert checkpointer is not None and checkpointer.running
+        assert running.panel_state() is not BoxState.ERROR
+
+        def die() -> bool:
+            raise Fatal
+
+        checkpointer.run_once = die  # type: ignore[method-assign]
+        checkpointer.poke()
+        await until(lambda: "checkpointer" in box.faults, what="the checkpointer fault")
+        assert not checkpointer.running and "Fatal" in box.faults["checkpointer"]
+        # Writes go on: an audited change is committed and read back.
+        await asyncio.wait_for(box.audit("test", "written after the checkpointer died"), 10)
+        with closing(box.require_archive().reader()) as reader:
+            audited = "SELECT count(*) FROM audit_events WHERE action = ?"
+            assert reader.execute(audited, ("written after the checkpointer died",)).fetchone()[0]
+        status, page = await admin.get("/dashboard")
+        assert status == 200 and 'data-fault="checkpointer"' in page
+        assert "background checkpoints stopped" in page and "Restart the box" in page
+        text = await asyncio.to_thread(strongroom, config.data_dir, "status")
+        assert text.returncode == 0, text.stderr
+        assert "FAULT checkpointer: background WAL checkpoints stopped since" in text.stdout
+        assert "restart the box" in text.stdout
+        as_json = await asyncio.to_thread(strongroom, config.data_dir, "status", "--json")
+        assert "Fatal" in json.loads(as_json.stdout)["faults"]["checkpointer"]
+        await until(lambda: "checkpointer fault" in running.runtime.status_line, what="status")
+        await until(lambda: running.panel_state() is BoxState.ERROR, what="the panel's error")
+        assert box.committer.died is None and box.committer.running
     finally:
         await running.stop()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from archive_helpers import keys_once_each
+from archive_helpers import keys_once_each, open_with_keys
 from strongroom.archive import conv_keys, writes
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.store import Archive, Txn, WriteOp
@@ -29,10 +29,6 @@ from support.records import signed_message
 OWNER = "maitre.durand"
 T0 = 1_760_000_000_000
 PHONE_SEED = b"fold committer phone"
-
-
-def open_at(data: Path, keys: dict[str, bytes]) -> Archive:
-    return Archive.open(data, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
 
 
 def pair_phone(archive: Archive) -> int:
@@ -114,7 +110,7 @@ def _ack_then_die_in_fold(data: Path, keys: dict[str, bytes], said: Path) -> Non
     """In a child: a GroupCommitter batch crosses FOLD_AT; once its phone has the ack,
     the box is SIGKILLed inside the fold (its INSERT ran, its COMMIT did not)."""
     conv_keys.FOLD_AT = 50
-    archive = open_at(data, keys)
+    archive = open_with_keys(data, keys)
     phone = _phone(archive)
     acked = threading.Event()
 
@@ -140,7 +136,7 @@ def test_a_box_killed_in_the_fold_keeps_every_acked_record_once(
     tmp_path: Path, archive_keys: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "data"
-    archive = open_at(data, archive_keys)
+    archive = open_with_keys(data, archive_keys)
     archive.write(messages_op(pair_phone(archive), 0, 40))
     archive.close()
     said = tmp_path / "said"
@@ -151,7 +147,7 @@ def test_a_box_killed_in_the_fold_keeps_every_acked_record_once(
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
     assert said.read_text() == "acked"
-    archive = open_at(data, archive_keys)
+    archive = open_with_keys(data, archive_keys)
     try:
         # The acked batch is all there; the fold rolled back whole: every key recent.
         assert counts(archive) == (55, 55, 0)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from archive_helpers import keys_once_each, new_phone
+from archive_helpers import keys_once_each, new_phone, open_with_keys
 from strongroom.archive import conv_keys, db, schema, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.listings import list_conversations
@@ -41,10 +41,6 @@ BEFORE_LSM = next(
 )
 OWNER = "maitre.durand"
 CONVS = ("client-a", "client-b", "client-c")
-
-
-def open_at(data: Path, keys: dict[str, bytes]) -> Archive:
-    return Archive.open(data, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
 
 
 def write_messages(archive: Archive, key: SigningKey, phone: int, start: int, count: int) -> None:
@@ -112,7 +108,7 @@ def v_before(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(db, "MIGRATIONS", schema.MIGRATIONS[:BEFORE_LSM])
         patch.setattr(db, "SCHEMA_VERSION", BEFORE_LSM)
-        old = open_at(tmp_path / "data", archive_keys)
+        old = open_with_keys(tmp_path / "data", archive_keys)
         try:
             assert db.schema_version(old.conn) == BEFORE_LSM
             assert not conv_keys.has_lsm(old.conn)
@@ -140,7 +136,7 @@ def destroyed_as_before(conn: Connection, row_id: int, at_ms: int) -> None:
 def test_an_archive_from_before_keeps_its_conversations_with_new_and_folded_records(
     v_before: Path, archive_keys: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    archive = open_at(v_before, archive_keys)  # migrates on open
+    archive = open_with_keys(v_before, archive_keys)  # migrates on open
     try:
         conn = archive.conn
         assert db.schema_version(conn) == SCHEMA_VERSION
@@ -232,7 +228,7 @@ def _fold_then_die(data: Path, keys: dict[str, bytes]) -> None:
     """In a child: a batch that crosses FOLD_AT, SIGKILLed as its fold empties conv_recent
     (after the fold's INSERT into conv_folded ran, before the fold's COMMIT)."""
     conv_keys.FOLD_AT = 50
-    archive = open_at(data, keys)
+    archive = open_with_keys(data, keys)
     phone = int(archive.conn.execute("SELECT max(id) FROM devices").fetchone()[0])
     key = SigningKey(hashlib.sha256(b"fold phone").digest())
 
@@ -249,7 +245,7 @@ def test_a_fold_killed_half_way_loses_and_doubles_nothing(
     tmp_path: Path, archive_keys: dict[str, bytes]
 ) -> None:
     data = tmp_path / "data"
-    archive = open_at(data, archive_keys)
+    archive = open_with_keys(data, archive_keys)
     key = SigningKey(hashlib.sha256(b"fold phone").digest())
     phone = archive.write(
         writes.add_device(
@@ -264,7 +260,7 @@ def test_a_fold_killed_half_way_loses_and_doubles_nothing(
     child.start()
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
-    archive = open_at(data, archive_keys)
+    archive = open_with_keys(data, archive_keys)
     try:
         conn = archive.conn
         # The batch committed before its fold began: its records stay, with their keys

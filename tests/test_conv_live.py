@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from archive_helpers import open_with_keys
 from strongroom.archive import conv_keys, db, schema
 from strongroom.archive.db import Connection
 from strongroom.archive.schema import SCHEMA_VERSION
@@ -22,7 +23,7 @@ from strongroom.office.policies import (
     create_policy,
 )
 from strongroom.office.resolve import MAX_SENT_AT
-from test_conv_keys import CONVS, OWNER, T0, open_at, write_messages
+from test_conv_keys import CONVS, OWNER, T0, write_messages
 from test_office_support import DAY_MS, new_phone
 
 # The migration that makes conv_live, found by what it does (later ones append).
@@ -58,7 +59,7 @@ def v_before(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(db, "MIGRATIONS", schema.MIGRATIONS[:BEFORE])
         patch.setattr(db, "SCHEMA_VERSION", BEFORE)
-        old = open_at(tmp_path / "data", archive_keys)
+        old = open_with_keys(tmp_path / "data", archive_keys)
         try:
             assert db.schema_version(old.conn) == BEFORE
             phone, key = new_phone(old, OWNER)
@@ -84,7 +85,7 @@ def v_before(tmp_path: Path, archive_keys: dict[str, bytes]) -> Iterator[Path]:
 def test_an_archive_from_before_gets_each_conversations_oldest_live_record(
     v_before: Path, archive_keys: dict[str, bytes]
 ) -> None:
-    archive = open_at(v_before, archive_keys)  # migrates on open
+    archive = open_with_keys(v_before, archive_keys)  # migrates on open
     try:
         conn = archive.conn
         assert db.schema_version(conn) == SCHEMA_VERSION

@@ -13,12 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nacl.signing import SigningKey
 
-from archive_helpers import message, new_phone
+from archive_helpers import message, new_phone, open_with_keys
 from strongroom.archive.committer import GroupCommitter
 from strongroom.archive.errors import StorageFull
-from strongroom.archive.store import Archive
 from strongroom.archive.verify import verify_archive
 from strongroom.archive.writes import store_record
 from support.small_disk import mounted_tmpfs
@@ -33,16 +31,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
 
 
-def _open(data_dir: Path, keys: dict[str, bytes]) -> Archive:
-    return Archive.open(data_dir, keys["archive"], keys["blob"], SigningKey(keys["sign_seed"]))
-
-
 async def test_disk_full_is_a_clear_error_loses_nothing_acked_and_heals_without_restart(
     small_disk: Path, archive_keys: dict[str, bytes]
 ) -> None:
     ballast = small_disk / "ballast"
     ballast.write_bytes(os.urandom(BALLAST_BYTES))
-    archive = _open(small_disk / "data", archive_keys)
+    archive = open_with_keys(small_disk / "data", archive_keys)
     committer = GroupCommitter(archive)
     committer.start()
     try:
@@ -89,7 +83,7 @@ async def test_disk_full_is_a_clear_error_loses_nothing_acked_and_heals_without_
         archive.close()
 
     # And after a restart everything acked is still there and verifies.
-    reopened = _open(small_disk / "data", archive_keys)
+    reopened = open_with_keys(small_disk / "data", archive_keys)
     try:
         stored = {bytes(r) for (r,) in reopened.conn.execute("SELECT record_id FROM records")}
         assert set(acked) <= stored

@@ -8,9 +8,10 @@ full collection no longer walks a large frozen heap.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,11 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from e2e_helpers import WebAdmin, prepare_data_dir
 from strongroom.gc_settle import YOUNG_OBJECTS, settle
+from strongroom.office.bundle_pdf import DEJAVU_DIR, PdfRenderer
 from strongroom.runtime import BoxRuntime
 from strongroom.unlock import BoxPhase
+from strongroom.web.i18n import translator
+from strongroom.web.recovery_kit import KitSheet, kit_pdf
 from web_helpers import ADMIN_PASSWORD, phase_of
 
 
@@ -106,3 +110,36 @@ async def test_a_started_and_unlocked_box_has_frozen_what_it_built(tmp_path: Pat
     finally:
         await admin.close()
         await runtime.stop()
+
+
+def _report_pdf() -> bytes:
+    renderer = PdfRenderer("Registre", [("Généré le", "2026-12-06")])
+    assert renderer.unicode, "DejaVu is not installed: no font tables, nothing to check"
+    renderer.add_paragraph("Responsable du traitement : Cabinet Durand")
+    return renderer.output()
+
+
+def _kit_pdf() -> bytes:
+    assert (DEJAVU_DIR / "DejaVuSans.ttf").is_file()
+    sheet = KitSheet(["abandon"] * 24, "Cabinet", dt.date(2026, 12, 6), "ab" * 32)
+    return kit_pdf(sheet, translator("fr"))
+
+
+@pytest.mark.parametrize("build", [_report_pdf, _kit_pdf], ids=["report", "recovery kit"])
+def test_a_pdf_leaves_no_document_for_the_collector(build: Callable[[], bytes]) -> None:
+    """fpdf2's documents are reference cycles (~3.6 MiB each, its fonts' tables): at
+    YOUNG_OBJECTS they waited for 20,000 more objects, and twenty PDFs grew the box's
+    RSS by 42-45 MiB. Each is freed as its bytes are handed out."""
+    build()  # fpdf2 imported, fonts' caches warm
+    settle()
+    gc.disable()  # no collection but the builder's own
+    try:
+        assert build().startswith(b"%PDF")
+        gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds is kept, to be named
+        gc.collect()
+        left = {type(o).__module__.split(".")[0] for o in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert not left & {"fpdf", "fontTools"}, left

@@ -18,25 +18,21 @@ from typing import Any
 import pytest
 
 from e2e_helpers import E2EBox, admin_page, message, pair_by_qr, until
-from reach_support import ONION, cli, running, through_onion_socket
+from reach_support import (
+    ONION,
+    auth_file,
+    cli,
+    granted,
+    paired_with_reach,
+    running,
+    through_onion_socket,
+)
 from strongroom.client import BoxError, PhoneClient
 from strongroom.peer.frames import ErrorCode
 from strongroom.reach.keys import public_of, service_auth_line
 from strongroom.reach.tor_files import TorFiles
 
 __all__ = ["running"]  # the fixture
-
-
-async def granted(box: E2EBox, *device_ids: int) -> None:
-    """The key handed out at pairing is authorised with tor, then recorded, in the
-    background just after `paired`: wait for the record."""
-    rows = [f"reach_phone:{d}" for d in device_ids]
-    query = f"SELECT count(*) FROM settings WHERE key IN ({','.join('?' * len(rows))})"
-    await until(lambda: box.count(query, *rows) == len(rows), what="the phones' reach records")
-
-
-def auth_file(files: TorFiles, device_id: int) -> str:
-    return (files.clients_dir / f"device-{device_id}.auth").read_text()
 
 
 def counted(page: str, what: str) -> int:
@@ -157,10 +153,7 @@ async def test_a_box_whose_tor_lost_the_phones_keys_gives_them_back_when_reach_i
     running: tuple[E2EBox, TorFiles],
 ) -> None:
     box, files = running
-    await box.reach.turn_on("test")
-    phone, paired = await pair_by_qr(box, "Marc's phone", "marc")
-    await phone.close()
-    await granted(box, paired.device_id)
+    _, paired = await paired_with_reach(box, "Marc's phone", "marc")
     expected = auth_file(files, paired.device_id)
     await box.reach.turn_off("test")
     # A restored box on a new Pi: the archive (and its backup) knows the phone's key,
@@ -175,10 +168,7 @@ async def test_a_revoked_phone_is_forgotten_and_no_longer_counted(
     running: tuple[E2EBox, TorFiles],
 ) -> None:
     box, files = running
-    await box.reach.turn_on("test")
-    phone, paired = await pair_by_qr(box, "Lost phone", "ines")
-    await phone.close()
-    await granted(box, paired.device_id)
+    _, paired = await paired_with_reach(box, "Lost phone", "ines")
     row = f"reach_phone:{paired.device_id}"
     code, _ = await cli("revoke", str(paired.device_id), "--data", str(box.data_dir))
     assert code == 0 and files.clients() == []

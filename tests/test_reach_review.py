@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e_helpers import E2EBox, admin_page, pair_by_qr, until
-from reach_support import cli, running
+from e2e_helpers import E2EBox, admin_page, pair_by_qr
+from reach_support import auth_file, cli, granted, paired_with_reach, running
 from strongroom.archive.store import Txn
 from strongroom.client import PhoneClient
 from strongroom.office.restore import RESTORED_FROM
@@ -24,17 +24,6 @@ from strongroom.reach.keys import ClientAuthKey, service_auth_line
 from strongroom.reach.tor_files import TorFiles
 
 __all__ = ["running"]  # the fixture
-
-
-async def granted(box: E2EBox, device_id: int) -> None:
-    row = f"reach_phone:{device_id}"
-    query = "SELECT count(*) FROM settings WHERE key = ?"
-    await until(lambda: box.count(query, row) == 1, what="the phone's reach record")
-
-
-def auth_file(files: TorFiles, device_id: int) -> str | None:
-    path = files.clients_dir / f"device-{device_id}.auth"
-    return path.read_text() if path.exists() else None
 
 
 async def test_a_phone_asking_for_key_after_key_changes_its_key_once_a_minute(
@@ -79,10 +68,7 @@ async def test_a_restored_box_gives_phones_their_keys_on_the_lan_not_at_turn_on(
     box, files = running
     # A restored box is a new run: no phone's key changed in the last minute.
     monkeypatch.setattr(grants, "KEY_CHANGE_INTERVAL_S", 0.0)
-    await box.reach.turn_on("test")
-    phone, paired = await pair_by_qr(box, "Marc's phone", "marc")
-    await phone.close()
-    await granted(box, paired.device_id)
+    phone, paired = await paired_with_reach(box, "Marc's phone", "marc")
     expected = auth_file(files, paired.device_id)
     await box.reach.turn_off("test")
     # Restored from a backup onto a new Pi: its devices table may list phones revoked
@@ -111,10 +97,7 @@ async def test_a_revoke_racing_the_pairing_leaves_tor_no_key(
     running: tuple[E2EBox, TorFiles],
 ) -> None:
     box, files = running
-    await box.reach.turn_on("test")
-    phone, paired = await pair_by_qr(box, "Lost phone", "ines")
-    await phone.close()
-    await granted(box, paired.device_id)
+    _, paired = await paired_with_reach(box, "Lost phone", "ines")
     # The revoke lands between the pairing's commit and its background authorisation
     # of the key handed out in `paired`: that key must not go into tor after it.
     code, _ = await cli("revoke", str(paired.device_id), "--data", str(box.data_dir))
@@ -153,10 +136,7 @@ async def test_turning_reach_on_removes_keys_of_phones_that_are_not_active(
     running: tuple[E2EBox, TorFiles],
 ) -> None:
     box, files = running
-    await box.reach.turn_on("test")
-    phone, paired = await pair_by_qr(box, "Marc's phone", "marc")
-    await phone.close()
-    await granted(box, paired.device_id)
+    _, paired = await paired_with_reach(box, "Marc's phone", "marc")
     await box.reach.turn_off("test")
     # A key left in tor for a phone the archive does not list as active (revoked
     # while the box was stopped and the helper down; or an older tor directory).

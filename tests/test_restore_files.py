@@ -22,7 +22,7 @@ from peer_helpers import RunningBox, attachment_record, paired_phone, running_bo
 from strongroom import malloc_tuning
 from strongroom.client import BoxError, PhoneClient
 from strongroom.client.restore_files import WINDOW
-from strongroom.peer.connection import Connection
+from strongroom.peer.blob_stream import BlobStreams
 from strongroom.peer.frames import Frame
 
 box = pytest.fixture(running_box)
@@ -118,9 +118,9 @@ async def test_a_phone_asking_many_blobs_at_once_gets_them_all_four_streams_at_a
     requests in flight) run four at a time on the box, and every one still arrives."""
     blobs = await _upload(box, [2_000_000 + n for n in range(12)])
     running = {"now": 0, "most": 0}
-    stream_blob = Connection._stream_blob
+    stream_blob = BlobStreams._stream_batches  # inside the streams' semaphore
 
-    async def counted(self: Connection, *args: Any) -> None:
+    async def counted(self: BlobStreams, *args: Any) -> None:
         running["now"] += 1
         running["most"] = max(running["most"], running["now"])
         try:
@@ -128,7 +128,7 @@ async def test_a_phone_asking_many_blobs_at_once_gets_them_all_four_streams_at_a
         finally:
             running["now"] -= 1
 
-    monkeypatch.setattr(Connection, "_stream_blob", counted)
+    monkeypatch.setattr(BlobStreams, "_stream_batches", counted)
     new = await paired_phone(box, "claire", "nouveau")
     link = new._require_link()
 

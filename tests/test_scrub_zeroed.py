@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from archive_helpers import new_phone
+from archive_helpers import new_phone, open_with_keys
 from strongroom.archive import db, scrub, writes
 from strongroom.archive.db import Connection
 from strongroom.archive.schema import SCHEMA_VERSION
@@ -39,12 +39,7 @@ def plain(
 ) -> Iterator[Archive]:
     # SQLCipher with no key writes a plain SQLite file (same library, same FTS5).
     monkeypatch.setattr(db, "_key_pragma", lambda key: "SELECT 1")
-    archive = Archive.open(
-        tmp_path / "data",
-        archive_keys["archive"],
-        archive_keys["blob"],
-        SigningKey(archive_keys["sign_seed"]),
-    )
+    archive = open_with_keys(tmp_path / "data", archive_keys)
     yield archive
     archive.close()
 

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # The box's fault (self.faults) once the group committer's thread has died.
 COMMITTER_FAULT = "committer"
+# And once the WAL checkpointer's thread has died (writes go on, slower).
+CHECKPOINTER_FAULT = "checkpointer"
 
 
 class BoxLocked(Exception):
@@ -234,6 +236,7 @@ class Box:
         self.archive = archive
         self.committer = GroupCommitter(self.archive)
         self.committer.on_died = self._committer_died
+        self.committer.on_checkpointer_died = self._checkpointer_died
         with contextlib.suppress(RuntimeError):  # no loop: an open on the CLI's thread
             self._loop = asyncio.get_running_loop()
         self.committer.start()
@@ -247,7 +250,15 @@ class Box:
         """On the committer's dying thread: every write now fails at once (no phone
         hangs); the fault says so on the dashboard, `strongroom status` and
         `systemctl status`, and the front panel shows its error."""
-        self.faults[COMMITTER_FAULT] = f"{why}; restart the box (systemctl restart strongroom)"
+        self._thread_died(COMMITTER_FAULT, why)
+
+    def _checkpointer_died(self, why: str) -> None:
+        """On the checkpointer's dying thread: writes go on, but the commit that takes
+        the WAL past its bound copies it (seconds on a card): shown the same way."""
+        self._thread_died(CHECKPOINTER_FAULT, why)
+
+    def _thread_died(self, fault: str, why: str) -> None:
+        self.faults[fault] = f"{why}; restart the box (systemctl restart strongroom)"
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody looks
                 self._loop.call_soon_threadsafe(self.changed)

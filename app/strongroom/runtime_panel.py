@@ -16,7 +16,7 @@ from strongroom.appliance.health import read_health
 from strongroom.archive.errors import SchemaTooNew
 from strongroom.archive.open_failure import classify_open_failure
 from strongroom.archive.scrub import SCRUB_PENDING_STATUS, pending_since_ms
-from strongroom.box import COMMITTER_FAULT
+from strongroom.box import CHECKPOINTER_FAULT, COMMITTER_FAULT
 from strongroom.panel_link import panel_inputs
 from strongroom.unlock import BoxPhase
 from strongroom.web.i18n import translator
@@ -91,6 +91,8 @@ def refresh_panel(rt: BoxRuntime) -> None:
         error = problem.text
     if error is None:  # the archive's writer died: nothing is archived until a restart
         error = rt.box.faults.get(COMMITTER_FAULT)
+    if error is None:  # its checkpointer died: acks wait for checkpoints until a restart
+        error = rt.box.faults.get(CHECKPOINTER_FAULT)
     try:
         disk = read_health(rt.config.data_dir).disk.percent
     except OSError:

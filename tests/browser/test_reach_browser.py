@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import PHONE_WIDTH, admin_page, launched_chromium, log_in, shot
+from browser_support import PHONE_WIDTH, admin_page, log_in, shot
 
 from e2e_helpers import E2EBox, pair_by_qr
 from reach_support import box_with_reach_stand_in
@@ -64,12 +63,6 @@ class ReachBox:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 async def connect_on_the_lan(box: E2EBox, state: DeviceState) -> None:

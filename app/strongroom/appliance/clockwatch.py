@@ -3,7 +3,7 @@
 A Raspberry Pi has no battery-backed clock. After a power cut it boots at the
 time fake-hwclock saved (or 1970) and jumps when NTP answers; an administrator
 may also set it by hand. The archive already refuses to date anything before
-its newest signed tree head (Archive._batch_time_ms); this module makes the
+its newest signed tree head (tree_heads.batch_time_ms); this module makes the
 problem visible:
 
 - the high-water mark is the newest of: the newest signed head's time, and the

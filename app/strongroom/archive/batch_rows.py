@@ -35,17 +35,12 @@ RECORD_INSERT = (
     " received_at, body, signature, content_sha256, log_index) VALUES "
 )
 RECORD_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# writes._INSERT_MESSAGE, row by row: has_attachment looks for an attachment already
-# stored (this batch's attachments are written before it, never deferred). The column
-# is NOT maintained (a later attachment leaves it 0): never read it (schema.py).
+# writes._INSERT_MESSAGE, row by row (has_attachment left at 0: schema.py).
 MESSAGE_INSERT = (
     "INSERT INTO messages (record_id, conversation_id, direction, sender, text, text_at,"
-    " text_len, sent_at, edits_client_id, deleted, has_attachment) VALUES "
+    " text_len, sent_at, edits_client_id, deleted) VALUES "
 )
-MESSAGE_ROW = (
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " EXISTS (SELECT 1 FROM attachments WHERE conversation_id = ? AND message_client_id = ?))"
-)
+MESSAGE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 # writes._conversation_id, row by row; RETURNING names each row's conversation
 # (a conversation twice in one statement is updated by its second row, as one by one).
@@ -106,7 +101,7 @@ class BatchRows:
 
 def _named(rows: list[Row], ids: dict[ConvKey, int]) -> list[Row]:
     # A list per row, not a generator, and the exact type, not isinstance: 3.5 -> 1.1 µs
-    # a record (its `records` and `messages` rows, 12 values each) on the committer.
+    # a record (its `records` and `messages` rows, 12 and 10 values) on the committer.
     return [tuple([ids[v.key] if type(v) is _Conv else v for v in row]) for row in rows]
 
 

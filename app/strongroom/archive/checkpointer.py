@@ -24,6 +24,12 @@ would instead wait for every reader (a backup or an export reads for minutes)
 while holding off every writer. A reader that pins old frames keeps any
 checkpoint from finishing, as before: that is the readers' price, not the WAL's.
 
+A checkpoint that fails is logged and tried again at the next poke; a thread that
+dies (whatever its loop does not catch) is not restarted, since what killed it may
+kill it again at once: `on_died` makes it the box's `checkpointer` fault (dashboard,
+`strongroom status`, the status line, the panel's error) until a restart, while the
+bound keeps the WAL in check on the commit path.
+
 The WAL's frame count is read from the wal-index header in `archive.db-shm`
 (SQLite's documented wal.c layout: mxFrame at byte 16, the checkpoint's
 nBackfill at byte 96, native byte order), a 136-byte read that takes no lock and
@@ -50,11 +56,13 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from strongroom.archive import db
 from strongroom.archive.db import Connection
+from strongroom.utc import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +178,10 @@ class Checkpointer:
         self.tails = 0
         self.longest_tail_s = 0.0  # the longest a commit could have waited (a tail)
         self.failures = 0
+        # Set once the thread has died (never cleared): why, as the box's fault shows it.
+        self.died: str | None = None
+        # Told on the dying thread, with that line (the box's `checkpointer` fault).
+        self.on_died: Callable[[str], None] | None = None
 
     @property
     def threshold(self) -> int:
@@ -204,6 +216,28 @@ class Checkpointer:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # the thread's end: the box says so
+            self._die(exc)
+
+    def _die(self, exc: BaseException) -> None:
+        """Commits go on (the bound checkpoints on the commit path, each crossing
+        commit waiting for its copy): not an outage, but no longer what the box is
+        built for, so not silent either (module doc)."""
+        log.critical("the WAL checkpointer stopped: commits checkpoint it now", exc_info=exc)
+        self.died = (
+            f"background WAL checkpoints stopped since {iso_utc(int(time.time() * 1000))}"
+            f" ({type(exc).__name__}): the commit that takes the WAL past"
+            f" {bound_pages():,} pages copies it (its acks wait)"
+        )
+        if self.on_died is not None:
+            try:
+                self.on_died(self.died)
+            except Exception:
+                log.exception("the checkpointer's on_died failed")
+
+    def _loop(self) -> None:
         while True:
             self._wake.wait(POLL_S)
             self._wake.clear()

@@ -72,6 +72,8 @@ class GroupCommitter:
         self.died_at_ms: int | None = None
         # Told on the dying thread, with a line for the box's faults (box.py).
         self.on_died: Callable[[str], None] | None = None
+        # The same for the checkpointer's thread, handed to each one start() makes.
+        self.on_checkpointer_died: Callable[[str], None] | None = None
         # The jobs of the batch under way (resolved with `died` should the thread die).
         self._inflight: list[Job] = []
         # Idle/background work that failed (logged once until it works again), and
@@ -96,6 +98,7 @@ class GroupCommitter:
     def start(self) -> None:
         if self._thread is None:
             self.checkpointer = self.archive.checkpointer()
+            self.checkpointer.on_died = self.on_checkpointer_died
             self.checkpointer.start()
             self.archive.set_autocheckpoint(bound_pages())
             # The kept head is flushed by a thread of its own, never before an ack.
@@ -129,7 +132,8 @@ class GroupCommitter:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        """Started, not stopped, and its thread has not died (a dead one refuses writes)."""
+        return self._thread is not None and self.died is None
 
     async def submit(
         self,

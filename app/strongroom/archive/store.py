@@ -37,17 +37,20 @@ from strongroom.archive.fts_merge import FtsIndex
 from strongroom.archive.kept_head import WITNESS_FILE, KeptHead, read_kept_head
 from strongroom.archive.lost_heads import keep_if_lost
 from strongroom.archive.nodes import SharedProofs, SqlNodeStore
+from strongroom.archive.tree_heads import (
+    Clock,
+    batch_time_ms,
+    latest_tree_head,
+    now_ms,
+    reader_log,
+    sign_head,
+)
 from strongroom.archive.txn import Txn, WriteOp, WriteOpOf  # re-exported: callers use store
 from strongroom.proof.merkle import MerkleLog, TreeSizeError
-from strongroom.proof.sth import SignedTreeHead, sign_tree_head
+from strongroom.proof.sth import SignedTreeHead
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-Clock = Callable[[], float]
-
-
-def now_ms(clock: Clock = time.time) -> int:
-    return int(clock() * 1000)
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,9 @@ class Archive:
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._catch_up_with_other_writers()
-            txn = Txn(conn, self.log.size, self._batch_time_ms(conn), text_once=self._text_once)
+            txn = Txn(
+                conn, self.log.size, batch_time_ms(conn, self.clock), text_once=self._text_once
+            )
             txn.conv_lsm = self._conv_lsm
             # One savepoint per batch of records, per op when one is rejected (batch_ops).
             results = run_ops(conn, txn, ops)
@@ -184,7 +189,7 @@ class Archive:
             if txn.leaves:
                 self.log.append_many(txn.leaves)
             if txn.leaves or (sign and latest_tree_head(conn) is None):
-                head = self._sign_head(txn.at_ms)
+                head = sign_head(conn, self.signing_key, self.log, txn.at_ms)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -310,29 +315,6 @@ class Archive:
             raise result
         return result  # type: ignore[no-any-return]
 
-    def _batch_time_ms(self, conn: Connection) -> int:
-        """The clock, but never earlier than the newest signed head (time only moves on).
-
-        A Pi has no RTC: after a power cut its clock may start in the past until
-        NTP answers. Leaves, audit events and heads then carry the newest head's
-        time instead; the runtime shows and audits the clock itself
-        (strongroom.appliance.clockwatch).
-        """
-        row = conn.execute(
-            "SELECT timestamp_ms FROM tree_heads ORDER BY tree_size DESC LIMIT 1"
-        ).fetchone()
-        clock_ms = now_ms(self.clock)
-        return clock_ms if row is None else max(clock_ms, int(row[0]))
-
-    def _sign_head(self, at_ms: int) -> SignedTreeHead:
-        head = sign_tree_head(self.signing_key, self.log.size, self.log.root(), at_ms)
-        self.conn.execute(
-            "INSERT OR REPLACE INTO tree_heads (tree_size, root_hash, timestamp_ms, signature)"
-            " VALUES (?, ?, ?, ?)",
-            (head.tree_size, head.root_hash, head.timestamp_ms, head.signature),
-        )
-        return head
-
     # -- reading the log -------------------------------------------------------
 
     def latest_tree_head(self, conn: Connection | None = None) -> SignedTreeHead | None:
@@ -367,25 +349,10 @@ class Archive:
             return self.log.consistency_proof(old_size, new_size)
 
 
-def latest_tree_head(conn: Connection) -> SignedTreeHead | None:
-    row = conn.execute(
-        "SELECT tree_size, root_hash, timestamp_ms, signature FROM tree_heads"
-        " ORDER BY tree_size DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return None
-    return SignedTreeHead(int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]))
-
-
 def message_text_once(conn: Connection) -> bool:
     """Migration 8 onwards; before it (a test building an old archive), text in messages."""
     columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(messages)")}
     return "text_at" in columns
-
-
-def reader_log(conn: Connection) -> MerkleLog:
-    """A read-only view of the log over a reader connection (for proofs off the writer)."""
-    return MerkleLog(SqlNodeStore(conn))
 
 
 __all__ = [

@@ -43,20 +43,17 @@ def _conversation_id(txn: Txn, owner: str, ref: str, peer: str, at: int) -> int:
     return int(row[0])
 
 
-# has_attachment is NOT maintained (set only when the manifest came before its message,
-# never by a later one): nothing may read it; schema.MESSAGE_HAS_ATTACHMENT is the truth.
+# messages.has_attachment is left at its default, 0 (schema 1's column, never
+# maintained: an attachment pushed after its message never set it): nothing reads it;
+# schema.MESSAGE_HAS_ATTACHMENT is the truth.
 _INSERT_MESSAGE = (
     "INSERT INTO messages (record_id, conversation_id, direction, sender, text, text_at,"
-    " text_len, sent_at, edits_client_id, deleted, has_attachment)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " EXISTS (SELECT 1 FROM attachments WHERE conversation_id = ? AND message_client_id = ?))"
+    " text_len, sent_at, edits_client_id, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Before migration 8 (a test building an old archive): the text in messages.text.
 _INSERT_MESSAGE_V7 = (
     "INSERT INTO messages (record_id, conversation_id, direction, sender, text,"
-    " sent_at, edits_client_id, deleted, has_attachment)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-    " EXISTS (SELECT 1 FROM attachments WHERE conversation_id = ? AND message_client_id = ?))"
+    " sent_at, edits_client_id, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -123,7 +120,7 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
             conv = rows.conversation(owner, record.conversation, record.peer, record.sent_at)
         else:
             if rows is not None:
-                rows.flush(txn.conn)  # an attachment looks for its message's row
+                rows.flush(txn.conn)  # what waits goes in first: ids and upserts in order
             conv = _conversation_id(txn, owner, record.conversation, record.peer, record.sent_at)
         log_index = txn.append_leaf(record.kind, record_id)
         row = record_row(record, device_id, conv, txn.at_ms, log_index)
@@ -147,8 +144,6 @@ def store_record(record: Record, device_id: int, owner: str) -> WriteOpOf[Stored
                 record.sent_at,
                 record.ref,
                 1 if record.kind == "deletion" else 0,
-                conv,
-                record.client_id,
             )
             if rows is not None and wait:
                 rows.messages.append(message_row)

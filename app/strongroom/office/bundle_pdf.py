@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from strongroom.gc_settle import collect_now
 from strongroom.office.pdf_notation import Notation
 from strongroom.office.pdf_wrap import printable, wrap_words
 
@@ -237,4 +238,9 @@ class PdfRenderer:
         self._text(text, 5)
 
     def output(self) -> bytes:
-        return bytes(self.pdf.output())
+        """The PDF; the renderer is spent: its document, a heap of reference cycles,
+        is freed now (gc_settle.collect_now)."""
+        data = bytes(self.pdf.output())
+        del self.pdf
+        collect_now()
+        return data

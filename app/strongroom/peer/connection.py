@@ -3,7 +3,7 @@
 Reads transport messages, feeds whole frames to the sans-I/O session and runs
 the actions it returns: sends and closes at once, uploads in order, a push's
 signature check, commit and ack by callbacks (peer/chain.py), other waiting work
-(reads, the pairing gate, blob streams) in background tasks; at most
+(reads, the pairing gate, blob streams: peer/blob_stream.py) in background tasks; at most
 `max_in_flight_frames` of these at once: when all are busy the reader stops
 reading, so TCP pushes back on the phone. Its wind-down (the upload put away, the
 blob's claim let go) cannot be cut half-way by a cancelled handler.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -21,10 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from strongroom import malloc_tuning
-from strongroom.archive.blobs import BlobLocation
 from strongroom.archive.committer import Committed
-from strongroom.archive.errors import BlobError
 from strongroom.noise import NoiseError
 from strongroom.pairing.gate import PairingOutcome, Refusal
 from strongroom.peer.actions import (
@@ -46,7 +42,7 @@ from strongroom.peer.actions import (
     WakeNotices,
     request_of,
 )
-from strongroom.peer.blob_sender import Batch, BlobFrames, read_batch
+from strongroom.peer.blob_stream import BlobStreams
 from strongroom.peer.chain import ActionChain, run_in_task
 from strongroom.peer.channel import ChannelError, SecureChannel
 from strongroom.peer.frames import (
@@ -60,23 +56,13 @@ from strongroom.peer.head_sender import HeadSender
 from strongroom.peer.outbox import Outbox
 from strongroom.peer.session import PeerSession, State
 from strongroom.peer.uploads import UploadDriver
-from strongroom.peer.ws_send import FrameWriter
+from strongroom.peer.ws_send import CONNECTION_GONE, FrameWriter
 from strongroom.reach.helper import HelperUnavailable
 
 if TYPE_CHECKING:
     from strongroom.peer.server import PeerService
 
 log = logging.getLogger(__name__)
-
-# What a send raises once the connection is going: aiohttp's websocket writer raises
-# ClientConnectionResetError ("Cannot write to closing transport"), a
-# ConnectionResetError; the outbox and the head sender raise ConnectionResetError.
-# aiohttp's RuntimeErrors ("Call .prepare() first") and any other are bugs: they
-# must reach the log, not pass for a phone that went away.
-CONNECTION_GONE = (ConnectionError,)
-# Blob streams one connection runs at once (protocol.md §9): the reference phone
-# asks for 2; the rest of a phone's blob_gets wait, they are not refused.
-MAX_BLOB_STREAMS = 4
 
 
 async def receive_binary(ws: web.WebSocketResponse) -> bytes | None:
@@ -118,10 +104,10 @@ class Connection:
             ),
         )
         self._slots = asyncio.Semaphore(service.limits.max_in_flight_frames)
-        # Each blob stream holds up to two ~1 MiB batches: without a cap one phone's
-        # max_in_flight blob_gets could hold ~128 MiB of the box. More wait their turn.
-        self._blob_streams = asyncio.Semaphore(MAX_BLOB_STREAMS)
         self.outbox = Outbox(channel, ws.send_bytes, FrameWriter(ws))  # one write a message
+        self.blob_streams = BlobStreams(
+            service.archive.blobs, self.outbox, self.send, lambda: self._closed, self._gone
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_input = time.monotonic()
         self._closed = False
@@ -304,8 +290,7 @@ class Connection:
                     answer = exc
                 await self.execute(action.then(answer), spawn=False)
             case StreamBlob(request_id=request_id, location=location, size=size, offset=offset):
-                async with self._blob_streams:
-                    await self._stream_blob(request_id, location, size, offset)
+                await self.blob_streams.stream(request_id, location, size, offset)
             case _:
                 raise TypeError(f"not a waiting action: {action!r}")
 
@@ -353,50 +338,5 @@ class Connection:
         if ahead is not None and self.session.device is not None:
             self.service.device_ahead(self.session.device, ahead)
 
-    async def _stream_blob(
-        self, request_id: int, location: BlobLocation, size: int, offset: int
-    ) -> None:
-        # Freed batches are kept for the next ones while streams run (malloc_tuning).
-        with malloc_tuning.streaming():
-            await self._stream_batches(request_id, location, size, offset)
-
-    async def _stream_batches(
-        self, request_id: int, location: BlobLocation, size: int, offset: int
-    ) -> None:
-        # Decryption starts at the chunk holding `offset`, so a resumed download costs
-        # only what remains. A worker thread reads the next batch while this one is
-        # sealed and written (peer/blob_sender.py).
-        chunks = self.service.archive.blobs.read_chunks(location, size, offset)
-        frames = BlobFrames(request_id, offset, self.outbox.room)
-        ahead: asyncio.Future[Batch] | None = None
-        try:
-            batch = await asyncio.to_thread(read_batch, chunks)
-            while not self._closed:
-                if not batch.last:
-                    ahead = asyncio.ensure_future(asyncio.to_thread(read_batch, chunks))
-                    ahead.add_done_callback(_retrieved)
-                await self.outbox.send_sealed(functools.partial(frames.seal, batch=batch))
-                if ahead is None:
-                    return
-                batch, ahead = await ahead, None
-        except BlobError as exc:
-            log.error("blob stream failed: %s", exc)
-            # The sibling `except` below does not cover this handler: a connection
-            # gone while the error is sent must not escape as a failed action.
-            try:
-                await self.send(
-                    error_frame(ErrorCode.INTERNAL, "the stored blob is damaged", request_id)
-                )
-            except CONNECTION_GONE:
-                self._closed = True
-        except CONNECTION_GONE:
-            self._closed = True
-        finally:
-            if ahead is not None:
-                ahead.cancel()
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    """A read-ahead the stream no longer awaits (closed, cancelled) may have failed."""
-    if not future.cancelled():
-        future.exception()
+    def _gone(self) -> None:
+        self._closed = True

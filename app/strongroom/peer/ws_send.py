@@ -22,6 +22,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+# What a send raises once the connection is going: aiohttp's websocket writer raises
+# ClientConnectionResetError ("Cannot write to closing transport"), a
+# ConnectionResetError; the outbox and the head sender raise ConnectionResetError.
+# aiohttp's RuntimeErrors ("Call .prepare() first") and any other are bugs: they
+# must reach the log, not pass for a phone that went away.
+CONNECTION_GONE = (ConnectionError,)
+
 ROOM = 4  # a server's binary frame header for 126..65535 bytes (2 bytes below 126)
 _BINARY_FINAL = 0x82  # FIN + opcode 2 (binary)
 
