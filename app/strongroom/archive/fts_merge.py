@@ -62,8 +62,8 @@ STEP_PAGES = 32
 # whole merge in one transaction 81 (the floor: each output page once to the WAL and
 # once by the checkpoint). 8 takes most of it while a step stays ~256 pages, well
 # inside the page cache (a transaction that outgrew it would spill to the WAL), and
-# what a push's interruption throws away stays small (docs/benchmarks.md, "The idle
-# merge's transactions").
+# what a push's interruption throws away stays small (docs/benchmarks.md, "Bytes
+# written per record in the long run").
 STEP_CALLS = 8
 
 _MERGE = "INSERT INTO messages_fts(messages_fts, rank) VALUES ('merge', ?)"
