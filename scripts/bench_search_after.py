@@ -106,10 +106,11 @@ def search_after(
         conn: Connection,
         pages: int = fts_merge.STEP_PAGES,
         yield_to: Callable[[], bool] | None = None,
+        width: int | None = None,
     ) -> bool:
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            merged = original(conn, pages, yield_to)
+            merged = original(conn, pages, yield_to, width=width)
         except fts_merge.Yielded:  # gave way to a push: rolled back, tried again later
             yields.append((time.perf_counter() - wall) * 1000)
             raise

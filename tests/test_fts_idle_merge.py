@@ -105,6 +105,7 @@ async def test_a_push_during_the_idle_merge_interrupts_the_step_and_waits_for_no
         conn: Connection,
         pages: int = fts_merge.STEP_PAGES,
         yield_to: Callable[[], bool] | None = None,
+        width: int | None = None,
     ) -> bool:
         assert yield_to is not None  # the committer's idle merge always gives way
         second = events.count("step") == 1
@@ -117,7 +118,7 @@ async def test_a_push_during_the_idle_merge_interrupts_the_step_and_waits_for_no
             return yield_to()
 
         try:
-            merged = original(conn, 1, yield_to=held)
+            merged = original(conn, 1, yield_to=held, width=width)
         except fts_merge.Yielded:
             events.append("yielded")
             raise

@@ -82,11 +82,13 @@ def merge_step(
     pages: int = STEP_PAGES,
     yield_to: Callable[[], bool] | None = None,
     calls: int | None = None,
+    width: int | None = None,
 ) -> bool:
     """One bounded merge step in a transaction of its own; True if it merged anything.
 
     Up to `calls` (STEP_CALLS) 'merge' calls of `pages` pages each, while a merge is
-    due (`merge_pending`). With `yield_to`, the step gives way as soon as that returns
+    due (`merge_pending` with `width`, the index's `usermerge`: FtsIndex passes the one
+    it read at open; read here if None). With `yield_to`, the step gives way as soon as that returns
     True (a push is queued): between two calls it commits what it has merged and ends;
     inside a call (looked at every YIELD_EVERY_OPS virtual machine steps) the call is
     interrupted, the step rolled back whole (SQLite rolls back the transaction of an
@@ -109,7 +111,8 @@ def merge_step(
     conn.execute("PRAGMA synchronous = NORMAL")
     try:
         conn.execute("BEGIN IMMEDIATE")
-        width = usermerge(conn) if calls > 1 else 0
+        if width is None and calls > 1:
+            width = usermerge(conn)
         for call in range(calls):
             if call and yield_to is not None and yield_to():
                 break  # a push is queued: keep what is merged, let it go first
@@ -126,7 +129,7 @@ def merge_step(
                     conn.set_progress_handler(None, 0)
             if conn.total_changes - call_before < 2:
                 break  # this call found nothing to merge
-            if call + 1 < calls and not merge_pending(conn, width):
+            if call + 1 < calls and not merge_pending(conn, width or _USERMERGE_DEFAULT):
                 break
         conn.execute("COMMIT")
     except BaseException as exc:
@@ -270,7 +273,7 @@ class FtsIndex:
         if not self.merge_due:
             return False
         try:
-            merged = merge_step(conn, yield_to=yield_to)
+            merged = merge_step(conn, yield_to=yield_to, width=self._width)
         except Yielded:
             self.yielded = True
             self.yields += 1
