@@ -348,6 +348,8 @@ def growth_section(plan: Plan, work: Path) -> list[Figure]:
         searched,
         plan.search_rounds,
         rounds=2 if plan.quick else 3,
+        # Ingest + idle merge, amortised: 3 x 2,000 records at 30,000 in the quick run.
+        long_run=(3, plan.growth_messages) if plan.quick else (8, 20_000),
     )
 
 

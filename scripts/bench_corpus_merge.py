@@ -48,7 +48,7 @@ def finish_fts_merge(path: Path, log: Callable[[str], None] = print) -> None:
         conn.execute(f"PRAGMA cache_size = -{bc._BUILD_CACHE_KIB}")
         while fts_merge.merge_pending(conn, width):
             steps += 1
-            if not fts_merge.merge_step(conn, _FINISH_STEP_PAGES):
+            if not fts_merge.merge_step(conn, _FINISH_STEP_PAGES, calls=1):
                 break
         merged = fts_merge.segment_count(conn)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

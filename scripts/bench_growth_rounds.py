@@ -23,6 +23,7 @@ from pathlib import Path
 
 import bench_archive as ba
 import bench_corpus_merge
+import bench_fts_longrun
 import bench_growth as bg
 import bench_peer
 import bench_search_after
@@ -154,10 +155,12 @@ def growth_figures(
     search_at: tuple[int, ...] = (),
     search_rounds: int = 5,
     rounds: int = 3,
+    long_run: tuple[int, int] = (bench_fts_longrun.ROUNDS, bench_fts_longrun.COUNT),
 ) -> list[ba.Figure]:
     """Ingest, writes, disk and memory at each corpus size against an empty archive
     (medians of `rounds` interleaved rounds); the corpus build and full-text search at
-    the sizes in `search_at`."""
+    the sizes in `search_at`; at the largest of them, the long run of `long_run`
+    (rounds, records each) of ingest + idle merge (bench_fts_longrun)."""
     corpora: dict[int, Path] = {}
     built: list[ba.Figure] = []
     one_off: dict[int, list[ba.Figure]] = {}  # the corpus's pending FTS merge, once
@@ -168,11 +171,18 @@ def growth_figures(
         if (merged := bench_corpus_merge.merge_figure(corpora[size], size)) is not None:
             one_off[size] = [merged]
     searched_after: dict[int, bench_search_after.SearchAfter] = {}
+    long_runs: dict[int, bench_fts_longrun.LongRun] = {}
 
     def search_after(size: int, data: Path) -> None:
         if size == max(search_at, default=None):
             log(f"  searching the {size:,}-record copy after the ingest, then idle")
             searched_after[size] = bench_search_after.search_after(data, search_rounds)
+            log(f"  the long run: {long_run[0]} x {long_run[1]:,} records + idle merges")
+            rollback(bases[size], data)  # from the cached corpus again
+            child = bench_peer.start_in_fresh_process(
+                bench_fts_longrun.long_run, work, data, size, *long_run, search_rounds, bg._stderr
+            )
+            long_runs[size] = bench_peer.wait_for_child(child, "the long run")
 
     bases = {s: c / "data" for s, c in corpora.items()}
     runs = interleaved(work, bases, count, rounds, log, search_after)
@@ -281,4 +291,6 @@ def growth_figures(
                     cached_p95,
                     _median(mine, "written_per_record") / 1024,
                 )
+            if size in long_runs:
+                figures += bench_fts_longrun.figures(size, long_runs[size], searched[-1].value)
     return figures

@@ -106,10 +106,11 @@ def search_after(
         conn: Connection,
         pages: int = fts_merge.STEP_PAGES,
         yield_to: Callable[[], bool] | None = None,
+        width: int | None = None,
     ) -> bool:
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            merged = original(conn, pages, yield_to)
+            merged = original(conn, pages, yield_to, width=width)
         except fts_merge.Yielded:  # gave way to a push: rolled back, tried again later
             yields.append((time.perf_counter() - wall) * 1000)
             raise
@@ -199,8 +200,9 @@ def figures(
             cached_p95,
             what,
             "< 50 ms at 5M messages",
-            f"a group committer left idle ({IDLE_BEFORE_FTS_MERGE_S} s, then"
-            f" {fts_merge.STEP_PAGES}-page 'merge' steps): {run.idle_steps} steps in"
+            f"a group committer left idle ({IDLE_BEFORE_FTS_MERGE_S} s, then steps of up"
+            f" to {fts_merge.STEP_CALLS} 'merge' calls of {fts_merge.STEP_PAGES} pages, a"
+            f" transaction each): {run.idle_steps} steps in"
             f" {run.idle_seconds:.1f} s ({len(run.push_ms)} sporadic pushes meanwhile, next"
             f" rows), {run.step_cpu_ms_median:.1f} ms CPU each (median),"
             f" longest {run.step_ms_max:.0f} ms wall; {run.yields} gave way to a push"

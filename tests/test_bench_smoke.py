@@ -56,6 +56,9 @@ MEASURED_ROWS = [
     "bytes written per 1 KiB record by the idle merge, after 2,000 new records,"
     " 30,000-record archive",
     "ack latency p99 of sporadic pushes during the idle merge, 30,000-record archive",
+    "bytes written per 1 KiB record over 3 rounds of ingest + idle merge, 30,000-record archive",
+    "full-text search p95 over 30,000 messages after 3 rounds of 2,000 new records, each with"
+    " its idle merge",
     "new-phone restore",
     "history page at the start of a restore",
     "new-phone restore by the reference client over Noise, 2,000 messages",

@@ -105,6 +105,7 @@ async def test_a_push_during_the_idle_merge_interrupts_the_step_and_waits_for_no
         conn: Connection,
         pages: int = fts_merge.STEP_PAGES,
         yield_to: Callable[[], bool] | None = None,
+        width: int | None = None,
     ) -> bool:
         assert yield_to is not None  # the committer's idle merge always gives way
         second = events.count("step") == 1
@@ -117,7 +118,7 @@ async def test_a_push_during_the_idle_merge_interrupts_the_step_and_waits_for_no
             return yield_to()
 
         try:
-            merged = original(conn, 1, yield_to=held)
+            merged = original(conn, 1, yield_to=held, width=width)
         except fts_merge.Yielded:
             events.append("yielded")
             raise
@@ -144,7 +145,7 @@ async def test_a_push_during_the_idle_merge_interrupts_the_step_and_waits_for_no
         assert events == ["step", "yielded", "push"], events
         assert archive.fts_merge_due  # the merge is still to come
         await asyncio.to_thread(_wait, lambda: not archive.fts_merge_due)
-        assert events.count("step") > 3  # it went on once the queue was empty
+        assert "step" in events[events.index("push") :]  # it went on once the queue was empty
     finally:
         queued.set()
         await asyncio.to_thread(committer.stop)
@@ -154,6 +155,67 @@ async def test_a_push_during_the_idle_merge_interrupts_the_step_and_waits_for_no
     with closing(archive.reader()) as reader:
         hits = search_messages(reader, "nouvelle", SearchFilters(), limit=5)
     assert len(hits) == 1
+
+
+def _structure(conn: Connection) -> bytes:
+    return bytes(conn.execute("SELECT block FROM messages_fts_data WHERE id = 10").fetchone()[0])
+
+
+def _merge_calls(conn: Connection) -> list[str]:
+    """The 'merge' calls the connection runs from now on (its statements' trace)."""
+    calls: list[str] = []
+    conn.set_trace_callback(lambda sql: calls.append(sql) if "'merge'" in sql else None)
+    return calls
+
+
+def test_a_step_runs_several_merge_calls_in_one_transaction_kept_when_a_push_comes_between(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step is up to STEP_CALLS 'merge' calls in one transaction (their freed pages
+    reach the WAL once). A push queued between two calls ends the step: what the calls
+    before merged is committed, not thrown away, and the merge goes on afterwards."""
+    _many_small_commits(archive)
+    conn = archive.conn
+    before = _structure(conn)
+    # Only the look between calls may see the push (none inside a call here).
+    monkeypatch.setattr(fts_merge, "YIELD_EVERY_OPS", 10**9)
+    calls = _merge_calls(conn)
+    try:
+        assert fts_merge.merge_step(conn, 1, yield_to=lambda: len(calls) >= 2)
+        assert len(calls) == 2  # the push was seen after the second call
+        assert not conn.in_transaction
+        after = _structure(conn)
+        assert after != before  # the two calls' work is committed
+        calls.clear()
+        assert fts_merge.merge_step(conn, 1)  # no push: a whole step
+        assert len(calls) == fts_merge.STEP_CALLS > 2
+    finally:
+        conn.set_trace_callback(None)
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    assert_index_matches_text(conn)
+
+
+def test_a_push_during_a_later_call_rolls_the_whole_step_back(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push queued while the step's third call runs interrupts it: the calls before
+    it shared its transaction and are rolled back with it (SQLite rolls back the whole
+    transaction of an interrupted write): the index is exactly as before the step."""
+    _many_small_commits(archive)
+    conn = archive.conn
+    before = _structure(conn)
+    monkeypatch.setattr(fts_merge, "YIELD_EVERY_OPS", 1)
+    calls = _merge_calls(conn)
+    try:
+        with pytest.raises(fts_merge.Yielded):
+            fts_merge.merge_step(conn, 1, yield_to=lambda: len(calls) >= 3)
+    finally:
+        conn.set_trace_callback(None)
+    assert len(calls) == 3
+    assert not conn.in_transaction
+    assert _structure(conn) == before
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    assert_index_matches_text(conn)
 
 
 def _files(archive: Archive) -> list[tuple[int, int]]:
@@ -241,9 +303,10 @@ def test_the_structure_record_is_read_in_both_versions() -> None:
 
 def test_the_architecture_doc_states_the_idle_merge_as_it_runs() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
-    note = " ".join(doc.split("- **FTS5 merges 16 segments at a time**")[1].split()[:400])
+    note = " ".join(doc.split("- **FTS5 merges 16 segments at a time**")[1].split()[:480])
     assert f"empty for {committer_module.IDLE_BEFORE_FTS_MERGE_S} s" in note
-    assert f"{fts_merge.STEP_PAGES} pages of output a step" in note
+    step = f"{fts_merge.STEP_PAGES} pages of output a call, {fts_merge.STEP_CALLS} calls a step"
+    assert step in note
     assert "`usermerge` 8" in note
 
 

@@ -6,15 +6,17 @@ search reads every segment, and after 100,000 new records into the 5M corpus it 
 49 of them instead of 19. So the group committer, once a batch's acks are on their
 way and while its queue stays empty, runs FTS5's own incremental merge in bounded
 steps: `INSERT INTO messages_fts(messages_fts, rank) VALUES ('merge', STEP_PAGES)`,
-one step per transaction, on the writer's connection (so the pages a merge frees are
-zeroed as it frees them, `secure_delete = ON`, as the batch feed's merges are:
-archive/scrub.py). A push that arrives during a step waits for that one step, never
-for the whole merge.
+up to STEP_CALLS of them per step, a step one transaction, on the writer's connection
+(so the pages a merge frees are zeroed as it frees them, `secure_delete = ON`, as the
+batch feed's merges are: archive/scrub.py). Several calls share a transaction because
+each frees (and zeroes) the input it consumed and the next reuses those pages: in one
+transaction each such page reaches the WAL once, not twice (a third less written by
+an idle merge at 5M; STEP_CALLS below).
 
 With a positive page count, FTS5 merges a level once it holds `usermerge` segments
 (schema 12: 8, the level width the search was measured at before schema 12) or
 finishes a merge already under way, and writes about STEP_PAGES pages of output per
-step. It reports whether it did anything only through the connection's change
+call. It reports whether it did anything only through the connection's change
 counter: a difference of 2 or more means work was done; less, nothing is left to
 merge until the next batch writes a segment (sqlite.org/fts5.html, "The 'merge'
 command").
@@ -22,11 +24,12 @@ command").
 Whether a step would do anything is read from the index's own structure record
 (`merge_pending`: one row of `messages_fts_data`, no write): a level with a merge
 under way, or one holding `usermerge` segments; once the box is idle, before its
-first step (not on the ack path), and after each step. A box whose batches left
+first step (not on the ack path), and after each call. A box whose batches left
 nothing to merge runs no step at all when it goes quiet, and a merge ends without
-a last step that finds nothing. A push that is queued while a step runs interrupts it (SQLite's
-progress handler, `YIELD_EVERY_OPS`): the step rolls back whole and the push is
-committed at once; the step is tried again once the queue has been empty long
+a last call that finds nothing. A push that is queued between two calls of a step
+ends it (what it merged is committed); one queued while a call runs interrupts it
+(SQLite's progress handler, `YIELD_EVERY_OPS`): the step rolls back whole and the
+push is committed at once; the step is tried again once the queue has been empty long
 enough (GroupCommitter: twice as long after each step that yielded), so a step that
 copies a long doclist (0.5-2.7 s at 5M) runs in a quiet spell, not under a push.
 
@@ -45,11 +48,23 @@ import sqlcipher3
 from strongroom.archive.db import Connection
 from strongroom.archive.schema import FTS_INDEX_PENDING, FTS_INDEX_PENDING_V4, FTS_MARK_INDEXED
 
-# Pages of merged output per step (pgsz 3600 bytes): CPU p50 ~4-10 ms at 5M on the
-# bench machine, a fixed part dominating below 32 (docs/benchmarks.md). FTS5 ends a
-# step only between terms: one that reaches a word in every message copies its whole
-# doclist (up to 0.57 s of CPU measured at 5M). A push arriving mid-step waits for it.
+# Pages of merged output per 'merge' call (pgsz 3600 bytes): CPU p50 ~4-10 ms at 5M on
+# the bench machine, a fixed part dominating below 32 (docs/benchmarks.md). FTS5 ends a
+# call only between terms: one that reaches a word in every message copies its whole
+# doclist (up to 0.57 s of CPU measured at 5M).
 STEP_PAGES = 32
+
+# 'merge' calls per step, one transaction. Each call ends by freeing the input pages it
+# has consumed, zeroed (secure_delete ON: a WAL frame each), and the next call's output
+# reuses them: in a transaction of their own that page is written twice to the WAL, in
+# one it is written once, with its final content. With one call a step, a 5M index's
+# idle merge (an 8,761-page level) wrote 145 MB; 2 calls 122, 4 108, 8 97, 16 91, the
+# whole merge in one transaction 81 (the floor: each output page once to the WAL and
+# once by the checkpoint). 8 takes most of it while a step stays ~256 pages, well
+# inside the page cache (a transaction that outgrew it would spill to the WAL), and
+# what a push's interruption throws away stays small (docs/benchmarks.md, "Bytes
+# written per record in the long run").
+STEP_CALLS = 8
 
 _MERGE = "INSERT INTO messages_fts(messages_fts, rank) VALUES ('merge', ?)"
 
@@ -63,15 +78,24 @@ class Yielded(Exception):
 
 
 def merge_step(
-    conn: Connection, pages: int = STEP_PAGES, yield_to: Callable[[], bool] | None = None
+    conn: Connection,
+    pages: int = STEP_PAGES,
+    yield_to: Callable[[], bool] | None = None,
+    calls: int | None = None,
+    width: int | None = None,
 ) -> bool:
     """One bounded merge step in a transaction of its own; True if it merged anything.
 
-    With `yield_to`, the step looks every YIELD_EVERY_OPS virtual machine steps
-    whether to give way (a push is queued): if so it is interrupted, rolled back
-    whole, and Yielded is raised. A failure (a full disk) rolls the step back whole
-    too and is raised: the index is as it was, and the next batch's feed and merges
-    carry on from there."""
+    Up to `calls` (STEP_CALLS) 'merge' calls of `pages` pages each, while a merge is
+    due (`merge_pending` with `width`, the index's `usermerge`: FtsIndex passes the one
+    it read at open; read here if None). With `yield_to`, the step gives way as soon as that returns
+    True (a push is queued): between two calls it commits what it has merged and ends;
+    inside a call (looked at every YIELD_EVERY_OPS virtual machine steps) the call is
+    interrupted, the step rolled back whole (SQLite rolls back the transaction of an
+    interrupted write), and Yielded is raised. A failure (a full disk) rolls the step
+    back whole too and is raised: the index is as it was, and the next batch's feed
+    and merges carry on from there."""
+    calls = STEP_CALLS if calls is None else calls
     (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
     before = conn.total_changes
     gave_way = [False]
@@ -87,15 +111,26 @@ def merge_step(
     conn.execute("PRAGMA synchronous = NORMAL")
     try:
         conn.execute("BEGIN IMMEDIATE")
-        # The handler watches the merge statement only: never the COMMIT, the
-        # ROLLBACK or the PRAGMA that puts the writer's synchronous setting back.
-        if yield_to is not None:
-            conn.set_progress_handler(check, YIELD_EVERY_OPS)
-        try:
-            conn.execute(_MERGE, (pages,))
-        finally:
+        if width is None and calls > 1:
+            width = usermerge(conn)
+        for call in range(calls):
+            if call and yield_to is not None and yield_to():
+                break  # a push is queued: keep what is merged, let it go first
+            call_before = conn.total_changes
+            # The handler watches the merge statement only: never the COMMIT, the
+            # ROLLBACK, the PRAGMA that puts the writer's synchronous setting back, nor
+            # the structure record's read between calls.
             if yield_to is not None:
-                conn.set_progress_handler(None, 0)
+                conn.set_progress_handler(check, YIELD_EVERY_OPS)
+            try:
+                conn.execute(_MERGE, (pages,))
+            finally:
+                if yield_to is not None:
+                    conn.set_progress_handler(None, 0)
+            if conn.total_changes - call_before < 2:
+                break  # this call found nothing to merge
+            if call + 1 < calls and not merge_pending(conn, width or _USERMERGE_DEFAULT):
+                break
         conn.execute("COMMIT")
     except BaseException as exc:
         if conn.in_transaction:  # an interrupt has already rolled it back
@@ -238,7 +273,7 @@ class FtsIndex:
         if not self.merge_due:
             return False
         try:
-            merged = merge_step(conn, yield_to=yield_to)
+            merged = merge_step(conn, yield_to=yield_to, width=self._width)
         except Yielded:
             self.yielded = True
             self.yields += 1

@@ -241,8 +241,8 @@ class Archive:
 
     def merge_fts_if_due(self, yield_to: Callable[[], bool] | None = None) -> bool:
         """One step of the full-text index's idle merge (fts_merge.py); True while due.
-        With `yield_to`, the step rolls back as soon as that returns True (a push is
-        queued); `fts_merge_yielded` then says so."""
+        With `yield_to`, the step gives way as soon as that returns True (a push is
+        queued); `fts_merge_yielded` says whether it rolled back."""
         with self._write_lock:
             return self._fts.merge_if_due(self.conn, yield_to)
 
