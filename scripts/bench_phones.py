@@ -31,8 +31,10 @@ from typing import Any
 import aiohttp
 
 from strongroom.client import PhoneClient
+from strongroom.client.phone_session import HELLO_CAPS
 from strongroom.noise import TransportSession
-from strongroom.peer.blob_frames import _read_uint
+from strongroom.peer.ack_frames import ACK_TYPE_AND_ID
+from strongroom.peer.blob_frames import read_uint
 from strongroom.peer.channel import WS_MAX_MSG_SIZE, SecureChannel
 from strongroom.peer.frames import Direction, Frame, decode_frame, encode_frame
 from strongroom.peer.handshake import HandshakeKind, initiator, parse_box_payload
@@ -41,20 +43,16 @@ from strongroom.peer.push_frames import push_bytes
 from strongroom.peer.request_id import MAX_REQUEST_ID
 
 MAX_FRAME_BYTES = 1024 * 1024
-# The reference client's hello caps (client/phone_session.py): the box does for these
-# phones what it does for a real one (bundled acks, consistency proofs).
-HELLO_CAPS = ["bundles", "consistency", "mail", "reach"]
-ACK_TAIL = b"\x61t\x63ack\x62id"  # "t": "ack", "id": (the request id follows)
 _LONGEST_ID = 9  # a uint head and 8 bytes
 
 
 def ack_id(raw: bytes) -> int | None:
     """The request id of a record's ack, read from its last bytes; None for any other
     frame (an error, a mail, anything the box sends on its own)."""
-    at = raw.rfind(ACK_TAIL, max(0, len(raw) - len(ACK_TAIL) - _LONGEST_ID))
+    at = raw.rfind(ACK_TYPE_AND_ID, max(0, len(raw) - len(ACK_TYPE_AND_ID) - _LONGEST_ID))
     if at < 0 or not raw.startswith(b"\xa3\x61b"):
         return None
-    found = _read_uint(raw, at + len(ACK_TAIL), MAX_REQUEST_ID)
+    found = read_uint(raw, at + len(ACK_TYPE_AND_ID), MAX_REQUEST_ID)
     if found is None or found[1] != len(raw):
         return None
     return found[0]
@@ -98,7 +96,7 @@ class BenchPhone:
         return phone
 
     async def _hello(self, name: str) -> None:
-        body = {"name": name, "app": "strongroom-bench-phone/1", "caps": HELLO_CAPS}
+        body = {"name": name, "app": "strongroom-bench-phone/1", "caps": list(HELLO_CAPS)}
         await self._outbox.send(encode_frame(Frame("hello", next(self._ids), body)))
         (reply,) = await self._frames()
         hello = decode_frame(reply, Direction.TO_PHONE, max_bytes=MAX_FRAME_BYTES)

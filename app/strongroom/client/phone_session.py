@@ -37,6 +37,11 @@ from strongroom.peer.frames import Frame
 from strongroom.peer.handshake import HandshakeKind
 from strongroom.proof.sth import SignedTreeHead
 
+# What the reference client announces in its hello (the bench's load-generator phones,
+# scripts/bench_phones.py, announce the same, so the box does for them what it does
+# for a phone: bundled acks, consistency proofs).
+HELLO_CAPS = ("bundles", CONSISTENCY_CAP, "mail", REACH_CAP)
+
 
 class NotPaired(LinkError):
     """This phone has no pairing yet: pair_button or pair_qr first."""
@@ -171,7 +176,7 @@ class PhoneSession:
             {
                 "name": self.state.name,
                 "app": "strongroom-reference/1",
-                "caps": ["bundles", CONSISTENCY_CAP, "mail", REACH_CAP],
+                "caps": list(HELLO_CAPS),
             },
         )
         self.box_hello = reply.body

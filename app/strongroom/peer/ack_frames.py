@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strongroom.peer.blob_frames import _read_uint
+from strongroom.peer.blob_frames import read_uint
 from strongroom.peer.frames import Frame
 from strongroom.peer.request_id import MAX_REQUEST_ID
 
@@ -46,7 +46,7 @@ _SIGNATURE = b"\x69signature\x78\x80"
 _TREE_SIZE = b"\x69tree_size"
 _TIMESTAMP = b"\x6ctimestamp_ms"
 _CONSISTENCY = b"\x6bconsistency\xa2\x64size"
-_TYPE_AND_ID = b"\x61t\x63ack\x62id"
+ACK_TYPE_AND_ID = b"\x61t\x63ack\x62id"
 
 
 def _hashes(raw: bytes, pos: int, limit: int) -> tuple[list[bytes], int] | None:
@@ -80,7 +80,7 @@ def _text(raw: bytes, pos: int, size: int) -> str | None:
 def _key_uint(raw: bytes, pos: int, key: bytes) -> tuple[int, int] | None:
     if not raw.startswith(key, pos):
         return None
-    return _read_uint(raw, pos + len(key), _MAX_UINT)
+    return read_uint(raw, pos + len(key), _MAX_UINT)
 
 
 def _ref(raw: bytes, pos: int) -> tuple[bytes, int] | None:
@@ -171,9 +171,9 @@ def parse_ack(raw: bytes) -> Frame | None:
             return None
         body["consistency"] = {"size": size_of[0], "proof": nodes[0]}
         pos = nodes[1]
-    if not raw.startswith(_TYPE_AND_ID, pos):
+    if not raw.startswith(ACK_TYPE_AND_ID, pos):
         return None
-    request_id = _read_uint(raw, pos + len(_TYPE_AND_ID), MAX_REQUEST_ID)
+    request_id = read_uint(raw, pos + len(ACK_TYPE_AND_ID), MAX_REQUEST_ID)
     if request_id is None or request_id[1] != len(raw):
         return None
     return Frame("ack", request_id[0], body)

@@ -79,7 +79,7 @@ def blob_chunk_parts(request_id: int, offset: int, size: int) -> tuple[bytes, by
     return before, after
 
 
-def _read_uint(raw: bytes | memoryview, pos: int, limit: int) -> tuple[int, int] | None:
+def read_uint(raw: bytes | memoryview, pos: int, limit: int) -> tuple[int, int] | None:
     """A shortest-form unsigned integer at `pos` (major type 0): (value, end) or None."""
     if pos >= len(raw):
         return None
@@ -123,7 +123,7 @@ def _data_offset_id(raw: bytes | memoryview, pos: int, type_and_id: bytes) -> _F
     # The data's length: a bytes head (major type 2), shortest form, at most one piece.
     if pos >= len(raw) or raw[pos] >> 5 != 2:
         return None
-    length = _read_uint(bytes([raw[pos] & 0x1F, *raw[pos + 1 : pos + 3]]), 0, BLOB_PIECE_BYTES)
+    length = read_uint(bytes([raw[pos] & 0x1F, *raw[pos + 1 : pos + 3]]), 0, BLOB_PIECE_BYTES)
     if length is None:
         return None
     size, head = length
@@ -131,13 +131,13 @@ def _data_offset_id(raw: bytes | memoryview, pos: int, type_and_id: bytes) -> _F
     data_end = data_start + size
     if raw[data_end : data_end + len(_OFFSET_KEY)] != _OFFSET_KEY:
         return None
-    offset = _read_uint(raw, data_end + len(_OFFSET_KEY), _MAX_OFFSET)
+    offset = read_uint(raw, data_end + len(_OFFSET_KEY), _MAX_OFFSET)
     if offset is None:
         return None
     pos = offset[1]
     if raw[pos : pos + len(type_and_id)] != type_and_id:
         return None
-    request_id = _read_uint(raw, pos + len(type_and_id), MAX_REQUEST_ID)
+    request_id = read_uint(raw, pos + len(type_and_id), MAX_REQUEST_ID)
     if request_id is None or request_id[1] != len(raw):
         return None
     return _Found(data_start, data_end, offset[0], request_id[0])

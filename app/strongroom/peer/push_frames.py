@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from strongroom.archive.record import MAX_RECORD_BYTES
-from strongroom.peer.blob_frames import _head, _read_uint, parse_blob_chunk
+from strongroom.peer.blob_frames import _head, parse_blob_chunk, read_uint
 from strongroom.peer.frames import Frame
 from strongroom.peer.request_id import MAX_REQUEST_ID
 
@@ -68,7 +68,7 @@ def parse_push(raw: bytes) -> tuple[int, dict[str, Any]] | None:
     if body_head == 0xA3:  # sig, known, record
         if raw[pos : pos + 6] != _KNOWN:
             return None
-        known = _read_uint(raw, pos + 6, _MAX_UINT)
+        known = read_uint(raw, pos + 6, _MAX_UINT)
         if known is None:
             return None
         body["known"] = known[0]
@@ -80,14 +80,14 @@ def parse_push(raw: bytes) -> tuple[int, dict[str, Any]] | None:
     if pos >= len(raw) or raw[pos] >> 5 != 2:
         return None
     # One bytes object whatever raw is (a memoryview, as blob_frames.py reads, too).
-    length = _read_uint(bytes([raw[pos] & 0x1F, *raw[pos + 1 : pos + 5]]), 0, MAX_RECORD_BYTES)
+    length = read_uint(bytes([raw[pos] & 0x1F, *raw[pos + 1 : pos + 5]]), 0, MAX_RECORD_BYTES)
     if length is None or length[0] == 0:
         return None
     start = pos + length[1]
     end = start + length[0]
     if raw[end : end + 10] != _TYPE_AND_ID:
         return None
-    request_id = _read_uint(raw, end + 10, MAX_REQUEST_ID)
+    request_id = read_uint(raw, end + 10, MAX_REQUEST_ID)
     if request_id is None or request_id[1] != len(raw):
         return None
     body["record"] = raw[start:end]
